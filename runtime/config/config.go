@@ -1,0 +1,335 @@
+// Package config turns a sluice TOML file into a validated, typed, immutable
+// Config. The TOML shape is the public contract described in DESIGN.md; each
+// field's comment states its default. Load applies defaults and the mode
+// presets, then Validate reports every problem with file, line and key.
+package config
+
+// Config is one immutable snapshot of the whole configuration. The runtime
+// never mutates a Config after Load returns it; a reload builds a new one.
+type Config struct {
+	// Mode is "edge" (default) or "sidecar"; the --mode flag overrides it.
+	Mode string `toml:"mode" json:"mode"`
+
+	Admin         Admin           `toml:"admin" json:"admin"`
+	Server        Server          `toml:"server" json:"server"`
+	Listeners     []Listener      `toml:"listeners" json:"listeners"`
+	Plugins       []Plugin        `toml:"plugins" json:"plugins"`
+	Routes        []Route         `toml:"routes" json:"routes"`
+	Clusters      []Cluster       `toml:"clusters" json:"clusters"`
+	SharedStore   SharedStore     `toml:"shared_store" json:"shared_store"`
+	Wasm          Wasm            `toml:"wasm" json:"wasm"`
+	Identity      *Identity       `toml:"identity" json:"identity,omitempty"`
+	Sidecar       *Sidecar        `toml:"sidecar" json:"sidecar,omitempty"`
+	Services      []Service       `toml:"services" json:"services,omitempty"`
+	Authorization []Authorization `toml:"authorization" json:"authorization,omitempty"`
+	AccessLog     AccessLog       `toml:"access_log" json:"access_log"`
+
+	// Path is the file the config was read from (not a TOML key).
+	Path string `toml:"-" json:"path"`
+}
+
+// Admin is the admin HTTP listener.
+type Admin struct {
+	// Address defaults to "127.0.0.1:9901"; "" after defaults means disabled
+	// only when Disabled is set.
+	Address  string `toml:"address" json:"address"`
+	Disabled bool   `toml:"disabled" json:"disabled,omitempty"`
+}
+
+// Server holds process-wide settings that need a restart to change.
+type Server struct {
+	// DrainTimeout bounds graceful shutdown; default 15s.
+	DrainTimeout Duration `toml:"drain_timeout" json:"drain_timeout"`
+	// WatchConfig reloads the config when the file changes; default true.
+	WatchConfig *bool `toml:"watch_config" json:"watch_config,omitempty"`
+}
+
+// Listener is one downstream listener.
+type Listener struct {
+	Name    string `toml:"name" json:"name"`
+	Address string `toml:"address" json:"address"`
+	// Protocols: http1, h2 (TLS, ALPN), h2c, h3 (TLS over UDP on the same
+	// port), tcp. Default ["http1", "h2c"] without TLS, ["http1", "h2"] with.
+	Protocols []string `toml:"protocols" json:"protocols"`
+	TLS       *TLS     `toml:"tls" json:"tls,omitempty"`
+	// Routes limits the listener to these route names; default all routes.
+	Routes []string `toml:"routes" json:"routes,omitempty"`
+	// Cluster is the upstream of a tcp listener.
+	Cluster string `toml:"cluster" json:"cluster,omitempty"`
+	// Plugins are network filters for a tcp listener, HTTP filters that run
+	// before the route's own for an HTTP listener.
+	Plugins []string `toml:"plugins" json:"plugins,omitempty"`
+
+	// ReadHeaderTimeout default 10s; IdleTimeout default 60s;
+	// MaxHeaderBytes default 64KiB; MaxConcurrentStreams default 250.
+	ReadHeaderTimeout    Duration `toml:"read_header_timeout" json:"read_header_timeout"`
+	IdleTimeout          Duration `toml:"idle_timeout" json:"idle_timeout"`
+	MaxHeaderBytes       Size     `toml:"max_header_bytes" json:"max_header_bytes"`
+	MaxConcurrentStreams uint32   `toml:"max_concurrent_streams" json:"max_concurrent_streams"`
+	// MaxRequestBodyBuffer bounds a buffered request body (413 past it);
+	// default 1MiB. It also bounds the body kept for retries.
+	MaxRequestBodyBuffer Size `toml:"max_request_body_buffer" json:"max_request_body_buffer"`
+	// Direction is "inbound" or "outbound" for sidecar listeners, "" otherwise.
+	Direction string `toml:"direction" json:"direction,omitempty"`
+}
+
+// TLS is a certificate pair and an optional client CA for mTLS.
+type TLS struct {
+	Cert     string `toml:"cert" json:"cert"`
+	Key      string `toml:"key" json:"key"`
+	ClientCA string `toml:"client_ca" json:"client_ca,omitempty"`
+	// RequireClientCert defaults to true when ClientCA is set.
+	RequireClientCert *bool `toml:"require_client_cert" json:"require_client_cert,omitempty"`
+}
+
+// Plugin is one Wasm filter configuration.
+type Plugin struct {
+	Name string `toml:"name" json:"name"`
+	// Wasm is "builtin:NAME" or a path to a .wasm file (watched).
+	Wasm string `toml:"wasm" json:"wasm"`
+	// Config is passed to proxy_on_configure as JSON; ConfigRaw verbatim.
+	Config    map[string]any `toml:"config" json:"config,omitempty"`
+	ConfigRaw string         `toml:"config_raw" json:"config_raw,omitempty"`
+	// Failure is "closed" (default: 503 local reply) or "open" (skip).
+	Failure  string         `toml:"failure" json:"failure"`
+	RootID   string         `toml:"root_id" json:"root_id,omitempty"`
+	VMID     string         `toml:"vm_id" json:"vm_id,omitempty"`
+	VMConfig map[string]any `toml:"vm_config" json:"vm_config,omitempty"`
+	// VMConfigRaw is passed to proxy_on_vm_start verbatim.
+	VMConfigRaw string `toml:"vm_config_raw" json:"vm_config_raw,omitempty"`
+	VM          VM     `toml:"vm" json:"vm"`
+}
+
+// VM bounds a plugin's instances.
+type VM struct {
+	// Instances is the most instances kept; default GOMAXPROCS.
+	Instances int `toml:"instances" json:"instances"`
+	// MemoryLimit per instance; default 64MiB.
+	MemoryLimit Size `toml:"memory_limit" json:"memory_limit"`
+	// CallTimeout is the deadline of one callback; default 100ms.
+	CallTimeout Duration `toml:"call_timeout" json:"call_timeout"`
+}
+
+// Wasm holds engine-wide settings.
+type Wasm struct {
+	// CacheDir is wazero's compilation cache; default $XDG_CACHE_HOME/sluice
+	// (or ~/.cache/sluice); "off" disables it.
+	CacheDir string `toml:"cache_dir" json:"cache_dir"`
+}
+
+// SharedStore backs proxy_{get,set}_shared_data and rate limits.
+type SharedStore struct {
+	// Kind is "memory" (default) or "redis".
+	Kind  string `toml:"kind" json:"kind"`
+	Redis Redis  `toml:"redis" json:"redis"`
+}
+
+// Redis is a Redis server address.
+type Redis struct {
+	Address  string   `toml:"address" json:"address"`
+	Password string   `toml:"password" json:"-"`
+	DB       int      `toml:"db" json:"db"`
+	Timeout  Duration `toml:"timeout" json:"timeout"`
+}
+
+// Match selects requests for a route. Every set field must match.
+type Match struct {
+	// Hosts: exact names or "*.example.com" wildcards; empty means any.
+	Hosts      []string      `toml:"hosts" json:"hosts,omitempty"`
+	Path       string        `toml:"path" json:"path,omitempty"`
+	PathPrefix string        `toml:"path_prefix" json:"path_prefix,omitempty"`
+	PathRegex  string        `toml:"path_regex" json:"path_regex,omitempty"`
+	Methods    []string      `toml:"methods" json:"methods,omitempty"`
+	Headers    []HeaderMatch `toml:"headers" json:"headers,omitempty"`
+	Query      []QueryMatch  `toml:"query" json:"query,omitempty"`
+}
+
+// HeaderMatch matches one header: exactly one of Exact, Regex, Present,
+// Absent is set.
+type HeaderMatch struct {
+	Name    string `toml:"name" json:"name"`
+	Exact   string `toml:"exact" json:"exact,omitempty"`
+	Regex   string `toml:"regex" json:"regex,omitempty"`
+	Present bool   `toml:"present" json:"present,omitempty"`
+	Absent  bool   `toml:"absent" json:"absent,omitempty"`
+}
+
+// QueryMatch matches one query parameter like HeaderMatch.
+type QueryMatch = HeaderMatch
+
+// Route sends matching requests through plugins to backends.
+type Route struct {
+	Name    string   `toml:"name" json:"name"`
+	Match   Match    `toml:"match" json:"match"`
+	Plugins []string `toml:"plugins" json:"plugins,omitempty"`
+	// Timeout is the total time for the request, retries included;
+	// default 15s; "0s" disables it.
+	Timeout Duration `toml:"timeout" json:"timeout"`
+	// Retry defaults to Istio's: 2 attempts on connect-failure and
+	// refused-stream.
+	Retry *Retry `toml:"retry" json:"retry,omitempty"`
+	// StripPrefix removes Match.PathPrefix before forwarding (Kong's
+	// strip_path); PrefixRewrite replaces it.
+	StripPrefix   bool      `toml:"strip_prefix" json:"strip_prefix,omitempty"`
+	PrefixRewrite string    `toml:"prefix_rewrite" json:"prefix_rewrite,omitempty"`
+	HostRewrite   string    `toml:"host_rewrite" json:"host_rewrite,omitempty"`
+	Backends      []Backend `toml:"backends" json:"backends"`
+	// Mirror sends a copy of each request to this cluster, fire and forget.
+	Mirror   string         `toml:"mirror" json:"mirror,omitempty"`
+	Metadata map[string]any `toml:"metadata" json:"metadata,omitempty"`
+}
+
+// Retry is a route's retry policy with Istio's meanings.
+type Retry struct {
+	// Attempts is the number of retries after the first try.
+	Attempts      int      `toml:"attempts" json:"attempts"`
+	PerTryTimeout Duration `toml:"per_try_timeout" json:"per_try_timeout"`
+	// On: 5xx, gateway-error, reset, connect-failure, refused-stream,
+	// retriable-status-codes.
+	On                   []string `toml:"on" json:"on"`
+	RetriableStatusCodes []int    `toml:"retriable_status_codes" json:"retriable_status_codes,omitempty"`
+	// BackoffBase default 25ms; BackoffMax default 250ms (Envoy's).
+	BackoffBase Duration `toml:"backoff_base" json:"backoff_base"`
+	BackoffMax  Duration `toml:"backoff_max" json:"backoff_max"`
+}
+
+// Backend is one weighted choice of a route; Subset narrows the cluster to
+// endpoints with those labels; Headers makes it a header-matched choice
+// taken before the weighted ones.
+type Backend struct {
+	Cluster string            `toml:"cluster" json:"cluster"`
+	Weight  int               `toml:"weight" json:"weight"`
+	Subset  map[string]string `toml:"subset" json:"subset,omitempty"`
+	Headers []HeaderMatch     `toml:"headers" json:"headers,omitempty"`
+}
+
+// Cluster is a named group of upstream endpoints.
+type Cluster struct {
+	Name string `toml:"name" json:"name"`
+	// Endpoints are "host:port" strings; a host that is a DNS name is
+	// re-resolved every DNSRefresh (default 30s).
+	Endpoints []string `toml:"endpoints" json:"endpoints,omitempty"`
+	// LabeledEndpoints carry labels for subsets.
+	LabeledEndpoints []Endpoint `toml:"labeled_endpoints" json:"labeled_endpoints,omitempty"`
+	EndpointsFile    string     `toml:"endpoints_file" json:"endpoints_file,omitempty"`
+	DNS              string     `toml:"dns" json:"dns,omitempty"`
+	DNSRefresh       Duration   `toml:"dns_refresh" json:"dns_refresh"`
+	// Protocol: http1 (default), h2 (TLS), h2c, h3.
+	Protocol string `toml:"protocol" json:"protocol"`
+	// LB: round_robin (default), least_request, random, ring_hash.
+	LB string `toml:"lb" json:"lb"`
+	// HashOn for ring_hash: "header:NAME" or "client_ip" (default).
+	HashOn         string         `toml:"hash_on" json:"hash_on,omitempty"`
+	ConnectTimeout Duration       `toml:"connect_timeout" json:"connect_timeout"`
+	TLS            *UpstreamTLS   `toml:"tls" json:"tls,omitempty"`
+	Limits         Limits         `toml:"limits" json:"limits"`
+	Outlier        *Outlier       `toml:"outlier" json:"outlier,omitempty"`
+	HealthCheck    *HealthCheck   `toml:"health_check" json:"health_check,omitempty"`
+	Metadata       map[string]any `toml:"metadata" json:"metadata,omitempty"`
+}
+
+// Endpoint is an address with labels (for subsets).
+type Endpoint struct {
+	Address string            `toml:"address" json:"address"`
+	Labels  map[string]string `toml:"labels" json:"labels,omitempty"`
+	Weight  int               `toml:"weight" json:"weight,omitempty"`
+}
+
+// UpstreamTLS configures TLS towards a cluster.
+type UpstreamTLS struct {
+	CA                 string `toml:"ca" json:"ca,omitempty"`
+	Cert               string `toml:"cert" json:"cert,omitempty"`
+	Key                string `toml:"key" json:"key,omitempty"`
+	ServerName         string `toml:"server_name" json:"server_name,omitempty"`
+	InsecureSkipVerify bool   `toml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
+}
+
+// Limits are a cluster's connection pool and circuit breaker settings.
+// Zero means the default (Envoy's: 1024 for connections, pending, requests
+// and 3 for retries; unlimited requests per connection).
+type Limits struct {
+	MaxConnections           int `toml:"max_connections" json:"max_connections"`
+	MaxPendingRequests       int `toml:"max_pending_requests" json:"max_pending_requests"`
+	MaxRequests              int `toml:"max_requests" json:"max_requests"`
+	MaxRetries               int `toml:"max_retries" json:"max_retries"`
+	MaxRequestsPerConnection int `toml:"max_requests_per_connection" json:"max_requests_per_connection"`
+	// IdleTimeout closes idle upstream connections; default 90s.
+	IdleTimeout Duration `toml:"idle_timeout" json:"idle_timeout"`
+}
+
+// Outlier is passive outlier detection, as Istio's outlierDetection.
+type Outlier struct {
+	Consecutive5xx     int      `toml:"consecutive_5xx" json:"consecutive_5xx"`
+	Interval           Duration `toml:"interval" json:"interval"`
+	BaseEjectionTime   Duration `toml:"base_ejection_time" json:"base_ejection_time"`
+	MaxEjectionPercent int      `toml:"max_ejection_percent" json:"max_ejection_percent"`
+}
+
+// HealthCheck is an active HTTP health check.
+type HealthCheck struct {
+	Path               string   `toml:"path" json:"path"`
+	Interval           Duration `toml:"interval" json:"interval"`
+	Timeout            Duration `toml:"timeout" json:"timeout"`
+	HealthyThreshold   int      `toml:"healthy_threshold" json:"healthy_threshold"`
+	UnhealthyThreshold int      `toml:"unhealthy_threshold" json:"unhealthy_threshold"`
+	ExpectedStatuses   []int    `toml:"expected_statuses" json:"expected_statuses,omitempty"`
+}
+
+// AccessLog configures the per-request log line.
+type AccessLog struct {
+	// Disabled turns the access log off; Path is a file, default stderr.
+	Disabled bool   `toml:"disabled" json:"disabled,omitempty"`
+	Path     string `toml:"path" json:"path,omitempty"`
+}
+
+// Identity is this workload's certificate (sidecar mode).
+type Identity struct {
+	Cert        string `toml:"cert" json:"cert"`
+	Key         string `toml:"key" json:"key"`
+	TrustBundle string `toml:"trust_bundle" json:"trust_bundle"`
+}
+
+// Sidecar is the sugar that builds inbound and outbound listeners.
+type Sidecar struct {
+	App                string `toml:"app" json:"app"`
+	Inbound            string `toml:"inbound" json:"inbound"`
+	Outbound           string `toml:"outbound" json:"outbound"`
+	PeerAuthentication string `toml:"peer_authentication" json:"peer_authentication"`
+}
+
+// Service is a destination the app may call through the outbound listener.
+type Service struct {
+	Name          string   `toml:"name" json:"name"`
+	Endpoints     []string `toml:"endpoints" json:"endpoints,omitempty"`
+	DNS           string   `toml:"dns" json:"dns,omitempty"`
+	EndpointsFile string   `toml:"endpoints_file" json:"endpoints_file,omitempty"`
+	Identity      string   `toml:"identity" json:"identity,omitempty"`
+	Protocol      string   `toml:"protocol" json:"protocol,omitempty"`
+	Timeout       Duration `toml:"timeout" json:"timeout"`
+	Retry         *Retry   `toml:"retry" json:"retry,omitempty"`
+	Limits        Limits   `toml:"circuit_breaker" json:"circuit_breaker"`
+	Outlier       *Outlier `toml:"outlier" json:"outlier,omitempty"`
+	Mirror        string   `toml:"mirror" json:"mirror,omitempty"`
+	LB            string   `toml:"lb" json:"lb,omitempty"`
+}
+
+// Authorization is one Istio AuthorizationPolicy rule on the inbound side.
+type Authorization struct {
+	Action string        `toml:"action" json:"action"`
+	Plugin string        `toml:"plugin" json:"plugin,omitempty"`
+	From   AuthFrom      `toml:"from" json:"from"`
+	To     AuthTo        `toml:"to" json:"to"`
+	When   []HeaderMatch `toml:"when" json:"when,omitempty"`
+}
+
+// AuthFrom names sources.
+type AuthFrom struct {
+	Principals []string `toml:"principals" json:"principals,omitempty"`
+	Namespaces []string `toml:"namespaces" json:"namespaces,omitempty"`
+}
+
+// AuthTo names operations.
+type AuthTo struct {
+	Methods []string `toml:"methods" json:"methods,omitempty"`
+	Paths   []string `toml:"paths" json:"paths,omitempty"`
+}

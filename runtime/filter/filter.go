@@ -1,0 +1,155 @@
+// Package filter is the contract between the proxy and the HTTP filters of a
+// route: Envoy's decoder/encoder filter statuses as Go types, so a native
+// filter and a Wasm filter look the same to the chain.
+//
+// The model is synchronous: the proxy's goroutine for a stream calls each
+// filter in turn. A filter that returns StopIteration has paused the stream;
+// the chain then waits (bounded by the route timeout) until the filter calls
+// Stream.Resume or Stream.SendLocalReply from another goroutine, such as an
+// http_call reply or a tick. Goroutines are cheap; Envoy's event-loop
+// re-entry is not needed to get the same behaviour.
+package filter
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Status is what a filter returns from a callback.
+type Status int
+
+const (
+	// Continue passes the headers, chunk or trailers on to the next filter.
+	Continue Status = iota
+	// StopIteration pauses the stream until Stream.Resume is called. From a
+	// body callback it also means "hold this chunk" (Envoy's
+	// StopIterationNoBuffer when the chunk is consumed).
+	StopIteration
+	// StopIterationAndBuffer (body callbacks) holds the chunk and every later
+	// one until end of stream, then calls the filter again with the whole
+	// body and endOfStream set. Bounded by the listener's buffer limit:
+	// 413 for requests, 500 for responses past it.
+	StopIterationAndBuffer
+)
+
+// Direction names the request (decode) or the response (encode) half.
+type Direction int
+
+const (
+	Request Direction = iota
+	Response
+)
+
+// Body is one chunk of a body as it passes through the chain, or the whole
+// buffered body. A filter may replace it (Set) and the chain forwards the
+// new bytes; content-length is fixed up by the proxy.
+type Body struct {
+	Data []byte
+}
+
+// HTTPFilter is one filter instance for one stream. A filter that has no use
+// for bodies or trailers returns Continue from those callbacks.
+type HTTPFilter interface {
+	OnRequestHeaders(s Stream, endOfStream bool) Status
+	OnRequestBody(s Stream, b *Body, endOfStream bool) Status
+	OnRequestTrailers(s Stream) Status
+	OnResponseHeaders(s Stream, endOfStream bool) Status
+	OnResponseBody(s Stream, b *Body, endOfStream bool) Status
+	OnResponseTrailers(s Stream) Status
+	// OnLog runs once the stream is complete (after the response or a reset),
+	// before OnDone. Filters read final properties here.
+	OnLog(s Stream)
+	// OnDone releases the filter; it is called exactly once.
+	OnDone(s Stream)
+}
+
+// Factory makes a filter per stream. It is built once per plugin config
+// generation; Name is the plugin name for logs and metrics.
+type Factory interface {
+	Name() string
+	// NewFilter returns the filter for one stream. An error means the plugin
+	// cannot serve this stream (e.g. every instance is broken); FailOpen says
+	// whether the stream then goes on without it (true) or gets a 503.
+	NewFilter(ctx context.Context, s Stream) (HTTPFilter, error)
+	FailOpen() bool
+}
+
+// LocalReply is a response made by sluice or a filter instead of upstream.
+type LocalReply struct {
+	Status  int
+	Body    []byte
+	Header  http.Header
+	Details string
+	// GRPCStatus, when >= 0 on a gRPC request, makes a trailers-only reply.
+	GRPCStatus int
+}
+
+// Stream is what a filter sees of one HTTP exchange; the proxy implements it.
+// Request and response headers are mutable only while their callbacks run or
+// while the stream is paused at that point.
+type Stream interface {
+	// Context is cancelled when the stream ends (client gone, timeout).
+	Context() context.Context
+	// Request is the downstream request as it will be sent upstream:
+	// Method, URL.Path/RawQuery, Host and Header are the filter-visible
+	// pseudo-headers and headers.
+	Request() *http.Request
+	// RequestTrailers is nil until request trailers have arrived.
+	RequestTrailers() http.Header
+	// Response is nil until the response headers phase starts.
+	Response() *ResponseHead
+	// Resume continues the stream after a filter returned StopIteration.
+	Resume(d Direction)
+	// SendLocalReply answers the stream locally; the chain stops.
+	SendLocalReply(r LocalReply)
+	// Info carries what properties are made of.
+	Info() *Info
+}
+
+// ResponseHead is the response as the filters see it.
+type ResponseHead struct {
+	Status    int
+	Header    http.Header
+	Trailer   http.Header
+	FromLocal bool
+}
+
+// Info is the stream's metadata: properties read it.
+type Info struct {
+	ID              uint64
+	RequestID       string
+	Start           time.Time
+	Protocol        string // "HTTP/1.1", "HTTP/2", "HTTP/3"
+	Scheme          string
+	RouteName       string
+	RouteMetadata   map[string]any
+	ClusterName     string
+	ClusterMetadata map[string]any
+	// Upstream is the address of the endpoint picked, "" until picked.
+	Upstream        string
+	Source          string // downstream remote address "ip:port"
+	Destination     string // local address "ip:port"
+	ConnectionID    uint64
+	TLS             *TLSInfo
+	RequestSize     int64
+	ResponseSize    int64
+	ResponseDetails string
+	// Properties set by filters (proxy_set_property), readable by later
+	// filters; also the backend picker reads "canary.subset" style keys.
+	FilterState map[string][]byte
+}
+
+// TLSInfo describes the downstream TLS connection.
+type TLSInfo struct {
+	Version        string
+	ServerName     string
+	MTLS           bool
+	PeerURISANs    []string
+	PeerDNSSANs    []string
+	PeerSubject    string
+	LocalURISANs   []string
+	LocalDNSSANs   []string
+	LocalSubject   string
+	PeerCertSHA256 string
+}
