@@ -1,0 +1,276 @@
+// Package stats is sluice's metrics registry: counters, gauges and
+// histograms with fixed label sets, rendered in the Prometheus text format
+// for the admin /metrics page. Hot-path updates are single atomic operations;
+// looking a series up is done once, when a route or cluster is built.
+package stats
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Kind is the Prometheus metric type of a family.
+type Kind int
+
+const (
+	KindCounter Kind = iota
+	KindGauge
+	KindHistogram
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindCounter:
+		return "counter"
+	case KindGauge:
+		return "gauge"
+	default:
+		return "histogram"
+	}
+}
+
+// DefaultLatencyBuckets are in seconds, from 0.5 ms to 10 s.
+var DefaultLatencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// Registry holds metric families. It is safe for concurrent use.
+type Registry struct {
+	mu       sync.Mutex
+	families map[string]*family
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{families: map[string]*family{}} }
+
+type family struct {
+	name, help string
+	kind       Kind
+	buckets    []float64
+	series     map[string]any // label string -> *Counter / *Gauge / *Histogram
+}
+
+// Counter is a monotonically increasing value.
+type Counter struct{ v atomic.Int64 }
+
+func (c *Counter) Inc()         { c.v.Add(1) }
+func (c *Counter) Add(n int64)  { c.v.Add(n) }
+func (c *Counter) Value() int64 { return c.v.Load() }
+
+// Gauge is a value that goes up and down.
+type Gauge struct{ v atomic.Int64 }
+
+func (g *Gauge) Set(n int64)  { g.v.Store(n) }
+func (g *Gauge) Add(n int64)  { g.v.Add(n) }
+func (g *Gauge) Value() int64 { return g.v.Load() }
+
+// Histogram counts observations into cumulative buckets.
+type Histogram struct {
+	bounds  []float64
+	counts  []atomic.Uint64 // one per bound, plus +Inf
+	count   atomic.Uint64
+	sumBits atomic.Uint64
+}
+
+// Observe records one value.
+func (h *Histogram) Observe(v float64) {
+	i := sort.SearchFloat64s(h.bounds, v)
+	h.counts[i].Add(1)
+	h.count.Add(1)
+	for {
+		old := h.sumBits.Load()
+		if h.sumBits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
+}
+
+// Count is the number of observations.
+func (h *Histogram) Count() uint64 { return h.count.Load() }
+
+// Sum is the total of observations.
+func (h *Histogram) Sum() float64 { return math.Float64frombits(h.sumBits.Load()) }
+
+// Counter returns the counter for name and label pairs ("k1", "v1", ...),
+// creating it on first use. It panics if name was registered with another
+// kind: that is a programming error, not an input error.
+func (r *Registry) Counter(name, help string, labels ...string) *Counter {
+	return r.series(name, help, KindCounter, nil, labels, func() any { return &Counter{} }).(*Counter)
+}
+
+// Gauge returns the gauge for name and label pairs.
+func (r *Registry) Gauge(name, help string, labels ...string) *Gauge {
+	return r.series(name, help, KindGauge, nil, labels, func() any { return &Gauge{} }).(*Gauge)
+}
+
+// Histogram returns the histogram for name and label pairs; buckets nil
+// means DefaultLatencyBuckets.
+func (r *Registry) Histogram(name, help string, buckets []float64, labels ...string) *Histogram {
+	if buckets == nil {
+		buckets = DefaultLatencyBuckets
+	}
+	return r.series(name, help, KindHistogram, buckets, labels, func() any {
+		return &Histogram{bounds: buckets, counts: make([]atomic.Uint64, len(buckets)+1)}
+	}).(*Histogram)
+}
+
+// Has reports whether a family exists and its kind.
+func (r *Registry) Has(name string) (Kind, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.families[name]
+	if !ok {
+		return 0, false
+	}
+	return f.kind, true
+}
+
+func (r *Registry) series(name, help string, kind Kind, buckets []float64, labels []string, mk func() any) any {
+	if len(labels)%2 != 0 {
+		panic(fmt.Sprintf("stats: metric %q: odd number of label strings", name))
+	}
+	key := labelString(labels)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.families[name]
+	if !ok {
+		f = &family{name: name, help: help, kind: kind, buckets: buckets, series: map[string]any{}}
+		r.families[name] = f
+	} else if f.kind != kind {
+		panic(fmt.Sprintf("stats: metric %q registered as %s, asked for as %s", name, f.kind, kind))
+	}
+	s, ok := f.series[key]
+	if !ok {
+		s = mk()
+		f.series[key] = s
+	}
+	return s
+}
+
+func labelString(labels []string) string {
+	if len(labels) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i < len(labels); i += 2 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(SanitizeName(labels[i]))
+		b.WriteString(`="`)
+		b.WriteString(escapeLabel(labels[i+1]))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+func escapeLabel(v string) string {
+	if !strings.ContainsAny(v, "\\\"\n") {
+		return v
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return r.Replace(v)
+}
+
+// SanitizeName maps any string to a valid Prometheus metric or label name.
+func SanitizeName(s string) string {
+	ok := true
+	for i, c := range s {
+		if !(c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			ok = false
+			break
+		}
+	}
+	if ok && s != "" {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if !(c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
+}
+
+// WritePrometheus writes every family in the text exposition format,
+// families and series sorted so the page is stable.
+func (r *Registry) WritePrometheus(w io.Writer) error {
+	r.mu.Lock()
+	names := make([]string, 0, len(r.families))
+	for n := range r.families {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	type snap struct {
+		f    *family
+		keys []string
+		vals []any
+	}
+	snaps := make([]snap, 0, len(names))
+	for _, n := range names {
+		f := r.families[n]
+		s := snap{f: f}
+		for k := range f.series {
+			s.keys = append(s.keys, k)
+		}
+		sort.Strings(s.keys)
+		for _, k := range s.keys {
+			s.vals = append(s.vals, f.series[k])
+		}
+		snaps = append(snaps, s)
+	}
+	r.mu.Unlock()
+
+	var b strings.Builder
+	for _, s := range snaps {
+		name := SanitizeName(s.f.name)
+		if s.f.help != "" {
+			fmt.Fprintf(&b, "# HELP %s %s\n", name, strings.ReplaceAll(s.f.help, "\n", " "))
+		}
+		fmt.Fprintf(&b, "# TYPE %s %s\n", name, s.f.kind)
+		for i, key := range s.keys {
+			switch v := s.vals[i].(type) {
+			case *Counter:
+				writeSample(&b, name, "", key, strconv.FormatInt(v.Value(), 10))
+			case *Gauge:
+				writeSample(&b, name, "", key, strconv.FormatInt(v.Value(), 10))
+			case *Histogram:
+				var cum uint64
+				for j, bound := range v.bounds {
+					cum += v.counts[j].Load()
+					writeSample(&b, name+"_bucket", `le="`+strconv.FormatFloat(bound, 'g', -1, 64)+`"`, key, strconv.FormatUint(cum, 10))
+				}
+				cum += v.counts[len(v.bounds)].Load()
+				writeSample(&b, name+"_bucket", `le="+Inf"`, key, strconv.FormatUint(cum, 10))
+				writeSample(&b, name+"_sum", "", key, strconv.FormatFloat(v.Sum(), 'g', -1, 64))
+				writeSample(&b, name+"_count", "", key, strconv.FormatUint(cum, 10))
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeSample(b *strings.Builder, name, extra, labels, value string) {
+	b.WriteString(name)
+	if labels != "" || extra != "" {
+		b.WriteByte('{')
+		b.WriteString(labels)
+		if labels != "" && extra != "" {
+			b.WriteByte(',')
+		}
+		b.WriteString(extra)
+		b.WriteByte('}')
+	}
+	b.WriteByte(' ')
+	b.WriteString(value)
+	b.WriteByte('\n')
+}
