@@ -26,6 +26,11 @@ type Config struct {
 
 	// Path is the file the config was read from (not a TOML key).
 	Path string `toml:"-" json:"path"`
+
+	// src and raw remember the file, for error lines and for telling an
+	// unset key from an explicit zero; nil for a Config built in code.
+	src *sourceIndex
+	raw map[string]any
 }
 
 // Admin is the admin HTTP listener.
@@ -71,6 +76,8 @@ type Listener struct {
 	MaxRequestBodyBuffer Size `toml:"max_request_body_buffer" json:"max_request_body_buffer"`
 	// Direction is "inbound" or "outbound" for sidecar listeners, "" otherwise.
 	Direction string `toml:"direction" json:"direction,omitempty"`
+	// Generated marks a listener made by a mode preset, not the file.
+	Generated bool `toml:"-" json:"generated,omitempty"`
 }
 
 // TLS is a certificate pair and an optional client CA for mTLS.
@@ -177,6 +184,8 @@ type Route struct {
 	// Mirror sends a copy of each request to this cluster, fire and forget.
 	Mirror   string         `toml:"mirror" json:"mirror,omitempty"`
 	Metadata map[string]any `toml:"metadata" json:"metadata,omitempty"`
+	// Generated marks a route made by a mode preset, not the file.
+	Generated bool `toml:"-" json:"generated,omitempty"`
 }
 
 // Retry is a route's retry policy with Istio's meanings.
@@ -226,6 +235,8 @@ type Cluster struct {
 	Outlier        *Outlier       `toml:"outlier" json:"outlier,omitempty"`
 	HealthCheck    *HealthCheck   `toml:"health_check" json:"health_check,omitempty"`
 	Metadata       map[string]any `toml:"metadata" json:"metadata,omitempty"`
+	// Generated marks a cluster made by a mode preset, not the file.
+	Generated bool `toml:"-" json:"generated,omitempty"`
 }
 
 // Endpoint is an address with labels (for subsets).
@@ -242,6 +253,9 @@ type UpstreamTLS struct {
 	Key                string `toml:"key" json:"key,omitempty"`
 	ServerName         string `toml:"server_name" json:"server_name,omitempty"`
 	InsecureSkipVerify bool   `toml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
+	// Identity is the SPIFFE ID (URI SAN) the upstream must present; set
+	// from a sidecar [[services]] entry's identity.
+	Identity string `toml:"identity" json:"identity,omitempty"`
 }
 
 // Limits are a cluster's connection pool and circuit breaker settings.
@@ -299,7 +313,10 @@ type Sidecar struct {
 
 // Service is a destination the app may call through the outbound listener.
 type Service struct {
-	Name          string   `toml:"name" json:"name"`
+	// Name is matched against Host / :authority, with or without a port.
+	Name string `toml:"name" json:"name"`
+	// Hosts are more names (exact or "*." wildcards) routed to the service.
+	Hosts         []string `toml:"hosts" json:"hosts,omitempty"`
 	Endpoints     []string `toml:"endpoints" json:"endpoints,omitempty"`
 	DNS           string   `toml:"dns" json:"dns,omitempty"`
 	EndpointsFile string   `toml:"endpoints_file" json:"endpoints_file,omitempty"`

@@ -1,0 +1,138 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Names of what the mode presets generate. Routes, clusters and listeners
+// named in the file must not reuse them (Validate reports duplicates).
+const (
+	EdgeListenerName     = "public"
+	InboundListenerName  = "inbound"
+	OutboundListenerName = "outbound"
+	InboundRouteName     = "inbound"
+	InboundClusterName   = "inbound|app"
+	// OutboundPrefix + service name names a service's route and cluster.
+	OutboundPrefix = "outbound|"
+)
+
+// Sidecar defaults, Istio's ports.
+const (
+	DefaultSidecarInbound  = "0.0.0.0:15006"
+	DefaultSidecarOutbound = "127.0.0.1:15001"
+	DefaultEdgeAddress     = "127.0.0.1:8080"
+)
+
+// ApplyMode sets Mode and adds the listeners, routes and clusters its preset
+// implies, replacing whatever an earlier ApplyMode generated, so calling it
+// again with another mode is safe. Load calls it with the file's mode, and
+// LoadWithMode with the flag's: prefer those. Like every other mutation it
+// is only allowed before the Config is published to the runtime.
+//
+//   - "edge" (or ""): when the file has no listener, one "public" listener
+//     on 127.0.0.1:8080 speaking http1 and h2c.
+//   - "sidecar": from [sidecar], an "inbound" listener (mTLS from
+//     [identity] when present) whose one route forwards everything to the
+//     cluster "inbound|app" (sidecar.app), and an "outbound" listener whose
+//     routes, one per [[services]] entry, match the service name as Host
+//     (with or without a port) and send to the cluster "outbound|NAME".
+func (c *Config) ApplyMode(mode string) error {
+	c.Listeners = slices.DeleteFunc(c.Listeners, func(l Listener) bool { return l.Generated })
+	c.Routes = slices.DeleteFunc(c.Routes, func(r Route) bool { return r.Generated })
+	c.Clusters = slices.DeleteFunc(c.Clusters, func(cl Cluster) bool { return cl.Generated })
+	if mode == "" {
+		mode = "edge"
+	}
+	c.Mode = mode
+	switch mode {
+	case "edge":
+		if len(c.Listeners) == 0 {
+			c.Listeners = append(c.Listeners, Listener{
+				Name: EdgeListenerName, Address: DefaultEdgeAddress,
+				Protocols: []string{"http1", "h2c"}, Generated: true,
+			})
+		}
+	case "sidecar":
+		c.applySidecar()
+	default:
+		return &Error{Problems: []Problem{{
+			File: c.Path, Line: c.src.Line("mode"), Key: "mode",
+			Msg: fmt.Sprintf("unknown mode %q; want \"edge\" or \"sidecar\"", mode),
+		}}}
+	}
+	return nil
+}
+
+func (c *Config) applySidecar() {
+	var sc Sidecar
+	if c.Sidecar != nil {
+		sc = *c.Sidecar
+	}
+	if sc.Inbound == "" {
+		sc.Inbound = DefaultSidecarInbound
+	}
+	if sc.Outbound == "" {
+		sc.Outbound = DefaultSidecarOutbound
+	}
+	if sc.PeerAuthentication == "" {
+		sc.PeerAuthentication = "strict"
+	}
+	c.Sidecar = &sc
+
+	in := Listener{
+		Name: InboundListenerName, Address: sc.Inbound, Direction: "inbound",
+		Protocols: []string{"http1", "h2c"}, Routes: []string{InboundRouteName}, Generated: true,
+	}
+	if id := c.Identity; id != nil {
+		// Permissive accepts peers without a certificate, as Istio's
+		// PeerAuthentication PERMISSIVE does, so the handshake must not
+		// insist on one.
+		require := sc.PeerAuthentication != "permissive"
+		in.TLS = &TLS{Cert: id.Cert, Key: id.Key, ClientCA: id.TrustBundle, RequireClientCert: &require}
+		in.Protocols = []string{"http1", "h2"}
+	}
+	c.Listeners = append(c.Listeners, in)
+	app := Cluster{Name: InboundClusterName, Protocol: "http1", Generated: true}
+	if sc.App != "" {
+		app.Endpoints = []string{sc.App}
+	}
+	c.Clusters = append(c.Clusters, app)
+	c.Routes = append(c.Routes, Route{
+		Name: InboundRouteName, Backends: []Backend{{Cluster: InboundClusterName, Weight: 1}},
+		Generated: true,
+	})
+
+	out := Listener{
+		Name: OutboundListenerName, Address: sc.Outbound, Direction: "outbound",
+		Protocols: []string{"http1", "h2c"}, Routes: []string{}, Generated: true,
+	}
+	for _, s := range c.Services {
+		name := OutboundPrefix + s.Name
+		cl := Cluster{
+			Name: name, Endpoints: slices.Clone(s.Endpoints), DNS: s.DNS, EndpointsFile: s.EndpointsFile,
+			Protocol: s.Protocol, LB: s.LB, Limits: s.Limits, Outlier: s.Outlier, Generated: true,
+		}
+		if id := c.Identity; id != nil {
+			cl.TLS = &UpstreamTLS{CA: id.TrustBundle, Cert: id.Cert, Key: id.Key, Identity: s.Identity}
+			if cl.Protocol == "" {
+				// Peers' inbound listeners offer h2 by ALPN; one multiplexed
+				// connection per peer beats a pool of TLS handshakes.
+				cl.Protocol = "h2"
+			}
+		}
+		c.Clusters = append(c.Clusters, cl)
+		r := Route{
+			Name:      name,
+			Match:     Match{Hosts: append([]string{s.Name}, s.Hosts...)},
+			Timeout:   s.Timeout,
+			Retry:     s.Retry,
+			Mirror:    s.Mirror,
+			Backends:  []Backend{{Cluster: name, Weight: 1}},
+			Generated: true,
+		}
+		c.Routes = append(c.Routes, r)
+		out.Routes = append(out.Routes, name)
+	}
+	c.Listeners = append(c.Listeners, out)
+}

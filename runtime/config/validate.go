@@ -1,0 +1,546 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Known names, for validation and for messages that list the choices.
+var (
+	ListenerProtocols = []string{"http1", "h2", "h2c", "h3", "tcp"}
+	ClusterProtocols  = []string{"http1", "h2", "h2c", "h3"}
+	LBPolicies        = []string{"round_robin", "least_request", "random", "ring_hash"}
+	RetryOn           = []string{"5xx", "gateway-error", "reset", "connect-failure", "refused-stream", "retriable-status-codes"}
+)
+
+// validator collects problems; key paths name the file's keys so that a
+// user finds each one, and generated items name the key they came from.
+type validator struct {
+	c        *Config
+	problems []Problem
+}
+
+func (v *validator) add(key, format string, args ...any) {
+	v.problems = append(v.problems, Problem{
+		File: v.c.Path, Line: v.c.src.Line(key), Key: key, Msg: fmt.Sprintf(format, args...),
+	})
+}
+
+// Validate reports every problem in the config, not just the first, as a
+// *Error; nil when the config is usable. Load calls it; a Config built in
+// code should call it too.
+func (c *Config) Validate() error {
+	v := &validator{c: c}
+	clusters := map[string]bool{}
+	for _, cl := range c.Clusters {
+		clusters[cl.Name] = true
+	}
+	plugins := map[string]bool{}
+	for _, p := range c.Plugins {
+		plugins[p.Name] = true
+	}
+	routes := map[string]bool{}
+	for _, r := range c.Routes {
+		routes[r.Name] = true
+	}
+
+	if !c.Admin.Disabled {
+		v.address("admin.address", c.Admin.Address)
+	}
+	v.listeners(clusters, plugins, routes)
+	v.plugins()
+	v.routes(clusters, plugins)
+	v.clusters()
+	v.sidecar(plugins)
+	switch c.SharedStore.Kind {
+	case "memory":
+	case "redis":
+		if c.SharedStore.Redis.Address == "" {
+			v.add("shared_store.redis.address", "required when kind is \"redis\"")
+		}
+	default:
+		v.add("shared_store.kind", "unknown kind %q; want \"memory\" or \"redis\"", c.SharedStore.Kind)
+	}
+	if len(v.problems) == 0 {
+		return nil
+	}
+	sortProblems(v.problems)
+	return &Error{Problems: v.problems}
+}
+
+// origin names the key a generated item came from, for its problems.
+func origin(generated bool, fileKey, genKey string) string {
+	if generated {
+		return genKey
+	}
+	return fileKey
+}
+
+func (v *validator) listeners(clusters, plugins, routes map[string]bool) {
+	names := map[string]string{}
+	addrs := map[string]string{}
+	for i, l := range v.c.Listeners {
+		key := fmt.Sprintf("listeners[%d]", i)
+		if l.Generated {
+			key = "sidecar." + l.Direction
+			if l.Direction == "" {
+				key = "mode"
+			}
+		}
+		if l.Name == "" {
+			v.add(key+".name", "required")
+		} else if prev, dup := names[l.Name]; dup {
+			v.add(key+".name", "duplicate listener name %q (also %s)", l.Name, prev)
+		} else {
+			names[l.Name] = key
+		}
+		if v.address(origin(l.Generated, key+".address", key), l.Address) {
+			if prev, dup := addrs[l.Address]; dup {
+				v.add(origin(l.Generated, key+".address", key), "address %s is already used by %s", l.Address, prev)
+			}
+			addrs[l.Address] = key
+		}
+		tcp := false
+		seen := map[string]bool{}
+		for j, p := range l.Protocols {
+			pk := fmt.Sprintf("%s.protocols[%d]", key, j)
+			switch {
+			case !slices.Contains(ListenerProtocols, p):
+				v.add(pk, "unknown protocol %q; want one of %s", p, strings.Join(ListenerProtocols, ", "))
+			case seen[p]:
+				v.add(pk, "protocol %q listed twice", p)
+			case (p == "h2" || p == "h3") && l.TLS == nil:
+				v.add(pk, "protocol %q needs tls (set tls = { cert = ..., key = ... })", p)
+			}
+			seen[p] = true
+			tcp = tcp || p == "tcp"
+		}
+		if tcp && len(l.Protocols) > 1 {
+			v.add(key+".protocols", "\"tcp\" cannot be combined with HTTP protocols on one listener")
+		}
+		if tcp {
+			switch {
+			case l.Cluster == "":
+				v.add(key+".cluster", "a tcp listener needs a cluster")
+			case !clusters[l.Cluster]:
+				v.add(key+".cluster", "unknown cluster %q", l.Cluster)
+			}
+			if len(l.Routes) > 0 {
+				v.add(key+".routes", "a tcp listener has no routes; it proxies to its cluster")
+			}
+		} else if l.Cluster != "" {
+			v.add(key+".cluster", "only a tcp listener takes a cluster; HTTP listeners route with [[routes]]")
+		}
+		for j, r := range l.Routes {
+			if !routes[r] {
+				v.add(fmt.Sprintf("%s.routes[%d]", key, j), "unknown route %q", r)
+			}
+		}
+		for j, p := range l.Plugins {
+			if !plugins[p] {
+				v.add(fmt.Sprintf("%s.plugins[%d]", key, j), "unknown plugin %q", p)
+			}
+		}
+		if l.TLS != nil {
+			tk := origin(l.Generated, key+".tls", "identity")
+			if l.TLS.Cert == "" {
+				v.add(tk+".cert", "required")
+			}
+			if l.TLS.Key == "" {
+				v.add(tk+".key", "required")
+			}
+		}
+		switch l.Direction {
+		case "", "inbound", "outbound":
+		default:
+			v.add(key+".direction", "unknown direction %q; want \"inbound\" or \"outbound\"", l.Direction)
+		}
+	}
+}
+
+// address checks a host:port and reports whether it was usable.
+func (v *validator) address(key, addr string) bool {
+	if addr == "" {
+		v.add(key, "required (host:port)")
+		return false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.add(key, "%q is not host:port", addr)
+		return false
+	}
+	_ = host
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.add(key, "%q: bad port %q", addr, port)
+		return false
+	}
+	return true
+}
+
+func (v *validator) plugins() {
+	names := map[string]bool{}
+	for i, p := range v.c.Plugins {
+		key := fmt.Sprintf("plugins[%d]", i)
+		if p.Name == "" {
+			v.add(key+".name", "required")
+		} else if names[p.Name] {
+			v.add(key+".name", "duplicate plugin name %q", p.Name)
+		}
+		names[p.Name] = true
+		switch {
+		case p.Wasm == "":
+			v.add(key+".wasm", "required: \"builtin:NAME\" or a path to a .wasm file")
+		case strings.HasPrefix(p.Wasm, "builtin:"):
+			if strings.TrimPrefix(p.Wasm, "builtin:") == "" {
+				v.add(key+".wasm", "\"builtin:\" needs a plugin name, as in \"builtin:jwt\"")
+			}
+		default:
+			if fi, err := os.Stat(v.c.ResolvePath(p.Wasm)); err != nil {
+				v.add(key+".wasm", "cannot read %s: %v", p.Wasm, unwrapPathErr(err))
+			} else if fi.IsDir() {
+				v.add(key+".wasm", "%s is a directory, not a .wasm file", p.Wasm)
+			}
+		}
+		if p.Failure != "closed" && p.Failure != "open" {
+			v.add(key+".failure", "unknown failure policy %q; want \"closed\" or \"open\"", p.Failure)
+		}
+		if p.Config != nil && p.ConfigRaw != "" {
+			v.add(key+".config_raw", "set config or config_raw, not both")
+		}
+		if p.VMConfig != nil && p.VMConfigRaw != "" {
+			v.add(key+".vm_config_raw", "set vm_config or vm_config_raw, not both")
+		}
+		if p.VM.Instances < 0 {
+			v.add(key+".vm.instances", "must not be negative")
+		}
+	}
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// ResolvePath makes a path from the config (a .wasm file, a certificate)
+// relative to the config file's directory, so a config works from any
+// working directory. Load already resolves every path field; this is for
+// paths found elsewhere (inside a plugin's config, say).
+func (c *Config) ResolvePath(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.Path == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.Path), p)
+}
+
+var methodToken = regexp.MustCompile(`^[A-Z][A-Z0-9_-]*$`)
+
+func (v *validator) routes(clusters, plugins map[string]bool) {
+	names := map[string]bool{}
+	for i, r := range v.c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		if r.Generated {
+			key = "services"
+			if r.Name == InboundRouteName {
+				key = "sidecar"
+			}
+			for j, s := range v.c.Services {
+				if OutboundPrefix+s.Name == r.Name {
+					key = fmt.Sprintf("services[%d]", j)
+				}
+			}
+		}
+		if r.Name == "" {
+			v.add(key+".name", "required")
+		} else if names[r.Name] {
+			v.add(key+".name", "duplicate route name %q", r.Name)
+		}
+		names[r.Name] = true
+		v.match(key+".match", r.Match)
+		for j, p := range r.Plugins {
+			if !plugins[p] {
+				v.add(fmt.Sprintf("%s.plugins[%d]", key, j), "unknown plugin %q", p)
+			}
+		}
+		if len(r.Backends) == 0 {
+			v.add(key+".backends", "a route needs at least one backend")
+		}
+		weighted, total := 0, 0
+		for j, b := range r.Backends {
+			bk := fmt.Sprintf("%s.backends[%d]", key, j)
+			if r.Generated {
+				bk = key
+			}
+			switch {
+			case b.Cluster == "":
+				v.add(bk+".cluster", "required")
+			case !clusters[b.Cluster]:
+				v.add(bk+".cluster", "unknown cluster %q", b.Cluster)
+			}
+			if b.Weight < 0 {
+				v.add(bk+".weight", "must not be negative")
+			}
+			for k, h := range b.Headers {
+				v.headerMatch(fmt.Sprintf("%s.headers[%d]", bk, k), h)
+			}
+			if len(b.Headers) == 0 {
+				weighted++
+				total += max(b.Weight, 0)
+			}
+		}
+		if weighted > 0 && total == 0 {
+			v.add(key+".backends", "all weights are zero; give at least one backend a positive weight")
+		}
+		if r.Retry != nil {
+			v.retry(key+".retry", r.Retry)
+		}
+		if r.StripPrefix && r.PrefixRewrite != "" {
+			v.add(key+".prefix_rewrite", "set strip_prefix or prefix_rewrite, not both")
+		}
+		if (r.StripPrefix || r.PrefixRewrite != "") && r.Match.PathPrefix == "" {
+			k := key + ".strip_prefix"
+			if !r.StripPrefix {
+				k = key + ".prefix_rewrite"
+			}
+			v.add(k, "needs match.path_prefix")
+		}
+		if r.Mirror != "" && !clusters[r.Mirror] {
+			v.add(key+".mirror", "unknown cluster %q", r.Mirror)
+		}
+	}
+}
+
+func (v *validator) match(key string, m Match) {
+	for j, h := range m.Hosts {
+		hk := fmt.Sprintf("%s.hosts[%d]", key, j)
+		switch {
+		case h == "":
+			v.add(hk, "empty host")
+		case strings.Contains(h, "*") && (!strings.HasPrefix(h, "*.") || strings.Count(h, "*") > 1 || len(h) < 3):
+			v.add(hk, "bad host %q: a wildcard is only allowed as a leading \"*.\", as in \"*.example.com\"", h)
+		}
+	}
+	set := 0
+	for _, s := range []string{m.Path, m.PathPrefix, m.PathRegex} {
+		if s != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		v.add(key, "set only one of path, path_prefix, path_regex")
+	}
+	if m.Path != "" && !strings.HasPrefix(m.Path, "/") {
+		v.add(key+".path", "must start with \"/\"")
+	}
+	if m.PathPrefix != "" && !strings.HasPrefix(m.PathPrefix, "/") {
+		v.add(key+".path_prefix", "must start with \"/\"")
+	}
+	if m.PathRegex != "" {
+		if _, err := regexp.Compile(m.PathRegex); err != nil {
+			v.add(key+".path_regex", "bad regex: %v", err)
+		}
+	}
+	for j, meth := range m.Methods {
+		if !methodToken.MatchString(meth) {
+			v.add(fmt.Sprintf("%s.methods[%d]", key, j), "bad method %q (methods are upper case, as \"GET\")", meth)
+		}
+	}
+	for j, h := range m.Headers {
+		v.headerMatch(fmt.Sprintf("%s.headers[%d]", key, j), h)
+	}
+	for j, q := range m.Query {
+		v.headerMatch(fmt.Sprintf("%s.query[%d]", key, j), q)
+	}
+}
+
+func (v *validator) headerMatch(key string, h HeaderMatch) {
+	if h.Name == "" {
+		v.add(key+".name", "required")
+	}
+	n := 0
+	for _, b := range []bool{h.Exact != "", h.Regex != "", h.Present, h.Absent} {
+		if b {
+			n++
+		}
+	}
+	if n != 1 {
+		v.add(key, "set exactly one of exact, regex, present, absent")
+	}
+	if h.Regex != "" {
+		if _, err := regexp.Compile(h.Regex); err != nil {
+			v.add(key+".regex", "bad regex: %v", err)
+		}
+	}
+}
+
+func (v *validator) retry(key string, r *Retry) {
+	if r.Attempts < 0 {
+		v.add(key+".attempts", "must not be negative")
+	}
+	for j, on := range r.On {
+		if !slices.Contains(RetryOn, on) {
+			v.add(fmt.Sprintf("%s.on[%d]", key, j), "unknown retry condition %q; want one of %s", on, strings.Join(RetryOn, ", "))
+		}
+	}
+	if slices.Contains(r.On, "retriable-status-codes") && len(r.RetriableStatusCodes) == 0 {
+		v.add(key+".retriable_status_codes", "required when on has \"retriable-status-codes\"")
+	}
+	for j, code := range r.RetriableStatusCodes {
+		if code < 100 || code > 599 {
+			v.add(fmt.Sprintf("%s.retriable_status_codes[%d]", key, j), "%d is not an HTTP status", code)
+		}
+	}
+	if r.BackoffMax > 0 && r.BackoffBase > r.BackoffMax {
+		v.add(key+".backoff_max", "is less than backoff_base")
+	}
+}
+
+func (v *validator) clusters() {
+	names := map[string]bool{}
+	for i, cl := range v.c.Clusters {
+		key := fmt.Sprintf("clusters[%d]", i)
+		if cl.Generated {
+			key = "sidecar.app"
+			for j, s := range v.c.Services {
+				if OutboundPrefix+s.Name == cl.Name {
+					key = fmt.Sprintf("services[%d]", j)
+				}
+			}
+		}
+		if cl.Name == "" {
+			v.add(key+".name", "required")
+		} else if names[cl.Name] {
+			v.add(key+".name", "duplicate cluster name %q", cl.Name)
+		}
+		names[cl.Name] = true
+		if len(cl.Endpoints) == 0 && len(cl.LabeledEndpoints) == 0 && cl.EndpointsFile == "" && cl.DNS == "" {
+			if cl.Generated && cl.Name == InboundClusterName {
+				v.add("sidecar.app", "required in sidecar mode: the local app's host:port")
+			} else {
+				v.add(key+".endpoints", "set endpoints, labeled_endpoints, endpoints_file or dns")
+			}
+		}
+		for j, ep := range cl.Endpoints {
+			if cl.Generated && cl.Name == InboundClusterName {
+				v.address(key, ep)
+				continue
+			}
+			v.address(fmt.Sprintf("%s.endpoints[%d]", key, j), ep)
+		}
+		for j, ep := range cl.LabeledEndpoints {
+			v.address(fmt.Sprintf("%s.labeled_endpoints[%d].address", key, j), ep.Address)
+			if ep.Weight < 0 {
+				v.add(fmt.Sprintf("%s.labeled_endpoints[%d].weight", key, j), "must not be negative")
+			}
+		}
+		if !slices.Contains(ClusterProtocols, cl.Protocol) {
+			v.add(key+".protocol", "unknown protocol %q; want one of %s", cl.Protocol, strings.Join(ClusterProtocols, ", "))
+		}
+		if !slices.Contains(LBPolicies, cl.LB) {
+			v.add(key+".lb", "unknown lb %q; want one of %s", cl.LB, strings.Join(LBPolicies, ", "))
+		}
+		if cl.HashOn != "" && cl.HashOn != "client_ip" && (!strings.HasPrefix(cl.HashOn, "header:") || len(cl.HashOn) == len("header:")) {
+			v.add(key+".hash_on", "unknown hash_on %q; want \"client_ip\" or \"header:NAME\"", cl.HashOn)
+		}
+		if t := cl.TLS; t != nil && (t.Cert == "") != (t.Key == "") {
+			v.add(key+".tls", "set both cert and key, or neither")
+		}
+		if o := cl.Outlier; o != nil && (o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100) {
+			v.add(key+".outlier.max_ejection_percent", "must be between 0 and 100")
+		}
+		if h := cl.HealthCheck; h != nil && !strings.HasPrefix(h.Path, "/") {
+			v.add(key+".health_check.path", "must start with \"/\"")
+		}
+	}
+}
+
+func (v *validator) sidecar(plugins map[string]bool) {
+	c := v.c
+	if c.Mode == "sidecar" {
+		switch c.Sidecar.PeerAuthentication {
+		case "strict", "permissive":
+		default:
+			v.add("sidecar.peer_authentication", "unknown value %q; want \"strict\" or \"permissive\"", c.Sidecar.PeerAuthentication)
+		}
+		if c.Identity == nil && c.defined("sidecar", "peer_authentication") && c.Sidecar.PeerAuthentication == "strict" {
+			v.add("sidecar.peer_authentication", "\"strict\" needs an [identity] to present and verify certificates")
+		}
+	}
+	if id := c.Identity; id != nil {
+		for k, val := range map[string]string{"cert": id.Cert, "key": id.Key, "trust_bundle": id.TrustBundle} {
+			if val == "" {
+				v.add("identity."+k, "required")
+			}
+		}
+	}
+	names := map[string]bool{}
+	for i, s := range c.Services {
+		key := fmt.Sprintf("services[%d]", i)
+		if s.Name == "" {
+			v.add(key+".name", "required")
+		} else if names[s.Name] {
+			v.add(key+".name", "duplicate service name %q", s.Name)
+		}
+		names[s.Name] = true
+	}
+	for i, a := range c.Authorization {
+		key := fmt.Sprintf("authorization[%d]", i)
+		switch a.Action {
+		case "ALLOW", "DENY":
+		case "CUSTOM":
+			if a.Plugin == "" {
+				v.add(key+".plugin", "required when action is \"CUSTOM\"")
+			} else if !plugins[a.Plugin] {
+				v.add(key+".plugin", "unknown plugin %q", a.Plugin)
+			}
+		default:
+			v.add(key+".action", "unknown action %q; want \"ALLOW\", \"DENY\" or \"CUSTOM\"", a.Action)
+		}
+		for j, h := range a.When {
+			v.headerMatch(fmt.Sprintf("%s.when[%d]", key, j), h)
+		}
+	}
+}
+
+// resolvePaths makes every file path in the config absolute against the
+// config file's directory, once, so that no consumer has to remember to.
+func (c *Config) resolvePaths() {
+	res := func(p *string) { *p = c.ResolvePath(*p) }
+	for i := range c.Listeners {
+		if t := c.Listeners[i].TLS; t != nil {
+			res(&t.Cert)
+			res(&t.Key)
+			res(&t.ClientCA)
+		}
+	}
+	for i := range c.Plugins {
+		if !strings.HasPrefix(c.Plugins[i].Wasm, "builtin:") {
+			res(&c.Plugins[i].Wasm)
+		}
+	}
+	for i := range c.Clusters {
+		cl := &c.Clusters[i]
+		res(&cl.EndpointsFile)
+		if t := cl.TLS; t != nil {
+			res(&t.CA)
+			res(&t.Cert)
+			res(&t.Key)
+		}
+	}
+	for i := range c.Services {
+		res(&c.Services[i].EndpointsFile)
+	}
+	if id := c.Identity; id != nil {
+		res(&id.Cert)
+		res(&id.Key)
+		res(&id.TrustBundle)
+	}
+	res(&c.AccessLog.Path)
+}
