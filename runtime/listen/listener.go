@@ -1,0 +1,203 @@
+// Package listen runs sluice's downstream listeners: HTTP/1.1, HTTP/2 over
+// TLS (ALPN), h2c (prior knowledge and Upgrade) and HTTP/3 on the UDP port
+// of the TLS listener, all in front of one http.Handler.
+package listen
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go/http3"
+	"go.uber.org/zap"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+)
+
+// Listener is one running downstream listener.
+type Listener struct {
+	Name string
+	cfg  config.Listener
+	log  *zap.Logger
+
+	tcp  net.Listener
+	srv  *http.Server
+	h3   *http3.Server
+	udp  net.PacketConn
+	wg   sync.WaitGroup
+	errs chan error
+}
+
+// Defaults for the listener limits when the config leaves them zero.
+const (
+	defaultReadHeaderTimeout    = 10 * time.Second
+	defaultIdleTimeout          = 60 * time.Second
+	defaultMaxHeaderBytes       = 64 << 10
+	defaultMaxConcurrentStreams = 250
+)
+
+// HTTP starts an HTTP listener for cfg in front of handler. setAltSvc is
+// called with the Alt-Svc value when the listener serves HTTP/3.
+func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log *zap.Logger) (*Listener, error) {
+	l := &Listener{Name: cfg.Name, cfg: cfg, log: log, errs: make(chan error, 2)}
+	has := func(p string) bool { return slices.Contains(cfg.Protocols, p) }
+
+	readHeader := orDuration(cfg.ReadHeaderTimeout.D(), defaultReadHeaderTimeout)
+	idle := orDuration(cfg.IdleTimeout.D(), defaultIdleTimeout)
+	maxHeader := int(cfg.MaxHeaderBytes)
+	if maxHeader <= 0 {
+		maxHeader = defaultMaxHeaderBytes
+	}
+	streams := cfg.MaxConcurrentStreams
+	if streams == 0 {
+		streams = defaultMaxConcurrentStreams
+	}
+	h2s := &http2.Server{MaxConcurrentStreams: streams, IdleTimeout: idle, MaxReadFrameSize: 1 << 20}
+
+	var tlsCfg *tls.Config
+	if cfg.TLS != nil {
+		var protos []string
+		if has("h2") {
+			protos = append(protos, "h2")
+		}
+		if has("http1") || len(protos) == 0 {
+			protos = append(protos, "http/1.1")
+		}
+		var err error
+		tlsCfg, err = serverTLS(cfg.TLS, protos, log)
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+		}
+	}
+
+	h := handler
+	if has("h2c") && cfg.TLS == nil {
+		h = h2c.NewHandler(handler, h2s)
+	}
+	l.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeader,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    maxHeader,
+		TLSConfig:         tlsCfg,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	if tlsCfg != nil && has("h2") {
+		if err := http2.ConfigureServer(l.srv, h2s); err != nil {
+			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+		}
+		// ConfigureServer appends its own protocols; keep ours and their order.
+		l.srv.TLSConfig.NextProtos = tlsCfg.NextProtos
+	}
+	if tlsCfg != nil && !has("h2") {
+		l.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	}
+
+	ln, err := net.Listen("tcp", cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+	}
+	l.tcp = ln
+
+	if has("h3") {
+		if tlsCfg == nil {
+			ln.Close()
+			return nil, fmt.Errorf("listener %q: h3 needs tls", cfg.Name)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		udp, err := net.ListenPacket("udp", net.JoinHostPort(hostOf(cfg.Address), strconv.Itoa(port)))
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listener %q: h3 on udp port %d: %w", cfg.Name, port, err)
+		}
+		l.udp = udp
+		h3TLS := tlsCfg.Clone()
+		h3TLS.NextProtos = nil
+		l.h3 = &http3.Server{
+			Handler:        handler,
+			TLSConfig:      http3.ConfigureTLSConfig(h3TLS),
+			MaxHeaderBytes: maxHeader,
+			IdleTimeout:    idle,
+		}
+		if setAltSvc != nil {
+			setAltSvc(fmt.Sprintf(`h3=":%d"; ma=86400`, port))
+		}
+	}
+	return l, nil
+}
+
+// Serve runs the listener until Shutdown; it returns at once.
+func (l *Listener) Serve() {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		var err error
+		if l.srv.TLSConfig != nil {
+			err = l.srv.ServeTLS(l.tcp, "", "")
+		} else {
+			err = l.srv.Serve(l.tcp)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			l.log.Error("listener stopped", zap.String("listener", l.Name), zap.Error(err))
+		}
+	}()
+	if l.h3 != nil {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			if err := l.h3.Serve(l.udp); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				l.log.Debug("http3 listener stopped", zap.String("listener", l.Name), zap.Error(err))
+			}
+		}()
+	}
+}
+
+// Addr is the TCP address actually bound (useful with port 0).
+func (l *Listener) Addr() net.Addr { return l.tcp.Addr() }
+
+// Shutdown stops accepting and waits for in-flight requests to finish, up
+// to ctx's deadline; then it closes what is left.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	var first error
+	if l.h3 != nil {
+		if err := l.h3.Shutdown(ctx); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := l.srv.Shutdown(ctx); err != nil {
+		l.srv.Close()
+		if first == nil {
+			first = err
+		}
+	}
+	if l.h3 != nil {
+		l.h3.Close()
+		l.udp.Close()
+	}
+	l.wg.Wait()
+	return first
+}
+
+func orDuration(v, def time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
+}
