@@ -1,0 +1,3 @@
+module github.com/sluice-proxy/sluice/sdk
+
+go 1.24

@@ -1,0 +1,199 @@
+package proxywasm
+
+import (
+	"github.com/sluice-proxy/sluice/sdk/internal/abi"
+	"github.com/sluice-proxy/sluice/sdk/proxywasm/types"
+)
+
+// The methods below are the bodies of the proxy_on_* exports (exports_wasip1.go
+// is only glue), kept here so they run and are tested natively.
+
+func (s *vmState) onVMStart(vmConfigSize uint32) bool {
+	s.active = 0
+	return bool(s.vm.OnVMStart(int(vmConfigSize)))
+}
+
+func (s *vmState) onContextCreate(contextID, parentID uint32) {
+	s.active = contextID
+	if parentID == 0 {
+		ctx := s.vm.NewPluginContext(contextID)
+		if ctx == nil {
+			ctx = &unknownRoot{known: "(the VM context made none)"}
+		}
+		s.roots[contextID] = &rootState{ctx: ctx, callouts: make(map[uint32]callout)}
+		return
+	}
+	root, ok := s.roots[parentID]
+	if !ok {
+		LogCriticalf("context %d created under unknown plugin context %d", contextID, parentID)
+		return
+	}
+	s.streamRoot[contextID] = parentID
+	if h := root.ctx.NewHttpContext(contextID); h != nil {
+		s.httpStreams[contextID] = h
+		return
+	}
+	if t := root.ctx.NewTcpContext(contextID); t != nil {
+		s.tcpStreams[contextID] = t
+	}
+}
+
+func (s *vmState) onConfigure(rootID, size uint32) bool {
+	s.active = rootID
+	root, ok := s.roots[rootID]
+	if !ok {
+		return false
+	}
+	return bool(root.ctx.OnPluginStart(int(size)))
+}
+
+func (s *vmState) onDone(contextID uint32) bool {
+	s.active = contextID
+	if root, ok := s.roots[contextID]; ok {
+		return root.ctx.OnPluginDone()
+	}
+	return true
+}
+
+func (s *vmState) onLog(contextID uint32) {
+	s.active = contextID
+	if h, ok := s.httpStreams[contextID]; ok {
+		h.OnHttpStreamDone()
+	} else if t, ok := s.tcpStreams[contextID]; ok {
+		t.OnStreamDone()
+	}
+}
+
+// onDelete forgets the context, so a long-running instance holds state only
+// for live streams.
+func (s *vmState) onDelete(contextID uint32) {
+	delete(s.httpStreams, contextID)
+	delete(s.tcpStreams, contextID)
+	delete(s.streamRoot, contextID)
+	delete(s.roots, contextID)
+	releaseHeld()
+}
+
+func (s *vmState) onTick(rootID uint32) {
+	s.active = rootID
+	if root, ok := s.roots[rootID]; ok {
+		root.ctx.OnTick()
+	}
+}
+
+func (s *vmState) onQueueReady(rootID, queueID uint32) {
+	s.active = rootID
+	if root, ok := s.roots[rootID]; ok {
+		root.ctx.OnQueueReady(queueID)
+	}
+}
+
+func (s *vmState) onHTTPCallResponse(rootID, calloutID, numHeaders, bodySize, numTrailers uint32) {
+	root, ok := s.roots[rootID]
+	if !ok {
+		return
+	}
+	c, ok := root.callouts[calloutID]
+	if !ok {
+		return
+	}
+	delete(root.callouts, calloutID)
+	// The callback usually resumes the stream that made the call, so act
+	// on its behalf; if that stream is gone, stay on the root context.
+	s.active = rootID
+	if c.caller != rootID {
+		if _, live := s.httpStreams[c.caller]; live {
+			s.active = c.caller
+			abi.ProxySetEffectiveContext(c.caller)
+		} else if _, live := s.tcpStreams[c.caller]; live {
+			s.active = c.caller
+			abi.ProxySetEffectiveContext(c.caller)
+		}
+	}
+	c.cb(int(numHeaders), int(bodySize), int(numTrailers))
+}
+
+func (s *vmState) http(contextID uint32) types.HttpContext {
+	s.active = contextID
+	return s.httpStreams[contextID]
+}
+
+func (s *vmState) tcp(contextID uint32) types.TcpContext {
+	s.active = contextID
+	return s.tcpStreams[contextID]
+}
+
+func (s *vmState) onRequestHeaders(id, n uint32, eos bool) types.Action {
+	if h := s.http(id); h != nil {
+		return h.OnHttpRequestHeaders(int(n), eos)
+	}
+	return types.ActionContinue
+}
+
+func (s *vmState) onRequestBody(id, n uint32, eos bool) types.Action {
+	if h := s.http(id); h != nil {
+		return h.OnHttpRequestBody(int(n), eos)
+	}
+	return types.ActionContinue
+}
+
+func (s *vmState) onRequestTrailers(id, n uint32) types.Action {
+	if h := s.http(id); h != nil {
+		return h.OnHttpRequestTrailers(int(n))
+	}
+	return types.ActionContinue
+}
+
+func (s *vmState) onResponseHeaders(id, n uint32, eos bool) types.Action {
+	if h := s.http(id); h != nil {
+		return h.OnHttpResponseHeaders(int(n), eos)
+	}
+	return types.ActionContinue
+}
+
+func (s *vmState) onResponseBody(id, n uint32, eos bool) types.Action {
+	if h := s.http(id); h != nil {
+		return h.OnHttpResponseBody(int(n), eos)
+	}
+	return types.ActionContinue
+}
+
+func (s *vmState) onResponseTrailers(id, n uint32) types.Action {
+	if h := s.http(id); h != nil {
+		return h.OnHttpResponseTrailers(int(n))
+	}
+	return types.ActionContinue
+}
+
+func (s *vmState) onNewConnection(id uint32) types.Action {
+	if t := s.tcp(id); t != nil {
+		return t.OnNewConnection()
+	}
+	return types.ActionContinue
+}
+
+func (s *vmState) onDownstreamData(id, n uint32, eos bool) types.Action {
+	if t := s.tcp(id); t != nil {
+		return t.OnDownstreamData(int(n), eos)
+	}
+	return types.ActionContinue
+}
+
+func (s *vmState) onUpstreamData(id, n uint32, eos bool) types.Action {
+	if t := s.tcp(id); t != nil {
+		return t.OnUpstreamData(int(n), eos)
+	}
+	return types.ActionContinue
+}
+
+func (s *vmState) onDownstreamClose(id, peer uint32) {
+	if t := s.tcp(id); t != nil {
+		t.OnDownstreamClose(types.PeerType(peer))
+	}
+}
+
+func (s *vmState) onUpstreamClose(id, peer uint32) {
+	if t := s.tcp(id); t != nil {
+		t.OnUpstreamClose(types.PeerType(peer))
+	}
+}
