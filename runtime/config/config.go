@@ -141,7 +141,9 @@ type Redis struct {
 
 // Match selects requests for a route. Every set field must match.
 type Match struct {
-	// Hosts: exact names or "*.example.com" wildcards; empty means any.
+	// Hosts: exact names or "*.example.com" wildcards, compared without
+	// the request's port and case-insensitively; a host written with a
+	// port matches only that port. Empty (or "*") means any.
 	Hosts      []string      `toml:"hosts" json:"hosts,omitempty"`
 	Path       string        `toml:"path" json:"path,omitempty"`
 	PathPrefix string        `toml:"path_prefix" json:"path_prefix,omitempty"`

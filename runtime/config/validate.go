@@ -323,6 +323,7 @@ func (v *validator) match(key string, m Match) {
 		switch {
 		case h == "":
 			v.add(hk, "empty host")
+		case h == "*":
 		case strings.Contains(h, "*") && (!strings.HasPrefix(h, "*.") || strings.Count(h, "*") > 1 || len(h) < 3):
 			v.add(hk, "bad host %q: a wildcard is only allowed as a leading \"*.\", as in \"*.example.com\"", h)
 		}

@@ -1,0 +1,84 @@
+package route
+
+import (
+	"net/http"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+)
+
+// SubsetLabel is the endpoint label a canary subset names: a subset
+// "v2" (from the request header x-sluice-subset or the property
+// sluice.subset, set by the canary plugin) selects the backends whose
+// Subset["version"] is "v2".
+const SubsetLabel = "version"
+
+// PickBackend chooses the backend for one request, after the request
+// filters ran so that a filter can steer it. The rule, in order:
+//
+//  1. the first backend with Headers whose every header condition matches h;
+//  2. when subset is not "", a weighted choice among the backends without
+//     Headers whose Subset["version"] equals subset (the first of them if
+//     all their weights are zero);
+//  3. a weighted choice among all backends without Headers.
+//
+// rnd is a uniformly random number from the caller, so the picker holds
+// no random state of its own. The result points into the shared route and
+// must not be modified; nil only when the route has no backend left to
+// choose (a route made only of header-matched backends, none matching).
+func (rt *Route) PickBackend(h http.Header, subset string, rnd uint64) *config.Backend {
+	for i := range rt.byHeaders {
+		bh := &rt.byHeaders[i]
+		ok := true
+		for j := range bh.headers {
+			if !bh.headers[j].match(h) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return &rt.Backends[bh.index]
+		}
+	}
+	if subset != "" {
+		var total uint64
+		first := -1
+		for _, i := range rt.weighted {
+			if rt.Backends[i].Subset[SubsetLabel] == subset {
+				total += uint64(max(rt.Backends[i].Weight, 0))
+				if first < 0 {
+					first = i
+				}
+			}
+		}
+		switch {
+		case total > 0:
+			return rt.pick(rnd%total, subset)
+		case first >= 0:
+			return &rt.Backends[first]
+		}
+	}
+	if rt.total == 0 {
+		if len(rt.weighted) == 0 {
+			return nil
+		}
+		return &rt.Backends[rt.weighted[0]]
+	}
+	return rt.pick(rnd%rt.total, "")
+}
+
+// pick walks the weighted backends (only those of subset, when set) to
+// the one whose weight range holds n.
+func (rt *Route) pick(n uint64, subset string) *config.Backend {
+	for _, i := range rt.weighted {
+		b := &rt.Backends[i]
+		if subset != "" && b.Subset[SubsetLabel] != subset {
+			continue
+		}
+		w := uint64(max(b.Weight, 0))
+		if n < w {
+			return b
+		}
+		n -= w
+	}
+	return &rt.Backends[rt.weighted[len(rt.weighted)-1]]
+}

@@ -1,0 +1,212 @@
+package route
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+)
+
+// Table is the routes of one listener in one config snapshot, indexed by
+// host. Each index entry is the full, config-ordered candidate list for
+// that host, computed when the table is built, so Match does one or a few
+// map lookups and then walks a short slice, allocating nothing for
+// routes without query conditions.
+type Table struct {
+	routes []*Route
+	// exact maps a lower-case host (no port) to its candidates: routes
+	// naming it, routes with a wildcard covering it, and host-less routes.
+	exact map[string][]*Route
+	// wild maps a wildcard's suffix (".example.com" for "*.example.com")
+	// to its candidates: routes with any wildcard covering that suffix,
+	// and host-less routes.
+	wild map[string][]*Route
+	// any holds the routes without hosts (or with "*"), for other hosts.
+	any []*Route
+	// withPort holds hosts configured with a port ("example.com:8080"),
+	// matched against the whole authority before the port is stripped.
+	withPort map[string][]*Route
+}
+
+// NewTable builds the table for a listener from cfg. routeNames is the
+// listener's Routes: nil means every route written in the file (routes a
+// mode preset generated belong only to the listeners that name them), a
+// non-nil list exactly those routes, kept in config order.
+func NewTable(cfg *config.Config, routeNames []string) (*Table, error) {
+	want := map[string]bool{}
+	for _, n := range routeNames {
+		want[n] = true
+	}
+	t := &Table{exact: map[string][]*Route{}, wild: map[string][]*Route{}}
+	found := map[string]bool{}
+	for i, cr := range cfg.Routes {
+		if routeNames == nil && cr.Generated || routeNames != nil && !want[cr.Name] {
+			continue
+		}
+		found[cr.Name] = true
+		rt, err := newRoute(i, cr)
+		if err != nil {
+			return nil, fmt.Errorf("route %q: %w", cr.Name, err)
+		}
+		t.routes = append(t.routes, rt)
+	}
+	for _, n := range routeNames {
+		if !found[n] {
+			return nil, fmt.Errorf("unknown route %q", n)
+		}
+	}
+	t.index()
+	return t, nil
+}
+
+// index fills the host maps. A route lands in an entry's list when its
+// hosts could match any host that entry covers; lists keep config order,
+// so first match wins across exact, wildcard and host-less routes alike.
+func (t *Table) index() {
+	var exacts, wilds, ported []string
+	for _, rt := range t.routes {
+		for _, h := range rt.Match.Hosts {
+			h = normHost(h)
+			switch {
+			case h == "*":
+			case strings.HasPrefix(h, "*."):
+				wilds = append(wilds, h[1:])
+			case strings.Contains(h, ":"):
+				ported = append(ported, h)
+			default:
+				exacts = append(exacts, h)
+			}
+		}
+	}
+	for _, rt := range t.routes {
+		if rt.anyHost() {
+			t.any = append(t.any, rt)
+		}
+	}
+	for _, h := range exacts {
+		t.exact[h] = t.candidates(func(rt *Route) bool { return rt.coversHost(h) })
+	}
+	for _, s := range wilds {
+		// A host under s is under every wildcard suffix of s too.
+		t.wild[s] = t.candidates(func(rt *Route) bool { return rt.coversWildcard(s) })
+	}
+	if len(ported) > 0 {
+		t.withPort = map[string][]*Route{}
+		for _, h := range ported {
+			host, _ := splitPort(h)
+			t.withPort[h] = t.candidates(func(rt *Route) bool {
+				return slices.ContainsFunc(rt.Match.Hosts, func(x string) bool { return normHost(x) == h }) || rt.coversHost(host)
+			})
+		}
+	}
+}
+
+func (t *Table) candidates(covers func(*Route) bool) []*Route {
+	var out []*Route
+	for _, rt := range t.routes {
+		if rt.anyHost() || covers(rt) {
+			out = append(out, rt)
+		}
+	}
+	return out
+}
+
+func (rt *Route) anyHost() bool {
+	return len(rt.Match.Hosts) == 0 || slices.Contains(rt.Match.Hosts, "*")
+}
+
+// coversHost reports whether one of rt's hosts matches the port-less host h.
+func (rt *Route) coversHost(h string) bool {
+	for _, x := range rt.Match.Hosts {
+		x = normHost(x)
+		if x == h || strings.HasPrefix(x, "*.") && len(h) > len(x)-1 && strings.HasSuffix(h, x[1:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// coversWildcard reports whether one of rt's wildcards matches every host
+// under the suffix s (".b.example.com" is covered by "*.example.com").
+func (rt *Route) coversWildcard(s string) bool {
+	for _, x := range rt.Match.Hosts {
+		x = normHost(x)
+		if strings.HasPrefix(x, "*.") && strings.HasSuffix(s, x[1:]) {
+			return true
+		}
+	}
+	return false
+}
+
+func normHost(h string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+}
+
+// Routes returns the table's routes in config order. The slice is shared;
+// do not modify it.
+func (t *Table) Routes() []*Route { return t.routes }
+
+// Match returns the first route, in config order, whose conditions all
+// hold for r, or nil. The host is r.Host (the Host header or :authority),
+// compared without its port and case-insensitively.
+func (t *Table) Match(r *http.Request) *Route {
+	authority := r.Host
+	if authority == "" && r.URL != nil {
+		authority = r.URL.Host
+	}
+	authority = lowerHost(authority)
+	if t.withPort != nil {
+		if c, ok := t.withPort[authority]; ok {
+			return first(c, r)
+		}
+	}
+	host, _ := splitPort(authority)
+	if n := len(host); n > 0 && host[n-1] == '.' {
+		host = host[:n-1]
+	}
+	if c, ok := t.exact[host]; ok {
+		return first(c, r)
+	}
+	if len(t.wild) > 0 {
+		// The longest wildcard suffix has the fullest candidate list.
+		for i := 0; i < len(host); i++ {
+			if host[i] == '.' {
+				if c, ok := t.wild[host[i:]]; ok && i > 0 {
+					return first(c, r)
+				}
+			}
+		}
+	}
+	return first(t.any, r)
+}
+
+func first(c []*Route, r *http.Request) *Route {
+	for _, rt := range c {
+		if rt.matches(r) {
+			return rt
+		}
+	}
+	return nil
+}
+
+// splitPort cuts ":port" off a host, leaving IPv6 literals ("[::1]:80")
+// in brackets.
+func splitPort(hostport string) (host, port string) {
+	i := strings.LastIndexByte(hostport, ':')
+	if i < 0 || strings.LastIndexByte(hostport, ']') > i {
+		return hostport, ""
+	}
+	return hostport[:i], hostport[i+1:]
+}
+
+// lowerHost lower-cases s, allocating only when it has upper case letters.
+func lowerHost(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}

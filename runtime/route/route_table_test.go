@@ -1,0 +1,283 @@
+package route
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+)
+
+// parse builds a config the way the runtime does, so the tests also prove
+// that what they route is a config sluice accepts.
+func parse(t testing.TB, toml string) *config.Config {
+	t.Helper()
+	c, err := config.Parse("test.toml", []byte(toml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return c
+}
+
+const matchConfig = `
+[[clusters]]
+name = "c"
+endpoints = ["127.0.0.1:9000"]
+
+[[routes]]
+name = "exact-host"
+match = { hosts = ["api.example.com"], path_prefix = "/" }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "deep-wildcard"
+match = { hosts = ["*.eu.example.com"], path_prefix = "/" }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "wildcard"
+match = { hosts = ["*.example.com"], path_prefix = "/w" }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "ported"
+match = { hosts = ["admin.test:8443"] }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "exact-path"
+match = { path = "/healthz" }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "regex"
+match = { path_regex = "/users/[0-9]+", methods = ["GET", "HEAD"] }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "header-exact"
+match = { path_prefix = "/h", headers = [ { name = "x-env", exact = "canary" } ] }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "header-regex"
+match = { path_prefix = "/h", headers = [ { name = "X-Env", regex = "stag(e|ing)" } ] }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "header-present-absent"
+match = { path_prefix = "/h", headers = [ { name = "authorization", present = true }, { name = "x-debug", absent = true } ] }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "query"
+match = { path_prefix = "/q", query = [ { name = "v", exact = "2" }, { name = "beta", present = true }, { name = "old", absent = true } ] }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "query-regex"
+match = { path_prefix = "/q", query = [ { name = "user id", regex = "a.c" } ] }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "api-post"
+match = { path_prefix = "/api", methods = ["POST"] }
+backends = [ { cluster = "c" } ]
+`
+
+func TestMatch(t *testing.T) {
+	tab, err := NewTable(parse(t, matchConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		method  string
+		host    string
+		target  string
+		headers map[string]string
+		want    string // "" means no match
+	}{
+		{name: "exact host", host: "api.example.com", target: "/anything", want: "exact-host"},
+		{name: "exact host with port and case", host: "API.Example.com:8080", target: "/x", want: "exact-host"},
+		{name: "exact host trailing dot", host: "api.example.com.", target: "/x", want: "exact-host"},
+		{name: "wildcard", host: "shop.example.com", target: "/w/1", want: "wildcard"},
+		{name: "wildcard path mismatch falls to host-less", host: "shop.example.com", target: "/healthz", want: "exact-path"},
+		{name: "deeper wildcard first in order", host: "a.eu.example.com", target: "/w", want: "deep-wildcard"},
+		{name: "wildcard needs a label", host: "example.com", target: "/w", want: ""},
+		{name: "wildcard for other domain", host: "shop.example.org", target: "/w", want: ""},
+		{name: "host with port only matches that port", host: "admin.test:8443", target: "/z", want: "ported"},
+		{name: "host without the port", host: "admin.test", target: "/z", want: ""},
+		{name: "exact path", host: "other", target: "/healthz", want: "exact-path"},
+		{name: "exact path is exact", host: "other", target: "/healthz/x", want: ""},
+		{name: "regex path", host: "other", target: "/users/42", want: "regex"},
+		{name: "regex is anchored", host: "other", target: "/x/users/42", want: ""},
+		{name: "regex method mismatch", method: "DELETE", host: "other", target: "/users/42", want: ""},
+		{name: "head allowed", method: "HEAD", host: "other", target: "/users/7", want: "regex"},
+		{name: "header exact", host: "h", target: "/h", headers: map[string]string{"X-Env": "canary"}, want: "header-exact"},
+		{name: "header regex", host: "h", target: "/h", headers: map[string]string{"x-env": "staging"}, want: "header-regex"},
+		{name: "header regex is anchored", host: "h", target: "/h", headers: map[string]string{"x-env": "prestage"}, want: ""},
+		{name: "header present and absent", host: "h", target: "/h", headers: map[string]string{"Authorization": "Bearer x"}, want: "header-present-absent"},
+		{name: "header absent violated", host: "h", target: "/h", headers: map[string]string{"Authorization": "x", "X-Debug": "1"}, want: ""},
+		{name: "query all conditions", host: "q", target: "/q?v=2&beta", want: "query"},
+		{name: "query absent violated", host: "q", target: "/q?v=2&beta=1&old=1", want: ""},
+		{name: "query exact mismatch", host: "q", target: "/q?v=3&beta=1", want: ""},
+		{name: "query escaped name and value", host: "q", target: "/q?user+id=a%2Bc", want: "query-regex"},
+		{name: "method", method: "POST", host: "x", target: "/api/orders", want: "api-post"},
+		{name: "method mismatch", method: "GET", host: "x", target: "/api/orders", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method := tt.method
+			if method == "" {
+				method = http.MethodGet
+			}
+			r := httptest.NewRequest(method, tt.target, nil)
+			r.Host = tt.host
+			for k, v := range tt.headers {
+				r.Header.Set(k, v)
+			}
+			got := ""
+			if rt := tab.Match(r); rt != nil {
+				got = rt.Name
+			}
+			if got != tt.want {
+				t.Errorf("Match(%s %s%s) = %q, want %q", method, tt.host, tt.target, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewTableRouteNames(t *testing.T) {
+	cfg := parse(t, `
+mode = "sidecar"
+[sidecar]
+app = "127.0.0.1:8081"
+[[services]]
+name = "payments"
+endpoints = ["127.0.0.1:9001"]
+[[clusters]]
+name = "c"
+endpoints = ["127.0.0.1:9000"]
+[[routes]]
+name = "one"
+backends = [ { cluster = "c" } ]
+[[routes]]
+name = "two"
+backends = [ { cluster = "c" } ]
+`)
+	names := func(tab *Table) string {
+		var ns []string
+		for _, rt := range tab.Routes() {
+			ns = append(ns, rt.Name)
+		}
+		return strings.Join(ns, ",")
+	}
+	tests := []struct {
+		name    string
+		routes  []string
+		want    string
+		wantErr string
+	}{
+		{name: "nil is the file's routes", routes: nil, want: "one,two"},
+		{name: "subset in config order", routes: []string{"two", "one"}, want: "one,two"},
+		{name: "generated by name", routes: []string{config.OutboundPrefix + "payments"}, want: "outbound|payments"},
+		{name: "empty is none", routes: []string{}, want: ""},
+		{name: "unknown", routes: []string{"three"}, wantErr: `unknown route "three"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tab, err := NewTable(cfg, tt.routes)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := names(tab); got != tt.want {
+				t.Errorf("routes = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSidecarOutboundRouting routes by Host with and without a port to
+// the cluster generated for each service.
+func TestSidecarOutboundRouting(t *testing.T) {
+	cfg := parse(t, `
+mode = "sidecar"
+[sidecar]
+app = "127.0.0.1:8081"
+[[services]]
+name = "payments"
+endpoints = ["127.0.0.1:9001"]
+[[services]]
+name = "ledger"
+hosts = ["ledger.default.svc"]
+endpoints = ["127.0.0.1:9002"]
+`)
+	var out *config.Listener
+	for i := range cfg.Listeners {
+		if cfg.Listeners[i].Direction == "outbound" {
+			out = &cfg.Listeners[i]
+		}
+	}
+	if out == nil {
+		t.Fatal("no outbound listener")
+	}
+	tab, err := NewTable(cfg, out.Routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{
+		"payments": "outbound|payments", "payments:80": "outbound|payments",
+		"ledger:15006": "outbound|ledger", "ledger.default.svc": "outbound|ledger", "unknown": "",
+	} {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.Host = host
+		got := ""
+		if rt := tab.Match(r); rt != nil {
+			got = rt.PickBackend(r.Header, "", 0).Cluster
+		}
+		if got != want {
+			t.Errorf("host %q: cluster %q, want %q", host, got, want)
+		}
+	}
+}
+
+func TestMatchDoesNotAllocate(t *testing.T) {
+	tab, err := NewTable(parse(t, matchConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/api/orders", "/healthz", "/h"} {
+		r := httptest.NewRequest("POST", target, nil)
+		r.Host = "shop.example.com:8080"
+		r.Header.Set("Authorization", "x")
+		if tab.Match(r) == nil {
+			t.Fatalf("%s: no match", target)
+		}
+		if n := testing.AllocsPerRun(100, func() { tab.Match(r) }); n != 0 {
+			t.Errorf("%s: %v allocations per Match, want 0", target, n)
+		}
+	}
+}
+
+func BenchmarkMatch(b *testing.B) {
+	tab, err := NewTable(parse(b, matchConfig), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/api/v2/orders/17", nil)
+	r.Host = "shop.example.com:8080"
+	b.ReportAllocs()
+	for b.Loop() {
+		if tab.Match(r) == nil {
+			b.Fatal("no match")
+		}
+	}
+}
