@@ -1,0 +1,466 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/stats"
+)
+
+// Defaults, as Envoy's circuit breaker and Istio's connection pool.
+const (
+	defaultMaxConnections = 1024
+	defaultMaxPending     = 1024
+	defaultMaxRequests    = 1024
+	defaultMaxRetries     = 3
+	defaultIdleTimeout    = 90 * time.Second
+	defaultConnectTimeout = 5 * time.Second
+	defaultDNSRefresh     = 30 * time.Second
+)
+
+// Pick steers the endpoint choice of one try.
+type Pick struct {
+	// Subset keeps only endpoints carrying all these labels; nil for all.
+	// The map is read, never kept: the cluster caches a copy per distinct
+	// selector.
+	Subset map[string]string
+	// HashKey feeds ring_hash (a header value or the client IP, as the
+	// cluster's hash_on says; see Cluster.HashKey). Other balancers ignore it.
+	HashKey string
+}
+
+// Cluster is one named group of endpoints with its connection pool, load
+// balancer, circuit breaker, outlier detector and health checker. It is safe
+// for concurrent use and may be shared by several Managers across reloads.
+type Cluster struct {
+	name     string
+	cfg      config.Cluster
+	log      *zap.Logger
+	protocol string
+	scheme   string
+
+	pool      connPool
+	closePool func()
+	limiter   *connLimiter
+	newLB     lbFactory
+
+	hosts atomic.Pointer[hostSet]
+
+	maxRequests, maxPending, maxRetries int64
+	active, pending, retries            atomic.Int64
+	// slots holds one token per http1 request that owns a connection, so
+	// requests beyond max_connections wait as pending (Envoy's http1 pool)
+	// instead of failing. nil for multiplexed protocols.
+	slots      chan struct{}
+	maxReqConn int32
+
+	m clusterMetrics
+
+	outlier *outlierDetector
+	health  *healthChecker
+	disc    *discovery
+
+	refs   atomic.Int32 // managers holding the cluster
+	closed atomic.Bool
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type clusterMetrics struct {
+	cxActive, rqPending, rqActive                          *stats.Gauge
+	rqTotal                                                [6]*stats.Counter // index: status/100, 0 = other
+	failed                                                 [len(failureNames)]*stats.Counter
+	cxOverflow, pendingOverflow, rqOverflow, retryOverflow *stats.Counter
+	ejections                                              *stats.Counter
+}
+
+func newClusterMetrics(reg *stats.Registry, name string) clusterMetrics {
+	var m clusterMetrics
+	m.cxActive = reg.Gauge("sluice_upstream_cx_active", "Open upstream connections.", "cluster", name)
+	m.rqPending = reg.Gauge("sluice_upstream_rq_pending", "Requests waiting for an upstream connection.", "cluster", name)
+	m.rqActive = reg.Gauge("sluice_upstream_rq_active", "Upstream requests in flight.", "cluster", name)
+	for i, class := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
+		m.rqTotal[i] = reg.Counter("sluice_upstream_rq_total", "Upstream responses by status class.", "cluster", name, "code_class", class)
+	}
+	for i, f := range failureNames {
+		m.failed[i] = reg.Counter("sluice_upstream_rq_failed_total", "Upstream tries that got no response, by failure.", "cluster", name, "failure", f)
+	}
+	m.cxOverflow = reg.Counter("sluice_upstream_cx_overflow_total", "Connections refused by max_connections.", "cluster", name)
+	m.pendingOverflow = reg.Counter("sluice_upstream_rq_pending_overflow_total", "Requests refused by max_pending_requests.", "cluster", name)
+	m.rqOverflow = reg.Counter("sluice_upstream_rq_overflow_total", "Requests refused by max_requests.", "cluster", name)
+	m.retryOverflow = reg.Counter("sluice_upstream_rq_retry_overflow_total", "Retries refused by max_retries.", "cluster", name)
+	m.ejections = reg.Counter("sluice_upstream_ejections_total", "Outlier ejections.", "cluster", name)
+	return m
+}
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func durOr(d config.Duration, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d.D()
+}
+
+func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *options) (*Cluster, error) {
+	newLB, err := lbFactoryFor(cfg.LB)
+	if err != nil {
+		return nil, err
+	}
+	lim := cfg.Limits
+	maxConns := orDefault(lim.MaxConnections, defaultMaxConnections)
+	c := &Cluster{
+		name:        cfg.Name,
+		cfg:         cfg,
+		log:         log.With(zap.String("cluster", cfg.Name)),
+		protocol:    cfg.Protocol,
+		newLB:       newLB,
+		maxRequests: int64(orDefault(lim.MaxRequests, defaultMaxRequests)),
+		maxPending:  int64(orDefault(lim.MaxPendingRequests, defaultMaxPending)),
+		maxRetries:  int64(orDefault(lim.MaxRetries, defaultMaxRetries)),
+		maxReqConn:  int32(max(0, lim.MaxRequestsPerConnection)),
+		m:           newClusterMetrics(reg, cfg.Name),
+	}
+	if c.protocol == "" {
+		c.protocol = "http1"
+	}
+	connectTimeout := durOr(cfg.ConnectTimeout, defaultConnectTimeout)
+	idle := durOr(lim.IdleTimeout, defaultIdleTimeout)
+	c.limiter = &connLimiter{max: int64(maxConns), timeout: connectTimeout, gauge: c.m.cxActive, overflow: c.m.cxOverflow}
+	d := &dialer{
+		net:     net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
+		limiter: c.limiter,
+		sni:     c.sniFor,
+	}
+	switch c.protocol {
+	case "http1":
+		c.scheme = "http"
+		if cfg.TLS != nil {
+			c.scheme = "https"
+			if d.tls, err = buildTLS(cfg.TLS); err != nil {
+				return nil, err
+			}
+		}
+		t := newHTTP1Pool(d, lim, idle, maxConns)
+		c.pool, c.closePool = t, t.CloseIdleConnections
+		c.slots = make(chan struct{}, maxConns)
+	case "h2", "h2c":
+		c.scheme = "http"
+		if c.protocol == "h2" {
+			c.scheme = "https"
+			if d.tls, err = buildTLS(cfg.TLS); err != nil {
+				return nil, err
+			}
+		}
+		t := newHTTP2Pool(d, idle, c.protocol == "h2c")
+		c.pool, c.closePool = t, t.CloseIdleConnections
+	case "h3":
+		c.scheme = "https"
+		if d.tls, err = buildTLS(cfg.TLS); err != nil {
+			return nil, err
+		}
+		t := newHTTP3Pool(d, idle)
+		c.pool, c.closePool = t, func() { t.Close() }
+	default:
+		return nil, fmt.Errorf("unknown protocol %q (want http1, h2, h2c or h3)", cfg.Protocol)
+	}
+	c.limiter.closeIdle = c.pool.CloseIdleConnections
+	if cfg.Outlier != nil {
+		c.outlier = newOutlierDetector(c, cfg.Outlier)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.disc, err = newDiscovery(c, opts)
+	if err != nil {
+		cancel()
+		c.closePool()
+		return nil, err
+	}
+	if err := c.disc.start(ctx); err != nil {
+		cancel()
+		c.closePool()
+		return nil, err
+	}
+	if cfg.HealthCheck != nil {
+		c.health = newHealthChecker(c, cfg.HealthCheck)
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.health.run(ctx)
+		}()
+	}
+	c.refs.Store(1)
+	return c, nil
+}
+
+// Name is the cluster's configured name.
+func (c *Cluster) Name() string { return c.name }
+
+// Protocol is http1, h2, h2c or h3.
+func (c *Cluster) Protocol() string { return c.protocol }
+
+// Config is the cluster's configuration (read only: metadata for filters).
+func (c *Cluster) Config() *config.Cluster { return &c.cfg }
+
+// sniFor is the TLS server name for an endpoint when tls.server_name is
+// unset: the DNS name it was resolved from, else its IP.
+func (c *Cluster) sniFor(addr string) string {
+	if hs := c.hosts.Load(); hs != nil {
+		if e := hs.byAddr[addr]; e != nil && e.host != "" {
+			return e.host
+		}
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
+
+// HashKey computes the ring_hash key the cluster's hash_on asks for:
+// "header:NAME" reads that request header, anything else (the default
+// "client_ip") returns clientIP.
+func (c *Cluster) HashKey(req *http.Request, clientIP string) string {
+	if h := c.cfg.HashOn; len(h) > len("header:") && h[:len("header:")] == "header:" {
+		return req.Header.Get(h[len("header:"):])
+	}
+	return clientIP
+}
+
+// TryAcquireRetry takes one of max_retries concurrent retry tokens; the
+// proxy calls it before each retry and ReleaseRetry when the retry ends.
+// false means the retry budget is exhausted: send the last result instead.
+func (c *Cluster) TryAcquireRetry() bool {
+	if c.retries.Add(1) > c.maxRetries {
+		c.retries.Add(-1)
+		c.m.retryOverflow.Inc()
+		return false
+	}
+	return true
+}
+
+// ReleaseRetry gives back a token from TryAcquireRetry.
+func (c *Cluster) ReleaseRetry() { c.retries.Add(-1) }
+
+// UpstreamAddress is the endpoint ("ip:port") a response came from, for the
+// access log and the upstream.address property; "" if unknown.
+func UpstreamAddress(resp *http.Response) string {
+	if resp == nil || resp.Request == nil || resp.Request.URL == nil {
+		return ""
+	}
+	return resp.Request.URL.Host
+}
+
+// RoundTrip sends one try of req to an endpoint of the cluster. It sets
+// req.URL.Scheme and req.URL.Host to the picked endpoint (the proxy sets
+// req.Host, the authority the upstream sees); resp.Request.URL.Host names
+// the endpoint used (see UpstreamAddress). The response body streams: the
+// caller must close it, which ends the request's hold on its connection and
+// circuit-breaker slot. Errors are *Error; see Classify.
+//
+// req.Context bounds the whole try, including waiting as a pending request:
+// the proxy applies its per-try and route timeouts there.
+func (c *Cluster) RoundTrip(req *http.Request, pick Pick) (*http.Response, error) {
+	if c.active.Add(1) > c.maxRequests {
+		c.active.Add(-1)
+		c.m.rqOverflow.Inc()
+		return nil, c.fail(Overflow, "", fmt.Errorf("max_requests %d reached: %w", c.maxRequests, ErrOverflow))
+	}
+	c.m.rqActive.Add(1)
+	if c.slots != nil {
+		if err := c.waitSlot(req.Context()); err != nil {
+			c.active.Add(-1)
+			c.m.rqActive.Add(-1)
+			return nil, err
+		}
+	}
+	ep := c.pickEndpoint(pick)
+	if ep == nil {
+		c.releaseRequest(nil)
+		return nil, c.fail(NoHealthyUpstream, "", ErrNoHealthyUpstream)
+	}
+	ep.active.Add(1)
+	req.URL.Scheme = c.scheme
+	req.URL.Host = ep.addr
+	sent := req
+	if c.maxReqConn > 1 && c.slots != nil {
+		sent = c.countPerConnection(req)
+	}
+	resp, err := c.pool.RoundTrip(sent)
+	if err != nil {
+		f := classify(err)
+		if c.outlier != nil && (f == ConnectFailure || f == Reset || f == Timeout) {
+			c.outlier.record(ep, true)
+		}
+		c.releaseRequest(ep)
+		return nil, c.fail(f, ep.addr, err)
+	}
+	if c.outlier != nil {
+		c.outlier.record(ep, resp.StatusCode >= 500)
+	}
+	if cls := resp.StatusCode / 100; cls >= 1 && cls <= 5 {
+		c.m.rqTotal[cls].Inc()
+	} else {
+		c.m.rqTotal[0].Inc()
+	}
+	resp.Request = req
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
+			resp.Body = &trackedRWBody{trackedBody: trackedBody{rc: rwc, c: c, ep: ep}, w: rwc}
+			return resp, nil
+		}
+	}
+	resp.Body = &trackedBody{rc: resp.Body, c: c, ep: ep}
+	return resp, nil
+}
+
+func (c *Cluster) fail(f Failure, addr string, err error) *Error {
+	c.m.failed[f].Inc()
+	return &Error{Failure: f, Cluster: c.name, Endpoint: addr, Err: err}
+}
+
+// waitSlot takes an http1 connection slot, waiting as a pending request
+// (bounded by max_pending_requests and ctx) when every slot is held.
+func (c *Cluster) waitSlot(ctx context.Context) error {
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if c.pending.Add(1) > c.maxPending {
+		c.pending.Add(-1)
+		c.m.pendingOverflow.Inc()
+		return c.fail(Overflow, "", fmt.Errorf("max_pending_requests %d reached: %w", c.maxPending, ErrOverflow))
+	}
+	c.m.rqPending.Add(1)
+	defer func() {
+		c.pending.Add(-1)
+		c.m.rqPending.Add(-1)
+	}()
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return c.fail(classify(ctx.Err()), "", fmt.Errorf("waiting for a connection: %w", ctx.Err()))
+	}
+}
+
+func (c *Cluster) releaseRequest(ep *endpoint) {
+	if ep != nil {
+		ep.active.Add(-1)
+	}
+	if c.slots != nil {
+		<-c.slots
+	}
+	c.m.rqActive.Add(-1)
+	if c.active.Add(-1) == 0 && c.closed.Load() {
+		// The last request of a closed cluster frees its connections.
+		c.closePool()
+	}
+}
+
+// countPerConnection enforces max_requests_per_connection on http1: the
+// try learns its connection from httptrace and, on that connection's Nth
+// request, asks for "Connection: close" so the transport retires it after
+// the response. Only clusters that set the limit pay for the trace.
+func (c *Cluster) countPerConnection(req *http.Request) *http.Request {
+	var out *http.Request
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		var cc *countedConn
+		switch v := info.Conn.(type) {
+		case *countedConn:
+			cc = v
+		case *tlsCountedConn:
+			cc = &v.countedConn
+		}
+		if cc != nil && cc.reqs.Add(1) >= c.maxReqConn {
+			out.Close = true
+		}
+	}}
+	out = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	return out
+}
+
+// trackedBody ends the request's accounting once, at EOF, error or Close.
+type trackedBody struct {
+	rc   io.ReadCloser
+	c    *Cluster
+	ep   *endpoint
+	done atomic.Bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil {
+		b.finish()
+	}
+	return n, err
+}
+
+func (b *trackedBody) Close() error {
+	err := b.rc.Close()
+	b.finish()
+	return err
+}
+
+func (b *trackedBody) finish() {
+	if b.done.CompareAndSwap(false, true) {
+		b.c.releaseRequest(b.ep)
+	}
+}
+
+// trackedRWBody keeps a 101 Switching Protocols body writable, so the
+// proxy can splice an upgraded (WebSocket) connection.
+type trackedRWBody struct {
+	trackedBody
+	w io.Writer
+}
+
+func (b *trackedRWBody) Read(p []byte) (int, error) {
+	// An upgraded stream's read error is not the end of the session (the
+	// other direction may go on); hold the slot until Close.
+	return b.rc.Read(p)
+}
+
+func (b *trackedRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+func (c *Cluster) pickEndpoint(p Pick) *endpoint {
+	hs := c.hosts.Load()
+	if hs == nil {
+		return nil
+	}
+	lb := hs.balancerFor(p.Subset)
+	if lb == nil {
+		return nil
+	}
+	return lb.pick(p.HashKey)
+}
+
+// close stops discovery and health checks and releases connections; the
+// caller holds the last reference.
+func (c *Cluster) close() {
+	if !c.closed.CompareAndSwap(false, true) {
+		return
+	}
+	c.cancel()
+	c.wg.Wait()
+	if c.outlier != nil {
+		c.outlier.close()
+	}
+	c.closePool()
+}

@@ -1,0 +1,303 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"golang.org/x/net/http2"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+)
+
+// connPool is a cluster's connections for one protocol: a tuned
+// http.Transport for http1, x/net's http2.Transport for h2 and h2c, quic-go's
+// http3.Transport for h3. Every connection is made through connLimiter, so
+// cx_active and max_connections count real sockets cluster-wide.
+type connPool interface {
+	RoundTrip(*http.Request) (*http.Response, error)
+	CloseIdleConnections()
+}
+
+// connLimiter counts a cluster's open connections and enforces
+// max_connections. A dial at the limit waits up to the connect timeout for
+// a connection to close: for http1 the request that asked for it is
+// usually handed a connection going back to the idle pool meanwhile.
+type connLimiter struct {
+	max       int64
+	timeout   time.Duration
+	active    atomic.Int64
+	gauge     gaugeAdder
+	overflow  counterIncer
+	closeIdle func()
+
+	mu    sync.Mutex
+	freed chan struct{} // closed and replaced when a connection closes
+}
+
+type gaugeAdder interface{ Add(int64) }
+type counterIncer interface{ Inc() }
+
+func (l *connLimiter) acquire(ctx context.Context) error {
+	if l.tryAcquire() {
+		return nil
+	}
+	if l.closeIdle != nil {
+		// Idle connections to other endpoints are cheaper to lose than
+		// a request.
+		l.closeIdle()
+		if l.tryAcquire() {
+			return nil
+		}
+	}
+	t := time.NewTimer(l.timeout)
+	defer t.Stop()
+	for {
+		l.mu.Lock()
+		if l.freed == nil {
+			l.freed = make(chan struct{})
+		}
+		ch := l.freed
+		l.mu.Unlock()
+		if l.tryAcquire() {
+			return nil
+		}
+		select {
+		case <-ch:
+			if l.tryAcquire() {
+				return nil
+			}
+		case <-t.C:
+			l.overflow.Inc()
+			return fmt.Errorf("max_connections %d reached: %w", l.max, ErrOverflow)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (l *connLimiter) tryAcquire() bool {
+	for {
+		n := l.active.Load()
+		if n >= l.max {
+			return false
+		}
+		if l.active.CompareAndSwap(n, n+1) {
+			l.gauge.Add(1)
+			return true
+		}
+	}
+}
+
+func (l *connLimiter) release() {
+	l.active.Add(-1)
+	l.gauge.Add(-1)
+	l.mu.Lock()
+	if l.freed != nil {
+		close(l.freed)
+		l.freed = nil
+	}
+	l.mu.Unlock()
+}
+
+// countedConn gives its limiter slot back exactly once, on Close.
+type countedConn struct {
+	net.Conn
+	once sync.Once
+	l    *connLimiter
+	reqs atomic.Int32 // requests sent, for max_requests_per_connection
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.l.release)
+	return err
+}
+
+// tlsCountedConn keeps the tls.Conn's ConnectionState visible: x/net's
+// http2 transport reads it through an interface to fill resp.TLS.
+type tlsCountedConn struct {
+	countedConn
+	tc *tls.Conn
+}
+
+func (c *tlsCountedConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
+
+// dialer makes TCP (and TLS) connections for a cluster.
+type dialer struct {
+	net     net.Dialer
+	limiter *connLimiter
+	tls     *tls.Config // nil for plaintext
+	sni     func(addr string) string
+}
+
+func (d *dialer) dialTCP(ctx context.Context, network, addr string) (net.Conn, error) {
+	if err := d.limiter.acquire(ctx); err != nil {
+		return nil, err
+	}
+	c, err := d.net.DialContext(ctx, network, addr)
+	if err != nil {
+		d.limiter.release()
+		return nil, &dialError{err: err}
+	}
+	return &countedConn{Conn: c, l: d.limiter}, nil
+}
+
+func (d *dialer) dialTLS(ctx context.Context, network, addr string, alpn string) (net.Conn, error) {
+	if err := d.limiter.acquire(ctx); err != nil {
+		return nil, err
+	}
+	raw, err := d.net.DialContext(ctx, network, addr)
+	if err != nil {
+		d.limiter.release()
+		return nil, &dialError{err: err}
+	}
+	cfg := d.tls.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = d.sni(addr)
+	}
+	if alpn != "" {
+		cfg.NextProtos = []string{alpn}
+	}
+	tc := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, d.net.Timeout)
+	err = tc.HandshakeContext(hctx)
+	cancel()
+	if err == nil && alpn != "" && tc.ConnectionState().NegotiatedProtocol != alpn {
+		err = fmt.Errorf("upstream did not negotiate %q over ALPN (got %q)", alpn, tc.ConnectionState().NegotiatedProtocol)
+	}
+	if err != nil {
+		raw.Close()
+		d.limiter.release()
+		return nil, &dialError{err: fmt.Errorf("tls handshake with %s: %w", addr, err)}
+	}
+	return &tlsCountedConn{countedConn: countedConn{Conn: tc, l: d.limiter}, tc: tc}, nil
+}
+
+func newHTTP1Pool(d *dialer, lim config.Limits, idle time.Duration, maxConns int) *http.Transport {
+	t := &http.Transport{
+		Proxy:               nil,
+		DialContext:         d.dialTCP,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: maxConns,
+		IdleConnTimeout:     idle,
+		DisableCompression:  true,
+		// An empty map turns off the transport's own HTTP/2 upgrade: an
+		// http1 cluster speaks HTTP/1.1 even over TLS.
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{},
+		WriteBufferSize: 32 << 10,
+		ReadBufferSize:  32 << 10,
+	}
+	if d.tls != nil {
+		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.dialTLS(ctx, network, addr, "http/1.1")
+		}
+	}
+	if lim.MaxRequestsPerConnection == 1 {
+		t.DisableKeepAlives = true
+	}
+	return t
+}
+
+func newHTTP2Pool(d *dialer, idle time.Duration, plaintext bool) *http2.Transport {
+	t := &http2.Transport{
+		DisableCompression: true,
+		IdleConnTimeout:    idle,
+		AllowHTTP:          plaintext,
+		// Envoy pings idle upstream h2 connections too; this also notices
+		// a peer that vanished without a FIN.
+		ReadIdleTimeout: 30 * time.Second,
+		PingTimeout:     15 * time.Second,
+	}
+	if plaintext {
+		t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return d.dialTCP(ctx, network, addr)
+		}
+	} else {
+		t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return d.dialTLS(ctx, network, addr, "h2")
+		}
+	}
+	return t
+}
+
+// h3Pool wraps http3.Transport so Close releases the QUIC socket.
+type h3Pool struct{ *http3.Transport }
+
+func newHTTP3Pool(d *dialer, idle time.Duration) *h3Pool {
+	qcfg := &quic.Config{
+		MaxIdleTimeout:       idle,
+		HandshakeIdleTimeout: d.net.Timeout,
+		KeepAlivePeriod:      idle / 2,
+	}
+	t := &http3.Transport{
+		TLSClientConfig:    d.tls,
+		QUICConfig:         qcfg,
+		DisableCompression: true,
+		Dial: func(ctx context.Context, addr string, tlsCfg *tls.Config, qc *quic.Config) (*quic.Conn, error) {
+			if err := d.limiter.acquire(ctx); err != nil {
+				return nil, err
+			}
+			cfg := tlsCfg.Clone()
+			if d.tls.ServerName == "" {
+				cfg.ServerName = d.sni(addr)
+			}
+			dctx, cancel := context.WithTimeout(ctx, d.net.Timeout)
+			conn, err := quic.DialAddr(dctx, addr, cfg, qc)
+			cancel()
+			if err != nil {
+				d.limiter.release()
+				return nil, &dialError{err: fmt.Errorf("quic handshake with %s: %w", addr, err)}
+			}
+			go func() {
+				<-conn.Context().Done()
+				d.limiter.release()
+			}()
+			return conn, nil
+		},
+	}
+	return &h3Pool{t}
+}
+
+// buildTLS turns a cluster's upstream TLS settings into a client config.
+// h2 and h3 clusters get one even without settings (system roots).
+func buildTLS(c *config.UpstreamTLS) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c == nil {
+		return cfg, nil
+	}
+	cfg.ServerName = c.ServerName
+	cfg.InsecureSkipVerify = c.InsecureSkipVerify
+	if c.CA != "" {
+		pem, err := os.ReadFile(c.CA)
+		if err != nil {
+			return nil, fmt.Errorf("reading tls.ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca %s: no PEM certificate found", c.CA)
+		}
+		cfg.RootCAs = pool
+	}
+	if c.Cert != "" || c.Key != "" {
+		if c.Cert == "" || c.Key == "" {
+			return nil, errors.New("tls.cert and tls.key must be set together")
+		}
+		pair, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+		if err != nil {
+			return nil, fmt.Errorf("loading tls.cert/tls.key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
