@@ -1,0 +1,62 @@
+# Sluice: `make run` starts the quickstart, `make test` installs what the
+# tests need and runs them all, `make bench` measures against nginx.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+H2SPEC_VERSION := v2.2.1+incompatible
+export GOFLAGS := -buildvcs=false
+# One compilation cache for every test binary and run: compiling a Go
+# .wasm costs wazero seconds, loading it from the cache milliseconds.
+export SLUICE_WASM_CACHE ?= $(HOME)/.cache/sluice-wasm
+
+CORE_PKGS := ./runtime/... ./hostabi/... ./cmd/... ./plugins/...
+
+.PHONY: all build run test tools lint plugins plugins-check test-go test-sdk bench conformance clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/sluice ./cmd/sluice
+
+$(BIN)/demo-upstream: examples/demo-upstream/main.go
+	$(GO) build -o $@ ./examples/demo-upstream
+
+# The quickstart: a demo upstream on 127.0.0.1:9000 and sluice on
+# 127.0.0.1:8080 in front of it, with the built-in add-header filter.
+run: build $(BIN)/demo-upstream
+	@$(BIN)/demo-upstream -addr 127.0.0.1:9000 & demo=$$!; \
+	trap "kill $$demo 2>/dev/null" EXIT INT TERM; \
+	echo "sluice quickstart: try  curl -s localhost:8080/hello  (admin on 127.0.0.1:9901)"; \
+	$(BIN)/sluice run --config examples/quickstart.toml
+
+# Everything the tests need, installed only when missing.
+tools:
+	@bash .ci/tools.sh test
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	cd sdk && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
+
+plugins:
+	$(MAKE) -C plugins build
+
+# Fails when plugins/builtin.wasm is not what its source builds.
+plugins-check:
+	$(MAKE) -C plugins check
+
+test-go:
+	$(GO) test -race -timeout 15m $(CORE_PKGS)
+
+test-sdk:
+	cd sdk && $(GO) test -timeout 5m ./...
+
+test: tools lint plugins-check test-go test-sdk
+	@echo "make test: all suites passed"
+
+bench: build
+	@bash bench/run.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,162 @@
+// Command sluice is the proxy: `sluice run`, `sluice validate`, `sluice
+// version`. Everything it does lives in runtime/; this file only reads
+// flags, sets up logging and handles signals.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+const usage = `sluice: a proxy whose policy runs as proxy-wasm filters
+
+Usage:
+  sluice run --config FILE [--mode edge|sidecar] [--log-level info]
+  sluice validate --config FILE [--mode edge|sidecar]
+  sluice version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "sluice %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+type commonFlags struct {
+	config, mode, logLevel string
+}
+
+func parseFlags(name string, args []string, stderr io.Writer) (*commonFlags, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f commonFlags
+	fs.StringVar(&f.config, "config", "", "config file (TOML)")
+	fs.StringVar(&f.mode, "mode", "", "edge or sidecar; overrides the file's mode")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, false
+	}
+	if f.config == "" {
+		fmt.Fprintf(stderr, "sluice %s: --config FILE is required\n", name)
+		return nil, false
+	}
+	if f.mode != "" && f.mode != "edge" && f.mode != "sidecar" {
+		fmt.Fprintf(stderr, "sluice %s: --mode must be edge or sidecar, not %q\n", name, f.mode)
+		return nil, false
+	}
+	return &f, true
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	f, ok := parseFlags("validate", args, stderr)
+	if !ok {
+		return 2
+	}
+	cfg, err := config.LoadWithMode(f.config, f.mode)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (mode %s, %d listeners, %d routes, %d clusters, %d plugins)\n",
+		f.config, cfg.Mode, len(cfg.Listeners), len(cfg.Routes), len(cfg.Clusters), len(cfg.Plugins))
+	return 0
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	f, ok := parseFlags("run", args, stderr)
+	if !ok {
+		return 2
+	}
+	log, err := newLogger(f.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice run: %v\n", err)
+		return 2
+	}
+	defer log.Sync()
+
+	srv, err := server.New(server.Options{ConfigPath: f.config, Mode: f.mode, Log: log})
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			fmt.Fprintln(stderr, err)
+		} else {
+			log.Error("cannot start", zap.Error(err))
+		}
+		return 1
+	}
+	if err := srv.Start(); err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	log.Info("sluice started", zap.String("version", version), zap.String("config", f.config), zap.String("admin", srv.AdminAddr()))
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			if err := srv.Reload(); err == nil {
+				srv.ReloadPlugins()
+			}
+			continue
+		}
+		log.Info("draining", zap.String("signal", sig.String()))
+		go func() {
+			// A second signal while draining stops at once.
+			<-sigs
+			os.Exit(1)
+		}()
+		if err := srv.Shutdown(context.Background()); err != nil {
+			log.Warn("drain ended with requests still in flight", zap.Error(err))
+		}
+		log.Info("stopped")
+		return 0
+	}
+	return 0
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Sampling = nil
+	cfg.EncoderConfig.TimeKey = "ts"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	return cfg.Build()
+}

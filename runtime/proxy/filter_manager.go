@@ -1,0 +1,174 @@
+package proxy
+
+import (
+	"net/http"
+
+	"github.com/sluice-proxy/sluice/runtime/filter"
+)
+
+// filterManager runs a route's filter chain for one stream, as Envoy's
+// filter manager does: request callbacks in route order, response callbacks
+// in reverse order, pauses waited out, body buffering bounded.
+type filterManager struct {
+	s       *stream
+	filters []filter.HTTPFilter
+	// buffered holds, per filter and direction, the body a filter asked to
+	// buffer (StopIterationAndBuffer) until end of stream.
+	buffered [2][][]byte
+	holding  [2][]bool
+	limit    [2]int
+	total    [2]int
+}
+
+func newFilterManager(s *stream, filters []filter.HTTPFilter, reqLimit, respLimit int) *filterManager {
+	fm := &filterManager{s: s, filters: filters, limit: [2]int{reqLimit, respLimit}}
+	return fm
+}
+
+func (fm *filterManager) empty() bool { return len(fm.filters) == 0 }
+
+// order yields filter indexes for direction d: forward for requests,
+// reverse for responses.
+func (fm *filterManager) index(d filter.Direction, k int) int {
+	if d == filter.Request {
+		return k
+	}
+	return len(fm.filters) - 1 - k
+}
+
+// headers runs the headers callbacks; a non-nil reply means a filter
+// answered locally and the chain stopped.
+func (fm *filterManager) headers(d filter.Direction, endOfStream bool) *filter.LocalReply {
+	for k := range fm.filters {
+		f := fm.filters[fm.index(d, k)]
+		fm.s.clearResumed(d)
+		var st filter.Status
+		if d == filter.Request {
+			st = f.OnRequestHeaders(fm.s, endOfStream)
+		} else {
+			st = f.OnResponseHeaders(fm.s, endOfStream)
+		}
+		if lr := fm.afterCallback(d, st); lr != nil {
+			return lr
+		}
+	}
+	return nil
+}
+
+// trailers runs the trailers callbacks.
+func (fm *filterManager) trailers(d filter.Direction) *filter.LocalReply {
+	for k := range fm.filters {
+		f := fm.filters[fm.index(d, k)]
+		fm.s.clearResumed(d)
+		var st filter.Status
+		if d == filter.Request {
+			st = f.OnRequestTrailers(fm.s)
+		} else {
+			st = f.OnResponseTrailers(fm.s)
+		}
+		if lr := fm.afterCallback(d, st); lr != nil {
+			return lr
+		}
+	}
+	return nil
+}
+
+// afterCallback waits out a pause and picks up a local reply.
+func (fm *filterManager) afterCallback(d filter.Direction, st filter.Status) *filter.LocalReply {
+	if lr := fm.s.takeLocal(); lr != nil {
+		return lr
+	}
+	if st == filter.Continue {
+		return nil
+	}
+	if err := fm.s.waitResume(d); err != nil {
+		return &filter.LocalReply{Status: http.StatusGatewayTimeout, Body: []byte("filter did not resume the stream in time\n"), Details: "filter_pause_timeout", GRPCStatus: grpcDeadlineExceeded}
+	}
+	return fm.s.takeLocal()
+}
+
+// data passes one body chunk through the chain. It returns the bytes to
+// forward (nil while a filter buffers) or a local reply.
+func (fm *filterManager) data(d filter.Direction, chunk []byte, endOfStream bool) ([]byte, *filter.LocalReply) {
+	if fm.holding[d] == nil {
+		fm.holding[d] = make([]bool, len(fm.filters))
+		fm.buffered[d] = make([][]byte, len(fm.filters))
+	}
+	for k := range fm.filters {
+		i := fm.index(d, k)
+		f := fm.filters[i]
+		if fm.holding[d][i] {
+			fm.buffered[d][i] = append(fm.buffered[d][i], chunk...)
+			fm.total[d] += len(chunk)
+			if fm.total[d] > fm.limit[d] {
+				return nil, fm.overLimit(d)
+			}
+			if !endOfStream {
+				return nil, nil
+			}
+			chunk = fm.buffered[d][i]
+			fm.buffered[d][i] = nil
+			fm.holding[d][i] = false
+		}
+		b := filter.Body{Data: chunk}
+		fm.s.clearResumed(d)
+		var st filter.Status
+		if d == filter.Request {
+			st = f.OnRequestBody(fm.s, &b, endOfStream)
+		} else {
+			st = f.OnResponseBody(fm.s, &b, endOfStream)
+		}
+		if lr := fm.s.takeLocal(); lr != nil {
+			return nil, lr
+		}
+		chunk = b.Data
+		if st == filter.Continue {
+			continue
+		}
+		if endOfStream {
+			// Nothing more will come: a stop here is a pause of the
+			// whole stream until the filter resumes it.
+			if lr := fm.afterCallback(d, filter.StopIteration); lr != nil {
+				return nil, lr
+			}
+			continue
+		}
+		fm.holding[d][i] = true
+		fm.buffered[d][i] = append(fm.buffered[d][i][:0], chunk...)
+		fm.total[d] += len(chunk)
+		if fm.total[d] > fm.limit[d] {
+			return nil, fm.overLimit(d)
+		}
+		return nil, nil
+	}
+	return chunk, nil
+}
+
+// holdingAny reports whether some filter is buffering direction d.
+func (fm *filterManager) holdingAny(d filter.Direction) bool {
+	for _, h := range fm.holding[d] {
+		if h {
+			return true
+		}
+	}
+	return false
+}
+
+func (fm *filterManager) overLimit(d filter.Direction) *filter.LocalReply {
+	if d == filter.Request {
+		return &filter.LocalReply{Status: http.StatusRequestEntityTooLarge, Body: []byte("request body too large to buffer\n"), Details: "request_payload_too_large", GRPCStatus: grpcResourceExhausted}
+	}
+	return &filter.LocalReply{Status: http.StatusInternalServerError, Body: []byte("response body too large to buffer\n"), Details: "response_payload_too_large", GRPCStatus: grpcInternal}
+}
+
+func (fm *filterManager) log() {
+	for _, f := range fm.filters {
+		f.OnLog(fm.s)
+	}
+}
+
+func (fm *filterManager) done() {
+	for _, f := range fm.filters {
+		f.OnDone(fm.s)
+	}
+}

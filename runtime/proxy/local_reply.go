@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-proxy/sluice/runtime/filter"
+)
+
+// gRPC status codes the proxy itself raises (grpc/codes).
+const (
+	grpcOK                = 0
+	grpcInternal          = 13
+	grpcUnavailable       = 14
+	grpcDeadlineExceeded  = 4
+	grpcResourceExhausted = 8
+	grpcUnimplemented     = 12
+	grpcPermissionDenied  = 7
+	grpcUnauthenticated   = 16
+)
+
+// isGRPC reports whether a request is gRPC, so errors the proxy raises
+// become trailers-only responses the client library can read.
+func isGRPC(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	return strings.HasPrefix(ct, "application/grpc")
+}
+
+// grpcStatusFor maps an HTTP status to the gRPC code for a trailers-only
+// reply when the filter gave none (the mapping gRPC's HTTP-to-gRPC doc uses).
+func grpcStatusFor(status int) int {
+	switch status {
+	case http.StatusBadRequest:
+		return grpcInternal
+	case http.StatusUnauthorized:
+		return grpcUnauthenticated
+	case http.StatusForbidden:
+		return grpcPermissionDenied
+	case http.StatusNotFound:
+		return grpcUnimplemented
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
+		return grpcUnavailable
+	case http.StatusGatewayTimeout:
+		return grpcDeadlineExceeded
+	}
+	return 2 // UNKNOWN
+}
+
+// writeLocalReply answers the client with r. For gRPC requests it is a
+// trailers-only response: HTTP 200, the status in grpc-status/grpc-message.
+func writeLocalReply(w http.ResponseWriter, req *http.Request, r *filter.LocalReply, requestID string) int64 {
+	h := w.Header()
+	for k, vs := range r.Header {
+		h[k] = vs
+	}
+	if requestID != "" && h.Get("X-Request-Id") == "" {
+		h.Set("X-Request-Id", requestID)
+	}
+	if req != nil && isGRPC(req) && (r.GRPCStatus > 0 || r.Status != http.StatusOK) {
+		code := r.GRPCStatus
+		if code <= 0 {
+			code = grpcStatusFor(r.Status)
+		}
+		h.Set("Content-Type", "application/grpc")
+		h.Set("Grpc-Status", strconv.Itoa(code))
+		msg := strings.TrimSpace(string(r.Body))
+		if msg == "" {
+			msg = http.StatusText(r.Status)
+		}
+		h.Set("Grpc-Message", grpcPercentEncode(msg))
+		h.Del("Content-Length")
+		w.WriteHeader(http.StatusOK)
+		return 0
+	}
+	if h.Get("Content-Type") == "" && len(r.Body) > 0 {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(r.Body)))
+	status := r.Status
+	if status < 100 || status > 999 {
+		status = http.StatusInternalServerError
+	}
+	w.WriteHeader(status)
+	if req != nil && req.Method == http.MethodHead {
+		return 0
+	}
+	n, _ := w.Write(r.Body)
+	return int64(n)
+}
+
+// grpcPercentEncode encodes a grpc-message value as the gRPC HTTP/2 spec
+// asks: printable ASCII except '%' stays, everything else is %XX.
+func grpcPercentEncode(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '%' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '%' {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}

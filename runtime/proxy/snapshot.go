@@ -1,0 +1,117 @@
+package proxy
+
+import (
+	"fmt"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/route"
+	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/upstream"
+)
+
+// Snapshot is everything one request needs from one config generation:
+// route tables, clusters and filter factories. It is immutable; a reload
+// builds a new one and swaps it in, and a request keeps the one it started
+// with to the end.
+type Snapshot struct {
+	Config   *config.Config
+	Upstream *upstream.Manager
+	Filters  map[string]filter.Factory
+
+	listeners map[string]*listenerRoutes
+	routes    map[*route.Route]*routeInfo
+}
+
+type listenerRoutes struct {
+	table    *route.Table
+	plugins  []string
+	reqLimit int
+}
+
+// routeInfo is what the proxy derives from a route once per snapshot.
+type routeInfo struct {
+	retry   retryPolicy
+	plugins []string
+	stats   *routeStats
+}
+
+// NewSnapshot builds the route tables of every HTTP listener of cfg.
+// filters holds a factory for every plugin the routes name.
+func NewSnapshot(cfg *config.Config, up *upstream.Manager, filters map[string]filter.Factory, reg *stats.Registry) (*Snapshot, error) {
+	s := &Snapshot{
+		Config:    cfg,
+		Upstream:  up,
+		Filters:   filters,
+		listeners: map[string]*listenerRoutes{},
+		routes:    map[*route.Route]*routeInfo{},
+	}
+	for _, l := range cfg.Listeners {
+		if isTCPOnly(l) {
+			continue
+		}
+		t, err := route.NewTable(cfg, l.Routes)
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: %w", l.Name, err)
+		}
+		limit := int(l.MaxRequestBodyBuffer)
+		if limit <= 0 {
+			limit = 1 << 20
+		}
+		s.listeners[l.Name] = &listenerRoutes{table: t, plugins: l.Plugins, reqLimit: limit}
+		for _, rt := range t.Routes() {
+			if _, ok := s.routes[rt]; ok {
+				continue
+			}
+			plugins := append(append([]string(nil), l.Plugins...), rt.Plugins...)
+			for _, p := range plugins {
+				if _, ok := filters[p]; !ok {
+					return nil, fmt.Errorf("route %q: plugin %q is not loaded", rt.Name, p)
+				}
+			}
+			s.routes[rt] = &routeInfo{
+				retry:   compileRetry(rt.Retry),
+				plugins: plugins,
+				stats:   newRouteStats(reg, rt.Name),
+			}
+		}
+	}
+	return s, nil
+}
+
+func isTCPOnly(l config.Listener) bool {
+	for _, p := range l.Protocols {
+		if p != "tcp" {
+			return false
+		}
+	}
+	return len(l.Protocols) > 0
+}
+
+// routeStats are a route's metric handles, looked up once so the request
+// path only does atomic adds.
+type routeStats struct {
+	byClass [6]*stats.Counter // 1xx..5xx, and [0] for no response
+	latency *stats.Histogram
+	retries *stats.Counter
+}
+
+func newRouteStats(reg *stats.Registry, name string) *routeStats {
+	rs := &routeStats{}
+	classes := [6]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
+	for i, c := range classes {
+		rs.byClass[i] = reg.Counter("sluice_http_requests_total", "Requests handled, by route and status class.", "route", name, "code_class", c)
+	}
+	rs.latency = reg.Histogram("sluice_http_request_duration_seconds", "Time from request start to the end of the response, by route.", nil, "route", name)
+	rs.retries = reg.Counter("sluice_http_retries_total", "Retried upstream tries, by route.", "route", name)
+	return rs
+}
+
+func (rs *routeStats) record(status int, seconds float64) {
+	c := status / 100
+	if c < 1 || c > 5 {
+		c = 0
+	}
+	rs.byClass[c].Inc()
+	rs.latency.Observe(seconds)
+}

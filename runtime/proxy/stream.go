@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"sync"
+
+	"github.com/sluice-proxy/sluice/runtime/filter"
+)
+
+// stream is one HTTP exchange as the filters see it. The proxy goroutine
+// owns it; Resume and SendLocalReply may come from any goroutine (an
+// http_call reply, a tick), so they go through mu and wake.
+type stream struct {
+	ctx         context.Context
+	req         *http.Request
+	reqTrailers http.Header
+	resp        *filter.ResponseHead
+	info        filter.Info
+
+	mu      sync.Mutex
+	resumed [2]bool
+	local   *filter.LocalReply
+	wake    chan struct{}
+}
+
+func newStream(ctx context.Context, req *http.Request) *stream {
+	return &stream{ctx: ctx, req: req, wake: make(chan struct{}, 1)}
+}
+
+func (s *stream) Context() context.Context       { return s.ctx }
+func (s *stream) Request() *http.Request         { return s.req }
+func (s *stream) RequestTrailers() http.Header   { return s.reqTrailers }
+func (s *stream) Response() *filter.ResponseHead { return s.resp }
+func (s *stream) Info() *filter.Info             { return &s.info }
+
+func (s *stream) Resume(d filter.Direction) {
+	s.mu.Lock()
+	s.resumed[d] = true
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *stream) SendLocalReply(r filter.LocalReply) {
+	s.mu.Lock()
+	if s.local == nil {
+		s.local = &r
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *stream) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeLocal returns the local reply a filter asked for, once.
+func (s *stream) takeLocal() *filter.LocalReply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lr := s.local
+	s.local = nil
+	return lr
+}
+
+// hasLocal reports whether a local reply is pending, without taking it.
+func (s *stream) hasLocal() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.local != nil
+}
+
+// clearResumed forgets an earlier Resume, before a filter runs that may pause.
+func (s *stream) clearResumed(d filter.Direction) {
+	s.mu.Lock()
+	s.resumed[d] = false
+	s.mu.Unlock()
+}
+
+// waitResume blocks until the paused filter resumes direction d, a local
+// reply is sent, or the stream's context ends.
+func (s *stream) waitResume(d filter.Direction) error {
+	for {
+		s.mu.Lock()
+		done := s.resumed[d] || s.local != nil
+		s.resumed[d] = false
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-s.wake:
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		}
+	}
+}

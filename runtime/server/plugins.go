@@ -1,0 +1,218 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/stats"
+)
+
+// loadedPlugin is one started version of a plugin: a filter factory whose
+// instances have run vm_start and configure.
+type loadedPlugin interface {
+	filter.Factory
+	// Close waits for the streams on this version to end, then frees its
+	// instances.
+	Close()
+	// Status is the admin /plugins entry.
+	Status() any
+}
+
+// pluginEntry is a plugin as configured and the version serving it.
+type pluginEntry struct {
+	cfg    config.Plugin
+	module []byte
+	sha256 string
+	stamp  fileStamp
+	p      loadedPlugin
+}
+
+// pluginSet is the plugins of one config generation. Entries whose config
+// and module did not change are shared with the next generation, so a
+// reload does not restart them.
+type pluginSet struct {
+	env    *wasmEnv
+	log    *zap.Logger
+	byName map[string]*pluginEntry
+}
+
+func newPluginSet(ctx context.Context, cfg *config.Config, env *wasmEnv, log *zap.Logger) (*pluginSet, error) {
+	empty := &pluginSet{env: env, log: log, byName: map[string]*pluginEntry{}}
+	return empty.rebuild(ctx, cfg)
+}
+
+// rebuild returns the set for cfg, reusing unchanged entries of ps.
+func (ps *pluginSet) rebuild(ctx context.Context, cfg *config.Config) (*pluginSet, error) {
+	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}}
+	for _, pc := range cfg.Plugins {
+		module, stamp, err := readModule(pc.Wasm)
+		if err != nil {
+			next.closeNew(ps)
+			return nil, fmt.Errorf("plugin %q: %w", pc.Name, err)
+		}
+		sum := sha256.Sum256(module)
+		sha := hex.EncodeToString(sum[:])
+		if old, ok := ps.byName[pc.Name]; ok && old.sha256 == sha && reflect.DeepEqual(old.cfg, pc) {
+			next.byName[pc.Name] = old
+			continue
+		}
+		p, err := ps.env.load(ctx, pc, module)
+		if err != nil {
+			next.closeNew(ps)
+			return nil, fmt.Errorf("plugin %q (%s): %w", pc.Name, pc.Wasm, err)
+		}
+		ps.log.Info("plugin loaded", zap.String("plugin", pc.Name), zap.String("wasm", pc.Wasm), zap.String("sha256", sha[:12]))
+		next.byName[pc.Name] = &pluginEntry{cfg: pc, module: module, sha256: sha, stamp: stamp, p: p}
+	}
+	return next, nil
+}
+
+// reloadModules re-reads every file-backed module and restarts the plugins
+// whose bytes changed. It returns ps itself when nothing changed.
+func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
+	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}}
+	changed := false
+	for name, e := range ps.byName {
+		module, stamp, err := readModule(e.cfg.Wasm)
+		if err != nil {
+			next.closeNew(ps)
+			return nil, fmt.Errorf("plugin %q: %w", name, err)
+		}
+		sum := sha256.Sum256(module)
+		sha := hex.EncodeToString(sum[:])
+		if sha == e.sha256 {
+			e.stamp = stamp
+			next.byName[name] = e
+			continue
+		}
+		p, err := ps.env.load(ctx, e.cfg, module)
+		if err != nil {
+			next.closeNew(ps)
+			return nil, fmt.Errorf("plugin %q (%s): new module refused, the old one stays: %w", name, e.cfg.Wasm, err)
+		}
+		ps.log.Info("plugin reloaded", zap.String("plugin", name), zap.String("sha256", sha[:12]))
+		next.byName[name] = &pluginEntry{cfg: e.cfg, module: module, sha256: sha, stamp: stamp, p: p}
+		changed = true
+	}
+	if !changed {
+		return ps, nil
+	}
+	return next, nil
+}
+
+// modulesChanged reports whether a watched .wasm file moved since loading.
+func (ps *pluginSet) modulesChanged() bool {
+	for _, e := range ps.byName {
+		if builtinName(e.cfg.Wasm) != "" {
+			continue
+		}
+		if st, err := stampOf(e.cfg.Wasm); err == nil && st != e.stamp {
+			return true
+		}
+	}
+	return false
+}
+
+func (ps *pluginSet) factories() map[string]filter.Factory {
+	m := make(map[string]filter.Factory, len(ps.byName))
+	for name, e := range ps.byName {
+		m[name] = e.p
+	}
+	return m
+}
+
+// closeNew closes the entries of ps that old does not share: the ones a
+// failed rebuild made.
+func (ps *pluginSet) closeNew(old *pluginSet) {
+	for name, e := range ps.byName {
+		if old == nil || old.byName[name] != e {
+			e.p.Close()
+		}
+	}
+}
+
+// closeReplaced closes the entries of ps that next no longer uses.
+func (ps *pluginSet) closeReplaced(next *pluginSet) {
+	for name, e := range ps.byName {
+		if next.byName[name] != e {
+			e.p.Close()
+		}
+	}
+}
+
+func (ps *pluginSet) close() {
+	for _, e := range ps.byName {
+		e.p.Close()
+	}
+}
+
+// pluginStatus is one row of the admin /plugins dump.
+type pluginStatus struct {
+	Name    string `json:"name"`
+	Wasm    string `json:"wasm"`
+	SHA256  string `json:"sha256"`
+	Failure string `json:"failure"`
+	Runtime any    `json:"runtime,omitempty"`
+}
+
+func (ps *pluginSet) status() []pluginStatus {
+	out := make([]pluginStatus, 0, len(ps.byName))
+	for name, e := range ps.byName {
+		out = append(out, pluginStatus{Name: name, Wasm: e.cfg.Wasm, SHA256: e.sha256, Failure: e.cfg.Failure, Runtime: e.p.Status()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// builtinName returns NAME for "builtin:NAME", "" otherwise.
+func builtinName(wasm string) string {
+	if name, ok := strings.CutPrefix(wasm, "builtin:"); ok {
+		return name
+	}
+	return ""
+}
+
+// pollPlugins reloads plugins whose .wasm file changed on disk.
+func (s *Server) pollPlugins() {
+	s.mu.Lock()
+	changed := s.plugins.modulesChanged()
+	s.mu.Unlock()
+	if changed {
+		if err := s.ReloadPlugins(); err != nil {
+			s.log.Error("plugin reload refused; the old version keeps serving", zap.Error(err))
+			// Note the new stamps so a bad file is not retried every second.
+			s.mu.Lock()
+			for _, e := range s.plugins.byName {
+				if st, err := stampOf(e.cfg.Wasm); err == nil && builtinName(e.cfg.Wasm) == "" {
+					e.stamp = st
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+func readModule(wasm string) ([]byte, fileStamp, error) {
+	if name := builtinName(wasm); name != "" {
+		m, err := builtinModule(name)
+		return m, fileStamp{}, err
+	}
+	stamp, err := stampOf(wasm)
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	b, err := os.ReadFile(wasm)
+	return b, stamp, err
+}
+
+var _ = stats.NewRegistry

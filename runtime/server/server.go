@@ -1,0 +1,377 @@
+// Package server assembles a running sluice from a config file: listeners,
+// the admin API, clusters, plugins and the snapshot they share, and swaps
+// that snapshot atomically on reload.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/admin"
+	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/listen"
+	"github.com/sluice-proxy/sluice/runtime/proxy"
+	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/upstream"
+)
+
+// Options are the process-level choices made on the command line.
+type Options struct {
+	ConfigPath string
+	// Mode overrides the file's mode when set ("edge", "sidecar").
+	Mode string
+	Log  *zap.Logger
+	// Access receives one line per request; nil uses Log named "access".
+	Access *zap.Logger
+}
+
+// Server is one running sluice process.
+type Server struct {
+	opts Options
+	log  *zap.Logger
+	reg  *stats.Registry
+
+	snap      atomic.Pointer[proxy.Snapshot]
+	streamIDs atomic.Uint64
+	ready     atomic.Bool
+
+	wasm      *wasmEnv
+	mu        sync.Mutex // serialises reloads
+	cfg       *config.Config
+	cfgStamp  fileStamp
+	plugins   *pluginSet
+	listeners []*listen.Listener
+	admin     *admin.Admin
+	stopWatch chan struct{}
+	watchDone chan struct{}
+
+	reloads       *stats.Counter
+	reloadFailure *stats.Counter
+}
+
+// New loads the config and prepares everything, but listens on nothing yet.
+func New(opts Options) (*Server, error) {
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	cfg, err := config.LoadWithMode(opts.ConfigPath, opts.Mode)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, log: opts.Log, reg: stats.NewRegistry(), cfg: cfg}
+	s.cfgStamp, _ = stampOf(opts.ConfigPath)
+	s.reloads = s.reg.Counter("sluice_config_reloads_total", "Config reloads applied.")
+	s.reloadFailure = s.reg.Counter("sluice_config_reload_failures_total", "Config reloads refused.")
+
+	up, err := upstream.NewManager(cfg.Clusters, s.reg, s.log.Named("upstream"))
+	if err != nil {
+		return nil, fmt.Errorf("clusters: %w", err)
+	}
+	s.wasm, err = newWasmEnv(context.Background(), cfg, s.reg, s.log.Named("wasm"), s.cluster)
+	if err != nil {
+		up.Close()
+		return nil, err
+	}
+	s.plugins, err = newPluginSet(context.Background(), cfg, s.wasm, s.log.Named("plugins"))
+	if err != nil {
+		up.Close()
+		s.wasm.close()
+		return nil, err
+	}
+	snap, err := proxy.NewSnapshot(cfg, up, s.plugins.factories(), s.reg)
+	if err != nil {
+		up.Close()
+		s.plugins.close()
+		s.wasm.close()
+		return nil, err
+	}
+	s.snap.Store(snap)
+	return s, nil
+}
+
+// cluster resolves a cluster of the current snapshot, for http_call.
+func (s *Server) cluster(name string) *upstream.Cluster {
+	return s.snap.Load().Upstream.Cluster(name)
+}
+
+// Registry exposes the metrics registry (for tests and embedding).
+func (s *Server) Registry() *stats.Registry { return s.reg }
+
+// Start opens the listeners and the admin API, and starts watching the
+// config file when the config asks for it.
+func (s *Server) Start() error {
+	access := s.opts.Access
+	if access == nil && !s.cfg.AccessLog.Disabled {
+		access = s.log.Named("access")
+	}
+	for _, lc := range s.cfg.Listeners {
+		if tcpListener(lc) {
+			s.closeListeners(context.Background())
+			return fmt.Errorf("listener %q: tcp listeners are not built yet", lc.Name)
+		}
+		h := proxy.NewHandler(lc.Name, &s.snap, &s.streamIDs, s.log.Named("proxy"), access)
+		h.Direction = lc.Direction
+		l, err := listen.HTTP(lc, h, func(v string) { h.AltSvc = v }, s.log.Named("listen"))
+		if err != nil {
+			s.closeListeners(context.Background())
+			return err
+		}
+		l.Serve()
+		s.listeners = append(s.listeners, l)
+		s.log.Info("listening", zap.String("listener", lc.Name), zap.String("address", l.Addr().String()), zap.Strings("protocols", lc.Protocols))
+	}
+	if !s.cfg.Admin.Disabled {
+		a, err := admin.Start(s.cfg.Admin.Address, s, s.reg, s.log.Named("admin"))
+		if err != nil {
+			s.closeListeners(context.Background())
+			return fmt.Errorf("admin listener %s: %w", s.cfg.Admin.Address, err)
+		}
+		s.admin = a
+	}
+	if s.cfg.Server.WatchConfig == nil || *s.cfg.Server.WatchConfig {
+		s.stopWatch = make(chan struct{})
+		s.watchDone = make(chan struct{})
+		go s.watch()
+	}
+	s.ready.Store(true)
+	return nil
+}
+
+func tcpListener(l config.Listener) bool {
+	for _, p := range l.Protocols {
+		if p == "tcp" {
+			return true
+		}
+	}
+	return false
+}
+
+// ListenerAddr returns the bound address of a listener by name ("" if none).
+func (s *Server) ListenerAddr(name string) string {
+	for _, l := range s.listeners {
+		if l.Name == name {
+			return l.Addr().String()
+		}
+	}
+	return ""
+}
+
+// AdminAddr is the bound admin address ("" when disabled).
+func (s *Server) AdminAddr() string {
+	if s.admin == nil {
+		return ""
+	}
+	return s.admin.Addr().String()
+}
+
+// Reload re-reads the config file and swaps in routes, clusters and
+// plugins atomically. A bad file is refused with the same errors as
+// `sluice validate`, and the old config keeps serving. Listener, admin and
+// mode changes need a restart; they are reported, not applied.
+func (s *Server) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.reloadLocked()
+	if err != nil {
+		s.reloadFailure.Inc()
+		s.log.Error("config reload refused; the old config keeps serving", zap.Error(err))
+		return err
+	}
+	s.reloads.Inc()
+	return nil
+}
+
+func (s *Server) reloadLocked() error {
+	stamp, _ := stampOf(s.opts.ConfigPath)
+	cfg, err := config.LoadWithMode(s.opts.ConfigPath, s.opts.Mode)
+	if err != nil {
+		return err
+	}
+	if msg := restartOnly(s.cfg, cfg); msg != "" {
+		s.log.Warn("config changes that need a restart were not applied", zap.String("changes", msg))
+	}
+	old := s.snap.Load()
+	plugins, err := s.plugins.rebuild(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	up, err := old.Upstream.Rebuild(cfg.Clusters)
+	if err != nil {
+		plugins.closeNew(s.plugins)
+		return fmt.Errorf("clusters: %w", err)
+	}
+	snap, err := proxy.NewSnapshot(cfg, up, plugins.factories(), s.reg)
+	if err != nil {
+		up.Close()
+		plugins.closeNew(s.plugins)
+		return err
+	}
+	s.snap.Store(snap)
+	oldPlugins := s.plugins
+	s.plugins, s.cfg, s.cfgStamp = plugins, cfg, stamp
+	// In-flight requests finish on the old snapshot; its clusters and
+	// plugins are closed once they have had the drain time to do so.
+	drain := s.drainTimeout()
+	go func() {
+		oldPlugins.closeReplaced(plugins)
+		time.Sleep(drain)
+		old.Upstream.Close()
+	}()
+	s.log.Info("config reloaded", zap.String("path", s.opts.ConfigPath))
+	return nil
+}
+
+func (s *Server) drainTimeout() time.Duration {
+	if d := s.cfg.Server.DrainTimeout.D(); d > 0 {
+		return d
+	}
+	return 15 * time.Second
+}
+
+// restartOnly names the changed settings that a reload cannot apply.
+func restartOnly(old, cur *config.Config) string {
+	var changed []string
+	if old.Mode != cur.Mode {
+		changed = append(changed, "mode")
+	}
+	if old.Admin != cur.Admin {
+		changed = append(changed, "admin")
+	}
+	if fmt.Sprint(old.Listeners) != fmt.Sprint(cur.Listeners) {
+		changed = append(changed, "listeners")
+	}
+	if len(changed) == 0 {
+		return ""
+	}
+	return fmt.Sprint(changed)
+}
+
+// ReloadPlugins re-reads every plugin's module (hot load on demand).
+func (s *Server) ReloadPlugins() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	plugins, err := s.plugins.reloadModules(context.Background())
+	if err != nil {
+		return err
+	}
+	if plugins == s.plugins {
+		return nil
+	}
+	old := s.snap.Load()
+	snap, err := proxy.NewSnapshot(s.cfg, old.Upstream, plugins.factories(), s.reg)
+	if err != nil {
+		plugins.closeNew(s.plugins)
+		return err
+	}
+	s.snap.Store(snap)
+	oldPlugins := s.plugins
+	s.plugins = plugins
+	go oldPlugins.closeReplaced(plugins)
+	return nil
+}
+
+// Ready reports whether the server is serving.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// ConfigJSON is the effective config for the admin API.
+func (s *Server) ConfigJSON() ([]byte, error) {
+	return s.snap.Load().Config.JSON()
+}
+
+// Plugins is the admin /plugins dump.
+func (s *Server) Plugins() any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.plugins.status()
+}
+
+// Clusters is the admin /clusters dump.
+func (s *Server) Clusters() any { return s.snap.Load().Upstream.Snapshot() }
+
+// Shutdown stops accepting, lets in-flight requests finish up to the drain
+// timeout (or ctx, whichever ends first), then releases everything.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	if s.stopWatch != nil {
+		close(s.stopWatch)
+		<-s.watchDone
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.drainTimeout())
+	defer cancel()
+	err := s.closeListeners(ctx)
+	if s.admin != nil {
+		s.admin.Close(ctx)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snap.Load().Upstream.Close()
+	s.plugins.close()
+	s.wasm.close()
+	return err
+}
+
+func (s *Server) closeListeners(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.listeners))
+	for i, l := range s.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+	s.listeners = nil
+	return errors.Join(errs...)
+}
+
+// watch polls the config file and reloads when it changes. Polling keeps
+// the dependency list short and also catches editors that replace the file.
+func (s *Server) watch() {
+	defer close(s.watchDone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopWatch:
+			return
+		case <-t.C:
+		}
+		stamp, err := stampOf(s.opts.ConfigPath)
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		changed := stamp != s.cfgStamp
+		s.mu.Unlock()
+		if changed {
+			if s.Reload() != nil {
+				// Remember the bad version so it is not retried every second.
+				s.mu.Lock()
+				s.cfgStamp = stamp
+				s.mu.Unlock()
+			}
+		}
+		s.pollPlugins()
+	}
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stampOf(path string) (fileStamp, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{st.ModTime(), st.Size()}, nil
+}
