@@ -25,13 +25,13 @@ type echoUpstream struct {
 }
 
 type echoReply struct {
-	Name    string              `json:"name"`
-	Method  string              `json:"method"`
-	Path    string              `json:"path"`
-	Host    string              `json:"host"`
-	Header  map[string][]string `json:"header"`
-	Body    string              `json:"body"`
-	Proto   string              `json:"proto"`
+	Name   string              `json:"name"`
+	Method string              `json:"method"`
+	Path   string              `json:"path"`
+	Host   string              `json:"host"`
+	Header map[string][]string `json:"header"`
+	Body   string              `json:"body"`
+	Proto  string              `json:"proto"`
 }
 
 func startEcho(t testing.TB, name string, h http.HandlerFunc) *echoUpstream {
