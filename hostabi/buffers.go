@@ -1,0 +1,103 @@
+package hostabi
+
+import (
+	"context"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
+)
+
+// buffer returns a pointer to the bytes of a buffer for the effective
+// context, nil when it does not exist there.
+func (in *instance) buffer(t abi.BufferType) (*[]byte, bool) {
+	switch t {
+	case abi.BufferVMConfiguration:
+		return &in.p.cfg.VMConfig, false
+	case abi.BufferPluginConfiguration:
+		return &in.p.cfg.PluginConfig, false
+	case abi.BufferHTTPCallResponseBody:
+		if in.cur.httpHeaders == nil {
+			return nil, false
+		}
+		return &in.cur.httpBody, true
+	case abi.BufferGRPCReceive:
+		if in.cur.grpcBody == nil {
+			return nil, false
+		}
+		return &in.cur.grpcBody, true
+	case abi.BufferForeignFunctionArgs:
+		if in.cur.foreignArgs == nil {
+			return nil, false
+		}
+		return &in.cur.foreignArgs, false
+	case abi.BufferHTTPRequestBody, abi.BufferHTTPResponseBody:
+		s := in.stream()
+		if s == nil || !s.hasBody[t] {
+			return nil, false
+		}
+		return &s.body[t], true
+	}
+	return nil, false
+}
+
+func hcGetBufferBytes(ctx context.Context, in *instance, a []uint64) abi.Status {
+	b, _ := in.buffer(abi.BufferType(a[0]))
+	if b == nil {
+		return abi.NotFound
+	}
+	start, size := uint64(u32(a[1])), uint64(u32(a[2]))
+	if start > uint64(len(*b)) {
+		return abi.BadArgument
+	}
+	end := min(start+size, uint64(len(*b)))
+	return in.returnBytes(ctx, (*b)[start:end], u32(a[3]), u32(a[4]))
+}
+
+// hcSetBufferBytes replaces the range [start, start+size) with data, so
+// start 0 and size >= length replaces the whole buffer, size 0 inserts and
+// start >= length appends (what Envoy's Buffer::copyFrom allows, and more).
+func hcSetBufferBytes(_ context.Context, in *instance, a []uint64) abi.Status {
+	data, err := read(in.mem, u32(a[3]), u32(a[4]))
+	if err != nil {
+		return abi.InvalidMemoryAccess
+	}
+	b, writable := in.buffer(abi.BufferType(a[0]))
+	if b == nil {
+		return abi.NotFound
+	}
+	if !writable {
+		return abi.BadArgument
+	}
+	old := *b
+	start := min(uint64(u32(a[1])), uint64(len(old)))
+	end := min(start+uint64(u32(a[2])), uint64(len(old)))
+	nb := make([]byte, 0, uint64(len(old))-(end-start)+uint64(len(data)))
+	nb = append(nb, old[:start]...)
+	nb = append(nb, data...)
+	nb = append(nb, old[end:]...)
+	*b = nb
+	return abi.OK
+}
+
+// hcGetBufferStatus reports length and flags (bit 0: end of stream).
+func hcGetBufferStatus(_ context.Context, in *instance, a []uint64) abi.Status {
+	t := abi.BufferType(a[0])
+	b, _ := in.buffer(t)
+	if b == nil {
+		return abi.NotFound
+	}
+	var flags uint32
+	if t <= abi.BufferHTTPResponseBody {
+		if s := in.stream(); s != nil && s.bodyEOS[t] {
+			flags = 1
+		}
+	}
+	if putU32(in.mem, u32(a[1]), uint32(len(*b))) != nil || putU32(in.mem, u32(a[2]), flags) != nil {
+		return abi.InvalidMemoryAccess
+	}
+	return abi.OK
+}
+
+// hcGetConfiguration is ABI 0.1.0's way to read the plugin configuration.
+func hcGetConfiguration(ctx context.Context, in *instance, a []uint64) abi.Status {
+	return in.returnBytes(ctx, in.p.cfg.PluginConfig, u32(a[0]), u32(a[1]))
+}

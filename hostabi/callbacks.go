@@ -1,0 +1,273 @@
+package hostabi
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
+)
+
+type callback int
+
+const (
+	cbInitialize callback = iota
+	cbMain
+	cbStart
+	cbMemoryAllocate
+	cbContextCreate
+	cbVMStart
+	cbConfigure
+	cbRequestHeaders
+	cbRequestBody
+	cbRequestTrailers
+	cbResponseHeaders
+	cbResponseBody
+	cbResponseTrailers
+	cbLog
+	cbDone
+	cbDelete
+	cbTick
+	cbQueueReady
+	cbHTTPCallResponse
+	cbGRPCInitialMetadata
+	cbGRPCReceive
+	cbGRPCTrailingMetadata
+	cbGRPCClose
+	cbForeignFunction
+	cbNewConnection
+	cbDownstreamData
+	cbUpstreamData
+	cbDownstreamClose
+	cbUpstreamClose
+	numCallbacks
+)
+
+var callbackNames = [numCallbacks]string{
+	"_initialize", "main", "_start", "proxy_on_memory_allocate", "proxy_on_context_create",
+	"proxy_on_vm_start", "proxy_on_configure",
+	"proxy_on_request_headers", "proxy_on_request_body", "proxy_on_request_trailers",
+	"proxy_on_response_headers", "proxy_on_response_body", "proxy_on_response_trailers",
+	"proxy_on_log", "proxy_on_done", "proxy_on_delete", "proxy_on_tick", "proxy_on_queue_ready",
+	"proxy_on_http_call_response",
+	"proxy_on_grpc_receive_initial_metadata", "proxy_on_grpc_receive",
+	"proxy_on_grpc_receive_trailing_metadata", "proxy_on_grpc_close",
+	"proxy_on_foreign_function",
+	"proxy_on_new_connection", "proxy_on_downstream_data", "proxy_on_upstream_data",
+	"proxy_on_downstream_connection_close", "proxy_on_upstream_connection_close",
+}
+
+// Action is what a stream callback asks of the filter chain.
+type Action int
+
+const (
+	// Continue passes the headers, chunk or trailers on.
+	Continue Action = iota
+	// Pause stops iteration until the filter continues the stream (or
+	// answers locally). From a body callback: hold this chunk.
+	Pause
+	// Buffer (body callbacks) holds this and later chunks and calls the
+	// filter again with the whole body at end of stream.
+	Buffer
+)
+
+// HTTPStream is one HTTP stream's context in one instance of a plugin.
+// Its methods are called from the stream's goroutine, in Envoy's order;
+// an error means the instance broke during (or before) the callback and the
+// plugin's failure policy applies.
+type HTTPStream struct {
+	in   *instance
+	id   uint32
+	host StreamHost
+
+	// Guarded by in.mu.
+	body    [2][]byte
+	hasBody [2]bool
+	bodyEOS [2]bool
+	active  bool
+	resumed [2]bool
+	replied bool
+	done    bool
+}
+
+// NewHTTPStream creates a stream context on an instance of the plugin.
+// It returns ErrUnavailable (wrapped) when no instance can serve.
+func (p *Plugin) NewHTTPStream(ctx context.Context, host StreamHost) (*HTTPStream, error) {
+	in, err := p.pick(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &HTTPStream{in: in, host: host}
+	in.mu.Lock()
+	if in.broken != nil {
+		err := in.broken
+		in.mu.Unlock()
+		p.streamDone(in)
+		return nil, fmt.Errorf("plugin %q: %w: %w", p.cfg.Name, ErrUnavailable, err)
+	}
+	s.id = in.nextID
+	in.nextID++
+	in.streams[s.id] = s
+	in.effective = s.id
+	_, err = in.call(cbContextCreate, uint64(s.id), uint64(in.rootID))
+	if err != nil {
+		delete(in.streams, s.id)
+		s.done = true
+		in.unlock()
+		p.streamDone(in)
+		return nil, err
+	}
+	in.unlock()
+	return s, nil
+}
+
+// ID is the stream's context id in its instance.
+func (s *HTTPStream) ID() uint32 { return s.id }
+
+// invoke runs one stream callback with the stream as effective context.
+func (s *HTTPStream) invoke(cb callback, args ...uint64) (uint64, error) {
+	in := s.in
+	in.mu.Lock()
+	if s.done {
+		in.mu.Unlock()
+		return 0, fmt.Errorf("plugin %q: stream %d already done", in.p.cfg.Name, s.id)
+	}
+	in.effective = s.id
+	s.active = true
+	s.resumed = [2]bool{}
+	r, err := in.call(cb, args...)
+	s.active = false
+	in.unlock()
+	return r, err
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *HTTPStream) headerCount(t MapType) uint64 {
+	if h := s.host.Headers(t); h != nil {
+		return uint64(h.Len())
+	}
+	return 0
+}
+
+// headers runs a headers callback. Any pause value (StopIteration, the
+// StopAll* variants) pauses, but unlike Envoy the body callbacks still come
+// (proxy-wasm-cpp-host#143).
+func (s *HTTPStream) headers(cb callback, t MapType, eos bool, d StreamType) (Action, error) {
+	n := s.headerCount(t)
+	var r uint64
+	var err error
+	if s.in.headerArgs == 2 {
+		r, err = s.invoke(cb, uint64(s.id), n)
+	} else {
+		r, err = s.invoke(cb, uint64(s.id), n, b2u(eos))
+	}
+	return s.action(r, err, d, false)
+}
+
+func (s *HTTPStream) action(r uint64, err error, d StreamType, body bool) (Action, error) {
+	if err != nil {
+		return Continue, err
+	}
+	s.in.mu.Lock()
+	replied, resumed := s.replied, s.resumed[d&1]
+	s.in.mu.Unlock()
+	switch {
+	case replied:
+		return Pause, nil
+	case uint32(r) == uint32(abi.ActionContinue) || resumed:
+		return Continue, nil
+	case body && (uint32(r) == 1 || uint32(r) == 2):
+		// FilterDataStatus StopIterationAndBuffer / AndWatermark: what SDKs
+		// return as "pause" from a body callback.
+		return Buffer, nil
+	default:
+		return Pause, nil
+	}
+}
+
+// OnRequestHeaders runs proxy_on_request_headers.
+func (s *HTTPStream) OnRequestHeaders(endOfStream bool) (Action, error) {
+	return s.headers(cbRequestHeaders, RequestHeaders, endOfStream, StreamRequest)
+}
+
+// OnResponseHeaders runs proxy_on_response_headers.
+func (s *HTTPStream) OnResponseHeaders(endOfStream bool) (Action, error) {
+	return s.headers(cbResponseHeaders, ResponseHeaders, endOfStream, StreamResponse)
+}
+
+// OnRequestBody runs proxy_on_request_body on a chunk (or the whole
+// buffered body) and returns the chunk as the filter left it.
+func (s *HTTPStream) OnRequestBody(chunk []byte, endOfStream bool) ([]byte, Action, error) {
+	return s.bodyCallback(cbRequestBody, 0, chunk, endOfStream, StreamRequest)
+}
+
+// OnResponseBody runs proxy_on_response_body.
+func (s *HTTPStream) OnResponseBody(chunk []byte, endOfStream bool) ([]byte, Action, error) {
+	return s.bodyCallback(cbResponseBody, 1, chunk, endOfStream, StreamResponse)
+}
+
+func (s *HTTPStream) bodyCallback(cb callback, i int, chunk []byte, eos bool, d StreamType) ([]byte, Action, error) {
+	s.in.mu.Lock()
+	s.body[i], s.hasBody[i], s.bodyEOS[i] = chunk, true, eos
+	s.in.mu.Unlock()
+	r, err := s.invoke(cb, uint64(s.id), uint64(len(chunk)), b2u(eos))
+	s.in.mu.Lock()
+	out := s.body[i]
+	s.in.mu.Unlock()
+	a, err := s.action(r, err, d, true)
+	if err != nil {
+		return chunk, a, err
+	}
+	return out, a, nil
+}
+
+// OnRequestTrailers runs proxy_on_request_trailers.
+func (s *HTTPStream) OnRequestTrailers() (Action, error) {
+	r, err := s.invoke(cbRequestTrailers, uint64(s.id), s.headerCount(RequestTrailers))
+	return s.action(r, err, StreamRequest, false)
+}
+
+// OnResponseTrailers runs proxy_on_response_trailers.
+func (s *HTTPStream) OnResponseTrailers() (Action, error) {
+	r, err := s.invoke(cbResponseTrailers, uint64(s.id), s.headerCount(ResponseTrailers))
+	return s.action(r, err, StreamResponse, false)
+}
+
+// OnLog runs proxy_on_log.
+func (s *HTTPStream) OnLog() error {
+	_, err := s.invoke(cbLog, uint64(s.id))
+	return err
+}
+
+// OnDone runs proxy_on_done and proxy_on_delete and releases the stream's
+// slot on its instance; it must be called exactly once, also after errors.
+func (s *HTTPStream) OnDone() error {
+	in := s.in
+	in.mu.Lock()
+	if s.done {
+		in.mu.Unlock()
+		return nil
+	}
+	var err error
+	if in.broken == nil {
+		in.effective = s.id
+		_, err = in.call(cbDone, uint64(s.id))
+		if err == nil {
+			in.effective = s.id
+			_, err = in.call(cbDelete, uint64(s.id))
+		}
+	}
+	s.done = true
+	delete(in.streams, s.id)
+	in.unlock()
+	in.p.streamDone(in)
+	if err == nil {
+		in.p.noteSuccess()
+	}
+	return err
+}

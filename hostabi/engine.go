@@ -1,0 +1,191 @@
+package hostabi
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
+)
+
+// EngineConfig is the process-wide part of the host.
+type EngineConfig struct {
+	// CacheDir holds wazero's compiled code between runs; default
+	// os.TempDir()/sluice-wasm-cache. "-" disables the disk cache.
+	CacheDir string
+	// MaxMemory caps any instance's linear memory whatever a plugin asks
+	// for; default 1GiB (proxy-wasm-cpp-host's limit).
+	MaxMemory uint64
+	Logger    *zap.Logger
+	// HTTP dispatches http_call and grpc_call; nil makes them BadArgument.
+	HTTP HTTPCaller
+	// Shared is the shared data store; default an in-memory one.
+	Shared SharedStore
+	// Metrics holds plugin metrics; default an in-memory one.
+	Metrics Metrics
+	// Properties answers process-level properties (node.*); optional.
+	Properties PropertyFunc
+}
+
+// Engine is the one wazero runtime of the process, with the WASI and proxy
+// host modules registered once and shared by every plugin.
+type Engine struct {
+	cfg    EngineConfig
+	log    *zap.Logger
+	rt     wazero.Runtime
+	cache  wazero.CompilationCache
+	queues *queues
+
+	mu      sync.Mutex
+	modules map[[32]byte]*compiledModule
+}
+
+type compiledModule struct {
+	sum     [32]byte
+	mod     wazero.CompiledModule
+	version abi.Version
+	refs    int
+}
+
+// NewEngine starts the runtime. Close it when the process ends.
+func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.MaxMemory == 0 {
+		cfg.MaxMemory = 1 << 30
+	}
+	if cfg.Shared == nil {
+		cfg.Shared = NewMemoryStore()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMemoryMetrics()
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, queues: newQueues(), modules: map[[32]byte]*compiledModule{}}
+	rc := wazero.NewRuntimeConfig().
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(uint32(min(cfg.MaxMemory/65536, 65536)))
+	switch cfg.CacheDir {
+	case "-":
+	default:
+		dir := cfg.CacheDir
+		if dir == "" {
+			dir = filepath.Join(os.TempDir(), "sluice-wasm-cache")
+		}
+		cache, err := wazero.NewCompilationCacheWithDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("opening wasm compilation cache %q: %w", dir, err)
+		}
+		e.cache = cache
+		rc = rc.WithCompilationCache(cache)
+	}
+	e.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	if err := registerWASI(ctx, e.rt); err != nil {
+		e.Close(ctx)
+		return nil, err
+	}
+	if err := registerEnv(ctx, e.rt); err != nil {
+		e.Close(ctx)
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close closes the runtime and every instance still open. Plugins should be
+// closed (drained) first.
+func (e *Engine) Close(ctx context.Context) error {
+	err := e.rt.Close(ctx)
+	if e.cache != nil {
+		err = errors.Join(err, e.cache.Close(ctx))
+	}
+	return err
+}
+
+// compile returns the compiled module for wasm, compiling it at most once
+// per content while any plugin uses it.
+func (e *Engine) compile(ctx context.Context, wasm []byte) (*compiledModule, error) {
+	sum := sha256.Sum256(wasm)
+	e.mu.Lock()
+	if cm := e.modules[sum]; cm != nil {
+		cm.refs++
+		e.mu.Unlock()
+		return cm, nil
+	}
+	e.mu.Unlock()
+	// Compile outside the lock: it takes seconds and other plugins may load
+	// meanwhile. Two loads of the same new module may both compile; the
+	// loser's copy is closed.
+	mod, err := e.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compiling: %w", err)
+	}
+	version := abi.VersionUnknown
+	for name := range mod.ExportedFunctions() {
+		if v, ok := abi.VersionExports[name]; ok && v > version {
+			version = v
+		}
+	}
+	if version == abi.VersionUnknown {
+		_ = mod.Close(ctx)
+		return nil, errors.New("missing or unknown proxy-wasm ABI version: the module exports no proxy_abi_version_0_1_0, _0_2_0 or _0_2_1 (is it a proxy-wasm filter?)")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cm := e.modules[sum]; cm != nil {
+		cm.refs++
+		_ = mod.Close(ctx)
+		return cm, nil
+	}
+	cm := &compiledModule{sum: sum, mod: mod, version: version, refs: 1}
+	e.modules[sum] = cm
+	return cm, nil
+}
+
+func (e *Engine) release(ctx context.Context, cm *compiledModule) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cm.refs--
+	if cm.refs == 0 {
+		delete(e.modules, cm.sum)
+		_ = cm.mod.Close(ctx)
+	}
+}
+
+// hostFunc is one host function with its wazero signature.
+type hostFunc struct {
+	name    string
+	fn      api.GoModuleFunc
+	params  []api.ValueType
+	names   []string
+	results []api.ValueType
+}
+
+func i32s(n int) []api.ValueType {
+	t := make([]api.ValueType, n)
+	for i := range t {
+		t[i] = api.ValueTypeI32
+	}
+	return t
+}
+
+func instantiateHost(ctx context.Context, rt wazero.Runtime, module string, funcs []hostFunc) error {
+	b := rt.NewHostModuleBuilder(module)
+	for _, f := range funcs {
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(f.fn, f.params, f.results).
+			WithParameterNames(f.names...).
+			Export(f.name)
+	}
+	if _, err := b.Instantiate(ctx); err != nil {
+		return fmt.Errorf("registering host module %q: %w", module, err)
+	}
+	return nil
+}

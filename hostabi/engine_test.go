@@ -1,0 +1,52 @@
+package hostabi
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestLoadStartsAndConfigures(t *testing.T) {
+	p := load(t, "rawabi", PluginConfig{
+		VMConfig:     []byte(`vm_start: log 2 vm\sstarted`),
+		PluginConfig: []byte(`configure: log 2 configured | buf_get 7 0 9`),
+		RootID:       "root", VMID: "vm",
+	})
+	wantLogs(t, p.Name(), "vm started", "configured", "configure buf_get: status=0 configure")
+	st := p.Stats()
+	if st.Instances != 1 || st.ABI != "0.2.1" || len(st.SHA256) != 64 || st.MemoryBytes == 0 {
+		t.Errorf("Stats = %+v", st)
+	}
+}
+
+func TestLoadRefused(t *testing.T) {
+	tests := []struct {
+		name, guest, vmConfig, config string
+		wasm                          []byte
+		want                          string
+	}{
+		{name: "no abi export", wasm: []byte("\x00asm\x01\x00\x00\x00"), want: "missing or unknown proxy-wasm ABI version"},
+		{name: "not wasm", wasm: []byte("hello"), want: "compiling"},
+		{name: "vm_start false", guest: "rawabi", vmConfig: "vm_start: ret 0", want: "proxy_on_vm_start returned false"},
+		{name: "configure false", guest: "rawabi", config: "configure: ret 0", want: "proxy_on_configure returned false"},
+		{name: "configure refuses", guest: "hostile", config: "refuse", want: "proxy_on_configure returned false"},
+		{name: "configure crashes", guest: "hostile", config: "crashcfg", want: "proxy_on_configure"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wasm := tt.wasm
+			if tt.guest != "" {
+				wasm = testGuests[tt.guest]
+			}
+			p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: wasm,
+				VMConfig: []byte(tt.vmConfig), PluginConfig: []byte(tt.config)})
+			if err == nil {
+				p.Close(context.Background())
+				t.Fatal("Load succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), t.Name()) {
+				t.Errorf("error %q does not name the plugin and %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,167 @@
+// Package hostabi is Sluice's proxy-wasm host on wazero. It runs filters
+// built for Envoy with any proxy-wasm SDK: the ABI versions 0.1.0, 0.2.0 and
+// 0.2.1, a pool of instances per plugin, host-side shared data, queues and
+// metrics, a sandbox (memory limit, call deadline) and hot loading.
+//
+// It imports nothing from the proxy. The proxy implements the small
+// interfaces declared here: StreamHost for one HTTP stream (headers, local
+// replies, resume, properties) and HTTPCaller, SharedStore and Metrics for
+// the process.
+package hostabi
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
+)
+
+// MapType selects a header map (proxy_map_type_t).
+type MapType = abi.MapType
+
+// Header maps a StreamHost serves.
+const (
+	RequestHeaders   = abi.MapHTTPRequestHeaders
+	RequestTrailers  = abi.MapHTTPRequestTrailers
+	ResponseHeaders  = abi.MapHTTPResponseHeaders
+	ResponseTrailers = abi.MapHTTPResponseTrailers
+)
+
+// StreamType names a half of a stream (proxy_stream_type_t).
+type StreamType = abi.StreamType
+
+// Stream halves for StreamHost.Resume and StreamHost.Close.
+const (
+	StreamRequest  = abi.StreamHTTPRequest
+	StreamResponse = abi.StreamHTTPResponse
+)
+
+// MetricType is a metric kind (proxy_metric_type_t).
+type MetricType = abi.MetricType
+
+// Metric kinds for Metrics.Define.
+const (
+	Counter   = abi.MetricCounter
+	Gauge     = abi.MetricGauge
+	Histogram = abi.MetricHistogram
+)
+
+// Errors the runtime's implementations return; hostabi maps them to ABI
+// status codes.
+var (
+	// ErrNotFound: no such key, metric or queue (NotFound).
+	ErrNotFound = errors.New("not found")
+	// ErrCASMismatch: a shared data write lost a compare-and-swap race.
+	ErrCASMismatch = errors.New("cas mismatch")
+	// ErrUnknownCluster: an http_call named a cluster that does not exist
+	// (BadArgument, as Envoy).
+	ErrUnknownCluster = errors.New("unknown cluster")
+	// ErrUnavailable: the plugin has no working instance for a new stream
+	// (every one broke and replacement is backing off, or it is closed).
+	ErrUnavailable = errors.New("no plugin instance available")
+)
+
+// HeaderMap is one header map of a stream, pseudo-headers (":method",
+// ":path", ":authority", ":scheme", ":status") included. Keys are lowercase
+// as Envoy passes them; an implementation should treat them
+// case-insensitively.
+type HeaderMap interface {
+	// Len is the number of pairs Pairs would return.
+	Len() int
+	Pairs() [][2]string
+	// Get returns the values of key joined by "," (as Envoy does).
+	Get(key string) (string, bool)
+	Add(key, value string)
+	// Set replaces every value of key.
+	Set(key, value string)
+	Remove(key string)
+	// SetPairs replaces the whole map.
+	SetPairs(pairs [][2]string)
+}
+
+// LocalResponse is what proxy_send_local_response asks for.
+type LocalResponse struct {
+	Status  int
+	Details string
+	Body    []byte
+	Headers [][2]string
+	// GRPCStatus is -1 unless the filter asked for a gRPC status.
+	GRPCStatus int
+}
+
+// StreamHost is the proxy's side of one HTTP stream. hostabi calls it only
+// while it holds the stream's instance, never concurrently with itself.
+// Resume, Close and SendLocalResponse are called after the Wasm callback
+// that asked for them has returned and the instance is released, so an
+// implementation may re-enter the filter chain synchronously.
+type StreamHost interface {
+	// Headers returns a header map, or nil when it does not exist (yet),
+	// e.g. response headers during the request phase.
+	Headers(t MapType) HeaderMap
+	// SendLocalResponse answers the stream from the filter.
+	SendLocalResponse(r LocalResponse)
+	// Resume continues a half paused by this filter (continue_stream from
+	// another callback: an http_call reply, a tick, a queue).
+	Resume(t StreamType)
+	// Close resets a half of the stream (proxy_close_stream).
+	Close(t StreamType)
+	// Property returns an Envoy attribute by path segments, e.g.
+	// ["request", "path"], encoded as Envoy encodes it (strings raw,
+	// integers 8-byte little endian, maps as serialized pairs).
+	Property(path []string) ([]byte, bool)
+	// SetProperty stores a filter property (proxy_set_property).
+	SetProperty(path []string, value []byte) error
+}
+
+// HTTPCallRequest is an http_call dispatched by a plugin.
+type HTTPCallRequest struct {
+	Cluster  string
+	Headers  [][2]string
+	Body     []byte
+	Trailers [][2]string
+	Timeout  time.Duration
+}
+
+// HTTPCallResponse is the reply to an http_call.
+type HTTPCallResponse struct {
+	Headers  [][2]string
+	Body     []byte
+	Trailers [][2]string
+}
+
+// HTTPCaller dispatches http_calls to the proxy's clusters.
+type HTTPCaller interface {
+	// HTTPCall starts the call and returns at once. It returns
+	// ErrUnknownCluster (wrapped or not) for a cluster it does not know.
+	// Otherwise done is called exactly once, from any goroutine, with the
+	// reply or an error (timeout, connect failure). ctx ends with the plugin.
+	HTTPCall(ctx context.Context, req HTTPCallRequest, done func(HTTPCallResponse, error)) error
+}
+
+// SharedStore holds proxy_{get,set}_shared_data, shared by all plugins and
+// instances (and, with a remote store, by replicas).
+type SharedStore interface {
+	// Get returns ErrNotFound for a missing key.
+	Get(ctx context.Context, key string) (value []byte, cas uint32, err error)
+	// Set writes when cas is 0 or equals the current cas, else returns
+	// ErrCASMismatch.
+	Set(ctx context.Context, key string, value []byte, cas uint32) error
+}
+
+// Metrics holds plugin-defined metrics. Define is idempotent per (kind,
+// name); names may carry "_key=value" tag segments the exporter turns into
+// labels.
+type Metrics interface {
+	Define(kind MetricType, name string) (id uint32, err error)
+	// Increment adds delta to a counter or gauge.
+	Increment(id uint32, delta int64) error
+	// Record sets a gauge or observes a histogram value.
+	Record(id uint32, value uint64) error
+	// Get reads a counter or gauge.
+	Get(id uint32) (uint64, error)
+}
+
+// PropertyFunc answers properties that belong to the process rather than a
+// stream (node.*, xds.node, ...). Optional.
+type PropertyFunc func(path []string) ([]byte, bool)

@@ -1,0 +1,119 @@
+package hostabi
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
+)
+
+func hcHTTPCall(ctx context.Context, in *instance, a []uint64) abi.Status {
+	upstream, err := readString(in.mem, u32(a[0]), u32(a[1]))
+	if err != nil {
+		return abi.InvalidMemoryAccess
+	}
+	hb, err := read(in.mem, u32(a[2]), u32(a[3]))
+	if err != nil {
+		return abi.InvalidMemoryAccess
+	}
+	body, err := read(in.mem, u32(a[4]), u32(a[5]))
+	if err != nil {
+		return abi.InvalidMemoryAccess
+	}
+	tb, err := read(in.mem, u32(a[6]), u32(a[7]))
+	if err != nil {
+		return abi.InvalidMemoryAccess
+	}
+	if _, ok := in.mem.Read(u32(a[9]), 4); !ok {
+		return abi.InvalidMemoryAccess
+	}
+	headers, err := deserializePairs(hb)
+	if err != nil {
+		return abi.SerializationFailure
+	}
+	trailers, err := deserializePairs(tb)
+	if err != nil {
+		return abi.SerializationFailure
+	}
+	// Envoy refuses a call it could not route: these three are required.
+	var method, path, authority bool
+	for _, kv := range headers {
+		switch kv[0] {
+		case ":method":
+			method = kv[1] != ""
+		case ":path":
+			path = kv[1] != ""
+		case ":authority":
+			authority = kv[1] != ""
+		}
+	}
+	if !method || !path || !authority {
+		return abi.BadArgument
+	}
+	req := HTTPCallRequest{Cluster: upstream, Headers: headers, Body: append([]byte(nil), body...),
+		Trailers: trailers, Timeout: time.Duration(u32(a[8])) * time.Millisecond}
+	id, st := in.dispatch(req, false)
+	if st != abi.OK {
+		return st
+	}
+	in.mem.WriteUint32Le(u32(a[9]), id)
+	return abi.OK
+}
+
+// dispatch starts a call whose reply goes to the root context, as Envoy
+// delivers http_call replies to the root context that made them.
+func (in *instance) dispatch(req HTTPCallRequest, grpc bool) (uint32, abi.Status) {
+	caller := in.p.e.cfg.HTTP
+	if caller == nil {
+		return 0, abi.BadArgument
+	}
+	in.nextCall++
+	id := in.nextCall
+	in.callouts[id] = &callout{root: in.rootID, grpc: grpc}
+	err := caller.HTTPCall(in.p.ctx, req, func(resp HTTPCallResponse, err error) {
+		// Never deliver on the dispatching goroutine: it holds the instance.
+		go in.deliver(id, resp, err)
+	})
+	if err != nil {
+		delete(in.callouts, id)
+		if errors.Is(err, ErrUnknownCluster) {
+			return 0, abi.BadArgument
+		}
+		in.p.log.Warn("http_call dispatch failed", zap.String("cluster", req.Cluster), zap.Error(err))
+		return 0, abi.InternalFailure
+	}
+	return id, abi.OK
+}
+
+func (in *instance) deliver(id uint32, resp HTTPCallResponse, err error) {
+	in.mu.Lock()
+	co := in.callouts[id]
+	delete(in.callouts, id)
+	if co == nil || co.cancelled || in.broken != nil {
+		in.mu.Unlock()
+		return
+	}
+	in.effective = co.root
+	if co.grpc {
+		in.deliverGRPC(co.root, id, resp, err)
+	} else if err != nil {
+		if ce := in.p.log.Check(zap.DebugLevel, "http_call failed"); ce != nil {
+			ce.Write(zap.Uint32("call_id", id), zap.Error(err))
+		}
+		in.cur = callData{}
+		_, _ = in.call(cbHTTPCallResponse, uint64(co.root), uint64(id), 0, 0, 0)
+	} else {
+		if resp.Headers == nil {
+			resp.Headers = [][2]string{}
+		}
+		in.cur = callData{httpHeaders: resp.Headers, httpBody: resp.Body, httpTrailers: resp.Trailers}
+		_, _ = in.call(cbHTTPCallResponse, uint64(co.root), uint64(id),
+			uint64(len(resp.Headers)), uint64(len(resp.Body)), uint64(len(resp.Trailers)))
+	}
+	in.cur = callData{}
+	in.effective = in.rootID
+	in.unlock()
+}

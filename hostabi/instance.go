@@ -1,0 +1,361 @@
+package hostabi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
+)
+
+type instKey struct{}
+
+// instOf finds the instance a host function runs for: every call into a
+// guest carries it in its context.
+func instOf(ctx context.Context) *instance {
+	return ctx.Value(instKey{}).(*instance)
+}
+
+// instance is one module instance with its own root context. It serves one
+// goroutine at a time: everything below mu is guarded by it.
+type instance struct {
+	p      *Plugin
+	seq    uint64
+	mod    api.Module
+	mem    api.Memory
+	memory *limitedMemory
+	fns    [numCallbacks]api.Function
+	// headerArgs is 2 for ABI 0.1.0 header callbacks (no end_of_stream).
+	headerArgs int
+	ctx        context.Context
+	cancel     context.CancelFunc
+
+	load     atomic.Int32 // streams pinned here
+	lastUsed atomic.Int64
+
+	mu        sync.Mutex
+	rootID    uint32
+	nextID    uint32
+	effective uint32
+	streams   map[uint32]*HTTPStream
+	callouts  map[uint32]*callout
+	nextCall  uint32
+	cur       callData
+	pending   []func()
+	broken    error
+	stack     [8]uint64
+	tickStop  chan struct{}
+	props     map[string][]byte
+	starting  bool
+}
+
+// callData is what a callback may read besides its stream: the reply of an
+// http_call, a gRPC message, foreign function arguments.
+type callData struct {
+	httpHeaders  [][2]string
+	httpBody     []byte
+	httpTrailers [][2]string
+	grpcBody     []byte
+	foreignArgs  []byte
+	statusCode   uint32
+	statusMsg    string
+}
+
+type callout struct {
+	root      uint32
+	grpc      bool
+	cancelled bool
+}
+
+// newInstance instantiates the module and runs start-up as Envoy does:
+// _initialize (then main) or _start, the root context, vm_start, configure.
+func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
+	in := &instance{
+		p: p, seq: p.nextInst.Add(1),
+		memory:   &limitedMemory{limit: p.cfg.MemoryLimit},
+		streams:  map[uint32]*HTTPStream{},
+		callouts: map[uint32]*callout{},
+		rootID:   1,
+		nextID:   2,
+		starting: true,
+	}
+	in.lastUsed.Store(time.Now().UnixNano())
+	in.ctx, in.cancel = context.WithCancel(context.WithValue(context.Background(), instKey{}, in))
+	ictx := experimental.WithMemoryAllocator(in.ctx, &memoryLimiter{mem: in.memory})
+	sctx, cancel := context.WithTimeout(ictx, p.cfg.StartTimeout)
+	defer cancel()
+	// Start functions are ours to call: wazero would run _start on
+	// instantiation, before the host knows whether it is a reactor.
+	mod, err := p.e.rt.InstantiateModule(sctx, p.cm.mod, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	if err != nil {
+		in.cancel()
+		return nil, fmt.Errorf("instantiating: %w", err)
+	}
+	in.mod, in.mem = mod, mod.Memory()
+	if in.mem == nil {
+		in.close(errors.New("no memory"))
+		return nil, errors.New("module exports no memory")
+	}
+	for i, name := range callbackNames {
+		in.fns[i] = mod.ExportedFunction(name)
+	}
+	if in.fns[cbMemoryAllocate] == nil {
+		in.fns[cbMemoryAllocate] = mod.ExportedFunction("malloc")
+	}
+	in.headerArgs = 3
+	if f := in.fns[cbRequestHeaders]; f != nil {
+		in.headerArgs = len(f.Definition().ParamTypes())
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if err := in.start(); err != nil {
+		in.closeLocked(err)
+		return nil, err
+	}
+	in.starting = false
+	return in, nil
+}
+
+func (in *instance) start() error {
+	t := in.p.cfg.StartTimeout
+	switch {
+	case in.fns[cbInitialize] != nil:
+		if _, err := in.callT(t, cbInitialize); err != nil {
+			return fmt.Errorf("_initialize: %w", err)
+		}
+		if in.fns[cbMain] != nil {
+			if _, err := in.callT(t, cbMain, 0, 0); err != nil {
+				return fmt.Errorf("main: %w", err)
+			}
+		}
+	case in.fns[cbStart] != nil:
+		if _, err := in.callT(t, cbStart); err != nil {
+			return fmt.Errorf("_start: %w", err)
+		}
+	}
+	if in.fns[cbMemoryAllocate] == nil {
+		return errors.New("module exports neither proxy_on_memory_allocate nor malloc")
+	}
+	in.effective = in.rootID
+	if _, err := in.callT(t, cbContextCreate, uint64(in.rootID), 0); err != nil {
+		return fmt.Errorf("proxy_on_context_create (root): %w", err)
+	}
+	if in.fns[cbVMStart] != nil {
+		ok, err := in.callT(t, cbVMStart, uint64(in.rootID), uint64(len(in.p.cfg.VMConfig)))
+		if err != nil {
+			return fmt.Errorf("proxy_on_vm_start: %w", err)
+		}
+		if uint32(ok) == 0 {
+			return errors.New("proxy_on_vm_start returned false: the VM configuration was refused")
+		}
+	}
+	if in.fns[cbConfigure] != nil {
+		ok, err := in.callT(t, cbConfigure, uint64(in.rootID), uint64(len(in.p.cfg.PluginConfig)))
+		if err != nil {
+			return fmt.Errorf("proxy_on_configure: %w", err)
+		}
+		if uint32(ok) == 0 {
+			return errors.New("proxy_on_configure returned false: the plugin configuration was refused")
+		}
+	}
+	return nil
+}
+
+// call runs an export under the plugin's callback deadline. A missing
+// export returns 0, nil. Callers hold mu.
+func (in *instance) call(cb callback, args ...uint64) (uint64, error) {
+	return in.callT(in.p.cfg.CallTimeout, cb, args...)
+}
+
+func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (uint64, error) {
+	if in.broken != nil {
+		return 0, in.broken
+	}
+	f := in.fns[cb]
+	if f == nil {
+		return 0, nil
+	}
+	ctx, cancel := context.WithTimeout(in.ctx, timeout)
+	copy(in.stack[:], args)
+	err := f.CallWithStack(ctx, in.stack[:])
+	cancel()
+	in.p.calls.Add(1)
+	if err == nil && in.broken != nil {
+		// A host function found the instance unusable (e.g. the allocator
+		// failed) while the guest went on.
+		err = in.broken
+	}
+	if err != nil {
+		in.fail(cb, err, ctx.Err())
+		return 0, in.broken
+	}
+	return in.stack[0], nil
+}
+
+// FailureError is what a callback returns when it cost the instance.
+type FailureError struct {
+	Plugin   string
+	Callback string
+	// Cause is "timeout", "memory_limit", "exit", "trap" or "host".
+	Cause string
+	Err   error
+}
+
+func (e *FailureError) Error() string {
+	return fmt.Sprintf("plugin %q: %s: %s: %v", e.Plugin, e.Callback, e.Cause, e.Err)
+}
+
+func (e *FailureError) Unwrap() error { return e.Err }
+
+// fail breaks the instance: it is logged with the Wasm stack trace wazero
+// puts in the error, counted, taken out of the pool and closed.
+func (in *instance) fail(cb callback, err, ctxErr error) {
+	if in.broken != nil {
+		if _, ok := in.broken.(*FailureError); ok {
+			in.closeLocked(in.broken)
+			return
+		}
+	}
+	cause := "trap"
+	var exit *sys.ExitError
+	switch {
+	case in.memory.refused.Load():
+		cause = "memory_limit"
+	case errors.Is(ctxErr, context.DeadlineExceeded):
+		cause = "timeout"
+	case errors.As(err, &exit):
+		cause = "exit"
+	case in.broken != nil:
+		cause = "host"
+	}
+	fe := &FailureError{Plugin: in.p.cfg.Name, Callback: callbackNames[cb], Cause: cause, Err: err}
+	in.p.log.Error("wasm instance failed; it is replaced",
+		zap.String("callback", callbackNames[cb]), zap.String("cause", cause),
+		zap.Uint64("instance", in.seq), zap.Error(err))
+	in.p.recordFailure(cause)
+	if !in.starting {
+		in.p.remove(in)
+	}
+	in.closeLocked(fe)
+}
+
+// close takes the instance lock and closes it; safe to repeat.
+func (in *instance) close(reason error) {
+	in.mu.Lock()
+	in.closeLocked(reason)
+	in.mu.Unlock()
+}
+
+func (in *instance) closeLocked(reason error) {
+	if in.broken == nil {
+		in.broken = reason
+	}
+	if in.tickStop != nil {
+		close(in.tickStop)
+		in.tickStop = nil
+	}
+	if in.mod != nil {
+		in.p.e.queues.unsubscribe(in)
+		_ = in.mod.Close(context.Background())
+		in.mod = nil
+	}
+	in.cancel()
+}
+
+// unlock releases the instance, then runs what callbacks asked of the
+// proxy (resume, local reply), so the proxy may re-enter this instance.
+func (in *instance) unlock() {
+	p := in.pending
+	in.pending = nil
+	in.mu.Unlock()
+	for _, f := range p {
+		f()
+	}
+}
+
+// allocate copies data into guest memory through the guest's allocator,
+// from inside a host function (ctx is the host function's).
+func (in *instance) allocate(ctx context.Context, data []byte) (uint32, error) {
+	if len(data) == 0 {
+		return 0, nil
+	}
+	if uint64(len(data)) > in.memory.limit {
+		return 0, fmt.Errorf("allocating %d bytes: over the memory limit", len(data))
+	}
+	var st [1]uint64
+	st[0] = uint64(len(data))
+	if err := in.fns[cbMemoryAllocate].CallWithStack(ctx, st[:]); err != nil {
+		if in.broken == nil {
+			in.broken = fmt.Errorf("guest allocator: %w", err)
+		}
+		return 0, in.broken
+	}
+	ptr := uint32(st[0])
+	if ptr == 0 || !in.mem.Write(ptr, data) {
+		return 0, fmt.Errorf("guest allocator returned %#x for %d bytes", ptr, len(data))
+	}
+	return ptr, nil
+}
+
+// returnBytes hands data to the guest through its (ptr, size) out
+// parameters.
+func (in *instance) returnBytes(ctx context.Context, data []byte, ptrOut, sizeOut uint32) abi.Status {
+	// Check the out pointers first: a guest must not make the host
+	// allocate on its behalf and then fail to receive it.
+	if _, ok := in.mem.Read(ptrOut, 4); !ok {
+		return abi.InvalidMemoryAccess
+	}
+	if _, ok := in.mem.Read(sizeOut, 4); !ok {
+		return abi.InvalidMemoryAccess
+	}
+	ptr, err := in.allocate(ctx, data)
+	if err != nil {
+		return abi.InternalFailure
+	}
+	in.mem.WriteUint32Le(ptrOut, ptr)
+	in.mem.WriteUint32Le(sizeOut, uint32(len(data)))
+	return abi.OK
+}
+
+// setTick (re)starts the root context's timer.
+func (in *instance) setTick(period time.Duration) {
+	if in.tickStop != nil {
+		close(in.tickStop)
+		in.tickStop = nil
+	}
+	if period <= 0 {
+		return
+	}
+	stop := make(chan struct{})
+	in.tickStop = stop
+	go in.ticker(period, stop)
+}
+
+func (in *instance) ticker(period time.Duration, stop chan struct{}) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		in.mu.Lock()
+		if in.tickStop != stop || in.broken != nil {
+			in.mu.Unlock()
+			return
+		}
+		in.effective = in.rootID
+		_, _ = in.call(cbTick, uint64(in.rootID))
+		in.unlock()
+	}
+}

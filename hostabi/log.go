@@ -1,0 +1,107 @@
+package hostabi
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
+)
+
+func zapLevel(l abi.LogLevel) zapcore.Level {
+	switch l {
+	case abi.LogTrace, abi.LogDebug:
+		return zapcore.DebugLevel
+	case abi.LogInfo:
+		return zapcore.InfoLevel
+	case abi.LogWarn:
+		return zapcore.WarnLevel
+	default:
+		return zapcore.ErrorLevel
+	}
+}
+
+// guestLog writes one line a guest logged; checked first so a disabled
+// level costs no allocation.
+func (in *instance) guestLog(level zapcore.Level, msg []byte) {
+	if ce := in.p.log.Check(level, string(msg)); ce != nil {
+		ce.Write(zap.Uint32("context_id", in.effective))
+	}
+}
+
+func hcLog(_ context.Context, in *instance, a []uint64) abi.Status {
+	msg, err := read(in.mem, u32(a[1]), u32(a[2]))
+	if err != nil {
+		return abi.InvalidMemoryAccess
+	}
+	in.guestLog(zapLevel(abi.LogLevel(a[0])), msg)
+	return abi.OK
+}
+
+// hcGetLogLevel reports the most verbose level the plugin's logger keeps,
+// so a guest can skip formatting lines nobody reads.
+func hcGetLogLevel(_ context.Context, in *instance, a []uint64) abi.Status {
+	core := in.p.log.Core()
+	level := abi.LogCritical
+	switch {
+	case core.Enabled(zapcore.DebugLevel):
+		level = abi.LogDebug
+	case core.Enabled(zapcore.InfoLevel):
+		level = abi.LogInfo
+	case core.Enabled(zapcore.WarnLevel):
+		level = abi.LogWarn
+	case core.Enabled(zapcore.ErrorLevel):
+		level = abi.LogError
+	}
+	if err := putU32(in.mem, u32(a[0]), uint32(level)); err != nil {
+		return abi.InvalidMemoryAccess
+	}
+	return abi.OK
+}
+
+func hcGetCurrentTime(_ context.Context, in *instance, a []uint64) abi.Status {
+	if err := putU64(in.mem, u32(a[0]), uint64(time.Now().UnixNano())); err != nil {
+		return abi.InvalidMemoryAccess
+	}
+	return abi.OK
+}
+
+func hcSetTickPeriod(_ context.Context, in *instance, a []uint64) abi.Status {
+	if in.starting && in.effective != in.rootID {
+		return abi.BadArgument
+	}
+	in.setTick(time.Duration(u32(a[0])) * time.Millisecond)
+	return abi.OK
+}
+
+// hcSetEffectiveContext lets a root context callback (an http_call reply,
+// a tick) act on a stream it paused.
+func hcSetEffectiveContext(_ context.Context, in *instance, a []uint64) abi.Status {
+	id := u32(a[0])
+	if id != in.rootID {
+		if s := in.streams[id]; s == nil || s.done {
+			return abi.BadArgument
+		}
+	}
+	in.effective = id
+	return abi.OK
+}
+
+// hcDone acknowledges a root context that returned false from on_done;
+// the host closes instances itself, so there is nothing left to wait for.
+func hcDone(_ context.Context, in *instance, _ []uint64) abi.Status {
+	if in.effective != in.rootID {
+		return abi.NotFound
+	}
+	return abi.OK
+}
+
+// stream is the effective stream, nil in a root context.
+func (in *instance) stream() *HTTPStream {
+	if in.effective == in.rootID {
+		return nil
+	}
+	return in.streams[in.effective]
+}

@@ -1,0 +1,143 @@
+package hostabi
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync/atomic"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+// errMemory is a guest pointer or length outside linear memory.
+var errMemory = errors.New("invalid memory access")
+
+// limitedMemory backs one instance's linear memory and refuses to grow past
+// the plugin's limit, so a memory bomb makes memory.grow fail inside the
+// guest (which then dies on its own) instead of exhausting the host.
+type limitedMemory struct {
+	limit uint64
+	buf   []byte
+	// size is read by Stats without the instance lock.
+	size atomic.Uint64
+	// refused records that a grow hit the limit, to name the cause of the
+	// instance's failure.
+	refused atomic.Bool
+}
+
+func (m *limitedMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		m.refused.Store(true)
+		return nil
+	}
+	if uint64(cap(m.buf)) >= size {
+		m.buf = m.buf[:size]
+	} else {
+		// Grow geometrically but never beyond the limit: guests grow a page
+		// or a few at a time and copying on every grow is quadratic.
+		c := max(size, min(uint64(cap(m.buf))*2, m.limit))
+		nb := make([]byte, size, c)
+		copy(nb, m.buf)
+		m.buf = nb
+	}
+	m.size.Store(size)
+	return m.buf
+}
+
+func (m *limitedMemory) Free() {
+	m.buf = nil
+	m.size.Store(0)
+}
+
+type memoryLimiter struct{ mem *limitedMemory }
+
+func (l *memoryLimiter) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
+	l.mem.buf = make([]byte, 0, min(capacity, l.mem.limit))
+	return l.mem
+}
+
+// read returns a view of guest memory; it must not be kept past the call.
+func read(mem api.Memory, ptr, size uint32) ([]byte, error) {
+	b, ok := mem.Read(ptr, size)
+	if !ok {
+		return nil, errMemory
+	}
+	return b, nil
+}
+
+func readString(mem api.Memory, ptr, size uint32) (string, error) {
+	b, err := read(mem, ptr, size)
+	return string(b), err
+}
+
+func putU32(mem api.Memory, ptr, v uint32) error {
+	if !mem.WriteUint32Le(ptr, v) {
+		return errMemory
+	}
+	return nil
+}
+
+func putU64(mem api.Memory, ptr uint32, v uint64) error {
+	if !mem.WriteUint64Le(ptr, v) {
+		return errMemory
+	}
+	return nil
+}
+
+// serializePairs encodes a map as the ABI does: count, (key len, value len)
+// per pair, then each key and value followed by NUL.
+func serializePairs(pairs [][2]string) []byte {
+	n := 4
+	for _, p := range pairs {
+		n += 8 + len(p[0]) + len(p[1]) + 2
+	}
+	b := make([]byte, 4+8*len(pairs), n)
+	binary.LittleEndian.PutUint32(b, uint32(len(pairs)))
+	for i, p := range pairs {
+		binary.LittleEndian.PutUint32(b[4+8*i:], uint32(len(p[0])))
+		binary.LittleEndian.PutUint32(b[8+8*i:], uint32(len(p[1])))
+	}
+	for _, p := range pairs {
+		b = append(b, p[0]...)
+		b = append(b, 0)
+		b = append(b, p[1]...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// Limits as proxy-wasm-cpp-host's limits.h, so a guest cannot make the host
+// parse an unbounded map.
+const (
+	maxPairs      = 1024
+	maxPairsBytes = 1 << 20
+)
+
+var errSerialization = errors.New("malformed pairs")
+
+func deserializePairs(b []byte) ([][2]string, error) {
+	if len(b) == 0 || (len(b) == 1 && b[0] == 0) {
+		return nil, nil
+	}
+	if len(b) < 4 || len(b) > maxPairsBytes {
+		return nil, errSerialization
+	}
+	n := int(binary.LittleEndian.Uint32(b))
+	if n > maxPairs || 4+8*n > len(b) {
+		return nil, errSerialization
+	}
+	out := make([][2]string, n)
+	off := 4 + 8*n
+	for i := 0; i < n; i++ {
+		kl := int(binary.LittleEndian.Uint32(b[4+8*i:]))
+		vl := int(binary.LittleEndian.Uint32(b[8+8*i:]))
+		if kl > len(b) || vl > len(b) || off+kl+1+vl+1 > len(b) {
+			return nil, errSerialization
+		}
+		out[i][0] = string(b[off : off+kl])
+		off += kl + 1
+		out[i][1] = string(b[off : off+vl])
+		off += vl + 1
+	}
+	return out, nil
+}

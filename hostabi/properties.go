@@ -1,0 +1,89 @@
+package hostabi
+
+import (
+	"context"
+	"strings"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
+)
+
+// splitPath turns the ABI's NUL-separated path into segments; a trailing
+// NUL (some SDKs add one) is not an empty last segment.
+func splitPath(b []byte) []string {
+	s := strings.TrimSuffix(string(b), "\x00")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\x00")
+}
+
+// property answers the plugin's own properties, then the stream's, then
+// the process's.
+func (in *instance) property(path []string) ([]byte, bool) {
+	if len(path) == 1 {
+		switch path[0] {
+		case "plugin_name":
+			return []byte(in.p.cfg.Name), true
+		case "plugin_root_id":
+			return []byte(in.p.cfg.RootID), true
+		case "plugin_vm_id":
+			return []byte(in.p.cfg.VMID), true
+		}
+	}
+	if s := in.stream(); s != nil {
+		if v, ok := s.host.Property(path); ok {
+			return v, true
+		}
+	} else if v, ok := in.props[strings.Join(path, "\x00")]; ok {
+		return v, true
+	}
+	if f := in.p.e.cfg.Properties; f != nil {
+		return f(path)
+	}
+	return nil, false
+}
+
+func hcGetProperty(ctx context.Context, in *instance, a []uint64) abi.Status {
+	b, err := read(in.mem, u32(a[0]), u32(a[1]))
+	if err != nil {
+		return abi.InvalidMemoryAccess
+	}
+	path := splitPath(b)
+	if len(path) == 0 {
+		return abi.BadArgument
+	}
+	v, ok := in.property(path)
+	if !ok {
+		return abi.NotFound
+	}
+	return in.returnBytes(ctx, v, u32(a[2]), u32(a[3]))
+}
+
+func hcSetProperty(_ context.Context, in *instance, a []uint64) abi.Status {
+	b, err := read(in.mem, u32(a[0]), u32(a[1]))
+	if err != nil {
+		return abi.InvalidMemoryAccess
+	}
+	v, err := read(in.mem, u32(a[2]), u32(a[3]))
+	if err != nil {
+		return abi.InvalidMemoryAccess
+	}
+	path := splitPath(b)
+	if len(path) == 0 {
+		return abi.BadArgument
+	}
+	v = append([]byte(nil), v...)
+	if s := in.stream(); s != nil {
+		if err := s.host.SetProperty(path, v); err != nil {
+			return abi.BadArgument
+		}
+		return abi.OK
+	}
+	// A root context has no stream to carry the value: keep it with the
+	// instance, readable by later root callbacks.
+	if in.props == nil {
+		in.props = map[string][]byte{}
+	}
+	in.props[strings.Join(path, "\x00")] = v
+	return abi.OK
+}

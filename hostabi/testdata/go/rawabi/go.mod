@@ -1,0 +1,3 @@
+module rawabi
+
+go 1.24
