@@ -1,6 +1,7 @@
 package route
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -267,17 +268,44 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// BenchmarkMatch measures Match on the test table (prefix and regex
+// routes behind a wildcard host) and on a table of 500 exact hosts, where
+// the host index, not a scan, must find the route.
 func BenchmarkMatch(b *testing.B) {
-	tab, err := NewTable(parse(b, matchConfig), nil)
+	small, err := NewTable(parse(b, matchConfig), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := httptest.NewRequest("POST", "/api/v2/orders/17", nil)
-	r.Host = "shop.example.com:8080"
-	b.ReportAllocs()
-	for b.Loop() {
-		if tab.Match(r) == nil {
-			b.Fatal("no match")
-		}
+	var big strings.Builder
+	big.WriteString("[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:9000\"]\n")
+	for i := range 500 {
+		fmt.Fprintf(&big, "[[routes]]\nname = \"r%d\"\nmatch = { hosts = [\"h%d.example.com\"], path_prefix = \"/\" }\nbackends = [ { cluster = \"c\" } ]\n", i, i)
+	}
+	large, err := NewTable(parse(b, big.String()), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name, host, target string
+		tab                *Table
+	}{
+		{"prefix", "shop.example.com:8080", "/api/v2/orders/17", small},
+		{"regex", "other", "/users/42", small},
+		{"hosts-500", "h499.example.com", "/x", large},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			method := "POST"
+			if bc.name == "regex" {
+				method = "GET"
+			}
+			r := httptest.NewRequest(method, bc.target, nil)
+			r.Host = bc.host
+			b.ReportAllocs()
+			for b.Loop() {
+				if bc.tab.Match(r) == nil {
+					b.Fatal("no match")
+				}
+			}
+		})
 	}
 }
