@@ -1,0 +1,210 @@
+package config
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEditDistanceAndSuggest(t *testing.T) {
+	fields := tomlFields(reflect.TypeFor[Route]())
+	tests := []struct {
+		key, want string
+	}{
+		{"timout", "timeout"},
+		{"Timeout", "timeout"},
+		{"backend", "backends"},
+		{"strip_prefx", "strip_prefix"},
+		{"prefixrewrite", "prefix_rewrite"},
+		{"zzzzzzzz", ""},
+		{"x", ""},
+	}
+	for _, tt := range tests {
+		if got := suggest(tt.key, fields); got != tt.want {
+			t.Errorf("suggest(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		a, b string
+		d    int
+	}{{"", "abc", 3}, {"kitten", "sitting", 3}, {"same", "same", 0}, {"ab", "ba", 2}} {
+		if got := editDistance(tt.a, tt.b); got != tt.d {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.d)
+		}
+	}
+}
+
+func TestSourceIndexLine(t *testing.T) {
+	src := newSourceIndex([]byte(`mode = "edge" # 1
+[admin]
+address = "x"
+desc = """
+[[routes]]
+name = "inside a string"
+"""
+
+[[routes]]
+name = "a"
+match = { path = "/", headers = [ { name = "x", exact = "1" },
+  { name = "y", regex = "z" } ] }
+
+[[routes]]
+name = "b"
+backends = [
+  { cluster = "c1" },
+  { cluster = "c2", weight = 3 },
+]
+[routes.retry]
+attempts = 1
+[[routes]]
+[[routes.backends]]
+cluster = "deep"
+`))
+	tests := []struct {
+		path string
+		want int
+	}{
+		{"mode", 1},
+		{"admin", 2},
+		{"admin.address", 3},
+		{"routes[0]", 9},
+		{"routes[0].name", 10},
+		{"routes[0].match.path", 11},
+		{"routes[0].match.headers[1].regex", 12},
+		{"routes[0].match.headers[1].name", 12},
+		{"routes[1].name", 15},
+		{"routes[1].backends[1].weight", 18},
+		{"routes[1].backends[0].cluster", 17},
+		{"routes[1].retry.attempts", 21},
+		{"routes[1].retry.on", 20}, // missing key: its table's line
+		{"routes[2].backends[0].cluster", 24},
+		{"routes[2].backends[0]", 23},
+		{"sidecar.app", 0},
+	}
+	for _, tt := range tests {
+		if got := src.Line(tt.path); got != tt.want {
+			t.Errorf("Line(%q) = %d, want %d", tt.path, got, tt.want)
+		}
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	e := &Error{Problems: []Problem{
+		{File: "s.toml", Line: 12, Key: "routes[0].timout", Msg: `unknown key; did you mean "timeout"?`},
+		{File: "s.toml", Key: "sidecar.app", Msg: "required"},
+		{File: "s.toml", Line: 3, Msg: "bad"},
+	}}
+	want := "s.toml:12: routes[0].timout: unknown key; did you mean \"timeout\"?\ns.toml: sidecar.app: required\ns.toml:3: bad"
+	if got := e.Error(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	sortProblems(e.Problems)
+	if e.Problems[0].Line != 3 || e.Problems[2].Line != 0 {
+		t.Errorf("sorted order %+v: want by line, unplaced last", e.Problems)
+	}
+}
+
+func TestApplyModeIsRepeatable(t *testing.T) {
+	c, err := Parse("s.toml", []byte(`
+[sidecar]
+app = "127.0.0.1:8081"
+[[services]]
+name = "payments"
+endpoints = ["127.0.0.1:9001"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() (l, r, cl int) { return len(c.Listeners), len(c.Routes), len(c.Clusters) }
+	if l, r, cl := count(); l != 1 || r != 0 || cl != 0 || c.Listeners[0].Name != EdgeListenerName {
+		t.Fatalf("edge: %d listeners %d routes %d clusters", l, r, cl)
+	}
+	for range 2 {
+		if err := c.ApplyMode("sidecar"); err != nil {
+			t.Fatal(err)
+		}
+		if l, r, cl := count(); l != 2 || r != 2 || cl != 2 {
+			t.Fatalf("sidecar: %d listeners %d routes %d clusters, want 2 2 2", l, r, cl)
+		}
+	}
+	if err := c.ApplyMode("edge"); err != nil {
+		t.Fatal(err)
+	}
+	if l, r, cl := count(); l != 1 || r != 0 || cl != 0 {
+		t.Fatalf("back to edge: %d listeners %d routes %d clusters", l, r, cl)
+	}
+	var ce *Error
+	if err := c.ApplyMode("mesh"); !errors.As(err, &ce) || !strings.Contains(err.Error(), `unknown mode "mesh"`) {
+		t.Errorf("ApplyMode(mesh) = %v", err)
+	}
+}
+
+func TestLoadWithModeOverridesFile(t *testing.T) {
+	data := []byte(`
+mode = "sidecar"
+[sidecar]
+app = "127.0.0.1:8081"
+`)
+	for _, tt := range []struct{ mode, want string }{{"", "sidecar"}, {"edge", "edge"}, {"sidecar", "sidecar"}} {
+		c, err := ParseWithMode("s.toml", data, tt.mode)
+		if err != nil {
+			t.Fatalf("mode %q: %v", tt.mode, err)
+		}
+		if c.Mode != tt.want {
+			t.Errorf("mode %q: got %q, want %q", tt.mode, c.Mode, tt.want)
+		}
+	}
+	if _, err := Load("testdata/does-not-exist.toml"); err == nil || !strings.Contains(err.Error(), "does-not-exist.toml") {
+		t.Errorf("Load of a missing file: %v", err)
+	}
+}
+
+// TestValidateBuiltInCode covers a Config made without a file: problems
+// carry no line, and Validate still finds them all.
+func TestValidateBuiltInCode(t *testing.T) {
+	c := &Config{
+		Mode:        "edge",
+		Admin:       Admin{Disabled: true},
+		Clusters:    []Cluster{{Name: "c", Endpoints: []string{"127.0.0.1:1"}, Protocol: "http1", LB: "round_robin"}},
+		Routes:      []Route{{Name: "r", Backends: []Backend{{Cluster: "nope", Weight: 1}}}},
+		Listeners:   []Listener{{Name: "l", Address: "127.0.0.1:0", Protocols: []string{"h3"}}},
+		SharedStore: SharedStore{Kind: "memory"},
+	}
+	err := c.Validate()
+	var ce *Error
+	if !errors.As(err, &ce) || len(ce.Problems) != 2 {
+		t.Fatalf("Validate = %v, want 2 problems", err)
+	}
+	for _, p := range ce.Problems {
+		if p.Line != 0 {
+			t.Errorf("problem %v has a line without a file", p)
+		}
+	}
+}
+
+func TestUnits(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want Size
+		bad  bool
+	}{{"64MiB", 64 << 20, false}, {"512KiB", 512 << 10, false}, {"1GB", 1e9, false}, {"100", 100, false}, {"-1", 0, true}, {"lots", 0, true}} {
+		var s Size
+		err := s.UnmarshalText([]byte(tt.in))
+		if (err != nil) != tt.bad || s != tt.want {
+			t.Errorf("Size(%q) = %d, %v", tt.in, s, err)
+		}
+	}
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+		bad  bool
+	}{{"250ms", 250 * time.Millisecond, false}, {"0s", 0, false}, {"-1s", 0, true}, {"10", 0, true}} {
+		var d Duration
+		err := d.UnmarshalText([]byte(tt.in))
+		if (err != nil) != tt.bad || d.D() != tt.want {
+			t.Errorf("Duration(%q) = %v, %v", tt.in, d.D(), err)
+		}
+	}
+}
