@@ -147,14 +147,11 @@ func (v *validator) listeners(clusters, plugins, routes map[string]bool) {
 				v.add(fmt.Sprintf("%s.plugins[%d]", key, j), "unknown plugin %q", p)
 			}
 		}
-		if l.TLS != nil {
-			tk := origin(l.Generated, key+".tls", "identity")
-			if l.TLS.Cert == "" {
-				v.add(tk+".cert", "required")
-			}
-			if l.TLS.Key == "" {
-				v.add(tk+".key", "required")
-			}
+		if l.TLS != nil && !l.Generated {
+			// A generated listener's files are [identity]'s, checked there.
+			v.file(key+".tls.cert", l.TLS.Cert, true)
+			v.file(key+".tls.key", l.TLS.Key, true)
+			v.file(key+".tls.client_ca", l.TLS.ClientCA, false)
 		}
 		switch l.Direction {
 		case "", "inbound", "outbound":
@@ -219,6 +216,25 @@ func (v *validator) plugins() {
 		if p.VM.Instances < 0 {
 			v.add(key+".vm.instances", "must not be negative")
 		}
+	}
+}
+
+// file checks that a file the config names can be read now, so a typo in
+// a path fails `sluice validate` rather than the first TLS handshake.
+// Paths are already resolved against the config's directory.
+func (v *validator) file(key, path string, required bool) {
+	if path == "" {
+		if required {
+			v.add(key, "required")
+		}
+		return
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		v.add(key, "cannot read %s: %v", path, unwrapPathErr(err))
+	case fi.IsDir():
+		v.add(key, "%s is a directory, not a file", path)
 	}
 }
 
@@ -450,8 +466,16 @@ func (v *validator) clusters() {
 		if cl.HashOn != "" && cl.HashOn != "client_ip" && (!strings.HasPrefix(cl.HashOn, "header:") || len(cl.HashOn) == len("header:")) {
 			v.add(key+".hash_on", "unknown hash_on %q; want \"client_ip\" or \"header:NAME\"", cl.HashOn)
 		}
-		if t := cl.TLS; t != nil && (t.Cert == "") != (t.Key == "") {
-			v.add(key+".tls", "set both cert and key, or neither")
+		if t := cl.TLS; t != nil && !cl.Generated {
+			if (t.Cert == "") != (t.Key == "") {
+				v.add(key+".tls", "set both cert and key, or neither")
+			}
+			v.file(key+".tls.ca", t.CA, false)
+			v.file(key+".tls.cert", t.Cert, false)
+			v.file(key+".tls.key", t.Key, false)
+		}
+		if !cl.Generated {
+			v.file(key+".endpoints_file", cl.EndpointsFile, false)
 		}
 		if o := cl.Outlier; o != nil && (o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100) {
 			v.add(key+".outlier.max_ejection_percent", "must be between 0 and 100")
@@ -475,11 +499,9 @@ func (v *validator) sidecar(plugins map[string]bool) {
 		}
 	}
 	if id := c.Identity; id != nil {
-		for k, val := range map[string]string{"cert": id.Cert, "key": id.Key, "trust_bundle": id.TrustBundle} {
-			if val == "" {
-				v.add("identity."+k, "required")
-			}
-		}
+		v.file("identity.cert", id.Cert, true)
+		v.file("identity.key", id.Key, true)
+		v.file("identity.trust_bundle", id.TrustBundle, true)
 	}
 	names := map[string]bool{}
 	for i, s := range c.Services {
@@ -490,6 +512,7 @@ func (v *validator) sidecar(plugins map[string]bool) {
 			v.add(key+".name", "duplicate service name %q", s.Name)
 		}
 		names[s.Name] = true
+		v.file(key+".endpoints_file", s.EndpointsFile, false)
 	}
 	for i, a := range c.Authorization {
 		key := fmt.Sprintf("authorization[%d]", i)
