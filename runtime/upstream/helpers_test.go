@@ -209,3 +209,15 @@ func failureOf(err error) Failure {
 	}
 	return Classify(err)
 }
+
+// closedAddr is a 127.0.0.1 port nobody listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := l.Addr().String()
+	l.Close()
+	return a
+}

@@ -6,9 +6,16 @@ import (
 	"strconv"
 )
 
-// minRingSize is Envoy's default minimum_ring_size: enough virtual nodes
-// that keys spread evenly over a handful of endpoints.
-const minRingSize = 1024
+// vnodesPerWeight is the number of ring points per unit of weight. It is
+// fixed, not derived from the host count (as Envoy's minimum_ring_size
+// scaling is), so an endpoint keeps exactly its points when others come
+// and go: only keys on the changed endpoint move. 160 is ketama's figure;
+// it spreads keys within a few percent.
+const vnodesPerWeight = 160
+
+// maxRingSize bounds memory for very large weights; past it every
+// endpoint's points are scaled down alike.
+const maxRingSize = 1 << 20
 
 // ringHash is a consistent hash ring (Envoy's ring_hash, Karger et al.).
 // Each endpoint gets virtual nodes in proportion to its weight, placed by
@@ -30,10 +37,14 @@ func newRingHash(hosts []*endpoint) loadBalancer {
 	for _, h := range hosts {
 		total += h.weightOr1()
 	}
-	r := &ringHash{hosts: hosts}
+	per := vnodesPerWeight
+	if total*per > maxRingSize {
+		per = max(1, maxRingSize/total)
+	}
+	r := &ringHash{hosts: hosts, ring: make([]ringEntry, 0, total*per)}
 	buf := make([]byte, 0, 64)
 	for _, h := range hosts {
-		n := (minRingSize*h.weightOr1() + total - 1) / total
+		n := h.weightOr1() * per
 		for i := 0; i < n; i++ {
 			buf = append(buf[:0], h.addr...)
 			buf = append(buf, '_')
