@@ -262,4 +262,3 @@ func TestSubsets(t *testing.T) {
 		}
 	}
 }
-
