@@ -72,6 +72,7 @@ func (s *vmState) onDelete(contextID uint32) {
 	delete(s.streamRoot, contextID)
 	delete(s.roots, contextID)
 	releaseHeld()
+	yieldToGC()
 }
 
 func (s *vmState) onTick(rootID uint32) {

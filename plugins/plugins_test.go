@@ -1,0 +1,216 @@
+package plugins
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+const i32, i64 = api.ValueTypeI32, api.ValueTypeI64
+
+// sig is a function type written as "i32,i32->i32".
+func sig(params, results []api.ValueType) string {
+	s := func(ts []api.ValueType) string {
+		var parts []string
+		for _, t := range ts {
+			parts = append(parts, api.ValueTypeName(t))
+		}
+		return strings.Join(parts, ",")
+	}
+	return s(params) + "->" + s(results)
+}
+
+// abiImports is proxy-wasm v0.2.1's hostcalls (ABI-NOTES 1.3) as the SDK
+// declares them; any import the module has must be one of these.
+var abiImports = map[string]string{
+	"proxy_log":                          "i32,i32,i32->i32",
+	"proxy_get_log_level":                "i32->i32",
+	"proxy_set_effective_context":        "i32->i32",
+	"proxy_done":                         "->i32",
+	"proxy_get_current_time_nanoseconds": "i32->i32",
+	"proxy_set_tick_period_milliseconds": "i32->i32",
+	"proxy_get_buffer_bytes":             "i32,i32,i32,i32,i32->i32",
+	"proxy_set_buffer_bytes":             "i32,i32,i32,i32,i32->i32",
+	"proxy_get_buffer_status":            "i32,i32,i32->i32",
+	"proxy_get_header_map_size":          "i32,i32->i32",
+	"proxy_get_header_map_pairs":         "i32,i32,i32->i32",
+	"proxy_set_header_map_pairs":         "i32,i32,i32->i32",
+	"proxy_get_header_map_value":         "i32,i32,i32,i32,i32->i32",
+	"proxy_add_header_map_value":         "i32,i32,i32,i32,i32->i32",
+	"proxy_replace_header_map_value":     "i32,i32,i32,i32,i32->i32",
+	"proxy_remove_header_map_value":      "i32,i32,i32->i32",
+	"proxy_continue_stream":              "i32->i32",
+	"proxy_close_stream":                 "i32->i32",
+	"proxy_get_status":                   "i32,i32,i32->i32",
+	"proxy_send_local_response":          "i32,i32,i32,i32,i32,i32,i32,i32->i32",
+	"proxy_http_call":                    "i32,i32,i32,i32,i32,i32,i32,i32,i32,i32->i32",
+	"proxy_set_shared_data":              "i32,i32,i32,i32,i32->i32",
+	"proxy_get_shared_data":              "i32,i32,i32,i32,i32->i32",
+	"proxy_register_shared_queue":        "i32,i32,i32->i32",
+	"proxy_resolve_shared_queue":         "i32,i32,i32,i32,i32->i32",
+	"proxy_enqueue_shared_queue":         "i32,i32,i32->i32",
+	"proxy_dequeue_shared_queue":         "i32,i32,i32->i32",
+	"proxy_define_metric":                "i32,i32,i32,i32->i32",
+	"proxy_record_metric":                "i32,i64->i32",
+	"proxy_increment_metric":             "i32,i64->i32",
+	"proxy_get_metric":                   "i32,i32->i32",
+	"proxy_get_property":                 "i32,i32,i32,i32->i32",
+	"proxy_set_property":                 "i32,i32,i32,i32->i32",
+	"proxy_call_foreign_function":        "i32,i32,i32,i32,i32,i32->i32",
+}
+
+// abiExports is the callbacks of v0.2.1 (ABI-NOTES 1.2) the SDK exports.
+var abiExports = map[string]string{
+	"proxy_abi_version_0_2_1":              "->",
+	"proxy_on_memory_allocate":             "i32->i32",
+	"proxy_on_vm_start":                    "i32,i32->i32",
+	"proxy_on_context_create":              "i32,i32->",
+	"proxy_on_configure":                   "i32,i32->i32",
+	"proxy_on_done":                        "i32->i32",
+	"proxy_on_log":                         "i32->",
+	"proxy_on_delete":                      "i32->",
+	"proxy_on_tick":                        "i32->",
+	"proxy_on_queue_ready":                 "i32,i32->",
+	"proxy_on_http_call_response":          "i32,i32,i32,i32,i32->",
+	"proxy_on_request_headers":             "i32,i32,i32->i32",
+	"proxy_on_request_body":                "i32,i32,i32->i32",
+	"proxy_on_request_trailers":            "i32,i32->i32",
+	"proxy_on_response_headers":            "i32,i32,i32->i32",
+	"proxy_on_response_body":               "i32,i32,i32->i32",
+	"proxy_on_response_trailers":           "i32,i32->i32",
+	"proxy_on_new_connection":              "i32->i32",
+	"proxy_on_downstream_data":             "i32,i32,i32->i32",
+	"proxy_on_upstream_data":               "i32,i32,i32->i32",
+	"proxy_on_downstream_connection_close": "i32,i32->",
+	"proxy_on_upstream_connection_close":   "i32,i32->",
+	"_initialize":                          "->",
+}
+
+func TestModuleMatchesABI(t *testing.T) {
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	defer r.Close(ctx)
+	cm, err := r.CompileModule(ctx, Module())
+	if err != nil {
+		t.Fatalf("compiling builtin.wasm: %v", err)
+	}
+	for _, f := range cm.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		switch mod {
+		case "wasi_snapshot_preview1":
+		case "env":
+			want, ok := abiImports[name]
+			if !ok {
+				t.Errorf("imports env.%s, which is not a proxy-wasm 0.2.1 hostcall", name)
+			} else if got := sig(f.ParamTypes(), f.ResultTypes()); got != want {
+				t.Errorf("env.%s has type %s, want %s", name, got, want)
+			}
+		default:
+			t.Errorf("imports %s.%s: only env and wasi_snapshot_preview1 are allowed", mod, name)
+		}
+	}
+	exports := cm.ExportedFunctions()
+	for name, want := range abiExports {
+		f, ok := exports[name]
+		if !ok {
+			t.Errorf("does not export %s", name)
+			continue
+		}
+		if got := sig(f.ParamTypes(), f.ResultTypes()); got != want {
+			t.Errorf("export %s has type %s, want %s", name, got, want)
+		}
+	}
+	for name := range exports {
+		if strings.HasPrefix(name, "proxy_abi_version_") && name != "proxy_abi_version_0_2_1" {
+			t.Errorf("exports a second ABI marker %s", name)
+		}
+	}
+	if _, ok := cm.ExportedMemories()["memory"]; !ok {
+		t.Error("does not export memory")
+	}
+}
+
+func TestNamesMatchModule(t *testing.T) {
+	if !slices.IsSorted(names) {
+		t.Errorf("names are not sorted: %q", names)
+	}
+	g := newGuest(t)
+	for _, name := range Names() {
+		if _, ok := g.startPlugin(name, "{}"); !ok {
+			t.Errorf("plugin %q refused an empty configuration (logs: %q)", name, g.h.logs)
+		}
+		if !Has(name) {
+			t.Errorf("Has(%q) = false", name)
+		}
+	}
+	if _, ok := g.startPlugin("no-such-plugin", "{}"); ok {
+		t.Error("root_id no-such-plugin was accepted")
+	}
+	if !strings.Contains(strings.Join(g.h.logs, "\n"), `no plugin with root_id "no-such-plugin"`) {
+		t.Errorf("unknown root_id not logged: %q", g.h.logs)
+	}
+}
+
+// A long-running instance must not grow: 100,000 streams through a filter
+// leave linear memory where it was after warm-up.
+func TestMemoryFlatOverManyRequests(t *testing.T) {
+	g := newGuest(t)
+	root, ok := g.startPlugin("add-header", `{"request_headers":{"x-a":"1"},"response_headers":{"x-b":"2"}}`)
+	if !ok {
+		t.Fatalf("configure failed: %q", g.h.logs)
+	}
+	run := func(n int) {
+		for i := 0; i < n; i++ {
+			s := g.newStream(root)
+			s.requestHeaders([][2]string{{":method", "GET"}, {":path", "/"}, {":authority", "x"}}, true)
+			s.responseHeaders([][2]string{{":status", "200"}}, true)
+			s.end()
+		}
+	}
+	// Warm up past two of the SDK's forced collections (one per 10,000 streams).
+	run(20_000)
+	before := g.m.Memory().Size()
+	n := 100_000
+	if testing.Short() {
+		n = 10_000
+	}
+	run(n)
+	if after := g.m.Memory().Size(); after != before {
+		t.Errorf("memory grew from %d to %d bytes over %d requests", before, after, n)
+	}
+	if v, _ := getHeader(g.h.maps[0], "x-a"); v != "1" {
+		t.Errorf("request header x-a = %q, want 1", v)
+	}
+}
+
+func TestAddHeader(t *testing.T) {
+	g := newGuest(t)
+	root, ok := g.startPlugin("add-header", `{"request_headers":{"X-Request-Source":"external"},"response_headers":{"x-served-by":"sluice"}}`)
+	if !ok {
+		t.Fatalf("configure failed: %q", g.h.logs)
+	}
+	s := g.newStream(root)
+	if a := s.requestHeaders([][2]string{{":path", "/"}, {"x-request-source", "internal"}}, true); a != 0 {
+		t.Errorf("request headers action = %d, want continue", a)
+	}
+	var got []string
+	for _, kv := range g.h.maps[0] {
+		if kv[0] == "x-request-source" {
+			got = append(got, kv[1])
+		}
+	}
+	if !slices.Equal(got, []string{"internal", "external"}) {
+		t.Errorf("x-request-source values = %q, want the old one kept and external added", got)
+	}
+	s.responseHeaders([][2]string{{":status", "200"}}, true)
+	if v, _ := getHeader(g.h.maps[2], "x-served-by"); v != "sluice" {
+		t.Errorf("x-served-by = %q, want sluice", v)
+	}
+	if _, ok := g.startPlugin("add-header", `{"bogus":1}`); ok {
+		t.Error("unknown config key accepted")
+	}
+}

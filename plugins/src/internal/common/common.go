@@ -1,0 +1,105 @@
+// Package common holds what several built-in plugins share: strict config
+// decoding, header lookups, Kong-style JSON replies and the shared-data
+// counter behind the rate limiters.
+package common
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/sluice-proxy/sluice/sdk/proxywasm"
+)
+
+// DecodeConfig reads a plugin's JSON configuration into v, which holds the
+// defaults. Unknown keys are errors, so a misspelt key is caught when the
+// plugin loads rather than silently ignored.
+func DecodeConfig(data []byte, v any) error {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || string(data) == "null" {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// Header returns the first value of a header, matched case-insensitively.
+func Header(h [][2]string, name string) (string, bool) {
+	for _, kv := range h {
+		if strings.EqualFold(kv[0], name) {
+			return kv[1], true
+		}
+	}
+	return "", false
+}
+
+// JSONMessage is Kong's error body: {"message":"..."}.
+func JSONMessage(msg string) []byte {
+	b, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{msg})
+	return b
+}
+
+// Reply is a local response a plugin decided on; Status 0 means none.
+type Reply struct {
+	Status  uint32
+	Headers [][2]string
+	Body    []byte
+}
+
+// JSONReply builds a Kong-style JSON error reply.
+func JSONReply(status uint32, msg string, extra ...[2]string) Reply {
+	h := append([][2]string{{"content-type", "application/json; charset=utf-8"}}, extra...)
+	return Reply{Status: status, Headers: h, Body: JSONMessage(msg)}
+}
+
+// Send sends the reply as a local response, logging a failure; the caller
+// returns ActionPause either way.
+func (r Reply) Send() {
+	if err := proxywasm.SendHttpResponse(r.Status, r.Headers, r.Body, -1); err != nil {
+		proxywasm.LogErrorf("sending local response %d: %v", r.Status, err)
+	}
+}
+
+// SplitPath splits ":path" into the path and the raw query (without "?").
+func SplitPath(p string) (path, query string) {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		return p[:i], p[i+1:]
+	}
+	return p, ""
+}
+
+// Cookie returns a cookie's value from a Cookie header.
+func Cookie(cookieHeader, name string) (string, bool) {
+	for _, part := range strings.Split(cookieHeader, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok && k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// ClientIP is the downstream peer's IP, from the source.address property.
+func ClientIP() string {
+	ip, err := proxywasm.GetSourceIP()
+	if err != nil {
+		return ""
+	}
+	return ip
+}
+
+// NowNanos is the host's clock.
+func NowNanos() int64 {
+	t, err := proxywasm.GetCurrentTimeNanoseconds()
+	if err != nil {
+		proxywasm.LogWarnf("reading host time: %v", err)
+	}
+	return t
+}

@@ -1,0 +1,25 @@
+// Command builtin is sluice's built-in plugins as one proxy-wasm module:
+// each plugin is a root context chosen by root_id, which is the plugin's
+// name (wasm = "builtin:NAME" in sluice.toml). One module means one Go
+// runtime per instance for all of them.
+package main
+
+import (
+	"github.com/sluice-proxy/sluice/plugins/src/addheader"
+	"github.com/sluice-proxy/sluice/sdk/proxywasm"
+	"github.com/sluice-proxy/sluice/sdk/proxywasm/types"
+)
+
+// plugins is every built-in, by root_id. plugins/plugins.go in the main
+// module lists the same names; a test there keeps the two in step.
+var plugins = map[string]func(uint32) types.PluginContext{
+	addheader.Name: addheader.New,
+}
+
+func main() {}
+
+func init() {
+	for name, f := range plugins {
+		proxywasm.RegisterPlugin(name, f)
+	}
+}
