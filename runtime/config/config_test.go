@@ -208,3 +208,36 @@ func TestUnits(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONRedactsWithoutMutating(t *testing.T) {
+	c, err := Parse("s.toml", []byte(`
+[shared_store]
+kind = "redis"
+redis = { address = "127.0.0.1:6379", password = "hunter2" }
+[[plugins]]
+name = "p"
+wasm = "builtin:jwt"
+config = { issuer = "https://id", nested = { PASSWORD = "pw" }, list = [ { token = "t" } ] }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"hunter2", `"pw"`, `"t"`} {
+		if strings.Contains(string(b), secret) {
+			t.Errorf("JSON leaks %s:\n%s", secret, b)
+		}
+	}
+	if !strings.Contains(string(b), "https://id") {
+		t.Errorf("JSON lost a plain value:\n%s", b)
+	}
+	if got := c.Plugins[0].Config["nested"].(map[string]any)["PASSWORD"]; got != "pw" {
+		t.Errorf("JSON changed the running config: %v", got)
+	}
+	if c.SharedStore.Redis.Password != "hunter2" {
+		t.Error("JSON changed the running config's Redis password")
+	}
+}

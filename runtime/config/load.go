@@ -93,7 +93,11 @@ var decodeErrLine = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]
 func syntaxProblem(name string, src *sourceIndex, err error) Problem {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return Problem{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+		key := pe.LastKey
+		if p := src.pathAt(pe.Position.Line); p != "" {
+			key = p
+		}
+		return Problem{File: name, Line: pe.Position.Line, Key: key, Msg: pe.Message}
 	}
 	if m := decodeErrLine.FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])

@@ -77,6 +77,18 @@ func newSourceIndex(data []byte) *sourceIndex {
 	return ix
 }
 
+// pathAt returns the longest (most specific) key path defined on line,
+// to give a parser error the array indices its own key lacks.
+func (ix *sourceIndex) pathAt(line int) string {
+	best := ""
+	for p, l := range ix.lines {
+		if l == line && (len(p) > len(best) || len(p) == len(best) && p < best) {
+			best = p
+		}
+	}
+	return best
+}
+
 func (ix *sourceIndex) set(path string, line int) {
 	if _, ok := ix.lines[path]; !ok {
 		ix.lines[path] = line
