@@ -57,7 +57,9 @@ type Listener struct {
 	// port), tcp. Default ["http1", "h2c"] without TLS, ["http1", "h2"] with.
 	Protocols []string `toml:"protocols" json:"protocols"`
 	TLS       *TLS     `toml:"tls" json:"tls,omitempty"`
-	// Routes limits the listener to these route names; default all routes.
+	// Routes limits the listener to these route names; default all routes
+	// written in the file (a mode preset's routes go only to the listeners
+	// it generates). An empty list means none.
 	Routes []string `toml:"routes" json:"routes,omitempty"`
 	// Cluster is the upstream of a tcp listener.
 	Cluster string `toml:"cluster" json:"cluster,omitempty"`
@@ -208,7 +210,9 @@ type Retry struct {
 // endpoints with those labels; Headers makes it a header-matched choice
 // taken before the weighted ones.
 type Backend struct {
-	Cluster string            `toml:"cluster" json:"cluster"`
+	Cluster string `toml:"cluster" json:"cluster"`
+	// Weight defaults to 1 when no backend of the route sets one (an even
+	// split); once any does, an unset weight is 0.
 	Weight  int               `toml:"weight" json:"weight"`
 	Subset  map[string]string `toml:"subset" json:"subset,omitempty"`
 	Headers []HeaderMatch     `toml:"headers" json:"headers,omitempty"`
@@ -230,7 +234,8 @@ type Cluster struct {
 	// LB: round_robin (default), least_request, random, ring_hash.
 	LB string `toml:"lb" json:"lb"`
 	// HashOn for ring_hash: "header:NAME" or "client_ip" (default).
-	HashOn         string         `toml:"hash_on" json:"hash_on,omitempty"`
+	HashOn string `toml:"hash_on" json:"hash_on,omitempty"`
+	// ConnectTimeout bounds an upstream connect; default 5s.
 	ConnectTimeout Duration       `toml:"connect_timeout" json:"connect_timeout"`
 	TLS            *UpstreamTLS   `toml:"tls" json:"tls,omitempty"`
 	Limits         Limits         `toml:"limits" json:"limits"`
@@ -273,7 +278,9 @@ type Limits struct {
 	IdleTimeout Duration `toml:"idle_timeout" json:"idle_timeout"`
 }
 
-// Outlier is passive outlier detection, as Istio's outlierDetection.
+// Outlier is passive outlier detection, as Istio's outlierDetection, with
+// its defaults: Consecutive5xx 5, Interval 10s, BaseEjectionTime 30s,
+// MaxEjectionPercent 10.
 type Outlier struct {
 	Consecutive5xx     int      `toml:"consecutive_5xx" json:"consecutive_5xx"`
 	Interval           Duration `toml:"interval" json:"interval"`
@@ -281,7 +288,9 @@ type Outlier struct {
 	MaxEjectionPercent int      `toml:"max_ejection_percent" json:"max_ejection_percent"`
 }
 
-// HealthCheck is an active HTTP health check.
+// HealthCheck is an active HTTP health check. Defaults: Path "/",
+// Interval 10s, Timeout 1s, HealthyThreshold 2, UnhealthyThreshold 3;
+// ExpectedStatuses empty means any 2xx.
 type HealthCheck struct {
 	Path               string   `toml:"path" json:"path"`
 	Interval           Duration `toml:"interval" json:"interval"`
@@ -307,9 +316,13 @@ type Identity struct {
 
 // Sidecar is the sugar that builds inbound and outbound listeners.
 type Sidecar struct {
-	App                string `toml:"app" json:"app"`
-	Inbound            string `toml:"inbound" json:"inbound"`
-	Outbound           string `toml:"outbound" json:"outbound"`
+	// App is the local app's host:port; required in sidecar mode.
+	App string `toml:"app" json:"app"`
+	// Inbound default "0.0.0.0:15006"; Outbound default "127.0.0.1:15001".
+	Inbound  string `toml:"inbound" json:"inbound"`
+	Outbound string `toml:"outbound" json:"outbound"`
+	// PeerAuthentication is "strict" (default: peers must present a
+	// certificate from the trust bundle) or "permissive".
 	PeerAuthentication string `toml:"peer_authentication" json:"peer_authentication"`
 }
 
@@ -323,17 +336,21 @@ type Service struct {
 	DNS           string   `toml:"dns" json:"dns,omitempty"`
 	EndpointsFile string   `toml:"endpoints_file" json:"endpoints_file,omitempty"`
 	Identity      string   `toml:"identity" json:"identity,omitempty"`
-	Protocol      string   `toml:"protocol" json:"protocol,omitempty"`
-	Timeout       Duration `toml:"timeout" json:"timeout"`
-	Retry         *Retry   `toml:"retry" json:"retry,omitempty"`
-	Limits        Limits   `toml:"circuit_breaker" json:"circuit_breaker"`
-	Outlier       *Outlier `toml:"outlier" json:"outlier,omitempty"`
-	Mirror        string   `toml:"mirror" json:"mirror,omitempty"`
-	LB            string   `toml:"lb" json:"lb,omitempty"`
+	// Protocol defaults to "h2" with an [identity] (peers' inbound
+	// listeners offer it by ALPN), else "http1".
+	Protocol string `toml:"protocol" json:"protocol,omitempty"`
+	// Timeout is as a route's: default 15s, "0s" disables it.
+	Timeout Duration `toml:"timeout" json:"timeout"`
+	Retry   *Retry   `toml:"retry" json:"retry,omitempty"`
+	Limits  Limits   `toml:"circuit_breaker" json:"circuit_breaker"`
+	Outlier *Outlier `toml:"outlier" json:"outlier,omitempty"`
+	Mirror  string   `toml:"mirror" json:"mirror,omitempty"`
+	LB      string   `toml:"lb" json:"lb,omitempty"`
 }
 
 // Authorization is one Istio AuthorizationPolicy rule on the inbound side.
 type Authorization struct {
+	// Action is "ALLOW" (default), "DENY" or "CUSTOM" (Plugin decides).
 	Action string        `toml:"action" json:"action"`
 	Plugin string        `toml:"plugin" json:"plugin,omitempty"`
 	From   AuthFrom      `toml:"from" json:"from"`

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -239,5 +240,22 @@ config = { issuer = "https://id", nested = { PASSWORD = "pw" }, list = [ { token
 	}
 	if c.SharedStore.Redis.Password != "hunter2" {
 		t.Error("JSON changed the running config's Redis password")
+	}
+}
+
+// TestExamplesLoad keeps the shipped examples valid: `sluice validate` on
+// any of them must pass.
+func TestExamplesLoad(t *testing.T) {
+	paths, err := filepath.Glob("../../examples/*.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Skip("no examples yet")
+	}
+	for _, p := range paths {
+		if _, err := Load(p); err != nil {
+			t.Errorf("%s:\n%v", p, err)
+		}
 	}
 }
