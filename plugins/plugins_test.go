@@ -179,7 +179,10 @@ func TestMemoryFlatOverManyRequests(t *testing.T) {
 		n = 10_000
 	}
 	run(n)
-	if after := g.m.Memory().Size(); after != before {
+	// One 64 KiB page of slack: where a collection lands relative to the
+	// warm-up decides whether the heap's high-water mark has been reached.
+	// Without the SDK's periodic collection this grows by over 1 MiB.
+	if after := g.m.Memory().Size(); after > before+65536 {
 		t.Errorf("memory grew from %d to %d bytes over %d requests", before, after, n)
 	}
 	if v, _ := getHeader(g.h.maps[0], "x-a"); v != "1" {
