@@ -259,3 +259,52 @@ func TestExamplesLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestRestartNeeded(t *testing.T) {
+	base := `
+[[listeners]]
+name = "public"
+address = "127.0.0.1:8080"
+routes = ["a"]
+[[clusters]]
+name = "c"
+endpoints = ["127.0.0.1:9000"]
+[[routes]]
+name = "a"
+backends = [ { cluster = "c" } ]
+`
+	tests := []struct {
+		name  string
+		extra string
+		from  string // replaced in base
+		to    string
+		want  string
+	}{
+		{name: "same", want: ""},
+		{name: "routes and clusters are hot", from: `"127.0.0.1:9000"`, to: `"127.0.0.1:9001"`, want: ""},
+		{name: "listener route list is hot", from: `routes = ["a"]`, to: `routes = []`, want: ""},
+		{name: "listener address", from: `"127.0.0.1:8080"`, to: `"127.0.0.1:8081"`, want: "listeners[public]"},
+		{name: "listener renamed", from: `name = "public"`, to: `name = "edge"`, want: "listeners[edge] (added),listeners[public] (removed)"},
+		{name: "admin and server", extra: "[admin]\naddress = \"127.0.0.1:9902\"\n[server]\ndrain_timeout = \"1s\"\n", want: "admin,server"},
+		{name: "mode", extra: "mode = \"sidecar\"\n[sidecar]\napp = \"127.0.0.1:1\"\n", want: "mode,sidecar,listeners[inbound] (added),listeners[outbound] (added)"},
+	}
+	old, err := Parse("s.toml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := base
+			if tt.from != "" {
+				src = strings.Replace(src, tt.from, tt.to, 1)
+			}
+			cur, err := Parse("s.toml", []byte(tt.extra+src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(RestartNeeded(old, cur), ","); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

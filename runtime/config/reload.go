@@ -1,0 +1,58 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+)
+
+// RestartNeeded lists the settings that differ between old and cur but
+// cannot change without a restart, by key ("mode", "admin",
+// "listeners[public]", ...); empty when cur can be applied hot.
+//
+// Hot: routes, clusters, plugins, services (their routes and clusters),
+// authorization, and a listener's routes and plugins lists, since route
+// tables and filter chains are rebuilt per snapshot. Restart: mode, admin,
+// server, shared_store, wasm, access_log, identity, sidecar, and every
+// other listener field (address, protocols, tls, limits), since those are
+// bound to sockets and process-wide objects made once at start.
+func RestartNeeded(old, cur *Config) []string {
+	var out []string
+	diff := func(key string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			out = append(out, key)
+		}
+	}
+	diff("mode", old.Mode, cur.Mode)
+	diff("admin", old.Admin, cur.Admin)
+	diff("server", old.Server, cur.Server)
+	diff("shared_store", old.SharedStore, cur.SharedStore)
+	diff("wasm", old.Wasm, cur.Wasm)
+	diff("access_log", old.AccessLog, cur.AccessLog)
+	diff("identity", old.Identity, cur.Identity)
+	diff("sidecar", old.Sidecar, cur.Sidecar)
+
+	byName := func(ls []Listener) map[string]Listener {
+		m := make(map[string]Listener, len(ls))
+		for _, l := range ls {
+			l.Routes, l.Plugins = nil, nil // hot
+			m[l.Name] = l
+		}
+		return m
+	}
+	was, now := byName(old.Listeners), byName(cur.Listeners)
+	for _, l := range cur.Listeners {
+		prev, ok := was[l.Name]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("listeners[%s] (added)", l.Name))
+		case !reflect.DeepEqual(prev, now[l.Name]):
+			out = append(out, fmt.Sprintf("listeners[%s]", l.Name))
+		}
+	}
+	for _, l := range old.Listeners {
+		if _, ok := now[l.Name]; !ok {
+			out = append(out, fmt.Sprintf("listeners[%s] (removed)", l.Name))
+		}
+	}
+	return out
+}
