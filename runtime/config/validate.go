@@ -83,7 +83,7 @@ func origin(generated bool, fileKey, genKey string) string {
 }
 
 func (v *validator) listeners(clusters, plugins, routes map[string]bool) {
-	names := map[string]string{}
+	names := map[string]nameUse{}
 	addrs := map[string]string{}
 	for i, l := range v.c.Listeners {
 		key := fmt.Sprintf("listeners[%d]", i)
@@ -93,13 +93,7 @@ func (v *validator) listeners(clusters, plugins, routes map[string]bool) {
 				key = "mode"
 			}
 		}
-		if l.Name == "" {
-			v.add(key+".name", "required")
-		} else if prev, dup := names[l.Name]; dup {
-			v.add(key+".name", "duplicate listener name %q (also %s)", l.Name, prev)
-		} else {
-			names[l.Name] = key
-		}
+		v.unique("listener", names, key, l.Name, l.Generated)
 		if v.address(origin(l.Generated, key+".address", key), l.Address) {
 			if prev, dup := addrs[l.Address]; dup {
 				v.add(origin(l.Generated, key+".address", key), "address %s is already used by %s", l.Address, prev)
@@ -158,6 +152,34 @@ func (v *validator) listeners(clusters, plugins, routes map[string]bool) {
 		default:
 			v.add(key+".direction", "unknown direction %q; want \"inbound\" or \"outbound\"", l.Direction)
 		}
+	}
+}
+
+// nameUse remembers where a name was first used.
+type nameUse struct {
+	key       string
+	generated bool
+}
+
+// unique reports a missing or repeated name. A generated item comes after
+// the file's, so when it collides the file's item is the one to rename,
+// and the problem points there; a collision between two generated items
+// repeats a [[services]] name, which the services check reports.
+func (v *validator) unique(kind string, names map[string]nameUse, key, name string, generated bool) {
+	if name == "" {
+		v.add(key+".name", "required")
+		return
+	}
+	prev, dup := names[name]
+	switch {
+	case !dup:
+		names[name] = nameUse{key: key, generated: generated}
+	case generated && prev.generated:
+	case generated:
+		v.add(prev.key+".name", "%s name %q is taken by %s mode, which generates a %s of that name; rename this one", kind, name, v.c.Mode, kind)
+		names[name] = nameUse{key: prev.key, generated: true} // say it once
+	default:
+		v.add(key+".name", "duplicate %s name %q (also %s)", kind, name, prev.key)
 	}
 }
 
@@ -259,7 +281,7 @@ func (c *Config) ResolvePath(p string) string {
 var methodToken = regexp.MustCompile(`^[A-Z][A-Z0-9_-]*$`)
 
 func (v *validator) routes(clusters, plugins map[string]bool) {
-	names := map[string]bool{}
+	names := map[string]nameUse{}
 	for i, r := range v.c.Routes {
 		key := fmt.Sprintf("routes[%d]", i)
 		if r.Generated {
@@ -273,12 +295,7 @@ func (v *validator) routes(clusters, plugins map[string]bool) {
 				}
 			}
 		}
-		if r.Name == "" {
-			v.add(key+".name", "required")
-		} else if names[r.Name] {
-			v.add(key+".name", "duplicate route name %q", r.Name)
-		}
-		names[r.Name] = true
+		v.unique("route", names, key, r.Name, r.Generated)
 		v.match(key+".match", r.Match)
 		for j, p := range r.Plugins {
 			if !plugins[p] {
@@ -420,7 +437,7 @@ func (v *validator) retry(key string, r *Retry) {
 }
 
 func (v *validator) clusters() {
-	names := map[string]bool{}
+	names := map[string]nameUse{}
 	for i, cl := range v.c.Clusters {
 		key := fmt.Sprintf("clusters[%d]", i)
 		if cl.Generated {
@@ -431,12 +448,7 @@ func (v *validator) clusters() {
 				}
 			}
 		}
-		if cl.Name == "" {
-			v.add(key+".name", "required")
-		} else if names[cl.Name] {
-			v.add(key+".name", "duplicate cluster name %q", cl.Name)
-		}
-		names[cl.Name] = true
+		v.unique("cluster", names, key, cl.Name, cl.Generated)
 		if len(cl.Endpoints) == 0 && len(cl.LabeledEndpoints) == 0 && cl.EndpointsFile == "" && cl.DNS == "" {
 			if cl.Generated && cl.Name == InboundClusterName {
 				v.add("sidecar.app", "required in sidecar mode: the local app's host:port")
