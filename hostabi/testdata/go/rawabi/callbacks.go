@@ -91,6 +91,7 @@ func onTick(root uint32) { run("tick", 0) }
 //go:wasmexport proxy_on_queue_ready
 func onQueueReady(root, qid uint32) {
 	cur = "queue_ready"
+	lastQueue = qid
 	logf("qid=" + strconv.Itoa(int(qid)))
 	run("queue_ready", 0)
 }

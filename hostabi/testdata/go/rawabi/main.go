@@ -25,6 +25,8 @@ var (
 	lastStream uint32
 	rootID     uint32
 	metricIDs  = map[string]uint32{}
+	// lastQueue is the queue last registered or reported ready.
+	lastQueue uint32
 	// cur is the callback being run, for log lines.
 	cur string
 	// ret is the action the current callback returns; ops may change it.
@@ -264,6 +266,7 @@ func do(op []string) {
 		n := []byte(arg(1))
 		var id uint32
 		s := proxyRegisterSharedQueue(ptr(n), uint32(len(n)), ptrOf(&id))
+		lastQueue = id
 		res(st(s) + " id=" + strconv.Itoa(int(id)))
 	case "q_resolve":
 		vm, n := []byte(arg(1)), []byte(arg(2))
@@ -275,7 +278,11 @@ func do(op []string) {
 		res(st(proxyEnqueueSharedQueue(u32(arg(1)), ptr(v), uint32(len(v)))))
 	case "q_dequeue":
 		var p, n uint32
-		s := proxyDequeueSharedQueue(u32(arg(1)), ptrOf(&p), ptrOf(&n))
+		id := lastQueue
+		if arg(1) != "" {
+			id = u32(arg(1))
+		}
+		s := proxyDequeueSharedQueue(id, ptrOf(&p), ptrOf(&n))
 		res(st(s) + " " + string(fromHost(p, n)))
 	case "m_define":
 		n := []byte(arg(2))

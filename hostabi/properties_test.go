@@ -1,0 +1,32 @@
+package hostabi
+
+import (
+	"testing"
+)
+
+func TestProperties(t *testing.T) {
+	s := newTestStream()
+	s.props["request.path"] = []byte("/p")
+	s.props["request.size"] = []byte{42, 0, 0, 0, 0, 0, 0, 0}
+	p := load(t, "rawabi", PluginConfig{RootID: "rid", VMID: "vid", PluginConfig: []byte(
+		"configure: prop_get plugin_root_id | prop_get node/id | prop_set my/key v | prop_get my/key\n" +
+			"request_headers: prop_get plugin_name | prop_get plugin_vm_id | prop_get request/path | prop_geti request/size" +
+			" | prop_get no/such | prop_set wasm/x 1 | prop_get node/id\n")})
+	hs, err := p.NewHTTPStream(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.OnDone()
+	if _, err := hs.OnRequestHeaders(true); err != nil {
+		t.Fatal(err)
+	}
+	wantLogs(t, p.Name(),
+		"configure prop_get: status=0 rid", "configure prop_get: status=0 test-node",
+		"configure prop_set: status=0", "configure prop_get: status=0 v",
+		"request_headers prop_get: status=0 "+p.Name(), "request_headers prop_get: status=0 vid",
+		"request_headers prop_get: status=0 /p", "request_headers prop_geti: status=0 42",
+		"request_headers prop_get: status=1 ", "request_headers prop_set: status=0")
+	if string(s.props["wasm.x"]) != "1" {
+		t.Errorf("set_property did not reach the stream: %q", s.props)
+	}
+}

@@ -1,0 +1,125 @@
+package hostabi
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestLocalResponse(t *testing.T) {
+	s := newTestStream()
+	p, hs, a := runHeaders(t, `request_headers: local 403 denied\sby\swasm policy x-why=test,x-b=2 7 | local 500 again x -1`, s)
+	if a != Pause {
+		t.Errorf("action = %v, want Pause after a local reply", a)
+	}
+	wantLogs(t, p.Name(), "request_headers local: status=0")
+	if len(s.local) != 1 {
+		t.Fatalf("local replies = %+v, want exactly one", s.local)
+	}
+	r := s.local[0]
+	if r.Status != 403 || string(r.Body) != "denied by wasm" || r.Details != "policy" || r.GRPCStatus != 7 ||
+		len(r.Headers) != 2 || r.Headers[0] != [2]string{"x-why", "test"} {
+		t.Errorf("local reply = %+v", r)
+	}
+	// Later callbacks still run (the proxy decides whether to call them).
+	if err := hs.OnLog(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLocalResponseBadStatus(t *testing.T) {
+	s := newTestStream()
+	p, _, _ := runHeaders(t, "request_headers: local 42 x - - -1", s)
+	wantLogs(t, p.Name(), "request_headers local: status=2")
+	if len(s.local) != 0 {
+		t.Errorf("local replies = %+v", s.local)
+	}
+}
+
+func TestContinueInsideOwnCallback(t *testing.T) {
+	s := newTestStream()
+	_, _, a := runHeaders(t, "request_headers: ret 1 | continue 0", s)
+	if a != Continue {
+		t.Errorf("action = %v: continue_stream in the paused callback should win", a)
+	}
+	select {
+	case d := <-s.resumed:
+		t.Errorf("Resume(%v) called for a stream that never paused", d)
+	default:
+	}
+}
+
+func TestCloseStream(t *testing.T) {
+	s := newTestStream()
+	p, _, a := runHeaders(t, "request_headers: close 0 | close 2", s)
+	if a != Pause {
+		t.Errorf("action = %v", a)
+	}
+	wantLogs(t, p.Name(), "request_headers close: status=0", "request_headers close: status=12")
+	if len(s.closed) != 1 || s.closed[0] != StreamRequest {
+		t.Errorf("closed = %v", s.closed)
+	}
+}
+
+func TestTickResumesPausedStream(t *testing.T) {
+	s := newTestStream()
+	p, _, a := runHeaders(t, "configure: tick 10\nrequest_headers: ret 1\ntick: effective | continue 0 | tick 0", s)
+	if a != Pause {
+		t.Fatalf("action = %v", a)
+	}
+	select {
+	case d := <-s.resumed:
+		if d != StreamRequest {
+			t.Errorf("resumed %v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("tick did not resume the stream")
+	}
+	wantLogs(t, p.Name(), "configure tick: status=0", "tick effective: status=0", "tick continue: status=0")
+}
+
+func TestEffectiveContextChecks(t *testing.T) {
+	s := newTestStream()
+	p, _, _ := runHeaders(t, "request_headers: effective 999 | effective root | hdr_get 0 :path | continue 0 | done | effective", s)
+	// From the root context a stream's maps do not exist and there is
+	// nothing to continue.
+	wantLogs(t, p.Name(), "request_headers effective: status=2", "request_headers effective: status=0",
+		"request_headers hdr_get: status=1 ", "request_headers continue: status=1", "request_headers done: status=0")
+}
+
+func TestStreamCallbackOrder(t *testing.T) {
+	s := newTestStream()
+	p := load(t, "rawabi", PluginConfig{PluginConfig: []byte("context_create: log 2 created\nlog: log 2 logged\ndelete: log 2 deleted")})
+	hs, err := p.NewHTTPStream(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.OnLog(); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.OnDone(); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.OnDone(); err != nil {
+		t.Fatal("second OnDone:", err)
+	}
+	if _, err := hs.OnRequestHeaders(true); err == nil {
+		t.Error("callback after OnDone succeeded")
+	}
+	var seq []string
+	for _, l := range logsOf(p.Name()) {
+		switch l {
+		case "created", "logged", "deleted":
+			seq = append(seq, l)
+		}
+		if len(l) > 5 && l[:5] == "done " {
+			seq = append(seq, "done")
+		}
+	}
+	if got := len(seq); got != 4 || seq[0] != "created" || seq[1] != "logged" || seq[2] != "done" || seq[3] != "deleted" {
+		t.Errorf("order = %v", seq)
+	}
+	if st := p.Stats(); st.ActiveStreams != 0 {
+		t.Errorf("active streams = %d", st.ActiveStreams)
+	}
+}
