@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
@@ -143,6 +144,8 @@ func tomlType(v any) string {
 		return "an array"
 	case nil:
 		return "nothing"
+	case time.Time:
+		return "a date-time"
 	}
 	return fmt.Sprintf("a %T", v)
 }
