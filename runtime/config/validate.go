@@ -155,6 +155,16 @@ func (v *validator) listeners(clusters, plugins, routes map[string]bool) {
 	}
 }
 
+// istioPattern reports whether s is an exact value, "*", a prefix ("/pay/*")
+// or a suffix ("*.json") match, the only forms Istio's string matches take.
+func istioPattern(s string) bool {
+	if s == "" {
+		return false
+	}
+	inner := strings.TrimSuffix(strings.TrimPrefix(s, "*"), "*")
+	return s == "*" || !strings.Contains(inner, "*") && !(strings.HasPrefix(s, "*") && strings.HasSuffix(s, "*"))
+}
+
 // nameUse remembers where a name was first used.
 type nameUse struct {
 	key       string
@@ -541,6 +551,21 @@ func (v *validator) sidecar(plugins map[string]bool) {
 		}
 		for j, h := range a.When {
 			v.headerMatch(fmt.Sprintf("%s.when[%d]", key, j), h)
+		}
+		for _, f := range []struct {
+			key  string
+			vals []string
+		}{{"from.principals", a.From.Principals}, {"from.namespaces", a.From.Namespaces}, {"to.paths", a.To.Paths}} {
+			for j, val := range f.vals {
+				if !istioPattern(val) {
+					v.add(fmt.Sprintf("%s.%s[%d]", key, f.key, j), "bad pattern %q: \"*\" may stand alone or start or end a value, as Istio allows", val)
+				}
+			}
+		}
+		for j, m := range a.To.Methods {
+			if !methodToken.MatchString(m) {
+				v.add(fmt.Sprintf("%s.to.methods[%d]", key, j), "bad method %q (methods are upper case, as \"GET\")", m)
+			}
 		}
 	}
 }
