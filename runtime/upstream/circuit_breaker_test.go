@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -142,24 +141,27 @@ func TestRetryBudget(t *testing.T) {
 // TestMaxRequestsPerConnection counts the connections the upstream sees.
 func TestMaxRequestsPerConnection(t *testing.T) {
 	tests := []struct {
+		protocol                     string
 		perConn, requests, wantConns int
 	}{
-		{0, 6, 1},
-		{1, 4, 4},
-		{2, 6, 3},
-		{3, 7, 3},
+		{"http1", 0, 6, 1},
+		{"http1", 1, 4, 4},
+		{"http1", 2, 6, 3},
+		{"http1", 3, 7, 3},
+		{"h2c", 0, 6, 1},
+		{"h2c", 1, 3, 3},
+		{"h2c", 2, 6, 3},
 	}
 	for _, tt := range tests {
 		var mu sync.Mutex
 		conns := map[string]bool{}
-		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := startHTTP(t, "a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
 			conns[r.RemoteAddr] = true
 			mu.Unlock()
 			io.WriteString(w, "ok")
-		}))
-		srv.Start()
-		m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Endpoints: []string{srv.Listener.Addr().String()},
+		}), tt.protocol == "h2c")
+		m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: tt.protocol, Endpoints: addrs(b),
 			Limits: config.Limits{MaxRequestsPerConnection: tt.perConn}})
 		for i := 0; i < tt.requests; i++ {
 			mustGet(t, m.Cluster("c"), Pick{})
@@ -168,10 +170,13 @@ func TestMaxRequestsPerConnection(t *testing.T) {
 		got := len(conns)
 		mu.Unlock()
 		if got != tt.wantConns {
-			t.Errorf("max_requests_per_connection %d, %d requests: %d connections, want %d", tt.perConn, tt.requests, got, tt.wantConns)
+			t.Errorf("%s max_requests_per_connection %d, %d requests: %d connections, want %d", tt.protocol, tt.perConn, tt.requests, got, tt.wantConns)
+		}
+		if tt.perConn > 0 {
+			c := m.Cluster("c")
+			eventually(t, 2*time.Second, "retired connections to close", func() bool { return c.limiter.active.Load() <= 1 })
 		}
 		m.Close()
-		srv.Close()
 	}
 }
 

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -167,8 +168,8 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 				return nil, err
 			}
 		}
-		t := newHTTP2Pool(d, idle, c.protocol == "h2c")
-		c.pool, c.closePool = t, t.CloseIdleConnections
+		p := newHTTP2Pool(d, idle, c.protocol == "h2c", lim.MaxRequestsPerConnection)
+		c.pool, c.closePool = p, p.closeAll
 	case "h3":
 		c.scheme = "https"
 		if d.tls, err = buildTLS(cfg.TLS); err != nil {
@@ -304,6 +305,11 @@ func (c *Cluster) RoundTrip(req *http.Request, pick Pick) (*http.Response, error
 	resp, err := c.pool.RoundTrip(sent)
 	if err != nil {
 		f := classify(err)
+		if ctxErr := req.Context().Err(); ctxErr != nil && (f != ConnectFailure || errors.Is(err, ctxErr)) {
+			// The caller's deadline or cancel, whatever the transport
+			// made of it.
+			f = classify(ctxErr)
+		}
 		if c.outlier != nil && (f == ConnectFailure || f == Reset || f == Timeout) {
 			c.outlier.record(ep, true)
 		}

@@ -209,7 +209,8 @@ func newHTTP1Pool(d *dialer, lim config.Limits, idle time.Duration, maxConns int
 	return t
 }
 
-func newHTTP2Pool(d *dialer, idle time.Duration, plaintext bool) *http2.Transport {
+// newHTTP2Pool builds the h2 (TLS) or h2c (prior knowledge) pool.
+func newHTTP2Pool(d *dialer, idle time.Duration, plaintext bool, maxStreams int) *h2Pool {
 	t := &http2.Transport{
 		DisableCompression: true,
 		IdleConnTimeout:    idle,
@@ -219,16 +220,13 @@ func newHTTP2Pool(d *dialer, idle time.Duration, plaintext bool) *http2.Transpor
 		ReadIdleTimeout: 30 * time.Second,
 		PingTimeout:     15 * time.Second,
 	}
-	if plaintext {
-		t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return d.dialTCP(ctx, network, addr)
-		}
-	} else {
-		t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+	dial := d.dialTCP
+	if !plaintext {
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return d.dialTLS(ctx, network, addr, "h2")
 		}
 	}
-	return t
+	return newH2Pool(t, dial, maxStreams)
 }
 
 // h3Pool wraps http3.Transport so Close releases the QUIC socket.

@@ -108,6 +108,12 @@ func Classify(err error) Failure {
 }
 
 func classify(err error) Failure {
+	// Connect errors first: a dial that hit the connect timeout is a
+	// connect failure, not the request's timeout.
+	var de *dialError
+	if errors.As(err, &de) {
+		return ConnectFailure
+	}
 	switch {
 	case errors.Is(err, ErrOverflow):
 		return Overflow
@@ -117,10 +123,6 @@ func classify(err error) Failure {
 		return Canceled
 	case errors.Is(err, context.DeadlineExceeded):
 		return Timeout
-	}
-	var de *dialError
-	if errors.As(err, &de) {
-		return ConnectFailure
 	}
 	var se http2.StreamError
 	if errors.As(err, &se) {
@@ -178,6 +180,9 @@ func classify(err error) Failure {
 	// net/http and x/net/http2 report some connection losses with
 	// unexported error values only.
 	switch err.Error() {
+	case errH2GoAway:
+		// Streams above the GOAWAY's last stream id were never processed.
+		return RefusedStream
 	case "http: server closed idle connection",
 		"http2: client connection lost",
 		"http2: client conn is closed",
@@ -186,6 +191,9 @@ func classify(err error) Failure {
 	}
 	return Other
 }
+
+// errH2GoAway is x/net's unexported errClientConnGotGoAway.
+const errH2GoAway = "http2: Transport received Server's graceful shutdown GOAWAY"
 
 func isTimeout(err error) bool {
 	var ne net.Error

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -98,6 +99,7 @@ func startH2TLS(t *testing.T, name string, h http.Handler, cert tls.Certificate)
 	srv := httptest.NewUnstartedServer(h)
 	srv.EnableHTTP2 = true
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return backend{name: name, addr: srv.Listener.Addr().String()}

@@ -1,0 +1,138 @@
+package upstream
+
+import (
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/stats"
+)
+
+func TestRebuildKeepsUnchangedClusters(t *testing.T) {
+	var bad atomic.Bool
+	bad.Store(true)
+	good := startHTTP(t, "good", nil, false)
+	sick := startHTTP(t, "sick", flaky("sick", &bad), false)
+	outlier := &config.Outlier{Consecutive5xx: 1, BaseEjectionTime: config.Duration(time.Minute)}
+	keep := config.Cluster{Name: "keep", Endpoints: addrs(good, sick), Outlier: outlier}
+	change := config.Cluster{Name: "change", Endpoints: addrs(good)}
+	drop := config.Cluster{Name: "drop", Endpoints: addrs(good), HealthCheck: &config.HealthCheck{Interval: config.Duration(10 * time.Millisecond)}}
+	reg := stats.NewRegistry()
+	m1, err := NewManager([]config.Cluster{keep, change, drop}, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		mustGet(t, m1.Cluster("keep"), Pick{})
+	}
+	if !m1.Cluster("keep").Status().Endpoints[1].Ejected {
+		t.Fatal("setup: sick endpoint not ejected")
+	}
+	// The new snapshot is built from fresh config values, as a reload does.
+	keep2 := keep
+	keep2.Outlier = &config.Outlier{Consecutive5xx: 1, BaseEjectionTime: config.Duration(time.Minute)}
+	keep2.Endpoints = append([]string(nil), keep.Endpoints...)
+	change2 := change
+	change2.LB = "random"
+	m2, err := m1.Rebuild([]config.Cluster{keep2, change2, {Name: "new", Endpoints: addrs(good)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.Cluster("keep") != m1.Cluster("keep") {
+		t.Error("unchanged cluster rebuilt")
+	}
+	if !m2.Cluster("keep").Status().Endpoints[1].Ejected {
+		t.Error("ejection lost across Rebuild")
+	}
+	if m2.Cluster("change") == m1.Cluster("change") {
+		t.Error("changed cluster reused")
+	}
+	if m2.Cluster("drop") != nil || m2.Cluster("new") == nil {
+		t.Error("cluster set not replaced")
+	}
+	dropped := m1.Cluster("drop")
+	if dropped.closed.Load() {
+		t.Error("cluster closed before its manager")
+	}
+	// The old manager still serves in-flight work until it is closed.
+	if got := mustGet(t, m1.Cluster("change"), Pick{}); got != "good" {
+		t.Errorf("old manager: %q", got)
+	}
+	m1.Close()
+	if !dropped.closed.Load() || !m1.Cluster("change").closed.Load() {
+		t.Error("clusters only the old manager held are still open")
+	}
+	if m2.Cluster("keep").closed.Load() {
+		t.Fatal("shared cluster closed with the old manager")
+	}
+	if got := mustGet(t, m2.Cluster("keep"), Pick{}); got != "good" {
+		t.Errorf("shared cluster after old manager closed: %q", got)
+	}
+	m2.Close()
+	if !m2.Cluster("keep").closed.Load() {
+		t.Error("cluster open after every manager closed")
+	}
+	m2.Close() // idempotent
+}
+
+func TestRebuildErrorKeepsOld(t *testing.T) {
+	good := startHTTP(t, "good", nil, false)
+	m1, _ := newTestManager(t, nil, config.Cluster{Name: "a", Endpoints: addrs(good)})
+	_, err := m1.Rebuild([]config.Cluster{{Name: "a", Endpoints: addrs(good)}, {Name: "b", Protocol: "ftp"}, {Name: "a"}})
+	if err == nil || !strings.Contains(err.Error(), `cluster "b"`) || !strings.Contains(err.Error(), `cluster "a": defined twice`) {
+		t.Fatalf("err = %v", err)
+	}
+	if m1.Cluster("a").closed.Load() {
+		t.Fatal("failed Rebuild closed a cluster of the running manager")
+	}
+	if got := mustGet(t, m1.Cluster("a"), Pick{}); got != "good" {
+		t.Errorf("old manager after failed rebuild: %q", got)
+	}
+}
+
+func TestClosedClusterDrainsInFlight(t *testing.T) {
+	g := newGate()
+	b := startHTTP(t, "a", g, false)
+	m, err := NewManager([]config.Cluster{{Name: "c", Endpoints: addrs(b)}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Cluster("c")
+	req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := c.RoundTrip(req, Pick{})
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-g.arrived
+	m.Close()
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Errorf("in-flight request failed when its cluster closed: %v", err)
+	}
+	eventually(t, 2*time.Second, "connections closed", func() bool { return c.limiter.active.Load() == 0 })
+}
+
+func TestSnapshot(t *testing.T) {
+	b := startHTTP(t, "a", nil, false)
+	m, _ := newTestManager(t, nil,
+		config.Cluster{Name: "z", Endpoints: addrs(b), LB: "least_request"},
+		config.Cluster{Name: "a", LabeledEndpoints: []config.Endpoint{{Address: b.addr, Labels: map[string]string{"v": "1"}, Weight: 5}}})
+	s := m.Snapshot()
+	if len(s) != 2 || s[0].Name != "a" || s[1].Name != "z" {
+		t.Fatalf("snapshot order: %+v", s)
+	}
+	if s[1].LB != "least_request" || s[0].LB != "round_robin" || s[0].Protocol != "http1" {
+		t.Errorf("snapshot %+v", s)
+	}
+	e := s[0].Endpoints[0]
+	if e.Address != b.addr || e.Weight != 5 || e.Labels["v"] != "1" || !e.Healthy || e.Ejected {
+		t.Errorf("endpoint %+v", e)
+	}
+}
