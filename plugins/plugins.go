@@ -22,6 +22,8 @@ func Module() []byte { return module }
 // loads the module and checks each one.
 var names = []string{
 	"add-header",
+	"key-auth",
+	"rate-limiting",
 }
 
 // Names returns the built-in plugin names, sorted.

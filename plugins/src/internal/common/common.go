@@ -7,9 +7,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/sdk/proxywasm"
+	"github.com/sluice-proxy/sluice/sdk/proxywasm/types"
 )
 
 // DecodeConfig reads a plugin's JSON configuration into v, which holds the
@@ -102,4 +104,55 @@ func NowNanos() int64 {
 		proxywasm.LogWarnf("reading host time: %v", err)
 	}
 	return t
+}
+
+// LoadConfig reads the plugin configuration in OnPluginStart and decodes it
+// with parse; on failure it logs why, and the caller refuses the start.
+func LoadConfig(plugin string, parse func([]byte) error) bool {
+	data, err := proxywasm.GetPluginConfiguration()
+	if err != nil && err != types.ErrorStatusNotFound && err != types.ErrorStatusEmpty {
+		proxywasm.LogCriticalf("%s: reading configuration: %v", plugin, err)
+		return false
+	}
+	if err := parse(data); err != nil {
+		proxywasm.LogCriticalf("%s: %v", plugin, err)
+		return false
+	}
+	return true
+}
+
+// ReadFile reads a file named by a *_file key. The file is read through
+// WASI, so it works only where the host has pre-opened its directory.
+func ReadFile(key, name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (the host must pre-open its directory; inline the value instead)", key, err)
+	}
+	return b, nil
+}
+
+// RequestHeaders reads the request headers, logging a failure.
+func RequestHeaders(plugin string) [][2]string {
+	h, err := proxywasm.GetHttpRequestHeaders()
+	if err != nil {
+		proxywasm.LogErrorf("%s: reading request headers: %v", plugin, err)
+	}
+	return h
+}
+
+// ResponseHeaders reads the response headers, logging a failure.
+func ResponseHeaders(plugin string) [][2]string {
+	h, err := proxywasm.GetHttpResponseHeaders()
+	if err != nil {
+		proxywasm.LogErrorf("%s: reading response headers: %v", plugin, err)
+	}
+	return h
+}
+
+// Must logs a failed hostcall; plugins use it where the error changes
+// nothing but deserves a line.
+func Must(plugin, what string, err error) {
+	if err != nil {
+		proxywasm.LogErrorf("%s: %s: %v", plugin, what, err)
+	}
 }

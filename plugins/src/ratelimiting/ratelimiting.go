@@ -1,0 +1,237 @@
+// Package ratelimiting is the rate-limiting plugin (Kong's rate-limiting):
+// requests counted per consumer, IP, header or path in second..year
+// windows, in the host's shared data so every instance of the process (or,
+// with a Redis-backed store, every replica) sees one count.
+package ratelimiting
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sluice-proxy/sluice/plugins/src/internal/common"
+)
+
+// Name is the plugin's root_id.
+const Name = "rate-limiting"
+
+// Config is Kong's rate-limiting schema.
+type Config struct {
+	Second *int64 `json:"second"`
+	Minute *int64 `json:"minute"`
+	Hour   *int64 `json:"hour"`
+	Day    *int64 `json:"day"`
+	Month  *int64 `json:"month"`
+	Year   *int64 `json:"year"`
+	// LimitBy is consumer (default), credential, ip, service, header or path.
+	LimitBy    string `json:"limit_by"`
+	HeaderName string `json:"header_name"`
+	Path       string `json:"path"`
+	// Policy is local (default) or redis. Both use the host's shared data;
+	// which store backs it is the host's configuration. cluster (Kong's
+	// database policy) is refused.
+	Policy string `json:"policy"`
+	// FaultTolerant (default true) lets requests through when the store fails.
+	FaultTolerant     *bool  `json:"fault_tolerant"`
+	HideClientHeaders bool   `json:"hide_client_headers"`
+	ErrorCode         uint32 `json:"error_code"`
+	ErrorMessage      string `json:"error_message"`
+	// Kong's Redis settings, accepted so configurations move across; the
+	// host's shared store holds the Redis address.
+	Redis         json.RawMessage `json:"redis"`
+	RedisHost     string          `json:"redis_host"`
+	RedisPort     int             `json:"redis_port"`
+	RedisPassword string          `json:"redis_password"`
+	RedisUsername string          `json:"redis_username"`
+	RedisDatabase int             `json:"redis_database"`
+	RedisTimeout  int             `json:"redis_timeout"`
+	RedisSSL      bool            `json:"redis_ssl"`
+	SyncRate      float64         `json:"sync_rate"`
+}
+
+type limit struct {
+	period common.Period
+	max    int64
+}
+
+// Limiter is a validated configuration.
+type Limiter struct {
+	plugin        string
+	limits        []limit
+	limitBy       string
+	headerName    string
+	path          string
+	Policy        string
+	faultTolerant bool
+	hideHeaders   bool
+	errorCode     uint32
+	errorMessage  string
+}
+
+// Parse validates a configuration; plugin scopes the counters.
+func Parse(data []byte, plugin string) (*Limiter, error) {
+	var c Config
+	if err := common.DecodeConfig(data, &c); err != nil {
+		return nil, err
+	}
+	l := &Limiter{plugin: plugin, limitBy: c.LimitBy, headerName: c.HeaderName, path: c.Path,
+		Policy: c.Policy, faultTolerant: c.FaultTolerant == nil || *c.FaultTolerant,
+		hideHeaders: c.HideClientHeaders, errorCode: c.ErrorCode, errorMessage: c.ErrorMessage}
+	for i, v := range []*int64{c.Second, c.Minute, c.Hour, c.Day, c.Month, c.Year} {
+		if v == nil {
+			continue
+		}
+		if *v <= 0 {
+			return nil, fmt.Errorf("config: %s: must be a positive number of requests", common.Periods[i].Name)
+		}
+		l.limits = append(l.limits, limit{common.Periods[i], *v})
+	}
+	if len(l.limits) == 0 {
+		// An empty configuration is a plugin that counts nothing; Kong
+		// requires one limit, and so does a config that names any other key.
+		if len(data) > 0 && string(data) != "{}" {
+			return nil, fmt.Errorf("config: set at least one of second, minute, hour, day, month, year")
+		}
+	}
+	switch l.limitBy {
+	case "":
+		l.limitBy = "consumer"
+	case "consumer", "credential", "ip", "service":
+	case "header":
+		if l.headerName == "" {
+			return nil, fmt.Errorf("config: limit_by = \"header\" needs header_name")
+		}
+	case "path":
+		if l.path == "" {
+			return nil, fmt.Errorf("config: limit_by = \"path\" needs path")
+		}
+	default:
+		return nil, fmt.Errorf("config: limit_by: %q is not one of consumer, credential, ip, service, header, path", l.limitBy)
+	}
+	switch l.Policy {
+	case "":
+		l.Policy = "local"
+	case "local", "redis":
+	default:
+		return nil, fmt.Errorf("config: policy: %q is not local or redis", l.Policy)
+	}
+	if l.errorCode == 0 {
+		l.errorCode = 429
+	}
+	if l.errorMessage == "" {
+		l.errorMessage = "API rate limit exceeded"
+	}
+	return l, nil
+}
+
+// Identifier picks what requests are counted by, falling back to the
+// client IP as Kong does.
+func (l *Limiter) Identifier(headers [][2]string, clientIP string) string {
+	var id string
+	switch l.limitBy {
+	case "consumer", "credential":
+		id, _ = common.Header(headers, "x-consumer-username")
+	case "service":
+		id = "service"
+	case "header":
+		id, _ = common.Header(headers, l.headerName)
+	case "path":
+		p, _ := common.Header(headers, ":path")
+		if p, _ = common.SplitPath(p); p == l.path {
+			id = p
+		}
+	}
+	if id == "" {
+		id = clientIP
+	}
+	return l.limitBy + ":" + id
+}
+
+// Decision is the outcome for one request.
+type Decision struct {
+	// Reply, when Status != 0, rejects the request.
+	Reply common.Reply
+	// Headers go on the response (empty with hide_client_headers).
+	Headers [][2]string
+	// StoreError is set when the store failed (and the request was let
+	// through because of fault_tolerant, unless Reply says otherwise).
+	StoreError error
+}
+
+func (l *Limiter) key(period, id string) string {
+	return "sluice/rate-limiting/" + l.Policy + "/" + l.plugin + "/" + period + "/" + id
+}
+
+// Decide counts the request against every limit.
+func (l *Limiter) Decide(s common.Store, id string, now time.Time) Decision {
+	if len(l.limits) == 0 {
+		return Decision{}
+	}
+	type usage struct {
+		limit
+		count, reset int64
+	}
+	usages := make([]usage, len(l.limits))
+	exceeded := -1
+	for i, lim := range l.limits {
+		start, end, _ := common.Window(lim.period.Name, now)
+		n, err := common.Usage(s, l.key(lim.period.Name, id), start)
+		if err != nil {
+			return l.storeFailed(err)
+		}
+		usages[i] = usage{lim, n, common.ResetSeconds(end, now)}
+		if n >= lim.max && exceeded < 0 {
+			exceeded = i
+		}
+	}
+	if exceeded < 0 {
+		for i := range usages {
+			start, _, _ := common.Window(usages[i].period.Name, now)
+			n, ok, err := common.Increment(s, l.key(usages[i].period.Name, id), start, 1, usages[i].max)
+			if err != nil {
+				return l.storeFailed(err)
+			}
+			usages[i].count = n
+			if !ok && exceeded < 0 {
+				// Lost a race to the last slot: over the limit after all.
+				exceeded = i
+			}
+		}
+	}
+	var d Decision
+	if !l.hideHeaders {
+		// RateLimit-* describe the most constrained limit (the lowest
+		// remaining; on a tie, the larger limit), as Kong does.
+		best := -1
+		var bestRemaining int64
+		for i, u := range usages {
+			rem := u.max - u.count
+			if rem < 0 {
+				rem = 0
+			}
+			d.Headers = append(d.Headers,
+				[2]string{"X-RateLimit-Limit-" + u.period.Title, strconv.FormatInt(u.max, 10)},
+				[2]string{"X-RateLimit-Remaining-" + u.period.Title, strconv.FormatInt(rem, 10)})
+			if best < 0 || rem < bestRemaining || (rem == bestRemaining && u.max > usages[best].max) {
+				best, bestRemaining = i, rem
+			}
+		}
+		d.Headers = append(d.Headers,
+			[2]string{"RateLimit-Limit", strconv.FormatInt(usages[best].max, 10)},
+			[2]string{"RateLimit-Remaining", strconv.FormatInt(bestRemaining, 10)},
+			[2]string{"RateLimit-Reset", strconv.FormatInt(usages[best].reset, 10)})
+	}
+	if exceeded >= 0 {
+		retry := strconv.FormatInt(usages[exceeded].reset, 10)
+		d.Reply = common.JSONReply(l.errorCode, l.errorMessage, append(d.Headers, [2]string{"Retry-After", retry})...)
+	}
+	return d
+}
+
+func (l *Limiter) storeFailed(err error) Decision {
+	if l.faultTolerant {
+		return Decision{StoreError: err}
+	}
+	return Decision{StoreError: err, Reply: common.JSONReply(500, "An unexpected error occurred")}
+}
