@@ -129,6 +129,18 @@ endpoints = ["127.0.0.1:9001"]
 		if l, r, cl := count(); l != 2 || r != 2 || cl != 2 {
 			t.Fatalf("sidecar: %d listeners %d routes %d clusters, want 2 2 2", l, r, cl)
 		}
+		// Generated items get defaults even when ApplyMode runs after Load.
+		if c.Listeners[0].IdleTimeout.D() != DefaultIdleTimeout || c.Routes[1].Retry == nil || c.Clusters[1].LB != "round_robin" {
+			t.Errorf("generated items lack defaults: %+v %+v %+v", c.Listeners[0], c.Routes[1], c.Clusters[1])
+		}
+	}
+	if err := c.ApplyMode("edge"); err != nil {
+		t.Fatal(err)
+	}
+	// An invalid result is reported, as Load would.
+	c.Sidecar.App = "nohostport"
+	if err := c.ApplyMode("sidecar"); err == nil || !strings.Contains(err.Error(), "sidecar.app") {
+		t.Errorf("ApplyMode with a bad sidecar.app = %v", err)
 	}
 	if err := c.ApplyMode("edge"); err != nil {
 		t.Fatal(err)

@@ -64,7 +64,8 @@ func setInt[T ~int | ~int64 | ~uint32](n *T, v T) {
 }
 
 // applyDefaults fills every unset field with the default its comment
-// states. It runs after ApplyMode so generated items get defaults too.
+// states. ApplyMode runs it after generating items, so those get defaults
+// too; it must stay idempotent.
 func (c *Config) applyDefaults() {
 	setStr(&c.Mode, "edge")
 	if !c.Admin.Disabled {

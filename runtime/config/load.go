@@ -68,15 +68,6 @@ func ParseWithMode(name string, data []byte, mode string) (*Config, error) {
 			return nil, err
 		}
 		chk.problems = append(chk.problems, ce.Problems...)
-	} else {
-		c.applyDefaults()
-		if err := c.Validate(); err != nil {
-			var ce *Error
-			if !errors.As(err, &ce) {
-				return nil, err
-			}
-			chk.problems = append(chk.problems, ce.Problems...)
-		}
 	}
 	if len(chk.problems) > 0 {
 		sortProblems(chk.problems)

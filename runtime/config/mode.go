@@ -24,11 +24,12 @@ const (
 	DefaultEdgeAddress     = "127.0.0.1:8080"
 )
 
-// ApplyMode sets Mode and adds the listeners, routes and clusters its preset
-// implies, replacing whatever an earlier ApplyMode generated, so calling it
-// again with another mode is safe. Load calls it with the file's mode, and
-// LoadWithMode with the flag's: prefer those. Like every other mutation it
-// is only allowed before the Config is published to the runtime.
+// ApplyMode sets Mode, adds the listeners, routes and clusters its preset
+// implies (replacing whatever an earlier ApplyMode generated, so calling it
+// again with another mode is safe), fills in defaults and returns
+// Validate's verdict. Load calls it with the file's mode, and LoadWithMode
+// with the flag's: prefer those. Like every other mutation it is only
+// allowed before the Config is published to the runtime.
 //
 //   - "edge" (or ""): when the file has no listener, one "public" listener
 //     on 127.0.0.1:8080 speaking http1 and h2c.
@@ -61,7 +62,10 @@ func (c *Config) ApplyMode(mode string) error {
 			Msg: fmt.Sprintf("unknown mode %q; want \"edge\" or \"sidecar\"", mode),
 		}}}
 	}
-	return nil
+	// Defaults fill only what is unset, so running them again over the
+	// file's items changes nothing; the new generated items need them.
+	c.applyDefaults()
+	return c.Validate()
 }
 
 func (c *Config) applySidecar() {
