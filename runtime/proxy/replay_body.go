@@ -11,6 +11,7 @@ import (
 // its own view, and a rewind cuts off the earlier views.
 type replayBody struct {
 	mu       sync.Mutex
+	readMu   sync.Mutex // serialises reads of src, which run without mu
 	src      io.Reader
 	srcDone  bool
 	srcErr   error
@@ -50,40 +51,63 @@ type replayView struct {
 
 func (v *replayView) Read(p []byte) (int, error) {
 	b := v.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if v.gen != b.gen {
-		return 0, io.ErrClosedPipe
-	}
-	if v.off < len(b.recorded) {
-		n := copy(p, b.recorded[v.off:])
-		v.off += n
-		return n, nil
-	}
-	if b.srcDone {
-		return 0, b.srcErr
-	}
-	// Reading the source under the lock is fine: only the current try's
-	// view reads, and earlier views fail fast above.
-	n, err := b.src.Read(p)
-	if n > 0 {
-		if !b.overflow && len(b.recorded)+n <= b.limit {
-			b.recorded = append(b.recorded, p[:n]...)
-			v.off += n
-		} else {
-			b.overflow = true
-			b.recorded = nil
-			v.off = 0
+	for {
+		b.mu.Lock()
+		if v.gen != b.gen {
+			b.mu.Unlock()
+			return 0, io.ErrClosedPipe
 		}
+		if v.off < len(b.recorded) {
+			n := copy(p, b.recorded[v.off:])
+			v.off += n
+			b.mu.Unlock()
+			return n, nil
+		}
+		if b.srcDone {
+			b.mu.Unlock()
+			return 0, b.srcErr
+		}
+		b.mu.Unlock()
+
+		// The source read blocks (a streaming client), so it runs without
+		// mu: retry decisions must not wait for the client's next message.
+		b.readMu.Lock()
+		b.mu.Lock()
+		// An earlier try's read may have recorded more while we waited.
+		behind := v.off < len(b.recorded) || b.srcDone
+		b.mu.Unlock()
+		if behind {
+			b.readMu.Unlock()
+			continue
+		}
+		n, err := b.src.Read(p)
+		b.mu.Lock()
+		if n > 0 {
+			// Whatever the source gave belongs to the body, whichever
+			// view asked for it: record it first.
+			if !b.overflow && len(b.recorded)+n <= b.limit {
+				b.recorded = append(b.recorded, p[:n]...)
+			} else {
+				b.overflow = true
+				b.recorded = nil
+			}
+		}
+		if err != nil {
+			b.srcDone, b.srcErr = true, err
+		}
+		stale := v.gen != b.gen
+		if b.overflow {
+			v.off = 1 << 62
+		} else {
+			v.off = len(b.recorded)
+		}
+		b.mu.Unlock()
+		b.readMu.Unlock()
+		if stale {
+			return 0, io.ErrClosedPipe
+		}
+		return n, err
 	}
-	if err != nil {
-		b.srcDone, b.srcErr = true, err
-	}
-	if b.overflow {
-		// v.off no longer indexes recorded; mark the view as past it.
-		v.off = 1 << 62
-	}
-	return n, err
 }
 
 func (v *replayView) Close() error { return nil }
