@@ -254,7 +254,8 @@ func (s *HTTPStream) OnDone() error {
 		return nil
 	}
 	var err error
-	if in.broken == nil {
+	healthy := in.broken == nil
+	if healthy {
 		in.effective = s.id
 		_, err = in.call(cbDone, uint64(s.id))
 		if err == nil {
@@ -266,7 +267,7 @@ func (s *HTTPStream) OnDone() error {
 	delete(in.streams, s.id)
 	in.unlock()
 	in.p.streamDone(in)
-	if err == nil {
+	if healthy && err == nil {
 		in.p.noteSuccess()
 	}
 	return err

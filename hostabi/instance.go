@@ -13,6 +13,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
@@ -56,6 +57,7 @@ type instance struct {
 	tickStop  chan struct{}
 	props     map[string][]byte
 	starting  bool
+	stdio     [2]lineWriter
 }
 
 // callData is what a callback may read besides its stream: the reply of an
@@ -88,6 +90,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		nextID:   2,
 		starting: true,
 	}
+	in.stdio[0].in, in.stdio[1].in = in, in
 	in.lastUsed.Store(time.Now().UnixNano())
 	in.ctx, in.cancel = context.WithCancel(context.WithValue(context.Background(), instKey{}, in))
 	ictx := experimental.WithMemoryAllocator(in.ctx, &memoryLimiter{mem: in.memory})
@@ -237,6 +240,9 @@ func (in *instance) fail(cb callback, err, ctxErr error) {
 	case in.broken != nil:
 		cause = "host"
 	}
+	// What the guest printed before dying (a Go panic) belongs with it.
+	in.stdio[0].flush(zapcore.InfoLevel)
+	in.stdio[1].flush(zapcore.ErrorLevel)
 	fe := &FailureError{Plugin: in.p.cfg.Name, Callback: callbackNames[cb], Cause: cause, Err: err}
 	in.p.log.Error("wasm instance failed; it is replaced",
 		zap.String("callback", callbackNames[cb]), zap.String("cause", cause),

@@ -175,7 +175,7 @@ func fdFdstatGet(_ context.Context, m api.Module, st []uint64) {
 }
 
 // fdWrite turns writes to stdout (info) and stderr (error) into plugin log
-// lines, one per call with the trailing newline dropped.
+// lines.
 func fdWrite(ctx context.Context, m api.Module, st []uint64) {
 	fd, iovs, n, nwritten := u32(st[0]), u32(st[1]), u32(st[2]), u32(st[3])
 	var level zapcore.Level
@@ -204,10 +204,41 @@ func fdWrite(ctx context.Context, m api.Module, st []uint64) {
 		st[0] = uint64(abi.ErrnoFault)
 		return
 	}
-	if line := strings.TrimSuffix(sb.String(), "\n"); line != "" {
-		instOf(ctx).guestLog(level, []byte(line))
-	}
+	instOf(ctx).stdio[fd-1].write(level, sb.String())
 	st[0] = uint64(abi.ErrnoSuccess)
+}
+
+// lineWriter turns a guest's writes into whole log lines: runtimes write
+// a panic message a few bytes at a time.
+type lineWriter struct {
+	in      *instance
+	pending strings.Builder
+}
+
+// maxLogLine flushes a line that never ends.
+const maxLogLine = 4096
+
+func (w *lineWriter) write(level zapcore.Level, s string) {
+	for s != "" {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			w.pending.WriteString(s)
+			if w.pending.Len() >= maxLogLine {
+				w.flush(level)
+			}
+			return
+		}
+		w.pending.WriteString(s[:i])
+		w.flush(level)
+		s = s[i+1:]
+	}
+}
+
+func (w *lineWriter) flush(level zapcore.Level) {
+	if w.pending.Len() > 0 {
+		w.in.guestLog(level, []byte(w.pending.String()))
+		w.pending.Reset()
+	}
 }
 
 // pollOneoff reports no events at once: a filter cannot sleep on the

@@ -1,0 +1,129 @@
+package hostabi
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPoolGrowsAndShrinks: while every instance has a stream the pool
+// grows (up to Instances), new streams go to the idle instance, and idle
+// instances beyond the first are closed.
+func TestPoolGrowsAndShrinks(t *testing.T) {
+	p := load(t, "rawabi", PluginConfig{Instances: 2, IdleTimeout: 50 * time.Millisecond})
+	ctx := context.Background()
+	a, err := p.NewHTTPStream(ctx, newTestStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.NewHTTPStream(ctx, newTestStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a second instance", func() bool { return p.Stats().Instances == 2 })
+	c, err := p.NewHTTPStream(ctx, newTestStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.in == a.in {
+		t.Error("new stream was not placed on the idle instance")
+	}
+	d, err := p.NewHTTPStream(ctx, newTestStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := p.Stats().Instances; n != 2 {
+		t.Errorf("instances = %d, limit is 2", n)
+	}
+	if st := p.Stats(); st.ActiveStreams != 4 {
+		t.Errorf("active streams = %d", st.ActiveStreams)
+	}
+	for _, s := range []*HTTPStream{a, b, c, d} {
+		if err := s.OnDone(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the idle instance to close", func() bool { return p.Stats().Instances == 1 })
+}
+
+// TestCloseDrains: Close waits for in-flight streams (hot reload keeps them
+// on the old generation) and refuses new ones meanwhile.
+func TestCloseDrains(t *testing.T) {
+	old := load(t, "rawabi", PluginConfig{PluginConfig: []byte("request_headers: hdr_add 0 x-gen old")})
+	s := newTestStream()
+	hs, err := old.NewHTTPStream(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A new generation loads while the stream is in flight.
+	next := load(t, "rawabi", PluginConfig{Name: old.Name(), PluginConfig: []byte("request_headers: hdr_add 0 x-gen new")})
+	closed := make(chan error, 1)
+	go func() { closed <- old.Close(context.Background()) }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned with a stream in flight: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	waitFor(t, "new streams to be refused", func() bool {
+		_, err := old.NewHTTPStream(context.Background(), newTestStream())
+		return errors.Is(err, ErrUnavailable)
+	})
+	if _, err := hs.OnRequestHeaders(true); err != nil {
+		t.Fatalf("in-flight stream broke during drain: %v", err)
+	}
+	if err := hs.OnDone(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return after the stream ended")
+	}
+	if !strings.Contains(s.pairs(RequestHeaders), "x-gen=old") {
+		t.Errorf("in-flight stream headers: %s", s.pairs(RequestHeaders))
+	}
+	s2 := newTestStream()
+	if err := oneRequest(next, s2); err != nil || !strings.Contains(s2.pairs(RequestHeaders), "x-gen=new") {
+		t.Errorf("new generation: %v %s", err, s2.pairs(RequestHeaders))
+	}
+	if st := old.Stats(); st.Instances != 0 {
+		t.Errorf("old generation still has %d instances", st.Instances)
+	}
+}
+
+func TestCloseGivesUpAtDeadline(t *testing.T) {
+	p := load(t, "rawabi", PluginConfig{})
+	hs, err := p.NewHTTPStream(context.Background(), newTestStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := p.Close(ctx); err == nil || !strings.Contains(err.Error(), "1 streams still open") {
+		t.Errorf("Close = %v", err)
+	}
+	// The straggler ends without touching the closed instance.
+	if _, err := hs.OnRequestHeaders(true); err == nil {
+		t.Error("callback on a closed instance succeeded")
+	}
+	if err := hs.OnDone(); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,162 @@
+package hostabi
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func oneRequest(p *Plugin, s *testStream) error {
+	hs, err := p.NewHTTPStream(context.Background(), s)
+	if err != nil {
+		return err
+	}
+	_, err = hs.OnRequestHeaders(true)
+	if derr := hs.OnDone(); err == nil {
+		err = derr
+	}
+	return err
+}
+
+// TestHostileGuests: a loop, a memory bomb, a trap each cost one instance;
+// the error names the cause, a log line and a metric record it, and a fresh
+// instance serves the next stream.
+func TestHostileGuests(t *testing.T) {
+	tests := []struct {
+		mode   string
+		causes []string
+	}{
+		{"loop@2", []string{"timeout"}},
+		{"bomb@2", []string{"memory_limit"}},
+		{"trap@2", []string{"exit", "trap"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.TrimSuffix(tt.mode, "@2"), func(t *testing.T) {
+			p := load(t, "hostile", PluginConfig{PluginConfig: []byte(tt.mode), Instances: 1,
+				CallTimeout: 300 * time.Millisecond, MemoryLimit: 48 << 20, RestartBackoff: 5 * time.Millisecond})
+			if err := oneRequest(p, newTestStream()); err != nil {
+				t.Fatalf("first request: %v", err)
+			}
+			err := oneRequest(p, newTestStream())
+			var fe *FailureError
+			if !errors.As(err, &fe) {
+				t.Fatalf("second request: %v, want a FailureError", err)
+			}
+			ok := false
+			for _, c := range tt.causes {
+				ok = ok || fe.Cause == c
+			}
+			if !ok || fe.Plugin != p.Name() || fe.Callback != "proxy_on_request_headers" {
+				t.Errorf("failure = %+v, want cause in %v", fe, tt.causes)
+			}
+			if st := p.Stats(); st.Failures != 1 || st.Instances != 0 {
+				t.Errorf("stats after failure = %+v", st)
+			}
+			wantLogs(t, p.Name(), "wasm instance failed; it is replaced")
+			if tt.mode == "trap@2" {
+				// stderr arrives in fragments; it must be logged as lines.
+				wantLogs(t, p.Name(), "panic: runtime error: invalid memory address or nil pointer dereference")
+			}
+			var counted bool
+			for _, m := range testMetrics.Snapshot() {
+				if m.Name == "wasm_instance_failures_total_plugin="+p.Name()+"_cause="+fe.Cause && m.Value == 1 {
+					counted = true
+				}
+			}
+			if !counted {
+				t.Error("failure metric not incremented")
+			}
+			// After the backoff a new instance serves again.
+			time.Sleep(20 * time.Millisecond)
+			if err := oneRequest(p, newTestStream()); err != nil {
+				t.Fatalf("request after replacement: %v", err)
+			}
+			if st := p.Stats(); st.Instances != 1 {
+				t.Errorf("instances after replacement = %d", st.Instances)
+			}
+		})
+	}
+}
+
+func TestHostileBadPointersAndBigCopies(t *testing.T) {
+	p := load(t, "hostile", PluginConfig{PluginConfig: []byte("badptr")})
+	if err := oneRequest(p, newTestStream()); err != nil {
+		t.Fatal(err)
+	}
+	wantLogs(t, p.Name(), "badptr 6 6 6")
+
+	big := strings.Repeat("x", 1<<20)
+	p2 := load(t, "hostile", PluginConfig{Name: t.Name() + "-big", PluginConfig: []byte("bigalloc"), MemoryLimit: 512 << 20})
+	if err := oneRequest(p2, newTestStream("x-big", big)); err != nil {
+		t.Fatal(err)
+	}
+	wantLogs(t, p2.Name(), "bigalloc 0 1048576")
+	if p.Stats().Failures+p2.Stats().Failures != 0 {
+		t.Error("instances failed")
+	}
+}
+
+// TestBackoffRefusesWhileBroken: with no instance left and the restart
+// backoff running, a new stream is refused with ErrUnavailable at once.
+func TestBackoffRefusesWhileBroken(t *testing.T) {
+	p := load(t, "hostile", PluginConfig{PluginConfig: []byte("trap"), Instances: 1, RestartBackoff: time.Hour})
+	if err := oneRequest(p, newTestStream()); err == nil {
+		t.Fatal("trap did not fail")
+	}
+	start := time.Now()
+	_, err := p.NewHTTPStream(context.Background(), newTestStream())
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	if time.Since(start) > time.Second {
+		t.Error("refusal was not immediate")
+	}
+}
+
+// TestHostileUnderLoad: a crashing plugin and a healthy one take
+// concurrent streams; every healthy request succeeds and the process
+// stays up.
+func TestHostileUnderLoad(t *testing.T) {
+	bad := load(t, "hostile", PluginConfig{Name: t.Name() + "-bad", PluginConfig: []byte("trap@3"), Instances: 2,
+		RestartBackoff: time.Millisecond})
+	loop := load(t, "hostile", PluginConfig{Name: t.Name() + "-loop", PluginConfig: []byte("loop@4"), Instances: 2,
+		CallTimeout: 50 * time.Millisecond, RestartBackoff: time.Millisecond})
+	good := load(t, "rawabi", PluginConfig{Name: t.Name() + "-good", PluginConfig: []byte("request_headers: hdr_add 0 x-ok 1"), Instances: 2})
+	const workers, each = 4, 15
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var goodErrs []error
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				_ = oneRequest(bad, newTestStream())
+				_ = oneRequest(loop, newTestStream())
+				s := newTestStream()
+				err := oneRequest(good, s)
+				if err == nil && !strings.Contains(s.pairs(RequestHeaders), "x-ok=1") {
+					err = errors.New("header not added")
+				}
+				if err != nil {
+					mu.Lock()
+					goodErrs = append(goodErrs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(goodErrs) > 0 {
+		t.Errorf("%d healthy requests failed, first: %v", len(goodErrs), goodErrs[0])
+	}
+	if bad.Stats().Failures == 0 || loop.Stats().Failures == 0 {
+		t.Errorf("hostile plugins never failed: %+v %+v", bad.Stats(), loop.Stats())
+	}
+	if good.Stats().Failures != 0 {
+		t.Errorf("healthy plugin failures: %+v", good.Stats())
+	}
+}
