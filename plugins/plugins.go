@@ -22,6 +22,8 @@ func Module() []byte { return module }
 // loads the module and checks each one.
 var names = []string{
 	"add-header",
+	"cors",
+	"ip-restriction",
 	"key-auth",
 	"rate-limiting",
 }

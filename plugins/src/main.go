@@ -6,6 +6,8 @@ package main
 
 import (
 	"github.com/sluice-proxy/sluice/plugins/src/addheader"
+	"github.com/sluice-proxy/sluice/plugins/src/cors"
+	"github.com/sluice-proxy/sluice/plugins/src/iprestriction"
 	"github.com/sluice-proxy/sluice/plugins/src/keyauth"
 	"github.com/sluice-proxy/sluice/plugins/src/ratelimiting"
 	"github.com/sluice-proxy/sluice/sdk/proxywasm"
@@ -15,9 +17,11 @@ import (
 // plugins is every built-in, by root_id. plugins/plugins.go in the main
 // module lists the same names; a test there keeps the two in step.
 var plugins = map[string]func(uint32) types.PluginContext{
-	addheader.Name:    addheader.New,
-	keyauth.Name:      keyauth.New,
-	ratelimiting.Name: ratelimiting.New,
+	addheader.Name:     addheader.New,
+	cors.Name:          cors.New,
+	iprestriction.Name: iprestriction.New,
+	keyauth.Name:       keyauth.New,
+	ratelimiting.Name:  ratelimiting.New,
 }
 
 func main() {}
