@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -727,25 +728,31 @@ func (x *exchange) tunnel(resp *http.Response) {
 	defer conn.Close()
 	x.status = resp.StatusCode
 	x.wroteHdr = true
-	if err := resp.Write(brw); err != nil {
-		return
-	}
-	// resp.Write has no body to copy for a 101; flush the head.
+	// The 101 head goes out by hand: Response.Write would try to copy the
+	// upgraded connection as if it were a body.
+	fmt.Fprintf(brw, "HTTP/1.1 %d %s\r\n", resp.StatusCode, http.StatusText(resp.StatusCode))
+	resp.Header.Write(brw)
+	brw.WriteString("\r\n")
 	if err := brw.Flush(); err != nil {
 		return
 	}
+	var up2down, down2up int64
 	done := make(chan struct{}, 2)
 	go func() {
-		n, _ := io.Copy(up, brw)
-		x.received += n
+		down2up, _ = io.Copy(up, brw)
 		done <- struct{}{}
 	}()
 	go func() {
-		n, _ := io.Copy(conn, up)
-		x.sent += n
+		up2down, _ = io.Copy(conn, up)
 		done <- struct{}{}
 	}()
 	<-done
+	// One side ended: close both so the other copy ends too.
+	conn.Close()
+	up.Close()
+	<-done
+	x.received += down2up
+	x.sent += up2down
 }
 
 // finish records metrics and writes the access-log line.

@@ -194,8 +194,8 @@ func (s *Server) reloadLocked() error {
 	if err != nil {
 		return err
 	}
-	if msg := restartOnly(s.cfg, cfg); msg != "" {
-		s.log.Warn("config changes that need a restart were not applied", zap.String("changes", msg))
+	if changed := config.RestartNeeded(s.cfg, cfg); len(changed) > 0 {
+		s.log.Warn("config changes that need a restart were not applied", zap.Strings("settings", changed))
 	}
 	old := s.snap.Load()
 	plugins, err := s.plugins.rebuild(context.Background(), cfg)
@@ -233,24 +233,6 @@ func (s *Server) drainTimeout() time.Duration {
 		return d
 	}
 	return 15 * time.Second
-}
-
-// restartOnly names the changed settings that a reload cannot apply.
-func restartOnly(old, cur *config.Config) string {
-	var changed []string
-	if old.Mode != cur.Mode {
-		changed = append(changed, "mode")
-	}
-	if old.Admin != cur.Admin {
-		changed = append(changed, "admin")
-	}
-	if fmt.Sprint(old.Listeners) != fmt.Sprint(cur.Listeners) {
-		changed = append(changed, "listeners")
-	}
-	if len(changed) == 0 {
-		return ""
-	}
-	return fmt.Sprint(changed)
 }
 
 // ReloadPlugins re-reads every plugin's module (hot load on demand).
