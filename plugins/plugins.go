@@ -22,7 +22,9 @@ func Module() []byte { return module }
 // loads the module and checks each one.
 var names = []string{
 	"add-header",
+	"canary",
 	"cors",
+	"fault",
 	"ip-restriction",
 	"key-auth",
 	"rate-limiting",

@@ -6,7 +6,9 @@ package main
 
 import (
 	"github.com/sluice-proxy/sluice/plugins/src/addheader"
+	"github.com/sluice-proxy/sluice/plugins/src/canary"
 	"github.com/sluice-proxy/sluice/plugins/src/cors"
+	"github.com/sluice-proxy/sluice/plugins/src/fault"
 	"github.com/sluice-proxy/sluice/plugins/src/iprestriction"
 	"github.com/sluice-proxy/sluice/plugins/src/keyauth"
 	"github.com/sluice-proxy/sluice/plugins/src/ratelimiting"
@@ -18,7 +20,9 @@ import (
 // module lists the same names; a test there keeps the two in step.
 var plugins = map[string]func(uint32) types.PluginContext{
 	addheader.Name:     addheader.New,
+	canary.Name:        canary.New,
 	cors.Name:          cors.New,
+	fault.Name:         fault.New,
 	iprestriction.Name: iprestriction.New,
 	keyauth.Name:       keyauth.New,
 	ratelimiting.Name:  ratelimiting.New,
