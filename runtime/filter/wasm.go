@@ -1,0 +1,173 @@
+package filter
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/hostabi"
+)
+
+// WasmFactory is a Factory backed by one loaded generation of a Wasm
+// plugin. The runtime loads the plugin (hostabi.Engine.Load), wraps it here,
+// and on reload wraps the new generation and closes the old factory.
+type WasmFactory struct {
+	p   *hostabi.Plugin
+	log *zap.Logger
+	// DrainTimeout bounds Close; default 5m (streams end with their route
+	// timeouts long before).
+	DrainTimeout time.Duration
+}
+
+// NewWasmFactory wraps a loaded plugin.
+func NewWasmFactory(p *hostabi.Plugin, log *zap.Logger) *WasmFactory {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &WasmFactory{p: p, log: log.With(zap.String("plugin", p.Name())), DrainTimeout: 5 * time.Minute}
+}
+
+// Name implements Factory.
+func (f *WasmFactory) Name() string { return f.p.Name() }
+
+// FailOpen implements Factory.
+func (f *WasmFactory) FailOpen() bool { return f.p.FailOpen() }
+
+// Plugin is the wrapped plugin.
+func (f *WasmFactory) Plugin() *hostabi.Plugin { return f.p }
+
+// Status is the admin /plugins entry: version, instances, memory, calls,
+// failures.
+func (f *WasmFactory) Status() any { return f.p.Stats() }
+
+// Close waits (up to DrainTimeout) for the streams on this generation to
+// end, then frees its instances.
+func (f *WasmFactory) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), f.DrainTimeout)
+	defer cancel()
+	if err := f.p.Close(ctx); err != nil {
+		f.log.Warn("closing wasm plugin", zap.Error(err))
+	}
+}
+
+// NewFilter implements Factory. An error (no instance can serve) leaves the
+// failure policy to the caller, as Factory says.
+func (f *WasmFactory) NewFilter(ctx context.Context, s Stream) (HTTPFilter, error) {
+	w := &wasmFilter{f: f, host: wasmStreamHost{s: s}}
+	hs, err := f.p.NewHTTPStream(ctx, w.host)
+	if err != nil {
+		return nil, err
+	}
+	w.hs = hs
+	return w, nil
+}
+
+// wasmFilter is the filter of one stream: hostabi's stream context plus
+// the failure policy.
+type wasmFilter struct {
+	f    *WasmFactory
+	hs   *hostabi.HTTPStream
+	host wasmStreamHost
+	// failed: the instance broke; with fail-open the filter steps aside,
+	// with fail-closed the stream already has its 503.
+	failed bool
+}
+
+// failureReply is what a fail-closed plugin's stream gets, as Envoy (503).
+func failureReply(err error) LocalReply {
+	return LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("wasm filter failed\n"),
+		Details: "wasm_fail_stream", GRPCStatus: 14}
+}
+
+func (w *wasmFilter) status(s Stream, a hostabi.Action, err error) Status {
+	if err != nil {
+		if !w.failed {
+			w.failed = true
+			var fe *hostabi.FailureError
+			if !errors.As(err, &fe) {
+				w.f.log.Warn("wasm filter callback failed", zap.Error(err))
+			}
+			if !w.f.FailOpen() {
+				s.SendLocalReply(failureReply(err))
+				return StopIteration
+			}
+		}
+		if w.f.FailOpen() {
+			return Continue
+		}
+		return StopIteration
+	}
+	switch a {
+	case hostabi.Pause:
+		return StopIteration
+	case hostabi.Buffer:
+		return StopIterationAndBuffer
+	}
+	return Continue
+}
+
+func (w *wasmFilter) skip() bool { return w.failed && w.f.FailOpen() }
+
+func (w *wasmFilter) OnRequestHeaders(s Stream, endOfStream bool) Status {
+	if w.skip() {
+		return Continue
+	}
+	a, err := w.hs.OnRequestHeaders(endOfStream)
+	return w.status(s, a, err)
+}
+
+func (w *wasmFilter) OnResponseHeaders(s Stream, endOfStream bool) Status {
+	if w.skip() {
+		return Continue
+	}
+	a, err := w.hs.OnResponseHeaders(endOfStream)
+	return w.status(s, a, err)
+}
+
+func (w *wasmFilter) OnRequestBody(s Stream, b *Body, endOfStream bool) Status {
+	if w.skip() {
+		return Continue
+	}
+	out, a, err := w.hs.OnRequestBody(b.Data, endOfStream)
+	b.Data = out
+	return w.status(s, a, err)
+}
+
+func (w *wasmFilter) OnResponseBody(s Stream, b *Body, endOfStream bool) Status {
+	if w.skip() {
+		return Continue
+	}
+	out, a, err := w.hs.OnResponseBody(b.Data, endOfStream)
+	b.Data = out
+	return w.status(s, a, err)
+}
+
+func (w *wasmFilter) OnRequestTrailers(s Stream) Status {
+	if w.skip() {
+		return Continue
+	}
+	a, err := w.hs.OnRequestTrailers()
+	return w.status(s, a, err)
+}
+
+func (w *wasmFilter) OnResponseTrailers(s Stream) Status {
+	if w.skip() {
+		return Continue
+	}
+	a, err := w.hs.OnResponseTrailers()
+	return w.status(s, a, err)
+}
+
+func (w *wasmFilter) OnLog(Stream) {
+	if w.failed {
+		return
+	}
+	_ = w.hs.OnLog()
+}
+
+func (w *wasmFilter) OnDone(Stream) {
+	_ = w.hs.OnDone()
+}

@@ -1,0 +1,285 @@
+package filter
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Properties with Envoy's attribute paths and encodings: strings raw,
+// integers and timestamps/durations (ns) 8-byte little endian, booleans one
+// byte, maps as serialized pairs.
+
+func propInt(v int64) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(v)) }
+
+func propBool(v bool) []byte {
+	if v {
+		return []byte{1}
+	}
+	return []byte{0}
+}
+
+// propPairs encodes a map as the ABI serializes header maps.
+func propPairs(pairs [][2]string) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, uint32(len(pairs)))
+	for _, kv := range pairs {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(kv[0])))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(kv[1])))
+	}
+	for _, kv := range pairs {
+		b = append(append(append(append(b, kv[0]...), 0), kv[1]...), 0)
+	}
+	return b
+}
+
+// headerProp is a header map as Envoy's request.headers: one pair per key,
+// values comma-joined.
+func headerProp(h http.Header, pseudo [][2]string) []byte {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := pseudo
+	for _, k := range keys {
+		out = append(out, [2]string{strings.ToLower(k), strings.Join(h[k], ",")})
+	}
+	return propPairs(out)
+}
+
+func hostPort(addr string) (string, int64, bool) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, false
+	}
+	n, _ := strconv.ParseInt(p, 10, 64)
+	return h, n, true
+}
+
+func headerSize(h http.Header) int64 {
+	var n int64
+	for k, vs := range h {
+		for _, v := range vs {
+			n += int64(len(k) + len(v))
+		}
+	}
+	return n
+}
+
+// metadataProp walks route or cluster metadata
+// (filter_metadata.NS.key) and encodes what it finds.
+func metadataProp(md map[string]any, rest []string) ([]byte, bool) {
+	var v any = md
+	for _, seg := range rest {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[seg]; !ok {
+			return nil, false
+		}
+	}
+	return encodeValue(v)
+}
+
+func encodeValue(v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case nil:
+		return nil, false
+	case string:
+		return []byte(x), true
+	case []byte:
+		return x, true
+	case bool:
+		return propBool(x), true
+	case int:
+		return propInt(int64(x)), true
+	case int64:
+		return propInt(x), true
+	case float64:
+		return binary.LittleEndian.AppendUint64(nil, uint64(int64(x))), true
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var pairs [][2]string
+		for _, k := range keys {
+			pairs = append(pairs, [2]string{k, fmt.Sprint(x[k])})
+		}
+		return propPairs(pairs), true
+	}
+	return []byte(fmt.Sprint(v)), true
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
+	info := h.s.Info()
+	key := strings.Join(path, ".")
+	if v, ok := info.FilterState[key]; ok {
+		return v, true
+	}
+	req := h.s.Request()
+	resp := h.s.Response()
+	var tls TLSInfo
+	if info.TLS != nil {
+		tls = *info.TLS
+	}
+	switch path[0] {
+	case "xds":
+		// xds.route_metadata.filter_metadata... as Envoy ≥ 1.23 names them.
+		if len(path) > 1 {
+			return h.Property(path[1:])
+		}
+	case "route_metadata":
+		return metadataProp(info.RouteMetadata, path[1:])
+	case "cluster_metadata":
+		return metadataProp(info.ClusterMetadata, path[1:])
+	}
+	switch key {
+	case "request.path":
+		return []byte(req.URL.RequestURI()), true
+	case "request.url_path":
+		return []byte(req.URL.Path), true
+	case "request.host":
+		return []byte(req.Host), true
+	case "request.scheme":
+		v, _ := requestHeaderMap{s: h.s}.pseudo(":scheme")
+		return []byte(v), true
+	case "request.method":
+		return []byte(req.Method), true
+	case "request.headers":
+		p, _ := (requestHeaderMap{s: h.s}).pseudo(":scheme")
+		return headerProp(req.Header, [][2]string{{":authority", req.Host}, {":method", req.Method},
+			{":path", req.URL.RequestURI()}, {":scheme", p}}), true
+	case "request.referer":
+		return []byte(req.Header.Get("Referer")), req.Header.Get("Referer") != ""
+	case "request.useragent":
+		return []byte(req.UserAgent()), req.UserAgent() != ""
+	case "request.time":
+		return propInt(info.Start.UnixNano()), !info.Start.IsZero()
+	case "request.id":
+		if info.RequestID != "" {
+			return []byte(info.RequestID), true
+		}
+		id := req.Header.Get("X-Request-Id")
+		return []byte(id), id != ""
+	case "request.protocol":
+		if info.Protocol != "" {
+			return []byte(info.Protocol), true
+		}
+		return []byte(req.Proto), true
+	case "request.query":
+		return []byte(req.URL.RawQuery), true
+	case "request.duration":
+		if info.Start.IsZero() {
+			return nil, false
+		}
+		return propInt(int64(time.Since(info.Start))), true
+	case "request.size":
+		return propInt(info.RequestSize), true
+	case "request.total_size":
+		return propInt(info.RequestSize + headerSize(req.Header)), true
+	case "response.code":
+		if resp == nil {
+			return nil, false
+		}
+		return propInt(int64(resp.Status)), true
+	case "response.code_details":
+		return []byte(info.ResponseDetails), info.ResponseDetails != ""
+	case "response.flags":
+		return propInt(0), resp != nil
+	case "response.grpc_status":
+		if resp == nil {
+			return nil, false
+		}
+		s := resp.Trailer.Get("Grpc-Status")
+		if s == "" {
+			s = resp.Header.Get("Grpc-Status")
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		return propInt(n), err == nil
+	case "response.headers":
+		if resp == nil {
+			return nil, false
+		}
+		return headerProp(resp.Header, [][2]string{{":status", strconv.Itoa(resp.Status)}}), true
+	case "response.trailers":
+		if resp == nil {
+			return nil, false
+		}
+		return headerProp(resp.Trailer, nil), true
+	case "response.size":
+		return propInt(info.ResponseSize), resp != nil
+	case "response.total_size":
+		if resp == nil {
+			return nil, false
+		}
+		return propInt(info.ResponseSize + headerSize(resp.Header)), true
+	case "source.address":
+		return []byte(info.Source), info.Source != ""
+	case "source.port":
+		_, p, ok := hostPort(info.Source)
+		return propInt(p), ok
+	case "destination.address":
+		return []byte(info.Destination), info.Destination != ""
+	case "destination.port":
+		_, p, ok := hostPort(info.Destination)
+		return propInt(p), ok
+	case "upstream.address":
+		return []byte(info.Upstream), info.Upstream != ""
+	case "upstream.port":
+		_, p, ok := hostPort(info.Upstream)
+		return propInt(p), ok
+	case "connection.id":
+		return propInt(int64(info.ConnectionID)), true
+	case "connection.mtls":
+		return propBool(tls.MTLS), true
+	case "connection.requested_server_name":
+		return []byte(tls.ServerName), info.TLS != nil
+	case "connection.tls_version":
+		return []byte(tls.Version), info.TLS != nil
+	case "connection.subject_local_certificate":
+		return []byte(tls.LocalSubject), tls.LocalSubject != ""
+	case "connection.subject_peer_certificate":
+		return []byte(tls.PeerSubject), tls.PeerSubject != ""
+	case "connection.uri_san_local_certificate":
+		return []byte(first(tls.LocalURISANs)), len(tls.LocalURISANs) > 0
+	case "connection.uri_san_peer_certificate":
+		return []byte(first(tls.PeerURISANs)), len(tls.PeerURISANs) > 0
+	case "connection.dns_san_local_certificate":
+		return []byte(first(tls.LocalDNSSANs)), len(tls.LocalDNSSANs) > 0
+	case "connection.dns_san_peer_certificate":
+		return []byte(first(tls.PeerDNSSANs)), len(tls.PeerDNSSANs) > 0
+	case "connection.sha256_peer_certificate_digest":
+		return []byte(tls.PeerCertSHA256), tls.PeerCertSHA256 != ""
+	case "route_name":
+		return []byte(info.RouteName), info.RouteName != ""
+	case "cluster_name":
+		return []byte(info.ClusterName), info.ClusterName != ""
+	}
+	return nil, false
+}
+
+// SetProperty stores a filter's property in the stream's FilterState,
+// where later filters and the backend picker read it.
+func (h wasmStreamHost) SetProperty(path []string, value []byte) error {
+	info := h.s.Info()
+	if info.FilterState == nil {
+		info.FilterState = map[string][]byte{}
+	}
+	info.FilterState[strings.Join(path, ".")] = value
+	return nil
+}

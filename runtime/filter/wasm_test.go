@@ -1,0 +1,251 @@
+package filter
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/sluice-proxy/sluice/hostabi"
+)
+
+// testStream is a small real Stream over net/http types, as the proxy
+// builds one.
+type testStream struct {
+	req     *http.Request
+	resp    *ResponseHead
+	info    Info
+	mu      sync.Mutex
+	local   []LocalReply
+	resumed chan Direction
+}
+
+func newTestStream(method, target string) *testStream {
+	req := httptest.NewRequest(method, target, nil)
+	req.Header.Set("User-Agent", "test-agent")
+	req.Header.Add("X-Multi", "a")
+	req.Header.Add("X-Multi", "b")
+	return &testStream{req: req, resumed: make(chan Direction, 8), info: Info{
+		ID: 7, RequestID: "rid-1", Start: time.Now(), Protocol: "HTTP/1.1", Scheme: "http",
+		RouteName: "orders", ClusterName: "orders-v1", Source: "127.0.0.1:5555", Destination: "127.0.0.1:8080",
+		ConnectionID: 3, RouteMetadata: map[string]any{"filter_metadata": map[string]any{"ns": map[string]any{"tier": "gold"}}},
+	}}
+}
+
+func (s *testStream) Context() context.Context     { return s.req.Context() }
+func (s *testStream) Request() *http.Request       { return s.req }
+func (s *testStream) RequestTrailers() http.Header { return nil }
+func (s *testStream) Response() *ResponseHead      { return s.resp }
+func (s *testStream) Resume(d Direction)           { s.resumed <- d }
+func (s *testStream) Info() *Info                  { return &s.info }
+func (s *testStream) SendLocalReply(r LocalReply) {
+	s.mu.Lock()
+	s.local = append(s.local, r)
+	s.mu.Unlock()
+}
+
+func guest(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "hostabi", "testdata", "go", name, name+".wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// newFactory loads a guest on an engine of its own (the disk cache keeps
+// this fast after the first run) and returns the factory and its logs.
+func newFactory(t *testing.T, cfg hostabi.PluginConfig, guestName string) (*WasmFactory, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zapcore.DebugLevel)
+	ctx := context.Background()
+	e, err := hostabi.NewEngine(ctx, hostabi.EngineConfig{
+		CacheDir: filepath.Join(os.TempDir(), "sluice-wasm-cache"), Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Name = t.Name()
+	cfg.Wasm = guest(t, guestName)
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = 2 * time.Second
+	}
+	p, err := e.Load(ctx, cfg)
+	if err != nil {
+		e.Close(ctx)
+		t.Fatal(err)
+	}
+	f := NewWasmFactory(p, zap.New(core))
+	f.DrainTimeout = 5 * time.Second
+	t.Cleanup(func() {
+		f.Close()
+		e.Close(ctx)
+	})
+	return f, logs
+}
+
+func wantLog(t *testing.T, logs *observer.ObservedLogs, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if logs.FilterMessage(w).Len() == 0 {
+			var all []string
+			for _, e := range logs.All() {
+				all = append(all, e.Message)
+			}
+			t.Errorf("missing log %q in:\n%s", w, strings.Join(all, "\n"))
+		}
+	}
+}
+
+func TestWasmFilterHeadersAndProperties(t *testing.T) {
+	f, logs := newFactory(t, hostabi.PluginConfig{PluginConfig: []byte(
+		"request_headers: hdr_get 0 :path | hdr_get 0 :authority | hdr_get 0 x-multi | hdr_get 0 host" +
+			" | hdr_add 0 x-wasm yes | hdr_replace 0 :path /new?x=1 | hdr_replace 0 :method POST | hdr_remove 0 user-agent" +
+			" | prop_get request/method | prop_get request/url_path | prop_get request/id | prop_geti source/port" +
+			" | prop_get source/address | prop_get route_name | prop_get xds/route_name | prop_get xds/cluster_name" +
+			" | prop_get route_metadata/filter_metadata/ns/tier | prop_geti connection/id | prop_get request/protocol" +
+			" | prop_set canary/subset v2 | prop_get canary/subset | prop_get nope\n" +
+			"response_headers: hdr_get 2 :status | hdr_replace 2 :status 201 | hdr_add 2 x-resp 1 | prop_geti response/code\n")}, "rawabi")
+	s := newTestStream("GET", "http://example.com/orders/1?q=2")
+	flt, err := f.NewFilter(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := flt.OnRequestHeaders(s, true); st != Continue {
+		t.Fatalf("status %v", st)
+	}
+	s.resp = &ResponseHead{Status: 200, Header: http.Header{"Content-Type": {"text/plain"}}}
+	if st := flt.OnResponseHeaders(s, false); st != Continue {
+		t.Fatalf("status %v", st)
+	}
+	flt.OnLog(s)
+	flt.OnDone(s)
+	wantLog(t, logs,
+		"request_headers n=7 eos=1",
+		"request_headers hdr_get: status=0 /orders/1?q=2",
+		"request_headers hdr_get: status=0 example.com",
+		"request_headers hdr_get: status=0 a,b",
+		"request_headers prop_get: status=0 POST",
+		"request_headers prop_get: status=0 /new",
+		"request_headers prop_get: status=0 rid-1",
+		"request_headers prop_geti: status=0 5555",
+		"request_headers prop_get: status=0 127.0.0.1:5555",
+		"request_headers prop_get: status=0 orders",
+		"request_headers prop_get: status=0 orders-v1",
+		"request_headers prop_get: status=0 gold",
+		"request_headers prop_geti: status=0 3",
+		"request_headers prop_get: status=0 HTTP/1.1",
+		"request_headers prop_get: status=0 v2",
+		"request_headers prop_get: status=1 ",
+		"response_headers n=2 eos=0",
+		"response_headers hdr_get: status=0 200",
+		"response_headers prop_geti: status=0 201",
+	)
+	if s.req.Header.Get("X-Wasm") != "yes" || s.req.URL.Path != "/new" || s.req.URL.RawQuery != "x=1" ||
+		s.req.Method != "POST" || s.req.Header.Get("User-Agent") != "" {
+		t.Errorf("request after filter: %s %s %v", s.req.Method, s.req.URL, s.req.Header)
+	}
+	if s.resp.Status != 201 || s.resp.Header.Get("X-Resp") != "1" {
+		t.Errorf("response after filter: %d %v", s.resp.Status, s.resp.Header)
+	}
+	if string(s.info.FilterState["canary.subset"]) != "v2" {
+		t.Errorf("filter state = %q", s.info.FilterState)
+	}
+}
+
+func TestWasmFilterBodyAndLocalReply(t *testing.T) {
+	f, _ := newFactory(t, hostabi.PluginConfig{PluginConfig: []byte(
+		"request_body: buf_set 0 0 100 rewritten | ret 1\n" +
+			"response_headers: local 403 denied policy x-why=wasm -1\n")}, "rawabi")
+	s := newTestStream("POST", "http://example.com/")
+	flt, err := f.NewFilter(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flt.OnDone(s)
+	b := &Body{Data: []byte("original")}
+	if st := flt.OnRequestBody(s, b, false); st != StopIterationAndBuffer || string(b.Data) != "rewritten" {
+		t.Errorf("body: %v %q", st, b.Data)
+	}
+	s.resp = &ResponseHead{Status: 200, Header: http.Header{}}
+	if st := flt.OnResponseHeaders(s, false); st != StopIteration {
+		t.Errorf("status after local reply = %v", st)
+	}
+	if len(s.local) != 1 || s.local[0].Status != 403 || string(s.local[0].Body) != "denied" ||
+		s.local[0].Header.Get("X-Why") != "wasm" || s.local[0].Details != "policy" || s.local[0].GRPCStatus != -1 {
+		t.Errorf("local replies = %+v", s.local)
+	}
+}
+
+func TestWasmFilterPauseResume(t *testing.T) {
+	f, _ := newFactory(t, hostabi.PluginConfig{PluginConfig: []byte(
+		"configure: tick 5\nrequest_headers: ret 1\nresponse_headers: ret 1\ntick: effective | continue 1 | tick 0")}, "rawabi")
+	s := newTestStream("GET", "http://example.com/")
+	flt, err := f.NewFilter(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flt.OnDone(s)
+	if st := flt.OnRequestHeaders(s, false); st != StopIteration {
+		t.Fatalf("status %v", st)
+	}
+	select {
+	case d := <-s.resumed:
+		if d != Response {
+			t.Errorf("resumed %v, want Response (continue 1)", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not resumed")
+	}
+}
+
+func TestWasmFilterFailurePolicy(t *testing.T) {
+	for _, open := range []bool{false, true} {
+		name := "closed"
+		if open {
+			name = "open"
+		}
+		t.Run(name, func(t *testing.T) {
+			f, _ := newFactory(t, hostabi.PluginConfig{PluginConfig: []byte("trap"), FailOpen: open,
+				Instances: 1, RestartBackoff: time.Hour}, "hostile")
+			if f.FailOpen() != open || f.Name() != t.Name() {
+				t.Fatal("factory does not report its plugin")
+			}
+			s := newTestStream("GET", "http://example.com/")
+			flt, err := f.NewFilter(context.Background(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := flt.OnRequestHeaders(s, true)
+			if open {
+				if st != Continue || len(s.local) != 0 {
+					t.Errorf("fail-open: %v %+v", st, s.local)
+				}
+				b := &Body{Data: []byte("x")}
+				if st := flt.OnRequestBody(s, b, true); st != Continue || string(b.Data) != "x" {
+					t.Errorf("fail-open body: %v", st)
+				}
+			} else if st != StopIteration || len(s.local) != 1 || s.local[0].Status != 503 {
+				t.Errorf("fail-closed: %v %+v", st, s.local)
+			}
+			flt.OnLog(s)
+			flt.OnDone(s)
+			// Every instance is gone and replacement is backing off: the
+			// factory refuses and leaves the policy to the proxy.
+			if _, err := f.NewFilter(context.Background(), newTestStream("GET", "http://example.com/")); err == nil {
+				t.Error("NewFilter succeeded with no instance")
+			}
+			if st, ok := f.Status().(hostabi.Stats); !ok || st.Failures != 1 {
+				t.Errorf("status = %+v", f.Status())
+			}
+		})
+	}
+}
