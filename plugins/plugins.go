@@ -28,6 +28,8 @@ var names = []string{
 	"ip-restriction",
 	"key-auth",
 	"rate-limiting",
+	"request-transformer",
+	"response-transformer",
 }
 
 // Names returns the built-in plugin names, sorted.
