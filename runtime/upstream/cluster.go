@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,8 +61,7 @@ type Cluster struct {
 	// slots holds one token per http1 request that owns a connection, so
 	// requests beyond max_connections wait as pending (Envoy's http1 pool)
 	// instead of failing. nil for multiplexed protocols.
-	slots      chan struct{}
-	maxReqConn int32
+	slots chan struct{}
 
 	m clusterMetrics
 
@@ -134,7 +132,6 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		maxRequests: int64(orDefault(lim.MaxRequests, defaultMaxRequests)),
 		maxPending:  int64(orDefault(lim.MaxPendingRequests, defaultMaxPending)),
 		maxRetries:  int64(orDefault(lim.MaxRetries, defaultMaxRetries)),
-		maxReqConn:  int32(max(0, lim.MaxRequestsPerConnection)),
 		m:           newClusterMetrics(reg, cfg.Name),
 	}
 	if c.protocol == "" {
@@ -157,8 +154,8 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 				return nil, err
 			}
 		}
-		t := newHTTP1Pool(d, lim, idle, maxConns)
-		c.pool, c.closePool = t, t.CloseIdleConnections
+		p := newHTTP1Pool(d, lim, idle, maxConns)
+		c.pool, c.closePool = p, p.closeAll
 		c.slots = make(chan struct{}, maxConns)
 	case "h2", "h2c":
 		c.scheme = "http"
@@ -298,11 +295,7 @@ func (c *Cluster) RoundTrip(req *http.Request, pick Pick) (*http.Response, error
 	ep.active.Add(1)
 	req.URL.Scheme = c.scheme
 	req.URL.Host = ep.addr
-	sent := req
-	if c.maxReqConn > 1 && c.slots != nil {
-		sent = c.countPerConnection(req)
-	}
-	resp, err := c.pool.RoundTrip(sent)
+	resp, err := c.pool.RoundTrip(req)
 	if err != nil {
 		f := classify(err)
 		if ctxErr := req.Context().Err(); ctxErr != nil && (f != ConnectFailure || errors.Is(err, ctxErr)) {
@@ -378,28 +371,6 @@ func (c *Cluster) releaseRequest(ep *endpoint) {
 		// The last request of a closed cluster frees its connections.
 		c.closePool()
 	}
-}
-
-// countPerConnection enforces max_requests_per_connection on http1: the
-// try learns its connection from httptrace and, on that connection's Nth
-// request, asks for "Connection: close" so the transport retires it after
-// the response. Only clusters that set the limit pay for the trace.
-func (c *Cluster) countPerConnection(req *http.Request) *http.Request {
-	var out *http.Request
-	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-		var cc *countedConn
-		switch v := info.Conn.(type) {
-		case *countedConn:
-			cc = v
-		case *tlsCountedConn:
-			cc = &v.countedConn
-		}
-		if cc != nil && cc.reqs.Add(1) >= c.maxReqConn {
-			out.Close = true
-		}
-	}}
-	out = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
-	return out
 }
 
 // trackedBody ends the request's accounting once, at EOF, error or Close.

@@ -115,7 +115,6 @@ type countedConn struct {
 	net.Conn
 	once sync.Once
 	l    *connLimiter
-	reqs atomic.Int32 // requests sent, for max_requests_per_connection
 }
 
 func (c *countedConn) Close() error {
@@ -184,29 +183,16 @@ func (d *dialer) dialTLS(ctx context.Context, network, addr string, alpn string)
 	return &tlsCountedConn{countedConn: countedConn{Conn: tc, l: d.limiter}, tc: tc}, nil
 }
 
-func newHTTP1Pool(d *dialer, lim config.Limits, idle time.Duration, maxConns int) *http.Transport {
-	t := &http.Transport{
-		Proxy:               nil,
-		DialContext:         d.dialTCP,
-		MaxIdleConns:        0,
-		MaxIdleConnsPerHost: maxConns,
-		IdleConnTimeout:     idle,
-		DisableCompression:  true,
-		// An empty map turns off the transport's own HTTP/2 upgrade: an
-		// http1 cluster speaks HTTP/1.1 even over TLS.
-		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{},
-		WriteBufferSize: 32 << 10,
-		ReadBufferSize:  32 << 10,
-	}
+// newHTTP1Pool builds the http1 pool, over TLS when the cluster has TLS
+// settings (ALPN http/1.1).
+func newHTTP1Pool(d *dialer, lim config.Limits, idle time.Duration, maxConns int) *h1Pool {
+	dial := d.dialTCP
 	if d.tls != nil {
-		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return d.dialTLS(ctx, network, addr, "http/1.1")
 		}
 	}
-	if lim.MaxRequestsPerConnection == 1 {
-		t.DisableKeepAlives = true
-	}
-	return t
+	return newH1Pool(dial, idle, maxConns, lim.MaxRequestsPerConnection)
 }
 
 // newHTTP2Pool builds the h2 (TLS) or h2c (prior knowledge) pool.

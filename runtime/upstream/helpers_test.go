@@ -46,7 +46,7 @@ func idHandler(name string) http.Handler {
 }
 
 // startHTTP1 serves h on 127.0.0.1:0 over HTTP/1.1 (and h2c when h2c).
-func startHTTP(t *testing.T, name string, h http.Handler, withH2C bool) backend {
+func startHTTP(t testing.TB, name string, h http.Handler, withH2C bool) backend {
 	t.Helper()
 	if h == nil {
 		h = idHandler(name)
