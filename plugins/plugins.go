@@ -26,6 +26,7 @@ var names = []string{
 	"cors",
 	"fault",
 	"ip-restriction",
+	"jwt",
 	"key-auth",
 	"rate-limiting",
 	"request-transformer",

@@ -10,6 +10,7 @@ import (
 	"github.com/sluice-proxy/sluice/plugins/src/cors"
 	"github.com/sluice-proxy/sluice/plugins/src/fault"
 	"github.com/sluice-proxy/sluice/plugins/src/iprestriction"
+	"github.com/sluice-proxy/sluice/plugins/src/jwt"
 	"github.com/sluice-proxy/sluice/plugins/src/keyauth"
 	"github.com/sluice-proxy/sluice/plugins/src/ratelimiting"
 	"github.com/sluice-proxy/sluice/plugins/src/requesttransformer"
@@ -26,6 +27,7 @@ var plugins = map[string]func(uint32) types.PluginContext{
 	cors.Name:                cors.New,
 	fault.Name:               fault.New,
 	iprestriction.Name:       iprestriction.New,
+	jwt.Name:                 jwt.New,
 	keyauth.Name:             keyauth.New,
 	ratelimiting.Name:        ratelimiting.New,
 	requesttransformer.Name:  requesttransformer.New,
