@@ -519,7 +519,7 @@ func parseStatusLine(resp *http.Response, line string) error {
 	if !ok || major != 1 {
 		return fmt.Errorf("malformed HTTP version in response %q", line)
 	}
-	code, reason, _ := strings.Cut(rest, " ")
+	code, _, _ := strings.Cut(rest, " ")
 	if len(code) != 3 {
 		return fmt.Errorf("malformed HTTP status code in %q", line)
 	}
@@ -529,7 +529,10 @@ func parseStatusLine(resp *http.Response, line string) error {
 	}
 	resp.Proto, resp.ProtoMajor, resp.ProtoMinor = proto, major, minor
 	resp.StatusCode = n
-	resp.Status = code + " " + reason
+	resp.Status = rest // "200 OK", a substring of the line: no copy
+	if len(rest) == 3 {
+		resp.Status = rest + " "
+	}
 	return nil
 }
 

@@ -21,6 +21,8 @@ import (
 type options struct {
 	// lookup resolves a DNS name to addresses.
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	// lookupSRV resolves an SRV name ("_http._tcp.svc.example").
+	lookupSRV func(ctx context.Context, name string) ([]*net.SRV, error)
 	// filePoll is how often an endpoints_file's mtime and size are checked.
 	filePoll time.Duration
 }
@@ -29,6 +31,10 @@ func defaultOptions() *options {
 	return &options{
 		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		},
+		lookupSRV: func(ctx context.Context, name string) ([]*net.SRV, error) {
+			_, srvs, err := net.DefaultResolver.LookupSRV(ctx, "", "", name)
+			return srvs, err
 		},
 		filePoll: time.Second,
 	}
@@ -39,9 +45,13 @@ type source struct {
 	host, port string
 	labels     map[string]string
 	weight     int
+	srv        bool // host is an SRV name; targets give hosts and ports
 }
 
 func (s source) isName() bool {
+	if s.srv {
+		return true
+	}
 	_, err := netip.ParseAddr(s.host)
 	return err != nil
 }
@@ -50,6 +60,11 @@ func (s source) isName() bool {
 // names every dns_refresh (all A/AAAA records, IPv4 preferred as Envoy's
 // V4_PREFERRED: IPv6 only when a name has no IPv4 address), and an
 // endpoints_file whenever its mtime or size changes.
+//
+// dns = "_http._tcp.svc.example" (a name starting with "_" and no port) is
+// an SRV lookup, as Kubernetes headless services and Consul publish: the
+// targets of the lowest priority are the endpoints, each target's
+// addresses at the SRV port, the SRV weight as the endpoint weight.
 type discovery struct {
 	c       *Cluster
 	opts    *options
@@ -58,15 +73,17 @@ type discovery struct {
 	refresh time.Duration
 
 	// Owned by the discovery goroutine after start.
-	fileSrc  []source
-	fileMod  time.Time
-	fileSize int64
-	resolved map[string][]netip.Addr // last good answer per name
+	fileSrc     []source
+	fileMod     time.Time
+	fileSize    int64
+	resolved    map[string][]netip.Addr // last good answer per name
+	srvResolved map[string][]source
 }
 
 func newDiscovery(c *Cluster, opts *options) (*discovery, error) {
 	d := &discovery{c: c, opts: opts, file: c.cfg.EndpointsFile,
-		refresh: durOr(c.cfg.DNSRefresh, defaultDNSRefresh), resolved: map[string][]netip.Addr{}}
+		refresh: durOr(c.cfg.DNSRefresh, defaultDNSRefresh), resolved: map[string][]netip.Addr{},
+		srvResolved: map[string][]source{}}
 	add := func(addr string, labels map[string]string, weight int, key string) error {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil || host == "" || port == "" {
@@ -86,7 +103,9 @@ func newDiscovery(c *Cluster, opts *options) (*discovery, error) {
 		}
 	}
 	if c.cfg.DNS != "" {
-		if err := add(c.cfg.DNS, nil, 0, "dns"); err != nil {
+		if strings.HasPrefix(c.cfg.DNS, "_") && !strings.Contains(c.cfg.DNS, ":") {
+			d.static = append(d.static, source{host: strings.TrimSuffix(c.cfg.DNS, "."), srv: true})
+		} else if err := add(c.cfg.DNS, nil, 0, "dns"); err != nil {
 			return nil, err
 		}
 	}
@@ -233,6 +252,18 @@ func (d *discovery) update(ctx context.Context) {
 	}
 	var eps []resolvedEP
 	for _, s := range srcs {
+		if s.srv {
+			for _, t := range d.resolveSRV(ctx, s.host) {
+				addrs, ok := d.resolve(ctx, t.host)
+				if !ok {
+					continue
+				}
+				for _, a := range addrs {
+					eps = append(eps, resolvedEP{addr: net.JoinHostPort(a.String(), t.port), host: t.host, src: t})
+				}
+			}
+			continue
+		}
 		if !s.isName() {
 			eps = append(eps, resolvedEP{addr: net.JoinHostPort(s.host, s.port), src: s})
 			continue
@@ -293,6 +324,34 @@ func (d *discovery) update(ctx context.Context) {
 		}
 		d.c.log.Info("endpoints changed", zap.Int("endpoints", len(hosts)))
 	}
+}
+
+// resolveSRV returns the lowest-priority targets of an SRV name as
+// sources; on failure the last good answer.
+func (d *discovery) resolveSRV(ctx context.Context, name string) []source {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	srvs, err := d.opts.lookupSRV(rctx, name)
+	cancel()
+	if err != nil || len(srvs) == 0 {
+		last, ok := d.srvResolved[name]
+		if ctx.Err() == nil {
+			d.c.log.Warn("dns SRV lookup failed", zap.String("name", name), zap.Error(err), zap.Bool("keeping_last", ok))
+		}
+		return last
+	}
+	best := srvs[0].Priority
+	for _, s := range srvs {
+		best = min(best, s.Priority)
+	}
+	var out []source
+	for _, s := range srvs {
+		if s.Priority != best {
+			continue
+		}
+		out = append(out, source{host: strings.TrimSuffix(s.Target, "."), port: strconv.Itoa(int(s.Port)), weight: max(1, int(s.Weight))})
+	}
+	d.srvResolved[name] = out
+	return out
 }
 
 // resolve looks a name up, IPv4 preferred. On failure it keeps the last

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -222,4 +223,52 @@ func TestBadClusterConfig(t *testing.T) {
 			t.Errorf("%+v: err %v, want %q", tt.c, err, tt.want)
 		}
 	}
+}
+
+func TestDNSSRV(t *testing.T) {
+	a := startHTTP(t, "a", nil, false)
+	b := startHTTP(t, "b", nil, false)
+	port := func(addr string) uint16 {
+		_, p, _ := net.SplitHostPort(addr)
+		n, _ := strconv.Atoi(p)
+		return uint16(n)
+	}
+	var mu sync.Mutex
+	srvs := []*net.SRV{
+		{Target: "a.test.", Port: port(a.addr), Priority: 10, Weight: 1},
+		{Target: "b.test.", Port: port(b.addr), Priority: 10, Weight: 3},
+		{Target: "backup.test.", Port: 1, Priority: 20, Weight: 1},
+	}
+	dns := &fakeDNS{answers: map[string][]string{"a.test": {"127.0.0.1"}, "b.test": {"127.0.0.1"}, "backup.test": {"127.0.0.9"}}}
+	opts := defaultOptions()
+	opts.lookup = dns.lookup
+	opts.lookupSRV = func(ctx context.Context, name string) ([]*net.SRV, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if name != "_http._tcp.svc.test" {
+			return nil, errors.New("NXDOMAIN")
+		}
+		return srvs, nil
+	}
+	m, _ := newTestManager(t, opts, config.Cluster{Name: "c", DNS: "_http._tcp.svc.test.", DNSRefresh: config.Duration(10 * time.Millisecond)})
+	c := m.Cluster("c")
+	eps := c.Status().Endpoints
+	if len(eps) != 2 || eps[0].Address != a.addr || eps[0].Weight != 1 || eps[1].Address != b.addr || eps[1].Weight != 3 || eps[1].Hostname != "b.test" {
+		t.Fatalf("SRV endpoints %+v", eps)
+	}
+	got := map[string]int{}
+	for i := 0; i < 8; i++ {
+		got[mustGet(t, c, Pick{})]++
+	}
+	if got["a"] != 2 || got["b"] != 6 {
+		t.Errorf("SRV weights not honoured: %v", got)
+	}
+	// The primary group gone: the backup priority takes over.
+	mu.Lock()
+	srvs = srvs[2:]
+	mu.Unlock()
+	eventually(t, 2*time.Second, "SRV refresh", func() bool {
+		eps := c.Status().Endpoints
+		return len(eps) == 1 && eps[0].Address == "127.0.0.9:1"
+	})
 }
