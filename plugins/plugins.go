@@ -30,6 +30,7 @@ var names = []string{
 	"key-auth",
 	"rate-limiting",
 	"request-transformer",
+	"response-ratelimiting",
 	"response-transformer",
 }
 

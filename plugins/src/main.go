@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-proxy/sluice/plugins/src/keyauth"
 	"github.com/sluice-proxy/sluice/plugins/src/ratelimiting"
 	"github.com/sluice-proxy/sluice/plugins/src/requesttransformer"
+	"github.com/sluice-proxy/sluice/plugins/src/responseratelimiting"
 	"github.com/sluice-proxy/sluice/plugins/src/responsetransformer"
 	"github.com/sluice-proxy/sluice/sdk/proxywasm"
 	"github.com/sluice-proxy/sluice/sdk/proxywasm/types"
@@ -22,16 +23,17 @@ import (
 // plugins is every built-in, by root_id. plugins/plugins.go in the main
 // module lists the same names; a test there keeps the two in step.
 var plugins = map[string]func(uint32) types.PluginContext{
-	addheader.Name:           addheader.New,
-	canary.Name:              canary.New,
-	cors.Name:                cors.New,
-	fault.Name:               fault.New,
-	iprestriction.Name:       iprestriction.New,
-	jwt.Name:                 jwt.New,
-	keyauth.Name:             keyauth.New,
-	ratelimiting.Name:        ratelimiting.New,
-	requesttransformer.Name:  requesttransformer.New,
-	responsetransformer.Name: responsetransformer.New,
+	addheader.Name:            addheader.New,
+	canary.Name:               canary.New,
+	cors.Name:                 cors.New,
+	fault.Name:                fault.New,
+	iprestriction.Name:        iprestriction.New,
+	jwt.Name:                  jwt.New,
+	keyauth.Name:              keyauth.New,
+	ratelimiting.Name:         ratelimiting.New,
+	requesttransformer.Name:   requesttransformer.New,
+	responseratelimiting.Name: responseratelimiting.New,
+	responsetransformer.Name:  responsetransformer.New,
 }
 
 func main() {}
