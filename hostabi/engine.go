@@ -35,21 +35,35 @@ type EngineConfig struct {
 	Properties PropertyFunc
 }
 
-// Engine is the one wazero runtime of the process, with the WASI and proxy
-// host modules registered once and shared by every plugin.
+// Engine is the process's Wasm host: wazero runtimes with the WASI and
+// proxy host modules registered once and shared by every plugin.
+//
+// There are two runtimes. The sandboxed one compiles modules with wazero's
+// termination checks, which the per-callback deadline needs: wazero makes
+// every loop header call out to Go to check for a closed module, which
+// costs a Go-built guest about five times its plain speed (measured here:
+// 1.7 us vs 11 us for an empty callback). Trusted modules (our built-in
+// plugins) run on the other runtime without those checks.
 type Engine struct {
 	cfg    EngineConfig
 	log    *zap.Logger
 	rt     wazero.Runtime
+	fastRT wazero.Runtime
 	cache  wazero.CompilationCache
 	queues *queues
 
 	mu      sync.Mutex
-	modules map[[32]byte]*compiledModule
+	modules map[moduleKey]*compiledModule
+}
+
+type moduleKey struct {
+	sum     [32]byte
+	trusted bool
 }
 
 type compiledModule struct {
-	sum     [32]byte
+	key     moduleKey
+	rt      wazero.Runtime
 	mod     wazero.CompiledModule
 	version abi.Version
 	refs    int
@@ -69,9 +83,8 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMemoryMetrics()
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, queues: newQueues(), modules: map[[32]byte]*compiledModule{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger, queues: newQueues(), modules: map[moduleKey]*compiledModule{}}
 	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(uint32(min(cfg.MaxMemory/65536, 65536)))
 	switch cfg.CacheDir {
 	case "-":
@@ -87,14 +100,17 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		e.cache = cache
 		rc = rc.WithCompilationCache(cache)
 	}
-	e.rt = wazero.NewRuntimeWithConfig(ctx, rc)
-	if err := registerWASI(ctx, e.rt); err != nil {
-		e.Close(ctx)
-		return nil, err
-	}
-	if err := registerEnv(ctx, e.rt); err != nil {
-		e.Close(ctx)
-		return nil, err
+	e.rt = wazero.NewRuntimeWithConfig(ctx, rc.WithCloseOnContextDone(true))
+	e.fastRT = wazero.NewRuntimeWithConfig(ctx, rc)
+	for _, rt := range []wazero.Runtime{e.rt, e.fastRT} {
+		if err := registerWASI(ctx, rt); err != nil {
+			e.Close(ctx)
+			return nil, err
+		}
+		if err := registerEnv(ctx, rt); err != nil {
+			e.Close(ctx)
+			return nil, err
+		}
 	}
 	return e, nil
 }
@@ -102,7 +118,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 // Close closes the runtime and every instance still open. Plugins should be
 // closed (drained) first.
 func (e *Engine) Close(ctx context.Context) error {
-	err := e.rt.Close(ctx)
+	err := errors.Join(e.rt.Close(ctx), e.fastRT.Close(ctx))
 	if e.cache != nil {
 		err = errors.Join(err, e.cache.Close(ctx))
 	}
@@ -111,10 +127,14 @@ func (e *Engine) Close(ctx context.Context) error {
 
 // compile returns the compiled module for wasm, compiling it at most once
 // per content while any plugin uses it.
-func (e *Engine) compile(ctx context.Context, wasm []byte) (*compiledModule, error) {
-	sum := sha256.Sum256(wasm)
+func (e *Engine) compile(ctx context.Context, wasm []byte, trusted bool) (*compiledModule, error) {
+	key := moduleKey{sum: sha256.Sum256(wasm), trusted: trusted}
+	rt := e.rt
+	if trusted {
+		rt = e.fastRT
+	}
 	e.mu.Lock()
-	if cm := e.modules[sum]; cm != nil {
+	if cm := e.modules[key]; cm != nil {
 		cm.refs++
 		e.mu.Unlock()
 		return cm, nil
@@ -123,7 +143,7 @@ func (e *Engine) compile(ctx context.Context, wasm []byte) (*compiledModule, err
 	// Compile outside the lock: it takes seconds and other plugins may load
 	// meanwhile. Two loads of the same new module may both compile; the
 	// loser's copy is closed.
-	mod, err := e.rt.CompileModule(ctx, wasm)
+	mod, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("compiling: %w", err)
 	}
@@ -139,13 +159,13 @@ func (e *Engine) compile(ctx context.Context, wasm []byte) (*compiledModule, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if cm := e.modules[sum]; cm != nil {
+	if cm := e.modules[key]; cm != nil {
 		cm.refs++
 		_ = mod.Close(ctx)
 		return cm, nil
 	}
-	cm := &compiledModule{sum: sum, mod: mod, version: version, refs: 1}
-	e.modules[sum] = cm
+	cm := &compiledModule{key: key, rt: rt, mod: mod, version: version, refs: 1}
+	e.modules[key] = cm
 	return cm, nil
 }
 
@@ -154,7 +174,7 @@ func (e *Engine) release(ctx context.Context, cm *compiledModule) {
 	defer e.mu.Unlock()
 	cm.refs--
 	if cm.refs == 0 {
-		delete(e.modules, cm.sum)
+		delete(e.modules, cm.key)
 		_ = cm.mod.Close(ctx)
 	}
 }

@@ -37,8 +37,13 @@ type instance struct {
 	fns    [numCallbacks]api.Function
 	// headerArgs is 2 for ABI 0.1.0 header callbacks (no end_of_stream).
 	headerArgs int
-	ctx        context.Context
-	cancel     context.CancelFunc
+	// ctx carries the instance to host functions. It has no Done channel
+	// on purpose: wazero would start a goroutine per call to watch it.
+	ctx context.Context
+	// watchdog closes the module when a call overruns its deadline; with
+	// WithCloseOnContextDone compiled in, the guest stops at its next check.
+	watchdog *time.Timer
+	timedOut atomic.Bool
 
 	load     atomic.Int32 // streams pinned here
 	lastUsed atomic.Int64
@@ -92,18 +97,20 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	}
 	in.stdio[0].in, in.stdio[1].in = in, in
 	in.lastUsed.Store(time.Now().UnixNano())
-	in.ctx, in.cancel = context.WithCancel(context.WithValue(context.Background(), instKey{}, in))
+	in.ctx = context.WithValue(context.Background(), instKey{}, in)
 	ictx := experimental.WithMemoryAllocator(in.ctx, &memoryLimiter{mem: in.memory})
-	sctx, cancel := context.WithTimeout(ictx, p.cfg.StartTimeout)
-	defer cancel()
 	// Start functions are ours to call: wazero would run _start on
 	// instantiation, before the host knows whether it is a reactor.
-	mod, err := p.e.rt.InstantiateModule(sctx, p.cm.mod, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	mod, err := p.cm.rt.InstantiateModule(ictx, p.cm.mod, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
-		in.cancel()
 		return nil, fmt.Errorf("instantiating: %w", err)
 	}
 	in.mod, in.mem = mod, mod.Memory()
+	in.watchdog = time.AfterFunc(time.Hour, func() {
+		in.timedOut.Store(true)
+		_ = mod.CloseWithExitCode(context.Background(), sys.ExitCodeDeadlineExceeded)
+	})
+	in.watchdog.Stop()
 	if in.mem == nil {
 		in.close(errors.New("no memory"))
 		return nil, errors.New("module exports no memory")
@@ -187,10 +194,19 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 	if f == nil {
 		return 0, nil
 	}
-	ctx, cancel := context.WithTimeout(in.ctx, timeout)
 	copy(in.stack[:], args)
-	err := f.CallWithStack(ctx, in.stack[:])
-	cancel()
+	// A trusted module has no termination checks compiled in: closing it
+	// under a running call would pull its memory away, so no watchdog.
+	watched := !in.p.cfg.Trusted
+	if watched {
+		in.watchdog.Reset(timeout)
+	}
+	err := f.CallWithStack(in.ctx, in.stack[:])
+	if watched && !in.watchdog.Stop() && err == nil {
+		// The deadline passed just as the call returned: the watchdog is
+		// closing the module anyway.
+		err = errors.New("call overran its deadline")
+	}
 	in.p.calls.Add(1)
 	if err == nil && in.broken != nil {
 		// A host function found the instance unusable (e.g. the allocator
@@ -198,7 +214,7 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 		err = in.broken
 	}
 	if err != nil {
-		in.fail(cb, err, ctx.Err())
+		in.fail(cb, err)
 		return 0, in.broken
 	}
 	return in.stack[0], nil
@@ -221,7 +237,7 @@ func (e *FailureError) Unwrap() error { return e.Err }
 
 // fail breaks the instance: it is logged with the Wasm stack trace wazero
 // puts in the error, counted, taken out of the pool and closed.
-func (in *instance) fail(cb callback, err, ctxErr error) {
+func (in *instance) fail(cb callback, err error) {
 	if in.broken != nil {
 		if _, ok := in.broken.(*FailureError); ok {
 			in.closeLocked(in.broken)
@@ -233,7 +249,7 @@ func (in *instance) fail(cb callback, err, ctxErr error) {
 	switch {
 	case in.memory.refused.Load():
 		cause = "memory_limit"
-	case errors.Is(ctxErr, context.DeadlineExceeded):
+	case in.timedOut.Load():
 		cause = "timeout"
 	case errors.As(err, &exit):
 		cause = "exit"
@@ -269,12 +285,14 @@ func (in *instance) closeLocked(reason error) {
 		close(in.tickStop)
 		in.tickStop = nil
 	}
+	if in.watchdog != nil {
+		in.watchdog.Stop()
+	}
 	if in.mod != nil {
 		in.p.e.queues.unsubscribe(in)
 		_ = in.mod.Close(context.Background())
 		in.mod = nil
 	}
-	in.cancel()
 }
 
 // unlock releases the instance, then runs what callbacks asked of the

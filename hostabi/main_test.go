@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 func runMain(m *testing.M) int {
 	core, logs := observer.New(zapcore.DebugLevel)
 	testLogs = logs
-	for _, g := range []string{"rawabi", "hostile"} {
+	for _, g := range []string{"rawabi", "hostile", "abi010"} {
 		b, err := os.ReadFile(filepath.Join("testdata", "go", g, g+".wasm"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "test guests missing; run make in hostabi/testdata:", err)

@@ -160,3 +160,35 @@ func TestHostileUnderLoad(t *testing.T) {
 		t.Errorf("healthy plugin failures: %+v", good.Stats())
 	}
 }
+
+// TestDeadlineStopsTightLoop: a loop with no calls at all (not even the Go
+// runtime's) is stopped at the callback deadline.
+func TestDeadlineStopsTightLoop(t *testing.T) {
+	p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: loopGuest(),
+		CallTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	start := time.Now()
+	err = oneRequest(p, newTestStream())
+	var fe *FailureError
+	if !errors.As(err, &fe) || fe.Cause != "timeout" {
+		t.Fatalf("err = %v, want a timeout failure", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stopped after %v", d)
+	}
+}
+
+func TestMinimalGuestWithoutOptionalExports(t *testing.T) {
+	// No vm_start, configure, done or delete: all optional.
+	p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: minimalGuest()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if err := oneRequest(p, newTestStream()); err != nil {
+		t.Fatal(err)
+	}
+}

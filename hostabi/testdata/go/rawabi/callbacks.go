@@ -33,42 +33,42 @@ func stream(name string, id uint32) uint32 {
 //go:wasmexport proxy_on_request_headers
 func onRequestHeaders(id, n, eos uint32) uint32 {
 	cur = "request_headers"
-	logf("n=" + strconv.Itoa(int(n)) + " eos=" + strconv.Itoa(int(eos)))
+	entry("n=" + strconv.Itoa(int(n)) + " eos=" + strconv.Itoa(int(eos)))
 	return stream("request_headers", id)
 }
 
 //go:wasmexport proxy_on_request_body
 func onRequestBody(id, size, eos uint32) uint32 {
 	cur = "request_body"
-	logf("size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
+	entry("size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
 	return stream("request_body", id)
 }
 
 //go:wasmexport proxy_on_request_trailers
 func onRequestTrailers(id, n uint32) uint32 {
 	cur = "request_trailers"
-	logf("n=" + strconv.Itoa(int(n)))
+	entry("n=" + strconv.Itoa(int(n)))
 	return stream("request_trailers", id)
 }
 
 //go:wasmexport proxy_on_response_headers
 func onResponseHeaders(id, n, eos uint32) uint32 {
 	cur = "response_headers"
-	logf("n=" + strconv.Itoa(int(n)) + " eos=" + strconv.Itoa(int(eos)))
+	entry("n=" + strconv.Itoa(int(n)) + " eos=" + strconv.Itoa(int(eos)))
 	return stream("response_headers", id)
 }
 
 //go:wasmexport proxy_on_response_body
 func onResponseBody(id, size, eos uint32) uint32 {
 	cur = "response_body"
-	logf("size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
+	entry("size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
 	return stream("response_body", id)
 }
 
 //go:wasmexport proxy_on_response_trailers
 func onResponseTrailers(id, n uint32) uint32 {
 	cur = "response_trailers"
-	logf("n=" + strconv.Itoa(int(n)))
+	entry("n=" + strconv.Itoa(int(n)))
 	return stream("response_trailers", id)
 }
 
@@ -78,7 +78,7 @@ func onLog(id uint32) { run("log", 0) }
 //go:wasmexport proxy_on_done
 func onDone(id uint32) uint32 {
 	cur = "done"
-	logf("id=" + strconv.Itoa(int(id)))
+	entry("id=" + strconv.Itoa(int(id)))
 	return run("done", 1)
 }
 
@@ -92,14 +92,14 @@ func onTick(root uint32) { run("tick", 0) }
 func onQueueReady(root, qid uint32) {
 	cur = "queue_ready"
 	lastQueue = qid
-	logf("qid=" + strconv.Itoa(int(qid)))
+	entry("qid=" + strconv.Itoa(int(qid)))
 	run("queue_ready", 0)
 }
 
 //go:wasmexport proxy_on_http_call_response
 func onHTTPCallResponse(root, id, nh, bs, nt uint32) {
 	cur = "http_call_response"
-	logf("root=" + strconv.FormatBool(root == rootID) + " id=" + strconv.Itoa(int(id)) + " headers=" + strconv.Itoa(int(nh)) +
+	entry("root=" + strconv.FormatBool(root == rootID) + " id=" + strconv.Itoa(int(id)) + " headers=" + strconv.Itoa(int(nh)) +
 		" body=" + strconv.Itoa(int(bs)) + " trailers=" + strconv.Itoa(int(nt)))
 	run("http_call_response", 0)
 }
@@ -107,28 +107,28 @@ func onHTTPCallResponse(root, id, nh, bs, nt uint32) {
 //go:wasmexport proxy_on_grpc_receive_initial_metadata
 func onGRPCInitial(root, id, n uint32) {
 	cur = "grpc_initial"
-	logf("id=" + strconv.Itoa(int(id)) + " n=" + strconv.Itoa(int(n)))
+	entry("id=" + strconv.Itoa(int(id)) + " n=" + strconv.Itoa(int(n)))
 	run("grpc_initial", 0)
 }
 
 //go:wasmexport proxy_on_grpc_receive
 func onGRPCReceive(root, id, size uint32) {
 	cur = "grpc_receive"
-	logf("id=" + strconv.Itoa(int(id)) + " size=" + strconv.Itoa(int(size)))
+	entry("id=" + strconv.Itoa(int(id)) + " size=" + strconv.Itoa(int(size)))
 	run("grpc_receive", 0)
 }
 
 //go:wasmexport proxy_on_grpc_receive_trailing_metadata
 func onGRPCTrailing(root, id, n uint32) {
 	cur = "grpc_trailing"
-	logf("id=" + strconv.Itoa(int(id)) + " n=" + strconv.Itoa(int(n)))
+	entry("id=" + strconv.Itoa(int(id)) + " n=" + strconv.Itoa(int(n)))
 	run("grpc_trailing", 0)
 }
 
 //go:wasmexport proxy_on_grpc_close
 func onGRPCClose(root, id, code uint32) {
 	cur = "grpc_close"
-	logf("id=" + strconv.Itoa(int(id)) + " code=" + strconv.Itoa(int(code)))
+	entry("id=" + strconv.Itoa(int(id)) + " code=" + strconv.Itoa(int(code)))
 	run("grpc_close", 0)
 }
 
@@ -141,27 +141,27 @@ func onNewConnection(id uint32) uint32 { return stream("new_connection", id) }
 //go:wasmexport proxy_on_downstream_data
 func onDownstreamData(id, size, eos uint32) uint32 {
 	cur = "downstream_data"
-	logf("size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
+	entry("size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
 	return stream("downstream_data", id)
 }
 
 //go:wasmexport proxy_on_upstream_data
 func onUpstreamData(id, size, eos uint32) uint32 {
 	cur = "upstream_data"
-	logf("size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
+	entry("size=" + strconv.Itoa(int(size)) + " eos=" + strconv.Itoa(int(eos)))
 	return stream("upstream_data", id)
 }
 
 //go:wasmexport proxy_on_downstream_connection_close
 func onDownstreamClose(id, peer uint32) {
 	cur = "downstream_close"
-	logf("peer=" + strconv.Itoa(int(peer)))
+	entry("peer=" + strconv.Itoa(int(peer)))
 	run("downstream_close", 0)
 }
 
 //go:wasmexport proxy_on_upstream_connection_close
 func onUpstreamClose(id, peer uint32) {
 	cur = "upstream_close"
-	logf("peer=" + strconv.Itoa(int(peer)))
+	entry("peer=" + strconv.Itoa(int(peer)))
 	run("upstream_close", 0)
 }

@@ -1,0 +1,3 @@
+module abi010
+
+go 1.24

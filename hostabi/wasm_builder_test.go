@@ -1,0 +1,94 @@
+package hostabi
+
+// A few lines of Wasm binary encoding, so tests can make guests with no
+// language runtime at all: the benchmark then measures the host, not a Go
+// scheduler inside the guest.
+
+func leb(n int) []byte {
+	var b []byte
+	for {
+		c := byte(n & 0x7f)
+		n >>= 7
+		if n != 0 {
+			c |= 0x80
+		}
+		b = append(b, c)
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+func vec(items ...[]byte) []byte {
+	b := leb(len(items))
+	for _, it := range items {
+		b = append(b, it...)
+	}
+	return b
+}
+
+func section(id byte, body []byte) []byte {
+	return append(append([]byte{id}, leb(len(body))...), body...)
+}
+
+func name(s string) []byte { return append(leb(len(s)), s...) }
+
+const i32 = 0x7f
+
+// wasmFunc is one exported function: its signature and body instructions
+// (without the trailing end).
+type wasmFunc struct {
+	export  string
+	params  []byte
+	results []byte
+	body    []byte
+}
+
+// buildModule encodes a module with one page of memory and the functions.
+func buildModule(funcs ...wasmFunc) []byte {
+	var types, fidx, exports, codes [][]byte
+	for i, f := range funcs {
+		types = append(types, append(append([]byte{0x60}, vec(bytesOf(f.params)...)...), vec(bytesOf(f.results)...)...))
+		fidx = append(fidx, leb(i))
+		exports = append(exports, append(append(name(f.export), 0x00), leb(i)...))
+		body := append([]byte{0x00}, append(f.body, 0x0b)...)
+		codes = append(codes, append(leb(len(body)), body...))
+	}
+	exports = append(exports, append(name("memory"), 0x02, 0x00))
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = append(m, section(1, vec(types...))...)
+	m = append(m, section(3, vec(fidx...))...)
+	m = append(m, section(5, vec([]byte{0x00, 0x01}))...)
+	m = append(m, section(7, vec(exports...))...)
+	m = append(m, section(10, vec(codes...))...)
+	return m
+}
+
+func bytesOf(b []byte) [][]byte {
+	out := make([][]byte, len(b))
+	for i := range b {
+		out[i] = []byte{b[i]}
+	}
+	return out
+}
+
+// minimalGuest answers every stream callback with Continue; allocations
+// always land at offset 1024.
+func minimalGuest() []byte {
+	return buildModule(
+		wasmFunc{export: "proxy_abi_version_0_2_1"},
+		wasmFunc{export: "proxy_on_memory_allocate", params: []byte{i32}, results: []byte{i32}, body: []byte{0x41, 0x80, 0x08}},
+		wasmFunc{export: "proxy_on_context_create", params: []byte{i32, i32}},
+		wasmFunc{export: "proxy_on_request_headers", params: []byte{i32, i32, i32}, results: []byte{i32}, body: []byte{0x41, 0x00}},
+	)
+}
+
+// loopGuest spins forever in proxy_on_request_headers.
+func loopGuest() []byte {
+	return buildModule(
+		wasmFunc{export: "proxy_abi_version_0_2_1"},
+		wasmFunc{export: "proxy_on_memory_allocate", params: []byte{i32}, results: []byte{i32}, body: []byte{0x41, 0x80, 0x08}},
+		wasmFunc{export: "proxy_on_request_headers", params: []byte{i32, i32, i32}, results: []byte{i32},
+			body: []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x41, 0x00}}, // loop br 0 end; i32.const 0
+	)
+}
