@@ -187,13 +187,13 @@ func instantiateEnv(ctx context.Context, r wazero.Runtime, cm wazero.CompiledMod
 		},
 		"proxy_get_buffer_bytes": func(ctx context.Context, h *fakeHost, m api.Module, p []uint64) uint32 {
 			var b []byte
-			switch bt := p[0]; bt {
+			switch bt := uint32(p[0]); bt {
 			case 7:
 				b = h.config
 			default:
 				b = h.bodies[bt]
 			}
-			start, max := int(p[1]), int(p[2])
+			start, max := int(uint32(p[1])), int(uint32(p[2]))
 			if start > len(b) {
 				return 2
 			}
@@ -208,7 +208,7 @@ func instantiateEnv(ctx context.Context, r wazero.Runtime, cm wazero.CompiledMod
 			return 0
 		},
 		"proxy_set_buffer_bytes": func(_ context.Context, h *fakeHost, m api.Module, p []uint64) uint32 {
-			bt, start, size := p[0], int(p[1]), int(p[2])
+			bt, start, size := uint32(p[0]), int(uint32(p[1])), int(uint32(p[2]))
 			data := read(m, uint32(p[3]), uint32(p[4]))
 			old := h.bodies[bt]
 			switch {
@@ -222,15 +222,15 @@ func instantiateEnv(ctx context.Context, r wazero.Runtime, cm wazero.CompiledMod
 			return 0
 		},
 		"proxy_get_header_map_pairs": func(ctx context.Context, h *fakeHost, m api.Module, p []uint64) uint32 {
-			give(ctx, m, serialize(h.maps[p[0]]), uint32(p[1]), uint32(p[2]))
+			give(ctx, m, serialize(h.maps[uint32(p[0])]), uint32(p[1]), uint32(p[2]))
 			return 0
 		},
 		"proxy_set_header_map_pairs": func(_ context.Context, h *fakeHost, m api.Module, p []uint64) uint32 {
-			h.maps[p[0]] = deserialize(read(m, uint32(p[1]), uint32(p[2])))
+			h.maps[uint32(p[0])] = deserialize(read(m, uint32(p[1]), uint32(p[2])))
 			return 0
 		},
 		"proxy_get_header_map_value": func(ctx context.Context, h *fakeHost, m api.Module, p []uint64) uint32 {
-			v, ok := getHeader(h.maps[p[0]], string(read(m, uint32(p[1]), uint32(p[2]))))
+			v, ok := getHeader(h.maps[uint32(p[0])], string(read(m, uint32(p[1]), uint32(p[2]))))
 			if !ok {
 				return 1
 			}
@@ -239,16 +239,16 @@ func instantiateEnv(ctx context.Context, r wazero.Runtime, cm wazero.CompiledMod
 		},
 		"proxy_add_header_map_value": func(_ context.Context, h *fakeHost, m api.Module, p []uint64) uint32 {
 			k, v := string(read(m, uint32(p[1]), uint32(p[2]))), string(read(m, uint32(p[3]), uint32(p[4])))
-			h.maps[p[0]] = append(h.maps[p[0]], [2]string{strings.ToLower(k), v})
+			h.maps[uint32(p[0])] = append(h.maps[uint32(p[0])], [2]string{strings.ToLower(k), v})
 			return 0
 		},
 		"proxy_replace_header_map_value": func(_ context.Context, h *fakeHost, m api.Module, p []uint64) uint32 {
 			k, v := string(read(m, uint32(p[1]), uint32(p[2]))), string(read(m, uint32(p[3]), uint32(p[4])))
-			h.maps[p[0]] = append(removeHeader(h.maps[p[0]], k), [2]string{strings.ToLower(k), v})
+			h.maps[uint32(p[0])] = append(removeHeader(h.maps[uint32(p[0])], k), [2]string{strings.ToLower(k), v})
 			return 0
 		},
 		"proxy_remove_header_map_value": func(_ context.Context, h *fakeHost, m api.Module, p []uint64) uint32 {
-			h.maps[p[0]] = removeHeader(h.maps[p[0]], string(read(m, uint32(p[1]), uint32(p[2]))))
+			h.maps[uint32(p[0])] = removeHeader(h.maps[uint32(p[0])], string(read(m, uint32(p[1]), uint32(p[2]))))
 			return 0
 		},
 		"proxy_send_local_response": func(_ context.Context, h *fakeHost, m api.Module, p []uint64) uint32 {
