@@ -173,7 +173,16 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 			return nil, err
 		}
 		t := newHTTP3Pool(d, idle)
-		c.pool, c.closePool = t, func() { t.Close() }
+		c.pool = t
+		c.closePool = func() {
+			// Closing the transport aborts its streams: only once the
+			// last request ended; until then drop idle connections.
+			if c.active.Load() == 0 {
+				t.Close()
+			} else {
+				t.CloseIdleConnections()
+			}
+		}
 	default:
 		return nil, fmt.Errorf("unknown protocol %q (want http1, h2, h2c or h3)", cfg.Protocol)
 	}

@@ -1,7 +1,12 @@
 package upstream
 
 import (
+	"io"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -94,29 +99,42 @@ func TestRebuildErrorKeepsOld(t *testing.T) {
 }
 
 func TestClosedClusterDrainsInFlight(t *testing.T) {
-	g := newGate()
-	b := startHTTP(t, "a", g, false)
-	m, err := NewManager([]config.Cluster{{Name: "c", Endpoints: addrs(b)}}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
+	cert, caFile := testCert(t)
+	for _, protocol := range []string{"http1", "h2c", "h3"} {
+		t.Run(protocol, func(t *testing.T) {
+			g := newGate()
+			var b backend
+			var tlsCfg *config.UpstreamTLS
+			if protocol == "h3" {
+				b = startH3(t, "a", g, cert)
+				tlsCfg = &config.UpstreamTLS{CA: caFile}
+			} else {
+				b = startHTTP(t, "a", g, protocol == "h2c")
+			}
+			m, err := NewManager([]config.Cluster{{Name: "c", Protocol: protocol, Endpoints: addrs(b), TLS: tlsCfg}}, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := m.Cluster("c")
+			req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
+			done := make(chan error, 1)
+			go func() {
+				resp, err := c.RoundTrip(req, Pick{})
+				if err == nil {
+					_, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				done <- err
+			}()
+			<-g.arrived
+			m.Close()
+			close(g.release)
+			if err := <-done; err != nil {
+				t.Errorf("in-flight request failed when its cluster closed: %v", err)
+			}
+			eventually(t, 2*time.Second, "connections closed", func() bool { return c.limiter.active.Load() == 0 })
+		})
 	}
-	c := m.Cluster("c")
-	req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
-	done := make(chan error, 1)
-	go func() {
-		resp, err := c.RoundTrip(req, Pick{})
-		if err == nil {
-			resp.Body.Close()
-		}
-		done <- err
-	}()
-	<-g.arrived
-	m.Close()
-	close(g.release)
-	if err := <-done; err != nil {
-		t.Errorf("in-flight request failed when its cluster closed: %v", err)
-	}
-	eventually(t, 2*time.Second, "connections closed", func() bool { return c.limiter.active.Load() == 0 })
 }
 
 func TestSnapshot(t *testing.T) {
@@ -134,5 +152,59 @@ func TestSnapshot(t *testing.T) {
 	e := s[0].Endpoints[0]
 	if e.Address != b.addr || e.Weight != 5 || e.Labels["v"] != "1" || !e.Healthy || e.Ejected {
 		t.Errorf("endpoint %+v", e)
+	}
+}
+
+// TestCloseLeavesNoGoroutines runs every protocol, discovery loop, health
+// checker and outlier timer, closes the manager, and expects the goroutine
+// count back where it started.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	cert, caFile := testCert(t)
+	h1 := startHTTP(t, "a", nil, false)
+	h2c := startHTTP(t, "a", nil, true)
+	h2 := startH2TLS(t, "a", nil, cert)
+	h3 := startH3(t, "a", nil, cert)
+	_, port, _ := net.SplitHostPort(h1.addr)
+	path := filepath.Join(t.TempDir(), "eps")
+	os.WriteFile(path, []byte(h1.addr+"\n"), 0o600)
+	// Servers start their goroutines asynchronously; count once they
+	// have settled.
+	before := runtime.NumGoroutine()
+	for i := 0; i < 100; i++ {
+		time.Sleep(20 * time.Millisecond)
+		n := runtime.NumGoroutine()
+		if n == before {
+			break
+		}
+		before = n
+	}
+	m, err := NewManager([]config.Cluster{
+		{Name: "h1", Endpoints: []string{"localhost:" + port}, DNSRefresh: config.Duration(5 * time.Millisecond),
+			HealthCheck: &config.HealthCheck{Interval: config.Duration(5 * time.Millisecond)},
+			Outlier:     &config.Outlier{Consecutive5xx: 1}},
+		{Name: "file", EndpointsFile: path},
+		{Name: "h2c", Protocol: "h2c", Endpoints: addrs(h2c)},
+		{Name: "h2", Protocol: "h2", Endpoints: addrs(h2), TLS: &config.UpstreamTLS{CA: caFile}},
+		{Name: "h3", Protocol: "h3", Endpoints: addrs(h3), TLS: &config.UpstreamTLS{CA: caFile}},
+		{Name: "down", Endpoints: []string{closedAddr(t)}, Outlier: &config.Outlier{Consecutive5xx: 1}},
+	}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"h1", "file", "h2c", "h2", "h3"} {
+		mustGet(t, m.Cluster(name), Pick{})
+	}
+	get(t, m.Cluster("down"), Pick{}) // ejects, arming a timer
+	if !m.Cluster("down").Status().Endpoints[0].Ejected {
+		t.Fatal("setup: endpoint not ejected")
+	}
+	m.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
