@@ -30,6 +30,11 @@ func TestSharedDataHostcalls(t *testing.T) {
 func TestMemoryStoreHammer(t *testing.T) {
 	s := NewMemoryStore()
 	ctx := context.Background()
+	// cas 0 means "no check" (as in Envoy), so racing first writers may
+	// both win: the counter exists before the hammer starts.
+	if err := s.Set(ctx, "n", []byte("0"), 0); err != nil {
+		t.Fatal(err)
+	}
 	const workers, each = 8, 200
 	var wg sync.WaitGroup
 	for range workers {
