@@ -144,13 +144,17 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		net:     net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
 		limiter: c.limiter,
 		sni:     c.sniFor,
+		log:     c.log,
+	}
+	loadTLS := func() (*tlsSource, error) {
+		return newTLSSource(cfg.TLS, cfg.Generated, c.log, opts.tlsReloadCheck)
 	}
 	switch c.protocol {
 	case "http1":
 		c.scheme = "http"
 		if cfg.TLS != nil {
 			c.scheme = "https"
-			if d.tls, err = buildTLS(cfg.TLS); err != nil {
+			if d.tls, err = loadTLS(); err != nil {
 				return nil, err
 			}
 		}
@@ -161,7 +165,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		c.scheme = "http"
 		if c.protocol == "h2" {
 			c.scheme = "https"
-			if d.tls, err = buildTLS(cfg.TLS); err != nil {
+			if d.tls, err = loadTLS(); err != nil {
 				return nil, err
 			}
 		}
@@ -169,7 +173,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		c.pool, c.closePool = p, p.closeAll
 	case "h3":
 		c.scheme = "https"
-		if d.tls, err = buildTLS(cfg.TLS); err != nil {
+		if d.tls, err = loadTLS(); err != nil {
 			return nil, err
 		}
 		t := newHTTP3Pool(d, idle)

@@ -3,18 +3,16 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
@@ -136,8 +134,9 @@ func (c *tlsCountedConn) ConnectionState() tls.ConnectionState { return c.tc.Con
 type dialer struct {
 	net     net.Dialer
 	limiter *connLimiter
-	tls     *tls.Config // nil for plaintext
+	tls     *tlsSource // nil for plaintext
 	sni     func(addr string) string
+	log     *zap.Logger
 }
 
 func (d *dialer) dialTCP(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -161,10 +160,7 @@ func (d *dialer) dialTLS(ctx context.Context, network, addr string, alpn string)
 		d.limiter.release()
 		return nil, &dialError{err: err}
 	}
-	cfg := d.tls.Clone()
-	if cfg.ServerName == "" {
-		cfg.ServerName = d.sni(addr)
-	}
+	cfg := d.tls.clientConfig(d.sni(addr))
 	if alpn != "" {
 		cfg.NextProtos = []string{alpn}
 	}
@@ -172,12 +168,17 @@ func (d *dialer) dialTLS(ctx context.Context, network, addr string, alpn string)
 	hctx, cancel := context.WithTimeout(ctx, d.net.Timeout)
 	err = tc.HandshakeContext(hctx)
 	cancel()
-	if err == nil && alpn != "" && tc.ConnectionState().NegotiatedProtocol != alpn {
-		err = fmt.Errorf("upstream did not negotiate %q over ALPN (got %q)", alpn, tc.ConnectionState().NegotiatedProtocol)
+	if got := tc.ConnectionState().NegotiatedProtocol; err == nil && alpn == "h2" && got != alpn {
+		// A server without ALPN is taken to speak HTTP/1.1; h2 must be
+		// agreed on, or the first frame would be garbage to it.
+		err = fmt.Errorf("upstream did not negotiate h2 over ALPN (got %q)", got)
 	}
 	if err != nil {
 		raw.Close()
 		d.limiter.release()
+		if d.log != nil {
+			d.log.Warn("upstream TLS handshake failed", zap.String("endpoint", addr), zap.Error(err))
+		}
 		return nil, &dialError{err: fmt.Errorf("tls handshake with %s: %w", addr, err)}
 	}
 	return &tlsCountedConn{countedConn: countedConn{Conn: tc, l: d.limiter}, tc: tc}, nil
@@ -225,22 +226,22 @@ func newHTTP3Pool(d *dialer, idle time.Duration) *h3Pool {
 		KeepAlivePeriod:      idle / 2,
 	}
 	t := &http3.Transport{
-		TLSClientConfig:    d.tls,
 		QUICConfig:         qcfg,
 		DisableCompression: true,
 		Dial: func(ctx context.Context, addr string, tlsCfg *tls.Config, qc *quic.Config) (*quic.Conn, error) {
 			if err := d.limiter.acquire(ctx); err != nil {
 				return nil, err
 			}
-			cfg := tlsCfg.Clone()
-			if d.tls.ServerName == "" {
-				cfg.ServerName = d.sni(addr)
-			}
+			cfg := d.tls.clientConfig(d.sni(addr))
+			cfg.NextProtos = tlsCfg.NextProtos // h3, set by the transport
 			dctx, cancel := context.WithTimeout(ctx, d.net.Timeout)
 			conn, err := quic.DialAddr(dctx, addr, cfg, qc)
 			cancel()
 			if err != nil {
 				d.limiter.release()
+				if d.log != nil {
+					d.log.Warn("upstream QUIC handshake failed", zap.String("endpoint", addr), zap.Error(err))
+				}
 				return nil, &dialError{err: fmt.Errorf("quic handshake with %s: %w", addr, err)}
 			}
 			go func() {
@@ -251,37 +252,4 @@ func newHTTP3Pool(d *dialer, idle time.Duration) *h3Pool {
 		},
 	}
 	return &h3Pool{t}
-}
-
-// buildTLS turns a cluster's upstream TLS settings into a client config.
-// h2 and h3 clusters get one even without settings (system roots).
-func buildTLS(c *config.UpstreamTLS) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c == nil {
-		return cfg, nil
-	}
-	cfg.ServerName = c.ServerName
-	cfg.InsecureSkipVerify = c.InsecureSkipVerify
-	if c.CA != "" {
-		pem, err := os.ReadFile(c.CA)
-		if err != nil {
-			return nil, fmt.Errorf("reading tls.ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca %s: no PEM certificate found", c.CA)
-		}
-		cfg.RootCAs = pool
-	}
-	if c.Cert != "" || c.Key != "" {
-		if c.Cert == "" || c.Key == "" {
-			return nil, errors.New("tls.cert and tls.key must be set together")
-		}
-		pair, err := tls.LoadX509KeyPair(c.Cert, c.Key)
-		if err != nil {
-			return nil, fmt.Errorf("loading tls.cert/tls.key: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	return cfg, nil
 }
