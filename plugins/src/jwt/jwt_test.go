@@ -252,3 +252,34 @@ func TestAnonymousAndParseErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePEMForms(t *testing.T) {
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	ek384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	ek224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	pkcs1 := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rk.PublicKey)}))
+	tests := []struct {
+		name string
+		pem  string
+		ok   bool
+	}{
+		{"pkcs1", pkcs1, true},
+		{"p384", pemOf(t, &ek384.PublicKey), true},
+		{"p224", pemOf(t, &ek224.PublicKey), false},
+		{"rsa 1024", pemOf(t, &small.PublicKey), false},
+		{"private", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})), false},
+		{"junk", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte{1, 2, 3}})), false},
+	}
+	for _, tc := range tests {
+		pub, err := parsePEM(tc.pem)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v, want ok %v", tc.name, err, tc.ok)
+		}
+		if tc.name == "pkcs1" && err == nil {
+			if k, ok := pub.(*rsa.PublicKey); !ok || k.N.Cmp(rk.N) != 0 || k.E != rk.E {
+				t.Errorf("pkcs1: parsed %v", pub)
+			}
+		}
+	}
+}
