@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -194,5 +195,58 @@ func TestConnectionCountReturnsToZero(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("missing %s in\n%s", want, text)
 		}
+	}
+}
+
+// TestH2PendingWhileConnecting: requests waiting for an h2 connection to
+// come up are pending; past max_pending_requests they overflow at once.
+func TestH2PendingWhileConnecting(t *testing.T) {
+	// Accepts TCP and never answers the TLS handshake.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	m, reg := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2", Endpoints: []string{l.Addr().String()},
+		TLS: &config.UpstreamTLS{InsecureSkipVerify: true}, ConnectTimeout: config.Duration(300 * time.Millisecond),
+		Limits: config.Limits{MaxPendingRequests: 2}})
+	c := m.Cluster("c")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a, b := startTry(c, ctx), startTry(c, ctx)
+	eventually(t, 2*time.Second, "two pending", func() bool { return c.Status().PendingRequests == 2 })
+	if _, _, err := get(t, c, Pick{}); Classify(err) != Overflow {
+		t.Errorf("third request: %v, want overflow", err)
+	}
+	for _, ch := range []<-chan error{a, b} {
+		if err := <-ch; Classify(err) != ConnectFailure {
+			t.Errorf("pending request: %v, want connect_failure", err)
+		}
+	}
+	if c.Status().PendingRequests != 0 {
+		t.Error("pending not released")
+	}
+	if !strings.Contains(metricText(t, reg), `sluice_upstream_rq_pending_overflow_total{cluster="c"} 1`) {
+		t.Error("pending overflow not counted")
 	}
 }

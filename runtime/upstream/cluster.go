@@ -170,6 +170,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 			}
 		}
 		p := newHTTP2Pool(d, idle, c.protocol == "h2c", lim.MaxRequestsPerConnection)
+		p.enterPending, p.leavePending = c.enterPending, c.leavePending
 		c.pool, c.closePool = p, p.closeAll
 	case "h3":
 		c.scheme = "https"
@@ -354,22 +355,34 @@ func (c *Cluster) waitSlot(ctx context.Context) error {
 		return nil
 	default:
 	}
-	if c.pending.Add(1) > c.maxPending {
-		c.pending.Add(-1)
-		c.m.pendingOverflow.Inc()
-		return c.fail(Overflow, "", fmt.Errorf("max_pending_requests %d reached: %w", c.maxPending, ErrOverflow))
+	if err := c.enterPending(); err != nil {
+		return c.fail(Overflow, "", err)
 	}
-	c.m.rqPending.Add(1)
-	defer func() {
-		c.pending.Add(-1)
-		c.m.rqPending.Add(-1)
-	}()
+	defer c.leavePending()
 	select {
 	case c.slots <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return c.fail(classify(ctx.Err()), "", fmt.Errorf("waiting for a connection: %w", ctx.Err()))
 	}
+}
+
+// enterPending counts a request that waits for a connection (Envoy's
+// pending request): an http1 request when every connection is busy, an h2
+// request while the connection it will use is being set up.
+func (c *Cluster) enterPending() error {
+	if c.pending.Add(1) > c.maxPending {
+		c.pending.Add(-1)
+		c.m.pendingOverflow.Inc()
+		return fmt.Errorf("max_pending_requests %d reached: %w", c.maxPending, ErrOverflow)
+	}
+	c.m.rqPending.Add(1)
+	return nil
+}
+
+func (c *Cluster) leavePending() {
+	c.pending.Add(-1)
+	c.m.rqPending.Add(-1)
 }
 
 func (c *Cluster) releaseRequest(ep *endpoint) {

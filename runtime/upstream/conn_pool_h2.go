@@ -27,6 +27,10 @@ type h2Pool struct {
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxStreams int32 // max_requests_per_connection; 0 = unlimited
 
+	// Optional: account requests that wait for a connection to be set up.
+	enterPending func() error
+	leavePending func()
+
 	mu      sync.Mutex
 	conns   map[string][]*h2Conn
 	dialing map[string]*h2Dial
@@ -77,6 +81,12 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 // get returns a connection to addr with a stream reserved for the caller;
 // last reports that the stream is the connection's final one.
 func (p *h2Pool) get(ctx context.Context, addr string) (*h2Conn, bool, error) {
+	pending := false
+	defer func() {
+		if pending {
+			p.leavePending()
+		}
+	}()
 	for {
 		p.mu.Lock()
 		if c, last := p.reserveLocked(addr); c != nil {
@@ -93,6 +103,12 @@ func (p *h2Pool) get(ctx context.Context, addr string) (*h2Conn, bool, error) {
 			go p.dialAndAdd(context.WithoutCancel(ctx), addr, d)
 		} else {
 			p.mu.Unlock()
+		}
+		if !pending && p.enterPending != nil {
+			if err := p.enterPending(); err != nil {
+				return nil, false, err
+			}
+			pending = true
 		}
 		select {
 		case <-d.done:
