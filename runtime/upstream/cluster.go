@@ -286,11 +286,13 @@ func UpstreamAddress(resp *http.Response) string {
 // circuit-breaker slot. Errors are *Error; see Classify.
 //
 // req.Context bounds the whole try, including waiting as a pending request:
-// the proxy applies its per-try and route timeouts there.
+// the proxy applies its per-try and route timeouts there. Like an
+// http.RoundTripper, RoundTrip closes req.Body, on error too.
 func (c *Cluster) RoundTrip(req *http.Request, pick Pick) (*http.Response, error) {
 	if c.active.Add(1) > c.maxRequests {
 		c.active.Add(-1)
 		c.m.rqOverflow.Inc()
+		closeBody(req)
 		return nil, c.fail(Overflow, "", fmt.Errorf("max_requests %d reached: %w", c.maxRequests, ErrOverflow))
 	}
 	c.m.rqActive.Add(1)
@@ -298,12 +300,14 @@ func (c *Cluster) RoundTrip(req *http.Request, pick Pick) (*http.Response, error
 		if err := c.waitSlot(req.Context()); err != nil {
 			c.active.Add(-1)
 			c.m.rqActive.Add(-1)
+			closeBody(req)
 			return nil, err
 		}
 	}
 	ep := c.pickEndpoint(pick)
 	if ep == nil {
 		c.releaseRequest(nil)
+		closeBody(req)
 		return nil, c.fail(NoHealthyUpstream, "", ErrNoHealthyUpstream)
 	}
 	ep.active.Add(1)

@@ -18,8 +18,8 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/config"
 )
 
-// connPool is a cluster's connections for one protocol: a tuned
-// http.Transport for http1, x/net's http2.Transport for h2 and h2c, quic-go's
+// connPool is a cluster's connections for one protocol: h1Pool for http1,
+// h2Pool (over x/net's http2.ClientConn) for h2 and h2c, quic-go's
 // http3.Transport for h3. Every connection is made through connLimiter, so
 // cx_active and max_connections count real sockets cluster-wide.
 type connPool interface {
@@ -28,9 +28,10 @@ type connPool interface {
 }
 
 // connLimiter counts a cluster's open connections and enforces
-// max_connections. A dial at the limit waits up to the connect timeout for
-// a connection to close: for http1 the request that asked for it is
-// usually handed a connection going back to the idle pool meanwhile.
+// max_connections. A dial at the limit first closes idle connections (to
+// other endpoints: the pool would have reused one to this endpoint), then
+// waits up to the connect timeout for a connection to close before it
+// overflows.
 type connLimiter struct {
 	max       int64
 	timeout   time.Duration

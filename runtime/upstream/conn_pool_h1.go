@@ -198,6 +198,7 @@ func (p *h1Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	for {
 		c, reused, err := p.get(req.Context(), req.URL.Host)
 		if err != nil {
+			closeBody(req)
 			return nil, err
 		}
 		resp, err := p.roundTrip(c, req)
@@ -209,6 +210,14 @@ func (p *h1Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			continue
 		}
 		return nil, err
+	}
+}
+
+// closeBody closes a request body the pool will not send, as a
+// RoundTripper must.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
 	}
 }
 
@@ -254,6 +263,9 @@ func (p *h1Pool) roundTrip(c *h1Conn, req *http.Request) (*http.Response, error)
 	closeAfter := req.Close || p.maxReqs > 0 && c.reqs >= p.maxReqs
 	bodyLen := outgoingLength(req)
 	if err := writeHead(c.bw, req, bodyLen, closeAfter); err != nil {
+		if bodyLen != 0 {
+			req.Body.Close()
+		}
 		return fail(err)
 	}
 	var bodyDone chan error
@@ -262,6 +274,7 @@ func (p *h1Pool) roundTrip(c *h1Conn, req *http.Request) (*http.Response, error)
 			// A streamed body may only start once the client sees
 			// response headers; send ours without waiting for it.
 			if err := c.bw.Flush(); err != nil {
+				req.Body.Close()
 				return fail(&noResponseError{err: err})
 			}
 		}

@@ -60,6 +60,7 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	for try := 0; ; try++ {
 		c, last, err := p.get(req.Context(), addr)
 		if err != nil {
+			closeBody(req)
 			return nil, err
 		}
 		resp, err := c.cc.RoundTrip(req)
