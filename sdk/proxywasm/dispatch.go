@@ -20,7 +20,7 @@ func (s *vmState) onContextCreate(contextID, parentID uint32) {
 		if ctx == nil {
 			ctx = &unknownRoot{known: "(the VM context made none)"}
 		}
-		s.roots[contextID] = &rootState{ctx: ctx, callouts: make(map[uint32]callout)}
+		s.roots[contextID] = &rootState{ctx: ctx, callouts: make(map[uint32]callout), grpc: make(map[uint32]grpcCall)}
 		return
 	}
 	root, ok := s.roots[parentID]
@@ -99,19 +99,24 @@ func (s *vmState) onHTTPCallResponse(rootID, calloutID, numHeaders, bodySize, nu
 		return
 	}
 	delete(root.callouts, calloutID)
-	// The callback usually resumes the stream that made the call, so act
-	// on its behalf; if that stream is gone, stay on the root context.
-	s.active = rootID
-	if c.caller != rootID {
-		if _, live := s.httpStreams[c.caller]; live {
-			s.active = c.caller
-			abi.ProxySetEffectiveContext(c.caller)
-		} else if _, live := s.tcpStreams[c.caller]; live {
-			s.active = c.caller
-			abi.ProxySetEffectiveContext(c.caller)
-		}
-	}
+	s.actAs(rootID, c.caller)
 	c.cb(int(numHeaders), int(bodySize), int(numTrailers))
+}
+
+// actAs makes the stream that started a call the active (and the host's
+// effective) context, since a reply usually resumes that stream; if the
+// stream is gone, the root context stays in charge.
+func (s *vmState) actAs(rootID, caller uint32) {
+	s.active = rootID
+	if caller == rootID {
+		return
+	}
+	_, isHTTP := s.httpStreams[caller]
+	_, isTCP := s.tcpStreams[caller]
+	if isHTTP || isTCP {
+		s.active = caller
+		abi.ProxySetEffectiveContext(caller)
+	}
 }
 
 func (s *vmState) http(contextID uint32) types.HttpContext {

@@ -1,6 +1,7 @@
 package proxywasm
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sluice-proxy/sluice/sdk/proxywasm/types"
@@ -185,4 +186,39 @@ func TestAllocateHoldsUntilRelease(t *testing.T) {
 	if len(held) != 0 {
 		t.Errorf("held = %d after a hostcall returned, want 0", len(held))
 	}
+}
+
+func TestGrpcEventsReachCallbacksUntilClose(t *testing.T) {
+	s := withState(t)
+	SetPluginContext(func(uint32) types.PluginContext { return &testPlugin{} })
+	s.onContextCreate(1, 0)
+	s.onContextCreate(2, 1)
+	var events []string
+	s.roots[1].grpc[5] = grpcCall{caller: 2, cb: GrpcCallbacks{
+		OnInitialMetadata:  func(n int) { events = append(events, "md") },
+		OnMessage:          func(n int) { events = append(events, "msg") },
+		OnTrailingMetadata: func(n int) { events = append(events, "trailers") },
+		OnClose: func(st uint32) {
+			events = append(events, "close")
+			if st != 14 || s.active != 2 {
+				t.Errorf("close status %d as context %d, want 14 as 2", st, s.active)
+			}
+		},
+	}}
+	s.onGrpcInitialMetadata(1, 5, 1)
+	s.onGrpcReceive(1, 5, 10)
+	s.onGrpcReceive(1, 5, 10)
+	s.onGrpcTrailingMetadata(1, 5, 1)
+	s.onGrpcClose(1, 5, 14)
+	s.onGrpcReceive(1, 5, 10) // after close: ignored
+	if got := strings.Join(events, ","); got != "md,msg,msg,trailers,close" {
+		t.Errorf("events = %s", got)
+	}
+	if len(s.roots[1].grpc) != 0 {
+		t.Error("call not forgotten after close")
+	}
+	// Nil callbacks are allowed.
+	s.roots[1].grpc[6] = grpcCall{caller: 1}
+	s.onGrpcReceive(1, 6, 1)
+	s.onGrpcClose(1, 6, 0)
 }

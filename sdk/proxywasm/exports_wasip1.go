@@ -41,6 +41,22 @@ func proxyOnHTTPCallResponse(rootID, calloutID, numHeaders, bodySize, numTrailer
 	current.onHTTPCallResponse(rootID, calloutID, numHeaders, bodySize, numTrailers)
 }
 
+//go:wasmexport proxy_on_grpc_receive_initial_metadata
+func proxyOnGrpcReceiveInitialMetadata(rootID, token, n uint32) {
+	current.onGrpcInitialMetadata(rootID, token, n)
+}
+
+//go:wasmexport proxy_on_grpc_receive
+func proxyOnGrpcReceive(rootID, token, size uint32) { current.onGrpcReceive(rootID, token, size) }
+
+//go:wasmexport proxy_on_grpc_receive_trailing_metadata
+func proxyOnGrpcReceiveTrailingMetadata(rootID, token, n uint32) {
+	current.onGrpcTrailingMetadata(rootID, token, n)
+}
+
+//go:wasmexport proxy_on_grpc_close
+func proxyOnGrpcClose(rootID, token, status uint32) { current.onGrpcClose(rootID, token, status) }
+
 //go:wasmexport proxy_on_request_headers
 func proxyOnRequestHeaders(id, n, eos uint32) uint32 {
 	return uint32(current.onRequestHeaders(id, n, eos != 0))

@@ -26,6 +26,7 @@ type vmState struct {
 type rootState struct {
 	ctx      types.PluginContext
 	callouts map[uint32]callout
+	grpc     map[uint32]grpcCall
 }
 
 type callout struct {

@@ -7,6 +7,7 @@ import "unsafe"
 // Native stand-ins for the hostcalls: there is no host outside a Wasm VM, so
 // every call reports StatusUnimplemented (proxy_log succeeds silently). They
 // exist so that filters compile, vet and unit-test their pure logic natively.
+// Generated from hostcalls_wasip1.go; keep the two in step.
 
 func ProxyLog(level uint32, msg unsafe.Pointer, msgLen uint32) Status {
 	return StatusOK
@@ -141,5 +142,25 @@ func ProxySetProperty(path unsafe.Pointer, pathSize uint32, value unsafe.Pointer
 }
 
 func ProxyCallForeignFunction(name unsafe.Pointer, nameSize uint32, args unsafe.Pointer, argsSize uint32, result unsafe.Pointer, resultSize *uint32) Status {
+	return StatusUnimplemented
+}
+
+func ProxyGrpcCall(upstream unsafe.Pointer, upstreamSize uint32, service unsafe.Pointer, serviceSize uint32, method unsafe.Pointer, methodSize uint32, metadata unsafe.Pointer, metadataSize uint32, message unsafe.Pointer, messageSize uint32, timeoutMs uint32, token *uint32) Status {
+	return StatusUnimplemented
+}
+
+func ProxyGrpcStream(upstream unsafe.Pointer, upstreamSize uint32, service unsafe.Pointer, serviceSize uint32, method unsafe.Pointer, methodSize uint32, metadata unsafe.Pointer, metadataSize uint32, token *uint32) Status {
+	return StatusUnimplemented
+}
+
+func ProxyGrpcSend(token uint32, message unsafe.Pointer, messageSize uint32, endStream uint32) Status {
+	return StatusUnimplemented
+}
+
+func ProxyGrpcCancel(token uint32) Status {
+	return StatusUnimplemented
+}
+
+func ProxyGrpcClose(token uint32) Status {
 	return StatusUnimplemented
 }

@@ -110,3 +110,18 @@ func ProxySetProperty(path unsafe.Pointer, pathSize uint32, value unsafe.Pointer
 
 //go:wasmimport env proxy_call_foreign_function
 func ProxyCallForeignFunction(name unsafe.Pointer, nameSize uint32, args unsafe.Pointer, argsSize uint32, result unsafe.Pointer, resultSize *uint32) Status
+
+//go:wasmimport env proxy_grpc_call
+func ProxyGrpcCall(upstream unsafe.Pointer, upstreamSize uint32, service unsafe.Pointer, serviceSize uint32, method unsafe.Pointer, methodSize uint32, metadata unsafe.Pointer, metadataSize uint32, message unsafe.Pointer, messageSize uint32, timeoutMs uint32, token *uint32) Status
+
+//go:wasmimport env proxy_grpc_stream
+func ProxyGrpcStream(upstream unsafe.Pointer, upstreamSize uint32, service unsafe.Pointer, serviceSize uint32, method unsafe.Pointer, methodSize uint32, metadata unsafe.Pointer, metadataSize uint32, token *uint32) Status
+
+//go:wasmimport env proxy_grpc_send
+func ProxyGrpcSend(token uint32, message unsafe.Pointer, messageSize uint32, endStream uint32) Status
+
+//go:wasmimport env proxy_grpc_cancel
+func ProxyGrpcCancel(token uint32) Status
+
+//go:wasmimport env proxy_grpc_close
+func ProxyGrpcClose(token uint32) Status
