@@ -1,6 +1,8 @@
 package plugins
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -240,6 +242,69 @@ func TestJWTInModule(t *testing.T) {
 	}
 	if v, _ := getHeader(g.h.local.headers, "www-authenticate"); v != `Bearer realm="sluice"` {
 		t.Errorf("WWW-Authenticate = %q", v)
+	}
+	s.end()
+}
+
+func TestIPRestrictionTCPInModule(t *testing.T) {
+	g := newGuest(t)
+	root := mustStart(t, g, "ip-restriction", `{"deny":["192.0.2.0/24"]}`)
+	for _, tc := range []struct {
+		addr   string
+		action uint64
+		closed bool
+	}{
+		{"198.51.100.7:4000", 0, false},
+		{"192.0.2.9:4000", 1, true},
+	} {
+		g.h.props["source\x00address"] = []byte(tc.addr)
+		g.h.closed = nil
+		id := g.next
+		g.next++
+		g.call("proxy_on_context_create", uint64(id), uint64(root))
+		if a := g.call("proxy_on_new_connection", uint64(id)); a != tc.action {
+			t.Errorf("%s: action %d, want %d", tc.addr, a, tc.action)
+		}
+		if got := len(g.h.closed) == 1 && g.h.closed[0] == 2; got != tc.closed {
+			t.Errorf("%s: closed downstream = %v (%v), want %v", tc.addr, got, g.h.closed, tc.closed)
+		}
+		g.call("proxy_on_delete", uint64(id))
+	}
+}
+
+func TestJWTWithFetchedJWKSInModule(t *testing.T) {
+	g := newGuest(t)
+	root := mustStart(t, g, "jwt", `{"jwks_uri":"https://id.example.com/jwks.json","jwks_cluster":"idp"}`)
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	b64 := base64.RawURLEncoding.EncodeToString
+	input := b64([]byte(`{"alg":"HS256","kid":"k1"}`)) + "." + b64([]byte(`{"sub":"alice"}`))
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(input))
+	token := input + "." + b64(m.Sum(nil))
+
+	s := g.newStream(root)
+	if a := s.requestHeaders([][2]string{{":method", "GET"}, {":path", "/"}, {"authorization", "Bearer " + token}}, true); a != 1 {
+		t.Fatalf("action %d, want a pause for the JWKS", a)
+	}
+	// The IdP answers; the waiting request is checked and resumed.
+	g.h.maps[6] = [][2]string{{":status", "200"}}
+	g.h.bodies[4] = []byte(`{"keys":[{"kty":"oct","kid":"k1","k":"` + b64(secret) + `"}]}`)
+	g.h.resumed = nil
+	g.call("proxy_on_http_call_response", uint64(root), 1, 1, uint64(len(g.h.bodies[4])), 0)
+	if g.h.local != nil {
+		t.Fatalf("valid token refused after the JWKS arrived: %+v (logs %q)", g.h.local, g.h.logs)
+	}
+	if len(g.h.resumed) != 1 || g.h.resumed[0] != 0 || g.h.effCtx != s.id {
+		t.Errorf("resumed %v as context %d, want the request of stream %d", g.h.resumed, g.h.effCtx, s.id)
+	}
+	if v, _ := getHeader(g.h.maps[0], "x-consumer-username"); v != "alice" {
+		t.Errorf("consumer = %q, want alice", v)
+	}
+	s.end()
+	// Later requests are checked at once.
+	s = g.newStream(root)
+	if a := s.requestHeaders([][2]string{{":method", "GET"}, {":path", "/"}, {"authorization", "Bearer " + token + "x"}}, true); a != 1 || g.h.local == nil || g.h.local.status != 401 {
+		t.Errorf("bad signature: action %d reply %+v, want 401", a, g.h.local)
 	}
 	s.end()
 }

@@ -46,6 +46,7 @@ type fakeHost struct {
 	nowNanos int64
 	tickMs   uint32
 	resumed  []uint32 // stream types continued
+	closed   []uint32 // stream types closed
 	calls    []fakeCall
 	effCtx   uint32
 }
@@ -261,6 +262,10 @@ func instantiateEnv(ctx context.Context, r wazero.Runtime, cm wazero.CompiledMod
 		},
 		"proxy_continue_stream": func(_ context.Context, h *fakeHost, _ api.Module, p []uint64) uint32 {
 			h.resumed = append(h.resumed, uint32(p[0]))
+			return 0
+		},
+		"proxy_close_stream": func(_ context.Context, h *fakeHost, _ api.Module, p []uint64) uint32 {
+			h.closed = append(h.closed, uint32(p[0]))
 			return 0
 		},
 		"proxy_set_effective_context": func(_ context.Context, h *fakeHost, _ api.Module, p []uint64) uint32 {

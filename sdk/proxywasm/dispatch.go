@@ -23,19 +23,14 @@ func (s *vmState) onContextCreate(contextID, parentID uint32) {
 		s.roots[contextID] = &rootState{ctx: ctx, callouts: make(map[uint32]callout), grpc: make(map[uint32]grpcCall)}
 		return
 	}
-	root, ok := s.roots[parentID]
-	if !ok {
+	if _, ok := s.roots[parentID]; !ok {
 		LogCriticalf("context %d created under unknown plugin context %d", contextID, parentID)
 		return
 	}
+	// proxy_on_context_create does not say whether the stream is HTTP or
+	// TCP, so the stream context is made by the first callback that does
+	// (see http and tcp): a plugin may then serve both kinds.
 	s.streamRoot[contextID] = parentID
-	if h := root.ctx.NewHttpContext(contextID); h != nil {
-		s.httpStreams[contextID] = h
-		return
-	}
-	if t := root.ctx.NewTcpContext(contextID); t != nil {
-		s.tcpStreams[contextID] = t
-	}
 }
 
 func (s *vmState) onConfigure(rootID, size uint32) bool {
@@ -111,9 +106,7 @@ func (s *vmState) actAs(rootID, caller uint32) {
 	if caller == rootID {
 		return
 	}
-	_, isHTTP := s.httpStreams[caller]
-	_, isTCP := s.tcpStreams[caller]
-	if isHTTP || isTCP {
+	if _, live := s.streamRoot[caller]; live {
 		s.active = caller
 		abi.ProxySetEffectiveContext(caller)
 	}
@@ -121,12 +114,47 @@ func (s *vmState) actAs(rootID, caller uint32) {
 
 func (s *vmState) http(contextID uint32) types.HttpContext {
 	s.active = contextID
-	return s.httpStreams[contextID]
+	if h, ok := s.httpStreams[contextID]; ok {
+		return h
+	}
+	root, ok := s.pendingRoot(contextID)
+	if !ok {
+		return nil
+	}
+	h := root.ctx.NewHttpContext(contextID)
+	if h != nil {
+		s.httpStreams[contextID] = h
+	}
+	return h
 }
 
 func (s *vmState) tcp(contextID uint32) types.TcpContext {
 	s.active = contextID
-	return s.tcpStreams[contextID]
+	if t, ok := s.tcpStreams[contextID]; ok {
+		return t
+	}
+	root, ok := s.pendingRoot(contextID)
+	if !ok {
+		return nil
+	}
+	t := root.ctx.NewTcpContext(contextID)
+	if t != nil {
+		s.tcpStreams[contextID] = t
+	}
+	return t
+}
+
+// pendingRoot is the plugin context of a stream whose context has not been
+// made yet.
+func (s *vmState) pendingRoot(contextID uint32) (*rootState, bool) {
+	if _, isHTTP := s.httpStreams[contextID]; isHTTP {
+		return nil, false
+	}
+	if _, isTCP := s.tcpStreams[contextID]; isTCP {
+		return nil, false
+	}
+	r, ok := s.roots[s.streamRoot[contextID]]
+	return r, ok
 }
 
 func (s *vmState) onRequestHeaders(id, n uint32, eos bool) types.Action {

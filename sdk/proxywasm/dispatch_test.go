@@ -222,3 +222,48 @@ func TestGrpcEventsReachCallbacksUntilClose(t *testing.T) {
 	s.onGrpcReceive(1, 6, 1)
 	s.onGrpcClose(1, 6, 0)
 }
+
+type bothPlugin struct {
+	types.DefaultPluginContext
+	made []string
+}
+
+func (p *bothPlugin) NewHttpContext(uint32) types.HttpContext {
+	p.made = append(p.made, "http")
+	return &types.DefaultHttpContext{}
+}
+
+func (p *bothPlugin) NewTcpContext(uint32) types.TcpContext {
+	p.made = append(p.made, "tcp")
+	return &types.DefaultTcpContext{}
+}
+
+// A plugin serving both HTTP and TCP gets the kind of context its first
+// stream callback asks for.
+func TestStreamKindChosenByFirstCallback(t *testing.T) {
+	s := withState(t)
+	p := &bothPlugin{}
+	SetPluginContext(func(uint32) types.PluginContext { return p })
+	s.onContextCreate(1, 0)
+	s.onContextCreate(2, 1)
+	s.onContextCreate(3, 1)
+	s.onNewConnection(2)
+	s.onDownstreamData(2, 10, false)
+	s.onRequestHeaders(3, 4, true)
+	s.onResponseHeaders(3, 4, true)
+	if got := strings.Join(p.made, ","); got != "tcp,http" {
+		t.Errorf("contexts made = %s, want tcp,http", got)
+	}
+	if _, ok := s.tcpStreams[2]; !ok {
+		t.Error("stream 2 is not TCP")
+	}
+	if _, ok := s.httpStreams[3]; !ok {
+		t.Error("stream 3 is not HTTP")
+	}
+	// Once made, a stream keeps its kind: an HTTP callback on a TCP stream
+	// makes nothing.
+	s.onRequestHeaders(2, 1, true)
+	if len(p.made) != 2 {
+		t.Errorf("contexts made = %v after a stray callback", p.made)
+	}
+}
