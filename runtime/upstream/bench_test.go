@@ -1,9 +1,12 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
@@ -75,4 +78,100 @@ func startBenchServer(b *testing.B, withH2C bool) string {
 	})
 	bk := startHTTP(b, "bench", h, withH2C)
 	return bk.addr
+}
+
+// startCannedServer answers every request with a fixed response, reading
+// just up to the blank line: a server that costs almost nothing, so the
+// client side dominates the profile.
+func startCannedServer(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 11\r\nContent-Type: text/plain\r\n\r\nhello world")
+	var wg sync.WaitGroup
+	b.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				buf := make([]byte, 4096)
+				have := 0
+				for {
+					n, err := c.Read(buf[have:])
+					if err != nil {
+						return
+					}
+					have += n
+					for {
+						i := bytes.Index(buf[:have], []byte("\r\n\r\n"))
+						if i < 0 {
+							break
+						}
+						if _, err := c.Write(resp); err != nil {
+							return
+						}
+						copy(buf, buf[i+4:have])
+						have -= i + 4
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// BenchmarkClientHTTP1 compares the cluster's HTTP/1.1 path with a bare
+// net/http Transport against the same trivial server.
+func BenchmarkClientHTTP1(b *testing.B) {
+	addr := startCannedServer(b)
+	run := func(b *testing.B, rt func(*http.Request) (*http.Response, error)) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]byte, 512)
+			for pb.Next() {
+				ctx, cancel := context.WithCancel(context.Background())
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+				req.Header.Set("User-Agent", "bench")
+				resp, err := rt(req)
+				if err != nil {
+					b.Error(err)
+					cancel()
+					return
+				}
+				for {
+					if _, err := resp.Body.Read(buf); err != nil {
+						break
+					}
+				}
+				resp.Body.Close()
+				cancel()
+			}
+		})
+	}
+	b.Run("cluster", func(b *testing.B) {
+		m, err := NewManager([]config.Cluster{{Name: "c", Endpoints: []string{addr}}}, stats.NewRegistry(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close()
+		c := m.Cluster("c")
+		run(b, func(r *http.Request) (*http.Response, error) { return c.RoundTrip(r, Pick{}) })
+	})
+	b.Run("net_http", func(b *testing.B) {
+		tr := &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}
+		defer tr.CloseIdleConnections()
+		run(b, tr.RoundTrip)
+	})
 }
