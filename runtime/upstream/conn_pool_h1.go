@@ -334,12 +334,6 @@ func writeHead(w *bufio.Writer, req *http.Request, bodyLen int64, closeAfter boo
 		return fmt.Errorf("invalid method %q", method)
 	}
 	uri := req.URL.RequestURI()
-	if req.URL.Opaque == "" && strings.HasPrefix(uri, "//") {
-		uri = req.URL.EscapedPath()
-		if req.URL.RawQuery != "" {
-			uri += "?" + req.URL.RawQuery
-		}
-	}
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host

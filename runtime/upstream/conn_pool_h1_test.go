@@ -423,3 +423,37 @@ func TestH1CloseDuringRead(t *testing.T) {
 		t.Error("request still active after Close")
 	}
 }
+
+func TestH1RequestLine(t *testing.T) {
+	var got atomic.Value
+	s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
+		got.Store(r.Method + " " + r.RequestURI + " " + r.Host)
+		io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+		return true
+	})
+	c := h1Cluster(t, s.addr, config.Limits{})
+	tests := []struct {
+		method, url, want string
+	}{
+		{"GET", "http://h/", "GET / h"},
+		{"GET", "http://h", "GET / h"},
+		{"GET", "http://h/a%2Fb?x=1&y=%20", "GET /a%2Fb?x=1&y=%20 h"},
+		{"DELETE", "http://h//double/slash", "DELETE //double/slash h"},
+		{"OPTIONS", "http://h/sp%20ace", "OPTIONS /sp%20ace h"},
+		{"PURGE", "http://h:8080/x", "PURGE /x h:8080"},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest(tt.method, tt.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.RoundTrip(req, Pick{})
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.method, tt.url, err)
+		}
+		resp.Body.Close()
+		if g := got.Load(); g != tt.want {
+			t.Errorf("%s %s: upstream saw %q, want %q", tt.method, tt.url, g, tt.want)
+		}
+	}
+}
