@@ -1,0 +1,74 @@
+package upstream
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+)
+
+// TestH2OpensConnectionsPastStreamLimit: a peer that allows one stream at
+// a time gets one connection per concurrent request; a peer that allows
+// many gets one connection for all.
+func TestH2OpensConnectionsPastStreamLimit(t *testing.T) {
+	tests := []struct {
+		maxStreams uint32
+		concurrent int
+		wantConns  int
+	}{
+		{1, 3, 3},
+		{100, 3, 1},
+	}
+	for _, tt := range tests {
+		g := newGate()
+		var mu sync.Mutex
+		conns := map[string]bool{}
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			conns[r.RemoteAddr] = true
+			mu.Unlock()
+			if r.URL.Path == "/warm" {
+				return
+			}
+			g.ServeHTTP(w, r)
+		})
+		srv := httptest.NewServer(h2c.NewHandler(h, &http2.Server{MaxConcurrentStreams: tt.maxStreams}))
+		m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{srv.Listener.Addr().String()}})
+		c := m.Cluster("c")
+		// One request first, so the peer's SETTINGS are known.
+		req, _ := http.NewRequest("GET", "http://x/warm", nil)
+		resp, err := c.RoundTrip(req, Pick{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var results []<-chan error
+		for i := 0; i < tt.concurrent; i++ {
+			results = append(results, startTry(c, ctx))
+			<-g.arrived
+		}
+		close(g.release)
+		for _, r := range results {
+			if err := <-r; err != nil {
+				t.Error(err)
+			}
+		}
+		cancel()
+		mu.Lock()
+		got := len(conns)
+		mu.Unlock()
+		if got != tt.wantConns {
+			t.Errorf("MAX_CONCURRENT_STREAMS %d, %d concurrent requests: %d connections, want %d", tt.maxStreams, tt.concurrent, got, tt.wantConns)
+		}
+		m.Close()
+		srv.Close()
+	}
+}
