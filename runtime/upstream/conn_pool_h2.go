@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -43,6 +44,7 @@ type h2Conn struct {
 
 type h2Dial struct {
 	done chan struct{}
+	cc   *http2.ClientConn // set with err nil
 	err  error
 }
 
@@ -82,7 +84,7 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 // get returns a connection to addr with a stream reserved for the caller;
 // last reports that the stream is the connection's final one.
 func (p *h2Pool) get(ctx context.Context, addr string) (*h2Conn, bool, error) {
-	pending := false
+	pending, dead := false, 0
 	defer func() {
 		if pending {
 			p.leavePending()
@@ -115,6 +117,13 @@ func (p *h2Pool) get(ctx context.Context, addr string) (*h2Conn, bool, error) {
 		case <-d.done:
 			if d.err != nil {
 				return nil, false, d.err
+			}
+			if d.cc.State().Closed {
+				// A peer that accepts and hangs up at once would keep us
+				// dialing forever.
+				if dead++; dead >= 3 {
+					return nil, false, fmt.Errorf("http2: %s closed %d new connections in a row: %w", addr, dead, io.ErrUnexpectedEOF)
+				}
 			}
 		case <-ctx.Done():
 			return nil, false, ctx.Err()
@@ -169,7 +178,7 @@ func (p *h2Pool) dialAndAdd(ctx context.Context, addr string, d *h2Dial) {
 		p.conns[addr] = append(p.conns[addr], &h2Conn{cc: cc})
 	}
 	delete(p.dialing, addr)
-	d.err = err
+	d.cc, d.err = cc, err
 	p.mu.Unlock()
 	close(d.done)
 }

@@ -2,9 +2,11 @@ package upstream
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,5 +72,44 @@ func TestH2OpensConnectionsPastStreamLimit(t *testing.T) {
 		}
 		m.Close()
 		srv.Close()
+	}
+}
+
+// TestH2PeerHangsUpAtOnce: a peer that accepts and closes every
+// connection fails the request as a reset instead of being redialed
+// forever.
+func TestH2PeerHangsUpAtOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+	})
+	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{l.Addr().String()}})
+	// The deadline only bounds a broken pool; a working one fails fast.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://x/", nil)
+	_, err = m.Cluster("c").RoundTrip(req, Pick{})
+	if Classify(err) != Reset {
+		t.Errorf("err %v classified %v, want reset", err, Classify(err))
+	}
+	if n := accepted.Load(); n > 10 {
+		t.Errorf("%d connections dialed", n)
 	}
 }
