@@ -60,6 +60,9 @@ var (
 	// ErrUnavailable: the plugin has no working instance for a new stream
 	// (every one broke and replacement is backing off, or it is closed).
 	ErrUnavailable = errors.New("no plugin instance available")
+	// ErrClosed (with ErrUnavailable): the plugin generation was closed
+	// after the caller picked it; a newer generation may serve the stream.
+	ErrClosed = errors.New("plugin generation closed")
 )
 
 // HeaderMap is one header map of a stream, pseudo-headers (":method",

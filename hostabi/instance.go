@@ -37,13 +37,12 @@ type instance struct {
 	fns    [numCallbacks]api.Function
 	// headerArgs is 2 for ABI 0.1.0 header callbacks (no end_of_stream).
 	headerArgs int
-	// ctx carries the instance to host functions. It has no Done channel
-	// on purpose: wazero would start a goroutine per call to watch it.
+	// ctx carries the instance to host functions; calls add their
+	// deadline to it, which wazero enforces (WithCloseOnContextDone) by
+	// closing the module at its next termination check. A deadline cannot
+	// be enforced from our own timer: closing a module from another
+	// goroutine frees its memory under the running call.
 	ctx context.Context
-	// watchdog closes the module when a call overruns its deadline; with
-	// WithCloseOnContextDone compiled in, the guest stops at its next check.
-	watchdog *time.Timer
-	timedOut atomic.Bool
 
 	load     atomic.Int32 // streams pinned here
 	lastUsed atomic.Int64
@@ -106,11 +105,6 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("instantiating: %w", err)
 	}
 	in.mod, in.mem = mod, mod.Memory()
-	in.watchdog = time.AfterFunc(time.Hour, func() {
-		in.timedOut.Store(true)
-		_ = mod.CloseWithExitCode(context.Background(), sys.ExitCodeDeadlineExceeded)
-	})
-	in.watchdog.Stop()
 	if in.mem == nil {
 		in.close(errors.New("no memory"))
 		return nil, errors.New("module exports no memory")
@@ -195,17 +189,17 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 		return 0, nil
 	}
 	copy(in.stack[:], args)
-	// A trusted module has no termination checks compiled in: closing it
-	// under a running call would pull its memory away, so no watchdog.
-	watched := !in.p.cfg.Trusted
-	if watched {
-		in.watchdog.Reset(timeout)
-	}
-	err := f.CallWithStack(in.ctx, in.stack[:])
-	if watched && !in.watchdog.Stop() && err == nil {
-		// The deadline passed just as the call returned: the watchdog is
-		// closing the module anyway.
-		err = errors.New("call overran its deadline")
+	var err error
+	var timedOut bool
+	if in.p.cfg.Trusted {
+		// No termination checks are compiled in: a deadline would do
+		// nothing but cost wazero's watcher goroutine.
+		err = f.CallWithStack(in.ctx, in.stack[:])
+	} else {
+		ctx, cancel := context.WithTimeout(in.ctx, timeout)
+		err = f.CallWithStack(ctx, in.stack[:])
+		timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
+		cancel()
 	}
 	in.p.calls.Add(1)
 	if err == nil && in.broken != nil {
@@ -214,7 +208,7 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 		err = in.broken
 	}
 	if err != nil {
-		in.fail(cb, err)
+		in.fail(cb, err, timedOut)
 		return 0, in.broken
 	}
 	return in.stack[0], nil
@@ -237,7 +231,7 @@ func (e *FailureError) Unwrap() error { return e.Err }
 
 // fail breaks the instance: it is logged with the Wasm stack trace wazero
 // puts in the error, counted, taken out of the pool and closed.
-func (in *instance) fail(cb callback, err error) {
+func (in *instance) fail(cb callback, err error, timedOut bool) {
 	if in.broken != nil {
 		if _, ok := in.broken.(*FailureError); ok {
 			in.closeLocked(in.broken)
@@ -249,7 +243,7 @@ func (in *instance) fail(cb callback, err error) {
 	switch {
 	case in.memory.refused.Load():
 		cause = "memory_limit"
-	case in.timedOut.Load():
+	case timedOut:
 		cause = "timeout"
 	case errors.As(err, &exit):
 		cause = "exit"
@@ -284,9 +278,6 @@ func (in *instance) closeLocked(reason error) {
 	if in.tickStop != nil {
 		close(in.tickStop)
 		in.tickStop = nil
-	}
-	if in.watchdog != nil {
-		in.watchdog.Stop()
 	}
 	if in.mod != nil {
 		in.p.e.queues.unsubscribe(in)

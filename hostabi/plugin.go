@@ -94,11 +94,15 @@ type Plugin struct {
 	failures atomic.Uint64
 	nextInst atomic.Uint64
 
-	mu        sync.Mutex
-	drained   *sync.Cond
-	insts     []*instance
-	streams   int
-	closing   bool
+	mu      sync.Mutex
+	drained *sync.Cond
+	insts   []*instance
+	streams int
+	// closing: Close is draining; streams are still served, since a stream
+	// may have picked this generation just before the proxy swapped it out.
+	closing bool
+	// closed: the instances are gone.
+	closed    bool
 	growing   bool
 	fails     int
 	nextTry   time.Time
@@ -189,6 +193,7 @@ func (p *Plugin) Close(ctx context.Context) error {
 	stop()
 	insts := p.insts
 	p.insts = nil
+	p.closed = true
 	left := p.streams
 	p.mu.Unlock()
 	p.janitorWG.Wait()
@@ -210,9 +215,9 @@ var errPluginClosed = errors.New("plugin closed")
 // instance is busy.
 func (p *Plugin) pick(ctx context.Context) (*instance, error) {
 	p.mu.Lock()
-	if p.closing {
+	if p.closed {
 		p.mu.Unlock()
-		return nil, fmt.Errorf("plugin %q: %w", p.cfg.Name, ErrUnavailable)
+		return nil, fmt.Errorf("plugin %q: %w: %w", p.cfg.Name, ErrClosed, ErrUnavailable)
 	}
 	var best *instance
 	for _, in := range p.insts {
@@ -221,7 +226,7 @@ func (p *Plugin) pick(ctx context.Context) (*instance, error) {
 		}
 	}
 	if best == nil {
-		if time.Now().Before(p.nextTry) {
+		if p.closing || time.Now().Before(p.nextTry) {
 			p.mu.Unlock()
 			return nil, fmt.Errorf("plugin %q: replacement instance backing off: %w", p.cfg.Name, ErrUnavailable)
 		}
@@ -232,7 +237,7 @@ func (p *Plugin) pick(ctx context.Context) (*instance, error) {
 		}
 		p.mu.Lock()
 		best = in
-	} else if best.load.Load() > 0 && len(p.insts) < p.cfg.Instances && !p.growing && !time.Now().Before(p.nextTry) {
+	} else if best.load.Load() > 0 && len(p.insts) < p.cfg.Instances && !p.growing && !p.closing && !time.Now().Before(p.nextTry) {
 		p.growing = true
 		go p.grow()
 	}

@@ -61,7 +61,8 @@ func TestPoolGrowsAndShrinks(t *testing.T) {
 }
 
 // TestCloseDrains: Close waits for in-flight streams (hot reload keeps them
-// on the old generation) and refuses new ones meanwhile.
+// on the old generation), still serves a stream that picked the old
+// generation late, and refuses streams once closed.
 func TestCloseDrains(t *testing.T) {
 	old := load(t, "rawabi", PluginConfig{PluginConfig: []byte("request_headers: hdr_add 0 x-gen old")})
 	s := newTestStream()
@@ -78,10 +79,13 @@ func TestCloseDrains(t *testing.T) {
 		t.Fatalf("Close returned with a stream in flight: %v", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	waitFor(t, "new streams to be refused", func() bool {
-		_, err := old.NewHTTPStream(context.Background(), newTestStream())
-		return errors.Is(err, ErrUnavailable)
-	})
+	late, err := old.NewHTTPStream(context.Background(), newTestStream())
+	if err != nil {
+		t.Fatalf("a late stream on the draining generation was refused: %v", err)
+	}
+	if err := late.OnDone(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := hs.OnRequestHeaders(true); err != nil {
 		t.Fatalf("in-flight stream broke during drain: %v", err)
 	}
@@ -105,6 +109,9 @@ func TestCloseDrains(t *testing.T) {
 	}
 	if st := old.Stats(); st.Instances != 0 {
 		t.Errorf("old generation still has %d instances", st.Instances)
+	}
+	if _, err := old.NewHTTPStream(context.Background(), newTestStream()); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("closed generation served a stream: %v", err)
 	}
 }
 

@@ -26,17 +26,19 @@ func oneRequest(p *Plugin, s *testStream) error {
 // instance serves the next stream.
 func TestHostileGuests(t *testing.T) {
 	tests := []struct {
-		mode   string
-		causes []string
+		mode    string
+		timeout time.Duration
+		causes  []string
 	}{
-		{"loop@2", []string{"timeout"}},
-		{"bomb@2", []string{"memory_limit"}},
-		{"trap@2", []string{"exit", "trap"}},
+		{"loop@2", 300 * time.Millisecond, []string{"timeout"}},
+		// Touching tens of MiB is slow under the race detector.
+		{"bomb@2", 5 * time.Second, []string{"memory_limit"}},
+		{"trap@2", 2 * time.Second, []string{"exit", "trap"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimSuffix(tt.mode, "@2"), func(t *testing.T) {
 			p := load(t, "hostile", PluginConfig{PluginConfig: []byte(tt.mode), Instances: 1,
-				CallTimeout: 300 * time.Millisecond, MemoryLimit: 48 << 20, RestartBackoff: 5 * time.Millisecond})
+				CallTimeout: tt.timeout, MemoryLimit: 32 << 20, RestartBackoff: 5 * time.Millisecond})
 			if err := oneRequest(p, newTestStream()); err != nil {
 				t.Fatalf("first request: %v", err)
 			}
