@@ -363,6 +363,29 @@ func newGuest(t testing.TB) *guest {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return instantiate(t, rm)
+}
+
+// compileOther compiles another module against the fake host, in a runtime
+// of its own that is closed with the test.
+func compileOther(t testing.TB, wasm []byte) *runtimeAndModule {
+	t.Helper()
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { r.Close(ctx) })
+	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	cm, err := r.CompileModule(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := instantiateEnv(ctx, r, cm); err != nil {
+		t.Fatal(err)
+	}
+	return &runtimeAndModule{r: r, cm: cm}
+}
+
+func instantiate(t testing.TB, rm *runtimeAndModule) *guest {
+	t.Helper()
 	h := newFakeHost()
 	ctx := context.WithValue(context.Background(), hostKey{}, h)
 	m, err := rm.r.InstantiateModule(ctx, rm.cm, wazero.NewModuleConfig().
