@@ -41,6 +41,9 @@ func TestKeyAuthInModule(t *testing.T) {
 	if v, _ := getHeader(g.h.maps[0], "x-consumer-username"); v != "alice" {
 		t.Errorf("consumer header = %q, want alice", v)
 	}
+	if v := string(g.h.props["sluice.consumer"]); v != "alice" {
+		t.Errorf("sluice.consumer property = %q, want alice", v)
+	}
 	if v, _ := getHeader(g.h.maps[0], ":path"); v != "/users?x=1" {
 		t.Errorf(":path = %q, want the key hidden", v)
 	}
@@ -192,6 +195,7 @@ func TestRequestTransformerBodyInModule(t *testing.T) {
 func TestResponseRateLimitingInModule(t *testing.T) {
 	g := newGuest(t)
 	root := mustStart(t, g, "response-ratelimiting", `{"limits":{"sms":{"minute":2}}}`)
+	g.h.props["sluice.consumer"] = []byte("alice") // as key-auth or jwt would
 	for i := 0; i < 3; i++ {
 		s := g.newStream(root)
 		s.requestHeaders([][2]string{{":method", "POST"}, {":path", "/users"}, {"x-consumer-username", "alice"}}, true)

@@ -152,6 +152,7 @@ func (s *stream) apply(r Result) bool {
 	}
 	if r.Consumer != "" {
 		common.Must(Name, "setting consumer", proxywasm.ReplaceHttpRequestHeader(HeaderConsumerUsername, r.Consumer))
+		common.SetConsumer(Name, r.Consumer)
 		common.Must(Name, "setting consumer id", proxywasm.ReplaceHttpRequestHeader(HeaderConsumerID, r.Consumer))
 	}
 	for _, h := range r.SetHeaders {

@@ -52,6 +52,7 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 		common.Must(Name, "setting anonymous", proxywasm.ReplaceHttpRequestHeader(HeaderAnonymous, "true"))
 	}
 	common.Must(Name, "setting consumer", proxywasm.ReplaceHttpRequestHeader(HeaderConsumerUsername, r.Consumer))
+	common.SetConsumer(Name, r.Consumer)
 	common.Must(Name, "setting consumer id", proxywasm.ReplaceHttpRequestHeader(HeaderConsumerID, r.Consumer))
 	if r.RemoveHeader != "" {
 		common.Must(Name, "hiding the key header", proxywasm.RemoveHttpRequestHeader(r.RemoveHeader))

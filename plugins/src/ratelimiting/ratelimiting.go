@@ -126,12 +126,13 @@ func Parse(data []byte, plugin string) (*Limiter, error) {
 }
 
 // Identifier picks what requests are counted by, falling back to the
-// client IP as Kong does.
-func (l *Limiter) Identifier(headers [][2]string, clientIP string) string {
+// client IP as Kong does. consumer is the one an auth plugin set (the
+// sluice.consumer property), never a header a client could send.
+func (l *Limiter) Identifier(headers [][2]string, consumer, clientIP string) string {
 	var id string
 	switch l.limitBy {
 	case "consumer", "credential":
-		id, _ = common.Header(headers, "x-consumer-username")
+		id = consumer
 	case "service":
 		id = "service"
 	case "header":

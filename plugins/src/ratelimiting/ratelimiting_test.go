@@ -105,7 +105,7 @@ func TestDecideHideHeadersAndStoreFailure(t *testing.T) {
 }
 
 func TestIdentifier(t *testing.T) {
-	hs := [][2]string{{":path", "/api/x?y=1"}, {"x-consumer-username", "alice"}, {"x-user", "u7"}}
+	hs := [][2]string{{":path", "/api/x?y=1"}, {"x-consumer-username", "mallory"}, {"x-user", "u7"}}
 	tests := []struct {
 		cfg, want string
 	}{
@@ -122,13 +122,13 @@ func TestIdentifier(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := l.Identifier(hs, "10.0.0.9"); got != tc.want {
+		if got := l.Identifier(hs, "alice", "10.0.0.9"); got != tc.want {
 			t.Errorf("%s: identifier = %q, want %q", tc.cfg, got, tc.want)
 		}
 	}
 	l, _ := Parse([]byte(`{"minute":1}`), "rl")
-	if got := l.Identifier(nil, "10.0.0.9"); got != "consumer:10.0.0.9" {
-		t.Errorf("no consumer: identifier = %q, want the IP", got)
+	if got := l.Identifier(hs, "", "10.0.0.9"); got != "consumer:10.0.0.9" {
+		t.Errorf("no consumer: identifier = %q, want the IP (not the client's header)", got)
 	}
 }
 

@@ -41,7 +41,7 @@ type stream struct {
 }
 
 func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
-	s.id = s.p.l.Identifier(common.RequestHeaders(Name), common.ClientIP())
+	s.id = s.p.l.Identifier(common.Consumer(), common.ClientIP())
 	d := s.p.l.OnRequest(common.SharedData{}, s.id, time.Unix(0, common.NowNanos()))
 	if d.StoreError != nil {
 		s.p.storeErrors.Increment(1)

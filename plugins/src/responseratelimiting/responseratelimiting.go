@@ -127,10 +127,11 @@ func Parse(data []byte, plugin string) (*Limiter, error) {
 }
 
 // Identifier is whom the limits count, falling back to the client IP.
-func (l *Limiter) Identifier(headers [][2]string, clientIP string) string {
+// consumer is the one an auth plugin set (the sluice.consumer property).
+func (l *Limiter) Identifier(consumer, clientIP string) string {
 	id := ""
 	if l.limitBy != "ip" {
-		id, _ = common.Header(headers, "x-consumer-username")
+		id = consumer
 	}
 	if id == "" {
 		id = clientIP

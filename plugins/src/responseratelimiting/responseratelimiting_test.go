@@ -17,7 +17,7 @@ func TestSMSLimit(t *testing.T) {
 	}
 	s := common.NewMemStore()
 	now := time.Unix(1_700_000_000, 0)
-	id := l.Identifier([][2]string{{"x-consumer-username", "alice"}}, "10.0.0.1")
+	id := l.Identifier("alice", "10.0.0.1")
 	if id != "alice" {
 		t.Fatalf("identifier = %q", id)
 	}

@@ -156,3 +156,23 @@ func Must(plugin, what string, err error) {
 		proxywasm.LogErrorf("%s: %s: %v", plugin, what, err)
 	}
 }
+
+// ConsumerProperty is the stream property key-auth and jwt set to the
+// authenticated consumer, and the rate limiters read. A property, unlike
+// the X-Consumer-Username header, cannot be sent by a client, so limits by
+// consumer cannot be dodged by inventing one.
+const ConsumerProperty = "sluice.consumer"
+
+// SetConsumer records the authenticated consumer for later filters.
+func SetConsumer(plugin, consumer string) {
+	Must(plugin, "setting "+ConsumerProperty, proxywasm.SetProperty([]string{ConsumerProperty}, []byte(consumer)))
+}
+
+// Consumer is the consumer an earlier auth filter set, or "".
+func Consumer() string {
+	v, err := proxywasm.GetProperty([]string{ConsumerProperty})
+	if err != nil {
+		return ""
+	}
+	return string(v)
+}
