@@ -29,7 +29,7 @@ func (in *instance) buffer(t abi.BufferType) (*[]byte, bool) {
 			return nil, false
 		}
 		return &in.cur.foreignArgs, false
-	case abi.BufferHTTPRequestBody, abi.BufferHTTPResponseBody:
+	case abi.BufferHTTPRequestBody, abi.BufferHTTPResponseBody, abi.BufferDownstreamData, abi.BufferUpstreamData:
 		s := in.stream()
 		if s == nil || !s.hasBody[t] {
 			return nil, false
@@ -86,7 +86,7 @@ func hcGetBufferStatus(_ context.Context, in *instance, a []uint64) abi.Status {
 		return abi.NotFound
 	}
 	var flags uint32
-	if t <= abi.BufferHTTPResponseBody {
+	if t <= abi.BufferUpstreamData {
 		if s := in.stream(); s != nil && s.bodyEOS[t] {
 			flags = 1
 		}

@@ -79,10 +79,14 @@ type HTTPStream struct {
 	id   uint32
 	host StreamHost
 
-	// Guarded by in.mu.
-	body    [2][]byte
-	hasBody [2]bool
-	bodyEOS [2]bool
+	// network: an L4 connection (NewNetworkStream), not an HTTP stream.
+	network bool
+
+	// Guarded by in.mu. Bodies are indexed by BufferType: HTTP request
+	// and response bodies, downstream and upstream data.
+	body    [4][]byte
+	hasBody [4]bool
+	bodyEOS [4]bool
 	active  bool
 	resumed [2]bool
 	replied bool
@@ -92,11 +96,15 @@ type HTTPStream struct {
 // NewHTTPStream creates a stream context on an instance of the plugin.
 // It returns ErrUnavailable (wrapped) when no instance can serve.
 func (p *Plugin) NewHTTPStream(ctx context.Context, host StreamHost) (*HTTPStream, error) {
+	return p.newStream(ctx, host, false)
+}
+
+func (p *Plugin) newStream(ctx context.Context, host StreamHost, network bool) (*HTTPStream, error) {
 	in, err := p.pick(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s := &HTTPStream{in: in, host: host}
+	s := &HTTPStream{in: in, host: host, network: network}
 	in.mu.Lock()
 	if in.broken != nil {
 		err := in.broken

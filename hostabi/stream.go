@@ -15,13 +15,13 @@ func (in *instance) continueStream(t abi.StreamType) abi.Status {
 	if s == nil {
 		return abi.NotFound
 	}
-	if t > abi.StreamHTTPResponse {
-		// L4 streams are resumed by their connection handler, which has
-		// no pause to undo yet.
-		return abi.Unimplemented
+	if s.network != (t >= abi.StreamDownstream) || t > abi.StreamUpstream {
+		// HTTP streams have request and response halves, connections
+		// downstream and upstream ones.
+		return abi.BadArgument
 	}
 	if s.active {
-		s.resumed[t] = true
+		s.resumed[t&1] = true
 		return abi.OK
 	}
 	host := s.host
@@ -52,8 +52,8 @@ func hcCloseStream(_ context.Context, in *instance, a []uint64) abi.Status {
 		return abi.NotFound
 	}
 	t := abi.StreamType(a[0])
-	if t > abi.StreamHTTPResponse {
-		return abi.Unimplemented
+	if s.network != (t >= abi.StreamDownstream) || t > abi.StreamUpstream {
+		return abi.BadArgument
 	}
 	s.replied = true
 	host := s.host
@@ -79,7 +79,7 @@ func hcSendLocalResponse(_ context.Context, in *instance, a []uint64) abi.Status
 		return abi.SerializationFailure
 	}
 	s := in.stream()
-	if s == nil {
+	if s == nil || s.network {
 		return abi.NotFound
 	}
 	status := int(u32(a[0]))

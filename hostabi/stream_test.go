@@ -55,7 +55,7 @@ func TestCloseStream(t *testing.T) {
 	if a != Pause {
 		t.Errorf("action = %v", a)
 	}
-	wantLogs(t, p.Name(), "request_headers close: status=0", "request_headers close: status=12")
+	wantLogs(t, p.Name(), "request_headers close: status=0", "request_headers close: status=2")
 	if len(s.closed) != 1 || s.closed[0] != StreamRequest {
 		t.Errorf("closed = %v", s.closed)
 	}
