@@ -117,3 +117,41 @@ func TestGRPCCancel(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPCallFromTickResumesTheRightStream: two streams pause; a tick
+// dispatches an http_call from the root context; its reply names the first
+// stream by id, and only that stream resumes.
+func TestHTTPCallFromTickResumesTheRightStream(t *testing.T) {
+	testCaller.addCluster(t, "c-"+t.Name(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	p := load(t, "rawabi", PluginConfig{Instances: 1, PluginConfig: []byte(fmt.Sprintf(
+		"request_headers: ret 1 | tick 5\n"+
+			"tick: tick 0 | http_call c-%s :method=GET,:path=/,:authority=a - 1000\n"+
+			"http_call_response: effective 2 | continue 0\n", t.Name()))})
+	a, b := newTestStream(), newTestStream()
+	var streams []*HTTPStream
+	for _, s := range []*testStream{a, b} {
+		hs, err := p.NewHTTPStream(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hs.OnDone()
+		streams = append(streams, hs)
+		if act, err := hs.OnRequestHeaders(true); err != nil || act != Pause {
+			t.Fatalf("%v %v", act, err)
+		}
+	}
+	if streams[0].ID() != 2 || streams[1].ID() != 3 {
+		t.Fatalf("stream ids %d %d: the script assumes 2 and 3", streams[0].ID(), streams[1].ID())
+	}
+	select {
+	case <-a.resumed:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("first stream not resumed; logs %q", logsOf(p.Name()))
+	}
+	select {
+	case <-b.resumed:
+		t.Error("the other stream was resumed too")
+	case <-time.After(50 * time.Millisecond):
+	}
+	wantLogs(t, p.Name(), "tick http_call: status=0 id=1", "http_call_response effective: status=0")
+}

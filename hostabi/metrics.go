@@ -3,6 +3,7 @@ package hostabi
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -165,4 +166,26 @@ func (m *MemoryMetrics) Snapshot() []MetricValue {
 		out = append(out, MetricValue{Kind: mm.kind, Name: mm.name, Value: mm.value.Load(), Count: mm.count.Load()})
 	}
 	return out
+}
+
+// SplitMetricName splits the "_key=value" tag segments off a metric name,
+// the convention Envoy filters use with stats tag extraction:
+// "requests_total_route=orders_code=200" is "requests_total" with labels
+// route="orders" and code="200". A segment without "=" belongs to the name
+// or, after a tag, to that tag's value ("route=a_b" keeps "a_b").
+func SplitMetricName(name string) (base string, labels [][2]string) {
+	parts := strings.Split(name, "_")
+	var baseParts []string
+	for _, part := range parts {
+		k, v, ok := strings.Cut(part, "=")
+		switch {
+		case ok && k != "":
+			labels = append(labels, [2]string{k, v})
+		case len(labels) > 0:
+			labels[len(labels)-1][1] += "_" + part
+		default:
+			baseParts = append(baseParts, part)
+		}
+	}
+	return strings.Join(baseParts, "_"), labels
 }

@@ -42,3 +42,29 @@ func TestMemoryMetricsDefineIsIdempotent(t *testing.T) {
 		t.Error("bad kind accepted")
 	}
 }
+
+func TestSplitMetricName(t *testing.T) {
+	tests := []struct {
+		in, base string
+		labels   [][2]string
+	}{
+		{"requests_total", "requests_total", nil},
+		{"requests_total_route=orders", "requests_total", [][2]string{{"route", "orders"}}},
+		{"rq_route=orders_code=200", "rq", [][2]string{{"route", "orders"}, {"code", "200"}}},
+		{"rq_route=my_route", "rq", [][2]string{{"route", "my_route"}}},
+		{"wasm_instance_failures_total_plugin=auth_cause=memory_limit", "wasm_instance_failures_total",
+			[][2]string{{"plugin", "auth"}, {"cause", "memory_limit"}}},
+	}
+	for _, tt := range tests {
+		base, labels := SplitMetricName(tt.in)
+		if base != tt.base || len(labels) != len(tt.labels) {
+			t.Errorf("%q: got %q %v", tt.in, base, labels)
+			continue
+		}
+		for i := range labels {
+			if labels[i] != tt.labels[i] {
+				t.Errorf("%q: label %d = %v, want %v", tt.in, i, labels[i], tt.labels[i])
+			}
+		}
+	}
+}

@@ -194,3 +194,16 @@ func TestMinimalGuestWithoutOptionalExports(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOversizedCopyRefused: the host will not copy more into a guest than
+// its memory limit allows; the guest gets an error status and lives on.
+func TestOversizedCopyRefused(t *testing.T) {
+	p := load(t, "hostile", PluginConfig{PluginConfig: []byte("bigalloc"), MemoryLimit: 24 << 20})
+	if err := oneRequest(p, newTestStream("x-big", strings.Repeat("x", 25<<20))); err != nil {
+		t.Fatal(err)
+	}
+	wantLogs(t, p.Name(), "bigalloc 10 0")
+	if st := p.Stats(); st.Failures != 0 || st.Instances != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
