@@ -1,0 +1,671 @@
+//! A small proxy-wasm SDK (ABI 0.2.1) with no dependencies, for filters
+//! that run in sluice (or any proxy-wasm host) built for
+//! `wasm32-unknown-unknown` with rustc >= 1.63.
+//!
+//! A filter implements [`RootContext`] (one per configured plugin) and
+//! [`HttpContext`] (one per request), registers a factory with
+//! [`set_root_context`] inside [`main!`] (which exports `_initialize`, the
+//! hook hosts call before any other), and calls the functions of this crate
+//! from its callbacks. The ABI's exports (`proxy_on_*`, `malloc`,
+//! `proxy_on_memory_allocate`, `proxy_abi_version_0_2_1`) are defined here.
+
+#![allow(clippy::missing_safety_doc)]
+
+mod hostcalls;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// What a stream callback returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Action {
+    Continue = 0,
+    Pause = 1,
+}
+
+/// proxy_status_t values the host returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    NotFound,
+    BadArgument,
+    SerializationFailure,
+    Empty,
+    CasMismatch,
+    InternalFailure,
+    Unimplemented,
+    Other(u32),
+}
+
+fn check(code: u32) -> Result<(), Status> {
+    match code {
+        0 => Ok(()),
+        1 => Err(Status::NotFound),
+        2 => Err(Status::BadArgument),
+        3 => Err(Status::SerializationFailure),
+        7 => Err(Status::Empty),
+        8 => Err(Status::CasMismatch),
+        10 => Err(Status::InternalFailure),
+        12 => Err(Status::Unimplemented),
+        c => Err(Status::Other(c)),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum LogLevel {
+    Trace = 0,
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+    Critical = 5,
+}
+
+/// Header maps (proxy_map_type_t).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MapType {
+    HttpRequestHeaders = 0,
+    HttpRequestTrailers = 1,
+    HttpResponseHeaders = 2,
+    HttpResponseTrailers = 3,
+    HttpCallResponseHeaders = 6,
+    HttpCallResponseTrailers = 7,
+}
+
+/// Buffers (proxy_buffer_type_t).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum BufferType {
+    HttpRequestBody = 0,
+    HttpResponseBody = 1,
+    DownstreamData = 2,
+    UpstreamData = 3,
+    HttpCallResponseBody = 4,
+    VmConfiguration = 6,
+    PluginConfiguration = 7,
+}
+
+/// Metric kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MetricType {
+    Counter = 0,
+    Gauge = 1,
+    Histogram = 2,
+}
+
+/// One configured plugin (Envoy's root context).
+pub trait RootContext {
+    /// The VM configuration is read with [`get_vm_configuration`].
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        true
+    }
+    /// The plugin configuration (JSON in sluice) is read with
+    /// [`get_plugin_configuration`]; false refuses it.
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        true
+    }
+    fn on_tick(&mut self) {}
+    fn on_queue_ready(&mut self, _queue_id: u32) {}
+    /// Replies to calls the root context made itself.
+    fn on_http_call_response(&mut self, _token: u32, _num_headers: usize, _body_size: usize, _num_trailers: usize) {}
+    fn on_done(&mut self) -> bool {
+        true
+    }
+    /// Makes the context of one HTTP stream, or None for a non-HTTP plugin.
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        None
+    }
+}
+
+/// One HTTP stream.
+pub trait HttpContext {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        Action::Continue
+    }
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+    fn on_http_response_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        Action::Continue
+    }
+    /// The reply to a [`dispatch_http_call`] this stream made; the stream
+    /// is the effective context, so [`resume_http_request`] works here.
+    fn on_http_call_response(&mut self, _token: u32, _num_headers: usize, _body_size: usize, _num_trailers: usize) {}
+    /// The stream is complete (access-log time).
+    fn on_log(&mut self) {}
+}
+
+/// Defines the module's `_initialize` export, which hosts call once before
+/// any proxy-wasm callback; register the root context factory in it:
+///
+/// ```ignore
+/// sluice_proxy_wasm::main! {
+///     sluice_proxy_wasm::set_root_context(|_| Box::new(MyRoot));
+/// }
+/// ```
+#[macro_export]
+macro_rules! main {
+    ($($body:tt)*) => {
+        #[no_mangle]
+        pub extern "C" fn _initialize() {
+            $($body)*
+        }
+    };
+}
+
+type RootFactory = Box<dyn Fn(u32) -> Box<dyn RootContext>>;
+
+// The instance is single-threaded; thread_local is just a safe static.
+// Contexts are taken out of their map while their callback runs, so a
+// callback may call back into the dispatcher (dispatch_http_call) freely.
+thread_local! {
+    static FACTORY: RefCell<Option<RootFactory>> = RefCell::new(None);
+    static ROOTS: RefCell<HashMap<u32, Box<dyn RootContext>>> = RefCell::new(HashMap::new());
+    static STREAMS: RefCell<HashMap<u32, Box<dyn HttpContext>>> = RefCell::new(HashMap::new());
+    static PARENT: RefCell<HashMap<u32, u32>> = RefCell::new(HashMap::new());
+    static CALLOUTS: RefCell<HashMap<u32, u32>> = RefCell::new(HashMap::new());
+    static ACTIVE: RefCell<u32> = RefCell::new(0);
+}
+
+/// Registers the factory of root contexts. Call it once, inside [`main!`].
+pub fn set_root_context<F>(factory: F)
+where
+    F: Fn(u32) -> Box<dyn RootContext> + 'static,
+{
+    FACTORY.with(|f| *f.borrow_mut() = Some(Box::new(factory)));
+}
+
+fn set_active(id: u32) {
+    ACTIVE.with(|a| *a.borrow_mut() = id);
+}
+
+fn active() -> u32 {
+    ACTIVE.with(|a| *a.borrow())
+}
+
+fn with_root<R>(id: u32, f: impl FnOnce(&mut Box<dyn RootContext>) -> R) -> Option<R> {
+    let taken = ROOTS.with(|m| m.borrow_mut().remove(&id));
+    taken.map(|mut ctx| {
+        let r = f(&mut ctx);
+        ROOTS.with(|m| m.borrow_mut().insert(id, ctx));
+        r
+    })
+}
+
+fn with_stream<R>(id: u32, f: impl FnOnce(&mut Box<dyn HttpContext>) -> R) -> Option<R> {
+    set_active(id);
+    let taken = STREAMS.with(|m| m.borrow_mut().remove(&id));
+    taken.map(|mut ctx| {
+        let r = f(&mut ctx);
+        STREAMS.with(|m| m.borrow_mut().insert(id, ctx));
+        r
+    })
+}
+
+// ---- memory ----
+
+/// The host copies data into the guest through this allocation; the
+/// buffer is owned (and freed) by the hostcall wrapper that receives it.
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
+pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+    let mut v: Vec<u8> = Vec::with_capacity(size.max(1));
+    let p = v.as_mut_ptr();
+    std::mem::forget(v);
+    p
+}
+
+/// Legacy name of the allocator; hosts look for it first. Exported only
+/// on wasm32: natively it would replace libc's malloc.
+#[cfg(target_arch = "wasm32")]
+#[no_mangle]
+pub extern "C" fn malloc(size: usize) -> *mut u8 {
+    proxy_on_memory_allocate(size)
+}
+
+unsafe fn take(ptr: *mut u8, len: usize) -> Vec<u8> {
+    if ptr.is_null() {
+        return Vec::new();
+    }
+    Vec::from_raw_parts(ptr, len, len.max(1))
+}
+
+// ---- exports ----
+
+#[no_mangle]
+pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
+    set_active(context_id);
+    if parent_id == 0 {
+        let root = FACTORY.with(|f| f.borrow().as_ref().map(|f| f(context_id)));
+        match root {
+            Some(r) => ROOTS.with(|m| {
+                m.borrow_mut().insert(context_id, r);
+            }),
+            None => log(LogLevel::Critical, "no root context factory: call set_root_context"),
+        }
+        return;
+    }
+    let stream = with_root(parent_id, |r| r.create_http_context(context_id)).flatten();
+    if let Some(s) = stream {
+        STREAMS.with(|m| m.borrow_mut().insert(context_id, s));
+        PARENT.with(|m| m.borrow_mut().insert(context_id, parent_id));
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_vm_start(root_id: u32, size: usize) -> u32 {
+    set_active(root_id);
+    with_root(root_id, |r| r.on_vm_start(size)).unwrap_or(true) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_configure(root_id: u32, size: usize) -> u32 {
+    set_active(root_id);
+    with_root(root_id, |r| r.on_configure(size)).unwrap_or(false) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_tick(root_id: u32) {
+    set_active(root_id);
+    with_root(root_id, |r| r.on_tick());
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_queue_ready(root_id: u32, queue_id: u32) {
+    set_active(root_id);
+    with_root(root_id, |r| r.on_queue_ready(queue_id));
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_done(context_id: u32) -> u32 {
+    set_active(context_id);
+    with_root(context_id, |r| r.on_done()).unwrap_or(true) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_log(context_id: u32) {
+    with_stream(context_id, |s| s.on_log());
+}
+
+/// Forgets the context: an instance holds state only for live streams.
+#[no_mangle]
+pub extern "C" fn proxy_on_delete(context_id: u32) {
+    STREAMS.with(|m| m.borrow_mut().remove(&context_id));
+    PARENT.with(|m| m.borrow_mut().remove(&context_id));
+    ROOTS.with(|m| m.borrow_mut().remove(&context_id));
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_headers(id: u32, n: usize, eos: u32) -> u32 {
+    with_stream(id, |s| s.on_http_request_headers(n, eos != 0)).unwrap_or(Action::Continue) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_body(id: u32, n: usize, eos: u32) -> u32 {
+    with_stream(id, |s| s.on_http_request_body(n, eos != 0)).unwrap_or(Action::Continue) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_trailers(id: u32, n: usize) -> u32 {
+    with_stream(id, |s| s.on_http_request_trailers(n)).unwrap_or(Action::Continue) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_headers(id: u32, n: usize, eos: u32) -> u32 {
+    with_stream(id, |s| s.on_http_response_headers(n, eos != 0)).unwrap_or(Action::Continue) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_body(id: u32, n: usize, eos: u32) -> u32 {
+    with_stream(id, |s| s.on_http_response_body(n, eos != 0)).unwrap_or(Action::Continue) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_trailers(id: u32, n: usize) -> u32 {
+    with_stream(id, |s| s.on_http_response_trailers(n)).unwrap_or(Action::Continue) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_http_call_response(root_id: u32, token: u32, nh: usize, bs: usize, nt: usize) {
+    let caller = CALLOUTS.with(|m| m.borrow_mut().remove(&token)).unwrap_or(root_id);
+    let live = STREAMS.with(|m| m.borrow().contains_key(&caller));
+    if caller != root_id && live {
+        // Act as the stream that made the call, so it can resume itself.
+        unsafe { hostcalls::proxy_set_effective_context(caller) };
+        with_stream(caller, |s| s.on_http_call_response(token, nh, bs, nt));
+        return;
+    }
+    set_active(root_id);
+    with_root(root_id, |r| r.on_http_call_response(token, nh, bs, nt));
+}
+
+// ---- logging, time, ticks ----
+
+pub fn log(level: LogLevel, msg: &str) {
+    unsafe { hostcalls::proxy_log(level as u32, msg.as_ptr(), msg.len()) };
+}
+
+pub fn get_current_time_nanoseconds() -> Result<u64, Status> {
+    let mut t = 0u64;
+    check(unsafe { hostcalls::proxy_get_current_time_nanoseconds(&mut t) })?;
+    Ok(t)
+}
+
+pub fn set_tick_period_milliseconds(ms: u32) -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_set_tick_period_milliseconds(ms) })
+}
+
+pub fn set_effective_context(context_id: u32) -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_set_effective_context(context_id) })?;
+    set_active(context_id);
+    Ok(())
+}
+
+// ---- configuration and buffers ----
+
+pub fn get_buffer(t: BufferType, start: usize, max: usize) -> Result<Option<Vec<u8>>, Status> {
+    let mut p: *mut u8 = std::ptr::null_mut();
+    let mut n: usize = 0;
+    match check(unsafe { hostcalls::proxy_get_buffer_bytes(t as u32, start, max, &mut p, &mut n) }) {
+        Ok(()) => Ok(Some(unsafe { take(p, n) })),
+        Err(Status::NotFound) | Err(Status::Empty) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces `size` bytes at `start` (0, usize::MAX replaces all; usize::MAX,
+/// 0 appends; 0, 0 prepends).
+pub fn set_buffer(t: BufferType, start: usize, size: usize, data: &[u8]) -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_set_buffer_bytes(t as u32, start, size, data.as_ptr(), data.len()) })
+}
+
+pub fn get_plugin_configuration() -> Result<Option<Vec<u8>>, Status> {
+    get_buffer(BufferType::PluginConfiguration, 0, i32::MAX as usize)
+}
+
+pub fn get_vm_configuration() -> Result<Option<Vec<u8>>, Status> {
+    get_buffer(BufferType::VmConfiguration, 0, i32::MAX as usize)
+}
+
+pub fn get_http_request_body(start: usize, max: usize) -> Result<Option<Vec<u8>>, Status> {
+    get_buffer(BufferType::HttpRequestBody, start, max)
+}
+
+pub fn get_http_response_body(start: usize, max: usize) -> Result<Option<Vec<u8>>, Status> {
+    get_buffer(BufferType::HttpResponseBody, start, max)
+}
+
+pub fn set_http_request_body(body: &[u8]) -> Result<(), Status> {
+    set_buffer(BufferType::HttpRequestBody, 0, i32::MAX as usize, body)
+}
+
+pub fn set_http_response_body(body: &[u8]) -> Result<(), Status> {
+    set_buffer(BufferType::HttpResponseBody, 0, i32::MAX as usize, body)
+}
+
+// ---- header maps ----
+
+/// Encodes pairs in the ABI's map format.
+pub fn serialize_map(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (k, v) in pairs {
+        b.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        b.extend_from_slice(k.as_bytes());
+        b.push(0);
+        b.extend_from_slice(v.as_bytes());
+        b.push(0);
+    }
+    b
+}
+
+/// Decodes the ABI's map format; malformed input yields what could be read.
+pub fn deserialize_map(b: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if b.len() < 4 {
+        return out;
+    }
+    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
+    let n = u32_at(0);
+    if n > (b.len() - 4) / 8 {
+        return out;
+    }
+    let mut off = 4 + 8 * n;
+    for i in 0..n {
+        let (kl, vl) = (u32_at(4 + 8 * i), u32_at(8 + 8 * i));
+        if off + kl + 1 + vl + 1 > b.len() {
+            break;
+        }
+        let k = String::from_utf8_lossy(&b[off..off + kl]).into_owned();
+        off += kl + 1;
+        let v = String::from_utf8_lossy(&b[off..off + vl]).into_owned();
+        off += vl + 1;
+        out.push((k, v));
+    }
+    out
+}
+
+pub fn get_map(t: MapType) -> Result<Vec<(String, String)>, Status> {
+    let mut p: *mut u8 = std::ptr::null_mut();
+    let mut n: usize = 0;
+    check(unsafe { hostcalls::proxy_get_header_map_pairs(t as u32, &mut p, &mut n) })?;
+    Ok(deserialize_map(&unsafe { take(p, n) }))
+}
+
+pub fn set_map(t: MapType, pairs: &[(&str, &str)]) -> Result<(), Status> {
+    let b = serialize_map(pairs);
+    check(unsafe { hostcalls::proxy_set_header_map_pairs(t as u32, b.as_ptr(), b.len()) })
+}
+
+pub fn get_map_value(t: MapType, key: &str) -> Result<Option<String>, Status> {
+    let mut p: *mut u8 = std::ptr::null_mut();
+    let mut n: usize = 0;
+    match check(unsafe { hostcalls::proxy_get_header_map_value(t as u32, key.as_ptr(), key.len(), &mut p, &mut n) }) {
+        Ok(()) => Ok(Some(String::from_utf8_lossy(&unsafe { take(p, n) }).into_owned())),
+        Err(Status::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn add_map_value(t: MapType, key: &str, value: &str) -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_add_header_map_value(t as u32, key.as_ptr(), key.len(), value.as_ptr(), value.len()) })
+}
+
+pub fn replace_map_value(t: MapType, key: &str, value: &str) -> Result<(), Status> {
+    check(unsafe {
+        hostcalls::proxy_replace_header_map_value(t as u32, key.as_ptr(), key.len(), value.as_ptr(), value.len())
+    })
+}
+
+pub fn remove_map_value(t: MapType, key: &str) -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_remove_header_map_value(t as u32, key.as_ptr(), key.len()) })
+}
+
+pub fn get_http_request_header(key: &str) -> Result<Option<String>, Status> {
+    get_map_value(MapType::HttpRequestHeaders, key)
+}
+
+pub fn add_http_request_header(key: &str, value: &str) -> Result<(), Status> {
+    add_map_value(MapType::HttpRequestHeaders, key, value)
+}
+
+pub fn set_http_request_header(key: &str, value: &str) -> Result<(), Status> {
+    replace_map_value(MapType::HttpRequestHeaders, key, value)
+}
+
+pub fn remove_http_request_header(key: &str) -> Result<(), Status> {
+    remove_map_value(MapType::HttpRequestHeaders, key)
+}
+
+pub fn get_http_response_header(key: &str) -> Result<Option<String>, Status> {
+    get_map_value(MapType::HttpResponseHeaders, key)
+}
+
+pub fn add_http_response_header(key: &str, value: &str) -> Result<(), Status> {
+    add_map_value(MapType::HttpResponseHeaders, key, value)
+}
+
+pub fn set_http_response_header(key: &str, value: &str) -> Result<(), Status> {
+    replace_map_value(MapType::HttpResponseHeaders, key, value)
+}
+
+pub fn remove_http_response_header(key: &str) -> Result<(), Status> {
+    remove_map_value(MapType::HttpResponseHeaders, key)
+}
+
+// ---- stream control ----
+
+pub fn resume_http_request() -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_continue_stream(0) })
+}
+
+pub fn resume_http_response() -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_continue_stream(1) })
+}
+
+/// Answers the request locally; return Action::Pause from the callback.
+pub fn send_http_response(status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), Status> {
+    let h = serialize_map(headers);
+    check(unsafe {
+        hostcalls::proxy_send_local_response(status, std::ptr::null(), 0, body.as_ptr(), body.len(), h.as_ptr(), h.len(), -1)
+    })
+}
+
+/// Calls a cluster; the reply goes to the calling context's
+/// `on_http_call_response`. `headers` must hold :method, :path, :authority.
+pub fn dispatch_http_call(
+    cluster: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    trailers: &[(&str, &str)],
+    timeout_ms: u32,
+) -> Result<u32, Status> {
+    let h = serialize_map(headers);
+    let t = if trailers.is_empty() { Vec::new() } else { serialize_map(trailers) };
+    let mut token = 0u32;
+    check(unsafe {
+        hostcalls::proxy_http_call(
+            cluster.as_ptr(), cluster.len(), h.as_ptr(), h.len(), body.as_ptr(), body.len(),
+            t.as_ptr(), t.len(), timeout_ms, &mut token,
+        )
+    })?;
+    CALLOUTS.with(|m| m.borrow_mut().insert(token, active()));
+    Ok(token)
+}
+
+pub fn get_http_call_response_headers() -> Result<Vec<(String, String)>, Status> {
+    get_map(MapType::HttpCallResponseHeaders)
+}
+
+pub fn get_http_call_response_body(start: usize, max: usize) -> Result<Option<Vec<u8>>, Status> {
+    get_buffer(BufferType::HttpCallResponseBody, start, max)
+}
+
+// ---- shared data ----
+
+/// Returns the value and its CAS, or None.
+pub fn get_shared_data(key: &str) -> Result<(Option<Vec<u8>>, u32), Status> {
+    let mut p: *mut u8 = std::ptr::null_mut();
+    let mut n: usize = 0;
+    let mut cas = 0u32;
+    match check(unsafe { hostcalls::proxy_get_shared_data(key.as_ptr(), key.len(), &mut p, &mut n, &mut cas) }) {
+        Ok(()) => Ok((Some(unsafe { take(p, n) }), cas)),
+        Err(Status::NotFound) => Ok((None, 0)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes a value; cas 0 is unconditional, otherwise Err(CasMismatch) if
+/// it changed since get_shared_data.
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
+}
+
+// ---- metrics ----
+
+pub fn define_metric(t: MetricType, name: &str) -> Result<u32, Status> {
+    let mut id = 0u32;
+    check(unsafe { hostcalls::proxy_define_metric(t as u32, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn increment_metric(id: u32, delta: i64) -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_increment_metric(id, delta) })
+}
+
+pub fn record_metric(id: u32, value: u64) -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_record_metric(id, value) })
+}
+
+pub fn get_metric(id: u32) -> Result<u64, Status> {
+    let mut v = 0u64;
+    check(unsafe { hostcalls::proxy_get_metric(id, &mut v) })?;
+    Ok(v)
+}
+
+// ---- properties ----
+
+fn property_path(path: &[&str]) -> Vec<u8> {
+    path.join("\0").into_bytes()
+}
+
+/// Reads a property by path segments, e.g. `&["request", "path"]`.
+pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
+    let p = property_path(path);
+    let mut v: *mut u8 = std::ptr::null_mut();
+    let mut n: usize = 0;
+    match check(unsafe { hostcalls::proxy_get_property(p.as_ptr(), p.len(), &mut v, &mut n) }) {
+        Ok(()) => Ok(Some(unsafe { take(v, n) })),
+        Err(Status::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads an integer property (8-byte little-endian, as Envoy encodes them).
+pub fn get_property_int(path: &[&str]) -> Result<Option<i64>, Status> {
+    Ok(get_property(path)?.and_then(|b| {
+        if b.len() == 8 {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b);
+            Some(i64::from_le_bytes(a))
+        } else {
+            None
+        }
+    }))
+}
+
+pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), Status> {
+    let p = property_path(path);
+    check(unsafe { hostcalls::proxy_set_property(p.as_ptr(), p.len(), value.as_ptr(), value.len()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_round_trip() {
+        let pairs = [(":path", "/a"), ("x-empty", ""), ("k", "v")];
+        let got = deserialize_map(&serialize_map(&pairs));
+        let want: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(got, want);
+        assert!(deserialize_map(&[200, 0, 0, 0]).is_empty());
+    }
+}
