@@ -49,9 +49,10 @@ type PluginConfig struct {
 	// holds its instance forever. For modules we build ourselves
 	// (built-in plugins).
 	Trusted bool
-	// RestartBackoff is the first wait before replacing a broken instance
-	// when no other is left; it doubles per consecutive failure up to 30s.
-	// Default 1s (Envoy's FAIL_RELOAD base).
+	// RestartBackoff: a broken instance is replaced at once, but after a
+	// second consecutive failure the next instance waits this long, doubling
+	// per failure up to 30s, so a module that crashes on every request
+	// cannot crash-loop the host. Default 1s (Envoy's FAIL_RELOAD base).
 	RestartBackoff time.Duration
 }
 
@@ -109,6 +110,7 @@ type Plugin struct {
 	createMu  sync.Mutex
 	stopJan   chan struct{}
 	janitorWG sync.WaitGroup
+	bg        sync.WaitGroup // pool growth in flight
 
 	failMetrics sync.Map // cause -> metric id
 }
@@ -200,6 +202,7 @@ func (p *Plugin) Close(ctx context.Context) error {
 	for _, in := range insts {
 		in.close(errPluginClosed)
 	}
+	p.bg.Wait()
 	p.cancel()
 	p.e.release(context.Background(), p.cm)
 	if left > 0 {
@@ -239,6 +242,7 @@ func (p *Plugin) pick(ctx context.Context) (*instance, error) {
 		best = in
 	} else if best.load.Load() > 0 && len(p.insts) < p.cfg.Instances && !p.growing && !p.closing && !time.Now().Before(p.nextTry) {
 		p.growing = true
+		p.bg.Add(1)
 		go p.grow()
 	}
 	best.load.Add(1)
@@ -279,6 +283,7 @@ func (p *Plugin) replace(ctx context.Context) (*instance, error) {
 }
 
 func (p *Plugin) grow() {
+	defer p.bg.Done()
 	p.createMu.Lock()
 	in, err := p.newInstance(p.ctx)
 	p.createMu.Unlock()
@@ -298,11 +303,14 @@ func (p *Plugin) grow() {
 }
 
 // noteFailureLocked pushes the next instance creation back, doubling per
-// consecutive failure, so a module that crashes on every request cannot
-// turn into a crash loop.
+// consecutive failure after the first, so a module that crashes on every
+// request cannot turn into a crash loop.
 func (p *Plugin) noteFailureLocked() {
 	p.fails++
-	d := p.cfg.RestartBackoff << min(p.fails-1, 16)
+	if p.fails == 1 {
+		return
+	}
+	d := p.cfg.RestartBackoff << min(p.fails-2, 16)
 	p.nextTry = time.Now().Add(min(d, maxRestartBackoff))
 }
 
@@ -325,6 +333,12 @@ func (p *Plugin) remove(in *instance) {
 		}
 	}
 	p.noteFailureLocked()
+	if len(p.insts) == 0 && !p.closing && !p.growing && !time.Now().Before(p.nextTry) {
+		// Replace it now rather than on the next stream's time.
+		p.growing = true
+		p.bg.Add(1)
+		go p.grow()
+	}
 }
 
 // streamDone releases a slot reserved by pick.

@@ -238,12 +238,20 @@ func TestWasmFilterFailurePolicy(t *testing.T) {
 			}
 			flt.OnLog(s)
 			flt.OnDone(s)
-			// Every instance is gone and replacement is backing off: the
-			// factory refuses and leaves the policy to the proxy.
+			// The replacement instance breaks too; now every instance is
+			// gone and replacement is backing off: the factory refuses and
+			// leaves the policy to the proxy.
+			s2 := newTestStream("GET", "http://example.com/")
+			flt2, err := f.NewFilter(context.Background(), s2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			flt2.OnRequestHeaders(s2, true)
+			flt2.OnDone(s2)
 			if _, err := f.NewFilter(context.Background(), newTestStream("GET", "http://example.com/")); err == nil {
 				t.Error("NewFilter succeeded with no instance")
 			}
-			if st, ok := f.Status().(hostabi.Stats); !ok || st.Failures != 1 {
+			if st, ok := f.Status().(hostabi.Stats); !ok || st.Failures != 2 {
 				t.Errorf("status = %+v", f.Status())
 			}
 		})
