@@ -203,7 +203,8 @@ func (l *Limiter) Decide(s common.Store, id string, now time.Time) Decision {
 	var d Decision
 	if !l.hideHeaders {
 		// RateLimit-* describe the most constrained limit (the lowest
-		// remaining; on a tie, the larger limit), as Kong does.
+		// remaining; on a tie, the larger limit), as Kong does. Names are
+		// lower case, as header maps carry them (HTTP/2 requires it).
 		best := -1
 		var bestRemaining int64
 		for i, u := range usages {
@@ -212,20 +213,20 @@ func (l *Limiter) Decide(s common.Store, id string, now time.Time) Decision {
 				rem = 0
 			}
 			d.Headers = append(d.Headers,
-				[2]string{"X-RateLimit-Limit-" + u.period.Title, strconv.FormatInt(u.max, 10)},
-				[2]string{"X-RateLimit-Remaining-" + u.period.Title, strconv.FormatInt(rem, 10)})
+				[2]string{"x-ratelimit-limit-" + u.period.Name, strconv.FormatInt(u.max, 10)},
+				[2]string{"x-ratelimit-remaining-" + u.period.Name, strconv.FormatInt(rem, 10)})
 			if best < 0 || rem < bestRemaining || (rem == bestRemaining && u.max > usages[best].max) {
 				best, bestRemaining = i, rem
 			}
 		}
 		d.Headers = append(d.Headers,
-			[2]string{"RateLimit-Limit", strconv.FormatInt(usages[best].max, 10)},
-			[2]string{"RateLimit-Remaining", strconv.FormatInt(bestRemaining, 10)},
-			[2]string{"RateLimit-Reset", strconv.FormatInt(usages[best].reset, 10)})
+			[2]string{"ratelimit-limit", strconv.FormatInt(usages[best].max, 10)},
+			[2]string{"ratelimit-remaining", strconv.FormatInt(bestRemaining, 10)},
+			[2]string{"ratelimit-reset", strconv.FormatInt(usages[best].reset, 10)})
 	}
 	if exceeded >= 0 {
 		retry := strconv.FormatInt(usages[exceeded].reset, 10)
-		d.Reply = common.JSONReply(l.errorCode, l.errorMessage, append(d.Headers, [2]string{"Retry-After", retry})...)
+		d.Reply = common.JSONReply(l.errorCode, l.errorMessage, append(d.Headers, [2]string{"retry-after", retry})...)
 	}
 	return d
 }

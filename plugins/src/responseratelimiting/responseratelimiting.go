@@ -232,10 +232,12 @@ func (l *Limiter) OnResponse(s common.Store, id string, usage map[string]int64, 
 			rem = 0
 		}
 		if !l.hide {
-			title := strings.ToUpper(lim.name[:1]) + lim.name[1:]
+			// Lower case, as header maps carry them (HTTP/2 requires it);
+			// HTTP/1 clients see them as the proxy writes them.
+			suffix := "-" + strings.ToLower(lim.name) + "-" + lim.period.Name
 			h = append(h,
-				[2]string{"X-RateLimit-Limit-" + title + "-" + lim.period.Title, strconv.FormatInt(lim.max, 10)},
-				[2]string{"X-RateLimit-Remaining-" + title + "-" + lim.period.Title, strconv.FormatInt(rem, 10)})
+				[2]string{"x-ratelimit-limit" + suffix, strconv.FormatInt(lim.max, 10)},
+				[2]string{"x-ratelimit-remaining" + suffix, strconv.FormatInt(rem, 10)})
 		}
 	}
 	return h, firstErr

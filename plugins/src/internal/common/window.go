@@ -7,15 +7,11 @@ import (
 
 // Period is one of Kong's rate-limiting windows.
 type Period struct {
-	Name  string // second, minute, hour, day, month, year
-	Title string // as in the X-RateLimit-*-<Title> headers
+	Name string // second, minute, hour, day, month, year
 }
 
 // Periods are Kong's windows, shortest first.
-var Periods = []Period{
-	{"second", "Second"}, {"minute", "Minute"}, {"hour", "Hour"},
-	{"day", "Day"}, {"month", "Month"}, {"year", "Year"},
-}
+var Periods = []Period{{"second"}, {"minute"}, {"hour"}, {"day"}, {"month"}, {"year"}}
 
 // Window returns the start and end (unix seconds) of the period's window
 // containing now. Months and years are calendar ones in UTC, as Kong's.
