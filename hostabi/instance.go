@@ -275,6 +275,8 @@ func (in *instance) closeLocked(reason error) {
 	if in.broken == nil {
 		in.broken = reason
 	}
+	in.stdio[0].flush(zapcore.InfoLevel)
+	in.stdio[1].flush(zapcore.ErrorLevel)
 	if in.tickStop != nil {
 		close(in.tickStop)
 		in.tickStop = nil

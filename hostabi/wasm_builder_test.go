@@ -44,24 +44,66 @@ type wasmFunc struct {
 	body    []byte
 }
 
+// wasmImport is an imported function; imports take the first function
+// indexes, in order.
+type wasmImport struct {
+	module, name    string
+	params, results []byte
+}
+
 // buildModule encodes a module with one page of memory and the functions.
-func buildModule(funcs ...wasmFunc) []byte {
-	var types, fidx, exports, codes [][]byte
+func buildModule(funcs ...wasmFunc) []byte { return buildModuleWith(nil, nil, funcs...) }
+
+func funcType(params, results []byte) []byte {
+	return append(append([]byte{0x60}, vec(bytesOf(params)...)...), vec(bytesOf(results)...)...)
+}
+
+// buildModuleWith adds imports and data placed at offset 0.
+func buildModuleWith(imports []wasmImport, data []byte, funcs ...wasmFunc) []byte {
+	var types, imps, fidx, exports, codes [][]byte
+	for i, im := range imports {
+		types = append(types, funcType(im.params, im.results))
+		imps = append(imps, append(append(append(name(im.module), name(im.name)...), 0x00), leb(i)...))
+	}
 	for i, f := range funcs {
-		types = append(types, append(append([]byte{0x60}, vec(bytesOf(f.params)...)...), vec(bytesOf(f.results)...)...))
-		fidx = append(fidx, leb(i))
-		exports = append(exports, append(append(name(f.export), 0x00), leb(i)...))
+		t := len(imports) + i
+		types = append(types, funcType(f.params, f.results))
+		fidx = append(fidx, leb(t))
+		if f.export != "" {
+			exports = append(exports, append(append(name(f.export), 0x00), leb(t)...))
+		}
 		body := append([]byte{0x00}, append(f.body, 0x0b)...)
 		codes = append(codes, append(leb(len(body)), body...))
 	}
 	exports = append(exports, append(name("memory"), 0x02, 0x00))
 	m := []byte("\x00asm\x01\x00\x00\x00")
 	m = append(m, section(1, vec(types...))...)
+	if len(imps) > 0 {
+		m = append(m, section(2, vec(imps...))...)
+	}
 	m = append(m, section(3, vec(fidx...))...)
 	m = append(m, section(5, vec([]byte{0x00, 0x01}))...)
 	m = append(m, section(7, vec(exports...))...)
 	m = append(m, section(10, vec(codes...))...)
+	if len(data) > 0 {
+		seg := append([]byte{0x00, 0x41, 0x00, 0x0b}, append(leb(len(data)), data...)...)
+		m = append(m, section(11, vec(seg))...)
+	}
 	return m
+}
+
+// i32c is i32.const n (n < 64, a one-byte signed LEB).
+func i32c(n byte) []byte { return []byte{0x41, n} }
+
+// call is a call to function index n (< 128).
+func call(n byte) []byte { return []byte{0x10, n} }
+
+func cat(parts ...[]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
 }
 
 func bytesOf(b []byte) [][]byte {
