@@ -1,0 +1,141 @@
+package filter
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-proxy/sluice/hostabi"
+)
+
+// RoundTripFunc sends one request to a cluster (e.g. a closure over
+// upstream.Cluster.RoundTrip, which picks the endpoint and sets URL.Host).
+type RoundTripFunc func(*http.Request) (*http.Response, error)
+
+// WasmHTTPCaller is the hostabi.HTTPCaller the runtime gives the engine:
+// http_call and grpc_call go to the proxy's clusters through Lookup.
+type WasmHTTPCaller struct {
+	// Lookup finds a cluster by name; false makes the call BadArgument,
+	// as Envoy answers for an unknown cluster.
+	Lookup func(cluster string) (RoundTripFunc, bool)
+	// DefaultTimeout applies when a filter passes 0; default 10s.
+	DefaultTimeout time.Duration
+	// MaxResponseBytes bounds a reply body; default 16MiB.
+	MaxResponseBytes int64
+}
+
+// HTTPCall implements hostabi.HTTPCaller.
+func (c *WasmHTTPCaller) HTTPCall(ctx context.Context, r hostabi.HTTPCallRequest, done func(hostabi.HTTPCallResponse, error)) error {
+	rt, ok := c.Lookup(r.Cluster)
+	if !ok {
+		return fmt.Errorf("cluster %q: %w", r.Cluster, hostabi.ErrUnknownCluster)
+	}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = c.DefaultTimeout
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	limit := c.MaxResponseBytes
+	if limit <= 0 {
+		limit = 16 << 20
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	req, err := buildCallRequest(cctx, r)
+	if err != nil {
+		cancel()
+		return err
+	}
+	go func() {
+		defer cancel()
+		resp, err := rt(req)
+		if err != nil {
+			done(hostabi.HTTPCallResponse{}, fmt.Errorf("http_call to %q: %w", r.Cluster, err))
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+		if err == nil && int64(len(body)) > limit {
+			err = fmt.Errorf("reply body over %d bytes", limit)
+		}
+		if err != nil {
+			done(hostabi.HTTPCallResponse{}, fmt.Errorf("http_call to %q: %w", r.Cluster, err))
+			return
+		}
+		out := hostabi.HTTPCallResponse{Body: body,
+			Headers:  appendHeaderPairs([][2]string{{":status", strconv.Itoa(resp.StatusCode)}}, resp.Header),
+			Trailers: appendHeaderPairs(nil, resp.Trailer)}
+		done(out, nil)
+	}()
+	return nil
+}
+
+func buildCallRequest(ctx context.Context, r hostabi.HTTPCallRequest) (*http.Request, error) {
+	var method, path, authority string
+	scheme := "http"
+	hdr := http.Header{}
+	for _, kv := range r.Headers {
+		switch kv[0] {
+		case ":method":
+			method = kv[1]
+		case ":path":
+			path = kv[1]
+		case ":authority":
+			authority = kv[1]
+		case ":scheme":
+			scheme = kv[1]
+		default:
+			if !strings.HasPrefix(kv[0], ":") {
+				hdr.Add(kv[0], kv[1])
+			}
+		}
+	}
+	u, err := url.ParseRequestURI(path)
+	if err != nil {
+		return nil, fmt.Errorf("http_call :path %q: %w", path, err)
+	}
+	u.Scheme, u.Host = scheme, authority
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(r.Body))
+	if err != nil {
+		return nil, fmt.Errorf("http_call: %w", err)
+	}
+	req.Header = hdr
+	req.Host = authority
+	if len(r.Trailers) > 0 {
+		req.Trailer = http.Header{}
+		for _, kv := range r.Trailers {
+			req.Trailer.Add(kv[0], kv[1])
+		}
+		// Trailers need a chunked (or HTTP/2) body.
+		req.ContentLength = -1
+	}
+	if len(r.Body) == 0 && len(r.Trailers) == 0 {
+		req.Body = http.NoBody
+	}
+	return req, nil
+}
+
+// appendHeaderPairs lists h with lowercase keys in a stable order.
+func appendHeaderPairs(out [][2]string, h http.Header) [][2]string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			out = append(out, [2]string{strings.ToLower(k), v})
+		}
+	}
+	return out
+}
+
+var _ hostabi.HTTPCaller = (*WasmHTTPCaller)(nil)
