@@ -3,7 +3,9 @@ package hostabi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -132,5 +134,55 @@ func TestCloseGivesUpAtDeadline(t *testing.T) {
 	}
 	if err := hs.OnDone(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestPoolHammer: many goroutines open streams on a small pool while the
+// janitor shrinks it; every stream succeeds and the books balance.
+func TestPoolHammer(t *testing.T) {
+	p := load(t, "rawabi", PluginConfig{Instances: 2, IdleTimeout: 10 * time.Millisecond,
+		PluginConfig: []byte("request_headers: hdr_add 0 x-ok 1\nrequest_body: buf_set 0 0 100 done")})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				s := newTestStream()
+				hs, err := p.NewHTTPStream(context.Background(), s)
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, err = hs.OnRequestHeaders(false)
+				var body []byte
+				if err == nil {
+					body, _, err = hs.OnRequestBody([]byte("x"), true)
+				}
+				if derr := hs.OnDone(); err == nil {
+					err = derr
+				}
+				if err == nil && (string(body) != "done" || !strings.Contains(s.pairs(RequestHeaders), "x-ok=1")) {
+					err = fmt.Errorf("stream %d: body %q headers %s", i, body, s.pairs(RequestHeaders))
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if i%5 == 0 {
+					time.Sleep(15 * time.Millisecond) // let the janitor shrink meanwhile
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := p.Stats()
+	if st.ActiveStreams != 0 || st.Instances < 1 || st.Instances > 2 || st.Failures != 0 {
+		t.Errorf("stats after hammer: %+v", st)
 	}
 }

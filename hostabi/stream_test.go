@@ -2,6 +2,7 @@ package hostabi
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -121,5 +122,24 @@ func TestStreamCallbackOrder(t *testing.T) {
 	}
 	if st := p.Stats(); st.ActiveStreams != 0 {
 		t.Errorf("active streams = %d", st.ActiveStreams)
+	}
+}
+
+// TestBodyAfterPausedHeaders: a filter that pauses in request headers still
+// gets the body callbacks (unlike Envoy, proxy-wasm-cpp-host#143), so it
+// can decide on headers and body together and continue from there.
+func TestBodyAfterPausedHeaders(t *testing.T) {
+	s := newTestStream()
+	p, hs, a := runHeaders(t, "request_headers: ret 1\nrequest_body: buf_get 0 0 100 | hdr_add 0 x-seen-body yes | continue 0 | ret 0", s)
+	if a != Pause {
+		t.Fatalf("headers action = %v", a)
+	}
+	body, a, err := hs.OnRequestBody([]byte("payload"), true)
+	if err != nil || a != Continue || string(body) != "payload" {
+		t.Fatalf("body: %q %v %v", body, a, err)
+	}
+	wantLogs(t, p.Name(), "request_body buf_get: status=0 payload", "request_body continue: status=0")
+	if got := s.pairs(RequestHeaders); !strings.Contains(got, "x-seen-body=yes") {
+		t.Errorf("headers still editable while paused: %s", got)
 	}
 }

@@ -53,7 +53,7 @@ func (s *testStream) SendLocalReply(r LocalReply) {
 	s.mu.Unlock()
 }
 
-func guest(t *testing.T, name string) []byte {
+func guest(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "hostabi", "testdata", "go", name, name+".wasm"))
 	if err != nil {
@@ -64,7 +64,7 @@ func guest(t *testing.T, name string) []byte {
 
 // newFactory loads a guest on an engine of its own (the disk cache keeps
 // this fast after the first run) and returns the factory and its logs.
-func newFactory(t *testing.T, cfg hostabi.PluginConfig, guestName string) (*WasmFactory, *observer.ObservedLogs) {
+func newFactory(t testing.TB, cfg hostabi.PluginConfig, guestName string) (*WasmFactory, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	ctx := context.Background()
