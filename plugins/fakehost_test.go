@@ -10,6 +10,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -72,7 +74,7 @@ func newFakeHost() *fakeHost {
 // wasip1 module takes seconds.
 var compiled = sync.OnceValues(func() (*runtimeAndModule, error) {
 	ctx := context.Background()
-	r := wazero.NewRuntime(ctx)
+	r := wazero.NewRuntimeWithConfig(ctx, testRuntimeConfig())
 	wasi_snapshot_preview1.MustInstantiate(ctx, r)
 	cm, err := r.CompileModule(ctx, Module())
 	if err != nil {
@@ -83,6 +85,17 @@ var compiled = sync.OnceValues(func() (*runtimeAndModule, error) {
 	}
 	return &runtimeAndModule{r: r, cm: cm}, nil
 })
+
+// testRuntimeConfig compiles through a disk cache shared by test runs: a
+// compile of the built-in module takes seconds, and about a minute under
+// the race detector, which then reuses what a plain run compiled.
+func testRuntimeConfig() wazero.RuntimeConfig {
+	cfg := wazero.NewRuntimeConfig()
+	if cache, err := wazero.NewCompilationCacheWithDir(filepath.Join(os.TempDir(), "sluice-plugins-test-cache")); err == nil {
+		cfg = cfg.WithCompilationCache(cache)
+	}
+	return cfg
+}
 
 type runtimeAndModule struct {
 	r  wazero.Runtime
@@ -371,7 +384,7 @@ func newGuest(t testing.TB) *guest {
 func compileOther(t testing.TB, wasm []byte) *runtimeAndModule {
 	t.Helper()
 	ctx := context.Background()
-	r := wazero.NewRuntime(ctx)
+	r := wazero.NewRuntimeWithConfig(ctx, testRuntimeConfig())
 	t.Cleanup(func() { r.Close(ctx) })
 	wasi_snapshot_preview1.MustInstantiate(ctx, r)
 	cm, err := r.CompileModule(ctx, wasm)

@@ -167,6 +167,9 @@ func TestNamesMatchModule(t *testing.T) {
 // A long-running instance must not grow: 100,000 streams through a filter
 // leave linear memory where it was after warm-up.
 func TestMemoryFlatOverManyRequests(t *testing.T) {
+	if raceEnabled {
+		t.Skip("single-goroutine and slow under -race")
+	}
 	g := newGuest(t)
 	root, ok := g.startPlugin("add-header", `{"request_headers":{"x-a":"1"},"response_headers":{"x-b":"2"}}`)
 	if !ok {

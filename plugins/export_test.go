@@ -1,0 +1,4 @@
+package plugins
+
+// RaceEnabled exposes raceEnabled to the external test package.
+const RaceEnabled = raceEnabled
