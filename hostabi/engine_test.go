@@ -50,3 +50,17 @@ func TestLoadRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseDeletesRootContext: closing a plugin tells its root context, as
+// Envoy does on VM shutdown.
+func TestCloseDeletesRootContext(t *testing.T) {
+	p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: testGuests["rawabi"],
+		PluginConfig: []byte("delete: log 2 root\\sdeleted")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantLogs(t, t.Name(), "done id=1", "root deleted")
+}

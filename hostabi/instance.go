@@ -264,11 +264,19 @@ func (in *instance) fail(cb callback, err error, timedOut bool) {
 	in.closeLocked(fe)
 }
 
-// close takes the instance lock and closes it; safe to repeat.
+// close takes the instance lock and closes it; safe to repeat. A healthy
+// instance's root context is told first (proxy_on_done, proxy_on_delete),
+// as Envoy does when it shuts a VM down.
 func (in *instance) close(reason error) {
 	in.mu.Lock()
+	if in.broken == nil && in.mod != nil {
+		in.effective = in.rootID
+		if _, err := in.call(cbDone, uint64(in.rootID)); err == nil {
+			_, _ = in.call(cbDelete, uint64(in.rootID))
+		}
+	}
 	in.closeLocked(reason)
-	in.mu.Unlock()
+	in.unlock()
 }
 
 func (in *instance) closeLocked(reason error) {

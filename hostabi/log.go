@@ -68,10 +68,9 @@ func hcGetCurrentTime(_ context.Context, in *instance, a []uint64) abi.Status {
 	return abi.OK
 }
 
+// hcSetTickPeriod sets the root context's timer, whichever context asks
+// (Envoy keeps one per root context too).
 func hcSetTickPeriod(_ context.Context, in *instance, a []uint64) abi.Status {
-	if in.starting && in.effective != in.rootID {
-		return abi.BadArgument
-	}
 	in.setTick(time.Duration(u32(a[0])) * time.Millisecond)
 	return abi.OK
 }
@@ -89,8 +88,9 @@ func hcSetEffectiveContext(_ context.Context, in *instance, a []uint64) abi.Stat
 	return abi.OK
 }
 
-// hcDone acknowledges a root context that returned false from on_done;
-// the host closes instances itself, so there is nothing left to wait for.
+// hcDone acknowledges a root context that returned false from on_done.
+// The host deletes root contexts when it closes an instance anyway, so
+// there is nothing left to wait for.
 func hcDone(_ context.Context, in *instance, _ []uint64) abi.Status {
 	if in.effective != in.rootID {
 		return abi.NotFound
