@@ -46,7 +46,7 @@ type stream struct {
 
 func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 	lim := s.p.lim
-	id := lim.Identifier(common.RequestHeaders(Name), common.Consumer(), common.ClientIP())
+	id := lim.Identifier(common.HostRequest{})
 	d := lim.Decide(common.SharedData{}, id, time.Unix(0, common.NowNanos()))
 	if d.StoreError != nil {
 		s.p.storeErrors.Increment(1)

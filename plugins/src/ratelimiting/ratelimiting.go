@@ -125,26 +125,35 @@ func Parse(data []byte, plugin string) (*Limiter, error) {
 	return l, nil
 }
 
+// Request is what Identifier may ask about a request; each answer costs a
+// hostcall, so only what limit_by needs is asked.
+type Request interface {
+	Header(name string) (string, bool)
+	// Consumer is the one an auth plugin set (the sluice.consumer
+	// property), never a header a client could send.
+	Consumer() string
+	ClientIP() string
+}
+
 // Identifier picks what requests are counted by, falling back to the
-// client IP as Kong does. consumer is the one an auth plugin set (the
-// sluice.consumer property), never a header a client could send.
-func (l *Limiter) Identifier(headers [][2]string, consumer, clientIP string) string {
+// client IP as Kong does.
+func (l *Limiter) Identifier(r Request) string {
 	var id string
 	switch l.limitBy {
 	case "consumer", "credential":
-		id = consumer
+		id = r.Consumer()
 	case "service":
 		id = "service"
 	case "header":
-		id, _ = common.Header(headers, l.headerName)
+		id, _ = r.Header(l.headerName)
 	case "path":
-		p, _ := common.Header(headers, ":path")
+		p, _ := r.Header(":path")
 		if p, _ = common.SplitPath(p); p == l.path {
 			id = p
 		}
 	}
 	if id == "" {
-		id = clientIP
+		id = r.ClientIP()
 	}
 	return l.limitBy + ":" + id
 }
@@ -176,13 +185,19 @@ func (l *Limiter) Decide(s common.Store, id string, now time.Time) Decision {
 	usages := make([]usage, len(l.limits))
 	exceeded := -1
 	for i, lim := range l.limits {
-		start, end, _ := common.Window(lim.period.Name, now)
-		n, err := common.Usage(s, l.key(lim.period.Name, id), start)
+		_, end, _ := common.Window(lim.period.Name, now)
+		usages[i] = usage{limit: lim, reset: common.ResetSeconds(end, now)}
+	}
+	// With several periods, read them all first so that a request refused
+	// by one does not use up the others. With one, Increment alone checks.
+	for i := 0; len(usages) > 1 && i < len(usages); i++ {
+		start, _, _ := common.Window(usages[i].period.Name, now)
+		n, err := common.Usage(s, l.key(usages[i].period.Name, id), start)
 		if err != nil {
 			return l.storeFailed(err)
 		}
-		usages[i] = usage{lim, n, common.ResetSeconds(end, now)}
-		if n >= lim.max && exceeded < 0 {
+		usages[i].count = n
+		if n >= usages[i].max && exceeded < 0 {
 			exceeded = i
 		}
 	}

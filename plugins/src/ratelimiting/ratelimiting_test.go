@@ -122,12 +122,12 @@ func TestIdentifier(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := l.Identifier(hs, "alice", "10.0.0.9"); got != tc.want {
+		if got := l.Identifier(common.HeaderRequest{Headers: hs, ConsumerName: "alice", IP: "10.0.0.9"}); got != tc.want {
 			t.Errorf("%s: identifier = %q, want %q", tc.cfg, got, tc.want)
 		}
 	}
 	l, _ := Parse([]byte(`{"minute":1}`), "rl")
-	if got := l.Identifier(hs, "", "10.0.0.9"); got != "consumer:10.0.0.9" {
+	if got := l.Identifier(common.HeaderRequest{Headers: hs, IP: "10.0.0.9"}); got != "consumer:10.0.0.9" {
 		t.Errorf("no consumer: identifier = %q, want the IP (not the client's header)", got)
 	}
 }

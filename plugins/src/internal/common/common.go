@@ -176,3 +176,26 @@ func Consumer() string {
 	}
 	return string(v)
 }
+
+// HostRequest answers questions about the current request with hostcalls,
+// one at a time, for logic that needs only a header or two.
+type HostRequest struct{}
+
+func (HostRequest) Header(name string) (string, bool) {
+	v, err := proxywasm.GetHttpRequestHeader(name)
+	return v, err == nil
+}
+func (HostRequest) Consumer() string { return Consumer() }
+func (HostRequest) ClientIP() string { return ClientIP() }
+
+// HeaderRequest answers from a header list, for tests and for code that
+// already read every header.
+type HeaderRequest struct {
+	Headers      [][2]string
+	ConsumerName string
+	IP           string
+}
+
+func (r HeaderRequest) Header(name string) (string, bool) { return Header(r.Headers, name) }
+func (r HeaderRequest) Consumer() string                  { return r.ConsumerName }
+func (r HeaderRequest) ClientIP() string                  { return r.IP }

@@ -1,4 +1,4 @@
-package plugins_test
+package realhost
 
 // The built-in module on sluice's real Wasm host (hostabi), not the fake
 // one: the same module, ABI and SDK paths the proxy uses, minus sockets.
@@ -239,7 +239,7 @@ func TestBuiltinsOnRealHost(t *testing.T) {
 	})
 
 	t.Run("memory flat over 100,000 streams", func(t *testing.T) {
-		if plugins.RaceEnabled {
+		if raceEnabled {
 			t.Skip("single-goroutine and slow under -race")
 		}
 		p, err := e.Load(ctx, hostabi.PluginConfig{Name: "h", RootID: "add-header", Wasm: plugins.Module(),

@@ -1,0 +1,5 @@
+//go:build !race
+
+package realhost
+
+const raceEnabled = false
