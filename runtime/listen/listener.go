@@ -61,7 +61,10 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 	if streams == 0 {
 		streams = defaultMaxConcurrentStreams
 	}
-	h2s := &http2.Server{MaxConcurrentStreams: streams, IdleTimeout: idle, MaxReadFrameSize: 1 << 20}
+	// Upgrade-style h2c (an HTTP/1.1 request asking to switch) is served by
+	// x/net's h2c handler; everything else HTTP/2 by net/http itself, which
+	// also handles prior-knowledge h2c at the connection preface.
+	h2s := &http2.Server{MaxConcurrentStreams: streams, IdleTimeout: idle}
 
 	var tlsCfg *tls.Config
 	if cfg.TLS != nil {
@@ -80,8 +83,15 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 	}
 
 	h := handler
-	if has("h2c") && cfg.TLS == nil {
-		h = h2c.NewHandler(handler, h2s)
+	var protocols http.Protocols
+	protocols.SetHTTP1(has("http1") || len(cfg.Protocols) == 0)
+	if cfg.TLS == nil {
+		if has("h2c") {
+			protocols.SetUnencryptedHTTP2(true)
+			h = h2c.NewHandler(handler, h2s)
+		}
+	} else {
+		protocols.SetHTTP2(has("h2"))
 	}
 	l.srv = &http.Server{
 		Handler:           h,
@@ -89,22 +99,17 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 		IdleTimeout:       idle,
 		MaxHeaderBytes:    maxHeader,
 		TLSConfig:         tlsCfg,
+		Protocols:         &protocols,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: int(streams), MaxReadFrameSize: 16 << 10},
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
-	}
-	if tlsCfg != nil && has("h2") {
-		if err := http2.ConfigureServer(l.srv, h2s); err != nil {
-			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
-		}
-		// ConfigureServer appends its own protocols; keep ours and their order.
-		l.srv.TLSConfig.NextProtos = tlsCfg.NextProtos
-	}
-	if tlsCfg != nil && !has("h2") {
-		l.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}
 
 	ln, err := net.Listen("tcp", cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+	}
+	if cfg.TLS == nil && has("h2c") {
+		ln = prefaceListener{Listener: ln, h2Only: !has("http1")}
 	}
 	l.tcp = ln
 

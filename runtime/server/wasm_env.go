@@ -2,32 +2,114 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 
 	"go.uber.org/zap"
 
+	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
-// wasmEnv is the process-wide Wasm host: one engine, the shared store,
-// queues and metrics every plugin version shares across reloads.
+// wasmEnv is the process-wide Wasm host: one engine, and the shared store,
+// queues and metrics that every plugin version shares across reloads.
 type wasmEnv struct {
-	log     *zap.Logger
-	cluster func(string) *upstream.Cluster
+	log    *zap.Logger
+	engine *hostabi.Engine
 }
 
 func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, log *zap.Logger, cluster func(string) *upstream.Cluster) (*wasmEnv, error) {
-	return &wasmEnv{log: log, cluster: cluster}, nil
+	caller := &filter.WasmHTTPCaller{Lookup: func(name string) (filter.RoundTripFunc, bool) {
+		c := cluster(name)
+		if c == nil {
+			return nil, false
+		}
+		return func(r *http.Request) (*http.Response, error) { return c.RoundTrip(r, upstream.Pick{}) }, true
+	}}
+	cacheDir := cfg.Wasm.CacheDir
+	switch {
+	case cacheDir == "off":
+		cacheDir = "-"
+	case os.Getenv("SLUICE_WASM_CACHE") != "" && cacheDir == "":
+		cacheDir = os.Getenv("SLUICE_WASM_CACHE")
+	}
+	if cacheDir != "" && cacheDir != "-" {
+		if err := os.MkdirAll(filepath.Clean(cacheDir), 0o755); err != nil {
+			log.Warn("wasm compilation cache unavailable; compiling every start", zap.String("dir", cacheDir), zap.Error(err))
+			cacheDir = "-"
+		}
+	}
+	engine, err := hostabi.NewEngine(ctx, hostabi.EngineConfig{
+		CacheDir: cacheDir,
+		Logger:   log,
+		HTTP:     caller,
+		Metrics:  filter.NewWasmMetrics(reg),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wasm engine: %w", err)
+	}
+	return &wasmEnv{log: log, engine: engine}, nil
 }
 
+// load compiles and starts one plugin version: vm_start and configure must
+// succeed before it serves anything.
 func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte) (loadedPlugin, error) {
-	return nil, fmt.Errorf("wasm plugins are not wired into the server yet")
+	pluginCfg, err := configBytes(pc.Config, pc.ConfigRaw)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	vmCfg, err := configBytes(pc.VMConfig, pc.VMConfigRaw)
+	if err != nil {
+		return nil, fmt.Errorf("vm_config: %w", err)
+	}
+	rootID := pc.RootID
+	builtin := builtinName(pc.Wasm)
+	if builtin != "" && rootID == "" {
+		rootID = builtin
+	}
+	p, err := e.engine.Load(ctx, hostabi.PluginConfig{
+		Name:         pc.Name,
+		RootID:       rootID,
+		VMID:         pc.VMID,
+		Wasm:         module,
+		PluginConfig: pluginCfg,
+		VMConfig:     vmCfg,
+		FailOpen:     pc.Failure == "open",
+		Instances:    pc.VM.Instances,
+		MemoryLimit:  uint64(pc.VM.MemoryLimit),
+		CallTimeout:  pc.VM.CallTimeout.D(),
+		Trusted:      builtin != "",
+	})
+	if err != nil {
+		return nil, err
+	}
+	return filter.NewWasmFactory(p, e.log.With(zap.String("plugin", pc.Name))), nil
 }
 
-func (e *wasmEnv) close() {}
+func (e *wasmEnv) close() { e.engine.Close(context.Background()) }
+
+// configBytes is what on_configure / on_vm_start receive: the raw string
+// verbatim, else the table as JSON, else nothing.
+func configBytes(table map[string]any, raw string) ([]byte, error) {
+	if raw != "" {
+		return []byte(raw), nil
+	}
+	if table == nil {
+		return nil, nil
+	}
+	return json.Marshal(table)
+}
 
 func builtinModule(name string) ([]byte, error) {
-	return nil, fmt.Errorf("builtin plugins are not wired into the server yet")
+	if !plugins.Has(name) {
+		return nil, fmt.Errorf("no builtin plugin %q (builtins: %v)", name, plugins.Names())
+	}
+	return plugins.Module(), nil
 }

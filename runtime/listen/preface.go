@@ -1,0 +1,57 @@
+package listen
+
+import (
+	"bytes"
+	"net"
+)
+
+// http2Preface is the client connection preface of RFC 9113 section 3.4.
+const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// prefaceListener closes plaintext connections that start like an HTTP/2
+// preface but are not one (or, on an h2c-only listener, anything but the
+// preface). net/http would read them as a malformed HTTP/1.1 request and
+// answer 400, where RFC 9113 asks for the connection to close.
+type prefaceListener struct {
+	net.Listener
+	h2Only bool
+}
+
+func (l prefaceListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &prefaceConn{Conn: c, h2Only: l.h2Only}, nil
+}
+
+// prefaceConn checks the first bytes it reads; every read after that goes
+// straight to the connection.
+type prefaceConn struct {
+	net.Conn
+	h2Only  bool
+	checked bool
+	seen    []byte
+}
+
+func (c *prefaceConn) Read(p []byte) (int, error) {
+	if c.checked {
+		return c.Conn.Read(p)
+	}
+	n, err := c.Conn.Read(p)
+	c.seen = append(c.seen, p[:n]...)
+	switch {
+	case !c.h2Only && len(c.seen) >= 4 && !bytes.HasPrefix(c.seen, []byte("PRI ")):
+		c.checked, c.seen = true, nil
+	case len(c.seen) >= len(http2Preface):
+		if !bytes.HasPrefix(c.seen, []byte(http2Preface)) {
+			c.Conn.Close()
+			return 0, net.ErrClosed
+		}
+		c.checked, c.seen = true, nil
+	case !bytes.HasPrefix([]byte(http2Preface), c.seen):
+		c.Conn.Close()
+		return 0, net.ErrClosed
+	}
+	return n, err
+}

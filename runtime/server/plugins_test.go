@@ -1,0 +1,85 @@
+package server
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBuiltinPluginOnRoute(t *testing.T) {
+	up := startEcho(t, "up", nil)
+	ts := startServer(t, baseConfig(`
+[[plugins]]
+name = "hello"
+wasm = "builtin:add-header"
+config = { request_headers = { "x-hello" = "sluice" }, response_headers = { "x-served-by" = "sluice" } }
+
+[[routes]]
+name = "r"
+plugins = ["hello"]
+backends = [ { cluster = "up" } ]
+
+[[clusters]]
+name = "up"
+endpoints = ["`+up.addr+`"]
+`))
+	resp, e := getJSON(t, http.DefaultClient, mustReq(t, "GET", ts.url("/"), nil))
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got := e.Header["X-Hello"]; len(got) != 1 || got[0] != "sluice" {
+		t.Fatalf("upstream saw x-hello %v", got)
+	}
+	if resp.Header.Get("X-Served-By") != "sluice" {
+		t.Fatalf("response lacks x-served-by: %v", resp.Header)
+	}
+	adminResp, err := http.Get("http://" + ts.AdminAddr() + "/plugins")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(adminResp.Body)
+	adminResp.Body.Close()
+	if !strings.Contains(string(body), `"name": "hello"`) || !strings.Contains(string(body), `"sha256"`) {
+		t.Fatalf("/plugins: %s", body)
+	}
+}
+
+func TestBadPluginRefusedWithClearError(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.wasm")
+	os.WriteFile(bad, []byte("not wasm at all"), 0o644)
+	cfgPath := filepath.Join(dir, "sluice.toml")
+	os.WriteFile(cfgPath, []byte(baseConfig(`
+[[plugins]]
+name = "broken"
+wasm = "`+bad+`"
+[[routes]]
+name = "r"
+plugins = ["broken"]
+backends = [ { cluster = "c" } ]
+[[clusters]]
+name = "c"
+endpoints = ["127.0.0.1:1"]
+`)), 0o644)
+	_, err := New(Options{ConfigPath: cfgPath})
+	if err == nil || !strings.Contains(err.Error(), `plugin "broken"`) {
+		t.Fatalf("New with a bad module: %v, want an error naming the plugin", err)
+	}
+}
+
+func TestUnknownBuiltinRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "sluice.toml")
+	os.WriteFile(cfgPath, []byte(baseConfig(`
+[[plugins]]
+name = "x"
+wasm = "builtin:no-such-plugin"
+`)), 0o644)
+	_, err := New(Options{ConfigPath: cfgPath})
+	if err == nil || !strings.Contains(err.Error(), "no-such-plugin") {
+		t.Fatalf("unknown builtin: %v", err)
+	}
+}
