@@ -34,7 +34,8 @@ func TestKeyAuthInModule(t *testing.T) {
 	}
 	s.end()
 	s = g.newStream(root)
-	s.requestHeaders([][2]string{{":method", "GET"}, {":path", "/users?apikey=k1&x=1"}, {"x-consumer-username", "mallory"}}, true)
+	s.requestHeaders([][2]string{{":method", "GET"}, {":path", "/users?apikey=k1&x=1"}, {"x-consumer-username", "mallory"},
+		{"x-anonymous-consumer", "true"}}, true)
 	if g.h.local != nil {
 		t.Fatalf("valid key refused: %+v", g.h.local)
 	}
@@ -43,6 +44,12 @@ func TestKeyAuthInModule(t *testing.T) {
 	}
 	if v := string(g.h.props["sluice.consumer"]); v != "alice" {
 		t.Errorf("sluice.consumer property = %q, want alice", v)
+	}
+	if n := len(g.h.maps[0]); n != 4 {
+		t.Errorf("request headers = %q, want the client's consumer headers replaced or removed", g.h.maps[0])
+	}
+	if _, ok := getHeader(g.h.maps[0], "x-anonymous-consumer"); ok {
+		t.Error("a client-sent x-anonymous-consumer reached the upstream")
 	}
 	if v, _ := getHeader(g.h.maps[0], ":path"); v != "/users?x=1" {
 		t.Errorf(":path = %q, want the key hidden", v)

@@ -31,9 +31,12 @@ type stream struct {
 }
 
 func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
-	subset := s.r.Pick(common.RequestHeaders(Name), rand.Float64())
+	h := common.RequestHeaders(Name)
+	subset := s.r.Pick(h, rand.Float64())
 	if subset == "" {
-		common.Must(Name, "removing "+SubsetHeader, proxywasm.RemoveHttpRequestHeader(SubsetHeader))
+		if _, sent := common.Header(h, SubsetHeader); sent {
+			common.Must(Name, "removing "+SubsetHeader, proxywasm.RemoveHttpRequestHeader(SubsetHeader))
+		}
 		return types.ActionContinue
 	}
 	common.Must(Name, "setting "+SubsetHeader, proxywasm.ReplaceHttpRequestHeader(SubsetHeader, subset))

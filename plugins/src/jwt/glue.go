@@ -103,7 +103,7 @@ func (p *plugin) release(haveKeys bool) {
 			common.JSONReply(503, "Unable to fetch the keys to verify the token").Send()
 			continue
 		}
-		if s.apply(s.p.v.Check(s.headers, time.Unix(0, common.NowNanos()))) {
+		if s.apply(s.p.v.Check(s.headers, time.Unix(0, common.NowNanos())), s.headers) {
 			common.Must(Name, "resuming the request", proxywasm.ResumeHttpRequest())
 		}
 	}
@@ -129,14 +129,15 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 		}
 		return types.ActionPause
 	}
-	if s.apply(r) {
+	if s.apply(r, h) {
 		return types.ActionContinue
 	}
 	return types.ActionPause
 }
 
-// apply acts on a result and says whether the request may go on.
-func (s *stream) apply(r Result) bool {
+// apply acts on a result for a request with these headers and says
+// whether the request may go on.
+func (s *stream) apply(r Result, headers [][2]string) bool {
 	if r.Skip {
 		return true
 	}
@@ -144,8 +145,11 @@ func (s *stream) apply(r Result) bool {
 		r.Reply.Send()
 		return false
 	}
+	// Values a client sent for the consumer headers must not survive.
 	for _, h := range []string{HeaderConsumerUsername, HeaderConsumerID, HeaderAnonymous} {
-		common.Must(Name, "removing "+h, proxywasm.RemoveHttpRequestHeader(h))
+		if _, sent := common.Header(headers, h); sent {
+			common.Must(Name, "removing "+h, proxywasm.RemoveHttpRequestHeader(h))
+		}
 	}
 	if r.Anonymous {
 		common.Must(Name, "setting anonymous", proxywasm.ReplaceHttpRequestHeader(HeaderAnonymous, "true"))

@@ -37,7 +37,8 @@ type stream struct {
 }
 
 func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
-	r := s.auth.Check(common.RequestHeaders(Name))
+	h := common.RequestHeaders(Name)
+	r := s.auth.Check(h)
 	if r.Skip {
 		return types.ActionContinue
 	}
@@ -45,11 +46,12 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 		r.Reply.Send()
 		return types.ActionPause
 	}
-	for _, h := range []string{HeaderConsumerUsername, HeaderConsumerID, HeaderAnonymous} {
-		common.Must(Name, "removing "+h, proxywasm.RemoveHttpRequestHeader(h))
-	}
+	// Replace drops any value a client sent for the consumer headers; the
+	// anonymous marker is removed when the client sent one.
 	if r.Anonymous {
 		common.Must(Name, "setting anonymous", proxywasm.ReplaceHttpRequestHeader(HeaderAnonymous, "true"))
+	} else if _, sent := common.Header(h, HeaderAnonymous); sent {
+		common.Must(Name, "removing "+HeaderAnonymous, proxywasm.RemoveHttpRequestHeader(HeaderAnonymous))
 	}
 	common.Must(Name, "setting consumer", proxywasm.ReplaceHttpRequestHeader(HeaderConsumerUsername, r.Consumer))
 	common.SetConsumer(Name, r.Consumer)
