@@ -11,9 +11,12 @@ import (
 func (in *instance) buffer(t abi.BufferType) (*[]byte, bool) {
 	switch t {
 	case abi.BufferVMConfiguration:
-		return &in.p.cfg.VMConfig, false
+		return &in.vm.cfg.VMConfig, false
 	case abi.BufferPluginConfiguration:
-		return &in.p.cfg.PluginConfig, false
+		if p := in.pluginFor(in.effective); p != nil {
+			return &p.cfg.PluginConfig, false
+		}
+		return nil, false
 	case abi.BufferHTTPCallResponseBody:
 		if in.cur.httpHeaders == nil {
 			return nil, false
@@ -99,5 +102,9 @@ func hcGetBufferStatus(_ context.Context, in *instance, a []uint64) abi.Status {
 
 // hcGetConfiguration is ABI 0.1.0's way to read the plugin configuration.
 func hcGetConfiguration(ctx context.Context, in *instance, a []uint64) abi.Status {
-	return in.returnBytes(ctx, in.p.cfg.PluginConfig, u32(a[0]), u32(a[1]))
+	p := in.pluginFor(in.effective)
+	if p == nil {
+		return abi.NotFound
+	}
+	return in.returnBytes(ctx, p.cfg.PluginConfig, u32(a[0]), u32(a[1]))
 }

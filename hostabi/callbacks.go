@@ -2,7 +2,9 @@ package hostabi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
@@ -75,9 +77,10 @@ const (
 // an error means the instance broke during (or before) the callback and the
 // plugin's failure policy applies.
 type HTTPStream struct {
-	in   *instance
-	id   uint32
-	host StreamHost
+	in     *instance
+	plugin *Plugin
+	id     uint32
+	host   StreamHost
 
 	// network: an L4 connection (NewNetworkStream), not an HTTP stream.
 	network bool
@@ -100,32 +103,47 @@ func (p *Plugin) NewHTTPStream(ctx context.Context, host StreamHost) (*HTTPStrea
 }
 
 func (p *Plugin) newStream(ctx context.Context, host StreamHost, network bool) (*HTTPStream, error) {
-	in, err := p.pick(ctx)
-	if err != nil {
-		return nil, err
+	if !p.beginStream() {
+		return nil, fmt.Errorf("plugin %q: %w: %w", p.cfg.Name, ErrClosed, ErrUnavailable)
 	}
-	s := &HTTPStream{in: in, host: host, network: network}
+	in, err := p.vm.pick(ctx)
+	if err != nil {
+		p.endStream()
+		return nil, fmt.Errorf("plugin %q: %w", p.cfg.Name, err)
+	}
+	s := &HTTPStream{in: in, plugin: p, host: host, network: network}
 	in.mu.Lock()
-	if in.broken != nil {
+	root, ok := in.rootOf[p]
+	if in.broken != nil || !ok {
 		err := in.broken
+		if err == nil {
+			err = errors.New("instance has no root context for the plugin")
+		}
 		in.mu.Unlock()
-		p.streamDone(in)
+		s.release()
 		return nil, fmt.Errorf("plugin %q: %w: %w", p.cfg.Name, ErrUnavailable, err)
 	}
 	s.id = in.nextID
 	in.nextID++
 	in.streams[s.id] = s
 	in.effective = s.id
-	_, err = in.call(cbContextCreate, uint64(s.id), uint64(in.rootID))
+	_, err = in.call(cbContextCreate, uint64(s.id), uint64(root))
 	if err != nil {
 		delete(in.streams, s.id)
 		s.done = true
 		in.unlock()
-		p.streamDone(in)
+		s.release()
 		return nil, err
 	}
 	in.unlock()
 	return s, nil
+}
+
+// release gives back the stream's slot on its instance and its plugin.
+func (s *HTTPStream) release() {
+	s.in.load.Add(-1)
+	s.in.lastUsed.Store(time.Now().UnixNano())
+	s.plugin.endStream()
 }
 
 // ID is the stream's context id in its instance.
@@ -137,7 +155,7 @@ func (s *HTTPStream) invoke(cb callback, args ...uint64) (uint64, error) {
 	in.mu.Lock()
 	if s.done {
 		in.mu.Unlock()
-		return 0, fmt.Errorf("plugin %q: stream %d already done", in.p.cfg.Name, s.id)
+		return 0, fmt.Errorf("plugin %q: stream %d already done", s.plugin.cfg.Name, s.id)
 	}
 	in.effective = s.id
 	s.active = true
@@ -274,9 +292,9 @@ func (s *HTTPStream) OnDone() error {
 	s.done = true
 	delete(in.streams, s.id)
 	in.unlock()
-	in.p.streamDone(in)
+	s.release()
 	if healthy && err == nil {
-		in.p.noteSuccess()
+		in.vm.noteSuccess()
 	}
 	return err
 }

@@ -54,6 +54,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	modules map[moduleKey]*compiledModule
+	vms     map[vmKey]*vm // shared VMs, by vm_id and module
 }
 
 type moduleKey struct {
@@ -83,7 +84,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMemoryMetrics()
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, queues: newQueues(), modules: map[moduleKey]*compiledModule{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger, queues: newQueues(), modules: map[moduleKey]*compiledModule{}, vms: map[vmKey]*vm{}}
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(uint32(min(cfg.MaxMemory/65536, 65536)))
 	switch cfg.CacheDir {

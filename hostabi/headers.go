@@ -117,7 +117,7 @@ func hcGetHeaderMapValue(ctx context.Context, in *instance, a []uint64) abi.Stat
 		return abi.NotFound
 	}
 	v, ok := m.Get(string(key))
-	if !ok && in.p.version != abi.Version010 {
+	if !ok && in.vm.version != abi.Version010 {
 		// 0.2.0 made a missing key NotFound; 0.1.0 answered Ok and "".
 		return abi.NotFound
 	}

@@ -66,14 +66,15 @@ func hcHTTPCall(ctx context.Context, in *instance, a []uint64) abi.Status {
 // dispatch starts a call whose reply goes to the root context, as Envoy
 // delivers http_call replies to the root context that made them.
 func (in *instance) dispatch(req HTTPCallRequest, grpc bool) (uint32, abi.Status) {
-	caller := in.p.e.cfg.HTTP
-	if caller == nil {
+	caller := in.vm.e.cfg.HTTP
+	p := in.pluginFor(in.effective)
+	if caller == nil || p == nil {
 		return 0, abi.BadArgument
 	}
 	in.nextCall++
 	id := in.nextCall
-	in.callouts[id] = &callout{root: in.rootID, grpc: grpc}
-	err := caller.HTTPCall(in.p.ctx, req, func(resp HTTPCallResponse, err error) {
+	in.callouts[id] = &callout{root: in.rootFor(in.effective), grpc: grpc}
+	err := caller.HTTPCall(p.ctx, req, func(resp HTTPCallResponse, err error) {
 		// Never deliver on the dispatching goroutine: it holds the instance.
 		go in.deliver(id, resp, err)
 	})
@@ -82,7 +83,7 @@ func (in *instance) dispatch(req HTTPCallRequest, grpc bool) (uint32, abi.Status
 		if errors.Is(err, ErrUnknownCluster) {
 			return 0, abi.BadArgument
 		}
-		in.p.log.Warn("http_call dispatch failed", zap.String("cluster", req.Cluster), zap.Error(err))
+		p.log.Warn("http_call dispatch failed", zap.String("cluster", req.Cluster), zap.Error(err))
 		return 0, abi.InternalFailure
 	}
 	return id, abi.OK
@@ -92,7 +93,7 @@ func (in *instance) deliver(id uint32, resp HTTPCallResponse, err error) {
 	in.mu.Lock()
 	co := in.callouts[id]
 	delete(in.callouts, id)
-	if co == nil || co.cancelled || in.broken != nil {
+	if co == nil || co.cancelled || in.broken != nil || in.roots[co.root] == nil {
 		in.mu.Unlock()
 		return
 	}
@@ -100,7 +101,7 @@ func (in *instance) deliver(id uint32, resp HTTPCallResponse, err error) {
 	if co.grpc {
 		in.deliverGRPC(co.root, id, resp, err)
 	} else if err != nil {
-		if ce := in.p.log.Check(zap.DebugLevel, "http_call failed"); ce != nil {
+		if ce := in.vm.log.Check(zap.DebugLevel, "http_call failed"); ce != nil {
 			ce.Write(zap.Uint32("call_id", id), zap.Error(err))
 		}
 		in.cur = callData{}
@@ -114,6 +115,5 @@ func (in *instance) deliver(id uint32, resp HTTPCallResponse, err error) {
 			uint64(len(resp.Headers)), uint64(len(resp.Body)), uint64(len(resp.Trailers)))
 	}
 	in.cur = callData{}
-	in.effective = in.rootID
 	in.unlock()
 }

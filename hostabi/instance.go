@@ -29,7 +29,7 @@ func instOf(ctx context.Context) *instance {
 // instance is one module instance with its own root context. It serves one
 // goroutine at a time: everything below mu is guarded by it.
 type instance struct {
-	p      *Plugin
+	vm     *vm
 	seq    uint64
 	mod    api.Module
 	mem    api.Memory
@@ -48,20 +48,20 @@ type instance struct {
 	lastUsed atomic.Int64
 
 	mu        sync.Mutex
-	rootID    uint32
 	nextID    uint32
 	effective uint32
-	streams   map[uint32]*HTTPStream
-	callouts  map[uint32]*callout
-	nextCall  uint32
-	cur       callData
-	pending   []func()
-	broken    error
-	stack     [8]uint64
-	tickStop  chan struct{}
-	props     map[string][]byte
-	starting  bool
-	stdio     [2]lineWriter
+	// roots are the plugins' root contexts, by context id.
+	roots    map[uint32]*rootContext
+	rootOf   map[*Plugin]uint32
+	streams  map[uint32]*HTTPStream
+	callouts map[uint32]*callout
+	nextCall uint32
+	cur      callData
+	pending  []func()
+	broken   error
+	stack    [8]uint64
+	starting bool
+	stdio    [2]lineWriter
 }
 
 // callData is what a callback may read besides its stream: the reply of an
@@ -76,6 +76,14 @@ type callData struct {
 	statusMsg    string
 }
 
+// rootContext is one plugin's root context in an instance.
+type rootContext struct {
+	p        *Plugin
+	tickStop chan struct{}
+	// props holds what the root context set with proxy_set_property.
+	props map[string][]byte
+}
+
 type callout struct {
 	root      uint32
 	grpc      bool
@@ -83,15 +91,17 @@ type callout struct {
 }
 
 // newInstance instantiates the module and runs start-up as Envoy does:
-// _initialize (then main) or _start, the root context, vm_start, configure.
-func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
+// _initialize (then main) or _start, then for each plugin its root
+// context, vm_start and configure. Callers hold createMu.
+func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 	in := &instance{
-		p: p, seq: p.nextInst.Add(1),
-		memory:   &limitedMemory{limit: p.cfg.MemoryLimit},
+		vm: v, seq: v.nextInst.Add(1),
+		memory:   &limitedMemory{limit: v.cfg.MemoryLimit},
 		streams:  map[uint32]*HTTPStream{},
 		callouts: map[uint32]*callout{},
-		rootID:   1,
-		nextID:   2,
+		roots:    map[uint32]*rootContext{},
+		rootOf:   map[*Plugin]uint32{},
+		nextID:   1,
 		starting: true,
 	}
 	in.stdio[0].in, in.stdio[1].in = in, in
@@ -100,7 +110,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	ictx := experimental.WithMemoryAllocator(in.ctx, &memoryLimiter{mem: in.memory})
 	// Start functions are ours to call: wazero would run _start on
 	// instantiation, before the host knows whether it is a reactor.
-	mod, err := p.cm.rt.InstantiateModule(ictx, p.cm.mod, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	mod, err := v.cm.rt.InstantiateModule(ictx, v.cm.mod, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
 		return nil, fmt.Errorf("instantiating: %w", err)
 	}
@@ -119,9 +129,19 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	if f := in.fns[cbRequestHeaders]; f != nil {
 		in.headerArgs = len(f.Definition().ParamTypes())
 	}
+	v.mu.Lock()
+	plugins := append([]*Plugin(nil), v.plugins...)
+	v.mu.Unlock()
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if err := in.start(); err != nil {
+	err = in.start()
+	for _, p := range plugins {
+		if err != nil {
+			break
+		}
+		err = in.addRoot(p)
+	}
+	if err != nil {
 		in.closeLocked(err)
 		return nil, err
 	}
@@ -130,7 +150,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 }
 
 func (in *instance) start() error {
-	t := in.p.cfg.StartTimeout
+	t := in.vm.cfg.StartTimeout
 	switch {
 	case in.fns[cbInitialize] != nil:
 		if _, err := in.callT(t, cbInitialize); err != nil {
@@ -149,35 +169,76 @@ func (in *instance) start() error {
 	if in.fns[cbMemoryAllocate] == nil {
 		return errors.New("module exports neither proxy_on_memory_allocate nor malloc")
 	}
-	in.effective = in.rootID
-	if _, err := in.callT(t, cbContextCreate, uint64(in.rootID), 0); err != nil {
-		return fmt.Errorf("proxy_on_context_create (root): %w", err)
+	return nil
+}
+
+// addRoot creates p's root context: context_create, vm_start, configure.
+// A refusal removes it again and is not the instance's fault; a trap is.
+func (in *instance) addRoot(p *Plugin) error {
+	t := in.vm.cfg.StartTimeout
+	id := in.nextID
+	in.nextID++
+	in.roots[id] = &rootContext{p: p}
+	in.rootOf[p] = id
+	in.effective = id
+	refuse := func(err error) error {
+		if in.broken == nil {
+			in.removeRoot(p)
+		}
+		return err
+	}
+	if _, err := in.callT(t, cbContextCreate, uint64(id), 0); err != nil {
+		return refuse(fmt.Errorf("proxy_on_context_create (root): %w", err))
 	}
 	if in.fns[cbVMStart] != nil {
-		ok, err := in.callT(t, cbVMStart, uint64(in.rootID), uint64(len(in.p.cfg.VMConfig)))
+		in.effective = id
+		ok, err := in.callT(t, cbVMStart, uint64(id), uint64(len(in.vm.cfg.VMConfig)))
 		if err != nil {
-			return fmt.Errorf("proxy_on_vm_start: %w", err)
+			return refuse(fmt.Errorf("proxy_on_vm_start: %w", err))
 		}
 		if uint32(ok) == 0 {
-			return errors.New("proxy_on_vm_start returned false: the VM configuration was refused")
+			return refuse(errors.New("proxy_on_vm_start returned false: the VM configuration was refused"))
 		}
 	}
 	if in.fns[cbConfigure] != nil {
-		ok, err := in.callT(t, cbConfigure, uint64(in.rootID), uint64(len(in.p.cfg.PluginConfig)))
+		in.effective = id
+		ok, err := in.callT(t, cbConfigure, uint64(id), uint64(len(p.cfg.PluginConfig)))
 		if err != nil {
-			return fmt.Errorf("proxy_on_configure: %w", err)
+			return refuse(fmt.Errorf("proxy_on_configure: %w", err))
 		}
 		if uint32(ok) == 0 {
-			return errors.New("proxy_on_configure returned false: the plugin configuration was refused")
+			return refuse(errors.New("proxy_on_configure returned false: the plugin configuration was refused"))
 		}
 	}
 	return nil
 }
 
+// removeRoot deletes p's root context (on_done, on_delete) and what hangs
+// off it: its timer and queue subscriptions.
+func (in *instance) removeRoot(p *Plugin) {
+	id, ok := in.rootOf[p]
+	if !ok {
+		return
+	}
+	if in.broken == nil && in.mod != nil {
+		in.effective = id
+		if _, err := in.call(cbDone, uint64(id)); err == nil {
+			in.effective = id
+			_, _ = in.call(cbDelete, uint64(id))
+		}
+	}
+	if rc := in.roots[id]; rc != nil && rc.tickStop != nil {
+		close(rc.tickStop)
+	}
+	in.vm.e.queues.unsubscribe(in, id)
+	delete(in.roots, id)
+	delete(in.rootOf, p)
+}
+
 // call runs an export under the plugin's callback deadline. A missing
 // export returns 0, nil. Callers hold mu.
 func (in *instance) call(cb callback, args ...uint64) (uint64, error) {
-	return in.callT(in.p.cfg.CallTimeout, cb, args...)
+	return in.callT(in.vm.cfg.CallTimeout, cb, args...)
 }
 
 func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (uint64, error) {
@@ -191,7 +252,7 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 	copy(in.stack[:], args)
 	var err error
 	var timedOut bool
-	if in.p.cfg.Trusted {
+	if in.vm.cfg.Trusted {
 		// No termination checks are compiled in: a deadline would do
 		// nothing but cost wazero's watcher goroutine.
 		err = f.CallWithStack(in.ctx, in.stack[:])
@@ -201,7 +262,7 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 		timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 		cancel()
 	}
-	in.p.calls.Add(1)
+	in.vm.calls.Add(1)
 	if err == nil && in.broken != nil {
 		// A host function found the instance unusable (e.g. the allocator
 		// failed) while the guest went on.
@@ -253,13 +314,17 @@ func (in *instance) fail(cb callback, err error, timedOut bool) {
 	// What the guest printed before dying (a Go panic) belongs with it.
 	in.stdio[0].flush(zapcore.InfoLevel)
 	in.stdio[1].flush(zapcore.ErrorLevel)
-	fe := &FailureError{Plugin: in.p.cfg.Name, Callback: callbackNames[cb], Cause: cause, Err: err}
-	in.p.log.Error("wasm instance failed; it is replaced",
+	name := in.vm.name
+	if p := in.pluginFor(in.effective); p != nil {
+		name = p.cfg.Name
+	}
+	fe := &FailureError{Plugin: name, Callback: callbackNames[cb], Cause: cause, Err: err}
+	in.vm.log.Error("wasm instance failed; it is replaced", zap.String("plugin", name),
 		zap.String("callback", callbackNames[cb]), zap.String("cause", cause),
 		zap.Uint64("instance", in.seq), zap.Error(err))
-	in.p.recordFailure(cause)
+	in.vm.recordFailure(cause)
 	if !in.starting {
-		in.p.remove(in)
+		in.vm.remove(in)
 	}
 	in.closeLocked(fe)
 }
@@ -269,11 +334,8 @@ func (in *instance) fail(cb callback, err error, timedOut bool) {
 // as Envoy does when it shuts a VM down.
 func (in *instance) close(reason error) {
 	in.mu.Lock()
-	if in.broken == nil && in.mod != nil {
-		in.effective = in.rootID
-		if _, err := in.call(cbDone, uint64(in.rootID)); err == nil {
-			_, _ = in.call(cbDelete, uint64(in.rootID))
-		}
+	for _, rc := range in.roots {
+		in.removeRoot(rc.p)
 	}
 	in.closeLocked(reason)
 	in.unlock()
@@ -285,12 +347,14 @@ func (in *instance) closeLocked(reason error) {
 	}
 	in.stdio[0].flush(zapcore.InfoLevel)
 	in.stdio[1].flush(zapcore.ErrorLevel)
-	if in.tickStop != nil {
-		close(in.tickStop)
-		in.tickStop = nil
+	for _, rc := range in.roots {
+		if rc.tickStop != nil {
+			close(rc.tickStop)
+			rc.tickStop = nil
+		}
 	}
 	if in.mod != nil {
-		in.p.e.queues.unsubscribe(in)
+		in.vm.e.queues.unsubscribe(in, 0)
 		_ = in.mod.Close(context.Background())
 		in.mod = nil
 	}
@@ -351,21 +415,25 @@ func (in *instance) returnBytes(ctx context.Context, data []byte, ptrOut, sizeOu
 	return abi.OK
 }
 
-// setTick (re)starts the root context's timer.
-func (in *instance) setTick(period time.Duration) {
-	if in.tickStop != nil {
-		close(in.tickStop)
-		in.tickStop = nil
+// setTick (re)starts a root context's timer.
+func (in *instance) setTick(root uint32, period time.Duration) {
+	rc := in.roots[root]
+	if rc == nil {
+		return
+	}
+	if rc.tickStop != nil {
+		close(rc.tickStop)
+		rc.tickStop = nil
 	}
 	if period <= 0 {
 		return
 	}
 	stop := make(chan struct{})
-	in.tickStop = stop
-	go in.ticker(period, stop)
+	rc.tickStop = stop
+	go in.ticker(root, period, stop)
 }
 
-func (in *instance) ticker(period time.Duration, stop chan struct{}) {
+func (in *instance) ticker(root uint32, period time.Duration, stop chan struct{}) {
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -375,12 +443,35 @@ func (in *instance) ticker(period time.Duration, stop chan struct{}) {
 		case <-t.C:
 		}
 		in.mu.Lock()
-		if in.tickStop != stop || in.broken != nil {
+		rc := in.roots[root]
+		if rc == nil || rc.tickStop != stop || in.broken != nil {
 			in.mu.Unlock()
 			return
 		}
-		in.effective = in.rootID
-		_, _ = in.call(cbTick, uint64(in.rootID))
+		in.effective = root
+		_, _ = in.call(cbTick, uint64(root))
 		in.unlock()
 	}
+}
+
+// rootFor is the root context of a context: itself, or a stream's plugin's.
+func (in *instance) rootFor(id uint32) uint32 {
+	if in.roots[id] != nil {
+		return id
+	}
+	if s := in.streams[id]; s != nil {
+		return in.rootOf[s.plugin]
+	}
+	return 0
+}
+
+// pluginFor is the plugin a context belongs to, nil for none.
+func (in *instance) pluginFor(id uint32) *Plugin {
+	if rc := in.roots[id]; rc != nil {
+		return rc.p
+	}
+	if s := in.streams[id]; s != nil {
+		return s.plugin
+	}
+	return nil
 }

@@ -26,7 +26,11 @@ func zapLevel(l abi.LogLevel) zapcore.Level {
 // guestLog writes one line a guest logged; checked first so a disabled
 // level costs no allocation.
 func (in *instance) guestLog(level zapcore.Level, msg []byte) {
-	if ce := in.p.log.Check(level, string(msg)); ce != nil {
+	log := in.vm.log
+	if p := in.pluginFor(in.effective); p != nil {
+		log = p.log
+	}
+	if ce := log.Check(level, string(msg)); ce != nil {
 		ce.Write(zap.Uint32("context_id", in.effective))
 	}
 }
@@ -43,7 +47,7 @@ func hcLog(_ context.Context, in *instance, a []uint64) abi.Status {
 // hcGetLogLevel reports the most verbose level the plugin's logger keeps,
 // so a guest can skip formatting lines nobody reads.
 func hcGetLogLevel(_ context.Context, in *instance, a []uint64) abi.Status {
-	core := in.p.log.Core()
+	core := in.vm.log.Core()
 	level := abi.LogCritical
 	switch {
 	case core.Enabled(zapcore.DebugLevel):
@@ -71,7 +75,7 @@ func hcGetCurrentTime(_ context.Context, in *instance, a []uint64) abi.Status {
 // hcSetTickPeriod sets the root context's timer, whichever context asks
 // (Envoy keeps one per root context too).
 func hcSetTickPeriod(_ context.Context, in *instance, a []uint64) abi.Status {
-	in.setTick(time.Duration(u32(a[0])) * time.Millisecond)
+	in.setTick(in.rootFor(in.effective), time.Duration(u32(a[0]))*time.Millisecond)
 	return abi.OK
 }
 
@@ -79,7 +83,7 @@ func hcSetTickPeriod(_ context.Context, in *instance, a []uint64) abi.Status {
 // a tick) act on a stream it paused.
 func hcSetEffectiveContext(_ context.Context, in *instance, a []uint64) abi.Status {
 	id := u32(a[0])
-	if id != in.rootID {
+	if in.roots[id] == nil {
 		if s := in.streams[id]; s == nil || s.done {
 			return abi.BadArgument
 		}
@@ -92,7 +96,7 @@ func hcSetEffectiveContext(_ context.Context, in *instance, a []uint64) abi.Stat
 // The host deletes root contexts when it closes an instance anyway, so
 // there is nothing left to wait for.
 func hcDone(_ context.Context, in *instance, _ []uint64) abi.Status {
-	if in.effective != in.rootID {
+	if in.roots[in.effective] == nil {
 		return abi.NotFound
 	}
 	return abi.OK
@@ -100,8 +104,5 @@ func hcDone(_ context.Context, in *instance, _ []uint64) abi.Status {
 
 // stream is the effective stream, nil in a root context.
 func (in *instance) stream() *HTTPStream {
-	if in.effective == in.rootID {
-		return nil
-	}
 	return in.streams[in.effective]
 }

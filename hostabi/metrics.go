@@ -33,7 +33,7 @@ func hcDefineMetric(_ context.Context, in *instance, a []uint64) abi.Status {
 	if _, ok := in.mem.Read(u32(a[3]), 4); !ok {
 		return abi.InvalidMemoryAccess
 	}
-	id, err := in.p.e.cfg.Metrics.Define(kind, name)
+	id, err := in.vm.e.cfg.Metrics.Define(kind, name)
 	if err != nil {
 		return metricStatus(err)
 	}
@@ -42,18 +42,18 @@ func hcDefineMetric(_ context.Context, in *instance, a []uint64) abi.Status {
 }
 
 func hcIncrementMetric(_ context.Context, in *instance, a []uint64) abi.Status {
-	return metricStatus(in.p.e.cfg.Metrics.Increment(u32(a[0]), int64(a[1])))
+	return metricStatus(in.vm.e.cfg.Metrics.Increment(u32(a[0]), int64(a[1])))
 }
 
 func hcRecordMetric(_ context.Context, in *instance, a []uint64) abi.Status {
-	return metricStatus(in.p.e.cfg.Metrics.Record(u32(a[0]), a[1]))
+	return metricStatus(in.vm.e.cfg.Metrics.Record(u32(a[0]), a[1]))
 }
 
 func hcGetMetric(_ context.Context, in *instance, a []uint64) abi.Status {
 	if _, ok := in.mem.Read(u32(a[1]), 8); !ok {
 		return abi.InvalidMemoryAccess
 	}
-	v, err := in.p.e.cfg.Metrics.Get(u32(a[0]))
+	v, err := in.vm.e.cfg.Metrics.Get(u32(a[0]))
 	if err != nil {
 		return metricStatus(err)
 	}

@@ -20,24 +20,26 @@ func splitPath(b []byte) []string {
 // property answers the plugin's own properties, then the stream's, then
 // the process's.
 func (in *instance) property(path []string) ([]byte, bool) {
-	if len(path) == 1 {
+	if p := in.pluginFor(in.effective); p != nil && len(path) == 1 {
 		switch path[0] {
 		case "plugin_name":
-			return []byte(in.p.cfg.Name), true
+			return []byte(p.cfg.Name), true
 		case "plugin_root_id":
-			return []byte(in.p.cfg.RootID), true
+			return []byte(p.cfg.RootID), true
 		case "plugin_vm_id":
-			return []byte(in.p.cfg.VMID), true
+			return []byte(p.cfg.VMID), true
 		}
 	}
 	if s := in.stream(); s != nil {
 		if v, ok := s.host.Property(path); ok {
 			return v, true
 		}
-	} else if v, ok := in.props[strings.Join(path, "\x00")]; ok {
-		return v, true
+	} else if rc := in.roots[in.effective]; rc != nil {
+		if v, ok := rc.props[strings.Join(path, "\x00")]; ok {
+			return v, true
+		}
 	}
-	if f := in.p.e.cfg.Properties; f != nil {
+	if f := in.vm.e.cfg.Properties; f != nil {
 		return f(path)
 	}
 	return nil, false
@@ -80,10 +82,14 @@ func hcSetProperty(_ context.Context, in *instance, a []uint64) abi.Status {
 		return abi.OK
 	}
 	// A root context has no stream to carry the value: keep it with the
-	// instance, readable by later root callbacks.
-	if in.props == nil {
-		in.props = map[string][]byte{}
+	// root context, readable by its later callbacks.
+	rc := in.roots[in.effective]
+	if rc == nil {
+		return abi.NotFound
 	}
-	in.props[strings.Join(path, "\x00")] = v
+	if rc.props == nil {
+		rc.props = map[string][]byte{}
+	}
+	rc.props[strings.Join(path, "\x00")] = v
 	return abi.OK
 }

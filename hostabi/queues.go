@@ -19,8 +19,14 @@ type queues struct {
 
 type queue struct {
 	items [][]byte
-	subs  []*instance
+	subs  []subscriber
 	turn  int
+}
+
+// subscriber is a root context in an instance.
+type subscriber struct {
+	in   *instance
+	root uint32
 }
 
 // maxQueueItems bounds a queue nobody drains.
@@ -30,7 +36,7 @@ func newQueues() *queues {
 	return &queues{byName: map[[2]string]uint32{}, byID: map[uint32]*queue{}}
 }
 
-func (q *queues) register(vmID, name string, in *instance) uint32 {
+func (q *queues) register(vmID, name string, sub subscriber) uint32 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	k := [2]string{vmID, name}
@@ -43,11 +49,11 @@ func (q *queues) register(vmID, name string, in *instance) uint32 {
 	}
 	qu := q.byID[id]
 	for _, s := range qu.subs {
-		if s == in {
+		if s == sub {
 			return id
 		}
 	}
-	qu.subs = append(qu.subs, in)
+	qu.subs = append(qu.subs, sub)
 	return id
 }
 
@@ -58,19 +64,19 @@ func (q *queues) resolve(vmID, name string) (uint32, bool) {
 	return id, ok
 }
 
-func (q *queues) enqueue(id uint32, v []byte) (*instance, abi.Status) {
+func (q *queues) enqueue(id uint32, v []byte) (subscriber, abi.Status) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	qu := q.byID[id]
 	if qu == nil {
-		return nil, abi.NotFound
+		return subscriber{}, abi.NotFound
 	}
 	if len(qu.items) >= maxQueueItems {
-		return nil, abi.InternalFailure
+		return subscriber{}, abi.InternalFailure
 	}
 	qu.items = append(qu.items, v)
 	if len(qu.subs) == 0 {
-		return nil, abi.OK
+		return subscriber{}, abi.OK
 	}
 	qu.turn = (qu.turn + 1) % len(qu.subs)
 	return qu.subs[qu.turn], abi.OK
@@ -92,18 +98,20 @@ func (q *queues) dequeue(id uint32) ([]byte, abi.Status) {
 	return v, abi.OK
 }
 
-// unsubscribe forgets a closed instance; the queue and its items stay for
-// the next generation of the plugin.
-func (q *queues) unsubscribe(in *instance) {
+// unsubscribe forgets a root context (root 0: every root of the
+// instance); the queue and its items stay for the next generation.
+func (q *queues) unsubscribe(in *instance, root uint32) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, qu := range q.byID {
-		for i, s := range qu.subs {
-			if s == in {
-				qu.subs = append(qu.subs[:i:i], qu.subs[i+1:]...)
-				break
+		keep := qu.subs[:0]
+		for _, s := range qu.subs {
+			if s.in != in || (root != 0 && s.root != root) {
+				keep = append(keep, s)
 			}
 		}
+		clear(qu.subs[len(keep):])
+		qu.subs = keep
 	}
 }
 
@@ -115,7 +123,11 @@ func hcRegisterSharedQueue(_ context.Context, in *instance, a []uint64) abi.Stat
 	if _, ok := in.mem.Read(u32(a[2]), 4); !ok {
 		return abi.InvalidMemoryAccess
 	}
-	id := in.p.e.queues.register(in.p.cfg.VMID, name, in)
+	root := in.rootFor(in.effective)
+	if root == 0 {
+		return abi.NotFound
+	}
+	id := in.vm.e.queues.register(in.vm.cfg.VMID, name, subscriber{in, root})
 	in.mem.WriteUint32Le(u32(a[2]), id)
 	return abi.OK
 }
@@ -129,7 +141,7 @@ func hcResolveSharedQueue(_ context.Context, in *instance, a []uint64) abi.Statu
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	id, ok := in.p.e.queues.resolve(vmID, name)
+	id, ok := in.vm.e.queues.resolve(vmID, name)
 	if !ok {
 		return abi.NotFound
 	}
@@ -145,29 +157,29 @@ func hcEnqueueSharedQueue(_ context.Context, in *instance, a []uint64) abi.Statu
 		return abi.InvalidMemoryAccess
 	}
 	id := u32(a[0])
-	sub, st := in.p.e.queues.enqueue(id, append([]byte(nil), v...))
-	if sub != nil {
+	sub, st := in.vm.e.queues.enqueue(id, append([]byte(nil), v...))
+	if sub.in != nil {
 		// The subscriber may be this very instance, which is busy now.
-		go sub.queueReady(id)
+		go sub.in.queueReady(sub.root, id)
 	}
 	return st
 }
 
 func hcDequeueSharedQueue(ctx context.Context, in *instance, a []uint64) abi.Status {
-	v, st := in.p.e.queues.dequeue(u32(a[0]))
+	v, st := in.vm.e.queues.dequeue(u32(a[0]))
 	if st != abi.OK {
 		return st
 	}
 	return in.returnBytes(ctx, v, u32(a[1]), u32(a[2]))
 }
 
-func (in *instance) queueReady(id uint32) {
+func (in *instance) queueReady(root, id uint32) {
 	in.mu.Lock()
-	if in.broken != nil {
+	if in.broken != nil || in.roots[root] == nil {
 		in.mu.Unlock()
 		return
 	}
-	in.effective = in.rootID
-	_, _ = in.call(cbQueueReady, uint64(in.rootID), uint64(id))
+	in.effective = root
+	_, _ = in.call(cbQueueReady, uint64(root), uint64(id))
 	in.unlock()
 }

@@ -46,7 +46,7 @@ func TestSharedQueues(t *testing.T) {
 
 func TestQueuesHammer(t *testing.T) {
 	q := newQueues()
-	id := q.register("vm", "q", nil)
+	id := q.register("vm", "q", subscriber{})
 	const workers, each = 4, 500
 	var wg sync.WaitGroup
 	for w := range workers {

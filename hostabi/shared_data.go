@@ -16,7 +16,7 @@ func hcGetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
 	if _, ok := in.mem.Read(u32(a[4]), 4); !ok {
 		return abi.InvalidMemoryAccess
 	}
-	val, cas, err := in.p.e.cfg.Shared.Get(ctx, key)
+	val, cas, err := in.vm.e.cfg.Shared.Get(ctx, key)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return abi.NotFound
@@ -39,7 +39,7 @@ func hcSetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	err = in.p.e.cfg.Shared.Set(ctx, key, append([]byte(nil), val...), u32(a[4]))
+	err = in.vm.e.cfg.Shared.Set(ctx, key, append([]byte(nil), val...), u32(a[4]))
 	switch {
 	case errors.Is(err, ErrCASMismatch):
 		return abi.CasMismatch

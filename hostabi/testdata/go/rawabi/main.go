@@ -20,7 +20,11 @@ import (
 func main() {}
 
 var (
+	// script is the current root context's: plugins sharing an instance
+	// (one vm_id) each configure their own root context.
 	script     = map[string][][]string{}
+	scripts    = map[uint32]map[string][][]string{}
+	roots      = map[uint32]uint32{}
 	allocs     [][]byte
 	lastStream uint32
 	rootID     uint32
@@ -46,6 +50,20 @@ func onMemoryAllocate(size uint32) uint32 {
 		return 0
 	}
 	return uint32(uintptr(unsafe.Pointer(&b[0])))
+}
+
+// use switches to the script of ctx's root context.
+func use(ctx uint32) {
+	r, ok := roots[ctx]
+	if !ok {
+		r = ctx
+	}
+	rootID = r
+	if scripts[r] == nil {
+		scripts[r] = map[string][][]string{}
+	}
+	script = scripts[r]
+	_, quiet = script["quiet"]
 }
 
 func parse(cfg string) {
