@@ -214,7 +214,7 @@ func newHTTP2Pool(d *dialer, idle time.Duration, plaintext bool, maxStreams int)
 			return d.dialTLS(ctx, network, addr, "h2")
 		}
 	}
-	return newH2Pool(t, dial, maxStreams)
+	return newH2Pool(t, dial, d.net.Timeout, maxStreams)
 }
 
 // h3Pool wraps http3.Transport so Close releases the QUIC socket.

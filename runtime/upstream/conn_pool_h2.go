@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -27,6 +28,8 @@ type h2Pool struct {
 	t          *http2.Transport // settings for NewClientConn only
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxStreams int32 // max_requests_per_connection; 0 = unlimited
+	// handshakeTimeout bounds the wait for the peer's SETTINGS.
+	handshakeTimeout time.Duration
 
 	// Optional: account requests that wait for a connection to be set up.
 	enterPending func() error
@@ -48,8 +51,8 @@ type h2Dial struct {
 	err  error
 }
 
-func newH2Pool(t *http2.Transport, dial func(ctx context.Context, network, addr string) (net.Conn, error), maxStreams int) *h2Pool {
-	return &h2Pool{t: t, dial: dial, maxStreams: int32(max(0, maxStreams)),
+func newH2Pool(t *http2.Transport, dial func(ctx context.Context, network, addr string) (net.Conn, error), handshakeTimeout time.Duration, maxStreams int) *h2Pool {
+	return &h2Pool{t: t, dial: dial, handshakeTimeout: handshakeTimeout, maxStreams: int32(max(0, maxStreams)),
 		conns: map[string][]*h2Conn{}, dialing: map[string]*h2Dial{}}
 }
 
@@ -122,7 +125,7 @@ func (p *h2Pool) get(ctx context.Context, addr string) (*h2Conn, bool, error) {
 				// A peer that accepts and hangs up at once would keep us
 				// dialing forever.
 				if dead++; dead >= 3 {
-					return nil, false, fmt.Errorf("http2: %s closed %d new connections in a row: %w", addr, dead, io.ErrUnexpectedEOF)
+					return nil, false, &dialError{err: fmt.Errorf("http2: %s closed %d new connections in a row: %w", addr, dead, io.ErrUnexpectedEOF)}
 				}
 			}
 		case <-ctx.Done():
@@ -168,8 +171,23 @@ func (p *h2Pool) dialAndAdd(ctx context.Context, addr string, d *h2Dial) {
 	var cc *http2.ClientConn
 	if err == nil {
 		cc, err = p.t.NewClientConn(conn)
-		if err != nil {
+		if err == nil {
+			// Wait for the peer's SETTINGS before handing the connection
+			// out: until then x/net assumes 100 concurrent streams, and a
+			// peer allowing fewer would queue our extra requests behind
+			// busy streams instead of getting them a connection of their
+			// own. The server sends SETTINGS first, so a PING answered
+			// means they were read.
+			pctx, cancel := context.WithTimeout(ctx, p.handshakeTimeout)
+			err = cc.Ping(pctx)
+			cancel()
+			if err != nil {
+				cc.Close()
+			}
+		} else {
 			conn.Close()
+		}
+		if err != nil {
 			err = &dialError{err: fmt.Errorf("http2 handshake with %s: %w", addr, err)}
 		}
 	}

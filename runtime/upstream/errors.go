@@ -180,6 +180,10 @@ func classify(err error) Failure {
 	// net/http and x/net/http2 report some connection losses with
 	// unexported error values only.
 	switch err.Error() {
+	case errH2NotEstablished:
+		// The peer hung up a fresh connection before any stream: nothing
+		// was sent, as with a refused connect.
+		return ConnectFailure
 	case errH2GoAway:
 		// Streams above the GOAWAY's last stream id were never processed.
 		return RefusedStream
@@ -192,8 +196,12 @@ func classify(err error) Failure {
 	return Other
 }
 
-// errH2GoAway is x/net's unexported errClientConnGotGoAway.
-const errH2GoAway = "http2: Transport received Server's graceful shutdown GOAWAY"
+// Messages of x/net's unexported errClientConnGotGoAway and
+// errClientConnNotEstablished.
+const (
+	errH2GoAway         = "http2: Transport received Server's graceful shutdown GOAWAY"
+	errH2NotEstablished = "http2: client conn could not be established"
+)
 
 func isTimeout(err error) bool {
 	var ne net.Error

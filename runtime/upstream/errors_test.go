@@ -188,6 +188,10 @@ func rawH2Server(t *testing.T, code http2.ErrCode, goAway bool) string {
 						if !f.IsAck() {
 							fr.WriteSettingsAck()
 						}
+					case *http2.PingFrame:
+						if !f.IsAck() {
+							fr.WritePing(true, f.Data)
+						}
 					case *http2.MetaHeadersFrame:
 						if goAway {
 							fr.WriteGoAway(0, code, nil)
