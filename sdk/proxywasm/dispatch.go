@@ -23,14 +23,17 @@ func (s *vmState) onContextCreate(contextID, parentID uint32) {
 		s.roots[contextID] = &rootState{ctx: ctx, callouts: make(map[uint32]callout), grpc: make(map[uint32]grpcCall)}
 		return
 	}
-	if _, ok := s.roots[parentID]; !ok {
+	root, ok := s.roots[parentID]
+	if !ok {
 		LogCriticalf("context %d created under unknown plugin context %d", contextID, parentID)
 		return
 	}
 	// proxy_on_context_create does not say whether the stream is HTTP or
 	// TCP, so the stream context is made by the first callback that does
 	// (see http and tcp): a plugin may then serve both kinds.
-	s.streamRoot[contextID] = parentID
+	st := &streamState{rootID: parentID, root: root}
+	s.streams[contextID] = st
+	s.lastID, s.last = contextID, st
 }
 
 func (s *vmState) onConfigure(rootID, size uint32) bool {
@@ -44,6 +47,9 @@ func (s *vmState) onConfigure(rootID, size uint32) bool {
 
 func (s *vmState) onDone(contextID uint32) bool {
 	s.active = contextID
+	if s.stream(contextID) != nil {
+		return true
+	}
 	if root, ok := s.roots[contextID]; ok {
 		return root.ctx.OnPluginDone()
 	}
@@ -52,20 +58,24 @@ func (s *vmState) onDone(contextID uint32) bool {
 
 func (s *vmState) onLog(contextID uint32) {
 	s.active = contextID
-	if h, ok := s.httpStreams[contextID]; ok {
-		h.OnHttpStreamDone()
-	} else if t, ok := s.tcpStreams[contextID]; ok {
-		t.OnStreamDone()
+	if st := s.stream(contextID); st != nil {
+		if st.http != nil {
+			st.http.OnHttpStreamDone()
+		} else if st.tcp != nil {
+			st.tcp.OnStreamDone()
+		}
 	}
 }
 
 // onDelete forgets the context, so a long-running instance holds state only
 // for live streams.
 func (s *vmState) onDelete(contextID uint32) {
-	delete(s.httpStreams, contextID)
-	delete(s.tcpStreams, contextID)
-	delete(s.streamRoot, contextID)
-	delete(s.roots, contextID)
+	if s.stream(contextID) != nil {
+		delete(s.streams, contextID)
+		s.last = nil
+	} else {
+		delete(s.roots, contextID)
+	}
 	releaseHeld()
 	yieldToGC()
 }
@@ -106,7 +116,7 @@ func (s *vmState) actAs(rootID, caller uint32) {
 	if caller == rootID {
 		return
 	}
-	if _, live := s.streamRoot[caller]; live {
+	if s.stream(caller) != nil {
 		s.active = caller
 		abi.ProxySetEffectiveContext(caller)
 	}
@@ -114,47 +124,26 @@ func (s *vmState) actAs(rootID, caller uint32) {
 
 func (s *vmState) http(contextID uint32) types.HttpContext {
 	s.active = contextID
-	if h, ok := s.httpStreams[contextID]; ok {
-		return h
-	}
-	root, ok := s.pendingRoot(contextID)
-	if !ok {
+	st := s.stream(contextID)
+	if st == nil {
 		return nil
 	}
-	h := root.ctx.NewHttpContext(contextID)
-	if h != nil {
-		s.httpStreams[contextID] = h
+	if st.http == nil && st.tcp == nil {
+		st.http = st.root.ctx.NewHttpContext(contextID)
 	}
-	return h
+	return st.http
 }
 
 func (s *vmState) tcp(contextID uint32) types.TcpContext {
 	s.active = contextID
-	if t, ok := s.tcpStreams[contextID]; ok {
-		return t
-	}
-	root, ok := s.pendingRoot(contextID)
-	if !ok {
+	st := s.stream(contextID)
+	if st == nil {
 		return nil
 	}
-	t := root.ctx.NewTcpContext(contextID)
-	if t != nil {
-		s.tcpStreams[contextID] = t
+	if st.http == nil && st.tcp == nil {
+		st.tcp = st.root.ctx.NewTcpContext(contextID)
 	}
-	return t
-}
-
-// pendingRoot is the plugin context of a stream whose context has not been
-// made yet.
-func (s *vmState) pendingRoot(contextID uint32) (*rootState, bool) {
-	if _, isHTTP := s.httpStreams[contextID]; isHTTP {
-		return nil, false
-	}
-	if _, isTCP := s.tcpStreams[contextID]; isTCP {
-		return nil, false
-	}
-	r, ok := s.roots[s.streamRoot[contextID]]
-	return r, ok
+	return st.tcp
 }
 
 func (s *vmState) onRequestHeaders(id, n uint32, eos bool) types.Action {

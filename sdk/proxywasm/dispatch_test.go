@@ -93,7 +93,7 @@ func TestStreamStateFreedOnDelete(t *testing.T) {
 		if got := s.onRequestHeaders(id, 3, false); got != types.ActionPause {
 			t.Fatalf("stream %d: onRequestHeaders = %v, want pause", id, got)
 		}
-		last = s.httpStreams[id].(*testStream)
+		last = s.streams[id].http.(*testStream)
 		s.onLog(id)
 		if !s.onDone(id) {
 			t.Fatalf("onDone(%d) = false for a stream", id)
@@ -106,7 +106,7 @@ func TestStreamStateFreedOnDelete(t *testing.T) {
 	if p.streams != 100_000 {
 		t.Errorf("streams made = %d, want 100000", p.streams)
 	}
-	if n := len(s.httpStreams) + len(s.streamRoot) + len(s.tcpStreams); n != 0 {
+	if n := len(s.streams); n != 0 {
 		t.Errorf("%d stream entries left after delete", n)
 	}
 	if len(s.roots) != 1 {
@@ -129,7 +129,7 @@ func TestUnknownContextsAreIgnored(t *testing.T) {
 		t.Error("onConfigure on unknown root = true, want false")
 	}
 	s.onContextCreate(9, 8) // parent unknown
-	if len(s.httpStreams) != 0 {
+	if len(s.streams) != 0 {
 		t.Error("stream created under unknown parent")
 	}
 	s.onTick(3)
@@ -254,10 +254,10 @@ func TestStreamKindChosenByFirstCallback(t *testing.T) {
 	if got := strings.Join(p.made, ","); got != "tcp,http" {
 		t.Errorf("contexts made = %s, want tcp,http", got)
 	}
-	if _, ok := s.tcpStreams[2]; !ok {
+	if s.streams[2].tcp == nil {
 		t.Error("stream 2 is not TCP")
 	}
-	if _, ok := s.httpStreams[3]; !ok {
+	if s.streams[3].http == nil {
 		t.Error("stream 3 is not HTTP")
 	}
 	// Once made, a stream keeps its kind: an HTTP callback on a TCP stream

@@ -209,12 +209,12 @@ func (s *vmState) rootOf(contextID uint32) (uint32, bool) {
 	if _, ok := s.roots[contextID]; ok {
 		return contextID, true
 	}
-	r, ok := s.streamRoot[contextID]
-	if !ok {
+	st := s.stream(contextID)
+	if st == nil {
 		return 0, false
 	}
-	_, ok = s.roots[r]
-	return r, ok
+	_, ok := s.roots[st.rootID]
+	return st.rootID, ok
 }
 
 func GetHttpCallResponseHeaders() ([][2]string, error) {

@@ -12,11 +12,14 @@ import (
 type vmState struct {
 	vm types.VMContext
 
-	roots       map[uint32]*rootState
-	httpStreams map[uint32]types.HttpContext
-	tcpStreams  map[uint32]types.TcpContext
-	// streamRoot maps a stream context to the root context that made it.
-	streamRoot map[uint32]uint32
+	roots   map[uint32]*rootState
+	streams map[uint32]*streamState
+
+	// last caches the stream of the previous callback: a stream's callbacks
+	// come one after another, and a map lookup per callback is a
+	// measurable part of a Go guest's cost per request.
+	lastID uint32
+	last   *streamState
 
 	// active is the context whose callback is running: the caller an
 	// http_call reply is delivered to.
@@ -29,6 +32,15 @@ type rootState struct {
 	grpc     map[uint32]grpcCall
 }
 
+// streamState is one stream: its plugin context and, once its first
+// callback said which, its HTTP or TCP context.
+type streamState struct {
+	rootID uint32
+	root   *rootState
+	http   types.HttpContext
+	tcp    types.TcpContext
+}
+
 type callout struct {
 	cb     types.HttpCalloutCallBack
 	caller uint32
@@ -38,12 +50,22 @@ var current = newState()
 
 func newState() *vmState {
 	return &vmState{
-		vm:          &registry{},
-		roots:       make(map[uint32]*rootState),
-		httpStreams: make(map[uint32]types.HttpContext),
-		tcpStreams:  make(map[uint32]types.TcpContext),
-		streamRoot:  make(map[uint32]uint32),
+		vm:      &registry{},
+		roots:   make(map[uint32]*rootState),
+		streams: make(map[uint32]*streamState),
 	}
+}
+
+// stream returns a live stream's state, or nil.
+func (s *vmState) stream(id uint32) *streamState {
+	if s.last != nil && s.lastID == id {
+		return s.last
+	}
+	st := s.streams[id]
+	if st != nil {
+		s.lastID, s.last = id, st
+	}
+	return st
 }
 
 // SetVMContext installs the VM context; call it from init. It replaces
