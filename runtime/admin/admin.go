@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"go.uber.org/zap"
@@ -78,6 +79,12 @@ func Start(address string, s Server, reg *stats.Registry, log *zap.Logger) (*Adm
 	})
 	mux.HandleFunc("GET /plugins", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Plugins()) })
 	mux.HandleFunc("GET /clusters", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Clusters()) })
+	// Go's profiler, as Envoy's admin has /cpuprofiler: the admin listener
+	// is loopback by default and carries no user traffic.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 
 	ln, err := net.Listen("tcp", address)
 	if err != nil {

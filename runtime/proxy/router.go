@@ -294,10 +294,14 @@ func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool,
 			}
 			reqBody = v
 		}
-		tryCtx, tryCancel := context.WithCancel(ctx)
+		// A try has a context of its own only when it can time out on its
+		// own; otherwise the route's context serves and a try is abandoned
+		// by closing its response body.
+		tryCtx, tryCancel := ctx, func() {}
 		var timer *time.Timer
 		var perTryExpired atomic.Bool
 		if policy.perTryTimeout > 0 {
+			tryCtx, tryCancel = context.WithCancel(ctx)
 			timer = time.AfterFunc(policy.perTryTimeout, func() { perTryExpired.Store(true); tryCancel() })
 		}
 		out := x.outboundRequest(tryCtx, reqBody, contentLength, noBody)
