@@ -1,0 +1,349 @@
+// Package filtertest runs a proxy-wasm filter on sluice's real Wasm host
+// (hostabi) with a simulated stream, so a filter's test reads as "these
+// request headers in, these out, this local reply, these metrics":
+//
+//	f := filtertest.Load(t, wasm, filtertest.Options{Config: map[string]any{"header": "x-a"}})
+//	r := f.Do(filtertest.Request{Headers: [][2]string{{":path", "/"}}})
+//	if v, _ := r.RequestHeader("x-a"); v != "1" { ... }
+//
+// The stream has no sockets: the request goes through the filter's request
+// callbacks, then, unless the filter answered locally, the given response
+// goes through its response callbacks. Properties the filter reads come
+// from Request.Properties (joined with "."), and what it sets is in
+// Result.Properties.
+package filtertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/plugins"
+)
+
+// Options configure the filter.
+type Options struct {
+	// Name (default "test") and RootID (default: none) as in sluice.toml.
+	Name, RootID string
+	// Config is the plugin configuration: []byte or string as is,
+	// anything else as JSON.
+	Config any
+	// VMConfig likewise, for proxy_on_vm_start.
+	VMConfig any
+	// HTTP answers http_calls; nil makes them fail with BadArgument.
+	HTTP hostabi.HTTPCaller
+	// Shared is the shared data store; default a fresh in-memory one.
+	Shared hostabi.SharedStore
+	// Untrusted runs the module with wazero's termination checks (as
+	// sluice runs user filters, with per-callback deadlines); the default
+	// is the faster trusted mode.
+	Untrusted bool
+}
+
+// Filter is a loaded filter.
+type Filter struct {
+	t       testing.TB
+	Plugin  *hostabi.Plugin
+	Metrics *hostabi.MemoryMetrics
+}
+
+// Load compiles and starts wasm (vm_start and configure); a refused
+// configuration fails the test. Use LoadErr to test refusals.
+func Load(t testing.TB, wasm []byte, o Options) *Filter {
+	t.Helper()
+	f, err := LoadErr(t, wasm, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// LoadBuiltin is Load for a built-in plugin (wasm = "builtin:NAME").
+func LoadBuiltin(t testing.TB, name string, config any) *Filter {
+	t.Helper()
+	return Load(t, plugins.Module(), Options{Name: name, RootID: name, Config: config})
+}
+
+// LoadErr is Load returning the error instead of failing.
+func LoadErr(t testing.TB, wasm []byte, o Options) (*Filter, error) {
+	t.Helper()
+	ctx := context.Background()
+	metrics := hostabi.NewMemoryMetrics()
+	shared := o.Shared
+	if shared == nil {
+		shared = hostabi.NewMemoryStore()
+	}
+	e, err := hostabi.NewEngine(ctx, hostabi.EngineConfig{HTTP: o.HTTP, Shared: shared, Metrics: metrics})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	cfg, err := raw(o.Config)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	vmCfg, err := raw(o.VMConfig)
+	if err != nil {
+		return nil, fmt.Errorf("vm config: %w", err)
+	}
+	name := o.Name
+	if name == "" {
+		name = "test"
+	}
+	p, err := e.Load(ctx, hostabi.PluginConfig{Name: name, RootID: o.RootID, Wasm: wasm,
+		PluginConfig: cfg, VMConfig: vmCfg, Trusted: !o.Untrusted, Instances: 1})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return &Filter{t: t, Plugin: p, Metrics: metrics}, nil
+}
+
+func raw(v any) ([]byte, error) {
+	switch c := v.(type) {
+	case nil:
+		return nil, nil
+	case []byte:
+		return c, nil
+	case string:
+		return []byte(c), nil
+	}
+	return json.Marshal(v)
+}
+
+// Request is one simulated stream.
+type Request struct {
+	// Headers include pseudo-headers; :method GET, :path / and :authority
+	// example.com are added when missing.
+	Headers [][2]string
+	// Body, when not nil, is sent as one chunk ending the request.
+	Body []byte
+	// ClientAddr is the source.address property; default 127.0.0.1:40000.
+	ClientAddr string
+	// Properties the filter may read, keyed by path joined with ".".
+	Properties map[string][]byte
+	// ResponseHeaders (default :status 200) and ResponseBody are the
+	// upstream's answer, used when the filter lets the request through.
+	ResponseHeaders [][2]string
+	ResponseBody    []byte
+	// Wait bounds how long a paused request may take to be resumed (by a
+	// tick or an http_call reply); default 2s.
+	Wait time.Duration
+}
+
+// Result is what the filter did.
+type Result struct {
+	// RequestHeaders and RequestBody as they would go upstream.
+	RequestHeaders [][2]string
+	RequestBody    []byte
+	// ResponseHeaders and ResponseBody as they would go to the client
+	// (nil when the filter answered locally).
+	ResponseHeaders [][2]string
+	ResponseBody    []byte
+	// Local is the filter's local reply, if any.
+	Local *hostabi.LocalResponse
+	// Properties after the stream, including what the filter set.
+	Properties map[string][]byte
+	// Paused says the request stayed paused past Request.Wait.
+	Paused bool
+}
+
+// RequestHeader returns a request header as it went upstream.
+func (r *Result) RequestHeader(k string) (string, bool) { return get(r.RequestHeaders, k) }
+
+// ResponseHeader returns a response header as it went to the client.
+func (r *Result) ResponseHeader(k string) (string, bool) { return get(r.ResponseHeaders, k) }
+
+// LocalHeader returns a header of the local reply.
+func (r *Result) LocalHeader(k string) (string, bool) {
+	if r.Local == nil {
+		return "", false
+	}
+	return get(r.Local.Headers, k)
+}
+
+func get(h [][2]string, k string) (string, bool) {
+	var vs []string
+	for _, kv := range h {
+		if strings.EqualFold(kv[0], k) {
+			vs = append(vs, kv[1])
+		}
+	}
+	return strings.Join(vs, ","), len(vs) > 0
+}
+
+// Do runs one stream through the filter.
+func (f *Filter) Do(r Request) *Result {
+	f.t.Helper()
+	ctx := context.Background()
+	st := newStream(r)
+	s, err := f.Plugin.NewHTTPStream(ctx, st)
+	if err != nil {
+		f.t.Fatalf("new stream: %v", err)
+	}
+	defer s.OnDone()
+	res := &Result{}
+	wait := r.Wait
+	if wait == 0 {
+		wait = 2 * time.Second
+	}
+	// paused waits for a Resume from the host's goroutine (tick, reply).
+	paused := func(a hostabi.Action) bool {
+		if a == hostabi.Continue {
+			return false
+		}
+		deadline := time.Now().Add(wait)
+		for time.Now().Before(deadline) {
+			if st.resumed.Load() > 0 || st.local.Load() != nil {
+				st.resumed.Store(0)
+				return st.local.Load() != nil
+			}
+			time.Sleep(time.Millisecond)
+		}
+		res.Paused = true
+		return true
+	}
+	a, err := s.OnRequestHeaders(r.Body == nil)
+	if err != nil {
+		f.t.Fatalf("request headers: %v", err)
+	}
+	stopped := paused(a)
+	if !stopped && r.Body != nil {
+		out, a, err := s.OnRequestBody(r.Body, true)
+		if err != nil {
+			f.t.Fatalf("request body: %v", err)
+		}
+		res.RequestBody = out
+		stopped = paused(a)
+	}
+	if !stopped {
+		rh := r.ResponseHeaders
+		if rh == nil {
+			rh = [][2]string{{":status", "200"}}
+		}
+		st.maps[hostabi.ResponseHeaders] = &headerMap{pairs: append([][2]string(nil), rh...)}
+		a, err := s.OnResponseHeaders(r.ResponseBody == nil)
+		if err != nil {
+			f.t.Fatalf("response headers: %v", err)
+		}
+		if !paused(a) && r.ResponseBody != nil {
+			out, _, err := s.OnResponseBody(r.ResponseBody, true)
+			if err != nil {
+				f.t.Fatalf("response body: %v", err)
+			}
+			res.ResponseBody = out
+		}
+		if st.local.Load() == nil {
+			res.ResponseHeaders = st.maps[hostabi.ResponseHeaders].Pairs()
+		}
+	}
+	if err := s.OnLog(); err != nil {
+		f.t.Fatalf("log: %v", err)
+	}
+	res.RequestHeaders = st.maps[hostabi.RequestHeaders].Pairs()
+	res.Local = st.local.Load()
+	res.Properties = st.propsCopy()
+	return res
+}
+
+// Metric returns a metric's value by name (counters and gauges; the sum
+// for histograms).
+func (f *Filter) Metric(name string) (int64, bool) {
+	for _, m := range f.Metrics.Snapshot() {
+		if m.Name == name {
+			return m.Value, true
+		}
+	}
+	return 0, false
+}
+
+// Stats are the plugin's host-side statistics (instances, memory, failures).
+func (f *Filter) Stats() hostabi.Stats { return f.Plugin.Stats() }
+
+type stream struct {
+	maps    map[hostabi.MapType]*headerMap
+	props   atomic.Pointer[map[string][]byte]
+	local   atomic.Pointer[hostabi.LocalResponse]
+	resumed atomic.Int32
+}
+
+func newStream(r Request) *stream {
+	h := append([][2]string(nil), r.Headers...)
+	for _, d := range [][2]string{{":method", "GET"}, {":path", "/"}, {":authority", "example.com"}} {
+		if _, ok := get(h, d[0]); !ok {
+			h = append([][2]string{d}, h...)
+		}
+	}
+	props := map[string][]byte{}
+	for k, v := range r.Properties {
+		props[k] = v
+	}
+	addr := r.ClientAddr
+	if addr == "" {
+		addr = "127.0.0.1:40000"
+	}
+	if _, ok := props["source.address"]; !ok {
+		props["source.address"] = []byte(addr)
+	}
+	s := &stream{maps: map[hostabi.MapType]*headerMap{hostabi.RequestHeaders: {pairs: h}}}
+	s.props.Store(&props)
+	return s
+}
+
+func (s *stream) propsCopy() map[string][]byte {
+	out := map[string][]byte{}
+	for k, v := range *s.props.Load() {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *stream) Headers(t hostabi.MapType) hostabi.HeaderMap {
+	if m, ok := s.maps[t]; ok {
+		return m
+	}
+	return nil
+}
+func (s *stream) SendLocalResponse(r hostabi.LocalResponse) { s.local.Store(&r) }
+func (s *stream) Resume(hostabi.StreamType)                 { s.resumed.Add(1) }
+func (s *stream) Close(hostabi.StreamType)                  {}
+func (s *stream) Property(path []string) ([]byte, bool) {
+	v, ok := (*s.props.Load())[strings.Join(path, ".")]
+	return v, ok
+}
+
+// SetProperty copies on write: the host may call it from a tick's
+// goroutine while Do reads.
+func (s *stream) SetProperty(path []string, v []byte) error {
+	next := s.propsCopy()
+	next[strings.Join(path, ".")] = append([]byte(nil), v...)
+	s.props.Store(&next)
+	return nil
+}
+
+// headerMap is a HeaderMap over a pair list; keys are compared without case.
+type headerMap struct{ pairs [][2]string }
+
+func (m *headerMap) Len() int                    { return len(m.pairs) }
+func (m *headerMap) Pairs() [][2]string          { return append([][2]string(nil), m.pairs...) }
+func (m *headerMap) SetPairs(p [][2]string)      { m.pairs = append([][2]string(nil), p...) }
+func (m *headerMap) Get(k string) (string, bool) { return get(m.pairs, k) }
+func (m *headerMap) Add(k, v string)             { m.pairs = append(m.pairs, [2]string{strings.ToLower(k), v}) }
+func (m *headerMap) Set(k, v string)             { m.Remove(k); m.Add(k, v) }
+func (m *headerMap) Remove(k string) {
+	out := m.pairs[:0]
+	for _, kv := range m.pairs {
+		if !strings.EqualFold(kv[0], k) {
+			out = append(out, kv)
+		}
+	}
+	m.pairs = out
+}
+
+// builtinModule is the embedded built-in module.
+func builtinModule() []byte { return plugins.Module() }
