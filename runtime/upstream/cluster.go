@@ -116,7 +116,9 @@ func durOr(d config.Duration, def time.Duration) time.Duration {
 	return d.D()
 }
 
-func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *options) (*Cluster, error) {
+// newCluster builds a cluster. prev, when not nil, is the same cluster
+// under its previous config: its endpoints' health and ejections carry over.
+func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *options, prev *Cluster) (*Cluster, error) {
 	newLB, err := lbFactoryFor(cfg.LB)
 	if err != nil {
 		return nil, err
@@ -208,6 +210,9 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		c.closePool()
 		return nil, err
 	}
+	if prev != nil {
+		c.inherit(prev)
+	}
 	if cfg.HealthCheck != nil {
 		c.health = newHealthChecker(c, cfg.HealthCheck)
 		c.wg.Add(1)
@@ -218,6 +223,37 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 	}
 	c.refs.Store(1)
 	return c, nil
+}
+
+// inherit copies the health and ejection state of the endpoints prev also
+// has, so editing a cluster (adding an endpoint, changing a limit) neither
+// forgives an ejected endpoint nor trusts an unhealthy one. State is
+// copied, not shared: prev keeps serving its in-flight requests until its
+// manager closes.
+func (c *Cluster) inherit(prev *Cluster) {
+	hs, old := c.hosts.Load(), prev.hosts.Load()
+	if hs == nil || old == nil {
+		return
+	}
+	now := time.Now()
+	for _, e := range hs.hosts {
+		o := old.byAddr[e.addr]
+		if o == nil {
+			continue
+		}
+		// Only a health checker can clear the flag; without one it
+		// would stick.
+		if c.cfg.HealthCheck != nil && prev.cfg.HealthCheck != nil && o.unhealthy.Load() {
+			e.unhealthy.Store(true)
+		}
+		if c.outlier == nil || prev.outlier == nil {
+			continue
+		}
+		prev.outlier.mu.Lock()
+		ejected, until, count, last := o.ejected.Load(), o.unejectAt, o.ejections, o.lastUneject
+		prev.outlier.mu.Unlock()
+		c.outlier.restore(e, ejected && until.After(now), until.Sub(now), count, last)
+	}
 }
 
 // Name is the cluster's configured name.

@@ -61,7 +61,8 @@ func newManager(clusters []config.Cluster, reg *stats.Registry, log *zap.Logger,
 
 // Rebuild makes the manager for a new snapshot. Clusters whose config is
 // unchanged are shared with m (their pools, endpoint health and ejections
-// carry over); changed and new ones are built fresh. m keeps serving
+// carry over); changed ones are built fresh but copy the health and
+// ejections of the endpoints they keep; new ones start clean. m keeps serving
 // in-flight requests; closing m closes only the clusters no newer manager
 // holds. On error nothing changes and m is still valid.
 func (m *Manager) Rebuild(clusters []config.Cluster) (*Manager, error) {
@@ -80,14 +81,15 @@ func (m *Manager) build(clusters []config.Cluster, prev *Manager) error {
 			errs = append(errs, fmt.Errorf("cluster %q: defined twice", cfg.Name))
 			continue
 		}
+		var old *Cluster
 		if prev != nil {
-			if old := prev.clusters[cfg.Name]; old != nil && reflect.DeepEqual(old.cfg, cfg) && old.acquire() {
+			if old = prev.clusters[cfg.Name]; old != nil && reflect.DeepEqual(old.cfg, cfg) && old.acquire() {
 				m.clusters[cfg.Name] = old
 				m.order = append(m.order, cfg.Name)
 				continue
 			}
 		}
-		c, err := newCluster(cfg, m.reg, m.log, m.opts)
+		c, err := newCluster(cfg, m.reg, m.log, m.opts, old)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %q: %w", cfg.Name, err))
 			continue

@@ -208,3 +208,62 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestRebuildCarriesEndpointState: a cluster whose config changed is built
+// anew, but the endpoints it keeps stay ejected or unhealthy.
+func TestRebuildCarriesEndpointState(t *testing.T) {
+	var checks atomic.Int32
+	good := startHTTP(t, "good", nil, false)
+	// Passes health checks, fails requests: only the outlier detector
+	// catches it.
+	sick := startHTTP(t, "sick", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}), false)
+	down := startHTTP(t, "down", healthToggle("down", &atomic.Bool{}, &checks), false)
+	cfg := config.Cluster{Name: "c", Endpoints: addrs(good, sick, down),
+		Outlier:     &config.Outlier{Consecutive5xx: 1, BaseEjectionTime: config.Duration(time.Minute), MaxEjectionPercent: 100},
+		HealthCheck: &config.HealthCheck{Path: "/healthz", Interval: config.Duration(time.Hour), UnhealthyThreshold: 1}}
+	m1, _ := newTestManager(t, nil, cfg)
+	c1 := m1.Cluster("c")
+	eventually(t, 2*time.Second, "down unhealthy", func() bool { return !c1.Status().Endpoints[2].Healthy })
+	for i := 0; i < 4; i++ {
+		mustGet(t, c1, Pick{})
+	}
+	st1 := c1.Status()
+	if !st1.Endpoints[1].Ejected {
+		t.Fatalf("setup: sick not ejected: %+v", st1.Endpoints)
+	}
+	extra := startHTTP(t, "extra", nil, false)
+	cfg2 := cfg
+	cfg2.Endpoints = addrs(good, sick, down, extra)
+	m2, err := m1.Rebuild([]config.Cluster{cfg2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m2.Close)
+	c2 := m2.Cluster("c")
+	if c2 == c1 {
+		t.Fatal("changed cluster reused")
+	}
+	st2 := c2.Status()
+	if !st2.Endpoints[1].Ejected || st2.Endpoints[1].EjectedUntil == nil || st2.Endpoints[1].EjectedUntil.Sub(*st1.Endpoints[1].EjectedUntil).Abs() > time.Second {
+		t.Errorf("ejection not carried over: before %+v after %+v", st1.Endpoints[1], st2.Endpoints[1])
+	}
+	if st2.Endpoints[2].Healthy {
+		t.Error("unhealthy endpoint trusted again after Rebuild")
+	}
+	if st2.Endpoints[0].Ejected || !st2.Endpoints[0].Healthy || st2.Endpoints[3].Ejected || !st2.Endpoints[3].Healthy {
+		t.Errorf("healthy endpoints marked down: %+v", st2.Endpoints)
+	}
+	for i := 0; i < 6; i++ {
+		if b := mustGet(t, c2, Pick{}); b != "good" && b != "extra" {
+			t.Errorf("request %d went to %s", i, b)
+		}
+	}
+	m1.Close()
+	if !c2.Status().Endpoints[1].Ejected {
+		t.Error("closing the old manager un-ejected the new cluster's endpoint")
+	}
+}

@@ -95,6 +95,21 @@ func (o *outlierDetector) eject(e *endpoint) {
 	o.c.log.Info("endpoint ejected", zap.String("endpoint", e.addr), zap.Duration("for", d), zap.Int("ejections", e.ejections))
 }
 
+// restore gives a new endpoint the ejection state its predecessor had:
+// still ejected for the time that was left, and the ejection count.
+func (o *outlierDetector) restore(e *endpoint, ejected bool, left time.Duration, ejections int, lastUneject time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e.ejections, e.lastUneject = ejections, lastUneject
+	if !ejected || o.closed || e.ejected.Load() {
+		return
+	}
+	e.ejected.Store(true)
+	e.unejectAt = time.Now().Add(left)
+	o.ejected++
+	e.timer = time.AfterFunc(left, func() { o.uneject(e) })
+}
+
 func (o *outlierDetector) uneject(e *endpoint) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
