@@ -14,13 +14,12 @@ type pairsMap struct{ p *[][2]string }
 func (m pairsMap) Len() int           { return len(*m.p) }
 func (m pairsMap) Pairs() [][2]string { return *m.p }
 func (m pairsMap) Get(k string) (string, bool) {
-	var vals []string
 	for _, kv := range *m.p {
 		if strings.EqualFold(kv[0], k) {
-			vals = append(vals, kv[1])
+			return kv[1], true
 		}
 	}
-	return strings.Join(vals, ","), vals != nil
+	return "", false
 }
 func (m pairsMap) Add(k, v string) { *m.p = append(*m.p, [2]string{k, v}) }
 func (m pairsMap) Set(k, v string) { m.Remove(k); m.Add(k, v) }
@@ -67,11 +66,12 @@ func (in *instance) headerMap(t abi.MapType) HeaderMap {
 }
 
 func hcGetHeaderMapPairs(ctx context.Context, in *instance, a []uint64) abi.Status {
-	m := in.headerMap(abi.MapType(a[0]))
-	if m == nil {
-		return abi.NotFound
+	// A map that does not exist reads as empty, as in Envoy.
+	var pairs [][2]string
+	if m := in.headerMap(abi.MapType(a[0])); m != nil {
+		pairs = m.Pairs()
 	}
-	return in.returnBytes(ctx, serializePairs(m.Pairs()), u32(a[1]), u32(a[2]))
+	return in.returnBytes(ctx, serializePairs(pairs), u32(a[1]), u32(a[2]))
 }
 
 func hcSetHeaderMapPairs(_ context.Context, in *instance, a []uint64) abi.Status {
@@ -85,7 +85,7 @@ func hcSetHeaderMapPairs(_ context.Context, in *instance, a []uint64) abi.Status
 	}
 	m := in.headerMap(abi.MapType(a[0]))
 	if m == nil {
-		return abi.NotFound
+		return abi.BadArgument
 	}
 	m.SetPairs(pairs)
 	return abi.OK
@@ -94,7 +94,7 @@ func hcSetHeaderMapPairs(_ context.Context, in *instance, a []uint64) abi.Status
 func hcGetHeaderMapSize(_ context.Context, in *instance, a []uint64) abi.Status {
 	m := in.headerMap(abi.MapType(a[0]))
 	if m == nil {
-		return abi.NotFound
+		return abi.BadArgument
 	}
 	// Envoy answers HeaderMap::byteSize(): the bytes of keys and values.
 	n := 0
@@ -114,7 +114,8 @@ func hcGetHeaderMapValue(ctx context.Context, in *instance, a []uint64) abi.Stat
 	}
 	m := in.headerMap(abi.MapType(a[0]))
 	if m == nil {
-		return abi.NotFound
+		// Envoy: the map is not available in this context.
+		return abi.BadArgument
 	}
 	v, ok := m.Get(string(key))
 	if !ok && in.vm.version != abi.Version010 {
@@ -135,7 +136,7 @@ func (in *instance) keyValue(a []uint64) (HeaderMap, string, string, abi.Status)
 	}
 	m := in.headerMap(abi.MapType(a[0]))
 	if m == nil {
-		return nil, "", "", abi.NotFound
+		return nil, "", "", abi.BadArgument
 	}
 	return m, key, val, abi.OK
 }
@@ -164,7 +165,7 @@ func hcRemoveHeaderMapValue(_ context.Context, in *instance, a []uint64) abi.Sta
 	}
 	m := in.headerMap(abi.MapType(a[0]))
 	if m == nil {
-		return abi.NotFound
+		return abi.BadArgument
 	}
 	m.Remove(key)
 	return abi.OK

@@ -73,7 +73,8 @@ type HeaderMap interface {
 	// Len is the number of pairs Pairs would return.
 	Len() int
 	Pairs() [][2]string
-	// Get returns the values of key joined by "," (as Envoy does).
+	// Get returns the first value of key, as Envoy's
+	// proxy_get_header_map_value does.
 	Get(key string) (string, bool)
 	Add(key, value string)
 	// Set replaces every value of key.

@@ -53,6 +53,10 @@ func hcHTTPCall(ctx context.Context, in *instance, a []uint64) abi.Status {
 	if !method || !path || !authority {
 		return abi.BadArgument
 	}
+	if int32(u32(a[8])) < 0 {
+		// Envoy reads the timeout as a signed int and refuses negatives.
+		return abi.BadArgument
+	}
 	req := HTTPCallRequest{Cluster: upstream, Headers: headers, Body: append([]byte(nil), body...),
 		Trailers: trailers, Timeout: time.Duration(u32(a[8])) * time.Millisecond}
 	id, st := in.dispatch(req, false)
@@ -81,6 +85,11 @@ func (in *instance) dispatch(req HTTPCallRequest, grpc bool) (uint32, abi.Status
 	if err != nil {
 		delete(in.callouts, id)
 		if errors.Is(err, ErrUnknownCluster) {
+			if grpc {
+				// Envoy's grpc_call answers an unknown cluster this way,
+				// kept for ABI 0.1.x callers.
+				return 0, abi.ParseFailure
+			}
 			return 0, abi.BadArgument
 		}
 		p.log.Warn("http_call dispatch failed", zap.String("cluster", req.Cluster), zap.Error(err))

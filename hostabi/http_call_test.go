@@ -57,6 +57,7 @@ func TestHTTPCallRefused(t *testing.T) {
 		{"no path", fmt.Sprintf("http_call known-%s :method=GET,:authority=a - 100", t.Name())},
 		{"no authority", fmt.Sprintf("http_call known-%s :method=GET,:path=/ - 100", t.Name())},
 		{"no method", fmt.Sprintf("http_call known-%s :path=/,:authority=a - 100", t.Name())},
+		{"negative timeout", fmt.Sprintf("http_call known-%s :method=GET,:path=/,:authority=a - -1", t.Name())},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,6 +65,11 @@ func TestHTTPCallRefused(t *testing.T) {
 			wantLogs(t, p.Name(), "request_headers http_call: status=2 id=0")
 		})
 	}
+	t.Run("grpc unknown cluster", func(t *testing.T) {
+		// Envoy answers ParseFailure here, kept for ABI 0.1.x callers.
+		p, _, _ := runHeaders(t, "request_headers: grpc_call nowhere a.B C x 100", newTestStream())
+		wantLogs(t, p.Name(), "request_headers grpc_call: status=4 id=0")
+	})
 }
 
 func TestHTTPCallFailureReportsNoHeaders(t *testing.T) {
@@ -77,7 +83,7 @@ func TestHTTPCallFailureReportsNoHeaders(t *testing.T) {
 	p, _, _ := runHeaders(t, fmt.Sprintf("request_headers: http_call dead-%s :method=GET,:path=/,:authority=a - 1000\n"+
 		"http_call_response: hdr_pairs 6 | buf_get 4 0 10", t.Name()), newTestStream())
 	waitLog(t, p.Name(), "http_call_response root=true id=1 headers=0 body=0 trailers=0")
-	wantLogs(t, p.Name(), "http_call_response hdr_pairs: status=1 ", "http_call_response buf_get: status=1 ")
+	wantLogs(t, p.Name(), "http_call_response hdr_pairs: status=0 ", "http_call_response buf_get: status=1 ")
 }
 
 func TestGRPCCall(t *testing.T) {

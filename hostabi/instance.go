@@ -80,8 +80,6 @@ type callData struct {
 type rootContext struct {
 	p        *Plugin
 	tickStop chan struct{}
-	// props holds what the root context set with proxy_set_property.
-	props map[string][]byte
 }
 
 type callout struct {

@@ -55,7 +55,7 @@ func TestNetworkStream(t *testing.T) {
 	}
 	wantLogs(t, p.Name(),
 		"new_connection prop_get: status=0 10.0.0.1",
-		"new_connection hdr_get: status=1 ", // no header maps on a connection
+		"new_connection hdr_get: status=2 ", // no header maps on a connection
 		"new_connection local: status=1",    // nor local replies
 		"downstream_data size=5 eos=0",
 		"downstream_data buf_get: status=0 hello",

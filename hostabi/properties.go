@@ -34,10 +34,6 @@ func (in *instance) property(path []string) ([]byte, bool) {
 		if v, ok := s.host.Property(path); ok {
 			return v, true
 		}
-	} else if rc := in.roots[in.effective]; rc != nil {
-		if v, ok := rc.props[strings.Join(path, "\x00")]; ok {
-			return v, true
-		}
 	}
 	if f := in.vm.e.cfg.Properties; f != nil {
 		return f(path)
@@ -81,15 +77,6 @@ func hcSetProperty(_ context.Context, in *instance, a []uint64) abi.Status {
 		}
 		return abi.OK
 	}
-	// A root context has no stream to carry the value: keep it with the
-	// root context, readable by its later callbacks.
-	rc := in.roots[in.effective]
-	if rc == nil {
-		return abi.NotFound
-	}
-	if rc.props == nil {
-		rc.props = map[string][]byte{}
-	}
-	rc.props[strings.Join(path, "\x00")] = v
-	return abi.OK
+	// A root context has no stream to carry it (Envoy: no stream info).
+	return abi.NotFound
 }

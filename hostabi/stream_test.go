@@ -85,7 +85,7 @@ func TestEffectiveContextChecks(t *testing.T) {
 	// From the root context a stream's maps do not exist and there is
 	// nothing to continue.
 	wantLogs(t, p.Name(), "request_headers effective: status=2", "request_headers effective: status=0",
-		"request_headers hdr_get: status=1 ", "request_headers continue: status=1", "request_headers done: status=0")
+		"request_headers hdr_get: status=2 ", "request_headers continue: status=1", "request_headers done: status=0")
 }
 
 func TestStreamCallbackOrder(t *testing.T) {

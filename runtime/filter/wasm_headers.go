@@ -94,7 +94,7 @@ func (m headerMap) Get(k string) (string, bool) {
 	if len(vs) == 0 {
 		return "", false
 	}
-	return strings.Join(vs, ","), true
+	return vs[0], true
 }
 
 func (m headerMap) Add(k, v string) { m.h.Add(k, v) }
