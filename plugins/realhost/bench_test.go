@@ -1,12 +1,9 @@
 package realhost
 
 import (
-	"context"
-	"encoding/json"
 	"testing"
 
-	"github.com/sluice-proxy/sluice/hostabi"
-	"github.com/sluice-proxy/sluice/plugins"
+	"github.com/sluice-proxy/sluice/plugins/filtertest"
 )
 
 // BenchmarkBuiltinsOnRealHost is the Wasm cost of one request through each
@@ -15,12 +12,6 @@ import (
 // The proxy's `make bench` puts the same in req/s against a route with no
 // plugins.
 func BenchmarkBuiltinsOnRealHost(b *testing.B) {
-	ctx := context.Background()
-	e, err := hostabi.NewEngine(ctx, hostabi.EngineConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close(ctx)
 	cases := []struct {
 		name   string
 		config any
@@ -40,29 +31,13 @@ func BenchmarkBuiltinsOnRealHost(b *testing.B) {
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
-			cfg, _ := json.Marshal(c.config)
-			p, err := e.Load(ctx, hostabi.PluginConfig{Name: c.name, RootID: c.name, Wasm: plugins.Module(),
-				PluginConfig: cfg, Trusted: true, Instances: 1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close(ctx)
-			req := append([][2]string{{":method", "GET"}, {":path", "/api/v2/orders"}, {":authority", "api"}}, c.req...)
+			f := filtertest.LoadBuiltin(b, c.name, c.config)
+			req := filtertest.Request{Headers: append([][2]string{{":path", "/api/v2/orders"}}, c.req...), ClientAddr: "10.0.0.1:5000"}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				ts := newTestStream(append([][2]string(nil), req...), "10.0.0.1:5000")
-				s, err := p.NewHTTPStream(ctx, ts)
-				if err != nil {
-					b.Fatal(err)
+				if r := f.Do(req); r.Local != nil {
+					b.Fatalf("%s answered locally: %+v", c.name, r.Local)
 				}
-				s.OnRequestHeaders(true)
-				if ts.local != nil {
-					b.Fatalf("%s answered locally: %+v", c.name, ts.local)
-				}
-				ts.maps[hostabi.ResponseHeaders] = &testMap{pairs: [][2]string{{":status", "200"}}}
-				s.OnResponseHeaders(true)
-				s.OnLog()
-				s.OnDone()
 			}
 		})
 	}

@@ -1,14 +1,13 @@
 package realhost
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/plugins/filtertest"
 )
 
 // BenchmarkSDKOverheadOnRealHost runs the same header filter written with
@@ -22,13 +21,7 @@ func BenchmarkSDKOverheadOnRealHost(b *testing.B) {
 	if err != nil {
 		b.Skip("no go command to build the guests")
 	}
-	ctx := context.Background()
-	e, err := hostabi.NewEngine(ctx, hostabi.EngineConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close(ctx)
-	ps := map[string]*hostabi.Plugin{}
+	fs := map[string]*filtertest.Filter{}
 	for _, name := range []string{"raw", "sdk"} {
 		out := filepath.Join(b.TempDir(), name+".wasm")
 		cmd := exec.Command(goBin, "build", "-trimpath", "-buildmode=c-shared", "-o", out, "./testdata/bench/"+name)
@@ -41,35 +34,22 @@ func BenchmarkSDKOverheadOnRealHost(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, err := e.Load(ctx, hostabi.PluginConfig{Name: name, Wasm: wasm, Trusted: true, Instances: 1})
-		if err != nil {
-			b.Fatalf("loading %s: %v", name, err)
-		}
-		defer p.Close(ctx)
-		ps[name] = p
+		fs[name] = filtertest.Load(b, wasm, filtertest.Options{Name: name})
 	}
-	request := func(p *hostabi.Plugin) time.Duration {
+	request := func(f *filtertest.Filter) time.Duration {
 		start := time.Now()
-		ts := newTestStream([][2]string{{":method", "GET"}, {":path", "/"}, {":authority", "bench"}}, "10.0.0.1:1")
-		s, err := p.NewHTTPStream(ctx, ts)
-		if err != nil {
-			b.Fatal(err)
+		r := f.Do(filtertest.Request{})
+		d := time.Since(start)
+		if v, _ := r.RequestHeader("x-bench"); v != "1" {
+			b.Fatal("the filter did not add x-bench")
 		}
-		s.OnRequestHeaders(true)
-		ts.maps[hostabi.ResponseHeaders] = &testMap{pairs: [][2]string{{":status", "200"}}}
-		s.OnResponseHeaders(true)
-		s.OnLog()
-		s.OnDone()
-		if v, _ := ts.maps[hostabi.RequestHeaders].Get("x-bench"); v != "1" {
-			b.Fatalf("%s did not add x-bench", p.Name())
-		}
-		return time.Since(start)
+		return d
 	}
 	var raw, sdk time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		raw += request(ps["raw"])
-		sdk += request(ps["sdk"])
+		raw += request(fs["raw"])
+		sdk += request(fs["sdk"])
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(raw.Nanoseconds())/float64(b.N), "raw-ns/req")
