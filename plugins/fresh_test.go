@@ -1,0 +1,37 @@
+package plugins
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// The committed builtin.wasm must be what src/ builds to, so that
+// `go build ./cmd/sluice` embeds the plugins as their source says. This is
+// `make -C plugins check` as a test.
+func TestModuleIsFresh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the module")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	out := filepath.Join(t.TempDir(), "builtin.wasm")
+	cmd := exec.Command(goBin, "build", "-trimpath", "-buildvcs=false", "-ldflags=-buildid=", "-buildmode=c-shared", "-o", out, ".")
+	cmd.Dir = "src"
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building src: %v\n%s", err, msg)
+	}
+	built, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(built, Module()) {
+		t.Fatalf("builtin.wasm is stale (or was built by another Go than %s): run `make -C plugins build` and commit it", runtime.Version())
+	}
+}
