@@ -149,7 +149,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		log:     c.log,
 	}
 	loadTLS := func() (*tlsSource, error) {
-		return newTLSSource(cfg.TLS, cfg.Generated, c.log, opts.tlsReloadCheck)
+		return newTLSSource(cfg.TLS, cfg.Generated, c.log)
 	}
 	switch c.protocol {
 	case "http1":

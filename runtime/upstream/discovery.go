@@ -25,9 +25,6 @@ type options struct {
 	lookupSRV func(ctx context.Context, name string) ([]*net.SRV, error)
 	// filePoll is how often an endpoints_file's mtime and size are checked.
 	filePoll time.Duration
-	// tlsReloadCheck is how often, at most, TLS files are checked for
-	// changes (on a new handshake).
-	tlsReloadCheck time.Duration
 }
 
 func defaultOptions() *options {
@@ -39,8 +36,7 @@ func defaultOptions() *options {
 			_, srvs, err := net.DefaultResolver.LookupSRV(ctx, "", "", name)
 			return srvs, err
 		},
-		filePoll:       time.Second,
-		tlsReloadCheck: time.Second,
+		filePoll: time.Second,
 	}
 }
 

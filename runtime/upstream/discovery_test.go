@@ -215,7 +215,8 @@ func TestBadClusterConfig(t *testing.T) {
 		{config.Cluster{Name: "x", Protocol: "spdy"}, `cluster "x": unknown protocol "spdy"`},
 		{config.Cluster{Name: "x", LB: "maglev"}, `cluster "x": unknown lb "maglev"`},
 		{config.Cluster{Name: "x", Endpoints: []string{"nohost"}}, `endpoints "nohost": want host:port`},
-		{config.Cluster{Name: "x", Protocol: "h2", TLS: &config.UpstreamTLS{CA: "/does/not/exist"}}, "tls.ca: stat /does/not/exist"},
+		{config.Cluster{Name: "x", Protocol: "h2", TLS: &config.UpstreamTLS{CA: "/does/not/exist"}}, "tls.ca: trust bundle: stat /does/not/exist"},
+		{config.Cluster{Name: "x", Protocol: "h2", TLS: &config.UpstreamTLS{Identity: "spiffe://a/b"}}, "tls.identity needs tls.ca"},
 	}
 	for _, tt := range tests {
 		_, err := NewManager([]config.Cluster{tt.c}, nil, nil)

@@ -5,142 +5,72 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"strings"
-	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/mesh"
 )
 
-// tlsSource is a cluster's TLS client settings with its files watched:
-// the client certificate, key and CA bundle are re-read when their mtime or
-// size changes (checked at most once per reloadCheck, on a new handshake),
-// so rotating them is a file copy and open connections are not touched.
+// tlsSource is a cluster's TLS client settings. The client certificate and
+// the CA bundle are mesh.Certificate and mesh.Bundle, re-read when their
+// files change, so rotating them is a file copy and open connections are
+// not touched.
 //
-// Verification is done here, not by crypto/tls, so the CA pool can change
-// under a live tls.Config, and so peers can be checked by SPIFFE identity:
+// Verification is done here, not by crypto/tls, so the roots can change
+// under a live config, and so peers can be checked by SPIFFE identity
+// (mesh.Verifier, which names the reason of each refusal):
 //
-//   - identity set: the chain must lead to the CA bundle and the leaf must
-//     carry that URI SAN; host names are not checked (mesh certificates
-//     name workloads, not hosts), as Istio's ISTIO_MUTUAL does.
-//   - a sidecar-generated cluster without identity: chain to the bundle and
-//     a spiffe:// URI SAN in our own certificate's trust domain.
+//   - tls.identity set: the chain must lead to the bundle and the peer's
+//     SPIFFE ID must be exactly that; host names are not checked (mesh
+//     certificates name workloads, not hosts), as Istio's ISTIO_MUTUAL.
+//   - a sidecar-generated cluster without identity: chain to the bundle
+//     and a SPIFFE ID in our own certificate's trust domain.
 //   - otherwise: the usual chain and host name check against server_name,
 //     else the endpoint's DNS name or IP.
 type tlsSource struct {
-	cfg         config.UpstreamTLS
-	mesh        bool
-	log         *zap.Logger
-	reloadCheck time.Duration
-
-	mu          sync.Mutex
-	checked     time.Time
-	stamps      [3]fileStamp // cert, key, ca
-	cert        *tls.Certificate
-	roots       *x509.CertPool // nil: system roots
-	trustDomain string         // from our own certificate's URI SAN
+	cfg    config.UpstreamTLS
+	cert   *mesh.Certificate // nil: no client certificate
+	bundle *mesh.Bundle      // nil: system roots
+	spiffe *mesh.Verifier    // set when peers are checked by SPIFFE ID
 }
 
-type fileStamp struct {
-	mod  time.Time
-	size int64
-}
-
-func newTLSSource(c *config.UpstreamTLS, generated bool, log *zap.Logger, reloadCheck time.Duration) (*tlsSource, error) {
-	s := &tlsSource{log: log, reloadCheck: reloadCheck}
+func newTLSSource(c *config.UpstreamTLS, generated bool, log *zap.Logger) (*tlsSource, error) {
+	s := &tlsSource{}
 	if c != nil {
 		s.cfg = *c
-		s.mesh = generated && c.Cert != ""
 	}
 	if (s.cfg.Cert == "") != (s.cfg.Key == "") {
 		return nil, errors.New("tls.cert and tls.key must be set together")
 	}
-	if err := s.load(); err != nil {
-		return nil, err
-	}
-	s.checked = time.Now()
-	return s, nil
-}
-
-func stampOf(path string) (fileStamp, error) {
-	if path == "" {
-		return fileStamp{}, nil
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{}, err
-	}
-	return fileStamp{mod: st.ModTime(), size: st.Size()}, nil
-}
-
-// load reads every file; on error nothing changes.
-func (s *tlsSource) load() error {
-	var stamps [3]fileStamp
-	for i, p := range []string{s.cfg.Cert, s.cfg.Key, s.cfg.CA} {
-		st, err := stampOf(p)
-		if err != nil {
-			return fmt.Errorf("%s: %w", [...]string{"tls.cert", "tls.key", "tls.ca"}[i], err)
-		}
-		stamps[i] = st
-	}
-	var cert *tls.Certificate
-	trustDomain := ""
+	var err error
 	if s.cfg.Cert != "" {
-		pair, err := tls.LoadX509KeyPair(s.cfg.Cert, s.cfg.Key)
-		if err != nil {
-			return fmt.Errorf("loading tls.cert/tls.key: %w", err)
-		}
-		cert = &pair
-		if leaf := pair.Leaf; leaf != nil {
-			for _, u := range leaf.URIs {
-				if u.Scheme == "spiffe" {
-					trustDomain = u.Host
-				}
-			}
+		if s.cert, err = mesh.NewCertificate(s.cfg.Cert, s.cfg.Key, log); err != nil {
+			return nil, fmt.Errorf("tls.cert/tls.key: %w", err)
 		}
 	}
-	var roots *x509.CertPool
 	if s.cfg.CA != "" {
-		pem, err := os.ReadFile(s.cfg.CA)
-		if err != nil {
-			return fmt.Errorf("reading tls.ca: %w", err)
-		}
-		roots = x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("tls.ca %s: no PEM certificate found", s.cfg.CA)
+		if s.bundle, err = mesh.NewBundle(s.cfg.CA, log); err != nil {
+			return nil, fmt.Errorf("tls.ca: %w", err)
 		}
 	}
-	s.stamps, s.cert, s.roots, s.trustDomain = stamps, cert, roots, trustDomain
-	return nil
-}
-
-// current returns the certificate and roots to use now, reloading changed
-// files first. A file caught mid-copy fails to parse; the old material
-// stays and the next handshake tries again.
-func (s *tlsSource) current() (*tls.Certificate, *x509.CertPool, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if now := time.Now(); now.Sub(s.checked) >= s.reloadCheck {
-		s.checked = now
-		changed := false
-		for i, p := range []string{s.cfg.Cert, s.cfg.Key, s.cfg.CA} {
-			if st, err := stampOf(p); err == nil && st != s.stamps[i] {
-				changed = true
-			}
+	if s.cfg.Identity != "" || generated && s.cert != nil {
+		if s.bundle == nil {
+			return nil, errors.New("tls.identity needs tls.ca, the trust bundle peers are checked against")
 		}
-		if changed {
-			if err := s.load(); err != nil {
-				s.log.Warn("upstream TLS files changed but could not be loaded; keeping the previous ones", zap.Error(err))
-			} else {
-				s.log.Info("upstream TLS files reloaded")
+		v := &mesh.Verifier{Bundle: s.bundle}
+		if s.cfg.Identity != "" {
+			id, err := mesh.ParseID(s.cfg.Identity)
+			if err != nil {
+				return nil, fmt.Errorf("tls.identity: %w", err)
 			}
+			v.TrustDomain = id.TrustDomain
+		} else {
+			v.TrustDomain = s.cert.ID().TrustDomain
 		}
+		s.spiffe = v
 	}
-	return s.cert, s.roots, s.trustDomain
+	return s, nil
 }
 
 // clientConfig is the tls.Config for one dial. serverName is the
@@ -159,11 +89,8 @@ func (s *tlsSource) clientConfig(serverName string) *tls.Config {
 		// roots; crypto/tls's own check would pin the roots at build time.
 		InsecureSkipVerify: true,
 	}
-	if s.cfg.Cert != "" {
-		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			cert, _, _ := s.current()
-			return cert, nil
-		}
+	if s.cert != nil {
+		cfg.GetClientCertificate = s.cert.GetClientCertificate
 	}
 	if !s.cfg.InsecureSkipVerify {
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return s.verify(cs, name) }
@@ -172,47 +99,29 @@ func (s *tlsSource) clientConfig(serverName string) *tls.Config {
 }
 
 func (s *tlsSource) verify(cs tls.ConnectionState, serverName string) error {
+	if s.spiffe != nil {
+		id, err := s.spiffe.Verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth)
+		if err == nil && s.cfg.Identity != "" && id.String() != s.cfg.Identity {
+			err = &mesh.PeerError{Reason: mesh.ReasonIdentity, Peer: id.String(), Msg: "expected " + s.cfg.Identity}
+		}
+		return err
+	}
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("upstream presented no certificate")
 	}
-	_, roots, trustDomain := s.current()
-	leaf := cs.PeerCertificates[0]
-	opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	opts := x509.VerifyOptions{
+		Intermediates: x509.NewCertPool(),
+		DNSName:       serverName,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if s.bundle != nil {
+		opts.Roots = s.bundle.Pool()
+	}
 	for _, c := range cs.PeerCertificates[1:] {
 		opts.Intermediates.AddCert(c)
 	}
-	if s.cfg.Identity == "" && !s.mesh {
-		opts.DNSName = serverName
-	}
-	if _, err := leaf.Verify(opts); err != nil {
+	if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
 		return fmt.Errorf("verifying upstream certificate: %w", err)
 	}
-	switch {
-	case s.cfg.Identity != "":
-		for _, u := range leaf.URIs {
-			if u.String() == s.cfg.Identity {
-				return nil
-			}
-		}
-		return fmt.Errorf("upstream identity is %s, want %s", uriSANs(leaf.URIs), s.cfg.Identity)
-	case s.mesh:
-		for _, u := range leaf.URIs {
-			if u.Scheme == "spiffe" && (trustDomain == "" || u.Host == trustDomain) {
-				return nil
-			}
-		}
-		return fmt.Errorf("upstream identity is %s, want a spiffe://%s/ ID", uriSANs(leaf.URIs), trustDomain)
-	}
 	return nil
-}
-
-func uriSANs(us []*url.URL) string {
-	if len(us) == 0 {
-		return "(no URI SAN)"
-	}
-	s := make([]string, len(us))
-	for i, u := range us {
-		s[i] = u.String()
-	}
-	return strings.Join(s, ",")
 }

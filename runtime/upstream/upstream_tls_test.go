@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/mesh"
 )
 
 // testCA is a certificate authority for one trust domain.
@@ -150,11 +151,12 @@ func TestUpstreamPeerVerification(t *testing.T) {
 		wantErr   string // "" for success
 	}{
 		{"identity matches", leafOpts{spiffe: want}, ca, meshTLS(want), true, ""},
-		{"identity differs", leafOpts{spiffe: "spiffe://example.org/ns/default/sa/other"}, ca, meshTLS(want), true, "upstream identity is spiffe://example.org/ns/default/sa/other, want " + want},
-		{"other trust root", leafOpts{spiffe: want}, other, meshTLS(want), true, "certificate signed by unknown authority"},
-		{"expired", leafOpts{spiffe: want, expired: true}, ca, meshTLS(want), true, "expired"},
+		{"identity differs", leafOpts{spiffe: "spiffe://example.org/ns/default/sa/other"}, ca, meshTLS(want), true, "(wrong_identity): expected " + want},
+		{"other trust root", leafOpts{spiffe: want}, other, meshTLS(want), true, "(untrusted_issuer)"},
+		{"expired", leafOpts{spiffe: want, expired: true}, ca, meshTLS(want), true, "(expired)"},
 		{"mesh, same trust domain", leafOpts{spiffe: "spiffe://example.org/ns/x/sa/y"}, ca, meshTLS(""), true, ""},
-		{"mesh, wrong trust domain", leafOpts{spiffe: "spiffe://evil.org/ns/x/sa/y"}, ca, meshTLS(""), true, "want a spiffe://example.org/ ID"},
+		{"mesh, wrong trust domain", leafOpts{spiffe: "spiffe://evil.org/ns/x/sa/y"}, ca, meshTLS(""), true, "(wrong_trust_domain)"},
+		{"mesh, no SPIFFE ID", leafOpts{ips: loopback}, ca, meshTLS(""), true, "(no_spiffe_id)"},
 		{"edge, IP SAN", leafOpts{ips: loopback}, ca, &config.UpstreamTLS{CA: filepath.Join(dir, "ca.pem")}, false, ""},
 		{"edge, no matching SAN", leafOpts{spiffe: want}, ca, &config.UpstreamTLS{CA: filepath.Join(dir, "ca.pem")}, false, "doesn't contain any IP SANs"},
 		{"edge, client cert but no mesh", leafOpts{spiffe: want}, ca, meshTLS(""), false, "doesn't contain any IP SANs"},
@@ -206,7 +208,6 @@ func TestUpstreamTLSRotation(t *testing.T) {
 	addr := startMTLSMulti(t, serverOld, []*testCA{ca1, ca2}, handler)
 
 	opts := defaultOptions()
-	opts.tlsReloadCheck = 0
 	tlsCfg := &config.UpstreamTLS{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "client.pem"), Key: filepath.Join(dir, "client.key"), Identity: peer}
 	m, _ := newTestManager(t, opts, config.Cluster{Name: "c", Protocol: "h2", Endpoints: []string{addr}, TLS: tlsCfg})
 	c := m.Cluster("c")
@@ -220,6 +221,7 @@ func TestUpstreamTLSRotation(t *testing.T) {
 
 	_, c2, k2 := ca2.issue(t, leafOpts{spiffe: "spiffe://example.org/ns/a/sa/new"})
 	writeFiles(t, dir, map[string][]byte{"client.pem": c2, "client.key": k2, "ca.pem": append(append([]byte{}, ca1.pem...), ca2.pem...)})
+	time.Sleep(mesh.ReloadCheck + 100*time.Millisecond) // files are looked at once a second
 	// The pooled connection still works and still carries the old
 	// certificate; a new connection carries the new one.
 	if got := mustGet(t, c, Pick{}); got != "spiffe://example.org/ns/a/sa/old" {
@@ -244,6 +246,7 @@ func TestUpstreamTLSRotation(t *testing.T) {
 
 	// A half-written file keeps the last good material.
 	writeFiles(t, dir, map[string][]byte{"client.pem": []byte("-----BEGIN CERT")})
+	time.Sleep(mesh.ReloadCheck + 100*time.Millisecond)
 	c.pool.(*h2Pool).closeAll()
 	if got := mustGet(t, c, Pick{}); got != "spiffe://example.org/ns/a/sa/new" {
 		t.Errorf("after a broken write: server saw %q", got)
