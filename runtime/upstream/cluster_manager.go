@@ -146,14 +146,18 @@ type ClusterStatus struct {
 
 // EndpointStatus is one endpoint in ClusterStatus.
 type EndpointStatus struct {
-	Address        string            `json:"address"`
-	Hostname       string            `json:"hostname,omitempty"`
-	Labels         map[string]string `json:"labels,omitempty"`
-	Weight         int               `json:"weight"`
-	Healthy        bool              `json:"healthy"`
-	Ejected        bool              `json:"ejected"`
-	EjectedUntil   *time.Time        `json:"ejected_until,omitempty"`
-	ActiveRequests int64             `json:"active_requests"`
+	Address      string            `json:"address"`
+	Hostname     string            `json:"hostname,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	Weight       int               `json:"weight"`
+	Healthy      bool              `json:"healthy"`
+	Ejected      bool              `json:"ejected"`
+	EjectedUntil *time.Time        `json:"ejected_until,omitempty"`
+	// Ejections is the outlier detector's count for the endpoint (it
+	// sets the next ejection's length); ConsecutiveErrors the current run.
+	Ejections         int   `json:"ejections,omitempty"`
+	ConsecutiveErrors int32 `json:"consecutive_errors,omitempty"`
+	ActiveRequests    int64 `json:"active_requests"`
 }
 
 // Snapshot describes every cluster, sorted by name.
@@ -192,10 +196,12 @@ func (c *Cluster) Status() ClusterStatus {
 				Ejected:        e.ejected.Load(),
 				ActiveRequests: e.active.Load(),
 			}
-			if es.Ejected && c.outlier != nil {
-				if t := c.outlier.ejectedUntil(e); !t.IsZero() {
+			if c.outlier != nil {
+				t, n := c.outlier.state(e)
+				if es.Ejected && !t.IsZero() {
 					es.EjectedUntil = &t
 				}
+				es.Ejections, es.ConsecutiveErrors = n, e.consecutive5xx.Load()
 			}
 			st.Endpoints = append(st.Endpoints, es)
 		}

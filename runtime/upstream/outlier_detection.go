@@ -126,11 +126,12 @@ func (o *outlierDetector) uneject(e *endpoint) {
 	}
 }
 
-// ejectedUntil is when an ejected endpoint comes back, for /clusters.
-func (o *outlierDetector) ejectedUntil(e *endpoint) time.Time {
+// state is when an ejected endpoint comes back and its ejection count,
+// for /clusters.
+func (o *outlierDetector) state(e *endpoint) (time.Time, int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return e.unejectAt
+	return e.unejectAt, e.ejections
 }
 
 func (o *outlierDetector) close() {

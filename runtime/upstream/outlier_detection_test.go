@@ -35,7 +35,7 @@ func TestOutlierEjectionAndRecovery(t *testing.T) {
 		mustGet(t, c, Pick{})
 	}
 	st := c.Status()
-	if !st.Endpoints[1].Ejected || st.Endpoints[1].EjectedUntil == nil {
+	if !st.Endpoints[1].Ejected || st.Endpoints[1].EjectedUntil == nil || st.Endpoints[1].Ejections != 1 {
 		t.Fatalf("sick endpoint not ejected after 3 consecutive 5xx: %+v", st.Endpoints)
 	}
 	if !strings.Contains(metricText(t, reg), `sluice_upstream_ejections_total{cluster="c"} 1`) {
