@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/sharedstore"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
@@ -23,6 +24,7 @@ import (
 type wasmEnv struct {
 	log    *zap.Logger
 	engine *hostabi.Engine
+	redis  *sharedstore.Redis // nil without [shared_store] kind = "redis"
 }
 
 func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, log *zap.Logger, cluster func(string) *upstream.Cluster) (*wasmEnv, error) {
@@ -46,16 +48,26 @@ func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, lo
 			cacheDir = "-"
 		}
 	}
+	env := &wasmEnv{log: log}
+	var store hostabi.SharedStore = hostabi.NewMemoryStore()
+	if cfg.SharedStore.Kind == "redis" {
+		r := cfg.SharedStore.Redis
+		env.redis = sharedstore.NewRedis(sharedstore.Options{Address: r.Address, Password: r.Password, DB: r.DB, Timeout: r.Timeout.D()}, reg)
+		store = sharedstore.Routed{Local: store, Shared: env.redis}
+		log.Info("shared data keys with a redis segment go to Redis", zap.String("address", r.Address))
+	}
 	engine, err := hostabi.NewEngine(ctx, hostabi.EngineConfig{
 		CacheDir: cacheDir,
 		Logger:   log,
 		HTTP:     caller,
+		Shared:   store,
 		Metrics:  filter.NewWasmMetrics(reg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("wasm engine: %w", err)
 	}
-	return &wasmEnv{log: log, engine: engine}, nil
+	env.engine = engine
+	return env, nil
 }
 
 // load compiles and starts one plugin version: vm_start and configure must
@@ -93,7 +105,12 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte) (lo
 	return filter.NewWasmFactory(p, e.log.With(zap.String("plugin", pc.Name))), nil
 }
 
-func (e *wasmEnv) close() { e.engine.Close(context.Background()) }
+func (e *wasmEnv) close() {
+	e.engine.Close(context.Background())
+	if e.redis != nil {
+		e.redis.Close()
+	}
+}
 
 // configBytes is what on_configure / on_vm_start receive: the raw string
 // verbatim, else the table as JSON, else nothing.
