@@ -52,7 +52,13 @@ test-go:
 test-sdk:
 	cd sdk && $(GO) test -timeout 5m ./...
 
-test: tools lint plugins-check test-go test-sdk
+# The conformance suites (h2spec, gRPC interop, HTTP/3, proxy-wasm ABI,
+# AssemblyScript SDK); rewrites conformance/REPORT.md and fails on any
+# failure that conformance/known.go does not list as a known difference.
+conformance: tools
+	$(GO) test -count=1 -timeout 10m ./conformance/...
+
+test: tools lint plugins-check test-go test-sdk conformance
 	@echo "make test: all suites passed"
 
 bench: build
