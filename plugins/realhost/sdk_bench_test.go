@@ -1,9 +1,6 @@
 package realhost
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,24 +14,9 @@ import (
 // cost per request (stream create, request headers adding a header,
 // response headers, log, done and delete).
 func BenchmarkSDKOverheadOnRealHost(b *testing.B) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		b.Skip("no go command to build the guests")
-	}
 	fs := map[string]*filtertest.Filter{}
 	for _, name := range []string{"raw", "sdk"} {
-		out := filepath.Join(b.TempDir(), name+".wasm")
-		cmd := exec.Command(goBin, "build", "-trimpath", "-buildmode=c-shared", "-o", out, "./testdata/bench/"+name)
-		cmd.Dir = filepath.Join("..", "..", "sdk")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("building %s: %v\n%s", name, err, msg)
-		}
-		wasm, err := os.ReadFile(out)
-		if err != nil {
-			b.Fatal(err)
-		}
-		fs[name] = filtertest.Load(b, wasm, filtertest.Options{Name: name})
+		fs[name] = filtertest.Load(b, buildGuest(b, "bench/"+name), filtertest.Options{Name: name})
 	}
 	request := func(f *filtertest.Filter) time.Duration {
 		start := time.Now()
