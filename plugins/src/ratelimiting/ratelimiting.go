@@ -88,11 +88,8 @@ func Parse(data []byte, plugin string) (*Limiter, error) {
 		l.limits = append(l.limits, limit{common.Periods[i], *v})
 	}
 	if len(l.limits) == 0 {
-		// An empty configuration is a plugin that counts nothing; Kong
-		// requires one limit, and so does a config that names any other key.
-		if len(data) > 0 && string(data) != "{}" {
-			return nil, fmt.Errorf("config: set at least one of second, minute, hour, day, month, year")
-		}
+		// As Kong: a rate limiter without a limit is a mistake, not a no-op.
+		return nil, fmt.Errorf("config: set at least one of second, minute, hour, day, month, year")
 	}
 	switch l.limitBy {
 	case "":

@@ -135,7 +135,7 @@ func TestIdentifier(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	for _, cfg := range []string{
 		`{"minute":0}`, `{"limit_by":"header","minute":1}`, `{"limit_by":"path","minute":1}`,
-		`{"limit_by":"planet","minute":1}`, `{"policy":"cluster","minute":1}`, `{"minutes":1}`, `{"policy":"local"}`,
+		`{"limit_by":"planet","minute":1}`, `{"policy":"cluster","minute":1}`, `{"minutes":1}`, `{"policy":"local"}`, `{}`, ``,
 	} {
 		if _, err := Parse([]byte(cfg), "rl"); err == nil {
 			t.Errorf("Parse(%s) succeeded", cfg)

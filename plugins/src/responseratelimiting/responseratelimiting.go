@@ -109,6 +109,9 @@ func Parse(data []byte, plugin string) (*Limiter, error) {
 			return nil, fmt.Errorf("config: limits.%s: set at least one of second, minute, hour, day, month, year", name)
 		}
 	}
+	if len(l.limits) == 0 {
+		return nil, fmt.Errorf("config: limits: name at least one limit, e.g. limits = { sms = { minute = 10 } }")
+	}
 	switch l.limitBy {
 	case "":
 		l.limitBy = "consumer"

@@ -78,7 +78,7 @@ func TestStoreFailureAndErrors(t *testing.T) {
 		t.Errorf("not fault tolerant: %d %v", d.Reply.Status, d.StoreError)
 	}
 	for _, cfg := range []string{`{"limits":{"sms":{}}}`, `{"limits":{"sms":{"minute":0}}}`, `{"limits":{"a=b":{"minute":1}}}`,
-		`{"limits":{"sms":{"minute":1}},"limit_by":"path"}`, `{"limits":{"sms":{"minute":1}},"policy":"cluster"}`, `{"limit":{}}`} {
+		`{"limits":{"sms":{"minute":1}},"limit_by":"path"}`, `{"limits":{"sms":{"minute":1}},"policy":"cluster"}`, `{"limit":{}}`, `{}`, ``} {
 		if _, err := Parse([]byte(cfg), "rrl"); err == nil {
 			t.Errorf("Parse(%s) succeeded", cfg)
 		}
