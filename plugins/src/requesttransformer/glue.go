@@ -28,6 +28,7 @@ type stream struct {
 	types.DefaultHttpContext
 	t    *Transformer
 	body bool
+	form bool
 	tmpl *transform.Request
 }
 
@@ -37,7 +38,7 @@ func (s *stream) OnHttpRequestHeaders(_ int, eos bool) types.Action {
 		// The body's length will change; the proxy sets it again.
 		r.Headers = removeContentLength(r.Headers)
 		r.Changed = true
-		s.body, s.tmpl = true, r.Template
+		s.body, s.form, s.tmpl = true, r.Form, r.Template
 	}
 	if r.Changed {
 		common.Must(Name, "replacing request headers", proxywasm.ReplaceHttpRequestHeaders(r.Headers))
@@ -57,7 +58,7 @@ func (s *stream) OnHttpRequestBody(size int, eos bool) types.Action {
 		proxywasm.LogErrorf("%s: reading the request body: %v", Name, err)
 		return types.ActionContinue
 	}
-	if out, ok := s.t.Body(b, s.tmpl); ok {
+	if out, ok := s.t.Body(b, s.tmpl, s.form); ok {
 		common.Must(Name, "replacing the request body", proxywasm.ReplaceHttpRequestBody(out))
 	}
 	return types.ActionContinue

@@ -108,8 +108,11 @@ type Result struct {
 	Headers [][2]string
 	// Changed says whether Headers differ from the input.
 	Changed bool
-	// TransformBody says the (JSON) body must be buffered and passed to Body.
+	// TransformBody says the body (JSON or form) must be buffered and
+	// passed to Body.
 	TransformBody bool
+	// Form says the body is application/x-www-form-urlencoded.
+	Form bool
 	// Template is what body templates read.
 	Template *transform.Request
 }
@@ -144,15 +147,27 @@ func (t *Transformer) Request(h [][2]string) Result {
 	r := Result{Headers: out, Changed: !equal(out, h), Template: tmpl}
 	if !t.body.Empty() {
 		ct, _ := common.Header(out, "content-type")
-		if transform.IsJSON(ct) {
+		switch {
+		case transform.IsJSON(ct):
 			r.TransformBody = true
+		case transform.IsForm(ct):
+			r.TransformBody, r.Form = true, true
 		}
 	}
 	return r
 }
 
-// Body transforms a whole JSON request body.
-func (t *Transformer) Body(body []byte, tmpl *transform.Request) ([]byte, bool) {
+// Body transforms a whole request body: a JSON object, or a form.
+// A form body gets the query-string operations (json_types do not apply).
+func (t *Transformer) Body(body []byte, tmpl *transform.Request, form bool) ([]byte, bool) {
+	if form {
+		q, err := url.ParseQuery(string(body))
+		if err != nil {
+			return body, false
+		}
+		t.body.Query(q, tmpl)
+		return []byte(transform.EncodeQuery(q)), true
+	}
 	return t.body.JSON(body, tmpl, transform.JSONTypes{Replace: t.replaceTypes, Add: t.addTypes, Append: t.appendTypes})
 }
 

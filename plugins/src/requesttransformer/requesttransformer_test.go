@@ -75,12 +75,12 @@ func TestBody(t *testing.T) {
 	if !r.TransformBody {
 		t.Fatal("JSON body not selected for transformation")
 	}
-	out, ok := tr.Body([]byte(`{"secret":1,"n":"a","mode":"test","tags":["old"]}`), r.Template)
+	out, ok := tr.Body([]byte(`{"secret":1,"n":"a","mode":"test","tags":["old"]}`), r.Template, r.Form)
 	want := `{"count":3,"flag":true,"mode":"live","name":"a","src":"edge","tags":["old","new"]}`
 	if !ok || string(out) != want {
 		t.Errorf("body = %s (ok %v), want %s", out, ok, want)
 	}
-	if _, ok := tr.Body([]byte(`[1,2]`), r.Template); ok {
+	if _, ok := tr.Body([]byte(`[1,2]`), r.Template, false); ok {
 		t.Error("a JSON array was transformed")
 	}
 	if r := tr.Request([][2]string{{":path", "/"}, {"content-type", "text/plain"}}); r.TransformBody {
@@ -97,5 +97,20 @@ func TestParseErrors(t *testing.T) {
 		if _, err := Parse([]byte(cfg)); err == nil {
 			t.Errorf("Parse(%s) succeeded", cfg)
 		}
+	}
+}
+
+func TestFormBody(t *testing.T) {
+	tr, err := Parse([]byte(`{"remove":{"body":["password"]},"rename":{"body":["u:user"]},"add":{"body":["source:$(headers.x_src)"]},"append":{"body":["tag:b"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := tr.Request([][2]string{{":path", "/login"}, {"content-type", "application/x-www-form-urlencoded; charset=utf-8"}, {"x-src", "edge"}})
+	if !r.TransformBody || !r.Form {
+		t.Fatalf("form body not selected: %+v", r)
+	}
+	out, ok := tr.Body([]byte("u=alice&password=x&tag=a"), r.Template, r.Form)
+	if want := "source=edge&tag=a&tag=b&user=alice"; !ok || string(out) != want {
+		t.Errorf("body = %q, want %q", out, want)
 	}
 }

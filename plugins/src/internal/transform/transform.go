@@ -328,3 +328,12 @@ func IsJSON(contentType string) bool {
 	ct = strings.TrimSpace(ct)
 	return ct == "application/json" || strings.HasSuffix(ct, "+json")
 }
+
+// IsForm reports whether a content-type names an URL-encoded form.
+func IsForm(contentType string) bool {
+	ct := strings.ToLower(contentType)
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.TrimSpace(ct) == "application/x-www-form-urlencoded"
+}
