@@ -111,3 +111,15 @@ func TestLoadErrRefusesBadConfig(t *testing.T) {
 		t.Fatal("a misspelt key was accepted")
 	}
 }
+
+func TestNetworkFilter(t *testing.T) {
+	f := LoadBuiltin(t, "ip-restriction", map[string]any{"deny": []string{"192.0.2.0/24"}})
+	ok := f.Dial(Connection{ClientAddr: "198.51.100.1:4000", Downstream: []byte("hello"), Upstream: []byte("hi")})
+	if ok.NewConnection != hostabi.Continue || ok.ClosedDownstream || string(ok.Downstream) != "hello" || string(ok.Upstream) != "hi" {
+		t.Errorf("allowed client: %+v", ok)
+	}
+	denied := f.Dial(Connection{ClientAddr: "192.0.2.7:4000", Downstream: []byte("hello")})
+	if denied.NewConnection != hostabi.Pause || !denied.ClosedDownstream || denied.Downstream != nil {
+		t.Errorf("denied client: %+v", denied)
+	}
+}
