@@ -207,6 +207,9 @@ func (s *HTTPStream) action(r uint64, err error, d StreamType, body bool) (Actio
 		return Pause, nil
 	case uint32(r) == uint32(abi.ActionContinue) || resumed:
 		return Continue, nil
+	case !body && uint32(r) == 2:
+		// FilterHeadersStatus::ContinueAndEndStream: the chain goes on.
+		return Continue, nil
 	case body && (uint32(r) == 1 || uint32(r) == 2):
 		// FilterDataStatus StopIterationAndBuffer / AndWatermark: what SDKs
 		// return as "pause" from a body callback.

@@ -2,6 +2,7 @@ package hostabi
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,17 @@ func TestBodyAfterPausedHeaders(t *testing.T) {
 	wantLogs(t, p.Name(), "request_body buf_get: status=0 payload", "request_body continue: status=0")
 	if got := s.pairs(RequestHeaders); !strings.Contains(got, "x-seen-body=yes") {
 		t.Errorf("headers still editable while paused: %s", got)
+	}
+}
+
+// TestHeaderActions maps Envoy's FilterHeadersStatus values.
+func TestHeaderActions(t *testing.T) {
+	for ret, want := range []Action{Continue, Pause, Continue, Pause, Pause} {
+		t.Run(fmt.Sprint(ret), func(t *testing.T) {
+			_, _, a := runHeaders(t, fmt.Sprintf("request_headers: ret %d", ret), newTestStream())
+			if a != want {
+				t.Errorf("ret %d: %v, want %v", ret, a, want)
+			}
+		})
 	}
 }
