@@ -29,12 +29,15 @@ type Listener struct {
 	cfg  config.Listener
 	log  *zap.Logger
 
-	tcp  net.Listener
-	srv  *http.Server
-	h3   *http3.Server
-	udp  net.PacketConn
-	wg   sync.WaitGroup
-	errs chan error
+	tcp net.Listener
+	// permissive: TLS is done by the listener for connections that start
+	// with a handshake, plain HTTP served otherwise (Serve, not ServeTLS).
+	permissive bool
+	srv        *http.Server
+	h3         *http3.Server
+	udp        net.PacketConn
+	wg         sync.WaitGroup
+	errs       chan error
 }
 
 // Defaults for the listener limits when the config leaves them zero.
@@ -92,6 +95,11 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 		}
 	} else {
 		protocols.SetHTTP2(has("h2"))
+		l.permissive = Permissive(cfg)
+		if l.permissive {
+			// Plain-text peers of a permissive inbound side may speak h2c.
+			protocols.SetUnencryptedHTTP2(true)
+		}
 	}
 	l.srv = &http.Server{
 		Handler:           h,
@@ -110,6 +118,9 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 	}
 	if cfg.TLS == nil && has("h2c") {
 		ln = prefaceListener{Listener: ln, h2Only: !has("http1")}
+	}
+	if l.permissive {
+		ln = newPermissiveListener(ln, tlsCfg, readHeader)
 	}
 	l.tcp = ln
 
@@ -146,7 +157,7 @@ func (l *Listener) Serve() {
 	go func() {
 		defer l.wg.Done()
 		var err error
-		if l.srv.TLSConfig != nil {
+		if l.srv.TLSConfig != nil && !l.permissive {
 			err = l.srv.ServeTLS(l.tcp, "", "")
 		} else {
 			err = l.srv.Serve(l.tcp)
@@ -190,6 +201,14 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	}
 	l.wg.Wait()
 	return first
+}
+
+// Permissive reports whether a listener takes mTLS and plain text on one
+// port: a sidecar's inbound side with peer_authentication = "permissive"
+// (TLS with a client CA that does not require a client certificate).
+func Permissive(cfg config.Listener) bool {
+	t := cfg.TLS
+	return cfg.Direction == "inbound" && t != nil && t.ClientCA != "" && t.RequireClientCert != nil && !*t.RequireClientCert
 }
 
 func orDuration(v, def time.Duration) time.Duration {

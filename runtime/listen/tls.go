@@ -2,104 +2,41 @@ package listen
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"fmt"
-	"os"
-	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/mesh"
 )
 
-// certReloader serves a certificate pair from files and picks up a new one
-// when the files change, so rotation is a file copy and no connection drops.
-type certReloader struct {
-	certFile, keyFile string
-	log               *zap.Logger
-
-	mu        sync.Mutex
-	cert      *tls.Certificate
-	certMod   time.Time
-	keyMod    time.Time
-	checkedAt time.Time
-}
-
-func newCertReloader(certFile, keyFile string, log *zap.Logger) (*certReloader, error) {
-	c := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
-	if err := c.load(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-func (c *certReloader) load() error {
-	cs, err := os.Stat(c.certFile)
-	if err != nil {
-		return fmt.Errorf("tls cert: %w", err)
-	}
-	ks, err := os.Stat(c.keyFile)
-	if err != nil {
-		return fmt.Errorf("tls key: %w", err)
-	}
-	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
-	if err != nil {
-		return fmt.Errorf("loading certificate %s / key %s: %w", c.certFile, c.keyFile, err)
-	}
-	c.cert, c.certMod, c.keyMod = &pair, cs.ModTime(), ks.ModTime()
-	return nil
-}
-
-// get returns the current certificate, re-reading the files at most once a
-// second when their modification times moved. A bad new pair is logged and
-// the old one kept.
-func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := time.Now()
-	if now.Sub(c.checkedAt) >= time.Second {
-		c.checkedAt = now
-		cs, err1 := os.Stat(c.certFile)
-		ks, err2 := os.Stat(c.keyFile)
-		if err1 == nil && err2 == nil && (!cs.ModTime().Equal(c.certMod) || !ks.ModTime().Equal(c.keyMod)) {
-			old := c.cert
-			if err := c.load(); err != nil {
-				c.cert = old
-				c.log.Warn("new certificate refused; keeping the old one", zap.Error(err))
-			} else {
-				c.log.Info("certificate reloaded", zap.String("cert", c.certFile))
-			}
-		}
-	}
-	return c.cert, nil
-}
-
 // serverTLS builds the listener's TLS config; nextProtos are its ALPN ids.
+// The certificate pair, and the client CA bundle when there is one, are
+// files read again when they change (checked at most once a second, on a
+// handshake), so rotation is a file copy and no open connection drops.
+//
+// With a client CA, peers are verified by mesh.Verifier rather than by
+// crypto/tls (whose pool is fixed when the config is built): the chain must
+// lead to the bundle as it is now, and when this listener's own
+// certificate carries a SPIFFE ID, the peer's must be in the same trust
+// domain. Every refusal is logged with its reason and the client address.
 func serverTLS(t *config.TLS, nextProtos []string, log *zap.Logger) (*tls.Config, error) {
-	cr, err := newCertReloader(t.Cert, t.Key, log)
+	cert, err := mesh.NewCertificate(t.Cert, t.Key, log)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		GetCertificate: cr.get,
-		NextProtos:     nextProtos,
+	if t.ClientCA == "" {
+		return &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: cert.GetCertificate,
+			NextProtos:     nextProtos,
+		}, nil
 	}
-	if t.ClientCA != "" {
-		pem, err := os.ReadFile(t.ClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("tls client_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls client_ca %s: no PEM certificates", t.ClientCA)
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-		if t.RequireClientCert != nil && !*t.RequireClientCert {
-			cfg.ClientAuth = tls.VerifyClientCertIfGiven
-		}
+	bundle, err := mesh.NewBundle(t.ClientCA, log)
+	if err != nil {
+		return nil, err
 	}
-	return cfg, nil
+	own := cert.ID()
+	v := &mesh.Verifier{Bundle: bundle, TrustDomain: own.TrustDomain, AllowNoID: own.IsZero()}
+	permissive := t.RequireClientCert != nil && !*t.RequireClientCert
+	return mesh.ServerTLS(cert, v, permissive, nextProtos, log), nil
 }

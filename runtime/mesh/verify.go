@@ -42,6 +42,10 @@ type Verifier struct {
 	// TrustDomain is the domain peers must belong to; "" accepts any
 	// SPIFFE ID that chains to the bundle.
 	TrustDomain string
+	// AllowNoID accepts a certificate without a spiffe:// URI SAN (plain
+	// client certificates on an edge listener); chain and validity are
+	// still checked.
+	AllowNoID bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -89,6 +93,9 @@ func (v *Verifier) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage) (ID
 			return id, &PeerError{Reason: ReasonExpired, Peer: peer, Msg: "a certificate of the chain is expired or not yet valid: " + err.Error()}
 		}
 		return id, &PeerError{Reason: ReasonInvalid, Peer: peer, Msg: err.Error()}
+	}
+	if idErr != nil && v.AllowNoID {
+		return id, nil
 	}
 	if idErr != nil {
 		return id, &PeerError{Reason: ReasonNoID, Peer: peer, Msg: idErr.Error()}

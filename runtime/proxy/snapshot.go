@@ -39,6 +39,32 @@ type routeInfo struct {
 // NewSnapshot builds the route tables of every HTTP listener of cfg.
 // filters holds a factory for every plugin the routes name.
 func NewSnapshot(cfg *config.Config, up *upstream.Manager, filters map[string]filter.Factory, reg *stats.Registry) (*Snapshot, error) {
+	return NewSnapshotWith(cfg, up, filters, reg, nil)
+}
+
+// NewSnapshotWith is NewSnapshot with native filters per listener name:
+// they run first on every route of that listener, in order, before the
+// listener's plugins and the route's (a sidecar's inbound side puts
+// x-forwarded-client-cert handling and authorization there). Their
+// Name()s must not be plugin names.
+func NewSnapshotWith(cfg *config.Config, up *upstream.Manager, filters map[string]filter.Factory, reg *stats.Registry, native map[string][]filter.Factory) (*Snapshot, error) {
+	nativeNames := map[string][]string{}
+	if len(native) > 0 {
+		all := make(map[string]filter.Factory, len(filters)+len(native))
+		for k, v := range filters {
+			all[k] = v
+		}
+		for l, fs := range native {
+			for _, f := range fs {
+				if prev, ok := all[f.Name()]; ok && prev != f {
+					return nil, fmt.Errorf("listener %q: native filter %q has the name of another filter", l, f.Name())
+				}
+				all[f.Name()] = f
+				nativeNames[l] = append(nativeNames[l], f.Name())
+			}
+		}
+		filters = all
+	}
 	s := &Snapshot{
 		Config:    cfg,
 		Upstream:  up,
@@ -63,7 +89,7 @@ func NewSnapshot(cfg *config.Config, up *upstream.Manager, filters map[string]fi
 			if _, ok := s.routes[rt]; ok {
 				continue
 			}
-			plugins := append(append([]string(nil), l.Plugins...), rt.Plugins...)
+			plugins := append(append(append([]string(nil), nativeNames[l.Name]...), l.Plugins...), rt.Plugins...)
 			for _, p := range plugins {
 				if _, ok := filters[p]; !ok {
 					return nil, fmt.Errorf("route %q: plugin %q is not loaded", rt.Name, p)

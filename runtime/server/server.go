@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/admin"
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/listen"
+	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/proxy"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/upstream"
@@ -43,7 +44,8 @@ type Server struct {
 	ready     atomic.Bool
 
 	wasm      *wasmEnv
-	mu        sync.Mutex // serialises reloads
+	identity  *mesh.Certificate // [identity], nil without one
+	mu        sync.Mutex        // serialises reloads
 	cfg       *config.Config
 	cfgStamp  fileStamp
 	plugins   *pluginSet
@@ -85,7 +87,18 @@ func New(opts Options) (*Server, error) {
 		s.wasm.close()
 		return nil, err
 	}
-	snap, err := proxy.NewSnapshot(cfg, up, s.plugins.factories(), s.reg)
+	if id := cfg.Identity; id != nil {
+		// This workload's certificate, for the By= of x-forwarded-client-cert;
+		// the listeners and clusters read the same files for their handshakes.
+		s.identity, err = mesh.NewCertificate(id.Cert, id.Key, s.log.Named("identity"))
+		if err != nil {
+			up.Close()
+			s.plugins.close()
+			s.wasm.close()
+			return nil, fmt.Errorf("identity: %w", err)
+		}
+	}
+	snap, err := s.newSnapshot(cfg, up, s.plugins)
 	if err != nil {
 		up.Close()
 		s.plugins.close()
@@ -207,7 +220,7 @@ func (s *Server) reloadLocked() error {
 		plugins.closeNew(s.plugins)
 		return fmt.Errorf("clusters: %w", err)
 	}
-	snap, err := proxy.NewSnapshot(cfg, up, plugins.factories(), s.reg)
+	snap, err := s.newSnapshot(cfg, up, plugins)
 	if err != nil {
 		up.Close()
 		plugins.closeNew(s.plugins)
@@ -247,7 +260,7 @@ func (s *Server) ReloadPlugins() error {
 		return nil
 	}
 	old := s.snap.Load()
-	snap, err := proxy.NewSnapshot(s.cfg, old.Upstream, plugins.factories(), s.reg)
+	snap, err := s.newSnapshot(s.cfg, old.Upstream, plugins)
 	if err != nil {
 		plugins.closeNew(s.plugins)
 		return err

@@ -1,0 +1,104 @@
+package mesh
+
+import (
+	"context"
+
+	"github.com/sluice-proxy/sluice/runtime/filter"
+)
+
+// Names of the native filters the server puts first on sidecar listeners.
+// The ':' keeps them apart from plugin names.
+const (
+	InboundHeadersFilter  = "sluice:mesh-inbound"
+	OutboundHeadersFilter = "sluice:mesh-outbound"
+	AuthorizationFilter   = "sluice:rbac"
+)
+
+// Properties the inbound side sets for later filters (Istio's names).
+const (
+	PropSourcePrincipal = "source.principal"
+	PropSourceNamespace = "source.namespace"
+)
+
+// passFilter continues every callback; native filters embed it.
+type passFilter struct{}
+
+func (passFilter) OnRequestHeaders(filter.Stream, bool) Status             { return filter.Continue }
+func (passFilter) OnRequestBody(filter.Stream, *filter.Body, bool) Status  { return filter.Continue }
+func (passFilter) OnRequestTrailers(filter.Stream) Status                  { return filter.Continue }
+func (passFilter) OnResponseHeaders(filter.Stream, bool) Status            { return filter.Continue }
+func (passFilter) OnResponseBody(filter.Stream, *filter.Body, bool) Status { return filter.Continue }
+func (passFilter) OnResponseTrailers(filter.Stream) Status                 { return filter.Continue }
+func (passFilter) OnLog(filter.Stream)                                     {}
+func (passFilter) OnDone(filter.Stream)                                    {}
+
+// Status is filter.Status, shortened for the method sets above.
+type Status = filter.Status
+
+// HeadersFactory makes the per-hop header filter of a sidecar listener:
+//
+//   - x-forwarded-client-cert sent by the client is removed on both sides
+//     (it cannot be trusted); on the inbound side, for an mTLS peer, it is
+//     set to By=<this workload>;Hash=<peer cert sha256>;URI=<peer ID>.
+//   - the peer's ID and namespace become the source.principal and
+//     source.namespace properties for the filters after it.
+//   - traceparent gets a new span id (a new trace when absent or invalid).
+type HeadersFactory struct {
+	inbound bool
+	// local is this workload's ID now (it follows certificate rotation).
+	local func() string
+}
+
+// NewHeadersFactory returns the inbound (true) or outbound filter factory.
+// local may be nil when there is no identity.
+func NewHeadersFactory(inbound bool, local func() string) *HeadersFactory {
+	if local == nil {
+		local = func() string { return "" }
+	}
+	return &HeadersFactory{inbound: inbound, local: local}
+}
+
+// Name implements filter.Factory.
+func (f *HeadersFactory) Name() string {
+	if f.inbound {
+		return InboundHeadersFilter
+	}
+	return OutboundHeadersFilter
+}
+
+// FailOpen implements filter.Factory; a native filter never fails to make.
+func (f *HeadersFactory) FailOpen() bool { return false }
+
+// NewFilter implements filter.Factory.
+func (f *HeadersFactory) NewFilter(context.Context, filter.Stream) (filter.HTTPFilter, error) {
+	return headersFilter{f: f}, nil
+}
+
+type headersFilter struct {
+	passFilter
+	f *HeadersFactory
+}
+
+func (h headersFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
+	hdr := s.Request().Header
+	hdr.Del(XFCCHeader)
+	if h.f.inbound {
+		info := s.Info()
+		if peer := PeerID(info); peer != "" {
+			hdr.Set(XFCCHeader, XFCC(h.f.local(), info.TLS.PeerCertSHA256, peer))
+			if info.FilterState == nil {
+				info.FilterState = map[string][]byte{}
+			}
+			info.FilterState[PropSourcePrincipal] = []byte(peer)
+			if id, err := ParseID(peer); err == nil && id.Namespace() != "" {
+				info.FilterState[PropSourceNamespace] = []byte(id.Namespace())
+			}
+		}
+	}
+	tp, started := NextTraceparent(hdr.Get("Traceparent"))
+	hdr.Set("Traceparent", tp)
+	if started {
+		hdr.Del("Tracestate")
+	}
+	return filter.Continue
+}

@@ -1,0 +1,63 @@
+package server
+
+import (
+	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/mesh"
+	"github.com/sluice-proxy/sluice/runtime/proxy"
+	"github.com/sluice-proxy/sluice/runtime/upstream"
+)
+
+// newSnapshot builds a snapshot with the sidecar's native filters first on
+// its listeners: on the inbound side x-forwarded-client-cert, the peer's
+// identity as properties, traceparent, then authorization ([[authorization]]:
+// CUSTOM plugins, then DENY/ALLOW); on the outbound side the client's
+// x-forwarded-client-cert removed and traceparent.
+func (s *Server) newSnapshot(cfg *config.Config, up *upstream.Manager, plugins *pluginSet) (*proxy.Snapshot, error) {
+	factories := plugins.factories()
+	native, err := s.nativeFilters(cfg, factories)
+	if err != nil {
+		return nil, err
+	}
+	return proxy.NewSnapshotWith(cfg, up, factories, s.reg, native)
+}
+
+func (s *Server) nativeFilters(cfg *config.Config, plugins map[string]filter.Factory) (map[string][]filter.Factory, error) {
+	var native map[string][]filter.Factory
+	var authz *mesh.Authorizer
+	authzBuilt := false
+	for _, l := range cfg.Listeners {
+		if l.Direction != "inbound" && l.Direction != "outbound" || tcpListener(l) {
+			continue
+		}
+		if native == nil {
+			native = map[string][]filter.Factory{}
+		}
+		if l.Direction == "outbound" {
+			native[l.Name] = []filter.Factory{mesh.NewHeadersFactory(false, nil)}
+			continue
+		}
+		if !authzBuilt {
+			var err error
+			if authz, err = mesh.NewAuthorizer(cfg.Authorization, plugins); err != nil {
+				return nil, err
+			}
+			authzBuilt = true
+		}
+		fs := []filter.Factory{mesh.NewHeadersFactory(true, s.localID)}
+		native[l.Name] = append(fs, authz.Factories()...)
+	}
+	return native, nil
+}
+
+// localID is this workload's SPIFFE ID now ("" without [identity]).
+func (s *Server) localID() string {
+	if s.identity == nil {
+		return ""
+	}
+	id := s.identity.ID()
+	if id.IsZero() {
+		return ""
+	}
+	return id.String()
+}
