@@ -62,38 +62,53 @@ func guest(t testing.TB, name string) []byte {
 	return b
 }
 
-// newFactory loads a guest on an engine of its own (the disk cache keeps
-// this fast after the first run) and returns the factory and its logs.
-func newFactory(t testing.TB, cfg hostabi.PluginConfig, guestName string) (*WasmFactory, *observer.ObservedLogs) {
-	t.Helper()
-	core, logs := observer.New(zapcore.DebugLevel)
-	ctx := context.Background()
-	e, err := hostabi.NewEngine(ctx, hostabi.EngineConfig{
-		CacheDir: filepath.Join(os.TempDir(), "sluice-wasm-cache"), Logger: zap.New(core)})
-	if err != nil {
-		t.Fatal(err)
+// One engine for the test binary (compiling a Go guest costs seconds; the
+// disk cache keeps later runs fast). It is never closed: a wazero runtime
+// holds no goroutines, only memory the process gives back at exit.
+var (
+	testEngineOnce sync.Once
+	testEngine     *hostabi.Engine
+	testEngineErr  error
+	testLogs       *observer.ObservedLogs
+)
+
+func engine(t testing.TB) *hostabi.Engine {
+	testEngineOnce.Do(func() {
+		var core zapcore.Core
+		core, testLogs = observer.New(zapcore.DebugLevel)
+		testEngine, testEngineErr = hostabi.NewEngine(context.Background(), hostabi.EngineConfig{
+			CacheDir: filepath.Join(os.TempDir(), "sluice-wasm-cache"), Logger: zap.New(core)})
+	})
+	if testEngineErr != nil {
+		t.Fatal(testEngineErr)
 	}
+	return testEngine
+}
+
+// newFactory loads a guest as a plugin named after the test and returns
+// the factory and the plugin's log lines.
+func newFactory(t testing.TB, cfg hostabi.PluginConfig, guestName string) (*WasmFactory, func() *observer.ObservedLogs) {
+	t.Helper()
+	e := engine(t)
 	cfg.Name = t.Name()
 	cfg.Wasm = guest(t, guestName)
 	if cfg.CallTimeout == 0 {
 		cfg.CallTimeout = 2 * time.Second
 	}
-	p, err := e.Load(ctx, cfg)
+	p, err := e.Load(context.Background(), cfg)
 	if err != nil {
-		e.Close(ctx)
 		t.Fatal(err)
 	}
-	f := NewWasmFactory(p, zap.New(core))
+	f := NewWasmFactory(p, zap.NewNop())
 	f.DrainTimeout = 5 * time.Second
-	t.Cleanup(func() {
-		f.Close()
-		e.Close(ctx)
-	})
-	return f, logs
+	t.Cleanup(f.Close)
+	name := t.Name()
+	return f, func() *observer.ObservedLogs { return testLogs.FilterField(zap.String("plugin", name)) }
 }
 
-func wantLog(t *testing.T, logs *observer.ObservedLogs, want ...string) {
+func wantLog(t *testing.T, logsOf func() *observer.ObservedLogs, want ...string) {
 	t.Helper()
+	logs := logsOf()
 	for _, w := range want {
 		if logs.FilterMessage(w).Len() == 0 {
 			var all []string
