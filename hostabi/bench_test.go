@@ -89,3 +89,28 @@ func BenchmarkRequestHeadersTrusted(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadWarmCache is a restart with a warm compilation cache: a new
+// engine on the same cache directory loads and starts the 2 MB rawabi
+// guest (compile from cache, instantiate, _initialize, vm_start, configure).
+func BenchmarkLoadWarmCache(b *testing.B) {
+	dir := b.TempDir()
+	ctx := context.Background()
+	load := func() {
+		e, err := NewEngine(ctx, EngineConfig{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := e.Load(ctx, PluginConfig{Name: "warm", Wasm: testGuests["rawabi"]})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Close(ctx)
+		e.Close(ctx)
+	}
+	load() // warm the cache
+	b.ResetTimer()
+	for range b.N {
+		load()
+	}
+}
