@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
@@ -71,6 +72,18 @@ const (
 	// filter again with the whole body at end of stream.
 	Buffer
 )
+
+func (a Action) String() string {
+	switch a {
+	case Continue:
+		return "Continue"
+	case Pause:
+		return "Pause"
+	case Buffer:
+		return "Buffer"
+	}
+	return "Action(" + strconv.Itoa(int(a)) + ")"
+}
 
 // HTTPStream is one HTTP stream's context in one instance of a plugin.
 // Its methods are called from the stream's goroutine, in Envoy's order;
