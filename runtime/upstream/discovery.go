@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -350,6 +351,7 @@ func (d *discovery) resolveSRV(ctx context.Context, name string) []source {
 		}
 		out = append(out, source{host: strings.TrimSuffix(s.Target, "."), port: strconv.Itoa(int(s.Port)), weight: max(1, int(s.Weight))})
 	}
+	slices.SortFunc(out, func(a, b source) int { return strings.Compare(a.host+":"+a.port, b.host+":"+b.port) })
 	d.srvResolved[name] = out
 	return out
 }
@@ -380,6 +382,10 @@ func (d *discovery) resolve(ctx context.Context, name string) ([]netip.Addr, boo
 	if len(out) == 0 {
 		out = v6
 	}
+	// Servers rotate answers; in a fixed order an unchanged answer is an
+	// unchanged host set, not a rebuilt one.
+	slices.SortFunc(out, netip.Addr.Compare)
+	out = slices.Compact(out)
 	d.resolved[name] = out
 	return out, true
 }

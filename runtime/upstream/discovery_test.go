@@ -55,6 +55,12 @@ func (f *fakeDNS) lookup(ctx context.Context, host string) ([]netip.Addr, error)
 	return out, nil
 }
 
+func (f *fakeDNS) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lookups
+}
+
 func (f *fakeDNS) set(host string, addrs []string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -95,23 +101,15 @@ func TestDNSReResolution(t *testing.T) {
 	}
 	// A failing lookup keeps the last answer.
 	dns.set("svc.test", nil, errors.New("SERVFAIL"))
-	n := dns.lookups
-	eventually(t, 2*time.Second, "failed lookups", func() bool {
-		dns.mu.Lock()
-		defer dns.mu.Unlock()
-		return dns.lookups > n+2
-	})
+	n := dns.count()
+	eventually(t, 2*time.Second, "failed lookups", func() bool { return dns.count() > n+2 })
 	if got := mustGet(t, c, Pick{}); got != "b" {
 		t.Errorf("after failed lookups: %q", got)
 	}
 	m.Close()
-	dns.mu.Lock()
-	n = dns.lookups
-	dns.mu.Unlock()
+	n = dns.count()
 	time.Sleep(60 * time.Millisecond)
-	dns.mu.Lock()
-	defer dns.mu.Unlock()
-	if dns.lookups != n {
+	if dns.count() != n {
 		t.Error("DNS refresh goes on after Close")
 	}
 }
@@ -272,4 +270,21 @@ func TestDNSSRV(t *testing.T) {
 		eps := c.Status().Endpoints
 		return len(eps) == 1 && eps[0].Address == "127.0.0.9:1"
 	})
+}
+
+// TestDNSAnswerOrderIgnored: a server rotating the order of its answers
+// does not rebuild the host set (and its balancer state) every refresh.
+func TestDNSAnswerOrderIgnored(t *testing.T) {
+	dns := &fakeDNS{answers: map[string][]string{"svc.test": {"127.0.0.1", "127.0.0.2", "127.0.0.3"}}}
+	opts := defaultOptions()
+	opts.lookup = dns.lookup
+	m, _ := newTestManager(t, opts, config.Cluster{Name: "c", DNS: "svc.test:80", DNSRefresh: config.Duration(5 * time.Millisecond)})
+	c := m.Cluster("c")
+	first := c.hosts.Load()
+	dns.set("svc.test", []string{"127.0.0.3", "127.0.0.1", "127.0.0.2", "127.0.0.1"}, nil)
+	n := dns.count()
+	eventually(t, 2*time.Second, "refreshes", func() bool { return dns.count() > n+3 })
+	if c.hosts.Load() != first {
+		t.Error("host set rebuilt for a reordered answer")
+	}
 }
