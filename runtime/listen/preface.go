@@ -2,7 +2,9 @@ package listen
 
 import (
 	"bytes"
+	"io"
 	"net"
+	"time"
 )
 
 // http2Preface is the client connection preface of RFC 9113 section 3.4.
@@ -45,13 +47,24 @@ func (c *prefaceConn) Read(p []byte) (int, error) {
 		c.checked, c.seen = true, nil
 	case len(c.seen) >= len(http2Preface):
 		if !bytes.HasPrefix(c.seen, []byte(http2Preface)) {
-			c.Conn.Close()
-			return 0, net.ErrClosed
+			return 0, c.refuse()
 		}
 		c.checked, c.seen = true, nil
 	case !bytes.HasPrefix([]byte(http2Preface), c.seen):
-		c.Conn.Close()
-		return 0, net.ErrClosed
+		return 0, c.refuse()
 	}
 	return n, err
+}
+
+// refuse closes the connection with a FIN rather than a reset: closing with
+// unread bytes would make the kernel send RST, so what the client sent is
+// drained (briefly, bounded) first.
+func (c *prefaceConn) refuse() error {
+	if tc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+		c.Conn.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, io.LimitReader(c.Conn, 64<<10))
+	}
+	c.Conn.Close()
+	return net.ErrClosed
 }
