@@ -146,8 +146,10 @@ func (p *h1Pool) get(ctx context.Context, addr string) (c *h1Conn, reused bool, 
 	}
 	c = &h1Conn{conn: conn, addr: addr}
 	c.lim.r = conn
-	c.br = bufio.NewReaderSize(&c.lim, 16<<10)
-	c.bw = bufio.NewWriterSize(conn, 16<<10)
+	// Small buffers: an idle connection costs its buffers (sidecars keep
+	// many), and reads or writes larger than them bypass them anyway.
+	c.br = bufio.NewReaderSize(&c.lim, 8<<10)
+	c.bw = bufio.NewWriterSize(conn, 4<<10)
 	c.tp.R = c.br
 	return c, false, nil
 }
@@ -418,6 +420,9 @@ func validMethod(m string) bool {
 	return m != ""
 }
 
+// chunkBufs holds the read buffers of streamed request bodies.
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
 // writeBody copies the request body, framed by Content-Length or chunked,
 // then flushes. It closes req.Body, as a RoundTripper must.
 func writeBody(w *bufio.Writer, req *http.Request, bodyLen int64) (err error) {
@@ -433,7 +438,9 @@ func writeBody(w *bufio.Writer, req *http.Request, bodyLen int64) (err error) {
 		return w.Flush()
 	}
 	cw := httputil.NewChunkedWriter(w)
-	buf := make([]byte, 16<<10)
+	bp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(bp)
+	buf := *bp
 	for {
 		n, rerr := req.Body.Read(buf)
 		if n > 0 {
