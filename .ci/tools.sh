@@ -9,6 +9,12 @@ need_apt=()
 want() { command -v "$1" >/dev/null 2>&1 || need_apt+=("$2"); }
 want curl curl
 want redis-server redis-server
+# The Rust SDK's example builds with Debian's rustc for wasm32; rust-lld
+# comes from lld.
+# (rustup's rustc, if present, has no wasm32 target, so look for Debian's.)
+[[ -x /usr/bin/rustc ]] || need_apt+=(rustc)
+[[ -d /usr/lib/rustlib/wasm32-unknown-unknown ]] || need_apt+=(libstd-rust-dev-wasm32)
+[[ -x /usr/bin/ld.lld-14 || -x /usr/lib/llvm-14/bin/ld.lld ]] || need_apt+=(lld-14)
 if [[ $what == bench ]]; then
   want nginx nginx
   want wrk wrk
