@@ -40,3 +40,9 @@ func serverTLS(t *config.TLS, nextProtos []string, log *zap.Logger) (*tls.Config
 	permissive := t.RequireClientCert != nil && !*t.RequireClientCert
 	return mesh.ServerTLS(cert, v, permissive, nextProtos, log), nil
 }
+
+// ServerTLS is the TLS config a listener with t would use, for listeners
+// served elsewhere (runtime/l4's TCP listeners).
+func ServerTLS(t *config.TLS, nextProtos []string, log *zap.Logger) (*tls.Config, error) {
+	return serverTLS(t, nextProtos, log)
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/admin"
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/l4"
 	"github.com/sluice-proxy/sluice/runtime/listen"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/proxy"
@@ -50,9 +51,12 @@ type Server struct {
 	cfgStamp  fileStamp
 	plugins   *pluginSet
 	listeners []*listen.Listener
-	admin     *admin.Admin
-	stopWatch chan struct{}
-	watchDone chan struct{}
+	// tcpListeners are the L4 ones; tcp caches their cluster dialers.
+	tcpListeners []*l4.Listener
+	tcp          tcpDialers
+	admin        *admin.Admin
+	stopWatch    chan struct{}
+	watchDone    chan struct{}
 
 	reloads       *stats.Counter
 	reloadFailure *stats.Counter
@@ -126,8 +130,14 @@ func (s *Server) Start() error {
 	}
 	for _, lc := range s.cfg.Listeners {
 		if tcpListener(lc) {
-			s.closeListeners(context.Background())
-			return fmt.Errorf("listener %q: tcp listeners are not built yet", lc.Name)
+			l, err := s.startTCP(lc, access)
+			if err != nil {
+				s.closeListeners(context.Background())
+				return err
+			}
+			s.tcpListeners = append(s.tcpListeners, l)
+			s.log.Info("listening", zap.String("listener", lc.Name), zap.String("address", l.Addr().String()), zap.Strings("protocols", lc.Protocols), zap.String("cluster", lc.Cluster))
+			continue
 		}
 		h := proxy.NewHandler(lc.Name, &s.snap, &s.streamIDs, s.log.Named("proxy"), access)
 		h.Direction = lc.Direction
@@ -169,6 +179,11 @@ func tcpListener(l config.Listener) bool {
 // ListenerAddr returns the bound address of a listener by name ("" if none).
 func (s *Server) ListenerAddr(name string) string {
 	for _, l := range s.listeners {
+		if l.Name == name {
+			return l.Addr().String()
+		}
+	}
+	for _, l := range s.tcpListeners {
 		if l.Name == name {
 			return l.Addr().String()
 		}
@@ -314,7 +329,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) closeListeners(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make([]error, len(s.listeners))
+	errs := make([]error, len(s.listeners)+len(s.tcpListeners))
 	for i, l := range s.listeners {
 		wg.Add(1)
 		go func() {
@@ -322,8 +337,15 @@ func (s *Server) closeListeners(ctx context.Context) error {
 			errs[i] = l.Shutdown(ctx)
 		}()
 	}
+	for i, l := range s.tcpListeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[len(s.listeners)+i] = l.Shutdown(ctx)
+		}()
+	}
 	wg.Wait()
-	s.listeners = nil
+	s.listeners, s.tcpListeners = nil, nil
 	return errors.Join(errs...)
 }
 
