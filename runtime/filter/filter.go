@@ -12,6 +12,7 @@ package filter
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 )
@@ -63,6 +64,10 @@ type HTTPFilter interface {
 	// OnDone releases the filter; it is called exactly once.
 	OnDone(s Stream)
 }
+
+// ErrClosed is what NewFilter returns from a factory a reload has already
+// closed: the stream should take the current snapshot's factory instead.
+var ErrClosed = errors.New("plugin version closed by a reload")
 
 // Factory makes a filter per stream. It is built once per plugin config
 // generation; Name is the plugin name for logs and metrics.

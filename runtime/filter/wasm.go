@@ -3,6 +3,7 @@ package filter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -58,6 +59,9 @@ func (f *WasmFactory) Close() {
 func (f *WasmFactory) NewFilter(ctx context.Context, s Stream) (HTTPFilter, error) {
 	w := &wasmFilter{f: f, host: wasmStreamHost{s: s}}
 	hs, err := f.p.NewHTTPStream(ctx, w.host)
+	if errors.Is(err, hostabi.ErrClosed) {
+		return nil, fmt.Errorf("%w: %w", ErrClosed, err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -204,6 +204,14 @@ func (x *exchange) buildChain(lr *listenerRoutes) bool {
 	for _, name := range x.ri.plugins {
 		fac := x.snap.Filters[name]
 		f, err := fac.NewFilter(x.s.ctx, x.s)
+		if errors.Is(err, filter.ErrClosed) {
+			// A reload closed this version between the snapshot load and
+			// now: the current snapshot has its successor.
+			if cur := x.h.snap.Load().Filters[name]; cur != nil && cur != fac {
+				fac = cur
+				f, err = fac.NewFilter(x.s.ctx, x.s)
+			}
+		}
 		if err != nil {
 			if fac.FailOpen() {
 				x.h.log.Warn("plugin unavailable; skipped (failure = open)", zap.String("plugin", name), zap.Error(err))

@@ -81,15 +81,21 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte) (lo
 	if err != nil {
 		return nil, fmt.Errorf("vm_config: %w", err)
 	}
-	rootID := pc.RootID
+	rootID, vmID := pc.RootID, pc.VMID
 	builtin := builtinName(pc.Wasm)
 	if builtin != "" && rootID == "" {
 		rootID = builtin
 	}
+	if builtin != "" && vmID == "" {
+		// Every built-in plugin is a root context of one module, so they
+		// share instances: one Go runtime per instance serves them all
+		// instead of one per plugin.
+		vmID = builtinVMID
+	}
 	p, err := e.engine.Load(ctx, hostabi.PluginConfig{
 		Name:         pc.Name,
 		RootID:       rootID,
-		VMID:         pc.VMID,
+		VMID:         vmID,
 		Wasm:         module,
 		PluginConfig: pluginCfg,
 		VMConfig:     vmCfg,
@@ -111,6 +117,9 @@ func (e *wasmEnv) close() {
 		e.redis.Close()
 	}
 }
+
+// builtinVMID is the vm_id the built-in plugins share unless one sets its own.
+const builtinVMID = "sluice-builtin"
 
 // configBytes is what on_configure / on_vm_start receive: the raw string
 // verbatim, else the table as JSON, else nothing.
