@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -38,24 +39,33 @@ type sluice struct {
 // every listener and the admin API to 127.0.0.1:0.
 func startSluice(t testing.TB, cfg string) *sluice {
 	t.Helper()
+	s, err := trySluice(t, cfg)
+	if err != nil {
+		t.Fatalf("starting sluice: %v", err)
+	}
+	return s
+}
+
+// trySluice is startSluice returning the error instead of failing t.
+func trySluice(t testing.TB, cfg string) (*sluice, error) {
 	path := filepath.Join(t.TempDir(), "sluice.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
 	s, err := server.New(server.Options{ConfigPath: path, Log: zap.New(core)})
 	if err != nil {
-		t.Fatalf("starting sluice: %v", err)
+		return nil, err
 	}
 	if err := s.Start(); err != nil {
-		t.Fatalf("starting sluice: %v", err)
+		return nil, err
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		s.Shutdown(ctx)
 	})
-	return &sluice{Server: s, logs: logs}
+	return &sluice{Server: s, logs: logs}, nil
 }
 
 // pluginLogs returns the lines the named plugin logged, in order.
@@ -99,6 +109,8 @@ type echoReply struct {
 	Trailer map[string][]string `json:"trailer"`
 	Body    string              `json:"body"`
 	Proto   string              `json:"proto"`
+	// BinHex is x-bin in hex: JSON would mangle bytes that are not UTF-8.
+	BinHex string `json:"bin_hex,omitempty"`
 }
 
 // startUpstream runs the test upstream on 127.0.0.1 (HTTP/1.1):
@@ -106,6 +118,7 @@ type echoReply struct {
 //	/big?n=N       N bytes of a repeating pattern
 //	/trailers      a small body then the trailer x-upstream-trailer: done
 //	/status/N      status N with a short body
+//	/sleep?ms=N    answers 200 after N milliseconds
 //	anything else  echoReply as JSON (x-upstream: yes set)
 func startUpstream(t testing.TB) string {
 	t.Helper()
@@ -130,6 +143,13 @@ func upstreamHandler(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Upstream-Trailer")
 		w.Write([]byte("body before trailers"))
 		w.Header().Set("X-Upstream-Trailer", "done")
+	case r.URL.Path == "/sleep":
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-r.Context().Done():
+		}
+		w.Write([]byte("slept"))
 	case strings.HasPrefix(r.URL.Path, "/status/"):
 		code, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/status/"))
 		w.WriteHeader(code)
@@ -139,7 +159,7 @@ func upstreamHandler(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Upstream", "yes")
 		json.NewEncoder(w).Encode(echoReply{Method: r.Method, Path: r.URL.RequestURI(), Host: r.Host,
-			Header: r.Header, Trailer: r.Trailer, Body: string(b), Proto: r.Proto})
+			Header: r.Header, Trailer: r.Trailer, Body: string(b), Proto: r.Proto, BinHex: fmt.Sprintf("%x", r.Header.Get("X-Bin"))})
 	}
 }
 
@@ -233,4 +253,11 @@ func waitTCP(addr string, within time.Duration) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return false
+}
+
+func jsonUnmarshal(s string, v any) error {
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		return fmt.Errorf("decoding %q: %w", tail(s, 200), err)
+	}
+	return nil
 }
