@@ -1,5 +1,6 @@
-// Package scaffold writes a new filter project from the templates in go/:
-// the files `sluice plugin init` creates.
+// Package scaffold writes a new filter project from the templates in go/
+// (a Go filter with this SDK) or rust/ (a Rust filter with the crate in
+// sdk/rust): the files `sluice plugin init` creates.
 package scaffold
 
 import (
@@ -14,7 +15,7 @@ import (
 	"text/template"
 )
 
-//go:embed go
+//go:embed go rust
 var files embed.FS
 
 // Data fills the templates.
@@ -25,10 +26,19 @@ type Data struct {
 	Module string
 	// SDKVersion is the SDK version required; "v0.0.0" with SDKPath.
 	SDKVersion string
-	// SDKPath, when set, is a local SDK checkout used through a replace
-	// directive.
+	// SDKPath, when set, is a local SDK checkout (the sdk/ directory) used
+	// through a replace directive. A Rust project needs it: the crate is
+	// SDKPath/rust.
 	SDKPath string
+	// Lang is "go" (the default) or "rust".
+	Lang string
 }
+
+// Crate is the Rust crate name: Name with dashes as underscores.
+func (d Data) Crate() string { return strings.ReplaceAll(d.Name, "-", "_") }
+
+// Langs are the languages Write knows.
+var Langs = []string{"go", "rust"}
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
@@ -44,8 +54,19 @@ func Write(dir string, d Data) ([]string, error) {
 	if d.SDKVersion == "" {
 		d.SDKVersion = "v0.0.0"
 	}
+	switch d.Lang {
+	case "":
+		d.Lang = "go"
+	case "go":
+	case "rust":
+		if d.SDKPath == "" {
+			return nil, fmt.Errorf("a Rust project needs SDKPath: the crate is built from SDKPath/rust")
+		}
+	default:
+		return nil, fmt.Errorf("language %q: want one of %s", d.Lang, strings.Join(Langs, ", "))
+	}
 	var written []string
-	err := fs.WalkDir(files, "go", func(path string, e fs.DirEntry, err error) error {
+	err := fs.WalkDir(files, d.Lang, func(path string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return err
 		}
@@ -61,7 +82,7 @@ func Write(dir string, d Data) ([]string, error) {
 		if err := t.Execute(&out, d); err != nil {
 			return fmt.Errorf("template %s: %w", path, err)
 		}
-		name := strings.TrimSuffix(strings.TrimPrefix(path, "go/"), ".tmpl")
+		name := strings.TrimSuffix(strings.TrimPrefix(path, d.Lang+"/"), ".tmpl")
 		if name == "gitignore" {
 			name = ".gitignore"
 		}

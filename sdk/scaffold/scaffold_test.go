@@ -68,3 +68,76 @@ func TestGeneratedProjectBuilds(t *testing.T) {
 		t.Errorf("sluice.toml does not load the filter:\n%s", toml)
 	}
 }
+
+// rustc returns a rustc that has the wasm32-unknown-unknown std, or skips
+// (outside CI) or fails (CI=true) when there is none.
+func rustc(t *testing.T) string {
+	t.Helper()
+	missing := func(why string) string {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s; CI must have it (apt-get install rustc libstd-rust-dev-wasm32 lld-14)", why)
+		}
+		t.Skipf("%s (apt-get install rustc libstd-rust-dev-wasm32 lld-14)", why)
+		return ""
+	}
+	bin := "/usr/bin/rustc"
+	if _, err := os.Stat(bin); err != nil {
+		return missing("no /usr/bin/rustc")
+	}
+	sysroot, err := exec.Command(bin, "--print", "sysroot").Output()
+	if err != nil {
+		return missing("rustc does not run")
+	}
+	if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(sysroot)), "lib", "rustlib", "wasm32-unknown-unknown")); err != nil {
+		return missing("rustc has no wasm32-unknown-unknown std")
+	}
+	return bin
+}
+
+// The Rust project: `make` runs its unit tests natively and builds the
+// .wasm with rustc alone.
+func TestGeneratedRustProjectBuilds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Rust wasm32 module (seconds)")
+	}
+	rc := rustc(t)
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	sdk, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(t.TempDir(), Data{Name: "x", Lang: "rust"}); err == nil {
+		t.Error("a Rust project without SDKPath was accepted")
+	}
+	if _, err := Write(t.TempDir(), Data{Name: "x", Lang: "cobol"}); err == nil {
+		t.Error("an unknown language was accepted")
+	}
+	dir := t.TempDir()
+	if _, err := Write(dir, Data{Name: "my-filter", Lang: "rust", SDKPath: sdk}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"Makefile", "Cargo.toml", "src/lib.rs", "sluice.toml", ".gitignore"} {
+		if _, err := os.Stat(filepath.Join(dir, w)); err != nil {
+			t.Errorf("%s not written", w)
+		}
+	}
+	cmd := exec.Command("make", "RUSTC="+rc)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "test result: ok. 3 passed") {
+		t.Errorf("the generated unit tests did not pass:\n%s", out)
+	}
+	wasm, err := os.ReadFile(filepath.Join(dir, "my-filter.wasm"))
+	if err != nil || len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		t.Fatalf("my-filter.wasm: %v (%d bytes)", err, len(wasm))
+	}
+	cargo, _ := os.ReadFile(filepath.Join(dir, "Cargo.toml"))
+	if !strings.Contains(string(cargo), `path = "`+sdk+`/rust"`) || !strings.Contains(string(cargo), `name = "my_filter"`) {
+		t.Errorf("Cargo.toml:\n%s", cargo)
+	}
+}
