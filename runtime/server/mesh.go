@@ -24,8 +24,9 @@ func (s *Server) newSnapshot(cfg *config.Config, up *upstream.Manager, plugins *
 
 func (s *Server) nativeFilters(cfg *config.Config, plugins map[string]filter.Factory) (map[string][]filter.Factory, error) {
 	var native map[string][]filter.Factory
-	var authz *mesh.Authorizer
-	authzBuilt := false
+	// One factory of each kind, shared by the listeners of a direction.
+	var inbound []filter.Factory
+	outbound := mesh.NewHeadersFactory(false, nil)
 	for _, l := range cfg.Listeners {
 		if l.Direction != "inbound" && l.Direction != "outbound" || tcpListener(l) {
 			continue
@@ -34,18 +35,17 @@ func (s *Server) nativeFilters(cfg *config.Config, plugins map[string]filter.Fac
 			native = map[string][]filter.Factory{}
 		}
 		if l.Direction == "outbound" {
-			native[l.Name] = []filter.Factory{mesh.NewHeadersFactory(false, nil)}
+			native[l.Name] = []filter.Factory{outbound}
 			continue
 		}
-		if !authzBuilt {
-			var err error
-			if authz, err = mesh.NewAuthorizer(cfg.Authorization, plugins); err != nil {
+		if inbound == nil {
+			authz, err := mesh.NewAuthorizer(cfg.Authorization, plugins)
+			if err != nil {
 				return nil, err
 			}
-			authzBuilt = true
+			inbound = append([]filter.Factory{mesh.NewHeadersFactory(true, s.localID)}, authz.Factories()...)
 		}
-		fs := []filter.Factory{mesh.NewHeadersFactory(true, s.localID)}
-		native[l.Name] = append(fs, authz.Factories()...)
+		native[l.Name] = inbound
 	}
 	return native, nil
 }

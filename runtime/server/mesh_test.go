@@ -343,7 +343,29 @@ func TestMeshPermissiveAcceptsPlainAndMTLS(t *testing.T) {
 }
 
 func TestMeshAuthorization(t *testing.T) {
-	m := startTwoSidecars(t, `
+	wasm := rawabiWasm(t)
+	m := startTwoSidecars(t, fmt.Sprintf(`
+# CUSTOM policies run plugins first, as Istio's ext-authz providers: one
+# that reads the caller's identity, one that denies when its rule matches.
+[[plugins]]
+name = "ext-peek"
+wasm = %q
+config_raw = "request_headers: prop_get source/principal | ret 0\n"
+
+[[plugins]]
+name = "ext-deny"
+wasm = %q
+config_raw = "request_headers: local 403 denied-by-ext - - -1 | ret 1\n"
+
+[[authorization]]
+action = "CUSTOM"
+plugin = "ext-peek"
+
+[[authorization]]
+action = "CUSTOM"
+plugin = "ext-deny"
+when = [ { name = "x-ext-deny", present = true } ]
+
 [[authorization]]
 action = "DENY"
 when = [ { name = "x-block", present = true } ]
@@ -357,7 +379,7 @@ to = { methods = ["GET", "POST"], paths = ["/pay/*"] }
 action = "ALLOW"
 from = { namespaces = ["ops"] }
 to = { paths = ["*/health"] }
-`, "")
+`, wasm, wasm), "")
 	c := &http.Client{Timeout: 10 * time.Second}
 	req := func(method, path string, hdr map[string]string) (int, string) {
 		r := mustReq(t, method, m.outboundURL(path), nil)
@@ -378,10 +400,17 @@ to = { paths = ["*/health"] }
 		{"GET", "/admin", nil, 403},
 		{"GET", "/pay/42", map[string]string{"X-Block": "1"}, 403},
 		{"GET", "/svc/health", nil, 403}, // orders is not in namespace ops
+		{"GET", "/pay/42", map[string]string{"X-Ext-Deny": "1"}, 403},
 	} {
 		status, body := req(tc.method, tc.path, tc.hdr)
 		if status != tc.want {
 			t.Errorf("%s %s %v: %d %q, want %d", tc.method, tc.path, tc.hdr, status, body, tc.want)
+		}
+		if tc.hdr["X-Ext-Deny"] != "" {
+			if body != "denied-by-ext" {
+				t.Errorf("CUSTOM denial body %q", body)
+			}
+			continue
 		}
 		if status == 403 && body != mesh.DeniedBody {
 			t.Errorf("denial body %q", body)
@@ -397,6 +426,8 @@ to = { paths = ["*/health"] }
 	if st, _ := getBody(t, oc, mustReq(t, "GET", inbound+"/pay/1", nil)); st != 403 {
 		t.Errorf("ops /pay/1: %d", st)
 	}
+	// Filters see the caller as source.principal.
+	waitMessage(t, m.b, "prop_get: status=0 "+idOrders)
 }
 
 // TestMeshRotationMidTraffic rotates both sidecars' certificates (a file
