@@ -798,5 +798,6 @@ func (x *exchange) finish(start time.Time, requestID string) {
 		zap.String("request_id", requestID),
 		zap.String("details", x.details),
 		zap.String("listener", x.h.listener),
+		x.meshIdentities(),
 	)
 }

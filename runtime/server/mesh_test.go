@@ -213,7 +213,10 @@ func TestMeshTwoSidecarsHTTP1AndH2(t *testing.T) {
 	}
 	// Between the sidecars: HTTP/2 over mTLS, the peer's identity logged.
 	waitLog(t, m.b, func(f map[string]any) bool {
-		return f["listener"] == "inbound" && f["protocol"] == "HTTP/2"
+		return f["listener"] == "inbound" && f["protocol"] == "HTTP/2" && f["source_principal"] == idOrders
+	})
+	waitLog(t, m.a, func(f map[string]any) bool {
+		return f["listener"] == "outbound" && f["destination_principal"] == idPayments
 	})
 }
 
