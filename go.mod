@@ -24,3 +24,7 @@ require (
 	google.golang.org/grpc v1.85.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+require github.com/sluice-proxy/sluice/sdk v0.0.0
+
+replace github.com/sluice-proxy/sluice/sdk => ./sdk

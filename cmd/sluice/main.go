@@ -28,6 +28,7 @@ const usage = `sluice: a proxy whose policy runs as proxy-wasm filters
 Usage:
   sluice run --config FILE [--mode edge|sidecar] [--log-level info]
   sluice validate --config FILE [--mode edge|sidecar]
+  sluice plugin init NAME [--lang go|rust] [--dir DIR] [--sdk DIR]
   sluice version
 `
 
@@ -47,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "ca":
 		return cmdCA(args[1:], stdout, stderr)
+	case "plugin":
+		return cmdPlugin(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "sluice %s\n", version)
 		return 0

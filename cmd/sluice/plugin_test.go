@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// checkoutSDK is this checkout's sdk/ folder.
+func checkoutSDK(t *testing.T) string {
+	t.Helper()
+	sdk, err := filepath.Abs(filepath.Join("..", "..", "sdk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sdk
+}
+
+func TestPluginInitArgs(t *testing.T) {
+	t.Setenv("SLUICE_SDK", "")
+	sdk := checkoutSDK(t)
+	tests := []struct {
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{args: nil, code: 2, want: "sluice plugin init NAME"},
+		{args: []string{"frobnicate"}, code: 2, want: `unknown command "frobnicate"`},
+		{args: []string{"init"}, code: 2, want: "want one NAME, got 0"},
+		{args: []string{"init", "a", "b"}, code: 2, want: "want one NAME, got 2"},
+		{args: []string{"init", "a", "--lang", "cobol"}, code: 2, want: "--lang must be go or rust"},
+		{args: []string{"init", "Bad_Name", "--sdk", sdk}, code: 1, want: "lower-case letters"},
+		{args: []string{"init", "a", "--sdk", t.TempDir()}, code: 1, want: "--sdk: "},
+	}
+	for _, tc := range tests {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"plugin"}, tc.args...), &out, &errb); code != tc.code || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("sluice plugin %q: exit %d, stderr %q; want exit %d and %q", tc.args, code, errb.String(), tc.code, tc.want)
+		}
+	}
+}
+
+func TestFindSDK(t *testing.T) {
+	sdk := checkoutSDK(t)
+	root := filepath.Dir(sdk)
+	t.Setenv("SLUICE_SDK", "")
+	for _, given := range []string{sdk, root} {
+		got, how, err := findSDK(given, "rust")
+		if err != nil || got != sdk || how != "--sdk" {
+			t.Errorf("findSDK(%q) = %q, %q, %v; want %q from --sdk", given, got, how, err, sdk)
+		}
+	}
+	t.Setenv("SLUICE_SDK", root)
+	if got, how, err := findSDK("", "go"); err != nil || got != sdk || how != "$SLUICE_SDK" {
+		t.Errorf("with SLUICE_SDK: %q, %q, %v", got, how, err)
+	}
+	t.Setenv("SLUICE_SDK", t.TempDir())
+	if _, _, err := findSDK("", "go"); err == nil || !strings.Contains(err.Error(), "$SLUICE_SDK") {
+		t.Errorf("a SLUICE_SDK without the SDK: %v, want an error naming it", err)
+	}
+	// A Go SDK without the Rust crate serves Go projects only.
+	goOnly := t.TempDir()
+	os.WriteFile(filepath.Join(goOnly, "go.mod"), []byte("module "+sdkModule+"\n\ngo 1.24\n"), 0o644)
+	if _, _, err := findSDK(goOnly, "go"); err != nil {
+		t.Errorf("Go-only SDK for go: %v", err)
+	}
+	if _, _, err := findSDK(goOnly, "rust"); err == nil {
+		t.Error("Go-only SDK accepted for rust")
+	}
+	// With nothing given, the checkout this test binary was built from.
+	t.Setenv("SLUICE_SDK", "")
+	if got, _, err := findSDK("", "go"); err != nil || got != sdk {
+		t.Errorf("default: %q, %v; want %q", got, err, sdk)
+	}
+}
+
+// initAndMake runs `sluice plugin init` into a temporary directory and
+// `make` there, as a user would, and returns the project and make's output.
+func initAndMake(t *testing.T, name string, args []string, makeArgs ...string) (string, string) {
+	t.Helper()
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	dir := filepath.Join(t.TempDir(), name)
+	var out, errb bytes.Buffer
+	if code := run(append([]string{"plugin", "init", name, "--dir", dir}, args...), &out, &errb); code != 0 {
+		t.Fatalf("sluice plugin init: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "make") {
+		t.Errorf("init does not say what to do next:\n%s", out.String())
+	}
+	cmd := exec.Command("make", makeArgs...)
+	cmd.Dir = dir
+	msg, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make in the generated project: %v\n%s", err, msg)
+	}
+	wasm, err := os.ReadFile(filepath.Join(dir, name+".wasm"))
+	if err != nil || len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		t.Fatalf("%s.wasm after make: %v (%d bytes)\n%s", name, err, len(wasm), msg)
+	}
+	toml, _ := os.ReadFile(filepath.Join(dir, "sluice.toml"))
+	if !strings.Contains(string(toml), `wasm = "`+name+`.wasm"`) {
+		t.Errorf("sluice.toml does not load %s.wasm:\n%s", name, toml)
+	}
+	return dir, string(msg)
+}
+
+func TestPluginInitGoProjectBuilds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go wasip1 module (seconds)")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+	dir, out := initAndMake(t, "team-header", []string{"--sdk", checkoutSDK(t), "--module", "example.com/team-header"})
+	if !strings.Contains(out, "ok  \texample.com/team-header") {
+		t.Errorf("the generated test did not pass:\n%s", out)
+	}
+	mod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if !strings.Contains(string(mod), "replace "+sdkModule+" => "+checkoutSDK(t)) {
+		t.Errorf("go.mod does not use the checkout's SDK:\n%s", mod)
+	}
+}
+
+func TestPluginInitRustProjectBuilds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Rust wasm32 module (seconds)")
+	}
+	rustc := "/usr/bin/rustc"
+	if _, err := os.Stat(rustc); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no /usr/bin/rustc; CI must have it (apt-get install rustc libstd-rust-dev-wasm32 lld-14)")
+		}
+		t.Skip("no /usr/bin/rustc (apt-get install rustc libstd-rust-dev-wasm32 lld-14)")
+	}
+	// The SDK from the environment this time.
+	t.Setenv("SLUICE_SDK", filepath.Dir(checkoutSDK(t)))
+	dir, out := initAndMake(t, "team-header", []string{"--lang", "rust"}, "RUSTC="+rustc)
+	if !strings.Contains(out, "test result: ok. 3 passed") {
+		t.Errorf("the generated tests did not pass:\n%s", out)
+	}
+	cargo, _ := os.ReadFile(filepath.Join(dir, "Cargo.toml"))
+	if !strings.Contains(string(cargo), filepath.Join(checkoutSDK(t), "rust")) {
+		t.Errorf("Cargo.toml does not use the checkout's crate:\n%s", cargo)
+	}
+}
