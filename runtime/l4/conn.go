@@ -40,6 +40,7 @@ type conn struct {
 	filters  []*netFilter
 	pending  [2][]byte
 	eos      [2]bool
+	ended    [2]bool // the half's end was passed on
 	pausedAt [2]int // filter index that paused the half, -1 when flowing
 	wake     chan struct{}
 	// order[d] keeps half d's writes in order between the pump and a
@@ -214,8 +215,8 @@ func (c *conn) proxy() {
 	defer c.up.Close()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); c.pump(downstream, c.down, c.up) }()
-	go func() { defer wg.Done(); c.pump(upstream, c.up, c.down) }()
+	go func() { defer wg.Done(); c.pump(downstream, c.down) }()
+	go func() { defer wg.Done(); c.pump(upstream, c.up) }()
 	wg.Wait()
 }
 
@@ -231,7 +232,7 @@ func (c *conn) dst(d int) net.Conn {
 // pump reads one half and passes it through the filters. The client
 // ending its half is passed on as a half close; the backend ending its
 // half ends the connection once the bytes are flushed (tcp_proxy).
-func (c *conn) pump(d int, src, dst net.Conn) {
+func (c *conn) pump(d int, src net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -248,10 +249,24 @@ func (c *conn) pump(d int, src, dst net.Conn) {
 			return
 		}
 		if eos {
-			if d == downstream {
-				closeWrite(dst)
-			} else {
-				c.abort()
+			// process (or a later resume, while a filter holds the last
+			// bytes) ends the half once everything went through; a filter
+			// that never lets go gets the pause bound, then the connection
+			// is closed.
+			c.mu.Lock()
+			ended := c.ended[d]
+			c.mu.Unlock()
+			if !ended {
+				time.AfterFunc(c.l.opts.HandshakeTimeout, func() {
+					c.mu.Lock()
+					ended := c.ended[d]
+					c.mu.Unlock()
+					if !ended && !c.aborted.Load() {
+						c.l.log.Warn("network filter held the end of a stream past the pause bound; connection closed")
+						c.closedBy.Store(1)
+						c.abort()
+					}
+				})
 			}
 			return
 		}
@@ -270,6 +285,19 @@ func (c *conn) process(d int, data []byte, eos bool, from int) bool {
 	if len(out) > 0 {
 		if _, err := c.dst(d).Write(out); err != nil {
 			return false
+		}
+	}
+	c.mu.Lock()
+	end := c.eos[d] && c.pausedAt[d] < 0 && !c.ended[d]
+	if end {
+		c.ended[d] = true
+	}
+	c.mu.Unlock()
+	if end {
+		if d == downstream {
+			closeWrite(c.dst(d))
+		} else {
+			c.abort()
 		}
 	}
 	return true

@@ -496,3 +496,62 @@ func TestMeshRotationMidTraffic(t *testing.T) {
 		t.Fatalf("%d of %d requests failed across rotation", failures.Load(), total.Load())
 	}
 }
+
+// TestMeshTrustBundleReload: a root added to the bundle file is trusted
+// by the running inbound side without a restart.
+func TestMeshTrustBundleReload(t *testing.T) {
+	m := startTwoSidecars(t, "", "")
+	next := newMeshPKI(t, "example.org")
+	cfg := next.clientTLS(next.issue("orders", idOrders, time.Time{}, time.Hour))
+	cfg.VerifyConnection = nil // B's own certificate is from the first root
+	try := func() error {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+		resp, err := c.Get("https://" + m.b.ListenerAddr("inbound") + "/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if try() == nil {
+		t.Fatal("a root not in the bundle was trusted")
+	}
+	old, _ := os.ReadFile(m.pki.bundle())
+	add, _ := os.ReadFile(next.bundle())
+	if err := mesh.WriteFileAtomic(m.pki.bundle(), append(old, add...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for try() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the new root was never trusted")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestMeshOutboundVerifiesPeer: A refuses a peer that is not the service's
+// identity, or whose certificate expired.
+func TestMeshOutboundVerifiesPeer(t *testing.T) {
+	m := startTwoSidecars(t, "", "")
+	expCert, expKey := m.pki.issue("expired-b", idPayments, time.Now().Add(-3*time.Hour), time.Hour)
+	stale := startServer(t, sidecarConfig(expCert, expKey, m.pki.bundle(), m.app.addr, "strict", ""))
+	a := startServer(t, sidecarConfig(m.aCert, m.aKey, m.pki.bundle(), "127.0.0.1:1", "strict", fmt.Sprintf(`
+[[services]]
+name = "impostor"
+endpoints = [%q]
+identity = "spiffe://example.org/ns/default/sa/someone-else"
+
+[[services]]
+name = "stale"
+endpoints = [%q]
+identity = %q
+`, m.b.ListenerAddr("inbound"), stale.ListenerAddr("inbound"), idPayments)))
+	c := &http.Client{Timeout: 10 * time.Second}
+	for _, host := range []string{"impostor", "stale"} {
+		r := mustReq(t, "GET", "http://"+a.ListenerAddr("outbound")+"/", nil)
+		r.Host = host
+		if st, body := getBody(t, c, r); st < 500 {
+			t.Errorf("%s: %d %q, want a 5xx", host, st, body)
+		}
+	}
+}

@@ -171,6 +171,23 @@ address = "127.0.0.4:0"
 protocols = ["tcp"]
 cluster = "echo"
 
+# Holds client bytes until a tick (every 50ms) resumes the connection.
+[[plugins]]
+name = "hold"
+wasm = %q
+config_raw = """
+configure: tick 50
+downstream_data: ret 1
+tick: effective | continue 2
+"""
+
+[[listeners]]
+name = "held"
+address = "127.0.0.5:0"
+protocols = ["tcp"]
+cluster = "echo"
+plugins = ["hold"]
+
 [[routes]]
 name = "r"
 backends = [ { cluster = "echo" } ]
@@ -178,7 +195,17 @@ backends = [ { cluster = "echo" } ]
 [[clusters]]
 name = "echo"
 endpoints = [%q]
-`, echo)))
+`, rawabiWasm(t), echo)))
+	h, err := net.Dial("tcp", ts.ListenerAddr("held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Write([]byte("held"))
+	if got := readN(t, h, 4); got != "held" {
+		t.Fatalf("resumed: %q", got)
+	}
+	h.Close()
+
 	c, err := net.Dial("tcp", ts.ListenerAddr("denied"))
 	if err != nil {
 		t.Fatal(err)
