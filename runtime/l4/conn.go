@@ -41,7 +41,7 @@ type conn struct {
 	pending  [2][]byte
 	eos      [2]bool
 	ended    [2]bool // the half's end was passed on
-	pausedAt [2]int // filter index that paused the half, -1 when flowing
+	pausedAt [2]int  // filter index that paused the half, -1 when flowing
 	wake     chan struct{}
 	// order[d] keeps half d's writes in order between the pump and a
 	// resume; mu is never held while writing to a socket, so one slow
