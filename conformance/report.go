@@ -186,8 +186,8 @@ func cell(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)
 	s = strings.ReplaceAll(s, "\r", "")
 	s = strings.ReplaceAll(s, "\n", "<br>")
-	if len(s) > 400 {
-		s = s[:400] + "..."
+	if len(s) > 1500 {
+		s = s[:1500] + "..."
 	}
 	return s
 }
