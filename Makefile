@@ -60,7 +60,14 @@ test-sdk:
 conformance: tools
 	$(GO) test -count=1 -timeout 10m ./conformance/...
 
-test: tools lint test-go test-sdk conformance
+# The example filters (examples/filters): their unit tests, the committed
+# .wasm files rebuilt and compared, and each run through a real sluice.
+.PHONY: examples-check
+examples-check:
+	$(MAKE) -C examples/filters test check
+	$(GO) test -count=1 ./examples/filters/
+
+test: tools lint test-go test-sdk conformance examples-check
 	@echo "make test: all suites passed"
 
 bench: build
