@@ -78,7 +78,6 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  http2_max_requests 1000000;
   client_body_temp_path $work/nginx-proxy;
   proxy_temp_path $work/nginx-proxy;
   fastcgi_temp_path $work/nginx-proxy;
@@ -106,6 +105,22 @@ http {
 }
 CONF
 
+# The SDK's own overhead: the same header filter with our SDK and against
+# the bare ABI (issue 4), both loaded from files like a user's filter.
+(cd sdk && GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -o "$work/sdk.wasm" ./testdata/bench/sdk \
+        && GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -o "$work/raw.wasm" ./testdata/bench/raw)
+
+# A JWT for the Kong chain (HS256, the secret below, an hour to live).
+JWT=$(python3 - <<'PY'
+import base64, hmac, hashlib, json, time
+enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = enc(b'{"alg":"HS256","typ":"JWT"}')
+body = enc(json.dumps({"iss": "bench-issuer", "exp": int(time.time()) + 3600}).encode())
+sig = hmac.new(b"bench-secret", (head + "." + body).encode(), hashlib.sha256).digest()
+print(head + "." + body + "." + enc(sig))
+PY
+)
+
 cat > "$work/sluice.toml" <<CONF
 [admin]
 address = "127.0.0.1:$ADMIN_PORT"
@@ -117,6 +132,104 @@ disabled = true
 name = "bench"
 address = "127.0.0.1:$SLUICE_PORT"
 protocols = ["http1", "h2c"]
+[wasm]
+cache_dir = "$work/wasm-cache"
+
+[[plugins]]
+name = "hdr1"
+wasm = "builtin:add-header"
+config = { request_headers = { "x-bench-1" = "1" } }
+[[plugins]]
+name = "hdr2"
+wasm = "builtin:add-header"
+config = { request_headers = { "x-bench-2" = "1" } }
+[[plugins]]
+name = "hdr3"
+wasm = "builtin:add-header"
+config = { request_headers = { "x-bench-3" = "1" } }
+[[plugins]]
+name = "hdr4"
+wasm = "builtin:add-header"
+config = { request_headers = { "x-bench-4" = "1" } }
+[[plugins]]
+name = "hdr5"
+wasm = "builtin:add-header"
+config = { request_headers = { "x-bench-5" = "1" } }
+[[plugins]]
+name = "sdk-hdr"
+wasm = "$work/sdk.wasm"
+[[plugins]]
+name = "raw-hdr"
+wasm = "$work/raw.wasm"
+[[plugins]]
+name = "key-auth"
+wasm = "builtin:key-auth"
+config = { keys = [ { key = "bench-key", consumer = "bench" } ] }
+[[plugins]]
+name = "jwt"
+wasm = "builtin:jwt"
+config = { claims_to_verify = ["exp"], credentials = [ { key = "bench-issuer", algorithm = "HS256", secret = "bench-secret" } ] }
+[[plugins]]
+name = "rate-limiting"
+wasm = "builtin:rate-limiting"
+config = { second = 1000000000 }
+[[plugins]]
+name = "response-ratelimiting"
+wasm = "builtin:response-ratelimiting"
+config = { limits = { sms = { second = 1000000000 } } }
+[[plugins]]
+name = "cors"
+wasm = "builtin:cors"
+config = { origins = ["https://app.example.com"] }
+[[plugins]]
+name = "request-transformer"
+wasm = "builtin:request-transformer"
+config = { add = { headers = ["X-Request-Source:external"] } }
+[[plugins]]
+name = "response-transformer"
+wasm = "builtin:response-transformer"
+config = { add = { headers = ["X-Served-By:sluice"] } }
+[[plugins]]
+name = "ip-restriction"
+wasm = "builtin:ip-restriction"
+config = { allow = ["127.0.0.0/8"] }
+[[plugins]]
+name = "canary"
+wasm = "builtin:canary"
+config = { http = [ { route = [ { destination = { host = "up", subset = "v1" }, weight = 100 } ] } ] }
+[[plugins]]
+name = "fault"
+wasm = "builtin:fault"
+config = { abort = { http_status = 503, percentage = { value = 0.0 } } }
+
+[[routes]]
+name = "one"
+match = { path_prefix = "/one" }
+plugins = ["hdr1"]
+backends = [ { cluster = "up" } ]
+[[routes]]
+name = "five"
+match = { path_prefix = "/five" }
+plugins = ["hdr1", "hdr2", "hdr3", "hdr4", "hdr5"]
+backends = [ { cluster = "up" } ]
+[[routes]]
+name = "sdk"
+match = { path_prefix = "/sdk" }
+plugins = ["sdk-hdr"]
+backends = [ { cluster = "up" } ]
+[[routes]]
+name = "raw"
+match = { path_prefix = "/raw" }
+plugins = ["raw-hdr"]
+backends = [ { cluster = "up" } ]
+[[routes]]
+name = "kong"
+match = { path_prefix = "/kong" }
+plugins = ["cors", "jwt", "rate-limiting", "request-transformer"]
+backends = [ { cluster = "up" } ]
+$(for p in key-auth jwt rate-limiting response-ratelimiting cors request-transformer response-transformer ip-restriction canary fault; do
+  printf '[[routes]]\nname = "p-%s"\nmatch = { path_prefix = "/p/%s" }\nplugins = ["%s"]\nbackends = [ { cluster = "up" } ]\n' "$p" "$p" "$p"
+done)
 [[routes]]
 name = "plain"
 backends = [ { cluster = "up" } ]
@@ -170,6 +283,33 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
+# Wasm filters and plugins: req/s on routes of the same sluice, as ratios
+# to the route with no filter, measured in this run (issues 3, 4 and 5).
+FILTER_DURATION=${BENCH_FILTER_DURATION:-5s}
+run_route() {
+  local name=$1 path=$2; shift 2
+  pin "$OTHER_CPU" wrk -t1 -c64 -d"$FILTER_DURATION" --latency "$@" "http://127.0.0.1:$SLUICE_PORT$path" > "$OUT/route-$name.log"
+  awk -v n="$name" '
+    /Requests\/sec/ { rps=$2 }
+    /Non-2xx/ { bad=$NF }
+    $1=="99%" { p99=$2 }
+    END { printf "%s %s %s %s\n", n, rps, p99, bad+0 }' "$OUT/route-$name.log" >> "$OUT/routes.csv"
+}
+rm -f "$OUT/routes.csv"
+echo "filter routes"
+run_route plain /plain
+run_route one /one
+run_route five /five
+run_route raw /raw
+run_route sdk /sdk
+run_route plain2 /plain
+for p in ip-restriction cors request-transformer response-transformer canary fault rate-limiting response-ratelimiting; do
+  run_route "$p" "/p/$p"
+done
+run_route key-auth /p/key-auth -H "apikey: bench-key"
+run_route jwt /p/jwt -H "Authorization: Bearer $JWT"
+run_route kong /kong -H "Authorization: Bearer $JWT" -H "Origin: https://app.example.com"
+
 # Best round of each (the machine's noise only ever slows a run down).
 python3 - "$OUT/raw.csv" > "$OUT/results.md" <<'PY'
 import sys, collections
@@ -186,5 +326,19 @@ for proto in ("http1", "h2"):
     if not s or not n:
         continue
     print(f"| {proto} | {s[0]:.0f} | {n[0]:.0f} | {s[0]/n[0]:.2f} | {s[1]:.3f} | {n[1]:.3f} | {s[2]:.3f} | {n[2]:.3f} | {s[2]/n[2] if n[2] else 0:.2f} |")
+PY
+python3 - "$OUT/routes.csv" >> "$OUT/results.md" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1])]
+rps = {r[0]: float(r[1]) for r in rows}
+base = max(rps.get("plain", 0), rps.get("plain2", 0)) or 1
+print()
+print("| route (sluice, HTTP/1.1, 64 connections) | req/s | ratio to no filter | p99 | non-2xx |")
+print("|---|---|---|---|---|")
+for name, r, p99, bad in rows:
+    print(f"| {name} | {float(r):.0f} | {float(r)/base:.2f} | {p99} | {bad} |")
+if "sdk" in rps and "raw" in rps:
+    print()
+    print(f"SDK / raw ABI req/s: {rps['sdk']/rps['raw']:.3f}")
 PY
 cat "$OUT/results.md"
