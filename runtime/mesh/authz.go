@@ -158,6 +158,8 @@ func (r *rule) matches(req *http.Request, p peer) bool {
 type Authorizer struct {
 	custom, deny, allow []*rule
 	factories           []filter.Factory
+	// Metrics, when set, counts denials by policy.
+	Metrics *Metrics
 }
 
 // NewAuthorizer compiles policies; plugins resolves CUSTOM actions'
@@ -262,6 +264,7 @@ type rbacFilter struct {
 
 func (f rbacFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
 	if ok, details := f.a.Decide(s.Request(), s.Info()); !ok {
+		f.a.Metrics.denied(details)
 		s.SendLocalReply(filter.LocalReply{
 			Status:     http.StatusForbidden,
 			Body:       []byte(DeniedBody),

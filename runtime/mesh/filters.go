@@ -47,6 +47,11 @@ type HeadersFactory struct {
 	inbound bool
 	// local is this workload's ID now (it follows certificate rotation).
 	local func() string
+	// Metrics, when set, counts each request by identities (on_log).
+	Metrics *Metrics
+	// ClusterIdentity names the identity each outbound cluster must prove,
+	// for the outbound side's destination_principal.
+	ClusterIdentity map[string]string
 }
 
 // NewHeadersFactory returns the inbound (true) or outbound filter factory.
@@ -102,3 +107,6 @@ func (h headersFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
 	}
 	return filter.Continue
 }
+
+// OnLog counts the request by identities.
+func (h headersFilter) OnLog(s filter.Stream) { h.f.record(s) }

@@ -26,7 +26,14 @@ func (s *Server) nativeFilters(cfg *config.Config, plugins map[string]filter.Fac
 	var native map[string][]filter.Factory
 	// One factory of each kind, shared by the listeners of a direction.
 	var inbound []filter.Factory
-	outbound := mesh.NewHeadersFactory(false, nil)
+	outbound := mesh.NewHeadersFactory(false, s.localID)
+	outbound.Metrics = s.meshMetrics
+	outbound.ClusterIdentity = map[string]string{}
+	for _, c := range cfg.Clusters {
+		if c.TLS != nil && c.TLS.Identity != "" {
+			outbound.ClusterIdentity[c.Name] = c.TLS.Identity
+		}
+	}
 	for _, l := range cfg.Listeners {
 		if l.Direction != "inbound" && l.Direction != "outbound" || tcpListener(l) {
 			continue
@@ -43,7 +50,12 @@ func (s *Server) nativeFilters(cfg *config.Config, plugins map[string]filter.Fac
 			if err != nil {
 				return nil, err
 			}
-			inbound = append([]filter.Factory{mesh.NewHeadersFactory(true, s.localID)}, authz.Factories()...)
+			if authz != nil {
+				authz.Metrics = s.meshMetrics
+			}
+			h := mesh.NewHeadersFactory(true, s.localID)
+			h.Metrics = s.meshMetrics
+			inbound = append([]filter.Factory{h}, authz.Factories()...)
 		}
 		native[l.Name] = inbound
 	}

@@ -431,6 +431,38 @@ to = { paths = ["*/health"] }
 	}
 	// Filters see the caller as source.principal.
 	waitMessage(t, m.b, "prop_get: status=0 "+idOrders)
+
+	// Metrics by identity on both sides, and denials by policy.
+	for _, tc := range []struct {
+		ts    *testServer
+		wants []string
+	}{
+		{m.b, []string{`sluice_mesh_requests_total{direction="inbound",source_principal="` + idOrders + `",destination_principal="` + idPayments + `",code_class="2xx"}`,
+			`sluice_mesh_requests_total{direction="inbound",source_principal="` + idOrders + `",destination_principal="` + idPayments + `",code_class="4xx"}`,
+			`sluice_rbac_denied_total{policy="rbac_access_denied_matched_policy[authorization.2]"} 1`}},
+		{m.a, []string{`sluice_mesh_requests_total{direction="outbound",source_principal="` + idOrders + `",destination_principal="` + idPayments + `",code_class="2xx"}`}},
+	} {
+		var buf strings.Builder
+		tc.ts.Registry().WritePrometheus(&buf)
+		for _, w := range tc.wants {
+			if !strings.Contains(buf.String(), w) {
+				t.Errorf("metrics lack %s\n%s", w, grepLines(buf.String(), "mesh_|rbac_"))
+			}
+		}
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, p := range strings.Split(sub, "|") {
+			if strings.Contains(l, p) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // TestMeshRotationMidTraffic rotates both sidecars' certificates (a file

@@ -44,13 +44,14 @@ type Server struct {
 	streamIDs atomic.Uint64
 	ready     atomic.Bool
 
-	wasm      *wasmEnv
-	identity  *mesh.Certificate // [identity], nil without one
-	mu        sync.Mutex        // serialises reloads
-	cfg       *config.Config
-	cfgStamp  fileStamp
-	plugins   *pluginSet
-	listeners []*listen.Listener
+	wasm        *wasmEnv
+	identity    *mesh.Certificate // [identity], nil without one
+	meshMetrics *mesh.Metrics
+	mu          sync.Mutex // serialises reloads
+	cfg         *config.Config
+	cfgStamp    fileStamp
+	plugins     *pluginSet
+	listeners   []*listen.Listener
 	// tcpListeners are the L4 ones; tcp caches their cluster dialers.
 	tcpListeners []*l4.Listener
 	tcp          tcpDialers
@@ -72,6 +73,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, log: opts.Log, reg: stats.NewRegistry(), cfg: cfg}
+	s.meshMetrics = mesh.NewMetrics(s.reg)
 	s.cfgStamp, _ = stampOf(opts.ConfigPath)
 	s.reloads = s.reg.Counter("sluice_config_reloads_total", "Config reloads applied.")
 	s.reloadFailure = s.reg.Counter("sluice_config_reload_failures_total", "Config reloads refused.")
