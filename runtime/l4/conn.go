@@ -48,10 +48,14 @@ type conn struct {
 	// peer cannot stall the other half's filters.
 	order [2]sync.Mutex
 
+	closedBy atomic.Int32 // 0 none, 1 filter or drain (local)
+	aborted  atomic.Bool
+	bytes    [2]atomic.Int64
+
+	// pmu guards what properties read: a plugin's tick may ask for them
+	// while another plugin's data callback runs.
+	pmu          sync.Mutex
 	upstreamAddr string
-	closedBy     atomic.Int32 // 0 none, 1 filter or drain (local)
-	aborted      atomic.Bool
-	bytes        [2]atomic.Int64
 	props        map[string][]byte
 }
 
@@ -102,7 +106,11 @@ func (c *conn) serve() {
 	var upErr error
 	if c.newConnection() {
 		var up net.Conn
-		up, c.upstreamAddr, upErr = res.Upstream.Dial(c.ctx)
+		var addr string
+		up, addr, upErr = res.Upstream.Dial(c.ctx)
+		c.pmu.Lock()
+		c.upstreamAddr = addr
+		c.pmu.Unlock()
 		if upErr == nil {
 			c.mu.Lock()
 			c.up = up
@@ -115,10 +123,13 @@ func (c *conn) serve() {
 	}
 	c.closeCallbacks()
 	if a := c.l.opts.Access; a != nil {
+		c.pmu.Lock()
+		addr := c.upstreamAddr
+		c.pmu.Unlock()
 		a.Info("connection",
 			zap.String("listener", c.l.Name),
 			zap.String("downstream", c.down.RemoteAddr().String()),
-			zap.String("upstream", c.upstreamAddr),
+			zap.String("upstream", addr),
 			zap.String("cluster", c.l.opts.Listener.Cluster),
 			zap.String("peer", peerID(c.tls)),
 			zap.Int64("bytes_received", c.bytes[downstream].Load()),
@@ -468,7 +479,8 @@ func (f *netFilter) Property(path []string) ([]byte, bool) {
 }
 
 func (f *netFilter) SetProperty(path []string, v []byte) error {
-	// Called inside a callback, so mu is held.
+	f.c.pmu.Lock()
+	defer f.c.pmu.Unlock()
 	if f.c.props == nil {
 		f.c.props = map[string][]byte{}
 	}
@@ -493,6 +505,8 @@ func joinPath(path []string) string {
 
 // property serves Envoy's attributes for a connection.
 func (c *conn) property(path []string) ([]byte, bool) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
 	key := joinPath(path)
 	if v, ok := c.props[key]; ok {
 		return v, true
