@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,9 +112,10 @@ func TestGRPCInterop(t *testing.T) {
 	intro := "grpc-go v1.85.0's own interop client (`google.golang.org/grpc/interop/client`) against its interop server, with sluice in between (route timeout 30s, h2c cluster). One client process per case. Every case gets grpc-go's `interop_test.sh` service config (the ORCA test LB policy); the cases that script skips are listed as skipped."
 	report.Suite(SuiteGRPCH2C, intro)
 	report.Suite(SuiteGRPCTLS, intro+" The client uses -use_tls with a CA generated for the run and -server_host_override=localhost.")
+	report.Suite(SuiteGRPCFilter, intro+" The route runs the built-in add-header Wasm filter (request and response headers), so every message, header and trailer crosses a filter chain.")
 	client, server, err := interopBinaries()
 	if err != nil {
-		for _, s := range []string{SuiteGRPCH2C, SuiteGRPCTLS} {
+		for _, s := range []string{SuiteGRPCH2C, SuiteGRPCTLS, SuiteGRPCFilter} {
 			record(t, s, Row{Case: "build interop binaries", Note: err.Error()})
 		}
 		return
@@ -158,6 +162,18 @@ address = "127.0.0.1:0"
 protocols = ["h2"]
 tls = { cert = "`+p.CertFile+`", key = "`+p.KeyFile+`" }
 `+route)
+	filtered := startSluice(t, base+`
+[[listeners]]
+name = "l"
+address = "127.0.0.1:0"
+protocols = ["http1", "h2c"]
+
+[[plugins]]
+name = "hello"
+wasm = "builtin:add-header"
+config = { request_headers = { "x-hello" = "from sluice" }, response_headers = { "x-served-by" = "sluice" } }
+`+strings.Replace(route, `name = "grpc"`, `name = "grpc"
+plugins = ["hello"]`, 1))
 	for _, tc := range []struct {
 		suite string
 		s     *sluice
@@ -165,6 +181,7 @@ tls = { cert = "`+p.CertFile+`", key = "`+p.KeyFile+`" }
 	}{
 		{SuiteGRPCH2C, h2c, nil},
 		{SuiteGRPCTLS, tlsS, []string{"-use_tls", "-use_test_ca", "-ca_file", p.CAFile, "-server_host_override", "localhost"}},
+		{SuiteGRPCFilter, filtered, nil},
 	} {
 		_, portStr, _ := strings.Cut(tc.s.ListenerAddr("l"), ":")
 		for _, name := range grpcCases {
@@ -176,6 +193,9 @@ tls = { cert = "`+p.CertFile+`", key = "`+p.KeyFile+`" }
 			row := runInteropCase(client, args)
 			row.Case = name
 			record(t, tc.suite, row)
+		}
+		if tc.suite == SuiteGRPCFilter {
+			record(t, tc.suite, filterRanRow(tc.s))
 		}
 		for _, name := range sortedKeys(grpcSkipped) {
 			record(t, tc.suite, Row{Case: name, Skipped: true, Note: grpcSkipped[name]})
@@ -204,4 +224,24 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return tail(strings.Join(lines, " / "), 500)
+}
+
+// filterRanRow proves the filter was on the path: the admin /plugins page
+// counts its callbacks.
+func filterRanRow(s *sluice) Row {
+	row := Row{Case: "the Wasm filter ran on these calls (admin /plugins counts its callbacks)"}
+	resp, err := http.Get("http://" + s.AdminAddr() + "/plugins")
+	if err != nil {
+		row.Note = err.Error()
+		return row
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`"calls":\s*(\d+)`).FindSubmatch(b)
+	if m == nil || string(m[1]) == "0" {
+		row.Note = "no calls counted: " + tail(string(b), 300)
+		return row
+	}
+	row.Pass, row.Note = true, string(m[1])+" callbacks"
+	return row
 }

@@ -26,7 +26,7 @@ func record(t testing.TB, suite string, row Row) {
 func TestMain(m *testing.M) {
 	flag.Parse()
 	// The report's order, whatever order the tests run in.
-	for _, s := range []string{SuiteH2SpecMixed, SuiteH2SpecH2C, SuiteH2SpecTLS, SuiteGRPCH2C, SuiteGRPCTLS,
+	for _, s := range []string{SuiteH2SpecMixed, SuiteH2SpecH2C, SuiteH2SpecTLS, SuiteGRPCH2C, SuiteGRPCTLS, SuiteGRPCFilter,
 		SuiteHTTP3, SuiteABI, SuiteAS} {
 		report.Suite(s, "")
 	}
