@@ -41,6 +41,18 @@ func serve(t *testing.T, h http.HandlerFunc) string {
 	return ln.Addr().String()
 }
 
+// closedAddr is an address where nothing listens (any more).
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
 func abs(t *testing.T, p string) string {
 	t.Helper()
 	a, err := filepath.Abs(p)
@@ -122,6 +134,18 @@ wasm = "` + abs(t, wasms["auth-go"]) + `"
 config = { cluster = "auth", path = "/check", timeout_ms = 2000, forward = ["authorization"], copy = ["x-auth-user"] }
 vm = { instances = 1 }
 
+[[plugins]]
+name = "auth-down"
+wasm = "` + abs(t, wasms["auth-go"]) + `"
+config = { cluster = "down", timeout_ms = 2000 }
+vm = { instances = 1 }
+
+[[routes]]
+name = "down"
+match = { path_prefix = "/down" }
+plugins = ["auth-down"]
+backends = [ { cluster = "app" } ]
+
 [[routes]]
 name = "go"
 match = { path_prefix = "/go" }
@@ -147,6 +171,10 @@ endpoints = ["` + upstream + `"]
 [[clusters]]
 name = "auth"
 endpoints = ["` + auth + `"]
+
+[[clusters]]
+name = "down"
+endpoints = ["` + closedAddr(t) + `"]
 `
 	path := filepath.Join(dir, "sluice.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
@@ -225,6 +253,17 @@ endpoints = ["` + auth + `"]
 			if got := seen["X-Auth-User"]; len(got) != 1 || got[0] != "alice" {
 				t.Errorf("upstream saw x-auth-user %q, want [alice]", got)
 			}
+		}
+	})
+
+	t.Run("auth-go service down", func(t *testing.T) {
+		upBefore := upstreamCalls.Load()
+		resp, _, body := get(t, "/down", "Bearer good")
+		if resp.StatusCode != 403 || !strings.Contains(body, "unavailable") {
+			t.Errorf("with the auth service down: status %d (%q), want 403 auth service unavailable", resp.StatusCode, body)
+		}
+		if upstreamCalls.Load() != upBefore {
+			t.Error("a request reached the upstream with the auth service down")
 		}
 	})
 }
