@@ -18,6 +18,13 @@ type filterManager struct {
 	holding  [2][]bool
 	limit    [2]int
 	total    [2]int
+
+	// startFeed, set while the request body is unread, lets a pause in the
+	// request headers keep the body flowing to the paused filter (see
+	// bodyFeed); feed is the running one.
+	startFeed   func() *bodyFeed
+	hasTrailers func() bool
+	feed        *bodyFeed
 }
 
 func newFilterManager(s *stream, filters []filter.HTTPFilter, reqLimit, respLimit int) *filterManager {
@@ -47,6 +54,16 @@ func (fm *filterManager) headers(d filter.Direction, endOfStream bool) *filter.L
 			st = f.OnRequestHeaders(fm.s, endOfStream)
 		} else {
 			st = f.OnResponseHeaders(fm.s, endOfStream)
+		}
+		if st != filter.Continue && d == filter.Request && fm.startFeed != nil && fm.feed == nil {
+			if lr := fm.s.takeLocal(); lr != nil {
+				return lr
+			}
+			fm.feed = fm.startFeed()
+			if lr := fm.waitFeeding(k, fm.hasTrailers); lr != nil {
+				return lr
+			}
+			continue
 		}
 		if lr := fm.afterCallback(d, st); lr != nil {
 			return lr
@@ -82,19 +99,29 @@ func (fm *filterManager) afterCallback(d filter.Direction, st filter.Status) *fi
 		return nil
 	}
 	if err := fm.s.waitResume(d); err != nil {
-		return &filter.LocalReply{Status: http.StatusGatewayTimeout, Body: []byte("filter did not resume the stream in time\n"), Details: "filter_pause_timeout", GRPCStatus: grpcDeadlineExceeded}
+		return pauseTimeoutReply()
 	}
 	return fm.s.takeLocal()
+}
+
+func pauseTimeoutReply() *filter.LocalReply {
+	return &filter.LocalReply{Status: http.StatusGatewayTimeout, Body: []byte("filter did not resume the stream in time\n"), Details: "filter_pause_timeout", GRPCStatus: grpcDeadlineExceeded}
 }
 
 // data passes one body chunk through the chain. It returns the bytes to
 // forward (nil while a filter buffers) or a local reply.
 func (fm *filterManager) data(d filter.Direction, chunk []byte, endOfStream bool) ([]byte, *filter.LocalReply) {
+	return fm.dataRange(d, chunk, endOfStream, 0, len(fm.filters))
+}
+
+// dataRange is data through the filters at positions [from, to) of
+// direction d's order.
+func (fm *filterManager) dataRange(d filter.Direction, chunk []byte, endOfStream bool, from, to int) ([]byte, *filter.LocalReply) {
 	if fm.holding[d] == nil {
 		fm.holding[d] = make([]bool, len(fm.filters))
 		fm.buffered[d] = make([][]byte, len(fm.filters))
 	}
-	for k := range fm.filters {
+	for k := from; k < to; k++ {
 		i := fm.index(d, k)
 		f := fm.filters[i]
 		if fm.holding[d][i] {

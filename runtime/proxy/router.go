@@ -112,6 +112,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	noBody := r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
+	if !noBody && !x.fm.empty() {
+		feedDone := make(chan struct{})
+		defer close(feedDone)
+		x.fm.startFeed = func() *bodyFeed { return startBodyFeed(r.Body, feedDone) }
+		x.fm.hasTrailers = func() bool { return len(r.Trailer) > 0 }
+	}
 	if lrep := x.fm.headers(filter.Request, noBody); lrep != nil {
 		x.localReply(lrep, requestID)
 		return
@@ -403,6 +409,37 @@ func (x *exchange) outboundRequest(ctx context.Context, body io.ReadCloser, cont
 	return out.WithContext(ctx)
 }
 
+// readChunk returns the next piece of the request body: from the client,
+// or from the body feed that a pause in the request headers started.
+// err is io.EOF at the end.
+func (x *exchange) readChunk(buf []byte) ([]byte, error) {
+	if f := x.fm.feed; f != nil {
+		if f.finished {
+			if f.err != nil {
+				return nil, f.err
+			}
+			return nil, io.EOF
+		}
+		select {
+		case c := <-f.ch:
+			switch {
+			case c.err != nil:
+				f.finished, f.err = true, c.err
+				return c.data, c.err
+			case c.eos:
+				f.finished = true
+				return c.data, io.EOF
+			}
+			return c.data, nil
+		case <-x.s.ctx.Done():
+			return nil, x.s.ctx.Err()
+		}
+	}
+	n, err := x.r.Body.Read(buf)
+	x.received += int64(n)
+	return buf[:n], err
+}
+
 // filterRequestBody runs the request body through the chain. It reads
 // ahead until the whole body is known (a filter buffered it, or it was
 // small) or a chunk passed every filter (streaming); in the first case the
@@ -412,9 +449,39 @@ func (x *exchange) filterRequestBody() (io.Reader, int64, *filter.LocalReply) {
 	bufp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bufp)
 	buf := *bufp
+	if f := x.fm.feed; f != nil {
+		// What passed the first filters during the header pause goes
+		// through the rest of the chain first.
+		if f.err != nil {
+			return nil, 0, &filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("error reading request body\n"), Details: "downstream_read_error"}
+		}
+		withTrailers := f.earlyEOS && len(x.r.Trailer) > 0
+		pass, lrep := x.fm.dataRange(filter.Request, f.early, f.earlyEOS && !withTrailers, f.upTo, len(x.fm.filters))
+		f.early = nil
+		if lrep != nil {
+			return nil, 0, lrep
+		}
+		out = append(out, pass...)
+		if withTrailers {
+			x.s.reqTrailers = x.r.Trailer
+			if lrep := x.fm.trailers(filter.Request); lrep != nil {
+				return nil, 0, lrep
+			}
+			if x.fm.holdingAny(filter.Request) {
+				pass, lrep = x.fm.data(filter.Request, nil, true)
+				if lrep != nil {
+					return nil, 0, lrep
+				}
+				out = append(out, pass...)
+			}
+		}
+		if f.earlyEOS {
+			return bytesReader(out), int64(len(out)), nil
+		}
+	}
 	for {
-		n, err := x.r.Body.Read(buf)
-		x.received += int64(n)
+		chunk, err := x.readChunk(buf)
+		n := len(chunk)
 		eos := err != nil
 		if err != nil && err != io.EOF {
 			return nil, 0, &filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("error reading request body\n"), Details: "downstream_read_error"}
@@ -426,7 +493,7 @@ func (x *exchange) filterRequestBody() (io.Reader, int64, *filter.LocalReply) {
 			x.s.reqTrailers = x.r.Trailer
 			// Trailers end the stream: the body callback does not see
 			// end_of_stream, the trailers callback follows.
-			pass, lrep := x.fm.data(filter.Request, buf[:n], false)
+			pass, lrep := x.fm.data(filter.Request, chunk, false)
 			if lrep != nil {
 				return nil, 0, lrep
 			}
@@ -443,7 +510,7 @@ func (x *exchange) filterRequestBody() (io.Reader, int64, *filter.LocalReply) {
 			}
 			return bytesReader(out), int64(len(out)), nil
 		}
-		pass, lrep := x.fm.data(filter.Request, buf[:n], eos)
+		pass, lrep := x.fm.data(filter.Request, chunk, eos)
 		if lrep != nil {
 			return nil, 0, lrep
 		}
@@ -485,15 +552,13 @@ func (f *filteredReader) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		bufp := chunkPool.Get().(*[]byte)
-		buf := *bufp
-		n, err := f.x.r.Body.Read(buf)
-		f.x.received += int64(n)
+		chunk, err := f.x.readChunk(*bufp)
 		if err != nil && err != io.EOF {
 			chunkPool.Put(bufp)
 			return 0, err
 		}
 		eos := err == io.EOF
-		pass, lrep := f.x.fm.data(filter.Request, buf[:n], eos)
+		pass, lrep := f.x.fm.data(filter.Request, chunk, eos)
 		f.pending = append(f.pending[:0], pass...)
 		chunkPool.Put(bufp)
 		if lrep != nil {
@@ -773,6 +838,9 @@ func (x *exchange) finish(start time.Time, requestID string) {
 		defer panic(rec)
 	}
 	dur := time.Since(start)
+	if x.fm != nil && x.fm.feed != nil {
+		x.received = x.fm.feed.read.Load()
+	}
 	if x.ri != nil {
 		x.ri.stats.record(x.status, dur.Seconds())
 	}

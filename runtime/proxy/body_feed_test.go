@@ -1,0 +1,152 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/upstream"
+)
+
+// bodyJudge holds the request headers and decides on the whole body: the
+// pattern Envoy cannot serve (proxy-wasm-cpp-host#143).
+type bodyJudge struct {
+	seen       []byte
+	sawHeaders bool
+}
+
+func (j *bodyJudge) OnRequestHeaders(s filter.Stream, eos bool) filter.Status {
+	j.sawHeaders = true
+	return filter.StopIteration
+}
+
+func (j *bodyJudge) OnRequestBody(s filter.Stream, b *filter.Body, eos bool) filter.Status {
+	j.seen = append(j.seen, b.Data...)
+	if !eos {
+		return filter.Continue
+	}
+	if strings.Contains(string(j.seen), "forbidden") {
+		s.SendLocalReply(filter.LocalReply{Status: 403, Body: []byte("judged by body\n")})
+		return filter.StopIteration
+	}
+	s.Request().Header.Set("X-Judged", "ok")
+	s.Resume(filter.Request)
+	return filter.Continue
+}
+
+func (j *bodyJudge) OnRequestTrailers(filter.Stream) filter.Status       { return filter.Continue }
+func (j *bodyJudge) OnResponseHeaders(filter.Stream, bool) filter.Status { return filter.Continue }
+func (j *bodyJudge) OnResponseBody(filter.Stream, *filter.Body, bool) filter.Status {
+	return filter.Continue
+}
+func (j *bodyJudge) OnResponseTrailers(filter.Stream) filter.Status { return filter.Continue }
+func (j *bodyJudge) OnLog(filter.Stream)                            {}
+func (j *bodyJudge) OnDone(filter.Stream)                           {}
+
+// upperCase is a later filter: it must see the body after the judge.
+type upperCase struct{ bodyJudge }
+
+func (u *upperCase) OnRequestHeaders(filter.Stream, bool) filter.Status { return filter.Continue }
+func (u *upperCase) OnRequestBody(s filter.Stream, b *filter.Body, eos bool) filter.Status {
+	b.Data = []byte(strings.ToUpper(string(b.Data)))
+	return filter.Continue
+}
+
+type factory struct {
+	name string
+	mk   func() filter.HTTPFilter
+}
+
+func (f factory) Name() string   { return f.name }
+func (f factory) FailOpen() bool { return false }
+func (f factory) NewFilter(context.Context, filter.Stream) (filter.HTTPFilter, error) {
+	return f.mk(), nil
+}
+
+func TestPausedHeadersStillGetBody(t *testing.T) {
+	var upstreamBody atomic.Value
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		upstreamBody.Store(string(b) + "|" + r.Header.Get("X-Judged"))
+		w.Write([]byte("ok"))
+	}))
+	defer up.Close()
+	cfg, err := config.Parse("t.toml", []byte(`
+[admin]
+disabled = true
+[[listeners]]
+name = "l"
+address = "127.0.0.1:0"
+# The names must be declared; the test gives them native factories below.
+[[plugins]]
+name = "judge"
+wasm = "builtin:add-header"
+[[plugins]]
+name = "upper"
+wasm = "builtin:add-header"
+[[routes]]
+name = "r"
+plugins = ["judge", "upper"]
+backends = [ { cluster = "up" } ]
+[[clusters]]
+name = "up"
+endpoints = ["`+strings.TrimPrefix(up.URL, "http://")+`"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := stats.NewRegistry()
+	mgr, err := upstream.NewManager(cfg.Clusters, reg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close()
+	snap, err := NewSnapshot(cfg, mgr, map[string]filter.Factory{
+		"judge": factory{"judge", func() filter.HTTPFilter { return &bodyJudge{} }},
+		"upper": factory{"upper", func() filter.HTTPFilter { return &upperCase{} }},
+	}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ptr atomic.Pointer[Snapshot]
+	ptr.Store(snap)
+	var ids atomic.Uint64
+	srv := httptest.NewServer(NewHandler("l", &ptr, &ids, zap.NewNop(), nil))
+	defer srv.Close()
+
+	post := func(body string) (int, string) {
+		// A streamed body (no Content-Length) arrives in pieces.
+		pr, pw := io.Pipe()
+		go func() {
+			for _, part := range strings.SplitAfter(body, " ") {
+				pw.Write([]byte(part))
+			}
+			pw.Close()
+		}()
+		resp, err := http.Post(srv.URL, "text/plain", pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post("this is forbidden content"); code != 403 || body != "judged by body\n" {
+		t.Fatalf("forbidden body: %d %q", code, body)
+	}
+	if code, _ := post("this is fine"); code != 200 {
+		t.Fatalf("fine body: %d", code)
+	}
+	if got := upstreamBody.Load(); got != "THIS IS FINE|ok" {
+		t.Fatalf("upstream saw %q: the later filter must get the body after the judge resumed", got)
+	}
+}
