@@ -55,21 +55,10 @@ func NewClusterDialer(c *config.Cluster, log *zap.Logger) (*ClusterDialer, error
 		}
 		switch {
 		case t.Identity != "" || (c.Generated && cert != nil):
-			if t.CA == "" {
-				return nil, fmt.Errorf("cluster %q: tls.identity needs tls.ca (the trust bundle)", c.Name)
-			}
-			b, err := mesh.NewBundle(t.CA, log)
+			cfg, err := mesh.UpstreamTLS(t, log)
 			if err != nil {
 				return nil, fmt.Errorf("cluster %q: %w", c.Name, err)
 			}
-			v := &mesh.Verifier{Bundle: b}
-			if id, err := mesh.ParseID(t.Identity); err == nil {
-				v.TrustDomain = id.TrustDomain
-			}
-			if cert == nil {
-				return nil, fmt.Errorf("cluster %q: mTLS to %s needs tls.cert and tls.key", c.Name, t.Identity)
-			}
-			cfg := mesh.ClientTLS(cert, v, t.Identity, log)
 			d.tls = func(string) *tls.Config { return cfg }
 		default:
 			var roots *x509.CertPool

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
 )
 
 // Reasons a peer certificate is refused, as PeerError.Reason.
@@ -179,4 +181,31 @@ func logRefusal(log *zap.Logger, msg, remote string, err error) {
 		fields = append(fields, zap.String("reason", pe.Reason), zap.String("peer", pe.Peer))
 	}
 	log.Warn(msg, fields...)
+}
+
+// UpstreamTLS is ClientTLS built from a cluster's tls settings: tls.cert
+// and tls.key presented, tls.ca as the trust bundle (files reloaded on
+// change), and the peer required to be tls.identity (or, without one, any
+// SPIFFE ID of our own certificate's trust domain).
+func UpstreamTLS(t *config.UpstreamTLS, log *zap.Logger) (*tls.Config, error) {
+	if t == nil || t.Cert == "" || t.Key == "" || t.CA == "" {
+		return nil, errors.New("mTLS to a mesh peer needs tls.cert, tls.key and tls.ca")
+	}
+	cert, err := NewCertificate(t.Cert, t.Key, log)
+	if err != nil {
+		return nil, err
+	}
+	b, err := NewBundle(t.CA, log)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verifier{Bundle: b, TrustDomain: cert.ID().TrustDomain}
+	if t.Identity != "" {
+		id, err := ParseID(t.Identity)
+		if err != nil {
+			return nil, fmt.Errorf("tls.identity: %w", err)
+		}
+		v.TrustDomain = id.TrustDomain
+	}
+	return ClientTLS(cert, v, t.Identity, log), nil
 }
