@@ -2,11 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sluice-proxy/sluice/runtime/server"
 )
 
 // checkoutSDK is this checkout's sdk/ folder.
@@ -106,7 +115,57 @@ func initAndMake(t *testing.T, name string, args []string, makeArgs ...string) (
 	if !strings.Contains(string(toml), `wasm = "`+name+`.wasm"`) {
 		t.Errorf("sluice.toml does not load %s.wasm:\n%s", name, toml)
 	}
+	loadInSluice(t, dir, "x-"+name)
 	return dir, string(msg)
+}
+
+// loadInSluice runs the generated sluice.toml (on free ports, in front of
+// a local upstream) and checks that the filter set its header.
+func loadInSluice(t *testing.T, dir, header string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(r.Header)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go up.Serve(ln)
+	defer up.Close()
+	toml, err := os.ReadFile(filepath.Join(dir, "sluice.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.NewReplacer(`"127.0.0.1:8080"`, `"127.0.0.1:0"`, `"127.0.0.1:9000"`, `"`+ln.Addr().String()+`"`).Replace(string(toml))
+	cfg = "[admin]\naddress = \"127.0.0.1:0\"\n[server]\nwatch_config = false\n" + cfg
+	path := filepath.Join(dir, "sluice-test.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Options{ConfigPath: path, Log: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatalf("sluice on the generated sluice.toml: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	resp, err := http.Get("http://" + srv.ListenerAddr("public") + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var seen http.Header
+	if err := json.NewDecoder(resp.Body).Decode(&seen); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("through sluice: status %d, %v", resp.StatusCode, err)
+	}
+	if got := seen.Get(header); got != "on" {
+		t.Errorf("upstream saw %s = %q, want on (headers %v)", header, got, seen)
+	}
 }
 
 func TestPluginInitGoProjectBuilds(t *testing.T) {
