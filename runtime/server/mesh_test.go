@@ -122,10 +122,17 @@ type twoSidecars struct {
 	aCert, aKey string
 }
 
-func startTwoSidecars(t *testing.T, bExtra, aExtra string) *twoSidecars {
+func startTwoSidecars(t testing.TB, bExtra, aExtra string) *twoSidecars {
+	t.Helper()
+	return startTwoSidecarsApp(t, nil, bExtra, aExtra)
+}
+
+// startTwoSidecarsApp is startTwoSidecars with the app's handler (nil: the
+// echo).
+func startTwoSidecarsApp(t testing.TB, app http.HandlerFunc, bExtra, aExtra string) *twoSidecars {
 	t.Helper()
 	m := &twoSidecars{pki: newMeshPKI(t, "example.org")}
-	m.app = startEcho(t, "app", nil)
+	m.app = startEcho(t, "app", app)
 	m.bCert, m.bKey = m.pki.issue("payments", idPayments, time.Time{}, time.Hour)
 	m.aCert, m.aKey = m.pki.issue("orders", idOrders, time.Time{}, time.Hour)
 	m.b = startServer(t, sidecarConfig(m.bCert, m.bKey, m.pki.bundle(), m.app.addr, "strict", bExtra))
