@@ -17,6 +17,7 @@ func abiCases() []abiCase {
 	cs = append(cs, bodyCases()...)
 	cs = append(cs, streamCases()...)
 	cs = append(cs, callCases()...)
+	cs = append(cs, lifecycleExtras()...)
 	cs = append(cs, stateCases()...)
 	cs = append(cs, miscCases()...)
 	cs = append(cs, sandboxCases()...)
@@ -26,6 +27,7 @@ func abiCases() []abiCase {
 		}
 		cs = append(cs, c)
 	}
+	cs = append(cs, l4Cases()...)
 	cs = append(cs, abi010Cases()...)
 	return cs
 }

@@ -128,6 +128,22 @@ func (r *Report) WriteMarkdown(w io.Writer, header string) error {
 		p, k, f, sk := s.Counts()
 		fmt.Fprintf(&b, "| [%s](#%s) | %d | %d | %d | %d |\n", s.Name, anchor(s.Name), p, k, f, sk)
 	}
+	var failing []string
+	for _, s := range suites {
+		for _, row := range s.Rows {
+			if row.Pass || row.Skipped {
+				continue
+			}
+			if _, ok := KnownDifference(s.Name, row.Case); ok {
+				continue
+			}
+			failing = append(failing, fmt.Sprintf("| %s | %s | %s |\n", cell(s.Name), cell(row.Case), cell(row.Note)))
+		}
+	}
+	if len(failing) > 0 {
+		b.WriteString("\n## Failing cases\n\nThese fail the run; each names its cause where it is known.\n\n| Suite | Case | Cause and observation |\n|---|---|---|\n")
+		b.WriteString(strings.Join(failing, ""))
+	}
 	for _, s := range suites {
 		fmt.Fprintf(&b, "\n## %s\n\n", s.Name)
 		if s.Intro != "" {
