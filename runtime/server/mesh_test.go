@@ -593,4 +593,16 @@ identity = %q
 			t.Errorf("%s: %d %q, want a 5xx", host, st, body)
 		}
 	}
+	// Each refusal is logged with its reason (by runtime/upstream).
+	for _, want := range []string{"(wrong_identity): expected spiffe://example.org/ns/default/sa/someone-else", "(expired)"} {
+		found := false
+		for _, e := range a.logs.FilterMessage("upstream TLS handshake failed").All() {
+			if err, _ := e.ContextMap()["error"].(string); strings.Contains(err, want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no handshake refusal logged with %q", want)
+		}
+	}
 }
