@@ -130,9 +130,7 @@ type peer struct {
 
 func peerOf(info *filter.Info) peer {
 	p := peer{principal: PeerID(info)}
-	if id, err := ParseID(p.principal); err == nil {
-		p.namespace = id.Namespace()
-	}
+	p.namespace = namespaceOf(p.principal)
 	return p
 }
 

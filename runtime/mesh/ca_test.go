@@ -17,7 +17,7 @@ func TestCAIssueSVID(t *testing.T) {
 	if err != nil || id.String() != "spiffe://example.org/ns/default/sa/orders" {
 		t.Fatalf("id %v, %v", id, err)
 	}
-	if id.Namespace() != "default" {
+	if id.Namespace() != "default" || namespaceOf(id.String()) != "default" || namespaceOf("spiffe://td") != "" {
 		t.Errorf("namespace %q", id.Namespace())
 	}
 	pub, ok := leaf.PublicKey.(*ecdsa.PublicKey)

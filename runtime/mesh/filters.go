@@ -95,8 +95,8 @@ func (h headersFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
 				info.FilterState = map[string][]byte{}
 			}
 			info.FilterState[PropSourcePrincipal] = []byte(peer)
-			if id, err := ParseID(peer); err == nil && id.Namespace() != "" {
-				info.FilterState[PropSourceNamespace] = []byte(id.Namespace())
+			if ns := namespaceOf(peer); ns != "" {
+				info.FilterState[PropSourceNamespace] = []byte(ns)
 			}
 		}
 	}

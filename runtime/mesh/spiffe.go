@@ -88,3 +88,16 @@ func IDFromCert(c *x509.Certificate) (ID, error) {
 	}
 	return ID{}, fmt.Errorf("certificate has %d spiffe:// URI SANs; an SVID has one", len(found))
 }
+
+// namespaceOf is ID.Namespace of a peer ID the TLS layer already
+// verified, without parsing it again as a URL on every request.
+func namespaceOf(id string) string {
+	rest, ok := strings.CutPrefix(id, "spiffe://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		return ID{Path: rest[i:]}.Namespace()
+	}
+	return ""
+}
