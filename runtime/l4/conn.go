@@ -131,7 +131,7 @@ func (c *conn) serve() {
 			zap.String("downstream", c.down.RemoteAddr().String()),
 			zap.String("upstream", addr),
 			zap.String("cluster", c.l.opts.Listener.Cluster),
-			zap.String("peer", peerID(c.tls)),
+			zap.String("source_principal", peerID(c.tls)),
 			zap.Int64("bytes_received", c.bytes[downstream].Load()),
 			zap.Int64("bytes_sent", c.bytes[upstream].Load()),
 			zap.Duration("duration", time.Since(start)),

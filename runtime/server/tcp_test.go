@@ -129,7 +129,7 @@ tls = { ca = %q, cert = %q, key = %q, identity = "spiffe://example.org/ns/defaul
 	}
 	c.Close()
 	line := waitMessage(t, b, "connection")
-	if line["peer"] != idOrders || line["listener"] != "tcp-in" {
+	if line["source_principal"] != idOrders || line["listener"] != "tcp-in" {
 		t.Errorf("B's connection log: %v", line)
 	}
 	waitMessage(t, b, "tcp-downstream-closed")
