@@ -114,7 +114,13 @@ func (c *conn) serve() {
 		if upErr == nil {
 			c.mu.Lock()
 			c.up = up
+			// abort sets aborted before it looks for up under mu: either
+			// it closes up or we see it was called.
+			aborted := c.aborted.Load()
 			c.mu.Unlock()
+			if aborted {
+				up.Close()
+			}
 			c.proxy()
 		} else {
 			log.Warn("tcp upstream connect failed", zap.String("cluster", c.l.opts.Listener.Cluster), zap.Error(upErr))
