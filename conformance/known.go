@@ -68,9 +68,6 @@ var bugs = map[string]map[string]string{
 	SuiteHTTP3: {
 		"request trailers": "quic-go's HTTP/3 server replaces http.Request.Trailer with a new map when the trailing HEADERS frame arrives (http3/server_conn.go), where net/http fills the map it declared; runtime/proxy/router.go outboundRequest hands the upstream request the old map (declared keys, nil values), so the upstream gets the trailer name without its value. Fix: copy x.r.Trailer into the outbound request's Trailer at end of body (HTTP/1.1 and h2 work).",
 	},
-	SuiteH2SpecH2C: {
-		"http2/3.5/2": "runtime/listen/preface.go closes the socket while the rest of the client's bytes are unread, so the kernel sends RST instead of FIN and h2spec sees \"connection reset by peer\" rather than a closed connection. Fix: send GOAWAY(PROTOCOL_ERROR) or half-close (CloseWrite) and drain briefly before closing.",
-	},
 }
 
 // BugCause returns the known cause of a failing case that is a sluice bug.
