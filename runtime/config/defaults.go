@@ -188,6 +188,10 @@ func (c *Config) serviceTimeoutSet(route string) bool {
 }
 
 func defaultCacheDir() string {
+	// SLUICE_WASM_CACHE lets tests and CI share one cache across runs.
+	if d := os.Getenv("SLUICE_WASM_CACHE"); d != "" {
+		return d
+	}
 	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
 		return filepath.Join(d, "sluice")
 	}

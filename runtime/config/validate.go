@@ -95,7 +95,8 @@ func (v *validator) listeners(clusters, plugins, routes map[string]bool) {
 		}
 		v.unique("listener", names, key, l.Name, l.Generated)
 		if v.address(origin(l.Generated, key+".address", key), l.Address) {
-			if prev, dup := addrs[l.Address]; dup {
+			// Port 0 asks the kernel for a free port: never a clash.
+			if prev, dup := addrs[l.Address]; dup && !strings.HasSuffix(l.Address, ":0") {
 				v.add(origin(l.Generated, key+".address", key), "address %s is already used by %s", l.Address, prev)
 			}
 			addrs[l.Address] = key
@@ -285,7 +286,13 @@ func (c *Config) ResolvePath(p string) string {
 	if p == "" || filepath.IsAbs(p) || c.Path == "" {
 		return p
 	}
-	return filepath.Join(filepath.Dir(c.Path), p)
+	joined := filepath.Join(filepath.Dir(c.Path), p)
+	// Absolute, so that resolving twice (Load, then a consumer) is harmless
+	// even when the config itself was named by a relative path.
+	if abs, err := filepath.Abs(joined); err == nil {
+		return abs
+	}
+	return joined
 }
 
 var methodToken = regexp.MustCompile(`^[A-Z][A-Z0-9_-]*$`)

@@ -617,6 +617,10 @@ func (x *exchange) localReply(lr *filter.LocalReply, requestID string) {
 	x.details = lr.Details
 	if x.s != nil {
 		x.s.info.ResponseDetails = lr.Details
+		if x.s.resp == nil {
+			// on_log and metrics read the status of local replies too.
+			x.s.resp = &filter.ResponseHead{Status: lr.Status, Header: lr.Header, FromLocal: true}
+		}
 	}
 	x.wroteHdr = true
 	x.sent = writeLocalReply(x.w, x.r, lr, requestID)

@@ -36,11 +36,8 @@ func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, lo
 		return func(r *http.Request) (*http.Response, error) { return c.RoundTrip(r, upstream.Pick{}) }, true
 	}}
 	cacheDir := cfg.Wasm.CacheDir
-	switch {
-	case cacheDir == "off":
+	if cacheDir == "off" {
 		cacheDir = "-"
-	case os.Getenv("SLUICE_WASM_CACHE") != "" && cacheDir == "":
-		cacheDir = os.Getenv("SLUICE_WASM_CACHE")
 	}
 	if cacheDir != "" && cacheDir != "-" {
 		if err := os.MkdirAll(filepath.Clean(cacheDir), 0o755); err != nil {
