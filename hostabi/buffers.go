@@ -43,15 +43,27 @@ func (in *instance) buffer(t abi.BufferType) (*[]byte, bool) {
 }
 
 func hcGetBufferBytes(ctx context.Context, in *instance, a []uint64) abi.Status {
-	b, _ := in.buffer(abi.BufferType(a[0]))
+	t := abi.BufferType(a[0])
+	if t > abi.BufferForeignFunctionArgs {
+		// An unknown type is a bad argument; NotFound is for a known
+		// buffer this context lacks (proxy-wasm-cpp-host src/exports.cc).
+		return abi.BadArgument
+	}
+	b, _ := in.buffer(t)
 	if b == nil {
 		return abi.NotFound
 	}
+	// As cpp-host (src/exports.cc): a start past the end reads nothing,
+	// and nothing read is Ok with (0, 0) written and no guest allocation.
 	start, size := uint64(u32(a[1])), uint64(u32(a[2]))
-	if start > uint64(len(*b)) {
-		return abi.BadArgument
-	}
+	start = min(start, uint64(len(*b)))
 	end := min(start+size, uint64(len(*b)))
+	if end == start {
+		if !in.mem.WriteUint32Le(u32(a[3]), 0) || !in.mem.WriteUint32Le(u32(a[4]), 0) {
+			return abi.InvalidMemoryAccess
+		}
+		return abi.OK
+	}
 	return in.returnBytes(ctx, (*b)[start:end], u32(a[3]), u32(a[4]))
 }
 

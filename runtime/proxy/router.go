@@ -62,6 +62,8 @@ type exchange struct {
 	cluster  string
 	details  string
 	wroteHdr bool
+	// outTrailer is the outbound request's trailer map (nil without any).
+	outTrailer http.Header
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -284,6 +286,18 @@ func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool,
 			}
 		}
 	}
+	// Request trailers: the outbound request declares the names the client
+	// declared, and gets the values when the body ends (HTTP/3 servers hand
+	// them over in a new map at that point).
+	if len(r.Trailer) > 0 {
+		x.outTrailer = make(http.Header, len(r.Trailer))
+		for k := range r.Trailer {
+			x.outTrailer[k] = nil
+		}
+		if body != nil {
+			body = &trailerCopier{r: body, x: x}
+		}
+	}
 	var replay *replayBody
 	if body != nil {
 		replay = newReplayBody(body, lr.reqLimit)
@@ -398,7 +412,7 @@ func (x *exchange) outboundRequest(ctx context.Context, body io.ReadCloser, cont
 		Header:     r.Header,
 		Host:       r.Host,
 		Body:       body,
-		Trailer:    r.Trailer,
+		Trailer:    x.outTrailer,
 	}
 	if noBody {
 		out.Body = http.NoBody
@@ -574,6 +588,23 @@ func (f *filteredReader) Read(p []byte) (int, error) {
 
 var errFilterReplied = errors.New("a filter answered the request locally")
 
+// trailerCopier passes the request body through and, at its end, copies
+// the request trailers into the outbound request's trailer map.
+type trailerCopier struct {
+	r io.Reader
+	x *exchange
+}
+
+func (t *trailerCopier) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err == io.EOF {
+		for k, v := range t.x.r.Trailer {
+			t.x.outTrailer[k] = v
+		}
+	}
+	return n, err
+}
+
 // upstreamFailure answers a request that got no response: 504 on timeout,
 // 503 on overflow or no healthy endpoint, 502 otherwise.
 func (x *exchange) upstreamFailure(ctx context.Context, err error, f upstream.Failure, requestID string) {
@@ -695,7 +726,15 @@ func (x *exchange) respond(resp *http.Response, requestID string) {
 			}
 		}
 		if whole {
-			hdr.Set("Content-Length", strconv.Itoa(len(pending)))
+			if len(x.s.resp.Trailer) > 0 {
+				// Trailers need chunked encoding on HTTP/1.1: no length.
+				hdr.Del("Content-Length")
+				for k := range x.s.resp.Trailer {
+					hdr.Add("Trailer", k)
+				}
+			} else {
+				hdr.Set("Content-Length", strconv.Itoa(len(pending)))
+			}
 			x.writeHeader(status)
 			n, _ := x.w.Write(pending)
 			x.sent += int64(n)
