@@ -133,7 +133,7 @@ name = "bench"
 address = "127.0.0.1:$SLUICE_PORT"
 protocols = ["http1", "h2c"]
 [wasm]
-cache_dir = "$work/wasm-cache"
+cache_dir = "${SLUICE_WASM_CACHE:-$HOME/.cache/sluice-wasm}"
 
 [[plugins]]
 name = "hdr1"
@@ -238,11 +238,13 @@ name = "up"
 endpoints = ["127.0.0.1:$UP_PORT"]
 CONF
 
-pin "$OTHER_CPU" nginx -c "$work/nginx-up/nginx.conf" & PIDS+=($!)
-pin "$PROXY_CPU" nginx -c "$work/nginx-proxy/nginx.conf" & PIDS+=($!)
-GOMAXPROCS=1 pin "$PROXY_CPU" bin/sluice run --config "$work/sluice.toml" --log-level warn & PIDS+=($!)
+# Started directly (not through a shell function) so $! is the server
+# itself and the cleanup reaches it.
+taskset -c "$OTHER_CPU" nginx -c "$work/nginx-up/nginx.conf" & PIDS+=($!)
+taskset -c "$PROXY_CPU" nginx -c "$work/nginx-proxy/nginx.conf" & PIDS+=($!)
+GOMAXPROCS=1 taskset -c "$PROXY_CPU" bin/sluice run --config "$work/sluice.toml" --log-level warn & PIDS+=($!)
 
-wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "port $1 did not come up" >&2; return 1; }
+wait_port() { for _ in $(seq 600); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "port $1 did not come up" >&2; return 1; }
 wait_port "$UP_PORT"; wait_port "$NGINX_PORT"; wait_port "$SLUICE_PORT"
 
 # wrk: HTTP/1.1 keep-alive, 64 connections. Prints "rps p50_ms p99_ms".
@@ -310,6 +312,13 @@ run_route key-auth /p/key-auth -H "apikey: bench-key"
 run_route jwt /p/jwt -H "Authorization: Bearer $JWT"
 run_route kong /kong -H "Authorization: Bearer $JWT" -H "Origin: https://app.example.com"
 
+# Memory after the load: sluice (every plugin above loaded) and nginx's
+# proxy worker.
+sluice_pid=${PIDS[2]}
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+nginx_worker=$(pgrep -P "${PIDS[1]}" | head -1)
+echo "rss_kb sluice $(rss_kb "$sluice_pid") nginx_worker $(rss_kb "$nginx_worker")" > "$OUT/rss.txt"
+
 # Best round of each (the machine's noise only ever slows a run down).
 python3 - "$OUT/raw.csv" > "$OUT/results.md" <<'PY'
 import sys, collections
@@ -341,4 +350,5 @@ if "sdk" in rps and "raw" in rps:
     print()
     print(f"SDK / raw ABI req/s: {rps['sdk']/rps['raw']:.3f}")
 PY
+awk '{ printf "\nRSS after the runs: sluice %.1f MiB (with %s), nginx proxy worker %.1f MiB\n", $3/1024, "every bench plugin loaded", $5/1024 }' "$OUT/rss.txt" >> "$OUT/results.md"
 cat "$OUT/results.md"
