@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,9 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/sharedstore/redistest"
 )
 
 func TestValidateReportsFileLineKeyAndSuggestion(t *testing.T) {
@@ -70,11 +74,7 @@ func TestBinarySignals(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "sluice")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildSluice(t)
 	up := func(body string) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -156,4 +156,120 @@ func freePort(t *testing.T) string {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// buildSluice builds the binary once per test run.
+func buildSluice(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "sluice")
+		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+// TestRateLimitAcrossTwoProcesses runs two sluice processes against one
+// Redis: Kong's rate-limiting with policy = "redis" gives one limit.
+func TestRateLimitAcrossTwoProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildSluice(t)
+	redisAddr := redistest.Start(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	go srv.Serve(ln)
+	defer srv.Close()
+	dir := t.TempDir()
+	var urls []string
+	for i := 0; i < 2; i++ {
+		port := freePort(t)
+		path := filepath.Join(dir, fmt.Sprintf("sluice%d.toml", i))
+		os.WriteFile(path, []byte(`
+[admin]
+disabled = true
+[server]
+watch_config = false
+[shared_store]
+kind = "redis"
+redis = { address = "`+redisAddr+`", timeout = "1s" }
+[[listeners]]
+name = "p"
+address = "127.0.0.1:`+port+`"
+[[plugins]]
+name = "rl"
+wasm = "builtin:rate-limiting"
+config = { minute = 10, policy = "redis" }
+[[routes]]
+name = "r"
+plugins = ["rl"]
+backends = [ { cluster = "c" } ]
+[[clusters]]
+name = "c"
+endpoints = ["`+ln.Addr().String()+`"]
+`), 0o644)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "run", "--config", path, "--log-level", "warn")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+		urls = append(urls, "http://127.0.0.1:"+port+"/")
+	}
+	// Wait for both to serve (a probe would count against the limit, so
+	// wait for the port only).
+	for _, u := range urls {
+		hostport := strings.TrimSuffix(strings.TrimPrefix(u, "http://"), "/")
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if c, err := net.Dial("tcp", hostport); err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never listened", hostport)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	codes := map[int]int{}
+	for i := 0; i < 16; i++ {
+		resp, err := http.Get(urls[i%2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes[resp.StatusCode]++
+	}
+	if codes[200] != 10 || codes[429] != 6 {
+		t.Fatalf("status counts %v across two processes, want 10 x 200 then 6 x 429", codes)
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
 }
