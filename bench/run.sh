@@ -351,4 +351,9 @@ if "sdk" in rps and "raw" in rps:
     print(f"SDK / raw ABI req/s: {rps['sdk']/rps['raw']:.3f}")
 PY
 awk '{ printf "\nRSS after the runs: sluice %.1f MiB (with %s), nginx proxy worker %.1f MiB\n", $3/1024, "every bench plugin loaded", $5/1024 }' "$OUT/rss.txt" >> "$OUT/results.md"
+# The sidecar path (issue 7), with the servers above stopped first.
+cleanup
+PIDS=()
+bash bench/mesh.sh > /dev/null
+{ echo; cat "$OUT/mesh.md"; } >> "$OUT/results.md"
 cat "$OUT/results.md"
