@@ -66,13 +66,6 @@ func (s *stream) takeLocal() *filter.LocalReply {
 	return lr
 }
 
-// hasLocal reports whether a local reply is pending, without taking it.
-func (s *stream) hasLocal() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.local != nil
-}
-
 // clearResumed forgets an earlier Resume, before a filter runs that may pause.
 func (s *stream) clearResumed(d filter.Direction) {
 	s.mu.Lock()

@@ -14,7 +14,6 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
-	"github.com/sluice-proxy/sluice/runtime/stats"
 )
 
 // loadedPlugin is one started version of a plugin: a filter factory whose
@@ -215,4 +214,3 @@ func readModule(wasm string) ([]byte, fileStamp, error) {
 	return b, stamp, err
 }
 
-var _ = stats.NewRegistry
