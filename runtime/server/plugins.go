@@ -213,4 +213,3 @@ func readModule(wasm string) ([]byte, fileStamp, error) {
 	b, err := os.ReadFile(wasm)
 	return b, stamp, err
 }
-
