@@ -47,6 +47,10 @@ type Server struct {
 	DrainTimeout Duration `toml:"drain_timeout" json:"drain_timeout"`
 	// WatchConfig reloads the config when the file changes; default true.
 	WatchConfig *bool `toml:"watch_config" json:"watch_config,omitempty"`
+	// MaxMirrorsInFlight bounds the mirrored (shadow) requests in flight
+	// at once, over every route; a copy past it is dropped and counted in
+	// sluice_http_mirror_dropped_total. Default 128.
+	MaxMirrorsInFlight int `toml:"max_mirrors_in_flight" json:"max_mirrors_in_flight"`
 }
 
 // Listener is one downstream listener.
@@ -185,9 +189,17 @@ type Route struct {
 	PrefixRewrite string    `toml:"prefix_rewrite" json:"prefix_rewrite,omitempty"`
 	HostRewrite   string    `toml:"host_rewrite" json:"host_rewrite,omitempty"`
 	Backends      []Backend `toml:"backends" json:"backends"`
-	// Mirror sends a copy of each request to this cluster, fire and forget.
-	Mirror   string         `toml:"mirror" json:"mirror,omitempty"`
-	Metadata map[string]any `toml:"metadata" json:"metadata,omitempty"`
+	// Mirror sends a copy of each request to this cluster, fire and
+	// forget, as Envoy's request_mirror_policies and Istio's mirror: the
+	// copy's Host gets a "-shadow" suffix, its response is discarded, and
+	// it never delays or fails the request. A request body is mirrored
+	// when it fits max_request_body_buffer (the retry buffer), once read
+	// in full; a larger one is not mirrored.
+	Mirror string `toml:"mirror" json:"mirror,omitempty"`
+	// MirrorPercentage is the share of requests mirrored, 0 to 100 (as
+	// Istio's mirrorPercentage); default 100 when mirror is set.
+	MirrorPercentage *float64       `toml:"mirror_percentage" json:"mirror_percentage,omitempty"`
+	Metadata         map[string]any `toml:"metadata" json:"metadata,omitempty"`
 	// Generated marks a route made by a mode preset, not the file.
 	Generated bool `toml:"-" json:"generated,omitempty"`
 }
@@ -231,7 +243,8 @@ type Cluster struct {
 	DNSRefresh       Duration   `toml:"dns_refresh" json:"dns_refresh"`
 	// Protocol: http1 (default), h2 (TLS), h2c, h3.
 	Protocol string `toml:"protocol" json:"protocol"`
-	// LB: round_robin (default), least_request, random, ring_hash.
+	// LB: round_robin (default), least_request, random, ring_hash; the
+	// clusters of sidecar [[services]] default to least_request, as Istio's.
 	LB string `toml:"lb" json:"lb"`
 	// HashOn for ring_hash: "header:NAME" or "client_ip" (default).
 	HashOn string `toml:"hash_on" json:"hash_on,omitempty"`
@@ -324,6 +337,10 @@ type Sidecar struct {
 	// PeerAuthentication is "strict" (default: peers must present a
 	// certificate from the trust bundle) or "permissive".
 	PeerAuthentication string `toml:"peer_authentication" json:"peer_authentication"`
+	// AppProtocol is how the inbound side talks to the app (Istio's
+	// appProtocol): "http1" (default), "h2c" (HTTP/2 without TLS) or
+	// "grpc" (gRPC, which rides h2c).
+	AppProtocol string `toml:"app_protocol" json:"app_protocol"`
 }
 
 // Service is a destination the app may call through the outbound listener.
@@ -344,8 +361,14 @@ type Service struct {
 	Retry   *Retry   `toml:"retry" json:"retry,omitempty"`
 	Limits  Limits   `toml:"circuit_breaker" json:"circuit_breaker"`
 	Outlier *Outlier `toml:"outlier" json:"outlier,omitempty"`
-	Mirror  string   `toml:"mirror" json:"mirror,omitempty"`
-	LB      string   `toml:"lb" json:"lb,omitempty"`
+	// Mirror names another [[services]] entry (or a [[clusters]] entry)
+	// that gets a copy of each request, as a route's mirror does;
+	// MirrorPercentage as a route's.
+	Mirror           string   `toml:"mirror" json:"mirror,omitempty"`
+	MirrorPercentage *float64 `toml:"mirror_percentage" json:"mirror_percentage,omitempty"`
+	// LB defaults to "least_request", Istio's default (edge clusters
+	// default to "round_robin").
+	LB string `toml:"lb" json:"lb,omitempty"`
 }
 
 // Authorization is one Istio AuthorizationPolicy rule on the inbound side.

@@ -129,8 +129,9 @@ endpoints = ["127.0.0.1:9001"]
 		if l, r, cl := count(); l != 2 || r != 2 || cl != 2 {
 			t.Fatalf("sidecar: %d listeners %d routes %d clusters, want 2 2 2", l, r, cl)
 		}
-		// Generated items get defaults even when ApplyMode runs after Load.
-		if c.Listeners[0].IdleTimeout.D() != DefaultIdleTimeout || c.Routes[1].Retry == nil || c.Clusters[1].LB != "round_robin" {
+		// Generated items get defaults even when ApplyMode runs after Load;
+		// a service's cluster balances by least requests, as Istio's.
+		if c.Listeners[0].IdleTimeout.D() != DefaultIdleTimeout || c.Routes[1].Retry == nil || c.Clusters[1].LB != "least_request" || c.Clusters[0].Protocol != "http1" {
 			t.Errorf("generated items lack defaults: %+v %+v %+v", c.Listeners[0], c.Routes[1], c.Clusters[1])
 		}
 	}

@@ -28,6 +28,8 @@ const (
 	DefaultUpstreamIdleTimeout  = 90 * time.Second
 	DefaultCircuitLimit         = 1024
 	DefaultMaxRetries           = 3
+	DefaultMaxMirrorsInFlight   = 128
+	DefaultMirrorPercentage     = 100.0
 )
 
 // DefaultRetryOn is Istio's default retry condition list.
@@ -72,6 +74,7 @@ func (c *Config) applyDefaults() {
 		setStr(&c.Admin.Address, DefaultAdminAddress)
 	}
 	setDur(&c.Server.DrainTimeout, DefaultDrainTimeout)
+	setInt(&c.Server.MaxMirrorsInFlight, DefaultMaxMirrorsInFlight)
 	if c.Server.WatchConfig == nil {
 		t := true
 		c.Server.WatchConfig = &t
@@ -127,6 +130,10 @@ func (c *Config) applyDefaults() {
 				rt.On = slices.Clone(defaultRetryOn)
 			}
 			r.Retry = &rt
+		}
+		if r.Mirror != "" && r.MirrorPercentage == nil {
+			p := DefaultMirrorPercentage
+			r.MirrorPercentage = &p
 		}
 		anyWeight := false
 		for j := range r.Backends {

@@ -82,6 +82,9 @@ func (c *Config) applySidecar() {
 	if sc.PeerAuthentication == "" {
 		sc.PeerAuthentication = "strict"
 	}
+	if sc.AppProtocol == "" {
+		sc.AppProtocol = "http1"
+	}
 	c.Sidecar = &sc
 
 	in := Listener{
@@ -97,7 +100,7 @@ func (c *Config) applySidecar() {
 		in.Protocols = []string{"http1", "h2"}
 	}
 	c.Listeners = append(c.Listeners, in)
-	app := Cluster{Name: InboundClusterName, Protocol: "http1", Generated: true}
+	app := Cluster{Name: InboundClusterName, Protocol: appClusterProtocol(sc.AppProtocol), Generated: true}
 	if sc.App != "" {
 		app.Endpoints = []string{sc.App}
 	}
@@ -111,11 +114,20 @@ func (c *Config) applySidecar() {
 		Name: OutboundListenerName, Address: sc.Outbound, Direction: "outbound",
 		Protocols: []string{"http1", "h2c"}, Routes: []string{}, Generated: true,
 	}
+	services := make(map[string]bool, len(c.Services))
+	for _, s := range c.Services {
+		services[s.Name] = true
+	}
 	for _, s := range c.Services {
 		name := OutboundPrefix + s.Name
 		cl := Cluster{
 			Name: name, Endpoints: slices.Clone(s.Endpoints), DNS: s.DNS, EndpointsFile: s.EndpointsFile,
 			Protocol: s.Protocol, LB: s.LB, Limits: s.Limits, Outlier: s.Outlier, Generated: true,
+		}
+		if cl.LB == "" {
+			// Istio's default for mesh traffic: the endpoint with the
+			// fewest requests in flight (of two picked at random).
+			cl.LB = "least_request"
 		}
 		if id := c.Identity; id != nil {
 			cl.TLS = &UpstreamTLS{CA: id.TrustBundle, Cert: id.Cert, Key: id.Key, Identity: s.Identity}
@@ -127,16 +139,35 @@ func (c *Config) applySidecar() {
 		}
 		c.Clusters = append(c.Clusters, cl)
 		r := Route{
-			Name:      name,
-			Match:     Match{Hosts: append([]string{s.Name}, s.Hosts...)},
-			Timeout:   s.Timeout,
-			Retry:     s.Retry,
-			Mirror:    s.Mirror,
-			Backends:  []Backend{{Cluster: name, Weight: 1}},
-			Generated: true,
+			Name:             name,
+			Match:            Match{Hosts: append([]string{s.Name}, s.Hosts...)},
+			Timeout:          s.Timeout,
+			Retry:            s.Retry,
+			Mirror:           s.Mirror,
+			MirrorPercentage: s.MirrorPercentage,
+			Backends:         []Backend{{Cluster: name, Weight: 1}},
+			Generated:        true,
+		}
+		if services[s.Mirror] {
+			// A service's mirror names another service, as Istio's mirror
+			// names a host; a name no service has is a cluster's.
+			r.Mirror = OutboundPrefix + s.Mirror
 		}
 		c.Routes = append(c.Routes, r)
 		out.Routes = append(out.Routes, name)
 	}
 	c.Listeners = append(c.Listeners, out)
+}
+
+// AppProtocols are the values of sidecar.app_protocol.
+var AppProtocols = []string{"http1", "h2c", "grpc"}
+
+// appClusterProtocol is the cluster protocol that reaches an app speaking
+// p: gRPC rides HTTP/2 without TLS. An unknown p is kept, for Validate to
+// report against sidecar.app_protocol.
+func appClusterProtocol(p string) string {
+	if p == "grpc" {
+		return "h2c"
+	}
+	return p
 }

@@ -53,6 +53,9 @@ func (c *Config) Validate() error {
 	if !c.Admin.Disabled {
 		v.address("admin.address", c.Admin.Address)
 	}
+	if c.Server.MaxMirrorsInFlight < 0 {
+		v.add("server.max_mirrors_in_flight", "must not be negative")
+	}
 	v.listeners(clusters, plugins, routes)
 	v.plugins()
 	v.routes(clusters, plugins)
@@ -361,8 +364,19 @@ func (v *validator) routes(clusters, plugins map[string]bool) {
 			}
 			v.add(k, "needs match.path_prefix")
 		}
-		if r.Mirror != "" && !clusters[r.Mirror] {
+		switch {
+		case r.Mirror != "" && !clusters[r.Mirror] && r.Generated:
+			v.add(key+".mirror", "unknown service or cluster %q", r.Mirror)
+		case r.Mirror != "" && !clusters[r.Mirror]:
 			v.add(key+".mirror", "unknown cluster %q", r.Mirror)
+		}
+		if p := r.MirrorPercentage; p != nil {
+			switch {
+			case r.Mirror == "":
+				v.add(key+".mirror_percentage", "needs mirror (the cluster that gets the copies)")
+			case *p < 0 || *p > 100 || *p != *p:
+				v.add(key+".mirror_percentage", "%v is not a percentage (0 to 100)", *p)
+			}
 		}
 	}
 }
@@ -486,7 +500,8 @@ func (v *validator) clusters() {
 				v.add(fmt.Sprintf("%s.labeled_endpoints[%d].weight", key, j), "must not be negative")
 			}
 		}
-		if !slices.Contains(ClusterProtocols, cl.Protocol) {
+		if !slices.Contains(ClusterProtocols, cl.Protocol) && !(cl.Generated && cl.Name == InboundClusterName) {
+			// The app cluster's comes from sidecar.app_protocol, reported there.
 			v.add(key+".protocol", "unknown protocol %q; want one of %s", cl.Protocol, strings.Join(ClusterProtocols, ", "))
 		}
 		if !slices.Contains(LBPolicies, cl.LB) {
@@ -522,6 +537,9 @@ func (v *validator) sidecar(plugins map[string]bool) {
 		case "strict", "permissive":
 		default:
 			v.add("sidecar.peer_authentication", "unknown value %q; want \"strict\" or \"permissive\"", c.Sidecar.PeerAuthentication)
+		}
+		if !slices.Contains(AppProtocols, c.Sidecar.AppProtocol) {
+			v.add("sidecar.app_protocol", "unknown app protocol %q; want one of %s", c.Sidecar.AppProtocol, strings.Join(AppProtocols, ", "))
 		}
 		if c.Identity == nil && c.defined("sidecar", "peer_authentication") && c.Sidecar.PeerAuthentication == "strict" {
 			v.add("sidecar.peer_authentication", "\"strict\" needs an [identity] to present and verify certificates")
