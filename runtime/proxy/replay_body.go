@@ -19,10 +19,20 @@ type replayBody struct {
 	limit    int
 	overflow bool
 	gen      int
+	// onEnd, when set, is called once, outside the locks, when the source
+	// ends: with the whole body and true at io.EOF within the limit, with
+	// nil and false on overflow or a read error. body is not modified
+	// afterwards; it may be read concurrently with the views.
+	onEnd func(body []byte, complete bool)
+	ended bool
+	// length is the body's declared length (-1 unknown): reaching it
+	// completes the body for onEnd without waiting for io.EOF, which the
+	// transport may read only after the upstream has answered.
+	length int64
 }
 
 func newReplayBody(src io.Reader, limit int) *replayBody {
-	return &replayBody{src: src, limit: limit}
+	return &replayBody{src: src, limit: limit, length: -1}
 }
 
 // view returns a reader for the next try, starting from the beginning.
@@ -101,8 +111,22 @@ func (v *replayView) Read(p []byte) (int, error) {
 		} else {
 			v.off = len(b.recorded)
 		}
+		var end func([]byte, bool)
+		var endBody []byte
+		complete := false
+		whole := !b.overflow && b.length >= 0 && int64(len(b.recorded)) == b.length
+		if b.onEnd != nil && !b.ended && (b.overflow || b.srcDone || whole) {
+			b.ended, end = true, b.onEnd
+			complete = whole || !b.overflow && b.srcErr == io.EOF
+			if complete {
+				endBody = b.recorded
+			}
+		}
 		b.mu.Unlock()
 		b.readMu.Unlock()
+		if end != nil {
+			end(endBody, complete)
+		}
 		if stale {
 			return 0, io.ErrClosedPipe
 		}

@@ -34,6 +34,8 @@ type Handler struct {
 	AltSvc string
 	// Direction is "inbound"/"outbound" for sidecar listeners.
 	Direction string
+	// Mirrors sends the copies of mirrored routes; nil turns mirroring off.
+	Mirrors   *Mirrors
 	streamIDs *atomic.Uint64
 }
 
@@ -298,9 +300,18 @@ func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool,
 			body = &trailerCopier{r: body, x: x}
 		}
 	}
+	// The mirror's copy: sent now without a body, else once the body has
+	// been read in full into the replay buffer; dropped if it never is.
+	mirror := x.newPendingMirror(upgrade != "")
 	var replay *replayBody
 	if body != nil {
 		replay = newReplayBody(body, lr.reqLimit)
+		if mirror != nil {
+			replay.onEnd, replay.length = mirror.bodyDone, contentLength
+			defer mirror.drop()
+		}
+	} else if mirror != nil {
+		mirror.send(nil)
 	}
 
 	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)

@@ -34,6 +34,7 @@ type routeInfo struct {
 	retry   retryPolicy
 	plugins []string
 	stats   *routeStats
+	mirror  *mirrorPolicy // nil without a mirror
 }
 
 // NewSnapshot builds the route tables of every HTTP listener of cfg.
@@ -99,6 +100,7 @@ func NewSnapshotWith(cfg *config.Config, up *upstream.Manager, filters map[strin
 				retry:   compileRetry(rt.Retry),
 				plugins: plugins,
 				stats:   newRouteStats(reg, rt.Name),
+				mirror:  newMirrorPolicy(reg, rt.Route),
 			}
 		}
 	}

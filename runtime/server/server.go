@@ -47,7 +47,8 @@ type Server struct {
 	wasm        *wasmEnv
 	identity    *mesh.Certificate // [identity], nil without one
 	meshMetrics *mesh.Metrics
-	mu          sync.Mutex // serialises reloads
+	mirrors     *proxy.Mirrors // shadow copies of every listener, across reloads
+	mu          sync.Mutex     // serialises reloads
 	cfg         *config.Config
 	cfgStamp    fileStamp
 	plugins     *pluginSet
@@ -74,6 +75,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Log, reg: stats.NewRegistry(), cfg: cfg}
 	s.meshMetrics = mesh.NewMetrics(s.reg)
+	s.mirrors = proxy.NewMirrors(cfg.Server.MaxMirrorsInFlight, s.reg, s.log.Named("mirror"))
 	s.cfgStamp, _ = stampOf(opts.ConfigPath)
 	s.reloads = s.reg.Counter("sluice_config_reloads_total", "Config reloads applied.")
 	s.reloadFailure = s.reg.Counter("sluice_config_reload_failures_total", "Config reloads refused.")
@@ -143,6 +145,7 @@ func (s *Server) Start() error {
 		}
 		h := proxy.NewHandler(lc.Name, &s.snap, &s.streamIDs, s.log.Named("proxy"), access)
 		h.Direction = lc.Direction
+		h.Mirrors = s.mirrors
 		l, err := listen.HTTP(lc, h, func(v string) { h.AltSvc = v }, s.log.Named("listen"))
 		if err != nil {
 			s.closeListeners(context.Background())
@@ -321,6 +324,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.admin != nil {
 		s.admin.Close(ctx)
 	}
+	// Copies still in flight are abandoned: nobody waits for a shadow.
+	s.mirrors.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.snap.Load().Upstream.Close()
