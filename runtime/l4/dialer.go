@@ -15,35 +15,45 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
+	up "github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
-// ClusterDialer dials a cluster's static endpoints in turn, with TLS when
+// ClusterDialer dials a cluster's endpoints in turn, with TLS when
 // the cluster has it: with an identity (a sidecar [[services]] entry or
 // tls.identity), the peer is verified as mesh.ClientTLS does (chain to
 // tls.ca, that SPIFFE ID) and tls.cert/tls.key are presented; otherwise
 // the usual chain and host name check against tls.ca or the system roots.
 // Failed endpoints are skipped until one answers.
 type ClusterDialer struct {
-	name      string
-	endpoints []string
-	timeout   time.Duration
-	tls       func(host string) *tls.Config
-	next      atomic.Uint64
+	name    string
+	hosts   func() []up.Host
+	timeout time.Duration
+	tls     func(host string) *tls.Config
+	next    atomic.Uint64
 }
 
-// NewClusterDialer builds the dialer of c. Only static endpoints are
-// dialed; DNS and file endpoints are the HTTP cluster manager's.
-func NewClusterDialer(c *config.Cluster, log *zap.Logger) (*ClusterDialer, error) {
-	d := &ClusterDialer{name: c.Name, timeout: c.ConnectTimeout.D()}
+// NewClusterDialer builds the dialer of c. hosts gives the endpoints to
+// dial at each connection: pass the upstream cluster's Hosts, so that a
+// TCP cluster has the discovery of an HTTP one (DNS A/AAAA and SRV
+// re-resolved, a watched endpoints_file, ejected and unhealthy endpoints
+// skipped). nil dials c's static endpoints as written.
+func NewClusterDialer(c *config.Cluster, hosts func() []up.Host, log *zap.Logger) (*ClusterDialer, error) {
+	d := &ClusterDialer{name: c.Name, timeout: c.ConnectTimeout.D(), hosts: hosts}
 	if d.timeout <= 0 {
 		d.timeout = 5 * time.Second
 	}
-	d.endpoints = append(d.endpoints, c.Endpoints...)
-	for _, e := range c.LabeledEndpoints {
-		d.endpoints = append(d.endpoints, e.Address)
-	}
-	if len(d.endpoints) == 0 {
-		return nil, fmt.Errorf("cluster %q: a tcp listener needs static endpoints", c.Name)
+	if hosts == nil {
+		var static []up.Host
+		for _, e := range c.Endpoints {
+			static = append(static, up.Host{Address: e})
+		}
+		for _, e := range c.LabeledEndpoints {
+			static = append(static, up.Host{Address: e.Address})
+		}
+		if len(static) == 0 {
+			return nil, fmt.Errorf("cluster %q: no static endpoints to dial", c.Name)
+		}
+		d.hosts = func() []up.Host { return static }
 	}
 	if t := c.TLS; t != nil {
 		var cert *mesh.Certificate
@@ -89,13 +99,17 @@ func NewClusterDialer(c *config.Cluster, log *zap.Logger) (*ClusterDialer, error
 
 // Dial implements Upstream.
 func (d *ClusterDialer) Dial(ctx context.Context) (net.Conn, string, error) {
+	hosts := d.hosts()
+	if len(hosts) == 0 {
+		return nil, "", fmt.Errorf("cluster %q: no endpoints (discovery has found none yet)", d.name)
+	}
 	var errs []error
 	start := d.next.Add(1)
-	for i := range len(d.endpoints) {
-		addr := d.endpoints[(start+uint64(i))%uint64(len(d.endpoints))]
-		c, err := d.dial(ctx, addr)
+	for i := range len(hosts) {
+		h := hosts[(start+uint64(i))%uint64(len(hosts))]
+		c, err := d.dial(ctx, h)
 		if err == nil {
-			return c, addr, nil
+			return c, h.Address, nil
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {
@@ -105,15 +119,20 @@ func (d *ClusterDialer) Dial(ctx context.Context) (net.Conn, string, error) {
 	return nil, "", fmt.Errorf("cluster %q: %w", d.name, errors.Join(errs...))
 }
 
-func (d *ClusterDialer) dial(ctx context.Context, addr string) (net.Conn, error) {
+func (d *ClusterDialer) dial(ctx context.Context, h up.Host) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	var nd net.Dialer
+	addr := h.Address
 	c, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil || d.tls == nil {
 		return c, err
 	}
-	host, _, _ := net.SplitHostPort(addr)
+	// The server name is the DNS name the address came from, else its host.
+	host := h.Hostname
+	if host == "" {
+		host, _, _ = net.SplitHostPort(addr)
+	}
 	tc := tls.Client(c, d.tls(host))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()

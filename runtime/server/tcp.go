@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/l4"
 	"github.com/sluice-proxy/sluice/runtime/listen"
 	"github.com/sluice-proxy/sluice/runtime/proxy"
+	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
 // startTCP opens a tcp listener. Its cluster and plugins are looked up in
@@ -82,7 +83,13 @@ func (t *tcpDialers) dialer(snap *proxy.Snapshot, cluster string, log *zap.Logge
 	}
 	for i := range snap.Config.Clusters {
 		if c := &snap.Config.Clusters[i]; c.Name == cluster {
-			d, err := l4.NewClusterDialer(c, log)
+			// The snapshot's upstream cluster keeps the endpoints current
+			// (DNS, SRV, endpoints file, health and ejections).
+			var hosts func() []upstream.Host
+			if uc := snap.Upstream.Cluster(cluster); uc != nil {
+				hosts = uc.Hosts
+			}
+			d, err := l4.NewClusterDialer(c, hosts, log)
 			if err != nil {
 				return nil, err
 			}
