@@ -2,8 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -15,48 +18,27 @@ import (
 )
 
 // TestMeshGRPC: a gRPC client -> A's outbound (h2c) -> HTTP/2 over mTLS ->
-// B's inbound -> a gRPC app (h2c), unary, bidi streaming, status codes,
-// and an authorization denial as PERMISSION_DENIED.
-//
-// [sidecar] has no setting for the app's protocol (the generated
-// "inbound|app" cluster speaks HTTP/1.1), so B declares a second inbound
-// listener (direction = "inbound": it gets the same mesh filters) routing
-// to an h2c app cluster.
+// B's inbound -> a gRPC app (h2c, as B's sidecar.app_protocol = "grpc"
+// says), unary, bidi streaming, status codes, and an authorization denial
+// as PERMISSION_DENIED.
 func TestMeshGRPC(t *testing.T) {
 	pki := newMeshPKI(t, "example.org")
 	app := startGRPC(t)
 	bCert, bKey := pki.issue("payments", idPayments, time.Time{}, time.Hour)
 	aCert, aKey := pki.issue("orders", idOrders, time.Time{}, time.Hour)
-	b := startServer(t, sidecarConfig(bCert, bKey, pki.bundle(), "127.0.0.1:1", "strict", fmt.Sprintf(`
-[[listeners]]
-name = "inbound-grpc"
-address = "127.0.0.5:0"
-direction = "inbound"
-protocols = ["h2"]
-routes = ["grpc-app"]
-tls = { cert = %q, key = %q, client_ca = %q }
-
-[[routes]]
-name = "grpc-app"
-timeout = "30s"
-backends = [ { cluster = "grpc-app" } ]
-
-[[clusters]]
-name = "grpc-app"
-protocol = "h2c"
-endpoints = [%q]
+	b := startServer(t, sidecarConfig(bCert, bKey, pki.bundle(), app, "strict", `app_protocol = "grpc"
 
 [[authorization]]
 action = "DENY"
 to = { paths = ["/grpc.testing.TestService/EmptyCall"] }
-`, bCert, bKey, pki.bundle(), app)))
+`))
 	a := startServer(t, sidecarConfig(aCert, aKey, pki.bundle(), "127.0.0.1:1", "strict", fmt.Sprintf(`
 [[services]]
 name = "grpc"
 endpoints = [%q]
 identity = %q
 timeout = "30s"
-`, b.ListenerAddr("inbound-grpc"), idPayments)))
+`, b.ListenerAddr("inbound"), idPayments)))
 
 	conn, err := grpc.NewClient(a.ListenerAddr("outbound"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("grpc"))
 	if err != nil {
@@ -96,5 +78,38 @@ timeout = "30s"
 	if st, _ := status.FromError(err); st.Code() != codes.PermissionDenied {
 		t.Fatalf("denied call: %v, want PermissionDenied", err)
 	}
-	waitLog(t, b, func(f map[string]any) bool { return f["listener"] == "inbound-grpc" && f["protocol"] == "HTTP/2" })
+	waitLog(t, b, func(f map[string]any) bool { return f["listener"] == "inbound" && f["protocol"] == "HTTP/2" })
+}
+
+// TestSidecarAppProtocol: the inbound side reaches the app over HTTP/1.1
+// by default and over h2c with app_protocol = "h2c", whatever protocol
+// the peer used.
+func TestSidecarAppProtocol(t *testing.T) {
+	for _, tc := range []struct{ setting, want string }{
+		{"", "HTTP/1.1"},
+		{`app_protocol = "h2c"`, "HTTP/2.0"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			pki := newMeshPKI(t, "example.org")
+			// An app that speaks both, and says which one it heard.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			app := &http.Server{Protocols: new(http.Protocols), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				json.NewEncoder(w).Encode(echoReply{Name: "app", Proto: r.Proto})
+			})}
+			app.Protocols.SetHTTP1(true)
+			app.Protocols.SetUnencryptedHTTP2(true)
+			go app.Serve(ln)
+			t.Cleanup(func() { app.Close() })
+			cert, key := pki.issue("payments", idPayments, time.Time{}, time.Hour)
+			b := startServer(t, sidecarConfig(cert, key, pki.bundle(), ln.Addr().String(), "permissive", tc.setting))
+			_, e := get(t, &http.Client{Timeout: 10 * time.Second}, "http://"+b.ListenerAddr("inbound")+"/x", nil)
+			if e.Name != "app" || e.Proto != tc.want {
+				t.Fatalf("app saw %q (%+v), want %s", e.Proto, e, tc.want)
+			}
+		})
+	}
 }
