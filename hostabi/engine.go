@@ -33,6 +33,12 @@ type EngineConfig struct {
 	Metrics Metrics
 	// Properties answers process-level properties (node.*); optional.
 	Properties PropertyFunc
+	// GRPC opens proxy_grpc_stream streams; nil uses HTTP when it
+	// implements GRPCStreamer, else proxy_grpc_stream is Unimplemented.
+	GRPC GRPCStreamer
+	// Resolver serves the "resolve_lua" foreign function; default
+	// net.DefaultResolver.
+	Resolver Resolver
 }
 
 // Engine is the process's Wasm host: wazero runtimes with the WASI and

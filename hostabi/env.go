@@ -13,14 +13,36 @@ import (
 // wazero's stack calling convention, and finds the calling instance.
 type proxyFunc func(ctx context.Context, in *instance, a []uint64) abi.Status
 
-func wrap(f proxyFunc) api.GoModuleFunc {
+// A hostcall made by start-up code other than proxy_log traps, as
+// proxy-wasm-cpp-host's restricted callbacks do (WasmBase::startVm): the
+// load fails with an error naming the call.
+func wrap(name string, f proxyFunc) api.GoModuleFunc {
+	allowedAtStart := name == "proxy_log"
 	return func(ctx context.Context, _ api.Module, stack []uint64) {
-		stack[0] = uint64(f(ctx, instOf(ctx), stack))
+		in := instOf(ctx)
+		if in.restricted && !allowedAtStart {
+			err := &StartupHostcallError{Hostcall: name}
+			if in.broken == nil {
+				in.broken = err
+			}
+			panic(err)
+		}
+		stack[0] = uint64(f(ctx, in, stack))
 	}
 }
 
+// StartupHostcallError: the module called a hostcall during VM start-up
+// (_initialize, main or _start) that proxy-wasm-cpp-host does not allow
+// there; the plugin is refused.
+type StartupHostcallError struct{ Hostcall string }
+
+func (e *StartupHostcallError) Error() string {
+	return e.Hostcall + " is not allowed during VM start-up (_initialize, main, _start): only proxy_log and WASI are; " +
+		"call it from proxy_on_vm_start, proxy_on_configure or later"
+}
+
 func pf(name string, f proxyFunc, params ...string) hostFunc {
-	return hostFunc{name: name, fn: wrap(f), params: i32s(len(params)), names: params,
+	return hostFunc{name: name, fn: wrap(name, f), params: i32s(len(params)), names: params,
 		results: []api.ValueType{api.ValueTypeI32}}
 }
 
@@ -80,9 +102,9 @@ func registerEnv(ctx context.Context, rt wazero.Runtime) error {
 		// metrics.go
 		pf("proxy_define_metric", hcDefineMetric, "metric_type", "name", "name_size", "return_metric_id"),
 		pf("proxy_get_metric", hcGetMetric, "metric_id", "return_value"),
-		{name: "proxy_increment_metric", fn: wrap(hcIncrementMetric), names: []string{"metric_id", "offset"},
+		{name: "proxy_increment_metric", fn: wrap("proxy_increment_metric", hcIncrementMetric), names: []string{"metric_id", "offset"},
 			params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI64}, results: []api.ValueType{api.ValueTypeI32}},
-		{name: "proxy_record_metric", fn: wrap(hcRecordMetric), names: []string{"metric_id", "value"},
+		{name: "proxy_record_metric", fn: wrap("proxy_record_metric", hcRecordMetric), names: []string{"metric_id", "value"},
 			params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI64}, results: []api.ValueType{api.ValueTypeI32}},
 		// properties.go
 		pf("proxy_get_property", hcGetProperty, "path", "path_size", "return_value", "return_value_size"),

@@ -5,6 +5,8 @@ import (
 	"compress/zlib"
 	"context"
 	"io"
+	"net"
+	"time"
 
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
@@ -42,6 +44,92 @@ var foreignFuncs = map[string]func(in *instance, args []byte) ([]byte, abi.Statu
 	// declaration) has nothing to declare here: properties are untyped
 	// bytes, so accepting it lets filters that call it run.
 	"declare_property": func(*instance, []byte) ([]byte, abi.Status) { return nil, abi.OK },
+	"resolve_lua":      resolveLua,
+}
+
+// Envoy never calls proxy_on_foreign_function outside its own tests (only
+// wasm_test.cc drives ContextBase::onForeignFunction), so sluice follows
+// the one host that does: Kong's ngx_wasm_module, whose "resolve_lua"
+// foreign function resolves a name in the background and hands the answer
+// to proxy_on_foreign_function (ngx_proxy_wasm_foreign_call.c):
+//   - an IP literal is answered at once: the address bytes (4 or 16) are
+//     the call's result;
+//   - any other name: the call returns Ok with no result, and once the
+//     lookup ends the context that called (stream or root) gets
+//     proxy_on_foreign_function(context_id, 0, size) with
+//     FOREIGN_FUNCTION_ARGUMENTS (buffer 8) holding one byte of address
+//     length (0: not found), the address, then the name.
+// The stream is not paused for it: a filter that needs the answer returns
+// Pause and continues from the callback, as after an http_call.
+
+// foreignResolveLua is resolve_lua's function id, as Kong numbers it.
+const foreignResolveLua = 0
+
+// resolveTimeout bounds a resolve_lua lookup.
+const resolveTimeout = 5 * time.Second
+
+func resolveLua(in *instance, args []byte) ([]byte, abi.Status) {
+	name := string(args)
+	if name == "" {
+		return nil, abi.BadArgument
+	}
+	if ip := net.ParseIP(name); ip != nil {
+		return ipBytes(ip), abi.OK
+	}
+	p := in.pluginFor(in.effective)
+	if p == nil {
+		return nil, abi.BadArgument
+	}
+	var r Resolver = net.DefaultResolver
+	if in.vm.e.cfg.Resolver != nil {
+		r = in.vm.e.cfg.Resolver
+	}
+	id := in.effective
+	go func() {
+		ctx, cancel := context.WithTimeout(p.ctx, resolveTimeout)
+		addrs, err := r.LookupHost(ctx, name)
+		cancel()
+		var addr []byte
+		if err == nil {
+			for _, a := range addrs {
+				if ip := net.ParseIP(a); ip != nil {
+					addr = ipBytes(ip)
+					break
+				}
+			}
+		}
+		out := append([]byte{byte(len(addr))}, addr...)
+		in.deliverForeign(id, foreignResolveLua, append(out, name...))
+	}()
+	return nil, abi.OK
+}
+
+func ipBytes(ip net.IP) []byte {
+	if v4 := ip.To4(); v4 != nil {
+		return v4
+	}
+	return ip.To16()
+}
+
+// deliverForeign calls proxy_on_foreign_function on a context that still
+// exists, with args in FOREIGN_FUNCTION_ARGUMENTS.
+func (in *instance) deliverForeign(id, fid uint32, args []byte) {
+	in.mu.Lock()
+	if in.broken != nil || in.mod == nil {
+		in.mu.Unlock()
+		return
+	}
+	if in.roots[id] == nil {
+		if s := in.streams[id]; s == nil || s.done {
+			in.mu.Unlock()
+			return
+		}
+	}
+	in.effective = id
+	in.cur = callData{foreignArgs: args}
+	_, _ = in.call(cbForeignFunction, uint64(id), uint64(fid), uint64(len(args)))
+	in.cur = callData{}
+	in.unlock()
 }
 
 func hcCallForeignFunction(ctx context.Context, in *instance, a []uint64) abi.Status {

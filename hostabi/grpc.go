@@ -9,8 +9,9 @@ import (
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
 
-// gRPC calls ride on HTTPCaller: a unary call is an HTTP/2 POST with a
-// length-prefixed message, so the proxy needs no second client.
+// Unary gRPC calls ride on HTTPCaller: a unary call is an HTTP/2 POST with
+// a length-prefixed message, so the proxy needs no second client. Streams
+// need a GRPCStreamer (grpc_stream.go).
 
 const (
 	grpcUnknown     = 2
@@ -60,29 +61,30 @@ func hcGRPCCall(ctx context.Context, in *instance, a []uint64) abi.Status {
 	return abi.OK
 }
 
-// hcGRPCStream: streaming gRPC needs a bidirectional caller the proxy does
-// not offer yet.
-func hcGRPCStream(context.Context, *instance, []uint64) abi.Status { return abi.Unimplemented }
-
-func hcGRPCSend(_ context.Context, in *instance, a []uint64) abi.Status {
-	if _, err := read(in.mem, u32(a[1]), u32(a[2])); err != nil {
-		return abi.InvalidMemoryAccess
-	}
-	// No stream can exist (see hcGRPCStream).
-	return abi.NotFound
-}
-
-// hcGRPCCancel stops callbacks for a call; the reply is dropped.
+// hcGRPCCancel aborts a call or stream: no callback follows and the token
+// is forgotten (Envoy's Context::grpcCancel).
 func hcGRPCCancel(_ context.Context, in *instance, a []uint64) abi.Status {
-	co := in.callouts[u32(a[0])]
+	id := u32(a[0])
+	co := in.callouts[id]
 	if co == nil || !co.grpc {
 		return abi.NotFound
+	}
+	if co.stream != nil {
+		co.reset()
+		delete(in.callouts, id)
+		return abi.OK
 	}
 	co.cancelled = true
 	return abi.OK
 }
 
+// hcGRPCClose cancels a call, as Envoy does, and half-closes a stream
+// (grpc_stream.go).
 func hcGRPCClose(ctx context.Context, in *instance, a []uint64) abi.Status {
+	id := u32(a[0])
+	if co := in.callouts[id]; co != nil && co.stream != nil {
+		return in.closeStream(id, co)
+	}
 	return hcGRPCCancel(ctx, in, a)
 }
 

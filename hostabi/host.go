@@ -169,3 +169,67 @@ type Metrics interface {
 // PropertyFunc answers properties that belong to the process rather than a
 // stream (node.*, xds.node, ...). Optional.
 type PropertyFunc func(path []string) ([]byte, bool)
+
+// GRPCStreamRequest opens a bidirectional gRPC stream (proxy_grpc_stream).
+type GRPCStreamRequest struct {
+	// Cluster is the upstream the filter named; an implementation returns
+	// ErrUnknownCluster for one it does not know.
+	Cluster string
+	Service string
+	Method  string
+	// Metadata is the filter's initial metadata, sent as request headers
+	// after the gRPC ones (:method POST, :path /Service/Method,
+	// content-type application/grpc, te trailers).
+	Metadata [][2]string
+}
+
+// GRPCStreamEvents is what the upstream sends on a stream, delivered in
+// Envoy's order: InitialMetadata at most once, Message any number of times,
+// TrailingMetadata at most once, then Close exactly once. The
+// implementation calls them one at a time, from one goroutine, never from
+// inside GRPCStreamer.GRPCStream or a GRPCStream method; each returns once
+// the filter has run its callback (that is the stream's back-pressure).
+type GRPCStreamEvents interface {
+	// InitialMetadata passes the response headers (":status" included).
+	InitialMetadata(md [][2]string)
+	// Message passes one message without its 5-byte gRPC prefix.
+	Message(msg []byte)
+	// TrailingMetadata passes the trailers (grpc-status included), or the
+	// headers of a trailers-only response.
+	TrailingMetadata(md [][2]string)
+	// Close ends the stream with a gRPC status code: the server's
+	// grpc-status, or one the implementation chose for a failure (14
+	// Unavailable when the upstream could not be reached or answered a
+	// non-200 HTTP status, 13 Internal for a reset or a malformed message).
+	Close(status int, message string)
+}
+
+// GRPCStream is an open stream. Its methods never block on the network:
+// the filter's instance is held while they run.
+type GRPCStream interface {
+	// Send queues one message (the implementation adds the 5-byte
+	// prefix); endOfStream half-closes the local side after it.
+	Send(msg []byte, endOfStream bool) error
+	// CloseSend half-closes the local side (proxy_grpc_close); the
+	// upstream may go on sending. Safe to repeat.
+	CloseSend()
+	// Reset aborts the stream (proxy_grpc_cancel). Events may still be in
+	// flight; hostabi drops them.
+	Reset()
+}
+
+// GRPCStreamer opens gRPC streams to the proxy's clusters
+// (proxy_grpc_stream). EngineConfig.GRPC sets it; when that is nil and
+// EngineConfig.HTTP implements GRPCStreamer, HTTP serves streams too.
+type GRPCStreamer interface {
+	// GRPCStream opens the stream and returns at once, or returns
+	// ErrUnknownCluster (wrapped or not) for a cluster it does not know.
+	// ctx ends with the plugin, which resets the stream.
+	GRPCStream(ctx context.Context, req GRPCStreamRequest, ev GRPCStreamEvents) (GRPCStream, error)
+}
+
+// Resolver looks host names up for the "resolve_lua" foreign function.
+// EngineConfig.Resolver sets it; the default is net.DefaultResolver.
+type Resolver interface {
+	LookupHost(ctx context.Context, host string) ([]string, error)
+}

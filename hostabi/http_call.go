@@ -75,8 +75,7 @@ func (in *instance) dispatch(req HTTPCallRequest, grpc bool) (uint32, abi.Status
 	if caller == nil || p == nil {
 		return 0, abi.BadArgument
 	}
-	in.nextCall++
-	id := in.nextCall
+	id := in.nextCallID(1, !grpc)
 	in.callouts[id] = &callout{root: in.rootFor(in.effective), grpc: grpc}
 	err := caller.HTTPCall(p.ctx, req, func(resp HTTPCallResponse, err error) {
 		// Never deliver on the dispatching goroutine: it holds the instance.

@@ -101,10 +101,10 @@ func TestGRPCCall(t *testing.T) {
 		w.Header().Set("Grpc-Status", "5")
 		w.Header().Set("Grpc-Message", "not-found")
 	}))
-	p, _, _ := runHeaders(t, fmt.Sprintf("request_headers: grpc_call grpc-%s pkg.Svc Do ping 1000 | grpc_stream grpc-%s pkg.Svc Do\n"+
-		"grpc_receive: buf_get 5 0 100\ngrpc_close: status", t.Name(), t.Name()), newTestStream())
+	p, _, _ := runHeaders(t, fmt.Sprintf("request_headers: grpc_call grpc-%s pkg.Svc Do ping 1000\n"+
+		"grpc_receive: buf_get 5 0 100\ngrpc_close: status", t.Name()), newTestStream())
 	waitLog(t, p.Name(), "grpc_close status: status=0 code=5 not-found")
-	wantLogs(t, p.Name(), "request_headers grpc_call: status=0 id=1", "request_headers grpc_stream: status=12 id=0",
+	wantLogs(t, p.Name(), "request_headers grpc_call: status=0 id=1",
 		"grpc_receive id=1 size=9", "grpc_receive buf_get: status=0 echo:ping", "grpc_trailing id=1 n=2", "grpc_close id=1 code=5")
 }
 

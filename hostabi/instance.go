@@ -61,7 +61,10 @@ type instance struct {
 	broken   error
 	stack    [8]uint64
 	starting bool
-	stdio    [2]lineWriter
+	// restricted: the start-up functions (_initialize, main, _start) are
+	// running; only the hostcalls proxy-wasm-cpp-host allows then work.
+	restricted bool
+	stdio      [2]lineWriter
 }
 
 // callData is what a callback may read besides its stream: the reply of an
@@ -80,12 +83,19 @@ type callData struct {
 type rootContext struct {
 	p        *Plugin
 	tickStop chan struct{}
+	// doneWait is open while the root context's proxy_on_done returned
+	// false and the plugin has not called proxy_done yet.
+	doneWait   chan struct{}
+	doneCalled bool
 }
 
+// callout is an http_call, a gRPC call or a gRPC stream in flight.
 type callout struct {
 	root      uint32
 	grpc      bool
 	cancelled bool
+	// stream is set for proxy_grpc_stream (grpc_stream.go).
+	stream *grpcStreamState
 }
 
 // newInstance instantiates the module and runs start-up as Envoy does:
@@ -149,6 +159,10 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 
 func (in *instance) start() error {
 	t := in.vm.cfg.StartTimeout
+	// proxy-wasm-cpp-host (WasmBase::startVm) lets start-up code use only
+	// logging and WASI; any other hostcall traps and fails the load.
+	in.restricted = true
+	defer func() { in.restricted = false }()
 	switch {
 	case in.fns[cbInitialize] != nil:
 		if _, err := in.callT(t, cbInitialize); err != nil {
@@ -212,25 +226,81 @@ func (in *instance) addRoot(p *Plugin) error {
 }
 
 // removeRoot deletes p's root context (on_done, on_delete) and what hangs
-// off it: its timer and queue subscriptions.
+// off it, without waiting for a proxy_done (a refused start-up).
 func (in *instance) removeRoot(p *Plugin) {
+	in.beginRemoveRoot(p)
+	in.finishRemoveRoot(p)
+}
+
+// beginRemoveRoot runs proxy_on_done for p's root context. When the plugin
+// answers false it returns a channel that proxy_done closes: until then
+// the root context stays and still gets its ticks, call replies and queue
+// events, as proxy-wasm-cpp-host keeps it in pending_done_
+// (WasmBase::startShutdown). Callers hold mu.
+func (in *instance) beginRemoveRoot(p *Plugin) <-chan struct{} {
+	id, ok := in.rootOf[p]
+	if !ok {
+		return nil
+	}
+	rc := in.roots[id]
+	if rc.doneWait != nil {
+		return rc.doneWait
+	}
+	if in.broken != nil || in.mod == nil || in.fns[cbDone] == nil {
+		return nil
+	}
+	in.effective = id
+	r, err := in.call(cbDone, uint64(id))
+	if err != nil || uint32(r) != 0 {
+		return nil
+	}
+	rc.doneWait = make(chan struct{})
+	return rc.doneWait
+}
+
+// finishRemoveRoot runs proxy_on_delete (on a healthy instance) and drops
+// the root context with its timer, queue subscriptions and callouts.
+// Callers hold mu.
+func (in *instance) finishRemoveRoot(p *Plugin) {
 	id, ok := in.rootOf[p]
 	if !ok {
 		return
 	}
 	if in.broken == nil && in.mod != nil {
 		in.effective = id
-		if _, err := in.call(cbDone, uint64(id)); err == nil {
-			in.effective = id
-			_, _ = in.call(cbDelete, uint64(id))
-		}
+		_, _ = in.call(cbDelete, uint64(id))
 	}
 	if rc := in.roots[id]; rc != nil && rc.tickStop != nil {
 		close(rc.tickStop)
 	}
 	in.vm.e.queues.unsubscribe(in, id)
+	for cid, co := range in.callouts {
+		if co.root == id {
+			co.reset()
+			delete(in.callouts, cid)
+		}
+	}
 	delete(in.roots, id)
 	delete(in.rootOf, p)
+}
+
+// awaitDone waits for the pending proxy_done calls, at most timeout; the
+// root contexts that did not call it are deleted anyway, with a warning.
+func awaitDone(log *zap.Logger, waits []<-chan struct{}, timeout time.Duration) {
+	if len(waits) == 0 {
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-t.C:
+			log.Warn("plugin did not call proxy_done after proxy_on_done returned false; deleting its root context",
+				zap.Duration("waited", timeout))
+			return
+		}
+	}
 }
 
 // call runs an export under the plugin's callback deadline. A missing
@@ -332,8 +402,22 @@ func (in *instance) fail(cb callback, err error, timedOut bool) {
 // as Envoy does when it shuts a VM down.
 func (in *instance) close(reason error) {
 	in.mu.Lock()
+	var plugins []*Plugin
+	var waits []<-chan struct{}
 	for _, rc := range in.roots {
-		in.removeRoot(rc.p)
+		plugins = append(plugins, rc.p)
+		if w := in.beginRemoveRoot(rc.p); w != nil {
+			waits = append(waits, w)
+		}
+	}
+	if len(waits) > 0 {
+		// Let the root contexts run (and call proxy_done) meanwhile.
+		in.unlock()
+		awaitDone(in.vm.log, waits, in.vm.cfg.DoneTimeout)
+		in.mu.Lock()
+	}
+	for _, p := range plugins {
+		in.finishRemoveRoot(p)
 	}
 	in.closeLocked(reason)
 	in.unlock()
@@ -350,6 +434,15 @@ func (in *instance) closeLocked(reason error) {
 			close(rc.tickStop)
 			rc.tickStop = nil
 		}
+		if rc.doneWait != nil && !rc.doneCalled {
+			// A broken instance will never call proxy_done.
+			rc.doneCalled = true
+			close(rc.doneWait)
+		}
+	}
+	for id, co := range in.callouts {
+		co.reset()
+		delete(in.callouts, id)
 	}
 	if in.mod != nil {
 		in.vm.e.queues.unsubscribe(in, 0)

@@ -92,15 +92,24 @@ func hcSetEffectiveContext(_ context.Context, in *instance, a []uint64) abi.Stat
 	return abi.OK
 }
 
-// hcDone acknowledges a root context that returned false from on_done.
-// The host deletes root contexts when it closes an instance anyway, so
-// there is nothing left to wait for.
-//
-// Sluice deletes a root context right after on_done whatever it returns, so
-// no done is ever pending, and proxy_done answers NotFound as Envoy does
-// for a context with no pending done (WasmBase::done, cpp-host src/wasm.cc).
+// hcDone completes a shutdown the plugin deferred: its root context
+// returned false from proxy_on_done, and the host waits for this call
+// before proxy_on_delete (which runs once the current callback returns).
+// As proxy-wasm-cpp-host (WasmBase::done), the effective context's plugin
+// decides, so a stream context of that plugin may call it too; with no
+// pending done it answers NotFound.
 func hcDone(_ context.Context, in *instance, _ []uint64) abi.Status {
-	return abi.NotFound
+	p := in.pluginFor(in.effective)
+	if p == nil {
+		return abi.NotFound
+	}
+	rc := in.roots[in.rootOf[p]]
+	if rc == nil || rc.doneWait == nil || rc.doneCalled {
+		return abi.NotFound
+	}
+	rc.doneCalled = true
+	close(rc.doneWait)
+	return abi.OK
 }
 
 // stream is the effective stream, nil in a root context.

@@ -25,6 +25,7 @@ var (
 	testLogs    *observer.ObservedLogs
 	testMetrics = NewMemoryMetrics()
 	testCaller  = &testHTTPCaller{clusters: map[string]string{}}
+	testGRPC    = &fakeGRPC{clusters: map[string]chan *fakeGRPCStream{}}
 	testGuests  = map[string][]byte{}
 )
 
@@ -48,6 +49,8 @@ func runMain(m *testing.M) int {
 		CacheDir: filepath.Join(os.TempDir(), "sluice-wasm-cache"),
 		Logger:   zap.New(core),
 		HTTP:     testCaller,
+		GRPC:     testGRPC,
+		Resolver: testResolver{},
 		Metrics:  testMetrics,
 		Properties: func(path []string) ([]byte, bool) {
 			if strings.Join(path, ".") == "node.id" {
@@ -265,4 +268,20 @@ func (c *testHTTPCaller) HTTPCall(ctx context.Context, req HTTPCallRequest, done
 		done(out, nil)
 	}()
 	return nil
+}
+
+// testResolver answers the resolve_lua foreign function without DNS.
+type testResolver struct{}
+
+func (testResolver) LookupHost(ctx context.Context, host string) ([]string, error) {
+	switch host {
+	case "backend.test":
+		return []string{"127.0.0.1"}, nil
+	case "v6.test":
+		return []string{"::1"}, nil
+	case "slow.test":
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return nil, fmt.Errorf("lookup %s: no such host", host)
 }

@@ -53,6 +53,12 @@ type PluginConfig struct {
 	// per failure up to 30s, so a module that crashes on every request
 	// cannot crash-loop the host. Default 1s (Envoy's FAIL_RELOAD base).
 	RestartBackoff time.Duration
+	// DoneTimeout bounds how long a closing plugin waits for proxy_done
+	// after its root context's proxy_on_done returned false; past it the
+	// root context is deleted anyway (and a warning logged), so a plugin
+	// that never calls proxy_done cannot hold an old generation forever.
+	// Default 10s.
+	DoneTimeout time.Duration
 }
 
 func (c *PluginConfig) defaults() {
@@ -73,6 +79,9 @@ func (c *PluginConfig) defaults() {
 	}
 	if c.RestartBackoff <= 0 {
 		c.RestartBackoff = time.Second
+	}
+	if c.DoneTimeout <= 0 {
+		c.DoneTimeout = 10 * time.Second
 	}
 }
 

@@ -192,17 +192,32 @@ func (v *vm) dropPlugin(p *Plugin) {
 	}
 }
 
-// removePlugin deletes p's root contexts.
+// removePlugin deletes p's root contexts. Where proxy_on_done returns
+// false it waits (up to DoneTimeout, all instances at once) for the plugin
+// to call proxy_done before proxy_on_delete, as proxy-wasm-cpp-host does
+// when a plugin shuts down; the root context keeps getting its ticks and
+// call replies meanwhile.
 func (v *vm) removePlugin(p *Plugin) {
 	v.createMu.Lock()
-	defer v.createMu.Unlock()
 	v.dropPlugin(p)
 	v.mu.Lock()
 	insts := append([]*instance(nil), v.insts...)
 	v.mu.Unlock()
+	var waits []<-chan struct{}
 	for _, in := range insts {
 		in.mu.Lock()
-		in.removeRoot(p)
+		if w := in.beginRemoveRoot(p); w != nil {
+			waits = append(waits, w)
+		}
+		in.unlock()
+	}
+	// New instances no longer get p's root context, so creation may go on
+	// while this one waits.
+	v.createMu.Unlock()
+	awaitDone(p.log, waits, p.cfg.DoneTimeout)
+	for _, in := range insts {
+		in.mu.Lock()
+		in.finishRemoveRoot(p)
 		in.unlock()
 	}
 }

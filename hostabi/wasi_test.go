@@ -2,6 +2,8 @@ package hostabi
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 )
 
@@ -62,4 +64,80 @@ func TestStartUp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// forbiddenStartGuest calls a proxy_* hostcall other than proxy_log from a
+// start-up function: _initialize (reactor) or main.
+func forbiddenStartGuest(in, hostcall string, nparams int) []byte {
+	imports := []wasmImport{{module: "env", name: hostcall, params: bytesOfN(i32, nparams), results: []byte{i32}}}
+	var body []byte
+	for range nparams {
+		body = append(body, i32c(0)...)
+	}
+	body = cat(body, call(0), []byte{0x1a}) // drop
+	funcs := []wasmFunc{
+		{export: "proxy_abi_version_0_2_1"},
+		{export: "proxy_on_memory_allocate", params: []byte{i32}, results: []byte{i32}, body: []byte{0x41, 0x80, 0x08}},
+	}
+	switch in {
+	case "_initialize":
+		funcs = append(funcs, wasmFunc{export: "_initialize", body: body})
+	case "main":
+		funcs = append(funcs, wasmFunc{export: "_initialize"},
+			wasmFunc{export: "main", params: []byte{i32, i32}, results: []byte{i32}, body: cat(body, i32c(0))})
+	case "_start":
+		funcs = append(funcs, wasmFunc{export: "_start", body: body})
+	}
+	return buildModuleWith(imports, nil, funcs...)
+}
+
+func bytesOfN(b byte, n int) []byte {
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = b
+	}
+	return out
+}
+
+// TestStartUpRestrictedHostcalls: as proxy-wasm-cpp-host, start-up code
+// may log but not call other proxy_* hostcalls; doing so refuses the load
+// with the hostcall's name, and a plugin already loaded (the old version
+// of a hot reload) keeps serving.
+func TestStartUpRestrictedHostcalls(t *testing.T) {
+	old := load(t, "rawabi", PluginConfig{Name: t.Name() + "-old", PluginConfig: []byte("request_headers: log 2 old\\sserves")})
+	tests := []struct {
+		in, hostcall string
+		params       int
+	}{
+		{"_initialize", "proxy_http_call", 10},
+		{"main", "proxy_set_tick_period_milliseconds", 1},
+		{"_start", "proxy_get_shared_data", 5},
+		{"_initialize", "proxy_done", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in+" "+tt.hostcall, func(t *testing.T) {
+			p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: forbiddenStartGuest(tt.in, tt.hostcall, tt.params)})
+			if err == nil {
+				p.Close(context.Background())
+				t.Fatal("loaded")
+			}
+			want := tt.hostcall + " is not allowed during VM start-up"
+			if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), tt.in) {
+				t.Errorf("error %q, want it to name %q and %s", err, want, tt.in)
+			}
+			var se *StartupHostcallError
+			if !errors.As(err, &se) || se.Hostcall != tt.hostcall {
+				t.Errorf("error %v is not a *StartupHostcallError for %s", err, tt.hostcall)
+			}
+		})
+	}
+	hs, err := old.NewHTTPStream(context.Background(), newTestStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.OnDone()
+	if _, err := hs.OnRequestHeaders(true); err != nil {
+		t.Fatal(err)
+	}
+	wantLogs(t, old.Name(), "old serves")
 }

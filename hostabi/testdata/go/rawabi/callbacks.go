@@ -163,8 +163,13 @@ func onGRPCClose(root, id, code uint32) {
 }
 
 //go:wasmexport proxy_on_foreign_function
-func onForeignFunction(root, fid, size uint32) {
-	use(root)
+func onForeignFunction(id, fid, size uint32) {
+	use(id)
+	cur = "foreign"
+	entry("ctx=" + strconv.Itoa(int(id)) + " fid=" + strconv.Itoa(int(fid)) + " size=" + strconv.Itoa(int(size)))
+	if roots[id] != id {
+		lastStream = id
+	}
 	run("foreign", 0)
 }
 

@@ -260,9 +260,10 @@ func do(op []string) {
 			ptr(msg), uint32(len(msg)), u32(arg(5)), ptrOf(&id))
 		res(st(s) + " id=" + strconv.Itoa(int(id)))
 	case "grpc_stream":
-		up, svc, m := []byte(arg(1)), []byte(arg(2)), []byte(arg(3))
+		// grpc_stream CLUSTER SERVICE METHOD [METADATA_PAIRS]
+		up, svc, m, md := []byte(arg(1)), []byte(arg(2)), []byte(arg(3)), serializePairs(arg(4))
 		var id uint32
-		s := proxyGRPCStream(ptr(up), uint32(len(up)), ptr(svc), uint32(len(svc)), ptr(m), uint32(len(m)), 0, 0, ptrOf(&id))
+		s := proxyGRPCStream(ptr(up), uint32(len(up)), ptr(svc), uint32(len(svc)), ptr(m), uint32(len(m)), ptr(md), uint32(len(md)), ptrOf(&id))
 		res(st(s) + " id=" + strconv.Itoa(int(id)))
 	case "grpc_send":
 		m := []byte(arg(2))

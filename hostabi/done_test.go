@@ -1,0 +1,104 @@
+package hostabi
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+)
+
+// logIndex is where want first appears in the plugin's logs, -1 if not.
+func logIndex(name, want string) int { return slices.Index(logsOf(name), want) }
+
+// TestProxyDoneDefersDelete: a root context whose proxy_on_done returns
+// false keeps running (its ticks still come) until it calls proxy_done;
+// proxy_on_delete comes after, and a second proxy_done is NotFound.
+func TestProxyDoneDefersDelete(t *testing.T) {
+	p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: testGuests["rawabi"],
+		DoneTimeout: 10 * time.Second,
+		PluginConfig: []byte("configure: done\n" +
+			"done: ret 0 | tick 20\ntick: log 2 tick | done | done\ndelete: log 2 root\\sdeleted")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v: it waited for the timeout, not for proxy_done", d)
+	}
+	n := t.Name()
+	// Before shutdown no done is pending.
+	wantLogs(t, n, "configure done: status=1", "done id=1", "tick done: status=0", "tick done: status=1", "root deleted")
+	if !(logIndex(n, "done id=1") < logIndex(n, "tick") && logIndex(n, "tick done: status=0") < logIndex(n, "root deleted")) {
+		t.Errorf("order: want on_done, tick, proxy_done, on_delete; got %q", logsOf(n))
+	}
+}
+
+// TestProxyDoneTimeout: a plugin that never calls proxy_done is deleted
+// after DoneTimeout, with a warning.
+func TestProxyDoneTimeout(t *testing.T) {
+	p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: testGuests["rawabi"],
+		DoneTimeout:  300 * time.Millisecond,
+		PluginConfig: []byte("done: ret 0\ndelete: log 2 root\\sdeleted")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
+		t.Errorf("Close took %v, want about the 300ms DoneTimeout", d)
+	}
+	wantLogs(t, t.Name(), "done id=1", "root deleted",
+		"plugin did not call proxy_done after proxy_on_done returned false; deleting its root context")
+}
+
+// TestProxyDoneStreamsDoNotWait: a stream context's false from
+// proxy_on_done changes nothing (Envoy's Context::onDestroy calls onDone
+// then onDelete), and proxy_done with no pending done is NotFound.
+func TestProxyDoneStreamsDoNotWait(t *testing.T) {
+	p, hs, _ := runHeaders(t, "request_headers: done\ndone: ret 0 | done\ndelete: log 2 deleted", newTestStream())
+	if err := hs.OnDone(); err != nil {
+		t.Fatal(err)
+	}
+	wantLogs(t, p.Name(), "request_headers done: status=1", "done done: status=1", "deleted")
+}
+
+// TestProxyDoneSharedVMWaitsForItsPlugin: in a shared VM, closing one
+// plugin waits for its own root context only; the other plugin's streams
+// go on meanwhile.
+func TestProxyDoneSharedVMWaitsForItsPlugin(t *testing.T) {
+	vmID := "vm-" + t.Name()
+	a, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name() + "-a", Wasm: testGuests["rawabi"], VMID: vmID,
+		Instances: 1, DoneTimeout: 10 * time.Second,
+		PluginConfig: []byte("done: ret 0 | tick 200\ntick: done\ndelete: log 2 a\\sdeleted")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := load(t, "rawabi", PluginConfig{Name: t.Name() + "-b", VMID: vmID, Instances: 1,
+		PluginConfig: []byte("request_headers: log 2 b\\sserved")})
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close(context.Background()) }()
+	time.Sleep(50 * time.Millisecond) // a is waiting for its tick
+	hs, err := b.NewHTTPStream(context.Background(), newTestStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hs.OnRequestHeaders(true); err != nil {
+		t.Fatal(err)
+	}
+	hs.OnDone()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a did not close after its proxy_done")
+	}
+	wantLogs(t, t.Name()+"-b", "b served")
+	wantLogs(t, t.Name()+"-a", "a deleted")
+}

@@ -1,0 +1,245 @@
+package filter
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/sluice-proxy/sluice/hostabi"
+)
+
+// GRPCStream implements hostabi.GRPCStreamer (proxy_grpc_stream) over the
+// same cluster lookup as http_call: a stream is one HTTP/2 request to the
+// cluster whose body carries the filter's messages as it sends them, and
+// whose response is read as it arrives. The upstream's answer is replayed
+// as Envoy's gRPC async client reports it (source/common/grpc/
+// async_client_impl.cc): initial metadata (empty for a trailers-only
+// response), the messages, trailing metadata, then the close with
+// grpc-status; a non-200 reply closes with the status mapped as gRPC's
+// http-grpc-status-mapping.md says, a failure to reach the upstream with
+// 14 Unavailable, a reset or a malformed frame mid-stream with 13 Internal.
+// The cluster must speak HTTP/2 (protocol h2 or h2c). The stream has no
+// deadline; it ends with the plugin (ctx) or proxy_grpc_cancel.
+func (c *WasmHTTPCaller) GRPCStream(ctx context.Context, r hostabi.GRPCStreamRequest, ev hostabi.GRPCStreamEvents) (hostabi.GRPCStream, error) {
+	rt, ok := c.Lookup(r.Cluster)
+	if !ok {
+		return nil, fmt.Errorf("cluster %q: %w", r.Cluster, hostabi.ErrUnknownCluster)
+	}
+	limit := c.MaxResponseBytes
+	if limit <= 0 {
+		limit = 16 << 20
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	req, err := http.NewRequestWithContext(sctx, http.MethodPost, "http://"+r.Cluster+"/"+r.Service+"/"+r.Method, pr)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("grpc_stream: %w", err)
+	}
+	req.ContentLength = -1
+	for _, kv := range r.Metadata {
+		if !strings.HasPrefix(kv[0], ":") {
+			req.Header.Add(kv[0], kv[1])
+		}
+	}
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	s := &wasmGRPCStream{cancel: cancel, pw: pw, limit: limit}
+	s.cond = sync.NewCond(&s.mu)
+	go s.write()
+	go s.read(rt, req, ev)
+	return s, nil
+}
+
+// wasmGRPCStream queues the filter's messages, so Send never blocks the
+// filter's instance on HTTP/2 flow control; queued bytes are bounded by
+// MaxResponseBytes.
+type wasmGRPCStream struct {
+	cancel context.CancelFunc
+	pw     *io.PipeWriter
+	limit  int64
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	queue  [][]byte
+	queued int64
+	eos    bool // half-close once the queue is written
+	reset  bool
+}
+
+var errStreamReset = errors.New("grpc stream reset by the filter")
+
+func (s *wasmGRPCStream) Send(msg []byte, endOfStream bool) error {
+	frame := make([]byte, 5, 5+len(msg))
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
+	frame = append(frame, msg...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.reset:
+		return errStreamReset
+	case s.eos:
+		return errors.New("grpc stream already half-closed")
+	case s.queued+int64(len(frame)) > s.limit:
+		return fmt.Errorf("grpc stream: over %d bytes queued for the upstream", s.limit)
+	}
+	s.queue = append(s.queue, frame)
+	s.queued += int64(len(frame))
+	s.eos = endOfStream
+	s.cond.Signal()
+	return nil
+}
+
+func (s *wasmGRPCStream) CloseSend() {
+	s.mu.Lock()
+	s.eos = true
+	s.cond.Signal()
+	s.mu.Unlock()
+}
+
+func (s *wasmGRPCStream) Reset() {
+	s.mu.Lock()
+	s.reset = true
+	s.queue = nil
+	s.cond.Signal()
+	s.mu.Unlock()
+	s.cancel()
+	s.pw.CloseWithError(errStreamReset)
+}
+
+// write feeds the request body from the queue; the end of the queue after
+// a half-close ends the body (END_STREAM).
+func (s *wasmGRPCStream) write() {
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.eos && !s.reset {
+			s.cond.Wait()
+		}
+		if s.reset {
+			s.mu.Unlock()
+			return
+		}
+		if len(s.queue) == 0 {
+			s.mu.Unlock()
+			s.pw.Close()
+			return
+		}
+		f := s.queue[0]
+		s.queue = s.queue[1:]
+		s.mu.Unlock()
+		_, err := s.pw.Write(f)
+		s.mu.Lock()
+		s.queued -= int64(len(f))
+		s.mu.Unlock()
+		if err != nil {
+			// The transport is done with the body (reply over, reset).
+			return
+		}
+	}
+}
+
+func (s *wasmGRPCStream) wasReset() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reset
+}
+
+// read runs the request and turns the response into events.
+func (s *wasmGRPCStream) read(rt RoundTripFunc, req *http.Request, ev hostabi.GRPCStreamEvents) {
+	defer s.cancel()
+	resp, err := rt(req)
+	if err != nil {
+		if !s.wasReset() {
+			ev.Close(grpcUnavailable, err.Error())
+		}
+		return
+	}
+	defer resp.Body.Close()
+	headers := appendHeaderPairs([][2]string{{":status", strconv.Itoa(resp.StatusCode)}}, resp.Header)
+	if st := resp.Header.Get("Grpc-Status"); st != "" {
+		// Trailers-only: the headers are the trailers.
+		ev.InitialMetadata(nil)
+		ev.TrailingMetadata(headers)
+		ev.Close(grpcStatusOf(st), resp.Header.Get("Grpc-Message"))
+		return
+	}
+	ev.InitialMetadata(headers)
+	if resp.StatusCode != http.StatusOK {
+		ev.Close(httpToGRPCStatus(resp.StatusCode), "non-200 HTTP response")
+		return
+	}
+	var prefix [5]byte
+	for {
+		_, err := io.ReadFull(resp.Body, prefix[:])
+		if err == io.EOF {
+			break
+		}
+		if err == nil {
+			n := binary.BigEndian.Uint32(prefix[1:])
+			if int64(n) > s.limit {
+				ev.Close(grpcInternal, fmt.Sprintf("grpc message of %d bytes over the %d byte limit", n, s.limit))
+				return
+			}
+			msg := make([]byte, n)
+			if _, err = io.ReadFull(resp.Body, msg); err == nil {
+				ev.Message(msg)
+				continue
+			}
+		}
+		if !s.wasReset() {
+			ev.Close(grpcInternal, err.Error())
+		}
+		return
+	}
+	trailers := appendHeaderPairs(nil, resp.Trailer)
+	ev.TrailingMetadata(trailers)
+	st := resp.Trailer.Get("Grpc-Status")
+	if st == "" {
+		ev.Close(grpcUnknown, "no grpc-status in the trailers")
+		return
+	}
+	ev.Close(grpcStatusOf(st), resp.Trailer.Get("Grpc-Message"))
+}
+
+const (
+	grpcUnknown         = 2
+	grpcPermission      = 7
+	grpcUnimplemented   = 12
+	grpcInternal        = 13
+	grpcUnavailable     = 14
+	grpcUnauthenticated = 16
+)
+
+func grpcStatusOf(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return grpcUnknown
+	}
+	return n
+}
+
+// httpToGRPCStatus maps a non-200 reply without grpc-status as gRPC's
+// doc/http-grpc-status-mapping.md (and Envoy's Grpc::Utility).
+func httpToGRPCStatus(code int) int {
+	switch code {
+	case 400:
+		return grpcInternal
+	case 401:
+		return grpcUnauthenticated
+	case 403:
+		return grpcPermission
+	case 404:
+		return grpcUnimplemented
+	case 429, 502, 503, 504:
+		return grpcUnavailable
+	}
+	return grpcUnknown
+}
+
+var _ hostabi.GRPCStreamer = (*WasmHTTPCaller)(nil)
