@@ -321,3 +321,23 @@ backends = [ { cluster = "c" } ]
 		})
 	}
 }
+
+// TestRestartNeededAppProtocol: switching the app to gRPC rebuilds only
+// the app cluster, which reloads hot; the inbound address does not.
+func TestRestartNeededAppProtocol(t *testing.T) {
+	parse := func(sidecar string) *Config {
+		t.Helper()
+		c, err := Parse("s.toml", []byte("mode = \"sidecar\"\n[sidecar]\napp = \"127.0.0.1:8081\"\n"+sidecar))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	old := parse("")
+	if got := RestartNeeded(old, parse(`app_protocol = "grpc"`)); len(got) != 0 {
+		t.Errorf("app_protocol: %v, want hot", got)
+	}
+	if got := strings.Join(RestartNeeded(old, parse(`inbound = "127.0.0.1:15007"`)), ","); got != "sidecar,listeners[inbound]" {
+		t.Errorf("inbound address: %q", got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 // "listeners[public]", ...); empty when cur can be applied hot.
 //
 // Hot: routes, clusters, plugins, services (their routes and clusters),
+// sidecar.app_protocol (the app cluster's protocol),
 // authorization, and a listener's routes and plugins lists, since route
 // tables and filter chains are rebuilt per snapshot. Restart: mode, admin,
 // server, shared_store, wasm, access_log, identity, sidecar, and every
@@ -29,7 +30,8 @@ func RestartNeeded(old, cur *Config) []string {
 	diff("wasm", old.Wasm, cur.Wasm)
 	diff("access_log", old.AccessLog, cur.AccessLog)
 	diff("identity", old.Identity, cur.Identity)
-	diff("sidecar", old.Sidecar, cur.Sidecar)
+	// app_protocol only shapes the generated app cluster, rebuilt hot.
+	diff("sidecar", withoutAppProtocol(old.Sidecar), withoutAppProtocol(cur.Sidecar))
 
 	byName := func(ls []Listener) map[string]Listener {
 		m := make(map[string]Listener, len(ls))
@@ -55,4 +57,13 @@ func RestartNeeded(old, cur *Config) []string {
 		}
 	}
 	return out
+}
+
+func withoutAppProtocol(sc *Sidecar) *Sidecar {
+	if sc == nil {
+		return nil
+	}
+	c := *sc
+	c.AppProtocol = ""
+	return &c
 }
