@@ -15,12 +15,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/mesh"
 )
 
 // Listener is one running downstream listener.
@@ -111,6 +113,11 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: int(streams), MaxReadFrameSize: 16 << 10},
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
+	if tlsCfg != nil {
+		// A connection's TLS facts (peer identity, certificate hash,
+		// subject) are worked out for its first request and kept.
+		l.srv.ConnContext = func(ctx context.Context, _ net.Conn) context.Context { return mesh.WithConnTLS(ctx) }
+	}
 
 	ln, err := net.Listen("tcp", cfg.Address)
 	if err != nil {
@@ -143,6 +150,7 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 			TLSConfig:      http3.ConfigureTLSConfig(h3TLS),
 			MaxHeaderBytes: maxHeader,
 			IdleTimeout:    idle,
+			ConnContext:    func(ctx context.Context, _ *quic.Conn) context.Context { return mesh.WithConnTLS(ctx) },
 		}
 		if setAltSvc != nil {
 			setAltSvc(fmt.Sprintf(`h3=":%d"; ma=86400`, port))

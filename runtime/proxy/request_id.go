@@ -1,12 +1,8 @@
 package proxy
 
 import (
-	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"math/rand/v2"
-
-	"github.com/sluice-proxy/sluice/runtime/filter"
 )
 
 // newRequestID returns a random UUIDv4 string for x-request-id. It needs to
@@ -31,24 +27,4 @@ func newRequestID() string {
 	out[23] = '-'
 	hex.Encode(out[24:], b[10:])
 	return string(out[:])
-}
-
-// tlsInfo describes a downstream TLS connection for properties and logs.
-func tlsInfo(cs *tls.ConnectionState) *filter.TLSInfo {
-	ti := &filter.TLSInfo{
-		Version:    tls.VersionName(cs.Version),
-		ServerName: cs.ServerName,
-		MTLS:       len(cs.PeerCertificates) > 0,
-	}
-	if len(cs.PeerCertificates) > 0 {
-		c := cs.PeerCertificates[0]
-		ti.PeerSubject = c.Subject.String()
-		ti.PeerDNSSANs = c.DNSNames
-		for _, u := range c.URIs {
-			ti.PeerURISANs = append(ti.PeerURISANs, u.String())
-		}
-		sum := sha256.Sum256(c.Raw)
-		ti.PeerCertSHA256 = hex.EncodeToString(sum[:])
-	}
-	return ti
 }

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/route"
 	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
@@ -188,7 +189,8 @@ func (x *exchange) fillInfo(requestID string, start time.Time) {
 		info.Destination = la.String()
 	}
 	if r.TLS != nil {
-		info.TLS = tlsInfo(r.TLS)
+		// Worked out once per connection (the listener's ConnContext).
+		info.TLS = mesh.ConnTLSInfo(r.Context(), r.TLS)
 	}
 	info.RequestSize = r.ContentLength
 }
