@@ -696,7 +696,12 @@ func (x *exchange) respond(resp *http.Response, requestID string) {
 	var pending []byte
 	if !x.fm.empty() && !noBody {
 		// Read ahead as for requests: the length is exact when the whole
-		// body passed through before the headers go out.
+		// body passed through before the headers go out. A body of known
+		// length that fits the buffer is always read whole: it keeps its
+		// Content-Length and leaves in one write, rather than as a chunked
+		// stream flushed piece by piece (a syscall and, on HTTP/2, a frame
+		// round trip through the connection's writer per flush).
+		small := resp.ContentLength > 0 && resp.ContentLength <= int64(len(buf))
 		whole := false
 		for {
 			n, err := resp.Body.Read(buf)
@@ -734,7 +739,7 @@ func (x *exchange) respond(resp *http.Response, requestID string) {
 				whole = true
 				break
 			}
-			if pass != nil && !x.fm.holdingAny(filter.Response) {
+			if pass != nil && !small && !x.fm.holdingAny(filter.Response) {
 				break
 			}
 		}
