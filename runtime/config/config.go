@@ -49,7 +49,8 @@ type Server struct {
 	WatchConfig *bool `toml:"watch_config" json:"watch_config,omitempty"`
 	// MaxMirrorsInFlight bounds the mirrored (shadow) requests in flight
 	// at once, over every route; a copy past it is dropped and counted in
-	// sluice_http_mirror_dropped_total. Default 128.
+	// sluice_http_mirror_dropped_total. Each holds its request's body (up
+	// to the listener's max_request_body_buffer) until it ends. Default 128.
 	MaxMirrorsInFlight int `toml:"max_mirrors_in_flight" json:"max_mirrors_in_flight"`
 }
 
