@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
+	"github.com/sluice-proxy/sluice/hostabi/internal/interrupt"
 )
 
 type instKey struct{}
@@ -37,12 +38,21 @@ type instance struct {
 	fns    [numCallbacks]api.Function
 	// headerArgs is 2 for ABI 0.1.0 header callbacks (no end_of_stream).
 	headerArgs int
-	// ctx carries the instance to host functions; calls add their
-	// deadline to it, which wazero enforces (WithCloseOnContextDone) by
-	// closing the module at its next termination check. A deadline cannot
-	// be enforced from our own timer: closing a module from another
-	// goroutine frees its memory under the running call.
+	// ctx carries the instance to host functions. For a module without
+	// the interrupt flag, calls add their deadline to it, which wazero
+	// enforces (WithCloseOnContextDone) by closing the module at its next
+	// termination check. A deadline cannot be enforced by closing the module
+	// from another goroutine: that frees its memory under the running call.
 	ctx context.Context
+
+	// The deadline of a module rewritten by package interrupt: watch fires
+	// at deadline (unix ns, 0 while no call runs) and raises flag, which
+	// the guest tests at every function entry and loop head.
+	flag     api.MutableGlobal
+	watch    *time.Timer
+	deadline atomic.Int64
+	tripped  atomic.Bool
+	depth    int // nested calls: a hostcall that allocates calls the guest
 
 	load     atomic.Int32 // streams pinned here
 	lastUsed atomic.Int64
@@ -123,6 +133,15 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("instantiating: %w", err)
 	}
 	in.mod, in.mem = mod, mod.Memory()
+	if v.cm.interruptible {
+		var ok bool
+		if in.flag, ok = mod.ExportedGlobal(interrupt.Export).(api.MutableGlobal); !ok {
+			_ = mod.Close(ctx)
+			return nil, errors.New("the instrumented module lost its interrupt flag")
+		}
+		in.watch = time.AfterFunc(time.Hour, in.onDeadline)
+		in.watch.Stop()
+	}
 	if in.mem == nil {
 		in.close(errors.New("no memory"))
 		return nil, errors.New("module exports no memory")
@@ -320,11 +339,15 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 	copy(in.stack[:], args)
 	var err error
 	var timedOut bool
-	if in.vm.cfg.Trusted {
+	switch {
+	case in.vm.cfg.Trusted:
 		// No termination checks are compiled in: a deadline would do
 		// nothing but cost wazero's watcher goroutine.
 		err = f.CallWithStack(in.ctx, in.stack[:])
-	} else {
+	case in.flag != nil:
+		err = in.callWatched(f, timeout)
+		timedOut = in.tripped.Load()
+	default:
 		ctx, cancel := context.WithTimeout(in.ctx, timeout)
 		err = f.CallWithStack(ctx, in.stack[:])
 		timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
@@ -341,6 +364,42 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 		return 0, in.broken
 	}
 	return in.stack[0], nil
+}
+
+// callWatched runs f under the deadline the interrupt flag enforces. A
+// nested call runs under the outer one's deadline.
+func (in *instance) callWatched(f api.Function, timeout time.Duration) error {
+	outer := in.depth == 0
+	in.depth++
+	if outer {
+		in.deadline.Store(time.Now().Add(timeout).UnixNano())
+		in.watch.Reset(timeout)
+	}
+	err := f.CallWithStack(in.ctx, in.stack[:])
+	in.depth--
+	if outer {
+		in.watch.Stop()
+		in.deadline.Store(0)
+	}
+	return err
+}
+
+// onDeadline runs on the timer's goroutine. A timer that was re-armed late
+// sees a later deadline and waits again. A call that ends within the
+// instant between the check and the flag leaves the flag up, and the
+// instance's next call traps at once: it is then replaced as timed out,
+// which the call just before nearly was.
+func (in *instance) onDeadline() {
+	d := in.deadline.Load()
+	if d == 0 {
+		return
+	}
+	if left := time.Until(time.Unix(0, d)); left > 0 {
+		in.watch.Reset(left)
+		return
+	}
+	in.tripped.Store(true)
+	in.flag.Set(1)
 }
 
 // FailureError is what a callback returns when it cost the instance.

@@ -1,0 +1,377 @@
+// Package interrupt rewrites a Wasm module so the host can stop a running
+// call from another goroutine at the price of a few instructions.
+//
+// wazero stops a call only with WithCloseOnContextDone, which compiles an
+// exit to Go at every loop header and spawns a watcher goroutine per call:
+// a Go-compiled guest, whose every function starts with a loop, runs a
+// callback five times slower with it. Instrument instead adds two mutable
+// i32 globals: a budget, counted down at the entry of every function and
+// the head of every loop, and a flag, exported as Export. When the budget
+// runs out the guest refills it, traps if the host has raised the flag,
+// and grows its memory by zero pages: that exits to Go, where the Go
+// runtime can preempt the goroutine, so a guest that spins cannot hold up
+// a garbage collection's stop-the-world (nor the timer that raises the
+// flag). Any call that does not end must loop or recurse, so it meets a
+// check.
+package interrupt
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Export is the name the interrupt flag is exported under.
+const Export = "sluice.interrupt"
+
+// Section ids of the binary format.
+const (
+	secCustom = 0
+	secImport = 2
+	secMemory = 5
+	secGlobal = 6
+	secExport = 7
+	secCode   = 10
+)
+
+// order is each known section's position: custom sections aside, sections
+// come in this order, and the ones we add must keep it.
+var order = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
+
+// Instrument returns a copy of module with the interrupt flag and its
+// checks. DWARF sections are dropped, since code offsets move; the name
+// section stays, so stack traces keep function names. An error means the
+// module holds something this rewriter does not know, and the caller should
+// fall back to wazero's own termination checks.
+func Instrument(module []byte) ([]byte, error) {
+	if len(module) < 8 || !bytes.Equal(module[:8], []byte("\x00asm\x01\x00\x00\x00")) {
+		return nil, errors.New("not a Wasm 1.0 binary module")
+	}
+	r := &reader{b: module, pos: 8}
+	out := bytes.NewBuffer(make([]byte, 0, len(module)+len(module)/16))
+	out.Write(module[:8])
+
+	var importedGlobals, localGlobals uint32
+	var haveGlobal, haveExport, haveMemory bool
+	var budget uint32 // the budget's global index, known once globals are seen; the flag's is next
+	emitGlobal := func() {
+		budget = importedGlobals + localGlobals
+		var body bytes.Buffer
+		putU32(&body, localGlobals+2)
+		body.Write(globalTail)
+		writeSection(out, secGlobal, body.Bytes())
+		haveGlobal = true
+	}
+	emitExport := func() {
+		var body bytes.Buffer
+		putU32(&body, 1)
+		writeExport(&body, budget+1)
+		writeSection(out, secExport, body.Bytes())
+		haveExport = true
+	}
+	// fill adds the global and export sections the module lacks, before a
+	// section that must come after them.
+	fill := func(id byte) {
+		if id == secCustom {
+			return
+		}
+		if !haveGlobal && order[id] > order[secGlobal] {
+			emitGlobal()
+		}
+		if !haveExport && order[id] > order[secExport] {
+			emitExport()
+		}
+	}
+	for r.pos < len(r.b) {
+		id, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		size, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if uint64(r.pos)+uint64(size) > uint64(len(r.b)) {
+			return nil, fmt.Errorf("section %d runs past the end of the module", id)
+		}
+		content := r.b[r.pos : r.pos+int(size)]
+		r.pos += int(size)
+		if _, known := order[id]; !known && id != secCustom {
+			return nil, fmt.Errorf("unknown section id %d", id)
+		}
+		fill(id)
+		switch id {
+		case secCustom:
+			name, err := (&reader{b: content}).name()
+			if err != nil {
+				return nil, err
+			}
+			if strings.HasPrefix(name, ".debug_") {
+				continue
+			}
+			writeSection(out, id, content)
+		case secImport:
+			var importedMemory bool
+			if importedGlobals, importedMemory, err = countImports(content); err != nil {
+				return nil, err
+			}
+			haveMemory = haveMemory || importedMemory
+			writeSection(out, id, content)
+		case secGlobal:
+			cr := &reader{b: content}
+			if localGlobals, err = cr.u32(); err != nil {
+				return nil, err
+			}
+			budget = importedGlobals + localGlobals
+			var body bytes.Buffer
+			putU32(&body, localGlobals+2)
+			body.Write(content[cr.pos:])
+			body.Write(globalTail)
+			writeSection(out, id, body.Bytes())
+			haveGlobal = true
+		case secExport:
+			body, err := appendExport(content, budget+1)
+			if err != nil {
+				return nil, err
+			}
+			writeSection(out, id, body)
+			haveExport = true
+		case secMemory:
+			haveMemory = true
+			writeSection(out, id, content)
+		case secCode:
+			if !haveMemory {
+				return nil, errors.New("the module has no memory")
+			}
+			body, err := instrumentCode(content, budget)
+			if err != nil {
+				return nil, err
+			}
+			writeSection(out, id, body)
+		default:
+			writeSection(out, id, content)
+		}
+	}
+	if !haveGlobal {
+		emitGlobal()
+	}
+	if !haveExport {
+		emitExport()
+	}
+	return out.Bytes(), nil
+}
+
+// Budget is how many checks a guest passes between exits to Go.
+const Budget = 10000
+
+// globalTail is the two globals' entries: mutable i32 = Budget, mutable
+// i32 = 0.
+var globalTail = func() []byte {
+	var b bytes.Buffer
+	b.Write([]byte{0x7f, 0x01, 0x41})
+	putS32(&b, Budget)
+	b.Write([]byte{0x0b, 0x7f, 0x01, 0x41, 0x00, 0x0b})
+	return b.Bytes()
+}()
+
+// check is inserted at every function entry and loop head:
+//
+//	budget = budget - 1
+//	if budget == 0 {
+//		drop(memory.grow(0))  // an exit to Go: a preemption point
+//		budget = Budget
+//		if flag { unreachable }
+//	}
+func check(budget uint32) []byte {
+	var b bytes.Buffer
+	get := func(g uint32) { b.WriteByte(0x23); putU32(&b, g) }
+	set := func(g uint32) { b.WriteByte(0x24); putU32(&b, g) }
+	get(budget)
+	b.Write([]byte{0x41, 0x01, 0x6b}) // i32.const 1, i32.sub
+	set(budget)
+	get(budget)
+	b.Write([]byte{0x45, 0x04, 0x40})             // i32.eqz, if
+	b.Write([]byte{0x41, 0x00, 0x40, 0x00, 0x1a}) // i32.const 0, memory.grow 0, drop
+	b.WriteByte(0x41)
+	putS32(&b, Budget)
+	set(budget)
+	get(budget + 1)
+	b.Write([]byte{0x04, 0x40, 0x00, 0x0b}) // if, unreachable, end
+	b.WriteByte(0x0b)                       // end
+	return b.Bytes()
+}
+
+func writeSection(out *bytes.Buffer, id byte, content []byte) {
+	out.WriteByte(id)
+	putU32(out, uint32(len(content)))
+	out.Write(content)
+}
+
+func writeExport(b *bytes.Buffer, global uint32) {
+	putU32(b, uint32(len(Export)))
+	b.WriteString(Export)
+	b.WriteByte(0x03) // global
+	putU32(b, global)
+}
+
+func appendExport(content []byte, flag uint32) ([]byte, error) {
+	r := &reader{b: content}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	entries := r.pos
+	for range n {
+		name, err := r.name()
+		if err != nil {
+			return nil, err
+		}
+		if name == Export {
+			return nil, fmt.Errorf("the module already exports %q", Export)
+		}
+		if _, err := r.byte(); err != nil {
+			return nil, err
+		}
+		if _, err := r.u32(); err != nil {
+			return nil, err
+		}
+	}
+	var b bytes.Buffer
+	putU32(&b, n+1)
+	b.Write(content[entries:])
+	writeExport(&b, flag)
+	return b.Bytes(), nil
+}
+
+func countImports(content []byte) (globals uint32, memory bool, err error) {
+	r := &reader{b: content}
+	n, err := r.u32()
+	if err != nil {
+		return 0, false, err
+	}
+	for range n {
+		if _, err := r.name(); err != nil {
+			return 0, false, err
+		}
+		if _, err := r.name(); err != nil {
+			return 0, false, err
+		}
+		kind, err := r.byte()
+		if err != nil {
+			return 0, false, err
+		}
+		switch kind {
+		case 0x00: // function: type index
+			_, err = r.u32()
+		case 0x01: // table: reference type, limits
+			if err = r.valType(); err == nil {
+				err = r.limits()
+			}
+		case 0x02: // memory: limits
+			memory = true
+			err = r.limits()
+		case 0x03: // global: value type, mutability
+			globals++
+			if err = r.valType(); err == nil {
+				_, err = r.byte()
+			}
+		case 0x04: // tag: attribute, type index
+			if _, err = r.byte(); err == nil {
+				_, err = r.u32()
+			}
+		default:
+			return 0, false, fmt.Errorf("unknown import kind %#x", kind)
+		}
+		if err != nil {
+			return 0, false, err
+		}
+	}
+	return globals, memory, nil
+}
+
+func instrumentCode(content []byte, budget uint32) ([]byte, error) {
+	r := &reader{b: content}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	chk := check(budget)
+	var out, fn bytes.Buffer
+	out.Grow(len(content) + int(n)*len(chk)*2)
+	putU32(&out, n)
+	for i := range n {
+		size, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if uint64(r.pos)+uint64(size) > uint64(len(r.b)) {
+			return nil, fmt.Errorf("function body %d runs past the code section", i)
+		}
+		fn.Reset()
+		if err := instrumentBody(&fn, r.b[r.pos:r.pos+int(size)], chk); err != nil {
+			return nil, fmt.Errorf("function body %d: %w", i, err)
+		}
+		r.pos += int(size)
+		putU32(&out, uint32(fn.Len()))
+		out.Write(fn.Bytes())
+	}
+	return out.Bytes(), nil
+}
+
+// instrumentBody copies one function body, adding chk after the locals and
+// after each loop's block type.
+func instrumentBody(out *bytes.Buffer, body []byte, chk []byte) error {
+	r := &reader{b: body}
+	groups, err := r.u32()
+	if err != nil {
+		return err
+	}
+	for range groups {
+		if _, err := r.u32(); err != nil {
+			return err
+		}
+		if err := r.valType(); err != nil {
+			return err
+		}
+	}
+	out.Write(body[:r.pos])
+	out.Write(chk)
+	start := r.pos
+	for r.pos < len(r.b) {
+		op, err := r.byte()
+		if err != nil {
+			return err
+		}
+		if err := r.skipImmediates(op); err != nil {
+			return fmt.Errorf("opcode %#x at offset %d: %w", op, r.pos, err)
+		}
+		if op == 0x03 { // loop
+			out.Write(body[start:r.pos])
+			out.Write(chk)
+			start = r.pos
+		}
+	}
+	out.Write(body[start:])
+	return nil
+}
+
+func putU32(b *bytes.Buffer, v uint32) {
+	for v >= 0x80 {
+		b.WriteByte(byte(v) | 0x80)
+		v >>= 7
+	}
+	b.WriteByte(byte(v))
+}
+
+func putS32(b *bytes.Buffer, v int32) {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			b.WriteByte(c)
+			return
+		}
+		b.WriteByte(c | 0x80)
+	}
+}
