@@ -102,6 +102,7 @@ type Certificate struct {
 	mu      sync.Mutex
 	cert    *tls.Certificate
 	id      ID
+	idStr   string // id.String(), "" for none: asked for per request
 	st      [2]stamp
 	checked time.Time
 }
@@ -137,12 +138,23 @@ func (c *Certificate) load() error {
 		id, _ = IDFromCert(pair.Leaf)
 	}
 	c.cert, c.id, c.st = &pair, id, st
+	c.idStr = ""
+	if !id.IsZero() {
+		c.idStr = id.String()
+	}
 	return nil
 }
 
 func (c *Certificate) current() (*tls.Certificate, ID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.refreshLocked()
+	return c.cert, c.id
+}
+
+// refreshLocked reloads the pair when its files changed, looking at most
+// once per ReloadCheck.
+func (c *Certificate) refreshLocked() {
 	if now := time.Now(); now.Sub(c.checked) >= ReloadCheck {
 		c.checked = now
 		s0, err0 := stampOf(c.certFile)
@@ -155,13 +167,21 @@ func (c *Certificate) current() (*tls.Certificate, ID) {
 			}
 		}
 	}
-	return c.cert, c.id
 }
 
 // TLS is the pair to present now.
 func (c *Certificate) TLS() *tls.Certificate {
 	cert, _ := c.current()
 	return cert
+}
+
+// IDString is the current certificate's SPIFFE ID as a string ("" when
+// it has none), made once per certificate rather than per call.
+func (c *Certificate) IDString() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refreshLocked()
+	return c.idStr
 }
 
 // ID is the SPIFFE ID of the current certificate (zero when it has none).

@@ -13,24 +13,26 @@ import (
 // principal and status class, and authorization denials by policy. One
 // Metrics lives as long as the server; series handles are cached.
 type Metrics struct {
-	reg    *stats.Registry
-	series sync.Map // label key -> *stats.Counter
+	reg *stats.Registry
+
+	mu       sync.RWMutex
+	requests map[requestKey]*stats.Counter
+	denials  map[string]*stats.Counter
 }
 
+// requestKey names one sluice_mesh_requests_total series; a comparable
+// struct, so finding the series of a request allocates nothing.
+type requestKey struct{ direction, src, dst, class string }
+
 // NewMetrics registers nothing until the first request.
-func NewMetrics(reg *stats.Registry) *Metrics { return &Metrics{reg: reg} }
+func NewMetrics(reg *stats.Registry) *Metrics {
+	return &Metrics{reg: reg, requests: map[requestKey]*stats.Counter{}, denials: map[string]*stats.Counter{}}
+}
 
 const unknownPrincipal = "unknown"
 
-func (m *Metrics) counter(name, help string, labels ...string) *stats.Counter {
-	key := name + "\x00" + strings.Join(labels, "\x00")
-	if c, ok := m.series.Load(key); ok {
-		return c.(*stats.Counter)
-	}
-	c := m.reg.Counter(name, help, labels...)
-	m.series.Store(key, c)
-	return c
-}
+// codeClasses are the status classes by first digit; "none" otherwise.
+var codeClasses = [...]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 func (m *Metrics) request(direction, src, dst string, status int) {
 	if m == nil {
@@ -42,19 +44,38 @@ func (m *Metrics) request(direction, src, dst string, status int) {
 	if dst == "" {
 		dst = unknownPrincipal
 	}
-	class := "none"
+	class := codeClasses[0]
 	if status >= 100 && status < 600 {
-		class = string('0'+byte(status/100)) + "xx"
+		class = codeClasses[status/100]
 	}
-	m.counter("sluice_mesh_requests_total", "Sidecar requests by direction, source and destination principal and status class.",
-		"direction", direction, "source_principal", src, "destination_principal", dst, "code_class", class).Inc()
+	k := requestKey{direction, src, dst, class}
+	m.mu.RLock()
+	c := m.requests[k]
+	m.mu.RUnlock()
+	if c == nil {
+		c = m.reg.Counter("sluice_mesh_requests_total", "Sidecar requests by direction, source and destination principal and status class.",
+			"direction", direction, "source_principal", src, "destination_principal", dst, "code_class", class)
+		m.mu.Lock()
+		m.requests[k] = c
+		m.mu.Unlock()
+	}
+	c.Inc()
 }
 
 func (m *Metrics) denied(policy string) {
 	if m == nil {
 		return
 	}
-	m.counter("sluice_rbac_denied_total", "Requests denied by [[authorization]], by the policy that decided.", "policy", policy).Inc()
+	m.mu.RLock()
+	c := m.denials[policy]
+	m.mu.RUnlock()
+	if c == nil {
+		c = m.reg.Counter("sluice_rbac_denied_total", "Requests denied by [[authorization]], by the policy that decided.", "policy", policy)
+		m.mu.Lock()
+		m.denials[policy] = c
+		m.mu.Unlock()
+	}
+	c.Inc()
 }
 
 // record is the headers filter's OnLog.

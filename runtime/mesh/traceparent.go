@@ -1,8 +1,8 @@
 package mesh
 
 import (
-	"crypto/rand"
 	"encoding/hex"
+	"math/rand/v2"
 	"strings"
 )
 
@@ -14,21 +14,21 @@ import (
 // trace was (re)started here, in which case tracestate, which belongs to
 // the old trace, must be dropped.
 func NextTraceparent(in string) (out string, started bool) {
+	// "00-" trace id "-" span id "-" flags: 55 bytes, built in place.
+	var b [55]byte
+	copy(b[:], "00-")
 	traceID, flags, ok := parseTraceparent(in)
-	if !ok {
-		traceID = randomHex(16)
-		flags = "01" // sampled: the hop that starts a trace records it
+	if ok {
+		copy(b[3:35], traceID)
+		copy(b[53:], flags)
+	} else {
+		putRandomHex(b[3:35])
+		copy(b[53:], "01") // sampled: the hop that starts a trace records it
 		started = true
 	}
-	var b strings.Builder
-	b.Grow(55)
-	b.WriteString("00-")
-	b.WriteString(traceID)
-	b.WriteByte('-')
-	b.WriteString(randomHex(8))
-	b.WriteByte('-')
-	b.WriteString(flags)
-	return b.String(), started
+	b[35], b[52] = '-', '-'
+	putRandomHex(b[36:52])
+	return string(b[:]), started
 }
 
 // TraceID is the trace id of a valid traceparent ("" otherwise).
@@ -73,15 +73,30 @@ func isLowerHex(s string) bool {
 
 func allZero(s string) bool { return strings.Trim(s, "0") == "" }
 
-// randomHex is n random bytes in hex, never all zero (invalid in W3C).
-func randomHex(n int) string {
-	b := make([]byte, n)
+// putRandomHex fills dst (16 or 32 bytes) with random lowercase hex,
+// never all zero (invalid in W3C). Trace and span ids must be unique, not
+// secret (W3C asks for randomness, not unpredictability), so the runtime's
+// per-thread generator serves: no syscall, no allocation.
+func putRandomHex(dst []byte) {
+	var raw [16]byte
+	n := len(dst) / 2
 	for {
-		rand.Read(b)
-		for _, c := range b {
-			if c != 0 {
-				return hex.EncodeToString(b)
-			}
+		hi, lo := rand.Uint64(), rand.Uint64()
+		for i := range 8 {
+			raw[i], raw[8+i] = byte(hi>>(8*i)), byte(lo>>(8*i))
+		}
+		if !allZeroBytes(raw[:n]) {
+			hex.Encode(dst, raw[:n])
+			return
 		}
 	}
+}
+
+func allZeroBytes(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -67,9 +67,5 @@ func (s *Server) localID() string {
 	if s.identity == nil {
 		return ""
 	}
-	id := s.identity.ID()
-	if id.IsZero() {
-		return ""
-	}
-	return id.String()
+	return s.identity.IDString()
 }
