@@ -50,7 +50,7 @@ func (c *WasmHTTPCaller) GRPCStream(ctx context.Context, r hostabi.GRPCStreamReq
 	}
 	req.Header.Set("Content-Type", "application/grpc")
 	req.Header.Set("Te", "trailers")
-	s := &wasmGRPCStream{cancel: cancel, pw: pw, limit: limit}
+	s := &wasmGRPCStream{cancel: cancel, pw: pw, limit: limit, writerDone: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	go s.write()
 	go s.read(rt, req, ev)
@@ -71,6 +71,10 @@ type wasmGRPCStream struct {
 	queued int64
 	eos    bool // half-close once the queue is written
 	reset  bool
+	// over: the response ended; the writer stops and sends are dropped.
+	over bool
+	// writerDone is closed when the writer goroutine has returned.
+	writerDone chan struct{}
 }
 
 var errStreamReset = errors.New("grpc stream reset by the filter")
@@ -84,6 +88,9 @@ func (s *wasmGRPCStream) Send(msg []byte, endOfStream bool) error {
 	switch {
 	case s.reset:
 		return errStreamReset
+	case s.over:
+		// The upstream has closed the call: nothing would read it.
+		return nil
 	case s.eos:
 		return errors.New("grpc stream already half-closed")
 	case s.queued+int64(len(frame)) > s.limit:
@@ -116,12 +123,13 @@ func (s *wasmGRPCStream) Reset() {
 // write feeds the request body from the queue; the end of the queue after
 // a half-close ends the body (END_STREAM).
 func (s *wasmGRPCStream) write() {
+	defer close(s.writerDone)
 	for {
 		s.mu.Lock()
-		for len(s.queue) == 0 && !s.eos && !s.reset {
+		for len(s.queue) == 0 && !s.eos && !s.reset && !s.over {
 			s.cond.Wait()
 		}
-		if s.reset {
+		if s.reset || s.over {
 			s.mu.Unlock()
 			return
 		}
@@ -144,6 +152,18 @@ func (s *wasmGRPCStream) write() {
 	}
 }
 
+// finish stops the writer once the response is over, even if the filter
+// never half-closes, and releases the request.
+func (s *wasmGRPCStream) finish() {
+	s.mu.Lock()
+	s.over = true
+	s.queue = nil
+	s.cond.Signal()
+	s.mu.Unlock()
+	s.cancel()
+	s.pw.CloseWithError(io.ErrClosedPipe)
+}
+
 func (s *wasmGRPCStream) wasReset() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -152,7 +172,7 @@ func (s *wasmGRPCStream) wasReset() bool {
 
 // read runs the request and turns the response into events.
 func (s *wasmGRPCStream) read(rt RoundTripFunc, req *http.Request, ev hostabi.GRPCStreamEvents) {
-	defer s.cancel()
+	defer s.finish()
 	resp, err := rt(req)
 	if err != nil {
 		if !s.wasReset() {
