@@ -242,7 +242,9 @@ type Cluster struct {
 	EndpointsFile    string     `toml:"endpoints_file" json:"endpoints_file,omitempty"`
 	DNS              string     `toml:"dns" json:"dns,omitempty"`
 	DNSRefresh       Duration   `toml:"dns_refresh" json:"dns_refresh"`
-	// Protocol: http1 (default), h2 (TLS), h2c, h3.
+	// Protocol: http1 (default), h2 (TLS), h2c, h3, or downstream: each
+	// request in the HTTP version it came in with (HTTP/1.x over http1,
+	// HTTP/2 and HTTP/3 over h2, or h2c without tls).
 	Protocol string `toml:"protocol" json:"protocol"`
 	// LB: round_robin (default), least_request, random, ring_hash; the
 	// clusters of sidecar [[services]] default to least_request, as Istio's.
@@ -354,8 +356,10 @@ type Service struct {
 	DNS           string   `toml:"dns" json:"dns,omitempty"`
 	EndpointsFile string   `toml:"endpoints_file" json:"endpoints_file,omitempty"`
 	Identity      string   `toml:"identity" json:"identity,omitempty"`
-	// Protocol defaults to "h2" with an [identity] (peers' inbound
-	// listeners offer it by ALPN), else "http1".
+	// Protocol defaults to "downstream" with an [identity] (the app's HTTP
+	// version kept: HTTP/1.1 over pooled mTLS connections, HTTP/2 and gRPC
+	// over h2, both offered by peers' inbound listeners by ALPN), else
+	// "http1".
 	Protocol string `toml:"protocol" json:"protocol,omitempty"`
 	// Timeout is as a route's: default 15s, "0s" disables it.
 	Timeout Duration `toml:"timeout" json:"timeout"`

@@ -14,7 +14,7 @@ import (
 // Known names, for validation and for messages that list the choices.
 var (
 	ListenerProtocols = []string{"http1", "h2", "h2c", "h3", "tcp"}
-	ClusterProtocols  = []string{"http1", "h2", "h2c", "h3"}
+	ClusterProtocols  = []string{"http1", "h2", "h2c", "h3", "downstream"}
 	LBPolicies        = []string{"round_robin", "least_request", "random", "ring_hash"}
 	RetryOn           = []string{"5xx", "gateway-error", "reset", "connect-failure", "refused-stream", "retriable-status-codes"}
 )

@@ -427,6 +427,11 @@ func (x *exchange) outboundRequest(ctx context.Context, body io.ReadCloser, cont
 		Body:       body,
 		Trailer:    x.outTrailer,
 	}
+	if r.ProtoMajor >= 2 {
+		// The version the request came in with: a protocol = "downstream"
+		// cluster (a sidecar's services) sends it on in the same one.
+		out.Proto, out.ProtoMajor, out.ProtoMinor = r.Proto, r.ProtoMajor, r.ProtoMinor
+	}
 	if noBody {
 		out.Body = http.NoBody
 		out.ContentLength = 0

@@ -174,6 +174,26 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		p := newHTTP2Pool(d, idle, c.protocol == "h2c", lim.MaxRequestsPerConnection)
 		p.enterPending, p.leavePending = c.enterPending, c.leavePending
 		c.pool, c.closePool = p, p.closeAll
+	case "downstream":
+		// The request's own protocol, as Envoy's use_downstream_protocol
+		// and Istio's default (no h2 upgrade): HTTP/1.x over the http1
+		// pool, HTTP/2 and HTTP/3 over h2 (h2c without TLS). Go's HTTP/2
+		// client and server hand every request between four or more
+		// goroutines each way; the http1 pool writes and reads on the
+		// caller's, which for plain requests costs about half as much.
+		c.scheme = "http"
+		if cfg.TLS != nil {
+			c.scheme = "https"
+			if d.tls, err = loadTLS(); err != nil {
+				return nil, err
+			}
+		}
+		h1 := newHTTP1Pool(d, lim, idle, maxConns)
+		h2 := newHTTP2Pool(d, idle, cfg.TLS == nil, lim.MaxRequestsPerConnection)
+		h2.enterPending, h2.leavePending = c.enterPending, c.leavePending
+		c.pool = &downstreamPool{h1: h1, h2: h2}
+		c.closePool = func() { h1.closeAll(); h2.closeAll() }
+		c.slots = make(chan struct{}, maxConns)
 	case "h3":
 		c.scheme = "https"
 		if d.tls, err = loadTLS(); err != nil {
@@ -191,7 +211,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 			}
 		}
 	default:
-		return nil, fmt.Errorf("unknown protocol %q (want http1, h2, h2c or h3)", cfg.Protocol)
+		return nil, fmt.Errorf("unknown protocol %q (want http1, h2, h2c, h3 or downstream)", cfg.Protocol)
 	}
 	c.limiter.closeIdle = c.pool.CloseIdleConnections
 	if cfg.Outlier != nil {
@@ -259,7 +279,7 @@ func (c *Cluster) inherit(prev *Cluster) {
 // Name is the cluster's configured name.
 func (c *Cluster) Name() string { return c.name }
 
-// Protocol is http1, h2, h2c or h3.
+// Protocol is http1, h2, h2c, h3 or downstream.
 func (c *Cluster) Protocol() string { return c.protocol }
 
 // Config is the cluster's configuration (read only: metadata for filters).
@@ -332,7 +352,8 @@ func (c *Cluster) RoundTrip(req *http.Request, pick Pick) (*http.Response, error
 		return nil, c.fail(Overflow, "", fmt.Errorf("max_requests %d reached: %w", c.maxRequests, ErrOverflow))
 	}
 	c.m.rqActive.Add(1)
-	if c.slots != nil {
+	slot := c.slots != nil && !multiplexed(c.pool, req)
+	if slot {
 		if err := c.waitSlot(req.Context()); err != nil {
 			c.active.Add(-1)
 			c.m.rqActive.Add(-1)
@@ -342,7 +363,7 @@ func (c *Cluster) RoundTrip(req *http.Request, pick Pick) (*http.Response, error
 	}
 	ep := c.pickEndpoint(pick)
 	if ep == nil {
-		c.releaseRequest(nil)
+		c.releaseRequest(nil, slot)
 		closeBody(req)
 		return nil, c.fail(NoHealthyUpstream, "", ErrNoHealthyUpstream)
 	}
@@ -360,7 +381,7 @@ func (c *Cluster) RoundTrip(req *http.Request, pick Pick) (*http.Response, error
 		if c.outlier != nil && (f == ConnectFailure || f == Reset || f == Timeout) {
 			c.outlier.record(ep, true)
 		}
-		c.releaseRequest(ep)
+		c.releaseRequest(ep, slot)
 		return nil, c.fail(f, ep.addr, err)
 	}
 	if c.outlier != nil {
@@ -374,11 +395,11 @@ func (c *Cluster) RoundTrip(req *http.Request, pick Pick) (*http.Response, error
 	resp.Request = req
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
-			resp.Body = &trackedRWBody{trackedBody: trackedBody{rc: rwc, c: c, ep: ep}, w: rwc}
+			resp.Body = &trackedRWBody{trackedBody: trackedBody{rc: rwc, c: c, ep: ep, slot: slot}, w: rwc}
 			return resp, nil
 		}
 	}
-	resp.Body = &trackedBody{rc: resp.Body, c: c, ep: ep}
+	resp.Body = &trackedBody{rc: resp.Body, c: c, ep: ep, slot: slot}
 	return resp, nil
 }
 
@@ -425,11 +446,13 @@ func (c *Cluster) leavePending() {
 	c.m.rqPending.Add(-1)
 }
 
-func (c *Cluster) releaseRequest(ep *endpoint) {
+// releaseRequest ends a request's accounting; slot says it held an http1
+// connection slot.
+func (c *Cluster) releaseRequest(ep *endpoint, slot bool) {
 	if ep != nil {
 		ep.active.Add(-1)
 	}
-	if c.slots != nil {
+	if slot {
 		<-c.slots
 	}
 	c.m.rqActive.Add(-1)
@@ -444,6 +467,7 @@ type trackedBody struct {
 	rc   io.ReadCloser
 	c    *Cluster
 	ep   *endpoint
+	slot bool
 	done atomic.Bool
 }
 
@@ -463,7 +487,7 @@ func (b *trackedBody) Close() error {
 
 func (b *trackedBody) finish() {
 	if b.done.CompareAndSwap(false, true) {
-		b.c.releaseRequest(b.ep)
+		b.c.releaseRequest(b.ep, b.slot)
 	}
 }
 

@@ -254,3 +254,32 @@ func newHTTP3Pool(d *dialer, idle time.Duration) *h3Pool {
 	}
 	return &h3Pool{t}
 }
+
+// downstreamPool is the pool of protocol = "downstream" clusters: a
+// request goes out in the HTTP version it came in with (Request.ProtoMajor,
+// which the proxy copies from the downstream request): HTTP/1.x over h1,
+// HTTP/2 and HTTP/3 over h2. gRPC and anything else that needs HTTP/2
+// arrives over HTTP/2 and stays on it.
+type downstreamPool struct {
+	h1 *h1Pool
+	h2 *h2Pool
+}
+
+func (p *downstreamPool) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.ProtoMajor >= 2 {
+		return p.h2.RoundTrip(req)
+	}
+	return p.h1.RoundTrip(req)
+}
+
+func (p *downstreamPool) CloseIdleConnections() {
+	p.h1.CloseIdleConnections()
+	p.h2.CloseIdleConnections()
+}
+
+// multiplexed reports whether pool sends req over a multiplexed
+// connection, which takes no http1 connection slot.
+func multiplexed(pool connPool, req *http.Request) bool {
+	_, ok := pool.(*downstreamPool)
+	return ok && req.ProtoMajor >= 2
+}
