@@ -120,7 +120,7 @@ errors = sum(int(r[5]) for r in rounds); late = sum(int(r[6]) for r in rounds if
 print(f"| two-hop mesh at 1,000 req/s (16 connections, 1 KB; {len(rounds)//2} rounds pooled) | p50 ms | p90 ms | p99 ms |")
 print("|---|---|---|---|")
 print(f"| direct | {d[0]:.3f} | {d[1]:.3f} | {d[2]:.3f} |")
-print(f"| client -> sidecar A -> mTLS h2 -> sidecar B -> app | {m[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} |")
+print(f"| client -> sidecar A -> mTLS -> sidecar B -> app | {m[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} |")
 print(f"| added by both hops | {m[0]-d[0]:.3f} | {m[1]-d[1]:.3f} | {m[2]-d[2]:.3f} |")
 print()
 per = []
