@@ -1,7 +1,6 @@
 package interrupt
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 )
@@ -143,16 +142,24 @@ func (r *reader) u32s(n int) error {
 	return nil
 }
 
-// noImmediates are the single-byte opcodes without immediates outside the
-// numeric range 0x45-0xc4.
-var noImmediates = []byte{0x00, 0x01, 0x05, 0x0a, 0x0b, 0x0f, 0x19, 0x1a, 0x1b, 0xd1}
+// bare marks the opcodes without immediates: numeric operations
+// (0x45-0xc4) and a few control and parametric ones.
+var bare = func() (t [256]bool) {
+	for op := 0x45; op <= 0xc4; op++ {
+		t[op] = true
+	}
+	for _, op := range []byte{0x00, 0x01, 0x05, 0x0a, 0x0b, 0x0f, 0x19, 0x1a, 0x1b, 0xd1} {
+		t[op] = true
+	}
+	return t
+}()
 
 // skipImmediates steps over the immediates of op, whose byte was read.
 func (r *reader) skipImmediates(op byte) error {
-	switch {
-	case op >= 0x45 && op <= 0xc4, bytes.IndexByte(noImmediates, op) >= 0:
+	if bare[op] {
 		return nil
-	case op >= 0x28 && op <= 0x3e: // loads and stores
+	}
+	if op >= 0x28 && op <= 0x3e { // loads and stores
 		return r.memarg()
 	}
 	switch op {
