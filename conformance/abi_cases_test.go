@@ -707,14 +707,53 @@ tick: tick 0 | http_call up :method=GET,:path=/from-tick,:authority=up - 2000`,
 			},
 		},
 		{
-			name:   "grpc_stream opens a gRPC stream",
-			ref:    refEnvoy + " (Context::grpcStream)",
-			script: `request_headers: grpc_stream grpc grpc.testing.TestService FullDuplexCall`,
+			name: "grpc_stream opens a gRPC stream",
+			ref:  refEnvoy + " (Context::grpcStream, grpcSend, onGrpcCloseWrapper; stream tokens even)",
+			// A StreamingOutputCallRequest asking for one 3-byte payload
+			// (response_parameters {size: 3}), sent with end_of_stream: the
+			// interop server answers with initial metadata, one message
+			// (payload {body: 3 bytes}: 7 bytes), then grpc-status 0.
+			script: "request_headers: grpc_stream grpc grpc.testing.TestService FullDuplexCall | grpc_send_hex 2 12020803 1 | grpc_send 2 more 0\n" +
+				"grpc_initial: hdr_get 4 content-type\ngrpc_receive: buf_status 5\ngrpc_trailing: hdr_get 5 grpc-status\ngrpc_close: status",
 			run: func(e *abiEnv) error {
 				if err := ok200(e.get("/g")); err != nil {
 					return err
 				}
-				return e.wantLogs("p", "request_headers grpc_stream: status=0")
+				if _, err := e.waitLog("p", "grpc_close id=2 code=0"); err != nil {
+					return err
+				}
+				return e.ordered("p", "request_headers grpc_stream: status=0 id=2", "request_headers grpc_send_hex: status=0",
+					"request_headers grpc_send: status=2", "grpc_initial hdr_get: status=0 application/grpc",
+					"grpc_receive id=2 size=7", "grpc_receive buf_status: status=0 size=7 flags=0", "grpc_trailing hdr_get: status=0 0", "grpc_close id=2 code=0", "grpc_close status: status=0 code=0 ")
+			},
+		},
+		{
+			name: "proxy_on_foreign_function: resolve_lua calls back the context that asked, arguments in buffer 8 (Envoy has no caller; Kong's)",
+			ref:  "Kong ngx_wasm_module src/common/proxy_wasm/ngx_proxy_wasm_foreign_call.c (resolve_lua); " + refCPPH + " (ContextBase::onForeignFunction)",
+			script: "request_headers: ffi resolve_lua 127.0.0.1 | ffi resolve_lua localhost | ret 1\n" +
+				"foreign: buf_get 8 0 100 | continue 0",
+			run: func(e *abiEnv) error {
+				// The stream stays paused until proxy_on_foreign_function
+				// continues it.
+				if err := ok200(e.get("/f")); err != nil {
+					return err
+				}
+				l, err := e.line("p", "foreign ctx=")
+				if err != nil {
+					return err
+				}
+				if !strings.Contains(l, " fid=0 size=") {
+					return fmt.Errorf("%q, want function id 0", l)
+				}
+				b, err := e.line("p", "foreign buf_get")
+				if err != nil {
+					return err
+				}
+				v := strings.TrimPrefix(b, "foreign buf_get: status=0 ")
+				if v == b || !strings.HasSuffix(v, "localhost") || (v[0] != 4 && v[0] != 16) || len(v) != 1+int(v[0])+len("localhost") {
+					return fmt.Errorf("%q, want address length, address, name", b)
+				}
+				return e.expectLine("p", "request_headers ffi", `request_headers ffi: status=0 len=4 "\x7f\x00\x00\x01"`)
 			},
 		},
 		{

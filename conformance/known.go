@@ -31,7 +31,6 @@ var known = map[string]map[string]string{
 	SuiteH2SpecH2C: goH2,
 	SuiteABI: {
 		"trailers-only request over h2c (HEADERS, then HEADERS with END_STREAM, no DATA): headers eos=0, trailers callback": "Go's HTTP/2 server (net/http's bundled x/net/http2, processTrailerHeaders) keeps only the request trailers the client declared in a trailer header and drops the others; the filter sees the body end (size 0, end_of_stream) and no trailers callback. Envoy delivers undeclared trailers. Declared ones work (previous row).",
-		"grpc_stream opens a gRPC stream": "hostabi answers proxy_grpc_stream with Unimplemented (12): gRPC calls ride on the HTTP caller as unary HTTP/2 POSTs, and streaming calls are not built (hostabi/README.md, gRPC). Envoy opens the stream.",
 	},
 	SuiteH2SpecTLS: goH2,
 	SuiteAS: {

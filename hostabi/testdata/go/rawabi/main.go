@@ -11,6 +11,7 @@ package main
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"runtime"
 	"strconv"
 	"strings"
@@ -265,8 +266,12 @@ func do(op []string) {
 		var id uint32
 		s := proxyGRPCStream(ptr(up), uint32(len(up)), ptr(svc), uint32(len(svc)), ptr(m), uint32(len(m)), ptr(md), uint32(len(md)), ptrOf(&id))
 		res(st(s) + " id=" + strconv.Itoa(int(id)))
-	case "grpc_send":
+	case "grpc_send", "grpc_send_hex":
+		// grpc_send ID MSG EOS; grpc_send_hex takes MSG in hex (protobuf).
 		m := []byte(arg(2))
+		if name == "grpc_send_hex" {
+			m, _ = hex.DecodeString(arg(2))
+		}
 		res(st(proxyGRPCSend(u32(arg(1)), ptr(m), uint32(len(m)), u32(arg(3)))))
 	case "grpc_cancel":
 		res(st(proxyGRPCCancel(u32(arg(1)))))
