@@ -11,7 +11,6 @@ package main
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"runtime"
 	"strconv"
 	"strings"
@@ -177,6 +176,24 @@ func deserializePairs(b []byte) string {
 	return strings.Join(out, ",")
 }
 
+// unhex decodes hex digits (no encoding/hex: it pulls fmt into the guest).
+func unhex(s string) []byte {
+	v := func(c byte) byte {
+		switch {
+		case c >= 'a':
+			return c - 'a' + 10
+		case c >= 'A':
+			return c - 'A' + 10
+		}
+		return c - '0'
+	}
+	out := make([]byte, len(s)/2)
+	for i := range out {
+		out[i] = v(s[2*i])<<4 | v(s[2*i+1])
+	}
+	return out
+}
+
 func path(p string) []byte { return []byte(strings.ReplaceAll(p, "/", "\x00")) }
 
 func do(op []string) {
@@ -270,7 +287,7 @@ func do(op []string) {
 		// grpc_send ID MSG EOS; grpc_send_hex takes MSG in hex (protobuf).
 		m := []byte(arg(2))
 		if name == "grpc_send_hex" {
-			m, _ = hex.DecodeString(arg(2))
+			m = unhex(arg(2))
 		}
 		res(st(proxyGRPCSend(u32(arg(1)), ptr(m), uint32(len(m)), u32(arg(3)))))
 	case "grpc_cancel":
