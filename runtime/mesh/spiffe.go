@@ -31,11 +31,18 @@ func (id ID) IsZero() bool { return id.TrustDomain == "" }
 // Namespace is NS of a ".../ns/NS/sa/NAME" path, as Istio reads it for
 // source.namespace; "" otherwise.
 func (id ID) Namespace() string {
-	parts := strings.Split(strings.TrimPrefix(id.Path, "/"), "/")
-	for i := 0; i+1 < len(parts); i++ {
-		if parts[i] == "ns" {
-			return parts[i+1]
+	// Segment by segment without splitting: it runs per inbound request.
+	rest := strings.TrimPrefix(id.Path, "/")
+	for rest != "" {
+		seg, after, found := strings.Cut(rest, "/")
+		if !found {
+			return ""
 		}
+		if seg == "ns" {
+			ns, _, _ := strings.Cut(after, "/")
+			return ns
+		}
+		rest = after
 	}
 	return ""
 }
