@@ -133,6 +133,7 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("instantiating: %w", err)
 	}
 	in.mod, in.mem = mod, mod.Memory()
+	in.memory.attachMemory(in.mem)
 	if v.cm.interruptible {
 		var ok bool
 		if in.flag, ok = mod.ExportedGlobal(interrupt.Export).(api.MutableGlobal); !ok {

@@ -23,6 +23,9 @@ type limitedMemory struct {
 	// refused records that a grow hit the limit, to name the cause of the
 	// instance's failure.
 	refused atomic.Bool
+	// mapped is set when buf is a reservation of limit bytes outside the Go
+	// heap (linear_memory_linux.go) rather than a Go slice.
+	mapped *mappedRegion
 }
 
 func (m *limitedMemory) Reallocate(size uint64) []byte {
@@ -31,6 +34,7 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 		return nil
 	}
 	if uint64(cap(m.buf)) >= size {
+		// A mapped reservation always lands here: grows never copy.
 		m.buf = m.buf[:size]
 	} else {
 		// Grow geometrically but never beyond the limit: guests grow a page
@@ -47,11 +51,23 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 func (m *limitedMemory) Free() {
 	m.buf = nil
 	m.size.Store(0)
+	if m.mapped != nil {
+		m.mapped.free()
+	}
 }
 
 type memoryLimiter struct{ mem *limitedMemory }
 
+// Allocate reserves the whole limit outside the Go heap where the platform
+// allows (pages cost memory only once the guest touches them, grows never
+// copy, and the Go GC neither scans nor paces on guest memory); otherwise
+// it falls back to a Go slice grown on demand.
 func (l *memoryLimiter) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
+	if r := reserveLinearMemory(min(l.mem.limit, maxBytes)); r != nil {
+		l.mem.mapped = r
+		l.mem.buf = r.buf[:0]
+		return l.mem
+	}
 	l.mem.buf = make([]byte, 0, min(capacity, l.mem.limit))
 	return l.mem
 }
