@@ -168,6 +168,7 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, trusted bool) (*compi
 	if err != nil {
 		return nil, fmt.Errorf("compiling: %w", err)
 	}
+	dropFunctionBodies(mod)
 	version := abi.VersionUnknown
 	for name := range mod.ExportedFunctions() {
 		if v, ok := abi.VersionExports[name]; ok && v > version {
