@@ -7,11 +7,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/wasmdata"
 )
 
 // The committed builtin.wasm must be what src/ builds to, so that
 // `go build ./cmd/sluice` embeds the plugins as their source says. This is
-// `make -C plugins check` as a test.
+// `make -C plugins check` as a test (the same build, then the same data
+// segment merge).
 func TestModuleIsFresh(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the module")
@@ -27,7 +30,11 @@ func TestModuleIsFresh(t *testing.T) {
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building src: %v\n%s", err, msg)
 	}
-	built, err := os.ReadFile(out)
+	linked, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built, _, _, err := wasmdata.Merge(linked, wasmdata.DefaultGap)
 	if err != nil {
 		t.Fatal(err)
 	}
