@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
 )
@@ -73,7 +74,20 @@ func (ps *pluginSet) rebuild(ctx context.Context, cfg *config.Config) (*pluginSe
 		ps.log.Info("plugin loaded", zap.String("plugin", pc.Name), zap.String("wasm", pc.Wasm), zap.String("sha256", sha[:12]))
 		next.byName[pc.Name] = &pluginEntry{cfg: pc, module: module, sha256: sha, stamp: stamp, p: p}
 	}
+	next.releaseBuiltinPages()
 	return next, nil
+}
+
+// releaseBuiltinPages drops the embedded built-in module's bytes from
+// resident memory once the loads that read them are done (7 MB otherwise);
+// they are faulted back in from the binary by the next load.
+func (ps *pluginSet) releaseBuiltinPages() {
+	for _, e := range ps.byName {
+		if builtinName(e.cfg.Wasm) != "" {
+			plugins.ReleaseModulePages()
+			return
+		}
+	}
 }
 
 // reloadModules re-reads every file-backed module and restarts the plugins
@@ -103,6 +117,7 @@ func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
 		next.byName[name] = &pluginEntry{cfg: e.cfg, module: module, sha256: sha, stamp: stamp, p: p}
 		changed = true
 	}
+	next.releaseBuiltinPages()
 	if !changed {
 		return ps, nil
 	}

@@ -83,3 +83,48 @@ wasm = "builtin:no-such-plugin"
 		t.Fatalf("unknown builtin: %v", err)
 	}
 }
+
+// A config without plugins pays nothing for Wasm: no engine, so the
+// built-in module is never compiled; the first plugin (here by a reload)
+// makes it.
+func TestNoPluginsNoWasmEngine(t *testing.T) {
+	up := startEcho(t, "up", nil)
+	routes := `
+[[routes]]
+name = "r"
+backends = [ { cluster = "up" } ]
+
+[[clusters]]
+name = "up"
+endpoints = ["` + up.addr + `"]
+`
+	ts := startServer(t, baseConfig(routes))
+	ts.wasm.mu.Lock()
+	engine := ts.wasm.engine
+	ts.wasm.mu.Unlock()
+	if engine != nil {
+		t.Fatal("a config without plugins made a Wasm engine")
+	}
+	cfg := baseConfig(`
+[[plugins]]
+name = "hello"
+wasm = "builtin:add-header"
+config = { request_headers = { "x-hello" = "sluice" } }
+` + strings.Replace(routes, `name = "r"`, "name = \"r\"\nplugins = [\"hello\"]", 1))
+	if err := os.WriteFile(ts.path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	ts.wasm.mu.Lock()
+	engine = ts.wasm.engine
+	ts.wasm.mu.Unlock()
+	if engine == nil {
+		t.Fatal("loading a plugin made no engine")
+	}
+	_, e := getJSON(t, http.DefaultClient, mustReq(t, "GET", ts.url("/"), nil))
+	if got := e.Header["X-Hello"]; len(got) != 1 || got[0] != "sluice" {
+		t.Fatalf("upstream saw x-hello %v after the reload", got)
+	}
+}

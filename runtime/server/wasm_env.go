@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"go.uber.org/zap"
 
@@ -21,10 +22,16 @@ import (
 
 // wasmEnv is the process-wide Wasm host: one engine, and the shared store,
 // queues and metrics that every plugin version shares across reloads.
+//
+// The engine (wazero's runtimes, the host modules) is made by the first
+// plugin load, so a config without plugins costs no Wasm memory at all.
 type wasmEnv struct {
-	log    *zap.Logger
-	engine *hostabi.Engine
-	redis  *sharedstore.Redis // nil without [shared_store] kind = "redis"
+	log       *zap.Logger
+	engineCfg hostabi.EngineConfig
+	redis     *sharedstore.Redis // nil without [shared_store] kind = "redis"
+
+	mu     sync.Mutex
+	engine *hostabi.Engine // nil until a plugin loads
 }
 
 func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, log *zap.Logger, cluster func(string) *upstream.Cluster) (*wasmEnv, error) {
@@ -53,18 +60,28 @@ func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, lo
 		store = sharedstore.Routed{Local: store, Shared: env.redis}
 		log.Info("shared data keys with a redis segment go to Redis", zap.String("address", r.Address))
 	}
-	engine, err := hostabi.NewEngine(ctx, hostabi.EngineConfig{
+	env.engineCfg = hostabi.EngineConfig{
 		CacheDir: cacheDir,
 		Logger:   log,
 		HTTP:     caller,
 		Shared:   store,
 		Metrics:  filter.NewWasmMetrics(reg),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("wasm engine: %w", err)
 	}
-	env.engine = engine
 	return env, nil
+}
+
+// getEngine returns the engine, making it on first use.
+func (e *wasmEnv) getEngine(ctx context.Context) (*hostabi.Engine, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.engine == nil {
+		engine, err := hostabi.NewEngine(ctx, e.engineCfg)
+		if err != nil {
+			return nil, fmt.Errorf("wasm engine: %w", err)
+		}
+		e.engine = engine
+	}
+	return e.engine, nil
 }
 
 // load compiles and starts one plugin version: vm_start and configure must
@@ -89,7 +106,11 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte) (lo
 		// instead of one per plugin.
 		vmID = builtinVMID
 	}
-	p, err := e.engine.Load(ctx, hostabi.PluginConfig{
+	engine, err := e.getEngine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := engine.Load(ctx, hostabi.PluginConfig{
 		Name:         pc.Name,
 		RootID:       rootID,
 		VMID:         vmID,
@@ -109,7 +130,11 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte) (lo
 }
 
 func (e *wasmEnv) close() {
-	e.engine.Close(context.Background())
+	e.mu.Lock()
+	if e.engine != nil {
+		e.engine.Close(context.Background())
+	}
+	e.mu.Unlock()
 	if e.redis != nil {
 		e.redis.Close()
 	}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package plugins
+
+func releasePages([]byte) {}

@@ -1,0 +1,21 @@
+package plugins
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"testing"
+)
+
+// The module's bytes read the same after their pages were released: the
+// kernel faults them back in from the binary.
+func TestReleaseModulePagesKeepsBytes(t *testing.T) {
+	before := sha256.Sum256(Module())
+	ReleaseModulePages()
+	after := sha256.Sum256(Module())
+	if before != after {
+		t.Fatal("module bytes changed after ReleaseModulePages")
+	}
+	if !bytes.HasPrefix(Module(), []byte("\x00asm")) {
+		t.Fatal("not a wasm module")
+	}
+}
