@@ -29,8 +29,9 @@ func TestDownstreamProtocol(t *testing.T) {
 				Limits: config.Limits{MaxConnections: 2}})
 			c := m.Cluster("c")
 			send := func(major int) *http.Response {
+				// The context outlives send: the bodies are read after it.
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
+				t.Cleanup(cancel)
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://upstream.test/", nil)
 				if major == 2 {
 					req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0
@@ -54,8 +55,11 @@ func TestDownstreamProtocol(t *testing.T) {
 				}
 			}
 			held2.Body.Close()
-			b, _ := io.ReadAll(held.Body)
+			b, err := io.ReadAll(held.Body)
 			held.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if string(b) != "HTTP/2.0" {
 				t.Fatalf("HTTP/2 request arrived as %q", b)
 			}
