@@ -20,6 +20,9 @@ mkdir -p "$OUT"
 DURATION=${BENCH_MESH_SECONDS:-10}
 ROUNDS=${BENCH_MESH_ROUNDS:-3}
 SLUICE=${SLUICE:-bin/sluice}
+# The services' protocol between the sidecars: empty for the default (h2,
+# one multiplexed connection per peer), or e.g. "downstream".
+PROTOCOL=${MESH_PROTOCOL:-}
 work=$(mktemp -d)
 chmod 755 "$work"  # nginx workers run as nobody
 PIDS=()
@@ -81,7 +84,8 @@ sidecar b "$work/b" "127.0.0.1:$APP_PORT" 18181 18182 18183 ""
 sidecar a "$work/a" "127.0.0.1:1" 18184 18185 18186 "[[services]]
 name = \"app\"
 endpoints = [\"127.0.0.1:18181\"]
-identity = \"spiffe://bench.local/ns/default/sa/app\""
+identity = \"spiffe://bench.local/ns/default/sa/app\"
+${PROTOCOL:+protocol = \"$PROTOCOL\"}"
 GOMAXPROCS=1 "$SLUICE" run --config "$work/b.toml" --log-level info 2>"$work/b.log" & PIDS+=($!); B=$!
 GOMAXPROCS=1 "$SLUICE" run --config "$work/a.toml" --log-level info 2>"$work/a.log" & PIDS+=($!); A=$!
 for _ in $(seq 300); do curl -s -o /dev/null -H "Host: app" http://127.0.0.1:18185/ && break; sleep 0.1; done
@@ -106,7 +110,7 @@ for _ in $(seq "$ROUNDS"); do
   cpu_a=$((cpu_a + a1 - a0)); cpu_b=$((cpu_b + b1 - b0))
 done
 rss $A > "$work/rss_a"; rss $B > "$work/rss_b"
-python3 - "$work" "$cpu_a" "$cpu_b" "$tick" "$(cat "$work/rss_a")" "$(cat "$work/rss_b")" <<'PY' | tee "$OUT/mesh.md"
+python3 - "$work" "$cpu_a" "$cpu_b" "$tick" "$(cat "$work/rss_a")" "$(cat "$work/rss_b")" "${PROTOCOL:-h2 (default)}" <<'PY' | tee "$OUT/mesh-${PROTOCOL:-default}.md"
 import sys
 work = sys.argv[1]
 cpu_a, cpu_b, tick = map(float, sys.argv[2:5])
@@ -117,7 +121,7 @@ def pcts(name):
 nd, d = pcts("direct"); nm, m = pcts("mesh")
 rounds = [l.split() for l in open(f"{work}/rounds")]
 errors = sum(int(r[5]) for r in rounds); late = sum(int(r[6]) for r in rounds if r[0] == "mesh")
-print(f"| two-hop mesh at 1,000 req/s (16 connections, 1 KB; {len(rounds)//2} rounds pooled) | p50 ms | p90 ms | p99 ms |")
+print(f"| two-hop mesh at 1,000 req/s (16 connections, 1 KB; {len(rounds)//2} rounds pooled; between sidecars: {sys.argv[7]}) | p50 ms | p90 ms | p99 ms |")
 print("|---|---|---|---|")
 print(f"| direct | {d[0]:.3f} | {d[1]:.3f} | {d[2]:.3f} |")
 print(f"| client -> sidecar A -> mTLS -> sidecar B -> app | {m[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} |")

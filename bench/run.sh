@@ -354,6 +354,9 @@ awk '{ printf "\nRSS after the runs: sluice %.1f MiB (with %s), nginx proxy work
 # The sidecar path (issue 7), with the servers above stopped first.
 cleanup
 PIDS=()
+# Both ways between the sidecars: the default (one h2 connection per peer)
+# and protocol = "downstream" (the app's HTTP/1.1 kept, pooled).
 bash bench/mesh.sh > /dev/null
-{ echo; cat "$OUT/mesh.md"; } >> "$OUT/results.md"
+MESH_PROTOCOL=downstream bash bench/mesh.sh > /dev/null
+{ echo; cat "$OUT/mesh-default.md"; echo; cat "$OUT/mesh-downstream.md"; } >> "$OUT/results.md"
 cat "$OUT/results.md"

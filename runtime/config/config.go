@@ -356,10 +356,11 @@ type Service struct {
 	DNS           string   `toml:"dns" json:"dns,omitempty"`
 	EndpointsFile string   `toml:"endpoints_file" json:"endpoints_file,omitempty"`
 	Identity      string   `toml:"identity" json:"identity,omitempty"`
-	// Protocol defaults to "downstream" with an [identity] (the app's HTTP
-	// version kept: HTTP/1.1 over pooled mTLS connections, HTTP/2 and gRPC
-	// over h2, both offered by peers' inbound listeners by ALPN), else
-	// "http1".
+	// Protocol defaults to "h2" with an [identity] (one multiplexed
+	// connection per peer; peers' inbound listeners offer it by ALPN), else
+	// "http1". "downstream" keeps the app's HTTP version: HTTP/1.1 over
+	// pooled mTLS connections (cheaper with Go's HTTP/2), HTTP/2 and gRPC
+	// over h2.
 	Protocol string `toml:"protocol" json:"protocol,omitempty"`
 	// Timeout is as a route's: default 15s, "0s" disables it.
 	Timeout Duration `toml:"timeout" json:"timeout"`
