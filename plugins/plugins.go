@@ -1,7 +1,8 @@
 // Package plugins embeds sluice's built-in policy filters: one proxy-wasm
 // module (built from ./src with the sluice SDK) in which each plugin is a
 // root context selected by root_id = the plugin's name. Configuration
-// "wasm = \"builtin:NAME\"" loads Module() with root_id NAME.
+// "wasm = \"builtin:NAME\"" loads ModuleFor(the config's built-ins) with
+// root_id NAME.
 package plugins
 
 import (
@@ -12,23 +13,50 @@ import (
 
 //go:generate make build
 
-// module is a string so that the bytes sit in the binary's read-only data:
-// clean file-backed pages, which ReleaseModulePages can hand back to the
-// page cache once the module is compiled.
+// module and liteModule are strings so that the bytes sit in the binary's
+// read-only data: clean file-backed pages, which ReleaseModulePages can
+// hand back to the page cache once a module is compiled.
 //
 //go:embed builtin.wasm
 var module string
 
-// Module returns the compiled built-in module. The slice is shared and
-// read-only: writing to it faults.
-func Module() []byte { return unsafe.Slice(unsafe.StringData(module), len(module)) }
+// liteModule is every built-in but liteOmits, built with -tags lite.
+//
+//go:embed builtin-lite.wasm
+var liteModule string
 
-// ReleaseModulePages tells the kernel that the module's bytes are not
+// liteOmits is what builtin-lite.wasm leaves out (src/heavy_full.go): jwt's
+// public-key cryptography is a third of the full module's compiled code.
+var liteOmits = []string{"jwt"}
+
+// Module returns the compiled built-in module with every plugin. The
+// slice is shared and read-only: writing to it faults.
+func Module() []byte { return bytesOf(module) }
+
+// ModuleFor returns the smallest embedded module that has every built-in
+// plugin in names: builtin-lite.wasm (wazero's compiled code 18 MB instead
+// of 25, an instance 3.9 MB instead of 5.5) unless one of them is jwt.
+// Read-only, like Module.
+func ModuleFor(names []string) []byte {
+	for _, n := range names {
+		if slices.Contains(liteOmits, n) {
+			return Module()
+		}
+	}
+	return bytesOf(liteModule)
+}
+
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// ReleaseModulePages tells the kernel that the modules' bytes are not
 // needed in memory for now: once compiled, nothing reads them until the
-// next load, and they cost 7 MB of resident memory otherwise. They stay in
-// the page cache (and the binary), and a later read faults them back in.
-// A no-op where unsupported.
-func ReleaseModulePages() { releasePages(Module()) }
+// next load, and they cost up to 7 MB of resident memory otherwise. They
+// stay in the page cache (and the binary), and a later read faults them
+// back in. A no-op where unsupported.
+func ReleaseModulePages() {
+	releasePages(bytesOf(module))
+	releasePages(bytesOf(liteModule))
+}
 
 // names must match the registrations in src/main.go; TestNamesMatchModule
 // loads the module and checks each one.

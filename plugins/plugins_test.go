@@ -240,3 +240,37 @@ func TestAddHeader(t *testing.T) {
 		t.Error("unknown config key accepted")
 	}
 }
+
+// builtin-lite.wasm has every plugin but liteOmits, and ModuleFor picks it
+// exactly when a config needs none of those.
+func TestLiteModule(t *testing.T) {
+	minimal := map[string]string{
+		"rate-limiting":         `{"minute":1}`,
+		"response-ratelimiting": `{"limits":{"sms":{"minute":1}}}`,
+	}
+	g := instantiate(t, compileOther(t, bytesOf(liteModule)))
+	for _, name := range Names() {
+		cfg, ok := minimal[name]
+		if !ok {
+			cfg = "{}"
+		}
+		want := !slices.Contains(liteOmits, name)
+		if _, ok := g.startPlugin(name, cfg); ok != want {
+			t.Errorf("lite module starts %q: %v, want %v (logs: %q)", name, ok, want, g.h.logs)
+		}
+	}
+	lite, full := bytesOf(liteModule), Module()
+	for _, c := range []struct {
+		names []string
+		want  []byte
+	}{
+		{nil, lite},
+		{[]string{"add-header"}, lite},
+		{[]string{"cors", "rate-limiting", "canary"}, lite},
+		{[]string{"cors", "jwt"}, full},
+	} {
+		if got := ModuleFor(c.names); &got[0] != &c.want[0] {
+			t.Errorf("ModuleFor(%q) picked the wrong module", c.names)
+		}
+	}
+}

@@ -2,6 +2,10 @@
 // each plugin is a root context chosen by root_id, which is the plugin's
 // name (wasm = "builtin:NAME" in sluice.toml). One module means one Go
 // runtime per instance for all of them.
+//
+// Built with -tags lite it leaves out the plugins in heavy_full.go (jwt:
+// its public-key cryptography is a third of the compiled code), giving
+// builtin-lite.wasm, which sluice loads when a config uses none of them.
 package main
 
 import (
@@ -10,7 +14,6 @@ import (
 	"github.com/sluice-proxy/sluice/plugins/src/cors"
 	"github.com/sluice-proxy/sluice/plugins/src/fault"
 	"github.com/sluice-proxy/sluice/plugins/src/iprestriction"
-	"github.com/sluice-proxy/sluice/plugins/src/jwt"
 	"github.com/sluice-proxy/sluice/plugins/src/keyauth"
 	"github.com/sluice-proxy/sluice/plugins/src/ratelimiting"
 	"github.com/sluice-proxy/sluice/plugins/src/requesttransformer"
@@ -20,15 +23,15 @@ import (
 	"github.com/sluice-proxy/sluice/sdk/proxywasm/types"
 )
 
-// plugins is every built-in, by root_id. plugins/plugins.go in the main
-// module lists the same names; a test there keeps the two in step.
+// plugins is every built-in but the heavy ones (heavy_full.go), by
+// root_id. plugins/plugins.go in the main module lists the same names; a
+// test there keeps the two in step.
 var plugins = map[string]func(uint32) types.PluginContext{
 	addheader.Name:            addheader.New,
 	canary.Name:               canary.New,
 	cors.Name:                 cors.New,
 	fault.Name:                fault.New,
 	iprestriction.Name:        iprestriction.New,
-	jwt.Name:                  jwt.New,
 	keyauth.Name:              keyauth.New,
 	ratelimiting.Name:         ratelimiting.New,
 	requesttransformer.Name:   requesttransformer.New,
@@ -40,6 +43,9 @@ func main() {}
 
 func init() {
 	for name, f := range plugins {
+		proxywasm.RegisterPlugin(name, f)
+	}
+	for name, f := range heavy {
 		proxywasm.RegisterPlugin(name, f)
 	}
 }

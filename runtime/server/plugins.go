@@ -44,6 +44,11 @@ type pluginSet struct {
 	env    *wasmEnv
 	log    *zap.Logger
 	byName map[string]*pluginEntry
+	// builtin is the embedded module this generation's built-in plugins
+	// load: the smallest that has all of them (plugins.ModuleFor), so a
+	// config without jwt compiles the lite module. A reload that adds
+	// the first jwt plugin moves every built-in to the full module.
+	builtin []byte
 }
 
 func newPluginSet(ctx context.Context, cfg *config.Config, env *wasmEnv, log *zap.Logger) (*pluginSet, error) {
@@ -53,9 +58,15 @@ func newPluginSet(ctx context.Context, cfg *config.Config, env *wasmEnv, log *za
 
 // rebuild returns the set for cfg, reusing unchanged entries of ps.
 func (ps *pluginSet) rebuild(ctx context.Context, cfg *config.Config) (*pluginSet, error) {
-	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}}
+	var builtins []string
 	for _, pc := range cfg.Plugins {
-		module, stamp, err := readModule(pc.Wasm)
+		if name := builtinName(pc.Wasm); name != "" {
+			builtins = append(builtins, name)
+		}
+	}
+	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}, builtin: plugins.ModuleFor(builtins)}
+	for _, pc := range cfg.Plugins {
+		module, stamp, err := readModule(pc.Wasm, next.builtin)
 		if err != nil {
 			next.closeNew(ps)
 			return nil, fmt.Errorf("plugin %q: %w", pc.Name, err)
@@ -93,10 +104,10 @@ func (ps *pluginSet) releaseBuiltinPages() {
 // reloadModules re-reads every file-backed module and restarts the plugins
 // whose bytes changed. It returns ps itself when nothing changed.
 func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
-	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}}
+	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}, builtin: ps.builtin}
 	changed := false
 	for name, e := range ps.byName {
-		module, stamp, err := readModule(e.cfg.Wasm)
+		module, stamp, err := readModule(e.cfg.Wasm, ps.builtin)
 		if err != nil {
 			next.closeNew(ps)
 			return nil, fmt.Errorf("plugin %q: %w", name, err)
@@ -216,9 +227,11 @@ func (s *Server) pollPlugins() {
 	}
 }
 
-func readModule(wasm string) ([]byte, fileStamp, error) {
+// readModule returns the module a plugin's wasm key names: for
+// "builtin:NAME", builtin (the generation's embedded module).
+func readModule(wasm string, builtin []byte) ([]byte, fileStamp, error) {
 	if name := builtinName(wasm); name != "" {
-		m, err := builtinModule(name)
+		m, err := builtinModule(name, builtin)
 		return m, fileStamp{}, err
 	}
 	stamp, err := stampOf(wasm)

@@ -1,12 +1,16 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/plugins"
 )
 
 func TestBuiltinPluginOnRoute(t *testing.T) {
@@ -126,5 +130,64 @@ config = { request_headers = { "x-hello" = "sluice" } }
 	_, e := getJSON(t, http.DefaultClient, mustReq(t, "GET", ts.url("/"), nil))
 	if got := e.Header["X-Hello"]; len(got) != 1 || got[0] != "sluice" {
 		t.Fatalf("upstream saw x-hello %v after the reload", got)
+	}
+}
+
+// Built-in plugins load the lite module unless one of them needs the full
+// one (jwt); adding a jwt plugin moves them all to the full module.
+func TestBuiltinsLoadTheSmallestModule(t *testing.T) {
+	up := startEcho(t, "up", nil)
+	cfg := func(extra string) string {
+		return baseConfig(`
+[[plugins]]
+name = "hello"
+wasm = "builtin:add-header"
+config = { request_headers = { "x-hello" = "sluice" } }
+` + extra + `
+[[routes]]
+name = "r"
+plugins = ["hello"]
+backends = [ { cluster = "up" } ]
+
+[[clusters]]
+name = "up"
+endpoints = ["` + up.addr + `"]
+`)
+	}
+	moduleOf := func(ts *testServer, name string) string {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		e := ts.plugins.byName[name]
+		if e == nil {
+			t.Fatalf("no plugin %q", name)
+		}
+		return e.sha256
+	}
+	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	lite, full := sum(plugins.ModuleFor([]string{"add-header"})), sum(plugins.Module())
+	if lite == full {
+		t.Fatal("the lite module is the full one")
+	}
+	ts := startServer(t, cfg(""))
+	if got := moduleOf(ts, "hello"); got != lite {
+		t.Fatalf("add-header alone loaded %s, want the lite module %s", got, lite)
+	}
+	if err := os.WriteFile(ts.path, []byte(cfg(`
+[[plugins]]
+name = "auth"
+wasm = "builtin:jwt"
+config = { claims_to_verify = ["exp"] }
+`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := moduleOf(ts, "hello"); got != full {
+		t.Fatalf("with a jwt plugin add-header runs %s, want the full module %s", got, full)
+	}
+	_, e := getJSON(t, http.DefaultClient, mustReq(t, "GET", ts.url("/"), nil))
+	if got := e.Header["X-Hello"]; len(got) != 1 || got[0] != "sluice" {
+		t.Fatalf("upstream saw x-hello %v on the full module", got)
 	}
 }

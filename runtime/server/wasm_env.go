@@ -155,9 +155,9 @@ func configBytes(table map[string]any, raw string) ([]byte, error) {
 	return json.Marshal(table)
 }
 
-func builtinModule(name string) ([]byte, error) {
+func builtinModule(name string, module []byte) ([]byte, error) {
 	if !plugins.Has(name) {
 		return nil, fmt.Errorf("no builtin plugin %q (builtins: %v)", name, plugins.Names())
 	}
-	return plugins.Module(), nil
+	return module, nil
 }
