@@ -122,6 +122,10 @@ type VM struct {
 	MemoryLimit Size `toml:"memory_limit" json:"memory_limit"`
 	// CallTimeout is the deadline of one callback; default 100ms.
 	CallTimeout Duration `toml:"call_timeout" json:"call_timeout"`
+	// DoneTimeout is how long an unloaded plugin whose proxy_on_done
+	// returned false has to call proxy_done before its root context is
+	// deleted anyway; default 10s.
+	DoneTimeout Duration `toml:"done_timeout" json:"done_timeout"`
 }
 
 // Wasm holds engine-wide settings.

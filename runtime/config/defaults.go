@@ -23,6 +23,7 @@ const (
 	DefaultBackoffMax           = 250 * time.Millisecond
 	DefaultMemoryLimit          = 64 << 20
 	DefaultCallTimeout          = 100 * time.Millisecond
+	DefaultDoneTimeout          = 10 * time.Second
 	DefaultDNSRefresh           = 30 * time.Second
 	DefaultConnectTimeout       = 5 * time.Second
 	DefaultUpstreamIdleTimeout  = 90 * time.Second
@@ -104,6 +105,7 @@ func (c *Config) applyDefaults() {
 		setInt(&p.VM.Instances, runtime.GOMAXPROCS(0))
 		setInt(&p.VM.MemoryLimit, DefaultMemoryLimit)
 		setDur(&p.VM.CallTimeout, DefaultCallTimeout)
+		setDur(&p.VM.DoneTimeout, DefaultDoneTimeout)
 	}
 	setStr(&c.SharedStore.Kind, "memory")
 	if c.Wasm.CacheDir == "" {

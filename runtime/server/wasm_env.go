@@ -121,6 +121,7 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte) (lo
 		Instances:    pc.VM.Instances,
 		MemoryLimit:  uint64(pc.VM.MemoryLimit),
 		CallTimeout:  pc.VM.CallTimeout.D(),
+		DoneTimeout:  pc.VM.DoneTimeout.D(),
 		Trusted:      builtin != "",
 	})
 	if err != nil {
