@@ -135,6 +135,7 @@ func (e *Engine) Load(ctx context.Context, cfg PluginConfig) (*Plugin, error) {
 		return nil, fmt.Errorf("loading plugin %q: %w", cfg.Name, err)
 	}
 	p.vm = v
+	p.cfg.Wasm = nil // compiled: holding the bytes would keep them on the heap
 	if err := v.addPlugin(ctx, p); err != nil {
 		cancel()
 		v.release()

@@ -89,6 +89,7 @@ func (e *Engine) vmFor(ctx context.Context, cfg *PluginConfig) (*vm, error) {
 	}
 	v := &vm{e: e, cm: cm, key: key, shared: shared, cfg: *cfg, version: cm.version, refs: 1,
 		sha: hex.EncodeToString(cm.key.sum[:]), stopJan: make(chan struct{}), name: cfg.Name}
+	v.cfg.Wasm = nil // compiled: holding the bytes would keep them on the heap
 	if shared {
 		v.name = cfg.VMID
 		v.log = e.log.Named("wasm").With(zap.String("vm_id", cfg.VMID))

@@ -31,7 +31,6 @@ type loadedPlugin interface {
 // pluginEntry is a plugin as configured and the version serving it.
 type pluginEntry struct {
 	cfg    config.Plugin
-	module []byte
 	sha256 string
 	stamp  fileStamp
 	p      loadedPlugin
@@ -83,7 +82,7 @@ func (ps *pluginSet) rebuild(ctx context.Context, cfg *config.Config) (*pluginSe
 			return nil, fmt.Errorf("plugin %q (%s): %w", pc.Name, pc.Wasm, err)
 		}
 		ps.log.Info("plugin loaded", zap.String("plugin", pc.Name), zap.String("wasm", pc.Wasm), zap.String("sha256", sha[:12]))
-		next.byName[pc.Name] = &pluginEntry{cfg: pc, module: module, sha256: sha, stamp: stamp, p: p}
+		next.byName[pc.Name] = &pluginEntry{cfg: pc, sha256: sha, stamp: stamp, p: p}
 	}
 	next.releaseBuiltinPages()
 	return next, nil
@@ -125,7 +124,7 @@ func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
 			return nil, fmt.Errorf("plugin %q (%s): new module refused, the old one stays: %w", name, e.cfg.Wasm, err)
 		}
 		ps.log.Info("plugin reloaded", zap.String("plugin", name), zap.String("sha256", sha[:12]))
-		next.byName[name] = &pluginEntry{cfg: e.cfg, module: module, sha256: sha, stamp: stamp, p: p}
+		next.byName[name] = &pluginEntry{cfg: e.cfg, sha256: sha, stamp: stamp, p: p}
 		changed = true
 	}
 	next.releaseBuiltinPages()
