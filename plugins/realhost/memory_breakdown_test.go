@@ -16,16 +16,20 @@ import (
 	"github.com/sluice-proxy/sluice/plugins"
 )
 
-// TestMemoryBreakdown prints where the built-in module's memory goes, step
-// by step: process RSS, executable anonymous mappings (wazero's compiled
-// code), the Go heap after a collection, and the instances' linear memory.
-// It asserts nothing (RSS depends on the machine); run it with
-// SLUICE_MEMORY_BREAKDOWN=1 (or a .wasm path, measured instead of the
-// built-in module) go test -run MemoryBreakdown -v ./plugins/realhost/
-func TestMemoryBreakdown(t *testing.T) {
-	if os.Getenv("SLUICE_MEMORY_BREAKDOWN") == "" {
-		t.Skip("set SLUICE_MEMORY_BREAKDOWN=1 to print the breakdown")
+// BenchmarkMemoryBreakdown logs where the built-in module's memory goes,
+// step by step: process RSS, executable anonymous mappings (wazero's
+// compiled code), the Go heap after a collection, and the instances'
+// linear memory; it reports the last step's figures. A measurement, not a
+// test: RSS depends on the machine. Run it once:
+// go test -run - -bench MemoryBreakdown -benchtime 1x ./plugins/realhost/
+// (SLUICE_MEMORY_BREAKDOWN=path.wasm measures that module instead).
+func BenchmarkMemoryBreakdown(b *testing.B) {
+	for b.Loop() {
+		memoryBreakdown(b)
 	}
+}
+
+func memoryBreakdown(t *testing.B) {
 	ctx := context.Background()
 	step := func(what string) {
 		runtime.GC()
@@ -35,6 +39,9 @@ func TestMemoryBreakdown(t *testing.T) {
 		rss, exec := procMemory(t)
 		t.Logf("%-32s RSS %6.1f MiB  exec %5.1f MiB  heap live %5.1f MiB  heap sys %5.1f MiB",
 			what, mib(rss), mib(exec), mib(ms.HeapAlloc), mib(ms.HeapSys-ms.HeapReleased))
+		t.ReportMetric(mib(rss), "RSS-MiB")
+		t.ReportMetric(mib(exec), "exec-MiB")
+		t.ReportMetric(mib(ms.HeapAlloc), "heap-live-MiB")
 	}
 	step("start")
 	mod := plugins.Module()
@@ -82,7 +89,7 @@ func mib(n uint64) float64 { return float64(n) / (1 << 20) }
 
 // procMemory returns the process RSS and the RSS of anonymous executable
 // mappings, in bytes.
-func procMemory(t *testing.T) (rss, exec uint64) {
+func procMemory(t *testing.B) (rss, exec uint64) {
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		t.Skip("no /proc/self/smaps")
