@@ -299,12 +299,16 @@ run_route() {
 }
 rm -f "$OUT/routes.csv"
 echo "filter routes"
-run_route plain /plain
-run_route one /one
-run_route five /five
-run_route raw /raw
-run_route sdk /sdk
-run_route plain2 /plain
+# The routes the ratios rest on, interleaved over rounds (the best of each
+# kept): a single pass in a fixed order showed the same route 30% apart
+# from its start to its end.
+for round in $(seq "${BENCH_FILTER_ROUNDS:-3}"); do
+  run_route plain /plain
+  run_route one /one
+  run_route five /five
+  run_route raw /raw
+  run_route sdk /sdk
+done
 for p in ip-restriction cors request-transformer response-transformer canary fault rate-limiting response-ratelimiting; do
   run_route "$p" "/p/$p"
 done
@@ -338,13 +342,16 @@ for proto in ("http1", "h2"):
 PY
 python3 - "$OUT/routes.csv" >> "$OUT/results.md" <<'PY'
 import sys
-rows = [l.split() for l in open(sys.argv[1])]
-rps = {r[0]: float(r[1]) for r in rows}
-base = max(rps.get("plain", 0), rps.get("plain2", 0)) or 1
+best = {}
+for name, r, p99, bad in (l.split() for l in open(sys.argv[1])):
+    if name not in best or float(r) > float(best[name][0]):
+        best[name] = (r, p99, bad)
+rps = {name: float(v[0]) for name, v in best.items()}
+base = rps.get("plain", 0) or 1
 print()
-print("| route (sluice, HTTP/1.1, 64 connections) | req/s | ratio to no filter | p99 | non-2xx |")
+print("| route (sluice, HTTP/1.1, 64 connections; best of the rounds) | req/s | ratio to no filter | p99 | non-2xx |")
 print("|---|---|---|---|---|")
-for name, r, p99, bad in rows:
+for name, (r, p99, bad) in best.items():
     print(f"| {name} | {float(r):.0f} | {float(r)/base:.2f} | {p99} | {bad} |")
 if "sdk" in rps and "raw" in rps:
     print()
