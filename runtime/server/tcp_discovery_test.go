@@ -9,38 +9,6 @@ import (
 	"time"
 )
 
-// startTCPNamed is a TCP app that greets each connection with its name
-// and a newline, then echoes.
-func startTCPNamed(t testing.TB, name string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.Write([]byte(name + "\n"))
-				buf := make([]byte, 512)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					c.Write(buf[:n])
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // greeting connects to addr and returns the app's name line.
 func greeting(t testing.TB, addr string) (string, net.Conn) {
 	t.Helper()
@@ -58,7 +26,7 @@ func greeting(t testing.TB, addr string) (string, net.Conn) {
 // stays where it was; a dns = "localhost:PORT" cluster resolves through
 // the system resolver.
 func TestTCPClusterDiscovery(t *testing.T) {
-	a, b := startTCPNamed(t, "a"), startTCPNamed(t, "b")
+	a, b := startTCPApp(t, "a\n"), startTCPApp(t, "b\n")
 	file := filepath.Join(t.TempDir(), "db.endpoints")
 	if err := os.WriteFile(file, []byte(a+"\n"), 0o644); err != nil {
 		t.Fatal(err)

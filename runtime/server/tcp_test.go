@@ -12,7 +12,11 @@ import (
 )
 
 // startTCPEcho is a TCP app that echoes until the client half-closes.
-func startTCPEcho(t testing.TB) string {
+func startTCPEcho(t testing.TB) string { return startTCPApp(t, "") }
+
+// startTCPApp is a TCP app that sends greeting (if any) on each connection,
+// then echoes until the client half-closes.
+func startTCPApp(t testing.TB, greeting string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -27,6 +31,7 @@ func startTCPEcho(t testing.TB) string {
 			}
 			go func() {
 				defer c.Close()
+				io.WriteString(c, greeting)
 				io.Copy(c, c)
 			}()
 		}
