@@ -110,14 +110,18 @@ func (s *wasmGRPCStream) CloseSend() {
 	s.mu.Unlock()
 }
 
-func (s *wasmGRPCStream) Reset() {
+func (s *wasmGRPCStream) Reset() { s.stop(&s.reset, errStreamReset) }
+
+// stop ends the writer and the request; why (reset or over) is set under
+// the lock the writer waits on.
+func (s *wasmGRPCStream) stop(why *bool, err error) {
 	s.mu.Lock()
-	s.reset = true
+	*why = true
 	s.queue = nil
 	s.cond.Signal()
 	s.mu.Unlock()
 	s.cancel()
-	s.pw.CloseWithError(errStreamReset)
+	s.pw.CloseWithError(err)
 }
 
 // write feeds the request body from the queue; the end of the queue after
@@ -154,15 +158,7 @@ func (s *wasmGRPCStream) write() {
 
 // finish stops the writer once the response is over, even if the filter
 // never half-closes, and releases the request.
-func (s *wasmGRPCStream) finish() {
-	s.mu.Lock()
-	s.over = true
-	s.queue = nil
-	s.cond.Signal()
-	s.mu.Unlock()
-	s.cancel()
-	s.pw.CloseWithError(io.ErrClosedPipe)
-}
+func (s *wasmGRPCStream) finish() { s.stop(&s.over, io.ErrClosedPipe) }
 
 func (s *wasmGRPCStream) wasReset() bool {
 	s.mu.Lock()
