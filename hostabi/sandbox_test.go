@@ -42,6 +42,11 @@ func TestHostileGuests(t *testing.T) {
 			if err := oneRequest(p, newTestStream()); err != nil {
 				t.Fatalf("first request: %v", err)
 			}
+			// The metric outlives the plugin: with -count the name repeats.
+			failuresBefore := map[string]int64{}
+			for _, c := range tt.causes {
+				failuresBefore[c] = failureCount(p.Name(), c)
+			}
 			err := oneRequest(p, newTestStream())
 			var fe *FailureError
 			if !errors.As(err, &fe) {
@@ -62,14 +67,8 @@ func TestHostileGuests(t *testing.T) {
 				// stderr arrives in fragments; it must be logged as lines.
 				wantLogs(t, p.Name(), "panic: runtime error: invalid memory address or nil pointer dereference")
 			}
-			var counted bool
-			for _, m := range testMetrics.Snapshot() {
-				if m.Name == "wasm_instance_failures_total_plugin="+p.Name()+"_cause="+fe.Cause && m.Value == 1 {
-					counted = true
-				}
-			}
-			if !counted {
-				t.Error("failure metric not incremented")
+			if got := failureCount(p.Name(), fe.Cause); got != failuresBefore[fe.Cause]+1 {
+				t.Errorf("failure metric %d, want %d", got, failuresBefore[fe.Cause]+1)
 			}
 			// A new instance replaces the broken one without waiting for
 			// a stream to ask.
@@ -210,4 +209,14 @@ func TestOversizedCopyRefused(t *testing.T) {
 	if st := p.Stats(); st.Failures != 0 || st.Instances != 1 {
 		t.Errorf("stats = %+v", st)
 	}
+}
+
+// failureCount reads the failure counter of a plugin and cause.
+func failureCount(plugin, cause string) int64 {
+	for _, m := range testMetrics.Snapshot() {
+		if m.Name == "wasm_instance_failures_total_plugin="+plugin+"_cause="+cause {
+			return m.Value
+		}
+	}
+	return 0
 }
