@@ -92,6 +92,7 @@ func (a Action) String() string {
 type HTTPStream struct {
 	in     *instance
 	plugin *Plugin
+	root   *rootContext
 	id     uint32
 	host   StreamHost
 
@@ -136,6 +137,7 @@ func (p *Plugin) newStream(ctx context.Context, host StreamHost, network bool) (
 		s.release()
 		return nil, fmt.Errorf("plugin %q: %w: %w", p.cfg.Name, ErrUnavailable, err)
 	}
+	s.root = in.roots[root]
 	s.id = in.nextID
 	in.nextID++
 	in.streams[s.id] = s
@@ -169,6 +171,10 @@ func (s *HTTPStream) invoke(cb callback, args ...uint64) (uint64, error) {
 	if s.done {
 		in.mu.Unlock()
 		return 0, fmt.Errorf("plugin %q: stream %d already done", s.plugin.cfg.Name, s.id)
+	}
+	if s.root != nil && s.root.skip&(1<<cb) != 0 {
+		in.unlock()
+		return 0, nil // Continue, what the SDK's default would answer
 	}
 	in.effective = s.id
 	s.active = true

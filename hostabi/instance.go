@@ -93,6 +93,10 @@ type callData struct {
 type rootContext struct {
 	p        *Plugin
 	tickStop chan struct{}
+	// skip holds the stream callbacks (bits 1<<callback) the plugin said
+	// it leaves at its SDK's no-op defaults (sluice_skip_callbacks): the
+	// host answers them Continue without entering the guest.
+	skip uint32
 	// doneWait is open while the root context's proxy_on_done returned
 	// false and the plugin has not called proxy_done yet.
 	doneWait   chan struct{}

@@ -135,3 +135,34 @@ func TestMemoryFlatOver100000Streams(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 }
+
+// TestSkipDefaultCallbacks: the built-ins opt in to skipping the callbacks
+// they leave at the SDK's defaults. After its first stream, add-header
+// (which handles request and response headers) is no longer entered for
+// the response body or the log, and still adds its header; a plugin that answers the response
+// (response-transformer) keeps its response callbacks.
+func TestSkipDefaultCallbacks(t *testing.T) {
+	req := filtertest.Request{ResponseBody: []byte("hello")}
+	callsPerStream := func(f *filtertest.Filter) uint64 {
+		before := f.Stats().Calls
+		f.Do(req)
+		return f.Stats().Calls - before
+	}
+	add := filtertest.LoadBuiltin(t, "add-header", map[string]any{"request_headers": map[string]string{"x-a": "1"}})
+	first, second, third := callsPerStream(add), callsPerStream(add), callsPerStream(add)
+	// First: create, request headers, response headers, response body,
+	// log, done, delete (the foreign call telling the host is a host
+	// function, not counted). Then two fewer.
+	if second != first-2 || third != second {
+		t.Errorf("add-header calls per stream: %d, %d, %d; want the response and log callbacks skipped after the first", first, second, third)
+	}
+	if v, _ := add.Do(req).RequestHeader("x-a"); v != "1" {
+		t.Errorf("add-header with callbacks skipped: x-a = %q", v)
+	}
+	rt := filtertest.LoadBuiltin(t, "response-transformer", map[string]any{"add": map[string]any{"headers": []string{"X-Served-By:sluice"}}})
+	callsPerStream(rt)
+	r := rt.Do(req)
+	if v, _ := r.ResponseHeader("x-served-by"); v != "sluice" {
+		t.Errorf("response-transformer after its first stream: x-served-by = %q", v)
+	}
+}

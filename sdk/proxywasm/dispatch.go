@@ -61,6 +61,7 @@ func (s *vmState) onLog(contextID uint32) {
 	if st := s.stream(contextID); st != nil {
 		if st.http != nil {
 			st.http.OnHttpStreamDone()
+			st.root.learn()
 		} else if st.tcp != nil {
 			st.tcp.OnStreamDone()
 		}
@@ -70,7 +71,8 @@ func (s *vmState) onLog(contextID uint32) {
 // onDelete forgets the context, so a long-running instance holds state only
 // for live streams.
 func (s *vmState) onDelete(contextID uint32) {
-	if s.stream(contextID) != nil {
+	if st := s.stream(contextID); st != nil {
+		st.root.flush()
 		delete(s.streams, contextID)
 		s.last = nil
 	} else {
@@ -122,16 +124,21 @@ func (s *vmState) actAs(rootID, caller uint32) {
 	}
 }
 
-func (s *vmState) http(contextID uint32) types.HttpContext {
+// httpStream returns the stream's HTTP context, made by its plugin on the
+// first call, and the stream.
+func (s *vmState) httpStream(contextID uint32) (types.HttpContext, *streamState) {
 	s.active = contextID
 	st := s.stream(contextID)
 	if st == nil {
-		return nil
+		return nil, nil
 	}
 	if st.http == nil && st.tcp == nil {
 		st.http = st.root.ctx.NewHttpContext(contextID)
+		if skipDefaults && st.http != nil {
+			st.root.sameType(typeWord(st.http))
+		}
 	}
-	return st.http
+	return st.http, st
 }
 
 func (s *vmState) tcp(contextID uint32) types.TcpContext {
@@ -147,43 +154,55 @@ func (s *vmState) tcp(contextID uint32) types.TcpContext {
 }
 
 func (s *vmState) onRequestHeaders(id, n uint32, eos bool) types.Action {
-	if h := s.http(id); h != nil {
-		return h.OnHttpRequestHeaders(int(n), eos)
+	if h, st := s.httpStream(id); h != nil {
+		a := h.OnHttpRequestHeaders(int(n), eos)
+		st.root.learn()
+		return a
 	}
 	return types.ActionContinue
 }
 
 func (s *vmState) onRequestBody(id, n uint32, eos bool) types.Action {
-	if h := s.http(id); h != nil {
-		return h.OnHttpRequestBody(int(n), eos)
+	if h, st := s.httpStream(id); h != nil {
+		a := h.OnHttpRequestBody(int(n), eos)
+		st.root.learn()
+		return a
 	}
 	return types.ActionContinue
 }
 
 func (s *vmState) onRequestTrailers(id, n uint32) types.Action {
-	if h := s.http(id); h != nil {
-		return h.OnHttpRequestTrailers(int(n))
+	if h, st := s.httpStream(id); h != nil {
+		a := h.OnHttpRequestTrailers(int(n))
+		st.root.learn()
+		return a
 	}
 	return types.ActionContinue
 }
 
 func (s *vmState) onResponseHeaders(id, n uint32, eos bool) types.Action {
-	if h := s.http(id); h != nil {
-		return h.OnHttpResponseHeaders(int(n), eos)
+	if h, st := s.httpStream(id); h != nil {
+		a := h.OnHttpResponseHeaders(int(n), eos)
+		st.root.learn()
+		return a
 	}
 	return types.ActionContinue
 }
 
 func (s *vmState) onResponseBody(id, n uint32, eos bool) types.Action {
-	if h := s.http(id); h != nil {
-		return h.OnHttpResponseBody(int(n), eos)
+	if h, st := s.httpStream(id); h != nil {
+		a := h.OnHttpResponseBody(int(n), eos)
+		st.root.learn()
+		return a
 	}
 	return types.ActionContinue
 }
 
 func (s *vmState) onResponseTrailers(id, n uint32) types.Action {
-	if h := s.http(id); h != nil {
-		return h.OnHttpResponseTrailers(int(n))
+	if h, st := s.httpStream(id); h != nil {
+		a := h.OnHttpResponseTrailers(int(n))
+		st.root.learn()
+		return a
 	}
 	return types.ActionContinue
 }

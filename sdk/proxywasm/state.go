@@ -30,6 +30,14 @@ type rootState struct {
 	ctx      types.PluginContext
 	callouts map[uint32]callout
 	grpc     map[uint32]grpcCall
+
+	// What SkipDefaultCallbacks learns: the concrete type of the plugin's
+	// HTTP contexts (its interface type word), whether they have differed
+	// (then nothing is skipped), and the callbacks seen at their defaults.
+	httpType uintptr
+	mixed    bool
+	skip     uint32
+	untold   bool
 }
 
 // streamState is one stream: its plugin context and, once its first

@@ -1,5 +1,7 @@
 package types
 
+import "github.com/sluice-proxy/sluice/sdk/internal/defaults"
+
 // VMContext is the whole module: one per Wasm VM instance. Most filters never
 // implement it; proxywasm.SetPluginContext and proxywasm.RegisterPlugin
 // provide one.
@@ -76,13 +78,29 @@ func (*DefaultPluginContext) NewTcpContext(uint32) TcpContext       { return nil
 // DefaultHttpContext is a no-op HttpContext to embed.
 type DefaultHttpContext struct{}
 
-func (*DefaultHttpContext) OnHttpRequestHeaders(int, bool) Action  { return ActionContinue }
-func (*DefaultHttpContext) OnHttpRequestBody(int, bool) Action     { return ActionContinue }
-func (*DefaultHttpContext) OnHttpRequestTrailers(int) Action       { return ActionContinue }
-func (*DefaultHttpContext) OnHttpResponseHeaders(int, bool) Action { return ActionContinue }
-func (*DefaultHttpContext) OnHttpResponseBody(int, bool) Action    { return ActionContinue }
-func (*DefaultHttpContext) OnHttpResponseTrailers(int) Action      { return ActionContinue }
-func (*DefaultHttpContext) OnHttpStreamDone()                      {}
+// Each method notes that it ran (see proxywasm.SkipDefaultCallbacks).
+func (*DefaultHttpContext) OnHttpRequestHeaders(int, bool) Action {
+	return ran(defaults.RequestHeaders)
+}
+func (*DefaultHttpContext) OnHttpRequestBody(int, bool) Action { return ran(defaults.RequestBody) }
+func (*DefaultHttpContext) OnHttpRequestTrailers(int) Action {
+	return ran(defaults.RequestTrailers)
+}
+func (*DefaultHttpContext) OnHttpResponseHeaders(int, bool) Action {
+	return ran(defaults.ResponseHeaders)
+}
+func (*DefaultHttpContext) OnHttpResponseBody(int, bool) Action {
+	return ran(defaults.ResponseBody)
+}
+func (*DefaultHttpContext) OnHttpResponseTrailers(int) Action {
+	return ran(defaults.ResponseTrailers)
+}
+func (*DefaultHttpContext) OnHttpStreamDone() { defaults.Ran |= defaults.StreamDone }
+
+func ran(bit uint32) Action {
+	defaults.Ran |= bit
+	return ActionContinue
+}
 
 // DefaultTcpContext is a no-op TcpContext to embed.
 type DefaultTcpContext struct{}
