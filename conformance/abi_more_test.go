@@ -17,52 +17,8 @@ import (
 // moreCases are edge cases that need more than one request helper.
 func moreCases() []abiCase {
 	return []abiCase{
-		{
-			name:   "trailers-only request over h2c, trailer declared in a trailer header: headers eos=0, trailers callback",
-			ref:    refEnvoy + " (Context::decodeHeaders end_stream=false, decodeTrailers); RFC 9113 section 8.1",
-			script: "request_trailers: hdr_get 1 x-t",
-			run: func(e *abiEnv) error {
-				status, err := h2TrailersOnly(strings.TrimPrefix(e.base, "http://"), true)
-				if err != nil {
-					return err
-				}
-				if status != "200" {
-					return fmt.Errorf("status %s", status)
-				}
-				l, err := e.line("p", "request_headers n=")
-				if err != nil {
-					return err
-				}
-				if !strings.HasSuffix(l, "eos=0") {
-					return fmt.Errorf("%q, want end_of_stream=0 (trailers follow)", l)
-				}
-				return all(e.expectLine("p", "request_trailers n=", "request_trailers n=1"),
-					e.expectLine("p", "request_trailers hdr_get", "request_trailers hdr_get: status=0 v"))
-			},
-		},
-		{
-			name:   "trailers-only request over h2c (HEADERS, then HEADERS with END_STREAM, no DATA): headers eos=0, trailers callback",
-			ref:    refEnvoy + " (Context::decodeHeaders end_stream=false, decodeTrailers); RFC 9113 section 8.1",
-			script: "request_trailers: hdr_get 1 x-t",
-			run: func(e *abiEnv) error {
-				status, err := h2TrailersOnly(strings.TrimPrefix(e.base, "http://"), false)
-				if err != nil {
-					return err
-				}
-				if status != "200" {
-					return fmt.Errorf("status %s", status)
-				}
-				l, err := e.line("p", "request_headers n=")
-				if err != nil {
-					return err
-				}
-				if !strings.HasSuffix(l, "eos=0") {
-					return fmt.Errorf("%q, want end_of_stream=0 (trailers follow)", l)
-				}
-				return all(e.expectLine("p", "request_trailers n=", "request_trailers n=1"),
-					e.expectLine("p", "request_trailers hdr_get", "request_trailers hdr_get: status=0 v"))
-			},
-		},
+		trailersOnlyCase("trailers-only request over h2c, trailer declared in a trailer header: headers eos=0, trailers callback", true),
+		trailersOnlyCase("trailers-only request over h2c (HEADERS, then HEADERS with END_STREAM, no DATA): headers eos=0, trailers callback", false),
 		{
 			name:   "response body in many chunks (1 MiB): sizes add up, only the last has end_of_stream",
 			ref:    refEnvoy + " (Context::encodeData)",
@@ -205,5 +161,34 @@ func h2TrailersOnly(addr string, declare bool) (string, error) {
 		case *http2.GoAwayFrame:
 			return "", fmt.Errorf("GOAWAY: %v", f.ErrCode)
 		}
+	}
+}
+
+// trailersOnlyCase sends a request of headers then trailers, no body
+// (declared: with a Trailer header), and expects request headers with
+// end_of_stream=0 followed by the trailers callback.
+func trailersOnlyCase(name string, declared bool) abiCase {
+	return abiCase{
+		name:   name,
+		ref:    refEnvoy + " (Context::decodeHeaders end_stream=false, decodeTrailers); RFC 9113 section 8.1",
+		script: "request_trailers: hdr_get 1 x-t",
+		run: func(e *abiEnv) error {
+			status, err := h2TrailersOnly(strings.TrimPrefix(e.base, "http://"), declared)
+			if err != nil {
+				return err
+			}
+			if status != "200" {
+				return fmt.Errorf("status %s", status)
+			}
+			l, err := e.line("p", "request_headers n=")
+			if err != nil {
+				return err
+			}
+			if !strings.HasSuffix(l, "eos=0") {
+				return fmt.Errorf("%q, want end_of_stream=0 (trailers follow)", l)
+			}
+			return all(e.expectLine("p", "request_trailers n=", "request_trailers n=1"),
+				e.expectLine("p", "request_trailers hdr_get", "request_trailers hdr_get: status=0 v"))
+		},
 	}
 }
