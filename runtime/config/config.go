@@ -52,6 +52,13 @@ type Server struct {
 	// sluice_http_mirror_dropped_total. Each holds its request's body (up
 	// to the listener's max_request_body_buffer) until it ends. Default 128.
 	MaxMirrorsInFlight int `toml:"max_mirrors_in_flight" json:"max_mirrors_in_flight"`
+	// PathNormalization, PathWithEscapedSlashes and PathParameters are
+	// every HTTP listener's path handling (Istio's mesh-wide
+	// meshConfig.pathNormalization); a [[listeners]] entry may override
+	// them (Envoy's per connection manager settings). See Listener.
+	PathNormalization      string `toml:"path_normalization" json:"path_normalization"`
+	PathWithEscapedSlashes string `toml:"path_with_escaped_slashes" json:"path_with_escaped_slashes"`
+	PathParameters         string `toml:"path_parameters" json:"path_parameters"`
 }
 
 // Listener is one downstream listener.
@@ -83,6 +90,39 @@ type Listener struct {
 	MaxRequestBodyBuffer Size `toml:"max_request_body_buffer" json:"max_request_body_buffer"`
 	// Direction is "inbound" or "outbound" for sidecar listeners, "" otherwise.
 	Direction string `toml:"direction" json:"direction,omitempty"`
+
+	// The request path is normalized when a request arrives, before
+	// filters, routing and authorization see it, and the normalized path is
+	// what goes upstream (the query is untouched). An invalid path ("%00",
+	// a bad escape, ".." above the root, not starting with "/") is a 400.
+	// Each key defaults to the [server] key of the same name.
+	//
+	// PathNormalization is Istio's option: "NONE" (the path as received),
+	// "BASE" (RFC 3986: "." and ".." segments removed, escapes of
+	// unreserved characters such as %2e and %41 decoded, other escapes
+	// upper-cased, "\" made "/"), "MERGE_SLASHES" (BASE, then "//" merged)
+	// or "DECODE_AND_MERGE_SLASHES" (MERGE_SLASHES after decoding %2F and
+	// %5C, i.e. path_with_escaped_slashes = "UNESCAPE_AND_FORWARD").
+	// Default "MERGE_SLASHES", one step stricter than Istio's BASE: BASE
+	// lets "//admin" past a rule on "/admin".
+	PathNormalization string `toml:"path_normalization" json:"path_normalization"`
+	// PathWithEscapedSlashes is Envoy's path_with_escaped_slashes_action
+	// for %2F and %5C: "KEEP_UNCHANGED" (default, Envoy's), "REJECT_REQUEST"
+	// (400), "UNESCAPE_AND_REDIRECT" (307 to the unescaped, normalized path;
+	// gRPC gets INTERNAL) or "UNESCAPE_AND_FORWARD". Beyond Envoy, a kept
+	// escaped slash that would form a "." or ".." segment or an empty one
+	// once unescaped ("/a/..%2Fadmin") is refused with a 400: an app that
+	// decodes it would resolve a path that routing and authorization never
+	// saw.
+	PathWithEscapedSlashes string `toml:"path_with_escaped_slashes" json:"path_with_escaped_slashes"`
+	// PathParameters is what ";" parameters in a path segment become (RFC
+	// 3986 leaves them to the app; Tomcat, Jetty and Spring drop them before
+	// resolving "..", so "/public/..;/admin" is their "/admin"): "STRIP"
+	// (default: removed from each segment before dot segments are resolved,
+	// so routing, authorization and the app all see "/admin"), "KEEP"
+	// (";" is a plain character, as Envoy and Istio treat it) or "REJECT"
+	// (a path with ";" is a 400).
+	PathParameters string `toml:"path_parameters" json:"path_parameters"`
 	// Generated marks a listener made by a mode preset, not the file.
 	Generated bool `toml:"-" json:"generated,omitempty"`
 }
@@ -338,11 +378,16 @@ type Identity struct {
 type Sidecar struct {
 	// App is the local app's host:port; required in sidecar mode.
 	App string `toml:"app" json:"app"`
-	// Inbound default "0.0.0.0:15006"; Outbound default "127.0.0.1:15001".
+	// Inbound is where peers connect, default "0.0.0.0:15006" (every
+	// address, IPv4 and IPv6, as Istio's inbound port); Outbound is where
+	// the app connects, default "127.0.0.1:15001".
 	Inbound  string `toml:"inbound" json:"inbound"`
 	Outbound string `toml:"outbound" json:"outbound"`
 	// PeerAuthentication is "strict" (default: peers must present a
-	// certificate from the trust bundle) or "permissive".
+	// certificate from the trust bundle), "permissive" (mTLS and plain
+	// text on the same port) or "disable" (plain text only, Istio's
+	// DISABLE). "strict" and "permissive" need an [identity]: a sidecar
+	// without one is refused unless the file says "disable".
 	PeerAuthentication string `toml:"peer_authentication" json:"peer_authentication"`
 	// AppProtocol is how the inbound side talks to the app (Istio's
 	// appProtocol): "http1" (default), "h2c" (HTTP/2 without TLS) or

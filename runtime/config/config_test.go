@@ -111,6 +111,7 @@ func TestApplyModeIsRepeatable(t *testing.T) {
 	c, err := Parse("s.toml", []byte(`
 [sidecar]
 app = "127.0.0.1:8081"
+peer_authentication = "disable"
 [[services]]
 name = "payments"
 endpoints = ["127.0.0.1:9001"]
@@ -160,6 +161,7 @@ func TestLoadWithModeOverridesFile(t *testing.T) {
 mode = "sidecar"
 [sidecar]
 app = "127.0.0.1:8081"
+peer_authentication = "disable"
 `)
 	for _, tt := range []struct{ mode, want string }{{"", "sidecar"}, {"edge", "edge"}, {"sidecar", "sidecar"}} {
 		c, err := ParseWithMode("s.toml", data, tt.mode)
@@ -299,7 +301,7 @@ backends = [ { cluster = "c" } ]
 		{name: "listener address", from: `"127.0.0.1:8080"`, to: `"127.0.0.1:8081"`, want: "listeners[public]"},
 		{name: "listener renamed", from: `name = "public"`, to: `name = "edge"`, want: "listeners[edge] (added),listeners[public] (removed)"},
 		{name: "admin and server", extra: "[admin]\naddress = \"127.0.0.1:9902\"\n[server]\ndrain_timeout = \"1s\"\n", want: "admin,server"},
-		{name: "mode", extra: "mode = \"sidecar\"\n[sidecar]\napp = \"127.0.0.1:1\"\n", want: "mode,sidecar,listeners[inbound] (added),listeners[outbound] (added)"},
+		{name: "mode", extra: "mode = \"sidecar\"\n[sidecar]\napp = \"127.0.0.1:1\"\npeer_authentication = \"disable\"\n", want: "mode,sidecar,listeners[inbound] (added),listeners[outbound] (added)"},
 	}
 	old, err := Parse("s.toml", []byte(base))
 	if err != nil {
@@ -327,7 +329,7 @@ backends = [ { cluster = "c" } ]
 func TestRestartNeededAppProtocol(t *testing.T) {
 	parse := func(sidecar string) *Config {
 		t.Helper()
-		c, err := Parse("s.toml", []byte("mode = \"sidecar\"\n[sidecar]\napp = \"127.0.0.1:8081\"\n"+sidecar))
+		c, err := Parse("s.toml", []byte("mode = \"sidecar\"\n[sidecar]\napp = \"127.0.0.1:8081\"\npeer_authentication = \"disable\"\n"+sidecar))
 		if err != nil {
 			t.Fatal(err)
 		}

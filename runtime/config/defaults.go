@@ -31,6 +31,17 @@ const (
 	DefaultMaxRetries           = 3
 	DefaultMaxMirrorsInFlight   = 128
 	DefaultMirrorPercentage     = 100.0
+	DefaultPathNormalization    = "MERGE_SLASHES"
+	DefaultPathEscapedSlashes   = "KEEP_UNCHANGED"
+	DefaultPathParameters       = "STRIP"
+)
+
+// The values of path_normalization, path_with_escaped_slashes and
+// path_parameters (Istio's and Envoy's enum names).
+var (
+	PathNormalizations   = []string{"NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"}
+	PathEscapedSlashes   = []string{"KEEP_UNCHANGED", "REJECT_REQUEST", "UNESCAPE_AND_REDIRECT", "UNESCAPE_AND_FORWARD"}
+	PathParameterActions = []string{"STRIP", "KEEP", "REJECT"}
 )
 
 // DefaultRetryOn is Istio's default retry condition list.
@@ -76,6 +87,9 @@ func (c *Config) applyDefaults() {
 	}
 	setDur(&c.Server.DrainTimeout, DefaultDrainTimeout)
 	setInt(&c.Server.MaxMirrorsInFlight, DefaultMaxMirrorsInFlight)
+	setStr(&c.Server.PathNormalization, DefaultPathNormalization)
+	setStr(&c.Server.PathWithEscapedSlashes, DefaultPathEscapedSlashes)
+	setStr(&c.Server.PathParameters, DefaultPathParameters)
 	if c.Server.WatchConfig == nil {
 		t := true
 		c.Server.WatchConfig = &t
@@ -98,6 +112,9 @@ func (c *Config) applyDefaults() {
 		setInt(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
 		setInt(&l.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
 		setInt(&l.MaxRequestBodyBuffer, DefaultMaxRequestBodyBuffer)
+		setStr(&l.PathNormalization, c.Server.PathNormalization)
+		setStr(&l.PathWithEscapedSlashes, c.Server.PathWithEscapedSlashes)
+		setStr(&l.PathParameters, c.Server.PathParameters)
 	}
 	for i := range c.Plugins {
 		p := &c.Plugins[i]

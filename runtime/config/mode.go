@@ -34,7 +34,7 @@ const (
 //   - "edge" (or ""): when the file has no listener, one "public" listener
 //     on 127.0.0.1:8080 speaking http1 and h2c.
 //   - "sidecar": from [sidecar], an "inbound" listener (mTLS from
-//     [identity] when present) whose one route forwards everything to the
+//     [identity]; plain text only with peer_authentication = "disable") whose one route forwards everything to the
 //     cluster "inbound|app" (sidecar.app), and an "outbound" listener whose
 //     routes, one per [[services]] entry, match the service name as Host
 //     (with or without a port) and send to the cluster "outbound|NAME".
@@ -91,7 +91,7 @@ func (c *Config) applySidecar() {
 		Name: InboundListenerName, Address: sc.Inbound, Direction: "inbound",
 		Protocols: []string{"http1", "h2c"}, Routes: []string{InboundRouteName}, Generated: true,
 	}
-	if id := c.Identity; id != nil {
+	if id := c.Identity; id != nil && sc.PeerAuthentication != "disable" {
 		// Permissive accepts peers without a certificate, as Istio's
 		// PeerAuthentication PERMISSIVE does, so the handshake must not
 		// insist on one.
@@ -163,6 +163,9 @@ func (c *Config) applySidecar() {
 	}
 	c.Listeners = append(c.Listeners, out)
 }
+
+// PeerAuthentications are the values of sidecar.peer_authentication.
+var PeerAuthentications = []string{"strict", "permissive", "disable"}
 
 // AppProtocols are the values of sidecar.app_protocol.
 var AppProtocols = []string{"http1", "h2c", "grpc"}

@@ -10,7 +10,9 @@ import (
 // "listeners[public]", ...); empty when cur can be applied hot.
 //
 // Hot: routes, clusters, plugins, services (their routes and clusters),
-// sidecar.app_protocol (the app cluster's protocol),
+// sidecar.app_protocol (the app cluster's protocol), the path keys of
+// [server] and listeners (path_normalization and the two beside it, read
+// per request from the snapshot),
 // authorization, and a listener's routes and plugins lists, since route
 // tables and filter chains are rebuilt per snapshot. Restart: mode, admin,
 // server, shared_store, wasm, access_log, identity, sidecar, and every
@@ -25,7 +27,7 @@ func RestartNeeded(old, cur *Config) []string {
 	}
 	diff("mode", old.Mode, cur.Mode)
 	diff("admin", old.Admin, cur.Admin)
-	diff("server", old.Server, cur.Server)
+	diff("server", withoutPathPolicy(old.Server), withoutPathPolicy(cur.Server))
 	diff("shared_store", old.SharedStore, cur.SharedStore)
 	diff("wasm", old.Wasm, cur.Wasm)
 	diff("access_log", old.AccessLog, cur.AccessLog)
@@ -37,6 +39,7 @@ func RestartNeeded(old, cur *Config) []string {
 		m := make(map[string]Listener, len(ls))
 		for _, l := range ls {
 			l.Routes, l.Plugins = nil, nil // hot
+			l.PathNormalization, l.PathWithEscapedSlashes, l.PathParameters = "", "", ""
 			m[l.Name] = l
 		}
 		return m
@@ -66,4 +69,10 @@ func withoutAppProtocol(sc *Sidecar) *Sidecar {
 	c := *sc
 	c.AppProtocol = ""
 	return &c
+}
+
+// withoutPathPolicy clears the path keys, which apply hot.
+func withoutPathPolicy(s Server) Server {
+	s.PathNormalization, s.PathWithEscapedSlashes, s.PathParameters = "", "", ""
+	return s
 }

@@ -56,6 +56,7 @@ func (c *Config) Validate() error {
 	if c.Server.MaxMirrorsInFlight < 0 {
 		v.add("server.max_mirrors_in_flight", "must not be negative")
 	}
+	v.pathPolicy("server", c.Server.PathNormalization, c.Server.PathWithEscapedSlashes, c.Server.PathParameters)
 	v.listeners(clusters, plugins, routes)
 	v.plugins()
 	v.routes(clusters, plugins)
@@ -97,6 +98,10 @@ func (v *validator) listeners(clusters, plugins, routes map[string]bool) {
 			}
 		}
 		v.unique("listener", names, key, l.Name, l.Generated)
+		// A value taken from [server] was checked there.
+		sv := v.c.Server
+		v.pathPolicy(key, ifDiffers(l.PathNormalization, sv.PathNormalization),
+			ifDiffers(l.PathWithEscapedSlashes, sv.PathWithEscapedSlashes), ifDiffers(l.PathParameters, sv.PathParameters))
 		if v.address(origin(l.Generated, key+".address", key), l.Address) {
 			// Port 0 asks the kernel for a free port: never a clash.
 			if prev, dup := addrs[l.Address]; dup && !strings.HasSuffix(l.Address, ":0") {
@@ -533,16 +538,21 @@ func (v *validator) clusters() {
 func (v *validator) sidecar(plugins map[string]bool) {
 	c := v.c
 	if c.Mode == "sidecar" {
-		switch c.Sidecar.PeerAuthentication {
-		case "strict", "permissive":
-		default:
-			v.add("sidecar.peer_authentication", "unknown value %q; want \"strict\" or \"permissive\"", c.Sidecar.PeerAuthentication)
+		switch pa := c.Sidecar.PeerAuthentication; {
+		case !slices.Contains(PeerAuthentications, pa):
+			v.add("sidecar.peer_authentication", "unknown value %q; want \"strict\", \"permissive\" or \"disable\"", pa)
+		case pa != "disable" && c.Identity == nil:
+			// Without certificates the inbound side could only serve plain
+			// text while /config claimed mTLS: refuse rather than pretend.
+			how := "the default"
+			if c.defined("sidecar", "peer_authentication") {
+				how = "set here"
+			}
+			v.add("sidecar.peer_authentication", "%q (%s) needs an [identity] (cert, key, trust_bundle) to present and verify certificates; "+
+				"add one, or set peer_authentication = \"disable\" to accept plain text on the inbound side", pa, how)
 		}
 		if !slices.Contains(AppProtocols, c.Sidecar.AppProtocol) {
 			v.add("sidecar.app_protocol", "unknown app protocol %q; want one of %s", c.Sidecar.AppProtocol, strings.Join(AppProtocols, ", "))
-		}
-		if c.Identity == nil && c.defined("sidecar", "peer_authentication") && c.Sidecar.PeerAuthentication == "strict" {
-			v.add("sidecar.peer_authentication", "\"strict\" needs an [identity] to present and verify certificates")
 		}
 	}
 	if id := c.Identity; id != nil {
@@ -593,6 +603,30 @@ func (v *validator) sidecar(plugins map[string]bool) {
 			}
 		}
 	}
+}
+
+// pathPolicy checks the three path keys of [server] or a listener.
+func (v *validator) pathPolicy(key, norm, slashes, params string) {
+	for _, k := range []struct {
+		name, val string
+		want      []string
+	}{
+		{"path_normalization", norm, PathNormalizations},
+		{"path_with_escaped_slashes", slashes, PathEscapedSlashes},
+		{"path_parameters", params, PathParameterActions},
+	} {
+		if k.val != "" && !slices.Contains(k.want, k.val) { // "" is the default, in a Config built in code
+			v.add(key+"."+k.name, "unknown value %q; want one of %s", k.val, strings.Join(k.want, ", "))
+		}
+	}
+}
+
+// ifDiffers is v, or "" (nothing to check) when it is the inherited one.
+func ifDiffers(v, inherited string) string {
+	if v == inherited {
+		return ""
+	}
+	return v
 }
 
 // resolvePaths makes every file path in the config absolute against the

@@ -89,6 +89,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"}, requestID)
 		return
 	}
+	if lrep := normalizeRequestPath(r, lr.path); lrep != nil {
+		x.localReply(lrep, requestID)
+		return
+	}
 	x.rt = lr.table.Match(r)
 	if x.rt == nil {
 		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"}, requestID)

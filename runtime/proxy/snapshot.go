@@ -27,6 +27,7 @@ type listenerRoutes struct {
 	table    *route.Table
 	plugins  []string
 	reqLimit int
+	path     pathPolicy
 }
 
 // routeInfo is what the proxy derives from a route once per snapshot.
@@ -85,7 +86,7 @@ func NewSnapshotWith(cfg *config.Config, up *upstream.Manager, filters map[strin
 		if limit <= 0 {
 			limit = 1 << 20
 		}
-		s.listeners[l.Name] = &listenerRoutes{table: t, plugins: l.Plugins, reqLimit: limit}
+		s.listeners[l.Name] = &listenerRoutes{table: t, plugins: l.Plugins, reqLimit: limit, path: newPathPolicy(l)}
 		for _, rt := range t.Routes() {
 			if _, ok := s.routes[rt]; ok {
 				continue

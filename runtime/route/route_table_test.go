@@ -155,6 +155,7 @@ func TestNewTableRouteNames(t *testing.T) {
 mode = "sidecar"
 [sidecar]
 app = "127.0.0.1:8081"
+peer_authentication = "disable"
 [[services]]
 name = "payments"
 endpoints = ["127.0.0.1:9001"]
@@ -213,6 +214,7 @@ func TestSidecarOutboundRouting(t *testing.T) {
 mode = "sidecar"
 [sidecar]
 app = "127.0.0.1:8081"
+peer_authentication = "disable"
 [[services]]
 name = "payments"
 endpoints = ["127.0.0.1:9001"]

@@ -34,6 +34,7 @@ watch_config = false
 drain_timeout = "5s"
 [sidecar]
 app = "127.0.0.1:1"
+peer_authentication = "disable"
 inbound = "127.0.0.1:0"
 outbound = "127.0.0.2:0"
 
