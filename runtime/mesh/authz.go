@@ -17,7 +17,9 @@ import (
 //   - from: principals (SPIFFE IDs, with or without "spiffe://", as Istio
 //     writes them) and namespaces of the mTLS peer; empty matches anyone,
 //     including a plain-text peer in permissive mode.
-//   - to: methods and paths (the path without its query).
+//   - to: methods and paths (the path without its query, normalized at
+//     the listener before any filter runs, as Istio's pathNormalization
+//     does, and compared decoded: the path the app is sent).
 //   - when: request headers (name, or Istio's "request.headers[name]"),
 //     exact (with the patterns below), regex (whole value), present, absent.
 //

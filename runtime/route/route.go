@@ -94,8 +94,10 @@ func compileFull(expr string) (*regexp.Regexp, error) {
 }
 
 // matches reports whether r meets every condition except the host, which
-// the Table has already checked. Paths are compared in their decoded form
-// (r.URL.Path), so "/a%2Fb" is seen as "/a/b"; path_prefix is a plain
+// the Table has already checked. The path was normalized when the request
+// arrived (the listener's path_normalization: "//a/./b/../c" is "/a/c"),
+// and is compared in its decoded form (r.URL.Path), so a kept "/a%2Fb" is
+// seen as "/a/b"; path_prefix is a plain
 // string prefix, as Envoy's prefix is ("/api" matches "/apis" too: write
 // "/api/" to mean the directory).
 func (rt *Route) matches(r *http.Request) bool {
