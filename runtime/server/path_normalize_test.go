@@ -307,3 +307,47 @@ endpoints = [%q]
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestFiltersSeeNormalizedPath: a Wasm filter's ":path" is the normalized
+// path, as on Envoy, since normalization runs before the filter chain.
+func TestFiltersSeeNormalizedPath(t *testing.T) {
+	app := startEcho(t, "app", requestURIApp("app"))
+	ts := startServer(t, baseConfig(fmt.Sprintf(`
+[[plugins]]
+name = "peek"
+wasm = %q
+config_raw = "request_headers: hdr_get 0 :path\n"
+
+[[routes]]
+name = "app"
+plugins = ["peek"]
+backends = [ { cluster = "app" } ]
+
+[[clusters]]
+name = "app"
+endpoints = [%q]
+`, rawabiWasm(t), app.addr)))
+	conn, err := net.Dial("tcp", ts.ListenerAddr("public"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := rawGet(t, conn, "example.com", "//x/./y/..;p/%7Ez?q=/../"); status != 200 || body != "app /x/~z?q=/../" {
+		t.Fatalf("%d %q", status, body)
+	}
+	const want = "request_headers hdr_get: status=0 /x/~z?q=/../"
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var msgs []string
+		for _, e := range ts.logs.All() {
+			msgs = append(msgs, e.Message)
+		}
+		all := strings.Join(msgs, "\n")
+		if strings.Contains(all, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the filter's :path is not %q; log:\n%s", want, all)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
