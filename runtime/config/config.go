@@ -93,14 +93,16 @@ type Listener struct {
 
 	// The request path is normalized when a request arrives, before
 	// filters, routing and authorization see it, and the normalized path is
-	// what goes upstream (the query is untouched). An invalid path ("%00",
-	// a bad escape, ".." above the root, not starting with "/") is a 400.
+	// what goes upstream (the query is untouched). An invalid path ("%00"
+	// or another control byte, a bad escape, not starting with "/"; unless
+	// NONE, ".." above the root) is a 400.
 	// Each key defaults to the [server] key of the same name.
 	//
 	// PathNormalization is Istio's option: "NONE" (the path as received),
 	// "BASE" (RFC 3986: "." and ".." segments removed, escapes of
 	// unreserved characters such as %2e and %41 decoded, other escapes
-	// upper-cased, "\" made "/"), "MERGE_SLASHES" (BASE, then "//" merged)
+	// upper-cased, "\" made "/", bytes a path may not hold such as a space
+	// or non-ASCII escaped), "MERGE_SLASHES" (BASE, then "//" merged)
 	// or "DECODE_AND_MERGE_SLASHES" (MERGE_SLASHES after decoding %2F and
 	// %5C, i.e. path_with_escaped_slashes = "UNESCAPE_AND_FORWARD").
 	// Default "MERGE_SLASHES", one step stricter than Istio's BASE: BASE
@@ -110,8 +112,8 @@ type Listener struct {
 	// for %2F and %5C: "KEEP_UNCHANGED" (default, Envoy's), "REJECT_REQUEST"
 	// (400), "UNESCAPE_AND_REDIRECT" (307 to the unescaped, normalized path;
 	// gRPC gets INTERNAL) or "UNESCAPE_AND_FORWARD". Beyond Envoy, a kept
-	// escaped slash that would form a "." or ".." segment or an empty one
-	// once unescaped ("/a/..%2Fadmin") is refused with a 400: an app that
+	// escaped slash that would form a "." or ".." segment (or, when
+	// slashes are merged, an empty one) once unescaped ("/a/..%2Fadmin") is refused with a 400: an app that
 	// decodes it would resolve a path that routing and authorization never
 	// saw.
 	PathWithEscapedSlashes string `toml:"path_with_escaped_slashes" json:"path_with_escaped_slashes"`

@@ -12,6 +12,8 @@ import (
 // remove dot segments; the options are Istio's pathNormalization and
 // Envoy's path_with_escaped_slashes_action (config.Listener documents
 // them), plus path parameters (";"), which Envoy and Istio leave alone.
+// The normalizer never forwards what is not a path: "%00", a control
+// byte, a malformed escape, or (unless NONE) ".." above the root is a 400.
 
 // pathPolicy is a listener's path options, parsed once per snapshot.
 type pathPolicy struct {
@@ -80,11 +82,15 @@ const (
 // normalizePath normalizes p, the escaped path of an origin-form request
 // target without its query. It returns p itself when nothing changes.
 func normalizePath(p string, pol pathPolicy) (string, pathVerdict) {
-	if pol.none {
-		return p, pathOK
-	}
 	if p == "" || p[0] != '/' {
 		return p, pathReject
+	}
+	if pol.none {
+		// The path as received, but never one that is not a path at all.
+		if !wellFormed(p) {
+			return p, pathReject
+		}
+		return p, pathOK
 	}
 	if isNormalPath(p, pol) {
 		return p, pathOK
@@ -148,6 +154,31 @@ func mustEscape(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// wellFormed reports whether p has only complete escapes and no control
+// bytes, escaped ("%00") or not: what even path_normalization = "NONE"
+// requires, as Istio refuses %00 whatever the option.
+func wellFormed(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '%' {
+			if i+2 >= len(p) {
+				return false
+			}
+			hi, ok1 := unhex(p[i+1])
+			lo, ok2 := unhex(p[i+2])
+			if d := hi<<4 | lo; !ok1 || !ok2 || d < 0x20 || d == 0x7f {
+				return false
+			}
+			i += 2
+			continue
+		}
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 const upperHex = "0123456789ABCDEF"

@@ -62,7 +62,10 @@ func TestNormalizePath(t *testing.T) {
 		{"relative", def, "admin", bad, false},
 		{"empty", def, "", bad, false},
 		// Options.
-		{"NONE keeps all", policy("NONE", "KEEP_UNCHANGED", "STRIP"), "//a/../%2e;x", "//a/../%2e;x", false},
+		{"NONE keeps all", policy("NONE", "KEEP_UNCHANGED", "STRIP"), "//a/../%2e;x/%2f", "//a/../%2e;x/%2f", false},
+		{"NONE still refuses %00", policy("NONE", "KEEP_UNCHANGED", "STRIP"), "/a%00", bad, false},
+		{"NONE still refuses a bad escape", policy("NONE", "KEEP_UNCHANGED", "STRIP"), "/a%g0", bad, false},
+		{"NONE still refuses a relative path", policy("NONE", "KEEP_UNCHANGED", "STRIP"), "a/b", bad, false},
 		{"BASE keeps slashes", policy("BASE", "KEEP_UNCHANGED", "STRIP"), "//admin/./x", "//admin/x", false},
 		{"BASE dot dot over empty segment", policy("BASE", "KEEP_UNCHANGED", "STRIP"), "/a//../b", "/a/b", false},
 		{"DECODE_AND_MERGE_SLASHES", policy("DECODE_AND_MERGE_SLASHES", "KEEP_UNCHANGED", "STRIP"), "/public/..%2Fadmin%5C%2e%2Fx", "/admin/x", false},
