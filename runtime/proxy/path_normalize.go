@@ -163,12 +163,7 @@ func wellFormed(p string) bool {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if c == '%' {
-			if i+2 >= len(p) {
-				return false
-			}
-			hi, ok1 := unhex(p[i+1])
-			lo, ok2 := unhex(p[i+2])
-			if d := hi<<4 | lo; !ok1 || !ok2 || d < 0x20 || d == 0x7f {
+			if d, ok := escapeAt(p, i); !ok || d < 0x20 || d == 0x7f {
 				return false
 			}
 			i += 2
@@ -182,6 +177,24 @@ func wellFormed(p string) bool {
 }
 
 const upperHex = "0123456789ABCDEF"
+
+// writeEscape writes c as "%XX", upper-case as RFC 3986 recommends.
+func writeEscape(b *strings.Builder, c byte) {
+	b.WriteByte('%')
+	b.WriteByte(upperHex[c>>4])
+	b.WriteByte(upperHex[c&15])
+}
+
+// escapeAt decodes the "%XX" at p[i]; ok is false when it is cut short
+// or not hex.
+func escapeAt(p string, i int) (byte, bool) {
+	if i+2 >= len(p) {
+		return 0, false
+	}
+	hi, ok1 := unhex(p[i+1])
+	lo, ok2 := unhex(p[i+2])
+	return hi<<4 | lo, ok1 && ok2
+}
 
 func unhex(c byte) (byte, bool) {
 	switch {
@@ -213,15 +226,10 @@ func decodePath(p string, pol pathPolicy) (out string, redirect, ok bool) {
 		c := p[i]
 		switch {
 		case c == '%':
-			if i+2 >= len(p) {
+			d, ok := escapeAt(p, i)
+			if !ok {
 				return "", false, false
 			}
-			hi, ok1 := unhex(p[i+1])
-			lo, ok2 := unhex(p[i+2])
-			if !ok1 || !ok2 {
-				return "", false, false
-			}
-			d := hi<<4 | lo
 			i += 2
 			switch {
 			case d < 0x20 || d == 0x7f:
@@ -236,23 +244,17 @@ func decodePath(p string, pol pathPolicy) (out string, redirect, ok bool) {
 					redirect = redirect || pol.slashes == slashesRedirect
 					b.WriteByte('/')
 				default:
-					b.WriteByte('%')
-					b.WriteByte(upperHex[d>>4])
-					b.WriteByte(upperHex[d&15])
+					writeEscape(&b, d)
 				}
 			default:
-				b.WriteByte('%')
-				b.WriteByte(upperHex[d>>4])
-				b.WriteByte(upperHex[d&15])
+				writeEscape(&b, d)
 			}
 		case c < 0x20 || c == 0x7f:
 			return "", false, false
 		case c == '\\':
 			b.WriteByte('/')
 		case mustEscape(c):
-			b.WriteByte('%')
-			b.WriteByte(upperHex[c>>4])
-			b.WriteByte(upperHex[c&15])
+			writeEscape(&b, c)
 		default:
 			b.WriteByte(c)
 		}
