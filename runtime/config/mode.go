@@ -34,8 +34,9 @@ const (
 //   - "edge" (or ""): when the file has no listener, one "public" listener
 //     on 127.0.0.1:8080 speaking http1 and h2c.
 //   - "sidecar": from [sidecar], an "inbound" listener (mTLS from
-//     [identity]; plain text only with peer_authentication = "disable") whose one route forwards everything to the
-//     cluster "inbound|app" (sidecar.app), and an "outbound" listener whose
+//     [identity]; plain text only with peer_authentication = "disable")
+//     whose one route forwards everything to the cluster "inbound|app"
+//     (sidecar.app), and an "outbound" listener whose
 //     routes, one per [[services]] entry, match the service name as Host
 //     (with or without a port) and send to the cluster "outbound|NAME".
 func (c *Config) ApplyMode(mode string) error {
