@@ -104,7 +104,8 @@ type Listener struct {
 	// upper-cased, "\" made "/", bytes a path may not hold such as a space
 	// or non-ASCII escaped), "MERGE_SLASHES" (BASE, then "//" merged)
 	// or "DECODE_AND_MERGE_SLASHES" (MERGE_SLASHES after decoding %2F and
-	// %5C, i.e. path_with_escaped_slashes = "UNESCAPE_AND_FORWARD").
+	// %5C: path_with_escaped_slashes "KEEP_UNCHANGED" then means
+	// "UNESCAPE_AND_FORWARD"; the other actions keep their meaning).
 	// Default "MERGE_SLASHES", one step stricter than Istio's BASE: BASE
 	// lets "//admin" past a rule on "/admin".
 	PathNormalization string `toml:"path_normalization" json:"path_normalization"`

@@ -46,18 +46,20 @@ func newPathPolicy(l config.Listener) pathPolicy {
 	case "NONE":
 		p.none = true
 	case "BASE":
-	case "DECODE_AND_MERGE_SLASHES":
-		p.merge, p.slashes = true, slashesForward
-	default: // MERGE_SLASHES, the default
+	default: // MERGE_SLASHES, the default, and DECODE_AND_MERGE_SLASHES
 		p.merge = true
 	}
-	if l.PathNormalization != "DECODE_AND_MERGE_SLASHES" {
-		switch l.PathWithEscapedSlashes {
-		case "REJECT_REQUEST":
-			p.slashes = slashesReject
-		case "UNESCAPE_AND_REDIRECT":
-			p.slashes = slashesRedirect
-		case "UNESCAPE_AND_FORWARD":
+	switch l.PathWithEscapedSlashes {
+	case "REJECT_REQUEST":
+		p.slashes = slashesReject
+	case "UNESCAPE_AND_REDIRECT":
+		p.slashes = slashesRedirect
+	case "UNESCAPE_AND_FORWARD":
+		p.slashes = slashesForward
+	default:
+		if l.PathNormalization == "DECODE_AND_MERGE_SLASHES" {
+			// Istio's option is Envoy's UNESCAPE_AND_FORWARD; the two
+			// stricter actions keep their meaning beside it.
 			p.slashes = slashesForward
 		}
 	}

@@ -71,6 +71,7 @@ func TestNormalizePath(t *testing.T) {
 		{"DECODE_AND_MERGE_SLASHES", policy("DECODE_AND_MERGE_SLASHES", "KEEP_UNCHANGED", "STRIP"), "/public/..%2Fadmin%5C%2e%2Fx", "/admin/x", false},
 		{"UNESCAPE_AND_FORWARD", policy("MERGE_SLASHES", "UNESCAPE_AND_FORWARD", "STRIP"), "/a%2F%2fb", "/a/b", false},
 		{"REJECT_REQUEST", policy("MERGE_SLASHES", "REJECT_REQUEST", "STRIP"), "/a%2Fb", bad, false},
+		{"DECODE_AND_MERGE_SLASHES with REJECT_REQUEST", policy("DECODE_AND_MERGE_SLASHES", "REJECT_REQUEST", "STRIP"), "/a%2Fb", bad, false},
 		{"REJECT_REQUEST, no escape", policy("MERGE_SLASHES", "REJECT_REQUEST", "STRIP"), "/a/b", "/a/b", false},
 		{"UNESCAPE_AND_REDIRECT", policy("MERGE_SLASHES", "UNESCAPE_AND_REDIRECT", "STRIP"), "/public/..%2fadmin", "/admin", true},
 		{"params KEEP", policy("MERGE_SLASHES", "KEEP_UNCHANGED", "KEEP"), "/public/..;/admin", "/public/..;/admin", false},
