@@ -130,3 +130,15 @@ func FuzzNormalizePath(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkNormalizePath(b *testing.B) {
+	def := policy(config.DefaultPathNormalization, config.DefaultPathEscapedSlashes, config.DefaultPathParameters)
+	for _, p := range []string{"/api/v2/orders/123", "//api/./v2/%6Frders/x/../123;v=1"} {
+		b.Run(p, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				normalizePath(p, def)
+			}
+		})
+	}
+}
