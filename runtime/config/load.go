@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -20,8 +19,12 @@ func Load(path string) (*Config, error) {
 // LoadWithMode is Load with the mode overridden, as the --mode flag does;
 // mode "" keeps the file's.
 func LoadWithMode(path, mode string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
 	return ParseWithMode(path, data, mode)
@@ -36,6 +39,11 @@ func Parse(name string, data []byte) (*Config, error) {
 // ParseWithMode is Parse with the mode overridden; mode "" keeps the file's.
 // On any problem the error is a *Error listing them all.
 func ParseWithMode(name string, data []byte, mode string) (*Config, error) {
+	// Measured before anything parses it: the source index and the TOML
+	// parser both cost more than linear time in the nesting depth.
+	if p := checkBounds(name, data); p != nil {
+		return nil, &Error{Problems: []Problem{*p}}
+	}
 	src := newSourceIndex(data)
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
