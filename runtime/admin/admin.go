@@ -7,9 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"net/url"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -63,20 +67,21 @@ func Start(address string, s Server, reg *stats.Registry, log *zap.Logger) (*Adm
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(b)
 	})
-	mux.HandleFunc("POST /config/reload", func(w http.ResponseWriter, r *http.Request) {
+	a := &Admin{log: log}
+	mux.HandleFunc("POST /config/reload", a.sameOrigin(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.Reload(); err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
 		writeJSON(w, map[string]string{"status": "reloaded"})
-	})
-	mux.HandleFunc("POST /plugins/reload", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("POST /plugins/reload", a.sameOrigin(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.ReloadPlugins(); err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
 		writeJSON(w, map[string]string{"status": "reloaded"})
-	})
+	}))
 	mux.HandleFunc("GET /plugins", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Plugins()) })
 	mux.HandleFunc("GET /clusters", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Clusters()) })
 	// Go's profiler, as Envoy's admin has /cpuprofiler: the admin listener
@@ -90,13 +95,73 @@ func Start(address string, s Server, reg *stats.Registry, log *zap.Logger) (*Adm
 	if err != nil {
 		return nil, err
 	}
-	a := &Admin{ln: ln, log: log, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	a.ln, a.srv = ln, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin listener stopped", zap.Error(err))
 		}
 	}()
 	return a, nil
+}
+
+// sameOrigin guards a handler that changes state against cross-site
+// requests: a web page the operator's browser visits could otherwise POST
+// a reload to the loopback admin port (a "simple" cross-origin POST is
+// sent without a CORS preflight). A request with Sec-Fetch-Site other than
+// same-origin or none (typed by the user), or with an Origin that is not
+// the admin listener's own, gets 403. Clients that send neither (curl,
+// scripts) are served as before; reads are not guarded.
+func (a *Admin) sameOrigin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+			writeError(w, http.StatusForbidden, fmt.Errorf("cross-site request refused (Sec-Fetch-Site: %s): the admin API takes changes only from its own origin", site))
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" && !a.ownOrigin(origin) {
+			writeError(w, http.StatusForbidden, fmt.Errorf("request from origin %q refused: the admin API takes changes only from its own origin, or from clients that send none", origin))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// ownOrigin reports whether origin is the admin listener's: http, its
+// port, and its address, or where it listens on every address, any IP
+// literal (or "localhost", for a loopback or wildcard listener). A host
+// name other than localhost is refused even when it resolves here: that
+// is how a DNS-rebinding page would present itself.
+func (a *Admin) ownOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme != "http" || u.User != nil || (u.Path != "" && u.Path != "/") {
+		return false
+	}
+	bound, ok := a.ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	if port != strconv.Itoa(bound.Port) {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return bound.IP.IsLoopback() || bound.IP.IsUnspecified()
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	bip, _ := netip.AddrFromSlice(bound.IP)
+	switch {
+	case bound.IP.IsUnspecified():
+		return true
+	case bound.IP.IsLoopback():
+		return ip.Unmap().IsLoopback()
+	}
+	return ip.Unmap() == bip.Unmap()
 }
 
 // Addr is the bound address.

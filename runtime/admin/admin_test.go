@@ -1,0 +1,138 @@
+package admin
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/stats"
+)
+
+type fakeServer struct{ reloads, pluginReloads atomic.Int32 }
+
+func (f *fakeServer) Ready() bool                 { return true }
+func (f *fakeServer) ConfigJSON() ([]byte, error) { return []byte(`{}`), nil }
+func (f *fakeServer) Reload() error               { f.reloads.Add(1); return nil }
+func (f *fakeServer) ReloadPlugins() error        { f.pluginReloads.Add(1); return nil }
+func (f *fakeServer) Plugins() any                { return []string{} }
+func (f *fakeServer) Clusters() any               { return []string{} }
+
+func startAdmin(t *testing.T, address string) (*Admin, *fakeServer) {
+	t.Helper()
+	f := &fakeServer{}
+	a, err := Start(address, f, stats.NewRegistry(), zap.NewNop())
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", address, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.Close(ctx)
+	})
+	return a, f
+}
+
+// A web page cannot make the operator's browser reload the config or the
+// plugins: a POST with a foreign Origin, or a Sec-Fetch-Site saying it
+// comes from another site, is refused; the admin's own origin and clients
+// that send neither (curl) still work, and reads are not affected.
+func TestMutatingEndpointsRefuseCrossSite(t *testing.T) {
+	for _, listen := range []string{"127.0.0.1:0", "[::1]:0"} {
+		a, f := startAdmin(t, listen)
+		addr := a.Addr().(*net.TCPAddr)
+		port := strconv.Itoa(addr.Port)
+		self := "http://" + a.Addr().String()
+		otherPort := "http://" + net.JoinHostPort(addr.IP.String(), strconv.Itoa(addr.Port+1))
+		cases := []struct {
+			name    string
+			headers map[string]string
+			ok      bool
+		}{
+			{"curl", nil, true},
+			{"own origin", map[string]string{"Origin": self}, true},
+			{"own origin, same-origin fetch", map[string]string{"Origin": self, "Sec-Fetch-Site": "same-origin"}, true},
+			{"localhost", map[string]string{"Origin": "http://localhost:" + port}, true},
+			{"typed by the user", map[string]string{"Sec-Fetch-Site": "none"}, true},
+			{"foreign page", map[string]string{"Origin": "https://evil.example"}, false},
+			{"foreign page, same port", map[string]string{"Origin": "http://evil.example:" + port}, false},
+			{"page on another local port", map[string]string{"Origin": otherPort, "Sec-Fetch-Site": "same-site"}, false},
+			{"page on another local port, no fetch metadata", map[string]string{"Origin": otherPort}, false},
+			{"https", map[string]string{"Origin": "https://" + a.Addr().String()}, false},
+			{"opaque origin", map[string]string{"Origin": "null"}, false},
+			{"cross-site without Origin", map[string]string{"Sec-Fetch-Site": "cross-site"}, false},
+			{"same-site without Origin", map[string]string{"Sec-Fetch-Site": "same-site"}, false},
+		}
+		want := int32(0)
+		for _, c := range cases {
+			for _, path := range []string{"/config/reload", "/plugins/reload"} {
+				req, _ := http.NewRequest("POST", self+path, strings.NewReader(""))
+				req.Header.Set("Content-Type", "text/plain") // a "simple" request, no preflight
+				for k, v := range c.headers {
+					req.Header.Set(k, v)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				wantCode := http.StatusOK
+				if !c.ok {
+					wantCode = http.StatusForbidden
+				}
+				if resp.StatusCode != wantCode {
+					t.Errorf("%s: %s POST %s: %d %s, want %d", listen, c.name, path, resp.StatusCode, body, wantCode)
+				}
+				if !c.ok && !strings.Contains(string(body), `"error"`) {
+					t.Errorf("%s: %s: refusal %q is not the JSON error shape", listen, c.name, body)
+				}
+			}
+			if c.ok {
+				want++
+			}
+		}
+		if f.reloads.Load() != want || f.pluginReloads.Load() != want {
+			t.Errorf("%s: %d config and %d plugin reloads ran, want %d each", listen, f.reloads.Load(), f.pluginReloads.Load(), want)
+		}
+		// Reads stay as they are, whoever asks.
+		req, _ := http.NewRequest("GET", self+"/config", nil)
+		req.Header.Set("Origin", "https://evil.example")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: GET /config with a foreign Origin: %d", listen, resp.StatusCode)
+		}
+	}
+}
+
+// On a wildcard listener the own origin is any of the host's addresses
+// (as an IP literal) on the admin port; names other than localhost are
+// still refused.
+func TestOwnOriginOnWildcardListener(t *testing.T) {
+	a, _ := startAdmin(t, "0.0.0.0:0")
+	port := strconv.Itoa(a.Addr().(*net.TCPAddr).Port)
+	for origin, want := range map[string]bool{
+		"http://127.0.0.1:" + port:        true,
+		"http://10.1.2.3:" + port:         true,
+		"http://localhost:" + port:        true,
+		"http://admin.corp:" + port:       false,
+		"http://127.0.0.1:1":              false,
+		"http://127.0.0.1:" + port + "/x": false,
+	} {
+		if got := a.ownOrigin(origin); got != want {
+			t.Errorf("ownOrigin(%q) = %v, want %v", origin, got, want)
+		}
+	}
+}
