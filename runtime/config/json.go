@@ -165,7 +165,12 @@ func redactAt(v any, path []string, part plugins.SecretPart) any {
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return v
+		if v == nil {
+			return nil
+		}
+		// Not the table the plugin takes (it would refuse it), so where
+		// the secret sits in it is unknown: hide it all.
+		return Redacted
 	}
 	if path[0] == "*" {
 		for k, x := range m {

@@ -114,3 +114,41 @@ func TestJSONRedactsSecrets(t *testing.T) {
 		t.Error("redacting changed the running route metadata")
 	}
 }
+
+// A built-in's config of the wrong shape (which the plugin refuses, but
+// `sluice validate` and a dump may still see) hides whatever sits where a
+// declared secret would be.
+func TestJSONRedactsMisshapenSecrets(t *testing.T) {
+	c, err := Parse("s.toml", []byte(`
+[[plugins]]
+name = "a"
+wasm = "builtin:key-auth"
+config = { keys = ["s3cr3t-1", { key = "s3cr3t-2" }, { key = { nested = "s3cr3t-3" } }] }
+[[plugins]]
+name = "b"
+wasm = "builtin:add-header"
+config = { request_headers = "s3cr3t-4" }
+[[plugins]]
+name = "c"
+wasm = "builtin:rate-limiting"
+config = { redis = "redis://:s3cr3t-5@host", redis_password = 5 }
+[[plugins]]
+name = "d"
+wasm = "builtin:jwt"
+config = { jwks = "{\"keys\":[{\"kty\":\"oct\",\"k\":\"s3cr3t-6\"}]}", credentials = { secret = "s3cr3t-7" } }
+[[plugins]]
+name = "e"
+wasm = "builtin:request-transformer"
+config = { add = { headers = ["no colon s3cr3t-8", 9] }, append = "s3cr3t-9" }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "s3cr3t") {
+		t.Errorf("a secret shows:\n%s", b)
+	}
+}
