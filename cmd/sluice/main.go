@@ -1,6 +1,7 @@
 // Command sluice is the proxy: `sluice run`, `sluice validate`, `sluice
-// version`. Everything it does lives in runtime/; this file only reads
-// flags, sets up logging and handles signals.
+// ca`, `sluice plugin`, `sluice version` (cli.go lists them). Everything it
+// does lives in runtime/; this file only reads flags, sets up logging and
+// handles signals.
 package main
 
 import (
@@ -21,57 +22,32 @@ import (
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+var version = defaultVersion
 
-const usage = `sluice: a proxy whose policy runs as proxy-wasm filters
-
-Usage:
-  sluice run --config FILE [--mode edge|sidecar] [--log-level info]
-  sluice validate --config FILE [--mode edge|sidecar]
-  sluice plugin init NAME [--lang go|rust] [--dir DIR] [--sdk DIR]
-  sluice version
-`
+const defaultVersion = "0.1.0-dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	switch args[0] {
-	case "run":
-		return cmdRun(args[1:], stderr)
-	case "validate":
-		return cmdValidate(args[1:], stdout, stderr)
-	case "ca":
-		return cmdCA(args[1:], stdout, stderr)
-	case "plugin":
-		return cmdPlugin(args[1:], stdout, stderr)
-	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "sluice %s\n", version)
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	}
-	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", args[0], usage)
-	return 2
 }
 
 type commonFlags struct {
 	config, mode, logLevel string
 }
 
-func parseFlags(name string, args []string, stderr io.Writer) (*commonFlags, bool) {
+// commonFlagSet is the flags run and validate share.
+func commonFlagSet(name string) (*flag.FlagSet, *commonFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var f commonFlags
-	fs.StringVar(&f.config, "config", "", "config file (TOML)")
-	fs.StringVar(&f.mode, "mode", "", "edge or sidecar; overrides the file's mode")
-	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.config, "config", "", "the config `file` (TOML); required")
+	fs.StringVar(&f.mode, "mode", "", "edge or sidecar; overrides the file's `mode`")
+	fs.StringVar(&f.logLevel, "log-level", "info", "the log `level`: debug, info, warn or error")
+	return fs, &f
+}
+
+func parseFlags(name string, args []string, stderr io.Writer) (*commonFlags, bool) {
+	fs, f := commonFlagSet(name)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintf(stderr, "(sluice %s --help shows its flags)\n", name) }
 	if err := fs.Parse(args); err != nil {
 		return nil, false
 	}
@@ -83,7 +59,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (*commonFlags, boo
 		fmt.Fprintf(stderr, "sluice %s: --mode must be edge or sidecar, not %q\n", name, f.mode)
 		return nil, false
 	}
-	return &f, true
+	return f, true
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {

@@ -16,10 +16,7 @@ import (
 
 const sdkModule = "github.com/sluice-proxy/sluice/sdk"
 
-const pluginUsage = `Usage:
-  sluice plugin init NAME [--lang go|rust] [--dir DIR] [--module PATH] [--sdk DIR]
-
-Writes a filter project into DIR (default ./NAME): the source, go.mod (Go)
+const pluginInitAbout = `Writes a filter project into DIR (default ./NAME): the source, go.mod (Go)
 or a Rust crate, a Makefile whose default target runs the tests and builds
 NAME.wasm, and a sluice.toml that loads it.
 
@@ -29,34 +26,28 @@ in its rust/ folder. The SDK directory is, in order:
   --sdk DIR         (the sdk/ folder or the sluice checkout holding it)
   $SLUICE_SDK       (the same)
   the sluice checkout the running binary sits in (bin/sluice, ./sluice)
-  the checkout this binary was built from, when it still exists
-`
+  the checkout this binary was built from, when it still exists`
 
-// cmdPlugin is `sluice plugin ...`; only `init` so far.
-func cmdPlugin(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, pluginUsage)
-		return 2
-	}
-	switch args[0] {
-	case "init":
-		return cmdPluginInit(args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, pluginUsage)
-		return 0
-	}
-	fmt.Fprintf(stderr, "sluice plugin: unknown command %q\n\n%s", args[0], pluginUsage)
-	return 2
+type pluginInitOpts struct {
+	lang, dir, module, sdk string
 }
 
-func cmdPluginInit(args []string, stdout, stderr io.Writer) int {
+func pluginInitFlags() (*flag.FlagSet, *pluginInitOpts) {
 	fs := flag.NewFlagSet("plugin init", flag.ContinueOnError)
+	var o pluginInitOpts
+	fs.StringVar(&o.lang, "lang", "go", "the `language`: go or rust")
+	fs.StringVar(&o.dir, "dir", "", "the `directory` to write the project to (default ./NAME)")
+	fs.StringVar(&o.module, "module", "", "the Go module `path` (default NAME)")
+	fs.StringVar(&o.sdk, "sdk", "", "the SDK `directory` (default $SLUICE_SDK, then the checkout sluice runs from)")
+	return fs, &o
+}
+
+// cmdPluginInit is `sluice plugin init`.
+func cmdPluginInit(args []string, stdout, stderr io.Writer) int {
+	fs, o := pluginInitFlags()
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, pluginUsage) }
-	lang := fs.String("lang", "go", "go or rust")
-	dir := fs.String("dir", "", "where to write the project (default ./NAME)")
-	module := fs.String("module", "", "the Go module path (default NAME)")
-	sdkFlag := fs.String("sdk", "", "the SDK directory (default $SLUICE_SDK, then the checkout sluice runs from)")
+	fs.Usage = func() { fmt.Fprintln(stderr, "(sluice plugin init --help shows its flags)") }
+	lang, dir, module, sdkFlag := &o.lang, &o.dir, &o.module, &o.sdk
 	// NAME may come before or after the flags.
 	var names []string
 	for {
@@ -70,7 +61,7 @@ func cmdPluginInit(args []string, stdout, stderr io.Writer) int {
 		args = fs.Args()[1:]
 	}
 	if len(names) != 1 {
-		fmt.Fprintf(stderr, "sluice plugin init: want one NAME, got %d\n\n%s", len(names), pluginUsage)
+		fmt.Fprintf(stderr, "sluice plugin init: want one NAME, got %d\n\n%s", len(names), groupUsage("plugin"))
 		return 2
 	}
 	name := names[0]
