@@ -28,6 +28,13 @@ run: build $(BIN)/demo-upstream
 	echo "sluice quickstart: try  curl -s localhost:8080/hello  (admin on 127.0.0.1:9901)"; \
 	$(BIN)/sluice run --config examples/quickstart.toml
 
+# The mesh example (examples/mesh, docs/mesh.md): two sidecars with
+# certificates from `sluice ca`, and the demo upstream as the app behind
+# one of them.
+.PHONY: run-mesh
+run-mesh: build $(BIN)/demo-upstream
+	@bash examples/mesh/run.sh
+
 # Everything the tests need, installed only when missing.
 tools:
 	@bash .ci/tools.sh test
@@ -67,11 +74,12 @@ conformance-report: tools
 	SLUICE_CONFORMANCE_REPORT=$(CURDIR)/conformance/REPORT.md $(GO) test -count=1 -timeout 10m ./conformance/...
 
 # The example filters (examples/filters): their unit tests, the committed
-# .wasm files rebuilt and compared, and each run through a real sluice.
+# .wasm files rebuilt and compared, and each run through a real sluice;
+# the mesh example (examples/mesh) validated and run with `make run-mesh`.
 .PHONY: examples-check
 examples-check:
 	$(MAKE) -C examples/filters test check
-	$(GO) test -count=1 ./examples/filters/
+	$(GO) test -count=1 ./examples/filters/ ./examples/mesh/
 
 test: tools lint test-go test-sdk conformance examples-check
 	@echo "make test: all suites passed"
