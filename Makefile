@@ -1,5 +1,6 @@
-# Sluice: `make run` starts the quickstart, `make test` installs what the
-# tests need and runs them all, `make bench` measures against nginx.
+# Sluice: `make run` starts the quickstart (`make run-mesh` two sidecars),
+# `make test` installs what the tests need and runs them all, `make bench`
+# measures against nginx.
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
@@ -8,7 +9,7 @@ export GOFLAGS := -buildvcs=false
 # .wasm costs wazero seconds, loading it from the cache milliseconds.
 export SLUICE_WASM_CACHE ?= $(HOME)/.cache/sluice-wasm
 
-CORE_PKGS := ./runtime/... ./hostabi/... ./cmd/... ./plugins/...
+CORE_PKGS := ./runtime/... ./hostabi/... ./cmd/... ./plugins/... ./docs/...
 
 .PHONY: all build run test tools lint plugins plugins-check test-go test-sdk bench conformance conformance-report clean
 
