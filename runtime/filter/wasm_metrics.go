@@ -9,9 +9,10 @@ import (
 )
 
 // WasmMetrics puts plugin-defined metrics on the admin /metrics page: it is
-// the hostabi.Metrics the runtime gives the engine. A name's "_key=value"
-// segments become labels (Envoy's stats tag convention), so
-// "requests_total_route=orders" is requests_total{route="orders"}.
+// the hostabi.Metrics the runtime gives the engine. A name may carry labels
+// in either of two ways: Prometheus's, `requests_total{route="orders"}`,
+// or as "_key=value" segments (Envoy's stats tag convention), so
+// "requests_total_route=orders" is requests_total{route="orders"} too.
 type WasmMetrics struct {
 	reg *stats.Registry
 
@@ -51,12 +52,7 @@ func (m *WasmMetrics) Define(kind hostabi.MetricType, name string) (id uint32, e
 	if id, ok := m.byName[key]; ok {
 		return id, nil
 	}
-	base, tags := hostabi.SplitMetricName(name)
-	base = stats.SanitizeName(base)
-	labels := make([]string, 0, 2*len(tags))
-	for _, t := range tags {
-		labels = append(labels, t[0], t[1])
-	}
+	base, labels := metricNameLabels(name)
 	want := map[hostabi.MetricType]stats.Kind{hostabi.Counter: stats.KindCounter, hostabi.Gauge: stats.KindGauge,
 		hostabi.Histogram: stats.KindHistogram}[kind]
 	if k, ok := m.reg.Has(base); ok && k != want {
@@ -85,6 +81,20 @@ func (m *WasmMetrics) Define(kind hostabi.MetricType, name string) (id uint32, e
 	id = uint32(len(m.entries))<<2 | uint32(kind)
 	m.byName[key] = id
 	return id, nil
+}
+
+// metricNameLabels splits a plugin's metric name into the family name and
+// label pairs, in whichever of the two styles it is written.
+func metricNameLabels(name string) (base string, labels []string) {
+	if base, labels, ok := stats.ParseLabeledName(name); ok {
+		return stats.SanitizeName(base), labels
+	}
+	base, tags := hostabi.SplitMetricName(name)
+	labels = make([]string, 0, 2*len(tags))
+	for _, t := range tags {
+		labels = append(labels, t[0], t[1])
+	}
+	return stats.SanitizeName(base), labels
 }
 
 func (m *WasmMetrics) entry(id uint32) (wasmMetric, error) {

@@ -113,6 +113,14 @@ func (r *Registry) Histogram(name, help string, buckets []float64, labels ...str
 	if buckets == nil {
 		buckets = DefaultLatencyBuckets
 	}
+	for i := 0; i < len(labels); i += 2 {
+		if labelName(labels[i]) == "le" {
+			// "le" is the bucket bound's label; a series of its own named
+			// le would make every bucket line repeat it.
+			labels = append([]string(nil), labels...)
+			labels[i] = "le_"
+		}
+	}
 	return r.series(name, help, KindHistogram, buckets, labels, func() any {
 		return &Histogram{bounds: buckets, counts: make([]atomic.Uint64, len(buckets)+1)}
 	}).(*Histogram)
@@ -133,6 +141,10 @@ func (r *Registry) series(name, help string, kind Kind, buckets []float64, label
 	if len(labels)%2 != 0 {
 		panic(fmt.Sprintf("stats: metric %q: odd number of label strings", name))
 	}
+	// Families are keyed by the name as exposed, so two names that differ
+	// only in characters Prometheus does not allow ("a-b", "a.b") are one
+	// family, not two with the same TYPE line.
+	name = SanitizeName(name)
 	key := labelString(labels)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -151,21 +163,94 @@ func (r *Registry) series(name, help string, kind Kind, buckets []float64, label
 	return s
 }
 
+// labelString renders label pairs as the exposition writes them. A label
+// name given twice keeps its last value (a series may not repeat a label);
+// names are made valid, and one Prometheus reserves ("__" prefix) gets a
+// letter in front.
 func labelString(labels []string) string {
 	if len(labels) == 0 {
 		return ""
 	}
-	var b strings.Builder
+	names := make([]string, 0, len(labels)/2)
+	values := make(map[string]string, len(labels)/2)
 	for i := 0; i < len(labels); i += 2 {
+		n := labelName(labels[i])
+		if _, dup := values[n]; !dup {
+			names = append(names, n)
+		}
+		values[n] = labels[i+1]
+	}
+	var b strings.Builder
+	for i, n := range names {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(SanitizeName(labels[i]))
+		b.WriteString(n)
 		b.WriteString(`="`)
-		b.WriteString(escapeLabel(labels[i+1]))
+		b.WriteString(escapeLabel(values[n]))
 		b.WriteByte('"')
 	}
 	return b.String()
+}
+
+func labelName(s string) string {
+	n := strings.ReplaceAll(SanitizeName(s), ":", "_") // colons are for metric names only
+	if strings.HasPrefix(n, "__") {
+		n = "l" + n
+	}
+	return n
+}
+
+// ParseLabeledName reads a metric name written the Prometheus way, with
+// its labels: `requests_total{route="orders",code="2xx"}` is
+// "requests_total" and the pairs route, orders, code, 2xx (values may use
+// the exposition format's escapes \\, \" and \n). ok is false when name has
+// no label block or it does not parse; the caller then treats name as a
+// bare name (or by another convention).
+func ParseLabeledName(name string) (base string, labels []string, ok bool) {
+	open := strings.IndexByte(name, '{')
+	if open <= 0 || !strings.HasSuffix(name, "}") {
+		return "", nil, false
+	}
+	base, rest := name[:open], name[open+1:len(name)-1]
+	for rest != "" {
+		eq := strings.IndexByte(rest, '=')
+		if eq <= 0 {
+			return "", nil, false
+		}
+		key := strings.TrimSpace(rest[:eq])
+		rest = strings.TrimLeft(rest[eq+1:], " ")
+		if rest == "" || rest[0] != '"' {
+			return "", nil, false
+		}
+		var v strings.Builder
+		i := 1
+		for ; i < len(rest) && rest[i] != '"'; i++ {
+			c := rest[i]
+			if c == '\\' && i+1 < len(rest) {
+				i++
+				switch rest[i] {
+				case 'n':
+					c = '\n'
+				default:
+					c = rest[i]
+				}
+			}
+			v.WriteByte(c)
+		}
+		if i == len(rest) || key == "" {
+			return "", nil, false // unterminated value
+		}
+		labels = append(labels, key, v.String())
+		rest = strings.TrimSpace(rest[i+1:])
+		if rest != "" {
+			if rest[0] != ',' {
+				return "", nil, false
+			}
+			rest = strings.TrimSpace(rest[1:])
+		}
+	}
+	return base, labels, true
 }
 
 func escapeLabel(v string) string {
