@@ -76,3 +76,42 @@ exit 0
 		})
 	}
 }
+
+// TestH2specIsThePinnedBuild: the h2spec the suites run was built from
+// conformance/h2spec, with the module versions its go.sum pins (as
+// .ci/tools.sh installs it), not one whose dependencies floated.
+func TestH2specIsThePinnedBuild(t *testing.T) {
+	bin := h2specBinary()
+	if bin == "" {
+		t.Skip("h2spec not installed (make tools installs it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	info, err := exec.CommandContext(ctx, "go", "version", "-m", bin).Output()
+	if err != nil {
+		t.Skipf("%s carries no Go build info: %v", bin, err)
+	}
+	list := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{if not .Main}}{{.Path}} {{.Version}}{{end}}", "all")
+	list.Dir = "h2spec"
+	pinned, err := list.Output()
+	if err != nil {
+		t.Fatalf("go list -m all in conformance/h2spec: %v", err)
+	}
+	want := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(string(pinned)), "\n") {
+		want[strings.TrimSpace(l)] = true
+	}
+	built := 0
+	for _, l := range strings.Split(string(info), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && (f[0] == "mod" || f[0] == "dep") {
+			built++
+			if !want[f[1]+" "+f[2]] {
+				t.Errorf("%s was built with %s %s, which conformance/h2spec does not pin; run .ci/tools.sh to replace it", bin, f[1], f[2])
+			}
+		}
+	}
+	if built == 0 {
+		t.Errorf("%s lists no modules in its build info", bin)
+	}
+}
