@@ -24,7 +24,8 @@ import (
 // whole admin /metrics page with Prometheus's text parser (classic name
 // rules). The built-ins' own metrics come out as their docs name them:
 // sluice_fault_aborts_injected_total{plugin="chaos"}, not cut at "_" into
-// sluice_fault_aborts_injected{total_plugin="\"chaos\"}"}.
+// sluice_fault_aborts_injected{total_plugin="\"chaos\"}"}; each plugin's
+// health (loaded, instances, memory, calls, failures) is there too.
 func TestMetricsPageParsesAfterEveryBuiltin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -166,6 +167,14 @@ labeled_endpoints = [ { address = "127.0.0.1:%s", labels = { version = "v1" } },
 		{"sluice_rate_limiting_store_errors_total", map[string]string{"plugin": "limit", "policy": "local"}, 0},
 		{"sluice_response_ratelimiting_store_errors_total", map[string]string{"plugin": "sms", "policy": "local"}, 0},
 		{"sluice_http_requests_total", nil, 1},
+		// Plugin health.
+		{"sluice_wasm_plugin_loaded", map[string]string{"plugin": "chaos", "wasm": "builtin:fault"}, 1},
+		{"sluice_wasm_plugin_loaded", map[string]string{"plugin": "tokens", "wasm": "builtin:jwt"}, 1},
+		{"sluice_wasm_plugin_instances", map[string]string{"plugin": "chaos"}, 1},
+		{"sluice_wasm_plugin_memory_bytes", map[string]string{"plugin": "chaos"}, 1},
+		{"sluice_wasm_plugin_calls_total", map[string]string{"plugin": "chaos"}, 1},
+		{"sluice_wasm_plugin_failures_total", map[string]string{"plugin": "chaos"}, 0},
+		{"sluice_wasm_plugin_active_streams", map[string]string{"plugin": "chaos"}, 0},
 	} {
 		v, ok := value(c.family, c.labels)
 		if !ok || v < c.min {

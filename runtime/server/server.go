@@ -95,6 +95,7 @@ func New(opts Options) (*Server, error) {
 		s.wasm.close()
 		return nil, err
 	}
+	s.registerPluginMetrics()
 	if id := cfg.Identity; id != nil {
 		// This workload's certificate, for the By= of x-forwarded-client-cert;
 		// the listeners and clusters read the same files for their handshakes.

@@ -93,3 +93,38 @@ func TestParseLabeledName(t *testing.T) {
 		}
 	}
 }
+
+// TestFuncFamilies: a func family's series are read when the page is
+// written, rendered like the others and parse.
+func TestFuncFamilies(t *testing.T) {
+	r := NewRegistry()
+	n := 1.0
+	r.Func("plugin_instances", "Instances.", KindGauge, func() []Sample {
+		return []Sample{{Labels: []string{"plugin", "b"}, Value: n}, {Labels: []string{"plugin", "a"}, Value: 2 * n}}
+	})
+	r.Func("plugin_failures_total", "Failures.", KindCounter, func() []Sample { return []Sample{{Value: 4}} })
+	n = 3
+	var b strings.Builder
+	if err := r.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	fams := parseExposition(t, b.String())
+	got := map[string]float64{}
+	for _, m := range fams["plugin_instances"].GetMetric() {
+		got[labelsOf(m)] = m.GetGauge().GetValue()
+	}
+	if got["plugin=a"] != 6 || got["plugin=b"] != 3 || fams["plugin_instances"].GetType() != dto.MetricType_GAUGE {
+		t.Errorf("plugin_instances = %v (%v), want a=6 b=3, a gauge", got, fams["plugin_instances"].GetType())
+	}
+	if f, ok := fams["plugin_failures_total"]; !ok || f.GetType() != dto.MetricType_COUNTER || f.GetMetric()[0].GetCounter().GetValue() != 4 {
+		t.Errorf("a func counter family without labels: %v", f)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("a plain counter over a func family's name was allowed")
+			}
+		}()
+		r.Counter("plugin_failures_total", "")
+	}()
+}

@@ -52,6 +52,32 @@ type family struct {
 	kind       Kind
 	buckets    []float64
 	series     map[string]any // label string -> *Counter / *Gauge / *Histogram
+	// fn, when set, reports the family's series at scrape time (Func).
+	fn func() []Sample
+}
+
+// Sample is one series of a family read at scrape time: label pairs and
+// the value.
+type Sample struct {
+	Labels []string
+	Value  float64
+}
+
+// Func registers a counter or gauge family whose series fn reports each
+// time the page is written, for figures another component already keeps
+// (a plugin's instances, its failures). Registering the name again
+// replaces fn. fn runs without the registry's lock held.
+func (r *Registry) Func(name, help string, kind Kind, fn func() []Sample) {
+	if kind == KindHistogram {
+		panic(fmt.Sprintf("stats: metric %q: a func family is a counter or a gauge", name))
+	}
+	name = SanitizeName(name)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f, ok := r.families[name]; ok && (f.fn == nil || f.kind != kind) {
+		panic(fmt.Sprintf("stats: metric %q already registered as another %s", name, f.kind))
+	}
+	r.families[name] = &family{name: name, help: help, kind: kind, fn: fn}
 }
 
 // Counter is a monotonically increasing value.
@@ -152,7 +178,7 @@ func (r *Registry) series(name, help string, kind Kind, buckets []float64, label
 	if !ok {
 		f = &family{name: name, help: help, kind: kind, buckets: buckets, series: map[string]any{}}
 		r.families[name] = f
-	} else if f.kind != kind {
+	} else if f.kind != kind || f.fn != nil {
 		panic(fmt.Sprintf("stats: metric %q registered as %s, asked for as %s", name, f.kind, kind))
 	}
 	s, ok := f.series[key]
@@ -313,6 +339,11 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 		snaps = append(snaps, s)
 	}
 	r.mu.Unlock()
+	for i := range snaps {
+		if fn := snaps[i].f.fn; fn != nil {
+			snaps[i].keys, snaps[i].vals = funcSeries(fn())
+		}
+	}
 
 	var b strings.Builder
 	for _, s := range snaps {
@@ -327,6 +358,8 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 				writeSample(&b, name, "", key, strconv.FormatInt(v.Value(), 10))
 			case *Gauge:
 				writeSample(&b, name, "", key, strconv.FormatInt(v.Value(), 10))
+			case float64:
+				writeSample(&b, name, "", key, strconv.FormatFloat(v, 'g', -1, 64))
 			case *Histogram:
 				var cum uint64
 				for j, bound := range v.bounds {
@@ -342,6 +375,26 @@ func (r *Registry) WritePrometheus(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// funcSeries renders a func family's samples as sorted label strings and
+// values; a label set reported twice keeps its last value.
+func funcSeries(samples []Sample) (keys []string, vals []any) {
+	byKey := make(map[string]float64, len(samples))
+	for _, s := range samples {
+		if len(s.Labels)%2 != 0 {
+			continue
+		}
+		byKey[labelString(s.Labels)] = s.Value
+	}
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		vals = append(vals, byKey[k])
+	}
+	return keys, vals
 }
 
 func writeSample(b *strings.Builder, name, extra, labels, value string) {

@@ -1,0 +1,50 @@
+package server
+
+import (
+	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/runtime/stats"
+)
+
+// registerPluginMetrics puts each loaded plugin's health on /metrics, read
+// from the plugin set of the moment at every scrape (the admin /plugins
+// page shows the same figures as JSON). Instances, memory, calls and
+// failures (instances that broke and were replaced) are those of the
+// plugin's VM, which plugins with one vm_id share (the built-ins do); the
+// Wasm host also counts failures by cause in wasm_instance_failures_total.
+func (s *Server) registerPluginMetrics() {
+	per := func(value func(hostabi.Stats) float64) func() []stats.Sample {
+		return func() []stats.Sample {
+			s.mu.Lock()
+			st := s.plugins.status()
+			s.mu.Unlock()
+			out := make([]stats.Sample, 0, len(st))
+			for _, p := range st {
+				rt, _ := p.Runtime.(hostabi.Stats)
+				out = append(out, stats.Sample{Labels: []string{"plugin", p.Name, "vm_id", rt.VMID}, Value: value(rt)})
+			}
+			return out
+		}
+	}
+	s.reg.Func("sluice_wasm_plugin_loaded", "1 for each plugin loaded and serving, with its module.", stats.KindGauge,
+		func() []stats.Sample {
+			s.mu.Lock()
+			st := s.plugins.status()
+			s.mu.Unlock()
+			out := make([]stats.Sample, 0, len(st))
+			for _, p := range st {
+				rt, _ := p.Runtime.(hostabi.Stats)
+				out = append(out, stats.Sample{Labels: []string{"plugin", p.Name, "wasm", p.Wasm, "sha256", p.SHA256, "abi", rt.ABI}, Value: 1})
+			}
+			return out
+		})
+	s.reg.Func("sluice_wasm_plugin_instances", "Wasm instances of the plugin's VM (plugins with one vm_id may share one: do not sum over plugins).", stats.KindGauge,
+		per(func(rt hostabi.Stats) float64 { return float64(rt.Instances) }))
+	s.reg.Func("sluice_wasm_plugin_memory_bytes", "Linear memory of the plugin's VM's instances (shared like sluice_wasm_plugin_instances).", stats.KindGauge,
+		per(func(rt hostabi.Stats) float64 { return float64(rt.MemoryBytes) }))
+	s.reg.Func("sluice_wasm_plugin_active_streams", "Streams the plugin is in right now.", stats.KindGauge,
+		per(func(rt hostabi.Stats) float64 { return float64(rt.ActiveStreams) }))
+	s.reg.Func("sluice_wasm_plugin_calls_total", "Callbacks into the plugin's VM (shared like sluice_wasm_plugin_instances).", stats.KindCounter,
+		per(func(rt hostabi.Stats) float64 { return float64(rt.Calls) }))
+	s.reg.Func("sluice_wasm_plugin_failures_total", "Instances of the plugin's VM that broke (a trap, the deadline, the memory limit) and were replaced (shared like sluice_wasm_plugin_instances).", stats.KindCounter,
+		per(func(rt hostabi.Stats) float64 { return float64(rt.Failures) }))
+}
