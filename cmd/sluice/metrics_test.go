@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -90,8 +89,8 @@ labeled_endpoints = [ { address = "127.0.0.1:%s", labels = { version = "v1" } },
 		home, _ := os.UserHomeDir()
 		cmd.Env = append(os.Environ(), "SLUICE_WASM_CACHE="+filepath.Join(home, ".cache", "sluice-wasm"))
 	}
-	var logs syncWriter
-	cmd.Stderr = &logs
+	logs := tempLog(t)
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +113,7 @@ labeled_endpoints = [ { address = "127.0.0.1:%s", labels = { version = "v1" } },
 	deadline := time.Now().Add(2 * time.Minute)
 	for send("GET", "/add") != 200 {
 		if time.Now().After(deadline) {
-			t.Fatalf("sluice never served /add:\n%s", logs.String())
+			t.Fatalf("sluice never served /add:\n%s", readLog(logs))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -195,20 +194,19 @@ labeled_endpoints = [ { address = "127.0.0.1:%s", labels = { version = "v1" } },
 	}
 }
 
-// syncWriter collects a process's output for a failure message.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
+// tempLog is a file for a process's output: the process writes it while
+// the test may read it for a failure message, with no pipe goroutine.
+func tempLog(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
+func readLog(f *os.File) string {
+	b, _ := os.ReadFile(f.Name())
+	return string(b)
 }

@@ -2,7 +2,6 @@
 package mesh
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -100,8 +98,15 @@ func TestMeshExample(t *testing.T) {
 	// Its own process group, so the test can interrupt make and all it
 	// started as Ctrl-C would, and kill them by that ID if they linger.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	// make and what it starts write to a file, which the test reads for
+	// run.sh's hints and for failure messages.
+	logs, err := os.Create(filepath.Join(dir, "run-mesh.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	cmd.Stdout, cmd.Stderr = logs, logs
+	logText := func() string { b, _ := os.ReadFile(logs.Name()); return string(b) }
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -141,11 +146,11 @@ func TestMeshExample(t *testing.T) {
 		select {
 		case err := <-done:
 			done <- err
-			t.Fatalf("make run-mesh exited (%v) before the mesh answered:\n%s", err, logs.String())
+			t.Fatalf("make run-mesh exited (%v) before the mesh answered:\n%s", err, logText())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the mesh never answered 200 (%d, %v):\n%s", code, err, logs.String())
+			t.Fatalf("the mesh never answered 200 (%d, %v):\n%s", code, err, logText())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -157,8 +162,8 @@ func TestMeshExample(t *testing.T) {
 		resp.Body.Close()
 		t.Errorf("orders' inbound answered %d to a caller without a certificate", resp.StatusCode)
 	}
-	if !strings.Contains(logs.String(), "curl -s -H 'Host: orders' http://"+outbound+"/items") {
-		t.Errorf("run-mesh did not say what to try:\n%s", logs.String())
+	if !strings.Contains(logText(), "curl -s -H 'Host: orders' http://"+outbound+"/items") {
+		t.Errorf("run-mesh did not say what to try:\n%s", logText())
 	}
 
 	// Ctrl-C: everything stops, the ports are free again.
@@ -167,7 +172,7 @@ func TestMeshExample(t *testing.T) {
 	case <-done:
 		done <- nil
 	case <-time.After(60 * time.Second):
-		t.Fatalf("make run-mesh still running 60s after SIGINT:\n%s", logs.String())
+		t.Fatalf("make run-mesh still running 60s after SIGINT:\n%s", logText())
 	}
 	for _, a := range []string{outbound, inbound, app} {
 		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
@@ -185,22 +190,4 @@ func freePort(t *testing.T) string {
 	}
 	defer ln.Close()
 	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-}
-
-// syncBuffer is a bytes.Buffer that make's two output pipes may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

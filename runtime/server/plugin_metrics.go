@@ -12,7 +12,8 @@ import (
 // plugin's VM, which plugins with one vm_id share (the built-ins do); the
 // Wasm host also counts failures by cause in wasm_instance_failures_total.
 func (s *Server) registerPluginMetrics() {
-	per := func(value func(hostabi.Stats) float64) func() []stats.Sample {
+	// each makes a family's scrape function: one sample per plugin.
+	each := func(sample func(pluginStatus, hostabi.Stats) stats.Sample) func() []stats.Sample {
 		return func() []stats.Sample {
 			s.mu.Lock()
 			st := s.plugins.status()
@@ -20,31 +21,30 @@ func (s *Server) registerPluginMetrics() {
 			out := make([]stats.Sample, 0, len(st))
 			for _, p := range st {
 				rt, _ := p.Runtime.(hostabi.Stats)
-				out = append(out, stats.Sample{Labels: []string{"plugin", p.Name, "vm_id", rt.VMID}, Value: value(rt)})
+				out = append(out, sample(p, rt))
 			}
 			return out
 		}
 	}
-	s.reg.Func("sluice_wasm_plugin_loaded", "1 for each plugin loaded and serving, with its module.", stats.KindGauge,
-		func() []stats.Sample {
-			s.mu.Lock()
-			st := s.plugins.status()
-			s.mu.Unlock()
-			out := make([]stats.Sample, 0, len(st))
-			for _, p := range st {
-				rt, _ := p.Runtime.(hostabi.Stats)
-				out = append(out, stats.Sample{Labels: []string{"plugin", p.Name, "wasm", p.Wasm, "sha256", p.SHA256, "abi", rt.ABI}, Value: 1})
-			}
-			return out
+	// vm is a per-plugin figure of its VM.
+	vm := func(value func(hostabi.Stats) uint64) func() []stats.Sample {
+		return each(func(p pluginStatus, rt hostabi.Stats) stats.Sample {
+			return stats.Sample{Labels: []string{"plugin", p.Name, "vm_id", rt.VMID}, Value: float64(value(rt))}
 		})
-	s.reg.Func("sluice_wasm_plugin_instances", "Wasm instances of the plugin's VM (plugins with one vm_id may share one: do not sum over plugins).", stats.KindGauge,
-		per(func(rt hostabi.Stats) float64 { return float64(rt.Instances) }))
-	s.reg.Func("sluice_wasm_plugin_memory_bytes", "Linear memory of the plugin's VM's instances (shared like sluice_wasm_plugin_instances).", stats.KindGauge,
-		per(func(rt hostabi.Stats) float64 { return float64(rt.MemoryBytes) }))
+	}
+	const shared = " (plugins with one vm_id may share a VM: do not sum over plugins)."
+	s.reg.Func("sluice_wasm_plugin_loaded", "1 for each plugin loaded and serving, with its module.", stats.KindGauge,
+		each(func(p pluginStatus, rt hostabi.Stats) stats.Sample {
+			return stats.Sample{Labels: []string{"plugin", p.Name, "wasm", p.Wasm, "sha256", p.SHA256, "abi", rt.ABI}, Value: 1}
+		}))
+	s.reg.Func("sluice_wasm_plugin_instances", "Wasm instances of the plugin's VM"+shared, stats.KindGauge,
+		vm(func(rt hostabi.Stats) uint64 { return uint64(rt.Instances) }))
+	s.reg.Func("sluice_wasm_plugin_memory_bytes", "Linear memory of the plugin's VM's instances"+shared, stats.KindGauge,
+		vm(func(rt hostabi.Stats) uint64 { return rt.MemoryBytes }))
 	s.reg.Func("sluice_wasm_plugin_active_streams", "Streams the plugin is in right now.", stats.KindGauge,
-		per(func(rt hostabi.Stats) float64 { return float64(rt.ActiveStreams) }))
-	s.reg.Func("sluice_wasm_plugin_calls_total", "Callbacks into the plugin's VM (shared like sluice_wasm_plugin_instances).", stats.KindCounter,
-		per(func(rt hostabi.Stats) float64 { return float64(rt.Calls) }))
-	s.reg.Func("sluice_wasm_plugin_failures_total", "Instances of the plugin's VM that broke (a trap, the deadline, the memory limit) and were replaced (shared like sluice_wasm_plugin_instances).", stats.KindCounter,
-		per(func(rt hostabi.Stats) float64 { return float64(rt.Failures) }))
+		vm(func(rt hostabi.Stats) uint64 { return uint64(rt.ActiveStreams) }))
+	s.reg.Func("sluice_wasm_plugin_calls_total", "Callbacks into the plugin's VM"+shared, stats.KindCounter,
+		vm(func(rt hostabi.Stats) uint64 { return rt.Calls }))
+	s.reg.Func("sluice_wasm_plugin_failures_total", "Instances of the plugin's VM that broke (a trap, the deadline, the memory limit) and were replaced"+shared, stats.KindCounter,
+		vm(func(rt hostabi.Stats) uint64 { return rt.Failures }))
 }
