@@ -820,7 +820,14 @@ func (x *exchange) respond(resp *http.Response, requestID string) {
 			break
 		}
 		if err != nil {
+			// The upstream broke off mid-body: the client gets what came
+			// (the head and the partial body, flushed so they are not lost
+			// in a buffer) and then the cut, as Envoy does: HTTP/1.1 closes
+			// the connection, HTTP/2 resets the stream.
 			x.details = "upstream_reset_after_response_started"
+			if flusher != nil {
+				flusher.Flush()
+			}
 			panic(http.ErrAbortHandler)
 		}
 	}

@@ -64,6 +64,9 @@ type h1Conn struct {
 	tp       textproto.Reader
 	reqs     int32
 	lastUsed time.Time
+	// idle tells, without blocking, whether the socket has bytes the
+	// upstream sent after the last response (or its FIN).
+	idle idlePeek
 }
 
 // readLimiter caps how much a response's header section may read; n < 0
@@ -126,25 +129,33 @@ func (p *h1Pool) janitor() {
 }
 
 // get returns an idle connection to addr or dials one; reused tells which.
+// An idle connection is handed out only if nothing arrived on it since its
+// last response: bytes there would be read as the answer to the next
+// request, another client's (a desync); a FIN means the upstream closed it.
 func (p *h1Pool) get(ctx context.Context, addr string) (c *h1Conn, reused bool, err error) {
 	now := time.Now()
-	p.mu.Lock()
-	for list := p.idle[addr]; len(list) > 0; list = p.idle[addr] {
+	for {
+		p.mu.Lock()
+		list := p.idle[addr]
+		if len(list) == 0 {
+			p.mu.Unlock()
+			break
+		}
 		c = list[len(list)-1]
 		list[len(list)-1] = nil
 		p.idle[addr] = list[:len(list)-1]
-		if now.Sub(c.lastUsed) < p.idleTimeout {
-			p.mu.Unlock()
+		p.mu.Unlock()
+		if now.Sub(c.lastUsed) < p.idleTimeout && c.idle.quiet() {
 			return c, true, nil
 		}
 		c.conn.Close()
 	}
-	p.mu.Unlock()
 	conn, err := p.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err
 	}
 	c = &h1Conn{conn: conn, addr: addr}
+	c.idle.init(conn)
 	c.lim.r = conn
 	// Small buffers: an idle connection costs its buffers (sidecars keep
 	// many), and reads or writes larger than them bypass them anyway.
@@ -264,7 +275,8 @@ func (p *h1Pool) roundTrip(c *h1Conn, req *http.Request) (*http.Response, error)
 	c.reqs++
 	closeAfter := req.Close || p.maxReqs > 0 && c.reqs >= p.maxReqs
 	bodyLen := outgoingLength(req)
-	if err := writeHead(c.bw, req, bodyLen, closeAfter); err != nil {
+	upgrade, err := writeHead(c.bw, req, bodyLen, closeAfter)
+	if err != nil {
 		if bodyLen != 0 {
 			req.Body.Close()
 		}
@@ -295,6 +307,11 @@ func (p *h1Pool) roundTrip(c *h1Conn, req *http.Request) (*http.Response, error)
 	}
 	keep := !closeAfter && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if !upgrade {
+			// Switching to a protocol nobody asked for would turn the
+			// client's stream into a raw pipe to the upstream.
+			return fail(errUnsolicitedUpgrade)
+		}
 		if stop != nil && !stop() {
 			return fail(ctx.Err())
 		}
@@ -302,17 +319,21 @@ func (p *h1Pool) roundTrip(c *h1Conn, req *http.Request) (*http.Response, error)
 		return resp, nil
 	}
 	b := &h1Body{pool: p, c: c, stop: stop, keep: keep, bodyDone: bodyDone, ctx: ctx, resp: resp}
-	b.frame(req, resp)
+	if err := b.frame(req, resp); err != nil {
+		return fail(err)
+	}
 	resp.Body = b
 	if b.r == nil {
 		// No body at all: settle the connection now.
-		b.finish(true)
+		b.finish(b.keep)
 		resp.Body = http.NoBody
 	}
 	return resp, nil
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+var errUnsolicitedUpgrade = errors.New("upstream answered 101 Switching Protocols to a request that did not ask to upgrade")
 
 func outgoingLength(req *http.Request) int64 {
 	if req.Body == nil || req.Body == http.NoBody {
@@ -324,16 +345,17 @@ func outgoingLength(req *http.Request) int64 {
 	return -1
 }
 
-// writeHead writes the request line and headers. Header names and values
-// are validated: filters may set arbitrary bytes, and a CR or LF passed
-// through would let them inject headers or requests.
-func writeHead(w *bufio.Writer, req *http.Request, bodyLen int64, closeAfter bool) error {
+// writeHead writes the request line and headers and tells whether the
+// request asks to upgrade. Header names and values are validated: filters
+// may set arbitrary bytes, and a CR or LF passed through would let them
+// inject headers or requests.
+func writeHead(w *bufio.Writer, req *http.Request, bodyLen int64, closeAfter bool) (upgrade bool, err error) {
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet
 	}
 	if !validMethod(method) {
-		return fmt.Errorf("invalid method %q", method)
+		return false, fmt.Errorf("invalid method %q", method)
 	}
 	uri := req.URL.RequestURI()
 	host := req.Host
@@ -341,7 +363,7 @@ func writeHead(w *bufio.Writer, req *http.Request, bodyLen int64, closeAfter boo
 		host = req.URL.Host
 	}
 	if !httpguts.ValidHostHeader(host) {
-		return fmt.Errorf("invalid Host %q", host)
+		return false, fmt.Errorf("invalid Host %q", host)
 	}
 	w.WriteString(method)
 	w.WriteByte(' ')
@@ -349,7 +371,7 @@ func writeHead(w *bufio.Writer, req *http.Request, bodyLen int64, closeAfter boo
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(host)
 	w.WriteString("\r\n")
-	upgrade := false
+	connUpgrade := false
 	for k, vv := range req.Header {
 		switch {
 		case strings.EqualFold(k, "Host"), strings.EqualFold(k, "Content-Length"),
@@ -359,17 +381,17 @@ func writeHead(w *bufio.Writer, req *http.Request, bodyLen int64, closeAfter boo
 			// Only an upgrade survives; keep-alive is ours to manage.
 			for _, v := range vv {
 				if httpguts.HeaderValuesContainsToken([]string{v}, "upgrade") {
-					upgrade = true
+					connUpgrade = true
 				}
 			}
 			continue
 		}
 		if !httpguts.ValidHeaderFieldName(k) {
-			return fmt.Errorf("invalid header name %q", k)
+			return false, fmt.Errorf("invalid header name %q", k)
 		}
 		for _, v := range vv {
 			if !httpguts.ValidHeaderFieldValue(v) {
-				return fmt.Errorf("invalid value for header %q", k)
+				return false, fmt.Errorf("invalid value for header %q", k)
 			}
 			w.WriteString(k)
 			w.WriteString(": ")
@@ -377,8 +399,9 @@ func writeHead(w *bufio.Writer, req *http.Request, bodyLen int64, closeAfter boo
 			w.WriteString("\r\n")
 		}
 	}
+	upgrade = connUpgrade && req.Header.Get("Upgrade") != ""
 	switch {
-	case upgrade && req.Header.Get("Upgrade") != "":
+	case upgrade:
 		w.WriteString("Connection: Upgrade\r\n")
 	case closeAfter:
 		w.WriteString("Connection: close\r\n")
@@ -403,8 +426,8 @@ func writeHead(w *bufio.Writer, req *http.Request, bodyLen int64, closeAfter boo
 	case methodExpectsBody(method):
 		w.WriteString("Content-Length: 0\r\n")
 	}
-	_, err := w.WriteString("\r\n")
-	return err
+	_, err = w.WriteString("\r\n")
+	return upgrade, err
 }
 
 func methodExpectsBody(m string) bool {
@@ -481,12 +504,23 @@ func writeBody(w *bufio.Writer, req *http.Request, bodyLen int64) (err error) {
 	return w.Flush()
 }
 
+// maxInterimResponses bounds the 1xx responses skipped before the final
+// one: an upstream sending 100 Continue forever would otherwise hold the
+// request (and a core) until its timeout. Go's clients allowed 5 before
+// they switched to bounding the bytes; we bound both (the interim heads
+// share the final head's maxResponseHeaderBytes).
+const maxInterimResponses = 10
+
 // readResponse reads the status line and headers, skipping interim 1xx
 // responses other than 101.
 func readResponse(c *h1Conn, req *http.Request) (*http.Response, error) {
 	first := true
-	for {
-		c.lim.n = maxResponseHeaderBytes
+	c.lim.n = maxResponseHeaderBytes
+	for interim := 0; ; interim++ {
+		if interim > maxInterimResponses {
+			c.lim.n = -1
+			return nil, fmt.Errorf("upstream sent more than %d interim (1xx) responses", maxInterimResponses)
+		}
 		line, err := c.tp.ReadLine()
 		if err != nil {
 			c.lim.n = -1
@@ -502,14 +536,15 @@ func readResponse(c *h1Conn, req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		h, err := c.tp.ReadMIMEHeader()
-		c.lim.n = -1
 		if err != nil {
+			c.lim.n = -1
 			return nil, fmt.Errorf("reading response headers: %w", eofUnexpected(err))
 		}
 		resp.Header = http.Header(h)
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue
 		}
+		c.lim.n = -1
 		conn := resp.Header["Connection"]
 		resp.Close = httpguts.HeaderValuesContainsToken(conn, "close") ||
 			resp.ProtoMajor == 1 && resp.ProtoMinor == 0 && !httpguts.HeaderValuesContainsToken(conn, "keep-alive")
@@ -573,80 +608,106 @@ type h1Body struct {
 	closed   atomic.Bool
 }
 
-// frame decides how the body ends (RFC 9112 section 6.3).
-func (b *h1Body) frame(req *http.Request, resp *http.Response) {
+// frame decides how the body ends (RFC 9112 section 6.3). A framing a
+// proxy cannot trust is an error (the caller answers 502 and closes the
+// connection, as RFC 9112 asks of a proxy); a framing that is readable but
+// doubtful is read and its connection closed afterwards, never reused.
+func (b *h1Body) frame(req *http.Request, resp *http.Response) error {
 	resp.ContentLength = -1
+	cl, hasCL, err := contentLength(resp.Header)
+	if err != nil {
+		return err
+	}
+	te, hasTE := resp.Header["Transfer-Encoding"]
+	if hasTE && !onlyChunked(te) {
+		// Go's Transport refuses other codings too; "gzip, chunked" would
+		// also lose the coding the client needs to decode the body.
+		return fmt.Errorf("unsupported Transfer-Encoding %q in upstream response", te)
+	}
 	if req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		// No body follows whatever the headers say; a HEAD response's
-		// Content-Length describes the GET body and is passed on.
+		// Content-Length describes the GET body and is passed on. A 204
+		// must not declare a body at all (RFC 9110 section 8.6): one that
+		// does may send it, so its connection is not reused.
 		resp.ContentLength = 0
-		if cl, ok := contentLength(resp.Header); ok && req.Method == http.MethodHead {
+		if hasCL && req.Method == http.MethodHead {
 			resp.ContentLength = cl
 		}
-		return
+		if resp.StatusCode == http.StatusNoContent && (hasTE || hasCL && cl != 0) {
+			b.keep = false
+		}
+		return nil
 	}
-	if te := resp.Header["Transfer-Encoding"]; len(te) > 0 {
-		if httpguts.HeaderValuesContainsToken(te, "chunked") {
-			b.chunked = true
-			b.r = httputil.NewChunkedReader(b.c.br)
-			b.n = -1
-			resp.TransferEncoding = []string{"chunked"}
-			delete(resp.Header, "Transfer-Encoding")
-			if _, hasCL := resp.Header["Content-Length"]; hasCL {
-				// Both framings: a smuggling attempt or a broken
-				// server; never reuse this connection.
-				delete(resp.Header, "Content-Length")
-				b.keep = false
-			}
-			if tr := resp.Header["Trailer"]; len(tr) > 0 {
-				resp.Trailer = http.Header{}
-				for _, v := range tr {
-					for _, k := range strings.Split(v, ",") {
-						if k = strings.TrimSpace(k); k != "" {
-							resp.Trailer[http.CanonicalHeaderKey(k)] = nil
-						}
+	if hasTE {
+		b.chunked = true
+		b.r = httputil.NewChunkedReader(b.c.br)
+		b.n = -1
+		resp.TransferEncoding = []string{"chunked"}
+		delete(resp.Header, "Transfer-Encoding")
+		if hasCL || resp.ProtoMinor == 0 {
+			// Both framings: a smuggling attempt or a broken server;
+			// chunked wins and the connection is never reused (RFC 9112
+			// section 6.3, which asks the same of chunked in HTTP/1.0).
+			delete(resp.Header, "Content-Length")
+			b.keep = false
+		}
+		if tr := resp.Header["Trailer"]; len(tr) > 0 {
+			resp.Trailer = http.Header{}
+			for _, v := range tr {
+				for _, k := range strings.Split(v, ",") {
+					if k = strings.TrimSpace(k); k != "" {
+						resp.Trailer[http.CanonicalHeaderKey(k)] = nil
 					}
 				}
-				delete(resp.Header, "Trailer")
 			}
-			return
+			delete(resp.Header, "Trailer")
 		}
-		// Some other coding without chunked: read until close.
-		b.keep = false
-		b.r, b.n = b.c.br, -1
-		return
+		return nil
 	}
-	if cl, ok := contentLength(resp.Header); ok {
+	if hasCL {
 		resp.ContentLength = cl
 		if cl == 0 {
-			return
+			return nil
 		}
 		b.r, b.n = b.c.br, cl
-		return
+		return nil
 	}
-	if _, bad := resp.Header["Content-Length"]; bad {
-		// Unparsable length: read to close, do not reuse.
-		delete(resp.Header, "Content-Length")
-	}
+	// Neither: the body ends when the upstream closes.
 	b.keep = false
 	b.r, b.n = b.c.br, -1
+	return nil
 }
 
-func contentLength(h http.Header) (int64, bool) {
+// onlyChunked tells whether Transfer-Encoding is exactly "chunked", the one
+// coding we frame by.
+func onlyChunked(te []string) bool {
+	return len(te) == 1 && strings.EqualFold(textproto.TrimString(te[0]), "chunked")
+}
+
+// contentLength parses Content-Length strictly: digits only (no sign, no
+// spaces inside), and repeated fields must agree (RFC 9112 section 6.3:
+// anything else makes the framing invalid).
+func contentLength(h http.Header) (n int64, ok bool, err error) {
 	vv := h["Content-Length"]
 	if len(vv) == 0 {
-		return 0, false
+		return 0, false, nil
 	}
+	first := textproto.TrimString(vv[0])
 	for _, v := range vv[1:] {
-		if v != vv[0] {
-			return 0, false
+		if textproto.TrimString(v) != first {
+			return 0, false, fmt.Errorf("upstream response has differing Content-Length values %q", vv)
 		}
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(vv[0]), 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
+	if first == "" || len(first) > 18 {
+		return 0, false, fmt.Errorf("invalid Content-Length %q in upstream response", first)
 	}
-	return n, true
+	for i := 0; i < len(first); i++ {
+		if c := first[i]; c < '0' || c > '9' {
+			return 0, false, fmt.Errorf("invalid Content-Length %q in upstream response", first)
+		}
+		n = n*10 + int64(first[i]-'0')
+	}
+	return n, true, nil
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
@@ -718,13 +779,19 @@ func (b *h1Body) fail(err error) {
 }
 
 // finish settles the connection once: back to the pool only when the body
-// was read to its framed end, the request body went out whole and the
-// context never fired.
+// was read to its framed end, nothing follows it, the request body went
+// out whole and the context never fired.
 func (b *h1Body) finish(reuse bool) {
 	if !b.finished.CompareAndSwap(false, true) {
 		return
 	}
 	if b.stop != nil && !b.stop() {
+		reuse = false
+	}
+	if reuse && b.c.hasUnread() {
+		// Bytes past the framed end (after a Content-Length body, or a
+		// body on 204, 304 or HEAD) would be read as the next request's
+		// response: the next client would get them.
 		reuse = false
 	}
 	if b.bodyDone != nil && !bodyWritten(b.bodyDone) {

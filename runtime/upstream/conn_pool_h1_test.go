@@ -259,8 +259,8 @@ func TestH1RejectsHeaderInjection(t *testing.T) {
 
 // TestH1StaleConnection: the server closes each connection after
 // answering without saying so, as one whose keep-alive timer fired does.
-// Safe requests retry on a fresh connection; a POST with a body is not
-// replayed and fails as a reset.
+// The pool sees the close (its FIN) before it reuses the connection, so
+// every request, a POST with a body too, goes out on a fresh connection.
 func TestH1StaleConnection(t *testing.T) {
 	s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
 		io.Copy(io.Discard, r.Body)
@@ -274,9 +274,59 @@ func TestH1StaleConnection(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // let the close arrive
 	}
-	_, _, err := do(t, c, "POST", strings.NewReader("payload"))
-	if Classify(err) != Reset {
-		t.Errorf("POST on a stale connection: %v (%v), want reset", err, Classify(err))
+	if _, body, err := do(t, c, "POST", strings.NewReader("payload")); err != nil || body != "ok" {
+		t.Errorf("POST after a stale connection: %q %v", body, err)
+	}
+	if n := s.conns.Load(); n != 4 {
+		t.Errorf("%d connections for 4 requests, want 4", n)
+	}
+}
+
+// TestH1ClosedOnReuse: the server closes a kept-alive connection when the
+// next request arrives on it, without answering (its idle timer fired as
+// the request came). Safe requests are sent again on a fresh connection; a
+// POST with a body is not replayed and fails as a reset.
+func TestH1ClosedOnReuse(t *testing.T) {
+	s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
+		if r.Header.Get("X-Second") != "" {
+			return false
+		}
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	c := h1Cluster(t, s.addr, config.Limits{})
+	send := func(method string, body io.Reader, second bool) (string, error) {
+		req, _ := http.NewRequest(method, "http://x/", body)
+		if second {
+			req.Header.Set("X-Second", "1")
+		}
+		resp, err := c.RoundTrip(req, Pick{})
+		if err != nil {
+			return "", err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(b), err
+	}
+	if _, err := send("GET", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	// The replay is refused too (X-Second again): a GET is tried twice.
+	if _, err := send("GET", nil, true); Classify(err) != Reset {
+		t.Errorf("GET refused twice: %v, want reset", err)
+	}
+	if n := s.conns.Load(); n != 2 {
+		t.Errorf("GET was tried on %d connections, want 2 (one replay)", n)
+	}
+	if _, err := send("GET", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := send("POST", strings.NewReader("payload"), true); Classify(err) != Reset {
+		t.Errorf("POST on a connection closed on reuse: %v (%v), want reset", err, Classify(err))
+	}
+	if n := s.conns.Load(); n != 3 {
+		t.Errorf("POST was replayed: %d connections, want 3", n)
 	}
 }
 

@@ -1,0 +1,70 @@
+package upstream
+
+import (
+	"crypto/tls"
+	"net"
+	"time"
+)
+
+// idlePeek checks an HTTP/1.1 connection between two responses: nothing
+// may arrive there. An upstream that sends bytes after a response's framed
+// end (extra bytes after a Content-Length body, a body on 204, 304 or a
+// HEAD response, bytes written later while the connection idles) would
+// otherwise have them read as the answer to the next request on the
+// connection, another client's. Go's Transport and nginx close such
+// connections; so do we.
+//
+// Two checks. When a response ends, the connection's read buffers must be
+// empty (hasUnread). When an idle connection is handed out again, the
+// socket must have nothing to read (quiet): one non-blocking
+// recv(MSG_PEEK) on unix. Go's Transport instead keeps a read blocked on
+// every idle connection, which costs a goroutine per connection and a
+// hand-off per request; nginx's event loop watches idle connections for
+// free. A peek is one system call per reuse and no allocation, and it also
+// notices a connection the upstream closed while idle (its FIN), so the
+// request goes out on a fresh connection instead of failing on a stale one.
+type idlePeek struct {
+	tls bool // the socket carries TLS: tls.Conn buffers records of its own
+	peekState
+}
+
+func (p *idlePeek) init(conn net.Conn) {
+	sock, isTLS := socketOf(conn)
+	p.tls = isTLS
+	p.initPeek(sock)
+}
+
+// socketOf unwraps the connection the pool was given down to the socket.
+func socketOf(conn net.Conn) (net.Conn, bool) {
+	isTLS := false
+	for {
+		switch c := conn.(type) {
+		case *tlsCountedConn:
+			conn, isTLS = c.tc.NetConn(), true
+		case *countedConn:
+			conn = c.Conn
+		case *tls.Conn:
+			conn, isTLS = c.NetConn(), true
+		default:
+			return conn, isTLS
+		}
+	}
+}
+
+// hasUnread tells whether anything was received past the end of the
+// response just read: bytes in our read buffer or, over TLS, decrypted
+// bytes or whole records tls.Conn read ahead. The TLS look is a read with
+// an expired deadline, which tls.Conn answers from its buffers without a
+// system call and does not hold against the connection.
+func (c *h1Conn) hasUnread() bool {
+	if c.br.Buffered() > 0 {
+		return true
+	}
+	if !c.idle.tls {
+		return false
+	}
+	c.conn.SetReadDeadline(aLongTimeAgo)
+	_, err := c.br.Peek(1)
+	c.conn.SetReadDeadline(time.Time{})
+	return !isTimeout(err)
+}
