@@ -175,3 +175,33 @@ func BenchmarkClientHTTP1(b *testing.B) {
 		run(b, tr.RoundTrip)
 	})
 }
+
+// BenchmarkH1IdlePeek is what handing out an idle http1 connection adds:
+// one non-blocking recv(MSG_PEEK) on its socket.
+func BenchmarkH1IdlePeek(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}
+	}()
+	conn, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	var p idlePeek
+	p.init(conn)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !p.quiet() {
+			b.Fatal("idle connection not quiet")
+		}
+	}
+}
