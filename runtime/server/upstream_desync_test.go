@@ -3,8 +3,6 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -210,13 +208,6 @@ func TestUpstreamCloseMidBody(t *testing.T) {
 		{"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"},
 		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n"},
 	}
-	h2c := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}}
 	clients := []struct {
 		name   string
 		c      *http.Client
@@ -224,7 +215,7 @@ func TestUpstreamCloseMidBody(t *testing.T) {
 	}{
 		{"http1", &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
 			func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }},
-		{"h2c", h2c, func(err error) bool {
+		{"h2c", h2cClient(), func(err error) bool {
 			var se http2.StreamError
 			return errors.As(err, &se)
 		}},

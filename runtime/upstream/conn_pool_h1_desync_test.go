@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,42 +195,18 @@ func TestH1NoReuseWithUnreadBytesTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var conns atomic.Int32
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	body := strings.Repeat("b", 16000)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				for {
-					r, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if r.URL.Path == "/attack" {
-						// The head in a record of its own, then the body and
-						// the smuggled bytes in one record.
-						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 16000\r\n\r\n")
-						io.WriteString(c, body+smuggled)
-						continue
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nown")
-				}
-			}()
+	s := serveRaw(t, ln, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
+		if r.URL.Path == "/attack" {
+			// The head in a record of its own, then the body and the
+			// smuggled bytes in one record.
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 16000\r\n\r\n")
+			io.WriteString(c, body+smuggled)
+			return true
 		}
-	}()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nown")
+		return true
+	})
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		raw, err := d.DialContext(ctx, network, addr)
@@ -270,7 +244,7 @@ func TestH1NoReuseWithUnreadBytesTLS(t *testing.T) {
 	if got := get("/next"); got != "own" {
 		t.Fatalf("next request got %q, want its own answer", got)
 	}
-	if n := conns.Load(); n != 2 {
+	if n := s.conns.Load(); n != 2 {
 		t.Errorf("%d connections, want 2", n)
 	}
 }

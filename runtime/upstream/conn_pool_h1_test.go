@@ -30,6 +30,11 @@ func startRawServer(t *testing.T, respond func(r *http.Request, c net.Conn, br *
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveRaw(t, l, respond)
+}
+
+// serveRaw is startRawServer on a listener of the caller's (TLS).
+func serveRaw(t *testing.T, l net.Listener, respond func(r *http.Request, c net.Conn, br *bufio.Reader) bool) *rawServer {
 	s := &rawServer{addr: l.Addr().String()}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
