@@ -241,9 +241,12 @@ func TestH1NoReuseWithUnreadBytesTLS(t *testing.T) {
 	if got := get("/attack"); got != body {
 		t.Fatalf("first body: %d bytes", len(got))
 	}
-	if got := get("/next"); got != "own" {
-		t.Fatalf("next request got %q, want its own answer", got)
+	for i := 0; i < 3; i++ {
+		if got := get("/next"); got != "own" {
+			t.Fatalf("next request %d got %q, want its own answer", i, got)
+		}
 	}
+	// A clean TLS connection is still reused.
 	if n := s.conns.Load(); n != 2 {
 		t.Errorf("%d connections, want 2", n)
 	}
