@@ -23,6 +23,8 @@ var hopHeaders = []string{
 // removeHopHeaders strips hop-by-hop headers, including those named in
 // Connection. "TE: trailers" is kept: gRPC needs it end to end over HTTP/2.
 // An Upgrade that is being proxied (WebSocket) keeps Connection and Upgrade.
+// Requests go through sanitizeRequestHeaders at entry instead, so what a
+// client nominates is gone before filters run and sluice adds its own.
 func removeHopHeaders(h http.Header, keepUpgrade bool) {
 	for _, v := range h["Connection"] {
 		for _, name := range strings.Split(v, ",") {
@@ -33,6 +35,12 @@ func removeHopHeaders(h http.Header, keepUpgrade bool) {
 			h.Del(name)
 		}
 	}
+	removeFixedHopHeaders(h, keepUpgrade)
+}
+
+// removeFixedHopHeaders strips the hop-by-hop headers of RFC 9110 by name
+// only (those a Connection header nominates are gone already).
+func removeFixedHopHeaders(h http.Header, keepUpgrade bool) {
 	teTrailers := false
 	for _, v := range h["Te"] {
 		if strings.Contains(strings.ToLower(v), "trailers") {
@@ -48,6 +56,64 @@ func removeHopHeaders(h http.Header, keepUpgrade bool) {
 	if teTrailers {
 		h["Te"] = []string{"trailers"}
 	}
+}
+
+// maxConnectionTokens is Envoy's bound on the options of a request's
+// Connection header: ten or more and the request is refused.
+const maxConnectionTokens = 10
+
+// internalHeaderPrefix marks sluice's own control headers (canonical
+// form). A client's copies are removed at entry: only a filter on this
+// stream may steer sluice, never the client.
+const internalHeaderPrefix = "X-Sluice-"
+
+// sanitizeRequestHeaders runs when a request arrives, before sluice adds
+// x-request-id and X-Forwarded-*, and before any filter: it removes the
+// headers the client's Connection header nominates, and the client's
+// copies of sluice's internal headers. Done later, a nomination such as
+// "Connection: x-request-id" would delete what sluice or a filter set
+// (x-request-id, the sidecar's x-forwarded-client-cert, a Wasm-added
+// header). It reports false, as Envoy does, when Connection nominates a
+// pseudo-header or X-Forwarded-For/-Host/-Proto (removing them would hide
+// where the request came from) or holds ten or more options; the request
+// is then answered 400. Connection and Upgrade themselves stay for an
+// upgrade (WebSocket); the rest of the hop-by-hop set goes when the
+// request is forwarded.
+func sanitizeRequestHeaders(h http.Header, upgrade bool) bool {
+	if vs := h["Connection"]; len(vs) > 0 {
+		var tokens []string
+		for _, v := range vs {
+			for _, t := range strings.Split(v, ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					tokens = append(tokens, t)
+				}
+			}
+		}
+		if len(tokens) >= maxConnectionTokens {
+			return false
+		}
+		for _, t := range tokens {
+			switch name := http.CanonicalHeaderKey(t); {
+			case strings.HasPrefix(t, ":"), name == "X-Forwarded-For", name == "X-Forwarded-Host", name == "X-Forwarded-Proto":
+				return false
+			case name == "Connection", name == "Te", name == "Close", name == "Keep-Alive", name == "Upgrade", name == "Http2-Settings":
+				// Not a nomination (or, for TE, left to the hop-by-hop
+				// pass that keeps "trailers").
+			default:
+				delete(h, name)
+			}
+		}
+		if upgrade {
+			// The nominations are gone; only the upgrade goes on.
+			h["Connection"] = []string{"Upgrade"}
+		}
+	}
+	for k := range h {
+		if len(k) > len(internalHeaderPrefix) && strings.HasPrefix(k, internalHeaderPrefix) {
+			delete(h, k)
+		}
+	}
+	return true
 }
 
 // upgradeType returns the protocol a request asks to upgrade to ("websocket").

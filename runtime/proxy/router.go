@@ -78,6 +78,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Alt-Svc", h.AltSvc)
 	}
 
+	headersOK := sanitizeRequestHeaders(r.Header, upgradeType(r.Header) != "")
 	requestID := r.Header.Get("X-Request-Id")
 	if requestID == "" {
 		requestID = newRequestID()
@@ -85,6 +86,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() { x.finish(start, requestID) }()
 
+	if !headersOK {
+		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("invalid nominated headers in Connection\n"), Details: "connection_header_sanitization"}, requestID)
+		return
+	}
 	if lr == nil {
 		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"}, requestID)
 		return
@@ -253,10 +258,9 @@ const responseBufferLimit = 16 << 20
 // forward sends the request upstream with retries and streams the answer.
 func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool, requestID string) {
 	r := x.r
-	subset := r.Header.Get("X-Sluice-Subset")
-	if v, ok := x.s.info.FilterState["sluice.subset"]; ok {
-		subset = string(v)
-	}
+	// The subset comes only from what a filter set on this stream (the
+	// canary plugin's property); a client cannot name one.
+	subset := string(x.s.info.FilterState[route.SubsetProperty])
 	backend := x.rt.PickBackend(r.Header, subset, rand.Uint64())
 	if backend == nil {
 		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("no backend\n"), Details: "no_backend", GRPCStatus: grpcUnavailable}, requestID)
@@ -275,7 +279,7 @@ func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool,
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	removeHopHeaders(r.Header, upgrade != "")
+	removeFixedHopHeaders(r.Header, upgrade != "")
 	setForwarded(r.Header, r.RemoteAddr, scheme, r.Host)
 
 	// The request body: filtered by the chain when there is one, and kept

@@ -7,10 +7,17 @@ import (
 )
 
 // SubsetLabel is the endpoint label a canary subset names: a subset
-// "v2" (from the request header x-sluice-subset or the property
-// sluice.subset, set by the canary plugin) selects the backends whose
-// Subset["version"] is "v2".
+// "v2" (the stream property SubsetProperty, set by the canary plugin)
+// selects the backends whose Subset["version"] is "v2".
 const SubsetLabel = "version"
+
+// SubsetProperty is the stream property (proxy-wasm set_property, kept in
+// the stream's filter state) through which a filter names the subset for
+// PickBackend. Only filters set properties, so a client cannot steer a
+// request to a subset: the request header x-sluice-subset the canary
+// plugin also sets is informational, and a client's copy is removed
+// before filters run.
+const SubsetProperty = "sluice.subset"
 
 // PickBackend chooses the backend for one request, after the request
 // filters ran so that a filter can steer it. The rule, in order:
