@@ -59,6 +59,15 @@ type Server struct {
 	PathNormalization      string `toml:"path_normalization" json:"path_normalization"`
 	PathWithEscapedSlashes string `toml:"path_with_escaped_slashes" json:"path_with_escaped_slashes"`
 	PathParameters         string `toml:"path_parameters" json:"path_parameters"`
+	// MaxConnections caps the downstream connections open at once over
+	// every data-plane listener (HTTP and TCP; not admin, not HTTP/3's
+	// UDP), as Envoy's global_downstream_max_connections: a connection
+	// past it is closed as soon as it is accepted and counted in
+	// sluice_downstream_cx_overflow_total. Default 0: half the process's
+	// file-descriptor limit (RLIMIT_NOFILE), since a proxied connection
+	// usually holds an upstream one too, so a flood meets the cap before
+	// the descriptor table runs out.
+	MaxConnections int `toml:"max_connections" json:"max_connections"`
 }
 
 // Listener is one downstream listener.
@@ -85,6 +94,15 @@ type Listener struct {
 	IdleTimeout          Duration `toml:"idle_timeout" json:"idle_timeout"`
 	MaxHeaderBytes       Size     `toml:"max_header_bytes" json:"max_header_bytes"`
 	MaxConcurrentStreams uint32   `toml:"max_concurrent_streams" json:"max_concurrent_streams"`
+	// StreamIdleTimeout ends a stream (request and response) that makes no
+	// progress either way for this long, as Envoy's stream_idle_timeout:
+	// no byte read from or written to the client or the upstream. Nothing
+	// sent to the client yet: a 408 when the client stalled in its request
+	// body, else a 504; otherwise the stream is reset (HTTP/1.1: the
+	// connection closed). A write to a client that stops reading ends the
+	// stream the same way. Default 5m; "0s" disables it; a route's
+	// stream_idle_timeout wins over the listener's.
+	StreamIdleTimeout *Duration `toml:"stream_idle_timeout" json:"stream_idle_timeout,omitempty"`
 	// MaxRequestBodyBuffer bounds a buffered request body (413 past it);
 	// default 1MiB. It also bounds the body kept for retries.
 	MaxRequestBodyBuffer Size `toml:"max_request_body_buffer" json:"max_request_body_buffer"`
@@ -231,6 +249,10 @@ type Route struct {
 	// Retry defaults to Istio's: 2 attempts on connect-failure and
 	// refused-stream.
 	Retry *Retry `toml:"retry" json:"retry,omitempty"`
+	// StreamIdleTimeout, when set, replaces the listener's
+	// stream_idle_timeout for this route's streams ("0s" disables it);
+	// default: the listener's (Envoy's route idle_timeout).
+	StreamIdleTimeout *Duration `toml:"stream_idle_timeout" json:"stream_idle_timeout,omitempty"`
 	// StripPrefix removes Match.PathPrefix before forwarding (Kong's
 	// strip_path); PrefixRewrite replaces it.
 	StripPrefix   bool      `toml:"strip_prefix" json:"strip_prefix,omitempty"`

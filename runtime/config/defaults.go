@@ -30,6 +30,7 @@ const (
 	DefaultCircuitLimit         = 1024
 	DefaultMaxRetries           = 3
 	DefaultMaxMirrorsInFlight   = 128
+	DefaultStreamIdleTimeout    = 5 * time.Minute
 	DefaultMirrorPercentage     = 100.0
 	DefaultPathNormalization    = "MERGE_SLASHES"
 	DefaultPathEscapedSlashes   = "KEEP_UNCHANGED"
@@ -115,6 +116,10 @@ func (c *Config) applyDefaults() {
 		setStr(&l.PathNormalization, c.Server.PathNormalization)
 		setStr(&l.PathWithEscapedSlashes, c.Server.PathWithEscapedSlashes)
 		setStr(&l.PathParameters, c.Server.PathParameters)
+		if l.StreamIdleTimeout == nil && !slices.Contains(l.Protocols, "tcp") {
+			d := Duration(DefaultStreamIdleTimeout)
+			l.StreamIdleTimeout = &d
+		}
 	}
 	for i := range c.Plugins {
 		p := &c.Plugins[i]

@@ -12,7 +12,7 @@ import (
 // Hot: routes, clusters, plugins, services (their routes and clusters),
 // sidecar.app_protocol (the app cluster's protocol), the path keys of
 // [server] and listeners (path_normalization and the two beside it, read
-// per request from the snapshot),
+// per request from the snapshot), a listener's stream_idle_timeout,
 // authorization, and a listener's routes and plugins lists, since route
 // tables and filter chains are rebuilt per snapshot. Restart: mode, admin,
 // server, shared_store, wasm, access_log, identity, sidecar, and every
@@ -38,7 +38,7 @@ func RestartNeeded(old, cur *Config) []string {
 	byName := func(ls []Listener) map[string]Listener {
 		m := make(map[string]Listener, len(ls))
 		for _, l := range ls {
-			l.Routes, l.Plugins = nil, nil // hot
+			l.Routes, l.Plugins, l.StreamIdleTimeout = nil, nil, nil // hot
 			l.PathNormalization, l.PathWithEscapedSlashes, l.PathParameters = "", "", ""
 			m[l.Name] = l
 		}

@@ -57,6 +57,9 @@ func (c *Config) Validate() error {
 		v.add("server.max_mirrors_in_flight", "must not be negative")
 	}
 	v.pathPolicy("server", c.Server.PathNormalization, c.Server.PathWithEscapedSlashes, c.Server.PathParameters)
+	if c.Server.MaxConnections < 0 {
+		v.add("server.max_connections", "must not be negative (0 derives the cap from the file-descriptor limit)")
+	}
 	v.listeners(clusters, plugins, routes)
 	v.plugins()
 	v.routes(clusters, plugins)
@@ -136,6 +139,9 @@ func (v *validator) listeners(clusters, plugins, routes map[string]bool) {
 			}
 			if len(l.Routes) > 0 {
 				v.add(key+".routes", "a tcp listener has no routes; it proxies to its cluster")
+			}
+			if l.StreamIdleTimeout != nil {
+				v.add(key+".stream_idle_timeout", "only HTTP listeners have streams; a tcp listener has none")
 			}
 		} else if l.Cluster != "" {
 			v.add(key+".cluster", "only a tcp listener takes a cluster; HTTP listeners route with [[routes]]")

@@ -67,6 +67,8 @@ type exchange struct {
 	wroteHdr bool
 	// outTrailer is the outbound request's trailer map (nil without any).
 	outTrailer http.Header
+	// idle is the stream idle timeout; nil when disabled.
+	idle *streamIdle
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -113,6 +115,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
+	noBody := r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
+	if d := streamIdleTimeout(lr, x.rt); d > 0 {
+		var cancelIdle context.CancelCauseFunc
+		ctx, cancelIdle = context.WithCancelCause(ctx)
+		defer cancelIdle(nil)
+		x.idle = newStreamIdle(d, w, cancelIdle)
+		defer x.idle.stop()
+		x.w = &idleWriter{ResponseWriter: w, s: x.idle}
+		if noBody {
+			x.idle.reqBodyDone.Store(true)
+		} else {
+			r.Body = &idleBody{ReadCloser: r.Body, s: x.idle, client: true, remaining: max(r.ContentLength, -1)}
+		}
+	}
 
 	x.s = newStream(ctx, r)
 	x.fillInfo(requestID, start)
@@ -125,7 +141,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.fm.done()
 	}()
 
-	noBody := r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
 	if !noBody && !x.fm.empty() {
 		feedDone := make(chan struct{})
 		defer close(feedDone)
@@ -292,6 +307,10 @@ func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool,
 		} else {
 			var lrep *filter.LocalReply
 			body, contentLength, lrep = x.filterRequestBody()
+			if lrep != nil && x.idle != nil && x.idle.fired.Load() {
+				// The client stopped sending its body.
+				lrep = x.idle.reply()
+			}
 			if lrep != nil {
 				x.localReply(lrep, requestID)
 				return
@@ -416,8 +435,15 @@ func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool,
 		return
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if x.idle != nil {
+			x.idle.stop()
+		}
 		x.tunnel(resp)
 		return
+	}
+	if x.idle != nil {
+		x.idle.progress()
+		resp.Body = &idleBody{ReadCloser: resp.Body, s: x.idle}
 	}
 	x.respond(resp, requestID)
 }
@@ -638,6 +664,12 @@ func (x *exchange) upstreamFailure(ctx context.Context, err error, f upstream.Fa
 		x.localReply(lr, requestID)
 		return
 	}
+	if x.idle != nil && x.idle.fired.Load() {
+		// Before the check below: a stalled request body is cut by a read
+		// deadline, which net/http reports as the client gone.
+		x.localReply(x.idle.reply(), requestID)
+		return
+	}
 	if x.r.Context().Err() != nil {
 		// The client went away; nobody to answer.
 		x.status = 499
@@ -850,6 +882,9 @@ func (x *exchange) respond(resp *http.Response, requestID string) {
 func (x *exchange) writeHeader(status int) {
 	x.status = status
 	x.wroteHdr = true
+	if x.idle != nil {
+		x.idle.responseStarted()
+	}
 	x.w.WriteHeader(status)
 }
 
@@ -921,6 +956,12 @@ func (x *exchange) finish(start time.Time, requestID string) {
 	dur := time.Since(start)
 	if x.fm != nil && x.fm.feed != nil {
 		x.received = x.fm.feed.read.Load()
+	}
+	if x.idle != nil && x.idle.fired.Load() {
+		x.details = "stream_idle_timeout"
+		if x.ri != nil {
+			x.ri.stats.idleTimeouts.Inc()
+		}
 	}
 	if x.ri != nil {
 		x.ri.stats.record(x.status, dur.Seconds())

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
@@ -28,6 +29,8 @@ type listenerRoutes struct {
 	plugins  []string
 	reqLimit int
 	path     pathPolicy
+	// streamIdle is the listener's stream_idle_timeout (0: none).
+	streamIdle time.Duration
 }
 
 // routeInfo is what the proxy derives from a route once per snapshot.
@@ -86,7 +89,11 @@ func NewSnapshotWith(cfg *config.Config, up *upstream.Manager, filters map[strin
 		if limit <= 0 {
 			limit = 1 << 20
 		}
-		s.listeners[l.Name] = &listenerRoutes{table: t, plugins: l.Plugins, reqLimit: limit, path: newPathPolicy(l)}
+		lr := &listenerRoutes{table: t, plugins: l.Plugins, reqLimit: limit, path: newPathPolicy(l)}
+		if l.StreamIdleTimeout != nil {
+			lr.streamIdle = l.StreamIdleTimeout.D()
+		}
+		s.listeners[l.Name] = lr
 		for _, rt := range t.Routes() {
 			if _, ok := s.routes[rt]; ok {
 				continue
@@ -123,6 +130,8 @@ type routeStats struct {
 	byClass [6]*stats.Counter // 1xx..5xx, and [0] for no response
 	latency *stats.Histogram
 	retries *stats.Counter
+	// idleTimeouts counts streams the stream idle timeout ended.
+	idleTimeouts *stats.Counter
 }
 
 func newRouteStats(reg *stats.Registry, name string) *routeStats {
@@ -133,6 +142,7 @@ func newRouteStats(reg *stats.Registry, name string) *routeStats {
 	}
 	rs.latency = reg.Histogram("sluice_http_request_duration_seconds", "Time from request start to the end of the response, by route.", nil, "route", name)
 	rs.retries = reg.Counter("sluice_http_retries_total", "Retried upstream tries, by route.", "route", name)
+	rs.idleTimeouts = reg.Counter("sluice_http_stream_idle_timeouts_total", "Streams ended by the stream idle timeout (no progress either way), by route.", "route", name)
 	return rs
 }
 
