@@ -91,10 +91,11 @@ func Start(address string, s Server, reg *stats.Registry, log *zap.Logger) (*Adm
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 
-	ln, err := net.Listen("tcp", address)
+	l, err := net.Listen("tcp", address)
 	if err != nil {
 		return nil, err
 	}
+	ln := newReserveListener(l, log)
 	a.ln, a.srv = ln, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

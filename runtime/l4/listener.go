@@ -52,6 +52,9 @@ type Options struct {
 	// HandshakeTimeout bounds the TLS handshake and a pause in
 	// on_new_connection; default 10s.
 	HandshakeTimeout time.Duration
+	// WrapListener, when set, wraps the bound listener (the process-wide
+	// connection cap).
+	WrapListener func(net.Listener) net.Listener
 }
 
 // Listener is a running TCP listener.
@@ -82,6 +85,9 @@ func Listen(opts Options) (*Listener, error) {
 	ln, err := net.Listen("tcp", opts.Listener.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", opts.Listener.Name, err)
+	}
+	if opts.WrapListener != nil {
+		ln = opts.WrapListener(ln)
 	}
 	return &Listener{
 		Name: opts.Listener.Name, opts: opts, ln: ln,

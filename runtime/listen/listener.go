@@ -23,6 +23,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
+	"github.com/sluice-proxy/sluice/runtime/stats"
 )
 
 // Listener is one running downstream listener.
@@ -50,9 +51,18 @@ const (
 	defaultMaxConcurrentStreams = 250
 )
 
+// Guards are the process-wide protections a listener takes part in; the
+// zero value has none.
+type Guards struct {
+	// Conns caps the downstream connections of every data-plane listener.
+	Conns *ConnLimit
+	// Stats, when set, counts what the guards refuse.
+	Stats *stats.Registry
+}
+
 // HTTP starts an HTTP listener for cfg in front of handler. setAltSvc is
 // called with the Alt-Svc value when the listener serves HTTP/3.
-func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log *zap.Logger) (*Listener, error) {
+func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log *zap.Logger, g Guards) (*Listener, error) {
 	l := &Listener{Name: cfg.Name, cfg: cfg, log: log, errs: make(chan error, 2)}
 	has := func(p string) bool { return slices.Contains(cfg.Protocols, p) }
 
@@ -123,6 +133,7 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
 	}
+	ln = g.Conns.Listener(ln)
 	if cfg.TLS == nil && has("h2c") {
 		ln = prefaceListener{Listener: ln, h2Only: !has("http1")}
 	}

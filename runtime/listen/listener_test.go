@@ -45,7 +45,7 @@ func TestTLSFactsPerConnection(t *testing.T) {
 		info := mesh.ConnTLSInfo(r.Context(), r.TLS)
 		fmt.Fprintf(w, "%p %s", info, info.PeerURISANs[0])
 	})
-	l, err := HTTP(cfg, h, nil, zap.NewNop())
+	l, err := HTTP(cfg, h, nil, zap.NewNop(), Guards{})
 	if err != nil {
 		t.Fatal(err)
 	}

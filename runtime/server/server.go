@@ -56,9 +56,11 @@ type Server struct {
 	// tcpListeners are the L4 ones; tcp caches their cluster dialers.
 	tcpListeners []*l4.Listener
 	tcp          tcpDialers
-	admin        *admin.Admin
-	stopWatch    chan struct{}
-	watchDone    chan struct{}
+	// conns caps downstream connections over every data-plane listener.
+	conns     *listen.ConnLimit
+	admin     *admin.Admin
+	stopWatch chan struct{}
+	watchDone chan struct{}
 
 	reloads       *stats.Counter
 	reloadFailure *stats.Counter
@@ -133,6 +135,8 @@ func (s *Server) Start() error {
 	if access == nil && !s.cfg.AccessLog.Disabled {
 		access = s.log.Named("access")
 	}
+	s.conns = listen.NewConnLimit(s.cfg.Server.MaxConnections, s.reg, s.log.Named("listen"))
+	s.log.Info("data-plane cap", zap.Int("max_connections", s.conns.Max()))
 	for _, lc := range s.cfg.Listeners {
 		if tcpListener(lc) {
 			l, err := s.startTCP(lc, access)
@@ -147,7 +151,7 @@ func (s *Server) Start() error {
 		h := proxy.NewHandler(lc.Name, &s.snap, &s.streamIDs, s.log.Named("proxy"), access)
 		h.Direction = lc.Direction
 		h.Mirrors = s.mirrors
-		l, err := listen.HTTP(lc, h, func(v string) { h.AltSvc = v }, s.log.Named("listen"))
+		l, err := listen.HTTP(lc, h, func(v string) { h.AltSvc = v }, s.log.Named("listen"), listen.Guards{Conns: s.conns, Stats: s.reg})
 		if err != nil {
 			s.closeListeners(context.Background())
 			return err

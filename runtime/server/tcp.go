@@ -23,6 +23,8 @@ func (s *Server) startTCP(lc config.Listener, access *zap.Logger) (*l4.Listener,
 		Resolve:  func() (*l4.Resolution, error) { return s.resolveTCP(lc.Name) },
 		Log:      s.log.Named("l4"),
 		Access:   access,
+		// The TCP listeners share the downstream connection cap.
+		WrapListener: s.conns.Listener,
 	}
 	if lc.TLS != nil {
 		cfg, err := listen.ServerTLS(lc.TLS, nil, s.log.Named("listen"))
