@@ -123,6 +123,15 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: int(streams), MaxReadFrameSize: 16 << 10},
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
+	if protocols.HTTP2() || protocols.UnencryptedHTTP2() {
+		var closed *stats.Counter
+		if g.Stats != nil {
+			closed = g.Stats.Counter("sluice_downstream_rq_too_many_premature_resets_total", "HTTP/2 connections closed (GOAWAY ENHANCE_YOUR_CALM) for resetting too many streams just after opening them.", "listener", cfg.Name)
+		}
+		if err := guardHTTP2(l.srv, h2s, closed); err != nil {
+			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+		}
+	}
 	if tlsCfg != nil {
 		// A connection's TLS facts (peer identity, certificate hash,
 		// subject) are worked out for its first request and kept.

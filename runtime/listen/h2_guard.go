@@ -1,0 +1,194 @@
+package listen
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/sluice-proxy/sluice/runtime/stats"
+)
+
+// The HTTP/2 rapid-reset guard (CVE-2023-44487). A client that opens
+// streams and resets them at once costs the server a request each while
+// it pays for two small frames, and never hits the concurrent-stream
+// limit. Envoy closes such a connection once its premature resets (a
+// stream reset by the client within a second of opening) pass a
+// threshold; this guard does the same in front of x/net's HTTP/2 server,
+// which has no hook for it: it reads the 9-byte frame headers of what the
+// client sends, counts new streams (HEADERS) and premature RST_STREAMs,
+// and past the threshold fails the connection's next read with
+// ENHANCE_YOUR_CALM, which the server answers with a GOAWAY of that code
+// from its own writer (so the frame cannot interleave with another) and
+// then closes the connection. It moves with the HTTP/2 codec when sluice
+// has its own.
+
+// Envoy's heuristic (overload.premature_reset_total_stream_count 500,
+// premature_reset_min_stream_lifetime_seconds 1): a connection is closed
+// when half of its streams were reset prematurely, checked once it has
+// had resetCheckStreams streams, and before that as soon as the premature
+// resets alone reach half of resetCheckStreams.
+const (
+	resetCheckStreams   = 500
+	prematureResetAge   = time.Second
+	frameHeaderLen      = 9
+	frameHeaders        = 0x1
+	frameRSTStream      = 0x3
+	recentStreamsWindow = 1024 // streams remembered for their open time; a power of two
+)
+
+// guardHTTP2 serves HTTP/2 connections, by ALPN over TLS and with prior
+// knowledge in clear text, with h2s behind a reset guard each; closed
+// counts the connections the guard closes (nil: not counted). The h2c
+// Upgrade path (h2c.NewHandler) is served by h2s without the guard.
+func guardHTTP2(srv *http.Server, h2s *http2.Server, closed *stats.Counter) error {
+	tlsCfg := srv.TLSConfig
+	var nextProtos []string
+	if tlsCfg != nil {
+		nextProtos = slices.Clone(tlsCfg.NextProtos)
+	}
+	// ConfigureServer ties h2s to srv's graceful shutdown (GOAWAY on
+	// Shutdown); its TLSNextProto entries are replaced below, and the TLS
+	// config it makes or extends is put back: the listener's settings
+	// decide whether it serves TLS and what ALPN offers.
+	if err := http2.ConfigureServer(srv, h2s); err != nil {
+		return err
+	}
+	srv.TLSConfig = tlsCfg
+	if tlsCfg != nil {
+		tlsCfg.NextProtos = nextProtos
+	}
+	serve := func(hs *http.Server, c net.Conn, h http.Handler, sawPreface bool) {
+		var ctx context.Context
+		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
+			ctx = bc.BaseContext() // the connection's context (ConnContext)
+		}
+		h2s.ServeConn(c, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs, SawClientPreface: sawPreface})
+	}
+	srv.TLSNextProto["h2"] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
+		g := &resetGuardConn{Conn: c, skip: len(http2Preface), closed: closed}
+		serve(hs, &tlsResetGuardConn{g, c}, h, false)
+	}
+	// net/http passes a prior-knowledge h2c connection, its preface read,
+	// as a *tls.Conn around the plain one.
+	srv.TLSNextProto["unencrypted_http2"] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
+		u, ok := c.NetConn().(interface{ UnencryptedNetConn() net.Conn })
+		if !ok {
+			c.Close()
+			return
+		}
+		serve(hs, &resetGuardConn{Conn: u.UnencryptedNetConn(), closed: closed}, h, true)
+	}
+	return nil
+}
+
+// resetGuardConn parses the frame headers of what it reads; see above.
+type resetGuardConn struct {
+	net.Conn
+	closed *stats.Counter
+
+	skip    int // bytes of preface or frame payload still to pass
+	hdr     [frameHeaderLen]byte
+	hdrN    int
+	tripped bool
+
+	lastStream uint32
+	streams    int
+	premature  int
+	// recent remembers when the latest streams opened, by stream id.
+	recent [recentStreamsWindow]struct {
+		id     uint32
+		opened time.Time
+	}
+}
+
+func (g *resetGuardConn) Read(p []byte) (int, error) {
+	if g.tripped {
+		return 0, http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+	}
+	n, err := g.Conn.Read(p)
+	if n > 0 {
+		if end, trip := g.scan(p[:n]); trip {
+			g.tripped = true
+			if g.closed != nil {
+				g.closed.Inc()
+			}
+			// What follows the frame that tripped the guard is never
+			// handed over: the next read fails.
+			return end, nil
+		}
+	}
+	return n, err
+}
+
+// scan walks the frame headers in b; when one trips the guard it returns
+// the offset just past that frame (or b's end) and true.
+func (g *resetGuardConn) scan(b []byte) (int, bool) {
+	var now time.Time
+	off := 0
+	for off < len(b) {
+		if g.skip > 0 {
+			k := min(g.skip, len(b)-off)
+			g.skip -= k
+			off += k
+			continue
+		}
+		k := copy(g.hdr[g.hdrN:], b[off:])
+		g.hdrN += k
+		off += k
+		if g.hdrN < frameHeaderLen {
+			break
+		}
+		g.hdrN = 0
+		g.skip = int(g.hdr[0])<<16 | int(g.hdr[1])<<8 | int(g.hdr[2])
+		typ := g.hdr[3]
+		id := binary.BigEndian.Uint32(g.hdr[5:]) & 0x7fffffff
+		if typ != frameHeaders && typ != frameRSTStream {
+			continue
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if g.frame(typ, id, now) {
+			return min(off+g.skip, len(b)), true
+		}
+	}
+	return len(b), false
+}
+
+// frame counts one HEADERS or RST_STREAM frame and reports whether the
+// connection is past the threshold.
+func (g *resetGuardConn) frame(typ byte, id uint32, now time.Time) bool {
+	slot := &g.recent[(id>>1)&(recentStreamsWindow-1)]
+	switch {
+	case typ == frameHeaders && id > g.lastStream:
+		// A new stream (HEADERS on an open one are trailers).
+		g.lastStream = id
+		g.streams++
+		slot.id, slot.opened = id, now
+		return false
+	case typ == frameRSTStream && slot.id == id && now.Sub(slot.opened) < prematureResetAge:
+		g.premature++
+		slot.id = 0 // one reset per stream counts
+	default:
+		return false
+	}
+	if g.streams < resetCheckStreams {
+		return 2*g.premature >= resetCheckStreams
+	}
+	return 2*g.premature >= g.streams
+}
+
+// tlsResetGuardConn keeps the TLS state visible to the HTTP/2 server
+// (request.TLS, and its TLS version checks).
+type tlsResetGuardConn struct {
+	*resetGuardConn
+	tc *tls.Conn
+}
+
+func (c *tlsResetGuardConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
