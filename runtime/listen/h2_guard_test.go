@@ -204,3 +204,39 @@ func TestResetGuardScanAcrossReads(t *testing.T) {
 		}
 	}
 }
+
+// FuzzResetGuardScan: the frame-header scanner takes any bytes, split
+// anywhere, without panicking, and trips (or not) on the same frame
+// however the bytes arrive.
+func FuzzResetGuardScan(f *testing.F) {
+	var seed []byte
+	for id := uint32(1); id < 1200; id += 2 {
+		seed = append(seed, 0, 0, 1, frameHeaders, 5, 0, 0, 0, 0, 0x82)
+		binary.BigEndian.PutUint32(seed[len(seed)-5:], id)
+		seed = append(seed, 0, 0, 4, frameRSTStream, 0, 0, 0, 0, 0, 0, 0, 0, 8)
+		binary.BigEndian.PutUint32(seed[len(seed)-8:], id)
+	}
+	f.Add(seed, uint8(7))
+	f.Add([]byte(http2Preface), uint8(1))
+	f.Add([]byte{0xff, 0xff, 0xff, 0x1, 0, 0, 0, 0, 1}, uint8(3))
+	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
+		run := func(size int) (int, bool) {
+			g := &resetGuardConn{}
+			for off := 0; off < len(b); off += size {
+				end, trip := g.scan(b[off:min(off+size, len(b))])
+				if end < 0 || end > min(size, len(b)-off) {
+					t.Fatalf("scan returned offset %d for a %d-byte read", end, min(size, len(b)-off))
+				}
+				if trip {
+					return off + end, true
+				}
+			}
+			return len(b), false
+		}
+		whole, tripped := run(max(len(b), 1))
+		split, splitTripped := run(int(chunk) + 1)
+		if tripped != splitTripped || split > whole {
+			t.Fatalf("whole read: trip %v at %d; %d-byte reads: trip %v at %d", tripped, whole, int(chunk)+1, splitTripped, split)
+		}
+	})
+}
