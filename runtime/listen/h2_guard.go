@@ -3,12 +3,15 @@ package listen
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/binary"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 
 	"github.com/sluice-proxy/sluice/runtime/stats"
@@ -43,10 +46,10 @@ const (
 )
 
 // guardHTTP2 serves HTTP/2 connections, by ALPN over TLS and with prior
-// knowledge in clear text, with h2s behind a reset guard each; closed
-// counts the connections the guard closes (nil: not counted). The h2c
-// Upgrade path (h2c.NewHandler) is served by h2s without the guard.
-func guardHTTP2(srv *http.Server, h2s *http2.Server, closed *stats.Counter) error {
+// knowledge in clear text, and with upgradeH2C those that ask to switch
+// from HTTP/1.1, with h2s behind a reset guard each; closed counts the
+// connections the guard closes (nil: not counted).
+func guardHTTP2(srv *http.Server, h2s *http2.Server, closed *stats.Counter, upgradeH2C bool) error {
 	tlsCfg := srv.TLSConfig
 	var nextProtos []string
 	if tlsCfg != nil {
@@ -84,7 +87,68 @@ func guardHTTP2(srv *http.Server, h2s *http2.Server, closed *stats.Counter) erro
 		}
 		serve(hs, &resetGuardConn{Conn: u.UnencryptedNetConn(), closed: closed}, h, true)
 	}
+	if upgradeH2C {
+		srv.Handler = &h2cUpgrade{next: srv.Handler, srv: srv, h2s: h2s, closed: closed}
+	}
 	return nil
+}
+
+// h2cUpgrade switches an HTTP/1.1 connection to h2c when a request asks
+// to (RFC 7540 section 3.2: "Upgrade: h2c", one HTTP2-Settings, both
+// named in Connection) and serves it behind the reset guard, the request
+// as stream 1. A request with a body is served as HTTP/1.1 instead (a
+// server may ignore an upgrade), so that no body is buffered whole to
+// replay it. The upgrade's own headers are removed either way: they are
+// for this hop.
+type h2cUpgrade struct {
+	next   http.Handler
+	srv    *http.Server
+	h2s    *http2.Server
+	closed *stats.Counter
+}
+
+func (u *h2cUpgrade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !httpguts.HeaderValuesContainsToken(r.Header["Upgrade"], "h2c") {
+		u.next.ServeHTTP(w, r)
+		return
+	}
+	settings, ok := h2cSettings(r.Header)
+	for _, k := range []string{"Connection", "Upgrade", "Http2-Settings"} {
+		delete(r.Header, k)
+	}
+	if !ok || r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		u.next.ServeHTTP(w, r)
+		return
+	}
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		u.next.ServeHTTP(w, r)
+		return
+	}
+	defer conn.Close()
+	rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+	if rw.Flush() != nil {
+		return
+	}
+	// What the client sent after the request, already buffered, is read
+	// first; the guard sees it all, from the preface on.
+	g := &resetGuardConn{Conn: &peekedConn{Conn: conn, r: rw.Reader}, skip: len(http2Preface), closed: u.closed}
+	u.h2s.ServeConn(g, &http2.ServeConnOpts{Context: r.Context(), Handler: u.next, BaseConfig: u.srv, UpgradeRequest: r, Settings: settings})
+}
+
+// h2cSettings returns the decoded HTTP2-Settings of an upgrade request,
+// and whether the request is a valid one.
+func h2cSettings(h http.Header) ([]byte, bool) {
+	conn := h["Connection"]
+	vs := h["Http2-Settings"]
+	if len(vs) != 1 || !httpguts.HeaderValuesContainsToken(conn, "upgrade") || !httpguts.HeaderValuesContainsToken(conn, "http2-settings") {
+		return nil, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(vs[0], "="))
+	if err != nil || len(b)%6 != 0 {
+		return nil, false
+	}
+	return b, true
 }
 
 // resetGuardConn parses the frame headers of what it reads; see above.

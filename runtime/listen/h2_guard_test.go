@@ -1,6 +1,7 @@
 package listen
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -37,12 +38,14 @@ func TestRapidResetClosesConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name string
-		cfg  config.Listener
+		name    string
+		cfg     config.Listener
+		upgrade bool // h2c by an HTTP/1.1 Upgrade
 	}{
-		{"h2c", config.Listener{Name: "plain", Address: "127.0.0.1:0", Protocols: []string{"http1", "h2c"}}},
+		{"h2c", config.Listener{Name: "plain", Address: "127.0.0.1:0", Protocols: []string{"http1", "h2c"}}, false},
+		{"h2c upgrade", config.Listener{Name: "plain", Address: "127.0.0.1:0", Protocols: []string{"http1", "h2c"}}, true},
 		{"h2", config.Listener{Name: "tls", Address: "127.0.0.1:0", Protocols: []string{"http1", "h2"},
-			TLS: &config.TLS{Cert: filepath.Join(dir, "server.crt"), Key: filepath.Join(dir, "server.key")}}},
+			TLS: &config.TLS{Cert: filepath.Join(dir, "server.crt"), Key: filepath.Join(dir, "server.key")}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := stats.NewRegistry()
@@ -81,11 +84,23 @@ func TestRapidResetClosesConnection(t *testing.T) {
 			for _, f := range [][2]string{{":method", "GET"}, {":scheme", scheme}, {":authority", "x"}, {":path", "/"}} {
 				enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 			}
+			var r io.Reader = c
+			first := uint32(1)
+			if tc.upgrade {
+				io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: \r\n\r\n")
+				br := bufio.NewReader(c)
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+					t.Fatalf("upgrade: %v %v", resp, err)
+				}
+				r, first = br, 3 // stream 1 is the upgrade request
+			}
 			c.Write([]byte(http2.ClientPreface))
-			fr := http2.NewFramer(c, c)
+			fr := http2.NewFramer(c, r)
 			fr.WriteSettings()
 			go func() {
-				for id := uint32(1); id < 20000; id += 2 {
+				for id := first; id < 20000; id += 2 {
 					if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}) != nil ||
 						fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
 						return

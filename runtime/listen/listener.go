@@ -19,7 +19,6 @@ import (
 	"github.com/quic-go/quic-go/http3"
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
@@ -76,9 +75,9 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 	if streams == 0 {
 		streams = defaultMaxConcurrentStreams
 	}
-	// Upgrade-style h2c (an HTTP/1.1 request asking to switch) is served by
-	// x/net's h2c handler; everything else HTTP/2 by net/http itself, which
-	// also handles prior-knowledge h2c at the connection preface.
+	// HTTP/2 is x/net's server behind the rapid-reset guard (h2_guard.go):
+	// by ALPN, prior-knowledge h2c at the connection preface, and h2c by
+	// Upgrade from an HTTP/1.1 request.
 	h2s := &http2.Server{MaxConcurrentStreams: streams, IdleTimeout: idle}
 
 	var tlsCfg *tls.Config
@@ -97,13 +96,11 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 		}
 	}
 
-	h := handler
 	var protocols http.Protocols
 	protocols.SetHTTP1(has("http1") || len(cfg.Protocols) == 0)
 	if cfg.TLS == nil {
 		if has("h2c") {
 			protocols.SetUnencryptedHTTP2(true)
-			h = h2c.NewHandler(handler, h2s)
 		}
 	} else {
 		protocols.SetHTTP2(has("h2"))
@@ -114,7 +111,7 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 		}
 	}
 	l.srv = &http.Server{
-		Handler:           h,
+		Handler:           handler,
 		ReadHeaderTimeout: readHeader,
 		IdleTimeout:       idle,
 		MaxHeaderBytes:    maxHeader,
@@ -128,7 +125,7 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 		if g.Stats != nil {
 			closed = g.Stats.Counter("sluice_downstream_rq_too_many_premature_resets_total", "HTTP/2 connections closed (GOAWAY ENHANCE_YOUR_CALM) for resetting too many streams just after opening them.", "listener", cfg.Name)
 		}
-		if err := guardHTTP2(l.srv, h2s, closed); err != nil {
+		if err := guardHTTP2(l.srv, h2s, closed, cfg.TLS == nil && has("h2c") && protocols.HTTP1()); err != nil {
 			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
 		}
 	}
