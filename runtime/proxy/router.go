@@ -117,16 +117,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	noBody := r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
 	if d := streamIdleTimeout(lr, x.rt); d > 0 {
-		var cancelIdle context.CancelCauseFunc
-		ctx, cancelIdle = context.WithCancelCause(ctx)
-		defer cancelIdle(nil)
-		x.idle = newStreamIdle(d, w, cancelIdle)
+		// The timeout ends the stream through the route context's cancel;
+		// idle.fired tells the two apart.
+		x.idle = newStreamIdle(d, w, cancel)
 		defer x.idle.stop()
-		x.w = &idleWriter{ResponseWriter: w, s: x.idle}
+		x.w = &x.idle.writer
 		if noBody {
 			x.idle.reqBodyDone.Store(true)
 		} else {
-			r.Body = &idleBody{ReadCloser: r.Body, s: x.idle, client: true, remaining: max(r.ContentLength, -1)}
+			r.Body = x.idle.requestBody(r.Body, r.ContentLength)
 		}
 	}
 
@@ -443,7 +442,7 @@ func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool,
 	}
 	if x.idle != nil {
 		x.idle.progress()
-		resp.Body = &idleBody{ReadCloser: resp.Body, s: x.idle}
+		resp.Body = x.idle.responseBody(resp.Body)
 	}
 	x.respond(resp, requestID)
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -12,10 +11,6 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/route"
 )
-
-// errStreamIdle is the cause a stream's context is cancelled with when the
-// stream idle timeout ends it.
-var errStreamIdle = errors.New("stream idle timeout")
 
 // streamIdle is Envoy's stream idle timeout for one exchange: a stream
 // that makes no progress either way (no byte read from or written to the
@@ -30,13 +25,16 @@ var errStreamIdle = errors.New("stream idle timeout")
 // sending and a response body it stopped reading end at once. The write
 // deadline is moved only once the response has started, so the local
 // reply of a stream that timed out before that still goes out.
+//
+// One allocation holds the state and the wrappers, and the timer is the
+// only other: this runs for every request.
 type streamIdle struct {
 	d      time.Duration
 	start  time.Time
 	last   atomic.Int64 // time.Since(start) at the last progress
 	timer  *time.Timer
-	cancel context.CancelCauseFunc
-	rc     *http.ResponseController
+	cancel context.CancelFunc
+	w      http.ResponseWriter // the client's, for its deadlines
 
 	// mu orders a firing timer against stop, so that no deadline moves
 	// once the exchange is over (the connection may be serving the next
@@ -46,13 +44,30 @@ type streamIdle struct {
 	fired       atomic.Bool
 	respStarted atomic.Bool
 	reqBodyDone atomic.Bool
+
+	writer   idleWriter
+	reqBody  idleBody
+	respBody idleBody
 }
 
 // newStreamIdle starts the timer; cancel ends the stream's context.
-func newStreamIdle(d time.Duration, w http.ResponseWriter, cancel context.CancelCauseFunc) *streamIdle {
-	s := &streamIdle{d: d, start: time.Now(), cancel: cancel, rc: http.NewResponseController(w)}
+func newStreamIdle(d time.Duration, w http.ResponseWriter, cancel context.CancelFunc) *streamIdle {
+	s := &streamIdle{d: d, start: time.Now(), cancel: cancel, w: w}
+	s.writer = idleWriter{ResponseWriter: w, s: s}
 	s.timer = time.AfterFunc(d, s.check)
 	return s
+}
+
+// requestBody wraps the client's request body (length n, -1 unknown).
+func (s *streamIdle) requestBody(b io.ReadCloser, n int64) io.ReadCloser {
+	s.reqBody = idleBody{ReadCloser: b, s: s, client: true, remaining: max(n, -1)}
+	return &s.reqBody
+}
+
+// responseBody wraps the upstream's response body.
+func (s *streamIdle) responseBody(b io.ReadCloser) io.ReadCloser {
+	s.respBody = idleBody{ReadCloser: b, s: s}
+	return &s.respBody
 }
 
 func (s *streamIdle) progress() { s.last.Store(int64(time.Since(s.start))) }
@@ -68,12 +83,13 @@ func (s *streamIdle) check() {
 		return
 	}
 	s.fired.Store(true)
-	s.cancel(errStreamIdle)
+	s.cancel()
+	rc := http.NewResponseController(s.w)
 	if !s.reqBodyDone.Load() {
-		s.rc.SetReadDeadline(aLongTimeAgo)
+		rc.SetReadDeadline(aLongTimeAgo)
 	}
 	if s.respStarted.Load() {
-		s.rc.SetWriteDeadline(aLongTimeAgo)
+		rc.SetWriteDeadline(aLongTimeAgo)
 	}
 }
 
@@ -86,7 +102,7 @@ func (s *streamIdle) responseStarted() {
 	if s.fired.Load() {
 		s.mu.Lock()
 		if !s.stopped {
-			s.rc.SetWriteDeadline(aLongTimeAgo)
+			http.NewResponseController(s.w).SetWriteDeadline(aLongTimeAgo)
 		}
 		s.mu.Unlock()
 	}
