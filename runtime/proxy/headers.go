@@ -92,6 +92,7 @@ func sanitizeRequestHeaders(h http.Header, upgrade bool) bool {
 		if len(tokens) >= maxConnectionTokens {
 			return false
 		}
+		kept := tokens[:0]
 		for _, t := range tokens {
 			switch name := http.CanonicalHeaderKey(t); {
 			case strings.HasPrefix(t, ":"), name == "X-Forwarded-For", name == "X-Forwarded-Host", name == "X-Forwarded-Proto":
@@ -99,17 +100,24 @@ func sanitizeRequestHeaders(h http.Header, upgrade bool) bool {
 			case name == "Connection", name == "Te", name == "Close", name == "Keep-Alive", name == "Upgrade", name == "Http2-Settings":
 				// Not a nomination (or, for TE, left to the hop-by-hop
 				// pass that keeps "trailers").
+				kept = append(kept, t)
 			default:
 				delete(h, name)
 			}
 		}
-		if upgrade {
-			// The nominations are gone; only the upgrade goes on.
+		// Filters see Connection without the names it nominated, as
+		// Envoy leaves it; an upgrade goes on with only its own token.
+		switch {
+		case upgrade:
 			h["Connection"] = []string{"Upgrade"}
+		case len(kept) == 0:
+			delete(h, "Connection")
+		case len(kept) < len(tokens):
+			h["Connection"] = []string{strings.Join(kept, ", ")}
 		}
 	}
 	for k := range h {
-		if len(k) > len(internalHeaderPrefix) && strings.HasPrefix(k, internalHeaderPrefix) {
+		if strings.HasPrefix(k, internalHeaderPrefix) {
 			delete(h, k)
 		}
 	}
