@@ -82,8 +82,7 @@ func guardHTTP2(srv *http.Server, h2s *http2.Server, closed *stats.Counter, upgr
 	srv.TLSNextProto["unencrypted_http2"] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
 		u, ok := c.NetConn().(interface{ UnencryptedNetConn() net.Conn })
 		if !ok {
-			c.Close()
-			return
+			return // net/http closes the connection
 		}
 		serve(hs, &resetGuardConn{Conn: u.UnencryptedNetConn(), closed: closed}, h, true)
 	}
