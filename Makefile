@@ -11,7 +11,7 @@ export SLUICE_WASM_CACHE ?= $(HOME)/.cache/sluice-wasm
 
 CORE_PKGS := ./runtime/... ./hostabi/... ./cmd/... ./plugins/... ./docs/...
 
-.PHONY: all build run test tools lint plugins plugins-check test-go test-sdk bench conformance conformance-report clean
+.PHONY: all build run test tools lint plugins plugins-check test-go test-sdk bench conformance conformance-report clean fuzz
 
 all: build
 
@@ -84,6 +84,11 @@ examples-check:
 
 test: tools lint test-go test-sdk conformance examples-check
 	@echo "make test: all suites passed"
+
+# Every fuzz target for FUZZTIME each (default 60s); `make test` runs their
+# seed corpora only.
+fuzz:
+	@bash .ci/fuzz.sh
 
 bench: build
 	@bash bench/run.sh
