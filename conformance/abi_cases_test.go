@@ -29,6 +29,7 @@ func abiCases() []abiCase {
 	}
 	cs = append(cs, l4Cases()...)
 	cs = append(cs, abi010Cases()...)
+	cs = append(cs, fidelityCases()...)
 	return cs
 }
 

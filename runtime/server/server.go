@@ -40,9 +40,14 @@ type Server struct {
 	log  *zap.Logger
 	reg  *stats.Registry
 
-	snap      atomic.Pointer[proxy.Snapshot]
-	streamIDs atomic.Uint64
-	ready     atomic.Bool
+	snap atomic.Pointer[proxy.Snapshot]
+	// configuring holds the clusters of a config generation whose plugins
+	// are being configured, before its snapshot is stored: a filter may
+	// call out (http_call, grpc_call) from proxy_on_vm_start or
+	// proxy_on_configure, as Envoy allows once its cluster manager is up.
+	configuring atomic.Pointer[upstream.Manager]
+	streamIDs   atomic.Uint64
+	ready       atomic.Bool
 
 	wasm        *wasmEnv
 	identity    *mesh.Certificate // [identity], nil without one
@@ -86,6 +91,8 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clusters: %w", err)
 	}
+	s.configuring.Store(up)
+	defer s.configuring.Store(nil)
 	s.wasm, err = newWasmEnv(context.Background(), cfg, s.reg, s.log.Named("wasm"), s.cluster)
 	if err != nil {
 		up.Close()
@@ -120,9 +127,19 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// cluster resolves a cluster of the current snapshot, for http_call.
+// cluster resolves a cluster for http_call and grpc_call: the current
+// snapshot's, else (while plugins configure, at start or on a reload that
+// adds the cluster) the generation being built.
 func (s *Server) cluster(name string) *upstream.Cluster {
-	return s.snap.Load().Upstream.Cluster(name)
+	if snap := s.snap.Load(); snap != nil {
+		if c := snap.Upstream.Cluster(name); c != nil {
+			return c
+		}
+	}
+	if up := s.configuring.Load(); up != nil {
+		return up.Cluster(name)
+	}
+	return nil
 }
 
 // Registry exposes the metrics registry (for tests and embedding).
@@ -236,14 +253,17 @@ func (s *Server) reloadLocked() error {
 		s.log.Warn("config changes that need a restart were not applied", zap.Strings("settings", changed))
 	}
 	old := s.snap.Load()
-	plugins, err := s.plugins.rebuild(context.Background(), cfg)
-	if err != nil {
-		return err
-	}
+	// Clusters first: the new plugins may call out while they configure.
 	up, err := old.Upstream.Rebuild(cfg.Clusters)
 	if err != nil {
-		plugins.closeNew(s.plugins)
 		return fmt.Errorf("clusters: %w", err)
+	}
+	s.configuring.Store(up)
+	defer s.configuring.Store(nil)
+	plugins, err := s.plugins.rebuild(context.Background(), cfg)
+	if err != nil {
+		up.Close()
+		return err
 	}
 	snap, err := s.newSnapshot(cfg, up, plugins)
 	if err != nil {
