@@ -33,6 +33,46 @@ http_call_response: buf_get 4 0 40`,
 				return e.ordered("p", "configure grpc_call: status=0", "grpc_initial id=", "grpc_receive id=", "code=0")
 			},
 		},
+		{
+			name:   "http_call with an empty :authority is dispatched (Envoy checks that :method, :path and :authority are present, not their values)",
+			ref:    refEnvoy + " (Context::httpCall: Path() == nullptr || Method() == nullptr || Host() == nullptr -> BadArgument)",
+			script: "request_headers: http_call up :method=GET,:path=/empty-authority,:authority= - 2000\nhttp_call_response: buf_get 4 0 48",
+			run: func(e *abiEnv) error {
+				if err := ok200(e.get("/x")); err != nil {
+					return err
+				}
+				return e.wantLogs("p", "request_headers http_call: status=0 id=", `http_call_response buf_get: status=0 {"method":"GET","path":"/empty-authority"`)
+			},
+		},
+		{
+			name: "http_call header list with repeated names: Envoy's inline headers (:path, x-forwarded-for, ...) comma-joined first value first, others kept as separate entries",
+			ref:  "envoy envoy/http/header_map.h (addCopy: comma concatenation for predefined inline headers; INLINE_REQ_HEADERS); " + refEnvoy + " (Context::httpCall builds the message's headers with addCopy)",
+			script: "request_headers: http_call up :method=GET,:path=/first,:path=/second,:authority=up,x-forwarded-for=10.0.0.1,x-forwarded-for=10.0.0.2,x-other=a,x-other=b - 2000 | ret 1\n" +
+				"http_call_response: buf_get 4 0 4096 | effective | continue 0",
+			run: func(e *abiEnv) error {
+				if err := ok200(e.get("/x")); err != nil {
+					return err
+				}
+				l, err := e.waitLog("p", "http_call_response buf_get: status=0 ")
+				if err != nil {
+					return err
+				}
+				var echo echoReply
+				if err := jsonUnmarshal(strings.TrimPrefix(l, "http_call_response buf_get: status=0 "), &echo); err != nil {
+					return fmt.Errorf("%v in %q", err, l)
+				}
+				if echo.Path != "/first,/second" {
+					return fmt.Errorf("upstream saw :path %q, want \"/first,/second\"", echo.Path)
+				}
+				if got := echo.Header["X-Forwarded-For"]; len(got) != 1 || got[0] != "10.0.0.1,10.0.0.2" {
+					return fmt.Errorf("upstream saw x-forwarded-for %q, want one entry \"10.0.0.1,10.0.0.2\"", got)
+				}
+				if got := echo.Header["X-Other"]; len(got) != 2 || got[0] != "a" || got[1] != "b" {
+					return fmt.Errorf("upstream saw x-other %q, want two entries a, b", got)
+				}
+				return nil
+			},
+		},
 	}
 }
 

@@ -38,16 +38,18 @@ func hcHTTPCall(ctx context.Context, in *instance, a []uint64) abi.Status {
 	if err != nil {
 		return abi.SerializationFailure
 	}
-	// Envoy refuses a call it could not route: these three are required.
+	// Envoy refuses a call it could not route: these three must be
+	// present (Context::httpCall checks for the entries, not their values:
+	// an empty :authority is allowed).
 	var method, path, authority bool
 	for _, kv := range headers {
 		switch kv[0] {
 		case ":method":
-			method = kv[1] != ""
+			method = true
 		case ":path":
-			path = kv[1] != ""
+			path = true
 		case ":authority":
-			authority = kv[1] != ""
+			authority = true
 		}
 	}
 	if !method || !path || !authority {

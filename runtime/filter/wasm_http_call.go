@@ -78,25 +78,54 @@ func (c *WasmHTTPCaller) HTTPCall(ctx context.Context, r hostabi.HTTPCallRequest
 	return nil
 }
 
+// envoyInlineRequestHeaders are the request headers Envoy's header map
+// keeps in O(1) slots (envoy/http/header_map.h INLINE_REQ_HEADERS and
+// INLINE_REQ_RESP_HEADERS). Adding one that is already there appends the
+// value with a comma, first value first, instead of adding a second entry:
+// that is what a filter's http_call header list with a repeated name turns
+// into on Envoy.
+var envoyInlineRequestHeaders = map[string]bool{
+	":authority": true, ":method": true, ":path": true, ":protocol": true, ":scheme": true,
+	"connection": true, "content-length": true, "content-type": true, "expect": true,
+	"grpc-timeout": true, "keep-alive": true, "proxy-connection": true, "proxy-status": true,
+	"te": true, "transfer-encoding": true, "upgrade": true, "user-agent": true, "via": true,
+	"x-client-trace-id": true, "x-envoy-attempt-count": true, "x-envoy-decorator-operation": true,
+	"x-envoy-downstream-service-cluster": true, "x-envoy-downstream-service-node": true,
+	"x-envoy-expected-rq-timeout-ms": true, "x-envoy-external-address": true,
+	"x-envoy-force-trace": true, "x-envoy-hedge-on-per-try-timeout": true, "x-envoy-internal": true,
+	"x-envoy-ip-tags": true, "x-envoy-is-timeout-retry": true, "x-envoy-max-retries": true,
+	"x-envoy-original-path": true, "x-envoy-original-url": true, "x-envoy-retriable-header-names": true,
+	"x-envoy-retriable-status-codes": true, "x-envoy-retry-grpc-on": true, "x-envoy-retry-on": true,
+	"x-envoy-upstream-alt-stat-name": true, "x-envoy-upstream-rq-per-try-timeout-ms": true,
+	"x-envoy-upstream-rq-timeout-alt-response": true, "x-envoy-upstream-rq-timeout-ms": true,
+	"x-envoy-upstream-stream-duration-ms": true, "x-forwarded-client-cert": true,
+	"x-forwarded-for": true, "x-forwarded-host": true, "x-forwarded-port": true,
+	"x-forwarded-proto": true, "x-request-id": true,
+}
+
 func buildCallRequest(ctx context.Context, r hostabi.HTTPCallRequest) (*http.Request, error) {
-	var method, path, authority string
 	scheme := "http"
+	pseudo := map[string]string{}
 	hdr := http.Header{}
 	for _, kv := range r.Headers {
-		switch kv[0] {
-		case ":method":
-			method = kv[1]
-		case ":path":
-			path = kv[1]
-		case ":authority":
-			authority = kv[1]
-		case ":scheme":
-			scheme = kv[1]
-		default:
-			if !strings.HasPrefix(kv[0], ":") {
-				hdr.Add(kv[0], kv[1])
+		name := strings.ToLower(kv[0])
+		if strings.HasPrefix(name, ":") {
+			if v, ok := pseudo[name]; ok && envoyInlineRequestHeaders[name] {
+				pseudo[name] = v + "," + kv[1]
+			} else {
+				pseudo[name] = kv[1]
 			}
+			continue
 		}
+		if vs := hdr.Values(name); len(vs) > 0 && envoyInlineRequestHeaders[name] {
+			vs[0] += "," + kv[1]
+			continue
+		}
+		hdr.Add(name, kv[1])
+	}
+	method, path, authority := pseudo[":method"], pseudo[":path"], pseudo[":authority"]
+	if v, ok := pseudo[":scheme"]; ok {
+		scheme = v
 	}
 	u, err := url.ParseRequestURI(path)
 	if err != nil {
