@@ -1,8 +1,13 @@
 package conformance
 
 import (
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
+	"time"
 )
 
 // fidelityCases are what third-party filters built for Envoy tripped over
@@ -73,7 +78,147 @@ http_call_response: buf_get 4 0 40`,
 				return nil
 			},
 		},
+		{
+			name: "L4 (network filter) connection attributes as HTTP's: cluster_name, cluster_metadata, connection.id, destination/upstream address, connection.tls_version spelled TLSv1.2",
+			ref:  refEnvoyAttr + " (connection and upstream attributes, xds.cluster_name, xds.cluster_metadata; tls_version is BoringSSL's SSL_get_version); " + refEnvoy + " (Context::FindValue serves them to network filters)",
+			run:  runL4Attributes,
+		},
+		{
+			name:   "connection.tls_version on an HTTPS stream is TLSv1.3 (BoringSSL's spelling), not TLS 1.3",
+			ref:    refEnvoyAttr + " (connection.tls_version)",
+			script: "request_headers: prop_get connection/tls_version | prop_get connection/requested_server_name",
+			run:    runHTTPSTLSVersion,
+		},
+		{
+			name: "metadata numbers are doubles (8 IEEE 754 bytes), as Envoy's protobuf Struct holds them",
+			ref:  refEnvoyAttr + " (xds.route_metadata is a Metadata message: filter_metadata values are google.protobuf.Value); " + refEnvoy + " (serializeValue: kDouble as its 8 bytes)",
+			run: func(e *abiEnv) error {
+				s, err := trySluice(e.t, base+`
+[[listeners]]
+name = "l"
+address = "127.0.0.1:0"
+
+[[routes]]
+name = "weighted"
+plugins = ["p"]
+backends = [ { cluster = "up" } ]
+metadata = { filter_metadata = { acme = { weight = 3 } } }
+
+[[clusters]]
+name = "up"
+endpoints = ["`+e.up+`"]
+`+plugin("p", "rawabi", "request_headers: prop_geti xds/route_metadata/filter_metadata/acme/weight", ""))
+				if err != nil {
+					return err
+				}
+				e = &abiEnv{t: e.t, s: s, base: "http://" + s.ListenerAddr("l"), up: e.up}
+				if err := ok200(e.get("/weighted")); err != nil {
+					return err
+				}
+				// 3.0 as a float64 is 0x4008000000000000.
+				return e.expectLine("p", "request_headers prop_geti", "request_headers prop_geti: status=0 4613937818241073152")
+			},
+		},
 	}
+}
+
+func runL4Attributes(e *abiEnv) error {
+	echo, err := tcpEcho(e)
+	if err != nil {
+		return err
+	}
+	p := newPKI(e.t)
+	script := `new_connection: prop_get cluster_name | prop_get xds/cluster_name | prop_get cluster_metadata/filter_metadata/acme/zone | prop_geti connection/id | prop_get connection/tls_version | prop_get destination/address | prop_geti destination/port
+downstream_data: prop_get upstream/address`
+	s, err := trySluice(e.t, base+`
+[[listeners]]
+name = "tcp"
+address = "127.0.0.1:0"
+protocols = ["tcp"]
+cluster = "echo"
+plugins = ["p"]
+tls = { cert = "`+p.CertFile+`", key = "`+p.KeyFile+`" }
+
+[[clusters]]
+name = "echo"
+endpoints = ["`+echo+`"]
+metadata = { filter_metadata = { acme = { zone = "z1" } } }
+`+plugin("p", "rawabi", script, ""))
+	if err != nil {
+		return fmt.Errorf("starting sluice with a tcp listener: %w", err)
+	}
+	l4 := &abiEnv{t: e.t, s: s}
+	addr := s.ListenerAddr("tcp")
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: p.Pool, ServerName: "localhost", MaxVersion: tls.VersionTLS12})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "ping"); err != nil {
+		return err
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return fmt.Errorf("reading the echo: %v", err)
+	}
+	if err := all(l4.expectLine("p", "new_connection prop_get: status=0 echo", "new_connection prop_get: status=0 echo"),
+		l4.expectLine("p", "new_connection prop_get: status=0 z1", "new_connection prop_get: status=0 z1"),
+		l4.expectLine("p", "new_connection prop_get: status=0 TLS", "new_connection prop_get: status=0 TLSv1.2"),
+		l4.expectLine("p", "new_connection prop_get: status=0 127.0.0.1:", "new_connection prop_get: status=0 "+addr),
+		l4.wantLogs("p", "downstream_data prop_get: status=0 "+echo)); err != nil {
+		return err
+	}
+	// connection.id and destination.port are integers.
+	var ids []string
+	for _, l := range l4.logs("p") {
+		if strings.HasPrefix(l, "new_connection prop_geti: ") {
+			ids = append(ids, l)
+		}
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	if len(ids) != 2 || ids[0] == "new_connection prop_geti: status=0 0" || !strings.HasPrefix(ids[0], "new_connection prop_geti: status=0 ") || ids[1] != "new_connection prop_geti: status=0 "+port {
+		return fmt.Errorf("connection.id and destination.port: %q, want a non-zero id and %s", ids, port)
+	}
+	for _, l := range l4.logs("p") {
+		if strings.HasPrefix(l, "new_connection prop_get") && !strings.Contains(l, "status=0") {
+			return fmt.Errorf("%q, want every attribute found", l)
+		}
+	}
+	return nil
+}
+
+func runHTTPSTLSVersion(e *abiEnv) error {
+	p := newPKI(e.t)
+	s, err := trySluice(e.t, base+`
+[[listeners]]
+name = "tls"
+address = "127.0.0.1:0"
+protocols = ["http1", "h2"]
+tls = { cert = "`+p.CertFile+`", key = "`+p.KeyFile+`" }
+
+[[routes]]
+name = "all"
+plugins = ["p"]
+backends = [ { cluster = "up" } ]
+
+[[clusters]]
+name = "up"
+endpoints = ["`+e.up+`"]
+`+plugin("p", "rawabi", "request_headers: prop_get connection/tls_version | prop_get connection/requested_server_name", ""))
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.Pool, ServerName: "localhost", MinVersion: tls.VersionTLS13}}}
+	_, port, _ := net.SplitHostPort(s.ListenerAddr("tls"))
+	resp, err := c.Get("https://localhost:" + port + "/v")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	h := &abiEnv{t: e.t, s: s}
+	return all(h.expectLine("p", "request_headers prop_get: status=0 TLS", "request_headers prop_get: status=0 TLSv1.3"),
+		h.expectLine("p", "request_headers prop_get: status=0 local", "request_headers prop_get: status=0 localhost"))
 }
 
 // noLog checks that no line of the plugin's contains s.

@@ -3,6 +3,7 @@ package filter
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"sort"
@@ -16,6 +17,10 @@ import (
 // byte, maps as serialized pairs.
 
 func propInt(v int64) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(v)) }
+
+func propDouble(v float64) []byte {
+	return binary.LittleEndian.AppendUint64(nil, math.Float64bits(v))
+}
 
 func propBool(v bool) []byte {
 	if v {
@@ -97,12 +102,14 @@ func encodeValue(v any) ([]byte, bool) {
 		return x, true
 	case bool:
 		return propBool(x), true
+	// Metadata is a protobuf Struct on Envoy, whose only number is a
+	// double: a number comes out as its 8 IEEE 754 bytes, integral or not.
 	case int:
-		return propInt(int64(x)), true
+		return propDouble(float64(x)), true
 	case int64:
-		return propInt(x), true
+		return propDouble(float64(x)), true
 	case float64:
-		return binary.LittleEndian.AppendUint64(nil, uint64(int64(x))), true
+		return propDouble(x), true
 	case map[string]any:
 		keys := make([]string, 0, len(x))
 		for k := range x {
@@ -133,10 +140,6 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 	}
 	req := h.s.Request()
 	resp := h.s.Response()
-	var tls TLSInfo
-	if info.TLS != nil {
-		tls = *info.TLS
-	}
 	switch path[0] {
 	case "xds":
 		// xds.route_metadata.filter_metadata... as Envoy ≥ 1.23 names them.
@@ -145,8 +148,6 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 		}
 	case "route_metadata":
 		return metadataProp(info.RouteMetadata, path[1:])
-	case "cluster_metadata":
-		return metadataProp(info.ClusterMetadata, path[1:])
 	}
 	switch key {
 	case "request.path":
@@ -164,6 +165,8 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 		p, _ := (requestHeaderMap{s: h.s}).pseudo(":scheme")
 		return headerProp(req.Header, [][2]string{{":authority", req.Host}, {":method", req.Method},
 			{":path", req.URL.RequestURI()}, {":scheme", p}}), true
+	case "request.headers_bytes":
+		return propInt(headerSize(req.Header)), true
 	case "request.referer":
 		return []byte(req.Header.Get("Referer")), req.Header.Get("Referer") != ""
 	case "request.useragent":
@@ -216,6 +219,11 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 			return nil, false
 		}
 		return headerProp(resp.Header, [][2]string{{":status", strconv.Itoa(resp.Status)}}), true
+	case "response.headers_bytes":
+		if resp == nil {
+			return nil, false
+		}
+		return propInt(headerSize(resp.Header)), true
 	case "response.trailers":
 		if resp == nil {
 			return nil, false
@@ -228,49 +236,11 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 			return nil, false
 		}
 		return propInt(info.ResponseSize + headerSize(resp.Header)), true
-	case "source.address":
-		return []byte(info.Source), info.Source != ""
-	case "source.port":
-		_, p, ok := hostPort(info.Source)
-		return propInt(p), ok
-	case "destination.address":
-		return []byte(info.Destination), info.Destination != ""
-	case "destination.port":
-		_, p, ok := hostPort(info.Destination)
-		return propInt(p), ok
-	case "upstream.address":
-		return []byte(info.Upstream), info.Upstream != ""
-	case "upstream.port":
-		_, p, ok := hostPort(info.Upstream)
-		return propInt(p), ok
-	case "connection.id":
-		return propInt(int64(info.ConnectionID)), true
-	case "connection.mtls":
-		return propBool(tls.MTLS), true
-	case "connection.requested_server_name":
-		return []byte(tls.ServerName), info.TLS != nil
-	case "connection.tls_version":
-		return []byte(tls.Version), info.TLS != nil
-	case "connection.subject_local_certificate":
-		return []byte(tls.LocalSubject), tls.LocalSubject != ""
-	case "connection.subject_peer_certificate":
-		return []byte(tls.PeerSubject), tls.PeerSubject != ""
-	case "connection.uri_san_local_certificate":
-		return []byte(first(tls.LocalURISANs)), len(tls.LocalURISANs) > 0
-	case "connection.uri_san_peer_certificate":
-		return []byte(first(tls.PeerURISANs)), len(tls.PeerURISANs) > 0
-	case "connection.dns_san_local_certificate":
-		return []byte(first(tls.LocalDNSSANs)), len(tls.LocalDNSSANs) > 0
-	case "connection.dns_san_peer_certificate":
-		return []byte(first(tls.PeerDNSSANs)), len(tls.PeerDNSSANs) > 0
-	case "connection.sha256_peer_certificate_digest":
-		return []byte(tls.PeerCertSHA256), tls.PeerCertSHA256 != ""
 	case "route_name":
 		return []byte(info.RouteName), info.RouteName != ""
-	case "cluster_name":
-		return []byte(info.ClusterName), info.ClusterName != ""
 	}
-	return nil, false
+	return ConnectionProperty(&Connection{ID: info.ConnectionID, Source: info.Source, Destination: info.Destination,
+		Upstream: info.Upstream, TLS: info.TLS, ClusterName: info.ClusterName, ClusterMetadata: info.ClusterMetadata}, key, path)
 }
 
 // SetProperty stores a filter's property in the stream's FilterState,

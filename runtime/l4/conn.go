@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/mesh"
 )
 
 // Directions of a connection's bytes.
@@ -57,6 +58,9 @@ type conn struct {
 	pmu          sync.Mutex
 	upstreamAddr string
 	props        map[string][]byte
+	// attrs are the connection-level attributes (Envoy's source.*,
+	// destination.*, connection.*, upstream.address, cluster_*).
+	attrs filter.Connection
 }
 
 // netFilter is one plugin's context on this connection.
@@ -96,6 +100,17 @@ func (c *conn) serve() {
 		return
 	}
 	c.res = res
+	c.attrs = filter.Connection{
+		ID:              filter.NextConnectionID(),
+		Source:          c.down.RemoteAddr().String(),
+		Destination:     c.down.LocalAddr().String(),
+		ListenerName:    c.l.Name,
+		ClusterName:     c.l.opts.Listener.Cluster,
+		ClusterMetadata: res.ClusterMetadata,
+	}
+	if c.tls != nil {
+		c.attrs.TLS = mesh.TLSInfo(c.tls)
+	}
 	if res.Release != nil {
 		defer res.Release()
 	}
@@ -110,6 +125,7 @@ func (c *conn) serve() {
 		up, addr, upErr = res.Upstream.Dial(c.ctx)
 		c.pmu.Lock()
 		c.upstreamAddr = addr
+		c.attrs.Upstream = addr
 		c.pmu.Unlock()
 		if upErr == nil {
 			c.mu.Lock()
@@ -509,7 +525,8 @@ func joinPath(path []string) string {
 	return string(b)
 }
 
-// property serves Envoy's attributes for a connection.
+// property serves Envoy's attributes for a connection: what a filter set,
+// then the connection-level table HTTP streams use too.
 func (c *conn) property(path []string) ([]byte, bool) {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
@@ -517,51 +534,11 @@ func (c *conn) property(path []string) ([]byte, bool) {
 	if v, ok := c.props[key]; ok {
 		return v, true
 	}
-	addr := func(a net.Addr) (string, string, bool) {
-		if a == nil {
-			return "", "", false
-		}
-		h, p, err := net.SplitHostPort(a.String())
-		return h, p, err == nil
-	}
-	port := func(p string) []byte {
-		n, _ := strconv.ParseInt(p, 10, 64)
-		b := make([]byte, 8)
-		for i := range 8 {
-			b[i] = byte(n >> (8 * i))
-		}
-		return b
-	}
-	switch key {
-	case "source.address":
-		return []byte(c.down.RemoteAddr().String()), true
-	case "source.port":
-		_, p, ok := addr(c.down.RemoteAddr())
-		return port(p), ok
-	case "destination.address":
-		return []byte(c.down.LocalAddr().String()), true
-	case "destination.port":
-		_, p, ok := addr(c.down.LocalAddr())
-		return port(p), ok
-	case "upstream.address":
-		return []byte(c.upstreamAddr), c.upstreamAddr != ""
-	case "listener_name", "xds.listener_name":
-		return []byte(c.l.Name), true
-	case "connection.mtls":
-		if c.tls != nil && len(c.tls.PeerCertificates) > 0 {
-			return []byte{1}, true
-		}
-		return []byte{0}, true
-	case "connection.tls_version":
-		if c.tls == nil {
-			return nil, false
-		}
-		return []byte(tls.VersionName(c.tls.Version)), true
-	case "connection.uri_san_peer_certificate", "source.principal":
+	if key == "source.principal" {
 		id := peerID(c.tls)
 		return []byte(id), id != ""
 	}
-	return nil, false
+	return filter.ConnectionProperty(&c.attrs, key, path)
 }
 
 func peerID(cs *tls.ConnectionState) string {

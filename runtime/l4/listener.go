@@ -35,6 +35,9 @@ type Resolution struct {
 	// Filters run in order on downstream data and on a new connection, in
 	// reverse order on upstream data.
 	Filters []*hostabi.Plugin
+	// ClusterMetadata is the cluster's metadata table, for the
+	// cluster_metadata attribute.
+	ClusterMetadata map[string]any
 	// Release, when set, is called once the connection is over.
 	Release func()
 }

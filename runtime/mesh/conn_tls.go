@@ -46,7 +46,7 @@ func ConnTLSInfo(ctx context.Context, cs *tls.ConnectionState) *filter.TLSInfo {
 // TLSInfo describes a TLS connection for properties, headers and logs.
 func TLSInfo(cs *tls.ConnectionState) *filter.TLSInfo {
 	ti := &filter.TLSInfo{
-		Version:    tls.VersionName(cs.Version),
+		Version:    filter.TLSVersionName(cs.Version),
 		ServerName: cs.ServerName,
 		MTLS:       len(cs.PeerCertificates) > 0,
 	}

@@ -17,7 +17,7 @@ func TestConnTLSInfo(t *testing.T) {
 	sum := sha256.Sum256(chain[0].Raw)
 
 	got := TLSInfo(cs)
-	if !got.MTLS || got.Version != "TLS 1.3" || got.ServerName != "orders" ||
+	if !got.MTLS || got.Version != "TLSv1.3" || got.ServerName != "orders" ||
 		got.PeerCertSHA256 != hex.EncodeToString(sum[:]) || got.PeerSubject != chain[0].Subject.String() ||
 		len(got.PeerURISANs) != 1 || got.PeerURISANs[0] != "spiffe://example.org/ns/shop/sa/orders" {
 		t.Fatalf("TLSInfo = %+v", got)

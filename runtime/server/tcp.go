@@ -64,6 +64,11 @@ func (s *Server) resolveTCP(name string) (*l4.Resolution, error) {
 		return nil, err
 	}
 	res := &l4.Resolution{Upstream: d}
+	for i := range snap.Config.Clusters {
+		if c := &snap.Config.Clusters[i]; c.Name == lc.Cluster {
+			res.ClusterMetadata = c.Metadata
+		}
+	}
 	for _, pn := range lc.Plugins {
 		wf, ok := snap.Filters[pn].(interface{ Plugin() *hostabi.Plugin })
 		if !ok {

@@ -1,0 +1,110 @@
+package filter
+
+import (
+	"crypto/tls"
+	"sync/atomic"
+)
+
+// Connection is what Envoy's connection-level attributes are made of. An
+// HTTP stream and a TCP (network filter) connection both describe theirs
+// with it, so both answer source.*, destination.*, upstream.address,
+// connection.*, cluster_name and cluster_metadata from one table
+// (ConnectionProperty); request.* and response.* stay the HTTP side's.
+type Connection struct {
+	// ID is Envoy's connection.id: unique among the process's downstream
+	// connections (NextConnectionID).
+	ID          uint64
+	Source      string // downstream remote address "ip:port"
+	Destination string // downstream local address "ip:port"
+	// Upstream is the endpoint's address, "" until one is picked.
+	Upstream        string
+	TLS             *TLSInfo // nil without TLS
+	ListenerName    string
+	ClusterName     string
+	ClusterMetadata map[string]any
+}
+
+var connectionIDs atomic.Uint64
+
+// NextConnectionID numbers a new downstream connection.
+func NextConnectionID() uint64 { return connectionIDs.Add(1) }
+
+// TLSVersionName spells a TLS version as Envoy's connection.tls_version
+// and upstream.tls_version do: BoringSSL's SSL_get_version names
+// ("TLSv1.2", "TLSv1.3"), not Go's ("TLS 1.3").
+func TLSVersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS10:
+		return "TLSv1"
+	case tls.VersionTLS11:
+		return "TLSv1.1"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	}
+	return "unknown"
+}
+
+// ConnectionProperty answers a connection-level attribute (dotted key as
+// joined from the path; path for the metadata walks) with Envoy's types.
+func ConnectionProperty(c *Connection, key string, path []string) ([]byte, bool) {
+	switch path[0] {
+	case "xds":
+		// xds.cluster_name, xds.cluster_metadata... as Envoy >= 1.23 names them.
+		if len(path) > 1 && (path[1] == "cluster_name" || path[1] == "cluster_metadata" || path[1] == "listener_name") {
+			return ConnectionProperty(c, key[len("xds."):], path[1:])
+		}
+		return nil, false
+	case "cluster_metadata":
+		return metadataProp(c.ClusterMetadata, path[1:])
+	}
+	var tlsInfo TLSInfo
+	if c.TLS != nil {
+		tlsInfo = *c.TLS
+	}
+	switch key {
+	case "source.address":
+		return []byte(c.Source), c.Source != ""
+	case "source.port":
+		_, p, ok := hostPort(c.Source)
+		return propInt(p), ok
+	case "destination.address":
+		return []byte(c.Destination), c.Destination != ""
+	case "destination.port":
+		_, p, ok := hostPort(c.Destination)
+		return propInt(p), ok
+	case "upstream.address":
+		return []byte(c.Upstream), c.Upstream != ""
+	case "upstream.port":
+		_, p, ok := hostPort(c.Upstream)
+		return propInt(p), ok
+	case "connection.id":
+		return propInt(int64(c.ID)), true
+	case "connection.mtls":
+		return propBool(tlsInfo.MTLS), true
+	case "connection.requested_server_name":
+		return []byte(tlsInfo.ServerName), c.TLS != nil
+	case "connection.tls_version":
+		return []byte(tlsInfo.Version), c.TLS != nil
+	case "connection.subject_local_certificate":
+		return []byte(tlsInfo.LocalSubject), tlsInfo.LocalSubject != ""
+	case "connection.subject_peer_certificate":
+		return []byte(tlsInfo.PeerSubject), tlsInfo.PeerSubject != ""
+	case "connection.uri_san_local_certificate":
+		return []byte(first(tlsInfo.LocalURISANs)), len(tlsInfo.LocalURISANs) > 0
+	case "connection.uri_san_peer_certificate":
+		return []byte(first(tlsInfo.PeerURISANs)), len(tlsInfo.PeerURISANs) > 0
+	case "connection.dns_san_local_certificate":
+		return []byte(first(tlsInfo.LocalDNSSANs)), len(tlsInfo.LocalDNSSANs) > 0
+	case "connection.dns_san_peer_certificate":
+		return []byte(first(tlsInfo.PeerDNSSANs)), len(tlsInfo.PeerDNSSANs) > 0
+	case "connection.sha256_peer_certificate_digest":
+		return []byte(tlsInfo.PeerCertSHA256), tlsInfo.PeerCertSHA256 != ""
+	case "listener_name":
+		return []byte(c.ListenerName), c.ListenerName != ""
+	case "cluster_name":
+		return []byte(c.ClusterName), c.ClusterName != ""
+	}
+	return nil, false
+}
