@@ -119,7 +119,71 @@ endpoints = ["`+e.up+`"]
 				return e.expectLine("p", "request_headers prop_geti", "request_headers prop_geti: status=0 4613937818241073152")
 			},
 		},
+		{
+			name: "node.id, node.cluster and node.metadata from [node], read from proxy_on_configure (root context) and from a stream",
+			ref:  refEnvoy + " (Context::FindValue NODE: the bootstrap node's message, from the plugin's local info); " + refEnvoyAttr + " (xds.node)",
+			plugins: plugin("p", "rawabi", `configure: prop_get node/id | prop_get node/cluster | prop_get node/metadata/REGION | prop_geti node/metadata/RACK
+request_headers: prop_get xds/node/id`, "") + `
+[node]
+id = "edge-7"
+cluster = "edge-fleet"
+metadata = { REGION = "eu-west", RACK = 4 }
+`,
+			run: func(e *abiEnv) error {
+				if err := ok200(e.get("/node")); err != nil {
+					return err
+				}
+				return e.ordered("p", "configure prop_get: status=0 edge-7", "configure prop_get: status=0 edge-fleet",
+					"configure prop_get: status=0 eu-west", "configure prop_geti: status=0 4616189618054758400", "request_headers prop_get: status=0 edge-7")
+			},
+		},
+		{
+			name: "sidecar mode: Istio's node metadata (NAME, NAMESPACE, WORKLOAD_NAME, LABELS, MESH_ID, CLUSTER_ID, ISTIO_VERSION) and Istio's node.id / node.cluster filled by default",
+			ref:  "istio pilot/cmd/pilot-agent (node metadata from ISTIO_META_* and the pod's variables; sidecar~IP~POD.NS~NS.svc.cluster.local); " + refEnvoy + " (Context::FindValue NODE)",
+			run:  runSidecarNode,
+		},
 	}
+}
+
+func runSidecarNode(e *abiEnv) error {
+	e.t.Setenv("POD_NAME", "reviews-v1-5d8f")
+	e.t.Setenv("ISTIO_META_CLUSTER_ID", "east")
+	script := "configure: prop_get node/metadata/NAME | prop_get node/metadata/NAMESPACE | prop_get node/metadata/WORKLOAD_NAME | " +
+		"prop_get node/metadata/MESH_ID | prop_get node/metadata/CLUSTER_ID | prop_get node/metadata/ISTIO_VERSION | prop_get node/metadata/LABELS/app | prop_get node/id | prop_get node/cluster"
+	s, err := trySluice(e.t, "mode = \"sidecar\"\n"+base+`
+[sidecar]
+app = "`+e.up+`"
+inbound = "127.0.0.1:0"
+outbound = "127.0.0.1:0"
+peer_authentication = "disable"
+
+[node.metadata]
+LABELS = { app = "reviews", version = "v1" }
+`+plugin("p", "rawabi", script, ""))
+	if err != nil {
+		return err
+	}
+	n := &abiEnv{t: e.t, s: s}
+	want := []string{"status=0 reviews-v1-5d8f", "status=0 default", "status=0 reviews-v1-5d8f", "status=0 cluster.local", "status=0 east",
+		"status=0 " + "1.", "status=0 reviews", "status=0 sidecar~", "status=0 reviews-v1-5d8f.default"}
+	var got []string
+	for _, l := range n.logs("p") {
+		if strings.HasPrefix(l, "configure prop_get: ") {
+			got = append(got, strings.TrimPrefix(l, "configure prop_get: "))
+		}
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("%d answers %q, want %d", len(got), got, len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			return fmt.Errorf("answer %d %q, want it to start %q (all: %q)", i, got[i], want[i], got)
+		}
+	}
+	if !strings.HasSuffix(got[7], "~reviews-v1-5d8f.default~default.svc.cluster.local") {
+		return fmt.Errorf("node.id %q, want Istio's sidecar~IP~POD.NS~NS.svc.cluster.local", got[7])
+	}
+	return nil
 }
 
 func runL4Attributes(e *abiEnv) error {

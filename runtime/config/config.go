@@ -23,6 +23,7 @@ type Config struct {
 	Services      []Service       `toml:"services" json:"services,omitempty"`
 	Authorization []Authorization `toml:"authorization" json:"authorization,omitempty"`
 	AccessLog     AccessLog       `toml:"access_log" json:"access_log"`
+	Node          Node            `toml:"node" json:"node,omitzero"`
 
 	// Path is the file the config was read from (not a TOML key).
 	Path string `toml:"-" json:"path"`
@@ -397,6 +398,29 @@ type Identity struct {
 	Cert        string `toml:"cert" json:"cert"`
 	Key         string `toml:"key" json:"key"`
 	TrustBundle string `toml:"trust_bundle" json:"trust_bundle"`
+}
+
+// Node describes this proxy as Envoy's bootstrap node does; filters read
+// it as the node.id, node.cluster and node.metadata.KEY properties (Istio's
+// plugins read Istio's keys there and refuse to configure without them).
+// A restart applies a change.
+type Node struct {
+	// ID is node.id. Default "" at the edge; in sidecar mode Istio's
+	// "sidecar~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local".
+	ID string `toml:"id" json:"id,omitempty"`
+	// Cluster is node.cluster. Default "" at the edge; in sidecar mode
+	// Istio's service cluster, "WORKLOAD_NAME.NAMESPACE".
+	Cluster string `toml:"cluster" json:"cluster,omitempty"`
+	// Metadata is node.metadata: strings, numbers, booleans and tables of
+	// them. In sidecar mode the keys Istio's plugins read are filled unless
+	// set here: from ISTIO_META_<KEY> environment variables as Istio's agent
+	// does, else NAME ($POD_NAME, else the host name), NAMESPACE (the
+	// [identity] SPIFFE ID's, else $POD_NAMESPACE, else "default"),
+	// SERVICE_ACCOUNT (the SPIFFE ID's), WORKLOAD_NAME (NAME), LABELS ({}),
+	// MESH_ID (the trust domain, else "cluster.local"), CLUSTER_ID
+	// ("Kubernetes"), ISTIO_VERSION ("1.24.0") and INSTANCE_IPS
+	// ($INSTANCE_IP, else this host's addresses).
+	Metadata map[string]any `toml:"metadata" json:"metadata,omitempty"`
 }
 
 // Sidecar is the sugar that builds inbound and outbound listeners.

@@ -15,7 +15,7 @@ import (
 // per request from the snapshot), a listener's stream_idle_timeout,
 // authorization, and a listener's routes and plugins lists, since route
 // tables and filter chains are rebuilt per snapshot. Restart: mode, admin,
-// server, shared_store, wasm, access_log, identity, sidecar, and every
+// server, shared_store, wasm, access_log, identity, node, sidecar, and every
 // other listener field (address, protocols, tls, limits), since those are
 // bound to sockets and process-wide objects made once at start.
 func RestartNeeded(old, cur *Config) []string {
@@ -32,6 +32,7 @@ func RestartNeeded(old, cur *Config) []string {
 	diff("wasm", old.Wasm, cur.Wasm)
 	diff("access_log", old.AccessLog, cur.AccessLog)
 	diff("identity", old.Identity, cur.Identity)
+	diff("node", old.Node, cur.Node)
 	// app_protocol only shapes the generated app cluster, rebuilt hot.
 	diff("sidecar", withoutAppProtocol(old.Sidecar), withoutAppProtocol(cur.Sidecar))
 

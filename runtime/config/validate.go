@@ -61,6 +61,7 @@ func (c *Config) Validate() error {
 		v.add("server.max_connections", "must not be negative (0 derives the cap from the file-descriptor limit)")
 	}
 	v.listeners(clusters, plugins, routes)
+	v.nodeMetadata("node.metadata", c.Node.Metadata)
 	v.plugins()
 	v.routes(clusters, plugins)
 	v.clusters()
@@ -669,4 +670,20 @@ func (c *Config) resolvePaths() {
 		res(&id.TrustBundle)
 	}
 	res(&c.AccessLog.Path)
+}
+
+// nodeMetadata checks that node.metadata holds what a protobuf Struct can
+// (and filters get): strings, numbers, booleans and tables of them.
+func (v *validator) nodeMetadata(key string, md map[string]any) {
+	for k, val := range md {
+		switch x := val.(type) {
+		case string, bool, int64, float64:
+		case map[string]any:
+			v.nodeMetadata(key+"."+k, x)
+		case []any:
+			v.add(key+"."+k, "an array is not supported; use a string, number, boolean or table")
+		default:
+			v.add(key+"."+k, "a date or time is not supported; use a string, number, boolean or table")
+		}
+	}
 }

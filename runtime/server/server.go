@@ -91,9 +91,20 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clusters: %w", err)
 	}
+	if id := cfg.Identity; id != nil {
+		// This workload's certificate, for the By= of x-forwarded-client-cert
+		// and the sidecar's node metadata; the listeners and clusters read
+		// the same files for their handshakes.
+		s.identity, err = mesh.NewCertificate(id.Cert, id.Key, s.log.Named("identity"))
+		if err != nil {
+			up.Close()
+			return nil, fmt.Errorf("identity: %w", err)
+		}
+	}
 	s.configuring.Store(up)
 	defer s.configuring.Store(nil)
-	s.wasm, err = newWasmEnv(context.Background(), cfg, s.reg, s.log.Named("wasm"), s.cluster)
+	node := nodeFor(cfg, s.identity, os.Getenv, os.Environ)
+	s.wasm, err = newWasmEnv(context.Background(), cfg, s.reg, s.log.Named("wasm"), s.cluster, node)
 	if err != nil {
 		up.Close()
 		return nil, err
@@ -105,17 +116,6 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.registerPluginMetrics()
-	if id := cfg.Identity; id != nil {
-		// This workload's certificate, for the By= of x-forwarded-client-cert;
-		// the listeners and clusters read the same files for their handshakes.
-		s.identity, err = mesh.NewCertificate(id.Cert, id.Key, s.log.Named("identity"))
-		if err != nil {
-			up.Close()
-			s.plugins.close()
-			s.wasm.close()
-			return nil, fmt.Errorf("identity: %w", err)
-		}
-	}
 	snap, err := s.newSnapshot(cfg, up, s.plugins)
 	if err != nil {
 		up.Close()

@@ -34,7 +34,7 @@ type wasmEnv struct {
 	engine *hostabi.Engine // nil until a plugin loads
 }
 
-func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, log *zap.Logger, cluster func(string) *upstream.Cluster) (*wasmEnv, error) {
+func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, log *zap.Logger, cluster func(string) *upstream.Cluster, node *filter.Node) (*wasmEnv, error) {
 	caller := &filter.WasmHTTPCaller{Lookup: func(name string) (filter.RoundTripFunc, bool) {
 		c := cluster(name)
 		if c == nil {
@@ -66,6 +66,8 @@ func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, lo
 		HTTP:     caller,
 		Shared:   store,
 		Metrics:  filter.NewWasmMetrics(reg),
+		// node.* is the process's, for every context.
+		Properties: node.Property,
 	}
 	return env, nil
 }
