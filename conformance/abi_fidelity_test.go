@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -141,6 +143,14 @@ metadata = { REGION = "eu-west", RACK = 4 }
 			name: "sidecar mode: Istio's node metadata (NAME, NAMESPACE, WORKLOAD_NAME, LABELS, MESH_ID, CLUSTER_ID, ISTIO_VERSION) and Istio's node.id / node.cluster filled by default",
 			ref:  "istio pilot/cmd/pilot-agent (node metadata from ISTIO_META_* and the pod's variables; sidecar~IP~POD.NS~NS.svc.cluster.local); " + refEnvoy + " (Context::FindValue NODE)",
 			run:  runSidecarNode,
+		},
+		{
+			name:    "Emscripten's env imports (pthread_equal, emscripten_notify_memory_growth) are provided with cpp-host's behaviour",
+			ref:     refCPPHExp + " (pthread_equal: left == right; emscripten_notify_memory_growth: nothing); " + refCPPHWasm + " (WasmBase::registerCallbacks)",
+			plugins: "\n[[plugins]]\nname = \"p\"\nwasm = \"" + emscriptenModule(os.TempDir()) + "\"\n",
+			run: func(e *abiEnv) error {
+				return e.wantLogs("p", "pthread_equal(7,7)=1 pthread_equal(7,8)=0")
+			},
 		},
 	}
 }
@@ -293,4 +303,60 @@ func (e *abiEnv) noLog(plugin, s string) error {
 		}
 	}
 	return nil
+}
+
+// emscriptenModule writes a hand-assembled proxy-wasm module that imports
+// what an Emscripten build imports from env (pthread_equal,
+// emscripten_notify_memory_growth) and, from proxy_on_configure, logs
+// "pthread_equal(7,7)=1 pthread_equal(7,8)=0" when both answers are right
+// (the message's length is 40 times pthread_equal(7,7) - pthread_equal(7,8)).
+func emscriptenModule(dir string) string {
+	msg := "pthread_equal(7,7)=1 pthread_equal(7,8)=0"
+	sec := func(id byte, body ...byte) []byte { return append([]byte{id, byte(len(body))}, body...) }
+	name := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
+	cat := func(parts ...[]byte) []byte {
+		var out []byte
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	const i32 = 0x7f
+	types := cat([]byte{5},
+		[]byte{0x60, 2, i32, i32, 1, i32},      // 0: (i32, i32) -> i32
+		[]byte{0x60, 3, i32, i32, i32, 1, i32}, // 1: (i32, i32, i32) -> i32
+		[]byte{0x60, 0, 0},                     // 2: () -> ()
+		[]byte{0x60, 1, i32, 0},                // 3: (i32) -> ()
+		[]byte{0x60, 1, i32, 1, i32})           // 4: (i32) -> i32
+	imports := cat([]byte{3},
+		name("env"), name("pthread_equal"), []byte{0, 0},
+		name("env"), name("proxy_log"), []byte{0, 1},
+		name("env"), name("emscripten_notify_memory_growth"), []byte{0, 3})
+	funcs := []byte{3, 2, 4, 0} // abi marker, memory allocate, configure (func 3, 4, 5)
+	exports := cat([]byte{4},
+		name("memory"), []byte{2, 0},
+		name("proxy_abi_version_0_2_1"), []byte{0, 3},
+		name("proxy_on_memory_allocate"), []byte{0, 4},
+		name("proxy_on_configure"), []byte{0, 5})
+	body := func(code ...byte) []byte { return append([]byte{byte(len(code) + 1), 0}, code...) }
+	configure := []byte{
+		0x41, 0, 0x10, 2, // emscripten_notify_memory_growth(0)
+		0x41, 2, 0x41, 0, // proxy_log(2, 0, ...
+		0x41, 7, 0x41, 7, 0x10, 0, // pthread_equal(7, 7)
+		0x41, 7, 0x41, 8, 0x10, 0, // pthread_equal(7, 8)
+		0x6b, 0x41, byte(len(msg)), 0x6c, // (a - b) * len
+		0x10, 1, 0x1a, // proxy_log(...); drop
+		0x41, 1, 0x0b, // return 1
+	}
+	code := cat([]byte{3},
+		body(0x0b),
+		body(0x41, 0x80, 0x08, 0x0b), // 1024
+		body(configure...))
+	data := cat([]byte{1, 0, 0x41, 0, 0x0b}, name(msg))
+	mod := cat([]byte("\x00asm\x01\x00\x00\x00"),
+		sec(1, types...), sec(2, imports...), sec(3, funcs...),
+		sec(5, 1, 0, 1), sec(7, exports...), sec(10, code...), sec(11, data...))
+	p := filepath.Join(dir, "emscripten-imports.wasm")
+	os.WriteFile(p, mod, 0o644)
+	return p
 }

@@ -112,10 +112,8 @@ func registerEnv(ctx context.Context, rt wazero.Runtime) error {
 		// foreign.go
 		pf("proxy_call_foreign_function", hcCallForeignFunction, "name", "name_size",
 			"arguments", "arguments_size", "return_results", "return_results_size"),
-		// Emscripten-built filters import this; proxy-wasm-cpp-host ignores it too.
-		{name: "emscripten_notify_memory_growth", fn: func(context.Context, api.Module, []uint64) {},
-			params: i32s(1), names: []string{"memory_index"}},
 	}
+	funcs = append(funcs, emscriptenFuncs()...)
 	return instantiateHost(ctx, rt, "env", funcs)
 }
 
