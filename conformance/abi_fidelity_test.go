@@ -92,6 +92,28 @@ http_call_response: buf_get 4 0 40`,
 			run:    runHTTPSTLSVersion,
 		},
 		{
+			name:   "plain-text connection: connection.requested_server_name is \"\" and connection.mtls false (Envoy answers both without TLS); connection.tls_version is absent",
+			ref:    refEnvoyAttr + " (connection attributes); envoy source/extensions/filters/common/expr/context.cc (ConnectionWrapper: requestedServerName always, tlsVersion only with an SSL connection)",
+			script: "request_headers: prop_get connection/requested_server_name | prop_get connection/mtls | prop_get connection/tls_version",
+			run: func(e *abiEnv) error {
+				if err := ok200(e.get("/plain")); err != nil {
+					return err
+				}
+				// The guest prints a NUL as "/": mtls is the one byte 0.
+				var got []string
+				for _, l := range e.logs("p") {
+					if strings.HasPrefix(l, "request_headers prop_get") {
+						got = append(got, l)
+					}
+				}
+				want := []string{"request_headers prop_get: status=0 ", "request_headers prop_get: status=0 /", "request_headers prop_get: status=1 "}
+				if strings.Join(got, "|") != strings.Join(want, "|") {
+					return fmt.Errorf("%q, want %q", got, want)
+				}
+				return nil
+			},
+		},
+		{
 			name: "metadata numbers are doubles (8 IEEE 754 bytes), as Envoy's protobuf Struct holds them",
 			ref:  refEnvoyAttr + " (xds.route_metadata is a Metadata message: filter_metadata values are google.protobuf.Value); " + refEnvoy + " (serializeValue: kDouble as its 8 bytes)",
 			run: func(e *abiEnv) error {

@@ -84,7 +84,8 @@ func ConnectionProperty(c *Connection, key string, path []string) ([]byte, bool)
 	case "connection.mtls":
 		return propBool(tlsInfo.MTLS), true
 	case "connection.requested_server_name":
-		return []byte(tlsInfo.ServerName), c.TLS != nil
+		// Envoy answers it on every connection, "" without SNI.
+		return []byte(tlsInfo.ServerName), true
 	case "connection.tls_version":
 		return []byte(tlsInfo.Version), c.TLS != nil
 	case "connection.subject_local_certificate":
