@@ -3,7 +3,6 @@ package conformance
 import (
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -250,13 +249,8 @@ metadata = { filter_metadata = { acme = { zone = "z1" } } }
 		return err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, "ping"); err != nil {
+	if _, err := echoRoundTrip(c, "ping", 4); err != nil {
 		return err
-	}
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return fmt.Errorf("reading the echo: %v", err)
 	}
 	if err := all(l4.expectLine("p", "new_connection prop_get: status=0 echo", "new_connection prop_get: status=0 echo"),
 		l4.expectLine("p", "new_connection prop_get: status=0 z1", "new_connection prop_get: status=0 z1"),

@@ -46,13 +46,9 @@ endpoints = ["`+echo+`"]
 					return err
 				}
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := io.WriteString(c, "ping"); err != nil {
+				buf, err := echoRoundTrip(c, "ping", 6)
+				if err != nil {
 					return err
-				}
-				buf := make([]byte, 6)
-				if _, err := io.ReadFull(c, buf); err != nil {
-					return fmt.Errorf("reading the echo: %v (got %q)", err, buf)
 				}
 				if string(buf) != "<[ping" {
 					return fmt.Errorf("client got %q, want \"<[ping\" (the filter prefixes each direction)", buf)
@@ -65,6 +61,20 @@ endpoints = ["`+echo+`"]
 			},
 		},
 	}
+}
+
+// echoRoundTrip writes msg on a connection to the echo (through sluice)
+// and reads n bytes back, within 10s.
+func echoRoundTrip(c net.Conn, msg string, n int) ([]byte, error) {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return buf, fmt.Errorf("reading the echo: %v (got %q)", err, buf)
+	}
+	return buf, nil
 }
 
 // tcpEcho runs a TCP echo server until the test ends.
