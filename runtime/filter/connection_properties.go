@@ -2,6 +2,8 @@ package filter
 
 import (
 	"crypto/tls"
+	"encoding/pem"
+	"strings"
 	"sync/atomic"
 )
 
@@ -102,10 +104,25 @@ func ConnectionProperty(c *Connection, key string, path []string) ([]byte, bool)
 		return []byte(first(tlsInfo.PeerDNSSANs)), len(tlsInfo.PeerDNSSANs) > 0
 	case "connection.sha256_peer_certificate_digest":
 		return []byte(tlsInfo.PeerCertSHA256), tlsInfo.PeerCertSHA256 != ""
+	case "connection.peer_certificate":
+		if tlsInfo.PeerCertDER == nil {
+			return nil, false
+		}
+		return []byte(urlEncodedPEM(tlsInfo.PeerCertDER)), true
 	case "listener_name":
 		return []byte(c.ListenerName), c.ListenerName != ""
 	case "cluster_name":
 		return []byte(c.ClusterName), c.ClusterName != ""
 	}
 	return nil, false
+}
+
+// pemEscaper percent-encodes what a PEM block holds beyond URL-safe
+// characters, as Envoy encodes connection.peer_certificate.
+var pemEscaper = strings.NewReplacer("\n", "%0A", " ", "%20", "+", "%2B", "/", "%2F", "=", "%3D")
+
+// urlEncodedPEM is a certificate as Envoy's connection.peer_certificate:
+// PEM, URL-encoded. Made when asked: few filters read it.
+func urlEncodedPEM(der []byte) string {
+	return pemEscaper.Replace(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
 }

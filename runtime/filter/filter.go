@@ -157,4 +157,7 @@ type TLSInfo struct {
 	LocalDNSSANs   []string
 	LocalSubject   string
 	PeerCertSHA256 string
+	// PeerCertDER is the peer's certificate as received (nil without
+	// one), for connection.peer_certificate.
+	PeerCertDER []byte
 }

@@ -59,6 +59,7 @@ func TLSInfo(cs *tls.ConnectionState) *filter.TLSInfo {
 		}
 		sum := sha256.Sum256(c.Raw)
 		ti.PeerCertSHA256 = hex.EncodeToString(sum[:])
+		ti.PeerCertDER = c.Raw
 	}
 	return ti
 }
