@@ -113,6 +113,21 @@ http_call_response: buf_get 4 0 40`,
 			},
 		},
 		{
+			name:   "request.size of a chunked request (no content-length) at request_headers is 0, never -1",
+			ref:    refEnvoyAttr + " (request.size: the content-length header if present, else the bytes received)",
+			script: "request_headers: prop_geti request/size",
+			run: func(e *abiEnv) error {
+				out, err := e.raw("POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+				if err != nil {
+					return err
+				}
+				if !strings.HasPrefix(out, "200") {
+					return fmt.Errorf("response %q", tail(out, 200))
+				}
+				return e.expectLine("p", "request_headers prop_geti", "request_headers prop_geti: status=0 0")
+			},
+		},
+		{
 			name: "metadata numbers are doubles (8 IEEE 754 bytes), as Envoy's protobuf Struct holds them",
 			ref:  refEnvoyAttr + " (xds.route_metadata is a Metadata message: filter_metadata values are google.protobuf.Value); " + refEnvoy + " (serializeValue: kDouble as its 8 bytes)",
 			run: func(e *abiEnv) error {

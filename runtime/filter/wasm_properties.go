@@ -192,9 +192,11 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 		}
 		return propInt(int64(time.Since(info.Start))), true
 	case "request.size":
-		return propInt(info.RequestSize), true
+		// Unknown (-1: chunked, no content-length) counts what was read
+		// so far on Envoy; none is counted here, so 0, never -1.
+		return propInt(max(info.RequestSize, 0)), true
 	case "request.total_size":
-		return propInt(info.RequestSize + headerSize(req.Header)), true
+		return propInt(max(info.RequestSize, 0) + headerSize(req.Header)), true
 	case "response.code":
 		if resp == nil {
 			return nil, false
