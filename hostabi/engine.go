@@ -40,6 +40,12 @@ type EngineConfig struct {
 	// Resolver serves the "resolve_lua" foreign function; default
 	// net.DefaultResolver.
 	Resolver Resolver
+	// MaxLogLinesPerCall and MaxLogBytesPerCall bound what one call into a
+	// guest may log (proxy_log, stdout, stderr); past them lines are
+	// dropped and counted in wasm_log_lines_dropped_total_plugin=NAME.
+	// Defaults 256 lines and 128KiB.
+	MaxLogLinesPerCall int
+	MaxLogBytesPerCall int
 }
 
 // Engine is the process's Wasm host: wazero runtimes with the WASI and
@@ -93,6 +99,12 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMemoryMetrics()
+	}
+	if cfg.MaxLogLinesPerCall <= 0 {
+		cfg.MaxLogLinesPerCall = 256
+	}
+	if cfg.MaxLogBytesPerCall <= 0 {
+		cfg.MaxLogBytesPerCall = 128 << 10
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, queues: newQueues(), modules: map[moduleKey]*compiledModule{}, vms: map[vmKey]*vm{}}
 	rc := wazero.NewRuntimeConfig().
@@ -157,16 +169,18 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, trusted bool) (*compi
 	// loser's copy is closed.
 	var mod wazero.CompiledModule
 	var err error
-	if !trusted {
-		if mod, err = e.compileInterruptible(ctx, wasm); err == nil {
-			rt, interruptible = e.fastRT, true
-		}
-	}
-	if mod == nil {
-		mod, err = rt.CompileModule(ctx, wasm)
+	if trusted {
+		err = interrupt.Validate(wasm)
+	} else if mod, err = e.compileInterruptible(ctx, wasm); mod != nil {
+		rt, interruptible = e.fastRT, true
 	}
 	if err != nil {
-		return nil, fmt.Errorf("compiling: %w", err)
+		return nil, err
+	}
+	if mod == nil {
+		if mod, err = rt.CompileModule(ctx, wasm); err != nil {
+			return nil, fmt.Errorf("compiling: %w", err)
+		}
 	}
 	dropFunctionBodies(mod)
 	version := abi.VersionUnknown
@@ -192,9 +206,14 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, trusted bool) (*compi
 }
 
 // compileInterruptible compiles wasm rewritten by package interrupt for the
-// plain runtime. An error means the caller compiles the module as it is.
+// plain runtime. A module that fails validation is an error; a nil module
+// with no error means the rewriter cannot handle this one, and the caller
+// compiles it as it is (validated) with wazero's termination checks.
 func (e *Engine) compileInterruptible(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
 	patched, err := interrupt.Instrument(wasm)
+	if invalid := (*interrupt.InvalidError)(nil); errors.As(err, &invalid) {
+		return nil, err
+	}
 	if err == nil {
 		var mod wazero.CompiledModule
 		if mod, err = e.fastRT.CompileModule(ctx, patched); err == nil {
@@ -203,7 +222,17 @@ func (e *Engine) compileInterruptible(ctx context.Context, wasm []byte) (wazero.
 	}
 	e.log.Info("wasm module kept as is: its callback deadline falls back to wazero's slower termination checks",
 		zap.Error(err))
-	return nil, err
+	return nil, nil
+}
+
+// CheckModule checks a module's structure as Load does before compiling
+// it, with memory bounded by the module's size: the header, section and
+// vector sizes against the bytes there are, the WebAssembly JS API's
+// limits (functions, locals, table sizes, ...), and every index the module
+// names against what it declares. It does not compile or type-check the
+// code; `sluice validate` uses it to refuse what a load would.
+func CheckModule(wasm []byte) error {
+	return interrupt.Validate(wasm)
 }
 
 func (e *Engine) release(ctx context.Context, cm *compiledModule) {

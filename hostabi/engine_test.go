@@ -26,7 +26,17 @@ func TestLoadRefused(t *testing.T) {
 		want                          string
 	}{
 		{name: "no abi export", wasm: []byte("\x00asm\x01\x00\x00\x00"), want: "missing or unknown proxy-wasm ABI version"},
-		{name: "not wasm", wasm: []byte("hello"), want: "compiling"},
+		{name: "not wasm", wasm: []byte("hello"), want: "invalid Wasm module: not a Wasm binary module"},
+		// Each of these once reached wazero's decoder, which allocates a
+		// slice as long as a declared count before reading an entry:
+		// the process died with "fatal error: out of memory".
+		{name: "190 bytes claiming 2^32-1 function bodies", wasm: bombModule(),
+			want: "code section at byte 18: 4294967295 function bodies: more than the limit of 1000000"},
+		{name: "2^32-1 locals", wasm: localsBomb(), want: "function 0 (body 0): more than 50000 locals"},
+		{name: "a count past the bytes", wasm: []byte("\x00asm\x01\x00\x00\x00\x01\x03\xe8\x07\x60"),
+			want: "type section at byte 8: claims 1000 types in 1 bytes"},
+		{name: "a section past the end", wasm: []byte("\x00asm\x01\x00\x00\x00\x0a\xff\xff\xff\xff\x0f\x00"),
+			want: "code section at byte 8 claims 4294967295 bytes; only 1 remain in the module"},
 		{name: "vm_start false", guest: "rawabi", vmConfig: "vm_start: ret 0", want: "proxy_on_vm_start returned false"},
 		{name: "configure false", guest: "rawabi", config: "configure: ret 0", want: "proxy_on_configure returned false"},
 		{name: "configure refuses", guest: "hostile", config: "refuse", want: "proxy_on_configure returned false"},

@@ -134,3 +134,44 @@ func loopGuest() []byte {
 			body: []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x41, 0x00}}, // loop br 0 end; i32.const 0
 	)
 }
+
+// floodGuest logs one 100-byte line at info level in an endless loop in
+// proxy_on_request_headers: a filter that floods the log until its
+// deadline stops it.
+func floodGuest() []byte {
+	line := []byte("flood: ")
+	for len(line) < 100 {
+		line = append(line, 'x')
+	}
+	return buildModuleWith(
+		[]wasmImport{{module: "env", name: "proxy_log", params: []byte{i32, i32, i32}, results: []byte{i32}}},
+		line,
+		wasmFunc{export: "proxy_abi_version_0_2_1"},
+		wasmFunc{export: "proxy_on_memory_allocate", params: []byte{i32}, results: []byte{i32}, body: []byte{0x41, 0x80, 0x08}},
+		wasmFunc{export: "proxy_on_context_create", params: []byte{i32, i32}},
+		wasmFunc{export: "proxy_on_request_headers", params: []byte{i32, i32, i32}, results: []byte{i32},
+			body: cat([]byte{0x03, 0x40}, i32c(2), i32c(0), []byte{0x41, 0xe4, 0x00}, call(0), []byte{0x1a, 0x0c, 0x00, 0x0b}, i32c(0))},
+	)
+}
+
+// bombModule is 190 bytes whose code section claims 2^32-1 function
+// bodies (one type, one function declared).
+func bombModule() []byte {
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = append(m, section(1, vec(funcType(nil, nil)))...)
+	m = append(m, section(3, vec(leb(0)))...)
+	code := []byte{0xff, 0xff, 0xff, 0xff, 0x0f}
+	for len(m)+3+len(code) < 190 {
+		code = append(code, 0x02, 0x00, 0x0b)[:min(len(code)+3, 190-len(m)-3)]
+	}
+	return append(m, section(10, code)...)
+}
+
+// localsBomb declares one function with 2^32-1 i32 locals in 8 bytes.
+func localsBomb() []byte {
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = append(m, section(1, vec(funcType(nil, nil)))...)
+	m = append(m, section(3, vec(leb(0)))...)
+	body := []byte{0x01, 0xff, 0xff, 0xff, 0xff, 0x0f, i32, 0x0b}
+	return append(m, section(10, vec(append(leb(len(body)), body...)))...)
+}

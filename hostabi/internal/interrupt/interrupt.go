@@ -25,6 +25,9 @@ import (
 // Export is the name the interrupt flag is exported under.
 const Export = "sluice.interrupt"
 
+// BudgetExport is the name the budget is exported under.
+const BudgetExport = "sluice.budget"
+
 // Section ids of the binary format.
 const (
 	secCustom = 0
@@ -41,12 +44,13 @@ var order = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 
 
 // Instrument returns a copy of module with the interrupt flag and its
 // checks. DWARF sections are dropped, since code offsets move; the name
-// section stays, so stack traces keep function names. An error means the
-// module holds something this rewriter does not know, and the caller should
-// fall back to wazero's own termination checks.
+// section stays, so stack traces keep function names. An *InvalidError
+// means the module fails Validate and must be refused; any other error
+// means the module holds something this rewriter does not know, and the
+// caller should fall back to wazero's own termination checks.
 func Instrument(module []byte) ([]byte, error) {
-	if len(module) < 8 || !bytes.Equal(module[:8], []byte("\x00asm\x01\x00\x00\x00")) {
-		return nil, errors.New("not a Wasm 1.0 binary module")
+	if err := Validate(module); err != nil {
+		return nil, err
 	}
 	r := &reader{b: module, pos: 8}
 	out := bytes.NewBuffer(make([]byte, 0, len(module)+len(module)/16))
@@ -65,8 +69,8 @@ func Instrument(module []byte) ([]byte, error) {
 	}
 	emitExport := func() {
 		var body bytes.Buffer
-		putU32(&body, 1)
-		writeExport(&body, budget+1)
+		putU32(&body, 2)
+		writeExports(&body, budget)
 		writeSection(out, secExport, body.Bytes())
 		haveExport = true
 	}
@@ -131,7 +135,7 @@ func Instrument(module []byte) ([]byte, error) {
 			writeSection(out, id, body.Bytes())
 			haveGlobal = true
 		case secExport:
-			body, err := appendExport(content, budget+1)
+			body, err := appendExports(content, budget)
 			if err != nil {
 				return nil, err
 			}
@@ -208,14 +212,17 @@ func writeSection(out *bytes.Buffer, id byte, content []byte) {
 	out.Write(content)
 }
 
-func writeExport(b *bytes.Buffer, global uint32) {
-	putU32(b, uint32(len(Export)))
-	b.WriteString(Export)
-	b.WriteByte(0x03) // global
-	putU32(b, global)
+// writeExports writes the budget's and the flag's export entries.
+func writeExports(b *bytes.Buffer, budget uint32) {
+	for i, name := range []string{BudgetExport, Export} {
+		putU32(b, uint32(len(name)))
+		b.WriteString(name)
+		b.WriteByte(0x03) // global
+		putU32(b, budget+uint32(i))
+	}
 }
 
-func appendExport(content []byte, flag uint32) ([]byte, error) {
+func appendExports(content []byte, budget uint32) ([]byte, error) {
 	r := &reader{b: content}
 	n, err := r.u32()
 	if err != nil {
@@ -227,8 +234,8 @@ func appendExport(content []byte, flag uint32) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if name == Export {
-			return nil, fmt.Errorf("the module already exports %q", Export)
+		if name == Export || name == BudgetExport {
+			return nil, fmt.Errorf("the module already exports %q", name)
 		}
 		if _, err := r.byte(); err != nil {
 			return nil, err
@@ -238,9 +245,9 @@ func appendExport(content []byte, flag uint32) ([]byte, error) {
 		}
 	}
 	var b bytes.Buffer
-	putU32(&b, n+1)
+	putU32(&b, n+2)
 	b.Write(content[entries:])
-	writeExport(&b, flag)
+	writeExports(&b, budget)
 	return b.Bytes(), nil
 }
 

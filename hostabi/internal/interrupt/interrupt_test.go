@@ -187,8 +187,8 @@ func TestRefusals(t *testing.T) {
 		want string
 	}{
 		"not wasm":       {[]byte("hello world, not a module"), "not a Wasm"},
-		"truncated":      {cut[:len(cut)-4], "runs past"},
-		"unknown opcode": {unknownOp, "function body 2: opcode 0xff"},
+		"truncated":      {cut[:len(cut)-4], "claims 42 bytes; only 38 remain"},
+		"unknown opcode": {unknownOp, "function 2 (body 2): opcode 0xff at byte 3 of the body: unknown opcode"},
 		"no memory":      {module(false, [][]byte{{0, 0x0b}, {0, 0x0b}, {0, 0x20, 0x00, 0x0b}}), "no memory"},
 	} {
 		if _, err := Instrument(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {

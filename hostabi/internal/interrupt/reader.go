@@ -8,10 +8,54 @@ import (
 var errTruncated = errors.New("truncated")
 
 // reader decodes the parts of the binary format the rewriter must step
-// over; it only needs to know where each instruction ends.
+// over and the validator must look at: where each instruction ends, and
+// which indexes its immediates name.
 type reader struct {
 	b   []byte
 	pos int
+	// index, when set, is shown every index an instruction names (a
+	// block type's type index included), so Validate can check it
+	// against what the module declares.
+	index func(s space, i uint32) error
+}
+
+// space is an index space an instruction may name.
+type space uint8
+
+const (
+	spaceType space = iota
+	spaceFunc
+	spaceTable
+	spaceMemory
+	spaceGlobal
+	spaceElem
+	spaceData
+	spaceLocal
+	spaceTag
+	spaceLabel
+	numSpaces
+)
+
+var spaceNames = [numSpaces]string{"type", "function", "table", "memory", "global", "element segment", "data segment", "local", "tag", "label"}
+
+func (s space) String() string { return spaceNames[s] }
+
+// idx reads an index into s and shows it to r.index.
+func (r *reader) idx(s space) error {
+	i, err := r.u32()
+	if err != nil || r.index == nil {
+		return err
+	}
+	return r.index(s, i)
+}
+
+func (r *reader) idxs(ss ...space) error {
+	for _, s := range ss {
+		if err := r.idx(s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *reader) byte() (byte, error) {
@@ -53,7 +97,7 @@ func (r *reader) skipLEB() error {
 }
 
 func (r *reader) skip(n int) error {
-	if r.pos+n > len(r.b) {
+	if n < 0 || n > len(r.b)-r.pos {
 		return errTruncated
 	}
 	r.pos += n
@@ -65,7 +109,7 @@ func (r *reader) name() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if r.pos+int(n) > len(r.b) || int(n) < 0 {
+	if uint64(n) > uint64(len(r.b)-r.pos) {
 		return "", errTruncated
 	}
 	s := string(r.b[r.pos : r.pos+int(n)])
@@ -115,31 +159,46 @@ func (r *reader) blockType() error {
 	case c >= 0x6a && c <= 0x7f:
 		r.pos++
 		return nil
-	default:
-		return r.skipLEB()
 	}
+	// A type index: a non-negative s33, so at most 5 bytes, the last
+	// with its sign bit clear.
+	var v uint64
+	for shift := 0; shift < 35; shift += 7 {
+		c, err := r.byte()
+		if err != nil {
+			return err
+		}
+		v |= uint64(c&0x7f) << shift
+		if c&0x80 == 0 {
+			if c&0x40 != 0 || v > 0xffffffff {
+				return errors.New("bad block type")
+			}
+			if r.index != nil {
+				return r.index(spaceType, uint32(v))
+			}
+			return nil
+		}
+	}
+	return errors.New("LEB128 too long for a block type")
 }
 
+// memarg steps over alignment, memory and offset. Without multi-memory's
+// flag the memory is 0, which must exist all the same.
 func (r *reader) memarg() error {
 	flags, err := r.u32()
 	if err != nil {
 		return err
 	}
 	if flags&0x40 != 0 { // multi-memory: a memory index follows
-		if _, err := r.u32(); err != nil {
+		if err := r.idx(spaceMemory); err != nil {
+			return err
+		}
+	} else if r.index != nil {
+		if err := r.index(spaceMemory, 0); err != nil {
 			return err
 		}
 	}
 	return r.skipLEB()
-}
-
-func (r *reader) u32s(n int) error {
-	for range n {
-		if _, err := r.u32(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // bare marks the opcodes without immediates: numeric operations
@@ -165,23 +224,43 @@ func (r *reader) skipImmediates(op byte) error {
 	switch op {
 	case 0x02, 0x03, 0x04, 0x06: // block, loop, if, try
 		return r.blockType()
-	case 0x07, 0x08, 0x09, 0x0c, 0x0d, 0x10, 0x12, 0x18, // catch, throw, rethrow, br, br_if, call, return_call, delegate
-		0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, // locals, globals, table.get/set
-		0x3f, 0x40, 0xd2: // memory.size/grow, ref.func
-		_, err := r.u32()
-		return err
+	case 0x07, 0x08: // catch, throw
+		return r.idx(spaceTag)
+	case 0x09, 0x0c, 0x0d, 0x18: // rethrow, br, br_if, delegate
+		return r.idx(spaceLabel)
+	case 0x10, 0x12, 0xd2: // call, return_call, ref.func
+		return r.idx(spaceFunc)
+	case 0x20, 0x21, 0x22: // local.get, set, tee
+		return r.idx(spaceLocal)
+	case 0x23, 0x24: // global.get, set
+		return r.idx(spaceGlobal)
+	case 0x25, 0x26: // table.get, set
+		return r.idx(spaceTable)
+	case 0x3f, 0x40: // memory.size, grow
+		return r.idx(spaceMemory)
 	case 0x11, 0x13: // call_indirect, return_call_indirect
-		return r.u32s(2)
+		return r.idxs(spaceType, spaceTable)
 	case 0x0e: // br_table
 		n, err := r.u32()
 		if err != nil {
 			return err
 		}
-		return r.u32s(int(n) + 1)
+		if uint64(n) >= uint64(len(r.b)-r.pos) {
+			return errTruncated // each label takes a byte at least
+		}
+		for range n + 1 {
+			if err := r.idx(spaceLabel); err != nil {
+				return err
+			}
+		}
+		return nil
 	case 0x1c: // select with types
 		n, err := r.u32()
 		if err != nil {
 			return err
+		}
+		if uint64(n) > uint64(len(r.b)-r.pos) {
+			return errTruncated
 		}
 		for range n {
 			if err := r.valType(); err != nil {
@@ -203,11 +282,11 @@ func (r *reader) skipImmediates(op byte) error {
 				return err
 			}
 			if kind <= 1 { // catch and catch_ref name a tag
-				if _, err := r.u32(); err != nil {
+				if err := r.idx(spaceTag); err != nil {
 					return err
 				}
 			}
-			if _, err := r.u32(); err != nil {
+			if err := r.idx(spaceLabel); err != nil {
 				return err
 			}
 		}
@@ -236,13 +315,25 @@ func (r *reader) skipMisc() error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case sub <= 7:
+	switch sub {
+	case 0, 1, 2, 3, 4, 5, 6, 7: // saturating truncations
 		return nil
-	case sub == 8, sub == 10, sub == 12, sub == 14: // memory.init, memory.copy, table.init, table.copy
-		return r.u32s(2)
-	case sub <= 17: // data.drop, memory.fill, elem.drop, table.grow/size/fill
-		return r.u32s(1)
+	case 8: // memory.init
+		return r.idxs(spaceData, spaceMemory)
+	case 9: // data.drop
+		return r.idx(spaceData)
+	case 10: // memory.copy
+		return r.idxs(spaceMemory, spaceMemory)
+	case 11: // memory.fill
+		return r.idx(spaceMemory)
+	case 12: // table.init
+		return r.idxs(spaceElem, spaceTable)
+	case 13: // elem.drop
+		return r.idx(spaceElem)
+	case 14: // table.copy
+		return r.idxs(spaceTable, spaceTable)
+	case 15, 16, 17: // table.grow, size, fill
+		return r.idx(spaceTable)
 	}
 	return fmt.Errorf("unknown 0xfc sub-opcode %d", sub)
 }
