@@ -46,13 +46,20 @@ type instance struct {
 	ctx context.Context
 
 	// The deadline of a module rewritten by package interrupt: watch fires
-	// at deadline (unix ns, 0 while no call runs) and raises flag, which
-	// the guest tests at every function entry and loop head.
+	// at deadline (unix ns, 0 while no call runs), raises flag and sets
+	// budget to 1, so the guest's next check (at a function entry or loop
+	// head) looks at the flag.
 	flag     api.MutableGlobal
+	budget   api.MutableGlobal
 	watch    *time.Timer
 	deadline atomic.Int64
 	tripped  atomic.Bool
 	depth    int // nested calls: a hostcall that allocates calls the guest
+
+	// What the current outermost call logged, and what it was not
+	// allowed to (log.go).
+	logLines, logBytes       int
+	droppedLines, droppedLog int
 
 	load     atomic.Int32 // streams pinned here
 	lastUsed atomic.Int64
@@ -140,7 +147,11 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 	in.memory.attachMemory(in.mem)
 	if v.cm.interruptible {
 		var ok bool
-		if in.flag, ok = mod.ExportedGlobal(interrupt.Export).(api.MutableGlobal); !ok {
+		in.flag, ok = mod.ExportedGlobal(interrupt.Export).(api.MutableGlobal)
+		if ok {
+			in.budget, ok = mod.ExportedGlobal(interrupt.BudgetExport).(api.MutableGlobal)
+		}
+		if !ok {
 			_ = mod.Close(ctx)
 			return nil, errors.New("the instrumented module lost its interrupt flag")
 		}
@@ -344,6 +355,10 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 	copy(in.stack[:], args)
 	var err error
 	var timedOut bool
+	in.depth++
+	if in.depth == 1 {
+		in.logLines, in.logBytes = 0, 0
+	}
 	switch {
 	case in.vm.cfg.Trusted:
 		// No termination checks are compiled in: a deadline would do
@@ -357,6 +372,10 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 		err = f.CallWithStack(ctx, in.stack[:])
 		timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 		cancel()
+	}
+	in.depth--
+	if in.depth == 0 && in.droppedLines > 0 {
+		in.reportDroppedLog(cb)
 	}
 	in.vm.calls.Add(1)
 	if err == nil && in.broken != nil {
@@ -374,14 +393,12 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 // callWatched runs f under the deadline the interrupt flag enforces. A
 // nested call runs under the outer one's deadline.
 func (in *instance) callWatched(f api.Function, timeout time.Duration) error {
-	outer := in.depth == 0
-	in.depth++
+	outer := in.depth == 1
 	if outer {
 		in.deadline.Store(time.Now().Add(timeout).UnixNano())
 		in.watch.Reset(timeout)
 	}
 	err := f.CallWithStack(in.ctx, in.stack[:])
-	in.depth--
 	if outer {
 		in.watch.Stop()
 		in.deadline.Store(0)
@@ -394,6 +411,12 @@ func (in *instance) callWatched(f api.Function, timeout time.Duration) error {
 // instant between the check and the flag leaves the flag up, and the
 // instance's next call traps at once: it is then replaced as timed out,
 // which the call just before nearly was.
+//
+// Setting the budget to 1 makes the guest's next check look at the flag.
+// The guest counts the budget down with a read and a write of its own,
+// and a write of ours in between is lost; so while the call runs the
+// timer comes back every repokeEvery and sets it again (the flag alone
+// would still stop the guest, within Budget checks).
 func (in *instance) onDeadline() {
 	d := in.deadline.Load()
 	if d == 0 {
@@ -405,7 +428,13 @@ func (in *instance) onDeadline() {
 	}
 	in.tripped.Store(true)
 	in.flag.Set(1)
+	in.budget.Set(1)
+	in.watch.Reset(repokeEvery)
 }
+
+// repokeEvery is how often a call past its deadline has its budget set
+// to 1 again.
+const repokeEvery = 2 * time.Millisecond
 
 // FailureError is what a callback returns when it cost the instance.
 type FailureError struct {

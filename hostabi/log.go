@@ -24,15 +24,52 @@ func zapLevel(l abi.LogLevel) zapcore.Level {
 }
 
 // guestLog writes one line a guest logged; checked first so a disabled
-// level costs no allocation.
+// level costs no allocation. One call into the guest may write at most
+// EngineConfig.MaxLogLinesPerCall lines and MaxLogBytesPerCall bytes (a
+// line that crosses the byte limit is cut); the rest is dropped, counted
+// and summed up in one line when the call returns. Envoy bounds nothing
+// here, and a filter logging in a loop until its deadline wrote tens of
+// megabytes for one request.
 func (in *instance) guestLog(level zapcore.Level, msg []byte) {
 	log := in.vm.log
 	if p := in.pluginFor(in.effective); p != nil {
 		log = p.log
 	}
+	if !log.Core().Enabled(level) {
+		return
+	}
+	cfg := &in.vm.e.cfg
+	room := cfg.MaxLogBytesPerCall - in.logBytes
+	if in.logLines >= cfg.MaxLogLinesPerCall || room <= 0 {
+		in.droppedLines++
+		in.droppedLog += len(msg)
+		return
+	}
+	if len(msg) > room {
+		in.droppedLog += len(msg) - room
+		msg = msg[:room]
+	}
+	in.logLines++
+	in.logBytes += len(msg)
 	if ce := log.Check(level, string(msg)); ce != nil {
 		ce.Write(zap.Uint32("context_id", in.effective))
 	}
+}
+
+// reportDroppedLog says, once per call, how much of the guest's log was
+// dropped, and counts the lines in wasm_log_lines_dropped_total.
+func (in *instance) reportDroppedLog(cb callback) {
+	name := in.vm.name
+	if p := in.pluginFor(in.effective); p != nil {
+		name = p.cfg.Name
+	}
+	cfg := &in.vm.e.cfg
+	in.vm.log.Warn("wasm callback logged past its limit; the rest was dropped",
+		zap.String("plugin", name), zap.String("callback", callbackNames[cb]),
+		zap.Int("dropped_lines", in.droppedLines), zap.Int("dropped_bytes", in.droppedLog),
+		zap.Int("max_lines", cfg.MaxLogLinesPerCall), zap.Int("max_bytes", cfg.MaxLogBytesPerCall))
+	in.vm.countDroppedLog(in.droppedLines)
+	in.droppedLines, in.droppedLog = 0, 0
 }
 
 func hcLog(_ context.Context, in *instance, a []uint64) abi.Status {

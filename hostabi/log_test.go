@@ -1,6 +1,12 @@
 package hostabi
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestLogTimeAndLevel(t *testing.T) {
 	p, _, _ := runHeaders(t, `request_headers: loglevel | time | log 0 trace-line | log 3 warn-line | status`, newTestStream())
@@ -25,4 +31,50 @@ func TestBadPointers(t *testing.T) {
 	if st := p.Stats(); st.Failures != 0 {
 		t.Errorf("failures = %d", st.Failures)
 	}
+}
+
+// TestLogFloodStopsAtDeadline: a callback that calls proxy_log in an
+// endless loop is stopped near its deadline, and what it may write is
+// bounded per callback; the rest is counted as dropped.
+func TestLogFloodStopsAtDeadline(t *testing.T) {
+	const deadline = 100 * time.Millisecond
+	p, err := testEngine.Load(t.Context(), PluginConfig{Name: t.Name(), Wasm: floodGuest(), CallTimeout: deadline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	start := time.Now()
+	err = oneRequest(p, newTestStream())
+	took := time.Since(start)
+	var fe *FailureError
+	if !errors.As(err, &fe) || fe.Cause != "timeout" {
+		t.Fatalf("err = %v, want a timeout failure", err)
+	}
+	lines, bytes := 0, 0
+	for _, l := range logsOf(p.Name()) {
+		if strings.HasPrefix(l, "flood: ") {
+			lines++
+			bytes += len(l)
+		}
+	}
+	t.Logf("the flood ran %v against a %v deadline and wrote %d lines, %d bytes", took, deadline, lines, bytes)
+	if took > 10*deadline {
+		t.Errorf("the flood ran %v, more than 10x its %v deadline", took, deadline)
+	}
+	if bytes > 1<<20 {
+		t.Errorf("one callback wrote %d bytes of log", bytes)
+	}
+	if n := droppedLogLines(p.Name()); n == 0 {
+		t.Error("no dropped log lines counted")
+	}
+	waitLog(t, p.Name(), "wasm callback logged past its limit; the rest was dropped")
+}
+
+func droppedLogLines(plugin string) int64 {
+	for _, m := range testMetrics.Snapshot() {
+		if m.Name == "wasm_log_lines_dropped_total_plugin="+plugin {
+			return m.Value
+		}
+	}
+	return 0
 }

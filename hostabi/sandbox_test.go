@@ -186,6 +186,30 @@ func TestDeadlineStopsTightLoop(t *testing.T) {
 	}
 }
 
+// TestDeadlineStopsSlowLoop: a loop whose every turn is slow (it clears
+// 16MiB) meets few checks; the host's poke of the budget at the deadline
+// makes the next one look at the flag, so the callback stops within a
+// turn or two of its deadline instead of Budget turns (many seconds).
+func TestDeadlineStopsSlowLoop(t *testing.T) {
+	const deadline = 100 * time.Millisecond
+	p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: slowLoopGuest(), CallTimeout: deadline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	start := time.Now()
+	err = oneRequest(p, newTestStream())
+	took := time.Since(start)
+	var fe *FailureError
+	if !errors.As(err, &fe) || fe.Cause != "timeout" {
+		t.Fatalf("err = %v, want a timeout failure", err)
+	}
+	t.Logf("stopped after %v against a %v deadline", took, deadline)
+	if took > 10*deadline {
+		t.Errorf("stopped after %v, more than 10x its %v deadline", took, deadline)
+	}
+}
+
 func TestMinimalGuestWithoutOptionalExports(t *testing.T) {
 	// No vm_start, configure, done or delete: all optional.
 	p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: minimalGuest()})

@@ -60,6 +60,10 @@ type vm struct {
 	bg        sync.WaitGroup // pool growth in flight
 
 	failMetrics sync.Map // cause -> metric id
+	// droppedLogMetric is wasm_log_lines_dropped_total's id, once defined.
+	droppedLogOnce   sync.Once
+	droppedLogMetric uint32
+	droppedLogOK     bool
 }
 
 // vmFor returns the VM a plugin runs in, sharing one when its vm_id says
@@ -396,6 +400,19 @@ func (v *vm) janitor() {
 // recordFailure counts a broken instance by cause, in Stats and as the
 // metric wasm_instance_failures_total with plugin (or vm_id) and cause
 // labels.
+// countDroppedLog adds n to the plugin's count of log lines dropped for
+// going past the per-call limits.
+func (v *vm) countDroppedLog(n int) {
+	m := v.e.cfg.Metrics
+	v.droppedLogOnce.Do(func() {
+		id, err := m.Define(Counter, "wasm_log_lines_dropped_total_plugin="+v.name)
+		v.droppedLogMetric, v.droppedLogOK = id, err == nil
+	})
+	if v.droppedLogOK {
+		_ = m.Increment(v.droppedLogMetric, int64(n))
+	}
+}
+
 func (v *vm) recordFailure(cause string) {
 	v.failures.Add(1)
 	m := v.e.cfg.Metrics

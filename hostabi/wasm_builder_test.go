@@ -175,3 +175,18 @@ func localsBomb() []byte {
 	body := []byte{0x01, 0xff, 0xff, 0xff, 0xff, 0x0f, i32, 0x0b}
 	return append(m, section(10, vec(append(leb(len(body)), body...)))...)
 }
+
+// slowLoopGuest grows its memory to 16MiB and clears all of it on every
+// turn of an endless loop in proxy_on_request_headers: few checks, each
+// far apart.
+func slowLoopGuest() []byte {
+	return buildModule(
+		wasmFunc{export: "proxy_abi_version_0_2_1"},
+		wasmFunc{export: "proxy_on_memory_allocate", params: []byte{i32}, results: []byte{i32}, body: []byte{0x41, 0x80, 0x08}},
+		wasmFunc{export: "proxy_on_context_create", params: []byte{i32, i32}},
+		wasmFunc{export: "proxy_on_request_headers", params: []byte{i32, i32, i32}, results: []byte{i32},
+			body: cat([]byte{0x41, 0xff, 0x01, 0x40, 0x00, 0x1a}, // memory.grow 255; drop
+				[]byte{0x03, 0x40}, i32c(0), i32c(0), []byte{0x41, 0x80, 0x80, 0x80, 0x08, 0xfc, 0x0b, 0x00, 0x0c, 0x00, 0x0b}, // loop memory.fill(0, 0, 16MiB) br 0 end
+				i32c(0))},
+	)
+}
