@@ -72,6 +72,12 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	// The modules are read and checked as `run` would before compiling
+	// them, so what validate passes, run does not refuse for its files.
+	if err := server.CheckPluginModules(cfg); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	fmt.Fprintf(stdout, "%s: ok (mode %s, %d listeners, %d routes, %d clusters, %d plugins)\n",
 		f.config, cfg.Mode, len(cfg.Listeners), len(cfg.Routes), len(cfg.Clusters), len(cfg.Plugins))
 	return 0

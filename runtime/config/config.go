@@ -195,6 +195,10 @@ type Wasm struct {
 	// CacheDir is wazero's compilation cache; default $XDG_CACHE_HOME/sluice
 	// (or ~/.cache/sluice); "off" disables it.
 	CacheDir string `toml:"cache_dir" json:"cache_dir"`
+	// MaxModuleBytes caps a plugin's .wasm file; default 64MiB. A bigger
+	// file (or one that is not a regular file) is refused before it is
+	// read, at start, on reload and by `sluice validate`.
+	MaxModuleBytes Size `toml:"max_module_bytes" json:"max_module_bytes"`
 }
 
 // SharedStore backs proxy_{get,set}_shared_data and rate limits.

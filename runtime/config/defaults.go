@@ -22,6 +22,7 @@ const (
 	DefaultBackoffBase          = 25 * time.Millisecond
 	DefaultBackoffMax           = 250 * time.Millisecond
 	DefaultMemoryLimit          = 64 << 20
+	DefaultMaxModuleBytes       = 64 << 20
 	DefaultCallTimeout          = 100 * time.Millisecond
 	DefaultDoneTimeout          = 10 * time.Second
 	DefaultDNSRefresh           = 30 * time.Second
@@ -133,6 +134,7 @@ func (c *Config) applyDefaults() {
 	if c.Wasm.CacheDir == "" {
 		c.Wasm.CacheDir = defaultCacheDir()
 	}
+	setInt(&c.Wasm.MaxModuleBytes, DefaultMaxModuleBytes)
 	fileRoutes := 0
 	for i := range c.Routes {
 		r := &c.Routes[i]

@@ -246,10 +246,8 @@ func (v *validator) plugins() {
 				v.add(key+".wasm", "\"builtin:\" needs a plugin name, as in \"builtin:jwt\"")
 			}
 		default:
-			if fi, err := os.Stat(v.c.ResolvePath(p.Wasm)); err != nil {
-				v.add(key+".wasm", "cannot read %s: %v", p.Wasm, unwrapPathErr(err))
-			} else if fi.IsDir() {
-				v.add(key+".wasm", "%s is a directory, not a .wasm file", p.Wasm)
+			if err := StatFile(v.c.ResolvePath(p.Wasm), int64(v.c.Wasm.MaxModuleBytes)); err != nil {
+				v.add(key+".wasm", "%v", err)
 			}
 		}
 		if p.Failure != "closed" && p.Failure != "open" {
@@ -277,12 +275,8 @@ func (v *validator) file(key, path string, required bool) {
 		}
 		return
 	}
-	fi, err := os.Stat(path)
-	switch {
-	case err != nil:
-		v.add(key, "cannot read %s: %v", path, unwrapPathErr(err))
-	case fi.IsDir():
-		v.add(key, "%s is a directory, not a file", path)
+	if err := StatFile(path, MaxFileBytes); err != nil {
+		v.add(key, "%v", err)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -73,9 +72,9 @@ func NewClusterDialer(c *config.Cluster, hosts func() []up.Host, log *zap.Logger
 		default:
 			var roots *x509.CertPool
 			if t.CA != "" {
-				pem, err := os.ReadFile(t.CA)
+				pem, err := config.ReadFile("tls.ca", t.CA, config.MaxFileBytes)
 				if err != nil {
-					return nil, fmt.Errorf("cluster %q: tls.ca: %w", c.Name, err)
+					return nil, fmt.Errorf("cluster %q: %w", c.Name, err)
 				}
 				roots = x509.NewCertPool()
 				if !roots.AppendCertsFromPEM(pem) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
 )
 
 // ReloadCheck is how often, at most, the files behind a Bundle or a
@@ -59,9 +61,9 @@ func (b *Bundle) load() error {
 	if err != nil {
 		return fmt.Errorf("trust bundle: %w", err)
 	}
-	data, err := os.ReadFile(b.path)
+	data, err := config.ReadFile("trust bundle", b.path, config.MaxFileBytes)
 	if err != nil {
-		return fmt.Errorf("trust bundle: %w", err)
+		return err
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {
@@ -129,7 +131,15 @@ func (c *Certificate) load() error {
 		}
 		st[i] = s
 	}
-	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	certPEM, err := config.ReadFile("certificate", c.certFile, config.MaxFileBytes)
+	if err != nil {
+		return err
+	}
+	keyPEM, err := config.ReadFile("key", c.keyFile, config.MaxFileBytes)
+	if err != nil {
+		return err
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return fmt.Errorf("loading certificate %s / key %s: %w", c.certFile, c.keyFile, err)
 	}

@@ -5,13 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
 
 	"go.uber.org/zap"
 
+	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
@@ -65,7 +65,7 @@ func (ps *pluginSet) rebuild(ctx context.Context, cfg *config.Config) (*pluginSe
 	}
 	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}, builtin: plugins.ModuleFor(builtins)}
 	for _, pc := range cfg.Plugins {
-		module, stamp, err := readModule(pc.Wasm, next.builtin)
+		module, stamp, err := ps.env.readModule(pc.Wasm, next.builtin)
 		if err != nil {
 			next.closeNew(ps)
 			return nil, fmt.Errorf("plugin %q: %w", pc.Name, err)
@@ -106,7 +106,7 @@ func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
 	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}, builtin: ps.builtin}
 	changed := false
 	for name, e := range ps.byName {
-		module, stamp, err := readModule(e.cfg.Wasm, ps.builtin)
+		module, stamp, err := ps.env.readModule(e.cfg.Wasm, ps.builtin)
 		if err != nil {
 			next.closeNew(ps)
 			return nil, fmt.Errorf("plugin %q: %w", name, err)
@@ -227,8 +227,12 @@ func (s *Server) pollPlugins() {
 }
 
 // readModule returns the module a plugin's wasm key names: for
-// "builtin:NAME", builtin (the generation's embedded module).
-func readModule(wasm string, builtin []byte) ([]byte, fileStamp, error) {
+// "builtin:NAME", builtin (the generation's embedded module). A file must
+// be a regular file within [wasm] max_module_bytes, and its structure
+// must pass hostabi.CheckModule (bounded in memory): so a bad file on
+// disk is refused here, before anything compiles it, and a hot load keeps
+// the old version.
+func (e *wasmEnv) readModule(wasm string, builtin []byte) ([]byte, fileStamp, error) {
 	if name := builtinName(wasm); name != "" {
 		m, err := builtinModule(name, builtin)
 		return m, fileStamp{}, err
@@ -237,6 +241,40 @@ func readModule(wasm string, builtin []byte) ([]byte, fileStamp, error) {
 	if err != nil {
 		return nil, fileStamp{}, err
 	}
-	b, err := os.ReadFile(wasm)
+	b, err := readModuleFile("wasm", wasm, e.maxModuleBytes)
 	return b, stamp, err
+}
+
+// readModuleFile reads and checks a plugin's .wasm file, as the proxy
+// will load it; `sluice validate` runs it too (CheckPluginModules). Errors
+// start with key unless it is "".
+func readModuleFile(key, path string, limit int64) ([]byte, error) {
+	b, err := config.ReadFile(key, path, limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := hostabi.CheckModule(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
+}
+
+// CheckPluginModules reads every plugin's .wasm file as a load would
+// (regular file, size cap, structure) without compiling it: what
+// `sluice validate` refuses, `sluice run` refuses too. Problems are
+// reported as the config's: file, line, key.
+func CheckPluginModules(cfg *config.Config) error {
+	var problems []config.Problem
+	for i, pc := range cfg.Plugins {
+		if builtinName(pc.Wasm) != "" {
+			continue
+		}
+		if _, err := readModuleFile("", pc.Wasm, int64(cfg.Wasm.MaxModuleBytes)); err != nil {
+			problems = append(problems, cfg.Problem(fmt.Sprintf("plugins[%d].wasm", i), err.Error()))
+		}
+	}
+	if len(problems) > 0 {
+		return &config.Error{Problems: problems}
+	}
+	return nil
 }

@@ -29,6 +29,8 @@ type wasmEnv struct {
 	log       *zap.Logger
 	engineCfg hostabi.EngineConfig
 	redis     *sharedstore.Redis // nil without [shared_store] kind = "redis"
+	// maxModuleBytes is [wasm] max_module_bytes (a restart setting).
+	maxModuleBytes int64
 
 	mu     sync.Mutex
 	engine *hostabi.Engine // nil until a plugin loads
@@ -52,7 +54,7 @@ func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, lo
 			cacheDir = "-"
 		}
 	}
-	env := &wasmEnv{log: log}
+	env := &wasmEnv{log: log, maxModuleBytes: int64(cfg.Wasm.MaxModuleBytes)}
 	var store hostabi.SharedStore = hostabi.NewMemoryStore()
 	if cfg.SharedStore.Kind == "redis" {
 		r := cfg.SharedStore.Redis

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
 )
 
 // options are the manager's knobs that tests turn; production uses
@@ -181,9 +183,9 @@ func (d *discovery) readFile() (bool, error) {
 	if st.ModTime().Equal(d.fileMod) && st.Size() == d.fileSize {
 		return false, nil
 	}
-	b, err := os.ReadFile(d.file)
+	b, err := config.ReadFile("endpoints_file", d.file, config.MaxFileBytes)
 	if err != nil {
-		return false, fmt.Errorf("endpoints_file: %w", err)
+		return false, err
 	}
 	src, err := parseEndpointsFile(b)
 	if err != nil {
