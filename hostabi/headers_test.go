@@ -1,7 +1,9 @@
 package hostabi
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"testing"
 )
 
@@ -120,4 +122,100 @@ func TestResponseHeadersAndTrailers(t *testing.T) {
 	if got := s.pairs(ResponseTrailers); got != "grpc-status=7" {
 		t.Errorf("response trailers = %s", got)
 	}
+}
+
+// FuzzHeaderMapHostcalls makes every header-map hostcall with arguments
+// from the fuzzer: map types, pointers and lengths anywhere (past the end
+// of memory, wrapping around), serialized maps that lie about their
+// counts, an allocator that answers out-of-bounds addresses. The host must
+// answer each with a status and never panic or break the instance: the
+// callback returns without error.
+func FuzzHeaderMapHostcalls(f *testing.F) {
+	words := func(ws ...uint32) []byte {
+		b := make([]byte, 256)
+		for i, w := range ws {
+			binary.LittleEndian.PutUint32(b[4*i:], w)
+		}
+		return b
+	}
+	// Argument words: call i at 20*i (word 5*i); the allocator's answer at 252.
+	at := func(b []byte, word int, ws ...uint32) []byte {
+		for i, w := range ws {
+			binary.LittleEndian.PutUint32(b[4*(word+i):], w)
+		}
+		return b
+	}
+	const end = 65536
+	f.Add([]byte{})
+	f.Add(words())
+	hostile := words()
+	for i := range 35 {
+		binary.LittleEndian.PutUint32(hostile[4*i:], []uint32{end - 2, 0xffffffff, end, 0x7fffffff, end - 4}[i%5])
+	}
+	f.Add(at(hostile, 63, end-8))
+	// Plausible calls: key "host" at 512, value "v" at 520, out pointers
+	// at 300 and 304, allocations at 1024.
+	ok := append(words(), make([]byte, 1024)...)
+	copy(ok[512:], "host\x00\x00\x00\x00v")
+	at(ok, 0, 0, 300, 304)          // get pairs
+	at(ok, 5, 0, 600, 30)           // set pairs from 600
+	at(ok, 10, 0, 300)              // size
+	at(ok, 15, 0, 512, 4, 300, 304) // get value
+	at(ok, 20, 2, 512, 4, 520, 1)   // add
+	at(ok, 25, 3, 512, 4, 520, 1)   // replace
+	at(ok, 30, 0, 512, 4)           // remove
+	at(ok, 63, 1024)                // allocator
+	copy(ok[600:], "\x01\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00a\x00b\x00")
+	f.Add(bytes.Clone(ok))
+	lying := bytes.Clone(ok)
+	copy(lying[600:], "\xff\xff\xff\xff\xff\xff\xff\xff") // 2^32-1 pairs, 2^32-1-byte keys
+	f.Add(lying)
+	f.Add(at(bytes.Clone(ok), 63, 0xfffffff0)) // the allocator answers past the end
+	f.Add(at(bytes.Clone(ok), 0, 99, 300, 304))
+	f.Add(at(bytes.Clone(ok), 15, 6, 512, 0xffffffff, end-2, 304))
+
+	p, err := testEngine.Load(context.Background(), PluginConfig{Name: "FuzzHeaderMapHostcalls", Wasm: headerFuzzGuest()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	f.Fuzz(func(t *testing.T, mem []byte) {
+		if err := runHeaderFuzz(p, mem, fuzzStream()); err != nil {
+			t.Fatalf("the host failed the callback: %v", err)
+		}
+	})
+	// The plausible seed does reach the maps: the fuzzer is not knocking
+	// on a closed door.
+	s := fuzzStream()
+	if err := runHeaderFuzz(p, ok, s); err != nil {
+		f.Fatal(err)
+	}
+	if got := s.pairs(RequestHeaders) + " | " + s.pairs(ResponseHeaders) + " | " + s.pairs(ResponseTrailers); got != "a=b | :status=200,host=v | host=v" {
+		f.Errorf("after the plausible calls the maps are %q", got)
+	}
+}
+
+func fuzzStream() *testStream {
+	s := newTestStream("host", "example.com")
+	s.set(ResponseHeaders, [2]string{":status", "200"})
+	s.set(ResponseTrailers)
+	return s
+}
+
+// runHeaderFuzz writes mem at the start of the guest's memory (its first
+// 64KiB, zeros past mem) and runs proxy_on_request_headers on a new
+// stream.
+func runHeaderFuzz(p *Plugin, mem []byte, s *testStream) error {
+	hs, err := p.NewHTTPStream(context.Background(), s)
+	if err != nil {
+		return err
+	}
+	defer hs.OnDone()
+	page := make([]byte, 65536)
+	copy(page, mem)
+	hs.in.mu.Lock()
+	hs.in.mem.Write(0, page)
+	hs.in.mu.Unlock()
+	_, err = hs.OnRequestHeaders(false)
+	return err
 }

@@ -1,5 +1,7 @@
 package hostabi
 
+import "bytes"
+
 // A few lines of Wasm binary encoding, so tests can make guests with no
 // language runtime at all: the benchmark then measures the host, not a Go
 // scheduler inside the guest.
@@ -188,5 +190,45 @@ func slowLoopGuest() []byte {
 			body: cat([]byte{0x41, 0xff, 0x01, 0x40, 0x00, 0x1a}, // memory.grow 255; drop
 				[]byte{0x03, 0x40}, i32c(0), i32c(0), []byte{0x41, 0x80, 0x80, 0x80, 0x08, 0xfc, 0x0b, 0x00, 0x0c, 0x00, 0x0b}, // loop memory.fill(0, 0, 16MiB) br 0 end
 				i32c(0))},
+	)
+}
+
+// headerCalls are the header-map hostcalls headerFuzzGuest makes, in
+// order, with their parameter counts.
+var headerCalls = []struct {
+	name   string
+	params int
+}{
+	{"proxy_get_header_map_pairs", 3},
+	{"proxy_set_header_map_pairs", 3},
+	{"proxy_get_header_map_size", 2},
+	{"proxy_get_header_map_value", 5},
+	{"proxy_add_header_map_value", 5},
+	{"proxy_replace_header_map_value", 5},
+	{"proxy_remove_header_map_value", 3},
+}
+
+// headerFuzzGuest makes every header-map hostcall in
+// proxy_on_request_headers with arguments it loads from its memory: call
+// i takes its (up to five) arguments from the words at 20*i. Its
+// allocator returns whatever word 252 holds. A test writes these words
+// (and any bytes they point at) before the callback: hostile pointers,
+// lengths, map types and allocations alike.
+func headerFuzzGuest() []byte {
+	var imports []wasmImport
+	var calls []byte
+	for i, c := range headerCalls {
+		imports = append(imports, wasmImport{module: "env", name: c.name, params: bytes.Repeat([]byte{i32}, c.params), results: []byte{i32}})
+		for j := range c.params {
+			calls = append(calls, 0x41, 0x00, 0x28, 0x02) // i32.const 0; i32.load align=4
+			calls = append(calls, leb(20*i+4*j)...)       // offset
+		}
+		calls = append(calls, 0x10, byte(i), 0x1a) // call i; drop
+	}
+	return buildModuleWith(imports, nil,
+		wasmFunc{export: "proxy_abi_version_0_2_1"},
+		wasmFunc{export: "proxy_on_memory_allocate", params: []byte{i32}, results: []byte{i32}, body: []byte{0x41, 0x00, 0x28, 0x02, 0xfc, 0x01}},
+		wasmFunc{export: "proxy_on_context_create", params: []byte{i32, i32}},
+		wasmFunc{export: "proxy_on_request_headers", params: []byte{i32, i32, i32}, results: []byte{i32}, body: append(calls, 0x41, 0x00)},
 	)
 }
