@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"testing"
+	"time"
 )
 
 // runHeaders loads rawabi with script, runs one request through request
@@ -174,7 +175,10 @@ func FuzzHeaderMapHostcalls(f *testing.F) {
 	f.Add(at(bytes.Clone(ok), 0, 99, 300, 304))
 	f.Add(at(bytes.Clone(ok), 15, 6, 512, 0xffffffff, end-2, 304))
 
-	p, err := testEngine.Load(context.Background(), PluginConfig{Name: "FuzzHeaderMapHostcalls", Wasm: headerFuzzGuest()})
+	// A generous deadline: fuzzing workers share the CPU, and this target
+	// is about memory bounds, not time.
+	p, err := testEngine.Load(context.Background(), PluginConfig{Name: "FuzzHeaderMapHostcalls", Wasm: headerFuzzGuest(),
+		CallTimeout: 10 * time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}
