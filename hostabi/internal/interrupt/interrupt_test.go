@@ -3,6 +3,7 @@ package interrupt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,5 +202,55 @@ func TestRefusals(t *testing.T) {
 	}
 	if _, err := Instrument(once); err == nil || !strings.Contains(err.Error(), "already exports") {
 		t.Errorf("instrumenting twice: got %v", err)
+	}
+}
+
+// TestValidateRefusesUndeclaredIndexes: outside function bodies too, a
+// module that names a global, table, function or memory it does not
+// declare (as the rewrite's appended globals would be named) is refused
+// before any rewrite.
+func TestValidateRefusesUndeclaredIndexes(t *testing.T) {
+	hdr := []byte("\x00asm\x01\x00\x00\x00")
+	types := []byte{0x01, 0x04, 0x01, 0x60, 0x00, 0x00} // () -> ()
+	funcs := []byte{0x03, 0x02, 0x01, 0x00}             // one function
+	mem := []byte{0x05, 0x03, 0x01, 0x00, 0x01}         // one page
+	code := []byte{0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b}  // empty body
+	join := func(parts ...[]byte) []byte { return bytes.Join(append([][]byte{hdr}, parts...), nil) }
+	for name, tc := range map[string]struct {
+		in   []byte
+		want string
+	}{
+		"export global 0": {join(types, funcs, mem, []byte{0x07, 0x05, 0x01, 0x01, 'g', 0x03, 0x00}, code),
+			`export section at byte 23: export "g": global 0 is not declared (the module has 0)`},
+		"export function 1": {join(types, funcs, mem, []byte{0x07, 0x05, 0x01, 0x01, 'f', 0x00, 0x01}, code),
+			`export "f": function 1 is not declared (the module has 1)`},
+		"data at global.get 0": {join(types, funcs, mem, code, []byte{0x0b, 0x07, 0x01, 0x00, 0x23, 0x00, 0x0b, 0x01, 'x'}),
+			"data segment 0: opcode 0x23 in a constant expression: global 0 is not declared (the module has 0)"},
+		"data in memory 0, none declared": {join(types, funcs, code, []byte{0x0b, 0x07, 0x01, 0x00, 0x41, 0x00, 0x0b, 0x01, 'x'}),
+			"data segment 0: memory 0 is not declared (the module has 0)"},
+		"element in table 0, none declared": {join(types, funcs, mem, []byte{0x09, 0x07, 0x01, 0x00, 0x41, 0x00, 0x0b, 0x01, 0x00}, code),
+			"element segment 0: table 0 is not declared (the module has 0)"},
+		"element naming function 5": {join(types, funcs, []byte{0x04, 0x04, 0x01, 0x70, 0x00, 0x01}, mem, []byte{0x09, 0x07, 0x01, 0x00, 0x41, 0x00, 0x0b, 0x01, 0x05}, code),
+			"element segment 0: function 5 is not declared (the module has 1)"},
+		"global initialised from itself": {join(types, funcs, mem, []byte{0x06, 0x06, 0x01, 0x7f, 0x01, 0x23, 0x00, 0x0b}, code),
+			"global 0: opcode 0x23 in a constant expression: global 0 is not declared (the module has 0)"},
+		"start at function 3": {join(types, funcs, mem, []byte{0x08, 0x01, 0x03}, code),
+			"start section at byte 23: function 3 is not declared (the module has 1)"},
+		"bodies for functions not declared": {join(types, mem, code),
+			"1 function bodies for the 0 functions the function section declares"},
+		"functions without bodies": {join(types, funcs, mem),
+			"the function section declares 1 functions but the module has no code section"},
+		"sections out of order": {join(types, mem, funcs, code), "function section at byte 19 is repeated or out of order"},
+		"a table of 2^27 entries": {join(types, funcs, []byte{0x04, 0x07, 0x01, 0x70, 0x00, 0x80, 0x80, 0x80, 0x40}, mem, code),
+			"table minimum 134217728 is over the limit of 10000000"},
+	} {
+		err := Validate(tc.in)
+		var invalid *InvalidError
+		if !errors.As(err, &invalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an invalid module naming %q", name, err, tc.want)
+		}
+	}
+	if err := Validate(join(types, funcs, mem, []byte{0x07, 0x05, 0x01, 0x01, 'f', 0x00, 0x00}, code)); err != nil {
+		t.Errorf("the module with nothing out of range: %v", err)
 	}
 }
