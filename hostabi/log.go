@@ -59,13 +59,13 @@ func (in *instance) guestLog(level zapcore.Level, msg []byte) {
 // reportDroppedLog says, once per call, how much of the guest's log was
 // dropped, and counts the lines in wasm_log_lines_dropped_total.
 func (in *instance) reportDroppedLog(cb callback) {
-	name := in.vm.name
+	log := in.vm.log // names the plugin, or the shared VM
 	if p := in.pluginFor(in.effective); p != nil {
-		name = p.cfg.Name
+		log = p.log
 	}
 	cfg := &in.vm.e.cfg
-	in.vm.log.Warn("wasm callback logged past its limit; the rest was dropped",
-		zap.String("plugin", name), zap.String("callback", callbackNames[cb]),
+	log.Warn("wasm callback logged past its limit; the rest was dropped",
+		zap.String("callback", callbackNames[cb]),
 		zap.Int("dropped_lines", in.droppedLines), zap.Int("dropped_bytes", in.droppedLog),
 		zap.Int("max_lines", cfg.MaxLogLinesPerCall), zap.Int("max_bytes", cfg.MaxLogBytesPerCall))
 	in.vm.countDroppedLog(in.droppedLines)
