@@ -75,6 +75,15 @@ type moduleInfo struct {
 	dataCount, dataSegs int64
 	sawCode             bool
 	importedGlobals     uint32
+
+	// The function body being checked: its locals (parameters included)
+	// and block depth, for inBody, which bodyIndex holds as a func value
+	// made once.
+	locals    uint64
+	depth     uint32
+	bodyIndex func(space, uint32) error
+	// constIndex is check as a func value made once, for constExpr.
+	constIndex func(space, uint32) error
 }
 
 func validate(module []byte) error {
@@ -85,6 +94,7 @@ func validate(module []byte) error {
 		return fmt.Errorf("Wasm binary format version %d; only version 1 is supported", v)
 	}
 	m := &moduleInfo{dataCount: -1, dataSegs: -1}
+	m.bodyIndex, m.constIndex = m.inBody, m.check
 	r := &reader{b: module, pos: 8}
 	last := 0
 	for r.pos < len(r.b) {
@@ -357,7 +367,8 @@ func (m *moduleInfo) table(r *reader) error {
 	if err := r.valType(); err != nil {
 		return err
 	}
-	if err := limits(r, 0x01, maxTableSize, "table"); err != nil {
+	// A table's maximum is only a bound on growth: any value is fine.
+	if err := limits(r, 0x01, maxTableSize, ^uint32(0), "table"); err != nil {
 		return err
 	}
 	if init {
@@ -373,7 +384,7 @@ func (m *moduleInfo) memory(r *reader) error {
 	if m.counts[spaceMemory] >= maxMemories {
 		return fmt.Errorf("more than %d memories", maxMemories)
 	}
-	if err := limits(r, 0x03, maxMemoryPages, "memory"); err != nil {
+	if err := limits(r, 0x03, maxMemoryPages, maxMemoryPages, "memory"); err != nil {
 		return err
 	}
 	m.counts[spaceMemory]++
@@ -396,8 +407,9 @@ func (m *moduleInfo) tag(r *reader) error {
 }
 
 // limits reads a table's or a memory's limits: flags within mask (bit 0:
-// a maximum follows; for memories bit 1: shared), sizes within limit.
-func limits(r *reader, mask byte, limit uint32, what string) error {
+// a maximum follows; for memories bit 1: shared), the minimum within
+// minCap, the maximum within maxCap.
+func limits(r *reader, mask byte, minCap, maxCap uint32, what string) error {
 	flags, err := r.byte()
 	if err != nil {
 		return err
@@ -409,16 +421,16 @@ func limits(r *reader, mask byte, limit uint32, what string) error {
 	if err != nil {
 		return err
 	}
-	if lo > limit {
-		return fmt.Errorf("%s minimum %d is over the limit of %d", what, lo, limit)
+	if lo > minCap {
+		return fmt.Errorf("%s minimum %d is over the limit of %d", what, lo, minCap)
 	}
 	if flags&1 != 0 {
 		hi, err := r.u32()
 		if err != nil {
 			return err
 		}
-		if hi > limit && what == "memory" {
-			return fmt.Errorf("%s maximum %d is over the limit of %d", what, hi, limit)
+		if hi > maxCap {
+			return fmt.Errorf("%s maximum %d is over the limit of %d", what, hi, maxCap)
 		}
 		if hi < lo {
 			return fmt.Errorf("%s maximum %d is below its minimum %d", what, hi, lo)
@@ -593,48 +605,34 @@ func (m *moduleInfo) body(r *reader, params uint32) error {
 	if err != nil {
 		return err
 	}
-	locals := uint64(params)
+	m.locals = uint64(params)
 	for range groups {
 		n, err := r.u32()
 		if err != nil {
 			return err
 		}
-		if locals += uint64(n); locals > maxLocals {
+		if m.locals += uint64(n); m.locals > maxLocals {
 			return fmt.Errorf("more than %d locals", maxLocals)
 		}
 		if err := r.valType(); err != nil {
 			return err
 		}
 	}
-	depth := uint32(1) // the function's own block
-	r.index = func(s space, i uint32) error {
-		switch s {
-		case spaceLocal:
-			if uint64(i) >= locals {
-				return fmt.Errorf("local %d is not declared (the function has %d)", i, locals)
-			}
-			return nil
-		case spaceLabel:
-			if i >= depth {
-				return fmt.Errorf("branch to label %d at block depth %d", i, depth)
-			}
-			return nil
-		}
-		return m.check(s, i)
-	}
+	m.depth = 1 // the function's own block
+	r.index = m.bodyIndex
 	for r.pos < len(r.b) {
 		at := r.pos
 		op, _ := r.byte()
 		switch op {
 		case 0x02, 0x03, 0x04, 0x06, 0x1f: // block, loop, if, try, try_table
-			depth++
+			m.depth++
 		case 0x0b, 0x18: // end, delegate
-			depth--
+			m.depth--
 		}
 		if err := r.skipImmediates(op); err != nil {
 			return fmt.Errorf("opcode %#x at byte %d of the body: %w", op, at, err)
 		}
-		if depth == 0 {
+		if m.depth == 0 {
 			if r.pos != len(r.b) {
 				return fmt.Errorf("%d bytes after the function's end", len(r.b)-r.pos)
 			}
@@ -644,10 +642,27 @@ func (m *moduleInfo) body(r *reader, params uint32) error {
 	return errors.New("the body ends inside a block")
 }
 
+// inBody checks an index an instruction of the current body names.
+func (m *moduleInfo) inBody(s space, i uint32) error {
+	switch s {
+	case spaceLocal:
+		if uint64(i) >= m.locals {
+			return fmt.Errorf("local %d is not declared (the function has %d)", i, m.locals)
+		}
+		return nil
+	case spaceLabel:
+		if i >= m.depth {
+			return fmt.Errorf("branch to label %d at block depth %d", i, m.depth)
+		}
+		return nil
+	}
+	return m.check(s, i)
+}
+
 // constExpr checks a constant expression (an offset, an initializer):
 // instructions up to its end, naming only what is declared so far.
 func (m *moduleInfo) constExpr(r *reader) error {
-	r.index = m.check
+	r.index = m.constIndex
 	defer func() { r.index = nil }()
 	for {
 		op, err := r.byte()
