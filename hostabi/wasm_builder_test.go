@@ -180,7 +180,7 @@ func localsBomb() []byte {
 
 // slowLoopGuest grows its memory to 16MiB and clears all of it on every
 // turn of an endless loop in proxy_on_request_headers: few checks, each
-// far apart.
+// far apart (a millisecond or more: Budget turns take seconds).
 func slowLoopGuest() []byte {
 	return buildModule(
 		wasmFunc{export: "proxy_abi_version_0_2_1"},
