@@ -2,7 +2,6 @@ package hostabi
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -37,19 +36,8 @@ func TestBadPointers(t *testing.T) {
 // endless loop is stopped near its deadline, and what it may write is
 // bounded per callback; the rest is counted as dropped.
 func TestLogFloodStopsAtDeadline(t *testing.T) {
-	const deadline = 100 * time.Millisecond
-	p, err := testEngine.Load(t.Context(), PluginConfig{Name: t.Name(), Wasm: floodGuest(), CallTimeout: deadline})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := overrun(t, floodGuest(), 100*time.Millisecond)
 	defer p.Close(context.Background())
-	start := time.Now()
-	err = oneRequest(p, newTestStream())
-	took := time.Since(start)
-	var fe *FailureError
-	if !errors.As(err, &fe) || fe.Cause != "timeout" {
-		t.Fatalf("err = %v, want a timeout failure", err)
-	}
 	lines, bytes := 0, 0
 	for _, l := range logsOf(p.Name()) {
 		if strings.HasPrefix(l, "flood: ") {
@@ -57,10 +45,7 @@ func TestLogFloodStopsAtDeadline(t *testing.T) {
 			bytes += len(l)
 		}
 	}
-	t.Logf("the flood ran %v against a %v deadline and wrote %d lines, %d bytes", took, deadline, lines, bytes)
-	if took > 10*deadline {
-		t.Errorf("the flood ran %v, more than 10x its %v deadline", took, deadline)
-	}
+	t.Logf("the flood wrote %d lines, %d bytes", lines, bytes)
 	if bytes > 1<<20 {
 		t.Errorf("one callback wrote %d bytes of log", bytes)
 	}

@@ -192,22 +192,33 @@ func TestDeadlineStopsTightLoop(t *testing.T) {
 // turn or two of its deadline instead of Budget turns (many seconds).
 func TestDeadlineStopsSlowLoop(t *testing.T) {
 	const deadline = 100 * time.Millisecond
-	p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: slowLoopGuest(), CallTimeout: deadline})
+	p := overrun(t, slowLoopGuest(), deadline)
+	defer p.Close(context.Background())
+}
+
+// overrun loads wasm as a plugin named after the test, whose request
+// headers callback must time out at deadline: it fails the test unless
+// it does, within 10x the deadline (a generous bound: the point is
+// seconds against a deadline, not its precision).
+func overrun(t *testing.T, wasm []byte, deadline time.Duration) *Plugin {
+	t.Helper()
+	p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: wasm, CallTimeout: deadline})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close(context.Background())
 	start := time.Now()
 	err = oneRequest(p, newTestStream())
 	took := time.Since(start)
 	var fe *FailureError
 	if !errors.As(err, &fe) || fe.Cause != "timeout" {
+		p.Close(context.Background())
 		t.Fatalf("err = %v, want a timeout failure", err)
 	}
 	t.Logf("stopped after %v against a %v deadline", took, deadline)
 	if took > 10*deadline {
 		t.Errorf("stopped after %v, more than 10x its %v deadline", took, deadline)
 	}
+	return p
 }
 
 func TestMinimalGuestWithoutOptionalExports(t *testing.T) {

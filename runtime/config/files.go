@@ -7,10 +7,10 @@ import (
 	"os"
 )
 
-// MaxFileBytes caps every file a config names other than .wasm modules
-// (certificates, keys, trust bundles, endpoints files): far above any real
-// one, and small enough that a wrong path cannot exhaust memory.
-const MaxFileBytes = 16 << 20
+// MaxNamedFileBytes caps every file a config names other than .wasm
+// modules (certificates, keys, trust bundles, endpoints files): far above
+// any real one, and small enough that a wrong path cannot exhaust memory.
+const MaxNamedFileBytes = 16 << 20
 
 // ReadFile reads a file the config names under key (as in
 // "clusters[0].endpoints_file"). It must be a regular file, not a
@@ -19,14 +19,14 @@ const MaxFileBytes = 16 << 20
 // is checked on the opened file and again while reading, so a file that
 // grows meanwhile is refused too.
 func ReadFile(key, path string, limit int64) ([]byte, error) {
-	b, err := readFile(path, limit)
+	b, err := readRegular(path, limit)
 	if err != nil && key != "" {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	return b, err
 }
 
-func readFile(path string, limit int64) ([]byte, error) {
+func readRegular(path string, limit int64) ([]byte, error) {
 	// Stat first: opening a named pipe would wait for a writer.
 	if err := StatFile(path, limit); err != nil {
 		return nil, err

@@ -275,7 +275,7 @@ func (v *validator) file(key, path string, required bool) {
 		}
 		return
 	}
-	if err := StatFile(path, MaxFileBytes); err != nil {
+	if err := StatFile(path, MaxNamedFileBytes); err != nil {
 		v.add(key, "%v", err)
 	}
 }

@@ -72,7 +72,7 @@ func NewClusterDialer(c *config.Cluster, hosts func() []up.Host, log *zap.Logger
 		default:
 			var roots *x509.CertPool
 			if t.CA != "" {
-				pem, err := config.ReadFile("tls.ca", t.CA, config.MaxFileBytes)
+				pem, err := config.ReadFile("tls.ca", t.CA, config.MaxNamedFileBytes)
 				if err != nil {
 					return nil, fmt.Errorf("cluster %q: %w", c.Name, err)
 				}

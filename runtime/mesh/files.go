@@ -61,7 +61,7 @@ func (b *Bundle) load() error {
 	if err != nil {
 		return fmt.Errorf("trust bundle: %w", err)
 	}
-	data, err := config.ReadFile("trust bundle", b.path, config.MaxFileBytes)
+	data, err := config.ReadFile("trust bundle", b.path, config.MaxNamedFileBytes)
 	if err != nil {
 		return err
 	}
@@ -131,11 +131,11 @@ func (c *Certificate) load() error {
 		}
 		st[i] = s
 	}
-	certPEM, err := config.ReadFile("certificate", c.certFile, config.MaxFileBytes)
+	certPEM, err := config.ReadFile("certificate", c.certFile, config.MaxNamedFileBytes)
 	if err != nil {
 		return err
 	}
-	keyPEM, err := config.ReadFile("key", c.keyFile, config.MaxFileBytes)
+	keyPEM, err := config.ReadFile("key", c.keyFile, config.MaxNamedFileBytes)
 	if err != nil {
 		return err
 	}

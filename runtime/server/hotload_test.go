@@ -56,17 +56,17 @@ func pluginSHA(t *testing.T, admin string) string {
 	return list[0].SHA256
 }
 
-// TestPluginHotSwapUnderLoad changes a plugin's .wasm file while requests
-// run: the new version takes over, no request fails, and a broken file is
-// refused with the old version still serving.
-func TestPluginHotSwapUnderLoad(t *testing.T) {
+// startHotPlugin runs sluice with one route through plugin "hdr": the
+// built-in module's add-header (x-hot: 1) loaded from a file, whose path
+// it returns so a test can change it on disk. extra starts the config.
+func startHotPlugin(t *testing.T, extra string) (*testServer, string) {
+	t.Helper()
 	up := startEcho(t, "up", nil)
-	dir := t.TempDir()
-	wasmPath := filepath.Join(dir, "filter.wasm")
+	wasmPath := filepath.Join(t.TempDir(), "filter.wasm")
 	if err := os.WriteFile(wasmPath, plugins.Module(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, baseConfig(`
+	return startServer(t, baseConfig(extra+`
 [[plugins]]
 name = "hdr"
 wasm = "`+wasmPath+`"
@@ -82,7 +82,14 @@ backends = [ { cluster = "up" } ]
 [[clusters]]
 name = "up"
 endpoints = ["`+up.addr+`"]
-`))
+`)), wasmPath
+}
+
+// TestPluginHotSwapUnderLoad changes a plugin's .wasm file while requests
+// run: the new version takes over, no request fails, and a broken file is
+// refused with the old version still serving.
+func TestPluginHotSwapUnderLoad(t *testing.T) {
+	ts, wasmPath := startHotPlugin(t, "")
 	admin := ts.AdminAddr()
 	first := pluginSHA(t, admin)
 

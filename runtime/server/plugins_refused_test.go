@@ -106,31 +106,9 @@ func bombModule() []byte {
 // old version keeps serving through the proxy and the admin listener
 // keeps answering.
 func TestHotLoadOfBadModuleKeepsOldVersion(t *testing.T) {
-	up := startEcho(t, "up", nil)
-	dir := t.TempDir()
-	wasmPath := filepath.Join(dir, "filter.wasm")
 	good := plugins.Module()
-	if err := os.WriteFile(wasmPath, good, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	limit := len(good) + 1<<20
-	ts := startServer(t, baseConfig(`
-[wasm]
-max_module_bytes = `+itoa(limit)+`
-[[plugins]]
-name = "hdr"
-wasm = "`+wasmPath+`"
-root_id = "add-header"
-config = { request_headers = { "x-hot" = "1" } }
-vm = { call_timeout = "5s" }
-[[routes]]
-name = "r"
-plugins = ["hdr"]
-backends = [ { cluster = "up" } ]
-[[clusters]]
-name = "up"
-endpoints = ["`+up.addr+`"]
-`))
+	ts, wasmPath := startHotPlugin(t, "[wasm]\nmax_module_bytes = "+itoa(limit)+"\n")
 	admin := ts.AdminAddr()
 	first := pluginSHA(t, admin)
 	c := &http.Client{Timeout: 5 * time.Second}

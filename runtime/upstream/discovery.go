@@ -183,7 +183,7 @@ func (d *discovery) readFile() (bool, error) {
 	if st.ModTime().Equal(d.fileMod) && st.Size() == d.fileSize {
 		return false, nil
 	}
-	b, err := config.ReadFile("endpoints_file", d.file, config.MaxFileBytes)
+	b, err := config.ReadFile("endpoints_file", d.file, config.MaxNamedFileBytes)
 	if err != nil {
 		return false, err
 	}

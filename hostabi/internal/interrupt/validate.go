@@ -160,6 +160,20 @@ func (r *reader) count(limit uint32, what string) (uint32, error) {
 	return n, nil
 }
 
+// entries reads a vector of at most limit entries, each with one.
+func (r *reader) entries(limit uint32, what string, one func(*reader) error) error {
+	n, err := r.count(limit, what)
+	if err != nil {
+		return err
+	}
+	for range n {
+		if err := one(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (m *moduleInfo) section(id byte, r *reader) error {
 	switch id {
 	case secCustom:
@@ -192,35 +206,11 @@ func (m *moduleInfo) section(id byte, r *reader) error {
 		}
 		m.declared = n
 	case 4:
-		n, err := r.count(maxTables-m.counts[spaceTable], "tables")
-		if err != nil {
-			return err
-		}
-		for range n {
-			if err := m.table(r); err != nil {
-				return err
-			}
-		}
+		return r.entries(maxTables-m.counts[spaceTable], "tables", m.table)
 	case secMemory:
-		n, err := r.count(maxMemories-m.counts[spaceMemory], "memories")
-		if err != nil {
-			return err
-		}
-		for range n {
-			if err := m.memory(r); err != nil {
-				return err
-			}
-		}
+		return r.entries(maxMemories-m.counts[spaceMemory], "memories", m.memory)
 	case 13:
-		n, err := r.count(maxTags-m.counts[spaceTag], "tags")
-		if err != nil {
-			return err
-		}
-		for range n {
-			if err := m.tag(r); err != nil {
-				return err
-			}
-		}
+		return r.entries(maxTags-m.counts[spaceTag], "tags", m.tag)
 	case secGlobal:
 		n, err := r.count(maxGlobals-m.counts[spaceGlobal], "globals")
 		if err != nil {
