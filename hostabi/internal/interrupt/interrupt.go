@@ -32,6 +32,7 @@ const BudgetExport = "sluice.budget"
 const (
 	secCustom = 0
 	secImport = 2
+	secTable  = 4
 	secMemory = 5
 	secGlobal = 6
 	secExport = 7
@@ -141,6 +142,12 @@ func Instrument(module []byte) ([]byte, error) {
 			}
 			writeSection(out, id, body)
 			haveExport = true
+		case secTable:
+			body, err := capTables(content)
+			if err != nil {
+				return nil, err
+			}
+			writeSection(out, id, body)
 		case secMemory:
 			haveMemory = true
 			writeSection(out, id, content)
@@ -164,6 +171,73 @@ func Instrument(module []byte) ([]byte, error) {
 		emitExport()
 	}
 	return out.Bytes(), nil
+}
+
+// MaxTableEntries is the most entries a table of a rewritten module may
+// grow to (unless it starts bigger). wazero grows a table without a
+// maximum up to 2^32 entries of 8 bytes, on the Go heap and outside the
+// instance's memory limit: one table.grow would end the process.
+// Instrument gives every table defined in the module a maximum of at most
+// this; table.grow past it fails (returns -1) as the spec says it may.
+const MaxTableEntries = 1 << 20
+
+// capTables rewrites the table section so that every table has a maximum
+// of at most MaxTableEntries (or its minimum, if that is larger).
+func capTables(content []byte) ([]byte, error) {
+	r := &reader{b: content}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	putU32(&b, n)
+	for range n {
+		start := r.pos
+		init := r.pos < len(r.b) && r.b[r.pos] == 0x40
+		if init {
+			r.pos += 2 // 0x40 0x00
+		}
+		if err := r.valType(); err != nil {
+			return nil, err
+		}
+		b.Write(content[start:r.pos])
+		flags, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		lo, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		hi := uint32(MaxTableEntries)
+		if flags&1 != 0 {
+			declared, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			hi = min(hi, declared)
+		}
+		b.WriteByte(flags | 1)
+		putU32(&b, lo)
+		putU32(&b, max(hi, lo))
+		if init { // the initializer: instructions up to its end
+			from := r.pos
+			for {
+				op, err := r.byte()
+				if err != nil {
+					return nil, err
+				}
+				if op == 0x0b {
+					break
+				}
+				if err := r.skipImmediates(op); err != nil {
+					return nil, err
+				}
+			}
+			b.Write(content[from:r.pos])
+		}
+	}
+	return b.Bytes(), nil
 }
 
 // Budget is how many checks a guest passes between exits to Go.
@@ -222,31 +296,17 @@ func writeExports(b *bytes.Buffer, budget uint32) {
 	}
 }
 
+// appendExports adds the budget's and the flag's entries to an export
+// section (Validate has refused a module that uses their names).
 func appendExports(content []byte, budget uint32) ([]byte, error) {
 	r := &reader{b: content}
 	n, err := r.u32()
 	if err != nil {
 		return nil, err
 	}
-	entries := r.pos
-	for range n {
-		name, err := r.name()
-		if err != nil {
-			return nil, err
-		}
-		if name == Export || name == BudgetExport {
-			return nil, fmt.Errorf("the module already exports %q", name)
-		}
-		if _, err := r.byte(); err != nil {
-			return nil, err
-		}
-		if _, err := r.u32(); err != nil {
-			return nil, err
-		}
-	}
 	var b bytes.Buffer
 	putU32(&b, n+2)
-	b.Write(content[entries:])
+	b.Write(content[r.pos:])
 	writeExports(&b, budget)
 	return b.Bytes(), nil
 }

@@ -440,6 +440,11 @@ func (m *moduleInfo) exportSection(r *reader) error {
 		if err != nil {
 			return err
 		}
+		if name == Export || name == BudgetExport {
+			// Refused, not a reason to fall back to wazero's checks: the
+			// guest would then choose the path its deadline takes.
+			return fmt.Errorf("export %q: a name the host reserves", name)
+		}
 		kind, err := r.byte()
 		if err != nil {
 			return err
