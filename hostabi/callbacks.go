@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
+	"github.com/sluice-proxy/sluice/hostabi/internal/interrupt"
 )
 
 type callback int
@@ -42,6 +43,9 @@ const (
 	cbUpstreamData
 	cbDownstreamClose
 	cbUpstreamClose
+	// cbStartSection is the module's start function, which the deadline
+	// rewrite exports instead of letting wazero run it at instantiation.
+	cbStartSection
 	numCallbacks
 )
 
@@ -57,6 +61,7 @@ var callbackNames = [numCallbacks]string{
 	"proxy_on_foreign_function",
 	"proxy_on_new_connection", "proxy_on_downstream_data", "proxy_on_upstream_data",
 	"proxy_on_downstream_connection_close", "proxy_on_upstream_connection_close",
+	interrupt.StartExport,
 }
 
 // Action is what a stream callback asks of the filter chain.

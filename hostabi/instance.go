@@ -198,6 +198,13 @@ func (in *instance) start() error {
 	// logging and WASI; any other hostcall traps and fails the load.
 	in.restricted = true
 	defer func() { in.restricted = false }()
+	if in.fns[cbStartSection] != nil {
+		// The start section's function, as wazero would have run it
+		// while instantiating, but under the deadline.
+		if _, err := in.callT(t, cbStartSection); err != nil {
+			return fmt.Errorf("the start function: %w", err)
+		}
+	}
 	switch {
 	case in.fns[cbInitialize] != nil:
 		if _, err := in.callT(t, cbInitialize); err != nil {

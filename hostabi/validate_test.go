@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // guestWith is a minimal guest whose proxy_on_request_headers runs body
@@ -61,6 +62,46 @@ func TestLoadRefusesWhatTheRewriteWouldAdd(t *testing.T) {
 	}
 	// The same guest with nothing out of range loads.
 	p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: guestWith(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close(context.Background())
+}
+
+// TestStartFunctionUnderDeadline: wazero runs a module's start function
+// while instantiating it, where no deadline is armed: one that never
+// returned held the load (a start, a hot load, a new instance) for good,
+// spinning a core. The rewrite exports it instead and the host runs it
+// under the start-up deadline: the load fails with a timeout.
+func TestStartFunctionUnderDeadline(t *testing.T) {
+	spin := withStart(buildModule(
+		wasmFunc{export: "proxy_abi_version_0_2_1"},
+		wasmFunc{export: "proxy_on_memory_allocate", params: []byte{i32}, results: []byte{i32}, body: []byte{0x41, 0x80, 0x08}},
+		wasmFunc{body: []byte{0x03, 0x40, 0x0c, 0x00, 0x0b}}, // loop br 0 end
+	), 2)
+	done := make(chan error, 1)
+	go func() {
+		p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: spin, StartTimeout: 100 * time.Millisecond})
+		if err == nil {
+			p.Close(context.Background())
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "the start function") || !strings.Contains(err.Error(), "timeout") {
+			t.Fatalf("Load: %v; want the start function's timeout", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the load did not return: the start function ran without a deadline")
+	}
+	// A start function that returns lets the load go on.
+	ok := withStart(buildModule(
+		wasmFunc{export: "proxy_abi_version_0_2_1"},
+		wasmFunc{export: "proxy_on_memory_allocate", params: []byte{i32}, results: []byte{i32}, body: []byte{0x41, 0x80, 0x08}},
+		wasmFunc{body: []byte{0x41, 0x08, 0x41, 0x2a, 0x36, 0x02, 0x00}}, // i32.store [8] = 42
+	), 2)
+	p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name() + "-ok", Wasm: ok})
 	if err != nil {
 		t.Fatal(err)
 	}

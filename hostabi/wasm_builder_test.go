@@ -232,3 +232,22 @@ func headerFuzzGuest() []byte {
 		wasmFunc{export: "proxy_on_request_headers", params: []byte{i32, i32, i32}, results: []byte{i32}, body: append(calls, 0x41, 0x00)},
 	)
 }
+
+// withStart adds a start section naming function fn to a module from
+// buildModule (before its code section, where the order puts it).
+func withStart(m []byte, fn int) []byte {
+	pos := 8
+	for pos < len(m) && m[pos] != 10 {
+		size, n := 0, 0
+		for shift := 0; ; shift += 7 {
+			c := m[pos+1+n]
+			n++
+			size |= int(c&0x7f) << shift
+			if c&0x80 == 0 {
+				break
+			}
+		}
+		pos += 1 + n + size
+	}
+	return cat(m[:pos], section(8, leb(fn)), m[pos:])
+}

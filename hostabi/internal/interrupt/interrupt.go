@@ -17,7 +17,6 @@ package interrupt
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -28,6 +27,15 @@ const Export = "sluice.interrupt"
 // BudgetExport is the name the budget is exported under.
 const BudgetExport = "sluice.budget"
 
+// StartExport is the name a module's start function is exported under:
+// the rewrite drops the start section, which wazero would run while
+// instantiating, before the host can arm a deadline (a start function
+// that never returns would hold the load for good); the host calls it
+// first thing after instantiation instead, under its start-up deadline.
+// Data and element segments are in place by then, as the spec's start
+// function sees them.
+const StartExport = "sluice.start"
+
 // Section ids of the binary format.
 const (
 	secCustom = 0
@@ -36,6 +44,7 @@ const (
 	secMemory = 5
 	secGlobal = 6
 	secExport = 7
+	secStart  = 8
 	secCode   = 10
 )
 
@@ -50,18 +59,20 @@ var order = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 
 // means the module holds something this rewriter does not know, and the
 // caller should fall back to wazero's own termination checks.
 func Instrument(module []byte) ([]byte, error) {
-	if err := Validate(module); err != nil {
+	info, err := validate(module)
+	if err != nil {
 		return nil, err
 	}
 	r := &reader{b: module, pos: 8}
 	out := bytes.NewBuffer(make([]byte, 0, len(module)+len(module)/16))
 	out.Write(module[:8])
 
-	var importedGlobals, localGlobals uint32
-	var haveGlobal, haveExport, haveMemory bool
-	var budget uint32 // the budget's global index, known once globals are seen; the flag's is next
+	var haveGlobal, haveExport bool
+	// The two globals go after the module's own: the budget's index, then
+	// the flag's. Validate refused any module that names either.
+	budget := info.counts[spaceGlobal]
+	localGlobals := budget - info.importedGlobals
 	emitGlobal := func() {
-		budget = importedGlobals + localGlobals
 		var body bytes.Buffer
 		putU32(&body, localGlobals+2)
 		body.Write(globalTail)
@@ -69,10 +80,8 @@ func Instrument(module []byte) ([]byte, error) {
 		haveGlobal = true
 	}
 	emitExport := func() {
-		var body bytes.Buffer
-		putU32(&body, 2)
-		writeExports(&body, budget)
-		writeSection(out, secExport, body.Bytes())
+		body, _ := appendExports([]byte{0}, budget, info.start)
+		writeSection(out, secExport, body)
 		haveExport = true
 	}
 	// fill adds the global and export sections the module lacks, before a
@@ -116,19 +125,11 @@ func Instrument(module []byte) ([]byte, error) {
 				continue
 			}
 			writeSection(out, id, content)
-		case secImport:
-			var importedMemory bool
-			if importedGlobals, importedMemory, err = countImports(content); err != nil {
-				return nil, err
-			}
-			haveMemory = haveMemory || importedMemory
-			writeSection(out, id, content)
 		case secGlobal:
 			cr := &reader{b: content}
-			if localGlobals, err = cr.u32(); err != nil {
+			if _, err := cr.u32(); err != nil {
 				return nil, err
 			}
-			budget = importedGlobals + localGlobals
 			var body bytes.Buffer
 			putU32(&body, localGlobals+2)
 			body.Write(content[cr.pos:])
@@ -136,25 +137,21 @@ func Instrument(module []byte) ([]byte, error) {
 			writeSection(out, id, body.Bytes())
 			haveGlobal = true
 		case secExport:
-			body, err := appendExports(content, budget)
+			body, err := appendExports(content, budget, info.start)
 			if err != nil {
 				return nil, err
 			}
 			writeSection(out, id, body)
 			haveExport = true
+		case secStart:
+			// Exported as StartExport instead.
 		case secTable:
 			body, err := capTables(content)
 			if err != nil {
 				return nil, err
 			}
 			writeSection(out, id, body)
-		case secMemory:
-			haveMemory = true
-			writeSection(out, id, content)
 		case secCode:
-			if !haveMemory {
-				return nil, errors.New("the module has no memory")
-			}
 			body, err := instrumentCode(content, budget)
 			if err != nil {
 				return nil, err
@@ -286,75 +283,34 @@ func writeSection(out *bytes.Buffer, id byte, content []byte) {
 	out.Write(content)
 }
 
-// writeExports writes the budget's and the flag's export entries.
-func writeExports(b *bytes.Buffer, budget uint32) {
-	for i, name := range []string{BudgetExport, Export} {
-		putU32(b, uint32(len(name)))
-		b.WriteString(name)
-		b.WriteByte(0x03) // global
-		putU32(b, budget+uint32(i))
-	}
-}
-
-// appendExports adds the budget's and the flag's entries to an export
-// section (Validate has refused a module that uses their names).
-func appendExports(content []byte, budget uint32) ([]byte, error) {
+// appendExports adds to an export section the entries the rewrite adds:
+// the budget, the flag and, for a module with a start section, its start
+// function. Validate has refused a module that uses their names.
+func appendExports(content []byte, budget uint32, start int64) ([]byte, error) {
 	r := &reader{b: content}
 	n, err := r.u32()
 	if err != nil {
 		return nil, err
 	}
+	add := func(b *bytes.Buffer, name string, kind byte, idx uint32) {
+		putU32(b, uint32(len(name)))
+		b.WriteString(name)
+		b.WriteByte(kind)
+		putU32(b, idx)
+	}
+	var entries bytes.Buffer
+	add(&entries, BudgetExport, 0x03, budget)
+	add(&entries, Export, 0x03, budget+1)
+	n += 2
+	if start >= 0 {
+		add(&entries, StartExport, 0x00, uint32(start))
+		n++
+	}
 	var b bytes.Buffer
-	putU32(&b, n+2)
+	putU32(&b, n)
 	b.Write(content[r.pos:])
-	writeExports(&b, budget)
+	b.Write(entries.Bytes())
 	return b.Bytes(), nil
-}
-
-func countImports(content []byte) (globals uint32, memory bool, err error) {
-	r := &reader{b: content}
-	n, err := r.u32()
-	if err != nil {
-		return 0, false, err
-	}
-	for range n {
-		if _, err := r.name(); err != nil {
-			return 0, false, err
-		}
-		if _, err := r.name(); err != nil {
-			return 0, false, err
-		}
-		kind, err := r.byte()
-		if err != nil {
-			return 0, false, err
-		}
-		switch kind {
-		case 0x00: // function: type index
-			_, err = r.u32()
-		case 0x01: // table: reference type, limits
-			if err = r.valType(); err == nil {
-				err = r.limits()
-			}
-		case 0x02: // memory: limits
-			memory = true
-			err = r.limits()
-		case 0x03: // global: value type, mutability
-			globals++
-			if err = r.valType(); err == nil {
-				_, err = r.byte()
-			}
-		case 0x04: // tag: attribute, type index
-			if _, err = r.byte(); err == nil {
-				_, err = r.u32()
-			}
-		default:
-			return 0, false, fmt.Errorf("unknown import kind %#x", kind)
-		}
-		if err != nil {
-			return 0, false, err
-		}
-	}
-	return globals, memory, nil
 }
 
 func instrumentCode(content []byte, budget uint32) ([]byte, error) {

@@ -57,10 +57,8 @@ func (e *InvalidError) Unwrap() error { return e.Err }
 // globals) are the only thing that could make an invalid module valid,
 // and this check refuses any module that names them.
 func Validate(module []byte) error {
-	if err := validate(module); err != nil {
-		return &InvalidError{err}
-	}
-	return nil
+	_, err := validate(module)
+	return err
 }
 
 // moduleInfo is what validation keeps of a module: counts, and one
@@ -73,8 +71,10 @@ type moduleInfo struct {
 	// dataCount is the data count section's value, -1 without one;
 	// dataSegs the data section's count, -1 without one.
 	dataCount, dataSegs int64
-	sawCode             bool
-	importedGlobals     uint32
+	// start is the start section's function, -1 without one.
+	start           int64
+	sawCode         bool
+	importedGlobals uint32
 
 	// The function body being checked: its locals (parameters included)
 	// and block depth, for inBody, which bodyIndex holds as a func value
@@ -86,14 +86,23 @@ type moduleInfo struct {
 	constIndex func(space, uint32) error
 }
 
-func validate(module []byte) error {
+// validate is Validate, returning what it learnt of the module.
+func validate(module []byte) (*moduleInfo, error) {
+	m, err := inspect(module)
+	if err != nil {
+		return nil, &InvalidError{err}
+	}
+	return m, nil
+}
+
+func inspect(module []byte) (*moduleInfo, error) {
 	if len(module) < 8 || !bytes.Equal(module[:4], []byte("\x00asm")) {
-		return errors.New(`not a Wasm binary module (it does not start with "\0asm")`)
+		return nil, errors.New(`not a Wasm binary module (it does not start with "\0asm")`)
 	}
 	if v := binary.LittleEndian.Uint32(module[4:8]); v != 1 {
-		return fmt.Errorf("Wasm binary format version %d; only version 1 is supported", v)
+		return nil, fmt.Errorf("Wasm binary format version %d; only version 1 is supported", v)
 	}
-	m := &moduleInfo{dataCount: -1, dataSegs: -1}
+	m := &moduleInfo{dataCount: -1, dataSegs: -1, start: -1}
 	m.bodyIndex, m.constIndex = m.inBody, m.check
 	r := &reader{b: module, pos: 8}
 	last := 0
@@ -102,39 +111,44 @@ func validate(module []byte) error {
 		id, _ := r.byte()
 		size, err := r.u32()
 		if err != nil {
-			return fmt.Errorf("section header at byte %d: %w", start, err)
+			return nil, fmt.Errorf("section header at byte %d: %w", start, err)
 		}
 		left := len(r.b) - r.pos
 		if uint64(size) > uint64(left) {
-			return fmt.Errorf("%s section at byte %d claims %d bytes; only %d remain in the module", sectionName(id), start, size, left)
+			return nil, fmt.Errorf("%s section at byte %d claims %d bytes; only %d remain in the module", sectionName(id), start, size, left)
 		}
 		content := r.b[r.pos : r.pos+int(size)]
 		r.pos += int(size)
 		if id != secCustom {
 			o, known := order[id]
 			if !known {
-				return fmt.Errorf("unknown section id %d at byte %d", id, start)
+				return nil, fmt.Errorf("unknown section id %d at byte %d", id, start)
 			}
 			if o <= last {
-				return fmt.Errorf("%s section at byte %d is repeated or out of order", sectionName(id), start)
+				return nil, fmt.Errorf("%s section at byte %d is repeated or out of order", sectionName(id), start)
 			}
 			last = o
 		}
 		sr := &reader{b: content}
 		if err := m.section(id, sr); err != nil {
-			return fmt.Errorf("%s section at byte %d: %w", sectionName(id), start, err)
+			return nil, fmt.Errorf("%s section at byte %d: %w", sectionName(id), start, err)
 		}
 		if id != secCustom && sr.pos != len(sr.b) {
-			return fmt.Errorf("%s section at byte %d: %d bytes past its last entry", sectionName(id), start, len(sr.b)-sr.pos)
+			return nil, fmt.Errorf("%s section at byte %d: %d bytes past its last entry", sectionName(id), start, len(sr.b)-sr.pos)
 		}
 	}
 	if m.declared > 0 && !m.sawCode {
-		return fmt.Errorf("the function section declares %d functions but the module has no code section", m.declared)
+		return nil, fmt.Errorf("the function section declares %d functions but the module has no code section", m.declared)
 	}
 	if m.dataCount >= 0 && m.dataCount != max(m.dataSegs, 0) {
-		return fmt.Errorf("the data count section says %d segments, the data section has %d", m.dataCount, max(m.dataSegs, 0))
+		return nil, fmt.Errorf("the data count section says %d segments, the data section has %d", m.dataCount, max(m.dataSegs, 0))
 	}
-	return nil
+	if m.counts[spaceMemory] == 0 {
+		// A filter exports its memory; and the deadline's checks grow
+		// memory 0 to exit to Go.
+		return nil, errors.New("the module has no memory (a proxy-wasm filter exports one)")
+	}
+	return m, nil
 }
 
 func sectionName(id byte) string {
@@ -236,6 +250,7 @@ func (m *moduleInfo) section(id byte, r *reader) error {
 		if err != nil {
 			return err
 		}
+		m.start = int64(f)
 		return m.check(spaceFunc, f)
 	case 9:
 		return m.elementSection(r)
@@ -440,7 +455,7 @@ func (m *moduleInfo) exportSection(r *reader) error {
 		if err != nil {
 			return err
 		}
-		if name == Export || name == BudgetExport {
+		if name == Export || name == BudgetExport || name == StartExport {
 			// Refused, not a reason to fall back to wazero's checks: the
 			// guest would then choose the path its deadline takes.
 			return fmt.Errorf("export %q: a name the host reserves", name)
