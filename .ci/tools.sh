@@ -69,6 +69,8 @@ want redis-server redis-server
 [[ -x /usr/bin/rustc ]] || need_apt+=(rustc)
 [[ -d /usr/lib/rustlib/wasm32-unknown-unknown ]] || need_apt+=(libstd-rust-dev-wasm32)
 [[ -x /usr/bin/ld.lld-14 || -x /usr/lib/llvm-14/bin/ld.lld ]] || need_apt+=(lld-14)
+# The admin dashboard's test drives a real headless browser (chromedp).
+want chromium chromium
 if [[ $what == bench ]]; then
   want nginx nginx
   want wrk wrk

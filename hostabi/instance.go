@@ -366,6 +366,7 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 	if in.depth == 1 {
 		in.logLines, in.logBytes = 0, 0
 	}
+	start := time.Now()
 	switch {
 	case in.vm.cfg.Trusted:
 		// No termination checks are compiled in: a deadline would do
@@ -385,6 +386,7 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 		in.reportDroppedLog(cb)
 	}
 	in.vm.calls.Add(1)
+	in.vm.callNanos.Add(uint64(time.Since(start)))
 	if err == nil && in.broken != nil {
 		// A host function found the instance unusable (e.g. the allocator
 		// failed) while the guest went on.

@@ -117,7 +117,10 @@ type Stats struct {
 	MemoryBytes   uint64 `json:"memory_bytes"`
 	ActiveStreams int    `json:"active_streams"`
 	Calls         uint64 `json:"calls"`
-	Failures      uint64 `json:"failures"`
+	// CallSeconds is the time the calls took in all (a nested call counts
+	// in its caller's time too).
+	CallSeconds float64 `json:"call_seconds"`
+	Failures    uint64  `json:"failures"`
 }
 
 // Load compiles (or reuses) the module, starts the plugin's root context

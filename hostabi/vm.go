@@ -41,7 +41,10 @@ type vm struct {
 
 	calls    atomic.Uint64
 	failures atomic.Uint64
-	nextInst atomic.Uint64
+	// callNanos is the time spent in the guest's callbacks, so the admin
+	// dashboard can show a plugin's mean time per call.
+	callNanos atomic.Uint64
+	nextInst  atomic.Uint64
 
 	// createMu orders instance creation with plugins coming and going, so
 	// every instance in insts has a root context for every plugin.
@@ -231,7 +234,7 @@ func (v *vm) stats() Stats {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	s := Stats{SHA256: v.sha, ABI: v.version.String(), Instances: len(v.insts),
-		Calls: v.calls.Load(), Failures: v.failures.Load()}
+		Calls: v.calls.Load(), CallSeconds: float64(v.callNanos.Load()) / 1e9, Failures: v.failures.Load()}
 	for _, in := range v.insts {
 		s.MemoryBytes += in.memory.size.Load()
 	}

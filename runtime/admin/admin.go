@@ -1,5 +1,6 @@
 // Package admin serves sluice's admin HTTP API: readiness, Prometheus
-// metrics, the effective config, plugin and cluster dumps, and reloads.
+// metrics, the effective config, plugin and cluster dumps, and reloads,
+// with an index and a live dashboard at GET /.
 // Errors come back in one JSON shape: {"error": "..."}.
 package admin
 
@@ -47,6 +48,9 @@ type Admin struct {
 // Start listens on address and serves the admin API.
 func Start(address string, s Server, reg *stats.Registry, log *zap.Logger) (*Admin, error) {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", serveIndex)
+	mux.Handle("GET /dashboard/", serveDashboardAsset())
+	mux.HandleFunc("GET /summary", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, readSummary(reg)) })
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
 		if !s.Ready() {
 			http.Error(w, "not ready\n", http.StatusServiceUnavailable)

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -134,5 +135,77 @@ func TestOwnOriginOnWildcardListener(t *testing.T) {
 		if got := a.ownOrigin(origin); got != want {
 			t.Errorf("ownOrigin(%q) = %v, want %v", origin, got, want)
 		}
+	}
+}
+
+// GET / without a browser's Accept is a plain-text index of the
+// endpoints; with one, the dashboard page, whose script and style come
+// from the binary. GET /summary adds the registry's request counters up
+// by route and cluster.
+func TestIndexAndSummary(t *testing.T) {
+	reg := stats.NewRegistry()
+	reg.Counter("sluice_http_requests_total", "", "route", "orders", "code_class", "2xx").Add(7)
+	reg.Counter("sluice_http_requests_total", "", "route", "orders", "code_class", "5xx").Add(2)
+	reg.Counter("sluice_http_requests_total", "", "route", "users", "code_class", "none").Add(1)
+	reg.Counter("sluice_upstream_rq_total", "", "cluster", "orders-app", "code_class", "2xx").Add(9)
+	reg.Counter("sluice_upstream_rq_failed_total", "", "cluster", "orders-app", "failure", "reset").Add(3)
+	reg.Counter("sluice_upstream_ejections_total", "", "cluster", "orders-app").Add(1)
+	a, err := Start("127.0.0.1:0", &fakeServer{}, reg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	base := "http://" + a.Addr().String()
+	get := func(path, accept string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+
+	resp, body := get("/", "")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("GET / for curl: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, e := range endpoints {
+		if !strings.Contains(body, e.Path) {
+			t.Errorf("the text index lacks %s:\n%s", e.Path, body)
+		}
+	}
+	resp, body = get("/", "text/html,application/xhtml+xml")
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, `src="/dashboard/dashboard.js"`) ||
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'self'") {
+		t.Fatalf("GET / for a browser: %s, CSP %q\n%s", resp.Header.Get("Content-Type"), resp.Header.Get("Content-Security-Policy"), body)
+	}
+	for _, asset := range []string{"/dashboard/dashboard.js", "/dashboard/dashboard.css", "/dashboard/favicon.svg"} {
+		if resp, body := get(asset, ""); resp.StatusCode != 200 || len(body) == 0 {
+			t.Errorf("GET %s: %d", asset, resp.StatusCode)
+		}
+	}
+	if resp, _ := get("/nothing-here", ""); resp.StatusCode != 404 {
+		t.Errorf("GET /nothing-here: %d, want 404 (only / itself is the index)", resp.StatusCode)
+	}
+
+	_, body = get("/summary", "")
+	var s summary
+	if err := json.Unmarshal([]byte(body), &s); err != nil {
+		t.Fatalf("/summary: %v\n%s", err, body)
+	}
+	if s.Requests != 10 || s.Errors != 3 || len(s.Routes) != 2 || s.Routes[0].Name != "orders" || s.Routes[0].Requests != 9 || s.Routes[0].Errors != 2 || s.Routes[1].Errors != 1 {
+		t.Errorf("/summary routes: %s", body)
+	}
+	if len(s.Clusters) != 1 || s.Clusters[0] != (clusterSummary{Name: "orders-app", Requests: 9, Failed: 3, Ejections: 1}) {
+		t.Errorf("/summary clusters: %s", body)
+	}
+	if s.Time == 0 {
+		t.Error("/summary has no time")
 	}
 }
