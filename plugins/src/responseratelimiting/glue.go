@@ -1,6 +1,7 @@
 package responseratelimiting
 
 import (
+	"strings"
 	"time"
 
 	"github.com/sluice-proxy/sluice/plugins/src/internal/common"
@@ -59,12 +60,15 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 
 func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 	l := s.p.l
-	v, err := proxywasm.GetHttpResponseHeader(l.HeaderName)
-	if err == nil {
-		// The usage header is for sluice, not the client.
-		common.Must(Name, "removing "+l.HeaderName, proxywasm.RemoveHttpResponseHeader(l.HeaderName))
+	var usage []string
+	for _, name := range l.HeaderNames {
+		if v, err := proxywasm.GetHttpResponseHeader(name); err == nil {
+			usage = append(usage, v)
+			// The usage header is for sluice, not the client.
+			common.Must(Name, "removing "+name, proxywasm.RemoveHttpResponseHeader(name))
+		}
 	}
-	h, err := l.OnResponse(common.SharedData{}, s.id, l.ParseUsage(v), time.Unix(0, common.NowNanos()))
+	h, err := l.OnResponse(common.SharedData{}, s.id, l.ParseUsage(strings.Join(usage, ",")), time.Unix(0, common.NowNanos()))
 	if err != nil {
 		s.p.storeErrors.Increment(1)
 		proxywasm.LogWarnf("%s: shared store failed: %v", Name, err)

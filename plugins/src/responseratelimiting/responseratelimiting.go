@@ -1,7 +1,8 @@
 // Package responseratelimiting is the response-ratelimiting plugin
 // (Kong's): named limits that the upstream's responses consume, through a
-// header such as "X-Sluice-Limit: sms=1". A request arriving when a limit
-// is used up gets 429 before it reaches the upstream.
+// header such as "X-Sluice-Limit: sms=1" (or Kong's "X-Kong-Limit"). A
+// request arriving when a limit is used up gets 429 before it reaches the
+// upstream.
 package responseratelimiting
 
 import (
@@ -18,8 +19,10 @@ import (
 // Name is the plugin's root_id.
 const Name = "response-ratelimiting"
 
-// DefaultHeaderName is the response header the upstream reports usage in.
-const DefaultHeaderName = "x-sluice-limit"
+// DefaultHeaderNames are the response headers the upstream reports usage
+// in when header_name is not set: sluice's own and Kong's, so an upstream
+// written for Kong is counted as it was there (its header removed too).
+var DefaultHeaderNames = []string{"x-sluice-limit", "x-kong-limit"}
 
 // Periods of one named limit.
 type Periods struct {
@@ -33,8 +36,10 @@ type Periods struct {
 
 // Config is Kong's response-ratelimiting schema.
 type Config struct {
-	Limits     map[string]Periods `json:"limits"`
-	HeaderName string             `json:"header_name"`
+	Limits map[string]Periods `json:"limits"`
+	// HeaderName is the one usage header to read; unset reads both of
+	// DefaultHeaderNames.
+	HeaderName string `json:"header_name"`
 	// LimitBy is consumer (default), credential or ip.
 	LimitBy string `json:"limit_by"`
 	// Policy is local (default) or redis; see rate-limiting.
@@ -62,10 +67,11 @@ type limit struct {
 
 // Limiter is a validated configuration.
 type Limiter struct {
-	plugin        string
-	limits        []limit // sorted by name, then period
-	names         []string
-	HeaderName    string
+	plugin string
+	limits []limit // sorted by name, then period
+	names  []string
+	// HeaderNames are the usage headers read and removed from responses.
+	HeaderNames   []string
 	limitBy       string
 	Policy        string
 	faultTolerant bool
@@ -79,11 +85,12 @@ func Parse(data []byte, plugin string) (*Limiter, error) {
 	if err := common.DecodeConfig(data, &c); err != nil {
 		return nil, err
 	}
-	l := &Limiter{plugin: plugin, HeaderName: strings.ToLower(c.HeaderName), limitBy: c.LimitBy, Policy: c.Policy,
+	l := &Limiter{plugin: plugin, limitBy: c.LimitBy, Policy: c.Policy,
 		faultTolerant: c.FaultTolerant == nil || *c.FaultTolerant, hide: c.HideClientHeaders,
 		block: c.BlockOnFirstViolation == nil || *c.BlockOnFirstViolation}
-	if l.HeaderName == "" {
-		l.HeaderName = DefaultHeaderName
+	l.HeaderNames = DefaultHeaderNames
+	if c.HeaderName != "" {
+		l.HeaderNames = []string{strings.ToLower(c.HeaderName)}
 	}
 	for name := range c.Limits {
 		l.names = append(l.names, name)
