@@ -1,4 +1,5 @@
-# Sluice: `make run` starts the quickstart (`make run-mesh` two sidecars),
+# Sluice: `make run` starts the quickstart (`make run-mesh` two sidecars,
+# `make run-kong` and `make run-istio` the migration examples),
 # `make test` installs what the tests need and runs them all, `make bench`
 # measures against nginx.
 SHELL := /bin/bash
@@ -35,6 +36,16 @@ run: build $(BIN)/demo-upstream
 .PHONY: run-mesh
 run-mesh: build $(BIN)/demo-upstream
 	@bash examples/mesh/run.sh
+
+# The Kong and Istio examples (examples/*.toml, docs/from-kong.md,
+# docs/from-istio.md) with demo upstreams for their clusters, and
+# redis-server for the Kong example's Redis counters.
+.PHONY: run-kong run-istio
+run-kong: build $(BIN)/demo-upstream
+	@bash examples/run.sh kong
+
+run-istio: build $(BIN)/demo-upstream
+	@bash examples/run.sh istio
 
 # Everything the tests need, installed only when missing.
 tools:
@@ -76,11 +87,12 @@ conformance-report: tools
 
 # The example filters (examples/filters): their unit tests, the committed
 # .wasm files rebuilt and compared, and each run through a real sluice;
-# the mesh example (examples/mesh) validated and run with `make run-mesh`.
+# the mesh example (examples/mesh) validated and run with `make run-mesh`;
+# make run-kong and make run-istio run and answered.
 .PHONY: examples-check
 examples-check:
 	$(MAKE) -C examples/filters test check
-	$(GO) test -count=1 ./examples/filters/ ./examples/mesh/
+	$(GO) test -count=1 ./examples/ ./examples/filters/ ./examples/mesh/
 
 test: tools lint test-go test-sdk conformance examples-check
 	@echo "make test: all suites passed"
