@@ -17,12 +17,15 @@ import (
 const sdkModule = "github.com/sluice-proxy/sluice/sdk"
 
 const pluginInitAbout = `Writes a filter project into DIR (default ./NAME): the source, go.mod (Go)
-or a Rust crate, a Makefile whose default target runs the tests and builds
-NAME.wasm, and a sluice.toml that loads it.
+or a Rust crate, a README, a Makefile whose default target runs the tests
+and builds NAME.wasm (make run starts this sluice with it), and a
+sluice.toml that loads it.
 
 The SDK is not published yet, so the project points at a local copy: the
-Go module gets a replace directive to it, the Rust Makefile builds the crate
-in its rust/ folder. The SDK directory is, in order:
+Go module gets a replace directive to it (and, when the SDK is in a sluice
+checkout, to the checkout, for the test kit plugins/filtertest, which the
+project's filter_test.go uses), the Rust Makefile builds the crate in its
+rust/ folder. The SDK directory is, in order:
   --sdk DIR         (the sdk/ folder or the sluice checkout holding it)
   $SLUICE_SDK       (the same)
   the sluice checkout the running binary sits in (bin/sluice, ./sluice)
@@ -82,7 +85,17 @@ func cmdPluginInit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice plugin init: %v\n", err)
 		return 1
 	}
-	written, err := scaffold.Write(abs, scaffold.Data{Name: name, Module: *module, SDKPath: sdk, Lang: *lang})
+	d := scaffold.Data{Name: name, Module: *module, SDKPath: sdk, Lang: *lang, Sluice: sluiceBinary()}
+	if *lang == "go" {
+		// The SDK's checkout, when it is one, gives the project the test
+		// kit (plugins/filtertest) with nothing to fetch or edit.
+		if kit, err := scaffold.LoadKit(filepath.Dir(sdk)); err == nil {
+			d.Kit = kit
+		} else {
+			fmt.Fprintf(stderr, "sluice plugin init: no test kit in the project (%v): the SDK is not in a sluice checkout\n", err)
+		}
+	}
+	written, err := scaffold.Write(abs, d)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice plugin init: %v\n", err)
 		return 1
@@ -94,8 +107,25 @@ func cmdPluginInit(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "  %s\n", p)
 	}
-	fmt.Fprintf(stdout, "\nNext:\n  cd %s && make     # runs the tests, builds %s.wasm\n  sluice run --config sluice.toml   # or: make run\n", *dir, name)
+	fmt.Fprintf(stdout, "\nNext:\n  cd %s && make     # runs the tests, builds %s.wasm\n  make run          # starts %s with sluice.toml\n", *dir, name, d.Sluice)
 	return 0
+}
+
+// sluiceBinary is the path of this sluice, for the project's `make run`,
+// or "sluice" (the one on PATH) when this is not a lasting sluice binary:
+// a test binary, or one `go run` builds in a temporary directory.
+func sluiceBinary() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "sluice"
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	if filepath.Base(exe) != "sluice" || strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "sluice"
+	}
+	return exe
 }
 
 // findSDK returns the SDK directory (holding go.mod of sdkModule and, for

@@ -32,6 +32,90 @@ type Data struct {
 	SDKPath string
 	// Lang is "go" (the default) or "rust".
 	Lang string
+	// Kit, when set, is the sluice checkout whose test kit
+	// (plugins/filtertest) a Go project's tests use (LoadKit).
+	Kit *Kit
+	// Sluice is the sluice binary `make run` starts; default "sluice",
+	// the one on PATH.
+	Sluice string
+}
+
+// Kit is a sluice checkout as a Go project's go.mod needs it to use the
+// test kit: the module is required and replaced by the checkout, with the
+// checkout's own requirements and go.sum, so the project builds without
+// fetching sluice (it is not published) and `go mod tidy` trims the list
+// without raising the go line (it is the checkout's).
+type Kit struct {
+	// Root is the checkout (its go.mod is github.com/sluice-proxy/sluice).
+	Root string
+	// GoVersion is the checkout's go line.
+	GoVersion string
+	// Requires are its requirements, "path version", but for the SDK.
+	Requires []string
+	// GoSum is its go.sum.
+	GoSum string
+}
+
+// MainModule is sluice's main module, which holds the test kit.
+const MainModule = "github.com/sluice-proxy/sluice"
+
+// LoadKit reads the checkout at root: its go.mod must be MainModule's,
+// and plugins/filtertest must be there.
+func LoadKit(root string) (*Kit, error) {
+	mod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return nil, err
+	}
+	k := &Kit{Root: root}
+	module := ""
+	block := false
+	for _, line := range strings.Split(string(mod), "\n") {
+		line, _, _ = strings.Cut(line, "//")
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case block && f[0] == ")":
+			block = false
+		case block && len(f) == 2:
+			k.require(f[0], f[1])
+		case f[0] == "module" && len(f) == 2:
+			module = strings.Trim(f[1], `"`)
+		case f[0] == "go" && len(f) == 2:
+			k.GoVersion = f[1]
+		case f[0] == "require" && len(f) == 2 && f[1] == "(":
+			block = true
+		case f[0] == "require" && len(f) == 3:
+			k.require(f[1], f[2])
+		}
+	}
+	if module != MainModule || k.GoVersion == "" {
+		return nil, fmt.Errorf("%s is not the go.mod of %s", filepath.Join(root, "go.mod"), MainModule)
+	}
+	if _, err := os.Stat(filepath.Join(root, "plugins", "filtertest")); err != nil {
+		return nil, fmt.Errorf("%s has no test kit: %w", root, err)
+	}
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		return nil, err
+	}
+	k.GoSum = string(sum)
+	return k, nil
+}
+
+func (k *Kit) require(path, version string) {
+	if path != MainModule+"/sdk" {
+		k.Requires = append(k.Requires, path+" "+version)
+	}
+}
+
+// GoVersion is the go line of a Go project: the kit's when there is one
+// (a lower one would be raised by the first `go mod tidy`), else the
+// SDK's.
+func (d Data) GoVersion() string {
+	if d.Kit != nil {
+		return d.Kit.GoVersion
+	}
+	return "1.24"
 }
 
 // Crate is the Rust crate name: Name with dashes as underscores.
@@ -42,7 +126,8 @@ var Langs = []string{"go", "rust"}
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
-// Write renders the Go templates into dir, which must not hold any of the
+// Write renders the templates of d.Lang into dir (a template that renders
+// to nothing is not written), which must not hold any of the
 // files already; it returns the paths written.
 func Write(dir string, d Data) ([]string, error) {
 	if !validName.MatchString(d.Name) {
@@ -53,6 +138,9 @@ func Write(dir string, d Data) ([]string, error) {
 	}
 	if d.SDKVersion == "" {
 		d.SDKVersion = "v0.0.0"
+	}
+	if d.Sluice == "" {
+		d.Sluice = "sluice"
 	}
 	switch d.Lang {
 	case "":
@@ -81,6 +169,10 @@ func Write(dir string, d Data) ([]string, error) {
 		var out bytes.Buffer
 		if err := t.Execute(&out, d); err != nil {
 			return fmt.Errorf("template %s: %w", path, err)
+		}
+		if strings.TrimSpace(out.String()) == "" {
+			// A file only some projects get (the kit's test, go.sum).
+			return nil
 		}
 		name := strings.TrimSuffix(strings.TrimPrefix(path, d.Lang+"/"), ".tmpl")
 		if name == "gitignore" {

@@ -141,3 +141,56 @@ func TestGeneratedRustProjectBuilds(t *testing.T) {
 		t.Errorf("Cargo.toml:\n%s", cargo)
 	}
 }
+
+// LoadKit takes only a sluice checkout; with one, a Go project's go.mod
+// requires and replaces sluice, with the checkout's go line and go.sum,
+// and gets the kit's test; without one, neither.
+func TestKitInGoMod(t *testing.T) {
+	if _, err := LoadKit(t.TempDir()); err == nil {
+		t.Error("LoadKit accepted an empty directory")
+	}
+	if _, err := LoadKit(".."); err == nil {
+		t.Error("LoadKit accepted the SDK module")
+	}
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	kit, err := LoadKit(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kit.GoVersion == "" || len(kit.Requires) == 0 || kit.GoSum == "" {
+		t.Fatalf("kit = %+v", kit)
+	}
+	for _, r := range kit.Requires {
+		if strings.HasPrefix(r, MainModule+"/sdk ") {
+			t.Errorf("the kit's requirements repeat the SDK: %s", r)
+		}
+	}
+	with, without := t.TempDir(), t.TempDir()
+	sdk, _ := filepath.Abs("..")
+	if _, err := Write(with, Data{Name: "f", SDKPath: sdk, Kit: kit, Sluice: "/opt/sluice/bin/sluice"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(without, Data{Name: "f", SDKPath: sdk}); err != nil {
+		t.Fatal(err)
+	}
+	mod, _ := os.ReadFile(filepath.Join(with, "go.mod"))
+	for _, want := range []string{"go " + kit.GoVersion + "\n", "require " + MainModule + " v0.0.0", "replace " + MainModule + " => " + root, kit.Requires[0] + " // indirect"} {
+		if !strings.Contains(string(mod), want) {
+			t.Errorf("go.mod with the kit lacks %q:\n%s", want, mod)
+		}
+	}
+	if sum, _ := os.ReadFile(filepath.Join(with, "go.sum")); string(sum) != kit.GoSum {
+		t.Error("go.sum is not the checkout's")
+	}
+	if mk, _ := os.ReadFile(filepath.Join(with, "Makefile")); !strings.Contains(string(mk), "SLUICE ?= /opt/sluice/bin/sluice") {
+		t.Errorf("Makefile does not run the given sluice:\n%s", mk)
+	}
+	for _, f := range []string{"filter_test.go", "go.sum"} {
+		if _, err := os.Stat(filepath.Join(without, f)); err == nil {
+			t.Errorf("%s written without a kit", f)
+		}
+	}
+	if mod, _ := os.ReadFile(filepath.Join(without, "go.mod")); strings.Contains(string(mod), "require "+MainModule+" ") || !strings.Contains(string(mod), "go 1.24\n") {
+		t.Errorf("go.mod without a kit:\n%s", mod)
+	}
+}
