@@ -136,25 +136,29 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	profile := t.TempDir()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
 		// Root in a container has no user namespace for the sandbox;
 		// the page is the test's own, on loopback.
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 	)
 	allocCtx, stopAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	defer stopAlloc()
 	browserCtx, stopBrowser := chromedp.NewContext(allocCtx)
 	var browserPID int
 	defer func() {
+		// The browser and every process it started (zygote, renderers,
+		// GPU and network services), taken just before it is stopped.
+		pids := descendants(browserPID)
 		stopBrowser()
 		stopAlloc()
-		if browserPID != 0 {
-			if err := syscall.Kill(browserPID, 0); !errors.Is(err, syscall.ESRCH) {
-				t.Errorf("the browser (pid %d) is still running after the test stopped it", browserPID)
-				syscall.Kill(browserPID, syscall.SIGKILL)
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) && !zombie(pid) {
+				t.Errorf("browser process %d is still running after the test stopped the browser", pid)
+				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
 	}()
@@ -285,6 +289,58 @@ func TestDashboardInBrowser(t *testing.T) {
 	if len(console) > 0 {
 		t.Errorf("the page wrote errors or warnings on the console:\n%s", strings.Join(console, "\n"))
 	}
+}
+
+// descendants is pid and the processes under it (from /proc), or nothing
+// for pid 0.
+func descendants(pid int) []int {
+	if pid == 0 {
+		return nil
+	}
+	children := map[int][]int{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, ok := parentOf(p); ok {
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+// parentOf reads the parent PID from /proc/PID/stat (the field after the
+// state, which follows the parenthesised command name).
+func parentOf(pid int) (int, bool) {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, false
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	return ppid, err == nil
+}
+
+// zombie reports whether pid has exited and waits only to be reaped (by
+// a parent other than this test, which it cannot reap).
+func zombie(pid int) bool {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	f := strings.Fields(string(stat[i+1:]))
+	return len(f) > 0 && f[0] == "Z"
 }
 
 func positive(figure string) bool {
