@@ -69,9 +69,9 @@ function fmtSeconds(s) {
 }
 
 function describe(obj) {
-  if (!obj || typeof obj !== "object") return [];
-  return Object.entries(obj).map(([k, v]) =>
-    tag(k + " " + (typeof v === "object" ? JSON.stringify(v) : v)));
+  const parts = obj && typeof obj === "object" ? Object.entries(obj) : [];
+  if (parts.length === 0) return [tag("any request")];
+  return parts.map(([k, v]) => tag(k + " " + (typeof v === "object" ? JSON.stringify(v) : v)));
 }
 
 async function getJSON(path) {
