@@ -155,9 +155,18 @@ func TestDashboardInBrowser(t *testing.T) {
 		pids := descendants(browserPID)
 		stopBrowser()
 		stopAlloc()
+		// Chromium's helper processes exit a moment after the browser
+		// does; give them a bounded while.
+		gone := func(pid int) bool {
+			return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || zombie(pid)
+		}
+		deadline := time.Now().Add(15 * time.Second)
 		for _, pid := range pids {
-			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) && !zombie(pid) {
-				t.Errorf("browser process %d is still running after the test stopped the browser", pid)
+			for !gone(pid) && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if !gone(pid) {
+				t.Errorf("browser process %d is still running 15s after the test stopped the browser", pid)
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
