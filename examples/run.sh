@@ -44,14 +44,7 @@ public=$(section_address "[[listeners]]")
 redis=$(sed -n 's/^redis *= *{ *address *= *"\([^"]*\)".*/\1/p' "$config" | head -n 1)
 grep -q '^kind *= *"redis"' "$config" || redis=
 
-pids=()
-stop() {
-  trap - EXIT INT TERM
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap stop EXIT
-trap 'exit 0' INT TERM
+. examples/processes.sh
 
 # answers HOST:PORT: something accepts connections there.
 answers() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
@@ -107,7 +100,4 @@ Dashboard: http://$admin/   Ctrl-C stops it all.
 MSG
   ;;
 esac
-# Until a signal, or until one of them exits on its own (then say so).
-wait -n "${pids[@]}" || true
-echo "run-$example: a process exited; stopping the others" >&2
-exit 1
+wait_for_any "run-$example"

@@ -29,14 +29,7 @@ for w in web orders; do
   "$sluice" ca issue --dir "$dir/certs" --id "spiffe://$domain/ns/default/sa/$w" --out "$dir/certs/$w" >/dev/null
 done
 
-pids=()
-stop() {
-  trap - EXIT INT TERM
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap stop EXIT
-trap 'exit 0' INT TERM
+. examples/processes.sh
 
 "$demo" -addr "$app" -name orders & pids+=($!)
 "$sluice" run --config "$dir/orders-sidecar.toml" --log-level warn & pids+=($!)
@@ -56,7 +49,4 @@ Try:
   curl -sk https://$inbound/                             # refused: orders' inbound wants a client certificate
 Ctrl-C stops it.
 MSG
-# Until a signal, or until one of them exits on its own (then say so).
-wait -n "${pids[@]}" || true
-echo "run-mesh: a process exited; stopping the others" >&2
-exit 1
+wait_for_any "run-mesh"
