@@ -1,0 +1,209 @@
+// Package stream is the protocol-neutral model every codec produces and
+// consumes: a header map of lower-case names with HTTP/2's pseudo-headers,
+// as Envoy's HeaderMap and HTTP/2's header list are.
+package stream
+
+import "iter"
+
+// The pseudo-headers of RFC 9113 section 8.3. An HTTP/1.1 codec fills
+// them from the request line and Host, and from the status line.
+const (
+	Method    = ":method"
+	Path      = ":path"
+	Authority = ":authority"
+	Scheme    = ":scheme"
+	Status    = ":status"
+)
+
+// Field is one header field. Name is lower-case ASCII.
+type Field struct {
+	Name, Value []byte
+}
+
+// HeaderMap is an ordered list of header fields. Pseudo-headers come first;
+// regular fields keep the order they were added in; a name may repeat.
+//
+// Fields added with AddRaw are slices of a buffer the caller owns (a
+// codec's read buffer) and are valid only as long as that buffer is; the
+// other mutators copy into the map's own arena, which Reset keeps for
+// reuse, so a reused map does not allocate once it has grown.
+//
+// The zero value is an empty map ready to use. A HeaderMap is not safe for
+// concurrent use.
+type HeaderMap struct {
+	fields []Field
+	arena  []byte
+	pseudo int // fields[:pseudo] are pseudo-headers
+}
+
+// Len is the number of fields, pseudo-headers included.
+func (h *HeaderMap) Len() int { return len(h.fields) }
+
+// At is field i, 0 <= i < Len(). The slices must not be modified.
+func (h *HeaderMap) At(i int) (name, value []byte) {
+	f := &h.fields[i]
+	return f.Name, f.Value
+}
+
+// All yields every field in order.
+func (h *HeaderMap) All() iter.Seq2[[]byte, []byte] {
+	return func(yield func(name, value []byte) bool) {
+		for i := range h.fields {
+			if !yield(h.fields[i].Name, h.fields[i].Value) {
+				return
+			}
+		}
+	}
+}
+
+// Reset empties the map, keeping its storage.
+func (h *HeaderMap) Reset() {
+	clear(h.fields) // drop references into buffers the map no longer owns
+	h.fields = h.fields[:0]
+	h.arena = h.arena[:0]
+	h.pseudo = 0
+}
+
+// Get is the first value of name (matched without regard to ASCII case).
+func (h *HeaderMap) Get(name string) ([]byte, bool) {
+	if i := h.index(name, 0); i >= 0 {
+		return h.fields[i].Value, true
+	}
+	return nil, false
+}
+
+// Values yields every value of name in order.
+func (h *HeaderMap) Values(name string) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for i := h.index(name, 0); i >= 0; i = h.index(name, i+1) {
+			if !yield(h.fields[i].Value) {
+				return
+			}
+		}
+	}
+}
+
+// Has says whether name is present.
+func (h *HeaderMap) Has(name string) bool { return h.index(name, 0) >= 0 }
+
+// AddRaw appends a field without copying: name must already be lower-case
+// and both slices must outlive the map's use (see HeaderMap). It is the
+// codecs' path; everything else uses Add.
+func (h *HeaderMap) AddRaw(name, value []byte) {
+	h.insert(Field{Name: name, Value: value})
+}
+
+// Add appends a field, copying name (lower-cased) and value.
+func (h *HeaderMap) Add(name, value string) {
+	h.insert(h.own(name, value))
+}
+
+// Set replaces every value of name with one value.
+func (h *HeaderMap) Set(name, value string) {
+	i := h.index(name, 0)
+	if i < 0 {
+		h.Add(name, value)
+		return
+	}
+	h.fields[i] = h.own(name, value)
+	h.delFrom(name, i+1)
+}
+
+// Del removes every field called name.
+func (h *HeaderMap) Del(name string) { h.delFrom(name, 0) }
+
+// Clone is a deep copy that owns all its bytes: what a stream keeps once
+// the codec's buffer moves on.
+func (h *HeaderMap) Clone() *HeaderMap {
+	n := 0
+	for i := range h.fields {
+		n += len(h.fields[i].Name) + len(h.fields[i].Value)
+	}
+	c := &HeaderMap{fields: make([]Field, 0, len(h.fields)), arena: make([]byte, 0, n), pseudo: h.pseudo}
+	for i := range h.fields {
+		c.fields = append(c.fields, c.copyField(h.fields[i].Name, h.fields[i].Value))
+	}
+	return c
+}
+
+func (h *HeaderMap) copyField(name, value []byte) Field {
+	start := len(h.arena)
+	h.arena = append(h.arena, name...)
+	mid := len(h.arena)
+	h.arena = append(h.arena, value...)
+	// Three-index slices: a later append to the arena never shows through.
+	return Field{Name: h.arena[start:mid:mid], Value: h.arena[mid:len(h.arena):len(h.arena)]}
+}
+
+// own copies name (lower-cased) and value into the arena. When the arena
+// grows, fields already handed out keep pointing at the old array, which
+// stays valid and unchanged.
+func (h *HeaderMap) own(name, value string) Field {
+	start := len(h.arena)
+	for i := 0; i < len(name); i++ {
+		h.arena = append(h.arena, lower(name[i]))
+	}
+	mid := len(h.arena)
+	h.arena = append(h.arena, value...)
+	return Field{Name: h.arena[start:mid:mid], Value: h.arena[mid:len(h.arena):len(h.arena)]}
+}
+
+// insert keeps pseudo-headers ahead of regular fields.
+func (h *HeaderMap) insert(f Field) {
+	if len(f.Name) == 0 || f.Name[0] != ':' || h.pseudo == len(h.fields) {
+		if len(f.Name) > 0 && f.Name[0] == ':' {
+			h.pseudo++
+		}
+		h.fields = append(h.fields, f)
+		return
+	}
+	h.fields = append(h.fields, Field{})
+	copy(h.fields[h.pseudo+1:], h.fields[h.pseudo:])
+	h.fields[h.pseudo] = f
+	h.pseudo++
+}
+
+func (h *HeaderMap) index(name string, from int) int {
+	for i := from; i < len(h.fields); i++ {
+		if equalFold(h.fields[i].Name, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (h *HeaderMap) delFrom(name string, from int) {
+	out, pseudo := from, h.pseudo
+	for i := from; i < len(h.fields); i++ {
+		if equalFold(h.fields[i].Name, name) {
+			if i < pseudo {
+				h.pseudo--
+			}
+			continue
+		}
+		h.fields[out] = h.fields[i]
+		out++
+	}
+	clear(h.fields[out:])
+	h.fields = h.fields[:out]
+}
+
+// equalFold compares a stored (lower-case) name with a name in any case.
+func equalFold(stored []byte, name string) bool {
+	if len(stored) != len(name) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if stored[i] != lower(name[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}

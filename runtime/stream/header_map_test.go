@@ -1,0 +1,77 @@
+package stream
+
+import (
+	"strings"
+	"testing"
+)
+
+func fields(h *HeaderMap) string {
+	var b strings.Builder
+	for n, v := range h.All() {
+		b.WriteString(string(n) + "=" + string(v) + ";")
+	}
+	return b.String()
+}
+
+func TestHeaderMap(t *testing.T) {
+	var h HeaderMap
+	h.Add("Content-Type", "text/plain")
+	h.AddRaw([]byte("x-a"), []byte("1"))
+	h.Add(Method, "GET")
+	h.Add("X-A", "2")
+	h.Add(Path, "/p")
+	if got, want := fields(&h), ":method=GET;:path=/p;content-type=text/plain;x-a=1;x-a=2;"; got != want {
+		t.Fatalf("order: got %s want %s", got, want)
+	}
+	if v, ok := h.Get("x-A"); !ok || string(v) != "1" {
+		t.Fatalf("Get x-A = %q %v", v, ok)
+	}
+	var all []string
+	for v := range h.Values("X-a") {
+		all = append(all, string(v))
+	}
+	if strings.Join(all, ",") != "1,2" {
+		t.Fatalf("Values = %v", all)
+	}
+	h.Set("x-a", "3")
+	if got, want := fields(&h), ":method=GET;:path=/p;content-type=text/plain;x-a=3;"; got != want {
+		t.Fatalf("Set: got %s want %s", got, want)
+	}
+	h.Del(Method)
+	h.Add(Status, "200")
+	if got, want := fields(&h), ":path=/p;:status=200;content-type=text/plain;x-a=3;"; got != want {
+		t.Fatalf("Del pseudo: got %s want %s", got, want)
+	}
+	c := h.Clone()
+	h.Reset()
+	if h.Len() != 0 || h.Has("x-a") {
+		t.Fatalf("Reset left %d fields", h.Len())
+	}
+	h.Add("x-b", "overwrites the arena")
+	if got, want := fields(c), ":path=/p;:status=200;content-type=text/plain;x-a=3;"; got != want {
+		t.Fatalf("clone changed by the original's reuse: %s", got)
+	}
+}
+
+// A reused map does not allocate on the common path (what a codec does per
+// request: reset, add fields, look some up, set and delete one).
+func TestHeaderMapNoAllocs(t *testing.T) {
+	var h HeaderMap
+	name, value := []byte("host"), []byte("example.com")
+	method, get := []byte(Method), []byte("GET")
+	run := func() {
+		h.Reset()
+		h.AddRaw(method, get)
+		for range 20 {
+			h.AddRaw(name, value)
+		}
+		h.Get("Host")
+		h.Set("x-request-id", "0123456789")
+		h.Del("host")
+		h.Add("via", "sluice")
+	}
+	run()
+	if n := testing.AllocsPerRun(100, run); n != 0 {
+		t.Fatalf("allocs per run = %v, want 0", n)
+	}
+}
