@@ -1,13 +1,11 @@
 package listen
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -45,51 +43,15 @@ const (
 	recentStreamsWindow = 1024 // streams remembered for their open time; a power of two
 )
 
-// guardHTTP2 serves HTTP/2 connections, by ALPN over TLS and with prior
-// knowledge in clear text, and with upgradeH2C those that ask to switch
-// from HTTP/1.1, with h2s behind a reset guard each; closed counts the
-// connections the guard closes (nil: not counted).
-func guardHTTP2(srv *http.Server, h2s *http2.Server, closed *stats.Counter, upgradeH2C bool) error {
-	tlsCfg := srv.TLSConfig
-	var nextProtos []string
-	if tlsCfg != nil {
-		nextProtos = slices.Clone(tlsCfg.NextProtos)
+// guarded is c behind a reset guard: the client's connection preface is
+// let through, then its frame headers are scanned. A *tls.Conn keeps its
+// TLS state visible to the HTTP/2 server (request.TLS, version checks).
+func guarded(c net.Conn, closed *stats.Counter) net.Conn {
+	g := &resetGuardConn{Conn: c, skip: len(http2Preface), closed: closed}
+	if tc, ok := c.(*tls.Conn); ok {
+		return &tlsResetGuardConn{g, tc}
 	}
-	// ConfigureServer ties h2s to srv's graceful shutdown (GOAWAY on
-	// Shutdown); its TLSNextProto entries are replaced below, and the TLS
-	// config it makes or extends is put back: the listener's settings
-	// decide whether it serves TLS and what ALPN offers.
-	if err := http2.ConfigureServer(srv, h2s); err != nil {
-		return err
-	}
-	srv.TLSConfig = tlsCfg
-	if tlsCfg != nil {
-		tlsCfg.NextProtos = nextProtos
-	}
-	serve := func(hs *http.Server, c net.Conn, h http.Handler, sawPreface bool) {
-		var ctx context.Context
-		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
-			ctx = bc.BaseContext() // the connection's context (ConnContext)
-		}
-		h2s.ServeConn(c, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs, SawClientPreface: sawPreface})
-	}
-	srv.TLSNextProto["h2"] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
-		g := &resetGuardConn{Conn: c, skip: len(http2Preface), closed: closed}
-		serve(hs, &tlsResetGuardConn{g, c}, h, false)
-	}
-	// net/http passes a prior-knowledge h2c connection, its preface read,
-	// as a *tls.Conn around the plain one.
-	srv.TLSNextProto["unencrypted_http2"] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
-		u, ok := c.NetConn().(interface{ UnencryptedNetConn() net.Conn })
-		if !ok {
-			return // net/http closes the connection
-		}
-		serve(hs, &resetGuardConn{Conn: u.UnencryptedNetConn(), closed: closed}, h, true)
-	}
-	if upgradeH2C {
-		srv.Handler = &h2cUpgrade{next: srv.Handler, srv: srv, h2s: h2s, closed: closed}
-	}
-	return nil
+	return g
 }
 
 // h2cUpgrade switches an HTTP/1.1 connection to h2c when a request asks

@@ -32,10 +32,11 @@ type Listener struct {
 	log  *zap.Logger
 
 	tcp net.Listener
-	// permissive: TLS is done by the listener for connections that start
-	// with a handshake, plain HTTP served otherwise (Serve, not ServeTLS).
+	// permissive: connections that start with a handshake get TLS, the
+	// others are served as plain HTTP (permissiveListener sorts them).
 	permissive bool
-	srv        *http.Server
+	srv        *http.Server // HTTP/2's base config; not served itself
+	conns      *connServer
 	h3         *http3.Server
 	udp        net.PacketConn
 	wg         sync.WaitGroup
@@ -75,10 +76,10 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 	if streams == 0 {
 		streams = defaultMaxConcurrentStreams
 	}
-	// HTTP/2 is x/net's server behind the rapid-reset guard (h2_guard.go):
-	// by ALPN, prior-knowledge h2c at the connection preface, and h2c by
-	// Upgrade from an HTTP/1.1 request.
-	h2s := &http2.Server{MaxConcurrentStreams: streams, IdleTimeout: idle}
+	// HTTP/1.1 is sluice's own server (runtime/http1); HTTP/2 is x/net's
+	// behind the rapid-reset guard (h2_guard.go), given connections by
+	// ALPN, the h2c preface or an h2c upgrade.
+	h2s := &http2.Server{MaxConcurrentStreams: streams, IdleTimeout: idle, MaxReadFrameSize: 16 << 10}
 
 	var tlsCfg *tls.Config
 	if cfg.TLS != nil {
@@ -96,44 +97,42 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 		}
 	}
 
-	var protocols http.Protocols
-	protocols.SetHTTP1(has("http1") || len(cfg.Protocols) == 0)
-	if cfg.TLS == nil {
-		if has("h2c") {
-			protocols.SetUnencryptedHTTP2(true)
-		}
-	} else {
-		protocols.SetHTTP2(has("h2"))
+	serveHTTP1 := has("http1") || len(cfg.Protocols) == 0
+	h2c := cfg.TLS == nil && has("h2c")
+	if cfg.TLS != nil {
 		l.permissive = Permissive(cfg)
-		if l.permissive {
-			// Plain-text peers of a permissive inbound side may speak h2c.
-			protocols.SetUnencryptedHTTP2(true)
-		}
 	}
 	l.srv = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: readHeader,
-		IdleTimeout:       idle,
-		MaxHeaderBytes:    maxHeader,
-		TLSConfig:         tlsCfg,
-		Protocols:         &protocols,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: int(streams), MaxReadFrameSize: 16 << 10},
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
+		Handler:        handler,
+		IdleTimeout:    idle,
+		MaxHeaderBytes: maxHeader,
+		ErrorLog:       zap.NewStdLog(log.Named("http")),
 	}
-	if protocols.HTTP2() || protocols.UnencryptedHTTP2() {
-		var closed *stats.Counter
-		if g.Stats != nil {
-			closed = g.Stats.Counter("sluice_downstream_rq_too_many_premature_resets_total", "HTTP/2 connections closed (GOAWAY ENHANCE_YOUR_CALM) for resetting too many streams just after opening them.", "listener", cfg.Name)
-		}
-		if err := guardHTTP2(l.srv, h2s, closed, cfg.TLS == nil && has("h2c") && protocols.HTTP1()); err != nil {
-			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
-		}
+	// ConfigureServer ties h2s to srv's Shutdown (GOAWAY on every HTTP/2
+	// connection); srv serves nothing itself.
+	if err := http2.ConfigureServer(l.srv, h2s); err != nil {
+		return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
 	}
-	if tlsCfg != nil {
-		// A connection's TLS facts (peer identity, certificate hash,
-		// subject) are worked out for its first request and kept.
-		l.srv.ConnContext = func(ctx context.Context, _ net.Conn) context.Context { return mesh.WithConnTLS(ctx) }
+	var resets *stats.Counter
+	if g.Stats != nil && (has("h2") || has("h2c") || l.permissive) {
+		resets = g.Stats.Counter("sluice_downstream_rq_too_many_premature_resets_total", "HTTP/2 connections closed (GOAWAY ENHANCE_YOUR_CALM) for resetting too many streams just after opening them.", "listener", cfg.Name)
 	}
+	l.conns = newConnServer(connServerConfig{
+		handler:    handler,
+		base:       l.srv,
+		h2:         h2s,
+		resets:     resets,
+		tls:        tlsCfg,
+		permissive: l.permissive,
+		http1:      serveHTTP1,
+		// Plain-text peers of a permissive inbound side may speak h2c.
+		h2c:        h2c || l.permissive,
+		h2cUpgrade: h2c && serveHTTP1,
+		readHeader: readHeader,
+		idle:       idle,
+		maxHeader:  maxHeader,
+		log:        log,
+	})
 
 	ln, err := net.Listen("tcp", cfg.Address)
 	if err != nil {
@@ -181,13 +180,7 @@ func (l *Listener) Serve() {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		var err error
-		if l.srv.TLSConfig != nil && !l.permissive {
-			err = l.srv.ServeTLS(l.tcp, "", "")
-		} else {
-			err = l.srv.Serve(l.tcp)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := l.conns.serve(l.tcp); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			l.log.Error("listener stopped", zap.String("listener", l.Name), zap.Error(err))
 		}
 	}()
@@ -214,8 +207,8 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 			first = err
 		}
 	}
-	if err := l.srv.Shutdown(ctx); err != nil {
-		l.srv.Close()
+	l.tcp.Close()
+	if err := l.conns.shutdown(ctx); err != nil {
 		if first == nil {
 			first = err
 		}

@@ -1,0 +1,493 @@
+// Package http1 is sluice's HTTP/1.1 codec (RFC 9112) and its server
+// connection loop: requests are parsed without copying into a
+// stream.HeaderMap over a pooled read buffer, framing is strict (the
+// request-smuggling rules of RFC 9112 section 6), and responses go out with
+// one write of head and body where possible.
+package http1
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
+)
+
+// Limits bound what one request head may hold.
+type Limits struct {
+	// MaxHeaderBytes caps the request line and header section together
+	// (and a chunked body's trailer section); past it the answer is 431.
+	MaxHeaderBytes int
+	// MaxHeaders caps the number of header fields (431 past it).
+	MaxHeaders int
+}
+
+// Defaults when a Limits field is zero: Envoy's header count and Go's and
+// sluice's header size.
+const (
+	DefaultMaxHeaderBytes = 64 << 10
+	DefaultMaxHeaders     = 100
+)
+
+func (l Limits) headerBytes() int {
+	if l.MaxHeaderBytes > 0 {
+		return l.MaxHeaderBytes
+	}
+	return DefaultMaxHeaderBytes
+}
+
+func (l Limits) headers() int {
+	if l.MaxHeaders > 0 {
+		return l.MaxHeaders
+	}
+	return DefaultMaxHeaders
+}
+
+// Error is a request the codec refuses. Status is the response to send;
+// the connection is closed after it, since after a framing error nothing
+// later on the connection can be trusted.
+type Error struct {
+	Status int
+	Reason string
+}
+
+func (e *Error) Error() string { return "http1: " + e.Reason }
+
+func refuse(status int, reason string) *Error { return &Error{Status: status, Reason: reason} }
+
+// errNeedMore says the buffer holds no complete head yet.
+var errNeedMore = errors.New("http1: incomplete head")
+
+// Request is a parsed request head. Its byte slices, and the fields of
+// Header, point into the read buffer it was parsed from and are valid until
+// the next request is parsed on the connection.
+type Request struct {
+	// Header holds :method, :path and :authority (from Host, or from an
+	// absolute-form target), then every field as received except Host.
+	Header stream.HeaderMap
+	Method []byte
+	// Target is the request-target as received; Path is its path and
+	// query (the whole target but for absolute form).
+	Target, Path, Authority []byte
+	Minor                   int // 0 for HTTP/1.0, 1 for HTTP/1.1
+
+	// ContentLength is the body's length: -1 with Chunked, 0 when the
+	// request has no body.
+	ContentLength int64
+	Chunked       bool
+	// KeepAlive says the connection may carry another request after this
+	// one (HTTP/1.1 without "close", HTTP/1.0 with "keep-alive").
+	KeepAlive bool
+	Expect100 bool
+	// Upgrade is set when Connection names "upgrade" and an Upgrade field
+	// is present (WebSocket, h2c).
+	Upgrade bool
+}
+
+func (r *Request) reset() {
+	r.Header.Reset()
+	*r = Request{Header: r.Header}
+}
+
+var (
+	pMethod    = []byte(stream.Method)
+	pPath      = []byte(stream.Path)
+	pAuthority = []byte(stream.Authority)
+)
+
+// ParseRequest parses one request head from buf and returns its length.
+// Field names are lower-cased in place. With no complete head in buf it
+// returns errNeedMore (or a 431 once buf holds more than the limit); any
+// other error is an *Error.
+func ParseRequest(buf []byte, req *Request, lim Limits) (int, error) {
+	req.reset()
+	max := lim.headerBytes()
+	i := 0
+	// RFC 9112 section 2.2: ignore empty lines before the request line.
+	for i+1 < len(buf) && buf[i] == '\r' && buf[i+1] == '\n' && i < 8 {
+		i += 2
+	}
+	start := i
+	line, next, err := nextLine(buf, i, start, max)
+	if err != nil {
+		return 0, err
+	}
+	if err := parseRequestLine(line, req); err != nil {
+		return 0, err
+	}
+	i = next
+
+	var (
+		hosts, fields int
+		clSeen        bool
+		teSeen        bool
+		closeTok      bool
+		keepAliveTok  bool
+		upgradeTok    bool
+		upgradeField  bool
+	)
+	req.Header.AddRaw(pMethod, req.Method)
+	req.Header.AddRaw(pPath, req.Path)
+	if req.Authority != nil {
+		req.Header.AddRaw(pAuthority, req.Authority)
+	}
+	for {
+		line, next, err := nextLine(buf, i, start, max)
+		if err != nil {
+			return 0, err
+		}
+		i = next
+		if len(line) == 0 {
+			break
+		}
+		fields++
+		if fields > lim.headers() {
+			return 0, refuse(http.StatusRequestHeaderFieldsTooLarge, "too many header fields")
+		}
+		name, value, err := parseField(line)
+		if err != nil {
+			return 0, err
+		}
+		switch string(name) {
+		case "host":
+			hosts++
+			if hosts > 1 {
+				return 0, refuse(http.StatusBadRequest, "more than one Host")
+			}
+			if !validHost(value) {
+				return 0, refuse(http.StatusBadRequest, "invalid Host")
+			}
+			if req.Authority == nil {
+				req.Authority = value
+				req.Header.AddRaw(pAuthority, value)
+			}
+			continue // Host is :authority in the model
+		case "content-length":
+			n, ok := parseContentLength(value)
+			if !ok {
+				return 0, refuse(http.StatusBadRequest, "invalid Content-Length")
+			}
+			if clSeen && n != req.ContentLength {
+				return 0, refuse(http.StatusBadRequest, "differing Content-Length values")
+			}
+			clSeen, req.ContentLength = true, n
+		case "transfer-encoding":
+			if teSeen {
+				// A second field continues the list: chunked, seen in the
+				// first, would be applied twice or no longer last.
+				return 0, refuse(http.StatusBadRequest, "Transfer-Encoding repeated")
+			}
+			if err := checkTransferEncoding(value); err != nil {
+				return 0, err
+			}
+			teSeen, req.Chunked = true, true
+		case "connection":
+			forEachToken(value, func(tok []byte) {
+				switch {
+				case asciiEqualFold(tok, "close"):
+					closeTok = true
+				case asciiEqualFold(tok, "keep-alive"):
+					keepAliveTok = true
+				case asciiEqualFold(tok, "upgrade"):
+					upgradeTok = true
+				}
+			})
+		case "expect":
+			if !asciiEqualFold(value, "100-continue") {
+				return 0, refuse(http.StatusExpectationFailed, "unsupported expectation")
+			}
+			req.Expect100 = req.Minor >= 1
+		case "upgrade":
+			upgradeField = true
+		}
+		req.Header.AddRaw(name, value)
+	}
+
+	if req.Minor >= 1 && hosts == 0 && req.Authority == nil {
+		return 0, refuse(http.StatusBadRequest, "missing Host")
+	}
+	if teSeen {
+		// RFC 9112 section 6.1 and 6.3: a request with both is an attempt
+		// at smuggling (nginx and Envoy refuse it); HTTP/1.0 has no
+		// chunked coding.
+		if clSeen {
+			return 0, refuse(http.StatusBadRequest, "both Content-Length and Transfer-Encoding")
+		}
+		if req.Minor == 0 {
+			return 0, refuse(http.StatusBadRequest, "Transfer-Encoding in an HTTP/1.0 request")
+		}
+		req.ContentLength = -1
+	}
+	if req.Minor >= 1 {
+		req.KeepAlive = !closeTok
+	} else {
+		req.KeepAlive = keepAliveTok && !closeTok
+	}
+	req.Upgrade = upgradeTok && upgradeField
+	return i, nil
+}
+
+// nextLine returns the line starting at i (without its CRLF) and where the
+// next one starts. Lines end in CRLF: a bare LF, or a CR not followed by
+// LF, is refused (RFC 9112 section 2.2 lets a recipient refuse them, and
+// accepting what another hop reads differently is how smuggling starts).
+func nextLine(buf []byte, i, start, max int) ([]byte, int, error) {
+	nl := bytes.IndexByte(buf[i:], '\n')
+	if nl < 0 {
+		if len(buf)-start > max {
+			return nil, 0, refuse(http.StatusRequestHeaderFieldsTooLarge, "request head too large")
+		}
+		return nil, 0, errNeedMore
+	}
+	end := i + nl
+	if end+1-start > max {
+		return nil, 0, refuse(http.StatusRequestHeaderFieldsTooLarge, "request head too large")
+	}
+	if nl == 0 || buf[end-1] != '\r' {
+		return nil, 0, refuse(http.StatusBadRequest, "line not ended by CRLF")
+	}
+	return buf[i : end-1], end + 1, nil
+}
+
+func parseRequestLine(line []byte, req *Request) error {
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return refuse(http.StatusBadRequest, "malformed request line")
+	}
+	req.Method = line[:sp]
+	for _, c := range req.Method {
+		if !isTchar(c) {
+			return refuse(http.StatusBadRequest, "invalid method")
+		}
+	}
+	rest := line[sp+1:]
+	sp = bytes.IndexByte(rest, ' ')
+	if sp <= 0 {
+		return refuse(http.StatusBadRequest, "malformed request line")
+	}
+	target, version := rest[:sp], rest[sp+1:]
+	for _, c := range target {
+		if c <= ' ' || c == 0x7f {
+			return refuse(http.StatusBadRequest, "invalid request target")
+		}
+	}
+	if len(version) != 8 || string(version[:5]) != "HTTP/" || version[6] != '.' || !isDigit(version[5]) || !isDigit(version[7]) {
+		return refuse(http.StatusBadRequest, "malformed HTTP version")
+	}
+	if version[5] != '1' {
+		return refuse(http.StatusHTTPVersionNotSupported, "HTTP version not supported")
+	}
+	req.Minor = 1
+	if version[7] == '0' {
+		req.Minor = 0
+	}
+	req.Target = target
+	// RFC 9112 section 3.2: the four forms, each only where it belongs.
+	switch {
+	case target[0] == '/':
+		req.Path = target
+	case string(req.Method) == "CONNECT":
+		if bytes.IndexByte(target, '/') >= 0 || !validHost(target) {
+			return refuse(http.StatusBadRequest, "invalid authority-form target")
+		}
+		req.Authority = target
+	case len(target) == 1 && target[0] == '*':
+		if string(req.Method) != "OPTIONS" {
+			return refuse(http.StatusBadRequest, "asterisk-form target outside OPTIONS")
+		}
+		req.Path = target
+	default:
+		// absolute-form: scheme "://" authority path; its authority wins
+		// over Host (section 3.2.2).
+		var rest []byte
+		switch {
+		case asciiHasPrefixFold(target, "http://"):
+			rest = target[7:]
+		case asciiHasPrefixFold(target, "https://"):
+			rest = target[8:]
+		default:
+			return refuse(http.StatusBadRequest, "invalid request target")
+		}
+		slash := bytes.IndexAny(rest, "/?")
+		auth, path := rest, []byte("/")
+		if slash >= 0 {
+			auth, path = rest[:slash], rest[slash:]
+			if path[0] == '?' {
+				// "http://h?q" would need a "/" inserted; nothing sends it.
+				return refuse(http.StatusBadRequest, "absolute-form target without a path")
+			}
+		}
+		if len(auth) == 0 || !validHost(auth) {
+			return refuse(http.StatusBadRequest, "invalid authority in request target")
+		}
+		req.Authority, req.Path = auth, path
+	}
+	return nil
+}
+
+// parseField splits a field line, lower-casing the name in place. RFC 9112
+// section 5: no whitespace before the colon, no obs-fold (a line starting
+// with whitespace), a value of visible characters, SP, HTAB and obs-text.
+func parseField(line []byte) (name, value []byte, err error) {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			return nil, nil, refuse(http.StatusBadRequest, "obsolete line folding")
+		}
+		return nil, nil, refuse(http.StatusBadRequest, "malformed header field")
+	}
+	name = line[:colon]
+	for j, c := range name {
+		if !isTchar(c) {
+			if j == 0 && (c == ' ' || c == '\t') {
+				return nil, nil, refuse(http.StatusBadRequest, "obsolete line folding")
+			}
+			return nil, nil, refuse(http.StatusBadRequest, "invalid header field name")
+		}
+		if 'A' <= c && c <= 'Z' {
+			name[j] = c + 'a' - 'A'
+		}
+	}
+	value = line[colon+1:]
+	for len(value) > 0 && (value[0] == ' ' || value[0] == '\t') {
+		value = value[1:]
+	}
+	for len(value) > 0 && (value[len(value)-1] == ' ' || value[len(value)-1] == '\t') {
+		value = value[:len(value)-1]
+	}
+	for _, c := range value {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return nil, nil, refuse(http.StatusBadRequest, "invalid header field value")
+		}
+	}
+	return name, value, nil
+}
+
+// parseContentLength takes 1*DIGIT, or a list of identical values (RFC
+// 9112 section 6.3 lets a recipient accept "42, 42").
+func parseContentLength(v []byte) (int64, bool) {
+	n := int64(-1)
+	ok := true
+	forEachToken(v, func(tok []byte) {
+		if !ok {
+			return
+		}
+		var x int64
+		if len(tok) == 0 || len(tok) > 18 {
+			ok = false
+			return
+		}
+		for _, c := range tok {
+			if !isDigit(c) {
+				ok = false
+				return
+			}
+			x = x*10 + int64(c-'0')
+		}
+		if n >= 0 && x != n {
+			ok = false
+		}
+		n = x
+	})
+	return n, ok && n >= 0
+}
+
+// checkTransferEncoding accepts exactly "chunked". Chunked not last makes
+// the length unknowable (400, section 6.3); other codings before it are
+// not implemented here (501, section 6.1).
+func checkTransferEncoding(v []byte) error {
+	var toks, chunked int
+	last := false
+	forEachToken(v, func(tok []byte) {
+		toks++
+		last = asciiEqualFold(tok, "chunked")
+		if last {
+			chunked++
+		}
+	})
+	switch {
+	case toks == 0 || !last:
+		return refuse(http.StatusBadRequest, "Transfer-Encoding does not end in chunked")
+	case chunked > 1:
+		return refuse(http.StatusBadRequest, "chunked applied more than once")
+	case toks > 1:
+		return refuse(http.StatusNotImplemented, "unsupported transfer coding")
+	}
+	return nil
+}
+
+// forEachToken calls fn with each comma-separated element of a list,
+// trimmed of whitespace; empty elements are skipped.
+func forEachToken(v []byte, fn func([]byte)) {
+	for len(v) > 0 {
+		var tok []byte
+		if c := bytes.IndexByte(v, ','); c >= 0 {
+			tok, v = v[:c], v[c+1:]
+		} else {
+			tok, v = v, nil
+		}
+		tok = bytes.Trim(tok, " \t")
+		if len(tok) > 0 {
+			fn(tok)
+		}
+	}
+}
+
+// validHost accepts the characters of RFC 3986's host and port (reg-name,
+// IP literal in brackets, percent-encoding).
+func validHost(h []byte) bool {
+	for _, c := range h {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:[]%", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// isTchar: RFC 9110 section 5.6.2.
+func isTchar(c byte) bool {
+	return c < 0x80 && tchar[c]
+}
+
+var tchar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if lower(b[i]) != lower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func asciiHasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && asciiEqualFold(b[:len(prefix)], prefix)
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}

@@ -1,0 +1,68 @@
+package http1
+
+import (
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// AppendStatusLine appends "HTTP/1.1 code reason\r\n".
+func AppendStatusLine(dst []byte, code int) []byte {
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(code), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, http.StatusText(code)...)
+	return append(dst, "\r\n"...)
+}
+
+// AppendField appends "name: value\r\n". CR, LF and NUL in either are
+// written as spaces, so what a handler or an upstream put in a field can
+// never start a new field or a new message (response splitting).
+func AppendField(dst []byte, name, value string) []byte {
+	dst = appendClean(dst, name)
+	dst = append(dst, ": "...)
+	dst = appendClean(dst, value)
+	return append(dst, "\r\n"...)
+}
+
+func appendClean(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\r' || c == '\n' || c == 0 {
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// AppendChunkHeader appends a chunk-size line for n bytes of data.
+func AppendChunkHeader(dst []byte, n int) []byte {
+	dst = strconv.AppendInt(dst, int64(n), 16)
+	return append(dst, "\r\n"...)
+}
+
+var crlf = []byte("\r\n")
+
+// dateValue is the Date field, formatted at most once a second.
+type dateCache struct {
+	v atomic.Pointer[dateEntry]
+}
+
+type dateEntry struct {
+	sec int64
+	s   string
+}
+
+var date dateCache
+
+func (d *dateCache) get() string {
+	now := time.Now()
+	if e := d.v.Load(); e != nil && e.sec == now.Unix() {
+		return e.s
+	}
+	e := &dateEntry{sec: now.Unix(), s: now.UTC().Format(http.TimeFormat)}
+	d.v.Store(e)
+	return e.s
+}

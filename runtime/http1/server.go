@@ -1,0 +1,420 @@
+package http1
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Server serves HTTP/1.1 on connections it is given: one goroutine per
+// connection (the caller's), no goroutine per request, pooled buffers.
+type Server struct {
+	// Handler answers requests, through the net/http adapter in this
+	// package for now.
+	Handler http.Handler
+	Limits  Limits
+	// ReadHeaderTimeout bounds a request head from its first byte (and a
+	// new connection's first request); IdleTimeout bounds the wait for the
+	// next request on a kept-alive connection.
+	ReadHeaderTimeout, IdleTimeout time.Duration
+	// ConnContext derives a connection's context (requests' contexts are
+	// it): the listener's per-connection facts go there.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// BaseServer is put in contexts as http.ServerContextKey (x/net's h2c
+	// upgrade takes its settings from it).
+	BaseServer *http.Server
+	// H2C, when set, takes a connection that starts with the HTTP/2
+	// connection preface (prior-knowledge h2c); c replays what was read.
+	H2C func(c net.Conn, ctx context.Context)
+	// Upgrade, when set, is offered every request that asks to upgrade
+	// before the handler sees it; true means it answered (and usually
+	// hijacked the connection).
+	Upgrade func(w http.ResponseWriter, r *http.Request) bool
+	Log     *zap.Logger
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	shutdown bool
+}
+
+// ErrServerClosed is what ServeConn's caller sees after Shutdown.
+var ErrServerClosed = errors.New("http1: server closed")
+
+// ServeConn serves c until it closes, goes idle too long, is hijacked or
+// handed to HTTP/2, or the server shuts down. tlsState is c's TLS state,
+// nil for plain text. It closes c unless c was hijacked or handed over.
+func (s *Server) ServeConn(c net.Conn, tlsState *tls.ConnectionState) {
+	cn := &conn{srv: s, nc: c, tls: tlsState, remoteAddr: c.RemoteAddr().String()}
+	if !s.track(cn, true) {
+		c.Close()
+		return
+	}
+	defer s.track(cn, false)
+	cn.serve()
+}
+
+// Shutdown stops the server gracefully: idle connections close now,
+// busy ones after the request in flight (answered with Connection:
+// close). It returns when every connection is gone or ctx ends, and then
+// closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	for c := range s.conns {
+		c.wakeIfIdle()
+	}
+	s.mu.Unlock()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Close closes every connection at once.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.shutdown = true
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) track(c *conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.shutdown {
+			return false
+		}
+		if s.conns == nil {
+			s.conns = make(map[*conn]struct{})
+		}
+		s.conns[c] = struct{}{}
+		return true
+	}
+	delete(s.conns, c)
+	return true
+}
+
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
+}
+
+func (s *Server) logger() *zap.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return zap.NewNop()
+}
+
+// conn is one connection's state, reused from request to request.
+type conn struct {
+	srv        *Server
+	nc         net.Conn
+	tls        *tls.ConnectionState
+	remoteAddr string
+	ctx        context.Context
+	cancel     context.CancelFunc
+
+	r   connReader
+	req Request
+	bd  bodyReader
+	w   response
+
+	idle     bool // waiting for a request; guarded by srv.mu
+	hijacked bool
+	handed   bool // given to HTTP/2
+	// tmpl is the per-connection part of every *http.Request (its context
+	// is unexported, so a copy of the template is how requests get it).
+	tmpl *http.Request
+}
+
+func (c *conn) wakeIfIdle() {
+	if c.idle {
+		c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// setIdle marks the connection idle (or busy); false means the server is
+// shutting down and an idle connection should end.
+func (c *conn) setIdle(idle bool) bool {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	c.idle = idle
+	return !c.srv.shutdown
+}
+
+func (c *conn) serve() {
+	s := c.srv
+	ctx := context.Background()
+	if s.BaseServer != nil {
+		ctx = context.WithValue(ctx, http.ServerContextKey, s.BaseServer)
+	}
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
+	if s.ConnContext != nil {
+		ctx = s.ConnContext(ctx, c.nc)
+	}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.r.init(c.nc)
+	c.w.c = c
+	defer func() {
+		c.cancel()
+		c.r.release()
+		c.w.release()
+		if !c.hijacked && !c.handed {
+			c.nc.Close()
+		}
+	}()
+
+	first := true
+	for {
+		c.r.startRequest()
+		wait := s.IdleTimeout
+		if first {
+			wait = s.ReadHeaderTimeout
+		}
+		if len(c.r.buffered()) == 0 {
+			if wait > 0 {
+				c.nc.SetReadDeadline(time.Now().Add(wait))
+			}
+			if !c.setIdle(true) {
+				return
+			}
+			err := c.r.fill(s.Limits.headerBytes())
+			if !c.setIdle(false) || err != nil {
+				return
+			}
+		}
+		if s.ReadHeaderTimeout > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+		}
+		if first && s.H2C != nil && c.sniffPreface() {
+			return
+		}
+		first = false
+		if !c.readRequest() {
+			return
+		}
+		c.nc.SetReadDeadline(time.Time{})
+		if !c.serveRequest() {
+			return
+		}
+	}
+}
+
+const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// sniffPreface hands the connection to HTTP/2 when it opens with the
+// prior-knowledge preface.
+func (c *conn) sniffPreface() bool {
+	for {
+		b := c.r.buffered()
+		n := min(len(b), len(preface))
+		if !bytes.Equal(b[:n], []byte(preface[:n])) {
+			return false
+		}
+		if n == len(preface) {
+			break
+		}
+		if c.r.fill(len(preface)) != nil {
+			return false
+		}
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	replay := append([]byte(nil), c.r.buffered()...)
+	c.handed = true
+	c.srv.track(c, false)
+	c.srv.H2C(&replayConn{Conn: c.nc, buf: replay}, c.ctx)
+	return true
+}
+
+// readRequest parses the next head, reading as needed. A refused head is
+// answered here and ends the connection.
+func (c *conn) readRequest() bool {
+	lim := c.srv.Limits
+	for {
+		n, err := ParseRequest(c.r.buffered(), &c.req, lim)
+		if err == nil {
+			c.r.consume(n)
+			return true
+		}
+		if err != errNeedMore {
+			c.refuse(err)
+			return false
+		}
+		if ferr := c.r.fill(lim.headerBytes() + 4); ferr != nil {
+			if ferr == io.ErrShortBuffer {
+				c.refuse(refuse(http.StatusRequestHeaderFieldsTooLarge, "request head too large"))
+			}
+			return false
+		}
+	}
+}
+
+// refuse answers a request the codec refused and closes the connection
+// (RFC 9112: after a framing error, what follows cannot be trusted).
+func (c *conn) refuse(err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return
+	}
+	if ce := c.srv.logger().Check(zap.DebugLevel, "http1 request refused"); ce != nil {
+		ce.Write(zap.String("remote", c.remoteAddr), zap.Int("status", e.Status), zap.String("reason", e.Reason))
+	}
+	body := http.StatusText(e.Status) + "\n"
+	b := AppendStatusLine(nil, e.Status)
+	b = AppendField(b, "Content-Type", "text/plain; charset=utf-8")
+	b = AppendField(b, "Content-Length", itoa(len(body)))
+	b = AppendField(b, "Connection", "close")
+	b = append(b, "\r\n"...)
+	b = append(b, body...)
+	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.nc.Write(b)
+	lingerClose(c.nc)
+}
+
+// lingerClose half-closes and drains briefly before closing, so the
+// answer is not lost to a reset when the client is still sending.
+func lingerClose(nc net.Conn) {
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		io.Copy(io.Discard, io.LimitReader(nc, 256<<10))
+	}
+	nc.Close()
+}
+
+// serveRequest runs the handler for the parsed request and finishes the
+// response; false ends the connection.
+func (c *conn) serveRequest() (keep bool) {
+	c.bd.reset(&c.r, &c.req, c.srv.Limits)
+	c.w.body = nil
+	r, err := c.newRequest()
+	if err != nil {
+		c.refuse(err)
+		return false
+	}
+	c.w.reset(r, &c.req)
+	if c.req.Expect100 && !c.bd.Done() {
+		c.bd.beforeRead = c.w.sendContinue
+	}
+	if c.req.Upgrade && c.srv.Upgrade != nil && c.srv.Upgrade(&c.w, r) {
+		c.expireBody()
+		return false
+	}
+	ok := c.runHandler(r)
+	if c.hijacked {
+		c.expireBody()
+		return false
+	}
+	if ok {
+		ok = c.w.finish()
+	}
+	if !ok {
+		c.expireBody()
+		c.w.mu.Lock()
+		c.w.failed = true
+		c.w.mu.Unlock()
+		lingerClose(c.nc)
+		return false
+	}
+	if c.w.status == http.StatusSwitchingProtocols || c.w.closeAfter || !c.finishBody() {
+		lingerClose(c.nc)
+		return false
+	}
+	return true
+}
+
+func (c *conn) expireBody() {
+	if c.w.body != nil {
+		c.w.body.expire()
+	}
+}
+
+// runHandler calls the handler; false when it panicked (the connection
+// is closed after what was written: http.ErrAbortHandler's meaning).
+func (c *conn) runHandler(r *http.Request) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				buf := make([]byte, 16<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.srv.logger().Error("http1 handler panic", zap.Any("panic", p), zap.ByteString("stack", buf))
+			}
+			c.w.abort()
+			ok = false
+		}
+	}()
+	c.srv.Handler.ServeHTTP(&c.w, r)
+	return true
+}
+
+// finishBody reads what the handler left of the request body, up to a
+// bound, so the connection can carry the next request.
+func (c *conn) finishBody() bool {
+	b := c.w.body
+	if b == nil {
+		return true
+	}
+	if c.bd.Done() {
+		b.expire()
+		return true
+	}
+	if c.bd.beforeRead != nil {
+		// 100 Continue was never sent: the client may not send the body.
+		b.expire()
+		return false
+	}
+	c.nc.SetReadDeadline(time.Now().Add(orDefault(c.srv.ReadHeaderTimeout, 10*time.Second)))
+	return b.drain(maxDrain)
+}
+
+// maxDrain is how much unread request body is read and dropped to keep a
+// connection; past it the connection closes (net/http's figure).
+const maxDrain = 256 << 10
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// replayConn reads buf first, then the connection.
+type replayConn struct {
+	net.Conn
+	buf []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.buf) > 0 {
+		n := copy(p, c.buf)
+		c.buf = c.buf[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
