@@ -194,6 +194,9 @@ func (b *requestBody) read(p []byte) (int, error) {
 		}
 		b.c.bd.trailer.Reset()
 	}
+	if err == io.EOF {
+		b.c.armWatch()
+	}
 	var e *Error
 	if err != nil && errors.As(err, &e) {
 		b.c.w.failRequest(e)
@@ -522,6 +525,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		w.flushLocked()
 	}
 	c := w.c
+	c.stopWatch()
 	c.hijacked = true
 	c.srv.track(c, false) // the handler owns it now; Shutdown no longer waits for it
 	c.nc.SetDeadline(time.Time{})

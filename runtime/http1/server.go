@@ -145,6 +145,7 @@ type conn struct {
 	bd  bodyReader
 	w   response
 
+	watch    watch
 	idle     bool // waiting for a request; guarded by srv.mu
 	hijacked bool
 	handed   bool // given to HTTP/2
@@ -183,6 +184,7 @@ func (c *conn) serve() {
 	c.w.c = c
 	defer func() {
 		c.cancel()
+		c.stopWatch()
 		c.r.release()
 		c.w.release()
 		if !c.hijacked && !c.handed {
@@ -326,7 +328,12 @@ func (c *conn) serveRequest() (keep bool) {
 		c.expireBody()
 		return false
 	}
+	c.startWatch()
+	if c.bd.Done() {
+		c.armWatch()
+	}
 	ok := c.runHandler(r)
+	c.stopWatch()
 	if c.hijacked {
 		c.expireBody()
 		return false

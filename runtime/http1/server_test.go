@@ -399,3 +399,51 @@ func TestServerShutdown(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// A client that goes away while the handler waits (its request read in
+// full) ends the request's context, so an upstream call can stop; a slow
+// request on a live connection keeps its context, and bytes the client
+// pipelines meanwhile are its next request.
+func TestServerNoticesClientGone(t *testing.T) {
+	cancelled := make(chan bool, 1)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/wait":
+			io.ReadAll(r.Body) // the watch starts once the request is read
+			select {
+			case <-r.Context().Done():
+				cancelled <- true
+			case <-time.After(5 * time.Second):
+				cancelled <- false
+			}
+		case "/slow":
+			time.Sleep(3 * watchDelay)
+			if r.Context().Err() != nil {
+				t.Error("context of a live client's request ended")
+			}
+		}
+		io.WriteString(w, r.URL.Path)
+	}), nil)
+	for _, req := range []string{
+		"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n",
+		"POST /wait HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab",
+	} {
+		c, _ := dial(t, addr)
+		io.WriteString(c, req)
+		time.Sleep(2 * watchDelay)
+		c.Close()
+		if !<-cancelled {
+			t.Fatalf("%q: context not ended when the client left", req)
+		}
+	}
+
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+	time.Sleep(2 * watchDelay) // the watch is reading now
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	for _, want := range []string{"/slow", "/next"} {
+		if _, body := readResponse(t, br, "GET"); body != want {
+			t.Fatalf("got %q, want %q", body, want)
+		}
+	}
+}

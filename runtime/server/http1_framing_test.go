@@ -209,3 +209,27 @@ func TestWebSocketEarlyBytesTunnelled(t *testing.T) {
 		t.Fatalf("echo through the tunnel: %q %v", got, err)
 	}
 }
+
+// A client that leaves while sluice waits for the upstream ends the
+// upstream request (its connection closes), long before the route's
+// timeout.
+func TestClientGoneCancelsUpstream(t *testing.T) {
+	arrived, upstreamDone := make(chan struct{}, 1), make(chan bool, 1)
+	up := startEcho(t, "up", func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			upstreamDone <- true
+		case <-time.After(10 * time.Second):
+			upstreamDone <- false
+		}
+	})
+	ts := framingServer(t, up.addr, "")
+	c, _ := rawConn(t, ts)
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-arrived
+	c.Close()
+	if !<-upstreamDone {
+		t.Fatal("the upstream request went on after the client left")
+	}
+}
