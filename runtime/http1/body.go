@@ -130,7 +130,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 			if err != nil {
 				return 0, b.fail(err)
 			}
-			b.trailer.Add(string(name), string(value))
+			if !framingField(name) {
+				b.trailer.Add(string(name), string(value))
+			}
 		}
 	}
 }
@@ -219,4 +221,15 @@ ext:
 		}
 	}
 	return n, nil
+}
+
+// framingField names the fields a trailer may not carry (RFC 9110 section
+// 6.5.1: framing, routing and connection control); they are dropped, so
+// no later hop can merge them into the header section.
+func framingField(name []byte) bool {
+	switch string(name) {
+	case "content-length", "transfer-encoding", "trailer", "host", "connection", "keep-alive", "te", "upgrade", "expect", "proxy-connection":
+		return true
+	}
+	return false
 }
