@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -444,6 +446,166 @@ func TestServerNoticesClientGone(t *testing.T) {
 	for _, want := range []string{"/slow", "/next"} {
 		if _, body := readResponse(t, br, "GET"); body != want {
 			t.Fatalf("got %q, want %q", body, want)
+		}
+	}
+}
+
+// BenchmarkServerKeepAlive is one keep-alive request through the server
+// and the net/http adapter to a handler that writes a small body, over
+// loopback, beside net/http's server doing the same; the client reuses its
+// buffers, so allocs/op are the server's.
+func BenchmarkServerKeepAlive(b *testing.B) {
+	body := []byte("hello from the handler\n")
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(body)
+	})
+	b.Run("http1", func(b *testing.B) {
+		s := &Server{Handler: h}
+		defer s.Close()
+		benchKeepAlive(b, body, func(c net.Conn) { s.ServeConn(c, nil) })
+	})
+	b.Run("net-http", func(b *testing.B) {
+		l := &oneConnListener{conns: make(chan net.Conn, 1), done: make(chan struct{})}
+		s := &http.Server{Handler: h}
+		go s.Serve(l)
+		defer s.Close()
+		benchKeepAlive(b, body, func(c net.Conn) { l.conns <- c })
+	})
+}
+
+func benchKeepAlive(b *testing.B, body []byte, serve func(net.Conn)) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte(typicalRequest)
+	// The response's size, learnt once (its Date field has a fixed length).
+	c.Write(req)
+	buf := make([]byte, 4096)
+	n := 0
+	for !bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
+		m, err := c.Read(buf[n:])
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += m
+	}
+	size := bytes.Index(buf[:n], []byte("\r\n\r\n")) + 4 + len(body)
+	if _, err := io.ReadFull(c, buf[n:size]); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf[:size]); err != nil {
+			b.Fatal(err)
+		}
+		if !bytes.HasSuffix(buf[:size], body) {
+			b.Fatalf("response out of step: %q", buf[:size])
+		}
+	}
+}
+
+// oneConnListener hands net/http's server the connections it is given.
+type oneConnListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *oneConnListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// How a response is framed, by what the handler did: the head and body a
+// client reads back, and that the connection carries the next request.
+func TestServerResponseFraming(t *testing.T) {
+	big := strings.Repeat("x", 20000)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/small":
+			io.WriteString(w, "small")
+		case "/big-declared":
+			w.Header().Set("Content-Length", itoa(len(big)))
+			io.WriteString(w, big)
+		case "/big":
+			io.WriteString(w, big)
+		case "/head":
+			w.Header().Set("Content-Length", "1234")
+			w.WriteHeader(200)
+		case "/204":
+			w.WriteHeader(204)
+		case "/304":
+			w.Header().Set("Etag", `"x"`)
+			w.WriteHeader(304)
+		case "/103":
+			w.Header().Set("Link", "</a.css>; rel=preload")
+			w.WriteHeader(103)
+			io.WriteString(w, "final")
+		case "/split":
+			w.Header().Set("X-Bad", "a\r\nSet-Cookie: evil=1")
+			io.WriteString(w, "ok")
+		}
+	}), nil)
+	tests := []struct {
+		method, path string
+		status       int
+		length       int64
+		chunked      bool
+		body         string
+	}{
+		{"GET", "/small", 200, 5, false, "small"},
+		{"GET", "/big-declared", 200, int64(len(big)), false, big},
+		{"GET", "/big", 200, -1, true, big},
+		{"HEAD", "/head", 200, 1234, false, ""},
+		{"GET", "/204", 204, 0, false, ""},
+		{"GET", "/304", 304, 0, false, ""},
+		{"GET", "/103", 200, 5, false, "final"},
+		{"GET", "/split", 200, 2, false, "ok"},
+	}
+	c, br := dial(t, addr)
+	for _, tt := range tests {
+		io.WriteString(c, tt.method+" "+tt.path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+		resp, body := readResponse(t, br, tt.method)
+		if resp.StatusCode == 103 {
+			resp, body = readResponse(t, br, tt.method)
+		}
+		if resp.StatusCode != tt.status || resp.ContentLength != tt.length || (len(resp.TransferEncoding) > 0) != tt.chunked || body != tt.body {
+			t.Fatalf("%s %s: %d length %d TE %v body %d bytes", tt.method, tt.path, resp.StatusCode, resp.ContentLength, resp.TransferEncoding, len(body))
+		}
+		if resp.Header.Get("Set-Cookie") != "" {
+			t.Fatalf("%s: a CRLF in a field value split the head", tt.path)
 		}
 	}
 }
