@@ -255,10 +255,12 @@ type response struct {
 	chunked     bool
 	closeAfter  bool
 	failed      bool // nothing more may be written
-	bodyAllowed bool
-	cl          int64 // declared Content-Length, -1 unknown
-	written     int64
-	trailers    []string
+	// writeDeadline: the handler set one, to be cleared after the request.
+	writeDeadline bool
+	bodyAllowed   bool
+	cl            int64 // declared Content-Length, -1 unknown
+	written       int64
+	trailers      []string
 
 	wbuf, pend *[]byte // pooled: bytes to write, body held before commit
 	vec        [3][]byte
@@ -275,7 +277,10 @@ func (w *response) reset(r *http.Request, q *Request) {
 	}
 	clear(w.header)
 	w.req, w.q = r, q
-	w.status, w.wroteHeader, w.committed, w.chunked, w.closeAfter, w.failed = 0, false, false, false, false, false
+	if w.writeDeadline {
+		w.c.nc.SetWriteDeadline(time.Time{})
+	}
+	w.status, w.wroteHeader, w.committed, w.chunked, w.closeAfter, w.failed, w.writeDeadline = 0, false, false, false, false, false, false
 	w.cl, w.written, w.trailers = -1, 0, w.trailers[:0]
 	if w.wbuf == nil {
 		w.wbuf = bufPool.Get().(*[]byte)
@@ -537,9 +542,18 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c.nc, bufio.NewReadWriter(bufio.NewReader(rd), bufio.NewWriter(c.nc)), nil
 }
 
-// SetReadDeadline and SetWriteDeadline serve http.ResponseController.
-func (w *response) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDeadline(t) }
-func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
+// SetReadDeadline and SetWriteDeadline serve http.ResponseController (a
+// handler ends blocked I/O with them). The connection loop sets its own
+// read deadlines before every read; a write deadline is cleared after the
+// request.
+func (w *response) SetReadDeadline(t time.Time) error { return w.c.nc.SetReadDeadline(t) }
+
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.mu.Lock()
+	w.writeDeadline = true
+	w.mu.Unlock()
+	return w.c.nc.SetWriteDeadline(t)
+}
 
 // sendContinue answers Expect: 100-continue when the handler first reads
 // the body.

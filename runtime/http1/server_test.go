@@ -609,3 +609,26 @@ func TestServerResponseFraming(t *testing.T) {
 		}
 	}
 }
+
+// A handler that ends a blocked write with a deadline (as the proxy's
+// stream idle timeout does) leaves no deadline on the connection's next
+// request.
+func TestServerWriteDeadlineClearedAfterRequest(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/deadline" {
+			io.WriteString(w, "first")
+			w.(http.Flusher).Flush()
+			http.NewResponseController(w).SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+			return
+		}
+		io.WriteString(w, "second")
+	}), nil)
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /deadline HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResponse(t, br, "GET")
+	time.Sleep(100 * time.Millisecond)
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := readResponse(t, br, "GET"); body != "second" {
+		t.Fatalf("got %q", body)
+	}
+}
