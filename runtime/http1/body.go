@@ -148,9 +148,11 @@ func (b *bodyReader) wait() {
 // line returns the next CRLF-ended line (consumed), reading more as
 // needed; a line longer than max is refused.
 func (b *bodyReader) line(max int) ([]byte, error) {
+	scanned := 0 // bytes known to hold no LF: each byte is looked at once
 	for {
 		buf := b.c.buffered()
-		if nl := bytes.IndexByte(buf, '\n'); nl >= 0 {
+		if nl := bytes.IndexByte(buf[scanned:], '\n'); nl >= 0 {
+			nl += scanned
 			if nl == 0 || buf[nl-1] != '\r' {
 				return nil, refuse(http.StatusBadRequest, "chunked line not ended by CRLF")
 			}
@@ -163,6 +165,7 @@ func (b *bodyReader) line(max int) ([]byte, error) {
 		if len(buf) > max+1 {
 			return nil, refuse(http.StatusBadRequest, "chunked line too long")
 		}
+		scanned = len(buf)
 		b.wait()
 		if err := b.c.fill(max + 2); err != nil {
 			return nil, err
