@@ -3,7 +3,10 @@ package http1
 import (
 	"bytes"
 	"io"
+	"net"
+	"net/http"
 	"testing"
+	"time"
 )
 
 // FuzzParseRequest feeds arbitrary bytes to the request parser and then
@@ -63,3 +66,46 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzServeConn runs the whole connection loop (parse, adapter, handler,
+// response writer, body drain, keep-alive) over arbitrary client bytes:
+// it must never panic or hang, and must answer something or close.
+func FuzzServeConn(f *testing.F) {
+	f.Add([]byte(typicalRequest + typicalRequest))
+	f.Add([]byte("POST /a%20b?x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\n\r\n3\r\nabc\r\n0\r\nX: 1\r\n\r\nGET / HTTP/1.0\r\n\r\n"))
+	f.Add([]byte("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc"))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\nrest"))
+	f.Add([]byte("CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n"))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Path", r.URL.Path)
+		if len(b) > 2 {
+			w.(http.Flusher).Flush()
+		}
+		w.Write(b)
+	})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := &Server{Handler: h, Limits: Limits{MaxHeaderBytes: 4096, MaxHeaders: 50}}
+		c := &fakeConn{r: bytes.NewReader(data)}
+		s.ServeConn(c, nil)
+		if !c.closed {
+			t.Fatal("connection not closed")
+		}
+	})
+}
+
+// fakeConn is a client that sends data, then EOF.
+type fakeConn struct {
+	r      *bytes.Reader
+	out    bytes.Buffer
+	closed bool
+}
+
+func (c *fakeConn) Read(p []byte) (int, error)         { return c.r.Read(p) }
+func (c *fakeConn) Write(p []byte) (int, error)        { return c.out.Write(p) }
+func (c *fakeConn) Close() error                       { c.closed = true; return nil }
+func (c *fakeConn) LocalAddr() net.Addr                { return &net.TCPAddr{} }
+func (c *fakeConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
+func (c *fakeConn) SetDeadline(t time.Time) error      { return nil }
+func (c *fakeConn) SetReadDeadline(t time.Time) error  { return nil }
+func (c *fakeConn) SetWriteDeadline(t time.Time) error { return nil }
