@@ -174,29 +174,7 @@ func TestExpectContinueThroughSluice(t *testing.T) {
 // WebSocket with the client's first frame in the same write as the
 // upgrade request: the bytes sluice read past the head reach the upstream.
 func TestWebSocketEarlyBytesTunnelled(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
-				io.Copy(c, br)
-			}(c)
-		}
-	}()
-	ts := framingServer(t, ln.Addr().String(), "")
+	ts := framingServer(t, startUpgradeEcho(t), "")
 	c, br := rawConn(t, ts)
 	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nearly-frame")
 	resp, err := http.ReadResponse(br, nil)
@@ -208,6 +186,36 @@ func TestWebSocketEarlyBytesTunnelled(t *testing.T) {
 	if _, err := io.ReadFull(br, got); err != nil || string(got) != "early-frame+late" {
 		t.Fatalf("echo through the tunnel: %q %v", got, err)
 	}
+}
+
+// startUpgradeEcho is a minimal upgrade-speaking upstream: it answers a
+// WebSocket upgrade with 101 and then echoes bytes (anything else: 400).
+func startUpgradeEcho(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil || !strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
+					c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
+					return
+				}
+				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+				io.Copy(c, br)
+			}(c)
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // A client that leaves while sluice waits for the upstream ends the

@@ -153,38 +153,14 @@ endpoints = ["`+slow.addr+`"]
 }
 
 func TestWebSocketUpgradeTunnels(t *testing.T) {
-	// A minimal upgrade-speaking upstream: after the 101 it echoes bytes.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil || !strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
-					c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
-					return
-				}
-				c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
-				io.Copy(c, br)
-			}(c)
-		}
-	}()
+	upAddr := startUpgradeEcho(t)
 	ts := startServer(t, baseConfig(`
 [[routes]]
 name = "ws"
 backends = [ { cluster = "ws" } ]
 [[clusters]]
 name = "ws"
-endpoints = ["`+ln.Addr().String()+`"]
+endpoints = ["`+upAddr+`"]
 `))
 	c, err := net.Dial("tcp", ts.ListenerAddr("public"))
 	if err != nil {
