@@ -200,6 +200,9 @@ func (c *conn) serve() {
 			wait = s.ReadHeaderTimeout
 		}
 		if len(c.r.buffered()) == 0 {
+			// An idle connection keeps only its read buffer: the write
+			// buffers go back to the pool until the next request.
+			c.w.release()
 			if wait > 0 {
 				c.nc.SetReadDeadline(time.Now().Add(wait))
 			}
