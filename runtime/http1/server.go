@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -41,9 +42,10 @@ type Server struct {
 	Upgrade func(w http.ResponseWriter, r *http.Request) bool
 	Log     *zap.Logger
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	shutdown bool
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+	// shutdown is read on every request without the lock; set under it.
+	shutdown atomic.Bool
 }
 
 // ErrServerClosed is what ServeConn's caller sees after Shutdown.
@@ -68,7 +70,7 @@ func (s *Server) ServeConn(c net.Conn, tlsState *tls.ConnectionState) {
 // closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.shutdown = true
+	s.shutdown.Store(true)
 	for c := range s.conns {
 		c.wakeIfIdle()
 	}
@@ -94,7 +96,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes every connection at once.
 func (s *Server) Close() {
 	s.mu.Lock()
-	s.shutdown = true
+	s.shutdown.Store(true)
 	for c := range s.conns {
 		c.nc.Close()
 	}
@@ -105,7 +107,7 @@ func (s *Server) track(c *conn, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if add {
-		if s.shutdown {
+		if s.shutdown.Load() {
 			return false
 		}
 		if s.conns == nil {
@@ -118,11 +120,7 @@ func (s *Server) track(c *conn, add bool) bool {
 	return true
 }
 
-func (s *Server) shuttingDown() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.shutdown
-}
+func (s *Server) shuttingDown() bool { return s.shutdown.Load() }
 
 func (s *Server) logger() *zap.Logger {
 	if s.Log != nil {
@@ -146,7 +144,7 @@ type conn struct {
 	w   response
 
 	watch    watch
-	idle     bool // waiting for a request; guarded by srv.mu
+	idle     atomic.Bool // waiting for a request
 	hijacked bool
 	handed   bool // given to HTTP/2
 	// tmpl is the per-connection part of every *http.Request (its context
@@ -155,18 +153,19 @@ type conn struct {
 }
 
 func (c *conn) wakeIfIdle() {
-	if c.idle {
+	if c.idle.Load() {
 		c.nc.SetReadDeadline(time.Now())
 	}
 }
 
 // setIdle marks the connection idle (or busy); false means the server is
-// shutting down and an idle connection should end.
+// shutting down and an idle connection should end. Without a lock: the
+// read deadline is set before idle is, and Shutdown sets shutdown before
+// it looks at idle, so either this sees shutdown or Shutdown sees idle and
+// moves the deadline after ours (Go's atomics are sequentially consistent).
 func (c *conn) setIdle(idle bool) bool {
-	c.srv.mu.Lock()
-	defer c.srv.mu.Unlock()
-	c.idle = idle
-	return !c.srv.shutdown
+	c.idle.Store(idle)
+	return !c.srv.shutdown.Load()
 }
 
 func (c *conn) serve() {
