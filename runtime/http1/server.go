@@ -213,9 +213,6 @@ func (c *conn) serve() {
 				return
 			}
 		}
-		if s.ReadHeaderTimeout > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
-		}
 		if first && s.H2C != nil && c.sniffPreface() {
 			return
 		}
@@ -278,6 +275,11 @@ func (c *conn) readRequest() bool {
 		} else if len(buf) > lim.headerBytes() {
 			c.refuse(refuse(http.StatusRequestHeaderFieldsTooLarge, "request head too large"))
 			return false
+		}
+		if scanned < 0 && c.srv.ReadHeaderTimeout > 0 {
+			// The head did not come whole: it has read_header_timeout
+			// from now (most heads arrive in one read and skip this).
+			c.nc.SetReadDeadline(time.Now().Add(c.srv.ReadHeaderTimeout))
 		}
 		scanned = len(buf)
 		if ferr := c.r.fill(lim.headerBytes() + 4); ferr != nil {

@@ -76,14 +76,15 @@ func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response
 // expectClosed says the server closed the connection (EOF, nothing more).
 func expectClosed(t *testing.T, br *bufio.Reader) {
 	t.Helper()
-	if b, err := br.ReadByte(); err == nil {
+	b, err := br.ReadByte()
+	var ne net.Error
+	switch {
+	case err == nil:
 		t.Fatalf("connection still open: read %q", b)
-	} else if errors.Is(err, ioTimeout) {
+	case errors.As(err, &ne) && ne.Timeout():
 		t.Fatalf("connection still open: %v", err)
 	}
 }
-
-var ioTimeout = errors.New("timeout")
 
 // echo answers with the method, path, body and trailers it received.
 var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -707,4 +708,17 @@ func rss(b *testing.B) int64 {
 	var size, resident int64
 	fmt.Sscan(string(f), &size, &resident)
 	return resident * int64(os.Getpagesize())
+}
+
+// A head that does not come whole has read_header_timeout to finish (a
+// slowloris client is cut off, though the idle timeout is longer).
+func TestServerReadHeaderTimeout(t *testing.T) {
+	_, addr := startServer(t, echo, func(s *Server) {
+		s.ReadHeaderTimeout, s.IdleTimeout = 200*time.Millisecond, time.Minute
+	})
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResponse(t, br, "GET")
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n") // never finished
+	expectClosed(t, br)                                // within the dial's 10 s, not the minute
 }
