@@ -84,55 +84,93 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 			n, err := b.c.read(p)
 			b.remaining -= int64(n)
 			if n > 0 {
-				if b.remaining == 0 && !b.chunked {
+				if b.remaining == 0 && (!b.chunked || b.advanceBuffered()) {
+					// The end of the body comes with its last bytes when
+					// it is known without waiting (net/http's readers do
+					// the same, and a stream's last data is end_of_stream).
 					b.state = stateDone
+					return n, io.EOF
 				}
 				return n, nil
 			}
 			return 0, b.fail(err)
-		case stateSize:
-			line, err := b.line(maxChunkLine)
-			if err != nil {
-				return 0, b.fail(err)
+		default:
+			if err := b.stepLine(); err != nil {
+				return 0, err
 			}
-			n, err := parseChunkSize(line)
-			if err != nil {
-				return 0, b.fail(err)
-			}
-			if n == 0 {
-				b.state = stateTrailers
-			} else {
-				b.state, b.remaining = stateData, n
-			}
-		case stateDataCRLF:
-			line, err := b.line(2)
-			if err != nil {
-				return 0, b.fail(err)
-			}
-			if len(line) != 0 {
-				return 0, b.fail(refuse(http.StatusBadRequest, "chunk data not followed by CRLF"))
-			}
-			b.state = stateSize
-		case stateTrailers:
-			line, err := b.line(b.lim.headerBytes())
-			if err != nil {
-				return 0, b.fail(err)
-			}
-			if len(line) == 0 {
-				b.state = stateDone
-				return 0, io.EOF
-			}
-			b.fields++
-			if b.fields > b.lim.headers() {
-				return 0, b.fail(refuse(http.StatusRequestHeaderFieldsTooLarge, "too many trailer fields"))
-			}
-			name, value, err := parseField(line)
-			if err != nil {
-				return 0, b.fail(err)
-			}
-			if !framingField(name) {
-				b.trailer.Add(string(name), string(value))
-			}
+		}
+	}
+}
+
+// stepLine reads one line of chunked framing (a chunk size, the CRLF after
+// a chunk's data, or a trailer field) and moves the state on; io.EOF when
+// it ended the body.
+func (b *bodyReader) stepLine() error {
+	switch b.state {
+	case stateSize:
+		line, err := b.line(maxChunkLine)
+		if err != nil {
+			return b.fail(err)
+		}
+		n, err := parseChunkSize(line)
+		if err != nil {
+			return b.fail(err)
+		}
+		if n == 0 {
+			b.state = stateTrailers
+		} else {
+			b.state, b.remaining = stateData, n
+		}
+	case stateDataCRLF:
+		line, err := b.line(2)
+		if err != nil {
+			return b.fail(err)
+		}
+		if len(line) != 0 {
+			return b.fail(refuse(http.StatusBadRequest, "chunk data not followed by CRLF"))
+		}
+		b.state = stateSize
+	case stateTrailers:
+		line, err := b.line(b.lim.headerBytes())
+		if err != nil {
+			return b.fail(err)
+		}
+		if len(line) == 0 {
+			b.state = stateDone
+			return io.EOF
+		}
+		b.fields++
+		if b.fields > b.lim.headers() {
+			return b.fail(refuse(http.StatusRequestHeaderFieldsTooLarge, "too many trailer fields"))
+		}
+		name, value, err := parseField(line)
+		if err != nil {
+			return b.fail(err)
+		}
+		if !framingField(name) {
+			b.trailer.Add(string(name), string(value))
+		}
+	}
+	return nil
+}
+
+// advanceBuffered moves a chunked body past a finished chunk as far as the
+// buffered bytes go (CRLF, the last chunk, the trailers), without reading;
+// true when that reaches the end. A framing error found on the way is kept
+// for the next Read.
+func (b *bodyReader) advanceBuffered() bool {
+	b.state = stateDataCRLF
+	for {
+		switch {
+		case b.state == stateDone:
+			return true
+		case b.state == stateData || bytes.IndexByte(b.c.buffered(), '\n') < 0:
+			return false
+		}
+		if err := b.stepLine(); err == io.EOF {
+			return true
+		} else if err != nil {
+			return false
 		}
 	}
 }

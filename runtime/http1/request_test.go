@@ -226,3 +226,49 @@ func BenchmarkParseRequest(b *testing.B) {
 		}
 	}
 }
+
+// The body's end comes with its last bytes when it is already known (a
+// Content-Length body, or a chunked one whose last chunk and trailers are
+// buffered): the proxy passes that read on as data with end_of_stream.
+func TestBodyEndWithLastBytes(t *testing.T) {
+	tests := []struct {
+		name, head, body string
+		reads            []string // each read's data, "EOF" marking io.EOF with it
+	}{
+		{"content-length", "Content-Length: 5", "hello", []string{"hello EOF"}},
+		{"chunked, all buffered", "Transfer-Encoding: chunked", "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n", []string{"hello EOF"}},
+		{"chunked, two chunks", "Transfer-Encoding: chunked", "2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n", []string{"he", "llo EOF"}},
+		{"chunked, end not yet sent", "Transfer-Encoding: chunked", "5\r\nhello\r\n", []string{"hello", "unexpected EOF"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := "POST / HTTP/1.1\r\nHost: a\r\n" + tt.head + "\r\n\r\n" + tt.body
+			var req Request
+			n, err := ParseRequest([]byte(raw), &req, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c connReader
+			c.init(strings.NewReader(raw[n:]))
+			defer c.release()
+			var b bodyReader
+			b.reset(&c, &req, Limits{})
+			var got []string
+			buf := make([]byte, 64)
+			for len(got) < 4 {
+				n, err := b.Read(buf)
+				s := string(buf[:n])
+				if err != nil {
+					s = strings.TrimSpace(s + " " + err.Error())
+				}
+				got = append(got, s)
+				if err != nil {
+					break
+				}
+			}
+			if strings.Join(got, "|") != strings.Join(tt.reads, "|") {
+				t.Fatalf("reads %q, want %q", got, tt.reads)
+			}
+		})
+	}
+}
