@@ -36,11 +36,7 @@ type Server struct {
 	// H2C, when set, takes a connection that starts with the HTTP/2
 	// connection preface (prior-knowledge h2c); c replays what was read.
 	H2C func(c net.Conn, ctx context.Context)
-	// Upgrade, when set, is offered every request that asks to upgrade
-	// before the handler sees it; true means it answered (and usually
-	// hijacked the connection).
-	Upgrade func(w http.ResponseWriter, r *http.Request) bool
-	Log     *zap.Logger
+	Log *zap.Logger
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -55,7 +51,7 @@ var ErrServerClosed = errors.New("http1: server closed")
 // handed to HTTP/2, or the server shuts down. tlsState is c's TLS state,
 // nil for plain text. It closes c unless c was hijacked or handed over.
 func (s *Server) ServeConn(c net.Conn, tlsState *tls.ConnectionState) {
-	cn := &conn{srv: s, nc: c, tls: tlsState, remoteAddr: c.RemoteAddr().String()}
+	cn := &conn{srv: s, nc: c, wc: writeThrough(c), tls: tlsState, remoteAddr: c.RemoteAddr().String()}
 	if !s.track(cn, true) {
 		c.Close()
 		return
@@ -133,6 +129,7 @@ func (s *Server) logger() *zap.Logger {
 type conn struct {
 	srv        *Server
 	nc         net.Conn
+	wc         net.Conn // nc, or what it wraps when writes pass through (writev)
 	tls        *tls.ConnectionState
 	remoteAddr string
 	ctx        context.Context
@@ -338,10 +335,6 @@ func (c *conn) serveRequest() (keep bool) {
 	if c.req.Expect100 && !c.bd.Done() {
 		c.bd.beforeRead = c.w.sendContinue
 	}
-	if c.req.Upgrade && c.srv.Upgrade != nil && c.srv.Upgrade(&c.w, r) {
-		c.expireBody()
-		return false
-	}
 	c.startWatch()
 	if c.bd.Done() {
 		c.armWatch()
@@ -438,4 +431,23 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// WriteThrough is what a connection wrapper implements when its writes go
+// unchanged to the connection it wraps (a listener's accounting or
+// sniffing wrappers): the server then writes head and body with one
+// writev on the connection underneath, which net.Buffers only does for
+// the standard library's own connection types.
+type WriteThrough interface {
+	WriteThrough() net.Conn
+}
+
+func writeThrough(c net.Conn) net.Conn {
+	for {
+		w, ok := c.(WriteThrough)
+		if !ok {
+			return c
+		}
+		c = w.WriteThrough()
+	}
 }
