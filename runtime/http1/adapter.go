@@ -470,7 +470,7 @@ func (w *response) writeBody(p []byte) error {
 		w.bufs = w.vec[:3]
 	}
 	*w.wbuf = b[:0]
-	_, err := w.bufs.WriteTo(w.c.nc)
+	_, err := w.bufs.WriteTo(w.c.wc)
 	w.vec = [3][]byte{}
 	if err != nil {
 		w.failed = true

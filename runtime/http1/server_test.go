@@ -722,3 +722,43 @@ func TestServerReadHeaderTimeout(t *testing.T) {
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n") // never finished
 	expectClosed(t, br)                                // within the dial's 10 s, not the minute
 }
+
+// passConn is a listener's wrapper that leaves writes alone.
+type passConn struct{ net.Conn }
+
+func (c *passConn) WriteThrough() net.Conn { return c.Conn }
+
+// Through wrappers that say their writes pass through, a large response
+// is written on the connection underneath (where net.Buffers is one
+// writev) and arrives whole.
+func TestServerWritesThroughWrappers(t *testing.T) {
+	big := strings.Repeat("y", 50000)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", itoa(len(big)))
+		io.WriteString(w, big)
+	})}
+	defer s.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wrapped := &passConn{&passConn{c}}
+		if _, ok := writeThrough(wrapped).(*net.TCPConn); !ok {
+			t.Errorf("writeThrough gave %T, want the *net.TCPConn", writeThrough(wrapped))
+		}
+		s.ServeConn(wrapped, nil)
+	}()
+	c, br := dial(t, ln.Addr().String())
+	for range 2 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		if _, body := readResponse(t, br, "GET"); body != big {
+			t.Fatalf("body of %d bytes, want %d", len(body), len(big))
+		}
+	}
+}

@@ -135,3 +135,7 @@ func (c *limitConn) CloseWrite() error {
 	}
 	return nil
 }
+
+// WriteThrough lets the HTTP/1.1 server write to the connection itself
+// (one writev for head and body): limitConn only counts Close.
+func (c *limitConn) WriteThrough() net.Conn { return c.Conn }

@@ -98,3 +98,7 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// WriteThrough lets the HTTP/1.1 server write to the connection itself
+// (one writev for head and body): peekedConn only replays reads.
+func (c *peekedConn) WriteThrough() net.Conn { return c.Conn }

@@ -68,3 +68,7 @@ func (c *prefaceConn) refuse() error {
 	c.Conn.Close()
 	return net.ErrClosed
 }
+
+// WriteThrough lets the HTTP/1.1 server write to the connection itself
+// (one writev for head and body): prefaceConn only looks at reads.
+func (c *prefaceConn) WriteThrough() net.Conn { return c.Conn }
