@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -256,7 +257,7 @@ type response struct {
 	closeAfter  bool
 	failed      bool // nothing more may be written
 	// writeDeadline: the handler set one, to be cleared after the request.
-	writeDeadline bool
+	writeDeadline atomic.Bool
 	bodyAllowed   bool
 	cl            int64 // declared Content-Length, -1 unknown
 	written       int64
@@ -277,10 +278,10 @@ func (w *response) reset(r *http.Request, q *Request) {
 	}
 	clear(w.header)
 	w.req, w.q = r, q
-	if w.writeDeadline {
+	if w.writeDeadline.Swap(false) {
 		w.c.nc.SetWriteDeadline(time.Time{})
 	}
-	w.status, w.wroteHeader, w.committed, w.chunked, w.closeAfter, w.failed, w.writeDeadline = 0, false, false, false, false, false, false
+	w.status, w.wroteHeader, w.committed, w.chunked, w.closeAfter, w.failed = 0, false, false, false, false, false
 	w.cl, w.written, w.trailers = -1, 0, w.trailers[:0]
 	if w.wbuf == nil {
 		w.wbuf = bufPool.Get().(*[]byte)
@@ -548,10 +549,9 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // request.
 func (w *response) SetReadDeadline(t time.Time) error { return w.c.nc.SetReadDeadline(t) }
 
+// Neither takes mu: their point is to end a write blocked while holding it.
 func (w *response) SetWriteDeadline(t time.Time) error {
-	w.mu.Lock()
-	w.writeDeadline = true
-	w.mu.Unlock()
+	w.writeDeadline.Store(true)
 	return w.c.nc.SetWriteDeadline(t)
 }
 

@@ -762,3 +762,31 @@ func TestServerWritesThroughWrappers(t *testing.T) {
 		}
 	}
 }
+
+// A write deadline ends a write that is blocked on a client that stopped
+// reading, though the blocked write holds the response (the proxy's stream
+// idle timeout does this from its own goroutine).
+func TestServerWriteDeadlineEndsBlockedWrite(t *testing.T) {
+	done := make(chan error, 1)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		time.AfterFunc(300*time.Millisecond, func() { rc.SetWriteDeadline(aLongTimeAgo) })
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				done <- err
+				return
+			}
+		}
+	}), nil)
+	c, _ := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n") // and read nothing
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("write ended without an error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the blocked write did not end")
+	}
+}
