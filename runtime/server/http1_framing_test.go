@@ -12,16 +12,13 @@ import (
 	"time"
 )
 
-// rawConn is a client connection to sluice's listener; the deadline bounds
-// every wait in these tests far below the routes' timeouts.
+// rawConn is a client connection to sluice's listener with its reader
+// (pipelined responses share it); the deadline bounds every wait in these
+// tests far below the routes' timeouts.
 func rawConn(t *testing.T, ts *testServer) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	c, err := net.Dial("tcp", ts.ListenerAddr("public"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialListener(t, ts)
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	t.Cleanup(func() { c.Close() })
 	return c, bufio.NewReader(c)
 }
 
