@@ -26,7 +26,7 @@ func TestLoadRefused(t *testing.T) {
 		want                          string
 	}{
 		{name: "no abi export", wasm: buildModule(), want: "missing or unknown proxy-wasm ABI version"},
-		{name: "no memory", wasm: []byte("\x00asm\x01\x00\x00\x00"), want: "invalid Wasm module: the module has no memory"},
+		{name: "no memory", wasm: []byte("\x00asm\x01\x00\x00\x00"), want: "invalid Wasm module: missing or unknown proxy-wasm ABI version and no memory"},
 		{name: "not wasm", wasm: []byte("hello"), want: "invalid Wasm module: not a Wasm binary module"},
 		// Each of these once reached wazero's decoder, which allocates a
 		// slice as long as a declared count before reading an entry:

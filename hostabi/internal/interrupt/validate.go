@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Limits a module must keep: the WebAssembly JS API's implementation
@@ -75,6 +76,9 @@ type moduleInfo struct {
 	start           int64
 	sawCode         bool
 	importedGlobals uint32
+	// abiExport: the module exports a proxy_abi_version_* function, so a
+	// refusal can say whether it is a proxy-wasm filter at all.
+	abiExport bool
 
 	// The function body being checked: its locals (parameters included)
 	// and block depth, for inBody, which bodyIndex holds as a func value
@@ -145,7 +149,11 @@ func inspect(module []byte) (*moduleInfo, error) {
 	}
 	if m.counts[spaceMemory] == 0 {
 		// A filter exports its memory; and the deadline's checks grow
-		// memory 0 to exit to Go.
+		// memory 0 to exit to Go. Without an ABI export either, the
+		// module is not a filter: say that first, as Envoy does.
+		if !m.abiExport {
+			return nil, errors.New("missing or unknown proxy-wasm ABI version and no memory: is it a proxy-wasm filter?")
+		}
 		return nil, errors.New("the module has no memory (a proxy-wasm filter exports one)")
 	}
 	return m, nil
@@ -463,6 +471,9 @@ func (m *moduleInfo) exportSection(r *reader) error {
 		kind, err := r.byte()
 		if err != nil {
 			return err
+		}
+		if kind == 0 && strings.HasPrefix(name, "proxy_abi_version_") {
+			m.abiExport = true
 		}
 		if int(kind) >= len(spaces) {
 			return fmt.Errorf("export %q: unknown kind %#x", name, kind)
