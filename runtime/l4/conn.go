@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
+	"github.com/sluice-proxy/sluice/runtime/wasmfilter"
 )
 
 // Directions of a connection's bytes.
@@ -538,7 +539,7 @@ func (c *conn) property(path []string) ([]byte, bool) {
 		id := peerID(c.tls)
 		return []byte(id), id != ""
 	}
-	return filter.ConnectionProperty(&c.attrs, key, path)
+	return wasmfilter.ConnectionProperty(&c.attrs, key, path)
 }
 
 func peerID(cs *tls.ConnectionState) string {

@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
-	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
+	"github.com/sluice-proxy/sluice/runtime/wasmfilter"
 )
 
 // istioVersion is the ISTIO_VERSION a sidecar reports unless told
@@ -20,8 +20,8 @@ const istioVersion = "1.24.0"
 // sidecar mode Istio's node metadata filled in as Istio's agent fills it,
 // from ISTIO_META_* variables, the pod's variables and the [identity]
 // certificate's SPIFFE ID.
-func nodeFor(cfg *config.Config, id *mesh.Certificate, env func(string) string, environ func() []string) *filter.Node {
-	n := &filter.Node{ID: cfg.Node.ID, Cluster: cfg.Node.Cluster, Metadata: maps.Clone(cfg.Node.Metadata)}
+func nodeFor(cfg *config.Config, id *mesh.Certificate, env func(string) string, environ func() []string) *wasmfilter.Node {
+	n := &wasmfilter.Node{ID: cfg.Node.ID, Cluster: cfg.Node.Cluster, Metadata: maps.Clone(cfg.Node.Metadata)}
 	if cfg.Mode != "sidecar" {
 		return n
 	}

@@ -14,10 +14,10 @@ import (
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/runtime/config"
-	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/sharedstore"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/upstream"
+	"github.com/sluice-proxy/sluice/runtime/wasmfilter"
 )
 
 // wasmEnv is the process-wide Wasm host: one engine, and the shared store,
@@ -36,8 +36,8 @@ type wasmEnv struct {
 	engine *hostabi.Engine // nil until a plugin loads
 }
 
-func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, log *zap.Logger, cluster func(string) *upstream.Cluster, node *filter.Node) (*wasmEnv, error) {
-	caller := &filter.WasmHTTPCaller{Lookup: func(name string) (filter.RoundTripFunc, bool) {
+func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, log *zap.Logger, cluster func(string) *upstream.Cluster, node *wasmfilter.Node) (*wasmEnv, error) {
+	caller := &wasmfilter.WasmHTTPCaller{Lookup: func(name string) (wasmfilter.RoundTripFunc, bool) {
 		c := cluster(name)
 		if c == nil {
 			return nil, false
@@ -67,7 +67,7 @@ func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, lo
 		Logger:   log,
 		HTTP:     caller,
 		Shared:   store,
-		Metrics:  filter.NewWasmMetrics(reg),
+		Metrics:  wasmfilter.NewWasmMetrics(reg),
 		// node.* is the process's, for every context.
 		Properties: node.Property,
 	}
@@ -131,7 +131,7 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte) (lo
 	if err != nil {
 		return nil, err
 	}
-	return filter.NewWasmFactory(p, e.log.With(zap.String("plugin", pc.Name))), nil
+	return wasmfilter.NewWasmFactory(p, e.log.With(zap.String("plugin", pc.Name))), nil
 }
 
 func (e *wasmEnv) close() {

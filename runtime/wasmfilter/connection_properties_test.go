@@ -1,15 +1,17 @@
-package filter
+package wasmfilter
 
 import (
 	"crypto/tls"
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/runtime/filter"
 )
 
 func TestTLSVersionNameIsBoringSSLs(t *testing.T) {
 	for v, want := range map[uint16]string{tls.VersionTLS10: "TLSv1", tls.VersionTLS11: "TLSv1.1", tls.VersionTLS12: "TLSv1.2", tls.VersionTLS13: "TLSv1.3"} {
-		if got := TLSVersionName(v); got != want {
+		if got := filter.TLSVersionName(v); got != want {
 			t.Errorf("TLSVersionName(%#x) = %q, want %q", v, got, want)
 		}
 	}
@@ -18,8 +20,8 @@ func TestTLSVersionNameIsBoringSSLs(t *testing.T) {
 // ConnectionProperty's answers, by Envoy's attribute types.
 func TestConnectionProperty(t *testing.T) {
 	der := []byte("any bytes: the encoding does not parse them \xff\xfe")
-	c := &Connection{ID: 9, Source: "127.0.0.1:5555", Destination: "[::1]:443", Upstream: "10.0.0.2:8080",
-		TLS:         &TLSInfo{Version: "TLSv1.3", ServerName: "api", MTLS: true, PeerDNSSANs: []string{"a", "b"}, PeerCertDER: der},
+	c := &filter.Connection{ID: 9, Source: "127.0.0.1:5555", Destination: "[::1]:443", Upstream: "10.0.0.2:8080",
+		TLS:         &filter.TLSInfo{Version: "TLSv1.3", ServerName: "api", MTLS: true, PeerDNSSANs: []string{"a", "b"}, PeerCertDER: der},
 		ClusterName: "api", ClusterMetadata: map[string]any{"filter_metadata": map[string]any{"acme": map[string]any{"tier": "gold", "weight": int64(2)}}}}
 	i64 := func(n int64) string { return string(binary.LittleEndian.AppendUint64(nil, uint64(n))) }
 	for _, tc := range []struct {
@@ -53,7 +55,7 @@ func TestConnectionProperty(t *testing.T) {
 		strings.ContainsAny(string(pemURL), "\n +/=") {
 		t.Errorf("connection.peer_certificate = %q, %v; want URL-encoded PEM", pemURL, ok)
 	}
-	plain := &Connection{Source: "127.0.0.1:1"}
+	plain := &filter.Connection{Source: "127.0.0.1:1"}
 	if v, ok := ConnectionProperty(plain, "connection.requested_server_name", []string{"connection", "requested_server_name"}); !ok || len(v) != 0 {
 		t.Errorf("requested_server_name without TLS = %q, %v; want \"\", found", v, ok)
 	}

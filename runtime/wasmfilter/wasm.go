@@ -1,4 +1,4 @@
-package filter
+package wasmfilter
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/runtime/filter"
 )
 
 // WasmFactory is a Factory backed by one loaded generation of a Wasm
@@ -56,11 +57,11 @@ func (f *WasmFactory) Close() {
 
 // NewFilter implements Factory. An error (no instance can serve) leaves the
 // failure policy to the caller, as Factory says.
-func (f *WasmFactory) NewFilter(ctx context.Context, s Stream) (HTTPFilter, error) {
+func (f *WasmFactory) NewFilter(ctx context.Context, s filter.Stream) (filter.HTTPFilter, error) {
 	w := &wasmFilter{f: f, host: wasmStreamHost{s: s}}
 	hs, err := f.p.NewHTTPStream(ctx, w.host)
 	if errors.Is(err, hostabi.ErrClosed) {
-		return nil, fmt.Errorf("%w: %w", ErrClosed, err)
+		return nil, fmt.Errorf("%w: %w", filter.ErrClosed, err)
 	}
 	if err != nil {
 		return nil, err
@@ -81,12 +82,12 @@ type wasmFilter struct {
 }
 
 // failureReply is what a fail-closed plugin's stream gets, as Envoy (503).
-func failureReply(err error) LocalReply {
-	return LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("wasm filter failed\n"),
+func failureReply(err error) filter.LocalReply {
+	return filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("wasm filter failed\n"),
 		Details: "wasm_fail_stream", GRPCStatus: 14}
 }
 
-func (w *wasmFilter) status(s Stream, a hostabi.Action, err error) Status {
+func (w *wasmFilter) status(s filter.Stream, a hostabi.Action, err error) filter.Status {
 	if err != nil {
 		if !w.failed {
 			w.failed = true
@@ -96,82 +97,82 @@ func (w *wasmFilter) status(s Stream, a hostabi.Action, err error) Status {
 			}
 			if !w.f.FailOpen() {
 				s.SendLocalReply(failureReply(err))
-				return StopIteration
+				return filter.StopIteration
 			}
 		}
 		if w.f.FailOpen() {
-			return Continue
+			return filter.Continue
 		}
-		return StopIteration
+		return filter.StopIteration
 	}
 	switch a {
 	case hostabi.Pause:
-		return StopIteration
+		return filter.StopIteration
 	case hostabi.Buffer:
-		return StopIterationAndBuffer
+		return filter.StopIterationAndBuffer
 	}
-	return Continue
+	return filter.Continue
 }
 
 func (w *wasmFilter) skip() bool { return w.failed && w.f.FailOpen() }
 
-func (w *wasmFilter) OnRequestHeaders(s Stream, endOfStream bool) Status {
+func (w *wasmFilter) OnRequestHeaders(s filter.Stream, endOfStream bool) filter.Status {
 	if w.skip() {
-		return Continue
+		return filter.Continue
 	}
 	a, err := w.hs.OnRequestHeaders(endOfStream)
 	return w.status(s, a, err)
 }
 
-func (w *wasmFilter) OnResponseHeaders(s Stream, endOfStream bool) Status {
+func (w *wasmFilter) OnResponseHeaders(s filter.Stream, endOfStream bool) filter.Status {
 	if w.skip() {
-		return Continue
+		return filter.Continue
 	}
 	a, err := w.hs.OnResponseHeaders(endOfStream)
 	return w.status(s, a, err)
 }
 
-func (w *wasmFilter) OnRequestBody(s Stream, b *Body, endOfStream bool) Status {
+func (w *wasmFilter) OnRequestBody(s filter.Stream, b *filter.Body, endOfStream bool) filter.Status {
 	if w.skip() {
-		return Continue
+		return filter.Continue
 	}
 	out, a, err := w.hs.OnRequestBody(b.Data, endOfStream)
 	b.Data = out
 	return w.status(s, a, err)
 }
 
-func (w *wasmFilter) OnResponseBody(s Stream, b *Body, endOfStream bool) Status {
+func (w *wasmFilter) OnResponseBody(s filter.Stream, b *filter.Body, endOfStream bool) filter.Status {
 	if w.skip() {
-		return Continue
+		return filter.Continue
 	}
 	out, a, err := w.hs.OnResponseBody(b.Data, endOfStream)
 	b.Data = out
 	return w.status(s, a, err)
 }
 
-func (w *wasmFilter) OnRequestTrailers(s Stream) Status {
+func (w *wasmFilter) OnRequestTrailers(s filter.Stream) filter.Status {
 	if w.skip() {
-		return Continue
+		return filter.Continue
 	}
 	a, err := w.hs.OnRequestTrailers()
 	return w.status(s, a, err)
 }
 
-func (w *wasmFilter) OnResponseTrailers(s Stream) Status {
+func (w *wasmFilter) OnResponseTrailers(s filter.Stream) filter.Status {
 	if w.skip() {
-		return Continue
+		return filter.Continue
 	}
 	a, err := w.hs.OnResponseTrailers()
 	return w.status(s, a, err)
 }
 
-func (w *wasmFilter) OnLog(Stream) {
+func (w *wasmFilter) OnLog(filter.Stream) {
 	if w.failed {
 		return
 	}
 	_ = w.hs.OnLog()
 }
 
-func (w *wasmFilter) OnDone(Stream) {
+func (w *wasmFilter) OnDone(filter.Stream) {
 	_ = w.hs.OnDone()
 }

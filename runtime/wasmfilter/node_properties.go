@@ -1,4 +1,4 @@
-package filter
+package wasmfilter
 
 // Node is this proxy as Envoy's bootstrap node describes it, served to
 // every context (root contexts too, from proxy_on_vm_start on) as node.id,

@@ -1,4 +1,4 @@
-package filter
+package wasmfilter
 
 import (
 	"encoding/binary"
@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/filter"
 )
 
 // Properties with Envoy's attribute paths and encodings: strings raw,
@@ -241,7 +243,7 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 	case "route_name":
 		return []byte(info.RouteName), info.RouteName != ""
 	}
-	return ConnectionProperty(&Connection{ID: info.ConnectionID, Source: info.Source, Destination: info.Destination,
+	return ConnectionProperty(&filter.Connection{ID: info.ConnectionID, Source: info.Source, Destination: info.Destination,
 		Upstream: info.Upstream, TLS: info.TLS, ClusterName: info.ClusterName, ClusterMetadata: info.ClusterMetadata}, key, path)
 }
 

@@ -1,10 +1,11 @@
-package filter
+package wasmfilter
 
 import (
 	"context"
 	"testing"
 
 	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/runtime/filter"
 )
 
 // BenchmarkWasmFilterStream is one stream through a header-adding Wasm
@@ -27,10 +28,10 @@ func BenchmarkWasmFilterStream(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if st := flt.OnRequestHeaders(s, true); st != Continue {
+				if st := flt.OnRequestHeaders(s, true); st != filter.Continue {
 					b.Fatal(st)
 				}
-				s.resp = &ResponseHead{Status: 200}
+				s.resp = &filter.ResponseHead{Status: 200}
 				flt.OnResponseHeaders(s, true)
 				flt.OnLog(s)
 				flt.OnDone(s)

@@ -1,4 +1,4 @@
-package filter_test
+package wasmfilter_test
 
 import (
 	"context"
@@ -23,9 +23,9 @@ import (
 
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/runtime/config"
-	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/upstream"
+	"github.com/sluice-proxy/sluice/runtime/wasmfilter"
 )
 
 // rawCodec passes gRPC messages through as bytes, so the server sees what
@@ -108,7 +108,7 @@ func TestWasmGRPCStreamEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	caller := &filter.WasmHTTPCaller{Lookup: func(name string) (filter.RoundTripFunc, bool) {
+	caller := &wasmfilter.WasmHTTPCaller{Lookup: func(name string) (wasmfilter.RoundTripFunc, bool) {
 		c := m.Cluster(name)
 		if c == nil {
 			return nil, false

@@ -1,4 +1,4 @@
-package filter
+package wasmfilter
 
 import (
 	"context"
@@ -16,17 +16,18 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/runtime/filter"
 )
 
 // testStream is a small real Stream over net/http types, as the proxy
 // builds one.
 type testStream struct {
 	req     *http.Request
-	resp    *ResponseHead
-	info    Info
+	resp    *filter.ResponseHead
+	info    filter.Info
 	mu      sync.Mutex
-	local   []LocalReply
-	resumed chan Direction
+	local   []filter.LocalReply
+	resumed chan filter.Direction
 }
 
 func newTestStream(method, target string) *testStream {
@@ -34,20 +35,20 @@ func newTestStream(method, target string) *testStream {
 	req.Header.Set("User-Agent", "test-agent")
 	req.Header.Add("X-Multi", "a")
 	req.Header.Add("X-Multi", "b")
-	return &testStream{req: req, resumed: make(chan Direction, 8), info: Info{
+	return &testStream{req: req, resumed: make(chan filter.Direction, 8), info: filter.Info{
 		ID: 7, RequestID: "rid-1", Start: time.Now(), Protocol: "HTTP/1.1", Scheme: "http",
 		RouteName: "orders", ClusterName: "orders-v1", Source: "127.0.0.1:5555", Destination: "127.0.0.1:8080",
 		ConnectionID: 3, RouteMetadata: map[string]any{"filter_metadata": map[string]any{"ns": map[string]any{"tier": "gold"}}},
 	}}
 }
 
-func (s *testStream) Context() context.Context     { return s.req.Context() }
-func (s *testStream) Request() *http.Request       { return s.req }
-func (s *testStream) RequestTrailers() http.Header { return nil }
-func (s *testStream) Response() *ResponseHead      { return s.resp }
-func (s *testStream) Resume(d Direction)           { s.resumed <- d }
-func (s *testStream) Info() *Info                  { return &s.info }
-func (s *testStream) SendLocalReply(r LocalReply) {
+func (s *testStream) Context() context.Context       { return s.req.Context() }
+func (s *testStream) Request() *http.Request         { return s.req }
+func (s *testStream) RequestTrailers() http.Header   { return nil }
+func (s *testStream) Response() *filter.ResponseHead { return s.resp }
+func (s *testStream) Resume(d filter.Direction)      { s.resumed <- d }
+func (s *testStream) Info() *filter.Info             { return &s.info }
+func (s *testStream) SendLocalReply(r filter.LocalReply) {
 	s.mu.Lock()
 	s.local = append(s.local, r)
 	s.mu.Unlock()
@@ -134,11 +135,11 @@ func TestWasmFilterHeadersAndProperties(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := flt.OnRequestHeaders(s, true); st != Continue {
+	if st := flt.OnRequestHeaders(s, true); st != filter.Continue {
 		t.Fatalf("status %v", st)
 	}
-	s.resp = &ResponseHead{Status: 200, Header: http.Header{"Content-Type": {"text/plain"}}}
-	if st := flt.OnResponseHeaders(s, false); st != Continue {
+	s.resp = &filter.ResponseHead{Status: 200, Header: http.Header{"Content-Type": {"text/plain"}}}
+	if st := flt.OnResponseHeaders(s, false); st != filter.Continue {
 		t.Fatalf("status %v", st)
 	}
 	flt.OnLog(s)
@@ -186,12 +187,12 @@ func TestWasmFilterBodyAndLocalReply(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer flt.OnDone(s)
-	b := &Body{Data: []byte("original")}
-	if st := flt.OnRequestBody(s, b, false); st != StopIterationAndBuffer || string(b.Data) != "rewritten" {
+	b := &filter.Body{Data: []byte("original")}
+	if st := flt.OnRequestBody(s, b, false); st != filter.StopIterationAndBuffer || string(b.Data) != "rewritten" {
 		t.Errorf("body: %v %q", st, b.Data)
 	}
-	s.resp = &ResponseHead{Status: 200, Header: http.Header{}}
-	if st := flt.OnResponseHeaders(s, false); st != StopIteration {
+	s.resp = &filter.ResponseHead{Status: 200, Header: http.Header{}}
+	if st := flt.OnResponseHeaders(s, false); st != filter.StopIteration {
 		t.Errorf("status after local reply = %v", st)
 	}
 	if len(s.local) != 1 || s.local[0].Status != 403 || string(s.local[0].Body) != "denied" ||
@@ -209,12 +210,12 @@ func TestWasmFilterPauseResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer flt.OnDone(s)
-	if st := flt.OnRequestHeaders(s, false); st != StopIteration {
+	if st := flt.OnRequestHeaders(s, false); st != filter.StopIteration {
 		t.Fatalf("status %v", st)
 	}
 	select {
 	case d := <-s.resumed:
-		if d != Response {
+		if d != filter.Response {
 			t.Errorf("resumed %v, want Response (continue 1)", d)
 		}
 	case <-time.After(5 * time.Second):
@@ -241,14 +242,14 @@ func TestWasmFilterFailurePolicy(t *testing.T) {
 			}
 			st := flt.OnRequestHeaders(s, true)
 			if open {
-				if st != Continue || len(s.local) != 0 {
+				if st != filter.Continue || len(s.local) != 0 {
 					t.Errorf("fail-open: %v %+v", st, s.local)
 				}
-				b := &Body{Data: []byte("x")}
-				if st := flt.OnRequestBody(s, b, true); st != Continue || string(b.Data) != "x" {
+				b := &filter.Body{Data: []byte("x")}
+				if st := flt.OnRequestBody(s, b, true); st != filter.Continue || string(b.Data) != "x" {
 					t.Errorf("fail-open body: %v", st)
 				}
-			} else if st != StopIteration || len(s.local) != 1 || s.local[0].Status != 503 {
+			} else if st != filter.StopIteration || len(s.local) != 1 || s.local[0].Status != 503 {
 				t.Errorf("fail-closed: %v %+v", st, s.local)
 			}
 			flt.OnLog(s)

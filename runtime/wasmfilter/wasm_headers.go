@@ -1,4 +1,4 @@
-package filter
+package wasmfilter
 
 import (
 	"net/http"
@@ -8,12 +8,13 @@ import (
 	"strings"
 
 	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/runtime/filter"
 )
 
 // wasmStreamHost is hostabi's view of a Stream: net/http types shown as
 // Envoy's header maps, with pseudo-headers, lowercase keys and a stable
 // order.
-type wasmStreamHost struct{ s Stream }
+type wasmStreamHost struct{ s filter.Stream }
 
 func (h wasmStreamHost) Headers(t hostabi.MapType) hostabi.HeaderMap {
 	switch t {
@@ -44,21 +45,21 @@ func (h wasmStreamHost) SendLocalResponse(r hostabi.LocalResponse) {
 	for _, kv := range r.Headers {
 		hdr.Add(kv[0], kv[1])
 	}
-	h.s.SendLocalReply(LocalReply{Status: r.Status, Body: r.Body, Header: hdr, Details: r.Details, GRPCStatus: r.GRPCStatus})
+	h.s.SendLocalReply(filter.LocalReply{Status: r.Status, Body: r.Body, Header: hdr, Details: r.Details, GRPCStatus: r.GRPCStatus})
 }
 
 func (h wasmStreamHost) Resume(t hostabi.StreamType) {
 	if t == hostabi.StreamResponse {
-		h.s.Resume(Response)
+		h.s.Resume(filter.Response)
 		return
 	}
-	h.s.Resume(Request)
+	h.s.Resume(filter.Request)
 }
 
 // Close has no reset in the Stream contract; a local reply ends the
 // stream as far as the filter chain is concerned.
 func (h wasmStreamHost) Close(hostabi.StreamType) {
-	h.s.SendLocalReply(LocalReply{Status: http.StatusBadGateway, Details: "wasm_close_stream", GRPCStatus: 14})
+	h.s.SendLocalReply(filter.LocalReply{Status: http.StatusBadGateway, Details: "wasm_close_stream", GRPCStatus: 14})
 }
 
 // headerMap adapts an http.Header (no pseudo-headers).
@@ -111,7 +112,7 @@ func (m headerMap) SetPairs(p [][2]string) {
 
 // requestHeaderMap shows the request with :method, :path, :authority and
 // :scheme first, as Envoy does.
-type requestHeaderMap struct{ s Stream }
+type requestHeaderMap struct{ s filter.Stream }
 
 func (m requestHeaderMap) hdr() headerMap { return headerMap{h: m.s.Request().Header} }
 
@@ -211,7 +212,7 @@ func (m requestHeaderMap) SetPairs(p [][2]string) {
 }
 
 // responseHeaderMap shows the response with :status first.
-type responseHeaderMap struct{ r *ResponseHead }
+type responseHeaderMap struct{ r *filter.ResponseHead }
 
 func (m responseHeaderMap) hdr() headerMap {
 	if m.r.Header == nil {

@@ -1,56 +1,15 @@
-package filter
+package wasmfilter
 
 import (
-	"crypto/tls"
 	"encoding/pem"
 	"strings"
-	"sync/atomic"
+
+	"github.com/sluice-proxy/sluice/runtime/filter"
 )
-
-// Connection is what Envoy's connection-level attributes are made of. An
-// HTTP stream and a TCP (network filter) connection both describe theirs
-// with it, so both answer source.*, destination.*, upstream.address,
-// connection.*, cluster_name and cluster_metadata from one table
-// (ConnectionProperty); request.* and response.* stay the HTTP side's.
-type Connection struct {
-	// ID is Envoy's connection.id: unique among the process's downstream
-	// connections (NextConnectionID).
-	ID          uint64
-	Source      string // downstream remote address "ip:port"
-	Destination string // downstream local address "ip:port"
-	// Upstream is the endpoint's address, "" until one is picked.
-	Upstream        string
-	TLS             *TLSInfo // nil without TLS
-	ListenerName    string
-	ClusterName     string
-	ClusterMetadata map[string]any
-}
-
-var connectionIDs atomic.Uint64
-
-// NextConnectionID numbers a new downstream connection.
-func NextConnectionID() uint64 { return connectionIDs.Add(1) }
-
-// TLSVersionName spells a TLS version as Envoy's connection.tls_version
-// and upstream.tls_version do: BoringSSL's SSL_get_version names
-// ("TLSv1.2", "TLSv1.3"), not Go's ("TLS 1.3").
-func TLSVersionName(v uint16) string {
-	switch v {
-	case tls.VersionTLS10:
-		return "TLSv1"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	}
-	return "unknown"
-}
 
 // ConnectionProperty answers a connection-level attribute (dotted key as
 // joined from the path; path for the metadata walks) with Envoy's types.
-func ConnectionProperty(c *Connection, key string, path []string) ([]byte, bool) {
+func ConnectionProperty(c *filter.Connection, key string, path []string) ([]byte, bool) {
 	switch path[0] {
 	case "xds":
 		// xds.cluster_name, xds.cluster_metadata... as Envoy >= 1.23 names them.
@@ -61,7 +20,7 @@ func ConnectionProperty(c *Connection, key string, path []string) ([]byte, bool)
 	case "cluster_metadata":
 		return metadataProp(c.ClusterMetadata, path[1:])
 	}
-	var tlsInfo TLSInfo
+	var tlsInfo filter.TLSInfo
 	if c.TLS != nil {
 		tlsInfo = *c.TLS
 	}
