@@ -12,10 +12,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
-	"github.com/sluice-proxy/sluice/runtime/wasmfilter"
 )
 
 // Directions of a connection's bytes.
@@ -23,6 +21,9 @@ const (
 	downstream = 0 // client -> backend, on_downstream_data, filters in order
 	upstream   = 1 // backend -> client, on_upstream_data, filters in reverse
 )
+
+// halves names each direction as the filter contract does.
+var halves = [2]filter.Direction{downstream: filter.Request, upstream: filter.Response}
 
 // conn is one proxied TCP connection.
 type conn struct {
@@ -56,19 +57,17 @@ type conn struct {
 
 	// pmu guards what properties read: a plugin's tick may ask for them
 	// while another plugin's data callback runs.
-	pmu          sync.Mutex
-	upstreamAddr string
-	props        map[string][]byte
+	pmu   sync.Mutex
+	props map[string][]byte
 	// attrs are the connection-level attributes (Envoy's source.*,
 	// destination.*, connection.*, upstream.address, cluster_*).
 	attrs filter.Connection
 }
 
-// netFilter is one plugin's context on this connection.
+// netFilter is one plugin's filter on this connection.
 type netFilter struct {
-	c       *conn
-	p       *hostabi.Plugin
-	s       *hostabi.NetworkStream
+	p       filter.NetworkFactory
+	s       filter.NetworkFilter
 	skipped bool // failed and fail-open
 }
 
@@ -125,7 +124,6 @@ func (c *conn) serve() {
 		var addr string
 		up, addr, upErr = res.Upstream.Dial(c.ctx)
 		c.pmu.Lock()
-		c.upstreamAddr = addr
 		c.attrs.Upstream = addr
 		c.pmu.Unlock()
 		if upErr == nil {
@@ -147,7 +145,7 @@ func (c *conn) serve() {
 	c.closeCallbacks()
 	if a := c.l.opts.Access; a != nil {
 		c.pmu.Lock()
-		addr := c.upstreamAddr
+		addr := c.attrs.Upstream
 		c.pmu.Unlock()
 		a.Info("connection",
 			zap.String("listener", c.l.Name),
@@ -168,8 +166,8 @@ func (c *conn) serve() {
 // connection is refused.
 func (c *conn) startFilters() bool {
 	for _, p := range c.res.Filters {
-		f := &netFilter{c: c, p: p}
-		s, err := p.NewNetworkStream(c.ctx, f)
+		f := &netFilter{p: p}
+		s, err := p.NewNetworkFilter(c.ctx, c)
 		if err != nil {
 			if p.FailOpen() {
 				c.l.log.Warn("network filter unavailable; skipped (failure = open)", zap.String("plugin", p.Name()), zap.Error(err))
@@ -216,7 +214,7 @@ func (c *conn) newConnection() bool {
 	for i := 0; i < len(c.filters); i++ {
 		c.mu.Lock()
 		f := c.filters[i]
-		var a hostabi.Action
+		a := filter.Continue
 		var err error
 		if !f.skipped {
 			a, err = f.s.OnNewConnection()
@@ -228,7 +226,7 @@ func (c *conn) newConnection() bool {
 		if c.closedBy.Load() != 0 {
 			return false
 		}
-		if a == hostabi.Pause {
+		if a == filter.StopIteration {
 			select {
 			case <-c.wake:
 			case <-time.After(c.l.opts.HandshakeTimeout):
@@ -364,14 +362,7 @@ func (c *conn) filter(d int, data []byte, eos bool, from int) ([]byte, bool) {
 		if f.skipped || f.s == nil {
 			continue
 		}
-		var out []byte
-		var a hostabi.Action
-		var err error
-		if d == downstream {
-			out, a, err = f.s.OnDownstreamData(buf, c.eos[d])
-		} else {
-			out, a, err = f.s.OnUpstreamData(buf, c.eos[d])
-		}
+		out, a, err := f.s.OnData(halves[d], buf, c.eos[d])
 		if err != nil {
 			if !c.failed(f, "on_data", err) {
 				return nil, false
@@ -382,7 +373,7 @@ func (c *conn) filter(d int, data []byte, eos bool, from int) ([]byte, bool) {
 		if c.closedBy.Load() != 0 {
 			return nil, false
 		}
-		if a == hostabi.Pause {
+		if a != filter.Continue {
 			c.pending[d] = buf
 			c.pausedAt[d] = k
 			return nil, true
@@ -438,21 +429,18 @@ func (c *conn) abort() {
 
 // closeCallbacks tells the filters who closed each side.
 func (c *conn) closeCallbacks() {
-	peer := hostabi.PeerRemote
-	if c.closedBy.Load() != 0 {
-		peer = hostabi.PeerLocal
-	}
+	local := c.closedBy.Load() != 0
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range c.filters {
 		if f.skipped || f.s == nil {
 			continue
 		}
-		if err := f.s.OnDownstreamClose(peer); err != nil {
+		if err := f.s.OnClose(filter.Request, local); err != nil {
 			c.l.log.Debug("on_downstream_connection_close", zap.String("plugin", f.p.Name()), zap.Error(err))
 		}
 		if c.up != nil {
-			if err := f.s.OnUpstreamClose(peer); err != nil {
+			if err := f.s.OnClose(filter.Response, local); err != nil {
 				c.l.log.Debug("on_upstream_connection_close", zap.String("plugin", f.p.Name()), zap.Error(err))
 			}
 		}
@@ -468,25 +456,26 @@ func closeWrite(c net.Conn) {
 	}
 }
 
-// NetworkHost, for each filter.
+// filter.NetworkConnection, shared by the connection's filters.
 
-func (f *netFilter) Resume(t hostabi.StreamType) {
-	d := downstream
-	if t == hostabi.StreamUpstream {
-		d = upstream
+// Continue resumes half d after the filter that paused it.
+func (c *conn) Continue(d filter.Direction) {
+	h := downstream
+	if d == filter.Response {
+		h = upstream
 	}
-	go f.c.resume(d)
+	go c.resume(h)
 }
 
-func (f *netFilter) Close(hostabi.StreamType) {
-	// Either half closed by a filter ends the connection, as a tcp_proxy
-	// does when one side goes.
-	f.c.closedBy.Store(1)
+// Close ends the connection: either half closed by a filter ends it, as a
+// tcp_proxy does when one side goes.
+func (c *conn) Close() {
+	c.closedBy.Store(1)
 	select {
-	case f.c.wake <- struct{}{}:
+	case c.wake <- struct{}{}:
 	default:
 	}
-	go f.c.abortAfterCallback()
+	go c.abortAfterCallback()
 }
 
 // abortAfterCallback waits for the callback in progress to return (it
@@ -497,49 +486,27 @@ func (c *conn) abortAfterCallback() {
 	c.abort()
 }
 
-func (f *netFilter) Property(path []string) ([]byte, bool) {
-	return f.c.property(path)
-}
-
-func (f *netFilter) SetProperty(path []string, v []byte) error {
-	f.c.pmu.Lock()
-	defer f.c.pmu.Unlock()
-	if f.c.props == nil {
-		f.c.props = map[string][]byte{}
-	}
-	f.c.props[joinPath(path)] = v
-	return nil
-}
-
-func joinPath(path []string) string {
-	n := 0
-	for _, p := range path {
-		n += len(p) + 1
-	}
-	b := make([]byte, 0, n)
-	for i, p := range path {
-		if i > 0 {
-			b = append(b, '.')
-		}
-		b = append(b, p...)
-	}
-	return string(b)
-}
-
-// property serves Envoy's attributes for a connection: what a filter set,
-// then the connection-level table HTTP streams use too.
-func (c *conn) property(path []string) ([]byte, bool) {
+// Attributes are the connection's attributes as they are now.
+func (c *conn) Attributes() filter.Connection {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
-	key := joinPath(path)
-	if v, ok := c.props[key]; ok {
-		return v, true
+	return c.attrs
+}
+
+func (c *conn) FilterState(key string) ([]byte, bool) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	v, ok := c.props[key]
+	return v, ok
+}
+
+func (c *conn) SetFilterState(key string, v []byte) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if c.props == nil {
+		c.props = map[string][]byte{}
 	}
-	if key == "source.principal" {
-		id := peerID(c.tls)
-		return []byte(id), id != ""
-	}
-	return wasmfilter.ConnectionProperty(&c.attrs, key, path)
+	c.props[key] = v
 }
 
 func peerID(cs *tls.ConnectionState) string {

@@ -18,8 +18,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/filter"
 )
 
 // Upstream dials the backend of one connection.
@@ -33,8 +33,9 @@ type Upstream interface {
 type Resolution struct {
 	Upstream Upstream
 	// Filters run in order on downstream data and on a new connection, in
-	// reverse order on upstream data.
-	Filters []*hostabi.Plugin
+	// reverse order on upstream data. A Wasm plugin is one through
+	// runtime/wasmfilter; l4 knows only the filter contract.
+	Filters []filter.NetworkFactory
 	// ClusterMetadata is the cluster's metadata table, for the
 	// cluster_metadata attribute.
 	ClusterMetadata map[string]any

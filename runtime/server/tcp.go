@@ -6,8 +6,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/l4"
 	"github.com/sluice-proxy/sluice/runtime/listen"
 	"github.com/sluice-proxy/sluice/runtime/proxy"
@@ -70,11 +70,11 @@ func (s *Server) resolveTCP(name string) (*l4.Resolution, error) {
 		}
 	}
 	for _, pn := range lc.Plugins {
-		wf, ok := snap.Filters[pn].(interface{ Plugin() *hostabi.Plugin })
+		nf, ok := snap.Filters[pn].(filter.NetworkFactory)
 		if !ok {
 			return nil, fmt.Errorf("listener %q: plugin %q is not a loaded Wasm plugin", name, pn)
 		}
-		res.Filters = append(res.Filters, wf.Plugin())
+		res.Filters = append(res.Filters, nf)
 	}
 	return res, nil
 }

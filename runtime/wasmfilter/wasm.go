@@ -38,9 +38,6 @@ func (f *WasmFactory) Name() string { return f.p.Name() }
 // FailOpen implements Factory.
 func (f *WasmFactory) FailOpen() bool { return f.p.FailOpen() }
 
-// Plugin is the wrapped plugin.
-func (f *WasmFactory) Plugin() *hostabi.Plugin { return f.p }
-
 // Status is the admin /plugins entry: version, instances, memory, calls,
 // failures.
 func (f *WasmFactory) Status() any { return f.p.Stats() }
