@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
+	up "github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
 // Directions of a connection's bytes.
@@ -120,21 +121,24 @@ func (c *conn) serve() {
 	defer c.doneFilters()
 	var upErr error
 	if c.newConnection() {
-		var up net.Conn
+		var backend net.Conn
 		var addr string
-		up, addr, upErr = res.Upstream.Dial(c.ctx)
+		// The client's IP is the hash key, as tcp_proxy's source_ip hash
+		// policy: a ring_hash cluster keeps a client on one endpoint.
+		host, _, _ := net.SplitHostPort(c.attrs.Source)
+		backend, addr, upErr = res.Upstream.Connect(c.ctx, up.Pick{HashKey: host})
 		c.pmu.Lock()
 		c.attrs.Upstream = addr
 		c.pmu.Unlock()
 		if upErr == nil {
 			c.mu.Lock()
-			c.up = up
+			c.up = backend
 			// abort sets aborted before it looks for up under mu: either
 			// it closes up or we see it was called.
 			aborted := c.aborted.Load()
 			c.mu.Unlock()
 			if aborted {
-				up.Close()
+				backend.Close()
 			}
 			c.proxy()
 		} else {

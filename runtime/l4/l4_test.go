@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	up "github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
 type dialAddr string
 
-func (a dialAddr) Dial(ctx context.Context) (net.Conn, string, error) {
+func (a dialAddr) Connect(ctx context.Context, _ up.Pick) (net.Conn, string, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", string(a))
 	return c, string(a), err

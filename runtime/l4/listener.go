@@ -20,12 +20,15 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	up "github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
-// Upstream dials the backend of one connection.
+// Upstream connects one connection to its backend: *upstream.Cluster,
+// so a TCP cluster has an HTTP one's discovery, load balancer, TLS,
+// max_connections and outlier ejection.
 type Upstream interface {
-	// Dial connects to an endpoint and returns it with its address.
-	Dial(ctx context.Context) (net.Conn, string, error)
+	// Connect connects to an endpoint and returns it with its address.
+	Connect(ctx context.Context, pick up.Pick) (net.Conn, string, error)
 }
 
 // Resolution is what one connection uses, taken from the config generation

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/sluice-proxy/sluice/runtime/config"
 )
 
 // Reasons a peer certificate is refused, as PeerError.Reason.
@@ -148,32 +146,6 @@ func ServerTLS(cert *Certificate, v *Verifier, permissive bool, nextProtos []str
 	return out
 }
 
-// ClientTLS is the tls.Config to originate mTLS to a peer's inbound side:
-// it presents cert and accepts the server only if v verifies it and, when
-// want is set, its SPIFFE ID is exactly want (a [[services]] identity).
-func ClientTLS(cert *Certificate, v *Verifier, want string, log *zap.Logger) *tls.Config {
-	if log == nil {
-		log = zap.NewNop()
-	}
-	return &tls.Config{
-		MinVersion:           tls.VersionTLS12,
-		GetClientCertificate: cert.GetClientCertificate,
-		// crypto/tls's own check would pin the roots and check a host
-		// name; VerifyConnection does the SPIFFE check with current roots.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			id, err := v.Verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth)
-			if err == nil && want != "" && id.String() != want {
-				err = &PeerError{Reason: ReasonIdentity, Peer: id.String(), Msg: "expected " + want}
-			}
-			if err != nil {
-				logRefusal(log, "mTLS server refused", cs.ServerName, err)
-			}
-			return err
-		},
-	}
-}
-
 func logRefusal(log *zap.Logger, msg, remote string, err error) {
 	fields := []zap.Field{zap.String("remote", remote), zap.Error(err)}
 	var pe *PeerError
@@ -181,31 +153,4 @@ func logRefusal(log *zap.Logger, msg, remote string, err error) {
 		fields = append(fields, zap.String("reason", pe.Reason), zap.String("peer", pe.Peer))
 	}
 	log.Warn(msg, fields...)
-}
-
-// UpstreamTLS is ClientTLS built from a cluster's tls settings: tls.cert
-// and tls.key presented, tls.ca as the trust bundle (files reloaded on
-// change), and the peer required to be tls.identity (or, without one, any
-// SPIFFE ID of our own certificate's trust domain).
-func UpstreamTLS(t *config.UpstreamTLS, log *zap.Logger) (*tls.Config, error) {
-	if t == nil || t.Cert == "" || t.Key == "" || t.CA == "" {
-		return nil, errors.New("mTLS to a mesh peer needs tls.cert, tls.key and tls.ca")
-	}
-	cert, err := NewCertificate(t.Cert, t.Key, log)
-	if err != nil {
-		return nil, err
-	}
-	b, err := NewBundle(t.CA, log)
-	if err != nil {
-		return nil, err
-	}
-	v := &Verifier{Bundle: b, TrustDomain: cert.ID().TrustDomain}
-	if t.Identity != "" {
-		id, err := ParseID(t.Identity)
-		if err != nil {
-			return nil, fmt.Errorf("tls.identity: %w", err)
-		}
-		v.TrustDomain = id.TrustDomain
-	}
-	return ClientTLS(cert, v, t.Identity, log), nil
 }

@@ -58,9 +58,8 @@ type Server struct {
 	cfgStamp    fileStamp
 	plugins     *pluginSet
 	listeners   []*listen.Listener
-	// tcpListeners are the L4 ones; tcp caches their cluster dialers.
+	// tcpListeners are the L4 ones.
 	tcpListeners []*l4.Listener
-	tcp          tcpDialers
 	// conns caps downstream connections over every data-plane listener.
 	conns     *listen.ConnLimit
 	admin     *admin.Admin

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"sync"
 
 	"go.uber.org/zap"
 
@@ -10,8 +9,6 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/l4"
 	"github.com/sluice-proxy/sluice/runtime/listen"
-	"github.com/sluice-proxy/sluice/runtime/proxy"
-	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
 // startTCP opens a tcp listener. Its cluster and plugins are looked up in
@@ -41,13 +38,6 @@ func (s *Server) startTCP(lc config.Listener, access *zap.Logger) (*l4.Listener,
 	return l, nil
 }
 
-// tcpDialers caches one dialer per cluster for one snapshot.
-type tcpDialers struct {
-	mu      sync.Mutex
-	snap    *proxy.Snapshot
-	dialers map[string]*l4.ClusterDialer
-}
-
 func (s *Server) resolveTCP(name string) (*l4.Resolution, error) {
 	snap := s.snap.Load()
 	var lc *config.Listener
@@ -59,16 +49,13 @@ func (s *Server) resolveTCP(name string) (*l4.Resolution, error) {
 	if lc == nil {
 		return nil, fmt.Errorf("listener %q is gone from the config", name)
 	}
-	d, err := s.tcp.dialer(snap, lc.Cluster, s.log.Named("l4"))
-	if err != nil {
-		return nil, err
+	// The snapshot's cluster, as an HTTP route's: one load balancer, one
+	// TLS set-up, one max_connections and outlier detector per cluster.
+	uc := snap.Upstream.Cluster(lc.Cluster)
+	if uc == nil {
+		return nil, fmt.Errorf("listener %q: cluster %q not found", name, lc.Cluster)
 	}
-	res := &l4.Resolution{Upstream: d}
-	for i := range snap.Config.Clusters {
-		if c := &snap.Config.Clusters[i]; c.Name == lc.Cluster {
-			res.ClusterMetadata = c.Metadata
-		}
-	}
+	res := &l4.Resolution{Upstream: uc, ClusterMetadata: uc.Config().Metadata}
 	for _, pn := range lc.Plugins {
 		nf, ok := snap.Filters[pn].(filter.NetworkFactory)
 		if !ok {
@@ -77,32 +64,4 @@ func (s *Server) resolveTCP(name string) (*l4.Resolution, error) {
 		res.Filters = append(res.Filters, nf)
 	}
 	return res, nil
-}
-
-func (t *tcpDialers) dialer(snap *proxy.Snapshot, cluster string, log *zap.Logger) (*l4.ClusterDialer, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.snap != snap {
-		t.snap, t.dialers = snap, map[string]*l4.ClusterDialer{}
-	}
-	if d, ok := t.dialers[cluster]; ok {
-		return d, nil
-	}
-	for i := range snap.Config.Clusters {
-		if c := &snap.Config.Clusters[i]; c.Name == cluster {
-			// The snapshot's upstream cluster keeps the endpoints current
-			// (DNS, SRV, endpoints file, health and ejections).
-			var hosts func() []upstream.Host
-			if uc := snap.Upstream.Cluster(cluster); uc != nil {
-				hosts = uc.Hosts
-			}
-			d, err := l4.NewClusterDialer(c, hosts, log)
-			if err != nil {
-				return nil, err
-			}
-			t.dialers[cluster] = d
-			return d, nil
-		}
-	}
-	return nil, fmt.Errorf("cluster %q not found", cluster)
 }

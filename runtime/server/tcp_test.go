@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -150,7 +151,10 @@ tls = { ca = %q, cert = %q, key = %q, identity = "spiffe://example.org/ns/defaul
 	if n, err := c2.Read(make([]byte, 8)); err == nil || n != 0 {
 		t.Fatalf("wrong identity: read %d, %v; want the connection closed", n, err)
 	}
-	waitMessage(t, a, "mTLS server refused")
+	// Logged with its reason by the cluster's TLS, as for HTTP clusters.
+	if err, _ := waitMessage(t, a, "upstream TLS handshake failed")["error"].(string); !strings.Contains(err, "(wrong_identity)") {
+		t.Errorf("refusal logged as %q, want its reason", err)
+	}
 }
 
 // TestTCPNetworkFilterClosesAndDrain: a built-in filter (ip-restriction)
@@ -268,5 +272,49 @@ endpoints = [%q]
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("shutdown did not return after the last connection ended")
+	}
+}
+
+// TestTCPConnectFailureEjects: a TCP listener's cluster is the HTTP
+// clusters' upstream.Cluster: its load balancer passes over an endpoint
+// that refuses connections (each connection still reaches the app), and
+// those connect failures eject it as failed HTTP tries would.
+func TestTCPConnectFailureEjects(t *testing.T) {
+	echo := startTCPEcho(t)
+	refused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := refused.Addr().String()
+	refused.Close()
+	ts := startServer(t, baseConfig(fmt.Sprintf(`
+[[listeners]]
+name = "tcp"
+address = "127.0.0.3:0"
+protocols = ["tcp"]
+cluster = "app"
+
+[[clusters]]
+name = "app"
+lb = "round_robin"
+endpoints = [%q, %q]
+outlier = { consecutive_5xx = 2, base_ejection_time = "1m" }
+`, bad, echo)))
+	for i := range 4 {
+		c, err := net.Dial("tcp", ts.ListenerAddr("tcp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := fmt.Sprintf("hello %d", i)
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readN(t, c, len(msg)); got != msg {
+			t.Fatalf("connection %d: echo %q, want %q", i, got, msg)
+		}
+		c.Close()
+	}
+	if got := waitMessage(t, ts, "endpoint ejected")["endpoint"]; got != bad {
+		t.Errorf("ejected %v, want the refusing endpoint %s", got, bad)
 	}
 }

@@ -52,6 +52,7 @@ type Cluster struct {
 	pool      connPool
 	closePool func()
 	limiter   *connLimiter
+	dialer    *dialer // the pools' and Connect's
 	newLB     lbFactory
 
 	hosts atomic.Pointer[hostSet]
@@ -148,6 +149,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		sni:     c.sniFor,
 		log:     c.log,
 	}
+	c.dialer = d
 	loadTLS := func() (*tlsSource, error) {
 		return newTLSSource(cfg.TLS, cfg.Generated, c.log)
 	}
