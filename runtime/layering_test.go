@@ -1,0 +1,116 @@
+// Package runtime_test holds the checks that span the runtime's packages.
+package runtime_test
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/sluice-proxy/sluice"
+
+// layer is one rule of the import graph: pkg (with what it imports, all
+// the way down unless direct) must not reach an import path that forbid
+// refuses.
+type layer struct {
+	pkg    string
+	direct bool // only pkg's own imports, not theirs
+	why    string
+	forbid func(path string) bool
+}
+
+func sluicePkg(p string) bool { return strings.HasPrefix(p, module+"/") }
+func wasmPkg(p string) bool {
+	return strings.HasPrefix(p, "github.com/tetratelabs/wazero") || p == module+"/hostabi" || strings.HasPrefix(p, module+"/hostabi/")
+}
+
+var layers = []layer{
+	{pkg: "hostabi", why: "the Wasm host never depends on the proxy",
+		forbid: func(p string) bool { return sluicePkg(p) && !strings.HasPrefix(p, module+"/hostabi") }},
+	{pkg: "runtime/filter", why: "the filter contract is a leaf",
+		forbid: sluicePkg},
+	{pkg: "runtime/config", why: "config knows no Wasm engine", forbid: wasmPkg},
+	{pkg: "runtime/route", why: "routing knows no Wasm engine", forbid: wasmPkg},
+	{pkg: "runtime/mesh", why: "mesh sees filters through the contract only", forbid: wasmPkg},
+	{pkg: "runtime/upstream", why: "the cluster manager knows no Wasm engine", forbid: wasmPkg},
+	{pkg: "runtime/listen", why: "listeners know no Wasm engine", forbid: wasmPkg},
+	{pkg: "runtime/l4", why: "network filters go through the contract (runtime/wasmfilter binds them)", forbid: wasmPkg},
+	{pkg: "runtime/proxy", direct: true, why: "the stream core runs filters through the contract (runtime/wasmfilter binds them)", forbid: wasmPkg},
+}
+
+// TestLayering: each rule above holds; a failure names the forbidden
+// import and the chain of imports that reaches it.
+func TestLayering(t *testing.T) {
+	args := []string{"list", "-deps", "-json=ImportPath,Imports"}
+	for _, l := range layers {
+		args = append(args, module+"/"+l.pkg)
+	}
+	out, err := exec.Command("go", args...).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("go list: %v: %s", err, ee.Stderr)
+		}
+		t.Skipf("go list unavailable: %v", err)
+	}
+	imports := map[string][]string{}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		imports[p.ImportPath] = p.Imports
+	}
+	for _, l := range layers {
+		root := module + "/" + l.pkg
+		if _, ok := imports[root]; !ok {
+			t.Errorf("%s: not listed by go list", l.pkg)
+			continue
+		}
+		for _, chain := range violations(imports, root, l) {
+			t.Errorf("%s imports %s (%s): %s", l.pkg, chain[len(chain)-1], l.why, strings.Join(chain, " -> "))
+		}
+	}
+}
+
+// violations walks root's imports breadth first and returns, for each
+// forbidden package reached, the shortest chain from root to it (without
+// walking further through it).
+func violations(imports map[string][]string, root string, l layer) [][]string {
+	from := map[string]string{root: ""}
+	queue := []string{root}
+	var found [][]string
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, dep := range imports[p] {
+			if _, seen := from[dep]; seen {
+				continue
+			}
+			from[dep] = p
+			if l.forbid(dep) {
+				chain := []string{dep}
+				for q := p; q != ""; q = from[q] {
+					chain = append(chain, q)
+				}
+				slices.Reverse(chain)
+				found = append(found, chain)
+				continue
+			}
+			if !l.direct {
+				queue = append(queue, dep)
+			}
+		}
+	}
+	return found
+}
