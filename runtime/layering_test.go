@@ -33,6 +33,10 @@ var layers = []layer{
 		forbid: func(p string) bool { return sluicePkg(p) && !strings.HasPrefix(p, module+"/hostabi") }},
 	{pkg: "runtime/filter", why: "the filter contract is a leaf",
 		forbid: sluicePkg},
+	{pkg: "runtime/wasmfilter", why: "the Wasm binding knows the contract and the host, not the proxy",
+		forbid: func(p string) bool {
+			return sluicePkg(p) && !wasmPkg(p) && !slices.Contains([]string{"runtime/filter", "runtime/config", "runtime/stats", "plugins"}, strings.TrimPrefix(p, module+"/"))
+		}},
 	{pkg: "runtime/config", why: "config knows no Wasm engine", forbid: wasmPkg},
 	{pkg: "runtime/route", why: "routing knows no Wasm engine", forbid: wasmPkg},
 	{pkg: "runtime/mesh", why: "mesh sees filters through the contract only", forbid: wasmPkg},
