@@ -37,6 +37,8 @@ var layers = []layer{
 		forbid: func(p string) bool {
 			return sluicePkg(p) && !wasmPkg(p) && !slices.Contains([]string{"runtime/filter", "runtime/config", "runtime/stats", "plugins"}, strings.TrimPrefix(p, module+"/"))
 		}},
+	{pkg: "runtime/stream", why: "the stream model is a leaf every codec shares", forbid: sluicePkg},
+	{pkg: "runtime/http1", why: "the codec knows no Wasm engine", forbid: wasmPkg},
 	{pkg: "runtime/config", why: "config knows no Wasm engine", forbid: wasmPkg},
 	{pkg: "runtime/route", why: "routing knows no Wasm engine", forbid: wasmPkg},
 	{pkg: "runtime/mesh", why: "mesh sees filters through the contract only", forbid: wasmPkg},
