@@ -161,8 +161,18 @@ type TLS struct {
 // Plugin is one Wasm filter configuration.
 type Plugin struct {
 	Name string `toml:"name" json:"name"`
-	// Wasm is "builtin:NAME" or a path to a .wasm file (watched).
+	// Wasm is where the module comes from: "builtin:NAME", a path to a
+	// .wasm file or file:///abs/path (watched), oci://registry/repo:tag or
+	// oci://registry/repo@sha256:HEX, or https://... (with SHA256).
+	// Remote modules are fetched in the background and cached by digest.
 	Wasm string `toml:"wasm" json:"wasm"`
+	// SHA256 pins the module: its own SHA-256 for https:// (required) and
+	// files, the image's manifest digest for oci:// (as @sha256: would).
+	SHA256 string `toml:"sha256" json:"sha256,omitempty"`
+	// PullPolicy is "IfNotPresent" (the default: use the cached module) or
+	// "Always" (fetch again on every reload); default Always for an oci://
+	// reference tagged latest, as Istio does.
+	PullPolicy string `toml:"pull_policy" json:"pull_policy,omitempty"`
 	// Config is passed to proxy_on_configure as JSON; ConfigRaw verbatim.
 	Config    map[string]any `toml:"config" json:"config,omitempty"`
 	ConfigRaw string         `toml:"config_raw" json:"config_raw,omitempty"`
@@ -199,6 +209,11 @@ type Wasm struct {
 	// file (or one that is not a regular file) is refused before it is
 	// read, at start, on reload and by `sluice validate`.
 	MaxModuleBytes Size `toml:"max_module_bytes" json:"max_module_bytes"`
+	// InsecureRegistries may serve oci:// modules over plain HTTP, as
+	// "host:port" (say "127.0.0.1:5000"); every other registry must use
+	// HTTPS. Fetched modules are cached by digest under CacheDir/modules
+	// (in memory only when CacheDir is "off").
+	InsecureRegistries []string `toml:"insecure_registries" json:"insecure_registries,omitempty"`
 }
 
 // SharedStore backs proxy_{get,set}_shared_data and rate limits.

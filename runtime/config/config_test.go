@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -341,5 +342,44 @@ func TestRestartNeededAppProtocol(t *testing.T) {
 	}
 	if got := strings.Join(RestartNeeded(old, parse(`inbound = "127.0.0.1:15007"`)), ","); got != "sidecar,listeners[inbound]" {
 		t.Errorf("inbound address: %q", got)
+	}
+}
+
+// TestPluginSourceKeys: URLs, sha256 and pull_policy are checked with the
+// file, line and key; remote sources are not touched by validation.
+func TestPluginSourceKeys(t *testing.T) {
+	h := strings.Repeat("a", 64)
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "f.wasm")
+	os.WriteFile(wasm, []byte("\x00asm\x01\x00\x00\x00"), 0o644)
+	for _, tc := range []struct{ plugin, want string }{
+		{`wasm = "oci://127.0.0.1:5000/f:v1"`, ""},
+		{`wasm = "oci://127.0.0.1:5000/f@sha256:` + h + `"` + "\npull_policy = \"Always\"", ""},
+		{`wasm = "https://127.0.0.1:8443/f.wasm"` + "\nsha256 = \"" + h + `"`, ""},
+		{`wasm = "file://` + wasm + `"`, ""},
+		{`wasm = "` + wasm + `"` + "\nsha256 = \"" + h + `"`, ""},
+		{`wasm = "https://127.0.0.1:8443/f.wasm"`, "a.toml:3: plugins[0].wasm: \"https://127.0.0.1:8443/f.wasm\": an https source needs sha256"},
+		{`wasm = "oci://127.0.0.1:5000/f:v1"` + "\npull_policy = \"Never\"", "a.toml:4: plugins[0].pull_policy: unknown pull_policy \"Never\""},
+		{`wasm = "oci://127.0.0.1:5000/f:v1"` + "\nsha256 = \"xyz\"", "a.toml:4: plugins[0].sha256: sha256 \"xyz\": want 64 hex digits"},
+		{`wasm = "file://` + dir + `/missing.wasm"`, "a.toml:3: plugins[0].wasm: cannot read " + dir + "/missing.wasm: no such file or directory"},
+		{`wasm = "http://127.0.0.1/f.wasm"`, "plain http is not a plugin source"},
+	} {
+		text := "[[plugins]]\nname = \"p\"\n" + tc.plugin + "\n[wasm]\ninsecure_registries = [\"127.0.0.1:5000\"]\n"
+		c, err := Parse(filepath.Join(dir, "a.toml"), []byte(text))
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.plugin, err)
+			} else if strings.Contains(tc.plugin, "://") && c.Plugins[0].Wasm != strings.Split(strings.Split(tc.plugin, `"`)[1], `"`)[0] {
+				t.Errorf("%s: the URL was rewritten to %q", tc.plugin, c.Plugins[0].Wasm)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.plugin, err, tc.want)
+		}
+	}
+	_, err := Parse(filepath.Join(dir, "b.toml"), []byte("[wasm]\ninsecure_registries = [\"http://127.0.0.1:5000\"]\n"))
+	if err == nil || !strings.Contains(err.Error(), "wasm.insecure_registries[0]") {
+		t.Errorf("insecure_registries with a scheme: %v", err)
 	}
 }

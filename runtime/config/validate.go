@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-proxy/sluice/runtime/wasmsource"
 )
 
 // Known names, for validation and for messages that list the choices.
@@ -229,6 +231,11 @@ func (v *validator) address(key, addr string) bool {
 }
 
 func (v *validator) plugins() {
+	for i, r := range v.c.Wasm.InsecureRegistries {
+		if r == "" || strings.ContainsAny(r, "/ ") {
+			v.add(fmt.Sprintf("wasm.insecure_registries[%d]", i), "%q: want a registry as host:port, as in \"127.0.0.1:5000\"", r)
+		}
+	}
 	names := map[string]bool{}
 	for i, p := range v.c.Plugins {
 		key := fmt.Sprintf("plugins[%d]", i)
@@ -245,10 +252,13 @@ func (v *validator) plugins() {
 			if strings.TrimPrefix(p.Wasm, "builtin:") == "" {
 				v.add(key+".wasm", "\"builtin:\" needs a plugin name, as in \"builtin:jwt\"")
 			}
+		case strings.Contains(p.Wasm, "://"):
+			v.pluginSource(key, p)
 		default:
 			if err := StatFile(v.c.ResolvePath(p.Wasm), int64(v.c.Wasm.MaxModuleBytes)); err != nil {
 				v.add(key+".wasm", "%v", err)
 			}
+			v.pluginSource(key, p)
 		}
 		if p.Failure != "closed" && p.Failure != "open" {
 			v.add(key+".failure", "unknown failure policy %q; want \"closed\" or \"open\"", p.Failure)
@@ -261,6 +271,27 @@ func (v *validator) plugins() {
 		}
 		if p.VM.Instances < 0 {
 			v.add(key+".vm.instances", "must not be negative")
+		}
+	}
+}
+
+// pluginSource checks a plugin's URL with its sha256 and pull_policy;
+// a file:// module must exist now, a remote one is fetched at load.
+func (v *validator) pluginSource(key string, p Plugin) {
+	src, err := wasmsource.Parse(p.Wasm, p.SHA256, p.PullPolicy)
+	if err != nil {
+		k := key + ".wasm"
+		if strings.Contains(err.Error(), "pull_policy") {
+			k = key + ".pull_policy"
+		} else if strings.HasPrefix(err.Error(), "sha256") {
+			k = key + ".sha256"
+		}
+		v.add(k, "%v", err)
+		return
+	}
+	if src.Kind == wasmsource.File && strings.HasPrefix(p.Wasm, "file://") {
+		if err := StatFile(src.Path, int64(v.c.Wasm.MaxModuleBytes)); err != nil {
+			v.add(key+".wasm", "%v", err)
 		}
 	}
 }
@@ -642,7 +673,7 @@ func (c *Config) resolvePaths() {
 		}
 	}
 	for i := range c.Plugins {
-		if !strings.HasPrefix(c.Plugins[i].Wasm, "builtin:") {
+		if w := c.Plugins[i].Wasm; !strings.HasPrefix(w, "builtin:") && !strings.Contains(w, "://") {
 			res(&c.Plugins[i].Wasm)
 		}
 	}
