@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/wasmsource"
 )
 
 // loadedPlugin is one started version of a plugin: a filter factory whose
@@ -48,10 +49,17 @@ type pluginSet struct {
 	// config without jwt compiles the lite module. A reload that adds
 	// the first jwt plugin moves every built-in to the full module.
 	builtin []byte
+	// refused lists the plugins whose new version failed to load in the
+	// rebuild that made this set (each kept its last good version or
+	// stands in), for the reload's answer.
+	refused []string
+	// starting: the set a process starts from, where a local module that
+	// fails to load refuses the config instead of standing in.
+	starting bool
 }
 
 func newPluginSet(ctx context.Context, cfg *config.Config, env *wasmEnv, log *zap.Logger) (*pluginSet, error) {
-	empty := &pluginSet{env: env, log: log, byName: map[string]*pluginEntry{}}
+	empty := &pluginSet{env: env, log: log, byName: map[string]*pluginEntry{}, starting: true}
 	return empty.rebuild(ctx, cfg)
 }
 
@@ -65,27 +73,63 @@ func (ps *pluginSet) rebuild(ctx context.Context, cfg *config.Config) (*pluginSe
 	}
 	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}, builtin: plugins.ModuleFor(builtins)}
 	for _, pc := range cfg.Plugins {
-		module, stamp, err := ps.env.readModule(pc.Wasm, next.builtin)
+		e, loadErr, err := ps.entryFor(ctx, pc, next.builtin)
 		if err != nil {
 			next.closeNew(ps)
-			return nil, fmt.Errorf("plugin %q: %w", pc.Name, err)
+			return nil, err
 		}
-		sum := sha256.Sum256(module)
-		sha := hex.EncodeToString(sum[:])
-		if old, ok := ps.byName[pc.Name]; ok && old.sha256 == sha && reflect.DeepEqual(old.cfg, pc) {
-			next.byName[pc.Name] = old
-			continue
+		if loadErr != nil {
+			next.refused = append(next.refused, fmt.Sprintf("plugin %q: %v", pc.Name, loadErr))
 		}
-		p, err := ps.env.load(ctx, pc, module)
-		if err != nil {
-			next.closeNew(ps)
-			return nil, fmt.Errorf("plugin %q (%s): %w", pc.Name, pc.Wasm, err)
-		}
-		ps.log.Info("plugin loaded", zap.String("plugin", pc.Name), zap.String("wasm", pc.Wasm), zap.String("sha256", sha[:12]))
-		next.byName[pc.Name] = &pluginEntry{cfg: pc, sha256: sha, stamp: stamp, p: p}
+		next.byName[pc.Name] = e
 	}
 	next.releaseBuiltinPages()
+	ps.env.book.forget(next.byName)
 	return next, nil
+}
+
+// entryFor returns the entry serving pc in the next generation. Only a
+// local module that cannot be read, or that fails to load at start, is an
+// error (the config is refused, as `sluice validate` would); otherwise a
+// failed load keeps the last good version or stands in for the plugin,
+// and loadErr says why.
+func (ps *pluginSet) entryFor(ctx context.Context, pc config.Plugin, builtin []byte) (e *pluginEntry, loadErr, err error) {
+	old := ps.byName[pc.Name]
+	src, err := wasmsource.Parse(pc.Wasm, pc.SHA256, pc.PullPolicy)
+	if err != nil {
+		return nil, nil, fmt.Errorf("plugin %q: %w", pc.Name, err)
+	}
+	if src.Remote() {
+		return ps.remoteEntry(ctx, pc, src, old), nil, nil
+	}
+	module, stamp, err := ps.env.readModule(pc.Wasm, builtin)
+	if err == nil && src.SHA256 != "" && sha256Hex(module) != src.SHA256 {
+		err = fmt.Errorf("%s: the module's sha256 is %s, not %s", pc.Wasm, sha256Hex(module), src.SHA256)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("plugin %q: %w", pc.Name, err)
+	}
+	sha := sha256Hex(module)
+	if old != nil && old.sha256 == sha && reflect.DeepEqual(old.cfg, pc) {
+		ps.env.book.confirmed(pc.Name) // what is wanted is what serves
+		return old, nil, nil
+	}
+	p, err := ps.env.load(ctx, pc, module)
+	if err != nil {
+		if ps.starting {
+			return nil, nil, fmt.Errorf("plugin %q (%s): %w", pc.Name, pc.Wasm, err)
+		}
+		ps.env.book.failed(pc.Name, src, loadCause(err), err, old != nil && old.loaded())
+		return ps.keepOrStandIn(pc, old, err.Error()), err, nil
+	}
+	ps.log.Info("plugin loaded", zap.String("plugin", pc.Name), zap.String("wasm", pc.Wasm), zap.String("sha256", sha[:12]))
+	ps.env.book.loaded(pc.Name, src, sha, "")
+	return &pluginEntry{cfg: pc, sha256: sha, stamp: stamp, p: p}, nil, nil
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // releaseBuiltinPages drops the embedded built-in module's bytes from
@@ -106,13 +150,20 @@ func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
 	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}, builtin: ps.builtin}
 	changed := false
 	for name, e := range ps.byName {
+		if src, err := wasmsource.Parse(e.cfg.Wasm, e.cfg.SHA256, e.cfg.PullPolicy); err == nil && src.Remote() {
+			// Fetched again when its policy says so, or when it never loaded.
+			if src.Policy == wasmsource.Always || !e.loaded() {
+				ps.env.book.fetch(e.cfg, src, ps.env.sources, e.loaded())
+			}
+			next.byName[name] = e
+			continue
+		}
 		module, stamp, err := ps.env.readModule(e.cfg.Wasm, ps.builtin)
 		if err != nil {
 			next.closeNew(ps)
 			return nil, fmt.Errorf("plugin %q: %w", name, err)
 		}
-		sum := sha256.Sum256(module)
-		sha := hex.EncodeToString(sum[:])
+		sha := sha256Hex(module)
 		if sha == e.sha256 {
 			e.stamp = stamp
 			next.byName[name] = e
@@ -121,9 +172,13 @@ func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
 		p, err := ps.env.load(ctx, e.cfg, module)
 		if err != nil {
 			next.closeNew(ps)
+			src, _ := wasmsource.Parse(e.cfg.Wasm, e.cfg.SHA256, e.cfg.PullPolicy)
+			ps.env.book.failed(name, src, loadCause(err), err, e.loaded())
 			return nil, fmt.Errorf("plugin %q (%s): new module refused, the old one stays: %w", name, e.cfg.Wasm, err)
 		}
 		ps.log.Info("plugin reloaded", zap.String("plugin", name), zap.String("sha256", sha[:12]))
+		src, _ := wasmsource.Parse(e.cfg.Wasm, e.cfg.SHA256, e.cfg.PullPolicy)
+		ps.env.book.loaded(name, src, sha, "")
 		next.byName[name] = &pluginEntry{cfg: e.cfg, sha256: sha, stamp: stamp, p: p}
 		changed = true
 	}
@@ -137,10 +192,11 @@ func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
 // modulesChanged reports whether a watched .wasm file moved since loading.
 func (ps *pluginSet) modulesChanged() bool {
 	for _, e := range ps.byName {
-		if builtinName(e.cfg.Wasm) != "" {
+		path := modulePath(e.cfg.Wasm)
+		if path == "" {
 			continue
 		}
-		if st, err := stampOf(e.cfg.Wasm); err == nil && st != e.stamp {
+		if st, err := stampOf(path); err == nil && st != e.stamp {
 			return true
 		}
 	}
@@ -180,19 +236,42 @@ func (ps *pluginSet) close() {
 	}
 }
 
-// pluginStatus is one row of the admin /plugins dump.
+// pluginStatus is one row of the admin /plugins dump: the serving
+// version (sha256 is its module's digest, "" while none has loaded), its
+// state and its lifecycle record.
 type pluginStatus struct {
 	Name    string `json:"name"`
 	Wasm    string `json:"wasm"`
 	SHA256  string `json:"sha256"`
 	Failure string `json:"failure"`
-	Runtime any    `json:"runtime,omitempty"`
+	// State is "serving"; "degraded" (the newest version failed, the last
+	// good one serves); "fetching" or "failed" (no version loaded: the
+	// failure policy answers).
+	State     string `json:"state"`
+	Instances int    `json:"instances"`
+	pluginHealth
+	Runtime any `json:"runtime,omitempty"`
 }
 
 func (ps *pluginSet) status() []pluginStatus {
 	out := make([]pluginStatus, 0, len(ps.byName))
 	for name, e := range ps.byName {
-		out = append(out, pluginStatus{Name: name, Wasm: e.cfg.Wasm, SHA256: e.sha256, Failure: e.cfg.Failure, Runtime: e.p.Status()})
+		h := ps.env.book.view(name)
+		st := pluginStatus{Name: name, Wasm: e.cfg.Wasm, SHA256: e.sha256, Failure: e.cfg.Failure, Runtime: e.p.Status(), pluginHealth: h}
+		switch {
+		case e.loaded() && h.LastError == "":
+			st.State = "serving"
+		case e.loaded():
+			st.State = "degraded"
+		case h.Fetching:
+			st.State = "fetching"
+		default:
+			st.State = "failed"
+		}
+		if rs, ok := st.Runtime.(hostabi.Stats); ok {
+			st.Instances = rs.Instances
+		}
+		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -217,7 +296,7 @@ func (s *Server) pollPlugins() {
 			// Note the new stamps so a bad file is not retried every second.
 			s.mu.Lock()
 			for _, e := range s.plugins.byName {
-				if st, err := stampOf(e.cfg.Wasm); err == nil && builtinName(e.cfg.Wasm) == "" {
+				if st, err := stampOf(modulePath(e.cfg.Wasm)); err == nil && modulePath(e.cfg.Wasm) != "" {
 					e.stamp = st
 				}
 			}
@@ -237,12 +316,23 @@ func (e *wasmEnv) readModule(wasm string, builtin []byte) ([]byte, fileStamp, er
 		m, err := builtinModule(name, builtin)
 		return m, fileStamp{}, err
 	}
-	stamp, err := stampOf(wasm)
+	path := modulePath(wasm)
+	stamp, err := stampOf(path)
 	if err != nil {
 		return nil, fileStamp{}, err
 	}
-	b, err := readModuleFile("wasm", wasm, e.maxModuleBytes)
+	b, err := readModuleFile("wasm", path, e.maxModuleBytes)
 	return b, stamp, err
+}
+
+// modulePath is the file of a path or file:// plugin source, "" for
+// built-in and remote ones.
+func modulePath(wasm string) string {
+	src, err := wasmsource.Parse(wasm, "", "")
+	if err != nil || src.Kind != wasmsource.File {
+		return ""
+	}
+	return src.Path
 }
 
 // readModuleFile reads and checks a plugin's .wasm file, as the proxy
@@ -259,17 +349,19 @@ func readModuleFile(key, path string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// CheckPluginModules reads every plugin's .wasm file as a load would
+// CheckPluginModules reads every plugin's local .wasm file as a load would
 // (regular file, size cap, structure) without compiling it: what
 // `sluice validate` refuses, `sluice run` refuses too. Problems are
-// reported as the config's: file, line, key.
+// reported as the config's: file, line, key. Remote modules are checked
+// when they arrive (a source that is down is no config error).
 func CheckPluginModules(cfg *config.Config) error {
 	var problems []config.Problem
 	for i, pc := range cfg.Plugins {
-		if builtinName(pc.Wasm) != "" {
+		path := modulePath(pc.Wasm)
+		if path == "" {
 			continue
 		}
-		if _, err := readModuleFile("", pc.Wasm, int64(cfg.Wasm.MaxModuleBytes)); err != nil {
+		if _, err := readModuleFile("", path, int64(cfg.Wasm.MaxModuleBytes)); err != nil {
 			problems = append(problems, cfg.Problem(fmt.Sprintf("plugins[%d].wasm", i), err.Error()))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,10 @@ type Server struct {
 	stopWatch chan struct{}
 	watchDone chan struct{}
 
+	// built is closed once New has the first snapshot in place: a
+	// background fetch that finishes sooner waits for it.
+	built chan struct{}
+
 	reloads       *stats.Counter
 	reloadFailure *stats.Counter
 }
@@ -79,7 +84,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Log, reg: stats.NewRegistry(), cfg: cfg}
+	s := &Server{opts: opts, log: opts.Log, reg: stats.NewRegistry(), cfg: cfg, built: make(chan struct{})}
 	s.meshMetrics = mesh.NewMetrics(s.reg)
 	s.mirrors = proxy.NewMirrors(cfg.Server.MaxMirrorsInFlight, s.reg, s.log.Named("mirror"))
 	s.cfgStamp, _ = stampOf(opts.ConfigPath)
@@ -108,6 +113,7 @@ func New(opts Options) (*Server, error) {
 		up.Close()
 		return nil, err
 	}
+	s.wasm.book.apply = s.applyFetched
 	s.plugins, err = newPluginSet(context.Background(), cfg, s.wasm, s.log.Named("plugins"))
 	if err != nil {
 		up.Close()
@@ -123,6 +129,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.snap.Store(snap)
+	close(s.built)
 	return s, nil
 }
 
@@ -233,6 +240,11 @@ func (s *Server) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.reloadLocked()
+	var partial *PluginsRefused
+	if errors.As(err, &partial) {
+		s.reloads.Inc()
+		return err
+	}
 	if err != nil {
 		s.reloadFailure.Inc()
 		s.log.Error("config reload refused; the old config keeps serving", zap.Error(err))
@@ -282,7 +294,19 @@ func (s *Server) reloadLocked() error {
 		old.Upstream.Close()
 	}()
 	s.log.Info("config reloaded", zap.String("path", s.opts.ConfigPath))
+	if len(plugins.refused) > 0 {
+		return &PluginsRefused{Plugins: plugins.refused}
+	}
 	return nil
+}
+
+// PluginsRefused is a reload that was applied except for plugins whose
+// new version failed to load: each keeps its last good version (or, new,
+// follows its failure policy). /plugins shows them.
+type PluginsRefused struct{ Plugins []string }
+
+func (e *PluginsRefused) Error() string {
+	return "config applied, except: " + strings.Join(e.Plugins, "; ") + " (the last good version keeps serving; see /plugins)"
 }
 
 func (s *Server) drainTimeout() time.Duration {
@@ -350,6 +374,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	// Copies still in flight are abandoned: nobody waits for a shadow.
 	s.mirrors.Close()
+	s.wasm.book.stop() // before the lock: a finishing fetch takes it
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.snap.Load().Upstream.Close()

@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/upstream"
 	"github.com/sluice-proxy/sluice/runtime/wasmfilter"
+	"github.com/sluice-proxy/sluice/runtime/wasmsource"
 )
 
 // wasmEnv is the process-wide Wasm host: one engine, and the shared store,
@@ -34,6 +35,11 @@ type wasmEnv struct {
 
 	mu     sync.Mutex
 	engine *hostabi.Engine // nil until a plugin loads
+
+	// sources fetches remote modules; book is every plugin's lifecycle
+	// record and the fetches in flight.
+	sources *wasmsource.Fetcher
+	book    *pluginBook
 }
 
 func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, log *zap.Logger, cluster func(string) *upstream.Cluster, node *wasmfilter.Node) (*wasmEnv, error) {
@@ -54,7 +60,11 @@ func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, lo
 			cacheDir = "-"
 		}
 	}
-	env := &wasmEnv{log: log, maxModuleBytes: int64(cfg.Wasm.MaxModuleBytes)}
+	env := &wasmEnv{log: log, maxModuleBytes: int64(cfg.Wasm.MaxModuleBytes), book: newPluginBook(reg, log.Named("plugins"))}
+	var err error
+	if env.sources, err = newSources(cfg); err != nil {
+		return nil, err
+	}
 	var store hostabi.SharedStore = hostabi.NewMemoryStore()
 	if cfg.SharedStore.Kind == "redis" {
 		r := cfg.SharedStore.Redis
@@ -135,6 +145,7 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte) (lo
 }
 
 func (e *wasmEnv) close() {
+	e.book.stop()
 	e.mu.Lock()
 	if e.engine != nil {
 		e.engine.Close(context.Background())

@@ -1,9 +1,7 @@
 package wasmsource
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -17,111 +15,48 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/sluice-proxy/sluice/runtime/wasmsource/wasmsourcetest"
 )
 
-// testRegistry is go-containerregistry's in-process registry on loopback,
-// plain HTTP, counting the manifest requests it answers; down makes it
-// answer 503 to everything.
-type testRegistry struct {
-	srv       *httptest.Server
-	host      string
-	manifests atomic.Int64
-	down      atomic.Bool
-}
+type testRegistry = wasmsourcetest.Registry
 
 func startRegistry(t *testing.T, wrap func(http.Handler) http.Handler) *testRegistry {
 	t.Helper()
-	r := &testRegistry{}
-	var h http.Handler = registry.New(registry.Logger(nilLogger()))
-	if wrap != nil {
-		h = wrap(h)
-	}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if r.down.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		if strings.Contains(req.URL.Path, "/manifests/") {
-			r.manifests.Add(1)
-		}
-		h.ServeHTTP(w, req)
-	}))
-	t.Cleanup(r.srv.Close)
-	r.host = strings.TrimPrefix(r.srv.URL, "http://")
+	r := wasmsourcetest.Start(wrap)
+	t.Cleanup(r.Close)
 	return r
 }
 
-func (r *testRegistry) push(t *testing.T, repoTag string, img v1.Image) string {
+// image is img from a builder that cannot fail on these inputs.
+func image(img v1.Image, err error) v1.Image {
+	if err != nil {
+		panic(err)
+	}
+	return img
+}
+
+func push(t *testing.T, r *testRegistry, repoTag string, img v1.Image) string {
 	t.Helper()
-	ref, err := name.ParseReference(r.host+"/"+repoTag, name.Insecure)
+	d, err := r.Push(repoTag, img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatalf("push %s: %v", repoTag, err)
-	}
-	d, _ := img.Digest()
-	return d.Hex
+	return d
 }
 
 // module is a stand-in for a .wasm: the fetcher never looks inside.
 func module(tag string) []byte { return append([]byte("\x00asm\x01\x00\x00\x00"), tag...) }
 
-func tarGz(t *testing.T, files map[string][]byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for name, b := range files {
-		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg})
-		tw.Write(b)
-	}
-	tw.Close()
-	gz.Close()
-	return buf.Bytes()
-}
-
-// The three layouts in use.
-func artifactImage(t *testing.T, wasm []byte) v1.Image {
-	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
-		mutate.Addendum{Layer: static.NewLayer([]byte(`{"type":"envoy_proxy"}`), "application/vnd.module.wasm.runtime.config.v1+json")},
-		mutate.Addendum{Layer: static.NewLayer(wasm, wasmLayerMediaType)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mutate.ConfigMediaType(img, "application/vnd.module.wasm.config.v1+json")
-}
-
-func ociImage(t *testing.T, wasm []byte) v1.Image {
-	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
-		static.NewLayer(tarGz(t, map[string][]byte{"plugin.wasm": wasm}), types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mutate.Annotations(img, map[string]string{"module.wasm.image/variant": "compat"}).(v1.Image)
-}
-
-func dockerImage(t *testing.T, wasm []byte) v1.Image {
-	img, err := mutate.AppendLayers(empty.Image, // Docker media types
-		static.NewLayer(tarGz(t, map[string][]byte{"etc/os-release": []byte("base")}), types.DockerLayer),
-		static.NewLayer(tarGz(t, map[string][]byte{"README": []byte("hi"), "plugin.wasm": wasm}), types.DockerLayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
 func newFetcher(t *testing.T, r *testRegistry, dir string) *Fetcher {
 	t.Helper()
-	f, err := New(Options{CacheDir: dir, InsecureRegistries: []string{r.host}, Keychain: authn.NewMultiKeychain(),
+	f, err := New(Options{CacheDir: dir, InsecureRegistries: []string{r.Host}, Keychain: authn.NewMultiKeychain(),
 		RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond, MaxAttempts: 3, AttemptTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -145,18 +80,18 @@ func TestOCILayouts(t *testing.T) {
 	f := newFetcher(t, r, t.TempDir())
 	for _, tc := range []struct {
 		layout string
-		image  func(*testing.T, []byte) v1.Image
+		image  func([]byte) (v1.Image, error)
 	}{
-		{LayoutArtifact, artifactImage},
-		{LayoutOCIImage, ociImage},
-		{LayoutDockerImage, dockerImage},
+		{LayoutArtifact, wasmsourcetest.ArtifactImage},
+		{LayoutOCIImage, wasmsourcetest.OCIImage},
+		{LayoutDockerImage, wasmsourcetest.DockerImage},
 	} {
 		t.Run(tc.layout, func(t *testing.T) {
 			want := module(tc.layout)
-			digest := r.push(t, "filters/"+tc.layout+":v1", tc.image(t, want))
+			digest := push(t, r, "filters/"+tc.layout+":v1", image(tc.image(want)))
 			for _, url := range []string{
-				"oci://" + r.host + "/filters/" + tc.layout + ":v1",
-				"oci://" + r.host + "/filters/" + tc.layout + "@sha256:" + digest,
+				"oci://" + r.Host + "/filters/" + tc.layout + ":v1",
+				"oci://" + r.Host + "/filters/" + tc.layout + "@sha256:" + digest,
 			} {
 				m, err := f.Fetch(t.Context(), mustParse(t, url, "", ""))
 				if err != nil {
@@ -175,25 +110,25 @@ func TestOCILayouts(t *testing.T) {
 func TestOCIWrongDigestRefused(t *testing.T) {
 	r := startRegistry(t, nil)
 	f := newFetcher(t, r, t.TempDir())
-	r.push(t, "filters/a:v1", artifactImage(t, module("a")))
+	push(t, r, "filters/a:v1", image(wasmsourcetest.ArtifactImage(module("a"))))
 	wrong := strings.Repeat("ab", 32)
-	_, err := f.Fetch(t.Context(), mustParse(t, "oci://"+r.host+"/filters/a:v1", wrong, ""))
+	_, err := f.Fetch(t.Context(), mustParse(t, "oci://"+r.Host+"/filters/a:v1", wrong, ""))
 	var fe *Error
 	if !errors.As(err, &fe) || fe.Cause != CauseVerify || !strings.Contains(err.Error(), "not sha256:"+wrong) {
 		t.Fatalf("tag with a wrong sha256: %v", err)
 	}
-	if _, ok := f.Cached(mustParse(t, "oci://"+r.host+"/filters/a:v1", wrong, "")); ok {
+	if _, ok := f.Cached(mustParse(t, "oci://"+r.Host+"/filters/a:v1", wrong, "")); ok {
 		t.Fatal("a refused image was cached")
 	}
-	_, err = f.Fetch(t.Context(), mustParse(t, "oci://"+r.host+"/filters/a@sha256:"+wrong, "", ""))
+	_, err = f.Fetch(t.Context(), mustParse(t, "oci://"+r.Host+"/filters/a@sha256:"+wrong, "", ""))
 	if !errors.As(err, &fe) || fe.Cause != CauseFetch {
 		t.Fatalf("unknown digest: %v", err)
 	}
 	// Not a Wasm image: a layer that is neither the artifact nor plugin.wasm.
 	img, _ := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
-		static.NewLayer(tarGz(t, map[string][]byte{"app": []byte("x")}), types.OCILayer))
-	r.push(t, "filters/app:v1", img)
-	_, err = f.Fetch(t.Context(), mustParse(t, "oci://"+r.host+"/filters/app:v1", "", ""))
+		static.NewLayer(wasmsourcetest.TarGz(map[string][]byte{"app": []byte("x")}), types.OCILayer))
+	push(t, r, "filters/app:v1", img)
+	_, err = f.Fetch(t.Context(), mustParse(t, "oci://"+r.Host+"/filters/app:v1", "", ""))
 	if !errors.As(err, &fe) || fe.Cause != CauseVerify || !strings.Contains(err.Error(), "no plugin.wasm") {
 		t.Fatalf("image without a module: %v", err)
 	}
@@ -205,15 +140,15 @@ func TestOCIWrongDigestRefused(t *testing.T) {
 func TestPullPolicies(t *testing.T) {
 	r := startRegistry(t, nil)
 	dir := t.TempDir()
-	r.push(t, "filters/p:v1", ociImage(t, module("one")))
-	src := mustParse(t, "oci://"+r.host+"/filters/p:v1", "", "")
+	push(t, r, "filters/p:v1", image(wasmsourcetest.OCIImage(module("one"))))
+	src := mustParse(t, "oci://"+r.Host+"/filters/p:v1", "", "")
 	if src.Policy != IfNotPresent {
 		t.Fatalf("default policy %s", src.Policy)
 	}
 	if _, err := newFetcher(t, r, dir).Fetch(t.Context(), src); err != nil {
 		t.Fatal(err)
 	}
-	r.down.Store(true)
+	r.Down.Store(true)
 	m, ok := newFetcher(t, r, dir).Cached(src)
 	if !ok || string(m.Bytes) != string(module("one")) || !m.Cached {
 		t.Fatalf("IfNotPresent with the registry down: %q %v", m.Bytes, ok)
@@ -221,24 +156,24 @@ func TestPullPolicies(t *testing.T) {
 	if _, err := newFetcher(t, r, dir).Fetch(t.Context(), src); err == nil {
 		t.Fatal("a fetch from a registry that is down succeeded")
 	}
-	r.down.Store(false)
+	r.Down.Store(false)
 
-	always := mustParse(t, "oci://"+r.host+"/filters/p:v1", "", "Always")
+	always := mustParse(t, "oci://"+r.Host+"/filters/p:v1", "", "Always")
 	f := newFetcher(t, r, dir)
-	before := r.manifests.Load()
-	r.push(t, "filters/p:v1", ociImage(t, module("two")))
+	before := r.Manifests.Load()
+	push(t, r, "filters/p:v1", image(wasmsourcetest.OCIImage(module("two"))))
 	m, err := f.Fetch(t.Context(), always)
 	if err != nil || string(m.Bytes) != string(module("two")) {
 		t.Fatalf("Always: %q %v", m.Bytes, err)
 	}
-	if r.manifests.Load() <= before {
+	if r.Manifests.Load() <= before {
 		t.Fatal("Always did not ask the registry")
 	}
 	// The tag now resolves to the new image in the cache too.
 	if m, ok := f.Cached(src); !ok || string(m.Bytes) != string(module("two")) {
 		t.Fatalf("cache after Always: %q", m.Bytes)
 	}
-	if latest := mustParse(t, "oci://"+r.host+"/filters/p", "", ""); latest.Policy != Always {
+	if latest := mustParse(t, "oci://"+r.Host+"/filters/p", "", ""); latest.Policy != Always {
 		t.Fatalf(":latest defaults to %s, want Always", latest.Policy)
 	}
 }
@@ -247,12 +182,12 @@ func TestPullPolicies(t *testing.T) {
 // insecure_registries is refused, although it is on loopback.
 func TestInsecureRegistryMustBeListed(t *testing.T) {
 	r := startRegistry(t, nil)
-	r.push(t, "filters/a:v1", artifactImage(t, module("a")))
+	push(t, r, "filters/a:v1", image(wasmsourcetest.ArtifactImage(module("a"))))
 	f, err := New(Options{Keychain: authn.NewMultiKeychain(), MaxAttempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.Fetch(t.Context(), mustParse(t, "oci://"+r.host+"/filters/a:v1", "", ""))
+	_, err = f.Fetch(t.Context(), mustParse(t, "oci://"+r.Host+"/filters/a:v1", "", ""))
 	if err == nil || !strings.Contains(err.Error(), "not in [wasm] insecure_registries") {
 		t.Fatalf("unlisted plain-HTTP registry: %v", err)
 	}
@@ -273,22 +208,22 @@ func TestRegistryCredentialsFromDockerConfig(t *testing.T) {
 	})
 	cfgDir := t.TempDir()
 	auth := base64.StdEncoding.EncodeToString([]byte("puller:s3cret"))
-	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"auths":{"`+r.host+`":{"auth":"`+auth+`"}}}`), 0o600)
+	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"auths":{"`+r.Host+`":{"auth":"`+auth+`"}}}`), 0o600)
 	t.Setenv("DOCKER_CONFIG", cfgDir)
-	ref, _ := name.ParseReference(r.host+"/filters/a:v1", name.Insecure)
-	if err := remote.Write(ref, artifactImage(t, module("a")), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+	img, _ := wasmsourcetest.ArtifactImage(module("a"))
+	if _, err := r.Push("filters/a:v1", img, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
 		t.Fatal(err)
 	}
-	f, err := New(Options{InsecureRegistries: []string{r.host}, MaxAttempts: 1})
+	f, err := New(Options{InsecureRegistries: []string{r.Host}, MaxAttempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := f.Fetch(t.Context(), mustParse(t, "oci://"+r.host+"/filters/a:v1", "", ""))
+	m, err := f.Fetch(t.Context(), mustParse(t, "oci://"+r.Host+"/filters/a:v1", "", ""))
 	if err != nil || string(m.Bytes) != string(module("a")) {
 		t.Fatalf("with credentials: %q %v", m.Bytes, err)
 	}
 	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{}`), 0o600)
-	if _, err := f.Fetch(t.Context(), mustParse(t, "oci://"+r.host+"/filters/a:v1", "", "Always")); err == nil {
+	if _, err := f.Fetch(t.Context(), mustParse(t, "oci://"+r.Host+"/filters/a:v1", "", "Always")); err == nil {
 		t.Fatal("fetched without credentials")
 	}
 }
