@@ -52,6 +52,16 @@ run-kong: build $(BIN)/demo-upstream
 run-istio: build $(BIN)/demo-upstream
 	@bash examples/run.sh istio
 
+$(BIN)/oci-registry: examples/oci/main.go runtime/wasmsource/wasmsourcetest/registry.go
+	$(GO) build -o $@ ./examples/oci
+
+# The quickstart with its filter from an OCI registry: a registry on
+# 127.0.0.1:5000 (in-process, go-containerregistry's), the header-rust
+# example pushed to it, and sluice pulling it by digest.
+.PHONY: run-oci
+run-oci: build $(BIN)/demo-upstream $(BIN)/oci-registry
+	@bash examples/oci/run.sh
+
 # Everything the tests need, installed only when missing.
 tools:
 	@bash .ci/tools.sh test
@@ -94,11 +104,12 @@ conformance-report: tools
 # The example filters (examples/filters): their unit tests, the committed
 # .wasm files rebuilt and compared, and each run through a real sluice;
 # the mesh example (examples/mesh) validated and run with `make run-mesh`;
-# make run-kong and make run-istio run and answered.
+# make run-kong and make run-istio run and answered; `make run-oci` done
+# by its test (examples/oci).
 .PHONY: examples-check
 examples-check:
 	$(MAKE) -C examples/filters test check
-	$(GO) test -count=1 ./examples/ ./examples/filters/ ./examples/mesh/
+	$(GO) test -count=1 ./examples/ ./examples/filters/ ./examples/mesh/ ./examples/oci/
 
 test: tools lint test-go test-sdk conformance examples-check
 	@echo "make test: all suites passed"
