@@ -83,6 +83,15 @@ type pluginHealth struct {
 	LastErrorAt *time.Time `json:"last_error_time,omitempty"`
 }
 
+// fetchJob is a background fetch of one plugin config's module.
+type fetchJob struct {
+	cfg    config.Plugin
+	cancel context.CancelFunc
+	// again: asked for while under way; the source may have changed since
+	// this fetch read it, so fetch once more when it is done.
+	again bool
+}
+
 // pluginBook holds every plugin's record and the background fetches.
 type pluginBook struct {
 	reg *stats.Registry
@@ -90,7 +99,7 @@ type pluginBook struct {
 
 	mu      sync.Mutex
 	byName  map[string]*pluginHealth
-	fetches map[string]config.Plugin // plugin name -> the config being fetched
+	fetches map[string]*fetchJob // by plugin name
 
 	ctx    context.Context // ends at shutdown: fetches stop
 	cancel context.CancelFunc
@@ -101,7 +110,7 @@ type pluginBook struct {
 
 func newPluginBook(reg *stats.Registry, log *zap.Logger) *pluginBook {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &pluginBook{reg: reg, log: log, byName: map[string]*pluginHealth{}, fetches: map[string]config.Plugin{}, ctx: ctx, cancel: cancel}
+	return &pluginBook{reg: reg, log: log, byName: map[string]*pluginHealth{}, fetches: map[string]*fetchJob{}, ctx: ctx, cancel: cancel}
 }
 
 func (b *pluginBook) get(name string) *pluginHealth {
@@ -153,13 +162,20 @@ func (b *pluginBook) failed(name string, src wasmsource.Source, cause string, er
 	}
 }
 
-// forget drops the records of plugins no longer configured.
+// forget drops the records of plugins no longer configured, and stops
+// their fetches.
 func (b *pluginBook) forget(keep map[string]*pluginEntry) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for name := range b.byName {
 		if keep[name] == nil {
 			delete(b.byName, name)
+		}
+	}
+	for name, job := range b.fetches {
+		if keep[name] == nil {
+			job.cancel()
+			delete(b.fetches, name)
 		}
 	}
 }
@@ -177,33 +193,55 @@ func (b *pluginBook) view(name string) pluginHealth {
 }
 
 // fetch starts fetching pc's module in the background unless the same
-// config is already being fetched; the result goes to apply.
+// config is already being fetched (a fetch for an older config of the
+// plugin is stopped); the result goes to apply.
 func (b *pluginBook) fetch(pc config.Plugin, src wasmsource.Source, sources *wasmsource.Fetcher, serving bool) {
 	b.mu.Lock()
-	if cur, ok := b.fetches[pc.Name]; ok && reflect.DeepEqual(cur, pc) || b.ctx.Err() != nil {
+	if b.ctx.Err() != nil {
 		b.mu.Unlock()
 		return
 	}
-	b.fetches[pc.Name] = pc
+	if cur, ok := b.fetches[pc.Name]; ok {
+		if reflect.DeepEqual(cur.cfg, pc) {
+			cur.again = true
+			b.mu.Unlock()
+			return
+		}
+		cur.cancel()
+	}
+	ctx, cancel := context.WithCancel(b.ctx)
+	job := &fetchJob{cfg: pc, cancel: cancel}
+	b.fetches[pc.Name] = job
 	b.wg.Add(1)
 	b.mu.Unlock()
 	go func() {
 		defer b.wg.Done()
-		m, err := sources.FetchRetry(b.ctx, src, func(attempt int, err error) {
-			cause := string(wasmsource.CauseFetch)
-			var fe *wasmsource.Error
-			if errors.As(err, &fe) {
-				cause = string(fe.Cause)
+		defer cancel()
+		for {
+			m, err := sources.FetchRetry(ctx, src, func(attempt int, err error) {
+				if ctx.Err() != nil {
+					return // stopped: not the source's failure
+				}
+				cause := string(wasmsource.CauseFetch)
+				var fe *wasmsource.Error
+				if errors.As(err, &fe) {
+					cause = string(fe.Cause)
+				}
+				b.failed(pc.Name, src, cause, fmt.Errorf("attempt %d: %w", attempt, err), serving)
+			})
+			if err == nil && ctx.Err() == nil && b.apply != nil {
+				b.apply(pc, m)
 			}
-			b.failed(pc.Name, src, cause, fmt.Errorf("attempt %d: %w", attempt, err), serving)
-		})
-		b.mu.Lock()
-		if cur, ok := b.fetches[pc.Name]; ok && reflect.DeepEqual(cur, pc) {
-			delete(b.fetches, pc.Name)
-		}
-		b.mu.Unlock()
-		if err == nil && b.ctx.Err() == nil && b.apply != nil {
-			b.apply(pc, m)
+			b.mu.Lock()
+			again := job.again && ctx.Err() == nil
+			job.again = false
+			if !again && b.fetches[pc.Name] == job {
+				delete(b.fetches, pc.Name)
+			}
+			b.mu.Unlock()
+			if !again {
+				return
+			}
 		}
 	}()
 }
@@ -314,7 +352,32 @@ func (s *Server) applyFetched(pc config.Plugin, m wasmsource.Module) {
 	s.plugins = next
 	s.wasm.book.loaded(pc.Name, src, m.Digest(), m.Layout)
 	s.log.Info("plugin loaded", zap.String("plugin", pc.Name), zap.String("wasm", pc.Wasm), zap.String("digest", m.Digest()), zap.Bool("cached", m.Cached))
-	go cur.p.Close()
+	s.retire(cur.p.Close)
+}
+
+// retireGrace is how long a replaced plugin version keeps taking new
+// streams. A request that loaded the old snapshot just before the swap
+// builds its chain from that snapshot's versions; were one of them
+// already closed, the proxy would take the new snapshot's version for
+// that plugin alone, and the request would run plugins of two
+// generations. The grace makes that window a second wide instead of
+// the time a swap takes.
+const retireGrace = time.Second
+
+// retire runs closeFn (closing replaced plugin versions, which then drain
+// their streams) after retireGrace, or at once when the server shuts down.
+func (s *Server) retire(closeFn func()) {
+	s.retiring.Add(1)
+	go func() {
+		defer s.retiring.Done()
+		t := time.NewTimer(retireGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.retireNow:
+		}
+		closeFn()
+	}()
 }
 
 // pluginConfig is the current config of the plugin named name.

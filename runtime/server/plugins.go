@@ -84,7 +84,6 @@ func (ps *pluginSet) rebuild(ctx context.Context, cfg *config.Config) (*pluginSe
 		next.byName[pc.Name] = e
 	}
 	next.releaseBuiltinPages()
-	ps.env.book.forget(next.byName)
 	return next, nil
 }
 

@@ -70,6 +70,11 @@ type Server struct {
 	// built is closed once New has the first snapshot in place: a
 	// background fetch that finishes sooner waits for it.
 	built chan struct{}
+	// retiring counts replaced plugin versions waiting out their grace
+	// (see retire); retireNow ends the wait at shutdown.
+	retiring   sync.WaitGroup
+	retireNow  chan struct{}
+	retireOnce sync.Once
 
 	reloads       *stats.Counter
 	reloadFailure *stats.Counter
@@ -84,7 +89,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Log, reg: stats.NewRegistry(), cfg: cfg, built: make(chan struct{})}
+	s := &Server{opts: opts, log: opts.Log, reg: stats.NewRegistry(), cfg: cfg, built: make(chan struct{}), retireNow: make(chan struct{})}
 	s.meshMetrics = mesh.NewMetrics(s.reg)
 	s.mirrors = proxy.NewMirrors(cfg.Server.MaxMirrorsInFlight, s.reg, s.log.Named("mirror"))
 	s.cfgStamp, _ = stampOf(opts.ConfigPath)
@@ -285,11 +290,12 @@ func (s *Server) reloadLocked() error {
 	s.snap.Store(snap)
 	oldPlugins := s.plugins
 	s.plugins, s.cfg, s.cfgStamp = plugins, cfg, stamp
+	s.wasm.book.forget(plugins.byName)
 	// In-flight requests finish on the old snapshot; its clusters and
 	// plugins are closed once they have had the drain time to do so.
 	drain := s.drainTimeout()
+	s.retire(func() { oldPlugins.closeReplaced(plugins) })
 	go func() {
-		oldPlugins.closeReplaced(plugins)
 		time.Sleep(drain)
 		old.Upstream.Close()
 	}()
@@ -336,7 +342,7 @@ func (s *Server) ReloadPlugins() error {
 	s.snap.Store(snap)
 	oldPlugins := s.plugins
 	s.plugins = plugins
-	go oldPlugins.closeReplaced(plugins)
+	s.retire(func() { oldPlugins.closeReplaced(plugins) })
 	return nil
 }
 
@@ -375,6 +381,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Copies still in flight are abandoned: nobody waits for a shadow.
 	s.mirrors.Close()
 	s.wasm.book.stop() // before the lock: a finishing fetch takes it
+	s.retireOnce.Do(func() { close(s.retireNow) })
+	s.retiring.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.snap.Load().Upstream.Close()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -59,7 +60,15 @@ type Error struct {
 	Err   error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s %s: %v", e.Cause, e.URL, e.Err) }
+func (e *Error) Error() string { return fmt.Sprintf("%s %s: %v", e.Cause, redact(e.URL), e.Err) }
+
+// redact hides a password in a URL (https://user:secret@host/...).
+func redact(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
+}
 func (e *Error) Unwrap() error { return e.Err }
 
 // Module is a fetched (or cached) module.
