@@ -244,8 +244,8 @@ endpoints = ["` + up.addr + `"]
 		rssKiB, goroutines, n int
 	}
 	measure := func(at int) sample {
-		// Let replaced versions finish closing, then collect.
-		time.Sleep(200 * time.Millisecond)
+		// Let replaced versions out-wait their grace and close.
+		time.Sleep(retireGrace + 500*time.Millisecond)
 		runtime.GC()
 		inst := 0
 		for _, r := range pluginRows(t, ts) {

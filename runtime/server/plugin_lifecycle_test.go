@@ -2,10 +2,14 @@ package server
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/wasmsource/wasmsourcetest"
 )
 
 // emptyModule is a valid Wasm module that is no proxy-wasm filter: it
@@ -140,5 +144,64 @@ wasm = "`+path+`"
 	}
 	if loadCause(errors.Unwrap(err)) != "link" {
 		t.Fatalf("cause %q, want link", loadCause(err))
+	}
+}
+
+// TestTCPListenerPluginNeverLoaded: a network filter whose module cannot
+// be fetched follows its failure policy on a tcp listener too: open lets
+// the bytes through without it, closed closes the connection.
+func TestTCPListenerPluginNeverLoaded(t *testing.T) {
+	fastSources(t, nil)
+	echo := startTCPEcho(t)
+	reg := wasmsourcetest.Start(nil)
+	defer reg.Close()
+	reg.Down.Store(true)
+	ts := startServer(t, baseConfig(`
+[wasm]
+insecure_registries = ["`+reg.Host+`"]
+[[plugins]]
+name = "open"
+wasm = "oci://`+reg.Host+`/filters/net:v1"
+failure = "open"
+[[plugins]]
+name = "closed"
+wasm = "oci://`+reg.Host+`/filters/net:v1"
+[[listeners]]
+name = "open"
+address = "127.0.0.1:0"
+protocols = ["tcp"]
+cluster = "echo"
+plugins = ["open"]
+[[listeners]]
+name = "closed"
+address = "127.0.0.1:0"
+protocols = ["tcp"]
+cluster = "echo"
+plugins = ["closed"]
+[[routes]]
+name = "r"
+backends = [ { cluster = "echo" } ]
+[[clusters]]
+name = "echo"
+endpoints = ["`+echo+`"]
+`))
+	o, err := net.Dial("tcp", ts.ListenerAddr("open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	o.Write([]byte("ping"))
+	if got := readN(t, o, 4); got != "ping" {
+		t.Fatalf("failure = open: %q", got)
+	}
+	c, err := net.Dial("tcp", ts.ListenerAddr("closed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("ping"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 8)); err == nil || n != 0 {
+		t.Fatalf("failure = closed: read %d, %v; want the connection closed", n, err)
 	}
 }

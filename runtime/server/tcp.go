@@ -57,6 +57,14 @@ func (s *Server) resolveTCP(name string) (*l4.Resolution, error) {
 	}
 	res := &l4.Resolution{Upstream: uc, ClusterMetadata: uc.Config().Metadata}
 	for _, pn := range lc.Plugins {
+		if u, ok := snap.Filters[pn].(*unloaded); ok {
+			// Its module is still being fetched, or failed: the failure
+			// policy decides, as on an HTTP route.
+			if u.failOpen {
+				continue
+			}
+			return nil, fmt.Errorf("listener %q: plugin %q has no version loaded (failure = closed): %s", name, pn, u.why)
+		}
 		nf, ok := snap.Filters[pn].(filter.NetworkFactory)
 		if !ok {
 			return nil, fmt.Errorf("listener %q: plugin %q is not a loaded Wasm plugin", name, pn)
