@@ -12,9 +12,14 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/wasmsource/wasmsourcetest"
 )
 
-// emptyModule is a valid Wasm module that is no proxy-wasm filter: it
-// passes every structural check and fails to load.
+// emptyModule is the Wasm header alone.
 var emptyModule = []byte("\x00asm\x01\x00\x00\x00")
+
+// notAFilter is a valid module with a memory and no proxy-wasm ABI: it
+// passes every check made before compiling and fails to load.
+var notAFilter = append(append([]byte(nil), emptyModule...),
+	5, 3, 1, 0x00, 0x01, // memory section: one memory, min 1 page
+	7, 10, 1, 6, 'm', 'e', 'm', 'o', 'r', 'y', 0x02, 0x00) // export "memory"
 
 // importsModule imports the named functions from "env" (type () -> ()),
 // exports the proxy-wasm 0.2.1 ABI marker and a memory.
@@ -46,7 +51,7 @@ func TestReloadKeepsLastGoodPlugin(t *testing.T) {
 	dir := t.TempDir()
 	good, bad := filepath.Join(dir, "good.wasm"), filepath.Join(dir, "bad.wasm")
 	os.WriteFile(good, headerRust(t), 0o644)
-	os.WriteFile(bad, emptyModule, 0o644)
+	os.WriteFile(bad, notAFilter, 0o644)
 	config := func(hdr, fresh, policy string) string {
 		return baseConfig(`
 [[plugins]]

@@ -20,7 +20,10 @@ func (s *Server) registerPluginMetrics() {
 			s.mu.Unlock()
 			out := make([]stats.Sample, 0, len(st))
 			for _, p := range st {
-				rt, _ := p.Runtime.(hostabi.Stats)
+				rt, ok := p.Runtime.(hostabi.Stats)
+				if !ok {
+					continue // no version loaded yet (see /plugins)
+				}
 				out = append(out, sample(p, rt))
 			}
 			return out

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/stats"
@@ -36,7 +37,7 @@ func newSources(cfg *config.Config) (*wasmsource.Fetcher, error) {
 	if d := cfg.Wasm.CacheDir; d != "" && d != "off" && d != "-" {
 		dir = filepath.Join(d, "modules")
 	}
-	opts := wasmsource.Options{CacheDir: dir, InsecureRegistries: cfg.Wasm.InsecureRegistries}
+	opts := wasmsource.Options{CacheDir: dir, InsecureRegistries: cfg.Wasm.InsecureRegistries, MaxModuleBytes: int64(cfg.Wasm.MaxModuleBytes)}
 	if testSourceOptions != nil {
 		testSourceOptions(&opts)
 	}
@@ -279,7 +280,7 @@ func (ps *pluginSet) remoteEntry(ctx context.Context, pc config.Plugin, src wasm
 		return old
 	}
 	if m, ok := sources.Cached(src); ok {
-		p, err := ps.env.load(ctx, pc, m.Bytes)
+		p, err := ps.env.loadFetched(ctx, pc, m.Bytes)
 		if err == nil {
 			ps.log.Info("plugin loaded from the module cache", zap.String("plugin", pc.Name), zap.String("wasm", pc.Wasm), zap.String("digest", m.Digest()))
 			book.loaded(pc.Name, src, m.Digest(), m.Layout)
@@ -296,6 +297,16 @@ func (ps *pluginSet) remoteEntry(ctx context.Context, pc config.Plugin, src wasm
 	}
 	book.fetch(pc, src, sources, old != nil && old.loaded())
 	return ps.keepOrStandIn(pc, old, "fetching "+pc.Wasm)
+}
+
+// loadFetched loads a module that came from a remote source after the
+// structural check local files get when they are read (bounded in memory,
+// before anything compiles it).
+func (e *wasmEnv) loadFetched(ctx context.Context, pc config.Plugin, module []byte) (loadedPlugin, error) {
+	if err := hostabi.CheckModule(module); err != nil {
+		return nil, err
+	}
+	return e.load(ctx, pc, module)
 }
 
 // keepOrStandIn keeps the last good version of a plugin whose new one
@@ -331,7 +342,7 @@ func (s *Server) applyFetched(pc config.Plugin, m wasmsource.Module) {
 		s.wasm.book.confirmed(pc.Name)
 		return
 	}
-	p, err := s.wasm.load(context.Background(), pc, m.Bytes)
+	p, err := s.wasm.loadFetched(context.Background(), pc, m.Bytes)
 	if err != nil {
 		s.wasm.book.failed(pc.Name, src, loadCause(err), err, cur.loaded())
 		return
