@@ -85,6 +85,27 @@ http_call_response: buf_get 4 0 40`,
 			run:  runL4Attributes,
 		},
 		{
+			name:   "route_name and cluster_name from the first request-header callback, re-resolved after the filter changes a header the route's backend choice reads",
+			ref:    refEnvoyAttr + " (route_name, xds.cluster_name); envoy source/common/router/router.cc and Http::FilterManager (the route is resolved when a filter first asks; clearRouteCache after header changes)",
+			script: "request_headers: prop_get route_name | prop_get cluster_name | prop_get xds/cluster_name | hdr_add 0 x-steer grpc | prop_get cluster_name | hdr_remove 0 x-steer | prop_get cluster_name",
+			run: func(e *abiEnv) error {
+				if err := ok200(e.get("/steer/x")); err != nil {
+					return err
+				}
+				var got []string
+				for _, l := range e.logs("p") {
+					if strings.HasPrefix(l, "request_headers prop_get") {
+						got = append(got, strings.TrimPrefix(l, "request_headers prop_get: "))
+					}
+				}
+				want := []string{"status=0 steer", "status=0 up", "status=0 up", "status=0 grpc", "status=0 up"}
+				if strings.Join(got, "|") != strings.Join(want, "|") {
+					return fmt.Errorf("the filter read %q, want %q", got, want)
+				}
+				return nil
+			},
+		},
+		{
 			name:   "connection.tls_version on an HTTPS stream is TLSv1.3 (BoringSSL's spelling), not TLS 1.3",
 			ref:    refEnvoyAttr + " (connection.tls_version)",
 			script: "request_headers: prop_get connection/tls_version | prop_get connection/requested_server_name",

@@ -74,6 +74,14 @@ address = "127.0.0.1:0"
 protocols = ["http1", "h2c"]
 
 [[routes]]
+name = "steer"
+match = { path_prefix = "/steer" }
+timeout = "10s"
+plugins = ` + routePlugins + `
+backends = [ { cluster = "grpc", headers = [ { name = "x-steer", exact = "grpc" } ] },
+             { cluster = "up" } ]
+
+[[routes]]
 name = "abi"
 timeout = "10s"
 plugins = ` + routePlugins + `

@@ -143,6 +143,19 @@ type Info struct {
 	// Properties set by filters (proxy_set_property), readable by later
 	// filters; also the backend picker reads "canary.subset" style keys.
 	FilterState map[string][]byte
+	// Cluster, until the router picks the backend, resolves ClusterName
+	// and ClusterMetadata from the route and what the filters did so far,
+	// as Envoy resolves the route when a filter first asks and again after
+	// a filter changes what it depends on (clearRouteCache). Properties
+	// call it before answering cluster_name or cluster_metadata; nil once
+	// the pick is made.
+	Cluster ClusterResolver
+}
+
+// ClusterResolver fills a stream's cluster before the router has picked
+// its backend; the router implements it.
+type ClusterResolver interface {
+	ResolveCluster(info *Info)
 }
 
 // TLSInfo describes the downstream TLS connection.

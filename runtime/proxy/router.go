@@ -69,6 +69,11 @@ type exchange struct {
 	outTrailer http.Header
 	// idle is the stream idle timeout; nil when disabled.
 	idle *streamIdle
+	// pickRnd is the stream's one random draw for the weighted backend
+	// choice: the cluster filters see before the pick (ResolveCluster)
+	// and the router's pick agree unless a filter changed what the
+	// choice depends on.
+	pickRnd uint64
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -131,6 +136,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	x.s = newStream(ctx, r)
 	x.fillInfo(requestID, start)
+	x.pickRnd = rand.Uint64()
+	x.s.info.Cluster = x
 	if !x.buildChain(lr) {
 		return
 	}
@@ -269,13 +276,30 @@ func (x *exchange) buildChain(lr *listenerRoutes) bool {
 // responseBufferLimit bounds a response body a filter buffers (500 past it).
 const responseBufferLimit = 16 << 20
 
+// ResolveCluster answers cluster_name and cluster_metadata before the
+// router picks: the backend the pick would choose now, from the request as
+// the filters left it, the subset a filter set and the stream's draw.
+func (x *exchange) ResolveCluster(info *filter.Info) {
+	b := x.rt.PickBackend(x.r.Header, string(info.FilterState[route.SubsetProperty]), x.pickRnd)
+	if b == nil {
+		info.ClusterName, info.ClusterMetadata = "", nil
+		return
+	}
+	info.ClusterName = b.Cluster
+	info.ClusterMetadata = nil
+	if cl := x.snap.Upstream.Cluster(b.Cluster); cl != nil {
+		info.ClusterMetadata = cl.Config().Metadata
+	}
+}
+
 // forward sends the request upstream with retries and streams the answer.
 func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool, requestID string) {
 	r := x.r
 	// The subset comes only from what a filter set on this stream (the
 	// canary plugin's property); a client cannot name one.
 	subset := string(x.s.info.FilterState[route.SubsetProperty])
-	backend := x.rt.PickBackend(r.Header, subset, rand.Uint64())
+	backend := x.rt.PickBackend(r.Header, subset, x.pickRnd)
+	x.s.info.Cluster = nil
 	if backend == nil {
 		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("no backend\n"), Details: "no_backend", GRPCStatus: grpcUnavailable}, requestID)
 		return
@@ -287,6 +311,7 @@ func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool,
 	}
 	x.cluster = backend.Cluster
 	x.s.info.ClusterName = backend.Cluster
+	x.s.info.ClusterMetadata = cl.Config().Metadata
 
 	upgrade := upgradeType(r.Header)
 	scheme := "http"

@@ -243,6 +243,9 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 	case "route_name":
 		return []byte(info.RouteName), info.RouteName != ""
 	}
+	if info.Cluster != nil && wantsCluster(path) {
+		info.Cluster.ResolveCluster(info)
+	}
 	return ConnectionProperty(&filter.Connection{ID: info.ConnectionID, Source: info.Source, Destination: info.Destination,
 		Upstream: info.Upstream, TLS: info.TLS, ClusterName: info.ClusterName, ClusterMetadata: info.ClusterMetadata}, key, path)
 }
@@ -256,4 +259,16 @@ func (h wasmStreamHost) SetProperty(path []string, value []byte) error {
 	}
 	info.FilterState[strings.Join(path, ".")] = value
 	return nil
+}
+
+// wantsCluster tells the properties that depend on the stream's cluster
+// (cluster_name, cluster_metadata, and their xds. spellings).
+func wantsCluster(path []string) bool {
+	switch path[0] {
+	case "cluster_name", "cluster_metadata":
+		return true
+	case "xds":
+		return len(path) > 1 && (path[1] == "cluster_name" || path[1] == "cluster_metadata")
+	}
+	return false
 }
