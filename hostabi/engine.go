@@ -168,10 +168,10 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, trusted bool) (*compi
 	// meanwhile. Two loads of the same new module may both compile; the
 	// loser's copy is closed.
 	var mod wazero.CompiledModule
-	var err error
+	var err, kept error
 	if trusted {
 		err = interrupt.Validate(wasm)
-	} else if mod, err = e.compileInterruptible(ctx, wasm); mod != nil {
+	} else if mod, kept, err = e.compileInterruptible(ctx, wasm); mod != nil {
 		rt, interruptible = e.fastRT, true
 	}
 	if err != nil {
@@ -180,6 +180,12 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, trusted bool) (*compi
 	if mod == nil {
 		if mod, err = rt.CompileModule(ctx, wasm); err != nil {
 			return nil, fmt.Errorf("compiling: %w", err)
+		}
+		if kept != nil {
+			// Said only once the module compiled: for a module that does
+			// not, the refusal is the news, not the fallback.
+			e.log.Info("wasm module kept as is: its callback deadline falls back to wazero's slower termination checks",
+				zap.Error(kept))
 		}
 	}
 	dropFunctionBodies(mod)
@@ -207,22 +213,20 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, trusted bool) (*compi
 
 // compileInterruptible compiles wasm rewritten by package interrupt for the
 // plain runtime. A module that fails validation is an error; a nil module
-// with no error means the rewriter cannot handle this one, and the caller
-// compiles it as it is (validated) with wazero's termination checks.
-func (e *Engine) compileInterruptible(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
+// with no error means the rewriter cannot handle this one (kept says why),
+// and the caller compiles it as it is (validated) with wazero's
+// termination checks.
+func (e *Engine) compileInterruptible(ctx context.Context, wasm []byte) (mod wazero.CompiledModule, kept, err error) {
 	patched, err := interrupt.Instrument(wasm)
 	if invalid := (*interrupt.InvalidError)(nil); errors.As(err, &invalid) {
-		return nil, err
+		return nil, nil, err
 	}
 	if err == nil {
-		var mod wazero.CompiledModule
 		if mod, err = e.fastRT.CompileModule(ctx, patched); err == nil {
-			return mod, nil
+			return mod, nil, nil
 		}
 	}
-	e.log.Info("wasm module kept as is: its callback deadline falls back to wazero's slower termination checks",
-		zap.Error(err))
-	return nil, nil
+	return nil, err, nil
 }
 
 // CheckModule checks a module's structure as Load does before compiling

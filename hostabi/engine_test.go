@@ -40,6 +40,9 @@ func TestLoadRefused(t *testing.T) {
 			want: "code section at byte 8 claims 4294967295 bytes; only 1 remain in the module"},
 		{name: "vm_start false", guest: "rawabi", vmConfig: "vm_start: ret 0", want: "proxy_on_vm_start returned false"},
 		{name: "configure false", guest: "rawabi", config: "configure: ret 0", want: "proxy_on_configure returned false"},
+		// The refusal carries the last error line the plugin logged: its reason.
+		{name: "configure false with a reason", guest: "rawabi", config: "configure: log 2 fine | log 4 bad\\skey | ret 0",
+			want: "proxy_on_configure returned false: the plugin configuration was refused: bad key"},
 		{name: "configure refuses", guest: "hostile", config: "refuse", want: "proxy_on_configure returned false"},
 		{name: "configure crashes", guest: "hostile", config: "crashcfg", want: "proxy_on_configure"},
 	}

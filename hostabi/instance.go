@@ -81,7 +81,11 @@ type instance struct {
 	// restricted: the start-up functions (_initialize, main, _start) are
 	// running; only the hostcalls proxy-wasm-cpp-host allows then work.
 	restricted bool
-	stdio      [2]lineWriter
+	// refusal is the last error line the guest logged while vm_start or
+	// configure ran ("" otherwise): the reason a refusal gives.
+	capturing bool
+	refusal   string
+	stdio     [2]lineWriter
 }
 
 // callData is what a callback may read besides its stream: the reply of an
@@ -246,25 +250,57 @@ func (in *instance) addRoot(p *Plugin) error {
 	}
 	if in.fns[cbVMStart] != nil {
 		in.effective = id
-		ok, err := in.callT(t, cbVMStart, uint64(id), uint64(len(in.vm.cfg.VMConfig)))
+		ok, reason, err := in.callCapturing(t, cbVMStart, uint64(id), uint64(len(in.vm.cfg.VMConfig)))
 		if err != nil {
 			return refuse(fmt.Errorf("proxy_on_vm_start: %w", err))
 		}
 		if uint32(ok) == 0 {
-			return refuse(errors.New("proxy_on_vm_start returned false: the VM configuration was refused"))
+			return refuse(&RefusedError{Callback: "proxy_on_vm_start", Reason: reason})
 		}
 	}
 	if in.fns[cbConfigure] != nil {
 		in.effective = id
-		ok, err := in.callT(t, cbConfigure, uint64(id), uint64(len(p.cfg.PluginConfig)))
+		ok, reason, err := in.callCapturing(t, cbConfigure, uint64(id), uint64(len(p.cfg.PluginConfig)))
 		if err != nil {
 			return refuse(fmt.Errorf("proxy_on_configure: %w", err))
 		}
 		if uint32(ok) == 0 {
-			return refuse(errors.New("proxy_on_configure returned false: the plugin configuration was refused"))
+			return refuse(&RefusedError{Callback: "proxy_on_configure", Reason: reason})
 		}
 	}
 	return nil
+}
+
+// callCapturing runs vm_start or configure and returns, with its result,
+// the last error line the guest logged meanwhile: a plugin says why it
+// refuses its configuration in its log (Envoy shows that line and then
+// "Unable to configure Wasm plugin"), and the refusal should carry it.
+func (in *instance) callCapturing(t time.Duration, cb callback, args ...uint64) (uint64, string, error) {
+	in.capturing, in.refusal = true, ""
+	defer func() { in.capturing, in.refusal = false, "" }()
+	r, err := in.callT(t, cb, args...)
+	return r, in.refusal, err
+}
+
+// RefusedError is a plugin's refusal of its configuration: vm_start or
+// configure returned false. Reason is the last error line the plugin
+// logged while deciding ("" if none); callers point the user at the
+// configuration (vm_config for vm_start, config for configure).
+type RefusedError struct {
+	Callback string // "proxy_on_vm_start" or "proxy_on_configure"
+	Reason   string
+}
+
+func (e *RefusedError) Error() string {
+	what := "plugin configuration"
+	if e.Callback == "proxy_on_vm_start" {
+		what = "VM configuration"
+	}
+	msg := e.Callback + " returned false: the " + what + " was refused"
+	if e.Reason != "" {
+		msg += ": " + e.Reason
+	}
+	return msg
 }
 
 // removeRoot deletes p's root context (on_done, on_delete) and what hangs

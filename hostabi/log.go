@@ -10,6 +10,9 @@ import (
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
 
+// maxRefusalBytes bounds the reason a refused configuration carries.
+const maxRefusalBytes = 1024
+
 func zapLevel(l abi.LogLevel) zapcore.Level {
 	switch l {
 	case abi.LogTrace, abi.LogDebug:
@@ -34,6 +37,10 @@ func (in *instance) guestLog(level zapcore.Level, msg []byte) {
 	log := in.vm.log
 	if p := in.pluginFor(in.effective); p != nil {
 		log = p.log
+	}
+	if in.capturing && level >= zapcore.ErrorLevel {
+		// Kept whatever the log level: it is the reason of a refusal.
+		in.refusal = string(msg[:min(len(msg), maxRefusalBytes)])
 	}
 	if !log.Core().Enabled(level) {
 		return

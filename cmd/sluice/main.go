@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -72,9 +73,10 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	// The modules are read and checked as `run` would before compiling
-	// them, so what validate passes, run does not refuse for its files.
-	if err := server.CheckPluginModules(cfg); err != nil {
+	// Each plugin loads as `run` would load it (module checks, compile,
+	// vm_start, configure), in a dry run with no traffic: what validate
+	// passes, run does not refuse.
+	if err := server.CheckPlugins(context.Background(), cfg); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -95,21 +97,24 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	defer log.Sync()
 
+	start := time.Now()
 	srv, err := server.New(server.Options{ConfigPath: f.config, Mode: f.mode, Log: log})
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {
+			// file:line: key: problem, as validate prints it.
 			fmt.Fprintln(stderr, err)
 		} else {
-			log.Error("cannot start", zap.Error(err))
+			log.Error("cannot start: "+err.Error(), zap.Error(err))
 		}
 		return 1
 	}
 	if err := srv.Start(); err != nil {
-		log.Error("cannot start", zap.Error(err))
+		log.Error("cannot start: "+err.Error(), zap.Error(err))
 		return 1
 	}
-	log.Info("sluice started", zap.String("version", version), zap.String("config", f.config), zap.String("admin", srv.AdminAddr()))
+	log.Info(fmt.Sprintf("ready in %s", time.Since(start).Round(time.Millisecond)),
+		zap.String("version", version), zap.String("config", f.config), zap.String("admin", srv.AdminAddr()))
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -145,5 +150,10 @@ func newLogger(level string) (*zap.Logger, error) {
 	cfg.Sampling = nil
 	cfg.EncoderConfig.TimeKey = "ts"
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	return cfg.Build()
+	// zap's production config adds a stack trace to every error line; an
+	// error here is an expected one (a refused plugin, a busy port, an
+	// unreachable upstream) whose message says what to fix, and a Go
+	// stack only buries it. Stacks stay for what is a bug: DPanic and up.
+	cfg.DisableStacktrace = true
+	return cfg.Build(zap.AddStacktrace(zapcore.DPanicLevel))
 }

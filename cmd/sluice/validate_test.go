@@ -54,3 +54,48 @@ func TestValidateChecksModules(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateLoadsPlugins: validate loads each plugin in a dry run
+// (vm_start and configure), so a misspelt built-in name or built-in config
+// key is refused with file:line, key and a suggestion, as `run` would
+// refuse it, instead of passing.
+func TestValidateLoadsPlugins(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "text.wasm"), []byte("not wasm at all\n"), 0o644)
+	for name, tc := range map[string]struct {
+		plugin string
+		want   []string
+	}{
+		"built-in name typo": {plugin: `wasm = "builtin:add-headers"`,
+			want: []string{":6: plugins[0].wasm: ", `no builtin plugin "add-headers"; did you mean "builtin:add-header"?`}},
+		"built-in key typo": {plugin: "wasm = \"builtin:add-header\"\nconfig = { request_header = { x = \"1\" } }",
+			want: []string{":7: plugins[0].config.request_header: ", `unknown field "request_header"; did you mean "request_headers"?`}},
+		"not wasm": {plugin: `wasm = "text.wasm"`,
+			want: []string{":6: plugins[0].wasm: ", "not a Wasm binary module"}},
+		"good": {plugin: "wasm = \"builtin:add-header\"\nconfig = { request_headers = { x = \"1\" } }"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, "sluice.toml")
+			os.WriteFile(path, []byte("[admin]\ndisabled = true\n\n[[plugins]]\nname = \"p\"\n"+tc.plugin+"\n"), 0o644)
+			var out, errOut bytes.Buffer
+			code := run([]string{"validate", "--config", path}, &out, &errOut)
+			if tc.want == nil {
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, errOut.String())
+				}
+				return
+			}
+			if code != 1 {
+				t.Fatalf("exit %d, want 1; stdout %q stderr %q", code, out.String(), errOut.String())
+			}
+			for _, want := range tc.want {
+				if strings.HasPrefix(want, ":") {
+					want = path + want
+				}
+				if !strings.Contains(errOut.String(), want) {
+					t.Errorf("stderr %q lacks %q", errOut.String(), want)
+				}
+			}
+		})
+	}
+}

@@ -169,8 +169,15 @@ func tomlFields(t reflect.Type) map[string]reflect.StructField {
 // suggest returns the valid key nearest to k by edit distance, or "" when
 // nothing is close enough to be a plausible typo.
 func suggest(k string, fields map[string]reflect.StructField) string {
+	return Suggest(k, sortedKeys(fields))
+}
+
+// Suggest returns the name in names closest to k, if it is close enough
+// to be what k meant ("" otherwise): the "did you mean" of every unknown
+// name, config keys and built-in plugin names alike.
+func Suggest(k string, names []string) string {
 	best, bestD := "", math.MaxInt
-	for _, name := range sortedKeys(fields) {
+	for _, name := range names {
 		if d := editDistance(strings.ToLower(k), name); d < bestD {
 			best, bestD = name, d
 		}

@@ -306,7 +306,7 @@ func (e *wasmEnv) loadFetched(ctx context.Context, pc config.Plugin, module []by
 	if err := hostabi.CheckModule(module); err != nil {
 		return nil, err
 	}
-	return e.load(ctx, pc, module)
+	return e.load(ctx, pc, module, sha256Hex(module))
 }
 
 // keepOrStandIn keeps the last good version of a plugin whose new one

@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/http"
+	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -16,6 +20,8 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/wasmsource"
+	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/wasmfilter"
 )
 
 // loadedPlugin is one started version of a plugin: a filter factory whose
@@ -72,11 +78,11 @@ func (ps *pluginSet) rebuild(ctx context.Context, cfg *config.Config) (*pluginSe
 		}
 	}
 	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}, builtin: plugins.ModuleFor(builtins)}
-	for _, pc := range cfg.Plugins {
+	for i, pc := range cfg.Plugins {
 		e, loadErr, err := ps.entryFor(ctx, pc, next.builtin)
 		if err != nil {
 			next.closeNew(ps)
-			return nil, err
+			return nil, pluginError(cfg, i, err)
 		}
 		if loadErr != nil {
 			next.refused = append(next.refused, fmt.Sprintf("plugin %q: %v", pc.Name, loadErr))
@@ -113,7 +119,7 @@ func (ps *pluginSet) entryFor(ctx context.Context, pc config.Plugin, builtin []b
 		ps.env.book.confirmed(pc.Name) // what is wanted is what serves
 		return old, nil, nil
 	}
-	p, err := ps.env.load(ctx, pc, module)
+	p, err := ps.env.load(ctx, pc, module, sha)
 	if err != nil {
 		if ps.starting {
 			return nil, nil, fmt.Errorf("plugin %q (%s): %w", pc.Name, pc.Wasm, err)
@@ -168,7 +174,7 @@ func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
 			next.byName[name] = e
 			continue
 		}
-		p, err := ps.env.load(ctx, e.cfg, module)
+		p, err := ps.env.load(ctx, e.cfg, module, sha)
 		if err != nil {
 			next.closeNew(ps)
 			src, _ := wasmsource.Parse(e.cfg.Wasm, e.cfg.SHA256, e.cfg.PullPolicy)
@@ -348,24 +354,112 @@ func readModuleFile(key, path string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// CheckPluginModules reads every plugin's local .wasm file as a load would
-// (regular file, size cap, structure) without compiling it: what
-// `sluice validate` refuses, `sluice run` refuses too. Problems are
-// reported as the config's: file, line, key. Remote modules are checked
-// when they arrive (a source that is down is no config error).
-func CheckPluginModules(cfg *config.Config) error {
+// pluginError places a plugin's load failure in the config file: a
+// refused configuration at the plugin's config (at the unknown key when
+// the plugin names one, as the built-ins do), anything else at its wasm
+// key. `sluice run` and `sluice validate` print the same line for it.
+func pluginError(cfg *config.Config, i int, err error) error {
+	pc := cfg.Plugins[i]
+	key := fmt.Sprintf("plugins[%d].wasm", i)
+	msg := err.Error()
+	if refused := (*hostabi.RefusedError)(nil); errors.As(err, &refused) {
+		// The refusal alone: hostabi's "loading plugin" wrapping repeats
+		// what the key already says.
+		msg = fmt.Sprintf("plugin %q (%s): %v", pc.Name, pc.Wasm, refused)
+		switch {
+		case refused.Callback == "proxy_on_vm_start" && pc.VMConfigRaw != "":
+			key = fmt.Sprintf("plugins[%d].vm_config_raw", i)
+		case refused.Callback == "proxy_on_vm_start":
+			key = fmt.Sprintf("plugins[%d].vm_config", i)
+		case pc.ConfigRaw != "":
+			key = fmt.Sprintf("plugins[%d].config_raw", i)
+		default:
+			key = fmt.Sprintf("plugins[%d].config", i)
+			if m := unknownField.FindStringSubmatch(refused.Reason); m != nil {
+				key += "." + m[1]
+			}
+		}
+	}
+	return &config.Error{Problems: []config.Problem{cfg.Problem(key, msg)}}
+}
+
+// unknownField finds the key in encoding/json's refusal of one, which is
+// how the built-ins (and most Go filters) word it.
+var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
+
+// CheckPlugins loads every plugin of cfg as `sluice run` would, in a dry
+// run, so that what validate passes, run does not refuse: each module is
+// read and checked, compiled (through the compilation cache), and its
+// vm_start and configure run; then all of it is closed. Nothing listens
+// and nothing reaches an upstream: an http_call a plugin makes from
+// configure is accepted for a known cluster and answered as a failed
+// call, never dispatched, and shared data stays in memory even with a
+// Redis store. Every plugin is tried; problems carry file, line and key.
+func CheckPlugins(ctx context.Context, cfg *config.Config) error {
+	dry := *cfg
+	dry.SharedStore.Kind = "" // no Redis connection for a dry run
+	// node.* as run would answer it, less what the identity's
+	// certificate adds (validate does not read it).
+	node := nodeFor(cfg, nil, os.Getenv, os.Environ)
+	env, err := newWasmEnv(ctx, &dry, stats.NewRegistry(), zap.NewNop(), dryRunCalls(cfg), node)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	var names []string
+	for _, pc := range cfg.Plugins {
+		if name := builtinName(pc.Wasm); name != "" {
+			names = append(names, name)
+		}
+	}
+	builtin := plugins.ModuleFor(names)
 	var problems []config.Problem
 	for i, pc := range cfg.Plugins {
-		path := modulePath(pc.Wasm)
-		if path == "" {
+		src, err := wasmsource.Parse(pc.Wasm, pc.SHA256, pc.PullPolicy)
+		if err != nil {
+			problems = append(problems, cfg.Problem(fmt.Sprintf("plugins[%d].wasm", i), err.Error()))
 			continue
 		}
-		if _, err := readModuleFile("", path, int64(cfg.Wasm.MaxModuleBytes)); err != nil {
-			problems = append(problems, cfg.Problem(fmt.Sprintf("plugins[%d].wasm", i), err.Error()))
+		if src.Remote() {
+			// Checked when it arrives: a source that is down is no
+			// config error, and run serves without it meanwhile.
+			continue
 		}
+		module, _, err := env.readModule(pc.Wasm, builtin)
+		if err == nil && src.SHA256 != "" && sha256Hex(module) != src.SHA256 {
+			err = fmt.Errorf("%s: the module's sha256 is %s, not %s", pc.Wasm, sha256Hex(module), src.SHA256)
+		}
+		if err != nil {
+			problems = append(problems, cfg.Problem(fmt.Sprintf("plugins[%d].wasm", i), err.Error()))
+			continue
+		}
+		p, err := env.load(ctx, pc, module, sha256Hex(module))
+		if err != nil {
+			var ce *config.Error
+			errors.As(pluginError(cfg, i, err), &ce)
+			problems = append(problems, ce.Problems...)
+			continue
+		}
+		p.Close()
 	}
 	if len(problems) > 0 {
 		return &config.Error{Problems: problems}
 	}
 	return nil
+}
+
+// dryRunCalls answers CheckPlugins' http_calls: a cluster the config has
+// fails the call without dispatching it, an unknown one is refused as
+// `run` would refuse it.
+func dryRunCalls(cfg *config.Config) func(string) (wasmfilter.RoundTripFunc, bool) {
+	return func(name string) (wasmfilter.RoundTripFunc, bool) {
+		for _, c := range cfg.Clusters {
+			if c.Name == name {
+				return func(*http.Request) (*http.Response, error) {
+					return nil, errors.New("sluice validate: a dry run dispatches no http_call")
+				}, true
+			}
+		}
+		return nil, false
+	}
 }

@@ -113,7 +113,7 @@ func New(opts Options) (*Server, error) {
 	s.configuring.Store(up)
 	defer s.configuring.Store(nil)
 	node := nodeFor(cfg, s.identity, os.Getenv, os.Environ)
-	s.wasm, err = newWasmEnv(context.Background(), cfg, s.reg, s.log.Named("wasm"), s.cluster, node)
+	s.wasm, err = newWasmEnv(context.Background(), cfg, s.reg, s.log.Named("wasm"), clusterCalls(s.cluster), node)
 	if err != nil {
 		up.Close()
 		return nil, err

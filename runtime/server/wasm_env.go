@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -33,6 +36,13 @@ type wasmEnv struct {
 	// maxModuleBytes is [wasm] max_module_bytes (a restart setting).
 	maxModuleBytes int64
 
+	// cacheDir is wazero's compilation cache ("-": none), for telling a
+	// start-up whether the cache served it.
+	cacheDir string
+	// compiled holds the sha256 of every module loaded so far: a load of
+	// one of them reuses its compiled code and says nothing about it.
+	compiled map[string]bool
+
 	mu     sync.Mutex
 	engine *hostabi.Engine // nil until a plugin loads
 
@@ -42,14 +52,21 @@ type wasmEnv struct {
 	book    *pluginBook
 }
 
-func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, log *zap.Logger, cluster func(string) *upstream.Cluster, node *wasmfilter.Node) (*wasmEnv, error) {
-	caller := &wasmfilter.WasmHTTPCaller{Lookup: func(name string) (wasmfilter.RoundTripFunc, bool) {
+// clusterCalls sends plugins' http_calls to the clusters cluster finds.
+func clusterCalls(cluster func(string) *upstream.Cluster) func(string) (wasmfilter.RoundTripFunc, bool) {
+	return func(name string) (wasmfilter.RoundTripFunc, bool) {
 		c := cluster(name)
 		if c == nil {
 			return nil, false
 		}
 		return func(r *http.Request) (*http.Response, error) { return c.RoundTrip(r, upstream.Pick{}) }, true
-	}}
+	}
+}
+
+// newWasmEnv makes the host; calls answers the plugins' http_calls
+// (clusterCalls when serving, dryRunCalls for `sluice validate`).
+func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, log *zap.Logger, calls func(string) (wasmfilter.RoundTripFunc, bool), node *wasmfilter.Node) (*wasmEnv, error) {
+	caller := &wasmfilter.WasmHTTPCaller{Lookup: calls}
 	cacheDir := cfg.Wasm.CacheDir
 	if cacheDir == "off" {
 		cacheDir = "-"
@@ -60,7 +77,11 @@ func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, lo
 			cacheDir = "-"
 		}
 	}
-	env := &wasmEnv{log: log, maxModuleBytes: int64(cfg.Wasm.MaxModuleBytes), book: newPluginBook(reg, log.Named("plugins"))}
+	env := &wasmEnv{log: log, maxModuleBytes: int64(cfg.Wasm.MaxModuleBytes), cacheDir: cacheDir, compiled: map[string]bool{},
+		book: newPluginBook(reg, log.Named("plugins"))}
+	if cacheDir == "" {
+		env.cacheDir = filepath.Join(os.TempDir(), "sluice-wasm-cache") // hostabi's default
+	}
 	var err error
 	if env.sources, err = newSources(cfg); err != nil {
 		return nil, err
@@ -99,8 +120,11 @@ func (e *wasmEnv) getEngine(ctx context.Context) (*hostabi.Engine, error) {
 }
 
 // load compiles and starts one plugin version: vm_start and configure must
-// succeed before it serves anything.
-func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte) (loadedPlugin, error) {
+// succeed before it serves anything. sha is the module's sha256 (hex).
+// Compiling a module the process has not compiled yet takes seconds
+// without the compilation cache, so it is announced before and timed
+// after, with whether the cache served it.
+func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte, sha string) (loadedPlugin, error) {
 	pluginCfg, err := configBytes(pc.Config, pc.ConfigRaw)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -124,6 +148,16 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte) (lo
 	if err != nil {
 		return nil, err
 	}
+	e.mu.Lock()
+	first := !e.compiled[sha]
+	e.mu.Unlock()
+	var cached int
+	start := time.Now()
+	if first {
+		e.log.Info(fmt.Sprintf("compiling plugin %s (%s) ...", pc.Name, megabytes(len(module))),
+			zap.String("plugin", pc.Name), zap.String("wasm", pc.Wasm))
+		cached = cacheEntries(e.cacheDir)
+	}
 	p, err := engine.Load(ctx, hostabi.PluginConfig{
 		Name:         pc.Name,
 		RootID:       rootID,
@@ -139,9 +173,46 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte) (lo
 		Trusted:      builtin != "",
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("plugin %q (%s): %w", pc.Name, pc.Wasm, err)
+	}
+	if first {
+		e.mu.Lock()
+		e.compiled[sha] = true
+		e.mu.Unlock()
+		cache := "off"
+		if e.cacheDir != "-" {
+			// A miss stores the compiled code: a new entry appears.
+			cache = "hit"
+			if cacheEntries(e.cacheDir) > cached {
+				cache = "miss"
+			}
+		}
+		e.log.Info(fmt.Sprintf("plugin %s ready in %s (compile cache %s)", pc.Name, time.Since(start).Round(time.Millisecond), cache),
+			zap.String("plugin", pc.Name), zap.String("compile_cache", cache))
 	}
 	return wasmfilter.NewWasmFactory(p, e.log.With(zap.String("plugin", pc.Name))), nil
+}
+
+// megabytes prints a module size the way a person reads it: "7.6 MB".
+func megabytes(n int) string {
+	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+}
+
+// cacheEntries counts the files under wazero's cache directory (it keeps
+// one per compiled module, in a directory per wazero version); -1 without
+// a cache.
+func cacheEntries(dir string) int {
+	if dir == "-" || dir == "" {
+		return -1
+	}
+	n := 0
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 func (e *wasmEnv) close() {
@@ -173,7 +244,11 @@ func configBytes(table map[string]any, raw string) ([]byte, error) {
 
 func builtinModule(name string, module []byte) ([]byte, error) {
 	if !plugins.Has(name) {
-		return nil, fmt.Errorf("no builtin plugin %q (builtins: %v)", name, plugins.Names())
+		hint := ""
+		if s := config.Suggest(name, plugins.Names()); s != "" {
+			hint = fmt.Sprintf("; did you mean \"builtin:%s\"?", s)
+		}
+		return nil, fmt.Errorf("no builtin plugin %q%s (builtins: %s)", name, hint, strings.Join(plugins.Names(), ", "))
 	}
 	return module, nil
 }

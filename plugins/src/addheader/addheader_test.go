@@ -17,7 +17,8 @@ func TestParse(t *testing.T) {
 		{name: "empty", config: ""},
 		{name: "both", config: `{"request_headers":{"X-B":"2","x-a":"1"},"response_headers":{"x-served-by":"sluice"}}`,
 			req: [][2]string{{"x-a", "1"}, {"x-b", "2"}}, resp: [][2]string{{"x-served-by", "sluice"}}},
-		{name: "unknown key", config: `{"request_header":{"a":"b"}}`, errMatch: "unknown field"},
+		{name: "unknown key", config: `{"request_header":{"a":"b"}}`, errMatch: `unknown field "request_header"; did you mean "request_headers"?`},
+		{name: "unknown key, nothing close", config: `{"zzzzzzzz":1}`, errMatch: `unknown field "zzzzzzzz"`},
 		{name: "pseudo header", config: `{"request_headers":{":path":"/x"}}`, errMatch: "not a header name"},
 		{name: "not json", config: `request_headers=1`, errMatch: "config"},
 	}

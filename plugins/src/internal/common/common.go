@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
+	"regexp"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/sdk/proxywasm"
@@ -25,9 +27,78 @@ func DecodeConfig(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+			if s := suggestKey(m[1], jsonKeys(reflect.TypeOf(v), nil, map[reflect.Type]bool{})); s != "" {
+				return fmt.Errorf("config: %w; did you mean %q?", err, s)
+			}
+		}
 		return fmt.Errorf("config: %w", err)
 	}
 	return nil
+}
+
+// unknownField finds the key in encoding/json's "unknown field" error.
+var unknownField = regexp.MustCompile(`^json: unknown field "([^"]+)"`)
+
+// jsonKeys lists the JSON keys of t's structs, nested ones too: the
+// decoder's error does not say at which depth the unknown key was.
+func jsonKeys(t reflect.Type, keys []string, seen map[reflect.Type]bool) []string {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || seen[t] {
+		return keys
+	}
+	seen[t] = true
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		keys = append(keys, name)
+		keys = jsonKeys(f.Type, keys, seen)
+	}
+	return keys
+}
+
+// suggestKey returns the key closest to k by edit distance when it is
+// close enough to be a misspelling, as the host's config check does.
+func suggestKey(k string, keys []string) string {
+	best, bestD := "", len(k)+1
+	for _, name := range keys {
+		if d := editDistance(strings.ToLower(k), strings.ToLower(name)); d < bestD {
+			best, bestD = name, d
+		}
+	}
+	if bestD <= 2 || bestD <= len(k)/3 {
+		return best
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // Header returns the first value of a header, matched case-insensitively.

@@ -39,9 +39,14 @@ func (o *Ops) Empty() bool {
 func ParsePairs(key string, items []string) ([]Pair, error) {
 	out := make([]Pair, 0, len(items))
 	for i, it := range items {
+		// The item is not quoted back: it may hold a credential, and this
+		// reason reaches the admin API and the proxy's log.
 		name, value, ok := strings.Cut(it, ":")
-		if !ok || strings.TrimSpace(name) == "" {
-			return nil, fmt.Errorf("config: %s[%d]: %q is not \"name:value\"", key, i, it)
+		if !ok {
+			return nil, fmt.Errorf("config: %s[%d]: not \"name:value\" (no colon)", key, i)
+		}
+		if strings.TrimSpace(name) == "" {
+			return nil, fmt.Errorf("config: %s[%d]: not \"name:value\" (the name is empty)", key, i)
 		}
 		p := Pair{Name: strings.TrimSpace(name), Value: value}
 		var err error
@@ -105,7 +110,7 @@ func parseTemplate(s string) ([]piece, error) {
 		}
 		j := strings.IndexByte(s[i:], ')')
 		if j < 0 {
-			return nil, fmt.Errorf("template %q: missing )", s)
+			return nil, fmt.Errorf("template %q: missing )", s[i:]) // not the literal before it: it may be a credential
 		}
 		expr := strings.TrimSpace(s[i+2 : i+j])
 		src, name, ok := strings.Cut(expr, ".")
@@ -116,7 +121,7 @@ func parseTemplate(s string) ([]piece, error) {
 			}
 		}
 		if !ok || (src != "headers" && src != "query_params") || name == "" {
-			return nil, fmt.Errorf("template %q: only $(headers.NAME) and $(query_params.NAME) are supported", s)
+			return nil, fmt.Errorf("template %q: only $(headers.NAME) and $(query_params.NAME) are supported", s[i:i+j+1])
 		}
 		out = append(out, piece{source: src, name: name})
 		s = s[i+j+1:]
