@@ -98,7 +98,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	defer log.Sync()
 
 	start := time.Now()
-	srv, err := server.New(server.Options{ConfigPath: f.config, Mode: f.mode, Log: log})
+	srv, err := server.New(server.Options{ConfigPath: f.config, Mode: f.mode, Log: log, Stderr: os.Stderr})
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {

@@ -12,6 +12,7 @@ import (
 const (
 	DefaultAdminAddress         = "127.0.0.1:9901"
 	DefaultDrainTimeout         = 15 * time.Second
+	DefaultAccessLogFlush       = time.Second
 	DefaultReadHeaderTimeout    = 10 * time.Second
 	DefaultIdleTimeout          = 60 * time.Second
 	DefaultMaxHeaderBytes       = 64 << 10
@@ -88,6 +89,7 @@ func (c *Config) applyDefaults() {
 		setStr(&c.Admin.Address, DefaultAdminAddress)
 	}
 	setDur(&c.Server.DrainTimeout, DefaultDrainTimeout)
+	setDur(&c.AccessLog.FlushInterval, DefaultAccessLogFlush)
 	setInt(&c.Server.MaxMirrorsInFlight, DefaultMaxMirrorsInFlight)
 	setStr(&c.Server.PathNormalization, DefaultPathNormalization)
 	setStr(&c.Server.PathWithEscapedSlashes, DefaultPathEscapedSlashes)

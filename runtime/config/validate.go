@@ -58,6 +58,9 @@ func (c *Config) Validate() error {
 	if c.Server.MaxMirrorsInFlight < 0 {
 		v.add("server.max_mirrors_in_flight", "must not be negative")
 	}
+	if c.AccessLog.FlushInterval < 0 {
+		v.add("access_log.flush_interval", "must not be negative")
+	}
 	v.pathPolicy("server", c.Server.PathNormalization, c.Server.PathWithEscapedSlashes, c.Server.PathParameters)
 	if c.Server.MaxConnections < 0 {
 		v.add("server.max_connections", "must not be negative (0 derives the cap from the file-descriptor limit)")

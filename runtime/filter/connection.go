@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"context"
 	"crypto/tls"
 	"sync/atomic"
 )
@@ -29,6 +30,22 @@ var connectionIDs atomic.Uint64
 
 // NextConnectionID numbers a new downstream connection.
 func NextConnectionID() uint64 { return connectionIDs.Add(1) }
+
+type connectionIDKey struct{}
+
+// WithConnectionID gives a new downstream connection's context its id
+// (NextConnectionID); HTTP listeners call it once per connection (their
+// ConnContext), so the id costs nothing per request.
+func WithConnectionID(ctx context.Context) context.Context {
+	return context.WithValue(ctx, connectionIDKey{}, NextConnectionID())
+}
+
+// ConnectionID is the id WithConnectionID gave the connection ctx
+// descends from; 0 without one.
+func ConnectionID(ctx context.Context) uint64 {
+	id, _ := ctx.Value(connectionIDKey{}).(uint64)
+	return id
+}
 
 // TLSVersionName spells a TLS version as Envoy's connection.tls_version
 // and upstream.tls_version do: BoringSSL's SSL_get_version names

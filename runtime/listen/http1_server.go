@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 
+	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/http1"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/stats"
@@ -65,7 +66,7 @@ func (s *connServer) serveConn(c net.Conn) {
 	}
 	if !isTLS {
 		if !s.http1 {
-			s.serveH2(c, context.Background())
+			s.serveH2(c, filter.WithConnectionID(context.Background()))
 			return
 		}
 		s.h1.ServeConn(c, nil)
@@ -85,7 +86,7 @@ func (s *connServer) serveConn(c net.Conn) {
 	state := tc.ConnectionState()
 	switch {
 	case state.NegotiatedProtocol == http2.NextProtoTLS:
-		s.serveH2(tc, mesh.WithConnTLS(context.Background()))
+		s.serveH2(tc, mesh.WithConnTLS(filter.WithConnectionID(context.Background())))
 	case s.http1:
 		s.h1.ServeConn(tc, &state)
 	default:
@@ -204,6 +205,8 @@ func newConnServer(cfg connServerConfig) *connServer {
 		BaseServer:        cfg.base,
 		Log:               cfg.log.Named("http1"),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			// Each connection is numbered once (Envoy's connection.id).
+			ctx = filter.WithConnectionID(ctx)
 			if _, ok := c.(*tls.Conn); ok {
 				// A connection's TLS facts (peer identity, certificate
 				// hash, subject) are worked out for its first request

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 )
@@ -166,7 +167,9 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 			TLSConfig:      http3.ConfigureTLSConfig(h3TLS),
 			MaxHeaderBytes: maxHeader,
 			IdleTimeout:    idle,
-			ConnContext:    func(ctx context.Context, _ *quic.Conn) context.Context { return mesh.WithConnTLS(ctx) },
+			ConnContext: func(ctx context.Context, _ *quic.Conn) context.Context {
+				return mesh.WithConnTLS(filter.WithConnectionID(ctx))
+			},
 		}
 		if setAltSvc != nil {
 			setAltSvc(fmt.Sprintf(`h3=":%d"; ma=86400`, port))

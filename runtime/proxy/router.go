@@ -74,6 +74,14 @@ type exchange struct {
 	// and the router's pick agree unless a filter changed what the
 	// choice depends on.
 	pickRnd uint64
+	// upstreamStart is when the first try went upstream; upstreamTime
+	// how long until the response headers came (0 without a response);
+	// retries counts the tries after the first. For the access log.
+	upstreamStart time.Time
+	upstreamTime  time.Duration
+	retries       int
+	// bodyRead is what receivedCounter read of an unfiltered body.
+	bodyRead atomic.Int64
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -218,6 +226,7 @@ func (x *exchange) fillInfo(requestID string, start time.Time) {
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		info.Destination = la.String()
 	}
+	info.ConnectionID = filter.ConnectionID(r.Context())
 	if r.TLS != nil {
 		// Worked out once per connection (the listener's ConnContext).
 		info.TLS = mesh.ConnTLSInfo(r.Context(), r.TLS)
@@ -327,7 +336,7 @@ func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool,
 	contentLength := r.ContentLength
 	if !noBody {
 		if x.fm.empty() {
-			body = r.Body
+			body = &receivedCounter{r: r.Body, x: x}
 		} else {
 			var lrep *filter.LocalReply
 			body, contentLength, lrep = x.filterRequestBody()
@@ -398,6 +407,9 @@ func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool,
 		}
 		out := x.outboundRequest(tryCtx, reqBody, contentLength, noBody)
 		var err error
+		if try == 0 {
+			x.upstreamStart = time.Now()
+		}
 		resp, err = cl.RoundTrip(out, pick)
 		if timer != nil {
 			timer.Stop()
@@ -419,6 +431,7 @@ func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool,
 		}
 		if resp != nil {
 			x.upstream = upstream.UpstreamAddress(resp)
+			x.upstreamTime = time.Since(x.upstreamStart)
 		}
 		x.s.info.Upstream = x.upstream
 		retry := false
@@ -442,6 +455,7 @@ func (x *exchange) forward(ctx context.Context, lr *listenerRoutes, noBody bool,
 			break
 		}
 		heldRetry = true
+		x.retries++
 		x.ri.stats.retries.Inc()
 		if resp != nil {
 			resp.Body.Close()
@@ -663,6 +677,21 @@ func (f *filteredReader) Read(p []byte) (int, error) {
 }
 
 var errFilterReplied = errors.New("a filter answered the request locally")
+
+// receivedCounter counts the request body bytes read from the client for
+// the access log when no filter reads them (readChunk counts those).
+type receivedCounter struct {
+	r io.Reader
+	x *exchange
+}
+
+func (c *receivedCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	// Atomic: the transport reads the body on a goroutine of its own,
+	// which may still run when the response is done.
+	c.x.bodyRead.Add(int64(n))
+	return n, err
+}
 
 // trailerCopier passes the request body through and, at its end, copies
 // the request trailers into the outbound request's trailer map.
@@ -970,48 +999,4 @@ func (x *exchange) tunnel(resp *http.Response) {
 	<-done
 	x.received += down2up
 	x.sent += up2down
-}
-
-// finish records metrics and writes the access-log line.
-func (x *exchange) finish(start time.Time, requestID string) {
-	if rec := recover(); rec != nil {
-		defer panic(rec)
-	}
-	dur := time.Since(start)
-	if x.fm != nil && x.fm.feed != nil {
-		x.received = x.fm.feed.read.Load()
-	}
-	if x.idle != nil && x.idle.fired.Load() {
-		x.details = "stream_idle_timeout"
-		if x.ri != nil {
-			x.ri.stats.idleTimeouts.Inc()
-		}
-	}
-	if x.ri != nil {
-		x.ri.stats.record(x.status, dur.Seconds())
-	}
-	if x.h.access == nil {
-		return
-	}
-	routeName := ""
-	if x.rt != nil {
-		routeName = x.rt.Name
-	}
-	x.h.access.Info("request",
-		zap.String("method", x.r.Method),
-		zap.String("authority", x.r.Host),
-		zap.String("path", x.r.URL.RequestURI()),
-		zap.String("protocol", protocolName(x.r)),
-		zap.Int("status", x.status),
-		zap.Int64("bytes_received", x.received),
-		zap.Int64("bytes_sent", x.sent),
-		zap.Duration("duration", dur),
-		zap.String("upstream", x.upstream),
-		zap.String("cluster", x.cluster),
-		zap.String("route", routeName),
-		zap.String("request_id", requestID),
-		zap.String("details", x.details),
-		zap.String("listener", x.h.listener),
-		x.meshIdentities(),
-	)
 }

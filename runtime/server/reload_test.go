@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -176,26 +178,98 @@ func TestAccessLogLine(t *testing.T) {
 	a := startEcho(t, "a", nil)
 	b := startEcho(t, "b", nil)
 	ts := startServer(t, baseConfig(routeTo("a")+clusters(a, b)))
-	req := mustReq(t, "GET", ts.url("/logged?q=1"), nil)
+	req := mustReq(t, "POST", ts.url("/logged?q=1"), strings.NewReader("12345"))
 	req.Header.Set("X-Request-Id", "rid-1")
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("User-Agent", "probe/1.0")
+	// The client's own connection, to know its address and port.
+	conn, err := net.Dial("tcp", ts.ListenerAddr("public"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close()
+	client := &http.Client{Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return conn, nil }}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	lines := ts.logs.FilterMessage("request").All()
 	if len(lines) != 1 {
 		t.Fatalf("%d access-log lines, want 1", len(lines))
 	}
+	if lines[0].Caller.Defined {
+		t.Errorf("an access line carries its caller: %v", lines[0].Caller)
+	}
 	f := lines[0].ContextMap()
-	want := map[string]any{"method": "GET", "path": "/logged?q=1", "status": int64(200), "route": "r", "cluster": "a", "upstream": a.addr, "request_id": "rid-1"}
+	want := map[string]any{"method": "POST", "path": "/logged?q=1", "protocol": "HTTP/1.1", "response_code": int64(200),
+		"response_flags": "-", "response_code_details": "via_upstream", "route_name": "r", "upstream_cluster": "a",
+		"upstream_host": a.addr, "request_id": "rid-1", "user_agent": "probe/1.0", "bytes_received": int64(5),
+		"downstream_remote_address": conn.LocalAddr().String(), "authority": ts.ListenerAddr("public"), "listener": "public"}
 	for k, v := range want {
 		if f[k] != v {
-			t.Errorf("access log %s = %v, want %v", k, f[k], v)
+			t.Errorf("access log %s = %v (%T), want %v", k, f[k], f[k], v)
 		}
 	}
-	if f["bytes_sent"].(int64) == 0 || f["authority"] == "" {
-		t.Errorf("access log lacks bytes or authority: %v", f)
+	if f["bytes_sent"].(int64) == 0 || f["connection_id"].(uint64) == 0 {
+		t.Errorf("access log lacks bytes sent or the connection id: %v", f)
+	}
+	total, up := f["duration"].(time.Duration), f["upstream_service_time"].(time.Duration)
+	if up <= 0 || total < up {
+		t.Errorf("duration %v, upstream_service_time %v: want 0 < upstream <= total", total, up)
+	}
+	if !strings.HasPrefix(f["x_forwarded_for"].(string), "127.0.0.1") {
+		t.Errorf("x_forwarded_for = %q, want the client's address", f["x_forwarded_for"])
+	}
+}
+
+// TestAccessLogResponseFlags: a request that fails upstream carries
+// Envoy's response flag for why, and URX when retries did not help.
+func TestAccessLogResponseFlags(t *testing.T) {
+	refused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := refused.Addr().String()
+	refused.Close() // nothing listens there now: connect refused
+	a := startEcho(t, "a", nil)
+	ts := startServer(t, baseConfig(`
+[[routes]]
+name = "dead"
+match = { path_prefix = "/dead" }
+backends = [ { cluster = "dead" } ]
+[[routes]]
+name = "once"
+match = { path_prefix = "/once" }
+retry = { attempts = 0 }
+backends = [ { cluster = "dead" } ]
+[[routes]]
+name = "r"
+match = { path_prefix = "/ok" }
+backends = [ { cluster = "a" } ]
+[[clusters]]
+name = "dead"
+endpoints = ["`+dead+`"]
+[[clusters]]
+name = "a"
+endpoints = ["`+a.addr+`"]
+`))
+	for _, tc := range []struct{ path, flags string }{
+		{"/dead", "UF,URX"}, // the default policy retries connect failures
+		{"/once", "UF"},
+		{"/nowhere", "NR"},
+		{"/ok", "-"},
+	} {
+		resp, err := http.Get(ts.url(tc.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		lines := ts.logs.FilterMessage("request").All()
+		f := lines[len(lines)-1].ContextMap()
+		if f["path"] != tc.path || f["response_flags"] != tc.flags {
+			t.Errorf("%s: access line path %v flags %v (status %v, details %v), want flags %s", tc.path, f["path"], f["response_flags"], f["response_code"], f["response_code_details"], tc.flags)
+		}
 	}
 }
 

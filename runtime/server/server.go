@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -31,8 +32,13 @@ type Options struct {
 	// Mode overrides the file's mode when set ("edge", "sidecar").
 	Mode string
 	Log  *zap.Logger
-	// Access receives one line per request; nil uses Log named "access".
+	// Access receives one line per request, overriding [access_log]
+	// (tests, embedding).
 	Access *zap.Logger
+	// Stderr is where the access log writes without an [access_log]
+	// path, buffered (sluice run: os.Stderr). When it is nil too, the
+	// lines go to Log named "access" unbuffered.
+	Stderr io.Writer
 }
 
 // Server is one running sluice process.
@@ -64,6 +70,7 @@ type Server struct {
 	// conns caps downstream connections over every data-plane listener.
 	conns     *listen.ConnLimit
 	admin     *admin.Admin
+	accessLog *accessLog // nil unless Start opened one
 	stopWatch chan struct{}
 	watchDone chan struct{}
 
@@ -162,6 +169,13 @@ func (s *Server) Start() error {
 	access := s.opts.Access
 	if access == nil && !s.cfg.AccessLog.Disabled {
 		access = s.log.Named("access")
+		if s.cfg.AccessLog.Path != "" || s.opts.Stderr != nil {
+			a, err := newAccessLog(s.cfg.AccessLog, s.opts.Stderr)
+			if err != nil {
+				return err
+			}
+			s.accessLog, access = a, a.log
+		}
 	}
 	s.conns = listen.NewConnLimit(s.cfg.Server.MaxConnections, s.reg, s.log.Named("listen"))
 	s.log.Info("data-plane cap", zap.Int("max_connections", s.conns.Max()))
@@ -169,7 +183,7 @@ func (s *Server) Start() error {
 		if tcpListener(lc) {
 			l, err := s.startTCP(lc, access)
 			if err != nil {
-				s.closeListeners(context.Background())
+				s.abortStart()
 				return err
 			}
 			s.tcpListeners = append(s.tcpListeners, l)
@@ -181,7 +195,7 @@ func (s *Server) Start() error {
 		h.Mirrors = s.mirrors
 		l, err := listen.HTTP(lc, h, func(v string) { h.AltSvc = v }, s.log.Named("listen"), listen.Guards{Conns: s.conns, Stats: s.reg})
 		if err != nil {
-			s.closeListeners(context.Background())
+			s.abortStart()
 			return err
 		}
 		l.Serve()
@@ -191,7 +205,7 @@ func (s *Server) Start() error {
 	if !s.cfg.Admin.Disabled {
 		a, err := admin.Start(s.cfg.Admin.Address, s, s.reg, s.log.Named("admin"))
 		if err != nil {
-			s.closeListeners(context.Background())
+			s.abortStart()
 			return fmt.Errorf("admin listener %s: %w", s.cfg.Admin.Address, err)
 		}
 		s.admin = a
@@ -203,6 +217,13 @@ func (s *Server) Start() error {
 	}
 	s.ready.Store(true)
 	return nil
+}
+
+// abortStart undoes a Start that failed half-way.
+func (s *Server) abortStart() {
+	s.closeListeners(context.Background())
+	s.accessLog.close()
+	s.accessLog = nil
 }
 
 func tcpListener(l config.Listener) bool {
@@ -260,6 +281,7 @@ func (s *Server) Reload() error {
 }
 
 func (s *Server) reloadLocked() error {
+	start := time.Now()
 	stamp, _ := stampOf(s.opts.ConfigPath)
 	cfg, err := config.LoadWithMode(s.opts.ConfigPath, s.opts.Mode)
 	if err != nil {
@@ -288,7 +310,7 @@ func (s *Server) reloadLocked() error {
 		return err
 	}
 	s.snap.Store(snap)
-	oldPlugins := s.plugins
+	oldPlugins, oldCfg := s.plugins, s.cfg
 	s.plugins, s.cfg, s.cfgStamp = plugins, cfg, stamp
 	s.wasm.book.forget(plugins.byName)
 	// In-flight requests finish on the old snapshot; its clusters and
@@ -299,7 +321,10 @@ func (s *Server) reloadLocked() error {
 		time.Sleep(drain)
 		old.Upstream.Close()
 	}()
-	s.log.Info("config reloaded", zap.String("path", s.opts.ConfigPath))
+	changes, fields := reloadSummary(oldCfg, cfg)
+	took := time.Since(start)
+	s.log.Info("config reloaded in "+took.Round(time.Millisecond).String()+": "+changes,
+		append(fields, zap.String("path", s.opts.ConfigPath), zap.Duration("took", took))...)
 	if len(plugins.refused) > 0 {
 		return &PluginsRefused{Plugins: plugins.refused}
 	}
@@ -378,6 +403,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.admin != nil {
 		s.admin.Close(ctx)
 	}
+	// The drained requests' lines are written out.
+	s.accessLog.close()
 	// Copies still in flight are abandoned: nobody waits for a shadow.
 	s.mirrors.Close()
 	s.wasm.book.stop() // before the lock: a finishing fetch takes it
