@@ -1,11 +1,15 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
 )
 
 // TestReloadSaysWhatChanged: the reload line names the routes, clusters
@@ -82,5 +86,50 @@ metadata = { filter_metadata = { team = { owner = "payments" } } }
 		if n != 2 {
 			t.Errorf("connection id %s on %d requests, want 2", id, n)
 		}
+	}
+}
+
+// TestConfigureHTTPCallAtStart: a plugin that calls a cluster from
+// proxy_on_configure (fetching keys, say) reaches it at start-up, when no
+// snapshot serves yet, and validate's dry run accepts the same config
+// without dispatching the call.
+func TestConfigureHTTPCallAtStart(t *testing.T) {
+	called := make(chan string, 4)
+	a := startEcho(t, "a", func(w http.ResponseWriter, r *http.Request) { called <- r.URL.Path })
+	cfg := baseConfig(fmt.Sprintf(`
+[[plugins]]
+name = "fetch"
+wasm = %q
+config_raw = "configure: http_call a :method=GET,:path=/keys,:authority=a - 1000 | ret 1\n"
+[[routes]]
+name = "r"
+plugins = ["fetch"]
+backends = [ { cluster = "a" } ]
+[[clusters]]
+name = "a"
+endpoints = [%q]
+`, rawabiWasm(t), a.addr))
+	ts := startServer(t, cfg)
+	waitMessage(t, ts, "http_call: status=0")
+	select {
+	case p := <-called:
+		if p != "/keys" {
+			t.Errorf("the upstream got %q", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the configure-time http_call never reached its cluster")
+	}
+	// The dry run: loads the plugin, sends nothing.
+	parsed, err := config.Load(ts.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPlugins(context.Background(), parsed); err != nil {
+		t.Fatalf("CheckPlugins: %v", err)
+	}
+	select {
+	case p := <-called:
+		t.Errorf("the dry run dispatched an http_call to %s", p)
+	case <-time.After(200 * time.Millisecond):
 	}
 }
