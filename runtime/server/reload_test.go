@@ -198,9 +198,6 @@ func TestAccessLogLine(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("%d access-log lines, want 1", len(lines))
 	}
-	if lines[0].Caller.Defined {
-		t.Errorf("an access line carries its caller: %v", lines[0].Caller)
-	}
 	f := lines[0].ContextMap()
 	want := map[string]any{"method": "POST", "path": "/logged?q=1", "protocol": "HTTP/1.1", "response_code": int64(200),
 		"response_flags": "-", "response_code_details": "via_upstream", "route_name": "r", "upstream_cluster": "a",
