@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -76,24 +74,6 @@ address = "` + busy.Addr().String() + `"
 	}
 }
 
-// syncBuffer is a bytes.Buffer a process writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRunLogsStartupAndBufferedAccess runs sluice as a user would: start-up
 // says what it compiles and when it is ready; the access log is buffered
 // (flush_interval far away here), its line has Envoy's fields and no
@@ -136,8 +116,8 @@ endpoints = ["`+up.Addr().String()+`"]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, buildSluice(t), "run", "--config", path)
-	var logs syncBuffer
-	cmd.Stderr = &logs
+	logs := tempLog(t)
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +130,7 @@ endpoints = ["`+up.Addr().String()+`"]
 			break
 		}
 		if i == 200 {
-			t.Fatalf("sluice never answered; log:\n%s", logs.String())
+			t.Fatalf("sluice never answered; log:\n%s", readLog(logs))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -160,14 +140,14 @@ endpoints = ["`+up.Addr().String()+`"]
 		t.Fatalf("the plugin did not run: %v", resp.Header)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if strings.Contains(logs.String(), `"logger":"access"`) {
-		t.Errorf("the access line was written at once, not buffered:\n%s", logs.String())
+	if strings.Contains(readLog(logs), `"logger":"access"`) {
+		t.Errorf("the access line was written at once, not buffered:\n%s", readLog(logs))
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v; log:\n%s", err, logs.String())
+		t.Fatalf("exit after SIGTERM: %v; log:\n%s", err, readLog(logs))
 	}
-	out := logs.String()
+	out := readLog(logs)
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`"msg":"compiling plugin hdr \(\d+\.\d MB\) \.\.\."`),
 		regexp.MustCompile(`"msg":"plugin hdr ready in \S+ \(compile cache (hit|miss)\)"`),

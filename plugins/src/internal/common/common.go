@@ -66,7 +66,9 @@ func jsonKeys(t reflect.Type, keys []string, seen map[reflect.Type]bool) []strin
 }
 
 // suggestKey returns the key closest to k by edit distance when it is
-// close enough to be a misspelling, as the host's config check does.
+// close enough to be a misspelling, by the host's config check's rule
+// (runtime/config.Suggest; a guest module cannot import the host's
+// packages, hence the copy).
 func suggestKey(k string, keys []string) string {
 	best, bestD := "", len(k)+1
 	for _, name := range keys {
