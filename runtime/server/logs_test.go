@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/runtime/config"
 )
 
@@ -131,5 +132,26 @@ endpoints = [%q]
 	case p := <-called:
 		t.Errorf("the dry run dispatched an http_call to %s", p)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestPluginHotLoadSaysWhatChanged: a changed .wasm file's reload names
+// the plugin and how long it took.
+func TestPluginHotLoadSaysWhatChanged(t *testing.T) {
+	ts, wasmPath := startHotPlugin(t, "")
+	if err := os.WriteFile(wasmPath, withCustomSection(plugins.Module(), "v2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.ReloadPlugins(); err != nil {
+		t.Fatal(err)
+	}
+	msg := ""
+	for _, e := range ts.logs.All() {
+		if strings.HasPrefix(e.Message, "plugin modules reloaded") {
+			msg = e.Message
+		}
+	}
+	if !strings.HasPrefix(msg, "plugin modules reloaded in ") || !strings.HasSuffix(msg, ": plugins ~hdr") {
+		t.Errorf("hot-load line %q, want the time taken and plugins ~hdr", msg)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -351,6 +352,7 @@ func (s *Server) drainTimeout() time.Duration {
 func (s *Server) ReloadPlugins() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	start := time.Now()
 	plugins, err := s.plugins.reloadModules(context.Background())
 	if err != nil {
 		return err
@@ -368,6 +370,16 @@ func (s *Server) ReloadPlugins() error {
 	oldPlugins := s.plugins
 	s.plugins = plugins
 	s.retire(func() { oldPlugins.closeReplaced(plugins) })
+	var changed []string
+	for name, e := range plugins.byName {
+		if oldPlugins.byName[name] != e {
+			changed = append(changed, name)
+		}
+	}
+	sort.Strings(changed)
+	took := time.Since(start)
+	s.log.Info("plugin modules reloaded in "+took.Round(time.Millisecond).String()+": plugins "+namedChanges{changed: changed}.String(),
+		zap.Strings("plugins_changed", changed), zap.Duration("took", took))
 	return nil
 }
 
