@@ -19,9 +19,9 @@ import (
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
-	"github.com/sluice-proxy/sluice/runtime/wasmsource"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/wasmfilter"
+	"github.com/sluice-proxy/sluice/runtime/wasmsource"
 )
 
 // loadedPlugin is one started version of a plugin: a filter factory whose
