@@ -80,9 +80,18 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok (mode %s, %d listeners, %d routes, %d clusters, %d plugins)\n",
-		f.config, cfg.Mode, len(cfg.Listeners), len(cfg.Routes), len(cfg.Clusters), len(cfg.Plugins))
+	fmt.Fprintf(stdout, "%s: ok (mode %s, %s, %s, %s, %s)\n", f.config, cfg.Mode,
+		count(len(cfg.Listeners), "listener"), count(len(cfg.Routes), "route"),
+		count(len(cfg.Clusters), "cluster"), count(len(cfg.Plugins), "plugin"))
 	return 0
+}
+
+// count says "1 route", "2 routes", "0 routes".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func cmdRun(args []string, stderr io.Writer) int {

@@ -99,3 +99,36 @@ func TestValidateLoadsPlugins(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateSummaryPlurals: the summary line counts in words a person
+// reads ("1 listener", "2 routes"), not "1 listeners".
+func TestValidateSummaryPlurals(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.toml")
+	os.WriteFile(path, []byte(`
+[[listeners]]
+name = "l"
+address = "127.0.0.1:0"
+
+[[routes]]
+name = "a"
+match = { path_prefix = "/a" }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "b"
+backends = [ { cluster = "c" } ]
+
+[[clusters]]
+name = "c"
+endpoints = ["127.0.0.1:1"]
+`), 0o644)
+	var out, errOut bytes.Buffer
+	if code := cmdValidate([]string{"--config", path}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	want := "(mode edge, 1 listener, 2 routes, 1 cluster, 0 plugins)"
+	if !strings.Contains(out.String(), want) {
+		t.Fatalf("summary %q lacks %q", out.String(), want)
+	}
+}
