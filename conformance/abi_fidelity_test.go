@@ -209,7 +209,122 @@ metadata = { REGION = "eu-west", RACK = 4 }
 				return e.wantLogs("p", "pthread_equal(7,7)=1 pthread_equal(7,8)=0")
 			},
 		},
+		{
+			name: "gRPC stream to an unreachable upstream: empty initial metadata, the router's local reply (grpc-status 14, grpc-message) as trailing metadata, then close 14",
+			ref: "envoy source/common/http/async_client_impl.h (sendLocalReply with is_grpc_request: trailers-only :status 200); " +
+				"envoy source/common/grpc/async_client_impl.cc (AsyncStreamImpl::onHeaders: end_stream -> empty initial metadata, onTrailers -> trailing metadata, onRemoteClose)",
+			// Nothing listens on port 1 of the loopback.
+			extra: "[[clusters]]\nname = \"dead\"\nprotocol = \"h2c\"\nendpoints = [\"127.0.0.1:1\"]\n",
+			script: "request_headers: grpc_stream dead grpc.testing.TestService FullDuplexCall\n" +
+				"grpc_initial: hdr_pairs 4\ngrpc_trailing: hdr_pairs 5\ngrpc_close: status",
+			run: func(e *abiEnv) error {
+				if err := ok200(e.get("/g")); err != nil {
+					return err
+				}
+				if _, err := e.waitLog("p", "grpc_close id=2 code=14"); err != nil {
+					return err
+				}
+				const reason = "grpc-message=upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+				return all(e.ordered("p", "request_headers grpc_stream: status=0 id=2", "grpc_initial id=2 n=0", "grpc_initial hdr_pairs: status=0 ",
+					"grpc_trailing id=2 n=4", "grpc_trailing hdr_pairs: status=0 :status=200,content-type=application/grpc,grpc-status=14,"+reason,
+					"grpc_close id=2 code=14", "grpc_close status: status=0 code=14 upstream connect error"),
+					e.expectLine("p", "grpc_initial hdr_pairs", "grpc_initial hdr_pairs: status=0 "))
+			},
+		},
+		{
+			name:    "hostcalls from the guest's allocator: proxy_log works, proxy_get_header_map_size traps and fails the stream",
+			ref:     "proxy-wasm-cpp-host include/proxy-wasm/wasm.h (WasmBase::allocMemory: restricted callback, only proxy_log, fd_write, clock_time_get)",
+			plugins: "\n[[plugins]]\nname = \"p\"\nwasm = \"" + allocatorModule(os.TempDir()) + "\"\n",
+			run: func(e *abiEnv) error {
+				r, err := e.get("/a")
+				if err != nil {
+					return err
+				}
+				if r.status == http.StatusOK {
+					return fmt.Errorf("status 200, want the stream failed by the allocator's trap")
+				}
+				if err := e.wantLogs("p", "allocator: proxy_log allowed"); err != nil {
+					return err
+				}
+				if !logsMention(e, "proxy_get_header_map_size is not allowed in the guest's allocator") {
+					return fmt.Errorf("no log names the refused hostcall")
+				}
+				return nil
+			},
+		},
 	}
+}
+
+// logsMention reports whether a sluice log entry's message or a field of
+// it contains s (a trap's cause travels as an error field).
+func logsMention(e *abiEnv, s string) bool {
+	for _, l := range e.s.logs.All() {
+		if strings.Contains(l.Message, s) {
+			return true
+		}
+		for _, f := range l.Context {
+			if strings.Contains(f.String, s) {
+				return true
+			}
+			if err, ok := f.Interface.(error); ok && strings.Contains(err.Error(), s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// allocatorModule writes a hand-assembled proxy-wasm module whose
+// allocator logs "allocator: proxy_log allowed" and then calls
+// proxy_get_header_map_size, and whose proxy_on_request_headers reads
+// :path (so the host calls the allocator).
+func allocatorModule(dir string) string {
+	msg, key := "allocator: proxy_log allowed", ":path"
+	sec := func(id byte, body ...byte) []byte { return append([]byte{id, byte(len(body))}, body...) }
+	name := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
+	cat := func(parts ...[]byte) []byte {
+		var out []byte
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	const i32 = 0x7f
+	types := cat([]byte{5},
+		[]byte{0x60, 3, i32, i32, i32, 1, i32},           // 0: (i32, i32, i32) -> i32
+		[]byte{0x60, 2, i32, i32, 1, i32},                // 1: (i32, i32) -> i32
+		[]byte{0x60, 0, 0},                               // 2: () -> ()
+		[]byte{0x60, 1, i32, 1, i32},                     // 3: (i32) -> i32
+		[]byte{0x60, 5, i32, i32, i32, i32, i32, 1, i32}) // 4: (i32 x5) -> i32
+	imports := cat([]byte{3},
+		name("env"), name("proxy_log"), []byte{0, 0},
+		name("env"), name("proxy_get_header_map_size"), []byte{0, 1},
+		name("env"), name("proxy_get_header_map_value"), []byte{0, 4})
+	funcs := []byte{3, 2, 3, 0} // abi marker, memory allocate, request headers (func 3, 4, 5)
+	exports := cat([]byte{4},
+		name("memory"), []byte{2, 0},
+		name("proxy_abi_version_0_2_1"), []byte{0, 3},
+		name("proxy_on_memory_allocate"), []byte{0, 4},
+		name("proxy_on_request_headers"), []byte{0, 5})
+	body := func(code ...byte) []byte { return append([]byte{byte(len(code) + 1), 0}, code...) }
+	allocate := []byte{
+		0x41, 2, 0x41, 0, 0x41, byte(len(msg)), 0x10, 0, 0x1a, // proxy_log(2, msg); drop
+		0x41, 0, 0x41, 0xc0, 0x00, 0x10, 1, 0x1a, // proxy_get_header_map_size(0, 64); drop
+		0x41, 0x80, 0x08, 0x0b, // return 1024
+	}
+	headers := []byte{
+		0x41, 0, 0x41, byte(len(msg)), 0x41, byte(len(key)), 0x41, 0x80, 0x01, 0x41, 0x84, 0x01,
+		0x10, 2, 0x1a, // proxy_get_header_map_value(0, ":path", 128, 132); drop
+		0x41, 0, 0x0b, // Continue
+	}
+	code := cat([]byte{3}, body(0x0b), body(allocate...), body(headers...))
+	data := cat([]byte{1, 0, 0x41, 0, 0x0b}, name(msg+key))
+	mod := cat([]byte("\x00asm\x01\x00\x00\x00"),
+		sec(1, types...), sec(2, imports...), sec(3, funcs...),
+		sec(5, 1, 0, 1), sec(7, exports...), sec(10, code...), sec(11, data...))
+	p := filepath.Join(dir, "allocator-hostcalls.wasm")
+	os.WriteFile(p, mod, 0o644)
+	return p
 }
 
 func runSidecarNode(e *abiEnv) error {

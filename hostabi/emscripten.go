@@ -20,7 +20,8 @@ func emscriptenFuncs() []hostFunc {
 			fn: wrap("pthread_equal", pthreadEqual)},
 		// Emscripten tells the embedder its memory grew (for JS views of
 		// it); cpp-host ignores it, and so does sluice.
-		{name: "emscripten_notify_memory_growth", fn: func(context.Context, api.Module, []uint64) {},
+		// Like cpp-host, it is refused inside the allocator.
+		{name: "emscripten_notify_memory_growth", fn: guardAllocator("emscripten_notify_memory_growth", func(context.Context, api.Module, []uint64) {}),
 			params: i32s(1), names: []string{"memory_index"}},
 	}
 }

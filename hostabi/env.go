@@ -15,20 +15,31 @@ type proxyFunc func(ctx context.Context, in *instance, a []uint64) abi.Status
 
 // A hostcall made by start-up code other than proxy_log traps, as
 // proxy-wasm-cpp-host's restricted callbacks do (WasmBase::startVm): the
-// load fails with an error naming the call.
+// load fails with an error naming the call. proxy_log is also one of the
+// few calls the guest's allocator may make (memory.go).
 func wrap(name string, f proxyFunc) api.GoModuleFunc {
-	allowedAtStart := name == "proxy_log"
+	allowed := name == "proxy_log"
 	return func(ctx context.Context, _ api.Module, stack []uint64) {
 		in := instOf(ctx)
-		if in.restricted && !allowedAtStart {
-			err := &StartupHostcallError{Hostcall: name}
-			if in.broken == nil {
-				in.broken = err
-			}
-			panic(err)
+		if (in.restricted || in.allocating) && !allowed {
+			in.refuseHostcall(name)
 		}
 		stack[0] = uint64(f(ctx, in, stack))
 	}
+}
+
+// refuseHostcall traps a hostcall made where cpp-host restricts them:
+// during start-up, or from the guest's allocator. The instance is broken
+// with an error naming the call.
+func (in *instance) refuseHostcall(name string) {
+	var err error = &StartupHostcallError{Hostcall: name}
+	if in.allocating {
+		err = &AllocatorHostcallError{Hostcall: name}
+	}
+	if in.broken == nil {
+		in.broken = err
+	}
+	panic(err)
 }
 
 // StartupHostcallError: the module called a hostcall during VM start-up

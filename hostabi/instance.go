@@ -85,7 +85,10 @@ type instance struct {
 	// configure ran ("" otherwise): the reason a refusal gives.
 	capturing bool
 	refusal   string
-	stdio     [2]lineWriter
+	// allocating: the guest's allocator runs (allocate); it may make only
+	// the hostcalls cpp-host allows there (memory.go).
+	allocating bool
+	stdio      [2]lineWriter
 }
 
 // callData is what a callback may read besides its stream: the reply of an
@@ -611,7 +614,10 @@ func (in *instance) allocate(ctx context.Context, data []byte) (uint32, error) {
 	}
 	var st [1]uint64
 	st[0] = uint64(len(data))
-	if err := in.fns[cbMemoryAllocate].CallWithStack(ctx, st[:]); err != nil {
+	in.allocating = true
+	err := in.fns[cbMemoryAllocate].CallWithStack(ctx, st[:])
+	in.allocating = false
+	if err != nil {
 		if in.broken == nil {
 			in.broken = fmt.Errorf("guest allocator: %w", err)
 		}

@@ -1,6 +1,7 @@
 package hostabi
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"sync/atomic"
@@ -70,6 +71,35 @@ func (l *memoryLimiter) Allocate(capacity, maxBytes uint64) experimental.LinearM
 	}
 	l.mem.buf = make([]byte, 0, min(capacity, l.mem.limit))
 	return l.mem
+}
+
+// While the host runs the guest's allocator (proxy_on_memory_allocate or
+// malloc) to copy data in, proxy-wasm-cpp-host lets it make only these
+// hostcalls (WasmBase::allocMemory): logging, stdout/stderr and the clock.
+// Any other traps: an allocator that calls back into the host re-enters a
+// hostcall half done (a header read from inside a header read).
+var allowedInAllocator = map[string]bool{"proxy_log": true, "fd_write": true, "clock_time_get": true}
+
+// AllocatorHostcallError: the guest's allocator made a hostcall that
+// proxy-wasm-cpp-host forbids there; the instance fails as on a trap.
+type AllocatorHostcallError struct{ Hostcall string }
+
+func (e *AllocatorHostcallError) Error() string {
+	return e.Hostcall + " is not allowed in the guest's allocator (proxy_on_memory_allocate, malloc): only proxy_log, fd_write and clock_time_get are"
+}
+
+// guardAllocator wraps a WASI or Emscripten import that cpp-host refuses
+// inside the allocator (they stay allowed during start-up).
+func guardAllocator(name string, f api.GoModuleFunc) api.GoModuleFunc {
+	if allowedInAllocator[name] {
+		return f
+	}
+	return func(ctx context.Context, m api.Module, stack []uint64) {
+		if in, ok := ctx.Value(instKey{}).(*instance); ok && in.allocating {
+			in.refuseHostcall(name)
+		}
+		f(ctx, m, stack)
+	}
 }
 
 // read returns a view of guest memory; it must not be kept past the call.

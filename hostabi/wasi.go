@@ -104,10 +104,10 @@ func registerWASI(ctx context.Context, rt wazero.Runtime) error {
 			for i := range names {
 				names[i] = "arg" + string(rune('0'+i))
 			}
-			funcs = append(funcs, hostFunc{name: f.name, fn: f.fn, params: sig(f.params), names: names,
+			funcs = append(funcs, hostFunc{name: f.name, fn: guardAllocator(f.name, f.fn), params: sig(f.params), names: names,
 				results: sig("i")})
 		}
-		funcs = append(funcs, hostFunc{name: "proc_exit", fn: procExit, params: sig("i"), names: []string{"rval"}})
+		funcs = append(funcs, hostFunc{name: "proc_exit", fn: guardAllocator("proc_exit", procExit), params: sig("i"), names: []string{"rval"}})
 		if err := instantiateHost(ctx, rt, module, funcs); err != nil {
 			return err
 		}

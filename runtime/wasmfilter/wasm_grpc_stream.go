@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
 // GRPCStream implements hostabi.GRPCStreamer (proxy_grpc_stream) over the
@@ -22,8 +23,8 @@ import (
 // async_client_impl.cc): initial metadata (empty for a trailers-only
 // response), the messages, trailing metadata, then the close with
 // grpc-status; a non-200 reply closes with the status mapped as gRPC's
-// http-grpc-status-mapping.md says, a failure to reach the upstream with
-// 14 Unavailable, a reset or a malformed frame mid-stream with 13 Internal.
+// http-grpc-status-mapping.md says, a failure to reach the upstream as
+// Envoy's router local reply (see unreachable), a reset or a malformed frame mid-stream with 13 Internal.
 // The cluster must speak HTTP/2 (protocol h2 or h2c). The stream has no
 // deadline; it ends with the plugin (ctx) or proxy_grpc_cancel.
 func (c *WasmHTTPCaller) GRPCStream(ctx context.Context, r hostabi.GRPCStreamRequest, ev hostabi.GRPCStreamEvents) (hostabi.GRPCStream, error) {
@@ -172,7 +173,7 @@ func (s *wasmGRPCStream) read(rt RoundTripFunc, req *http.Request, ev hostabi.GR
 	resp, err := rt(req)
 	if err != nil {
 		if !s.wasReset() {
-			ev.Close(grpcUnavailable, err.Error())
+			s.unreachable(err, ev)
 		}
 		return
 	}
@@ -221,6 +222,51 @@ func (s *wasmGRPCStream) read(rt RoundTripFunc, req *http.Request, ev hostabi.GR
 		return
 	}
 	ev.Close(grpcStatusOf(st), resp.Trailer.Get("Grpc-Message"))
+}
+
+// unreachable reports a stream whose upstream could not be reached as
+// Envoy's gRPC client sees it: its router answers a gRPC request with a
+// trailers-only local reply (Http::Utility::sendLocalReply with
+// is_grpc_request: :status 200, content-type application/grpc, grpc-status
+// mapped from the 503, grpc-message the reply's text), which
+// Grpc::AsyncStreamImpl::onHeaders turns into empty initial metadata, that
+// reply as trailing metadata, then the close with grpc-status 14.
+func (s *wasmGRPCStream) unreachable(err error, ev hostabi.GRPCStreamEvents) {
+	msg := upstreamFailureMessage(err)
+	ev.InitialMetadata(nil)
+	ev.TrailingMetadata([][2]string{
+		{":status", "200"},
+		{"content-type", "application/grpc"},
+		{"grpc-status", strconv.Itoa(grpcUnavailable)},
+		{"grpc-message", msg},
+	})
+	ev.Close(grpcUnavailable, msg)
+}
+
+// upstreamFailureMessage is the text of Envoy's router local reply for a
+// request that never reached an upstream (Router::Filter::onUpstreamReset's
+// "upstream connect error or disconnect/reset before headers. reset reason:
+// ..." and "no healthy upstream"), with the cause in sluice's words.
+func upstreamFailureMessage(err error) string {
+	switch upstream.Classify(err) {
+	case upstream.NoHealthyUpstream:
+		return "no healthy upstream"
+	case upstream.ConnectFailure:
+		return "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: " + rootCause(err)
+	}
+	return "upstream connect error or disconnect/reset before headers. reset reason: " + rootCause(err)
+}
+
+// rootCause is the innermost error's text (a dial's "connection refused"
+// rather than the cluster and endpoint it came through).
+func rootCause(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
 }
 
 const (
