@@ -64,7 +64,9 @@ type Engine struct {
 	rt     wazero.Runtime
 	fastRT wazero.Runtime
 	cache  wazero.CompilationCache
-	queues *queues
+	// cacheDir is the disk cache's directory, when there is one.
+	cacheDir string
+	queues   *queues
 
 	mu      sync.Mutex
 	modules map[moduleKey]*compiledModule
@@ -84,7 +86,21 @@ type compiledModule struct {
 	refs    int
 	// interruptible: the module carries package interrupt's flag.
 	interruptible bool
+	// cache tells where the compiled code came from.
+	cache CompileCache
 }
+
+// CompileCache tells where a plugin's compiled code came from.
+type CompileCache string
+
+const (
+	// CompileCacheHit: read from the on-disk compile cache.
+	CompileCacheHit CompileCache = "hit"
+	// CompileCacheMiss: compiled now (and written to the cache).
+	CompileCacheMiss CompileCache = "miss"
+	// CompileCacheOff: compiled now; the engine has no disk cache.
+	CompileCacheOff CompileCache = "off"
+)
 
 // NewEngine starts the runtime. Close it when the process ends.
 func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
@@ -120,7 +136,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("opening wasm compilation cache %q: %w", dir, err)
 		}
-		e.cache = cache
+		e.cache, e.cacheDir = cache, dir
 		rc = rc.WithCompilationCache(cache)
 	}
 	e.rt = wazero.NewRuntimeWithConfig(ctx, rc.WithCloseOnContextDone(true))
@@ -151,7 +167,12 @@ func (e *Engine) Close(ctx context.Context) error {
 // compile returns the compiled module for wasm, compiling it at most once
 // per content while any plugin uses it.
 func (e *Engine) compile(ctx context.Context, wasm []byte, trusted bool) (*compiledModule, error) {
-	key := moduleKey{sum: sha256.Sum256(wasm), trusted: trusted}
+	return e.compileSum(ctx, wasm, sha256.Sum256(wasm), trusted)
+}
+
+// compileSum is compile for a module whose SHA-256 the caller has.
+func (e *Engine) compileSum(ctx context.Context, wasm []byte, sum [32]byte, trusted bool) (*compiledModule, error) {
+	key := moduleKey{sum: sum, trusted: trusted}
 	rt := e.rt
 	interruptible := false
 	if trusted {
@@ -166,16 +187,21 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, trusted bool) (*compi
 	e.mu.Unlock()
 	// Compile outside the lock: it takes seconds and other plugins may load
 	// meanwhile. Two loads of the same new module may both compile; the
-	// loser's copy is closed.
-	var mod wazero.CompiledModule
-	var err, kept error
-	if trusted {
-		err = interrupt.Validate(wasm)
-	} else if mod, kept, err = e.compileInterruptible(ctx, wasm); mod != nil {
-		rt, interruptible = e.fastRT, true
+	// loser's copy is closed. The module is validated once: by
+	// CheckModule when the runtime checked it before loading, else here.
+	checked, err := takeChecked(sum), error(nil)
+	if checked == nil {
+		if checked, err = interrupt.Check(wasm); err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, err
+	entries := e.cacheEntries()
+	var mod wazero.CompiledModule
+	var kept error
+	if !trusted {
+		if mod, kept = e.compileInterruptible(ctx, wasm, checked); mod != nil {
+			rt, interruptible = e.fastRT, true
+		}
 	}
 	if mod == nil {
 		if mod, err = rt.CompileModule(ctx, wasm); err != nil {
@@ -186,6 +212,15 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, trusted bool) (*compi
 			// not, the refusal is the news, not the fallback.
 			e.log.Info("wasm module kept as is: its callback deadline falls back to wazero's slower termination checks",
 				zap.Error(kept))
+		}
+	}
+	cache := CompileCacheOff
+	if e.cache != nil {
+		// wazero writes one file per module it compiles: none new, the
+		// code came from the cache.
+		cache = CompileCacheHit
+		if e.cacheEntries() > entries {
+			cache = CompileCacheMiss
 		}
 	}
 	dropFunctionBodies(mod)
@@ -206,27 +241,38 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, trusted bool) (*compi
 		_ = mod.Close(ctx)
 		return cm, nil
 	}
-	cm := &compiledModule{key: key, rt: rt, mod: mod, version: version, refs: 1, interruptible: interruptible}
+	cm := &compiledModule{key: key, rt: rt, mod: mod, version: version, refs: 1, interruptible: interruptible, cache: cache}
 	e.modules[key] = cm
 	return cm, nil
 }
 
 // compileInterruptible compiles wasm rewritten by package interrupt for the
 // plain runtime. A module that fails validation is an error; a nil module
-// with no error means the rewriter cannot handle this one (kept says why),
-// and the caller compiles it as it is (validated) with wazero's
-// termination checks.
-func (e *Engine) compileInterruptible(ctx context.Context, wasm []byte) (mod wazero.CompiledModule, kept, err error) {
-	patched, err := interrupt.Instrument(wasm)
-	if invalid := (*interrupt.InvalidError)(nil); errors.As(err, &invalid) {
-		return nil, nil, err
-	}
+// with a reason (kept) means the rewriter cannot handle this one, and the
+// caller compiles it as it is (validated) with wazero's termination checks.
+func (e *Engine) compileInterruptible(ctx context.Context, wasm []byte, checked *interrupt.Checked) (mod wazero.CompiledModule, kept error) {
+	patched, err := interrupt.InstrumentChecked(wasm, checked)
 	if err == nil {
 		if mod, err = e.fastRT.CompileModule(ctx, patched); err == nil {
-			return mod, nil, nil
+			return mod, nil
 		}
 	}
-	return nil, err, nil
+	return nil, err
+}
+
+// cacheEntries counts the compiled modules in the disk cache (wazero keeps
+// them in one directory per wazero version and platform); 0 without one.
+func (e *Engine) cacheEntries() int {
+	if e.cache == nil {
+		return 0
+	}
+	subdirs, _ := filepath.Glob(filepath.Join(e.cacheDir, "wazero-*"))
+	n := 0
+	for _, d := range subdirs {
+		entries, _ := os.ReadDir(d)
+		n += len(entries)
+	}
+	return n
 }
 
 // CheckModule checks a module's structure as Load does before compiling
@@ -236,7 +282,59 @@ func (e *Engine) compileInterruptible(ctx context.Context, wasm []byte) (mod waz
 // names against what it declares. It does not compile or type-check the
 // code; `sluice validate` uses it to refuse what a load would.
 func CheckModule(wasm []byte) error {
-	return interrupt.Validate(wasm)
+	c, err := interrupt.Check(wasm)
+	if err != nil {
+		return err
+	}
+	checkedModules.put(sha256.Sum256(wasm), c)
+	return nil
+}
+
+// checkedModules remembers the last modules CheckModule accepted, by
+// digest: the runtime checks a module before loading it, and the load
+// then skips a second validation pass (10-20 ms for a Go-built module).
+var checkedModules = &checkedCache{m: map[[32]byte]*interrupt.Checked{}}
+
+// maxChecked bounds checkedModules: checks whose load never came are
+// forgotten oldest first.
+const maxChecked = 8
+
+type checkedCache struct {
+	mu    sync.Mutex
+	order [][32]byte
+	m     map[[32]byte]*interrupt.Checked
+}
+
+func (c *checkedCache) put(sum [32]byte, ch *interrupt.Checked) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[sum]; !ok {
+		c.order = append(c.order, sum)
+	}
+	c.m[sum] = ch
+	for len(c.order) > maxChecked {
+		delete(c.m, c.order[0])
+		c.order = c.order[1:]
+	}
+}
+
+// takeChecked returns (and forgets) CheckModule's answer for the module
+// with this digest, nil when it has none.
+func takeChecked(sum [32]byte) *interrupt.Checked {
+	c := checkedModules
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := c.m[sum]
+	if ch != nil {
+		delete(c.m, sum)
+		for i, s := range c.order {
+			if s == sum {
+				c.order = append(c.order[:i:i], c.order[i+1:]...)
+				break
+			}
+		}
+	}
+	return ch
 }
 
 func (e *Engine) release(ctx context.Context, cm *compiledModule) {

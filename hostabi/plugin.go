@@ -150,6 +150,11 @@ func (e *Engine) Load(ctx context.Context, cfg PluginConfig) (*Plugin, error) {
 // Name is the plugin's configured name.
 func (p *Plugin) Name() string { return p.cfg.Name }
 
+// CompileCache tells where the plugin's compiled code came from: the disk
+// cache (hit), a compile now (miss), or a compile with no disk cache (off).
+// A module already compiled in this process reports how it first came.
+func (p *Plugin) CompileCache() CompileCache { return p.vm.cm.cache }
+
 // FailOpen reports the failure policy.
 func (p *Plugin) FailOpen() bool { return p.cfg.FailOpen }
 

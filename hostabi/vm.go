@@ -90,7 +90,7 @@ func (e *Engine) vmFor(ctx context.Context, cfg *PluginConfig) (*vm, error) {
 		}
 		e.mu.Unlock()
 	}
-	cm, err := e.compile(ctx, cfg.Wasm, cfg.Trusted)
+	cm, err := e.compileSum(ctx, cfg.Wasm, key.sum, cfg.Trusted)
 	if err != nil {
 		return nil, err
 	}

@@ -59,10 +59,17 @@ var order = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 
 // means the module holds something this rewriter does not know, and the
 // caller should fall back to wazero's own termination checks.
 func Instrument(module []byte) ([]byte, error) {
-	info, err := validate(module)
+	c, err := Check(module)
 	if err != nil {
 		return nil, err
 	}
+	return InstrumentChecked(module, c)
+}
+
+// InstrumentChecked is Instrument for a module Check accepted (c must be
+// Check's answer for these very bytes).
+func InstrumentChecked(module []byte, c *Checked) ([]byte, error) {
+	info := c.info
 	r := &reader{b: module, pos: 8}
 	out := bytes.NewBuffer(make([]byte, 0, len(module)+len(module)/16))
 	out.Write(module[:8])

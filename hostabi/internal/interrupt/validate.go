@@ -62,6 +62,20 @@ func Validate(module []byte) error {
 	return err
 }
 
+// Checked is a module that passed Validate, with what the rewrite needs
+// to know of it, so a caller that validated a module first (to refuse it
+// early) does not pay for the pass again in InstrumentChecked.
+type Checked struct{ info *moduleInfo }
+
+// Check is Validate, keeping what it learnt for InstrumentChecked.
+func Check(module []byte) (*Checked, error) {
+	info, err := validate(module)
+	if err != nil {
+		return nil, err
+	}
+	return &Checked{info: info}, nil
+}
+
 // moduleInfo is what validation keeps of a module: counts, and one
 // number per type and function (bounded by the limits above).
 type moduleInfo struct {
