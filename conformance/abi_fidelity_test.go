@@ -233,7 +233,7 @@ metadata = { REGION = "eu-west", RACK = 4 }
 		},
 		{
 			name:    "hostcalls from the guest's allocator: proxy_log works, proxy_get_header_map_size traps and fails the stream",
-			ref:     "proxy-wasm-cpp-host include/proxy-wasm/wasm.h (WasmBase::allocMemory: restricted callback, only proxy_log, fd_write, clock_time_get)",
+			ref:     "proxy-wasm-cpp-host include/proxy-wasm/wasm.h (WasmBase::allocMemory: restricted callback, only proxy_log, fd_write, clock_time_get; poll_oneoff since PR #533)",
 			plugins: "\n[[plugins]]\nname = \"p\"\nwasm = \"" + allocatorModule(os.TempDir()) + "\"\n",
 			run: func(e *abiEnv) error {
 				r, err := e.get("/a")

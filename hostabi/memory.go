@@ -75,17 +75,19 @@ func (l *memoryLimiter) Allocate(capacity, maxBytes uint64) experimental.LinearM
 
 // While the host runs the guest's allocator (proxy_on_memory_allocate or
 // malloc) to copy data in, proxy-wasm-cpp-host lets it make only these
-// hostcalls (WasmBase::allocMemory): logging, stdout/stderr and the clock.
-// Any other traps: an allocator that calls back into the host re-enters a
-// hostcall half done (a header read from inside a header read).
-var allowedInAllocator = map[string]bool{"proxy_log": true, "fd_write": true, "clock_time_get": true}
+// hostcalls (WasmBase::allocMemory's restricted callback, cpp-host PR
+// #306): logging, stdout/stderr and the clock, and poll_oneoff since Go's
+// runtime may sleep in a collection its allocator starts (cpp-host PR
+// #533). Any other traps: an allocator that calls back into the host
+// re-enters a hostcall half done (a header read from inside a header read).
+var allowedInAllocator = map[string]bool{"proxy_log": true, "fd_write": true, "clock_time_get": true, "poll_oneoff": true}
 
 // AllocatorHostcallError: the guest's allocator made a hostcall that
 // proxy-wasm-cpp-host forbids there; the instance fails as on a trap.
 type AllocatorHostcallError struct{ Hostcall string }
 
 func (e *AllocatorHostcallError) Error() string {
-	return e.Hostcall + " is not allowed in the guest's allocator (proxy_on_memory_allocate, malloc): only proxy_log, fd_write and clock_time_get are"
+	return e.Hostcall + " is not allowed in the guest's allocator (proxy_on_memory_allocate, malloc): only proxy_log, fd_write, clock_time_get and poll_oneoff are"
 }
 
 // guardAllocator wraps a WASI or Emscripten import that cpp-host refuses
