@@ -280,32 +280,22 @@ func logsMention(e *abiEnv, s string) bool {
 // :path (so the host calls the allocator).
 func allocatorModule(dir string) string {
 	msg, key := "allocator: proxy_log allowed", ":path"
-	sec := func(id byte, body ...byte) []byte { return append([]byte{id, byte(len(body))}, body...) }
-	name := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
-	cat := func(parts ...[]byte) []byte {
-		var out []byte
-		for _, p := range parts {
-			out = append(out, p...)
-		}
-		return out
-	}
-	const i32 = 0x7f
-	types := cat([]byte{5},
-		[]byte{0x60, 3, i32, i32, i32, 1, i32},           // 0: (i32, i32, i32) -> i32
-		[]byte{0x60, 2, i32, i32, 1, i32},                // 1: (i32, i32) -> i32
-		[]byte{0x60, 0, 0},                               // 2: () -> ()
-		[]byte{0x60, 1, i32, 1, i32},                     // 3: (i32) -> i32
-		[]byte{0x60, 5, i32, i32, i32, i32, i32, 1, i32}) // 4: (i32 x5) -> i32
-	imports := cat([]byte{3},
-		name("env"), name("proxy_log"), []byte{0, 0},
-		name("env"), name("proxy_get_header_map_size"), []byte{0, 1},
-		name("env"), name("proxy_get_header_map_value"), []byte{0, 4})
+	types := concat([]byte{5},
+		[]byte{0x60, 3, wasmI32, wasmI32, wasmI32, 1, wasmI32}, // 0: (wasmI32, wasmI32, wasmI32) -> wasmI32
+		[]byte{0x60, 2, wasmI32, wasmI32, 1, wasmI32},          // 1: (wasmI32, wasmI32) -> wasmI32
+		[]byte{0x60, 0, 0},                   // 2: () -> ()
+		[]byte{0x60, 1, wasmI32, 1, wasmI32}, // 3: (wasmI32) -> wasmI32
+		[]byte{0x60, 5, wasmI32, wasmI32, wasmI32, wasmI32, wasmI32, 1, wasmI32}) // 4: (wasmI32 x5) -> wasmI32
+	imports := concat([]byte{3},
+		wasmName("env"), wasmName("proxy_log"), []byte{0, 0},
+		wasmName("env"), wasmName("proxy_get_header_map_size"), []byte{0, 1},
+		wasmName("env"), wasmName("proxy_get_header_map_value"), []byte{0, 4})
 	funcs := []byte{3, 2, 3, 0} // abi marker, memory allocate, request headers (func 3, 4, 5)
-	exports := cat([]byte{4},
-		name("memory"), []byte{2, 0},
-		name("proxy_abi_version_0_2_1"), []byte{0, 3},
-		name("proxy_on_memory_allocate"), []byte{0, 4},
-		name("proxy_on_request_headers"), []byte{0, 5})
+	exports := concat([]byte{4},
+		wasmName("memory"), []byte{2, 0},
+		wasmName("proxy_abi_version_0_2_1"), []byte{0, 3},
+		wasmName("proxy_on_memory_allocate"), []byte{0, 4},
+		wasmName("proxy_on_request_headers"), []byte{0, 5})
 	body := func(code ...byte) []byte { return append([]byte{byte(len(code) + 1), 0}, code...) }
 	allocate := []byte{
 		0x41, 2, 0x41, 0, 0x41, byte(len(msg)), 0x10, 0, 0x1a, // proxy_log(2, msg); drop
@@ -317,14 +307,9 @@ func allocatorModule(dir string) string {
 		0x10, 2, 0x1a, // proxy_get_header_map_value(0, ":path", 128, 132); drop
 		0x41, 0, 0x0b, // Continue
 	}
-	code := cat([]byte{3}, body(0x0b), body(allocate...), body(headers...))
-	data := cat([]byte{1, 0, 0x41, 0, 0x0b}, name(msg+key))
-	mod := cat([]byte("\x00asm\x01\x00\x00\x00"),
-		sec(1, types...), sec(2, imports...), sec(3, funcs...),
-		sec(5, 1, 0, 1), sec(7, exports...), sec(10, code...), sec(11, data...))
-	p := filepath.Join(dir, "allocator-hostcalls.wasm")
-	os.WriteFile(p, mod, 0o644)
-	return p
+	code := concat([]byte{3}, body(0x0b), body(allocate...), body(headers...))
+	data := concat([]byte{1, 0, 0x41, 0, 0x0b}, wasmName(msg+key))
+	return writeModule(filepath.Join(dir, "allocator-hostcalls.wasm"), types, imports, funcs, exports, code, data)
 }
 
 func runSidecarNode(e *abiEnv) error {
@@ -479,32 +464,22 @@ func (e *abiEnv) noLog(plugin, s string) error {
 // (the message's length is 40 times pthread_equal(7,7) - pthread_equal(7,8)).
 func emscriptenModule(dir string) string {
 	msg := "pthread_equal(7,7)=1 pthread_equal(7,8)=0"
-	sec := func(id byte, body ...byte) []byte { return append([]byte{id, byte(len(body))}, body...) }
-	name := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
-	cat := func(parts ...[]byte) []byte {
-		var out []byte
-		for _, p := range parts {
-			out = append(out, p...)
-		}
-		return out
-	}
-	const i32 = 0x7f
-	types := cat([]byte{5},
-		[]byte{0x60, 2, i32, i32, 1, i32},      // 0: (i32, i32) -> i32
-		[]byte{0x60, 3, i32, i32, i32, 1, i32}, // 1: (i32, i32, i32) -> i32
-		[]byte{0x60, 0, 0},                     // 2: () -> ()
-		[]byte{0x60, 1, i32, 0},                // 3: (i32) -> ()
-		[]byte{0x60, 1, i32, 1, i32})           // 4: (i32) -> i32
-	imports := cat([]byte{3},
-		name("env"), name("pthread_equal"), []byte{0, 0},
-		name("env"), name("proxy_log"), []byte{0, 1},
-		name("env"), name("emscripten_notify_memory_growth"), []byte{0, 3})
+	types := concat([]byte{5},
+		[]byte{0x60, 2, wasmI32, wasmI32, 1, wasmI32},          // 0: (wasmI32, wasmI32) -> wasmI32
+		[]byte{0x60, 3, wasmI32, wasmI32, wasmI32, 1, wasmI32}, // 1: (wasmI32, wasmI32, wasmI32) -> wasmI32
+		[]byte{0x60, 0, 0},                   // 2: () -> ()
+		[]byte{0x60, 1, wasmI32, 0},          // 3: (wasmI32) -> ()
+		[]byte{0x60, 1, wasmI32, 1, wasmI32}) // 4: (wasmI32) -> wasmI32
+	imports := concat([]byte{3},
+		wasmName("env"), wasmName("pthread_equal"), []byte{0, 0},
+		wasmName("env"), wasmName("proxy_log"), []byte{0, 1},
+		wasmName("env"), wasmName("emscripten_notify_memory_growth"), []byte{0, 3})
 	funcs := []byte{3, 2, 4, 0} // abi marker, memory allocate, configure (func 3, 4, 5)
-	exports := cat([]byte{4},
-		name("memory"), []byte{2, 0},
-		name("proxy_abi_version_0_2_1"), []byte{0, 3},
-		name("proxy_on_memory_allocate"), []byte{0, 4},
-		name("proxy_on_configure"), []byte{0, 5})
+	exports := concat([]byte{4},
+		wasmName("memory"), []byte{2, 0},
+		wasmName("proxy_abi_version_0_2_1"), []byte{0, 3},
+		wasmName("proxy_on_memory_allocate"), []byte{0, 4},
+		wasmName("proxy_on_configure"), []byte{0, 5})
 	body := func(code ...byte) []byte { return append([]byte{byte(len(code) + 1), 0}, code...) }
 	configure := []byte{
 		0x41, 0, 0x10, 2, // emscripten_notify_memory_growth(0)
@@ -515,15 +490,34 @@ func emscriptenModule(dir string) string {
 		0x10, 1, 0x1a, // proxy_log(...); drop
 		0x41, 1, 0x0b, // return 1
 	}
-	code := cat([]byte{3},
+	code := concat([]byte{3},
 		body(0x0b),
 		body(0x41, 0x80, 0x08, 0x0b), // 1024
 		body(configure...))
-	data := cat([]byte{1, 0, 0x41, 0, 0x0b}, name(msg))
-	mod := cat([]byte("\x00asm\x01\x00\x00\x00"),
-		sec(1, types...), sec(2, imports...), sec(3, funcs...),
-		sec(5, 1, 0, 1), sec(7, exports...), sec(10, code...), sec(11, data...))
-	p := filepath.Join(dir, "emscripten-imports.wasm")
-	os.WriteFile(p, mod, 0o644)
-	return p
+	data := concat([]byte{1, 0, 0x41, 0, 0x0b}, wasmName(msg))
+	return writeModule(filepath.Join(dir, "emscripten-imports.wasm"), types, imports, funcs, exports, code, data)
+}
+
+// Hand-assembly of the small modules above: a section (one-byte size), a
+// name, concatenation.
+const wasmI32 = 0x7f
+
+func wasmSection(id byte, body ...byte) []byte { return append([]byte{id, byte(len(body))}, body...) }
+func wasmName(s string) []byte                 { return append([]byte{byte(len(s))}, s...) }
+func concat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// writeModule writes a module of the given sections' contents, with one
+// page of memory, to path and returns path.
+func writeModule(path string, types, imports, funcs, exports, code, data []byte) string {
+	mod := concat([]byte("\x00asm\x01\x00\x00\x00"),
+		wasmSection(1, types...), wasmSection(2, imports...), wasmSection(3, funcs...),
+		wasmSection(5, 1, 0, 1), wasmSection(7, exports...), wasmSection(10, code...), wasmSection(11, data...))
+	os.WriteFile(path, mod, 0o644)
+	return path
 }
