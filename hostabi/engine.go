@@ -3,6 +3,7 @@ package hostabi
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -201,7 +202,7 @@ func (e *Engine) compileSum(ctx context.Context, wasm []byte, sum [32]byte, trus
 				return nil, err
 			}
 		}
-		if mod, kept = e.compileInterruptible(ctx, wasm, checked); mod != nil {
+		if mod, kept = e.compileInterruptible(ctx, wasm, sum, checked); mod != nil {
 			rt, interruptible = e.fastRT, true
 		}
 	}
@@ -248,18 +249,57 @@ func (e *Engine) compileSum(ctx context.Context, wasm []byte, sum [32]byte, trus
 	return cm, nil
 }
 
-// compileInterruptible compiles wasm rewritten by package interrupt for the
-// plain runtime. A module that fails validation is an error; a nil module
-// with a reason (kept) means the rewriter cannot handle this one, and the
-// caller compiles it as it is (validated) with wazero's termination checks.
-func (e *Engine) compileInterruptible(ctx context.Context, wasm []byte, checked *interrupt.Checked) (mod wazero.CompiledModule, kept error) {
+// compileInterruptible compiles wasm, which Check accepted, rewritten by
+// package interrupt for the plain runtime. A nil module with a reason
+// (kept) means the rewriter cannot handle this one, and the caller
+// compiles it as it is with wazero's termination checks.
+func (e *Engine) compileInterruptible(ctx context.Context, wasm []byte, sum [32]byte, checked *interrupt.Checked) (mod wazero.CompiledModule, kept error) {
+	path := e.rewrittenPath(sum)
+	if path != "" {
+		// The rewrite kept by an earlier load saves redoing it (10-15 ms
+		// for a Go-built module); one that does not compile is redone.
+		if patched, err := os.ReadFile(path); err == nil {
+			if mod, err := e.fastRT.CompileModule(ctx, patched); err == nil {
+				return mod, nil
+			}
+		}
+	}
 	patched, err := interrupt.InstrumentChecked(wasm, checked)
 	if err == nil {
 		if mod, err = e.fastRT.CompileModule(ctx, patched); err == nil {
+			if path != "" {
+				keepFile(path, patched)
+			}
 			return mod, nil
 		}
 	}
 	return nil, err
+}
+
+// rewrittenPath is where the disk cache keeps a module's deadline rewrite,
+// by the original's digest and the rewrite's version; "" without a disk
+// cache. The directory is trusted as wazero's compiled code next to it is.
+func (e *Engine) rewrittenPath(sum [32]byte) string {
+	if e.cacheDir == "" {
+		return ""
+	}
+	return filepath.Join(e.cacheDir, "sluice-interrupt-v"+interrupt.Version, hex.EncodeToString(sum[:])+".wasm")
+}
+
+// keepFile writes b to path through a temporary file and a rename, so a
+// reader never sees half of it; failures only lose the saving.
+func keepFile(path string, b []byte) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return
+	}
+	_, werr := f.Write(b)
+	if cerr := f.Close(); werr != nil || cerr != nil || os.Rename(f.Name(), path) != nil {
+		_ = os.Remove(f.Name())
+	}
 }
 
 // cacheEntries counts the compiled modules in the disk cache (wazero keeps

@@ -1,6 +1,7 @@
 package hostabi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/interrupt"
 )
 
 // startCacheDir is the compile cache the start-up benchmarks read:
@@ -160,5 +163,40 @@ func TestCheckedModuleValidatedOnce(t *testing.T) {
 	}
 	if _, err := e.Load(ctx, PluginConfig{Name: "invalid", Wasm: []byte("\x00asm\x01\x00\x00\x00\x01\x05")}); err == nil {
 		t.Error("a module with a truncated section loaded")
+	}
+}
+
+// The disk cache keeps a module's deadline rewrite for the next load (by
+// the original's digest); a kept file that is not a module is redone and
+// replaced, and the plugin still loads.
+func TestRewriteKept(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	wasm := minimalGuest()
+	want, err := interrupt.Instrument(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, corrupt := range []bool{false, true} {
+		e, err := NewEngine(ctx, EngineConfig{CacheDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := e.rewrittenPath(sha256.Sum256(wasm))
+		if corrupt {
+			if err := os.WriteFile(path, []byte("not a module"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p, err := e.Load(ctx, PluginConfig{Name: "kept", Wasm: wasm})
+		if err != nil {
+			t.Fatalf("corrupt=%v: %v", corrupt, err)
+		}
+		p.Close(ctx)
+		e.Close(ctx)
+		got, err := os.ReadFile(path)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("corrupt=%v: kept rewrite %d bytes (%v), want Instrument's %d", corrupt, len(got), err, len(want))
+		}
 	}
 }

@@ -36,6 +36,13 @@ const BudgetExport = "sluice.budget"
 // function sees them.
 const StartExport = "sluice.start"
 
+// Version names the rewrite's output. A host may keep rewritten modules
+// by the original's digest (the rewrite is deterministic); it must not
+// reuse one across a change of the rewrite, so any change to what
+// Instrument writes comes with a new Version (TestCorpus fails until the
+// output digest it records matches).
+const Version = "1"
+
 // Section ids of the binary format.
 const (
 	secCustom = 0

@@ -3,6 +3,8 @@ package interrupt
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
@@ -30,7 +32,8 @@ func TestCorpus(t *testing.T) {
 		t.Fatalf("locating wazero's module: %v", err)
 	}
 	var files []string
-	for _, root := range []string{filepath.Join(strings.TrimSpace(string(out)), "internal", "integration_test"), "../../../"} {
+	wazeroRoot := filepath.Join(strings.TrimSpace(string(out)), "internal", "integration_test")
+	for _, root := range []string{wazeroRoot, "../../../"} {
 		err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -54,6 +57,9 @@ func TestCorpus(t *testing.T) {
 	rt := wazero.NewRuntimeWithConfig(ctx, allFeatures())
 	defer rt.Close(ctx)
 	var compiled, instrumented, refused int
+	// outputs digests what Instrument writes for wazero's spec modules, a
+	// fixed set for a given wazero version.
+	outputs := sha256.New()
 	for _, f := range files {
 		orig, err := os.ReadFile(f)
 		if err != nil {
@@ -74,6 +80,9 @@ func TestCorpus(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 			continue
 		}
+		if strings.HasPrefix(f, wazeroRoot) {
+			outputs.Write(patched)
+		}
 		m, err = rt.CompileModule(ctx, patched)
 		if err != nil {
 			t.Errorf("%s: the instrumented module does not compile: %v", f, err)
@@ -86,7 +95,17 @@ func TestCorpus(t *testing.T) {
 	if instrumented < 500 || instrumented+refused < compiled {
 		t.Errorf("only %d of %d valid modules instrumented", instrumented, compiled)
 	}
+	// Rewritten modules are kept by the original's digest and Version:
+	// output that changes under the same Version would reuse stale ones.
+	if got := hex.EncodeToString(outputs.Sum(nil)); got != versionOutputs[Version] {
+		t.Errorf("Instrument's output for wazero's spec modules is %s, recorded for Version %q: %s. "+
+			"If the rewrite changed, bump Version; then record the digest in versionOutputs", got, Version, versionOutputs[Version])
+	}
 }
+
+// versionOutputs is, for each Version, the digest of Instrument's output
+// for wazero's spec modules (wazero v1.12.0's).
+var versionOutputs = map[string]string{"1": "f282395d97f2a9992ed86831c8ba25293b519f83f46dfe20067385b0cc7fff2e"}
 
 // spin is a module with an endless loop, a recursion that never ends
 // without a loop in it, and a function that adds in a loop, given as
