@@ -34,6 +34,9 @@ extern "C" {
     pub fn proxy_get_metric(id: u32, value: *mut u64) -> u32;
     pub fn proxy_get_property(path: *const u8, len: usize, v: *mut *mut u8, vl: *mut usize) -> u32;
     pub fn proxy_set_property(path: *const u8, len: usize, v: *const u8, vl: usize) -> u32;
+    pub fn proxy_call_foreign_function(
+        name: *const u8, name_len: usize, args: *const u8, args_len: usize, ret: *mut *mut u8, ret_len: *mut usize,
+    ) -> u32;
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -105,6 +108,9 @@ mod native {
         12
     }
     pub unsafe fn proxy_set_property(_path: *const u8, _len: usize, _v: *const u8, _vl: usize) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_call_foreign_function(_name: *const u8, _name_len: usize, _args: *const u8, _args_len: usize, _ret: *mut *mut u8, _ret_len: *mut usize) -> u32 {
         12
     }
 }

@@ -12,6 +12,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod hostcalls;
+pub mod json;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -373,6 +374,38 @@ pub fn set_effective_context(context_id: u32) -> Result<(), Status> {
     check(unsafe { hostcalls::proxy_set_effective_context(context_id) })?;
     set_active(context_id);
     Ok(())
+}
+
+// ---- foreign functions ----
+
+/// Calls a host function outside the ABI by name; Ok(None) when it
+/// returned nothing.
+pub fn call_foreign_function(name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, Status> {
+    let mut p: *mut u8 = std::ptr::null_mut();
+    let mut n: usize = 0;
+    check(unsafe { hostcalls::proxy_call_foreign_function(name.as_ptr(), name.len(), args.as_ptr(), args.len(), &mut p, &mut n) })?;
+    Ok(if p.is_null() { None } else { Some(unsafe { take(p, n) }) })
+}
+
+/// Stream callbacks, as bits of [`skip_callbacks`]' mask.
+pub mod callbacks {
+    pub const REQUEST_HEADERS: u32 = 1 << 0;
+    pub const REQUEST_BODY: u32 = 1 << 1;
+    pub const REQUEST_TRAILERS: u32 = 1 << 2;
+    pub const RESPONSE_HEADERS: u32 = 1 << 3;
+    pub const RESPONSE_BODY: u32 = 1 << 4;
+    pub const RESPONSE_TRAILERS: u32 = 1 << 5;
+    pub const LOG: u32 = 1 << 6;
+}
+
+/// Tells sluice that this plugin's streams do nothing in the callbacks of
+/// `mask` ([`callbacks`] bits), so the host answers them Continue without
+/// entering the guest (sluice's foreign function sluice_skip_callbacks).
+/// Call it from [`RootContext::on_configure`]; it holds for the plugin in
+/// this instance, and 0 restores every callback. Other hosts do not have
+/// the function (Err(NotFound)) and call everything, which is harmless.
+pub fn skip_callbacks(mask: u32) -> Result<(), Status> {
+    call_foreign_function("sluice_skip_callbacks", &mask.to_le_bytes()).map(|_| ())
 }
 
 // ---- configuration and buffers ----

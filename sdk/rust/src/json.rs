@@ -1,0 +1,396 @@
+//! A small JSON reader for plugin configurations: parse once at configure
+//! time into a [`Value`], then walk it. No crates: a hand-written reader
+//! adds a few KB to a module where serde_json adds tens (and needs serde's
+//! derive macros built too).
+//!
+//! Errors read like Go's encoding/json ones (`config: json: unknown field
+//! "x"`), so a plugin ported from Go keeps its messages.
+
+/// A parsed JSON value. Objects keep their members in order, duplicates
+/// included, as a decoder that walks them wants; numbers keep their text
+/// so integers wider than f64's mantissa stay exact.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Number(String),
+    String(String),
+    Array(Vec<Value>),
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// encoding/json's name for the kind, as in "cannot unmarshal number".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+}
+
+/// Parses a plugin configuration: empty (or all white space) and `null`
+/// are no configuration (None), anything else must be one JSON value.
+pub fn parse_config(data: &[u8]) -> Result<Option<Value>, String> {
+    let mut p = Parser { b: data, i: 0, depth: 0 };
+    p.ws();
+    if p.i == data.len() {
+        return Ok(None);
+    }
+    let v = p.value().map_err(|e| format!("config: {}", e))?;
+    p.ws();
+    if p.i != data.len() {
+        return Err(format!("config: invalid character {} after top-level value", p.quoted_here()));
+    }
+    Ok(if v == Value::Null { None } else { Some(v) })
+}
+
+/// The error for a member no field takes.
+pub fn unknown_field(name: &str) -> String {
+    format!("config: json: unknown field {:?}", name)
+}
+
+/// The error for a value of the wrong kind.
+pub fn type_error(v: &Value, field: &str, want: &str) -> String {
+    format!("config: json: cannot unmarshal {} into Go struct field {} of type {}", v.kind(), field, want)
+}
+
+/// The members of an object (what: the struct's name for the error).
+pub fn object<'a>(v: &'a Value, what: &str) -> Result<&'a [(String, Value)], String> {
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(format!("config: json: cannot unmarshal {} into Go value of type {}", v.kind(), what)),
+    }
+}
+
+/// Merges a JSON object of strings into m, as decoding into a Go
+/// map[string]string does: null leaves m alone, a null member is "", a
+/// repeated name replaces the earlier value.
+pub fn merge_string_map(v: &Value, field: &str, m: &mut Vec<(String, String)>) -> Result<(), String> {
+    let members = match v {
+        Value::Null => return Ok(()),
+        Value::Object(members) => members,
+        _ => return Err(type_error(v, field, "map[string]string")),
+    };
+    for (k, mv) in members {
+        let s = match mv {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            _ => return Err(type_error(mv, field, "string")),
+        };
+        match m.iter_mut().find(|(mk, _)| mk == k) {
+            Some(e) => e.1 = s,
+            None => m.push((k.clone(), s)),
+        }
+    }
+    Ok(())
+}
+
+/// Go's encoding/json matches member names to fields case-insensitively;
+/// a plugin matches `key_name(k)` against its lower-case field names.
+pub fn key_name(k: &str) -> String {
+    k.to_lowercase()
+}
+
+// Nesting deeper than this is refused (the reader is recursive).
+const MAX_DEPTH: u32 = 128;
+
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+    depth: u32,
+}
+
+impl<'a> Parser<'a> {
+    fn ws(&mut self) {
+        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn quoted_here(&self) -> String {
+        match std::str::from_utf8(&self.b[self.i..]).ok().and_then(|s| s.chars().next()) {
+            Some(c) => format!("{:?}", c),
+            None => format!("0x{:02x}", self.b[self.i]),
+        }
+    }
+
+    fn err<T>(&self, looking: &str) -> Result<T, String> {
+        if self.i >= self.b.len() {
+            return Err("unexpected end of JSON input".into());
+        }
+        Err(format!("invalid character {} {} (offset {})", self.quoted_here(), looking, self.i))
+    }
+
+    fn value(&mut self) -> Result<Value, String> {
+        self.ws();
+        let c = match self.b.get(self.i) {
+            Some(&c) => c,
+            None => return self.err(""),
+        };
+        match c {
+            b'{' | b'[' => {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err("exceeded max depth".into());
+                }
+                let v = if c == b'{' { self.object() } else { self.array() };
+                self.depth -= 1;
+                v
+            }
+            b'"' => Ok(Value::String(self.string()?)),
+            b't' => self.word("true", Value::Bool(true)),
+            b'f' => self.word("false", Value::Bool(false)),
+            b'n' => self.word("null", Value::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => self.err("looking for beginning of value"),
+        }
+    }
+
+    fn word(&mut self, w: &str, v: Value) -> Result<Value, String> {
+        for &c in w.as_bytes() {
+            if self.b.get(self.i) != Some(&c) {
+                return self.err(&format!("in literal {}", w));
+            }
+            self.i += 1;
+        }
+        Ok(v)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.i < self.b.len() && self.b[self.i].is_ascii_digit() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn number(&mut self) -> Result<Value, String> {
+        let start = self.i;
+        if self.b[self.i] == b'-' {
+            self.i += 1;
+        }
+        match self.b.get(self.i) {
+            Some(b'0') => self.i += 1,
+            Some(c) if c.is_ascii_digit() => {
+                self.digits();
+            }
+            _ => return self.err("in numeric literal"),
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return self.err("after decimal point in numeric literal");
+            }
+        }
+        if matches!(self.b.get(self.i), Some(b'e') | Some(b'E')) {
+            self.i += 1;
+            if matches!(self.b.get(self.i), Some(b'+') | Some(b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return self.err("in exponent of numeric literal");
+            }
+        }
+        Ok(Value::Number(String::from_utf8_lossy(&self.b[start..self.i]).into_owned()))
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let mut n = 0u32;
+        for _ in 0..4 {
+            let d = match self.b.get(self.i).and_then(|c| (*c as char).to_digit(16)) {
+                Some(d) => d,
+                None => return self.err("in \\u hexadecimal character escape"),
+            };
+            n = n * 16 + d;
+            self.i += 1;
+        }
+        Ok(n)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.i += 1; // the opening quote
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let c = match self.b.get(self.i) {
+                Some(&c) => c,
+                None => return self.err(""),
+            };
+            match c {
+                b'"' => {
+                    self.i += 1;
+                    // Invalid UTF-8 becomes U+FFFD, as encoding/json does.
+                    return Ok(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
+                }
+                b'\\' => {
+                    self.i += 1;
+                    let e = match self.b.get(self.i) {
+                        Some(&e) => e,
+                        None => return self.err(""),
+                    };
+                    self.i += 1;
+                    let simple = match e {
+                        b'"' => Some(b'"'),
+                        b'\\' => Some(b'\\'),
+                        b'/' => Some(b'/'),
+                        b'b' => Some(8),
+                        b'f' => Some(12),
+                        b'n' => Some(b'\n'),
+                        b'r' => Some(b'\r'),
+                        b't' => Some(b'\t'),
+                        b'u' => None,
+                        _ => {
+                            self.i -= 1;
+                            return self.err("in string escape code");
+                        }
+                    };
+                    if let Some(s) = simple {
+                        out.push(s);
+                        continue;
+                    }
+                    let mut cp = self.hex4()?;
+                    if (0xD800..0xDC00).contains(&cp) && self.b.get(self.i) == Some(&b'\\') && self.b.get(self.i + 1) == Some(&b'u') {
+                        let save = self.i;
+                        self.i += 2;
+                        let lo = self.hex4()?;
+                        if (0xDC00..0xE000).contains(&lo) {
+                            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        } else {
+                            self.i = save;
+                        }
+                    }
+                    let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                }
+                0..=0x1f => return self.err("in string literal"),
+                _ => {
+                    out.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+    }
+
+    fn array(&mut self) -> Result<Value, String> {
+        self.i += 1;
+        let mut out = Vec::new();
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Ok(Value::Array(out));
+        }
+        loop {
+            out.push(self.value()?);
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(Value::Array(out));
+                }
+                _ => return self.err("after array element"),
+            }
+        }
+    }
+
+    fn object(&mut self) -> Result<Value, String> {
+        self.i += 1;
+        let mut out = Vec::new();
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Ok(Value::Object(out));
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return self.err("looking for beginning of object key string");
+            }
+            let k = self.string()?;
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return self.err("after object key");
+            }
+            self.i += 1;
+            let v = self.value()?;
+            out.push((k, v));
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(Value::Object(out));
+                }
+                _ => return self.err("after object key:value pair"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> Value {
+        Value::String(x.into())
+    }
+
+    #[test]
+    fn parses() {
+        let cases: &[(&str, Option<Value>)] = &[
+            ("", None),
+            ("  \n", None),
+            ("null", None),
+            (r#"{"a":"b","n":-1.5e3,"t":true,"f":false,"z":null,"l":[1,"x"]}"#, Some(Value::Object(vec![
+                ("a".into(), s("b")),
+                ("n".into(), Value::Number("-1.5e3".into())),
+                ("t".into(), Value::Bool(true)),
+                ("f".into(), Value::Bool(false)),
+                ("z".into(), Value::Null),
+                ("l".into(), Value::Array(vec![Value::Number("1".into()), s("x")])),
+            ]))),
+            (r#""\u00e9\ud83d\ude00\n\"\\\/""#, Some(s("é😀\n\"\\/"))),
+            (r#"{"a":1,"a":2}"#, Some(Value::Object(vec![
+                ("a".into(), Value::Number("1".into())),
+                ("a".into(), Value::Number("2".into())),
+            ]))),
+            ("[]", Some(Value::Array(vec![]))),
+            (" {} ", Some(Value::Object(vec![]))),
+        ];
+        for (input, want) in cases {
+            assert_eq!(&parse_config(input.as_bytes()).unwrap(), want, "{}", input);
+        }
+    }
+
+    #[test]
+    fn refuses() {
+        for input in [
+            "request_headers=1", "{", "{\"a\"}", "{\"a\":}", "[1,]", "{\"a\":1,}", "01", "1.", "-", "tru",
+            "\"\\x\"", "\"a\nb\"", "{} x", "\"unterminated", "{a:1}",
+        ] {
+            let err = parse_config(input.as_bytes()).expect_err(input);
+            assert!(err.starts_with("config: "), "{}: {}", input, err);
+        }
+        let deep = "[".repeat(10_000);
+        assert!(parse_config(deep.as_bytes()).unwrap_err().contains("max depth"));
+    }
+
+    #[test]
+    fn string_maps_decode_as_go_maps() {
+        let v = parse_config(br#"{"a":"1","b":null,"a":"3"}"#).unwrap().unwrap();
+        let mut m = Vec::new();
+        merge_string_map(&v, "f", &mut m).unwrap();
+        assert_eq!(m, vec![("a".to_string(), "3".to_string()), ("b".to_string(), String::new())]);
+        merge_string_map(&Value::Null, "f", &mut m).unwrap();
+        assert_eq!(m.len(), 2);
+        let err = merge_string_map(&Value::Number("1".into()), "Config.request_headers", &mut m).unwrap_err();
+        assert_eq!(err, "config: json: cannot unmarshal number into Go struct field Config.request_headers of type map[string]string");
+        assert!(object(&Value::Array(vec![]), "Config").unwrap_err().contains("cannot unmarshal array"));
+        assert_eq!(unknown_field("x"), "config: json: unknown field \"x\"");
+    }
+}
