@@ -5,6 +5,7 @@
 # pin them and their dependencies.
 #
 #   tools.sh test|bench   what those targets need
+#   tools.sh rust         the Rust toolchain the built-in plugins need
 #   tools.sh apt PKG...   install these Debian packages (the same locking)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,14 +62,21 @@ fi
 
 need_apt=()
 want() { command -v "$1" >/dev/null 2>&1 || need_apt+=("$2"); }
-want curl curl
-want redis-server redis-server
-# The Rust SDK's example builds with Debian's rustc for wasm32; rust-lld
-# comes from lld.
+# The built-in plugins ported to Rust (plugins/rust) and the Rust SDK's
+# example build with Debian's rustc for wasm32; rust-lld comes from lld.
 # (rustup's rustc, if present, has no wasm32 target, so look for Debian's.)
+# `tools.sh rust` installs only these (plugins/Makefile runs it).
 [[ -x /usr/bin/rustc ]] || need_apt+=(rustc)
 [[ -d /usr/lib/rustlib/wasm32-unknown-unknown ]] || need_apt+=(libstd-rust-dev-wasm32)
 [[ -x /usr/bin/ld.lld-14 || -x /usr/lib/llvm-14/bin/ld.lld ]] || need_apt+=(lld-14)
+if [[ $what == rust ]]; then
+  if ((${#need_apt[@]})); then
+    apt_install "${need_apt[@]}"
+  fi
+  exit 0
+fi
+want curl curl
+want redis-server redis-server
 # The admin dashboard's test drives a real headless browser (chromedp).
 want chromium chromium
 if [[ $what == bench ]]; then

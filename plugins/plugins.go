@@ -1,7 +1,9 @@
-// Package plugins embeds sluice's built-in policy filters: one proxy-wasm
-// module (built from ./src with the sluice SDK) in which each plugin is a
-// root context selected by root_id = the plugin's name. Configuration
-// "wasm = \"builtin:NAME\"" loads ModuleFor(the config's built-ins) with
+// Package plugins embeds sluice's built-in policy filters. Those ported to
+// Rust (./rust, on sdk/rust) are one small module each (RustModule); the
+// others are still one Go module (built from ./src with the sluice SDK) in
+// which each plugin is a root context selected by root_id = the plugin's
+// name. Configuration "wasm = \"builtin:NAME\"" loads RustModule(NAME)
+// if there is one, else ModuleFor(the config's Go-served built-ins), with
 // root_id NAME.
 package plugins
 
@@ -33,17 +35,52 @@ var liteOmits = []string{"jwt"}
 // slice is shared and read-only: writing to it faults.
 func Module() []byte { return bytesOf(module) }
 
-// ModuleFor returns the smallest embedded module that has every built-in
-// plugin in names: builtin-lite.wasm (wazero's compiled code 18 MB instead
-// of 25, an instance 3.9 MB instead of 5.5) unless one of them is jwt.
-// Read-only, like Module.
+// ModuleFor returns the smallest embedded Go module that has every
+// built-in plugin in names still served by Go: builtin-lite.wasm (wazero's
+// compiled code 18 MB instead of 25, an instance 3.9 MB instead of 5.5)
+// unless one of them is jwt. Read-only, like Module. Names with a
+// RustModule do not count: they never load it.
 func ModuleFor(names []string) []byte {
 	for _, n := range names {
-		if slices.Contains(liteOmits, n) {
+		if slices.Contains(liteOmits, n) && RustModule(n) == nil {
 			return Module()
 		}
 	}
 	return bytesOf(liteModule)
+}
+
+// The built-ins ported to Rust, one module each (rust/NAME.wasm, built
+// from rust/NAME/lib.rs by `make -C plugins rust`): a module is about
+// 0.1 MB, compiles in milliseconds, and its instance starts with 128 KiB
+// of linear memory, so a config loads only what it uses. Each name is
+// also still in the Go module until every built-in is ported; the Go
+// copy is no longer served.
+var (
+	//go:embed rust/add-header.wasm
+	rustAddHeader string
+)
+
+var rustModules = map[string]*string{
+	"add-header": &rustAddHeader,
+}
+
+// RustModule returns the Rust module serving built-in name (its root_id
+// is name too), or nil if the Go module serves it. Read-only, like Module.
+func RustModule(name string) []byte {
+	if m, ok := rustModules[name]; ok {
+		return bytesOf(*m)
+	}
+	return nil
+}
+
+// RustNames returns the built-ins served by Rust modules, sorted.
+func RustNames() []string {
+	var out []string
+	for n := range rustModules {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
@@ -56,6 +93,9 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 func ReleaseModulePages() {
 	releasePages(bytesOf(module))
 	releasePages(bytesOf(liteModule))
+	for _, m := range rustModules {
+		releasePages(bytesOf(*m))
+	}
 }
 
 // names must match the registrations in src/main.go; TestNamesMatchModule

@@ -63,10 +63,16 @@ func Load(t testing.TB, wasm []byte, o Options) *Filter {
 	return f
 }
 
-// LoadBuiltin is Load for a built-in plugin (wasm = "builtin:NAME").
+// LoadBuiltin is Load for a built-in plugin (wasm = "builtin:NAME"), in
+// the module sluice serves it from: its Rust module once ported, else the
+// Go module.
 func LoadBuiltin(t testing.TB, name string, config any) *Filter {
 	t.Helper()
-	return Load(t, plugins.Module(), Options{Name: name, RootID: name, Config: config})
+	wasm := plugins.RustModule(name)
+	if wasm == nil {
+		wasm = plugins.Module()
+	}
+	return Load(t, wasm, Options{Name: name, RootID: name, Config: config})
 }
 
 // LoadErr is Load returning the error instead of failing.

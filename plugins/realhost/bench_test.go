@@ -1,8 +1,10 @@
 package realhost
 
 import (
+	"fmt"
 	"testing"
 
+	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
 )
 
@@ -40,5 +42,38 @@ func BenchmarkBuiltinsOnRealHost(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkRustPortsOnRealHost is BenchmarkBuiltinsOnRealHost for each
+// built-in ported to Rust, in its Go original and its Rust module side by
+// side (issue 14's aim: <= 2 us for a header-only plugin).
+func BenchmarkRustPortsOnRealHost(b *testing.B) {
+	cases := []struct {
+		name   string
+		config any
+		req    [][2]string
+	}{
+		// No headers: the floor, what the host and this harness cost.
+		{"add-header", nil, nil},
+		{"add-header", map[string]any{"request_headers": map[string]string{"x-a": "1"}}, nil},
+		{"add-header", map[string]any{"request_headers": map[string]string{"x-a": "1"}, "response_headers": map[string]string{"x-served-by": "sluice"}}, nil},
+	}
+	for i, c := range cases {
+		for _, m := range []struct {
+			lang string
+			wasm []byte
+		}{{"go", plugins.Module()}, {"rust", plugins.RustModule(c.name)}} {
+			b.Run(fmt.Sprintf("%s/%d/%s", c.name, i, m.lang), func(b *testing.B) {
+				f := filtertest.Load(b, m.wasm, filtertest.Options{Name: c.name, RootID: c.name, Config: c.config})
+				req := filtertest.Request{Headers: append([][2]string{{":path", "/api/v2/orders"}}, c.req...), ClientAddr: "10.0.0.1:5000"}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if r := f.Do(req); r.Local != nil {
+						b.Fatalf("%s answered locally: %+v", c.name, r.Local)
+					}
+				}
+			})
+		}
 	}
 }

@@ -133,8 +133,10 @@ config = { request_headers = { "x-hello" = "sluice" } }
 	}
 }
 
-// Built-in plugins load the lite module unless one of them needs the full
-// one (jwt); adding a jwt plugin moves them all to the full module.
+// Go-served built-in plugins load the lite Go module unless one of them
+// needs the full one (jwt); adding a jwt plugin moves them all to the full
+// module. A built-in ported to Rust (add-header) loads its own module
+// whatever the others load, and is not restarted when they move.
 func TestBuiltinsLoadTheSmallestModule(t *testing.T) {
 	up := startEcho(t, "up", nil)
 	cfg := func(extra string) string {
@@ -143,10 +145,15 @@ func TestBuiltinsLoadTheSmallestModule(t *testing.T) {
 name = "hello"
 wasm = "builtin:add-header"
 config = { request_headers = { "x-hello" = "sluice" } }
+
+[[plugins]]
+name = "guard"
+wasm = "builtin:ip-restriction"
+config = { deny = ["192.0.2.1"] }
 ` + extra + `
 [[routes]]
 name = "r"
-plugins = ["hello"]
+plugins = ["hello", "guard"]
 backends = [ { cluster = "up" } ]
 
 [[clusters]]
@@ -154,23 +161,27 @@ name = "up"
 endpoints = ["` + up.addr + `"]
 `)
 	}
-	moduleOf := func(ts *testServer, name string) string {
+	entryOf := func(ts *testServer, name string) *pluginEntry {
 		ts.mu.Lock()
 		defer ts.mu.Unlock()
 		e := ts.plugins.byName[name]
 		if e == nil {
 			t.Fatalf("no plugin %q", name)
 		}
-		return e.sha256
+		return e
 	}
 	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
-	lite, full := sum(plugins.ModuleFor([]string{"add-header"})), sum(plugins.Module())
+	lite, full, rust := sum(plugins.ModuleFor([]string{"add-header", "ip-restriction"})), sum(plugins.Module()), sum(plugins.RustModule("add-header"))
 	if lite == full {
 		t.Fatal("the lite module is the full one")
 	}
 	ts := startServer(t, cfg(""))
-	if got := moduleOf(ts, "hello"); got != lite {
-		t.Fatalf("add-header alone loaded %s, want the lite module %s", got, lite)
+	hello := entryOf(ts, "hello")
+	if hello.sha256 != rust {
+		t.Fatalf("add-header loaded %s, want its Rust module %s", hello.sha256, rust)
+	}
+	if got := entryOf(ts, "guard").sha256; got != lite {
+		t.Fatalf("ip-restriction without jwt loaded %s, want the lite module %s", got, lite)
 	}
 	if err := os.WriteFile(ts.path, []byte(cfg(`
 [[plugins]]
@@ -183,11 +194,14 @@ config = { claims_to_verify = ["exp"] }
 	if err := ts.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if got := moduleOf(ts, "hello"); got != full {
-		t.Fatalf("with a jwt plugin add-header runs %s, want the full module %s", got, full)
+	if got := entryOf(ts, "guard").sha256; got != full {
+		t.Fatalf("with a jwt plugin ip-restriction runs %s, want the full module %s", got, full)
+	}
+	if entryOf(ts, "hello") != hello {
+		t.Fatal("add-header (Rust) was restarted when the Go plugins moved to the full module")
 	}
 	_, e := getJSON(t, http.DefaultClient, mustReq(t, "GET", ts.url("/"), nil))
 	if got := e.Header["X-Hello"]; len(got) != 1 || got[0] != "sluice" {
-		t.Fatalf("upstream saw x-hello %v on the full module", got)
+		t.Fatalf("upstream saw x-hello %v with the full module beside", got)
 	}
 }

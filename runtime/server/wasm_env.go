@@ -242,6 +242,10 @@ func configBytes(table map[string]any, raw string) ([]byte, error) {
 	return json.Marshal(table)
 }
 
+// builtinModule returns the module serving built-in name: its own Rust
+// module once the plugin is ported, else module (the generation's Go
+// module, plugins.ModuleFor). So while the port proceeds a config can mix
+// both, and a Rust plugin does not restart when the Go module changes.
 func builtinModule(name string, module []byte) ([]byte, error) {
 	if !plugins.Has(name) {
 		hint := ""
@@ -249,6 +253,9 @@ func builtinModule(name string, module []byte) ([]byte, error) {
 			hint = fmt.Sprintf("; did you mean \"builtin:%s\"?", s)
 		}
 		return nil, fmt.Errorf("no builtin plugin %q%s (builtins: %s)", name, hint, strings.Join(plugins.Names(), ", "))
+	}
+	if m := plugins.RustModule(name); m != nil {
+		return m, nil
 	}
 	return module, nil
 }
