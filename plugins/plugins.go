@@ -58,10 +58,13 @@ func ModuleFor(names []string) []byte {
 var (
 	//go:embed rust/add-header.wasm
 	rustAddHeader string
+	//go:embed rust/ip-restriction.wasm
+	rustIPRestriction string
 )
 
 var rustModules = map[string]*string{
-	"add-header": &rustAddHeader,
+	"add-header":     &rustAddHeader,
+	"ip-restriction": &rustIPRestriction,
 }
 
 // RustModule returns the Rust module serving built-in name (its root_id

@@ -58,6 +58,8 @@ func BenchmarkRustPortsOnRealHost(b *testing.B) {
 		{"add-header", nil, nil},
 		{"add-header", map[string]any{"request_headers": map[string]string{"x-a": "1"}}, nil},
 		{"add-header", map[string]any{"request_headers": map[string]string{"x-a": "1"}, "response_headers": map[string]string{"x-served-by": "sluice"}}, nil},
+		{"ip-restriction", map[string]any{"allow": []string{"10.0.0.0/8"}}, nil},
+		{"ip-restriction", map[string]any{"deny": []string{"192.0.2.0/24", "2001:db8::/32", "198.51.100.0/24", "203.0.113.0/24"}}, nil},
 	}
 	for i, c := range cases {
 		for _, m := range []struct {

@@ -1,10 +1,12 @@
 package realhost
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
 )
@@ -40,6 +42,28 @@ var rustPortCases = []struct {
 		},
 	},
 	{plugin: "add-header", config: nil, reqs: []filtertest.Request{{Headers: [][2]string{{":path", "/"}}}}},
+	{
+		plugin: "ip-restriction",
+		config: map[string]any{"allow": []string{"10.0.0.0/8", " 192.168.1.7 ", "2001:db8::/32"}},
+		reqs: ipRequests("10.1.2.3:5000", "[::ffff:10.1.2.3]:5000", "11.0.0.1:5000", "192.168.1.7:80", "192.168.1.8:80",
+			"[2001:db8::1]:443", "[2001:db9::1]:443", "[fe80::1%eth0]:1", "", "not-an-address"),
+		refused: []any{
+			map[string]any{"allow": []string{"10.0.0.0/33"}},
+			map[string]any{"deny": []string{"x"}},
+			map[string]any{"allow": []string{"10.0.0.0/08"}},
+			map[string]any{"allow": []string{"fe80::%eth0/10"}},
+			map[string]any{"allow": []any{1}},
+			map[string]any{"status": 42},
+			map[string]any{"status": -1},
+			map[string]any{"whitelist": []string{"1.1.1.1"}},
+		},
+	},
+	{
+		plugin: "ip-restriction",
+		config: map[string]any{"deny": []string{"10.0.0.0/8", "::1"}, "status": 401, "message": "go <away> & \"stay\""},
+		reqs:   ipRequests("10.1.2.3:5000", "127.0.0.1:1", "[::1]:1", "[::ffff:10.9.9.9]:1", "", "1.2.3.4"),
+	},
+	{plugin: "ip-restriction", config: nil, reqs: ipRequests("10.1.2.3:5000", "")},
 	{plugin: "add-header", config: map[string]any{"Request_Headers": map[string]string{"x-a": "1"}},
 		reqs: []filtertest.Request{{Headers: [][2]string{{":path", "/"}}}}},
 }
@@ -102,5 +126,71 @@ func TestRustAddHeader(t *testing.T) {
 	}
 	if m := f.Stats().MemoryBytes; m > 256<<10 {
 		t.Errorf("linear memory after 20,000 streams: %d bytes, want <= 256 KiB", m)
+	}
+}
+
+func ipRequests(addrs ...string) []filtertest.Request {
+	var out []filtertest.Request
+	for _, a := range addrs {
+		out = append(out, filtertest.Request{Headers: [][2]string{{":path", "/"}}, ClientAddr: a})
+	}
+	return out
+}
+
+// netConn is the proxy's side of one TCP connection for a network filter.
+type netConn struct {
+	addr   string
+	closed []hostabi.StreamType
+}
+
+func (c *netConn) Resume(hostabi.StreamType)  {}
+func (c *netConn) Close(t hostabi.StreamType) { c.closed = append(c.closed, t) }
+func (c *netConn) Property(path []string) ([]byte, bool) {
+	if strings.Join(path, ".") == "source.address" && c.addr != "" {
+		return []byte(c.addr), true
+	}
+	return nil, false
+}
+func (c *netConn) SetProperty([]string, []byte) error { return nil }
+
+// ip-restriction on a TCP listener closes a refused connection, in Go and
+// in Rust alike.
+func TestRustIPRestrictionTCPMatchesGo(t *testing.T) {
+	ctx := context.Background()
+	config := map[string]any{"deny": []string{"192.0.2.0/24"}}
+	for _, m := range []struct {
+		lang string
+		wasm []byte
+	}{{"go", plugins.Module()}, {"rust", plugins.RustModule("ip-restriction")}} {
+		f := filtertest.Load(t, m.wasm, filtertest.Options{Name: "ip-restriction", RootID: "ip-restriction", Config: config})
+		for _, tc := range []struct {
+			addr   string
+			action hostabi.Action
+			closed bool
+		}{
+			{"198.51.100.7:4000", hostabi.Continue, false},
+			{"192.0.2.9:4000", hostabi.Pause, true},
+			{"[::ffff:192.0.2.9]:4000", hostabi.Pause, true},
+			{"", hostabi.Pause, true},
+		} {
+			c := &netConn{addr: tc.addr}
+			s, err := f.Plugin.NewNetworkStream(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := s.OnNewConnection()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a != tc.action {
+				t.Errorf("%s %q: action %v, want %v", m.lang, tc.addr, a, tc.action)
+			}
+			if got := len(c.closed) == 1 && c.closed[0] == hostabi.StreamDownstream; got != tc.closed {
+				t.Errorf("%s %q: closed %v, want downstream closed = %v", m.lang, tc.addr, c.closed, tc.closed)
+			}
+			if err := s.OnDone(); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

@@ -148,8 +148,8 @@ config = { request_headers = { "x-hello" = "sluice" } }
 
 [[plugins]]
 name = "guard"
-wasm = "builtin:ip-restriction"
-config = { deny = ["192.0.2.1"] }
+wasm = "builtin:cors"
+config = { origins = ["https://app.example.com"] }
 ` + extra + `
 [[routes]]
 name = "r"
@@ -171,7 +171,7 @@ endpoints = ["` + up.addr + `"]
 		return e
 	}
 	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
-	lite, full, rust := sum(plugins.ModuleFor([]string{"add-header", "ip-restriction"})), sum(plugins.Module()), sum(plugins.RustModule("add-header"))
+	lite, full, rust := sum(plugins.ModuleFor([]string{"add-header", "cors"})), sum(plugins.Module()), sum(plugins.RustModule("add-header"))
 	if lite == full {
 		t.Fatal("the lite module is the full one")
 	}
@@ -181,7 +181,7 @@ endpoints = ["` + up.addr + `"]
 		t.Fatalf("add-header loaded %s, want its Rust module %s", hello.sha256, rust)
 	}
 	if got := entryOf(ts, "guard").sha256; got != lite {
-		t.Fatalf("ip-restriction without jwt loaded %s, want the lite module %s", got, lite)
+		t.Fatalf("cors without jwt loaded %s, want the lite module %s", got, lite)
 	}
 	if err := os.WriteFile(ts.path, []byte(cfg(`
 [[plugins]]
@@ -195,7 +195,7 @@ config = { claims_to_verify = ["exp"] }
 		t.Fatal(err)
 	}
 	if got := entryOf(ts, "guard").sha256; got != full {
-		t.Fatalf("with a jwt plugin ip-restriction runs %s, want the full module %s", got, full)
+		t.Fatalf("with a jwt plugin cors runs %s, want the full module %s", got, full)
 	}
 	if entryOf(ts, "hello") != hello {
 		t.Fatal("add-header (Rust) was restarted when the Go plugins moved to the full module")

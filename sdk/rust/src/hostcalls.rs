@@ -17,6 +17,7 @@ extern "C" {
     pub fn proxy_replace_header_map_value(t: u32, k: *const u8, kl: usize, v: *const u8, vl: usize) -> u32;
     pub fn proxy_remove_header_map_value(t: u32, k: *const u8, kl: usize) -> u32;
     pub fn proxy_continue_stream(stream_type: u32) -> u32;
+    pub fn proxy_close_stream(stream_type: u32) -> u32;
     pub fn proxy_send_local_response(
         status: u32, details: *const u8, details_len: usize, body: *const u8, body_len: usize,
         headers: *const u8, headers_len: usize, grpc_status: i32,
@@ -78,6 +79,9 @@ mod native {
         12
     }
     pub unsafe fn proxy_continue_stream(_stream_type: u32) -> u32 {
+        12
+    }
+    pub unsafe fn proxy_close_stream(_stream_type: u32) -> u32 {
         12
     }
     pub unsafe fn proxy_send_local_response(_status: u32, _details: *const u8, _details_len: usize, _body: *const u8, _body_len: usize, _headers: *const u8, _headers_len: usize, _grpc_status: i32) -> u32 {

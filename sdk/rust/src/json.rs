@@ -90,6 +90,86 @@ pub fn merge_string_map(v: &Value, field: &str, m: &mut Vec<(String, String)>) -
     Ok(())
 }
 
+/// Decodes a list of strings, as into a Go []string: null is an empty
+/// list, a null element is "". (A repeated member replaces the list.)
+pub fn string_list(v: &Value, field: &str) -> Result<Vec<String>, String> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items
+            .iter()
+            .map(|it| match it {
+                Value::String(s) => Ok(s.clone()),
+                Value::Null => Ok(String::new()),
+                _ => Err(type_error(it, field, "string")),
+            })
+            .collect(),
+        _ => Err(type_error(v, field, "[]string")),
+    }
+}
+
+/// Decodes a string, as into a Go string: null leaves it alone (None).
+pub fn string(v: &Value, field: &str) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err(type_error(v, field, "string")),
+    }
+}
+
+/// Decodes a bool, as into a Go bool: null leaves it alone (None).
+pub fn boolean(v: &Value, field: &str) -> Result<Option<bool>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(*b)),
+        _ => Err(type_error(v, field, "bool")),
+    }
+}
+
+/// Decodes an unsigned integer of at most max, as into a Go uint32
+/// (go_type names it in errors): null leaves it alone (None); a fraction,
+/// exponent, sign or overflow is refused as encoding/json refuses it.
+pub fn unsigned(v: &Value, field: &str, go_type: &str, max: u64) -> Result<Option<u64>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => match n.parse::<u64>() {
+            Ok(x) if x <= max && n.bytes().all(|c| c.is_ascii_digit()) => Ok(Some(x)),
+            _ => Err(format!("config: json: cannot unmarshal number {} into Go struct field {} of type {}", n, field, go_type)),
+        },
+        _ => Err(type_error(v, field, go_type)),
+    }
+}
+
+/// Encodes s as a JSON string the way Go's encoding/json does (HTML
+/// characters and U+2028/U+2029 escaped too), so bodies built from it
+/// match the Go plugins' byte for byte.
+pub fn quote(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || c == '<' || c == '>' || c == '&' => {
+                let b = c as u32;
+                out.push_str("\\u00");
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 15) as usize] as char);
+            }
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Go's encoding/json matches member names to fields case-insensitively;
 /// a plugin matches `key_name(k)` against its lower-case field names.
 pub fn key_name(k: &str) -> String {
@@ -392,5 +472,29 @@ mod tests {
         assert_eq!(err, "config: json: cannot unmarshal number into Go struct field Config.request_headers of type map[string]string");
         assert!(object(&Value::Array(vec![]), "Config").unwrap_err().contains("cannot unmarshal array"));
         assert_eq!(unknown_field("x"), "config: json: unknown field \"x\"");
+    }
+
+    #[test]
+    fn scalars_decode_as_go_values() {
+        let n = |x: &str| Value::Number(x.into());
+        assert_eq!(unsigned(&n("403"), "C.status", "uint32", u32::MAX as u64), Ok(Some(403)));
+        assert_eq!(unsigned(&Value::Null, "C.status", "uint32", u32::MAX as u64), Ok(None));
+        for bad in ["-1", "1.5", "1e2", "4294967296"] {
+            let e = unsigned(&n(bad), "C.status", "uint32", u32::MAX as u64).unwrap_err();
+            assert!(e.contains("cannot unmarshal number") && e.contains("uint32"), "{}: {}", bad, e);
+        }
+        assert!(unsigned(&Value::String("1".into()), "C.status", "uint32", 9).unwrap_err().contains("cannot unmarshal string"));
+        assert_eq!(string_list(&Value::Null, "f"), Ok(vec![]));
+        assert_eq!(string_list(&Value::Array(vec![Value::String("a".into()), Value::Null]), "f"), Ok(vec!["a".to_string(), String::new()]));
+        assert!(string_list(&Value::Array(vec![n("1")]), "f").is_err());
+        assert_eq!(boolean(&Value::Bool(true), "f"), Ok(Some(true)));
+        assert_eq!(string(&Value::Null, "f"), Ok(None));
+    }
+
+    #[test]
+    fn quotes_as_go_does() {
+        // What json.Marshal gives for the same string.
+        assert_eq!(quote("a\"b\\c\n<&>\u{2028}é\u{1}"), r#""a\"b\\c\n\u003c\u0026\u003e\u2028é\u0001""#);
+        assert_eq!(quote(""), "\"\"");
     }
 }

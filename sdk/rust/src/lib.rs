@@ -119,6 +119,30 @@ pub trait RootContext {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         None
     }
+    /// Makes the context of one TCP connection (a network filter), or None
+    /// for a plugin without one. Asked at the connection's first callback,
+    /// proxy_on_new_connection (the ABI's context_create does not say which
+    /// kind of stream it is).
+    fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
+        None
+    }
+}
+
+/// One TCP connection through a network filter.
+pub trait StreamContext {
+    fn on_new_connection(&mut self) -> Action {
+        Action::Continue
+    }
+    fn on_downstream_data(&mut self, _data_size: usize, _end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+    fn on_upstream_data(&mut self, _data_size: usize, _end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+    fn on_downstream_close(&mut self, _peer: u32) {}
+    fn on_upstream_close(&mut self, _peer: u32) {}
+    /// The connection is complete (access-log time).
+    fn on_log(&mut self) {}
 }
 
 /// One HTTP stream.
@@ -175,6 +199,7 @@ thread_local! {
     static FACTORY: RefCell<Option<RootFactory>> = RefCell::new(None);
     static ROOTS: RefCell<HashMap<u32, Box<dyn RootContext>>> = RefCell::new(HashMap::new());
     static STREAMS: RefCell<HashMap<u32, Box<dyn HttpContext>>> = RefCell::new(HashMap::new());
+    static CONNECTIONS: RefCell<HashMap<u32, Box<dyn StreamContext>>> = RefCell::new(HashMap::new());
     static PARENT: RefCell<HashMap<u32, u32>> = RefCell::new(HashMap::new());
     static CALLOUTS: RefCell<HashMap<u32, u32>> = RefCell::new(HashMap::new());
     static ACTIVE: RefCell<u32> = RefCell::new(0);
@@ -201,6 +226,16 @@ fn with_root<R>(id: u32, f: impl FnOnce(&mut Box<dyn RootContext>) -> R) -> Opti
     taken.map(|mut ctx| {
         let r = f(&mut ctx);
         ROOTS.with(|m| m.borrow_mut().insert(id, ctx));
+        r
+    })
+}
+
+fn with_connection<R>(id: u32, f: impl FnOnce(&mut Box<dyn StreamContext>) -> R) -> Option<R> {
+    set_active(id);
+    let taken = CONNECTIONS.with(|m| m.borrow_mut().remove(&id));
+    taken.map(|mut ctx| {
+        let r = f(&mut ctx);
+        CONNECTIONS.with(|m| m.borrow_mut().insert(id, ctx));
         r
     })
 }
@@ -260,11 +295,45 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
         }
         return;
     }
+    PARENT.with(|m| m.borrow_mut().insert(context_id, parent_id));
     let stream = with_root(parent_id, |r| r.create_http_context(context_id)).flatten();
     if let Some(s) = stream {
         STREAMS.with(|m| m.borrow_mut().insert(context_id, s));
-        PARENT.with(|m| m.borrow_mut().insert(context_id, parent_id));
     }
+}
+
+/// A connection's first callback: the context made at context_create
+/// was for HTTP; it becomes the root's stream context.
+#[no_mangle]
+pub extern "C" fn proxy_on_new_connection(id: u32) -> u32 {
+    STREAMS.with(|m| m.borrow_mut().remove(&id));
+    let parent = PARENT.with(|m| m.borrow().get(&id).copied());
+    set_active(id);
+    if let Some(c) = parent.and_then(|p| with_root(p, |r| r.create_stream_context(id)).flatten()) {
+        CONNECTIONS.with(|m| m.borrow_mut().insert(id, c));
+    }
+    set_active(id);
+    with_connection(id, |c| c.on_new_connection()).unwrap_or(Action::Continue) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_downstream_data(id: u32, n: usize, eos: u32) -> u32 {
+    with_connection(id, |c| c.on_downstream_data(n, eos != 0)).unwrap_or(Action::Continue) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_upstream_data(id: u32, n: usize, eos: u32) -> u32 {
+    with_connection(id, |c| c.on_upstream_data(n, eos != 0)).unwrap_or(Action::Continue) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_downstream_connection_close(id: u32, peer: u32) {
+    with_connection(id, |c| c.on_downstream_close(peer));
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_upstream_connection_close(id: u32, peer: u32) {
+    with_connection(id, |c| c.on_upstream_close(peer));
 }
 
 #[no_mangle]
@@ -299,13 +368,16 @@ pub extern "C" fn proxy_on_done(context_id: u32) -> u32 {
 
 #[no_mangle]
 pub extern "C" fn proxy_on_log(context_id: u32) {
-    with_stream(context_id, |s| s.on_log());
+    if with_stream(context_id, |s| s.on_log()).is_none() {
+        with_connection(context_id, |c| c.on_log());
+    }
 }
 
 /// Forgets the context: an instance holds state only for live streams.
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
     STREAMS.with(|m| m.borrow_mut().remove(&context_id));
+    CONNECTIONS.with(|m| m.borrow_mut().remove(&context_id));
     PARENT.with(|m| m.borrow_mut().remove(&context_id));
     ROOTS.with(|m| m.borrow_mut().remove(&context_id));
 }
@@ -571,6 +643,17 @@ pub fn resume_http_request() -> Result<(), Status> {
 
 pub fn resume_http_response() -> Result<(), Status> {
     check(unsafe { hostcalls::proxy_continue_stream(1) })
+}
+
+/// Closes the client's side of a TCP connection (a network filter's
+/// refusal).
+pub fn close_downstream() -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_close_stream(2) })
+}
+
+/// Closes the backend's side of a TCP connection.
+pub fn close_upstream() -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_close_stream(3) })
 }
 
 /// Answers the request locally; return Action::Pause from the callback.
