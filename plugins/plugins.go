@@ -60,11 +60,14 @@ var (
 	rustAddHeader string
 	//go:embed rust/ip-restriction.wasm
 	rustIPRestriction string
+	//go:embed rust/key-auth.wasm
+	rustKeyAuth string
 )
 
 var rustModules = map[string]*string{
 	"add-header":     &rustAddHeader,
 	"ip-restriction": &rustIPRestriction,
+	"key-auth":       &rustKeyAuth,
 }
 
 // RustModule returns the Rust module serving built-in name (its root_id

@@ -64,6 +64,41 @@ var rustPortCases = []struct {
 		reqs:   ipRequests("10.1.2.3:5000", "127.0.0.1:1", "[::1]:1", "[::ffff:10.9.9.9]:1", "", "1.2.3.4"),
 	},
 	{plugin: "ip-restriction", config: nil, reqs: ipRequests("10.1.2.3:5000", "")},
+	{
+		plugin: "key-auth",
+		config: map[string]any{"key_names": []string{"apikey", "x-api-key"}, "hide_credentials": true,
+			"keys": []map[string]string{{"key": "k1", "consumer": "alice"}, {"key": "k 2", "consumer": "bob"}}},
+		reqs: keyRequests(
+			[][2]string{{":method", "GET"}, {":path", "/users"}},
+			[][2]string{{":method", "GET"}, {":path", "/users"}, {"apikey", "nope"}},
+			[][2]string{{":method", "GET"}, {":path", "/users"}, {"apikey", ""}},
+			[][2]string{{":method", "GET"}, {":path", "/users"}, {"x-api-key", "k1"}, {"x-consumer-username", "mallory"}, {"x-consumer-id", "m"}, {"x-anonymous-consumer", "true"}},
+			[][2]string{{":method", "GET"}, {":path", "/users?z=1&apikey=k+2&a=x%20y&a=%2F"}},
+			[][2]string{{":method", "GET"}, {":path", "/users?apikey=k1"}},
+			[][2]string{{":method", "GET"}, {":path", "/users?apikey=k1;x=1"}},
+			[][2]string{{":method", "OPTIONS"}, {":path", "/users"}},
+		),
+		refused: []any{
+			map[string]any{"key_in_body": true},
+			map[string]any{"keys": []map[string]string{{"key": "k"}}},
+			map[string]any{"key_name": []string{"a"}},
+			map[string]any{"keys_file": "/nope.json"},
+			map[string]any{"keys": []map[string]any{{"key": "k", "consumer": "c", "extra": 1}}},
+			map[string]any{"hide_credentials": "yes"},
+		},
+	},
+	{
+		plugin: "key-auth",
+		config: map[string]any{"anonymous": "guest", "run_on_preflight": false, "realm": `a"b`, "keys": []map[string]string{{"key": "k1", "consumer": "alice"}}},
+		reqs: keyRequests(
+			[][2]string{{":method", "GET"}, {":path", "/"}},
+			[][2]string{{":method", "GET"}, {":path", "/"}, {"apikey", "x"}},
+			[][2]string{{":method", "OPTIONS"}, {":path", "/"}},
+			[][2]string{{":method", "GET"}, {":path", "/?apikey=k1"}},
+		),
+	},
+	{plugin: "key-auth", config: map[string]any{"realm": `a"b`, "key_in_header": false},
+		reqs: keyRequests([][2]string{{":method", "GET"}, {":path", "/"}, {"apikey", "k1"}})},
 	{plugin: "add-header", config: map[string]any{"Request_Headers": map[string]string{"x-a": "1"}},
 		reqs: []filtertest.Request{{Headers: [][2]string{{":path", "/"}}}}},
 }
@@ -193,4 +228,12 @@ func TestRustIPRestrictionTCPMatchesGo(t *testing.T) {
 			}
 		}
 	}
+}
+
+func keyRequests(headers ...[][2]string) []filtertest.Request {
+	var out []filtertest.Request
+	for _, h := range headers {
+		out = append(out, filtertest.Request{Headers: h})
+	}
+	return out
 }

@@ -79,6 +79,143 @@ pub fn host_only(addr: &str) -> &str {
     addr
 }
 
+/// The first value of a header, matched case-insensitively.
+pub fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// The request headers, logging a failure (then none).
+pub fn request_headers(plugin: &str) -> Vec<(String, String)> {
+    sdk::get_map(sdk::MapType::HttpRequestHeaders).unwrap_or_else(|e| {
+        sdk::log(LogLevel::Error, &format!("{}: reading request headers: {:?}", plugin, e));
+        Vec::new()
+    })
+}
+
+/// Splits a :path into path and raw query.
+pub fn split_path(p: &str) -> (&str, &str) {
+    match p.find('?') {
+        Some(i) => (&p[..i], &p[i + 1..]),
+        None => (p, ""),
+    }
+}
+
+/// The property that names the authenticated consumer.
+pub const CONSUMER_PROPERTY: &str = "sluice.consumer";
+
+/// Sets the stream's consumer property.
+pub fn set_consumer(plugin: &str, consumer: &str) {
+    must(plugin, &format!("setting {}", CONSUMER_PROPERTY), sdk::set_property(&[CONSUMER_PROPERTY], consumer.as_bytes()));
+}
+
+/// Reads a file named by a configuration key. Rust built-ins have no
+/// WASI, and sluice pre-opens no directory for the Go ones either: the
+/// error says to inline the value.
+pub fn read_file(key: &str, name: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(name).map_err(|e| format!("{}: open {}: {} (the host must pre-open its directory; inline the value instead)", key, name, e))
+}
+
+/// Go's url.ParseQuery: name to values, in first-seen order; Err when any
+/// part has a semicolon or a bad escape (Go still returns the rest, but
+/// the plugins use a query only when it parsed cleanly).
+pub fn parse_query(raw: &str) -> Result<Vec<(String, Vec<String>)>, ()> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut ok = true;
+    for part in raw.split('&') {
+        if part.contains(';') {
+            ok = false;
+            continue;
+        }
+        if part.is_empty() {
+            continue;
+        }
+        let (k, v) = match part.find('=') {
+            Some(i) => (&part[..i], &part[i + 1..]),
+            None => (part, ""),
+        };
+        let (k, v) = match (query_unescape(k), query_unescape(v)) {
+            (Some(k), Some(v)) => (k, v),
+            _ => {
+                ok = false;
+                continue;
+            }
+        };
+        match out.iter_mut().find(|(n, _)| *n == k) {
+            Some(e) => e.1.push(v),
+            None => out.push((k, vec![v])),
+        }
+    }
+    if ok {
+        Ok(out)
+    } else {
+        Err(())
+    }
+}
+
+/// Go's url.QueryUnescape: %XX and '+' for a space; None on a bad escape.
+pub fn query_unescape(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                let (hi, lo) = (b.get(i + 1).and_then(|c| hex(*c))?, b.get(i + 2).and_then(|c| hex(*c))?);
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    // Go keeps the bytes as they are; a Rust String cannot hold invalid
+    // UTF-8, so such a value becomes U+FFFD (it can match no key anyway).
+    Some(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+/// Go's url.QueryEscape.
+pub fn query_escape(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(s.len());
+    for &c in s.as_bytes() {
+        match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(c as char),
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(HEX[(c >> 4) as usize] as char);
+                out.push(HEX[(c & 15) as usize] as char);
+            }
+        }
+    }
+    out
+}
+
+/// Go's url.Values.Encode: names sorted, each value escaped.
+pub fn encode_query(q: &[(String, Vec<String>)]) -> String {
+    let mut names: Vec<&(String, Vec<String>)> = q.iter().collect();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = String::new();
+    for (k, vs) in names {
+        for v in vs {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            out.push_str(&query_escape(k));
+            out.push('=');
+            out.push_str(&query_escape(v));
+        }
+    }
+    out
+}
+
 /// Logs a failed hostcall as "NAME: what: error".
 pub fn must<T>(plugin: &str, what: &str, r: Result<T, sdk::Status>) {
     if let Err(e) = r {
@@ -95,6 +232,17 @@ mod tests {
         for (a, want) in [("1.2.3.4:80", "1.2.3.4"), ("[::1]:80", "::1"), ("::1", "::1"), ("1.2.3.4", "1.2.3.4"), ("[x", "[x"), ("[]:80", ""), ("", "")] {
             assert_eq!(host_only(a), want, "{}", a);
         }
+    }
+
+    #[test]
+    fn queries_as_go_does() {
+        let q = parse_query("b=2&a=1&a=x+y&c&d=%41%2f&&e=").unwrap();
+        assert_eq!(encode_query(&q), "a=1&a=x+y&b=2&c=&d=A%2F&e=");
+        assert!(parse_query("a=1;b=2").is_err());
+        assert!(parse_query("a=%zz").is_err());
+        assert!(parse_query("a=%4").is_err());
+        assert_eq!(parse_query("").unwrap(), vec![]);
+        assert_eq!(query_escape("a b/~é"), "a+b%2F~%C3%A9");
     }
 
     #[test]
