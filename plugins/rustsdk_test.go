@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -12,19 +11,7 @@ import (
 // wasm32-unknown-unknown and run on the fake host, where the same checks
 // as for Go filters apply: its ABI, its configuration, its header.
 func TestRustSDKExample(t *testing.T) {
-	rustc := "/usr/bin/rustc"
-	if _, err := os.Stat(rustc); err != nil {
-		if rustc, err = exec.LookPath("rustc"); err != nil {
-			t.Skip("no rustc (apt-get install rustc libstd-rust-dev-wasm32 lld-14)")
-		}
-	}
-	sysroot, err := exec.Command(rustc, "--print", "sysroot").Output()
-	if err != nil {
-		t.Skip("rustc does not run")
-	}
-	if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(sysroot)), "lib", "rustlib", "wasm32-unknown-unknown")); err != nil {
-		t.Skip("rustc has no wasm32-unknown-unknown std (apt-get install libstd-rust-dev-wasm32)")
-	}
+	rustc := rustcForWasm(t)
 	out := t.TempDir()
 	cmd := exec.Command("make", "-C", filepath.Join("..", "sdk", "rust"), "OUT="+out, "RUSTC="+rustc)
 	if msg, err := cmd.CombinedOutput(); err != nil {

@@ -79,6 +79,13 @@ pub fn host_only(addr: &str) -> &str {
     addr
 }
 
+/// Tells the host the plugin does its work in the request headers only:
+/// the other stream callbacks are answered without entering the guest.
+pub fn skip_all_but_request_headers() {
+    use sdk::callbacks::*;
+    let _ = sdk::skip_callbacks(REQUEST_BODY | REQUEST_TRAILERS | RESPONSE_HEADERS | RESPONSE_BODY | RESPONSE_TRAILERS | LOG);
+}
+
 /// The first value of a header, matched case-insensitively.
 pub fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
     h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())

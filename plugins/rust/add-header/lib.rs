@@ -4,6 +4,9 @@
 //!
 //! The Rust port of plugins/src/addheader: same keys, same messages.
 
+#[path = "../common.rs"]
+mod common;
+
 use sluice_proxy_wasm::{self as sdk, callbacks, json, Action, HttpContext, LogLevel, RootContext};
 use std::rc::Rc;
 
@@ -54,19 +57,9 @@ struct Plugin {
 
 impl RootContext for Plugin {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let data = match sdk::get_plugin_configuration() {
-            Ok(d) => d.unwrap_or_default(),
-            Err(e) => {
-                sdk::log(LogLevel::Critical, &format!("{}: reading configuration: {:?}", NAME, e));
-                return false;
-            }
-        };
-        match parse(&data) {
-            Ok(c) => self.config = Rc::new(c),
-            Err(e) => {
-                sdk::log(LogLevel::Critical, &format!("{}: {}", NAME, e));
-                return false;
-            }
+        match common::load_config(NAME, parse) {
+            Some(c) => self.config = Rc::new(c),
+            None => return false,
         }
         // Only the header callbacks do anything: the host need not enter
         // the guest for the others (nor for response headers when none

@@ -9,7 +9,7 @@
 #[path = "../common.rs"]
 mod common;
 
-use sluice_proxy_wasm::{self as sdk, callbacks, json, Action, HttpContext, RootContext, StreamContext};
+use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, RootContext, StreamContext};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::rc::Rc;
 
@@ -194,14 +194,7 @@ impl RootContext for Plugin {
         self.f = common::load_config(NAME, parse).map(Rc::new);
         if self.f.is_some() {
             // Only the request headers decide.
-            let _ = sdk::skip_callbacks(
-                callbacks::REQUEST_BODY
-                    | callbacks::REQUEST_TRAILERS
-                    | callbacks::RESPONSE_HEADERS
-                    | callbacks::RESPONSE_BODY
-                    | callbacks::RESPONSE_TRAILERS
-                    | callbacks::LOG,
-            );
+            common::skip_all_but_request_headers();
         }
         self.f.is_some()
     }

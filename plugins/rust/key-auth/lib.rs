@@ -6,7 +6,7 @@
 #[path = "../common.rs"]
 mod common;
 
-use sluice_proxy_wasm::{self as sdk, callbacks, json, Action, HttpContext, RootContext};
+use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, RootContext};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -212,14 +212,7 @@ impl RootContext for Plugin {
     fn on_configure(&mut self, _size: usize) -> bool {
         self.auth = common::load_config(NAME, |b| parse(b, common::read_file)).map(Rc::new);
         if self.auth.is_some() {
-            let _ = sdk::skip_callbacks(
-                callbacks::REQUEST_BODY
-                    | callbacks::REQUEST_TRAILERS
-                    | callbacks::RESPONSE_HEADERS
-                    | callbacks::RESPONSE_BODY
-                    | callbacks::RESPONSE_TRAILERS
-                    | callbacks::LOG,
-            );
+            common::skip_all_but_request_headers();
         }
         self.auth.is_some()
     }
