@@ -62,12 +62,15 @@ var (
 	rustIPRestriction string
 	//go:embed rust/key-auth.wasm
 	rustKeyAuth string
+	//go:embed rust/response-transformer.wasm
+	rustResponseTransformer string
 )
 
 var rustModules = map[string]*string{
-	"add-header":     &rustAddHeader,
-	"ip-restriction": &rustIPRestriction,
-	"key-auth":       &rustKeyAuth,
+	"add-header":           &rustAddHeader,
+	"ip-restriction":       &rustIPRestriction,
+	"key-auth":             &rustKeyAuth,
+	"response-transformer": &rustResponseTransformer,
 }
 
 // RustModule returns the Rust module serving built-in name (its root_id
