@@ -62,6 +62,8 @@ var (
 	rustIPRestriction string
 	//go:embed rust/key-auth.wasm
 	rustKeyAuth string
+	//go:embed rust/request-transformer.wasm
+	rustRequestTransformer string
 	//go:embed rust/response-transformer.wasm
 	rustResponseTransformer string
 )
@@ -70,6 +72,7 @@ var rustModules = map[string]*string{
 	"add-header":           &rustAddHeader,
 	"ip-restriction":       &rustIPRestriction,
 	"key-auth":             &rustKeyAuth,
+	"request-transformer":  &rustRequestTransformer,
 	"response-transformer": &rustResponseTransformer,
 }
 

@@ -62,6 +62,7 @@ func BenchmarkRustPortsOnRealHost(b *testing.B) {
 		{"ip-restriction", map[string]any{"deny": []string{"192.0.2.0/24", "2001:db8::/32", "198.51.100.0/24", "203.0.113.0/24"}}, nil},
 		{"key-auth", map[string]any{"keys": []map[string]string{{"key": "k1", "consumer": "alice"}}}, [][2]string{{"apikey", "k1"}}},
 		{"response-transformer", map[string]any{"add": map[string]any{"headers": []string{"x-served-by:sluice"}}}, nil},
+		{"request-transformer", map[string]any{"add": map[string]any{"headers": []string{"X-Request-Source:external"}}}, nil},
 	}
 	for i, c := range cases {
 		for _, m := range []struct {

@@ -123,9 +123,18 @@ pub fn read_file(key: &str, name: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Go's url.ParseQuery: name to values, in first-seen order; Err when any
-/// part has a semicolon or a bad escape (Go still returns the rest, but
-/// the plugins use a query only when it parsed cleanly).
+/// part has a semicolon or a bad escape (query_values has what Go returns
+/// beside the error).
 pub fn parse_query(raw: &str) -> Result<Vec<(String, Vec<String>)>, ()> {
+    match query_values(raw) {
+        (q, true) => Ok(q),
+        _ => Err(()),
+    }
+}
+
+/// Go's url.ParseQuery ignoring its error: the parts that parsed, and
+/// whether all did.
+pub fn query_values(raw: &str) -> (Vec<(String, Vec<String>)>, bool) {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     let mut ok = true;
     for part in raw.split('&') {
@@ -152,11 +161,7 @@ pub fn parse_query(raw: &str) -> Result<Vec<(String, Vec<String>)>, ()> {
             None => out.push((k, vec![v])),
         }
     }
-    if ok {
-        Ok(out)
-    } else {
-        Err(())
-    }
+    (out, ok)
 }
 
 /// Go's url.QueryUnescape: %XX and '+' for a space; None on a bad escape.

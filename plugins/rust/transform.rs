@@ -235,6 +235,52 @@ impl Ops {
     }
 }
 
+/// Values of a query or form, as Go's url.Values.
+pub type Values = Vec<(String, Vec<String>)>;
+
+fn set(q: &mut Values, name: &str, v: String) {
+    match q.iter_mut().find(|(k, _)| k == name) {
+        Some(e) => e.1 = vec![v],
+        None => q.push((name.to_string(), vec![v])),
+    }
+}
+
+impl Ops {
+    /// Applies the operations to query (or form) values, as the Go plugin
+    /// does to url.Values.
+    pub fn query(&self, q: &mut Values, r: &Request) {
+        for name in &self.remove {
+            q.retain(|(k, _)| k != name);
+        }
+        for p in &self.rename {
+            if let Some(i) = q.iter().position(|(k, _)| *k == p.name) {
+                let (_, vs) = q.remove(i);
+                match q.iter_mut().find(|(k, _)| *k == p.value) {
+                    Some(e) => e.1 = vs,
+                    None => q.push((p.value.clone(), vs)),
+                }
+            }
+        }
+        for p in &self.replace {
+            if q.iter().any(|(k, _)| *k == p.name) {
+                set(q, &p.name, p.render(r));
+            }
+        }
+        for p in &self.add {
+            if !q.iter().any(|(k, _)| *k == p.name) {
+                set(q, &p.name, p.render(r));
+            }
+        }
+        for p in &self.append {
+            let v = p.render(r);
+            match q.iter_mut().find(|(k, _)| *k == p.name) {
+                Some(e) => e.1.push(v),
+                None => q.push((p.name.clone(), vec![v])),
+            }
+        }
+    }
+}
+
 /// json_types of replace, add and append, by position.
 #[derive(Clone, Debug, Default)]
 pub struct JsonTypes {
