@@ -93,10 +93,32 @@ pub fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// The request headers, logging a failure (then none).
 pub fn request_headers(plugin: &str) -> Vec<(String, String)> {
-    sdk::get_map(sdk::MapType::HttpRequestHeaders).unwrap_or_else(|e| {
-        sdk::log(LogLevel::Error, &format!("{}: reading request headers: {:?}", plugin, e));
+    read_headers(plugin, sdk::MapType::HttpRequestHeaders, "request")
+}
+
+/// The response headers, logging a failure (then none).
+pub fn response_headers(plugin: &str) -> Vec<(String, String)> {
+    read_headers(plugin, sdk::MapType::HttpResponseHeaders, "response")
+}
+
+fn read_headers(plugin: &str, t: sdk::MapType, which: &str) -> Vec<(String, String)> {
+    sdk::get_map(t).unwrap_or_else(|e| {
+        sdk::log(LogLevel::Error, &format!("{}: reading {} headers: {:?}", plugin, which, e));
         Vec::new()
     })
+}
+
+/// Replaces a header map with h, logging a failure as "replacing which
+/// headers".
+pub fn replace_headers(plugin: &str, t: sdk::MapType, which: &str, h: &[(String, String)]) {
+    let pairs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    must(plugin, &format!("replacing {} headers", which), sdk::set_map(t, &pairs));
+}
+
+/// Owned pairs, for tests.
+#[cfg(test)]
+pub fn owned(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// Splits a :path into path and raw query.

@@ -109,9 +109,7 @@ impl HttpContext for Stream {
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use common::owned as pairs;
 
     // The cases of plugins/src/addheader's TestParse, and a few more.
     #[test]

@@ -223,8 +223,7 @@ impl HttpContext for Stream {
             self.body = Some((r.form, r.template));
         }
         if r.changed {
-            let pairs: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            common::must(NAME, "replacing request headers", sdk::set_map(sdk::MapType::HttpRequestHeaders, &pairs));
+            common::replace_headers(NAME, sdk::MapType::HttpRequestHeaders, "request", &r.headers);
         }
         Action::Continue
     }
@@ -255,9 +254,7 @@ impl HttpContext for Stream {
 mod tests {
     use super::*;
 
-    fn h(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use common::owned as h;
 
     // plugins/src/requesttransformer's TestRequestHeadersAndQuery.
     #[test]

@@ -142,11 +142,7 @@ struct Stream {
 
 impl HttpContext for Stream {
     fn on_http_response_headers(&mut self, _n: usize, eos: bool) -> Action {
-        let h = sdk::get_map(sdk::MapType::HttpResponseHeaders).unwrap_or_else(|e| {
-            sdk::log(LogLevel::Error, &format!("{}: reading response headers: {:?}", NAME, e));
-            Vec::new()
-        });
-        let (mut out, mut changed, body) = self.t.headers(&h);
+        let (mut out, mut changed, body) = self.t.headers(&common::response_headers(NAME));
         if body && !eos {
             // The body changes length.
             out.retain(|(k, _)| k != "content-length");
@@ -154,8 +150,7 @@ impl HttpContext for Stream {
             self.body = true;
         }
         if changed {
-            let pairs: Vec<(&str, &str)> = out.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            common::must(NAME, "replacing response headers", sdk::set_map(sdk::MapType::HttpResponseHeaders, &pairs));
+            common::replace_headers(NAME, sdk::MapType::HttpResponseHeaders, "response", &out);
         }
         Action::Continue
     }
@@ -186,9 +181,7 @@ impl HttpContext for Stream {
 mod tests {
     use super::*;
 
-    fn h(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use common::owned as h;
 
     // plugins/src/responsetransformer's TestHeadersAndJSON.
     #[test]
