@@ -20,6 +20,10 @@ pub struct Config {
     pub response_headers: Vec<(String, String)>,
 }
 
+/// Every key of the configuration, nested ones too: a misspelt one is
+/// refused with the nearest of them.
+const CONFIG_KEYS: &[&str] = &["request_headers", "response_headers"];
+
 /// Validates a configuration ({"request_headers": {...}, "response_headers": {...}}).
 pub fn parse(data: &[u8]) -> Result<Config, String> {
     let (mut req, mut resp) = (Vec::new(), Vec::new());
@@ -28,7 +32,7 @@ pub fn parse(data: &[u8]) -> Result<Config, String> {
             match json::key_name(k).as_str() {
                 "request_headers" => json::merge_string_map(v, "Config.request_headers", &mut req)?,
                 "response_headers" => json::merge_string_map(v, "Config.response_headers", &mut resp)?,
-                _ => return Err(json::unknown_field(k)),
+                _ => return Err(json::unknown_field_of(k, CONFIG_KEYS)),
             }
         }
     }

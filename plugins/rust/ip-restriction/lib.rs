@@ -43,6 +43,10 @@ impl Addr {
     }
 }
 
+/// Every key of the configuration, nested ones too: a misspelt one is
+/// refused with the nearest of them.
+const CONFIG_KEYS: &[&str] = &["allow", "deny", "message", "status"];
+
 /// netip.ParseAddr: dotted-quad IPv4, or IPv6 with an optional %zone.
 pub fn parse_addr(s: &str) -> Option<Addr> {
     if s.contains(':') {
@@ -123,7 +127,7 @@ pub fn parse(data: &[u8]) -> Result<Filter, String> {
                         message = m;
                     }
                 }
-                _ => return Err(json::unknown_field(k)),
+                _ => return Err(json::unknown_field_of(k, CONFIG_KEYS)),
             }
         }
     }

@@ -48,7 +48,7 @@ fn keys(v: &json::Value, strict: bool, out: &mut Vec<(String, String)>) -> Resul
                     match json::key_name(k).as_str() {
                         "key" => key = json::string(v, "Key.key")?.unwrap_or(key),
                         "consumer" => consumer = json::string(v, "Key.consumer")?.unwrap_or(consumer),
-                        _ if strict => return Err(json::unknown_field(k)),
+                        _ if strict => return Err(json::unknown_field_of(k, CONFIG_KEYS)),
                         _ => {}
                     }
                 }
@@ -59,6 +59,10 @@ fn keys(v: &json::Value, strict: bool, out: &mut Vec<(String, String)>) -> Resul
     }
     Ok(())
 }
+
+/// Every key of the configuration, nested ones too: a misspelt one is
+/// refused with the nearest of them.
+const CONFIG_KEYS: &[&str] = &["anonymous", "consumer", "hide_credentials", "key", "key_in_body", "key_in_header", "key_in_query", "key_names", "keys", "keys_file", "realm", "run_on_preflight"];
 
 /// Validates a configuration; read_file reads keys_file.
 pub fn parse(data: &[u8], read_file: impl Fn(&str, &str) -> Result<Vec<u8>, String>) -> Result<Auth, String> {
@@ -83,7 +87,7 @@ pub fn parse(data: &[u8], read_file: impl Fn(&str, &str) -> Result<Vec<u8>, Stri
                     keys(v, true, &mut list)?
                 }
                 "keys_file" => keys_file = json::string(v, "Config.keys_file")?.unwrap_or(keys_file),
-                _ => return Err(json::unknown_field(k)),
+                _ => return Err(json::unknown_field_of(k, CONFIG_KEYS)),
             }
         }
     }

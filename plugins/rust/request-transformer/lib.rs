@@ -41,7 +41,7 @@ fn lists(v: &json::Value, key: &str) -> Result<Lists, String> {
             "body" => l.body = json::string_list(v, &field)?,
             "uri" => l.uri = json::string(v, &field)?.unwrap_or(l.uri),
             "json_types" => l.json_types = json::string_list(v, &field)?,
-            _ => return Err(json::unknown_field(k)),
+            _ => return Err(json::unknown_field_of(k, CONFIG_KEYS)),
         }
     }
     Ok(l)
@@ -57,6 +57,10 @@ pub struct Transformer {
     types: JsonTypes,
 }
 
+/// Every key of the configuration, nested ones too: a misspelt one is
+/// refused with the nearest of them.
+const CONFIG_KEYS: &[&str] = &["add", "append", "body", "headers", "json_types", "querystring", "remove", "rename", "replace", "uri"];
+
 /// Validates a configuration.
 pub fn parse(data: &[u8]) -> Result<Transformer, String> {
     let mut method = String::new();
@@ -71,7 +75,7 @@ pub fn parse(data: &[u8]) -> Result<Transformer, String> {
             }
             let l = match key.as_str() {
                 "remove" | "rename" | "replace" | "add" | "append" => lists(v, &key)?,
-                _ => return Err(json::unknown_field(k)),
+                _ => return Err(json::unknown_field_of(k, CONFIG_KEYS)),
             };
             match key.as_str() {
                 "remove" => remove = l,

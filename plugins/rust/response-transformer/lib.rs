@@ -39,7 +39,7 @@ fn lists(v: &json::Value, key: &str) -> Result<Lists, String> {
             "json_types" => l.json_types = json::string_list(v, &field)?,
             // A *string: null unsets it.
             "body" => l.body = json::string(v, &field)?,
-            _ => return Err(json::unknown_field(k)),
+            _ => return Err(json::unknown_field_of(k, CONFIG_KEYS)),
         }
     }
     Ok(l)
@@ -52,6 +52,10 @@ pub struct Transformer {
     types: JsonTypes,
     body: Option<String>,
 }
+
+/// Every key of the configuration, nested ones too: a misspelt one is
+/// refused with the nearest of them.
+const CONFIG_KEYS: &[&str] = &["add", "append", "body", "headers", "json", "json_types", "remove", "rename", "replace"];
 
 /// Validates a configuration.
 pub fn parse(data: &[u8]) -> Result<Transformer, String> {
@@ -67,7 +71,7 @@ pub fn parse(data: &[u8]) -> Result<Transformer, String> {
                 "replace" => replace = l,
                 "add" => add = l,
                 "append" => append = l,
-                _ => return Err(json::unknown_field(k)),
+                _ => return Err(json::unknown_field_of(k, CONFIG_KEYS)),
             }
         }
     }

@@ -55,6 +55,48 @@ pub fn unknown_field(name: &str) -> String {
     format!("config: json: unknown field {:?}", name)
 }
 
+/// The error for a member no field takes, naming the nearest of keys (the
+/// configuration's keys, nested ones too) when it looks like a misspelling
+/// of it, as the Go built-ins and sluice's config check say it.
+pub fn unknown_field_of(name: &str, keys: &[&str]) -> String {
+    match suggest_key(name, keys) {
+        Some(s) => format!("config: json: unknown field {:?}; did you mean {:?}?", name, s),
+        None => unknown_field(name),
+    }
+}
+
+/// The key closest to k by edit distance (case folded), when close enough
+/// to be a misspelling: at most 2 edits, or a third of k's length.
+fn suggest_key<'a>(k: &str, keys: &[&'a str]) -> Option<&'a str> {
+    let lk = k.to_lowercase();
+    let mut best: Option<(&str, usize)> = None;
+    for name in keys {
+        let d = edit_distance(lk.as_bytes(), name.to_lowercase().as_bytes());
+        if best.map_or(true, |(_, bd)| d < bd) {
+            best = Some((name, d));
+        }
+    }
+    match best {
+        Some((name, d)) if d <= 2 || d <= k.len() / 3 => Some(name),
+        _ => None,
+    }
+}
+
+/// The Levenshtein distance between a and b.
+fn edit_distance(a: &[u8], b: &[u8]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = if a[i - 1] == b[j - 1] { 0 } else { 1 };
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
 /// The error for a value of the wrong kind.
 pub fn type_error(v: &Value, field: &str, want: &str) -> String {
     format!("config: json: cannot unmarshal {} into Go struct field {} of type {}", v.kind(), field, want)
@@ -473,6 +515,11 @@ mod tests {
         assert_eq!(err, "config: json: cannot unmarshal number into Go struct field Config.request_headers of type map[string]string");
         assert!(object(&Value::Array(vec![]), "Config").unwrap_err().contains("cannot unmarshal array"));
         assert_eq!(unknown_field("x"), "config: json: unknown field \"x\"");
+        assert_eq!(
+            unknown_field_of("request_header", &["request_headers", "response_headers"]),
+            "config: json: unknown field \"request_header\"; did you mean \"request_headers\"?"
+        );
+        assert_eq!(unknown_field_of("zzz", &["request_headers"]), "config: json: unknown field \"zzz\"");
     }
 
     #[test]
