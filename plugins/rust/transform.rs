@@ -47,9 +47,12 @@ impl Ops {
 pub fn parse_pairs(key: &str, items: &[String]) -> Result<Vec<Pair>, String> {
     let mut out = Vec::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
+        // The item is not quoted back: it may hold a credential, and this
+        // reason reaches the admin API and the proxy's log.
         let (name, value) = match it.find(':') {
             Some(j) if !it[..j].trim().is_empty() => (it[..j].trim(), &it[j + 1..]),
-            _ => return Err(format!("config: {}[{}]: {:?} is not \"name:value\"", key, i, it)),
+            Some(_) => return Err(format!("config: {}[{}]: not \"name:value\" (the name is empty)", key, i)),
+            None => return Err(format!("config: {}[{}]: not \"name:value\" (no colon)", key, i)),
         };
         let tmpl = parse_template(value).map_err(|e| format!("config: {}[{}]: {}", key, i, e))?;
         out.push(Pair { name: name.to_string(), value: value.to_string(), tmpl });
@@ -77,7 +80,6 @@ fn parse_template(mut s: &str) -> Result<Option<Vec<Piece>>, String> {
     if !s.contains("$(") {
         return Ok(None);
     }
-    let whole = s;
     let mut out = Vec::new();
     loop {
         let i = match s.find("$(") {
@@ -94,7 +96,8 @@ fn parse_template(mut s: &str) -> Result<Option<Vec<Piece>>, String> {
         }
         let j = match s[i..].find(')') {
             Some(j) => j,
-            None => return Err(format!("template {:?}: missing )", whole)),
+            // Not the literal before it: it may be a credential.
+            None => return Err(format!("template {:?}: missing )", &s[i..])),
         };
         let expr = s[i + 2..i + j].trim();
         let (mut src, mut name, mut ok) = match expr.find('.') {
@@ -111,7 +114,7 @@ fn parse_template(mut s: &str) -> Result<Option<Vec<Piece>>, String> {
             }
         }
         if !ok || (src != "headers" && src != "query_params") || name.is_empty() {
-            return Err(format!("template {:?}: only $(headers.NAME) and $(query_params.NAME) are supported", whole));
+            return Err(format!("template {:?}: only $(headers.NAME) and $(query_params.NAME) are supported", &s[i..i + j + 1]));
         }
         out.push(if src == "headers" { Piece::Header(name.to_string()) } else { Piece::Query(name.to_string()) });
         s = &s[i + j + 1..];
