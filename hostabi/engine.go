@@ -237,6 +237,10 @@ func (e *Engine) compileSum(ctx context.Context, wasm []byte, sum [32]byte, trus
 		_ = mod.Close(ctx)
 		return nil, errors.New("missing or unknown proxy-wasm ABI version: the module exports no proxy_abi_version_0_1_0, _0_2_0 or _0_2_1 (is it a proxy-wasm filter?)")
 	}
+	if err := checkImports(rt, mod); err != nil {
+		_ = mod.Close(ctx)
+		return nil, err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if cm := e.modules[key]; cm != nil {

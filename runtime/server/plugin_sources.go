@@ -256,8 +256,9 @@ func (b *pluginBook) stop() {
 // loadCause names the step of a load that failed, from hostabi's error.
 func loadCause(err error) string {
 	s := err.Error()
+	var imports *hostabi.ImportError
 	switch {
-	case strings.Contains(s, "instantiating"):
+	case errors.As(err, &imports) || strings.Contains(s, "instantiating"):
 		return "link"
 	case strings.Contains(s, "proxy_on_") || strings.Contains(s, "_start") || strings.Contains(s, "_initialize") ||
 		strings.HasPrefix(s, "config:") || strings.HasPrefix(s, "vm_config:"):
