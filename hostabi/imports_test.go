@@ -3,9 +3,13 @@ package hostabi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
 )
 
 // TestLoadNamesEveryMissingImport: a module importing three functions no
@@ -43,5 +47,38 @@ func TestLoadNamesEveryMissingImport(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "proxy_get_header_map_value") {
 		t.Errorf("the error names an import the host provides: %v", err)
+	}
+}
+
+// TestDeadlineLogCarriesStack: a callback stopped at its deadline is
+// logged with the digest of its module and its Wasm stack; a guest with
+// no name section has its frames named by their exports. A test stream
+// without x-request-id (nor RequestIDer) logs an empty request id.
+func TestDeadlineLogCarriesStack(t *testing.T) {
+	p, err := testEngine.Load(context.Background(), PluginConfig{Name: t.Name(), Wasm: loopGuest(),
+		CallTimeout: 50 * time.Millisecond, SourceDigest: "sha256:feed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	s := newTestStream("x-request-id", "rid-42")
+	if err := oneRequest(p, s); err == nil {
+		t.Fatal("the loop was not stopped")
+	}
+	lines := testLogs.FilterMessage("wasm instance failed; it is replaced").FilterField(zap.String("plugin", t.Name())).All()
+	if len(lines) != 1 {
+		t.Fatalf("%d failure lines, want 1", len(lines))
+	}
+	f := lines[0].ContextMap()
+	for key, want := range map[string]string{
+		"cause":      "timeout",
+		"digest":     "sha256:feed",
+		"request_id": "rid-42",
+		"callback":   "proxy_on_request_headers",
+		"wasm_stack": "[$2(i32,i32,i32) i32 (exported as proxy_on_request_headers)]",
+	} {
+		if got := fmt.Sprint(f[key]); got != want {
+			t.Errorf("%s = %q, want %q", key, got, want)
+		}
 	}
 }

@@ -524,13 +524,14 @@ func (in *instance) fail(cb callback, err error, timedOut bool) {
 	in.stdio[0].flush(zapcore.InfoLevel)
 	in.stdio[1].flush(zapcore.ErrorLevel)
 	name := in.vm.name
-	if p := in.pluginFor(in.effective); p != nil {
+	p := in.pluginFor(in.effective)
+	if p != nil {
 		name = p.cfg.Name
 	}
 	fe := &FailureError{Plugin: name, Callback: callbackNames[cb], Cause: cause, Err: err}
-	in.vm.log.Error("wasm instance failed; it is replaced", zap.String("plugin", name),
+	in.vm.log.Error("wasm instance failed; it is replaced", append([]zap.Field{zap.String("plugin", name),
 		zap.String("callback", callbackNames[cb]), zap.String("cause", cause),
-		zap.Uint64("instance", in.seq), zap.Error(err))
+		zap.Uint64("instance", in.seq)}, in.failureFields(p, err)...)...)
 	in.vm.recordFailure(cause)
 	if !in.starting {
 		in.vm.remove(in)

@@ -23,6 +23,10 @@ type PluginConfig struct {
 	VMID string
 	// Wasm is the module's bytes.
 	Wasm []byte
+	// SourceDigest identifies the module at its source (an OCI image's
+	// manifest digest), for the log line of a trap or deadline; default
+	// the module's own sha256.
+	SourceDigest string
 	// PluginConfig is given to proxy_on_configure, VMConfig to
 	// proxy_on_vm_start (the runtime turns TOML tables into JSON).
 	PluginConfig []byte
@@ -121,6 +125,10 @@ type Stats struct {
 	// in its caller's time too).
 	CallSeconds float64 `json:"call_seconds"`
 	Failures    uint64  `json:"failures"`
+	// Failing: FailingAfter or more failures in a row, with no stream
+	// served well since; ConsecutiveFailures counts them.
+	Failing             bool `json:"failing"`
+	ConsecutiveFailures int  `json:"consecutive_failures"`
 }
 
 // Load compiles (or reuses) the module, starts the plugin's root context

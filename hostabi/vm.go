@@ -50,13 +50,18 @@ type vm struct {
 	// every instance in insts has a root context for every plugin.
 	createMu sync.Mutex
 
-	mu        sync.Mutex
-	refs      int
-	plugins   []*Plugin
-	insts     []*instance
-	closed    bool
-	growing   bool
+	mu      sync.Mutex
+	refs    int
+	plugins []*Plugin
+	insts   []*instance
+	closed  bool
+	growing bool
+	// fails counts failures (instances broken, replacements that failed
+	// to start) since a stream last ended well; failing is set when it
+	// reaches FailingAfter and cleared by the next stream that ends well,
+	// so each transition is logged once.
 	fails     int
+	failing   bool
 	nextTry   time.Time
 	stopJan   chan struct{}
 	janitorWG sync.WaitGroup
@@ -234,7 +239,8 @@ func (v *vm) stats() Stats {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	s := Stats{SHA256: v.sha, ABI: v.version.String(), Instances: len(v.insts),
-		Calls: v.calls.Load(), CallSeconds: float64(v.callNanos.Load()) / 1e9, Failures: v.failures.Load()}
+		Calls: v.calls.Load(), CallSeconds: float64(v.callNanos.Load()) / 1e9, Failures: v.failures.Load(),
+		Failing: v.failing, ConsecutiveFailures: v.fails}
 	for _, in := range v.insts {
 		s.MemoryBytes += in.memory.size.Load()
 	}
@@ -334,6 +340,11 @@ func (v *vm) grow() {
 // request cannot turn into a crash loop.
 func (v *vm) noteFailureLocked() {
 	v.fails++
+	if v.fails >= FailingAfter && !v.failing {
+		v.failing = true
+		v.log.Warn("plugin keeps failing: its instances are replaced with backoff, and it is reported failing until a stream is served",
+			zap.Int("consecutive_failures", v.fails))
+	}
 	if v.fails == 1 {
 		return
 	}
@@ -343,9 +354,20 @@ func (v *vm) noteFailureLocked() {
 
 const maxRestartBackoff = 30 * time.Second
 
-// noteSuccess resets the backoff once an instance has served a callback.
+// FailingAfter is how many consecutive failures (with no stream served
+// well in between) make a plugin failing: its Stats say so, and a warning
+// is logged once, rather than one error per replaced instance going by
+// unnoticed.
+const FailingAfter = 5
+
+// noteSuccess resets the backoff once an instance has served a stream.
 func (v *vm) noteSuccess() {
 	v.mu.Lock()
+	if v.failing {
+		v.failing = false
+		v.log.Info("plugin recovered: a stream was served after consecutive failures",
+			zap.Int("consecutive_failures", v.fails))
+	}
 	v.fails = 0
 	v.nextTry = time.Time{}
 	v.mu.Unlock()

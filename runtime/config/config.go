@@ -198,6 +198,12 @@ type VM struct {
 	// returned false has to call proxy_done before its root context is
 	// deleted anyway; default 10s.
 	DoneTimeout Duration `toml:"done_timeout" json:"done_timeout"`
+	// RestartBackoff: an instance that traps, runs out of memory or past
+	// its deadline is replaced at once; after the second failure in a row
+	// the next replacement waits this long, doubling per failure up to
+	// 30s, so a plugin that fails on every request cannot crash-loop.
+	// Default 1s (Envoy's FAIL_RELOAD base).
+	RestartBackoff Duration `toml:"restart_backoff" json:"restart_backoff"`
 }
 
 // Wasm holds engine-wide settings.

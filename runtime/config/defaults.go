@@ -26,6 +26,7 @@ const (
 	DefaultMaxModuleBytes       = 64 << 20
 	DefaultCallTimeout          = 100 * time.Millisecond
 	DefaultDoneTimeout          = 10 * time.Second
+	DefaultRestartBackoff       = time.Second
 	DefaultDNSRefresh           = 30 * time.Second
 	DefaultConnectTimeout       = 5 * time.Second
 	DefaultUpstreamIdleTimeout  = 90 * time.Second
@@ -131,6 +132,7 @@ func (c *Config) applyDefaults() {
 		setInt(&p.VM.MemoryLimit, DefaultMemoryLimit)
 		setDur(&p.VM.CallTimeout, DefaultCallTimeout)
 		setDur(&p.VM.DoneTimeout, DefaultDoneTimeout)
+		setDur(&p.VM.RestartBackoff, DefaultRestartBackoff)
 	}
 	setStr(&c.SharedStore.Kind, "memory")
 	if c.Wasm.CacheDir == "" {

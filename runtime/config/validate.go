@@ -275,6 +275,9 @@ func (v *validator) plugins() {
 		if p.VM.Instances < 0 {
 			v.add(key+".vm.instances", "must not be negative")
 		}
+		if p.VM.RestartBackoff < 0 {
+			v.add(key+".vm.restart_backoff", "must not be negative")
+		}
 	}
 }
 

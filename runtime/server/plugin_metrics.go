@@ -1,6 +1,8 @@
 package server
 
 import (
+	"strconv"
+
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 )
@@ -48,6 +50,14 @@ func (s *Server) registerPluginMetrics() {
 		vm(func(rt hostabi.Stats) uint64 { return uint64(rt.ActiveStreams) }))
 	s.reg.Func("sluice_wasm_plugin_calls_total", "Callbacks into the plugin's VM"+shared, stats.KindCounter,
 		vm(func(rt hostabi.Stats) uint64 { return rt.Calls }))
+	s.reg.Func("sluice_wasm_plugin_failing", "1 while the plugin is failing: its instances broke "+strconv.Itoa(hostabi.FailingAfter)+" times or more in a row with no stream served well since (see /plugins).", stats.KindGauge,
+		each(func(p pluginStatus, rt hostabi.Stats) stats.Sample {
+			v := 0.0
+			if rt.Failing {
+				v = 1
+			}
+			return stats.Sample{Labels: []string{"plugin", p.Name}, Value: v}
+		}))
 	s.reg.Func("sluice_wasm_plugin_failures_total", "Instances of the plugin's VM that broke (a trap, the deadline, the memory limit) and were replaced"+shared, stats.KindCounter,
 		vm(func(rt hostabi.Stats) uint64 { return rt.Failures }))
 }

@@ -281,7 +281,7 @@ func (ps *pluginSet) remoteEntry(ctx context.Context, pc config.Plugin, src wasm
 		return old
 	}
 	if m, ok := sources.Cached(src); ok {
-		p, err := ps.env.loadFetched(ctx, pc, m.Bytes)
+		p, err := ps.env.loadFetched(ctx, pc, m.Bytes, m.Digest())
 		if err == nil {
 			ps.log.Info("plugin loaded from the module cache", zap.String("plugin", pc.Name), zap.String("wasm", pc.Wasm), zap.String("digest", m.Digest()))
 			book.loaded(pc.Name, src, m.Digest(), m.Layout)
@@ -302,12 +302,12 @@ func (ps *pluginSet) remoteEntry(ctx context.Context, pc config.Plugin, src wasm
 
 // loadFetched loads a module that came from a remote source after the
 // structural check local files get when they are read (bounded in memory,
-// before anything compiles it).
-func (e *wasmEnv) loadFetched(ctx context.Context, pc config.Plugin, module []byte) (loadedPlugin, error) {
+// before anything compiles it). digest names it at its source.
+func (e *wasmEnv) loadFetched(ctx context.Context, pc config.Plugin, module []byte, digest string) (loadedPlugin, error) {
 	if err := hostabi.CheckModule(module); err != nil {
 		return nil, err
 	}
-	return e.load(ctx, pc, module, sha256Hex(module))
+	return e.load(ctx, pc, module, sha256Hex(module), digest)
 }
 
 // keepOrStandIn keeps the last good version of a plugin whose new one
@@ -343,7 +343,7 @@ func (s *Server) applyFetched(pc config.Plugin, m wasmsource.Module) {
 		s.wasm.book.confirmed(pc.Name)
 		return
 	}
-	p, err := s.wasm.loadFetched(context.Background(), pc, m.Bytes)
+	p, err := s.wasm.loadFetched(context.Background(), pc, m.Bytes, m.Digest())
 	if err != nil {
 		s.wasm.book.failed(pc.Name, src, loadCause(err), err, cur.loaded())
 		return

@@ -55,6 +55,8 @@ type pluginRow struct {
 	Failures  map[string]uint64 `json:"failures"`
 	LastError string            `json:"last_error"`
 	LoadTime  *time.Time        `json:"load_time"`
+
+	ConsecutiveFailures int `json:"consecutive_failures"`
 }
 
 func pluginRows(t *testing.T, ts *testServer) map[string]pluginRow {

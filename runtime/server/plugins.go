@@ -119,7 +119,7 @@ func (ps *pluginSet) entryFor(ctx context.Context, pc config.Plugin, builtin []b
 		ps.env.book.confirmed(pc.Name) // what is wanted is what serves
 		return old, nil, nil
 	}
-	p, err := ps.env.load(ctx, pc, module, sha)
+	p, err := ps.env.load(ctx, pc, module, sha, "")
 	if err != nil {
 		if ps.starting {
 			return nil, nil, fmt.Errorf("plugin %q (%s): %w", pc.Name, pc.Wasm, err)
@@ -174,7 +174,7 @@ func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
 			next.byName[name] = e
 			continue
 		}
-		p, err := ps.env.load(ctx, e.cfg, module, sha)
+		p, err := ps.env.load(ctx, e.cfg, module, sha, "")
 		if err != nil {
 			next.closeNew(ps)
 			src, _ := wasmsource.Parse(e.cfg.Wasm, e.cfg.SHA256, e.cfg.PullPolicy)
@@ -249,11 +249,17 @@ type pluginStatus struct {
 	Wasm    string `json:"wasm"`
 	SHA256  string `json:"sha256"`
 	Failure string `json:"failure"`
-	// State is "serving"; "degraded" (the newest version failed, the last
-	// good one serves); "fetching" or "failed" (no version loaded: the
-	// failure policy answers).
+	// State is "serving"; "failing" (the serving version's instances
+	// broke hostabi.FailingAfter times or more in a row, with no stream
+	// served well since: they are replaced with backoff, and its routes
+	// follow the failure policy meanwhile); "degraded" (the newest
+	// version failed, the last good one serves); "fetching" or "failed"
+	// (no version loaded: the failure policy answers).
 	State     string `json:"state"`
 	Instances int    `json:"instances"`
+	// ConsecutiveFailures counts the failures in a row of a failing
+	// plugin.
+	ConsecutiveFailures int `json:"consecutive_failures,omitempty"`
 	pluginHealth
 	Runtime any `json:"runtime,omitempty"`
 }
@@ -263,7 +269,10 @@ func (ps *pluginSet) status() []pluginStatus {
 	for name, e := range ps.byName {
 		h := ps.env.book.view(name)
 		st := pluginStatus{Name: name, Wasm: e.cfg.Wasm, SHA256: e.sha256, Failure: e.cfg.Failure, Runtime: e.p.Status(), pluginHealth: h}
+		rs, _ := st.Runtime.(hostabi.Stats)
 		switch {
+		case e.loaded() && rs.Failing:
+			st.State, st.ConsecutiveFailures = "failing", rs.ConsecutiveFailures
 		case e.loaded() && h.LastError == "":
 			st.State = "serving"
 		case e.loaded():
@@ -273,9 +282,7 @@ func (ps *pluginSet) status() []pluginStatus {
 		default:
 			st.State = "failed"
 		}
-		if rs, ok := st.Runtime.(hostabi.Stats); ok {
-			st.Instances = rs.Instances
-		}
+		st.Instances = rs.Instances
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -433,7 +440,7 @@ func CheckPlugins(ctx context.Context, cfg *config.Config) error {
 			problems = append(problems, cfg.Problem(fmt.Sprintf("plugins[%d].wasm", i), err.Error()))
 			continue
 		}
-		p, err := env.load(ctx, pc, module, sha256Hex(module))
+		p, err := env.load(ctx, pc, module, sha256Hex(module), "")
 		if err != nil {
 			var ce *config.Error
 			errors.As(pluginError(cfg, i, err), &ce)

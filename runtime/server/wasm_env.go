@@ -120,11 +120,12 @@ func (e *wasmEnv) getEngine(ctx context.Context) (*hostabi.Engine, error) {
 }
 
 // load compiles and starts one plugin version: vm_start and configure must
-// succeed before it serves anything. sha is the module's sha256 (hex).
-// Compiling a module the process has not compiled yet takes seconds
-// without the compilation cache, so it is announced before and timed
-// after, with whether the cache served it.
-func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte, sha string) (loadedPlugin, error) {
+// succeed before it serves anything. sha is the module's sha256 (hex);
+// digest names the module at its source for the log of its failures
+// ("": sha). Compiling a module the process has not compiled yet takes
+// seconds without the compilation cache, so it is announced before and
+// timed after, with whether the cache served it.
+func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte, sha, digest string) (loadedPlugin, error) {
 	pluginCfg, err := configBytes(pc.Config, pc.ConfigRaw)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -159,18 +160,20 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte, sha
 		cached = cacheEntries(e.cacheDir)
 	}
 	p, err := engine.Load(ctx, hostabi.PluginConfig{
-		Name:         pc.Name,
-		RootID:       rootID,
-		VMID:         vmID,
-		Wasm:         module,
-		PluginConfig: pluginCfg,
-		VMConfig:     vmCfg,
-		FailOpen:     pc.Failure == "open",
-		Instances:    pc.VM.Instances,
-		MemoryLimit:  uint64(pc.VM.MemoryLimit),
-		CallTimeout:  pc.VM.CallTimeout.D(),
-		DoneTimeout:  pc.VM.DoneTimeout.D(),
-		Trusted:      builtin != "",
+		Name:           pc.Name,
+		RootID:         rootID,
+		VMID:           vmID,
+		Wasm:           module,
+		SourceDigest:   digest,
+		PluginConfig:   pluginCfg,
+		VMConfig:       vmCfg,
+		FailOpen:       pc.Failure == "open",
+		Instances:      pc.VM.Instances,
+		MemoryLimit:    uint64(pc.VM.MemoryLimit),
+		CallTimeout:    pc.VM.CallTimeout.D(),
+		DoneTimeout:    pc.VM.DoneTimeout.D(),
+		RestartBackoff: pc.VM.RestartBackoff.D(),
+		Trusted:        builtin != "",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q (%s): %w", pc.Name, pc.Wasm, err)

@@ -280,3 +280,8 @@ func (m responseHeaderMap) SetPairs(p [][2]string) {
 	}
 	m.hdr().SetPairs(regular)
 }
+
+// RequestID names the stream in the log line of a trap or deadline
+// (hostabi.RequestIDer): the x-request-id the router settled on, whatever
+// a filter did to the header since.
+func (h wasmStreamHost) RequestID() string { return h.s.Info().RequestID }
