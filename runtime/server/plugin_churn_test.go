@@ -257,8 +257,12 @@ endpoints = ["` + up.addr + `"]
 	type sample struct {
 		at                             int
 		rssKiB, heapKiB, goroutines, n int
+		// During the burst, before the pause: goroutines and closes
+		// waiting for their time.
+		burstGoroutines, burstQueued int
 	}
 	measure := func(at int) sample {
+		burstG, burstQ := runtime.NumGoroutine(), srv.closer.queued()
 		// Let replaced versions out-wait their grace and close, and the
 		// replaced snapshots' clusters their drain time (5s here).
 		time.Sleep(5*time.Second + retireGrace + 500*time.Millisecond)
@@ -269,7 +273,8 @@ endpoints = ["` + up.addr + `"]
 		for _, r := range pluginRows(t, ts) {
 			inst += r.Instances
 		}
-		return sample{at: at, rssKiB: rssKiB(t), heapKiB: int(ms.HeapAlloc >> 10), goroutines: runtime.NumGoroutine(), n: inst}
+		return sample{at: at, rssKiB: rssKiB(t), heapKiB: int(ms.HeapAlloc >> 10), goroutines: runtime.NumGoroutine(), n: inst,
+			burstGoroutines: burstG, burstQueued: burstQ}
 	}
 	var samples []sample
 	for gen := 1; gen <= reloads; gen++ {
@@ -284,7 +289,8 @@ endpoints = ["` + up.addr + `"]
 	close(stop)
 	wg.Wait()
 	for _, s := range samples {
-		t.Logf("after %d reloads: RSS %d KiB, Go heap %d KiB, %d goroutines, %d instances", s.at, s.rssKiB, s.heapKiB, s.goroutines, s.n)
+		t.Logf("after %d reloads: RSS %d KiB, Go heap %d KiB, %d goroutines, %d instances (during the burst: %d goroutines, %d closes queued)",
+			s.at, s.rssKiB, s.heapKiB, s.goroutines, s.n, s.burstGoroutines, s.burstQueued)
 	}
 	first, last := samples[0], samples[len(samples)-1]
 	drift := float64(last.rssKiB-first.rssKiB) / float64(first.rssKiB) * 100

@@ -379,17 +379,7 @@ const retireGrace = time.Second
 // retire runs closeFn (closing replaced plugin versions, which then drain
 // their streams) after retireGrace, or at once when the server shuts down.
 func (s *Server) retire(closeFn func()) {
-	s.retiring.Add(1)
-	go func() {
-		defer s.retiring.Done()
-		t := time.NewTimer(retireGrace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-s.retireNow:
-		}
-		closeFn()
-	}()
+	s.closer.after(retireGrace, closeFn)
 }
 
 // pluginConfig is the current config of the plugin named name.

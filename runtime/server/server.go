@@ -78,11 +78,9 @@ type Server struct {
 	// built is closed once New has the first snapshot in place: a
 	// background fetch that finishes sooner waits for it.
 	built chan struct{}
-	// retiring counts replaced plugin versions waiting out their grace
-	// (see retire); retireNow ends the wait at shutdown.
-	retiring   sync.WaitGroup
-	retireNow  chan struct{}
-	retireOnce sync.Once
+	// closer closes replaced plugin versions after their grace (see
+	// retire) and replaced clusters after the drain time.
+	closer *closer
 
 	reloads       *stats.Counter
 	reloadFailure *stats.Counter
@@ -97,7 +95,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Log, reg: stats.NewRegistry(), cfg: cfg, built: make(chan struct{}), retireNow: make(chan struct{})}
+	s := &Server{opts: opts, log: opts.Log, reg: stats.NewRegistry(), cfg: cfg, built: make(chan struct{}), closer: newCloser()}
 	s.meshMetrics = mesh.NewMetrics(s.reg)
 	s.mirrors = proxy.NewMirrors(cfg.Server.MaxMirrorsInFlight, s.reg, s.log.Named("mirror"))
 	s.cfgStamp, _ = stampOf(opts.ConfigPath)
@@ -316,12 +314,8 @@ func (s *Server) reloadLocked() error {
 	s.wasm.book.forget(plugins.byName)
 	// In-flight requests finish on the old snapshot; its clusters and
 	// plugins are closed once they have had the drain time to do so.
-	drain := s.drainTimeout()
 	s.retire(func() { oldPlugins.closeReplaced(plugins) })
-	go func() {
-		time.Sleep(drain)
-		old.Upstream.Close()
-	}()
+	s.closer.after(s.drainTimeout(), old.Upstream.Close)
 	changes, fields := reloadSummary(oldCfg, cfg)
 	took := time.Since(start)
 	s.log.Info("config reloaded in "+took.Round(time.Millisecond).String()+": "+changes,
@@ -420,8 +414,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Copies still in flight are abandoned: nobody waits for a shadow.
 	s.mirrors.Close()
 	s.wasm.book.stop() // before the lock: a finishing fetch takes it
-	s.retireOnce.Do(func() { close(s.retireNow) })
-	s.retiring.Wait()
+	s.closer.shutdown()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.snap.Load().Upstream.Close()
