@@ -109,9 +109,15 @@ func (c *closer) run(fn func()) {
 	}()
 }
 
-// shutdown runs every queued close now and waits for all of them.
+// shutdown runs every queued close now and waits for all of them. Safe
+// to repeat.
 func (c *closer) shutdown() {
 	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		c.running.Wait()
+		return
+	}
 	c.stopped = true
 	queue := c.queue
 	c.queue = nil
