@@ -35,11 +35,14 @@ var layers = []layer{
 		forbid: sluicePkg},
 	{pkg: "runtime/wasmfilter", why: "the Wasm binding knows the contract and the host, not the proxy",
 		forbid: func(p string) bool {
-			return sluicePkg(p) && !wasmPkg(p) && !slices.Contains([]string{"runtime/filter", "runtime/config", "runtime/stats", "plugins"}, strings.TrimPrefix(p, module+"/"))
+			return sluicePkg(p) && !wasmPkg(p) && !slices.Contains([]string{"runtime/filter", "runtime/config", "runtime/pluginsource", "runtime/stats", "plugins"}, strings.TrimPrefix(p, module+"/"))
 		}},
 	{pkg: "runtime/stream", why: "the stream model is a leaf every codec shares", forbid: sluicePkg},
 	{pkg: "runtime/http1", why: "the codec knows no Wasm engine", forbid: wasmPkg},
 	{pkg: "runtime/config", why: "config knows no Wasm engine", forbid: wasmPkg},
+	{pkg: "runtime/config", why: "config parses plugin sources and never fetches them (runtime/wasmsource and its registry client)",
+		forbid: func(p string) bool { return p == module+"/runtime/wasmsource" }},
+	{pkg: "runtime/pluginsource", why: "parsing a plugin's source is a leaf the config can import", forbid: sluicePkg},
 	{pkg: "runtime/route", why: "routing knows no Wasm engine", forbid: wasmPkg},
 	{pkg: "runtime/mesh", why: "mesh sees filters through the contract only", forbid: wasmPkg},
 	{pkg: "runtime/upstream", why: "the cluster manager knows no Wasm engine", forbid: wasmPkg},

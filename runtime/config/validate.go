@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sluice-proxy/sluice/runtime/wasmsource"
+	"github.com/sluice-proxy/sluice/runtime/pluginsource"
 )
 
 // Known names, for validation and for messages that list the choices.
@@ -284,7 +284,7 @@ func (v *validator) plugins() {
 // pluginSource checks a plugin's URL with its sha256 and pull_policy;
 // a file:// module must exist now, a remote one is fetched at load.
 func (v *validator) pluginSource(key string, p Plugin) {
-	src, err := wasmsource.Parse(p.Wasm, p.SHA256, p.PullPolicy)
+	src, err := pluginsource.Parse(p.Wasm, p.SHA256, p.PullPolicy)
 	if err != nil {
 		k := key + ".wasm"
 		if strings.Contains(err.Error(), "pull_policy") {
@@ -295,7 +295,7 @@ func (v *validator) pluginSource(key string, p Plugin) {
 		v.add(k, "%v", err)
 		return
 	}
-	if src.Kind == wasmsource.File && strings.HasPrefix(p.Wasm, "file://") {
+	if src.Kind == pluginsource.File && strings.HasPrefix(p.Wasm, "file://") {
 		if err := StatFile(src.Path, int64(v.c.Wasm.MaxModuleBytes)); err != nil {
 			v.add(key+".wasm", "%v", err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/pluginsource"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/wasmsource"
 )
@@ -124,7 +125,7 @@ func (b *pluginBook) get(name string) *pluginHealth {
 }
 
 // loaded records the version now serving a plugin.
-func (b *pluginBook) loaded(name string, src wasmsource.Source, digest, layout string) {
+func (b *pluginBook) loaded(name string, src pluginsource.Source, digest, layout string) {
 	now := time.Now()
 	b.mu.Lock()
 	h := b.get(name)
@@ -145,7 +146,7 @@ func (b *pluginBook) confirmed(name string) {
 
 // failed records a failure of cause (fetch, verify, compile, link,
 // configure) and reports it: log, metric, /plugins.
-func (b *pluginBook) failed(name string, src wasmsource.Source, cause string, err error, serving bool) {
+func (b *pluginBook) failed(name string, src pluginsource.Source, cause string, err error, serving bool) {
 	now := time.Now()
 	b.mu.Lock()
 	h := b.get(name)
@@ -196,7 +197,7 @@ func (b *pluginBook) view(name string) pluginHealth {
 // fetch starts fetching pc's module in the background unless the same
 // config is already being fetched (a fetch for an older config of the
 // plugin is stopped); the result goes to apply.
-func (b *pluginBook) fetch(pc config.Plugin, src wasmsource.Source, sources *wasmsource.Fetcher, serving bool) {
+func (b *pluginBook) fetch(pc config.Plugin, src pluginsource.Source, sources *wasmsource.Fetcher, serving bool) {
 	b.mu.Lock()
 	if b.ctx.Err() != nil {
 		b.mu.Unlock()
@@ -271,11 +272,11 @@ func loadCause(err error) string {
 // serving one when nothing changed, a cached module loaded now, or (while
 // the fetch runs) the last good version or a stand-in that follows the
 // failure policy. It never fails: a remote source never refuses a config.
-func (ps *pluginSet) remoteEntry(ctx context.Context, pc config.Plugin, src wasmsource.Source, old *pluginEntry) *pluginEntry {
+func (ps *pluginSet) remoteEntry(ctx context.Context, pc config.Plugin, src pluginsource.Source, old *pluginEntry) *pluginEntry {
 	book, sources := ps.env.book, ps.env.sources
 	if old != nil && old.loaded() && reflect.DeepEqual(old.cfg, pc) {
 		book.confirmed(pc.Name)
-		if src.Policy == wasmsource.Always {
+		if src.Policy == pluginsource.Always {
 			book.fetch(pc, src, sources, true)
 		}
 		return old
@@ -285,13 +286,13 @@ func (ps *pluginSet) remoteEntry(ctx context.Context, pc config.Plugin, src wasm
 		if err == nil {
 			ps.log.Info("plugin loaded from the module cache", zap.String("plugin", pc.Name), zap.String("wasm", pc.Wasm), zap.String("digest", m.Digest()))
 			book.loaded(pc.Name, src, m.Digest(), m.Layout)
-			if src.Policy == wasmsource.Always {
+			if src.Policy == pluginsource.Always {
 				book.fetch(pc, src, sources, true)
 			}
 			return &pluginEntry{cfg: pc, sha256: m.SHA256, p: p}
 		}
 		book.failed(pc.Name, src, loadCause(err), err, old != nil && old.loaded())
-		if src.Policy != wasmsource.Always {
+		if src.Policy != pluginsource.Always {
 			// The cached module will not get better by itself.
 			return ps.keepOrStandIn(pc, old, "its cached module failed to load: "+err.Error())
 		}
@@ -338,7 +339,7 @@ func (s *Server) applyFetched(pc config.Plugin, m wasmsource.Module) {
 	if cur == nil || !reflect.DeepEqual(s.pluginConfig(pc.Name), pc) {
 		return // a reload changed or removed the plugin meanwhile
 	}
-	src, _ := wasmsource.Parse(pc.Wasm, pc.SHA256, pc.PullPolicy)
+	src, _ := pluginsource.Parse(pc.Wasm, pc.SHA256, pc.PullPolicy)
 	if cur.loaded() && cur.sha256 == m.SHA256 && reflect.DeepEqual(cur.cfg, pc) {
 		s.wasm.book.confirmed(pc.Name)
 		return

@@ -19,9 +19,9 @@ import (
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/pluginsource"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/wasmfilter"
-	"github.com/sluice-proxy/sluice/runtime/wasmsource"
 )
 
 // loadedPlugin is one started version of a plugin: a filter factory whose
@@ -100,7 +100,7 @@ func (ps *pluginSet) rebuild(ctx context.Context, cfg *config.Config) (*pluginSe
 // and loadErr says why.
 func (ps *pluginSet) entryFor(ctx context.Context, pc config.Plugin, builtin []byte) (e *pluginEntry, loadErr, err error) {
 	old := ps.byName[pc.Name]
-	src, err := wasmsource.Parse(pc.Wasm, pc.SHA256, pc.PullPolicy)
+	src, err := pluginsource.Parse(pc.Wasm, pc.SHA256, pc.PullPolicy)
 	if err != nil {
 		return nil, nil, fmt.Errorf("plugin %q: %w", pc.Name, err)
 	}
@@ -155,9 +155,9 @@ func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
 	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}, builtin: ps.builtin}
 	changed := false
 	for name, e := range ps.byName {
-		if src, err := wasmsource.Parse(e.cfg.Wasm, e.cfg.SHA256, e.cfg.PullPolicy); err == nil && src.Remote() {
+		if src, err := pluginsource.Parse(e.cfg.Wasm, e.cfg.SHA256, e.cfg.PullPolicy); err == nil && src.Remote() {
 			// Fetched again when its policy says so, or when it never loaded.
-			if src.Policy == wasmsource.Always || !e.loaded() {
+			if src.Policy == pluginsource.Always || !e.loaded() {
 				ps.env.book.fetch(e.cfg, src, ps.env.sources, e.loaded())
 			}
 			next.byName[name] = e
@@ -177,12 +177,12 @@ func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
 		p, err := ps.env.load(ctx, e.cfg, module, sha, "")
 		if err != nil {
 			next.closeNew(ps)
-			src, _ := wasmsource.Parse(e.cfg.Wasm, e.cfg.SHA256, e.cfg.PullPolicy)
+			src, _ := pluginsource.Parse(e.cfg.Wasm, e.cfg.SHA256, e.cfg.PullPolicy)
 			ps.env.book.failed(name, src, loadCause(err), err, e.loaded())
 			return nil, fmt.Errorf("plugin %q (%s): new module refused, the old one stays: %w", name, e.cfg.Wasm, err)
 		}
 		ps.log.Info("plugin reloaded", zap.String("plugin", name), zap.String("sha256", sha[:12]))
-		src, _ := wasmsource.Parse(e.cfg.Wasm, e.cfg.SHA256, e.cfg.PullPolicy)
+		src, _ := pluginsource.Parse(e.cfg.Wasm, e.cfg.SHA256, e.cfg.PullPolicy)
 		ps.env.book.loaded(name, src, sha, "")
 		next.byName[name] = &pluginEntry{cfg: e.cfg, sha256: sha, stamp: stamp, p: p}
 		changed = true
@@ -340,8 +340,8 @@ func (e *wasmEnv) readModule(wasm string, builtin []byte) ([]byte, fileStamp, er
 // modulePath is the file of a path or file:// plugin source, "" for
 // built-in and remote ones.
 func modulePath(wasm string) string {
-	src, err := wasmsource.Parse(wasm, "", "")
-	if err != nil || src.Kind != wasmsource.File {
+	src, err := pluginsource.Parse(wasm, "", "")
+	if err != nil || src.Kind != pluginsource.File {
 		return ""
 	}
 	return src.Path
@@ -422,7 +422,7 @@ func CheckPlugins(ctx context.Context, cfg *config.Config) error {
 	builtin := plugins.ModuleFor(names)
 	var problems []config.Problem
 	for i, pc := range cfg.Plugins {
-		src, err := wasmsource.Parse(pc.Wasm, pc.SHA256, pc.PullPolicy)
+		src, err := pluginsource.Parse(pc.Wasm, pc.SHA256, pc.PullPolicy)
 		if err != nil {
 			problems = append(problems, cfg.Problem(fmt.Sprintf("plugins[%d].wasm", i), err.Error()))
 			continue

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -59,7 +60,42 @@ func clusterCalls(cluster func(string) *upstream.Cluster) func(string) (wasmfilt
 		if c == nil {
 			return nil, false
 		}
-		return func(r *http.Request) (*http.Response, error) { return c.RoundTrip(r, upstream.Pick{}) }, true
+		return func(r *http.Request) (*http.Response, error) {
+			resp, err := c.RoundTrip(r, upstream.Pick{})
+			if err != nil {
+				return nil, upstreamCallError{err}
+			}
+			return resp, nil
+		}, true
+	}
+}
+
+// upstreamCallError words a failed call as Envoy's router would answer it
+// (wasmfilter.RouterReplier), for the gRPC stream that reports it.
+type upstreamCallError struct{ err error }
+
+func (e upstreamCallError) Error() string { return e.err.Error() }
+func (e upstreamCallError) Unwrap() error { return e.err }
+
+func (e upstreamCallError) RouterReply() string {
+	switch upstream.Classify(e.err) {
+	case upstream.NoHealthyUpstream:
+		return "no healthy upstream"
+	case upstream.ConnectFailure:
+		return "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: " + rootCause(e.err)
+	}
+	return "upstream connect error or disconnect/reset before headers. reset reason: " + rootCause(e.err)
+}
+
+// rootCause is the innermost error's text (a dial's "connection refused"
+// rather than the cluster and endpoint it came through).
+func rootCause(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
 	}
 }
 

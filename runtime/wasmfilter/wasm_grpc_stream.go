@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/sluice-proxy/sluice/hostabi"
-	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
 // GRPCStream implements hostabi.GRPCStreamer (proxy_grpc_stream) over the
@@ -243,30 +242,24 @@ func (s *wasmGRPCStream) unreachable(err error, ev hostabi.GRPCStreamEvents) {
 	ev.Close(grpcUnavailable, msg)
 }
 
-// upstreamFailureMessage is the text of Envoy's router local reply for a
-// request that never reached an upstream (Router::Filter::onUpstreamReset's
-// "upstream connect error or disconnect/reset before headers. reset reason:
-// ..." and "no healthy upstream"), with the cause in sluice's words.
-func upstreamFailureMessage(err error) string {
-	switch upstream.Classify(err) {
-	case upstream.NoHealthyUpstream:
-		return "no healthy upstream"
-	case upstream.ConnectFailure:
-		return "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: " + rootCause(err)
-	}
-	return "upstream connect error or disconnect/reset before headers. reset reason: " + rootCause(err)
+// RouterReplier is an error from a RoundTripFunc that knows the text
+// Envoy's router answers for it (Router::Filter::onUpstreamReset's
+// "upstream connect error or disconnect/reset before headers. reset
+// reason: ..." or "no healthy upstream"). The cluster side words it, since
+// it knows the failure's class and this binding does not know the
+// upstream package.
+type RouterReplier interface {
+	RouterReply() string
 }
 
-// rootCause is the innermost error's text (a dial's "connection refused"
-// rather than the cluster and endpoint it came through).
-func rootCause(err error) string {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err.Error()
-		}
-		err = u
+// upstreamFailureMessage is the router's local reply text for a request
+// that never reached an upstream.
+func upstreamFailureMessage(err error) string {
+	var r RouterReplier
+	if errors.As(err, &r) {
+		return r.RouterReply()
 	}
+	return "upstream connect error or disconnect/reset before headers. reset reason: " + err.Error()
 }
 
 const (

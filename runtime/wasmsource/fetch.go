@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/sluice-proxy/sluice/runtime/pluginsource"
 )
 
 // Options configure a Fetcher.
@@ -140,13 +142,13 @@ func New(opts Options) (*Fetcher, error) {
 // Cached returns the module src last resolved to, without the network:
 // by digest when src pins one, else by what its tag or URL resolved to
 // last. The caller decides whether to fetch anyway (PullPolicy Always).
-func (f *Fetcher) Cached(src Source) (Module, bool) {
+func (f *Fetcher) Cached(src pluginsource.Source) (Module, bool) {
 	switch src.Kind {
-	case HTTPS:
+	case pluginsource.HTTPS:
 		if b, ok := f.cache.module(src.SHA256); ok {
 			return Module{Bytes: b, SHA256: src.SHA256, Cached: true}, true
 		}
-	case OCI:
+	case pluginsource.OCI:
 		image := src.SHA256
 		if image == "" {
 			var ok bool
@@ -171,17 +173,17 @@ func (f *Fetcher) Cached(src Source) (Module, bool) {
 
 // Fetch makes one attempt to fetch src over the network, verifies it and
 // caches it. File sources are read (and verified when they pin a digest).
-func (f *Fetcher) Fetch(ctx context.Context, src Source) (Module, error) {
+func (f *Fetcher) Fetch(ctx context.Context, src pluginsource.Source) (Module, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.opts.AttemptTimeout)
 	defer cancel()
 	var m Module
 	var err error
 	switch src.Kind {
-	case HTTPS:
+	case pluginsource.HTTPS:
 		m, err = f.fetchHTTPS(ctx, src)
-	case OCI:
+	case pluginsource.OCI:
 		m, err = f.fetchOCI(ctx, src)
-	case File:
+	case pluginsource.File:
 		m, err = f.readFile(src)
 	default:
 		return Module{}, &Error{CauseFetch, src.URL, errors.New("not a fetchable source")}
@@ -189,14 +191,14 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source) (Module, error) {
 	if err != nil {
 		return Module{}, err
 	}
-	if src.Kind == File {
+	if src.Kind == pluginsource.File {
 		return m, nil
 	}
 	if _, err := f.cache.putModule(m.Bytes); err != nil {
 		// The module is good; only the next start pays for the miss.
 		return m, nil
 	}
-	if src.Kind == OCI {
+	if src.Kind == pluginsource.OCI {
 		_ = f.cache.putRef("image "+src.Ref+" "+m.ImageDigest, m.SHA256+" "+m.Layout)
 		if src.SHA256 == "" {
 			_ = f.cache.putRef("tag "+src.Ref, m.ImageDigest)
@@ -208,7 +210,7 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source) (Module, error) {
 // FetchRetry fetches src, retrying with jittered exponential backoff until
 // it succeeds, the bytes fail verification, MaxAttempts is reached or ctx
 // ends. failed (if not nil) hears of every failed attempt.
-func (f *Fetcher) FetchRetry(ctx context.Context, src Source, failed func(attempt int, err error)) (Module, error) {
+func (f *Fetcher) FetchRetry(ctx context.Context, src pluginsource.Source, failed func(attempt int, err error)) (Module, error) {
 	delay := f.opts.RetryBase
 	for attempt := 1; ; attempt++ {
 		m, err := f.Fetch(ctx, src)
@@ -236,7 +238,7 @@ func (f *Fetcher) FetchRetry(ctx context.Context, src Source, failed func(attemp
 	}
 }
 
-func (f *Fetcher) readFile(src Source) (Module, error) {
+func (f *Fetcher) readFile(src pluginsource.Source) (Module, error) {
 	fh, err := os.Open(src.Path)
 	if err != nil {
 		return Module{}, &Error{CauseFetch, src.URL, err}
@@ -250,7 +252,7 @@ func (f *Fetcher) readFile(src Source) (Module, error) {
 }
 
 // verified checks b against a pinned module digest.
-func (f *Fetcher) verified(src Source, b []byte) (Module, error) {
+func (f *Fetcher) verified(src pluginsource.Source, b []byte) (Module, error) {
 	d := sum(b)
 	if src.SHA256 != "" && d != src.SHA256 {
 		return Module{}, &Error{CauseVerify, src.URL, fmt.Errorf("the module's sha256 is %s, not %s", d, src.SHA256)}
@@ -258,7 +260,7 @@ func (f *Fetcher) verified(src Source, b []byte) (Module, error) {
 	return Module{Bytes: b, SHA256: d}, nil
 }
 
-func (f *Fetcher) fetchHTTPS(ctx context.Context, src Source) (Module, error) {
+func (f *Fetcher) fetchHTTPS(ctx context.Context, src pluginsource.Source) (Module, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.URL, nil)
 	if err != nil {
 		return Module{}, &Error{CauseFetch, src.URL, err}

@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/sluice-proxy/sluice/runtime/pluginsource"
 	"github.com/sluice-proxy/sluice/runtime/wasmsource/wasmsourcetest"
 )
 
@@ -64,9 +65,9 @@ func newFetcher(t *testing.T, r *testRegistry, dir string) *Fetcher {
 	return f
 }
 
-func mustParse(t *testing.T, wasm, sha, policy string) Source {
+func mustParse(t *testing.T, wasm, sha, policy string) pluginsource.Source {
 	t.Helper()
-	s, err := Parse(wasm, sha, policy)
+	s, err := pluginsource.Parse(wasm, sha, policy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func TestPullPolicies(t *testing.T) {
 	dir := t.TempDir()
 	push(t, r, "filters/p:v1", image(wasmsourcetest.OCIImage(module("one"))))
 	src := mustParse(t, "oci://"+r.Host+"/filters/p:v1", "", "")
-	if src.Policy != IfNotPresent {
+	if src.Policy != pluginsource.IfNotPresent {
 		t.Fatalf("default policy %s", src.Policy)
 	}
 	if _, err := newFetcher(t, r, dir).Fetch(t.Context(), src); err != nil {
@@ -173,7 +174,7 @@ func TestPullPolicies(t *testing.T) {
 	if m, ok := f.Cached(src); !ok || string(m.Bytes) != string(module("two")) {
 		t.Fatalf("cache after Always: %q", m.Bytes)
 	}
-	if latest := mustParse(t, "oci://"+r.Host+"/filters/p", "", ""); latest.Policy != Always {
+	if latest := mustParse(t, "oci://"+r.Host+"/filters/p", "", ""); latest.Policy != pluginsource.Always {
 		t.Fatalf(":latest defaults to %s, want Always", latest.Policy)
 	}
 }
@@ -282,27 +283,27 @@ func TestParse(t *testing.T) {
 	h := strings.Repeat("a", 64)
 	for _, tc := range []struct {
 		wasm, sha, policy string
-		kind              Kind
+		kind              pluginsource.Kind
 		err               string
 	}{
-		{"builtin:jwt", "", "", Builtin, ""},
-		{"/srv/f.wasm", "", "", File, ""},
-		{"file:///srv/f.wasm", "", "", File, ""},
+		{"builtin:jwt", "", "", pluginsource.Builtin, ""},
+		{"/srv/f.wasm", "", "", pluginsource.File, ""},
+		{"file:///srv/f.wasm", "", "", pluginsource.File, ""},
 		{"file://srv/f.wasm", "", "", "", "absolute path"},
-		{"https://example.test/f.wasm", h, "", HTTPS, ""},
+		{"https://example.test/f.wasm", h, "", pluginsource.HTTPS, ""},
 		{"https://example.test/f.wasm", "", "", "", "needs sha256"},
 		{"http://example.test/f.wasm", h, "", "", "plain http"},
 		{"ftp://x/f.wasm", "", "", "", "unknown scheme"},
-		{"oci://127.0.0.1:5000/f:v1", "", "", OCI, ""},
-		{"oci://127.0.0.1:5000/f@sha256:" + h, "", "", OCI, ""},
+		{"oci://127.0.0.1:5000/f:v1", "", "", pluginsource.OCI, ""},
+		{"oci://127.0.0.1:5000/f@sha256:" + h, "", "", pluginsource.OCI, ""},
 		{"oci://127.0.0.1:5000/f@sha256:" + h, strings.Repeat("b", 64), "", "", "does not match"},
 		{"oci://127.0.0.1:5000/F:v1", "", "", "", "could not parse reference"},
 		{"oci://127.0.0.1:5000/f:v1", "abc", "", "", "64 hex digits"},
 		{"oci://127.0.0.1:5000/f:v1", "", "Sometimes", "", "unknown pull_policy"},
 	} {
-		s, err := Parse(tc.wasm, tc.sha, tc.policy)
+		s, err := pluginsource.Parse(tc.wasm, tc.sha, tc.policy)
 		if tc.err == "" && (err != nil || s.Kind != tc.kind) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
-			t.Errorf("Parse(%q, %q, %q) = %+v, %v; want kind %q error %q", tc.wasm, tc.sha, tc.policy, s, err, tc.kind, tc.err)
+			t.Errorf("pluginsource.Parse(%q, %q, %q) = %+v, %v; want kind %q error %q", tc.wasm, tc.sha, tc.policy, s, err, tc.kind, tc.err)
 		}
 	}
 }

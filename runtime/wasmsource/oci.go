@@ -14,6 +14,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/sluice-proxy/sluice/runtime/pluginsource"
 )
 
 // The three ways Wasm images in use carry a module, told apart as Istio's
@@ -34,7 +36,7 @@ const (
 	pluginFile = "plugin.wasm"
 )
 
-func (f *Fetcher) fetchOCI(ctx context.Context, src Source) (Module, error) {
+func (f *Fetcher) fetchOCI(ctx context.Context, src pluginsource.Source) (Module, error) {
 	var opts []name.Option
 	ref0, err := name.ParseReference(src.Ref)
 	if err != nil {

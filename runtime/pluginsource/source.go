@@ -1,8 +1,8 @@
-// Package wasmsource fetches and caches the bytes of a plugin's module from
-// where its `wasm` key points: a file, an OCI registry or an HTTPS URL. It
-// knows nothing about compiling or serving them; the server decides what a
-// failed fetch means for the plugin.
-package wasmsource
+// Package pluginsource reads a plugin's `wasm` key (with its `sha256` and
+// `pull_policy`) into a Source: a built-in, a file, an OCI reference or an
+// HTTPS URL. It only parses, so the config checks it without importing
+// what fetches (runtime/wasmsource, and its registry client).
+package pluginsource
 
 import (
 	"encoding/hex"
