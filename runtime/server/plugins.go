@@ -107,14 +107,10 @@ func (ps *pluginSet) entryFor(ctx context.Context, pc config.Plugin, builtin []b
 	if src.Remote() {
 		return ps.remoteEntry(ctx, pc, src, old), nil, nil
 	}
-	module, stamp, err := ps.env.readModule(pc.Wasm, builtin)
-	if err == nil && src.SHA256 != "" && sha256Hex(module) != src.SHA256 {
-		err = fmt.Errorf("%s: the module's sha256 is %s, not %s", pc.Wasm, sha256Hex(module), src.SHA256)
-	}
+	module, sha, stamp, err := ps.env.readLocalModule(src, builtin)
 	if err != nil {
 		return nil, nil, fmt.Errorf("plugin %q: %w", pc.Name, err)
 	}
-	sha := sha256Hex(module)
 	if old != nil && old.sha256 == sha && reflect.DeepEqual(old.cfg, pc) {
 		ps.env.book.confirmed(pc.Name) // what is wanted is what serves
 		return old, nil, nil
@@ -317,6 +313,22 @@ func (s *Server) pollPlugins() {
 	}
 }
 
+// readLocalModule reads a file or built-in source as readModule does and
+// hashes it once: the digest is checked against the plugin's sha256 when
+// it pins one, and returned for the load. Serving and validate's dry run
+// read local modules through it alike.
+func (e *wasmEnv) readLocalModule(src pluginsource.Source, builtin []byte) ([]byte, string, fileStamp, error) {
+	module, stamp, err := e.readModule(src.URL, builtin)
+	if err != nil {
+		return nil, "", stamp, err
+	}
+	sha := sha256Hex(module)
+	if src.SHA256 != "" && sha != src.SHA256 {
+		return nil, "", stamp, fmt.Errorf("%s: the module's sha256 is %s, not %s", src.URL, sha, src.SHA256)
+	}
+	return module, sha, stamp, nil
+}
+
 // readModule returns the module a plugin's wasm key names: for
 // "builtin:NAME", builtin (the generation's embedded module). A file must
 // be a regular file within [wasm] max_module_bytes, and its structure
@@ -432,15 +444,12 @@ func CheckPlugins(ctx context.Context, cfg *config.Config) error {
 			// config error, and run serves without it meanwhile.
 			continue
 		}
-		module, _, err := env.readModule(pc.Wasm, builtin)
-		if err == nil && src.SHA256 != "" && sha256Hex(module) != src.SHA256 {
-			err = fmt.Errorf("%s: the module's sha256 is %s, not %s", pc.Wasm, sha256Hex(module), src.SHA256)
-		}
+		module, sha, _, err := env.readLocalModule(src, builtin)
 		if err != nil {
 			problems = append(problems, cfg.Problem(fmt.Sprintf("plugins[%d].wasm", i), err.Error()))
 			continue
 		}
-		p, err := env.load(ctx, pc, module, sha256Hex(module), "")
+		p, err := env.load(ctx, pc, module, sha, "")
 		if err != nil {
 			var ce *config.Error
 			errors.As(pluginError(cfg, i, err), &ce)
