@@ -1,0 +1,104 @@
+package stream
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+)
+
+// ServerStream is one downstream request as a server codec delivers it, and
+// the way its response goes back: the contract between a codec
+// (runtime/http1, the HTTP/2 codec, the adapters in front of x/net and
+// quic-go) and the connection manager, as Envoy's StreamDecoder and
+// ResponseEncoder are.
+//
+// A stream is served by one goroutine at a time (the one ServeStream runs
+// on); Context is the exception, safe from anywhere. Everything a codec
+// hands out (header maps, the body bytes it lends) is valid until
+// ServeStream returns.
+type ServerStream interface {
+	// RequestHeaders are the request's pseudo-headers (:method, :path,
+	// :authority, and :scheme where the protocol carries it) and fields.
+	// The handler owns the map for the stream's life and may change it in
+	// place.
+	RequestHeaders() *HeaderMap
+	// RequestBodyLength is the body's declared length: 0 when the headers
+	// ended the stream, -1 when the length is unknown (chunked, or HTTP/2
+	// without content-length).
+	RequestBodyLength() int64
+	// ReadBody reads request body bytes, io.EOF at its end. On HTTP/1.1
+	// the first call sends a pending 100-continue.
+	ReadBody(p []byte) (int, error)
+	// RequestTrailers are the request's trailers once ReadBody has
+	// returned io.EOF; nil when there were none.
+	RequestTrailers() *HeaderMap
+
+	// WriteHeaders sends the response head: :status and the fields.
+	// endStream says no body follows. The codec owns framing: it keeps a
+	// content-length the map carries, and otherwise chooses (chunked,
+	// close-delimited, DATA frames).
+	WriteHeaders(h *HeaderMap, endStream bool) error
+	// WriteBody sends body bytes; endStream ends the response without
+	// trailers. The codec may hold bytes until Flush or the end.
+	WriteBody(p []byte, endStream bool) error
+	// WriteTrailers ends the response with trailers.
+	WriteTrailers(t *HeaderMap) error
+	// Flush sends what the codec holds (a streaming response).
+	Flush() error
+	// Reset abandons the stream after what was written: HTTP/1.1 closes
+	// the connection, HTTP/2 sends RST_STREAM.
+	Reset(reason ResetReason)
+
+	// Context ends when the client goes away, the connection closes or
+	// the stream is reset.
+	Context() context.Context
+	// Connection describes the downstream connection; the same pointer for
+	// every stream of a connection.
+	Connection() *ConnectionInfo
+	// Upgrade takes over the connection once a 101 response has been
+	// written (HTTP/1.1 only; ErrUpgradeUnsupported elsewhere): the
+	// connection and the bytes the codec had read past the request head.
+	// The codec forgets the connection.
+	Upgrade() (net.Conn, []byte, error)
+}
+
+// Handler serves the streams of a listener: the connection manager.
+// ServeStream returns when the response is complete or the stream reset.
+type Handler interface {
+	ServeStream(s ServerStream)
+}
+
+// ResetReason says why a stream is abandoned; HTTP/2 maps it to an error
+// code.
+type ResetReason uint8
+
+const (
+	// ResetInternal: the proxy failed the stream (INTERNAL_ERROR).
+	ResetInternal ResetReason = iota
+	// ResetCancel: the stream is no longer wanted (CANCEL), e.g. an
+	// upstream that went away mid-body.
+	ResetCancel
+	// ResetProtocol: the peer broke the protocol (PROTOCOL_ERROR).
+	ResetProtocol
+	// ResetRefused: the stream was not processed (REFUSED_STREAM).
+	ResetRefused
+)
+
+// ConnectionInfo describes one downstream connection.
+type ConnectionInfo struct {
+	// ID is unique per process, as Envoy's connection id.
+	ID uint64
+	// Protocol is "HTTP/1.1", "HTTP/1.0", "HTTP/2" or "HTTP/3". An
+	// HTTP/1.x codec sets it per request (one stream at a time).
+	Protocol string
+	// Scheme is "http" or "https".
+	Scheme        string
+	Remote, Local net.Addr
+	// TLS is nil on a plain-text connection.
+	TLS *tls.ConnectionState
+}
+
+// ErrUpgradeUnsupported is what Upgrade returns on protocols that cannot
+// hand over their connection.
+var ErrUpgradeUnsupported = errors.New("stream: connection upgrade not supported on this protocol")
