@@ -44,8 +44,8 @@ func (in *instance) requestID() string {
 		return r.RequestID()
 	}
 	if h := s.host.Headers(RequestHeaders); h != nil {
-		id, _ := h.Get("x-request-id")
-		return id
+		id, _ := h.GetBytes([]byte("x-request-id"))
+		return string(id)
 	}
 	return ""
 }

@@ -3,36 +3,46 @@ package hostabi
 import (
 	"context"
 	"strings"
+	"unsafe"
 
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
 
 // pairsMap serves the header maps that live in the host for the length of
-// one callback: an http_call reply, gRPC metadata.
+// one callback: an http_call reply, gRPC metadata. They are rare next to a
+// stream's headers, so it converts rather than keeping bytes.
 type pairsMap struct{ p *[][2]string }
 
-func (m pairsMap) Len() int           { return len(*m.p) }
-func (m pairsMap) Pairs() [][2]string { return *m.p }
-func (m pairsMap) Get(k string) (string, bool) {
+func (m pairsMap) Len() int { return len(*m.p) }
+func (m pairsMap) At(i int) (name, value []byte) {
+	kv := &(*m.p)[i]
+	return stringBytes(kv[0]), stringBytes(kv[1])
+}
+func (m pairsMap) GetBytes(k []byte) ([]byte, bool) {
 	for _, kv := range *m.p {
-		if strings.EqualFold(kv[0], k) {
-			return kv[1], true
+		if strings.EqualFold(kv[0], string(k)) {
+			return stringBytes(kv[1]), true
 		}
 	}
-	return "", false
+	return nil, false
 }
-func (m pairsMap) Add(k, v string) { *m.p = append(*m.p, [2]string{k, v}) }
-func (m pairsMap) Set(k, v string) { m.Remove(k); m.Add(k, v) }
-func (m pairsMap) Remove(k string) {
+func (m pairsMap) AddBytes(k, v []byte) { *m.p = append(*m.p, [2]string{string(k), string(v)}) }
+func (m pairsMap) SetBytes(k, v []byte) { m.DelBytes(k); m.AddBytes(k, v) }
+func (m pairsMap) DelBytes(k []byte) {
 	out := (*m.p)[:0]
 	for _, kv := range *m.p {
-		if !strings.EqualFold(kv[0], k) {
+		if !strings.EqualFold(kv[0], string(k)) {
 			out = append(out, kv)
 		}
 	}
+	clear((*m.p)[len(out):])
 	*m.p = out
 }
-func (m pairsMap) SetPairs(p [][2]string) { *m.p = p }
+func (m pairsMap) Reset() { *m.p = (*m.p)[:0] }
+
+// stringBytes is a read-only view of s: HeaderMap's At and GetBytes results
+// are never written to.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // headerMap finds a map for the effective context, nil when it does not
 // exist there (e.g. request headers asked for from a root context).
@@ -67,11 +77,11 @@ func (in *instance) headerMap(t abi.MapType) HeaderMap {
 
 func hcGetHeaderMapPairs(ctx context.Context, in *instance, a []uint64) abi.Status {
 	// A map that does not exist reads as empty, as in Envoy.
-	var pairs [][2]string
+	var pairs []byte
 	if m := in.headerMap(abi.MapType(a[0])); m != nil {
-		pairs = m.Pairs()
+		pairs = serializeMap(m)
 	}
-	return in.returnBytes(ctx, serializePairs(pairs), u32(a[1]), u32(a[2]))
+	return in.returnBytes(ctx, pairs, u32(a[1]), u32(a[2]))
 }
 
 func hcSetHeaderMapPairs(_ context.Context, in *instance, a []uint64) abi.Status {
@@ -79,7 +89,8 @@ func hcSetHeaderMapPairs(_ context.Context, in *instance, a []uint64) abi.Status
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	pairs, err := deserializePairs(b)
+	// The whole map is checked before the old one is dropped.
+	r, err := newPairsReader(b)
 	if err != nil {
 		return abi.SerializationFailure
 	}
@@ -87,7 +98,10 @@ func hcSetHeaderMapPairs(_ context.Context, in *instance, a []uint64) abi.Status
 	if m == nil {
 		return abi.BadArgument
 	}
-	m.SetPairs(pairs)
+	m.Reset()
+	for k, v, ok := r.next(); ok; k, v, ok = r.next() {
+		m.AddBytes(k, v)
+	}
 	return abi.OK
 }
 
@@ -98,8 +112,9 @@ func hcGetHeaderMapSize(_ context.Context, in *instance, a []uint64) abi.Status 
 	}
 	// Envoy answers HeaderMap::byteSize(): the bytes of keys and values.
 	n := 0
-	for _, kv := range m.Pairs() {
-		n += len(kv[0]) + len(kv[1])
+	for i := range m.Len() {
+		k, v := m.At(i)
+		n += len(k) + len(v)
 	}
 	if err := putU32(in.mem, u32(a[1]), uint32(n)); err != nil {
 		return abi.InvalidMemoryAccess
@@ -117,26 +132,28 @@ func hcGetHeaderMapValue(ctx context.Context, in *instance, a []uint64) abi.Stat
 		// Envoy: the map is not available in this context.
 		return abi.BadArgument
 	}
-	v, ok := m.Get(string(key))
+	v, ok := m.GetBytes(key)
 	if !ok && in.vm.version != abi.Version010 {
 		// 0.2.0 made a missing key NotFound; 0.1.0 answered Ok and "".
 		return abi.NotFound
 	}
-	return in.returnBytes(ctx, []byte(v), u32(a[3]), u32(a[4]))
+	return in.returnBytes(ctx, v, u32(a[3]), u32(a[4]))
 }
 
-func (in *instance) keyValue(a []uint64) (HeaderMap, string, string, abi.Status) {
-	key, err := readString(in.mem, u32(a[1]), u32(a[2]))
+// keyValue reads a hostcall's map, key and value; key and value are views
+// of guest memory for the length of the hostcall.
+func (in *instance) keyValue(a []uint64) (HeaderMap, []byte, []byte, abi.Status) {
+	key, err := read(in.mem, u32(a[1]), u32(a[2]))
 	if err != nil {
-		return nil, "", "", abi.InvalidMemoryAccess
+		return nil, nil, nil, abi.InvalidMemoryAccess
 	}
-	val, err := readString(in.mem, u32(a[3]), u32(a[4]))
+	val, err := read(in.mem, u32(a[3]), u32(a[4]))
 	if err != nil {
-		return nil, "", "", abi.InvalidMemoryAccess
+		return nil, nil, nil, abi.InvalidMemoryAccess
 	}
 	m := in.headerMap(abi.MapType(a[0]))
 	if m == nil {
-		return nil, "", "", abi.BadArgument
+		return nil, nil, nil, abi.BadArgument
 	}
 	return m, key, val, abi.OK
 }
@@ -144,7 +161,7 @@ func (in *instance) keyValue(a []uint64) (HeaderMap, string, string, abi.Status)
 func hcAddHeaderMapValue(_ context.Context, in *instance, a []uint64) abi.Status {
 	m, k, v, st := in.keyValue(a)
 	if st == abi.OK {
-		m.Add(k, v)
+		m.AddBytes(k, v)
 	}
 	return st
 }
@@ -152,14 +169,14 @@ func hcAddHeaderMapValue(_ context.Context, in *instance, a []uint64) abi.Status
 func hcReplaceHeaderMapValue(_ context.Context, in *instance, a []uint64) abi.Status {
 	m, k, v, st := in.keyValue(a)
 	if st == abi.OK {
-		m.Set(k, v)
+		m.SetBytes(k, v)
 	}
 	return st
 }
 
 // hcRemoveHeaderMapValue is Ok for an absent key, as Envoy.
 func hcRemoveHeaderMapValue(_ context.Context, in *instance, a []uint64) abi.Status {
-	key, err := readString(in.mem, u32(a[1]), u32(a[2]))
+	key, err := read(in.mem, u32(a[1]), u32(a[2]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
@@ -167,6 +184,6 @@ func hcRemoveHeaderMapValue(_ context.Context, in *instance, a []uint64) abi.Sta
 	if m == nil {
 		return abi.BadArgument
 	}
-	m.Remove(key)
+	m.DelBytes(key)
 	return abi.OK
 }

@@ -66,22 +66,32 @@ var (
 )
 
 // HeaderMap is one header map of a stream, pseudo-headers (":method",
-// ":path", ":authority", ":scheme", ":status") included. Keys are lowercase
-// as Envoy passes them; an implementation should treat them
-// case-insensitively.
+// ":path", ":authority", ":scheme", ":status") first, in the form the
+// hostcalls move it: byte slices, so reading or editing a header costs no
+// conversion and no allocation. Names are lowercase as Envoy passes them;
+// an implementation matches them without regard to ASCII case.
+//
+// The slices hostabi passes in are views of the guest's memory, valid only
+// for the call: an implementation copies what it keeps. hostabi reads the
+// slices At and GetBytes return at once and never modifies them; they need
+// stay valid only until the map next changes.
 type HeaderMap interface {
-	// Len is the number of pairs Pairs would return.
+	// Len is the number of fields.
 	Len() int
-	Pairs() [][2]string
-	// Get returns the first value of key, as Envoy's
-	// proxy_get_header_map_value does.
-	Get(key string) (string, bool)
-	Add(key, value string)
-	// Set replaces every value of key.
-	Set(key, value string)
-	Remove(key string)
-	// SetPairs replaces the whole map.
-	SetPairs(pairs [][2]string)
+	// At is field i, 0 <= i < Len(), in order.
+	At(i int) (name, value []byte)
+	// GetBytes is the first value of name, as Envoy's
+	// proxy_get_header_map_value answers.
+	GetBytes(name []byte) (value []byte, ok bool)
+	// AddBytes appends a field.
+	AddBytes(name, value []byte)
+	// SetBytes replaces every value of name with one.
+	SetBytes(name, value []byte)
+	// DelBytes removes every field called name.
+	DelBytes(name []byte)
+	// Reset empties the map: proxy_set_header_map_pairs then adds the
+	// new fields one by one.
+	Reset()
 }
 
 // LocalResponse is what proxy_send_local_response asks for.

@@ -134,24 +134,40 @@ func putU64(mem api.Memory, ptr uint32, v uint64) error {
 
 // serializePairs encodes a map as the ABI does: count, (key len, value len)
 // per pair, then each key and value followed by NUL.
-func serializePairs(pairs [][2]string) []byte {
+func serializePairs(pairs [][2]string) []byte { return serializeMap(pairsMap{&pairs}) }
+
+// serializedSize is the length of m in the ABI's map encoding.
+func serializedSize(m HeaderMap) int {
 	n := 4
-	for _, p := range pairs {
-		n += 8 + len(p[0]) + len(p[1]) + 2
+	for i := range m.Len() {
+		k, v := m.At(i)
+		n += 8 + len(k) + len(v) + 2
 	}
-	b := make([]byte, 4+8*len(pairs), n)
-	binary.LittleEndian.PutUint32(b, uint32(len(pairs)))
-	for i, p := range pairs {
-		binary.LittleEndian.PutUint32(b[4+8*i:], uint32(len(p[0])))
-		binary.LittleEndian.PutUint32(b[8+8*i:], uint32(len(p[1])))
-	}
-	for _, p := range pairs {
-		b = append(b, p[0]...)
-		b = append(b, 0)
-		b = append(b, p[1]...)
-		b = append(b, 0)
-	}
+	return n
+}
+
+// serializeMap encodes m into a new slice.
+func serializeMap(m HeaderMap) []byte {
+	b := make([]byte, serializedSize(m))
+	putPairs(b, m)
 	return b
+}
+
+// putPairs encodes m into b, which is serializedSize(m) long.
+func putPairs(b []byte, m HeaderMap) {
+	n := m.Len()
+	binary.LittleEndian.PutUint32(b, uint32(n))
+	off := 4 + 8*n
+	for i := range n {
+		k, v := m.At(i)
+		binary.LittleEndian.PutUint32(b[4+8*i:], uint32(len(k)))
+		binary.LittleEndian.PutUint32(b[8+8*i:], uint32(len(v)))
+		off += copy(b[off:], k)
+		b[off] = 0
+		off += 1 + copy(b[off+1:], v)
+		b[off] = 0
+		off++
+	}
 }
 
 // Limits as proxy-wasm-cpp-host's limits.h, so a guest cannot make the host
@@ -164,28 +180,59 @@ const (
 var errSerialization = errors.New("malformed pairs")
 
 func deserializePairs(b []byte) ([][2]string, error) {
+	r, err := newPairsReader(b)
+	if err != nil || r.n == 0 {
+		return nil, err
+	}
+	out := make([][2]string, 0, r.n)
+	for k, v, ok := r.next(); ok; k, v, ok = r.next() {
+		out = append(out, [2]string{string(k), string(v)})
+	}
+	return out, nil
+}
+
+// pairsReader walks a serialized map in place: what next returns are
+// views of b.
+type pairsReader struct {
+	b         []byte
+	n, i, off int
+}
+
+// newPairsReader checks the whole encoding first, so a malformed map is
+// refused before any of it is used.
+func newPairsReader(b []byte) (pairsReader, error) {
 	if len(b) == 0 || (len(b) == 1 && b[0] == 0) {
-		return nil, nil
+		return pairsReader{}, nil
 	}
 	if len(b) < 4 || len(b) > maxPairsBytes {
-		return nil, errSerialization
+		return pairsReader{}, errSerialization
 	}
 	n := int(binary.LittleEndian.Uint32(b))
 	if n > maxPairs || 4+8*n > len(b) {
-		return nil, errSerialization
+		return pairsReader{}, errSerialization
 	}
-	out := make([][2]string, n)
 	off := 4 + 8*n
-	for i := 0; i < n; i++ {
+	for i := range n {
 		kl := int(binary.LittleEndian.Uint32(b[4+8*i:]))
 		vl := int(binary.LittleEndian.Uint32(b[8+8*i:]))
 		if kl > len(b) || vl > len(b) || off+kl+1+vl+1 > len(b) {
-			return nil, errSerialization
+			return pairsReader{}, errSerialization
 		}
-		out[i][0] = string(b[off : off+kl])
-		off += kl + 1
-		out[i][1] = string(b[off : off+vl])
-		off += vl + 1
+		off += kl + 1 + vl + 1
 	}
-	return out, nil
+	return pairsReader{b: b, n: n, off: 4 + 8*n}, nil
+}
+
+func (r *pairsReader) next() (k, v []byte, ok bool) {
+	if r.i == r.n {
+		return nil, nil, false
+	}
+	kl := int(binary.LittleEndian.Uint32(r.b[4+8*r.i:]))
+	vl := int(binary.LittleEndian.Uint32(r.b[8+8*r.i:]))
+	r.i++
+	k = r.b[r.off : r.off+kl]
+	r.off += kl + 1
+	v = r.b[r.off : r.off+vl]
+	r.off += vl + 1
+	return k, v, true
 }

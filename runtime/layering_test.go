@@ -35,7 +35,7 @@ var layers = []layer{
 		forbid: sluicePkg},
 	{pkg: "runtime/wasmfilter", why: "the Wasm binding knows the contract and the host, not the proxy",
 		forbid: func(p string) bool {
-			return sluicePkg(p) && !wasmPkg(p) && !slices.Contains([]string{"runtime/filter", "runtime/config", "runtime/pluginsource", "runtime/stats", "plugins"}, strings.TrimPrefix(p, module+"/"))
+			return sluicePkg(p) && !wasmPkg(p) && !slices.Contains([]string{"runtime/filter", "runtime/stream", "runtime/config", "runtime/pluginsource", "runtime/stats", "plugins"}, strings.TrimPrefix(p, module+"/"))
 		}},
 	{pkg: "runtime/stream", why: "the stream model is a leaf every codec shares", forbid: sluicePkg},
 	{pkg: "runtime/http1", why: "the codec knows no Wasm engine", forbid: wasmPkg},

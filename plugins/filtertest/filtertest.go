@@ -335,21 +335,27 @@ func (s *stream) SetProperty(path []string, v []byte) error {
 // headerMap is a HeaderMap over a pair list; keys are compared without case.
 type headerMap struct{ pairs [][2]string }
 
-func (m *headerMap) Len() int                    { return len(m.pairs) }
-func (m *headerMap) Pairs() [][2]string          { return append([][2]string(nil), m.pairs...) }
-func (m *headerMap) SetPairs(p [][2]string)      { m.pairs = append([][2]string(nil), p...) }
-func (m *headerMap) Get(k string) (string, bool) { return get(m.pairs, k) }
-func (m *headerMap) Add(k, v string)             { m.pairs = append(m.pairs, [2]string{strings.ToLower(k), v}) }
-func (m *headerMap) Set(k, v string)             { m.Remove(k); m.Add(k, v) }
-func (m *headerMap) Remove(k string) {
+func (m *headerMap) Len() int               { return len(m.pairs) }
+func (m *headerMap) Pairs() [][2]string     { return append([][2]string(nil), m.pairs...) }
+func (m *headerMap) At(i int) (k, v []byte) { return []byte(m.pairs[i][0]), []byte(m.pairs[i][1]) }
+func (m *headerMap) GetBytes(k []byte) ([]byte, bool) {
+	v, ok := get(m.pairs, string(k))
+	return []byte(v), ok
+}
+func (m *headerMap) AddBytes(k, v []byte) {
+	m.pairs = append(m.pairs, [2]string{strings.ToLower(string(k)), string(v)})
+}
+func (m *headerMap) SetBytes(k, v []byte) { m.DelBytes(k); m.AddBytes(k, v) }
+func (m *headerMap) DelBytes(k []byte) {
 	out := m.pairs[:0]
 	for _, kv := range m.pairs {
-		if !strings.EqualFold(kv[0], k) {
+		if !strings.EqualFold(kv[0], string(k)) {
 			out = append(out, kv)
 		}
 	}
 	m.pairs = out
 }
+func (m *headerMap) Reset() { m.pairs = nil }
 
 // builtinModule is the embedded built-in module.
 func builtinModule() []byte { return plugins.Module() }

@@ -112,6 +112,39 @@ func (h *HeaderMap) Set(name, value string) {
 // Del removes every field called name.
 func (h *HeaderMap) Del(name string) { h.delFrom(name, 0) }
 
+// GetBytes, AddBytes, SetBytes and DelBytes are Get, Add, Set and Del for
+// names and values held as bytes (a Wasm guest's memory): nothing is
+// converted, and the arguments are copied (lower-cased name) only by Add
+// and Set, so they may be reused once the call returns.
+
+// GetBytes is the first value of name (matched without regard to ASCII
+// case).
+func (h *HeaderMap) GetBytes(name []byte) ([]byte, bool) {
+	if i := index(h, name, 0); i >= 0 {
+		return h.fields[i].Value, true
+	}
+	return nil, false
+}
+
+// AddBytes appends a field, copying name (lower-cased) and value.
+func (h *HeaderMap) AddBytes(name, value []byte) {
+	h.insert(own(h, name, value))
+}
+
+// SetBytes replaces every value of name with one value.
+func (h *HeaderMap) SetBytes(name, value []byte) {
+	i := index(h, name, 0)
+	if i < 0 {
+		h.AddBytes(name, value)
+		return
+	}
+	h.fields[i] = own(h, name, value)
+	delFrom(h, name, i+1)
+}
+
+// DelBytes removes every field called name.
+func (h *HeaderMap) DelBytes(name []byte) { delFrom(h, name, 0) }
+
 // Clone is a deep copy that owns all its bytes: what a stream keeps once
 // the codec's buffer moves on.
 func (h *HeaderMap) Clone() *HeaderMap {
@@ -138,7 +171,11 @@ func (h *HeaderMap) copyField(name, value []byte) Field {
 // own copies name (lower-cased) and value into the arena. When the arena
 // grows, fields already handed out keep pointing at the old array, which
 // stays valid and unchanged.
-func (h *HeaderMap) own(name, value string) Field {
+func (h *HeaderMap) own(name, value string) Field { return own(h, name, value) }
+
+// own, index and delFrom are generic over the name's form so the string
+// and the []byte methods share one implementation.
+func own[S ~string | ~[]byte](h *HeaderMap, name, value S) Field {
 	start := len(h.arena)
 	for i := 0; i < len(name); i++ {
 		h.arena = append(h.arena, lower(name[i]))
@@ -163,7 +200,9 @@ func (h *HeaderMap) insert(f Field) {
 	h.pseudo++
 }
 
-func (h *HeaderMap) index(name string, from int) int {
+func (h *HeaderMap) index(name string, from int) int { return index(h, name, from) }
+
+func index[S ~string | ~[]byte](h *HeaderMap, name S, from int) int {
 	for i := from; i < len(h.fields); i++ {
 		if equalFold(h.fields[i].Name, name) {
 			return i
@@ -172,7 +211,9 @@ func (h *HeaderMap) index(name string, from int) int {
 	return -1
 }
 
-func (h *HeaderMap) delFrom(name string, from int) {
+func (h *HeaderMap) delFrom(name string, from int) { delFrom(h, name, from) }
+
+func delFrom[S ~string | ~[]byte](h *HeaderMap, name S, from int) {
 	out, pseudo := from, h.pseudo
 	for i := from; i < len(h.fields); i++ {
 		if equalFold(h.fields[i].Name, name) {
@@ -189,7 +230,7 @@ func (h *HeaderMap) delFrom(name string, from int) {
 }
 
 // equalFold compares a stored (lower-case) name with a name in any case.
-func equalFold(stored []byte, name string) bool {
+func equalFold[S ~string | ~[]byte](stored []byte, name S) bool {
 	if len(stored) != len(name) {
 		return false
 	}

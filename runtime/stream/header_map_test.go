@@ -75,3 +75,59 @@ func TestHeaderMapNoAllocs(t *testing.T) {
 		t.Fatalf("allocs per run = %v, want 0", n)
 	}
 }
+
+// The []byte methods behave as their string twins and keep no reference
+// to their arguments (a Wasm guest's memory, reused after the call).
+func TestHeaderMapBytes(t *testing.T) {
+	var h HeaderMap
+	name, value := []byte("X-Guest"), []byte("one")
+	h.AddBytes(name, value)
+	h.AddBytes([]byte(Path), []byte("/p"))
+	h.AddBytes([]byte("x-guest"), []byte("two"))
+	copy(name, "Y-Other")
+	copy(value, "bad")
+	if got, want := fields(&h), ":path=/p;x-guest=one;x-guest=two;"; got != want {
+		t.Fatalf("AddBytes: got %s want %s", got, want)
+	}
+	if v, ok := h.GetBytes([]byte("X-GUEST")); !ok || string(v) != "one" {
+		t.Fatalf("GetBytes = %q %v", v, ok)
+	}
+	if _, ok := h.GetBytes([]byte("x-gues")); ok {
+		t.Fatal("GetBytes matched a prefix")
+	}
+	h.SetBytes([]byte("x-Guest"), []byte("three"))
+	h.SetBytes([]byte("x-new"), []byte("n"))
+	if got, want := fields(&h), ":path=/p;x-guest=three;x-new=n;"; got != want {
+		t.Fatalf("SetBytes: got %s want %s", got, want)
+	}
+	h.DelBytes([]byte(":PATH"))
+	h.DelBytes([]byte("absent"))
+	if got, want := fields(&h), "x-guest=three;x-new=n;"; got != want {
+		t.Fatalf("DelBytes: got %s want %s", got, want)
+	}
+	h.AddBytes([]byte(Method), []byte("GET"))
+	if got, want := fields(&h), ":method=GET;x-guest=three;x-new=n;"; got != want {
+		t.Fatalf("pseudo-header order: got %s want %s", got, want)
+	}
+}
+
+// What a Wasm filter does per request through the []byte methods does not
+// allocate once the map has grown.
+func TestHeaderMapBytesNoAllocs(t *testing.T) {
+	var h HeaderMap
+	name, value := []byte("x-wasm"), []byte("1")
+	ua := []byte("user-agent")
+	run := func() {
+		h.Reset()
+		h.Add(Method, "GET")
+		h.Add("user-agent", "curl")
+		h.GetBytes(ua)
+		h.AddBytes(name, value)
+		h.SetBytes(name, value)
+		h.DelBytes(name)
+	}
+	run()
+	if n := testing.AllocsPerRun(100, run); n != 0 {
+		t.Fatalf("allocs per run = %v, want 0", n)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // wasmStreamHost is hostabi's view of a Stream: net/http types shown as
@@ -19,14 +20,14 @@ type wasmStreamHost struct{ s filter.Stream }
 func (h wasmStreamHost) Headers(t hostabi.MapType) hostabi.HeaderMap {
 	switch t {
 	case hostabi.RequestHeaders:
-		return requestHeaderMap{s: h.s}
+		return &bytesMap{m: requestHeaderMap{s: h.s}}
 	case hostabi.RequestTrailers:
 		if tr := h.s.RequestTrailers(); tr != nil {
-			return headerMap{h: tr}
+			return &bytesMap{m: headerMap{h: tr}}
 		}
 	case hostabi.ResponseHeaders:
 		if r := h.s.Response(); r != nil {
-			return responseHeaderMap{r: r}
+			return &bytesMap{m: responseHeaderMap{r: r}}
 		}
 	case hostabi.ResponseTrailers:
 		if r := h.s.Response(); r != nil {
@@ -34,11 +35,52 @@ func (h wasmStreamHost) Headers(t hostabi.MapType) hostabi.HeaderMap {
 				// Trailers a filter adds before any arrived are kept.
 				r.Trailer = http.Header{}
 			}
-			return headerMap{h: r.Trailer}
+			return &bytesMap{m: headerMap{h: r.Trailer}}
 		}
 	}
 	return nil
 }
+
+// The header maps hostabi edits are a *stream.HeaderMap once the proxy's
+// filters hold one; until then the adapters below show net/http's types.
+var _ hostabi.HeaderMap = (*stream.HeaderMap)(nil)
+
+// stringMap is what the net/http adapters below implement.
+type stringMap interface {
+	Len() int
+	Pairs() [][2]string
+	Get(k string) (string, bool)
+	Add(k, v string)
+	Set(k, v string)
+	Remove(k string)
+	SetPairs(p [][2]string)
+}
+
+// bytesMap shows a stringMap as hostabi's []byte HeaderMap. At reads a
+// snapshot of the pairs taken at its first call and dropped on a change.
+type bytesMap struct {
+	m     stringMap
+	pairs [][2]string
+}
+
+func (b *bytesMap) Len() int { return b.m.Len() }
+func (b *bytesMap) At(i int) (name, value []byte) {
+	if b.pairs == nil {
+		b.pairs = b.m.Pairs()
+	}
+	return []byte(b.pairs[i][0]), []byte(b.pairs[i][1])
+}
+func (b *bytesMap) GetBytes(k []byte) ([]byte, bool) {
+	v, ok := b.m.Get(string(k))
+	return []byte(v), ok
+}
+func (b *bytesMap) AddBytes(k, v []byte) { b.pairs = nil; b.m.Add(string(k), string(v)) }
+func (b *bytesMap) SetBytes(k, v []byte) { b.pairs = nil; b.m.Set(string(k), string(v)) }
+func (b *bytesMap) DelBytes(k []byte)    { b.pairs = nil; b.m.Remove(string(k)) }
+
+// Reset keeps the pseudo-headers of a request or response (SetPairs
+// replaces only those it is given), as before.
+func (b *bytesMap) Reset() { b.pairs = nil; b.m.SetPairs(nil) }
 
 func (h wasmStreamHost) SendLocalResponse(r hostabi.LocalResponse) {
 	hdr := http.Header{}
