@@ -50,6 +50,7 @@ type Cluster struct {
 	scheme   string
 
 	pool      connPool
+	spool     streamPool // Send's side of pool
 	closePool func()
 	limiter   *connLimiter
 	dialer    *dialer // the pools' and Connect's
@@ -163,7 +164,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 			}
 		}
 		p := newHTTP1Pool(d, lim, idle, maxConns)
-		c.pool, c.closePool = p, p.closeAll
+		c.pool, c.spool, c.closePool = p, p, p.closeAll
 		c.slots = make(chan struct{}, maxConns)
 	case "h2", "h2c":
 		c.scheme = "http"
@@ -176,6 +177,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		p := newHTTP2Pool(d, idle, c.protocol == "h2c", lim.MaxRequestsPerConnection)
 		p.enterPending, p.leavePending = c.enterPending, c.leavePending
 		c.pool, c.closePool = p, p.closeAll
+		c.spool = &httpSender{rt: p.RoundTrip, scheme: c.scheme}
 	case "downstream":
 		// The request's own protocol, as Envoy's use_downstream_protocol
 		// and Istio's default (no h2 upgrade): HTTP/1.x over the http1
@@ -193,7 +195,8 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		h1 := newHTTP1Pool(d, lim, idle, maxConns)
 		h2 := newHTTP2Pool(d, idle, cfg.TLS == nil, lim.MaxRequestsPerConnection)
 		h2.enterPending, h2.leavePending = c.enterPending, c.leavePending
-		c.pool = &downstreamPool{h1: h1, h2: h2}
+		dp := &downstreamPool{h1: h1, h2: h2, h2Send: httpSender{rt: h2.RoundTrip, scheme: c.scheme}}
+		c.pool, c.spool = dp, dp
 		c.closePool = func() { h1.closeAll(); h2.closeAll() }
 		c.slots = make(chan struct{}, maxConns)
 	case "h3":
@@ -203,6 +206,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		}
 		t := newHTTP3Pool(d, idle)
 		c.pool = t
+		c.spool = &httpSender{rt: t.RoundTrip, scheme: c.scheme}
 		c.closePool = func() {
 			// Closing the transport aborts its streams: only once the
 			// last request ended; until then drop idle connections.

@@ -261,8 +261,16 @@ func newHTTP3Pool(d *dialer, idle time.Duration) *h3Pool {
 // HTTP/2 and HTTP/3 over h2. gRPC and anything else that needs HTTP/2
 // arrives over HTTP/2 and stays on it.
 type downstreamPool struct {
-	h1 *h1Pool
-	h2 *h2Pool
+	h1     *h1Pool
+	h2     *h2Pool
+	h2Send httpSender
+}
+
+func (p *downstreamPool) send(ctx context.Context, req *Request, addr string) (*responseState, error) {
+	if req.ProtoMajor >= 2 {
+		return p.h2Send.send(ctx, req, addr)
+	}
+	return p.h1.send(ctx, req, addr)
 }
 
 func (p *downstreamPool) RoundTrip(req *http.Request) (*http.Response, error) {

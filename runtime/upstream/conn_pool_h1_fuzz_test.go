@@ -79,8 +79,7 @@ func FuzzH1Response(f *testing.F) {
 			req.Header.Set("Connection", "Upgrade")
 			req.Header.Set("Upgrade", "websocket")
 		}
-		c, _, _ := p.get(context.Background(), "up")
-		resp, err := p.roundTrip(c, req)
+		resp, err := p.RoundTrip(req)
 		pooled := func() bool { return len(p.idle["up"]) > 0 }
 		if err != nil {
 			if pooled() {
@@ -113,8 +112,8 @@ func FuzzH1Response(f *testing.F) {
 		if readErr != nil {
 			t.Fatalf("connection kept after a body error %v", readErr)
 		}
-		if c.br.Buffered() != 0 {
-			t.Fatalf("connection kept with %d unread bytes", c.br.Buffered())
+		if c := p.idle["up"][0]; len(c.cc.Buffered()) != 0 {
+			t.Fatalf("connection kept with %d unread bytes", len(c.cc.Buffered()))
 		}
 		if resp.Close {
 			t.Fatal("connection kept though the response said close")

@@ -3,7 +3,6 @@ package upstream
 import (
 	"crypto/tls"
 	"net"
-	"time"
 )
 
 // idlePeek checks an HTTP/1.1 connection between two responses: nothing
@@ -15,7 +14,7 @@ import (
 // connections; so do we.
 //
 // Two checks. When a response ends, the connection's read buffers must be
-// empty (hasUnread). When an idle connection is handed out again, the
+// empty (http1.ClientConn.Reusable, with peekTLS over TLS). When an idle connection is handed out again, the
 // socket must have nothing to read (quiet): one non-blocking
 // recv(MSG_PEEK) on unix. Go's Transport instead keeps a read blocked on
 // every idle connection, which costs a goroutine per connection and a
@@ -49,22 +48,4 @@ func socketOf(conn net.Conn) (net.Conn, bool) {
 			return conn, isTLS
 		}
 	}
-}
-
-// hasUnread tells whether anything was received past the end of the
-// response just read: bytes in our read buffer or, over TLS, decrypted
-// bytes or whole records tls.Conn read ahead. The TLS look is a read with
-// an expired deadline, which tls.Conn answers from its buffers without a
-// system call and does not hold against the connection.
-func (c *h1Conn) hasUnread() bool {
-	if c.br.Buffered() > 0 {
-		return true
-	}
-	if !c.idle.tls {
-		return false
-	}
-	c.conn.SetReadDeadline(aLongTimeAgo)
-	_, err := c.br.Peek(1)
-	c.conn.SetReadDeadline(time.Time{})
-	return !isTimeout(err)
 }
