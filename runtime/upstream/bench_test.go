@@ -83,7 +83,7 @@ func startBenchServer(b *testing.B, withH2C bool) string {
 // startCannedServer answers every request with a fixed response, reading
 // just up to the blank line: a server that costs almost nothing, so the
 // client side dominates the profile.
-func startCannedServer(b *testing.B) string {
+func startCannedServer(b testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -168,6 +168,29 @@ func BenchmarkClientHTTP1(b *testing.B) {
 		defer m.Close()
 		c := m.Cluster("c")
 		run(b, func(r *http.Request) (*http.Response, error) { return c.RoundTrip(r, Pick{}) })
+	})
+	b.Run("cluster_send", func(b *testing.B) {
+		// The stream-model path the router takes: no *http.Request, a
+		// header map reused per goroutine, a cancelable context.
+		m, err := NewManager([]config.Cluster{{Name: "c", Endpoints: []string{addr}}}, stats.NewRegistry(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close()
+		c := m.Cluster("c")
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req := &Request{Headers: headers("GET", "/", addr, "user-agent", "bench")}
+			buf := make([]byte, 512)
+			for pb.Next() {
+				if err := sendOnce(ctx, c, req, buf); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	})
 	b.Run("net_http", func(b *testing.B) {
 		tr := &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}
