@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -184,11 +185,21 @@ func (x *httpExchange) upgrade() (io.ReadWriteCloser, error) {
 func (p *h1Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := requestFromHTTP(req)
 	st, err := p.send(req.Context(), r, req.URL.Host)
+	if r.BodyStream == nil {
+		// Nothing reads it any more (a streamed body's writer reads its
+		// trailers after the body).
+		r.Headers.Reset()
+		*r = Request{Headers: r.Headers}
+		requestPool.Put(r)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return responseToHTTP(st, req)
 }
+
+// requestPool keeps RoundTrip's Requests and their header maps.
+var requestPool = sync.Pool{New: func() any { return &Request{Headers: new(stream.HeaderMap)} }}
 
 // closeBody closes a request body the pool will not send, as a
 // RoundTripper must.
@@ -199,7 +210,8 @@ func closeBody(req *http.Request) {
 }
 
 func requestFromHTTP(req *http.Request) *Request {
-	h := new(stream.HeaderMap)
+	r := requestPool.Get().(*Request)
+	h := r.Headers
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet
@@ -216,7 +228,7 @@ func requestFromHTTP(req *http.Request) *Request {
 			h.Add(k, v)
 		}
 	}
-	r := &Request{Headers: h, ProtoMajor: req.ProtoMajor, closeAfter: req.Close}
+	r.ProtoMajor, r.closeAfter = req.ProtoMajor, req.Close
 	if req.Body != nil && req.Body != http.NoBody {
 		r.BodyStream, r.BodyLength = req.Body, req.ContentLength
 		if len(req.Trailer) > 0 {
@@ -252,18 +264,20 @@ func (t *httpTrailerReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// responseToHTTP is an HTTP/1.1 exchange's response as an *http.Response.
+// responseToHTTP is an HTTP/1.1 exchange's response as an *http.Response:
+// names and values are one string, the values one slice, and the
+// response and its body one allocation.
 func responseToHTTP(st *responseState, req *http.Request) (*http.Response, error) {
 	c := st.src.(*h1Conn)
 	hr := c.resp
-	resp := Response{st: st, gen: st.gen.Load()}
-	out := &http.Response{
-		Status:        strconv.Itoa(st.status) + " " + http.StatusText(st.status),
+	x := &httpResponse{}
+	out := &x.resp
+	*out = http.Response{
+		Status:        statusText(st.status),
 		StatusCode:    st.status,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    hr.Minor,
-		Header:        make(http.Header, st.headers.Len()),
 		ContentLength: hr.ContentLength,
 		Close:         !hr.KeepAlive,
 		Request:       req,
@@ -271,15 +285,9 @@ func responseToHTTP(st *responseState, req *http.Request) (*http.Response, error
 	if hr.Minor == 0 {
 		out.Proto = "HTTP/1.0"
 	}
-	for name, value := range st.headers.All() {
-		if name[0] == ':' {
-			continue
-		}
-		k := http.CanonicalHeaderKey(string(name))
-		out.Header[k] = append(out.Header[k], string(value))
-	}
+	out.Header = headerFromMap(st.headers)
 	if hr.Chunked {
-		out.TransferEncoding = []string{"chunked"}
+		out.TransferEncoding = chunkedTE
 		if tr := out.Header["Trailer"]; len(tr) > 0 {
 			out.Trailer = http.Header{}
 			for _, v := range tr {
@@ -292,6 +300,7 @@ func responseToHTTP(st *responseState, req *http.Request) (*http.Response, error
 			delete(out.Header, "Trailer")
 		}
 	}
+	resp := st.handle()
 	if st.status == http.StatusSwitchingProtocols {
 		rwc, err := resp.Upgrade()
 		if err != nil {
@@ -306,8 +315,80 @@ func responseToHTTP(st *responseState, req *http.Request) (*http.Response, error
 		out.Body = http.NoBody
 		return out, nil
 	}
-	out.Body = &h1HTTPBody{resp: resp, out: out}
+	x.body = h1HTTPBody{resp: resp, out: out}
+	out.Body = &x.body
 	return out, nil
+}
+
+var chunkedTE = []string{"chunked"}
+
+// httpResponse is an *http.Response with its body, allocated together.
+type httpResponse struct {
+	resp http.Response
+	body h1HTTPBody
+}
+
+// headerFromMap is h's regular fields as an http.Header with canonical
+// names: one string holds every name and value, one slice every value.
+func headerFromMap(h *stream.HeaderMap) http.Header {
+	total, n := 0, 0
+	for name, value := range h.All() {
+		if name[0] != ':' {
+			total += len(name) + len(value)
+			n++
+		}
+	}
+	var sb strings.Builder
+	sb.Grow(total)
+	for name, value := range h.All() {
+		if name[0] == ':' {
+			continue
+		}
+		upper := true
+		for _, ch := range name {
+			if upper && 'a' <= ch && ch <= 'z' {
+				ch -= 'a' - 'A'
+			}
+			upper = ch == '-'
+			sb.WriteByte(ch)
+		}
+		sb.Write(value)
+	}
+	s := sb.String()
+	out := make(http.Header, n)
+	vals := make([]string, n)
+	i, off := 0, 0
+	for name, value := range h.All() {
+		if name[0] == ':' {
+			continue
+		}
+		key := s[off : off+len(name)]
+		off += len(name)
+		vals[i] = s[off : off+len(value)]
+		off += len(value)
+		if old, ok := out[key]; ok {
+			out[key] = append(old, vals[i])
+		} else {
+			out[key] = vals[i : i+1 : i+1]
+		}
+		i++
+	}
+	return out
+}
+
+// statusTexts are "200 OK" and the like, made once.
+var statusTexts = func() (t [600]string) {
+	for code := 100; code < 600; code++ {
+		t[code] = strconv.Itoa(code) + " " + http.StatusText(code)
+	}
+	return t
+}()
+
+func statusText(code int) string {
+	if code >= 100 && code < 600 {
+		return statusTexts[code]
+	}
+	return strconv.Itoa(code)
 }
 
 // h1HTTPBody is an *http.Response body over a Response: at its end the
