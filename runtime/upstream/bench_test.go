@@ -160,24 +160,22 @@ func BenchmarkClientHTTP1(b *testing.B) {
 			}
 		})
 	}
-	b.Run("cluster", func(b *testing.B) {
+	cluster := func(b *testing.B) *Cluster {
 		m, err := NewManager([]config.Cluster{{Name: "c", Endpoints: []string{addr}}}, stats.NewRegistry(), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer m.Close()
-		c := m.Cluster("c")
+		b.Cleanup(m.Close)
+		return m.Cluster("c")
+	}
+	b.Run("cluster", func(b *testing.B) {
+		c := cluster(b)
 		run(b, func(r *http.Request) (*http.Response, error) { return c.RoundTrip(r, Pick{}) })
 	})
 	b.Run("cluster_send", func(b *testing.B) {
 		// The stream-model path the router takes: no *http.Request, a
 		// header map reused per goroutine, a cancelable context.
-		m, err := NewManager([]config.Cluster{{Name: "c", Endpoints: []string{addr}}}, stats.NewRegistry(), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer m.Close()
-		c := m.Cluster("c")
+		c := cluster(b)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			ctx, cancel := context.WithCancel(context.Background())

@@ -351,53 +351,18 @@ func UpstreamAddress(resp *http.Response) string {
 // the proxy applies its per-try and route timeouts there. Like an
 // http.RoundTripper, RoundTrip closes req.Body, on error too.
 func (c *Cluster) RoundTrip(req *http.Request, pick Pick) (*http.Response, error) {
-	if c.active.Add(1) > c.maxRequests {
-		c.active.Add(-1)
-		c.m.rqOverflow.Inc()
+	ep, slot, err := c.startTry(req.Context(), multiplexed(c.pool, req), pick)
+	if err != nil {
 		closeBody(req)
-		return nil, c.fail(Overflow, "", fmt.Errorf("max_requests %d reached: %w", c.maxRequests, ErrOverflow))
+		return nil, err
 	}
-	c.m.rqActive.Add(1)
-	slot := c.slots != nil && !multiplexed(c.pool, req)
-	if slot {
-		if err := c.waitSlot(req.Context()); err != nil {
-			c.active.Add(-1)
-			c.m.rqActive.Add(-1)
-			closeBody(req)
-			return nil, err
-		}
-	}
-	ep := c.pickEndpoint(pick)
-	if ep == nil {
-		c.releaseRequest(nil, slot)
-		closeBody(req)
-		return nil, c.fail(NoHealthyUpstream, "", ErrNoHealthyUpstream)
-	}
-	ep.active.Add(1)
 	req.URL.Scheme = c.scheme
 	req.URL.Host = ep.addr
 	resp, err := c.pool.RoundTrip(req)
 	if err != nil {
-		f := classify(err)
-		if ctxErr := req.Context().Err(); ctxErr != nil && (f != ConnectFailure || errors.Is(err, ctxErr)) {
-			// The caller's deadline or cancel, whatever the transport
-			// made of it.
-			f = classify(ctxErr)
-		}
-		if c.outlier != nil && (f == ConnectFailure || f == Reset || f == Timeout) {
-			c.outlier.record(ep, true)
-		}
-		c.releaseRequest(ep, slot)
-		return nil, c.fail(f, ep.addr, err)
+		return nil, c.tryFailed(req.Context(), ep, slot, err)
 	}
-	if c.outlier != nil {
-		c.outlier.record(ep, resp.StatusCode >= 500)
-	}
-	if cls := resp.StatusCode / 100; cls >= 1 && cls <= 5 {
-		c.m.rqTotal[cls].Inc()
-	} else {
-		c.m.rqTotal[0].Inc()
-	}
+	c.tryAnswered(ep, resp.StatusCode)
 	resp.Request = req
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
@@ -407,6 +372,63 @@ func (c *Cluster) RoundTrip(req *http.Request, pick Pick) (*http.Response, error
 	}
 	resp.Body = &trackedBody{rc: resp.Body, c: c, ep: ep, slot: slot}
 	return resp, nil
+}
+
+// startTry takes what a try needs before it is sent: a max_requests
+// token, an http1 connection slot unless the try is multiplexed (waiting
+// as a pending request, bounded by ctx), and an endpoint. The try then
+// ends with tryFailed, or with releaseRequest once its response is done.
+func (c *Cluster) startTry(ctx context.Context, multiplexed bool, pick Pick) (ep *endpoint, slot bool, err error) {
+	if c.active.Add(1) > c.maxRequests {
+		c.active.Add(-1)
+		c.m.rqOverflow.Inc()
+		return nil, false, c.fail(Overflow, "", fmt.Errorf("max_requests %d reached: %w", c.maxRequests, ErrOverflow))
+	}
+	c.m.rqActive.Add(1)
+	slot = c.slots != nil && !multiplexed
+	if slot {
+		if err := c.waitSlot(ctx); err != nil {
+			c.active.Add(-1)
+			c.m.rqActive.Add(-1)
+			return nil, false, err
+		}
+	}
+	ep = c.pickEndpoint(pick)
+	if ep == nil {
+		c.releaseRequest(nil, slot)
+		return nil, false, c.fail(NoHealthyUpstream, "", ErrNoHealthyUpstream)
+	}
+	ep.active.Add(1)
+	return ep, slot, nil
+}
+
+// tryFailed ends a try that got no response: the failure is classified
+// (the caller's deadline or cancel wins over what the transport made of
+// it), counted against the endpoint's outlier state and returned as an
+// *Error.
+func (c *Cluster) tryFailed(ctx context.Context, ep *endpoint, slot bool, err error) error {
+	f := classify(err)
+	if ctxErr := ctx.Err(); ctxErr != nil && (f != ConnectFailure || errors.Is(err, ctxErr)) {
+		f = classify(ctxErr)
+	}
+	if c.outlier != nil && (f == ConnectFailure || f == Reset || f == Timeout) {
+		c.outlier.record(ep, true)
+	}
+	c.releaseRequest(ep, slot)
+	return c.fail(f, ep.addr, err)
+}
+
+// tryAnswered counts a response by status, for metrics and outlier
+// detection.
+func (c *Cluster) tryAnswered(ep *endpoint, status int) {
+	if c.outlier != nil {
+		c.outlier.record(ep, status >= 500)
+	}
+	if cls := status / 100; cls >= 1 && cls <= 5 {
+		c.m.rqTotal[cls].Inc()
+	} else {
+		c.m.rqTotal[0].Inc()
+	}
 }
 
 func (c *Cluster) fail(f Failure, addr string, err error) *Error {

@@ -21,7 +21,8 @@ const smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nINJECTED"
 
 // TestH1NoReuseWithUnreadBytes: a connection with bytes past the end of a
 // response is closed, never handed to the next request, whether the bytes
-// came with the response or later while it idled.
+// came with the response or later while it idled; through RoundTrip and
+// through Send alike.
 func TestH1NoReuseWithUnreadBytes(t *testing.T) {
 	tests := []struct {
 		name, method string
@@ -37,45 +38,63 @@ func TestH1NoReuseWithUnreadBytes(t *testing.T) {
 		{"late bytes while idle", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", smuggled},
 		{"a single late byte", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "H"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			firstRead := make(chan struct{})
-			lateWritten := make(chan struct{})
-			s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
-				if r.URL.Path == "/attack" {
-					io.WriteString(c, tt.wire)
-					if tt.late != "" {
-						<-firstRead
-						io.WriteString(c, tt.late)
-						close(lateWritten)
+	for _, api := range []string{"RoundTrip", "Send"} {
+		for _, tt := range tests {
+			t.Run(api+"/"+tt.name, func(t *testing.T) {
+				firstRead := make(chan struct{})
+				lateWritten := make(chan struct{})
+				s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
+					if r.URL.Path == "/attack" {
+						io.WriteString(c, tt.wire)
+						if tt.late != "" {
+							<-firstRead
+							io.WriteString(c, tt.late)
+							close(lateWritten)
+						}
+						return true
 					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nown")
 					return true
+				})
+				c := h1Cluster(t, s.addr, config.Limits{})
+				fetch(t, c, api, tt.method, "/attack")
+				close(firstRead)
+				if tt.late != "" {
+					<-lateWritten
+					time.Sleep(20 * time.Millisecond) // into the pool's socket
 				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nown")
-				return true
+				if body, err := fetch(t, c, api, "GET", "/next"); err != nil || body != "own" {
+					t.Fatalf("next request got %q %v, want its own answer", body, err)
+				}
+				if n := s.conns.Load(); n != 2 {
+					t.Errorf("%d connections, want 2 (the dirty one closed)", n)
+				}
 			})
-			c := h1Cluster(t, s.addr, config.Limits{})
-			req, _ := http.NewRequest(tt.method, "http://x/attack", nil)
-			resp, err := c.RoundTrip(req, Pick{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			close(firstRead)
-			if tt.late != "" {
-				<-lateWritten
-				time.Sleep(20 * time.Millisecond) // into the pool's socket
-			}
-			_, body, err := do(t, c, "GET", nil)
-			if err != nil || body != "own" {
-				t.Fatalf("next request got %q %v, want its own answer", body, err)
-			}
-			if n := s.conns.Load(); n != 2 {
-				t.Errorf("%d connections, want 2 (the dirty one closed)", n)
-			}
-		})
+		}
 	}
+}
+
+// fetch sends a bodiless request through the old API (RoundTrip) or the
+// stream model's (Send) and reads the whole answer.
+func fetch(t *testing.T, c *Cluster, api, method, path string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if api == "Send" {
+		resp, err := c.Send(ctx, &Request{Headers: headers(method, path, "x")}, Pick{})
+		if err != nil {
+			return "", err
+		}
+		return readAll(t, resp)
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, "http://x"+path, nil)
+	resp, err := c.RoundTrip(req, Pick{})
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 // TestH1FramingDoubtsCloseOrFail: a response whose framing cannot be

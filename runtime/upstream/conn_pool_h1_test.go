@@ -408,38 +408,49 @@ func TestH1Upgrade(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
 			return false
 		}
-		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		// Bytes of the new protocol may come with the 101.
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello")
 		io.Copy(c, br) // echo
 		return false
 	})
 	c := h1Cluster(t, s.addr, config.Limits{})
-	req, _ := http.NewRequest("GET", "http://x/ws", nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	resp, err := c.RoundTrip(req, Pick{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 101 {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	rw, ok := resp.Body.(io.ReadWriteCloser)
-	if !ok {
-		t.Fatalf("101 body %T is not writable", resp.Body)
-	}
-	if _, err := rw.Write([]byte("ping")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(rw, buf); err != nil || string(buf) != "ping" {
-		t.Errorf("echo %q %v", buf, err)
-	}
-	if c.Status().ActiveRequests != 1 {
-		t.Error("an open upgraded stream should count as active")
-	}
-	rw.Close()
-	if c.Status().ActiveRequests != 0 {
-		t.Error("upgraded stream still active after Close")
+	for _, api := range []string{"RoundTrip", "Send"} {
+		var rw io.ReadWriteCloser
+		if api == "Send" {
+			resp, err := send(t, c, &Request{Headers: headers("GET", "/ws", "x", "connection", "Upgrade", "upgrade", "websocket")})
+			if err != nil || resp.Status() != 101 {
+				t.Fatalf("%s: %d %v", api, resp.Status(), err)
+			}
+			if rw, err = resp.Upgrade(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			req, _ := http.NewRequest("GET", "http://x/ws", nil)
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			resp, err := c.RoundTrip(req, Pick{})
+			if err != nil || resp.StatusCode != 101 {
+				t.Fatalf("%s: %v %v", api, resp, err)
+			}
+			var ok bool
+			if rw, ok = resp.Body.(io.ReadWriteCloser); !ok {
+				t.Fatalf("101 body %T is not writable", resp.Body)
+			}
+		}
+		if _, err := rw.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 9)
+		if _, err := io.ReadFull(rw, buf); err != nil || string(buf) != "helloping" {
+			t.Errorf("%s: read %q %v, want the early bytes then the echo", api, buf, err)
+		}
+		if c.Status().ActiveRequests != 1 {
+			t.Errorf("%s: an open upgraded stream should count as active", api)
+		}
+		rw.Close()
+		if c.Status().ActiveRequests != 0 {
+			t.Errorf("%s: upgraded stream still active after Close", api)
+		}
 	}
 }
 

@@ -3,7 +3,6 @@ package upstream
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -302,49 +301,16 @@ type streamPool interface {
 //
 // On a reused HTTP/1.1 connection it allocates nothing.
 func (c *Cluster) Send(ctx context.Context, req *Request, pick Pick) (Response, error) {
-	if c.active.Add(1) > c.maxRequests {
-		c.active.Add(-1)
-		c.m.rqOverflow.Inc()
+	ep, slot, err := c.startTry(ctx, c.sendMultiplexed(req), pick)
+	if err != nil {
 		req.closeStream()
-		return Response{}, c.fail(Overflow, "", fmt.Errorf("max_requests %d reached: %w", c.maxRequests, ErrOverflow))
+		return Response{}, err
 	}
-	c.m.rqActive.Add(1)
-	slot := c.slots != nil && !c.sendMultiplexed(req)
-	if slot {
-		if err := c.waitSlot(ctx); err != nil {
-			c.active.Add(-1)
-			c.m.rqActive.Add(-1)
-			req.closeStream()
-			return Response{}, err
-		}
-	}
-	ep := c.pickEndpoint(pick)
-	if ep == nil {
-		c.releaseRequest(nil, slot)
-		req.closeStream()
-		return Response{}, c.fail(NoHealthyUpstream, "", ErrNoHealthyUpstream)
-	}
-	ep.active.Add(1)
 	st, err := c.spool.send(ctx, req, ep.addr)
 	if err != nil {
-		f := classify(err)
-		if ctxErr := ctx.Err(); ctxErr != nil && (f != ConnectFailure || errors.Is(err, ctxErr)) {
-			f = classify(ctxErr)
-		}
-		if c.outlier != nil && (f == ConnectFailure || f == Reset || f == Timeout) {
-			c.outlier.record(ep, true)
-		}
-		c.releaseRequest(ep, slot)
-		return Response{}, c.fail(f, ep.addr, err)
+		return Response{}, c.tryFailed(ctx, ep, slot, err)
 	}
-	if c.outlier != nil {
-		c.outlier.record(ep, st.status >= 500)
-	}
-	if cls := st.status / 100; cls >= 1 && cls <= 5 {
-		c.m.rqTotal[cls].Inc()
-	} else {
-		c.m.rqTotal[0].Inc()
-	}
+	c.tryAnswered(ep, st.status)
 	st.endpoint = ep.addr
 	st.cl, st.ep, st.slot = c, ep, slot
 	return st.handle(), nil

@@ -233,47 +233,6 @@ func TestSendInterimAndUpgrade(t *testing.T) {
 	eventually(t, 2*time.Second, "connections closed", func() bool { return c.limiter.active.Load() == 0 })
 }
 
-// TestSendUpgrade: a 101 to a WebSocket request hands over the connection,
-// bytes the upstream sent right after the 101 included; the request stays
-// active until the upgraded connection closes.
-func TestSendUpgrade(t *testing.T) {
-	s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
-		if r.Header.Get("Upgrade") != "websocket" || !strings.EqualFold(r.Header.Get("Connection"), "upgrade") {
-			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-			return false
-		}
-		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello")
-		io.Copy(c, br) // echo
-		return false
-	})
-	c := h1Cluster(t, s.addr, config.Limits{})
-	resp, err := send(t, c, &Request{Headers: headers("GET", "/ws", "x", "connection", "Upgrade", "upgrade", "websocket")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Status() != 101 {
-		t.Fatalf("status %d", resp.Status())
-	}
-	rw, err := resp.Upgrade()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rw.Write([]byte("ping")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 9)
-	if _, err := io.ReadFull(rw, buf); err != nil || string(buf) != "helloping" {
-		t.Errorf("read %q %v, want the early bytes then the echo", buf, err)
-	}
-	if c.Status().ActiveRequests != 1 {
-		t.Error("an upgraded stream should count as active")
-	}
-	rw.Close()
-	if c.Status().ActiveRequests != 0 {
-		t.Error("upgraded stream still active after Close")
-	}
-}
-
 // TestSendMidBodyClose: an upstream that closes before its body's end
 // gives io.ErrUnexpectedEOF after the bytes it sent, for Content-Length
 // and chunked bodies, and its connection is not reused.
@@ -297,56 +256,6 @@ func TestSendMidBodyClose(t *testing.T) {
 			t.Errorf("%q: body %q err %v, want the partial body and unexpected EOF", wire, body, err)
 		}
 		eventually(t, 2*time.Second, "connection closed", func() bool { return c.limiter.active.Load() == 0 })
-	}
-}
-
-// TestSendHostileExtraBytes: bytes past a response's framed end (with the
-// response, or while the connection idles) never reach the next request.
-func TestSendHostileExtraBytes(t *testing.T) {
-	for _, tt := range []struct{ name, wire, late string }{
-		{"after content-length body", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + smuggled, ""},
-		{"after chunked body", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n" + smuggled, ""},
-		{"body on 304", "HTTP/1.1 304 Not Modified\r\n\r\n" + smuggled, ""},
-		{"late, while idle", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", smuggled},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			firstRead := make(chan struct{})
-			lateWritten := make(chan struct{})
-			s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
-				if r.URL.Path == "/attack" {
-					io.WriteString(c, tt.wire)
-					if tt.late != "" {
-						<-firstRead
-						io.WriteString(c, tt.late)
-						close(lateWritten)
-					}
-					return true
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nown")
-				return true
-			})
-			c := h1Cluster(t, s.addr, config.Limits{})
-			resp, err := send(t, c, &Request{Headers: headers("GET", "/attack", "x")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			readAll(t, resp)
-			close(firstRead)
-			if tt.late != "" {
-				<-lateWritten
-				time.Sleep(20 * time.Millisecond) // into the pool's socket
-			}
-			resp, err = send(t, c, &Request{Headers: headers("GET", "/next", "x")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if body, err := readAll(t, resp); err != nil || body != "own" {
-				t.Fatalf("next request got %q %v, want its own answer", body, err)
-			}
-			if n := s.conns.Load(); n != 2 {
-				t.Errorf("%d connections, want 2 (the dirty one closed)", n)
-			}
-		})
 	}
 }
 
