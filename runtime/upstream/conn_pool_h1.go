@@ -479,6 +479,7 @@ func (c *h1Conn) finish(aborted bool) {
 	}
 	switch {
 	case reuse:
+		c.ctx = nil // an idle connection keeps nothing of the request
 		c.pool.put(c)
 	case c.bodyDone != nil:
 		c.conn.Close() // the writer may still use the write buffer
