@@ -86,6 +86,7 @@ func TestSendRequestBodies(t *testing.T) {
 		body, te, cl, tr string
 	}{
 		{"whole", &Request{Headers: headers("POST", "/a%2Fb?x=1", "svc.example"), Body: []byte("sized")}, "sized", "", "5", ""},
+		{"whole, larger than written inline", &Request{Headers: headers("POST", "/", "svc.example"), Body: bytes.Repeat([]byte("x"), wholeBodyInline+1)}, strings.Repeat("x", wholeBodyInline+1), "", strconv.Itoa(wholeBodyInline + 1), ""},
 		{"whole empty", &Request{Headers: headers("POST", "/", "svc.example"), Body: []byte{}}, "", "", "0", ""},
 		{"stream with length", &Request{Headers: headers("PUT", "/", "svc.example"), BodyStream: strings.NewReader("0123456789"), BodyLength: 10}, "0123456789", "", "10", ""},
 		{"stream chunked with trailers", &Request{Headers: headers("POST", "/", "svc.example", "trailer", "x-checksum"), BodyStream: &fillOnEOF{r: pr, h: trailers, name: "x-checksum", value: "abc"}, BodyLength: -1, Trailers: trailers}, "streamed", "chunked", "", "abc"},
@@ -424,6 +425,9 @@ func TestSendClosedHandle(t *testing.T) {
 	readAll(t, fourth)
 	if n := s.conns.Load(); n != 2 {
 		t.Errorf("%d connections, want 2 (the half-read one closed)", n)
+	}
+	if n := c.Status().ActiveRequests; n != 0 {
+		t.Errorf("%d requests still active after every Response was closed", n)
 	}
 }
 
