@@ -26,7 +26,7 @@ func AppendField(dst []byte, name, value string) []byte {
 	return append(dst, "\r\n"...)
 }
 
-func appendClean(dst []byte, s string) []byte {
+func appendClean[T string | []byte](dst []byte, s T) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == '\r' || c == '\n' || c == 0 {
