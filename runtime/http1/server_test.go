@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // startServer serves h on a loopback port until the test ends.
@@ -672,6 +674,24 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	b.Run("http1", func(b *testing.B) {
 		idleConnMemory(b, func(ln net.Listener) func() {
 			s := &Server{Handler: h}
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go s.ServeConn(c, nil)
+				}
+			}()
+			return s.Close
+		})
+	})
+	b.Run("stream", func(b *testing.B) {
+		idleConnMemory(b, func(ln net.Listener) func() {
+			s := &Server{StreamHandler: streamFunc(func(s stream.ServerStream) {
+				s.WriteHeaders(headers("200"), false)
+				s.WriteBody([]byte("ok"), true)
+			})}
 			go func() {
 				for {
 					c, err := ln.Accept()
