@@ -218,15 +218,23 @@ func (s *serverStream) WriteHeaders(h *stream.HeaderMap, endStream bool) error {
 	return nil
 }
 
-func (s *serverStream) WriteBody(p []byte, endStream bool) error {
+// lockBody locks the encoder for a write after the head; the caller
+// unlocks it, error or not.
+func (s *serverStream) lockBody() (*encoder, error) {
 	e := &s.c.enc
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := s.check(); err != nil {
-		return err
+	err := s.check()
+	if err == nil && !e.headed {
+		err = errNoHead
 	}
-	if !e.headed {
-		return errNoHead
+	return e, err
+}
+
+func (s *serverStream) WriteBody(p []byte, endStream bool) error {
+	e, err := s.lockBody()
+	defer e.mu.Unlock()
+	if err != nil {
+		return err
 	}
 	if e.bodyAllowed {
 		if !e.committed {
@@ -265,14 +273,10 @@ func (s *serverStream) WriteBody(p []byte, endStream bool) error {
 // still become so); with a Content-Length, or to an HTTP/1.0 client, the
 // trailers are dropped (Envoy does the same).
 func (s *serverStream) WriteTrailers(t *stream.HeaderMap) error {
-	e := &s.c.enc
-	e.mu.Lock()
+	e, err := s.lockBody()
 	defer e.mu.Unlock()
-	if err := s.check(); err != nil {
+	if err != nil {
 		return err
-	}
-	if !e.headed {
-		return errNoHead
 	}
 	if !e.committed && e.cl < 0 && e.allowsTrailers(e.status) {
 		e.trailers = true

@@ -608,36 +608,17 @@ func TestServerResponseFraming(t *testing.T) {
 				io.WriteString(w, "ok")
 			}
 		}), nil)
-		tests := []struct {
-			method, path string
-			status       int
-			length       int64
-			chunked      bool
-			body         string
-		}{
-			{"GET", "/small", 200, 5, false, "small"},
-			{"GET", "/big-declared", 200, int64(len(big)), false, big},
-			{"GET", "/big", 200, -1, true, big},
-			{"HEAD", "/head", 200, 1234, false, ""},
-			{"GET", "/204", 204, 0, false, ""},
-			{"GET", "/304", 304, 0, false, ""},
-			{"GET", "/103", 200, 5, false, "final"},
-			{"GET", "/split", 200, 2, false, "ok"},
-		}
-		c, br := dial(t, addr)
-		for _, tt := range tests {
-			io.WriteString(c, tt.method+" "+tt.path+" HTTP/1.1\r\nHost: h\r\n\r\n")
-			resp, body := readResponse(t, br, tt.method)
-			if resp.StatusCode == 103 {
-				resp, body = readResponse(t, br, tt.method)
-			}
-			if resp.StatusCode != tt.status || resp.ContentLength != tt.length || (len(resp.TransferEncoding) > 0) != tt.chunked || body != tt.body {
-				t.Fatalf("%s %s: %d length %d TE %v body %d bytes", tt.method, tt.path, resp.StatusCode, resp.ContentLength, resp.TransferEncoding, len(body))
-			}
-			if resp.Header.Get("Set-Cookie") != "" {
-				t.Fatalf("%s: a CRLF in a field value split the head", tt.path)
-			}
-		}
+		expectFraming(t, addr, []framingCase{
+			{"GET", "/small", 200, 5, false, "small", ""},
+			{"GET", "/big-declared", 200, int64(len(big)), false, big, ""},
+			{"GET", "/big", 200, -1, true, big, ""},
+			{"HEAD", "/head", 200, 1234, false, "", ""},
+			{"GET", "/204", 204, 0, false, "", ""},
+			{"GET", "/304", 304, 0, false, "", ""},
+			{"GET", "/103", 200, 5, false, "final", ""},
+			{"GET", "/split", 200, 2, false, "ok", ""},
+		})
+
 	})
 }
 
@@ -671,9 +652,8 @@ func TestServerWriteDeadlineClearedAfterRequest(t *testing.T) {
 // -benchtime 1x: memory freed by one run is reused by the next.
 func BenchmarkIdleConnMemory(b *testing.B) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	b.Run("http1", func(b *testing.B) {
-		idleConnMemory(b, func(ln net.Listener) func() {
-			s := &Server{Handler: h}
+	serve := func(s *Server) func(net.Listener) func() {
+		return func(ln net.Listener) func() {
 			go func() {
 				for {
 					c, err := ln.Accept()
@@ -684,25 +664,14 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 				}
 			}()
 			return s.Close
-		})
-	})
+		}
+	}
+	b.Run("http1", func(b *testing.B) { idleConnMemory(b, serve(&Server{Handler: h})) })
 	b.Run("stream", func(b *testing.B) {
-		idleConnMemory(b, func(ln net.Listener) func() {
-			s := &Server{StreamHandler: streamFunc(func(s stream.ServerStream) {
-				s.WriteHeaders(headers("200"), false)
-				s.WriteBody([]byte("ok"), true)
-			})}
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go s.ServeConn(c, nil)
-				}
-			}()
-			return s.Close
-		})
+		idleConnMemory(b, serve(&Server{StreamHandler: streamFunc(func(s stream.ServerStream) {
+			s.WriteHeaders(headers("200"), false)
+			s.WriteBody([]byte("ok"), true)
+		})}))
 	})
 	b.Run("net-http", func(b *testing.B) {
 		idleConnMemory(b, func(ln net.Listener) func() {
@@ -838,5 +807,39 @@ func TestServerWriteDeadlineEndsBlockedWrite(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the blocked write did not end")
+	}
+}
+
+// framingCase is a request and how its response must come back.
+type framingCase struct {
+	method, path string
+	status       int
+	length       int64
+	chunked      bool
+	body         string
+	trailer      string // X-Sum
+}
+
+// expectFraming sends the cases' requests on one connection and checks
+// each response's framing; none may close the connection, and a CRLF in
+// a field value must not have split the head.
+func expectFraming(t *testing.T, addr string, cases []framingCase) {
+	t.Helper()
+	c, br := dial(t, addr)
+	for _, tt := range cases {
+		io.WriteString(c, tt.method+" "+tt.path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+		resp, body := readResponse(t, br, tt.method)
+		if resp.StatusCode == 103 {
+			resp, body = readResponse(t, br, tt.method)
+		}
+		if resp.StatusCode != tt.status || resp.ContentLength != tt.length || (len(resp.TransferEncoding) > 0) != tt.chunked || body != tt.body {
+			t.Fatalf("%s %s: %d length %d TE %v body %d bytes", tt.method, tt.path, resp.StatusCode, resp.ContentLength, resp.TransferEncoding, len(body))
+		}
+		if got := resp.Trailer.Get("X-Sum"); got != tt.trailer || resp.Trailer.Get("Content-Length") != "" {
+			t.Fatalf("%s: trailers %v", tt.path, resp.Trailer)
+		}
+		if resp.Header.Get("Set-Cookie") != "" || resp.Close {
+			t.Fatalf("%s: Set-Cookie %q close=%v", tt.path, resp.Header.Get("Set-Cookie"), resp.Close)
+		}
 	}
 }
