@@ -316,10 +316,20 @@ func (s *serverStream) Flush() error {
 // first.
 func (s *serverStream) Reset(stream.ResetReason) {
 	e := &s.c.enc
+	ended := false
 	if !e.mu.TryLock() {
 		s.c.nc.SetWriteDeadline(aLongTimeAgo)
 		e.writeDeadline.Store(true)
+		ended = true
 		e.mu.Lock()
+	}
+	if s.c.hijacked {
+		// Upgraded meanwhile: the connection is the handler's now.
+		if ended {
+			s.c.nc.SetWriteDeadline(time.Time{})
+		}
+		e.mu.Unlock()
+		return
 	}
 	// A read blocked on the client (the body) ends too: nothing more is
 	// wanted from this connection.

@@ -1,6 +1,7 @@
 package http1
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -245,12 +246,16 @@ func TestStreamUpgrade(t *testing.T) {
 			t.Error(err)
 			return
 		}
+		// A reset after the hand-over (a late stream timeout) leaves the
+		// connection alone.
+		s.Reset(stream.ResetCancel)
 		go func() {
 			defer nc.Close()
-			br := io.MultiReader(bytes.NewReader(rest), nc)
-			buf := make([]byte, 64)
-			n, _ := br.Read(buf)
-			nc.Write(append([]byte("echo: "), buf[:n]...))
+			br := bufio.NewReader(io.MultiReader(bytes.NewReader(rest), nc))
+			for range 2 {
+				line, _ := br.ReadString('\n')
+				io.WriteString(nc, "echo: "+line)
+			}
 		}()
 	}))
 	c, br := dial(t, addr)
@@ -259,7 +264,12 @@ func TestStreamUpgrade(t *testing.T) {
 	if err != nil || resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "echo" || resp.Header.Get("Connection") != "Upgrade" {
 		t.Fatalf("got %v %v", resp, err)
 	}
+	// The bytes sent with the head, then bytes read from the connection.
 	if line, _ := br.ReadString('\n'); line != "echo: early bytes\n" {
+		t.Fatalf("got %q", line)
+	}
+	io.WriteString(c, "late bytes\n")
+	if line, _ := br.ReadString('\n'); line != "echo: late bytes\n" {
 		t.Fatalf("got %q", line)
 	}
 	// An upgraded connection is not the server's: Shutdown does not wait.
