@@ -233,6 +233,9 @@ func (w *response) writeHeader(code int) {
 		// far (103 Early Hints); they stay for the final one.
 		b := e.statusLine(code)
 		for k, vs := range w.header {
+			if !validFieldName(k) {
+				continue
+			}
 			for _, v := range vs {
 				b = AppendField(b, k, v)
 			}
@@ -275,7 +278,7 @@ func (w *response) writeHeader(code int) {
 				continue
 			}
 		}
-		if strings.HasPrefix(k, http.TrailerPrefix) {
+		if strings.HasPrefix(k, http.TrailerPrefix) || !validFieldName(k) {
 			continue
 		}
 		for _, v := range vs {
@@ -396,12 +399,15 @@ func (w *response) finish() bool {
 // http.TrailerPrefix.
 func (w *response) appendTrailers(b []byte) []byte {
 	for _, k := range w.trailers {
+		if !validFieldName(k) {
+			continue
+		}
 		for _, v := range w.header[k] {
 			b = AppendField(b, k, v)
 		}
 	}
 	for k, vs := range w.header {
-		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && validFieldName(name) {
 			for _, v := range vs {
 				b = AppendField(b, name, v)
 			}

@@ -291,6 +291,22 @@ func (e *encoder) abort() {
 	e.failed = true
 }
 
+// validFieldName says whether a handler's field name can be written: a
+// token (RFC 9110 section 5.1). Others are dropped, as net/http's server
+// drops them: a space or colon in a name would make the head malformed,
+// or a different field, for the client.
+func validFieldName[T string | []byte](name T) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !isTchar(name[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 // appendField is AppendField for a header map's fields.
 func appendField(dst, name, value []byte) []byte {
 	dst = appendClean(dst, name)

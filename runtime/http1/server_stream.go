@@ -169,7 +169,7 @@ func (s *serverStream) WriteHeaders(h *stream.HeaderMap, endStream bool) error {
 	b := e.statusLine(code)
 	for i := 0; i < h.Len(); i++ {
 		name, value := h.At(i)
-		if len(name) == 0 || name[0] == ':' {
+		if !validFieldName(name) { // pseudo-headers included
 			continue
 		}
 		switch string(name) {
@@ -285,7 +285,7 @@ func (s *serverStream) WriteTrailers(t *stream.HeaderMap) error {
 	return e.finish(func(b []byte) []byte {
 		for i := 0; i < t.Len(); i++ {
 			name, value := t.At(i)
-			if len(name) == 0 || name[0] == ':' || framingField(name) {
+			if !validFieldName(name) || framingField(name) {
 				continue
 			}
 			b = appendField(b, name, value)
