@@ -148,7 +148,7 @@ func (b *bodyReader) stepLine() error {
 			return b.fail(err)
 		}
 		if !framingField(name) {
-			b.trailer.Add(string(name), string(value))
+			b.trailer.AddBytes(name, value)
 		}
 	}
 	return nil

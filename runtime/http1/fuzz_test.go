@@ -1,12 +1,15 @@
 package http1
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // FuzzParseRequest feeds arbitrary bytes to the request parser and then
@@ -67,7 +70,7 @@ func FuzzParseRequest(f *testing.F) {
 	})
 }
 
-// FuzzServeConn runs the whole connection loop (parse, adapter, handler,
+// FuzzServeConn runs the whole connection loop (parse, adapter or stream, handler,
 // response writer, body drain, keep-alive) over arbitrary client bytes:
 // it must never panic or hang, and must answer something or close.
 func FuzzServeConn(f *testing.F) {
@@ -85,11 +88,14 @@ func FuzzServeConn(f *testing.F) {
 		w.Write(b)
 	})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := &Server{Handler: h, Limits: Limits{MaxHeaderBytes: 4096, MaxHeaders: 50}}
-		c := &fakeConn{r: bytes.NewReader(data)}
-		s.ServeConn(c, nil)
-		if !c.closed {
-			t.Fatal("connection not closed")
+		// Over the adapter and over the native stream.
+		for _, s := range []*Server{{Handler: h}, {StreamHandler: streamBridge{h}}} {
+			s.Limits = Limits{MaxHeaderBytes: 4096, MaxHeaders: 50}
+			c := &fakeConn{r: bytes.NewReader(data)}
+			s.ServeConn(c, nil)
+			if !c.closed {
+				t.Fatal("connection not closed")
+			}
 		}
 	})
 }
@@ -109,3 +115,130 @@ func (c *fakeConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
 func (c *fakeConn) SetDeadline(t time.Time) error      { return nil }
 func (c *fakeConn) SetReadDeadline(t time.Time) error  { return nil }
 func (c *fakeConn) SetWriteDeadline(t time.Time) error { return nil }
+
+// FuzzStreamResponse has a native stream handler answer with an arbitrary
+// status, field, body pieces and trailer, on a connection with a second
+// request behind the first: nothing may panic, the response must parse as
+// one message with the body that was written (none where the status or
+// method allows none), no field may appear that the handler did not add
+// whole (response splitting), and the second request must be answered
+// unless the first response closed the connection.
+func FuzzStreamResponse(f *testing.F) {
+	f.Add(uint16(200), "x-a", "1", []byte("hello"), uint8(0), false, "x-t", "2")
+	f.Add(uint16(200), "trailer", "x-t", bytes.Repeat([]byte("b"), 5000), uint8(3), false, "x-t", "2")
+	f.Add(uint16(204), "content-length", "7", []byte("dropped"), uint8(1), false, "", "")
+	f.Add(uint16(200), "x-bad", "a\r\nx-injected: 1", []byte("ok"), uint8(2), true, "x\r\nx-injected", "1")
+	f.Add(uint16(103), "link", "</a>", []byte("x"), uint8(0), false, "", "")
+	f.Add(uint16(200), "bad name", "v", []byte("x"), uint8(0), true, "x-injected:", "1")
+	f.Add(uint16(200), "content-length", "3", []byte("abcdef"), uint8(1), false, "", "")
+	f.Fuzz(func(t *testing.T, status uint16, name, value string, body []byte, split uint8, head bool, tname, tvalue string) {
+		code := int(status)
+		if code < 100 || code > 999 {
+			code = 100 + code%900
+		}
+		h := streamFunc(func(s stream.ServerStream) {
+			if p, _ := s.RequestHeaders().Get(stream.Path); string(p) == "/next" {
+				s.WriteHeaders(headers("200"), true)
+				return
+			}
+			s.WriteHeaders(headers(itoa(code), name, value), false)
+			if code < 200 && code != 101 {
+				s.WriteHeaders(headers("200"), false)
+			}
+			// split picks how the body is written: whole with its end,
+			// in two pieces, with a flush between, or ended by trailers.
+			cut := len(body) / 2
+			switch split % 4 {
+			case 0:
+				s.WriteBody(body, true)
+				return
+			case 1:
+				s.WriteBody(body[:cut], false)
+				s.WriteBody(body[cut:], true)
+				return
+			case 2:
+				s.WriteBody(body[:cut], false)
+				s.Flush()
+				s.WriteBody(body[cut:], false)
+			case 3:
+				s.WriteBody(body, false)
+			}
+			s.WriteTrailers(trailers(tname, tvalue))
+		})
+		method := "GET"
+		if head {
+			method = "HEAD"
+		}
+		req := method + " / HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+		s := &Server{StreamHandler: h}
+		c := &fakeConn{r: bytes.NewReader([]byte(req))}
+		s.ServeConn(c, nil)
+		if code == 101 {
+			return // the handler never upgraded: the connection just ends
+		}
+		raw := bytes.Clone(c.out.Bytes())
+		checkHeads(t, raw)
+		br := bufio.NewReader(&c.out)
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		for err == nil && resp.StatusCode < 200 {
+			resp, err = http.ReadResponse(br, &http.Request{Method: method})
+		}
+		if err != nil {
+			t.Fatalf("response: %v\n%q", err, raw)
+		}
+		got, err := io.ReadAll(resp.Body)
+		want := body
+		allowed := !head && resp.StatusCode != 204 && resp.StatusCode != 304
+		if !allowed {
+			want = nil
+		}
+		if resp.Header.Get("X-Injected") != "" || resp.Trailer.Get("X-Injected") != "" {
+			t.Fatalf("a field was split: %q", raw)
+		}
+		declared := name == "content-length" && resp.ContentLength >= 0 && resp.ContentLength != int64(len(body))
+		if declared {
+			// A declared length the body does not match: the connection
+			// ends (short) or the excess is refused (long).
+			return
+		}
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("body %q %v, want %q\n%q", got, err, want, raw)
+		}
+		if resp.Close {
+			return
+		}
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("second response: %v %v\n%q", resp, err, raw)
+		}
+	})
+}
+
+// checkHeads checks every head at the start of raw (interim ones and the
+// final one): each field line a token name, a colon, and a value without
+// control characters but HTAB.
+func checkHeads(t *testing.T, raw []byte) {
+	t.Helper()
+	for {
+		end := bytes.Index(raw, []byte("\r\n\r\n"))
+		if end < 0 {
+			t.Fatalf("no complete head in %q", raw)
+		}
+		lines := bytes.Split(raw[:end], []byte("\r\n"))
+		for _, line := range lines[1:] {
+			name, value, ok := bytes.Cut(line, []byte(": "))
+			if !ok || !validFieldName(name) {
+				t.Fatalf("field line %q in %q", line, raw)
+			}
+			for _, c := range value {
+				if (c < ' ' && c != '\t') || c == 0x7f {
+					t.Fatalf("control character in %q", line)
+				}
+			}
+		}
+		interim := bytes.HasPrefix(raw, []byte("HTTP/1.1 1")) && !bytes.HasPrefix(raw, []byte("HTTP/1.1 101"))
+		if !interim {
+			return
+		}
+		raw = raw[end+4:]
+	}
+}

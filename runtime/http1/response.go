@@ -16,9 +16,11 @@ func AppendStatusLine(dst []byte, code int) []byte {
 	return append(dst, "\r\n"...)
 }
 
-// AppendField appends "name: value\r\n". CR, LF and NUL in either are
-// written as spaces, so what a handler or an upstream put in a field can
-// never start a new field or a new message (response splitting).
+// AppendField appends "name: value\r\n". Control characters in either
+// (CR, LF and NUL among them; HTAB kept) are written as spaces, so what a
+// handler or an upstream put in a field can never start a new field or a
+// new message (response splitting), nor make a strict peer refuse the
+// head (RFC 9110 section 5.5 allows no CTL in a field value).
 func AppendField(dst []byte, name, value string) []byte {
 	dst = appendClean(dst, name)
 	dst = append(dst, ": "...)
@@ -26,10 +28,10 @@ func AppendField(dst []byte, name, value string) []byte {
 	return append(dst, "\r\n"...)
 }
 
-func appendClean(dst []byte, s string) []byte {
+func appendClean[T string | []byte](dst []byte, s T) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c == '\r' || c == '\n' || c == 0 {
+		if (c < ' ' && c != '\t') || c == 0x7f {
 			c = ' '
 		}
 		dst = append(dst, c)

@@ -14,15 +14,19 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // Server serves HTTP/1.1 on connections it is given: one goroutine per
 // connection (the caller's), no goroutine per request, pooled buffers.
 type Server struct {
-	// Handler answers requests, through the net/http adapter in this
-	// package for now.
-	Handler http.Handler
-	Limits  Limits
+	// StreamHandler serves requests as stream.ServerStreams (the
+	// connection manager); when it is nil, Handler answers them through
+	// the net/http adapter in this package.
+	StreamHandler stream.Handler
+	Handler       http.Handler
+	Limits        Limits
 	// ReadHeaderTimeout bounds a request head from its first byte (and a
 	// new connection's first request); IdleTimeout bounds the wait for the
 	// next request on a kept-alive connection.
@@ -51,7 +55,7 @@ var ErrServerClosed = errors.New("http1: server closed")
 // handed to HTTP/2, or the server shuts down. tlsState is c's TLS state,
 // nil for plain text. It closes c unless c was hijacked or handed over.
 func (s *Server) ServeConn(c net.Conn, tlsState *tls.ConnectionState) {
-	cn := &conn{srv: s, nc: c, wc: writeThrough(c), tls: tlsState, remoteAddr: c.RemoteAddr().String()}
+	cn := &conn{srv: s, nc: c, wc: writeThrough(c), tls: tlsState}
 	if !s.track(cn, true) {
 		c.Close()
 		return
@@ -127,18 +131,21 @@ func (s *Server) logger() *zap.Logger {
 
 // conn is one connection's state, reused from request to request.
 type conn struct {
-	srv        *Server
-	nc         net.Conn
-	wc         net.Conn // nc, or what it wraps when writes pass through (writev)
-	tls        *tls.ConnectionState
-	remoteAddr string
-	ctx        context.Context
-	cancel     context.CancelFunc
+	srv    *Server
+	nc     net.Conn
+	wc     net.Conn // nc, or what it wraps when writes pass through (writev)
+	tls    *tls.ConnectionState
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	r   connReader
 	req Request
 	bd  bodyReader
-	w   response
+	enc encoder
+	w   response     // the net/http adapter's writer
+	st  serverStream // the native stream
+	// continueFn is enc.sendContinue, bound once: a body's beforeRead.
+	continueFn func()
 
 	watch    watch
 	idle     atomic.Bool // waiting for a request
@@ -177,12 +184,18 @@ func (c *conn) serve() {
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.r.init(c.nc)
-	c.w.c = c
+	c.enc.c = c
+	c.continueFn = c.enc.sendContinue
+	if s.StreamHandler != nil {
+		c.st.init(c)
+	} else {
+		c.w.c, c.w.e = c, &c.enc
+	}
 	defer func() {
 		c.cancel()
 		c.stopWatch()
 		c.r.release()
-		c.w.release()
+		c.enc.release()
 		if !c.hijacked && !c.handed {
 			c.nc.Close()
 		}
@@ -198,7 +211,7 @@ func (c *conn) serve() {
 		if len(c.r.buffered()) == 0 {
 			// An idle connection keeps only its read buffer: the write
 			// buffers go back to the pool until the next request.
-			c.w.release()
+			c.enc.release()
 			if wait > 0 {
 				c.nc.SetReadDeadline(time.Now().Add(wait))
 			}
@@ -218,7 +231,18 @@ func (c *conn) serve() {
 			return
 		}
 		c.nc.SetReadDeadline(time.Time{})
-		if !c.serveRequest() {
+		c.bd.reset(&c.r, &c.req, s.Limits)
+		c.enc.reset(&c.req)
+		if c.req.Expect100 && !c.bd.Done() {
+			c.bd.beforeRead = c.continueFn
+		}
+		var keep bool
+		if s.StreamHandler != nil {
+			keep = c.serveStream()
+		} else {
+			keep = c.serveRequest()
+		}
+		if !keep {
 			return
 		}
 	}
@@ -296,9 +320,9 @@ func (c *conn) refuse(err error) {
 		return
 	}
 	if ce := c.srv.logger().Check(zap.DebugLevel, "http1 request refused"); ce != nil {
-		ce.Write(zap.String("remote", c.remoteAddr), zap.Int("status", e.Status), zap.String("reason", e.Reason))
+		ce.Write(zap.Stringer("remote", c.nc.RemoteAddr()), zap.Int("status", e.Status), zap.String("reason", e.Reason))
 	}
-	body := http.StatusText(e.Status) + "\n"
+	body := statusBody(e.Status)
 	b := AppendStatusLine(nil, e.Status)
 	b = AppendField(b, "Content-Type", "text/plain; charset=utf-8")
 	b = AppendField(b, "Content-Length", itoa(len(body)))
@@ -321,90 +345,163 @@ func lingerClose(nc net.Conn) {
 	nc.Close()
 }
 
-// serveRequest runs the handler for the parsed request and finishes the
-// response; false ends the connection.
+// serveRequest runs the net/http handler for the parsed request and
+// finishes the response; false ends the connection.
 func (c *conn) serveRequest() (keep bool) {
-	c.bd.reset(&c.r, &c.req, c.srv.Limits)
 	c.w.body = nil
 	r, err := c.newRequest()
 	if err != nil {
 		c.refuse(err)
 		return false
 	}
-	c.w.reset(r, &c.req)
-	if c.req.Expect100 && !c.bd.Done() {
-		c.bd.beforeRead = c.w.sendContinue
-	}
+	c.w.reset(r)
 	c.startWatch()
 	if c.bd.Done() {
 		c.armWatch()
 	}
 	ok := c.runHandler(r)
 	c.stopWatch()
+	var g *bodyGuard
+	if c.w.body != nil {
+		g = &c.w.body.bodyGuard
+	}
 	if c.hijacked {
-		c.expireBody()
+		g.expire()
 		return false
 	}
 	if ok {
 		ok = c.w.finish()
 	}
+	return c.endRequest(ok, g)
+}
+
+// endRequest ends a request after its handler: the connection closes
+// when the response failed or says so, or the body cannot be read to its
+// end; otherwise it carries the next request.
+func (c *conn) endRequest(ok bool, g *bodyGuard) bool {
 	if !ok {
-		c.expireBody()
-		c.w.mu.Lock()
-		c.w.failed = true
-		c.w.mu.Unlock()
+		// A reader still blocked on the client returns, then nothing
+		// reads the body any more.
+		c.nc.SetReadDeadline(aLongTimeAgo)
+		g.expire()
+		c.enc.mu.Lock()
+		c.enc.failed = true
+		c.enc.mu.Unlock()
 		lingerClose(c.nc)
 		return false
 	}
-	if c.w.status == http.StatusSwitchingProtocols || c.w.closeAfter || !c.finishBody() {
+	if c.enc.status == http.StatusSwitchingProtocols || c.enc.closeAfter || !c.finishBody(g) {
 		lingerClose(c.nc)
 		return false
 	}
 	return true
-}
-
-func (c *conn) expireBody() {
-	if c.w.body != nil {
-		c.w.body.expire()
-	}
 }
 
 // runHandler calls the handler; false when it panicked (the connection
 // is closed after what was written: http.ErrAbortHandler's meaning).
 func (c *conn) runHandler(r *http.Request) (ok bool) {
-	defer func() {
-		if p := recover(); p != nil {
-			if p != http.ErrAbortHandler {
-				buf := make([]byte, 16<<10)
-				buf = buf[:runtime.Stack(buf, false)]
-				c.srv.logger().Error("http1 handler panic", zap.Any("panic", p), zap.ByteString("stack", buf))
-			}
-			c.w.abort()
-			ok = false
-		}
-	}()
+	defer c.recoverHandler(&ok)
 	c.srv.Handler.ServeHTTP(&c.w, r)
 	return true
 }
 
-// finishBody reads what the handler left of the request body, up to a
-// bound, so the connection can carry the next request.
-func (c *conn) finishBody() bool {
-	b := c.w.body
-	if b == nil {
+// recoverHandler turns a handler's panic into the end of the response
+// after what was written.
+func (c *conn) recoverHandler(ok *bool) {
+	if p := recover(); p != nil {
+		if p != http.ErrAbortHandler {
+			buf := make([]byte, 16<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.srv.logger().Error("http1 handler panic", zap.Any("panic", p), zap.ByteString("stack", buf))
+		}
+		c.enc.abort()
+		*ok = false
+	}
+}
+
+// readBody reads the request body for a handler: a framing error answers
+// 400 at once (failRequest), the end of the body lets the watch start.
+// The caller holds the body's guard.
+func (c *conn) readBody(p []byte) (int, error) {
+	n, err := c.bd.Read(p)
+	if err == io.EOF {
+		c.armWatch()
+	} else if e, ok := err.(*Error); ok {
+		c.enc.failRequest(e)
+	}
+	return n, err
+}
+
+// bodyGuard serialises a request body's reads: they can come from another
+// goroutine than the handler's (a proxy streams the body upstream while
+// it waits for the response). Once the request is over the body reads
+// nothing more, so a late reader cannot take bytes of the next request.
+type bodyGuard struct {
+	mu   sync.Mutex
+	over bool
+}
+
+var errBodyOver = errors.New("http1: request body read after the request ended")
+
+// expire marks the body over (a nil guard: the request had no body).
+func (g *bodyGuard) expire() {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	g.over = true
+	g.mu.Unlock()
+}
+
+// finishBody reads what the handler left of the request body, up to
+// maxDrain, so the connection can carry the next request, and marks the
+// body over.
+func (c *conn) finishBody(g *bodyGuard) bool {
+	if g == nil {
 		return true
 	}
 	if c.bd.Done() {
-		b.expire()
+		g.expire()
 		return true
 	}
 	if c.bd.beforeRead != nil {
 		// 100 Continue was never sent: the client may not send the body.
-		b.expire()
+		g.expire()
 		return false
 	}
+	// Set before taking the guard: it also bounds a late reader's read.
 	c.nc.SetReadDeadline(time.Now().Add(orDefault(c.srv.ReadHeaderTimeout, 10*time.Second)))
-	return b.drain(maxDrain)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.over = true
+	var buf [4 << 10]byte
+	var total int64
+	for !c.bd.Done() {
+		n, err := c.bd.Read(buf[:])
+		total += int64(n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil || total > maxDrain {
+			return false
+		}
+	}
+	return true
+}
+
+// handOver gives the connection to the handler (an upgrade) with a copy
+// of the bytes read past the request head; the caller holds enc.mu.
+func (c *conn) handOver() (net.Conn, []byte) {
+	c.stopWatch()
+	c.hijacked = true
+	c.srv.track(c, false) // the handler owns it now; Shutdown no longer waits for it
+	c.nc.SetDeadline(time.Time{})
+	var rest []byte
+	if b := c.r.buffered(); len(b) > 0 {
+		rest = append([]byte(nil), b...)
+		c.r.consume(len(b))
+	}
+	return c.nc, rest
 }
 
 // maxDrain is how much unread request body is read and dropped to keep a

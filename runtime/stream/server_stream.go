@@ -63,6 +63,23 @@ type ServerStream interface {
 	Upgrade() (net.Conn, []byte, error)
 }
 
+// Implementation notes, as the codecs meet the contract above:
+//
+//   - runtime/http1 reuses one stream object per connection for each of its
+//     requests (so a keep-alive request allocates nothing): when
+//     ServeStream returns, the handler's goroutines and timers must be done
+//     with the stream, or they act on the connection's next request.
+//   - ReadBody may run on another goroutine than ServeStream (a body pumped
+//     upstream while the response is awaited), and so may Reset (a stream
+//     timeout): HTTP/1.1 guards both, and its Reset ends a write blocked on
+//     a client that stopped reading.
+//   - HTTP/1.1's Context is the connection's: every event that ends it (the
+//     client gone, a body framing error, Reset) also closes the connection.
+//   - HTTP/1.1 frames by what the map and the calls say: a content-length
+//     kept, a body written with its end measured, otherwise chunked
+//     (close-delimited to HTTP/1.0). Trailers after a content-length or to
+//     an HTTP/1.0 client are dropped, as Envoy does.
+
 // Handler serves the streams of a listener: the connection manager.
 // ServeStream returns when the response is complete or the stream reset.
 type Handler interface {
