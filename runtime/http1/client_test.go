@@ -93,9 +93,6 @@ func TestReadResponseFraming(t *testing.T) {
 	}
 }
 
-type readerFunc func([]byte) (int, error)
-
-func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 // TestClientConnTrailersAndReuse: trailers come after the body, framing
 // fields among them are dropped, and a response followed by more bytes

@@ -14,9 +14,13 @@ import (
 // ResponseEncoder are.
 //
 // A stream is served by one goroutine at a time (the one ServeStream runs
-// on); Context is the exception, safe from anywhere. Everything a codec
-// hands out (header maps, the body bytes it lends) is valid until
-// ServeStream returns.
+// on), with three exceptions safe from any goroutine: Context, ReadBody
+// (a body pump may read beside the stream) and Reset (a stream timeout
+// fires on its own timer). Everything a codec hands out (header maps, the
+// body bytes it lends) is valid until ServeStream returns, and the stream
+// itself must not be touched after that, by any goroutine or timer: an
+// HTTP/1.1 codec reuses the object for the connection's next request, so a
+// late call would act on another request.
 type ServerStream interface {
 	// RequestHeaders are the request's pseudo-headers (:method, :path,
 	// :authority, and :scheme where the protocol carries it) and fields.
