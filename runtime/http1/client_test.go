@@ -93,7 +93,6 @@ func TestReadResponseFraming(t *testing.T) {
 	}
 }
 
-
 // TestClientConnTrailersAndReuse: trailers come after the body, framing
 // fields among them are dropped, and a response followed by more bytes
 // leaves the connection unusable.
