@@ -76,12 +76,19 @@ func (in *instance) headerMap(t abi.MapType) HeaderMap {
 }
 
 func hcGetHeaderMapPairs(ctx context.Context, in *instance, a []uint64) abi.Status {
-	// A map that does not exist reads as empty, as in Envoy.
-	var pairs []byte
-	if m := in.headerMap(abi.MapType(a[0])); m != nil {
-		pairs = serializeMap(m)
+	m := in.headerMap(abi.MapType(a[0]))
+	if m == nil {
+		// A map that does not exist reads as empty, as in Envoy.
+		m = pairsMap{new([][2]string)}
 	}
-	return in.returnBytes(ctx, pairs, u32(a[1]), u32(a[2]))
+	// Encoded straight into the guest's allocation: one allocator call,
+	// no copy on the host. The map cannot change meanwhile: the
+	// allocator may make no hostcall that edits it.
+	buf, st := in.returnView(ctx, serializedSize(m), u32(a[1]), u32(a[2]))
+	if st == abi.OK {
+		putPairs(buf, m)
+	}
+	return st
 }
 
 func hcSetHeaderMapPairs(_ context.Context, in *instance, a []uint64) abi.Status {

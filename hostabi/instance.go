@@ -77,7 +77,11 @@ type instance struct {
 	pending  []func()
 	broken   error
 	stack    [8]uint64
-	starting bool
+	// allocStack is the guest allocator's call stack (allocateView).
+	allocStack [1]uint64
+	// effStream caches stream()'s lookup of the effective context.
+	effStream *HTTPStream
+	starting  bool
 	// restricted: the start-up functions (_initialize, main, _start) are
 	// running; only the hostcalls proxy-wasm-cpp-host allows then work.
 	restricted bool
@@ -607,48 +611,72 @@ func (in *instance) unlock() {
 // allocate copies data into guest memory through the guest's allocator,
 // from inside a host function (ctx is the host function's).
 func (in *instance) allocate(ctx context.Context, data []byte) (uint32, error) {
-	if len(data) == 0 {
-		return 0, nil
+	ptr, buf, err := in.allocateView(ctx, len(data))
+	if err == nil {
+		copy(buf, data)
 	}
-	if uint64(len(data)) > in.memory.limit {
-		return 0, fmt.Errorf("allocating %d bytes: over the memory limit", len(data))
+	return ptr, err
+}
+
+// allocateView has the guest's allocator reserve size bytes and returns
+// them as a view of guest memory for the host to fill in place; the view
+// is valid until the guest runs again (its memory may then move).
+func (in *instance) allocateView(ctx context.Context, size int) (uint32, []byte, error) {
+	if size == 0 {
+		return 0, nil, nil
 	}
-	var st [1]uint64
-	st[0] = uint64(len(data))
+	if uint64(size) > in.memory.limit {
+		return 0, nil, fmt.Errorf("allocating %d bytes: over the memory limit", size)
+	}
+	// The allocator is never re-entered (it may not make hostcalls that
+	// allocate), so one stack per instance serves every call, without an
+	// allocation.
+	st := in.allocStack[:]
+	st[0] = uint64(size)
 	in.allocating = true
-	err := in.fns[cbMemoryAllocate].CallWithStack(ctx, st[:])
+	err := in.fns[cbMemoryAllocate].CallWithStack(ctx, st)
 	in.allocating = false
 	if err != nil {
 		if in.broken == nil {
 			in.broken = fmt.Errorf("guest allocator: %w", err)
 		}
-		return 0, in.broken
+		return 0, nil, in.broken
 	}
 	ptr := uint32(st[0])
-	if ptr == 0 || !in.mem.Write(ptr, data) {
-		return 0, fmt.Errorf("guest allocator returned %#x for %d bytes", ptr, len(data))
+	buf, ok := in.mem.Read(ptr, uint32(size))
+	if ptr == 0 || !ok {
+		return 0, nil, fmt.Errorf("guest allocator returned %#x for %d bytes", ptr, size)
 	}
-	return ptr, nil
+	return ptr, buf, nil
 }
 
 // returnBytes hands data to the guest through its (ptr, size) out
 // parameters.
 func (in *instance) returnBytes(ctx context.Context, data []byte, ptrOut, sizeOut uint32) abi.Status {
+	buf, st := in.returnView(ctx, len(data), ptrOut, sizeOut)
+	copy(buf, data)
+	return st
+}
+
+// returnView allocates size bytes in the guest, points its (ptr, size) out
+// parameters at them and returns them for the host to fill before the
+// guest runs again.
+func (in *instance) returnView(ctx context.Context, size int, ptrOut, sizeOut uint32) ([]byte, abi.Status) {
 	// Check the out pointers first: a guest must not make the host
 	// allocate on its behalf and then fail to receive it.
 	if _, ok := in.mem.Read(ptrOut, 4); !ok {
-		return abi.InvalidMemoryAccess
+		return nil, abi.InvalidMemoryAccess
 	}
 	if _, ok := in.mem.Read(sizeOut, 4); !ok {
-		return abi.InvalidMemoryAccess
+		return nil, abi.InvalidMemoryAccess
 	}
-	ptr, err := in.allocate(ctx, data)
+	ptr, buf, err := in.allocateView(ctx, size)
 	if err != nil {
-		return abi.InternalFailure
+		return nil, abi.InternalFailure
 	}
 	in.mem.WriteUint32Le(ptrOut, ptr)
-	in.mem.WriteUint32Le(sizeOut, uint32(len(data)))
-	return abi.OK
+	in.mem.WriteUint32Le(sizeOut, uint32(size))
+	return buf, abi.OK
 }
 
 // setTick (re)starts a root context's timer.

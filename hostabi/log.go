@@ -158,5 +158,12 @@ func hcDone(_ context.Context, in *instance, _ []uint64) abi.Status {
 
 // stream is the effective stream, nil in a root context.
 func (in *instance) stream() *HTTPStream {
-	return in.streams[in.effective]
+	// Every header hostcall asks; a stream's id is never reused and a
+	// stream is done before it leaves the map.
+	if s := in.effStream; s != nil && s.id == in.effective && !s.done {
+		return s
+	}
+	s := in.streams[in.effective]
+	in.effStream = s
+	return s
 }

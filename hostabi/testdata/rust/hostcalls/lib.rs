@@ -1,0 +1,103 @@
+//! A benchmark guest on the Rust crate: each proxy_on_request_headers
+//! makes N header hostcalls of one kind, named by the plugin
+//! configuration "OP N" (OP: none, get, add, replace, remove, pairs,
+//! pairs-raw), so the host's cost per hostcall is the callback's time over
+//! N. pairs decodes the map as the crate does (a String per key and
+//! value); pairs-raw makes the bare hostcall and frees the buffer, the
+//! host's share.
+
+use sluice_proxy_wasm::{self as sdk, Action, HttpContext, MapType, RootContext};
+
+sdk::main! {
+    sdk::set_root_context(|_| Box::new(Root { op: Op::None, n: 0 }));
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    None,
+    Get,
+    Add,
+    Replace,
+    Remove,
+    Pairs,
+    PairsRaw,
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(t: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+}
+
+/// The bare hostcall: the host's encoding, handed over and freed.
+fn pairs_raw(t: MapType) -> bool {
+    let mut p: *mut u8 = std::ptr::null_mut();
+    let mut n: usize = 0;
+    if unsafe { proxy_get_header_map_pairs(t as u32, &mut p, &mut n) } != 0 || p.is_null() {
+        return true;
+    }
+    // The crate's allocator hands out Vec<u8> buffers of capacity n.
+    drop(unsafe { Vec::from_raw_parts(p, n, n.max(1)) });
+    n < 4
+}
+
+struct Root {
+    op: Op,
+    n: u32,
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let cfg = match sdk::get_plugin_configuration() {
+            Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+            _ => return false,
+        };
+        let mut it = cfg.split_whitespace();
+        self.op = match it.next() {
+            Some("none") => Op::None,
+            Some("get") => Op::Get,
+            Some("add") => Op::Add,
+            Some("replace") => Op::Replace,
+            Some("remove") => Op::Remove,
+            Some("pairs") => Op::Pairs,
+            Some("pairs-raw") => Op::PairsRaw,
+            _ => return false,
+        };
+        self.n = match it.next().map(str::parse) {
+            Some(Ok(n)) => n,
+            _ => return false,
+        };
+        true
+    }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Stream { op: self.op, n: self.n }))
+    }
+}
+
+struct Stream {
+    op: Op,
+    n: u32,
+}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        let t = MapType::HttpRequestHeaders;
+        let mut bad = false;
+        for _ in 0..self.n {
+            bad |= match self.op {
+                Op::None => false,
+                Op::Get => sdk::get_map_value(t, "user-agent").map(|v| v.is_none()).unwrap_or(true),
+                Op::Add => sdk::add_map_value(t, "x-wasm", "1").is_err(),
+                Op::Replace => sdk::replace_map_value(t, "x-wasm", "1").is_err(),
+                Op::Remove => sdk::remove_map_value(t, "x-absent").is_err(),
+                Op::Pairs => sdk::get_map(t).map(|p| p.is_empty()).unwrap_or(true),
+                Op::PairsRaw => pairs_raw(t),
+            };
+        }
+        if bad {
+            // The benchmark fails on a paused stream.
+            return Action::Pause;
+        }
+        Action::Continue
+    }
+}
