@@ -161,7 +161,9 @@ func (p *Plugin) newStream(ctx context.Context, host StreamHost, network bool) (
 
 // release gives back the stream's slot on its instance and its plugin.
 func (s *HTTPStream) release() {
-	s.in.load.Add(-1)
+	if s.in.load.Add(-1) == 0 && s.in.retired.Load() != nil {
+		s.in.closeRetired()
+	}
 	s.in.lastUsed.Store(time.Now().UnixNano())
 	s.plugin.endStream()
 }

@@ -64,10 +64,19 @@ type Engine struct {
 	log    *zap.Logger
 	rt     wazero.Runtime
 	fastRT wazero.Runtime
-	cache  wazero.CompilationCache
+	// interpRT is wazero's interpreter, which serves a trusted module
+	// while its compile runs (tiered.go).
+	interpRT wazero.Runtime
+	cache    wazero.CompilationCache
 	// cacheDir is the disk cache's directory, when there is one.
 	cacheDir string
 	queues   *queues
+
+	// bg counts compiles running in the background (tiered.go); Close
+	// waits for them before it closes the runtimes under them.
+	bg sync.WaitGroup
+	// compileSlot lets one background compile run at a time.
+	compileSlot chan struct{}
 
 	mu      sync.Mutex
 	modules map[moduleKey]*compiledModule
@@ -75,8 +84,9 @@ type Engine struct {
 }
 
 type moduleKey struct {
-	sum     [32]byte
-	trusted bool
+	sum         [32]byte
+	trusted     bool
+	interpreted bool
 }
 
 type compiledModule struct {
@@ -123,7 +133,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	if cfg.MaxLogBytesPerCall <= 0 {
 		cfg.MaxLogBytesPerCall = 128 << 10
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, queues: newQueues(), modules: map[moduleKey]*compiledModule{}, vms: map[vmKey]*vm{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger, queues: newQueues(), compileSlot: make(chan struct{}, 1), modules: map[moduleKey]*compiledModule{}, vms: map[vmKey]*vm{}}
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(uint32(min(cfg.MaxMemory/65536, 65536)))
 	switch cfg.CacheDir {
@@ -142,7 +152,9 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	}
 	e.rt = wazero.NewRuntimeWithConfig(ctx, rc.WithCloseOnContextDone(true))
 	e.fastRT = wazero.NewRuntimeWithConfig(ctx, rc)
-	for _, rt := range []wazero.Runtime{e.rt, e.fastRT} {
+	e.interpRT = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().
+		WithMemoryLimitPages(uint32(min(cfg.MaxMemory/65536, 65536))))
+	for _, rt := range []wazero.Runtime{e.rt, e.fastRT, e.interpRT} {
 		if err := registerWASI(ctx, rt); err != nil {
 			e.Close(ctx)
 			return nil, err
@@ -158,7 +170,8 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 // Close closes the runtime and every instance still open. Plugins should be
 // closed (drained) first.
 func (e *Engine) Close(ctx context.Context) error {
-	err := errors.Join(e.rt.Close(ctx), e.fastRT.Close(ctx))
+	e.bg.Wait()
+	err := errors.Join(e.rt.Close(ctx), e.fastRT.Close(ctx), e.interpRT.Close(ctx))
 	if e.cache != nil {
 		err = errors.Join(err, e.cache.Close(ctx))
 	}
@@ -227,6 +240,14 @@ func (e *Engine) compileSum(ctx context.Context, wasm []byte, sum [32]byte, trus
 		}
 	}
 	dropFunctionBodies(mod)
+	return e.addModule(ctx, key, rt, mod, interruptible, cache)
+}
+
+// addModule finds the module's ABI version, checks its imports and keeps
+// it for the next load of the same module (or takes the one a concurrent
+// load kept first).
+func (e *Engine) addModule(ctx context.Context, key moduleKey, rt wazero.Runtime, mod wazero.CompiledModule,
+	interruptible bool, cache CompileCache) (*compiledModule, error) {
 	version := abi.VersionUnknown
 	for name := range mod.ExportedFunctions() {
 		if v, ok := abi.VersionExports[name]; ok && v > version {

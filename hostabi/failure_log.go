@@ -29,7 +29,7 @@ func (in *instance) failureFields(p *Plugin, err error) []zap.Field {
 		zap.String("digest", digest),
 		zap.String("request_id", in.requestID()),
 		zap.String("error", msg),
-		zap.Strings("wasm_stack", in.vm.symbolize(stack)),
+		zap.Strings("wasm_stack", in.symbolize(stack)),
 	}
 }
 
@@ -81,7 +81,7 @@ func splitStack(s string) (msg string, frames []string) {
 // without a name in the name section as ".$INDEX(...)"; where that
 // function is exported, "(exported as NAME)" is added. Frames lose the leading
 // "." of the (empty) module name.
-func (v *vm) symbolize(frames []string) []string {
+func (in *instance) symbolize(frames []string) []string {
 	var exports map[uint32]string
 	for i, f := range frames {
 		f = strings.TrimPrefix(f, ".")
@@ -93,7 +93,7 @@ func (v *vm) symbolize(frames []string) []string {
 			if idx, err := strconv.ParseUint(f[1:end], 10, 32); err == nil {
 				if exports == nil {
 					exports = map[uint32]string{}
-					for name, d := range v.cm.mod.ExportedFunctions() {
+					for name, d := range in.cm.mod.ExportedFunctions() {
 						exports[d.Index()] = name
 					}
 				}

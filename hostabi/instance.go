@@ -30,7 +30,10 @@ func instOf(ctx context.Context) *instance {
 // instance is one module instance with its own root context. It serves one
 // goroutine at a time: everything below mu is guarded by it.
 type instance struct {
-	vm     *vm
+	vm *vm
+	// cm is the compiled module it runs: the VM's at creation (a VM
+	// moves from the interpreter to compiled code, tiered.go).
+	cm     *compiledModule
 	seq    uint64
 	mod    api.Module
 	mem    api.Memory
@@ -61,8 +64,12 @@ type instance struct {
 	logLines, logBytes       int
 	droppedLines, droppedLog int
 
-	load     atomic.Int32 // streams pinned here
-	lastUsed atomic.Int64
+	load atomic.Int32 // streams pinned here
+	// retired is set once the VM has moved to better compiled code: the
+	// instance takes no new stream and closes when its last one ends.
+	retired       atomic.Pointer[retiredGen]
+	retiredClosed atomic.Bool
+	lastUsed      atomic.Int64
 
 	mu        sync.Mutex
 	nextID    uint32
@@ -135,7 +142,7 @@ type callout struct {
 // context, vm_start and configure. Callers hold createMu.
 func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 	in := &instance{
-		vm: v, seq: v.nextInst.Add(1),
+		vm: v, cm: v.cm, seq: v.nextInst.Add(1),
 		memory:   &limitedMemory{limit: v.cfg.MemoryLimit},
 		streams:  map[uint32]*HTTPStream{},
 		callouts: map[uint32]*callout{},
@@ -150,13 +157,13 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 	ictx := experimental.WithMemoryAllocator(in.ctx, &memoryLimiter{mem: in.memory})
 	// Start functions are ours to call: wazero would run _start on
 	// instantiation, before the host knows whether it is a reactor.
-	mod, err := v.cm.rt.InstantiateModule(ictx, v.cm.mod, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	mod, err := in.cm.rt.InstantiateModule(ictx, in.cm.mod, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
 		return nil, fmt.Errorf("instantiating: %w", err)
 	}
 	in.mod, in.mem = mod, mod.Memory()
 	in.memory.attachMemory(in.mem)
-	if v.cm.interruptible {
+	if in.cm.interruptible {
 		var ok bool
 		in.flag, ok = mod.ExportedGlobal(interrupt.Export).(api.MutableGlobal)
 		if ok {
@@ -416,7 +423,7 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 		// nothing but cost wazero's watcher goroutine.
 		err = f.CallWithStack(in.ctx, in.stack[:])
 	case in.flag != nil:
-		err = in.callWatched(f, timeout)
+		err = in.callWatched(f, start, timeout)
 		timedOut = in.tripped.Load()
 	default:
 		ctx, cancel := context.WithTimeout(in.ctx, timeout)
@@ -444,10 +451,10 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 
 // callWatched runs f under the deadline the interrupt flag enforces. A
 // nested call runs under the outer one's deadline.
-func (in *instance) callWatched(f api.Function, timeout time.Duration) error {
+func (in *instance) callWatched(f api.Function, start time.Time, timeout time.Duration) error {
 	outer := in.depth == 1
 	if outer {
-		in.deadline.Store(time.Now().Add(timeout).UnixNano())
+		in.deadline.Store(start.Add(timeout).UnixNano())
 		in.watch.Reset(timeout)
 	}
 	err := f.CallWithStack(in.ctx, in.stack[:])

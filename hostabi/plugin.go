@@ -161,7 +161,7 @@ func (p *Plugin) Name() string { return p.cfg.Name }
 // CompileCache tells where the plugin's compiled code came from: the disk
 // cache (hit), a compile now (miss), or a compile with no disk cache (off).
 // A module already compiled in this process reports how it first came.
-func (p *Plugin) CompileCache() CompileCache { return p.vm.cm.cache }
+func (p *Plugin) CompileCache() CompileCache { return p.vm.cache }
 
 // FailOpen reports the failure policy.
 func (p *Plugin) FailOpen() bool { return p.cfg.FailOpen }

@@ -38,6 +38,8 @@ type vm struct {
 	log     *zap.Logger
 	sha     string
 	version abi.Version
+	// cache is where the first compiled code came from (Plugin.CompileCache).
+	cache CompileCache
 
 	calls    atomic.Uint64
 	failures atomic.Uint64
@@ -95,11 +97,11 @@ func (e *Engine) vmFor(ctx context.Context, cfg *PluginConfig) (*vm, error) {
 		}
 		e.mu.Unlock()
 	}
-	cm, err := e.compileSum(ctx, cfg.Wasm, key.sum, cfg.Trusted)
+	cm, full, err := e.compileTiered(ctx, cfg.Wasm, key.sum, cfg.Trusted)
 	if err != nil {
 		return nil, err
 	}
-	v := &vm{e: e, cm: cm, key: key, shared: shared, cfg: *cfg, version: cm.version, refs: 1,
+	v := &vm{e: e, cm: cm, cache: cm.cache, key: key, shared: shared, cfg: *cfg, version: cm.version, refs: 1,
 		sha: hex.EncodeToString(cm.key.sum[:]), stopJan: make(chan struct{}), name: cfg.Name}
 	v.cfg.Wasm = nil // compiled: holding the bytes would keep them on the heap
 	if shared {
@@ -110,6 +112,11 @@ func (e *Engine) vmFor(ctx context.Context, cfg *PluginConfig) (*vm, error) {
 	}
 	v.janitorWG.Add(1)
 	go v.janitor()
+	if full != nil {
+		v.log.Info("serving the module through wazero's interpreter until its compile finishes")
+		v.bg.Add(1)
+		go v.upgrade(full)
+	}
 	if shared {
 		e.mu.Lock()
 		if other := e.vms[key]; other != nil && !other.closed {

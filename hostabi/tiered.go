@@ -1,0 +1,223 @@
+package hostabi
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// A trusted module (a built-in plugin) with no compiled code in the cache
+// would make the proxy wait for wazero's optimizing compiler: 50-200 ms
+// for each Rust built-in, seconds for a Go module. wazero's interpreter
+// takes a tenth of that to prepare the same module (and runs it about ten
+// times slower), so such a plugin serves at once through the interpreter
+// while the compiler works in the background, one module at a time; then
+// its VM moves to the compiled code: new streams go to instances of it,
+// and the interpreter's instances close as their last stream ends.
+//
+// Whether the cache holds a module's compiled code is wazero's secret; a
+// marker file the engine writes beside it once a module is compiled says
+// so for the next process. A module with a marker is compiled (read from
+// the cache) before the load returns, as any other module.
+
+type compileResult struct {
+	cm  *compiledModule
+	err error
+}
+
+// compileTiered is compileSum, and for a trusted module that has not been
+// compiled into the cache yet, the interpreter's module with a channel
+// that delivers the compiled one.
+func (e *Engine) compileTiered(ctx context.Context, wasm []byte, sum [32]byte, trusted bool) (*compiledModule, <-chan compileResult, error) {
+	marker := e.compiledMarker(sum)
+	if !trusted || fileExists(marker) {
+		cm, err := e.compileSum(ctx, wasm, sum, trusted)
+		return cm, nil, err
+	}
+	e.mu.Lock()
+	cm := e.modules[moduleKey{sum: sum, trusted: true}]
+	if cm != nil {
+		cm.refs++
+	}
+	e.mu.Unlock()
+	if cm != nil {
+		return cm, nil, nil
+	}
+	quick, err := e.compileInterpreted(ctx, wasm, sum)
+	if err != nil {
+		// The compiler's answer (and error message) is the one that counts.
+		cm, err := e.compileSum(ctx, wasm, sum, true)
+		return cm, nil, err
+	}
+	full := make(chan compileResult, 1)
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		// One background compile at a time: the loads that follow (and
+		// the interpreter serving) keep the other cores.
+		e.compileSlot <- struct{}{}
+		// Not the load's context: the compile outlives the load.
+		cm, err := e.compileSum(context.Background(), wasm, sum, true)
+		<-e.compileSlot
+		if err == nil && marker != "" {
+			keepFile(marker, nil)
+		}
+		full <- compileResult{cm, err}
+	}()
+	return quick, full, nil
+}
+
+// compiledMarker is the file that says a trusted module's compiled code is
+// in the disk cache: by the module's digest, under the wazero version that
+// compiled it (a new one starts an empty cache). "" without a disk cache.
+func (e *Engine) compiledMarker(sum [32]byte) string {
+	if e.cacheDir == "" {
+		return ""
+	}
+	return filepath.Join(e.cacheDir, "sluice-compiled-"+wazeroVersion(), hex.EncodeToString(sum[:]))
+}
+
+func fileExists(path string) bool {
+	if path == "" {
+		return false
+	}
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// wazeroVersion is the wazero module this binary was built with.
+var wazeroVersion = sync.OnceValue(func() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/tetratelabs/wazero" {
+				if d.Replace != nil {
+					d = d.Replace
+				}
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
+})
+
+// compileInterpreted compiles a trusted module for wazero's interpreter.
+func (e *Engine) compileInterpreted(ctx context.Context, wasm []byte, sum [32]byte) (*compiledModule, error) {
+	key := moduleKey{sum: sum, trusted: true, interpreted: true}
+	e.mu.Lock()
+	if cm := e.modules[key]; cm != nil {
+		cm.refs++
+		e.mu.Unlock()
+		return cm, nil
+	}
+	e.mu.Unlock()
+	mod, err := e.interpRT.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compiling: %w", err)
+	}
+	cache := CompileCacheOff
+	if e.cache != nil {
+		cache = CompileCacheMiss
+	}
+	return e.addModule(ctx, key, e.interpRT, mod, false, cache)
+}
+
+// releaseLater lets a compile nobody will use go when it is done.
+func (e *Engine) releaseLater(c <-chan compileResult) {
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		if r := <-c; r.cm != nil {
+			e.release(context.Background(), r.cm)
+		}
+	}()
+}
+
+// retiredGen is a VM's instances of the code it moved away from; the last
+// one to close releases that code.
+type retiredGen struct {
+	e    *Engine
+	cm   *compiledModule
+	left atomic.Int32
+}
+
+var errRetired = errors.New("instance retired: the plugin moved to compiled code")
+
+// upgrade moves the VM to the compiled module when it arrives: one
+// instance of it is started, and the interpreter's instances are retired.
+func (v *vm) upgrade(full <-chan compileResult) {
+	defer v.bg.Done()
+	start := time.Now()
+	var r compileResult
+	select {
+	case r = <-full:
+	case <-v.stopJan:
+		v.e.releaseLater(full)
+		return
+	}
+	if r.err != nil {
+		v.log.Error("compiling the module failed; it stays on wazero's interpreter", zap.Error(r.err))
+		return
+	}
+	v.createMu.Lock()
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		v.createMu.Unlock()
+		v.e.release(context.Background(), r.cm)
+		return
+	}
+	old, retired := v.cm, v.insts
+	v.cm, v.insts = r.cm, nil
+	v.mu.Unlock()
+	in, err := v.newInstance(context.Background())
+	v.mu.Lock()
+	if err != nil {
+		// The next stream makes one (replace), with the usual backoff.
+		v.noteFailureLocked()
+		v.log.Error("starting an instance of the compiled module", zap.Error(err))
+	} else if v.closed {
+		go in.close(errPluginClosed)
+	} else {
+		v.insts = append(v.insts, in)
+	}
+	v.mu.Unlock()
+	v.createMu.Unlock()
+	v.log.Info("the module is compiled: new streams run its compiled code",
+		zap.Duration("waited", time.Since(start)), zap.Int("retired_instances", len(retired)))
+	g := &retiredGen{e: v.e, cm: old}
+	g.left.Store(int32(len(retired)) + 1)
+	for _, in := range retired {
+		in.retired.Store(g)
+	}
+	for _, in := range retired {
+		// Streams pinned meanwhile close it when they end (release).
+		if in.load.Load() == 0 {
+			in.closeRetired()
+		}
+	}
+	g.done()
+}
+
+// closeRetired closes a retired instance once.
+func (in *instance) closeRetired() {
+	if in.retiredClosed.Swap(true) {
+		return
+	}
+	in.close(errRetired)
+	in.retired.Load().done()
+}
+
+func (g *retiredGen) done() {
+	if g.left.Add(-1) == 0 {
+		g.e.release(context.Background(), g.cm)
+	}
+}

@@ -1,0 +1,138 @@
+package hostabi
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// A trusted module not compiled yet serves through the interpreter as soon
+// as it loads; when the compile is done new streams get compiled
+// instances, a stream that started before keeps its instance to the end,
+// which then closes; the next engine on the cache finds the compiled code
+// (a marker says so) and loads it directly.
+func TestTieredCompile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	e, err := NewEngine(ctx, EngineConfig{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	wasm := rustGuest(t, "hostcalls")
+	// Hold the background compile until the interpreter has served.
+	e.compileSlot <- struct{}{}
+	p, err := e.Load(ctx, PluginConfig{Name: "tiered", Wasm: wasm, Trusted: true, PluginConfig: []byte("get 1")})
+	if err != nil {
+		<-e.compileSlot
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	if got := p.CompileCache(); got != CompileCacheMiss {
+		t.Errorf("compile cache %q, want miss", got)
+	}
+	serve := func(hs *HTTPStream, s *mapStream) {
+		t.Helper()
+		s.refill()
+		if a, err := hs.OnRequestHeaders(false); a != Continue || err != nil {
+			t.Fatalf("OnRequestHeaders: %v %v", a, err)
+		}
+	}
+	early := &mapStream{}
+	hs1, err := p.NewHTTPStream(ctx, early)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(hs1, early)
+	if !hs1.in.cm.key.interpreted {
+		t.Fatal("the first stream does not run on the interpreter")
+	}
+	<-e.compileSlot
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p.vm.mu.Lock()
+		upgraded := !p.vm.cm.key.interpreted
+		p.vm.mu.Unlock()
+		if upgraded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the VM did not move to compiled code")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	late := &mapStream{}
+	hs2, err := p.NewHTTPStream(ctx, late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(hs2, late)
+	if hs2.in == hs1.in || hs2.in.cm.key.interpreted {
+		t.Error("a new stream went to the interpreter's instance")
+	}
+	serve(hs1, early) // the early stream keeps its instance
+	old := hs1.in
+	if err := hs1.OnDone(); err != nil {
+		t.Fatal(err)
+	}
+	old.mu.Lock()
+	closed := old.mod == nil && errors.Is(old.broken, errRetired)
+	old.mu.Unlock()
+	if !closed {
+		t.Error("the interpreter's instance stayed open after its last stream")
+	}
+	if err := hs2.OnDone(); err != nil {
+		t.Fatal(err)
+	}
+	if !fileExists(e.compiledMarker(p.vm.key.sum)) {
+		t.Fatal("no marker for the compiled module")
+	}
+
+	e2, err := NewEngine(ctx, EngineConfig{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close(ctx)
+	p2, err := e2.Load(ctx, PluginConfig{Name: "tiered", Wasm: wasm, Trusted: true, PluginConfig: []byte("get 1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close(ctx)
+	if p2.vm.cm.key.interpreted || p2.CompileCache() != CompileCacheHit {
+		t.Errorf("second engine: interpreted %v, compile cache %q; want compiled code from the cache",
+			p2.vm.cm.key.interpreted, p2.CompileCache())
+	}
+}
+
+// A plugin closed before its compile is done, and then its engine, leave
+// nothing running: Close waits for the compile and lets it go.
+func TestTieredCompileClosedEarly(t *testing.T) {
+	ctx := context.Background()
+	e, err := NewEngine(ctx, EngineConfig{CacheDir: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.compileSlot <- struct{}{}
+	p, err := e.Load(ctx, PluginConfig{Name: "early", Wasm: rustGuest(t, "hostcalls"), Trusted: true, PluginConfig: []byte("none 1")})
+	if err != nil {
+		<-e.compileSlot
+		t.Fatal(err)
+	}
+	if !p.vm.cm.key.interpreted {
+		t.Error("with no disk cache a trusted module should start on the interpreter")
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-e.compileSlot
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	left := len(e.modules)
+	e.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d compiled modules left after close", left)
+	}
+}
