@@ -83,6 +83,10 @@ func load(t testing.TB, guest string, cfg PluginConfig) *Plugin {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
+	// A trusted guest may start on the interpreter (tiered.go).
+	if err := p.WaitCompiled(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -155,6 +155,7 @@ var errRetired = errors.New("instance retired: the plugin moved to compiled code
 // instance of it is started, and the interpreter's instances are retired.
 func (v *vm) upgrade(full <-chan compileResult) {
 	defer v.bg.Done()
+	defer close(v.compiled)
 	start := time.Now()
 	var r compileResult
 	select {
@@ -205,6 +206,20 @@ func (v *vm) upgrade(full <-chan compileResult) {
 		}
 	}
 	g.done()
+}
+
+// WaitCompiled returns once the plugin runs compiled code: at once unless
+// it started on wazero's interpreter (a built-in plugin loaded before its
+// compiled code was in the cache), or when ctx ends. Benchmarks and tests
+// that measure a built-in call it after Load; the proxy does not need to.
+// It also returns if the compile failed or the plugin closed meanwhile.
+func (p *Plugin) WaitCompiled(ctx context.Context) error {
+	select {
+	case <-p.vm.compiled:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // closeRetired closes a retired instance once.

@@ -48,19 +48,22 @@ func TestTieredCompile(t *testing.T) {
 	if !hs1.in.cm.key.interpreted {
 		t.Fatal("the first stream does not run on the interpreter")
 	}
+	select {
+	case <-p.vm.compiled:
+		t.Fatal("WaitCompiled would return before the compile")
+	default:
+	}
 	<-e.compileSlot
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		p.vm.mu.Lock()
-		upgraded := !p.vm.cm.key.interpreted
-		p.vm.mu.Unlock()
-		if upgraded {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the VM did not move to compiled code")
-		}
-		time.Sleep(5 * time.Millisecond)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := p.WaitCompiled(wctx); err != nil {
+		t.Fatal("the VM did not move to compiled code:", err)
+	}
+	p.vm.mu.Lock()
+	upgraded := !p.vm.cm.key.interpreted
+	p.vm.mu.Unlock()
+	if !upgraded {
+		t.Fatal("WaitCompiled returned before the VM moved to compiled code")
 	}
 	late := &mapStream{}
 	hs2, err := p.NewHTTPStream(ctx, late)

@@ -40,6 +40,9 @@ type vm struct {
 	version abi.Version
 	// cache is where the first compiled code came from (Plugin.CompileCache).
 	cache CompileCache
+	// compiled is closed once the VM runs compiled code, or will not
+	// (tiered.go): Plugin.WaitCompiled.
+	compiled chan struct{}
 
 	calls    atomic.Uint64
 	failures atomic.Uint64
@@ -101,7 +104,7 @@ func (e *Engine) vmFor(ctx context.Context, cfg *PluginConfig) (*vm, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &vm{e: e, cm: cm, cache: cm.cache, key: key, shared: shared, cfg: *cfg, version: cm.version, refs: 1,
+	v := &vm{e: e, cm: cm, cache: cm.cache, compiled: make(chan struct{}), key: key, shared: shared, cfg: *cfg, version: cm.version, refs: 1,
 		sha: hex.EncodeToString(cm.key.sum[:]), stopJan: make(chan struct{}), name: cfg.Name}
 	v.cfg.Wasm = nil // compiled: holding the bytes would keep them on the heap
 	if shared {
@@ -116,6 +119,8 @@ func (e *Engine) vmFor(ctx context.Context, cfg *PluginConfig) (*vm, error) {
 		v.log.Info("serving the module through wazero's interpreter until its compile finishes")
 		v.bg.Add(1)
 		go v.upgrade(full)
+	} else {
+		close(v.compiled)
 	}
 	if shared {
 		e.mu.Lock()
