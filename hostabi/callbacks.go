@@ -320,6 +320,9 @@ func (s *HTTPStream) OnDone() error {
 	}
 	s.done = true
 	delete(in.streams, s.id)
+	if in.effStream == s {
+		in.effStream = nil // do not keep the stream's host alive
+	}
 	in.unlock()
 	s.release()
 	if healthy && err == nil {

@@ -63,6 +63,7 @@ type bytesMap struct {
 	pairs [][2]string
 }
 
+// Len is the adapters' count, which their Pairs (At's snapshot) matches.
 func (b *bytesMap) Len() int { return b.m.Len() }
 func (b *bytesMap) At(i int) (name, value []byte) {
 	if b.pairs == nil {
