@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	// Test only: the benchmark measures the header map the proxy serves
 	// hostcalls from. hostabi itself imports nothing from runtime/.
@@ -65,8 +66,10 @@ func rustGuest(t testing.TB, name string) []byte {
 func hostcallStream(t testing.TB, op string) (*mapStream, *HTTPStream) {
 	t.Helper()
 	ctx := context.Background()
+	// A generous deadline: on a loaded machine a callback of 100 map
+	// decodings was seen to take 45 ms of wall time.
 	p, err := testEngine.Load(ctx, PluginConfig{Name: t.Name(), Wasm: rustGuest(t, "hostcalls"),
-		PluginConfig: []byte(op + " " + strconv.Itoa(hostcallsPerCallback))})
+		PluginConfig: []byte(op + " " + strconv.Itoa(hostcallsPerCallback)), CallTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,13 +49,16 @@ type instance struct {
 	ctx context.Context
 
 	// The deadline of a module rewritten by package interrupt: watch fires
-	// at deadline (unix ns, 0 while no call runs), raises flag and sets
+	// at deadline (monoNow ns, 0 while no call runs), raises flag and sets
 	// budget to 1, so the guest's next check (at a function entry or loop
-	// head) looks at the flag.
+	// head) looks at the flag. armed is when watch is set to fire (0:
+	// stopped); a call re-arms it only when it would fire too late, and
+	// watch disarms itself when it finds no call running (onDeadline).
 	flag     api.MutableGlobal
 	budget   api.MutableGlobal
 	watch    *time.Timer
 	deadline atomic.Int64
+	armed    atomic.Int64
 	tripped  atomic.Bool
 	depth    int // nested calls: a hostcall that allocates calls the guest
 
@@ -416,7 +419,7 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 	if in.depth == 1 {
 		in.logLines, in.logBytes = 0, 0
 	}
-	start := time.Now()
+	start := monoNow()
 	switch {
 	case in.vm.cfg.Trusted:
 		// No termination checks are compiled in: a deadline would do
@@ -436,7 +439,7 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 		in.reportDroppedLog(cb)
 	}
 	in.vm.calls.Add(1)
-	in.vm.callNanos.Add(uint64(time.Since(start)))
+	in.vm.callNanos.Add(uint64(monoNow() - start))
 	if err == nil && in.broken != nil {
 		// A host function found the instance unusable (e.g. the allocator
 		// failed) while the guest went on.
@@ -451,25 +454,37 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 
 // callWatched runs f under the deadline the interrupt flag enforces. A
 // nested call runs under the outer one's deadline.
-func (in *instance) callWatched(f api.Function, start time.Time, timeout time.Duration) error {
+//
+// Arming and stopping a timer around every call cost more than a
+// callback into a small guest (two more clock reads and the runtime's
+// timer lock), so the timer stays armed across calls: a call re-arms it
+// only when it would fire after the call's deadline, and when it fires
+// onDeadline re-arms it for the running call's deadline or, between
+// calls, lets it stop.
+func (in *instance) callWatched(f api.Function, start int64, timeout time.Duration) error {
 	outer := in.depth == 1
 	if outer {
-		in.deadline.Store(start.Add(timeout).UnixNano())
-		in.watch.Reset(timeout)
+		d := start + int64(timeout)
+		in.deadline.Store(d)
+		if a := in.armed.Load(); a == 0 || a > d {
+			in.armed.Store(d)
+			in.watch.Reset(timeout)
+		}
 	}
 	err := f.CallWithStack(in.ctx, in.stack[:])
 	if outer {
-		in.watch.Stop()
 		in.deadline.Store(0)
 	}
 	return err
 }
 
-// onDeadline runs on the timer's goroutine. A timer that was re-armed late
-// sees a later deadline and waits again. A call that ends within the
-// instant between the check and the flag leaves the flag up, and the
-// instance's next call traps at once: it is then replaced as timed out,
-// which the call just before nearly was.
+// onDeadline runs on the timer's goroutine. Between calls it disarms the
+// timer; a call that started meanwhile either saw it disarmed and armed
+// it, or stored its deadline before the second look here, which re-arms
+// for it. Before a running call's deadline it waits again. A call that
+// ends within the instant between the check and the flag leaves the flag
+// up, and the instance's next call traps at once: it is then replaced as
+// timed out, which the call just before nearly was.
 //
 // Setting the budget to 1 makes the guest's next check look at the flag.
 // The guest counts the budget down with a read and a write of its own,
@@ -477,19 +492,39 @@ func (in *instance) callWatched(f api.Function, start time.Time, timeout time.Du
 // timer comes back every repokeEvery and sets it again (the flag alone
 // would still stop the guest, within Budget checks).
 func (in *instance) onDeadline() {
-	d := in.deadline.Load()
-	if d == 0 {
-		return
+	for {
+		d := in.deadline.Load()
+		if d == 0 {
+			in.armed.Store(0)
+			if in.deadline.Load() == 0 {
+				return
+			}
+			continue
+		}
+		left := d - monoNow()
+		if left <= 0 {
+			in.tripped.Store(true)
+			in.flag.Set(1)
+			in.budget.Set(1)
+			in.armed.Store(monoNow() + int64(repokeEvery))
+			in.watch.Reset(repokeEvery)
+			return
+		}
+		in.armed.Store(d)
+		in.watch.Reset(time.Duration(left))
+		// A call that started meanwhile with an earlier deadline may have
+		// read armed before the store above and left the timer alone.
+		if cur := in.deadline.Load(); cur == d || cur == 0 || cur > d {
+			return
+		}
 	}
-	if left := time.Until(time.Unix(0, d)); left > 0 {
-		in.watch.Reset(left)
-		return
-	}
-	in.tripped.Store(true)
-	in.flag.Set(1)
-	in.budget.Set(1)
-	in.watch.Reset(repokeEvery)
 }
+
+// monoNow is a monotonic clock in nanoseconds: one clock read, where
+// time.Now takes two.
+func monoNow() int64 { return int64(time.Since(monoEpoch)) }
+
+var monoEpoch = time.Now()
 
 // repokeEvery is how often a call past its deadline has its budget set
 // to 1 again.
@@ -596,6 +631,9 @@ func (in *instance) closeLocked(reason error) {
 	for id, co := range in.callouts {
 		co.reset()
 		delete(in.callouts, id)
+	}
+	if in.watch != nil {
+		in.watch.Stop()
 	}
 	if in.mod != nil {
 		in.vm.e.queues.unsubscribe(in, 0)
