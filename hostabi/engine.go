@@ -192,13 +192,9 @@ func (e *Engine) compileSum(ctx context.Context, wasm []byte, sum [32]byte, trus
 	if trusted {
 		rt = e.fastRT
 	}
-	e.mu.Lock()
-	if cm := e.modules[key]; cm != nil {
-		cm.refs++
-		e.mu.Unlock()
+	if cm := e.kept(key); cm != nil {
 		return cm, nil
 	}
-	e.mu.Unlock()
 	// Compile outside the lock: it takes seconds and other plugins may load
 	// meanwhile. Two loads of the same new module may both compile; the
 	// loser's copy is closed. An untrusted module is validated once: by
@@ -241,6 +237,18 @@ func (e *Engine) compileSum(ctx context.Context, wasm []byte, sum [32]byte, trus
 	}
 	dropFunctionBodies(mod)
 	return e.addModule(ctx, key, rt, mod, interruptible, cache)
+}
+
+// kept returns the compiled module kept under key, with a reference
+// taken, or nil.
+func (e *Engine) kept(key moduleKey) *compiledModule {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cm := e.modules[key]
+	if cm != nil {
+		cm.refs++
+	}
+	return cm
 }
 
 // addModule finds the module's ABI version, checks its imports and keeps

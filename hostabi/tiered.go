@@ -43,13 +43,7 @@ func (e *Engine) compileTiered(ctx context.Context, wasm []byte, sum [32]byte, t
 		cm, err := e.compileSum(ctx, wasm, sum, trusted)
 		return cm, nil, err
 	}
-	e.mu.Lock()
-	cm := e.modules[moduleKey{sum: sum, trusted: true}]
-	if cm != nil {
-		cm.refs++
-	}
-	e.mu.Unlock()
-	if cm != nil {
+	if cm := e.kept(moduleKey{sum: sum, trusted: true}); cm != nil {
 		return cm, nil, nil
 	}
 	quick, err := e.compileInterpreted(ctx, wasm, sum)
@@ -112,13 +106,9 @@ var wazeroVersion = sync.OnceValue(func() string {
 // compileInterpreted compiles a trusted module for wazero's interpreter.
 func (e *Engine) compileInterpreted(ctx context.Context, wasm []byte, sum [32]byte) (*compiledModule, error) {
 	key := moduleKey{sum: sum, trusted: true, interpreted: true}
-	e.mu.Lock()
-	if cm := e.modules[key]; cm != nil {
-		cm.refs++
-		e.mu.Unlock()
+	if cm := e.kept(key); cm != nil {
 		return cm, nil
 	}
-	e.mu.Unlock()
 	mod, err := e.interpRT.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("compiling: %w", err)
