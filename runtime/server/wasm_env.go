@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -188,12 +187,10 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte, sha
 	e.mu.Lock()
 	first := !e.compiled[sha]
 	e.mu.Unlock()
-	var cached int
 	start := time.Now()
 	if first {
 		e.log.Info(fmt.Sprintf("compiling plugin %s (%s) ...", pc.Name, megabytes(len(module))),
 			zap.String("plugin", pc.Name), zap.String("wasm", pc.Wasm))
-		cached = cacheEntries(e.cacheDir)
 	}
 	p, err := engine.Load(ctx, hostabi.PluginConfig{
 		Name:           pc.Name,
@@ -218,14 +215,10 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte, sha
 		e.mu.Lock()
 		e.compiled[sha] = true
 		e.mu.Unlock()
-		cache := "off"
-		if e.cacheDir != "-" {
-			// A miss stores the compiled code: a new entry appears.
-			cache = "hit"
-			if cacheEntries(e.cacheDir) > cached {
-				cache = "miss"
-			}
-		}
+		// The engine knows: a trusted module missing from the cache starts
+		// on the interpreter and writes its compiled code later, so
+		// counting cache files around Load would say "hit".
+		cache := string(p.CompileCache())
 		e.log.Info(fmt.Sprintf("plugin %s ready in %s (compile cache %s)", pc.Name, time.Since(start).Round(time.Millisecond), cache),
 			zap.String("plugin", pc.Name), zap.String("compile_cache", cache))
 	}
@@ -235,23 +228,6 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte, sha
 // megabytes prints a module size the way a person reads it: "7.6 MB".
 func megabytes(n int) string {
 	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-}
-
-// cacheEntries counts the files under wazero's cache directory (it keeps
-// one per compiled module, in a directory per wazero version); -1 without
-// a cache.
-func cacheEntries(dir string) int {
-	if dir == "-" || dir == "" {
-		return -1
-	}
-	n := 0
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			n++
-		}
-		return nil
-	})
-	return n
 }
 
 func (e *wasmEnv) close() {
