@@ -114,6 +114,17 @@ examples-check:
 test: tools lint test-go test-sdk conformance examples-check
 	@echo "make test: all suites passed"
 
+# The plugin reload soak: SOAK_RELOADS (default 10,000) reloads of one
+# plugin under light load, with the process's RSS, Go heap, goroutines and
+# open plugin versions every tenth; fails on a failed request, a version
+# left open, goroutines that grow or RSS that drifts over 2 % after the
+# first tenth. Minutes long, so not part of `make test` (which runs the
+# short TestReloadsCloseEveryOldInstance).
+SOAK_RELOADS ?= 10000
+.PHONY: soak
+soak:
+	cd runtime/server && SLUICE_SOAK_RELOADS=$(SOAK_RELOADS) nice -n 10 $(GO) test -run 'TestPluginReloadSoak$$' -count=1 -v -timeout 60m .
+
 # Every fuzz target for FUZZTIME each (default 60s); `make test` runs their
 # seed corpora only.
 fuzz:

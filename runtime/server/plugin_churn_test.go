@@ -7,16 +7,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/sluice-proxy/sluice/runtime/wasmsource/wasmsourcetest"
 )
@@ -184,132 +180,4 @@ func TestPluginChurnUnderLoad(t *testing.T) {
 			t.Errorf("after the churn %s is %s: %s", name, r.State, r.LastError)
 		}
 	}
-}
-
-// TestPluginReloadSoak reloads one plugin SLUICE_SOAK_RELOADS times (only
-// when set: 10000 is the issue's figure) under light load and reports the
-// process's RSS, Go heap, goroutines and Wasm instances every tenth;
-// it fails if goroutines or instances grow, or RSS drifts by more than 2 %
-// after the warm-up (the first tenth).
-func TestPluginReloadSoak(t *testing.T) {
-	reloads := envInt("SLUICE_SOAK_RELOADS", 0)
-	if reloads == 0 {
-		t.Skip("set SLUICE_SOAK_RELOADS (e.g. 10000) to run the soak")
-	}
-	up := startEcho(t, "up", nil)
-	dir := t.TempDir()
-	wasmFile := filepath.Join(dir, "hello.wasm")
-	mod := headerRust(t)
-	os.WriteFile(wasmFile, mod, 0o644)
-	cfg := func(gen int) string {
-		return baseConfig(`
-[[plugins]]
-name = "p"
-wasm = "` + wasmFile + `"
-config = { header = "x-gen", value = "` + strconv.Itoa(gen) + `" }
-[[routes]]
-name = "r"
-plugins = ["p"]
-backends = [ { cluster = "up" } ]
-[[clusters]]
-name = "up"
-endpoints = ["` + up.addr + `"]
-`)
-	}
-	// Not startServer: its observed log keeps every line in memory, which
-	// would read as a leak of a few KiB per reload.
-	path := filepath.Join(dir, "sluice.toml")
-	os.WriteFile(path, []byte(cfg(0)), 0o644)
-	srv, err := New(Options{ConfigPath: path, Log: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(t.Context())
-	ts := &testServer{Server: srv, path: path}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	wg.Add(1)
-	go func() { // light load: one client, paced
-		defer wg.Done()
-		c := &http.Client{Timeout: 10 * time.Second}
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			resp, err := c.Get(ts.url("/"))
-			if err != nil {
-				failed.Add(1)
-				continue
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				failed.Add(1)
-			}
-		}
-	}()
-	type sample struct {
-		at                             int
-		rssKiB, heapKiB, goroutines, n int
-		// During the burst, before the pause: goroutines and closes
-		// waiting for their time.
-		burstGoroutines, burstQueued int
-	}
-	measure := func(at int) sample {
-		burstG, burstQ := runtime.NumGoroutine(), srv.closer.queued()
-		// Let replaced versions out-wait their grace and close, and the
-		// replaced snapshots' clusters their drain time (5s here).
-		time.Sleep(5*time.Second + retireGrace + 500*time.Millisecond)
-		debug.FreeOSMemory() // a collection, and freed pages back to the OS
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		inst := 0
-		for _, r := range pluginRows(t, ts) {
-			inst += r.Instances
-		}
-		return sample{at: at, rssKiB: rssKiB(t), heapKiB: int(ms.HeapAlloc >> 10), goroutines: runtime.NumGoroutine(), n: inst,
-			burstGoroutines: burstG, burstQueued: burstQ}
-	}
-	var samples []sample
-	for gen := 1; gen <= reloads; gen++ {
-		os.WriteFile(ts.path, []byte(cfg(gen)), 0o644)
-		if err := ts.Reload(); err != nil {
-			t.Fatalf("reload %d: %v", gen, err)
-		}
-		if gen%max(reloads/10, 1) == 0 {
-			samples = append(samples, measure(gen))
-		}
-	}
-	close(stop)
-	wg.Wait()
-	for _, s := range samples {
-		t.Logf("after %d reloads: RSS %d KiB, Go heap %d KiB, %d goroutines, %d instances (during the burst: %d goroutines, %d closes queued)",
-			s.at, s.rssKiB, s.heapKiB, s.goroutines, s.n, s.burstGoroutines, s.burstQueued)
-	}
-	first, last := samples[0], samples[len(samples)-1]
-	drift := float64(last.rssKiB-first.rssKiB) / float64(first.rssKiB) * 100
-	t.Logf("RSS drift after warm-up: %.2f %%; %d requests failed", drift, failed.Load())
-	if failed.Load() != 0 || last.goroutines > first.goroutines+2 || last.n > first.n || drift > 2 {
-		t.Fatalf("leak or failures: %+v, drift %.2f %%, %d failed", samples, drift, failed.Load())
-	}
-}
-
-func rssKiB(t *testing.T) int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc/self/status")
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			n, _ := strconv.Atoi(f[1])
-			return n
-		}
-	}
-	return 0
 }

@@ -39,12 +39,16 @@ type wasmEnv struct {
 	// cacheDir is wazero's compilation cache ("-": none), for telling a
 	// start-up whether the cache served it.
 	cacheDir string
-	// compiled holds the sha256 of every module loaded so far: a load of
-	// one of them reuses its compiled code and says nothing about it.
-	compiled map[string]bool
 
 	mu     sync.Mutex
 	engine *hostabi.Engine // nil until a plugin loads
+	// open counts the plugin versions loaded and not yet closed, by
+	// module sha256. A load of a module with versions open reuses its
+	// compiled code (the engine keeps it while any version uses it) and
+	// says nothing about it; once the last closes, the engine drops the
+	// code and so does this map. It used to remember every module ever
+	// loaded, one entry per .wasm or digest change for the process's life.
+	open map[string]int
 
 	// sources fetches remote modules; book is every plugin's lifecycle
 	// record and the fetches in flight.
@@ -112,7 +116,7 @@ func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, lo
 			cacheDir = "-"
 		}
 	}
-	env := &wasmEnv{log: log, maxModuleBytes: int64(cfg.Wasm.MaxModuleBytes), cacheDir: cacheDir, compiled: map[string]bool{},
+	env := &wasmEnv{log: log, maxModuleBytes: int64(cfg.Wasm.MaxModuleBytes), cacheDir: cacheDir, open: map[string]int{},
 		book: newPluginBook(reg, log.Named("plugins"))}
 	if cacheDir == "" {
 		env.cacheDir = filepath.Join(os.TempDir(), "sluice-wasm-cache") // hostabi's default
@@ -185,7 +189,7 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte, sha
 		return nil, err
 	}
 	e.mu.Lock()
-	first := !e.compiled[sha]
+	first := e.open[sha] == 0
 	e.mu.Unlock()
 	start := time.Now()
 	if first {
@@ -211,10 +215,10 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte, sha
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q (%s): %w", pc.Name, pc.Wasm, err)
 	}
+	e.mu.Lock()
+	e.open[sha]++
+	e.mu.Unlock()
 	if first {
-		e.mu.Lock()
-		e.compiled[sha] = true
-		e.mu.Unlock()
 		// The engine knows: a trusted module missing from the cache starts
 		// on the interpreter and writes its compiled code later, so
 		// counting cache files around Load would say "hit".
@@ -222,7 +226,42 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte, sha
 		e.log.Info(fmt.Sprintf("plugin %s ready in %s (compile cache %s)", pc.Name, time.Since(start).Round(time.Millisecond), cache),
 			zap.String("plugin", pc.Name), zap.String("compile_cache", cache))
 	}
-	return wasmfilter.NewWasmFactory(p, e.log.With(zap.String("plugin", pc.Name))), nil
+	return &openVersion{WasmFactory: wasmfilter.NewWasmFactory(p, e.log.With(zap.String("plugin", pc.Name))), env: e, sha: sha}, nil
+}
+
+// openVersion is a loaded plugin version that leaves the env's count of
+// open versions when it closes.
+type openVersion struct {
+	*wasmfilter.WasmFactory
+	env  *wasmEnv
+	sha  string
+	once sync.Once
+}
+
+// Close drains and frees the version (WasmFactory.Close), then drops it
+// from the count; safe to repeat.
+func (v *openVersion) Close() {
+	v.once.Do(func() {
+		v.WasmFactory.Close()
+		e := v.env
+		e.mu.Lock()
+		if e.open[v.sha]--; e.open[v.sha] <= 0 {
+			delete(e.open, v.sha)
+		}
+		e.mu.Unlock()
+	})
+}
+
+// openVersions is how many plugin versions are loaded and not closed:
+// the serving ones plus those replaced and still draining.
+func (e *wasmEnv) openVersions() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, c := range e.open {
+		n += c
+	}
+	return n
 }
 
 // megabytes prints a module size the way a person reads it: "7.6 MB".
