@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -28,6 +29,10 @@ var version = defaultVersion
 const defaultVersion = "0.1.0-dev"
 
 func main() {
+	// Go's heap profiler is off until the admin API turns it on (POST
+	// /heapprofiler?enable=y, as Envoy's): left on, its table of sampled
+	// call paths grows for the life of the process.
+	runtime.MemProfileRate = 0
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

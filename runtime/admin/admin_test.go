@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -207,5 +208,41 @@ func TestIndexAndSummary(t *testing.T) {
 	}
 	if s.Time == 0 {
 		t.Error("/summary has no time")
+	}
+}
+
+// The heap profiler is switched on and off through the admin API, as
+// Envoy's /heapprofiler; a web page cannot switch it, and anything but
+// y or n is refused without changing it.
+func TestHeapProfilerSwitch(t *testing.T) {
+	rate := runtime.MemProfileRate
+	t.Cleanup(func() { runtime.MemProfileRate = rate })
+	runtime.MemProfileRate = 0
+	a, _ := startAdmin(t, "127.0.0.1:0")
+	base := "http://" + a.Addr().String() + "/heapprofiler?enable="
+	post := func(v string, foreign bool) int {
+		req, _ := http.NewRequest("POST", base+v, nil)
+		if foreign {
+			req.Header.Set("Origin", "https://evil.example")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("y", true); code != http.StatusForbidden || runtime.MemProfileRate != 0 {
+		t.Fatalf("cross-site enable: %d, rate %d", code, runtime.MemProfileRate)
+	}
+	if code := post("y", false); code != http.StatusOK || runtime.MemProfileRate != HeapProfileRate {
+		t.Fatalf("enable=y: %d, rate %d", code, runtime.MemProfileRate)
+	}
+	if code := post("yes", false); code != http.StatusBadRequest || runtime.MemProfileRate != HeapProfileRate {
+		t.Fatalf("enable=yes: %d, rate %d (want 400, unchanged)", code, runtime.MemProfileRate)
+	}
+	if code := post("n", false); code != http.StatusOK || runtime.MemProfileRate != 0 {
+		t.Fatalf("enable=n: %d, rate %d", code, runtime.MemProfileRate)
 	}
 }

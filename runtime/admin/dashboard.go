@@ -42,7 +42,8 @@ var endpoints = []endpoint{
 	{"GET", "/clusters", "each cluster and its endpoints: health, ejections, active requests"},
 	{"POST", "/config/reload", "re-read the config file; a bad file is refused and the old config keeps serving"},
 	{"POST", "/plugins/reload", "re-read every plugin's .wasm"},
-	{"GET", "/debug/pprof/", "Go's profiler"},
+	{"GET", "/debug/pprof/", "Go's profiler (heap samples only after POST /heapprofiler?enable=y)"},
+	{"POST", "/heapprofiler", "?enable=y|n: turn Go's heap profiler on or off (off at start)"},
 }
 
 // serveIndex answers GET /: the dashboard for a browser, a plain-text
