@@ -35,8 +35,10 @@ import (
 // signature (JWS form: r||s for ECDSA). The result is one byte: 1 the
 // signature is valid, 0 it is not; or 2 followed by why the key cannot
 // verify for that algorithm (an unusable key, or a key of another type).
-// A call with an empty signature checks a key at configure time. An
-// argument that does not decode, or an unknown algorithm, is BadArgument.
+// A call with an empty signature checks only that the key parses (0 if it
+// does), for a filter's configure time, where a key may not be matched to
+// an algorithm yet. An argument that does not decode, or an unknown
+// algorithm, is BadArgument.
 //
 // Keys are parsed once: the parsed key (or the reason it is unusable) is
 // cached by the key's bytes, so a filter may pass the same key text on
@@ -75,7 +77,7 @@ func verifySignature(_ *instance, args []byte) ([]byte, abi.Status) {
 		return nil, abi.BadArgument
 	}
 	pub, err := publicKeys.get(f[1])
-	if err == nil {
+	if err == nil && len(f[3]) > 0 {
 		err = alg.fits(pub)
 	}
 	if err != nil {

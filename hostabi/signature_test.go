@@ -218,3 +218,19 @@ func BenchmarkVerifySignature(b *testing.B) {
 		})
 	}
 }
+
+// TestVerifySignatureKeyCheck: an empty signature checks that the key
+// parses, whatever the algorithm (a filter checks keys at configure time).
+func TestVerifySignatureKeyCheck(t *testing.T) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key := pkix(t, &p256.PublicKey)
+	if out, st := verifySignature(nil, sigArgs("RS256", key, "m", "")); st != abi.OK || string(out) != "\x00" {
+		t.Errorf("key check of a parsing key: %v %q", st, out)
+	}
+	if out, st := verifySignature(nil, sigArgs("RS256", key, "m", "s")); st != abi.OK || out[0] != sigBadKey {
+		t.Errorf("an EC key for RS256: %v %q", st, out)
+	}
+	if out, st := verifySignature(nil, sigArgs("RS256", "junk", "m", "")); st != abi.OK || out[0] != sigBadKey {
+		t.Errorf("key check of junk: %v %q", st, out)
+	}
+}
