@@ -60,6 +60,8 @@ var (
 	rustAddHeader string
 	//go:embed rust/ip-restriction.wasm
 	rustIPRestriction string
+	//go:embed rust/jwt.wasm
+	rustJWT string
 	//go:embed rust/key-auth.wasm
 	rustKeyAuth string
 	//go:embed rust/request-transformer.wasm
@@ -71,6 +73,7 @@ var (
 var rustModules = map[string]*string{
 	"add-header":           &rustAddHeader,
 	"ip-restriction":       &rustIPRestriction,
+	"jwt":                  &rustJWT,
 	"key-auth":             &rustKeyAuth,
 	"request-transformer":  &rustRequestTransformer,
 	"response-transformer": &rustResponseTransformer,

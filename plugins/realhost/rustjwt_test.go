@@ -1,0 +1,365 @@
+package realhost
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"hash"
+	"math/big"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/plugins"
+	"github.com/sluice-proxy/sluice/plugins/filtertest"
+)
+
+// matchGo loads plugin from the Go module and from its Rust module with
+// the same options, runs every request through both and compares what
+// they did (headers both ways, local replies, properties); every
+// configuration in refused must be refused by both.
+func matchGo(t testing.TB, plugin string, o filtertest.Options, reqs []filtertest.Request, refused []any) {
+	t.Helper()
+	rust := plugins.RustModule(plugin)
+	if rust == nil {
+		t.Fatalf("%s has no Rust module", plugin)
+	}
+	o.Name, o.RootID = plugin, plugin
+	g, r := filtertest.Load(t, plugins.Module(), o), filtertest.Load(t, rust, o)
+	for i, req := range reqs {
+		want, got := g.Do(req), r.Do(req)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s request %d %q:\nrust %+v\n  go %+v", plugin, i, req.Headers, got, want)
+		}
+	}
+	for _, bad := range refused {
+		if _, err := filtertest.LoadErr(t, plugins.Module(), filtertest.Options{RootID: plugin, Config: bad}); err == nil {
+			t.Errorf("%s: the Go plugin accepted %v (fix the case)", plugin, bad)
+		}
+		if _, err := filtertest.LoadErr(t, rust, filtertest.Options{RootID: plugin, Config: bad}); err == nil {
+			t.Errorf("%s: the Rust plugin accepted %v", plugin, bad)
+		}
+	}
+}
+
+var b64u = base64.RawURLEncoding.EncodeToString
+
+// jwtKeys are the keys of the jwt cases, made once (RSA is slow to make).
+type jwtKeys struct {
+	rsa        *rsa.PrivateKey
+	p256, p384 *ecdsa.PrivateKey
+	ed         ed25519.PrivateKey
+}
+
+func newJWTKeys(t testing.TB) *jwtKeys {
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	return &jwtKeys{rsa: rk, p256: p256, p384: p384, ed: ed}
+}
+
+func pkixPEM(t testing.TB, pub crypto.PublicKey) string {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+// token signs header and claims (raw JSON) with key under alg; key is a
+// []byte secret or a private key.
+func token(t testing.TB, alg, header, claims string, key any) string {
+	in := b64u([]byte(header)) + "." + b64u([]byte(claims))
+	hashes := map[string]func() hash.Hash{"256": sha256.New, "384": sha512.New384, "512": sha512.New}
+	chash := map[string]crypto.Hash{"256": crypto.SHA256, "384": crypto.SHA384, "512": crypto.SHA512}
+	var sig []byte
+	var err error
+	switch k := key.(type) {
+	case []byte:
+		m := hmac.New(hashes[alg[2:]], k)
+		m.Write([]byte(in))
+		sig = m.Sum(nil)
+	case *rsa.PrivateKey:
+		d := hashes[alg[2:]]()
+		d.Write([]byte(in))
+		sig, err = rsa.SignPKCS1v15(rand.Reader, k, chash[alg[2:]], d.Sum(nil))
+	case *ecdsa.PrivateKey:
+		d := hashes[alg[2:]]()
+		d.Write([]byte(in))
+		size := (k.Curve.Params().BitSize + 7) / 8
+		var r, s *big.Int
+		r, s, err = ecdsa.Sign(rand.Reader, k, d.Sum(nil))
+		if err == nil {
+			sig = append(r.FillBytes(make([]byte, size)), s.FillBytes(make([]byte, size))...)
+		}
+	case ed25519.PrivateKey:
+		sig = ed25519.Sign(k, []byte(in))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in + "." + b64u(sig)
+}
+
+func bearer(tok string, more ...[2]string) filtertest.Request {
+	return filtertest.Request{Headers: append([][2]string{{":method", "GET"}, {":path", "/orders"}, {"authorization", "Bearer " + tok}}, more...)}
+}
+
+// jwksIdP serves a JWK Set for jwks_uri (status 0: the call fails).
+type jwksIdP struct {
+	status int
+	body   string
+}
+
+func (p jwksIdP) HTTPCall(_ context.Context, req hostabi.HTTPCallRequest, done func(hostabi.HTTPCallResponse, error)) error {
+	if p.status == 0 {
+		go done(hostabi.HTTPCallResponse{}, fmt.Errorf("connection refused"))
+		return nil
+	}
+	go done(hostabi.HTTPCallResponse{Headers: [][2]string{{":status", fmt.Sprint(p.status)}}, Body: []byte(p.body)}, nil)
+	return nil
+}
+
+// The jwt port answers as the Go plugin: HS in the guest, RS/ES/EdDSA
+// through the host's sluice_verify_signature, claims, JWKS inline and
+// fetched, every message and header.
+func TestRustJWTMatchesGo(t *testing.T) {
+	k := newJWTKeys(t)
+	now := time.Now().Unix()
+	secret := []byte("s3cret-s3cret")
+	hdr := func(alg string) string { return `{"alg":"` + alg + `","typ":"JWT"}` }
+	claims := func(iss string, extra string) string {
+		return fmt.Sprintf(`{"iss":%q,"sub":"u1","aud":["orders","x"],"exp":%d,"nbf":%d,"scope":"read write","n":12.50,"flag":true,"obj":{"z":[1,"<"],"a":null}%s}`,
+			iss, now+600, now-5, extra)
+	}
+	ec := func(key *ecdsa.PrivateKey, crv string, size int) string {
+		return fmt.Sprintf(`{"kty":"EC","crv":%q,"x":%q,"y":%q`, crv, b64u(key.X.FillBytes(make([]byte, size))), b64u(key.Y.FillBytes(make([]byte, size))))
+	}
+	config := map[string]any{
+		"claims_to_verify":   []string{"exp", "nbf"},
+		"clock_skew":         10,
+		"maximum_expiration": 3600,
+		"audiences":          []string{"orders"},
+		"claims_to_headers":  map[string]string{"sub": "X-User", "scope": "x-scope", "n": "x-n", "flag": "x-flag", "obj": "x-obj", "missing": "x-missing"},
+		"credentials": []map[string]string{
+			{"key": "hs", "secret": string(secret), "consumer": "hs-app"},
+			{"key": "hs512", "algorithm": "HS512", "secret": string(secret)},
+			{"key": "rs", "algorithm": "RS256", "public_key": pkixPEM(t, &k.rsa.PublicKey), "consumer": "rs-app"},
+			{"key": "rs512", "algorithm": "RS512", "rsa_public_key": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&k.rsa.PublicKey)}))},
+			{"key": "es", "algorithm": "ES256", "public_key": pkixPEM(t, &k.p256.PublicKey)},
+			{"key": "es384", "algorithm": "ES384", "public_key": pkixPEM(t, &k.p384.PublicKey)},
+			{"key": "ed", "algorithm": "EdDSA", "public_key": pkixPEM(t, k.ed.Public())},
+			{"key": "rs-wrong-type", "algorithm": "RS256", "public_key": pkixPEM(t, &k.p256.PublicKey)},
+		},
+	}
+	good := token(t, "HS256", hdr("HS256"), claims("hs", ""), secret)
+	reqs := []filtertest.Request{
+		bearer(good),
+		bearer(token(t, "HS512", hdr("HS512"), claims("hs512", ""), secret)),
+		bearer(token(t, "RS256", hdr("RS256"), claims("rs", ""), k.rsa)),
+		bearer(token(t, "RS512", hdr("RS512"), claims("rs512", ""), k.rsa)),
+		bearer(token(t, "ES256", hdr("ES256"), claims("es", ""), k.p256)),
+		bearer(token(t, "ES384", hdr("ES384"), claims("es384", ""), k.p384)),
+		bearer(token(t, "EdDSA", hdr("EdDSA"), claims("ed", ""), k.ed)),
+		// Signed by the wrong key, or the key of another type.
+		bearer(token(t, "RS256", hdr("RS256"), claims("rs-wrong-type", ""), k.rsa)),
+		bearer(token(t, "ES256", hdr("ES256"), claims("es", ""), k.p384)),
+		bearer(token(t, "HS256", hdr("HS256"), claims("hs", ""), []byte("nope"))),
+		bearer(good + "x"),
+		bearer(good[:len(good)-4]),
+		// The token's algorithm must be the credential's.
+		bearer(token(t, "HS384", hdr("HS384"), claims("hs", ""), secret)),
+		bearer(token(t, "HS256", hdr("none"), claims("hs", ""), secret)),
+		bearer(token(t, "HS256", `{"alg":"HS256","ALG":"RS256"}`, claims("hs", ""), secret)),
+		// Claims.
+		bearer(token(t, "HS256", hdr("HS256"), fmt.Sprintf(`{"iss":"hs","exp":%d,"nbf":1,"aud":"orders"}`, now-11), secret)),
+		bearer(token(t, "HS256", hdr("HS256"), fmt.Sprintf(`{"iss":"hs","exp":%d,"nbf":1,"aud":"orders"}`, now-2), secret)),
+		bearer(token(t, "HS256", hdr("HS256"), fmt.Sprintf(`{"iss":"hs","exp":%d,"nbf":1,"aud":"orders"}`, now+7200), secret)),
+		bearer(token(t, "HS256", hdr("HS256"), fmt.Sprintf(`{"iss":"hs","exp":"%d","nbf":1,"aud":"orders"}`, now+60), secret)),
+		bearer(token(t, "HS256", hdr("HS256"), fmt.Sprintf(`{"iss":"hs","exp":%d,"nbf":%d,"aud":"orders"}`, now+60, now+60), secret)),
+		bearer(token(t, "HS256", hdr("HS256"), fmt.Sprintf(`{"iss":"hs","exp":%d,"aud":"orders"}`, now+60), secret)),
+		bearer(token(t, "HS256", hdr("HS256"), fmt.Sprintf(`{"iss":"hs","exp":%d,"nbf":1,"aud":["billing",1]}`, now+60), secret)),
+		bearer(token(t, "HS256", hdr("HS256"), `{"iss":"hs","exp":1e300,"nbf":1,"aud":"orders"}`, secret)),
+		bearer(token(t, "HS256", hdr("HS256"), `{"iss":"hs","exp":1e400,"nbf":1,"aud":"orders"}`, secret)),
+		bearer(token(t, "HS256", hdr("HS256"), claims("other", ""), secret)),
+		bearer(token(t, "HS256", hdr("HS256"), `{"sub":"x"}`, secret)),
+		bearer(token(t, "HS256", hdr("HS256"), `{"iss":7}`, secret)),
+		bearer(token(t, "HS256", hdr("HS256"), claims("hs", `,"iss":"hs512"`), secret)),
+		// Malformed tokens.
+		bearer("a.b"),
+		bearer("a.b.c.d"),
+		bearer("!!.e30.e30"),
+		bearer(b64u([]byte("[1]")) + ".e30.e30"),
+		bearer(b64u([]byte("null")) + ".e30.e30"),
+		bearer(token(t, "HS256", hdr("HS256"), `[1]`, secret)),
+		bearer(token(t, "HS256", hdr("HS256"), `null`, secret)),
+		bearer(token(t, "HS256", hdr("HS256"), claims("hs", "")+` trailing`, secret)),
+		bearer(token(t, "HS256", hdr("HS256")+" x", claims("hs", ""), secret)),
+		bearer(token(t, "HS256", `{"alg":"HS256","kid":1}`, claims("hs", ""), secret)),
+		bearer(good + "=="),
+		// Where the token comes from; the consumer headers a client sent.
+		{Headers: [][2]string{{":path", "/x?a=1&jwt=" + good}}},
+		{Headers: [][2]string{{":path", "/x?jwt=" + good + ";x"}}},
+		{Headers: [][2]string{{":path", "/x"}, {"authorization", good}}},
+		{Headers: [][2]string{{":path", "/x"}, {"authorization", "bearer   " + good + "  "}}},
+		bearer(good, [2]string{"x-consumer-username", "mallory"}, [2]string{"x-consumer-id", "m"}, [2]string{"x-anonymous-consumer", "true"}),
+		{Headers: [][2]string{{":path", "/x"}}},
+		{Headers: [][2]string{{":method", "OPTIONS"}, {":path", "/x"}}},
+	}
+	refused := []any{
+		map[string]any{"claims_to_verify": []string{"iat"}},
+		map[string]any{"credentials": []map[string]string{{"key": "a", "algorithm": "HS999", "secret": "x"}}},
+		map[string]any{"credentials": []map[string]string{{"key": "a"}}},
+		map[string]any{"credentials": []map[string]string{{"secret": "a"}}},
+		map[string]any{"credentials": []map[string]string{{"key": "a", "algorithm": "RS256", "public_key": "nope"}}},
+		map[string]any{"credentials": []map[string]string{{"key": "a", "algorithm": "RS256"}}},
+		map[string]any{"credentials": []map[string]any{{"key": "a", "secret": "x", "extra": 1}}},
+		map[string]any{"credentials": []map[string]string{{"key": "a", "algorithm": "ES256", "public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte{1, 2}}))}}},
+		map[string]any{"jwks_uri": "https://x/jwks"},
+		map[string]any{"jwks_uri": "/relative", "jwks_cluster": "c"},
+		map[string]any{"jwks_cluster": "c"},
+		map[string]any{"jwks_uri": "https://x/j", "jwks_cluster": "c", "jwks_refresh": "500ms"},
+		map[string]any{"jwks_uri": "https://x/j", "jwks_cluster": "c", "jwks_refresh": "soon"},
+		map[string]any{"jwks": map[string]any{"keys": []any{map[string]any{"kty": "RSA", "n": "!!", "e": "AQAB"}}}},
+		map[string]any{"jwks": map[string]any{"keys": []any{map[string]any{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}}}},
+		map[string]any{"jwks": map[string]any{"keys": []any{map[string]any{"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}}}},
+		map[string]any{"jwks": map[string]any{"keys": "x"}},
+		map[string]any{"jwks": map[string]any{"keys": []any{map[string]any{"kty": 1}}}},
+		map[string]any{"maximum_expiration": 60},
+		map[string]any{"clock_skew": -1},
+		map[string]any{"clock_skew": 1.5},
+		map[string]any{"jwks_file": "x.json"},
+		map[string]any{"issuers": "x"},
+		map[string]any{"claims_to_headers": map[string]string{"sub": ":path"}},
+		map[string]any{"claims_to_headers": map[string]string{"sub": ""}},
+		map[string]any{"secret_is_base64": true, "credentials": []map[string]string{{"key": "a", "secret": "YQ"}}},
+		map[string]any{"uri_param_names": "jwt"},
+	}
+	matchGo(t, "jwt", filtertest.Options{Config: config}, reqs, refused)
+	// The first seven are valid (one per algorithm), in Rust too; the
+	// eighth is refused: a match in refusing everything proves nothing.
+	f := filtertest.LoadBuiltin(t, "jwt", config)
+	for i, req := range reqs[:8] {
+		r := f.Do(req)
+		if (r.Local == nil) != (i < 7) {
+			t.Errorf("request %d: local reply %+v", i, r.Local)
+		}
+		if i == 2 {
+			if v, _ := r.RequestHeader("x-consumer-username"); v != "rs-app" {
+				t.Errorf("RS256 consumer %q", v)
+			}
+			if v, _ := r.RequestHeader("x-obj"); v != `{"a":null,"z":[1,"\u003c"]}` {
+				t.Errorf("x-obj = %q", v)
+			}
+		}
+	}
+
+	// Token places, anonymous, preflight, issuer, base64 secrets.
+	b64secret := base64.StdEncoding.EncodeToString(secret)
+	alt := map[string]any{"anonymous": "guest", "run_on_preflight": false, "realm": `a"b`, "uri_param_names": []string{},
+		"cookie_names": []string{"tok"}, "header_names": []string{"x-token", "authorization"}, "issuer": "hs",
+		"key_claim_name": "kid", "secret_is_base64": true,
+		"credentials": []map[string]string{{"key": "k1", "secret": b64secret, "consumer": "c1"}}}
+	altTok := token(t, "HS256", hdr("HS256"), `{"kid":"k1","iss":"hs","sub":"s"}`, secret)
+	matchGo(t, "jwt", filtertest.Options{Config: alt}, []filtertest.Request{
+		{Headers: [][2]string{{":path", "/x?jwt=" + altTok}}},
+		{Headers: [][2]string{{":path", "/x"}, {"cookie", "a=1; tok=" + altTok}}},
+		{Headers: [][2]string{{":path", "/x"}, {"x-token", "  " + altTok}}},
+		{Headers: [][2]string{{":path", "/x"}, {"x-token", "Bearer " + altTok}}},
+		{Headers: [][2]string{{":path", "/x"}, {"x-token", "bad"}}},
+		{Headers: [][2]string{{":path", "/x"}, {"authorization", "Bearer " + token(t, "HS256", hdr("HS256"), `{"kid":"k1","iss":"evil"}`, secret)}}},
+		{Headers: [][2]string{{":method", "OPTIONS"}, {":path", "/x"}}},
+		{Headers: [][2]string{{":path", "/x"}, {"x-anonymous-consumer", "false"}}},
+	}, nil)
+	strict := map[string]any{"realm": `a"b`, "credentials": []map[string]string{{"key": "k1", "secret": "x"}}}
+	matchGo(t, "jwt", filtertest.Options{Config: strict}, []filtertest.Request{
+		bearer(token(t, "HS256", hdr("HS256"), `{"iss":"k1"}`, []byte("x"))),
+		bearer(token(t, "HS256", hdr("HS256"), `{"iss":"k\"1"}`, []byte("x"))),
+		{Headers: [][2]string{{":path", "/x"}}},
+	}, nil)
+
+	// JWKS inline: kid selection, pinned algorithms, consumer from sub.
+	jwks := fmt.Sprintf(`{"keys":[
+		{"kty":"RSA","kid":"rsa1","alg":"RS256","n":%q,"e":"AQAB"},
+		%s,"kid":"ec1"},
+		%s,"use":"sig"},
+		{"kty":"OKP","crv":"Ed25519","kid":"ed1","x":%q},
+		{"kty":"oct","kid":"h1","k":%q},
+		{"kty":"RSA","kid":"enc","use":"enc","n":"AQAB","e":"AQAB"},
+		{"kty":"EC","crv":"P-521","x":"AA","y":"AA"},
+		{"kty":"OKP","crv":"X25519","x":"AA"},
+		{"kty":"weird"}]}`,
+		b64u(k.rsa.N.Bytes()), ec(k.p256, "P-256", 32), ec(k.p384, "P-384", 48), b64u(k.ed.Public().(ed25519.PublicKey)), b64u(secret))
+	kid := func(alg, kid string) string { return `{"alg":"` + alg + `","kid":"` + kid + `"}` }
+	sub := `{"sub":"alice","iss":"https://id.example.com"}`
+	jwksReqs := []filtertest.Request{
+		bearer(token(t, "RS256", kid("RS256", "rsa1"), sub, k.rsa)),
+		bearer(token(t, "RS256", kid("RS256", ""), sub, k.rsa)),
+		bearer(token(t, "RS512", kid("RS512", "rsa1"), sub, k.rsa)),
+		bearer(token(t, "ES256", kid("ES256", "ec1"), sub, k.p256)),
+		bearer(token(t, "ES256", kid("ES256", "rsa1"), sub, k.p256)),
+		bearer(token(t, "ES384", kid("ES384", "nope"), sub, k.p384)),
+		bearer(token(t, "EdDSA", kid("EdDSA", "ed1"), sub, k.ed)),
+		bearer(token(t, "HS256", kid("HS256", "h1"), sub, secret)),
+		bearer(token(t, "HS256", kid("HS256", "h1"), `{"iss":"https://id.example.com"}`, secret)),
+		bearer(token(t, "HS256", kid("HS256", "h1"), `{"sub":"alice","iss":"evil"}`, secret)),
+	}
+	matchGo(t, "jwt", filtertest.Options{Config: `{"issuer":"https://id.example.com","jwks":` + jwks + `}`}, jwksReqs, nil)
+
+	// JWKS fetched: requests wait for the first fetch, then verify; a
+	// failed fetch answers 503.
+	fetched := map[string]any{"jwks_uri": "https://id.example.com/.well-known/jwks.json?v=1", "jwks_cluster": "idp", "jwks_refresh": "1m"}
+	matchGo(t, "jwt", filtertest.Options{Config: fetched, HTTP: jwksIdP{200, jwks}}, jwksReqs, nil)
+	// RS512 with a key pinned to RS256, and ES256 under another kid, fail.
+	f = filtertest.Load(t, plugins.RustModule("jwt"), filtertest.Options{Name: "jwt", RootID: "jwt", Config: fetched, HTTP: jwksIdP{200, jwks}})
+	for i, req := range jwksReqs {
+		if r := f.Do(req); (r.Local == nil) != (i != 2 && i != 4) {
+			t.Errorf("fetched JWKS request %d: local reply %+v", i, r.Local)
+		}
+	}
+	for _, idp := range []jwksIdP{{0, ""}, {500, jwks}, {200, `{"keys":[]}`}, {200, `nope`}} {
+		matchGo(t, "jwt", filtertest.Options{Config: fetched, HTTP: idp}, jwksReqs[:1], nil)
+	}
+}
+
+// The Rust jwt asks the host for public-key checks: a JWK set fetched
+// again verifies with no new key parsed (the host caches keys by their
+// bytes), and the module stays small without any public-key code.
+func TestRustJWTModule(t *testing.T) {
+	if n := len(plugins.RustModule("jwt")); n > 400<<10 {
+		t.Errorf("jwt module is %d bytes, want <= 400 KiB (no public-key code)", n)
+	}
+	k := newJWTKeys(t)
+	f := filtertest.LoadBuiltin(t, "jwt", map[string]any{"credentials": []map[string]string{
+		{"key": "rs", "algorithm": "RS256", "public_key": pkixPEM(t, &k.rsa.PublicKey)}}})
+	good := token(t, "RS256", `{"alg":"RS256"}`, `{"iss":"rs"}`, k.rsa)
+	for i := 0; i < 3; i++ {
+		if r := f.Do(bearer(good)); r.Local != nil {
+			t.Fatalf("RS256 token %d refused: %+v", i, r.Local)
+		}
+	}
+	if r := f.Do(bearer(good[:len(good)-3] + "AAA")); r.Local == nil || r.Local.Status != 401 {
+		t.Errorf("altered signature: %+v", r.Local)
+	}
+	b, _ := json.Marshal(map[string]any{"credentials": []map[string]string{{"key": "rs", "algorithm": "RS256", "public_key": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}}})
+	if _, err := filtertest.LoadErr(t, plugins.RustModule("jwt"), filtertest.Options{RootID: "jwt", Config: b}); err == nil {
+		t.Error("a malformed PEM key was accepted")
+	}
+}
