@@ -363,3 +363,196 @@ func TestRustJWTModule(t *testing.T) {
 		t.Error("a malformed PEM key was accepted")
 	}
 }
+
+// withoutResets blanks ratelimit-reset and retry-after, which count whole
+// seconds to the window's end and so may differ by one between two runs
+// a millisecond apart; limiterMatch checks them apart.
+func withoutResets(r *filtertest.Result) *filtertest.Result {
+	c := *r
+	blank := func(h [][2]string) [][2]string {
+		out := append([][2]string(nil), h...)
+		for i := range out {
+			if out[i][0] == "ratelimit-reset" || out[i][0] == "retry-after" {
+				out[i][1] = "reset"
+			}
+		}
+		return out
+	}
+	c.ResponseHeaders = blank(c.ResponseHeaders)
+	if c.Local != nil {
+		l := *c.Local
+		l.Headers = blank(l.Headers)
+		c.Local = &l
+	}
+	return &c
+}
+
+// limiterMatch is matchGo for the rate limiters: the same requests in
+// order (each plugin counting in its own store), the resets within a
+// second of each other, and the same metrics.
+func limiterMatch(t *testing.T, plugin string, o filtertest.Options, reqs []filtertest.Request, metrics []string) {
+	t.Helper()
+	o.Name, o.RootID = plugin, plugin
+	oRust := o
+	if o.Shared == nil {
+		o.Shared, oRust.Shared = hostabi.NewMemoryStore(), hostabi.NewMemoryStore()
+	}
+	g, r := filtertest.Load(t, plugins.Module(), o), filtertest.Load(t, plugins.RustModule(plugin), oRust)
+	for i, req := range reqs {
+		want, got := g.Do(req), r.Do(req)
+		if !reflect.DeepEqual(withoutResets(got), withoutResets(want)) {
+			t.Errorf("%s request %d:\nrust %+v\n  go %+v", plugin, i, got, want)
+		}
+		for _, h := range []string{"ratelimit-reset", "retry-after"} {
+			a, _ := want.ResponseHeader(h)
+			b, _ := got.ResponseHeader(h)
+			if a == "" {
+				a, _ = want.LocalHeader(h)
+				b, _ = got.LocalHeader(h)
+			}
+			var x, y int
+			fmt.Sscan(a, &x)
+			fmt.Sscan(b, &y)
+			if (a == "") != (b == "") || x-y > 1 || y-x > 1 {
+				t.Errorf("%s request %d: %s rust %q go %q", plugin, i, h, b, a)
+			}
+		}
+	}
+	for _, m := range metrics {
+		a, aok := g.Metric(m)
+		b, bok := r.Metric(m)
+		if a != b || aok != bok {
+			t.Errorf("%s: metric %s rust %d (%v) go %d (%v)", plugin, m, b, bok, a, aok)
+		}
+	}
+}
+
+// brokenStore is a shared store that is down.
+type brokenStore struct{}
+
+func (brokenStore) Get(context.Context, string) ([]byte, uint32, error) {
+	return nil, 0, fmt.Errorf("connection refused")
+}
+func (brokenStore) Set(context.Context, string, []byte, uint32) error {
+	return fmt.Errorf("connection refused")
+}
+
+func repeat(n int, r filtertest.Request) []filtertest.Request {
+	out := make([]filtertest.Request, n)
+	for i := range out {
+		out[i] = r
+	}
+	return out
+}
+
+func TestRustRateLimitingMatchesGo(t *testing.T) {
+	ip := func(a string, h ...[2]string) filtertest.Request {
+		return filtertest.Request{Headers: append([][2]string{{":path", "/api/x?y=1"}}, h...), ClientAddr: a}
+	}
+	var mixed []filtertest.Request
+	for i := 0; i < 4; i++ {
+		mixed = append(mixed, ip("10.0.0.1:1"), ip("10.0.0.2:1"), ip("[::1]:5"))
+	}
+	limiterMatch(t, "rate-limiting", filtertest.Options{Config: map[string]any{"minute": 3, "hour": 10, "limit_by": "ip"}}, mixed,
+		[]string{`sluice_rate_limiting_rejected_total{plugin="rate-limiting"}`, `sluice_rate_limiting_store_errors_total{plugin="rate-limiting",policy="local"}`})
+	limiterMatch(t, "rate-limiting", filtertest.Options{Config: map[string]any{"hour": 2, "day": 2, "policy": "redis", "error_code": 418, "error_message": "slow <down>"}},
+		append(repeat(3, ip("10.0.0.1:1")), filtertest.Request{Headers: [][2]string{{":path", "/"}}, ClientAddr: "10.0.0.1:1",
+			Properties: map[string][]byte{"sluice.consumer": []byte("alice")}}), []string{`sluice_rate_limiting_rejected_total{plugin="rate-limiting"}`})
+	limiterMatch(t, "rate-limiting", filtertest.Options{Config: map[string]any{"month": 2, "year": 5, "limit_by": "header", "header_name": "X-User", "hide_client_headers": true}},
+		[]filtertest.Request{ip("1.1.1.1:1", [2]string{"x-user", "u1"}), ip("1.1.1.1:1", [2]string{"x-user", "u1"}), ip("1.1.1.1:1", [2]string{"x-user", "u1"}), ip("1.1.1.1:1"), ip("1.1.1.1:1", [2]string{"x-user", "u2"})}, nil)
+	limiterMatch(t, "rate-limiting", filtertest.Options{Config: map[string]any{"minute": 1, "limit_by": "path", "path": "/api/x"}},
+		[]filtertest.Request{ip("1.1.1.1:1"), ip("1.1.1.2:1"), {Headers: [][2]string{{":path", "/other"}}, ClientAddr: "1.1.1.1:1"}}, nil)
+	limiterMatch(t, "rate-limiting", filtertest.Options{Config: map[string]any{"minute": 1, "limit_by": "service"}}, repeat(2, ip("1.1.1.1:1")), nil)
+	for _, ft := range []bool{true, false} {
+		limiterMatch(t, "rate-limiting", filtertest.Options{Shared: brokenStore{}, Config: map[string]any{"minute": 5, "fault_tolerant": ft}}, repeat(2, ip("1.1.1.1:1")),
+			[]string{`sluice_rate_limiting_store_errors_total{plugin="rate-limiting",policy="local"}`, `sluice_rate_limiting_rejected_total{plugin="rate-limiting"}`})
+	}
+	matchGo(t, "rate-limiting", filtertest.Options{Config: map[string]any{"second": 1000}}, nil, []any{
+		map[string]any{}, map[string]any{"minute": 0}, map[string]any{"minute": -1}, map[string]any{"minute": 1.5}, map[string]any{"minute": nil},
+		map[string]any{"minute": 1, "limit_by": "header"}, map[string]any{"minute": 1, "limit_by": "path"}, map[string]any{"minute": 1, "limit_by": "cookie"},
+		map[string]any{"minute": 1, "policy": "cluster"}, map[string]any{"minute": 1, "minutes": 2}, map[string]any{"minute": 1, "error_code": -1},
+		map[string]any{"minute": 1, "redis_port": "6379"}, map[string]any{"minute": 1, "sync_rate": "x"}, map[string]any{"minute": 1, "redis_ssl": 1}, "[1]",
+	})
+	// Kong's Redis keys are accepted and left to the host's store.
+	matchGo(t, "rate-limiting", filtertest.Options{Config: map[string]any{"minute": 5, "redis": map[string]any{"host": "r", "password": "p"},
+		"redis_host": "r", "redis_port": 6379, "redis_password": "p", "redis_username": "u", "redis_database": 1, "redis_timeout": 100,
+		"redis_ssl": true, "sync_rate": -1}}, []filtertest.Request{ip("1.1.1.1:1")}, nil)
+
+	// One store, the Go plugin and the Rust one (as two replicas on one
+	// Redis would be): the keys and counters are the same, so they count
+	// together.
+	shared := hostabi.NewMemoryStore()
+	o := filtertest.Options{Name: "rl", RootID: "rate-limiting", Shared: shared, Config: map[string]any{"hour": 3, "limit_by": "ip", "policy": "redis"}}
+	g, r := filtertest.Load(t, plugins.Module(), o), filtertest.Load(t, plugins.RustModule("rate-limiting"), o)
+	for i, f := range []*filtertest.Filter{g, r, g, r} {
+		res := f.Do(ip("10.1.1.1:1"))
+		if (res.Local != nil) != (i == 3) {
+			t.Errorf("shared store, request %d: %+v", i, res.Local)
+		}
+	}
+}
+
+func TestRustResponseRatelimitingMatchesGo(t *testing.T) {
+	resp := func(addr, usage string, more ...[2]string) filtertest.Request {
+		rh := [][2]string{{":status", "200"}}
+		if usage != "" {
+			rh = append(rh, [2]string{"x-kong-limit", usage}, [2]string{"X-Sluice-Limit", "email=1"})
+		}
+		return filtertest.Request{Headers: append([][2]string{{":path", "/"}}, more...), ClientAddr: addr, ResponseHeaders: rh}
+	}
+	cfg := map[string]any{"limits": map[string]any{"sms": map[string]any{"minute": 3, "hour": 4}, "Email": map[string]any{"day": 2}, "email": map[string]any{"month": 9}}}
+	reqs := []filtertest.Request{
+		resp("10.0.0.1:1", "sms=1, email = 1, bogus=9, sms=x, =1, sms=-1"),
+		resp("10.0.0.1:1", "sms=+2"),
+		resp("10.0.0.2:1", "Email=5"),
+		resp("10.0.0.1:1", ""),
+		resp("10.0.0.2:1", "email=20"),
+		resp("10.0.0.2:1", "email=1"),
+		{Headers: [][2]string{{":path", "/"}}, ClientAddr: "10.0.0.3:1", Properties: map[string][]byte{"sluice.consumer": []byte("alice")},
+			ResponseHeaders: [][2]string{{":status", "200"}, {"x-sluice-limit", "sms=9223372036854775807, sms=1"}}},
+		{Headers: [][2]string{{":path", "/"}}, ClientAddr: "10.0.0.4:1", Properties: map[string][]byte{"sluice.consumer": []byte("alice")}},
+	}
+	m := []string{`sluice_response_ratelimiting_store_errors_total{plugin="response-ratelimiting",policy="local"}`}
+	limiterMatch(t, "response-ratelimiting", filtertest.Options{Config: cfg}, reqs, m)
+	cfg2 := map[string]any{"limits": map[string]any{"sms": map[string]any{"minute": 2}}, "header_name": "X-Usage", "limit_by": "ip",
+		"block_on_first_violation": false, "hide_client_headers": true, "policy": "redis"}
+	u := func(v string) filtertest.Request {
+		return filtertest.Request{Headers: [][2]string{{":path", "/"}}, ResponseHeaders: [][2]string{{":status", "200"}, {"x-usage", v}, {"x-kong-limit", "sms=1"}}}
+	}
+	limiterMatch(t, "response-ratelimiting", filtertest.Options{Config: cfg2}, []filtertest.Request{u("sms=2"), u("sms=1"), u("")}, nil)
+	for _, ft := range []bool{true, false} {
+		limiterMatch(t, "response-ratelimiting", filtertest.Options{Shared: brokenStore{}, Config: map[string]any{"limits": map[string]any{"sms": map[string]any{"minute": 2}}, "fault_tolerant": ft}},
+			[]filtertest.Request{resp("1.1.1.1:1", "sms=1")}, []string{`sluice_response_ratelimiting_store_errors_total{plugin="response-ratelimiting",policy="local"}`})
+	}
+	matchGo(t, "response-ratelimiting", filtertest.Options{Config: cfg}, nil, []any{
+		map[string]any{}, map[string]any{"limits": map[string]any{}}, map[string]any{"limits": map[string]any{"sms": map[string]any{}}},
+		map[string]any{"limits": map[string]any{"sms": nil}}, map[string]any{"limits": map[string]any{"a b": map[string]any{"minute": 1}}},
+		map[string]any{"limits": map[string]any{"": map[string]any{"minute": 1}}}, map[string]any{"limits": map[string]any{"sms": map[string]any{"minute": 0}}},
+		map[string]any{"limits": map[string]any{"sms": map[string]any{"minutes": 1}}}, map[string]any{"limits": map[string]any{"sms": map[string]any{"minute": 1}}, "limit_by": "header"},
+		map[string]any{"limits": map[string]any{"sms": map[string]any{"minute": 1}}, "policy": "cluster"},
+		map[string]any{"limits": map[string]any{"sms": map[string]any{"minute": 1}}, "sync_rate": 1}, map[string]any{"limits": []int{1}},
+		`{"limits":{"sms":{"minute":1}},"limits":null}`,
+	})
+}
+
+// The Rust response-ratelimiting refuses once the upstream has used a
+// limit up, and removes the usage header from the response.
+func TestRustResponseRatelimiting(t *testing.T) {
+	f := filtertest.LoadBuiltin(t, "response-ratelimiting", map[string]any{"limits": map[string]any{"sms": map[string]any{"minute": 2}}})
+	req := filtertest.Request{Headers: [][2]string{{":path", "/"}}, ResponseHeaders: [][2]string{{":status", "200"}, {"x-sluice-limit", "sms=1"}}}
+	for i := 0; i < 2; i++ {
+		r := f.Do(req)
+		if r.Local != nil {
+			t.Fatalf("request %d refused: %+v", i, r.Local)
+		}
+		if v, _ := r.RequestHeader("x-ratelimit-remaining-sms"); v != fmt.Sprint(2-i) {
+			t.Errorf("request %d: upstream told %q remain", i, v)
+		}
+		if _, ok := r.ResponseHeader("x-sluice-limit"); ok {
+			t.Errorf("request %d: the usage header reached the client", i)
+		}
+	}
+	if r := f.Do(req); r.Local == nil || r.Local.Status != 429 || string(r.Local.Body) != `{"message":"API rate limit exceeded for 'sms'"}` {
+		t.Errorf("third request: %+v", r.Local)
+	}
+}
