@@ -40,26 +40,58 @@ fn supported(alg: &str) -> bool {
 /// tests pass their own (natively there is no host).
 pub type PublicKeyVerifier = fn(&str, &[u8], &[u8], &[u8]) -> Result<SignatureCheck, sdk::Status>;
 
-/// HMAC-SHA-2 of input under secret, compared with sig in constant time
-/// (as Go's hmac.Equal).
-macro_rules! hmac_ok {
-    ($digest:ty, $secret:expr, $input:expr, $sig:expr) => {
-        match <Hmac<$digest> as Mac>::new_from_slice($secret) {
-            Ok(mut m) => {
-                m.update($input);
-                m.verify_slice($sig).is_ok()
-            }
-            Err(_) => false,
+/// An HMAC secret, keyed once for each hash (the keyed state is cloned
+/// per token: two compression rounds fewer each time).
+#[derive(Clone)]
+struct Secret {
+    s256: Hmac<Sha256>,
+    s384: Hmac<Sha384>,
+    s512: Hmac<Sha512>,
+}
+
+impl Secret {
+    fn new(raw: Vec<u8>) -> Secret {
+        // HMAC takes a key of any length.
+        Secret {
+            s256: <Hmac<Sha256> as Mac>::new_from_slice(&raw).expect("HMAC key"),
+            s384: <Hmac<Sha384> as Mac>::new_from_slice(&raw).expect("HMAC key"),
+            s512: <Hmac<Sha512> as Mac>::new_from_slice(&raw).expect("HMAC key"),
         }
-    };
+    }
+
+    /// Checks sig over input, in constant time (as Go's hmac.Equal).
+    fn verify(&self, alg: &str, input: &[u8], sig: &[u8]) -> bool {
+        macro_rules! check {
+            ($m:expr) => {{
+                let mut m = $m.clone();
+                m.update(input);
+                m.verify_slice(sig).is_ok()
+            }};
+        }
+        match alg {
+            "HS256" => check!(self.s256),
+            "HS384" => check!(self.s384),
+            "HS512" => check!(self.s512),
+            _ => false,
+        }
+    }
 }
 
 /// One verification key: an HMAC secret, or a public key as the host
 /// reads it (PEM text or one JWK).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Material {
-    Secret(Vec<u8>),
+    Secret(Box<Secret>),
     Public(Vec<u8>),
+}
+
+impl std::fmt::Debug for Material {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Material::Secret(_) => f.write_str("Secret(..)"),
+            Material::Public(k) => write!(f, "Public({})", String::from_utf8_lossy(k)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -77,9 +109,7 @@ impl Key {
             return false;
         }
         match (&self.material, alg) {
-            (Material::Secret(s), "HS256") => hmac_ok!(Sha256, s, input, sig),
-            (Material::Secret(s), "HS384") => hmac_ok!(Sha384, s, input, sig),
-            (Material::Secret(s), "HS512") => hmac_ok!(Sha512, s, input, sig),
+            (Material::Secret(s), "HS256" | "HS384" | "HS512") => s.verify(alg, input, sig),
             (Material::Public(k), "RS256" | "RS384" | "RS512" | "ES256" | "ES384" | "EdDSA") => {
                 // An empty signature would ask the host for a key check only.
                 !sig.is_empty() && pk(alg, k, input, sig) == Ok(SignatureCheck::Valid)
@@ -103,40 +133,53 @@ fn check_public_key(pk: PublicKeyVerifier, key: &[u8]) -> Result<(), String> {
 /// be right), otherwise RawURLEncoding (no '=' at all). \r and \n are
 /// skipped; the unused bits of the last character are not checked.
 fn base64_decode(s: &str, url: bool, padded: bool) -> Result<Vec<u8>, String> {
-    let mut chars: Vec<u8> = s.bytes().filter(|c| *c != b'\r' && *c != b'\n').collect();
+    let bad = || "illegal base64 data".to_string();
+    let filtered;
+    let mut chars = s.as_bytes();
+    if chars.iter().any(|c| *c == b'\r' || *c == b'\n') {
+        filtered = chars.iter().copied().filter(|c| *c != b'\r' && *c != b'\n').collect::<Vec<u8>>();
+        chars = &filtered;
+    }
     if padded {
         if chars.len() % 4 != 0 {
-            return Err("illegal base64 data".into());
+            return Err(bad());
         }
         let pad = chars.iter().rev().take_while(|c| **c == b'=').count();
         if pad > 2 {
-            return Err("illegal base64 data".into());
+            return Err(bad());
         }
-        chars.truncate(chars.len() - pad);
-        if (chars.len() + pad) % 4 != 0 || (pad > 0 && chars.len() % 4 + pad != 4) {
-            return Err("illegal base64 data".into());
-        }
+        chars = &chars[..chars.len() - pad];
     }
-    let val = |c: u8| -> Option<u32> {
-        match c {
-            b'A'..=b'Z' => Some((c - b'A') as u32),
-            b'a'..=b'z' => Some((c - b'a' + 26) as u32),
-            b'0'..=b'9' => Some((c - b'0' + 52) as u32),
-            b'+' if !url => Some(62),
-            b'/' if !url => Some(63),
-            b'-' if url => Some(62),
-            b'_' if url => Some(63),
-            _ => None,
+    const BAD: u8 = 0xff;
+    // Values of the standard (0) and URL (1) alphabets' characters.
+    static TABLE: [[u8; 256]; 2] = {
+        let mut t = [[BAD; 256]; 2];
+        let alpha = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut j = 0;
+        while j < 62 {
+            t[0][alpha[j] as usize] = j as u8;
+            t[1][alpha[j] as usize] = j as u8;
+            j += 1;
         }
+        t[0][b'+' as usize] = 62;
+        t[0][b'/' as usize] = 63;
+        t[1][b'-' as usize] = 62;
+        t[1][b'_' as usize] = 63;
+        t
     };
-    let mut out = Vec::with_capacity(chars.len() * 3 / 4);
+    let table = &TABLE[url as usize];
+    let mut out = Vec::with_capacity(chars.len() / 4 * 3 + 3);
     for group in chars.chunks(4) {
         if group.len() == 1 {
-            return Err("illegal base64 data".into());
+            return Err(bad());
         }
         let mut n = 0u32;
         for (i, c) in group.iter().enumerate() {
-            n |= val(*c).ok_or_else(|| "illegal base64 data".to_string())? << (18 - 6 * i);
+            let v = table[*c as usize];
+            if v == BAD {
+                return Err(bad());
+            }
+            n |= (v as u32) << (18 - 6 * i);
         }
         let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
         out.extend_from_slice(&bytes[..group.len() - 1]);
@@ -340,12 +383,12 @@ pub fn parse(data: &[u8], read_file: impl Fn(&str, &str) -> Result<Vec<u8>, Stri
                 return Err(format!("{}.secret: required for {}", at, alg));
             }
             if secret_b64 {
-                Material::Secret(
+                Material::Secret(Box::new(Secret::new(
                     base64_decode(&cr.secret, false, true)
                         .map_err(|e| format!("{}.secret: not base64 (secret_is_base64 is set): {}", at, e))?,
-                )
+                )))
             } else {
-                Material::Secret(cr.secret.into_bytes())
+                Material::Secret(Box::new(Secret::new(cr.secret.into_bytes())))
             }
         } else {
             let p = if cr.public_key.is_empty() { cr.rsa_public_key } else { cr.public_key };
@@ -538,7 +581,7 @@ fn parse_jwks_value(v: &json::Value, pk: PublicKeyVerifier) -> Result<Vec<Key>, 
 fn jwk_key(get: &dyn Fn(&str) -> String, pk: PublicKeyVerifier) -> Result<Option<Material>, String> {
     let q = |s: &str| json::quote(s);
     let jwk = match get("kty").as_str() {
-        "oct" => return Ok(Some(Material::Secret(b64(&get("k"))?))),
+        "oct" => return Ok(Some(Material::Secret(Box::new(Secret::new(b64(&get("k"))?))))),
         "RSA" => {
             b64(&get("n"))?;
             if b64(&get("e"))?.len() > 4 {
@@ -832,6 +875,16 @@ impl Verifier {
         Outcome { reply: Some(common::json_reply(401, msg, &[("www-authenticate", &auth)])), ..Default::default() }
     }
 
+    /// The unix time check needs (0 without exp or nbf to verify: the
+    /// clock is a hostcall).
+    fn now(&self) -> i64 {
+        if self.verify_exp || self.verify_nbf {
+            now_seconds()
+        } else {
+            0
+        }
+    }
+
     /// Replaces the keys fetched from jwks_uri.
     fn set_jwks(&mut self, b: &[u8]) -> Result<(), String> {
         let keys = parse_jwks(b, self.pk)?;
@@ -978,7 +1031,10 @@ fn release(st: &Shared, have_keys: bool) {
             common::json_reply(503, "Unable to fetch the keys to verify the token", &[]).send();
             continue;
         }
-        let r = st.borrow().v.check(&headers, now_seconds());
+        let r = {
+            let s = st.borrow();
+            s.v.check(&headers, s.v.now())
+        };
         if apply(&r, &headers) {
             common::must(NAME, "resuming the request", sdk::resume_http_request());
         }
@@ -1022,7 +1078,10 @@ struct Stream {
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
         let h = common::request_headers(NAME);
-        let r = self.st.borrow().v.check(&h, now_seconds());
+        let r = {
+            let s = self.st.borrow();
+            s.v.check(&h, s.v.now())
+        };
         if r.need_keys {
             let fetching = {
                 let mut s = self.st.borrow_mut();
@@ -1222,7 +1281,8 @@ mod tests {
             assert!(parse(cfg.as_bytes(), no_file, fake_pk).is_err(), "parse({}) succeeded", cfg);
         }
         let v = parse(br#"{"secret_is_base64":true,"credentials":[{"key":"a","secret":"YQ=="}]}"#, no_file, fake_pk).unwrap();
-        assert!(matches!(&v.creds["a"].key.material, Material::Secret(s) if s == b"a"));
+        let tok = hs256(b"a", r#"{"alg":"HS256"}"#, r#"{"iss":"a"}"#);
+        assert!(v.check(&req(&tok), NOW).reply.is_none(), "the secret is YQ== decoded");
     }
 
     #[test]
