@@ -76,6 +76,23 @@ pub fn now_seconds() -> i64 {
     }
 }
 
+/// The configured plugin's name (it scopes the counters and names the
+/// metrics), or default when the host does not say.
+pub fn plugin_name(default: &str) -> String {
+    match sdk::get_property(&["plugin_name"]) {
+        Ok(Some(n)) if !n.is_empty() => String::from_utf8_lossy(&n).into_owned(),
+        _ => default.to_string(),
+    }
+}
+
+/// Defines a counter, logging a failure (then id 0, which counts nothing).
+pub fn counter(plugin: &str, name: &str) -> u32 {
+    sdk::define_metric(sdk::MetricType::Counter, name).unwrap_or_else(|e| {
+        sdk::log(sdk::LogLevel::Error, &format!("{}: defining {}: {:?}", plugin, name, e));
+        0
+    })
+}
+
 /// The host's shared data: a key-value store with compare-and-swap.
 pub trait Store {
     /// None for a missing key.

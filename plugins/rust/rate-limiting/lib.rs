@@ -13,7 +13,7 @@ mod common;
 mod limits;
 
 use limits::{Store, PERIODS};
-use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, MetricType, RootContext};
+use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, RootContext};
 use std::rc::Rc;
 
 /// The plugin's root_id.
@@ -299,23 +299,13 @@ struct Plugin {
 
 impl RootContext for Plugin {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let name = match sdk::get_property(&["plugin_name"]) {
-            Ok(Some(n)) if !n.is_empty() => String::from_utf8_lossy(&n).into_owned(),
-            _ => NAME.to_string(),
-        };
+        let name = limits::plugin_name(NAME);
         let lim = match common::load_config(NAME, |b| parse(b, &name)) {
             Some(l) => l,
             None => return false,
         };
-        let metric = |n: String| match sdk::define_metric(MetricType::Counter, &n) {
-            Ok(id) => id,
-            Err(e) => {
-                sdk::log(LogLevel::Error, &format!("{}: defining {}: {:?}", NAME, n, e));
-                0
-            }
-        };
-        let store_errors = metric(format!("sluice_rate_limiting_store_errors_total{{plugin=\"{}\",policy=\"{}\"}}", name, lim.policy));
-        let rejected = metric(format!("sluice_rate_limiting_rejected_total{{plugin=\"{}\"}}", name));
+        let store_errors = limits::counter(NAME, &format!("sluice_rate_limiting_store_errors_total{{plugin=\"{}\",policy=\"{}\"}}", name, lim.policy));
+        let rejected = limits::counter(NAME, &format!("sluice_rate_limiting_rejected_total{{plugin=\"{}\"}}", name));
         sdk::log(LogLevel::Info, &format!("{}: policy {} (counters in the host's shared data)", name, lim.policy));
         {
             use sdk::callbacks::*;

@@ -13,7 +13,7 @@ mod common;
 mod limits;
 
 use limits::{Store, PERIODS};
-use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, MetricType, RootContext};
+use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, RootContext};
 use std::rc::Rc;
 
 /// The plugin's root_id.
@@ -297,19 +297,12 @@ struct Plugin {
 
 impl RootContext for Plugin {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let name = match sdk::get_property(&["plugin_name"]) {
-            Ok(Some(n)) if !n.is_empty() => String::from_utf8_lossy(&n).into_owned(),
-            _ => NAME.to_string(),
-        };
+        let name = limits::plugin_name(NAME);
         let l = match common::load_config(NAME, |b| parse(b, &name)) {
             Some(l) => l,
             None => return false,
         };
-        let metric = format!("sluice_response_ratelimiting_store_errors_total{{plugin=\"{}\",policy=\"{}\"}}", name, l.policy);
-        let store_errors = sdk::define_metric(MetricType::Counter, &metric).unwrap_or_else(|e| {
-            sdk::log(LogLevel::Error, &format!("{}: defining {}: {:?}", NAME, metric, e));
-            0
-        });
+        let store_errors = limits::counter(NAME, &format!("sluice_response_ratelimiting_store_errors_total{{plugin=\"{}\",policy=\"{}\"}}", name, l.policy));
         {
             use sdk::callbacks::*;
             let _ = sdk::skip_callbacks(REQUEST_BODY | REQUEST_TRAILERS | RESPONSE_BODY | RESPONSE_TRAILERS | LOG);
