@@ -48,6 +48,7 @@ var foreignFuncs = map[string]func(in *instance, args []byte) ([]byte, abi.Statu
 	"resolve_lua":      resolveLua,
 	// sluice_skip_callbacks is sluice's own, for SDKs: see skipCallbacks.
 	"sluice_skip_callbacks": skipCallbacks,
+	foreignVerifySignature:  verifySignature, // signature.go
 }
 
 // skipCallbacks lets an SDK tell the host which HTTP stream callbacks of

@@ -60,20 +60,29 @@ var (
 	rustAddHeader string
 	//go:embed rust/ip-restriction.wasm
 	rustIPRestriction string
+	//go:embed rust/jwt.wasm
+	rustJWT string
 	//go:embed rust/key-auth.wasm
 	rustKeyAuth string
+	//go:embed rust/rate-limiting.wasm
+	rustRateLimiting string
 	//go:embed rust/request-transformer.wasm
 	rustRequestTransformer string
+	//go:embed rust/response-ratelimiting.wasm
+	rustResponseRatelimiting string
 	//go:embed rust/response-transformer.wasm
 	rustResponseTransformer string
 )
 
 var rustModules = map[string]*string{
-	"add-header":           &rustAddHeader,
-	"ip-restriction":       &rustIPRestriction,
-	"key-auth":             &rustKeyAuth,
-	"request-transformer":  &rustRequestTransformer,
-	"response-transformer": &rustResponseTransformer,
+	"add-header":            &rustAddHeader,
+	"ip-restriction":        &rustIPRestriction,
+	"jwt":                   &rustJWT,
+	"key-auth":              &rustKeyAuth,
+	"rate-limiting":         &rustRateLimiting,
+	"request-transformer":   &rustRequestTransformer,
+	"response-ratelimiting": &rustResponseRatelimiting,
+	"response-transformer":  &rustResponseTransformer,
 }
 
 // RustModule returns the Rust module serving built-in name (its root_id

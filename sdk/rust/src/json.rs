@@ -50,6 +50,92 @@ pub fn parse_config(data: &[u8]) -> Result<Option<Value>, String> {
     Ok(if v == Value::Null { None } else { Some(v) })
 }
 
+/// Parses the first JSON value of data and ignores what follows it, as
+/// Go's json.Decoder.Decode does (a JWT's claims are read that way). No
+/// value at all is an error.
+pub fn parse_first(data: &[u8]) -> Result<Value, String> {
+    let mut p = Parser { b: data, i: 0, depth: 0 };
+    p.ws();
+    if p.i == data.len() {
+        return Err("unexpected end of JSON input".into());
+    }
+    p.value()
+}
+
+/// Parses exactly one JSON value (null included), as Go's json.Unmarshal
+/// does: empty input and trailing data are errors.
+pub fn parse_value(data: &[u8]) -> Result<Value, String> {
+    let mut p = Parser { b: data, i: 0, depth: 0 };
+    let v = p.value()?;
+    p.ws();
+    if p.i != data.len() {
+        return Err(format!("invalid character {} after top-level value", p.quoted_here()));
+    }
+    Ok(v)
+}
+
+/// Encodes v as Go's json.Marshal encodes what json.Decoder (UseNumber)
+/// decoded it into: object members sorted by name, a repeated name the
+/// last one, numbers as written, strings as [`quote`] does.
+pub fn marshal(v: &Value) -> String {
+    let mut out = String::new();
+    marshal_into(v, &mut out);
+    out
+}
+
+fn marshal_into(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(n),
+        Value::String(s) => out.push_str(&quote(s)),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                marshal_into(it, out);
+            }
+            out.push(']');
+        }
+        Value::Object(members) => {
+            let mut last: Vec<(&String, &Value)> = Vec::new();
+            for (k, v) in members {
+                match last.iter_mut().find(|(lk, _)| *lk == k) {
+                    Some(e) => e.1 = v,
+                    None => last.push((k, v)),
+                }
+            }
+            last.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in last.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&quote(k));
+                out.push(':');
+                marshal_into(v, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Decodes a signed integer, as into a Go int64 (go_type names it in
+/// errors): null leaves it alone (None); a fraction, exponent or overflow
+/// is refused as encoding/json refuses it.
+pub fn signed(v: &Value, field: &str, go_type: &str) -> Result<Option<i64>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => match n.parse::<i64>() {
+            Ok(x) if n.bytes().all(|c| c.is_ascii_digit() || c == b'-') => Ok(Some(x)),
+            _ => Err(format!("config: json: cannot unmarshal number {} into Go struct field {} of type {}", n, field, go_type)),
+        },
+        _ => Err(type_error(v, field, go_type)),
+    }
+}
+
 /// The error for a member no field takes.
 pub fn unknown_field(name: &str) -> String {
     format!("config: json: unknown field {:?}", name)
@@ -537,6 +623,21 @@ mod tests {
         assert!(string_list(&Value::Array(vec![n("1")]), "f").is_err());
         assert_eq!(boolean(&Value::Bool(true), "f"), Ok(Some(true)));
         assert_eq!(string(&Value::Null, "f"), Ok(None));
+    }
+
+    #[test]
+    fn first_values_and_marshal_as_go() {
+        assert_eq!(parse_first(br#" {"b":1} trailing"#).unwrap(), Value::Object(vec![("b".into(), Value::Number("1".into()))]));
+        assert!(parse_first(b"  ").is_err());
+        assert_eq!(parse_value(b"null").unwrap(), Value::Null);
+        assert!(parse_value(b"{} x").is_err());
+        assert!(parse_value(b"").is_err());
+        let v = parse_value(br#"{"z":[1.50,true,null],"a":"<x>","a":{"k":"v"}}"#).unwrap();
+        assert_eq!(marshal(&v), r#"{"a":{"k":"v"},"z":[1.50,true,null]}"#);
+        assert_eq!(signed(&Value::Number("-7".into()), "C.n", "int64"), Ok(Some(-7)));
+        for bad in ["1.5", "1e3", "9223372036854775808"] {
+            assert!(signed(&Value::Number(bad.into()), "C.n", "int64").unwrap_err().contains("int64"), "{}", bad);
+        }
     }
 
     #[test]

@@ -480,6 +480,41 @@ pub fn skip_callbacks(mask: u32) -> Result<(), Status> {
     call_foreign_function("sluice_skip_callbacks", &mask.to_le_bytes()).map(|_| ())
 }
 
+/// What [`verify_signature`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignatureCheck {
+    Valid,
+    /// The signature does not verify (or the message was altered).
+    Invalid,
+    /// The key cannot verify this algorithm: it does not parse, or it is
+    /// of another type (the reason, for a log line or a refused config).
+    UnusableKey(String),
+}
+
+/// Verifies a public-key signature in the host, with Go's crypto
+/// (sluice's foreign function sluice_verify_signature): `alg` is a JWS
+/// name (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA),
+/// `key` a PEM public key ("PUBLIC KEY" or "RSA PUBLIC KEY") or one JWK as
+/// JSON, `signature` in JWS form (r||s for ECDSA). The host parses a key
+/// once and caches it by its bytes, so pass the same key every time. An
+/// empty signature checks the key alone (Invalid if it parses): do that
+/// from on_configure to refuse a bad key early. Err(NotFound) from a host
+/// without the function; Err(BadArgument) for an unknown algorithm.
+pub fn verify_signature(alg: &str, key: &[u8], message: &[u8], signature: &[u8]) -> Result<SignatureCheck, Status> {
+    let mut args = Vec::with_capacity(16 + alg.len() + key.len() + message.len() + signature.len());
+    for f in [alg.as_bytes(), key, message, signature] {
+        args.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        args.extend_from_slice(f);
+    }
+    let out = call_foreign_function("sluice_verify_signature", &args)?.unwrap_or_default();
+    match out.first() {
+        Some(1) => Ok(SignatureCheck::Valid),
+        Some(0) => Ok(SignatureCheck::Invalid),
+        Some(2) => Ok(SignatureCheck::UnusableKey(String::from_utf8_lossy(&out[1..]).into_owned())),
+        _ => Err(Status::InternalFailure),
+    }
+}
+
 // ---- configuration and buffers ----
 
 pub fn get_buffer(t: BufferType, start: usize, max: usize) -> Result<Option<Vec<u8>>, Status> {

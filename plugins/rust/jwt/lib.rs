@@ -1,0 +1,1317 @@
+//! The jwt plugin (wasm = "builtin:jwt"): Kong's jwt, plus issuer and
+//! audience checks, clock skew, JWKS and RS/ES/EdDSA. A bearer token in a
+//! header, query parameter or cookie is verified, its claims checked, its
+//! consumer and selected claims passed upstream; otherwise 401 with
+//! WWW-Authenticate as RFC 6750 says.
+//!
+//! The Rust port of plugins/src/jwt: same keys, messages and headers. HS*
+//! is verified here (Debian's hmac and sha2 crates); RS*, ES* and EdDSA by
+//! the host (sluice_verify_signature, Go's crypto), which parses each key
+//! once, so the module carries no public-key code.
+
+#[path = "../common.rs"]
+mod common;
+
+use hmac::{Hmac, Mac};
+use sha2::{Sha256, Sha384, Sha512};
+use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, RootContext, SignatureCheck};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// The plugin's root_id.
+pub const NAME: &str = "jwt";
+
+pub const HEADER_CONSUMER_USERNAME: &str = "x-consumer-username";
+pub const HEADER_CONSUMER_ID: &str = "x-consumer-id";
+pub const HEADER_ANONYMOUS: &str = "x-anonymous-consumer";
+
+/// Bounds one JWKS fetch.
+const JWKS_TIMEOUT_MS: u32 = 5000;
+
+/// The supported JWS algorithms.
+pub const ALGORITHMS: &[&str] = &["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA"];
+
+fn supported(alg: &str) -> bool {
+    ALGORITHMS.contains(&alg)
+}
+
+/// Verifies a public-key signature: sdk::verify_signature in a module;
+/// tests pass their own (natively there is no host).
+pub type PublicKeyVerifier = fn(&str, &[u8], &[u8], &[u8]) -> Result<SignatureCheck, sdk::Status>;
+
+/// An HMAC secret, keyed once for each hash (the keyed state is cloned
+/// per token: two compression rounds fewer each time).
+#[derive(Clone)]
+struct Secret {
+    s256: Hmac<Sha256>,
+    s384: Hmac<Sha384>,
+    s512: Hmac<Sha512>,
+}
+
+impl Secret {
+    fn new(raw: Vec<u8>) -> Secret {
+        // HMAC takes a key of any length.
+        Secret {
+            s256: <Hmac<Sha256> as Mac>::new_from_slice(&raw).expect("HMAC key"),
+            s384: <Hmac<Sha384> as Mac>::new_from_slice(&raw).expect("HMAC key"),
+            s512: <Hmac<Sha512> as Mac>::new_from_slice(&raw).expect("HMAC key"),
+        }
+    }
+
+    /// Checks sig over input, in constant time (as Go's hmac.Equal).
+    fn verify(&self, alg: &str, input: &[u8], sig: &[u8]) -> bool {
+        macro_rules! check {
+            ($m:expr) => {{
+                let mut m = $m.clone();
+                m.update(input);
+                m.verify_slice(sig).is_ok()
+            }};
+        }
+        match alg {
+            "HS256" => check!(self.s256),
+            "HS384" => check!(self.s384),
+            "HS512" => check!(self.s512),
+            _ => false,
+        }
+    }
+}
+
+/// One verification key: an HMAC secret, or a public key as the host
+/// reads it (PEM text or one JWK).
+#[derive(Clone)]
+enum Material {
+    Secret(Box<Secret>),
+    Public(Vec<u8>),
+}
+
+impl std::fmt::Debug for Material {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Material::Secret(_) => f.write_str("Secret(..)"),
+            Material::Public(k) => write!(f, "Public({})", String::from_utf8_lossy(k)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Key {
+    kid: String,
+    /// "" when the key does not pin one (a JWK without alg).
+    alg: String,
+    material: Material,
+}
+
+impl Key {
+    /// Checks sig over input under alg (Go's key.verify).
+    fn verify(&self, pk: PublicKeyVerifier, alg: &str, input: &[u8], sig: &[u8]) -> bool {
+        if !self.alg.is_empty() && self.alg != alg {
+            return false;
+        }
+        match (&self.material, alg) {
+            (Material::Secret(s), "HS256" | "HS384" | "HS512") => s.verify(alg, input, sig),
+            (Material::Public(k), "RS256" | "RS384" | "RS512" | "ES256" | "ES384" | "EdDSA") => {
+                // An empty signature would ask the host for a key check only.
+                !sig.is_empty() && pk(alg, k, input, sig) == Ok(SignatureCheck::Valid)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Asks the host whether a public key parses (configure time).
+fn check_public_key(pk: PublicKeyVerifier, key: &[u8]) -> Result<(), String> {
+    match pk("RS256", key, b"", b"") {
+        Ok(SignatureCheck::UnusableKey(why)) => Err(why),
+        Ok(_) => Ok(()),
+        Err(sdk::Status::NotFound) => Err("public keys need sluice's sluice_verify_signature, which this host does not have".into()),
+        Err(e) => Err(format!("checking the key: {:?}", e)),
+    }
+}
+
+/// Go's base64 decoding: `padded` for StdEncoding (the '=' padding must
+/// be right), otherwise RawURLEncoding (no '=' at all). \r and \n are
+/// skipped; the unused bits of the last character are not checked.
+fn base64_decode(s: &str, url: bool, padded: bool) -> Result<Vec<u8>, String> {
+    let bad = || "illegal base64 data".to_string();
+    let filtered;
+    let mut chars = s.as_bytes();
+    if chars.iter().any(|c| *c == b'\r' || *c == b'\n') {
+        filtered = chars.iter().copied().filter(|c| *c != b'\r' && *c != b'\n').collect::<Vec<u8>>();
+        chars = &filtered;
+    }
+    if padded {
+        if chars.len() % 4 != 0 {
+            return Err(bad());
+        }
+        let pad = chars.iter().rev().take_while(|c| **c == b'=').count();
+        if pad > 2 {
+            return Err(bad());
+        }
+        chars = &chars[..chars.len() - pad];
+    }
+    const BAD: u8 = 0xff;
+    // Values of the standard (0) and URL (1) alphabets' characters.
+    static TABLE: [[u8; 256]; 2] = {
+        let mut t = [[BAD; 256]; 2];
+        let alpha = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut j = 0;
+        while j < 62 {
+            t[0][alpha[j] as usize] = j as u8;
+            t[1][alpha[j] as usize] = j as u8;
+            j += 1;
+        }
+        t[0][b'+' as usize] = 62;
+        t[0][b'/' as usize] = 63;
+        t[1][b'-' as usize] = 62;
+        t[1][b'_' as usize] = 63;
+        t
+    };
+    let table = &TABLE[url as usize];
+    let mut out = Vec::with_capacity(chars.len() / 4 * 3 + 3);
+    for group in chars.chunks(4) {
+        if group.len() == 1 {
+            return Err(bad());
+        }
+        let mut n = 0u32;
+        for (i, c) in group.iter().enumerate() {
+            let v = table[*c as usize];
+            if v == BAD {
+                return Err(bad());
+            }
+            n |= (v as u32) << (18 - 6 * i);
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..group.len() - 1]);
+    }
+    Ok(out)
+}
+
+/// A token part: RawURLEncoding after trailing '=' are trimmed.
+fn b64(s: &str) -> Result<Vec<u8>, String> {
+    base64_decode(s.trim_end_matches('='), true, false)
+}
+
+/// A credential: its key, algorithm and consumer.
+#[derive(Debug)]
+struct Credential {
+    key: Key,
+    alg: String,
+    consumer: String,
+}
+
+/// A validated configuration.
+pub struct Verifier {
+    uri_params: Vec<String>,
+    cookies: Vec<String>,
+    headers: Vec<String>,
+    verify_exp: bool,
+    verify_nbf: bool,
+    key_claim: String,
+    max_exp: i64,
+    preflight: bool,
+    anonymous: String,
+    realm: String,
+    creds: HashMap<String, Credential>,
+    issuer: String,
+    audiences: Vec<String>,
+    skew: i64,
+    jwks: Vec<Key>,
+    /// JWKS fetching: the cluster ("" for none), :path, :authority, and
+    /// the refresh period in nanoseconds.
+    jwks_cluster: String,
+    jwks_path: String,
+    jwks_authority: String,
+    jwks_refresh_ns: i64,
+    /// (claim, header), sorted by claim.
+    claim_headers: Vec<(String, String)>,
+    pk: PublicKeyVerifier,
+}
+
+/// Every key of the configuration, nested ones too: a misspelt one is
+/// refused with the nearest of them.
+const CONFIG_KEYS: &[&str] = &[
+    "algorithm", "anonymous", "audiences", "claims_to_headers", "claims_to_verify", "clock_skew", "consumer", "cookie_names",
+    "credentials", "header_names", "issuer", "jwks", "jwks_cluster", "jwks_file", "jwks_refresh", "jwks_uri", "key",
+    "key_claim_name", "maximum_expiration", "public_key", "realm", "rsa_public_key", "run_on_preflight", "secret",
+    "secret_is_base64", "uri_param_names",
+];
+
+/// Decodes a []string that may stay nil (None): null sets it back to nil.
+fn opt_list(v: &json::Value, field: &str) -> Result<Option<Vec<String>>, String> {
+    match v {
+        json::Value::Null => Ok(None),
+        _ => json::string_list(v, field).map(Some),
+    }
+}
+
+#[derive(Default)]
+struct CredentialConfig {
+    key: String,
+    algorithm: String,
+    secret: String,
+    rsa_public_key: String,
+    public_key: String,
+    consumer: String,
+}
+
+fn credentials(v: &json::Value) -> Result<Vec<CredentialConfig>, String> {
+    let items = match v {
+        json::Value::Null => return Ok(Vec::new()),
+        json::Value::Array(items) => items,
+        _ => return Err(json::type_error(v, "Config.credentials", "[]jwt.Credential")),
+    };
+    let mut out = Vec::new();
+    for it in items {
+        let mut c = CredentialConfig::default();
+        match it {
+            json::Value::Null => {}
+            json::Value::Object(members) => {
+                for (k, v) in members {
+                    let f = |name: &str| format!("Credential.{}", name);
+                    match json::key_name(k).as_str() {
+                        "key" => c.key = json::string(v, &f("key"))?.unwrap_or(c.key),
+                        "algorithm" => c.algorithm = json::string(v, &f("algorithm"))?.unwrap_or(c.algorithm),
+                        "secret" => c.secret = json::string(v, &f("secret"))?.unwrap_or(c.secret),
+                        "rsa_public_key" => c.rsa_public_key = json::string(v, &f("rsa_public_key"))?.unwrap_or(c.rsa_public_key),
+                        "public_key" => c.public_key = json::string(v, &f("public_key"))?.unwrap_or(c.public_key),
+                        "consumer" => c.consumer = json::string(v, &f("consumer"))?.unwrap_or(c.consumer),
+                        _ => return Err(json::unknown_field_of(k, CONFIG_KEYS)),
+                    }
+                }
+            }
+            _ => return Err(json::type_error(it, "Config.credentials", "jwt.Credential")),
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Validates a configuration; read_file reads jwks_file, pk checks public
+/// keys (and verifies them later).
+pub fn parse(data: &[u8], read_file: impl Fn(&str, &str) -> Result<Vec<u8>, String>, pk: PublicKeyVerifier) -> Result<Verifier, String> {
+    let (mut uri_params, mut cookies, mut headers) = (None, Vec::new(), None);
+    let mut claims_to_verify = Vec::new();
+    let (mut key_claim, mut anonymous, mut realm, mut issuer) = (String::new(), String::new(), String::new(), String::new());
+    let (mut secret_b64, mut max_exp, mut preflight, mut skew) = (false, 0i64, None, 0i64);
+    let mut creds = Vec::new();
+    let mut audiences = Vec::new();
+    let mut jwks: Option<json::Value> = None;
+    let (mut jwks_file, mut jwks_uri, mut jwks_cluster, mut jwks_refresh) = (String::new(), String::new(), String::new(), String::new());
+    let mut claims_to_headers: Vec<(String, String)> = Vec::new();
+    if let Some(v) = json::parse_config(data)? {
+        for (k, v) in json::object(&v, "jwt.Config")? {
+            let f = |name: &str| format!("Config.{}", name);
+            match json::key_name(k).as_str() {
+                "uri_param_names" => uri_params = opt_list(v, &f("uri_param_names"))?,
+                "cookie_names" => cookies = json::string_list(v, &f("cookie_names"))?,
+                "header_names" => headers = opt_list(v, &f("header_names"))?,
+                "claims_to_verify" => claims_to_verify = json::string_list(v, &f("claims_to_verify"))?,
+                "key_claim_name" => key_claim = json::string(v, &f("key_claim_name"))?.unwrap_or(key_claim),
+                "secret_is_base64" => secret_b64 = json::boolean(v, &f("secret_is_base64"))?.unwrap_or(secret_b64),
+                "maximum_expiration" => max_exp = json::signed(v, &f("maximum_expiration"), "int64")?.unwrap_or(max_exp),
+                "run_on_preflight" => preflight = json::boolean(v, &f("run_on_preflight"))?,
+                "anonymous" => anonymous = json::string(v, &f("anonymous"))?.unwrap_or(anonymous),
+                "realm" => realm = json::string(v, &f("realm"))?.unwrap_or(realm),
+                "credentials" => creds = credentials(v)?,
+                "issuer" => issuer = json::string(v, &f("issuer"))?.unwrap_or(issuer),
+                "audiences" => audiences = json::string_list(v, &f("audiences"))?,
+                "clock_skew" => skew = json::signed(v, &f("clock_skew"), "int64")?.unwrap_or(skew),
+                "jwks" => jwks = Some(v.clone()),
+                "jwks_file" => jwks_file = json::string(v, &f("jwks_file"))?.unwrap_or(jwks_file),
+                "jwks_uri" => jwks_uri = json::string(v, &f("jwks_uri"))?.unwrap_or(jwks_uri),
+                "jwks_cluster" => jwks_cluster = json::string(v, &f("jwks_cluster"))?.unwrap_or(jwks_cluster),
+                "jwks_refresh" => jwks_refresh = json::string(v, &f("jwks_refresh"))?.unwrap_or(jwks_refresh),
+                "claims_to_headers" => json::merge_string_map(v, &f("claims_to_headers"), &mut claims_to_headers)?,
+                _ => return Err(json::unknown_field_of(k, CONFIG_KEYS)),
+            }
+        }
+    }
+    if key_claim.is_empty() {
+        key_claim = "iss".into();
+    }
+    if realm.is_empty() {
+        realm = "sluice".into();
+    }
+    let mut v = Verifier {
+        uri_params: uri_params.unwrap_or_else(|| vec!["jwt".into()]),
+        cookies,
+        headers: headers.unwrap_or_else(|| vec!["authorization".into()]),
+        verify_exp: false,
+        verify_nbf: false,
+        key_claim,
+        max_exp,
+        preflight: preflight.unwrap_or(true),
+        anonymous,
+        realm,
+        creds: HashMap::new(),
+        issuer,
+        audiences,
+        skew,
+        jwks: Vec::new(),
+        jwks_cluster: String::new(),
+        jwks_path: String::new(),
+        jwks_authority: String::new(),
+        jwks_refresh_ns: 0,
+        claim_headers: Vec::new(),
+        pk,
+    };
+    if v.skew < 0 || v.max_exp < 0 {
+        return Err("config: clock_skew and maximum_expiration must not be negative".into());
+    }
+    for (i, cl) in claims_to_verify.iter().enumerate() {
+        match cl.as_str() {
+            "exp" => v.verify_exp = true,
+            "nbf" => v.verify_nbf = true,
+            _ => return Err(format!("config: claims_to_verify[{}]: {:?} is not exp or nbf", i, cl)),
+        }
+    }
+    if v.max_exp > 0 && !v.verify_exp {
+        return Err("config: maximum_expiration needs \"exp\" in claims_to_verify".into());
+    }
+    for (i, cr) in creds.into_iter().enumerate() {
+        let at = format!("config: credentials[{}]", i);
+        let alg = if cr.algorithm.is_empty() { "HS256".to_string() } else { cr.algorithm };
+        if !supported(&alg) {
+            return Err(format!("{}.algorithm: {:?} is not one of {}", at, alg, ALGORITHMS.join(", ")));
+        }
+        if cr.key.is_empty() {
+            return Err(format!("{}.key: required (the value of the {:?} claim)", at, v.key_claim));
+        }
+        let material = if alg.starts_with("HS") {
+            if cr.secret.is_empty() {
+                return Err(format!("{}.secret: required for {}", at, alg));
+            }
+            if secret_b64 {
+                Material::Secret(Box::new(Secret::new(
+                    base64_decode(&cr.secret, false, true)
+                        .map_err(|e| format!("{}.secret: not base64 (secret_is_base64 is set): {}", at, e))?,
+                )))
+            } else {
+                Material::Secret(Box::new(Secret::new(cr.secret.into_bytes())))
+            }
+        } else {
+            let p = if cr.public_key.is_empty() { cr.rsa_public_key } else { cr.public_key };
+            if !p.trim_start().starts_with("-----BEGIN") {
+                return Err(format!("{}.public_key: not a PEM public key", at));
+            }
+            check_public_key(pk, p.as_bytes()).map_err(|e| format!("{}.public_key: {}", at, e))?;
+            Material::Public(p.into_bytes())
+        };
+        // Kong's model: the credential's algorithm is checked against the
+        // token's before its key is used, so the key pins none itself.
+        let key = Key { kid: String::new(), alg: String::new(), material };
+        v.creds.insert(cr.key, Credential { key, alg, consumer: cr.consumer });
+    }
+    if let Some(j) = &jwks {
+        v.jwks = parse_jwks_value(j, pk).map_err(|e| format!("config: jwks: {}", e))?;
+    }
+    if !jwks_file.is_empty() {
+        let b = read_file("jwks_file", &jwks_file).map_err(|e| format!("config: {}", e))?;
+        let keys = parse_jwks(&b, pk).map_err(|e| format!("config: jwks_file {}: {}", jwks_file, e))?;
+        v.jwks.extend(keys);
+    }
+    if !jwks_uri.is_empty() {
+        let (authority, path) = match split_url(&jwks_uri) {
+            Some(x) => x,
+            None => return Err(format!("config: jwks_uri: {:?} is not an absolute URL", jwks_uri)),
+        };
+        if jwks_cluster.is_empty() {
+            return Err("config: jwks_uri needs jwks_cluster, the cluster that serves it".into());
+        }
+        v.jwks_cluster = jwks_cluster;
+        v.jwks_authority = authority;
+        v.jwks_path = path;
+        v.jwks_refresh_ns = 5 * 60 * 1_000_000_000;
+        if !jwks_refresh.is_empty() {
+            match parse_duration(&jwks_refresh) {
+                Some(d) if d >= 1_000_000_000 => v.jwks_refresh_ns = d,
+                _ => return Err(format!("config: jwks_refresh: {:?} is not a duration of at least 1s", jwks_refresh)),
+            }
+        }
+    } else if !jwks_cluster.is_empty() || !jwks_refresh.is_empty() {
+        return Err("config: jwks_cluster and jwks_refresh need jwks_uri".into());
+    }
+    for (claim, h) in claims_to_headers {
+        if claim.is_empty() || h.is_empty() || h.starts_with(':') {
+            return Err(format!("config: claims_to_headers: {:?} = {:?} is not claim = header", claim, h));
+        }
+        v.claim_headers.push((claim, h.to_lowercase()));
+    }
+    v.claim_headers.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(v)
+}
+
+/// Splits an absolute URL (as Go's url.Parse reads one) into the
+/// authority and the request URI; None if it has no scheme or host.
+fn split_url(u: &str) -> Option<(String, String)> {
+    let u = u.split('#').next().unwrap_or("");
+    let colon = u.find(':')?;
+    let scheme = &u[..colon];
+    let mut sc = scheme.bytes();
+    if !sc.next()?.is_ascii_alphabetic() || !sc.all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.') {
+        return None;
+    }
+    let rest = &u[colon + 1..];
+    let (rest, query) = match rest.find('?') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let rest = rest.strip_prefix("//")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let host = match authority.rfind('@') {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    };
+    if host.is_empty() || host.bytes().any(|c| c <= b' ' || c == 0x7f) {
+        return None;
+    }
+    let mut uri = if path.is_empty() { "/".to_string() } else { path.to_string() };
+    if let Some(q) = query {
+        if !q.is_empty() {
+            uri.push('?');
+            uri.push_str(q);
+        }
+    }
+    Some((host.to_string(), uri))
+}
+
+/// Go's time.ParseDuration, in nanoseconds; None if it does not parse.
+fn parse_duration(s: &str) -> Option<i64> {
+    let (neg, mut rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let n = rest.bytes().take_while(|c| c.is_ascii_digit() || *c == b'.').count();
+        let num = &rest[..n];
+        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+            return None;
+        }
+        rest = &rest[n..];
+        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit: f64 = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[u..];
+        total += num.parse::<f64>().ok()? * unit;
+    }
+    if total > i64::MAX as f64 {
+        return None;
+    }
+    Some(if neg { -(total as i64) } else { total as i64 })
+}
+
+fn parse_jwks(b: &[u8], pk: PublicKeyVerifier) -> Result<Vec<Key>, String> {
+    let v = json::parse_value(b).map_err(|e| format!("JWKS: {}", e))?;
+    parse_jwks_value(&v, pk)
+}
+
+/// Reads a JWK Set; keys for other uses or of unknown types are skipped,
+/// as RFC 7517 asks.
+fn parse_jwks_value(v: &json::Value, pk: PublicKeyVerifier) -> Result<Vec<Key>, String> {
+    let members = match v {
+        json::Value::Null => return Ok(Vec::new()),
+        json::Value::Object(m) => m,
+        _ => return Err(format!("JWKS: json: cannot unmarshal {} into Go value of type struct {{ Keys []jwt.jwk \"json:\\\"keys\\\"\" }}", v.kind())),
+    };
+    let mut keys: &[json::Value] = &[];
+    for (k, v) in members {
+        if json::key_name(k) == "keys" {
+            keys = match v {
+                json::Value::Null => &[],
+                json::Value::Array(items) => items,
+                _ => return Err(format!("JWKS: json: cannot unmarshal {} into Go struct field .keys of type []jwt.jwk", v.kind())),
+            };
+        }
+    }
+    let mut out = Vec::new();
+    for (i, j) in keys.iter().enumerate() {
+        let mut f: HashMap<&str, String> = HashMap::new();
+        match j {
+            json::Value::Null => {}
+            json::Value::Object(m) => {
+                for (k, v) in m {
+                    let name = json::key_name(k);
+                    const FIELDS: &[&str] = &["kty", "kid", "alg", "use", "k", "n", "e", "crv", "x", "y"];
+                    if let Some(field) = FIELDS.iter().find(|x| **x == name) {
+                        match v {
+                            json::Value::Null => {}
+                            json::Value::String(s) => {
+                                f.insert(field, s.clone());
+                            }
+                            _ => return Err(format!("JWKS: json: cannot unmarshal {} into Go struct field jwk.keys.{} of type string", v.kind(), field)),
+                        }
+                    }
+                }
+            }
+            _ => return Err(format!("JWKS: json: cannot unmarshal {} into Go struct field .keys of type jwt.jwk", j.kind())),
+        }
+        let get = |n: &str| f.get(n).cloned().unwrap_or_default();
+        let usage = get("use");
+        if !usage.is_empty() && usage != "sig" {
+            continue;
+        }
+        let kid = get("kid");
+        if let Some(k) = jwk_key(&get, pk).map_err(|e| format!("JWKS keys[{}] (kid {:?}): {}", i, kid, e))? {
+            out.push(Key { kid, alg: get("alg"), material: k });
+        }
+    }
+    Ok(out)
+}
+
+/// One JWK's key: None for a type or curve that is skipped.
+fn jwk_key(get: &dyn Fn(&str) -> String, pk: PublicKeyVerifier) -> Result<Option<Material>, String> {
+    let q = |s: &str| json::quote(s);
+    let jwk = match get("kty").as_str() {
+        "oct" => return Ok(Some(Material::Secret(Box::new(Secret::new(b64(&get("k"))?))))),
+        "RSA" => {
+            b64(&get("n"))?;
+            if b64(&get("e"))?.len() > 4 {
+                return Err("RSA exponent too large".into());
+            }
+            format!("{{\"kty\":\"RSA\",\"n\":{},\"e\":{}}}", q(&get("n")), q(&get("e")))
+        }
+        "EC" => {
+            let size = match get("crv").as_str() {
+                "P-256" => 32,
+                "P-384" => 48,
+                _ => return Ok(None),
+            };
+            let (x, y) = (b64(&get("x"))?, b64(&get("y"))?);
+            if x.len() != size || y.len() != size {
+                return Err("EC coordinates of the wrong size".into());
+            }
+            format!("{{\"kty\":\"EC\",\"crv\":{},\"x\":{},\"y\":{}}}", q(&get("crv")), q(&get("x")), q(&get("y")))
+        }
+        "OKP" => {
+            if get("crv") != "Ed25519" {
+                return Ok(None);
+            }
+            match b64(&get("x")) {
+                Ok(x) if x.len() == 32 => {}
+                _ => return Err("bad Ed25519 key".into()),
+            }
+            format!("{{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":{}}}", q(&get("x")))
+        }
+        _ => return Ok(None),
+    };
+    check_public_key(pk, jwk.as_bytes())?;
+    Ok(Some(Material::Public(jwk.into_bytes())))
+}
+
+/// What to do with a request.
+#[derive(Default, Debug)]
+pub struct Outcome {
+    pub reply: Option<common::Reply>,
+    pub skip: bool,
+    pub consumer: String,
+    pub anonymous: bool,
+    /// Go upstream (claims_to_headers).
+    pub set_headers: Vec<(String, String)>,
+    /// The token can only be checked once the JWKS arrives.
+    pub need_keys: bool,
+}
+
+impl std::fmt::Debug for common::Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?} {}", self.status, self.headers, self.body)
+    }
+}
+
+/// The last member named name (a Go map keeps the last).
+fn claim<'a>(claims: &'a [(String, json::Value)], name: &str) -> Option<&'a json::Value> {
+    claims.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+fn claim_str<'a>(claims: &'a [(String, json::Value)], name: &str) -> &'a str {
+    match claim(claims, name) {
+        Some(json::Value::String(s)) => s,
+        _ => "",
+    }
+}
+
+/// A numeric claim as Go's int64(float64) gives it (out of range: the
+/// minimum, as Go's conversion on wasm and amd64 does).
+fn numeric(v: Option<&json::Value>) -> Option<i64> {
+    let f: f64 = match v {
+        Some(json::Value::Number(n)) => n.parse().ok()?,
+        _ => return None,
+    };
+    if !f.is_finite() {
+        return None;
+    }
+    Some(if f >= -9.223372036854775808e18 && f < 9.223372036854775808e18 { f as i64 } else { i64::MIN })
+}
+
+/// A claim's value as a header value (Go's claimString).
+fn claim_string(v: Option<&json::Value>) -> Option<String> {
+    match v? {
+        json::Value::String(s) => Some(s.clone()),
+        json::Value::Number(n) => Some(n.clone()),
+        json::Value::Bool(b) => Some(if *b { "true" } else { "false" }.to_string()),
+        json::Value::Null => None,
+        other => Some(json::marshal(other)),
+    }
+}
+
+/// A JOSE header's string member, decoded as into Go's struct field (the
+/// last member whose name matches case-insensitively); Err for another kind.
+fn header_field(members: &[(String, json::Value)], name: &str) -> Result<String, ()> {
+    let mut out = String::new();
+    for (k, v) in members {
+        if json::key_name(k) == name {
+            match v {
+                json::Value::String(s) => out = s.clone(),
+                json::Value::Null => {}
+                _ => return Err(()),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a cookie's value from a Cookie header.
+fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    for part in header.split(';') {
+        let part = part.trim();
+        if let Some(i) = part.find('=') {
+            if &part[..i] == name {
+                return Some(&part[i + 1..]);
+            }
+        }
+    }
+    None
+}
+
+impl Verifier {
+    /// Verifies the request's token at unix time now (seconds).
+    pub fn check(&self, headers: &[(String, String)], now: i64) -> Outcome {
+        if common::header(headers, ":method") == Some("OPTIONS") && !self.preflight {
+            return Outcome { skip: true, ..Default::default() };
+        }
+        let token = self.find_token(headers);
+        if token.is_empty() {
+            return self.fail("", "Unauthorized");
+        }
+        let parts: Vec<&str> = token.split('.').collect();
+        if parts.len() != 3 {
+            return self.fail("invalid_token", "Bad token; invalid JSON");
+        }
+        let bad = || self.fail("invalid_token", "Bad token; invalid JSON");
+        let (hb, pb, sig) = match (b64(parts[0]), b64(parts[1]), b64(parts[2])) {
+            (Ok(h), Ok(p), Ok(s)) => (h, p, s),
+            _ => return bad(),
+        };
+        // The header as json.Unmarshal reads it into a struct: one value
+        // (null allowed), an object, string members.
+        let (alg, kid) = match json::parse_value(&hb) {
+            Ok(json::Value::Null) => (String::new(), String::new()),
+            Ok(json::Value::Object(m)) => match (header_field(&m, "alg"), header_field(&m, "kid"), header_field(&m, "typ")) {
+                (Ok(a), Ok(k), Ok(_)) => (a, k),
+                _ => return bad(),
+            },
+            _ => return bad(),
+        };
+        // The claims as json.Decoder reads them into a map: the first
+        // value, which must be an object.
+        let claims = match json::parse_first(&pb) {
+            Ok(json::Value::Object(m)) => m,
+            _ => return bad(),
+        };
+        if !supported(&alg) {
+            return self.fail("invalid_token", "Invalid algorithm");
+        }
+        let input = &token.as_bytes()[..parts[0].len() + 1 + parts[1].len()];
+
+        let key_claim = claim_str(&claims, &self.key_claim);
+        let consumer;
+        match self.creds.get(key_claim) {
+            Some(cr) if !key_claim.is_empty() => {
+                if cr.alg != alg {
+                    return self.fail("invalid_token", "Invalid algorithm");
+                }
+                if !cr.key.verify(self.pk, &alg, input, &sig) {
+                    return self.fail("invalid_token", "Invalid signature");
+                }
+                consumer = if cr.consumer.is_empty() { key_claim.to_string() } else { cr.consumer.clone() };
+            }
+            _ if !self.jwks.is_empty() || !self.jwks_cluster.is_empty() => {
+                if self.jwks.is_empty() {
+                    return Outcome { need_keys: true, ..Default::default() };
+                }
+                let ok = self.jwks.iter().any(|k| (kid.is_empty() || k.kid.is_empty() || k.kid == kid) && k.verify(self.pk, &alg, input, &sig));
+                if !ok {
+                    return self.fail("invalid_token", "Invalid signature");
+                }
+                consumer = claim_str(&claims, "sub").to_string();
+            }
+            _ => {
+                if key_claim.is_empty() {
+                    return self.fail("invalid_token", &format!("No mandatory '{}' in claims", self.key_claim));
+                }
+                return self.fail("invalid_token", &format!("No credentials found for given '{}'", self.key_claim));
+            }
+        }
+        if let Some(msg) = self.check_claims(&claims, now) {
+            return self.fail("invalid_token", msg);
+        }
+        let mut r = Outcome { consumer, ..Default::default() };
+        for (c, h) in &self.claim_headers {
+            if let Some(s) = claim_string(claim(&claims, c)) {
+                r.set_headers.push((h.clone(), s));
+            }
+        }
+        r
+    }
+
+    fn check_claims(&self, claims: &[(String, json::Value)], t: i64) -> Option<&'static str> {
+        if self.verify_exp {
+            // A token without a numeric exp cannot be shown valid.
+            let exp = match numeric(claim(claims, "exp")) {
+                Some(e) => e,
+                None => return Some("token expired"),
+            };
+            if t > exp.wrapping_add(self.skew) {
+                return Some("token expired");
+            }
+            if self.max_exp > 0 && exp.wrapping_sub(t) > self.max_exp {
+                return Some("The exp claim has a value exceeding the maximum allowed");
+            }
+        }
+        if self.verify_nbf {
+            match numeric(claim(claims, "nbf")) {
+                Some(nbf) if t.wrapping_add(self.skew) >= nbf => {}
+                _ => return Some("token not valid yet"),
+            }
+        }
+        if !self.issuer.is_empty() && claim_str(claims, "iss") != self.issuer {
+            return Some("Invalid issuer");
+        }
+        if !self.audiences.is_empty() {
+            let auds: Vec<&str> = match claim(claims, "aud") {
+                Some(json::Value::String(s)) => vec![s.as_str()],
+                Some(json::Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|x| match x {
+                        json::Value::String(s) => Some(s.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if !self.audiences.iter().any(|want| auds.contains(&want.as_str())) {
+                return Some("Invalid audience");
+            }
+        }
+        None
+    }
+
+    fn find_token(&self, headers: &[(String, String)]) -> String {
+        let (_, raw) = common::split_path(common::header(headers, ":path").unwrap_or(""));
+        if !self.uri_params.is_empty() && !raw.is_empty() {
+            if let Ok(q) = common::parse_query(raw) {
+                for n in &self.uri_params {
+                    if let Some((_, vs)) = q.iter().find(|(k, _)| k == n) {
+                        if !vs[0].is_empty() {
+                            return vs[0].clone();
+                        }
+                    }
+                }
+            }
+        }
+        if !self.cookies.is_empty() {
+            let ch = common::header(headers, "cookie").unwrap_or("");
+            for n in &self.cookies {
+                if let Some(t) = cookie(ch, n) {
+                    if !t.is_empty() {
+                        return t.to_string();
+                    }
+                }
+            }
+        }
+        for n in &self.headers {
+            let h = match common::header(headers, n) {
+                Some(h) => h,
+                None => continue,
+            };
+            if h.len() > 7 && h.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ") {
+                return h[7..].trim().to_string();
+            }
+            if !n.eq_ignore_ascii_case("authorization") && !h.is_empty() {
+                return h.trim().to_string();
+            }
+        }
+        String::new()
+    }
+
+    /// The 401, or the anonymous consumer.
+    fn fail(&self, code: &str, msg: &str) -> Outcome {
+        if !self.anonymous.is_empty() {
+            return Outcome { consumer: self.anonymous.clone(), anonymous: true, ..Default::default() };
+        }
+        // RFC 6750 section 3: no error code when the request had no token.
+        let mut auth = format!("Bearer realm=\"{}\"", self.realm);
+        if !code.is_empty() {
+            auth.push_str(&format!(", error=\"{}\", error_description=\"{}\"", code, msg.replace('"', "'")));
+        }
+        Outcome { reply: Some(common::json_reply(401, msg, &[("www-authenticate", &auth)])), ..Default::default() }
+    }
+
+    /// The unix time check needs (0 without exp or nbf to verify: the
+    /// clock is a hostcall).
+    fn now(&self) -> i64 {
+        if self.verify_exp || self.verify_nbf {
+            now_seconds()
+        } else {
+            0
+        }
+    }
+
+    /// Replaces the keys fetched from jwks_uri.
+    fn set_jwks(&mut self, b: &[u8]) -> Result<(), String> {
+        let keys = parse_jwks(b, self.pk)?;
+        if keys.is_empty() {
+            return Err("JWKS has no usable signing keys".into());
+        }
+        self.jwks = keys;
+        Ok(())
+    }
+}
+
+// ---- glue ----
+
+sdk::main! {
+    sdk::set_root_context(|_| Box::new(Plugin { state: None }));
+}
+
+/// What the root and its streams share: the verifier (its JWKS replaced
+/// by fetches) and the streams that wait for the first keys.
+struct State {
+    v: Verifier,
+    fetching: bool,
+    /// When the keys are refreshed (host clock, ns).
+    next_fetch: i64,
+    waiting: Vec<(u32, Vec<(String, String)>)>,
+}
+
+type Shared = Rc<RefCell<State>>;
+
+struct Plugin {
+    state: Option<Shared>,
+}
+
+fn now_nanos() -> i64 {
+    match sdk::get_current_time_nanoseconds() {
+        Ok(t) => t as i64,
+        Err(e) => {
+            sdk::log(LogLevel::Warn, &format!("reading host time: {:?}", e));
+            0
+        }
+    }
+}
+
+fn now_seconds() -> i64 {
+    now_nanos().div_euclid(1_000_000_000)
+}
+
+impl RootContext for Plugin {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let v = match common::load_config(NAME, |b| parse(b, common::read_file, sdk::verify_signature)) {
+            Some(v) => v,
+            None => return false,
+        };
+        common::skip_all_but_request_headers();
+        let fetch = !v.jwks_cluster.is_empty();
+        let refresh = v.jwks_refresh_ns;
+        let st = Rc::new(RefCell::new(State { v, fetching: false, next_fetch: 0, waiting: Vec::new() }));
+        self.state = Some(st.clone());
+        if fetch {
+            // Ticks drive refreshes and retry a first fetch that failed.
+            let period_ms = (refresh / 10 / 1_000_000).min(10_000);
+            common::must(NAME, "setting the JWKS refresh tick", sdk::set_tick_period_milliseconds(period_ms as u32));
+            start_fetch(&st);
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(st) = &self.state {
+            let due = {
+                let s = st.borrow();
+                !s.v.jwks_cluster.is_empty() && !s.fetching && now_nanos() >= s.next_fetch
+            };
+            if due {
+                start_fetch(st);
+            }
+        }
+    }
+
+    fn on_http_call_response(&mut self, _token: u32, nh: usize, bs: usize, _nt: usize) {
+        if let Some(st) = &self.state {
+            on_jwks(st, nh, bs);
+        }
+    }
+
+    fn create_http_context(&self, id: u32) -> Option<Box<dyn HttpContext>> {
+        self.state.clone().map(|st| Box::new(Stream { st, id }) as Box<dyn HttpContext>)
+    }
+}
+
+fn start_fetch(st: &Shared) {
+    let (cluster, path, authority) = {
+        let s = st.borrow();
+        (s.v.jwks_cluster.clone(), s.v.jwks_path.clone(), s.v.jwks_authority.clone())
+    };
+    let headers = [(":method", "GET"), (":path", path.as_str()), (":authority", authority.as_str()), ("accept", "application/json")];
+    match sdk::dispatch_http_call(&cluster, &headers, &[], &[], JWKS_TIMEOUT_MS) {
+        Ok(_) => st.borrow_mut().fetching = true,
+        Err(e) => {
+            sdk::log(LogLevel::Warn, &format!("{}: fetching JWKS from cluster {:?}: {:?}", NAME, cluster, e));
+            st.borrow_mut().next_fetch = now_nanos() + 1_000_000_000;
+            release(st, false);
+        }
+    }
+}
+
+/// The JWKS fetch's reply (to the root, or to the stream that started it).
+fn on_jwks(st: &Shared, nh: usize, bs: usize) {
+    st.borrow_mut().fetching = false;
+    let cluster = st.borrow().v.jwks_cluster.clone();
+    let status = sdk::get_http_call_response_headers().ok().and_then(|h| common::header(&h, ":status").map(str::to_string));
+    let ok = if nh == 0 {
+        sdk::log(LogLevel::Warn, &format!("{}: JWKS fetch from cluster {:?} failed", NAME, cluster));
+        false
+    } else if status.as_deref() != Some("200") {
+        sdk::log(LogLevel::Warn, &format!("{}: JWKS fetch answered {}", NAME, status.unwrap_or_default()));
+        false
+    } else {
+        let body = sdk::get_http_call_response_body(0, bs).ok().flatten().unwrap_or_default();
+        let r = st.borrow_mut().v.set_jwks(&body);
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                sdk::log(LogLevel::Warn, &format!("{}: {}", NAME, e));
+                false
+            }
+        }
+    };
+    {
+        let mut s = st.borrow_mut();
+        s.next_fetch = now_nanos() + if ok { s.v.jwks_refresh_ns } else { 1_000_000_000 };
+    }
+    release(st, ok);
+}
+
+/// Resumes (or refuses) the streams that waited for the keys.
+fn release(st: &Shared, have_keys: bool) {
+    let waiting = std::mem::take(&mut st.borrow_mut().waiting);
+    for (id, headers) in waiting {
+        if sdk::set_effective_context(id).is_err() {
+            continue;
+        }
+        if !have_keys {
+            common::json_reply(503, "Unable to fetch the keys to verify the token", &[]).send();
+            continue;
+        }
+        let r = {
+            let s = st.borrow();
+            s.v.check(&headers, s.v.now())
+        };
+        if apply(&r, &headers) {
+            common::must(NAME, "resuming the request", sdk::resume_http_request());
+        }
+    }
+}
+
+/// Acts on an outcome for a request with these headers; true if it may go on.
+fn apply(r: &Outcome, headers: &[(String, String)]) -> bool {
+    if r.skip {
+        return true;
+    }
+    if let Some(reply) = &r.reply {
+        reply.send();
+        return false;
+    }
+    // Values a client sent for the consumer headers must not survive.
+    for h in [HEADER_CONSUMER_USERNAME, HEADER_CONSUMER_ID, HEADER_ANONYMOUS] {
+        if common::header(headers, h).is_some() {
+            common::must(NAME, &format!("removing {}", h), sdk::remove_http_request_header(h));
+        }
+    }
+    if r.anonymous {
+        common::must(NAME, "setting anonymous", sdk::set_http_request_header(HEADER_ANONYMOUS, "true"));
+    }
+    if !r.consumer.is_empty() {
+        common::must(NAME, "setting consumer", sdk::set_http_request_header(HEADER_CONSUMER_USERNAME, &r.consumer));
+        common::set_consumer(NAME, &r.consumer);
+        common::must(NAME, "setting consumer id", sdk::set_http_request_header(HEADER_CONSUMER_ID, &r.consumer));
+    }
+    for (h, v) in &r.set_headers {
+        common::must(NAME, &format!("setting {}", h), sdk::set_http_request_header(h, v));
+    }
+    true
+}
+
+struct Stream {
+    st: Shared,
+    id: u32,
+}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        let h = common::request_headers(NAME);
+        let r = {
+            let s = self.st.borrow();
+            s.v.check(&h, s.v.now())
+        };
+        if r.need_keys {
+            let fetching = {
+                let mut s = self.st.borrow_mut();
+                s.waiting.push((self.id, h));
+                s.fetching
+            };
+            if !fetching {
+                start_fetch(&self.st);
+            }
+            return Action::Pause;
+        }
+        if apply(&r, &h) {
+            Action::Continue
+        } else {
+            Action::Pause
+        }
+    }
+
+    fn on_http_call_response(&mut self, _token: u32, nh: usize, bs: usize, _nt: usize) {
+        on_jwks(&self.st, nh, bs);
+    }
+}
+
+impl Drop for Stream {
+    /// Forgets a stream whose client left while it waited.
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.st.try_borrow_mut() {
+            s.waiting.retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_file(_: &str, _: &str) -> Result<Vec<u8>, String> {
+        Err("no files here".into())
+    }
+
+    /// Natively there is no host: keys that start "good" parse, and a
+    /// signature "ok" verifies.
+    fn fake_pk(_alg: &str, key: &[u8], _msg: &[u8], sig: &[u8]) -> Result<SignatureCheck, sdk::Status> {
+        if !String::from_utf8_lossy(key).contains("good") {
+            return Ok(SignatureCheck::UnusableKey("not a good key".into()));
+        }
+        Ok(if sig == b"ok" { SignatureCheck::Valid } else { SignatureCheck::Invalid })
+    }
+
+    fn enc(b: &[u8]) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for c in b.chunks(3) {
+            let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+            for i in 0..=c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    fn hs256(secret: &[u8], header: &str, claims: &str) -> String {
+        let input = format!("{}.{}", enc(header.as_bytes()), enc(claims.as_bytes()));
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap();
+        m.update(input.as_bytes());
+        format!("{}.{}", input, enc(&m.finalize().into_bytes()))
+    }
+
+    fn req(token: &str) -> Vec<(String, String)> {
+        common::owned(&[(":method", "GET"), (":path", "/api/v2/orders"), ("authorization", &format!("Bearer {}", token))])
+    }
+
+    const NOW: i64 = 1_700_000_000;
+
+    // plugins/src/jwt's TestHS256AndClaims.
+    #[test]
+    fn hs256_and_claims() {
+        let v = parse(
+            br#"{"claims_to_verify":["exp","nbf"],"clock_skew":30,
+                "credentials":[{"key":"https://id.example.com","secret":"s3cret","consumer":"orders-app"}],
+                "claims_to_headers":{"sub":"X-User","scope":"x-scope"}}"#,
+            no_file,
+            fake_pk,
+        )
+        .unwrap();
+        let claims = |exp: Option<i64>, nbf: i64, iss: Option<&str>| {
+            let mut c = format!(r#"{{"sub":"u1","nbf":{},"scope":"read""#, nbf);
+            if let Some(e) = exp {
+                c.push_str(&format!(r#","exp":{}"#, e));
+            }
+            if let Some(i) = iss {
+                c.push_str(&format!(r#","iss":"{}""#, i));
+            }
+            c.push('}');
+            c
+        };
+        let hdr = r#"{"alg":"HS256","typ":"JWT"}"#;
+        let good = claims(Some(NOW + 60), NOW - 1, Some("https://id.example.com"));
+        let tok = |c: &str| hs256(b"s3cret", hdr, c);
+        let cases: Vec<(&str, Vec<(String, String)>, u32, &str)> = vec![
+            ("valid", req(&tok(&good)), 0, ""),
+            ("no token", common::owned(&[(":path", "/")]), 401, "Unauthorized"),
+            ("garbage", req("a.b"), 401, "Bad token"),
+            ("wrong secret", req(&hs256(b"nope", hdr, &good)), 401, "Invalid signature"),
+            ("expired", req(&tok(&claims(Some(NOW - 31), NOW - 1, Some("https://id.example.com")))), 401, "token expired"),
+            ("expired within skew", req(&tok(&claims(Some(NOW - 29), NOW - 1, Some("https://id.example.com")))), 0, ""),
+            ("no exp", req(&tok(&claims(None, NOW - 1, Some("https://id.example.com")))), 401, "token expired"),
+            ("not yet", req(&tok(&claims(Some(NOW + 60), NOW + 31, Some("https://id.example.com")))), 401, "not valid yet"),
+            ("unknown iss", req(&tok(&claims(Some(NOW + 60), NOW - 1, Some("other")))), 401, "No credentials found for given 'iss'"),
+            ("no iss", req(&tok(&claims(Some(NOW + 60), NOW - 1, None))), 401, "No mandatory 'iss'"),
+            ("alg none", req(&hs256(b"s3cret", r#"{"alg":"none"}"#, &good)), 401, "Invalid algorithm"),
+            ("query param", common::owned(&[(":path", &format!("/x?jwt={}", tok(&good)))]), 0, ""),
+            ("trailing claims data", req(&tok(&format!("{} trailing", good))), 0, ""),
+            ("header with trailing data", req(&hs256(b"s3cret", r#"{"alg":"HS256"} x"#, &good)), 401, "Bad token"),
+        ];
+        for (name, h, status, msg) in cases {
+            let r = v.check(&h, NOW);
+            let got = r.reply.as_ref().map(|r| r.status).unwrap_or(0);
+            assert_eq!(got, status, "{}: {:?}", name, r.reply);
+            if let Some(reply) = &r.reply {
+                assert!(reply.body.contains(msg), "{}: body {}", name, reply.body);
+                let auth = common::header(&reply.headers, "www-authenticate").unwrap();
+                assert!(auth.starts_with("Bearer realm=\"sluice\""), "{}: {}", name, auth);
+                assert_eq!(name == "no token", !auth.contains("error="), "{}: {}", name, auth);
+            } else {
+                assert_eq!(r.consumer, "orders-app", "{}", name);
+            }
+        }
+        let r = v.check(&req(&tok(&good)), NOW);
+        assert_eq!(r.set_headers, common::owned(&[("x-scope", "read"), ("x-user", "u1")]));
+    }
+
+    #[test]
+    fn public_keys_go_to_the_host() {
+        let v = parse(
+            br#"{"audiences":["orders"],"issuer":"issuer","credentials":[{"key":"issuer","algorithm":"RS256","public_key":"-----BEGIN PUBLIC KEY----- good"}]}"#,
+            no_file,
+            fake_pk,
+        )
+        .unwrap();
+        let input = format!("{}.{}", enc(br#"{"alg":"RS256"}"#), enc(br#"{"iss":"issuer","aud":["orders"],"sub":"u9"}"#));
+        assert!(v.check(&req(&format!("{}.{}", input, enc(b"ok"))), NOW).reply.is_none());
+        assert_eq!(v.check(&req(&format!("{}.{}", input, enc(b"no"))), NOW).reply.unwrap().status, 401);
+        assert_eq!(v.check(&req(&format!("{}.", input)), NOW).reply.unwrap().status, 401);
+        let hs = format!("{}.{}.{}", enc(br#"{"alg":"HS256"}"#), enc(br#"{"iss":"issuer"}"#), enc(b"ok"));
+        assert!(v.check(&req(&hs), NOW).reply.unwrap().body.contains("Invalid algorithm"));
+        let e = parse(br#"{"credentials":[{"key":"a","algorithm":"ES256","public_key":"-----BEGIN PUBLIC KEY----- bad"}]}"#, no_file, fake_pk).err().unwrap();
+        assert_eq!(e, "config: credentials[0].public_key: not a good key");
+    }
+
+    #[test]
+    fn jwks_keys() {
+        let jwks = r#"{"keys":[{"kty":"EC","kid":"ec1","crv":"P-256","x":"good","y":"good"},{"kty":"oct","kid":"h","alg":"HS256","k":"c2VjcmV0"},{"kty":"RSA","kid":"enc","use":"enc","n":"!!","e":"AQAB"},{"kty":"EC","crv":"P-521","x":"!","y":"!"}]}"#;
+        // x and y decode to 3 bytes: the wrong size for P-256.
+        assert!(parse(format!(r#"{{"jwks":{}}}"#, jwks).as_bytes(), no_file, fake_pk).err().unwrap().contains("wrong size"));
+        let jwks = r#"{"keys":[{"kty":"oct","kid":"h","alg":"HS256","k":"c2VjcmV0"},{"kty":"RSA","kid":"enc","use":"enc","n":"!!","e":"AQAB"},{"kty":"EC","crv":"P-521","x":"!","y":"!"}]}"#;
+        let v = parse(format!(r#"{{"jwks":{},"issuer":"i"}}"#, jwks).as_bytes(), no_file, fake_pk).unwrap();
+        assert_eq!(v.jwks.len(), 1);
+        let kid = |k: &str| format!(r#"{{"alg":"HS256","kid":"{}"}}"#, k);
+        let r = v.check(&req(&hs256(b"secret", &kid("h"), r#"{"iss":"i","sub":"alice"}"#)), NOW);
+        assert!(r.reply.is_none() && r.consumer == "alice", "{:?}", r);
+        assert_eq!(v.check(&req(&hs256(b"secret", &kid("other"), r#"{"iss":"i"}"#)), NOW).reply.unwrap().status, 401);
+        assert_eq!(v.check(&req(&hs256(b"secret", &kid("h"), r#"{"iss":"evil"}"#)), NOW).reply.unwrap().status, 401);
+
+        let mut f = parse(br#"{"jwks_uri":"https://id.example.com/.well-known/jwks.json?x=1#f","jwks_cluster":"idp"}"#, no_file, fake_pk).unwrap();
+        assert_eq!((f.jwks_path.as_str(), f.jwks_authority.as_str(), f.jwks_refresh_ns), ("/.well-known/jwks.json?x=1", "id.example.com", 300_000_000_000));
+        assert!(f.check(&req(&hs256(b"secret", &kid("h"), "{}")), NOW).need_keys);
+        f.set_jwks(jwks.as_bytes()).unwrap();
+        assert!(f.check(&req(&hs256(b"secret", &kid("h"), "{}")), NOW).reply.is_none());
+        assert!(f.set_jwks(br#"{"keys":[]}"#).is_err());
+    }
+
+    // plugins/src/jwt's TestAnonymousAndParseErrors.
+    #[test]
+    fn anonymous_and_parse_errors() {
+        let v = parse(br#"{"anonymous":"guest"}"#, no_file, fake_pk).unwrap();
+        let r = v.check(&common::owned(&[(":path", "/")]), NOW);
+        assert!(r.anonymous && r.consumer == "guest");
+        for cfg in [
+            r#"{"claims_to_verify":["iat"]}"#,
+            r#"{"credentials":[{"key":"a","algorithm":"HS999","secret":"x"}]}"#,
+            r#"{"credentials":[{"key":"a"}]}"#,
+            r#"{"credentials":[{"key":"a","algorithm":"RS256","public_key":"nope"}]}"#,
+            r#"{"jwks_uri":"https://x/jwks"}"#,
+            r#"{"jwks_uri":"/relative","jwks_cluster":"c"}"#,
+            r#"{"jwks_cluster":"c"}"#,
+            r#"{"jwks":{"keys":[{"kty":"RSA","n":"!!","e":"AQAB"}]}}"#,
+            r#"{"maximum_expiration":60}"#,
+            r#"{"jwks_file":"x.json"}"#,
+            r#"{"issuers":"x"}"#,
+            r#"{"clock_skew":-1}"#,
+            r#"{"clock_skew":1.5}"#,
+            r#"{"jwks_uri":"https://x/j","jwks_cluster":"c","jwks_refresh":"500ms"}"#,
+            r#"{"claims_to_headers":{"sub":":path"}}"#,
+            r#"{"secret_is_base64":true,"credentials":[{"key":"a","secret":"YQ"}]}"#,
+        ] {
+            assert!(parse(cfg.as_bytes(), no_file, fake_pk).is_err(), "parse({}) succeeded", cfg);
+        }
+        let v = parse(br#"{"secret_is_base64":true,"credentials":[{"key":"a","secret":"YQ=="}]}"#, no_file, fake_pk).unwrap();
+        let tok = hs256(b"a", r#"{"alg":"HS256"}"#, r#"{"iss":"a"}"#);
+        assert!(v.check(&req(&tok), NOW).reply.is_none(), "the secret is YQ== decoded");
+    }
+
+    #[test]
+    fn tokens_from_cookies_and_headers() {
+        let v = parse(br#"{"cookie_names":["tok"],"header_names":["authorization","x-token"],"uri_param_names":[]}"#, no_file, fake_pk).unwrap();
+        assert_eq!(v.find_token(&common::owned(&[(":path", "/?jwt=a")])), "");
+        assert_eq!(v.find_token(&common::owned(&[(":path", "/"), ("cookie", "a=1; tok=t.o.k ")])), "t.o.k");
+        assert_eq!(v.find_token(&common::owned(&[(":path", "/"), ("authorization", "Basic x"), ("x-token", " raw ")])), "raw");
+        assert_eq!(v.find_token(&common::owned(&[(":path", "/"), ("authorization", "BEARER  abc ")])), "abc");
+    }
+
+    #[test]
+    fn go_helpers() {
+        assert_eq!(b64("YWJj").unwrap(), b"abc");
+        assert_eq!(b64("YWI=").unwrap(), b"ab");
+        assert!(b64("Y").is_err());
+        assert!(b64("YW+j").is_err());
+        assert_eq!(base64_decode("YWI=", false, true).unwrap(), b"ab");
+        assert!(base64_decode("YWI", false, true).is_err());
+        assert!(base64_decode("Y===", false, true).is_err());
+        assert_eq!(parse_duration("1h30m"), Some(5_400_000_000_000));
+        assert_eq!(parse_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(split_url("http://u@h:8080"), Some(("h:8080".into(), "/".into())));
+        assert_eq!(split_url("x"), None);
+        assert_eq!(numeric(Some(&json::Value::Number("1e300".into()))), Some(i64::MIN));
+        assert_eq!(numeric(Some(&json::Value::Number("1e400".into()))), None);
+        assert_eq!(numeric(Some(&json::Value::Number("12.9".into()))), Some(12));
+        let v = json::parse_value(br#"{"a":[1,{"z":"<","b":null}]}"#).unwrap();
+        assert_eq!(claim_string(Some(&v)).unwrap(), r#"{"a":[1,{"b":null,"z":"\u003c"}]}"#);
+    }
+}

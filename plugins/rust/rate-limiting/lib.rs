@@ -1,0 +1,486 @@
+//! The rate-limiting plugin (wasm = "builtin:rate-limiting"): Kong's
+//! rate-limiting, requests counted per consumer, IP, header or path in
+//! second..year windows, in the host's shared data so every instance of
+//! the process (or, with a Redis-backed store, every replica) sees one
+//! count.
+//!
+//! The Rust port of plugins/src/ratelimiting: same keys, messages,
+//! headers, metrics and shared-data keys.
+
+#[path = "../common.rs"]
+mod common;
+#[path = "../limits.rs"]
+mod limits;
+
+use limits::{Store, PERIODS};
+use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, RootContext};
+use std::rc::Rc;
+
+/// The plugin's root_id.
+pub const NAME: &str = "rate-limiting";
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Limiter {
+    plugin: String,
+    /// (period, max), shortest period first.
+    limits: Vec<(&'static str, i64)>,
+    limit_by: String,
+    header_name: String,
+    path: String,
+    pub policy: String,
+    fault_tolerant: bool,
+    hide_headers: bool,
+    error_code: u32,
+    error_message: String,
+}
+
+/// Every key of the configuration: a misspelt one is refused with the
+/// nearest of them.
+const CONFIG_KEYS: &[&str] = &[
+    "day", "error_code", "error_message", "fault_tolerant", "header_name", "hide_client_headers", "hour", "limit_by", "minute",
+    "month", "path", "policy", "redis", "redis_database", "redis_host", "redis_password", "redis_port", "redis_ssl",
+    "redis_timeout", "redis_username", "second", "sync_rate", "year",
+];
+
+/// Validates a configuration; plugin scopes the counters.
+pub fn parse(data: &[u8], plugin: &str) -> Result<Limiter, String> {
+    let mut periods: [Option<i64>; 6] = [None; 6];
+    let (mut limit_by, mut header_name, mut path, mut policy, mut error_message) = (String::new(), String::new(), String::new(), String::new(), String::new());
+    let (mut fault_tolerant, mut hide, mut error_code) = (None, false, 0u32);
+    if let Some(v) = json::parse_config(data)? {
+        for (k, v) in json::object(&v, "ratelimiting.Config")? {
+            let f = |name: &str| format!("Config.{}", name);
+            let key = json::key_name(k);
+            if let Some(i) = PERIODS.iter().position(|p| *p == key) {
+                periods[i] = limits::opt_i64(v, &f(PERIODS[i]))?;
+                continue;
+            }
+            match key.as_str() {
+                "limit_by" => limit_by = json::string(v, &f("limit_by"))?.unwrap_or(limit_by),
+                "header_name" => header_name = json::string(v, &f("header_name"))?.unwrap_or(header_name),
+                "path" => path = json::string(v, &f("path"))?.unwrap_or(path),
+                "policy" => policy = json::string(v, &f("policy"))?.unwrap_or(policy),
+                "fault_tolerant" => fault_tolerant = json::boolean(v, &f("fault_tolerant"))?,
+                "hide_client_headers" => hide = json::boolean(v, &f("hide_client_headers"))?.unwrap_or(hide),
+                "error_code" => error_code = json::unsigned(v, &f("error_code"), "uint32", u32::MAX as u64)?.map(|x| x as u32).unwrap_or(error_code),
+                "error_message" => error_message = json::string(v, &f("error_message"))?.unwrap_or(error_message),
+                // Kong's Redis settings, accepted so configurations move
+                // across; the host's shared store holds the Redis address.
+                "redis" => {}
+                "redis_host" | "redis_password" | "redis_username" => {
+                    json::string(v, &f(&key))?;
+                }
+                "redis_port" | "redis_database" | "redis_timeout" => {
+                    json::signed(v, &f(&key), "int")?;
+                }
+                "redis_ssl" => {
+                    json::boolean(v, &f("redis_ssl"))?;
+                }
+                "sync_rate" => limits::float(v, &f("sync_rate"))?,
+                _ => return Err(json::unknown_field_of(k, CONFIG_KEYS)),
+            }
+        }
+    }
+    let mut l = Limiter {
+        plugin: plugin.to_string(),
+        limits: Vec::new(),
+        limit_by,
+        header_name,
+        path,
+        policy,
+        fault_tolerant: fault_tolerant.unwrap_or(true),
+        hide_headers: hide,
+        error_code,
+        error_message,
+    };
+    for (i, v) in periods.iter().enumerate() {
+        if let Some(v) = *v {
+            if v <= 0 {
+                return Err(format!("config: {}: must be a positive number of requests", PERIODS[i]));
+            }
+            l.limits.push((PERIODS[i], v));
+        }
+    }
+    if l.limits.is_empty() {
+        // As Kong: a rate limiter without a limit is a mistake, not a no-op.
+        return Err("config: set at least one of second, minute, hour, day, month, year".into());
+    }
+    match l.limit_by.as_str() {
+        "" => l.limit_by = "consumer".into(),
+        "consumer" | "credential" | "ip" | "service" => {}
+        "header" if l.header_name.is_empty() => return Err("config: limit_by = \"header\" needs header_name".into()),
+        "path" if l.path.is_empty() => return Err("config: limit_by = \"path\" needs path".into()),
+        "header" | "path" => {}
+        other => return Err(format!("config: limit_by: {:?} is not one of consumer, credential, ip, service, header, path", other)),
+    }
+    match l.policy.as_str() {
+        "" => l.policy = "local".into(),
+        "local" | "redis" => {}
+        other => return Err(format!("config: policy: {:?} is not local or redis", other)),
+    }
+    if l.error_code == 0 {
+        l.error_code = 429;
+    }
+    if l.error_message.is_empty() {
+        l.error_message = "API rate limit exceeded".into();
+    }
+    Ok(l)
+}
+
+/// What an identifier may ask about a request; each answer costs a
+/// hostcall, so only what limit_by needs is asked.
+pub trait Request {
+    fn header(&self, name: &str) -> Option<String>;
+    /// The consumer an auth plugin set (the sluice.consumer property),
+    /// never a header a client could send.
+    fn consumer(&self) -> String;
+    fn client_ip(&self) -> String;
+}
+
+/// The current request, through hostcalls.
+struct HostRequest;
+
+impl Request for HostRequest {
+    fn header(&self, name: &str) -> Option<String> {
+        sdk::get_http_request_header(name).ok().flatten()
+    }
+    fn consumer(&self) -> String {
+        match sdk::get_property(&[common::CONSUMER_PROPERTY]) {
+            Ok(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
+            _ => String::new(),
+        }
+    }
+    fn client_ip(&self) -> String {
+        common::client_ip()
+    }
+}
+
+/// The outcome for one request.
+#[derive(Default)]
+pub struct Decision {
+    /// A refusal to send instead of going on.
+    pub reply: Option<common::Reply>,
+    /// Go on the response (none with hide_client_headers).
+    pub headers: Vec<(String, String)>,
+    /// The store failed (and the request was let through because of
+    /// fault_tolerant, unless reply says otherwise).
+    pub store_error: Option<String>,
+}
+
+impl Limiter {
+    /// What requests are counted by, falling back to the client IP as
+    /// Kong does.
+    pub fn identifier(&self, r: &dyn Request) -> String {
+        let mut id = match self.limit_by.as_str() {
+            "consumer" | "credential" => r.consumer(),
+            "service" => "service".to_string(),
+            "header" => r.header(&self.header_name).unwrap_or_default(),
+            "path" => {
+                let p = r.header(":path").unwrap_or_default();
+                let (p, _) = common::split_path(&p);
+                if p == self.path {
+                    p.to_string()
+                } else {
+                    String::new()
+                }
+            }
+            _ => String::new(),
+        };
+        if id.is_empty() {
+            id = r.client_ip();
+        }
+        format!("{}:{}", self.limit_by, id)
+    }
+
+    fn key(&self, period: &str, id: &str) -> String {
+        format!("sluice/rate-limiting/{}/{}/{}/{}", self.policy, self.plugin, period, id)
+    }
+
+    /// Counts the request against every limit at unix time now.
+    pub fn decide(&self, s: &mut dyn Store, id: &str, now: i64) -> Decision {
+        struct Usage {
+            period: &'static str,
+            max: i64,
+            count: i64,
+            reset: i64,
+            start: i64,
+        }
+        let mut usages: Vec<Usage> = self
+            .limits
+            .iter()
+            .map(|(period, max)| {
+                let (start, end) = limits::window(period, now);
+                Usage { period, max: *max, count: 0, reset: limits::reset_seconds(end, now), start }
+            })
+            .collect();
+        let mut exceeded: Option<usize> = None;
+        // With several periods, read them all first so that a request
+        // refused by one does not use up the others. With one, the
+        // increment alone checks.
+        if usages.len() > 1 {
+            for (i, u) in usages.iter_mut().enumerate() {
+                match limits::usage(s, &self.key(u.period, id), u.start) {
+                    Ok(n) => {
+                        u.count = n;
+                        if n >= u.max && exceeded.is_none() {
+                            exceeded = Some(i);
+                        }
+                    }
+                    Err(e) => return self.store_failed(e),
+                }
+            }
+        }
+        if exceeded.is_none() {
+            for (i, u) in usages.iter_mut().enumerate() {
+                match limits::increment(s, &self.key(u.period, id), u.start, 1, u.max) {
+                    Ok((n, ok)) => {
+                        u.count = n;
+                        if !ok && exceeded.is_none() {
+                            // Lost a race to the last slot: over the limit after all.
+                            exceeded = Some(i);
+                        }
+                    }
+                    Err(e) => return self.store_failed(e),
+                }
+            }
+        }
+        let mut d = Decision::default();
+        if !self.hide_headers {
+            // RateLimit-* describe the most constrained limit (the lowest
+            // remaining; on a tie, the larger limit), as Kong does. Names
+            // are lower case, as header maps carry them.
+            let mut best: Option<(usize, i64)> = None;
+            for (i, u) in usages.iter().enumerate() {
+                let rem = (u.max - u.count).max(0);
+                d.headers.push((format!("x-ratelimit-limit-{}", u.period), u.max.to_string()));
+                d.headers.push((format!("x-ratelimit-remaining-{}", u.period), rem.to_string()));
+                match best {
+                    Some((b, br)) if !(rem < br || (rem == br && u.max > usages[b].max)) => {}
+                    _ => best = Some((i, rem)),
+                }
+            }
+            if let Some((b, rem)) = best {
+                d.headers.push(("ratelimit-limit".into(), usages[b].max.to_string()));
+                d.headers.push(("ratelimit-remaining".into(), rem.to_string()));
+                d.headers.push(("ratelimit-reset".into(), usages[b].reset.to_string()));
+            }
+        }
+        if let Some(i) = exceeded {
+            let retry = usages[i].reset.to_string();
+            let mut extra: Vec<(&str, &str)> = d.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            extra.push(("retry-after", &retry));
+            d.reply = Some(common::json_reply(self.error_code, &self.error_message, &extra));
+        }
+        d
+    }
+
+    fn store_failed(&self, err: String) -> Decision {
+        let reply = if self.fault_tolerant { None } else { Some(common::json_reply(500, "An unexpected error occurred", &[])) };
+        Decision { reply, headers: Vec::new(), store_error: Some(err) }
+    }
+}
+
+// ---- glue ----
+
+sdk::main! {
+    sdk::set_root_context(|_| Box::new(Plugin { p: None }));
+}
+
+struct Shared {
+    lim: Limiter,
+    store_errors: u32,
+    rejected: u32,
+}
+
+struct Plugin {
+    p: Option<Rc<Shared>>,
+}
+
+impl RootContext for Plugin {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let name = limits::plugin_name(NAME);
+        let lim = match common::load_config(NAME, |b| parse(b, &name)) {
+            Some(l) => l,
+            None => return false,
+        };
+        let store_errors = limits::counter(NAME, &format!("sluice_rate_limiting_store_errors_total{{plugin=\"{}\",policy=\"{}\"}}", name, lim.policy));
+        let rejected = limits::counter(NAME, &format!("sluice_rate_limiting_rejected_total{{plugin=\"{}\"}}", name));
+        sdk::log(LogLevel::Info, &format!("{}: policy {} (counters in the host's shared data)", name, lim.policy));
+        {
+            use sdk::callbacks::*;
+            let mut skip = REQUEST_BODY | REQUEST_TRAILERS | RESPONSE_BODY | RESPONSE_TRAILERS | LOG;
+            if lim.hide_headers {
+                skip |= RESPONSE_HEADERS;
+            }
+            let _ = sdk::skip_callbacks(skip);
+        }
+        self.p = Some(Rc::new(Shared { lim, store_errors, rejected }));
+        true
+    }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        self.p.clone().map(|p| Box::new(Stream { p, headers: Vec::new() }) as Box<dyn HttpContext>)
+    }
+}
+
+struct Stream {
+    p: Rc<Shared>,
+    headers: Vec<(String, String)>,
+}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        let lim = &self.p.lim;
+        let id = lim.identifier(&HostRequest);
+        let d = lim.decide(&mut limits::SharedData, &id, limits::now_seconds());
+        if let Some(e) = &d.store_error {
+            let _ = sdk::increment_metric(self.p.store_errors, 1);
+            let what = if d.reply.is_some() { "rejected" } else { "let through (fault_tolerant)" };
+            sdk::log(LogLevel::Warn, &format!("{}: shared store failed, request {}: {}", NAME, what, e));
+        }
+        if let Some(reply) = &d.reply {
+            if reply.status == lim.error_code {
+                let _ = sdk::increment_metric(self.p.rejected, 1);
+            }
+            reply.send();
+            return Action::Pause;
+        }
+        self.headers = d.headers;
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        for (k, v) in &self.headers {
+            common::must(NAME, &format!("setting {}", k), sdk::set_http_response_header(k, v));
+        }
+        Action::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use limits::MemStore;
+
+    fn header<'a>(h: &'a [(String, String)], k: &str) -> &'a str {
+        common::header(h, k).unwrap_or("")
+    }
+
+    // plugins/src/ratelimiting's TestDecideMinuteLimit.
+    #[test]
+    fn minute_limit() {
+        let l = parse(br#"{"minute":3,"policy":"redis"}"#, "rl").unwrap();
+        let mut s = MemStore::default();
+        let now = 1_700_000_010;
+        let want_reset = limits::window("minute", now).1 - now;
+        for i in 1..=3 {
+            let d = l.decide(&mut s, "ip:1.2.3.4", now);
+            assert!(d.reply.is_none(), "request {} rejected", i);
+            assert_eq!(header(&d.headers, "x-ratelimit-remaining-minute"), (3 - i).to_string());
+            assert_eq!(header(&d.headers, "ratelimit-limit"), "3");
+        }
+        let d = l.decide(&mut s, "ip:1.2.3.4", now);
+        let r = d.reply.unwrap();
+        assert_eq!((r.status, r.body.as_str()), (429, r#"{"message":"API rate limit exceeded"}"#));
+        assert_eq!(header(&r.headers, "retry-after"), want_reset.to_string());
+        assert_eq!(header(&r.headers, "ratelimit-remaining"), "0");
+        assert!(l.decide(&mut s, "ip:5.6.7.8", now).reply.is_none());
+        assert!(l.decide(&mut s, "ip:1.2.3.4", now + 60).reply.is_none());
+        assert!(l.key("minute", "x").contains("/redis/"));
+    }
+
+    // TestDecideSeveralPeriods.
+    #[test]
+    fn several_periods() {
+        let l = parse(br#"{"second":2,"hour":3}"#, "rl").unwrap();
+        let mut s = MemStore::default();
+        let now = 1_700_000_000;
+        l.decide(&mut s, "a", now);
+        let d = l.decide(&mut s, "a", now);
+        assert_eq!((header(&d.headers, "ratelimit-limit"), header(&d.headers, "ratelimit-remaining")), ("2", "0"));
+        assert_eq!(l.decide(&mut s, "a", now).reply.unwrap().status, 429);
+        let d = l.decide(&mut s, "a", now + 1);
+        assert!(d.reply.is_none());
+        assert_eq!(header(&d.headers, "x-ratelimit-remaining-hour"), "0");
+        assert_eq!(l.decide(&mut s, "a", now + 2).reply.unwrap().status, 429);
+    }
+
+    // TestDecideHideHeadersAndStoreFailure.
+    #[test]
+    fn hide_headers_and_store_failure() {
+        for (cfg, status) in [(r#"{"minute":5}"#, 0), (r#"{"minute":5,"fault_tolerant":false}"#, 500)] {
+            let l = parse(cfg.as_bytes(), "rl").unwrap();
+            let mut s = MemStore { fail: Some(sdk::Status::InternalFailure), ..Default::default() };
+            let d = l.decide(&mut s, "a", 0);
+            assert_eq!(d.reply.map(|r| r.status).unwrap_or(0), status, "{}", cfg);
+            assert!(d.store_error.is_some());
+        }
+        let l = parse(br#"{"minute":1,"hide_client_headers":true}"#, "rl").unwrap();
+        assert!(l.decide(&mut MemStore::default(), "a", 0).headers.is_empty());
+    }
+
+    struct Req {
+        headers: Vec<(String, String)>,
+        consumer: String,
+        ip: String,
+    }
+
+    impl Request for Req {
+        fn header(&self, name: &str) -> Option<String> {
+            common::header(&self.headers, name).map(str::to_string)
+        }
+        fn consumer(&self) -> String {
+            self.consumer.clone()
+        }
+        fn client_ip(&self) -> String {
+            self.ip.clone()
+        }
+    }
+
+    // TestIdentifier.
+    #[test]
+    fn identifier() {
+        let hs = common::owned(&[(":path", "/api/x?y=1"), ("x-consumer-username", "mallory"), ("x-user", "u7")]);
+        let r = Req { headers: hs.clone(), consumer: "alice".into(), ip: "10.0.0.9".into() };
+        for (cfg, want) in [
+            (r#"{"minute":1}"#, "consumer:alice"),
+            (r#"{"minute":1,"limit_by":"ip"}"#, "ip:10.0.0.9"),
+            (r#"{"minute":1,"limit_by":"header","header_name":"X-User"}"#, "header:u7"),
+            (r#"{"minute":1,"limit_by":"header","header_name":"x-none"}"#, "header:10.0.0.9"),
+            (r#"{"minute":1,"limit_by":"path","path":"/api/x"}"#, "path:/api/x"),
+            (r#"{"minute":1,"limit_by":"path","path":"/other"}"#, "path:10.0.0.9"),
+            (r#"{"minute":1,"limit_by":"service"}"#, "service:service"),
+        ] {
+            assert_eq!(parse(cfg.as_bytes(), "rl").unwrap().identifier(&r), want, "{}", cfg);
+        }
+        let r = Req { headers: hs, consumer: String::new(), ip: "10.0.0.9".into() };
+        assert_eq!(parse(br#"{"minute":1}"#, "rl").unwrap().identifier(&r), "consumer:10.0.0.9");
+    }
+
+    #[test]
+    fn parse_errors() {
+        for cfg in [
+            "{}",
+            r#"{"minute":0}"#,
+            r#"{"minute":-1}"#,
+            r#"{"minute":1.5}"#,
+            r#"{"minute":null}"#,
+            r#"{"minute":1,"limit_by":"header"}"#,
+            r#"{"minute":1,"limit_by":"path"}"#,
+            r#"{"minute":1,"limit_by":"cookie"}"#,
+            r#"{"minute":1,"policy":"cluster"}"#,
+            r#"{"minute":1,"minutes":2}"#,
+            r#"{"minute":1,"error_code":-1}"#,
+            r#"{"minute":1,"redis_port":"6379"}"#,
+            r#"{"minute":1,"sync_rate":"x"}"#,
+        ] {
+            assert!(parse(cfg.as_bytes(), "rl").is_err(), "parse({}) succeeded", cfg);
+        }
+        let l = parse(br#"{"minute":1,"redis":{"host":"r"},"redis_host":"r","redis_port":6379,"sync_rate":-1,"error_code":418,"error_message":"slow"}"#, "rl").unwrap();
+        let mut s = MemStore::default();
+        assert!(l.decide(&mut s, "a", 0).reply.is_none());
+        let r = l.decide(&mut s, "a", 0).reply.unwrap();
+        assert_eq!((r.status, r.body.as_str()), (418, r#"{"message":"slow"}"#));
+    }
+}
