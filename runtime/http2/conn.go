@@ -1,0 +1,860 @@
+package http2
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
+)
+
+const (
+	clientPreface    = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	initialWindow    = 65535 // RFC 9113 6.9.2
+	maxWindow        = 1<<31 - 1
+	defaultFrameSize = 16384
+	headerTableSize  = 4096
+	// maxPending is how many bytes of frames may wait for the writer
+	// before a body write waits for it: the batch a syscall takes.
+	maxPending = 128 << 10
+	// recentClosed ids remembered to tell a closed stream from one never
+	// opened (STREAM_CLOSED vs PROTOCOL_ERROR); a power of two.
+	recentClosed = 64
+)
+
+var (
+	errConnClosed   = errors.New("http2: connection closed")
+	errStreamReset  = errors.New("http2: stream reset")
+	errStreamClosed = errors.New("http2: stream already ended")
+)
+
+// serverConn is one connection. The goroutine running serve is the only
+// reader of the socket and the only caller of the Framer and the HPACK
+// decoder; the writer goroutine (writeLoop) is the only writer of the
+// socket; everything else shared is under mu.
+type serverConn struct {
+	srv      *Server
+	lim      limits
+	conn     net.Conn
+	handler  stream.Handler
+	info     *stream.ConnectionInfo
+	br       *bufio.Reader
+	fr       *http2.Framer
+	hdec     *hpack.Decoder
+	block    headerBlock // the header block being decoded
+	scratch  stream.HeaderMap
+	handlers sync.WaitGroup
+
+	// Reader-only state.
+	maxClientID   uint32
+	closedIDs     [recentClosed]uint32
+	emptyFrames   int
+	priorityCount int
+	windowUpdates int
+	streamsOpened int
+	prematureRsts int
+
+	mu       sync.Mutex
+	wcond    sync.Cond // window, pending space or state changed
+	streams  map[uint32]*serverStream
+	open     int // streams open or half-closed (the concurrency limit's count)
+	closed   bool
+	closing  bool // a final GOAWAY is queued; the writer closes after it
+	draining bool
+	goAwayID uint32
+	err      error // why the connection ended
+
+	// Send side (under mu).
+	pending       []byte // frames queued for the writer
+	out           []byte // the writer's batch being written
+	pendingFrames int
+	pendingCtrl   int
+	wakeWriter    chan struct{}
+	writerDone    chan struct{}
+	wfr           *http2.Framer // writes control frames into pending
+	henc          *hpack.Encoder
+	hbuf          bytes.Buffer
+	strs          map[string]string
+	sendWindow    int64 // the peer's connection window
+	peerInitial   int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peerMaxFrame  int
+	dataSent      int
+
+	// Receive side flow control (under mu).
+	recvWindow  int64 // what the peer may still send on the connection
+	recvUnacked int64 // consumed, not yet returned in a WINDOW_UPDATE
+}
+
+// pendingWriter lets the write Framer append into sc.pending (under mu).
+type pendingWriter struct{ sc *serverConn }
+
+func (w pendingWriter) Write(p []byte) (int, error) {
+	w.sc.pending = append(w.sc.pending, p...)
+	return len(p), nil
+}
+
+func (s *Server) newConn(c net.Conn, h stream.Handler) *serverConn {
+	sc := &serverConn{
+		srv:          s,
+		lim:          s.limits(),
+		conn:         c,
+		handler:      h,
+		info:         s.connInfo(c),
+		streams:      make(map[uint32]*serverStream),
+		wakeWriter:   make(chan struct{}, 1),
+		writerDone:   make(chan struct{}),
+		strs:         make(map[string]string),
+		sendWindow:   initialWindow,
+		peerInitial:  initialWindow,
+		peerMaxFrame: defaultFrameSize,
+		pending:      make([]byte, 0, 16<<10),
+		out:          make([]byte, 0, 16<<10),
+	}
+	sc.wcond.L = &sc.mu
+	sc.recvWindow = int64(sc.lim.connWindow)
+	sc.br = bufio.NewReaderSize(c, 16<<10)
+	sc.fr = http2.NewFramer(nil, sc.br)
+	sc.fr.SetReuseFrames()
+	sc.fr.SetMaxReadFrameSize(defaultFrameSize)
+	sc.wfr = http2.NewFramer(pendingWriter{sc}, nil)
+	sc.hdec = hpack.NewDecoder(headerTableSize, sc.onField)
+	sc.hdec.SetMaxStringLength(int(sc.lim.maxHeaderList))
+	sc.henc = hpack.NewEncoder(&sc.hbuf)
+	if !s.track(sc, true) {
+		return nil
+	}
+	return sc
+}
+
+// serve runs the connection: preface, SETTINGS, then the frame loop on
+// this goroutine. upgraded is the request of an h2c Upgrade (stream 1).
+func (sc *serverConn) serve(upgraded *serverStream) error {
+	defer sc.srv.track(sc, false)
+	go sc.writeLoop()
+
+	sc.mu.Lock()
+	settings := []http2.Setting{
+		{ID: http2.SettingMaxConcurrentStreams, Val: sc.lim.maxStreams},
+		{ID: http2.SettingInitialWindowSize, Val: uint32(sc.lim.streamWindow)},
+		{ID: http2.SettingMaxHeaderListSize, Val: sc.lim.maxHeaderList},
+	}
+	sc.wfr.WriteSettings(settings...)
+	if d := sc.lim.connWindow - initialWindow; d > 0 {
+		sc.wfr.WriteWindowUpdate(0, uint32(d))
+	}
+	sc.signalWriter()
+	sc.mu.Unlock()
+
+	if err := sc.readPreface(); err != nil {
+		sc.teardown(err)
+		return err
+	}
+	if upgraded != nil {
+		sc.startStream(upgraded)
+	}
+	err := sc.readLoop()
+	sc.teardown(err)
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+func (sc *serverConn) readPreface() error {
+	var buf [len(clientPreface)]byte
+	sc.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(sc.br, buf[:]); err != nil {
+		return err
+	}
+	sc.conn.SetReadDeadline(time.Time{})
+	if string(buf[:]) != clientPreface {
+		return errors.New("http2: bad client preface")
+	}
+	return nil
+}
+
+// readLoop reads and handles frames until the connection fails or a
+// connection error has queued the final GOAWAY.
+func (sc *serverConn) readLoop() error {
+	for {
+		f, err := sc.fr.ReadFrame()
+		sc.mu.Lock()
+		closing := sc.closing
+		sc.mu.Unlock()
+		if closing {
+			// A final GOAWAY is queued: what the peer sends now is read
+			// and dropped until it closes or the writer gives up on it.
+			if err != nil {
+				return sc.closeErr(err)
+			}
+			continue
+		}
+		if err != nil {
+			var se http2.StreamError
+			switch {
+			case errors.As(err, &se):
+				sc.resetFromReader(se.StreamID, se.Code)
+				continue
+			case errors.Is(err, http2.ErrFrameTooLarge):
+				err = http2.ConnectionError(http2.ErrCodeFrameSize)
+			}
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				sc.fail(http2.ErrCode(ce), "")
+				continue
+			}
+			return err
+		}
+		if err := sc.processFrame(f); err != nil {
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				sc.fail(http2.ErrCode(ce), "")
+				continue
+			}
+			return err
+		}
+	}
+}
+
+func (sc *serverConn) closeErr(err error) error {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.err != nil {
+		return sc.err
+	}
+	return err
+}
+
+// fail ends the connection with a connection error: GOAWAY with code,
+// then close once the peer has had GoAwayTimeout to read it. A flood
+// reason is reported to OnFloodClose.
+func (sc *serverConn) fail(code http2.ErrCode, flood string) {
+	if flood != "" && sc.lim.onFloodClose != nil {
+		sc.lim.onFloodClose(flood)
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.err == nil {
+		sc.err = http2.ConnectionError(code)
+	}
+	sc.startCloseLocked(code)
+}
+
+// startCloseLocked queues the final GOAWAY; the writer sends it, half
+// closes the socket and bounds the reader's drain.
+func (sc *serverConn) startCloseLocked(code http2.ErrCode) {
+	if sc.closing || sc.closed {
+		return
+	}
+	sc.closing = true
+	sc.wfr.WriteGoAway(sc.maxClientID, code, nil)
+	sc.conn.SetWriteDeadline(time.Now().Add(sc.lim.goAwayTimeout))
+	sc.signalWriter()
+}
+
+// drain starts a graceful shutdown: GOAWAY(NO_ERROR) with the last stream
+// accepted; open streams finish; the connection closes when none is left.
+func (sc *serverConn) drain() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.draining || sc.closing || sc.closed {
+		return
+	}
+	sc.draining = true
+	sc.goAwayID = sc.maxClientID
+	sc.wfr.WriteGoAway(sc.goAwayID, http2.ErrCodeNo, nil)
+	sc.signalWriter()
+	sc.maybeFinishDrainLocked()
+}
+
+func (sc *serverConn) maybeFinishDrainLocked() {
+	if sc.draining && len(sc.streams) == 0 {
+		sc.startCloseLocked(http2.ErrCodeNo)
+	}
+}
+
+// teardown ends everything: streams fail, handlers are waited for, the
+// socket is closed.
+func (sc *serverConn) teardown(err error) {
+	sc.mu.Lock()
+	if sc.err == nil {
+		sc.err = err
+	}
+	closing := sc.closing
+	sc.mu.Unlock()
+	if closing {
+		// Give the writer the chance to send the final GOAWAY (its
+		// deadline bounds it) before the socket goes.
+		<-sc.writerDone
+	}
+	sc.mu.Lock()
+	sc.closed = true
+	for _, st := range sc.streams {
+		st.abortLocked(errConnClosed)
+	}
+	sc.wcond.Broadcast()
+	sc.signalWriter()
+	sc.mu.Unlock()
+	sc.conn.Close()
+	sc.handlers.Wait()
+	<-sc.writerDone
+}
+
+// processFrame handles one frame on the reader goroutine.
+func (sc *serverConn) processFrame(f http2.Frame) error {
+	empty := false
+	var err error
+	switch f := f.(type) {
+	case *http2.DataFrame:
+		empty = f.Length == 0 && !f.StreamEnded()
+		err = sc.processData(f)
+	case *http2.HeadersFrame:
+		err = sc.processHeaders(f)
+	case *http2.SettingsFrame:
+		err = sc.processSettings(f)
+	case *http2.PingFrame:
+		if !f.IsAck() {
+			sc.mu.Lock()
+			sc.wfr.WritePing(true, f.Data)
+			err = sc.queuedControlLocked()
+			sc.mu.Unlock()
+		}
+	case *http2.WindowUpdateFrame:
+		err = sc.processWindowUpdate(f)
+	case *http2.RSTStreamFrame:
+		err = sc.processRSTStream(f)
+	case *http2.PriorityFrame:
+		err = sc.processPriority(f.StreamID, f.PriorityParam)
+	case *http2.GoAwayFrame:
+		// The peer opens no more streams; the open ones finish.
+		sc.mu.Lock()
+		sc.draining = true
+		sc.maybeFinishDrainLocked()
+		sc.mu.Unlock()
+	case *http2.PushPromiseFrame:
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	case *http2.ContinuationFrame:
+		// The Framer only lets a CONTINUATION through after a HEADERS,
+		// and processHeaders reads those itself.
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	default:
+		// Unknown frame types are ignored (RFC 9113 5.5).
+	}
+	if err != nil {
+		return err
+	}
+	return sc.countEmpty(empty)
+}
+
+// countEmpty closes a connection that sends frames without payload that
+// do nothing (Envoy's max_consecutive_inbound_frames_with_empty_payload).
+func (sc *serverConn) countEmpty(empty bool) error {
+	if !empty {
+		sc.emptyFrames = 0
+		return nil
+	}
+	sc.emptyFrames++
+	if sc.emptyFrames > sc.lim.maxEmpty {
+		sc.fail(http2.ErrCodeProtocol, "empty frames")
+		return nil
+	}
+	return nil
+}
+
+// queuedControlLocked counts a control frame queued for the writer; a
+// peer that makes us queue more than the limit without reading them is
+// cut off (Envoy's max_outbound_control_frames): a GOAWAY could not
+// reach it anyway.
+func (sc *serverConn) queuedControlLocked() error {
+	sc.pendingCtrl++
+	sc.pendingFrames++
+	sc.signalWriter()
+	if sc.pendingCtrl > sc.lim.maxOutControl || sc.pendingFrames > sc.lim.maxOutFrames {
+		return errOutboundFlood
+	}
+	return nil
+}
+
+var errOutboundFlood = errors.New("http2: too many frames queued for a peer that does not read them")
+
+func (sc *serverConn) processSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	if err := f.ForeachSetting(func(s http2.Setting) error { return s.Valid() }); err != nil {
+		return err
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	// Settings apply in order: when one repeats, the last wins (RFC 9113
+	// 6.5.3).
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		switch s.ID {
+		case http2.SettingHeaderTableSize:
+			sc.henc.SetMaxDynamicTableSizeLimit(s.Val)
+		case http2.SettingMaxFrameSize:
+			sc.peerMaxFrame = int(s.Val)
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - sc.peerInitial
+			sc.peerInitial = int64(s.Val)
+			for _, st := range sc.streams {
+				st.sendWindow += delta
+				if st.sendWindow > maxWindow {
+					return http2.ConnectionError(http2.ErrCodeFlowControl)
+				}
+			}
+			sc.wcond.Broadcast()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sc.wfr.WriteSettingsAck()
+	return sc.queuedControlLocked()
+}
+
+func (sc *serverConn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.windowUpdates++
+	if sc.windowUpdates > 1+2*(sc.streamsOpened+sc.lim.maxWindowUpdates*sc.dataSent) && sc.lim.maxWindowUpdates < int(^uint(0)>>1) {
+		sc.mu.Unlock()
+		sc.fail(http2.ErrCodeEnhanceYourCalm, "window updates")
+		sc.mu.Lock()
+		return nil
+	}
+	if f.StreamID == 0 {
+		sc.sendWindow += int64(f.Increment)
+		if sc.sendWindow > maxWindow {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		sc.wcond.Broadcast()
+		return nil
+	}
+	if f.StreamID > sc.maxClientID {
+		return http2.ConnectionError(http2.ErrCodeProtocol) // idle stream
+	}
+	st := sc.streams[f.StreamID]
+	if st == nil || st.reset {
+		return nil
+	}
+	st.sendWindow += int64(f.Increment)
+	if st.sendWindow > maxWindow {
+		sc.resetLocked(st, http2.ErrCodeFlowControl, true)
+		return nil
+	}
+	sc.wcond.Broadcast()
+	return nil
+}
+
+func (sc *serverConn) processRSTStream(f *http2.RSTStreamFrame) error {
+	if f.StreamID > sc.maxClientID {
+		return http2.ConnectionError(http2.ErrCodeProtocol) // idle stream
+	}
+	sc.mu.Lock()
+	st := sc.streams[f.StreamID]
+	premature := false
+	if st != nil && !st.reset {
+		premature = !st.endSent && time.Since(st.opened) < sc.lim.prematureAge
+		st.resetByPeer = true
+		sc.resetLocked(st, 0, false)
+	}
+	sc.mu.Unlock()
+	if premature {
+		sc.prematureRsts++
+		if sc.tooManyPrematureResets() {
+			sc.fail(http2.ErrCodeEnhanceYourCalm, "premature resets")
+		}
+	}
+	return nil
+}
+
+// tooManyPrematureResets is Envoy's heuristic: half of the streams reset
+// within the minimum lifetime, checked once the connection has had
+// PrematureResetStreams streams, and before as soon as the premature
+// resets alone reach half of that.
+func (sc *serverConn) tooManyPrematureResets() bool {
+	if sc.streamsOpened < sc.lim.prematureStreams {
+		return 2*sc.prematureRsts >= sc.lim.prematureStreams
+	}
+	return 2*sc.prematureRsts >= sc.streamsOpened
+}
+
+func (sc *serverConn) processPriority(id uint32, p http2.PriorityParam) error {
+	// Priorities are ignored (RFC 9113 5.3.2 lets a server), but a stream
+	// cannot depend on itself, and a flood of them is cut off.
+	sc.priorityCount++
+	if sc.priorityCount > sc.lim.maxPriority*(1+sc.streamsOpened) && sc.lim.maxPriority < int(^uint(0)>>1) {
+		sc.fail(http2.ErrCodeEnhanceYourCalm, "priority frames")
+		return nil
+	}
+	if p.StreamDep == id {
+		sc.resetFromReader(id, http2.ErrCodeProtocol)
+	}
+	return nil
+}
+
+// resetFromReader answers a stream error found while reading: RST_STREAM
+// with code, and the stream (if open) ends.
+func (sc *serverConn) resetFromReader(id uint32, code http2.ErrCode) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if st := sc.streams[id]; st != nil && !st.reset {
+		sc.resetLocked(st, code, true)
+		return
+	}
+	sc.writeRSTLocked(id, code)
+}
+
+// writeRSTLocked queues RST_STREAM for a stream that is already closed.
+func (sc *serverConn) writeRSTLocked(id uint32, code http2.ErrCode) {
+	sc.wfr.WriteRSTStream(id, code)
+	if err := sc.queuedControlLocked(); err != nil {
+		sc.closeNowLocked()
+	}
+}
+
+// closeNowLocked closes the socket at once (a peer that does not read).
+func (sc *serverConn) closeNowLocked() {
+	if sc.err == nil {
+		sc.err = errOutboundFlood
+	}
+	if sc.lim.onFloodClose != nil {
+		go sc.lim.onFloodClose("outbound frames")
+	}
+	sc.closing = true
+	sc.conn.Close()
+	sc.signalWriter() // so that it sees the end and returns
+}
+
+// resetLocked ends st: RST_STREAM with code when send is set (our reset),
+// the handler's reads and writes fail and its context ends.
+func (sc *serverConn) resetLocked(st *serverStream, code http2.ErrCode, send bool) {
+	if st.reset {
+		return
+	}
+	wasOpen := st.isOpen()
+	st.reset = true
+	if wasOpen {
+		sc.open--
+	}
+	if send && !sc.closed {
+		sc.writeRSTLocked(st.id, code)
+	}
+	// Body bytes the handler will now never read go back to the
+	// connection's window.
+	sc.creditConnLocked(int64(len(st.recv) - st.recvOff))
+	st.recv, st.recvOff = st.recv[:0], 0
+	st.abortLocked(errStreamReset)
+	sc.wcond.Broadcast()
+}
+
+// creditConnLocked returns n consumed bytes to the connection's receive
+// window, with a WINDOW_UPDATE once half the window is owed.
+func (sc *serverConn) creditConnLocked(n int64) {
+	if n <= 0 {
+		return
+	}
+	sc.recvWindow += n
+	sc.recvUnacked += n
+	if sc.recvUnacked >= int64(sc.lim.connWindow)/2 && !sc.closed && !sc.closing {
+		sc.wfr.WriteWindowUpdate(0, uint32(sc.recvUnacked))
+		sc.recvUnacked = 0
+		sc.pendingFrames++
+		sc.signalWriter()
+	}
+}
+
+// rememberClosed records that id was a stream (see recentClosed).
+func (sc *serverConn) rememberClosed(id uint32) {
+	sc.closedIDs[(id>>1)&(recentClosed-1)] = id
+}
+
+func (sc *serverConn) wasStream(id uint32) bool {
+	return sc.closedIDs[(id>>1)&(recentClosed-1)] == id
+}
+
+func (sc *serverConn) processData(f *http2.DataFrame) error {
+	id := f.StreamID
+	if id > sc.maxClientID {
+		return http2.ConnectionError(http2.ErrCodeProtocol) // idle stream
+	}
+	n := int64(f.Length) // padding included: it counts against the windows
+	data := f.Data()
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if n > sc.recvWindow {
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	sc.recvWindow -= n
+	st := sc.streams[id]
+	if st == nil || st.reset || st.closedRemote {
+		// Dropped: the connection's window gets the bytes back. Frames in
+		// flight after our own RST_STREAM are ignored (RFC 9113 5.1);
+		// anything else on a closed stream is STREAM_CLOSED.
+		sc.creditConnLocked(n)
+		switch {
+		case st == nil || st.reset && st.resetByPeer:
+			sc.writeRSTLocked(id, http2.ErrCodeStreamClosed)
+		case !st.reset:
+			sc.resetLocked(st, http2.ErrCodeStreamClosed, true)
+		}
+		return nil
+	}
+	if n > st.recvWindow {
+		sc.creditConnLocked(n)
+		sc.resetLocked(st, http2.ErrCodeFlowControl, true)
+		return nil
+	}
+	st.recvWindow -= n
+	if pad := n - int64(len(data)); pad > 0 {
+		sc.creditConnLocked(pad)
+		st.creditLocked(pad)
+	}
+	st.received += int64(len(data))
+	if st.declaredLen >= 0 && (st.received > st.declaredLen || f.StreamEnded() && st.received != st.declaredLen) {
+		// content-length disagrees with the DATA (RFC 9113 8.1.1).
+		sc.creditConnLocked(int64(len(data)))
+		sc.resetLocked(st, http2.ErrCodeProtocol, true)
+		return nil
+	}
+	if len(data) > 0 {
+		if st.recvOff == len(st.recv) {
+			st.recv, st.recvOff = st.recv[:0], 0
+		}
+		st.recv = append(st.recv, data...)
+	}
+	if f.StreamEnded() {
+		st.closeRemoteLocked()
+	}
+	st.cond.Broadcast()
+	return nil
+}
+
+// processHeaders handles a HEADERS frame and the CONTINUATIONs that
+// finish its block: a new stream, trailers, or an error.
+func (sc *serverConn) processHeaders(f *http2.HeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	// Priorities are ignored, but a stream cannot depend on itself.
+	selfDep := f.HasPriority() && f.Priority.StreamDep == id
+	if id <= sc.maxClientID {
+		return sc.processTrailers(f, selfDep)
+	}
+	sc.maxClientID = id
+
+	sc.mu.Lock()
+	refuse := sc.draining || sc.closing || sc.open >= int(sc.lim.maxStreams) || len(sc.streams) >= 2*int(sc.lim.maxStreams)
+	sc.mu.Unlock()
+	st := newServerStream(sc, id)
+	b := &sc.block
+	b.start(&st.req, false, sc.lim.maxHeaderList)
+	if refuse {
+		b.discard = true
+	}
+	if err := sc.readHeaderBlock(f); err != nil {
+		st.release()
+		return err
+	}
+	sc.streamsOpened++
+	sc.rememberClosed(id)
+	switch {
+	case refuse:
+		st.release()
+		sc.resetFromReader(id, http2.ErrCodeRefusedStream)
+		return nil
+	case selfDep || b.malformed != "" || !b.requestComplete():
+		st.release()
+		sc.resetFromReader(id, http2.ErrCodeProtocol)
+		return nil
+	case b.tooLarge:
+		st.release()
+		sc.answer431(id, f.StreamEnded())
+		return nil
+	}
+	st.declaredLen = b.contentLength
+	switch {
+	case f.StreamEnded():
+		st.bodyLen = 0
+		if st.declaredLen > 0 {
+			st.release()
+			sc.resetFromReader(id, http2.ErrCodeProtocol)
+			return nil
+		}
+	case st.declaredLen >= 0:
+		st.bodyLen = st.declaredLen
+	default:
+		st.bodyLen = -1
+	}
+	sc.mu.Lock()
+	if f.StreamEnded() {
+		st.closedRemote = true
+	}
+	sc.mu.Unlock()
+	sc.startStream(st)
+	return nil
+}
+
+// startStream publishes st and runs its handler.
+func (sc *serverConn) startStream(st *serverStream) {
+	st.opened = time.Now()
+	st.sendWindow = sc.peerInitialWindow()
+	sc.mu.Lock()
+	sc.streams[st.id] = st
+	sc.open++
+	sc.mu.Unlock()
+	sc.handlers.Add(1)
+	go st.run()
+}
+
+func (sc *serverConn) peerInitialWindow() int64 {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.peerInitial
+}
+
+// processTrailers handles HEADERS on a stream already seen.
+func (sc *serverConn) processTrailers(f *http2.HeadersFrame, selfDep bool) error {
+	id := f.StreamID
+	sc.mu.Lock()
+	st := sc.streams[id]
+	var state int
+	switch {
+	case st == nil:
+		state = 0
+	case st.reset && !st.resetByPeer:
+		state = 1 // we reset it: frames in flight are ignored
+	case st.reset || st.closedRemote:
+		state = 2
+	default:
+		state = 3
+	}
+	sc.mu.Unlock()
+	b := &sc.block
+	sc.scratch.Reset()
+	b.start(&sc.scratch, true, sc.lim.maxHeaderList)
+	b.discard = state != 3
+	if err := sc.readHeaderBlock(f); err != nil {
+		return err
+	}
+	switch state {
+	case 0:
+		if sc.wasStream(id) {
+			return http2.ConnectionError(http2.ErrCodeStreamClosed)
+		}
+		return http2.ConnectionError(http2.ErrCodeProtocol) // never opened: ids only grow
+	case 1:
+		return nil
+	case 2:
+		sc.resetFromReader(id, http2.ErrCodeStreamClosed)
+		return nil
+	}
+	if selfDep || !f.StreamEnded() || b.malformed != "" || b.tooLarge {
+		// Trailers end the stream (RFC 9113 8.1).
+		sc.resetFromReader(id, http2.ErrCodeProtocol)
+		return nil
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if st.reset || sc.streams[id] != st {
+		return nil
+	}
+	if st.declaredLen >= 0 && st.received != st.declaredLen {
+		sc.resetLocked(st, http2.ErrCodeProtocol, true)
+		return nil
+	}
+	// The handler reads the trailers only after the end of the body,
+	// which is set below under the same lock.
+	st.trailers, sc.scratch = sc.scratch, st.trailers
+	st.hasTrailers = true
+	st.closeRemoteLocked()
+	st.cond.Broadcast()
+	return nil
+}
+
+// readHeaderBlock decodes f's block and the CONTINUATIONs after it. A
+// block larger than the header list limit plus a frame's worth is a
+// CONTINUATION flood: the connection closes.
+func (sc *serverConn) readHeaderBlock(f *http2.HeadersFrame) error {
+	frag := f.HeaderBlockFragment()
+	ended := f.HeadersEnded()
+	encoded := 0
+	limit := int(sc.lim.maxHeaderList) + 2*defaultFrameSize
+	for {
+		encoded += len(frag)
+		if encoded > limit {
+			sc.fail(http2.ErrCodeEnhanceYourCalm, "continuation flood")
+			return errClosing
+		}
+		if _, err := sc.hdec.Write(frag); err != nil {
+			return http2.ConnectionError(http2.ErrCodeCompression)
+		}
+		if ended {
+			break
+		}
+		next, err := sc.fr.ReadFrame()
+		if err != nil {
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				return err
+			}
+			if errors.Is(err, http2.ErrFrameTooLarge) {
+				return http2.ConnectionError(http2.ErrCodeFrameSize)
+			}
+			return err
+		}
+		cf, ok := next.(*http2.ContinuationFrame)
+		if !ok {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		frag, ended = cf.HeaderBlockFragment(), cf.HeadersEnded()
+		if err := sc.countEmpty(len(frag) == 0 && !ended); err != nil {
+			return err
+		}
+		if sc.isClosing() {
+			return errClosing
+		}
+	}
+	if err := sc.hdec.Close(); err != nil {
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	return nil
+}
+
+// errClosing: the connection is already closing; the read loop drains.
+var errClosing = http2.ConnectionError(http2.ErrCodeNo)
+
+func (sc *serverConn) isClosing() bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.closing
+}
+
+// answer431 refuses a request whose headers are past the limit, as Envoy
+// does, without reaching the handler.
+func (sc *serverConn) answer431(id uint32, ended bool) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.hbuf.Reset()
+	sc.henc.WriteField(hpack.HeaderField{Name: ":status", Value: "431"})
+	sc.writeHeaderFramesLocked(id, sc.hbuf.Bytes(), true)
+	if !ended {
+		sc.wfr.WriteRSTStream(id, http2.ErrCodeNo)
+		sc.pendingFrames++
+	}
+	sc.signalWriter()
+}
+
+// onField is the HPACK decoder's emit function: the block's fields go
+// through validation into the block's map.
+func (sc *serverConn) onField(f hpack.HeaderField) { sc.block.add(f) }

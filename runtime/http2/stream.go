@@ -1,0 +1,366 @@
+package http2
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
+)
+
+// serverStream is one request: the stream.ServerStream its handler gets.
+// The reader fills req before the handler starts; everything else shared
+// with the reader is under sc.mu.
+type serverStream struct {
+	sc          *serverConn
+	id          uint32
+	req         stream.HeaderMap
+	trailers    stream.HeaderMap
+	hasTrailers bool
+	bodyLen     int64
+	declaredLen int64 // content-length, -1 without one
+	opened      time.Time
+	cond        sync.Cond // body bytes, end or reset (L is sc.mu)
+
+	// Under sc.mu.
+	recv         []byte // body bytes received; recv[recvOff:] unread
+	recvOff      int
+	received     int64 // DATA payload bytes, for content-length
+	recvWindow   int64 // what the peer may still send
+	recvUnacked  int64 // read, not yet returned in a WINDOW_UPDATE
+	closedRemote bool  // END_STREAM received
+	sendWindow   int64
+	wroteHeaders bool
+	endSent      bool
+	reset        bool
+	resetByPeer  bool
+	err          error // why reads and writes fail
+	ctx          *streamContext
+}
+
+var streamPool = sync.Pool{New: func() any { return new(serverStream) }}
+
+func newServerStream(sc *serverConn, id uint32) *serverStream {
+	st := streamPool.Get().(*serverStream)
+	st.sc, st.id = sc, id
+	st.cond.L = &sc.mu
+	st.recvWindow = int64(sc.lim.streamWindow)
+	st.declaredLen = -1
+	return st
+}
+
+// release returns st to the pool; nothing refers to it any more.
+func (st *serverStream) release() {
+	st.req.Reset()
+	st.trailers.Reset()
+	recv := st.recv[:0]
+	if cap(recv) > 64<<10 {
+		recv = nil // a large body's buffer is not kept for the next stream
+	}
+	*st = serverStream{req: st.req, trailers: st.trailers, recv: recv}
+	streamPool.Put(st)
+}
+
+// isOpen: counted against the concurrent-stream limit (open or half
+// closed, RFC 9113 5.1.2).
+func (st *serverStream) isOpen() bool { return !st.reset && !(st.endSent && st.closedRemote) }
+
+func (st *serverStream) closeRemoteLocked() {
+	wasOpen := st.isOpen()
+	st.closedRemote = true
+	if wasOpen && !st.isOpen() {
+		st.sc.open--
+	}
+}
+
+func (st *serverStream) endSentLocked() {
+	wasOpen := st.isOpen()
+	st.endSent = true
+	if wasOpen && !st.isOpen() {
+		st.sc.open--
+	}
+}
+
+// abortLocked fails the stream's reads and writes and ends its context.
+func (st *serverStream) abortLocked(err error) {
+	if st.err == nil {
+		st.err = err
+	}
+	if st.ctx != nil {
+		st.ctx.cancel(context.Canceled)
+	}
+	st.cond.Broadcast()
+}
+
+// creditLocked returns n read bytes to the stream's receive window, with
+// a WINDOW_UPDATE once half the window is owed and more body may come.
+func (st *serverStream) creditLocked(n int64) {
+	sc := st.sc
+	st.recvWindow += n
+	st.recvUnacked += n
+	if st.recvUnacked >= int64(sc.lim.streamWindow)/2 && !st.closedRemote && !st.reset && !sc.closed && !sc.closing {
+		sc.wfr.WriteWindowUpdate(st.id, uint32(st.recvUnacked))
+		st.recvUnacked = 0
+		sc.pendingFrames++
+		sc.signalWriter()
+	}
+}
+
+// run is the stream's goroutine.
+func (st *serverStream) run() {
+	sc := st.sc
+	defer sc.handlers.Done()
+	defer st.finish()
+	sc.handler.ServeStream(st)
+}
+
+// finish closes what the handler left: an unfinished response is reset
+// (INTERNAL_ERROR), a finished one whose request is still coming asks the
+// client to stop (RST_STREAM NO_ERROR, RFC 9113 8.1); then st leaves the
+// connection and goes back to the pool.
+// A handler that panics has its stream reset like one that returned
+// early; the connection and its other streams go on.
+func (st *serverStream) finish() {
+	recover()
+	sc := st.sc
+	sc.mu.Lock()
+	switch {
+	case st.reset:
+	case !st.endSent:
+		sc.resetLocked(st, http2.ErrCodeInternal, true)
+	case !st.closedRemote:
+		sc.resetLocked(st, http2.ErrCodeNo, true)
+	}
+	sc.creditConnLocked(int64(len(st.recv) - st.recvOff))
+	delete(sc.streams, st.id)
+	sc.signalWriter()
+	sc.maybeFinishDrainLocked()
+	if st.ctx != nil {
+		st.ctx.cancel(context.Canceled)
+	}
+	sc.mu.Unlock()
+	st.release()
+}
+
+func (st *serverStream) RequestHeaders() *stream.HeaderMap { return &st.req }
+func (st *serverStream) RequestBodyLength() int64          { return st.bodyLen }
+
+func (st *serverStream) RequestTrailers() *stream.HeaderMap {
+	st.sc.mu.Lock()
+	defer st.sc.mu.Unlock()
+	if !st.hasTrailers || st.recvOff < len(st.recv) || !st.closedRemote {
+		return nil
+	}
+	return &st.trailers
+}
+
+func (st *serverStream) ReadBody(p []byte) (int, error) {
+	sc := st.sc
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for {
+		if st.recvOff < len(st.recv) {
+			n := copy(p, st.recv[st.recvOff:])
+			st.recvOff += n
+			if st.recvOff == len(st.recv) {
+				st.recv, st.recvOff = st.recv[:0], 0
+			}
+			st.creditLocked(int64(n))
+			sc.creditConnLocked(int64(n))
+			return n, nil
+		}
+		if st.err != nil {
+			return 0, st.err
+		}
+		if st.closedRemote {
+			return 0, io.EOF
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		st.cond.Wait()
+	}
+}
+
+func (st *serverStream) WriteHeaders(h *stream.HeaderMap, endStream bool) error {
+	sc := st.sc
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if err := st.writableLocked(); err != nil {
+		return err
+	}
+	status, _ := h.Get(stream.Status)
+	informational := len(status) == 3 && status[0] == '1'
+	if st.wroteHeaders && !informational {
+		return errHeadersWritten
+	}
+	sc.encodeHeadersLocked(h, true)
+	end := endStream && !informational
+	sc.writeHeaderFramesLocked(st.id, sc.hbuf.Bytes(), end)
+	if informational {
+		sc.signalWriter()
+		return nil
+	}
+	st.wroteHeaders = true
+	if end {
+		st.endSentLocked()
+		sc.signalWriter()
+	}
+	return nil
+}
+
+func (st *serverStream) WriteBody(p []byte, endStream bool) error {
+	sc := st.sc
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if err := st.writableLocked(); err != nil {
+		return err
+	}
+	if !st.wroteHeaders {
+		return errNoHeaders
+	}
+	if len(p) == 0 && !endStream {
+		return nil
+	}
+	for {
+		// Send what the windows allow, wait for the rest.
+		for st.err == nil && !sc.closed && len(p) > 0 && (st.sendWindow <= 0 || sc.sendWindow <= 0 || len(sc.pending) >= maxPending) {
+			if len(sc.pending) > 0 {
+				sc.signalWriter()
+			}
+			sc.wcond.Wait()
+		}
+		if err := st.writableLocked(); err != nil {
+			return err
+		}
+		n := min(len(p), int(st.sendWindow), int(sc.sendWindow), sc.peerMaxFrame)
+		last := n == len(p)
+		sc.writeDataLocked(st.id, p[:n], last && endStream)
+		st.sendWindow -= int64(n)
+		sc.sendWindow -= int64(n)
+		p = p[n:]
+		if last {
+			break
+		}
+	}
+	if endStream {
+		st.endSentLocked()
+		sc.signalWriter()
+	} else if len(sc.pending) >= maxPending/2 {
+		sc.signalWriter()
+	}
+	return nil
+}
+
+func (st *serverStream) WriteTrailers(t *stream.HeaderMap) error {
+	sc := st.sc
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if err := st.writableLocked(); err != nil {
+		return err
+	}
+	if !st.wroteHeaders {
+		return errNoHeaders
+	}
+	sc.encodeHeadersLocked(t, false)
+	sc.writeHeaderFramesLocked(st.id, sc.hbuf.Bytes(), true)
+	st.endSentLocked()
+	sc.signalWriter()
+	return nil
+}
+
+func (st *serverStream) Flush() error {
+	sc := st.sc
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if st.err != nil {
+		return st.err
+	}
+	sc.signalWriter()
+	return nil
+}
+
+// resetCodes maps the protocol-neutral reasons to RST_STREAM codes.
+var resetCodes = [...]http2.ErrCode{
+	stream.ResetInternal: http2.ErrCodeInternal,
+	stream.ResetCancel:   http2.ErrCodeCancel,
+	stream.ResetProtocol: http2.ErrCodeProtocol,
+	stream.ResetRefused:  http2.ErrCodeRefusedStream,
+}
+
+func (st *serverStream) Reset(reason stream.ResetReason) {
+	code := http2.ErrCodeInternal
+	if int(reason) < len(resetCodes) {
+		code = resetCodes[reason]
+	}
+	sc := st.sc
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if st.reset || (st.endSent && st.closedRemote) {
+		return
+	}
+	sc.resetLocked(st, code, true)
+	sc.signalWriter()
+}
+
+func (st *serverStream) Connection() *stream.ConnectionInfo { return st.sc.info }
+
+func (st *serverStream) Upgrade() (net.Conn, []byte, error) {
+	return nil, nil, stream.ErrUpgradeUnsupported
+}
+
+// Context is made on first use: most handlers of a fast path never ask.
+func (st *serverStream) Context() context.Context {
+	sc := st.sc
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if st.ctx == nil {
+		st.ctx = &streamContext{done: make(chan struct{})}
+		if st.err != nil || st.reset {
+			st.ctx.cancel(context.Canceled)
+		}
+	}
+	return st.ctx
+}
+
+func (st *serverStream) writableLocked() error {
+	switch {
+	case st.err != nil:
+		return st.err
+	case st.sc.closed || st.sc.closing:
+		return errConnClosed
+	case st.endSent:
+		return errStreamClosed
+	}
+	return nil
+}
+
+// streamContext is a stream's context.Context; it is not pooled with the
+// stream, so one kept past the handler's return stays ended.
+type streamContext struct {
+	mu   sync.Mutex
+	done chan struct{}
+	err  error
+}
+
+func (c *streamContext) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+		close(c.done)
+	}
+}
+
+func (c *streamContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *streamContext) Done() <-chan struct{}       { return c.done }
+func (c *streamContext) Value(any) any               { return nil }
+func (c *streamContext) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
