@@ -395,30 +395,33 @@ func (sc *serverConn) processSettings(f *http2.SettingsFrame) error {
 	defer sc.mu.Unlock()
 	// Settings apply in order: when one repeats, the last wins (RFC 9113
 	// 6.5.3).
-	err := f.ForeachSetting(func(s http2.Setting) error {
-		switch s.ID {
-		case http2.SettingHeaderTableSize:
-			sc.henc.SetMaxDynamicTableSizeLimit(s.Val)
-		case http2.SettingMaxFrameSize:
-			sc.peerMaxFrame = int(s.Val)
-		case http2.SettingInitialWindowSize:
-			delta := int64(s.Val) - sc.peerInitial
-			sc.peerInitial = int64(s.Val)
-			for _, st := range sc.streams {
-				st.sendWindow += delta
-				if st.sendWindow > maxWindow {
-					return http2.ConnectionError(http2.ErrCodeFlowControl)
-				}
-			}
-			sc.wcond.Broadcast()
-		}
-		return nil
-	})
-	if err != nil {
+	if err := f.ForeachSetting(sc.applySetting); err != nil {
 		return err
 	}
 	sc.wfr.WriteSettingsAck()
 	return sc.queuedControlLocked()
+}
+
+// applySetting applies one of the peer's settings (under mu, or before
+// the connection is served).
+func (sc *serverConn) applySetting(s http2.Setting) error {
+	switch s.ID {
+	case http2.SettingHeaderTableSize:
+		sc.henc.SetMaxDynamicTableSizeLimit(s.Val)
+	case http2.SettingMaxFrameSize:
+		sc.peerMaxFrame = int(s.Val)
+	case http2.SettingInitialWindowSize:
+		delta := int64(s.Val) - sc.peerInitial
+		sc.peerInitial = int64(s.Val)
+		for _, st := range sc.streams {
+			st.sendWindow += delta
+			if st.sendWindow > maxWindow {
+				return http2.ConnectionError(http2.ErrCodeFlowControl)
+			}
+		}
+		sc.wcond.Broadcast()
+	}
+	return nil
 }
 
 func (sc *serverConn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
