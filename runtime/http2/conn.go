@@ -24,9 +24,11 @@ const (
 	// maxPending is how many bytes of frames may wait for the writer
 	// before a body write waits for it: the batch a syscall takes.
 	maxPending = 128 << 10
-	// recentClosed ids remembered to tell a closed stream from one never
-	// opened (STREAM_CLOSED vs PROTOCOL_ERROR); a power of two.
-	recentClosed = 64
+	// recentStreams is how many of the latest streams are remembered: to
+	// tell a closed stream from one never opened (STREAM_CLOSED vs
+	// PROTOCOL_ERROR) and to judge a reset of one no longer served as
+	// premature or not. A power of two.
+	recentStreams = 256
 )
 
 var (
@@ -54,7 +56,6 @@ type serverConn struct {
 
 	// Reader-only state.
 	maxClientID   uint32
-	closedIDs     [recentClosed]uint32
 	emptyFrames   int
 	priorityCount int
 	windowUpdates int
@@ -70,6 +71,9 @@ type serverConn struct {
 	draining bool
 	goAwayID uint32
 	err      error // why the connection ended
+	flood    string
+	start    time.Time
+	recent   [recentStreams]recentStream
 
 	// Send side (under mu).
 	pending       []byte // frames queued for the writer
@@ -115,6 +119,7 @@ func (s *Server) newConn(c net.Conn, h stream.Handler) *serverConn {
 		peerInitial:  initialWindow,
 		peerMaxFrame: defaultFrameSize,
 		pending:      make([]byte, 0, 16<<10),
+		start:        time.Now(),
 		out:          make([]byte, 0, 16<<10),
 	}
 	sc.wcond.L = &sc.mu
@@ -301,8 +306,12 @@ func (sc *serverConn) teardown(err error) {
 	}
 	sc.wcond.Broadcast()
 	sc.signalWriter()
+	flood := sc.flood
 	sc.mu.Unlock()
 	sc.conn.Close()
+	if flood != "" && sc.lim.onFloodClose != nil {
+		sc.lim.onFloodClose(flood)
+	}
 	sc.handlers.Wait()
 	<-sc.writerDone
 }
@@ -377,6 +386,7 @@ func (sc *serverConn) queuedControlLocked() error {
 	sc.pendingFrames++
 	sc.signalWriter()
 	if sc.pendingCtrl > sc.lim.maxOutControl || sc.pendingFrames > sc.lim.maxOutFrames {
+		sc.closeNowLocked()
 		return errOutboundFlood
 	}
 	return nil
@@ -464,11 +474,17 @@ func (sc *serverConn) processRSTStream(f *http2.RSTStreamFrame) error {
 	}
 	sc.mu.Lock()
 	st := sc.streams[f.StreamID]
-	premature := false
 	if st != nil && !st.reset {
-		premature = !st.endSent && time.Since(st.opened) < sc.lim.prematureAge
 		st.resetByPeer = true
 		sc.resetLocked(st, 0, false)
+	}
+	// Premature: reset before its response was complete, soon after it
+	// opened; a stream we refused counts too (the flood goes on past the
+	// concurrency limit), one reset twice does not.
+	r := sc.recentLocked(f.StreamID)
+	premature := r.id == f.StreamID && !r.done && time.Since(sc.start)-r.openedAt < sc.lim.prematureAge
+	if r.id == f.StreamID {
+		r.done = true
 	}
 	sc.mu.Unlock()
 	if premature {
@@ -520,19 +536,18 @@ func (sc *serverConn) resetFromReader(id uint32, code http2.ErrCode) {
 // writeRSTLocked queues RST_STREAM for a stream that is already closed.
 func (sc *serverConn) writeRSTLocked(id uint32, code http2.ErrCode) {
 	sc.wfr.WriteRSTStream(id, code)
-	if err := sc.queuedControlLocked(); err != nil {
-		sc.closeNowLocked()
-	}
+	sc.queuedControlLocked()
 }
 
 // closeNowLocked closes the socket at once (a peer that does not read).
 func (sc *serverConn) closeNowLocked() {
+	if sc.closed || sc.flood != "" {
+		return
+	}
 	if sc.err == nil {
 		sc.err = errOutboundFlood
 	}
-	if sc.lim.onFloodClose != nil {
-		go sc.lim.onFloodClose("outbound frames")
-	}
+	sc.flood = "outbound frames" // reported by teardown, outside the lock
 	sc.closing = true
 	sc.conn.Close()
 	sc.signalWriter() // so that it sees the end and returns
@@ -576,13 +591,29 @@ func (sc *serverConn) creditConnLocked(n int64) {
 	}
 }
 
-// rememberClosed records that id was a stream (see recentClosed).
-func (sc *serverConn) rememberClosed(id uint32) {
-	sc.closedIDs[(id>>1)&(recentClosed-1)] = id
+// recentStream is what is remembered of one of the latest streams (see
+// recentStreams), under mu.
+type recentStream struct {
+	id       uint32
+	done     bool          // its response was complete, or it was reset already
+	openedAt time.Duration // since the connection's start
+}
+
+func (sc *serverConn) recentLocked(id uint32) *recentStream {
+	return &sc.recent[(id>>1)&(recentStreams-1)]
+}
+
+// rememberStream records that stream id was opened now (refused or not).
+func (sc *serverConn) rememberStream(id uint32) {
+	sc.mu.Lock()
+	*sc.recentLocked(id) = recentStream{id: id, openedAt: time.Since(sc.start)}
+	sc.mu.Unlock()
 }
 
 func (sc *serverConn) wasStream(id uint32) bool {
-	return sc.closedIDs[(id>>1)&(recentClosed-1)] == id
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.recentLocked(id).id == id
 }
 
 func (sc *serverConn) processData(f *http2.DataFrame) error {
@@ -670,7 +701,7 @@ func (sc *serverConn) processHeaders(f *http2.HeadersFrame) error {
 		return err
 	}
 	sc.streamsOpened++
-	sc.rememberClosed(id)
+	sc.rememberStream(id)
 	switch {
 	case refuse:
 		st.release()

@@ -64,6 +64,8 @@ type testServer struct {
 	ln   net.Listener
 	wg   sync.WaitGroup
 	errs chan error
+	// ended gets a value each time a connection's ServeConn returns.
+	ended chan struct{}
 }
 
 func startServer(t testing.TB, srv *Server, h stream.Handler, tlsConf *tls.Config) *testServer {
@@ -72,7 +74,7 @@ func startServer(t testing.TB, srv *Server, h stream.Handler, tlsConf *tls.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{srv: srv, ln: ln, errs: make(chan error, 1024)}
+	ts := &testServer{srv: srv, ln: ln, errs: make(chan error, 1024), ended: make(chan struct{}, 1024)}
 	ts.wg.Add(1)
 	go func() {
 		defer ts.wg.Done()
@@ -98,6 +100,7 @@ func startServer(t testing.TB, srv *Server, h stream.Handler, tlsConf *tls.Confi
 					default:
 					}
 				}
+				ts.ended <- struct{}{}
 			}()
 		}
 	}()
@@ -114,6 +117,16 @@ func startServer(t testing.TB, srv *Server, h stream.Handler, tlsConf *tls.Confi
 }
 
 func (ts *testServer) addr() string { return ts.ln.Addr().String() }
+
+// waitEnded waits (10 s at most) for a connection's ServeConn to return.
+func (ts *testServer) waitEnded(t testing.TB) {
+	t.Helper()
+	select {
+	case <-ts.ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection was not closed")
+	}
+}
 
 // testTLSConfig is a server config with a fresh self-signed certificate
 // for 127.0.0.1, offering only h2 by ALPN.

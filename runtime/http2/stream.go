@@ -80,6 +80,9 @@ func (st *serverStream) closeRemoteLocked() {
 func (st *serverStream) endSentLocked() {
 	wasOpen := st.isOpen()
 	st.endSent = true
+	if r := st.sc.recentLocked(st.id); r.id == st.id {
+		r.done = true // a reset from now on is not premature
+	}
 	if wasOpen && !st.isOpen() {
 		st.sc.open--
 	}

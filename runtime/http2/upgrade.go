@@ -47,6 +47,6 @@ func (s *Server) ServeUpgraded(c net.Conn, h stream.Handler, settings []byte, re
 	st.closedRemote = true
 	sc.maxClientID = 1
 	sc.streamsOpened = 1
-	sc.rememberClosed(1)
+	sc.rememberStream(1)
 	return sc.serve(st)
 }

@@ -1,0 +1,195 @@
+package http2
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
+)
+
+// rawConn is a misbehaving client: frames written by hand with x/net's
+// Framer, responses read back with their header blocks decoded.
+type rawConn struct {
+	t    testing.TB
+	c    net.Conn
+	fr   *http2.Framer
+	hbuf bytes.Buffer
+	enc  *hpack.Encoder
+}
+
+// dialRaw connects, sends the preface and empty SETTINGS, and reads the
+// server's SETTINGS (acknowledging them).
+func dialRaw(t testing.TB, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := &rawConn{t: t, c: c, fr: http2.NewFramer(c, c)}
+	r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	r.fr.MaxHeaderListSize = 1 << 20
+	r.enc = hpack.NewEncoder(&r.hbuf)
+	if _, err := io.WriteString(c, clientPreface); err != nil {
+		t.Fatal(err)
+	}
+	r.fr.WriteSettings()
+	r.expect(func(f http2.Frame) bool {
+		s, ok := f.(*http2.SettingsFrame)
+		return ok && !s.IsAck()
+	})
+	r.fr.WriteSettingsAck()
+	return r
+}
+
+// block is the HPACK encoding of name/value pairs.
+func (r *rawConn) block(kv ...string) []byte {
+	r.hbuf.Reset()
+	for i := 0; i+1 < len(kv); i += 2 {
+		r.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+	}
+	return append([]byte(nil), r.hbuf.Bytes()...)
+}
+
+// request opens stream id with a GET of path (and extra fields).
+func (r *rawConn) request(id uint32, end bool, path string, extra ...string) {
+	r.t.Helper()
+	fields := append([]string{":method", "GET", ":scheme", "http", ":authority", "x", ":path", path}, extra...)
+	err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: r.block(fields...), EndStream: end, EndHeaders: true})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// expect reads frames until match accepts one (within 10 s) and returns
+// it; the connection's end fails the test.
+func (r *rawConn) expect(match func(http2.Frame) bool) http2.Frame {
+	r.t.Helper()
+	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			r.t.Fatalf("reading frames: %v", err)
+		}
+		if match(f) {
+			return f
+		}
+	}
+}
+
+func (r *rawConn) expectGoAway(code http2.ErrCode) *http2.GoAwayFrame {
+	r.t.Helper()
+	g := r.expect(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
+	if g.ErrCode != code {
+		r.t.Fatalf("GOAWAY %v, want %v", g.ErrCode, code)
+	}
+	return g
+}
+
+func (r *rawConn) expectRST(id uint32, code http2.ErrCode) {
+	r.t.Helper()
+	f := r.expect(func(f http2.Frame) bool {
+		_, rst := f.(*http2.RSTStreamFrame)
+		_, ga := f.(*http2.GoAwayFrame)
+		return (rst || ga) && f.Header().StreamID == id || ga
+	})
+	rst, ok := f.(*http2.RSTStreamFrame)
+	if !ok || rst.ErrCode != code {
+		r.t.Fatalf("got %v, want RST_STREAM %v on stream %d", f, code, id)
+	}
+}
+
+// expectStatus reads the response head of stream id.
+func (r *rawConn) expectStatus(id uint32, status string) {
+	r.t.Helper()
+	f := r.expect(func(f http2.Frame) bool {
+		_, h := f.(*http2.MetaHeadersFrame)
+		_, rst := f.(*http2.RSTStreamFrame)
+		_, ga := f.(*http2.GoAwayFrame)
+		return (h || rst) && f.Header().StreamID == id || ga
+	})
+	h, ok := f.(*http2.MetaHeadersFrame)
+	if !ok || h.PseudoValue("status") != status {
+		r.t.Fatalf("got %v, want :status %s on stream %d", f, status, id)
+	}
+}
+
+// expectClosed reads until the server closes the connection.
+func (r *rawConn) expectClosed() {
+	r.t.Helper()
+	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, r.c)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		r.t.Fatal("the server did not close the connection")
+	}
+}
+
+// TestMalformedRequests: requests RFC 9113 calls malformed are refused
+// with RST_STREAM PROTOCOL_ERROR before any handler sees them (not a 400,
+// as Go's server answers some), and the connection goes on serving.
+func TestMalformedRequests(t *testing.T) {
+	called := make(chan string, 16)
+	ts := startServer(t, &Server{}, handlerFunc(func(s stream.ServerStream) {
+		p, _ := s.RequestHeaders().Get(":path")
+		called <- string(p)
+		echo(s)
+	}), nil)
+	for _, tc := range []struct {
+		name   string
+		fields []string
+	}{
+		{"connection-specific field", []string{":method", "GET", ":scheme", "http", ":path", "/", "connection", "keep-alive"}},
+		{"transfer-encoding", []string{":method", "GET", ":scheme", "http", ":path", "/", "transfer-encoding", "chunked"}},
+		{"te other than trailers", []string{":method", "GET", ":scheme", "http", ":path", "/", "te", "gzip"}},
+		{"upper-case name", []string{":method", "GET", ":scheme", "http", ":path", "/", "X-Upper", "1"}},
+		{"no :path", []string{":method", "GET", ":scheme", "http"}},
+		{"empty :path", []string{":method", "GET", ":scheme", "http", ":path", ""}},
+		{"no :method", []string{":scheme", "http", ":path", "/"}},
+		{"repeated :method", []string{":method", "GET", ":method", "GET", ":scheme", "http", ":path", "/"}},
+		{"pseudo after regular", []string{":method", "GET", ":scheme", "http", "x-a", "1", ":path", "/"}},
+		{":status in a request", []string{":method", "GET", ":scheme", "http", ":path", "/", ":status", "200"}},
+		{"unknown pseudo", []string{":method", "GET", ":scheme", "http", ":path", "/", ":foo", "x"}},
+		{"CONNECT with :path", []string{":method", "CONNECT", ":authority", "x:1", ":path", "/", ":scheme", "http"}},
+		{"two content-lengths", []string{":method", "POST", ":scheme", "http", ":path", "/", "content-length", "1", "content-length", "2"}},
+		{"NUL in a value", []string{":method", "GET", ":scheme", "http", ":path", "/", "x-a", "a\x00b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRaw(t, ts.addr())
+			r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block(tc.fields...), EndStream: true, EndHeaders: true})
+			r.expectRST(1, http2.ErrCodeProtocol)
+			r.request(3, true, "/ok")
+			r.expectStatus(3, "200")
+			if p := <-called; p != "/ok" {
+				t.Errorf("handler saw %q", p)
+			}
+		})
+	}
+	// content-length against the DATA that came.
+	for _, tc := range []struct {
+		name string
+		data []string
+	}{{"shorter", []string{"12345"}}, {"longer", []string{"12345", "67890", "x"}}} {
+		t.Run("content-length 10, DATA "+tc.name, func(t *testing.T) {
+			r := dialRaw(t, ts.addr())
+			r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block(":method", "POST", ":scheme", "http", ":path", "/cl", "content-length", "10"), EndHeaders: true})
+			for i, d := range tc.data {
+				r.fr.WriteData(1, i == len(tc.data)-1, []byte(d))
+			}
+			r.expectRST(1, http2.ErrCodeProtocol)
+		})
+	}
+	close(called)
+	for p := range called {
+		if p != "/ok" && p != "/cl" {
+			t.Errorf("a malformed request reached the handler: %q", p)
+		}
+	}
+}
