@@ -62,18 +62,19 @@ type serverConn struct {
 	streamsOpened int
 	prematureRsts int
 
-	mu       sync.Mutex
-	wcond    sync.Cond // window, pending space or state changed
-	streams  map[uint32]*serverStream
-	open     int // streams open or half-closed (the concurrency limit's count)
-	closed   bool
-	closing  bool // a final GOAWAY is queued; the writer closes after it
-	draining bool
-	goAwayID uint32
-	err      error // why the connection ended
-	flood    string
-	start    time.Time
-	recent   [recentStreams]recentStream
+	mu         sync.Mutex
+	wcond      sync.Cond // window, pending space or state changed
+	streams    map[uint32]*serverStream
+	open       int // streams open or half-closed (the concurrency limit's count)
+	closed     bool
+	closing    bool // a final GOAWAY is queued; the writer closes after it
+	draining   bool // no new streams: we or the peer sent GOAWAY
+	goAwaySent bool
+	goAwayID   uint32
+	err        error // why the connection ended
+	flood      string
+	start      time.Time
+	recent     [recentStreams]recentStream
 
 	// Send side (under mu).
 	pending       []byte // frames queued for the writer
@@ -259,7 +260,14 @@ func (sc *serverConn) startCloseLocked(code http2.ErrCode) {
 		return
 	}
 	sc.closing = true
-	sc.wfr.WriteGoAway(sc.maxClientID, code, nil)
+	switch {
+	case !sc.goAwaySent:
+		sc.wfr.WriteGoAway(sc.maxClientID, code, nil)
+	case code != http2.ErrCodeNo:
+		// A drain's GOAWAY went already: the last stream id cannot grow.
+		sc.wfr.WriteGoAway(sc.goAwayID, code, nil)
+	}
+	sc.goAwaySent = true
 	sc.conn.SetWriteDeadline(time.Now().Add(sc.lim.goAwayTimeout))
 	sc.signalWriter()
 }
@@ -274,6 +282,7 @@ func (sc *serverConn) drain() {
 	}
 	sc.draining = true
 	sc.goAwayID = sc.maxClientID
+	sc.goAwaySent = true
 	sc.wfr.WriteGoAway(sc.goAwayID, http2.ErrCodeNo, nil)
 	sc.signalWriter()
 	sc.maybeFinishDrainLocked()
@@ -741,7 +750,6 @@ func (sc *serverConn) processHeaders(f *http2.HeadersFrame) error {
 
 // startStream publishes st and runs its handler.
 func (sc *serverConn) startStream(st *serverStream) {
-	st.opened = time.Now()
 	st.sendWindow = sc.peerInitialWindow()
 	sc.mu.Lock()
 	sc.streams[st.id] = st

@@ -35,7 +35,7 @@ func dialRaw(t testing.TB, addr string) *rawConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	r := &rawConn{t: t, c: c, fr: http2.NewFramer(c, c)}
-	r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	r.fr.ReadMetaHeaders = newDecoder()
 	r.fr.MaxHeaderListSize = 1 << 20
 	r.enc = hpack.NewEncoder(&r.hbuf)
 	if _, err := io.WriteString(c, clientPreface); err != nil {
@@ -193,3 +193,5 @@ func TestMalformedRequests(t *testing.T) {
 		}
 	}
 }
+
+func newDecoder() *hpack.Decoder { return hpack.NewDecoder(4096, nil) }

@@ -22,8 +22,7 @@ type serverStream struct {
 	trailers    stream.HeaderMap
 	hasTrailers bool
 	bodyLen     int64
-	declaredLen int64 // content-length, -1 without one
-	opened      time.Time
+	declaredLen int64     // content-length, -1 without one
 	cond        sync.Cond // body bytes, end or reset (L is sc.mu)
 
 	// Under sc.mu.

@@ -1,0 +1,289 @@
+package http2
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
+)
+
+// TestGracefulShutdown: Shutdown sends GOAWAY(NO_ERROR) naming the last
+// stream accepted; that stream finishes, a newer one is refused, then the
+// connection closes and Shutdown returns.
+func TestGracefulShutdown(t *testing.T) {
+	release := make(chan struct{})
+	srv := &Server{}
+	ts := startServer(t, srv, handlerFunc(func(s stream.ServerStream) {
+		<-release
+		echo(s)
+	}), nil)
+	r := dialRaw(t, ts.addr())
+	r.request(1, true, "/")
+	// Stream 1 is running once a PING sent after it is answered.
+	r.fr.WritePing(false, [8]byte{1})
+	r.expect(func(f http2.Frame) bool { _, ok := f.(*http2.PingFrame); return ok })
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- srv.Shutdown(ctx)
+	}()
+	g := r.expectGoAway(http2.ErrCodeNo)
+	if g.LastStreamID != 1 {
+		t.Errorf("GOAWAY last stream %d, want 1", g.LastStreamID)
+	}
+	r.request(3, true, "/")
+	r.expectRST(3, http2.ErrCodeRefusedStream)
+	close(release)
+	r.expectStatus(1, "200")
+	// Until the end, no GOAWAY may raise the last stream id (RFC 9113 6.8).
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			break
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok && g.LastStreamID > 1 {
+			t.Errorf("a later GOAWAY names stream %d", g.LastStreamID)
+		}
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestResets: Reset maps the stream's reason to RST_STREAM codes; a client
+// RST_STREAM ends the handler's context and fails its reads; a handler
+// that returns without a response resets its stream (INTERNAL_ERROR), and
+// one that panics does too without taking the connection down.
+func TestResets(t *testing.T) {
+	reasons := map[string]stream.ResetReason{"/cancel": stream.ResetCancel, "/internal": stream.ResetInternal, "/protocol": stream.ResetProtocol, "/refused": stream.ResetRefused}
+	readErr := make(chan error, 1)
+	ctxDone := make(chan error, 1)
+	ts := startServer(t, &Server{}, handlerFunc(func(s stream.ServerStream) {
+		p, _ := s.RequestHeaders().Get(":path")
+		switch path := string(p); path {
+		case "/client-reset":
+			ctx := s.Context()
+			_, err := s.ReadBody(make([]byte, 10))
+			readErr <- err
+			<-ctx.Done()
+			ctxDone <- ctx.Err()
+		case "/return":
+		case "/panic":
+			panic("handler bug")
+		default:
+			var h stream.HeaderMap
+			h.Add(":status", "200")
+			s.WriteHeaders(&h, false)
+			s.Reset(reasons[path])
+			if err := s.WriteBody([]byte("x"), true); err == nil {
+				t.Error("WriteBody after Reset succeeded")
+			}
+		}
+	}), nil)
+	r := dialRaw(t, ts.addr())
+	id := uint32(1)
+	for path, code := range map[string]http2.ErrCode{"/cancel": http2.ErrCodeCancel, "/internal": http2.ErrCodeInternal, "/protocol": http2.ErrCodeProtocol, "/refused": http2.ErrCodeRefusedStream, "/return": http2.ErrCodeInternal, "/panic": http2.ErrCodeInternal} {
+		r.request(id, true, path)
+		r.expectRST(id, code)
+		id += 2
+	}
+	r.request(id, false, "/client-reset")
+	r.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+	if err := <-readErr; err == nil || errors.Is(err, io.EOF) {
+		t.Errorf("ReadBody after the client's reset: %v", err)
+	}
+	if err := <-ctxDone; err == nil {
+		t.Error("context not ended")
+	}
+	id += 2
+	r.request(id, true, "/cancel")
+	r.expectRST(id, http2.ErrCodeCancel) // the connection still serves
+}
+
+// countingConn counts the Write calls made on a connection.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestWritesBatched: a response's HEADERS and DATA leave in one system
+// call, not one per frame.
+func TestWritesBatched(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conns := make(chan *countingConn, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		cc := &countingConn{Conn: c}
+		conns <- cc
+		(&Server{}).ServeConn(cc, echo)
+	}()
+	r := dialRaw(t, ln.Addr().String())
+	cc := <-conns
+	// The handshake is over once a PING is answered.
+	r.fr.WritePing(false, [8]byte{})
+	r.expect(func(f http2.Frame) bool { _, ok := f.(*http2.PingFrame); return ok })
+	before := cc.writes.Load()
+	r.request(1, true, "/")
+	r.expectStatus(1, "200")
+	r.expect(func(f http2.Frame) bool { d, ok := f.(*http2.DataFrame); return ok && d.StreamEnded() })
+	if n := cc.writes.Load() - before; n != 1 {
+		t.Errorf("a response took %d writes, want 1", n)
+	}
+	r.c.Close()
+	<-done
+}
+
+// TestWindowUpdatesBatched: a 2 MiB upload gets its window back in a
+// handful of WINDOW_UPDATEs (one per half window consumed), not one per
+// DATA frame; the client never waits on the 64 KiB default window.
+func TestWindowUpdatesBatched(t *testing.T) {
+	ts := startServer(t, &Server{}, echo, nil)
+	r := dialRaw(t, ts.addr())
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block(":method", "POST", ":scheme", "http", ":path", "/up"), EndHeaders: true})
+	const total, frame = 2 << 20, 16 << 10
+	updates, sent := 0, 0
+	streamWin, connWin := int64(DefaultStreamWindow), int64(initialWindow) // the connection's grows once the server's first WINDOW_UPDATE arrives
+	chunk := make([]byte, frame)
+	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for sent < total {
+		for sent < total && streamWin >= frame && connWin >= frame {
+			r.fr.WriteData(1, sent+frame == total, chunk)
+			sent += frame
+			streamWin -= frame
+			connWin -= frame
+		}
+		if sent == total {
+			break
+		}
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wu, ok := f.(*http2.WindowUpdateFrame); ok {
+			updates++
+			if wu.StreamID == 0 {
+				connWin += int64(wu.Increment)
+			} else {
+				streamWin += int64(wu.Increment)
+			}
+		}
+	}
+	// 2 MiB: 1 for the connection's initial grant, then one per 128 KiB
+	// read on the stream and one per 512 KiB on the connection.
+	if updates > 1+total/(DefaultStreamWindow/2)+total/(DefaultConnWindow/2) {
+		t.Errorf("%d WINDOW_UPDATEs for %d DATA frames", updates, total/frame)
+	}
+	r.expectStatus(1, "200")
+}
+
+// TestH2CUpgrade: an HTTP/1.1 request with "Upgrade: h2c" that the
+// listener answers 101 becomes stream 1 of an HTTP/2 connection, served
+// by ServeUpgraded; the client's preface follows.
+func TestH2CUpgrade(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	seen := make(chan string, 2)
+	h := handlerFunc(func(s stream.ServerStream) {
+		var names string
+		for n := range s.RequestHeaders().All() {
+			names += string(n) + " "
+		}
+		seen <- names
+		echo(s)
+	})
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		// What the HTTP/1.1 listener will do: read the request, answer 101.
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			done <- err
+			return
+		}
+		settings, _ := base64.RawURLEncoding.DecodeString(req.Header.Get("HTTP2-Settings"))
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+		var hm stream.HeaderMap
+		hm.Add(":method", req.Method)
+		hm.Add(":scheme", "http")
+		hm.Add(":authority", req.Host)
+		hm.Add(":path", req.URL.RequestURI())
+		for k, vs := range req.Header {
+			for _, v := range vs {
+				hm.Add(k, v)
+			}
+		}
+		done <- (&Server{}).ServeUpgraded(&bufferedConn{Conn: c, r: br}, h, settings, &hm)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var set [6]byte
+	binary.BigEndian.PutUint16(set[:], uint16(http2.SettingInitialWindowSize))
+	binary.BigEndian.PutUint32(set[2:], 1<<20)
+	io.WriteString(c, "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: "+base64.RawURLEncoding.EncodeToString(set[:])+"\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	r := &rawConn{t: t, c: c, fr: http2.NewFramer(c, br)}
+	r.fr.ReadMetaHeaders = newDecoder()
+	io.WriteString(c, clientPreface)
+	r.fr.WriteSettings()
+	r.expectStatus(1, "200")
+	d := r.expect(func(f http2.Frame) bool { _, ok := f.(*http2.DataFrame); return ok }).(*http2.DataFrame)
+	if string(d.Data()) != "hello" {
+		t.Errorf("body %q", d.Data())
+	}
+	if names := <-seen; names != ":method :scheme :authority :path " {
+		t.Errorf("stream 1's fields: %q (the upgrade's own must go)", names)
+	}
+	c.Close()
+	if err := <-done; err != nil {
+		t.Errorf("ServeUpgraded: %v", err)
+	}
+}
+
+// bufferedConn reads what a bufio.Reader already holds first.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
