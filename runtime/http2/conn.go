@@ -544,6 +544,9 @@ func (sc *serverConn) resetFromReader(id uint32, code http2.ErrCode) {
 
 // writeRSTLocked queues RST_STREAM for a stream that is already closed.
 func (sc *serverConn) writeRSTLocked(id uint32, code http2.ErrCode) {
+	if r := sc.recentLocked(id); r.id == id {
+		r.rstSent = true
+	}
 	sc.wfr.WriteRSTStream(id, code)
 	sc.queuedControlLocked()
 }
@@ -605,6 +608,7 @@ func (sc *serverConn) creditConnLocked(n int64) {
 type recentStream struct {
 	id       uint32
 	done     bool          // its response was complete, or it was reset already
+	rstSent  bool          // we reset it: what the peer had in flight is ignored
 	openedAt time.Duration // since the connection's start
 }
 
@@ -645,6 +649,9 @@ func (sc *serverConn) processData(f *http2.DataFrame) error {
 		// anything else on a closed stream is STREAM_CLOSED.
 		sc.creditConnLocked(n)
 		switch {
+		case st == nil && sc.recentLocked(id).id == id && sc.recentLocked(id).rstSent:
+			// Gone after our RST_STREAM (e.g. a response complete
+			// before the request, RST_STREAM NO_ERROR).
 		case st == nil || st.reset && st.resetByPeer:
 			sc.writeRSTLocked(id, http2.ErrCodeStreamClosed)
 		case !st.reset:
@@ -772,6 +779,8 @@ func (sc *serverConn) processTrailers(f *http2.HeadersFrame, selfDep bool) error
 	st := sc.streams[id]
 	var state int
 	switch {
+	case st == nil && sc.recentLocked(id).id == id && sc.recentLocked(id).rstSent:
+		state = 1
 	case st == nil:
 		state = 0
 	case st.reset && !st.resetByPeer:

@@ -287,3 +287,28 @@ type bufferedConn struct {
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// TestEarlyResponse: a response complete before its request (a handler
+// that answers without reading the body) asks the client to stop with
+// RST_STREAM NO_ERROR (RFC 9113 8.1); the DATA and trailers the client
+// had in flight are ignored and the connection goes on.
+func TestEarlyResponse(t *testing.T) {
+	ts := startServer(t, &Server{}, okHandler, nil)
+	r := dialRaw(t, ts.addr())
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block(":method", "POST", ":scheme", "http", ":path", "/"), EndHeaders: true})
+	r.expectStatus(1, "200")
+	r.expectRST(1, http2.ErrCodeNo)
+	r.fr.WriteData(1, false, []byte("late"))
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block("x-trailer", "1"), EndStream: true, EndHeaders: true})
+	r.request(3, true, "/")
+	f := r.expect(func(f http2.Frame) bool {
+		switch f.(type) {
+		case *http2.MetaHeadersFrame, *http2.RSTStreamFrame, *http2.GoAwayFrame:
+			return true
+		}
+		return false
+	})
+	if h, ok := f.(*http2.MetaHeadersFrame); !ok || h.StreamID != 3 {
+		t.Fatalf("after late frames on a finished stream: %v", f)
+	}
+}
