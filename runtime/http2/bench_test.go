@@ -112,6 +112,9 @@ func BenchmarkRequest(b *testing.B) {
 // HPACK decodes, the handler's goroutine; nothing per field, per frame
 // written or per write batch.
 func TestRequestAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
 	ts := startServer(t, &Server{}, okHandler, nil)
 	g := newRawGetter(t, ts.addr())
 	for range 100 {

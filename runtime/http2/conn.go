@@ -781,8 +781,8 @@ func (sc *serverConn) processTrailers(f *http2.HeadersFrame, selfDep bool) error
 	switch {
 	case st == nil && sc.recentLocked(id).id == id && sc.recentLocked(id).rstSent:
 		state = 1
-	case st == nil:
-		state = 0
+	case st == nil || st.endSent && st.closedRemote && !st.reset:
+		state = 0 // closed (its handler may not have returned yet)
 	case st.reset && !st.resetByPeer:
 		state = 1 // we reset it: frames in flight are ignored
 	case st.reset || st.closedRemote:

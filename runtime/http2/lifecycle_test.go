@@ -312,3 +312,20 @@ func TestEarlyResponse(t *testing.T) {
 		t.Fatalf("after late frames on a finished stream: %v", f)
 	}
 }
+
+// TestHeadersOnClosedStream: HEADERS on a stream whose request and
+// response are both complete is a connection error STREAM_CLOSED (RFC
+// 9113 5.1), also while its handler has not returned yet.
+func TestHeadersOnClosedStream(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	ts := startServer(t, &Server{}, handlerFunc(func(s stream.ServerStream) {
+		okHandler(s)
+		<-hold
+	}), nil)
+	r := dialRaw(t, ts.addr())
+	r.request(1, true, "/")
+	r.expect(func(f http2.Frame) bool { d, ok := f.(*http2.DataFrame); return ok && d.StreamEnded() })
+	r.request(1, true, "/")
+	r.expectGoAway(http2.ErrCodeStreamClosed)
+}
