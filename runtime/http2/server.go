@@ -84,6 +84,11 @@ type Server struct {
 	// GoAwayTimeout: see DefaultGoAwayTimeout.
 	GoAwayTimeout time.Duration
 
+	// ConnInfo, when set, describes a connection for its streams (the
+	// listener's connection ids); by default the Server numbers its
+	// connections itself and reads TLS state from a *tls.Conn.
+	ConnInfo func(net.Conn) *stream.ConnectionInfo
+
 	// OnFloodClose, when set, is called when a connection is closed by a
 	// flood or rapid-reset limit (a stats counter).
 	OnFloodClose func(reason string)
@@ -231,6 +236,9 @@ func (s *Server) limits() limits {
 
 // connInfo describes c for the streams of its connection.
 func (s *Server) connInfo(c net.Conn) *stream.ConnectionInfo {
+	if s.ConnInfo != nil {
+		return s.ConnInfo(c)
+	}
 	info := &stream.ConnectionInfo{ID: s.ids.Add(1), Protocol: "HTTP/2", Scheme: "http", Remote: c.RemoteAddr(), Local: c.LocalAddr()}
 	if tc, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		cs := tc.ConnectionState()

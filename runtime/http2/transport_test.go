@@ -179,3 +179,22 @@ func readerOf(s stream.ServerStream) io.Reader { return bodyReader{s} }
 type bodyReader struct{ s stream.ServerStream }
 
 func (r bodyReader) Read(p []byte) (int, error) { return r.s.ReadBody(p) }
+
+// TestConnInfoHook: a listener's ConnInfo describes the connection its
+// streams see.
+func TestConnInfoHook(t *testing.T) {
+	ids := make(chan uint64, 1)
+	srv := &Server{ConnInfo: func(c net.Conn) *stream.ConnectionInfo {
+		return &stream.ConnectionInfo{ID: 42, Protocol: "HTTP/2", Scheme: "http", Remote: c.RemoteAddr(), Local: c.LocalAddr()}
+	}}
+	ts := startServer(t, srv, handlerFunc(func(s stream.ServerStream) {
+		ids <- s.Connection().ID
+		okHandler(s)
+	}), nil)
+	r := dialRaw(t, ts.addr())
+	r.request(1, true, "/")
+	r.expectStatus(1, "200")
+	if id := <-ids; id != 42 {
+		t.Errorf("connection id %d", id)
+	}
+}
