@@ -329,3 +329,38 @@ func TestHeadersOnClosedStream(t *testing.T) {
 	r.request(1, true, "/")
 	r.expectGoAway(http2.ErrCodeStreamClosed)
 }
+
+// TestResetFromAnotherGoroutine: Reset may come from another goroutine (a
+// stream timeout) and ends a WriteBody blocked on a client that grants no
+// window; ReadBody may run beside the handler too (a body pump).
+func TestResetFromAnotherGoroutine(t *testing.T) {
+	writeErr := make(chan error, 1)
+	pumped := make(chan string, 1)
+	ts := startServer(t, &Server{}, handlerFunc(func(s stream.ServerStream) {
+		go func() { // the body pump
+			b, _ := io.ReadAll(readerOf(s))
+			pumped <- string(b)
+		}()
+		if got := <-pumped; got != "body" {
+			t.Errorf("pumped %q", got)
+		}
+		var h stream.HeaderMap
+		h.Add(":status", "200")
+		s.WriteHeaders(&h, false)
+		blocked := make(chan struct{})
+		go func() { // the stream timeout
+			<-blocked
+			s.Reset(stream.ResetCancel)
+		}()
+		close(blocked)
+		writeErr <- s.WriteBody(make([]byte, 1<<20), true) // the window is 0: it blocks until the reset
+	}), nil)
+	r := dialRaw(t, ts.addr())
+	r.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block(":method", "POST", ":scheme", "http", ":path", "/"), EndHeaders: true})
+	r.fr.WriteData(1, true, []byte("body"))
+	r.expectRST(1, http2.ErrCodeCancel)
+	if err := <-writeErr; err == nil {
+		t.Error("WriteBody returned no error after Reset")
+	}
+}

@@ -2,21 +2,16 @@ package http2
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
@@ -128,27 +123,22 @@ func (ts *testServer) waitEnded(t testing.TB) {
 	}
 }
 
-// testTLSConfig is a server config with a fresh self-signed certificate
-// for 127.0.0.1, offering only h2 by ALPN.
+// testTLSConfig is a server config with a certificate from a fresh mesh
+// CA (the client skips verification), offering only h2 by ALPN.
 func testTLSConfig(t testing.TB) *tls.Config {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := mesh.NewCA("example.org", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	id, _ := mesh.ParseID("spiffe://example.org/ns/default/sa/server")
+	certPEM, keyPEM, err := ca.Issue(id, time.Now().Add(-time.Minute), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		NextProtos:   []string{"h2"},
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}
 }

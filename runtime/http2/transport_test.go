@@ -33,6 +33,17 @@ func client(t testing.TB, useTLS bool) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
+// serve starts a server for h over TLS or h2c, and x/net's client for it
+// with the base URL.
+func serve(t *testing.T, h stream.Handler, useTLS bool) (*testServer, *http.Client, string) {
+	var conf *tls.Config
+	if useTLS {
+		conf = testTLSConfig(t)
+	}
+	ts := startServer(t, &Server{}, h, conf)
+	return ts, client(t, useTLS), scheme(useTLS) + "://" + ts.addr()
+}
+
 func scheme(useTLS bool) string {
 	if useTLS {
 		return "https"
@@ -47,13 +58,7 @@ func scheme(useTLS bool) string {
 func TestRoundTrips(t *testing.T) {
 	for _, useTLS := range []bool{false, true} {
 		t.Run(scheme(useTLS), func(t *testing.T) {
-			var conf *tls.Config
-			if useTLS {
-				conf = testTLSConfig(t)
-			}
-			ts := startServer(t, &Server{}, echo, conf)
-			c := client(t, useTLS)
-			base := scheme(useTLS) + "://" + ts.addr()
+			_, c, base := serve(t, echo, useTLS)
 
 			resp, err := c.Get(base + "/hello")
 			if err != nil {
@@ -138,13 +143,7 @@ func TestStreamView(t *testing.T) {
 	})
 	for _, useTLS := range []bool{false, true} {
 		t.Run(scheme(useTLS), func(t *testing.T) {
-			var conf *tls.Config
-			if useTLS {
-				conf = testTLSConfig(t)
-			}
-			ts := startServer(t, &Server{}, h, conf)
-			c := client(t, useTLS)
-			base := scheme(useTLS) + "://" + ts.addr()
+			ts, c, base := serve(t, h, useTLS)
 			for _, tc := range []struct {
 				method  string
 				body    io.Reader
