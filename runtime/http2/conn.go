@@ -74,6 +74,7 @@ type serverConn struct {
 	err        error // why the connection ended
 	flood      string
 	start      time.Time
+	idle       *time.Timer // drains the connection once it has no stream for IdleTimeout
 	recent     [recentStreams]recentStream
 
 	// Send side (under mu).
@@ -135,6 +136,9 @@ func (s *Server) newConn(c net.Conn, h stream.Handler) *serverConn {
 	sc.henc = hpack.NewEncoder(&sc.hbuf)
 	if !s.track(sc, true) {
 		return nil
+	}
+	if sc.lim.idleTimeout > 0 {
+		sc.idle = time.AfterFunc(sc.lim.idleTimeout, sc.drain)
 	}
 	return sc
 }
@@ -316,6 +320,9 @@ func (sc *serverConn) teardown(err error) {
 	sc.wcond.Broadcast()
 	sc.signalWriter()
 	flood := sc.flood
+	if sc.idle != nil {
+		sc.idle.Stop()
+	}
 	sc.mu.Unlock()
 	sc.conn.Close()
 	if flood != "" && sc.lim.onFloodClose != nil {
@@ -761,6 +768,9 @@ func (sc *serverConn) startStream(st *serverStream) {
 	sc.mu.Lock()
 	sc.streams[st.id] = st
 	sc.open++
+	if sc.idle != nil {
+		sc.idle.Stop()
+	}
 	sc.mu.Unlock()
 	sc.handlers.Add(1)
 	go st.run()

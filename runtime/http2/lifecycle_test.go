@@ -364,3 +364,28 @@ func TestResetFromAnotherGoroutine(t *testing.T) {
 		t.Error("WriteBody returned no error after Reset")
 	}
 }
+
+// TestIdleTimeout: a connection without streams for IdleTimeout is
+// drained (GOAWAY NO_ERROR naming the last stream served) and closed;
+// while a stream is open it is not.
+func TestIdleTimeout(t *testing.T) {
+	release := make(chan struct{})
+	ts := startServer(t, &Server{IdleTimeout: 20 * time.Millisecond}, handlerFunc(func(s stream.ServerStream) {
+		<-release
+		okHandler(s)
+	}), nil)
+	r := dialRaw(t, ts.addr())
+	r.request(1, true, "/")
+	// Longer than the idle timeout with stream 1 open: PINGs still answered.
+	for i := range 5 {
+		r.fr.WritePing(false, [8]byte{byte(i)})
+		r.expect(func(f http2.Frame) bool { _, ok := f.(*http2.PingFrame); return ok })
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	r.expectStatus(1, "200")
+	if g := r.expectGoAway(http2.ErrCodeNo); g.LastStreamID != 1 {
+		t.Errorf("GOAWAY names stream %d", g.LastStreamID)
+	}
+	r.expectClosed()
+}

@@ -83,6 +83,9 @@ type Server struct {
 	PrematureResetAge     time.Duration
 	// GoAwayTimeout: see DefaultGoAwayTimeout.
 	GoAwayTimeout time.Duration
+	// IdleTimeout closes a connection (GOAWAY NO_ERROR) that has had no
+	// stream for this long; 0 never does.
+	IdleTimeout time.Duration
 
 	// ConnInfo, when set, describes a connection for its streams (the
 	// listener's connection ids); by default the Server numbers its
@@ -180,6 +183,7 @@ type limits struct {
 	prematureStreams  int
 	prematureAge      time.Duration
 	goAwayTimeout     time.Duration
+	idleTimeout       time.Duration
 	onFloodClose      func(string)
 	initialConnWindow int32
 }
@@ -208,6 +212,7 @@ func (s *Server) limits() limits {
 		prematureStreams: orInt(s.PrematureResetStreams, DefaultPrematureResetStreams),
 		prematureAge:     s.PrematureResetAge,
 		goAwayTimeout:    s.GoAwayTimeout,
+		idleTimeout:      s.IdleTimeout,
 		onFloodClose:     s.OnFloodClose,
 	}
 	if l.maxStreams == 0 {

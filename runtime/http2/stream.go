@@ -139,6 +139,9 @@ func (st *serverStream) finish() {
 	}
 	sc.creditConnLocked(int64(len(st.recv) - st.recvOff))
 	delete(sc.streams, st.id)
+	if len(sc.streams) == 0 && sc.idle != nil && !sc.closed {
+		sc.idle.Reset(sc.lim.idleTimeout)
+	}
 	sc.signalWriter()
 	sc.maybeFinishDrainLocked()
 	if st.ctx != nil {
