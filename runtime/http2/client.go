@@ -1,0 +1,732 @@
+package http2
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
+)
+
+// ClientOptions are a client connection's settings; zero fields take
+// Envoy's defaults.
+type ClientOptions struct {
+	// Scheme is the :scheme of requests whose map has none ("http" for
+	// h2c, "https" over TLS).
+	Scheme string
+	// StreamWindow is what the peer may send on one stream before we
+	// read it (SETTINGS_INITIAL_WINDOW_SIZE); default 256 KiB.
+	StreamWindow int32
+	// ConnWindow is the connection's receive window; default 1 MiB.
+	ConnWindow int32
+	// MaxHeaderList bounds a response head (or trailers), decoded;
+	// default 1 MiB, as the HTTP/1.1 client's head.
+	MaxHeaderList uint32
+	// ReadIdleTimeout: after this long without a frame from the peer a
+	// PING is sent; PingTimeout later without one the connection is
+	// closed (a peer gone without a FIN). 0 turns liveness checks off.
+	ReadIdleTimeout time.Duration
+	PingTimeout     time.Duration
+	// IdleTimeout closes the connection once it has had no stream for
+	// this long; 0 keeps it.
+	IdleTimeout time.Duration
+}
+
+func (o *ClientOptions) fill() {
+	if o.Scheme == "" {
+		o.Scheme = "http"
+	}
+	if o.StreamWindow <= 0 {
+		o.StreamWindow = 256 << 10
+	}
+	if o.ConnWindow <= 0 {
+		o.ConnWindow = 1 << 20
+	}
+	if o.MaxHeaderList == 0 {
+		o.MaxHeaderList = 1 << 20
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 15 * time.Second
+	}
+}
+
+var (
+	// ErrConnBusy: the connection takes no new stream now (the peer's
+	// MAX_CONCURRENT_STREAMS is reached, or it is draining or closed).
+	// Nothing was sent; another connection may take the request.
+	ErrConnBusy = errors.New("http2: connection takes no new stream")
+	// ErrInvalidHeader: a request field could end a field or is not
+	// allowed; nothing was sent.
+	ErrInvalidHeader = errors.New("http2: invalid request header field")
+	// errLost is the cause given to streams when the connection breaks.
+	errLost = fmt.Errorf("http2: upstream connection lost: %w", io.ErrUnexpectedEOF)
+)
+
+// ClientConn is the client side of one HTTP/2 connection (h2c with prior
+// knowledge, or TLS that negotiated h2). One goroutine reads frames and
+// drives the streams; one writer goroutine hands every frame queued since
+// its last write to the kernel in one Write, as the server side does.
+// Streams are opened with Open and used from the caller's goroutines.
+type ClientConn struct {
+	conn net.Conn
+	opts ClientOptions
+	br   *bufio.Reader
+	fr   *http2.Framer
+	hdec *hpack.Decoder
+
+	// Reader-only state.
+	block    responseBlock
+	scratch  stream.HeaderMap // the header block being decoded
+	lastRead atomic.Int64 // unix nanoseconds of the last frame read
+
+	mu            sync.Mutex
+	cond          sync.Cond // windows, pending space or state changed
+	streams       map[uint32]*ClientStream
+	nextID        uint32
+	peerMaxStream uint32
+	settingsSeen  bool
+	settingsCh    chan struct{} // closed at the peer's first SETTINGS
+	doneCh        chan struct{} // closed when the connection is closed
+	draining      bool          // no new streams: GOAWAY, or retired
+	goAwayID      uint32
+	goAwayCode    http2.ErrCode
+	closed        bool
+	err           error
+	idleTimer     *time.Timer
+	pingTimer     *time.Timer
+	pingOut       bool
+
+	// Send side (under mu).
+	pending      []byte
+	out          []byte
+	wakeWriter   chan struct{}
+	writerDone   chan struct{}
+	wfr          *http2.Framer
+	henc         *hpack.Encoder
+	hbuf         bytes.Buffer
+	strs         map[string]string
+	sendWindow   int64
+	peerInitial  int64
+	peerMaxFrame int
+
+	// Receive side flow control (under mu).
+	recvWindow  int64
+	recvUnacked int64
+}
+
+type clientPendingWriter struct{ cc *ClientConn }
+
+func (w clientPendingWriter) Write(p []byte) (int, error) {
+	w.cc.pending = append(w.cc.pending, p...)
+	return len(p), nil
+}
+
+// NewClientConn starts HTTP/2 on c: it queues the preface, our SETTINGS
+// and the connection window, and starts the reader and the writer. The
+// peer's SETTINGS arrive later (WaitSettings).
+func NewClientConn(c net.Conn, opts ClientOptions) *ClientConn {
+	opts.fill()
+	cc := &ClientConn{
+		conn:          c,
+		opts:          opts,
+		streams:       make(map[uint32]*ClientStream),
+		nextID:        1,
+		peerMaxStream: math.MaxUint32, // RFC 9113 6.5.2: unlimited until SETTINGS
+		settingsCh:    make(chan struct{}),
+		doneCh:        make(chan struct{}),
+		wakeWriter:    make(chan struct{}, 1),
+		writerDone:    make(chan struct{}),
+		strs:          make(map[string]string),
+		sendWindow:    initialWindow,
+		peerInitial:   initialWindow,
+		peerMaxFrame:  defaultFrameSize,
+		pending:       make([]byte, 0, 16<<10),
+		out:           make([]byte, 0, 16<<10),
+		recvWindow:    int64(opts.ConnWindow),
+	}
+	cc.cond.L = &cc.mu
+	cc.br = bufio.NewReaderSize(c, 16<<10)
+	cc.fr = http2.NewFramer(nil, cc.br)
+	cc.fr.SetReuseFrames()
+	cc.fr.SetMaxReadFrameSize(defaultFrameSize)
+	cc.wfr = http2.NewFramer(clientPendingWriter{cc}, nil)
+	cc.hdec = hpack.NewDecoder(headerTableSize, cc.onField)
+	cc.hdec.SetMaxStringLength(int(opts.MaxHeaderList))
+	cc.henc = hpack.NewEncoder(&cc.hbuf)
+	cc.lastRead.Store(time.Now().UnixNano())
+
+	cc.mu.Lock()
+	cc.pending = append(cc.pending, clientPreface...)
+	cc.wfr.WriteSettings(
+		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(opts.StreamWindow)},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: opts.MaxHeaderList},
+	)
+	if d := int64(opts.ConnWindow) - initialWindow; d > 0 {
+		cc.wfr.WriteWindowUpdate(0, uint32(d))
+	}
+	cc.signalWriter()
+	if opts.ReadIdleTimeout > 0 {
+		cc.pingTimer = time.AfterFunc(opts.ReadIdleTimeout, cc.checkAlive)
+	}
+	cc.mu.Unlock()
+
+	go cc.writeLoop()
+	go cc.readLoop()
+	return cc
+}
+
+// WaitSettings waits for the peer's first SETTINGS frame (its limits:
+// until then a peer allowing few streams would be sent more).
+func (cc *ClientConn) WaitSettings(ctx context.Context) error {
+	select {
+	case <-cc.settingsCh:
+		return nil
+	case <-cc.doneCh:
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		if cc.settingsSeen {
+			return nil
+		}
+		return cc.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ClientConnState is a snapshot for a pool.
+type ClientConnState struct {
+	Closed   bool // the connection is gone
+	Draining bool // it takes no new stream (GOAWAY, or retired)
+	Active   int  // streams in flight
+	// Full: the peer's MAX_CONCURRENT_STREAMS is reached.
+	Full bool
+}
+
+func (cc *ClientConn) State() ClientConnState {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return ClientConnState{Closed: cc.closed, Draining: cc.draining, Active: len(cc.streams),
+		Full: uint32(len(cc.streams)) >= cc.peerMaxStream}
+}
+
+// Retire takes no new stream and closes the connection once its streams
+// have ended (max_requests_per_connection, a pool closing).
+func (cc *ClientConn) Retire() {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.draining = true
+	cc.maybeCloseLocked()
+}
+
+// Close closes the connection now; its streams fail.
+func (cc *ClientConn) Close() error {
+	cc.teardown(net.ErrClosed)
+	return nil
+}
+
+// Done is closed once the connection is closed.
+func (cc *ClientConn) Done() <-chan struct{} { return cc.doneCh }
+
+// Err is why the connection ended (nil while it is up).
+func (cc *ClientConn) Err() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.err
+}
+
+// maybeCloseLocked closes a draining connection whose last stream ended,
+// and arms the idle timer of one that has none.
+func (cc *ClientConn) maybeCloseLocked() {
+	if len(cc.streams) > 0 || cc.closed {
+		return
+	}
+	if cc.draining {
+		cc.closeLocked(net.ErrClosed)
+		return
+	}
+	if cc.opts.IdleTimeout > 0 {
+		if cc.idleTimer == nil {
+			cc.idleTimer = time.AfterFunc(cc.opts.IdleTimeout, cc.closeIfIdle)
+		} else {
+			cc.idleTimer.Reset(cc.opts.IdleTimeout)
+		}
+	}
+}
+
+func (cc *ClientConn) closeIfIdle() {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if len(cc.streams) == 0 && !cc.closed {
+		cc.draining = true
+		cc.closeLocked(net.ErrClosed)
+	}
+}
+
+// checkAlive runs every ReadIdleTimeout: a PING after a silent period, the
+// end of the connection when the previous PING went unanswered.
+func (cc *ClientConn) checkAlive() {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.closed {
+		return
+	}
+	silent := time.Since(time.Unix(0, cc.lastRead.Load()))
+	switch {
+	case cc.pingOut && silent >= cc.opts.PingTimeout:
+		cc.closeLocked(fmt.Errorf("http2: no answer to PING in %v: %w", cc.opts.PingTimeout, errLost))
+		return
+	case !cc.pingOut && silent >= cc.opts.ReadIdleTimeout:
+		cc.pingOut = true
+		cc.wfr.WritePing(false, [8]byte{'l', 'i', 'v', 'e', 'n', 'e', 's', 's'})
+		cc.signalWriter()
+		cc.pingTimer.Reset(cc.opts.PingTimeout)
+		return
+	}
+	cc.pingTimer.Reset(cc.opts.ReadIdleTimeout)
+}
+
+// closeLocked ends the connection: the socket is closed (the reader's
+// next read fails and it tears down), the writer stops after its batch.
+func (cc *ClientConn) closeLocked(err error) {
+	if cc.closed {
+		return
+	}
+	cc.closed, cc.draining = true, true
+	if cc.err == nil {
+		cc.err = err
+	}
+	for _, s := range cc.streams {
+		s.abortLocked(err)
+	}
+	clear(cc.streams)
+	if cc.idleTimer != nil {
+		cc.idleTimer.Stop()
+	}
+	if cc.pingTimer != nil {
+		cc.pingTimer.Stop()
+	}
+	close(cc.doneCh)
+	cc.cond.Broadcast()
+	cc.signalWriter()
+	cc.conn.Close()
+}
+
+func (cc *ClientConn) teardown(err error) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.closeLocked(err)
+}
+
+// connError ends the connection with a GOAWAY carrying code (RFC 9113
+// 5.4.1), written before the socket closes.
+func (cc *ClientConn) connError(code http2.ErrCode, why string) error {
+	cc.mu.Lock()
+	if !cc.closed {
+		cc.wfr.WriteGoAway(0, code, nil)
+		cc.signalWriter()
+		cc.draining = true
+	}
+	cc.mu.Unlock()
+	// Let the writer send the GOAWAY, bounded: a peer that does not read
+	// gets the close anyway.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		cc.mu.Lock()
+		left := len(cc.pending)
+		cc.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return fmt.Errorf("http2: upstream protocol error (%v): %s: %w", code, why, io.ErrUnexpectedEOF)
+}
+
+// readLoop is the connection's only reader.
+func (cc *ClientConn) readLoop() {
+	err := cc.readFrames()
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		err = errLost
+	}
+	cc.teardown(err)
+}
+
+func (cc *ClientConn) readFrames() error {
+	for {
+		f, err := cc.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				cc.mu.Lock()
+				if s := cc.streams[se.StreamID]; s != nil {
+					cc.resetLocked(s, se.Code, se)
+				}
+				cc.mu.Unlock()
+				continue
+			}
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				return cc.connError(http2.ErrCode(ce), "bad frame")
+			}
+			if errors.Is(err, http2.ErrFrameTooLarge) {
+				return cc.connError(http2.ErrCodeFrameSize, "frame too large")
+			}
+			return err
+		}
+		cc.lastRead.Store(time.Now().UnixNano())
+		if err := cc.processFrame(f); err != nil {
+			return err
+		}
+	}
+}
+
+func (cc *ClientConn) processFrame(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.DataFrame:
+		return cc.processData(f)
+	case *http2.HeadersFrame:
+		return cc.processHeaders(f)
+	case *http2.SettingsFrame:
+		return cc.processSettings(f)
+	case *http2.PingFrame:
+		cc.mu.Lock()
+		if !f.IsAck() {
+			cc.wfr.WritePing(true, f.Data)
+			cc.signalWriter()
+		} else {
+			cc.pingOut = false
+		}
+		cc.mu.Unlock()
+	case *http2.WindowUpdateFrame:
+		return cc.processWindowUpdate(f)
+	case *http2.RSTStreamFrame:
+		cc.mu.Lock()
+		if s := cc.streams[f.StreamID]; s != nil {
+			if f.ErrCode == http2.ErrCodeNo && s.recvEnded {
+				// The response is whole; the server only wants no more
+				// of the request (RFC 9113 8.1).
+				s.sendEnded = true
+				cc.endLocked(s)
+			} else {
+				cc.resetLocked(s, 0, http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode})
+			}
+		} else if f.StreamID >= cc.nextID {
+			cc.mu.Unlock()
+			return cc.connError(http2.ErrCodeProtocol, "RST_STREAM on an idle stream")
+		}
+		cc.mu.Unlock()
+	case *http2.GoAwayFrame:
+		cc.mu.Lock()
+		cc.draining = true
+		cc.goAwayID, cc.goAwayCode = f.LastStreamID, f.ErrCode
+		for id, s := range cc.streams {
+			if id > f.LastStreamID {
+				// Never processed: safe to send elsewhere.
+				s.abortLocked(http2.GoAwayError{LastStreamID: f.LastStreamID, ErrCode: f.ErrCode})
+				delete(cc.streams, id)
+			}
+		}
+		cc.cond.Broadcast()
+		cc.maybeCloseLocked()
+		cc.mu.Unlock()
+	case *http2.PushPromiseFrame:
+		return cc.connError(http2.ErrCodeProtocol, "PUSH_PROMISE with push disabled")
+	case *http2.ContinuationFrame:
+		return cc.connError(http2.ErrCodeProtocol, "CONTINUATION without HEADERS")
+	}
+	return nil
+}
+
+func (cc *ClientConn) processSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	if err := f.ForeachSetting(func(s http2.Setting) error { return s.Valid() }); err != nil {
+		var ce http2.ConnectionError
+		if errors.As(err, &ce) {
+			return cc.connError(http2.ErrCode(ce), "bad setting")
+		}
+		return cc.connError(http2.ErrCodeProtocol, "bad setting")
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	overflow := false
+	f.ForeachSetting(func(s http2.Setting) error {
+		switch s.ID {
+		case http2.SettingMaxConcurrentStreams:
+			cc.peerMaxStream = s.Val
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - cc.peerInitial
+			cc.peerInitial = int64(s.Val)
+			for _, st := range cc.streams {
+				st.sendWindow += delta
+				if st.sendWindow > maxWindow {
+					overflow = true
+				}
+			}
+		case http2.SettingMaxFrameSize:
+			cc.peerMaxFrame = int(s.Val)
+		case http2.SettingHeaderTableSize:
+			cc.henc.SetMaxDynamicTableSizeLimit(s.Val)
+		}
+		return nil
+	})
+	if overflow {
+		cc.mu.Unlock()
+		err := cc.connError(http2.ErrCodeFlowControl, "window past 2^31-1")
+		cc.mu.Lock()
+		return err
+	}
+	cc.wfr.WriteSettingsAck()
+	cc.signalWriter()
+	cc.cond.Broadcast()
+	if !cc.settingsSeen {
+		cc.settingsSeen = true
+		close(cc.settingsCh)
+	}
+	return nil
+}
+
+func (cc *ClientConn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if f.StreamID == 0 {
+		cc.sendWindow += int64(f.Increment)
+		if cc.sendWindow > maxWindow {
+			cc.mu.Unlock()
+			err := cc.connError(http2.ErrCodeFlowControl, "connection window past 2^31-1")
+			cc.mu.Lock()
+			return err
+		}
+	} else if s := cc.streams[f.StreamID]; s != nil {
+		s.sendWindow += int64(f.Increment)
+		if s.sendWindow > maxWindow {
+			cc.resetLocked(s, http2.ErrCodeFlowControl, http2.StreamError{StreamID: s.id, Code: http2.ErrCodeFlowControl})
+		}
+	}
+	cc.cond.Broadcast()
+	return nil
+}
+
+func (cc *ClientConn) processData(f *http2.DataFrame) error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	id := f.StreamID
+	n := int64(f.Length)
+	cc.recvWindow -= n
+	if cc.recvWindow < 0 {
+		cc.mu.Unlock()
+		err := cc.connError(http2.ErrCodeFlowControl, "DATA past the connection window")
+		cc.mu.Lock()
+		return err
+	}
+	s := cc.streams[id]
+	if s == nil {
+		if id >= cc.nextID {
+			cc.mu.Unlock()
+			err := cc.connError(http2.ErrCodeProtocol, "DATA on an idle stream")
+			cc.mu.Lock()
+			return err
+		}
+		// A stream we reset or forgot: its bytes still count against the
+		// connection window, which we give back at once.
+		cc.creditConnLocked(n)
+		return nil
+	}
+	data := f.Data()
+	cc.creditConnLocked(n - int64(len(data))) // padding is never read
+	s.recvWindow -= n
+	switch {
+	case s.recvWindow < 0:
+		cc.creditConnLocked(int64(len(data)))
+		cc.resetLocked(s, http2.ErrCodeFlowControl, http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl})
+		return nil
+	case !s.gotHead || s.recvEnded || s.trailersStarted:
+		cc.creditConnLocked(int64(len(data)))
+		cc.resetLocked(s, http2.ErrCodeProtocol, http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol})
+		return nil
+	}
+	s.received += int64(len(data))
+	if s.contentLength >= 0 && (s.received > s.contentLength || f.StreamEnded() && s.received != s.contentLength) {
+		cc.creditConnLocked(int64(len(data)))
+		cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("http2: response body does not match its content-length: %w", http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}))
+		return nil
+	}
+	if len(data) > 0 {
+		if s.off > 0 && s.off == len(s.buf) {
+			s.buf, s.off = s.buf[:0], 0
+		}
+		s.buf = append(s.buf, data...)
+	}
+	if f.StreamEnded() {
+		s.recvEnded = true
+		cc.endLocked(s)
+	}
+	s.signal()
+	return nil
+}
+
+// creditConnLocked returns n bytes to the connection's receive window,
+// with a WINDOW_UPDATE once half of it is owed.
+func (cc *ClientConn) creditConnLocked(n int64) {
+	if n <= 0 {
+		return
+	}
+	cc.recvWindow += n
+	cc.recvUnacked += n
+	if cc.recvUnacked >= int64(cc.opts.ConnWindow)/2 && !cc.closed {
+		cc.wfr.WriteWindowUpdate(0, uint32(cc.recvUnacked))
+		cc.recvUnacked = 0
+		cc.signalWriter()
+	}
+}
+
+func (cc *ClientConn) processHeaders(f *http2.HeadersFrame) error {
+	id := f.StreamID
+	cc.mu.Lock()
+	s := cc.streams[id]
+	if s == nil && id >= cc.nextID {
+		cc.mu.Unlock()
+		return cc.connError(http2.ErrCodeProtocol, "HEADERS on an idle stream")
+	}
+	var target *stream.HeaderMap
+	trailers := false
+	if s != nil {
+		trailers = s.gotHead
+		s.trailersStarted = trailers
+		target = &cc.scratch
+		target.Reset()
+	}
+	cc.mu.Unlock()
+
+	// Decode on the reader alone into its scratch map: the stream may be
+	// reset and reused meanwhile, and its owner sees only whole blocks,
+	// swapped in below.
+	cc.block.start(target, trailers, cc.opts.MaxHeaderList)
+	frag, ended := f.HeaderBlockFragment(), f.HeadersEnded()
+	encoded, limit := 0, int(cc.opts.MaxHeaderList)+2*defaultFrameSize
+	for {
+		encoded += len(frag)
+		if encoded > limit {
+			return cc.connError(http2.ErrCodeEnhanceYourCalm, "header block too large")
+		}
+		if _, err := cc.hdec.Write(frag); err != nil {
+			return cc.connError(http2.ErrCodeCompression, "HPACK")
+		}
+		if ended {
+			break
+		}
+		next, err := cc.fr.ReadFrame()
+		if err != nil {
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				return cc.connError(http2.ErrCode(ce), "bad frame in a header block")
+			}
+			if errors.Is(err, http2.ErrFrameTooLarge) {
+				return cc.connError(http2.ErrCodeFrameSize, "frame too large")
+			}
+			return err
+		}
+		cfr, ok := next.(*http2.ContinuationFrame)
+		if !ok || cfr.StreamID != id {
+			return cc.connError(http2.ErrCodeProtocol, "header block interrupted")
+		}
+		frag, ended = cfr.HeaderBlockFragment(), cfr.HeadersEnded()
+	}
+	if err := cc.hdec.Close(); err != nil {
+		return cc.connError(http2.ErrCodeCompression, "HPACK")
+	}
+
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if s = cc.streams[id]; s == nil {
+		return nil // reset while its block was read
+	}
+	b := &cc.block
+	switch {
+	case b.tooLarge:
+		cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("http2: response head past %d bytes: %w", cc.opts.MaxHeaderList, http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}))
+		return nil
+	case b.malformed != "":
+		cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("http2: malformed response (%s): %w", b.malformed, http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}))
+		return nil
+	case trailers && !f.StreamEnded():
+		cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("http2: trailers without END_STREAM: %w", http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}))
+		return nil
+	case trailers:
+		s.hasTrailers = true
+		s.trailers, cc.scratch = cc.scratch, s.trailers
+	case b.status == 0:
+		cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("http2: response without :status: %w", http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}))
+		return nil
+	case b.status < 200:
+		if b.status == 101 || f.StreamEnded() {
+			cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("http2: bad interim response %d: %w", b.status, http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}))
+			return nil
+		}
+		if s.interim++; s.interim > 10 {
+			cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("http2: more than 10 interim responses: %w", http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}))
+		}
+		return nil // skipped; the final head comes next
+	default:
+		s.gotHead = true
+		s.head, cc.scratch = cc.scratch, s.head
+		s.status = b.status
+		s.contentLength = b.contentLength
+		if f.StreamEnded() && s.contentLength > 0 && !s.headRequest {
+			cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("http2: response body does not match its content-length: %w", http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}))
+			return nil
+		}
+	}
+	if f.StreamEnded() {
+		s.recvEnded = true
+		cc.endLocked(s)
+	}
+	s.signal()
+	return nil
+}
+
+func (cc *ClientConn) onField(f hpack.HeaderField) { cc.block.add(f) }
+
+// resetLocked ends s with err for its owner; code, when not 0 (NO_ERROR
+// is not a reason we reset with), is sent in a RST_STREAM.
+func (cc *ClientConn) resetLocked(s *ClientStream, code http2.ErrCode, err error) {
+	if code != 0 && !cc.closed {
+		cc.wfr.WriteRSTStream(s.id, code)
+		cc.signalWriter()
+	}
+	if unread := int64(len(s.buf) - s.off); unread > 0 {
+		cc.creditConnLocked(unread)
+	}
+	s.buf, s.off = s.buf[:0], 0
+	s.abortLocked(err)
+	cc.removeLocked(s)
+}
+
+// endLocked forgets s once both directions have ended; its unread body
+// stays for the owner.
+func (cc *ClientConn) endLocked(s *ClientStream) {
+	if s.recvEnded && s.sendEnded {
+		cc.removeLocked(s)
+	}
+}
+
+func (cc *ClientConn) removeLocked(s *ClientStream) {
+	if cc.streams[s.id] == s {
+		delete(cc.streams, s.id)
+		cc.cond.Broadcast()
+		cc.maybeCloseLocked()
+	}
+}
