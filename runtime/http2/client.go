@@ -88,7 +88,7 @@ type ClientConn struct {
 	// Reader-only state.
 	block    responseBlock
 	scratch  stream.HeaderMap // the header block being decoded
-	lastRead atomic.Int64 // unix nanoseconds of the last frame read
+	lastRead atomic.Int64     // unix nanoseconds of the last frame read
 
 	mu            sync.Mutex
 	cond          sync.Cond // windows, pending space or state changed

@@ -223,10 +223,14 @@ func (s *ClientStream) AwaitHead() error {
 
 // Status, Header and ContentLength describe the head AwaitHead waited
 // for. The map is the stream's until Release; the caller may change it.
-func (s *ClientStream) Status() int                { return s.status }
-func (s *ClientStream) Header() *stream.HeaderMap  { return &s.head }
-func (s *ClientStream) ContentLength() int64       { return s.contentLength }
-func (s *ClientStream) BodyEnded() bool            { s.cc.mu.Lock(); defer s.cc.mu.Unlock(); return s.recvEnded && len(s.buf) == s.off }
+func (s *ClientStream) Status() int               { return s.status }
+func (s *ClientStream) Header() *stream.HeaderMap { return &s.head }
+func (s *ClientStream) ContentLength() int64      { return s.contentLength }
+func (s *ClientStream) BodyEnded() bool {
+	s.cc.mu.Lock()
+	defer s.cc.mu.Unlock()
+	return s.recvEnded && len(s.buf) == s.off
+}
 func (s *ClientStream) Trailers() *stream.HeaderMap {
 	s.cc.mu.Lock()
 	defer s.cc.mu.Unlock()
