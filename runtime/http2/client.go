@@ -701,16 +701,21 @@ func (cc *ClientConn) processHeaders(f *http2.HeadersFrame) error {
 func (cc *ClientConn) onField(f hpack.HeaderField) { cc.block.add(f) }
 
 // resetLocked ends s with err for its owner; code, when not 0 (NO_ERROR
-// is not a reason we reset with), is sent in a RST_STREAM.
+// is not a reason we reset with), is sent in a RST_STREAM; 0 is a reset
+// the peer sent.
 func (cc *ClientConn) resetLocked(s *ClientStream, code http2.ErrCode, err error) {
 	if code != 0 && !cc.closed {
 		cc.wfr.WriteRSTStream(s.id, code)
 		cc.signalWriter()
 	}
-	if unread := int64(len(s.buf) - s.off); unread > 0 {
-		cc.creditConnLocked(unread)
+	if code != 0 {
+		// Our reset: what was not read is dropped. A peer's reset leaves
+		// the bytes that came before it to be read, then the error.
+		if unread := int64(len(s.buf) - s.off); unread > 0 {
+			cc.creditConnLocked(unread)
+		}
+		s.buf, s.off = s.buf[:0], 0
 	}
-	s.buf, s.off = s.buf[:0], 0
 	s.abortLocked(err)
 	cc.removeLocked(s)
 }

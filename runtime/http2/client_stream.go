@@ -69,13 +69,15 @@ func (s *ClientStream) abortLocked(err error) {
 // optionally :scheme, then the fields) goes out as HEADERS, with as much
 // of body as the windows take at once coalesced behind it in the same
 // batch; end (only when body went out whole) ends the request there. It
-// returns what of body is left to Write. ErrConnBusy means the
+// returns what of body is left to Write. contentLength, when not
+// negative, is sent as content-length (the map's own is dropped: framing
+// is the codec's). ErrConnBusy means the
 // connection takes no stream now and nothing was sent; ErrInvalidHeader
 // that a field is unfit to send.
 //
 // ctx, when it can end, cancels the stream (RST_STREAM CANCEL) when it
 // does, until Release.
-func (cc *ClientConn) Open(ctx context.Context, h *stream.HeaderMap, body []byte, end bool) (*ClientStream, []byte, error) {
+func (cc *ClientConn) Open(ctx context.Context, h *stream.HeaderMap, contentLength int64, body []byte, end bool) (*ClientStream, []byte, error) {
 	for i := 0; i < h.Len(); i++ {
 		name, value := h.At(i)
 		if len(name) > 0 && name[0] == ':' {
@@ -102,7 +104,7 @@ func (cc *ClientConn) Open(ctx context.Context, h *stream.HeaderMap, body []byte
 		cc.idleTimer.Stop()
 	}
 
-	cc.encodeRequestLocked(h)
+	cc.encodeRequestLocked(h, contentLength)
 	endHeaders := end && len(body) == 0
 	cc.writeHeaderFramesLocked(s.id, cc.hbuf.Bytes(), endHeaders)
 	if endHeaders {
@@ -187,6 +189,9 @@ func (s *ClientStream) CloseSend(trailers *stream.HeaderMap) error {
 	}
 	if trailers != nil && trailers.Len() > 0 {
 		for name, value := range trailers.All() {
+			if len(name) > 0 && name[0] == ':' {
+				continue // not sent: trailers carry no pseudo-headers
+			}
 			if !validRequestName(name) || !validRequestValue(value) {
 				cc.resetLocked(s, http2.ErrCodeCancel, ErrInvalidHeader)
 				return ErrInvalidHeader

@@ -126,7 +126,7 @@ func reqHead(method, path string, fields ...string) *stream.HeaderMap {
 // roundTrip sends one request with body and trailers (either may be nil)
 // and reads the whole response.
 func roundTrip(ctx context.Context, cc *ClientConn, h *stream.HeaderMap, body []byte, trailers *stream.HeaderMap) (status int, head *stream.HeaderMap, got []byte, tr *stream.HeaderMap, err error) {
-	s, rest, err := cc.Open(ctx, h, body, trailers == nil)
+	s, rest, err := cc.Open(ctx, h, -1, body, trailers == nil)
 	if err != nil {
 		return 0, nil, nil, nil, err
 	}

@@ -2,6 +2,7 @@ package http2
 
 import (
 	"encoding/binary"
+	"strconv"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -44,7 +45,7 @@ func (cc *ClientConn) writeLoop() {
 // pseudo-headers first (:scheme from the options when the map has none),
 // then the fields in lower case, without the connection-specific ones
 // HTTP/2 forbids (RFC 9113 8.2.2) and Host (:authority says it).
-func (cc *ClientConn) encodeRequestLocked(h *stream.HeaderMap) {
+func (cc *ClientConn) encodeRequestLocked(h *stream.HeaderMap, contentLength int64) {
 	cc.hbuf.Reset()
 	method, _ := h.Get(stream.Method)
 	cc.henc.WriteField(hpack.HeaderField{Name: stream.Method, Value: cc.str(method)})
@@ -66,6 +67,10 @@ func (cc *ClientConn) encodeRequestLocked(h *stream.HeaderMap) {
 		cc.henc.WriteField(hpack.HeaderField{Name: stream.Path, Value: cc.str(path)})
 	}
 	cc.encodeFieldsLocked(h)
+	if contentLength >= 0 {
+		var tmp [20]byte
+		cc.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: cc.str(strconv.AppendInt(tmp[:0], contentLength, 10))})
+	}
 }
 
 func (cc *ClientConn) encodeTrailersLocked(h *stream.HeaderMap) {

@@ -176,8 +176,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		}
 		p := newHTTP2Pool(d, idle, c.protocol == "h2c", lim.MaxRequestsPerConnection)
 		p.enterPending, p.leavePending = c.enterPending, c.leavePending
-		c.pool, c.closePool = p, p.closeAll
-		c.spool = &httpSender{rt: p.RoundTrip, scheme: c.scheme}
+		c.pool, c.spool, c.closePool = p, p, p.closeAll
 	case "downstream":
 		// The request's own protocol, as Envoy's use_downstream_protocol
 		// and Istio's default (no h2 upgrade): HTTP/1.x over the http1
@@ -195,7 +194,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		h1 := newHTTP1Pool(d, lim, idle, maxConns)
 		h2 := newHTTP2Pool(d, idle, cfg.TLS == nil, lim.MaxRequestsPerConnection)
 		h2.enterPending, h2.leavePending = c.enterPending, c.leavePending
-		dp := &downstreamPool{h1: h1, h2: h2, h2Send: httpSender{rt: h2.RoundTrip, scheme: c.scheme}}
+		dp := &downstreamPool{h1: h1, h2: h2}
 		c.pool, c.spool = dp, dp
 		c.closePool = func() { h1.closeAll(); h2.closeAll() }
 		c.slots = make(chan struct{}, maxConns)

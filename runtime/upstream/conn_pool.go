@@ -13,7 +13,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"go.uber.org/zap"
-	"golang.org/x/net/http2"
+	"github.com/sluice-proxy/sluice/runtime/http2"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 )
@@ -199,22 +199,22 @@ func newHTTP1Pool(d *dialer, lim config.Limits, idle time.Duration, maxConns int
 
 // newHTTP2Pool builds the h2 (TLS) or h2c (prior knowledge) pool.
 func newHTTP2Pool(d *dialer, idle time.Duration, plaintext bool, maxStreams int) *h2Pool {
-	t := &http2.Transport{
-		DisableCompression: true,
-		IdleConnTimeout:    idle,
-		AllowHTTP:          plaintext,
-		// Envoy pings idle upstream h2 connections too; this also notices
-		// a peer that vanished without a FIN.
+	opts := http2.ClientOptions{
+		Scheme:      "http",
+		IdleTimeout: idle,
+		// Envoy pings idle upstream h2 connections too; this also
+		// notices a peer that vanished without a FIN.
 		ReadIdleTimeout: 30 * time.Second,
 		PingTimeout:     15 * time.Second,
 	}
 	dial := d.dialTCP
 	if !plaintext {
+		opts.Scheme = "https"
 		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return d.dialTLS(ctx, network, addr, "h2")
 		}
 	}
-	return newH2Pool(t, dial, d.net.Timeout, maxStreams)
+	return newH2Pool(opts, dial, d.net.Timeout, maxStreams)
 }
 
 // h3Pool wraps http3.Transport so Close releases the QUIC socket.
@@ -261,14 +261,13 @@ func newHTTP3Pool(d *dialer, idle time.Duration) *h3Pool {
 // HTTP/2 and HTTP/3 over h2. gRPC and anything else that needs HTTP/2
 // arrives over HTTP/2 and stays on it.
 type downstreamPool struct {
-	h1     *h1Pool
-	h2     *h2Pool
-	h2Send httpSender
+	h1 *h1Pool
+	h2 *h2Pool
 }
 
 func (p *downstreamPool) send(ctx context.Context, req *Request, addr string) (*responseState, error) {
 	if req.ProtoMajor >= 2 {
-		return p.h2Send.send(ctx, req, addr)
+		return p.h2.send(ctx, req, addr)
 	}
 	return p.h1.send(ctx, req, addr)
 }

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,22 +11,20 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/http2"
+	"github.com/sluice-proxy/sluice/runtime/http2"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
-// h2Pool keeps HTTP/2 client connections per endpoint on top of x/net's
-// ClientConn. It replaces http2.Transport's own pool for three reasons:
-// that pool retries REFUSED_STREAM and GOAWAY'd requests on its own,
-// without limit, on the same endpoint (the proxy's retry policy must see
-// them to pick another endpoint); it cannot retire a connection after N
-// streams (max_requests_per_connection); and it dials a new connection per
-// waiting request when streams run out, where we dial one at a time.
-//
-// A connection takes streams until the peer's MAX_CONCURRENT_STREAMS is
-// reached; then the next request dials another connection to the same
-// endpoint, as Envoy's h2 pool does.
+// h2Pool keeps HTTP/2 client connections per endpoint on our own codec
+// (runtime/http2's ClientConn). A connection takes streams until the
+// peer's MAX_CONCURRENT_STREAMS is reached; then the next request dials
+// another connection to the same endpoint, one dial at a time, as Envoy's
+// h2 pool does. REFUSED_STREAM and streams a GOAWAY left unprocessed are
+// surfaced (RefusedStream), so the proxy's retry policy picks another
+// endpoint; a connection is retired after max_requests_per_connection
+// streams.
 type h2Pool struct {
-	t          *http2.Transport // settings for NewClientConn only
+	opts       http2.ClientOptions
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxStreams int32 // max_requests_per_connection; 0 = unlimited
 	// handshakeTimeout bounds the wait for the peer's SETTINGS.
@@ -47,46 +46,224 @@ type h2Conn struct {
 
 type h2Dial struct {
 	done chan struct{}
-	cc   *http2.ClientConn // set with err nil
+	c    *h2Conn // set with err nil
 	err  error
 }
 
-func newH2Pool(t *http2.Transport, dial func(ctx context.Context, network, addr string) (net.Conn, error), handshakeTimeout time.Duration, maxStreams int) *h2Pool {
-	return &h2Pool{t: t, dial: dial, handshakeTimeout: handshakeTimeout, maxStreams: int32(max(0, maxStreams)),
+func newH2Pool(opts http2.ClientOptions, dial func(ctx context.Context, network, addr string) (net.Conn, error), handshakeTimeout time.Duration, maxStreams int) *h2Pool {
+	return &h2Pool{opts: opts, dial: dial, handshakeTimeout: handshakeTimeout, maxStreams: int32(max(0, maxStreams)),
 		conns: map[string][]*h2Conn{}, dialing: map[string]*h2Dial{}}
 }
 
-// errConnUnusable is x/net's unexported errClientConnUnusable: the
-// connection could not take the stream, and nothing was sent.
-const errConnUnusable = "http2: client conn not usable"
-
-func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
-	addr := req.URL.Host
+// send is one try of req on a stream to addr: the head (and as much of a
+// whole body as the windows take) goes out in one batch; the rest of the
+// body and the trailers are written on a goroutine, beside the response.
+func (p *h2Pool) send(ctx context.Context, req *Request, addr string) (*responseState, error) {
+	x := h2ExchangePool.Get().(*h2Exchange)
+	x.p = p
 	for try := 0; ; try++ {
-		c, last, err := p.get(req.Context(), addr)
+		s, fresh, err := p.open(ctx, req, addr, x)
 		if err != nil {
-			closeBody(req)
+			req.closeStream()
+			x.free()
 			return nil, err
 		}
-		resp, err := c.cc.RoundTrip(req)
-		if last {
-			// Only now: a reserved stream on a do-not-reuse connection
-			// would be refused. The connection closes after its last
-			// stream, or at the next prune if that already ended.
-			c.cc.SetDoNotReuse()
+		if err = s.AwaitHead(); err != nil {
+			x.abort()
+			if !fresh && try == 0 && errors.Is(err, io.ErrUnexpectedEOF) && req.replayable() && ctx.Err() == nil {
+				// The connection was lost before any answer, on a
+				// connection that had served others (an idle close
+				// racing the request): once more on a fresh one, as
+				// for HTTP/1.1.
+				x = h2ExchangePool.Get().(*h2Exchange)
+				x.p = p
+				continue
+			}
+			return nil, err
 		}
-		if err != nil && try < 2 && err.Error() == errConnUnusable {
-			// Lost a race with the connection closing; the request was
-			// not sent, so another connection may take it.
-			continue
+		st := &x.st
+		st.headers, st.status = s.Header(), s.Status()
+		switch {
+		case req.method() != nil && string(req.method()) == http.MethodHead, s.BodyEnded():
+			st.bodyLen = 0
+		default:
+			st.bodyLen = s.ContentLength()
 		}
-		return resp, err
+		return st, nil
 	}
 }
 
-// get returns a connection to addr with a stream reserved for the caller;
-// last reports that the stream is the connection's final one.
-func (p *h2Pool) get(ctx context.Context, addr string) (*h2Conn, bool, error) {
+// open takes a stream on a connection to addr and starts the request on
+// it; fresh reports a connection on its first stream.
+func (p *h2Pool) open(ctx context.Context, req *Request, addr string, x *h2Exchange) (*http2.ClientStream, bool, error) {
+	body, end := req.Body, req.Trailers == nil && req.BodyStream == nil
+	cl := req.bodyLength()
+	if cl == 0 && req.BodyStream == nil {
+		switch string(req.method()) {
+		case http.MethodPost, http.MethodPut, http.MethodPatch:
+			// As net/http: an empty body that a server may want to see
+			// declared.
+		default:
+			cl = -1
+		}
+	}
+	for busy := 0; ; busy++ {
+		c, err := p.get(ctx, addr)
+		if err != nil {
+			return nil, false, err
+		}
+		s, rest, err := c.cc.Open(ctx, req.Headers, cl, body, end)
+		if errors.Is(err, http2.ErrConnBusy) && busy < 100 {
+			// Lost a race for the connection's last stream, or it began
+			// to drain: nothing was sent.
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		n := c.used.Add(1)
+		if p.maxStreams > 0 && n >= p.maxStreams {
+			c.cc.Retire()
+		}
+		x.s = s
+		x.refs.Store(1)
+		if len(rest) > 0 || !end {
+			x.refs.Store(2)
+			go x.writeBody(req, rest)
+		}
+		return s, n == 1, nil
+	}
+}
+
+// h2Exchange is one request's stream as a responseSource; reused.
+type h2Exchange struct {
+	st       responseState
+	p        *h2Pool
+	s        *http2.ClientStream
+	refs     atomic.Int32 // owners of s: the response, the body writer
+	body     io.Reader
+	finished atomic.Bool
+}
+
+var h2ExchangePool = sync.Pool{New: func() any {
+	x := &h2Exchange{}
+	x.st.src = x
+	return x
+}}
+
+// writeBody writes what Open did not (the rest of a whole body, or a
+// streamed body) and the trailers.
+func (x *h2Exchange) writeBody(req *Request, rest []byte) {
+	s := x.s
+	var err error
+	if len(rest) > 0 {
+		_, err = s.Write(rest)
+	} else if req.BodyStream != nil {
+		bp := h2CopyBufs.Get().(*[]byte)
+		_, err = io.CopyBuffer(streamWriter{s}, onlyReader{req.BodyStream}, *bp)
+		h2CopyBufs.Put(bp)
+		req.closeStream()
+	}
+	if err == nil {
+		s.CloseSend(req.Trailers)
+	} else {
+		// A body that failed to read must not look complete upstream.
+		s.Cancel(fmt.Errorf("upstream: request body: %w", err))
+	}
+	x.unref()
+}
+
+var h2CopyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+type streamWriter struct{ s *http2.ClientStream }
+
+func (w streamWriter) Write(p []byte) (int, error) { return w.s.Write(p) }
+
+// onlyReader hides WriteTo, so CopyBuffer uses our buffer.
+type onlyReader struct{ io.Reader }
+
+func (x *h2Exchange) readBody(p []byte) (int, error) { return x.s.Read(p) }
+
+func (x *h2Exchange) trailers() *stream.HeaderMap { return x.s.Trailers() }
+
+// finish ends the stream: one not over both ways is reset (the body
+// writer, if running, then fails and lets go).
+func (x *h2Exchange) finish(bool) {
+	if !x.finished.CompareAndSwap(false, true) {
+		return
+	}
+	if !x.s.Done() {
+		x.s.Cancel(nil)
+	}
+	x.unref()
+}
+
+func (x *h2Exchange) upgrade() (io.ReadWriteCloser, error) {
+	x.finish(true)
+	return nil, errors.New("upstream: HTTP/2 cannot upgrade a connection")
+}
+
+// abort ends a try that got no response head.
+func (x *h2Exchange) abort() {
+	x.s.Cancel(nil)
+	x.unref()
+}
+
+// unref drops one owner; the last releases the stream and the exchange.
+func (x *h2Exchange) unref() {
+	if x.refs.Add(-1) == 0 {
+		x.s.Release()
+		x.free()
+	}
+}
+
+func (x *h2Exchange) free() {
+	x.st.gen.Add(1) // handles to the old exchange are dead
+	x.st.headers, x.st.status, x.st.bodyLen = nil, 0, 0
+	x.p, x.s, x.body = nil, nil, nil
+	x.finished.Store(false)
+	h2ExchangePool.Put(x)
+}
+
+// RoundTrip is the pool's net/http face, kept until the proxy sends
+// Requests (as h1Pool's): req becomes a Request, the Response an
+// *http.Response whose body ends the stream at its end or on Close.
+func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := requestFromHTTP(req)
+	st, err := p.send(req.Context(), r, req.URL.Host)
+	if r.BodyStream == nil {
+		r.Headers.Reset()
+		*r = Request{Headers: r.Headers}
+		requestPool.Put(r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	x := &httpResponse{}
+	out := &x.resp
+	*out = http.Response{
+		Status:        statusText(st.status),
+		StatusCode:    st.status,
+		Proto:         "HTTP/2.0",
+		ProtoMajor:    2,
+		ContentLength: st.bodyLen,
+		Request:       req,
+		Header:        headerFromMap(st.headers),
+	}
+	resp := st.handle()
+	if st.bodyLen == 0 && resp.Trailers() == nil {
+		// Nothing more will come that the caller needs.
+		resp.Close()
+		out.Body = http.NoBody
+		return out, nil
+	}
+	x.body = h1HTTPBody{resp: resp, out: out}
+	out.Body = &x.body
+	return out, nil
+}
+
+// get returns a connection to addr that may take a stream now.
+func (p *h2Pool) get(ctx context.Context, addr string) (*h2Conn, error) {
 	pending, dead := false, 0
 	defer func() {
 		if pending {
@@ -95,9 +272,9 @@ func (p *h2Pool) get(ctx context.Context, addr string) (*h2Conn, bool, error) {
 	}()
 	for {
 		p.mu.Lock()
-		if c, last := p.reserveLocked(addr); c != nil {
+		if c := p.pickLocked(addr); c != nil {
 			p.mu.Unlock()
-			return c, last, nil
+			return c, nil
 		}
 		d := p.dialing[addr]
 		if d == nil {
@@ -112,97 +289,77 @@ func (p *h2Pool) get(ctx context.Context, addr string) (*h2Conn, bool, error) {
 		}
 		if !pending && p.enterPending != nil {
 			if err := p.enterPending(); err != nil {
-				return nil, false, err
+				return nil, err
 			}
 			pending = true
 		}
 		select {
 		case <-d.done:
 			if d.err != nil {
-				return nil, false, d.err
+				return nil, d.err
 			}
-			if d.cc.State().Closed {
+			if d.c.cc.State().Closed {
 				// A peer that accepts and hangs up at once would keep us
 				// dialing forever.
 				if dead++; dead >= 3 {
-					return nil, false, &dialError{err: fmt.Errorf("http2: %s closed %d new connections in a row: %w", addr, dead, io.ErrUnexpectedEOF)}
+					return nil, &dialError{err: fmt.Errorf("http2: %s closed %d new connections in a row: %w", addr, dead, io.ErrUnexpectedEOF)}
 				}
 			}
 		case <-ctx.Done():
-			return nil, false, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }
 
-// reserveLocked takes a stream on an existing connection, pruning the ones
-// that closed or stopped taking new streams (those close themselves when
-// their last stream ends).
-func (p *h2Pool) reserveLocked(addr string) (got *h2Conn, last bool) {
+// pickLocked returns the first connection that takes a stream, pruning
+// closed ones (draining ones close themselves after their last stream).
+func (p *h2Pool) pickLocked(addr string) *h2Conn {
 	list := p.conns[addr]
 	keep := list[:0]
+	var got *h2Conn
 	for _, c := range list {
 		st := c.cc.State()
 		if st.Closed {
 			continue
 		}
-		if st.Closing || p.maxStreams > 0 && c.used.Load() >= p.maxStreams {
-			if st.StreamsActive == 0 && st.StreamsReserved == 0 && st.StreamsPending == 0 {
-				c.cc.Close()
-				continue
-			}
-			keep = append(keep, c)
-			continue
-		}
 		keep = append(keep, c)
-		if got == nil && c.cc.ReserveNewRequest() {
+		if got == nil && !st.Draining && !st.Full {
 			got = c
-			if p.maxStreams > 0 {
-				last = c.used.Add(1) >= p.maxStreams
-			}
 		}
 	}
 	clear(list[len(keep):])
 	p.conns[addr] = keep
-	return got, last
+	return got
 }
 
 func (p *h2Pool) dialAndAdd(ctx context.Context, addr string, d *h2Dial) {
 	conn, err := p.dial(ctx, "tcp", addr)
-	var cc *http2.ClientConn
+	var c *h2Conn
 	if err == nil {
-		cc, err = p.t.NewClientConn(conn)
-		if err == nil {
-			// Wait for the peer's SETTINGS before handing the connection
-			// out: until then x/net assumes 100 concurrent streams, and a
-			// peer allowing fewer would queue our extra requests behind
-			// busy streams instead of getting them a connection of their
-			// own. The server sends SETTINGS first, so a PING answered
-			// means they were read.
-			pctx, cancel := context.WithTimeout(ctx, p.handshakeTimeout)
-			err = cc.Ping(pctx)
-			cancel()
-			if err != nil {
-				cc.Close()
-			}
-		} else {
-			conn.Close()
-		}
+		c = &h2Conn{cc: http2.NewClientConn(conn, p.opts)}
+		// Wait for the peer's SETTINGS before handing the connection
+		// out: until then its stream limit is unknown, and a peer
+		// allowing few would see our extra streams refused instead of
+		// them getting a connection of their own.
+		wctx, cancel := context.WithTimeout(ctx, p.handshakeTimeout)
+		err = c.cc.WaitSettings(wctx)
+		cancel()
 		if err != nil {
+			c.cc.Close()
 			err = &dialError{err: fmt.Errorf("http2 handshake with %s: %w", addr, err)}
 		}
 	}
 	p.mu.Lock()
 	if err == nil {
-		p.conns[addr] = append(p.conns[addr], &h2Conn{cc: cc})
+		p.conns[addr] = append(p.conns[addr], c)
 	}
 	delete(p.dialing, addr)
-	d.cc, d.err = cc, err
+	d.c, d.err = c, err
 	p.mu.Unlock()
 	close(d.done)
 }
 
-// CloseIdleConnections closes connections with no stream in flight or
-// reserved; busy ones are told to close after their last stream.
+// CloseIdleConnections closes connections with no stream in flight.
 func (p *h2Pool) CloseIdleConnections() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -213,7 +370,7 @@ func (p *h2Pool) CloseIdleConnections() {
 			if st.Closed {
 				continue
 			}
-			if st.StreamsActive == 0 && st.StreamsReserved == 0 && st.StreamsPending == 0 {
+			if st.Active == 0 {
 				c.cc.Close()
 				continue
 			}
@@ -231,12 +388,11 @@ func (p *h2Pool) CloseIdleConnections() {
 // closeAll retires every connection: idle ones now, busy ones after their
 // last stream.
 func (p *h2Pool) closeAll() {
-	p.CloseIdleConnections()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, list := range p.conns {
 		for _, c := range list {
-			c.cc.SetDoNotReuse()
+			c.cc.Retire()
 		}
 	}
 }

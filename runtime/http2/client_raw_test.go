@@ -1,0 +1,330 @@
+package http2
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// rawPeer is a scripted HTTP/2 server on a loopback socket: it reads the
+// client's preface, sends its SETTINGS, then runs script on the framer,
+// to send what a well-behaved server would not.
+type rawPeer struct {
+	ln   net.Listener
+	done chan error
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func startRawPeer(t testing.TB, settings []http2.Setting, script func(p *peerConn) error) *rawPeer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &rawPeer{ln: ln, done: make(chan error, 1)}
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			rp.done <- err
+			return
+		}
+		rp.mu.Lock()
+		rp.conn = c
+		rp.mu.Unlock()
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		var pre [len(clientPreface)]byte
+		if _, err := io.ReadFull(c, pre[:]); err != nil || string(pre[:]) != clientPreface {
+			rp.done <- errors.New("no client preface")
+			return
+		}
+		p := &peerConn{c: c, fr: http2.NewFramer(c, c)}
+		p.enc = hpack.NewEncoder(&p.buf)
+		p.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		if err := p.fr.WriteSettings(settings...); err != nil {
+			rp.done <- err
+			return
+		}
+		rp.done <- script(p)
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		rp.mu.Lock()
+		if rp.conn != nil {
+			rp.conn.Close()
+		}
+		rp.mu.Unlock()
+	})
+	return rp
+}
+
+func (rp *rawPeer) dial(t testing.TB) *ClientConn {
+	t.Helper()
+	c, err := net.Dial("tcp", rp.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := NewClientConn(c, ClientOptions{})
+	t.Cleanup(func() { cc.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cc.WaitSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return cc
+}
+
+// wait is the script's verdict.
+func (rp *rawPeer) wait(t testing.TB) {
+	t.Helper()
+	select {
+	case err := <-rp.done:
+		if err != nil {
+			t.Fatal("peer:", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("peer script did not end")
+	}
+}
+
+type peerConn struct {
+	c   net.Conn
+	fr  *http2.Framer
+	enc *hpack.Encoder
+	buf bytes.Buffer
+}
+
+// next reads the client's frames until one that is not SETTINGS or
+// WINDOW_UPDATE (those are acknowledged or skipped).
+func (p *peerConn) next() (http2.Frame, error) {
+	for {
+		f, err := p.fr.ReadFrame()
+		if err != nil {
+			return nil, err
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				p.fr.WriteSettingsAck()
+			}
+			continue
+		case *http2.WindowUpdateFrame:
+			continue
+		}
+		return f, nil
+	}
+}
+
+// request reads up to a request's HEADERS and returns its stream id.
+func (p *peerConn) request() (uint32, error) {
+	f, err := p.next()
+	if err != nil {
+		return 0, err
+	}
+	h, ok := f.(*http2.MetaHeadersFrame)
+	if !ok {
+		return 0, errors.New("expected HEADERS, got " + f.Header().Type.String())
+	}
+	return h.StreamID, nil
+}
+
+func (p *peerConn) headers(id uint32, end bool, fields ...string) error {
+	p.buf.Reset()
+	for i := 0; i+1 < len(fields); i += 2 {
+		p.enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	return p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: p.buf.Bytes(), EndHeaders: true, EndStream: end})
+}
+
+// TestClientServerResets: a server's RST_STREAM reaches the stream as an
+// http2.StreamError with the server's code, before or after the head;
+// REFUSED_STREAM is told apart (the pool retries it elsewhere); the
+// connection goes on serving.
+func TestClientServerResets(t *testing.T) {
+	rp := startRawPeer(t, nil, func(p *peerConn) error {
+		id, err := p.request()
+		if err != nil {
+			return err
+		}
+		p.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+		id, err = p.request()
+		if err != nil {
+			return err
+		}
+		p.headers(id, false, ":status", "200")
+		p.fr.WriteData(id, false, []byte("part"))
+		p.fr.WriteRSTStream(id, http2.ErrCodeInternal)
+		id, err = p.request()
+		if err != nil {
+			return err
+		}
+		p.headers(id, false, ":status", "204")
+		p.fr.WriteData(id, true, nil)
+		_, err = p.next() // the client's close
+		if err == io.EOF {
+			err = nil
+		}
+		return err
+	})
+	cc := rp.dial(t)
+	ctx := context.Background()
+	_, _, _, _, err := roundTrip(ctx, cc, reqHead("GET", "/"), nil, nil)
+	var se http2.StreamError
+	if !errors.As(err, &se) || se.Code != http2.ErrCodeRefusedStream {
+		t.Fatalf("refused stream: %v", err)
+	}
+	_, _, body, _, err := roundTrip(ctx, cc, reqHead("GET", "/"), nil, nil)
+	if !errors.As(err, &se) || se.Code != http2.ErrCodeInternal || string(body) != "part" {
+		t.Fatalf("reset mid-body: %q %v", body, err)
+	}
+	status, _, _, _, err := roundTrip(ctx, cc, reqHead("GET", "/"), nil, nil)
+	if err != nil || status != 204 {
+		t.Fatalf("after the resets: %d %v", status, err)
+	}
+	cc.Close()
+	rp.wait(t)
+}
+
+// TestClientCancelSendsReset: a canceled request's context resets its
+// stream with RST_STREAM CANCEL, and the owner's wait ends with the
+// context's error.
+func TestClientCancelSendsReset(t *testing.T) {
+	got := make(chan http2.ErrCode, 1)
+	rp := startRawPeer(t, nil, func(p *peerConn) error {
+		id, err := p.request()
+		if err != nil {
+			return err
+		}
+		f, err := p.next()
+		if err != nil {
+			return err
+		}
+		rst, ok := f.(*http2.RSTStreamFrame)
+		if !ok || rst.StreamID != id {
+			return errors.New("expected RST_STREAM, got " + f.Header().String())
+		}
+		got <- rst.ErrCode
+		return nil
+	})
+	cc := rp.dial(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	s, _, err := cc.Open(ctx, reqHead("GET", "/slow"), -1, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if err := s.AwaitHead(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("AwaitHead after cancel: %v", err)
+	}
+	rp.wait(t)
+	if code := <-got; code != http2.ErrCodeCancel {
+		t.Fatalf("reset code %v, want CANCEL", code)
+	}
+}
+
+// TestClientGoAwayMidFlight: a GOAWAY naming stream 1 as the last fails
+// stream 3 at once with a GoAwayError (never processed: safe to retry),
+// lets stream 1 finish, refuses new streams, and closes the connection
+// after stream 1.
+func TestClientGoAwayMidFlight(t *testing.T) {
+	rp := startRawPeer(t, nil, func(p *peerConn) error {
+		a, err := p.request()
+		if err != nil {
+			return err
+		}
+		if _, err := p.request(); err != nil {
+			return err
+		}
+		p.fr.WriteGoAway(a, http2.ErrCodeNo, nil)
+		time.Sleep(20 * time.Millisecond)
+		p.headers(a, false, ":status", "200")
+		p.fr.WriteData(a, true, []byte("one"))
+		for {
+			if _, err := p.next(); err != nil {
+				return nil // the client closed after stream 1
+			}
+		}
+	})
+	cc := rp.dial(t)
+	ctx := context.Background()
+	s1, _, err := cc.Open(ctx, reqHead("GET", "/1"), -1, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Release()
+	s3, _, err := cc.Open(ctx, reqHead("GET", "/3"), -1, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Release()
+	var ga http2.GoAwayError
+	if err := s3.AwaitHead(); !errors.As(err, &ga) || ga.LastStreamID != 1 {
+		t.Fatalf("stream 3: %v", err)
+	}
+	if _, _, err := cc.Open(ctx, reqHead("GET", "/5"), -1, nil, true); !errors.Is(err, ErrConnBusy) {
+		t.Fatalf("new stream after GOAWAY: %v", err)
+	}
+	if err := s1.AwaitHead(); err != nil {
+		t.Fatal(err)
+	}
+	if body, err := io.ReadAll(s1); err != nil || string(body) != "one" {
+		t.Fatalf("stream 1: %q %v", body, err)
+	}
+	select {
+	case <-cc.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection still open after its last stream")
+	}
+	rp.wait(t)
+}
+
+// TestClientServerCloses: a server that closes mid-body fails the read
+// with io.ErrUnexpectedEOF (what the pool classifies as a reset) after
+// the bytes that came, and every other stream with it.
+func TestClientServerCloses(t *testing.T) {
+	rp := startRawPeer(t, nil, func(p *peerConn) error {
+		a, err := p.request()
+		if err != nil {
+			return err
+		}
+		if _, err := p.request(); err != nil {
+			return err
+		}
+		p.headers(a, false, ":status", "200", "content-length", "100")
+		p.fr.WriteData(a, false, []byte("half"))
+		return p.c.Close()
+	})
+	cc := rp.dial(t)
+	ctx := context.Background()
+	s1, _, err := cc.Open(ctx, reqHead("GET", "/1"), -1, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Release()
+	s3, _, err := cc.Open(ctx, reqHead("GET", "/3"), -1, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Release()
+	if err := s1.AwaitHead(); err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(s1)
+	if string(body) != "half" || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("body %q, err %v", body, err)
+	}
+	if err := s3.AwaitHead(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("other stream: %v", err)
+	}
+	rp.wait(t)
+}
