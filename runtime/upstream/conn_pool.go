@@ -12,8 +12,8 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
-	"go.uber.org/zap"
 	"github.com/sluice-proxy/sluice/runtime/http2"
+	"go.uber.org/zap"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 )
