@@ -12,14 +12,14 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
-	"github.com/sluice-proxy/sluice/runtime/http2"
 	"go.uber.org/zap"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/http2"
 )
 
 // connPool is a cluster's connections for one protocol: h1Pool for http1,
-// h2Pool (over x/net's http2.ClientConn) for h2 and h2c, quic-go's
+// h2Pool (on runtime/http2's client codec) for h2 and h2c, quic-go's
 // http3.Transport for h3. Every connection is made through connLimiter, so
 // cx_active and max_connections count real sockets cluster-wide.
 type connPool interface {
