@@ -117,16 +117,37 @@ func (p *peerConn) next() (http2.Frame, error) {
 				p.fr.WriteSettingsAck()
 			}
 			continue
-		case *http2.WindowUpdateFrame:
+		case *http2.WindowUpdateFrame, *http2.PingFrame:
 			continue
 		}
 		return f, nil
 	}
 }
 
+// sync sends a PING and reads up to its ACK: the client has handled
+// every frame sent before it (it reads in order).
+func (p *peerConn) sync() error {
+	p.fr.WritePing(false, [8]byte{'s', 'y', 'n', 'c'})
+	for {
+		f, err := p.fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		if pf, ok := f.(*http2.PingFrame); ok && pf.IsAck() {
+			return nil
+		}
+	}
+}
+
 // request reads up to a request's HEADERS and returns its stream id.
 func (p *peerConn) request() (uint32, error) {
 	f, err := p.next()
+	for err == nil {
+		if _, ok := f.(*http2.RSTStreamFrame); !ok {
+			break
+		}
+		f, err = p.next()
+	}
 	if err != nil {
 		return 0, err
 	}
