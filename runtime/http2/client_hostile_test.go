@@ -234,54 +234,60 @@ func FuzzClientFrames(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 1, 5, 0, 0, 0, 1, 0xff})
 	f.Add([]byte{0, 0, 0, 9, 4, 0, 0, 0, 1})
 
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzOne(t, data) })
+}
+
+// fuzzOne is FuzzClientFrames on one input.
+func fuzzOne(t *testing.T, data []byte) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		f.Fatal(err)
+		t.Fatal(err)
 	}
 	defer ln.Close()
-	f.Fuzz(func(t *testing.T, data []byte) {
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			c, err := ln.Accept()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		var pre [len(clientPreface)]byte
+		if _, err := io.ReadFull(c, pre[:]); err != nil {
+			return
+		}
+		fr := http2.NewFramer(c, c)
+		fr.WriteSettings()
+		// Up to the request's HEADERS, then the bytes.
+		for {
+			f, err := fr.ReadFrame()
 			if err != nil {
 				return
 			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			var pre [len(clientPreface)]byte
-			if _, err := io.ReadFull(c, pre[:]); err != nil {
-				return
+			if _, ok := f.(*http2.HeadersFrame); ok {
+				break
 			}
-			http2.NewFramer(c, nil).WriteSettings()
-			// Let the request's HEADERS arrive, then the bytes.
-			buf := make([]byte, 4096)
-			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-			for {
-				if _, err := c.Read(buf); err != nil {
-					break
-				}
-			}
-			c.Write(data)
-			c.(*net.TCPConn).CloseWrite()
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			io.Copy(io.Discard, c)
-		}()
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
 		}
-		cc := NewClientConn(c, ClientOptions{})
-		defer cc.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		roundTrip(ctx, cc, reqHead("GET", "/"), nil, nil)
-		select {
-		case <-cc.Done():
-		case <-time.After(5 * time.Second):
-			t.Fatal("connection not closed after the server closed")
-		}
-		cc.Close()
-		<-served
-	})
+		c.Write(data)
+		c.(*net.TCPConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.Copy(io.Discard, c)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := NewClientConn(c, ClientOptions{})
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	roundTrip(ctx, cc, reqHead("GET", "/"), nil, nil)
+	select {
+	case <-cc.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection not closed after the server closed")
+	}
+	cc.Close()
+	<-served
 }
