@@ -39,7 +39,11 @@ type ClientStream struct {
 	sendWindow      int64
 	recvWindow      int64
 	recvUnacked     int64
-	stopCtx         func() bool
+
+	// The request's context: its end cancels the stream, seen by the
+	// owner's waits (no goroutine or callback per request).
+	ctx  context.Context
+	done <-chan struct{}
 }
 
 var clientStreamPool = sync.Pool{New: func() any { return &ClientStream{wake: make(chan struct{}, 1)} }}
@@ -75,8 +79,9 @@ func (s *ClientStream) abortLocked(err error) {
 // connection takes no stream now and nothing was sent; ErrInvalidHeader
 // that a field is unfit to send.
 //
-// ctx, when it can end, cancels the stream (RST_STREAM CANCEL) when it
-// does, until Release.
+// ctx, when it ends, cancels the stream (RST_STREAM CANCEL): AwaitHead
+// and Read return its error. A Write waiting for a window is woken by
+// the cancel those make (or by Release).
 func (cc *ClientConn) Open(ctx context.Context, h *stream.HeaderMap, contentLength int64, body []byte, end bool) (*ClientStream, []byte, error) {
 	for i := 0; i < h.Len(); i++ {
 		name, value := h.At(i)
@@ -129,9 +134,7 @@ func (cc *ClientConn) Open(ctx context.Context, h *stream.HeaderMap, contentLeng
 	}
 	cc.signalWriter()
 	cc.mu.Unlock()
-	if ctx.Done() != nil {
-		s.stopCtx = context.AfterFunc(ctx, func() { s.Cancel(context.Cause(ctx)) })
-	}
+	s.ctx, s.done = ctx, ctx.Done()
 	return s, body, nil
 }
 
@@ -222,7 +225,17 @@ func (s *ClientStream) AwaitHead() error {
 		if err != nil {
 			return err
 		}
-		<-s.wake
+		s.wait()
+	}
+}
+
+// wait blocks until the reader signals the stream or its context ends
+// (which cancels it).
+func (s *ClientStream) wait() {
+	select {
+	case <-s.wake:
+	case <-s.done:
+		s.Cancel(context.Cause(s.ctx))
 	}
 }
 
@@ -276,7 +289,7 @@ func (s *ClientStream) Read(p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
-		<-s.wake
+		s.wait()
 	}
 }
 
@@ -325,21 +338,7 @@ func (s *ClientStream) Done() bool {
 // Release ends the owner's use: a stream still open is canceled, and the
 // stream is reused by later requests. Nothing of it may be used after.
 func (s *ClientStream) Release() {
-	stopped := true
-	if s.stopCtx != nil {
-		stopped = s.stopCtx()
-	}
-	cc := s.cc
-	cc.mu.Lock()
-	if cc.streams[s.id] == s {
-		cc.resetLocked(s, http2.ErrCodeCancel, ErrStreamCanceled)
-	} else if unread := int64(len(s.buf) - s.off); unread > 0 {
-		cc.creditConnLocked(unread)
-	}
-	cc.mu.Unlock()
-	if !stopped {
-		return // the context's Cancel may still be running: not reused
-	}
+	s.end()
 	s.head.Reset()
 	s.trailers.Reset()
 	buf := s.buf[:0]
@@ -352,4 +351,23 @@ func (s *ClientStream) Release() {
 	}
 	*s = ClientStream{wake: s.wake, head: s.head, trailers: s.trailers, buf: buf}
 	clientStreamPool.Put(s)
+}
+
+// Abandon is Release for a stream another goroutine may still be using
+// (a Read that the cancel is waking): it is canceled and left to the
+// garbage collector instead of being reused.
+func (s *ClientStream) Abandon() { s.end() }
+
+// end cancels a stream still open and gives unread bytes back to the
+// connection's window.
+func (s *ClientStream) end() {
+	cc := s.cc
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.streams[s.id] == s {
+		cc.resetLocked(s, http2.ErrCodeCancel, ErrStreamCanceled)
+	} else if unread := int64(len(s.buf) - s.off); unread > 0 {
+		cc.creditConnLocked(unread)
+		s.buf, s.off = s.buf[:0], 0
+	}
 }

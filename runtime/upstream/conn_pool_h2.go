@@ -143,6 +143,10 @@ type h2Exchange struct {
 	refs     atomic.Int32 // owners of s: the response, the body writer
 	body     io.Reader
 	finished atomic.Bool
+	// abandoned: a ReadBody may still run on another goroutine when the
+	// response was closed, so neither the stream nor the exchange is
+	// reused.
+	abandoned atomic.Bool
 }
 
 var h2ExchangePool = sync.Pool{New: func() any {
@@ -188,9 +192,12 @@ func (x *h2Exchange) trailers() *stream.HeaderMap { return x.s.Trailers() }
 
 // finish ends the stream: one not over both ways is reset (the body
 // writer, if running, then fails and lets go).
-func (x *h2Exchange) finish(bool) {
+func (x *h2Exchange) finish(aborted bool) {
 	if !x.finished.CompareAndSwap(false, true) {
 		return
+	}
+	if aborted {
+		x.abandoned.Store(true)
 	}
 	if !x.s.Done() {
 		x.s.Cancel(nil)
@@ -212,6 +219,10 @@ func (x *h2Exchange) abort() {
 // unref drops one owner; the last releases the stream and the exchange.
 func (x *h2Exchange) unref() {
 	if x.refs.Add(-1) == 0 {
+		if x.abandoned.Load() {
+			x.s.Abandon()
+			return
+		}
 		x.s.Release()
 		x.free()
 	}

@@ -1,0 +1,330 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	xhttp2 "golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/http2"
+	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/stream"
+)
+
+// startScriptedH2 is an h2c server that answers every request's HEADERS
+// with answer, on every connection; it counts connections.
+func startScriptedH2(t *testing.T, answer func(fr *xhttp2.Framer, c net.Conn, id uint32)) (addr string, conns func() int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var open []net.Conn
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				pre := make([]byte, len(xhttp2.ClientPreface))
+				if _, err := io.ReadFull(c, pre); err != nil {
+					return
+				}
+				fr := xhttp2.NewFramer(c, c)
+				fr.WriteSettings()
+				for {
+					f, err := fr.ReadFrame()
+					if err != nil {
+						return
+					}
+					if h, ok := f.(*xhttp2.HeadersFrame); ok {
+						answer(fr, c, h.StreamID)
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return l.Addr().String(), func() int { mu.Lock(); defer mu.Unlock(); return len(open) }
+}
+
+func hpackBlock(fields ...string) []byte {
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	for i := 0; i+1 < len(fields); i += 2 {
+		enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	return buf.Bytes()
+}
+
+// TestH2FailuresClassified: what an HTTP/2 upstream does to a stream is
+// the Failure the retry policy and outlier detection see: REFUSED_STREAM
+// and a GOAWAY that leaves the stream unprocessed are refused_stream
+// (safe to retry elsewhere), another reset or a hang-up is reset.
+func TestH2FailuresClassified(t *testing.T) {
+	tests := []struct {
+		name   string
+		answer func(fr *xhttp2.Framer, c net.Conn, id uint32)
+		want   Failure
+	}{
+		{"refused stream", func(fr *xhttp2.Framer, c net.Conn, id uint32) {
+			fr.WriteRSTStream(id, xhttp2.ErrCodeRefusedStream)
+		}, RefusedStream},
+		{"goaway before the stream", func(fr *xhttp2.Framer, c net.Conn, id uint32) {
+			fr.WriteGoAway(id-1, xhttp2.ErrCodeNo, nil) // ids are odd: the one before this
+		}, RefusedStream},
+		{"internal error reset", func(fr *xhttp2.Framer, c net.Conn, id uint32) {
+			fr.WriteRSTStream(id, xhttp2.ErrCodeInternal)
+		}, Reset},
+		{"hang-up", func(fr *xhttp2.Framer, c net.Conn, id uint32) {
+			c.Close()
+		}, Reset},
+		{"malformed response", func(fr *xhttp2.Framer, c net.Conn, id uint32) {
+			fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: id, BlockFragment: hpackBlock("x-no-status", "1"), EndHeaders: true, EndStream: true})
+		}, Reset},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, _ := startScriptedH2(t, tt.answer)
+			m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{addr}})
+			_, err := send(t, m.Cluster("c"), &Request{Headers: headers("POST", "/", "x"), Body: []byte("payload")})
+			if f := Classify(err); f != tt.want {
+				t.Fatalf("err %v classified %v, want %v", err, f, tt.want)
+			}
+		})
+	}
+}
+
+// TestH2TrailersOnlyAndStreamedTrailers: a gRPC error as one HEADERS
+// frame with END_STREAM (trailers-only: grpc-status in the head) and a
+// response whose trailers follow an empty body both reach the caller,
+// through Send and through RoundTrip.
+func TestH2TrailersOnlyAndStreamedTrailers(t *testing.T) {
+	addr, _ := startScriptedH2(t, func(fr *xhttp2.Framer, c net.Conn, id uint32) {
+		if id == 1 || id == 5 {
+			fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: id, BlockFragment: hpackBlock(":status", "200", "content-type", "application/grpc", "grpc-status", "14"), EndHeaders: true, EndStream: true})
+			return
+		}
+		fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: id, BlockFragment: hpackBlock(":status", "200", "content-type", "application/grpc"), EndHeaders: true})
+		fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: id, BlockFragment: hpackBlock("grpc-status", "0", "grpc-message", "ok"), EndHeaders: true, EndStream: true})
+	})
+	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{addr}})
+	c := m.Cluster("c")
+	resp, err := send(t, c, &Request{Headers: headers("POST", "/svc/Method", "x", "content-type", "application/grpc", "te", "trailers"), Body: []byte{0, 0, 0, 0, 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if field(resp.Headers(), "grpc-status") != "14" || resp.BodyLength() != 0 {
+		t.Fatalf("trailers-only: head %v, body length %d", resp.Headers(), resp.BodyLength())
+	}
+	resp.Close()
+	resp, err = send(t, c, &Request{Headers: headers("POST", "/svc/Method", "x"), Body: []byte{0, 0, 0, 0, 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, err := readAllKeep(resp); err != nil || body != "" || field(resp.Trailers(), "grpc-status") != "0" {
+		t.Fatalf("trailers after an empty body: %q %v %v", body, err, resp.Trailers())
+	}
+	resp.Close()
+
+	for _, want := range []string{"14", "0"} {
+		req, _ := http.NewRequest("POST", "http://x/svc/Method", bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+		hr, err := c.RoundTrip(req, Pick{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, hr.Body)
+		hr.Body.Close()
+		if got := hr.Header.Get("Grpc-Status") + hr.Trailer.Get("Grpc-Status"); got != want {
+			t.Fatalf("RoundTrip: grpc-status %q, want %q", got, want)
+		}
+	}
+}
+
+func readAllKeep(r Response) (string, error) {
+	var out []byte
+	buf := make([]byte, 64)
+	for {
+		n, err := r.ReadBody(buf)
+		out = append(out, buf[:n]...)
+		if err == io.EOF {
+			return string(out), nil
+		}
+		if err != nil {
+			return string(out), err
+		}
+	}
+}
+
+// TestH2ClosedResponseWhileReading: Close from another goroutine while a
+// ReadBody waits ends that read, and later requests on the connection are
+// unaffected (the abandoned stream is not reused under the reader).
+func TestH2ClosedResponseWhileReading(t *testing.T) {
+	addr, _ := startScriptedH2(t, func(fr *xhttp2.Framer, c net.Conn, id uint32) {
+		fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: id, BlockFragment: hpackBlock(":status", "200"), EndHeaders: true})
+		if id > 1 {
+			fr.WriteData(id, true, []byte("second"))
+		}
+	})
+	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{addr}})
+	c := m.Cluster("c")
+	resp, err := send(t, c, &Request{Headers: headers("GET", "/", "x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := resp.ReadBody(make([]byte, 10))
+		got <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	resp.Close()
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Fatal("read on a closed response succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end the read")
+	}
+	resp, err = send(t, c, &Request{Headers: headers("GET", "/", "x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, err := readAll(t, resp); err != nil || body != "second" {
+		t.Fatalf("next request: %q %v", body, err)
+	}
+}
+
+// BenchmarkClientH2C is one h2c request through Cluster.Send and back,
+// on a warm connection to our own HTTP/2 server; allocations count both
+// sides (the server's are about 2 a request).
+func BenchmarkClientH2C(b *testing.B) {
+	addr := startCodecServer(b)
+	m, err := NewManager([]config.Cluster{{Name: "c", Protocol: "h2c", Endpoints: []string{addr}}}, stats.NewRegistry(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	c := m.Cluster("c")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := &Request{Headers: headers("GET", "/", "upstream.test", "user-agent", "bench", "x-request-id", "0123456789")}
+	buf := make([]byte, 512)
+	if err := sendOnce(ctx, c, req, buf); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("cluster_send", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := sendOnce(ctx, c, req, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestH2SendAllocs pins Send's allocations on a warm h2c connection (both
+// sides: our server's are part of the count).
+func TestH2SendAllocs(t *testing.T) {
+	addr := startCodecServer(t)
+	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{addr}})
+	c := m.Cluster("c")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := &Request{Headers: headers("GET", "/", "upstream.test", "user-agent", "bench", "x-request-id", "0123456789")}
+	buf := make([]byte, 512)
+	for range 10 {
+		if err := sendOnce(ctx, c, req, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	allocs := testing.AllocsPerRun(200, func() {
+		if e := sendOnce(ctx, c, req, buf); e != nil {
+			err = e
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allocs > 6 {
+		t.Errorf("%v allocations per h2c request, client and server, want at most 6", allocs)
+	}
+	t.Logf("%v allocations per h2c request, client and server", allocs)
+}
+
+var codecOK = func() *stream.HeaderMap {
+	var h stream.HeaderMap
+	h.Add(stream.Status, "200")
+	h.Add("content-type", "text/plain")
+	return &h
+}()
+
+type okStreamHandler struct{}
+
+func (okStreamHandler) ServeStream(s stream.ServerStream) {
+	if s.WriteHeaders(codecOK, false) == nil {
+		s.WriteBody([]byte("hello"), true)
+	}
+}
+
+// startCodecServer is runtime/http2's server (h2c) answering "hello".
+func startCodecServer(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http2.Server{}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				srv.ServeConn(c, okStreamHandler{})
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		srv.Shutdown(ctx)
+		cancel()
+		wg.Wait()
+	})
+	return l.Addr().String()
+}
