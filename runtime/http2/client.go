@@ -417,8 +417,9 @@ func (cc *ClientConn) processFrame(f http2.Frame) error {
 			if f.ErrCode == http2.ErrCodeNo && s.recvEnded {
 				// The response is whole; the server only wants no more
 				// of the request (RFC 9113 8.1).
-				s.sendEnded = true
-				cc.endLocked(s)
+				s.sendStopped = true
+				cc.removeLocked(s)
+				cc.cond.Broadcast()
 			} else {
 				cc.resetLocked(s, 0, http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode})
 			}

@@ -349,3 +349,56 @@ func TestClientServerCloses(t *testing.T) {
 	}
 	rp.wait(t)
 }
+
+// TestClientEarlyResponse: a server that answers before reading the
+// request body (a 413) and resets the stream with NO_ERROR gets no more
+// of it: the blocked Write ends without an error, the response reads
+// whole (RFC 9113 8.1).
+func TestClientEarlyResponse(t *testing.T) {
+	rp := startRawPeer(t, nil, func(p *peerConn) error {
+		id, err := p.request()
+		if err != nil {
+			return err
+		}
+		p.headers(id, false, ":status", "413")
+		p.fr.WriteData(id, true, []byte("too big"))
+		p.fr.WriteRSTStream(id, http2.ErrCodeNo)
+		for {
+			if _, err := p.next(); err != nil {
+				return nil
+			}
+		}
+	})
+	cc := rp.dial(t)
+	s, _, err := cc.Open(context.Background(), reqHead("POST", "/upload"), -1, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	wrote := make(chan error, 1)
+	go func() {
+		// Far past the server's 64 KiB window: only the reset ends it.
+		_, err := s.Write(make([]byte, 4<<20))
+		if err == nil {
+			err = s.CloseSend(nil)
+		}
+		wrote <- err
+	}()
+	if err := s.AwaitHead(); err != nil || s.Status() != 413 {
+		t.Fatalf("head: %d %v", s.Status(), err)
+	}
+	if body, err := io.ReadAll(s); err != nil || string(body) != "too big" {
+		t.Fatalf("body %q %v", body, err)
+	}
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatalf("Write after the server's NO_ERROR reset: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write still blocked after the server's reset")
+	}
+	if !s.Done() {
+		t.Fatal("stream not done")
+	}
+}

@@ -35,6 +35,7 @@ type ClientStream struct {
 	received        int64
 	recvEnded       bool
 	sendEnded       bool
+	sendStopped     bool // the peer wants no more of the request
 	err             error
 	sendWindow      int64
 	recvWindow      int64
@@ -147,7 +148,8 @@ func (s *ClientStream) sendableLocked(want int) int {
 // Write sends body bytes, waiting for the windows (and for the writer
 // when much is queued). It fails once the stream was reset or the
 // connection lost, and stops quietly (all of p "written") once the
-// response has ended: the server wants no more (RFC 9113 8.1).
+// server, its response complete, reset the stream with NO_ERROR: it
+// wants no more of the request (RFC 9113 8.1).
 func (s *ClientStream) Write(p []byte) (int, error) {
 	cc := s.cc
 	cc.mu.Lock()
@@ -157,11 +159,11 @@ func (s *ClientStream) Write(p []byte) (int, error) {
 		if s.err != nil {
 			return total - len(p), s.err
 		}
+		if s.sendStopped {
+			return total, nil
+		}
 		if s.sendEnded {
 			return total - len(p), errSendEnded
-		}
-		if s.recvEnded && cc.streams[s.id] != s {
-			return total, nil
 		}
 		n := s.sendableLocked(len(p))
 		if n == 0 || len(cc.pending) >= maxPending {
@@ -184,10 +186,7 @@ func (s *ClientStream) CloseSend(trailers *stream.HeaderMap) error {
 	if s.err != nil {
 		return s.err
 	}
-	if s.sendEnded {
-		return nil
-	}
-	if s.recvEnded && cc.streams[s.id] != s {
+	if s.sendEnded || s.sendStopped {
 		return nil
 	}
 	if trailers != nil && trailers.Len() > 0 {
@@ -332,7 +331,7 @@ func (s *ClientStream) Cancel(err error) {
 func (s *ClientStream) Done() bool {
 	s.cc.mu.Lock()
 	defer s.cc.mu.Unlock()
-	return s.err == nil && s.recvEnded && s.sendEnded && s.off == len(s.buf)
+	return s.err == nil && s.recvEnded && (s.sendEnded || s.sendStopped) && s.off == len(s.buf)
 }
 
 // Release ends the owner's use: a stream still open is canceled, and the

@@ -129,6 +129,7 @@ func (p *h2Pool) open(ctx context.Context, req *Request, addr string, x *h2Excha
 		x.refs.Store(1)
 		if len(rest) > 0 || !end {
 			x.refs.Store(2)
+			x.req = req
 			go x.writeBody(req, rest)
 		}
 		return s, n == 1, nil
@@ -141,7 +142,8 @@ type h2Exchange struct {
 	p        *h2Pool
 	s        *http2.ClientStream
 	refs     atomic.Int32 // owners of s: the response, the body writer
-	body     io.Reader
+	req      *Request     // while its body is being written
+	bodyDone atomic.Bool
 	finished atomic.Bool
 	// abandoned: a ReadBody may still run on another goroutine when the
 	// response was closed, so neither the stream nor the exchange is
@@ -166,7 +168,7 @@ func (x *h2Exchange) writeBody(req *Request, rest []byte) {
 		bp := h2CopyBufs.Get().(*[]byte)
 		_, err = io.CopyBuffer(streamWriter{s}, onlyReader{req.BodyStream}, *bp)
 		h2CopyBufs.Put(bp)
-		req.closeStream()
+		x.closeBody()
 	}
 	if err == nil {
 		s.CloseSend(req.Trailers)
@@ -186,6 +188,13 @@ func (w streamWriter) Write(p []byte) (int, error) { return w.s.Write(p) }
 // onlyReader hides WriteTo, so CopyBuffer uses our buffer.
 type onlyReader struct{ io.Reader }
 
+// closeBody closes a streamed request body once.
+func (x *h2Exchange) closeBody() {
+	if x.bodyDone.CompareAndSwap(false, true) {
+		x.req.closeStream()
+	}
+}
+
 func (x *h2Exchange) readBody(p []byte) (int, error) { return x.s.Read(p) }
 
 func (x *h2Exchange) trailers() *stream.HeaderMap { return x.s.Trailers() }
@@ -198,6 +207,11 @@ func (x *h2Exchange) finish(aborted bool) {
 	}
 	if aborted {
 		x.abandoned.Store(true)
+	}
+	if x.req != nil {
+		// A body read still blocked (a slow client, an upstream that
+		// answered early) ends with the request.
+		x.closeBody()
 	}
 	if !x.s.Done() {
 		x.s.Cancel(nil)
@@ -213,6 +227,9 @@ func (x *h2Exchange) upgrade() (io.ReadWriteCloser, error) {
 // abort ends a try that got no response head.
 func (x *h2Exchange) abort() {
 	x.s.Cancel(nil)
+	if x.req != nil {
+		x.closeBody()
+	}
 	x.unref()
 }
 
@@ -231,7 +248,8 @@ func (x *h2Exchange) unref() {
 func (x *h2Exchange) free() {
 	x.st.gen.Add(1) // handles to the old exchange are dead
 	x.st.headers, x.st.status, x.st.bodyLen = nil, 0, 0
-	x.p, x.s, x.body = nil, nil, nil
+	x.p, x.s, x.req = nil, nil, nil
+	x.bodyDone.Store(false)
 	x.finished.Store(false)
 	h2ExchangePool.Put(x)
 }

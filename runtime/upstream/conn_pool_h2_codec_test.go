@@ -328,3 +328,39 @@ func startCodecServer(t testing.TB) string {
 	})
 	return l.Addr().String()
 }
+
+// TestH2EarlyAnswerClosesBlockedBody: an upstream that answers before the
+// request body ends (the client has not sent it all) leaves a body read
+// blocked; closing the response closes the body, so the writer goroutine
+// ends with the request.
+func TestH2EarlyAnswerClosesBlockedBody(t *testing.T) {
+	addr, _ := startScriptedH2(t, func(fr *xhttp2.Framer, c net.Conn, id uint32) {
+		fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: id, BlockFragment: hpackBlock(":status", "413"), EndHeaders: true, EndStream: true})
+	})
+	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{addr}})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	resp, err := send(t, m.Cluster("c"), &Request{Headers: headers("POST", "/", "x"), BodyStream: pr, BodyLength: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status() != 413 {
+		t.Fatalf("status %d", resp.Status())
+	}
+	resp.Close()
+	// The writer's read of the pipe fails once the body is closed, so a
+	// write on the other end does too.
+	done := make(chan error, 1)
+	go func() {
+		_, err := pw.Write([]byte("more"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the request body was read after the response closed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("request body not closed with the response")
+	}
+}
