@@ -78,6 +78,15 @@ var (
 // drives the streams; one writer goroutine hands every frame queued since
 // its last write to the kernel in one Write, as the server side does.
 // Streams are opened with Open and used from the caller's goroutines.
+//
+// What the peer does to streams reaches their owners as errors a pool can
+// classify: RST_STREAM as an http2.StreamError with the peer's code
+// (REFUSED_STREAM: never processed); a GOAWAY fails the streams above its
+// last stream id with an http2.GoAwayError (never processed) and lets the
+// others finish, after which the connection closes; a lost connection or
+// a connection error (sent as GOAWAY with its RFC 9113 code) wraps
+// io.ErrUnexpectedEOF. A malformed response resets its stream with
+// PROTOCOL_ERROR; the connection serves on.
 type ClientConn struct {
 	conn net.Conn
 	opts ClientOptions

@@ -18,11 +18,11 @@ import (
 // Two adapters between the stream model and net/http, until every
 // protocol has a codec of its own and the proxy speaks only the model:
 //
-//   - httpSender gives the net/http-based pools (h2 and h2c on x/net, h3 on
-//     quic-go) the Send path: a Request becomes an *http.Request.
-//   - h1Pool.RoundTrip gives the old RoundTrip(*http.Request) path the
-//     HTTP/1.1 codec: an *http.Request becomes a Request, so there is one
-//     HTTP/1.1 client.
+//   - httpSender gives the net/http-based pool (h3 on quic-go) the Send
+//     path: a Request becomes an *http.Request.
+//   - h1Pool.RoundTrip (and h2Pool's, in conn_pool_h2.go) give the old
+//     RoundTrip(*http.Request) path the codecs: an *http.Request becomes a
+//     Request, so there is one client per protocol.
 
 // httpSender sends Requests through a net/http round tripper.
 type httpSender struct {
