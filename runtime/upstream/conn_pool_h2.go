@@ -327,11 +327,12 @@ func (p *h2Pool) get(ctx context.Context, addr string) (*h2Conn, error) {
 			if d.err != nil {
 				return nil, d.err
 			}
-			if d.c.cc.State().Closed {
-				// A peer that accepts and hangs up at once would keep us
+			if st := d.c.cc.State(); st.Closed || st.Draining || st.Full {
+				// A peer that accepts and hangs up at once, or allows no
+				// stream at all (MAX_CONCURRENT_STREAMS 0), would keep us
 				// dialing forever.
 				if dead++; dead >= 3 {
-					return nil, &dialError{err: fmt.Errorf("http2: %s closed %d new connections in a row: %w", addr, dead, io.ErrUnexpectedEOF)}
+					return nil, &dialError{err: fmt.Errorf("http2: %s closed or took no stream on %d new connections in a row: %w", addr, dead, io.ErrUnexpectedEOF)}
 				}
 			}
 		case <-ctx.Done():

@@ -364,3 +364,50 @@ func TestH2EarlyAnswerClosesBlockedBody(t *testing.T) {
 		t.Fatal("request body not closed with the response")
 	}
 }
+
+// TestH2PeerAllowsNoStreams: a peer whose SETTINGS allow no stream at all
+// fails the request after a few connections instead of being dialed
+// without end.
+func TestH2PeerAllowsNoStreams(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			xhttp2.NewFramer(c, nil).WriteSettings(xhttp2.Setting{ID: xhttp2.SettingMaxConcurrentStreams, Val: 0})
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{l.Addr().String()}})
+	_, err = send(t, m.Cluster("c"), &Request{Headers: headers("GET", "/", "x")})
+	if err == nil || Classify(err) == Timeout {
+		t.Fatalf("err %v (%v), want a prompt failure", err, Classify(err))
+	}
+	mu.Lock()
+	n := len(conns)
+	mu.Unlock()
+	if n > 5 {
+		t.Fatalf("%d connections dialed", n)
+	}
+}
