@@ -258,13 +258,7 @@ func (x *h2Exchange) free() {
 // Requests (as h1Pool's): req becomes a Request, the Response an
 // *http.Response whose body ends the stream at its end or on Close.
 func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := requestFromHTTP(req)
-	st, err := p.send(req.Context(), r, req.URL.Host)
-	if r.BodyStream == nil {
-		r.Headers.Reset()
-		*r = Request{Headers: r.Headers}
-		requestPool.Put(r)
-	}
+	st, err := sendHTTP(p, req)
 	if err != nil {
 		return nil, err
 	}

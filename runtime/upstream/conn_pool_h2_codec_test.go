@@ -19,9 +19,10 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
-// startScriptedH2 is an h2c server that answers every request's HEADERS
-// with answer, on every connection; it counts connections.
-func startScriptedH2(t *testing.T, answer func(fr *xhttp2.Framer, c net.Conn, id uint32)) (addr string, conns func() int) {
+// startScriptedH2 is an h2c server that sends settings, answers every
+// request's HEADERS with answer (nil: none) on every connection, and
+// acknowledges SETTINGS and PINGs; conns counts the connections.
+func startScriptedH2(t *testing.T, answer func(fr *xhttp2.Framer, c net.Conn, id uint32), settings ...xhttp2.Setting) (addr string, conns func() int) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -50,14 +51,25 @@ func startScriptedH2(t *testing.T, answer func(fr *xhttp2.Framer, c net.Conn, id
 					return
 				}
 				fr := xhttp2.NewFramer(c, c)
-				fr.WriteSettings()
+				fr.WriteSettings(settings...)
 				for {
 					f, err := fr.ReadFrame()
 					if err != nil {
 						return
 					}
-					if h, ok := f.(*xhttp2.HeadersFrame); ok {
-						answer(fr, c, h.StreamID)
+					switch f := f.(type) {
+					case *xhttp2.SettingsFrame:
+						if !f.IsAck() {
+							fr.WriteSettingsAck()
+						}
+					case *xhttp2.PingFrame:
+						if !f.IsAck() {
+							fr.WritePing(true, f.Data)
+						}
+					case *xhttp2.HeadersFrame:
+						if answer != nil {
+							answer(fr, c, f.StreamID)
+						}
 					}
 				}
 			}()
@@ -84,25 +96,15 @@ func hpackBlock(fields ...string) []byte {
 	return buf.Bytes()
 }
 
-// TestH2FailuresClassified: what an HTTP/2 upstream does to a stream is
-// the Failure the retry policy and outlier detection see: REFUSED_STREAM
-// and a GOAWAY that leaves the stream unprocessed are refused_stream
-// (safe to retry elsewhere), another reset or a hang-up is reset.
+// TestH2FailuresClassified: an HTTP/2 upstream that hangs up on a stream
+// or answers it with a malformed head is a reset for the retry policy and
+// outlier detection (RST_STREAM codes and GOAWAY: TestClassifyH2StreamErrors).
 func TestH2FailuresClassified(t *testing.T) {
 	tests := []struct {
 		name   string
 		answer func(fr *xhttp2.Framer, c net.Conn, id uint32)
 		want   Failure
 	}{
-		{"refused stream", func(fr *xhttp2.Framer, c net.Conn, id uint32) {
-			fr.WriteRSTStream(id, xhttp2.ErrCodeRefusedStream)
-		}, RefusedStream},
-		{"goaway before the stream", func(fr *xhttp2.Framer, c net.Conn, id uint32) {
-			fr.WriteGoAway(id-1, xhttp2.ErrCodeNo, nil) // ids are odd: the one before this
-		}, RefusedStream},
-		{"internal error reset", func(fr *xhttp2.Framer, c net.Conn, id uint32) {
-			fr.WriteRSTStream(id, xhttp2.ErrCodeInternal)
-		}, Reset},
 		{"hang-up", func(fr *xhttp2.Framer, c net.Conn, id uint32) {
 			c.Close()
 		}, Reset},
@@ -256,25 +258,7 @@ func BenchmarkClientH2C(b *testing.B) {
 func TestH2SendAllocs(t *testing.T) {
 	addr := startCodecServer(t)
 	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{addr}})
-	c := m.Cluster("c")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req := &Request{Headers: headers("GET", "/", "upstream.test", "user-agent", "bench", "x-request-id", "0123456789")}
-	buf := make([]byte, 512)
-	for range 10 {
-		if err := sendOnce(ctx, c, req, buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var err error
-	allocs := testing.AllocsPerRun(200, func() {
-		if e := sendOnce(ctx, c, req, buf); e != nil {
-			err = e
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	allocs := sendAllocs(t, m.Cluster("c"))
 	if allocs > 6 {
 		t.Errorf("%v allocations per h2c request, client and server, want at most 6", allocs)
 	}
@@ -369,45 +353,13 @@ func TestH2EarlyAnswerClosesBlockedBody(t *testing.T) {
 // fails the request after a few connections instead of being dialed
 // without end.
 func TestH2PeerAllowsNoStreams(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			xhttp2.NewFramer(c, nil).WriteSettings(xhttp2.Setting{ID: xhttp2.SettingMaxConcurrentStreams, Val: 0})
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{l.Addr().String()}})
-	_, err = send(t, m.Cluster("c"), &Request{Headers: headers("GET", "/", "x")})
+	addr, conns := startScriptedH2(t, nil, xhttp2.Setting{ID: xhttp2.SettingMaxConcurrentStreams, Val: 0})
+	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{addr}})
+	_, err := send(t, m.Cluster("c"), &Request{Headers: headers("GET", "/", "x")})
 	if err == nil || Classify(err) == Timeout {
 		t.Fatalf("err %v (%v), want a prompt failure", err, Classify(err))
 	}
-	mu.Lock()
-	n := len(conns)
-	mu.Unlock()
-	if n > 5 {
+	if n := conns(); n > 5 {
 		t.Fatalf("%d connections dialed", n)
 	}
 }

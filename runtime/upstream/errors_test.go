@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 )
@@ -139,71 +138,14 @@ func TestClassifyTimeout(t *testing.T) {
 // rawH2Server speaks just enough HTTP/2 (prior knowledge) to answer every
 // request stream with RST_STREAM code, or with GOAWAY when goAway is set.
 func rawH2Server(t *testing.T, code http2.ErrCode, goAway bool) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
+	addr, _ := startScriptedH2(t, func(fr *http2.Framer, c net.Conn, id uint32) {
+		if goAway {
+			fr.WriteGoAway(0, code, nil)
+		} else {
+			fr.WriteRSTStream(id, code)
 		}
-		mu.Unlock()
-		wg.Wait()
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				preface := make([]byte, len(http2.ClientPreface))
-				if _, err := io.ReadFull(c, preface); err != nil {
-					return
-				}
-				fr := http2.NewFramer(c, c)
-				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-				fr.WriteSettings()
-				for {
-					f, err := fr.ReadFrame()
-					if err != nil {
-						return
-					}
-					switch f := f.(type) {
-					case *http2.SettingsFrame:
-						if !f.IsAck() {
-							fr.WriteSettingsAck()
-						}
-					case *http2.PingFrame:
-						if !f.IsAck() {
-							fr.WritePing(true, f.Data)
-						}
-					case *http2.MetaHeadersFrame:
-						if goAway {
-							fr.WriteGoAway(0, code, nil)
-						} else {
-							fr.WriteRSTStream(f.StreamID, code)
-						}
-					}
-				}
-			}()
-		}
-	}()
-	return l.Addr().String()
+	return addr
 }
 
 func TestClassifyH2StreamErrors(t *testing.T) {

@@ -183,19 +183,25 @@ func (x *httpExchange) upgrade() (io.ReadWriteCloser, error) {
 // Response an *http.Response whose body gives the connection back at its
 // end (or on Close). Like an http.RoundTripper it closes req.Body.
 func (p *h1Pool) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := requestFromHTTP(req)
-	st, err := p.send(req.Context(), r, req.URL.Host)
-	if r.BodyStream == nil {
-		// Nothing reads it any more (a streamed body's writer reads its
-		// trailers after the body).
-		r.Headers.Reset()
-		*r = Request{Headers: r.Headers}
-		requestPool.Put(r)
-	}
+	st, err := sendHTTP(p, req)
 	if err != nil {
 		return nil, err
 	}
 	return responseToHTTP(st, req)
+}
+
+// sendHTTP sends req through a codec's pool as a Request, taken from
+// requestPool and given back once nothing reads it any more (a streamed
+// body's writer reads its trailers after the body, so that one is not).
+func sendHTTP(p streamPool, req *http.Request) (*responseState, error) {
+	r := requestFromHTTP(req)
+	st, err := p.send(req.Context(), r, req.URL.Host)
+	if r.BodyStream == nil {
+		r.Headers.Reset()
+		*r = Request{Headers: r.Headers}
+		requestPool.Put(r)
+	}
+	return st, err
 }
 
 // requestPool keeps RoundTrip's Requests and their header maps.
