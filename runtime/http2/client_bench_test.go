@@ -140,6 +140,9 @@ func BenchmarkClientRequest(b *testing.B) {
 // warm connection (HPACK strings come from the connection's table of
 // recent ones, streams and their header maps are reused).
 func TestClientRequestAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
 	cc := dialResponder(t)
 	req := newRequestFixture()
 	for range 10 {
