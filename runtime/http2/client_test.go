@@ -277,3 +277,35 @@ func TestClientConcurrentStreamsPastLimit(t *testing.T) {
 		t.Fatalf("server saw %d streams at once, its limit is 5", peak)
 	}
 }
+
+// TestClientConcurrentBigBodies: 8 streams at once each echo 1 MiB on one
+// connection, so the connection windows both ways (ours 1 MiB, the
+// server's) are shared and exhausted many times; every body comes back
+// whole and unmixed.
+func TestClientConcurrentBigBodies(t *testing.T) {
+	xs := startXServer(t, false, 0, echoHandler)
+	cc := xs.dial(t, ClientOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := bytes.Repeat([]byte{byte('a' + i)}, 1<<20)
+			_, _, got, _, err := roundTrip(ctx, cc, reqHead("POST", "/"), body, nil)
+			if err == nil && !bytes.Equal(got, body) {
+				err = fmt.Errorf("stream %d: %d bytes back, not its own", i, len(got))
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
