@@ -402,3 +402,50 @@ func TestClientEarlyResponse(t *testing.T) {
 		t.Fatal("stream not done")
 	}
 }
+
+// TestClientPingsSilentPeer: a peer that goes silent (reads, never
+// answers) gets a PING after ReadIdleTimeout and the connection closes
+// when PingTimeout passes without the answer; its streams fail.
+func TestClientPingsSilentPeer(t *testing.T) {
+	pinged := make(chan struct{})
+	rp := startRawPeer(t, nil, func(p *peerConn) error {
+		for {
+			f, err := p.fr.ReadFrame()
+			if err != nil {
+				return nil
+			}
+			if pf, ok := f.(*http2.PingFrame); ok && !pf.IsAck() {
+				select {
+				case <-pinged:
+				default:
+					close(pinged)
+				}
+			}
+		}
+	})
+	c, err := net.Dial("tcp", rp.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := NewClientConn(c, ClientOptions{ReadIdleTimeout: 20 * time.Millisecond, PingTimeout: 20 * time.Millisecond})
+	defer cc.Close()
+	s, _, err := cc.Open(context.Background(), reqHead("GET", "/"), -1, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	select {
+	case <-cc.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection to a silent peer still open")
+	}
+	if err := s.AwaitHead(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("stream on the dead connection: %v", err)
+	}
+	rp.wait(t) // the peer has read all up to the close
+	select {
+	case <-pinged:
+	default:
+		t.Fatal("no PING before the close")
+	}
+}

@@ -48,18 +48,21 @@ func (cc *ClientConn) writeLoop() {
 func (cc *ClientConn) encodeRequestLocked(h *stream.HeaderMap, contentLength int64) {
 	cc.hbuf.Reset()
 	method, _ := h.Get(stream.Method)
+	connect := string(method) == "CONNECT" // :authority only (RFC 9113 8.5)
 	cc.henc.WriteField(hpack.HeaderField{Name: stream.Method, Value: cc.str(method)})
-	if scheme, ok := h.Get(stream.Scheme); ok {
-		cc.henc.WriteField(hpack.HeaderField{Name: stream.Scheme, Value: cc.str(scheme)})
-	} else {
-		cc.henc.WriteField(hpack.HeaderField{Name: stream.Scheme, Value: cc.opts.Scheme})
+	if !connect {
+		scheme := cc.opts.Scheme
+		if v, ok := h.Get(stream.Scheme); ok {
+			scheme = cc.str(v)
+		}
+		cc.henc.WriteField(hpack.HeaderField{Name: stream.Scheme, Value: scheme})
 	}
 	authority, ok := h.Get(stream.Authority)
 	if !ok {
 		authority, _ = h.Get("host")
 	}
 	cc.henc.WriteField(hpack.HeaderField{Name: stream.Authority, Value: cc.str(authority)})
-	if string(method) != "CONNECT" {
+	if !connect {
 		path, _ := h.Get(stream.Path)
 		if len(path) == 0 {
 			path = []byte("/")
