@@ -449,3 +449,57 @@ func TestClientPingsSilentPeer(t *testing.T) {
 		t.Fatal("no PING before the close")
 	}
 }
+
+// TestClientDeadlineDuringSteadyBody: a response body that keeps coming
+// ends with the request's deadline (and a RST_STREAM CANCEL), however
+// busy the stream is.
+func TestClientDeadlineDuringSteadyBody(t *testing.T) {
+	rp := startRawPeer(t, nil, func(p *peerConn) error {
+		id, err := p.request()
+		if err != nil {
+			return err
+		}
+		p.headers(id, false, ":status", "200")
+		// 200 KiB: within the stream's window, so only the deadline can
+		// end the response early.
+		chunk := make([]byte, 1024)
+		for range 200 {
+			if err := p.fr.WriteData(id, false, chunk); err != nil {
+				return nil
+			}
+			time.Sleep(time.Millisecond)
+		}
+		for {
+			if _, err := p.next(); err != nil {
+				return nil
+			}
+		}
+	})
+	cc := rp.dial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	s, _, err := cc.Open(ctx, reqHead("GET", "/stream"), -1, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	if err := s.AwaitHead(); err != nil {
+		t.Fatal(err)
+	}
+	// Slower than the peer, so data is always waiting; bounded, so a
+	// read that never ends fails the test rather than hangs it.
+	buf := make([]byte, 64)
+	var rerr error
+	for i := 0; rerr == nil; i++ {
+		if i == 3000 {
+			t.Fatal("reads went on past the deadline")
+		}
+		_, rerr = s.Read(buf)
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(rerr, context.DeadlineExceeded) {
+		t.Fatalf("read ended with %v, want the deadline", rerr)
+	}
+	cc.Close()
+	rp.wait(t)
+}

@@ -95,7 +95,13 @@ func (cc *ClientConn) Open(ctx context.Context, h *stream.HeaderMap, contentLeng
 	}
 	method, _ := h.Get(stream.Method)
 	cc.mu.Lock()
-	if cc.closed || cc.draining || uint32(len(cc.streams)) >= cc.peerMaxStream || cc.nextID > maxWindow {
+	if cc.nextID > maxWindow && !cc.draining {
+		// Stream ids are spent (2^30 requests): the connection takes no
+		// more and closes after its last stream.
+		cc.draining = true
+		cc.maybeCloseLocked()
+	}
+	if cc.closed || cc.draining || uint32(len(cc.streams)) >= cc.peerMaxStream {
 		cc.mu.Unlock()
 		return nil, body, ErrConnBusy
 	}
@@ -261,6 +267,13 @@ func (s *ClientStream) Trailers() *stream.HeaderMap {
 // then there), the stream's error after a reset or a lost connection.
 func (s *ClientStream) Read(p []byte) (int, error) {
 	cc := s.cc
+	select {
+	case <-s.done:
+		// A body that keeps coming must not outlive the request's
+		// deadline either.
+		s.Cancel(context.Cause(s.ctx))
+	default:
+	}
 	for {
 		cc.mu.Lock()
 		if s.off < len(s.buf) {
