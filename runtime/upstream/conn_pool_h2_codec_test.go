@@ -227,7 +227,8 @@ func TestH2ClosedResponseWhileReading(t *testing.T) {
 
 // BenchmarkClientH2C is one h2c request through Cluster.Send and back,
 // on a warm connection to our own HTTP/2 server; allocations count both
-// sides (the server's are about 2 a request).
+// sides (3 a request: the client's is the HEADERS frame x/net's Framer
+// parses, the server's that and its stream).
 func BenchmarkClientH2C(b *testing.B) {
 	addr := startCodecServer(b)
 	m, err := NewManager([]config.Cluster{{Name: "c", Protocol: "h2c", Endpoints: []string{addr}}}, stats.NewRegistry(), nil)
@@ -262,8 +263,8 @@ func TestH2SendAllocs(t *testing.T) {
 	addr := startCodecServer(t)
 	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{addr}})
 	allocs := sendAllocs(t, m.Cluster("c"))
-	if allocs > 6 {
-		t.Errorf("%v allocations per h2c request, client and server, want at most 6", allocs)
+	if allocs > 4 {
+		t.Errorf("%v allocations per h2c request, client and server, want at most 4", allocs)
 	}
 	t.Logf("%v allocations per h2c request, client and server", allocs)
 }
@@ -275,11 +276,13 @@ var codecOK = func() *stream.HeaderMap {
 	return &h
 }()
 
+var codecHello = []byte("hello")
+
 type okStreamHandler struct{}
 
 func (okStreamHandler) ServeStream(s stream.ServerStream) {
 	if s.WriteHeaders(codecOK, false) == nil {
-		s.WriteBody([]byte("hello"), true)
+		s.WriteBody(codecHello, true)
 	}
 }
 
