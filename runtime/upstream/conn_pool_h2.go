@@ -321,10 +321,11 @@ func (p *h2Pool) get(ctx context.Context, addr string) (*h2Conn, error) {
 			if d.err != nil {
 				return nil, d.err
 			}
-			if st := d.c.cc.State(); st.Closed || st.Draining || st.Full {
+			if st := d.c.cc.State(); st.Closed || (st.Draining || st.Full) && st.Active == 0 {
 				// A peer that accepts and hangs up at once, or allows no
 				// stream at all (MAX_CONCURRENT_STREAMS 0), would keep us
-				// dialing forever.
+				// dialing forever. (A connection other waiters filled
+				// first is no sign of that.)
 				if dead++; dead >= 3 {
 					return nil, &dialError{err: fmt.Errorf("http2: %s closed or took no stream on %d new connections in a row: %w", addr, dead, io.ErrUnexpectedEOF)}
 				}

@@ -6,11 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	xhttp2 "golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
@@ -367,5 +369,36 @@ func TestH2PeerAllowsNoStreams(t *testing.T) {
 	}
 	if n := conns(); n > 5 {
 		t.Fatalf("%d connections dialed", n)
+	}
+}
+
+// TestH2ManyWaitersOnOneStreamPeers: 16 requests at once to a peer that
+// allows one stream per connection, all held until every one arrived:
+// each waiter gets a connection of its own in the end, however often
+// another took the one just dialed.
+func TestH2ManyWaitersOnOneStreamPeers(t *testing.T) {
+	const n = 16
+	g := &gate{arrived: make(chan struct{}, n), release: make(chan struct{})}
+	srv := httptest.NewServer(h2c.NewHandler(g, &xhttp2.Server{MaxConcurrentStreams: 1}))
+	t.Cleanup(srv.Close)
+	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{srv.Listener.Addr().String()}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var results []<-chan error
+	for range n {
+		results = append(results, startTry(m.Cluster("c"), ctx))
+	}
+	for range n {
+		select {
+		case <-g.arrived:
+		case <-ctx.Done():
+			t.Fatal("not every request reached the server")
+		}
+	}
+	close(g.release)
+	for _, r := range results {
+		if err := <-r; err != nil {
+			t.Error(err)
+		}
 	}
 }
