@@ -363,6 +363,19 @@ func (cc *ClientConn) connError(code http2.ErrCode, why string) error {
 	return fmt.Errorf("http2: upstream protocol error (%v): %s: %w", code, why, io.ErrUnexpectedEOF)
 }
 
+// maxQueuedControl bounds what may wait for the writer beyond a body
+// batch: answers to a peer's PINGs and SETTINGS that it sends without
+// reading ours (a control-frame flood, Envoy's max_outbound_control_frames).
+const maxQueuedControl = maxPending + 64<<10
+
+var errControlFlood = fmt.Errorf("http2: peer floods control frames without reading the answers: %w", io.ErrUnexpectedEOF)
+
+// controlFloodLocked says the peer is flooding us: answers pile up past
+// maxQueuedControl. The reader then ends the connection.
+func (cc *ClientConn) controlFloodLocked() bool {
+	return len(cc.pending) > maxQueuedControl
+}
+
 // readLoop is the connection's only reader.
 func (cc *ClientConn) readLoop() {
 	err := cc.readFrames()
@@ -417,7 +430,11 @@ func (cc *ClientConn) processFrame(f http2.Frame) error {
 		} else {
 			cc.pingOut = false
 		}
+		flood := cc.controlFloodLocked()
 		cc.mu.Unlock()
+		if flood {
+			return errControlFlood
+		}
 	case *http2.WindowUpdateFrame:
 		return cc.processWindowUpdate(f)
 	case *http2.RSTStreamFrame:
@@ -502,6 +519,9 @@ func (cc *ClientConn) processSettings(f *http2.SettingsFrame) error {
 	cc.wfr.WriteSettingsAck()
 	cc.signalWriter()
 	cc.cond.Broadcast()
+	if cc.controlFloodLocked() {
+		return errControlFlood
+	}
 	if !cc.settingsSeen {
 		cc.settingsSeen = true
 		close(cc.settingsCh)

@@ -503,3 +503,32 @@ func TestClientDeadlineDuringSteadyBody(t *testing.T) {
 	cc.Close()
 	rp.wait(t)
 }
+
+// TestClientControlFlood: a peer that sends PINGs without end and never
+// reads the answers is cut off, its queued answers bounded, instead of
+// growing the connection's buffer without limit.
+func TestClientControlFlood(t *testing.T) {
+	rp := startRawPeer(t, nil, func(p *peerConn) error {
+		var batch bytes.Buffer
+		fr := http2.NewFramer(&batch, nil)
+		for range 4096 {
+			fr.WritePing(false, [8]byte{'f', 'l', 'o', 'o', 'd'})
+		}
+		for range 1000 { // up to 70 MiB, far past any socket buffer
+			if _, err := p.c.Write(batch.Bytes()); err != nil {
+				return nil // cut off
+			}
+		}
+		return errors.New("the client took every PING")
+	})
+	cc := rp.dial(t)
+	select {
+	case <-cc.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("flooding peer not cut off")
+	}
+	if err := cc.Err(); !errors.Is(err, errControlFlood) {
+		t.Fatalf("connection ended with %v", err)
+	}
+	rp.wait(t)
+}
