@@ -83,6 +83,17 @@ func (rp *rawPeer) dial(t testing.TB) *ClientConn {
 	return cc
 }
 
+// openGET opens a GET stream with no body, released when the test ends.
+func openGET(t testing.TB, ctx context.Context, cc *ClientConn, path string) *ClientStream {
+	t.Helper()
+	s, _, err := cc.Open(ctx, reqHead("GET", path), -1, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Release)
+	return s
+}
+
 // wait is the script's verdict.
 func (rp *rawPeer) wait(t testing.TB) {
 	t.Helper()
@@ -238,11 +249,7 @@ func TestClientCancelSendsReset(t *testing.T) {
 	})
 	cc := rp.dial(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	s, _, err := cc.Open(ctx, reqHead("GET", "/slow"), -1, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := openGET(t, ctx, cc, "/slow")
 	time.AfterFunc(20*time.Millisecond, cancel)
 	if err := s.AwaitHead(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("AwaitHead after cancel: %v", err)
@@ -278,16 +285,8 @@ func TestClientGoAwayMidFlight(t *testing.T) {
 	})
 	cc := rp.dial(t)
 	ctx := context.Background()
-	s1, _, err := cc.Open(ctx, reqHead("GET", "/1"), -1, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s1.Release()
-	s3, _, err := cc.Open(ctx, reqHead("GET", "/3"), -1, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s3.Release()
+	s1 := openGET(t, ctx, cc, "/1")
+	s3 := openGET(t, ctx, cc, "/3")
 	var ga http2.GoAwayError
 	if err := s3.AwaitHead(); !errors.As(err, &ga) || ga.LastStreamID != 1 {
 		t.Fatalf("stream 3: %v", err)
@@ -327,16 +326,8 @@ func TestClientServerCloses(t *testing.T) {
 	})
 	cc := rp.dial(t)
 	ctx := context.Background()
-	s1, _, err := cc.Open(ctx, reqHead("GET", "/1"), -1, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s1.Release()
-	s3, _, err := cc.Open(ctx, reqHead("GET", "/3"), -1, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s3.Release()
+	s1 := openGET(t, ctx, cc, "/1")
+	s3 := openGET(t, ctx, cc, "/3")
 	if err := s1.AwaitHead(); err != nil {
 		t.Fatal(err)
 	}
@@ -429,11 +420,7 @@ func TestClientPingsSilentPeer(t *testing.T) {
 	}
 	cc := NewClientConn(c, ClientOptions{ReadIdleTimeout: 20 * time.Millisecond, PingTimeout: 20 * time.Millisecond})
 	defer cc.Close()
-	s, _, err := cc.Open(context.Background(), reqHead("GET", "/"), -1, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := openGET(t, context.Background(), cc, "/")
 	select {
 	case <-cc.Done():
 	case <-time.After(10 * time.Second):
@@ -478,11 +465,7 @@ func TestClientDeadlineDuringSteadyBody(t *testing.T) {
 	cc := rp.dial(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	s, _, err := cc.Open(ctx, reqHead("GET", "/stream"), -1, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := openGET(t, ctx, cc, "/stream")
 	if err := s.AwaitHead(); err != nil {
 		t.Fatal(err)
 	}
