@@ -633,6 +633,12 @@ func (cc *ClientConn) processHeaders(f *http2.HeadersFrame) error {
 	}
 	var target *stream.HeaderMap
 	trailers := false
+	halfClosed := s != nil && s.recvEnded
+	if halfClosed {
+		// The response already ended (we are still sending): its head
+		// and trailers are the owner's now. Decode only, then reset.
+		s = nil
+	}
 	if s != nil {
 		trailers = s.gotHead
 		s.trailersStarted = trailers
@@ -683,6 +689,10 @@ func (cc *ClientConn) processHeaders(f *http2.HeadersFrame) error {
 	defer cc.mu.Unlock()
 	if s = cc.streams[id]; s == nil {
 		return nil // reset while its block was read
+	}
+	if halfClosed {
+		cc.resetLocked(s, http2.ErrCodeStreamClosed, http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed})
+		return nil
 	}
 	b := &cc.block
 	switch {
