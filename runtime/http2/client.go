@@ -583,7 +583,11 @@ func (cc *ClientConn) processData(f *http2.DataFrame) error {
 		cc.creditConnLocked(int64(len(data)))
 		cc.resetLocked(s, http2.ErrCodeFlowControl, http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl})
 		return nil
-	case !s.gotHead || s.recvEnded || s.trailersStarted:
+	case s.recvEnded:
+		cc.creditConnLocked(int64(len(data)))
+		cc.closeLateLocked(s)
+		return nil
+	case !s.gotHead || s.trailersStarted:
 		cc.creditConnLocked(int64(len(data)))
 		cc.resetLocked(s, http2.ErrCodeProtocol, http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol})
 		return nil
@@ -691,7 +695,7 @@ func (cc *ClientConn) processHeaders(f *http2.HeadersFrame) error {
 		return nil // reset while its block was read
 	}
 	if halfClosed {
-		cc.resetLocked(s, http2.ErrCodeStreamClosed, http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed})
+		cc.closeLateLocked(s)
 		return nil
 	}
 	b := &cc.block
@@ -758,6 +762,20 @@ func (cc *ClientConn) resetLocked(s *ClientStream, code http2.ErrCode, err error
 	}
 	s.abortLocked(err)
 	cc.removeLocked(s)
+}
+
+// closeLateLocked answers a frame that came after the response's
+// END_STREAM (RFC 9113 5.1: STREAM_CLOSED) while the request was still
+// being sent: the stream is reset and the request body stops, but the
+// response, complete before that frame, stays whole for its owner.
+func (cc *ClientConn) closeLateLocked(s *ClientStream) {
+	if !cc.closed {
+		cc.wfr.WriteRSTStream(s.id, http2.ErrCodeStreamClosed)
+		cc.signalWriter()
+	}
+	s.sendStopped = true
+	cc.removeLocked(s)
+	cc.cond.Broadcast()
 }
 
 // endLocked forgets s once both directions have ended; its unread body

@@ -516,48 +516,58 @@ func TestClientControlFlood(t *testing.T) {
 	rp.wait(t)
 }
 
-// TestClientHeadersAfterEndStream: a HEADERS frame after the response
-// ended, while the request body still goes out, resets the stream
-// (STREAM_CLOSED) and leaves the response the owner holds as it was: no
-// late "trailers" appear in it.
-func TestClientHeadersAfterEndStream(t *testing.T) {
-	synced := make(chan struct{})
-	rp := startRawPeer(t, nil, func(p *peerConn) error {
-		id, err := p.request()
-		if err != nil {
-			return err
-		}
-		p.headers(id, true, ":status", "200")
-		p.headers(id, true, "x-late", "1")
-		if err := p.sync(); err != nil {
-			return err
-		}
-		close(synced)
-		for {
-			if _, err := p.next(); err != nil {
-				return nil
+// TestClientFramesAfterEndStream: a HEADERS or DATA frame after the
+// response ended, while the request body still goes out, resets the
+// stream (STREAM_CLOSED) and stops the request body, but leaves the
+// complete response the owner holds as it was: the whole body, no late
+// "trailers".
+func TestClientFramesAfterEndStream(t *testing.T) {
+	for _, late := range []string{"headers", "data"} {
+		t.Run(late, func(t *testing.T) {
+			synced := make(chan struct{})
+			rp := startRawPeer(t, nil, func(p *peerConn) error {
+				id, err := p.request()
+				if err != nil {
+					return err
+				}
+				p.headers(id, false, ":status", "200")
+				p.fr.WriteData(id, true, []byte("whole body"))
+				if late == "headers" {
+					p.headers(id, true, "x-late", "1")
+				} else {
+					p.fr.WriteData(id, true, []byte("late"))
+				}
+				if err := p.sync(); err != nil {
+					return err
+				}
+				close(synced)
+				for {
+					if _, err := p.next(); err != nil {
+						return nil
+					}
+				}
+			})
+			cc := rp.dial(t)
+			s, _, err := cc.Open(context.Background(), reqHead("POST", "/"), -1, nil, false)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
-	cc := rp.dial(t)
-	s, _, err := cc.Open(context.Background(), reqHead("POST", "/"), -1, nil, false)
-	if err != nil {
-		t.Fatal(err)
+			defer s.Release()
+			if err := s.AwaitHead(); err != nil || s.Status() != 200 {
+				t.Fatalf("head: %d %v", s.Status(), err)
+			}
+			<-synced // the late frame was handled before any body is read
+			if body, err := io.ReadAll(s); err != nil || string(body) != "whole body" {
+				t.Fatalf("body %q %v", body, err)
+			}
+			if tr := s.Trailers(); tr != nil {
+				t.Fatalf("late HEADERS taken as trailers: %v", tr)
+			}
+			if !s.Done() {
+				t.Fatal("stream not done")
+			}
+			cc.Close()
+			rp.wait(t)
+		})
 	}
-	defer s.Release()
-	if err := s.AwaitHead(); err != nil || s.Status() != 200 {
-		t.Fatalf("head: %d %v", s.Status(), err)
-	}
-	if _, err := io.ReadAll(s); err != nil {
-		t.Fatal(err)
-	}
-	<-synced
-	if tr := s.Trailers(); tr != nil {
-		t.Fatalf("late HEADERS taken as trailers: %v", tr)
-	}
-	if _, err := s.Write([]byte("more")); err == nil {
-		t.Fatal("the stream still takes body after the reset")
-	}
-	cc.Close()
-	rp.wait(t)
 }
