@@ -709,6 +709,9 @@ func (cc *ClientConn) processHeaders(f *http2.HeadersFrame) error {
 	case trailers && !f.StreamEnded():
 		cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("http2: trailers without END_STREAM: %w", http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}))
 		return nil
+	case trailers && s.contentLength >= 0 && s.received != s.contentLength && !s.headRequest:
+		cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("http2: response body does not match its content-length: %w", http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}))
+		return nil
 	case trailers:
 		s.hasTrailers = true
 		s.trailers, cc.scratch = cc.scratch, s.trailers

@@ -54,6 +54,11 @@ func TestClientHostileFrames(t *testing.T) {
 			p.headers(id, false, ":status", "200", "content-length", "10")
 			p.fr.WriteData(id, true, []byte("abc"))
 		}, wantText: "content-length"},
+		{name: "content-length short before trailers", send: func(p *peerConn, id uint32) {
+			p.headers(id, false, ":status", "200", "content-length", "10")
+			p.fr.WriteData(id, false, []byte("abc"))
+			p.headers(id, true, "grpc-status", "0")
+		}, wantText: "content-length"},
 		{name: "content-length long", send: func(p *peerConn, id uint32) {
 			p.headers(id, false, ":status", "200", "content-length", "1")
 			p.fr.WriteData(id, true, []byte("abc"))
