@@ -732,7 +732,9 @@ func (cc *ClientConn) processHeaders(f *http2.HeadersFrame) error {
 		s.head, cc.scratch = cc.scratch, s.head
 		s.status = b.status
 		s.contentLength = b.contentLength
-		if f.StreamEnded() && s.contentLength > 0 && !s.headRequest {
+		// A HEAD or 304 answer's content-length describes a body it does
+		// not carry (RFC 9110 8.6).
+		if f.StreamEnded() && s.contentLength > 0 && !s.headRequest && b.status != 304 {
 			cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("http2: response body does not match its content-length: %w", http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}))
 			return nil
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -570,4 +571,33 @@ func TestClientFramesAfterEndStream(t *testing.T) {
 			rp.wait(t)
 		})
 	}
+}
+
+// TestClientBodylessAnswersWithLength: HEAD and 304 answers carry a
+// content-length but no body (END_STREAM on the head): they end cleanly.
+func TestClientBodylessAnswersWithLength(t *testing.T) {
+	rp := startRawPeer(t, nil, func(p *peerConn) error {
+		for _, status := range []string{"200", "304"} {
+			id, err := p.request()
+			if err != nil {
+				return err
+			}
+			p.headers(id, true, ":status", status, "content-length", "1234")
+		}
+		for {
+			if _, err := p.next(); err != nil {
+				return nil
+			}
+		}
+	})
+	cc := rp.dial(t)
+	ctx := context.Background()
+	for _, tc := range []struct{ method, want string }{{"HEAD", "200"}, {"GET", "304"}} {
+		status, head, body, _, err := roundTrip(ctx, cc, reqHead(tc.method, "/"), nil, nil)
+		if err != nil || fmt.Sprint(status) != tc.want || len(body) != 0 || get(head, "content-length") != "1234" {
+			t.Fatalf("%s: %d %q %v", tc.method, status, body, err)
+		}
+	}
+	cc.Close()
+	rp.wait(t)
 }
