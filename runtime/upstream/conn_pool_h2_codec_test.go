@@ -402,3 +402,39 @@ func TestH2ManyWaitersOnOneStreamPeers(t *testing.T) {
 		}
 	}
 }
+
+// TestH2RefusesUnsafeFields: a request field whose name or value could end
+// or split a field fails the try as Other, and nothing reaches the
+// upstream (the HPACK state is not touched either: the next request is
+// served).
+func TestH2RefusesUnsafeFields(t *testing.T) {
+	var mu sync.Mutex
+	seen := 0
+	b := startHTTP(t, "a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen++
+		mu.Unlock()
+		io.WriteString(w, "ok")
+	}), true)
+	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{b.addr}})
+	c := m.Cluster("c")
+	for _, kv := range [][2]string{{"x-a", "v\r\nx-injected: 1"}, {"x-a", "v\x00"}, {"bad name", "v"}, {"x-a\n", "v"}} {
+		_, err := send(t, c, &Request{Headers: headers("GET", "/", "x", kv[0], kv[1])})
+		if Classify(err) != Other {
+			t.Fatalf("%q: %q: err %v classified %v, want other", kv[0], kv[1], err, Classify(err))
+		}
+	}
+	mu.Lock()
+	n := seen
+	mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d unsafe requests reached the upstream", n)
+	}
+	resp, err := send(t, c, &Request{Headers: headers("GET", "/", "x", "x-a", "fine")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, err := readAll(t, resp); err != nil || body != "ok" {
+		t.Fatalf("next request: %q %v", body, err)
+	}
+}
