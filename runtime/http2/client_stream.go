@@ -72,8 +72,8 @@ func (s *ClientStream) abortLocked(err error) {
 
 // Open starts a stream: h (pseudo-headers :method, :path, :authority,
 // optionally :scheme, then the fields) goes out as HEADERS, with as much
-// of body as the windows take at once coalesced behind it in the same
-// batch; end (only when body went out whole) ends the request there. It
+// of body as the windows (and one writer batch) take at once coalesced
+// behind it; end (only when body went out whole) ends the request there. It
 // returns what of body is left to Write. contentLength, when not
 // negative, is sent as content-length (the map's own is dropped: framing
 // is the codec's). ErrConnBusy means the
@@ -122,7 +122,7 @@ func (cc *ClientConn) Open(ctx context.Context, h *stream.HeaderMap, contentLeng
 	if endHeaders {
 		s.sendEnded = true
 	} else {
-		for len(body) > 0 {
+		for len(body) > 0 && len(cc.pending) < maxPending {
 			n := s.sendableLocked(len(body))
 			if n == 0 {
 				break
