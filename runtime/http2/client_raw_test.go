@@ -136,6 +136,15 @@ func (p *peerConn) next() (http2.Frame, error) {
 	}
 }
 
+// drain reads (and skips) the client's frames until it closes.
+func (p *peerConn) drain() error {
+	for {
+		if _, err := p.next(); err != nil {
+			return nil
+		}
+	}
+}
+
 // sync sends a PING and reads up to its ACK: the client has handled
 // every frame sent before it (it reads in order).
 func (p *peerConn) sync() error {
@@ -278,11 +287,7 @@ func TestClientGoAwayMidFlight(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		p.headers(a, false, ":status", "200")
 		p.fr.WriteData(a, true, []byte("one"))
-		for {
-			if _, err := p.next(); err != nil {
-				return nil // the client closed after stream 1
-			}
-		}
+		return p.drain()
 	})
 	cc := rp.dial(t)
 	ctx := context.Background()
@@ -355,11 +360,7 @@ func TestClientEarlyResponse(t *testing.T) {
 		p.headers(id, false, ":status", "413")
 		p.fr.WriteData(id, true, []byte("too big"))
 		p.fr.WriteRSTStream(id, http2.ErrCodeNo)
-		for {
-			if _, err := p.next(); err != nil {
-				return nil
-			}
-		}
+		return p.drain()
 	})
 	cc := rp.dial(t)
 	s, _, err := cc.Open(context.Background(), reqHead("POST", "/upload"), -1, nil, false)
@@ -457,11 +458,7 @@ func TestClientDeadlineDuringSteadyBody(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		for {
-			if _, err := p.next(); err != nil {
-				return nil
-			}
-		}
+		return p.drain()
 	})
 	cc := rp.dial(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -542,11 +539,7 @@ func TestClientFramesAfterEndStream(t *testing.T) {
 					return err
 				}
 				close(synced)
-				for {
-					if _, err := p.next(); err != nil {
-						return nil
-					}
-				}
+				return p.drain()
 			})
 			cc := rp.dial(t)
 			s, _, err := cc.Open(context.Background(), reqHead("POST", "/"), -1, nil, false)
@@ -584,11 +577,7 @@ func TestClientBodylessAnswersWithLength(t *testing.T) {
 			}
 			p.headers(id, true, ":status", status, "content-length", "1234")
 		}
-		for {
-			if _, err := p.next(); err != nil {
-				return nil
-			}
-		}
+		return p.drain()
 	})
 	cc := rp.dial(t)
 	ctx := context.Background()
