@@ -65,6 +65,13 @@ type testServer struct {
 
 func startServer(t testing.TB, srv *Server, h stream.Handler, tlsConf *tls.Config) *testServer {
 	t.Helper()
+	return startServerWith(t, srv, h, tlsConf, nil)
+}
+
+// startServerWith is startServer with onAccept, when not nil, seeing each
+// accepted connection first.
+func startServerWith(t testing.TB, srv *Server, h stream.Handler, tlsConf *tls.Config, onAccept func(net.Conn)) *testServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -77,6 +84,9 @@ func startServer(t testing.TB, srv *Server, h stream.Handler, tlsConf *tls.Confi
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if onAccept != nil {
+				onAccept(c)
 			}
 			ts.wg.Add(1)
 			go func() {
