@@ -79,6 +79,12 @@ func TestResets(t *testing.T) {
 			readErr <- err
 			<-ctx.Done()
 			ctxDone <- ctx.Err()
+		case "/no-status":
+			var h stream.HeaderMap
+			h.Add("x-a", "1")
+			if s.WriteHeaders(&h, true) == nil {
+				t.Error("a head without :status was written")
+			}
 		case "/return":
 		case "/panic":
 			panic("handler bug")
@@ -94,7 +100,7 @@ func TestResets(t *testing.T) {
 	}), nil)
 	r := dialRaw(t, ts.addr())
 	id := uint32(1)
-	for path, code := range map[string]http2.ErrCode{"/cancel": http2.ErrCodeCancel, "/internal": http2.ErrCodeInternal, "/protocol": http2.ErrCodeProtocol, "/refused": http2.ErrCodeRefusedStream, "/return": http2.ErrCodeInternal, "/panic": http2.ErrCodeInternal} {
+	for path, code := range map[string]http2.ErrCode{"/cancel": http2.ErrCodeCancel, "/internal": http2.ErrCodeInternal, "/protocol": http2.ErrCodeProtocol, "/refused": http2.ErrCodeRefusedStream, "/return": http2.ErrCodeInternal, "/no-status": http2.ErrCodeInternal, "/panic": http2.ErrCodeInternal} {
 		r.request(id, true, path)
 		r.expectRST(id, code)
 		id += 2

@@ -199,7 +199,10 @@ func (st *serverStream) WriteHeaders(h *stream.HeaderMap, endStream bool) error 
 		return err
 	}
 	status, _ := h.Get(stream.Status)
-	informational := len(status) == 3 && status[0] == '1'
+	if len(status) != 3 {
+		return errNoStatus // a response head without a valid :status is malformed (RFC 9113 8.3.2)
+	}
+	informational := status[0] == '1'
 	if st.wroteHeaders && !informational {
 		return errHeadersWritten
 	}

@@ -15,6 +15,7 @@ import (
 var (
 	errHeadersWritten = errors.New("http2: response headers already written")
 	errNoHeaders      = errors.New("http2: body or trailers before the response headers")
+	errNoStatus       = errors.New("http2: response headers without a three-digit :status")
 )
 
 // signalWriter wakes the writer without blocking (under mu).
