@@ -2,7 +2,6 @@ package http2
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -117,28 +116,13 @@ type ClientConn struct {
 	pingOut       bool
 
 	// Send side (under mu).
-	pending      []byte
-	out          []byte
-	wakeWriter   chan struct{}
-	writerDone   chan struct{}
-	wfr          *http2.Framer
-	henc         *hpack.Encoder
-	hbuf         bytes.Buffer
-	strs         map[string]string
-	sendWindow   int64
-	peerInitial  int64
-	peerMaxFrame int
+	frameQueue
+	sendWindow  int64 // the peer's connection window
+	peerInitial int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
 
 	// Receive side flow control (under mu).
 	recvWindow  int64
 	recvUnacked int64
-}
-
-type clientPendingWriter struct{ cc *ClientConn }
-
-func (w clientPendingWriter) Write(p []byte) (int, error) {
-	w.cc.pending = append(w.cc.pending, p...)
-	return len(p), nil
 }
 
 // NewClientConn starts HTTP/2 on c: it queues the preface, our SETTINGS
@@ -154,25 +138,18 @@ func NewClientConn(c net.Conn, opts ClientOptions) *ClientConn {
 		peerMaxStream: math.MaxUint32, // RFC 9113 6.5.2: unlimited until SETTINGS
 		settingsCh:    make(chan struct{}),
 		doneCh:        make(chan struct{}),
-		wakeWriter:    make(chan struct{}, 1),
-		writerDone:    make(chan struct{}),
-		strs:          make(map[string]string),
 		sendWindow:    initialWindow,
 		peerInitial:   initialWindow,
-		peerMaxFrame:  defaultFrameSize,
-		pending:       make([]byte, 0, 16<<10),
-		out:           make([]byte, 0, 16<<10),
 		recvWindow:    int64(opts.ConnWindow),
 	}
+	cc.frameQueue.init()
 	cc.cond.L = &cc.mu
 	cc.br = bufio.NewReaderSize(c, 16<<10)
 	cc.fr = http2.NewFramer(nil, cc.br)
 	cc.fr.SetReuseFrames()
 	cc.fr.SetMaxReadFrameSize(defaultFrameSize)
-	cc.wfr = http2.NewFramer(clientPendingWriter{cc}, nil)
 	cc.hdec = hpack.NewDecoder(headerTableSize, cc.onField)
 	cc.hdec.SetMaxStringLength(int(opts.MaxHeaderList))
-	cc.henc = hpack.NewEncoder(&cc.hbuf)
 	cc.lastRead.Store(time.Now().UnixNano())
 
 	cc.mu.Lock()

@@ -118,7 +118,7 @@ func (cc *ClientConn) Open(ctx context.Context, h *stream.HeaderMap, contentLeng
 
 	cc.encodeRequestLocked(h, contentLength)
 	endHeaders := end && len(body) == 0
-	cc.writeHeaderFramesLocked(s.id, cc.hbuf.Bytes(), endHeaders)
+	cc.queueHeadersLocked(s.id, cc.hbuf.Bytes(), endHeaders)
 	if endHeaders {
 		s.sendEnded = true
 	} else {
@@ -206,7 +206,7 @@ func (s *ClientStream) CloseSend(trailers *stream.HeaderMap) error {
 			}
 		}
 		cc.encodeTrailersLocked(trailers)
-		cc.writeHeaderFramesLocked(s.id, cc.hbuf.Bytes(), true)
+		cc.queueHeadersLocked(s.id, cc.hbuf.Bytes(), true)
 	} else {
 		cc.writeDataLocked(s, nil, true)
 	}

@@ -2,7 +2,6 @@ package http2
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -78,62 +77,38 @@ type serverConn struct {
 	recent     [recentStreams]recentStream
 
 	// Send side (under mu).
-	pending       []byte // frames queued for the writer
-	out           []byte // the writer's batch being written
-	pendingFrames int
-	pendingCtrl   int
-	wakeWriter    chan struct{}
-	writerDone    chan struct{}
-	wfr           *http2.Framer // writes control frames into pending
-	henc          *hpack.Encoder
-	hbuf          bytes.Buffer
-	strs          map[string]string
-	sendWindow    int64 // the peer's connection window
-	peerInitial   int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
-	peerMaxFrame  int
-	dataSent      int
+	frameQueue
+	pendingCtrl int   // control frames in pending (maxOutControl)
+	sendWindow  int64 // the peer's connection window
+	peerInitial int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
+	dataSent    int
 
 	// Receive side flow control (under mu).
 	recvWindow  int64 // what the peer may still send on the connection
 	recvUnacked int64 // consumed, not yet returned in a WINDOW_UPDATE
 }
 
-// pendingWriter lets the write Framer append into sc.pending (under mu).
-type pendingWriter struct{ sc *serverConn }
-
-func (w pendingWriter) Write(p []byte) (int, error) {
-	w.sc.pending = append(w.sc.pending, p...)
-	return len(p), nil
-}
-
 func (s *Server) newConn(c net.Conn, h stream.Handler) *serverConn {
 	sc := &serverConn{
-		srv:          s,
-		lim:          s.limits(),
-		conn:         c,
-		handler:      h,
-		info:         s.connInfo(c),
-		streams:      make(map[uint32]*serverStream),
-		wakeWriter:   make(chan struct{}, 1),
-		writerDone:   make(chan struct{}),
-		strs:         make(map[string]string),
-		sendWindow:   initialWindow,
-		peerInitial:  initialWindow,
-		peerMaxFrame: defaultFrameSize,
-		pending:      make([]byte, 0, 16<<10),
-		start:        time.Now(),
-		out:          make([]byte, 0, 16<<10),
+		srv:         s,
+		lim:         s.limits(),
+		conn:        c,
+		handler:     h,
+		info:        s.connInfo(c),
+		streams:     make(map[uint32]*serverStream),
+		sendWindow:  initialWindow,
+		peerInitial: initialWindow,
+		start:       time.Now(),
 	}
+	sc.frameQueue.init()
 	sc.wcond.L = &sc.mu
 	sc.recvWindow = int64(sc.lim.connWindow)
 	sc.br = bufio.NewReaderSize(c, 16<<10)
 	sc.fr = http2.NewFramer(nil, sc.br)
 	sc.fr.SetReuseFrames()
 	sc.fr.SetMaxReadFrameSize(defaultFrameSize)
-	sc.wfr = http2.NewFramer(pendingWriter{sc}, nil)
 	sc.hdec = hpack.NewDecoder(headerTableSize, sc.onField)
 	sc.hdec.SetMaxStringLength(int(sc.lim.maxHeaderList))
-	sc.henc = hpack.NewEncoder(&sc.hbuf)
 	if !s.track(sc, true) {
 		return nil
 	}
@@ -908,7 +883,7 @@ func (sc *serverConn) answer431(id uint32, ended bool) {
 	defer sc.mu.Unlock()
 	sc.hbuf.Reset()
 	sc.henc.WriteField(hpack.HeaderField{Name: ":status", Value: "431"})
-	sc.writeHeaderFramesLocked(id, sc.hbuf.Bytes(), true)
+	sc.queueHeadersLocked(id, sc.hbuf.Bytes(), true)
 	if !ended {
 		sc.wfr.WriteRSTStream(id, http2.ErrCodeNo)
 		sc.pendingFrames++

@@ -208,7 +208,7 @@ func (st *serverStream) WriteHeaders(h *stream.HeaderMap, endStream bool) error 
 	}
 	sc.encodeHeadersLocked(h, true)
 	end := endStream && !informational
-	sc.writeHeaderFramesLocked(st.id, sc.hbuf.Bytes(), end)
+	sc.queueHeadersLocked(st.id, sc.hbuf.Bytes(), end)
 	if informational {
 		sc.signalWriter()
 		return nil
@@ -275,7 +275,7 @@ func (st *serverStream) WriteTrailers(t *stream.HeaderMap) error {
 		return errNoHeaders
 	}
 	sc.encodeHeadersLocked(t, false)
-	sc.writeHeaderFramesLocked(st.id, sc.hbuf.Bytes(), true)
+	sc.queueHeadersLocked(st.id, sc.hbuf.Bytes(), true)
 	st.endSentLocked()
 	sc.signalWriter()
 	return nil
