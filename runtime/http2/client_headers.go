@@ -7,32 +7,22 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
-// responseBlock validates a response head's (or its trailers') fields as
-// the HPACK decoder emits them (RFC 9113 8.2, 8.3.2) into the stream's
-// map. Decoding goes on after a problem so the connection's HPACK state
-// stays in step; only the verdict is kept. A nil target decodes only (a
-// stream we no longer track).
+// responseBlock is a response's head or trailers as the client decodes
+// them (RFC 9113 8.3.2: :status is the one pseudo-header). A nil target
+// decodes only (a stream we no longer track).
 type responseBlock struct {
-	target        *stream.HeaderMap
-	trailers      bool
-	limit, size   uint32
-	tooLarge      bool
-	malformed     string
-	sawRegular    bool
-	status        int
-	contentLength int64
+	fieldBlock
+	status int
 }
 
 func (b *responseBlock) start(target *stream.HeaderMap, trailers bool, limit uint32) {
-	*b = responseBlock{target: target, trailers: trailers, limit: limit, contentLength: -1}
+	b.status = 0
+	b.fieldBlock.start(target, trailers, limit)
+	b.discard = target == nil
 }
 
 func (b *responseBlock) add(f hpack.HeaderField) {
-	b.size += f.Size()
-	if b.size > b.limit {
-		b.tooLarge = true
-	}
-	if b.target == nil || b.tooLarge || b.malformed != "" {
+	if !b.count(f) {
 		return
 	}
 	if len(f.Name) > 0 && f.Name[0] == ':' {
@@ -49,34 +39,7 @@ func (b *responseBlock) add(f hpack.HeaderField) {
 		b.target.Add(f.Name, f.Value)
 		return
 	}
-	b.sawRegular = true
-	if !validName(f.Name) {
-		b.malformed = "invalid field name"
-		return
-	}
-	if !httpguts.ValidHeaderFieldValue(f.Value) {
-		b.malformed = "invalid field value"
-		return
-	}
-	switch f.Name {
-	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
-		b.malformed = "connection-specific field " + f.Name
-		return
-	case "content-length":
-		if b.trailers {
-			break
-		}
-		n, ok := parseContentLength(f.Value)
-		if !ok || (b.contentLength >= 0 && n != b.contentLength) {
-			b.malformed = "invalid content-length"
-			return
-		}
-		if b.contentLength >= 0 {
-			return // the same value again: one field is enough
-		}
-		b.contentLength = n
-	}
-	b.target.Add(f.Name, f.Value)
+	b.addRegular(f)
 }
 
 // validRequestName: a field name we may send (a token; upper case is

@@ -7,49 +7,39 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
-// headerBlock validates a request's (or its trailers') fields as the HPACK
-// decoder emits them (RFC 9113 8.2 and 8.3) and adds the valid ones to
-// the stream's map. Decoding goes on after a problem, so that the
-// connection's HPACK state stays in step; only the verdict is kept.
-type headerBlock struct {
-	target   *stream.HeaderMap
-	trailers bool
-	limit    uint32
-	size     uint32
-	discard  bool // decode only (a refused or closed stream)
-
+// fieldBlock is what decoding a header block (a request's or a
+// response's head, or trailers) on either side of a connection shares: the
+// decoded size against the limit, and the checks of regular fields (RFC
+// 9113 8.2), adding the valid ones to the stream's map. Decoding goes on
+// after a problem, so that the connection's HPACK state stays in step;
+// only the verdict is kept.
+type fieldBlock struct {
+	target        *stream.HeaderMap
+	trailers      bool
+	limit, size   uint32
+	discard       bool   // decode only (a refused, closed or untracked stream)
 	malformed     string // why the message is malformed; "" when it is not
 	tooLarge      bool
 	sawRegular    bool
-	pseudo        uint8 // bits of pseudoBit
-	method        []byte
-	path          []byte
 	contentLength int64
 }
 
-const (
-	pseudoMethod uint8 = 1 << iota
-	pseudoScheme
-	pseudoAuthority
-	pseudoPath
-)
-
-func (b *headerBlock) start(target *stream.HeaderMap, trailers bool, limit uint32) {
-	*b = headerBlock{target: target, trailers: trailers, limit: limit, contentLength: -1}
+func (b *fieldBlock) start(target *stream.HeaderMap, trailers bool, limit uint32) {
+	*b = fieldBlock{target: target, trailers: trailers, limit: limit, contentLength: -1}
 }
 
-func (b *headerBlock) add(f hpack.HeaderField) {
+// count adds f to the block's size and says whether f is still to be
+// checked (nothing is wrong yet and the block is kept).
+func (b *fieldBlock) count(f hpack.HeaderField) bool {
 	b.size += f.Size()
 	if b.size > b.limit {
 		b.tooLarge = true
 	}
-	if b.discard || b.tooLarge || b.malformed != "" {
-		return
-	}
-	if len(f.Name) > 0 && f.Name[0] == ':' {
-		b.addPseudo(f)
-		return
-	}
+	return !b.discard && !b.tooLarge && b.malformed == ""
+}
+
+// addRegular checks a regular field and adds it to the map.
+func (b *fieldBlock) addRegular(f hpack.HeaderField) {
 	b.sawRegular = true
 	if !validName(f.Name) {
 		b.malformed = "invalid field name"
@@ -64,11 +54,6 @@ func (b *headerBlock) add(f hpack.HeaderField) {
 		// Connection-specific fields are malformed in HTTP/2 (8.2.2).
 		b.malformed = "connection-specific field " + f.Name
 		return
-	case "te":
-		if f.Value != "trailers" {
-			b.malformed = "te other than trailers"
-			return
-		}
 	case "content-length":
 		if b.trailers {
 			break
@@ -78,9 +63,48 @@ func (b *headerBlock) add(f hpack.HeaderField) {
 			b.malformed = "invalid content-length"
 			return
 		}
+		if b.contentLength >= 0 {
+			return // the same value again: one field is enough
+		}
 		b.contentLength = n
 	}
 	b.target.Add(f.Name, f.Value)
+}
+
+// headerBlock is a request's head or trailers as the server decodes them.
+type headerBlock struct {
+	fieldBlock
+	pseudo uint8 // bits of pseudoBit
+	method []byte
+	path   []byte
+}
+
+const (
+	pseudoMethod uint8 = 1 << iota
+	pseudoScheme
+	pseudoAuthority
+	pseudoPath
+)
+
+func (b *headerBlock) start(target *stream.HeaderMap, trailers bool, limit uint32) {
+	*b = headerBlock{}
+	b.fieldBlock.start(target, trailers, limit)
+}
+
+func (b *headerBlock) add(f hpack.HeaderField) {
+	if !b.count(f) {
+		return
+	}
+	if len(f.Name) > 0 && f.Name[0] == ':' {
+		b.addPseudo(f)
+		return
+	}
+	if f.Name == "te" && f.Value != "trailers" {
+		b.sawRegular = true
+		b.malformed = "te other than trailers"
+		return
+	}
+	b.addRegular(f)
 }
 
 func (b *headerBlock) addPseudo(f hpack.HeaderField) {
