@@ -632,38 +632,12 @@ func (cc *ClientConn) processHeaders(f *http2.HeadersFrame) error {
 	// reset and reused meanwhile, and its owner sees only whole blocks,
 	// swapped in below.
 	cc.block.start(target, trailers, cc.opts.MaxHeaderList)
-	frag, ended := f.HeaderBlockFragment(), f.HeadersEnded()
-	encoded, limit := 0, int(cc.opts.MaxHeaderList)+2*defaultFrameSize
-	for {
-		encoded += len(frag)
-		if encoded > limit {
-			return cc.connError(http2.ErrCodeEnhanceYourCalm, "header block too large")
+	if err := decodeHeaderBlock(cc.fr, cc.hdec, f, int(cc.opts.MaxHeaderList)+2*defaultFrameSize, nil); err != nil {
+		var ce http2.ConnectionError
+		if errors.As(err, &ce) {
+			return cc.connError(http2.ErrCode(ce), "reading a header block")
 		}
-		if _, err := cc.hdec.Write(frag); err != nil {
-			return cc.connError(http2.ErrCodeCompression, "HPACK")
-		}
-		if ended {
-			break
-		}
-		next, err := cc.fr.ReadFrame()
-		if err != nil {
-			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
-				return cc.connError(http2.ErrCode(ce), "bad frame in a header block")
-			}
-			if errors.Is(err, http2.ErrFrameTooLarge) {
-				return cc.connError(http2.ErrCodeFrameSize, "frame too large")
-			}
-			return err
-		}
-		cfr, ok := next.(*http2.ContinuationFrame)
-		if !ok || cfr.StreamID != id {
-			return cc.connError(http2.ErrCodeProtocol, "header block interrupted")
-		}
-		frag, ended = cfr.HeaderBlockFragment(), cfr.HeadersEnded()
-	}
-	if err := cc.hdec.Close(); err != nil {
-		return cc.connError(http2.ErrCodeCompression, "HPACK")
+		return err
 	}
 
 	cc.mu.Lock()

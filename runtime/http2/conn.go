@@ -822,49 +822,21 @@ func (sc *serverConn) processTrailers(f *http2.HeadersFrame, selfDep bool) error
 // block larger than the header list limit plus a frame's worth is a
 // CONTINUATION flood: the connection closes.
 func (sc *serverConn) readHeaderBlock(f *http2.HeadersFrame) error {
-	frag := f.HeaderBlockFragment()
-	ended := f.HeadersEnded()
-	encoded := 0
 	limit := int(sc.lim.maxHeaderList) + 2*defaultFrameSize
-	for {
-		encoded += len(frag)
-		if encoded > limit {
-			sc.fail(http2.ErrCodeEnhanceYourCalm, "continuation flood")
-			return errClosing
-		}
-		if _, err := sc.hdec.Write(frag); err != nil {
-			return http2.ConnectionError(http2.ErrCodeCompression)
-		}
-		if ended {
-			break
-		}
-		next, err := sc.fr.ReadFrame()
-		if err != nil {
-			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
-				return err
-			}
-			if errors.Is(err, http2.ErrFrameTooLarge) {
-				return http2.ConnectionError(http2.ErrCodeFrameSize)
-			}
-			return err
-		}
-		cf, ok := next.(*http2.ContinuationFrame)
-		if !ok {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
-		}
-		frag, ended = cf.HeaderBlockFragment(), cf.HeadersEnded()
+	err := decodeHeaderBlock(sc.fr, sc.hdec, f, limit, func(frag []byte, ended bool) error {
 		if err := sc.countEmpty(len(frag) == 0 && !ended); err != nil {
 			return err
 		}
 		if sc.isClosing() {
 			return errClosing
 		}
+		return nil
+	})
+	if err == errHeaderFlood {
+		sc.fail(http2.ErrCodeEnhanceYourCalm, "continuation flood")
+		return errClosing
 	}
-	if err := sc.hdec.Close(); err != nil {
-		return http2.ConnectionError(http2.ErrCodeCompression)
-	}
-	return nil
+	return err
 }
 
 // errClosing: the connection is already closing; the read loop drains.

@@ -1,11 +1,62 @@
 package http2
 
 import (
+	"errors"
+
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
+
+// errHeaderFlood: a header block past its limit, encoded (a CONTINUATION
+// flood or an HPACK bomb); the connection ends with ENHANCE_YOUR_CALM.
+var errHeaderFlood = http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+
+// decodeHeaderBlock feeds f's header block and the CONTINUATION frames
+// after it to hdec, whose emit function fills a fieldBlock; both sides'
+// readers decode this way. More than limit bytes encoded is
+// errHeaderFlood. between (nil for none) runs after each CONTINUATION
+// is read, to stop early. A connection error is an http2.ConnectionError
+// with its RFC 9113 code; a failed read is returned as it is.
+func decodeHeaderBlock(fr *http2.Framer, hdec *hpack.Decoder, f *http2.HeadersFrame, limit int, between func(frag []byte, ended bool) error) error {
+	frag, ended := f.HeaderBlockFragment(), f.HeadersEnded()
+	encoded := 0
+	for {
+		encoded += len(frag)
+		if encoded > limit {
+			return errHeaderFlood
+		}
+		if _, err := hdec.Write(frag); err != nil {
+			return http2.ConnectionError(http2.ErrCodeCompression)
+		}
+		if ended {
+			break
+		}
+		next, err := fr.ReadFrame()
+		if err != nil {
+			if errors.Is(err, http2.ErrFrameTooLarge) {
+				return http2.ConnectionError(http2.ErrCodeFrameSize)
+			}
+			return err // a ConnectionError of the Framer's, or the read's
+		}
+		cf, ok := next.(*http2.ContinuationFrame)
+		if !ok || cf.StreamID != f.StreamID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // interrupted block (6.10)
+		}
+		frag, ended = cf.HeaderBlockFragment(), cf.HeadersEnded()
+		if between != nil {
+			if err := between(frag, ended); err != nil {
+				return err
+			}
+		}
+	}
+	if err := hdec.Close(); err != nil {
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	return nil
+}
 
 // fieldBlock is what decoding a header block (a request's or a
 // response's head, or trailers) on either side of a connection shares: the
