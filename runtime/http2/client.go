@@ -108,7 +108,8 @@ type ClientConn struct {
 	doneCh        chan struct{} // closed when the connection is closed
 	draining      bool          // no new streams: GOAWAY, or retired
 	goAwayID      uint32
-	goAwayCode    http2.ErrCode
+	goAwayCode    http2.ErrCode // the peer's
+	goAwaySent    bool          // ours is queued: the writer closes the socket after it
 	closed        bool
 	err           error
 	idleTimer     *time.Timer
@@ -216,9 +217,12 @@ func (cc *ClientConn) Retire() {
 	cc.maybeCloseLocked()
 }
 
-// Close closes the connection now; its streams fail.
+// Close closes the connection now, with a GOAWAY NO_ERROR; its streams
+// fail.
 func (cc *ClientConn) Close() error {
-	cc.teardown(net.ErrClosed)
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.shutdownLocked(net.ErrClosed)
 	return nil
 }
 
@@ -239,7 +243,7 @@ func (cc *ClientConn) maybeCloseLocked() {
 		return
 	}
 	if cc.draining {
-		cc.closeLocked(net.ErrClosed)
+		cc.shutdownLocked(net.ErrClosed)
 		return
 	}
 	if cc.opts.IdleTimeout > 0 {
@@ -256,7 +260,7 @@ func (cc *ClientConn) closeIfIdle() {
 	defer cc.mu.Unlock()
 	if len(cc.streams) == 0 && !cc.closed {
 		cc.draining = true
-		cc.closeLocked(net.ErrClosed)
+		cc.shutdownLocked(net.ErrClosed)
 	}
 }
 
@@ -271,7 +275,7 @@ func (cc *ClientConn) checkAlive() {
 	silent := time.Since(time.Unix(0, cc.lastRead.Load()))
 	switch {
 	case cc.pingOut && silent >= cc.opts.PingTimeout:
-		cc.closeLocked(fmt.Errorf("http2: no answer to PING in %v: %w", cc.opts.PingTimeout, errLost))
+		cc.shutdownLocked(fmt.Errorf("http2: no answer to PING in %v: %w", cc.opts.PingTimeout, errLost))
 		return
 	case !cc.pingOut && silent >= cc.opts.ReadIdleTimeout:
 		cc.pingOut = true
@@ -283,8 +287,31 @@ func (cc *ClientConn) checkAlive() {
 	cc.pingTimer.Reset(cc.opts.ReadIdleTimeout)
 }
 
-// closeLocked ends the connection: the socket is closed (the reader's
-// next read fails and it tears down), the writer stops after its batch.
+// goAwayCloseTimeout bounds how long a closing connection's last frames
+// (its GOAWAY) may take to reach a peer that does not read.
+const goAwayCloseTimeout = time.Second
+
+// shutdownLocked is a close of our own (Close, a retired or idle
+// connection, a peer silent past PingTimeout): the peer learns it with a
+// GOAWAY NO_ERROR (RFC 9113 6.8; as the server does on drain) before the
+// socket closes. Last-Stream-ID is 0: we take no stream from the peer
+// (push is off).
+func (cc *ClientConn) shutdownLocked(err error) {
+	if cc.closed {
+		return
+	}
+	if !cc.goAwaySent {
+		cc.goAwaySent = true
+		cc.wfr.WriteGoAway(0, http2.ErrCodeNo, nil)
+	}
+	cc.closeLocked(err)
+}
+
+// closeLocked ends the connection; its streams fail with err. With a
+// GOAWAY queued the writer writes it (within goAwayCloseTimeout) and then
+// closes the socket; without one (the connection broke, or the peer
+// floods us) the socket closes now. Either way the reader's next read
+// fails and it stops.
 func (cc *ClientConn) closeLocked(err error) {
 	if cc.closed {
 		return
@@ -305,8 +332,12 @@ func (cc *ClientConn) closeLocked(err error) {
 	}
 	close(cc.doneCh)
 	cc.cond.Broadcast()
+	if cc.goAwaySent {
+		cc.conn.SetWriteDeadline(time.Now().Add(goAwayCloseTimeout))
+	} else {
+		cc.conn.Close()
+	}
 	cc.signalWriter()
-	cc.conn.Close()
 }
 
 func (cc *ClientConn) teardown(err error) {
@@ -316,27 +347,18 @@ func (cc *ClientConn) teardown(err error) {
 }
 
 // connError ends the connection with a GOAWAY carrying code (RFC 9113
-// 5.4.1), written before the socket closes.
+// 5.4.1), written before the socket closes (closeLocked).
 func (cc *ClientConn) connError(code http2.ErrCode, why string) error {
 	cc.mu.Lock()
-	if !cc.closed {
+	if !cc.closed && !cc.goAwaySent {
+		cc.goAwaySent = true
 		cc.wfr.WriteGoAway(0, code, nil)
 		cc.signalWriter()
 		cc.draining = true
 	}
 	cc.mu.Unlock()
-	// Let the writer send the GOAWAY, bounded: a peer that does not read
-	// gets the close anyway.
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		cc.mu.Lock()
-		left := len(cc.pending)
-		cc.mu.Unlock()
-		if left == 0 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// The reader stops on the error returned; its teardown leaves the
+	// socket to the writer, which closes it once the GOAWAY is out.
 	return fmt.Errorf("http2: upstream protocol error (%v): %s: %w", code, why, io.ErrUnexpectedEOF)
 }
 

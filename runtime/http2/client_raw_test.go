@@ -70,11 +70,16 @@ func startRawPeer(t testing.TB, settings []http2.Setting, script func(p *peerCon
 
 func (rp *rawPeer) dial(t testing.TB) *ClientConn {
 	t.Helper()
+	return rp.dialWith(t, ClientOptions{})
+}
+
+func (rp *rawPeer) dialWith(t testing.TB, opts ClientOptions) *ClientConn {
+	t.Helper()
 	c, err := net.Dial("tcp", rp.ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc := NewClientConn(c, ClientOptions{})
+	cc := NewClientConn(c, opts)
 	t.Cleanup(func() { cc.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -589,4 +594,74 @@ func TestClientBodylessAnswersWithLength(t *testing.T) {
 	}
 	cc.Close()
 	rp.wait(t)
+}
+
+// TestClientGoAwayOnOwnClose: a connection the client closes itself
+// (Close, retired after its last stream, idle past IdleTimeout) tells the
+// peer with a GOAWAY NO_ERROR, Last-Stream-ID 0 (no stream is the
+// peer's), before the socket closes.
+func TestClientGoAwayOnOwnClose(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		opts    ClientOptions
+		request bool // one request is answered first
+		closeBy func(cc *ClientConn)
+	}{
+		{name: "Close", closeBy: func(cc *ClientConn) { cc.Close() }},
+		{name: "retired", request: true, closeBy: func(cc *ClientConn) { cc.Retire() }},
+		{name: "idle", request: true, opts: ClientOptions{IdleTimeout: 20 * time.Millisecond}, closeBy: func(*ClientConn) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rp := startRawPeer(t, nil, func(p *peerConn) error {
+				if tc.request {
+					id, err := p.request()
+					if err != nil {
+						return err
+					}
+					p.headers(id, true, ":status", "204")
+				}
+				f, err := p.next()
+				if err != nil {
+					return fmt.Errorf("the client closed without a GOAWAY: %v", err)
+				}
+				ga, ok := f.(*http2.GoAwayFrame)
+				if !ok {
+					return errors.New("expected GOAWAY, got " + f.Header().Type.String())
+				}
+				if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 0 {
+					return fmt.Errorf("GOAWAY %v, last stream %d", ga.ErrCode, ga.LastStreamID)
+				}
+				if _, err := p.next(); err == nil {
+					return errors.New("a frame after the GOAWAY")
+				}
+				return nil
+			})
+			cc := rp.dialWith(t, tc.opts)
+			if tc.request {
+				s, _, err := cc.Open(context.Background(), reqHead("GET", "/"), -1, nil, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.name == "retired" {
+					tc.closeBy(cc) // retired with the stream in flight: closes after it
+					tc.closeBy = func(*ClientConn) {}
+				}
+				if err := s.AwaitHead(); err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, s)
+				s.Release()
+			}
+			tc.closeBy(cc)
+			select {
+			case <-cc.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("the connection did not close")
+			}
+			if err := cc.Err(); !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("Err %v", err)
+			}
+			rp.wait(t)
+		})
+	}
 }

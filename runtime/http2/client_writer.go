@@ -18,13 +18,18 @@ func (cc *ClientConn) writeLoop() {
 		closed := cc.closed
 		cc.cond.Broadcast() // pending has room again
 		cc.mu.Unlock()
-		if len(out) > 0 && !closed {
+		if len(out) > 0 {
+			// Once closed, only a queued GOAWAY's batch still goes out
+			// (closeLocked bounded it with a write deadline); a socket
+			// closed already fails the write at once.
 			if _, err := cc.conn.Write(out); err != nil {
 				cc.teardown(errLost)
+				cc.conn.Close()
 				return
 			}
 		}
 		if closed {
+			cc.conn.Close()
 			return
 		}
 	}
