@@ -68,6 +68,9 @@ var (
 	// ErrInvalidHeader: a request field could end a field or is not
 	// allowed; nothing was sent.
 	ErrInvalidHeader = errors.New("http2: invalid request header field")
+	// ErrHeaderListTooLarge: a request's header list is larger than the
+	// peer's SETTINGS_MAX_HEADER_LIST_SIZE; nothing was sent.
+	ErrHeaderListTooLarge = errors.New("http2: request header list larger than the upstream's SETTINGS_MAX_HEADER_LIST_SIZE")
 	// errLost is the cause given to streams when the connection breaks.
 	errLost = fmt.Errorf("http2: upstream connection lost: %w", io.ErrUnexpectedEOF)
 )
@@ -103,6 +106,7 @@ type ClientConn struct {
 	streams       map[uint32]*ClientStream
 	nextID        uint32
 	peerMaxStream uint32
+	peerMaxList   uint32 // the peer's SETTINGS_MAX_HEADER_LIST_SIZE
 	settingsSeen  bool
 	settingsCh    chan struct{} // closed at the peer's first SETTINGS
 	doneCh        chan struct{} // closed when the connection is closed
@@ -118,8 +122,11 @@ type ClientConn struct {
 
 	// Send side (under mu).
 	frameQueue
-	sendWindow  int64 // the peer's connection window
-	peerInitial int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
+	sendWindow  int64       // the peer's connection window
+	peerInitial int64       // the peer's SETTINGS_INITIAL_WINDOW_SIZE
+	head        []headField // the request head being sent (requestHeadLocked)
+	scheme      []byte      // opts.Scheme
+	lengthBuf   [20]byte    // its content-length's digits
 
 	// Receive side flow control (under mu).
 	recvWindow  int64
@@ -137,6 +144,8 @@ func NewClientConn(c net.Conn, opts ClientOptions) *ClientConn {
 		streams:       make(map[uint32]*ClientStream),
 		nextID:        1,
 		peerMaxStream: math.MaxUint32, // RFC 9113 6.5.2: unlimited until SETTINGS
+		peerMaxList:   math.MaxUint32,
+		scheme:        []byte(opts.Scheme),
 		settingsCh:    make(chan struct{}),
 		doneCh:        make(chan struct{}),
 		sendWindow:    initialWindow,
@@ -504,6 +513,8 @@ func (cc *ClientConn) processSettings(f *http2.SettingsFrame) error {
 			}
 		case http2.SettingMaxFrameSize:
 			cc.peerMaxFrame = int(s.Val)
+		case http2.SettingMaxHeaderListSize:
+			cc.peerMaxList = s.Val
 		case http2.SettingHeaderTableSize:
 			cc.henc.SetMaxDynamicTableSizeLimit(s.Val)
 		}

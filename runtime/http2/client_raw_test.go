@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -664,4 +665,57 @@ func TestClientGoAwayOnOwnClose(t *testing.T) {
 			rp.wait(t)
 		})
 	}
+}
+
+// TestClientRefusesHeaderListPastPeerLimit: a request whose header list
+// (names, values and 32 a field, RFC 9113 6.5.2) is larger than the
+// peer's SETTINGS_MAX_HEADER_LIST_SIZE fails in Open with
+// ErrHeaderListTooLarge and sends nothing: no stream id is spent and the
+// HPACK state stays the peer's, so the next request, exactly at the
+// limit, goes out as stream 1 and decodes whole.
+func TestClientRefusesHeaderListPastPeerLimit(t *testing.T) {
+	const limit = 300
+	// :method GET, :scheme http, :authority example.test, :path / and
+	// the name x-big, each field 32 more.
+	fixed := 5*32 + 7 + 3 + 7 + 4 + 10 + 12 + 5 + 1 + 5
+	fits := strings.Repeat("f", limit-fixed)
+	got := make(chan string, 1)
+	rp := startRawPeer(t, []http2.Setting{{ID: http2.SettingMaxHeaderListSize, Val: limit}}, func(p *peerConn) error {
+		f, err := p.next()
+		if err != nil {
+			return err
+		}
+		h, ok := f.(*http2.MetaHeadersFrame)
+		if !ok {
+			return errors.New("expected HEADERS, got " + f.Header().Type.String())
+		}
+		big := -1
+		for _, hf := range h.RegularFields() {
+			if hf.Name == "x-big" {
+				big = len(hf.Value)
+			}
+		}
+		got <- fmt.Sprintf("stream %d, x-big of %d bytes", h.StreamID, big)
+		p.headers(h.StreamID, true, ":status", "204")
+		return p.drain()
+	})
+	cc := rp.dial(t)
+	ctx := context.Background()
+	_, _, err := cc.Open(ctx, reqHead("GET", "/", "x-big", fits+"!"), -1, nil, true)
+	if !errors.Is(err, ErrHeaderListTooLarge) {
+		t.Fatalf("one byte past the peer's limit: %v", err)
+	}
+	s, _, err := cc.Open(ctx, reqHead("GET", "/", "x-big", fits), -1, nil, true)
+	if err != nil {
+		t.Fatalf("at the peer's limit: %v", err)
+	}
+	defer s.Release()
+	if err := s.AwaitHead(); err != nil || s.Status() != 204 {
+		t.Fatalf("request at the limit: status %d, %v", s.Status(), err)
+	}
+	if g, want := <-got, fmt.Sprintf("stream 1, x-big of %d bytes", len(fits)); g != want {
+		t.Fatalf("the peer got %s, want %s", g, want)
+	}
+	cc.Close()
+	rp.wait(t)
 }

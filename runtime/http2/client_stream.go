@@ -3,6 +3,7 @@ package http2
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 
@@ -105,6 +106,12 @@ func (cc *ClientConn) Open(ctx context.Context, h *stream.HeaderMap, contentLeng
 		cc.mu.Unlock()
 		return nil, body, ErrConnBusy
 	}
+	if size := cc.requestHeadLocked(h, contentLength); size > uint64(cc.peerMaxList) {
+		limit := cc.peerMaxList
+		clear(cc.head)
+		cc.mu.Unlock()
+		return nil, body, fmt.Errorf("%w: %d bytes, the upstream allows %d", ErrHeaderListTooLarge, size, limit)
+	}
 	s := clientStreamPool.Get().(*ClientStream)
 	s.cc, s.id = cc, cc.nextID
 	cc.nextID += 2
@@ -116,7 +123,7 @@ func (cc *ClientConn) Open(ctx context.Context, h *stream.HeaderMap, contentLeng
 		cc.idleTimer.Stop()
 	}
 
-	cc.encodeRequestLocked(h, contentLength)
+	cc.encodeRequestLocked()
 	endHeaders := end && len(body) == 0
 	cc.queueHeadersLocked(s.id, cc.hbuf.Bytes(), endHeaders)
 	if endHeaders {

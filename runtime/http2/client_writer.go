@@ -35,39 +35,76 @@ func (cc *ClientConn) writeLoop() {
 	}
 }
 
-// encodeRequestLocked HPACK-encodes a request head into hbuf: the
-// pseudo-headers first (:scheme from the options when the map has none),
-// then the fields in lower case, without the connection-specific ones
-// HTTP/2 forbids (RFC 9113 8.2.2) and Host (:authority says it).
-func (cc *ClientConn) encodeRequestLocked(h *stream.HeaderMap, contentLength int64) {
-	cc.hbuf.Reset()
+// headField is one field of a request head as it goes out.
+type headField struct{ name, value []byte }
+
+var (
+	methodName        = []byte(stream.Method)
+	schemeName        = []byte(stream.Scheme)
+	authorityName     = []byte(stream.Authority)
+	pathName          = []byte(stream.Path)
+	contentLengthName = []byte("content-length")
+	rootPath          = []byte("/")
+)
+
+// requestHeadLocked lists a request head's fields as they are sent into
+// cc.head and returns the size of that header list as SETTINGS_MAX_HEADER_
+// LIST_SIZE counts it (RFC 9113 6.5.2: names and values plus 32 a
+// field): the pseudo-headers first (:scheme from the options when the map
+// has none; CONNECT has :authority only, RFC 9113 8.5), then the regular
+// fields without the connection-specific ones HTTP/2 forbids (RFC 9113
+// 8.2.2) and Host (:authority says it), then the content-length the
+// codec sends. Nothing is encoded yet: a list the peer refuses must not
+// touch the HPACK state.
+func (cc *ClientConn) requestHeadLocked(h *stream.HeaderMap, contentLength int64) uint64 {
+	fields := cc.head[:0]
 	method, _ := h.Get(stream.Method)
-	connect := string(method) == "CONNECT" // :authority only (RFC 9113 8.5)
-	cc.encodeFieldLocked(stream.Method, method)
+	connect := string(method) == "CONNECT"
+	fields = append(fields, headField{methodName, method})
 	if !connect {
-		scheme := cc.opts.Scheme
-		if v, ok := h.Get(stream.Scheme); ok {
-			scheme = cc.str(v)
+		scheme, ok := h.Get(stream.Scheme)
+		if !ok {
+			scheme = cc.scheme
 		}
-		cc.henc.WriteField(hpack.HeaderField{Name: stream.Scheme, Value: scheme})
+		fields = append(fields, headField{schemeName, scheme})
 	}
 	authority, ok := h.Get(stream.Authority)
 	if !ok {
 		authority, _ = h.Get("host")
 	}
-	cc.encodeFieldLocked(stream.Authority, authority)
+	fields = append(fields, headField{authorityName, authority})
 	if !connect {
 		path, _ := h.Get(stream.Path)
 		if len(path) == 0 {
-			path = []byte("/")
+			path = rootPath
 		}
-		cc.encodeFieldLocked(stream.Path, path)
+		fields = append(fields, headField{pathName, path})
 	}
-	cc.encodeFieldsLocked(h, true)
+	for i := 0; i < h.Len(); i++ {
+		name, value := h.At(i)
+		if sentRegular(name, value, true) {
+			fields = append(fields, headField{name, value})
+		}
+	}
 	if contentLength >= 0 {
-		var tmp [20]byte
-		cc.encodeFieldLocked("content-length", strconv.AppendInt(tmp[:0], contentLength, 10))
+		fields = append(fields, headField{contentLengthName, strconv.AppendInt(cc.lengthBuf[:0], contentLength, 10)})
 	}
+	var size uint64
+	for _, f := range fields {
+		size += uint64(len(f.name) + len(f.value) + 32)
+	}
+	cc.head = fields
+	return size
+}
+
+// encodeRequestLocked HPACK-encodes the head requestHeadLocked listed
+// into hbuf, names in lower case.
+func (cc *ClientConn) encodeRequestLocked() {
+	cc.hbuf.Reset()
+	for _, f := range cc.head {
+		cc.henc.WriteField(hpack.HeaderField{Name: cc.lowerStr(f.name), Value: cc.str(f.value)})
+	}
+	clear(cc.head) // holds no caller's bytes past the request
 }
 
 func (cc *ClientConn) encodeTrailersLocked(h *stream.HeaderMap) {

@@ -127,23 +127,27 @@ func (q *frameQueue) encodeFieldLocked(name string, value []byte) {
 func (q *frameQueue) encodeFieldsLocked(h *stream.HeaderMap, request bool) {
 	for i := 0; i < h.Len(); i++ {
 		name, value := h.At(i)
-		if len(name) > 0 && name[0] == ':' {
-			continue
+		if sentRegular(name, value, request) {
+			q.henc.WriteField(hpack.HeaderField{Name: q.lowerStr(name), Value: q.str(value)})
 		}
-		switch string(name) {
-		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
-			continue
-		case "host", "content-length":
-			if request {
-				continue
-			}
-		case "te":
-			if request && string(value) != "trailers" {
-				continue
-			}
-		}
-		q.henc.WriteField(hpack.HeaderField{Name: q.lowerStr(name), Value: q.str(value)})
 	}
+}
+
+// sentRegular says whether a field of a map goes out as a regular field
+// (encodeFieldsLocked).
+func sentRegular(name, value []byte, request bool) bool {
+	if len(name) > 0 && name[0] == ':' {
+		return false
+	}
+	switch string(name) {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return false
+	case "host", "content-length":
+		return !request
+	case "te":
+		return !request || string(value) == "trailers"
+	}
+	return true
 }
 
 // str is b as a string, shared with earlier equal strings of the
