@@ -499,6 +499,9 @@ func (cc *ClientConn) processSettings(f *http2.SettingsFrame) error {
 	defer cc.mu.Unlock()
 	overflow := false
 	f.ForeachSetting(func(s http2.Setting) error {
+		if cc.applyPeerSetting(s) {
+			return nil
+		}
 		switch s.ID {
 		case http2.SettingMaxConcurrentStreams:
 			cc.peerMaxStream = s.Val
@@ -511,12 +514,8 @@ func (cc *ClientConn) processSettings(f *http2.SettingsFrame) error {
 					overflow = true
 				}
 			}
-		case http2.SettingMaxFrameSize:
-			cc.peerMaxFrame = int(s.Val)
 		case http2.SettingMaxHeaderListSize:
 			cc.peerMaxList = s.Val
-		case http2.SettingHeaderTableSize:
-			cc.henc.SetMaxDynamicTableSizeLimit(s.Val)
 		}
 		return nil
 	})

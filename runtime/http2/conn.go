@@ -406,12 +406,10 @@ func (sc *serverConn) processSettings(f *http2.SettingsFrame) error {
 // applySetting applies one of the peer's settings (under mu, or before
 // the connection is served).
 func (sc *serverConn) applySetting(s http2.Setting) error {
-	switch s.ID {
-	case http2.SettingHeaderTableSize:
-		sc.henc.SetMaxDynamicTableSizeLimit(s.Val)
-	case http2.SettingMaxFrameSize:
-		sc.peerMaxFrame = int(s.Val)
-	case http2.SettingInitialWindowSize:
+	if sc.applyPeerSetting(s) {
+		return nil
+	}
+	if s.ID == http2.SettingInitialWindowSize {
 		delta := int64(s.Val) - sc.peerInitial
 		sc.peerInitial = int64(s.Val)
 		for _, st := range sc.streams {

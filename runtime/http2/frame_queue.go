@@ -56,6 +56,21 @@ func (q *frameQueue) signalWriter() {
 	}
 }
 
+// applyPeerSetting applies a peer's setting that shapes what we send
+// (the HPACK table it keeps, the frames it takes) and reports whether s
+// was one of those.
+func (q *frameQueue) applyPeerSetting(s http2.Setting) bool {
+	switch s.ID {
+	case http2.SettingHeaderTableSize:
+		q.henc.SetMaxDynamicTableSizeLimit(s.Val)
+	case http2.SettingMaxFrameSize:
+		q.peerMaxFrame = int(s.Val)
+	default:
+		return false
+	}
+	return true
+}
+
 // takeLocked hands the writer everything queued: pending becomes the
 // batch to write and the previous batch's buffer the new pending, so the
 // two buffers are reused and nothing is copied.

@@ -221,15 +221,24 @@ func (st *serverStream) WriteHeaders(h *stream.HeaderMap, endStream bool) error 
 	return nil
 }
 
-func (st *serverStream) WriteBody(p []byte, endStream bool) error {
-	sc := st.sc
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
+// bodyWritableLocked: the stream takes body or trailers now (open, and
+// its response head went out).
+func (st *serverStream) bodyWritableLocked() error {
 	if err := st.writableLocked(); err != nil {
 		return err
 	}
 	if !st.wroteHeaders {
 		return errNoHeaders
+	}
+	return nil
+}
+
+func (st *serverStream) WriteBody(p []byte, endStream bool) error {
+	sc := st.sc
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if err := st.bodyWritableLocked(); err != nil {
+		return err
 	}
 	if len(p) == 0 && !endStream {
 		return nil
@@ -268,11 +277,8 @@ func (st *serverStream) WriteTrailers(t *stream.HeaderMap) error {
 	sc := st.sc
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	if err := st.writableLocked(); err != nil {
+	if err := st.bodyWritableLocked(); err != nil {
 		return err
-	}
-	if !st.wroteHeaders {
-		return errNoHeaders
 	}
 	sc.encodeHeadersLocked(t, false)
 	sc.queueHeadersLocked(st.id, sc.hbuf.Bytes(), true)
