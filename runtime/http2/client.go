@@ -607,12 +607,7 @@ func (cc *ClientConn) processData(f *http2.DataFrame) error {
 		cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("http2: response body does not match its content-length: %w", http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}))
 		return nil
 	}
-	if len(data) > 0 {
-		if s.off > 0 && s.off == len(s.buf) {
-			s.buf, s.off = s.buf[:0], 0
-		}
-		s.buf = append(s.buf, data...)
-	}
+	s.buf.add(data)
 	if f.StreamEnded() {
 		s.recvEnded = true
 		cc.endLocked(s)
@@ -743,10 +738,9 @@ func (cc *ClientConn) resetLocked(s *ClientStream, code http2.ErrCode, err error
 	if code != 0 {
 		// Our reset: what was not read is dropped. A peer's reset leaves
 		// the bytes that came before it to be read, then the error.
-		if unread := int64(len(s.buf) - s.off); unread > 0 {
-			cc.creditConnLocked(unread)
+		if unread := s.buf.drop(); unread > 0 {
+			cc.creditConnLocked(int64(unread))
 		}
-		s.buf, s.off = s.buf[:0], 0
 	}
 	s.abortLocked(err)
 	cc.removeLocked(s)

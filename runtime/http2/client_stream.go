@@ -31,8 +31,7 @@ type ClientStream struct {
 	contentLength   int64
 	headRequest     bool
 	gotHead         bool
-	buf             []byte
-	off             int
+	buf             bodyBuffer // response body bytes received, not read yet
 	received        int64
 	recvEnded       bool
 	sendEnded       bool
@@ -259,12 +258,12 @@ func (s *ClientStream) ContentLength() int64      { return s.contentLength }
 func (s *ClientStream) BodyEnded() bool {
 	s.cc.mu.Lock()
 	defer s.cc.mu.Unlock()
-	return s.recvEnded && len(s.buf) == s.off
+	return s.recvEnded && s.buf.unread() == 0
 }
 func (s *ClientStream) Trailers() *stream.HeaderMap {
 	s.cc.mu.Lock()
 	defer s.cc.mu.Unlock()
-	if !s.hasTrailers || !s.recvEnded || len(s.buf) > s.off {
+	if !s.hasTrailers || !s.recvEnded || s.buf.unread() > 0 {
 		return nil
 	}
 	return &s.trailers
@@ -283,15 +282,11 @@ func (s *ClientStream) Read(p []byte) (int, error) {
 	}
 	for {
 		cc.mu.Lock()
-		if s.off < len(s.buf) {
-			n := copy(p, s.buf[s.off:])
-			s.off += n
-			if s.off == len(s.buf) {
-				s.buf, s.off = s.buf[:0], 0
-			}
+		if s.buf.unread() > 0 {
+			n := s.buf.read(p)
 			s.creditLocked(int64(n))
 			var err error
-			if s.recvEnded && s.off == len(s.buf) {
+			if s.recvEnded && s.buf.unread() == 0 {
 				err = io.EOF
 			}
 			cc.mu.Unlock()
@@ -351,7 +346,7 @@ func (s *ClientStream) Cancel(err error) {
 func (s *ClientStream) Done() bool {
 	s.cc.mu.Lock()
 	defer s.cc.mu.Unlock()
-	return s.err == nil && s.recvEnded && (s.sendEnded || s.sendStopped) && s.off == len(s.buf)
+	return s.err == nil && s.recvEnded && (s.sendEnded || s.sendStopped) && s.buf.unread() == 0
 }
 
 // Release ends the owner's use: a stream still open is canceled, and the
@@ -360,15 +355,11 @@ func (s *ClientStream) Release() {
 	s.end()
 	s.head.Reset()
 	s.trailers.Reset()
-	buf := s.buf[:0]
-	if cap(buf) > 64<<10 {
-		buf = nil
-	}
 	select {
 	case <-s.wake:
 	default:
 	}
-	*s = ClientStream{wake: s.wake, head: s.head, trailers: s.trailers, buf: buf}
+	*s = ClientStream{wake: s.wake, head: s.head, trailers: s.trailers, buf: s.buf.reused()}
 	clientStreamPool.Put(s)
 }
 
@@ -385,8 +376,7 @@ func (s *ClientStream) end() {
 	defer cc.mu.Unlock()
 	if cc.streams[s.id] == s {
 		cc.resetLocked(s, http2.ErrCodeCancel, ErrStreamCanceled)
-	} else if unread := int64(len(s.buf) - s.off); unread > 0 {
-		cc.creditConnLocked(unread)
-		s.buf, s.off = s.buf[:0], 0
+	} else if unread := s.buf.drop(); unread > 0 {
+		cc.creditConnLocked(int64(unread))
 	}
 }

@@ -561,8 +561,7 @@ func (sc *serverConn) resetLocked(st *serverStream, code http2.ErrCode, send boo
 	}
 	// Body bytes the handler will now never read go back to the
 	// connection's window.
-	sc.creditConnLocked(int64(len(st.recv) - st.recvOff))
-	st.recv, st.recvOff = st.recv[:0], 0
+	sc.creditConnLocked(int64(st.recv.drop()))
 	st.abortLocked(errStreamReset)
 	sc.wcond.Broadcast()
 }
@@ -656,12 +655,7 @@ func (sc *serverConn) processData(f *http2.DataFrame) error {
 		sc.resetLocked(st, http2.ErrCodeProtocol, true)
 		return nil
 	}
-	if len(data) > 0 {
-		if st.recvOff == len(st.recv) {
-			st.recv, st.recvOff = st.recv[:0], 0
-		}
-		st.recv = append(st.recv, data...)
-	}
+	st.recv.add(data)
 	if f.StreamEnded() {
 		st.closeRemoteLocked()
 	}

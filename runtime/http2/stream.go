@@ -26,12 +26,11 @@ type serverStream struct {
 	cond        sync.Cond // body bytes, end or reset (L is sc.mu)
 
 	// Under sc.mu.
-	recv         []byte // body bytes received; recv[recvOff:] unread
-	recvOff      int
-	received     int64 // DATA payload bytes, for content-length
-	recvWindow   int64 // what the peer may still send
-	recvUnacked  int64 // read, not yet returned in a WINDOW_UPDATE
-	closedRemote bool  // END_STREAM received
+	recv         bodyBuffer // body bytes received, not read yet
+	received     int64      // DATA payload bytes, for content-length
+	recvWindow   int64      // what the peer may still send
+	recvUnacked  int64      // read, not yet returned in a WINDOW_UPDATE
+	closedRemote bool       // END_STREAM received
 	sendWindow   int64
 	wroteHeaders bool
 	endSent      bool
@@ -56,11 +55,7 @@ func newServerStream(sc *serverConn, id uint32) *serverStream {
 func (st *serverStream) release() {
 	st.req.Reset()
 	st.trailers.Reset()
-	recv := st.recv[:0]
-	if cap(recv) > 64<<10 {
-		recv = nil // a large body's buffer is not kept for the next stream
-	}
-	*st = serverStream{req: st.req, trailers: st.trailers, recv: recv}
+	*st = serverStream{req: st.req, trailers: st.trailers, recv: st.recv.reused()}
 	streamPool.Put(st)
 }
 
@@ -137,7 +132,7 @@ func (st *serverStream) finish() {
 	case !st.closedRemote:
 		sc.resetLocked(st, http2.ErrCodeNo, true)
 	}
-	sc.creditConnLocked(int64(len(st.recv) - st.recvOff))
+	sc.creditConnLocked(int64(st.recv.drop()))
 	delete(sc.streams, st.id)
 	if len(sc.streams) == 0 && sc.idle != nil && !sc.closed {
 		sc.idle.Reset(sc.lim.idleTimeout)
@@ -157,7 +152,7 @@ func (st *serverStream) RequestBodyLength() int64          { return st.bodyLen }
 func (st *serverStream) RequestTrailers() *stream.HeaderMap {
 	st.sc.mu.Lock()
 	defer st.sc.mu.Unlock()
-	if !st.hasTrailers || st.recvOff < len(st.recv) || !st.closedRemote {
+	if !st.hasTrailers || st.recv.unread() > 0 || !st.closedRemote {
 		return nil
 	}
 	return &st.trailers
@@ -168,12 +163,8 @@ func (st *serverStream) ReadBody(p []byte) (int, error) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	for {
-		if st.recvOff < len(st.recv) {
-			n := copy(p, st.recv[st.recvOff:])
-			st.recvOff += n
-			if st.recvOff == len(st.recv) {
-				st.recv, st.recvOff = st.recv[:0], 0
-			}
+		if st.recv.unread() > 0 {
+			n := st.recv.read(p)
 			st.creditLocked(int64(n))
 			sc.creditConnLocked(int64(n))
 			return n, nil
