@@ -91,6 +91,43 @@ pub fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
     h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
+/// The first value of a header in pairs of bytes, its name matched
+/// case-insensitively.
+pub fn header_bytes<'a>(h: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.as_slice())
+}
+
+/// The request headers as the host holds them (a value need not be
+/// UTF-8), logging a failure (then none).
+pub fn request_headers_bytes(plugin: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    sdk::get_map_bytes(sdk::MapType::HttpRequestHeaders).unwrap_or_else(|e| {
+        sdk::log(LogLevel::Error, &format!("{}: reading request headers: {:?}", plugin, e));
+        Vec::new()
+    })
+}
+
+/// Go's strings.ToUpper: each character's simple upper-case mapping
+/// (where Unicode's full mapping gives several characters, as for ß, the
+/// simple one is the character itself, or for the Greek letters with iota
+/// subscript their title-case form).
+pub fn go_to_upper(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut u = c.to_uppercase();
+            match (u.next(), u.next()) {
+                (Some(x), None) => x,
+                _ => match c as u32 {
+                    0x1F80..=0x1F87 | 0x1F90..=0x1F97 | 0x1FA0..=0x1FA7 => char::from_u32(c as u32 + 8).unwrap_or(c),
+                    0x1FB3 => '\u{1FBC}',
+                    0x1FC3 => '\u{1FCC}',
+                    0x1FF3 => '\u{1FFC}',
+                    _ => c,
+                },
+            }
+        })
+        .collect()
+}
+
 /// The request headers, logging a failure (then none).
 pub fn request_headers(plugin: &str) -> Vec<(String, String)> {
     read_headers(plugin, sdk::MapType::HttpRequestHeaders, "request")
