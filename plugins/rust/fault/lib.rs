@@ -135,7 +135,7 @@ pub fn parse(data: &[u8]) -> Result<Injector, String> {
             }
         }
         let s = if fixed.is_empty() { fixed2 } else { fixed };
-        inj.delay = match parse_duration(&s) {
+        inj.delay = match common::parse_duration(&s) {
             Some(d) if d > 0 => d,
             _ => return Err(format!("config: delay.fixedDelay: {:?} is not a positive duration such as \"5s\"", s)),
         };
@@ -184,110 +184,6 @@ pub fn parse(data: &[u8]) -> Result<Injector, String> {
         inj.matches.push(headermatch::decode(&e.unwrap_or(json::Value::Null), "Config.headers", &where_, CONFIG_KEYS)?);
     }
     Ok(inj)
-}
-
-/// Go's time.ParseDuration, in nanoseconds; None where Go errs.
-pub fn parse_duration(orig: &str) -> Option<i64> {
-    let mut s = orig;
-    let mut neg = false;
-    if let Some(c) = s.chars().next() {
-        if c == '-' || c == '+' {
-            neg = c == '-';
-            s = &s[1..];
-        }
-    }
-    if s == "0" {
-        return Some(0);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    const MAX: u64 = 1 << 63;
-    let mut d: u64 = 0;
-    while !s.is_empty() {
-        let b = s.as_bytes();
-        if !(b[0] == b'.' || b[0].is_ascii_digit()) {
-            return None;
-        }
-        // The integer part.
-        let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
-        let mut v: u64 = 0;
-        for &c in &b[..n] {
-            if v > MAX / 10 {
-                return None;
-            }
-            v = v * 10 + (c - b'0') as u64;
-            if v > MAX {
-                return None;
-            }
-        }
-        let pre = n > 0;
-        s = &s[n..];
-        // The fraction.
-        let (mut f, mut scale, mut post) = (0u64, 1f64, false);
-        if s.starts_with('.') {
-            s = &s[1..];
-            let n = s.bytes().take_while(|c| c.is_ascii_digit()).count();
-            let mut overflow = false;
-            for c in s[..n].bytes() {
-                if overflow {
-                    continue;
-                }
-                if f > (MAX - 1) / 10 {
-                    overflow = true;
-                    continue;
-                }
-                let y = f * 10 + (c - b'0') as u64;
-                if y > MAX {
-                    overflow = true;
-                    continue;
-                }
-                f = y;
-                scale *= 10.0;
-            }
-            post = n > 0;
-            s = &s[n..];
-        }
-        if !pre && !post {
-            return None;
-        }
-        // The unit.
-        let i = s.bytes().position(|c| c == b'.' || c.is_ascii_digit()).unwrap_or(s.len());
-        if i == 0 {
-            return None;
-        }
-        let unit: u64 = match &s[..i] {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return None,
-        };
-        s = &s[i..];
-        if v > MAX / unit {
-            return None;
-        }
-        v *= unit;
-        if f > 0 {
-            v += (f as f64 * (unit as f64 / scale)) as u64;
-            if v > MAX {
-                return None;
-            }
-        }
-        d += v;
-        if d > MAX {
-            return None;
-        }
-    }
-    if neg {
-        return Some((d as i64).wrapping_neg());
-    }
-    if d > MAX - 1 {
-        return None;
-    }
-    Some(d as i64)
 }
 
 impl Injector {
@@ -516,10 +412,10 @@ mod tests {
             ("0.000000001s", 1),
         ];
         for &(s, want) in ok {
-            assert_eq!(parse_duration(s), Some(want), "{}", s);
+            assert_eq!(common::parse_duration(s), Some(want), "{}", s);
         }
         for s in ["", "s", "1", ".s", "1x", "1e3s", "9223372036854775808ns", "-", "1s ", " 1s", "1.5.5s", "10000000000000000000s"] {
-            assert_eq!(parse_duration(s), None, "{}", s);
+            assert_eq!(common::parse_duration(s), None, "{}", s);
         }
     }
 }
