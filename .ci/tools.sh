@@ -70,7 +70,7 @@ want() { command -v "$1" >/dev/null 2>&1 || need_apt+=("$2"); }
 [[ -d /usr/lib/rustlib/wasm32-unknown-unknown ]] || need_apt+=(libstd-rust-dev-wasm32)
 [[ -x /usr/bin/ld.lld-14 || -x /usr/lib/llvm-14/bin/ld.lld ]] || need_apt+=(lld-14)
 # Debian's crate sources the built-ins use, offline (plugins/rust/crates.sh).
-for c in hmac sha2; do
+for c in hmac sha2 regex; do
   compgen -G "/usr/share/cargo/registry/$c-[0-9]*" >/dev/null || need_apt+=("librust-$c-dev")
 done
 if [[ $what == rust ]]; then

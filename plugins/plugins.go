@@ -58,6 +58,12 @@ func ModuleFor(names []string) []byte {
 var (
 	//go:embed rust/add-header.wasm
 	rustAddHeader string
+	//go:embed rust/canary.wasm
+	rustCanary string
+	//go:embed rust/cors.wasm
+	rustCORS string
+	//go:embed rust/fault.wasm
+	rustFault string
 	//go:embed rust/ip-restriction.wasm
 	rustIPRestriction string
 	//go:embed rust/jwt.wasm
@@ -76,6 +82,9 @@ var (
 
 var rustModules = map[string]*string{
 	"add-header":            &rustAddHeader,
+	"canary":                &rustCanary,
+	"cors":                  &rustCORS,
+	"fault":                 &rustFault,
 	"ip-restriction":        &rustIPRestriction,
 	"jwt":                   &rustJWT,
 	"key-auth":              &rustKeyAuth,

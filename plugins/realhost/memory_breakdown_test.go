@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,10 +47,16 @@ func memoryBreakdown(t *testing.B) {
 	}
 	step("start")
 	mod := plugins.Module()
+	rootID, config := "add-header", []byte(`{"request_headers":{"x-a":"1"}}`)
 	if path := os.Getenv("SLUICE_MEMORY_BREAKDOWN"); strings.HasSuffix(path, ".wasm") {
 		var err error
 		if mod, err = os.ReadFile(path); err != nil {
 			t.Fatal(err)
+		}
+		// A Rust built-in's module (rust/NAME.wasm) runs NAME with its
+		// defaults.
+		if name := strings.TrimSuffix(filepath.Base(path), ".wasm"); name != rootID && slices.Contains(plugins.RustNames(), name) {
+			rootID, config = name, nil
 		}
 	}
 	_ = sha256.Sum256(mod)
@@ -67,8 +75,8 @@ func memoryBreakdown(t *testing.B) {
 	for i := range 3 {
 		// Distinct vm_ids: each load is one more instance of the same
 		// compiled module.
-		p, err := e.Load(ctx, hostabi.PluginConfig{Name: fmt.Sprint("p", i), RootID: "add-header", VMID: fmt.Sprint("vm", i),
-			Wasm: mod, PluginConfig: []byte(`{"request_headers":{"x-a":"1"}}`), Trusted: true})
+		p, err := e.Load(ctx, hostabi.PluginConfig{Name: fmt.Sprint("p", i), RootID: rootID, VMID: fmt.Sprint("vm", i),
+			Wasm: mod, PluginConfig: config, Trusted: true})
 		if err != nil {
 			t.Fatal(err)
 		}

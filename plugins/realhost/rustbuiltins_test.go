@@ -2,7 +2,9 @@ package realhost
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -11,15 +13,24 @@ import (
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
 )
 
-// rustPortCases are the requests each built-in ported to Rust must answer
-// exactly as its Go original does. A plugin's port adds its cases here.
-var rustPortCases = []struct {
+// rustPortCase is a configuration and the requests a built-in ported to
+// Rust must answer exactly as its Go original does.
+type rustPortCase struct {
 	plugin string
 	config any
 	reqs   []filtertest.Request
 	// refused are configurations both must refuse.
 	refused []any
-}{
+	// rustRefuses are configurations the Go plugin accepts and the Rust
+	// port refuses, with an error saying why: the documented differences
+	// of Go's regular expressions on the regex crate (plugins/README.md).
+	rustRefuses []any
+	// metrics are compared after the requests.
+	metrics []string
+}
+
+// rustPortCases: a plugin's port adds its cases here.
+var rustPortCases = []rustPortCase{
 	{
 		plugin: "add-header",
 		config: map[string]any{
@@ -176,6 +187,123 @@ var rustPortCases = []struct {
 		reqs: keyRequests([][2]string{{":method", "GET"}, {":path", "/"}, {"apikey", "k1"}})},
 	{plugin: "add-header", config: map[string]any{"Request_Headers": map[string]string{"x-a": "1"}},
 		reqs: []filtertest.Request{{Headers: [][2]string{{":path", "/"}}}}},
+	{
+		plugin: "cors",
+		config: map[string]any{"origins": []string{"https://app.example.com/", `https://[\w-]+\.example\.org`, `(?i)https://K\.example\.net`, `http://\d+\.test`},
+			"methods": []string{"GET", "POST"}, "max_age": 3600, "credentials": true, "exposed_headers": []string{"x-total", "x-page"}, "private_network": true},
+		reqs: corsRequests("https://app.example.com", "HTTPS://APP.example.com/", "https://app.example.com.evil", "https://a-1.example.org",
+			"https://a.b.example.org", "https://\u00e9.example.org", "https://\u212a.example.net", "https://k.example.net", "http://42.test",
+			"http://\u0664\u0662.test", "https://\xffapp.example.com", "", "null"),
+		refused: []any{
+			map[string]any{"origins": []string{"(("}},
+			map[string]any{"origins": []string{"a**"}},
+			map[string]any{"origins": []string{"x{1001}"}},
+			map[string]any{"origins": []string{`(?x)a`}},
+			map[string]any{"methods": []string{"get"}},
+			map[string]any{"max_age": -1},
+			map[string]any{"max_age": 1.5},
+			map[string]any{"origin": []string{"x"}},
+			map[string]any{"credentials": "yes"},
+		},
+		rustRefuses: []any{
+			map[string]any{"origins": []string{`https://\pL+\.example`}},
+			map[string]any{"origins": []string{`\x{D800}`}},
+		},
+	},
+	{
+		plugin: "cors",
+		config: map[string]any{"headers": []string{"x-a", "x-b"}},
+		reqs:   corsRequests("https://any.example", ""),
+	},
+	{
+		plugin: "cors",
+		config: map[string]any{"origins": []string{"*"}, "credentials": true, "preflight_continue": true},
+		reqs:   corsRequests("https://any.example", ""),
+	},
+	{
+		plugin: "canary",
+		config: map[string]any{"sticky": map[string]any{"header": "x-user"}, "http": []any{
+			map[string]any{"match": []any{map[string]any{"headers": map[string]any{"x-canary": map[string]string{"exact": "true"}}},
+				map[string]any{"cookies": map[string]any{"beta": map[string]string{"prefix": "y"}}, "uri": map[string]string{"regex": `/api/v\d+/.*`}, "method": map[string]string{"exact": "GET"}}},
+				"route": []any{map[string]any{"destination": map[string]string{"host": "orders", "subset": "v2"}}}},
+			map[string]any{"route": []any{map[string]any{"subset": "v1", "weight": 50}, map[string]any{"subset": "v2", "weight": 30}, map[string]any{"subset": "v3", "weight": 20}}},
+		}},
+		reqs: canaryRequests(
+			[][2]string{{"x-canary", "true"}, {"x-sluice-subset", "v9"}},
+			[][2]string{{":path", "/api/v12/orders?x=1"}, {"cookie", "a=1; beta=yes"}},
+			// These fall to the split: the sticky key makes the pick the same.
+			[][2]string{{":path", "/api/v12/orders"}, {":method", "POST"}, {"cookie", "beta=yes"}, {"x-user", "dave"}},
+			[][2]string{{":path", "/api/v\u0661/orders"}, {"cookie", "beta=yes"}, {"x-user", "erin"}},
+			[][2]string{{"x-user", "alice"}}, [][2]string{{"x-user", "bob"}}, [][2]string{{"x-user", "carol"}}, [][2]string{{"x-user", "\xff"}},
+		),
+		refused: []any{
+			map[string]any{"http": []any{map[string]any{"route": []any{}}}},
+			map[string]any{"http": []any{map[string]any{"route": []any{map[string]any{"subset": "a", "weight": -1}}}}},
+			map[string]any{"http": []any{map[string]any{"route": []any{map[string]any{"subset": "a", "weight": 0}, map[string]any{"subset": "b"}}}}},
+			map[string]any{"http": []any{map[string]any{"route": []any{map[string]any{"subset": "a", "destination": map[string]string{"subset": "b"}}}}}},
+			map[string]any{"sticky": map[string]any{}},
+			map[string]any{"routes": []any{}},
+			canaryRegex(`a**`), canaryRegex(`(`), canaryRegex(`\8`), canaryRegex(`(?P<n-1>x)`), canaryRegex(`[z-a]`), canaryRegex(`\Qa)`),
+			map[string]any{"http": []any{map[string]any{"match": []any{map[string]any{"headers": map[string]any{"x": map[string]string{}}}}, "route": []any{map[string]any{"subset": "a"}}}}},
+		},
+		// Nested deeper than the Rust port's 120 levels (with the group
+		// that anchors the pattern; a repeated item counts as a level).
+		rustRefuses: []any{canaryRegex(`\p{Greek}`), canaryRegex(`[\PL]`), canaryRegex(strings.Repeat("(", 120) + "a" + strings.Repeat(")", 120)),
+			canaryRegex("a" + strings.Repeat("(?i)*", 120))},
+	},
+	regexCase(map[string][]string{
+		// Go's classes are ASCII; the crate's are Unicode.
+		`\d+`: {"123", "\u0663"}, `\w+`: {"a_1", "\u00e9"}, `\s`: {" ", "\v"}, `[[:space:]]`: {"\v"}, `\bab\b`: {"ab"}, `.\B.`: {"ab", "a-"},
+		// (?i) folds as Go's: K, k and the Kelvin sign, s and the long s.
+		`(?i)k`: {"K", "\u212a"}, `(?i)\w`: {"\u017f"}, `(?i)[^k]`: {"K", "x"}, `(?i)(?-i)a`: {"A", "a"}, `(?i-i)a`: {"a", "A"}, `(?)a`: {"a"},
+		// Literals in Go, errors or operators in the crate.
+		`a\_b\!\<`: {"a_b!<"}, `a{`: {"a{"}, `a{,5}`: {"a{,5}"}, `[a[b]`: {"[", "b"}, `[a&&b]`: {"&", "a"}, `[a~~b]`: {"~"}, `[a-b-c]`: {"-", "c"},
+		`\Qa.b\E`: {"a.b", "axb"}, `\101\x42\x{43}`: {"ABC"}, `(?P<n>a)(?<m>b)`: {"ab"}, `a(?i)*`: {"", "aa"}, `^*a`: {"a"},
+		// The user's ) closes Go's anchoring group: b matches unanchored.
+		`a|b)|(c`: {"a", "xb", "cx"},
+		// Bytes that are not UTF-8 read as U+FFFD, one each.
+		`.`: {"\xff", "\xe2\x82"}, `..`: {"\xe2\x82"}, `\x{FFFD}`: {"\xff"}, `[^\x00-\x{10FFFF}]|x`: {"x", "y"},
+		`(a{10}){100}|y`: {"y"},
+		// As deep as the Rust port goes, on the guest's stack.
+		strings.Repeat("(", 119) + "a" + strings.Repeat(")", 119): {"a", "b"},
+		"a" + strings.Repeat("(?i)*", 119):                        {"", "aa", "b"},
+	}),
+	{
+		plugin: "fault",
+		config: map[string]any{"abort": map[string]any{"httpStatus": 503}, "match": []any{map[string]any{"uri": map[string]string{"prefix": "/a"}}},
+			"headers": map[string]any{"x-chaos": map[string]string{"regex": `on|(?i)yes`}}},
+		reqs: canaryRequests([][2]string{{":path", "/a"}}, [][2]string{{":path", "/b"}, {"x-chaos", "YES"}}, [][2]string{{":path", "/b"}, {"x-chaos", "no"}}),
+		refused: []any{
+			map[string]any{"delay": map[string]any{"fixedDelay": "soon"}},
+			map[string]any{"delay": map[string]any{"fixedDelay": "-1s"}},
+			map[string]any{"delay": map[string]any{"fixedDelay": "1e3s"}},
+			map[string]any{"delay": map[string]any{}},
+			map[string]any{"abort": map[string]any{"httpStatus": 42}},
+			map[string]any{"abort": map[string]any{}},
+			map[string]any{"abort": map[string]any{"grpcStatus": "NOPE"}},
+			map[string]any{"abort": map[string]any{"grpcStatus": "PERMIßION_DENIED"}},
+			map[string]any{"abort": map[string]any{"httpStatus": 503, "grpcStatus": "INTERNAL"}},
+			map[string]any{"abort": map[string]any{"httpStatus": 503, "percentage": map[string]any{"value": 101}}},
+			map[string]any{"abort": map[string]any{"httpStatus": 503, "percentage": map[string]any{"val": 1}}},
+			map[string]any{"abort": map[string]any{"httpStatus": 503, "percentage": "5"}},
+			map[string]any{"delays": map[string]any{}},
+			map[string]any{"headers": map[string]any{"x": nil}},
+			map[string]any{"headers": map[string]any{"x": map[string]string{"regex": "a{2}{3}"}}},
+		},
+		metrics: []string{`sluice_fault_aborts_injected_total{plugin="fault"}`, `sluice_fault_delays_injected_total{plugin="fault"}`},
+	},
+	{
+		plugin:  "fault",
+		config:  map[string]any{"delay": map[string]any{"fixed_delay": "20ms", "percentage": 100}, "abort": map[string]any{"grpc_status": "unavailable", "percentage": map[string]any{"value": 100}}},
+		reqs:    canaryRequests(nil),
+		metrics: []string{`sluice_fault_aborts_injected_total{plugin="fault"}`, `sluice_fault_delays_injected_total{plugin="fault"}`},
+	},
+	{
+		plugin:  "fault",
+		config:  map[string]any{"delay": map[string]any{"fixedDelay": "1.5ms"}, "abort": map[string]any{"http_status": 500, "percentage": 0}},
+		reqs:    canaryRequests(nil, [][2]string{{":path", "/x"}}),
+		metrics: []string{`sluice_fault_aborts_injected_total{plugin="fault"}`, `sluice_fault_delays_injected_total{plugin="fault"}`},
+	},
 }
 
 // Each built-in ported to Rust, on the real host, behaves as the Go
@@ -195,6 +323,21 @@ func TestRustPortsMatchGo(t *testing.T) {
 			want, got := g.Do(req), r.Do(req)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("%s request %d:\nrust %+v\n  go %+v", c.plugin, i, got, want)
+			}
+		}
+		for _, name := range c.metrics {
+			want, wok := g.Metric(name)
+			got, ok := r.Metric(name)
+			if got != want || ok != wok {
+				t.Errorf("%s: metric %s: rust %d (%v), go %d (%v)", c.plugin, name, got, ok, want, wok)
+			}
+		}
+		for _, cfg := range c.rustRefuses {
+			if _, err := filtertest.LoadErr(t, plugins.Module(), filtertest.Options{RootID: c.plugin, Config: cfg}); err != nil {
+				t.Errorf("%s: the Go plugin refused %v (fix the case): %v", c.plugin, cfg, err)
+			}
+			if _, err := filtertest.LoadErr(t, rust, filtertest.Options{RootID: c.plugin, Config: cfg}); err == nil {
+				t.Errorf("%s: the Rust plugin accepted %v", c.plugin, cfg)
 			}
 		}
 		for _, bad := range c.refused {
@@ -303,6 +446,80 @@ func TestRustIPRestrictionTCPMatchesGo(t *testing.T) {
 			}
 		}
 	}
+}
+
+// corsRequests are, for each origin ("" for none), a preflight (with
+// headers requested and private network access) and a GET with a
+// response.
+func corsRequests(origins ...string) []filtertest.Request {
+	var out []filtertest.Request
+	for _, o := range origins {
+		pre := [][2]string{{":method", "OPTIONS"}, {":path", "/api"}, {"access-control-request-method", "POST"},
+			{"access-control-request-headers", "x-a, \xffx-b"}, {"access-control-request-private-network", "true"}}
+		get := [][2]string{{":method", "GET"}, {":path", "/api"}}
+		if o != "" {
+			pre = append(pre, [2]string{"origin", o})
+			get = append(get, [2]string{"origin", o})
+		}
+		out = append(out, filtertest.Request{Headers: pre},
+			filtertest.Request{Headers: get, ResponseHeaders: [][2]string{{":status", "200"}, {"vary", "accept"}, {"access-control-allow-origin", "upstream"}}},
+			// Not a preflight: no Access-Control-Request-Method.
+			filtertest.Request{Headers: append([][2]string{{":method", "OPTIONS"}}, get[1:]...)})
+	}
+	return out
+}
+
+// canaryRequests are GETs with these headers.
+func canaryRequests(headers ...[][2]string) []filtertest.Request {
+	var out []filtertest.Request
+	for _, h := range headers {
+		req := [][2]string{{":method", "GET"}, {":path", "/"}}
+		for _, kv := range h {
+			req = setHeader(req, kv[0], kv[1])
+		}
+		out = append(out, filtertest.Request{Headers: req})
+	}
+	return out
+}
+
+func setHeader(h [][2]string, k, v string) [][2]string {
+	for i := range h {
+		if h[i][0] == k {
+			h[i][1] = v
+			return h
+		}
+	}
+	return append(h, [2]string{k, v})
+}
+
+// canaryRegex is a canary configuration matching header x on pattern.
+func canaryRegex(pattern string) map[string]any {
+	return map[string]any{"http": []any{map[string]any{"match": []any{map[string]any{"headers": map[string]any{"x": map[string]string{"regex": pattern}}}},
+		"route": []any{map[string]any{"subset": "a"}}}}}
+}
+
+// regexCase is a canary case that tests Go's regular expressions against
+// the Rust port's: route i matches header x-p<i> on the i-th pattern (to
+// subset p<i>), and each value is sent in that header alone, so the
+// subset says whether the pattern matched it.
+func regexCase(patterns map[string][]string) rustPortCase {
+	var keys []string
+	for p := range patterns {
+		keys = append(keys, p)
+	}
+	sort.Strings(keys)
+	var routes []any
+	var reqs []filtertest.Request
+	for i, p := range keys {
+		h := fmt.Sprintf("x-p%d", i)
+		routes = append(routes, map[string]any{"match": []any{map[string]any{"headers": map[string]any{h: map[string]string{"regex": p}}}},
+			"route": []any{map[string]any{"subset": fmt.Sprintf("p%d", i)}}})
+		for _, v := range patterns[p] {
+			reqs = append(reqs, canaryRequests([][2]string{{h, v}})...)
+		}
+	}
+	routes = append(routes, map[string]any{"route": []any{map[string]any{"subset": "none"}}})
+	return rustPortCase{plugin: "canary", config: map[string]any{"http": routes}, reqs: reqs}
 }
 
 func keyRequests(headers ...[][2]string) []filtertest.Request {

@@ -91,6 +91,43 @@ pub fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
     h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
+/// The first value of a header in pairs of bytes, its name matched
+/// case-insensitively.
+pub fn header_bytes<'a>(h: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.as_slice())
+}
+
+/// The request headers as the host holds them (a value need not be
+/// UTF-8), logging a failure (then none).
+pub fn request_headers_bytes(plugin: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    sdk::get_map_bytes(sdk::MapType::HttpRequestHeaders).unwrap_or_else(|e| {
+        sdk::log(LogLevel::Error, &format!("{}: reading request headers: {:?}", plugin, e));
+        Vec::new()
+    })
+}
+
+/// Go's strings.ToUpper: each character's simple upper-case mapping
+/// (where Unicode's full mapping gives several characters, as for ß, the
+/// simple one is the character itself, or for the Greek letters with iota
+/// subscript their title-case form).
+pub fn go_to_upper(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut u = c.to_uppercase();
+            match (u.next(), u.next()) {
+                (Some(x), None) => x,
+                _ => match c as u32 {
+                    0x1F80..=0x1F87 | 0x1F90..=0x1F97 | 0x1FA0..=0x1FA7 => char::from_u32(c as u32 + 8).unwrap_or(c),
+                    0x1FB3 => '\u{1FBC}',
+                    0x1FC3 => '\u{1FCC}',
+                    0x1FF3 => '\u{1FFC}',
+                    _ => c,
+                },
+            }
+        })
+        .collect()
+}
+
 /// The request headers, logging a failure (then none).
 pub fn request_headers(plugin: &str) -> Vec<(String, String)> {
     read_headers(plugin, sdk::MapType::HttpRequestHeaders, "request")
@@ -248,6 +285,110 @@ pub fn encode_query(q: &[(String, Vec<String>)]) -> String {
         }
     }
     out
+}
+
+/// Go's time.ParseDuration, in nanoseconds; None where Go errs.
+pub fn parse_duration(orig: &str) -> Option<i64> {
+    let mut s = orig;
+    let mut neg = false;
+    if let Some(c) = s.chars().next() {
+        if c == '-' || c == '+' {
+            neg = c == '-';
+            s = &s[1..];
+        }
+    }
+    if s == "0" {
+        return Some(0);
+    }
+    if s.is_empty() {
+        return None;
+    }
+    const MAX: u64 = 1 << 63;
+    let mut d: u64 = 0;
+    while !s.is_empty() {
+        let b = s.as_bytes();
+        if !(b[0] == b'.' || b[0].is_ascii_digit()) {
+            return None;
+        }
+        // The integer part.
+        let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        let mut v: u64 = 0;
+        for &c in &b[..n] {
+            if v > MAX / 10 {
+                return None;
+            }
+            v = v * 10 + (c - b'0') as u64;
+            if v > MAX {
+                return None;
+            }
+        }
+        let pre = n > 0;
+        s = &s[n..];
+        // The fraction.
+        let (mut f, mut scale, mut post) = (0u64, 1f64, false);
+        if s.starts_with('.') {
+            s = &s[1..];
+            let n = s.bytes().take_while(|c| c.is_ascii_digit()).count();
+            let mut overflow = false;
+            for c in s[..n].bytes() {
+                if overflow {
+                    continue;
+                }
+                if f > (MAX - 1) / 10 {
+                    overflow = true;
+                    continue;
+                }
+                let y = f * 10 + (c - b'0') as u64;
+                if y > MAX {
+                    overflow = true;
+                    continue;
+                }
+                f = y;
+                scale *= 10.0;
+            }
+            post = n > 0;
+            s = &s[n..];
+        }
+        if !pre && !post {
+            return None;
+        }
+        // The unit.
+        let i = s.bytes().position(|c| c == b'.' || c.is_ascii_digit()).unwrap_or(s.len());
+        if i == 0 {
+            return None;
+        }
+        let unit: u64 = match &s[..i] {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        s = &s[i..];
+        if v > MAX / unit {
+            return None;
+        }
+        v *= unit;
+        if f > 0 {
+            v += (f as f64 * (unit as f64 / scale)) as u64;
+            if v > MAX {
+                return None;
+            }
+        }
+        d += v;
+        if d > MAX {
+            return None;
+        }
+    }
+    if neg {
+        return Some((d as i64).wrapping_neg());
+    }
+    if d > MAX - 1 {
+        return None;
+    }
+    Some(d as i64)
 }
 
 /// Logs a failed hostcall as "NAME: what: error".

@@ -42,5 +42,12 @@ crate cfg_if cfg-if-1.0.0 2018 "$@"
 crate cpufeatures cpufeatures-0.2.4 2018 "$@"
 crate sha2 sha2-0.10.5 2018 "$@" $(ext cfg_if) $(ext digest) $(ext cpufeatures)
 
+# regex for goregexp.rs (Go's regular expressions): case folding (Go's
+# (?i)) but no other Unicode tables, and no perf-literal (aho-corasick and
+# memchr are not packaged here).
+crate regex_syntax regex-syntax-0.6.27 2018 "$@" --cfg 'feature="unicode-case"'
+crate regex regex-1.7.1 2018 "$@" --cfg 'feature="std"' --cfg 'feature="unicode-case"' --cfg 'feature="perf-cache"' \
+  --cfg 'feature="perf-dfa"' --cfg 'feature="perf-inline"' $(ext regex_syntax)
+
 # What the plugins may use (a plugin that uses none is built as before).
-echo "-L dependency=$out $(ext hmac) $(ext sha2)" >"$out/externs"
+echo "-L dependency=$out $(ext hmac) $(ext sha2) $(ext regex) $(ext regex_syntax)" >"$out/externs"

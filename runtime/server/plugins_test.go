@@ -133,11 +133,11 @@ config = { request_headers = { "x-hello" = "sluice" } }
 	}
 }
 
-// Go-served built-in plugins load the lite Go module unless one of them
-// needs the full one (jwt); adding a jwt plugin moves them all to the full
-// module. A built-in ported to Rust (add-header) loads its own module
-// whatever the others load, and is not restarted when they move.
-func TestBuiltinsLoadTheSmallestModule(t *testing.T) {
+// Every built-in plugin is served by its own Rust module now (the Go
+// module's lite/full choice no longer applies to any): each loads its
+// module, and adding a plugin (jwt, once the heaviest of the Go ones)
+// restarts none of the others.
+func TestBuiltinsLoadTheirRustModules(t *testing.T) {
 	up := startEcho(t, "up", nil)
 	cfg := func(extra string) string {
 		return baseConfig(`
@@ -171,17 +171,13 @@ endpoints = ["` + up.addr + `"]
 		return e
 	}
 	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
-	lite, full, rust := sum(plugins.ModuleFor([]string{"add-header", "cors"})), sum(plugins.Module()), sum(plugins.RustModule("add-header"))
-	if lite == full {
-		t.Fatal("the lite module is the full one")
-	}
 	ts := startServer(t, cfg(""))
-	hello := entryOf(ts, "hello")
-	if hello.sha256 != rust {
-		t.Fatalf("add-header loaded %s, want its Rust module %s", hello.sha256, rust)
+	hello, guard := entryOf(ts, "hello"), entryOf(ts, "guard")
+	if want := sum(plugins.RustModule("add-header")); hello.sha256 != want {
+		t.Fatalf("add-header loaded %s, want its Rust module %s", hello.sha256, want)
 	}
-	if got := entryOf(ts, "guard").sha256; got != lite {
-		t.Fatalf("cors without jwt loaded %s, want the lite module %s", got, lite)
+	if want := sum(plugins.RustModule("cors")); guard.sha256 != want {
+		t.Fatalf("cors loaded %s, want its Rust module %s", guard.sha256, want)
 	}
 	if err := os.WriteFile(ts.path, []byte(cfg(`
 [[plugins]]
@@ -194,14 +190,14 @@ config = { claims_to_verify = ["exp"] }
 	if err := ts.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if got := entryOf(ts, "guard").sha256; got != full {
-		t.Fatalf("with a jwt plugin cors runs %s, want the full module %s", got, full)
+	if want := sum(plugins.RustModule("jwt")); entryOf(ts, "auth").sha256 != want {
+		t.Fatalf("jwt loaded %s, want its Rust module %s", entryOf(ts, "auth").sha256, want)
 	}
-	if entryOf(ts, "hello") != hello {
-		t.Fatal("add-header (Rust) was restarted when the Go plugins moved to the full module")
+	if entryOf(ts, "hello") != hello || entryOf(ts, "guard") != guard {
+		t.Fatal("adding a jwt plugin restarted add-header or cors")
 	}
 	_, e := getJSON(t, http.DefaultClient, mustReq(t, "GET", ts.url("/"), nil))
 	if got := e.Header["X-Hello"]; len(got) != 1 || got[0] != "sluice" {
-		t.Fatalf("upstream saw x-hello %v with the full module beside", got)
+		t.Fatalf("upstream saw x-hello %v with jwt beside", got)
 	}
 }

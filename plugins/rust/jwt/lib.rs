@@ -424,7 +424,7 @@ pub fn parse(data: &[u8], read_file: impl Fn(&str, &str) -> Result<Vec<u8>, Stri
         v.jwks_path = path;
         v.jwks_refresh_ns = 5 * 60 * 1_000_000_000;
         if !jwks_refresh.is_empty() {
-            match parse_duration(&jwks_refresh) {
+            match common::parse_duration(&jwks_refresh) {
                 Some(d) if d >= 1_000_000_000 => v.jwks_refresh_ns = d,
                 _ => return Err(format!("config: jwks_refresh: {:?} is not a duration of at least 1s", jwks_refresh)),
             }
@@ -477,46 +477,6 @@ fn split_url(u: &str) -> Option<(String, String)> {
         }
     }
     Some((host.to_string(), uri))
-}
-
-/// Go's time.ParseDuration, in nanoseconds; None if it does not parse.
-fn parse_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let n = rest.bytes().take_while(|c| c.is_ascii_digit() || *c == b'.').count();
-        let num = &rest[..n];
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return None;
-        }
-        rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit: f64 = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[u..];
-        total += num.parse::<f64>().ok()? * unit;
-    }
-    if total > i64::MAX as f64 {
-        return None;
-    }
-    Some(if neg { -(total as i64) } else { total as i64 })
 }
 
 fn parse_jwks(b: &[u8], pk: PublicKeyVerifier) -> Result<Vec<Key>, String> {
@@ -1303,9 +1263,9 @@ mod tests {
         assert_eq!(base64_decode("YWI=", false, true).unwrap(), b"ab");
         assert!(base64_decode("YWI", false, true).is_err());
         assert!(base64_decode("Y===", false, true).is_err());
-        assert_eq!(parse_duration("1h30m"), Some(5_400_000_000_000));
-        assert_eq!(parse_duration("1.5s"), Some(1_500_000_000));
-        assert_eq!(parse_duration("5"), None);
+        assert_eq!(common::parse_duration("1h30m"), Some(5_400_000_000_000));
+        assert_eq!(common::parse_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(common::parse_duration("5"), None);
         assert_eq!(split_url("http://u@h:8080"), Some(("h:8080".into(), "/".into())));
         assert_eq!(split_url("x"), None);
         assert_eq!(numeric(Some(&json::Value::Number("1e300".into()))), Some(i64::MIN));

@@ -559,25 +559,32 @@ pub fn set_http_response_body(body: &[u8]) -> Result<(), Status> {
 
 // ---- header maps ----
 
-/// Encodes pairs in the ABI's map format.
-pub fn serialize_map(pairs: &[(&str, &str)]) -> Vec<u8> {
+/// Encodes pairs in the ABI's map format (values of text or bytes).
+pub fn serialize_map<V: AsRef<[u8]>>(pairs: &[(&str, V)]) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (k, v) in pairs {
         b.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        b.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(v.as_ref().len() as u32).to_le_bytes());
     }
     for (k, v) in pairs {
         b.extend_from_slice(k.as_bytes());
         b.push(0);
-        b.extend_from_slice(v.as_bytes());
+        b.extend_from_slice(v.as_ref());
         b.push(0);
     }
     b
 }
 
-/// Decodes the ABI's map format; malformed input yields what could be read.
+/// Decodes the ABI's map format; malformed input yields what could be
+/// read. Bytes that are not UTF-8 become U+FFFD.
 pub fn deserialize_map(b: &[u8]) -> Vec<(String, String)> {
+    let text = |v: Vec<u8>| String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    deserialize_map_bytes(b).into_iter().map(|(k, v)| (text(k), text(v))).collect()
+}
+
+/// deserialize_map keeping names and values as bytes.
+pub fn deserialize_map_bytes(b: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out = Vec::new();
     if b.len() < 4 {
         return out;
@@ -593,13 +600,27 @@ pub fn deserialize_map(b: &[u8]) -> Vec<(String, String)> {
         if off + kl + 1 + vl + 1 > b.len() {
             break;
         }
-        let k = String::from_utf8_lossy(&b[off..off + kl]).into_owned();
-        off += kl + 1;
-        let v = String::from_utf8_lossy(&b[off..off + vl]).into_owned();
-        off += vl + 1;
-        out.push((k, v));
+        out.push((b[off..off + kl].to_vec(), b[off + kl + 1..off + kl + 1 + vl].to_vec()));
+        off += kl + 1 + vl + 1;
     }
     out
+}
+
+/// get_map without the conversion to String: names and values as the
+/// host holds them (a header value need not be UTF-8, and a filter that
+/// matches or echoes it may need its bytes).
+pub fn get_map_bytes(t: MapType) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Status> {
+    let mut p: *mut u8 = std::ptr::null_mut();
+    let mut n: usize = 0;
+    check(unsafe { hostcalls::proxy_get_header_map_pairs(t as u32, &mut p, &mut n) })?;
+    Ok(deserialize_map_bytes(&unsafe { take(p, n) }))
+}
+
+/// replace_map_value with a value of bytes.
+pub fn replace_map_value_bytes(t: MapType, key: &str, value: &[u8]) -> Result<(), Status> {
+    check(unsafe {
+        hostcalls::proxy_replace_header_map_value(t as u32, key.as_ptr(), key.len(), value.as_ptr(), value.len())
+    })
 }
 
 pub fn get_map(t: MapType) -> Result<Vec<(String, String)>, Status> {
@@ -696,6 +717,16 @@ pub fn send_http_response(status: u32, headers: &[(&str, &str)], body: &[u8]) ->
     let h = serialize_map(headers);
     check(unsafe {
         hostcalls::proxy_send_local_response(status, std::ptr::null(), 0, body.as_ptr(), body.len(), h.as_ptr(), h.len(), -1)
+    })
+}
+
+/// send_http_response with header values of bytes (a value echoed from
+/// the request need not be UTF-8) and a gRPC status: grpc_status >= 0
+/// makes the reply a gRPC one (the host adds grpc-status), -1 a plain one.
+pub fn send_local_response(status: u32, headers: &[(&str, &[u8])], body: &[u8], grpc_status: i32) -> Result<(), Status> {
+    let h = serialize_map(headers);
+    check(unsafe {
+        hostcalls::proxy_send_local_response(status, std::ptr::null(), 0, body.as_ptr(), body.len(), h.as_ptr(), h.len(), grpc_status)
     })
 }
 
