@@ -6,13 +6,14 @@
 package httpstream
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
 	"net/http"
 	"sort"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -24,13 +25,14 @@ func Handler(h stream.Handler) http.Handler { return handler{h} }
 type handler struct{ h stream.Handler }
 
 func (a handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s := streamPool.Get().(*serverStream)
+	// Not pooled: the upstream side may still be reading the request
+	// body on a goroutine of its own when ServeStream returns (a server
+	// that answered before the body's end); net/http's body is safe to
+	// read then, and so must this stream be.
+	s := &serverStream{}
 	s.reset(w, r)
 	defer func() {
-		reset := s.wasReset
-		s.release()
-		streamPool.Put(s)
-		if reset {
+		if s.wasReset {
 			// net/http's way to abandon a response: HTTP/1.1 closes the
 			// connection, HTTP/2 and HTTP/3 reset the stream.
 			panic(http.ErrAbortHandler)
@@ -38,8 +40,6 @@ func (a handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	a.h.ServeStream(s)
 }
-
-var streamPool = sync.Pool{New: func() any { return new(serverStream) }}
 
 // serverStream is one request of a net/http server as a stream.ServerStream.
 type serverStream struct {
@@ -79,14 +79,16 @@ func (s *serverStream) reset(w http.ResponseWriter, r *http.Request) {
 	}
 	s.req.Add(stream.Scheme, scheme)
 	s.keys = appendFields(&s.req, r.Header, s.keys)
-}
-
-func (s *serverStream) release() {
-	s.w, s.r = nil, nil
-	s.req.Reset()
-	s.tr.Reset()
-	clear(s.keys)
-	s.keys = s.keys[:0]
+	if len(r.Trailer) > 0 && !s.req.Has("trailer") {
+		// net/http moves the client's Trailer declaration out of the
+		// header; the stream keeps it as received.
+		s.keys = s.keys[:0]
+		for k := range r.Trailer {
+			s.keys = append(s.keys, k)
+		}
+		sort.Strings(s.keys)
+		s.req.Add("trailer", strings.Join(s.keys, ", "))
+	}
 }
 
 // appendFields adds h's fields to m in a stable order (net/http's map has
@@ -209,17 +211,23 @@ func (s *serverStream) Upgrade() (net.Conn, []byte, error) {
 		return nil, nil, stream.ErrUpgradeUnsupported
 	}
 	s.wroteHeader = true
-	var early []byte
-	if n := brw.Reader.Buffered(); n > 0 {
-		early, _ = brw.Reader.Peek(n)
-		early = append([]byte(nil), early...)
-	}
 	if _, err := conn.Write(s.upgradeHead); err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
-	return conn, early, nil
+	// What the server read past the head may sit in brw's reader or
+	// behind it (runtime/http1 replays it through the reader): the
+	// connection is read through brw.
+	return &hijackedConn{Conn: conn, r: brw.Reader}, nil, nil
 }
+
+// hijackedConn reads a taken-over connection through the server's reader.
+type hijackedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *hijackedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // SetReadDeadline and SetWriteDeadline end blocked body I/O with the
 // client (the stream idle timeout): not part of stream.ServerStream, an

@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 
-	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/http1"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/stats"
@@ -66,7 +65,7 @@ func (s *connServer) serveConn(c net.Conn) {
 	}
 	if !isTLS {
 		if !s.http1 {
-			s.serveH2(c, filter.WithConnectionID(context.Background()))
+			s.serveH2(c, withConnection(context.Background()))
 			return
 		}
 		s.h1.ServeConn(c, nil)
@@ -86,7 +85,7 @@ func (s *connServer) serveConn(c net.Conn) {
 	state := tc.ConnectionState()
 	switch {
 	case state.NegotiatedProtocol == http2.NextProtoTLS:
-		s.serveH2(tc, mesh.WithConnTLS(filter.WithConnectionID(context.Background())))
+		s.serveH2(tc, mesh.WithConnTLS(withConnection(context.Background())))
 	case s.http1:
 		s.h1.ServeConn(tc, &state)
 	default:
@@ -206,7 +205,7 @@ func newConnServer(cfg connServerConfig) *connServer {
 		Log:               cfg.log.Named("http1"),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			// Each connection is numbered once (Envoy's connection.id).
-			ctx = filter.WithConnectionID(ctx)
+			ctx = withConnection(ctx)
 			if _, ok := c.(*tls.Conn); ok {
 				// A connection's TLS facts (peer identity, certificate
 				// hash, subject) are worked out for its first request

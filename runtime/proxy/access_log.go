@@ -11,7 +11,7 @@ import (
 // Envoy's default access log format under its operators' names
 // (docs/access-log.md lists them), plus sluice's listener and, on mesh
 // traffic, the two principals.
-func (x *exchange) finish(start time.Time, requestID string) {
+func (x *activeStream) finish(start time.Time, requestID string) {
 	if rec := recover(); rec != nil {
 		defer panic(rec)
 	}
@@ -29,10 +29,10 @@ func (x *exchange) finish(start time.Time, requestID string) {
 	if x.ri != nil {
 		x.ri.stats.record(x.status, dur.Seconds())
 	}
-	if x.h.access == nil {
+	if x.cm.access == nil {
 		return
 	}
-	ce := x.h.access.Check(zap.InfoLevel, "request")
+	ce := x.cm.access.Check(zap.InfoLevel, "request")
 	if ce == nil {
 		return
 	}
@@ -56,7 +56,7 @@ func (x *exchange) finish(start time.Time, requestID string) {
 		zap.Time("start_time", start),
 		zap.String("method", x.r.Method),
 		zap.String("path", x.r.URL.RequestURI()),
-		zap.String("protocol", protocolName(x.r)),
+		zap.String("protocol", x.ss.Connection().Protocol),
 		zap.Int("response_code", x.status),
 		zap.String("response_flags", responseFlags(x.details, x.retries)),
 		zap.String("response_code_details", details),
@@ -73,7 +73,7 @@ func (x *exchange) finish(start time.Time, requestID string) {
 		zap.String("route_name", routeName),
 		zap.String("downstream_remote_address", x.r.RemoteAddr),
 		zap.Uint64("connection_id", connID),
-		zap.String("listener", x.h.listener),
+		zap.String("listener", x.cm.listener),
 		x.meshIdentities(),
 	)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/httpstream"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
@@ -120,7 +121,7 @@ endpoints = ["`+strings.TrimPrefix(up.URL, "http://")+`"]
 	var ptr atomic.Pointer[Snapshot]
 	ptr.Store(snap)
 	var ids atomic.Uint64
-	srv := httptest.NewServer(NewHandler("l", &ptr, &ids, zap.NewNop(), nil))
+	srv := httptest.NewServer(httpstream.Handler(NewConnectionManager("l", &ptr, &ids, zap.NewNop(), nil)))
 	defer srv.Close()
 
 	post := func(body string) (int, string) {

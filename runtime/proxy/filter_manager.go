@@ -10,7 +10,7 @@ import (
 // filter manager does: request callbacks in route order, response callbacks
 // in reverse order, pauses waited out, body buffering bounded.
 type filterManager struct {
-	s       *stream
+	s       *filterStream
 	filters []filter.HTTPFilter
 	// buffered holds, per filter and direction, the body a filter asked to
 	// buffer (StopIterationAndBuffer) until end of stream.
@@ -27,7 +27,7 @@ type filterManager struct {
 	feed        *bodyFeed
 }
 
-func newFilterManager(s *stream, filters []filter.HTTPFilter, reqLimit, respLimit int) *filterManager {
+func newFilterManager(s *filterStream, filters []filter.HTTPFilter, reqLimit, respLimit int) *filterManager {
 	fm := &filterManager{s: s, filters: filters, limit: [2]int{reqLimit, respLimit}}
 	return fm
 }

@@ -49,8 +49,9 @@ func grpcStatusFor(status int) int {
 
 // writeLocalReply answers the client with r. For gRPC requests it is a
 // trailers-only response: HTTP 200, the status in grpc-status/grpc-message.
-func writeLocalReply(w http.ResponseWriter, req *http.Request, r *filter.LocalReply, requestID string) int64 {
-	h := w.Header()
+func (x *activeStream) writeLocalReply(r *filter.LocalReply, requestID string) int64 {
+	req := x.r
+	h := x.respHeader
 	for k, vs := range r.Header {
 		h[k] = vs
 	}
@@ -70,7 +71,8 @@ func writeLocalReply(w http.ResponseWriter, req *http.Request, r *filter.LocalRe
 		}
 		h.Set("Grpc-Message", grpcPercentEncode(msg))
 		h.Del("Content-Length")
-		w.WriteHeader(http.StatusOK)
+		x.sendHead(http.StatusOK, true)
+		x.status = r.Status
 		return 0
 	}
 	if h.Get("Content-Type") == "" && len(r.Body) > 0 {
@@ -81,12 +83,16 @@ func writeLocalReply(w http.ResponseWriter, req *http.Request, r *filter.LocalRe
 	if status < 100 || status > 999 {
 		status = http.StatusInternalServerError
 	}
-	w.WriteHeader(status)
-	if req != nil && req.Method == http.MethodHead {
+	head := req != nil && req.Method == http.MethodHead
+	x.sendHead(status, head || len(r.Body) == 0)
+	x.status = r.Status
+	if head || len(r.Body) == 0 {
 		return 0
 	}
-	n, _ := w.Write(r.Body)
-	return int64(n)
+	if x.ss.WriteBody(r.Body, true) != nil {
+		return 0
+	}
+	return int64(len(r.Body))
 }
 
 // grpcPercentEncode encodes a grpc-message value as the gRPC HTTP/2 spec

@@ -132,8 +132,8 @@ type pendingMirror struct {
 // (rewritten, hop-by-hop headers removed, forwarding headers set); nil
 // when the route has no mirror, the draw says no, or the request cannot be
 // copied (an upgrade).
-func (x *exchange) newPendingMirror(upgrade bool) *pendingMirror {
-	p, m := x.ri.mirror, x.h.Mirrors
+func (x *activeStream) newPendingMirror(upgrade bool) *pendingMirror {
+	p, m := x.ri.mirror, x.cm.Mirrors
 	if p == nil || m == nil || upgrade || !p.selected() {
 		return nil
 	}

@@ -21,20 +21,21 @@ import (
 // Ending the stream cancels its context (the upstream request stops, and
 // a 408 or 504 goes out if nothing was sent yet) and, since neither a
 // read nor a write blocked on the client looks at a context, moves the
-// client's deadlines into the past: a request body the client stopped
+// client's deadlines into the past (when the codec offers deadlines): a request body the client stopped
 // sending and a response body it stopped reading end at once. The write
 // deadline is moved only once the response has started, so the local
 // reply of a stream that timed out before that still goes out.
 //
-// One allocation holds the state and the wrappers, and the timer is the
-// only other: this runs for every request.
+// One allocation holds the state and the body wrapper, and the timer is
+// the only other: this runs for every request. Writes to the client note
+// their progress in activeStream.write.
 type streamIdle struct {
 	d      time.Duration
 	start  time.Time
 	last   atomic.Int64 // time.Since(start) at the last progress
 	timer  *time.Timer
 	cancel context.CancelFunc
-	w      http.ResponseWriter // the client's, for its deadlines
+	dl     deadlines // the client's; nil when the codec has none
 
 	// mu orders a firing timer against stop, so that no deadline moves
 	// once the exchange is over (the connection may be serving the next
@@ -45,15 +46,21 @@ type streamIdle struct {
 	respStarted atomic.Bool
 	reqBodyDone atomic.Bool
 
-	writer   idleWriter
 	reqBody  idleBody
 	respBody idleBody
 }
 
+// deadlines is the optional face of a stream.ServerStream that ends
+// blocked body I/O with the client (httpstream's streams have it); the
+// stream contract has no deadlines.
+type deadlines interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
 // newStreamIdle starts the timer; cancel ends the stream's context.
-func newStreamIdle(d time.Duration, w http.ResponseWriter, cancel context.CancelFunc) *streamIdle {
-	s := &streamIdle{d: d, start: time.Now(), cancel: cancel, w: w}
-	s.writer = idleWriter{ResponseWriter: w, s: s}
+func newStreamIdle(d time.Duration, dl deadlines, cancel context.CancelFunc) *streamIdle {
+	s := &streamIdle{d: d, start: time.Now(), cancel: cancel, dl: dl}
 	s.timer = time.AfterFunc(d, s.check)
 	return s
 }
@@ -84,12 +91,14 @@ func (s *streamIdle) check() {
 	}
 	s.fired.Store(true)
 	s.cancel()
-	rc := http.NewResponseController(s.w)
+	if s.dl == nil {
+		return
+	}
 	if !s.reqBodyDone.Load() {
-		rc.SetReadDeadline(aLongTimeAgo)
+		s.dl.SetReadDeadline(aLongTimeAgo)
 	}
 	if s.respStarted.Load() {
-		rc.SetWriteDeadline(aLongTimeAgo)
+		s.dl.SetWriteDeadline(aLongTimeAgo)
 	}
 }
 
@@ -101,8 +110,8 @@ func (s *streamIdle) responseStarted() {
 	s.respStarted.Store(true)
 	if s.fired.Load() {
 		s.mu.Lock()
-		if !s.stopped {
-			http.NewResponseController(s.w).SetWriteDeadline(aLongTimeAgo)
+		if !s.stopped && s.dl != nil {
+			s.dl.SetWriteDeadline(aLongTimeAgo)
 		}
 		s.mu.Unlock()
 	}
@@ -144,31 +153,6 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// idleWriter notes progress on every write to the client. It keeps the
-// writer's optional faces that the proxy uses: Flush, and Unwrap for
-// http.ResponseController (Hijack, deadlines).
-type idleWriter struct {
-	http.ResponseWriter
-	s *streamIdle
-}
-
-func (w *idleWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	if n > 0 {
-		w.s.progress()
-	}
-	return n, err
-}
-
-func (w *idleWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-	w.s.progress()
-}
-
-func (w *idleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // reply is the local reply of a stream that timed out before its response
 // started: 408 when the client stopped sending its request body (as Envoy

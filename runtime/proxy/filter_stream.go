@@ -8,10 +8,10 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/filter"
 )
 
-// stream is one HTTP exchange as the filters see it. The proxy goroutine
+// filterStream is one HTTP exchange as the filters see it. The proxy goroutine
 // owns it; Resume and SendLocalReply may come from any goroutine (an
 // http_call reply, a tick), so they go through mu and wake.
-type stream struct {
+type filterStream struct {
 	ctx         context.Context
 	req         *http.Request
 	reqTrailers http.Header
@@ -24,24 +24,24 @@ type stream struct {
 	wake    chan struct{}
 }
 
-func newStream(ctx context.Context, req *http.Request) *stream {
-	return &stream{ctx: ctx, req: req, wake: make(chan struct{}, 1)}
+func newFilterStream(ctx context.Context, req *http.Request) *filterStream {
+	return &filterStream{ctx: ctx, req: req, wake: make(chan struct{}, 1)}
 }
 
-func (s *stream) Context() context.Context       { return s.ctx }
-func (s *stream) Request() *http.Request         { return s.req }
-func (s *stream) RequestTrailers() http.Header   { return s.reqTrailers }
-func (s *stream) Response() *filter.ResponseHead { return s.resp }
-func (s *stream) Info() *filter.Info             { return &s.info }
+func (s *filterStream) Context() context.Context       { return s.ctx }
+func (s *filterStream) Request() *http.Request         { return s.req }
+func (s *filterStream) RequestTrailers() http.Header   { return s.reqTrailers }
+func (s *filterStream) Response() *filter.ResponseHead { return s.resp }
+func (s *filterStream) Info() *filter.Info             { return &s.info }
 
-func (s *stream) Resume(d filter.Direction) {
+func (s *filterStream) Resume(d filter.Direction) {
 	s.mu.Lock()
 	s.resumed[d] = true
 	s.mu.Unlock()
 	s.signal()
 }
 
-func (s *stream) SendLocalReply(r filter.LocalReply) {
+func (s *filterStream) SendLocalReply(r filter.LocalReply) {
 	s.mu.Lock()
 	if s.local == nil {
 		s.local = &r
@@ -50,7 +50,7 @@ func (s *stream) SendLocalReply(r filter.LocalReply) {
 	s.signal()
 }
 
-func (s *stream) signal() {
+func (s *filterStream) signal() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -58,7 +58,7 @@ func (s *stream) signal() {
 }
 
 // takeLocal returns the local reply a filter asked for, once.
-func (s *stream) takeLocal() *filter.LocalReply {
+func (s *filterStream) takeLocal() *filter.LocalReply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lr := s.local
@@ -67,7 +67,7 @@ func (s *stream) takeLocal() *filter.LocalReply {
 }
 
 // clearResumed forgets an earlier Resume, before a filter runs that may pause.
-func (s *stream) clearResumed(d filter.Direction) {
+func (s *filterStream) clearResumed(d filter.Direction) {
 	s.mu.Lock()
 	s.resumed[d] = false
 	s.mu.Unlock()
@@ -75,7 +75,7 @@ func (s *stream) clearResumed(d filter.Direction) {
 
 // waitResume blocks until the paused filter resumes direction d, a local
 // reply is sent, or the stream's context ends.
-func (s *stream) waitResume(d filter.Direction) error {
+func (s *filterStream) waitResume(d filter.Direction) error {
 	for {
 		s.mu.Lock()
 		done := s.resumed[d] || s.local != nil

@@ -1,0 +1,354 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/mesh"
+	"github.com/sluice-proxy/sluice/runtime/route"
+	"github.com/sluice-proxy/sluice/runtime/stream"
+)
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// activeStream is one request from the codec's ServeStream call to the
+// end of its response: Envoy's ActiveStream.
+type activeStream struct {
+	cm   *ConnectionManager
+	ss   stream.ServerStream
+	r    *http.Request // the request view (newRequestView)
+	snap *Snapshot
+	rt   *route.Route
+	ri   *routeInfo
+	s    *filterStream
+	fm   *filterManager
+	// respHeader collects the response head until writeHeader sends it.
+	respHeader http.Header
+	status     int
+	sent       int64
+	received   int64
+	upstream   string
+	cluster    string
+	details    string
+	wroteHdr   bool
+	// outTrailer is the outbound request's trailer map (nil without any).
+	outTrailer http.Header
+	// idle is the stream idle timeout; nil when disabled.
+	idle *streamIdle
+	// pickRnd is the stream's one random draw for the weighted backend
+	// choice: the cluster filters see before the pick (ResolveCluster)
+	// and the router's pick agree unless a filter changed what the
+	// choice depends on.
+	pickRnd uint64
+	// upstreamStart is when the first try went upstream; upstreamTime
+	// how long until the response headers came (0 without a response);
+	// retries counts the tries after the first. For the access log.
+	upstreamStart time.Time
+	upstreamTime  time.Duration
+	retries       int
+	// bodyRead is what receivedCounter read of an unfiltered body.
+	bodyRead atomic.Int64
+}
+
+// newRequestView is the request as the filters, the route table and the
+// upstream API take it today (*http.Request), built once from the
+// stream's header map. bad is set when :path is not a request-target.
+func newRequestView(ss stream.ServerStream) (r *http.Request, bad bool) {
+	h := ss.RequestHeaders()
+	conn := ss.Connection()
+	r = &http.Request{Header: make(http.Header, h.Len())}
+	for name, value := range h.All() {
+		if len(name) > 0 && name[0] == ':' {
+			switch string(name) {
+			case stream.Method:
+				r.Method = string(value)
+			case stream.Path:
+				r.RequestURI = string(value)
+			case stream.Authority:
+				r.Host = string(value)
+			}
+			continue
+		}
+		if string(name) == "host" {
+			if r.Host == "" {
+				r.Host = string(value)
+			}
+			continue
+		}
+		k := http.CanonicalHeaderKey(string(name))
+		r.Header[k] = append(r.Header[k], string(value))
+	}
+	switch conn.Protocol {
+	case "HTTP/2":
+		r.Proto, r.ProtoMajor = "HTTP/2.0", 2
+	case "HTTP/3":
+		r.Proto, r.ProtoMajor = "HTTP/3.0", 3
+	case "HTTP/1.0":
+		r.Proto, r.ProtoMajor = "HTTP/1.0", 1
+	default:
+		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	}
+	if conn.Remote != nil {
+		r.RemoteAddr = conn.Remote.String()
+	}
+	r.TLS = conn.TLS
+	if r.Method == http.MethodConnect && !strings.HasPrefix(r.RequestURI, "/") {
+		r.URL = &url.URL{Host: r.RequestURI}
+	} else if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+		r.URL = u
+	} else {
+		r.URL, bad = &url.URL{}, true
+	}
+	for _, v := range r.Header["Trailer"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				if r.Trailer == nil {
+					r.Trailer = http.Header{}
+				}
+				r.Trailer[http.CanonicalHeaderKey(name)] = nil
+			}
+		}
+	}
+	r.ContentLength = ss.RequestBodyLength()
+	if r.ContentLength == 0 {
+		r.Body = http.NoBody
+	} else {
+		r.Body = &streamBody{ss: ss, r: r}
+	}
+	return r, bad
+}
+
+// streamBody is the request body of the view: the codec's, with the
+// trailers copied into the view's Trailer at the end. The upstream
+// transport reads it on a goroutine of its own that may outlive the
+// stream (a server that answered before the body's end): once the stream
+// has ended (close) no new read reaches the codec.
+type streamBody struct {
+	ss     stream.ServerStream
+	r      *http.Request
+	mu     sync.Mutex
+	done   bool
+	closed bool
+}
+
+var errStreamEnded = errors.New("request body read after the stream ended")
+
+// close ends the body's use of the codec's stream.
+func (b *streamBody) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	closed, done := b.closed, b.done
+	b.mu.Unlock()
+	if closed {
+		return 0, errStreamEnded
+	}
+	if done {
+		return 0, io.EOF
+	}
+	n, err := b.ss.ReadBody(p)
+	if err == io.EOF {
+		b.mu.Lock()
+		b.done = true
+		b.mu.Unlock()
+		if tr := b.ss.RequestTrailers(); tr != nil {
+			if b.r.Trailer == nil {
+				b.r.Trailer = make(http.Header, tr.Len())
+			}
+			for name, value := range tr.All() {
+				k := http.CanonicalHeaderKey(string(name))
+				b.r.Trailer[k] = append(b.r.Trailer[k], string(value))
+			}
+		}
+	}
+	return n, err
+}
+
+func (b *streamBody) Close() error { return nil }
+
+func (x *activeStream) fillInfo(requestID string, start time.Time) {
+	conn := x.ss.Connection()
+	info := &x.s.info
+	info.ID = x.cm.streamIDs.Add(1)
+	info.RequestID = requestID
+	info.Start = start
+	info.Protocol = conn.Protocol
+	info.Scheme = conn.Scheme
+	if info.Scheme == "" {
+		info.Scheme = "http"
+	}
+	info.RouteName = x.rt.Name
+	info.RouteMetadata = x.rt.Metadata
+	info.Source = x.r.RemoteAddr
+	if conn.Local != nil {
+		info.Destination = conn.Local.String()
+	}
+	info.ConnectionID = conn.ID
+	if conn.TLS != nil {
+		// Worked out once per connection (the listener's ConnContext).
+		info.TLS = mesh.ConnTLSInfo(x.ss.Context(), conn.TLS)
+	}
+	info.RequestSize = x.r.ContentLength
+}
+
+// buildChain makes the stream's filters. A plugin that cannot make a filter
+// (every instance broken) is skipped when it fails open, and answers 503
+// when it fails closed, as Envoy does.
+func (x *activeStream) buildChain(lr *listenerRoutes) bool {
+	var filters []filter.HTTPFilter
+	for _, name := range x.ri.plugins {
+		fac := x.snap.Filters[name]
+		f, err := fac.NewFilter(x.s.ctx, x.s)
+		if errors.Is(err, filter.ErrClosed) {
+			// A reload closed this version between the snapshot load and
+			// now: the current snapshot has its successor.
+			if cur := x.cm.snap.Load().Filters[name]; cur != nil && cur != fac {
+				fac = cur
+				f, err = fac.NewFilter(x.s.ctx, x.s)
+			}
+		}
+		if err != nil {
+			if fac.FailOpen() {
+				x.cm.log.Warn("plugin unavailable; skipped (failure = open)", zap.String("plugin", name), zap.Error(err))
+				continue
+			}
+			x.cm.log.Error("plugin unavailable; request refused (failure = closed)", zap.String("plugin", name), zap.Error(err))
+			for _, made := range filters {
+				made.OnDone(x.s)
+			}
+			x.fm = newFilterManager(x.s, nil, 0, 0)
+			x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("plugin " + name + " unavailable\n"), Details: "wasm_fail_closed", GRPCStatus: grpcUnavailable}, x.s.info.RequestID)
+			return false
+		}
+		filters = append(filters, f)
+	}
+	x.fm = newFilterManager(x.s, filters, lr.reqLimit, responseBufferLimit)
+	return true
+}
+
+// responseBufferLimit bounds a response body a filter buffers (500 past it).
+const responseBufferLimit = 16 << 20
+
+// ResolveCluster answers cluster_name and cluster_metadata before the
+// router picks: the backend the pick would choose now, from the request as
+// the filters left it, the subset a filter set and the stream's draw.
+func (x *activeStream) ResolveCluster(info *filter.Info) {
+	b := x.rt.PickBackend(x.r.Header, string(info.FilterState[route.SubsetProperty]), x.pickRnd)
+	if b == nil {
+		info.ClusterName, info.ClusterMetadata = "", nil
+		return
+	}
+	info.ClusterName = b.Cluster
+	info.ClusterMetadata = nil
+	if cl := x.snap.Upstream.Cluster(b.Cluster); cl != nil {
+		info.ClusterMetadata = cl.Config().Metadata
+	}
+}
+
+// localReply sends a reply made by sluice or a filter. Response filters see
+// it as Envoy's do (headers callbacks run on local replies too), unless the
+// reply came from the response path itself.
+func (x *activeStream) localReply(lr *filter.LocalReply, requestID string) {
+	if x.wroteHdr {
+		return
+	}
+	x.status = lr.Status
+	x.details = lr.Details
+	if x.s != nil {
+		x.s.info.ResponseDetails = lr.Details
+		if x.s.resp == nil {
+			// on_log and metrics read the status of local replies too.
+			x.s.resp = &filter.ResponseHead{Status: lr.Status, Header: lr.Header, FromLocal: true}
+		}
+	}
+	x.wroteHdr = true
+	x.sent = x.writeLocalReply(lr, requestID)
+}
+
+// writeHeader sends the head of the upstream's response.
+func (x *activeStream) writeHeader(status int, endStream bool) {
+	if x.idle != nil {
+		x.idle.responseStarted()
+	}
+	x.sendHead(status, endStream)
+}
+
+// sendHead sends the response head: :status and respHeader. A local reply
+// sends its head here directly: it does not start the response for the
+// stream idle timeout (it is what a stream that timed out sends).
+func (x *activeStream) sendHead(status int, endStream bool) {
+	x.status = status
+	x.wroteHdr = true
+	var h stream.HeaderMap
+	h.Add(stream.Status, statusText(status))
+	for k, vs := range x.respHeader {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	x.ss.WriteHeaders(&h, endStream)
+}
+
+// write sends response body bytes.
+func (x *activeStream) write(p []byte) error {
+	err := x.ss.WriteBody(p, false)
+	if err == nil {
+		x.sent += int64(len(p))
+		if x.idle != nil && len(p) > 0 {
+			x.idle.progress()
+		}
+	}
+	return err
+}
+
+func (x *activeStream) flush() {
+	x.ss.Flush()
+	if x.idle != nil {
+		x.idle.progress()
+	}
+}
+
+// end completes the response, with trailers when t has any.
+func (x *activeStream) end(t http.Header) {
+	if len(t) == 0 {
+		x.ss.WriteBody(nil, true)
+		return
+	}
+	var m stream.HeaderMap
+	for k, vs := range t {
+		for _, v := range vs {
+			m.Add(k, v)
+		}
+	}
+	x.ss.WriteTrailers(&m)
+}
+
+// reset abandons a response already started: what came is flushed, then
+// HTTP/1.1 closes the connection and HTTP/2 resets the stream.
+func (x *activeStream) reset(details string) {
+	x.details = details
+	x.ss.Flush()
+	x.ss.Reset(stream.ResetCancel)
+}
+
+func statusText(code int) string {
+	if code >= 100 && code <= 999 {
+		var b [3]byte
+		b[0], b[1], b[2] = byte('0'+code/100), byte('0'+code/10%10), byte('0'+code%10)
+		return string(b[:])
+	}
+	return "500"
+}

@@ -1,0 +1,480 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/route"
+	"github.com/sluice-proxy/sluice/runtime/stream"
+	"github.com/sluice-proxy/sluice/runtime/upstream"
+)
+
+// forward sends the request upstream with retries and streams the answer.
+func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody bool, requestID string) {
+	r := x.r
+	// The subset comes only from what a filter set on this stream (the
+	// canary plugin's property); a client cannot name one.
+	subset := string(x.s.info.FilterState[route.SubsetProperty])
+	backend := x.rt.PickBackend(r.Header, subset, x.pickRnd)
+	x.s.info.Cluster = nil
+	if backend == nil {
+		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("no backend\n"), Details: "no_backend", GRPCStatus: grpcUnavailable}, requestID)
+		return
+	}
+	cl := x.snap.Upstream.Cluster(backend.Cluster)
+	if cl == nil {
+		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("unknown cluster\n"), Details: "cluster_not_found", GRPCStatus: grpcUnavailable}, requestID)
+		return
+	}
+	x.cluster = backend.Cluster
+	x.s.info.ClusterName = backend.Cluster
+	x.s.info.ClusterMetadata = cl.Config().Metadata
+
+	upgrade := upgradeType(r.Header)
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	removeFixedHopHeaders(r.Header, upgrade != "")
+	setForwarded(r.Header, r.RemoteAddr, scheme, r.Host)
+
+	// The request body: filtered by the chain when there is one, and kept
+	// for replay while it fits the buffer so a retry can resend it.
+	var body io.Reader
+	contentLength := r.ContentLength
+	if !noBody {
+		if x.fm.empty() {
+			body = &receivedCounter{r: r.Body, x: x}
+		} else {
+			var lrep *filter.LocalReply
+			body, contentLength, lrep = x.filterRequestBody()
+			if lrep != nil && x.idle != nil && x.idle.fired.Load() {
+				// The client stopped sending its body.
+				lrep = x.idle.reply()
+			}
+			if lrep != nil {
+				x.localReply(lrep, requestID)
+				return
+			}
+		}
+	}
+	// Request trailers: the outbound request declares the names the client
+	// declared, and gets the values when the body ends (HTTP/3 servers hand
+	// them over in a new map at that point).
+	if len(r.Trailer) > 0 {
+		x.outTrailer = make(http.Header, len(r.Trailer))
+		for k := range r.Trailer {
+			x.outTrailer[k] = nil
+		}
+		if body != nil {
+			body = &trailerCopier{r: body, x: x}
+		}
+	}
+	// The mirror's copy: sent now without a body, else once the body has
+	// been read in full into the replay buffer; dropped if it never is.
+	mirror := x.newPendingMirror(upgrade != "")
+	var replay *replayBody
+	if body != nil {
+		replay = newReplayBody(body, lr.reqLimit)
+		if mirror != nil {
+			replay.onEnd, replay.length = mirror.bodyDone, contentLength
+			defer mirror.drop()
+		}
+	} else if mirror != nil {
+		mirror.send(nil)
+	}
+
+	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
+	pick := upstream.Pick{Subset: backend.Subset, HashKey: cl.HashKey(r, clientIP)}
+	policy := &x.ri.retry
+	var resp *http.Response
+	heldRetry := false
+	defer func() {
+		if heldRetry {
+			cl.ReleaseRetry()
+		}
+	}()
+	for try := 0; ; try++ {
+		var reqBody io.ReadCloser = http.NoBody
+		if replay != nil {
+			v, ok := replay.view()
+			if !ok {
+				break
+			}
+			reqBody = v
+		}
+		// A try has a context of its own only when it can time out on its
+		// own; otherwise the route's context serves and a try is abandoned
+		// by closing its response body.
+		tryCtx, tryCancel := ctx, func() {}
+		var timer *time.Timer
+		var perTryExpired atomic.Bool
+		if policy.perTryTimeout > 0 {
+			tryCtx, tryCancel = context.WithCancel(ctx)
+			timer = time.AfterFunc(policy.perTryTimeout, func() { perTryExpired.Store(true); tryCancel() })
+		}
+		out := x.outboundRequest(tryCtx, reqBody, contentLength, noBody)
+		var err error
+		if try == 0 {
+			x.upstreamStart = time.Now()
+		}
+		resp, err = cl.RoundTrip(out, pick)
+		if timer != nil {
+			timer.Stop()
+		}
+		if heldRetry {
+			cl.ReleaseRetry()
+			heldRetry = false
+		}
+		failure := upstream.Failure(-1)
+		if err != nil {
+			var ue *upstream.Error
+			if errors.As(err, &ue) {
+				x.upstream = ue.Endpoint
+			}
+			failure = upstream.Classify(err)
+			if perTryExpired.Load() {
+				failure = upstream.Timeout
+			}
+		}
+		if resp != nil {
+			x.upstream = upstream.UpstreamAddress(resp)
+			x.upstreamTime = time.Since(x.upstreamStart)
+		}
+		x.s.info.Upstream = x.upstream
+		retry := false
+		if try < policy.attempts && ctx.Err() == nil && (replay == nil || replay.replayable()) {
+			if err != nil {
+				retry = policy.retriableFailure(failure)
+			} else {
+				retry = policy.retriableStatus(resp.StatusCode)
+			}
+		}
+		if retry && !cl.TryAcquireRetry() {
+			retry = false
+		}
+		if !retry {
+			if err != nil {
+				tryCancel()
+				x.upstreamFailure(ctx, err, failure, requestID)
+				return
+			}
+			defer tryCancel()
+			break
+		}
+		heldRetry = true
+		x.retries++
+		x.ri.stats.retries.Inc()
+		if resp != nil {
+			resp.Body.Close()
+		}
+		tryCancel()
+		select {
+		case <-time.After(policy.backoff(try)):
+		case <-ctx.Done():
+			x.upstreamFailure(ctx, ctx.Err(), upstream.Timeout, requestID)
+			return
+		}
+	}
+	if resp == nil {
+		x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("request body too large to retry\n"), Details: "retry_body_overflow", GRPCStatus: grpcUnavailable}, requestID)
+		return
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if x.idle != nil {
+			x.idle.stop()
+		}
+		x.tunnel(resp)
+		return
+	}
+	if x.idle != nil {
+		x.idle.progress()
+		resp.Body = x.idle.responseBody(resp.Body)
+	}
+	x.respond(resp, requestID)
+}
+
+func (x *activeStream) outboundRequest(ctx context.Context, body io.ReadCloser, contentLength int64, noBody bool) *http.Request {
+	r := x.r
+	out := &http.Request{
+		Method:     r.Method,
+		URL:        &url.URL{Scheme: "http", Host: x.cluster, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     r.Header,
+		Host:       r.Host,
+		Body:       body,
+		Trailer:    x.outTrailer,
+	}
+	if r.ProtoMajor >= 2 {
+		// The version the request came in with: a protocol = "downstream"
+		// cluster (a sidecar's services) sends it on in the same one.
+		out.Proto, out.ProtoMajor, out.ProtoMinor = r.Proto, r.ProtoMajor, r.ProtoMinor
+	}
+	if noBody {
+		out.Body = http.NoBody
+		out.ContentLength = 0
+	} else {
+		out.ContentLength = contentLength
+	}
+	return out.WithContext(ctx)
+}
+
+// upstreamFailure answers a request that got no response: 504 on timeout,
+// 503 on overflow or no healthy endpoint, 502 otherwise.
+func (x *activeStream) upstreamFailure(ctx context.Context, err error, f upstream.Failure, requestID string) {
+	if lr := x.s.takeLocal(); lr != nil {
+		x.localReply(lr, requestID)
+		return
+	}
+	if x.idle != nil && x.idle.fired.Load() {
+		// Before the check below: a stalled request body is cut by a read
+		// deadline, which net/http reports as the client gone.
+		x.localReply(x.idle.reply(), requestID)
+		return
+	}
+	if x.ss.Context().Err() != nil {
+		// The client went away; nobody to answer.
+		x.status = 499
+		x.details = "downstream_remote_disconnect"
+		return
+	}
+	var rep filter.LocalReply
+	switch {
+	case ctx.Err() == context.DeadlineExceeded || f == upstream.Timeout:
+		rep = filter.LocalReply{Status: http.StatusGatewayTimeout, Body: []byte("upstream request timeout\n"), Details: "upstream_response_timeout", GRPCStatus: grpcDeadlineExceeded}
+	case f == upstream.Overflow:
+		rep = filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("upstream overflow: circuit breaker open\n"), Details: "upstream_overflow", GRPCStatus: grpcUnavailable}
+	case f == upstream.NoHealthyUpstream:
+		rep = filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("no healthy upstream\n"), Details: "no_healthy_upstream", GRPCStatus: grpcUnavailable}
+	case f == upstream.ConnectFailure:
+		rep = filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("upstream connect error\n"), Details: "upstream_connect_failure", GRPCStatus: grpcUnavailable}
+	default:
+		rep = filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream reset before response\n"), Details: "upstream_reset_before_response_started", GRPCStatus: grpcUnavailable}
+	}
+	if ce := x.cm.log.Check(zap.DebugLevel, "upstream failure"); ce != nil {
+		ce.Write(zap.String("cluster", x.cluster), zap.String("upstream", x.upstream), zap.Error(err))
+	}
+	x.localReply(&rep, requestID)
+}
+
+// respond runs the upstream response through the filters and streams it to
+// the client.
+func (x *activeStream) respond(resp *http.Response, requestID string) {
+	defer resp.Body.Close()
+	removeHopHeaders(resp.Header, false)
+	x.s.resp = &filter.ResponseHead{Status: resp.StatusCode, Header: resp.Header}
+	noBody := resp.ContentLength == 0 || x.r.Method == http.MethodHead
+	if !x.fm.empty() {
+		if lr := x.fm.headers(filter.Response, noBody && len(resp.Trailer) == 0); lr != nil {
+			x.localReply(lr, requestID)
+			return
+		}
+	}
+	status := x.s.resp.Status
+	hdr := x.respHeader
+	for k, vs := range x.s.resp.Header {
+		hdr[k] = vs
+	}
+	streaming := resp.ContentLength < 0 || isStreamingType(hdr.Get("Content-Type"))
+	bufp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bufp)
+	buf := *bufp
+
+	var pending []byte
+	if !x.fm.empty() && !noBody {
+		// Read ahead as for requests: the length is exact when the whole
+		// body passed through before the headers go out. A body of known
+		// length that fits the buffer is always read whole: it keeps its
+		// Content-Length and leaves in one write, rather than as a chunked
+		// stream flushed piece by piece (a syscall and, on HTTP/2, a frame
+		// round trip through the connection's writer per flush).
+		small := resp.ContentLength > 0 && resp.ContentLength <= int64(len(buf))
+		whole := false
+		for {
+			n, err := resp.Body.Read(buf)
+			if err != nil && err != io.EOF {
+				x.status = http.StatusBadGateway
+				x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream reset while reading the response\n"), Details: "upstream_reset_after_response_started"}, requestID)
+				return
+			}
+			eos := err == io.EOF
+			if eos && len(resp.Trailer) > 0 {
+				x.s.resp.Trailer = resp.Trailer
+				pass, lr := x.fm.data(filter.Response, buf[:n], false)
+				if lr == nil {
+					pending = append(pending, pass...)
+					lr = x.fm.trailers(filter.Response)
+				}
+				if lr == nil && x.fm.holdingAny(filter.Response) {
+					pass, lr = x.fm.data(filter.Response, nil, true)
+					pending = append(pending, pass...)
+				}
+				if lr != nil {
+					x.localReply(lr, requestID)
+					return
+				}
+				whole = true
+				break
+			}
+			pass, lr := x.fm.data(filter.Response, buf[:n], eos)
+			if lr != nil {
+				x.localReply(lr, requestID)
+				return
+			}
+			pending = append(pending, pass...)
+			if eos {
+				whole = true
+				break
+			}
+			if pass != nil && !small && !x.fm.holdingAny(filter.Response) {
+				break
+			}
+		}
+		if whole {
+			if len(x.s.resp.Trailer) > 0 {
+				// Trailers need chunked encoding on HTTP/1.1: no length.
+				hdr.Del("Content-Length")
+				for k := range x.s.resp.Trailer {
+					hdr.Add("Trailer", k)
+				}
+			} else {
+				hdr.Set("Content-Length", strconv.Itoa(len(pending)))
+			}
+			x.writeHeader(status, false)
+			x.write(pending)
+			x.end(x.s.resp.Trailer)
+			return
+		}
+		hdr.Del("Content-Length")
+		streaming = true
+	}
+	if trailers := resp.Trailer; len(trailers) > 0 || strings.HasPrefix(hdr.Get("Content-Type"), "application/grpc") {
+		// Announce trailers so HTTP/1.1 uses chunked encoding for them.
+		for k := range trailers {
+			hdr.Add("Trailer", k)
+		}
+	}
+	x.writeHeader(status, noBody && len(resp.Trailer) == 0)
+	if noBody {
+		x.end(resp.Trailer)
+		return
+	}
+	if len(pending) > 0 {
+		x.write(pending)
+		if streaming {
+			x.flush()
+		}
+	}
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			if !x.fm.empty() {
+				eos := err == io.EOF && len(resp.Trailer) == 0
+				pass, lr := x.fm.data(filter.Response, chunk, eos)
+				if lr != nil {
+					// Headers are gone already: all we can do is cut the stream.
+					x.reset(lr.Details)
+					return
+				}
+				chunk = pass
+			}
+			if len(chunk) > 0 {
+				if werr := x.write(chunk); werr != nil {
+					x.details = "downstream_remote_disconnect"
+					return
+				}
+				if streaming {
+					x.flush()
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// The upstream broke off mid-body: the client gets what came
+			// (the head and the partial body, flushed so they are not lost
+			// in a buffer) and then the cut, as Envoy does: HTTP/1.1 closes
+			// the connection, HTTP/2 resets the stream.
+			x.reset("upstream_reset_after_response_started")
+			return
+		}
+	}
+	trailers := resp.Trailer
+	if len(trailers) > 0 && !x.fm.empty() {
+		x.s.resp.Trailer = trailers
+		if lr := x.fm.trailers(filter.Response); lr != nil {
+			x.reset(lr.Details)
+			return
+		}
+		trailers = x.s.resp.Trailer
+	}
+	x.end(trailers)
+}
+
+// isStreamingType says whether a response should be flushed chunk by chunk.
+func isStreamingType(ct string) bool {
+	return strings.HasPrefix(ct, "application/grpc") || strings.HasPrefix(ct, "text/event-stream")
+}
+
+// tunnel completes an HTTP/1.1 Upgrade (WebSocket): the 101 goes to the
+// client and bytes flow both ways until either side closes.
+func (x *activeStream) tunnel(resp *http.Response) {
+	up, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream upgrade failed\n"), Details: "upgrade_failed"}, x.s.info.RequestID)
+		return
+	}
+	defer up.Close()
+	var head stream.HeaderMap
+	head.Add(stream.Status, statusText(resp.StatusCode))
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			head.Add(k, v)
+		}
+	}
+	if err := x.ss.WriteHeaders(&head, false); err != nil {
+		return
+	}
+	conn, early, err := x.ss.Upgrade()
+	if err != nil {
+		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("upgrade is only proxied over HTTP/1.1\n"), Details: "upgrade_failed"}, x.s.info.RequestID)
+		return
+	}
+	defer conn.Close()
+	x.status = resp.StatusCode
+	x.wroteHdr = true
+	var up2down, down2up int64
+	done := make(chan struct{}, 2)
+	go func() {
+		down2up, _ = io.Copy(up, io.MultiReader(bytes.NewReader(early), conn))
+		done <- struct{}{}
+	}()
+	go func() {
+		up2down, _ = io.Copy(conn, up)
+		done <- struct{}{}
+	}()
+	<-done
+	// One side ended: close both so the other copy ends too.
+	conn.Close()
+	up.Close()
+	<-done
+	x.received += down2up
+	x.sent += up2down
+}
