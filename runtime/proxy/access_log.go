@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // finish records metrics and writes the access-log line: the fields of
@@ -48,14 +50,23 @@ func (x *activeStream) finish(start time.Time, requestID string) {
 	if x.upstreamTime > 0 {
 		upstreamTime = zap.Duration("upstream_service_time", x.upstreamTime)
 	}
-	var connID uint64
-	if x.s != nil {
-		connID = x.s.info.ConnectionID
+	connID := x.ss.Connection().ID
+	// The request as forwarded (the view, once built), else as received.
+	h := x.ss.RequestHeaders()
+	method, path, authority := string(mapGet(h, stream.Method)), string(mapGet(h, stream.Path)), string(mapGet(h, stream.Authority))
+	xff, userAgent := string(mapGet(h, "x-forwarded-for")), string(mapGet(h, "user-agent"))
+	remote := ""
+	if a := x.ss.Connection().Remote; a != nil {
+		remote = a.String()
+	}
+	if r := x.r; r != nil {
+		method, path, authority = r.Method, r.URL.RequestURI(), r.Host
+		xff, userAgent = r.Header.Get("X-Forwarded-For"), r.Header.Get("User-Agent")
 	}
 	ce.Write(
 		zap.Time("start_time", start),
-		zap.String("method", x.r.Method),
-		zap.String("path", x.r.URL.RequestURI()),
+		zap.String("method", method),
+		zap.String("path", path),
 		zap.String("protocol", x.ss.Connection().Protocol),
 		zap.Int("response_code", x.status),
 		zap.String("response_flags", responseFlags(x.details, x.retries)),
@@ -64,14 +75,14 @@ func (x *activeStream) finish(start time.Time, requestID string) {
 		zap.Int64("bytes_sent", x.sent),
 		zap.Duration("duration", dur),
 		upstreamTime,
-		zap.String("x_forwarded_for", x.r.Header.Get("X-Forwarded-For")),
-		zap.String("user_agent", x.r.Header.Get("User-Agent")),
+		zap.String("x_forwarded_for", xff),
+		zap.String("user_agent", userAgent),
 		zap.String("request_id", requestID),
-		zap.String("authority", x.r.Host),
+		zap.String("authority", authority),
 		zap.String("upstream_host", x.upstream),
 		zap.String("upstream_cluster", x.cluster),
 		zap.String("route_name", routeName),
-		zap.String("downstream_remote_address", x.r.RemoteAddr),
+		zap.String("downstream_remote_address", remote),
 		zap.Uint64("connection_id", connID),
 		zap.String("listener", x.cm.listener),
 		x.meshIdentities(),
@@ -114,4 +125,9 @@ func responseFlags(details string, retries int) string {
 		return "-"
 	}
 	return strings.Join(flags, ",")
+}
+
+func mapGet(h *stream.HeaderMap, name string) []byte {
+	v, _ := h.Get(name)
+	return v
 }

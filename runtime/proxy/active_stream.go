@@ -31,15 +31,17 @@ type activeStream struct {
 	ri   *routeInfo
 	s    *filterStream
 	fm   *filterManager
-	// respHeader collects the response head until writeHeader sends it.
-	respHeader http.Header
-	status     int
-	sent       int64
-	received   int64
-	upstream   string
-	cluster    string
-	details    string
-	wroteHdr   bool
+	// respHeaders and respTrailers are the response as it goes out: the
+	// upstream's, after the filters, or a local reply.
+	respHeaders  stream.HeaderMap
+	respTrailers stream.HeaderMap
+	status       int
+	sent         int64
+	received     int64
+	upstream     string
+	cluster      string
+	details      string
+	wroteHdr     bool
 	// outTrailer is the outbound request's trailer map (nil without any).
 	outTrailer http.Header
 	// idle is the stream idle timeout; nil when disabled.
@@ -59,13 +61,52 @@ type activeStream struct {
 	bodyRead atomic.Int64
 }
 
-// newRequestView is the request as the filters, the route table and the
-// upstream API take it today (*http.Request), built once from the
-// stream's header map. bad is set when :path is not a request-target.
+// newRequestView is the request as the route table and the upstream API
+// take it today (*http.Request), built from the stream's header map.
+// bad is set when :path is not a request-target.
 func newRequestView(ss stream.ServerStream) (r *http.Request, bad bool) {
-	h := ss.RequestHeaders()
 	conn := ss.Connection()
-	r = &http.Request{Header: make(http.Header, h.Len())}
+	r = &http.Request{}
+	bad = setRequestView(r, ss.RequestHeaders())
+	switch conn.Protocol {
+	case "HTTP/2":
+		r.Proto, r.ProtoMajor = "HTTP/2.0", 2
+	case "HTTP/3":
+		r.Proto, r.ProtoMajor = "HTTP/3.0", 3
+	case "HTTP/1.0":
+		r.Proto, r.ProtoMajor = "HTTP/1.0", 1
+	default:
+		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	}
+	if conn.Remote != nil {
+		r.RemoteAddr = conn.Remote.String()
+	}
+	r.TLS = conn.TLS
+	for _, v := range r.Header["Trailer"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				if r.Trailer == nil {
+					r.Trailer = http.Header{}
+				}
+				r.Trailer[http.CanonicalHeaderKey(name)] = nil
+			}
+		}
+	}
+	r.ContentLength = ss.RequestBodyLength()
+	if r.ContentLength == 0 {
+		r.Body = http.NoBody
+	} else {
+		r.Body = &streamBody{ss: ss, r: r}
+	}
+	return r, bad
+}
+
+// setRequestView sets the view's method, target, host and header from h
+// (again after the filters changed h). It reports a :path that is not a
+// request-target.
+func setRequestView(r *http.Request, h *stream.HeaderMap) (bad bool) {
+	r.Header = make(http.Header, h.Len())
+	r.Method, r.RequestURI, r.Host = "", "", ""
 	for name, value := range h.All() {
 		if len(name) > 0 && name[0] == ':' {
 			switch string(name) {
@@ -87,44 +128,26 @@ func newRequestView(ss stream.ServerStream) (r *http.Request, bad bool) {
 		k := http.CanonicalHeaderKey(string(name))
 		r.Header[k] = append(r.Header[k], string(value))
 	}
-	switch conn.Protocol {
-	case "HTTP/2":
-		r.Proto, r.ProtoMajor = "HTTP/2.0", 2
-	case "HTTP/3":
-		r.Proto, r.ProtoMajor = "HTTP/3.0", 3
-	case "HTTP/1.0":
-		r.Proto, r.ProtoMajor = "HTTP/1.0", 1
-	default:
-		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
-	}
-	if conn.Remote != nil {
-		r.RemoteAddr = conn.Remote.String()
-	}
-	r.TLS = conn.TLS
 	if r.Method == http.MethodConnect && !strings.HasPrefix(r.RequestURI, "/") {
 		r.URL = &url.URL{Host: r.RequestURI}
-	} else if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+	} else if u, err := url.ParseRequestURI(r.RequestURI); err == nil && r.Method != "" {
 		r.URL = u
 	} else {
 		r.URL, bad = &url.URL{}, true
 	}
-	for _, v := range r.Header["Trailer"] {
-		for _, name := range strings.Split(v, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				if r.Trailer == nil {
-					r.Trailer = http.Header{}
-				}
-				r.Trailer[http.CanonicalHeaderKey(name)] = nil
-			}
+	return bad
+}
+
+// headerOf is a map's regular fields as an http.Header.
+func headerOf(h *stream.HeaderMap) http.Header {
+	out := make(http.Header, h.Len())
+	for name, value := range h.All() {
+		if len(name) > 0 && name[0] != ':' {
+			k := http.CanonicalHeaderKey(string(name))
+			out[k] = append(out[k], string(value))
 		}
 	}
-	r.ContentLength = ss.RequestBodyLength()
-	if r.ContentLength == 0 {
-		r.Body = http.NoBody
-	} else {
-		r.Body = &streamBody{ss: ss, r: r}
-	}
-	return r, bad
+	return out
 }
 
 // streamBody is the request body of the view: the codec's, with the
@@ -246,7 +269,7 @@ const responseBufferLimit = 16 << 20
 // router picks: the backend the pick would choose now, from the request as
 // the filters left it, the subset a filter set and the stream's draw.
 func (x *activeStream) ResolveCluster(info *filter.Info) {
-	b := x.rt.PickBackend(x.r.Header, string(info.FilterState[route.SubsetProperty]), x.pickRnd)
+	b := x.rt.PickBackend(headerOf(x.s.reqHeaders), string(info.FilterState[route.SubsetProperty]), x.pickRnd)
 	if b == nil {
 		info.ClusterName, info.ClusterMetadata = "", nil
 		return
@@ -258,48 +281,54 @@ func (x *activeStream) ResolveCluster(info *filter.Info) {
 	}
 }
 
-// localReply sends a reply made by sluice or a filter. Response filters see
-// it as Envoy's do (headers callbacks run on local replies too), unless the
-// reply came from the response path itself.
+// localReply sends a reply made by sluice or a filter, unless the
+// response has started.
 func (x *activeStream) localReply(lr *filter.LocalReply, requestID string) {
 	if x.wroteHdr {
 		return
 	}
-	x.status = lr.Status
 	x.details = lr.Details
 	if x.s != nil {
 		x.s.info.ResponseDetails = lr.Details
-		if x.s.resp == nil {
-			// on_log and metrics read the status of local replies too.
-			x.s.resp = &filter.ResponseHead{Status: lr.Status, Header: lr.Header, FromLocal: true}
-		}
+		// on_log and metrics read the status of local replies too.
+		x.s.respHeaders, x.s.respTrailers = &x.respHeaders, &x.respTrailers
 	}
-	x.wroteHdr = true
 	x.sent = x.writeLocalReply(lr, requestID)
+	x.status = lr.Status
 }
 
 // writeHeader sends the head of the upstream's response.
-func (x *activeStream) writeHeader(status int, endStream bool) {
+func (x *activeStream) writeHeader(endStream bool) {
 	if x.idle != nil {
 		x.idle.responseStarted()
 	}
-	x.sendHead(status, endStream)
+	x.sendHead(endStream)
 }
 
-// sendHead sends the response head: :status and respHeader. A local reply
-// sends its head here directly: it does not start the response for the
-// stream idle timeout (it is what a stream that timed out sends).
-func (x *activeStream) sendHead(status int, endStream bool) {
-	x.status = status
-	x.wroteHdr = true
-	var h stream.HeaderMap
-	h.Add(stream.Status, statusText(status))
-	for k, vs := range x.respHeader {
-		for _, v := range vs {
-			h.Add(k, v)
-		}
+// sendHead sends respHeaders. A local reply sends its head here directly:
+// it does not start the response for the stream idle timeout (it is what
+// a stream that timed out sends).
+func (x *activeStream) sendHead(endStream bool) {
+	h := &x.respHeaders
+	if v, ok := h.Get(stream.Status); ok {
+		x.status = atoiStatus(v)
 	}
-	x.ss.WriteHeaders(&h, endStream)
+	if x.cm.AltSvc != "" && !h.Has("alt-svc") {
+		h.Add("alt-svc", x.cm.AltSvc)
+	}
+	x.wroteHdr = true
+	x.ss.WriteHeaders(h, endStream)
+}
+
+func atoiStatus(v []byte) int {
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // write sends response body bytes.
@@ -322,18 +351,12 @@ func (x *activeStream) flush() {
 }
 
 // end completes the response, with trailers when t has any.
-func (x *activeStream) end(t http.Header) {
-	if len(t) == 0 {
+func (x *activeStream) end(t *stream.HeaderMap) {
+	if t.Len() == 0 {
 		x.ss.WriteBody(nil, true)
 		return
 	}
-	var m stream.HeaderMap
-	for k, vs := range t {
-		for _, v := range vs {
-			m.Add(k, v)
-		}
-	}
-	x.ss.WriteTrailers(&m)
+	x.ss.WriteTrailers(t)
 }
 
 // reset abandons a response already started: what came is flushed, then

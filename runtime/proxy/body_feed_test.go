@@ -39,7 +39,7 @@ func (j *bodyJudge) OnRequestBody(s filter.Stream, b *filter.Body, eos bool) fil
 		s.SendLocalReply(filter.LocalReply{Status: 403, Body: []byte("judged by body\n")})
 		return filter.StopIteration
 	}
-	s.Request().Header.Set("X-Judged", "ok")
+	s.RequestHeaders().Set("x-judged", "ok")
 	s.Resume(filter.Request)
 	return filter.Continue
 }

@@ -48,29 +48,19 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 	snap := cm.snap.Load()
 	lr := snap.listeners[cm.listener]
 	x := &activeStream{cm: cm, ss: ss, snap: snap}
-	if cm.AltSvc != "" {
-		x.respHeader = http.Header{"Alt-Svc": {cm.AltSvc}}
-	} else {
-		x.respHeader = http.Header{}
-	}
-	r, bad := newRequestView(ss)
-	x.r = r
-	if b, ok := r.Body.(*streamBody); ok {
-		defer b.close()
-	}
+	h := ss.RequestHeaders()
 
-	headersOK := !bad && sanitizeRequestHeaders(r.Header, upgradeType(r.Header) != "")
-	requestID := r.Header.Get("X-Request-Id")
+	// The request as received is cleaned before anything reads it: the
+	// client's Connection nominations and x-sluice-* fields go, the
+	// request gets its id and its normalized :path.
+	headersOK := sanitizeRequestHeaders(h, upgradeOf(h) != "")
+	id, _ := h.Get("x-request-id")
+	requestID := string(id)
 	if requestID == "" {
 		requestID = newRequestID()
-		r.Header.Set("X-Request-Id", requestID)
+		h.Set("x-request-id", requestID)
 	}
 	defer func() { x.finish(start, requestID) }()
-
-	if bad {
-		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"}, requestID)
-		return
-	}
 	if !headersOK {
 		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("invalid nominated headers in Connection\n"), Details: "connection_header_sanitization"}, requestID)
 		return
@@ -79,8 +69,17 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"}, requestID)
 		return
 	}
-	if lrep := normalizeRequestPath(r, lr.path); lrep != nil {
+	if lrep := normalizeRequestPath(h, lr.path); lrep != nil {
 		x.localReply(lrep, requestID)
+		return
+	}
+	r, bad := newRequestView(ss)
+	x.r = r
+	if b, ok := r.Body.(*streamBody); ok {
+		defer b.close()
+	}
+	if bad {
+		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"}, requestID)
 		return
 	}
 	x.rt = lr.table.Match(r)
@@ -112,7 +111,7 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 		}
 	}
 
-	x.s = newFilterStream(ctx, r)
+	x.s = newFilterStream(ctx, h)
 	x.fillInfo(requestID, start)
 	x.pickRnd = rand.Uint64()
 	x.s.info.Cluster = x
@@ -133,6 +132,11 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 	}
 	if lrep := x.fm.headers(filter.Request, noBody); lrep != nil {
 		x.localReply(lrep, requestID)
+		return
+	}
+	if !x.fm.empty() && setRequestView(r, h) {
+		// A filter set a :path that is no request-target.
+		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"}, requestID)
 		return
 	}
 	x.rt.Rewrite(r)

@@ -2,21 +2,22 @@ package proxy
 
 import (
 	"context"
-	"net/http"
 	"sync"
 
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // filterStream is one HTTP exchange as the filters see it. The proxy goroutine
 // owns it; Resume and SendLocalReply may come from any goroutine (an
 // http_call reply, a tick), so they go through mu and wake.
 type filterStream struct {
-	ctx         context.Context
-	req         *http.Request
-	reqTrailers http.Header
-	resp        *filter.ResponseHead
-	info        filter.Info
+	ctx          context.Context
+	reqHeaders   *stream.HeaderMap
+	reqTrailers  *stream.HeaderMap
+	respHeaders  *stream.HeaderMap
+	respTrailers *stream.HeaderMap
+	info         filter.Info
 
 	mu      sync.Mutex
 	resumed [2]bool
@@ -24,15 +25,16 @@ type filterStream struct {
 	wake    chan struct{}
 }
 
-func newFilterStream(ctx context.Context, req *http.Request) *filterStream {
-	return &filterStream{ctx: ctx, req: req, wake: make(chan struct{}, 1)}
+func newFilterStream(ctx context.Context, req *stream.HeaderMap) *filterStream {
+	return &filterStream{ctx: ctx, reqHeaders: req, wake: make(chan struct{}, 1)}
 }
 
-func (s *filterStream) Context() context.Context       { return s.ctx }
-func (s *filterStream) Request() *http.Request         { return s.req }
-func (s *filterStream) RequestTrailers() http.Header   { return s.reqTrailers }
-func (s *filterStream) Response() *filter.ResponseHead { return s.resp }
-func (s *filterStream) Info() *filter.Info             { return &s.info }
+func (s *filterStream) Context() context.Context            { return s.ctx }
+func (s *filterStream) RequestHeaders() *stream.HeaderMap   { return s.reqHeaders }
+func (s *filterStream) RequestTrailers() *stream.HeaderMap  { return s.reqTrailers }
+func (s *filterStream) ResponseHeaders() *stream.HeaderMap  { return s.respHeaders }
+func (s *filterStream) ResponseTrailers() *stream.HeaderMap { return s.respTrailers }
+func (s *filterStream) Info() *filter.Info                  { return &s.info }
 
 func (s *filterStream) Resume(d filter.Direction) {
 	s.mu.Lock()

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // hopHeaders are the connection-specific headers of RFC 9110 section 7.6.1
@@ -62,10 +64,10 @@ func removeFixedHopHeaders(h http.Header, keepUpgrade bool) {
 // Connection header: ten or more and the request is refused.
 const maxConnectionTokens = 10
 
-// internalHeaderPrefix marks sluice's own control headers (canonical
-// form). A client's copies are removed at entry: only a filter on this
-// stream may steer sluice, never the client.
-const internalHeaderPrefix = "X-Sluice-"
+// internalHeaderPrefix marks sluice's own control headers. A client's
+// copies are removed at entry: only a filter on this stream may steer
+// sluice, never the client.
+const internalHeaderPrefix = "x-sluice-"
 
 // sanitizeRequestHeaders runs when a request arrives, before sluice adds
 // x-request-id and X-Forwarded-*, and before any filter: it removes the
@@ -79,11 +81,11 @@ const internalHeaderPrefix = "X-Sluice-"
 // is then answered 400. Connection and Upgrade themselves stay for an
 // upgrade (WebSocket); the rest of the hop-by-hop set goes when the
 // request is forwarded.
-func sanitizeRequestHeaders(h http.Header, upgrade bool) bool {
-	if vs := h["Connection"]; len(vs) > 0 {
+func sanitizeRequestHeaders(h *stream.HeaderMap, upgrade bool) bool {
+	if h.Has("connection") {
 		var tokens []string
-		for _, v := range vs {
-			for _, t := range strings.Split(v, ",") {
+		for v := range h.Values("connection") {
+			for _, t := range strings.Split(string(v), ",") {
 				if t = strings.TrimSpace(t); t != "" {
 					tokens = append(tokens, t)
 				}
@@ -92,36 +94,54 @@ func sanitizeRequestHeaders(h http.Header, upgrade bool) bool {
 		if len(tokens) >= maxConnectionTokens {
 			return false
 		}
-		kept := tokens[:0]
+		kept := tokens[:0:0]
 		for _, t := range tokens {
-			switch name := http.CanonicalHeaderKey(t); {
-			case strings.HasPrefix(t, ":"), name == "X-Forwarded-For", name == "X-Forwarded-Host", name == "X-Forwarded-Proto":
+			switch name := strings.ToLower(t); {
+			case strings.HasPrefix(t, ":"), name == "x-forwarded-for", name == "x-forwarded-host", name == "x-forwarded-proto":
 				return false
-			case name == "Connection", name == "Te", name == "Close", name == "Keep-Alive", name == "Upgrade", name == "Http2-Settings":
+			case name == "connection", name == "te", name == "close", name == "keep-alive", name == "upgrade", name == "http2-settings":
 				// Not a nomination (or, for TE, left to the hop-by-hop
 				// pass that keeps "trailers").
 				kept = append(kept, t)
 			default:
-				delete(h, name)
+				h.Del(name)
 			}
 		}
 		// Filters see Connection without the names it nominated, as
 		// Envoy leaves it; an upgrade goes on with only its own token.
 		switch {
 		case upgrade:
-			h["Connection"] = []string{"Upgrade"}
+			h.Set("connection", "Upgrade")
 		case len(kept) == 0:
-			delete(h, "Connection")
+			h.Del("connection")
 		case len(kept) < len(tokens):
-			h["Connection"] = []string{strings.Join(kept, ", ")}
+			h.Set("connection", strings.Join(kept, ", "))
 		}
 	}
-	for k := range h {
-		if strings.HasPrefix(k, internalHeaderPrefix) {
-			delete(h, k)
+	var internal []string
+	for name := range h.All() {
+		if len(name) >= len(internalHeaderPrefix) && string(name[:len(internalHeaderPrefix)]) == internalHeaderPrefix {
+			internal = append(internal, string(name))
 		}
+	}
+	for _, name := range internal {
+		h.Del(name)
 	}
 	return true
+}
+
+// upgradeOf returns the protocol a request's map asks to upgrade to
+// ("websocket").
+func upgradeOf(h *stream.HeaderMap) string {
+	for v := range h.Values("connection") {
+		for _, t := range strings.Split(string(v), ",") {
+			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
+				u, _ := h.Get("upgrade")
+				return strings.ToLower(string(u))
+			}
+		}
+	}
+	return ""
 }
 
 // upgradeType returns the protocol a request asks to upgrade to ("websocket").

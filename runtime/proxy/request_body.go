@@ -62,8 +62,8 @@ func (x *activeStream) filterRequestBody() (io.Reader, int64, *filter.LocalReply
 		}
 		out = append(out, pass...)
 		if withTrailers {
-			x.s.reqTrailers = x.r.Trailer
-			if lrep := x.fm.trailers(filter.Request); lrep != nil {
+			x.s.reqTrailers = x.ss.RequestTrailers()
+			if lrep := x.requestTrailers(); lrep != nil {
 				return nil, 0, lrep
 			}
 			if x.fm.holdingAny(filter.Request) {
@@ -89,7 +89,7 @@ func (x *activeStream) filterRequestBody() (io.Reader, int64, *filter.LocalReply
 			continue
 		}
 		if eos && len(x.r.Trailer) > 0 {
-			x.s.reqTrailers = x.r.Trailer
+			x.s.reqTrailers = x.ss.RequestTrailers()
 			// Trailers end the stream: the body callback does not see
 			// end_of_stream, the trailers callback follows.
 			pass, lrep := x.fm.data(filter.Request, chunk, false)
@@ -97,7 +97,7 @@ func (x *activeStream) filterRequestBody() (io.Reader, int64, *filter.LocalReply
 				return nil, 0, lrep
 			}
 			out = append(out, pass...)
-			if lrep := x.fm.trailers(filter.Request); lrep != nil {
+			if lrep := x.requestTrailers(); lrep != nil {
 				return nil, 0, lrep
 			}
 			if x.fm.holdingAny(filter.Request) {
@@ -203,4 +203,16 @@ func (t *trailerCopier) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// requestTrailers runs the request trailers through the chain; what the
+// filters leave is what goes upstream (trailerCopier reads the view's).
+func (x *activeStream) requestTrailers() *filter.LocalReply {
+	if lrep := x.fm.trailers(filter.Request); lrep != nil {
+		return lrep
+	}
+	if x.s.reqTrailers != nil {
+		x.r.Trailer = headerOf(x.s.reqTrailers)
+	}
+	return nil
 }

@@ -8,8 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -276,7 +276,11 @@ func (x *activeStream) upstreamFailure(ctx context.Context, err error, f upstrea
 func (x *activeStream) respond(resp *http.Response, requestID string) {
 	defer resp.Body.Close()
 	removeHopHeaders(resp.Header, false)
-	x.s.resp = &filter.ResponseHead{Status: resp.StatusCode, Header: resp.Header}
+	hdr := &x.respHeaders
+	hdr.Reset()
+	hdr.Add(stream.Status, statusText(resp.StatusCode))
+	addHeader(hdr, resp.Header)
+	x.s.respHeaders, x.s.respTrailers = hdr, &x.respTrailers
 	noBody := resp.ContentLength == 0 || x.r.Method == http.MethodHead
 	if !x.fm.empty() {
 		if lr := x.fm.headers(filter.Response, noBody && len(resp.Trailer) == 0); lr != nil {
@@ -284,12 +288,7 @@ func (x *activeStream) respond(resp *http.Response, requestID string) {
 			return
 		}
 	}
-	status := x.s.resp.Status
-	hdr := x.respHeader
-	for k, vs := range x.s.resp.Header {
-		hdr[k] = vs
-	}
-	streaming := resp.ContentLength < 0 || isStreamingType(hdr.Get("Content-Type"))
+	streaming := resp.ContentLength < 0 || isStreamingType(hdr)
 	bufp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bufp)
 	buf := *bufp
@@ -313,7 +312,7 @@ func (x *activeStream) respond(resp *http.Response, requestID string) {
 			}
 			eos := err == io.EOF
 			if eos && len(resp.Trailer) > 0 {
-				x.s.resp.Trailer = resp.Trailer
+				addHeader(&x.respTrailers, resp.Trailer)
 				pass, lr := x.fm.data(filter.Response, buf[:n], false)
 				if lr == nil {
 					pending = append(pending, pass...)
@@ -345,32 +344,31 @@ func (x *activeStream) respond(resp *http.Response, requestID string) {
 			}
 		}
 		if whole {
-			if len(x.s.resp.Trailer) > 0 {
+			if x.respTrailers.Len() > 0 {
 				// Trailers need chunked encoding on HTTP/1.1: no length.
-				hdr.Del("Content-Length")
-				for k := range x.s.resp.Trailer {
-					hdr.Add("Trailer", k)
-				}
+				hdr.Del("content-length")
+				declareTrailers(hdr, &x.respTrailers)
 			} else {
-				hdr.Set("Content-Length", strconv.Itoa(len(pending)))
+				hdr.Set("content-length", strconv.Itoa(len(pending)))
 			}
-			x.writeHeader(status, false)
+			x.writeHeader(false)
 			x.write(pending)
-			x.end(x.s.resp.Trailer)
+			x.end(&x.respTrailers)
 			return
 		}
-		hdr.Del("Content-Length")
+		hdr.Del("content-length")
 		streaming = true
 	}
-	if trailers := resp.Trailer; len(trailers) > 0 || strings.HasPrefix(hdr.Get("Content-Type"), "application/grpc") {
+	if len(resp.Trailer) > 0 {
 		// Announce trailers so HTTP/1.1 uses chunked encoding for them.
-		for k := range trailers {
-			hdr.Add("Trailer", k)
+		for k := range resp.Trailer {
+			hdr.Add("trailer", k)
 		}
 	}
-	x.writeHeader(status, noBody && len(resp.Trailer) == 0)
+	x.writeHeader(noBody && len(resp.Trailer) == 0)
 	if noBody {
-		x.end(resp.Trailer)
+		addHeader(&x.respTrailers, resp.Trailer)
+		x.end(&x.respTrailers)
 		return
 	}
 	if len(pending) > 0 {
@@ -415,21 +413,45 @@ func (x *activeStream) respond(resp *http.Response, requestID string) {
 			return
 		}
 	}
-	trailers := resp.Trailer
-	if len(trailers) > 0 && !x.fm.empty() {
-		x.s.resp.Trailer = trailers
+	addHeader(&x.respTrailers, resp.Trailer)
+	if x.respTrailers.Len() > 0 && !x.fm.empty() {
 		if lr := x.fm.trailers(filter.Response); lr != nil {
 			x.reset(lr.Details)
 			return
 		}
-		trailers = x.s.resp.Trailer
 	}
-	x.end(trailers)
+	x.end(&x.respTrailers)
+}
+
+// addHeader adds h's fields to m (lower-cased, in sorted order: net/http's
+// map has none).
+func addHeader(m *stream.HeaderMap, h http.Header) {
+	if len(h) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			m.Add(k, v)
+		}
+	}
+}
+
+// declareTrailers names t's fields in a trailer field of h.
+func declareTrailers(h, t *stream.HeaderMap) {
+	for name := range t.All() {
+		h.Add("trailer", string(name))
+	}
 }
 
 // isStreamingType says whether a response should be flushed chunk by chunk.
-func isStreamingType(ct string) bool {
-	return strings.HasPrefix(ct, "application/grpc") || strings.HasPrefix(ct, "text/event-stream")
+func isStreamingType(h *stream.HeaderMap) bool {
+	ct, _ := h.Get("content-type")
+	return bytes.HasPrefix(ct, []byte("application/grpc")) || bytes.HasPrefix(ct, []byte("text/event-stream"))
 }
 
 // tunnel completes an HTTP/1.1 Upgrade (WebSocket): the 101 goes to the
@@ -442,14 +464,11 @@ func (x *activeStream) tunnel(resp *http.Response) {
 		return
 	}
 	defer up.Close()
-	var head stream.HeaderMap
+	head := &x.respHeaders
+	head.Reset()
 	head.Add(stream.Status, statusText(resp.StatusCode))
-	for k, vs := range resp.Header {
-		for _, v := range vs {
-			head.Add(k, v)
-		}
-	}
-	if err := x.ss.WriteHeaders(&head, false); err != nil {
+	addHeader(head, resp.Header)
+	if err := x.ss.WriteHeaders(head, false); err != nil {
 		return
 	}
 	conn, early, err := x.ss.Upgrade()
