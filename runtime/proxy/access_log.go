@@ -51,17 +51,13 @@ func (x *activeStream) finish(start time.Time, requestID string) {
 		upstreamTime = zap.Duration("upstream_service_time", x.upstreamTime)
 	}
 	connID := x.ss.Connection().ID
-	// The request as forwarded (the view, once built), else as received.
+	// The request as forwarded (the map after the filters and the router).
 	h := x.ss.RequestHeaders()
 	method, path, authority := string(mapGet(h, stream.Method)), string(mapGet(h, stream.Path)), string(mapGet(h, stream.Authority))
 	xff, userAgent := string(mapGet(h, "x-forwarded-for")), string(mapGet(h, "user-agent"))
 	remote := ""
 	if a := x.ss.Connection().Remote; a != nil {
 		remote = a.String()
-	}
-	if r := x.r; r != nil {
-		method, path, authority = r.Method, r.URL.RequestURI(), r.Host
-		xff, userAgent = r.Header.Get("X-Forwarded-For"), r.Header.Get("User-Agent")
 	}
 	ce.Write(
 		zap.Time("start_time", start),

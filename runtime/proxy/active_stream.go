@@ -35,6 +35,9 @@ type activeStream struct {
 	// upstream's, after the filters, or a local reply.
 	respHeaders  stream.HeaderMap
 	respTrailers stream.HeaderMap
+	// upstreamResp is the upstream's response being sent, closed when the
+	// stream ends.
+	upstreamResp upstreamResponse
 	status       int
 	sent         int64
 	received     int64
@@ -42,8 +45,6 @@ type activeStream struct {
 	cluster      string
 	details      string
 	wroteHdr     bool
-	// outTrailer is the outbound request's trailer map (nil without any).
-	outTrailer http.Header
 	// idle is the stream idle timeout; nil when disabled.
 	idle *streamIdle
 	// pickRnd is the stream's one random draw for the weighted backend
@@ -298,18 +299,17 @@ func (x *activeStream) localReply(lr *filter.LocalReply, requestID string) {
 }
 
 // writeHeader sends the head of the upstream's response.
-func (x *activeStream) writeHeader(endStream bool) {
+func (x *activeStream) writeHeader(h *stream.HeaderMap, endStream bool) {
 	if x.idle != nil {
 		x.idle.responseStarted()
 	}
-	x.sendHead(endStream)
+	x.sendHead(h, endStream)
 }
 
-// sendHead sends respHeaders. A local reply sends its head here directly:
+// sendHead sends the response head h. A local reply sends its head here directly:
 // it does not start the response for the stream idle timeout (it is what
 // a stream that timed out sends).
-func (x *activeStream) sendHead(endStream bool) {
-	h := &x.respHeaders
+func (x *activeStream) sendHead(h *stream.HeaderMap, endStream bool) {
 	if v, ok := h.Get(stream.Status); ok {
 		x.status = atoiStatus(v)
 	}

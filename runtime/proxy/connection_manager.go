@@ -122,6 +122,9 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 		x.s.info.ResponseSize = x.sent
 		x.fm.log()
 		x.fm.done()
+		if x.upstreamResp != nil {
+			x.upstreamResp.Close()
+		}
 	}()
 
 	if !noBody && !x.fm.empty() {
@@ -139,7 +142,7 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"}, requestID)
 		return
 	}
-	x.rt.Rewrite(r)
+	x.rewrite(r, h)
 	x.forward(ctx, lr, noBody, requestID)
 }
 
@@ -152,4 +155,21 @@ func effectiveTimeout(route time.Duration, r *http.Request) time.Duration {
 		}
 	}
 	return route
+}
+
+// rewrite applies the route's host and prefix rewrites, on the view (the
+// route's API) and on the map that is sent.
+func (x *activeStream) rewrite(r *http.Request, h *stream.HeaderMap) {
+	rt := x.rt
+	if rt.HostRewrite == "" && (rt.Match.PathPrefix == "" || !rt.StripPrefix && rt.PrefixRewrite == "") {
+		return
+	}
+	path := r.URL.EscapedPath()
+	rt.Rewrite(r)
+	if rt.HostRewrite != "" {
+		h.Set(stream.Authority, r.Host)
+	}
+	if p := r.URL.EscapedPath(); p != path {
+		h.Set(stream.Path, r.URL.RequestURI())
+	}
 }

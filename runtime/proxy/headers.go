@@ -2,63 +2,10 @@ package proxy
 
 import (
 	"net"
-	"net/http"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
-
-// hopHeaders are the connection-specific headers of RFC 9110 section 7.6.1
-// that a proxy must not forward.
-var hopHeaders = []string{
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
-
-// removeHopHeaders strips hop-by-hop headers, including those named in
-// Connection. "TE: trailers" is kept: gRPC needs it end to end over HTTP/2.
-// An Upgrade that is being proxied (WebSocket) keeps Connection and Upgrade.
-// Requests go through sanitizeRequestHeaders at entry instead, so what a
-// client nominates is gone before filters run and sluice adds its own.
-func removeHopHeaders(h http.Header, keepUpgrade bool) {
-	for _, v := range h["Connection"] {
-		for _, name := range strings.Split(v, ",") {
-			name = strings.TrimSpace(name)
-			if name == "" || keepUpgrade && strings.EqualFold(name, "upgrade") {
-				continue
-			}
-			h.Del(name)
-		}
-	}
-	removeFixedHopHeaders(h, keepUpgrade)
-}
-
-// removeFixedHopHeaders strips the hop-by-hop headers of RFC 9110 by name
-// only (those a Connection header nominates are gone already).
-func removeFixedHopHeaders(h http.Header, keepUpgrade bool) {
-	teTrailers := false
-	for _, v := range h["Te"] {
-		if strings.Contains(strings.ToLower(v), "trailers") {
-			teTrailers = true
-		}
-	}
-	for _, k := range hopHeaders {
-		if keepUpgrade && (k == "Connection" || k == "Upgrade") {
-			continue
-		}
-		delete(h, k)
-	}
-	if teTrailers {
-		h["Te"] = []string{"trailers"}
-	}
-}
 
 // maxConnectionTokens is Envoy's bound on the options of a request's
 // Connection header: ten or more and the request is refused.
@@ -144,37 +91,78 @@ func upgradeOf(h *stream.HeaderMap) string {
 	return ""
 }
 
-// upgradeType returns the protocol a request asks to upgrade to ("websocket").
-func upgradeType(h http.Header) string {
-	if !headerHasToken(h, "Connection", "upgrade") {
-		return ""
-	}
-	return strings.ToLower(h.Get("Upgrade"))
-}
+// hopHeaders are the connection-specific headers of RFC 9110 section 7.6.1
+// that a proxy must not forward.
+var hopHeaders = []string{"connection", "proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
 
-func headerHasToken(h http.Header, key, token string) bool {
-	for _, v := range h[key] {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
+// removeFixedHopHeaders strips the hop-by-hop headers of RFC 9110 from a
+// request by name (those its Connection nominated went at entry, in
+// sanitizeRequestHeaders). "TE: trailers" is kept: gRPC needs it end to
+// end over HTTP/2. An upgrade being proxied (WebSocket) keeps Connection
+// and Upgrade.
+func removeFixedHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
+	teTrailers := false
+	for v := range h.Values("te") {
+		if strings.Contains(strings.ToLower(string(v)), "trailers") {
+			teTrailers = true
 		}
 	}
-	return false
+	for _, k := range hopHeaders {
+		if keepUpgrade && (k == "connection" || k == "upgrade") {
+			continue
+		}
+		if h.Has(k) {
+			h.Del(k)
+		}
+	}
+	if teTrailers {
+		h.Add("te", "trailers")
+	}
+}
+
+// removeHopHeaders strips a response's hop-by-hop headers, those its
+// Connection nominates included. Its trailer field stays: it declares the
+// trailers that follow (HTTP/1.1 then sends the body chunked).
+func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
+	var nominated []string
+	for v := range h.Values("connection") {
+		for _, name := range strings.Split(string(v), ",") {
+			name = strings.TrimSpace(name)
+			if name == "" || keepUpgrade && strings.EqualFold(name, "upgrade") || strings.EqualFold(name, "trailer") {
+				continue
+			}
+			nominated = append(nominated, name)
+		}
+	}
+	for _, name := range nominated {
+		h.Del(name)
+	}
+	for _, k := range hopHeaders {
+		if k == "trailer" || keepUpgrade && (k == "connection" || k == "upgrade") {
+			continue
+		}
+		if h.Has(k) {
+			h.Del(k)
+		}
+	}
 }
 
 // setForwarded sets X-Forwarded-For/-Proto/-Host as Envoy does at the edge:
 // the client's address appended, the scheme and host as the client sent them.
-func setForwarded(h http.Header, remoteAddr, scheme, host string) {
+func setForwarded(h *stream.HeaderMap, remoteAddr, scheme, host string) {
 	if ip, _, err := net.SplitHostPort(remoteAddr); err == nil {
-		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
-			h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+		var prior []string
+		for v := range h.Values("x-forwarded-for") {
+			prior = append(prior, string(v))
+		}
+		if len(prior) > 0 {
+			h.Set("x-forwarded-for", strings.Join(prior, ", ")+", "+ip)
 		} else {
-			h["X-Forwarded-For"] = []string{ip}
+			h.Add("x-forwarded-for", ip)
 		}
 	}
-	h["X-Forwarded-Proto"] = []string{scheme}
-	if _, ok := h["X-Forwarded-Host"]; !ok && host != "" {
-		h["X-Forwarded-Host"] = []string{host}
+	h.Set("x-forwarded-proto", scheme)
+	if !h.Has("x-forwarded-host") && host != "" {
+		h.Add("x-forwarded-host", host)
 	}
 }

@@ -88,7 +88,7 @@ func (x *activeStream) writeLocalReply(r *filter.LocalReply, requestID string) i
 		}
 		h.Set("grpc-message", grpcPercentEncode(msg))
 		h.Del("content-length")
-		x.sendHead(true)
+		x.sendHead(h, true)
 		return 0
 	}
 	if !h.Has("content-type") && len(r.Body) > 0 {
@@ -97,7 +97,7 @@ func (x *activeStream) writeLocalReply(r *filter.LocalReply, requestID string) i
 	h.Set("content-length", strconv.Itoa(len(r.Body)))
 	method, _ := x.ss.RequestHeaders().Get(stream.Method)
 	head := string(method) == http.MethodHead
-	x.sendHead(head || len(r.Body) == 0)
+	x.sendHead(h, head || len(r.Body) == 0)
 	if head || len(r.Body) == 0 {
 		return 0
 	}

@@ -188,31 +188,8 @@ func (c *receivedCounter) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// trailerCopier passes the request body through and, at its end, copies
-// the request trailers into the outbound request's trailer map.
-type trailerCopier struct {
-	r io.Reader
-	x *activeStream
-}
-
-func (t *trailerCopier) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if err == io.EOF {
-		for k, v := range t.x.r.Trailer {
-			t.x.outTrailer[k] = v
-		}
-	}
-	return n, err
-}
-
 // requestTrailers runs the request trailers through the chain; what the
-// filters leave is what goes upstream (trailerCopier reads the view's).
+// filters leave in the map is what goes upstream.
 func (x *activeStream) requestTrailers() *filter.LocalReply {
-	if lrep := x.fm.trailers(filter.Request); lrep != nil {
-		return lrep
-	}
-	if x.s.reqTrailers != nil {
-		x.r.Trailer = headerOf(x.s.reqTrailers)
-	}
-	return nil
+	return x.fm.trailers(filter.Request)
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -42,13 +41,12 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	x.s.info.ClusterName = backend.Cluster
 	x.s.info.ClusterMetadata = cl.Config().Metadata
 
-	upgrade := upgradeType(r.Header)
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	removeFixedHopHeaders(r.Header, upgrade != "")
-	setForwarded(r.Header, r.RemoteAddr, scheme, r.Host)
+	h := x.s.reqHeaders
+	upgrade := upgradeOf(h)
+	scheme, _ := h.Get(stream.Scheme)
+	authority, _ := h.Get(stream.Authority)
+	removeFixedHopHeaders(h, upgrade != "")
+	setForwarded(h, r.RemoteAddr, string(scheme), string(authority))
 
 	// The request body: filtered by the chain when there is one, and kept
 	// for replay while it fits the buffer so a retry can resend it.
@@ -71,16 +69,10 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		}
 	}
 	// Request trailers: the outbound request declares the names the client
-	// declared, and gets the values when the body ends (HTTP/3 servers hand
-	// them over in a new map at that point).
-	if len(r.Trailer) > 0 {
-		x.outTrailer = make(http.Header, len(r.Trailer))
-		for k := range r.Trailer {
-			x.outTrailer[k] = nil
-		}
-		if body != nil {
-			body = &trailerCopier{r: body, x: x}
-		}
+	// declared, and gets the values the filters left when the body ends.
+	var trailerNames []string
+	for k := range r.Trailer {
+		trailerNames = append(trailerNames, k)
 	}
 	// The mirror's copy: sent now without a body, else once the body has
 	// been read in full into the replay buffer; dropped if it never is.
@@ -99,7 +91,8 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
 	pick := upstream.Pick{Subset: backend.Subset, HashKey: cl.HashKey(r, clientIP)}
 	policy := &x.ri.retry
-	var resp *http.Response
+	sender := clusterSender{cl}
+	var resp upstreamResponse
 	heldRetry := false
 	defer func() {
 		if heldRetry {
@@ -107,7 +100,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		}
 	}()
 	for try := 0; ; try++ {
-		var reqBody io.ReadCloser = http.NoBody
+		var reqBody io.ReadCloser
 		if replay != nil {
 			v, ok := replay.view()
 			if !ok {
@@ -125,12 +118,15 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			tryCtx, tryCancel = context.WithCancel(ctx)
 			timer = time.AfterFunc(policy.perTryTimeout, func() { perTryExpired.Store(true); tryCancel() })
 		}
-		out := x.outboundRequest(tryCtx, reqBody, contentLength, noBody)
+		out := upstreamRequest{headers: h, body: reqBody, length: contentLength, trailers: x.ss.RequestTrailers, trailerNames: trailerNames, protoMajor: r.ProtoMajor, protoMinor: r.ProtoMinor}
+		if reqBody == nil {
+			out.length = 0
+		}
 		var err error
 		if try == 0 {
 			x.upstreamStart = time.Now()
 		}
-		resp, err = cl.RoundTrip(out, pick)
+		resp, err = sender.send(tryCtx, &out, pick)
 		if timer != nil {
 			timer.Stop()
 		}
@@ -149,8 +145,8 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 				failure = upstream.Timeout
 			}
 		}
-		if resp != nil {
-			x.upstream = upstream.UpstreamAddress(resp)
+		if err == nil {
+			x.upstream = resp.Address()
 			x.upstreamTime = time.Since(x.upstreamStart)
 		}
 		x.s.info.Upstream = x.upstream
@@ -159,7 +155,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			if err != nil {
 				retry = policy.retriableFailure(failure)
 			} else {
-				retry = policy.retriableStatus(resp.StatusCode)
+				retry = policy.retriableStatus(resp.Status())
 			}
 		}
 		if retry && !cl.TryAcquireRetry() {
@@ -177,9 +173,10 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		heldRetry = true
 		x.retries++
 		x.ri.stats.retries.Inc()
-		if resp != nil {
-			resp.Body.Close()
+		if err == nil {
+			resp.Close()
 		}
+		resp = nil
 		tryCancel()
 		select {
 		case <-time.After(policy.backoff(try)):
@@ -192,7 +189,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("request body too large to retry\n"), Details: "retry_body_overflow", GRPCStatus: grpcUnavailable}, requestID)
 		return
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
+	if resp.Status() == http.StatusSwitchingProtocols {
 		if x.idle != nil {
 			x.idle.stop()
 		}
@@ -201,36 +198,8 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	}
 	if x.idle != nil {
 		x.idle.progress()
-		resp.Body = x.idle.responseBody(resp.Body)
 	}
 	x.respond(resp, requestID)
-}
-
-func (x *activeStream) outboundRequest(ctx context.Context, body io.ReadCloser, contentLength int64, noBody bool) *http.Request {
-	r := x.r
-	out := &http.Request{
-		Method:     r.Method,
-		URL:        &url.URL{Scheme: "http", Host: x.cluster, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     r.Header,
-		Host:       r.Host,
-		Body:       body,
-		Trailer:    x.outTrailer,
-	}
-	if r.ProtoMajor >= 2 {
-		// The version the request came in with: a protocol = "downstream"
-		// cluster (a sidecar's services) sends it on in the same one.
-		out.Proto, out.ProtoMajor, out.ProtoMinor = r.Proto, r.ProtoMajor, r.ProtoMinor
-	}
-	if noBody {
-		out.Body = http.NoBody
-		out.ContentLength = 0
-	} else {
-		out.ContentLength = contentLength
-	}
-	return out.WithContext(ctx)
 }
 
 // upstreamFailure answers a request that got no response: 504 on timeout,
@@ -273,22 +242,25 @@ func (x *activeStream) upstreamFailure(ctx context.Context, err error, f upstrea
 
 // respond runs the upstream response through the filters and streams it to
 // the client.
-func (x *activeStream) respond(resp *http.Response, requestID string) {
-	defer resp.Body.Close()
-	removeHopHeaders(resp.Header, false)
-	hdr := &x.respHeaders
-	hdr.Reset()
-	hdr.Add(stream.Status, statusText(resp.StatusCode))
-	addHeader(hdr, resp.Header)
+func (x *activeStream) respond(resp upstreamResponse, requestID string) {
+	// The response's maps are the filters' until OnLog: the handle is
+	// closed when the stream ends (ServeStream).
+	x.upstreamResp = resp
+	hdr := resp.Headers()
+	removeHopHeaders(hdr, false)
 	x.s.respHeaders, x.s.respTrailers = hdr, &x.respTrailers
-	noBody := resp.ContentLength == 0 || x.r.Method == http.MethodHead
+	bodyLength := resp.BodyLength()
+	noBody := bodyLength == 0 || x.r.Method == http.MethodHead
+	// Trailers the upstream declared; those it sends undeclared (gRPC over
+	// HTTP/2) are known at the body's end.
+	declared := hdr.Has("trailer")
 	if !x.fm.empty() {
-		if lr := x.fm.headers(filter.Response, noBody && len(resp.Trailer) == 0); lr != nil {
+		if lr := x.fm.headers(filter.Response, noBody && !declared); lr != nil {
 			x.localReply(lr, requestID)
 			return
 		}
 	}
-	streaming := resp.ContentLength < 0 || isStreamingType(hdr)
+	streaming := bodyLength < 0 || isStreamingType(hdr)
 	bufp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bufp)
 	buf := *bufp
@@ -301,18 +273,18 @@ func (x *activeStream) respond(resp *http.Response, requestID string) {
 		// Content-Length and leaves in one write, rather than as a chunked
 		// stream flushed piece by piece (a syscall and, on HTTP/2, a frame
 		// round trip through the connection's writer per flush).
-		small := resp.ContentLength > 0 && resp.ContentLength <= int64(len(buf))
+		small := bodyLength > 0 && bodyLength <= int64(len(buf))
 		whole := false
 		for {
-			n, err := resp.Body.Read(buf)
+			n, err := x.readResponse(resp, buf)
 			if err != nil && err != io.EOF {
 				x.status = http.StatusBadGateway
 				x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream reset while reading the response\n"), Details: "upstream_reset_after_response_started"}, requestID)
 				return
 			}
 			eos := err == io.EOF
-			if eos && len(resp.Trailer) > 0 {
-				addHeader(&x.respTrailers, resp.Trailer)
+			if eos && resp.Trailers().Len() > 0 {
+				x.takeTrailers(resp)
 				pass, lr := x.fm.data(filter.Response, buf[:n], false)
 				if lr == nil {
 					pending = append(pending, pass...)
@@ -351,7 +323,7 @@ func (x *activeStream) respond(resp *http.Response, requestID string) {
 			} else {
 				hdr.Set("content-length", strconv.Itoa(len(pending)))
 			}
-			x.writeHeader(false)
+			x.writeHeader(hdr, false)
 			x.write(pending)
 			x.end(&x.respTrailers)
 			return
@@ -359,15 +331,12 @@ func (x *activeStream) respond(resp *http.Response, requestID string) {
 		hdr.Del("content-length")
 		streaming = true
 	}
-	if len(resp.Trailer) > 0 {
-		// Announce trailers so HTTP/1.1 uses chunked encoding for them.
-		for k := range resp.Trailer {
-			hdr.Add("trailer", k)
-		}
-	}
-	x.writeHeader(noBody && len(resp.Trailer) == 0)
+	// A declared trailer field stays: HTTP/1.1 then uses chunked encoding.
+	x.writeHeader(hdr, noBody && !declared)
 	if noBody {
-		addHeader(&x.respTrailers, resp.Trailer)
+		if declared {
+			x.takeTrailers(resp)
+		}
 		x.end(&x.respTrailers)
 		return
 	}
@@ -378,11 +347,11 @@ func (x *activeStream) respond(resp *http.Response, requestID string) {
 		}
 	}
 	for {
-		n, err := resp.Body.Read(buf)
+		n, err := x.readResponse(resp, buf)
 		if n > 0 {
 			chunk := buf[:n]
 			if !x.fm.empty() {
-				eos := err == io.EOF && len(resp.Trailer) == 0
+				eos := err == io.EOF && resp.Trailers().Len() == 0
 				pass, lr := x.fm.data(filter.Response, chunk, eos)
 				if lr != nil {
 					// Headers are gone already: all we can do is cut the stream.
@@ -413,7 +382,7 @@ func (x *activeStream) respond(resp *http.Response, requestID string) {
 			return
 		}
 	}
-	addHeader(&x.respTrailers, resp.Trailer)
+	x.takeTrailers(resp)
 	if x.respTrailers.Len() > 0 && !x.fm.empty() {
 		if lr := x.fm.trailers(filter.Response); lr != nil {
 			x.reset(lr.Details)
@@ -421,6 +390,22 @@ func (x *activeStream) respond(resp *http.Response, requestID string) {
 		}
 	}
 	x.end(&x.respTrailers)
+}
+
+// readResponse reads response body bytes, noting the stream's progress.
+func (x *activeStream) readResponse(resp upstreamResponse, buf []byte) (int, error) {
+	n, err := resp.ReadBody(buf)
+	if n > 0 && x.idle != nil {
+		x.idle.progress()
+	}
+	return n, err
+}
+
+// takeTrailers makes the upstream's trailers the response's.
+func (x *activeStream) takeTrailers(resp upstreamResponse) {
+	for name, value := range resp.Trailers().All() {
+		x.respTrailers.Add(string(name), string(value))
+	}
 }
 
 // addHeader adds h's fields to m (lower-cased, in sorted order: net/http's
@@ -456,18 +441,15 @@ func isStreamingType(h *stream.HeaderMap) bool {
 
 // tunnel completes an HTTP/1.1 Upgrade (WebSocket): the 101 goes to the
 // client and bytes flow both ways until either side closes.
-func (x *activeStream) tunnel(resp *http.Response) {
-	up, ok := resp.Body.(io.ReadWriteCloser)
-	if !ok {
-		resp.Body.Close()
+func (x *activeStream) tunnel(resp upstreamResponse) {
+	up, err := resp.Upgrade()
+	if err != nil {
+		resp.Close()
 		x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream upgrade failed\n"), Details: "upgrade_failed"}, x.s.info.RequestID)
 		return
 	}
 	defer up.Close()
-	head := &x.respHeaders
-	head.Reset()
-	head.Add(stream.Status, statusText(resp.StatusCode))
-	addHeader(head, resp.Header)
+	head := resp.Headers()
 	if err := x.ss.WriteHeaders(head, false); err != nil {
 		return
 	}
@@ -477,7 +459,7 @@ func (x *activeStream) tunnel(resp *http.Response) {
 		return
 	}
 	defer conn.Close()
-	x.status = resp.StatusCode
+	x.status = resp.Status()
 	x.wroteHdr = true
 	var up2down, down2up int64
 	done := make(chan struct{}, 2)

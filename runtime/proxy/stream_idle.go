@@ -14,21 +14,22 @@ import (
 
 // streamIdle is Envoy's stream idle timeout for one exchange: a stream
 // that makes no progress either way (no byte read from or written to the
-// client or the upstream) for d is ended. Progress is noted by the
-// wrappers below at every read and write, which only store a timestamp;
+// client or the upstream) for d is ended. Progress is noted at every read
+// and write (the request body's wrapper below, activeStream's writes and
+// response reads), which only store a timestamp;
 // the timer re-arms itself for what is left when it finds progress.
 //
 // Ending the stream cancels its context (the upstream request stops, and
 // a 408 or 504 goes out if nothing was sent yet) and, since neither a
 // read nor a write blocked on the client looks at a context, moves the
-// client's deadlines into the past (when the codec offers deadlines): a request body the client stopped
-// sending and a response body it stopped reading end at once. The write
+// client's deadlines into the past (when the codec offers deadlines): a
+// request body the client stopped sending and a response body it stopped
+// reading end at once. The write
 // deadline is moved only once the response has started, so the local
 // reply of a stream that timed out before that still goes out.
 //
 // One allocation holds the state and the body wrapper, and the timer is
-// the only other: this runs for every request. Writes to the client note
-// their progress in activeStream.write.
+// the only other: this runs for every request.
 type streamIdle struct {
 	d      time.Duration
 	start  time.Time
@@ -46,8 +47,7 @@ type streamIdle struct {
 	respStarted atomic.Bool
 	reqBodyDone atomic.Bool
 
-	reqBody  idleBody
-	respBody idleBody
+	reqBody idleBody
 }
 
 // deadlines is the optional face of a stream.ServerStream that ends
@@ -67,14 +67,8 @@ func newStreamIdle(d time.Duration, dl deadlines, cancel context.CancelFunc) *st
 
 // requestBody wraps the client's request body (length n, -1 unknown).
 func (s *streamIdle) requestBody(b io.ReadCloser, n int64) io.ReadCloser {
-	s.reqBody = idleBody{ReadCloser: b, s: s, client: true, remaining: max(n, -1)}
+	s.reqBody = idleBody{ReadCloser: b, s: s, remaining: max(n, -1)}
 	return &s.reqBody
-}
-
-// responseBody wraps the upstream's response body.
-func (s *streamIdle) responseBody(b io.ReadCloser) io.ReadCloser {
-	s.respBody = idleBody{ReadCloser: b, s: s}
-	return &s.respBody
 }
 
 func (s *streamIdle) progress() { s.last.Store(int64(time.Since(s.start))) }
@@ -128,14 +122,12 @@ func (s *streamIdle) stop() {
 // aLongTimeAgo is a deadline in the past: it fails blocked I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// idleBody notes progress on a body read: the upstream's response body,
-// or the client's request body, whose end it also notes (at EOF, or
-// once Content-Length bytes came: a reader may stop there).
+// idleBody notes progress on the client's request body, and its end (at
+// EOF, or once Content-Length bytes came: a reader may stop there).
 type idleBody struct {
 	io.ReadCloser
 	s         *streamIdle
-	client    bool
-	remaining int64 // of a client body; -1 when the length is unknown
+	remaining int64 // -1 when the length is unknown
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
@@ -143,13 +135,11 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.s.progress()
 	}
-	if b.client {
-		if b.remaining > 0 {
-			b.remaining = max(b.remaining-int64(n), 0)
-		}
-		if err == io.EOF || b.remaining == 0 {
-			b.s.reqBodyDone.Store(true)
-		}
+	if b.remaining > 0 {
+		b.remaining = max(b.remaining-int64(n), 0)
+	}
+	if err == io.EOF || b.remaining == 0 {
+		b.s.reqBodyDone.Store(true)
 	}
 	return n, err
 }
