@@ -50,7 +50,9 @@ type serverStream struct {
 	// hasTrailers: tr holds the request's trailers (after the body's end).
 	hasTrailers bool
 	wroteHeader bool
-	wasReset    bool
+	// ended: the response is complete (its end or trailers written).
+	ended    bool
+	wasReset bool
 	// upgradeHead is a 101 response head held until Upgrade writes it on
 	// the taken-over connection (net/http cannot write a 101 itself and
 	// then hand the connection over).
@@ -166,11 +168,15 @@ func (s *serverStream) WriteHeaders(h *stream.HeaderMap, endStream bool) error {
 		hdr[k] = append(hdr[k], string(value))
 	}
 	s.wroteHeader = true
+	s.ended = endStream
 	s.w.WriteHeader(status)
 	return nil
 }
 
 func (s *serverStream) WriteBody(p []byte, endStream bool) error {
+	if endStream {
+		s.ended = true
+	}
 	if len(p) == 0 {
 		return nil
 	}
@@ -181,6 +187,7 @@ func (s *serverStream) WriteBody(p []byte, endStream bool) error {
 // WriteTrailers sends t as trailers: net/http sends header fields under
 // http.TrailerPrefix at the end of the response (chunked on HTTP/1.1).
 func (s *serverStream) WriteTrailers(t *stream.HeaderMap) error {
+	s.ended = true
 	hdr := s.w.Header()
 	for name, value := range t.All() {
 		k := http.TrailerPrefix + http.CanonicalHeaderKey(string(name))
@@ -193,7 +200,17 @@ func (s *serverStream) Flush() error {
 	return http.NewResponseController(s.w).Flush()
 }
 
-func (s *serverStream) Reset(stream.ResetReason) { s.wasReset = true }
+// Reset ends the request side at once (a body read blocked on the client
+// returns) and, unless the response was complete, abandons the response
+// when ServeStream returns.
+func (s *serverStream) Reset(stream.ResetReason) {
+	if s.r.Body != nil {
+		s.r.Body.Close()
+	}
+	if !s.ended {
+		s.wasReset = true
+	}
+}
 
 func (s *serverStream) Context() context.Context { return s.r.Context() }
 

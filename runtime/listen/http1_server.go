@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/http1"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // connServer accepts a listener's TCP connections and gives each one to
@@ -163,6 +164,9 @@ func (s *connServer) shutdown(ctx context.Context) error {
 }
 
 type connServerConfig struct {
+	// streams is the connection manager; handler serves it behind
+	// net/http (x/net's HTTP/2).
+	streams          stream.Handler
 	handler          http.Handler
 	base             *http.Server
 	h2               *http2.Server
@@ -192,12 +196,13 @@ func newConnServer(cfg connServerConfig) *connServer {
 		// that start with a handshake, plain ones as they are.
 		s.tls = cfg.tls
 	}
-	h1Handler := cfg.handler
+	// HTTP/1.1 streams go to the connection manager directly.
+	h1Streams := cfg.streams
 	if cfg.h2cUpgrade {
-		h1Handler = &h2cUpgrade{next: cfg.handler, srv: cfg.base, h2s: cfg.h2, closed: cfg.resets}
+		h1Streams = &h2cUpgrade{next: cfg.streams, h2: cfg.handler, srv: cfg.base, h2s: cfg.h2, closed: cfg.resets}
 	}
 	s.h1 = &http1.Server{
-		Handler:           h1Handler,
+		StreamHandler:     h1Streams,
 		Limits:            http1.Limits{MaxHeaderBytes: cfg.maxHeader},
 		ReadHeaderTimeout: cfg.readHeader,
 		IdleTimeout:       cfg.idle,

@@ -65,9 +65,9 @@ type Guards struct {
 
 // HTTP starts an HTTP listener for cfg in front of the connection manager
 // h. setAltSvc is called with the Alt-Svc value when the listener serves
-// HTTP/3. Every protocol reaches h as stream.ServerStreams: HTTP/2 and
-// HTTP/3 through the net/http adapter (runtime/httpstream), and so does
-// HTTP/1.1 until runtime/http1 serves streams itself.
+// HTTP/3. Every protocol reaches h as stream.ServerStreams: HTTP/1.1 from
+// runtime/http1 directly, HTTP/2 and HTTP/3 through the net/http adapter
+// (runtime/httpstream).
 func HTTP(cfg config.Listener, h stream.Handler, setAltSvc func(string), log *zap.Logger, g Guards) (*Listener, error) {
 	handler := httpstream.Handler(h)
 	l := &Listener{Name: cfg.Name, cfg: cfg, log: log, errs: make(chan error, 2)}
@@ -125,6 +125,7 @@ func HTTP(cfg config.Listener, h stream.Handler, setAltSvc func(string), log *za
 		resets = g.Stats.Counter("sluice_downstream_rq_too_many_premature_resets_total", "HTTP/2 connections closed (GOAWAY ENHANCE_YOUR_CALM) for resetting too many streams just after opening them.", "listener", cfg.Name)
 	}
 	l.conns = newConnServer(connServerConfig{
+		streams:    h,
 		handler:    handler,
 		base:       l.srv,
 		h2:         h2s,

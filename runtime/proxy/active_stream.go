@@ -35,6 +35,9 @@ type activeStream struct {
 	// upstream's, after the filters, or a local reply.
 	respHeaders  stream.HeaderMap
 	respTrailers stream.HeaderMap
+	// reqTrailers are the request trailers sent upstream: the client's,
+	// as the filters left them.
+	reqTrailers stream.HeaderMap
 	// upstreamResp is the upstream's response being sent, closed when the
 	// stream ends.
 	upstreamResp upstreamResponse
@@ -62,10 +65,11 @@ type activeStream struct {
 	bodyRead atomic.Int64
 }
 
-// newRequestView is the request as the route table and the upstream API
-// take it today (*http.Request), built from the stream's header map.
+// newRequestView is the request as the route table takes it today
+// (*http.Request), built from the stream's header map; its body copies
+// the request's trailers into trailers.
 // bad is set when :path is not a request-target.
-func newRequestView(ss stream.ServerStream) (r *http.Request, bad bool) {
+func newRequestView(ss stream.ServerStream, trailers *stream.HeaderMap) (r *http.Request, bad bool) {
 	conn := ss.Connection()
 	r = &http.Request{}
 	bad = setRequestView(r, ss.RequestHeaders())
@@ -97,7 +101,7 @@ func newRequestView(ss stream.ServerStream) (r *http.Request, bad bool) {
 	if r.ContentLength == 0 {
 		r.Body = http.NoBody
 	} else {
-		r.Body = &streamBody{ss: ss, r: r}
+		r.Body = &streamBody{ss: ss, r: r, trailers: trailers}
 	}
 	return r, bad
 }
@@ -154,41 +158,56 @@ func headerOf(h *stream.HeaderMap) http.Header {
 // streamBody is the request body of the view: the codec's, with the
 // trailers copied into the view's Trailer at the end. The upstream
 // transport reads it on a goroutine of its own that may outlive the
-// stream (a server that answered before the body's end): once the stream
-// has ended (close) no new read reaches the codec.
+// stream (a server that answered before the body's end), and a codec
+// may reuse its stream for the next request once ServeStream returns: a
+// read holds mu for its whole length, and close (at the stream's end)
+// waits for one in flight, resetting the stream to end it, so that no
+// read reaches the codec afterwards.
 type streamBody struct {
-	ss     stream.ServerStream
-	r      *http.Request
-	mu     sync.Mutex
-	done   bool
-	closed bool
+	ss stream.ServerStream
+	r  *http.Request
+	// trailers gets a copy of the request's trailers at the body's end:
+	// what is sent upstream, which may be read after the stream ended.
+	trailers *stream.HeaderMap
+	mu       sync.Mutex
+	inFlight atomic.Bool
+	done     bool
+	closed   bool
 }
 
 var errStreamEnded = errors.New("request body read after the stream ended")
 
 // close ends the body's use of the codec's stream.
 func (b *streamBody) close() {
-	b.mu.Lock()
+	if !b.mu.TryLock() {
+		if b.inFlight.Load() {
+			// A read blocks on a client that stopped sending: the body
+			// will not be read to its end, so the stream is abandoned
+			// (after a complete response, only its request side).
+			b.ss.Reset(stream.ResetCancel)
+		}
+		b.mu.Lock()
+	}
 	b.closed = true
 	b.mu.Unlock()
 }
 
 func (b *streamBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
-	closed, done := b.closed, b.done
-	b.mu.Unlock()
-	if closed {
+	defer b.mu.Unlock()
+	if b.closed {
 		return 0, errStreamEnded
 	}
-	if done {
+	if b.done {
 		return 0, io.EOF
 	}
+	b.inFlight.Store(true)
 	n, err := b.ss.ReadBody(p)
+	b.inFlight.Store(false)
 	if err == io.EOF {
-		b.mu.Lock()
 		b.done = true
-		b.mu.Unlock()
 		if tr := b.ss.RequestTrailers(); tr != nil {
+			copyFields(b.trailers, tr)
 			if b.r.Trailer == nil {
 				b.r.Trailer = make(http.Header, tr.Len())
 			}
@@ -374,4 +393,20 @@ func statusText(code int) string {
 		return string(b[:])
 	}
 	return "500"
+}
+
+// copyFields replaces dst's fields with copies of src's.
+func copyFields(dst, src *stream.HeaderMap) {
+	dst.Reset()
+	for name, value := range src.All() {
+		dst.AddBytes(name, value)
+	}
+}
+
+// upstreamTrailers are the request trailers to send, nil for none.
+func (x *activeStream) upstreamTrailers() *stream.HeaderMap {
+	if x.reqTrailers.Len() == 0 {
+		return nil
+	}
+	return &x.reqTrailers
 }

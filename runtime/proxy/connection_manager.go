@@ -54,6 +54,14 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 	// client's Connection nominations and x-sluice-* fields go, the
 	// request gets its id and its normalized :path.
 	headersOK := sanitizeRequestHeaders(h, upgradeOf(h) != "")
+	if !h.Has(stream.Scheme) {
+		// HTTP/1.1 carries no scheme: the connection's, as Envoy sets it.
+		scheme := ss.Connection().Scheme
+		if scheme == "" {
+			scheme = "http"
+		}
+		h.Set(stream.Scheme, scheme)
+	}
 	id, _ := h.Get("x-request-id")
 	requestID := string(id)
 	if requestID == "" {
@@ -73,7 +81,7 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 		x.localReply(lrep, requestID)
 		return
 	}
-	r, bad := newRequestView(ss)
+	r, bad := newRequestView(ss, &x.reqTrailers)
 	x.r = r
 	if b, ok := r.Body.(*streamBody); ok {
 		defer b.close()
@@ -102,7 +110,7 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 		// The timeout ends the stream through the route context's cancel;
 		// idle.fired tells the two apart.
 		dl, _ := ss.(deadlines)
-		x.idle = newStreamIdle(d, dl, cancel)
+		x.idle = newStreamIdle(d, dl, cancel, func() { ss.Reset(stream.ResetCancel) })
 		defer x.idle.stop()
 		if noBody {
 			x.idle.reqBodyDone.Store(true)

@@ -189,7 +189,13 @@ func (c *receivedCounter) Read(p []byte) (int, error) {
 }
 
 // requestTrailers runs the request trailers through the chain; what the
-// filters leave in the map is what goes upstream.
+// filters leave is what goes upstream.
 func (x *activeStream) requestTrailers() *filter.LocalReply {
-	return x.fm.trailers(filter.Request)
+	if lrep := x.fm.trailers(filter.Request); lrep != nil {
+		return lrep
+	}
+	if x.s.reqTrailers != nil {
+		copyFields(&x.reqTrailers, x.s.reqTrailers)
+	}
+	return nil
 }

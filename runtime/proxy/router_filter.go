@@ -118,7 +118,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			tryCtx, tryCancel = context.WithCancel(ctx)
 			timer = time.AfterFunc(policy.perTryTimeout, func() { perTryExpired.Store(true); tryCancel() })
 		}
-		out := upstreamRequest{headers: h, body: reqBody, length: contentLength, trailers: x.ss.RequestTrailers, trailerNames: trailerNames, protoMajor: r.ProtoMajor, protoMinor: r.ProtoMinor}
+		out := upstreamRequest{headers: h, body: reqBody, length: contentLength, trailers: x.upstreamTrailers, trailerNames: trailerNames, protoMajor: r.ProtoMajor, protoMinor: r.ProtoMinor}
 		if reqBody == nil {
 			out.length = 0
 		}

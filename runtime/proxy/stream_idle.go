@@ -22,9 +22,10 @@ import (
 // Ending the stream cancels its context (the upstream request stops, and
 // a 408 or 504 goes out if nothing was sent yet) and, since neither a
 // read nor a write blocked on the client looks at a context, moves the
-// client's deadlines into the past (when the codec offers deadlines): a
-// request body the client stopped sending and a response body it stopped
-// reading end at once. The write
+// client's deadlines into the past (when the codec offers deadlines; else
+// a response under way is reset, which a codec allows from any goroutine):
+// a request body the client stopped sending and a response body it
+// stopped reading end at once. The write
 // deadline is moved only once the response has started, so the local
 // reply of a stream that timed out before that still goes out.
 //
@@ -37,6 +38,9 @@ type streamIdle struct {
 	timer  *time.Timer
 	cancel context.CancelFunc
 	dl     deadlines // the client's; nil when the codec has none
+	// reset abandons the stream: what ends a write blocked on a client
+	// that stopped reading when the codec has no deadlines.
+	reset func()
 
 	// mu orders a firing timer against stop, so that no deadline moves
 	// once the exchange is over (the connection may be serving the next
@@ -59,8 +63,8 @@ type deadlines interface {
 }
 
 // newStreamIdle starts the timer; cancel ends the stream's context.
-func newStreamIdle(d time.Duration, dl deadlines, cancel context.CancelFunc) *streamIdle {
-	s := &streamIdle{d: d, start: time.Now(), cancel: cancel, dl: dl}
+func newStreamIdle(d time.Duration, dl deadlines, cancel context.CancelFunc, reset func()) *streamIdle {
+	s := &streamIdle{d: d, start: time.Now(), cancel: cancel, dl: dl, reset: reset}
 	s.timer = time.AfterFunc(d, s.check)
 	return s
 }
@@ -86,6 +90,9 @@ func (s *streamIdle) check() {
 	s.fired.Store(true)
 	s.cancel()
 	if s.dl == nil {
+		if s.respStarted.Load() {
+			s.reset()
+		}
 		return
 	}
 	if !s.reqBodyDone.Load() {
@@ -104,8 +111,12 @@ func (s *streamIdle) responseStarted() {
 	s.respStarted.Store(true)
 	if s.fired.Load() {
 		s.mu.Lock()
-		if !s.stopped && s.dl != nil {
-			s.dl.SetWriteDeadline(aLongTimeAgo)
+		if !s.stopped {
+			if s.dl != nil {
+				s.dl.SetWriteDeadline(aLongTimeAgo)
+			} else {
+				s.reset()
+			}
 		}
 		s.mu.Unlock()
 	}
