@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/route"
 	"github.com/sluice-proxy/sluice/runtime/stream"
+	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -40,7 +41,7 @@ type activeStream struct {
 	reqTrailers stream.HeaderMap
 	// upstreamResp is the upstream's response being sent, closed when the
 	// stream ends.
-	upstreamResp upstreamResponse
+	upstreamResp upstream.Response
 	status       int
 	sent         int64
 	received     int64
@@ -401,12 +402,4 @@ func copyFields(dst, src *stream.HeaderMap) {
 	for name, value := range src.All() {
 		dst.AddBytes(name, value)
 	}
-}
-
-// upstreamTrailers are the request trailers to send, nil for none.
-func (x *activeStream) upstreamTrailers() *stream.HeaderMap {
-	if x.reqTrailers.Len() == 0 {
-		return nil
-	}
-	return &x.reqTrailers
 }

@@ -130,9 +130,7 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 		x.s.info.ResponseSize = x.sent
 		x.fm.log()
 		x.fm.done()
-		if x.upstreamResp != nil {
-			x.upstreamResp.Close()
-		}
+		x.upstreamResp.Close()
 	}()
 
 	if !noBody && !x.fm.empty() {

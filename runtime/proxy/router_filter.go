@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -68,12 +67,9 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			}
 		}
 	}
-	// Request trailers: the outbound request declares the names the client
-	// declared, and gets the values the filters left when the body ends.
-	var trailerNames []string
-	for k := range r.Trailer {
-		trailerNames = append(trailerNames, k)
-	}
+	// Request trailers the client declared go upstream as the filters
+	// left them.
+	declaredTrailers := len(r.Trailer) > 0 && body != nil
 	// The mirror's copy: sent now without a body, else once the body has
 	// been read in full into the replay buffer; dropped if it never is.
 	mirror := x.newPendingMirror(upgrade != "")
@@ -91,8 +87,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
 	pick := upstream.Pick{Subset: backend.Subset, HashKey: cl.HashKey(r, clientIP)}
 	policy := &x.ri.retry
-	sender := clusterSender{cl}
-	var resp upstreamResponse
+	var resp upstream.Response
 	heldRetry := false
 	defer func() {
 		if heldRetry {
@@ -118,15 +113,19 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			tryCtx, tryCancel = context.WithCancel(ctx)
 			timer = time.AfterFunc(policy.perTryTimeout, func() { perTryExpired.Store(true); tryCancel() })
 		}
-		out := upstreamRequest{headers: h, body: reqBody, length: contentLength, trailers: x.upstreamTrailers, trailerNames: trailerNames, protoMajor: r.ProtoMajor, protoMinor: r.ProtoMinor}
-		if reqBody == nil {
-			out.length = 0
+		out := upstream.Request{Headers: h, ProtoMajor: r.ProtoMajor}
+		if reqBody != nil {
+			out.BodyStream, out.BodyLength = reqBody, contentLength
+		}
+		if declaredTrailers {
+			// Filled as the body ends (the cluster reads it after).
+			out.Trailers = &x.reqTrailers
 		}
 		var err error
 		if try == 0 {
 			x.upstreamStart = time.Now()
 		}
-		resp, err = sender.send(tryCtx, &out, pick)
+		resp, err = cl.Send(tryCtx, &out, pick)
 		if timer != nil {
 			timer.Stop()
 		}
@@ -146,7 +145,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			}
 		}
 		if err == nil {
-			x.upstream = resp.Address()
+			x.upstream = resp.Endpoint()
 			x.upstreamTime = time.Since(x.upstreamStart)
 		}
 		x.s.info.Upstream = x.upstream
@@ -176,7 +175,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		if err == nil {
 			resp.Close()
 		}
-		resp = nil
+		resp = upstream.Response{}
 		tryCancel()
 		select {
 		case <-time.After(policy.backoff(try)):
@@ -185,7 +184,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			return
 		}
 	}
-	if resp == nil {
+	if resp == (upstream.Response{}) {
 		x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("request body too large to retry\n"), Details: "retry_body_overflow", GRPCStatus: grpcUnavailable}, requestID)
 		return
 	}
@@ -242,7 +241,7 @@ func (x *activeStream) upstreamFailure(ctx context.Context, err error, f upstrea
 
 // respond runs the upstream response through the filters and streams it to
 // the client.
-func (x *activeStream) respond(resp upstreamResponse, requestID string) {
+func (x *activeStream) respond(resp upstream.Response, requestID string) {
 	// The response's maps are the filters' until OnLog: the handle is
 	// closed when the stream ends (ServeStream).
 	x.upstreamResp = resp
@@ -283,7 +282,7 @@ func (x *activeStream) respond(resp upstreamResponse, requestID string) {
 				return
 			}
 			eos := err == io.EOF
-			if eos && resp.Trailers().Len() > 0 {
+			if eos && hasTrailers(resp) {
 				x.takeTrailers(resp)
 				pass, lr := x.fm.data(filter.Response, buf[:n], false)
 				if lr == nil {
@@ -351,7 +350,7 @@ func (x *activeStream) respond(resp upstreamResponse, requestID string) {
 		if n > 0 {
 			chunk := buf[:n]
 			if !x.fm.empty() {
-				eos := err == io.EOF && resp.Trailers().Len() == 0
+				eos := err == io.EOF && !hasTrailers(resp)
 				pass, lr := x.fm.data(filter.Response, chunk, eos)
 				if lr != nil {
 					// Headers are gone already: all we can do is cut the stream.
@@ -393,7 +392,7 @@ func (x *activeStream) respond(resp upstreamResponse, requestID string) {
 }
 
 // readResponse reads response body bytes, noting the stream's progress.
-func (x *activeStream) readResponse(resp upstreamResponse, buf []byte) (int, error) {
+func (x *activeStream) readResponse(resp upstream.Response, buf []byte) (int, error) {
 	n, err := resp.ReadBody(buf)
 	if n > 0 && x.idle != nil {
 		x.idle.progress()
@@ -402,28 +401,18 @@ func (x *activeStream) readResponse(resp upstreamResponse, buf []byte) (int, err
 }
 
 // takeTrailers makes the upstream's trailers the response's.
-func (x *activeStream) takeTrailers(resp upstreamResponse) {
-	for name, value := range resp.Trailers().All() {
-		x.respTrailers.Add(string(name), string(value))
+func (x *activeStream) takeTrailers(resp upstream.Response) {
+	if t := resp.Trailers(); t != nil {
+		for name, value := range t.All() {
+			x.respTrailers.AddBytes(name, value)
+		}
 	}
 }
 
-// addHeader adds h's fields to m (lower-cased, in sorted order: net/http's
-// map has none).
-func addHeader(m *stream.HeaderMap, h http.Header) {
-	if len(h) == 0 {
-		return
-	}
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		for _, v := range h[k] {
-			m.Add(k, v)
-		}
-	}
+// hasTrailers says whether the upstream's response ended with trailers.
+func hasTrailers(resp upstream.Response) bool {
+	t := resp.Trailers()
+	return t != nil && t.Len() > 0
 }
 
 // declareTrailers names t's fields in a trailer field of h.
@@ -441,7 +430,10 @@ func isStreamingType(h *stream.HeaderMap) bool {
 
 // tunnel completes an HTTP/1.1 Upgrade (WebSocket): the 101 goes to the
 // client and bytes flow both ways until either side closes.
-func (x *activeStream) tunnel(resp upstreamResponse) {
+func (x *activeStream) tunnel(resp upstream.Response) {
+	// The head stays readable after Upgrade: the connection it lives in
+	// is the tunnel's now, no other request reuses it.
+	head := resp.Headers()
 	up, err := resp.Upgrade()
 	if err != nil {
 		resp.Close()
@@ -449,7 +441,6 @@ func (x *activeStream) tunnel(resp upstreamResponse) {
 		return
 	}
 	defer up.Close()
-	head := resp.Headers()
 	if err := x.ss.WriteHeaders(head, false); err != nil {
 		return
 	}
