@@ -32,6 +32,10 @@ type activeStream struct {
 	ri   *routeInfo
 	s    *filterStream
 	fm   *filterManager
+	// filters and chain are what s and fm point at: one allocation for
+	// the stream.
+	filters filterStream
+	chain   filterManager
 	// respHeaders and respTrailers are the response as it goes out: the
 	// upstream's, after the filters, or a local reply.
 	respHeaders  stream.HeaderMap
@@ -273,13 +277,15 @@ func (x *activeStream) buildChain(lr *listenerRoutes) bool {
 			for _, made := range filters {
 				made.OnDone(x.s)
 			}
-			x.fm = newFilterManager(x.s, nil, 0, 0)
+			x.chain = filterManager{s: x.s}
+			x.fm = &x.chain
 			x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("plugin " + name + " unavailable\n"), Details: "wasm_fail_closed", GRPCStatus: grpcUnavailable}, x.s.info.RequestID)
 			return false
 		}
 		filters = append(filters, f)
 	}
-	x.fm = newFilterManager(x.s, filters, lr.reqLimit, responseBufferLimit)
+	x.chain = filterManager{s: x.s, filters: filters, limit: [2]int{lr.reqLimit, responseBufferLimit}}
+	x.fm = &x.chain
 	return true
 }
 

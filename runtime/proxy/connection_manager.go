@@ -119,7 +119,8 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 		}
 	}
 
-	x.s = newFilterStream(ctx, h)
+	x.filters.init(ctx, h)
+	x.s = &x.filters
 	x.fillInfo(requestID, start)
 	x.pickRnd = rand.Uint64()
 	x.s.info.Cluster = x

@@ -27,11 +27,6 @@ type filterManager struct {
 	feed        *bodyFeed
 }
 
-func newFilterManager(s *filterStream, filters []filter.HTTPFilter, reqLimit, respLimit int) *filterManager {
-	fm := &filterManager{s: s, filters: filters, limit: [2]int{reqLimit, respLimit}}
-	return fm
-}
-
 func (fm *filterManager) empty() bool { return len(fm.filters) == 0 }
 
 // order yields filter indexes for direction d: forward for requests,

@@ -22,11 +22,13 @@ type filterStream struct {
 	mu      sync.Mutex
 	resumed [2]bool
 	local   *filter.LocalReply
-	wake    chan struct{}
+	// wake is made by the first wait (most streams never pause).
+	wake chan struct{}
 }
 
-func newFilterStream(ctx context.Context, req *stream.HeaderMap) *filterStream {
-	return &filterStream{ctx: ctx, reqHeaders: req, wake: make(chan struct{}, 1)}
+// init readies s for a stream (embedded in activeStream, no allocation).
+func (s *filterStream) init(ctx context.Context, req *stream.HeaderMap) {
+	s.ctx, s.reqHeaders = ctx, req
 }
 
 func (s *filterStream) Context() context.Context            { return s.ctx }
@@ -53,10 +55,30 @@ func (s *filterStream) SendLocalReply(r filter.LocalReply) {
 }
 
 func (s *filterStream) signal() {
+	s.mu.Lock()
+	w := s.wake
+	s.mu.Unlock()
+	if w == nil {
+		return // nobody waits yet; the waiter checks the flags first
+	}
 	select {
-	case s.wake <- struct{}{}:
+	case w <- struct{}{}:
 	default:
 	}
+}
+
+// resumedOrLocal says, once, whether direction d was resumed or a local
+// reply sent; otherwise it returns the channel to wait on, made under the
+// same lock so that a Resume that follows finds it.
+func (s *filterStream) resumedOrLocal(d filter.Direction) (bool, chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	done := s.resumed[d] || s.local != nil
+	s.resumed[d] = false
+	if s.wake == nil {
+		s.wake = make(chan struct{}, 1)
+	}
+	return done, s.wake
 }
 
 // takeLocal returns the local reply a filter asked for, once.
@@ -79,15 +101,12 @@ func (s *filterStream) clearResumed(d filter.Direction) {
 // reply is sent, or the stream's context ends.
 func (s *filterStream) waitResume(d filter.Direction) error {
 	for {
-		s.mu.Lock()
-		done := s.resumed[d] || s.local != nil
-		s.resumed[d] = false
-		s.mu.Unlock()
+		done, wake := s.resumedOrLocal(d)
 		if done {
 			return nil
 		}
 		select {
-		case <-s.wake:
+		case <-wake:
 		case <-s.ctx.Done():
 			return s.ctx.Err()
 		}
