@@ -39,90 +39,70 @@ func (x *activeStream) readChunk(buf []byte) ([]byte, error) {
 	return buf[:n], err
 }
 
+// requestPump is the request body's pump: from the client (or the feed a
+// paused headers callback started) through the chain.
+func (x *activeStream) requestPump() *bodyPump {
+	return &bodyPump{
+		fm:   x.fm,
+		d:    filter.Request,
+		read: x.readChunk,
+		trailers: func() bool {
+			if len(x.r.Trailer) == 0 {
+				return false
+			}
+			x.s.reqTrailers = x.ss.RequestTrailers()
+			return true
+		},
+		afterTrailers: func() {
+			// What the filters left is what goes upstream.
+			if x.s.reqTrailers != nil {
+				copyFields(&x.reqTrailers, x.s.reqTrailers)
+			}
+		},
+	}
+}
+
 // filterRequestBody runs the request body through the chain. It reads
 // ahead until the whole body is known (a filter buffered it, or it was
 // small) or a chunk passed every filter (streaming); in the first case the
 // upstream gets an exact Content-Length.
 func (x *activeStream) filterRequestBody() (io.Reader, int64, *filter.LocalReply) {
+	p := x.requestPump()
 	var out []byte
-	bufp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bufp)
-	buf := *bufp
 	if f := x.fm.feed; f != nil {
 		// What passed the first filters during the header pause goes
 		// through the rest of the chain first.
 		if f.err != nil {
-			return nil, 0, &filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("error reading request body\n"), Details: "downstream_read_error"}
+			return nil, 0, downstreamReadError()
 		}
-		withTrailers := f.earlyEOS && len(x.r.Trailer) > 0
-		pass, lrep := x.fm.dataRange(filter.Request, f.early, f.earlyEOS && !withTrailers, f.upTo, len(x.fm.filters))
+		pass, _, lrep, _ := p.pass(f.early, f.earlyEOS, f.upTo)
 		f.early = nil
 		if lrep != nil {
 			return nil, 0, lrep
 		}
 		out = append(out, pass...)
-		if withTrailers {
-			x.s.reqTrailers = x.ss.RequestTrailers()
-			if lrep := x.requestTrailers(); lrep != nil {
-				return nil, 0, lrep
-			}
-			if x.fm.holdingAny(filter.Request) {
-				pass, lrep = x.fm.data(filter.Request, nil, true)
-				if lrep != nil {
-					return nil, 0, lrep
-				}
-				out = append(out, pass...)
-			}
-		}
 		if f.earlyEOS {
 			return bytesReader(out), int64(len(out)), nil
 		}
 	}
-	for {
-		chunk, err := x.readChunk(buf)
-		n := len(chunk)
-		eos := err != nil
-		if err != nil && err != io.EOF {
-			return nil, 0, &filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("error reading request body\n"), Details: "downstream_read_error"}
-		}
-		if n == 0 && !eos {
-			continue
-		}
-		if eos && len(x.r.Trailer) > 0 {
-			x.s.reqTrailers = x.ss.RequestTrailers()
-			// Trailers end the stream: the body callback does not see
-			// end_of_stream, the trailers callback follows.
-			pass, lrep := x.fm.data(filter.Request, chunk, false)
-			if lrep != nil {
-				return nil, 0, lrep
-			}
-			out = append(out, pass...)
-			if lrep := x.requestTrailers(); lrep != nil {
-				return nil, 0, lrep
-			}
-			if x.fm.holdingAny(filter.Request) {
-				pass, lrep = x.fm.data(filter.Request, nil, true)
-				if lrep != nil {
-					return nil, 0, lrep
-				}
-				out = append(out, pass...)
-			}
-			return bytesReader(out), int64(len(out)), nil
-		}
-		pass, lrep := x.fm.data(filter.Request, chunk, eos)
-		if lrep != nil {
-			return nil, 0, lrep
-		}
-		out = append(out, pass...)
-		if eos {
-			return bytesReader(out), int64(len(out)), nil
-		}
-		if pass != nil && !x.fm.holdingAny(filter.Request) {
-			// Streaming: nobody buffers, so the rest goes chunk by chunk
-			// and the length is no longer known up front.
-			return io.MultiReader(bytesReader(out), &filteredReader{x: x}), -1, nil
-		}
+	bufp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bufp)
+	out, complete, lrep, err := p.readAhead(*bufp, out, false)
+	switch {
+	case err != nil:
+		return nil, 0, downstreamReadError()
+	case lrep != nil:
+		return nil, 0, lrep
+	case complete:
+		return bytesReader(out), int64(len(out)), nil
 	}
+	// Streaming: nobody buffers, so the rest goes chunk by chunk and the
+	// length is no longer known up front.
+	return io.MultiReader(bytesReader(out), &pumpReader{p: p, s: x.s}), -1, nil
+}
+
+func downstreamReadError() *filter.LocalReply {
+	return &filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("error reading request body\n"), Details: "downstream_read_error"}
 }
 
 func bytesReader(b []byte) io.Reader { return &sliceReader{b: b} }
@@ -135,39 +115,6 @@ func (s *sliceReader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, s.b)
 	s.b = s.b[n:]
-	return n, nil
-}
-
-// filteredReader streams the rest of a request body through the chain.
-type filteredReader struct {
-	x       *activeStream
-	pending []byte
-	done    bool
-}
-
-func (f *filteredReader) Read(p []byte) (int, error) {
-	for len(f.pending) == 0 {
-		if f.done {
-			return 0, io.EOF
-		}
-		bufp := chunkPool.Get().(*[]byte)
-		chunk, err := f.x.readChunk(*bufp)
-		if err != nil && err != io.EOF {
-			chunkPool.Put(bufp)
-			return 0, err
-		}
-		eos := err == io.EOF
-		pass, lrep := f.x.fm.data(filter.Request, chunk, eos)
-		f.pending = append(f.pending[:0], pass...)
-		chunkPool.Put(bufp)
-		if lrep != nil {
-			f.x.s.SendLocalReply(*lrep)
-			return 0, errFilterReplied
-		}
-		f.done = eos
-	}
-	n := copy(p, f.pending)
-	f.pending = f.pending[n:]
 	return n, nil
 }
 
@@ -186,16 +133,4 @@ func (c *receivedCounter) Read(p []byte) (int, error) {
 	// which may still run when the response is done.
 	c.x.bodyRead.Add(int64(n))
 	return n, err
-}
-
-// requestTrailers runs the request trailers through the chain; what the
-// filters leave is what goes upstream.
-func (x *activeStream) requestTrailers() *filter.LocalReply {
-	if lrep := x.fm.trailers(filter.Request); lrep != nil {
-		return lrep
-	}
-	if x.s.reqTrailers != nil {
-		copyFields(&x.reqTrailers, x.s.reqTrailers)
-	}
-	return nil
 }

@@ -263,6 +263,18 @@ func (x *activeStream) respond(resp upstream.Response, requestID string) {
 	bufp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bufp)
 	buf := *bufp
+	pump := &bodyPump{
+		fm: x.fm,
+		d:  filter.Response,
+		read: func(buf []byte) ([]byte, error) {
+			n, err := x.readResponse(resp, buf)
+			return buf[:n], err
+		},
+		trailers: func() bool {
+			x.takeTrailers(resp)
+			return x.respTrailers.Len() > 0
+		},
+	}
 
 	var pending []byte
 	if !x.fm.empty() && !noBody {
@@ -273,46 +285,17 @@ func (x *activeStream) respond(resp upstream.Response, requestID string) {
 		// stream flushed piece by piece (a syscall and, on HTTP/2, a frame
 		// round trip through the connection's writer per flush).
 		small := bodyLength > 0 && bodyLength <= int64(len(buf))
-		whole := false
-		for {
-			n, err := x.readResponse(resp, buf)
-			if err != nil && err != io.EOF {
-				x.status = http.StatusBadGateway
-				x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream reset while reading the response\n"), Details: "upstream_reset_after_response_started"}, requestID)
-				return
-			}
-			eos := err == io.EOF
-			if eos && hasTrailers(resp) {
-				x.takeTrailers(resp)
-				pass, lr := x.fm.data(filter.Response, buf[:n], false)
-				if lr == nil {
-					pending = append(pending, pass...)
-					lr = x.fm.trailers(filter.Response)
-				}
-				if lr == nil && x.fm.holdingAny(filter.Response) {
-					pass, lr = x.fm.data(filter.Response, nil, true)
-					pending = append(pending, pass...)
-				}
-				if lr != nil {
-					x.localReply(lr, requestID)
-					return
-				}
-				whole = true
-				break
-			}
-			pass, lr := x.fm.data(filter.Response, buf[:n], eos)
-			if lr != nil {
-				x.localReply(lr, requestID)
-				return
-			}
-			pending = append(pending, pass...)
-			if eos {
-				whole = true
-				break
-			}
-			if pass != nil && !small && !x.fm.holdingAny(filter.Response) {
-				break
-			}
+		var whole bool
+		var lr *filter.LocalReply
+		var err error
+		pending, whole, lr, err = pump.readAhead(buf, nil, small)
+		if err != nil {
+			x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream reset while reading the response\n"), Details: "upstream_reset_after_response_started"}, requestID)
+			return
+		}
+		if lr != nil {
+			x.localReply(lr, requestID)
+			return
 		}
 		if whole {
 			if x.respTrailers.Len() > 0 {
@@ -346,31 +329,20 @@ func (x *activeStream) respond(resp upstream.Response, requestID string) {
 		}
 	}
 	for {
-		n, err := x.readResponse(resp, buf)
-		if n > 0 {
-			chunk := buf[:n]
-			if !x.fm.empty() {
-				eos := err == io.EOF && !hasTrailers(resp)
-				pass, lr := x.fm.data(filter.Response, chunk, eos)
-				if lr != nil {
-					// Headers are gone already: all we can do is cut the stream.
-					x.reset(lr.Details)
-					return
-				}
-				chunk = pass
+		chunk, eos, lr, err := pump.next(buf)
+		if len(chunk) > 0 {
+			if werr := x.write(chunk); werr != nil {
+				x.details = "downstream_remote_disconnect"
+				return
 			}
-			if len(chunk) > 0 {
-				if werr := x.write(chunk); werr != nil {
-					x.details = "downstream_remote_disconnect"
-					return
-				}
-				if streaming {
-					x.flush()
-				}
+			if streaming {
+				x.flush()
 			}
 		}
-		if err == io.EOF {
-			break
+		if lr != nil {
+			// Headers are gone already: all we can do is cut the stream.
+			x.reset(lr.Details)
+			return
 		}
 		if err != nil {
 			// The upstream broke off mid-body: the client gets what came
@@ -380,12 +352,8 @@ func (x *activeStream) respond(resp upstream.Response, requestID string) {
 			x.reset("upstream_reset_after_response_started")
 			return
 		}
-	}
-	x.takeTrailers(resp)
-	if x.respTrailers.Len() > 0 && !x.fm.empty() {
-		if lr := x.fm.trailers(filter.Response); lr != nil {
-			x.reset(lr.Details)
-			return
+		if eos {
+			break
 		}
 	}
 	x.end(&x.respTrailers)
