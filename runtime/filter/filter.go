@@ -128,6 +128,11 @@ func ResponseStatus(s Stream) int {
 	if h == nil {
 		return 0
 	}
+	return StatusOf(h)
+}
+
+// StatusOf is h's :status as a number, 0 when it has none that is one.
+func StatusOf(h *stream.HeaderMap) int {
 	v, _ := h.Get(stream.Status)
 	n := 0
 	for _, c := range v {

@@ -336,25 +336,14 @@ func (x *activeStream) writeHeader(h *stream.HeaderMap, endStream bool) {
 // it does not start the response for the stream idle timeout (it is what
 // a stream that timed out sends).
 func (x *activeStream) sendHead(h *stream.HeaderMap, endStream bool) {
-	if v, ok := h.Get(stream.Status); ok {
-		x.status = atoiStatus(v)
+	if h.Has(stream.Status) {
+		x.status = filter.StatusOf(h)
 	}
 	if x.cm.AltSvc != "" && !h.Has("alt-svc") {
 		h.Add("alt-svc", x.cm.AltSvc)
 	}
 	x.wroteHdr = true
 	x.ss.WriteHeaders(h, endStream)
-}
-
-func atoiStatus(v []byte) int {
-	n := 0
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n
 }
 
 // write sends response body bytes.

@@ -12,13 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
-	"github.com/sluice-proxy/sluice/runtime/httpstream"
-	"github.com/sluice-proxy/sluice/runtime/stats"
-	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
 // trailerStamp passes bodies on as they come (so a request body streams)
@@ -55,44 +49,8 @@ func TestStreamedRequestBodyTrailersThroughChain(t *testing.T) {
 		w.Write([]byte("ok"))
 	}))
 	defer up.Close()
-	cfg, err := config.Parse("t.toml", []byte(`
-[admin]
-disabled = true
-[[listeners]]
-name = "l"
-address = "127.0.0.1:0"
-[[plugins]]
-name = "stamp"
-wasm = "builtin:add-header"
-[[routes]]
-name = "r"
-plugins = ["stamp"]
-backends = [ { cluster = "up" } ]
-[[clusters]]
-name = "up"
-endpoints = ["`+strings.TrimPrefix(up.URL, "http://")+`"]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := stats.NewRegistry()
-	mgr, err := upstream.NewManager(cfg.Clusters, reg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mgr.Close()
 	stamp := &trailerStamp{first: make(chan struct{})}
-	snap, err := NewSnapshot(cfg, mgr, map[string]filter.Factory{
-		"stamp": factory{"stamp", func() filter.HTTPFilter { return stamp }},
-	}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ptr atomic.Pointer[Snapshot]
-	ptr.Store(snap)
-	var ids atomic.Uint64
-	srv := httptest.NewServer(httpstream.Handler(NewConnectionManager("l", &ptr, &ids, zap.NewNop(), nil)))
-	defer srv.Close()
+	srv := serveProxy(t, up.URL, []factory{{"stamp", func() filter.HTTPFilter { return stamp }}})
 
 	// The rest of the body is sent only once the first piece went
 	// through the chain: the body streams.

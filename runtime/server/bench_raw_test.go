@@ -103,12 +103,32 @@ func readFull(br *bufio.Reader, p []byte) (int, error) {
 // startRawUpstream answers every request head (GET, no body) on every
 // connection with resp, reusing one buffer per connection.
 func startRawUpstream(t testing.TB, resp string) string {
+	out := []byte(resp)
+	return startRawServer(t, func(c net.Conn) {
+		br := bufio.NewReaderSize(c, 16<<10)
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			if len(line) <= 2 { // the blank line ends a head
+				if _, err := c.Write(out); err != nil {
+					return
+				}
+			}
+		}
+	})
+}
+
+// startRawServer serves each connection accepted on 127.0.0.1 with serve
+// (on a goroutine of its own, the connection closed after) until the test
+// ends; it returns the address.
+func startRawServer(t testing.TB, serve func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := []byte(resp)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -119,18 +139,7 @@ func startRawUpstream(t testing.TB, resp string) string {
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReaderSize(c, 16<<10)
-				for {
-					line, err := br.ReadSlice('\n')
-					if err != nil {
-						return
-					}
-					if len(line) <= 2 { // the blank line ends a head
-						if _, err := c.Write(out); err != nil {
-							return
-						}
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()

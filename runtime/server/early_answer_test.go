@@ -18,36 +18,20 @@ import (
 // that body must not outlive the stream (the HTTP/1.1 codec reuses it for
 // the next request).
 func TestUpstreamAnswersBeforeRequestBodyEnds(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	upAddr := startRawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if line == "\r\n" {
-						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
-						io.Copy(io.Discard, br)
-						return
-					}
-				}
-			}()
+			if line == "\r\n" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
+				io.Copy(io.Discard, br)
+				return
+			}
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
+	})
 	ts := startServer(t, baseConfig(`
 [access_log]
 disabled = true
@@ -57,7 +41,7 @@ backends = [ { cluster = "up" } ]
 retry = { attempts = 0 }
 [[clusters]]
 name = "up"
-endpoints = ["`+ln.Addr().String()+`"]
+endpoints = ["`+upAddr+`"]
 `))
 	c, err := net.Dial("tcp", ts.ListenerAddr("public"))
 	if err != nil {
