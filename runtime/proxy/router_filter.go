@@ -46,6 +46,14 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	authority, _ := h.Get(stream.Authority)
 	removeFixedHopHeaders(h, upgrade != "")
 	setForwarded(h, r.RemoteAddr, string(scheme), string(authority))
+	// The upstream hop's scheme is its own, as Envoy's router sets it: an
+	// HTTP/2 server over TLS serves a request as https only when
+	// :scheme says so (and only then shows its peer the TLS state).
+	if cl.Config().TLS != nil {
+		h.Set(stream.Scheme, "https")
+	} else {
+		h.Set(stream.Scheme, "http")
+	}
 
 	// The request body: filtered by the chain when there is one, and kept
 	// for replay while it fits the buffer so a retry can resend it.
