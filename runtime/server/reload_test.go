@@ -133,6 +133,12 @@ func TestAdminAPI(t *testing.T) {
 	if code, body := get("/ready"); code != 200 || body != "ready\n" {
 		t.Fatalf("/ready: %d %q", code, body)
 	}
+	// A request is counted when its stream ends, which may be just after
+	// the client has the response.
+	eventually(t, "the third request counted", func() bool {
+		_, m := get("/metrics")
+		return strings.Contains(m, `sluice_http_request_duration_seconds_count{route="r"} 3`)
+	})
 	_, metrics := get("/metrics")
 	for _, want := range []string{
 		`sluice_http_requests_total{route="r",code_class="2xx"} 3`,
