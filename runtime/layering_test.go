@@ -31,13 +31,15 @@ func wasmPkg(p string) bool {
 var layers = []layer{
 	{pkg: "hostabi", why: "the Wasm host never depends on the proxy",
 		forbid: func(p string) bool { return sluicePkg(p) && !strings.HasPrefix(p, module+"/hostabi") }},
-	{pkg: "runtime/filter", why: "the filter contract is a leaf",
-		forbid: sluicePkg},
+	{pkg: "runtime/filter", why: "the filter contract is a leaf on the stream model",
+		forbid: func(p string) bool { return sluicePkg(p) && p != module+"/runtime/stream" }},
 	{pkg: "runtime/wasmfilter", why: "the Wasm binding knows the contract and the host, not the proxy",
 		forbid: func(p string) bool {
 			return sluicePkg(p) && !wasmPkg(p) && !slices.Contains([]string{"runtime/filter", "runtime/stream", "runtime/config", "runtime/pluginsource", "runtime/stats", "plugins"}, strings.TrimPrefix(p, module+"/"))
 		}},
 	{pkg: "runtime/stream", why: "the stream model is a leaf every codec shares", forbid: sluicePkg},
+	{pkg: "runtime/httpstream", why: "the net/http adapter knows the stream contract only",
+		forbid: func(p string) bool { return sluicePkg(p) && p != module+"/runtime/stream" }},
 	{pkg: "runtime/http1", why: "the codec knows no Wasm engine", forbid: wasmPkg},
 	{pkg: "runtime/config", why: "config knows no Wasm engine", forbid: wasmPkg},
 	{pkg: "runtime/config", why: "config parses plugin sources and never fetches them (runtime/wasmsource and its registry client)",

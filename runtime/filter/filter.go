@@ -13,8 +13,9 @@ package filter
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // Status is what a filter returns from a callback.
@@ -82,28 +83,36 @@ type Factory interface {
 
 // LocalReply is a response made by sluice or a filter instead of upstream.
 type LocalReply struct {
-	Status  int
-	Body    []byte
-	Header  http.Header
+	Status int
+	Body   []byte
+	// Header holds the reply's fields (no pseudo-headers); nil for none.
+	Header  *stream.HeaderMap
 	Details string
 	// GRPCStatus, when >= 0 on a gRPC request, makes a trailers-only reply.
 	GRPCStatus int
 }
 
 // Stream is what a filter sees of one HTTP exchange; the proxy implements it.
-// Request and response headers are mutable only while their callbacks run or
-// while the stream is paused at that point.
+// Headers and trailers are stream.HeaderMaps: lower-case names, in the
+// order received, pseudo-headers first. Request and response headers are
+// mutable only while their callbacks run or while the stream is paused at
+// that point.
 type Stream interface {
 	// Context is cancelled when the stream ends (client gone, timeout).
 	Context() context.Context
-	// Request is the downstream request as it will be sent upstream:
-	// Method, URL.Path/RawQuery, Host and Header are the filter-visible
-	// pseudo-headers and headers.
-	Request() *http.Request
+	// RequestHeaders is the downstream request as it will be sent
+	// upstream: :method, :path (request-target: path and query),
+	// :authority and :scheme, then the fields.
+	RequestHeaders() *stream.HeaderMap
 	// RequestTrailers is nil until request trailers have arrived.
-	RequestTrailers() http.Header
-	// Response is nil until the response headers phase starts.
-	Response() *ResponseHead
+	RequestTrailers() *stream.HeaderMap
+	// ResponseHeaders is nil until the response headers phase starts;
+	// then :status and the fields (a local reply's too).
+	ResponseHeaders() *stream.HeaderMap
+	// ResponseTrailers is nil until the response headers phase starts;
+	// then the trailers so far (empty until they arrive: fields a filter
+	// adds are sent as trailers).
+	ResponseTrailers() *stream.HeaderMap
 	// Resume continues the stream after a filter returned StopIteration.
 	Resume(d Direction)
 	// SendLocalReply answers the stream locally; the chain stops.
@@ -112,12 +121,27 @@ type Stream interface {
 	Info() *Info
 }
 
-// ResponseHead is the response as the filters see it.
-type ResponseHead struct {
-	Status    int
-	Header    http.Header
-	Trailer   http.Header
-	FromLocal bool
+// ResponseStatus is the response's :status, 0 before the response
+// headers phase.
+func ResponseStatus(s Stream) int {
+	h := s.ResponseHeaders()
+	if h == nil {
+		return 0
+	}
+	return StatusOf(h)
+}
+
+// StatusOf is h's :status as a number, 0 when it has none that is one.
+func StatusOf(h *stream.HeaderMap) int {
+	v, _ := h.Get(stream.Status)
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // Info is the stream's metadata: properties read it.

@@ -6,13 +6,14 @@ import (
 	"encoding/binary"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 
 	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // The HTTP/2 rapid-reset guard (CVE-2023-44487). A client that opens
@@ -62,50 +63,119 @@ func guarded(c net.Conn, closed *stats.Counter) net.Conn {
 // replay it. The upgrade's own headers are removed either way: they are
 // for this hop.
 type h2cUpgrade struct {
-	next   http.Handler
+	next   stream.Handler
+	h2     http.Handler // next behind net/http, for x/net's server
 	srv    *http.Server
 	h2s    *http2.Server
 	closed *stats.Counter
 }
 
-func (u *h2cUpgrade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !httpguts.HeaderValuesContainsToken(r.Header["Upgrade"], "h2c") {
-		u.next.ServeHTTP(w, r)
+func (u *h2cUpgrade) ServeStream(ss stream.ServerStream) {
+	h := ss.RequestHeaders()
+	if !mapHasToken(h, "upgrade", "h2c") {
+		u.next.ServeStream(ss)
 		return
 	}
-	settings, ok := h2cSettings(r.Header)
-	for _, k := range []string{"Connection", "Upgrade", "Http2-Settings"} {
-		delete(r.Header, k)
+	settings, ok := h2cSettings(h)
+	for _, k := range []string{"connection", "upgrade", "http2-settings"} {
+		h.Del(k)
 	}
-	if !ok || r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
-		u.next.ServeHTTP(w, r)
+	if !ok || ss.RequestBodyLength() != 0 {
+		u.next.ServeStream(ss)
 		return
 	}
-	conn, rw, err := http.NewResponseController(w).Hijack()
+	req, err := upgradeRequest(ss)
 	if err != nil {
-		u.next.ServeHTTP(w, r)
+		u.next.ServeStream(ss)
+		return
+	}
+	var head stream.HeaderMap
+	head.Add(stream.Status, "101")
+	head.Add("connection", "Upgrade")
+	head.Add("upgrade", "h2c")
+	if ss.WriteHeaders(&head, false) != nil {
+		return
+	}
+	conn, early, err := ss.Upgrade()
+	if err != nil {
 		return
 	}
 	defer conn.Close()
-	rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
-	if rw.Flush() != nil {
-		return
+	// What the client sent after the request is read first; the guard
+	// sees it all, from the preface on.
+	var c net.Conn = conn
+	if len(early) > 0 {
+		c = &earlyConn{Conn: conn, early: early}
 	}
-	// What the client sent after the request, already buffered, is read
-	// first; the guard sees it all, from the preface on.
-	g := &resetGuardConn{Conn: &peekedConn{Conn: conn, r: rw.Reader}, skip: len(http2Preface), closed: u.closed}
-	u.h2s.ServeConn(g, &http2.ServeConnOpts{Context: r.Context(), Handler: u.next, BaseConfig: u.srv, UpgradeRequest: r, Settings: settings})
+	g := &resetGuardConn{Conn: c, skip: len(http2Preface), closed: u.closed}
+	u.h2s.ServeConn(g, &http2.ServeConnOpts{Context: ss.Context(), Handler: u.h2, BaseConfig: u.srv, UpgradeRequest: req, Settings: settings})
+}
+
+// earlyConn reads early, the bytes a codec had read past the request
+// head, before the connection.
+type earlyConn struct {
+	net.Conn
+	early []byte
+}
+
+func (c *earlyConn) Read(p []byte) (int, error) {
+	if len(c.early) > 0 {
+		n := copy(p, c.early)
+		c.early = c.early[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// upgradeRequest is the upgrading request as x/net's server takes it: it
+// serves it as stream 1.
+func upgradeRequest(ss stream.ServerStream) (*http.Request, error) {
+	h := ss.RequestHeaders()
+	method, _ := h.Get(stream.Method)
+	target, _ := h.Get(stream.Path)
+	authority, _ := h.Get(stream.Authority)
+	u, err := url.ParseRequestURI(string(target))
+	if err != nil {
+		return nil, err
+	}
+	r := &http.Request{Method: string(method), URL: u, RequestURI: string(target), Host: string(authority),
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, Body: http.NoBody}
+	for name, value := range h.All() {
+		if len(name) > 0 && name[0] != ':' {
+			r.Header.Add(string(name), string(value))
+		}
+	}
+	if c := ss.Connection(); c.Remote != nil {
+		r.RemoteAddr = c.Remote.String()
+	}
+	return r.WithContext(ss.Context()), nil
+}
+
+// mapHasToken says whether a comma-separated field of h holds token.
+func mapHasToken(h *stream.HeaderMap, name, token string) bool {
+	for v := range h.Values(name) {
+		for _, t := range strings.Split(string(v), ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // h2cSettings returns the decoded HTTP2-Settings of an upgrade request,
 // and whether the request is a valid one.
-func h2cSettings(h http.Header) ([]byte, bool) {
-	conn := h["Connection"]
-	vs := h["Http2-Settings"]
-	if len(vs) != 1 || !httpguts.HeaderValuesContainsToken(conn, "upgrade") || !httpguts.HeaderValuesContainsToken(conn, "http2-settings") {
+func h2cSettings(h *stream.HeaderMap) ([]byte, bool) {
+	n := 0
+	var v []byte
+	for s := range h.Values("http2-settings") {
+		v = s
+		n++
+	}
+	if n != 1 || !mapHasToken(h, "connection", "upgrade") || !mapHasToken(h, "connection", "http2-settings") {
 		return nil, false
 	}
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(vs[0], "="))
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(string(v), "="))
 	if err != nil || len(b)%6 != 0 {
 		return nil, false
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // TestRapidResetClosesConnection: a client that floods HEADERS and
@@ -49,7 +50,7 @@ func TestRapidResetClosesConnection(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := stats.NewRegistry()
-			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+			h := streamFunc(func(s stream.ServerStream) { replyText(s, "ok") })
 			l, err := HTTP(tc.cfg, h, nil, zap.NewNop(), Guards{Stats: reg})
 			if err != nil {
 				t.Fatal(err)

@@ -12,10 +12,10 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 
-	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/http1"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // connServer accepts a listener's TCP connections and gives each one to
@@ -66,7 +66,7 @@ func (s *connServer) serveConn(c net.Conn) {
 	}
 	if !isTLS {
 		if !s.http1 {
-			s.serveH2(c, filter.WithConnectionID(context.Background()))
+			s.serveH2(c, withConnection(context.Background()))
 			return
 		}
 		s.h1.ServeConn(c, nil)
@@ -86,7 +86,7 @@ func (s *connServer) serveConn(c net.Conn) {
 	state := tc.ConnectionState()
 	switch {
 	case state.NegotiatedProtocol == http2.NextProtoTLS:
-		s.serveH2(tc, mesh.WithConnTLS(filter.WithConnectionID(context.Background())))
+		s.serveH2(tc, mesh.WithConnTLS(withConnection(context.Background())))
 	case s.http1:
 		s.h1.ServeConn(tc, &state)
 	default:
@@ -164,6 +164,9 @@ func (s *connServer) shutdown(ctx context.Context) error {
 }
 
 type connServerConfig struct {
+	// streams is the connection manager; handler serves it behind
+	// net/http (x/net's HTTP/2).
+	streams          stream.Handler
 	handler          http.Handler
 	base             *http.Server
 	h2               *http2.Server
@@ -193,12 +196,13 @@ func newConnServer(cfg connServerConfig) *connServer {
 		// that start with a handshake, plain ones as they are.
 		s.tls = cfg.tls
 	}
-	h1Handler := cfg.handler
+	// HTTP/1.1 streams go to the connection manager directly.
+	h1Streams := cfg.streams
 	if cfg.h2cUpgrade {
-		h1Handler = &h2cUpgrade{next: cfg.handler, srv: cfg.base, h2s: cfg.h2, closed: cfg.resets}
+		h1Streams = &h2cUpgrade{next: cfg.streams, h2: cfg.handler, srv: cfg.base, h2s: cfg.h2, closed: cfg.resets}
 	}
 	s.h1 = &http1.Server{
-		Handler:           h1Handler,
+		StreamHandler:     h1Streams,
 		Limits:            http1.Limits{MaxHeaderBytes: cfg.maxHeader},
 		ReadHeaderTimeout: cfg.readHeader,
 		IdleTimeout:       cfg.idle,
@@ -206,7 +210,7 @@ func newConnServer(cfg connServerConfig) *connServer {
 		Log:               cfg.log.Named("http1"),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			// Each connection is numbered once (Envoy's connection.id).
-			ctx = filter.WithConnectionID(ctx)
+			ctx = withConnection(ctx)
 			if _, ok := c.(*tls.Conn); ok {
 				// A connection's TLS facts (peer identity, certificate
 				// hash, subject) are worked out for its first request

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // TestPlainListenerProtocols: on a port with http1 and h2c, HTTP/1.1
@@ -25,12 +26,13 @@ import (
 func TestPlainListenerProtocols(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan string, 2)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			started <- r.Proto
+	h := streamFunc(func(s stream.ServerStream) {
+		proto := s.Connection().Protocol
+		if requestPath(s) == "/slow" {
+			started <- proto
 			<-release
 		}
-		io.WriteString(w, r.Proto)
+		replyText(s, proto)
 	})
 	l, err := HTTP(config.Listener{Name: "p", Address: "127.0.0.1:0", Protocols: []string{"http1", "h2c"}}, h, nil, zap.NewNop(), Guards{})
 	if err != nil {
@@ -54,7 +56,7 @@ func TestPlainListenerProtocols(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		return string(b), err
 	}
-	for c, want := range map[*http.Client]string{h1: "HTTP/1.1", h2c: "HTTP/2.0"} {
+	for c, want := range map[*http.Client]string{h1: "HTTP/1.1", h2c: "HTTP/2"} {
 		if got, err := get(c, "/"); err != nil || got != want {
 			t.Fatalf("got %q %v, want %q", got, err, want)
 		}

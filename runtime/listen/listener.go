@@ -22,8 +22,10 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/httpstream"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // Listener is one running downstream listener.
@@ -61,9 +63,13 @@ type Guards struct {
 	Stats *stats.Registry
 }
 
-// HTTP starts an HTTP listener for cfg in front of handler. setAltSvc is
-// called with the Alt-Svc value when the listener serves HTTP/3.
-func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log *zap.Logger, g Guards) (*Listener, error) {
+// HTTP starts an HTTP listener for cfg in front of the connection manager
+// h. setAltSvc is called with the Alt-Svc value when the listener serves
+// HTTP/3. Every protocol reaches h as stream.ServerStreams: HTTP/1.1 from
+// runtime/http1 directly, HTTP/2 and HTTP/3 through the net/http adapter
+// (runtime/httpstream).
+func HTTP(cfg config.Listener, h stream.Handler, setAltSvc func(string), log *zap.Logger, g Guards) (*Listener, error) {
+	handler := httpstream.Handler(h)
 	l := &Listener{Name: cfg.Name, cfg: cfg, log: log, errs: make(chan error, 2)}
 	has := func(p string) bool { return slices.Contains(cfg.Protocols, p) }
 
@@ -119,6 +125,7 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 		resets = g.Stats.Counter("sluice_downstream_rq_too_many_premature_resets_total", "HTTP/2 connections closed (GOAWAY ENHANCE_YOUR_CALM) for resetting too many streams just after opening them.", "listener", cfg.Name)
 	}
 	l.conns = newConnServer(connServerConfig{
+		streams:    h,
 		handler:    handler,
 		base:       l.srv,
 		h2:         h2s,
@@ -168,7 +175,7 @@ func HTTP(cfg config.Listener, handler http.Handler, setAltSvc func(string), log
 			MaxHeaderBytes: maxHeader,
 			IdleTimeout:    idle,
 			ConnContext: func(ctx context.Context, _ *quic.Conn) context.Context {
-				return mesh.WithConnTLS(filter.WithConnectionID(ctx))
+				return mesh.WithConnTLS(withConnection(ctx))
 			},
 		}
 		if setAltSvc != nil {
@@ -245,4 +252,11 @@ func hostOf(addr string) string {
 		return addr
 	}
 	return h
+}
+
+// withConnection numbers a new downstream connection (Envoy's
+// connection.id) and gives it the one stream.ConnectionInfo its streams
+// share.
+func withConnection(ctx context.Context) context.Context {
+	return httpstream.WithConnection(ctx, filter.NextConnectionID())
 }

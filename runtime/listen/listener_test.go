@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // TestTLSFactsPerConnection: an mTLS listener works out a connection's TLS
@@ -41,9 +42,9 @@ func TestTLSFactsPerConnection(t *testing.T) {
 		TLS: &config.TLS{Cert: filepath.Join(dir, "server.crt"), Key: filepath.Join(dir, "server.key"),
 			ClientCA: filepath.Join(dir, mesh.CACertFile), RequireClientCert: &require},
 	}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info := mesh.ConnTLSInfo(r.Context(), r.TLS)
-		fmt.Fprintf(w, "%p %s", info, info.PeerURISANs[0])
+	h := streamFunc(func(s stream.ServerStream) {
+		info := mesh.ConnTLSInfo(s.Context(), s.Connection().TLS)
+		replyText(s, fmt.Sprintf("%p %s", info, info.PeerURISANs[0]))
 	})
 	l, err := HTTP(cfg, h, nil, zap.NewNop(), Guards{})
 	if err != nil {

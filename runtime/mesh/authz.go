@@ -1,14 +1,17 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // Authorization as Istio's AuthorizationPolicy, on a sidecar's inbound
@@ -96,16 +99,15 @@ type headerCond struct {
 	absent  bool
 }
 
-func (c *headerCond) match(h http.Header) bool {
-	vs, ok := h[http.CanonicalHeaderKey(c.name)]
+func (c *headerCond) match(h *stream.HeaderMap) bool {
 	switch {
 	case c.absent:
-		return !ok
+		return !h.Has(c.name)
 	case c.present:
-		return ok
+		return h.Has(c.name)
 	}
-	for _, v := range vs {
-		if c.exact != nil && c.exact.match(v) || c.re != nil && c.re.MatchString(v) {
+	for v := range h.Values(c.name) {
+		if c.exact != nil && c.exact.match(string(v)) || c.re != nil && c.re.Match(v) {
 			return true
 		}
 	}
@@ -136,18 +138,24 @@ func peerOf(info *filter.Info) peer {
 	return p
 }
 
-func (r *rule) matches(req *http.Request, p peer) bool {
+func (r *rule) matches(req *stream.HeaderMap, p peer) bool {
 	if len(r.principals) > 0 && (p.principal == "" || !anyMatch(r.principals, p.principal, strings.TrimPrefix(p.principal, "spiffe://"))) {
 		return false
 	}
 	if len(r.namespaces) > 0 && (p.namespace == "" || !anyMatch(r.namespaces, p.namespace)) {
 		return false
 	}
-	if !anyMatch(r.methods, req.Method) || !anyMatch(r.paths, req.URL.Path) {
+	if len(r.methods) > 0 {
+		m, _ := req.Get(stream.Method)
+		if !anyMatch(r.methods, string(m)) {
+			return false
+		}
+	}
+	if len(r.paths) > 0 && !anyMatch(r.paths, urlPath(req)) {
 		return false
 	}
 	for i := range r.when {
-		if !r.when[i].match(req.Header) {
+		if !r.when[i].match(req) {
 			return false
 		}
 	}
@@ -231,7 +239,7 @@ func (a *Authorizer) Factories() []filter.Factory {
 
 // Decide is the DENY/ALLOW verdict for req from the stream's peer; the
 // string names the policy that decided, for the response details.
-func (a *Authorizer) Decide(req *http.Request, info *filter.Info) (bool, string) {
+func (a *Authorizer) Decide(req *stream.HeaderMap, info *filter.Info) (bool, string) {
 	p := peerOf(info)
 	for _, r := range a.deny {
 		if r.matches(req, p) {
@@ -263,12 +271,14 @@ type rbacFilter struct {
 }
 
 func (f rbacFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
-	if ok, details := f.a.Decide(s.Request(), s.Info()); !ok {
+	if ok, details := f.a.Decide(s.RequestHeaders(), s.Info()); !ok {
 		f.a.Metrics.denied(details)
+		var hdr stream.HeaderMap
+		hdr.Add("content-type", "text/plain")
 		s.SendLocalReply(filter.LocalReply{
 			Status:     http.StatusForbidden,
 			Body:       []byte(DeniedBody),
-			Header:     http.Header{"Content-Type": {"text/plain"}},
+			Header:     &hdr,
 			Details:    details,
 			GRPCStatus: grpcPermissionDenied,
 		})
@@ -291,8 +301,24 @@ func (f *customFactory) Name() string {
 func (f *customFactory) FailOpen() bool { return f.inner.FailOpen() }
 
 func (f *customFactory) NewFilter(ctx context.Context, s filter.Stream) (filter.HTTPFilter, error) {
-	if !f.r.matches(s.Request(), peerOf(s.Info())) {
+	if !f.r.matches(s.RequestHeaders(), peerOf(s.Info())) {
 		return passFilter{}, nil
 	}
 	return f.inner.NewFilter(ctx, s)
+}
+
+// urlPath is the decoded path of a request's :path, without its query:
+// what Istio's paths match.
+func urlPath(h *stream.HeaderMap) string {
+	p, _ := h.Get(stream.Path)
+	if i := bytes.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	if bytes.IndexByte(p, '%') < 0 {
+		return string(p)
+	}
+	if u, err := url.PathUnescape(string(p)); err == nil {
+		return u
+	}
+	return string(p)
 }

@@ -85,7 +85,7 @@ type headersFilter struct {
 }
 
 func (h headersFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
-	hdr := s.Request().Header
+	hdr := s.RequestHeaders()
 	hdr.Del(XFCCHeader)
 	if h.f.inbound {
 		info := s.Info()
@@ -100,10 +100,11 @@ func (h headersFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
 			}
 		}
 	}
-	tp, started := NextTraceparent(hdr.Get("Traceparent"))
-	hdr.Set("Traceparent", tp)
+	prior, _ := hdr.Get("traceparent")
+	tp, started := NextTraceparent(string(prior))
+	hdr.Set("traceparent", tp)
 	if started {
-		hdr.Del("Tracestate")
+		hdr.Del("tracestate")
 	}
 	return filter.Continue
 }

@@ -85,8 +85,8 @@ func (f *HeadersFactory) record(s filter.Stream) {
 	}
 	status := 0
 	info := s.Info()
-	if r := s.Response(); r != nil {
-		status = r.Status
+	if st := filter.ResponseStatus(s); st != 0 {
+		status = st
 	} else if strings.HasPrefix(info.ResponseDetails, "rbac_access_denied") {
 		// Local replies have no filter-visible response head yet; ours
 		// is known.

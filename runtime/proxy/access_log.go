@@ -5,13 +5,15 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // finish records metrics and writes the access-log line: the fields of
 // Envoy's default access log format under its operators' names
 // (docs/access-log.md lists them), plus sluice's listener and, on mesh
 // traffic, the two principals.
-func (x *exchange) finish(start time.Time, requestID string) {
+func (x *activeStream) finish(start time.Time, requestID string) {
 	if rec := recover(); rec != nil {
 		defer panic(rec)
 	}
@@ -29,10 +31,10 @@ func (x *exchange) finish(start time.Time, requestID string) {
 	if x.ri != nil {
 		x.ri.stats.record(x.status, dur.Seconds())
 	}
-	if x.h.access == nil {
+	if x.cm.access == nil {
 		return
 	}
-	ce := x.h.access.Check(zap.InfoLevel, "request")
+	ce := x.cm.access.Check(zap.InfoLevel, "request")
 	if ce == nil {
 		return
 	}
@@ -48,15 +50,20 @@ func (x *exchange) finish(start time.Time, requestID string) {
 	if x.upstreamTime > 0 {
 		upstreamTime = zap.Duration("upstream_service_time", x.upstreamTime)
 	}
-	var connID uint64
-	if x.s != nil {
-		connID = x.s.info.ConnectionID
+	connID := x.ss.Connection().ID
+	// The request as forwarded (the map after the filters and the router).
+	h := x.ss.RequestHeaders()
+	method, path, authority := string(mapGet(h, stream.Method)), string(mapGet(h, stream.Path)), string(mapGet(h, stream.Authority))
+	xff, userAgent := string(mapGet(h, "x-forwarded-for")), string(mapGet(h, "user-agent"))
+	remote := ""
+	if a := x.ss.Connection().Remote; a != nil {
+		remote = a.String()
 	}
 	ce.Write(
 		zap.Time("start_time", start),
-		zap.String("method", x.r.Method),
-		zap.String("path", x.r.URL.RequestURI()),
-		zap.String("protocol", protocolName(x.r)),
+		zap.String("method", method),
+		zap.String("path", path),
+		zap.String("protocol", x.ss.Connection().Protocol),
 		zap.Int("response_code", x.status),
 		zap.String("response_flags", responseFlags(x.details, x.retries)),
 		zap.String("response_code_details", details),
@@ -64,16 +71,16 @@ func (x *exchange) finish(start time.Time, requestID string) {
 		zap.Int64("bytes_sent", x.sent),
 		zap.Duration("duration", dur),
 		upstreamTime,
-		zap.String("x_forwarded_for", x.r.Header.Get("X-Forwarded-For")),
-		zap.String("user_agent", x.r.Header.Get("User-Agent")),
+		zap.String("x_forwarded_for", xff),
+		zap.String("user_agent", userAgent),
 		zap.String("request_id", requestID),
-		zap.String("authority", x.r.Host),
+		zap.String("authority", authority),
 		zap.String("upstream_host", x.upstream),
 		zap.String("upstream_cluster", x.cluster),
 		zap.String("route_name", routeName),
-		zap.String("downstream_remote_address", x.r.RemoteAddr),
+		zap.String("downstream_remote_address", remote),
 		zap.Uint64("connection_id", connID),
-		zap.String("listener", x.h.listener),
+		zap.String("listener", x.cm.listener),
 		x.meshIdentities(),
 	)
 }
@@ -114,4 +121,9 @@ func responseFlags(details string, retries int) string {
 		return "-"
 	}
 	return strings.Join(flags, ",")
+}
+
+func mapGet(h *stream.HeaderMap, name string) []byte {
+	v, _ := h.Get(name)
+	return v
 }

@@ -62,10 +62,7 @@ func (fm *filterManager) waitFeeding(i int, hasTrailers func() bool) *filter.Loc
 	s, feed := fm.s, fm.feed
 	feed.upTo = i + 1
 	for {
-		s.mu.Lock()
-		done := s.resumed[filter.Request] || s.local != nil
-		s.resumed[filter.Request] = false
-		s.mu.Unlock()
+		done, wake := s.resumedOrLocal(filter.Request)
 		if done {
 			return s.takeLocal()
 		}
@@ -74,7 +71,7 @@ func (fm *filterManager) waitFeeding(i int, hasTrailers func() bool) *filter.Loc
 			ch = feed.ch
 		}
 		select {
-		case <-s.wake:
+		case <-wake:
 		case <-s.ctx.Done():
 			return pauseTimeoutReply()
 		case c := <-ch:

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/httpstream"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
@@ -38,7 +40,7 @@ func (j *bodyJudge) OnRequestBody(s filter.Stream, b *filter.Body, eos bool) fil
 		s.SendLocalReply(filter.LocalReply{Status: 403, Body: []byte("judged by body\n")})
 		return filter.StopIteration
 	}
-	s.Request().Header.Set("X-Judged", "ok")
+	s.RequestHeaders().Set("x-judged", "ok")
 	s.Resume(filter.Request)
 	return filter.Continue
 }
@@ -80,48 +82,10 @@ func TestPausedHeadersStillGetBody(t *testing.T) {
 		w.Write([]byte("ok"))
 	}))
 	defer up.Close()
-	cfg, err := config.Parse("t.toml", []byte(`
-[admin]
-disabled = true
-[[listeners]]
-name = "l"
-address = "127.0.0.1:0"
-# The names must be declared; the test gives them native factories below.
-[[plugins]]
-name = "judge"
-wasm = "builtin:add-header"
-[[plugins]]
-name = "upper"
-wasm = "builtin:add-header"
-[[routes]]
-name = "r"
-plugins = ["judge", "upper"]
-backends = [ { cluster = "up" } ]
-[[clusters]]
-name = "up"
-endpoints = ["`+strings.TrimPrefix(up.URL, "http://")+`"]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := stats.NewRegistry()
-	mgr, err := upstream.NewManager(cfg.Clusters, reg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mgr.Close()
-	snap, err := NewSnapshot(cfg, mgr, map[string]filter.Factory{
-		"judge": factory{"judge", func() filter.HTTPFilter { return &bodyJudge{} }},
-		"upper": factory{"upper", func() filter.HTTPFilter { return &upperCase{} }},
-	}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ptr atomic.Pointer[Snapshot]
-	ptr.Store(snap)
-	var ids atomic.Uint64
-	srv := httptest.NewServer(NewHandler("l", &ptr, &ids, zap.NewNop(), nil))
-	defer srv.Close()
+	srv := serveProxy(t, up.URL, []factory{
+		{"judge", func() filter.HTTPFilter { return &bodyJudge{} }},
+		{"upper", func() filter.HTTPFilter { return &upperCase{} }},
+	})
 
 	post := func(body string) (int, string) {
 		// A streamed body (no Content-Length) arrives in pieces.
@@ -149,4 +113,56 @@ endpoints = ["`+strings.TrimPrefix(up.URL, "http://")+`"]
 	if got := upstreamBody.Load(); got != "THIS IS FINE|ok" {
 		t.Fatalf("upstream saw %q: the later filter must get the body after the judge resumed", got)
 	}
+}
+
+// serveProxy runs a connection manager behind net/http on 127.0.0.1 with
+// one route to the upstream at upURL through filters, in order, until the
+// test ends.
+func serveProxy(t *testing.T, upURL string, filters []factory) *httptest.Server {
+	t.Helper()
+	var decl, names strings.Builder
+	facs := map[string]filter.Factory{}
+	for i, f := range filters {
+		// The names must be declared; the factories given serve them.
+		fmt.Fprintf(&decl, "[[plugins]]\nname = %q\nwasm = \"builtin:add-header\"\n", f.name)
+		if i > 0 {
+			names.WriteString(", ")
+		}
+		fmt.Fprintf(&names, "%q", f.name)
+		facs[f.name] = f
+	}
+	cfg, err := config.Parse("t.toml", []byte(`
+[admin]
+disabled = true
+[[listeners]]
+name = "l"
+address = "127.0.0.1:0"
+`+decl.String()+`
+[[routes]]
+name = "r"
+plugins = [`+names.String()+`]
+backends = [ { cluster = "up" } ]
+[[clusters]]
+name = "up"
+endpoints = ["`+strings.TrimPrefix(upURL, "http://")+`"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := stats.NewRegistry()
+	mgr, err := upstream.NewManager(cfg.Clusters, reg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mgr.Close)
+	snap, err := NewSnapshot(cfg, mgr, facs, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ptr atomic.Pointer[Snapshot]
+	ptr.Store(snap)
+	var ids atomic.Uint64
+	srv := httptest.NewServer(httpstream.Handler(NewConnectionManager("l", &ptr, &ids, zap.NewNop(), nil)))
+	t.Cleanup(srv.Close)
+	return srv
 }

@@ -10,7 +10,7 @@ import (
 // filter manager does: request callbacks in route order, response callbacks
 // in reverse order, pauses waited out, body buffering bounded.
 type filterManager struct {
-	s       *stream
+	s       *filterStream
 	filters []filter.HTTPFilter
 	// buffered holds, per filter and direction, the body a filter asked to
 	// buffer (StopIterationAndBuffer) until end of stream.
@@ -25,11 +25,6 @@ type filterManager struct {
 	startFeed   func() *bodyFeed
 	hasTrailers func() bool
 	feed        *bodyFeed
-}
-
-func newFilterManager(s *stream, filters []filter.HTTPFilter, reqLimit, respLimit int) *filterManager {
-	fm := &filterManager{s: s, filters: filters, limit: [2]int{reqLimit, respLimit}}
-	return fm
 }
 
 func (fm *filterManager) empty() bool { return len(fm.filters) == 0 }

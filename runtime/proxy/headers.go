@@ -2,70 +2,19 @@ package proxy
 
 import (
 	"net"
-	"net/http"
 	"strings"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
-
-// hopHeaders are the connection-specific headers of RFC 9110 section 7.6.1
-// that a proxy must not forward.
-var hopHeaders = []string{
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
-
-// removeHopHeaders strips hop-by-hop headers, including those named in
-// Connection. "TE: trailers" is kept: gRPC needs it end to end over HTTP/2.
-// An Upgrade that is being proxied (WebSocket) keeps Connection and Upgrade.
-// Requests go through sanitizeRequestHeaders at entry instead, so what a
-// client nominates is gone before filters run and sluice adds its own.
-func removeHopHeaders(h http.Header, keepUpgrade bool) {
-	for _, v := range h["Connection"] {
-		for _, name := range strings.Split(v, ",") {
-			name = strings.TrimSpace(name)
-			if name == "" || keepUpgrade && strings.EqualFold(name, "upgrade") {
-				continue
-			}
-			h.Del(name)
-		}
-	}
-	removeFixedHopHeaders(h, keepUpgrade)
-}
-
-// removeFixedHopHeaders strips the hop-by-hop headers of RFC 9110 by name
-// only (those a Connection header nominates are gone already).
-func removeFixedHopHeaders(h http.Header, keepUpgrade bool) {
-	teTrailers := false
-	for _, v := range h["Te"] {
-		if strings.Contains(strings.ToLower(v), "trailers") {
-			teTrailers = true
-		}
-	}
-	for _, k := range hopHeaders {
-		if keepUpgrade && (k == "Connection" || k == "Upgrade") {
-			continue
-		}
-		delete(h, k)
-	}
-	if teTrailers {
-		h["Te"] = []string{"trailers"}
-	}
-}
 
 // maxConnectionTokens is Envoy's bound on the options of a request's
 // Connection header: ten or more and the request is refused.
 const maxConnectionTokens = 10
 
-// internalHeaderPrefix marks sluice's own control headers (canonical
-// form). A client's copies are removed at entry: only a filter on this
-// stream may steer sluice, never the client.
-const internalHeaderPrefix = "X-Sluice-"
+// internalHeaderPrefix marks sluice's own control headers. A client's
+// copies are removed at entry: only a filter on this stream may steer
+// sluice, never the client.
+const internalHeaderPrefix = "x-sluice-"
 
 // sanitizeRequestHeaders runs when a request arrives, before sluice adds
 // x-request-id and X-Forwarded-*, and before any filter: it removes the
@@ -79,11 +28,11 @@ const internalHeaderPrefix = "X-Sluice-"
 // is then answered 400. Connection and Upgrade themselves stay for an
 // upgrade (WebSocket); the rest of the hop-by-hop set goes when the
 // request is forwarded.
-func sanitizeRequestHeaders(h http.Header, upgrade bool) bool {
-	if vs := h["Connection"]; len(vs) > 0 {
+func sanitizeRequestHeaders(h *stream.HeaderMap, upgrade bool) bool {
+	if h.Has("connection") {
 		var tokens []string
-		for _, v := range vs {
-			for _, t := range strings.Split(v, ",") {
+		for v := range h.Values("connection") {
+			for _, t := range strings.Split(string(v), ",") {
 				if t = strings.TrimSpace(t); t != "" {
 					tokens = append(tokens, t)
 				}
@@ -92,69 +41,128 @@ func sanitizeRequestHeaders(h http.Header, upgrade bool) bool {
 		if len(tokens) >= maxConnectionTokens {
 			return false
 		}
-		kept := tokens[:0]
+		kept := tokens[:0:0]
 		for _, t := range tokens {
-			switch name := http.CanonicalHeaderKey(t); {
-			case strings.HasPrefix(t, ":"), name == "X-Forwarded-For", name == "X-Forwarded-Host", name == "X-Forwarded-Proto":
+			switch name := strings.ToLower(t); {
+			case strings.HasPrefix(t, ":"), name == "x-forwarded-for", name == "x-forwarded-host", name == "x-forwarded-proto":
 				return false
-			case name == "Connection", name == "Te", name == "Close", name == "Keep-Alive", name == "Upgrade", name == "Http2-Settings":
+			case name == "connection", name == "te", name == "close", name == "keep-alive", name == "upgrade", name == "http2-settings":
 				// Not a nomination (or, for TE, left to the hop-by-hop
 				// pass that keeps "trailers").
 				kept = append(kept, t)
 			default:
-				delete(h, name)
+				h.Del(name)
 			}
 		}
 		// Filters see Connection without the names it nominated, as
 		// Envoy leaves it; an upgrade goes on with only its own token.
 		switch {
 		case upgrade:
-			h["Connection"] = []string{"Upgrade"}
+			h.Set("connection", "Upgrade")
 		case len(kept) == 0:
-			delete(h, "Connection")
+			h.Del("connection")
 		case len(kept) < len(tokens):
-			h["Connection"] = []string{strings.Join(kept, ", ")}
+			h.Set("connection", strings.Join(kept, ", "))
 		}
 	}
-	for k := range h {
-		if strings.HasPrefix(k, internalHeaderPrefix) {
-			delete(h, k)
+	var internal []string
+	for name := range h.All() {
+		if len(name) >= len(internalHeaderPrefix) && string(name[:len(internalHeaderPrefix)]) == internalHeaderPrefix {
+			internal = append(internal, string(name))
 		}
+	}
+	for _, name := range internal {
+		h.Del(name)
 	}
 	return true
 }
 
-// upgradeType returns the protocol a request asks to upgrade to ("websocket").
-func upgradeType(h http.Header) string {
-	if !headerHasToken(h, "Connection", "upgrade") {
-		return ""
-	}
-	return strings.ToLower(h.Get("Upgrade"))
-}
-
-func headerHasToken(h http.Header, key, token string) bool {
-	for _, v := range h[key] {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
+// upgradeOf returns the protocol a request's map asks to upgrade to
+// ("websocket").
+func upgradeOf(h *stream.HeaderMap) string {
+	for v := range h.Values("connection") {
+		for _, t := range strings.Split(string(v), ",") {
+			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
+				u, _ := h.Get("upgrade")
+				return strings.ToLower(string(u))
 			}
 		}
 	}
-	return false
+	return ""
+}
+
+// hopHeaders are the connection-specific headers of RFC 9110 section 7.6.1
+// that a proxy must not forward.
+var hopHeaders = []string{"connection", "proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
+
+// removeFixedHopHeaders strips the hop-by-hop headers of RFC 9110 from a
+// request by name (those its Connection nominated went at entry, in
+// sanitizeRequestHeaders). "TE: trailers" is kept: gRPC needs it end to
+// end over HTTP/2. An upgrade being proxied (WebSocket) keeps Connection
+// and Upgrade.
+func removeFixedHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
+	teTrailers := false
+	for v := range h.Values("te") {
+		if strings.Contains(strings.ToLower(string(v)), "trailers") {
+			teTrailers = true
+		}
+	}
+	for _, k := range hopHeaders {
+		if keepUpgrade && (k == "connection" || k == "upgrade") {
+			continue
+		}
+		if h.Has(k) {
+			h.Del(k)
+		}
+	}
+	if teTrailers {
+		h.Add("te", "trailers")
+	}
+}
+
+// removeHopHeaders strips a response's hop-by-hop headers, those its
+// Connection nominates included. Its trailer field stays: it declares the
+// trailers that follow (HTTP/1.1 then sends the body chunked).
+func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
+	var nominated []string
+	for v := range h.Values("connection") {
+		for _, name := range strings.Split(string(v), ",") {
+			name = strings.TrimSpace(name)
+			if name == "" || keepUpgrade && strings.EqualFold(name, "upgrade") || strings.EqualFold(name, "trailer") {
+				continue
+			}
+			nominated = append(nominated, name)
+		}
+	}
+	for _, name := range nominated {
+		h.Del(name)
+	}
+	for _, k := range hopHeaders {
+		if k == "trailer" || keepUpgrade && (k == "connection" || k == "upgrade") {
+			continue
+		}
+		if h.Has(k) {
+			h.Del(k)
+		}
+	}
 }
 
 // setForwarded sets X-Forwarded-For/-Proto/-Host as Envoy does at the edge:
 // the client's address appended, the scheme and host as the client sent them.
-func setForwarded(h http.Header, remoteAddr, scheme, host string) {
+func setForwarded(h *stream.HeaderMap, remoteAddr, scheme, host string) {
 	if ip, _, err := net.SplitHostPort(remoteAddr); err == nil {
-		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
-			h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+		var prior []string
+		for v := range h.Values("x-forwarded-for") {
+			prior = append(prior, string(v))
+		}
+		if len(prior) > 0 {
+			h.Set("x-forwarded-for", strings.Join(prior, ", ")+", "+ip)
 		} else {
-			h["X-Forwarded-For"] = []string{ip}
+			h.Add("x-forwarded-for", ip)
 		}
 	}
-	h["X-Forwarded-Proto"] = []string{scheme}
-	if _, ok := h["X-Forwarded-Host"]; !ok && host != "" {
-		h["X-Forwarded-Host"] = []string{host}
+	h.Set("x-forwarded-proto", scheme)
+	if !h.Has("x-forwarded-host") && host != "" {
+		h.Add("x-forwarded-host", host)
 	}
 }

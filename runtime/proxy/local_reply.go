@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // gRPC status codes the proxy itself raises (grpc/codes).
@@ -22,9 +24,9 @@ const (
 
 // isGRPC reports whether a request is gRPC, so errors the proxy raises
 // become trailers-only responses the client library can read.
-func isGRPC(r *http.Request) bool {
-	ct := r.Header.Get("Content-Type")
-	return strings.HasPrefix(ct, "application/grpc")
+func isGRPC(h *stream.HeaderMap) bool {
+	ct, _ := h.Get("content-type")
+	return bytes.HasPrefix(ct, []byte("application/grpc"))
 }
 
 // grpcStatusFor maps an HTTP status to the gRPC code for a trailers-only
@@ -49,44 +51,60 @@ func grpcStatusFor(status int) int {
 
 // writeLocalReply answers the client with r. For gRPC requests it is a
 // trailers-only response: HTTP 200, the status in grpc-status/grpc-message.
-func writeLocalReply(w http.ResponseWriter, req *http.Request, r *filter.LocalReply, requestID string) int64 {
-	h := w.Header()
-	for k, vs := range r.Header {
-		h[k] = vs
-	}
-	if requestID != "" && h.Get("X-Request-Id") == "" {
-		h.Set("X-Request-Id", requestID)
-	}
-	if req != nil && isGRPC(req) && (r.GRPCStatus > 0 || r.Status != http.StatusOK) {
-		code := r.GRPCStatus
-		if code <= 0 {
-			code = grpcStatusFor(r.Status)
-		}
-		h.Set("Content-Type", "application/grpc")
-		h.Set("Grpc-Status", strconv.Itoa(code))
-		msg := strings.TrimSpace(string(r.Body))
-		if msg == "" {
-			msg = http.StatusText(r.Status)
-		}
-		h.Set("Grpc-Message", grpcPercentEncode(msg))
-		h.Del("Content-Length")
-		w.WriteHeader(http.StatusOK)
-		return 0
-	}
-	if h.Get("Content-Type") == "" && len(r.Body) > 0 {
-		h.Set("Content-Type", "text/plain; charset=utf-8")
-	}
-	h.Set("Content-Length", strconv.Itoa(len(r.Body)))
+func (x *activeStream) writeLocalReply(r *filter.LocalReply, requestID string) int64 {
+	h := &x.respHeaders
+	h.Reset()
+	x.respTrailers.Reset()
 	status := r.Status
 	if status < 100 || status > 999 {
 		status = http.StatusInternalServerError
 	}
-	w.WriteHeader(status)
-	if req != nil && req.Method == http.MethodHead {
+	grpc := isGRPC(x.ss.RequestHeaders()) && (r.GRPCStatus > 0 || r.Status != http.StatusOK)
+	if grpc {
+		h.Add(stream.Status, "200")
+	} else {
+		h.Add(stream.Status, statusText(status))
+	}
+	if r.Header != nil {
+		for name, value := range r.Header.All() {
+			if len(name) > 0 && name[0] != ':' {
+				h.Add(string(name), string(value))
+			}
+		}
+	}
+	if requestID != "" && !h.Has("x-request-id") {
+		h.Add("x-request-id", requestID)
+	}
+	if grpc {
+		code := r.GRPCStatus
+		if code <= 0 {
+			code = grpcStatusFor(r.Status)
+		}
+		h.Set("content-type", "application/grpc")
+		h.Set("grpc-status", strconv.Itoa(code))
+		msg := strings.TrimSpace(string(r.Body))
+		if msg == "" {
+			msg = http.StatusText(r.Status)
+		}
+		h.Set("grpc-message", grpcPercentEncode(msg))
+		h.Del("content-length")
+		x.sendHead(h, true)
 		return 0
 	}
-	n, _ := w.Write(r.Body)
-	return int64(n)
+	if !h.Has("content-type") && len(r.Body) > 0 {
+		h.Add("content-type", "text/plain; charset=utf-8")
+	}
+	h.Set("content-length", strconv.Itoa(len(r.Body)))
+	method, _ := x.ss.RequestHeaders().Get(stream.Method)
+	head := string(method) == http.MethodHead
+	x.sendHead(h, head || len(r.Body) == 0)
+	if head || len(r.Body) == 0 {
+		return 0
+	}
+	if x.ss.WriteBody(r.Body, true) != nil {
+		return 0
+	}
+	return int64(len(r.Body))
 }
 
 // grpcPercentEncode encodes a grpc-message value as the gRPC HTTP/2 spec

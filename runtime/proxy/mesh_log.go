@@ -12,7 +12,7 @@ import (
 // the mTLS peer's SPIFFE ID on the downstream side, and on the way to a
 // cluster that must prove an identity (a sidecar's [[services]]), that one.
 // Nothing is added when neither is known.
-func (x *exchange) meshIdentities() zap.Field {
+func (x *activeStream) meshIdentities() zap.Field {
 	var src, dst string
 	if x.s != nil && x.s.info.TLS != nil && x.s.info.TLS.MTLS {
 		for _, u := range x.s.info.TLS.PeerURISANs {

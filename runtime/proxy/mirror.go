@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
@@ -132,8 +133,8 @@ type pendingMirror struct {
 // (rewritten, hop-by-hop headers removed, forwarding headers set); nil
 // when the route has no mirror, the draw says no, or the request cannot be
 // copied (an upgrade).
-func (x *exchange) newPendingMirror(upgrade bool) *pendingMirror {
-	p, m := x.ri.mirror, x.h.Mirrors
+func (x *activeStream) newPendingMirror(upgrade bool) *pendingMirror {
+	p, m := x.ri.mirror, x.cm.Mirrors
 	if p == nil || m == nil || upgrade || !p.selected() {
 		return nil
 	}
@@ -143,6 +144,8 @@ func (x *exchange) newPendingMirror(upgrade bool) *pendingMirror {
 		return nil
 	}
 	r := x.r
+	h := x.s.reqHeaders
+	authority, _ := h.Get(stream.Authority)
 	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
 	timeout := x.rt.Timeout.D()
 	if timeout <= 0 {
@@ -152,8 +155,8 @@ func (x *exchange) newPendingMirror(upgrade bool) *pendingMirror {
 		m: m, p: p, cl: cl,
 		method:  r.Method,
 		url:     url.URL{Scheme: "http", Host: p.cluster, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
-		header:  r.Header.Clone(),
-		host:    shadowHost(r.Host),
+		header:  headerOf(h),
+		host:    shadowHost(string(authority)),
 		pick:    upstream.Pick{HashKey: cl.HashKey(r, clientIP)},
 		timeout: timeout,
 	}

@@ -6,25 +6,25 @@ import (
 	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
-// normalizeRequestPath normalizes r's path by pol before anything looks at
-// it (filters see ":path" normalized, as on Envoy), and makes the
-// normalized path the one forwarded: URL.RawPath is the escaped form sent
-// upstream, URL.Path its decoding that routes and authorization match. The
-// query is untouched. It returns the local reply for a path refused (400)
-// or redirected (307), nil otherwise.
-func normalizeRequestPath(r *http.Request, pol pathPolicy) *filter.LocalReply {
-	if r.Method == http.MethodConnect || r.URL.Path == "*" || r.RequestURI == "*" {
+// normalizeRequestPath normalizes the :path of h by pol before anything
+// looks at it (filters see ":path" normalized, as on Envoy), and makes the
+// normalized path the one forwarded; routes and authorization match its
+// decoding. The query is untouched. It returns the local reply for a path
+// refused (400) or redirected (307), nil otherwise. :path is in origin
+// form here (codecs turn an absolute-form target into :authority and
+// :path, as Envoy's do).
+func normalizeRequestPath(h *stream.HeaderMap, pol pathPolicy) *filter.LocalReply {
+	method, _ := h.Get(stream.Method)
+	target, _ := h.Get(stream.Path)
+	if string(method) == http.MethodConnect || string(target) == "*" || len(target) == 0 || target[0] != '/' {
 		return nil
 	}
-	raw := r.RequestURI
-	if raw == "" || raw[0] != '/' {
-		// Absolute-form ("GET http://host/p") or a server that kept no
-		// request-target: the URL's own escaped path.
-		raw = r.URL.EscapedPath()
-	} else if i := strings.IndexByte(raw, '?'); i >= 0 {
-		raw = raw[:i]
+	raw, query := string(target), ""
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw, query = raw[:i], raw[i:]
 	}
 	out, verdict := normalizePath(raw, pol)
 	switch verdict {
@@ -32,21 +32,22 @@ func normalizeRequestPath(r *http.Request, pol pathPolicy) *filter.LocalReply {
 		return &filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "path_normalization_failed"}
 	case pathRedirect:
 		loc := out
-		if r.URL.RawQuery != "" {
-			loc += "?" + r.URL.RawQuery
+		if len(query) > 1 {
+			loc += query
 		}
+		var hdr stream.HeaderMap
+		hdr.Add("location", loc)
 		return &filter.LocalReply{
-			Status: http.StatusTemporaryRedirect, Header: http.Header{"Location": {loc}},
+			Status: http.StatusTemporaryRedirect, Header: &hdr,
 			Details: "path_normalization_redirect", GRPCStatus: grpcInternal, // gRPC clients do not follow redirects
 		}
 	}
 	if out == raw {
 		return nil
 	}
-	p, err := url.PathUnescape(out)
-	if err != nil {
+	if _, err := url.PathUnescape(out); err != nil {
 		return &filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "path_normalization_failed"}
 	}
-	r.URL.Path, r.URL.RawPath = p, out
+	h.Set(stream.Path, out+query)
 	return nil
 }

@@ -14,27 +14,33 @@ import (
 
 // streamIdle is Envoy's stream idle timeout for one exchange: a stream
 // that makes no progress either way (no byte read from or written to the
-// client or the upstream) for d is ended. Progress is noted by the
-// wrappers below at every read and write, which only store a timestamp;
+// client or the upstream) for d is ended. Progress is noted at every read
+// and write (the request body's wrapper below, activeStream's writes and
+// response reads), which only store a timestamp;
 // the timer re-arms itself for what is left when it finds progress.
 //
 // Ending the stream cancels its context (the upstream request stops, and
 // a 408 or 504 goes out if nothing was sent yet) and, since neither a
 // read nor a write blocked on the client looks at a context, moves the
-// client's deadlines into the past: a request body the client stopped
-// sending and a response body it stopped reading end at once. The write
+// client's deadlines into the past (when the codec offers deadlines; else
+// a response under way is reset, which a codec allows from any goroutine):
+// a request body the client stopped sending and a response body it
+// stopped reading end at once. The write
 // deadline is moved only once the response has started, so the local
 // reply of a stream that timed out before that still goes out.
 //
-// One allocation holds the state and the wrappers, and the timer is the
-// only other: this runs for every request.
+// One allocation holds the state and the body wrapper, and the timer is
+// the only other: this runs for every request.
 type streamIdle struct {
 	d      time.Duration
 	start  time.Time
 	last   atomic.Int64 // time.Since(start) at the last progress
 	timer  *time.Timer
 	cancel context.CancelFunc
-	w      http.ResponseWriter // the client's, for its deadlines
+	dl     deadlines // the client's; nil when the codec has none
+	// reset abandons the stream: what ends a write blocked on a client
+	// that stopped reading when the codec has no deadlines.
+	reset func()
 
 	// mu orders a firing timer against stop, so that no deadline moves
 	// once the exchange is over (the connection may be serving the next
@@ -45,29 +51,28 @@ type streamIdle struct {
 	respStarted atomic.Bool
 	reqBodyDone atomic.Bool
 
-	writer   idleWriter
-	reqBody  idleBody
-	respBody idleBody
+	reqBody idleBody
+}
+
+// deadlines is the optional face of a stream.ServerStream that ends
+// blocked body I/O with the client (httpstream's streams have it); the
+// stream contract has no deadlines.
+type deadlines interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
 }
 
 // newStreamIdle starts the timer; cancel ends the stream's context.
-func newStreamIdle(d time.Duration, w http.ResponseWriter, cancel context.CancelFunc) *streamIdle {
-	s := &streamIdle{d: d, start: time.Now(), cancel: cancel, w: w}
-	s.writer = idleWriter{ResponseWriter: w, s: s}
+func newStreamIdle(d time.Duration, dl deadlines, cancel context.CancelFunc, reset func()) *streamIdle {
+	s := &streamIdle{d: d, start: time.Now(), cancel: cancel, dl: dl, reset: reset}
 	s.timer = time.AfterFunc(d, s.check)
 	return s
 }
 
 // requestBody wraps the client's request body (length n, -1 unknown).
 func (s *streamIdle) requestBody(b io.ReadCloser, n int64) io.ReadCloser {
-	s.reqBody = idleBody{ReadCloser: b, s: s, client: true, remaining: max(n, -1)}
+	s.reqBody = idleBody{ReadCloser: b, s: s, remaining: max(n, -1)}
 	return &s.reqBody
-}
-
-// responseBody wraps the upstream's response body.
-func (s *streamIdle) responseBody(b io.ReadCloser) io.ReadCloser {
-	s.respBody = idleBody{ReadCloser: b, s: s}
-	return &s.respBody
 }
 
 func (s *streamIdle) progress() { s.last.Store(int64(time.Since(s.start))) }
@@ -84,12 +89,17 @@ func (s *streamIdle) check() {
 	}
 	s.fired.Store(true)
 	s.cancel()
-	rc := http.NewResponseController(s.w)
+	if s.dl == nil {
+		if s.respStarted.Load() {
+			s.reset()
+		}
+		return
+	}
 	if !s.reqBodyDone.Load() {
-		rc.SetReadDeadline(aLongTimeAgo)
+		s.dl.SetReadDeadline(aLongTimeAgo)
 	}
 	if s.respStarted.Load() {
-		rc.SetWriteDeadline(aLongTimeAgo)
+		s.dl.SetWriteDeadline(aLongTimeAgo)
 	}
 }
 
@@ -102,7 +112,11 @@ func (s *streamIdle) responseStarted() {
 	if s.fired.Load() {
 		s.mu.Lock()
 		if !s.stopped {
-			http.NewResponseController(s.w).SetWriteDeadline(aLongTimeAgo)
+			if s.dl != nil {
+				s.dl.SetWriteDeadline(aLongTimeAgo)
+			} else {
+				s.reset()
+			}
 		}
 		s.mu.Unlock()
 	}
@@ -119,14 +133,12 @@ func (s *streamIdle) stop() {
 // aLongTimeAgo is a deadline in the past: it fails blocked I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// idleBody notes progress on a body read: the upstream's response body,
-// or the client's request body, whose end it also notes (at EOF, or
-// once Content-Length bytes came: a reader may stop there).
+// idleBody notes progress on the client's request body, and its end (at
+// EOF, or once Content-Length bytes came: a reader may stop there).
 type idleBody struct {
 	io.ReadCloser
 	s         *streamIdle
-	client    bool
-	remaining int64 // of a client body; -1 when the length is unknown
+	remaining int64 // -1 when the length is unknown
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
@@ -134,41 +146,14 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.s.progress()
 	}
-	if b.client {
-		if b.remaining > 0 {
-			b.remaining = max(b.remaining-int64(n), 0)
-		}
-		if err == io.EOF || b.remaining == 0 {
-			b.s.reqBodyDone.Store(true)
-		}
+	if b.remaining > 0 {
+		b.remaining = max(b.remaining-int64(n), 0)
+	}
+	if err == io.EOF || b.remaining == 0 {
+		b.s.reqBodyDone.Store(true)
 	}
 	return n, err
 }
-
-// idleWriter notes progress on every write to the client. It keeps the
-// writer's optional faces that the proxy uses: Flush, and Unwrap for
-// http.ResponseController (Hijack, deadlines).
-type idleWriter struct {
-	http.ResponseWriter
-	s *streamIdle
-}
-
-func (w *idleWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	if n > 0 {
-		w.s.progress()
-	}
-	return n, err
-}
-
-func (w *idleWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-	w.s.progress()
-}
-
-func (w *idleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // reply is the local reply of a stream that timed out before its response
 // started: 408 when the client stopped sending its request body (as Envoy

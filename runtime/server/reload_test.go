@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func routeTo(cluster string) string {
@@ -131,6 +133,12 @@ func TestAdminAPI(t *testing.T) {
 	if code, body := get("/ready"); code != 200 || body != "ready\n" {
 		t.Fatalf("/ready: %d %q", code, body)
 	}
+	// A request is counted when its stream ends, which may be just after
+	// the client has the response.
+	eventually(t, "the third request counted", func() bool {
+		_, m := get("/metrics")
+		return strings.Contains(m, `sluice_http_request_duration_seconds_count{route="r"} 3`)
+	})
 	_, metrics := get("/metrics")
 	for _, want := range []string{
 		`sluice_http_requests_total{route="r",code_class="2xx"} 3`,
@@ -194,7 +202,7 @@ func TestAccessLogLine(t *testing.T) {
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	lines := ts.logs.FilterMessage("request").All()
+	lines := accessLines(t, ts, 1)
 	if len(lines) != 1 {
 		t.Fatalf("%d access-log lines, want 1", len(lines))
 	}
@@ -251,7 +259,7 @@ endpoints = ["`+dead+`"]
 name = "a"
 endpoints = ["`+a.addr+`"]
 `))
-	for _, tc := range []struct{ path, flags string }{
+	for i, tc := range []struct{ path, flags string }{
 		{"/dead", "UF,URX"}, // the default policy retries connect failures
 		{"/once", "UF"},
 		{"/nowhere", "NR"},
@@ -262,7 +270,7 @@ endpoints = ["`+a.addr+`"]
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		lines := ts.logs.FilterMessage("request").All()
+		lines := accessLines(t, ts, i+1)
 		f := lines[len(lines)-1].ContextMap()
 		if f["path"] != tc.path || f["response_flags"] != tc.flags {
 			t.Errorf("%s: access line path %v flags %v (status %v, details %v), want flags %s", tc.path, f["path"], f["response_flags"], f["response_code"], f["response_code_details"], tc.flags)
@@ -286,4 +294,22 @@ func TestConfigFileWatchReloads(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("the changed file was not picked up within 5s")
+}
+
+// accessLines waits (boundedly) for n access-log lines: a line is written
+// when the stream ends, which may come just after the client has the
+// whole response.
+func accessLines(t *testing.T, ts *testServer, n int) []observer.LoggedEntry {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		lines := ts.logs.FilterMessage("request").All()
+		if len(lines) >= n || time.Now().After(deadline) {
+			if len(lines) < n {
+				t.Fatalf("%d access-log lines, want %d", len(lines), n)
+			}
+			return lines
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -189,7 +189,7 @@ func (s *Server) Start() error {
 			s.log.Info("listening", zap.String("listener", lc.Name), zap.String("address", l.Addr().String()), zap.Strings("protocols", lc.Protocols), zap.String("cluster", lc.Cluster))
 			continue
 		}
-		h := proxy.NewHandler(lc.Name, &s.snap, &s.streamIDs, s.log.Named("proxy"), access)
+		h := proxy.NewConnectionManager(lc.Name, &s.snap, &s.streamIDs, s.log.Named("proxy"), access)
 		h.Direction = lc.Direction
 		h.Mirrors = s.mirrors
 		l, err := listen.HTTP(lc, h, func(v string) { h.AltSvc = v }, s.log.Named("listen"), listen.Guards{Conns: s.conns, Stats: s.reg})

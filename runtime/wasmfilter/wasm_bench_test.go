@@ -31,7 +31,7 @@ func BenchmarkWasmFilterStream(b *testing.B) {
 				if st := flt.OnRequestHeaders(s, true); st != filter.Continue {
 					b.Fatal(st)
 				}
-				s.resp = &filter.ResponseHead{Status: 200}
+				s.respond("200")
 				flt.OnResponseHeaders(s, true)
 				flt.OnLog(s)
 				flt.OnDone(s)

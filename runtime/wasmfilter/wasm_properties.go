@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // Properties with Envoy's attribute paths and encodings: strings raw,
@@ -45,17 +46,28 @@ func propPairs(pairs [][2]string) []byte {
 }
 
 // headerProp is a header map as Envoy's request.headers: one pair per key,
-// values comma-joined.
-func headerProp(h http.Header, pseudo [][2]string) []byte {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
+// values comma-joined; the pseudo-headers first in the order given, then
+// the fields by name.
+func headerProp(h *stream.HeaderMap, pseudo ...string) []byte {
+	var out [][2]string
+	for _, k := range pseudo {
+		v, _ := h.Get(k)
+		out = append(out, [2]string{k, string(v)})
 	}
-	sort.Strings(keys)
-	out := pseudo
-	for _, k := range keys {
-		out = append(out, [2]string{strings.ToLower(k), strings.Join(h[k], ",")})
+	joined := map[string]int{}
+	start := len(out)
+	for name, value := range h.All() {
+		if len(name) > 0 && name[0] == ':' {
+			continue
+		}
+		if i, ok := joined[string(name)]; ok {
+			out[i][1] += "," + string(value)
+			continue
+		}
+		joined[string(name)] = len(out)
+		out = append(out, [2]string{string(name), string(value)})
 	}
+	sort.Slice(out[start:], func(i, j int) bool { return out[start+i][0] < out[start+j][0] })
 	return propPairs(out)
 }
 
@@ -68,14 +80,27 @@ func hostPort(addr string) (string, int64, bool) {
 	return h, n, true
 }
 
-func headerSize(h http.Header) int64 {
+// headerSize is the bytes of a map's regular fields' names and values.
+func headerSize(h *stream.HeaderMap) int64 {
+	if h == nil {
+		return 0
+	}
 	var n int64
-	for k, vs := range h {
-		for _, v := range vs {
-			n += int64(len(k) + len(v))
+	for name, value := range h.All() {
+		if len(name) > 0 && name[0] != ':' {
+			n += int64(len(name) + len(value))
 		}
 	}
 	return n
+}
+
+// get is a field's first value as a string.
+func get(h *stream.HeaderMap, name string) string {
+	if h == nil {
+		return ""
+	}
+	v, _ := h.Get(name)
+	return string(v)
 }
 
 // metadataProp walks route or cluster metadata
@@ -140,8 +165,8 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 	if v, ok := info.FilterState[key]; ok {
 		return v, true
 	}
-	req := h.s.Request()
-	resp := h.s.Response()
+	req := h.s.RequestHeaders()
+	resp := h.s.ResponseHeaders()
 	switch path[0] {
 	case "xds":
 		// xds.route_metadata.filter_metadata... as Envoy ≥ 1.23 names them.
@@ -153,41 +178,41 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 	}
 	switch key {
 	case "request.path":
-		return []byte(req.URL.RequestURI()), true
+		return []byte(get(req, stream.Path)), true
 	case "request.url_path":
-		return []byte(req.URL.Path), true
+		return []byte(urlPath(get(req, stream.Path))), true
 	case "request.host":
-		return []byte(req.Host), true
+		return []byte(get(req, stream.Authority)), true
 	case "request.scheme":
-		v, _ := requestHeaderMap{s: h.s}.pseudo(":scheme")
-		return []byte(v), true
+		return []byte(get(req, stream.Scheme)), true
 	case "request.method":
-		return []byte(req.Method), true
+		return []byte(get(req, stream.Method)), true
 	case "request.headers":
-		p, _ := (requestHeaderMap{s: h.s}).pseudo(":scheme")
-		return headerProp(req.Header, [][2]string{{":authority", req.Host}, {":method", req.Method},
-			{":path", req.URL.RequestURI()}, {":scheme", p}}), true
+		return headerProp(req, stream.Authority, stream.Method, stream.Path, stream.Scheme), true
 	case "request.headers_bytes":
-		return propInt(headerSize(req.Header)), true
+		return propInt(headerSize(req)), true
 	case "request.referer":
-		return []byte(req.Header.Get("Referer")), req.Header.Get("Referer") != ""
+		v := get(req, "referer")
+		return []byte(v), v != ""
 	case "request.useragent":
-		return []byte(req.UserAgent()), req.UserAgent() != ""
+		v := get(req, "user-agent")
+		return []byte(v), v != ""
 	case "request.time":
 		return propInt(info.Start.UnixNano()), !info.Start.IsZero()
 	case "request.id":
 		if info.RequestID != "" {
 			return []byte(info.RequestID), true
 		}
-		id := req.Header.Get("X-Request-Id")
+		id := get(req, "x-request-id")
 		return []byte(id), id != ""
 	case "request.protocol":
-		if info.Protocol != "" {
-			return []byte(info.Protocol), true
-		}
-		return []byte(req.Proto), true
+		return []byte(info.Protocol), info.Protocol != ""
 	case "request.query":
-		return []byte(req.URL.RawQuery), true
+		p := get(req, stream.Path)
+		if i := strings.IndexByte(p, '?'); i >= 0 {
+			return []byte(p[i+1:]), true
+		}
+		return []byte{}, true
 	case "request.duration":
 		if info.Start.IsZero() {
 			return nil, false
@@ -198,12 +223,12 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 		// so far on Envoy; none is counted here, so 0, never -1.
 		return propInt(max(info.RequestSize, 0)), true
 	case "request.total_size":
-		return propInt(max(info.RequestSize, 0) + headerSize(req.Header)), true
+		return propInt(max(info.RequestSize, 0) + headerSize(req)), true
 	case "response.code":
 		if resp == nil {
 			return nil, false
 		}
-		return propInt(int64(resp.Status)), true
+		return propInt(int64(filter.ResponseStatus(h.s))), true
 	case "response.code_details":
 		return []byte(info.ResponseDetails), info.ResponseDetails != ""
 	case "response.flags":
@@ -212,9 +237,9 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 		if resp == nil {
 			return nil, false
 		}
-		s := resp.Trailer.Get("Grpc-Status")
+		s := get(h.s.ResponseTrailers(), "grpc-status")
 		if s == "" {
-			s = resp.Header.Get("Grpc-Status")
+			s = get(resp, "grpc-status")
 		}
 		n, err := strconv.ParseInt(s, 10, 64)
 		return propInt(n), err == nil
@@ -222,24 +247,28 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 		if resp == nil {
 			return nil, false
 		}
-		return headerProp(resp.Header, [][2]string{{":status", strconv.Itoa(resp.Status)}}), true
+		return headerProp(resp, stream.Status), true
 	case "response.headers_bytes":
 		if resp == nil {
 			return nil, false
 		}
-		return propInt(headerSize(resp.Header)), true
+		return propInt(headerSize(resp)), true
 	case "response.trailers":
 		if resp == nil {
 			return nil, false
 		}
-		return headerProp(resp.Trailer, nil), true
+		tr := h.s.ResponseTrailers()
+		if tr == nil {
+			tr = &stream.HeaderMap{}
+		}
+		return headerProp(tr), true
 	case "response.size":
 		return propInt(info.ResponseSize), resp != nil
 	case "response.total_size":
 		if resp == nil {
 			return nil, false
 		}
-		return propInt(info.ResponseSize + headerSize(resp.Header)), true
+		return propInt(info.ResponseSize + headerSize(resp)), true
 	case "route_name":
 		return []byte(info.RouteName), info.RouteName != ""
 	}
@@ -271,4 +300,15 @@ func wantsCluster(path []string) bool {
 		return len(path) > 1 && (path[1] == "cluster_name" || path[1] == "cluster_metadata")
 	}
 	return false
+}
+
+// urlPath is request.url_path: the path without its query, decoded.
+func urlPath(p string) string {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	if u, err := url.PathUnescape(p); err == nil {
+		return u
+	}
+	return p
 }

@@ -2,8 +2,8 @@ package wasmfilter
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,13 +17,15 @@ import (
 
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
-// testStream is a small real Stream over net/http types, as the proxy
+// testStream is a small real Stream over header maps, as the proxy
 // builds one.
 type testStream struct {
-	req     *http.Request
-	resp    *filter.ResponseHead
+	req     stream.HeaderMap
+	resp    *stream.HeaderMap
+	respTr  stream.HeaderMap
 	info    filter.Info
 	mu      sync.Mutex
 	local   []filter.LocalReply
@@ -31,23 +33,46 @@ type testStream struct {
 }
 
 func newTestStream(method, target string) *testStream {
-	req := httptest.NewRequest(method, target, nil)
-	req.Header.Set("User-Agent", "test-agent")
-	req.Header.Add("X-Multi", "a")
-	req.Header.Add("X-Multi", "b")
-	return &testStream{req: req, resumed: make(chan filter.Direction, 8), info: filter.Info{
+	u, err := url.Parse(target)
+	if err != nil {
+		panic(err)
+	}
+	s := &testStream{resumed: make(chan filter.Direction, 8), info: filter.Info{
 		ID: 7, RequestID: "rid-1", Start: time.Now(), Protocol: "HTTP/1.1", Scheme: "http",
 		RouteName: "orders", ClusterName: "orders-v1", Source: "127.0.0.1:5555", Destination: "127.0.0.1:8080",
 		ConnectionID: 3, RouteMetadata: map[string]any{"filter_metadata": map[string]any{"ns": map[string]any{"tier": "gold"}}},
 	}}
+	s.req.Add(stream.Method, method)
+	s.req.Add(stream.Path, u.RequestURI())
+	s.req.Add(stream.Authority, u.Host)
+	s.req.Add(stream.Scheme, u.Scheme)
+	s.req.Add("user-agent", "test-agent")
+	s.req.Add("x-multi", "a")
+	s.req.Add("x-multi", "b")
+	return s
 }
 
-func (s *testStream) Context() context.Context       { return s.req.Context() }
-func (s *testStream) Request() *http.Request         { return s.req }
-func (s *testStream) RequestTrailers() http.Header   { return nil }
-func (s *testStream) Response() *filter.ResponseHead { return s.resp }
-func (s *testStream) Resume(d filter.Direction)      { s.resumed <- d }
-func (s *testStream) Info() *filter.Info             { return &s.info }
+// respond starts the response phase with status and fields.
+func (s *testStream) respond(status string, kv ...string) {
+	s.resp = &stream.HeaderMap{}
+	s.resp.Add(stream.Status, status)
+	for i := 0; i+1 < len(kv); i += 2 {
+		s.resp.Add(kv[i], kv[i+1])
+	}
+}
+
+func (s *testStream) Context() context.Context           { return context.Background() }
+func (s *testStream) RequestHeaders() *stream.HeaderMap  { return &s.req }
+func (s *testStream) RequestTrailers() *stream.HeaderMap { return nil }
+func (s *testStream) ResponseHeaders() *stream.HeaderMap { return s.resp }
+func (s *testStream) ResponseTrailers() *stream.HeaderMap {
+	if s.resp == nil {
+		return nil
+	}
+	return &s.respTr
+}
+func (s *testStream) Resume(d filter.Direction) { s.resumed <- d }
+func (s *testStream) Info() *filter.Info        { return &s.info }
 func (s *testStream) SendLocalReply(r filter.LocalReply) {
 	s.mu.Lock()
 	s.local = append(s.local, r)
@@ -138,7 +163,7 @@ func TestWasmFilterHeadersAndProperties(t *testing.T) {
 	if st := flt.OnRequestHeaders(s, true); st != filter.Continue {
 		t.Fatalf("status %v", st)
 	}
-	s.resp = &filter.ResponseHead{Status: 200, Header: http.Header{"Content-Type": {"text/plain"}}}
+	s.respond("200", "content-type", "text/plain")
 	if st := flt.OnResponseHeaders(s, false); st != filter.Continue {
 		t.Fatalf("status %v", st)
 	}
@@ -165,12 +190,12 @@ func TestWasmFilterHeadersAndProperties(t *testing.T) {
 		"response_headers hdr_get: status=0 200",
 		"response_headers prop_geti: status=0 201",
 	)
-	if s.req.Header.Get("X-Wasm") != "yes" || s.req.URL.Path != "/new" || s.req.URL.RawQuery != "x=1" ||
-		s.req.Method != "POST" || s.req.Header.Get("User-Agent") != "" {
-		t.Errorf("request after filter: %s %s %v", s.req.Method, s.req.URL, s.req.Header)
+	if get(&s.req, "x-wasm") != "yes" || get(&s.req, ":path") != "/new?x=1" ||
+		get(&s.req, ":method") != "POST" || s.req.Has("user-agent") {
+		t.Errorf("request after filter: %v", dump(&s.req))
 	}
-	if s.resp.Status != 201 || s.resp.Header.Get("X-Resp") != "1" {
-		t.Errorf("response after filter: %d %v", s.resp.Status, s.resp.Header)
+	if get(s.resp, ":status") != "201" || get(s.resp, "x-resp") != "1" {
+		t.Errorf("response after filter: %v", dump(s.resp))
 	}
 	if string(s.info.FilterState["canary.subset"]) != "v2" {
 		t.Errorf("filter state = %q", s.info.FilterState)
@@ -191,12 +216,12 @@ func TestWasmFilterBodyAndLocalReply(t *testing.T) {
 	if st := flt.OnRequestBody(s, b, false); st != filter.StopIterationAndBuffer || string(b.Data) != "rewritten" {
 		t.Errorf("body: %v %q", st, b.Data)
 	}
-	s.resp = &filter.ResponseHead{Status: 200, Header: http.Header{}}
+	s.respond("200")
 	if st := flt.OnResponseHeaders(s, false); st != filter.StopIteration {
 		t.Errorf("status after local reply = %v", st)
 	}
 	if len(s.local) != 1 || s.local[0].Status != 403 || string(s.local[0].Body) != "denied" ||
-		s.local[0].Header.Get("X-Why") != "wasm" || s.local[0].Details != "policy" || s.local[0].GRPCStatus != -1 {
+		get(s.local[0].Header, "x-why") != "wasm" || s.local[0].Details != "policy" || s.local[0].GRPCStatus != -1 {
 		t.Errorf("local replies = %+v", s.local)
 	}
 }
@@ -272,4 +297,13 @@ func TestWasmFilterFailurePolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dump is a map's fields as "name: value" lines, for failure messages.
+func dump(h *stream.HeaderMap) string {
+	var b strings.Builder
+	for name, value := range h.All() {
+		fmt.Fprintf(&b, "%s: %s\n", name, value)
+	}
+	return b.String()
 }

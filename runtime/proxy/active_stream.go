@@ -1,0 +1,400 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/mesh"
+	"github.com/sluice-proxy/sluice/runtime/route"
+	"github.com/sluice-proxy/sluice/runtime/stream"
+	"github.com/sluice-proxy/sluice/runtime/upstream"
+)
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// activeStream is one request from the codec's ServeStream call to the
+// end of its response: Envoy's ActiveStream.
+type activeStream struct {
+	cm   *ConnectionManager
+	ss   stream.ServerStream
+	r    *http.Request // the request view (newRequestView)
+	snap *Snapshot
+	rt   *route.Route
+	ri   *routeInfo
+	s    *filterStream
+	fm   *filterManager
+	// filters and chain are what s and fm point at: one allocation for
+	// the stream.
+	filters filterStream
+	chain   filterManager
+	// respHeaders and respTrailers are the response as it goes out: the
+	// upstream's, after the filters, or a local reply.
+	respHeaders  stream.HeaderMap
+	respTrailers stream.HeaderMap
+	// reqTrailers are the request trailers sent upstream: the client's,
+	// as the filters left them.
+	reqTrailers stream.HeaderMap
+	// upstreamResp is the upstream's response being sent, closed when the
+	// stream ends.
+	upstreamResp upstream.Response
+	status       int
+	sent         int64
+	received     int64
+	upstream     string
+	cluster      string
+	details      string
+	wroteHdr     bool
+	// idle is the stream idle timeout; nil when disabled.
+	idle *streamIdle
+	// pickRnd is the stream's one random draw for the weighted backend
+	// choice: the cluster filters see before the pick (ResolveCluster)
+	// and the router's pick agree unless a filter changed what the
+	// choice depends on.
+	pickRnd uint64
+	// upstreamStart is when the first try went upstream; upstreamTime
+	// how long until the response headers came (0 without a response);
+	// retries counts the tries after the first. For the access log.
+	upstreamStart time.Time
+	upstreamTime  time.Duration
+	retries       int
+	// bodyRead is what receivedCounter read of an unfiltered body.
+	bodyRead atomic.Int64
+}
+
+// newRequestView is the request as the route table takes it today
+// (*http.Request), built from the stream's header map; its body copies
+// the request's trailers into trailers.
+// bad is set when :path is not a request-target.
+func newRequestView(ss stream.ServerStream, trailers *stream.HeaderMap) (r *http.Request, bad bool) {
+	conn := ss.Connection()
+	r = &http.Request{}
+	bad = setRequestView(r, ss.RequestHeaders())
+	switch conn.Protocol {
+	case "HTTP/2":
+		r.Proto, r.ProtoMajor = "HTTP/2.0", 2
+	case "HTTP/3":
+		r.Proto, r.ProtoMajor = "HTTP/3.0", 3
+	case "HTTP/1.0":
+		r.Proto, r.ProtoMajor = "HTTP/1.0", 1
+	default:
+		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	}
+	if conn.Remote != nil {
+		r.RemoteAddr = conn.Remote.String()
+	}
+	r.TLS = conn.TLS
+	for _, v := range r.Header["Trailer"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				if r.Trailer == nil {
+					r.Trailer = http.Header{}
+				}
+				r.Trailer[http.CanonicalHeaderKey(name)] = nil
+			}
+		}
+	}
+	r.ContentLength = ss.RequestBodyLength()
+	if r.ContentLength == 0 {
+		r.Body = http.NoBody
+	} else {
+		r.Body = &streamBody{ss: ss, r: r, trailers: trailers}
+	}
+	return r, bad
+}
+
+// setRequestView sets the view's method, target, host and header from h
+// (again after the filters changed h). It reports a :path that is not a
+// request-target.
+func setRequestView(r *http.Request, h *stream.HeaderMap) (bad bool) {
+	r.Header = make(http.Header, h.Len())
+	r.Method, r.RequestURI, r.Host = "", "", ""
+	for name, value := range h.All() {
+		if len(name) > 0 && name[0] == ':' {
+			switch string(name) {
+			case stream.Method:
+				r.Method = string(value)
+			case stream.Path:
+				r.RequestURI = string(value)
+			case stream.Authority:
+				r.Host = string(value)
+			}
+			continue
+		}
+		if string(name) == "host" {
+			if r.Host == "" {
+				r.Host = string(value)
+			}
+			continue
+		}
+		k := http.CanonicalHeaderKey(string(name))
+		r.Header[k] = append(r.Header[k], string(value))
+	}
+	if r.Method == http.MethodConnect && !strings.HasPrefix(r.RequestURI, "/") {
+		r.URL = &url.URL{Host: r.RequestURI}
+	} else if u, err := url.ParseRequestURI(r.RequestURI); err == nil && r.Method != "" {
+		r.URL = u
+	} else {
+		r.URL, bad = &url.URL{}, true
+	}
+	return bad
+}
+
+// headerOf is a map's regular fields as an http.Header.
+func headerOf(h *stream.HeaderMap) http.Header {
+	out := make(http.Header, h.Len())
+	for name, value := range h.All() {
+		if len(name) > 0 && name[0] != ':' {
+			k := http.CanonicalHeaderKey(string(name))
+			out[k] = append(out[k], string(value))
+		}
+	}
+	return out
+}
+
+// streamBody is the request body of the view: the codec's, with the
+// trailers copied into the view's Trailer at the end. The upstream
+// transport reads it on a goroutine of its own that may outlive the
+// stream (a server that answered before the body's end), and a codec
+// may reuse its stream for the next request once ServeStream returns: a
+// read holds mu for its whole length, and close (at the stream's end)
+// waits for one in flight, resetting the stream to end it, so that no
+// read reaches the codec afterwards.
+type streamBody struct {
+	ss stream.ServerStream
+	r  *http.Request
+	// trailers gets a copy of the request's trailers at the body's end:
+	// what is sent upstream, which may be read after the stream ended.
+	trailers *stream.HeaderMap
+	mu       sync.Mutex
+	inFlight atomic.Bool
+	done     bool
+	closed   bool
+}
+
+var errStreamEnded = errors.New("request body read after the stream ended")
+
+// close ends the body's use of the codec's stream.
+func (b *streamBody) close() {
+	if !b.mu.TryLock() {
+		if b.inFlight.Load() {
+			// A read blocks on a client that stopped sending: the body
+			// will not be read to its end, so the stream is abandoned
+			// (after a complete response, only its request side).
+			b.ss.Reset(stream.ResetCancel)
+		}
+		b.mu.Lock()
+	}
+	b.closed = true
+	b.mu.Unlock()
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, errStreamEnded
+	}
+	if b.done {
+		return 0, io.EOF
+	}
+	b.inFlight.Store(true)
+	n, err := b.ss.ReadBody(p)
+	b.inFlight.Store(false)
+	if err == io.EOF {
+		b.done = true
+		if tr := b.ss.RequestTrailers(); tr != nil {
+			copyFields(b.trailers, tr)
+			if b.r.Trailer == nil {
+				b.r.Trailer = make(http.Header, tr.Len())
+			}
+			for name, value := range tr.All() {
+				k := http.CanonicalHeaderKey(string(name))
+				b.r.Trailer[k] = append(b.r.Trailer[k], string(value))
+			}
+		}
+	}
+	return n, err
+}
+
+func (b *streamBody) Close() error { return nil }
+
+func (x *activeStream) fillInfo(requestID string, start time.Time) {
+	conn := x.ss.Connection()
+	info := &x.s.info
+	info.ID = x.cm.streamIDs.Add(1)
+	info.RequestID = requestID
+	info.Start = start
+	info.Protocol = conn.Protocol
+	info.Scheme = conn.Scheme
+	if info.Scheme == "" {
+		info.Scheme = "http"
+	}
+	info.RouteName = x.rt.Name
+	info.RouteMetadata = x.rt.Metadata
+	info.Source = x.r.RemoteAddr
+	if conn.Local != nil {
+		info.Destination = conn.Local.String()
+	}
+	info.ConnectionID = conn.ID
+	if conn.TLS != nil {
+		// Worked out once per connection (the listener's ConnContext).
+		info.TLS = mesh.ConnTLSInfo(x.ss.Context(), conn.TLS)
+	}
+	info.RequestSize = x.r.ContentLength
+}
+
+// buildChain makes the stream's filters. A plugin that cannot make a filter
+// (every instance broken) is skipped when it fails open, and answers 503
+// when it fails closed, as Envoy does.
+func (x *activeStream) buildChain(lr *listenerRoutes) bool {
+	var filters []filter.HTTPFilter
+	for _, name := range x.ri.plugins {
+		fac := x.snap.Filters[name]
+		f, err := fac.NewFilter(x.s.ctx, x.s)
+		if errors.Is(err, filter.ErrClosed) {
+			// A reload closed this version between the snapshot load and
+			// now: the current snapshot has its successor.
+			if cur := x.cm.snap.Load().Filters[name]; cur != nil && cur != fac {
+				fac = cur
+				f, err = fac.NewFilter(x.s.ctx, x.s)
+			}
+		}
+		if err != nil {
+			if fac.FailOpen() {
+				x.cm.log.Warn("plugin unavailable; skipped (failure = open)", zap.String("plugin", name), zap.Error(err))
+				continue
+			}
+			x.cm.log.Error("plugin unavailable; request refused (failure = closed)", zap.String("plugin", name), zap.Error(err))
+			for _, made := range filters {
+				made.OnDone(x.s)
+			}
+			x.chain = filterManager{s: x.s}
+			x.fm = &x.chain
+			x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("plugin " + name + " unavailable\n"), Details: "wasm_fail_closed", GRPCStatus: grpcUnavailable}, x.s.info.RequestID)
+			return false
+		}
+		filters = append(filters, f)
+	}
+	x.chain = filterManager{s: x.s, filters: filters, limit: [2]int{lr.reqLimit, responseBufferLimit}}
+	x.fm = &x.chain
+	return true
+}
+
+// responseBufferLimit bounds a response body a filter buffers (500 past it).
+const responseBufferLimit = 16 << 20
+
+// ResolveCluster answers cluster_name and cluster_metadata before the
+// router picks: the backend the pick would choose now, from the request as
+// the filters left it, the subset a filter set and the stream's draw.
+func (x *activeStream) ResolveCluster(info *filter.Info) {
+	b := x.rt.PickBackend(headerOf(x.s.reqHeaders), string(info.FilterState[route.SubsetProperty]), x.pickRnd)
+	if b == nil {
+		info.ClusterName, info.ClusterMetadata = "", nil
+		return
+	}
+	info.ClusterName = b.Cluster
+	info.ClusterMetadata = nil
+	if cl := x.snap.Upstream.Cluster(b.Cluster); cl != nil {
+		info.ClusterMetadata = cl.Config().Metadata
+	}
+}
+
+// localReply sends a reply made by sluice or a filter, unless the
+// response has started.
+func (x *activeStream) localReply(lr *filter.LocalReply, requestID string) {
+	if x.wroteHdr {
+		return
+	}
+	x.details = lr.Details
+	if x.s != nil {
+		x.s.info.ResponseDetails = lr.Details
+		// on_log and metrics read the status of local replies too.
+		x.s.respHeaders, x.s.respTrailers = &x.respHeaders, &x.respTrailers
+	}
+	x.sent = x.writeLocalReply(lr, requestID)
+	x.status = lr.Status
+}
+
+// writeHeader sends the head of the upstream's response.
+func (x *activeStream) writeHeader(h *stream.HeaderMap, endStream bool) {
+	if x.idle != nil {
+		x.idle.responseStarted()
+	}
+	x.sendHead(h, endStream)
+}
+
+// sendHead sends the response head h. A local reply sends its head here directly:
+// it does not start the response for the stream idle timeout (it is what
+// a stream that timed out sends).
+func (x *activeStream) sendHead(h *stream.HeaderMap, endStream bool) {
+	if h.Has(stream.Status) {
+		x.status = filter.StatusOf(h)
+	}
+	if x.cm.AltSvc != "" && !h.Has("alt-svc") {
+		h.Add("alt-svc", x.cm.AltSvc)
+	}
+	x.wroteHdr = true
+	x.ss.WriteHeaders(h, endStream)
+}
+
+// write sends response body bytes.
+func (x *activeStream) write(p []byte) error {
+	err := x.ss.WriteBody(p, false)
+	if err == nil {
+		x.sent += int64(len(p))
+		if x.idle != nil && len(p) > 0 {
+			x.idle.progress()
+		}
+	}
+	return err
+}
+
+func (x *activeStream) flush() {
+	x.ss.Flush()
+	if x.idle != nil {
+		x.idle.progress()
+	}
+}
+
+// end completes the response, with trailers when t has any.
+func (x *activeStream) end(t *stream.HeaderMap) {
+	if t.Len() == 0 {
+		x.ss.WriteBody(nil, true)
+		return
+	}
+	x.ss.WriteTrailers(t)
+}
+
+// reset abandons a response already started: what came is flushed, then
+// HTTP/1.1 closes the connection and HTTP/2 resets the stream.
+func (x *activeStream) reset(details string) {
+	x.details = details
+	x.ss.Flush()
+	x.ss.Reset(stream.ResetCancel)
+}
+
+func statusText(code int) string {
+	if code >= 100 && code <= 999 {
+		var b [3]byte
+		b[0], b[1], b[2] = byte('0'+code/100), byte('0'+code/10%10), byte('0'+code%10)
+		return string(b[:])
+	}
+	return "500"
+}
+
+// copyFields replaces dst's fields with copies of src's.
+func copyFields(dst, src *stream.HeaderMap) {
+	dst.Reset()
+	for name, value := range src.All() {
+		dst.AddBytes(name, value)
+	}
+}

@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/stream"
+)
+
+// ConnectionManager serves the HTTP streams of one listener, as Envoy's
+// HTTP connection manager: every request a codec delivers becomes an
+// activeStream that is sanitized, routed, run through the route's filters
+// (filterManager) and forwarded by the router (router_filter.go); the
+// access log and metrics are written when it ends (access_log.go).
+type ConnectionManager struct {
+	listener string
+	snap     *atomic.Pointer[Snapshot]
+	log      *zap.Logger
+	access   *zap.Logger
+	// AltSvc, when set, is advertised on every response (HTTP/3).
+	AltSvc string
+	// Direction is "inbound"/"outbound" for sidecar listeners.
+	Direction string
+	// Mirrors sends the copies of mirrored routes; nil turns mirroring off.
+	Mirrors   *Mirrors
+	streamIDs *atomic.Uint64
+}
+
+var _ stream.Handler = (*ConnectionManager)(nil)
+
+// NewConnectionManager returns the connection manager for listener name.
+// snap is shared by every listener and swapped on reload; access may be
+// nil to disable access logs.
+func NewConnectionManager(name string, snap *atomic.Pointer[Snapshot], ids *atomic.Uint64, log, access *zap.Logger) *ConnectionManager {
+	return &ConnectionManager{listener: name, snap: snap, log: log, access: access, streamIDs: ids}
+}
+
+// ServeStream serves one request: the decoding half up to the router,
+// which then owns the stream until its response is written.
+func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
+	start := time.Now()
+	snap := cm.snap.Load()
+	lr := snap.listeners[cm.listener]
+	x := &activeStream{cm: cm, ss: ss, snap: snap}
+	h := ss.RequestHeaders()
+
+	// The request as received is cleaned before anything reads it: the
+	// client's Connection nominations and x-sluice-* fields go, the
+	// request gets its id and its normalized :path.
+	headersOK := sanitizeRequestHeaders(h, upgradeOf(h) != "")
+	if !h.Has(stream.Scheme) {
+		// HTTP/1.1 carries no scheme: the connection's, as Envoy sets it.
+		scheme := ss.Connection().Scheme
+		if scheme == "" {
+			scheme = "http"
+		}
+		h.Set(stream.Scheme, scheme)
+	}
+	id, _ := h.Get("x-request-id")
+	requestID := string(id)
+	if requestID == "" {
+		requestID = newRequestID()
+		h.Set("x-request-id", requestID)
+	}
+	defer func() { x.finish(start, requestID) }()
+	if !headersOK {
+		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("invalid nominated headers in Connection\n"), Details: "connection_header_sanitization"}, requestID)
+		return
+	}
+	if lr == nil {
+		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"}, requestID)
+		return
+	}
+	if lrep := normalizeRequestPath(h, lr.path); lrep != nil {
+		x.localReply(lrep, requestID)
+		return
+	}
+	r, bad := newRequestView(ss, &x.reqTrailers)
+	x.r = r
+	if b, ok := r.Body.(*streamBody); ok {
+		defer b.close()
+	}
+	if bad {
+		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"}, requestID)
+		return
+	}
+	x.rt = lr.table.Match(r)
+	if x.rt == nil {
+		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"}, requestID)
+		return
+	}
+	x.ri = snap.routes[x.rt]
+
+	ctx := ss.Context()
+	var cancel context.CancelFunc
+	if d := effectiveTimeout(x.rt.Timeout.D(), r); d > 0 {
+		ctx, cancel = context.WithTimeout(ctx, d)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	defer cancel()
+	noBody := r.Body == http.NoBody
+	if d := streamIdleTimeout(lr, x.rt); d > 0 {
+		// The timeout ends the stream through the route context's cancel;
+		// idle.fired tells the two apart.
+		dl, _ := ss.(deadlines)
+		x.idle = newStreamIdle(d, dl, cancel, func() { ss.Reset(stream.ResetCancel) })
+		defer x.idle.stop()
+		if noBody {
+			x.idle.reqBodyDone.Store(true)
+		} else {
+			r.Body = x.idle.requestBody(r.Body, r.ContentLength)
+		}
+	}
+
+	x.filters.init(ctx, h)
+	x.s = &x.filters
+	x.fillInfo(requestID, start)
+	x.pickRnd = rand.Uint64()
+	x.s.info.Cluster = x
+	if !x.buildChain(lr) {
+		return
+	}
+	defer func() {
+		x.s.info.ResponseSize = x.sent
+		x.fm.log()
+		x.fm.done()
+		x.upstreamResp.Close()
+	}()
+
+	if !noBody && !x.fm.empty() {
+		feedDone := make(chan struct{})
+		defer close(feedDone)
+		x.fm.startFeed = func() *bodyFeed { return startBodyFeed(r.Body, feedDone) }
+		x.fm.hasTrailers = func() bool { return len(r.Trailer) > 0 }
+	}
+	if lrep := x.fm.headers(filter.Request, noBody); lrep != nil {
+		x.localReply(lrep, requestID)
+		return
+	}
+	if !x.fm.empty() && setRequestView(r, h) {
+		// A filter set a :path that is no request-target.
+		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"}, requestID)
+		return
+	}
+	x.rewrite(r, h)
+	x.forward(ctx, lr, noBody, requestID)
+}
+
+// effectiveTimeout is the route timeout, shortened by a gRPC client's
+// grpc-timeout header.
+func effectiveTimeout(route time.Duration, r *http.Request) time.Duration {
+	if v := r.Header.Get("Grpc-Timeout"); v != "" {
+		if d, ok := parseGRPCTimeout(v); ok && (route <= 0 || d < route) {
+			return d
+		}
+	}
+	return route
+}
+
+// rewrite applies the route's host and prefix rewrites, on the view (the
+// route's API) and on the map that is sent.
+func (x *activeStream) rewrite(r *http.Request, h *stream.HeaderMap) {
+	rt := x.rt
+	if rt.HostRewrite == "" && (rt.Match.PathPrefix == "" || !rt.StripPrefix && rt.PrefixRewrite == "") {
+		return
+	}
+	path := r.URL.EscapedPath()
+	rt.Rewrite(r)
+	if rt.HostRewrite != "" {
+		h.Set(stream.Authority, r.Host)
+	}
+	if p := r.URL.EscapedPath(); p != path {
+		h.Set(stream.Path, r.URL.RequestURI())
+	}
+}

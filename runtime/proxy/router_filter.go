@@ -1,0 +1,448 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/route"
+	"github.com/sluice-proxy/sluice/runtime/stream"
+	"github.com/sluice-proxy/sluice/runtime/upstream"
+)
+
+// forward sends the request upstream with retries and streams the answer.
+func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody bool, requestID string) {
+	r := x.r
+	// The subset comes only from what a filter set on this stream (the
+	// canary plugin's property); a client cannot name one.
+	subset := string(x.s.info.FilterState[route.SubsetProperty])
+	backend := x.rt.PickBackend(r.Header, subset, x.pickRnd)
+	x.s.info.Cluster = nil
+	if backend == nil {
+		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("no backend\n"), Details: "no_backend", GRPCStatus: grpcUnavailable}, requestID)
+		return
+	}
+	cl := x.snap.Upstream.Cluster(backend.Cluster)
+	if cl == nil {
+		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("unknown cluster\n"), Details: "cluster_not_found", GRPCStatus: grpcUnavailable}, requestID)
+		return
+	}
+	x.cluster = backend.Cluster
+	x.s.info.ClusterName = backend.Cluster
+	x.s.info.ClusterMetadata = cl.Config().Metadata
+
+	h := x.s.reqHeaders
+	upgrade := upgradeOf(h)
+	scheme, _ := h.Get(stream.Scheme)
+	authority, _ := h.Get(stream.Authority)
+	removeFixedHopHeaders(h, upgrade != "")
+	setForwarded(h, r.RemoteAddr, string(scheme), string(authority))
+	// The upstream hop's scheme is its own, as Envoy's router sets it: an
+	// HTTP/2 server over TLS serves a request as https only when
+	// :scheme says so (and only then shows its peer the TLS state).
+	if cl.Config().TLS != nil {
+		h.Set(stream.Scheme, "https")
+	} else {
+		h.Set(stream.Scheme, "http")
+	}
+
+	// The request body: filtered by the chain when there is one, and kept
+	// for replay while it fits the buffer so a retry can resend it.
+	var body io.Reader
+	contentLength := r.ContentLength
+	if !noBody {
+		if x.fm.empty() {
+			body = &receivedCounter{r: r.Body, x: x}
+		} else {
+			var lrep *filter.LocalReply
+			body, contentLength, lrep = x.filterRequestBody()
+			if lrep != nil && x.idle != nil && x.idle.fired.Load() {
+				// The client stopped sending its body.
+				lrep = x.idle.reply()
+			}
+			if lrep != nil {
+				x.localReply(lrep, requestID)
+				return
+			}
+		}
+	}
+	// Request trailers the client declared go upstream as the filters
+	// left them.
+	declaredTrailers := len(r.Trailer) > 0 && body != nil
+	// The mirror's copy: sent now without a body, else once the body has
+	// been read in full into the replay buffer; dropped if it never is.
+	mirror := x.newPendingMirror(upgrade != "")
+	var replay *replayBody
+	if body != nil {
+		replay = newReplayBody(body, lr.reqLimit)
+		if mirror != nil {
+			replay.onEnd, replay.length = mirror.bodyDone, contentLength
+			defer mirror.drop()
+		}
+	} else if mirror != nil {
+		mirror.send(nil)
+	}
+
+	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
+	pick := upstream.Pick{Subset: backend.Subset, HashKey: cl.HashKey(r, clientIP)}
+	policy := &x.ri.retry
+	var resp upstream.Response
+	heldRetry := false
+	defer func() {
+		if heldRetry {
+			cl.ReleaseRetry()
+		}
+	}()
+	for try := 0; ; try++ {
+		var reqBody io.ReadCloser
+		if replay != nil {
+			v, ok := replay.view()
+			if !ok {
+				break
+			}
+			reqBody = v
+		}
+		// A try has a context of its own only when it can time out on its
+		// own; otherwise the route's context serves and a try is abandoned
+		// by closing its response body.
+		tryCtx, tryCancel := ctx, func() {}
+		var timer *time.Timer
+		var perTryExpired atomic.Bool
+		if policy.perTryTimeout > 0 {
+			tryCtx, tryCancel = context.WithCancel(ctx)
+			timer = time.AfterFunc(policy.perTryTimeout, func() { perTryExpired.Store(true); tryCancel() })
+		}
+		out := upstream.Request{Headers: h, ProtoMajor: r.ProtoMajor}
+		if reqBody != nil {
+			out.BodyStream, out.BodyLength = reqBody, contentLength
+		}
+		if declaredTrailers {
+			// Filled as the body ends (the cluster reads it after).
+			out.Trailers = &x.reqTrailers
+		}
+		var err error
+		if try == 0 {
+			x.upstreamStart = time.Now()
+		}
+		resp, err = cl.Send(tryCtx, &out, pick)
+		if timer != nil {
+			timer.Stop()
+		}
+		if heldRetry {
+			cl.ReleaseRetry()
+			heldRetry = false
+		}
+		failure := upstream.Failure(-1)
+		if err != nil {
+			var ue *upstream.Error
+			if errors.As(err, &ue) {
+				x.upstream = ue.Endpoint
+			}
+			failure = upstream.Classify(err)
+			if perTryExpired.Load() {
+				failure = upstream.Timeout
+			}
+		}
+		if err == nil {
+			x.upstream = resp.Endpoint()
+			x.upstreamTime = time.Since(x.upstreamStart)
+		}
+		x.s.info.Upstream = x.upstream
+		retry := false
+		if try < policy.attempts && ctx.Err() == nil && (replay == nil || replay.replayable()) {
+			if err != nil {
+				retry = policy.retriableFailure(failure)
+			} else {
+				retry = policy.retriableStatus(resp.Status())
+			}
+		}
+		if retry && !cl.TryAcquireRetry() {
+			retry = false
+		}
+		if !retry {
+			if err != nil {
+				tryCancel()
+				x.upstreamFailure(ctx, err, failure, requestID)
+				return
+			}
+			defer tryCancel()
+			break
+		}
+		heldRetry = true
+		x.retries++
+		x.ri.stats.retries.Inc()
+		if err == nil {
+			resp.Close()
+		}
+		resp = upstream.Response{}
+		tryCancel()
+		select {
+		case <-time.After(policy.backoff(try)):
+		case <-ctx.Done():
+			x.upstreamFailure(ctx, ctx.Err(), upstream.Timeout, requestID)
+			return
+		}
+	}
+	if resp == (upstream.Response{}) {
+		x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("request body too large to retry\n"), Details: "retry_body_overflow", GRPCStatus: grpcUnavailable}, requestID)
+		return
+	}
+	if resp.Status() == http.StatusSwitchingProtocols {
+		if x.idle != nil {
+			x.idle.stop()
+		}
+		x.tunnel(resp)
+		return
+	}
+	if x.idle != nil {
+		x.idle.progress()
+	}
+	x.respond(resp, requestID)
+}
+
+// upstreamFailure answers a request that got no response: 504 on timeout,
+// 503 on overflow or no healthy endpoint, 502 otherwise.
+func (x *activeStream) upstreamFailure(ctx context.Context, err error, f upstream.Failure, requestID string) {
+	if lr := x.s.takeLocal(); lr != nil {
+		x.localReply(lr, requestID)
+		return
+	}
+	if x.idle != nil && x.idle.fired.Load() {
+		// Before the check below: a stalled request body is cut by a read
+		// deadline, which net/http reports as the client gone.
+		x.localReply(x.idle.reply(), requestID)
+		return
+	}
+	if x.ss.Context().Err() != nil {
+		// The client went away; nobody to answer.
+		x.status = 499
+		x.details = "downstream_remote_disconnect"
+		return
+	}
+	var rep filter.LocalReply
+	switch {
+	case ctx.Err() == context.DeadlineExceeded || f == upstream.Timeout:
+		rep = filter.LocalReply{Status: http.StatusGatewayTimeout, Body: []byte("upstream request timeout\n"), Details: "upstream_response_timeout", GRPCStatus: grpcDeadlineExceeded}
+	case f == upstream.Overflow:
+		rep = filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("upstream overflow: circuit breaker open\n"), Details: "upstream_overflow", GRPCStatus: grpcUnavailable}
+	case f == upstream.NoHealthyUpstream:
+		rep = filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("no healthy upstream\n"), Details: "no_healthy_upstream", GRPCStatus: grpcUnavailable}
+	case f == upstream.ConnectFailure:
+		rep = filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("upstream connect error\n"), Details: "upstream_connect_failure", GRPCStatus: grpcUnavailable}
+	default:
+		rep = filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream reset before response\n"), Details: "upstream_reset_before_response_started", GRPCStatus: grpcUnavailable}
+	}
+	if ce := x.cm.log.Check(zap.DebugLevel, "upstream failure"); ce != nil {
+		ce.Write(zap.String("cluster", x.cluster), zap.String("upstream", x.upstream), zap.Error(err))
+	}
+	x.localReply(&rep, requestID)
+}
+
+// respond runs the upstream response through the filters and streams it to
+// the client.
+func (x *activeStream) respond(resp upstream.Response, requestID string) {
+	// The response's maps are the filters' until OnLog: the handle is
+	// closed when the stream ends (ServeStream).
+	x.upstreamResp = resp
+	hdr := resp.Headers()
+	removeHopHeaders(hdr, false)
+	x.s.respHeaders, x.s.respTrailers = hdr, &x.respTrailers
+	bodyLength := resp.BodyLength()
+	noBody := bodyLength == 0 || x.r.Method == http.MethodHead
+	// Trailers the upstream declared; those it sends undeclared (gRPC over
+	// HTTP/2) are known at the body's end.
+	declared := hdr.Has("trailer")
+	if !x.fm.empty() {
+		if lr := x.fm.headers(filter.Response, noBody && !declared); lr != nil {
+			x.localReply(lr, requestID)
+			return
+		}
+	}
+	streaming := bodyLength < 0 || isStreamingType(hdr)
+	bufp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bufp)
+	buf := *bufp
+	pump := &bodyPump{
+		fm: x.fm,
+		d:  filter.Response,
+		read: func(buf []byte) ([]byte, error) {
+			n, err := x.readResponse(resp, buf)
+			return buf[:n], err
+		},
+		trailers: func() bool {
+			x.takeTrailers(resp)
+			return x.respTrailers.Len() > 0
+		},
+	}
+
+	var pending []byte
+	if !x.fm.empty() && !noBody {
+		// Read ahead as for requests: the length is exact when the whole
+		// body passed through before the headers go out. A body of known
+		// length that fits the buffer is always read whole: it keeps its
+		// Content-Length and leaves in one write, rather than as a chunked
+		// stream flushed piece by piece (a syscall and, on HTTP/2, a frame
+		// round trip through the connection's writer per flush).
+		small := bodyLength > 0 && bodyLength <= int64(len(buf))
+		var whole bool
+		var lr *filter.LocalReply
+		var err error
+		pending, whole, lr, err = pump.readAhead(buf, nil, small)
+		if err != nil {
+			x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream reset while reading the response\n"), Details: "upstream_reset_after_response_started"}, requestID)
+			return
+		}
+		if lr != nil {
+			x.localReply(lr, requestID)
+			return
+		}
+		if whole {
+			if x.respTrailers.Len() > 0 {
+				// Trailers need chunked encoding on HTTP/1.1: no length.
+				hdr.Del("content-length")
+				declareTrailers(hdr, &x.respTrailers)
+			} else {
+				hdr.Set("content-length", strconv.Itoa(len(pending)))
+			}
+			x.writeHeader(hdr, false)
+			x.write(pending)
+			x.end(&x.respTrailers)
+			return
+		}
+		hdr.Del("content-length")
+		streaming = true
+	}
+	// A declared trailer field stays: HTTP/1.1 then uses chunked encoding.
+	x.writeHeader(hdr, noBody && !declared)
+	if noBody {
+		if declared {
+			x.takeTrailers(resp)
+		}
+		x.end(&x.respTrailers)
+		return
+	}
+	if len(pending) > 0 {
+		x.write(pending)
+		if streaming {
+			x.flush()
+		}
+	}
+	for {
+		chunk, eos, lr, err := pump.next(buf)
+		if len(chunk) > 0 {
+			if werr := x.write(chunk); werr != nil {
+				x.details = "downstream_remote_disconnect"
+				return
+			}
+			if streaming {
+				x.flush()
+			}
+		}
+		if lr != nil {
+			// Headers are gone already: all we can do is cut the stream.
+			x.reset(lr.Details)
+			return
+		}
+		if err != nil {
+			// The upstream broke off mid-body: the client gets what came
+			// (the head and the partial body, flushed so they are not lost
+			// in a buffer) and then the cut, as Envoy does: HTTP/1.1 closes
+			// the connection, HTTP/2 resets the stream.
+			x.reset("upstream_reset_after_response_started")
+			return
+		}
+		if eos {
+			break
+		}
+	}
+	x.end(&x.respTrailers)
+}
+
+// readResponse reads response body bytes, noting the stream's progress.
+func (x *activeStream) readResponse(resp upstream.Response, buf []byte) (int, error) {
+	n, err := resp.ReadBody(buf)
+	if n > 0 && x.idle != nil {
+		x.idle.progress()
+	}
+	return n, err
+}
+
+// takeTrailers makes the upstream's trailers the response's.
+func (x *activeStream) takeTrailers(resp upstream.Response) {
+	if t := resp.Trailers(); t != nil {
+		for name, value := range t.All() {
+			x.respTrailers.AddBytes(name, value)
+		}
+	}
+}
+
+// hasTrailers says whether the upstream's response ended with trailers.
+func hasTrailers(resp upstream.Response) bool {
+	t := resp.Trailers()
+	return t != nil && t.Len() > 0
+}
+
+// declareTrailers names t's fields in a trailer field of h.
+func declareTrailers(h, t *stream.HeaderMap) {
+	for name := range t.All() {
+		h.Add("trailer", string(name))
+	}
+}
+
+// isStreamingType says whether a response should be flushed chunk by chunk.
+func isStreamingType(h *stream.HeaderMap) bool {
+	ct, _ := h.Get("content-type")
+	return bytes.HasPrefix(ct, []byte("application/grpc")) || bytes.HasPrefix(ct, []byte("text/event-stream"))
+}
+
+// tunnel completes an HTTP/1.1 Upgrade (WebSocket): the 101 goes to the
+// client and bytes flow both ways until either side closes.
+func (x *activeStream) tunnel(resp upstream.Response) {
+	// The head stays readable after Upgrade: the connection it lives in
+	// is the tunnel's now, no other request reuses it.
+	head := resp.Headers()
+	up, err := resp.Upgrade()
+	if err != nil {
+		resp.Close()
+		x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream upgrade failed\n"), Details: "upgrade_failed"}, x.s.info.RequestID)
+		return
+	}
+	defer up.Close()
+	if err := x.ss.WriteHeaders(head, false); err != nil {
+		return
+	}
+	conn, early, err := x.ss.Upgrade()
+	if err != nil {
+		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("upgrade is only proxied over HTTP/1.1\n"), Details: "upgrade_failed"}, x.s.info.RequestID)
+		return
+	}
+	defer conn.Close()
+	x.status = resp.Status()
+	x.wroteHdr = true
+	var up2down, down2up int64
+	done := make(chan struct{}, 2)
+	go func() {
+		down2up, _ = io.Copy(up, io.MultiReader(bytes.NewReader(early), conn))
+		done <- struct{}{}
+	}()
+	go func() {
+		up2down, _ = io.Copy(conn, up)
+		done <- struct{}{}
+	}()
+	<-done
+	// One side ended: close both so the other copy ends too.
+	conn.Close()
+	up.Close()
+	<-done
+	x.received += down2up
+	x.sent += up2down
+}
