@@ -95,6 +95,13 @@ type Listener struct {
 	IdleTimeout          Duration `toml:"idle_timeout" json:"idle_timeout"`
 	MaxHeaderBytes       Size     `toml:"max_header_bytes" json:"max_header_bytes"`
 	MaxConcurrentStreams uint32   `toml:"max_concurrent_streams" json:"max_concurrent_streams"`
+	// InitialStreamWindowSize and InitialConnectionWindowSize are the
+	// HTTP/2 receive windows, as Envoy's http2_protocol_options of the same
+	// names: request body bytes one stream, and all of a connection's
+	// streams, may have in flight and buffered. Defaults 256KiB and 1MiB;
+	// each between 64KiB-1 (65535) and 2GiB-1.
+	InitialStreamWindowSize     Size `toml:"initial_stream_window_size" json:"initial_stream_window_size"`
+	InitialConnectionWindowSize Size `toml:"initial_connection_window_size" json:"initial_connection_window_size"`
 	// StreamIdleTimeout ends a stream (request and response) that makes no
 	// progress either way for this long, as Envoy's stream_idle_timeout:
 	// no byte read from or written to the client or the upstream. Nothing

@@ -17,27 +17,31 @@ const (
 	DefaultIdleTimeout          = 60 * time.Second
 	DefaultMaxHeaderBytes       = 64 << 10
 	DefaultMaxConcurrentStreams = 250
-	DefaultMaxRequestBodyBuffer = 1 << 20
-	DefaultRouteTimeout         = 15 * time.Second
-	DefaultRetryAttempts        = 2
-	DefaultBackoffBase          = 25 * time.Millisecond
-	DefaultBackoffMax           = 250 * time.Millisecond
-	DefaultMemoryLimit          = 64 << 20
-	DefaultMaxModuleBytes       = 64 << 20
-	DefaultCallTimeout          = 100 * time.Millisecond
-	DefaultDoneTimeout          = 10 * time.Second
-	DefaultRestartBackoff       = time.Second
-	DefaultDNSRefresh           = 30 * time.Second
-	DefaultConnectTimeout       = 5 * time.Second
-	DefaultUpstreamIdleTimeout  = 90 * time.Second
-	DefaultCircuitLimit         = 1024
-	DefaultMaxRetries           = 3
-	DefaultMaxMirrorsInFlight   = 128
-	DefaultStreamIdleTimeout    = 5 * time.Minute
-	DefaultMirrorPercentage     = 100.0
-	DefaultPathNormalization    = "MERGE_SLASHES"
-	DefaultPathEscapedSlashes   = "KEEP_UNCHANGED"
-	DefaultPathParameters       = "STRIP"
+	// Envoy's HTTP/2 initial_stream_window_size and
+	// initial_connection_window_size.
+	DefaultInitialStreamWindowSize     = 256 << 10
+	DefaultInitialConnectionWindowSize = 1 << 20
+	DefaultMaxRequestBodyBuffer        = 1 << 20
+	DefaultRouteTimeout                = 15 * time.Second
+	DefaultRetryAttempts               = 2
+	DefaultBackoffBase                 = 25 * time.Millisecond
+	DefaultBackoffMax                  = 250 * time.Millisecond
+	DefaultMemoryLimit                 = 64 << 20
+	DefaultMaxModuleBytes              = 64 << 20
+	DefaultCallTimeout                 = 100 * time.Millisecond
+	DefaultDoneTimeout                 = 10 * time.Second
+	DefaultRestartBackoff              = time.Second
+	DefaultDNSRefresh                  = 30 * time.Second
+	DefaultConnectTimeout              = 5 * time.Second
+	DefaultUpstreamIdleTimeout         = 90 * time.Second
+	DefaultCircuitLimit                = 1024
+	DefaultMaxRetries                  = 3
+	DefaultMaxMirrorsInFlight          = 128
+	DefaultStreamIdleTimeout           = 5 * time.Minute
+	DefaultMirrorPercentage            = 100.0
+	DefaultPathNormalization           = "MERGE_SLASHES"
+	DefaultPathEscapedSlashes          = "KEEP_UNCHANGED"
+	DefaultPathParameters              = "STRIP"
 )
 
 // The values of path_normalization, path_with_escaped_slashes and
@@ -116,6 +120,8 @@ func (c *Config) applyDefaults() {
 		setDur(&l.IdleTimeout, DefaultIdleTimeout)
 		setInt(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
 		setInt(&l.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
+		setInt(&l.InitialStreamWindowSize, DefaultInitialStreamWindowSize)
+		setInt(&l.InitialConnectionWindowSize, DefaultInitialConnectionWindowSize)
 		setInt(&l.MaxRequestBodyBuffer, DefaultMaxRequestBodyBuffer)
 		setStr(&l.PathNormalization, c.Server.PathNormalization)
 		setStr(&l.PathWithEscapedSlashes, c.Server.PathWithEscapedSlashes)

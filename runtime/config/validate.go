@@ -118,6 +118,16 @@ func (v *validator) listeners(clusters, plugins, routes map[string]bool) {
 			}
 			addrs[l.Address] = key
 		}
+		for _, w := range []struct {
+			name string
+			size Size
+		}{{"initial_stream_window_size", l.InitialStreamWindowSize}, {"initial_connection_window_size", l.InitialConnectionWindowSize}} {
+			// RFC 9113 6.9.2: a window is at most 2^31-1; below the
+			// RFC's initial 65535 a window would stall its peer.
+			if w.size != 0 && (w.size < 65535 || w.size > 1<<31-1) {
+				v.add(key+"."+w.name, "%d is out of range; want 65535 (64KiB-1) to 2147483647 (2GiB-1)", int64(w.size))
+			}
+		}
 		tcp := false
 		seen := map[string]bool{}
 		for j, p := range l.Protocols {

@@ -2,6 +2,7 @@ package http2
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -46,6 +47,7 @@ type serverConn struct {
 	conn     net.Conn
 	handler  stream.Handler
 	info     *stream.ConnectionInfo
+	values   context.Context // ConnContext's: the values of every stream's Context
 	br       *bufio.Reader
 	fr       *http2.Framer
 	hdec     *hpack.Decoder
@@ -95,6 +97,7 @@ func (s *Server) newConn(c net.Conn, h stream.Handler) *serverConn {
 		conn:        c,
 		handler:     h,
 		info:        s.connInfo(c),
+		values:      s.connContext(c),
 		streams:     make(map[uint32]*serverStream),
 		sendWindow:  initialWindow,
 		peerInitial: initialWindow,
@@ -362,7 +365,7 @@ func (sc *serverConn) countEmpty(empty bool) error {
 	}
 	sc.emptyFrames++
 	if sc.emptyFrames > sc.lim.maxEmpty {
-		sc.fail(http2.ErrCodeProtocol, "empty frames")
+		sc.fail(http2.ErrCodeProtocol, FloodEmptyFrames)
 		return nil
 	}
 	return nil
@@ -429,7 +432,7 @@ func (sc *serverConn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 	sc.windowUpdates++
 	if sc.windowUpdates > 1+2*(sc.streamsOpened+sc.lim.maxWindowUpdates*sc.dataSent) && sc.lim.maxWindowUpdates < int(^uint(0)>>1) {
 		sc.mu.Unlock()
-		sc.fail(http2.ErrCodeEnhanceYourCalm, "window updates")
+		sc.fail(http2.ErrCodeEnhanceYourCalm, FloodWindowUpdates)
 		sc.mu.Lock()
 		return nil
 	}
@@ -479,7 +482,7 @@ func (sc *serverConn) processRSTStream(f *http2.RSTStreamFrame) error {
 	if premature {
 		sc.prematureRsts++
 		if sc.tooManyPrematureResets() {
-			sc.fail(http2.ErrCodeEnhanceYourCalm, "premature resets")
+			sc.fail(http2.ErrCodeEnhanceYourCalm, FloodPrematureResets)
 		}
 	}
 	return nil
@@ -501,7 +504,7 @@ func (sc *serverConn) processPriority(id uint32, p http2.PriorityParam) error {
 	// cannot depend on itself, and a flood of them is cut off.
 	sc.priorityCount++
 	if sc.priorityCount > sc.lim.maxPriority*(1+sc.streamsOpened) && sc.lim.maxPriority < int(^uint(0)>>1) {
-		sc.fail(http2.ErrCodeEnhanceYourCalm, "priority frames")
+		sc.fail(http2.ErrCodeEnhanceYourCalm, FloodPriorityFrames)
 		return nil
 	}
 	if p.StreamDep == id {
@@ -539,7 +542,7 @@ func (sc *serverConn) closeNowLocked() {
 	if sc.err == nil {
 		sc.err = errOutboundFlood
 	}
-	sc.flood = "outbound frames" // reported by teardown, outside the lock
+	sc.flood = FloodOutboundFrames // reported by teardown, outside the lock
 	sc.closing = true
 	sc.conn.Close()
 	sc.signalWriter() // so that it sees the end and returns
@@ -825,7 +828,7 @@ func (sc *serverConn) readHeaderBlock(f *http2.HeadersFrame) error {
 		return nil
 	})
 	if err == errHeaderFlood {
-		sc.fail(http2.ErrCodeEnhanceYourCalm, "continuation flood")
+		sc.fail(http2.ErrCodeEnhanceYourCalm, FloodContinuation)
 		return errClosing
 	}
 	return err

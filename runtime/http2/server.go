@@ -92,8 +92,14 @@ type Server struct {
 	// connections itself and reads TLS state from a *tls.Conn.
 	ConnInfo func(net.Conn) *stream.ConnectionInfo
 
+	// ConnContext, when set, gives a connection the context whose values
+	// (only: not its deadline or cancellation) every stream's Context
+	// carries, such as facts a listener works out once per connection.
+	ConnContext func(net.Conn) context.Context
+
 	// OnFloodClose, when set, is called when a connection is closed by a
-	// flood or rapid-reset limit (a stats counter).
+	// flood or rapid-reset limit (a stats counter), with one of the Flood
+	// reasons.
 	OnFloodClose func(reason string)
 
 	ids atomic.Uint64
@@ -102,6 +108,16 @@ type Server struct {
 	conns    map[*serverConn]struct{}
 	draining bool
 }
+
+// The reasons OnFloodClose is given.
+const (
+	FloodPrematureResets = "premature_resets" // rapid reset (CVE-2023-44487)
+	FloodEmptyFrames     = "empty_frames"     // empty DATA / CONTINUATION
+	FloodWindowUpdates   = "window_updates"   // WINDOW_UPDATE per DATA sent
+	FloodPriorityFrames  = "priority_frames"  // PRIORITY per stream
+	FloodOutboundFrames  = "outbound_frames"  // frames queued for a peer that does not read
+	FloodContinuation    = "continuation"     // header block past its limit
+)
 
 // ErrServerDraining is what ServeConn returns for a connection handed to a
 // server that is shutting down.
@@ -237,6 +253,13 @@ func (s *Server) limits() limits {
 		l.goAwayTimeout = DefaultGoAwayTimeout
 	}
 	return l
+}
+
+func (s *Server) connContext(c net.Conn) context.Context {
+	if s.ConnContext == nil {
+		return nil
+	}
+	return s.ConnContext(c)
 }
 
 // connInfo describes c for the streams of its connection.

@@ -324,7 +324,7 @@ func (st *serverStream) Context() context.Context {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if st.ctx == nil {
-		st.ctx = &streamContext{done: make(chan struct{})}
+		st.ctx = &streamContext{done: make(chan struct{}), values: sc.values}
 		if st.err != nil || st.reset {
 			st.ctx.cancel(context.Canceled)
 		}
@@ -347,9 +347,10 @@ func (st *serverStream) writableLocked() error {
 // streamContext is a stream's context.Context; it is not pooled with the
 // stream, so one kept past the handler's return stays ended.
 type streamContext struct {
-	mu   sync.Mutex
-	done chan struct{}
-	err  error
+	mu     sync.Mutex
+	done   chan struct{}
+	err    error
+	values context.Context // nil: no values
 }
 
 func (c *streamContext) cancel(err error) {
@@ -363,7 +364,12 @@ func (c *streamContext) cancel(err error) {
 
 func (c *streamContext) Deadline() (time.Time, bool) { return time.Time{}, false }
 func (c *streamContext) Done() <-chan struct{}       { return c.done }
-func (c *streamContext) Value(any) any               { return nil }
+func (c *streamContext) Value(key any) any {
+	if c.values == nil {
+		return nil
+	}
+	return c.values.Value(key)
+}
 func (c *streamContext) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

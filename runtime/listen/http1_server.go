@@ -10,34 +10,30 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/net/http2"
 
+	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/http1"
+	"github.com/sluice-proxy/sluice/runtime/http2"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
-	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // connServer accepts a listener's TCP connections and gives each one to
-// sluice's HTTP/1.1 server (runtime/http1) or to x/net's HTTP/2 server:
-// TLS by ALPN ("h2" or HTTP/1.1), plain text by the h2c prior-knowledge
-// preface or an "Upgrade: h2c" request.
+// sluice's HTTP/1.1 server (runtime/http1) or its HTTP/2 server
+// (runtime/http2): TLS by ALPN ("h2" or HTTP/1.1), plain text by the h2c
+// prior-knowledge preface or an "Upgrade: h2c" request.
 type connServer struct {
 	h1      *http1.Server
 	h2      *http2.Server
-	base    *http.Server // x/net's base config; its Shutdown sends GOAWAY
-	handler http.Handler
-	resets  *stats.Counter // connections the rapid-reset guard closed
+	streams stream.Handler // the connection manager
 	tls     *tls.Config    // nil: plain text (a permissive listener hands *tls.Conn itself)
 	http1   bool           // HTTP/1.1 served (else HTTP/2 only)
-	h2c     bool           // plain-text HTTP/2 served
 	log     *zap.Logger
 	// handshake bounds a TLS handshake.
 	handshake time.Duration
 
-	mu      sync.Mutex
-	closed  bool
-	h2conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	closed bool
 }
 
 func (s *connServer) serve(ln net.Listener) error {
@@ -66,7 +62,7 @@ func (s *connServer) serveConn(c net.Conn) {
 	}
 	if !isTLS {
 		if !s.http1 {
-			s.serveH2(c, withConnection(context.Background()))
+			s.h2.ServeConn(c, s.streams)
 			return
 		}
 		s.h1.ServeConn(c, nil)
@@ -85,41 +81,13 @@ func (s *connServer) serveConn(c net.Conn) {
 	tc.SetDeadline(time.Time{})
 	state := tc.ConnectionState()
 	switch {
-	case state.NegotiatedProtocol == http2.NextProtoTLS:
-		s.serveH2(tc, mesh.WithConnTLS(withConnection(context.Background())))
+	case state.NegotiatedProtocol == "h2":
+		s.h2.ServeConn(tc, s.streams)
 	case s.http1:
 		s.h1.ServeConn(tc, &state)
 	default:
 		tc.Close()
 	}
-}
-
-// serveH2 runs x/net's HTTP/2 server on c, behind the rapid-reset guard,
-// until it ends. c starts with the client's connection preface.
-func (s *connServer) serveH2(c net.Conn, ctx context.Context) {
-	if !s.trackH2(c, true) {
-		c.Close()
-		return
-	}
-	defer s.trackH2(c, false)
-	s.h2.ServeConn(guarded(c, s.resets), &http2.ServeConnOpts{Context: ctx, BaseConfig: s.base, Handler: s.handler})
-}
-
-func (s *connServer) trackH2(c net.Conn, add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !add {
-		delete(s.h2conns, c)
-		return true
-	}
-	if s.closed {
-		return false
-	}
-	if s.h2conns == nil {
-		s.h2conns = make(map[net.Conn]struct{})
-	}
-	s.h2conns[c] = struct{}{}
-	return true
 }
 
 func (s *connServer) isClosed() bool {
@@ -129,48 +97,26 @@ func (s *connServer) isClosed() bool {
 }
 
 // shutdown drains: HTTP/1.1 connections finish their request in flight,
-// HTTP/2 ones get GOAWAY; at ctx's end whatever is left is closed.
+// HTTP/2 ones get GOAWAY and finish their open streams; at ctx's end
+// whatever is left is closed.
 func (s *connServer) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	s.base.Shutdown(ctx) // runs x/net's graceful-shutdown hook (GOAWAY)
+	h2done := make(chan error, 1)
+	go func() { h2done <- s.h2.Shutdown(ctx) }()
 	err := s.h1.Shutdown(ctx)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		s.mu.Lock()
-		n := len(s.h2conns)
-		if n > 0 && ctx.Err() != nil {
-			for c := range s.h2conns {
-				c.Close()
-			}
-		}
-		s.mu.Unlock()
-		if n == 0 {
-			return err
-		}
-		if ctx.Err() != nil {
-			if err == nil {
-				err = ctx.Err()
-			}
-			return err
-		}
-		select {
-		case <-ctx.Done():
-		case <-tick.C:
-		}
+	if err2 := <-h2done; err == nil {
+		err = err2
 	}
+	return err
 }
 
 type connServerConfig struct {
-	// streams is the connection manager; handler serves it behind
-	// net/http (x/net's HTTP/2).
+	// streams is the connection manager.
 	streams          stream.Handler
-	handler          http.Handler
 	base             *http.Server
 	h2               *http2.Server
-	resets           *stats.Counter
 	tls              *tls.Config
 	permissive       bool
 	http1, h2c       bool
@@ -183,11 +129,8 @@ type connServerConfig struct {
 func newConnServer(cfg connServerConfig) *connServer {
 	s := &connServer{
 		h2:        cfg.h2,
-		base:      cfg.base,
-		handler:   cfg.handler,
-		resets:    cfg.resets,
+		streams:   cfg.streams,
 		http1:     cfg.http1,
-		h2c:       cfg.h2c,
 		log:       cfg.log,
 		handshake: cfg.readHeader,
 	}
@@ -199,7 +142,7 @@ func newConnServer(cfg connServerConfig) *connServer {
 	// HTTP/1.1 streams go to the connection manager directly.
 	h1Streams := cfg.streams
 	if cfg.h2cUpgrade {
-		h1Streams = &h2cUpgrade{next: cfg.streams, h2: cfg.handler, srv: cfg.base, h2s: cfg.h2, closed: cfg.resets}
+		h1Streams = &h2cUpgrade{next: cfg.streams, h2: cfg.h2}
 	}
 	s.h1 = &http1.Server{
 		StreamHandler:     h1Streams,
@@ -221,7 +164,24 @@ func newConnServer(cfg connServerConfig) *connServer {
 		},
 	}
 	if cfg.h2c {
-		s.h1.H2C = func(c net.Conn, ctx context.Context) { s.serveH2(c, ctx) }
+		s.h1.H2C = func(c net.Conn, _ context.Context) { s.h2.ServeConn(c, cfg.streams) }
 	}
 	return s
+}
+
+// h2ConnInfo describes an HTTP/2 connection for its streams: numbered
+// like every downstream connection (Envoy's connection.id; a connection
+// upgraded from HTTP/1.1 keeps its number), with its TLS state.
+func h2ConnInfo(c net.Conn) *stream.ConnectionInfo {
+	info := &stream.ConnectionInfo{Protocol: "HTTP/2", Scheme: "http", Remote: c.RemoteAddr(), Local: c.LocalAddr()}
+	if u, ok := c.(*upgradedConn); ok {
+		info.ID = u.id
+	} else {
+		info.ID = filter.NextConnectionID()
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		info.TLS, info.Scheme = &cs, "https"
+	}
+	return info
 }

@@ -92,9 +92,8 @@ func TestPlainListenerProtocols(t *testing.T) {
 			}
 		}
 	}
-	// x/net keeps the upgrading request as it came (its Proto stays
-	// HTTP/1.1); the answer arrived in HTTP/2 frames.
-	if body.String() != "HTTP/1.1" {
+	// The upgrading request becomes stream 1 of the HTTP/2 connection.
+	if body.String() != "HTTP/2" {
 		t.Fatalf("upgraded request answered %q", body.String())
 	}
 

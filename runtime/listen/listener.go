@@ -18,10 +18,10 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"go.uber.org/zap"
-	"golang.org/x/net/http2"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
+	"github.com/sluice-proxy/sluice/runtime/http2"
 	"github.com/sluice-proxy/sluice/runtime/httpstream"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/stats"
@@ -38,7 +38,7 @@ type Listener struct {
 	// permissive: connections that start with a handshake get TLS, the
 	// others are served as plain HTTP (permissiveListener sorts them).
 	permissive bool
-	srv        *http.Server // HTTP/2's base config; not served itself
+	srv        *http.Server // HTTP/1.1's base config; not served itself
 	conns      *connServer
 	h3         *http3.Server
 	udp        net.PacketConn
@@ -66,8 +66,8 @@ type Guards struct {
 // HTTP starts an HTTP listener for cfg in front of the connection manager
 // h. setAltSvc is called with the Alt-Svc value when the listener serves
 // HTTP/3. Every protocol reaches h as stream.ServerStreams: HTTP/1.1 from
-// runtime/http1 directly, HTTP/2 and HTTP/3 through the net/http adapter
-// (runtime/httpstream).
+// runtime/http1 and HTTP/2 from runtime/http2 directly, HTTP/3 through the
+// net/http adapter (runtime/httpstream).
 func HTTP(cfg config.Listener, h stream.Handler, setAltSvc func(string), log *zap.Logger, g Guards) (*Listener, error) {
 	handler := httpstream.Handler(h)
 	l := &Listener{Name: cfg.Name, cfg: cfg, log: log, errs: make(chan error, 2)}
@@ -83,10 +83,35 @@ func HTTP(cfg config.Listener, h stream.Handler, setAltSvc func(string), log *za
 	if streams == 0 {
 		streams = defaultMaxConcurrentStreams
 	}
-	// HTTP/1.1 is sluice's own server (runtime/http1); HTTP/2 is x/net's
-	// behind the rapid-reset guard (h2_guard.go), given connections by
-	// ALPN, the h2c preface or an h2c upgrade.
-	h2s := &http2.Server{MaxConcurrentStreams: streams, IdleTimeout: idle, MaxReadFrameSize: 16 << 10}
+	// HTTP/1.1 and HTTP/2 are sluice's own codecs (runtime/http1,
+	// runtime/http2), both in front of the connection manager; HTTP/2
+	// connections come by ALPN, the h2c preface or an h2c upgrade.
+	h2s := &http2.Server{
+		MaxConcurrentStreams: streams,
+		StreamWindow:         int32(cfg.InitialStreamWindowSize),
+		ConnWindow:           int32(cfg.InitialConnectionWindowSize),
+		MaxHeaderListSize:    uint32(maxHeader),
+		IdleTimeout:          idle,
+		ConnInfo:             h2ConnInfo,
+		ConnContext: func(c net.Conn) context.Context {
+			// A TLS connection's facts (peer identity, certificate hash)
+			// are worked out for its first stream and kept.
+			if _, ok := c.(*tls.Conn); ok {
+				return mesh.WithConnTLS(context.Background())
+			}
+			return nil
+		},
+	}
+	if g.Stats != nil && (has("h2") || has("h2c") || Permissive(cfg)) {
+		resets := g.Stats.Counter("sluice_downstream_rq_too_many_premature_resets_total", "HTTP/2 connections closed (GOAWAY ENHANCE_YOUR_CALM) for resetting too many streams just after opening them.", "listener", cfg.Name)
+		h2s.OnFloodClose = func(reason string) {
+			if reason == http2.FloodPrematureResets {
+				resets.Inc()
+				return
+			}
+			g.Stats.Counter("sluice_downstream_cx_http2_flood_total", "HTTP/2 connections closed for a flood of frames (control frames, empty frames, priority, window updates, CONTINUATION, unread output).", "listener", cfg.Name, "reason", reason).Inc()
+		}
+	}
 
 	var tlsCfg *tls.Config
 	if cfg.TLS != nil {
@@ -115,21 +140,10 @@ func HTTP(cfg config.Listener, h stream.Handler, setAltSvc func(string), log *za
 		MaxHeaderBytes: maxHeader,
 		ErrorLog:       zap.NewStdLog(log.Named("http")),
 	}
-	// ConfigureServer ties h2s to srv's Shutdown (GOAWAY on every HTTP/2
-	// connection); srv serves nothing itself.
-	if err := http2.ConfigureServer(l.srv, h2s); err != nil {
-		return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
-	}
-	var resets *stats.Counter
-	if g.Stats != nil && (has("h2") || has("h2c") || l.permissive) {
-		resets = g.Stats.Counter("sluice_downstream_rq_too_many_premature_resets_total", "HTTP/2 connections closed (GOAWAY ENHANCE_YOUR_CALM) for resetting too many streams just after opening them.", "listener", cfg.Name)
-	}
 	l.conns = newConnServer(connServerConfig{
 		streams:    h,
-		handler:    handler,
 		base:       l.srv,
 		h2:         h2s,
-		resets:     resets,
 		tls:        tlsCfg,
 		permissive: l.permissive,
 		http1:      serveHTTP1,

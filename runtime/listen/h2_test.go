@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	sluiceh2 "github.com/sluice-proxy/sluice/runtime/http2"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
@@ -143,9 +144,9 @@ func TestRapidResetClosesConnection(t *testing.T) {
 			if goAway.ErrCode != http2.ErrCodeEnhanceYourCalm {
 				t.Fatalf("GOAWAY %v, want ENHANCE_YOUR_CALM", goAway.ErrCode)
 			}
-			// Bounded: the server handled about resetCheckStreams/2 pairs
+			// Bounded: the server handled about DefaultPrematureResetStreams/2 pairs
 			// (stream ids 1, 3, ...), not the 10,000 sent.
-			if max := uint32(2*(resetCheckStreams/2+50) + 1); goAway.LastStreamID > max {
+			if max := uint32(2*(sluiceh2.DefaultPrematureResetStreams/2+50) + 1); goAway.LastStreamID > max {
 				t.Fatalf("GOAWAY after stream %d; want the flood stopped by stream %d", goAway.LastStreamID, max)
 			}
 			for {
@@ -177,82 +178,4 @@ func goodClient(t *testing.T, useTLS bool) *http.Client {
 	}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Timeout: 10 * time.Second, Transport: tr}
-}
-
-// The guard finds frame headers however the bytes are split across
-// reads, and trips on the same frame.
-func TestResetGuardScanAcrossReads(t *testing.T) {
-	var stream []byte
-	frame := func(typ byte, id uint32, payload int) {
-		var h [9]byte
-		h[0], h[1], h[2] = byte(payload>>16), byte(payload>>8), byte(payload)
-		h[3] = typ
-		binary.BigEndian.PutUint32(h[5:], id)
-		stream = append(append(stream, h[:]...), make([]byte, payload)...)
-	}
-	frame(0x4, 0, 6) // SETTINGS
-	for id := uint32(1); id < 2000; id += 2 {
-		frame(frameHeaders, id, 13)
-		frame(0x0, id, 100) // DATA
-		frame(frameRSTStream, id, 4)
-	}
-	tripAt := func(chunk int) int {
-		g := &resetGuardConn{}
-		for off := 0; off < len(stream); off += chunk {
-			end, trip := g.scan(stream[off:min(off+chunk, len(stream))])
-			if trip {
-				return off + end
-			}
-		}
-		return -1
-	}
-	// Envoy's threshold: the 250th premature reset (half of 500 streams)
-	// trips, and the read ends with that RST_STREAM frame.
-	const settings, pair = 9 + 6, (9 + 13) + (9 + 100) + (9 + 4)
-	if whole := tripAt(len(stream)); whole != settings+resetCheckStreams/2*pair {
-		t.Fatalf("tripped at byte %d, want %d (the 250th reset)", whole, settings+resetCheckStreams/2*pair)
-	}
-	for _, chunk := range []int{1, 3, 9, 10, 4096} {
-		// A read that ends inside the RST_STREAM's payload stops there.
-		want := settings + resetCheckStreams/2*pair
-		if got := tripAt(chunk); got < want-4 || got > want {
-			t.Errorf("reads of %d bytes: tripped at byte %d, want the frame ending at %d", chunk, got, want)
-		}
-	}
-}
-
-// FuzzResetGuardScan: the frame-header scanner takes any bytes, split
-// anywhere, without panicking, and trips (or not) on the same frame
-// however the bytes arrive.
-func FuzzResetGuardScan(f *testing.F) {
-	var seed []byte
-	for id := uint32(1); id < 1200; id += 2 {
-		seed = append(seed, 0, 0, 1, frameHeaders, 5, 0, 0, 0, 0, 0x82)
-		binary.BigEndian.PutUint32(seed[len(seed)-5:], id)
-		seed = append(seed, 0, 0, 4, frameRSTStream, 0, 0, 0, 0, 0, 0, 0, 0, 8)
-		binary.BigEndian.PutUint32(seed[len(seed)-8:], id)
-	}
-	f.Add(seed, uint8(7))
-	f.Add([]byte(http2Preface), uint8(1))
-	f.Add([]byte{0xff, 0xff, 0xff, 0x1, 0, 0, 0, 0, 1}, uint8(3))
-	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
-		run := func(size int) (int, bool) {
-			g := &resetGuardConn{}
-			for off := 0; off < len(b); off += size {
-				end, trip := g.scan(b[off:min(off+size, len(b))])
-				if end < 0 || end > min(size, len(b)-off) {
-					t.Fatalf("scan returned offset %d for a %d-byte read", end, min(size, len(b)-off))
-				}
-				if trip {
-					return off + end, true
-				}
-			}
-			return len(b), false
-		}
-		whole, tripped := run(max(len(b), 1))
-		split, splitTripped := run(int(chunk) + 1)
-		if tripped != splitTripped || split > whole {
-			t.Fatalf("whole read: trip %v at %d; %d-byte reads: trip %v at %d", tripped, whole, int(chunk)+1, splitTripped, split)
-		}
-	})
 }
