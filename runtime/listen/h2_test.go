@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,4 +180,195 @@ func goodClient(t *testing.T, useTLS bool) *http.Client {
 	}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Timeout: 10 * time.Second, Transport: tr}
+}
+
+// rawH2C opens an h2c prior-knowledge connection to addr and sends the
+// preface and an empty SETTINGS; the connection is closed with the test.
+func rawH2C(t *testing.T, addr string) (net.Conn, *http2.Framer) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	return c, fr
+}
+
+func getBlock(t *testing.T, path string) []byte {
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", path}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	return block.Bytes()
+}
+
+// TestH2ListenerSettings: the listener's limits and window sizes are what
+// its HTTP/2 connections announce: max_concurrent_streams, the header
+// limit (max_header_bytes), initial_stream_window_size as
+// SETTINGS_INITIAL_WINDOW_SIZE and initial_connection_window_size as the
+// connection window the first WINDOW_UPDATE opens.
+func TestH2ListenerSettings(t *testing.T) {
+	cfg := config.Listener{Name: "w", Address: "127.0.0.1:0", Protocols: []string{"h2c"},
+		MaxConcurrentStreams: 7, MaxHeaderBytes: 32 << 10,
+		InitialStreamWindowSize: 1 << 20, InitialConnectionWindowSize: 4 << 20}
+	l, err := HTTP(cfg, streamFunc(func(s stream.ServerStream) { replyText(s, "ok") }), nil, zap.NewNop(), Guards{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Serve()
+	t.Cleanup(func() { l.Shutdown(context.Background()) })
+	_, fr := rawH2C(t, l.Addr().String())
+	got := map[http2.SettingID]uint32{}
+	var connWindow uint32
+	for connWindow == 0 || len(got) == 0 {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the server's SETTINGS and WINDOW_UPDATE: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				f.ForeachSetting(func(s http2.Setting) error { got[s.ID] = s.Val; return nil })
+			}
+		case *http2.WindowUpdateFrame:
+			if f.StreamID == 0 {
+				connWindow = 65535 + f.Increment
+			}
+		}
+	}
+	for id, want := range map[http2.SettingID]uint32{
+		http2.SettingMaxConcurrentStreams: 7,
+		http2.SettingMaxHeaderListSize:    32 << 10,
+		http2.SettingInitialWindowSize:    1 << 20,
+	} {
+		if got[id] != want {
+			t.Errorf("%v = %d, want %d", id, got[id], want)
+		}
+	}
+	if connWindow != 4<<20 {
+		t.Errorf("connection window %d, want %d", connWindow, 4<<20)
+	}
+}
+
+// TestH2ConnectionIDs: HTTP/2 streams carry the listener's connection id
+// (what the access log and filters see as connection.id): the streams of
+// one connection share it, another connection has its own, and a
+// connection upgraded from HTTP/1.1 keeps the id its HTTP/1.1 requests had.
+func TestH2ConnectionIDs(t *testing.T) {
+	h := streamFunc(func(s stream.ServerStream) {
+		replyText(s, fmt.Sprintf("%d %s", s.Connection().ID, s.Connection().Protocol))
+	})
+	l, err := HTTP(config.Listener{Name: "ids", Address: "127.0.0.1:0", Protocols: []string{"http1", "h2c"}}, h, nil, zap.NewNop(), Guards{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Serve()
+	t.Cleanup(func() { l.Shutdown(context.Background()) })
+	addr := l.Addr().String()
+
+	// readBody reads the response of stream id.
+	readBody := func(fr *http2.Framer, id uint32) string {
+		var body strings.Builder
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("stream %d: %v", id, err)
+			}
+			if d, ok := f.(*http2.DataFrame); ok && d.StreamID == id {
+				body.Write(d.Data())
+				if d.StreamEnded() {
+					return body.String()
+				}
+			}
+		}
+	}
+	request := func(fr *http2.Framer, id uint32) string {
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: getBlock(t, "/"), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		return readBody(fr, id)
+	}
+
+	// Prior knowledge: two streams, one id; a second connection, another.
+	_, fr := rawH2C(t, addr)
+	a1, a2 := request(fr, 1), request(fr, 3)
+	if a1 != a2 || !strings.HasSuffix(a1, " HTTP/2") {
+		t.Fatalf("streams of one connection: %q and %q", a1, a2)
+	}
+	_, fr2 := rawH2C(t, addr)
+	if b := request(fr2, 1); b == a1 {
+		t.Fatalf("two connections share the id %q", b)
+	}
+
+	// An HTTP/1.1 request, then an upgrade on the same connection.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	id1, _, _ := strings.Cut(string(b), " ")
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: \r\n\r\n")
+	if resp, err = http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	io.WriteString(c, http2.ClientPreface)
+	fr3 := http2.NewFramer(c, br)
+	fr3.WriteSettings()
+	if got, want := readBody(fr3, 1), id1+" HTTP/2"; got != want {
+		t.Fatalf("upgraded stream 1: %q, want %q (the HTTP/1.1 requests' id)", got, want)
+	}
+	if got, want := request(fr3, 3), id1+" HTTP/2"; got != want {
+		t.Fatalf("stream 3 after the upgrade: %q, want %q", got, want)
+	}
+}
+
+// TestH2FloodCounted: a connection closed by a flood limit other than
+// rapid reset (here Envoy's max_consecutive_inbound_frames_with_empty_payload:
+// empty DATA frames) is counted per listener and reason.
+func TestH2FloodCounted(t *testing.T) {
+	reg := stats.NewRegistry()
+	l, err := HTTP(config.Listener{Name: "f", Address: "127.0.0.1:0", Protocols: []string{"h2c"}},
+		streamFunc(func(s stream.ServerStream) { <-s.Context().Done() }), nil, zap.NewNop(), Guards{Stats: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Serve()
+	t.Cleanup(func() { l.Shutdown(context.Background()) })
+	_, fr := rawH2C(t, l.Addr().String())
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: getBlock(t, "/"), EndHeaders: true})
+	for i := 0; i < 3; i++ {
+		fr.WriteData(1, false, nil)
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no GOAWAY: %v", err)
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			if g.ErrCode != http2.ErrCodeProtocol {
+				t.Fatalf("GOAWAY %v, want PROTOCOL_ERROR", g.ErrCode)
+			}
+			break
+		}
+	}
+	if n := reg.Counter("sluice_downstream_cx_http2_flood_total", "", "listener", "f", "reason", sluiceh2.FloodEmptyFrames).Value(); n != 1 {
+		t.Errorf("sluice_downstream_cx_http2_flood_total{reason=%q} = %d, want 1", sluiceh2.FloodEmptyFrames, n)
+	}
+	if n := reg.Counter("sluice_downstream_rq_too_many_premature_resets_total", "", "listener", "f").Value(); n != 0 {
+		t.Errorf("sluice_downstream_rq_too_many_premature_resets_total = %d, want 0", n)
+	}
 }

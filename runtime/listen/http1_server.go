@@ -115,7 +115,6 @@ func (s *connServer) shutdown(ctx context.Context) error {
 type connServerConfig struct {
 	// streams is the connection manager.
 	streams          stream.Handler
-	base             *http.Server
 	h2               *http2.Server
 	tls              *tls.Config
 	permissive       bool
@@ -149,7 +148,6 @@ func newConnServer(cfg connServerConfig) *connServer {
 		Limits:            http1.Limits{MaxHeaderBytes: cfg.maxHeader},
 		ReadHeaderTimeout: cfg.readHeader,
 		IdleTimeout:       cfg.idle,
-		BaseServer:        cfg.base,
 		Log:               cfg.log.Named("http1"),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			// Each connection is numbered once (Envoy's connection.id).

@@ -19,7 +19,7 @@ import (
 )
 
 // TestPlainListenerProtocols: on a port with http1 and h2c, HTTP/1.1
-// requests go to sluice's server and prior-knowledge h2c to x/net's; the
+// requests go to runtime/http1 and prior-knowledge h2c to runtime/http2; the
 // upgrade form answers 101 and serves the request as HTTP/2. Shutdown lets
 // a request in flight on each protocol finish and closes an idle
 // connection.

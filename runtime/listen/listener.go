@@ -38,7 +38,6 @@ type Listener struct {
 	// permissive: connections that start with a handshake get TLS, the
 	// others are served as plain HTTP (permissiveListener sorts them).
 	permissive bool
-	srv        *http.Server // HTTP/1.1's base config; not served itself
 	conns      *connServer
 	h3         *http3.Server
 	udp        net.PacketConn
@@ -134,15 +133,8 @@ func HTTP(cfg config.Listener, h stream.Handler, setAltSvc func(string), log *za
 	if cfg.TLS != nil {
 		l.permissive = Permissive(cfg)
 	}
-	l.srv = &http.Server{
-		Handler:        handler,
-		IdleTimeout:    idle,
-		MaxHeaderBytes: maxHeader,
-		ErrorLog:       zap.NewStdLog(log.Named("http")),
-	}
 	l.conns = newConnServer(connServerConfig{
 		streams:    h,
-		base:       l.srv,
 		h2:         h2s,
 		tls:        tlsCfg,
 		permissive: l.permissive,
