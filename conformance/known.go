@@ -13,39 +13,16 @@ const (
 	SuiteAS          = "AssemblyScript SDK"
 )
 
-// goH2 explains the h2spec cases Go's HTTP/2 server (golang.org/x/net/http2
-// as bundled in net/http) answers differently from RFC 9113/7540's MUST.
-var goH2 = map[string]string{
-	"http2/6.5.3/1":   "Go's HTTP/2 server closes the connection when one SETTINGS frame repeats SETTINGS_INITIAL_WINDOW_SIZE (a defence against settings floods); the RFC says the last value wins.",
-	"http2/8.1.2.2/1": "Go answers a request carrying a connection-specific header (connection:) with 400 Bad Request on the stream instead of RST_STREAM PROTOCOL_ERROR; the request is still refused.",
-	"http2/8.1.2.2/2": "Go answers a request with TE other than \"trailers\" with 400 Bad Request on the stream instead of RST_STREAM PROTOCOL_ERROR; the request is still refused.",
-}
-
 // known lists, per suite and case, the failures that are known differences
 // from the RFC or from Envoy, with the reason. A failure listed here does
 // not fail `make conformance`; one that is not listed does.
 var known = map[string]map[string]string{
-	SuiteH2SpecMixed: merge(goH2, map[string]string{
+	SuiteH2SpecMixed: {
 		"http2/3.5/2": "On a port that also speaks HTTP/1.1 an invalid HTTP/2 preface is a valid start of an HTTP/1.1 request, which gets 400 Bad Request instead of a connection error; an h2c-only listener closes the connection as the RFC asks (see the h2c-only suite).",
-	}),
-	SuiteH2SpecH2C: goH2,
-	SuiteABI: {
-		"trailers-only request over h2c (HEADERS, then HEADERS with END_STREAM, no DATA): headers eos=0, trailers callback": "Go's HTTP/2 server (net/http's bundled x/net/http2, processTrailerHeaders) keeps only the request trailers the client declared in a trailer header and drops the others; the filter sees the body end (size 0, end_of_stream) and no trailers callback. Envoy delivers undeclared trailers. Declared ones work (previous row).",
 	},
-	SuiteH2SpecTLS: goH2,
 	SuiteAS: {
 		"README example with an empty configuration: hello: world!": "A bug of @solo-io/proxy-runtime 0.1.8, not of the host: RootContext.onConfigure passes configuration_size as the size pointer of proxy_get_buffer_bytes, and with an empty configuration reads the (ptr 0, size 0) that proxy-wasm-cpp-host's get_buffer_bytes writes for an empty range (src/exports.cc) back as an ArrayBuffer at address 0, which traps. sluice writes exactly what cpp-host writes; with a configuration (the SDK README's way) the example works (previous rows).",
 	},
-}
-
-func merge(ms ...map[string]string) map[string]string {
-	out := map[string]string{}
-	for _, m := range ms {
-		for k, v := range m {
-			out[k] = v
-		}
-	}
-	return out
 }
 
 // KnownDifference reports whether a failing case is a known difference,
