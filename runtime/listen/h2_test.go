@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
@@ -54,12 +53,7 @@ func TestRapidResetClosesConnection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := stats.NewRegistry()
 			h := streamFunc(func(s stream.ServerStream) { replyText(s, "ok") })
-			l, err := HTTP(tc.cfg, h, nil, zap.NewNop(), Guards{Stats: reg})
-			if err != nil {
-				t.Fatal(err)
-			}
-			l.Serve()
-			t.Cleanup(func() { l.Shutdown(context.Background()) })
+			l := startListener(t, tc.cfg, h, Guards{Stats: reg})
 			addr := l.Addr().String()
 			dial := func() net.Conn {
 				c, err := net.Dial("tcp", addr)
@@ -217,12 +211,7 @@ func TestH2ListenerSettings(t *testing.T) {
 	cfg := config.Listener{Name: "w", Address: "127.0.0.1:0", Protocols: []string{"h2c"},
 		MaxConcurrentStreams: 7, MaxHeaderBytes: 32 << 10,
 		InitialStreamWindowSize: 1 << 20, InitialConnectionWindowSize: 4 << 20}
-	l, err := HTTP(cfg, streamFunc(func(s stream.ServerStream) { replyText(s, "ok") }), nil, zap.NewNop(), Guards{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Serve()
-	t.Cleanup(func() { l.Shutdown(context.Background()) })
+	l := startListener(t, cfg, streamFunc(func(s stream.ServerStream) { replyText(s, "ok") }), Guards{})
 	_, fr := rawH2C(t, l.Addr().String())
 	got := map[http2.SettingID]uint32{}
 	var connWindow uint32
@@ -264,12 +253,7 @@ func TestH2ConnectionIDs(t *testing.T) {
 	h := streamFunc(func(s stream.ServerStream) {
 		replyText(s, fmt.Sprintf("%d %s", s.Connection().ID, s.Connection().Protocol))
 	})
-	l, err := HTTP(config.Listener{Name: "ids", Address: "127.0.0.1:0", Protocols: []string{"http1", "h2c"}}, h, nil, zap.NewNop(), Guards{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Serve()
-	t.Cleanup(func() { l.Shutdown(context.Background()) })
+	l := startListener(t, config.Listener{Name: "ids", Address: "127.0.0.1:0", Protocols: []string{"http1", "h2c"}}, h, Guards{})
 	addr := l.Addr().String()
 
 	// readBody reads the response of stream id.
@@ -341,13 +325,8 @@ func TestH2ConnectionIDs(t *testing.T) {
 // empty DATA frames) is counted per listener and reason.
 func TestH2FloodCounted(t *testing.T) {
 	reg := stats.NewRegistry()
-	l, err := HTTP(config.Listener{Name: "f", Address: "127.0.0.1:0", Protocols: []string{"h2c"}},
-		streamFunc(func(s stream.ServerStream) { <-s.Context().Done() }), nil, zap.NewNop(), Guards{Stats: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Serve()
-	t.Cleanup(func() { l.Shutdown(context.Background()) })
+	l := startListener(t, config.Listener{Name: "f", Address: "127.0.0.1:0", Protocols: []string{"h2c"}},
+		streamFunc(func(s stream.ServerStream) { <-s.Context().Done() }), Guards{Stats: reg})
 	_, fr := rawH2C(t, l.Addr().String())
 	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: getBlock(t, "/"), EndHeaders: true})
 	for i := 0; i < 3; i++ {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
@@ -34,12 +33,7 @@ func TestPlainListenerProtocols(t *testing.T) {
 		}
 		replyText(s, proto)
 	})
-	l, err := HTTP(config.Listener{Name: "p", Address: "127.0.0.1:0", Protocols: []string{"http1", "h2c"}}, h, nil, zap.NewNop(), Guards{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Serve()
-	t.Cleanup(func() { l.Shutdown(context.Background()) })
+	l := startListener(t, config.Listener{Name: "p", Address: "127.0.0.1:0", Protocols: []string{"http1", "h2c"}}, h, Guards{})
 	addr := l.Addr().String()
 
 	h1 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}

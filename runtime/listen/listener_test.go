@@ -1,7 +1,6 @@
 package listen
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -9,8 +8,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
@@ -46,12 +43,7 @@ func TestTLSFactsPerConnection(t *testing.T) {
 		info := mesh.ConnTLSInfo(s.Context(), s.Connection().TLS)
 		replyText(s, fmt.Sprintf("%p %s", info, info.PeerURISANs[0]))
 	})
-	l, err := HTTP(cfg, h, nil, zap.NewNop(), Guards{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Serve()
-	t.Cleanup(func() { l.Shutdown(context.Background()) })
+	l := startListener(t, cfg, h, Guards{})
 
 	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key"))
 	if err != nil {
