@@ -351,3 +351,47 @@ func TestH2FloodCounted(t *testing.T) {
 		t.Errorf("sluice_downstream_rq_too_many_premature_resets_total = %d, want 0", n)
 	}
 }
+
+// TestH2IdleTimeout: an HTTP/2 connection that has had no stream for the
+// listener's idle_timeout gets GOAWAY NO_ERROR and is closed; one with a
+// stream in flight is not (the stream is answered first).
+func TestH2IdleTimeout(t *testing.T) {
+	release := make(chan struct{})
+	h := streamFunc(func(s stream.ServerStream) {
+		<-release
+		replyText(s, "ok")
+	})
+	l := startListener(t, config.Listener{Name: "idle", Address: "127.0.0.1:0", Protocols: []string{"h2c"},
+		IdleTimeout: config.Duration(50 * time.Millisecond)}, h, Guards{})
+	_, fr := rawH2C(t, l.Addr().String())
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: getBlock(t, "/"), EndStream: true, EndHeaders: true})
+	// The stream stays open for several idle timeouts: no GOAWAY meanwhile.
+	time.AfterFunc(300*time.Millisecond, func() { close(release) })
+	answered := false
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no GOAWAY before the connection ended: %v", err)
+		}
+		if d, ok := f.(*http2.DataFrame); ok && d.StreamID == 1 && d.StreamEnded() {
+			answered = true
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			if !answered {
+				t.Fatalf("GOAWAY %v while stream 1 was open", g.ErrCode)
+			}
+			if g.ErrCode != http2.ErrCodeNo || g.LastStreamID != 1 {
+				t.Fatalf("GOAWAY %v last stream %d, want NO_ERROR after stream 1", g.ErrCode, g.LastStreamID)
+			}
+			break
+		}
+	}
+	for {
+		if _, err := fr.ReadFrame(); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the connection stays open after GOAWAY")
+			}
+			break
+		}
+	}
+}
