@@ -40,7 +40,11 @@ type Server struct {
 	// H2C, when set, takes a connection that starts with the HTTP/2
 	// connection preface (prior-knowledge h2c); c replays what was read.
 	H2C func(c net.Conn, ctx context.Context)
-	Log *zap.Logger
+	// ConnectionID numbers a new connection (Envoy's connection.id, shared
+	// with the listener's other protocols so numbers never collide); nil
+	// numbers connections by this package's own counter.
+	ConnectionID func() uint64
+	Log          *zap.Logger
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}

@@ -31,13 +31,21 @@ type serverStream struct {
 
 var _ stream.ServerStream = (*serverStream)(nil)
 
-// connIDs numbers connections for ConnectionInfo.ID.
+// connIDs numbers connections for ConnectionInfo.ID when the server has
+// no ConnectionID of its own.
 var connIDs atomic.Uint64
+
+func (srv *Server) nextConnectionID() uint64 {
+	if srv.ConnectionID != nil {
+		return srv.ConnectionID()
+	}
+	return connIDs.Add(1)
+}
 
 func (s *serverStream) init(c *conn) {
 	s.c = c
 	s.info = stream.ConnectionInfo{
-		ID:     connIDs.Add(1),
+		ID:     c.srv.nextConnectionID(),
 		Scheme: "http",
 		Remote: c.nc.RemoteAddr(),
 		Local:  c.nc.LocalAddr(),

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	sluiceh2 "github.com/sluice-proxy/sluice/runtime/http2"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -255,6 +257,7 @@ func TestH2ConnectionIDs(t *testing.T) {
 	})
 	l := startListener(t, config.Listener{Name: "ids", Address: "127.0.0.1:0", Protocols: []string{"http1", "h2c"}}, h, Guards{})
 	addr := l.Addr().String()
+	before := filter.NextConnectionID()
 
 	// readBody reads the response of stream id.
 	readBody := func(fr *http2.Framer, id uint32) string {
@@ -317,6 +320,17 @@ func TestH2ConnectionIDs(t *testing.T) {
 	}
 	if got, want := request(fr3, 3), id1+" HTTP/2"; got != want {
 		t.Fatalf("stream 3 after the upgrade: %q, want %q", got, want)
+	}
+	// Every protocol numbers from one counter (HTTP/1.1 had its own, so
+	// its ids collided with HTTP/2's in access logs and properties).
+	seen := map[string]bool{}
+	for _, v := range []string{a1, request(fr2, 3), id1} {
+		id, _, _ := strings.Cut(v, " ")
+		n, err := strconv.ParseUint(id, 10, 64)
+		if err != nil || n <= before || seen[id] {
+			t.Fatalf("connection id %q: not a fresh number from the shared counter (taken before: %d, seen %v)", id, before, seen)
+		}
+		seen[id] = true
 	}
 }
 

@@ -149,9 +149,10 @@ func newConnServer(cfg connServerConfig) *connServer {
 		ReadHeaderTimeout: cfg.readHeader,
 		IdleTimeout:       cfg.idle,
 		Log:               cfg.log.Named("http1"),
+		// Numbered from the same counter as HTTP/2, HTTP/3 and TCP
+		// connections (Envoy's connection.id).
+		ConnectionID: filter.NextConnectionID,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			// Each connection is numbered once (Envoy's connection.id).
-			ctx = withConnection(ctx)
 			if _, ok := c.(*tls.Conn); ok {
 				// A connection's TLS facts (peer identity, certificate
 				// hash, subject) are worked out for its first request
