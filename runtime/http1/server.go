@@ -34,9 +34,6 @@ type Server struct {
 	// ConnContext derives a connection's context (requests' contexts are
 	// it): the listener's per-connection facts go there.
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
-	// BaseServer is put in contexts as http.ServerContextKey (x/net's h2c
-	// upgrade takes its settings from it).
-	BaseServer *http.Server
 	// H2C, when set, takes a connection that starts with the HTTP/2
 	// connection preface (prior-knowledge h2c); c replays what was read.
 	H2C func(c net.Conn, ctx context.Context)
@@ -179,9 +176,6 @@ func (c *conn) setIdle(idle bool) bool {
 func (c *conn) serve() {
 	s := c.srv
 	ctx := context.Background()
-	if s.BaseServer != nil {
-		ctx = context.WithValue(ctx, http.ServerContextKey, s.BaseServer)
-	}
 	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, c.nc)
