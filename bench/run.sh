@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make bench: sluice against nginx as a reverse proxy to the same upstream,
-# measured alternately in one run on loopback, with client, proxy and
+# make bench: sluice against nginx as a reverse proxy to the same upstream
+# (HTTP/1.1, h2c, and gRPC unary against nginx's grpc_pass to one gRPC
+# upstream), measured alternately in one run on loopback, with client, proxy and
 # upstream pinned to separate cores where the machine has them.
 #
 # Prints req/s, p50 and p99 for each and the ratio sluice/nginx, and writes
@@ -26,6 +27,8 @@ pin() { local cpus=$1; shift; taskset -c "$cpus" "$@"; }
 UP_PORT=${UP_PORT:-18080}
 NGINX_PORT=${NGINX_PORT:-18081}
 NGINX_H2_PORT=${NGINX_H2_PORT:-18084}
+GRPC_UP_PORT=${GRPC_UP_PORT:-18085}
+NGINX_GRPC_PORT=${NGINX_GRPC_PORT:-18086}
 SLUICE_PORT=${SLUICE_PORT:-18082}
 ADMIN_PORT=${ADMIN_PORT:-18083}
 PIDS=()
@@ -102,8 +105,21 @@ http {
       proxy_set_header Connection "";
     }
   }
+  # gRPC: h2c in, grpc_pass to the gRPC upstream over kept-alive h2c
+  # connections (nginx sends one stream at a time on each).
+  upstream grpcup { server 127.0.0.1:$GRPC_UP_PORT; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGINX_GRPC_PORT http2;
+    location / { grpc_pass grpc://grpcup; }
+  }
 }
 CONF
+
+# The gRPC upstream of the gRPC unary row (bench/grpcup: grpc-go's
+# interop TestService), and the request h2load sends it: one
+# length-prefixed SimpleRequest{response_size: 20} (field 2, varint 20).
+go build -o "$work/grpcup" ./bench/grpcup
+printf '\x00\x00\x00\x00\x02\x10\x14' > "$work/grpc-req.bin"
 
 # The SDK's own overhead: the same header filter with our SDK and against
 # the bare ABI (issue 4), both loaded from files like a user's filter.
@@ -231,11 +247,19 @@ $(for p in key-auth jwt rate-limiting response-ratelimiting cors request-transfo
   printf '[[routes]]\nname = "p-%s"\nmatch = { path_prefix = "/p/%s" }\nplugins = ["%s"]\nbackends = [ { cluster = "up" } ]\n' "$p" "$p" "$p"
 done)
 [[routes]]
+name = "grpc"
+match = { path_prefix = "/grpc.testing.TestService/" }
+backends = [ { cluster = "grpc" } ]
+[[routes]]
 name = "plain"
 backends = [ { cluster = "up" } ]
 [[clusters]]
 name = "up"
 endpoints = ["127.0.0.1:$UP_PORT"]
+[[clusters]]
+name = "grpc"
+protocol = "h2c"
+endpoints = ["127.0.0.1:$GRPC_UP_PORT"]
 CONF
 
 # Started directly (not through a shell function) so $! is the server
@@ -243,9 +267,15 @@ CONF
 taskset -c "$OTHER_CPU" nginx -c "$work/nginx-up/nginx.conf" & PIDS+=($!)
 taskset -c "$PROXY_CPU" nginx -c "$work/nginx-proxy/nginx.conf" & PIDS+=($!)
 GOMAXPROCS=1 taskset -c "$PROXY_CPU" bin/sluice run --config "$work/sluice.toml" --log-level warn & PIDS+=($!)
+taskset -c "$OTHER_CPU" "$work/grpcup" -addr "127.0.0.1:$GRPC_UP_PORT" & PIDS+=($!)
 
 wait_port() { for _ in $(seq 600); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "port $1 did not come up" >&2; return 1; }
 wait_port "$UP_PORT"; wait_port "$NGINX_PORT"; wait_port "$SLUICE_PORT"
+# A gRPC server answers no HTTP/1.1 GET: wait for a real unary call, on
+# the upstream and then through each proxy (h2load would count a 200 with
+# a grpc-status error as a success).
+wait_grpc() { for _ in $(seq 600); do "$work/grpcup" -check "127.0.0.1:$1" 2>/dev/null && return 0; sleep 0.1; done; "$work/grpcup" -check "127.0.0.1:$1"; }
+wait_grpc "$GRPC_UP_PORT"; wait_grpc "$SLUICE_PORT"; wait_grpc "$NGINX_GRPC_PORT"
 
 # wrk: HTTP/1.1 keep-alive, 64 connections. Prints "rps p50_ms p99_ms".
 run_wrk() {
@@ -260,9 +290,12 @@ run_wrk() {
 
 # h2load: HTTP/2 (h2c prior knowledge), 16 connections x 10 streams; the
 # per-request log gives the percentiles h2load does not print.
+# Further arguments replace the URL's path and add h2load options (the
+# gRPC row's body and headers).
 run_h2load() {
-  local port=$1 log=$2
-  pin "$OTHER_CPU" h2load -c16 -m10 -D "${DURATION%s}" --log-file="$log.req" "http://127.0.0.1:$port/" > "$log"
+  local port=$1 log=$2 path=${3:-/}
+  shift $(( $# < 3 ? $# : 3 ))
+  pin "$OTHER_CPU" h2load -c16 -m10 -D "${DURATION%s}" --log-file="$log.req" "$@" "http://127.0.0.1:$port$path" > "$log"
   local rps
   rps=$(awk '/^finished in/ { for (i=1;i<=NF;i++) if ($i ~ /req\/s/) { gsub(",","",$(i-1)); print $(i-1) } }' "$log")
   local pcts
@@ -282,6 +315,12 @@ for round in $(seq "$ROUNDS"); do
     echo "round $round: $target h2"
     h2port=$SLUICE_PORT; [[ $target == nginx ]] && h2port=$NGINX_H2_PORT
     echo "h2 $target $(run_h2load "$h2port" "$OUT/h2load-$target-$round.log")" >> "$OUT/raw.csv"
+    # gRPC unary: h2load with a gRPC body, 16 connections x 10 streams,
+    # sluice's h2c cluster against nginx's grpc_pass, one gRPC upstream.
+    echo "round $round: $target grpc unary"
+    grpcport=$SLUICE_PORT; [[ $target == nginx ]] && grpcport=$NGINX_GRPC_PORT
+    echo "grpc $target $(run_h2load "$grpcport" "$OUT/grpc-$target-$round.log" /grpc.testing.TestService/UnaryCall \
+      -d "$work/grpc-req.bin" -H "content-type: application/grpc" -H "te: trailers")" >> "$OUT/raw.csv"
   done
 done
 
@@ -334,11 +373,11 @@ for line in open(sys.argv[1]):
         best[(proto, target)] = row
 print("| protocol | sluice req/s | nginx req/s | ratio | sluice p50 ms | nginx p50 ms | sluice p99 ms | nginx p99 ms | p99 ratio |")
 print("|---|---|---|---|---|---|---|---|---|")
-for proto in ("http1", "h2"):
+for proto, label in (("http1", "http1"), ("h2", "h2"), ("grpc", "grpc unary")):
     s, n = best[(proto, "sluice")], best[(proto, "nginx")]
     if not s or not n:
         continue
-    print(f"| {proto} | {s[0]:.0f} | {n[0]:.0f} | {s[0]/n[0]:.2f} | {s[1]:.3f} | {n[1]:.3f} | {s[2]:.3f} | {n[2]:.3f} | {s[2]/n[2] if n[2] else 0:.2f} |")
+    print(f"| {label} | {s[0]:.0f} | {n[0]:.0f} | {s[0]/n[0]:.2f} | {s[1]:.3f} | {n[1]:.3f} | {s[2]:.3f} | {n[2]:.3f} | {s[2]/n[2] if n[2] else 0:.2f} |")
 PY
 python3 - "$OUT/routes.csv" >> "$OUT/results.md" <<'PY'
 import sys
