@@ -34,8 +34,8 @@ func h2Frame(typ http2.FrameType, flags http2.Flags, payload []byte) []byte {
 
 // hpackLiteral is a header field as HPACK's "literal without indexing"
 // (RFC 7541 6.2.2) with a static-table name index (0 for a new name), no
-// Huffman: the raw peers never touch a dynamic table, so their prepared
-// blocks are valid on every request.
+// Huffman: the raw upstream never touches a dynamic table, so its
+// prepared blocks are valid on every response.
 func hpackLiteral(nameIndex int, name, value string) []byte {
 	var b []byte
 	if nameIndex < 15 {
@@ -43,6 +43,21 @@ func hpackLiteral(nameIndex int, name, value string) []byte {
 	} else {
 		b = append(b, 0x0f, byte(nameIndex-15))
 	}
+	return appendNameValue(b, nameIndex, name, value)
+}
+
+// hpackIndexing is the same field as a "literal with incremental
+// indexing" (RFC 7541 6.2.1): the client's first request adds its fields
+// to the proxy's decoder table and the later ones name them by index, as
+// real clients (h2load, grpc-go) do.
+func hpackIndexing(nameIndex int, name, value string) []byte {
+	return appendNameValue([]byte{0x40 | byte(nameIndex)}, nameIndex, name, value) // nameIndex < 63
+}
+
+// hpackIndexed is a field by its index (RFC 7541 6.1), below 127.
+func hpackIndexed(index int) []byte { return []byte{0x80 | byte(index)} }
+
+func appendNameValue(b []byte, nameIndex int, name, value string) []byte {
 	if nameIndex == 0 {
 		b = append(b, byte(len(name)))
 		b = append(b, name...)
@@ -61,17 +76,23 @@ func concat(parts ...[]byte) []byte {
 
 // h2Exchange is one request as frames and what its response must hold.
 type h2Exchange struct {
-	request  [][]byte // frames; the stream id is patched into each
+	first    [][]byte // the first request's frames (indexing its fields)
+	request  [][]byte // later requests' frames; the stream id is patched into each
 	response [][]byte // the raw upstream's answer, patched the same way
 	dataLen  int      // the response DATA bytes the client must see
 }
 
-// The GET: :method GET, :scheme http, :path / (static), :authority.
-// The answer: :status 200, content-type, content-length and a 20-byte body.
+// The GET: :method GET, :scheme http, :path / (static), :authority
+// (dynamic, 62 once the first request indexed it). The answer: :status
+// 200, content-type, content-length and a 20-byte body.
 var h2Get = h2Exchange{
+	first: [][]byte{
+		h2Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream,
+			concat([]byte{0x82, 0x86, 0x84}, hpackIndexing(1, "", "bench.local"))),
+	},
 	request: [][]byte{
 		h2Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream,
-			concat([]byte{0x82, 0x86, 0x84}, hpackLiteral(1, "", "bench.local"))),
+			concat([]byte{0x82, 0x86, 0x84}, hpackIndexed(62))),
 	},
 	response: [][]byte{
 		h2Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders,
@@ -91,14 +112,21 @@ func grpcMessage(msg string) []byte {
 // The gRPC unary call: POST with content-type application/grpc and te,
 // one 5-byte-prefixed message; the answer: headers, one message and the
 // trailers (grpc-status 0) that end the stream.
+// The first request indexes :path, :authority, content-type and te (the
+// newest at 62), the later ones name all four by index.
 var h2GRPCUnary = h2Exchange{
-	request: [][]byte{
+	first: [][]byte{
 		h2Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, concat(
 			[]byte{0x83, 0x86},
-			hpackLiteral(4, "", "/grpc.testing.TestService/UnaryCall"),
-			hpackLiteral(1, "", "bench.local"),
-			hpackLiteral(31, "", "application/grpc"),
-			hpackLiteral(0, "te", "trailers"))),
+			hpackIndexing(4, "", "/grpc.testing.TestService/UnaryCall"),
+			hpackIndexing(1, "", "bench.local"),
+			hpackIndexing(31, "", "application/grpc"),
+			hpackIndexing(0, "te", "trailers"))),
+		h2Frame(http2.FrameData, http2.FlagDataEndStream, grpcMessage("hello")),
+	},
+	request: [][]byte{
+		h2Frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders,
+			concat([]byte{0x83, 0x86}, hpackIndexed(65), hpackIndexed(64), hpackIndexed(63), hpackIndexed(62))),
 		h2Frame(http2.FrameData, http2.FlagDataEndStream, grpcMessage("hello")),
 	},
 	response: [][]byte{
@@ -211,7 +239,11 @@ func (r *rawH2Client) roundTrip() {
 func (r *rawH2Client) do() error {
 	id := r.id
 	r.id += 2
-	r.out = patchStream(r.out, r.ex.request, id)
+	frames := r.ex.request
+	if id == 1 {
+		frames = r.ex.first
+	}
+	r.out = patchStream(r.out, frames, id)
 	if _, err := r.c.Write(r.out); err != nil {
 		return err
 	}
