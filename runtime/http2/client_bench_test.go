@@ -155,6 +155,36 @@ func TestClientRequestAllocs(t *testing.T) {
 	t.Logf("%.1f allocations per request", allocs)
 }
 
+// TestClientRequestIDAllocs: a request id that changes on every request
+// (as the proxy stamps one) costs no allocation of its own: it goes as a
+// literal never indexed, so the encoder keeps no string of it.
+func TestClientRequestIDAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	cc := dialResponder(t)
+	req := &requestFixture{h: reqHead("GET", "/bench", "x-request-id", "00000000-0000-0000-0000-000000000000"), buf: make([]byte, 512)}
+	id, _ := req.h.Get("x-request-id")
+	n := 0
+	next := func() { // a new id in place: the fixture's own bytes
+		n++
+		for i, v := len(id)-1, n; v > 0; i, v = i-1, v/10 {
+			id[i] = byte('0' + v%10)
+		}
+		oneRequest(t, cc, req)
+	}
+	for range 10 {
+		next()
+	}
+	with := testing.AllocsPerRun(200, next)
+	base := testing.AllocsPerRun(200, func() { oneRequest(t, cc, newRequestFixtureOnce) })
+	if with > base {
+		t.Fatalf("%.1f allocations per request with a new x-request-id each, %.1f without one", with, base)
+	}
+}
+
+var newRequestFixtureOnce = newRequestFixture()
+
 // BenchmarkXNetClientRequest is the same exchange on x/net's client, for
 // comparison.
 func BenchmarkXNetClientRequest(b *testing.B) {

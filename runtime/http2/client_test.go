@@ -309,3 +309,38 @@ func TestClientConcurrentBigBodies(t *testing.T) {
 		}
 	}
 }
+
+// TestClientPerRequestFieldsArrive: request ids and trace context (sent
+// as literals never indexed, from the caller's bytes without a copy)
+// reach the server intact on request after request of one connection,
+// the same map's bytes rewritten between them, between fields that are
+// indexed.
+func TestClientPerRequestFieldsArrive(t *testing.T) {
+	xs := startXServer(t, false, 0, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Got-Id", r.Header.Get("X-Request-Id"))
+		w.Header().Set("X-Got-Trace", r.Header.Get("Traceparent"))
+		w.Header().Set("X-Got-Agent", r.Header.Get("User-Agent"))
+	})
+	cc := xs.dial(t, ClientOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h := reqHead("GET", "/", "user-agent", "t", "X-Request-Id", "id-0", "traceparent", "00-trace-0")
+	id, _ := h.Get("x-request-id")
+	trace, _ := h.Get("traceparent")
+	for i := range 5 {
+		id[len(id)-1], trace[len(trace)-1] = byte('0'+i), byte('0'+i)
+		status, head, _, _, err := roundTrip(ctx, cc, h, nil, nil)
+		if err != nil || status != 200 {
+			t.Fatalf("request %d: %d %v", i, status, err)
+		}
+		if want := fmt.Sprintf("id-%d", i); get(head, "x-got-id") != want {
+			t.Fatalf("request %d: the server saw x-request-id %q, want %q", i, get(head, "x-got-id"), want)
+		}
+		if want := fmt.Sprintf("00-trace-%d", i); get(head, "x-got-trace") != want {
+			t.Fatalf("request %d: the server saw traceparent %q, want %q", i, get(head, "x-got-trace"), want)
+		}
+		if get(head, "x-got-agent") != "t" {
+			t.Fatalf("request %d: user-agent %q", i, get(head, "x-got-agent"))
+		}
+	}
+}

@@ -3,8 +3,6 @@ package http2
 import (
 	"strconv"
 
-	"golang.org/x/net/http2/hpack"
-
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
@@ -102,7 +100,7 @@ func (cc *ClientConn) requestHeadLocked(h *stream.HeaderMap, contentLength int64
 func (cc *ClientConn) encodeRequestLocked() {
 	cc.hbuf.Reset()
 	for _, f := range cc.head {
-		cc.henc.WriteField(hpack.HeaderField{Name: cc.lowerStr(f.name), Value: cc.str(f.value)})
+		cc.writeFieldLocked(f.name, f.value)
 	}
 	clear(cc.head) // holds no caller's bytes past the request
 }

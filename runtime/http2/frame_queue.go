@@ -3,6 +3,7 @@ package http2
 import (
 	"bytes"
 	"encoding/binary"
+	"unsafe"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -28,6 +29,7 @@ type frameQueue struct {
 	henc          *hpack.Encoder
 	hbuf          bytes.Buffer
 	strs          map[string]string // interned field strings (str)
+	uniqueNamed   uint8             // uniquePerMessage fields already indexed once
 	peerMaxFrame  int               // the peer's SETTINGS_MAX_FRAME_SIZE
 }
 
@@ -143,9 +145,43 @@ func (q *frameQueue) encodeFieldsLocked(h *stream.HeaderMap, request bool) {
 	for i := 0; i < h.Len(); i++ {
 		name, value := h.At(i)
 		if sentRegular(name, value, request) {
-			q.henc.WriteField(hpack.HeaderField{Name: q.lowerStr(name), Value: q.str(value)})
+			q.writeFieldLocked(name, value)
 		}
 	}
+}
+
+// writeFieldLocked HPACK-encodes one field, its name in lower case.
+//
+// A field whose value is new on every message (a request id, a trace
+// context) is indexed once per connection, so that its name has an entry
+// in both dynamic tables, and from then on goes as a literal never
+// indexed that refers to that name: indexing each new value would only
+// push the fields that do repeat out of both tables (HPACK evicts the
+// oldest first, used or not), and since the encoder keeps nothing of a
+// field it does not index, the value needs no string of its own (its
+// bytes are read before WriteField returns).
+func (q *frameQueue) writeFieldLocked(name, value []byte) {
+	if k := uniquePerMessage(name); k > 0 {
+		if q.uniqueNamed&k != 0 {
+			q.henc.WriteField(hpack.HeaderField{Name: q.lowerStr(name), Value: unsafe.String(unsafe.SliceData(value), len(value)), Sensitive: true})
+			return
+		}
+		q.uniqueNamed |= k
+	}
+	q.henc.WriteField(hpack.HeaderField{Name: q.lowerStr(name), Value: q.str(value)})
+}
+
+// uniquePerMessage reports, as a bit of frameQueue.uniqueNamed, the
+// fields whose values a proxy sees once: the request id it stamps on
+// every request and W3C trace context; 0 for any other.
+func uniquePerMessage(name []byte) uint8 {
+	switch {
+	case bytes.EqualFold(name, []byte("x-request-id")):
+		return 1
+	case bytes.EqualFold(name, []byte("traceparent")):
+		return 2
+	}
+	return 0
 }
 
 // sentRegular says whether a field of a map goes out as a regular field
