@@ -166,7 +166,7 @@ func (x *h2Exchange) writeBody(req *Request, rest []byte) {
 		_, err = s.Write(rest)
 	} else if req.BodyStream != nil {
 		bp := h2CopyBufs.Get().(*[]byte)
-		_, err = io.CopyBuffer(streamWriter{s}, onlyReader{req.BodyStream}, *bp)
+		err = copyBody(s, req.BodyStream, *bp)
 		h2CopyBufs.Put(bp)
 		x.closeBody()
 	}
@@ -181,12 +181,26 @@ func (x *h2Exchange) writeBody(req *Request, rest []byte) {
 
 var h2CopyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-type streamWriter struct{ s *http2.ClientStream }
-
-func (w streamWriter) Write(p []byte) (int, error) { return w.s.Write(p) }
-
-// onlyReader hides WriteTo, so CopyBuffer uses our buffer.
-type onlyReader struct{ io.Reader }
+// copyBody copies a streamed body to the stream through buf. Not
+// io.CopyBuffer: that needs the reader wrapped (to hide a WriteTo that
+// would bypass buf) and the stream as an io.Writer, two interface values
+// that cost an allocation per request.
+func copyBody(s *http2.ClientStream, r io.Reader, buf []byte) error {
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := s.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
 
 // closeBody closes a streamed request body once.
 func (x *h2Exchange) closeBody() {
