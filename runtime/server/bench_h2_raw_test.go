@@ -279,17 +279,9 @@ func (r *rawH2Client) do() error {
 // front of it, and returns a warmed client.
 func h2RawProxy(tb testing.TB, ex h2Exchange) *rawH2Client {
 	upAddr := startRawH2Upstream(tb, ex)
-	ts := startServer(tb, baseConfig(`
-[access_log]
-disabled = true
-[[routes]]
-name = "r"
-backends = [ { cluster = "up" } ]
-[[clusters]]
-name = "up"
-protocol = "h2c"
-endpoints = ["`+upAddr+`"]
-`))
+	// The gRPC tests' h2c route and cluster, without the access log (as
+	// BenchmarkProxyHTTP1Raw: the log's allocations are not the path's).
+	ts := startServer(tb, grpcConfig(upAddr)+"\n[access_log]\ndisabled = true\n")
 	cl := newRawH2Client(tb, ts.ListenerAddr("public"), ex)
 	for range 100 { // warm the pools, the HPACK tables and the upstream connection
 		cl.roundTrip()
