@@ -83,7 +83,7 @@ func hostcallStream(t testing.TB, op string) (*mapStream, *HTTPStream) {
 	return s, hs
 }
 
-var hostcallOps = []string{"none", "get", "add", "replace", "remove", "pairs", "pairs-raw"}
+var hostcallOps = []string{"none", "get", "get-bytes", "add", "replace", "remove", "pairs", "pairs-view", "pairs-raw"}
 
 // BenchmarkHeaderHostcall is one header hostcall from a Rust guest (the
 // repository's crate) to a stream.HeaderMap and back, guest side

@@ -183,6 +183,19 @@ var rustPortCases = []rustPortCase{
 	},
 	{plugin: "request-transformer", config: map[string]any{"add": map[string]any{"headers": []string{"x-a:1"}}},
 		reqs: []filtertest.Request{{Headers: [][2]string{{":path", "/"}}}, {Headers: [][2]string{{":path", "/"}, {"x-a", "0"}}}}},
+	// Only fixed additions: the Rust plugins add them by hostcalls instead
+	// of rewriting the map; names repeated in another case, one present.
+	{plugin: "request-transformer", config: map[string]any{
+		"add":    map[string]any{"headers": []string{"X-A:1", "x-a:2", "X-B:3"}},
+		"append": map[string]any{"headers": []string{"x-a:4", "X-M:5"}}},
+		reqs: []filtertest.Request{{Headers: [][2]string{{":path", "/"}}}, {Headers: [][2]string{{":path", "/"}, {"x-b", "0"}, {"x-m", "0"}}}}},
+	{plugin: "response-transformer", config: map[string]any{
+		"add":    map[string]any{"headers": []string{"X-Served-By:sluice", "x-served-by:again", "x-c:1"}},
+		"append": map[string]any{"headers": []string{"x-m:1", "x-c:2"}}},
+		reqs: []filtertest.Request{
+			{ResponseHeaders: [][2]string{{":status", "200"}, {"content-length", "2"}}, ResponseBody: []byte("hi")},
+			{ResponseHeaders: [][2]string{{":status", "200"}, {"x-served-by", "app"}, {"x-m", "0"}}},
+		}},
 	{plugin: "key-auth", config: map[string]any{"realm": `a"b`, "key_in_header": false},
 		reqs: keyRequests([][2]string{{":method", "GET"}, {":path", "/"}, {"apikey", "k1"}})},
 	{plugin: "add-header", config: map[string]any{"Request_Headers": map[string]string{"x-a": "1"}},

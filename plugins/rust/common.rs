@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use sluice_proxy_wasm::{self as sdk, json, LogLevel};
+use std::borrow::Cow;
 
 /// Reads the plugin configuration and parses it; a refusal is logged as
 /// "NAME: error" (critical) and the configuration refused.
@@ -128,6 +129,49 @@ pub fn go_to_upper(s: &str) -> String {
         .collect()
 }
 
+/// Header lookups, over owned pairs (tests, a list being rewritten) or
+/// over the host's pairs read in place (a request's path: no String per
+/// field).
+pub trait Headers {
+    /// The first value of a header, matched case-insensitively.
+    fn first(&self, name: &str) -> Option<Cow<'_, str>>;
+}
+
+impl Headers for [(String, String)] {
+    fn first(&self, name: &str) -> Option<Cow<'_, str>> {
+        header(self, name).map(Cow::Borrowed)
+    }
+}
+
+impl Headers for Vec<(String, String)> {
+    fn first(&self, name: &str) -> Option<Cow<'_, str>> {
+        header(self, name).map(Cow::Borrowed)
+    }
+}
+
+impl<B: AsRef<[u8]>> Headers for sdk::HeaderPairs<B> {
+    fn first(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.get_str(name)
+    }
+}
+
+/// The request headers read in place, logging a failure (then none).
+pub fn request_header_pairs(plugin: &str) -> sdk::HeaderPairs {
+    read_header_pairs(plugin, sdk::MapType::HttpRequestHeaders, "request")
+}
+
+/// The response headers read in place, logging a failure (then none).
+pub fn response_header_pairs(plugin: &str) -> sdk::HeaderPairs {
+    read_header_pairs(plugin, sdk::MapType::HttpResponseHeaders, "response")
+}
+
+fn read_header_pairs(plugin: &str, t: sdk::MapType, which: &str) -> sdk::HeaderPairs {
+    sdk::get_map_pairs(t).unwrap_or_else(|e| {
+        sdk::log(LogLevel::Error, &format!("{}: reading {} headers: {:?}", plugin, which, e));
+        sdk::HeaderPairs::parse(Vec::new())
+    })
+}
+
 /// The request headers, logging a failure (then none).
 pub fn request_headers(plugin: &str) -> Vec<(String, String)> {
     read_headers(plugin, sdk::MapType::HttpRequestHeaders, "request")
@@ -148,8 +192,10 @@ fn read_headers(plugin: &str, t: sdk::MapType, which: &str) -> Vec<(String, Stri
 /// Replaces a header map with h, logging a failure as "replacing which
 /// headers".
 pub fn replace_headers(plugin: &str, t: sdk::MapType, which: &str, h: &[(String, String)]) {
-    let pairs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    must(plugin, &format!("replacing {} headers", which), sdk::set_map(t, &pairs));
+    let b = sdk::serialize_map_bytes(h.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
+    if let Err(e) = sdk::set_map_bytes(t, &b) {
+        sdk::log(LogLevel::Error, &format!("{}: replacing {} headers: {:?}", plugin, which, e));
+    }
 }
 
 /// Owned pairs, for tests.
@@ -171,7 +217,9 @@ pub const CONSUMER_PROPERTY: &str = "sluice.consumer";
 
 /// Sets the stream's consumer property.
 pub fn set_consumer(plugin: &str, consumer: &str) {
-    must(plugin, &format!("setting {}", CONSUMER_PROPERTY), sdk::set_property(&[CONSUMER_PROPERTY], consumer.as_bytes()));
+    if let Err(e) = sdk::set_property(&[CONSUMER_PROPERTY], consumer.as_bytes()) {
+        sdk::log(LogLevel::Error, &format!("{}: setting {}: {:?}", plugin, CONSUMER_PROPERTY, e));
+    }
 }
 
 /// Reads a file named by a configuration key. Rust built-ins have no

@@ -9,6 +9,7 @@
 
 use super::common;
 use sluice_proxy_wasm::json::{self, Value};
+use sluice_proxy_wasm::{self as sdk, HeaderPairs};
 use std::collections::BTreeMap;
 
 /// One "name:value" item.
@@ -40,6 +41,41 @@ pub struct Ops {
 impl Ops {
     pub fn is_empty(&self) -> bool {
         self.remove.len() + self.rename.len() + self.replace.len() + self.add.len() + self.append.len() == 0
+    }
+
+    /// Whether the operations only add and append fixed values (Kong's
+    /// usual transformer): then [`Ops::add_in_place`] applies them.
+    pub fn additions_only(&self) -> bool {
+        // ASCII names: the host lower-cases those as to_lowercase does.
+        self.remove.is_empty()
+            && self.rename.is_empty()
+            && self.replace.is_empty()
+            && !self.templated()
+            && self.add.iter().chain(self.append.iter()).all(|p| p.name.is_ascii())
+    }
+
+    /// Applies [`Ops::additions_only`] operations to the host's header map
+    /// with one add hostcall per header added, which is what
+    /// [`Ops::headers`] and a whole-map replacement come to (the host
+    /// appends, lower-casing the name), without copying the map into the
+    /// guest and back. h is the map as it is.
+    pub fn add_in_place(&self, h: &HeaderPairs, t: sdk::MapType) -> Result<(), sdk::Status> {
+        for (i, p) in self.add.iter().enumerate() {
+            let earlier = self.add[..i].iter().any(|q| q.name.eq_ignore_ascii_case(&p.name));
+            if !earlier && h.get(&p.name).is_none() {
+                sdk::add_map_value(t, &p.name, &p.value)?;
+            }
+        }
+        for p in &self.append {
+            sdk::add_map_value(t, &p.name, &p.value)?;
+        }
+        Ok(())
+    }
+
+    /// Whether any value is a template: only then does applying the
+    /// operations need the request as it arrived.
+    pub fn templated(&self) -> bool {
+        [&self.rename, &self.replace, &self.add, &self.append].iter().any(|ps| ps.iter().any(|p| p.tmpl.is_some()))
     }
 }
 
@@ -416,6 +452,20 @@ pub fn is_form(content_type: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn additions_only_when_nothing_else() {
+        let items = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ops = |remove: &[&str], replace: &[&str], add: &[&str], append: &[&str]| {
+            parse_ops("headers", &items(remove), &[], &items(replace), &items(add), &items(append)).unwrap()
+        };
+        assert!(ops(&[], &[], &["x-a:1", "X-B:2"], &["x-a:3"]).additions_only());
+        assert!(ops(&[], &[], &[], &[]).additions_only());
+        assert!(!ops(&["x-a"], &[], &["x-b:1"], &[]).additions_only());
+        assert!(!ops(&[], &["x-a:1"], &[], &[]).additions_only());
+        assert!(!ops(&[], &[], &["x-a:$(headers.host)"], &[]).additions_only());
+        assert!(!ops(&[], &[], &[], &["x-\u{e9}:1"]).additions_only());
+    }
 
     #[test]
     fn floats_as_go_writes_them() {

@@ -663,8 +663,8 @@ fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 
 impl Verifier {
     /// Verifies the request's token at unix time now (seconds).
-    pub fn check(&self, headers: &[(String, String)], now: i64) -> Outcome {
-        if common::header(headers, ":method") == Some("OPTIONS") && !self.preflight {
+    pub fn check<H: common::Headers + ?Sized>(&self, headers: &H, now: i64) -> Outcome {
+        if headers.first(":method").as_deref() == Some("OPTIONS") && !self.preflight {
             return Outcome { skip: true, ..Default::default() };
         }
         let token = self.find_token(headers);
@@ -784,8 +784,9 @@ impl Verifier {
         None
     }
 
-    fn find_token(&self, headers: &[(String, String)]) -> String {
-        let (_, raw) = common::split_path(common::header(headers, ":path").unwrap_or(""));
+    fn find_token<H: common::Headers + ?Sized>(&self, headers: &H) -> String {
+        let path = headers.first(":path").unwrap_or_default();
+        let (_, raw) = common::split_path(&path);
         if !self.uri_params.is_empty() && !raw.is_empty() {
             if let Ok(q) = common::parse_query(raw) {
                 for n in &self.uri_params {
@@ -798,9 +799,9 @@ impl Verifier {
             }
         }
         if !self.cookies.is_empty() {
-            let ch = common::header(headers, "cookie").unwrap_or("");
+            let ch = headers.first("cookie").unwrap_or_default();
             for n in &self.cookies {
-                if let Some(t) = cookie(ch, n) {
+                if let Some(t) = cookie(&ch, n) {
                     if !t.is_empty() {
                         return t.to_string();
                     }
@@ -808,7 +809,7 @@ impl Verifier {
             }
         }
         for n in &self.headers {
-            let h = match common::header(headers, n) {
+            let h = match headers.first(n) {
                 Some(h) => h,
                 None => continue,
             };
@@ -1002,7 +1003,7 @@ fn release(st: &Shared, have_keys: bool) {
 }
 
 /// Acts on an outcome for a request with these headers; true if it may go on.
-fn apply(r: &Outcome, headers: &[(String, String)]) -> bool {
+fn apply<H: common::Headers + ?Sized>(r: &Outcome, headers: &H) -> bool {
     if r.skip {
         return true;
     }
@@ -1012,8 +1013,10 @@ fn apply(r: &Outcome, headers: &[(String, String)]) -> bool {
     }
     // Values a client sent for the consumer headers must not survive.
     for h in [HEADER_CONSUMER_USERNAME, HEADER_CONSUMER_ID, HEADER_ANONYMOUS] {
-        if common::header(headers, h).is_some() {
-            common::must(NAME, &format!("removing {}", h), sdk::remove_http_request_header(h));
+        if headers.first(h).is_some() {
+            if let Err(e) = sdk::remove_http_request_header(h) {
+                sdk::log(LogLevel::Error, &format!("{}: removing {}: {:?}", NAME, h, e));
+            }
         }
     }
     if r.anonymous {
@@ -1025,7 +1028,9 @@ fn apply(r: &Outcome, headers: &[(String, String)]) -> bool {
         common::must(NAME, "setting consumer id", sdk::set_http_request_header(HEADER_CONSUMER_ID, &r.consumer));
     }
     for (h, v) in &r.set_headers {
-        common::must(NAME, &format!("setting {}", h), sdk::set_http_request_header(h, v));
+        if let Err(e) = sdk::set_http_request_header(h, v) {
+            sdk::log(LogLevel::Error, &format!("{}: setting {}: {:?}", NAME, h, e));
+        }
     }
     true
 }
@@ -1037,7 +1042,7 @@ struct Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        let h = common::request_headers(NAME);
+        let h = common::request_header_pairs(NAME);
         let r = {
             let s = self.st.borrow();
             s.v.check(&h, s.v.now())
@@ -1045,7 +1050,7 @@ impl HttpContext for Stream {
         if r.need_keys {
             let fetching = {
                 let mut s = self.st.borrow_mut();
-                s.waiting.push((self.id, h));
+                s.waiting.push((self.id, h.to_owned_pairs()));
                 s.fetching
             };
             if !fetching {

@@ -6,7 +6,7 @@
 #[path = "../common.rs"]
 mod common;
 
-use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, RootContext};
+use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, RootContext};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -143,15 +143,15 @@ pub struct Outcome {
 }
 
 impl Auth {
-    pub fn check(&self, headers: &[(String, String)]) -> Outcome {
-        if common::header(headers, ":method") == Some("OPTIONS") && !self.preflight {
+    pub fn check<H: common::Headers + ?Sized>(&self, headers: &H) -> Outcome {
+        if headers.first(":method").as_deref() == Some("OPTIONS") && !self.preflight {
             return Outcome { skip: true, ..Default::default() };
         }
         let (mut key, mut header, mut new_path, mut found) = (String::new(), String::new(), String::new(), false);
         if self.in_header {
             for n in &self.names {
-                if let Some(v) = common::header(headers, n) {
-                    key = v.to_string();
+                if let Some(v) = headers.first(n) {
+                    key = v.into_owned();
                     header = n.clone();
                     found = true;
                     break;
@@ -159,7 +159,8 @@ impl Auth {
             }
         }
         if !found && self.in_query {
-            let (path, raw) = common::split_path(common::header(headers, ":path").unwrap_or(""));
+            let p = headers.first(":path").unwrap_or_default();
+            let (path, raw) = common::split_path(&p);
             if let Ok(mut q) = common::parse_query(raw) {
                 for n in &self.names {
                     if let Some(i) = q.iter().position(|(k, _)| k == n) {
@@ -232,7 +233,7 @@ struct Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        let h = common::request_headers(NAME);
+        let h = common::request_header_pairs(NAME);
         let r = self.auth.check(&h);
         if r.skip {
             return Action::Continue;
@@ -243,8 +244,10 @@ impl HttpContext for Stream {
         }
         if r.anonymous {
             common::must(NAME, "setting anonymous", sdk::set_http_request_header(HEADER_ANONYMOUS, "true"));
-        } else if common::header(&h, HEADER_ANONYMOUS).is_some() {
-            common::must(NAME, &format!("removing {}", HEADER_ANONYMOUS), sdk::remove_http_request_header(HEADER_ANONYMOUS));
+        } else if h.get(HEADER_ANONYMOUS).is_some() {
+            if let Err(e) = sdk::remove_http_request_header(HEADER_ANONYMOUS) {
+                sdk::log(LogLevel::Error, &format!("{}: removing {}: {:?}", NAME, HEADER_ANONYMOUS, e));
+            }
         }
         common::must(NAME, "setting consumer", sdk::set_http_request_header(HEADER_CONSUMER_USERNAME, &r.consumer));
         common::set_consumer(NAME, &r.consumer);

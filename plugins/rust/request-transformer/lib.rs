@@ -136,10 +136,22 @@ fn set_pseudo(h: &mut Vec<(String, String)>, name: &str, value: String) {
 }
 
 impl Transformer {
+    /// Whether the configuration only adds fixed request headers: then
+    /// they are added by hostcalls, the map not copied.
+    pub fn headers_only_additions(&self) -> bool {
+        self.method.is_empty() && self.uri.is_empty() && self.query.is_empty() && self.body.is_empty() && self.headers.additions_only()
+    }
+
     pub fn request(&self, h: &[(String, String)]) -> Outcome {
         let (path, raw) = common::split_path(common::header(h, ":path").unwrap_or(""));
-        let (mut q, _) = common::query_values(raw);
-        let template = Request { headers: h.to_vec(), query: q.clone() };
+        // The request as it arrived (a copy of every header and the query)
+        // only when a template or the body's transformation reads it.
+        let want_template = !self.body.is_empty() || self.headers.templated() || self.query.templated();
+        let mut q = Vec::new();
+        if want_template || !self.query.is_empty() || !self.uri.is_empty() {
+            q = common::query_values(raw).0;
+        }
+        let template = if want_template { Request { headers: h.to_vec(), query: q.clone() } } else { Request::default() };
         let mut out = self.headers.headers(h, &template);
         if !self.query.is_empty() || !self.uri.is_empty() {
             self.query.query(&mut q, &template);
@@ -219,6 +231,13 @@ struct Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, eos: bool) -> Action {
+        if self.t.headers_only_additions() {
+            let h = common::request_header_pairs(NAME);
+            if let Err(e) = self.t.headers.add_in_place(&h, sdk::MapType::HttpRequestHeaders) {
+                sdk::log(LogLevel::Error, &format!("{}: adding request headers: {:?}", NAME, e));
+            }
+            return Action::Continue;
+        }
         let mut r = self.t.request(&common::request_headers(NAME));
         if r.transform_body && !eos {
             // The body changes length.

@@ -92,6 +92,13 @@ pub fn parse(data: &[u8]) -> Result<Transformer, String> {
 }
 
 impl Transformer {
+    /// Whether the configuration only adds fixed response headers (no
+    /// body, no JSON): then they are added by hostcalls, the map not
+    /// copied.
+    pub fn headers_only_additions(&self) -> bool {
+        self.body.is_none() && self.json.is_empty() && self.headers.additions_only()
+    }
+
     /// The response headers transformed, whether they changed, and whether
     /// the body is to be transformed too.
     pub fn headers(&self, h: &[(String, String)]) -> (Vec<(String, String)>, bool, bool) {
@@ -146,6 +153,13 @@ struct Stream {
 
 impl HttpContext for Stream {
     fn on_http_response_headers(&mut self, _n: usize, eos: bool) -> Action {
+        if self.t.headers_only_additions() {
+            let h = common::response_header_pairs(NAME);
+            if let Err(e) = self.t.headers.add_in_place(&h, sdk::MapType::HttpResponseHeaders) {
+                sdk::log(LogLevel::Error, &format!("{}: adding response headers: {:?}", NAME, e));
+            }
+            return Action::Continue;
+        }
         let (mut out, mut changed, body) = self.t.headers(&common::response_headers(NAME));
         if body && !eos {
             // The body changes length.

@@ -14,8 +14,10 @@
 mod hostcalls;
 pub mod json;
 
-use std::cell::RefCell;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// What a stream callback returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,17 +194,43 @@ macro_rules! main {
 
 type RootFactory = Box<dyn Fn(u32) -> Box<dyn RootContext>>;
 
+/// Hashes a context id (or token) with one multiply: the ids are the
+/// host's, nobody can choose them to collide, and SipHash (std's default)
+/// was a visible share of every callback's dispatch.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.0 = (self.0 ^ i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+
+fn id_map<V>() -> RefCell<IdMap<V>> {
+    RefCell::new(HashMap::default())
+}
+
 // The instance is single-threaded; thread_local is just a safe static.
 // Contexts are taken out of their map while their callback runs, so a
 // callback may call back into the dispatcher (dispatch_http_call) freely.
 thread_local! {
     static FACTORY: RefCell<Option<RootFactory>> = RefCell::new(None);
-    static ROOTS: RefCell<HashMap<u32, Box<dyn RootContext>>> = RefCell::new(HashMap::new());
-    static STREAMS: RefCell<HashMap<u32, Box<dyn HttpContext>>> = RefCell::new(HashMap::new());
-    static CONNECTIONS: RefCell<HashMap<u32, Box<dyn StreamContext>>> = RefCell::new(HashMap::new());
-    static PARENT: RefCell<HashMap<u32, u32>> = RefCell::new(HashMap::new());
-    static CALLOUTS: RefCell<HashMap<u32, u32>> = RefCell::new(HashMap::new());
-    static ACTIVE: RefCell<u32> = RefCell::new(0);
+    static ROOTS: RefCell<IdMap<Box<dyn RootContext>>> = id_map();
+    static STREAMS: RefCell<IdMap<Box<dyn HttpContext>>> = id_map();
+    static CONNECTIONS: RefCell<IdMap<Box<dyn StreamContext>>> = id_map();
+    static PARENT: RefCell<IdMap<u32>> = id_map();
+    static CALLOUTS: RefCell<IdMap<u32>> = id_map();
+    static ACTIVE: Cell<u32> = Cell::new(0);
 }
 
 /// Registers the factory of root contexts. Call it once, inside [`main!`].
@@ -214,11 +242,11 @@ where
 }
 
 fn set_active(id: u32) {
-    ACTIVE.with(|a| *a.borrow_mut() = id);
+    ACTIVE.with(|a| a.set(id));
 }
 
 fn active() -> u32 {
-    ACTIVE.with(|a| *a.borrow())
+    ACTIVE.with(|a| a.get())
 }
 
 fn with_root<R>(id: u32, f: impl FnOnce(&mut Box<dyn RootContext>) -> R) -> Option<R> {
@@ -256,10 +284,13 @@ fn with_stream<R>(id: u32, f: impl FnOnce(&mut Box<dyn HttpContext>) -> R) -> Op
 /// buffer is owned (and freed) by the hostcall wrapper that receives it.
 #[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
-    let mut v: Vec<u8> = Vec::with_capacity(size.max(1));
-    let p = v.as_mut_ptr();
-    std::mem::forget(v);
-    p
+    // The layout take() frees with (a Vec<u8> of capacity len.max(1)),
+    // straight from the allocator: no Vec, no capacity-overflow panic; a
+    // size it cannot serve answers null, which the host reports.
+    match std::alloc::Layout::from_size_align(size.max(1), 1) {
+        Ok(l) => unsafe { std::alloc::alloc(l) },
+        Err(_) => std::ptr::null_mut(),
+    }
 }
 
 /// Legacy name of the allocator; hosts look for it first. Exported only
@@ -561,59 +592,192 @@ pub fn set_http_response_body(body: &[u8]) -> Result<(), Status> {
 
 /// Encodes pairs in the ABI's map format (values of text or bytes).
 pub fn serialize_map<V: AsRef<[u8]>>(pairs: &[(&str, V)]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-    for (k, v) in pairs {
+    serialize_map_bytes(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_ref())))
+}
+
+/// [`serialize_map`] for byte-slice pairs (what [`HeaderPairs`] yields),
+/// in one allocation of the exact size.
+pub fn serialize_map_bytes<'a, I>(pairs: I) -> Vec<u8>
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let (mut n, mut size) = (0usize, 4usize);
+    for (k, v) in pairs.clone() {
+        n += 1;
+        size += 8 + k.len() + v.len() + 2;
+    }
+    let mut b = Vec::with_capacity(size);
+    b.extend_from_slice(&(n as u32).to_le_bytes());
+    for (k, v) in pairs.clone() {
         b.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        b.extend_from_slice(&(v.as_ref().len() as u32).to_le_bytes());
+        b.extend_from_slice(&(v.len() as u32).to_le_bytes());
     }
     for (k, v) in pairs {
-        b.extend_from_slice(k.as_bytes());
+        b.extend_from_slice(k);
         b.push(0);
-        b.extend_from_slice(v.as_ref());
+        b.extend_from_slice(v);
         b.push(0);
     }
     b
 }
 
 /// Decodes the ABI's map format; malformed input yields what could be
-/// read. Bytes that are not UTF-8 become U+FFFD.
+/// read. Bytes that are not UTF-8 become U+FFFD. Allocates two Strings
+/// per pair: [`HeaderPairs`] reads the same in place.
 pub fn deserialize_map(b: &[u8]) -> Vec<(String, String)> {
-    let text = |v: Vec<u8>| String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    deserialize_map_bytes(b).into_iter().map(|(k, v)| (text(k), text(v))).collect()
+    HeaderPairs::parse(b).to_owned_pairs()
 }
 
-/// deserialize_map keeping names and values as bytes.
+/// deserialize_map keeping names and values as bytes (a Vec per field;
+/// [`HeaderPairs`] has the same as slices of one buffer).
 pub fn deserialize_map_bytes(b: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut out = Vec::new();
-    if b.len() < 4 {
-        return out;
+    HeaderPairs::parse(b).iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
+}
+
+/// Bytes as text, borrowed when they are UTF-8 (invalid sequences become
+/// U+FFFD, as String::from_utf8_lossy does).
+pub fn lossy(b: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+/// Bytes the host allocated as a String, without a copy when they are
+/// UTF-8 (else as String::from_utf8_lossy makes them).
+fn into_string(b: Vec<u8>) -> String {
+    match String::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
-    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
-    let n = u32_at(0);
+}
+
+/// A header map as the host serialized it, read in place: the host's one
+/// buffer, with each name and value a byte slice of it. Looking a header
+/// up or walking the pairs allocates nothing.
+pub struct HeaderPairs<B = Vec<u8>> {
+    buf: B,
+    /// How many pairs are whole (malformed input keeps those before the
+    /// first bad one, as deserialize_map does).
+    n: usize,
+    /// Where the names and values start, after the size table.
+    data: usize,
+}
+
+impl<B: AsRef<[u8]>> HeaderPairs<B> {
+    /// Wraps serialized pairs (the ABI's map format).
+    pub fn parse(buf: B) -> Self {
+        let (n, data) = whole_pairs(buf.as_ref());
+        HeaderPairs { buf, n, data }
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The pairs, in the host's order.
+    pub fn iter(&self) -> PairsIter<'_> {
+        PairsIter { b: self.buf.as_ref(), i: 0, n: self.n, off: self.data }
+    }
+
+    /// The first value of a header, its name matched ASCII
+    /// case-insensitively.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        let name = name.as_bytes();
+        self.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    /// [`HeaderPairs::get`] as text (borrowed unless it is not UTF-8).
+    pub fn get_str(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.get(name).map(lossy)
+    }
+
+    /// Owned pairs, as [`get_map`] returns them.
+    pub fn to_owned_pairs(&self) -> Vec<(String, String)> {
+        self.iter().map(|(k, v)| (lossy(k).into_owned(), lossy(v).into_owned())).collect()
+    }
+
+    /// The serialized form.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.as_ref()
+    }
+}
+
+fn u32_at(b: &[u8], i: usize) -> usize {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize
+}
+
+/// How many pairs are whole, and where their bytes start.
+fn whole_pairs(b: &[u8]) -> (usize, usize) {
+    if b.len() < 4 {
+        return (0, 0);
+    }
+    let n = u32_at(b, 0);
     if n > (b.len() - 4) / 8 {
-        return out;
+        return (0, 0);
     }
     let mut off = 4 + 8 * n;
     for i in 0..n {
-        let (kl, vl) = (u32_at(4 + 8 * i), u32_at(8 + 8 * i));
-        if off + kl + 1 + vl + 1 > b.len() {
-            break;
+        let (kl, vl) = (u32_at(b, 4 + 8 * i), u32_at(b, 8 + 8 * i));
+        // Checked: lengths come from the host, and wrapping would let a
+        // bad one pass.
+        match off.checked_add(kl).and_then(|o| o.checked_add(vl)).and_then(|o| o.checked_add(2)) {
+            Some(end) if end <= b.len() => off = end,
+            _ => return (i, 4 + 8 * n),
         }
-        out.push((b[off..off + kl].to_vec(), b[off + kl + 1..off + kl + 1 + vl].to_vec()));
-        off += kl + 1 + vl + 1;
     }
-    out
+    (n, 4 + 8 * n)
+}
+
+/// The pairs of a [`HeaderPairs`]: (name, value) byte slices.
+#[derive(Clone)]
+pub struct PairsIter<'a> {
+    b: &'a [u8],
+    i: usize,
+    n: usize,
+    off: usize,
+}
+
+impl<'a> Iterator for PairsIter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.i >= self.n {
+            return None;
+        }
+        let (kl, vl) = (u32_at(self.b, 4 + 8 * self.i), u32_at(self.b, 8 + 8 * self.i));
+        let k = &self.b[self.off..self.off + kl];
+        let v = &self.b[self.off + kl + 1..self.off + kl + 1 + vl];
+        self.off += kl + vl + 2;
+        self.i += 1;
+        Some((k, v))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.n - self.i, Some(self.n - self.i))
+    }
+}
+
+/// A header map read in place (one hostcall, one buffer, no String per
+/// field); the cheap form of [`get_map`].
+pub fn get_map_pairs(t: MapType) -> Result<HeaderPairs, Status> {
+    let mut p: *mut u8 = std::ptr::null_mut();
+    let mut n: usize = 0;
+    check(unsafe { hostcalls::proxy_get_header_map_pairs(t as u32, &mut p, &mut n) })?;
+    Ok(HeaderPairs::parse(unsafe { take(p, n) }))
+}
+
+pub fn get_map(t: MapType) -> Result<Vec<(String, String)>, Status> {
+    Ok(get_map_pairs(t)?.to_owned_pairs())
 }
 
 /// get_map without the conversion to String: names and values as the
 /// host holds them (a header value need not be UTF-8, and a filter that
-/// matches or echoes it may need its bytes).
+/// matches or echoes it may need its bytes). A Vec per field:
+/// [`get_map_pairs`] gives the same bytes without copying them.
 pub fn get_map_bytes(t: MapType) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Status> {
-    let mut p: *mut u8 = std::ptr::null_mut();
-    let mut n: usize = 0;
-    check(unsafe { hostcalls::proxy_get_header_map_pairs(t as u32, &mut p, &mut n) })?;
-    Ok(deserialize_map_bytes(&unsafe { take(p, n) }))
+    Ok(get_map_pairs(t)?.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect())
 }
 
 /// replace_map_value with a value of bytes.
@@ -623,26 +787,31 @@ pub fn replace_map_value_bytes(t: MapType, key: &str, value: &[u8]) -> Result<()
     })
 }
 
-pub fn get_map(t: MapType) -> Result<Vec<(String, String)>, Status> {
-    let mut p: *mut u8 = std::ptr::null_mut();
-    let mut n: usize = 0;
-    check(unsafe { hostcalls::proxy_get_header_map_pairs(t as u32, &mut p, &mut n) })?;
-    Ok(deserialize_map(&unsafe { take(p, n) }))
-}
-
 pub fn set_map(t: MapType, pairs: &[(&str, &str)]) -> Result<(), Status> {
-    let b = serialize_map(pairs);
-    check(unsafe { hostcalls::proxy_set_header_map_pairs(t as u32, b.as_ptr(), b.len()) })
+    set_map_bytes(t, &serialize_map(pairs))
 }
 
-pub fn get_map_value(t: MapType, key: &str) -> Result<Option<String>, Status> {
+/// Replaces a header map with pairs already serialized (by
+/// [`serialize_map_bytes`], or a [`HeaderPairs`]' bytes).
+pub fn set_map_bytes(t: MapType, serialized: &[u8]) -> Result<(), Status> {
+    check(unsafe { hostcalls::proxy_set_header_map_pairs(t as u32, serialized.as_ptr(), serialized.len()) })
+}
+
+/// A header's value as bytes: the host's buffer itself, nothing copied.
+pub fn get_map_value_bytes(t: MapType, key: &str) -> Result<Option<Vec<u8>>, Status> {
     let mut p: *mut u8 = std::ptr::null_mut();
     let mut n: usize = 0;
     match check(unsafe { hostcalls::proxy_get_header_map_value(t as u32, key.as_ptr(), key.len(), &mut p, &mut n) }) {
-        Ok(()) => Ok(Some(String::from_utf8_lossy(&unsafe { take(p, n) }).into_owned())),
+        Ok(()) => Ok(Some(unsafe { take(p, n) })),
         Err(Status::NotFound) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// A header's value as text; the host's buffer becomes the String when
+/// it is UTF-8 (no copy).
+pub fn get_map_value(t: MapType, key: &str) -> Result<Option<String>, Status> {
+    Ok(get_map_value_bytes(t, key)?.map(into_string))
 }
 
 pub fn add_map_value(t: MapType, key: &str, value: &str) -> Result<(), Status> {
@@ -663,6 +832,14 @@ pub fn get_http_request_header(key: &str) -> Result<Option<String>, Status> {
     get_map_value(MapType::HttpRequestHeaders, key)
 }
 
+pub fn get_http_request_header_bytes(key: &str) -> Result<Option<Vec<u8>>, Status> {
+    get_map_value_bytes(MapType::HttpRequestHeaders, key)
+}
+
+pub fn get_http_request_headers_pairs() -> Result<HeaderPairs, Status> {
+    get_map_pairs(MapType::HttpRequestHeaders)
+}
+
 pub fn add_http_request_header(key: &str, value: &str) -> Result<(), Status> {
     add_map_value(MapType::HttpRequestHeaders, key, value)
 }
@@ -677,6 +854,14 @@ pub fn remove_http_request_header(key: &str) -> Result<(), Status> {
 
 pub fn get_http_response_header(key: &str) -> Result<Option<String>, Status> {
     get_map_value(MapType::HttpResponseHeaders, key)
+}
+
+pub fn get_http_response_header_bytes(key: &str) -> Result<Option<Vec<u8>>, Status> {
+    get_map_value_bytes(MapType::HttpResponseHeaders, key)
+}
+
+pub fn get_http_response_headers_pairs() -> Result<HeaderPairs, Status> {
+    get_map_pairs(MapType::HttpResponseHeaders)
 }
 
 pub fn add_http_response_header(key: &str, value: &str) -> Result<(), Status> {
@@ -804,16 +989,40 @@ pub fn get_metric(id: u32) -> Result<u64, Status> {
 
 // ---- properties ----
 
-fn property_path(path: &[&str]) -> Vec<u8> {
-    path.join("\0").into_bytes()
+/// Calls f with the path's segments joined by NULs: one segment as it is,
+/// a short path (the usual `["source", "address"]`) joined on the stack,
+/// only a long one in a Vec.
+fn with_property_path<R>(path: &[&str], f: impl FnOnce(&[u8]) -> R) -> R {
+    if let [one] = path {
+        return f(one.as_bytes());
+    }
+    let len = path.iter().map(|s| s.len() + 1).sum::<usize>().saturating_sub(1);
+    let mut stack = [0u8; 128];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap[..]
+    };
+    let mut off = 0;
+    for (i, s) in path.iter().enumerate() {
+        if i > 0 {
+            buf[off] = 0;
+            off += 1;
+        }
+        buf[off..off + s.len()].copy_from_slice(s.as_bytes());
+        off += s.len();
+    }
+    f(buf)
 }
 
 /// Reads a property by path segments, e.g. `&["request", "path"]`.
 pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
-    let p = property_path(path);
     let mut v: *mut u8 = std::ptr::null_mut();
     let mut n: usize = 0;
-    match check(unsafe { hostcalls::proxy_get_property(p.as_ptr(), p.len(), &mut v, &mut n) }) {
+    let code = with_property_path(path, |p| unsafe { hostcalls::proxy_get_property(p.as_ptr(), p.len(), &mut v, &mut n) });
+    match check(code) {
         Ok(()) => Ok(Some(unsafe { take(v, n) })),
         Err(Status::NotFound) => Ok(None),
         Err(e) => Err(e),
@@ -834,8 +1043,7 @@ pub fn get_property_int(path: &[&str]) -> Result<Option<i64>, Status> {
 }
 
 pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), Status> {
-    let p = property_path(path);
-    check(unsafe { hostcalls::proxy_set_property(p.as_ptr(), p.len(), value.as_ptr(), value.len()) })
+    check(with_property_path(path, |p| unsafe { hostcalls::proxy_set_property(p.as_ptr(), p.len(), value.as_ptr(), value.len()) }))
 }
 
 #[cfg(test)]
@@ -849,5 +1057,67 @@ mod tests {
         let want: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert_eq!(got, want);
         assert!(deserialize_map(&[200, 0, 0, 0]).is_empty());
+    }
+
+    #[test]
+    fn pairs_in_place() {
+        let b = serialize_map(&[(":path", "/a"), ("X-Key", "v1"), ("x-key", "v2"), ("x-bad", "\u{e9}")]);
+        let h = HeaderPairs::parse(&b[..]);
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.get("x-KEY"), Some(&b"v1"[..]));
+        assert_eq!(h.get_str(":path").as_deref(), Some("/a"));
+        assert_eq!(h.get("missing"), None);
+        let got: Vec<(&[u8], &[u8])> = h.iter().collect();
+        assert_eq!(got[3], (&b"x-bad"[..], "\u{e9}".as_bytes()));
+        assert_eq!(serialize_map_bytes(h.iter()), b);
+        assert_eq!(h.to_owned_pairs(), deserialize_map(&b));
+
+        // A value that is not UTF-8 reads as from_utf8_lossy makes it.
+        let raw = serialize_map_bytes([(&b"k"[..], &[0xff, b'a'][..])].iter().copied());
+        assert_eq!(HeaderPairs::parse(&raw[..]).get_str("k").as_deref(), Some("\u{fffd}a"));
+        assert_eq!(into_string(vec![0xff, b'a']), "\u{fffd}a");
+    }
+
+    #[test]
+    fn malformed_pairs_keep_the_whole_ones() {
+        let mut b = serialize_map(&[("a", "1"), ("b", "2")]);
+        b.truncate(b.len() - 1);
+        let h = HeaderPairs::parse(&b[..]);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.get("a"), Some(&b"1"[..]));
+        assert_eq!(h.get("b"), None);
+        assert_eq!(deserialize_map(&b), vec![("a".to_string(), "1".to_string())]);
+        // A length that would wrap the offset is refused, not read.
+        let mut w = serialize_map(&[("a", "1")]);
+        w[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(HeaderPairs::parse(&w[..]).is_empty());
+        for short in [&[][..], &[1, 0, 0][..], &[1, 0, 0, 0][..]] {
+            assert!(HeaderPairs::parse(short).is_empty());
+        }
+    }
+
+    #[test]
+    fn allocations_the_host_hands_back() {
+        for n in [0usize, 1, 16, 4096] {
+            let p = proxy_on_memory_allocate(n);
+            assert!(!p.is_null(), "{}", n);
+            unsafe { std::ptr::write_bytes(p, 7, n) };
+            let v = unsafe { take(p, n) };
+            assert_eq!(v, vec![7u8; n]);
+        }
+        assert!(proxy_on_memory_allocate(usize::MAX).is_null());
+    }
+
+    #[test]
+    fn property_paths() {
+        let joined = |p: &[&str]| with_property_path(p, |b| b.to_vec());
+        assert_eq!(joined(&["sluice.consumer"]), b"sluice.consumer");
+        assert_eq!(joined(&["source", "address"]), b"source\0address");
+        assert_eq!(joined(&["a", "", "b"]), b"a\0\0b");
+        assert_eq!(joined(&[]), b"");
+        let long = ["x".repeat(100), "y".repeat(100)];
+        let want = [long[0].as_bytes(), long[1].as_bytes()].join(&0u8);
+        assert_eq!(joined(&[&long[0], &long[1]]), want);
+        assert_eq!(joined(&[&long[0], &long[1]]), [&long[0][..], &long[1][..]].join("\0").into_bytes());
     }
 }

@@ -1,10 +1,12 @@
 //! A benchmark guest on the Rust crate: each proxy_on_request_headers
 //! makes N header hostcalls of one kind, named by the plugin
-//! configuration "OP N" (OP: none, get, add, replace, remove, pairs,
-//! pairs-raw), so the host's cost per hostcall is the callback's time over
-//! N. pairs decodes the map as the crate does (a String per key and
-//! value); pairs-raw makes the bare hostcall and frees the buffer, the
-//! host's share.
+//! configuration "OP N" (OP: none, get, get-bytes, add, replace, remove,
+//! pairs, pairs-view, pairs-raw), so the host's cost per hostcall is the
+//! callback's time over N. pairs decodes the map as the crate's get_map
+//! does (a String per key and value); pairs-view reads it in place with
+//! get_map_pairs and looks one header up; pairs-raw makes the bare
+//! hostcall and frees the buffer, the host's share. get-bytes is get
+//! without making the value a String.
 
 use sluice_proxy_wasm::{self as sdk, Action, HttpContext, MapType, RootContext};
 
@@ -16,10 +18,12 @@ sdk::main! {
 enum Op {
     None,
     Get,
+    GetBytes,
     Add,
     Replace,
     Remove,
     Pairs,
+    PairsView,
     PairsRaw,
 }
 
@@ -55,10 +59,12 @@ impl RootContext for Root {
         self.op = match it.next() {
             Some("none") => Op::None,
             Some("get") => Op::Get,
+            Some("get-bytes") => Op::GetBytes,
             Some("add") => Op::Add,
             Some("replace") => Op::Replace,
             Some("remove") => Op::Remove,
             Some("pairs") => Op::Pairs,
+            Some("pairs-view") => Op::PairsView,
             Some("pairs-raw") => Op::PairsRaw,
             _ => return false,
         };
@@ -87,10 +93,12 @@ impl HttpContext for Stream {
             bad |= match self.op {
                 Op::None => false,
                 Op::Get => sdk::get_map_value(t, "user-agent").map(|v| v.is_none()).unwrap_or(true),
+                Op::GetBytes => sdk::get_map_value_bytes(t, "user-agent").map(|v| v.is_none()).unwrap_or(true),
                 Op::Add => sdk::add_map_value(t, "x-wasm", "1").is_err(),
                 Op::Replace => sdk::replace_map_value(t, "x-wasm", "1").is_err(),
                 Op::Remove => sdk::remove_map_value(t, "x-absent").is_err(),
                 Op::Pairs => sdk::get_map(t).map(|p| p.is_empty()).unwrap_or(true),
+                Op::PairsView => sdk::get_map_pairs(t).map(|p| p.get("user-agent").is_none()).unwrap_or(true),
                 Op::PairsRaw => pairs_raw(t),
             };
         }
