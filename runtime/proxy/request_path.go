@@ -9,6 +9,35 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
+// validRequestTarget reports whether h has a :method and a :path that is
+// a request-target: origin form or "*" (as url.ParseRequestURI takes
+// them), or CONNECT's authority form. The common path, without escapes or
+// control bytes, is checked without allocating.
+func validRequestTarget(h *stream.HeaderMap) bool {
+	method, _ := h.Get(stream.Method)
+	target, _ := h.Get(stream.Path)
+	if len(method) == 0 {
+		return false
+	}
+	if string(method) == http.MethodConnect && (len(target) == 0 || target[0] != '/') {
+		return true
+	}
+	if len(target) > 0 && target[0] == '/' {
+		plain := true
+		for _, c := range target {
+			if c < 0x20 || c == 0x7f || c == '%' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return true
+		}
+	}
+	_, err := url.ParseRequestURI(string(target))
+	return err == nil
+}
+
 // normalizeRequestPath normalizes the :path of h by pol before anything
 // looks at it (filters see ":path" normalized, as on Envoy), and makes the
 // normalized path the one forwarded; routes and authorization match its
