@@ -51,8 +51,9 @@ type activeStream struct {
 	cluster      string
 	details      string
 	wroteHdr     bool
-	// idle is the stream idle timeout; nil when disabled.
-	idle *streamIdle
+	// idle is the stream idle timeout (idleState); nil when disabled.
+	idle      *streamIdle
+	idleState streamIdle
 	// pickRnd is the stream's one random draw for the weighted backend
 	// choice: the cluster filters see before the pick (ResolveCluster)
 	// and the router's pick agree unless a filter changed what the
@@ -76,6 +77,9 @@ type activeStream struct {
 	declaredTrailers bool
 	remoteAddr       string
 	protoMajor       int
+	// firstTry is the first upstream try's request (a retry makes its
+	// own: the transport may still read the one before).
+	firstTry upstream.Request
 }
 
 // requestBody is the request's body as the codec delivers it, with the

@@ -115,8 +115,8 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 	if d := streamIdleTimeout(lr, x.rt); d > 0 {
 		// The timeout ends the stream through the route context's cancel;
 		// idle.fired tells the two apart.
-		dl, _ := ss.(deadlines)
-		x.idle = newStreamIdle(d, dl, cancel, func() { ss.Reset(stream.ResetCancel) })
+		x.idle = &x.idleState
+		x.idle.begin(d, ss, cancel)
 		defer x.idle.stop()
 		if noBody {
 			x.idle.reqBodyDone.Store(true)

@@ -115,12 +115,18 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		// by closing its response body.
 		tryCtx, tryCancel := ctx, func() {}
 		var timer *time.Timer
-		var perTryExpired atomic.Bool
+		var perTryExpired *atomic.Bool
 		if policy.perTryTimeout > 0 {
 			tryCtx, tryCancel = context.WithCancel(ctx)
-			timer = time.AfterFunc(policy.perTryTimeout, func() { perTryExpired.Store(true); tryCancel() })
+			expired := new(atomic.Bool)
+			perTryExpired = expired
+			timer = time.AfterFunc(policy.perTryTimeout, func() { expired.Store(true); tryCancel() })
 		}
-		out := upstream.Request{Headers: h, ProtoMajor: x.protoMajor}
+		out := &x.firstTry
+		if try > 0 {
+			out = new(upstream.Request)
+		}
+		*out = upstream.Request{Headers: h, ProtoMajor: x.protoMajor}
 		if reqBody != nil {
 			out.BodyStream, out.BodyLength = reqBody, contentLength
 		}
@@ -132,7 +138,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		if try == 0 {
 			x.upstreamStart = time.Now()
 		}
-		resp, err = cl.Send(tryCtx, &out, pick)
+		resp, err = cl.Send(tryCtx, out, pick)
 		if timer != nil {
 			timer.Stop()
 		}
@@ -147,7 +153,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 				x.upstream = ue.Endpoint
 			}
 			failure = upstream.Classify(err)
-			if perTryExpired.Load() {
+			if perTryExpired != nil && perTryExpired.Load() {
 				failure = upstream.Timeout
 			}
 		}

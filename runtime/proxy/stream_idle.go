@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/route"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // streamIdle is Envoy's stream idle timeout for one exchange: a stream
@@ -29,8 +30,8 @@ import (
 // deadline is moved only once the response has started, so the local
 // reply of a stream that timed out before that still goes out.
 //
-// One allocation holds the state and the body wrapper, and the timer is
-// the only other: this runs for every request.
+// The state and the body wrapper live in the activeStream; the timer and
+// its callback are the only allocations: this runs for every request.
 type streamIdle struct {
 	d      time.Duration
 	start  time.Time
@@ -38,9 +39,9 @@ type streamIdle struct {
 	timer  *time.Timer
 	cancel context.CancelFunc
 	dl     deadlines // the client's; nil when the codec has none
-	// reset abandons the stream: what ends a write blocked on a client
-	// that stopped reading when the codec has no deadlines.
-	reset func()
+	// ss is reset to abandon the stream: what ends a write blocked on a
+	// client that stopped reading when the codec has no deadlines.
+	ss stream.ServerStream
 
 	// mu orders a firing timer against stop, so that no deadline moves
 	// once the exchange is over (the connection may be serving the next
@@ -62,12 +63,14 @@ type deadlines interface {
 	SetWriteDeadline(time.Time) error
 }
 
-// newStreamIdle starts the timer; cancel ends the stream's context.
-func newStreamIdle(d time.Duration, dl deadlines, cancel context.CancelFunc, reset func()) *streamIdle {
-	s := &streamIdle{d: d, start: time.Now(), cancel: cancel, dl: dl, reset: reset}
+// begin starts the timer for the stream ss; cancel ends its context.
+func (s *streamIdle) begin(d time.Duration, ss stream.ServerStream, cancel context.CancelFunc) {
+	s.d, s.start, s.cancel, s.ss = d, time.Now(), cancel, ss
+	s.dl, _ = ss.(deadlines)
 	s.timer = time.AfterFunc(d, s.check)
-	return s
 }
+
+func (s *streamIdle) reset() { s.ss.Reset(stream.ResetCancel) }
 
 // requestBody wraps the client's request body (length n, -1 unknown).
 func (s *streamIdle) requestBody(b io.ReadCloser, n int64) io.ReadCloser {
