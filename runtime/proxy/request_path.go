@@ -51,6 +51,9 @@ func normalizeRequestPath(h *stream.HeaderMap, pol pathPolicy) *filter.LocalRepl
 	if string(method) == http.MethodConnect || string(target) == "*" || len(target) == 0 || target[0] != '/' {
 		return nil
 	}
+	if plainPath(target) {
+		return nil
+	}
 	raw, query := string(target), ""
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw, query = raw[:i], raw[i:]
@@ -79,4 +82,33 @@ func normalizeRequestPath(h *stream.HeaderMap, pol pathPolicy) *filter.LocalRepl
 	}
 	h.Set(stream.Path, out+query)
 	return nil
+}
+
+// plainPath reports a path that every policy leaves as it is: unreserved
+// characters and single slashes, no dot segment, escape, parameter or
+// control byte (the common request, checked without allocating). The
+// query is not looked at.
+func plainPath(target []byte) bool {
+	prev := byte(0)
+	segStart := 0
+	for i, c := range target {
+		switch {
+		case c == '?':
+			return !dotSegment(target[segStart:i])
+		case c == '/':
+			if prev == '/' || dotSegment(target[segStart:i]) {
+				return false
+			}
+			segStart = i + 1
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
+		default:
+			return false
+		}
+		prev = c
+	}
+	return !dotSegment(target[segStart:])
+}
+
+func dotSegment(seg []byte) bool {
+	return string(seg) == "." || string(seg) == ".."
 }
