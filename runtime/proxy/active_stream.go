@@ -54,6 +54,8 @@ type activeStream struct {
 	// idle is the stream idle timeout (idleState); nil when disabled.
 	idle      *streamIdle
 	idleState streamIdle
+	// routeCtx is the stream's context when the route has a timeout.
+	routeCtx routeContext
 	// pickRnd is the stream's one random draw for the weighted backend
 	// choice: the cluster filters see before the pick (ResolveCluster)
 	// and the router's pick agree unless a filter changed what the

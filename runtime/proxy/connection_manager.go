@@ -103,21 +103,25 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 	}
 	x.ri = snap.routes[x.rt]
 
-	ctx := ss.Context()
-	var cancel context.CancelFunc
-	if d := effectiveTimeout(x.rt.Timeout.D(), h); d > 0 {
-		ctx, cancel = context.WithTimeout(ctx, d)
-	} else {
-		ctx, cancel = context.WithCancel(ctx)
-	}
+	// One timer per stream serves the route timeout and the stream idle
+	// timeout (streamIdle.check): either ends the stream through the
+	// route context's cancel; routeCtx.expired and idle.fired tell them
+	// apart.
+	ctx, cancel := context.WithCancel(ss.Context())
 	defer cancel()
+	routeTimeout := effectiveTimeout(x.rt.Timeout.D(), h)
+	if routeTimeout > 0 {
+		x.routeCtx = routeContext{Context: ctx, deadline: start.Add(routeTimeout)}
+		ctx = &x.routeCtx
+	}
+	idleTimeout := streamIdleTimeout(lr, x.rt)
+	if routeTimeout > 0 || idleTimeout > 0 {
+		x.idleState.begin(idleTimeout, routeTimeout, start, ss, cancel, &x.routeCtx)
+		defer x.idleState.stop()
+	}
 	noBody := x.body == http.NoBody
-	if d := streamIdleTimeout(lr, x.rt); d > 0 {
-		// The timeout ends the stream through the route context's cancel;
-		// idle.fired tells the two apart.
+	if idleTimeout > 0 {
 		x.idle = &x.idleState
-		x.idle.begin(d, ss, cancel)
-		defer x.idle.stop()
 		if noBody {
 			x.idle.reqBodyDone.Store(true)
 		} else {
