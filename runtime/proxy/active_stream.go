@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,6 +107,17 @@ func protoMajor(protocol string) int {
 	return 1
 }
 
+// addrString is a.String() with one allocation instead of two or three
+// for a TCP address (netip formats into one buffer). An IPv4 address
+// held in IPv6 form prints as IPv4, as net.IP.String prints it.
+func addrString(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	}
+	return a.String()
+}
+
 // declaresTrailers reports a Trailer field that names at least one field.
 func declaresTrailers(h *stream.HeaderMap) bool {
 	for i := range h.Len() {
@@ -196,7 +209,7 @@ func (x *activeStream) fillInfo(requestID string, start time.Time) {
 	info.RouteMetadata = x.rt.Metadata
 	info.Source = x.remoteAddr
 	if conn.Local != nil {
-		info.Destination = conn.Local.String()
+		info.Destination = addrString(conn.Local)
 	}
 	info.ConnectionID = conn.ID
 	if conn.TLS != nil {

@@ -90,7 +90,7 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 	conn := ss.Connection()
 	x.protoMajor = protoMajor(conn.Protocol)
 	if conn.Remote != nil {
-		x.remoteAddr = conn.Remote.String()
+		x.remoteAddr = addrString(conn.Remote)
 	}
 	if !validRequestTarget(h) {
 		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"}, requestID)

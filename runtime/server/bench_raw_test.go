@@ -27,9 +27,10 @@ func BenchmarkProxyHTTP1Raw(b *testing.B) {
 
 // proxyHTTP1RawAllocs is the allocations per request the plain HTTP/1.1
 // proxy path is held to (the stream core's goal is at most 2): what is
-// left is the active stream, its route context and timer, the request id
-// and the client's and listener's address strings.
-const proxyHTTP1RawAllocs = 13
+// left is the active stream, its context (cancel, cancel func, done
+// channel), its timer and callback, the request id and the client's and
+// listener's address strings.
+const proxyHTTP1RawAllocs = 9
 
 // TestProxyHTTP1RawAllocs pins BenchmarkProxyHTTP1Raw's allocations per
 // request, so that a change that adds one shows here (lower the constant
