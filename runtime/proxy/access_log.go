@@ -55,10 +55,7 @@ func (x *activeStream) finish(start time.Time, requestID string) {
 	h := x.ss.RequestHeaders()
 	method, path, authority := string(mapGet(h, stream.Method)), string(mapGet(h, stream.Path)), string(mapGet(h, stream.Authority))
 	xff, userAgent := string(mapGet(h, "x-forwarded-for")), string(mapGet(h, "user-agent"))
-	remote := ""
-	if a := x.ss.Connection().Remote; a != nil {
-		remote = a.String()
-	}
+	remote := x.remoteAddr
 	ce.Write(
 		zap.Time("start_time", start),
 		zap.String("method", method),

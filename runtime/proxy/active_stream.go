@@ -1,11 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
-	"net/url"
-	"strings"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +27,6 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b
 type activeStream struct {
 	cm   *ConnectionManager
 	ss   stream.ServerStream
-	r    *http.Request // the request view (newRequestView)
 	snap *Snapshot
 	rt   *route.Route
 	ri   *routeInfo
@@ -53,8 +53,11 @@ type activeStream struct {
 	cluster      string
 	details      string
 	wroteHdr     bool
-	// idle is the stream idle timeout; nil when disabled.
-	idle *streamIdle
+	// idle is the stream idle timeout (idleState); nil when disabled.
+	idle      *streamIdle
+	idleState streamIdle
+	// routeCtx is the stream's context when the route has a timeout.
+	routeCtx routeContext
 	// pickRnd is the stream's one random draw for the weighted backend
 	// choice: the cluster filters see before the pick (ResolveCluster)
 	// and the router's pick agree unless a filter changed what the
@@ -68,100 +71,72 @@ type activeStream struct {
 	retries       int
 	// bodyRead is what receivedCounter read of an unfiltered body.
 	bodyRead atomic.Int64
+
+	// What the router needs of the request besides its map: the body
+	// (the codec's, wrapped by the stream idle timeout), its declared
+	// length (-1 unknown), whether the client declared trailers, the
+	// client's address and the downstream's HTTP major version.
+	body             io.ReadCloser
+	contentLength    int64
+	declaredTrailers bool
+	remoteAddr       string
+	protoMajor       int
+	// firstTry is the first upstream try's request (a retry makes its
+	// own: the transport may still read the one before).
+	firstTry upstream.Request
 }
 
-// newRequestView is the request as the route table takes it today
-// (*http.Request), built from the stream's header map; its body copies
-// the request's trailers into trailers.
-// bad is set when :path is not a request-target.
-func newRequestView(ss stream.ServerStream, trailers *stream.HeaderMap) (r *http.Request, bad bool) {
-	conn := ss.Connection()
-	r = &http.Request{}
-	bad = setRequestView(r, ss.RequestHeaders())
-	switch conn.Protocol {
+// requestBody is the request's body as the codec delivers it, with the
+// trailers copied into trailers at its end; http.NoBody when the request
+// has none.
+func requestBody(ss stream.ServerStream, trailers *stream.HeaderMap) io.ReadCloser {
+	if ss.RequestBodyLength() == 0 {
+		return http.NoBody
+	}
+	return &streamBody{ss: ss, trailers: trailers}
+}
+
+// protoMajor is the HTTP major version of a connection's protocol.
+func protoMajor(protocol string) int {
+	switch protocol {
 	case "HTTP/2":
-		r.Proto, r.ProtoMajor = "HTTP/2.0", 2
+		return 2
 	case "HTTP/3":
-		r.Proto, r.ProtoMajor = "HTTP/3.0", 3
-	case "HTTP/1.0":
-		r.Proto, r.ProtoMajor = "HTTP/1.0", 1
-	default:
-		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+		return 3
 	}
-	if conn.Remote != nil {
-		r.RemoteAddr = conn.Remote.String()
-	}
-	r.TLS = conn.TLS
-	for _, v := range r.Header["Trailer"] {
-		for _, name := range strings.Split(v, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				if r.Trailer == nil {
-					r.Trailer = http.Header{}
-				}
-				r.Trailer[http.CanonicalHeaderKey(name)] = nil
-			}
-		}
-	}
-	r.ContentLength = ss.RequestBodyLength()
-	if r.ContentLength == 0 {
-		r.Body = http.NoBody
-	} else {
-		r.Body = &streamBody{ss: ss, r: r, trailers: trailers}
-	}
-	return r, bad
+	return 1
 }
 
-// setRequestView sets the view's method, target, host and header from h
-// (again after the filters changed h). It reports a :path that is not a
-// request-target.
-func setRequestView(r *http.Request, h *stream.HeaderMap) (bad bool) {
-	r.Header = make(http.Header, h.Len())
-	r.Method, r.RequestURI, r.Host = "", "", ""
-	for name, value := range h.All() {
-		if len(name) > 0 && name[0] == ':' {
-			switch string(name) {
-			case stream.Method:
-				r.Method = string(value)
-			case stream.Path:
-				r.RequestURI = string(value)
-			case stream.Authority:
-				r.Host = string(value)
-			}
-			continue
-		}
-		if string(name) == "host" {
-			if r.Host == "" {
-				r.Host = string(value)
-			}
-			continue
-		}
-		k := http.CanonicalHeaderKey(string(name))
-		r.Header[k] = append(r.Header[k], string(value))
+// addrString is a.String() with one allocation instead of two or three
+// for a TCP address (netip formats into one buffer). An IPv4 address
+// held in IPv6 form prints as IPv4, as net.IP.String prints it.
+func addrString(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
 	}
-	if r.Method == http.MethodConnect && !strings.HasPrefix(r.RequestURI, "/") {
-		r.URL = &url.URL{Host: r.RequestURI}
-	} else if u, err := url.ParseRequestURI(r.RequestURI); err == nil && r.Method != "" {
-		r.URL = u
-	} else {
-		r.URL, bad = &url.URL{}, true
-	}
-	return bad
+	return a.String()
 }
 
-// headerOf is a map's regular fields as an http.Header.
-func headerOf(h *stream.HeaderMap) http.Header {
-	out := make(http.Header, h.Len())
-	for name, value := range h.All() {
-		if len(name) > 0 && name[0] != ':' {
-			k := http.CanonicalHeaderKey(string(name))
-			out[k] = append(out[k], string(value))
+// declaresTrailers reports a Trailer field that names at least one field.
+func declaresTrailers(h *stream.HeaderMap) bool {
+	for i := range h.Len() {
+		name, value := h.At(i)
+		if string(name) == "trailer" && len(bytes.Trim(value, " \t,")) > 0 {
+			return true
 		}
 	}
-	return out
+	return false
 }
 
-// streamBody is the request body of the view: the codec's, with the
-// trailers copied into the view's Trailer at the end. The upstream
+// hasTrailers reports request trailers: declared by the client, or come
+// with the body.
+func (x *activeStream) hasTrailers() bool {
+	return x.declaredTrailers || x.reqTrailers.Len() > 0
+}
+
+// streamBody is the request body: the codec's, with the trailers copied
+// at the end. The upstream
 // transport reads it on a goroutine of its own that may outlive the
 // stream (a server that answered before the body's end), and a codec
 // may reuse its stream for the next request once ServeStream returns: a
@@ -170,7 +145,6 @@ func headerOf(h *stream.HeaderMap) http.Header {
 // read reaches the codec afterwards.
 type streamBody struct {
 	ss stream.ServerStream
-	r  *http.Request
 	// trailers gets a copy of the request's trailers at the body's end:
 	// what is sent upstream, which may be read after the stream ended.
 	trailers *stream.HeaderMap
@@ -213,13 +187,6 @@ func (b *streamBody) Read(p []byte) (int, error) {
 		b.done = true
 		if tr := b.ss.RequestTrailers(); tr != nil {
 			copyFields(b.trailers, tr)
-			if b.r.Trailer == nil {
-				b.r.Trailer = make(http.Header, tr.Len())
-			}
-			for name, value := range tr.All() {
-				k := http.CanonicalHeaderKey(string(name))
-				b.r.Trailer[k] = append(b.r.Trailer[k], string(value))
-			}
 		}
 	}
 	return n, err
@@ -240,16 +207,16 @@ func (x *activeStream) fillInfo(requestID string, start time.Time) {
 	}
 	info.RouteName = x.rt.Name
 	info.RouteMetadata = x.rt.Metadata
-	info.Source = x.r.RemoteAddr
+	info.Source = x.remoteAddr
 	if conn.Local != nil {
-		info.Destination = conn.Local.String()
+		info.Destination = addrString(conn.Local)
 	}
 	info.ConnectionID = conn.ID
 	if conn.TLS != nil {
 		// Worked out once per connection (the listener's ConnContext).
 		info.TLS = mesh.ConnTLSInfo(x.ss.Context(), conn.TLS)
 	}
-	info.RequestSize = x.r.ContentLength
+	info.RequestSize = x.contentLength
 }
 
 // buildChain makes the stream's filters. A plugin that cannot make a filter
@@ -296,7 +263,7 @@ const responseBufferLimit = 16 << 20
 // router picks: the backend the pick would choose now, from the request as
 // the filters left it, the subset a filter set and the stream's draw.
 func (x *activeStream) ResolveCluster(info *filter.Info) {
-	b := x.rt.PickBackend(headerOf(x.s.reqHeaders), string(info.FilterState[route.SubsetProperty]), x.pickRnd)
+	b := x.rt.PickBackend(x.s.reqHeaders, string(info.FilterState[route.SubsetProperty]), x.pickRnd)
 	if b == nil {
 		info.ClusterName, info.ClusterMetadata = "", nil
 		return

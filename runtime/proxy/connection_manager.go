@@ -81,41 +81,51 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 		x.localReply(lrep, requestID)
 		return
 	}
-	r, bad := newRequestView(ss, &x.reqTrailers)
-	x.r = r
-	if b, ok := r.Body.(*streamBody); ok {
+	x.body = requestBody(ss, &x.reqTrailers)
+	if b, ok := x.body.(*streamBody); ok {
 		defer b.close()
 	}
-	if bad {
+	x.contentLength = ss.RequestBodyLength()
+	x.declaredTrailers = declaresTrailers(h)
+	conn := ss.Connection()
+	x.protoMajor = protoMajor(conn.Protocol)
+	if conn.Remote != nil {
+		x.remoteAddr = addrString(conn.Remote)
+	}
+	if !validRequestTarget(h) {
 		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"}, requestID)
 		return
 	}
-	x.rt = lr.table.Match(r)
+	x.rt = lr.table.Match(h)
 	if x.rt == nil {
 		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"}, requestID)
 		return
 	}
 	x.ri = snap.routes[x.rt]
 
-	ctx := ss.Context()
-	var cancel context.CancelFunc
-	if d := effectiveTimeout(x.rt.Timeout.D(), r); d > 0 {
-		ctx, cancel = context.WithTimeout(ctx, d)
-	} else {
-		ctx, cancel = context.WithCancel(ctx)
-	}
+	// One timer per stream serves the route timeout and the stream idle
+	// timeout (streamIdle.check): either ends the stream through the
+	// route context's cancel; routeCtx.expired and idle.fired tell them
+	// apart.
+	ctx, cancel := context.WithCancel(ss.Context())
 	defer cancel()
-	noBody := r.Body == http.NoBody
-	if d := streamIdleTimeout(lr, x.rt); d > 0 {
-		// The timeout ends the stream through the route context's cancel;
-		// idle.fired tells the two apart.
-		dl, _ := ss.(deadlines)
-		x.idle = newStreamIdle(d, dl, cancel, func() { ss.Reset(stream.ResetCancel) })
-		defer x.idle.stop()
+	routeTimeout := effectiveTimeout(x.rt.Timeout.D(), h)
+	if routeTimeout > 0 {
+		x.routeCtx = routeContext{Context: ctx, deadline: start.Add(routeTimeout)}
+		ctx = &x.routeCtx
+	}
+	idleTimeout := streamIdleTimeout(lr, x.rt)
+	if routeTimeout > 0 || idleTimeout > 0 {
+		x.idleState.begin(idleTimeout, routeTimeout, start, ss, cancel, &x.routeCtx)
+		defer x.idleState.stop()
+	}
+	noBody := x.body == http.NoBody
+	if idleTimeout > 0 {
+		x.idle = &x.idleState
 		if noBody {
 			x.idle.reqBodyDone.Store(true)
 		} else {
-			r.Body = x.idle.requestBody(r.Body, r.ContentLength)
+			x.body = x.idle.requestBody(x.body, x.contentLength)
 		}
 	}
 
@@ -137,46 +147,29 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 	if !noBody && !x.fm.empty() {
 		feedDone := make(chan struct{})
 		defer close(feedDone)
-		x.fm.startFeed = func() *bodyFeed { return startBodyFeed(r.Body, feedDone) }
-		x.fm.hasTrailers = func() bool { return len(r.Trailer) > 0 }
+		x.fm.startFeed = func() *bodyFeed { return startBodyFeed(x.body, feedDone) }
+		x.fm.hasTrailers = x.hasTrailers
 	}
 	if lrep := x.fm.headers(filter.Request, noBody); lrep != nil {
 		x.localReply(lrep, requestID)
 		return
 	}
-	if !x.fm.empty() && setRequestView(r, h) {
+	if !x.fm.empty() && !validRequestTarget(h) {
 		// A filter set a :path that is no request-target.
 		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"}, requestID)
 		return
 	}
-	x.rewrite(r, h)
+	x.rt.Rewrite(h)
 	x.forward(ctx, lr, noBody, requestID)
 }
 
 // effectiveTimeout is the route timeout, shortened by a gRPC client's
 // grpc-timeout header.
-func effectiveTimeout(route time.Duration, r *http.Request) time.Duration {
-	if v := r.Header.Get("Grpc-Timeout"); v != "" {
-		if d, ok := parseGRPCTimeout(v); ok && (route <= 0 || d < route) {
+func effectiveTimeout(route time.Duration, h *stream.HeaderMap) time.Duration {
+	if v, _ := h.Get("grpc-timeout"); len(v) > 0 {
+		if d, ok := parseGRPCTimeout(string(v)); ok && (route <= 0 || d < route) {
 			return d
 		}
 	}
 	return route
-}
-
-// rewrite applies the route's host and prefix rewrites, on the view (the
-// route's API) and on the map that is sent.
-func (x *activeStream) rewrite(r *http.Request, h *stream.HeaderMap) {
-	rt := x.rt
-	if rt.HostRewrite == "" && (rt.Match.PathPrefix == "" || !rt.StripPrefix && rt.PrefixRewrite == "") {
-		return
-	}
-	path := r.URL.EscapedPath()
-	rt.Rewrite(r)
-	if rt.HostRewrite != "" {
-		h.Set(stream.Authority, r.Host)
-	}
-	if p := r.URL.EscapedPath(); p != path {
-		h.Set(stream.Path, r.URL.RequestURI())
-	}
 }

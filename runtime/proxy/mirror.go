@@ -143,21 +143,27 @@ func (x *activeStream) newPendingMirror(upgrade bool) *pendingMirror {
 		p.failed.Inc()
 		return nil
 	}
-	r := x.r
 	h := x.s.reqHeaders
 	authority, _ := h.Get(stream.Authority)
-	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
+	method, _ := h.Get(stream.Method)
+	target, _ := h.Get(stream.Path)
+	u, err := url.ParseRequestURI(string(target))
+	if err != nil {
+		// CONNECT's authority form: the copy goes to "/".
+		u = &url.URL{}
+	}
+	clientIP, _, _ := net.SplitHostPort(x.remoteAddr)
 	timeout := x.rt.Timeout.D()
 	if timeout <= 0 {
 		timeout = config.DefaultRouteTimeout
 	}
 	return &pendingMirror{
 		m: m, p: p, cl: cl,
-		method:  r.Method,
-		url:     url.URL{Scheme: "http", Host: p.cluster, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
+		method:  string(method),
+		url:     url.URL{Scheme: "http", Host: p.cluster, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery},
 		header:  headerOf(h),
 		host:    shadowHost(string(authority)),
-		pick:    upstream.Pick{HashKey: cl.HashKey(r, clientIP)},
+		pick:    upstream.Pick{HashKey: cl.HashKey(h, clientIP)},
 		timeout: timeout,
 	}
 }
@@ -238,4 +244,17 @@ func (pm *pendingMirror) roundTrip(body []byte) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, mirrorDrainLimit))
 	resp.Body.Close()
 	pm.p.sent.Inc()
+}
+
+// headerOf is a map's regular fields as an http.Header (the mirror's copy
+// goes through net/http).
+func headerOf(h *stream.HeaderMap) http.Header {
+	out := make(http.Header, h.Len())
+	for name, value := range h.All() {
+		if len(name) > 0 && name[0] != ':' {
+			k := http.CanonicalHeaderKey(string(name))
+			out[k] = append(out[k], string(value))
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
@@ -141,4 +142,31 @@ func BenchmarkNormalizePath(b *testing.B) {
 			}
 		})
 	}
+}
+
+// plainPath's fast path is only taken where every policy would leave the
+// path as it is.
+func FuzzPlainPath(f *testing.F) {
+	for _, s := range []string{"/bench", "/api/v2/orders/123", "/a.b/c~d_e-f", "/.", "/a/..", "/a//b", "/a/.x", "/..a/b", "/a%2Fb", "/a;b", "/A/B?x=/../", "/"} {
+		f.Add(s)
+	}
+	var pols []pathPolicy
+	for _, norm := range []string{"NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"} {
+		for _, slashes := range []string{"KEEP_UNCHANGED", "REJECT_REQUEST", "UNESCAPE_AND_REDIRECT", "UNESCAPE_AND_FORWARD"} {
+			for _, params := range []string{"STRIP", "KEEP", "REJECT"} {
+				pols = append(pols, policy(norm, slashes, params))
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if len(p) == 0 || p[0] != '/' || !plainPath([]byte(p)) {
+			return
+		}
+		path, _, _ := strings.Cut(p, "?")
+		for _, pol := range pols {
+			if out, v := normalizePath(path, pol); out != path || v != pathOK {
+				t.Fatalf("plainPath(%q), but normalizePath gives %q (%d) under %+v", p, out, v, pol)
+			}
+		}
+	})
 }

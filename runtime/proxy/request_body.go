@@ -34,7 +34,7 @@ func (x *activeStream) readChunk(buf []byte) ([]byte, error) {
 			return nil, x.s.ctx.Err()
 		}
 	}
-	n, err := x.r.Body.Read(buf)
+	n, err := x.body.Read(buf)
 	x.received += int64(n)
 	return buf[:n], err
 }
@@ -47,7 +47,7 @@ func (x *activeStream) requestPump() *bodyPump {
 		d:    filter.Request,
 		read: x.readChunk,
 		trailers: func() bool {
-			if len(x.r.Trailer) == 0 {
+			if !x.hasTrailers() {
 				return false
 			}
 			x.s.reqTrailers = x.ss.RequestTrailers()

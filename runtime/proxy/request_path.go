@@ -9,6 +9,35 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
+// validRequestTarget reports whether h has a :method and a :path that is
+// a request-target: origin form or "*" (as url.ParseRequestURI takes
+// them), or CONNECT's authority form. The common path, without escapes or
+// control bytes, is checked without allocating.
+func validRequestTarget(h *stream.HeaderMap) bool {
+	method, _ := h.Get(stream.Method)
+	target, _ := h.Get(stream.Path)
+	if len(method) == 0 {
+		return false
+	}
+	if string(method) == http.MethodConnect && (len(target) == 0 || target[0] != '/') {
+		return true
+	}
+	if len(target) > 0 && target[0] == '/' {
+		plain := true
+		for _, c := range target {
+			if c < 0x20 || c == 0x7f || c == '%' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return true
+		}
+	}
+	_, err := url.ParseRequestURI(string(target))
+	return err == nil
+}
+
 // normalizeRequestPath normalizes the :path of h by pol before anything
 // looks at it (filters see ":path" normalized, as on Envoy), and makes the
 // normalized path the one forwarded; routes and authorization match its
@@ -20,6 +49,9 @@ func normalizeRequestPath(h *stream.HeaderMap, pol pathPolicy) *filter.LocalRepl
 	method, _ := h.Get(stream.Method)
 	target, _ := h.Get(stream.Path)
 	if string(method) == http.MethodConnect || string(target) == "*" || len(target) == 0 || target[0] != '/' {
+		return nil
+	}
+	if plainPath(target) {
 		return nil
 	}
 	raw, query := string(target), ""
@@ -50,4 +82,33 @@ func normalizeRequestPath(h *stream.HeaderMap, pol pathPolicy) *filter.LocalRepl
 	}
 	h.Set(stream.Path, out+query)
 	return nil
+}
+
+// plainPath reports a path that every policy leaves as it is: unreserved
+// characters and single slashes, no dot segment, escape, parameter or
+// control byte (the common request, checked without allocating). The
+// query is not looked at.
+func plainPath(target []byte) bool {
+	prev := byte(0)
+	segStart := 0
+	for i, c := range target {
+		switch {
+		case c == '?':
+			return !dotSegment(target[segStart:i])
+		case c == '/':
+			if prev == '/' || dotSegment(target[segStart:i]) {
+				return false
+			}
+			segStart = i + 1
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
+		default:
+			return false
+		}
+		prev = c
+	}
+	return !dotSegment(target[segStart:])
+}
+
+func dotSegment(seg []byte) bool {
+	return string(seg) == "." || string(seg) == ".."
 }

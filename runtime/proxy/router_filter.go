@@ -21,11 +21,10 @@ import (
 
 // forward sends the request upstream with retries and streams the answer.
 func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody bool, requestID string) {
-	r := x.r
 	// The subset comes only from what a filter set on this stream (the
 	// canary plugin's property); a client cannot name one.
 	subset := string(x.s.info.FilterState[route.SubsetProperty])
-	backend := x.rt.PickBackend(r.Header, subset, x.pickRnd)
+	backend := x.rt.PickBackend(x.s.reqHeaders, subset, x.pickRnd)
 	x.s.info.Cluster = nil
 	if backend == nil {
 		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("no backend\n"), Details: "no_backend", GRPCStatus: grpcUnavailable}, requestID)
@@ -45,7 +44,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	scheme, _ := h.Get(stream.Scheme)
 	authority, _ := h.Get(stream.Authority)
 	removeFixedHopHeaders(h, upgrade != "")
-	setForwarded(h, r.RemoteAddr, string(scheme), string(authority))
+	setForwarded(h, x.remoteAddr, string(scheme), string(authority))
 	// The upstream hop's scheme is its own, as Envoy's router sets it: an
 	// HTTP/2 server over TLS serves a request as https only when
 	// :scheme says so (and only then shows its peer the TLS state).
@@ -58,10 +57,10 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	// The request body: filtered by the chain when there is one, and kept
 	// for replay while it fits the buffer so a retry can resend it.
 	var body io.Reader
-	contentLength := r.ContentLength
+	contentLength := x.contentLength
 	if !noBody {
 		if x.fm.empty() {
-			body = &receivedCounter{r: r.Body, x: x}
+			body = &receivedCounter{r: x.body, x: x}
 		} else {
 			var lrep *filter.LocalReply
 			body, contentLength, lrep = x.filterRequestBody()
@@ -77,7 +76,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	}
 	// Request trailers the client declared go upstream as the filters
 	// left them.
-	declaredTrailers := len(r.Trailer) > 0 && body != nil
+	declaredTrailers := x.hasTrailers() && body != nil
 	// The mirror's copy: sent now without a body, else once the body has
 	// been read in full into the replay buffer; dropped if it never is.
 	mirror := x.newPendingMirror(upgrade != "")
@@ -92,8 +91,8 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		mirror.send(nil)
 	}
 
-	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
-	pick := upstream.Pick{Subset: backend.Subset, HashKey: cl.HashKey(r, clientIP)}
+	clientIP, _, _ := net.SplitHostPort(x.remoteAddr)
+	pick := upstream.Pick{Subset: backend.Subset, HashKey: cl.HashKey(h, clientIP)}
 	policy := &x.ri.retry
 	var resp upstream.Response
 	heldRetry := false
@@ -116,12 +115,18 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		// by closing its response body.
 		tryCtx, tryCancel := ctx, func() {}
 		var timer *time.Timer
-		var perTryExpired atomic.Bool
+		var perTryExpired *atomic.Bool
 		if policy.perTryTimeout > 0 {
 			tryCtx, tryCancel = context.WithCancel(ctx)
-			timer = time.AfterFunc(policy.perTryTimeout, func() { perTryExpired.Store(true); tryCancel() })
+			expired := new(atomic.Bool)
+			perTryExpired = expired
+			timer = time.AfterFunc(policy.perTryTimeout, func() { expired.Store(true); tryCancel() })
 		}
-		out := upstream.Request{Headers: h, ProtoMajor: r.ProtoMajor}
+		out := &x.firstTry
+		if try > 0 {
+			out = new(upstream.Request)
+		}
+		*out = upstream.Request{Headers: h, ProtoMajor: x.protoMajor}
 		if reqBody != nil {
 			out.BodyStream, out.BodyLength = reqBody, contentLength
 		}
@@ -133,7 +138,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		if try == 0 {
 			x.upstreamStart = time.Now()
 		}
-		resp, err = cl.Send(tryCtx, &out, pick)
+		resp, err = cl.Send(tryCtx, out, pick)
 		if timer != nil {
 			timer.Stop()
 		}
@@ -148,7 +153,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 				x.upstream = ue.Endpoint
 			}
 			failure = upstream.Classify(err)
-			if perTryExpired.Load() {
+			if perTryExpired != nil && perTryExpired.Load() {
 				failure = upstream.Timeout
 			}
 		}
@@ -257,7 +262,7 @@ func (x *activeStream) respond(resp upstream.Response, requestID string) {
 	removeHopHeaders(hdr, false)
 	x.s.respHeaders, x.s.respTrailers = hdr, &x.respTrailers
 	bodyLength := resp.BodyLength()
-	noBody := bodyLength == 0 || x.r.Method == http.MethodHead
+	noBody := bodyLength == 0 || x.isHead()
 	// Trailers the upstream declared; those it sends undeclared (gRPC over
 	// HTTP/2) are known at the body's end.
 	declared := hdr.Has("trailer")
@@ -445,4 +450,11 @@ func (x *activeStream) tunnel(resp upstream.Response) {
 	<-done
 	x.received += down2up
 	x.sent += up2down
+}
+
+// isHead reports a HEAD request (as the filters left it), whose response
+// has no body.
+func (x *activeStream) isHead() bool {
+	m, _ := x.s.reqHeaders.Get(stream.Method)
+	return string(m) == http.MethodHead
 }

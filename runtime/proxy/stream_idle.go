@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/route"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // streamIdle is Envoy's stream idle timeout for one exchange: a stream
@@ -29,18 +30,24 @@ import (
 // deadline is moved only once the response has started, so the local
 // reply of a stream that timed out before that still goes out.
 //
-// One allocation holds the state and the body wrapper, and the timer is
-// the only other: this runs for every request.
+// The state and the body wrapper live in the activeStream; the timer and
+// its callback are the only allocations: this runs for every request.
+//
+// The same timer enforces the route timeout (routeAt after start; 0 for
+// none), so that a stream has one timer for both; d is 0 when only the
+// route timeout is set.
 type streamIdle struct {
-	d      time.Duration
-	start  time.Time
-	last   atomic.Int64 // time.Since(start) at the last progress
-	timer  *time.Timer
-	cancel context.CancelFunc
-	dl     deadlines // the client's; nil when the codec has none
-	// reset abandons the stream: what ends a write blocked on a client
-	// that stopped reading when the codec has no deadlines.
-	reset func()
+	d       time.Duration
+	routeAt time.Duration
+	route   *routeContext
+	start   time.Time
+	last    atomic.Int64 // time.Since(start) at the last progress
+	timer   *time.Timer
+	cancel  context.CancelFunc
+	dl      deadlines // the client's; nil when the codec has none
+	// ss is reset to abandon the stream: what ends a write blocked on a
+	// client that stopped reading when the codec has no deadlines.
+	ss stream.ServerStream
 
 	// mu orders a firing timer against stop, so that no deadline moves
 	// once the exchange is over (the connection may be serving the next
@@ -62,12 +69,54 @@ type deadlines interface {
 	SetWriteDeadline(time.Time) error
 }
 
-// newStreamIdle starts the timer; cancel ends the stream's context.
-func newStreamIdle(d time.Duration, dl deadlines, cancel context.CancelFunc, reset func()) *streamIdle {
-	s := &streamIdle{d: d, start: time.Now(), cancel: cancel, dl: dl, reset: reset}
-	s.timer = time.AfterFunc(d, s.check)
-	return s
+// begin starts the timer for the stream ss, for the idle timeout d and
+// the route timeout routeTimeout (either may be 0: off) from start;
+// cancel ends its context, route is marked when the route timeout ends it.
+func (s *streamIdle) begin(d, routeTimeout time.Duration, start time.Time, ss stream.ServerStream, cancel context.CancelFunc, route *routeContext) {
+	s.d, s.routeAt, s.route, s.start, s.cancel, s.ss = d, routeTimeout, route, start, cancel, ss
+	s.dl, _ = ss.(deadlines)
+	s.timer = time.AfterFunc(s.next(0), s.check)
 }
+
+// next is how long until the timer has something to check, elapsed
+// after start with the stream last making progress idle ago.
+func (s *streamIdle) next(elapsed time.Duration) time.Duration {
+	wait := time.Duration(-1)
+	if s.d > 0 {
+		idle := elapsed - time.Duration(s.last.Load())
+		wait = s.d - idle
+	}
+	if s.routeAt > 0 && !s.route.expired.Load() && (wait < 0 || s.routeAt-elapsed < wait) {
+		wait = s.routeAt - elapsed
+	}
+	return max(wait, 0)
+}
+
+// routeContext is the stream's context when its route has a timeout:
+// the stream's cancel of the codec's context, with the route's deadline,
+// which the stream's timer enforces (no timer of the context's own).
+// Err is context.DeadlineExceeded once the deadline ended it.
+type routeContext struct {
+	context.Context
+	deadline time.Time
+	expired  atomic.Bool
+}
+
+func (c *routeContext) Deadline() (time.Time, bool) {
+	if d, ok := c.Context.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+
+func (c *routeContext) Err() error {
+	if c.expired.Load() {
+		return context.DeadlineExceeded
+	}
+	return c.Context.Err()
+}
+
+func (s *streamIdle) reset() { s.ss.Reset(stream.ResetCancel) }
 
 // requestBody wraps the client's request body (length n, -1 unknown).
 func (s *streamIdle) requestBody(b io.ReadCloser, n int64) io.ReadCloser {
@@ -83,8 +132,16 @@ func (s *streamIdle) check() {
 	if s.stopped {
 		return
 	}
-	if idle := time.Since(s.start) - time.Duration(s.last.Load()); idle < s.d {
-		s.timer.Reset(s.d - idle)
+	elapsed := time.Since(s.start)
+	if s.routeAt > 0 && elapsed >= s.routeAt && !s.route.expired.Load() {
+		// The route timeout: the stream's context ends as a deadline.
+		s.route.expired.Store(true)
+		s.cancel()
+	}
+	if s.d <= 0 || elapsed-time.Duration(s.last.Load()) < s.d {
+		if s.d > 0 || !s.route.expired.Load() {
+			s.timer.Reset(s.next(elapsed))
+		}
 		return
 	}
 	s.fired.Store(true)

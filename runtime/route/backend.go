@@ -1,9 +1,8 @@
 package route
 
 import (
-	"net/http"
-
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // SubsetLabel is the endpoint label a canary subset names: a subset
@@ -32,7 +31,7 @@ const SubsetProperty = "sluice.subset"
 // no random state of its own. The result points into the shared route and
 // must not be modified; nil only when the route has no backend left to
 // choose (a route made only of header-matched backends, none matching).
-func (rt *Route) PickBackend(h http.Header, subset string, rnd uint64) *config.Backend {
+func (rt *Route) PickBackend(h *stream.HeaderMap, subset string, rnd uint64) *config.Backend {
 	for i := range rt.byHeaders {
 		bh := &rt.byHeaders[i]
 		ok := true

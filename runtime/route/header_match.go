@@ -2,17 +2,17 @@ package route
 
 import (
 	"fmt"
-	"net/http"
-	"net/textproto"
 	"net/url"
 	"regexp"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
-// headerMatcher is a compiled config.HeaderMatch. The name is
-// canonicalised once so a lookup is one map index, without allocation.
+// headerMatcher is a compiled config.HeaderMatch. The name is lower-cased
+// once, as a header map's names are, so a lookup compares bytes without
+// allocating.
 type headerMatcher struct {
 	key     string
 	exact   string
@@ -24,7 +24,7 @@ type headerMatcher struct {
 func compileHeaders(hs []config.HeaderMatch) ([]headerMatcher, error) {
 	out := make([]headerMatcher, 0, len(hs))
 	for _, h := range hs {
-		m := headerMatcher{key: textproto.CanonicalMIMEHeaderKey(h.Name), exact: h.Exact, present: h.Present, absent: h.Absent}
+		m := headerMatcher{key: strings.ToLower(h.Name), exact: h.Exact, present: h.Present, absent: h.Absent}
 		if h.Regex != "" {
 			re, err := compileFull(h.Regex)
 			if err != nil {
@@ -37,26 +37,27 @@ func compileHeaders(hs []config.HeaderMatch) ([]headerMatcher, error) {
 	return out, nil
 }
 
-// match is true when any of the header's values meets the condition;
-// Absent is true only when the header has no value at all.
-func (m *headerMatcher) match(h http.Header) bool {
-	vs := h[m.key]
-	return m.matchValues(vs)
-}
-
-func (m *headerMatcher) matchValues(vs []string) bool {
-	switch {
-	case m.absent:
-		return len(vs) == 0
-	case m.present:
-		return len(vs) > 0
-	}
-	for _, v := range vs {
-		if m.matchValue(v) {
+// match is true when any of the field's values in h meets the condition;
+// Absent is true only when the field has no value at all.
+func (m *headerMatcher) match(h *stream.HeaderMap) bool {
+	found := false
+	for i := range h.Len() {
+		name, value := h.At(i)
+		if string(name) != m.key {
+			continue
+		}
+		found = true
+		switch {
+		case m.absent:
+			return false
+		case m.present:
+			return true
+		}
+		if m.regex != nil && m.regex.Match(value) || m.regex == nil && string(value) == m.exact {
 			return true
 		}
 	}
-	return false
+	return m.absent && !found
 }
 
 func (m *headerMatcher) matchValue(v string) bool {

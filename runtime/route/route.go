@@ -6,12 +6,13 @@
 package route
 
 import (
-	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // Route is one matched route: the config entry (embedded, so rt.Name,
@@ -96,54 +97,65 @@ func compileFull(expr string) (*regexp.Regexp, error) {
 // matches reports whether r meets every condition except the host, which
 // the Table has already checked. The path was normalized when the request
 // arrived (the listener's path_normalization: "//a/./b/../c" is "/a/c"),
-// and is compared in its decoded form (r.URL.Path), so a kept "/a%2Fb" is
-// seen as "/a/b"; path_prefix is a plain
-// string prefix, as Envoy's prefix is ("/api" matches "/apis" too: write
-// "/api/" to mean the directory).
-func (rt *Route) matches(r *http.Request) bool {
-	path := r.URL.Path
+// and is compared in its decoded form, so a kept "/a%2Fb" is seen as
+// "/a/b"; path_prefix is a plain string prefix, as Envoy's prefix is
+// ("/api" matches "/apis" too: write "/api/" to mean the directory).
+func (rt *Route) matches(r *request) bool {
+	path := r.path
 	switch {
-	case rt.pathExact != "" && path != rt.pathExact:
+	case rt.pathExact != "" && string(path) != rt.pathExact:
 		return false
-	case rt.pathPrefix != "" && !strings.HasPrefix(path, rt.pathPrefix):
+	case rt.pathPrefix != "" && !hasPrefix(path, rt.pathPrefix):
 		return false
-	case rt.pathRegex != nil && (!strings.HasPrefix(path, rt.regexLit) || !rt.pathRegex.MatchString(path)):
+	case rt.pathRegex != nil && (!hasPrefix(path, rt.regexLit) || !rt.pathRegex.Match(path)):
 		return false
 	}
-	if len(rt.methods) > 0 && !slices.Contains(rt.methods, r.Method) {
+	if len(rt.methods) > 0 && !rt.allowsMethod(r.method) {
 		return false
 	}
 	for i := range rt.headers {
-		if !rt.headers[i].match(r.Header) {
+		if !rt.headers[i].match(r.h) {
 			return false
 		}
 	}
-	if len(rt.query) > 0 && !matchQuery(rt.query, r.URL.RawQuery) {
+	if len(rt.query) > 0 && !matchQuery(rt.query, string(r.query)) {
 		return false
 	}
 	return true
 }
 
-// Rewrite applies the route's path and host rewrites to r before it is
-// forwarded: strip_prefix removes match.path_prefix (an empty result
-// becomes "/", and a result not starting with "/" gets one, so "/api/"
-// stripped from "/api/x" gives "/x"); prefix_rewrite replaces the prefix as
-// Envoy's does; host_rewrite replaces r.Host. The raw (escaped) path is
-// rewritten alongside when the prefix appears in it unescaped, else
-// dropped so that Go re-escapes the new path.
-func (rt *Route) Rewrite(r *http.Request) {
+func (rt *Route) allowsMethod(method []byte) bool {
+	for _, m := range rt.methods {
+		if m == string(method) {
+			return true
+		}
+	}
+	return false
+}
+
+// Rewrite applies the route's path and host rewrites to the request map h
+// before it is forwarded: strip_prefix removes match.path_prefix (an empty
+// result becomes "/", and a result not starting with "/" gets one, so
+// "/api/" stripped from "/api/x" gives "/x"); prefix_rewrite replaces the
+// prefix as Envoy's does; host_rewrite replaces :authority. The prefix is
+// matched on the decoded path; the raw (escaped) path is rewritten
+// alongside when the prefix appears in it unescaped, else the new path is
+// escaped afresh. The query is kept.
+func (rt *Route) Rewrite(h *stream.HeaderMap) {
 	if rt.HostRewrite != "" {
-		r.Host = rt.HostRewrite
+		h.Set(stream.Authority, rt.HostRewrite)
 	}
 	prefix := rt.Match.PathPrefix
 	if prefix == "" || (!rt.StripPrefix && rt.PrefixRewrite == "") {
 		return
 	}
-	repl := rt.PrefixRewrite
-	u := r.URL
-	if !strings.HasPrefix(u.Path, prefix) {
+	target, _ := h.Get(stream.Path)
+	u, err := url.ParseRequestURI(string(target))
+	if err != nil || !strings.HasPrefix(u.Path, prefix) {
 		return
 	}
+	escaped := u.EscapedPath()
+	repl := rt.PrefixRewrite
 	u.Path = joinRewrite(repl, u.Path[len(prefix):], rt.StripPrefix)
 	if u.RawPath != "" {
 		if strings.HasPrefix(u.RawPath, prefix) {
@@ -151,6 +163,9 @@ func (rt *Route) Rewrite(r *http.Request) {
 		} else {
 			u.RawPath = ""
 		}
+	}
+	if u.EscapedPath() != escaped {
+		h.Set(stream.Path, u.RequestURI())
 	}
 }
 

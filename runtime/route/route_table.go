@@ -1,12 +1,13 @@
 package route
 
 import (
+	"bytes"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // Table is the routes of one listener in one config snapshot, indexed by
@@ -149,40 +150,48 @@ func normHost(h string) string {
 func (t *Table) Routes() []*Route { return t.routes }
 
 // Match returns the first route, in config order, whose conditions all
-// hold for r, or nil. The host is r.Host (the Host header or :authority),
-// compared without its port and case-insensitively.
-func (t *Table) Match(r *http.Request) *Route {
-	authority := r.Host
-	if authority == "" && r.URL != nil {
-		authority = r.URL.Host
-	}
-	authority = lowerHost(authority)
-	if t.withPort != nil {
-		if c, ok := t.withPort[authority]; ok {
-			return first(c, r)
+// hold for the request h, or nil. The host is :authority (else the Host
+// field), compared without its port and case-insensitively. It allocates
+// nothing unless the host has upper case, the path escapes, or a route
+// has query conditions.
+func (t *Table) Match(h *stream.HeaderMap) *Route {
+	r := newRequest(h)
+	authority := r.authority()
+	for _, c := range authority {
+		if 'A' <= c && c <= 'Z' {
+			authority = bytes.ToLower(authority)
+			break
 		}
 	}
-	host, _ := splitPort(authority)
+	if t.withPort != nil {
+		if c, ok := t.withPort[string(authority)]; ok {
+			return first(c, &r)
+		}
+	}
+	host := authority
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.LastIndexByte(host, ']') < i {
+		host = host[:i]
+	}
 	if n := len(host); n > 0 && host[n-1] == '.' {
 		host = host[:n-1]
 	}
-	if c, ok := t.exact[host]; ok {
-		return first(c, r)
+	if c, ok := t.exact[string(host)]; ok {
+		return first(c, &r)
 	}
 	if len(t.wild) > 0 {
 		// The longest wildcard suffix has the fullest candidate list.
 		for i := 0; i < len(host); i++ {
 			if host[i] == '.' {
-				if c, ok := t.wild[host[i:]]; ok && i > 0 {
-					return first(c, r)
+				if c, ok := t.wild[string(host[i:])]; ok && i > 0 {
+					return first(c, &r)
 				}
 			}
 		}
 	}
-	return first(t.any, r)
+	return first(t.any, &r)
 }
 
-func first(c []*Route, r *http.Request) *Route {
+func first(c []*Route, r *request) *Route {
 	for _, rt := range c {
 		if rt.matches(r) {
 			return rt
@@ -199,14 +208,4 @@ func splitPort(hostport string) (host, port string) {
 		return hostport, ""
 	}
 	return hostport[:i], hostport[i+1:]
-}
-
-// lowerHost lower-cases s, allocating only when it has upper case letters.
-func lowerHost(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(s)
-		}
-	}
-	return s
 }

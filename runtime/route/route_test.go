@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 func TestRewrite(t *testing.T) {
@@ -54,13 +55,16 @@ backends = [ { cluster = "c" } ]
 	}
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
-			r := httptest.NewRequest("GET", tt.target, nil)
-			r.Host = "in"
-			rt := tab.Match(r)
+			h := requestMap("GET", "in", tt.target)
+			rt := tab.Match(h)
 			if rt == nil {
 				t.Fatal("no match")
 			}
-			rt.Rewrite(r)
+			rt.Rewrite(h)
+			target, _ := h.Get(stream.Path)
+			host, _ := h.Get(stream.Authority)
+			r := httptest.NewRequest("GET", string(target), nil)
+			r.Host = string(host)
 			if r.URL.Path != tt.wantPath || r.URL.EscapedPath() != tt.wantEscaped || r.Host != tt.wantHost || r.URL.RawQuery != tt.wantQuery {
 				t.Errorf("got path %q escaped %q host %q query %q, want %q %q %q %q",
 					r.URL.Path, r.URL.EscapedPath(), r.Host, r.URL.RawQuery, tt.wantPath, tt.wantEscaped, tt.wantHost, tt.wantQuery)
@@ -119,7 +123,7 @@ func TestPickBackend(t *testing.T) {
 			for k, v := range tt.headers {
 				h.Set(k, v)
 			}
-			b := rt.PickBackend(h, tt.subset, tt.rnd)
+			b := rt.PickBackend(fieldsOf(h), tt.subset, tt.rnd)
 			if b == nil {
 				t.Fatal("nil backend")
 			}
@@ -142,7 +146,7 @@ func TestWeightedSplit(t *testing.T) {
 	const n = 2000
 	counts := map[string]int{}
 	for range n {
-		counts[rt.PickBackend(http.Header{}, "", rng.Uint64()).Cluster]++
+		counts[rt.PickBackend(fieldsOf(http.Header{}), "", rng.Uint64()).Cluster]++
 	}
 	for cluster, want := range map[string]float64{"v1": 0.9, "v2": 0.1} {
 		got := float64(counts[cluster]) / n
@@ -169,10 +173,10 @@ backends = [ { cluster = "c", headers = [ { name = "x-a", present = true } ] } ]
 		t.Fatal(err)
 	}
 	rt := tab.Routes()[0]
-	if b := rt.PickBackend(http.Header{}, "", 0); b != nil {
+	if b := rt.PickBackend(fieldsOf(http.Header{}), "", 0); b != nil {
 		t.Errorf("got %s without the header, want nil", b.Cluster)
 	}
-	if b := rt.PickBackend(http.Header{"X-A": {"1"}}, "", 0); b == nil || b.Cluster != "c" {
+	if b := rt.PickBackend(fieldsOf(http.Header{"X-A": {"1"}}), "", 0); b == nil || b.Cluster != "c" {
 		t.Errorf("got %v with the header, want c", b)
 	}
 }

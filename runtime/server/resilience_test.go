@@ -123,25 +123,37 @@ timeout = "300ms"
 retry = { attempts = 0, on = ["5xx"] }
 backends = [ { cluster = "slow" } ]
 
+[[routes]]
+name = "total-without-idle"
+match = { path_prefix = "/noidle" }
+timeout = "300ms"
+stream_idle_timeout = "0s"
+retry = { attempts = 0, on = ["5xx"] }
+backends = [ { cluster = "slow" } ]
+
 [[clusters]]
 name = "slow"
 endpoints = ["`+slow.addr+`"]
 `))
-	start := time.Now()
-	resp, err := http.Get(ts.url("/total"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusGatewayTimeout {
-		t.Fatalf("route timeout: %d, want 504", resp.StatusCode)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("route timeout took %v", d)
+	// The stream's one timer ends the route's deadline, with the stream
+	// idle timeout on (the listener's default) and off.
+	for _, path := range []string{"/total", "/noidle"} {
+		start := time.Now()
+		resp, err := http.Get(ts.url(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("%s: route timeout: %d, want 504", path, resp.StatusCode)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("%s: route timeout took %v", path, d)
+		}
 	}
 
 	calls.Store(0)
-	resp, err = http.Get(ts.url("/pertry"))
+	resp, err := http.Get(ts.url("/pertry"))
 	if err != nil {
 		t.Fatal(err)
 	}

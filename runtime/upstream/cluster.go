@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // Defaults, as Envoy's circuit breaker and Istio's connection pool.
@@ -306,11 +307,12 @@ func (c *Cluster) sniFor(addr string) string {
 }
 
 // HashKey computes the ring_hash key the cluster's hash_on asks for:
-// "header:NAME" reads that request header, anything else (the default
-// "client_ip") returns clientIP.
-func (c *Cluster) HashKey(req *http.Request, clientIP string) string {
-	if h := c.cfg.HashOn; len(h) > len("header:") && h[:len("header:")] == "header:" {
-		return req.Header.Get(h[len("header:"):])
+// "header:NAME" reads that field of the request map h, anything else (the
+// default "client_ip") returns clientIP.
+func (c *Cluster) HashKey(h *stream.HeaderMap, clientIP string) string {
+	if on := c.cfg.HashOn; len(on) > len("header:") && on[:len("header:")] == "header:" {
+		v, _ := h.Get(on[len("header:"):])
+		return string(v)
 	}
 	return clientIP
 }
