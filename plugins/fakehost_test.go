@@ -7,6 +7,8 @@ package plugins
 // context, so instances do not share state.
 
 import (
+	"github.com/sluice-proxy/sluice/plugins/goref"
+
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -76,7 +78,7 @@ var compiled = sync.OnceValues(func() (*runtimeAndModule, error) {
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, testRuntimeConfig())
 	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	cm, err := r.CompileModule(ctx, Module())
+	cm, err := r.CompileModule(ctx, goref.Module())
 	if err != nil {
 		return nil, fmt.Errorf("compiling builtin.wasm: %w", err)
 	}

@@ -2,6 +2,7 @@ package realhost
 
 import (
 	"fmt"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 	"testing"
 
 	"github.com/sluice-proxy/sluice/plugins"
@@ -76,7 +77,7 @@ func BenchmarkRustPortsOnRealHost(b *testing.B) {
 		for _, m := range []struct {
 			lang string
 			wasm []byte
-		}{{"go", plugins.Module()}, {"rust", plugins.RustModule(c.name)}} {
+		}{{"go", goref.Module()}, {"rust", plugins.RustModule(c.name)}} {
 			b.Run(fmt.Sprintf("%s/%d/%s", c.name, i, m.lang), func(b *testing.B) {
 				f := filtertest.Load(b, m.wasm, filtertest.Options{Name: c.name, RootID: c.name, Config: c.config})
 				req := filtertest.Request{Headers: append([][2]string{{":path", "/api/v2/orders"}}, c.req...), ClientAddr: "10.0.0.1:5000"}

@@ -3,6 +3,7 @@ package realhost
 import (
 	"context"
 	"fmt"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 	"reflect"
 	"sort"
 	"strings"
@@ -318,7 +319,7 @@ func TestRustPortsMatchGo(t *testing.T) {
 		load := func(wasm []byte, config any) *filtertest.Filter {
 			return filtertest.Load(t, wasm, filtertest.Options{Name: c.plugin, RootID: c.plugin, Config: config})
 		}
-		g, r := load(plugins.Module(), c.config), load(rust, c.config)
+		g, r := load(goref.Module(), c.config), load(rust, c.config)
 		for i, req := range c.reqs {
 			want, got := g.Do(req), r.Do(req)
 			if !reflect.DeepEqual(got, want) {
@@ -333,7 +334,7 @@ func TestRustPortsMatchGo(t *testing.T) {
 			}
 		}
 		for _, cfg := range c.rustRefuses {
-			if _, err := filtertest.LoadErr(t, plugins.Module(), filtertest.Options{RootID: c.plugin, Config: cfg}); err != nil {
+			if _, err := filtertest.LoadErr(t, goref.Module(), filtertest.Options{RootID: c.plugin, Config: cfg}); err != nil {
 				t.Errorf("%s: the Go plugin refused %v (fix the case): %v", c.plugin, cfg, err)
 			}
 			if _, err := filtertest.LoadErr(t, rust, filtertest.Options{RootID: c.plugin, Config: cfg}); err == nil {
@@ -341,7 +342,7 @@ func TestRustPortsMatchGo(t *testing.T) {
 			}
 		}
 		for _, bad := range c.refused {
-			if _, err := filtertest.LoadErr(t, plugins.Module(), filtertest.Options{RootID: c.plugin, Config: bad}); err == nil {
+			if _, err := filtertest.LoadErr(t, goref.Module(), filtertest.Options{RootID: c.plugin, Config: bad}); err == nil {
 				t.Errorf("%s: the Go plugin accepted %v (fix the case)", c.plugin, bad)
 			}
 			if _, err := filtertest.LoadErr(t, rust, filtertest.Options{RootID: c.plugin, Config: bad}); err == nil {
@@ -414,7 +415,7 @@ func TestRustIPRestrictionTCPMatchesGo(t *testing.T) {
 	for _, m := range []struct {
 		lang string
 		wasm []byte
-	}{{"go", plugins.Module()}, {"rust", plugins.RustModule("ip-restriction")}} {
+	}{{"go", goref.Module()}, {"rust", plugins.RustModule("ip-restriction")}} {
 		f := filtertest.Load(t, m.wasm, filtertest.Options{Name: "ip-restriction", RootID: "ip-restriction", Config: config})
 		for _, tc := range []struct {
 			addr   string
