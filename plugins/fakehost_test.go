@@ -7,8 +7,6 @@ package plugins
 // context, so instances do not share state.
 
 import (
-	"github.com/sluice-proxy/sluice/plugins/goref"
-
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sluice-proxy/sluice/plugins/goref"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"

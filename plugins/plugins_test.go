@@ -1,13 +1,12 @@
 package plugins
 
 import (
-	"github.com/sluice-proxy/sluice/plugins/goref"
-
 	"context"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/sluice-proxy/sluice/plugins/goref"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )

@@ -5,12 +5,12 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"github.com/sluice-proxy/sluice/plugins"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/plugins"
 )
 
 func TestHeadersInHeadersOut(t *testing.T) {

@@ -2,11 +2,11 @@ package realhost
 
 import (
 	"fmt"
-	"github.com/sluice-proxy/sluice/plugins/goref"
 	"testing"
 
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
 // BenchmarkBuiltinsOnRealHost is the Wasm cost of one request through each

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"github.com/sluice-proxy/sluice/plugins/goref"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/plugins"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
 // BenchmarkMemoryBreakdown logs where the built-in module's memory goes,

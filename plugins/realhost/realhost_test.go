@@ -5,12 +5,12 @@ package realhost
 // sockets.
 
 import (
-	"github.com/sluice-proxy/sluice/plugins/goref"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
 func TestKeyAuth(t *testing.T) {

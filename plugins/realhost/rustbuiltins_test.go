@@ -3,7 +3,6 @@ package realhost
 import (
 	"context"
 	"fmt"
-	"github.com/sluice-proxy/sluice/plugins/goref"
 	"reflect"
 	"sort"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
 // rustPortCase is a configuration and the requests a built-in ported to

@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"github.com/sluice-proxy/sluice/plugins/goref"
 	"hash"
 	"math/big"
 	"reflect"
@@ -27,6 +26,7 @@ import (
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
 // matchGo loads plugin from the Go module and from its Rust module with
