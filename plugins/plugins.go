@@ -92,8 +92,8 @@ func ReleaseModulePages() {
 	}
 }
 
-// names are the built-ins, each with a rust/NAME.wasm; TestNamesMatchModule
-// checks them against the modules and the Go reference.
+// names are the built-ins, each with a rust/NAME.wasm; TestNamesMatchModules
+// (realhost) checks them against the modules and the Go reference.
 var names = []string{
 	"add-header",
 	"canary",

@@ -144,37 +144,6 @@ func TestModuleMatchesABI(t *testing.T) {
 	}
 }
 
-func TestNamesMatchModule(t *testing.T) {
-	if !slices.IsSorted(names) {
-		t.Errorf("names are not sorted: %q", names)
-	}
-	// The smallest configuration each plugin accepts; the rate limiters
-	// refuse one without a limit, as Kong does.
-	minimal := map[string]string{
-		"rate-limiting":         `{"minute":1}`,
-		"response-ratelimiting": `{"limits":{"sms":{"minute":1}}}`,
-	}
-	g := newGuest(t)
-	for _, name := range Names() {
-		cfg, ok := minimal[name]
-		if !ok {
-			cfg = "{}"
-		}
-		if _, ok := g.startPlugin(name, cfg); !ok {
-			t.Errorf("plugin %q refused %s (logs: %q)", name, cfg, g.h.logs)
-		}
-		if !Has(name) {
-			t.Errorf("Has(%q) = false", name)
-		}
-	}
-	if _, ok := g.startPlugin("no-such-plugin", "{}"); ok {
-		t.Error("root_id no-such-plugin was accepted")
-	}
-	if !strings.Contains(strings.Join(g.h.logs, "\n"), `no plugin with root_id "no-such-plugin"`) {
-		t.Errorf("unknown root_id not logged: %q", g.h.logs)
-	}
-}
-
 // A long-running instance must not grow: 100,000 streams through a filter
 // leave linear memory where it was after warm-up.
 func TestMemoryFlatOverManyRequests(t *testing.T) {
