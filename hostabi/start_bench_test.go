@@ -42,7 +42,7 @@ var startSets = []struct {
 	modules []startModule
 }{
 	{"header-go", []startModule{{name: "header-go", path: filepath.Join("..", "examples", "filters", "header-go", "header-go.wasm"), config: "{}"}}},
-	{"builtin", []startModule{{name: "add-header", path: filepath.Join("..", "plugins", "builtin.wasm"), trusted: true, config: "{}"}}},
+	{"go-reference", []startModule{{name: "add-header", path: filepath.Join("..", "plugins", "goref", "builtin.wasm"), trusted: true, config: "{}"}}},
 	{"rust-builtins", []startModule{
 		{name: "add-header", path: rustBuiltin("add-header"), trusted: true, config: `{"request_headers":{"x-a":"1"}}`},
 		{name: "ip-restriction", path: rustBuiltin("ip-restriction"), trusted: true, config: `{"allow":["127.0.0.1"]}`},

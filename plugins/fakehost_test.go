@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sluice-proxy/sluice/plugins/goref"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -76,7 +77,7 @@ var compiled = sync.OnceValues(func() (*runtimeAndModule, error) {
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, testRuntimeConfig())
 	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	cm, err := r.CompileModule(ctx, Module())
+	cm, err := r.CompileModule(ctx, goref.Module())
 	if err != nil {
 		return nil, fmt.Errorf("compiling builtin.wasm: %w", err)
 	}

@@ -1,10 +1,8 @@
-// Package plugins embeds sluice's built-in policy filters. Those ported to
-// Rust (./rust, on sdk/rust) are one small module each (RustModule); the
-// others are still one Go module (built from ./src with the sluice SDK) in
-// which each plugin is a root context selected by root_id = the plugin's
+// Package plugins embeds sluice's built-in policy filters: one small
+// Rust module each (./rust, on sdk/rust), whose root_id is the plugin's
 // name. Configuration "wasm = \"builtin:NAME\"" loads RustModule(NAME)
-// if there is one, else ModuleFor(the config's Go-served built-ins), with
-// root_id NAME.
+// with root_id NAME. The Go plugins they were ported from are not
+// embedded: they stay as the tests' reference (package goref).
 package plugins
 
 import (
@@ -13,48 +11,15 @@ import (
 	"unsafe"
 )
 
-//go:generate make build
+//go:generate make rust
 
-// module and liteModule are strings so that the bytes sit in the binary's
-// read-only data: clean file-backed pages, which ReleaseModulePages can
-// hand back to the page cache once a module is compiled.
-//
-//go:embed builtin.wasm
-var module string
-
-// liteModule is every built-in but liteOmits, built with -tags lite.
-//
-//go:embed builtin-lite.wasm
-var liteModule string
-
-// liteOmits is what builtin-lite.wasm leaves out (src/heavy_full.go): jwt's
-// public-key cryptography is a third of the full module's compiled code.
-var liteOmits = []string{"jwt"}
-
-// Module returns the compiled built-in module with every plugin. The
-// slice is shared and read-only: writing to it faults.
-func Module() []byte { return bytesOf(module) }
-
-// ModuleFor returns the smallest embedded Go module that has every
-// built-in plugin in names still served by Go: builtin-lite.wasm (wazero's
-// compiled code 18 MB instead of 25, an instance 3.9 MB instead of 5.5)
-// unless one of them is jwt. Read-only, like Module. Names with a
-// RustModule do not count: they never load it.
-func ModuleFor(names []string) []byte {
-	for _, n := range names {
-		if slices.Contains(liteOmits, n) && RustModule(n) == nil {
-			return Module()
-		}
-	}
-	return bytesOf(liteModule)
-}
-
-// The built-ins ported to Rust, one module each (rust/NAME.wasm, built
-// from rust/NAME/lib.rs by `make -C plugins rust`): a module is about
-// 0.1 MB, compiles in milliseconds, and its instance starts with 128 KiB
-// of linear memory, so a config loads only what it uses. Each name is
-// also still in the Go module until every built-in is ported; the Go
-// copy is no longer served.
+// The built-ins, one module each (rust/NAME.wasm, built from
+// rust/NAME/lib.rs by `make -C plugins rust`): a module is about 0.1 MB,
+// compiles in milliseconds, and its instance starts with 128 KiB of linear
+// memory, so a config loads only what it uses. They are strings so that
+// the bytes sit in the binary's read-only data: clean file-backed pages,
+// which ReleaseModulePages can hand back to the page cache once a module
+// is compiled.
 var (
 	//go:embed rust/add-header.wasm
 	rustAddHeader string
@@ -94,8 +59,9 @@ var rustModules = map[string]*string{
 	"response-transformer":  &rustResponseTransformer,
 }
 
-// RustModule returns the Rust module serving built-in name (its root_id
-// is name too), or nil if the Go module serves it. Read-only, like Module.
+// RustModule returns the module serving built-in name (its root_id is
+// name too), or nil if name is no built-in. The slice is shared and
+// read-only: writing to it faults.
 func RustModule(name string) []byte {
 	if m, ok := rustModules[name]; ok {
 		return bytesOf(*m)
@@ -117,19 +83,17 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 
 // ReleaseModulePages tells the kernel that the modules' bytes are not
 // needed in memory for now: once compiled, nothing reads them until the
-// next load, and they cost up to 7 MB of resident memory otherwise. They
+// next load, and they cost resident memory otherwise. They
 // stay in the page cache (and the binary), and a later read faults them
 // back in. A no-op where unsupported.
 func ReleaseModulePages() {
-	releasePages(bytesOf(module))
-	releasePages(bytesOf(liteModule))
 	for _, m := range rustModules {
 		releasePages(bytesOf(*m))
 	}
 }
 
-// names must match the registrations in src/main.go; TestNamesMatchModule
-// loads the module and checks each one.
+// names are the built-ins, each with a rust/NAME.wasm; TestNamesMatchModules
+// (realhost) checks them against the modules and the Go reference.
 var names = []string{
 	"add-header",
 	"canary",

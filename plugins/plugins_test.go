@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-proxy/sluice/plugins/goref"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -103,7 +104,7 @@ func TestModuleMatchesABI(t *testing.T) {
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	defer r.Close(ctx)
-	cm, err := r.CompileModule(ctx, Module())
+	cm, err := r.CompileModule(ctx, goref.Module())
 	if err != nil {
 		t.Fatalf("compiling builtin.wasm: %v", err)
 	}
@@ -140,37 +141,6 @@ func TestModuleMatchesABI(t *testing.T) {
 	}
 	if _, ok := cm.ExportedMemories()["memory"]; !ok {
 		t.Error("does not export memory")
-	}
-}
-
-func TestNamesMatchModule(t *testing.T) {
-	if !slices.IsSorted(names) {
-		t.Errorf("names are not sorted: %q", names)
-	}
-	// The smallest configuration each plugin accepts; the rate limiters
-	// refuse one without a limit, as Kong does.
-	minimal := map[string]string{
-		"rate-limiting":         `{"minute":1}`,
-		"response-ratelimiting": `{"limits":{"sms":{"minute":1}}}`,
-	}
-	g := newGuest(t)
-	for _, name := range Names() {
-		cfg, ok := minimal[name]
-		if !ok {
-			cfg = "{}"
-		}
-		if _, ok := g.startPlugin(name, cfg); !ok {
-			t.Errorf("plugin %q refused %s (logs: %q)", name, cfg, g.h.logs)
-		}
-		if !Has(name) {
-			t.Errorf("Has(%q) = false", name)
-		}
-	}
-	if _, ok := g.startPlugin("no-such-plugin", "{}"); ok {
-		t.Error("root_id no-such-plugin was accepted")
-	}
-	if !strings.Contains(strings.Join(g.h.logs, "\n"), `no plugin with root_id "no-such-plugin"`) {
-		t.Errorf("unknown root_id not logged: %q", g.h.logs)
 	}
 }
 
@@ -238,41 +208,5 @@ func TestAddHeader(t *testing.T) {
 	}
 	if _, ok := g.startPlugin("add-header", `{"bogus":1}`); ok {
 		t.Error("unknown config key accepted")
-	}
-}
-
-// builtin-lite.wasm has every plugin but liteOmits, and ModuleFor picks it
-// exactly when a config needs none of those.
-func TestLiteModule(t *testing.T) {
-	minimal := map[string]string{
-		"rate-limiting":         `{"minute":1}`,
-		"response-ratelimiting": `{"limits":{"sms":{"minute":1}}}`,
-	}
-	g := instantiate(t, compileOther(t, bytesOf(liteModule)))
-	for _, name := range Names() {
-		cfg, ok := minimal[name]
-		if !ok {
-			cfg = "{}"
-		}
-		want := !slices.Contains(liteOmits, name)
-		if _, ok := g.startPlugin(name, cfg); ok != want {
-			t.Errorf("lite module starts %q: %v, want %v (logs: %q)", name, ok, want, g.h.logs)
-		}
-	}
-	lite := bytesOf(liteModule)
-	for _, c := range []struct {
-		names []string
-		want  []byte
-	}{
-		{nil, lite},
-		{[]string{"add-header"}, lite},
-		{[]string{"cors", "rate-limiting", "canary"}, lite},
-		// jwt, the one plugin the lite module leaves out, is served by
-		// its Rust module now: no config needs the full one.
-		{[]string{"cors", "jwt"}, lite},
-	} {
-		if got := ModuleFor(c.names); &got[0] != &c.want[0] {
-			t.Errorf("ModuleFor(%q) picked the wrong module", c.names)
-		}
 	}
 }

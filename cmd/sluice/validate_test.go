@@ -20,7 +20,7 @@ func TestValidateChecksModules(t *testing.T) {
 	bomb := []byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x0a\xa9\x01\xff\xff\xff\xff\x0f")
 	bomb = append(bomb, bytes.Repeat([]byte{0x0b}, 190-len(bomb))...)
 	os.WriteFile(filepath.Join(dir, "bomb.wasm"), bomb, 0o644)
-	os.WriteFile(filepath.Join(dir, "good.wasm"), plugins.Module(), 0o644)
+	os.WriteFile(filepath.Join(dir, "good.wasm"), plugins.RustModule("add-header"), 0o644)
 	for name, tc := range map[string]struct {
 		wasm, extra, want string
 	}{

@@ -64,15 +64,10 @@ func Load(t testing.TB, wasm []byte, o Options) *Filter {
 }
 
 // LoadBuiltin is Load for a built-in plugin (wasm = "builtin:NAME"), in
-// the module sluice serves it from: its Rust module once ported, else the
-// Go module.
+// the module sluice serves it from.
 func LoadBuiltin(t testing.TB, name string, config any) *Filter {
 	t.Helper()
-	wasm := plugins.RustModule(name)
-	if wasm == nil {
-		wasm = plugins.Module()
-	}
-	return Load(t, wasm, Options{Name: name, RootID: name, Config: config})
+	return Load(t, plugins.RustModule(name), Options{Name: name, RootID: name, Config: config})
 }
 
 // LoadErr is Load returning the error instead of failing.
@@ -361,6 +356,3 @@ func (m *headerMap) DelBytes(k []byte) {
 	m.pairs = out
 }
 func (m *headerMap) Reset() { m.pairs = nil }
-
-// builtinModule is the embedded built-in module.
-func builtinModule() []byte { return plugins.Module() }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/plugins"
 )
 
 func TestHeadersInHeadersOut(t *testing.T) {
@@ -74,7 +75,7 @@ func (p idp) HTTPCall(_ context.Context, req hostabi.HTTPCallRequest, done func(
 
 func TestHTTPCallOnRealHost(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	f := Load(t, builtinModule(), Options{Name: "auth", RootID: "jwt", HTTP: idp{secret},
+	f := Load(t, plugins.RustModule("jwt"), Options{Name: "auth", RootID: "jwt", HTTP: idp{secret},
 		Config: `{"jwks_uri":"https://id.example.com/jwks.json","jwks_cluster":"idp"}`})
 	b64 := base64.RawURLEncoding.EncodeToString
 	in := b64([]byte(`{"alg":"HS256","kid":"k1"}`)) + "." + b64([]byte(`{"sub":"alice"}`))
@@ -106,7 +107,7 @@ func TestBodies(t *testing.T) {
 }
 
 func TestLoadErrRefusesBadConfig(t *testing.T) {
-	_, err := LoadErr(t, builtinModule(), Options{RootID: "cors", Config: map[string]any{"origin": "x"}})
+	_, err := LoadErr(t, plugins.RustModule("cors"), Options{RootID: "cors", Config: map[string]any{"origin": "x"}})
 	if err == nil {
 		t.Fatal("a misspelt key was accepted")
 	}

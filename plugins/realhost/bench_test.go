@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
 // BenchmarkBuiltinsOnRealHost is the Wasm cost of one request through each
@@ -76,7 +77,7 @@ func BenchmarkRustPortsOnRealHost(b *testing.B) {
 		for _, m := range []struct {
 			lang string
 			wasm []byte
-		}{{"go", plugins.Module()}, {"rust", plugins.RustModule(c.name)}} {
+		}{{"go", goref.Module()}, {"rust", plugins.RustModule(c.name)}} {
 			b.Run(fmt.Sprintf("%s/%d/%s", c.name, i, m.lang), func(b *testing.B) {
 				f := filtertest.Load(b, m.wasm, filtertest.Options{Name: c.name, RootID: c.name, Config: c.config})
 				req := filtertest.Request{Headers: append([][2]string{{":path", "/api/v2/orders"}}, c.req...), ClientAddr: "10.0.0.1:5000"}

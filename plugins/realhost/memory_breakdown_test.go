@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/plugins"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
 // BenchmarkMemoryBreakdown logs where the built-in module's memory goes,
@@ -46,7 +47,7 @@ func memoryBreakdown(t *testing.B) {
 		t.ReportMetric(mib(ms.HeapAlloc), "heap-live-MiB")
 	}
 	step("start")
-	mod := plugins.Module()
+	mod := goref.Module()
 	rootID, config := "add-header", []byte(`{"request_headers":{"x-a":"1"}}`)
 	if path := os.Getenv("SLUICE_MEMORY_BREAKDOWN"); strings.HasSuffix(path, ".wasm") {
 		var err error

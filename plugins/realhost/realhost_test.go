@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
 func TestKeyAuth(t *testing.T) {
@@ -151,7 +151,7 @@ func TestSkipDefaultCallbacks(t *testing.T) {
 	}
 	// The Go module's add-header: the Rust one tells the host at once
 	// (TestRustBuiltinsSkipCallbacks).
-	add := filtertest.Load(t, plugins.Module(), filtertest.Options{Name: "add-header", RootID: "add-header",
+	add := filtertest.Load(t, goref.Module(), filtertest.Options{Name: "add-header", RootID: "add-header",
 		Config: map[string]any{"request_headers": map[string]string{"x-a": "1"}}})
 	first, second, third := callsPerStream(add), callsPerStream(add), callsPerStream(add)
 	// First: create, request headers, response headers, response body,

@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
 // rustPortCase is a configuration and the requests a built-in ported to
@@ -331,7 +332,7 @@ func TestRustPortsMatchGo(t *testing.T) {
 		load := func(wasm []byte, config any) *filtertest.Filter {
 			return filtertest.Load(t, wasm, filtertest.Options{Name: c.plugin, RootID: c.plugin, Config: config})
 		}
-		g, r := load(plugins.Module(), c.config), load(rust, c.config)
+		g, r := load(goref.Module(), c.config), load(rust, c.config)
 		for i, req := range c.reqs {
 			want, got := g.Do(req), r.Do(req)
 			if !reflect.DeepEqual(got, want) {
@@ -346,7 +347,7 @@ func TestRustPortsMatchGo(t *testing.T) {
 			}
 		}
 		for _, cfg := range c.rustRefuses {
-			if _, err := filtertest.LoadErr(t, plugins.Module(), filtertest.Options{RootID: c.plugin, Config: cfg}); err != nil {
+			if _, err := filtertest.LoadErr(t, goref.Module(), filtertest.Options{RootID: c.plugin, Config: cfg}); err != nil {
 				t.Errorf("%s: the Go plugin refused %v (fix the case): %v", c.plugin, cfg, err)
 			}
 			if _, err := filtertest.LoadErr(t, rust, filtertest.Options{RootID: c.plugin, Config: cfg}); err == nil {
@@ -354,7 +355,7 @@ func TestRustPortsMatchGo(t *testing.T) {
 			}
 		}
 		for _, bad := range c.refused {
-			if _, err := filtertest.LoadErr(t, plugins.Module(), filtertest.Options{RootID: c.plugin, Config: bad}); err == nil {
+			if _, err := filtertest.LoadErr(t, goref.Module(), filtertest.Options{RootID: c.plugin, Config: bad}); err == nil {
 				t.Errorf("%s: the Go plugin accepted %v (fix the case)", c.plugin, bad)
 			}
 			if _, err := filtertest.LoadErr(t, rust, filtertest.Options{RootID: c.plugin, Config: bad}); err == nil {
@@ -427,7 +428,7 @@ func TestRustIPRestrictionTCPMatchesGo(t *testing.T) {
 	for _, m := range []struct {
 		lang string
 		wasm []byte
-	}{{"go", plugins.Module()}, {"rust", plugins.RustModule("ip-restriction")}} {
+	}{{"go", goref.Module()}, {"rust", plugins.RustModule("ip-restriction")}} {
 		f := filtertest.Load(t, m.wasm, filtertest.Options{Name: "ip-restriction", RootID: "ip-restriction", Config: config})
 		for _, tc := range []struct {
 			addr   string

@@ -26,6 +26,7 @@ import (
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
 // matchGo loads plugin from the Go module and from its Rust module with
@@ -39,7 +40,7 @@ func matchGo(t testing.TB, plugin string, o filtertest.Options, reqs []filtertes
 		t.Fatalf("%s has no Rust module", plugin)
 	}
 	o.Name, o.RootID = plugin, plugin
-	g, r := filtertest.Load(t, plugins.Module(), o), filtertest.Load(t, rust, o)
+	g, r := filtertest.Load(t, goref.Module(), o), filtertest.Load(t, rust, o)
 	for i, req := range reqs {
 		want, got := g.Do(req), r.Do(req)
 		if !reflect.DeepEqual(got, want) {
@@ -47,7 +48,7 @@ func matchGo(t testing.TB, plugin string, o filtertest.Options, reqs []filtertes
 		}
 	}
 	for _, bad := range refused {
-		if _, err := filtertest.LoadErr(t, plugins.Module(), filtertest.Options{RootID: plugin, Config: bad}); err == nil {
+		if _, err := filtertest.LoadErr(t, goref.Module(), filtertest.Options{RootID: plugin, Config: bad}); err == nil {
 			t.Errorf("%s: the Go plugin accepted %v (fix the case)", plugin, bad)
 		}
 		if _, err := filtertest.LoadErr(t, rust, filtertest.Options{RootID: plugin, Config: bad}); err == nil {
@@ -398,7 +399,7 @@ func limiterMatch(t *testing.T, plugin string, o filtertest.Options, reqs []filt
 	if o.Shared == nil {
 		o.Shared, oRust.Shared = hostabi.NewMemoryStore(), hostabi.NewMemoryStore()
 	}
-	g, r := filtertest.Load(t, plugins.Module(), o), filtertest.Load(t, plugins.RustModule(plugin), oRust)
+	g, r := filtertest.Load(t, goref.Module(), o), filtertest.Load(t, plugins.RustModule(plugin), oRust)
 	for i, req := range reqs {
 		want, got := g.Do(req), r.Do(req)
 		if !reflect.DeepEqual(withoutResets(got), withoutResets(want)) {
@@ -484,7 +485,7 @@ func TestRustRateLimitingMatchesGo(t *testing.T) {
 	// together.
 	shared := hostabi.NewMemoryStore()
 	o := filtertest.Options{Name: "rl", RootID: "rate-limiting", Shared: shared, Config: map[string]any{"hour": 3, "limit_by": "ip", "policy": "redis"}}
-	g, r := filtertest.Load(t, plugins.Module(), o), filtertest.Load(t, plugins.RustModule("rate-limiting"), o)
+	g, r := filtertest.Load(t, goref.Module(), o), filtertest.Load(t, plugins.RustModule("rate-limiting"), o)
 	for i, f := range []*filtertest.Filter{g, r, g, r} {
 		res := f.Do(ip("10.1.1.1:1"))
 		if (res.Local != nil) != (i == 3) {
@@ -590,7 +591,7 @@ func BenchmarkRustLimitersAndJWT(b *testing.B) {
 		for _, m := range []struct {
 			lang string
 			wasm []byte
-		}{{"go", plugins.Module()}, {"rust", plugins.RustModule(c.plugin)}} {
+		}{{"go", goref.Module()}, {"rust", plugins.RustModule(c.plugin)}} {
 			b.Run(c.name+"/"+m.lang, func(b *testing.B) {
 				f := filtertest.Load(b, m.wasm, filtertest.Options{Name: c.plugin, RootID: c.plugin, Config: c.config})
 				req := filtertest.Request{Headers: append([][2]string{{":path", "/api/v2/orders"}}, c.req...), ClientAddr: "10.0.0.1:5000", ResponseHeaders: c.resp}

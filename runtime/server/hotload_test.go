@@ -63,7 +63,7 @@ func startHotPlugin(t *testing.T, extra string) (*testServer, string) {
 	t.Helper()
 	up := startEcho(t, "up", nil)
 	wasmPath := filepath.Join(t.TempDir(), "filter.wasm")
-	if err := os.WriteFile(wasmPath, plugins.Module(), 0o644); err != nil {
+	if err := os.WriteFile(wasmPath, plugins.RustModule("add-header"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return startServer(t, baseConfig(extra+`
@@ -129,7 +129,7 @@ func TestPluginHotSwapUnderLoad(t *testing.T) {
 	}
 
 	// Version 2 through POST /plugins/reload.
-	os.WriteFile(wasmPath, withCustomSection(plugins.Module(), "v2"), 0o644)
+	os.WriteFile(wasmPath, withCustomSection(plugins.RustModule("add-header"), "v2"), 0o644)
 	resp, err := http.Post("http://"+admin+"/plugins/reload", "", nil)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("POST /plugins/reload: %v %v", err, resp)

@@ -139,7 +139,7 @@ endpoints = [%q]
 // the plugin and how long it took.
 func TestPluginHotLoadSaysWhatChanged(t *testing.T) {
 	ts, wasmPath := startHotPlugin(t, "")
-	if err := os.WriteFile(wasmPath, withCustomSection(plugins.Module(), "v2"), 0o644); err != nil {
+	if err := os.WriteFile(wasmPath, withCustomSection(plugins.RustModule("add-header"), "v2"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := ts.ReloadPlugins(); err != nil {

@@ -349,7 +349,7 @@ func (s *Server) applyFetched(pc config.Plugin, m wasmsource.Module) {
 		s.wasm.book.failed(pc.Name, src, loadCause(err), err, cur.loaded())
 		return
 	}
-	next := &pluginSet{env: s.plugins.env, log: s.plugins.log, byName: make(map[string]*pluginEntry, len(s.plugins.byName)), builtin: s.plugins.builtin}
+	next := &pluginSet{env: s.plugins.env, log: s.plugins.log, byName: make(map[string]*pluginEntry, len(s.plugins.byName))}
 	for name, e := range s.plugins.byName {
 		next.byName[name] = e
 	}

@@ -50,11 +50,6 @@ type pluginSet struct {
 	env    *wasmEnv
 	log    *zap.Logger
 	byName map[string]*pluginEntry
-	// builtin is the embedded module this generation's built-in plugins
-	// load: the smallest that has all of them (plugins.ModuleFor), so a
-	// config without jwt compiles the lite module. A reload that adds
-	// the first jwt plugin moves every built-in to the full module.
-	builtin []byte
 	// refused lists the plugins whose new version failed to load in the
 	// rebuild that made this set (each kept its last good version or
 	// stands in), for the reload's answer.
@@ -71,15 +66,9 @@ func newPluginSet(ctx context.Context, cfg *config.Config, env *wasmEnv, log *za
 
 // rebuild returns the set for cfg, reusing unchanged entries of ps.
 func (ps *pluginSet) rebuild(ctx context.Context, cfg *config.Config) (*pluginSet, error) {
-	var builtins []string
-	for _, pc := range cfg.Plugins {
-		if name := builtinName(pc.Wasm); name != "" {
-			builtins = append(builtins, name)
-		}
-	}
-	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}, builtin: plugins.ModuleFor(builtins)}
+	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}}
 	for i, pc := range cfg.Plugins {
-		e, loadErr, err := ps.entryFor(ctx, pc, next.builtin)
+		e, loadErr, err := ps.entryFor(ctx, pc)
 		if err != nil {
 			next.closeNew(ps)
 			return nil, pluginError(cfg, i, err)
@@ -98,7 +87,7 @@ func (ps *pluginSet) rebuild(ctx context.Context, cfg *config.Config) (*pluginSe
 // error (the config is refused, as `sluice validate` would); otherwise a
 // failed load keeps the last good version or stands in for the plugin,
 // and loadErr says why.
-func (ps *pluginSet) entryFor(ctx context.Context, pc config.Plugin, builtin []byte) (e *pluginEntry, loadErr, err error) {
+func (ps *pluginSet) entryFor(ctx context.Context, pc config.Plugin) (e *pluginEntry, loadErr, err error) {
 	old := ps.byName[pc.Name]
 	src, err := pluginsource.Parse(pc.Wasm, pc.SHA256, pc.PullPolicy)
 	if err != nil {
@@ -107,7 +96,7 @@ func (ps *pluginSet) entryFor(ctx context.Context, pc config.Plugin, builtin []b
 	if src.Remote() {
 		return ps.remoteEntry(ctx, pc, src, old), nil, nil
 	}
-	module, sha, stamp, err := ps.env.readLocalModule(src, builtin)
+	module, sha, stamp, err := ps.env.readLocalModule(src)
 	if err != nil {
 		return nil, nil, fmt.Errorf("plugin %q: %w", pc.Name, err)
 	}
@@ -133,8 +122,8 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// releaseBuiltinPages drops the embedded built-in module's bytes from
-// resident memory once the loads that read them are done (7 MB otherwise);
+// releaseBuiltinPages drops the embedded built-in modules' bytes from
+// resident memory once the loads that read them are done;
 // they are faulted back in from the binary by the next load.
 func (ps *pluginSet) releaseBuiltinPages() {
 	for _, e := range ps.byName {
@@ -148,7 +137,7 @@ func (ps *pluginSet) releaseBuiltinPages() {
 // reloadModules re-reads every file-backed module and restarts the plugins
 // whose bytes changed. It returns ps itself when nothing changed.
 func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
-	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}, builtin: ps.builtin}
+	next := &pluginSet{env: ps.env, log: ps.log, byName: map[string]*pluginEntry{}}
 	changed := false
 	for name, e := range ps.byName {
 		if src, err := pluginsource.Parse(e.cfg.Wasm, e.cfg.SHA256, e.cfg.PullPolicy); err == nil && src.Remote() {
@@ -159,7 +148,7 @@ func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
 			next.byName[name] = e
 			continue
 		}
-		module, stamp, err := ps.env.readModule(e.cfg.Wasm, ps.builtin)
+		module, stamp, err := ps.env.readModule(e.cfg.Wasm)
 		if err != nil {
 			next.closeNew(ps)
 			return nil, fmt.Errorf("plugin %q: %w", name, err)
@@ -317,8 +306,8 @@ func (s *Server) pollPlugins() {
 // hashes it once: the digest is checked against the plugin's sha256 when
 // it pins one, and returned for the load. Serving and validate's dry run
 // read local modules through it alike.
-func (e *wasmEnv) readLocalModule(src pluginsource.Source, builtin []byte) ([]byte, string, fileStamp, error) {
-	module, stamp, err := e.readModule(src.URL, builtin)
+func (e *wasmEnv) readLocalModule(src pluginsource.Source) ([]byte, string, fileStamp, error) {
+	module, stamp, err := e.readModule(src.URL)
 	if err != nil {
 		return nil, "", stamp, err
 	}
@@ -330,14 +319,14 @@ func (e *wasmEnv) readLocalModule(src pluginsource.Source, builtin []byte) ([]by
 }
 
 // readModule returns the module a plugin's wasm key names: for
-// "builtin:NAME", builtin (the generation's embedded module). A file must
+// "builtin:NAME", the built-in's embedded module. A file must
 // be a regular file within [wasm] max_module_bytes, and its structure
 // must pass hostabi.CheckModule (bounded in memory): so a bad file on
 // disk is refused here, before anything compiles it, and a hot load keeps
 // the old version.
-func (e *wasmEnv) readModule(wasm string, builtin []byte) ([]byte, fileStamp, error) {
+func (e *wasmEnv) readModule(wasm string) ([]byte, fileStamp, error) {
 	if name := builtinName(wasm); name != "" {
-		m, err := builtinModule(name, builtin)
+		m, err := builtinModule(name)
 		return m, fileStamp{}, err
 	}
 	path := modulePath(wasm)
@@ -425,13 +414,6 @@ func CheckPlugins(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer env.close()
-	var names []string
-	for _, pc := range cfg.Plugins {
-		if name := builtinName(pc.Wasm); name != "" {
-			names = append(names, name)
-		}
-	}
-	builtin := plugins.ModuleFor(names)
 	var problems []config.Problem
 	for i, pc := range cfg.Plugins {
 		src, err := pluginsource.Parse(pc.Wasm, pc.SHA256, pc.PullPolicy)
@@ -444,7 +426,7 @@ func CheckPlugins(ctx context.Context, cfg *config.Config) error {
 			// config error, and run serves without it meanwhile.
 			continue
 		}
-		module, sha, _, err := env.readLocalModule(src, builtin)
+		module, sha, _, err := env.readLocalModule(src)
 		if err != nil {
 			problems = append(problems, cfg.Problem(fmt.Sprintf("plugins[%d].wasm", i), err.Error()))
 			continue

@@ -106,7 +106,7 @@ func bombModule() []byte {
 // old version keeps serving through the proxy and the admin listener
 // keeps answering.
 func TestHotLoadOfBadModuleKeepsOldVersion(t *testing.T) {
-	good := plugins.Module()
+	good := plugins.RustModule("add-header")
 	limit := len(good) + 1<<20
 	ts, wasmPath := startHotPlugin(t, "[wasm]\nmax_module_bytes = "+itoa(limit)+"\n")
 	admin := ts.AdminAddr()

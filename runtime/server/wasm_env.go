@@ -296,11 +296,9 @@ func configBytes(table map[string]any, raw string) ([]byte, error) {
 	return json.Marshal(table)
 }
 
-// builtinModule returns the module serving built-in name: its own Rust
-// module once the plugin is ported, else module (the generation's Go
-// module, plugins.ModuleFor). So while the port proceeds a config can mix
-// both, and a Rust plugin does not restart when the Go module changes.
-func builtinModule(name string, module []byte) ([]byte, error) {
+// builtinModule returns the embedded module serving built-in name, or a
+// clear error (with a suggestion) for a name that is no built-in.
+func builtinModule(name string) ([]byte, error) {
 	if !plugins.Has(name) {
 		hint := ""
 		if s := config.Suggest(name, plugins.Names()); s != "" {
@@ -308,8 +306,5 @@ func builtinModule(name string, module []byte) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("no builtin plugin %q%s (builtins: %s)", name, hint, strings.Join(plugins.Names(), ", "))
 	}
-	if m := plugins.RustModule(name); m != nil {
-		return m, nil
-	}
-	return module, nil
+	return plugins.RustModule(name), nil
 }

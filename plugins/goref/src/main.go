@@ -1,11 +1,8 @@
-// Command builtin is sluice's built-in plugins as one proxy-wasm module:
-// each plugin is a root context chosen by root_id, which is the plugin's
-// name (wasm = "builtin:NAME" in sluice.toml). One module means one Go
-// runtime per instance for all of them.
-//
-// Built with -tags lite it leaves out the plugins in heavy_full.go (jwt:
-// its public-key cryptography is a third of the compiled code), giving
-// builtin-lite.wasm, which sluice loads when a config uses none of them.
+// Command builtin is sluice's built-in plugins in Go, as one proxy-wasm
+// module: each plugin is a root context chosen by root_id, which is the
+// plugin's name. sluice serves the built-ins from their Rust ports
+// (plugins/rust); this module is no longer served and stays only as the
+// reference the side-by-side tests compare the ports with.
 package main
 
 import (
@@ -23,8 +20,7 @@ import (
 	"github.com/sluice-proxy/sluice/sdk/proxywasm/types"
 )
 
-// plugins is every built-in but the heavy ones (heavy_full.go), by
-// root_id. plugins/plugins.go in the main module lists the same names; a
+// plugins is every built-in but jwt (heavy.go), by root_id. plugins/plugins.go in the main module lists the same names; a
 // test there keeps the two in step.
 var plugins = map[string]func(uint32) types.PluginContext{
 	addheader.Name:            addheader.New,

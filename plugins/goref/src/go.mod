@@ -4,4 +4,4 @@ go 1.25
 
 require github.com/sluice-proxy/sluice/sdk v0.0.0
 
-replace github.com/sluice-proxy/sluice/sdk => ../../sdk
+replace github.com/sluice-proxy/sluice/sdk => ../../../sdk
