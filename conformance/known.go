@@ -17,9 +17,6 @@ const (
 // from the RFC or from Envoy, with the reason. A failure listed here does
 // not fail `make conformance`; one that is not listed does.
 var known = map[string]map[string]string{
-	SuiteH2SpecMixed: {
-		"http2/3.5/2": "On a port that also speaks HTTP/1.1 an invalid HTTP/2 preface is a valid start of an HTTP/1.1 request, which gets 400 Bad Request instead of a connection error; an h2c-only listener closes the connection as the RFC asks (see the h2c-only suite).",
-	},
 	SuiteAS: {
 		"README example with an empty configuration: hello: world!": "A bug of @solo-io/proxy-runtime 0.1.8, not of the host: RootContext.onConfigure passes configuration_size as the size pointer of proxy_get_buffer_bytes, and with an empty configuration reads the (ptr 0, size 0) that proxy-wasm-cpp-host's get_buffer_bytes writes for an empty range (src/exports.cc) back as an ArrayBuffer at address 0, which traps. sluice writes exactly what cpp-host writes; with a configuration (the SDK README's way) the example works (previous rows).",
 	},

@@ -58,6 +58,12 @@ func (e *Error) Error() string { return "http1: " + e.Reason }
 
 func refuse(status int, reason string) *Error { return &Error{Status: status, Reason: reason} }
 
+// errNotHTTP refuses a request line whose version is not HTTP at all. On a
+// port that also speaks h2c it is an invalid HTTP/2 connection preface as
+// much as a bad HTTP/1.1 request, and the server closes without an answer
+// (see conn.refuse).
+var errNotHTTP = refuse(http.StatusBadRequest, "request line names no HTTP version")
+
 // errNeedMore says the buffer holds no complete head yet.
 var errNeedMore = errors.New("http1: incomplete head")
 
@@ -274,7 +280,10 @@ func parseRequestLine(line []byte, req *Request) error {
 			return refuse(http.StatusBadRequest, "invalid request target")
 		}
 	}
-	if len(version) != 8 || string(version[:5]) != "HTTP/" || version[6] != '.' || !isDigit(version[5]) || !isDigit(version[7]) {
+	if len(version) < 5 || string(version[:5]) != "HTTP/" {
+		return errNotHTTP
+	}
+	if len(version) != 8 || version[6] != '.' || !isDigit(version[5]) || !isDigit(version[7]) {
 		return refuse(http.StatusBadRequest, "malformed HTTP version")
 	}
 	if version[5] != '1' {

@@ -320,6 +320,14 @@ func (c *conn) refuse(err error) {
 	if ce := c.srv.logger().Check(zap.DebugLevel, "http1 request refused"); ce != nil {
 		ce.Write(zap.Stringer("remote", c.nc.RemoteAddr()), zap.Int("status", e.Status), zap.String("reason", e.Reason))
 	}
+	if e == errNotHTTP && c.srv.H2C != nil {
+		// The port speaks h2c too, and these bytes are neither HTTP/1.x
+		// nor the HTTP/2 preface: RFC 9113 section 3.4 makes an invalid
+		// preface a connection error, so the connection closes without an
+		// HTTP/1.1 answer the peer would not read (h2spec 3.5/2).
+		c.nc.Close()
+		return
+	}
 	body := statusBody(e.Status)
 	b := AppendStatusLine(nil, e.Status)
 	b = AppendField(b, "Content-Type", "text/plain; charset=utf-8")

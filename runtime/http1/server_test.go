@@ -843,3 +843,38 @@ func expectFraming(t *testing.T, addr string, cases []framingCase) {
 		}
 	}
 }
+
+// Bytes that name no HTTP version: a 400 on a plain HTTP/1.1 port, but on a
+// port that also speaks h2c they are an invalid HTTP/2 connection preface,
+// which RFC 9113 makes a connection error: closed without an answer
+// (h2spec 3.5/2 sends exactly this). A request with a bad HTTP version
+// still gets its 400 there.
+func TestServerNotHTTPOnH2CPort(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	for _, tc := range []struct {
+		name, send string
+		h2c        bool
+		want       string
+	}{
+		{"plain port", "INVALID CONNECTION PREFACE\r\n\r\n", false, "HTTP/1.1 400 "},
+		{"h2c port", "INVALID CONNECTION PREFACE\r\n\r\n", true, ""},
+		{"h2c port, bad HTTP version", "GET / HTTP/1.x\r\nHost: a\r\n\r\n", true, "HTTP/1.1 400 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startServer(t, ok, func(s *Server) {
+				if tc.h2c {
+					s.H2C = func(c net.Conn, _ context.Context) { c.Close() }
+				}
+			})
+			c, br := dial(t, addr)
+			io.WriteString(c, tc.send)
+			got, err := io.ReadAll(br)
+			if err != nil {
+				t.Fatalf("reading: %v (want the connection closed)", err)
+			}
+			if !strings.HasPrefix(string(got), tc.want) || (tc.want == "" && len(got) != 0) {
+				t.Fatalf("got %q, want a start of %q", got, tc.want)
+			}
+		})
+	}
+}
