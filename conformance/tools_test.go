@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/h2spectest"
 )
 
 // TestToolsWaitForAptLock runs .ci/tools.sh's apt path against a stand-in
@@ -81,7 +83,7 @@ exit 0
 // conformance/h2spec, with the module versions its go.sum pins (as
 // .ci/tools.sh installs it), not one whose dependencies floated.
 func TestH2specIsThePinnedBuild(t *testing.T) {
-	bin := h2specBinary()
+	bin := h2spectest.Binary()
 	if bin == "" {
 		t.Skip("h2spec not installed (make tools installs it)")
 	}
