@@ -5,15 +5,13 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
-	"time"
 )
 
 // encoder frames a connection's responses, one at a time: the head, the
 // body (Content-Length, chunked, or close-delimited on HTTP/1.0) and the
 // trailers, in pooled buffers written with as few system calls as
-// possible. The native stream and the net/http adapter both write through
-// it; each formats the head's fields from its own header type.
+// possible. The stream (server_stream.go) formats the head's fields and
+// hands them over; the encoder adds the framing.
 //
 // mu guards it: a request body read on another goroutine may answer 400 on
 // a framing error while the handler writes.
@@ -36,8 +34,6 @@ type encoder struct {
 	trailers bool
 	cl       int64 // Content-Length, -1 while unknown
 	written  int64
-	// writeDeadline: the handler set one, to be cleared after the request.
-	writeDeadline atomic.Bool
 
 	wbuf, pend *[]byte // pooled: bytes to write, body held before commit
 	vec        [3][]byte
@@ -50,9 +46,6 @@ const pendMax = 4 << 10
 
 func (e *encoder) reset(q *Request) {
 	e.q = q
-	if e.writeDeadline.Swap(false) {
-		e.c.nc.SetWriteDeadline(time.Time{})
-	}
 	e.status, e.headed, e.committed, e.chunked, e.closeAfter, e.failed = 0, false, false, false, false, false
 	e.bodyAllowed, e.hasDate, e.trailers = false, false, false
 	e.cl, e.written = -1, 0
@@ -295,7 +288,7 @@ func (e *encoder) abort() {
 // token (RFC 9110 section 5.1). Others are dropped, as net/http's server
 // drops them: a space or colon in a name would make the head malformed,
 // or a different field, for the client.
-func validFieldName[T string | []byte](name T) bool {
+func validFieldName(name []byte) bool {
 	if len(name) == 0 {
 		return false
 	}

@@ -70,7 +70,7 @@ func FuzzParseRequest(f *testing.F) {
 	})
 }
 
-// FuzzServeConn runs the whole connection loop (parse, adapter or stream, handler,
+// FuzzServeConn runs the whole connection loop (parse, stream, handler,
 // response writer, body drain, keep-alive) over arbitrary client bytes:
 // it must never panic or hang, and must answer something or close.
 func FuzzServeConn(f *testing.F) {
@@ -88,14 +88,11 @@ func FuzzServeConn(f *testing.F) {
 		w.Write(b)
 	})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		// Over the adapter and over the native stream.
-		for _, s := range []*Server{{Handler: h}, {StreamHandler: streamBridge{h}}} {
-			s.Limits = Limits{MaxHeaderBytes: 4096, MaxHeaders: 50}
-			c := &fakeConn{r: bytes.NewReader(data)}
-			s.ServeConn(c, nil)
-			if !c.closed {
-				t.Fatal("connection not closed")
-			}
+		s := &Server{StreamHandler: streamBridge{h}, Limits: Limits{MaxHeaderBytes: 4096, MaxHeaders: 50}}
+		c := &fakeConn{r: bytes.NewReader(data)}
+		s.ServeConn(c, nil)
+		if !c.closed {
+			t.Fatal("connection not closed")
 		}
 	})
 }

@@ -21,11 +21,9 @@ import (
 // Server serves HTTP/1.1 on connections it is given: one goroutine per
 // connection (the caller's), no goroutine per request, pooled buffers.
 type Server struct {
-	// StreamHandler serves requests as stream.ServerStreams (the
-	// connection manager); when it is nil, Handler answers them through
-	// the net/http adapter in this package.
+	// StreamHandler serves each request as a stream.ServerStream (the
+	// connection manager).
 	StreamHandler stream.Handler
-	Handler       http.Handler
 	Limits        Limits
 	// ReadHeaderTimeout bounds a request head from its first byte (and a
 	// new connection's first request); IdleTimeout bounds the wait for the
@@ -48,9 +46,6 @@ type Server struct {
 	// shutdown is read on every request without the lock; set under it.
 	shutdown atomic.Bool
 }
-
-// ErrServerClosed is what ServeConn's caller sees after Shutdown.
-var ErrServerClosed = errors.New("http1: server closed")
 
 // ServeConn serves c until it closes, goes idle too long, is hijacked or
 // handed to HTTP/2, or the server shuts down. tlsState is c's TLS state,
@@ -143,8 +138,7 @@ type conn struct {
 	req Request
 	bd  bodyReader
 	enc encoder
-	w   response     // the net/http adapter's writer
-	st  serverStream // the native stream
+	st  serverStream
 	// continueFn is enc.sendContinue, bound once: a body's beforeRead.
 	continueFn func()
 
@@ -152,9 +146,6 @@ type conn struct {
 	idle     atomic.Bool // waiting for a request
 	hijacked bool
 	handed   bool // given to HTTP/2
-	// tmpl is the per-connection part of every *http.Request (its context
-	// is unexported, so a copy of the template is how requests get it).
-	tmpl *http.Request
 }
 
 func (c *conn) wakeIfIdle() {
@@ -176,7 +167,6 @@ func (c *conn) setIdle(idle bool) bool {
 func (c *conn) serve() {
 	s := c.srv
 	ctx := context.Background()
-	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, c.nc)
 	}
@@ -184,11 +174,7 @@ func (c *conn) serve() {
 	c.r.init(c.nc)
 	c.enc.c = c
 	c.continueFn = c.enc.sendContinue
-	if s.StreamHandler != nil {
-		c.st.init(c)
-	} else {
-		c.w.c, c.w.e = c, &c.enc
-	}
+	c.st.init(c)
 	defer func() {
 		c.cancel()
 		c.stopWatch()
@@ -234,13 +220,7 @@ func (c *conn) serve() {
 		if c.req.Expect100 && !c.bd.Done() {
 			c.bd.beforeRead = c.continueFn
 		}
-		var keep bool
-		if s.StreamHandler != nil {
-			keep = c.serveStream()
-		} else {
-			keep = c.serveRequest()
-		}
-		if !keep {
+		if !c.serveStream() {
 			return
 		}
 	}
@@ -351,36 +331,6 @@ func lingerClose(nc net.Conn) {
 	nc.Close()
 }
 
-// serveRequest runs the net/http handler for the parsed request and
-// finishes the response; false ends the connection.
-func (c *conn) serveRequest() (keep bool) {
-	c.w.body = nil
-	r, err := c.newRequest()
-	if err != nil {
-		c.refuse(err)
-		return false
-	}
-	c.w.reset(r)
-	c.startWatch()
-	if c.bd.Done() {
-		c.armWatch()
-	}
-	ok := c.runHandler(r)
-	c.stopWatch()
-	var g *bodyGuard
-	if c.w.body != nil {
-		g = &c.w.body.bodyGuard
-	}
-	if c.hijacked {
-		g.expire()
-		return false
-	}
-	if ok {
-		ok = c.w.finish()
-	}
-	return c.endRequest(ok, g)
-}
-
 // endRequest ends a request after its handler: the connection closes
 // when the response failed or says so, or the body cannot be read to its
 // end; otherwise it carries the next request.
@@ -400,14 +350,6 @@ func (c *conn) endRequest(ok bool, g *bodyGuard) bool {
 		lingerClose(c.nc)
 		return false
 	}
-	return true
-}
-
-// runHandler calls the handler; false when it panicked (the connection
-// is closed after what was written: http.ErrAbortHandler's meaning).
-func (c *conn) runHandler(r *http.Request) (ok bool) {
-	defer c.recoverHandler(&ok)
-	c.srv.Handler.ServeHTTP(&c.w, r)
 	return true
 }
 

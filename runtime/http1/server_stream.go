@@ -327,7 +327,6 @@ func (s *serverStream) Reset(stream.ResetReason) {
 	ended := false
 	if !e.mu.TryLock() {
 		s.c.nc.SetWriteDeadline(aLongTimeAgo)
-		e.writeDeadline.Store(true)
 		ended = true
 		e.mu.Lock()
 	}
@@ -344,7 +343,6 @@ func (s *serverStream) Reset(stream.ResetReason) {
 	s.c.nc.SetReadDeadline(aLongTimeAgo)
 	if !e.failed && !s.reset {
 		s.c.nc.SetWriteDeadline(time.Now().Add(resetFlushTimeout))
-		e.writeDeadline.Store(true)
 		e.flushLocked()
 	}
 	e.failed, s.reset = true, true

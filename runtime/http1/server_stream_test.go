@@ -22,7 +22,7 @@ func (f streamFunc) ServeStream(s stream.ServerStream) { f(s) }
 
 func startStreamServer(t *testing.T, h stream.Handler) (*Server, string) {
 	t.Helper()
-	return startServer(t, nil, func(s *Server) { s.StreamHandler = h })
+	return serveLoopback(t, h, nil)
 }
 
 // headers is a response head: :status, then name/value pairs.
@@ -365,7 +365,9 @@ func TestStreamKeepAliveNoAllocs(t *testing.T) {
 		{"HTTP/1.0", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			client, body := keepAliveClient(t, tc.req)
+			s := &Server{StreamHandler: smallStreamHandler()}
+			t.Cleanup(s.Close)
+			client, body := keepAliveClient(t, tc.req, func(c net.Conn) { s.ServeConn(c, nil) })
 			allocs := testing.AllocsPerRun(200, func() {
 				if err := client(); err != nil {
 					t.Fatal(err)
@@ -395,11 +397,11 @@ func smallStreamHandler() stream.Handler {
 	})
 }
 
-// keepAliveClient starts a native server and a client connection, and
-// returns a function doing one request on it (no allocation: fixed
-// buffers, the response's size learnt once).
-func keepAliveClient(tb testing.TB, req string) (func() error, []byte) {
-	s := &Server{StreamHandler: smallStreamHandler()}
+// keepAliveClient makes a client connection to a loopback port whose one
+// connection serve takes, and returns a function doing one request on it
+// (no allocation: fixed buffers, the response's size learnt once) and the
+// response.
+func keepAliveClient(tb testing.TB, req string, serve func(net.Conn)) (func() error, []byte) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -411,7 +413,7 @@ func keepAliveClient(tb testing.TB, req string) (func() error, []byte) {
 		if err != nil {
 			return
 		}
-		s.ServeConn(c, nil)
+		serve(c)
 	}()
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -421,7 +423,6 @@ func keepAliveClient(tb testing.TB, req string) (func() error, []byte) {
 	tb.Cleanup(func() {
 		c.Close()
 		ln.Close()
-		s.Close()
 		<-done
 	})
 	r := []byte(req)
@@ -451,16 +452,4 @@ func keepAliveClient(tb testing.TB, req string) (func() error, []byte) {
 		}
 		return nil
 	}, buf[:size]
-}
-
-// BenchmarkStreamKeepAlive is BenchmarkServerKeepAlive's request on the
-// native stream (compare its http1 sub-benchmark: the adapter's cost).
-func BenchmarkStreamKeepAlive(b *testing.B) {
-	client, _ := keepAliveClient(b, typicalRequest)
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := client(); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

@@ -2,7 +2,6 @@ package http1
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,14 +19,22 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
-// startServer serves h on a loopback port until the test ends.
+// startServer serves the net/http-style handler h on a loopback port
+// until the test ends, through streamBridge: every byte on the wire is
+// the stream's.
 func startServer(t *testing.T, h http.Handler, tune func(*Server)) (*Server, string) {
+	t.Helper()
+	return serveLoopback(t, streamBridge{h}, tune)
+}
+
+// serveLoopback serves h on a loopback port until the test ends.
+func serveLoopback(t *testing.T, h stream.Handler, tune func(*Server)) (*Server, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
+	s := &Server{StreamHandler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
 	if tune != nil {
 		tune(s)
 	}
@@ -102,331 +109,282 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 })
 
 func TestServerKeepAliveAndPipelining(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		_, addr := startServer(t, echo, nil)
-		c, br := dial(t, addr)
-		// Three requests in one write: the server answers them in order on
-		// the same connection. A framing field in the trailers is dropped.
-		io.WriteString(c, "GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"+
-			"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"+
-			"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 5\r\nContent-Length: 99\r\n\r\n")
-		for _, want := range []string{"GET /a?x=1 ", "POST /b hello", "POST /c abcde X-Sum=5"} {
-			resp, body := readResponse(t, br, "GET")
-			if resp.StatusCode != 200 || body != want {
-				t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, want)
-			}
-			if resp.Close {
-				t.Fatalf("response to %q closes the connection", want)
-			}
-		}
-		// Still open for a fourth.
-		io.WriteString(c, "GET /d HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+	_, addr := startServer(t, echo, nil)
+	c, br := dial(t, addr)
+	// Three requests in one write: the server answers them in order on
+	// the same connection. A framing field in the trailers is dropped.
+	io.WriteString(c, "GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"+
+		"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"+
+		"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 5\r\nContent-Length: 99\r\n\r\n")
+	for _, want := range []string{"GET /a?x=1 ", "POST /b hello", "POST /c abcde X-Sum=5"} {
 		resp, body := readResponse(t, br, "GET")
-		if body != "GET /d " || !resp.Close {
-			t.Fatalf("last request: %q close=%v", body, resp.Close)
+		if resp.StatusCode != 200 || body != want {
+			t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, want)
 		}
-		expectClosed(t, br)
-	})
+		if resp.Close {
+			t.Fatalf("response to %q closes the connection", want)
+		}
+	}
+	// Still open for a fourth.
+	io.WriteString(c, "GET /d HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+	resp, body := readResponse(t, br, "GET")
+	if body != "GET /d " || !resp.Close {
+		t.Fatalf("last request: %q close=%v", body, resp.Close)
+	}
+	expectClosed(t, br)
 }
 
 // A request with Content-Length and Transfer-Encoding is answered 400 and
 // the connection closed; the handler never sees it, nor what follows.
 func TestServerRefusesSmuggling(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		var calls atomic.Int32
-		_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			calls.Add(1)
-			io.Copy(io.Discard, r.Body)
-		}), nil)
-		for _, raw := range []string{
-			"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
-			"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
-			"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
-			"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 40\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
-			"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n Transfer-Encoding: chunked\r\n\r\n",
-		} {
-			c, br := dial(t, addr)
-			io.WriteString(c, raw)
-			resp, _ := readResponse(t, br, "POST")
-			if resp.StatusCode != 400 || !resp.Close {
-				t.Fatalf("%q: status %d close=%v, want 400 and close", raw, resp.StatusCode, resp.Close)
-			}
-			expectClosed(t, br)
+	var calls atomic.Int32
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.Copy(io.Discard, r.Body)
+	}), nil)
+	for _, raw := range []string{
+		"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 40\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n Transfer-Encoding: chunked\r\n\r\n",
+	} {
+		c, br := dial(t, addr)
+		io.WriteString(c, raw)
+		resp, _ := readResponse(t, br, "POST")
+		if resp.StatusCode != 400 || !resp.Close {
+			t.Fatalf("%q: status %d close=%v, want 400 and close", raw, resp.StatusCode, resp.Close)
 		}
-		if n := calls.Load(); n != 0 {
-			t.Fatalf("handler called %d times", n)
-		}
-	})
+		expectClosed(t, br)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("handler called %d times", n)
+	}
 }
 
 // A malformed chunk size is a 400 at once, while the handler is still
 // reading (it waits for the test before returning), and the request's
 // context ends so nothing waits for the rest of the body.
 func TestServerBadChunkSizeAnsweredAtOnce(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		for _, bad := range []string{"0x5", "fffffffffffffffffffff", "5 junk", "-1", "", "5\r\nhelloXX"} {
-			t.Run(bad, func(t *testing.T) {
-				release := make(chan struct{})
-				readErr := make(chan error, 1)
-				ctxDone := make(chan bool, 1)
-				_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					_, err := io.ReadAll(r.Body)
-					readErr <- err
-					select {
-					case <-r.Context().Done():
-						ctxDone <- true
-					case <-time.After(5 * time.Second):
-						ctxDone <- false
-					}
-					<-release
-					w.WriteHeader(502) // too late: the 400 went out
-				}), nil)
-				c, br := dial(t, addr)
-				io.WriteString(c, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"+bad+"\r\nhello\r\n0\r\n\r\n")
-				resp, _ := readResponse(t, br, "POST")
-				close(release)
-				if resp.StatusCode != 400 || !resp.Close {
-					t.Fatalf("status %d close=%v, want 400 and close", resp.StatusCode, resp.Close)
+	for _, bad := range []string{"0x5", "fffffffffffffffffffff", "5 junk", "-1", "", "5\r\nhelloXX"} {
+		t.Run(bad, func(t *testing.T) {
+			release := make(chan struct{})
+			readErr := make(chan error, 1)
+			ctxDone := make(chan bool, 1)
+			_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, err := io.ReadAll(r.Body)
+				readErr <- err
+				select {
+				case <-r.Context().Done():
+					ctxDone <- true
+				case <-time.After(5 * time.Second):
+					ctxDone <- false
 				}
-				if err := <-readErr; err == nil {
-					t.Fatal("handler read the body without error")
-				}
-				if !<-ctxDone {
-					t.Fatal("request context not cancelled")
-				}
-				expectClosed(t, br)
-			})
-		}
-	})
+				<-release
+				w.WriteHeader(502) // too late: the 400 went out
+			}), nil)
+			c, br := dial(t, addr)
+			io.WriteString(c, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"+bad+"\r\nhello\r\n0\r\n\r\n")
+			resp, _ := readResponse(t, br, "POST")
+			close(release)
+			if resp.StatusCode != 400 || !resp.Close {
+				t.Fatalf("status %d close=%v, want 400 and close", resp.StatusCode, resp.Close)
+			}
+			if err := <-readErr; err == nil {
+				t.Fatal("handler read the body without error")
+			}
+			if !<-ctxDone {
+				t.Fatal("request context not cancelled")
+			}
+			expectClosed(t, br)
+		})
+	}
 }
 
 func TestServerExpectContinue(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		_, addr := startServer(t, echo, nil)
-		c, br := dial(t, addr)
-		io.WriteString(c, "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
-		// The interim response comes before the client sends the body.
-		line, err := br.ReadString('\n')
-		if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
-			t.Fatalf("got %q %v, want 100 Continue", line, err)
-		}
-		if blank, _ := br.ReadString('\n'); blank != "\r\n" {
-			t.Fatalf("100 Continue followed by %q", blank)
-		}
-		io.WriteString(c, "hello")
-		if resp, body := readResponse(t, br, "POST"); resp.StatusCode != 200 || body != "POST /up hello" {
-			t.Fatalf("got %d %q", resp.StatusCode, body)
-		}
+	_, addr := startServer(t, echo, nil)
+	c, br := dial(t, addr)
+	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+	// The interim response comes before the client sends the body.
+	line, err := br.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("got %q %v, want 100 Continue", line, err)
+	}
+	if blank, _ := br.ReadString('\n'); blank != "\r\n" {
+		t.Fatalf("100 Continue followed by %q", blank)
+	}
+	io.WriteString(c, "hello")
+	if resp, body := readResponse(t, br, "POST"); resp.StatusCode != 200 || body != "POST /up hello" {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
 
-		// A handler that answers without reading: no 100 Continue, and the
-		// connection is not reused (the client may never send the body).
-		_, addr = startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "no", http.StatusForbidden)
-		}), nil)
-		c, br = dial(t, addr)
-		io.WriteString(c, "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
-		if resp, _ := readResponse(t, br, "POST"); resp.StatusCode != 403 {
-			t.Fatalf("got %d, want 403", resp.StatusCode)
-		}
-		expectClosed(t, br)
-	})
+	// A handler that answers without reading: no 100 Continue, and the
+	// connection is not reused (the client may never send the body).
+	_, addr = startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}), nil)
+	c, br = dial(t, addr)
+	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+	if resp, _ := readResponse(t, br, "POST"); resp.StatusCode != 403 {
+		t.Fatalf("got %d, want 403", resp.StatusCode)
+	}
+	expectClosed(t, br)
 }
 
 func TestServerHTTP10(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			io.WriteString(w, "part1 ")
-			if r.URL.Path == "/stream" {
-				w.(http.Flusher).Flush()
-			}
-			io.WriteString(w, "part2")
-		}), nil)
-		// Without keep-alive: one response, then the connection closes.
-		c, br := dial(t, addr)
-		io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
-		resp, body := readResponse(t, br, "GET")
-		if body != "part1 part2" || resp.ContentLength != 11 {
-			t.Fatalf("got %q (length %d)", body, resp.ContentLength)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "part1 ")
+		if r.URL.Path == "/stream" {
+			w.(http.Flusher).Flush()
 		}
-		expectClosed(t, br)
+		io.WriteString(w, "part2")
+	}), nil)
+	// Without keep-alive: one response, then the connection closes.
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+	resp, body := readResponse(t, br, "GET")
+	if body != "part1 part2" || resp.ContentLength != 11 {
+		t.Fatalf("got %q (length %d)", body, resp.ContentLength)
+	}
+	expectClosed(t, br)
 
-		// With keep-alive the connection stays; a streamed body has no
-		// chunked coding in HTTP/1.0, so it ends with the connection.
-		c, br = dial(t, addr)
-		io.WriteString(c, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-		resp, body = readResponse(t, br, "GET")
-		if body != "part1 part2" || resp.Header.Get("Connection") != "keep-alive" {
-			t.Fatalf("got %q, Connection %q", body, resp.Header.Get("Connection"))
-		}
-		io.WriteString(c, "GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-		resp, body = readResponse(t, br, "GET")
-		if body != "part1 part2" || len(resp.TransferEncoding) != 0 || !resp.Close {
-			t.Fatalf("streamed: %q TE %v close=%v", body, resp.TransferEncoding, resp.Close)
-		}
-		expectClosed(t, br)
-	})
+	// With keep-alive the connection stays; a streamed body has no
+	// chunked coding in HTTP/1.0, so it ends with the connection.
+	c, br = dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	resp, body = readResponse(t, br, "GET")
+	if body != "part1 part2" || resp.Header.Get("Connection") != "keep-alive" {
+		t.Fatalf("got %q, Connection %q", body, resp.Header.Get("Connection"))
+	}
+	io.WriteString(c, "GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	resp, body = readResponse(t, br, "GET")
+	if body != "part1 part2" || len(resp.TransferEncoding) != 0 || !resp.Close {
+		t.Fatalf("streamed: %q TE %v close=%v", body, resp.TransferEncoding, resp.Close)
+	}
+	expectClosed(t, br)
 }
 
 func TestServerChunkedResponseWithTrailers(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Trailer", "X-Declared")
-			w.WriteHeader(200)
-			io.WriteString(w, "a")
-			w.(http.Flusher).Flush()
-			w.Write([]byte(strings.Repeat("b", 10000)))
-			w.Header().Set("X-Declared", "1")
-			w.Header().Set(http.TrailerPrefix+"X-Late", "2")
-		}), nil)
-		resp, err := http.Get("http://" + addr + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || len(b) != 10001 {
-			t.Fatalf("body %d bytes, %v", len(b), err)
-		}
-		if len(resp.TransferEncoding) != 1 || resp.Trailer.Get("X-Declared") != "1" || resp.Trailer.Get("X-Late") != "2" {
-			t.Fatalf("TE %v trailers %v", resp.TransferEncoding, resp.Trailer)
-		}
-	})
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Declared")
+		w.WriteHeader(200)
+		io.WriteString(w, "a")
+		w.(http.Flusher).Flush()
+		w.Write([]byte(strings.Repeat("b", 10000)))
+		w.Header().Set("X-Declared", "1")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "2")
+	}), nil)
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || len(b) != 10001 {
+		t.Fatalf("body %d bytes, %v", len(b), err)
+	}
+	if len(resp.TransferEncoding) != 1 || resp.Trailer.Get("X-Declared") != "1" || resp.Trailer.Get("X-Late") != "2" {
+		t.Fatalf("TE %v trailers %v", resp.TransferEncoding, resp.Trailer)
+	}
 }
 
 // http.ErrAbortHandler closes the connection after what was written: the
 // client sees the response cut, not completed.
 func TestServerAbortHandler(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Length", "100")
-			io.WriteString(w, "partial")
-			w.(http.Flusher).Flush()
-			panic(http.ErrAbortHandler)
-		}), nil)
-		resp, err := http.Get("http://" + addr + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err == nil || string(b) != "partial" {
-			t.Fatalf("body %q err %v, want the partial body and an error", b, err)
-		}
-	})
-}
-
-// Hijack hands over the connection with the bytes the client sent after
-// the head (an upgraded protocol's first bytes).
-func TestServerHijack(t *testing.T) {
 	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close()
-		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-		rw.Flush()
-		line, _ := rw.ReadString('\n')
-		rw.WriteString("echo: " + line)
-		rw.Flush()
+		w.Header().Set("Content-Length", "100")
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
 	}), nil)
-	c, br := dial(t, addr)
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly bytes\n")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 101 {
-		t.Fatalf("got %v %v", resp, err)
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if line, _ := br.ReadString('\n'); line != "echo: early bytes\n" {
-		t.Fatalf("got %q", line)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || string(b) != "partial" {
+		t.Fatalf("body %q err %v, want the partial body and an error", b, err)
 	}
 }
 
 // An unread request body is drained so the connection carries the next
 // request.
 func TestServerDrainsUnreadBody(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			io.WriteString(w, r.URL.Path)
-		}), nil)
-		c, br := dial(t, addr)
-		io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n")
-		for _, want := range []string{"/a", "/b"} {
-			if _, body := readResponse(t, br, "GET"); body != want {
-				t.Fatalf("got %q, want %q", body, want)
-			}
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	}), nil)
+	c, br := dial(t, addr)
+	io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+	for _, want := range []string{"/a", "/b"} {
+		if _, body := readResponse(t, br, "GET"); body != want {
+			t.Fatalf("got %q, want %q", body, want)
 		}
-	})
+	}
 }
 
 func TestServerLimits(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		_, addr := startServer(t, echo, func(s *Server) { s.Limits = Limits{MaxHeaderBytes: 8 << 10, MaxHeaders: 20} })
-		for _, raw := range []string{
-			"GET / HTTP/1.1\r\nHost: h\r\nX: " + strings.Repeat("a", 9<<10) + "\r\n\r\n",
-			"GET / HTTP/1.1\r\nHost: h\r\n" + strings.Repeat("X: a\r\n", 21) + "\r\n",
-		} {
-			c, br := dial(t, addr)
-			io.WriteString(c, raw)
-			if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 431 {
-				t.Fatalf("got %d, want 431", resp.StatusCode)
-			}
-			expectClosed(t, br)
-		}
-		// A head that grows the buffer past its pooled size still works.
+	_, addr := startServer(t, echo, func(s *Server) { s.Limits = Limits{MaxHeaderBytes: 8 << 10, MaxHeaders: 20} })
+	for _, raw := range []string{
+		"GET / HTTP/1.1\r\nHost: h\r\nX: " + strings.Repeat("a", 9<<10) + "\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\n" + strings.Repeat("X: a\r\n", 21) + "\r\n",
+	} {
 		c, br := dial(t, addr)
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\nX: "+strings.Repeat("a", 6<<10)+"\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n")
-		for _, want := range []string{"GET / ", "GET /next "} {
-			if _, body := readResponse(t, br, "GET"); body != want {
-				t.Fatalf("got %q, want %q", body, want)
-			}
+		io.WriteString(c, raw)
+		if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 431 {
+			t.Fatalf("got %d, want 431", resp.StatusCode)
 		}
-	})
+		expectClosed(t, br)
+	}
+	// A head that grows the buffer past its pooled size still works.
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\nX: "+strings.Repeat("a", 6<<10)+"\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	for _, want := range []string{"GET / ", "GET /next "} {
+		if _, body := readResponse(t, br, "GET"); body != want {
+			t.Fatalf("got %q, want %q", body, want)
+		}
+	}
 }
 
 func TestServerIdleTimeout(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		_, addr := startServer(t, echo, func(s *Server) { s.IdleTimeout = 100 * time.Millisecond })
-		c, br := dial(t, addr)
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-		readResponse(t, br, "GET")
-		expectClosed(t, br) // within the dial's 10 s bound, long after 100 ms
-	})
+	_, addr := startServer(t, echo, func(s *Server) { s.IdleTimeout = 100 * time.Millisecond })
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResponse(t, br, "GET")
+	expectClosed(t, br) // within the dial's 10 s bound, long after 100 ms
 }
 
 // Shutdown closes idle connections, lets the request in flight finish
 // (with Connection: close), and returns once both are gone.
 func TestServerShutdown(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		started, finish := make(chan struct{}), make(chan struct{})
-		s, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/slow" {
-				close(started)
-				<-finish
-			}
-			io.WriteString(w, "done")
-		}), nil)
-		idle, idleBr := dial(t, addr)
-		io.WriteString(idle, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-		readResponse(t, idleBr, "GET")
+	started, finish := make(chan struct{}), make(chan struct{})
+	s, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(started)
+			<-finish
+		}
+		io.WriteString(w, "done")
+	}), nil)
+	idle, idleBr := dial(t, addr)
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResponse(t, idleBr, "GET")
 
-		busy, busyBr := dial(t, addr)
-		io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
-		<-started
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		shut := make(chan error, 1)
-		go func() { shut <- s.Shutdown(ctx) }()
-		expectClosed(t, idleBr)
-		close(finish)
-		resp, body := readResponse(t, busyBr, "GET")
-		if body != "done" || !resp.Close {
-			t.Fatalf("in-flight request: %q close=%v", body, resp.Close)
-		}
-		if err := <-shut; err != nil {
-			t.Fatalf("Shutdown: %v", err)
-		}
-	})
+	busy, busyBr := dial(t, addr)
+	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(ctx) }()
+	expectClosed(t, idleBr)
+	close(finish)
+	resp, body := readResponse(t, busyBr, "GET")
+	if body != "done" || !resp.Close {
+		t.Fatalf("in-flight request: %q close=%v", body, resp.Close)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
 }
 
 // A client that goes away while the handler waits (its request read in
@@ -434,124 +392,80 @@ func TestServerShutdown(t *testing.T) {
 // request on a live connection keeps its context, and bytes the client
 // pipelines meanwhile are its next request.
 func TestServerNoticesClientGone(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		cancelled := make(chan bool, 1)
-		_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			switch r.URL.Path {
-			case "/wait":
-				io.ReadAll(r.Body) // the watch starts once the request is read
-				select {
-				case <-r.Context().Done():
-					cancelled <- true
-				case <-time.After(5 * time.Second):
-					cancelled <- false
-				}
-			case "/slow":
-				time.Sleep(3 * watchDelay)
-				if r.Context().Err() != nil {
-					t.Error("context of a live client's request ended")
-				}
+	cancelled := make(chan bool, 1)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/wait":
+			io.ReadAll(r.Body) // the watch starts once the request is read
+			select {
+			case <-r.Context().Done():
+				cancelled <- true
+			case <-time.After(5 * time.Second):
+				cancelled <- false
 			}
-			io.WriteString(w, r.URL.Path)
-		}), nil)
-		for _, req := range []string{
-			"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n",
-			"POST /wait HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab",
-		} {
-			c, _ := dial(t, addr)
-			io.WriteString(c, req)
-			time.Sleep(2 * watchDelay)
-			c.Close()
-			if !<-cancelled {
-				t.Fatalf("%q: context not ended when the client left", req)
+		case "/slow":
+			time.Sleep(3 * watchDelay)
+			if r.Context().Err() != nil {
+				t.Error("context of a live client's request ended")
 			}
 		}
+		io.WriteString(w, r.URL.Path)
+	}), nil)
+	for _, req := range []string{
+		"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n",
+		"POST /wait HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab",
+	} {
+		c, _ := dial(t, addr)
+		io.WriteString(c, req)
+		time.Sleep(2 * watchDelay)
+		c.Close()
+		if !<-cancelled {
+			t.Fatalf("%q: context not ended when the client left", req)
+		}
+	}
 
-		c, br := dial(t, addr)
-		io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
-		time.Sleep(2 * watchDelay) // the watch is reading now
-		io.WriteString(c, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
-		for _, want := range []string{"/slow", "/next"} {
-			if _, body := readResponse(t, br, "GET"); body != want {
-				t.Fatalf("got %q, want %q", body, want)
-			}
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+	time.Sleep(2 * watchDelay) // the watch is reading now
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	for _, want := range []string{"/slow", "/next"} {
+		if _, body := readResponse(t, br, "GET"); body != want {
+			t.Fatalf("got %q, want %q", body, want)
 		}
-	})
+	}
 }
 
 // BenchmarkServerKeepAlive is one keep-alive request through the server
-// and the net/http adapter to a handler that writes a small body, over
-// loopback, beside net/http's server doing the same; the client reuses its
-// buffers, so allocs/op are the server's.
+// to a stream handler that writes a small body, over loopback, beside
+// net/http's server doing the same; the client reuses its buffers, so
+// allocs/op are the server's.
 func BenchmarkServerKeepAlive(b *testing.B) {
-	body := []byte("hello from the handler\n")
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		w.Write(body)
-	})
+	run := func(b *testing.B, client func() error) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := client(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	b.Run("http1", func(b *testing.B) {
-		s := &Server{Handler: h}
-		defer s.Close()
-		benchKeepAlive(b, body, func(c net.Conn) { s.ServeConn(c, nil) })
+		s := &Server{StreamHandler: smallStreamHandler()}
+		b.Cleanup(s.Close)
+		client, _ := keepAliveClient(b, typicalRequest, func(c net.Conn) { s.ServeConn(c, nil) })
+		run(b, client)
 	})
 	b.Run("net-http", func(b *testing.B) {
+		body := []byte("hello from the handler\n")
 		l := &oneConnListener{conns: make(chan net.Conn, 1), done: make(chan struct{})}
-		s := &http.Server{Handler: h}
+		s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write(body)
+		})}
 		go s.Serve(l)
-		defer s.Close()
-		benchKeepAlive(b, body, func(c net.Conn) { l.conns <- c })
+		b.Cleanup(func() { s.Close() })
+		client, _ := keepAliveClient(b, typicalRequest, func(c net.Conn) { l.conns <- c })
+		run(b, client)
 	})
-}
-
-func benchKeepAlive(b *testing.B, body []byte, serve func(net.Conn)) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go serve(c)
-		}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	req := []byte(typicalRequest)
-	// The response's size, learnt once (its Date field has a fixed length).
-	c.Write(req)
-	buf := make([]byte, 4096)
-	n := 0
-	for !bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
-		m, err := c.Read(buf[n:])
-		if err != nil {
-			b.Fatal(err)
-		}
-		n += m
-	}
-	size := bytes.Index(buf[:n], []byte("\r\n\r\n")) + 4 + len(body)
-	if _, err := io.ReadFull(c, buf[n:size]); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, buf[:size]); err != nil {
-			b.Fatal(err)
-		}
-		if !bytes.HasSuffix(buf[:size], body) {
-			b.Fatalf("response out of step: %q", buf[:size])
-		}
-	}
 }
 
 // oneConnListener hands net/http's server the connections it is given.
@@ -580,69 +494,44 @@ func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{} }
 // How a response is framed, by what the handler did: the head and body a
 // client reads back, and that the connection carries the next request.
 func TestServerResponseFraming(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		big := strings.Repeat("x", 20000)
-		_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			switch r.URL.Path {
-			case "/small":
-				io.WriteString(w, "small")
-			case "/big-declared":
-				w.Header().Set("Content-Length", itoa(len(big)))
-				io.WriteString(w, big)
-			case "/big":
-				io.WriteString(w, big)
-			case "/head":
-				w.Header().Set("Content-Length", "1234")
-				w.WriteHeader(200)
-			case "/204":
-				w.WriteHeader(204)
-			case "/304":
-				w.Header().Set("Etag", `"x"`)
-				w.WriteHeader(304)
-			case "/103":
-				w.Header().Set("Link", "</a.css>; rel=preload")
-				w.WriteHeader(103)
-				io.WriteString(w, "final")
-			case "/split":
-				w.Header().Set("X-Bad", "a\r\nSet-Cookie: evil=1")
-				io.WriteString(w, "ok")
-			}
-		}), nil)
-		expectFraming(t, addr, []framingCase{
-			{"GET", "/small", 200, 5, false, "small", ""},
-			{"GET", "/big-declared", 200, int64(len(big)), false, big, ""},
-			{"GET", "/big", 200, -1, true, big, ""},
-			{"HEAD", "/head", 200, 1234, false, "", ""},
-			{"GET", "/204", 204, 0, false, "", ""},
-			{"GET", "/304", 304, 0, false, "", ""},
-			{"GET", "/103", 200, 5, false, "final", ""},
-			{"GET", "/split", 200, 2, false, "ok", ""},
-		})
-
-	})
-}
-
-// A handler that ends a blocked write with a deadline (as the proxy's
-// stream idle timeout does) leaves no deadline on the connection's next
-// request.
-func TestServerWriteDeadlineClearedAfterRequest(t *testing.T) {
+	big := strings.Repeat("x", 20000)
 	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/deadline" {
-			io.WriteString(w, "first")
-			w.(http.Flusher).Flush()
-			http.NewResponseController(w).SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-			return
+		switch r.URL.Path {
+		case "/small":
+			io.WriteString(w, "small")
+		case "/big-declared":
+			w.Header().Set("Content-Length", itoa(len(big)))
+			io.WriteString(w, big)
+		case "/big":
+			io.WriteString(w, big)
+		case "/head":
+			w.Header().Set("Content-Length", "1234")
+			w.WriteHeader(200)
+		case "/204":
+			w.WriteHeader(204)
+		case "/304":
+			w.Header().Set("Etag", `"x"`)
+			w.WriteHeader(304)
+		case "/103":
+			w.Header().Set("Link", "</a.css>; rel=preload")
+			w.WriteHeader(103)
+			io.WriteString(w, "final")
+		case "/split":
+			w.Header().Set("X-Bad", "a\r\nSet-Cookie: evil=1")
+			io.WriteString(w, "ok")
 		}
-		io.WriteString(w, "second")
 	}), nil)
-	c, br := dial(t, addr)
-	io.WriteString(c, "GET /deadline HTTP/1.1\r\nHost: h\r\n\r\n")
-	readResponse(t, br, "GET")
-	time.Sleep(100 * time.Millisecond)
-	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
-	if _, body := readResponse(t, br, "GET"); body != "second" {
-		t.Fatalf("got %q", body)
-	}
+	expectFraming(t, addr, []framingCase{
+		{"GET", "/small", 200, 5, false, "small", ""},
+		{"GET", "/big-declared", 200, int64(len(big)), false, big, ""},
+		{"GET", "/big", 200, -1, true, big, ""},
+		{"HEAD", "/head", 200, 1234, false, "", ""},
+		{"GET", "/204", 204, 0, false, "", ""},
+		{"GET", "/304", 304, 0, false, "", ""},
+		{"GET", "/103", 200, 5, false, "final", ""},
+		{"GET", "/split", 200, 2, false, "ok", ""},
+	})
+
 }
 
 // BenchmarkIdleConnMemory reports the resident memory an idle keep-alive
@@ -651,9 +540,12 @@ func TestServerWriteDeadlineClearedAfterRequest(t *testing.T) {
 // beside net/http's server. Run one sub-benchmark per process with
 // -benchtime 1x: memory freed by one run is reused by the next.
 func BenchmarkIdleConnMemory(b *testing.B) {
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	serve := func(s *Server) func(net.Listener) func() {
-		return func(ln net.Listener) func() {
+	b.Run("http1", func(b *testing.B) {
+		idleConnMemory(b, func(ln net.Listener) func() {
+			s := &Server{StreamHandler: streamFunc(func(s stream.ServerStream) {
+				s.WriteHeaders(headers("200"), false)
+				s.WriteBody([]byte("ok"), true)
+			})}
 			go func() {
 				for {
 					c, err := ln.Accept()
@@ -664,18 +556,11 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 				}
 			}()
 			return s.Close
-		}
-	}
-	b.Run("http1", func(b *testing.B) { idleConnMemory(b, serve(&Server{Handler: h})) })
-	b.Run("stream", func(b *testing.B) {
-		idleConnMemory(b, serve(&Server{StreamHandler: streamFunc(func(s stream.ServerStream) {
-			s.WriteHeaders(headers("200"), false)
-			s.WriteBody([]byte("ok"), true)
-		})}))
+		})
 	})
 	b.Run("net-http", func(b *testing.B) {
 		idleConnMemory(b, func(ln net.Listener) func() {
-			s := &http.Server{Handler: h}
+			s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
 			go s.Serve(ln)
 			return func() { s.Close() }
 		})
@@ -728,16 +613,14 @@ func rss(b *testing.B) int64 {
 // A head that does not come whole has read_header_timeout to finish (a
 // slowloris client is cut off, though the idle timeout is longer).
 func TestServerReadHeaderTimeout(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		_, addr := startServer(t, echo, func(s *Server) {
-			s.ReadHeaderTimeout, s.IdleTimeout = 200*time.Millisecond, time.Minute
-		})
-		c, br := dial(t, addr)
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-		readResponse(t, br, "GET")
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n") // never finished
-		expectClosed(t, br)                                // within the dial's 10 s, not the minute
+	_, addr := startServer(t, echo, func(s *Server) {
+		s.ReadHeaderTimeout, s.IdleTimeout = 200*time.Millisecond, time.Minute
 	})
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResponse(t, br, "GET")
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n") // never finished
+	expectClosed(t, br)                                // within the dial's 10 s, not the minute
 }
 
 // passConn is a listener's wrapper that leaves writes alone.
@@ -749,64 +632,34 @@ func (c *passConn) WriteThrough() net.Conn { return c.Conn }
 // is written on the connection underneath (where net.Buffers is one
 // writev) and arrives whole.
 func TestServerWritesThroughWrappers(t *testing.T) {
-	bothPaths(t, func(t *testing.T, startServer startFunc) {
-		big := strings.Repeat("y", 50000)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	big := strings.Repeat("y", 50000)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := &Server{StreamHandler: streamBridge{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", itoa(len(big)))
+		io.WriteString(w, big)
+	})}}
+	defer s.Close()
+	go func() {
+		c, err := ln.Accept()
 		if err != nil {
-			t.Fatal(err)
+			return
 		}
-		defer ln.Close()
-		s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Length", itoa(len(big)))
-			io.WriteString(w, big)
-		})}
-		defer s.Close()
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wrapped := &passConn{&passConn{c}}
-			if _, ok := writeThrough(wrapped).(*net.TCPConn); !ok {
-				t.Errorf("writeThrough gave %T, want the *net.TCPConn", writeThrough(wrapped))
-			}
-			s.ServeConn(wrapped, nil)
-		}()
-		c, br := dial(t, ln.Addr().String())
-		for range 2 {
-			io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-			if _, body := readResponse(t, br, "GET"); body != big {
-				t.Fatalf("body of %d bytes, want %d", len(body), len(big))
-			}
+		wrapped := &passConn{&passConn{c}}
+		if _, ok := writeThrough(wrapped).(*net.TCPConn); !ok {
+			t.Errorf("writeThrough gave %T, want the *net.TCPConn", writeThrough(wrapped))
 		}
-	})
-}
-
-// A write deadline ends a write that is blocked on a client that stopped
-// reading, though the blocked write holds the response (the proxy's stream
-// idle timeout does this from its own goroutine).
-func TestServerWriteDeadlineEndsBlockedWrite(t *testing.T) {
-	done := make(chan error, 1)
-	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		time.AfterFunc(300*time.Millisecond, func() { rc.SetWriteDeadline(aLongTimeAgo) })
-		chunk := make([]byte, 64<<10)
-		for {
-			if _, err := w.Write(chunk); err != nil {
-				done <- err
-				return
-			}
+		s.ServeConn(wrapped, nil)
+	}()
+	c, br := dial(t, ln.Addr().String())
+	for range 2 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		if _, body := readResponse(t, br, "GET"); body != big {
+			t.Fatalf("body of %d bytes, want %d", len(body), len(big))
 		}
-	}), nil)
-	c, _ := dial(t, addr)
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n") // and read nothing
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("write ended without an error")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the blocked write did not end")
 	}
 }
 

@@ -4,38 +4,15 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"testing"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
-// startFunc starts a server for a test (startServer, or its twin on the
-// native stream).
-type startFunc func(t *testing.T, h http.Handler, tune func(*Server)) (*Server, string)
-
-// bothPaths runs a test over the net/http adapter and over the native
-// stream. Its parameter is named startServer in the tests, so a test's
-// body reads the same on both: on the native path its http.Handler is
-// served through streamBridge, a thin net/http face over the
-// stream.ServerStream, and every byte on the wire is the native stream's.
-func bothPaths(t *testing.T, test func(t *testing.T, start startFunc)) {
-	t.Run("adapter", func(t *testing.T) { test(t, startServer) })
-	t.Run("stream", func(t *testing.T) {
-		test(t, func(t *testing.T, h http.Handler, tune func(*Server)) (*Server, string) {
-			return startServer(t, nil, func(s *Server) {
-				s.StreamHandler = streamBridge{h}
-				if tune != nil {
-					tune(s)
-				}
-			})
-		})
-	})
-}
-
-// streamBridge serves an http.Handler on a stream.ServerStream: what the
-// handler does maps one to one onto the stream's calls (WriteHeader to
-// WriteHeaders, Write to WriteBody, Flush, trailers to WriteTrailers,
-// http.ErrAbortHandler to Reset).
+// streamBridge serves an http.Handler on a stream.ServerStream, so the
+// server tests read as net/http handlers while every byte on the wire is
+// the stream's: what the handler does maps one to one onto the stream's
+// calls (WriteHeader to WriteHeaders, Write to WriteBody, Flush, trailers
+// to WriteTrailers, http.ErrAbortHandler to Reset).
 type streamBridge struct{ h http.Handler }
 
 func (b streamBridge) ServeStream(s stream.ServerStream) {
