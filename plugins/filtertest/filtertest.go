@@ -10,7 +10,14 @@
 // callbacks, then, unless the filter answered locally, the given response
 // goes through its response callbacks. Properties the filter reads come
 // from Request.Properties (joined with "."), and what it sets is in
-// Result.Properties.
+// Result.Properties. What the filter logged is in Filter.Logs.
+//
+// Ticks and timers are the host's own, on the clock: a test that waits
+// for a tick (a delay, a retry) runs inside testing/synctest's bubble
+// (synctest.Test), where time.Sleep(d) runs the ticks due within d at
+// once. Filter.Start runs a stream on its own goroutine, so a test can
+// act while it is paused (answer an http_call, let time pass) and run
+// several streams at once.
 package filtertest
 
 import (
@@ -18,9 +25,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/plugins"
@@ -50,6 +62,30 @@ type Filter struct {
 	t       testing.TB
 	Plugin  *hostabi.Plugin
 	Metrics *hostabi.MemoryMetrics
+	logs    *observer.ObservedLogs
+}
+
+// Log is a line the filter logged.
+type Log struct {
+	Level   zapcore.Level
+	Message string
+	// ContextID is the effective context when it was logged: the root
+	// context's id, or a stream's (Result.ContextID).
+	ContextID uint32
+}
+
+// Logs returns what the filter logged so far (proxy_log, and stdout and
+// stderr for WASI guests), oldest first, at every level.
+func (f *Filter) Logs() []Log {
+	var out []Log
+	for _, e := range f.logs.All() {
+		id, ok := e.ContextMap()["context_id"].(uint32)
+		if !ok {
+			continue // the host's own lines (compiles, failures)
+		}
+		out = append(out, Log{Level: e.Level, Message: e.Message, ContextID: id})
+	}
+	return out
 }
 
 // Load compiles and starts wasm (vm_start and configure); a refused
@@ -79,7 +115,8 @@ func LoadErr(t testing.TB, wasm []byte, o Options) (*Filter, error) {
 	if shared == nil {
 		shared = hostabi.NewMemoryStore()
 	}
-	e, err := hostabi.NewEngine(ctx, hostabi.EngineConfig{HTTP: o.HTTP, Shared: shared, Metrics: metrics})
+	core, logs := observer.New(zapcore.DebugLevel)
+	e, err := hostabi.NewEngine(ctx, hostabi.EngineConfig{HTTP: o.HTTP, Shared: shared, Metrics: metrics, Logger: zap.New(core)})
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +144,7 @@ func LoadErr(t testing.TB, wasm []byte, o Options) (*Filter, error) {
 	if err := p.WaitCompiled(ctx); err != nil {
 		return nil, err
 	}
-	return &Filter{t: t, Plugin: p, Metrics: metrics}, nil
+	return &Filter{t: t, Plugin: p, Metrics: metrics, logs: logs}, nil
 }
 
 func raw(v any) ([]byte, error) {
@@ -129,6 +166,10 @@ type Request struct {
 	Headers [][2]string
 	// Body, when not nil, is sent as one chunk ending the request.
 	Body []byte
+	// BodyChunks, when Body is nil, are sent one by one, the last ending
+	// the request. A chunk the filter buffers (hostabi.Buffer) is held
+	// and given again with the next, as the proxy's filter chain does.
+	BodyChunks [][]byte
 	// ClientAddr is the source.address property; default 127.0.0.1:40000.
 	ClientAddr string
 	// Properties the filter may read, keyed by path joined with ".".
@@ -157,6 +198,16 @@ type Result struct {
 	Properties map[string][]byte
 	// Paused says the request stayed paused past Request.Wait.
 	Paused bool
+	// RequestBodyActions are the filter's answers to the request body
+	// callbacks, one a chunk.
+	RequestBodyActions []hostabi.Action
+	// ContextID is the stream's context id in its instance.
+	ContextID uint32
+	// Resumed are the halves of the stream resumed from outside its own
+	// callbacks (a tick, an http_call reply, a queue), in order: the host
+	// resumes the filter's effective context, so they are this stream's
+	// only when the filter made it effective.
+	Resumed []hostabi.StreamType
 }
 
 // RequestHeader returns a request header as it went upstream.
@@ -186,14 +237,61 @@ func get(h [][2]string, k string) (string, bool) {
 // Do runs one stream through the filter.
 func (f *Filter) Do(r Request) *Result {
 	f.t.Helper()
+	res, err := f.do(r)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res
+}
+
+// Pending is a stream Start runs.
+type Pending struct {
+	f    *Filter
+	done chan struct{}
+	res  *Result
+	err  error
+}
+
+// Start runs r through the filter, as Do does, on a goroutine of its
+// own; Wait returns the result.
+func (f *Filter) Start(r Request) *Pending {
+	p := &Pending{f: f, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.res, p.err = f.do(r)
+	}()
+	return p
+}
+
+// Done says the stream is over (its result is ready).
+func (p *Pending) Done() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait waits for the stream's end and returns its result.
+func (p *Pending) Wait() *Result {
+	p.f.t.Helper()
+	<-p.done
+	if p.err != nil {
+		p.f.t.Fatal(p.err)
+	}
+	return p.res
+}
+
+func (f *Filter) do(r Request) (*Result, error) {
 	ctx := context.Background()
 	st := newStream(r)
 	s, err := f.Plugin.NewHTTPStream(ctx, st)
 	if err != nil {
-		f.t.Fatalf("new stream: %v", err)
+		return nil, fmt.Errorf("new stream: %w", err)
 	}
 	defer s.OnDone()
-	res := &Result{}
+	res := &Result{ContextID: s.ID()}
 	wait := r.Wait
 	if wait == 0 {
 		wait = 2 * time.Second
@@ -205,8 +303,8 @@ func (f *Filter) Do(r Request) *Result {
 		}
 		deadline := time.Now().Add(wait)
 		for time.Now().Before(deadline) {
-			if st.resumed.Load() > 0 || st.local.Load() != nil {
-				st.resumed.Store(0)
+			if st.resumes.Load() > 0 || st.local.Load() != nil {
+				st.resumes.Store(0)
 				return st.local.Load() != nil
 			}
 			time.Sleep(time.Millisecond)
@@ -214,17 +312,31 @@ func (f *Filter) Do(r Request) *Result {
 		res.Paused = true
 		return true
 	}
-	a, err := s.OnRequestHeaders(r.Body == nil)
+	chunks := r.BodyChunks
+	if r.Body != nil {
+		chunks = [][]byte{r.Body}
+	}
+	a, err := s.OnRequestHeaders(len(chunks) == 0)
 	if err != nil {
-		f.t.Fatalf("request headers: %v", err)
+		return nil, fmt.Errorf("request headers: %w", err)
 	}
 	stopped := paused(a)
-	if !stopped && r.Body != nil {
-		out, a, err := s.OnRequestBody(r.Body, true)
-		if err != nil {
-			f.t.Fatalf("request body: %v", err)
+	var held []byte
+	for i, c := range chunks {
+		if stopped {
+			break
 		}
-		res.RequestBody = out
+		out, a, err := s.OnRequestBody(append(held, c...), i == len(chunks)-1)
+		if err != nil {
+			return nil, fmt.Errorf("request body: %w", err)
+		}
+		res.RequestBodyActions = append(res.RequestBodyActions, a)
+		held = nil
+		if a == hostabi.Buffer && i < len(chunks)-1 {
+			held = out
+			continue
+		}
+		res.RequestBody = append(res.RequestBody, out...)
 		stopped = paused(a)
 	}
 	if !stopped {
@@ -235,12 +347,12 @@ func (f *Filter) Do(r Request) *Result {
 		st.maps[hostabi.ResponseHeaders] = &headerMap{pairs: append([][2]string(nil), rh...)}
 		a, err := s.OnResponseHeaders(r.ResponseBody == nil)
 		if err != nil {
-			f.t.Fatalf("response headers: %v", err)
+			return nil, fmt.Errorf("response headers: %w", err)
 		}
 		if !paused(a) && r.ResponseBody != nil {
 			out, _, err := s.OnResponseBody(r.ResponseBody, true)
 			if err != nil {
-				f.t.Fatalf("response body: %v", err)
+				return nil, fmt.Errorf("response body: %w", err)
 			}
 			res.ResponseBody = out
 		}
@@ -249,12 +361,13 @@ func (f *Filter) Do(r Request) *Result {
 		}
 	}
 	if err := s.OnLog(); err != nil {
-		f.t.Fatalf("log: %v", err)
+		return nil, fmt.Errorf("log: %w", err)
 	}
 	res.RequestHeaders = st.maps[hostabi.RequestHeaders].Pairs()
 	res.Local = st.local.Load()
 	res.Properties = st.propsCopy()
-	return res
+	res.Resumed = st.resumedHalves()
+	return res, nil
 }
 
 // Metric returns a metric's value by name (counters and gauges; the sum
@@ -272,10 +385,13 @@ func (f *Filter) Metric(name string) (int64, bool) {
 func (f *Filter) Stats() hostabi.Stats { return f.Plugin.Stats() }
 
 type stream struct {
-	maps    map[hostabi.MapType]*headerMap
-	props   atomic.Pointer[map[string][]byte]
-	local   atomic.Pointer[hostabi.LocalResponse]
-	resumed atomic.Int32
+	maps  map[hostabi.MapType]*headerMap
+	props atomic.Pointer[map[string][]byte]
+	local atomic.Pointer[hostabi.LocalResponse]
+	// resumes counts Resumes not yet seen by a wait; resumed keeps them.
+	resumes atomic.Int32
+	mu      sync.Mutex
+	resumed []hostabi.StreamType
 }
 
 func newStream(r Request) *stream {
@@ -316,8 +432,19 @@ func (s *stream) Headers(t hostabi.MapType) hostabi.HeaderMap {
 	return nil
 }
 func (s *stream) SendLocalResponse(r hostabi.LocalResponse) { s.local.Store(&r) }
-func (s *stream) Resume(hostabi.StreamType)                 { s.resumed.Add(1) }
-func (s *stream) Close(hostabi.StreamType)                  {}
+func (s *stream) Resume(t hostabi.StreamType) {
+	s.mu.Lock()
+	s.resumed = append(s.resumed, t)
+	s.mu.Unlock()
+	s.resumes.Add(1)
+}
+
+func (s *stream) resumedHalves() []hostabi.StreamType {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]hostabi.StreamType(nil), s.resumed...)
+}
+func (s *stream) Close(hostabi.StreamType) {}
 func (s *stream) Property(path []string) ([]byte, bool) {
 	v, ok := (*s.props.Load())[strings.Join(path, ".")]
 	return v, ok

@@ -5,9 +5,14 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/plugins"
@@ -122,5 +127,90 @@ func TestNetworkFilter(t *testing.T) {
 	denied := f.Dial(Connection{ClientAddr: "192.0.2.7:4000", Downstream: []byte("hello")})
 	if denied.NewConnection != hostabi.Pause || !denied.ClosedDownstream || denied.Downstream != nil {
 		t.Errorf("denied client: %+v", denied)
+	}
+}
+
+// failingStore is a shared store that is down.
+type failingStore struct{}
+
+func (failingStore) Get(context.Context, string) ([]byte, uint32, error) {
+	return nil, 0, errors.New("store down")
+}
+
+func (failingStore) Set(context.Context, string, []byte, uint32) error {
+	return errors.New("store down")
+}
+
+// Logs has what the guest logged, each line with the context that was
+// effective: the root context's while it configured, the stream's in the
+// stream's callbacks.
+func TestLogs(t *testing.T) {
+	f := Load(t, plugins.RustModule("rate-limiting"), Options{Name: "rl", RootID: "rate-limiting", Shared: failingStore{},
+		Config: map[string]any{"minute": 5, "limit_by": "ip"}})
+	logs := f.Logs()
+	if len(logs) != 1 || logs[0].Level != zapcore.InfoLevel || !strings.Contains(logs[0].Message, "policy local") || logs[0].ContextID == 0 {
+		t.Fatalf("logs after configure = %+v, want the policy line of the root context", logs)
+	}
+	root := logs[0].ContextID
+	r := f.Do(Request{})
+	if r.Local != nil {
+		t.Fatalf("fault-tolerant limiter refused with its store down: %+v", r.Local)
+	}
+	logs = f.Logs()[1:]
+	if len(logs) == 0 {
+		t.Fatal("nothing logged about the store")
+	}
+	for _, l := range logs {
+		if l.Level != zapcore.WarnLevel || !strings.Contains(l.Message, "shared store failed") || l.ContextID != r.ContextID || l.ContextID == root {
+			t.Errorf("log %+v, want the store's failure on stream %d", l, r.ContextID)
+		}
+	}
+}
+
+// Start runs streams at once; each paused one is resumed by the tick on
+// its own stream (the plugin makes it the effective context), which
+// Result.Resumed shows. Ticks run on synctest's clock.
+func TestStartAndResumed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := LoadBuiltin(t, "fault", map[string]any{"delay": map[string]any{"fixedDelay": "100ms"}})
+		start := time.Now()
+		a := f.Start(Request{})
+		time.Sleep(10 * time.Millisecond)
+		b := f.Start(Request{})
+		time.Sleep(50 * time.Millisecond)
+		synctest.Wait()
+		if a.Done() || b.Done() {
+			t.Fatal("a stream ended before its delay")
+		}
+		ra, rb := a.Wait(), b.Wait()
+		if d := time.Since(start); d < 110*time.Millisecond {
+			t.Errorf("both done after %v, before the second delay ended", d)
+		}
+		if ra.ContextID == rb.ContextID {
+			t.Fatalf("two streams with one context id %d", ra.ContextID)
+		}
+		for _, r := range []*Result{ra, rb} {
+			if r.Paused || r.Local != nil || !slices.Equal(r.Resumed, []hostabi.StreamType{hostabi.StreamRequest}) {
+				t.Errorf("stream %d: paused %v reply %+v resumed %v, want its request resumed once", r.ContextID, r.Paused, r.Local, r.Resumed)
+			}
+		}
+	})
+}
+
+// Body chunks go one by one; a chunk the filter buffers comes again with
+// the next, as the proxy's chain gives it, and a filter that does not
+// buffer sees each chunk alone.
+func TestBodyChunks(t *testing.T) {
+	chunks := [][]byte{[]byte(`{"a":`), []byte(`1}`)}
+	req := Request{Headers: [][2]string{{":method", "POST"}, {"content-type", "application/json"}}, BodyChunks: chunks}
+	f := LoadBuiltin(t, "request-transformer", map[string]any{"add": map[string]any{"body": []string{"source:edge"}}})
+	r := f.Do(req)
+	if !slices.Equal(r.RequestBodyActions, []hostabi.Action{hostabi.Buffer, hostabi.Continue}) || string(r.RequestBody) != `{"a":1,"source":"edge"}` {
+		t.Errorf("buffering filter: actions %v body %s", r.RequestBodyActions, r.RequestBody)
+	}
+	f = LoadBuiltin(t, "response-transformer", map[string]any{"add": map[string]any{"headers": []string{"x-a:1"}}})
+	r = f.Do(req)
+	if !slices.Equal(r.RequestBodyActions, []hostabi.Action{hostabi.Continue, hostabi.Continue}) || string(r.RequestBody) != `{"a":1}` {
+		t.Errorf("passing filter: actions %v body %s", r.RequestBodyActions, r.RequestBody)
 	}
 }
