@@ -11,18 +11,24 @@ import (
 
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
+	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
-// Every TOML example in the plugins README that configures a built-in
-// served by a Rust module is accepted by that module on sluice's host
-// (the Go module's acceptance is plugins.TestReadmeExamples).
-func TestReadmeExamplesInRust(t *testing.T) {
+// Every TOML example in the plugins README parses, and every built-in it
+// configures accepts its configuration on sluice's host, in the module
+// sluice serves it from and in its Go original, so the documentation
+// cannot drift from the code; every built-in has an example.
+func TestReadmeExamples(t *testing.T) {
 	b, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
+	blocks := regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllSubmatch(b, -1)
+	if len(blocks) < len(plugins.Names()) {
+		t.Fatalf("%d TOML examples for %d plugins", len(blocks), len(plugins.Names()))
+	}
 	checked := map[string]bool{}
-	for i, m := range regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllSubmatch(b, -1) {
+	for i, m := range blocks {
 		var doc struct {
 			Plugins []struct {
 				Wasm   string
@@ -35,20 +41,28 @@ func TestReadmeExamplesInRust(t *testing.T) {
 		}
 		for _, p := range doc.Plugins {
 			name, ok := strings.CutPrefix(p.Wasm, "builtin:")
-			if !ok || plugins.RustModule(name) == nil {
+			if !ok {
+				continue
+			}
+			if !plugins.Has(name) {
+				t.Errorf("example %d: %s is no built-in", i, p.Wasm)
 				continue
 			}
 			cfg, err := json.Marshal(p.Config)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := filtertest.LoadErr(t, plugins.RustModule(name), filtertest.Options{Name: name, RootID: name, Config: cfg}); err != nil {
+			o := filtertest.Options{Name: name, RootID: name, Config: cfg}
+			if _, err := filtertest.LoadErr(t, plugins.RustModule(name), o); err != nil {
 				t.Errorf("example %d: %s (Rust) refuses %s: %v", i, name, cfg, err)
+			}
+			if _, err := filtertest.LoadErr(t, goref.Module(), o); err != nil {
+				t.Errorf("example %d: %s (Go) refuses %s: %v", i, name, cfg, err)
 			}
 			checked[name] = true
 		}
 	}
-	for _, n := range plugins.RustNames() {
+	for _, n := range plugins.Names() {
 		if !checked[n] {
 			t.Errorf("the README has no example for %s", n)
 		}
