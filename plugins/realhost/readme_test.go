@@ -2,6 +2,7 @@ package realhost
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/sluice-proxy/sluice/plugins"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
-	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
 // Every TOML example in the plugins README parses, and every built-in it
@@ -40,25 +40,10 @@ func TestReadmeExamples(t *testing.T) {
 			continue
 		}
 		for _, p := range doc.Plugins {
-			name, ok := strings.CutPrefix(p.Wasm, "builtin:")
-			if !ok {
+			if !strings.HasPrefix(p.Wasm, "builtin:") {
 				continue
 			}
-			if !plugins.Has(name) {
-				t.Errorf("example %d: %s is no built-in", i, p.Wasm)
-				continue
-			}
-			cfg, err := json.Marshal(p.Config)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := filtertest.Options{Name: name, RootID: name, Config: cfg}
-			if _, err := filtertest.LoadErr(t, plugins.RustModule(name), o); err != nil {
-				t.Errorf("example %d: %s (Rust) refuses %s: %v", i, name, cfg, err)
-			}
-			if _, err := filtertest.LoadErr(t, goref.Module(), o); err != nil {
-				t.Errorf("example %d: %s (Go) refuses %s: %v", i, name, cfg, err)
-			}
+			name := expectAccepted(t, fmt.Sprintf("example %d", i), p.Wasm, p.Config)
 			checked[name] = true
 		}
 	}
@@ -67,4 +52,26 @@ func TestReadmeExamples(t *testing.T) {
 			t.Errorf("the README has no example for %s", n)
 		}
 	}
+}
+
+// expectAccepted checks that a configuration of a built-in (wasm =
+// "builtin:NAME") is taken by each of its modules; where says whence it
+// came. It returns the built-in's name.
+func expectAccepted(t *testing.T, where, wasm string, config map[string]any) string {
+	t.Helper()
+	name := strings.TrimPrefix(wasm, "builtin:")
+	if !plugins.Has(name) {
+		t.Errorf("%s: %s is no built-in", where, wasm)
+		return ""
+	}
+	cfg, err := json.Marshal(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range modules(name) {
+		if _, err := filtertest.LoadErr(t, m.wasm, filtertest.Options{Name: name, RootID: name, Config: cfg}); err != nil {
+			t.Errorf("%s: %s (%s) refuses %s: %v", where, name, m.lang, cfg, err)
+		}
+	}
+	return name
 }

@@ -1,15 +1,9 @@
 package realhost
 
 import (
-	"encoding/json"
-	"strings"
 	"testing"
 
 	"github.com/BurntSushi/toml"
-
-	"github.com/sluice-proxy/sluice/plugins"
-	"github.com/sluice-proxy/sluice/plugins/filtertest"
-	"github.com/sluice-proxy/sluice/plugins/goref"
 )
 
 // Every configuration of the plugins' testdata/secrets.toml (one a
@@ -32,21 +26,6 @@ func TestSecretsAccepted(t *testing.T) {
 		t.Fatal("no plugins in testdata/secrets.toml")
 	}
 	for _, p := range file.Plugins {
-		name := strings.TrimPrefix(p.Wasm, "builtin:")
-		if !plugins.Has(name) {
-			t.Errorf("%s is no built-in", p.Wasm)
-			continue
-		}
-		cfg, err := json.Marshal(p.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o := filtertest.Options{Name: name, RootID: name, Config: cfg}
-		if _, err := filtertest.LoadErr(t, plugins.RustModule(name), o); err != nil {
-			t.Errorf("%s (Rust) refuses %s: %v", name, cfg, err)
-		}
-		if _, err := filtertest.LoadErr(t, goref.Module(), o); err != nil {
-			t.Errorf("%s (Go) refuses %s: %v", name, cfg, err)
-		}
+		expectAccepted(t, "testdata/secrets.toml", p.Wasm, p.Config)
 	}
 }
