@@ -101,7 +101,7 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"}, requestID)
 		return
 	}
-	x.ri = snap.routes[x.rt]
+	x.ri = routeInfoOf(x.rt)
 
 	// One timer per stream serves the route timeout and the stream idle
 	// timeout (streamIdle.check): either ends the stream through the

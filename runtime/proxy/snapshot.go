@@ -21,7 +21,6 @@ type Snapshot struct {
 	Filters  map[string]filter.Factory
 
 	listeners map[string]*listenerRoutes
-	routes    map[*route.Route]*routeInfo
 }
 
 type listenerRoutes struct {
@@ -33,7 +32,8 @@ type listenerRoutes struct {
 	streamIdle time.Duration
 }
 
-// routeInfo is what the proxy derives from a route once per snapshot.
+// routeInfo is what the proxy derives from a route once, when the route is
+// built: the route's Derived.
 type routeInfo struct {
 	retry   retryPolicy
 	plugins []string
@@ -75,13 +75,29 @@ func NewSnapshotWith(cfg *config.Config, up *upstream.Manager, filters map[strin
 		Upstream:  up,
 		Filters:   filters,
 		listeners: map[string]*listenerRoutes{},
-		routes:    map[*route.Route]*routeInfo{},
 	}
 	for _, l := range cfg.Listeners {
 		if isTCPOnly(l) {
 			continue
 		}
-		t, err := route.NewTable(cfg, l.Routes)
+		// What the proxy needs of a route is worked out once, as the
+		// listener's table builds it, and travels with the route Match
+		// returns (route.Route.Derived).
+		derive := func(rt *route.Route) (any, error) {
+			plugins := append(append(append([]string(nil), nativeNames[l.Name]...), l.Plugins...), rt.Plugins...)
+			for _, p := range plugins {
+				if _, ok := filters[p]; !ok {
+					return nil, fmt.Errorf("plugin %q is not loaded", p)
+				}
+			}
+			return &routeInfo{
+				retry:   compileRetry(rt.Retry),
+				plugins: plugins,
+				stats:   newRouteStats(reg, rt.Name),
+				mirror:  newMirrorPolicy(reg, rt.Route),
+			}, nil
+		}
+		t, err := route.NewTableWith(cfg, l.Routes, derive)
 		if err != nil {
 			return nil, fmt.Errorf("listener %q: %w", l.Name, err)
 		}
@@ -94,25 +110,14 @@ func NewSnapshotWith(cfg *config.Config, up *upstream.Manager, filters map[strin
 			lr.streamIdle = l.StreamIdleTimeout.D()
 		}
 		s.listeners[l.Name] = lr
-		for _, rt := range t.Routes() {
-			if _, ok := s.routes[rt]; ok {
-				continue
-			}
-			plugins := append(append(append([]string(nil), nativeNames[l.Name]...), l.Plugins...), rt.Plugins...)
-			for _, p := range plugins {
-				if _, ok := filters[p]; !ok {
-					return nil, fmt.Errorf("route %q: plugin %q is not loaded", rt.Name, p)
-				}
-			}
-			s.routes[rt] = &routeInfo{
-				retry:   compileRetry(rt.Retry),
-				plugins: plugins,
-				stats:   newRouteStats(reg, rt.Name),
-				mirror:  newMirrorPolicy(reg, rt.Route),
-			}
-		}
 	}
 	return s, nil
+}
+
+// routeInfoOf is what the snapshot derived from rt when its table was built.
+func routeInfoOf(rt *route.Route) *routeInfo {
+	ri, _ := rt.Derived.(*routeInfo)
+	return ri
 }
 
 func isTCPOnly(l config.Listener) bool {

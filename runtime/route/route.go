@@ -22,6 +22,10 @@ import (
 type Route struct {
 	config.Route
 
+	// Derived is what the table's builder derived from the route once,
+	// when it was built (NewTableWith); nil from NewTable.
+	Derived any
+
 	// index is the position in the config, for first-match-wins order.
 	index int
 

@@ -36,6 +36,15 @@ type Table struct {
 // mode preset generated belong only to the listeners that name them), a
 // non-nil list exactly those routes, kept in config order.
 func NewTable(cfg *config.Config, routeNames []string) (*Table, error) {
+	return NewTableWith(cfg, routeNames, nil)
+}
+
+// NewTableWith is NewTable with derive run once on every route as it is
+// built: what it returns becomes the route's Derived, so that what a
+// caller works out from a route (the proxy's retry policy, filter chain,
+// stats handles and mirror) travels with the route that Match returns,
+// with no lookup per request. An error from derive fails the table.
+func NewTableWith(cfg *config.Config, routeNames []string, derive func(*Route) (any, error)) (*Table, error) {
 	want := map[string]bool{}
 	for _, n := range routeNames {
 		want[n] = true
@@ -50,6 +59,11 @@ func NewTable(cfg *config.Config, routeNames []string) (*Table, error) {
 		rt, err := newRoute(i, cr)
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", cr.Name, err)
+		}
+		if derive != nil {
+			if rt.Derived, err = derive(rt); err != nil {
+				return nil, fmt.Errorf("route %q: %w", cr.Name, err)
+			}
 		}
 		t.routes = append(t.routes, rt)
 	}

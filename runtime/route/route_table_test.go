@@ -1,6 +1,7 @@
 package route
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -348,4 +349,42 @@ func fieldsOf(h http.Header) *stream.HeaderMap {
 		}
 	}
 	return m
+}
+
+// TestNewTableWithDerived: derive runs once per route as the table is
+// built, and Match returns the route carrying what it derived (no side
+// table to look up per request); a derive error fails the table with the
+// route's name.
+func TestNewTableWithDerived(t *testing.T) {
+	cfg := parse(t, matchConfig)
+	calls := map[string]int{}
+	tab, err := NewTableWith(cfg, nil, func(rt *Route) (any, error) {
+		calls[rt.Name]++
+		return "derived:" + rt.Name, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range tab.Routes() {
+		if calls[rt.Name] != 1 || rt.Derived != "derived:"+rt.Name {
+			t.Errorf("route %q: derived %d times, Derived = %v", rt.Name, calls[rt.Name], rt.Derived)
+		}
+	}
+	if len(calls) != len(tab.Routes()) {
+		t.Errorf("derive saw %d routes, the table has %d", len(calls), len(tab.Routes()))
+	}
+	rt := tab.Match(requestMap("GET", "api.example.com", "/v1/users"))
+	if rt == nil || rt.Derived != "derived:"+rt.Name {
+		t.Fatalf("Match returned %+v", rt)
+	}
+	if plain, _ := NewTable(cfg, nil); plain.Routes()[0].Derived != nil {
+		t.Error("NewTable set Derived")
+	}
+
+	_, err = NewTableWith(cfg, nil, func(rt *Route) (any, error) {
+		return nil, errors.New("no such plugin")
+	})
+	if err == nil || !strings.Contains(err.Error(), "no such plugin") || !strings.Contains(err.Error(), "route \"") {
+		t.Errorf("derive error gave %v", err)
+	}
 }
