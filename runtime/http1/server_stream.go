@@ -51,6 +51,7 @@ func (s *serverStream) init(c *conn) {
 		Local:  c.nc.LocalAddr(),
 		TLS:    c.tls,
 	}
+	s.info.FormatAddresses()
 	if c.tls != nil {
 		s.info.Scheme = "https"
 	}

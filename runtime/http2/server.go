@@ -268,6 +268,7 @@ func (s *Server) connInfo(c net.Conn) *stream.ConnectionInfo {
 		return s.ConnInfo(c)
 	}
 	info := &stream.ConnectionInfo{ID: s.ids.Add(1), Protocol: "HTTP/2", Scheme: "http", Remote: c.RemoteAddr(), Local: c.LocalAddr()}
+	info.FormatAddresses()
 	if tc, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		cs := tc.ConnectionState()
 		info.TLS, info.Scheme = &cs, "https"

@@ -44,6 +44,7 @@ func connectionOf(r *http.Request) *stream.ConnectionInfo {
 		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 			info.Local = la
 		}
+		info.FormatAddresses()
 	})
 	if r.ProtoMajor == 1 && r.ProtoMinor == 0 && slot.info.Protocol != "HTTP/1.0" || r.ProtoMajor == 1 && r.ProtoMinor == 1 && slot.info.Protocol != "HTTP/1.1" {
 		// HTTP/1.x serves one request at a time: the version is the

@@ -173,6 +173,7 @@ func newConnServer(cfg connServerConfig) *connServer {
 // upgraded from HTTP/1.1 keeps its number), with its TLS state.
 func h2ConnInfo(c net.Conn) *stream.ConnectionInfo {
 	info := &stream.ConnectionInfo{Protocol: "HTTP/2", Scheme: "http", Remote: c.RemoteAddr(), Local: c.LocalAddr()}
+	info.FormatAddresses()
 	if u, ok := c.(*upgradedConn); ok {
 		info.ID = u.id
 	} else {

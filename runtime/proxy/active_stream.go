@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,15 +105,20 @@ func protoMajor(protocol string) int {
 	return 1
 }
 
-// addrString is a.String() with one allocation instead of two or three
-// for a TCP address (netip formats into one buffer). An IPv4 address
-// held in IPv6 form prints as IPv4, as net.IP.String prints it.
-func addrString(a net.Addr) string {
-	if t, ok := a.(*net.TCPAddr); ok {
-		ap := t.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+// remoteAddress and localAddress are the connection's addresses as
+// text: formatted once per connection by the codec, else here.
+func remoteAddress(c *stream.ConnectionInfo) string {
+	if c.RemoteAddress == "" && c.Remote != nil {
+		return stream.AddrString(c.Remote)
 	}
-	return a.String()
+	return c.RemoteAddress
+}
+
+func localAddress(c *stream.ConnectionInfo) string {
+	if c.LocalAddress == "" && c.Local != nil {
+		return stream.AddrString(c.Local)
+	}
+	return c.LocalAddress
 }
 
 // declaresTrailers reports a Trailer field that names at least one field.
@@ -208,9 +211,7 @@ func (x *activeStream) fillInfo(requestID string, start time.Time) {
 	info.RouteName = x.rt.Name
 	info.RouteMetadata = x.rt.Metadata
 	info.Source = x.remoteAddr
-	if conn.Local != nil {
-		info.Destination = addrString(conn.Local)
-	}
+	info.Destination = localAddress(conn)
 	info.ConnectionID = conn.ID
 	if conn.TLS != nil {
 		// Worked out once per connection (the listener's ConnContext).

@@ -89,9 +89,7 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 	x.declaredTrailers = declaresTrailers(h)
 	conn := ss.Connection()
 	x.protoMajor = protoMajor(conn.Protocol)
-	if conn.Remote != nil {
-		x.remoteAddr = addrString(conn.Remote)
-	}
+	x.remoteAddr = remoteAddress(conn)
 	if !validRequestTarget(h) {
 		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"}, requestID)
 		return

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net"
 	"net/url"
 	"testing"
 
@@ -48,21 +47,5 @@ func TestValidRequestTarget(t *testing.T) {
 	h.Set(stream.Path, "/api/v1/orders?x=1")
 	if n := testing.AllocsPerRun(100, func() { validRequestTarget(h) }); n != 0 {
 		t.Errorf("%v allocations, want 0", n)
-	}
-}
-
-// addrString prints what net.TCPAddr.String prints.
-func TestAddrString(t *testing.T) {
-	for _, a := range []net.Addr{
-		&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080},
-		&net.TCPAddr{IP: net.ParseIP("10.1.2.3").To4(), Port: 1},
-		&net.TCPAddr{IP: net.ParseIP("::1"), Port: 443},
-		&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 80, Zone: "eth0"},
-		&net.TCPAddr{IP: net.ParseIP("2001:db8::ffff:1.2.3.4"), Port: 9},
-		&net.UnixAddr{Name: "/tmp/s", Net: "unix"},
-	} {
-		if got, want := addrString(a), a.String(); got != want {
-			t.Errorf("addrString(%#v) = %q, want %q", a, got, want)
-		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 )
 
 // ServerStream is one downstream request as a server codec delivers it, and
@@ -116,8 +117,35 @@ type ConnectionInfo struct {
 	// Scheme is "http" or "https".
 	Scheme        string
 	Remote, Local net.Addr
+	// RemoteAddress and LocalAddress are Remote and Local as text
+	// (AddrString), formatted once for the connection by the codec
+	// (FormatAddresses) rather than by every stream; empty when the codec
+	// did not.
+	RemoteAddress, LocalAddress string
 	// TLS is nil on a plain-text connection.
 	TLS *tls.ConnectionState
+}
+
+// FormatAddresses fills RemoteAddress and LocalAddress from Remote and
+// Local: a codec calls it once it has set them.
+func (c *ConnectionInfo) FormatAddresses() {
+	if c.Remote != nil {
+		c.RemoteAddress = AddrString(c.Remote)
+	}
+	if c.Local != nil {
+		c.LocalAddress = AddrString(c.Local)
+	}
+}
+
+// AddrString is a.String() with one allocation instead of two or three
+// for a TCP address (netip formats into one buffer). An IPv4 address
+// held in IPv6 form prints as IPv4, as net.IP.String prints it.
+func AddrString(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	}
+	return a.String()
 }
 
 // ErrUpgradeUnsupported is what Upgrade returns on protocols that cannot
