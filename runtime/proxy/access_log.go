@@ -13,7 +13,7 @@ import (
 // Envoy's default access log format under its operators' names
 // (docs/access-log.md lists them), plus sluice's listener and, on mesh
 // traffic, the two principals.
-func (x *activeStream) finish(start time.Time, requestID string) {
+func (x *activeStream) finish(start time.Time) {
 	if rec := recover(); rec != nil {
 		defer panic(rec)
 	}
@@ -70,7 +70,7 @@ func (x *activeStream) finish(start time.Time, requestID string) {
 		upstreamTime,
 		zap.String("x_forwarded_for", xff),
 		zap.String("user_agent", userAgent),
-		zap.String("request_id", requestID),
+		zap.String("request_id", x.requestID()),
 		zap.String("authority", authority),
 		zap.String("upstream_host", x.upstream),
 		zap.String("upstream_cluster", x.cluster),

@@ -79,6 +79,11 @@ type activeStream struct {
 	declaredTrailers bool
 	remoteAddr       string
 	protoMajor       int
+	// reqID is the stream's x-request-id (in reqIDBuf when it fits);
+	// reqIDStr its string, made when something reads one.
+	reqID    []byte
+	reqIDBuf [36]byte
+	reqIDStr string
 	// firstTry is the first upstream try's request (a retry makes its
 	// own: the transport may still read the one before).
 	firstTry upstream.Request
@@ -197,11 +202,15 @@ func (b *streamBody) Read(p []byte) (int, error) {
 
 func (b *streamBody) Close() error { return nil }
 
-func (x *activeStream) fillInfo(requestID string, start time.Time) {
+func (x *activeStream) fillInfo(start time.Time) {
 	conn := x.ss.Connection()
 	info := &x.s.info
 	info.ID = x.cm.streamIDs.Add(1)
-	info.RequestID = requestID
+	if len(x.ri.plugins) > 0 {
+		// Filters read it (Wasm's request.id, a trap's log line); the
+		// plain path never makes the string.
+		info.RequestID = x.requestID()
+	}
 	info.Start = start
 	info.Protocol = conn.Protocol
 	info.Scheme = conn.Scheme
@@ -247,7 +256,7 @@ func (x *activeStream) buildChain(lr *listenerRoutes) bool {
 			}
 			x.chain = filterManager{s: x.s}
 			x.fm = &x.chain
-			x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("plugin " + name + " unavailable\n"), Details: "wasm_fail_closed", GRPCStatus: grpcUnavailable}, x.s.info.RequestID)
+			x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("plugin " + name + " unavailable\n"), Details: "wasm_fail_closed", GRPCStatus: grpcUnavailable})
 			return false
 		}
 		filters = append(filters, f)
@@ -278,7 +287,7 @@ func (x *activeStream) ResolveCluster(info *filter.Info) {
 
 // localReply sends a reply made by sluice or a filter, unless the
 // response has started.
-func (x *activeStream) localReply(lr *filter.LocalReply, requestID string) {
+func (x *activeStream) localReply(lr *filter.LocalReply) {
 	if x.wroteHdr {
 		return
 	}
@@ -288,7 +297,7 @@ func (x *activeStream) localReply(lr *filter.LocalReply, requestID string) {
 		// on_log and metrics read the status of local replies too.
 		x.s.respHeaders, x.s.respTrailers = &x.respHeaders, &x.respTrailers
 	}
-	x.sent = x.writeLocalReply(lr, requestID)
+	x.sent = x.writeLocalReply(lr)
 	x.status = lr.Status
 }
 

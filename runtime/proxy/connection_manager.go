@@ -62,23 +62,18 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 		}
 		h.Set(stream.Scheme, scheme)
 	}
-	id, _ := h.Get("x-request-id")
-	requestID := string(id)
-	if requestID == "" {
-		requestID = newRequestID()
-		h.Set("x-request-id", requestID)
-	}
-	defer func() { x.finish(start, requestID) }()
+	x.setRequestID(h)
+	defer func() { x.finish(start) }()
 	if !headersOK {
-		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("invalid nominated headers in Connection\n"), Details: "connection_header_sanitization"}, requestID)
+		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("invalid nominated headers in Connection\n"), Details: "connection_header_sanitization"})
 		return
 	}
 	if lr == nil {
-		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"}, requestID)
+		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"})
 		return
 	}
 	if lrep := normalizeRequestPath(h, lr.path); lrep != nil {
-		x.localReply(lrep, requestID)
+		x.localReply(lrep)
 		return
 	}
 	x.body = requestBody(ss, &x.reqTrailers)
@@ -91,12 +86,12 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 	x.protoMajor = protoMajor(conn.Protocol)
 	x.remoteAddr = remoteAddress(conn)
 	if !validRequestTarget(h) {
-		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"}, requestID)
+		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"})
 		return
 	}
 	x.rt = lr.table.Match(h)
 	if x.rt == nil {
-		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"}, requestID)
+		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"})
 		return
 	}
 	x.ri = routeInfoOf(x.rt)
@@ -129,7 +124,7 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 
 	x.filters.init(ctx, h)
 	x.s = &x.filters
-	x.fillInfo(requestID, start)
+	x.fillInfo(start)
 	x.pickRnd = rand.Uint64()
 	x.s.info.Cluster = x
 	if !x.buildChain(lr) {
@@ -149,16 +144,16 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 		x.fm.hasTrailers = x.hasTrailers
 	}
 	if lrep := x.fm.headers(filter.Request, noBody); lrep != nil {
-		x.localReply(lrep, requestID)
+		x.localReply(lrep)
 		return
 	}
 	if !x.fm.empty() && !validRequestTarget(h) {
 		// A filter set a :path that is no request-target.
-		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"}, requestID)
+		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"})
 		return
 	}
 	x.rt.Rewrite(h)
-	x.forward(ctx, lr, noBody, requestID)
+	x.forward(ctx, lr, noBody)
 }
 
 // effectiveTimeout is the route timeout, shortened by a gRPC client's

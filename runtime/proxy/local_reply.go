@@ -51,7 +51,7 @@ func grpcStatusFor(status int) int {
 
 // writeLocalReply answers the client with r. For gRPC requests it is a
 // trailers-only response: HTTP 200, the status in grpc-status/grpc-message.
-func (x *activeStream) writeLocalReply(r *filter.LocalReply, requestID string) int64 {
+func (x *activeStream) writeLocalReply(r *filter.LocalReply) int64 {
 	h := &x.respHeaders
 	h.Reset()
 	x.respTrailers.Reset()
@@ -72,8 +72,8 @@ func (x *activeStream) writeLocalReply(r *filter.LocalReply, requestID string) i
 			}
 		}
 	}
-	if requestID != "" && !h.Has("x-request-id") {
-		h.Add("x-request-id", requestID)
+	if len(x.reqID) > 0 && !h.Has("x-request-id") {
+		h.AddBytes(xRequestID, x.reqID)
 	}
 	if grpc {
 		code := r.GRPCStatus

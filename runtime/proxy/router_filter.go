@@ -20,19 +20,19 @@ import (
 )
 
 // forward sends the request upstream with retries and streams the answer.
-func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody bool, requestID string) {
+func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody bool) {
 	// The subset comes only from what a filter set on this stream (the
 	// canary plugin's property); a client cannot name one.
 	subset := string(x.s.info.FilterState[route.SubsetProperty])
 	backend := x.rt.PickBackend(x.s.reqHeaders, subset, x.pickRnd)
 	x.s.info.Cluster = nil
 	if backend == nil {
-		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("no backend\n"), Details: "no_backend", GRPCStatus: grpcUnavailable}, requestID)
+		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("no backend\n"), Details: "no_backend", GRPCStatus: grpcUnavailable})
 		return
 	}
 	cl := x.snap.Upstream.Cluster(backend.Cluster)
 	if cl == nil {
-		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("unknown cluster\n"), Details: "cluster_not_found", GRPCStatus: grpcUnavailable}, requestID)
+		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("unknown cluster\n"), Details: "cluster_not_found", GRPCStatus: grpcUnavailable})
 		return
 	}
 	x.cluster = backend.Cluster
@@ -69,7 +69,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 				lrep = x.idle.reply()
 			}
 			if lrep != nil {
-				x.localReply(lrep, requestID)
+				x.localReply(lrep)
 				return
 			}
 		}
@@ -176,7 +176,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		if !retry {
 			if err != nil {
 				tryCancel()
-				x.upstreamFailure(ctx, err, failure, requestID)
+				x.upstreamFailure(ctx, err, failure)
 				return
 			}
 			defer tryCancel()
@@ -193,12 +193,12 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		select {
 		case <-time.After(policy.backoff(try)):
 		case <-ctx.Done():
-			x.upstreamFailure(ctx, ctx.Err(), upstream.Timeout, requestID)
+			x.upstreamFailure(ctx, ctx.Err(), upstream.Timeout)
 			return
 		}
 	}
 	if resp == (upstream.Response{}) {
-		x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("request body too large to retry\n"), Details: "retry_body_overflow", GRPCStatus: grpcUnavailable}, requestID)
+		x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("request body too large to retry\n"), Details: "retry_body_overflow", GRPCStatus: grpcUnavailable})
 		return
 	}
 	if resp.Status() == http.StatusSwitchingProtocols {
@@ -211,20 +211,20 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	if x.idle != nil {
 		x.idle.progress()
 	}
-	x.respond(resp, requestID)
+	x.respond(resp)
 }
 
 // upstreamFailure answers a request that got no response: 504 on timeout,
 // 503 on overflow or no healthy endpoint, 502 otherwise.
-func (x *activeStream) upstreamFailure(ctx context.Context, err error, f upstream.Failure, requestID string) {
+func (x *activeStream) upstreamFailure(ctx context.Context, err error, f upstream.Failure) {
 	if lr := x.s.takeLocal(); lr != nil {
-		x.localReply(lr, requestID)
+		x.localReply(lr)
 		return
 	}
 	if x.idle != nil && x.idle.fired.Load() {
 		// Before the check below: a stalled request body is cut by a read
 		// deadline, which net/http reports as the client gone.
-		x.localReply(x.idle.reply(), requestID)
+		x.localReply(x.idle.reply())
 		return
 	}
 	if x.ss.Context().Err() != nil {
@@ -249,12 +249,12 @@ func (x *activeStream) upstreamFailure(ctx context.Context, err error, f upstrea
 	if ce := x.cm.log.Check(zap.DebugLevel, "upstream failure"); ce != nil {
 		ce.Write(zap.String("cluster", x.cluster), zap.String("upstream", x.upstream), zap.Error(err))
 	}
-	x.localReply(&rep, requestID)
+	x.localReply(&rep)
 }
 
 // respond runs the upstream response through the filters and streams it to
 // the client.
-func (x *activeStream) respond(resp upstream.Response, requestID string) {
+func (x *activeStream) respond(resp upstream.Response) {
 	// The response's maps are the filters' until OnLog: the handle is
 	// closed when the stream ends (ServeStream).
 	x.upstreamResp = resp
@@ -268,7 +268,7 @@ func (x *activeStream) respond(resp upstream.Response, requestID string) {
 	declared := hdr.Has("trailer")
 	if !x.fm.empty() {
 		if lr := x.fm.headers(filter.Response, noBody && !declared); lr != nil {
-			x.localReply(lr, requestID)
+			x.localReply(lr)
 			return
 		}
 	}
@@ -303,11 +303,11 @@ func (x *activeStream) respond(resp upstream.Response, requestID string) {
 		var err error
 		pending, whole, lr, err = pump.readAhead(buf, nil, small)
 		if err != nil {
-			x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream reset while reading the response\n"), Details: "upstream_reset_after_response_started"}, requestID)
+			x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream reset while reading the response\n"), Details: "upstream_reset_after_response_started"})
 			return
 		}
 		if lr != nil {
-			x.localReply(lr, requestID)
+			x.localReply(lr)
 			return
 		}
 		if whole {
@@ -418,7 +418,7 @@ func (x *activeStream) tunnel(resp upstream.Response) {
 	up, err := resp.Upgrade()
 	if err != nil {
 		resp.Close()
-		x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream upgrade failed\n"), Details: "upgrade_failed"}, x.s.info.RequestID)
+		x.localReply(&filter.LocalReply{Status: http.StatusBadGateway, Body: []byte("upstream upgrade failed\n"), Details: "upgrade_failed"})
 		return
 	}
 	defer up.Close()
@@ -427,7 +427,7 @@ func (x *activeStream) tunnel(resp upstream.Response) {
 	}
 	conn, early, err := x.ss.Upgrade()
 	if err != nil {
-		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("upgrade is only proxied over HTTP/1.1\n"), Details: "upgrade_failed"}, x.s.info.RequestID)
+		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("upgrade is only proxied over HTTP/1.1\n"), Details: "upgrade_failed"})
 		return
 	}
 	defer conn.Close()
