@@ -23,6 +23,16 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b
 // activeStream is one request from the codec's ServeStream call to the
 // end of its response: Envoy's ActiveStream.
 type activeStream struct {
+	// ctx is the stream's context (what filters and the upstream request
+	// see). It is outside streamState, which recycle clears: a kept
+	// stream's context stays registered on the connection's context,
+	// whose end may reach it at any time.
+	ctx streamContext
+	streamState
+}
+
+// streamState is everything of an active stream but its context.
+type streamState struct {
 	cm   *ConnectionManager
 	ss   stream.ServerStream
 	snap *Snapshot
@@ -54,8 +64,8 @@ type activeStream struct {
 	// idle is the stream idle timeout (idleState); nil when disabled.
 	idle      *streamIdle
 	idleState streamIdle
-	// routeCtx is the stream's context when the route has a timeout.
-	routeCtx routeContext
+	// timerFired: the stream's timer was not stopped before it fired.
+	timerFired bool
 	// pickRnd is the stream's one random draw for the weighted backend
 	// choice: the cluster filters see before the pick (ResolveCluster)
 	// and the router's pick agree unless a filter changed what the

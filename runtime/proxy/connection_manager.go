@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
@@ -44,10 +43,20 @@ func NewConnectionManager(name string, snap *atomic.Pointer[Snapshot], ids *atom
 // ServeStream serves one request: the decoding half up to the router,
 // which then owns the stream until its response is written.
 func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
+	x := cm.acquireStream(ss)
+	served := false
+	defer func() { cm.releaseStream(x, served) }()
+	x.serve()
+	served = true
+}
+
+// serve is ServeStream's work on the active stream x.
+func (x *activeStream) serve() {
+	cm, ss := x.cm, x.ss
 	start := time.Now()
 	snap := cm.snap.Load()
 	lr := snap.listeners[cm.listener]
-	x := &activeStream{cm: cm, ss: ss, snap: snap}
+	x.snap = snap
 	h := ss.RequestHeaders()
 
 	// The request as received is cleaned before anything reads it: the
@@ -97,20 +106,18 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 	x.ri = routeInfoOf(x.rt)
 
 	// One timer per stream serves the route timeout and the stream idle
-	// timeout (streamIdle.check): either ends the stream through the
-	// route context's cancel; routeCtx.expired and idle.fired tell them
-	// apart.
-	ctx, cancel := context.WithCancel(ss.Context())
-	defer cancel()
+	// timeout (streamIdle.check): either ends the stream's context; its
+	// Err (context.DeadlineExceeded for the route timeout) and
+	// idle.fired tell them apart.
+	ctx := &x.ctx
 	routeTimeout := effectiveTimeout(x.rt.Timeout.D(), h)
 	if routeTimeout > 0 {
-		x.routeCtx = routeContext{Context: ctx, deadline: start.Add(routeTimeout)}
-		ctx = &x.routeCtx
+		ctx.deadline = start.Add(routeTimeout)
 	}
 	idleTimeout := streamIdleTimeout(lr, x.rt)
 	if routeTimeout > 0 || idleTimeout > 0 {
-		x.idleState.begin(idleTimeout, routeTimeout, start, ss, cancel, &x.routeCtx)
-		defer x.idleState.stop()
+		x.idleState.begin(idleTimeout, routeTimeout, start, ss, ctx)
+		defer func() { x.timerFired = !x.idleState.stop() }()
 	}
 	noBody := x.body == http.NoBody
 	if idleTimeout > 0 {

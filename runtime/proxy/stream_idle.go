@@ -30,8 +30,9 @@ import (
 // deadline is moved only once the response has started, so the local
 // reply of a stream that timed out before that still goes out.
 //
-// The state and the body wrapper live in the activeStream; the timer and
-// its callback are the only allocations: this runs for every request.
+// The state, the body wrapper and the timer live in the activeStream, and
+// a reused active stream reuses its timer (Reset): this runs for every
+// request.
 //
 // The same timer enforces the route timeout (routeAt after start; 0 for
 // none), so that a stream has one timer for both; d is 0 when only the
@@ -39,12 +40,12 @@ import (
 type streamIdle struct {
 	d       time.Duration
 	routeAt time.Duration
-	route   *routeContext
 	start   time.Time
 	last    atomic.Int64 // time.Since(start) at the last progress
 	timer   *time.Timer
-	cancel  context.CancelFunc
-	dl      deadlines // the client's; nil when the codec has none
+	// ctx is the stream's context, which the timer ends.
+	ctx *streamContext
+	dl  deadlines // the client's; nil when the codec has none
 	// ss is reset to abandon the stream: what ends a write blocked on a
 	// client that stopped reading when the codec has no deadlines.
 	ss stream.ServerStream
@@ -52,11 +53,14 @@ type streamIdle struct {
 	// mu orders a firing timer against stop, so that no deadline moves
 	// once the exchange is over (the connection may be serving the next
 	// request by then).
-	mu          sync.Mutex
-	stopped     bool
-	fired       atomic.Bool
-	respStarted atomic.Bool
-	reqBodyDone atomic.Bool
+	mu      sync.Mutex
+	stopped bool
+	// routeExpired: the route timeout ended the stream (under mu once the
+	// timer runs).
+	routeExpired bool
+	fired        atomic.Bool
+	respStarted  atomic.Bool
+	reqBodyDone  atomic.Bool
 
 	reqBody idleBody
 }
@@ -70,12 +74,17 @@ type deadlines interface {
 }
 
 // begin starts the timer for the stream ss, for the idle timeout d and
-// the route timeout routeTimeout (either may be 0: off) from start;
-// cancel ends its context, route is marked when the route timeout ends it.
-func (s *streamIdle) begin(d, routeTimeout time.Duration, start time.Time, ss stream.ServerStream, cancel context.CancelFunc, route *routeContext) {
-	s.d, s.routeAt, s.route, s.start, s.cancel, s.ss = d, routeTimeout, route, start, cancel, ss
+// the route timeout routeTimeout (either may be 0: off) from start; it
+// ends ctx, with context.DeadlineExceeded when the route timeout does.
+// The timer is made once and reset for a reused stream.
+func (s *streamIdle) begin(d, routeTimeout time.Duration, start time.Time, ss stream.ServerStream, ctx *streamContext) {
+	s.d, s.routeAt, s.start, s.ctx, s.ss = d, routeTimeout, start, ctx, ss
 	s.dl, _ = ss.(deadlines)
-	s.timer = time.AfterFunc(s.next(0), s.check)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(s.next(0), s.check)
+		return
+	}
+	s.timer.Reset(s.next(0))
 }
 
 // next is how long until the timer has something to check, elapsed
@@ -86,34 +95,10 @@ func (s *streamIdle) next(elapsed time.Duration) time.Duration {
 		idle := elapsed - time.Duration(s.last.Load())
 		wait = s.d - idle
 	}
-	if s.routeAt > 0 && !s.route.expired.Load() && (wait < 0 || s.routeAt-elapsed < wait) {
+	if s.routeAt > 0 && !s.routeExpired && (wait < 0 || s.routeAt-elapsed < wait) {
 		wait = s.routeAt - elapsed
 	}
 	return max(wait, 0)
-}
-
-// routeContext is the stream's context when its route has a timeout:
-// the stream's cancel of the codec's context, with the route's deadline,
-// which the stream's timer enforces (no timer of the context's own).
-// Err is context.DeadlineExceeded once the deadline ended it.
-type routeContext struct {
-	context.Context
-	deadline time.Time
-	expired  atomic.Bool
-}
-
-func (c *routeContext) Deadline() (time.Time, bool) {
-	if d, ok := c.Context.Deadline(); ok && d.Before(c.deadline) {
-		return d, true
-	}
-	return c.deadline, true
-}
-
-func (c *routeContext) Err() error {
-	if c.expired.Load() {
-		return context.DeadlineExceeded
-	}
-	return c.Context.Err()
 }
 
 func (s *streamIdle) reset() { s.ss.Reset(stream.ResetCancel) }
@@ -133,19 +118,19 @@ func (s *streamIdle) check() {
 		return
 	}
 	elapsed := time.Since(s.start)
-	if s.routeAt > 0 && elapsed >= s.routeAt && !s.route.expired.Load() {
+	if s.routeAt > 0 && elapsed >= s.routeAt && !s.routeExpired {
 		// The route timeout: the stream's context ends as a deadline.
-		s.route.expired.Store(true)
-		s.cancel()
+		s.routeExpired = true
+		s.ctx.cancel(context.DeadlineExceeded)
 	}
 	if s.d <= 0 || elapsed-time.Duration(s.last.Load()) < s.d {
-		if s.d > 0 || !s.route.expired.Load() {
+		if s.d > 0 || !s.routeExpired {
 			s.timer.Reset(s.next(elapsed))
 		}
 		return
 	}
 	s.fired.Store(true)
-	s.cancel()
+	s.ctx.cancel(context.Canceled)
 	if s.dl == nil {
 		if s.respStarted.Load() {
 			s.reset()
@@ -179,12 +164,14 @@ func (s *streamIdle) responseStarted() {
 	}
 }
 
-// stop ends the timer when the exchange is over.
-func (s *streamIdle) stop() {
+// stop ends the timer when the exchange is over. It reports whether the
+// timer was stopped before it fired: otherwise its callback may still be
+// about to run, and the stream must not be reused.
+func (s *streamIdle) stop() bool {
 	s.mu.Lock()
 	s.stopped = true
 	s.mu.Unlock()
-	s.timer.Stop()
+	return s.timer.Stop()
 }
 
 // aLongTimeAgo is a deadline in the past: it fails blocked I/O at once.

@@ -124,6 +124,14 @@ type ConnectionInfo struct {
 	RemoteAddress, LocalAddress string
 	// TLS is nil on a plain-text connection.
 	TLS *tls.ConnectionState
+
+	// HandlerState is the stream handler's own state for the
+	// connection, which codecs never touch: what it reuses from one
+	// stream to the next. An HTTP/1.x connection serves its streams one
+	// at a time, so a handler may keep state here on HTTP/1.x; the
+	// streams of a multiplexed protocol run at once, so there it leaves
+	// the field alone.
+	HandlerState any
 }
 
 // FormatAddresses fills RemoteAddress and LocalAddress from Remote and

@@ -1,0 +1,255 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/http1"
+	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/upstream"
+)
+
+// TestReusedActiveStreamCarriesNothing: on one keep-alive connection, the
+// active stream of each plain request is the same object, recycled
+// between them with nothing of the previous request left in it, and each
+// request's response and access-log line are its own: a routed request,
+// a 404 (no route, no upstream), a request with its own x-request-id, and
+// one whose route timeout fires (its stream is not reused: its timer
+// fired), followed by one that must not see that timeout.
+func TestReusedActiveStreamCarriesNothing(t *testing.T) {
+	upAddr := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(300 * time.Millisecond)
+		}
+		w.Header().Set("x-seen-request-id", r.Header.Get("x-request-id"))
+		fmt.Fprint(w, "ok")
+	})
+	addr, logs := startProxy(t, `
+[[listeners]]
+name = "public"
+address = "127.0.0.1:0"
+[[routes]]
+name = "slow"
+match = { path_prefix = "/slow" }
+timeout = "50ms"
+backends = [ { cluster = "up" } ]
+[[routes]]
+name = "r"
+match = { path_prefix = "/r" }
+backends = [ { cluster = "up" } ]
+[[clusters]]
+name = "up"
+endpoints = ["`+upAddr+`"]
+`)
+
+	var mu sync.Mutex
+	var recycled []*activeStream
+	testHookRecycled = func(x *activeStream) {
+		if err := checkRecycled(reflect.ValueOf(x).Elem(), "activeStream"); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		recycled = append(recycled, x)
+		mu.Unlock()
+	}
+	t.Cleanup(func() { testHookRecycled = nil })
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	do := func(path, requestID string) *http.Response {
+		t.Helper()
+		req := "GET " + path + " HTTP/1.1\r\nHost: reuse.test\r\n"
+		if requestID != "" {
+			req += "x-request-id: " + requestID + "\r\n"
+		}
+		if _, err := c.Write([]byte(req + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		bufio.NewReader(resp.Body).WriteTo(&b)
+		resp.Body.Close()
+		return resp
+	}
+
+	r1 := do("/r/1", "")
+	r2 := do("/nowhere", "")
+	r3 := do("/r/3", "client-id")
+	r4 := do("/slow", "")
+	r5 := do("/r/5", "")
+	if r1.StatusCode != 200 || r2.StatusCode != 404 || r3.StatusCode != 200 || r4.StatusCode != 504 || r5.StatusCode != 200 {
+		t.Fatalf("statuses %d %d %d %d %d, want 200 404 200 504 200", r1.StatusCode, r2.StatusCode, r3.StatusCode, r4.StatusCode, r5.StatusCode)
+	}
+	id1, id2 := r1.Header.Get("x-seen-request-id"), r2.Header.Get("x-request-id")
+	if id1 == "" || id2 == "" || id1 == id2 {
+		t.Errorf("request ids %q and %q: want two of their own", id1, id2)
+	}
+	if got := r3.Header.Get("x-seen-request-id"); got != "client-id" {
+		t.Errorf("the client's request id reached the upstream as %q", got)
+	}
+
+	lines := waitLines(t, logs, 5)
+	want := []map[string]any{
+		{"path": "/r/1", "route_name": "r", "upstream_cluster": "up", "upstream_host": upAddr, "request_id": id1, "response_code_details": "via_upstream"},
+		{"path": "/nowhere", "route_name": "", "upstream_cluster": "", "upstream_host": "", "request_id": id2, "response_code_details": "route_not_found", "bytes_received": int64(0)},
+		{"path": "/r/3", "route_name": "r", "request_id": "client-id", "response_flags": "-"},
+		{"path": "/slow", "route_name": "slow", "response_code": int64(504)},
+		{"path": "/r/5", "route_name": "r", "response_code": int64(200), "response_code_details": "via_upstream", "response_flags": "-"},
+	}
+	for i, w := range want {
+		f := lines[i].ContextMap()
+		for k, v := range w {
+			if f[k] != v {
+				t.Errorf("line %d: %s = %v, want %v", i+1, k, f[k], v)
+			}
+		}
+		if i == 1 {
+			if _, ok := f["upstream_service_time"]; ok {
+				t.Errorf("the 404's line has an upstream_service_time: %v", f)
+			}
+		}
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	// The slow request's stream is not reused (its timer fired): four
+	// recycled, the first three one object, the fifth a new one.
+	if len(recycled) != 4 {
+		t.Fatalf("%d active streams recycled, want 4 (all but the one whose timer fired)", len(recycled))
+	}
+	if recycled[0] != recycled[1] || recycled[1] != recycled[2] {
+		t.Error("the connection's plain requests did not reuse one active stream")
+	}
+	if recycled[3] == recycled[0] {
+		t.Error("the stream whose timer fired was reused")
+	}
+}
+
+// checkRecycled reports a field of a recycled active stream that still
+// holds something: every field must be zero except the storage kept for
+// reuse, which must be empty.
+func checkRecycled(v reflect.Value, path string) error {
+	switch path {
+	case "activeStream.streamState.cm", // set again for the connection's next stream
+		"activeStream.streamState.idleState.timer", // stopped
+		"activeStream.ctx.done",                    // open, nothing waits on it
+		"activeStream.ctx.parentDone",
+		"activeStream.ctx.parent", // the connection's, with its registration
+		"activeStream.ctx.stopParent",
+		"activeStream.ctx.nextFunc":
+		return nil
+	}
+	if v.Kind() == reflect.Slice && (strings.HasSuffix(path, ".fields") || strings.HasSuffix(path, ".arena") || path == "activeStream.ctx.funcs") {
+		if v.Len() != 0 {
+			return fmt.Errorf("%s: %d entries left", path, v.Len())
+		}
+		return nil
+	}
+	if v.Kind() == reflect.Struct && !v.IsZero() {
+		for i := range v.NumField() {
+			if err := checkRecycled(v.Field(i), path+"."+v.Type().Field(i).Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !v.IsZero() {
+		return fmt.Errorf("%s is not cleared", path)
+	}
+	return nil
+}
+
+// startUpstream serves h on 127.0.0.1 until the test ends.
+func startUpstream(t *testing.T, h http.HandlerFunc) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// startProxy serves the HTTP/1.1 listener "public" of cfg with a
+// connection manager until the test ends; it returns the address and the
+// access log.
+func startProxy(t *testing.T, cfgText string) (string, *observer.ObservedLogs) {
+	cfg, err := config.Parse("test.toml", []byte(cfgText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := stats.NewRegistry()
+	up, err := upstream.NewManager(cfg.Clusters, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	snap, err := NewSnapshot(cfg, up, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ptr atomic.Pointer[Snapshot]
+	ptr.Store(snap)
+	core, logs := observer.New(zap.InfoLevel)
+	cm := NewConnectionManager("public", &ptr, new(atomic.Uint64), zap.NewNop(), zap.New(core))
+	srv := &http1.Server{StreamHandler: cm}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				srv.ServeConn(c, nil)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		srv.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String(), logs
+}
+
+// waitLines waits (boundedly) for n access-log lines: a line is written
+// as the stream ends, just after the client has its response.
+func waitLines(t *testing.T, logs *observer.ObservedLogs, n int) []observer.LoggedEntry {
+	deadline := time.Now().Add(5 * time.Second)
+	for logs.Len() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	lines := logs.All()
+	if len(lines) < n {
+		t.Fatalf("%d access-log lines, want %d", len(lines), n)
+	}
+	return lines
+}

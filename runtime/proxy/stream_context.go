@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// streamContext is an active stream's context.Context, part of the
+// activeStream rather than a context.WithCancel per request (a context, its
+// cancel func and its done channel: three allocations). It ends when the
+// stream's route timeout or stream idle timeout fires (streamIdle), when
+// the codec's context ends (the client went away, the connection closed,
+// the stream was reset: the parent), and when the stream ends, unless the
+// stream is reused (activeStream.reusable): then nothing holds the context
+// any more, and its done channel serves the next stream.
+//
+// The parent's end reaches it through one registration on the parent
+// (context.AfterFunc, or the parent's own AfterFunc when it has one). On
+// HTTP/1.1 the parent is the connection's context, the same for each of
+// its streams, and the active stream is kept for the connection's next
+// stream: the registration is then made once per connection.
+type streamContext struct {
+	parent context.Context
+	// deadline is the route timeout's (zero: none); the stream's timer
+	// enforces it, the context has no timer of its own.
+	deadline time.Time
+
+	mu   sync.Mutex
+	done chan struct{}
+	err  error
+	// funcs are AfterFunc's, run (each on a goroutine of its own) when the
+	// context ends; nextFunc numbers them for their stop funcs.
+	funcs    []ctxFunc
+	nextFunc uint64
+
+	// stopParent ends the registration on parent; nil without one.
+	// parentDone is the registered callback, made once per object.
+	stopParent func() bool
+	parentDone func()
+}
+
+type ctxFunc struct {
+	id uint64
+	f  func()
+}
+
+// begin readies c for a stream whose codec context is parent, with the
+// route timeout's deadline (zero for none).
+func (c *streamContext) begin(parent context.Context, deadline time.Time) {
+	if c.done == nil {
+		c.done = make(chan struct{})
+		c.parentDone = c.onParentDone
+	}
+	c.deadline = deadline
+	if c.stopParent != nil && c.parent == parent {
+		// Kept from the connection's last stream: still registered (or,
+		// if the connection has just ended, already cancelled).
+		return
+	}
+	c.parent = parent
+	if parent.Done() == nil {
+		return // a parent that never ends
+	}
+	if af, ok := parent.(interface{ AfterFunc(func()) func() bool }); ok {
+		c.stopParent = af.AfterFunc(c.parentDone)
+	} else {
+		c.stopParent = context.AfterFunc(parent, c.parentDone)
+	}
+}
+
+func (c *streamContext) onParentDone() { c.cancel(c.parent.Err()) }
+
+// cancel ends the context with err, once.
+func (c *streamContext) cancel(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	close(c.done)
+	funcs := c.funcs
+	c.funcs = nil
+	c.mu.Unlock()
+	for _, f := range funcs {
+		go f.f()
+	}
+}
+
+// release ends the stream's use of c. keep says whether the active
+// stream is to be reused; it returns whether it may be: nothing waits
+// for c to end, and c was not ended. Otherwise c is cancelled (what
+// still holds it sees the stream end) and its registration on the
+// parent ends. keepParent leaves the registration on the parent for the
+// connection's next stream.
+func (c *streamContext) release(keep, keepParent bool) bool {
+	if keep {
+		c.mu.Lock()
+		keep = c.err == nil && len(c.funcs) == 0
+		c.mu.Unlock()
+	}
+	if keep {
+		// Nothing of the stream stays; the stream's own goroutine is
+		// the only one that reads it.
+		c.deadline = time.Time{}
+	}
+	if keep && !keepParent && c.stopParent != nil {
+		// false: the parent ended, and its callback may still run.
+		keep = c.stopParent()
+		c.stopParent = nil
+	}
+	if !keep {
+		c.cancel(context.Canceled)
+		if c.stopParent != nil {
+			c.stopParent()
+		}
+	}
+	return keep
+}
+
+func (c *streamContext) Deadline() (time.Time, bool) {
+	d, ok := c.parent.Deadline()
+	if !c.deadline.IsZero() && (!ok || c.deadline.Before(d)) {
+		return c.deadline, true
+	}
+	return d, ok
+}
+
+func (c *streamContext) Done() <-chan struct{} { return c.done }
+
+func (c *streamContext) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Value is the parent's.
+func (c *streamContext) Value(key any) any { return c.parent.Value(key) }
+
+// AfterFunc arranges for f to run, on a goroutine of its own, once c
+// ends; stop undoes it. The context package uses it for contexts derived
+// from c (context.WithCancel, context.AfterFunc), so that they need no
+// goroutine to watch c.
+func (c *streamContext) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	c.nextFunc++
+	id := c.nextFunc
+	c.funcs = append(c.funcs, ctxFunc{id: id, f: f})
+	c.mu.Unlock()
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i := range c.funcs {
+			if c.funcs[i].id == id {
+				c.funcs = append(c.funcs[:i], c.funcs[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+}
