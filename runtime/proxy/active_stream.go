@@ -94,19 +94,31 @@ type streamState struct {
 	reqID    []byte
 	reqIDBuf [36]byte
 	reqIDStr string
-	// firstTry is the first upstream try's request (a retry makes its
-	// own: the transport may still read the one before).
+	// firstTry is the first upstream try's request when it has no body
+	// (a try with a body, and a retry, makes its own: the transport's
+	// body writer may still read it after the stream ended).
 	firstTry upstream.Request
+	// streamBody and counter are the request body's readers (the codec's
+	// body, and what counts it for the access log when no filter reads
+	// it); replay is what the tries read it through, kept for replay;
+	// trailersUpstream says the tries were given reqTrailers to send.
+	// Once replay has read its source to the end, nothing reads the first
+	// two again (reusable).
+	streamBody       streamBody
+	counter          receivedCounter
+	replay           *replayBody
+	trailersUpstream bool
 }
 
 // requestBody is the request's body as the codec delivers it, with the
-// trailers copied into trailers at its end; http.NoBody when the request
-// has none.
-func requestBody(ss stream.ServerStream, trailers *stream.HeaderMap) io.ReadCloser {
-	if ss.RequestBodyLength() == 0 {
+// trailers copied into x.reqTrailers at its end; http.NoBody when the
+// request has none.
+func (x *activeStream) requestBody() io.ReadCloser {
+	if x.ss.RequestBodyLength() == 0 {
 		return http.NoBody
 	}
-	return &streamBody{ss: ss, trailers: trailers}
+	x.streamBody = streamBody{ss: x.ss, trailers: &x.reqTrailers}
+	return &x.streamBody
 }
 
 // protoMajor is the HTTP major version of a connection's protocol.

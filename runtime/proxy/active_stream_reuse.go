@@ -19,10 +19,11 @@ import (
 //
 // An active stream is reused only when nothing can touch it once its
 // stream has ended (reusable): no filter (a filter may call back later, on
-// a goroutine of its own), no request body (the upstream transport may
-// still read it), no tunnel, a timer stopped before it fired and a
-// context that did not end and that nothing waits on. Any other stream is
-// left to the collector, its context cancelled, as before.
+// a goroutine of its own), a request body read to its end by the tries
+// (an upstream that answered early may still be reading it) with no
+// trailers sent after it, no tunnel, a timer stopped before it fired and
+// a context that did not end and that nothing waits on. Any other stream
+// is left to the collector, its context cancelled, as before.
 var streamPool = sync.Pool{New: func() any { return new(activeStream) }}
 
 // testHookRecycled, when set by a test, sees each active stream as it is
@@ -75,8 +76,14 @@ func oneAtATime(conn *stream.ConnectionInfo) bool {
 }
 
 // reusable says whether nothing can reach x once its stream has ended.
+// A request body is done with when the tries' replay buffer read it to
+// its end: the readers in x (streamBody, counter, the idle timeout's
+// wrapper) are then never read again; the tries' own request and replay
+// views are not in x, and the trailers they would send are.
 func (x *activeStream) reusable() bool {
-	return (x.body == nil || x.body == http.NoBody) &&
+	bodyDone := x.body == nil || x.body == http.NoBody ||
+		x.replay != nil && !x.trailersUpstream && x.replay.sourceDone()
+	return bodyDone &&
 		(x.ri == nil || len(x.ri.plugins) == 0) &&
 		!x.timerFired && x.status != http.StatusSwitchingProtocols
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"reflect"
@@ -25,25 +26,27 @@ import (
 // active stream of each plain request is the same object, recycled
 // between them with nothing of the previous request left in it, and each
 // request's response and access-log line are its own: a routed request,
-// a 404 (no route, no upstream), a request with its own x-request-id, and
-// one whose route timeout fires (its stream is not reused: its timer
-// fired), followed by one that must not see that timeout.
+// a 404 (no route, no upstream), a request with its own x-request-id and
+// a body (read to its end upstream), another plain one; then one that
+// the stream idle timeout ends (its stream is not reused: its context
+// ended), and one after it that must not see that timeout.
 func TestReusedActiveStreamCarriesNothing(t *testing.T) {
 	upAddr := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
+		if r.URL.Path == "/idle" {
 			time.Sleep(300 * time.Millisecond)
 		}
 		w.Header().Set("x-seen-request-id", r.Header.Get("x-request-id"))
-		fmt.Fprint(w, "ok")
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "ok %q", b)
 	})
 	addr, logs := startProxy(t, `
 [[listeners]]
 name = "public"
 address = "127.0.0.1:0"
 [[routes]]
-name = "slow"
-match = { path_prefix = "/slow" }
-timeout = "50ms"
+name = "idle"
+match = { path_prefix = "/idle" }
+stream_idle_timeout = "50ms"
 backends = [ { cluster = "up" } ]
 [[routes]]
 name = "r"
@@ -65,6 +68,22 @@ endpoints = ["`+upAddr+`"]
 		mu.Unlock()
 	}
 	t.Cleanup(func() { testHookRecycled = nil })
+	// waitRecycled waits (boundedly) for n recycled streams: a stream is
+	// recycled just after its access-log line and response.
+	waitRecycled := func(n int) []*activeStream {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			mu.Lock()
+			got := append([]*activeStream(nil), recycled...)
+			mu.Unlock()
+			if len(got) >= n || time.Now().After(deadline) {
+				if len(got) != n {
+					t.Fatalf("%d active streams recycled, want %d", len(got), n)
+				}
+				return got
+			}
+		}
+	}
 
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -73,32 +92,44 @@ endpoints = ["`+upAddr+`"]
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
-	do := func(path, requestID string) *http.Response {
+	bodies := map[*http.Response]string{}
+	do := func(path, requestID, body string) *http.Response {
 		t.Helper()
 		req := "GET " + path + " HTTP/1.1\r\nHost: reuse.test\r\n"
 		if requestID != "" {
 			req += "x-request-id: " + requestID + "\r\n"
 		}
-		if _, err := c.Write([]byte(req + "\r\n")); err != nil {
+		if body != "" {
+			req = "POST" + req[3:] + fmt.Sprintf("content-length: %d\r\n", len(body))
+		}
+		if _, err := c.Write([]byte(req + "\r\n" + body)); err != nil {
 			t.Fatal(err)
 		}
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var b strings.Builder
-		bufio.NewReader(resp.Body).WriteTo(&b)
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		bodies[resp] = string(b)
 		return resp
 	}
 
-	r1 := do("/r/1", "")
-	r2 := do("/nowhere", "")
-	r3 := do("/r/3", "client-id")
-	r4 := do("/slow", "")
-	r5 := do("/r/5", "")
-	if r1.StatusCode != 200 || r2.StatusCode != 404 || r3.StatusCode != 200 || r4.StatusCode != 504 || r5.StatusCode != 200 {
-		t.Fatalf("statuses %d %d %d %d %d, want 200 404 200 504 200", r1.StatusCode, r2.StatusCode, r3.StatusCode, r4.StatusCode, r5.StatusCode)
+	r1 := do("/r/1", "", "")
+	r2 := do("/nowhere", "", "")
+	r3 := do("/r/3", "client-id", "hello")
+	r4 := do("/r/4", "", "")
+	if got := waitRecycled(4); got[0] != got[1] || got[1] != got[2] || got[2] != got[3] {
+		t.Error("the connection's plain requests did not reuse one active stream")
+	}
+	r5 := do("/idle", "", "")
+	r6 := do("/r/6", "", "")
+	if got := waitRecycled(5); got[4] == got[0] {
+		t.Error("the stream the idle timeout ended was reused")
+	}
+
+	if r1.StatusCode != 200 || r2.StatusCode != 404 || r3.StatusCode != 200 || r4.StatusCode != 200 || r5.StatusCode != 504 || r6.StatusCode != 200 {
+		t.Fatalf("statuses %d %d %d %d %d %d, want 200 404 200 200 504 200", r1.StatusCode, r2.StatusCode, r3.StatusCode, r4.StatusCode, r5.StatusCode, r6.StatusCode)
 	}
 	id1, id2 := r1.Header.Get("x-seen-request-id"), r2.Header.Get("x-request-id")
 	if id1 == "" || id2 == "" || id1 == id2 {
@@ -107,14 +138,18 @@ endpoints = ["`+upAddr+`"]
 	if got := r3.Header.Get("x-seen-request-id"); got != "client-id" {
 		t.Errorf("the client's request id reached the upstream as %q", got)
 	}
+	if bodies[r3] != `ok "hello"` || bodies[r4] != `ok ""` || bodies[r6] != `ok ""` {
+		t.Errorf("upstream saw bodies %s, %s and %s, want \"hello\" and none", bodies[r3], bodies[r4], bodies[r6])
+	}
 
-	lines := waitLines(t, logs, 5)
+	lines := waitLines(t, logs, 6)
 	want := []map[string]any{
 		{"path": "/r/1", "route_name": "r", "upstream_cluster": "up", "upstream_host": upAddr, "request_id": id1, "response_code_details": "via_upstream"},
 		{"path": "/nowhere", "route_name": "", "upstream_cluster": "", "upstream_host": "", "request_id": id2, "response_code_details": "route_not_found", "bytes_received": int64(0)},
-		{"path": "/r/3", "route_name": "r", "request_id": "client-id", "response_flags": "-"},
-		{"path": "/slow", "route_name": "slow", "response_code": int64(504)},
-		{"path": "/r/5", "route_name": "r", "response_code": int64(200), "response_code_details": "via_upstream", "response_flags": "-"},
+		{"path": "/r/3", "route_name": "r", "request_id": "client-id", "response_flags": "-", "bytes_received": int64(5)},
+		{"path": "/r/4", "route_name": "r", "response_flags": "-", "bytes_received": int64(0)},
+		{"path": "/idle", "route_name": "idle", "response_code": int64(504), "response_flags": "SI"},
+		{"path": "/r/6", "route_name": "r", "response_code": int64(200), "response_code_details": "via_upstream", "response_flags": "-"},
 	}
 	for i, w := range want {
 		f := lines[i].ContextMap()
@@ -128,20 +163,6 @@ endpoints = ["`+upAddr+`"]
 				t.Errorf("the 404's line has an upstream_service_time: %v", f)
 			}
 		}
-	}
-
-	mu.Lock()
-	defer mu.Unlock()
-	// The slow request's stream is not reused (its timer fired): four
-	// recycled, the first three one object, the fifth a new one.
-	if len(recycled) != 4 {
-		t.Fatalf("%d active streams recycled, want 4 (all but the one whose timer fired)", len(recycled))
-	}
-	if recycled[0] != recycled[1] || recycled[1] != recycled[2] {
-		t.Error("the connection's plain requests did not reuse one active stream")
-	}
-	if recycled[3] == recycled[0] {
-		t.Error("the stream whose timer fired was reused")
 	}
 }
 

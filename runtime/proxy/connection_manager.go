@@ -85,9 +85,9 @@ func (x *activeStream) serve() {
 		x.localReply(lrep)
 		return
 	}
-	x.body = requestBody(ss, &x.reqTrailers)
-	if b, ok := x.body.(*streamBody); ok {
-		defer b.close()
+	x.body = x.requestBody()
+	if x.body != http.NoBody {
+		defer x.streamBody.close()
 	}
 	x.contentLength = ss.RequestBodyLength()
 	x.declaredTrailers = declaresTrailers(h)

@@ -47,6 +47,14 @@ func (b *replayBody) view() (io.ReadCloser, bool) {
 	return &replayView{b: b, gen: b.gen}, true
 }
 
+// sourceDone says whether the source was read to its end (or failed):
+// nothing reads it again.
+func (b *replayBody) sourceDone() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.srcDone
+}
+
 func (b *replayBody) replayable() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -60,7 +60,8 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	contentLength := x.contentLength
 	if !noBody {
 		if x.fm.empty() {
-			body = &receivedCounter{r: x.body, x: x}
+			x.counter = receivedCounter{r: x.body, x: x}
+			body = &x.counter
 		} else {
 			var lrep *filter.LocalReply
 			body, contentLength, lrep = x.filterRequestBody()
@@ -83,6 +84,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	var replay *replayBody
 	if body != nil {
 		replay = newReplayBody(body, lr.reqLimit)
+		x.replay, x.trailersUpstream = replay, declaredTrailers
 		if mirror != nil {
 			replay.onEnd, replay.length = mirror.bodyDone, contentLength
 			defer mirror.drop()
@@ -123,7 +125,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			timer = time.AfterFunc(policy.perTryTimeout, func() { expired.Store(true); tryCancel() })
 		}
 		out := &x.firstTry
-		if try > 0 {
+		if try > 0 || reqBody != nil {
 			out = new(upstream.Request)
 		}
 		*out = upstream.Request{Headers: h, ProtoMajor: x.protoMajor}
