@@ -24,10 +24,11 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b
 // end of its response: Envoy's ActiveStream.
 type activeStream struct {
 	// ctx is the stream's context (what filters and the upstream request
-	// see). It is outside streamState, which recycle clears: a kept
-	// stream's context stays registered on the connection's context,
-	// whose end may reach it at any time.
-	ctx streamContext
+	// see). It is outside streamState, which recycle clears: release
+	// readies it for reuse, with the active stream or, on HTTP/1.x, kept
+	// on the connection, where its registration on the connection's
+	// context may fire at any time.
+	ctx *streamContext
 	streamState
 }
 

@@ -10,12 +10,13 @@ import (
 )
 
 // Active streams are reused, so that a plain request allocates neither
-// the active stream nor its context's channel, its timer or its
-// registration on the codec's context. An HTTP/1.x connection serves one
-// stream at a time: its active stream is kept on the connection
-// (stream.ConnectionInfo.HandlerState) for the next, with the context's
-// registration on the connection's context. Other protocols take one from
-// streamPool.
+// the active stream, its timer nor its context with the context's channel
+// and registration on the codec's context. Active streams come from
+// streamPool. An HTTP/1.x connection serves one stream at a time, and
+// keeps the stream context (stream.ConnectionInfo.HandlerState) for its
+// next stream, with the context's registration on the connection's
+// context: a few hundred bytes per idle connection, where the whole
+// active stream would be about 1.5 KB.
 //
 // An active stream is reused only when nothing can touch it once its
 // stream has ended (reusable): no filter (a filter may call back later, on
@@ -30,19 +31,19 @@ var streamPool = sync.Pool{New: func() any { return new(activeStream) }}
 // recycled.
 var testHookRecycled func(*activeStream)
 
-// acquireStream returns the active stream for ss: the connection's own on
-// HTTP/1.x, else one from the pool.
+// acquireStream returns the active stream for ss, with its context: the
+// connection's on HTTP/1.x when it kept one, else the stream's own.
 func (cm *ConnectionManager) acquireStream(ss stream.ServerStream) *activeStream {
 	conn := ss.Connection()
-	var x *activeStream
+	x := streamPool.Get().(*activeStream)
 	if oneAtATime(conn) {
-		if kept, ok := conn.HandlerState.(*activeStream); ok && kept.cm == cm {
-			x = kept
+		if kept, ok := conn.HandlerState.(*streamContext); ok {
+			x.ctx = kept
 		}
 		conn.HandlerState = nil
 	}
-	if x == nil {
-		x = streamPool.Get().(*activeStream)
+	if x.ctx == nil {
+		x.ctx = new(streamContext)
 	}
 	x.cm, x.ss = cm, ss
 	x.ctx.begin(ss.Context(), time.Time{})
@@ -57,14 +58,13 @@ func (cm *ConnectionManager) releaseStream(x *activeStream, served bool) {
 	if !x.ctx.release(served && x.reusable(), perConn) {
 		return
 	}
+	if perConn {
+		conn.HandlerState = x.ctx
+		x.ctx = nil
+	}
 	x.recycle()
 	if testHookRecycled != nil {
 		testHookRecycled(x)
-	}
-	if perConn {
-		x.cm = cm
-		conn.HandlerState = x
-		return
 	}
 	streamPool.Put(x)
 }
@@ -90,9 +90,8 @@ func (x *activeStream) reusable() bool {
 
 // recycle clears every field of x for the next stream, keeping only
 // storage that holds nothing of the request: the timer (stopped) and the
-// header maps' emptied buffers. The context is not touched here: release
-// readied it for reuse, and its registration on the connection's context
-// may fire at any time (it takes the context's lock).
+// header maps' emptied buffers. The context, when x keeps it, is not
+// touched here: release readied it for reuse.
 func (x *activeStream) recycle() {
 	timer := x.idleState.timer
 	x.respHeaders.Reset()

@@ -109,7 +109,7 @@ func (x *activeStream) serve() {
 	// timeout (streamIdle.check): either ends the stream's context; its
 	// Err (context.DeadlineExceeded for the route timeout) and
 	// idle.fired tell them apart.
-	ctx := &x.ctx
+	ctx := x.ctx
 	routeTimeout := effectiveTimeout(x.rt.Timeout.D(), h)
 	if routeTimeout > 0 {
 		ctx.deadline = start.Add(routeTimeout)

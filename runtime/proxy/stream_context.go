@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// streamContext is an active stream's context.Context, part of the
-// activeStream rather than a context.WithCancel per request (a context, its
+// streamContext is an active stream's context.Context, made once and
+// reused rather than a context.WithCancel per request (a context, its
 // cancel func and its done channel: three allocations). It ends when the
 // stream's route timeout or stream idle timeout fires (streamIdle), when
 // the codec's context ends (the client went away, the connection closed,
@@ -17,9 +17,9 @@ import (
 //
 // The parent's end reaches it through one registration on the parent
 // (context.AfterFunc, or the parent's own AfterFunc when it has one). On
-// HTTP/1.1 the parent is the connection's context, the same for each of
-// its streams, and the active stream is kept for the connection's next
-// stream: the registration is then made once per connection.
+// HTTP/1.x the parent is the connection's context, the same for each of
+// its streams, and the connection keeps the context for its next stream:
+// the registration is then made once per connection.
 type streamContext struct {
 	parent context.Context
 	// deadline is the route timeout's (zero: none); the stream's timer
