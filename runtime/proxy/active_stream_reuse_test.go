@@ -9,17 +9,13 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/http1"
-	"github.com/sluice-proxy/sluice/runtime/stats"
-	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
 // TestReusedActiveStreamCarriesNothing: on one keep-alive connection, the
@@ -218,24 +214,8 @@ func startUpstream(t *testing.T, h http.HandlerFunc) string {
 // connection manager until the test ends; it returns the address and the
 // access log.
 func startProxy(t *testing.T, cfgText string) (string, *observer.ObservedLogs) {
-	cfg, err := config.Parse("test.toml", []byte(cfgText))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := stats.NewRegistry()
-	up, err := upstream.NewManager(cfg.Clusters, reg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(up.Close)
-	snap, err := NewSnapshot(cfg, up, nil, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ptr atomic.Pointer[Snapshot]
-	ptr.Store(snap)
 	core, logs := observer.New(zap.InfoLevel)
-	cm := NewConnectionManager("public", &ptr, new(atomic.Uint64), zap.NewNop(), zap.New(core))
+	cm := newTestConnectionManager(t, cfgText, "public", nil, zap.New(core))
 	srv := &http1.Server{StreamHandler: cm}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

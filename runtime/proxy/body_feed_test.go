@@ -10,13 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"go.uber.org/zap"
-
-	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/httpstream"
-	"github.com/sluice-proxy/sluice/runtime/stats"
-	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
 // bodyJudge holds the request headers and decides on the whole body: the
@@ -131,7 +126,7 @@ func serveProxy(t *testing.T, upURL string, filters []factory) *httptest.Server 
 		fmt.Fprintf(&names, "%q", f.name)
 		facs[f.name] = f
 	}
-	cfg, err := config.Parse("t.toml", []byte(`
+	cm := newTestConnectionManager(t, `
 [admin]
 disabled = true
 [[listeners]]
@@ -145,24 +140,8 @@ backends = [ { cluster = "up" } ]
 [[clusters]]
 name = "up"
 endpoints = ["`+strings.TrimPrefix(upURL, "http://")+`"]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := stats.NewRegistry()
-	mgr, err := upstream.NewManager(cfg.Clusters, reg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(mgr.Close)
-	snap, err := NewSnapshot(cfg, mgr, facs, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ptr atomic.Pointer[Snapshot]
-	ptr.Store(snap)
-	var ids atomic.Uint64
-	srv := httptest.NewServer(httpstream.Handler(NewConnectionManager("l", &ptr, &ids, zap.NewNop(), nil)))
+`, "l", facs, nil)
+	srv := httptest.NewServer(httpstream.Handler(cm))
 	t.Cleanup(srv.Close)
 	return srv
 }
