@@ -97,13 +97,27 @@ func (c *ClientConn) Conn() net.Conn { return c.nc }
 // body nil and a body to come, the body follows with WriteBody and
 // FinishBody. It reports whether the request asked to upgrade.
 func (c *ClientConn) WriteRequest(h *stream.HeaderMap, f RequestFraming, body []byte, t *stream.HeaderMap) (upgrade bool, err error) {
-	b, upgrade, err := AppendRequestHead(c.wbuf[:0], h, f)
+	b, upgrade, err := c.EncodeRequest(h, f, body, t)
 	if err != nil {
 		return false, err
 	}
+	_, err = c.nc.Write(b)
+	c.Sent()
+	return upgrade, err
+}
+
+// EncodeRequest is WriteRequest without the write: it returns the bytes
+// to send, in c's write buffer, for a caller that writes them its own way
+// (the upstream pool writes and waits for the answer in one step); Sent
+// says they are out.
+func (c *ClientConn) EncodeRequest(h *stream.HeaderMap, f RequestFraming, body []byte, t *stream.HeaderMap) (out []byte, upgrade bool, err error) {
+	b, upgrade, err := AppendRequestHead(c.wbuf[:0], h, f)
+	if err != nil {
+		return nil, false, err
+	}
 	if body != nil {
 		if f.BodyLength >= 0 && int64(len(body)) != f.BodyLength {
-			return false, &HeadError{"body length differs from the framing's"}
+			return nil, false, &HeadError{"body length differs from the framing's"}
 		}
 		if f.BodyLength < 0 {
 			if len(body) > 0 {
@@ -112,18 +126,21 @@ func (c *ClientConn) WriteRequest(h *stream.HeaderMap, f RequestFraming, body []
 				b = append(b, crlf...)
 			}
 			if b, err = AppendTrailers(b, t); err != nil {
-				return false, err
+				return nil, false, err
 			}
 		} else {
 			b = append(b, body...)
 		}
 	}
 	c.wbuf = b
-	_, err = c.nc.Write(b)
+	return b, upgrade, nil
+}
+
+// Sent releases a large write buffer once EncodeRequest's bytes are out.
+func (c *ClientConn) Sent() {
 	if cap(c.wbuf) > 64<<10 {
 		c.wbuf = nil // a large body is not kept for the next request
 	}
-	return upgrade, err
 }
 
 // WriteBody writes body bytes after a head written without its body:

@@ -197,7 +197,10 @@ func (p *h1Pool) janitor() {
 // An idle connection is handed out only if nothing arrived on it since its
 // last response: bytes there would be read as the answer to the next
 // request, another client's (a desync); a FIN means the upstream closed it.
-func (p *h1Pool) get(ctx context.Context, addr string) (c *h1Conn, reused bool, err error) {
+//
+// With checkAtSend, the check of a connection that can do it while it
+// sends (sendQuiet: plain TCP) is left to the send.
+func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool) (c *h1Conn, reused bool, err error) {
 	now := time.Now()
 	for {
 		p.mu.Lock()
@@ -210,7 +213,7 @@ func (p *h1Pool) get(ctx context.Context, addr string) (c *h1Conn, reused bool, 
 		list[len(list)-1] = nil
 		p.idle[addr] = list[:len(list)-1]
 		p.mu.Unlock()
-		if now.Sub(c.lastUsed) < p.idleTimeout && c.idle.quiet() {
+		if now.Sub(c.lastUsed) < p.idleTimeout && (checkAtSend && c.idle.canSendQuiet() || c.idle.quiet()) {
 			return c, true, nil
 		}
 		c.close()
@@ -275,15 +278,21 @@ func (p *h1Pool) closeAll() {
 // connection before any response byte arrived is sent once more on a
 // fresh one when that is safe (see Request.replayable).
 func (p *h1Pool) send(ctx context.Context, req *Request, addr string) (*responseState, error) {
+	// A request written in one piece is sent with sendQuiet, which checks
+	// an idle connection as it sends.
+	oneWrite := sentInOneWrite(req)
 	for {
-		c, reused, err := p.get(ctx, addr)
+		c, reused, err := p.get(ctx, addr, oneWrite)
 		if err != nil {
 			req.closeStream()
 			return nil, err
 		}
-		st, err := p.exchange(ctx, c, req)
+		st, err := p.exchange(ctx, c, req, reused && oneWrite && c.idle.canSendQuiet())
 		if err == nil {
 			return st, nil
+		}
+		if err == errNotQuiet {
+			continue // nothing was sent; the connection is closed
 		}
 		if reused && errors.Is(err, http1.ErrNoResponse) && req.replayable() && ctx.Err() == nil {
 			continue
@@ -291,6 +300,10 @@ func (p *h1Pool) send(ctx context.Context, req *Request, addr string) (*response
 		return nil, err
 	}
 }
+
+// errNotQuiet is an idle connection found with bytes to read (or closed)
+// when a request was about to go out on it: nothing was sent.
+var errNotQuiet = errors.New("upstream: idle connection not quiet")
 
 // wholeBodyInline is the largest whole body written with the head on the
 // caller's goroutine: it fits a socket's send buffer, so the write does
@@ -302,8 +315,15 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 var errUnsolicitedUpgrade = errors.New("upstream answered 101 Switching Protocols to a request that did not ask to upgrade")
 
-// exchange writes req on c and reads the response head.
-func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request) (*responseState, error) {
+// sentInOneWrite says a request goes out in one write, head and whole
+// body, with nothing left for a body writer.
+func sentInOneWrite(req *Request) bool {
+	return req.BodyStream == nil && len(req.Body) <= wholeBodyInline
+}
+
+// exchange writes req on c and reads the response head. quiet says c is
+// an idle connection to check as the request goes out (sendQuiet).
+func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, quiet bool) (*responseState, error) {
 	if err := ctx.Err(); err != nil {
 		req.closeStream()
 		p.put(c)
@@ -336,7 +356,16 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request) (*respon
 			stream = &wholeReader{b: req.Body}
 		}
 	}
-	upgrade, err := c.cc.WriteRequest(req.Headers, f, whole, req.Trailers)
+	out, upgrade, err := c.cc.EncodeRequest(req.Headers, f, whole, req.Trailers)
+	if err == nil {
+		err = c.sendRequest(out, quiet)
+		c.cc.Sent()
+	}
+	if err == errNotQuiet {
+		c.stopWatch()
+		c.close()
+		return nil, err
+	}
 	if err != nil {
 		req.closeStream()
 		var he *http1.HeadError
@@ -373,6 +402,22 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request) (*respon
 		st.bodyLen = 0
 	}
 	return st, nil
+}
+
+// sendRequest writes a request's bytes. With quiet (an idle connection
+// and the whole request in b), sendQuiet checks the connection is quiet,
+// writes, and waits for the answer; errNotQuiet when it was not (nothing
+// written).
+func (c *h1Conn) sendRequest(b []byte, quiet bool) error {
+	if !quiet {
+		_, err := c.conn.Write(b)
+		return err
+	}
+	n, err := c.idle.sendQuiet(b)
+	if err == nil && n < len(b) {
+		_, err = c.conn.Write(b[n:])
+	}
+	return err
 }
 
 // noResponseError marks a failure before the first response byte.

@@ -22,7 +22,9 @@ const smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nINJECTED"
 // TestH1NoReuseWithUnreadBytes: a connection with bytes past the end of a
 // response is closed, never handed to the next request, whether the bytes
 // came with the response or later while it idled; through RoundTrip and
-// through Send alike.
+// through Send alike, and when the next request streams its body (the
+// connection is checked before it is handed out) or goes out in one write
+// (checked as it is written).
 func TestH1NoReuseWithUnreadBytes(t *testing.T) {
 	tests := []struct {
 		name, method string
@@ -38,7 +40,7 @@ func TestH1NoReuseWithUnreadBytes(t *testing.T) {
 		{"late bytes while idle", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", smuggled},
 		{"a single late byte", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "H"},
 	}
-	for _, api := range []string{"RoundTrip", "Send"} {
+	for _, api := range []string{"RoundTrip", "Send", "SendStreamed"} {
 		for _, tt := range tests {
 			t.Run(api+"/"+tt.name, func(t *testing.T) {
 				firstRead := make(chan struct{})
@@ -63,7 +65,11 @@ func TestH1NoReuseWithUnreadBytes(t *testing.T) {
 					<-lateWritten
 					time.Sleep(20 * time.Millisecond) // into the pool's socket
 				}
-				if body, err := fetch(t, c, api, "GET", "/next"); err != nil || body != "own" {
+				next := "GET"
+				if api == "SendStreamed" {
+					next = "POST"
+				}
+				if body, err := fetch(t, c, api, next, "/next"); err != nil || body != "own" {
 					t.Fatalf("next request got %q %v, want its own answer", body, err)
 				}
 				if n := s.conns.Load(); n != 2 {
@@ -74,14 +80,19 @@ func TestH1NoReuseWithUnreadBytes(t *testing.T) {
 	}
 }
 
-// fetch sends a bodiless request through the old API (RoundTrip) or the
-// stream model's (Send) and reads the whole answer.
+// fetch sends a request through the old API (RoundTrip) or the stream
+// model's (Send; SendStreamed streams a POST's body) and reads the whole
+// answer.
 func fetch(t *testing.T, c *Cluster, api, method, path string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if api == "Send" {
-		resp, err := c.Send(ctx, &Request{Headers: headers(method, path, "x")}, Pick{})
+	if api != "RoundTrip" {
+		req := &Request{Headers: headers(method, path, "x")}
+		if api == "SendStreamed" && method == "POST" {
+			req.BodyStream, req.BodyLength = strings.NewReader("body"), 4
+		}
+		resp, err := c.Send(ctx, req, Pick{})
 		if err != nil {
 			return "", err
 		}

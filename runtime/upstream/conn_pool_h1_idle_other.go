@@ -11,3 +11,7 @@ type peekState struct{}
 func (p *idlePeek) initPeek(net.Conn) {}
 
 func (p *idlePeek) quiet() bool { return true }
+
+func (p *idlePeek) canSendQuiet() bool { return false }
+
+func (p *idlePeek) sendQuiet([]byte) (int, error) { panic("unreachable") }

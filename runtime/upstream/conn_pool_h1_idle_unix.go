@@ -7,14 +7,22 @@ import (
 	"syscall"
 )
 
-// peekState peeks at an idle socket without blocking. Its function value
-// is made once per connection so a peek allocates nothing.
+// peekState peeks at an idle socket without blocking, and sends a request
+// on it in the same step (see sendQuiet). Its function values are made
+// once per connection so neither allocates.
 type peekState struct {
 	raw  syscall.RawConn // nil: not a socket we can peek at
 	peek func(fd uintptr) bool
 	n    int
 	err  error
 	buf  [1]byte
+
+	// sendQuiet's state, for its function.
+	send    func(fd uintptr) bool
+	out     []byte // what is left to write
+	sendErr error
+	dirty   bool // the peek found bytes or the upstream's FIN
+	waiting bool // the request is out; the next call is the wake-up
 }
 
 func (p *idlePeek) initPeek(sock net.Conn) {
@@ -31,6 +39,7 @@ func (p *idlePeek) initPeek(sock net.Conn) {
 		p.n, _, p.err = syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		return true // done, whatever it found: never wait for data
 	}
+	p.send = p.sendStep
 }
 
 // quiet tells whether the socket has nothing to read (no bytes, no FIN).
@@ -44,4 +53,71 @@ func (p *idlePeek) quiet() bool {
 	// EAGAIN: nothing there. n > 0: unsolicited bytes. n == 0: the
 	// upstream closed the connection. Any other error: it is broken.
 	return p.err == syscall.EAGAIN
+}
+
+// canSendQuiet says whether sendQuiet does the idle check itself, so
+// handing the connection out can skip quiet.
+func (p *idlePeek) canSendQuiet() bool { return p.raw != nil && !p.tls }
+
+// sendQuiet writes b, a whole request, on a connection that was idle, and
+// waits until the answer can be read. In one pass of the poller's read
+// step: the peek (quiet's check: nothing arrived while the connection
+// idled, else errNotQuiet and nothing is written), the write, then the
+// wait for readability. The answer's first read then finds bytes: Go's
+// own read would try first, get EAGAIN almost always (the upstream has
+// not answered yet) and wait; the try is a system call saved. The poller
+// forgets earlier readiness when the step begins (before the peek), so an
+// answer arriving any time after the peek wakes the wait.
+//
+// It returns how much of b was written: all of it, or less when the
+// socket's send buffer filled (the rest is the caller's, with a blocking
+// write). A failed wait after a whole write is not reported: the
+// response read meets the same deadline or error.
+func (p *idlePeek) sendQuiet(b []byte) (int, error) {
+	p.out, p.sendErr, p.dirty, p.waiting = b, nil, false, false
+	err := p.raw.Read(p.send)
+	n := len(b) - len(p.out)
+	p.out = nil
+	switch {
+	case p.dirty:
+		return 0, errNotQuiet
+	case p.sendErr != nil:
+		return n, p.sendErr
+	case err != nil && n < len(b):
+		return n, err
+	}
+	return n, nil
+}
+
+func (p *idlePeek) sendStep(fd uintptr) bool {
+	if p.waiting {
+		return true // readable: the answer (or an error) is there
+	}
+	_, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	for err == syscall.EINTR {
+		_, _, err = syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	}
+	if err != syscall.EAGAIN {
+		// Bytes, the upstream's FIN (n == 0) or a broken socket: as in
+		// quiet, the connection is not used.
+		p.dirty = true
+		return true
+	}
+	for len(p.out) > 0 {
+		n, err := syscall.Write(int(fd), p.out)
+		if n > 0 {
+			p.out = p.out[n:]
+		}
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return true // the send buffer is full: the caller writes the rest
+		case err != nil:
+			p.sendErr = err
+			return true
+		}
+	}
+	p.waiting = true
+	return false
 }
