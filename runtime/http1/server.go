@@ -142,10 +142,17 @@ type conn struct {
 	// continueFn is enc.sendContinue, bound once: a body's beforeRead.
 	continueFn func()
 
-	watch    watch
-	idle     atomic.Bool // waiting for a request
-	hijacked bool
-	handed   bool // given to HTTP/2
+	watch watch
+	// idleUntil is the read deadline the wait for a request left set,
+	// kept while a request without a body is served so the next wait
+	// can often keep it too (see waitDeadline); zero when the deadline is
+	// something else or none.
+	idleUntil time.Time
+	// readDeadline: the conn's goroutine left a read deadline set.
+	readDeadline bool
+	idle         atomic.Bool // waiting for a request
+	hijacked     bool
+	handed       bool // given to HTTP/2
 }
 
 func (c *conn) wakeIfIdle() {
@@ -188,17 +195,11 @@ func (c *conn) serve() {
 	first := true
 	for {
 		c.r.startRequest()
-		wait := s.IdleTimeout
-		if first {
-			wait = s.ReadHeaderTimeout
-		}
 		if len(c.r.buffered()) == 0 {
 			// An idle connection keeps only its read buffer: the write
 			// buffers go back to the pool until the next request.
 			c.enc.release()
-			if wait > 0 {
-				c.nc.SetReadDeadline(time.Now().Add(wait))
-			}
+			c.waitDeadline(first)
 			if !c.setIdle(true) {
 				return
 			}
@@ -206,6 +207,10 @@ func (c *conn) serve() {
 			if !c.setIdle(false) || err != nil {
 				return
 			}
+		} else {
+			// A pipelined head: read without a deadline unless it does
+			// not come whole (readRequest).
+			c.clearReadDeadline()
 		}
 		if first && s.H2C != nil && c.sniffPreface() {
 			return
@@ -214,8 +219,11 @@ func (c *conn) serve() {
 		if !c.readRequest() {
 			return
 		}
-		c.nc.SetReadDeadline(time.Time{})
 		c.bd.reset(&c.r, &c.req, s.Limits)
+		if c.idleUntil.IsZero() || !c.bd.Done() {
+			// Nothing bounds the handler's reads of the body.
+			c.clearReadDeadline()
+		}
 		c.enc.reset(&c.req)
 		if c.req.Expect100 && !c.bd.Done() {
 			c.bd.beforeRead = c.continueFn
@@ -223,6 +231,55 @@ func (c *conn) serve() {
 		if !c.serveStream() {
 			return
 		}
+	}
+}
+
+// waitDeadline bounds the wait for a request: read_header_timeout for a
+// new connection's first, the idle timeout for the next ones. Setting a
+// deadline costs a timer update in the poller, twice a request with the
+// clearing after the head; instead the idle deadline is set an eighth of
+// the timeout long and kept while it still allows the whole timeout, so a
+// busy connection sets it about once every eighth of a timeout. A kept-
+// alive connection thus closes between one and 9/8 idle timeouts after
+// its last request. The deadline stays set through a request without a
+// body: nothing else reads the connection then, except the watch, which
+// clears it first.
+func (c *conn) waitDeadline(first bool) {
+	s := c.srv
+	wait := s.IdleTimeout
+	if first {
+		wait = s.ReadHeaderTimeout
+	}
+	if wait <= 0 {
+		c.clearReadDeadline()
+		return
+	}
+	now := time.Now()
+	if !c.idleUntil.IsZero() && !c.idleUntil.Before(now.Add(wait)) {
+		return // still allows the whole timeout
+	}
+	if !first {
+		wait += wait / 8
+	}
+	c.setReadDeadline(now.Add(wait))
+	c.idleUntil = now.Add(wait)
+}
+
+// setReadDeadline sets a read deadline: one other than the kept idle
+// deadline, which is forgotten, unless waitDeadline sets it.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.idleUntil = time.Time{}
+	c.readDeadline = true
+	c.nc.SetReadDeadline(t)
+}
+
+// clearReadDeadline removes the read deadline the conn's goroutine set,
+// if any.
+func (c *conn) clearReadDeadline() {
+	c.idleUntil = time.Time{}
+	if c.readDeadline {
+		c.readDeadline = false
+		c.nc.SetReadDeadline(time.Time{})
 	}
 }
 
@@ -278,7 +335,7 @@ func (c *conn) readRequest() bool {
 		if scanned < 0 && c.srv.ReadHeaderTimeout > 0 {
 			// The head did not come whole: it has read_header_timeout
 			// from now (most heads arrive in one read and skip this).
-			c.nc.SetReadDeadline(time.Now().Add(c.srv.ReadHeaderTimeout))
+			c.setReadDeadline(time.Now().Add(c.srv.ReadHeaderTimeout))
 		}
 		scanned = len(buf)
 		if ferr := c.r.fill(lim.headerBytes() + 4); ferr != nil {
@@ -418,7 +475,7 @@ func (c *conn) finishBody(g *bodyGuard) bool {
 		return false
 	}
 	// Set before taking the guard: it also bounds a late reader's read.
-	c.nc.SetReadDeadline(time.Now().Add(orDefault(c.srv.ReadHeaderTimeout, 10*time.Second)))
+	c.setReadDeadline(time.Now().Add(orDefault(c.srv.ReadHeaderTimeout, 10*time.Second)))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.over = true

@@ -70,6 +70,9 @@ func (c *conn) watchFired() {
 		return
 	}
 	w.state = watchReading
+	// The wait's deadline may have been kept through the request (see
+	// waitDeadline): it must not end a long one.
+	c.clearReadDeadline()
 	w.mu.Unlock()
 
 	n, err := c.nc.Read(w.b[:])
@@ -95,12 +98,12 @@ func (c *conn) stopWatch() {
 		w.state = watchIdle
 	case watchReading:
 		w.aborting = true
-		c.nc.SetReadDeadline(aLongTimeAgo)
+		c.setReadDeadline(aLongTimeAgo)
 		for w.state == watchReading {
 			w.cond.Wait()
 		}
 		w.aborting = false
-		c.nc.SetReadDeadline(time.Time{})
+		c.clearReadDeadline()
 	}
 	got := w.got
 	w.got, w.off = false, true
