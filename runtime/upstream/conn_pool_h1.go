@@ -86,10 +86,13 @@ type h1Conn struct {
 	watch      ctxWatch
 }
 
-// ctxWatch interrupts an exchange whose context ends: its deadline goes on
-// the connection at once; a cancel is watched (context.AfterFunc) only
-// once the exchange has run for watchDelay, started by a timer made once
-// per connection.
+// ctxWatch interrupts an exchange whose context ends: the context is
+// watched (context.AfterFunc, which sees its deadline pass too) once the
+// exchange has run for watchDelay, started by a timer made once per
+// connection. A deadline nearer than watchDelay also goes on the
+// connection at once; a farther one does not, since setting and clearing
+// a connection's deadline costs two timer updates in the poller on every
+// exchange, and the watch is in place long before it.
 type ctxWatch struct {
 	mu       sync.Mutex
 	ctx      context.Context // the exchange's, while it runs
@@ -106,7 +109,7 @@ func (c *h1Conn) startWatch(ctx context.Context) {
 	if ctx.Done() == nil {
 		return
 	}
-	if dl, ok := ctx.Deadline(); ok {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < watchDelay {
 		c.conn.SetDeadline(dl)
 		w.deadline = true
 	}
