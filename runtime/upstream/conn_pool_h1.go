@@ -290,7 +290,14 @@ func (p *h1Pool) send(ctx context.Context, req *Request, addr string) (*response
 			req.closeStream()
 			return nil, err
 		}
-		st, err := p.exchange(ctx, c, req, reused && oneWrite && c.idle.canSendQuiet())
+		mode := writePlain
+		if oneWrite && c.idle.canSendQuiet() {
+			mode = writeThenWait
+			if reused {
+				mode = checkWriteWait
+			}
+		}
+		st, err := p.exchange(ctx, c, req, mode)
 		if err == nil {
 			return st, nil
 		}
@@ -324,9 +331,17 @@ func sentInOneWrite(req *Request) bool {
 	return req.BodyStream == nil && len(req.Body) <= wholeBodyInline
 }
 
-// exchange writes req on c and reads the response head. quiet says c is
-// an idle connection to check as the request goes out (sendQuiet).
-func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, quiet bool) (*responseState, error) {
+// sendMode is how a request's bytes go out (see sendRequest).
+type sendMode uint8
+
+const (
+	writePlain     sendMode = iota // a write
+	writeThenWait                  // a new connection: write, wait for the answer (sendQuiet)
+	checkWriteWait                 // an idle connection: check it, write, wait (sendQuiet)
+)
+
+// exchange writes req on c (as mode says) and reads the response head.
+func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sendMode) (*responseState, error) {
 	if err := ctx.Err(); err != nil {
 		req.closeStream()
 		p.put(c)
@@ -361,7 +376,7 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, quiet bo
 	}
 	out, upgrade, err := c.cc.EncodeRequest(req.Headers, f, whole, req.Trailers)
 	if err == nil {
-		err = c.sendRequest(out, quiet)
+		err = c.sendRequest(out, mode)
 		c.cc.Sent()
 	}
 	if err == errNotQuiet {
@@ -407,16 +422,16 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, quiet bo
 	return st, nil
 }
 
-// sendRequest writes a request's bytes. With quiet (an idle connection
-// and the whole request in b), sendQuiet checks the connection is quiet,
-// writes, and waits for the answer; errNotQuiet when it was not (nothing
-// written).
-func (c *h1Conn) sendRequest(b []byte, quiet bool) error {
-	if !quiet {
+// sendRequest writes a request's bytes. When b is the whole request on a
+// plain TCP connection, sendQuiet writes it and waits for the answer, and
+// on an idle connection first checks it is quiet (errNotQuiet when it was
+// not, with nothing written).
+func (c *h1Conn) sendRequest(b []byte, mode sendMode) error {
+	if mode == writePlain {
 		_, err := c.conn.Write(b)
 		return err
 	}
-	n, err := c.idle.sendQuiet(b)
+	n, err := c.idle.sendQuiet(b, mode == checkWriteWait)
 	if err == nil && n < len(b) {
 		_, err = c.conn.Write(b[n:])
 	}

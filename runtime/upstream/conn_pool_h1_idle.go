@@ -14,14 +14,19 @@ import (
 // connections; so do we.
 //
 // Two checks. When a response ends, the connection's read buffers must be
-// empty (http1.ClientConn.Reusable, with peekTLS over TLS). When an idle connection is handed out again, the
-// socket must have nothing to read (quiet): one non-blocking
-// recv(MSG_PEEK) on unix. Go's Transport instead keeps a read blocked on
-// every idle connection, which costs a goroutine per connection and a
-// hand-off per request; nginx's event loop watches idle connections for
-// free. A peek is one system call per reuse and no allocation, and it also
-// notices a connection the upstream closed while idle (its FIN), so the
-// request goes out on a fresh connection instead of failing on a stale one.
+// empty (http1.ClientConn.Reusable, with peekTLS over TLS). When an idle
+// connection is used again, the socket must have nothing to read: one
+// non-blocking recv(MSG_PEEK) on unix, when it is handed out (quiet) or,
+// for a request written in one piece on plain TCP, in the same poller
+// step as the write and the wait for the answer (sendQuiet), which saves
+// the read that would find no answer yet. Go's Transport instead keeps a
+// read blocked on every idle connection, which costs a goroutine per
+// connection and a hand-off per request; nginx's and Envoy's event loops
+// watch idle connections for free, and see bytes that came before their
+// last poll (ours sees all that came before the peek). A peek is one
+// system call per reuse and no allocation, and it also notices a
+// connection the upstream closed while idle (its FIN), so the request goes
+// out on a fresh connection instead of failing on a stale one.
 type idlePeek struct {
 	tls bool // the socket carries TLS: tls.Conn buffers records of its own
 	peekState

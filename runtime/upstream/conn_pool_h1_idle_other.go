@@ -14,4 +14,4 @@ func (p *idlePeek) quiet() bool { return true }
 
 func (p *idlePeek) canSendQuiet() bool { return false }
 
-func (p *idlePeek) sendQuiet([]byte) (int, error) { panic("unreachable") }
+func (p *idlePeek) sendQuiet([]byte, bool) (int, error) { panic("unreachable") }

@@ -21,6 +21,7 @@ type peekState struct {
 	send    func(fd uintptr) bool
 	out     []byte // what is left to write
 	sendErr error
+	check   bool // peek before writing
 	dirty   bool // the peek found bytes or the upstream's FIN
 	waiting bool // the request is out; the next call is the wake-up
 }
@@ -59,11 +60,11 @@ func (p *idlePeek) quiet() bool {
 // handing the connection out can skip quiet.
 func (p *idlePeek) canSendQuiet() bool { return p.raw != nil && !p.tls }
 
-// sendQuiet writes b, a whole request, on a connection that was idle, and
-// waits until the answer can be read. In one pass of the poller's read
-// step: the peek (quiet's check: nothing arrived while the connection
-// idled, else errNotQuiet and nothing is written), the write, then the
-// wait for readability. The answer's first read then finds bytes: Go's
+// sendQuiet writes b, a whole request, and waits until the answer can be
+// read. In one pass of the poller's read step: with check (a connection
+// that was idle), the peek (quiet's check: nothing arrived while the
+// connection idled, else errNotQuiet and nothing is written), the write,
+// then the wait for readability. The answer's first read then finds bytes: Go's
 // own read would try first, get EAGAIN almost always (the upstream has
 // not answered yet) and wait; the try is a system call saved. The poller
 // forgets earlier readiness when the step begins (before the peek), so an
@@ -73,8 +74,8 @@ func (p *idlePeek) canSendQuiet() bool { return p.raw != nil && !p.tls }
 // socket's send buffer filled (the rest is the caller's, with a blocking
 // write). A failed wait after a whole write is not reported: the
 // response read meets the same deadline or error.
-func (p *idlePeek) sendQuiet(b []byte) (int, error) {
-	p.out, p.sendErr, p.dirty, p.waiting = b, nil, false, false
+func (p *idlePeek) sendQuiet(b []byte, check bool) (int, error) {
+	p.out, p.sendErr, p.check, p.dirty, p.waiting = b, nil, check, false, false
 	err := p.raw.Read(p.send)
 	n := len(b) - len(p.out)
 	p.out = nil
@@ -93,15 +94,17 @@ func (p *idlePeek) sendStep(fd uintptr) bool {
 	if p.waiting {
 		return true // readable: the answer (or an error) is there
 	}
-	_, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	for err == syscall.EINTR {
-		_, _, err = syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	}
-	if err != syscall.EAGAIN {
-		// Bytes, the upstream's FIN (n == 0) or a broken socket: as in
-		// quiet, the connection is not used.
-		p.dirty = true
-		return true
+	if p.check {
+		_, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		for err == syscall.EINTR {
+			_, _, err = syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		}
+		if err != syscall.EAGAIN {
+			// Bytes, the upstream's FIN (n == 0) or a broken socket: as
+			// in quiet, the connection is not used.
+			p.dirty = true
+			return true
+		}
 	}
 	for len(p.out) > 0 {
 		n, err := syscall.Write(int(fd), p.out)
