@@ -17,7 +17,11 @@ type peekState struct {
 	err  error
 	buf  [1]byte
 
-	// sendQuiet's state, for its function.
+	// sendQuiet's state, for its function. writes: the socket is the
+	// standard library's, so a write on its descriptor is all a write
+	// on the connection does (a wrapper of another type might count or
+	// transform what it writes).
+	writes  bool
 	send    func(fd uintptr) bool
 	out     []byte // what is left to write
 	sendErr error
@@ -41,6 +45,10 @@ func (p *idlePeek) initPeek(sock net.Conn) {
 		return true // done, whatever it found: never wait for data
 	}
 	p.send = p.sendStep
+	switch sock.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		p.writes = true
+	}
 }
 
 // quiet tells whether the socket has nothing to read (no bytes, no FIN).
@@ -58,7 +66,7 @@ func (p *idlePeek) quiet() bool {
 
 // canSendQuiet says whether sendQuiet does the idle check itself, so
 // handing the connection out can skip quiet.
-func (p *idlePeek) canSendQuiet() bool { return p.raw != nil && !p.tls }
+func (p *idlePeek) canSendQuiet() bool { return p.writes && !p.tls }
 
 // sendQuiet writes b, a whole request, and waits until the answer can be
 // read. In one pass of the poller's read step: with check (a connection

@@ -523,3 +523,53 @@ func TestH1RequestLine(t *testing.T) {
 		}
 	}
 }
+
+// writeCountingConn is a dialer's wrapper that does something with what
+// is written (here, counting it) while it still exposes the socket's
+// descriptor through the embedded *net.TCPConn.
+type writeCountingConn struct {
+	*net.TCPConn
+	written *atomic.Int64
+}
+
+func (c *writeCountingConn) Write(p []byte) (int, error) {
+	c.written.Add(int64(len(p)))
+	return c.TCPConn.Write(p)
+}
+
+// TestH1WritesGoThroughWrappers: a request on a reused connection is
+// written through the connection the dialer returned, never straight to
+// the socket beneath a wrapper the pool does not know (the idle check
+// and its write in one poller step is only for the standard library's
+// sockets).
+func TestH1WritesGoThroughWrappers(t *testing.T) {
+	s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	var written atomic.Int64
+	p := newH1Pool(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &writeCountingConn{TCPConn: c.(*net.TCPConn), written: &written}, nil
+	}, time.Minute, 4, 0)
+	defer p.closeAll()
+	for i := 0; i < 3; i++ {
+		before := written.Load()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/", nil)
+		resp, err := p.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if written.Load() == before {
+			t.Fatalf("request %d went out without the dialer's wrapper seeing it", i)
+		}
+	}
+	if n := s.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 (reused)", n)
+	}
+}
