@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 	"github.com/sluice-proxy/sluice/hostabi/internal/interrupt"
@@ -118,19 +117,31 @@ type HTTPStream struct {
 // NewHTTPStream creates a stream context on an instance of the plugin.
 // It returns ErrUnavailable (wrapped) when no instance can serve.
 func (p *Plugin) NewHTTPStream(ctx context.Context, host StreamHost) (*HTTPStream, error) {
-	return p.newStream(ctx, host, false)
+	s := new(HTTPStream)
+	if err := p.newStream(ctx, s, host, false); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-func (p *Plugin) newStream(ctx context.Context, host StreamHost, network bool) (*HTTPStream, error) {
+// InitHTTPStream is NewHTTPStream into a stream the caller allocated (a
+// zero HTTPStream, usually a field of the caller's per-stream filter), so
+// that a filter costs the proxy one allocation, not two. s must not be
+// copied or reused afterwards, even after OnDone.
+func (p *Plugin) InitHTTPStream(ctx context.Context, s *HTTPStream, host StreamHost) error {
+	return p.newStream(ctx, s, host, false)
+}
+
+func (p *Plugin) newStream(ctx context.Context, s *HTTPStream, host StreamHost, network bool) error {
 	if !p.beginStream() {
-		return nil, fmt.Errorf("plugin %q: %w: %w", p.cfg.Name, ErrClosed, ErrUnavailable)
+		return fmt.Errorf("plugin %q: %w: %w", p.cfg.Name, ErrClosed, ErrUnavailable)
 	}
 	in, err := p.vm.pick(ctx)
 	if err != nil {
 		p.endStream()
-		return nil, fmt.Errorf("plugin %q: %w", p.cfg.Name, err)
+		return fmt.Errorf("plugin %q: %w", p.cfg.Name, err)
 	}
-	s := &HTTPStream{in: in, plugin: p, host: host, network: network}
+	*s = HTTPStream{in: in, plugin: p, host: host, network: network}
 	in.mu.Lock()
 	root, ok := in.rootOf[p]
 	if in.broken != nil || !ok {
@@ -140,7 +151,7 @@ func (p *Plugin) newStream(ctx context.Context, host StreamHost, network bool) (
 		}
 		in.mu.Unlock()
 		s.release()
-		return nil, fmt.Errorf("plugin %q: %w: %w", p.cfg.Name, ErrUnavailable, err)
+		return fmt.Errorf("plugin %q: %w: %w", p.cfg.Name, ErrUnavailable, err)
 	}
 	s.root = in.roots[root]
 	s.id = in.nextID
@@ -153,18 +164,22 @@ func (p *Plugin) newStream(ctx context.Context, host StreamHost, network bool) (
 		s.done = true
 		in.unlock()
 		s.release()
-		return nil, err
+		return err
 	}
 	in.unlock()
-	return s, nil
+	return nil
 }
 
 // release gives back the stream's slot on its instance and its plugin.
 func (s *HTTPStream) release() {
-	if s.in.load.Add(-1) == 0 && s.in.retired.Load() != nil {
-		s.in.closeRetired()
+	if s.in.load.Add(-1) == 0 {
+		// Idle from now: only an instance without streams is reaped, so
+		// its clock starts when the last one ends.
+		s.in.lastUsed.Store(monoNow())
+		if s.in.retired.Load() != nil {
+			s.in.closeRetired()
+		}
 	}
-	s.in.lastUsed.Store(time.Now().UnixNano())
 	s.plugin.endStream()
 }
 
@@ -173,23 +188,49 @@ func (s *HTTPStream) ID() uint32 { return s.id }
 
 // invoke runs one stream callback with the stream as effective context.
 func (s *HTTPStream) invoke(cb callback, args ...uint64) (uint64, error) {
+	r, _, err := s.enter(cb, 0, noCount, args...)
+	return r, err
+}
+
+// noCount: the callback's arguments carry no header count.
+const noCount = MapType(^uint32(0))
+
+// entered is what a stream callback did to its stream besides its result,
+// read under the lock of the call itself.
+type entered struct {
+	replied, resumed bool
+}
+
+// enter runs one stream callback with the stream as effective context,
+// under one hold of the instance's lock: a callback the plugin skips
+// (sluice_skip_callbacks) costs the lock and nothing more. When count is
+// a map, the callback's second argument is that map's size, counted only
+// when the guest is entered. resumed is d's half.
+func (s *HTTPStream) enter(cb callback, d StreamType, count MapType, args ...uint64) (uint64, entered, error) {
 	in := s.in
 	in.mu.Lock()
 	if s.done {
 		in.mu.Unlock()
-		return 0, fmt.Errorf("plugin %q: stream %d already done", s.plugin.cfg.Name, s.id)
+		return 0, entered{}, fmt.Errorf("plugin %q: stream %d already done", s.plugin.cfg.Name, s.id)
 	}
 	if s.root != nil && s.root.skip&(1<<cb) != 0 {
-		in.unlock()
-		return 0, nil // Continue, what the SDK's default would answer
+		// Continue, what the SDK's default would answer (unless the
+		// stream has its local reply).
+		e := entered{replied: s.replied}
+		in.mu.Unlock()
+		return 0, e, nil
+	}
+	if count != noCount {
+		args[1] = s.headerCount(count)
 	}
 	in.effective = s.id
 	s.active = true
 	s.resumed = [2]bool{}
 	r, err := in.call(cb, args...)
 	s.active = false
+	e := entered{replied: s.replied, resumed: s.resumed[d&1]}
 	in.unlock()
-	return r, err
+	return r, e, err
 }
 
 func b2u(b bool) uint64 {
@@ -210,28 +251,25 @@ func (s *HTTPStream) headerCount(t MapType) uint64 {
 // StopAll* variants) pauses, but unlike Envoy the body callbacks still come
 // (proxy-wasm-cpp-host#143).
 func (s *HTTPStream) headers(cb callback, t MapType, eos bool, d StreamType) (Action, error) {
-	n := s.headerCount(t)
 	var r uint64
+	var e entered
 	var err error
 	if s.in.headerArgs == 2 {
-		r, err = s.invoke(cb, uint64(s.id), n)
+		r, e, err = s.enter(cb, d, t, uint64(s.id), 0)
 	} else {
-		r, err = s.invoke(cb, uint64(s.id), n, b2u(eos))
+		r, e, err = s.enter(cb, d, t, uint64(s.id), 0, b2u(eos))
 	}
-	return s.action(r, err, d, false)
+	return action(r, e, err, false)
 }
 
-func (s *HTTPStream) action(r uint64, err error, d StreamType, body bool) (Action, error) {
-	if err != nil {
-		return Continue, err
-	}
-	s.in.mu.Lock()
-	replied, resumed := s.replied, s.resumed[d&1]
-	s.in.mu.Unlock()
+// action turns a stream callback's result into what the chain does.
+func action(r uint64, e entered, err error, body bool) (Action, error) {
 	switch {
-	case replied:
+	case err != nil:
+		return Continue, err
+	case e.replied:
 		return Pause, nil
-	case uint32(r) == uint32(abi.ActionContinue) || resumed:
+	case uint32(r) == uint32(abi.ActionContinue) || e.resumed:
 		return Continue, nil
 	case !body && uint32(r) == 2:
 		// FilterHeadersStatus::ContinueAndEndStream: the chain goes on.
@@ -270,11 +308,11 @@ func (s *HTTPStream) bodyCallback(cb callback, i int, chunk []byte, eos bool, d 
 	s.in.mu.Lock()
 	s.body[i], s.hasBody[i], s.bodyEOS[i] = chunk, true, eos
 	s.in.mu.Unlock()
-	r, err := s.invoke(cb, uint64(s.id), uint64(len(chunk)), b2u(eos))
+	r, e, err := s.enter(cb, d, noCount, uint64(s.id), uint64(len(chunk)), b2u(eos))
 	s.in.mu.Lock()
 	out := s.body[i]
 	s.in.mu.Unlock()
-	a, err := s.action(r, err, d, true)
+	a, err := action(r, e, err, true)
 	if err != nil {
 		return chunk, a, err
 	}
@@ -283,14 +321,14 @@ func (s *HTTPStream) bodyCallback(cb callback, i int, chunk []byte, eos bool, d 
 
 // OnRequestTrailers runs proxy_on_request_trailers.
 func (s *HTTPStream) OnRequestTrailers() (Action, error) {
-	r, err := s.invoke(cbRequestTrailers, uint64(s.id), s.headerCount(RequestTrailers))
-	return s.action(r, err, StreamRequest, false)
+	r, e, err := s.enter(cbRequestTrailers, StreamRequest, RequestTrailers, uint64(s.id), 0)
+	return action(r, e, err, false)
 }
 
 // OnResponseTrailers runs proxy_on_response_trailers.
 func (s *HTTPStream) OnResponseTrailers() (Action, error) {
-	r, err := s.invoke(cbResponseTrailers, uint64(s.id), s.headerCount(ResponseTrailers))
-	return s.action(r, err, StreamResponse, false)
+	r, e, err := s.enter(cbResponseTrailers, StreamResponse, ResponseTrailers, uint64(s.id), 0)
+	return action(r, e, err, false)
 }
 
 // OnLog runs proxy_on_log.

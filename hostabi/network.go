@@ -46,8 +46,8 @@ type NetworkStream struct{ s *HTTPStream }
 
 // NewNetworkStream creates a connection context on an instance.
 func (p *Plugin) NewNetworkStream(ctx context.Context, host NetworkHost) (*NetworkStream, error) {
-	s, err := p.newStream(ctx, netHost{host}, true)
-	if err != nil {
+	s := new(HTTPStream)
+	if err := p.newStream(ctx, s, netHost{host}, true); err != nil {
 		return nil, err
 	}
 	return &NetworkStream{s: s}, nil
@@ -55,8 +55,8 @@ func (p *Plugin) NewNetworkStream(ctx context.Context, host NetworkHost) (*Netwo
 
 // OnNewConnection runs proxy_on_new_connection.
 func (n *NetworkStream) OnNewConnection() (Action, error) {
-	r, err := n.s.invoke(cbNewConnection, uint64(n.s.id))
-	return n.s.action(r, err, StreamDownstream, false)
+	r, e, err := n.s.enter(cbNewConnection, StreamDownstream, noCount, uint64(n.s.id))
+	return action(r, e, err, false)
 }
 
 // OnDownstreamData runs proxy_on_downstream_data on bytes from the client

@@ -415,7 +415,7 @@ func (v *vm) janitor() {
 			return
 		case <-t.C:
 		}
-		cutoff := time.Now().Add(-v.cfg.IdleTimeout).UnixNano()
+		cutoff := monoNow() - int64(v.cfg.IdleTimeout)
 		var idle []*instance
 		v.mu.Lock()
 		keep := v.insts[:0:0]

@@ -55,15 +55,15 @@ func (f *WasmFactory) Close() {
 // NewFilter implements Factory. An error (no instance can serve) leaves the
 // failure policy to the caller, as Factory says.
 func (f *WasmFactory) NewFilter(ctx context.Context, s filter.Stream) (filter.HTTPFilter, error) {
+	// One allocation: the stream context and the host view live in it.
 	w := &wasmFilter{f: f, host: wasmStreamHost{s: s}}
-	hs, err := f.p.NewHTTPStream(ctx, w.host)
+	err := f.p.InitHTTPStream(ctx, &w.hs, &w.host)
 	if errors.Is(err, hostabi.ErrClosed) {
 		return nil, fmt.Errorf("%w: %w", filter.ErrClosed, err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	w.hs = hs
 	return w, nil
 }
 
@@ -71,7 +71,7 @@ func (f *WasmFactory) NewFilter(ctx context.Context, s filter.Stream) (filter.HT
 // the failure policy.
 type wasmFilter struct {
 	f    *WasmFactory
-	hs   *hostabi.HTTPStream
+	hs   hostabi.HTTPStream
 	host wasmStreamHost
 	// failed: the instance broke; with fail-open the filter steps aside,
 	// with fail-closed the stream already has its 503.

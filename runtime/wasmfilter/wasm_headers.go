@@ -13,19 +13,27 @@ import (
 // wasmStreamHost is hostabi's view of a Stream: the header hostcalls read
 // and write the stream's own header maps (lower-case names, pseudo-headers
 // first, the order received), with no copy to another representation.
-type wasmStreamHost struct{ s filter.Stream }
+// It lives inside its wasmFilter and hostabi holds it by pointer, so
+// neither it nor the header maps it hands out cost an allocation: every
+// header hostcall asks for its map.
+type wasmStreamHost struct {
+	s         filter.Stream
+	req, resp headerMap
+}
 
-func (h wasmStreamHost) Headers(t hostabi.MapType) hostabi.HeaderMap {
+func (h *wasmStreamHost) Headers(t hostabi.MapType) hostabi.HeaderMap {
 	switch t {
 	case hostabi.RequestHeaders:
-		return headerMap{m: h.s.RequestHeaders(), kind: requestMap, info: h.s.Info()}
+		h.req = headerMap{m: h.s.RequestHeaders(), kind: requestMap, info: h.s.Info()}
+		return &h.req
 	case hostabi.RequestTrailers:
 		if tr := h.s.RequestTrailers(); tr != nil {
 			return tr
 		}
 	case hostabi.ResponseHeaders:
 		if m := h.s.ResponseHeaders(); m != nil {
-			return headerMap{m: m, kind: responseMap}
+			h.resp = headerMap{m: m, kind: responseMap}
+			return &h.resp
 		}
 	case hostabi.ResponseTrailers:
 		// Trailers a filter adds before any arrived are kept.
@@ -36,7 +44,7 @@ func (h wasmStreamHost) Headers(t hostabi.MapType) hostabi.HeaderMap {
 	return nil
 }
 
-func (h wasmStreamHost) SendLocalResponse(r hostabi.LocalResponse) {
+func (h *wasmStreamHost) SendLocalResponse(r hostabi.LocalResponse) {
 	var hdr *stream.HeaderMap
 	if len(r.Headers) > 0 {
 		hdr = &stream.HeaderMap{}
@@ -47,7 +55,7 @@ func (h wasmStreamHost) SendLocalResponse(r hostabi.LocalResponse) {
 	h.s.SendLocalReply(filter.LocalReply{Status: r.Status, Body: r.Body, Header: hdr, Details: r.Details, GRPCStatus: r.GRPCStatus})
 }
 
-func (h wasmStreamHost) Resume(t hostabi.StreamType) {
+func (h *wasmStreamHost) Resume(t hostabi.StreamType) {
 	if t == hostabi.StreamResponse {
 		h.s.Resume(filter.Response)
 		return
@@ -57,7 +65,7 @@ func (h wasmStreamHost) Resume(t hostabi.StreamType) {
 
 // Close has no reset in the Stream contract; a local reply ends the
 // stream as far as the filter chain is concerned.
-func (h wasmStreamHost) Close(hostabi.StreamType) {
+func (h *wasmStreamHost) Close(hostabi.StreamType) {
 	h.s.SendLocalReply(filter.LocalReply{Status: http.StatusBadGateway, Details: "wasm_close_stream", GRPCStatus: 14})
 }
 
@@ -170,4 +178,4 @@ func (h headerMap) Reset() {
 // RequestID names the stream in the log line of a trap or deadline
 // (hostabi.RequestIDer): the x-request-id the router settled on, whatever
 // a filter did to the header since.
-func (h wasmStreamHost) RequestID() string { return h.s.Info().RequestID }
+func (h *wasmStreamHost) RequestID() string { return h.s.Info().RequestID }

@@ -159,7 +159,7 @@ func first(s []string) string {
 	return s[0]
 }
 
-func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
+func (h *wasmStreamHost) Property(path []string) ([]byte, bool) {
 	info := h.s.Info()
 	key := strings.Join(path, ".")
 	if v, ok := info.FilterState[key]; ok {
@@ -281,7 +281,7 @@ func (h wasmStreamHost) Property(path []string) ([]byte, bool) {
 
 // SetProperty stores a filter's property in the stream's FilterState,
 // where later filters and the backend picker read it.
-func (h wasmStreamHost) SetProperty(path []string, value []byte) error {
+func (h *wasmStreamHost) SetProperty(path []string, value []byte) error {
 	info := h.s.Info()
 	if info.FilterState == nil {
 		info.FilterState = map[string][]byte{}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package wasmfilter
+
+const raceEnabled = false
