@@ -186,7 +186,8 @@ func TestVerifySignatureThroughABI(t *testing.T) {
 }
 
 // BenchmarkVerifySignature: the host's share of a jwt RS256, ES256 and
-// EdDSA check (key from the cache).
+// EdDSA check (key from the cache), for a token seen for the first time
+// and for one verified before.
 func BenchmarkVerifySignature(b *testing.B) {
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -208,14 +209,23 @@ func BenchmarkVerifySignature(b *testing.B) {
 		{"ES256", der(&p256.PublicKey), es},
 		{"EdDSA", der(edPub), ed25519.Sign(edPriv, msg)},
 	} {
-		b.Run(c.alg, func(b *testing.B) {
-			args := sigArgs(c.alg, c.key, string(msg), string(c.sig))
-			for i := 0; i < b.N; i++ {
-				if out, _ := verifySignature(nil, args); len(out) != 1 || out[0] != sigValid {
-					b.Fatalf("%q", out)
-				}
+		for _, cached := range []bool{false, true} {
+			name := c.alg
+			if cached {
+				name += "/cached" // the same token again: verifiedCache
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				args := sigArgs(c.alg, c.key, string(msg), string(c.sig))
+				for i := 0; i < b.N; i++ {
+					if !cached {
+						verified.forget(args)
+					}
+					if out, _ := verifySignature(nil, args); len(out) != 1 || out[0] != sigValid {
+						b.Fatalf("%q", out)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -232,5 +242,66 @@ func TestVerifySignatureKeyCheck(t *testing.T) {
 	}
 	if out, st := verifySignature(nil, sigArgs("RS256", "junk", "m", "")); st != abi.OK || out[0] != sigBadKey {
 		t.Errorf("key check of junk: %v %q", st, out)
+	}
+}
+
+// forget drops args from the cache (tests and benchmarks).
+func (c *verifiedCache) forget(args []byte) {
+	c.mu.Lock()
+	delete(c.m, string(args))
+	c.mu.Unlock()
+}
+
+// TestVerifySignatureRemembersValid: a signature found valid is answered
+// from the cache the next time, exactly: any other byte of the call is
+// checked again. Forged or unusable calls are never kept, and the cache
+// stays within its bounds.
+func TestVerifySignatureRemembersValid(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := sigAlgs["RS256"]
+	msg := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjYWNoZSJ9"
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, a.hash, a.digest([]byte(msg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := pkix(t, &key.PublicKey)
+	valid := sigArgs("RS256", pub, msg, string(sig))
+	verified.forget(valid)
+	check := func(what string, args []byte, want byte, kept bool) {
+		t.Helper()
+		out, st := verifySignature(nil, args)
+		if st != abi.OK || len(out) == 0 || out[0] != want {
+			t.Errorf("%s: %v %q, want %d", what, st, out, want)
+		}
+		if verified.has(args) != kept {
+			t.Errorf("%s: in the cache = %v, want %v", what, !kept, kept)
+		}
+	}
+	check("first check", valid, sigValid, true)
+	check("again, from the cache", valid, sigValid, true)
+	flipped := append([]byte(nil), sig...)
+	flipped[len(flipped)-1] ^= 1
+	check("a flipped signature bit", sigArgs("RS256", pub, msg, string(flipped)), sigInvalid, false)
+	check("another message", sigArgs("RS256", pub, msg+"x", string(sig)), sigInvalid, false)
+	check("another algorithm", sigArgs("RS384", pub, msg, string(sig)), sigInvalid, false)
+	check("a key check", sigArgs("RS256", pub, msg, ""), sigInvalid, false)
+	check("an unusable key", sigArgs("RS256", "junk", msg, string(sig)), sigBadKey, false)
+
+	long := sigArgs("RS256", pub, msg+strings.Repeat(".", verifiedMaxArgs), string(sig))
+	verified.add(long)
+	if verified.has(long) {
+		t.Errorf("a %d-byte call was kept, past verifiedMaxArgs", len(long))
+	}
+	for i := range verifiedMax + 10 {
+		verified.add(sigArgs("RS256", pub, fmt.Sprint(i), string(sig)))
+	}
+	verified.mu.RLock()
+	n := len(verified.m)
+	verified.mu.RUnlock()
+	if n > verifiedMax {
+		t.Errorf("%d calls kept, want at most %d", n, verifiedMax)
 	}
 }
