@@ -421,18 +421,21 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 	if in.depth == 1 {
 		in.logLines, in.logBytes = 0, 0
 	}
-	// The call's duration feeds the plugin's CallSeconds. A trusted call
-	// needs no clock for its deadline, and two clock reads cost as much as
-	// a small callback's guest code, so it is timed one time in
-	// callSample and counted that many times; start-up calls, which are
-	// few, always.
-	var start int64
-	weight := uint64(1)
+	// The call's duration feeds the plugin's CallSeconds. A clock read
+	// costs about as much as a minimal callback's guest code, so a call is
+	// timed one time in callSample and counted that many times; start-up
+	// calls, which are few, always. An untrusted call reads the clock
+	// at its start anyway, for its deadline.
+	weight := uint64(0)
 	switch {
-	case !in.vm.cfg.Trusted || in.starting:
-		start = monoNow()
+	case in.starting:
+		weight = 1
 	case rand.Uint32()%callSample == 0:
-		start, weight = monoNow(), callSample
+		weight = callSample
+	}
+	var start int64
+	if weight != 0 || !in.vm.cfg.Trusted {
+		start = monoNow()
 	}
 	switch {
 	case in.vm.cfg.Trusted:
@@ -453,7 +456,7 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 		in.reportDroppedLog(cb)
 	}
 	in.vm.calls.Add(1)
-	if start != 0 {
+	if weight != 0 {
 		in.vm.callNanos.Add(uint64(monoNow()-start) * weight)
 	}
 	if err == nil && in.broken != nil {
@@ -542,7 +545,7 @@ func monoNow() int64 { return int64(time.Since(monoEpoch)) }
 
 var monoEpoch = time.Now()
 
-// callSample: one trusted call in callSample is timed (callT).
+// callSample: one call in callSample is timed (callT).
 const callSample = 8
 
 // repokeEvery is how often a call past its deadline has its budget set

@@ -4,6 +4,11 @@ package wasmfilter
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -24,12 +29,23 @@ import (
 // guest's callbacks (with the hostcalls they make), host-us/op the rest:
 // the cost a filter adds outside its own code.
 func BenchmarkBuiltinFilterStream(b *testing.B) {
-	for _, c := range []struct{ name, config string }{
-		{"request", `{"request_headers":{"x-bench-1":"1"}}`},
-		{"both", `{"request_headers":{"x-bench-1":"1"},"response_headers":{"x-served-by":"sluice"}}`},
+	hs := "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"bench","exp":4102444800}`))
+	mac := hmac.New(sha256.New, []byte("bench-secret"))
+	mac.Write([]byte(hs))
+	hs += "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	for _, c := range []struct {
+		name, plugin, config string
+		req                  []string
+	}{
+		{"add-header/request", "add-header", `{"request_headers":{"x-bench-1":"1"}}`, nil},
+		{"add-header/both", "add-header", `{"request_headers":{"x-bench-1":"1"},"response_headers":{"x-served-by":"sluice"}}`, nil},
+		{"key-auth", "key-auth", `{"keys":[{"key":"k1","consumer":"alice"}]}`, []string{"apikey", "k1"}},
+		{"ip-restriction", "ip-restriction", `{"allow":["127.0.0.0/8"]}`, nil},
+		{"jwt-HS256", "jwt", `{"claims_to_verify":["exp"],"credentials":[{"key":"bench","secret":"bench-secret"}]}`,
+			[]string{"authorization", "Bearer " + hs}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			p, run := builtinStream(b, c.config)
+			p, run := builtinStream(b, c.plugin, c.config, c.req...)
 			before := p.Stats().CallSeconds
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -48,6 +64,58 @@ func BenchmarkBuiltinFilterStream(b *testing.B) {
 	}
 }
 
+// BenchmarkBuiltinFilterStreamParallel is BenchmarkBuiltinFilterStream
+// with 64 streams at once, as `make bench`'s wrk -c64 drives the proxy,
+// for the plugin's default pool (GOMAXPROCS instances) and a larger one:
+// streams share an instance, and one that finds it in a call waits.
+func BenchmarkBuiltinFilterStreamParallel(b *testing.B) {
+	for _, instances := range []int{0, 16} {
+		b.Run(fmt.Sprintf("instances=%d", instances), func(b *testing.B) {
+			e := engine(b)
+			p, err := e.Load(context.Background(), hostabi.PluginConfig{Name: b.Name(), RootID: "add-header",
+				Wasm: plugins.RustModule("add-header"), PluginConfig: []byte(`{"request_headers":{"x-bench-1":"1"}}`),
+				Trusted: true, Instances: instances})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := p.WaitCompiled(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			f := NewWasmFactory(p, zap.NewNop())
+			f.DrainTimeout = 5 * time.Second
+			b.Cleanup(f.Close)
+			b.SetParallelism(32) // 64 goroutines on 2 Ps
+			b.ReportAllocs()
+			cpu := processCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				s := newTestStream("GET", "http://example.com/")
+				var resp stream.HeaderMap
+				for pb.Next() {
+					s.req.Del("x-bench-1")
+					s.resp = nil
+					flt, err := f.NewFilter(context.Background(), s)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					flt.OnRequestHeaders(s, true)
+					// Other streams run meanwhile, as while this one
+					// waits for its upstream.
+					runtime.Gosched()
+					resp.Reset()
+					resp.Add(stream.Status, "200")
+					s.resp = &resp
+					flt.OnResponseHeaders(s, true)
+					flt.OnLog(s)
+					flt.OnDone(s)
+				}
+			})
+			b.ReportMetric(float64(processCPU()-cpu)/1e3/float64(b.N), "cpu-us/op")
+			b.ReportMetric(float64(p.Stats().Instances), "instances")
+		})
+	}
+}
+
 // builtinFilterAllocs is what a stream through a Wasm filter allocates in
 // the binding and the host: the filter itself, which holds the stream's
 // context and its view of the stream.
@@ -60,18 +128,19 @@ func TestBuiltinFilterStreamAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	_, run := builtinStream(t, `{"request_headers":{"x-bench-1":"1"},"response_headers":{"x-served-by":"sluice"}}`)
+	_, run := builtinStream(t, "add-header", `{"request_headers":{"x-bench-1":"1"},"response_headers":{"x-served-by":"sluice"}}`)
 	if n := testing.AllocsPerRun(500, run); n > builtinFilterAllocs {
 		t.Errorf("%v allocations per stream, want at most %d", n, builtinFilterAllocs)
 	}
 }
 
-// builtinStream loads the add-header built-in with config and returns one
-// stream through it, warmed up; the stream's maps are reused.
-func builtinStream(tb testing.TB, config string) (*hostabi.Plugin, func()) {
+// builtinStream loads the built-in plugin with config and returns one
+// stream through it (with the request fields kv), warmed up; the stream
+// is reused, and what the filter added is taken off again.
+func builtinStream(tb testing.TB, plugin, config string, kv ...string) (*hostabi.Plugin, func()) {
 	e := engine(tb)
-	p, err := e.Load(context.Background(), hostabi.PluginConfig{Name: tb.Name(), RootID: "add-header",
-		Wasm: plugins.RustModule("add-header"), PluginConfig: []byte(config), Trusted: true})
+	p, err := e.Load(context.Background(), hostabi.PluginConfig{Name: tb.Name(), RootID: plugin,
+		Wasm: plugins.RustModule(plugin), PluginConfig: []byte(config), Trusted: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -82,17 +151,25 @@ func builtinStream(tb testing.TB, config string) (*hostabi.Plugin, func()) {
 	f.DrainTimeout = 5 * time.Second
 	tb.Cleanup(f.Close)
 	s := newTestStream("GET", "http://example.com/")
+	for i := 0; i+1 < len(kv); i += 2 {
+		s.req.Add(kv[i], kv[i+1])
+	}
+	req := s.req.Len()
 	var resp stream.HeaderMap
 	ctx := context.Background()
 	run := func() {
-		s.req.Del("x-bench-1")
+		for s.req.Len() > req {
+			name, _ := s.req.At(s.req.Len() - 1)
+			s.req.DelBytes(name)
+		}
 		s.resp = nil
+		clear(s.info.FilterState)
 		flt, err := f.NewFilter(ctx, s)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		if st := flt.OnRequestHeaders(s, true); st != filter.Continue {
-			tb.Fatal(st)
+			tb.Fatalf("%s: request headers: %v, local replies %+v", plugin, st, s.local)
 		}
 		resp.Reset()
 		resp.Add(stream.Status, "200")
@@ -106,8 +183,10 @@ func builtinStream(tb testing.TB, config string) (*hostabi.Plugin, func()) {
 	for range 1000 {
 		run()
 	}
-	if _, ok := s.req.Get("x-bench-1"); !ok {
-		tb.Fatal("the filter added no request header")
+	if plugin == "add-header" {
+		if _, ok := s.req.Get("x-bench-1"); !ok {
+			tb.Fatal("the filter added no request header")
+		}
 	}
 	return p, run
 }
