@@ -122,9 +122,11 @@ type StreamHost interface {
 	Close(t StreamType)
 	// Property returns an Envoy attribute by path segments, e.g.
 	// ["request", "path"], encoded as Envoy encodes it (strings raw,
-	// integers 8-byte little endian, maps as serialized pairs).
+	// integers 8-byte little endian, maps as serialized pairs). The
+	// segments may be kept; the path slice is reused after the call.
 	Property(path []string) ([]byte, bool)
-	// SetProperty stores a filter property (proxy_set_property).
+	// SetProperty stores a filter property (proxy_set_property), path as
+	// for Property; value is the host's own copy.
 	SetProperty(path []string, value []byte) error
 }
 
@@ -177,7 +179,8 @@ type Metrics interface {
 }
 
 // PropertyFunc answers properties that belong to the process rather than a
-// stream (node.*, xds.node, ...). Optional.
+// stream (node.*, xds.node, ...). Optional. As for StreamHost.Property,
+// the path slice is reused after the call.
 type PropertyFunc func(path []string) ([]byte, bool)
 
 // GRPCStreamRequest opens a bidirectional gRPC stream (proxy_grpc_stream).

@@ -91,6 +91,8 @@ type instance struct {
 	stack    [8]uint64
 	// allocStack is the guest allocator's call stack (allocateView).
 	allocStack [1]uint64
+	// pathBuf backs the segments of a property hostcall's path.
+	pathBuf [8]string
 	// effStream caches stream()'s lookup of the effective context.
 	effStream *HTTPStream
 	starting  bool

@@ -8,13 +8,24 @@ import (
 )
 
 // splitPath turns the ABI's NUL-separated path into segments; a trailing
-// NUL (some SDKs add one) is not an empty last segment.
-func splitPath(b []byte) []string {
+// NUL (some SDKs add one) is not an empty last segment. The segments share
+// one copy of b; the slice of them is the instance's scratch space, valid
+// until the next property hostcall (the StreamHost contract), so a
+// property read costs one allocation, not two.
+func (in *instance) splitPath(b []byte) []string {
 	s := strings.TrimSuffix(string(b), "\x00")
 	if s == "" {
 		return nil
 	}
-	return strings.Split(s, "\x00")
+	path := in.pathBuf[:0]
+	for {
+		i := strings.IndexByte(s, 0)
+		if i < 0 {
+			return append(path, s)
+		}
+		path = append(path, s[:i])
+		s = s[i+1:]
+	}
 }
 
 // property answers the plugin's own properties, then the stream's, then
@@ -46,7 +57,7 @@ func hcGetProperty(ctx context.Context, in *instance, a []uint64) abi.Status {
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	path := splitPath(b)
+	path := in.splitPath(b)
 	if len(path) == 0 {
 		return abi.BadArgument
 	}
@@ -66,7 +77,7 @@ func hcSetProperty(_ context.Context, in *instance, a []uint64) abi.Status {
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	path := splitPath(b)
+	path := in.splitPath(b)
 	if len(path) == 0 {
 		return abi.BadArgument
 	}

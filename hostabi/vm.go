@@ -65,9 +65,13 @@ type vm struct {
 	// to start) since a stream last ended well; failing is set when it
 	// reaches FailingAfter and cleared by the next stream that ends well,
 	// so each transition is logged once.
-	fails     int
-	failing   bool
-	nextTry   time.Time
+	fails   int
+	failing bool
+	nextTry time.Time
+	// troubled is set with the first failure and cleared by the
+	// success after it, so that a stream that ends well takes mu only
+	// when there is a count to reset.
+	troubled  atomic.Bool
 	stopJan   chan struct{}
 	janitorWG sync.WaitGroup
 	bg        sync.WaitGroup // pool growth in flight
@@ -351,6 +355,7 @@ func (v *vm) grow() {
 // consecutive failure after the first, so a module that crashes on every
 // request cannot turn into a crash loop.
 func (v *vm) noteFailureLocked() {
+	v.troubled.Store(true)
 	v.fails++
 	if v.fails >= FailingAfter && !v.failing {
 		v.failing = true
@@ -374,7 +379,11 @@ const FailingAfter = 5
 
 // noteSuccess resets the backoff once an instance has served a stream.
 func (v *vm) noteSuccess() {
+	if !v.troubled.Load() {
+		return
+	}
 	v.mu.Lock()
+	v.troubled.Store(false)
 	if v.failing {
 		v.failing = false
 		v.log.Info("plugin recovered: a stream was served after consecutive failures",
