@@ -359,7 +359,11 @@ func (s *HTTPStream) OnDone() error {
 	healthy := in.broken == nil
 	if healthy {
 		in.effective = s.id
-		_, err = in.call(cbDone, uint64(s.id))
+		if s.network || s.root == nil || s.root.skip&(1<<cbDone) == 0 {
+			// A stream context's answer changes nothing (Envoy does not
+			// wait for its proxy_done).
+			_, err = in.call(cbDone, uint64(s.id))
+		}
 		if err == nil {
 			in.effective = s.id
 			_, err = in.call(cbDelete, uint64(s.id))

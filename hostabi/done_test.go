@@ -2,6 +2,7 @@ package hostabi
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -101,4 +102,44 @@ func TestProxyDoneSharedVMWaitsForItsPlugin(t *testing.T) {
 	}
 	wantLogs(t, t.Name()+"-b", "b served")
 	wantLogs(t, t.Name()+"-a", "a deleted")
+}
+
+// TestSkipStreamDone: bit 7 of sluice_skip_callbacks says the plugin's
+// stream contexts answer proxy_on_done true and do nothing else, so a
+// stream ends with proxy_on_delete alone; without it on_done comes first,
+// and a root context gets its on_done either way.
+func TestSkipStreamDone(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		mask     string
+		wantDone bool
+	}{
+		{"skipped", "\x80\x00\x00\x00", false},
+		{"log only", "\x40\x00\x00\x00", true},
+		{"none", "\x00\x00\x00\x00", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := load(t, "rawabi", PluginConfig{Name: t.Name(), PluginConfig: []byte(
+				"configure: ffi sluice_skip_callbacks " + c.mask + "\ndelete: log 2 deleted")})
+			hs, err := p.NewHTTPStream(context.Background(), newTestStream())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := hs.OnRequestHeaders(true); err != nil {
+				t.Fatal(err)
+			}
+			if err := hs.OnDone(); err != nil {
+				t.Fatal(err)
+			}
+			n := t.Name()
+			wantLogs(t, n, "configure ffi: status=0 len=0 \"\"", "deleted")
+			if got := logIndex(n, fmt.Sprintf("done id=%d", hs.ID())) >= 0; got != c.wantDone {
+				t.Errorf("proxy_on_done for the stream: called = %v, want %v; logs %q", got, c.wantDone, logsOf(n))
+			}
+			if err := p.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			wantLogs(t, n, "done id=1") // the root context's
+		})
+	}
 }

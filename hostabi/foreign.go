@@ -56,9 +56,12 @@ var foreignFuncs = map[string]func(in *instance, args []byte) ([]byte, abi.Statu
 // Continue without entering the guest (each entry into a Go guest costs
 // microseconds). The argument is a little-endian u32; its bits, from bit
 // 0: on_request_headers, _body, _trailers, on_response_headers, _body,
-// _trailers, on_log. It replaces the plugin's mask in this instance
-// (0 restores every call). Other hosts answer NotFound and the SDK goes on
-// as before.
+// _trailers, on_log; bit 7 is on_done of an HTTP stream context, for an
+// SDK whose stream contexts answer it true and do nothing else (the host
+// then calls on_delete alone: one guest entry less per stream). Root
+// contexts always get their on_done. It replaces the plugin's mask in
+// this instance (0 restores every call). Other hosts answer NotFound and
+// the SDK goes on as before.
 func skipCallbacks(in *instance, args []byte) ([]byte, abi.Status) {
 	if len(args) != 4 {
 		return nil, abi.BadArgument
@@ -72,8 +75,8 @@ func skipCallbacks(in *instance, args []byte) ([]byte, abi.Status) {
 	return nil, abi.OK
 }
 
-// skipBits: on_request_headers through on_log, in callback order.
-const skipBits = cbLog - cbRequestHeaders + 1
+// skipBits: on_request_headers through on_done, in callback order.
+const skipBits = cbDone - cbRequestHeaders + 1
 
 // Envoy never calls proxy_on_foreign_function outside its own tests (only
 // wasm_test.cc drives ContextBase::onForeignFunction), so sluice follows
