@@ -12,15 +12,16 @@ import (
 
 // BenchmarkProxyHTTP1RawWasm is BenchmarkProxyHTTP1Raw with built-in
 // header-adding Wasm filters on the route (none, one, five, as `make
-// bench`'s plain, /one and /five rows), so that allocs/op and ns/op show
-// what a filter adds to a request: the guest's own time plus the host's
-// (stream context, callbacks, binding).
+// bench`'s plain, /one and /five rows), so that allocs/op and cpu-us/op
+// show what a filter adds to a request: the guest's own time plus the
+// host's (stream context, callbacks, binding) and the proxy's (the chain,
+// the body through the filters).
 //
 // Run: go test -run '^$' -bench ProxyHTTP1RawWasm -benchmem ./runtime/server
 func BenchmarkProxyHTTP1RawWasm(b *testing.B) {
 	for _, n := range []int{0, 1, 5} {
-		b.Run(strings.Repeat("hdr", min(n, 1))+string(rune('0'+n)), func(b *testing.B) {
-			roundTrip := startRawWasmProxyPath(b, n)
+		b.Run(routeName(n), func(b *testing.B) {
+			roundTrip := benchConn(b, startRawWasmProxy(b, n), 2000)
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu := processCPU()
@@ -36,9 +37,37 @@ func BenchmarkProxyHTTP1RawWasm(b *testing.B) {
 	}
 }
 
-// startRawWasmProxyPath is startRawProxyPath with n add-header built-ins
-// on the route.
-func startRawWasmProxyPath(tb testing.TB, n int) func() {
+// BenchmarkProxyHTTP1RawWasmParallel is BenchmarkProxyHTTP1RawWasm with
+// 32 keep-alive connections at once, as `make bench`'s wrk keeps many:
+// the streams of one plugin then share its instances.
+func BenchmarkProxyHTTP1RawWasmParallel(b *testing.B) {
+	for _, n := range []int{0, 1} {
+		b.Run(routeName(n), func(b *testing.B) {
+			addr := startRawWasmProxy(b, n)
+			conns := make(chan func(), 32)
+			for range cap(conns) {
+				conns <- benchConn(b, addr, 100)
+			}
+			b.SetParallelism(16) // 32 goroutines on 2 Ps
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := processCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				roundTrip := <-conns
+				for pb.Next() {
+					roundTrip()
+				}
+			})
+			b.ReportMetric(float64(processCPU()-cpu)/1e3/float64(b.N), "cpu-us/op")
+		})
+	}
+}
+
+func routeName(n int) string { return strings.Repeat("hdr", min(n, 1)) + string(rune('0'+n)) }
+
+// startRawWasmProxy starts a raw upstream and sluice before it with n
+// add-header built-ins on the route, and returns sluice's address.
+func startRawWasmProxy(tb testing.TB, n int) string {
 	upAddr := startRawUpstream(tb, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\nhello from upstream\n")
 	var plugins, names []string
 	for i := 1; i <= n; i++ {
@@ -62,7 +91,14 @@ backends = [ { cluster = "up" } ]
 name = "up"
 endpoints = ["`+upAddr+`"]
 `))
-	c, err := net.Dial("tcp", ts.ListenerAddr("public"))
+	return ts.ListenerAddr("public")
+}
+
+// benchConn dials addr and returns one request on that keep-alive
+// connection, after warm rounds of it (the pools, the upstream
+// connection, the compiled code).
+func benchConn(tb testing.TB, addr string, warm int) func() {
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -72,17 +108,19 @@ endpoints = ["`+upAddr+`"]
 	body := make([]byte, 4096)
 	roundTrip := func() {
 		if _, err := c.Write(req); err != nil {
-			tb.Fatal(err)
+			tb.Error(err)
+			return
 		}
 		n, err := readRawResponse(br, body)
 		if err != nil {
-			tb.Fatal(err)
+			tb.Error(err)
+			return
 		}
 		if n != 20 {
-			tb.Fatalf("body of %d bytes, want 20", n)
+			tb.Errorf("body of %d bytes, want 20", n)
 		}
 	}
-	for range 2000 { // warm the pools, the upstream connection and the compiled code
+	for range warm {
 		roundTrip()
 	}
 	return roundTrip
