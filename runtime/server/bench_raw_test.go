@@ -60,7 +60,15 @@ backends = [ { cluster = "up" } ]
 name = "up"
 endpoints = ["`+upAddr+`"]
 `))
-	c, err := net.Dial("tcp", ts.ListenerAddr("public"))
+	return benchConn(tb, ts.ListenerAddr("public"), 100)
+}
+
+// benchConn dials addr and returns one request on that keep-alive
+// connection, after warm rounds of it (the pools, the upstream
+// connection, the compiled code). It reports failures with Error, not
+// Fatal: parallel benchmarks run it on goroutines of their own.
+func benchConn(tb testing.TB, addr string, warm int) func() {
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -70,17 +78,19 @@ endpoints = ["`+upAddr+`"]
 	body := make([]byte, 4096)
 	roundTrip := func() {
 		if _, err := c.Write(req); err != nil {
-			tb.Fatal(err)
+			tb.Error(err)
+			return
 		}
 		n, err := readRawResponse(br, body)
 		if err != nil {
-			tb.Fatal(err)
+			tb.Error(err)
+			return
 		}
 		if n != 20 {
-			tb.Fatalf("body of %d bytes, want 20", n)
+			tb.Errorf("body of %d bytes, want 20", n)
 		}
 	}
-	for range 100 { // warm the pools and the upstream connection
+	for range warm {
 		roundTrip()
 	}
 	return roundTrip

@@ -3,8 +3,6 @@
 package server
 
 import (
-	"bufio"
-	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,38 +90,6 @@ name = "up"
 endpoints = ["`+upAddr+`"]
 `))
 	return ts.ListenerAddr("public")
-}
-
-// benchConn dials addr and returns one request on that keep-alive
-// connection, after warm rounds of it (the pools, the upstream
-// connection, the compiled code).
-func benchConn(tb testing.TB, addr string, warm int) func() {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { c.Close() })
-	req := []byte("GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\n\r\n")
-	br := bufio.NewReaderSize(c, 16<<10)
-	body := make([]byte, 4096)
-	roundTrip := func() {
-		if _, err := c.Write(req); err != nil {
-			tb.Error(err)
-			return
-		}
-		n, err := readRawResponse(br, body)
-		if err != nil {
-			tb.Error(err)
-			return
-		}
-		if n != 20 {
-			tb.Errorf("body of %d bytes, want 20", n)
-		}
-	}
-	for range warm {
-		roundTrip()
-	}
-	return roundTrip
 }
 
 // processCPU is the process's user and system CPU time so far, in ns.

@@ -71,19 +71,7 @@ func BenchmarkBuiltinFilterStream(b *testing.B) {
 func BenchmarkBuiltinFilterStreamParallel(b *testing.B) {
 	for _, instances := range []int{0, 16} {
 		b.Run(fmt.Sprintf("instances=%d", instances), func(b *testing.B) {
-			e := engine(b)
-			p, err := e.Load(context.Background(), hostabi.PluginConfig{Name: b.Name(), RootID: "add-header",
-				Wasm: plugins.RustModule("add-header"), PluginConfig: []byte(`{"request_headers":{"x-bench-1":"1"}}`),
-				Trusted: true, Instances: instances})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := p.WaitCompiled(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			f := NewWasmFactory(p, zap.NewNop())
-			f.DrainTimeout = 5 * time.Second
-			b.Cleanup(f.Close)
+			p, f := builtinFactory(b, "add-header", `{"request_headers":{"x-bench-1":"1"}}`, instances)
 			b.SetParallelism(32) // 64 goroutines on 2 Ps
 			b.ReportAllocs()
 			cpu := processCPU()
@@ -134,13 +122,12 @@ func TestBuiltinFilterStreamAllocs(t *testing.T) {
 	}
 }
 
-// builtinStream loads the built-in plugin with config and returns one
-// stream through it (with the request fields kv), warmed up; the stream
-// is reused, and what the filter added is taken off again.
-func builtinStream(tb testing.TB, plugin, config string, kv ...string) (*hostabi.Plugin, func()) {
-	e := engine(tb)
-	p, err := e.Load(context.Background(), hostabi.PluginConfig{Name: tb.Name(), RootID: plugin,
-		Wasm: plugins.RustModule(plugin), PluginConfig: []byte(config), Trusted: true})
+// builtinFactory loads the built-in plugin (trusted, as the proxy runs
+// built-ins, on compiled code) with config and at most instances
+// instances (0: the default).
+func builtinFactory(tb testing.TB, plugin, config string, instances int) (*hostabi.Plugin, *WasmFactory) {
+	p, err := engine(tb).Load(context.Background(), hostabi.PluginConfig{Name: tb.Name(), RootID: plugin,
+		Wasm: plugins.RustModule(plugin), PluginConfig: []byte(config), Trusted: true, Instances: instances})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -150,6 +137,14 @@ func builtinStream(tb testing.TB, plugin, config string, kv ...string) (*hostabi
 	f := NewWasmFactory(p, zap.NewNop())
 	f.DrainTimeout = 5 * time.Second
 	tb.Cleanup(f.Close)
+	return p, f
+}
+
+// builtinStream loads the built-in plugin with config and returns one
+// stream through it (with the request fields kv), warmed up; the stream
+// is reused, and what the filter added is taken off again.
+func builtinStream(tb testing.TB, plugin, config string, kv ...string) (*hostabi.Plugin, func()) {
+	p, f := builtinFactory(tb, plugin, config, 0)
 	s := newTestStream("GET", "http://example.com/")
 	for i := 0; i+1 < len(kv); i += 2 {
 		s.req.Add(kv[i], kv[i+1])
