@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/plugins"
 )
 
 // logIndex is where want first appears in the plugin's logs, -1 if not.
@@ -140,6 +142,45 @@ func TestSkipStreamDone(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantLogs(t, n, "done id=1") // the root context's
+		})
+	}
+}
+
+// BenchmarkStreamSkipDone is a stream through the add-header built-in
+// (context create, request headers adding one field, done, delete) with
+// proxy_on_done called and with it skipped (bit 7 of
+// sluice_skip_callbacks, set here as an SDK would set it): what the bit
+// saves a stream.
+func BenchmarkStreamSkipDone(b *testing.B) {
+	for _, skip := range []bool{false, true} {
+		b.Run(fmt.Sprintf("skip=%v", skip), func(b *testing.B) {
+			testGuests["add-header"] = plugins.RustModule("add-header")
+			p := load(b, "add-header", PluginConfig{RootID: "add-header", Trusted: true,
+				PluginConfig: []byte(`{"request_headers":{"x-a":"1"}}`)})
+			if skip {
+				p.vm.mu.Lock()
+				insts := append([]*instance(nil), p.vm.insts...)
+				p.vm.mu.Unlock()
+				for _, in := range insts {
+					in.mu.Lock()
+					in.roots[in.rootOf[p]].skip |= 1 << cbDone
+					in.mu.Unlock()
+				}
+			}
+			s := newTestStream()
+			b.ReportAllocs()
+			for b.Loop() {
+				hs, err := p.NewHTTPStream(context.Background(), s)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := hs.OnRequestHeaders(true); err != nil {
+					b.Fatal(err)
+				}
+				if err := hs.OnDone(); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
