@@ -170,14 +170,7 @@ func BenchmarkStreamSkipDone(b *testing.B) {
 			s := newTestStream()
 			b.ReportAllocs()
 			for b.Loop() {
-				hs, err := p.NewHTTPStream(context.Background(), s)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := hs.OnRequestHeaders(true); err != nil {
-					b.Fatal(err)
-				}
-				if err := hs.OnDone(); err != nil {
+				if err := oneRequest(p, s); err != nil {
 					b.Fatal(err)
 				}
 			}
