@@ -126,13 +126,29 @@ printf '\x00\x00\x00\x00\x02\x10\x14' > "$work/grpc-req.bin"
 (cd sdk && GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -o "$work/sdk.wasm" ./testdata/bench/sdk \
         && GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -o "$work/raw.wasm" ./testdata/bench/raw)
 
-# A JWT for the Kong chain (HS256, the secret below, an hour to live).
+# JWTs with an hour to live: HS256 with the secret below (the jwt row);
+# RS256 with a key made here, as Kong users sign with RSA keys (the
+# jwt-rs row and the Kong chain; the host verifies the signature). The
+# p-jwt-rs route is listed before p-jwt, whose path prefix it shares.
 JWT=$(python3 - <<'PY'
 import base64, hmac, hashlib, json, time
 enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 head = enc(b'{"alg":"HS256","typ":"JWT"}')
 body = enc(json.dumps({"iss": "bench-issuer", "exp": int(time.time()) + 3600}).encode())
 sig = hmac.new(b"bench-secret", (head + "." + body).encode(), hashlib.sha256).digest()
+print(head + "." + body + "." + enc(sig))
+PY
+)
+
+openssl genrsa -out "$work/jwt-rs.key" 2048 2>/dev/null
+openssl rsa -in "$work/jwt-rs.key" -pubout -out "$work/jwt-rs.pub" 2>/dev/null
+JWT_RS=$(python3 - "$work/jwt-rs.key" <<'PY'
+import base64, json, subprocess, sys, time
+enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = enc(b'{"alg":"RS256","typ":"JWT"}')
+body = enc(json.dumps({"iss": "bench-issuer", "exp": int(time.time()) + 3600}).encode())
+sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", sys.argv[1]],
+                     input=(head + "." + body).encode(), capture_output=True, check=True).stdout
 print(head + "." + body + "." + enc(sig))
 PY
 )
@@ -185,6 +201,12 @@ config = { keys = [ { key = "bench-key", consumer = "bench" } ] }
 name = "jwt"
 wasm = "builtin:jwt"
 config = { claims_to_verify = ["exp"], credentials = [ { key = "bench-issuer", algorithm = "HS256", secret = "bench-secret" } ] }
+[[plugins]]
+name = "jwt-rs"
+wasm = "builtin:jwt"
+config = { claims_to_verify = ["exp"], credentials = [ { key = "bench-issuer", algorithm = "RS256", public_key = """
+$(cat "$work/jwt-rs.pub")
+""" } ] }
 [[plugins]]
 name = "rate-limiting"
 wasm = "builtin:rate-limiting"
@@ -241,9 +263,9 @@ backends = [ { cluster = "up" } ]
 [[routes]]
 name = "kong"
 match = { path_prefix = "/kong" }
-plugins = ["cors", "jwt", "rate-limiting", "request-transformer"]
+plugins = ["cors", "jwt-rs", "rate-limiting", "request-transformer"]
 backends = [ { cluster = "up" } ]
-$(for p in key-auth jwt rate-limiting response-ratelimiting cors request-transformer response-transformer ip-restriction canary fault; do
+$(for p in key-auth jwt-rs jwt rate-limiting response-ratelimiting cors request-transformer response-transformer ip-restriction canary fault; do
   printf '[[routes]]\nname = "p-%s"\nmatch = { path_prefix = "/p/%s" }\nplugins = ["%s"]\nbackends = [ { cluster = "up" } ]\n' "$p" "$p" "$p"
 done)
 [[routes]]
@@ -353,7 +375,8 @@ for p in ip-restriction cors request-transformer response-transformer canary fau
 done
 run_route key-auth /p/key-auth -H "apikey: bench-key"
 run_route jwt /p/jwt -H "Authorization: Bearer $JWT"
-run_route kong /kong -H "Authorization: Bearer $JWT" -H "Origin: https://app.example.com"
+run_route jwt-rs /p/jwt-rs -H "Authorization: Bearer $JWT_RS"
+run_route kong /kong -H "Authorization: Bearer $JWT_RS" -H "Origin: https://app.example.com"
 
 # Memory after the load: sluice (every plugin above loaded) and nginx's
 # proxy worker.
