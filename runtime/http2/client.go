@@ -90,11 +90,11 @@ var (
 // io.ErrUnexpectedEOF. A malformed response resets its stream with
 // PROTOCOL_ERROR; the connection serves on.
 type ClientConn struct {
-	conn net.Conn
-	opts ClientOptions
-	br   *bufio.Reader
-	fr   *http2.Framer
-	hdec *hpack.Decoder
+	conn   net.Conn
+	opts   ClientOptions
+	br     *bufio.Reader
+	frames frameReader
+	hdec   *hpack.Decoder
 
 	// Reader-only state.
 	block    responseBlock
@@ -155,9 +155,7 @@ func NewClientConn(c net.Conn, opts ClientOptions) *ClientConn {
 	cc.frameQueue.init()
 	cc.cond.L = &cc.mu
 	cc.br = bufio.NewReaderSize(c, 16<<10)
-	cc.fr = http2.NewFramer(nil, cc.br)
-	cc.fr.SetReuseFrames()
-	cc.fr.SetMaxReadFrameSize(defaultFrameSize)
+	cc.frames.init(cc.br)
 	cc.hdec = hpack.NewDecoder(headerTableSize, cc.onField)
 	cc.hdec.SetMaxStringLength(int(opts.MaxHeaderList))
 	cc.lastRead.Store(time.Now().UnixNano())
@@ -395,7 +393,7 @@ func (cc *ClientConn) readLoop() {
 
 func (cc *ClientConn) readFrames() error {
 	for {
-		f, err := cc.fr.ReadFrame()
+		f, hf, err := cc.frames.next()
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
@@ -416,7 +414,12 @@ func (cc *ClientConn) readFrames() error {
 			return err
 		}
 		cc.lastRead.Store(time.Now().UnixNano())
-		if err := cc.processFrame(f); err != nil {
+		if hf != nil {
+			err = cc.processHeaders(hf)
+		} else {
+			err = cc.processFrame(f)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -426,8 +429,6 @@ func (cc *ClientConn) processFrame(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.DataFrame:
 		return cc.processData(f)
-	case *http2.HeadersFrame:
-		return cc.processHeaders(f)
 	case *http2.SettingsFrame:
 		return cc.processSettings(f)
 	case *http2.PingFrame:
@@ -478,8 +479,6 @@ func (cc *ClientConn) processFrame(f http2.Frame) error {
 		cc.mu.Unlock()
 	case *http2.PushPromiseFrame:
 		return cc.connError(http2.ErrCodeProtocol, "PUSH_PROMISE with push disabled")
-	case *http2.ContinuationFrame:
-		return cc.connError(http2.ErrCodeProtocol, "CONTINUATION without HEADERS")
 	}
 	return nil
 }
@@ -631,7 +630,10 @@ func (cc *ClientConn) creditConnLocked(n int64) {
 	}
 }
 
-func (cc *ClientConn) processHeaders(f *http2.HeadersFrame) error {
+func (cc *ClientConn) processHeaders(f *headersFrame) error {
+	if f.Type == http2.FrameContinuation {
+		return cc.connError(http2.ErrCodeProtocol, "CONTINUATION without HEADERS")
+	}
 	id := f.StreamID
 	cc.mu.Lock()
 	s := cc.streams[id]
@@ -659,7 +661,7 @@ func (cc *ClientConn) processHeaders(f *http2.HeadersFrame) error {
 	// reset and reused meanwhile, and its owner sees only whole blocks,
 	// swapped in below.
 	cc.block.start(target, trailers, cc.opts.MaxHeaderList)
-	if err := decodeHeaderBlock(cc.fr, cc.hdec, f, int(cc.opts.MaxHeaderList)+2*defaultFrameSize, nil); err != nil {
+	if err := decodeHeaderBlock(&cc.frames, cc.hdec, f, int(cc.opts.MaxHeaderList)+2*defaultFrameSize, nil); err != nil {
 		var ce http2.ConnectionError
 		if errors.As(err, &ce) {
 			return cc.connError(http2.ErrCode(ce), "reading a header block")

@@ -49,7 +49,7 @@ type serverConn struct {
 	info     *stream.ConnectionInfo
 	values   context.Context // ConnContext's: the values of every stream's Context
 	br       *bufio.Reader
-	fr       *http2.Framer
+	frames   frameReader
 	hdec     *hpack.Decoder
 	block    headerBlock // the header block being decoded
 	scratch  stream.HeaderMap
@@ -107,9 +107,7 @@ func (s *Server) newConn(c net.Conn, h stream.Handler) *serverConn {
 	sc.wcond.L = &sc.mu
 	sc.recvWindow = int64(sc.lim.connWindow)
 	sc.br = bufio.NewReaderSize(c, 16<<10)
-	sc.fr = http2.NewFramer(nil, sc.br)
-	sc.fr.SetReuseFrames()
-	sc.fr.SetMaxReadFrameSize(defaultFrameSize)
+	sc.frames.init(sc.br)
 	sc.hdec = hpack.NewDecoder(headerTableSize, sc.onField)
 	sc.hdec.SetMaxStringLength(int(sc.lim.maxHeaderList))
 	if !s.track(sc, true) {
@@ -172,7 +170,7 @@ func (sc *serverConn) readPreface() error {
 // connection error has queued the final GOAWAY.
 func (sc *serverConn) readLoop() error {
 	for {
-		f, err := sc.fr.ReadFrame()
+		f, hf, err := sc.frames.next()
 		sc.mu.Lock()
 		closing := sc.closing
 		sc.mu.Unlock()
@@ -200,7 +198,12 @@ func (sc *serverConn) readLoop() error {
 			}
 			return err
 		}
-		if err := sc.processFrame(f); err != nil {
+		if hf != nil {
+			err = sc.processHeaders(hf)
+		} else {
+			err = sc.processFrame(f)
+		}
+		if err != nil {
 			var ce http2.ConnectionError
 			if errors.As(err, &ce) {
 				sc.fail(http2.ErrCode(ce), "")
@@ -318,8 +321,6 @@ func (sc *serverConn) processFrame(f http2.Frame) error {
 	case *http2.DataFrame:
 		empty = f.Length == 0 && !f.StreamEnded()
 		err = sc.processData(f)
-	case *http2.HeadersFrame:
-		err = sc.processHeaders(f)
 	case *http2.SettingsFrame:
 		err = sc.processSettings(f)
 	case *http2.PingFrame:
@@ -342,10 +343,6 @@ func (sc *serverConn) processFrame(f http2.Frame) error {
 		sc.maybeFinishDrainLocked()
 		sc.mu.Unlock()
 	case *http2.PushPromiseFrame:
-		return http2.ConnectionError(http2.ErrCodeProtocol)
-	case *http2.ContinuationFrame:
-		// The Framer only lets a CONTINUATION through after a HEADERS,
-		// and processHeaders reads those itself.
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	default:
 		// Unknown frame types are ignored (RFC 9113 5.5).
@@ -668,7 +665,16 @@ func (sc *serverConn) processData(f *http2.DataFrame) error {
 
 // processHeaders handles a HEADERS frame and the CONTINUATIONs that
 // finish its block: a new stream, trailers, or an error.
-func (sc *serverConn) processHeaders(f *http2.HeadersFrame) error {
+func (sc *serverConn) processHeaders(f *headersFrame) error {
+	if f.Type == http2.FrameContinuation {
+		// The Framer lets a CONTINUATION through only after a HEADERS
+		// without END_HEADERS, whose block readHeaderBlock reads: this
+		// one follows a HEADERS refused before its block was read.
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if err := sc.countEmpty(false); err != nil {
+		return err
+	}
 	id := f.StreamID
 	if id%2 == 0 {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -753,7 +759,7 @@ func (sc *serverConn) peerInitialWindow() int64 {
 }
 
 // processTrailers handles HEADERS on a stream already seen.
-func (sc *serverConn) processTrailers(f *http2.HeadersFrame, selfDep bool) error {
+func (sc *serverConn) processTrailers(f *headersFrame, selfDep bool) error {
 	id := f.StreamID
 	sc.mu.Lock()
 	st := sc.streams[id]
@@ -816,9 +822,9 @@ func (sc *serverConn) processTrailers(f *http2.HeadersFrame, selfDep bool) error
 // readHeaderBlock decodes f's block and the CONTINUATIONs after it. A
 // block larger than the header list limit plus a frame's worth is a
 // CONTINUATION flood: the connection closes.
-func (sc *serverConn) readHeaderBlock(f *http2.HeadersFrame) error {
+func (sc *serverConn) readHeaderBlock(f *headersFrame) error {
 	limit := int(sc.lim.maxHeaderList) + 2*defaultFrameSize
-	err := decodeHeaderBlock(sc.fr, sc.hdec, f, limit, func(frag []byte, ended bool) error {
+	err := decodeHeaderBlock(&sc.frames, sc.hdec, f, limit, func(frag []byte, ended bool) error {
 		if err := sc.countEmpty(len(frag) == 0 && !ended); err != nil {
 			return err
 		}

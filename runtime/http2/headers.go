@@ -20,7 +20,8 @@ var errHeaderFlood = http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 // errHeaderFlood. between (nil for none) runs after each CONTINUATION
 // is read, to stop early. A connection error is an http2.ConnectionError
 // with its RFC 9113 code; a failed read is returned as it is.
-func decodeHeaderBlock(fr *http2.Framer, hdec *hpack.Decoder, f *http2.HeadersFrame, limit int, between func(frag []byte, ended bool) error) error {
+func decodeHeaderBlock(r *frameReader, hdec *hpack.Decoder, f *headersFrame, limit int, between func(frag []byte, ended bool) error) error {
+	id := f.StreamID
 	frag, ended := f.HeaderBlockFragment(), f.HeadersEnded()
 	encoded := 0
 	for {
@@ -34,15 +35,16 @@ func decodeHeaderBlock(fr *http2.Framer, hdec *hpack.Decoder, f *http2.HeadersFr
 		if ended {
 			break
 		}
-		next, err := fr.ReadFrame()
+		// The Framer's order check makes anything but a CONTINUATION of
+		// this stream a connection error (6.10).
+		_, cf, err := r.next()
 		if err != nil {
 			if errors.Is(err, http2.ErrFrameTooLarge) {
 				return http2.ConnectionError(http2.ErrCodeFrameSize)
 			}
 			return err // a ConnectionError of the Framer's, or the read's
 		}
-		cf, ok := next.(*http2.ContinuationFrame)
-		if !ok || cf.StreamID != f.StreamID {
+		if cf == nil || cf.Type != http2.FrameContinuation || cf.StreamID != id {
 			return http2.ConnectionError(http2.ErrCodeProtocol) // interrupted block (6.10)
 		}
 		frag, ended = cf.HeaderBlockFragment(), cf.HeadersEnded()

@@ -199,3 +199,47 @@ func TestMalformedRequests(t *testing.T) {
 }
 
 func newDecoder() *hpack.Decoder { return hpack.NewDecoder(4096, nil) }
+
+// TestBadHeadersFrames: a HEADERS frame the codec cannot take apart is a
+// connection error with RFC 9113's code, sent as GOAWAY: padding longer
+// than the payload (6.2: PROTOCOL_ERROR; the block could not be decoded,
+// so the HPACK state would be lost with a stream error), fields missing
+// from a frame too short for them (4.2: FRAME_SIZE_ERROR), stream 0, and
+// a block interrupted by another frame (6.10).
+func TestBadHeadersFrames(t *testing.T) {
+	ts := startServer(t, &Server{}, echo, nil)
+	for _, tc := range []struct {
+		name  string
+		write func(r *rawConn)
+		code  http2.ErrCode
+	}{
+		{"padding past the payload", func(r *rawConn) {
+			block := r.block(":method", "GET", ":scheme", "http", ":path", "/")
+			payload := append([]byte{byte(len(block) + 1)}, block...)
+			r.fr.WriteRawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream|http2.FlagHeadersPadded, 1, payload)
+		}, http2.ErrCodeProtocol},
+		{"padded, no pad length", func(r *rawConn) {
+			r.fr.WriteRawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersPadded, 1, nil)
+		}, http2.ErrCodeFrameSize},
+		{"priority cut short", func(r *rawConn) {
+			r.fr.WriteRawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersPriority, 1, []byte{0, 0, 0})
+		}, http2.ErrCodeFrameSize},
+		{"stream 0", func(r *rawConn) {
+			r.fr.WriteRawFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, 0, r.block(":method", "GET", ":scheme", "http", ":path", "/"))
+		}, http2.ErrCodeProtocol},
+		{"block interrupted", func(r *rawConn) {
+			r.fr.WriteRawFrame(http2.FrameHeaders, 0, 1, r.block(":method", "GET", ":scheme", "http"))
+			r.fr.WritePing(false, [8]byte{})
+		}, http2.ErrCodeProtocol},
+		{"CONTINUATION alone", func(r *rawConn) {
+			r.fr.WriteRawFrame(http2.FrameContinuation, http2.FlagHeadersEndHeaders, 1, r.block(":path", "/"))
+		}, http2.ErrCodeProtocol},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRaw(t, ts.addr())
+			tc.write(r)
+			r.expectGoAway(tc.code)
+			r.expectClosed()
+		})
+	}
+}
