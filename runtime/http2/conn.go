@@ -749,7 +749,7 @@ func (sc *serverConn) startStream(st *serverStream) {
 	}
 	sc.mu.Unlock()
 	sc.handlers.Add(1)
-	go st.run()
+	sc.srv.dispatch(st)
 }
 
 func (sc *serverConn) peerInitialWindow() int64 {

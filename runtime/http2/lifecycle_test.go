@@ -9,6 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -394,4 +397,48 @@ func TestIdleTimeout(t *testing.T) {
 		t.Errorf("GOAWAY names stream %d", g.LastStreamID)
 	}
 	r.expectClosed()
+}
+
+// goroutineID is the running goroutine's number, from its stack header.
+func goroutineID() string {
+	var buf [64]byte
+	s := string(buf[:runtime.Stack(buf[:], false)])
+	s = strings.TrimPrefix(s, "goroutine ")
+	return s[:strings.IndexByte(s, ' ')]
+}
+
+// TestHandlerGoroutinesReused: streams one after another run on the
+// handler goroutines of earlier streams (a new goroutine per stream costs
+// an allocation), and those goroutines end once idle for a while.
+func TestHandlerGoroutinesReused(t *testing.T) {
+	var mu sync.Mutex
+	ids := map[string]int{}
+	ts := startServer(t, &Server{workerIdle: 200 * time.Millisecond}, handlerFunc(func(s stream.ServerStream) {
+		mu.Lock()
+		ids[goroutineID()]++
+		mu.Unlock()
+		okHandler(s)
+	}), nil)
+	before := runtime.NumGoroutine()
+	g := newRawGetter(t, ts.addr())
+	const requests = 200
+	for range requests {
+		g.get()
+	}
+	mu.Lock()
+	n := len(ids)
+	mu.Unlock()
+	// One goroutine serves them all unless the next request comes before
+	// the last handler's goroutine is back waiting: a few at most.
+	if n > 4 {
+		t.Fatalf("%d requests in a row ran on %d goroutines", requests, n)
+	}
+	// The connection's reader and writer stay; the idle workers go.
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines before the requests, %d long after them", before, runtime.NumGoroutine())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -103,6 +103,9 @@ type Server struct {
 	OnFloodClose func(reason string)
 
 	ids atomic.Uint64
+	// work hands a stream to an idle handler goroutine (workers).
+	work       chan *serverStream
+	workerIdle time.Duration // 0: the workerIdle constant
 
 	mu       sync.Mutex
 	conns    map[*serverConn]struct{}
@@ -180,6 +183,7 @@ func (s *Server) track(sc *serverConn, add bool) bool {
 	}
 	if s.conns == nil {
 		s.conns = map[*serverConn]struct{}{}
+		s.work = make(chan *serverStream)
 	}
 	s.conns[sc] = struct{}{}
 	return true
