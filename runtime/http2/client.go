@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
@@ -94,7 +93,8 @@ type ClientConn struct {
 	opts   ClientOptions
 	br     *bufio.Reader
 	frames frameReader
-	hdec   *hpack.Decoder
+	hdec   *hpackDecoder
+	emit   func(name, value []byte) // onField
 
 	// Reader-only state.
 	block    responseBlock
@@ -156,8 +156,8 @@ func NewClientConn(c net.Conn, opts ClientOptions) *ClientConn {
 	cc.cond.L = &cc.mu
 	cc.br = bufio.NewReaderSize(c, 16<<10)
 	cc.frames.init(cc.br)
-	cc.hdec = hpack.NewDecoder(headerTableSize, cc.onField)
-	cc.hdec.SetMaxStringLength(int(opts.MaxHeaderList))
+	cc.hdec = newHPACKDecoder(int(opts.MaxHeaderList))
+	cc.emit = cc.onField
 	cc.lastRead.Store(time.Now().UnixNano())
 
 	cc.mu.Lock()
@@ -661,7 +661,7 @@ func (cc *ClientConn) processHeaders(f *headersFrame) error {
 	// reset and reused meanwhile, and its owner sees only whole blocks,
 	// swapped in below.
 	cc.block.start(target, trailers, cc.opts.MaxHeaderList)
-	if err := decodeHeaderBlock(&cc.frames, cc.hdec, f, int(cc.opts.MaxHeaderList)+2*defaultFrameSize, nil); err != nil {
+	if err := decodeHeaderBlock(&cc.frames, cc.hdec, f, int(cc.opts.MaxHeaderList)+2*defaultFrameSize, nil, cc.emit); err != nil {
 		var ce http2.ConnectionError
 		if errors.As(err, &ce) {
 			return cc.connError(http2.ErrCode(ce), "reading a header block")
@@ -727,7 +727,7 @@ func (cc *ClientConn) processHeaders(f *headersFrame) error {
 	return nil
 }
 
-func (cc *ClientConn) onField(f hpack.HeaderField) { cc.block.add(f) }
+func (cc *ClientConn) onField(name, value []byte) { cc.block.add(fieldView(name, value)) }
 
 // resetLocked ends s with err for its owner; code, when not 0 (NO_ERROR
 // is not a reason we reset with), is sent in a RST_STREAM; 0 is a reset

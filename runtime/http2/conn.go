@@ -50,8 +50,9 @@ type serverConn struct {
 	values   context.Context // ConnContext's: the values of every stream's Context
 	br       *bufio.Reader
 	frames   frameReader
-	hdec     *hpack.Decoder
-	block    headerBlock // the header block being decoded
+	hdec     *hpackDecoder
+	emit     func(name, value []byte) // onField
+	block    headerBlock              // the header block being decoded
 	scratch  stream.HeaderMap
 	handlers sync.WaitGroup
 
@@ -108,8 +109,8 @@ func (s *Server) newConn(c net.Conn, h stream.Handler) *serverConn {
 	sc.recvWindow = int64(sc.lim.connWindow)
 	sc.br = bufio.NewReaderSize(c, 16<<10)
 	sc.frames.init(sc.br)
-	sc.hdec = hpack.NewDecoder(headerTableSize, sc.onField)
-	sc.hdec.SetMaxStringLength(int(sc.lim.maxHeaderList))
+	sc.hdec = newHPACKDecoder(int(sc.lim.maxHeaderList))
+	sc.emit = sc.onField
 	if !s.track(sc, true) {
 		return nil
 	}
@@ -832,7 +833,7 @@ func (sc *serverConn) readHeaderBlock(f *headersFrame) error {
 			return errClosing
 		}
 		return nil
-	})
+	}, sc.emit)
 	if err == errHeaderFlood {
 		sc.fail(http2.ErrCodeEnhanceYourCalm, FloodContinuation)
 		return errClosing
@@ -866,4 +867,4 @@ func (sc *serverConn) answer431(id uint32, ended bool) {
 
 // onField is the HPACK decoder's emit function: the block's fields go
 // through validation into the block's map.
-func (sc *serverConn) onField(f hpack.HeaderField) { sc.block.add(f) }
+func (sc *serverConn) onField(name, value []byte) { sc.block.add(fieldView(name, value)) }

@@ -3,7 +3,6 @@ package http2
 import (
 	"bytes"
 	"encoding/binary"
-	"unsafe"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -163,7 +162,7 @@ func (q *frameQueue) encodeFieldsLocked(h *stream.HeaderMap, request bool) {
 func (q *frameQueue) writeFieldLocked(name, value []byte) {
 	if k := uniquePerMessage(name); k > 0 {
 		if q.uniqueNamed&k != 0 {
-			q.henc.WriteField(hpack.HeaderField{Name: q.lowerStr(name), Value: unsafe.String(unsafe.SliceData(value), len(value)), Sensitive: true})
+			q.henc.WriteField(hpack.HeaderField{Name: q.lowerStr(name), Value: viewString(value), Sensitive: true})
 			return
 		}
 		q.uniqueNamed |= k

@@ -14,47 +14,53 @@ import (
 // flood or an HPACK bomb); the connection ends with ENHANCE_YOUR_CALM.
 var errHeaderFlood = http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 
-// decodeHeaderBlock feeds f's header block and the CONTINUATION frames
-// after it to hdec, whose emit function fills a fieldBlock; both sides'
-// readers decode this way. More than limit bytes encoded is
+// decodeHeaderBlock decodes f's header block and the CONTINUATION frames
+// after it with d, calling emit with each field (the reader's fieldBlock);
+// both sides' readers decode this way. More than limit bytes encoded is
 // errHeaderFlood. between (nil for none) runs after each CONTINUATION
 // is read, to stop early. A connection error is an http2.ConnectionError
 // with its RFC 9113 code; a failed read is returned as it is.
-func decodeHeaderBlock(r *frameReader, hdec *hpack.Decoder, f *headersFrame, limit int, between func(frag []byte, ended bool) error) error {
+func decodeHeaderBlock(r *frameReader, d *hpackDecoder, f *headersFrame, limit int, between func(frag []byte, ended bool) error, emit func(name, value []byte)) error {
 	id := f.StreamID
-	frag, ended := f.HeaderBlockFragment(), f.HeadersEnded()
-	encoded := 0
-	for {
-		encoded += len(frag)
-		if encoded > limit {
-			return errHeaderFlood
-		}
-		if _, err := hdec.Write(frag); err != nil {
-			return http2.ConnectionError(http2.ErrCodeCompression)
-		}
-		if ended {
-			break
-		}
-		// The Framer's order check makes anything but a CONTINUATION of
-		// this stream a connection error (6.10).
-		_, cf, err := r.next()
-		if err != nil {
-			if errors.Is(err, http2.ErrFrameTooLarge) {
-				return http2.ConnectionError(http2.ErrCodeFrameSize)
+	block := f.HeaderBlockFragment()
+	if len(block) > limit {
+		return errHeaderFlood
+	}
+	if !f.HeadersEnded() {
+		// The block's fragments are decoded whole: gather them (a block
+		// in one frame, the usual case, is decoded where it was read).
+		d.block = append(d.block[:0], block...)
+		for ended := false; !ended; {
+			// The Framer's order check makes anything but a
+			// CONTINUATION of this stream a connection error (6.10).
+			_, cf, err := r.next()
+			if err != nil {
+				if errors.Is(err, http2.ErrFrameTooLarge) {
+					return http2.ConnectionError(http2.ErrCodeFrameSize)
+				}
+				return err // a ConnectionError of the Framer's, or the read's
 			}
-			return err // a ConnectionError of the Framer's, or the read's
-		}
-		if cf == nil || cf.Type != http2.FrameContinuation || cf.StreamID != id {
-			return http2.ConnectionError(http2.ErrCodeProtocol) // interrupted block (6.10)
-		}
-		frag, ended = cf.HeaderBlockFragment(), cf.HeadersEnded()
-		if between != nil {
-			if err := between(frag, ended); err != nil {
-				return err
+			if cf == nil || cf.Type != http2.FrameContinuation || cf.StreamID != id {
+				return http2.ConnectionError(http2.ErrCodeProtocol) // interrupted block (6.10)
 			}
+			var frag []byte
+			frag, ended = cf.HeaderBlockFragment(), cf.HeadersEnded()
+			if len(d.block)+len(frag) > limit {
+				return errHeaderFlood
+			}
+			d.block = append(d.block, frag...)
+			if between != nil {
+				if err := between(frag, ended); err != nil {
+					return err
+				}
+			}
+		}
+		block = d.block
+		if cap(d.block) > 64<<10 {
+			d.block = nil // a large block's buffer is not kept
 		}
 	}
-	if err := hdec.Close(); err != nil {
+	if err := d.decode(block, emit); err != nil {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
 	return nil
