@@ -79,6 +79,8 @@ type serverConn struct {
 	idle       *time.Timer // drains the connection once it has no stream for IdleTimeout
 	recent     [recentStreams]recentStream
 
+	writeDeadline time.Time // the writer's (armWriteDeadline)
+
 	// Send side (under mu).
 	frameQueue
 	pendingCtrl int   // control frames in pending (maxOutControl)
@@ -717,6 +719,7 @@ func (sc *serverConn) processHeaders(f *headersFrame) error {
 		return nil
 	}
 	st.declaredLen = b.contentLength
+	st.headRequest = string(b.method) == "HEAD"
 	switch {
 	case f.StreamEnded():
 		st.bodyLen = 0

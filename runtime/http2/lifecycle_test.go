@@ -442,3 +442,35 @@ func TestHandlerGoroutinesReused(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestClientThatStopsReading: a client that opens windows for a large
+// response and then stops reading fills the socket's buffers and blocks
+// the connection's writer; once a write has waited WriteTimeout the
+// connection closes and the handler's writes fail, rather than the
+// stream and connection staying held forever.
+func TestClientThatStopsReading(t *testing.T) {
+	done := make(chan error, 1)
+	chunk := make([]byte, 64<<10)
+	ts := startServer(t, &Server{WriteTimeout: 300 * time.Millisecond}, handlerFunc(func(s stream.ServerStream) {
+		var h stream.HeaderMap
+		h.Add(":status", "200")
+		err := s.WriteHeaders(&h, false)
+		for i := 0; err == nil && i < 4096; i++ { // 256 MiB: more than loopback buffers hold
+			err = s.WriteBody(chunk, false)
+		}
+		done <- err
+	}), nil)
+	r := dialRaw(t, ts.addr())
+	r.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow})
+	r.fr.WriteWindowUpdate(0, maxWindow-initialWindow)
+	r.request(1, true, "/big")
+	// Never read again.
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the handler wrote 256 MiB to a client that reads nothing")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the handler's writes still block 20 s after the client stopped reading")
+	}
+}

@@ -243,3 +243,79 @@ func TestBadHeadersFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestResponseBodyMatchesContentLength: a response body longer or
+// shorter than the content-length its head declared is not sent as a
+// complete response (RFC 9113 8.1.1 makes it malformed): the stream is
+// reset with INTERNAL_ERROR and the handler's write fails. A HEAD's or a
+// 304's content-length describes a body they do not carry, and a body of
+// the declared length goes through.
+func TestResponseBodyMatchesContentLength(t *testing.T) {
+	writeErr := make(chan error, 1)
+	ts := startServer(t, &Server{}, handlerFunc(func(s stream.ServerStream) {
+		path, _ := s.RequestHeaders().Get(":path")
+		var h stream.HeaderMap
+		h.Add(":status", "200")
+		h.Add("content-length", "5")
+		var err error
+		switch string(path) {
+		case "/long":
+			if err = s.WriteHeaders(&h, false); err == nil {
+				err = s.WriteBody([]byte("hello world"), true)
+			}
+		case "/short":
+			if err = s.WriteHeaders(&h, false); err == nil {
+				err = s.WriteBody([]byte("hel"), true)
+			}
+		case "/short-trailers":
+			if err = s.WriteHeaders(&h, false); err == nil {
+				if err = s.WriteBody([]byte("hel"), false); err == nil {
+					var tr stream.HeaderMap
+					tr.Add("x-t", "1")
+					err = s.WriteTrailers(&tr)
+				}
+			}
+		case "/none":
+			err = s.WriteHeaders(&h, true)
+		case "/304":
+			h.Set(":status", "304")
+			err = s.WriteHeaders(&h, true)
+		default: // HEAD, and /exact
+			m, _ := s.RequestHeaders().Get(":method")
+			if err = s.WriteHeaders(&h, string(m) == "HEAD"); err == nil && string(m) != "HEAD" {
+				err = s.WriteBody([]byte("hel"), false)
+				if err == nil {
+					err = s.WriteBody([]byte("lo"), true)
+				}
+			}
+		}
+		writeErr <- err
+	}), nil)
+	r := dialRaw(t, ts.addr())
+	id := uint32(1)
+	for _, path := range []string{"/long", "/short", "/short-trailers", "/none"} {
+		r.request(id, true, path)
+		r.expectRST(id, http2.ErrCodeInternal)
+		if err := <-writeErr; !errors.Is(err, errBodyLength) {
+			t.Errorf("%s: the handler's write returned %v", path, err)
+		}
+		id += 2
+	}
+	for _, tc := range []struct{ method, path string }{{"GET", "/exact"}, {"HEAD", "/"}, {"GET", "/304"}} {
+		err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: r.block(":method", tc.method, ":scheme", "http", ":authority", "x", ":path", tc.path), EndStream: true, EndHeaders: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := r.expect(func(f http2.Frame) bool {
+			_, rst := f.(*http2.RSTStreamFrame)
+			return f.Header().StreamID == id && (rst || f.Header().Flags.Has(http2.FlagDataEndStream))
+		})
+		if _, rst := f.(*http2.RSTStreamFrame); rst {
+			t.Errorf("%s %s: reset", tc.method, tc.path)
+		}
+		if err := <-writeErr; err != nil {
+			t.Errorf("%s %s: the handler's write returned %v", tc.method, tc.path, err)
+		}
+		id += 2
+	}
+}

@@ -49,6 +49,9 @@ const (
 	// DefaultGoAwayTimeout is how long a closing connection waits for the
 	// peer to read its last GOAWAY before the socket is closed.
 	DefaultGoAwayTimeout = time.Second
+	// DefaultWriteTimeout is how long one write to the client may block
+	// (nginx's send_timeout).
+	DefaultWriteTimeout = 60 * time.Second
 )
 
 // Server holds the settings shared by the connections it serves. The zero
@@ -83,6 +86,10 @@ type Server struct {
 	PrematureResetAge     time.Duration
 	// GoAwayTimeout: see DefaultGoAwayTimeout.
 	GoAwayTimeout time.Duration
+	// WriteTimeout closes a connection whose client has not taken a
+	// write's bytes for this long (it stopped reading mid-response, and
+	// its TCP window is full), ending its streams. Default 60 s.
+	WriteTimeout time.Duration
 	// IdleTimeout closes a connection (GOAWAY NO_ERROR) that has had no
 	// stream for this long; 0 never does.
 	IdleTimeout time.Duration
@@ -203,6 +210,7 @@ type limits struct {
 	prematureStreams  int
 	prematureAge      time.Duration
 	goAwayTimeout     time.Duration
+	writeTimeout      time.Duration
 	idleTimeout       time.Duration
 	onFloodClose      func(string)
 	initialConnWindow int32
@@ -232,6 +240,7 @@ func (s *Server) limits() limits {
 		prematureStreams: orInt(s.PrematureResetStreams, DefaultPrematureResetStreams),
 		prematureAge:     s.PrematureResetAge,
 		goAwayTimeout:    s.GoAwayTimeout,
+		writeTimeout:     s.WriteTimeout,
 		idleTimeout:      s.IdleTimeout,
 		onFloodClose:     s.OnFloodClose,
 	}
@@ -255,6 +264,9 @@ func (s *Server) limits() limits {
 	}
 	if l.goAwayTimeout <= 0 {
 		l.goAwayTimeout = DefaultGoAwayTimeout
+	}
+	if l.writeTimeout <= 0 {
+		l.writeTimeout = DefaultWriteTimeout
 	}
 	return l
 }

@@ -23,6 +23,7 @@ type serverStream struct {
 	hasTrailers bool
 	bodyLen     int64
 	declaredLen int64     // content-length, -1 without one
+	headRequest bool      // a HEAD: its response's content-length describes no body
 	cond        sync.Cond // body bytes, end or reset (L is sc.mu)
 
 	// Under sc.mu.
@@ -32,6 +33,8 @@ type serverStream struct {
 	recvUnacked  int64      // read, not yet returned in a WINDOW_UPDATE
 	closedRemote bool       // END_STREAM received
 	sendWindow   int64
+	respLen      int64 // the response's content-length, -1 without one (or not checked)
+	respSent     int64 // response body bytes written
 	wroteHeaders bool
 	endSent      bool
 	reset        bool
@@ -48,6 +51,7 @@ func newServerStream(sc *serverConn, id uint32) *serverStream {
 	st.cond.L = &sc.mu
 	st.recvWindow = int64(sc.lim.streamWindow)
 	st.declaredLen = -1
+	st.respLen = -1
 	return st
 }
 
@@ -197,19 +201,38 @@ func (st *serverStream) WriteHeaders(h *stream.HeaderMap, endStream bool) error 
 	if st.wroteHeaders && !informational {
 		return errHeadersWritten
 	}
-	sc.encodeHeadersLocked(h, true)
 	end := endStream && !informational
+	respLen := int64(-1)
+	if cl, ok := h.Get("content-length"); ok && !informational && !st.headRequest && string(status) != "304" {
+		if n, ok := parseContentLength(viewString(cl)); ok {
+			respLen = n
+		}
+	}
+	if end && respLen > 0 {
+		return st.bodyLengthLocked()
+	}
+	sc.encodeHeadersLocked(h, true)
 	sc.queueHeadersLocked(st.id, sc.hbuf.Bytes(), end)
 	if informational {
 		sc.signalWriter()
 		return nil
 	}
 	st.wroteHeaders = true
+	st.respLen = respLen
 	if end {
 		st.endSentLocked()
 		sc.signalWriter()
 	}
 	return nil
+}
+
+// bodyLengthLocked resets a stream whose response body disagrees with
+// its content-length (RFC 9113 8.1.1 makes it malformed): the client
+// gets RST_STREAM INTERNAL_ERROR, not a response of the wrong length.
+func (st *serverStream) bodyLengthLocked() error {
+	st.sc.resetLocked(st, http2.ErrCodeInternal, true)
+	st.sc.signalWriter()
+	return errBodyLength
 }
 
 // bodyWritableLocked: the stream takes body or trailers now (open, and
@@ -233,6 +256,12 @@ func (st *serverStream) WriteBody(p []byte, endStream bool) error {
 	}
 	if len(p) == 0 && !endStream {
 		return nil
+	}
+	if st.respLen >= 0 {
+		st.respSent += int64(len(p))
+		if st.respSent > st.respLen || endStream && st.respSent != st.respLen {
+			return st.bodyLengthLocked()
+		}
 	}
 	for {
 		// Send what the windows allow, wait for the rest.
@@ -270,6 +299,9 @@ func (st *serverStream) WriteTrailers(t *stream.HeaderMap) error {
 	defer sc.mu.Unlock()
 	if err := st.bodyWritableLocked(); err != nil {
 		return err
+	}
+	if st.respLen >= 0 && st.respSent != st.respLen {
+		return st.bodyLengthLocked()
 	}
 	sc.encodeHeadersLocked(t, false)
 	sc.queueHeadersLocked(st.id, sc.hbuf.Bytes(), true)

@@ -12,6 +12,7 @@ var (
 	errHeadersWritten = errors.New("http2: response headers already written")
 	errNoHeaders      = errors.New("http2: body or trailers before the response headers")
 	errNoStatus       = errors.New("http2: response headers without a three-digit :status")
+	errBodyLength     = errors.New("http2: response body does not match its content-length; stream reset")
 )
 
 // writeLoop is the connection's only socket writer. Each wake-up takes
@@ -25,6 +26,11 @@ func (sc *serverConn) writeLoop() {
 		out := sc.takeLocked()
 		sc.pendingCtrl = 0
 		closing, closed := sc.closing, sc.closed
+		if len(out) > 0 && !closing {
+			// Under mu: a close starting meanwhile sets its own deadline
+			// after this one.
+			sc.armWriteDeadline()
+		}
 		sc.wcond.Broadcast() // pending has room again
 		sc.mu.Unlock()
 		if len(out) > 0 {
@@ -64,6 +70,19 @@ func (sc *serverConn) writeLoop() {
 			sc.conn.SetReadDeadline(time.Now().Add(sc.lim.goAwayTimeout))
 			return
 		}
+	}
+}
+
+// armWriteDeadline makes sure the write about to start has at least half
+// of WriteTimeout before it fails: the deadline is moved only when less
+// than that is left, not before every write (each move is a timer's).
+// Called by the writer, under mu. A closing connection's deadline is
+// GoAwayTimeout's, set by startCloseLocked.
+func (sc *serverConn) armWriteDeadline() {
+	now := time.Now()
+	if sc.writeDeadline.Sub(now) < sc.lim.writeTimeout/2 {
+		sc.writeDeadline = now.Add(sc.lim.writeTimeout)
+		sc.conn.SetWriteDeadline(sc.writeDeadline)
 	}
 }
 
