@@ -1,9 +1,9 @@
 // Package http2 is sluice's HTTP/2 server codec (RFC 9113): it turns the
 // frames of one connection into stream.ServerStream calls on a
 // stream.Handler and the handler's writes back into frames. Frames are
-// parsed by x/net's http2.Framer and header blocks by its hpack package;
-// the connection's state machine, flow control, write batching and limits
-// are ours. See README.md for the invariants.
+// parsed by x/net's http2.Framer and header blocks encoded by its hpack
+// package; the connection's state machine, flow control, write batching,
+// limits and HPACK decoding are ours. See README.md for the invariants.
 package http2
 
 import (
