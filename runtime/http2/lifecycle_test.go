@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -472,5 +473,75 @@ func TestClientThatStopsReading(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the handler's writes still block 20 s after the client stopped reading")
+	}
+}
+
+// TestStreamContextAfterFunc: a stream's Context has the AfterFunc method
+// the context package looks for, so contexts derived from it start no
+// goroutine to watch it (a hundred context.AfterFunc registrations leave
+// the goroutine count where it was); a registered function runs once the
+// client resets the stream, a stopped one does not, and the context ends
+// with context.Canceled.
+func TestStreamContextAfterFunc(t *testing.T) {
+	ran := make(chan struct{})
+	result := make(chan string, 1)
+	ts := startServer(t, &Server{}, handlerFunc(func(s stream.ServerStream) {
+		ctx := s.Context()
+		before := runtime.NumGoroutine()
+		var stops []func() bool
+		for range 100 {
+			stops = append(stops, context.AfterFunc(ctx, func() { t.Error("a stopped function ran") }))
+		}
+		grew := runtime.NumGoroutine() - before
+		for _, stop := range stops {
+			if !stop() {
+				t.Error("stop did not stop a registered function")
+			}
+		}
+		context.AfterFunc(ctx, func() { close(ran) })
+		if grew > 0 {
+			result <- fmt.Sprintf("100 registrations started %d goroutines", grew)
+		} else {
+			result <- ""
+		}
+		<-ctx.Done()
+		if ctx.Err() != context.Canceled {
+			t.Errorf("Err after the reset: %v", ctx.Err())
+		}
+	}), nil)
+	r := dialRaw(t, ts.addr())
+	r.request(1, false, "/")
+	if msg := <-result; msg != "" {
+		t.Error(msg)
+	}
+	r.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the function registered on the stream's context did not run after the reset")
+	}
+}
+
+// TestStreamContextAllocs: a handler that registers a function on its
+// stream's context through its AfterFunc method and stops it, as the
+// connection manager does, costs the context object and the stop
+// function, and no Done channel unless asked for one.
+func TestStreamContextAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	nop := func() {}
+	h := handlerFunc(func(s stream.ServerStream) {
+		stop := s.Context().(interface{ AfterFunc(func()) func() bool }).AfterFunc(nop)
+		okHandler(s)
+		stop()
+	})
+	cc := dialServer(t, startServer(t, &Server{}, h, nil))
+	req := newRequestFixture()
+	for range 100 {
+		oneRequest(t, cc, req)
+	}
+	if n := testing.AllocsPerRun(500, func() { oneRequest(t, cc, req) }); n > 2 {
+		t.Errorf("%.1f allocations a request, want at most 2", n)
 	}
 }
