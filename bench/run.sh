@@ -317,6 +317,9 @@ run_wrk() {
 run_h2load() {
   local port=$1 log=$2 path=${3:-/}
   shift $(( $# < 3 ? $# : 3 ))
+  # h2load appends to its --log-file: without this, the percentiles
+  # would mix this run's requests with every earlier run's.
+  rm -f "$log.req"
   pin "$OTHER_CPU" h2load -c16 -m10 -D "${DURATION%s}" --log-file="$log.req" "$@" "http://127.0.0.1:$port$path" > "$log"
   local rps
   rps=$(awk '/^finished in/ { for (i=1;i<=NF;i++) if ($i ~ /req\/s/) { gsub(",","",$(i-1)); print $(i-1) } }' "$log")
