@@ -2,7 +2,6 @@ package http2
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"io"
 	"net"
@@ -160,36 +159,15 @@ func BenchmarkRequestXNet(b *testing.B) {
 	}
 }
 
-// dialServer is this package's client on an h2c connection to ts, with
-// the peer's SETTINGS in.
-func dialServer(tb testing.TB, ts *testServer) *ClientConn {
-	c, err := net.Dial("tcp", ts.addr())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cc := NewClientConn(c, ClientOptions{})
-	tb.Cleanup(func() { cc.Close() })
-	if err := cc.WaitSettings(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	return cc
-}
+// dialServer is this package's client on an h2c connection to ts.
+func dialServer(tb testing.TB, ts *testServer) *ClientConn { return dialClient(tb, ts.addr()) }
 
 // BenchmarkClientServer is one GET and its 200 with this package's
 // client and server on both ends of a loopback connection, one stream at
 // a time: allocs/op is the codec's whole cost, both sides (what a request
 // through the proxy pays in runtime/http2 downstream and upstream).
 func BenchmarkClientServer(b *testing.B) {
-	cc := dialServer(b, startServer(b, &Server{}, okHandler, nil))
-	req := newRequestFixture()
-	for range 100 {
-		oneRequest(b, cc, req)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		oneRequest(b, cc, req)
-	}
+	benchRequests(b, dialServer(b, startServer(b, &Server{}, okHandler, nil)))
 }
 
 // TestClientServerAllocs pins BenchmarkClientServer's allocations at
@@ -199,12 +177,7 @@ func TestClientServerAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes allocation counts")
 	}
-	cc := dialServer(t, startServer(t, &Server{}, okHandler, nil))
-	req := newRequestFixture()
-	for range 100 {
-		oneRequest(t, cc, req)
-	}
-	if n := testing.AllocsPerRun(500, func() { oneRequest(t, cc, req) }); n > 0 {
+	if n := requestAllocs(t, dialServer(t, startServer(t, &Server{}, okHandler, nil))); n > 0 {
 		t.Errorf("%.1f allocations a request, client and server, want none", n)
 	}
 }

@@ -80,8 +80,12 @@ func startRawResponder(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-func dialResponder(tb testing.TB) *ClientConn {
-	c, err := net.Dial("tcp", startRawResponder(tb))
+func dialResponder(tb testing.TB) *ClientConn { return dialClient(tb, startRawResponder(tb)) }
+
+// dialClient is this package's client on an h2c connection to addr, with
+// the peer's SETTINGS in.
+func dialClient(tb testing.TB, addr string) *ClientConn {
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -125,15 +129,28 @@ func oneRequest(tb testing.TB, cc *ClientConn, req *requestFixture) {
 
 // BenchmarkClientRequest is one request and its response on a warm
 // connection, the server's side costing nothing (startRawResponder).
-func BenchmarkClientRequest(b *testing.B) {
-	cc := dialResponder(b)
+func BenchmarkClientRequest(b *testing.B) { benchRequests(b, dialResponder(b)) }
+
+// benchRequests runs oneRequest b.N times on cc, once warmed.
+func benchRequests(b *testing.B, cc *ClientConn) {
 	req := newRequestFixture()
-	oneRequest(b, cc, req)
+	for range 100 {
+		oneRequest(b, cc, req)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
 		oneRequest(b, cc, req)
 	}
+}
+
+// requestAllocs is oneRequest's allocations on cc, once warmed.
+func requestAllocs(t *testing.T, cc *ClientConn) float64 {
+	req := newRequestFixture()
+	for range 100 {
+		oneRequest(t, cc, req)
+	}
+	return testing.AllocsPerRun(500, func() { oneRequest(t, cc, req) })
 }
 
 // TestClientRequestAllocs pins the client's allocations per request on a
@@ -145,12 +162,7 @@ func TestClientRequestAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes allocation counts")
 	}
-	cc := dialResponder(t)
-	req := newRequestFixture()
-	for range 10 {
-		oneRequest(t, cc, req)
-	}
-	allocs := testing.AllocsPerRun(200, func() { oneRequest(t, cc, req) })
+	allocs := requestAllocs(t, dialResponder(t))
 	if allocs > 0 {
 		t.Fatalf("%.1f allocations per request, want none", allocs)
 	}

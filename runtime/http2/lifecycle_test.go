@@ -536,12 +536,7 @@ func TestStreamContextAllocs(t *testing.T) {
 		okHandler(s)
 		stop()
 	})
-	cc := dialServer(t, startServer(t, &Server{}, h, nil))
-	req := newRequestFixture()
-	for range 100 {
-		oneRequest(t, cc, req)
-	}
-	if n := testing.AllocsPerRun(500, func() { oneRequest(t, cc, req) }); n > 2 {
+	if n := requestAllocs(t, dialServer(t, startServer(t, &Server{}, h, nil))); n > 2 {
 		t.Errorf("%.1f allocations a request, want at most 2", n)
 	}
 }
