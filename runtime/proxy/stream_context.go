@@ -59,14 +59,17 @@ func (c *streamContext) begin(parent context.Context, deadline time.Time) {
 		return
 	}
 	c.parent = parent
+	// A parent with its own AfterFunc (the HTTP/2 codec's stream context)
+	// is asked first: its Done would make the channel it otherwise makes
+	// only when someone waits on it.
+	if af, ok := parent.(interface{ AfterFunc(func()) func() bool }); ok {
+		c.stopParent = af.AfterFunc(c.parentDone)
+		return
+	}
 	if parent.Done() == nil {
 		return // a parent that never ends
 	}
-	if af, ok := parent.(interface{ AfterFunc(func()) func() bool }); ok {
-		c.stopParent = af.AfterFunc(c.parentDone)
-	} else {
-		c.stopParent = context.AfterFunc(parent, c.parentDone)
-	}
+	c.stopParent = context.AfterFunc(parent, c.parentDone)
 }
 
 func (c *streamContext) onParentDone() { c.cancel(c.parent.Err()) }

@@ -320,3 +320,21 @@ func TestProxyH2RawExchanges(t *testing.T) {
 		})
 	}
 }
+
+// proxyH2RawAllocs is the allocations per h2 request the proxy is held to
+// (issue: at most 4): the codec's stream context and the stop function
+// of the proxy's registration on it (2). The codec's own reading and
+// writing, HPACK and the handler goroutine allocate nothing.
+const proxyH2RawAllocs = 2
+
+// TestProxyH2RawAllocs pins BenchmarkProxyH2Raw's allocations per request,
+// so that a change that adds one shows here.
+func TestProxyH2RawAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	cl := h2RawProxy(t, h2Get)
+	if n := testing.AllocsPerRun(200, cl.roundTrip); n > proxyH2RawAllocs {
+		t.Errorf("%v allocations per proxied h2 request, want at most %d", n, proxyH2RawAllocs)
+	}
+}
