@@ -5,7 +5,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/url"
 	"sync"
 	"time"
@@ -120,10 +119,7 @@ type pendingMirror struct {
 	m       *Mirrors
 	p       *mirrorPolicy
 	cl      *upstream.Cluster
-	method  string
-	url     url.URL
-	header  http.Header
-	host    string
+	headers *stream.HeaderMap // the copy's own: the request's map moves on
 	pick    upstream.Pick
 	timeout time.Duration
 	once    sync.Once
@@ -145,13 +141,15 @@ func (x *activeStream) newPendingMirror(upgrade bool) *pendingMirror {
 	}
 	h := x.s.reqHeaders
 	authority, _ := h.Get(stream.Authority)
-	method, _ := h.Get(stream.Method)
+	headers := h.Clone()
+	headers.Set(stream.Authority, shadowHost(string(authority)))
 	target, _ := h.Get(stream.Path)
 	u, err := url.ParseRequestURI(string(target))
 	if err != nil {
 		// CONNECT's authority form: the copy goes to "/".
 		u = &url.URL{}
 	}
+	headers.Set(stream.Path, u.RequestURI())
 	clientIP, _, _ := net.SplitHostPort(x.remoteAddr)
 	timeout := x.rt.Timeout.D()
 	if timeout <= 0 {
@@ -159,10 +157,7 @@ func (x *activeStream) newPendingMirror(upgrade bool) *pendingMirror {
 	}
 	return &pendingMirror{
 		m: m, p: p, cl: cl,
-		method:  string(method),
-		url:     url.URL{Scheme: "http", Host: p.cluster, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery},
-		header:  headerOf(h),
-		host:    shadowHost(string(authority)),
+		headers: headers,
 		pick:    upstream.Pick{HashKey: cl.HashKey(h, clientIP)},
 		timeout: timeout,
 	}
@@ -223,17 +218,12 @@ const mirrorDrainLimit = 64 << 10
 func (pm *pendingMirror) roundTrip(body []byte) {
 	ctx, cancel := context.WithTimeout(pm.m.ctx, pm.timeout)
 	defer cancel()
-	u := pm.url
-	req := &http.Request{
-		Method: pm.method, URL: &u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: pm.header, Host: pm.host, Body: http.NoBody,
-	}
+	req := &upstream.Request{Headers: pm.headers}
 	if len(body) > 0 {
-		req.Body = io.NopCloser(bytesReader(body))
-		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytesReader(body)), nil }
+		// The replay buffer's, never modified once complete.
+		req.Body = body
 	}
-	resp, err := pm.cl.RoundTrip(req.WithContext(ctx), pm.pick)
+	resp, err := pm.cl.Send(ctx, req, pm.pick)
 	if err != nil {
 		pm.p.failed.Inc()
 		if ce := pm.m.log.Check(zap.DebugLevel, "mirror failed"); ce != nil {
@@ -241,20 +231,7 @@ func (pm *pendingMirror) roundTrip(body []byte) {
 		}
 		return
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, mirrorDrainLimit))
-	resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body(), mirrorDrainLimit))
+	resp.Close()
 	pm.p.sent.Inc()
-}
-
-// headerOf is a map's regular fields as an http.Header (the mirror's copy
-// goes through net/http).
-func headerOf(h *stream.HeaderMap) http.Header {
-	out := make(http.Header, h.Len())
-	for name, value := range h.All() {
-		if len(name) > 0 && name[0] != ':' {
-			k := http.CanonicalHeaderKey(string(name))
-			out[k] = append(out[k], string(value))
-		}
-	}
-	return out
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
@@ -56,8 +57,11 @@ func TestMirrorsHammer(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := range perSender {
-					pm := &pendingMirror{m: m, p: p, cl: up.Cluster("shadow"), method: "POST", header: http.Header{}, host: "h", timeout: 5 * time.Second}
-					pm.url.Scheme, pm.url.Host, pm.url.Path = "http", "shadow", "/"
+					h := new(stream.HeaderMap)
+					h.Add(stream.Method, "POST")
+					h.Add(stream.Path, "/")
+					h.Add(stream.Authority, "h")
+					pm := &pendingMirror{m: m, p: p, cl: up.Cluster("shadow"), headers: h, timeout: 5 * time.Second}
 					if s == 0 && i == closeAt {
 						m.Close() // racing the other senders
 					}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 const (
@@ -107,25 +109,29 @@ func (h *healthChecker) check(ctx context.Context, e *endpoint) {
 func (h *healthChecker) probe(ctx context.Context, e *endpoint) (bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.c.scheme+"://"+e.addr+h.path, nil)
-	if err != nil {
-		return false, err.Error()
-	}
+	authority := e.addr
 	if e.host != "" {
-		req.Host = e.host
+		authority = e.host
 	}
-	req.Header.Set("User-Agent", "sluice-health-check")
-	resp, err := h.c.pool.RoundTrip(req)
+	hm := new(stream.HeaderMap)
+	hm.Add(stream.Method, http.MethodGet)
+	hm.Add(stream.Path, h.path)
+	hm.Add(stream.Authority, authority)
+	hm.Add("user-agent", "sluice-health-check")
+	// Straight to the pool: a check is not one of the cluster's requests.
+	st, err := h.c.spool.send(ctx, &Request{Headers: hm}, e.addr)
 	if err != nil {
 		return false, err.Error()
 	}
+	resp := st.handle()
+	status := resp.Status() // st is the connection's, reused after Close
 	// Drain a little so the connection can be reused.
-	io.CopyN(io.Discard, resp.Body, 4<<10)
-	resp.Body.Close()
-	if h.statusOK(resp.StatusCode) {
+	io.CopyN(io.Discard, resp.Body(), 4<<10)
+	resp.Close()
+	if h.statusOK(status) {
 		return true, ""
 	}
-	return false, resp.Status
+	return false, strconv.Itoa(status) + " " + http.StatusText(status)
 }
 
 func (h *healthChecker) statusOK(code int) bool {

@@ -210,6 +210,14 @@ func (r Response) ReadBody(p []byte) (int, error) {
 	return n, err
 }
 
+// Body is the body as an io.Reader over ReadBody, for readers that want
+// one (io.Copy, io.ReadAll, io.ReadFull).
+func (r Response) Body() io.Reader { return responseBody{r} }
+
+type responseBody struct{ r Response }
+
+func (b responseBody) Read(p []byte) (int, error) { return b.r.ReadBody(p) }
+
 // Trailers are the response's trailers once ReadBody has returned io.EOF;
 // nil when there were none. Valid until Close.
 func (r Response) Trailers() *stream.HeaderMap {
