@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"reflect"
 	"regexp"
@@ -449,11 +448,11 @@ func CheckPlugins(ctx context.Context, cfg *config.Config) error {
 // dryRunCalls answers CheckPlugins' http_calls: a cluster the config has
 // fails the call without dispatching it, an unknown one is refused as
 // `run` would refuse it.
-func dryRunCalls(cfg *config.Config) func(string) (wasmfilter.RoundTripFunc, bool) {
-	return func(name string) (wasmfilter.RoundTripFunc, bool) {
+func dryRunCalls(cfg *config.Config) func(string) (wasmfilter.ClusterCall, bool) {
+	return func(name string) (wasmfilter.ClusterCall, bool) {
 		for _, c := range cfg.Clusters {
 			if c.Name == name {
-				return func(*http.Request) (*http.Response, error) {
+				return func(context.Context, *wasmfilter.CallRequest) (wasmfilter.CallResponse, error) {
 					return nil, errors.New("sluice validate: a dry run dispatches no http_call")
 				}, true
 			}

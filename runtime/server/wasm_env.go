@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,14 +56,15 @@ type wasmEnv struct {
 }
 
 // clusterCalls sends plugins' http_calls to the clusters cluster finds.
-func clusterCalls(cluster func(string) *upstream.Cluster) func(string) (wasmfilter.RoundTripFunc, bool) {
-	return func(name string) (wasmfilter.RoundTripFunc, bool) {
+func clusterCalls(cluster func(string) *upstream.Cluster) func(string) (wasmfilter.ClusterCall, bool) {
+	return func(name string) (wasmfilter.ClusterCall, bool) {
 		c := cluster(name)
 		if c == nil {
 			return nil, false
 		}
-		return func(r *http.Request) (*http.Response, error) {
-			resp, err := c.RoundTrip(r, upstream.Pick{})
+		return func(ctx context.Context, r *wasmfilter.CallRequest) (wasmfilter.CallResponse, error) {
+			resp, err := c.Send(ctx, &upstream.Request{Headers: r.Headers, Body: r.Body, BodyStream: r.BodyStream,
+				Trailers: r.Trailers, ProtoMajor: r.ProtoMajor}, upstream.Pick{})
 			if err != nil {
 				return nil, upstreamCallError{err}
 			}
@@ -104,7 +104,7 @@ func rootCause(err error) string {
 
 // newWasmEnv makes the host; calls answers the plugins' http_calls
 // (clusterCalls when serving, dryRunCalls for `sluice validate`).
-func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, log *zap.Logger, calls func(string) (wasmfilter.RoundTripFunc, bool), node *wasmfilter.Node) (*wasmEnv, error) {
+func newWasmEnv(ctx context.Context, cfg *config.Config, reg *stats.Registry, log *zap.Logger, calls func(string) (wasmfilter.ClusterCall, bool), node *wasmfilter.Node) (*wasmEnv, error) {
 	caller := &wasmfilter.WasmHTTPCaller{Lookup: calls}
 	cacheDir := cfg.Wasm.CacheDir
 	if cacheDir == "off" {

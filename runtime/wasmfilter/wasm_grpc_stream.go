@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // GRPCStream implements hostabi.GRPCStreamer (proxy_grpc_stream) over the
@@ -27,7 +28,7 @@ import (
 // The cluster must speak HTTP/2 (protocol h2 or h2c). The stream has no
 // deadline; it ends with the plugin (ctx) or proxy_grpc_cancel.
 func (c *WasmHTTPCaller) GRPCStream(ctx context.Context, r hostabi.GRPCStreamRequest, ev hostabi.GRPCStreamEvents) (hostabi.GRPCStream, error) {
-	rt, ok := c.Lookup(r.Cluster)
+	call, ok := c.Lookup(r.Cluster)
 	if !ok {
 		return nil, fmt.Errorf("cluster %q: %w", r.Cluster, hostabi.ErrUnknownCluster)
 	}
@@ -35,25 +36,24 @@ func (c *WasmHTTPCaller) GRPCStream(ctx context.Context, r hostabi.GRPCStreamReq
 	if limit <= 0 {
 		limit = 16 << 20
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(sctx, http.MethodPost, "http://"+r.Cluster+"/"+r.Service+"/"+r.Method, pr)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("grpc_stream: %w", err)
-	}
-	req.ContentLength = -1
+	h := new(stream.HeaderMap)
+	h.Add(stream.Method, http.MethodPost)
+	h.Add(stream.Path, "/"+r.Service+"/"+r.Method)
+	h.Add(stream.Authority, r.Cluster)
 	for _, kv := range r.Metadata {
 		if !strings.HasPrefix(kv[0], ":") {
-			req.Header.Add(kv[0], kv[1])
+			h.Add(kv[0], kv[1])
 		}
 	}
-	req.Header.Set("Content-Type", "application/grpc")
-	req.Header.Set("Te", "trailers")
+	h.Set("content-type", "application/grpc")
+	h.Set("te", "trailers")
+	sctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	req := &CallRequest{Headers: h, BodyStream: pr, ProtoMajor: 2}
 	s := &wasmGRPCStream{cancel: cancel, pw: pw, limit: limit, writerDone: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	go s.write()
-	go s.read(rt, req, ev)
+	go s.read(sctx, call, req, ev)
 	return s, nil
 }
 
@@ -167,32 +167,35 @@ func (s *wasmGRPCStream) wasReset() bool {
 }
 
 // read runs the request and turns the response into events.
-func (s *wasmGRPCStream) read(rt RoundTripFunc, req *http.Request, ev hostabi.GRPCStreamEvents) {
+func (s *wasmGRPCStream) read(ctx context.Context, call ClusterCall, req *CallRequest, ev hostabi.GRPCStreamEvents) {
 	defer s.finish()
-	resp, err := rt(req)
+	resp, err := call(ctx, req)
 	if err != nil {
 		if !s.wasReset() {
 			s.unreachable(err, ev)
 		}
 		return
 	}
-	defer resp.Body.Close()
-	headers := appendHeaderPairs([][2]string{{":status", strconv.Itoa(resp.StatusCode)}}, resp.Header)
-	if st := resp.Header.Get("Grpc-Status"); st != "" {
+	defer resp.Close()
+	status, h := resp.Status(), resp.Headers()
+	headers := appendHeaderPairs([][2]string{{":status", strconv.Itoa(status)}}, h)
+	if st, _ := h.Get("grpc-status"); len(st) > 0 {
 		// Trailers-only: the headers are the trailers.
+		msg, _ := h.Get("grpc-message")
 		ev.InitialMetadata(nil)
 		ev.TrailingMetadata(headers)
-		ev.Close(grpcStatusOf(st), resp.Header.Get("Grpc-Message"))
+		ev.Close(grpcStatusOf(string(st)), string(msg))
 		return
 	}
 	ev.InitialMetadata(headers)
-	if resp.StatusCode != http.StatusOK {
-		ev.Close(httpToGRPCStatus(resp.StatusCode), "non-200 HTTP response")
+	if status != http.StatusOK {
+		ev.Close(httpToGRPCStatus(status), "non-200 HTTP response")
 		return
 	}
+	body := resp.Body()
 	var prefix [5]byte
 	for {
-		_, err := io.ReadFull(resp.Body, prefix[:])
+		_, err := io.ReadFull(body, prefix[:])
 		if err == io.EOF {
 			break
 		}
@@ -203,7 +206,7 @@ func (s *wasmGRPCStream) read(rt RoundTripFunc, req *http.Request, ev hostabi.GR
 				return
 			}
 			msg := make([]byte, n)
-			if _, err = io.ReadFull(resp.Body, msg); err == nil {
+			if _, err = io.ReadFull(body, msg); err == nil {
 				ev.Message(msg)
 				continue
 			}
@@ -213,14 +216,18 @@ func (s *wasmGRPCStream) read(rt RoundTripFunc, req *http.Request, ev hostabi.GR
 		}
 		return
 	}
-	trailers := appendHeaderPairs(nil, resp.Trailer)
-	ev.TrailingMetadata(trailers)
-	st := resp.Trailer.Get("Grpc-Status")
-	if st == "" {
+	t := resp.Trailers()
+	ev.TrailingMetadata(appendHeaderPairs(nil, t))
+	var st, msg []byte
+	if t != nil {
+		st, _ = t.Get("grpc-status")
+		msg, _ = t.Get("grpc-message")
+	}
+	if len(st) == 0 {
 		ev.Close(grpcUnknown, "no grpc-status in the trailers")
 		return
 	}
-	ev.Close(grpcStatusOf(st), resp.Trailer.Get("Grpc-Message"))
+	ev.Close(grpcStatusOf(string(st)), string(msg))
 }
 
 // unreachable reports a stream whose upstream could not be reached as
@@ -242,7 +249,7 @@ func (s *wasmGRPCStream) unreachable(err error, ev hostabi.GRPCStreamEvents) {
 	ev.Close(grpcUnavailable, msg)
 }
 
-// RouterReplier is an error from a RoundTripFunc that knows the text
+// RouterReplier is an error from a ClusterCall that knows the text
 // Envoy's router answers for it (Router::Filter::onUpstreamReset's
 // "upstream connect error or disconnect/reset before headers. reset
 // reason: ..." or "no healthy upstream"). The cluster side words it, since

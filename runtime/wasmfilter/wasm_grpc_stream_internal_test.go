@@ -3,12 +3,12 @@ package wasmfilter
 import (
 	"context"
 	"io"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 type recordedEvents struct {
@@ -35,13 +35,14 @@ func (r *recordedEvents) Close(status int, msg string) {
 // half-closes, the request body writer still stops; later sends are
 // dropped quietly.
 func TestWasmGRPCStreamEndsWriter(t *testing.T) {
-	c := &WasmHTTPCaller{Lookup: func(string) (RoundTripFunc, bool) {
-		return func(r *http.Request) (*http.Response, error) {
-			go io.Copy(io.Discard, r.Body)
-			h := http.Header{}
-			h.Set("Grpc-Status", "14")
-			h.Set("Grpc-Message", "gone")
-			return &http.Response{StatusCode: 503, Header: h, Body: http.NoBody}, nil
+	c := &WasmHTTPCaller{Lookup: func(string) (ClusterCall, bool) {
+		return func(_ context.Context, r *CallRequest) (CallResponse, error) {
+			go io.Copy(io.Discard, r.BodyStream)
+			h := new(stream.HeaderMap)
+			h.Add(stream.Status, "503")
+			h.Add("grpc-status", "14")
+			h.Add("grpc-message", "gone")
+			return fakeResponse{status: 503, headers: h}, nil
 		}, true
 	}}
 	ev := &recordedEvents{end: make(chan struct{})}

@@ -19,8 +19,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"net/http"
-
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/stats"
@@ -108,13 +106,7 @@ func TestWasmGRPCStreamEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	caller := &wasmfilter.WasmHTTPCaller{Lookup: func(name string) (wasmfilter.RoundTripFunc, bool) {
-		c := m.Cluster(name)
-		if c == nil {
-			return nil, false
-		}
-		return func(r *http.Request) (*http.Response, error) { return c.RoundTrip(r, upstream.Pick{}) }, true
-	}}
+	caller := &wasmfilter.WasmHTTPCaller{Lookup: wasmfilter.ClusterCallsForTest(m)}
 	core, logs := observer.New(zapcore.DebugLevel)
 	e, err := hostabi.NewEngine(context.Background(), hostabi.EngineConfig{
 		CacheDir: filepath.Join(os.TempDir(), "sluice-wasm-cache"), Logger: zap.New(core), HTTP: caller})

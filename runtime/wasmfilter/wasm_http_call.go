@@ -1,7 +1,6 @@
 package wasmfilter
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,19 +11,49 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
-// RoundTripFunc sends one request to a cluster (e.g. a closure over
-// upstream.Cluster.RoundTrip, which picks the endpoint and sets URL.Host).
-type RoundTripFunc func(*http.Request) (*http.Response, error)
+// ClusterCall sends one request to a cluster in the stream model and
+// returns the response head (the server binds it to
+// upstream.Cluster.Send, which picks the endpoint). ctx bounds the whole
+// exchange, the body's reading included; the response must be closed.
+type ClusterCall func(ctx context.Context, req *CallRequest) (CallResponse, error)
+
+// CallRequest is a call as the cluster takes it (upstream.Request's
+// fields; this binding does not know the upstream package).
+type CallRequest struct {
+	// Headers are :method, :path and :authority, then the fields.
+	Headers *stream.HeaderMap
+	// Body is a body held whole; BodyStream one that streams (closed when
+	// the cluster is done with it, if it is an io.Closer). nil for none.
+	Body       []byte
+	BodyStream io.Reader
+	// Trailers, when not nil, follow the body.
+	Trailers *stream.HeaderMap
+	// ProtoMajor 2 asks a protocol = "downstream" cluster for HTTP/2.
+	ProtoMajor int
+}
+
+// CallResponse is a cluster's answer (upstream.Response): the head, the
+// body, then the trailers once the body has ended; valid until Close.
+type CallResponse interface {
+	Status() int
+	Headers() *stream.HeaderMap
+	Body() io.Reader
+	Trailers() *stream.HeaderMap
+	Close() error
+}
 
 // WasmHTTPCaller is the hostabi.HTTPCaller the runtime gives the engine:
 // http_call and grpc_call go to the proxy's clusters through Lookup.
 type WasmHTTPCaller struct {
 	// Lookup finds a cluster by name; false makes the call BadArgument,
 	// as Envoy answers for an unknown cluster.
-	Lookup func(cluster string) (RoundTripFunc, bool)
+	Lookup func(cluster string) (ClusterCall, bool)
 	// DefaultTimeout applies when a filter passes 0; default 10s.
 	DefaultTimeout time.Duration
 	// MaxResponseBytes bounds a reply body; default 16MiB.
@@ -33,7 +62,7 @@ type WasmHTTPCaller struct {
 
 // HTTPCall implements hostabi.HTTPCaller.
 func (c *WasmHTTPCaller) HTTPCall(ctx context.Context, r hostabi.HTTPCallRequest, done func(hostabi.HTTPCallResponse, error)) error {
-	rt, ok := c.Lookup(r.Cluster)
+	call, ok := c.Lookup(r.Cluster)
 	if !ok {
 		return fmt.Errorf("cluster %q: %w", r.Cluster, hostabi.ErrUnknownCluster)
 	}
@@ -48,31 +77,31 @@ func (c *WasmHTTPCaller) HTTPCall(ctx context.Context, r hostabi.HTTPCallRequest
 	if limit <= 0 {
 		limit = 16 << 20
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	req, err := buildCallRequest(cctx, r)
+	req, err := buildCallRequest(r)
 	if err != nil {
-		cancel()
 		return err
 	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	go func() {
 		defer cancel()
-		resp, err := rt(req)
+		resp, err := call(cctx, req)
 		if err != nil {
 			done(hostabi.HTTPCallResponse{}, fmt.Errorf("http_call to %q: %w", r.Cluster, err))
 			return
 		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+		body, err := io.ReadAll(io.LimitReader(resp.Body(), limit+1))
 		if err == nil && int64(len(body)) > limit {
 			err = fmt.Errorf("reply body over %d bytes", limit)
 		}
 		if err != nil {
+			resp.Close()
 			done(hostabi.HTTPCallResponse{}, fmt.Errorf("http_call to %q: %w", r.Cluster, err))
 			return
 		}
 		out := hostabi.HTTPCallResponse{Body: body,
-			Headers:  appendHeaderPairs([][2]string{{":status", strconv.Itoa(resp.StatusCode)}}, resp.Header),
-			Trailers: appendHeaderPairs(nil, resp.Trailer)}
+			Headers:  appendHeaderPairs([][2]string{{":status", strconv.Itoa(resp.Status())}}, resp.Headers()),
+			Trailers: appendHeaderPairs(nil, resp.Trailers())}
+		resp.Close()
 		done(out, nil)
 	}()
 	return nil
@@ -103,67 +132,71 @@ var envoyInlineRequestHeaders = map[string]bool{
 	"x-forwarded-proto": true, "x-request-id": true,
 }
 
-func buildCallRequest(ctx context.Context, r hostabi.HTTPCallRequest) (*http.Request, error) {
-	scheme := "http"
-	pseudo := map[string]string{}
-	hdr := http.Header{}
+// buildCallRequest is the filter's header and trailer pairs as maps, a
+// repeated name merged as Envoy's header map merges it.
+func buildCallRequest(r hostabi.HTTPCallRequest) (*CallRequest, error) {
+	h := new(stream.HeaderMap)
 	for _, kv := range r.Headers {
 		name := strings.ToLower(kv[0])
-		if strings.HasPrefix(name, ":") {
-			if v, ok := pseudo[name]; ok && envoyInlineRequestHeaders[name] {
-				pseudo[name] = v + "," + kv[1]
-			} else {
-				pseudo[name] = kv[1]
+		switch {
+		case name == stream.Method, name == stream.Path, name == stream.Authority:
+		case strings.HasPrefix(name, ":"):
+			// :scheme is the cluster's (its protocol and TLS); others
+			// have no place in a call.
+			continue
+		}
+		if v, ok := h.Get(name); ok {
+			switch {
+			case envoyInlineRequestHeaders[name]:
+				h.Set(name, string(v)+","+kv[1])
+				continue
+			case strings.HasPrefix(name, ":"):
+				h.Set(name, kv[1]) // the last one counts
+				continue
 			}
-			continue
 		}
-		if vs := hdr.Values(name); len(vs) > 0 && envoyInlineRequestHeaders[name] {
-			vs[0] += "," + kv[1]
-			continue
-		}
-		hdr.Add(name, kv[1])
+		h.Add(name, kv[1])
 	}
-	method, path, authority := pseudo[":method"], pseudo[":path"], pseudo[":authority"]
-	if v, ok := pseudo[":scheme"]; ok {
-		scheme = v
+	method, _ := h.Get(stream.Method)
+	if len(method) == 0 {
+		h.Set(stream.Method, http.MethodGet)
+	} else if !httpguts.ValidHeaderFieldName(string(method)) {
+		return nil, fmt.Errorf("http_call: invalid method %q", method)
 	}
-	u, err := url.ParseRequestURI(path)
-	if err != nil {
+	path, _ := h.Get(stream.Path)
+	if _, err := url.ParseRequestURI(string(path)); err != nil {
 		return nil, fmt.Errorf("http_call :path %q: %w", path, err)
 	}
-	u.Scheme, u.Host = scheme, authority
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(r.Body))
-	if err != nil {
-		return nil, fmt.Errorf("http_call: %w", err)
+	if !h.Has(stream.Authority) {
+		h.Add(stream.Authority, "")
 	}
-	req.Header = hdr
-	req.Host = authority
+	req := &CallRequest{Headers: h}
+	if len(r.Body) > 0 {
+		req.Body = r.Body
+	}
 	if len(r.Trailers) > 0 {
-		req.Trailer = http.Header{}
-		for _, kv := range r.Trailers {
-			req.Trailer.Add(kv[0], kv[1])
-		}
 		// Trailers need a chunked (or HTTP/2) body.
-		req.ContentLength = -1
-	}
-	if len(r.Body) == 0 && len(r.Trailers) == 0 {
-		req.Body = http.NoBody
+		req.Trailers = new(stream.HeaderMap)
+		for _, kv := range r.Trailers {
+			req.Trailers.Add(kv[0], kv[1])
+		}
 	}
 	return req, nil
 }
 
-// appendHeaderPairs lists h with lowercase keys in a stable order.
-func appendHeaderPairs(out [][2]string, h http.Header) [][2]string {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
+// appendHeaderPairs lists h's regular fields (lower-case names) in a
+// stable order: by name, a name's values in the order they came.
+func appendHeaderPairs(out [][2]string, h *stream.HeaderMap) [][2]string {
+	if h == nil {
+		return out
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		for _, v := range h[k] {
-			out = append(out, [2]string{strings.ToLower(k), v})
+	first := len(out)
+	for name, value := range h.All() {
+		if len(name) > 0 && name[0] != ':' {
+			out = append(out, [2]string{string(name), string(value)})
 		}
 	}
+	sort.SliceStable(out[first:], func(i, j int) bool { return out[first+i][0] < out[first+j][0] })
 	return out
 }
 

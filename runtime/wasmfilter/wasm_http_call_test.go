@@ -6,12 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluice-proxy/sluice/hostabi"
+	"github.com/sluice-proxy/sluice/runtime/config"
+	"github.com/sluice-proxy/sluice/runtime/stats"
+	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
 func TestWasmHTTPCaller(t *testing.T) {
@@ -29,16 +31,12 @@ func TestWasmHTTPCaller(t *testing.T) {
 		w.Header().Set("X-Done", "yes")
 	}))
 	defer srv.Close()
-	target, _ := url.Parse(srv.URL)
-	c := &WasmHTTPCaller{Lookup: func(name string) (RoundTripFunc, bool) {
-		if name != "authz" {
-			return nil, false
-		}
-		return func(r *http.Request) (*http.Response, error) {
-			r.URL.Host = target.Host
-			return http.DefaultTransport.RoundTrip(r)
-		}, true
-	}}
+	m, err := upstream.NewManager([]config.Cluster{{Name: "authz", Endpoints: []string{srv.Listener.Addr().String()}}}, stats.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c := &WasmHTTPCaller{Lookup: ClusterCallsForTest(m)}
 	call := func(req hostabi.HTTPCallRequest) (hostabi.HTTPCallResponse, error) {
 		type result struct {
 			r   hostabi.HTTPCallResponse
