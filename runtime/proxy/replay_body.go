@@ -7,7 +7,7 @@ import (
 
 // replayBody lets a request body be sent again on retry while it fits in a
 // bounded buffer. The transport may still be reading an earlier try's body
-// from another goroutine after RoundTrip returns, so each try reads through
+// from another goroutine after Send returns, so each try reads through
 // its own view, and a rewind cuts off the earlier views.
 type replayBody struct {
 	mu       sync.Mutex

@@ -13,7 +13,7 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/stats"
 )
 
-// BenchmarkRoundTrip measures one try through a cluster against a local
+// BenchmarkRoundTrip measures one try (Send) through a cluster against a local
 // upstream, per protocol; compare with BenchmarkBareTransport for the cost
 // of the cluster layer itself.
 func BenchmarkRoundTrip(b *testing.B) {
@@ -29,19 +29,12 @@ func BenchmarkRoundTrip(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				buf := make([]byte, 4096)
+				req := &Request{Headers: headers("GET", "/", "x")}
 				for pb.Next() {
-					req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://x/", nil)
-					resp, err := c.RoundTrip(req, Pick{})
-					if err != nil {
+					if err := sendOnce(context.Background(), c, req, buf); err != nil {
 						b.Error(err)
 						return
 					}
-					for {
-						if _, err := resp.Body.Read(buf); err != nil {
-							break
-						}
-					}
-					resp.Body.Close()
 				}
 			})
 		})
@@ -132,8 +125,8 @@ func startCannedServer(b testing.TB) string {
 	return l.Addr().String()
 }
 
-// BenchmarkClientHTTP1 compares the cluster's HTTP/1.1 path with a bare
-// net/http Transport against the same trivial server.
+// BenchmarkClientHTTP1 compares the cluster's HTTP/1.1 path (Send) with
+// a bare net/http Transport against the same trivial server.
 func BenchmarkClientHTTP1(b *testing.B) {
 	addr := startCannedServer(b)
 	run := func(b *testing.B, rt func(*http.Request) (*http.Response, error)) {
@@ -168,10 +161,6 @@ func BenchmarkClientHTTP1(b *testing.B) {
 		b.Cleanup(m.Close)
 		return m.Cluster("c")
 	}
-	b.Run("cluster", func(b *testing.B) {
-		c := cluster(b)
-		run(b, func(r *http.Request) (*http.Response, error) { return c.RoundTrip(r, Pick{}) })
-	})
 	b.Run("cluster_send", func(b *testing.B) {
 		// The stream-model path the router takes: no *http.Request, a
 		// header map reused per goroutine, a cancelable context.

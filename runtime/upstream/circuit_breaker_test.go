@@ -30,17 +30,11 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "done")
 }
 
-// startTry runs one RoundTrip in the background and reports its result.
+// startTry runs one Send in the background and reports its result.
 func startTry(c *Cluster, ctx context.Context) <-chan error {
 	ch := make(chan error, 1)
 	go func() {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://x/", nil)
-		resp, err := c.RoundTrip(req, Pick{})
-		if err == nil {
-			_, err = io.ReadAll(resp.Body)
-			resp.Body.Close()
-		}
-		ch <- err
+		ch <- sendOnce(ctx, c, &Request{Headers: headers("GET", "/", "x")}, make([]byte, 512))
 	}()
 	return ch
 }
@@ -76,7 +70,7 @@ func TestCircuitBreaker(t *testing.T) {
 				results = append(results, startTry(c, ctx))
 			}
 			eventually(t, 2*time.Second, "pending requests", func() bool { return c.pending.Load() == int64(tt.pending) })
-			_, _, err := get(t, c, Pick{})
+			_, err := get(t, c, Pick{})
 			if Classify(err) != Overflow {
 				t.Fatalf("try over the limit: err %v, want overflow", err)
 			}
@@ -110,8 +104,7 @@ func TestPendingRequestHonoursContext(t *testing.T) {
 	<-g.arrived
 	short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel2()
-	req, _ := http.NewRequestWithContext(short, http.MethodGet, "http://x/", nil)
-	_, err := c.RoundTrip(req, Pick{})
+	_, err := c.Send(short, &Request{Headers: headers("GET", "/", "x")}, Pick{})
 	if Classify(err) != Timeout {
 		t.Errorf("pending try past its deadline: %v, want timeout", err)
 	}
@@ -235,7 +228,7 @@ func TestH2PendingWhileConnecting(t *testing.T) {
 	defer cancel()
 	a, b := startTry(c, ctx), startTry(c, ctx)
 	eventually(t, 2*time.Second, "two pending", func() bool { return c.Status().PendingRequests == 2 })
-	if _, _, err := get(t, c, Pick{}); Classify(err) != Overflow {
+	if _, err := get(t, c, Pick{}); Classify(err) != Overflow {
 		t.Errorf("third request: %v, want overflow", err)
 	}
 	for _, ch := range []<-chan error{a, b} {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -332,49 +330,6 @@ func (c *Cluster) TryAcquireRetry() bool {
 // ReleaseRetry gives back a token from TryAcquireRetry.
 func (c *Cluster) ReleaseRetry() { c.retries.Add(-1) }
 
-// UpstreamAddress is the endpoint ("ip:port") a response came from, for the
-// access log and the upstream.address property; "" if unknown.
-func UpstreamAddress(resp *http.Response) string {
-	if resp == nil || resp.Request == nil || resp.Request.URL == nil {
-		return ""
-	}
-	return resp.Request.URL.Host
-}
-
-// RoundTrip sends one try of req to an endpoint of the cluster. It sets
-// req.URL.Scheme and req.URL.Host to the picked endpoint (the proxy sets
-// req.Host, the authority the upstream sees); resp.Request.URL.Host names
-// the endpoint used (see UpstreamAddress). The response body streams: the
-// caller must close it, which ends the request's hold on its connection and
-// circuit-breaker slot. Errors are *Error; see Classify.
-//
-// req.Context bounds the whole try, including waiting as a pending request:
-// the proxy applies its per-try and route timeouts there. Like an
-// http.RoundTripper, RoundTrip closes req.Body, on error too.
-func (c *Cluster) RoundTrip(req *http.Request, pick Pick) (*http.Response, error) {
-	ep, slot, err := c.startTry(req.Context(), multiplexed(c.pool, req), pick)
-	if err != nil {
-		closeBody(req)
-		return nil, err
-	}
-	req.URL.Scheme = c.scheme
-	req.URL.Host = ep.addr
-	resp, err := c.pool.RoundTrip(req)
-	if err != nil {
-		return nil, c.tryFailed(req.Context(), ep, slot, err)
-	}
-	c.tryAnswered(ep, resp.StatusCode)
-	resp.Request = req
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
-			resp.Body = &trackedRWBody{trackedBody: trackedBody{rc: rwc, c: c, ep: ep, slot: slot}, w: rwc}
-			return resp, nil
-		}
-	}
-	resp.Body = &trackedBody{rc: resp.Body, c: c, ep: ep, slot: slot}
-	return resp, nil
-}
-
 // startTry takes what a try needs before it is sent: a max_requests
 // token, an http1 connection slot unless the try is multiplexed (waiting
 // as a pending request, bounded by ctx), and an endpoint. The try then
@@ -490,50 +445,6 @@ func (c *Cluster) releaseRequest(ep *endpoint, slot bool) {
 		c.closePool()
 	}
 }
-
-// trackedBody ends the request's accounting once, at EOF, error or Close.
-type trackedBody struct {
-	rc   io.ReadCloser
-	c    *Cluster
-	ep   *endpoint
-	slot bool
-	done atomic.Bool
-}
-
-func (b *trackedBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err != nil {
-		b.finish()
-	}
-	return n, err
-}
-
-func (b *trackedBody) Close() error {
-	err := b.rc.Close()
-	b.finish()
-	return err
-}
-
-func (b *trackedBody) finish() {
-	if b.done.CompareAndSwap(false, true) {
-		b.c.releaseRequest(b.ep, b.slot)
-	}
-}
-
-// trackedRWBody keeps a 101 Switching Protocols body writable, so the
-// proxy can splice an upgraded (WebSocket) connection.
-type trackedRWBody struct {
-	trackedBody
-	w io.Writer
-}
-
-func (b *trackedRWBody) Read(p []byte) (int, error) {
-	// An upgraded stream's read error is not the end of the session (the
-	// other direction may go on); hold the slot until Close.
-	return b.rc.Read(p)
-}
-
-func (b *trackedRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 func (c *Cluster) pickEndpoint(p Pick) *endpoint {
 	hs := c.hosts.Load()

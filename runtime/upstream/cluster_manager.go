@@ -3,7 +3,7 @@
 // and protocol (http1, h2, h2c, h3), load balancers (round_robin,
 // least_request, random, ring_hash), circuit breaking, passive outlier
 // ejection and active health checks. The proxy asks a Cluster for one try
-// at a time (RoundTrip); retries and timeouts are the proxy's.
+// at a time (Send); retries and timeouts are the proxy's.
 //
 // State is per Cluster value: two clusters naming the same address share
 // neither connections nor health. A config reload builds a new Manager with

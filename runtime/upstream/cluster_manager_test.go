@@ -1,7 +1,7 @@
 package upstream
 
 import (
-	"io"
+	"context"
 	"net"
 	"net/http"
 	"os"
@@ -116,15 +116,9 @@ func TestClosedClusterDrainsInFlight(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := m.Cluster("c")
-			req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
 			done := make(chan error, 1)
 			go func() {
-				resp, err := c.RoundTrip(req, Pick{})
-				if err == nil {
-					_, err = io.ReadAll(resp.Body)
-					resp.Body.Close()
-				}
-				done <- err
+				done <- sendOnce(context.Background(), c, &Request{Headers: headers("GET", "/", "x")}, make([]byte, 512))
 			}()
 			<-g.arrived
 			m.Close()

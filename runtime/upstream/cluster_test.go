@@ -25,7 +25,7 @@ func protoHandler(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("grpc-message", "all good")
 }
 
-func TestRoundTripProtocols(t *testing.T) {
+func TestSendProtocols(t *testing.T) {
 	cert, caFile := testCert(t)
 	h := http.HandlerFunc(protoHandler)
 	tests := []struct {
@@ -46,35 +46,31 @@ func TestRoundTripProtocols(t *testing.T) {
 			m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: tt.protocol, Endpoints: []string{tt.addr}, TLS: tt.tls})
 			c := m.Cluster("c")
 			for i := 0; i < 3; i++ { // reuse the pooled connection
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://ignored/x", nil)
-				req.Host = "authority.test"
-				resp, err := c.RoundTrip(req, Pick{})
+				resp, err := send(t, c, &Request{Headers: headers("GET", "/x", "authority.test")})
 				if err != nil {
-					cancel()
-					t.Fatalf("round trip: %v", err)
+					t.Fatalf("send: %v", err)
 				}
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				cancel()
+				body, err := readAllKeep(resp)
 				if err != nil {
+					resp.Close()
 					t.Fatalf("reading body: %v", err)
 				}
-				if got := resp.Header.Get("x-proto"); got != tt.wantProto {
+				if got := field(resp.Headers(), "x-proto"); got != tt.wantProto {
 					t.Errorf("upstream saw %q, want %q", got, tt.wantProto)
 				}
-				if got := resp.Header.Get("x-authority"); got != "authority.test" {
+				if got := field(resp.Headers(), "x-authority"); got != "authority.test" {
 					t.Errorf("upstream saw authority %q", got)
 				}
-				if !strings.HasPrefix(string(body), "hello over") {
+				if !strings.HasPrefix(body, "hello over") {
 					t.Errorf("body %q", body)
 				}
-				if got := UpstreamAddress(resp); got != tt.addr {
-					t.Errorf("UpstreamAddress = %q, want %q", got, tt.addr)
+				if got := resp.Endpoint(); got != tt.addr {
+					t.Errorf("Endpoint = %q, want %q", got, tt.addr)
 				}
-				if tt.trailers && (resp.Trailer.Get("grpc-status") != "0" || resp.Trailer.Get("grpc-message") != "all good") {
-					t.Errorf("trailers lost: %v", resp.Trailer)
+				if tr := resp.Trailers(); tt.trailers && (tr == nil || field(tr, "grpc-status") != "0" || field(tr, "grpc-message") != "all good") {
+					t.Errorf("trailers lost: %v", tr)
 				}
+				resp.Close()
 			}
 			st := c.Status()
 			if st.ActiveRequests != 0 {
@@ -92,7 +88,7 @@ func TestH2TLSRefusesUntrustedServer(t *testing.T) {
 	_, otherCA := testCert(t)
 	b := startH2TLS(t, "a", nil, cert)
 	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2", Endpoints: []string{b.addr}, TLS: &config.UpstreamTLS{CA: otherCA}})
-	_, _, err := get(t, m.Cluster("c"), Pick{})
+	_, err := get(t, m.Cluster("c"), Pick{})
 	if err == nil {
 		t.Fatal("round trip to a server signed by another CA succeeded")
 	}
@@ -125,8 +121,7 @@ func TestH2CStreamingTrailers(t *testing.T) {
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://svc/pkg.Svc/Call", pr)
-	req.Header.Set("Content-Type", "application/grpc")
+	req := &Request{Headers: headers("POST", "/pkg.Svc/Call", "svc", "content-type", "application/grpc"), BodyStream: pr}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -136,22 +131,22 @@ func TestH2CStreamingTrailers(t *testing.T) {
 			pw.Write([]byte(s))
 		}
 	}()
-	resp, err := m.Cluster("c").RoundTrip(req, Pick{})
+	resp, err := m.Cluster("c").Send(ctx, req, Pick{})
 	if err != nil {
 		pr.Close()
 		wg.Wait()
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	got, err := io.ReadAll(resp.Body)
+	defer resp.Close()
+	got, err := readAllKeep(resp)
 	wg.Wait()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != "ping1ping2" {
+	if got != "ping1ping2" {
 		t.Errorf("echo = %q", got)
 	}
-	if resp.Trailer.Get("grpc-status") != "7" {
-		t.Errorf("grpc-status trailer = %q, want 7", resp.Trailer.Get("grpc-status"))
+	if tr := resp.Trailers(); tr == nil || field(tr, "grpc-status") != "7" {
+		t.Errorf("grpc-status trailer = %v, want 7", tr)
 	}
 }

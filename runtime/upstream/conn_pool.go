@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +22,6 @@ import (
 // http3.Transport for h3. Every connection is made through connLimiter, so
 // cx_active and max_connections count real sockets cluster-wide.
 type connPool interface {
-	RoundTrip(*http.Request) (*http.Response, error)
 	CloseIdleConnections()
 }
 
@@ -272,21 +270,7 @@ func (p *downstreamPool) send(ctx context.Context, req *Request, addr string) (*
 	return p.h1.send(ctx, req, addr)
 }
 
-func (p *downstreamPool) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.ProtoMajor >= 2 {
-		return p.h2.RoundTrip(req)
-	}
-	return p.h1.RoundTrip(req)
-}
-
 func (p *downstreamPool) CloseIdleConnections() {
 	p.h1.CloseIdleConnections()
 	p.h2.CloseIdleConnections()
-}
-
-// multiplexed reports whether pool sends req over a multiplexed
-// connection, which takes no http1 connection slot.
-func multiplexed(pool connPool, req *http.Request) bool {
-	_, ok := pool.(*downstreamPool)
-	return ok && req.ProtoMajor >= 2
 }

@@ -1,11 +1,9 @@
 package upstream
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 )
@@ -28,15 +26,9 @@ func TestDownstreamProtocol(t *testing.T) {
 			m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "downstream", Endpoints: []string{tc.b.addr}, TLS: tc.tls,
 				Limits: config.Limits{MaxConnections: 2}})
 			c := m.Cluster("c")
-			send := func(major int) *http.Response {
+			send := func(major int) Response {
 				// The context outlives send: the bodies are read after it.
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				t.Cleanup(cancel)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://upstream.test/", nil)
-				if major == 2 {
-					req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0
-				}
-				resp, err := c.RoundTrip(req, Pick{})
+				resp, err := send(t, c, &Request{Headers: headers("GET", "/", "upstream.test"), ProtoMajor: major})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -47,20 +39,17 @@ func TestDownstreamProtocol(t *testing.T) {
 			// connection), http1 requests still get through.
 			held, held2 := send(2), send(2)
 			for i := range 3 {
-				resp := send(1)
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if string(b) != "HTTP/1.1" {
+				b, _ := readAll(t, send(1))
+				if b != "HTTP/1.1" {
 					t.Fatalf("http1 request %d arrived as %q", i, b)
 				}
 			}
-			held2.Body.Close()
-			b, err := io.ReadAll(held.Body)
-			held.Body.Close()
+			held2.Close()
+			b, err := readAll(t, held)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(b) != "HTTP/2.0" {
+			if b != "HTTP/2.0" {
 				t.Fatalf("HTTP/2 request arrived as %q", b)
 			}
 			if st := c.Status(); st.ActiveRequests != 0 {

@@ -362,7 +362,7 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sen
 	}
 
 	c.reqs++
-	c.closeAfter = req.closeAfter || p.maxReqs > 0 && c.reqs >= p.maxReqs
+	c.closeAfter = p.maxReqs > 0 && c.reqs >= p.maxReqs
 	bodyLen := req.bodyLength()
 	f := http1.RequestFraming{BodyLength: bodyLen, Close: c.closeAfter}
 	var whole []byte

@@ -21,10 +21,9 @@ const smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nINJECTED"
 
 // TestH1NoReuseWithUnreadBytes: a connection with bytes past the end of a
 // response is closed, never handed to the next request, whether the bytes
-// came with the response or later while it idled; through RoundTrip and
-// through Send alike, and when the next request streams its body (the
-// connection is checked before it is handed out) or goes out in one write
-// (checked as it is written).
+// came with the response or later while it idled; whether the next request
+// streams its body (the connection is checked before it is handed out) or
+// goes out in one write (checked as it is written).
 func TestH1NoReuseWithUnreadBytes(t *testing.T) {
 	tests := []struct {
 		name, method string
@@ -40,7 +39,7 @@ func TestH1NoReuseWithUnreadBytes(t *testing.T) {
 		{"late bytes while idle", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", smuggled},
 		{"a single late byte", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "H"},
 	}
-	for _, api := range []string{"RoundTrip", "Send", "SendStreamed"} {
+	for _, api := range []string{"Send", "SendStreamed"} {
 		for _, tt := range tests {
 			t.Run(api+"/"+tt.name, func(t *testing.T) {
 				firstRead := make(chan struct{})
@@ -80,32 +79,21 @@ func TestH1NoReuseWithUnreadBytes(t *testing.T) {
 	}
 }
 
-// fetch sends a request through the old API (RoundTrip) or the stream
-// model's (Send; SendStreamed streams a POST's body) and reads the whole
-// answer.
+// fetch sends a request (Send; SendStreamed streams a POST's body) and
+// reads the whole answer.
 func fetch(t *testing.T, c *Cluster, api, method, path string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if api != "RoundTrip" {
-		req := &Request{Headers: headers(method, path, "x")}
-		if api == "SendStreamed" && method == "POST" {
-			req.BodyStream, req.BodyLength = strings.NewReader("body"), 4
-		}
-		resp, err := c.Send(ctx, req, Pick{})
-		if err != nil {
-			return "", err
-		}
-		return readAll(t, resp)
+	req := &Request{Headers: headers(method, path, "x")}
+	if api == "SendStreamed" && method == "POST" {
+		req.BodyStream, req.BodyLength = strings.NewReader("body"), 4
 	}
-	req, _ := http.NewRequestWithContext(ctx, method, "http://x"+path, nil)
-	resp, err := c.RoundTrip(req, Pick{})
+	resp, err := c.Send(ctx, req, Pick{})
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
+	return readAll(t, resp)
 }
 
 // TestH1FramingDoubtsCloseOrFail: a response whose framing cannot be
@@ -172,8 +160,7 @@ func TestH1InterimResponsesCapped(t *testing.T) {
 	c := h1Cluster(t, s.addr, config.Limits{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://x/", nil)
-	_, err := c.RoundTrip(req, Pick{})
+	_, err := c.Send(ctx, &Request{Headers: headers("GET", "/", "x")}, Pick{})
 	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "interim") {
 		t.Fatalf("endless 100 Continue: %v (context %v), want the interim cap", err, ctx.Err())
 	}
@@ -194,18 +181,17 @@ func TestH1UnsolicitedUpgrade(t *testing.T) {
 		return true
 	})
 	c := h1Cluster(t, s.addr, config.Limits{})
-	for _, h := range []http.Header{
+	for _, h := range [][]string{
 		{},
-		{"Upgrade": {"websocket"}},     // no Connection: upgrade
-		{"Connection": {"upgrade"}},    // no Upgrade
-		{"Connection": {"keep-alive"}}, // neither
+		{"upgrade", "websocket"},     // no Connection: upgrade
+		{"connection", "upgrade"},    // no Upgrade
+		{"connection", "keep-alive"}, // neither
 	} {
-		req, _ := http.NewRequest("GET", "http://x/", nil)
-		req.Header = h
-		resp, err := c.RoundTrip(req, Pick{})
+		resp, err := send(t, c, &Request{Headers: headers("GET", "/", "x", h...)})
 		if err == nil {
-			resp.Body.Close()
-			t.Fatalf("headers %v: got %d, want an error", h, resp.StatusCode)
+			status := resp.Status()
+			resp.Close()
+			t.Fatalf("headers %v: got %d, want an error", h, status)
 		}
 	}
 	eventually(t, 2*time.Second, "connections closed", func() bool { return c.limiter.active.Load() == 0 })
@@ -249,16 +235,16 @@ func TestH1NoReuseWithUnreadBytesTLS(t *testing.T) {
 	defer p.closeAll()
 	get := func(path string) string {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+path, nil)
-		resp, err := p.RoundTrip(req)
+		st, err := p.send(context.Background(), &Request{Headers: headers("GET", path, "x")}, ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		resp := st.handle()
+		defer resp.Close()
 		var got []byte
 		buf := make([]byte, 32<<10)
 		for {
-			n, err := resp.Body.Read(buf)
+			n, err := resp.ReadBody(buf)
 			got = append(got, buf[:n]...)
 			if err == io.EOF {
 				return string(got)

@@ -268,37 +268,6 @@ func (x *h2Exchange) free() {
 	h2ExchangePool.Put(x)
 }
 
-// RoundTrip is the pool's net/http face, kept until the proxy sends
-// Requests (as h1Pool's): req becomes a Request, the Response an
-// *http.Response whose body ends the stream at its end or on Close.
-func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
-	st, err := sendHTTP(p, req)
-	if err != nil {
-		return nil, err
-	}
-	x := &httpResponse{}
-	out := &x.resp
-	*out = http.Response{
-		Status:        statusText(st.status),
-		StatusCode:    st.status,
-		Proto:         "HTTP/2.0",
-		ProtoMajor:    2,
-		ContentLength: st.bodyLen,
-		Request:       req,
-		Header:        headerFromMap(st.headers),
-	}
-	resp := st.handle()
-	if st.bodyLen == 0 && resp.Trailers() == nil {
-		// Nothing more will come that the caller needs.
-		resp.Close()
-		out.Body = http.NoBody
-		return out, nil
-	}
-	x.body = h1HTTPBody{resp: resp, out: out}
-	out.Body = &x.body
-	return out, nil
-}
-
 // get returns a connection to addr that may take a stream now.
 func (p *h2Pool) get(ctx context.Context, addr string) (*h2Conn, error) {
 	pending, dead := false, 0

@@ -45,12 +45,11 @@ func TestH2OpensConnectionsPastStreamLimit(t *testing.T) {
 		m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{srv.Listener.Addr().String()}})
 		c := m.Cluster("c")
 		// One request first, so the peer's SETTINGS are known.
-		req, _ := http.NewRequest("GET", "http://x/warm", nil)
-		resp, err := c.RoundTrip(req, Pick{})
+		resp, err := send(t, c, &Request{Headers: headers("GET", "/warm", "x")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		resp.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var results []<-chan error
 		for i := 0; i < tt.concurrent; i++ {
@@ -105,8 +104,7 @@ func TestH2PeerHangsUpAtOnce(t *testing.T) {
 	// The deadline only bounds a broken pool; a working one fails fast.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://x/", nil)
-	_, err = m.Cluster("c").RoundTrip(req, Pick{})
+	_, err = m.Cluster("c").Send(ctx, &Request{Headers: headers("GET", "/", "x")}, Pick{})
 	if f := Classify(err); f != ConnectFailure && f != Reset {
 		t.Errorf("err %v classified %v, want connect_failure or reset", err, f)
 	}

@@ -61,7 +61,7 @@ func (f Failure) String() string {
 	return "unknown"
 }
 
-// Error is what RoundTrip returns on failure: the failure kind, the
+// Error is what Send returns on failure: the failure kind, the
 // endpoint tried ("" when none was picked) and the cause.
 type Error struct {
 	Failure  Failure
@@ -94,7 +94,7 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return "connect: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-// Classify returns the Failure kind of an error from RoundTrip (or of any
+// Classify returns the Failure kind of an error from Send (or of any
 // transport error); nil gives Other.
 func Classify(err error) Failure {
 	if err == nil {

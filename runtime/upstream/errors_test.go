@@ -69,7 +69,7 @@ func TestClassifyConnectFailure(t *testing.T) {
 			}
 			m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: protocol, Endpoints: []string{addr}, TLS: tlsCfg,
 				ConnectTimeout: config.Duration(300 * time.Millisecond)})
-			_, _, err := get(t, m.Cluster("c"), Pick{})
+			_, err := get(t, m.Cluster("c"), Pick{})
 			if Classify(err) != ConnectFailure {
 				t.Fatalf("err %v classified %v, want connect_failure", err, Classify(err))
 			}
@@ -114,8 +114,7 @@ func hijackServer(t *testing.T) string {
 
 func TestClassifyReset(t *testing.T) {
 	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Endpoints: []string{hijackServer(t)}})
-	req, _ := http.NewRequest(http.MethodPost, "http://x/", nil)
-	_, err := m.Cluster("c").RoundTrip(req, Pick{})
+	_, err := send(t, m.Cluster("c"), &Request{Headers: headers("POST", "/", "x")})
 	if Classify(err) != Reset {
 		t.Fatalf("err %v classified %v, want reset", err, Classify(err))
 	}
@@ -128,8 +127,7 @@ func TestClassifyTimeout(t *testing.T) {
 	m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Endpoints: addrs(b)})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://x/", nil)
-	_, err := m.Cluster("c").RoundTrip(req, Pick{})
+	_, err := m.Cluster("c").Send(ctx, &Request{Headers: headers("GET", "/", "x")}, Pick{})
 	if Classify(err) != Timeout {
 		t.Fatalf("err %v classified %v, want timeout", err, Classify(err))
 	}
@@ -164,8 +162,7 @@ func TestClassifyH2StreamErrors(t *testing.T) {
 			m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2c", Endpoints: []string{rawH2Server(t, tt.code, tt.goAway)}})
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://x/", nil)
-			_, err := m.Cluster("c").RoundTrip(req, Pick{})
+			_, err := m.Cluster("c").Send(ctx, &Request{Headers: headers("GET", "/", "x")}, Pick{})
 			if Classify(err) != tt.want {
 				t.Fatalf("err %v classified %v, want %v", err, Classify(err), tt.want)
 			}

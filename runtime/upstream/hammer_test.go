@@ -74,12 +74,15 @@ func TestHammer(t *testing.T) {
 						if rand.IntN(3) == 0 {
 							method, body = http.MethodPost, strings.NewReader(strings.Repeat("x", rand.IntN(40000)))
 						}
-						req, _ := http.NewRequestWithContext(ctx, method, "http://x/", body)
+						req := &Request{Headers: headers(method, "/", "x")}
+						if body != nil {
+							req.BodyStream = body
+						}
 						pick := Pick{}
 						if rand.IntN(2) == 0 {
 							pick.Subset = map[string]string{"v": fmt.Sprint(rand.IntN(2))}
 						}
-						resp, err := c.RoundTrip(req, pick)
+						resp, err := c.Send(ctx, req, pick)
 						if err != nil {
 							if f := Classify(err); f != NoHealthyUpstream {
 								errs <- err
@@ -89,17 +92,17 @@ func TestHammer(t *testing.T) {
 						}
 						switch rand.IntN(4) {
 						case 0: // close early
-							resp.Body.Read(make([]byte, 10))
+							resp.ReadBody(make([]byte, 10))
 						case 1: // cancel mid-body
-							resp.Body.Read(make([]byte, 10))
+							resp.ReadBody(make([]byte, 10))
 							cancel()
-							io.Copy(io.Discard, resp.Body)
+							io.Copy(io.Discard, resp.Body())
 						default:
-							if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+							if _, err := io.Copy(io.Discard, resp.Body()); err != nil {
 								errs <- err
 							}
 						}
-						resp.Body.Close()
+						resp.Close()
 						cancel()
 					}
 				}()

@@ -154,29 +154,20 @@ func newTestManager(t *testing.T, opts *options, clusters ...config.Cluster) (*M
 
 // get sends one GET through c and returns the body; the response is fully
 // read and closed.
-func get(t *testing.T, c *Cluster, pick Pick) (string, *http.Response, error) {
+func get(t *testing.T, c *Cluster, pick Pick) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://upstream.test/path", nil)
+	resp, err := c.Send(ctx, &Request{Headers: headers("GET", "/path", "upstream.test")}, pick)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	resp, err := c.RoundTrip(req, pick)
-	if err != nil {
-		return "", nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", resp, err
-	}
-	return string(b), resp, nil
+	return readAll(t, resp)
 }
 
 func mustGet(t *testing.T, c *Cluster, pick Pick) string {
 	t.Helper()
-	body, _, err := get(t, c, pick)
+	body, err := get(t, c, pick)
 	if err != nil {
 		t.Fatalf("round trip: %v", err)
 	}

@@ -239,7 +239,7 @@ func TestSubsets(t *testing.T) {
 		got := map[string]bool{}
 		var lastErr error
 		for i := 0; i < 12; i++ {
-			body, _, err := get(t, c, Pick{Subset: tt.sel})
+			body, err := get(t, c, Pick{Subset: tt.sel})
 			if err != nil {
 				lastErr = err
 				continue

@@ -80,7 +80,7 @@ func TestOutlierCountsConnectFailures(t *testing.T) {
 	c := m.Cluster("c")
 	failures := 0
 	for i := 0; i < 10; i++ {
-		if _, _, err := get(t, c, Pick{}); err != nil {
+		if _, err := get(t, c, Pick{}); err != nil {
 			if Classify(err) != ConnectFailure {
 				t.Errorf("err %v classified %v", err, Classify(err))
 			}

@@ -31,7 +31,7 @@ type Request struct {
 	// The cluster reads it on a goroutine of its own, beside the
 	// response, so an upstream may answer before it has read it all (a
 	// 413); it is closed when the cluster is done with it if it is an
-	// io.Closer, as an http.RoundTripper closes a request body.
+	// io.Closer.
 	BodyStream io.Reader
 	// BodyLength is BodyStream's length, or -1 (0 is taken as -1, as
 	// net/http does) when it is unknown: HTTP/1.1 sends it chunked.
@@ -46,10 +46,6 @@ type Request struct {
 	// protocol = "downstream" cluster sends HTTP/2 and HTTP/3 requests
 	// over h2, everything else over http1.
 	ProtoMajor int
-
-	// closeAfter asks for the connection to be closed after this request
-	// (http.Request.Close, through RoundTrip).
-	closeAfter bool
 }
 
 // bodyLength is the request body's length: 0 for none, -1 unknown.

@@ -168,7 +168,7 @@ func TestUpstreamPeerVerification(t *testing.T) {
 			addr := startMTLS(t, serverCert, nil, nil)
 			for _, protocol := range []string{"h2", "http1"} {
 				m, _ := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: protocol, Endpoints: []string{addr}, TLS: tt.tls, Generated: tt.generated})
-				_, _, err := get(t, m.Cluster("c"), Pick{})
+				_, err := get(t, m.Cluster("c"), Pick{})
 				switch {
 				case tt.wantErr == "" && err != nil:
 					t.Errorf("%s: %v", protocol, err)
@@ -240,7 +240,7 @@ func TestUpstreamTLSRotation(t *testing.T) {
 	serverNew, _, _ := ca2.issue(t, leafOpts{spiffe: peer})
 	addr2 := startMTLSMulti(t, serverNew, []*testCA{ca1, ca2}, handler)
 	m2, _ := newTestManager(t, opts, config.Cluster{Name: "c2", Protocol: "h2", Endpoints: []string{addr2}, TLS: tlsCfg})
-	if _, _, err := get(t, m2.Cluster("c2"), Pick{}); err != nil {
+	if _, err := get(t, m2.Cluster("c2"), Pick{}); err != nil {
 		t.Errorf("server from the rotated CA: %v", err)
 	}
 
