@@ -2,7 +2,9 @@ package upstream
 
 import (
 	"io"
+	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,5 +84,30 @@ func TestHealthCheckExpectedStatuses(t *testing.T) {
 	h.expected = []int{200, 418}
 	if !h.statusOK(418) || h.statusOK(204) {
 		t.Error("expected_statuses not honoured")
+	}
+}
+
+// TestHealthCheckRequest: the check is GET path with the user agent, and
+// its Host is the name the endpoint was resolved from (DNS) or, without
+// one, the endpoint's address.
+func TestHealthCheckRequest(t *testing.T) {
+	var seen sync.Map // Host -> request line
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Host, r.Method+" "+r.RequestURI+" "+r.Header.Get("User-Agent"))
+	})
+	static := startHTTP(t, "a", h, false)
+	_, port, _ := net.SplitHostPort(static.addr)
+	dns := &fakeDNS{answers: map[string][]string{"svc.test": {"127.0.0.1"}}}
+	opts := defaultOptions()
+	opts.lookup = dns.lookup
+	hc := &config.HealthCheck{Path: "/healthz?deep=1", Interval: config.Duration(20 * time.Millisecond)}
+	newTestManager(t, opts,
+		config.Cluster{Name: "static", Endpoints: []string{static.addr}, HealthCheck: hc},
+		config.Cluster{Name: "dns", DNS: "svc.test:" + port, HealthCheck: hc})
+	for _, host := range []string{static.addr, "svc.test"} {
+		eventually(t, 2*time.Second, "a check with Host "+host, func() bool { _, ok := seen.Load(host); return ok })
+		if line, _ := seen.Load(host); line != "GET /healthz?deep=1 sluice-health-check" {
+			t.Errorf("Host %s: upstream saw %q", host, line)
+		}
 	}
 }

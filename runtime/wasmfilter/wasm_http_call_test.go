@@ -82,3 +82,47 @@ func TestWasmHTTPCaller(t *testing.T) {
 		t.Errorf("timeout: %v", err)
 	}
 }
+
+// TestWasmHTTPCallReplyLimit: a reply body up to MaxResponseBytes reaches
+// the filter; one byte more fails the call instead of growing without
+// bound.
+func TestWasmHTTPCallReplyLimit(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "12345")
+	}))
+	defer srv.Close()
+	m, err := upstream.NewManager([]config.Cluster{{Name: "c", Endpoints: []string{srv.Listener.Addr().String()}}}, stats.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, tt := range []struct {
+		limit   int64
+		wantErr bool
+	}{{5, false}, {4, true}} {
+		c := &WasmHTTPCaller{Lookup: ClusterCallsForTest(m), MaxResponseBytes: tt.limit}
+		type result struct {
+			r   hostabi.HTTPCallResponse
+			err error
+		}
+		ch := make(chan result, 1)
+		err := c.HTTPCall(context.Background(), hostabi.HTTPCallRequest{Cluster: "c", Timeout: 5 * time.Second,
+			Headers: [][2]string{{":method", "GET"}, {":path", "/"}, {":authority", "a"}}},
+			func(r hostabi.HTTPCallResponse, err error) { ch <- result{r, err} })
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case res := <-ch:
+			if tt.wantErr {
+				if res.err == nil || !strings.Contains(res.err.Error(), "over 4 bytes") {
+					t.Errorf("limit %d: %q %v, want the limit's error", tt.limit, res.r.Body, res.err)
+				}
+			} else if res.err != nil || string(res.r.Body) != "12345" {
+				t.Errorf("limit %d: %q %v", tt.limit, res.r.Body, res.err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no reply")
+		}
+	}
+}
