@@ -1,8 +1,9 @@
-// Package plugins embeds sluice's built-in policy filters: one small
-// Rust module each (./rust, on sdk/rust), whose root_id is the plugin's
-// name. Configuration "wasm = \"builtin:NAME\"" loads RustModule(NAME)
-// with root_id NAME. The Go plugins they were ported from are not
-// embedded: they stay as the tests' reference (package goref).
+// Package plugins embeds sluice's built-in policy filters: one Rust module
+// (./rust, on sdk/rust) holding all of them, each a root context chosen
+// by its root_id, the plugin's name. Configuration "wasm =
+// \"builtin:NAME\"" loads RustModule(NAME) with root_id NAME. The Go
+// plugins they were ported from are not embedded: they stay as the tests'
+// reference (package goref).
 package plugins
 
 import (
@@ -13,87 +14,41 @@ import (
 
 //go:generate make rust
 
-// The built-ins, one module each (rust/NAME.wasm, built from
-// rust/NAME/lib.rs by `make -C plugins rust`): a module is about 0.1 MB,
-// compiles in milliseconds, and its instance starts with 128 KiB of linear
-// memory, so a config loads only what it uses. They are strings so that
-// the bytes sit in the binary's read-only data: clean file-backed pages,
-// which ReleaseModulePages can hand back to the page cache once a module
-// is compiled.
-var (
-	//go:embed rust/add-header.wasm
-	rustAddHeader string
-	//go:embed rust/canary.wasm
-	rustCanary string
-	//go:embed rust/cors.wasm
-	rustCORS string
-	//go:embed rust/fault.wasm
-	rustFault string
-	//go:embed rust/ip-restriction.wasm
-	rustIPRestriction string
-	//go:embed rust/jwt.wasm
-	rustJWT string
-	//go:embed rust/key-auth.wasm
-	rustKeyAuth string
-	//go:embed rust/rate-limiting.wasm
-	rustRateLimiting string
-	//go:embed rust/request-transformer.wasm
-	rustRequestTransformer string
-	//go:embed rust/response-ratelimiting.wasm
-	rustResponseRatelimiting string
-	//go:embed rust/response-transformer.wasm
-	rustResponseTransformer string
-)
+// builtins is rust/builtins.wasm, built from rust/lib.rs by `make -C
+// plugins rust`. One module for every built-in, not one each, because
+// what they share (the crate, std, the JSON reader, the regex crate) is
+// most of each module: README.md has the measurements. It is a string so
+// that the bytes sit in the binary's read-only data: clean file-backed
+// pages, which ReleaseModulePages can hand back to the page cache once
+// the module is compiled.
+//
+//go:embed rust/builtins.wasm
+var builtins string
 
-var rustModules = map[string]*string{
-	"add-header":            &rustAddHeader,
-	"canary":                &rustCanary,
-	"cors":                  &rustCORS,
-	"fault":                 &rustFault,
-	"ip-restriction":        &rustIPRestriction,
-	"jwt":                   &rustJWT,
-	"key-auth":              &rustKeyAuth,
-	"rate-limiting":         &rustRateLimiting,
-	"request-transformer":   &rustRequestTransformer,
-	"response-ratelimiting": &rustResponseRatelimiting,
-	"response-transformer":  &rustResponseTransformer,
-}
-
-// RustModule returns the module serving built-in name (its root_id is
-// name too), or nil if name is no built-in. The slice is shared and
-// read-only: writing to it faults.
+// RustModule returns the module serving built-in name (with root_id
+// name), or nil if name is no built-in. Every built-in is served by the
+// same module. The slice is shared and read-only: writing to it faults.
 func RustModule(name string) []byte {
-	if m, ok := rustModules[name]; ok {
-		return bytesOf(*m)
+	if !Has(name) {
+		return nil
 	}
-	return nil
-}
-
-// RustNames returns the built-ins served by Rust modules, sorted.
-func RustNames() []string {
-	var out []string
-	for n := range rustModules {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
+	return bytesOf(builtins)
 }
 
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// ReleaseModulePages tells the kernel that the modules' bytes are not
+// ReleaseModulePages tells the kernel that the module's bytes are not
 // needed in memory for now: once compiled, nothing reads them until the
 // next load, and they cost resident memory otherwise. They
 // stay in the page cache (and the binary), and a later read faults them
 // back in. A no-op where unsupported.
 func ReleaseModulePages() {
-	for _, m := range rustModules {
-		releasePages(bytesOf(*m))
-	}
+	releasePages(bytesOf(builtins))
 }
 
-// names are the built-ins, each with a rust/NAME.wasm; TestNamesMatchModules
-// (realhost) checks them against the modules and the Go reference.
+// names are the built-ins, each rust/NAME.rs and an entry of rust/lib.rs's
+// PLUGINS; TestNamesMatchModules (realhost) checks that the module and the
+// Go reference serve each.
 var names = []string{
 	"add-header",
 	"canary",

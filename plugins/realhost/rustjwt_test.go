@@ -343,10 +343,11 @@ func TestRustJWTMatchesGo(t *testing.T) {
 
 // The Rust jwt asks the host for public-key checks: a JWK set fetched
 // again verifies with no new key parsed (the host caches keys by their
-// bytes), and the module stays small without any public-key code.
+// bytes), and the built-ins' module stays small without any public-key
+// code (RSA and ECDSA in the guest would add several hundred KB).
 func TestRustJWTModule(t *testing.T) {
-	if n := len(plugins.RustModule("jwt")); n > 400<<10 {
-		t.Errorf("jwt module is %d bytes, want <= 400 KiB (no public-key code)", n)
+	if n := len(plugins.RustModule("jwt")); n > 1<<20 {
+		t.Errorf("the built-ins' module is %d bytes, want <= 1 MiB (no public-key code)", n)
 	}
 	k := newJWTKeys(t)
 	f := filtertest.LoadBuiltin(t, "jwt", map[string]any{"credentials": []map[string]string{
@@ -605,6 +606,7 @@ func BenchmarkRustLimitersAndJWT(b *testing.B) {
 			b.Run(c.name+"/"+m.lang, func(b *testing.B) {
 				f := filtertest.Load(b, m.wasm, filtertest.Options{Name: c.plugin, RootID: c.plugin, Config: c.config})
 				req := filtertest.Request{Headers: append([][2]string{{":path", "/api/v2/orders"}}, c.req...), ClientAddr: "10.0.0.1:5000", ResponseHeaders: c.resp}
+				before := f.Stats().CallSeconds
 				b.ResetTimer()
 				cpu := cpuTime()
 				for i := 0; i < b.N; i++ {
@@ -613,8 +615,11 @@ func BenchmarkRustLimitersAndJWT(b *testing.B) {
 					}
 				}
 				// On a shared machine the process's CPU time per request
-				// is steadier than the wall clock.
+				// is steadier than the wall clock; the time in the
+				// guest's callbacks (with their hostcalls) leaves out the
+				// harness, as BenchmarkRustPortsOnRealHost's does.
 				b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric((f.Stats().CallSeconds-before)*1e6/float64(b.N), "wasm-us/op")
 			})
 		}
 	}

@@ -1,8 +1,6 @@
 //! What several Rust built-ins share (the Rust side of
 //! plugins/src/internal/common): configuration loading, Kong's JSON
-//! replies, the client address. Each plugin includes it with
-//! `#[path = "../common.rs"] mod common;`, so a module carries only what
-//! its plugin uses.
+//! replies, the client address.
 #![allow(dead_code)]
 
 use sluice_proxy_wasm::{self as sdk, json, LogLevel};

@@ -1,7 +1,6 @@
 //! Go's regular expressions (regexp.Compile's RE2 syntax and matching) on
 //! the regex crate, for the Rust built-ins whose Go originals match
-//! patterns (cors origins, canary and fault matches). Included with
-//! `#[path = "../goregexp.rs"] mod goregexp;`.
+//! patterns (cors origins, canary and fault matches).
 //!
 //! The two libraries read many patterns differently: in Go `\d`, `\w`,
 //! `\s` and `\b` are ASCII, `\!`, `\_` and `\<` are literals, `{` that

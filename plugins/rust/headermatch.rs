@@ -2,20 +2,19 @@
 //! plugins/src/internal/common/match.go), for canary and fault:
 //! StringMatch (exact, prefix, or a regex with Go's syntax, matched
 //! against the whole value) and HeaderMatch (headers, cookies, uri,
-//! method; every condition must hold). Included with
-//! `#[path = "../headermatch.rs"] mod headermatch;` beside goregexp.rs.
+//! method; every condition must hold).
 //!
 //! Requests are read as bytes (sdk::get_map_bytes): Go compares header
 //! values byte for byte and reads bytes that are not UTF-8 as U+FFFD.
 #![allow(dead_code)]
 
-use super::goregexp;
+use crate::goregexp;
 use sluice_proxy_wasm::json::{self, Value};
 
 /// Request headers as the host holds them.
 pub type Headers = [(Vec<u8>, Vec<u8>)];
 
-pub use super::common::header_bytes as header;
+pub use crate::common::header_bytes as header;
 
 /// A cookie's value from a Cookie header (Go's common.Cookie: parts split
 /// at ';', white space trimmed, the first whose name is name).

@@ -4,7 +4,6 @@
 //! shared data, updated with compare-and-swap. Which store backs shared
 //! data (memory, or Redis so replicas share counts) is the host's
 //! configuration: policy = "redis" is counted here the same way.
-//! Included with `#[path = "../limits.rs"] mod limits;`.
 #![allow(dead_code)]
 
 use sluice_proxy_wasm::{self as sdk, json};

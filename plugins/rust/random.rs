@@ -2,8 +2,7 @@
 //! percentages), where the Go plugins use math/rand. A wasm32-unknown-
 //! unknown guest has no entropy source; the generator (splitmix64) is
 //! seeded from the host's clock at first use, which is all a traffic
-//! split needs (nothing secret depends on it). Included with
-//! `#[path = "../random.rs"] mod random;`.
+//! split needs (nothing secret depends on it).
 #![allow(dead_code)]
 
 use sluice_proxy_wasm as sdk;

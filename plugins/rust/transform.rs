@@ -7,7 +7,7 @@
 //! come out byte for byte as the Go plugins wrote them.
 #![allow(dead_code)]
 
-use super::common;
+use crate::common;
 use sluice_proxy_wasm::json::{self, Value};
 use sluice_proxy_wasm::{self as sdk, HeaderPairs};
 use std::collections::BTreeMap;

@@ -133,10 +133,11 @@ config = { request_headers = { "x-hello" = "sluice" } }
 	}
 }
 
-// Every built-in plugin is served by its own Rust module now (the Go
-// module's lite/full choice no longer applies to any): each loads its
-// module, and adding a plugin (jwt, once the heaviest of the Go ones)
-// restarts none of the others.
+// Every built-in plugin is served by the one Rust module of the built-ins
+// (the Go module's lite/full choice no longer applies to any): each loads
+// it, and adding a plugin (jwt, once the heaviest of the Go ones)
+// restarts none of the others. A root_id of the user's own still serves
+// the built-in named by wasm (the module chooses its plugin by root_id).
 func TestBuiltinsLoadTheirRustModules(t *testing.T) {
 	up := startEcho(t, "up", nil)
 	cfg := func(extra string) string {
@@ -149,6 +150,7 @@ config = { request_headers = { "x-hello" = "sluice" } }
 [[plugins]]
 name = "guard"
 wasm = "builtin:cors"
+root_id = "my-cors"
 config = { origins = ["https://app.example.com"] }
 ` + extra + `
 [[routes]]
@@ -196,8 +198,13 @@ config = { claims_to_verify = ["exp"] }
 	if entryOf(ts, "hello") != hello || entryOf(ts, "guard") != guard {
 		t.Fatal("adding a jwt plugin restarted add-header or cors")
 	}
-	_, e := getJSON(t, http.DefaultClient, mustReq(t, "GET", ts.url("/"), nil))
+	req := mustReq(t, "GET", ts.url("/"), nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	resp, e := getJSON(t, http.DefaultClient, req)
 	if got := e.Header["X-Hello"]; len(got) != 1 || got[0] != "sluice" {
 		t.Fatalf("upstream saw x-hello %v with jwt beside", got)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://app.example.com" {
+		t.Fatalf("cors (root_id my-cors) answered Access-Control-Allow-Origin %q", got)
 	}
 }

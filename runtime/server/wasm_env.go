@@ -175,7 +175,10 @@ func (e *wasmEnv) load(ctx context.Context, pc config.Plugin, module []byte, sha
 	}
 	rootID, vmID := pc.RootID, pc.VMID
 	builtin := builtinName(pc.Wasm)
-	if builtin != "" && rootID == "" {
+	if builtin != "" {
+		// The built-ins are root contexts of one module, chosen by
+		// root_id: a root_id of the user's own would name none of them
+		// (and meant nothing while each had a module of its own).
 		rootID = builtin
 	}
 	if builtin != "" && vmID == "" {

@@ -7,11 +7,7 @@
 //! The Rust port of plugins/src/ratelimiting: same keys, messages,
 //! headers, metrics and shared-data keys.
 
-#[path = "../common.rs"]
-mod common;
-#[path = "../limits.rs"]
-mod limits;
-
+use crate::{common, limits};
 use limits::{Store, PERIODS};
 use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, RootContext};
 use std::rc::Rc;
@@ -283,8 +279,9 @@ impl Limiter {
 
 // ---- glue ----
 
-sdk::main! {
-    sdk::set_root_context(|_| Box::new(Plugin { p: None }));
+/// A root context of the plugin, configured by on_configure.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Plugin { p: None })
 }
 
 struct Shared {

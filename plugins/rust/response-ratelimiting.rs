@@ -7,11 +7,7 @@
 //! The Rust port of plugins/src/responseratelimiting: same keys, messages,
 //! headers, metric and shared-data keys.
 
-#[path = "../common.rs"]
-mod common;
-#[path = "../limits.rs"]
-mod limits;
-
+use crate::{common, limits};
 use limits::{Store, PERIODS};
 use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, RootContext};
 use std::rc::Rc;
@@ -282,8 +278,9 @@ fn go_parse_int(s: &str) -> Option<i64> {
 
 // ---- glue ----
 
-sdk::main! {
-    sdk::set_root_context(|_| Box::new(Plugin { p: None }));
+/// A root context of the plugin, configured by on_configure.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Plugin { p: None })
 }
 
 struct Shared {

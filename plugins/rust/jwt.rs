@@ -9,9 +9,7 @@
 //! the host (sluice_verify_signature, Go's crypto), which parses each key
 //! once, so the module carries no public-key code.
 
-#[path = "../common.rs"]
-mod common;
-
+use crate::common;
 use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha384, Sha512};
 use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, RootContext, SignatureCheck};
@@ -859,8 +857,9 @@ impl Verifier {
 
 // ---- glue ----
 
-sdk::main! {
-    sdk::set_root_context(|_| Box::new(Plugin { state: None }));
+/// A root context of the plugin, configured by on_configure.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Plugin { state: None })
 }
 
 /// What the root and its streams share: the verifier (its JWKS replaced

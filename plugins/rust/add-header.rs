@@ -4,9 +4,7 @@
 //!
 //! The Rust port of plugins/src/addheader: same keys, same messages.
 
-#[path = "../common.rs"]
-mod common;
-
+use crate::common;
 use sluice_proxy_wasm::{self as sdk, callbacks, json, Action, HttpContext, LogLevel, RootContext};
 use std::rc::Rc;
 
@@ -51,8 +49,9 @@ fn sorted(m: Vec<(String, String)>, key: &str) -> Result<Vec<(String, String)>, 
     Ok(out)
 }
 
-sdk::main! {
-    sdk::set_root_context(|_| Box::new(Plugin { config: Rc::new(Config::default()) }));
+/// A root context of the plugin, configured by on_configure.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Plugin { config: Rc::new(Config::default()) })
 }
 
 struct Plugin {

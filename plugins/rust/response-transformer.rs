@@ -4,11 +4,7 @@
 //! The Rust port of plugins/src/responsetransformer: same keys, messages
 //! and results (bodies written as Go's encoding/json writes them).
 
-#[path = "../common.rs"]
-mod common;
-#[path = "../transform.rs"]
-mod transform;
-
+use crate::{common, transform};
 use sluice_proxy_wasm::{self as sdk, callbacks, json, Action, HttpContext, LogLevel, RootContext};
 use std::rc::Rc;
 use transform::{JsonTypes, Ops, Request};
@@ -118,8 +114,9 @@ impl Transformer {
     }
 }
 
-sdk::main! {
-    sdk::set_root_context(|_| Box::new(Plugin { t: None }));
+/// A root context of the plugin, configured by on_configure.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Plugin { t: None })
 }
 
 struct Plugin {

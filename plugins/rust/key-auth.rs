@@ -3,9 +3,7 @@
 //!
 //! The Rust port of plugins/src/keyauth: same keys, messages and headers.
 
-#[path = "../common.rs"]
-mod common;
-
+use crate::common;
 use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, RootContext};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -205,8 +203,9 @@ impl Auth {
     }
 }
 
-sdk::main! {
-    sdk::set_root_context(|_| Box::new(Plugin { auth: None }));
+/// A root context of the plugin, configured by on_configure.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Plugin { auth: None })
 }
 
 struct Plugin {

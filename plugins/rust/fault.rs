@@ -6,15 +6,7 @@
 //! durations read as Go's time.ParseDuration, regex matches with Go's
 //! syntax (goregexp.rs).
 
-#[path = "../common.rs"]
-mod common;
-#[path = "../goregexp.rs"]
-mod goregexp;
-#[path = "../headermatch.rs"]
-mod headermatch;
-#[path = "../random.rs"]
-mod random;
-
+use crate::{common, headermatch, random};
 use headermatch::{HeaderMatch, Headers};
 use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, MetricType, RootContext};
 use std::cell::RefCell;
@@ -210,8 +202,9 @@ impl Injector {
     }
 }
 
-sdk::main! {
-    sdk::set_root_context(|_| Box::new(Plugin { shared: Rc::new(Shared::default()) }));
+/// A root context of the plugin, configured by on_configure.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Plugin { shared: Rc::new(Shared::default()) })
 }
 
 /// What the root context and the streams share: the configuration, the

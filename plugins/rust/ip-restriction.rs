@@ -6,9 +6,7 @@
 //! and Go's net/netip rules for what an address or prefix is and what a
 //! prefix contains.
 
-#[path = "../common.rs"]
-mod common;
-
+use crate::common;
 use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, RootContext, StreamContext};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::rc::Rc;
@@ -185,8 +183,9 @@ impl Filter {
     }
 }
 
-sdk::main! {
-    sdk::set_root_context(|_| Box::new(Plugin { f: None }));
+/// A root context of the plugin, configured by on_configure.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Plugin { f: None })
 }
 
 struct Plugin {

@@ -6,11 +6,7 @@
 //! patterns read Go's syntax (goregexp.rs), and an Origin is matched and
 //! echoed byte for byte, as Go does.
 
-#[path = "../common.rs"]
-mod common;
-#[path = "../goregexp.rs"]
-mod goregexp;
-
+use crate::{common, goregexp};
 use common::header_bytes as header;
 use sluice_proxy_wasm::{self as sdk, callbacks, json, Action, HttpContext, LogLevel, MapType, RootContext};
 use std::rc::Rc;
@@ -190,8 +186,9 @@ impl Cors {
     }
 }
 
-sdk::main! {
-    sdk::set_root_context(|_| Box::new(Plugin { cors: Rc::new(Cors::default()) }));
+/// A root context of the plugin, configured by on_configure.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Plugin { cors: Rc::new(Cors::default()) })
 }
 
 struct Plugin {

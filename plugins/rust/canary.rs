@@ -7,15 +7,7 @@
 //! The Rust port of plugins/src/canary: same keys, same messages; regex
 //! matches read Go's syntax (goregexp.rs).
 
-#[path = "../common.rs"]
-mod common;
-#[path = "../goregexp.rs"]
-mod goregexp;
-#[path = "../headermatch.rs"]
-mod headermatch;
-#[path = "../random.rs"]
-mod random;
-
+use crate::{common, headermatch, random};
 use headermatch::{HeaderMatch, Headers};
 use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, RootContext};
 use std::rc::Rc;
@@ -252,8 +244,9 @@ fn fnv32a(b: &[u8]) -> u32 {
     h
 }
 
-sdk::main! {
-    sdk::set_root_context(|_| Box::new(Plugin { router: Rc::new(Router::default()) }));
+/// A root context of the plugin, configured by on_configure.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Plugin { router: Rc::new(Router::default()) })
 }
 
 struct Plugin {
