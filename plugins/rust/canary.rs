@@ -202,10 +202,15 @@ fn parse_destination(v: &json::Value, prev: Option<String>) -> Result<Option<Str
 }
 
 impl Router {
+    /// Whether picking a subset looks at the request's headers.
+    fn reads_headers(&self) -> bool {
+        !matches!(self.sticky, Sticky::None) || self.routes.iter().any(|rt| !rt.matches.is_empty())
+    }
+
     /// The subset for a request, or None when no route applies. roll is
     /// a uniform number in [0, 1), used when the request has no sticky
     /// key.
-    pub fn pick(&self, h: &Headers, roll: f64) -> Option<&str> {
+    pub fn pick<H: Headers + ?Sized>(&self, h: &H, roll: f64) -> Option<&str> {
         let rt = self.routes.iter().find(|rt| rt.matches.is_empty() || rt.matches.iter().any(|m| m.matches(h)))?;
         if rt.targets.len() == 1 {
             return Some(&rt.targets[0].subset);
@@ -224,7 +229,7 @@ impl Router {
         rt.targets.last().map(|t| t.subset.as_str())
     }
 
-    fn sticky_key<'a>(&self, h: &'a Headers) -> Option<&'a [u8]> {
+    fn sticky_key<'a, H: Headers + ?Sized>(&self, h: &'a H) -> Option<&'a [u8]> {
         let v = match &self.sticky {
             Sticky::None => None,
             Sticky::Header(name) => headermatch::header(h, name),
@@ -274,16 +279,24 @@ struct Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        let h = common::request_headers_bytes(NAME);
+        // A weighted split without matches or a sticky key (the usual
+        // canary) needs no header of the request.
+        let h = if self.router.reads_headers() {
+            common::request_header_pairs(NAME)
+        } else {
+            sdk::HeaderPairs::parse(Vec::new())
+        };
         match self.router.pick(&h, random::float64()) {
             None => {
-                if headermatch::header(&h, SUBSET_HEADER).is_some() {
-                    common::must(NAME, &format!("removing {}", SUBSET_HEADER), sdk::remove_http_request_header(SUBSET_HEADER));
+                // A client's own subset header is never passed on (with
+                // the headers unread, removing it is the one hostcall).
+                if !self.router.reads_headers() || headermatch::header(&h, SUBSET_HEADER).is_some() {
+                    common::must_on(NAME, "removing", SUBSET_HEADER, sdk::remove_http_request_header(SUBSET_HEADER));
                 }
             }
             Some(subset) => {
-                common::must(NAME, &format!("setting {}", SUBSET_HEADER), sdk::set_http_request_header(SUBSET_HEADER, subset));
-                common::must(NAME, &format!("setting {}", SUBSET_PROPERTY), sdk::set_property(&[SUBSET_PROPERTY], subset.as_bytes()));
+                common::must_on(NAME, "setting", SUBSET_HEADER, sdk::set_http_request_header(SUBSET_HEADER, subset));
+                common::must_on(NAME, "setting", SUBSET_PROPERTY, sdk::set_property(&[SUBSET_PROPERTY], subset.as_bytes()));
             }
         }
         Action::Continue
@@ -316,7 +329,7 @@ mod tests {
     fn weighted_split() {
         let r = parse(ISTIO.as_bytes()).unwrap();
         let n = 2000;
-        let v2 = (0..n).filter(|&i| r.pick(&[], (i as f64 + 0.5) / n as f64) == Some("v2")).count();
+        let v2 = (0..n).filter(|&i| r.pick(&h(&[]), (i as f64 + 0.5) / n as f64) == Some("v2")).count();
         assert_eq!(v2, 200);
     }
 
@@ -333,8 +346,8 @@ mod tests {
             seen.insert(first.to_string());
         }
         assert_eq!(seen.len(), 2);
-        assert_eq!(r.pick(&[], 0.1), Some("a"));
-        assert_eq!(r.pick(&[], 0.9), Some("b"));
+        assert_eq!(r.pick(&h(&[]), 0.1), Some("a"));
+        assert_eq!(r.pick(&h(&[]), 0.9), Some("b"));
         assert_eq!(fnv32a(b""), 0x811c_9dc5);
         assert_eq!(fnv32a(b"a"), 0xe40c_292c);
     }
@@ -342,7 +355,7 @@ mod tests {
     #[test]
     fn no_route() {
         let r = parse(br#"{"http":[{"match":[{"headers":{"x-beta":{"exact":"1"}}}],"route":[{"subset":"beta"}]}]}"#).unwrap();
-        assert_eq!(r.pick(&[], 0.5), None);
+        assert_eq!(r.pick(&h(&[]), 0.5), None);
         assert_eq!(r.pick(&h(&[("x-beta", "1")]), 0.5), Some("beta"));
     }
 

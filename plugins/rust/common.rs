@@ -127,6 +127,32 @@ pub fn go_to_upper(s: &str) -> String {
         .collect()
 }
 
+/// Header lookups by bytes (Go compares header values byte for byte),
+/// over owned pairs (tests) or the host's pairs read in place (a
+/// request's path: nothing copied).
+pub trait HeaderBytes {
+    /// The first value of a header, its name matched case-insensitively.
+    fn get_bytes(&self, name: &str) -> Option<&[u8]>;
+}
+
+impl HeaderBytes for [(Vec<u8>, Vec<u8>)] {
+    fn get_bytes(&self, name: &str) -> Option<&[u8]> {
+        header_bytes(self, name)
+    }
+}
+
+impl HeaderBytes for Vec<(Vec<u8>, Vec<u8>)> {
+    fn get_bytes(&self, name: &str) -> Option<&[u8]> {
+        header_bytes(self, name)
+    }
+}
+
+impl<B: AsRef<[u8]>> HeaderBytes for sdk::HeaderPairs<B> {
+    fn get_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.get(name)
+    }
+}
+
 /// Header lookups, over owned pairs (tests, a list being rewritten) or
 /// over the host's pairs read in place (a request's path: no String per
 /// field).
@@ -441,6 +467,15 @@ pub fn parse_duration(orig: &str) -> Option<i64> {
 pub fn must<T>(plugin: &str, what: &str, r: Result<T, sdk::Status>) {
     if let Err(e) = r {
         sdk::log(LogLevel::Error, &format!("{}: {}: {:?}", plugin, what, e));
+    }
+}
+
+/// Logs a failed hostcall on a header or property as "NAME: verb name:
+/// error"; the text is only made for a failure (a request's path makes
+/// none).
+pub fn must_on<T>(plugin: &str, verb: &str, name: &str, r: Result<T, sdk::Status>) {
+    if let Err(e) = r {
+        sdk::log(LogLevel::Error, &format!("{}: {} {}: {:?}", plugin, verb, name, e));
     }
 }
 

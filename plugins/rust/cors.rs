@@ -7,7 +7,7 @@
 //! echoed byte for byte, as Go does.
 
 use crate::{common, goregexp};
-use common::header_bytes as header;
+use common::HeaderBytes;
 use sluice_proxy_wasm::{self as sdk, callbacks, json, Action, HttpContext, LogLevel, MapType, RootContext};
 use std::rc::Rc;
 
@@ -123,10 +123,25 @@ impl Cors {
         if origin.is_empty() {
             return None;
         }
-        if self.exact.contains(&origin_key(origin)) || self.patterns.iter().any(|re| re.is_match(origin)) {
+        if self.exact_match(origin) || self.patterns.iter().any(|re| re.is_match(origin)) {
             return Some(origin);
         }
         None
+    }
+
+    /// Whether origin is one of the exact origins, compared as
+    /// origin_key makes them.
+    fn exact_match(&self, origin: &[u8]) -> bool {
+        if self.exact.is_empty() {
+            return false;
+        }
+        if origin.is_ascii() {
+            // The exact origins are lower case already, and an ASCII
+            // origin's key is its ASCII lower case: no copy to compare.
+            let o = origin.strip_suffix(b"/").unwrap_or(origin);
+            return self.exact.iter().any(|e| e.as_bytes().eq_ignore_ascii_case(o));
+        }
+        self.exact.contains(&origin_key(origin))
     }
 
     fn common<'a>(&self, origin: &'a [u8]) -> Option<Vec<Header<'a>>> {
@@ -143,20 +158,21 @@ impl Cors {
 
     /// What to do with a request: Some(headers) answers it 200 with them
     /// (a preflight; none for a disallowed origin), None lets it through.
-    pub fn preflight<'a>(&'a self, h: &'a [(Vec<u8>, Vec<u8>)]) -> Option<Vec<Header<'a>>> {
-        let method = header(h, ":method").unwrap_or_default();
-        let req_method = header(h, "access-control-request-method");
+    pub fn preflight<'a, H: HeaderBytes + ?Sized>(&'a self, h: &'a H) -> Option<Vec<Header<'a>>> {
+        let header = |name: &str| -> Option<&'a [u8]> { h.get_bytes(name) };
+        let method = header(":method").unwrap_or_default();
+        let req_method = header("access-control-request-method");
         if method != b"OPTIONS" || req_method.map_or(true, |m| m.is_empty()) || self.cont {
             return None;
         }
-        let origin = header(h, "origin").unwrap_or_default();
+        let origin = header("origin").unwrap_or_default();
         let mut out = match self.common(origin) {
             Some(out) => out,
             None => return Some(Vec::new()),
         };
         out.push(("access-control-allow-methods", self.methods.as_bytes()));
         let allow_headers = if self.headers.is_empty() {
-            header(h, "access-control-request-headers").unwrap_or_default()
+            header("access-control-request-headers").unwrap_or_default()
         } else {
             self.headers.as_bytes()
         };
@@ -166,7 +182,7 @@ impl Cors {
         if !self.max_age.is_empty() {
             out.push(("access-control-max-age", self.max_age.as_bytes()));
         }
-        if self.private_network && header(h, "access-control-request-private-network") == Some(b"true") {
+        if self.private_network && header("access-control-request-private-network") == Some(b"true") {
             out.push(("access-control-allow-private-network", b"true"));
         }
         Some(out)
@@ -218,14 +234,14 @@ struct Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        let h = common::request_headers_bytes(NAME);
+        let h = common::request_header_pairs(NAME);
         if let Some(reply) = self.cors.preflight(&h) {
             if let Err(e) = sdk::send_local_response(200, &reply, b"", -1) {
                 sdk::log(LogLevel::Error, &format!("sending local response 200: {:?}", e));
             }
             return Action::Pause;
         }
-        self.origin = header(&h, "origin").map(|o| o.to_vec());
+        self.origin = h.get_bytes("origin").map(|o| o.to_vec());
         Action::Continue
     }
 
@@ -239,7 +255,7 @@ impl HttpContext for Stream {
                 common::must(NAME, "adding vary", sdk::add_http_response_header(k, "Origin"));
                 continue;
             }
-            common::must(NAME, &format!("setting {}", k), sdk::replace_map_value_bytes(MapType::HttpResponseHeaders, k, v));
+            common::must_on(NAME, "setting", k, sdk::replace_map_value_bytes(MapType::HttpResponseHeaders, k, v));
         }
         Action::Continue
     }

@@ -180,7 +180,7 @@ pub fn parse(data: &[u8]) -> Result<Injector, String> {
 
 impl Injector {
     /// The faults for a request; the rolls are uniform numbers in [0, 100).
-    pub fn decide(&self, h: &Headers, delay_roll: f64, abort_roll: f64) -> Fault {
+    pub fn decide<H: Headers + ?Sized>(&self, h: &H, delay_roll: f64, abort_roll: f64) -> Fault {
         let mut f = Fault { delay: 0, status: 0, grpc_status: -1 };
         if !self.matches.is_empty() && !self.matches.iter().any(|m| m.matches(h)) {
             return f;
@@ -294,7 +294,13 @@ struct Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        let h = common::request_headers_bytes(NAME);
+        // Without matches the faults apply to every request: no header
+        // is read.
+        let h = if self.shared.inj.matches.is_empty() {
+            sdk::HeaderPairs::parse(Vec::new())
+        } else {
+            common::request_header_pairs(NAME)
+        };
         let f = self.shared.inj.decide(&h, random::float64() * 100.0, random::float64() * 100.0);
         if f.delay > 0 {
             let _ = sdk::increment_metric(self.shared.delayed, 1);

@@ -4,17 +4,19 @@
 //! against the whole value) and HeaderMatch (headers, cookies, uri,
 //! method; every condition must hold).
 //!
-//! Requests are read as bytes (sdk::get_map_bytes): Go compares header
-//! values byte for byte and reads bytes that are not UTF-8 as U+FFFD.
+//! Requests are read as bytes (the host's pairs in place): Go compares
+//! header values byte for byte and reads bytes that are not UTF-8 as
+//! U+FFFD.
 #![allow(dead_code)]
 
 use crate::goregexp;
+pub use crate::common::HeaderBytes as Headers;
 use sluice_proxy_wasm::json::{self, Value};
 
-/// Request headers as the host holds them.
-pub type Headers = [(Vec<u8>, Vec<u8>)];
-
-pub use crate::common::header_bytes as header;
+/// The first value of a header, its name matched case-insensitively.
+pub fn header<'a, H: Headers + ?Sized>(h: &'a H, name: &str) -> Option<&'a [u8]> {
+    h.get_bytes(name)
+}
 
 /// A cookie's value from a Cookie header (Go's common.Cookie: parts split
 /// at ';', white space trimmed, the first whose name is name).
@@ -104,7 +106,7 @@ pub struct HeaderMatch {
 
 impl HeaderMatch {
     /// Whether a request's headers meet every condition.
-    pub fn matches(&self, h: &Headers) -> bool {
+    pub fn matches<H: Headers + ?Sized>(&self, h: &H) -> bool {
         if !self.headers.iter().all(|(k, m)| m.matches(header(h, k))) {
             return false;
         }

@@ -152,13 +152,26 @@ impl Request for HostRequest {
     }
 }
 
+/// The X-RateLimit-Limit-PERIOD and X-RateLimit-Remaining-PERIOD names
+/// of a period, lower case as header maps carry them.
+fn period_headers(period: &str) -> (&'static str, &'static str) {
+    match period {
+        "second" => ("x-ratelimit-limit-second", "x-ratelimit-remaining-second"),
+        "minute" => ("x-ratelimit-limit-minute", "x-ratelimit-remaining-minute"),
+        "hour" => ("x-ratelimit-limit-hour", "x-ratelimit-remaining-hour"),
+        "day" => ("x-ratelimit-limit-day", "x-ratelimit-remaining-day"),
+        "month" => ("x-ratelimit-limit-month", "x-ratelimit-remaining-month"),
+        _ => ("x-ratelimit-limit-year", "x-ratelimit-remaining-year"),
+    }
+}
+
 /// The outcome for one request.
 #[derive(Default)]
 pub struct Decision {
     /// A refusal to send instead of going on.
     pub reply: Option<common::Reply>,
     /// Go on the response (none with hide_client_headers).
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(&'static str, String)>,
     /// The store failed (and the request was let through because of
     /// fault_tolerant, unless reply says otherwise).
     pub store_error: Option<String>,
@@ -186,11 +199,22 @@ impl Limiter {
         if id.is_empty() {
             id = r.client_ip();
         }
-        format!("{}:{}", self.limit_by, id)
+        let mut out = String::with_capacity(self.limit_by.len() + 1 + id.len());
+        out.push_str(&self.limit_by);
+        out.push(':');
+        out.push_str(&id);
+        out
     }
 
+    /// The shared-data key of id's counter for period (built without
+    /// format!, on every request's path).
     fn key(&self, period: &str, id: &str) -> String {
-        format!("sluice/rate-limiting/{}/{}/{}/{}", self.policy, self.plugin, period, id)
+        let parts = ["sluice/rate-limiting/", &self.policy, "/", &self.plugin, "/", period, "/", id];
+        let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for p in parts {
+            out.push_str(p);
+        }
+        out
     }
 
     /// Counts the request against every limit at unix time now.
@@ -249,22 +273,23 @@ impl Limiter {
             let mut best: Option<(usize, i64)> = None;
             for (i, u) in usages.iter().enumerate() {
                 let rem = (u.max - u.count).max(0);
-                d.headers.push((format!("x-ratelimit-limit-{}", u.period), u.max.to_string()));
-                d.headers.push((format!("x-ratelimit-remaining-{}", u.period), rem.to_string()));
+                let (limit, remaining) = period_headers(u.period);
+                d.headers.push((limit, u.max.to_string()));
+                d.headers.push((remaining, rem.to_string()));
                 match best {
                     Some((b, br)) if !(rem < br || (rem == br && u.max > usages[b].max)) => {}
                     _ => best = Some((i, rem)),
                 }
             }
             if let Some((b, rem)) = best {
-                d.headers.push(("ratelimit-limit".into(), usages[b].max.to_string()));
-                d.headers.push(("ratelimit-remaining".into(), rem.to_string()));
-                d.headers.push(("ratelimit-reset".into(), usages[b].reset.to_string()));
+                d.headers.push(("ratelimit-limit", usages[b].max.to_string()));
+                d.headers.push(("ratelimit-remaining", rem.to_string()));
+                d.headers.push(("ratelimit-reset", usages[b].reset.to_string()));
             }
         }
         if let Some(i) = exceeded {
             let retry = usages[i].reset.to_string();
-            let mut extra: Vec<(&str, &str)> = d.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let mut extra: Vec<(&str, &str)> = d.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
             extra.push(("retry-after", &retry));
             d.reply = Some(common::json_reply(self.error_code, &self.error_message, &extra));
         }
@@ -323,7 +348,7 @@ impl RootContext for Plugin {
 
 struct Stream {
     p: Rc<Shared>,
-    headers: Vec<(String, String)>,
+    headers: Vec<(&'static str, String)>,
 }
 
 impl HttpContext for Stream {
@@ -349,7 +374,7 @@ impl HttpContext for Stream {
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
         for (k, v) in &self.headers {
-            common::must(NAME, &format!("setting {}", k), sdk::set_http_response_header(k, v));
+            common::must_on(NAME, "setting", k, sdk::set_http_response_header(k, v));
         }
         Action::Continue
     }
@@ -360,8 +385,16 @@ mod tests {
     use super::*;
     use limits::MemStore;
 
-    fn header<'a>(h: &'a [(String, String)], k: &str) -> &'a str {
-        common::header(h, k).unwrap_or("")
+    fn header<'a, K: AsRef<str>>(h: &'a [(K, String)], k: &str) -> &'a str {
+        h.iter().find(|(n, _)| n.as_ref().eq_ignore_ascii_case(k)).map_or("", |(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn period_header_names() {
+        for p in PERIODS {
+            let (l, r) = period_headers(p);
+            assert_eq!((l.to_string(), r.to_string()), (format!("x-ratelimit-limit-{}", p), format!("x-ratelimit-remaining-{}", p)));
+        }
     }
 
     // plugins/src/ratelimiting's TestDecideMinuteLimit.

@@ -339,7 +339,7 @@ impl HttpContext for Stream {
             return Action::Pause;
         }
         for (k, v) in &d.upstream_headers {
-            common::must(NAME, &format!("setting {}", k), sdk::set_http_request_header(k, v));
+            common::must_on(NAME, "setting", k, sdk::set_http_request_header(k, v));
         }
         Action::Continue
     }
@@ -351,7 +351,7 @@ impl HttpContext for Stream {
             if let Ok(Some(v)) = sdk::get_http_response_header(name) {
                 usage.push(v);
                 // The usage header is for sluice, not the client.
-                common::must(NAME, &format!("removing {}", name), sdk::remove_http_response_header(name));
+                common::must_on(NAME, "removing", name, sdk::remove_http_response_header(name));
             }
         }
         let (h, err) = l.on_response(&mut limits::SharedData, &self.id, &l.parse_usage(&usage.join(",")), limits::now_seconds());
@@ -360,7 +360,7 @@ impl HttpContext for Stream {
             sdk::log(LogLevel::Warn, &format!("{}: shared store failed: {}", NAME, e));
         }
         for (k, v) in &h {
-            common::must(NAME, &format!("setting {}", k), sdk::set_http_response_header(k, v));
+            common::must_on(NAME, "setting", k, sdk::set_http_response_header(k, v));
         }
         Action::Continue
     }

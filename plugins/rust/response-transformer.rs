@@ -21,24 +21,17 @@ struct Lists {
 }
 
 fn lists(v: &json::Value, key: &str) -> Result<Lists, String> {
-    let mut l = Lists::default();
-    let members = match v {
-        json::Value::Null => return Ok(l),
-        json::Value::Object(m) => m,
-        _ => return Err(json::type_error(v, &format!("Config.{}", key), "responsetransformer.Lists")),
-    };
-    for (k, v) in members {
-        let field = format!("Lists.{}.{}", key, json::key_name(k));
-        match json::key_name(k).as_str() {
-            "headers" => l.headers = json::string_list(v, &field)?,
-            "json" => l.json = json::string_list(v, &field)?,
-            "json_types" => l.json_types = json::string_list(v, &field)?,
+    transform::lists(v, key, "responsetransformer.Lists", CONFIG_KEYS, |l: &mut Lists, name, v, field| {
+        match name {
+            "headers" => l.headers = json::string_list(v, field)?,
+            "json" => l.json = json::string_list(v, field)?,
+            "json_types" => l.json_types = json::string_list(v, field)?,
             // A *string: null unsets it.
-            "body" => l.body = json::string(v, &field)?,
-            _ => return Err(json::unknown_field_of(k, CONFIG_KEYS)),
+            "body" => l.body = json::string(v, field)?,
+            _ => return Ok(false),
         }
-    }
-    Ok(l)
+        Ok(true)
+    })
 }
 
 /// A validated configuration.

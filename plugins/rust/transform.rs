@@ -79,6 +79,35 @@ impl Ops {
     }
 }
 
+/// Decodes one of a transformer's lists (the value of "add", "remove",
+/// ...: {"headers": [...], ...}) as json.Unmarshal does into the plugin's
+/// Lists struct L: null leaves it empty, anything but an object is a type
+/// error naming go_type, and each member goes to set with its lower-cased
+/// name and its field path ("Lists.add.headers"); set answers false for a
+/// member L does not have, refused with the nearest of keys.
+pub fn lists<L: Default>(
+    v: &Value,
+    key: &str,
+    go_type: &str,
+    keys: &[&str],
+    mut set: impl FnMut(&mut L, &str, &Value, &str) -> Result<bool, String>,
+) -> Result<L, String> {
+    let mut l = L::default();
+    let members = match v {
+        Value::Null => return Ok(l),
+        Value::Object(m) => m,
+        _ => return Err(json::type_error(v, &format!("Config.{}", key), go_type)),
+    };
+    for (k, v) in members {
+        let name = json::key_name(k);
+        let field = format!("Lists.{}.{}", key, name);
+        if !set(&mut l, &name, v, &field)? {
+            return Err(json::unknown_field_of(k, keys));
+        }
+    }
+    Ok(l)
+}
+
 /// Parses "name:value" items (key names the list in errors).
 pub fn parse_pairs(key: &str, items: &[String]) -> Result<Vec<Pair>, String> {
     let mut out = Vec::with_capacity(items.len());
