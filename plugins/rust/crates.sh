@@ -3,7 +3,7 @@
 # sources under /usr/share/cargo/registry) with rustc alone, no cargo:
 # each crate with the features cargo would give it here, in dependency
 # order, as OUT/libNAME.rlib. Writes OUT/externs, the flags a plugin's
-# rustc needs to use them. The packages are installed by ../../.ci/tools.sh
+# rustc needs to use them (naming the cache, with SLUICE_RUST_CACHE). The packages are installed by ../../.ci/tools.sh
 # rust.
 #
 #   crates.sh OUT RUSTC [FLAG...]     FLAGs: the target, opt-level, ...
@@ -16,6 +16,27 @@ out=$1
 shift
 reg=/usr/share/cargo/registry
 host_rustc=$1
+
+# SLUICE_RUST_CACHE=DIR keeps the crates built for this rustc, these
+# flags and this script in DIR/crates-KEY and reuses them: they are
+# Debian's sources, named here by exact version, so the same inputs build
+# the same rlibs (their paths are remapped, so the directory does not
+# show in them). The freshness check then compiles only the plugins. A
+# build goes to a temporary directory and is renamed into place whole.
+if [[ -n ${SLUICE_RUST_CACHE:-} ]]; then
+  mkdir -p "$SLUICE_RUST_CACHE"
+  key=$({ "$host_rustc" -vV; printf '%s\n' "$@"; cat "$0"; } | sha256sum | cut -c1-16)
+  cached=$SLUICE_RUST_CACHE/crates-$key
+  if [[ ! -f $cached/externs ]]; then
+    tmp=$(mktemp -d "$SLUICE_RUST_CACHE/.crates-XXXXXX")
+    SLUICE_RUST_CACHE='' bash "$0" "$tmp" "$@"
+    sed "s|$tmp|$cached|g" "$tmp/externs" >"$tmp/externs.new" && mv "$tmp/externs.new" "$tmp/externs"
+    # Another build may have put the same crates there first.
+    mv -T "$tmp" "$cached" 2>/dev/null || rm -rf "$tmp"
+  fi
+  cp "$cached/externs" "$out/externs"
+  exit 0
+fi
 
 crate() { # crate NAME DIR EDITION [rustc args...]
   local name=$1 dir=$2 edition=$3
