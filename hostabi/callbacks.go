@@ -186,6 +186,18 @@ func (s *HTTPStream) release() {
 // ID is the stream's context id in its instance.
 func (s *HTTPStream) ID() uint32 { return s.id }
 
+// SkippedCallbacks is the stream's plugin's sluice_skip_callbacks mask as
+// its instance holds it now, in the argument's layout: bit 0 is
+// on_request_headers, bit 6 on_log, bit 7 on_done.
+func (s *HTTPStream) SkippedCallbacks() uint32 {
+	s.in.mu.Lock()
+	defer s.in.mu.Unlock()
+	if s.root == nil {
+		return 0
+	}
+	return s.root.skip >> cbRequestHeaders
+}
+
 // invoke runs one stream callback with the stream as effective context.
 func (s *HTTPStream) invoke(cb callback, args ...uint64) (uint64, error) {
 	r, _, err := s.enter(cb, 0, noCount, args...)

@@ -144,10 +144,25 @@ func StatusOf(h *stream.HeaderMap) int {
 	return n
 }
 
+// RequestIDOf is info's request id as a string ("" without one).
+func RequestIDOf(info *Info) string {
+	if info.RequestID == "" && len(info.RequestIDBytes) > 0 {
+		return string(info.RequestIDBytes)
+	}
+	return info.RequestID
+}
+
 // Info is the stream's metadata: properties read it.
 type Info struct {
-	ID              uint64
-	RequestID       string
+	ID uint64
+	// RequestID is the stream's x-request-id as made by whoever filled
+	// Info; the proxy leaves it empty and fills RequestIDBytes instead, so
+	// that a stream whose filters never read it makes no string.
+	RequestID string
+	// RequestIDBytes is the stream's x-request-id in the stream's own
+	// storage: valid while the stream lasts, copy what is kept. Read both
+	// through RequestIDOf.
+	RequestIDBytes  []byte
 	Start           time.Time
 	Protocol        string // "HTTP/1.1", "HTTP/2", "HTTP/3"
 	Scheme          string
@@ -197,4 +212,48 @@ type TLSInfo struct {
 	// PeerCertDER is the peer's certificate as received (nil without
 	// one), for connection.peer_certificate.
 	PeerCertDER []byte
+}
+
+// Callbacks is a set of HTTPFilter callbacks, one bit each.
+type Callbacks uint32
+
+const (
+	RequestHeadersCallback Callbacks = 1 << iota
+	RequestBodyCallback
+	RequestTrailersCallback
+	ResponseHeadersCallback
+	ResponseBodyCallback
+	ResponseTrailersCallback
+	LogCallback
+)
+
+// BodyCallbacks is d's body and trailers callbacks: what a filter must
+// skip for the proxy to leave d's body untouched.
+func BodyCallbacks(d Direction) Callbacks {
+	if d == Request {
+		return RequestBodyCallback | RequestTrailersCallback
+	}
+	return ResponseBodyCallback | ResponseTrailersCallback
+}
+
+// Skipper is optional. A filter that implements it names the callbacks it
+// has no use for: each would only answer Continue and change nothing (a
+// Wasm filter knows them from its plugin's sluice_skip_callbacks). The
+// proxy may then not call them at all, as Envoy calls no body callbacks
+// of a filter that does not want them. When no filter on a chain wants a
+// direction's body or trailers, that body goes through untouched, as on a
+// route without filters: streamed as it comes, content-length kept. The
+// answer must not change during the stream; it is read once, after
+// NewFilter.
+type Skipper interface {
+	SkippedCallbacks() Callbacks
+}
+
+// Finisher is optional. A filter whose DoneIsFinal answers true promises
+// that once its OnDone has returned it never calls its Stream again (no
+// late Resume or SendLocalReply from an http_call reply or a tick): the
+// proxy may then reuse the stream's memory for a later stream. A filter
+// that does not implement it is taken to possibly call back.
+type Finisher interface {
+	DoneIsFinal() bool
 }

@@ -45,6 +45,8 @@ type streamState struct {
 	// the stream.
 	filters filterStream
 	chain   filterManager
+	// chainStore holds the chain's filters (up to maxInlineFilters).
+	chainStore chainStorage
 	// respHeaders and respTrailers are the response as it goes out: the
 	// upstream's, after the filters, or a local reply.
 	respHeaders  stream.HeaderMap
@@ -229,11 +231,9 @@ func (x *activeStream) fillInfo(start time.Time) {
 	conn := x.ss.Connection()
 	info := &x.s.info
 	info.ID = x.cm.streamIDs.Add(1)
-	if len(x.ri.plugins) > 0 {
-		// Filters read it (Wasm's request.id, a trap's log line); the
-		// plain path never makes the string.
-		info.RequestID = x.requestID()
-	}
+	// Filters read it (Wasm's request.id, a trap's log line) as a view
+	// of the stream's buffer: a string is made only when one does.
+	info.RequestIDBytes = x.reqID
 	info.Start = start
 	info.Protocol = conn.Protocol
 	info.Scheme = conn.Scheme
@@ -256,10 +256,16 @@ func (x *activeStream) fillInfo(start time.Time) {
 // (every instance broken) is skipped when it fails open, and answers 503
 // when it fails closed, as Envoy does.
 func (x *activeStream) buildChain(lr *listenerRoutes) bool {
-	var filters []filter.HTTPFilter
-	for _, name := range x.ri.plugins {
-		fac := x.snap.Filters[name]
+	x.chain = filterManager{s: x.s, limit: [2]int{lr.reqLimit, responseBufferLimit}}
+	if n := len(x.ri.factories); n <= maxInlineFilters {
+		x.chain.filters, x.chain.skipped = x.chainStore.filters[:0], x.chainStore.skipped[:0]
+	} else {
+		x.chain.filters, x.chain.skipped = make([]filter.HTTPFilter, 0, n), make([]filter.Callbacks, 0, n)
+	}
+	x.fm = &x.chain
+	for k, fac := range x.ri.factories {
 		f, err := fac.NewFilter(x.s.ctx, x.s)
+		name := x.ri.plugins[k]
 		if errors.Is(err, filter.ErrClosed) {
 			// A reload closed this version between the snapshot load and
 			// now: the current snapshot has its successor.
@@ -274,18 +280,15 @@ func (x *activeStream) buildChain(lr *listenerRoutes) bool {
 				continue
 			}
 			x.cm.log.Error("plugin unavailable; request refused (failure = closed)", zap.String("plugin", name), zap.Error(err))
-			for _, made := range filters {
+			for _, made := range x.chain.filters {
 				made.OnDone(x.s)
 			}
 			x.chain = filterManager{s: x.s}
-			x.fm = &x.chain
 			x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("plugin " + name + " unavailable\n"), Details: "wasm_fail_closed", GRPCStatus: grpcUnavailable})
 			return false
 		}
-		filters = append(filters, f)
+		x.chain.add(f)
 	}
-	x.chain = filterManager{s: x.s, filters: filters, limit: [2]int{lr.reqLimit, responseBufferLimit}}
-	x.fm = &x.chain
 	return true
 }
 

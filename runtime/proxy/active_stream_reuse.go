@@ -19,8 +19,9 @@ import (
 // active stream would be about 1.5 KB.
 //
 // An active stream is reused only when nothing can touch it once its
-// stream has ended (reusable): no filter (a filter may call back later, on
-// a goroutine of its own), a request body read to its end by the tries
+// stream has ended (reusable): no filter, or only filters whose OnDone is
+// their last call on the stream (filter.Finisher: a filter may otherwise
+// call back later, on a goroutine of its own) and no body feed, a request body read to its end by the tries
 // (an upstream that answered early may still be reading it) with no
 // trailers sent after it, no tunnel, a timer stopped before it fired and
 // a context that did not end and that nothing waits on. Any other stream
@@ -84,7 +85,7 @@ func (x *activeStream) reusable() bool {
 	bodyDone := x.body == nil || x.body == http.NoBody ||
 		x.replay != nil && !x.trailersUpstream && x.replay.sourceDone()
 	return bodyDone &&
-		(x.ri == nil || len(x.ri.plugins) == 0) &&
+		(x.ri == nil || len(x.ri.plugins) == 0 || x.fm != nil && x.fm.final && x.fm.feed == nil) &&
 		!x.timerFired && x.status != http.StatusSwitchingProtocols
 }
 

@@ -144,7 +144,7 @@ func (x *activeStream) serve() {
 		x.upstreamResp.Close()
 	}()
 
-	if !noBody && !x.fm.empty() {
+	if !noBody && x.fm.wantsBody[filter.Request] {
 		feedDone := make(chan struct{})
 		defer close(feedDone)
 		x.fm.startFeed = func() *bodyFeed { return startBodyFeed(x.body, feedDone) }

@@ -12,12 +12,26 @@ import (
 type filterManager struct {
 	s       *filterStream
 	filters []filter.HTTPFilter
+	// skipped is, per filter, the callbacks it said it has no use for
+	// (filter.Skipper): the manager does not call them.
+	skipped []filter.Callbacks
+	// wantsBody says, per direction, whether some filter wants its body
+	// or trailers; when none does the body goes as on a route without
+	// filters (untouched, streamed, its length kept).
+	wantsBody [2]bool
+	// final: every filter's OnDone is its last call on the stream
+	// (filter.Finisher), so the active stream may be reused.
+	final bool
 	// buffered holds, per filter and direction, the body a filter asked to
-	// buffer (StopIterationAndBuffer) until end of stream.
+	// buffer (StopIterationAndBuffer) until end of stream; made when a
+	// filter first holds.
 	buffered [2][][]byte
 	holding  [2][]bool
 	limit    [2]int
 	total    [2]int
+	// body is the chunk handed to a body callback (in the stream, so a
+	// call does not allocate it).
+	body filter.Body
 
 	// startFeed, set while the request body is unread, lets a pause in the
 	// request headers keep the body flowing to the paused filter (see
@@ -25,6 +39,58 @@ type filterManager struct {
 	startFeed   func() *bodyFeed
 	hasTrailers func() bool
 	feed        *bodyFeed
+}
+
+// maxInlineFilters is how many filters a stream keeps without an
+// allocation (chainStorage); a longer chain allocates its slices.
+const maxInlineFilters = 8
+
+// chainStorage is the per-stream storage of a chain of up to
+// maxInlineFilters filters, inside the (pooled) active stream.
+type chainStorage struct {
+	filters [maxInlineFilters]filter.HTTPFilter
+	skipped [maxInlineFilters]filter.Callbacks
+}
+
+// add appends f to the chain and notes what it skips.
+func (fm *filterManager) add(f filter.HTTPFilter) {
+	var skip filter.Callbacks
+	if sk, ok := f.(filter.Skipper); ok {
+		skip = sk.SkippedCallbacks()
+	}
+	fin, ok := f.(filter.Finisher)
+	fm.final = (len(fm.filters) == 0 || fm.final) && ok && fin.DoneIsFinal()
+	fm.filters = append(fm.filters, f)
+	fm.skipped = append(fm.skipped, skip)
+	for _, d := range [2]filter.Direction{filter.Request, filter.Response} {
+		if b := filter.BodyCallbacks(d); skip&b != b {
+			fm.wantsBody[d] = true
+		}
+	}
+}
+
+// skips says whether filter i skips callback cb.
+func (fm *filterManager) skips(i int, cb filter.Callbacks) bool { return fm.skipped[i]&cb != 0 }
+
+func headersCallback(d filter.Direction) filter.Callbacks {
+	if d == filter.Request {
+		return filter.RequestHeadersCallback
+	}
+	return filter.ResponseHeadersCallback
+}
+
+func bodyCallback(d filter.Direction) filter.Callbacks {
+	if d == filter.Request {
+		return filter.RequestBodyCallback
+	}
+	return filter.ResponseBodyCallback
+}
+
+func trailersCallback(d filter.Direction) filter.Callbacks {
+	if d == filter.Request {
+		return filter.RequestTrailersCallback
+	}
+	return filter.ResponseTrailersCallback
 }
 
 func (fm *filterManager) empty() bool { return len(fm.filters) == 0 }
@@ -42,7 +108,11 @@ func (fm *filterManager) index(d filter.Direction, k int) int {
 // answered locally and the chain stopped.
 func (fm *filterManager) headers(d filter.Direction, endOfStream bool) *filter.LocalReply {
 	for k := range fm.filters {
-		f := fm.filters[fm.index(d, k)]
+		i := fm.index(d, k)
+		if fm.skips(i, headersCallback(d)) {
+			continue
+		}
+		f := fm.filters[i]
 		fm.s.clearResumed(d)
 		var st filter.Status
 		if d == filter.Request {
@@ -70,7 +140,11 @@ func (fm *filterManager) headers(d filter.Direction, endOfStream bool) *filter.L
 // trailers runs the trailers callbacks.
 func (fm *filterManager) trailers(d filter.Direction) *filter.LocalReply {
 	for k := range fm.filters {
-		f := fm.filters[fm.index(d, k)]
+		i := fm.index(d, k)
+		if fm.skips(i, trailersCallback(d)) {
+			continue
+		}
+		f := fm.filters[i]
 		fm.s.clearResumed(d)
 		var st filter.Status
 		if d == filter.Request {
@@ -112,14 +186,14 @@ func (fm *filterManager) data(d filter.Direction, chunk []byte, endOfStream bool
 // dataRange is data through the filters at positions [from, to) of
 // direction d's order.
 func (fm *filterManager) dataRange(d filter.Direction, chunk []byte, endOfStream bool, from, to int) ([]byte, *filter.LocalReply) {
-	if fm.holding[d] == nil {
-		fm.holding[d] = make([]bool, len(fm.filters))
-		fm.buffered[d] = make([][]byte, len(fm.filters))
-	}
 	for k := from; k < to; k++ {
 		i := fm.index(d, k)
+		if fm.skips(i, bodyCallback(d)) {
+			// It never holds: a skipped callback would say Continue.
+			continue
+		}
 		f := fm.filters[i]
-		if fm.holding[d][i] {
+		if fm.holding[d] != nil && fm.holding[d][i] {
 			fm.buffered[d][i] = append(fm.buffered[d][i], chunk...)
 			fm.total[d] += len(chunk)
 			if fm.total[d] > fm.limit[d] {
@@ -132,18 +206,19 @@ func (fm *filterManager) dataRange(d filter.Direction, chunk []byte, endOfStream
 			fm.buffered[d][i] = nil
 			fm.holding[d][i] = false
 		}
-		b := filter.Body{Data: chunk}
+		fm.body.Data = chunk
 		fm.s.clearResumed(d)
 		var st filter.Status
 		if d == filter.Request {
-			st = f.OnRequestBody(fm.s, &b, endOfStream)
+			st = f.OnRequestBody(fm.s, &fm.body, endOfStream)
 		} else {
-			st = f.OnResponseBody(fm.s, &b, endOfStream)
+			st = f.OnResponseBody(fm.s, &fm.body, endOfStream)
 		}
+		chunk = fm.body.Data
+		fm.body.Data = nil
 		if lr := fm.s.takeLocal(); lr != nil {
 			return nil, lr
 		}
-		chunk = b.Data
 		if st == filter.Continue {
 			continue
 		}
@@ -154,6 +229,10 @@ func (fm *filterManager) dataRange(d filter.Direction, chunk []byte, endOfStream
 				return nil, lr
 			}
 			continue
+		}
+		if fm.holding[d] == nil {
+			fm.holding[d] = make([]bool, len(fm.filters))
+			fm.buffered[d] = make([][]byte, len(fm.filters))
 		}
 		fm.holding[d][i] = true
 		fm.buffered[d][i] = append(fm.buffered[d][i][:0], chunk...)
@@ -184,8 +263,10 @@ func (fm *filterManager) overLimit(d filter.Direction) *filter.LocalReply {
 }
 
 func (fm *filterManager) log() {
-	for _, f := range fm.filters {
-		f.OnLog(fm.s)
+	for i, f := range fm.filters {
+		if !fm.skips(i, filter.LogCallback) {
+			f.OnLog(fm.s)
+		}
 	}
 }
 

@@ -59,7 +59,9 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	var body io.Reader
 	contentLength := x.contentLength
 	if !noBody {
-		if x.fm.empty() {
+		if !x.fm.wantsBody[filter.Request] {
+			// No filter wants it: the body goes as on a route without
+			// filters.
 			x.counter = receivedCounter{r: x.body, x: x}
 			body = &x.counter
 		} else {
@@ -278,21 +280,15 @@ func (x *activeStream) respond(resp upstream.Response) {
 	bufp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bufp)
 	buf := *bufp
-	pump := &bodyPump{
-		fm: x.fm,
-		d:  filter.Response,
-		read: func(buf []byte) ([]byte, error) {
-			n, err := x.readResponse(resp, buf)
-			return buf[:n], err
-		},
-		trailers: func() bool {
-			x.takeTrailers(resp)
-			return x.respTrailers.Len() > 0
-		},
+	// The pump only when a filter wants the body: otherwise it goes
+	// untouched, as on a route without filters (nextUntouched).
+	var pump *bodyPump
+	if x.fm.wantsBody[filter.Response] {
+		pump = x.responsePump(resp)
 	}
 
 	var pending []byte
-	if !x.fm.empty() && !noBody {
+	if pump != nil && !noBody {
 		// Read ahead as for requests: the length is exact when the whole
 		// body passed through before the headers go out. A body of known
 		// length that fits the buffer is always read whole: it keeps its
@@ -344,7 +340,15 @@ func (x *activeStream) respond(resp upstream.Response) {
 		}
 	}
 	for {
-		chunk, eos, lr, err := pump.next(buf)
+		var chunk []byte
+		var eos bool
+		var lr *filter.LocalReply
+		var err error
+		if pump != nil {
+			chunk, eos, lr, err = pump.next(buf)
+		} else {
+			chunk, eos, err = x.nextUntouched(resp, buf)
+		}
 		if len(chunk) > 0 {
 			if werr := x.write(chunk); werr != nil {
 				x.details = "downstream_remote_disconnect"
@@ -372,6 +376,38 @@ func (x *activeStream) respond(resp upstream.Response) {
 		}
 	}
 	x.end(&x.respTrailers)
+}
+
+// responsePump is the response body's pump through the chain.
+func (x *activeStream) responsePump(resp upstream.Response) *bodyPump {
+	return &bodyPump{
+		fm: x.fm,
+		d:  filter.Response,
+		read: func(buf []byte) ([]byte, error) {
+			n, err := x.readResponse(resp, buf)
+			return buf[:n], err
+		},
+		trailers: func() bool {
+			x.takeTrailers(resp)
+			return x.respTrailers.Len() > 0
+		},
+	}
+}
+
+// nextUntouched is the pump's next for a body no filter wants: the next
+// piece as read, eos at its end with the trailers taken, err a read error
+// (chunk then holds what came with it).
+func (x *activeStream) nextUntouched(resp upstream.Response, buf []byte) (chunk []byte, eos bool, err error) {
+	for {
+		n, err := x.readResponse(resp, buf)
+		switch {
+		case err == io.EOF:
+			x.takeTrailers(resp)
+			return buf[:n], true, nil
+		case err != nil || n > 0:
+			return buf[:n], false, err
+		}
+	}
 }
 
 // readResponse reads response body bytes, noting the stream's progress.

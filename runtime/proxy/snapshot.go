@@ -37,8 +37,11 @@ type listenerRoutes struct {
 type routeInfo struct {
 	retry   retryPolicy
 	plugins []string
-	stats   *routeStats
-	mirror  *mirrorPolicy // nil without a mirror
+	// factories are the plugins' factories, in plugins' order: a stream
+	// makes its chain from them without a lookup by name.
+	factories []filter.Factory
+	stats     *routeStats
+	mirror    *mirrorPolicy // nil without a mirror
 }
 
 // NewSnapshot builds the route tables of every HTTP listener of cfg.
@@ -85,16 +88,20 @@ func NewSnapshotWith(cfg *config.Config, up *upstream.Manager, filters map[strin
 		// returns (route.Route.Derived).
 		derive := func(rt *route.Route) (any, error) {
 			plugins := append(append(append([]string(nil), nativeNames[l.Name]...), l.Plugins...), rt.Plugins...)
-			for _, p := range plugins {
-				if _, ok := filters[p]; !ok {
+			factories := make([]filter.Factory, len(plugins))
+			for i, p := range plugins {
+				fac, ok := filters[p]
+				if !ok {
 					return nil, fmt.Errorf("plugin %q is not loaded", p)
 				}
+				factories[i] = fac
 			}
 			return &routeInfo{
-				retry:   compileRetry(rt.Retry),
-				plugins: plugins,
-				stats:   newRouteStats(reg, rt.Name),
-				mirror:  newMirrorPolicy(reg, rt.Route),
+				retry:     compileRetry(rt.Retry),
+				plugins:   plugins,
+				factories: factories,
+				stats:     newRouteStats(reg, rt.Name),
+				mirror:    newMirrorPolicy(reg, rt.Route),
 			}, nil
 		}
 		t, err := route.NewTableWith(cfg, l.Routes, derive)

@@ -172,4 +172,16 @@ func (w *wasmFilter) OnLog(filter.Stream) {
 
 func (w *wasmFilter) OnDone(filter.Stream) {
 	_ = w.hs.OnDone()
+	w.host.end()
 }
+
+// SkippedCallbacks answers filter.Skipper from the plugin's
+// sluice_skip_callbacks mask: its bits 0-6 are filter.Callbacks' order.
+func (w *wasmFilter) SkippedCallbacks() filter.Callbacks {
+	return filter.Callbacks(w.hs.SkippedCallbacks()) & (filter.LogCallback<<1 - 1)
+}
+
+// DoneIsFinal answers filter.Finisher: once OnDone has returned, hostabi
+// has deleted the stream context (no callback reaches it) and the host
+// view drops what a callback on another goroutine still had queued.
+func (w *wasmFilter) DoneIsFinal() bool { return true }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/runtime/filter"
@@ -19,6 +20,29 @@ import (
 type wasmStreamHost struct {
 	s         filter.Stream
 	req, resp headerMap
+	// ended is set once the filter's OnDone has run: hostabi runs what a
+	// callback queued (Resume, a local reply) after the instance's lock,
+	// possibly on another goroutine (a tick, an http_call reply) just as
+	// the stream ends; mu makes those drop once the stream is over, so
+	// the proxy may reuse it (filter.Finisher).
+	mu    sync.Mutex
+	ended bool
+}
+
+// end marks the stream over for the host's queued calls.
+func (h *wasmStreamHost) end() {
+	h.mu.Lock()
+	h.ended = true
+	h.mu.Unlock()
+}
+
+// live runs call on the stream unless it has ended.
+func (h *wasmStreamHost) live(call func(filter.Stream)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.ended {
+		call(h.s)
+	}
 }
 
 func (h *wasmStreamHost) Headers(t hostabi.MapType) hostabi.HeaderMap {
@@ -52,21 +76,24 @@ func (h *wasmStreamHost) SendLocalResponse(r hostabi.LocalResponse) {
 			hdr.Add(kv[0], kv[1])
 		}
 	}
-	h.s.SendLocalReply(filter.LocalReply{Status: r.Status, Body: r.Body, Header: hdr, Details: r.Details, GRPCStatus: r.GRPCStatus})
+	lr := filter.LocalReply{Status: r.Status, Body: r.Body, Header: hdr, Details: r.Details, GRPCStatus: r.GRPCStatus}
+	h.live(func(s filter.Stream) { s.SendLocalReply(lr) })
 }
 
 func (h *wasmStreamHost) Resume(t hostabi.StreamType) {
+	d := filter.Request
 	if t == hostabi.StreamResponse {
-		h.s.Resume(filter.Response)
-		return
+		d = filter.Response
 	}
-	h.s.Resume(filter.Request)
+	h.live(func(s filter.Stream) { s.Resume(d) })
 }
 
 // Close has no reset in the Stream contract; a local reply ends the
 // stream as far as the filter chain is concerned.
 func (h *wasmStreamHost) Close(hostabi.StreamType) {
-	h.s.SendLocalReply(filter.LocalReply{Status: http.StatusBadGateway, Details: "wasm_close_stream", GRPCStatus: 14})
+	h.live(func(s filter.Stream) {
+		s.SendLocalReply(filter.LocalReply{Status: http.StatusBadGateway, Details: "wasm_close_stream", GRPCStatus: 14})
+	})
 }
 
 // The trailer maps go to hostabi as they are.
@@ -178,4 +205,4 @@ func (h headerMap) Reset() {
 // RequestID names the stream in the log line of a trap or deadline
 // (hostabi.RequestIDer): the x-request-id the router settled on, whatever
 // a filter did to the header since.
-func (h *wasmStreamHost) RequestID() string { return h.s.Info().RequestID }
+func (h *wasmStreamHost) RequestID() string { return filter.RequestIDOf(h.s.Info()) }

@@ -1,6 +1,7 @@
 package wasmfilter
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -200,6 +201,9 @@ func (h *wasmStreamHost) Property(path []string) ([]byte, bool) {
 	case "request.time":
 		return propInt(info.Start.UnixNano()), !info.Start.IsZero()
 	case "request.id":
+		if len(info.RequestIDBytes) > 0 {
+			return bytes.Clone(info.RequestIDBytes), true
+		}
 		if info.RequestID != "" {
 			return []byte(info.RequestID), true
 		}
