@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/http1"
 )
 
@@ -214,8 +215,14 @@ func startUpstream(t *testing.T, h http.HandlerFunc) string {
 // connection manager until the test ends; it returns the address and the
 // access log.
 func startProxy(t *testing.T, cfgText string) (string, *observer.ObservedLogs) {
+	return startProxyFilters(t, cfgText, nil)
+}
+
+// startProxyFilters is startProxy with the plugins the config names
+// served by facs.
+func startProxyFilters(t *testing.T, cfgText string, facs map[string]filter.Factory) (string, *observer.ObservedLogs) {
 	core, logs := observer.New(zap.InfoLevel)
-	cm := newTestConnectionManager(t, cfgText, "public", nil, zap.New(core))
+	cm := newTestConnectionManager(t, cfgText, "public", facs, zap.New(core))
 	srv := &http1.Server{StreamHandler: cm}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
