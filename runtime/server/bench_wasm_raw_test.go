@@ -100,3 +100,28 @@ func processCPU() int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// proxyHTTP1RawWasmAllocs is the allocations per request
+// BenchmarkProxyHTTP1RawWasm's routes are held to, by number of
+// add-header built-ins: one per filter, the Wasm binding's stream
+// context (hostabi's stream and its host view, one object). The proxy
+// adds none: the chain lives in the pooled active stream, the built-in
+// skips body callbacks so bodies pass untouched, and the request id
+// reaches the filter as bytes.
+var proxyHTTP1RawWasmAllocs = map[int]float64{1: 1, 5: 5}
+
+// TestProxyHTTP1RawWasmAllocs pins BenchmarkProxyHTTP1RawWasm's
+// allocations per request (lower the figures when a change removes one).
+func TestProxyHTTP1RawWasmAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	for _, n := range []int{1, 5} {
+		t.Run(routeName(n), func(t *testing.T) {
+			roundTrip := benchConn(t, startRawWasmProxy(t, n), 200)
+			if got := testing.AllocsPerRun(200, roundTrip); got > proxyHTTP1RawWasmAllocs[n] {
+				t.Errorf("%v allocations per request through %d filters, want at most %v", got, n, proxyHTTP1RawWasmAllocs[n])
+			}
+		})
+	}
+}
