@@ -307,3 +307,52 @@ func dump(h *stream.HeaderMap) string {
 	}
 	return b.String()
 }
+
+// TestWasmFilterDeclaresSkipsAndFinal: a Wasm filter tells the proxy the
+// callbacks its plugin skips (sluice_skip_callbacks: the add-header
+// built-in reads no body or trailers; a guest that never says so skips
+// none), and that OnDone is its last call on the stream: a Resume or
+// local reply a callback queued and hostabi runs after OnDone no longer
+// reaches the stream, which the proxy may then reuse.
+func TestWasmFilterDeclaresSkipsAndFinal(t *testing.T) {
+	_, f := builtinFactory(t, "add-header", `{"request_headers":{"x-a":"1"}}`, 0)
+	s := newTestStream("GET", "http://example.com/")
+	hf, err := f.NewFilter(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, ok := hf.(filter.Skipper)
+	if !ok {
+		t.Fatal("a Wasm filter does not implement filter.Skipper")
+	}
+	bodies := filter.BodyCallbacks(filter.Request) | filter.BodyCallbacks(filter.Response)
+	if got := sk.SkippedCallbacks(); got&bodies != bodies || got&filter.RequestHeadersCallback != 0 {
+		t.Errorf("add-header skips %07b, want the body and trailer callbacks and not the request headers", got)
+	}
+	if fin, ok := hf.(filter.Finisher); !ok || !fin.DoneIsFinal() {
+		t.Fatal("a Wasm filter does not promise OnDone is final")
+	}
+	w := hf.(*wasmFilter)
+	w.host.Resume(hostabi.StreamRequest)
+	if len(s.resumed) != 1 {
+		t.Fatal("a Resume before OnDone did not reach the stream")
+	}
+	<-s.resumed
+	hf.OnDone(s)
+	w.host.Resume(hostabi.StreamResponse)
+	w.host.SendLocalResponse(hostabi.LocalResponse{Status: 403})
+	w.host.Close(hostabi.StreamRequest)
+	if len(s.resumed) != 0 || len(s.local) != 0 {
+		t.Errorf("after OnDone the stream still got %d resumes and %d local replies", len(s.resumed), len(s.local))
+	}
+
+	g, _ := newFactory(t, hostabi.PluginConfig{}, "abi010")
+	hf, err = g.NewFilter(context.Background(), newTestStream("GET", "http://example.com/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hf.OnDone(s)
+	if got := hf.(filter.Skipper).SkippedCallbacks(); got != 0 {
+		t.Errorf("a guest that never called sluice_skip_callbacks skips %07b, want none", got)
+	}
+}
