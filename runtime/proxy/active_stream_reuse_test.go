@@ -69,17 +69,14 @@ endpoints = ["`+upAddr+`"]
 	// recycled just after its access-log line and response.
 	waitRecycled := func(n int) []*activeStream {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var got []*activeStream
+		waitCount(t, "active streams recycled", n, func() int {
 			mu.Lock()
-			got := append([]*activeStream(nil), recycled...)
-			mu.Unlock()
-			if len(got) >= n || time.Now().After(deadline) {
-				if len(got) != n {
-					t.Fatalf("%d active streams recycled, want %d", len(got), n)
-				}
-				return got
-			}
-		}
+			defer mu.Unlock()
+			got = append(got[:0], recycled...)
+			return len(got)
+		})
+		return got
 	}
 
 	c, err := net.Dial("tcp", addr)
@@ -155,6 +152,21 @@ endpoints = ["`+upAddr+`"]
 			if _, ok := f["upstream_service_time"]; ok {
 				t.Errorf("the 404's line has an upstream_service_time: %v", f)
 			}
+		}
+	}
+}
+
+// waitCount waits (boundedly) for count to reach n, and fails the test
+// when it does not or goes past it.
+func waitCount(t *testing.T, what string, n int, count func() int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		got := count()
+		if got >= n || time.Now().After(deadline) {
+			if got != n {
+				t.Fatalf("%d %s, want %d", got, what, n)
+			}
+			return
 		}
 	}
 }

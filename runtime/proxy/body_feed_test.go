@@ -110,32 +110,44 @@ func TestPausedHeadersStillGetBody(t *testing.T) {
 	}
 }
 
+// declarePlugins declares the plugins facs serve for a test config:
+// their [[plugins]] entries (names must be declared; the factories
+// serve them), the list of their names for a route, and the map for the
+// connection manager.
+func declarePlugins(facs []filter.Factory) (decl, names string, m map[string]filter.Factory) {
+	var d, n strings.Builder
+	m = map[string]filter.Factory{}
+	for i, f := range facs {
+		fmt.Fprintf(&d, "[[plugins]]\nname = %q\nwasm = \"builtin:add-header\"\n", f.Name())
+		if i > 0 {
+			n.WriteString(", ")
+		}
+		fmt.Fprintf(&n, "%q", f.Name())
+		m[f.Name()] = f
+	}
+	return d.String(), n.String(), m
+}
+
 // serveProxy runs a connection manager behind net/http on 127.0.0.1 with
 // one route to the upstream at upURL through filters, in order, until the
 // test ends.
 func serveProxy(t *testing.T, upURL string, filters []factory) *httptest.Server {
 	t.Helper()
-	var decl, names strings.Builder
-	facs := map[string]filter.Factory{}
+	fs := make([]filter.Factory, len(filters))
 	for i, f := range filters {
-		// The names must be declared; the factories given serve them.
-		fmt.Fprintf(&decl, "[[plugins]]\nname = %q\nwasm = \"builtin:add-header\"\n", f.name)
-		if i > 0 {
-			names.WriteString(", ")
-		}
-		fmt.Fprintf(&names, "%q", f.name)
-		facs[f.name] = f
+		fs[i] = f
 	}
+	decl, names, facs := declarePlugins(fs)
 	cm := newTestConnectionManager(t, `
 [admin]
 disabled = true
 [[listeners]]
 name = "l"
 address = "127.0.0.1:0"
-`+decl.String()+`
+`+decl+`
 [[routes]]
 name = "r"
-plugins = [`+names.String()+`]
+plugins = [`+names+`]
 backends = [ { cluster = "up" } ]
 [[clusters]]
 name = "up"

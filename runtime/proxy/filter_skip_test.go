@@ -171,25 +171,20 @@ func skipUpstream(t *testing.T) string {
 // skipProxy starts a proxy before upstream whose route /f runs the
 // plugins named, /p none.
 func skipProxy(t *testing.T, upAddr string, facs ...*recorders) string {
-	var decl, names strings.Builder
-	m := map[string]filter.Factory{}
+	fs := make([]filter.Factory, len(facs))
 	for i, f := range facs {
-		fmt.Fprintf(&decl, "[[plugins]]\nname = %q\nwasm = \"builtin:add-header\"\n", f.name)
-		if i > 0 {
-			names.WriteString(", ")
-		}
-		fmt.Fprintf(&names, "%q", f.name)
-		m[f.name] = f
+		fs[i] = f
 	}
+	decl, names, m := declarePlugins(fs)
 	addr, _ := startProxyFilters(t, `
 [[listeners]]
 name = "public"
 address = "127.0.0.1:0"
-`+decl.String()+`
+`+decl+`
 [[routes]]
 name = "f"
 match = { path_prefix = "/f" }
-plugins = [`+names.String()+`]
+plugins = [`+names+`]
 backends = [ { cluster = "up" } ]
 [[routes]]
 name = "p"
@@ -386,17 +381,11 @@ func TestFilterRouteStreamReused(t *testing.T) {
 	t.Cleanup(func() { testHookRecycled = nil })
 	waitRecycled := func(n int) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		waitCount(t, "active streams recycled", n, func() int {
 			mu.Lock()
-			got := recycled
-			mu.Unlock()
-			if got >= n || time.Now().After(deadline) {
-				if got != n {
-					t.Fatalf("%d active streams recycled, want %d", got, n)
-				}
-				return
-			}
-		}
+			defer mu.Unlock()
+			return recycled
+		})
 	}
 	upAddr := skipUpstream(t)
 	rc := dialRaw(t, skipProxy(t, upAddr, hdr))
