@@ -38,6 +38,7 @@ var layers = []layer{
 			return sluicePkg(p) && !wasmPkg(p) && !slices.Contains([]string{"runtime/filter", "runtime/stream", "runtime/config", "runtime/pluginsource", "runtime/stats", "plugins"}, strings.TrimPrefix(p, module+"/"))
 		}},
 	{pkg: "runtime/stream", why: "the stream model is a leaf every codec shares", forbid: sluicePkg},
+	{pkg: "runtime/iohandle", why: "the socket is a leaf under listeners and pools", forbid: sluicePkg},
 	{pkg: "runtime/httpstream", why: "the net/http adapter knows the stream contract only",
 		forbid: func(p string) bool { return sluicePkg(p) && p != module+"/runtime/stream" }},
 	{pkg: "runtime/http1", why: "the codec knows no Wasm engine", forbid: wasmPkg},

@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/http2"
 	"github.com/sluice-proxy/sluice/runtime/httpstream"
+	"github.com/sluice-proxy/sluice/runtime/iohandle"
 	"github.com/sluice-proxy/sluice/runtime/mesh"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -152,7 +153,7 @@ func HTTP(cfg config.Listener, h stream.Handler, setAltSvc func(string), log *za
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
 	}
-	ln = g.Conns.Listener(ln)
+	ln = g.Conns.Listener(iohandle.Listener(ln))
 	if cfg.TLS == nil && has("h2c") {
 		ln = prefaceListener{Listener: ln, h2Only: !has("http1")}
 	}

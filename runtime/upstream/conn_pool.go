@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/http2"
+	"github.com/sluice-proxy/sluice/runtime/iohandle"
 )
 
 // connPool is a cluster's connections for one protocol: h1Pool for http1,
@@ -147,7 +148,7 @@ func (d *dialer) dialTCP(ctx context.Context, network, addr string) (net.Conn, e
 		d.limiter.release()
 		return nil, &dialError{err: err}
 	}
-	return &countedConn{Conn: c, l: d.limiter}, nil
+	return &countedConn{Conn: iohandle.Wrap(c), l: d.limiter}, nil
 }
 
 func (d *dialer) dialTLS(ctx context.Context, network, addr string, alpn string) (net.Conn, error) {
@@ -163,7 +164,7 @@ func (d *dialer) dialTLS(ctx context.Context, network, addr string, alpn string)
 	if alpn != "" {
 		cfg.NextProtos = []string{alpn}
 	}
-	tc := tls.Client(raw, cfg)
+	tc := tls.Client(iohandle.Wrap(raw), cfg)
 	hctx, cancel := context.WithTimeout(ctx, d.net.Timeout)
 	err = tc.HandshakeContext(hctx)
 	cancel()

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package iohandle
+
+import "net"
+
+// Elsewhere the standard library's reads and writes stay.
+func wrapTCP(tc *net.TCPConn) net.Conn { return tc }
