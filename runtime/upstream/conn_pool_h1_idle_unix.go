@@ -5,6 +5,8 @@ package upstream
 import (
 	"net"
 	"syscall"
+
+	"github.com/sluice-proxy/sluice/runtime/iohandle"
 )
 
 // peekState peeks at an idle socket without blocking, and sends a request
@@ -41,8 +43,8 @@ func (p *idlePeek) initPeek(sock net.Conn) {
 	}
 	p.raw = raw
 	p.peek = func(fd uintptr) bool {
-		p.n, _, p.err = syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true // done, whatever it found: never wait for data
+		p.n, p.err = iohandle.Peek(fd, p.buf[:]) // not syscall.Recvfrom: see iohandle
+		return true                              // done, whatever it found: never wait for data
 	}
 	p.send = p.sendStep
 	switch sock.(type) {
