@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/sluice-proxy/sluice/runtime/filter"
 )
@@ -52,6 +53,32 @@ type HeadersFactory struct {
 	// ClusterIdentity names the identity each outbound cluster must prove,
 	// for the outbound side's destination_principal.
 	ClusterIdentity map[string]string
+
+	// lastXFCC is the inbound side's last x-forwarded-client-cert value:
+	// a sidecar's callers are few and keep their connections, so most
+	// requests reuse it instead of building the same string again.
+	lastXFCC atomic.Pointer[xfccEntry]
+}
+
+// xfccEntry is an XFCC value and what it was made of: the connection's
+// TLS facts (one value per connection, kept alive by the entry, so the
+// pointer cannot name another connection's) and this workload's ID then.
+type xfccEntry struct {
+	tls   *filter.TLSInfo
+	by    string
+	value string
+}
+
+// xfcc is XFCC(f.local(), the peer's certificate hash, peer) for the
+// connection whose TLS facts are tls.
+func (f *HeadersFactory) xfcc(tls *filter.TLSInfo, peer string) string {
+	by := f.local()
+	if e := f.lastXFCC.Load(); e != nil && e.tls == tls && e.by == by {
+		return e.value
+	}
+	v := XFCC(by, tls.PeerCertSHA256, peer)
+	f.lastXFCC.Store(&xfccEntry{tls: tls, by: by, value: v})
+	return v
 }
 
 // NewHeadersFactory returns the inbound (true) or outbound filter factory.
@@ -90,7 +117,7 @@ func (h headersFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
 	if h.f.inbound {
 		info := s.Info()
 		if peer := PeerID(info); peer != "" {
-			hdr.Set(XFCCHeader, XFCC(h.f.local(), info.TLS.PeerCertSHA256, peer))
+			hdr.Set(XFCCHeader, h.f.xfcc(info.TLS, peer))
 			if info.FilterState == nil {
 				info.FilterState = map[string][]byte{}
 			}
