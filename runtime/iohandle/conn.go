@@ -62,6 +62,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	c.rbuf, c.rn, c.rerr = p, 0, nil
 	err := c.raw.Read(c.readFn)
+	// After the wait, not before: what arrived may start long work.
+	keepMonitorNear()
 	n, rerr := c.rn, c.rerr
 	c.rbuf, c.rerr = nil, nil
 	c.rmu.Unlock()
@@ -103,6 +105,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	keepMonitorNear()
 	c.wmu.Lock()
 	c.wbuf, c.wn, c.werr = p, 0, nil
 	err := c.raw.Write(c.writeFn)

@@ -142,3 +142,103 @@ func TestMonitorStaysAsleep(t *testing.T) {
 		t.Fatalf("wrapped connections switch %.2f times per exchange, plain ones %.2f: want at least one fewer (the monitor thread's wake-up)", wrapped, plain)
 	}
 }
+
+const busyEnv = "IOHANDLE_TEST_BUSY"
+
+// TestHelperBusy is not a test: run as a child process (busyEnv set) it
+// serves wrapped connections on one P; a message starting with 'b' makes
+// its handler compute for a second before it answers, any other message
+// is echoed at once.
+func TestHelperBusy(t *testing.T) {
+	if os.Getenv(busyEnv) == "" {
+		t.Skip("helper process only")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listener(ln)
+	fmt.Println(ln.Addr())
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 16)
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				if buf[0] == 'b' {
+					for end := time.Now().Add(time.Second); time.Now().Before(end); {
+					}
+				}
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// A handler that computes for long after an idle spell does not hold the
+// only P for all of it: the monitor thread, woken by the guard, preempts
+// it, so another connection's echo comes back first. Without the guard
+// the monitor slept through and the echo waited for the whole second.
+func TestBusyHandlerIsPreempted(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBusy$", "-test.count=1")
+	cmd.Env = append(os.Environ(), busyEnv+"=1", "GOMAXPROCS=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("helper printed no address: %v", err)
+	}
+	dial := func() net.Conn {
+		c, err := net.DialTimeout("tcp", strings.TrimSpace(addr), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	busy, echo := dial(), dial()
+	buf := make([]byte, 16)
+	roundTrip := func(c net.Conn, msg string) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roundTrip(echo, "e")
+	time.Sleep(100 * time.Millisecond) // the helper idles: its monitor sleeps
+	if _, err := busy.Write([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the busy handler has the P
+	began := time.Now()
+	roundTrip(echo, "e")
+	t.Logf("echo during the busy handler: %v", time.Since(began))
+	// Had the busy handler held the P to the end, its answer would be in
+	// before the echo.
+	busy.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if n, err := busy.Read(buf); err == nil {
+		t.Fatalf("the busy handler answered (%q) before the echo came back: it held the only P throughout", buf[:n])
+	}
+}
