@@ -13,7 +13,10 @@
 // another thread. At a sidecar's typical load (one request every
 // millisecond or so) that was about a third of its CPU: 1.7 nanosleeps
 // and 2.5 futex calls a request. Made as plain system calls, the reads and
-// writes leave the monitor asleep; the waiting is still the poller's.
+// writes leave the monitor asleep; the waiting is still the poller's. The
+// monitor's other job, preempting a goroutine that computes for long, is
+// kept by a guard that bounds its sleep while sockets are busy
+// (monitor_linux.go).
 package iohandle
 
 import "net"
