@@ -41,6 +41,39 @@ func voluntarySwitches(t testing.TB, pid int) int {
 	return total
 }
 
+// startHelper runs this test binary's helper test name as a child process
+// on one P, with env added, and returns its pid and a dialer to the
+// address it prints; the process and every connection end with the test.
+func startHelper(t *testing.T, name, env string) (int, func() net.Conn) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env, "GOMAXPROCS=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("%s printed no address: %v", name, err)
+	}
+	return cmd.Process.Pid, func() net.Conn {
+		c, err := net.DialTimeout("tcp", strings.TrimSpace(addr), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+}
+
 const echoEnv = "IOHANDLE_TEST_ECHO"
 
 // TestHelperEcho is not a test: run as a child process (with echoEnv set
@@ -83,29 +116,8 @@ func TestHelperEcho(t *testing.T) {
 // millisecond between exchanges.
 func echoSwitches(t *testing.T, mode string) float64 {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperEcho$", "-test.count=1")
-	cmd.Env = append(os.Environ(), echoEnv+"="+mode, "GOMAXPROCS=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("helper (%s) printed no address: %v", mode, err)
-	}
-	c, err := net.DialTimeout("tcp", strings.TrimSpace(addr), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	pid, dial := startHelper(t, "TestHelperEcho", echoEnv+"="+mode)
+	c := dial()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	buf := make([]byte, 4)
 	exchange := func() {
@@ -120,7 +132,6 @@ func echoSwitches(t *testing.T, mode string) float64 {
 		exchange()
 	}
 	const n = 300
-	pid := cmd.Process.Pid
 	before := voluntarySwitches(t, pid)
 	for range n {
 		time.Sleep(time.Millisecond)
@@ -189,32 +200,7 @@ func TestHelperBusy(t *testing.T) {
 // it, so another connection's echo comes back first. Without the guard
 // the monitor slept through and the echo waited for the whole second.
 func TestBusyHandlerIsPreempted(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBusy$", "-test.count=1")
-	cmd.Env = append(os.Environ(), busyEnv+"=1", "GOMAXPROCS=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("helper printed no address: %v", err)
-	}
-	dial := func() net.Conn {
-		c, err := net.DialTimeout("tcp", strings.TrimSpace(addr), 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	_, dial := startHelper(t, "TestHelperBusy", busyEnv+"=1")
 	busy, echo := dial(), dial()
 	buf := make([]byte, 16)
 	roundTrip := func(c net.Conn, msg string) {
