@@ -37,6 +37,11 @@ type Conn struct {
 	writeFn func(fd uintptr) bool
 }
 
+func isConn(c net.Conn) bool {
+	_, ok := c.(*Conn)
+	return ok
+}
+
 func wrapTCP(tc *net.TCPConn) net.Conn {
 	raw, err := tc.SyscallConn()
 	if err != nil {

@@ -31,6 +31,11 @@ func Wrap(c net.Conn) net.Conn {
 	return c
 }
 
+// Plain reports whether c is a connection of this package: its Write is
+// a plain write(2) on its descriptor and nothing more, so code holding the
+// descriptor (inside a syscall.RawConn callback) may write there instead.
+func Plain(c net.Conn) bool { return isConn(c) }
+
 // Listener returns ln with its accepted connections wrapped (Wrap).
 func Listener(ln net.Listener) net.Listener {
 	return listener{ln}

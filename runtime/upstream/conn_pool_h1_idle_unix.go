@@ -50,6 +50,8 @@ func (p *idlePeek) initPeek(sock net.Conn) {
 	switch sock.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		p.writes = true
+	default:
+		p.writes = iohandle.Plain(sock)
 	}
 }
 
@@ -105,9 +107,12 @@ func (p *idlePeek) sendStep(fd uintptr) bool {
 		return true // readable: the answer (or an error) is there
 	}
 	if p.check {
-		_, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// iohandle's calls, not the syscall package's: they never block,
+		// and these would wake the runtime's monitor thread on every
+		// request (see iohandle).
+		_, err := iohandle.Peek(fd, p.buf[:])
 		for err == syscall.EINTR {
-			_, _, err = syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			_, err = iohandle.Peek(fd, p.buf[:])
 		}
 		if err != syscall.EAGAIN {
 			// Bytes, the upstream's FIN (n == 0) or a broken socket: as
@@ -117,7 +122,7 @@ func (p *idlePeek) sendStep(fd uintptr) bool {
 		}
 	}
 	for len(p.out) > 0 {
-		n, err := syscall.Write(int(fd), p.out)
+		n, err := iohandle.Write(fd, p.out)
 		if n > 0 {
 			p.out = p.out[n:]
 		}

@@ -42,6 +42,11 @@ func TestDialedSocketIsIOHandle(t *testing.T) {
 	if p.raw == nil {
 		t.Fatal("the idle check cannot peek at the wrapped socket")
 	}
+	// Its Write is a plain write, so the one-step send (peek, write, wait
+	// for the answer) may write on its descriptor.
+	if !p.canSendQuiet() {
+		t.Fatal("a plain-text iohandle socket does not take the one-step send")
+	}
 }
 
 func isIOHandle(c net.Conn) bool {
