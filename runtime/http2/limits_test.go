@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -137,12 +138,19 @@ func TestFloods(t *testing.T) {
 func TestPingFloodWithoutReading(t *testing.T) {
 	// Small socket buffers both ways: the unread acknowledgements pile
 	// up in the server after a few thousand PINGs, not a few hundred
-	// thousand.
+	// thousand. The client's receive buffer is set before connect: shrunk
+	// on an established connection, it holds less than the window the
+	// client already advertised, so the kernel drops the server's segments
+	// and both sides fall into retransmission backoff, which stalled the
+	// PINGs for seconds on a loaded machine.
 	var closed atomic.Int32
 	srv := &Server{OnFloodClose: func(string) { closed.Add(1) }}
 	ts := startServerWith(t, srv, echo, nil, func(c net.Conn) { c.(*net.TCPConn).SetWriteBuffer(4096) })
-	r := dialRaw(t, ts.addr())
-	r.c.(*net.TCPConn).SetReadBuffer(4096)
+	r := dialRawWith(t, &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return err
+	}}, ts.addr())
 	wrote := make(chan struct{})
 	go func() {
 		defer close(wrote)

@@ -29,7 +29,13 @@ type rawConn struct {
 // server's SETTINGS (acknowledging them).
 func dialRaw(t testing.TB, addr string) *rawConn {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	return dialRawWith(t, &net.Dialer{}, addr)
+}
+
+// dialRawWith is dialRaw through d (socket options set before connect).
+func dialRawWith(t testing.TB, d *net.Dialer, addr string) *rawConn {
+	t.Helper()
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
