@@ -121,6 +121,53 @@ func TestBackoffRefusesWhileBroken(t *testing.T) {
 	}
 }
 
+// TestPendingReplacementRespectsBackoff: the replacement the first
+// failure starts in the background can get its turn only after a stream
+// made one itself and that one broke too. It must then make nothing: the
+// restart backoff is running. It used to make an instance anyway (past
+// Instances when the other was still there), so a stream was taken
+// where it must be refused; under load TestBackoffRefusesWhileBroken
+// and the filter's fail-open test saw it now and then.
+func TestPendingReplacementRespectsBackoff(t *testing.T) {
+	p := load(t, "hostile", PluginConfig{PluginConfig: []byte("trap"), Instances: 1, RestartBackoff: time.Hour})
+	v := p.vm
+	// Hold instance creation: the background replacement waits for it.
+	v.createMu.Lock()
+	if err := oneRequest(p, newTestStream()); err == nil {
+		v.createMu.Unlock()
+		t.Fatal("trap 1 did not fail")
+	}
+	// A stream's replacement (replace) got the turn first; it breaks too.
+	in, err := v.newInstance(context.Background())
+	if err != nil {
+		v.createMu.Unlock()
+		t.Fatal(err)
+	}
+	v.mu.Lock()
+	v.insts = append(v.insts, in)
+	v.mu.Unlock()
+	err = oneRequest(p, newTestStream())
+	v.createMu.Unlock()
+	if err == nil {
+		t.Fatal("trap 2 did not fail")
+	}
+	waitFor(t, "the background replacement", func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return !v.growing
+	})
+	if n := v.stats().Instances; n != 0 {
+		t.Errorf("%d instances during the backoff", n)
+	}
+	hs, err := p.NewHTTPStream(context.Background(), newTestStream())
+	if err == nil {
+		hs.OnDone()
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+}
+
 // TestHostileUnderLoad: a crashing plugin and a healthy one take
 // concurrent streams; every healthy request succeeds and the process
 // stays up.

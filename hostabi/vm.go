@@ -335,6 +335,17 @@ func (v *vm) grow() {
 	defer v.bg.Done()
 	v.createMu.Lock()
 	defer v.createMu.Unlock()
+	// Asked for before the wait for createMu: meanwhile a stream may have
+	// made the instance itself (replace), or instances broke and the
+	// restart backoff began. Making one anyway would go past Instances,
+	// or serve streams the backoff must refuse.
+	v.mu.Lock()
+	if v.closed || len(v.insts) >= v.cfg.Instances || time.Now().Before(v.nextTry) {
+		v.growing = false
+		v.mu.Unlock()
+		return
+	}
+	v.mu.Unlock()
 	in, err := v.newInstance(context.Background())
 	v.mu.Lock()
 	defer v.mu.Unlock()
