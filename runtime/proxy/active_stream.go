@@ -80,7 +80,8 @@ type streamState struct {
 	upstreamStart time.Time
 	upstreamTime  time.Duration
 	retries       int
-	// bodyRead is what receivedCounter read of an unfiltered body.
+	// bodyRead is what was read of the request body from the client
+	// (receivedCounter unfiltered, readChunk through the filters).
 	bodyRead atomic.Int64
 
 	// What the router needs of the request besides its map: the body

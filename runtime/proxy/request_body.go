@@ -35,7 +35,9 @@ func (x *activeStream) readChunk(buf []byte) ([]byte, error) {
 		}
 	}
 	n, err := x.body.Read(buf)
-	x.received += int64(n)
+	// Atomic, as in receivedCounter: the upstream's body writer may still
+	// read here when the response is done and the access log reads it.
+	x.bodyRead.Add(int64(n))
 	return buf[:n], err
 }
 
