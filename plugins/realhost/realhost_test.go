@@ -209,3 +209,41 @@ func TestSkipDefaultCallbacks(t *testing.T) {
 		t.Errorf("response-transformer after its first stream: x-served-by = %q", v)
 	}
 }
+
+// TestRustBuiltinsSkipStreamDone: the Rust built-ins' streams end with
+// proxy_on_delete alone (the crate sets bit 7 of sluice_skip_callbacks:
+// its stream contexts have no on_done), so a stream through a plugin
+// that works in the request headers only enters the guest three times:
+// create, request headers, delete.
+func TestRustBuiltinsSkipStreamDone(t *testing.T) {
+	for _, c := range []struct {
+		plugin string
+		config any
+		want   uint64
+	}{
+		{"add-header", map[string]any{"request_headers": map[string]string{"x-a": "1"}}, 3},
+		{"key-auth", map[string]any{"keys": []map[string]string{{"key": "k1", "consumer": "alice"}}}, 3},
+		{"ip-restriction", map[string]any{"allow": []string{"10.0.0.0/8"}}, 3},
+		{"canary", map[string]any{"http": []any{map[string]any{"route": []any{map[string]any{"subset": "v1"}}}}}, 3},
+		{"fault", map[string]any{"abort": map[string]any{"httpStatus": 503, "percentage": 0}}, 3},
+		{"jwt", map[string]any{"anonymous": "guest", "credentials": []map[string]string{{"key": "k", "secret": "s"}}}, 3},
+		// And the response headers for these.
+		{"cors", map[string]any{"origins": []string{"https://app.example.com"}}, 4},
+		{"rate-limiting", map[string]any{"minute": 1 << 40, "limit_by": "ip"}, 4},
+		{"response-transformer", map[string]any{"add": map[string]any{"headers": []string{"x-a:1"}}}, 3},
+	} {
+		t.Run(c.plugin, func(t *testing.T) {
+			f := filtertest.LoadBuiltin(t, c.plugin, c.config)
+			req := filtertest.Request{Headers: [][2]string{{":path", "/"}, {"apikey", "k1"}, {"origin", "https://app.example.com"}},
+				ClientAddr: "10.0.0.1:5000"}
+			f.Do(req)
+			before := f.Stats().Calls
+			if r := f.Do(req); r.Local != nil {
+				t.Fatalf("answered locally: %+v", r.Local)
+			}
+			if got := f.Stats().Calls - before; got != c.want {
+				t.Errorf("guest calls per stream = %d, want %d (no proxy_on_done)", got, c.want)
+			}
+		})
+	}
+}

@@ -231,6 +231,8 @@ thread_local! {
     static PARENT: RefCell<IdMap<u32>> = id_map();
     static CALLOUTS: RefCell<IdMap<u32>> = id_map();
     static ACTIVE: Cell<u32> = Cell::new(0);
+    /// Whether the running on_configure called skip_callbacks.
+    static SKIP_SENT: Cell<bool> = Cell::new(false);
 }
 
 /// Registers the factory of root contexts. Call it once, inside [`main!`].
@@ -376,7 +378,13 @@ pub extern "C" fn proxy_on_vm_start(root_id: u32, size: usize) -> u32 {
 #[no_mangle]
 pub extern "C" fn proxy_on_configure(root_id: u32, size: usize) -> u32 {
     set_active(root_id);
-    with_root(root_id, |r| r.on_configure(size)).unwrap_or(false) as u32
+    SKIP_SENT.with(|s| s.set(false));
+    let ok = with_root(root_id, |r| r.on_configure(size)).unwrap_or(false);
+    if ok && !SKIP_SENT.with(|s| s.get()) {
+        // Streams end without proxy_on_done (see callbacks::STREAM_DONE).
+        let _ = skip_callbacks(0);
+    }
+    ok as u32
 }
 
 #[no_mangle]
@@ -499,6 +507,12 @@ pub mod callbacks {
     pub const RESPONSE_BODY: u32 = 1 << 4;
     pub const RESPONSE_TRAILERS: u32 = 1 << 5;
     pub const LOG: u32 = 1 << 6;
+    /// The plugin's HTTP stream contexts answer proxy_on_done true and do
+    /// nothing else, so a stream ends with proxy_on_delete alone. Always
+    /// true of this crate's [`HttpContext`](super::HttpContext) (it has no
+    /// on_done), so [`skip_callbacks`](super::skip_callbacks) always sends
+    /// it.
+    pub const STREAM_DONE: u32 = 1 << 7;
 }
 
 /// Tells sluice that this plugin's streams do nothing in the callbacks of
@@ -507,8 +521,14 @@ pub mod callbacks {
 /// Call it from [`RootContext::on_configure`]; it holds for the plugin in
 /// this instance, and 0 restores every callback. Other hosts do not have
 /// the function (Err(NotFound)) and call everything, which is harmless.
+///
+/// [`callbacks::STREAM_DONE`] is always added: this crate answers a
+/// stream's proxy_on_done itself, so the host need not call it. A root
+/// context whose on_configure does not call this function gets that bit
+/// alone, sent after it configures.
 pub fn skip_callbacks(mask: u32) -> Result<(), Status> {
-    call_foreign_function("sluice_skip_callbacks", &mask.to_le_bytes()).map(|_| ())
+    SKIP_SENT.with(|s| s.set(true));
+    call_foreign_function("sluice_skip_callbacks", &(mask | callbacks::STREAM_DONE).to_le_bytes()).map(|_| ())
 }
 
 /// What [`verify_signature`] found.
