@@ -166,21 +166,32 @@ fn base64_decode(s: &str, url: bool, padded: bool) -> Result<Vec<u8>, String> {
         t
     };
     let table = &TABLE[url as usize];
-    let mut out = Vec::with_capacity(chars.len() / 4 * 3 + 3);
-    for group in chars.chunks(4) {
-        if group.len() == 1 {
+    let tail = chars.len() % 4;
+    if tail == 1 {
+        return Err(bad());
+    }
+    let mut out = Vec::with_capacity(chars.len() / 4 * 3 + 2);
+    // Whole groups of four, then the tail (2 or 3 characters: 1 or 2
+    // bytes). A character's value is < 64, so BAD shows in the OR.
+    let (whole, rest) = chars.split_at(chars.len() - tail);
+    for g in whole.chunks_exact(4) {
+        let (a, b, c, d) = (table[g[0] as usize], table[g[1] as usize], table[g[2] as usize], table[g[3] as usize]);
+        if (a | b | c | d) & 0xc0 != 0 {
             return Err(bad());
         }
+        let n = (a as u32) << 18 | (b as u32) << 12 | (c as u32) << 6 | d as u32;
+        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+    }
+    if tail > 0 {
         let mut n = 0u32;
-        for (i, c) in group.iter().enumerate() {
+        for (i, c) in rest.iter().enumerate() {
             let v = table[*c as usize];
             if v == BAD {
                 return Err(bad());
             }
             n |= (v as u32) << (18 - 6 * i);
         }
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..group.len() - 1]);
+        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8][..tail - 1]);
     }
     Ok(out)
 }
@@ -635,7 +646,9 @@ fn claim_string(v: Option<&json::Value>) -> Option<String> {
 fn header_field(members: &[(String, json::Value)], name: &str) -> Result<String, ()> {
     let mut out = String::new();
     for (k, v) in members {
-        if json::key_name(k) == name {
+        // key_name (Unicode folding) only for a name that needs it.
+        let matches = if k.is_ascii() { k.eq_ignore_ascii_case(name) } else { json::key_name(k) == name };
+        if matches {
             match v {
                 json::Value::String(s) => out = s.clone(),
                 json::Value::Null => {}
@@ -669,18 +682,21 @@ impl Verifier {
         if token.is_empty() {
             return self.fail("", "Unauthorized");
         }
-        let parts: Vec<&str> = token.split('.').collect();
-        if parts.len() != 3 {
-            return self.fail("invalid_token", "Bad token; invalid JSON");
-        }
         let bad = || self.fail("invalid_token", "Bad token; invalid JSON");
-        let (hb, pb, sig) = match (b64(parts[0]), b64(parts[1]), b64(parts[2])) {
+        let mut parts = token.split('.');
+        let (p0, p1, p2) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(a), Some(b), Some(c), None) => (a, b, c),
+            _ => return bad(),
+        };
+        let (hb, pb, sig) = match (b64(p0), b64(p1), b64(p2)) {
             (Ok(h), Ok(p), Ok(s)) => (h, p, s),
             _ => return bad(),
         };
         // The header as json.Unmarshal reads it into a struct: one value
-        // (null allowed), an object, string members.
-        let (alg, kid) = match json::parse_value(&hb) {
+        // (null allowed), an object, string members; only the members
+        // that can match alg, kid or typ are built.
+        let jose = |k: &str| !k.is_ascii() || ["alg", "kid", "typ"].iter().any(|f| k.eq_ignore_ascii_case(f));
+        let (alg, kid) = match json::parse_value_members(&hb, &jose) {
             Ok(json::Value::Null) => (String::new(), String::new()),
             Ok(json::Value::Object(m)) => match (header_field(&m, "alg"), header_field(&m, "kid"), header_field(&m, "typ")) {
                 (Ok(a), Ok(k), Ok(_)) => (a, k),
@@ -690,14 +706,18 @@ impl Verifier {
         };
         // The claims as json.Decoder reads them into a map: the first
         // value, which must be an object.
-        let claims = match json::parse_first(&pb) {
+        // Only the claims this configuration reads are built.
+        let wanted = |k: &str| {
+            matches!(k, "exp" | "nbf" | "iss" | "aud" | "sub") || k == self.key_claim || self.claim_headers.iter().any(|(c, _)| c == k)
+        };
+        let claims = match json::parse_first_members(&pb, &wanted) {
             Ok(json::Value::Object(m)) => m,
             _ => return bad(),
         };
         if !supported(&alg) {
             return self.fail("invalid_token", "Invalid algorithm");
         }
-        let input = &token.as_bytes()[..parts[0].len() + 1 + parts[1].len()];
+        let input = &token.as_bytes()[..p0.len() + 1 + p1.len()];
 
         let key_claim = claim_str(&claims, &self.key_claim);
         let consumer;
@@ -1256,6 +1276,24 @@ mod tests {
         assert_eq!(v.find_token(&common::owned(&[(":path", "/"), ("cookie", "a=1; tok=t.o.k ")])), "t.o.k");
         assert_eq!(v.find_token(&common::owned(&[(":path", "/"), ("authorization", "Basic x"), ("x-token", " raw ")])), "raw");
         assert_eq!(v.find_token(&common::owned(&[(":path", "/"), ("authorization", "BEARER  abc ")])), "abc");
+    }
+
+    #[test]
+    fn base64_round_trips_and_refuses_every_bad_character() {
+        for n in 0..40usize {
+            let raw: Vec<u8> = (0..n).map(|i| (i * 37 + n) as u8).collect();
+            let e = enc(&raw);
+            assert_eq!(b64(&e).unwrap(), raw, "{}", e);
+            for i in 0..e.len() {
+                let mut bad = e.clone().into_bytes();
+                bad[i] = b'+';
+                assert!(b64(std::str::from_utf8(&bad).unwrap()).is_err(), "{:?}", bad);
+            }
+            let std = e.replace('-', "+").replace('_', "/");
+            let pad = "=".repeat((4 - std.len() % 4) % 4);
+            assert_eq!(base64_decode(&format!("{}{}", std, pad), false, true).unwrap(), raw);
+            assert_eq!(base64_decode(&format!("{}\r\n{}", std, pad), false, true).unwrap(), raw);
+        }
     }
 
     #[test]

@@ -62,6 +62,31 @@ pub fn parse_first(data: &[u8]) -> Result<Value, String> {
     p.value()
 }
 
+/// [`parse_first`] keeping of a top-level object only the members whose
+/// name `keep` accepts (the others are checked as JSON, not built): the
+/// cheap way to read a few members of a request's JSON (a token's
+/// claims). Errors and other kinds of value are as parse_first's.
+pub fn parse_first_members(data: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<Value, String> {
+    let mut p = Parser { b: data, i: 0, depth: 0 };
+    p.ws();
+    if p.i == data.len() {
+        return Err("unexpected end of JSON input".into());
+    }
+    p.top_value(keep)
+}
+
+/// [`parse_value`] keeping of a top-level object only the members whose
+/// name `keep` accepts, as [`parse_first_members`] does.
+pub fn parse_value_members(data: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<Value, String> {
+    let mut p = Parser { b: data, i: 0, depth: 0 };
+    let v = p.top_value(keep)?;
+    p.ws();
+    if p.i != data.len() {
+        return Err(format!("invalid character {} after top-level value", p.quoted_here()));
+    }
+    Ok(v)
+}
+
 /// Parses exactly one JSON value (null included), as Go's json.Unmarshal
 /// does: empty input and trailing data are errors.
 pub fn parse_value(data: &[u8]) -> Result<Value, String> {
@@ -380,6 +405,12 @@ impl<'a> Parser<'a> {
 
     fn number(&mut self) -> Result<Value, String> {
         let start = self.i;
+        self.number_end()?;
+        Ok(Value::Number(String::from_utf8_lossy(&self.b[start..self.i]).into_owned()))
+    }
+
+    /// Reads a numeric literal without keeping it.
+    fn number_end(&mut self) -> Result<(), String> {
         if self.b[self.i] == b'-' {
             self.i += 1;
         }
@@ -405,7 +436,7 @@ impl<'a> Parser<'a> {
                 return self.err("in exponent of numeric literal");
             }
         }
-        Ok(Value::Number(String::from_utf8_lossy(&self.b[start..self.i]).into_owned()))
+        Ok(())
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
@@ -422,8 +453,21 @@ impl<'a> Parser<'a> {
     }
 
     fn string(&mut self) -> Result<String, String> {
+        let mut out = Vec::new();
+        self.string_into(Some(&mut out))?;
+        // Invalid UTF-8 becomes U+FFFD, as encoding/json does.
+        Ok(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    }
+
+    /// Reads a string literal, its decoded bytes into out (None: checked
+    /// only). out is sized for the literal's plain run first, so a string
+    /// without escapes costs one allocation.
+    fn string_into(&mut self, mut out: Option<&mut Vec<u8>>) -> Result<(), String> {
         self.i += 1; // the opening quote
-        let mut out: Vec<u8> = Vec::new();
+        if let Some(o) = out.as_deref_mut() {
+            let plain = self.b[self.i.min(self.b.len())..].iter().take_while(|&&c| c != b'"' && c != b'\\' && c >= 0x20).count();
+            o.reserve(plain);
+        }
         loop {
             let c = match self.b.get(self.i) {
                 Some(&c) => c,
@@ -432,8 +476,7 @@ impl<'a> Parser<'a> {
             match c {
                 b'"' => {
                     self.i += 1;
-                    // Invalid UTF-8 becomes U+FFFD, as encoding/json does.
-                    return Ok(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
+                    return Ok(());
                 }
                 b'\\' => {
                     self.i += 1;
@@ -458,7 +501,9 @@ impl<'a> Parser<'a> {
                         }
                     };
                     if let Some(s) = simple {
-                        out.push(s);
+                        if let Some(o) = out.as_deref_mut() {
+                            o.push(s);
+                        }
                         continue;
                     }
                     let mut cp = self.hex4()?;
@@ -472,15 +517,163 @@ impl<'a> Parser<'a> {
                             self.i = save;
                         }
                     }
-                    let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                    if let Some(o) = out.as_deref_mut() {
+                        let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                        let mut buf = [0u8; 4];
+                        o.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                    }
                 }
                 0..=0x1f => return self.err("in string literal"),
                 _ => {
-                    out.push(c);
+                    if let Some(o) = out.as_deref_mut() {
+                        o.push(c);
+                    }
                     self.i += 1;
                 }
+            }
+        }
+    }
+
+    /// value() with a top-level object's members filtered by keep.
+    fn top_value(&mut self, keep: &dyn Fn(&str) -> bool) -> Result<Value, String> {
+        self.ws();
+        if self.b.get(self.i) != Some(&b'{') {
+            return self.value();
+        }
+        self.depth += 1;
+        let v = self.members(keep);
+        self.depth -= 1;
+        v
+    }
+
+    /// object() keeping the members keep accepts; a name without escapes
+    /// is matched in place, so a skipped member allocates nothing.
+    fn members(&mut self, keep: &dyn Fn(&str) -> bool) -> Result<Value, String> {
+        self.i += 1;
+        let mut out = Vec::new();
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Ok(Value::Object(out));
+        }
+        let b = self.b;
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return self.err("looking for beginning of object key string");
+            }
+            let start = self.i;
+            self.string_into(None)?;
+            let raw = &b[start + 1..self.i - 1];
+            let name = match if raw.contains(&b'\\') { None } else { std::str::from_utf8(raw).ok() } {
+                Some(k) => Some(k).filter(|k| keep(k)).map(str::to_string),
+                None => {
+                    // Escapes or bad UTF-8: decoded as object() would.
+                    let end = self.i;
+                    self.i = start;
+                    let k = self.string()?;
+                    self.i = end;
+                    Some(k).filter(|k| keep(k))
+                }
+            };
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return self.err("after object key");
+            }
+            self.i += 1;
+            match name {
+                Some(k) => {
+                    let v = self.value()?;
+                    out.push((k, v));
+                }
+                None => self.skip()?,
+            }
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(Value::Object(out));
+                }
+                _ => return self.err("after object key:value pair"),
+            }
+        }
+    }
+
+    /// Reads a value as value() does (the same errors), building nothing.
+    fn skip(&mut self) -> Result<(), String> {
+        self.ws();
+        let c = match self.b.get(self.i) {
+            Some(&c) => c,
+            None => return self.err(""),
+        };
+        match c {
+            b'{' | b'[' => {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err("exceeded max depth".into());
+                }
+                let r = if c == b'{' { self.skip_object() } else { self.skip_array() };
+                self.depth -= 1;
+                r
+            }
+            b'"' => self.string_into(None),
+            b't' => self.word("true", Value::Null).map(drop),
+            b'f' => self.word("false", Value::Null).map(drop),
+            b'n' => self.word("null", Value::Null).map(drop),
+            b'-' | b'0'..=b'9' => self.number_end(),
+            _ => self.err("looking for beginning of value"),
+        }
+    }
+
+    fn skip_array(&mut self) -> Result<(), String> {
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip()?;
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return self.err("after array element"),
+            }
+        }
+    }
+
+    fn skip_object(&mut self) -> Result<(), String> {
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return self.err("looking for beginning of object key string");
+            }
+            self.string_into(None)?;
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return self.err("after object key");
+            }
+            self.i += 1;
+            self.skip()?;
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return self.err("after object key:value pair"),
             }
         }
     }
@@ -623,6 +816,52 @@ mod tests {
         assert!(string_list(&Value::Array(vec![n("1")]), "f").is_err());
         assert_eq!(boolean(&Value::Bool(true), "f"), Ok(Some(true)));
         assert_eq!(string(&Value::Null, "f"), Ok(None));
+    }
+
+    #[test]
+    fn members_filtered_as_a_full_parse() {
+        let inputs: &[&[u8]] = &[
+            br#"{"iss":"orders","sub":"u1","exp":1700000000}"#,
+            br#" {"a":1,"b":[1,{"c":"\u00e9\ud83d\ude00"}],"a":true} tail"#,
+            br#"{"x\u0061":"k","xa":null,"\u212aid":-1.5e3,"xa":{"n":[[],{}]}}"#,
+            b"{\"k\xff\":\"v\xfe\",\"xa\":2}",
+            br#"[1,2]"#,
+            br#""text""#,
+            br#"null"#,
+            br#"{}"#,
+            // Errors, in kept and skipped members alike.
+            br#"{"a":1,"b":[1,}"#,
+            br#"{"b":"\x"}"#,
+            br#"{"b":"\ud800\uzzzz"}"#,
+            br#"{"b":tru}"#,
+            br#"{"b":-}"#,
+            br#"{"b":1.}"#,
+            br#"{"b":1e}"#,
+            b"{\"b\":\"\x01\"}",
+            br#"{"b" 1}"#,
+            br#"{"b":1 "c":2}"#,
+            br#"{b:1}"#,
+            br#"{"b":{"c":1]}"#,
+            br#"{"a":"#,
+            b"",
+            b"   ",
+        ];
+        let deep = format!("{{\"b\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        let keeps: [&dyn Fn(&str) -> bool; 3] = [&|_| true, &|_| false, &|k| k == "a" || k == "xa" || k.len() > 3];
+        for (n, keep) in keeps.iter().enumerate() {
+            let filtered = |v: Result<Value, String>| match v {
+                Ok(Value::Object(m)) => Ok(Value::Object(m.into_iter().filter(|(k, _)| keep(k)).collect())),
+                other => other,
+            };
+            for data in inputs.iter().copied().chain([deep.as_bytes()]) {
+                assert_eq!(parse_first_members(data, keep), filtered(parse_first(data)), "keep {} of {:?}", n, lossy(data));
+                assert_eq!(parse_value_members(data, keep), filtered(parse_value(data)), "keep {} of {:?}", n, lossy(data));
+            }
+        }
+    }
+
+    fn lossy(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
     }
 
     #[test]
