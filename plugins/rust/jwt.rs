@@ -675,7 +675,7 @@ fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 impl Verifier {
     /// Verifies the request's token at unix time now (seconds).
     pub fn check<H: common::Headers + ?Sized>(&self, headers: &H, now: i64) -> Outcome {
-        if headers.first(":method").as_deref() == Some("OPTIONS") && !self.preflight {
+        if !self.preflight && headers.first(":method").as_deref() == Some("OPTIONS") {
             return Outcome { skip: true, ..Default::default() };
         }
         let token = self.find_token(headers);

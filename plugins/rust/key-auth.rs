@@ -142,7 +142,7 @@ pub struct Outcome {
 
 impl Auth {
     pub fn check<H: common::Headers + ?Sized>(&self, headers: &H) -> Outcome {
-        if headers.first(":method").as_deref() == Some("OPTIONS") && !self.preflight {
+        if !self.preflight && headers.first(":method").as_deref() == Some("OPTIONS") {
             return Outcome { skip: true, ..Default::default() };
         }
         let (mut key, mut header, mut new_path, mut found) = (String::new(), String::new(), String::new(), false);

@@ -139,16 +139,23 @@ fn encode_window(start: i64, count: i64) -> [u8; 16] {
     b
 }
 
+/// What Store::get answered for a key: its value (None if missing) and CAS.
+pub type Read = (Option<Vec<u8>>, u32);
+
 /// The count of key in the window starting at window_start.
 pub fn usage(s: &mut dyn Store, key: &str, window_start: i64) -> Result<i64, String> {
-    match s.get(key) {
-        Ok((None, _)) => Ok(0),
-        Ok((Some(v), _)) => Ok(match decode_window(&v) {
-            Some((start, count)) if start == window_start => count,
-            _ => 0,
-        }),
-        Err(e) => Err(format!("reading {:?}: {:?}", key, e)),
-    }
+    usage_read(s, key, window_start).map(|(n, _)| n)
+}
+
+/// usage, with what the store answered: [`increment_from`] can start
+/// from it instead of reading the key again.
+pub fn usage_read(s: &mut dyn Store, key: &str, window_start: i64) -> Result<(i64, Read), String> {
+    let r = s.get(key).map_err(|e| format!("reading {:?}: {:?}", key, e))?;
+    let n = match r.0.as_deref().and_then(decode_window) {
+        Some((start, count)) if start == window_start => count,
+        _ => 0,
+    };
+    Ok((n, r))
 }
 
 /// Adds by to key's count in the window starting at window_start, unless
@@ -157,8 +164,20 @@ pub fn usage(s: &mut dyn Store, key: &str, window_start: i64) -> Result<i64, Str
 /// by CAS; the first write of a key is unconditional (the ABI has no
 /// create-if-absent).
 pub fn increment(s: &mut dyn Store, key: &str, window_start: i64, by: i64, limit: i64) -> Result<(i64, bool), String> {
+    increment_from(s, key, window_start, by, limit, None)
+}
+
+/// increment, its first attempt from a read of the key already made
+/// (usage_read's) when that found a value: the write's CAS still refuses
+/// it if the key changed since, and the next attempt reads again. A
+/// missing key is read again (its first write is unconditional).
+pub fn increment_from(s: &mut dyn Store, key: &str, window_start: i64, by: i64, limit: i64, read: Option<Read>) -> Result<(i64, bool), String> {
+    let mut read = read.filter(|(v, _)| v.is_some());
     for _ in 0..CAS_ATTEMPTS {
-        let (v, cas) = s.get(key).map_err(|e| format!("reading {:?}: {:?}", key, e))?;
+        let (v, cas) = match read.take() {
+            Some(r) => r,
+            None => s.get(key).map_err(|e| format!("reading {:?}: {:?}", key, e))?,
+        };
         let count = match v.as_deref().and_then(decode_window) {
             Some((start, c)) if start == window_start => c,
             _ => 0,
@@ -200,6 +219,9 @@ pub fn float(v: &json::Value, field: &str) -> Result<(), String> {
 pub struct MemStore {
     pub m: std::collections::HashMap<String, (Vec<u8>, u32)>,
     pub seq: u32,
+    /// How many gets and sets were made.
+    pub gets: usize,
+    pub sets: usize,
     /// Every call fails with it, when set.
     pub fail: Option<sdk::Status>,
 }
@@ -207,6 +229,7 @@ pub struct MemStore {
 #[cfg(test)]
 impl Store for MemStore {
     fn get(&mut self, key: &str) -> Result<(Option<Vec<u8>>, u32), sdk::Status> {
+        self.gets += 1;
         if let Some(e) = self.fail {
             return Err(e);
         }
@@ -216,6 +239,7 @@ impl Store for MemStore {
         })
     }
     fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), sdk::Status> {
+        self.sets += 1;
         if let Some(e) = self.fail {
             return Err(e);
         }

@@ -221,28 +221,32 @@ impl Limiter {
     pub fn decide(&self, s: &mut dyn Store, id: &str, now: i64) -> Decision {
         struct Usage {
             period: &'static str,
+            key: String,
             max: i64,
             count: i64,
             reset: i64,
             start: i64,
+            read: Option<limits::Read>,
         }
         let mut usages: Vec<Usage> = self
             .limits
             .iter()
             .map(|(period, max)| {
                 let (start, end) = limits::window(period, now);
-                Usage { period, max: *max, count: 0, reset: limits::reset_seconds(end, now), start }
+                Usage { period, key: self.key(period, id), max: *max, count: 0, reset: limits::reset_seconds(end, now), start, read: None }
             })
             .collect();
         let mut exceeded: Option<usize> = None;
         // With several periods, read them all first so that a request
-        // refused by one does not use up the others. With one, the
-        // increment alone checks.
+        // refused by one does not use up the others (the increments then
+        // start from these reads: one get and one CAS set per key). With
+        // one, the increment alone checks.
         if usages.len() > 1 {
             for (i, u) in usages.iter_mut().enumerate() {
-                match limits::usage(s, &self.key(u.period, id), u.start) {
-                    Ok(n) => {
+                match limits::usage_read(s, &u.key, u.start) {
+                    Ok((n, r)) => {
                         u.count = n;
+                        u.read = Some(r);
                         if n >= u.max && exceeded.is_none() {
                             exceeded = Some(i);
                         }
@@ -253,7 +257,7 @@ impl Limiter {
         }
         if exceeded.is_none() {
             for (i, u) in usages.iter_mut().enumerate() {
-                match limits::increment(s, &self.key(u.period, id), u.start, 1, u.max) {
+                match limits::increment_from(s, &u.key, u.start, 1, u.max, u.read.take()) {
                     Ok((n, ok)) => {
                         u.count = n;
                         if !ok && exceeded.is_none() {
@@ -434,6 +438,18 @@ mod tests {
         assert!(d.reply.is_none());
         assert_eq!(header(&d.headers, "x-ratelimit-remaining-hour"), "0");
         assert_eq!(l.decide(&mut s, "a", now + 2).reply.unwrap().status, 429);
+        // Once the keys exist: one get and one set per period.
+        let (gets, sets) = (s.gets, s.sets);
+        assert!(l.decide(&mut s, "a", now + 3600 * 24).reply.is_none());
+        assert_eq!((s.gets - gets, s.sets - sets), (2, 2));
+        // A write lost to another one reads the key again.
+        let key = l.key("hour", "a");
+        let (gets, sets) = (s.gets, s.sets);
+        let stale = s.get(&key).unwrap();
+        s.set(&key, &stale.0.clone().unwrap(), 0).unwrap();
+        let start = limits::window("hour", now + 3600 * 24).0;
+        assert_eq!(limits::increment_from(&mut s, &key, start, 1, 3, Some(stale)), Ok((2, true)));
+        assert_eq!((s.gets - gets, s.sets - sets), (2, 3));
     }
 
     // TestDecideHideHeadersAndStoreFailure.
