@@ -360,22 +360,31 @@ impl<'a> Parser<'a> {
         Err(format!("invalid character {} {} (offset {})", self.quoted_here(), looking, self.i))
     }
 
-    fn value(&mut self) -> Result<Value, String> {
+    /// The next value's first byte, after white space.
+    fn start(&mut self) -> Result<u8, String> {
         self.ws();
-        let c = match self.b.get(self.i) {
-            Some(&c) => c,
-            None => return self.err(""),
-        };
-        match c {
-            b'{' | b'[' => {
-                self.depth += 1;
-                if self.depth > MAX_DEPTH {
-                    return Err("exceeded max depth".into());
-                }
-                let v = if c == b'{' { self.object() } else { self.array() };
-                self.depth -= 1;
-                v
-            }
+        match self.b.get(self.i) {
+            Some(&c) => Ok(c),
+            None => self.err(""),
+        }
+    }
+
+    /// Runs f one level deeper (an object or array), refusing nesting
+    /// past MAX_DEPTH.
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, String>) -> Result<T, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err("exceeded max depth".into());
+        }
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
+    fn value(&mut self) -> Result<Value, String> {
+        match self.start()? {
+            b'{' => self.nested(|p| p.members(&|_| true)),
+            b'[' => self.nested(|p| p.array(true)),
             b'"' => Ok(Value::String(self.string()?)),
             b't' => self.word("true", Value::Bool(true)),
             b'f' => self.word("false", Value::Bool(false)),
@@ -540,14 +549,11 @@ impl<'a> Parser<'a> {
         if self.b.get(self.i) != Some(&b'{') {
             return self.value();
         }
-        self.depth += 1;
-        let v = self.members(keep);
-        self.depth -= 1;
-        v
+        self.nested(|p| p.members(keep))
     }
 
-    /// object() keeping the members keep accepts; a name without escapes
-    /// is matched in place, so a skipped member allocates nothing.
+    /// An object, keeping the members keep accepts; a name without
+    /// escapes is matched in place, so a skipped member allocates nothing.
     fn members(&mut self, keep: &dyn Fn(&str) -> bool) -> Result<Value, String> {
         self.i += 1;
         let mut out = Vec::new();
@@ -602,21 +608,9 @@ impl<'a> Parser<'a> {
 
     /// Reads a value as value() does (the same errors), building nothing.
     fn skip(&mut self) -> Result<(), String> {
-        self.ws();
-        let c = match self.b.get(self.i) {
-            Some(&c) => c,
-            None => return self.err(""),
-        };
-        match c {
-            b'{' | b'[' => {
-                self.depth += 1;
-                if self.depth > MAX_DEPTH {
-                    return Err("exceeded max depth".into());
-                }
-                let r = if c == b'{' { self.skip_object() } else { self.skip_array() };
-                self.depth -= 1;
-                r
-            }
+        match self.start()? {
+            b'{' => self.nested(|p| p.members(&|_| false)).map(drop),
+            b'[' => self.nested(|p| p.array(false)).map(drop),
             b'"' => self.string_into(None),
             b't' => self.word("true", Value::Null).map(drop),
             b'f' => self.word("false", Value::Null).map(drop),
@@ -626,59 +620,8 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn skip_array(&mut self) -> Result<(), String> {
-        self.i += 1;
-        self.ws();
-        if self.b.get(self.i) == Some(&b']') {
-            self.i += 1;
-            return Ok(());
-        }
-        loop {
-            self.skip()?;
-            self.ws();
-            match self.b.get(self.i) {
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return self.err("after array element"),
-            }
-        }
-    }
-
-    fn skip_object(&mut self) -> Result<(), String> {
-        self.i += 1;
-        self.ws();
-        if self.b.get(self.i) == Some(&b'}') {
-            self.i += 1;
-            return Ok(());
-        }
-        loop {
-            self.ws();
-            if self.b.get(self.i) != Some(&b'"') {
-                return self.err("looking for beginning of object key string");
-            }
-            self.string_into(None)?;
-            self.ws();
-            if self.b.get(self.i) != Some(&b':') {
-                return self.err("after object key");
-            }
-            self.i += 1;
-            self.skip()?;
-            self.ws();
-            match self.b.get(self.i) {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return self.err("after object key:value pair"),
-            }
-        }
-    }
-
-    fn array(&mut self) -> Result<Value, String> {
+    /// An array, its elements built or (build false) only checked.
+    fn array(&mut self, build: bool) -> Result<Value, String> {
         self.i += 1;
         let mut out = Vec::new();
         self.ws();
@@ -687,7 +630,11 @@ impl<'a> Parser<'a> {
             return Ok(Value::Array(out));
         }
         loop {
-            out.push(self.value()?);
+            if build {
+                out.push(self.value()?);
+            } else {
+                self.skip()?;
+            }
             self.ws();
             match self.b.get(self.i) {
                 Some(b',') => self.i += 1,
@@ -696,39 +643,6 @@ impl<'a> Parser<'a> {
                     return Ok(Value::Array(out));
                 }
                 _ => return self.err("after array element"),
-            }
-        }
-    }
-
-    fn object(&mut self) -> Result<Value, String> {
-        self.i += 1;
-        let mut out = Vec::new();
-        self.ws();
-        if self.b.get(self.i) == Some(&b'}') {
-            self.i += 1;
-            return Ok(Value::Object(out));
-        }
-        loop {
-            self.ws();
-            if self.b.get(self.i) != Some(&b'"') {
-                return self.err("looking for beginning of object key string");
-            }
-            let k = self.string()?;
-            self.ws();
-            if self.b.get(self.i) != Some(&b':') {
-                return self.err("after object key");
-            }
-            self.i += 1;
-            let v = self.value()?;
-            out.push((k, v));
-            self.ws();
-            match self.b.get(self.i) {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(Value::Object(out));
-                }
-                _ => return self.err("after object key:value pair"),
             }
         }
     }
