@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-proxy/sluice/internal/h2spectest"
+	"github.com/sluice-proxy/sluice/conformance/h2spectest"
 )
 
 func TestH2Spec(t *testing.T) {

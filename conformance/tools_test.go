@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-proxy/sluice/internal/h2spectest"
+	"github.com/sluice-proxy/sluice/conformance/h2spectest"
 )
 
 // TestToolsWaitForAptLock runs .ci/tools.sh's apt path against a stand-in

@@ -5,7 +5,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/sluice-proxy/sluice/internal/h2spectest"
+	"github.com/sluice-proxy/sluice/conformance/h2spectest"
 )
 
 // TestH2Spec: every h2spec case (generic, HPACK, RFC 7540) passes against
