@@ -92,7 +92,7 @@ func (st *serverStream) abortLocked(err error) {
 		st.err = err
 	}
 	if st.ctx != nil {
-		st.ctx.cancel(context.Canceled)
+		st.ctx.Cancel(context.Canceled)
 	}
 	st.cond.Broadcast()
 }
@@ -144,7 +144,7 @@ func (st *serverStream) finish() {
 	sc.signalWriter()
 	sc.maybeFinishDrainLocked()
 	if st.ctx != nil {
-		st.ctx.cancel(context.Canceled)
+		st.ctx.Cancel(context.Canceled)
 	}
 	sc.mu.Unlock()
 	st.release()
@@ -358,7 +358,7 @@ func (st *serverStream) Context() context.Context {
 	if st.ctx == nil {
 		st.ctx = &streamContext{values: sc.values}
 		if st.err != nil || st.reset {
-			st.ctx.cancel(context.Canceled)
+			st.ctx.Cancel(context.Canceled)
 		}
 	}
 	return st.ctx
@@ -377,61 +377,14 @@ func (st *serverStream) writableLocked() error {
 }
 
 // streamContext is a stream's context.Context; it is not pooled with the
-// stream, so one kept past the handler's return stays ended. Its Done
-// channel is made on first use, and it has the AfterFunc method the
-// context package looks for: a context derived from it (context.AfterFunc,
-// WithCancel, a handler's own context type) registers a function here
-// rather than starting a goroutine to watch it, as the context package
-// must for a parent of a type it does not know.
+// stream, so one kept past the handler's return stays ended. What ends
+// (Done made on first use, Err, AfterFunc) is stream.Cancellable's.
 type streamContext struct {
-	mu     sync.Mutex
-	done   chan struct{} // nil until Done is called
-	err    error
+	stream.Cancellable
 	values context.Context // nil: no values
-	funcs  []afterFunc     // registered by AfterFunc, not yet run or stopped
-	first  [1]afterFunc    // funcs' storage for the usual one
-	nextID uint64
-}
-
-type afterFunc struct {
-	id uint64
-	f  func()
-}
-
-// closedChan is the Done channel of a context that ended before anyone
-// asked for one.
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-func (c *streamContext) cancel(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return
-	}
-	c.err = err
-	if c.done != nil {
-		close(c.done)
-	}
-	for _, a := range c.funcs {
-		go a.f()
-	}
-	clear(c.funcs)
-	c.funcs = nil
 }
 
 func (c *streamContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-
-func (c *streamContext) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done == nil {
-		if c.err != nil {
-			return closedChan
-		}
-		c.done = make(chan struct{})
-	}
-	return c.done
-}
 
 func (c *streamContext) Value(key any) any {
 	if c.values == nil {
@@ -439,44 +392,3 @@ func (c *streamContext) Value(key any) any {
 	}
 	return c.values.Value(key)
 }
-
-func (c *streamContext) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
-}
-
-// AfterFunc runs f on a goroutine of its own once c ends (at once if it
-// has), as context.AfterFunc; stop unregisters f and reports whether it
-// did so before f was started.
-func (c *streamContext) AfterFunc(f func()) (stop func() bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		go f()
-		return stopped
-	}
-	c.nextID++
-	id := c.nextID
-	if c.funcs == nil {
-		c.funcs = c.first[:0]
-	}
-	c.funcs = append(c.funcs, afterFunc{id: id, f: f})
-	return func() bool { return c.stop(id) }
-}
-
-func (c *streamContext) stop(id uint64) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, a := range c.funcs {
-		if a.id == id {
-			c.funcs = append(c.funcs[:i], c.funcs[i+1:]...)
-			c.funcs[len(c.funcs):cap(c.funcs)][0] = afterFunc{} // let f go
-			return true
-		}
-	}
-	return false
-}
-
-// stopped is the stop function of an AfterFunc that ran at once.
-func stopped() bool { return false }

@@ -184,14 +184,14 @@ func checkRecycled(v reflect.Value, path string) error {
 	}
 	switch path {
 	case "activeStream.streamState.idleState.timer", // stopped
-		"activeStream.ctx.done", // open, nothing waits on it
+		"activeStream.ctx.Cancellable.done", // open, nothing waits on it
 		"activeStream.ctx.parentDone",
 		"activeStream.ctx.parent", // the connection's, with its registration
 		"activeStream.ctx.stopParent",
-		"activeStream.ctx.nextFunc":
+		"activeStream.ctx.Cancellable.nextID":
 		return nil
 	}
-	if v.Kind() == reflect.Slice && (strings.HasSuffix(path, ".fields") || strings.HasSuffix(path, ".arena") || path == "activeStream.ctx.funcs") {
+	if v.Kind() == reflect.Slice && (strings.HasSuffix(path, ".fields") || strings.HasSuffix(path, ".arena") || path == "activeStream.ctx.Cancellable.funcs") {
 		if v.Len() != 0 {
 			return fmt.Errorf("%s: %d entries left", path, v.Len())
 		}

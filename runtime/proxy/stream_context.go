@@ -2,8 +2,9 @@ package proxy
 
 import (
 	"context"
-	"sync"
 	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // streamContext is an active stream's context.Context, made once and
@@ -21,18 +22,13 @@ import (
 // its streams, and the connection keeps the context for its next stream:
 // the registration is then made once per connection.
 type streamContext struct {
+	// Done, Err, AfterFunc and the end itself (Cancel).
+	stream.Cancellable
+
 	parent context.Context
 	// deadline is the route timeout's (zero: none); the stream's timer
 	// enforces it, the context has no timer of its own.
 	deadline time.Time
-
-	mu   sync.Mutex
-	done chan struct{}
-	err  error
-	// funcs are AfterFunc's, run (each on a goroutine of its own) when the
-	// context ends; nextFunc numbers them for their stop funcs.
-	funcs    []ctxFunc
-	nextFunc uint64
 
 	// stopParent ends the registration on parent; nil without one.
 	// parentDone is the registered callback, made once per object.
@@ -40,16 +36,10 @@ type streamContext struct {
 	parentDone func()
 }
 
-type ctxFunc struct {
-	id uint64
-	f  func()
-}
-
 // begin readies c for a stream whose codec context is parent, with the
 // route timeout's deadline (zero for none).
 func (c *streamContext) begin(parent context.Context, deadline time.Time) {
-	if c.done == nil {
-		c.done = make(chan struct{})
+	if c.parentDone == nil {
 		c.parentDone = c.onParentDone
 	}
 	c.deadline = deadline
@@ -72,24 +62,7 @@ func (c *streamContext) begin(parent context.Context, deadline time.Time) {
 	c.stopParent = context.AfterFunc(parent, c.parentDone)
 }
 
-func (c *streamContext) onParentDone() { c.cancel(c.parent.Err()) }
-
-// cancel ends the context with err, once.
-func (c *streamContext) cancel(err error) {
-	c.mu.Lock()
-	if c.err != nil {
-		c.mu.Unlock()
-		return
-	}
-	c.err = err
-	close(c.done)
-	funcs := c.funcs
-	c.funcs = nil
-	c.mu.Unlock()
-	for _, f := range funcs {
-		go f.f()
-	}
-}
+func (c *streamContext) onParentDone() { c.Cancel(c.parent.Err()) }
 
 // release ends the stream's use of c. keep says whether the active
 // stream is to be reused; it returns whether it may be: nothing waits
@@ -98,11 +71,7 @@ func (c *streamContext) cancel(err error) {
 // parent ends. keepParent leaves the registration on the parent for the
 // connection's next stream.
 func (c *streamContext) release(keep, keepParent bool) bool {
-	if keep {
-		c.mu.Lock()
-		keep = c.err == nil && len(c.funcs) == 0
-		c.mu.Unlock()
-	}
+	keep = keep && c.Quiet()
 	if keep {
 		// Nothing of the stream stays; the stream's own goroutine is
 		// the only one that reads it.
@@ -114,7 +83,7 @@ func (c *streamContext) release(keep, keepParent bool) bool {
 		c.stopParent = nil
 	}
 	if !keep {
-		c.cancel(context.Canceled)
+		c.Cancel(context.Canceled)
 		if c.stopParent != nil {
 			c.stopParent()
 		}
@@ -130,41 +99,5 @@ func (c *streamContext) Deadline() (time.Time, bool) {
 	return d, ok
 }
 
-func (c *streamContext) Done() <-chan struct{} { return c.done }
-
-func (c *streamContext) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
-}
-
 // Value is the parent's.
 func (c *streamContext) Value(key any) any { return c.parent.Value(key) }
-
-// AfterFunc arranges for f to run, on a goroutine of its own, once c
-// ends; stop undoes it. The context package uses it for contexts derived
-// from c (context.WithCancel, context.AfterFunc), so that they need no
-// goroutine to watch c.
-func (c *streamContext) AfterFunc(f func()) (stop func() bool) {
-	c.mu.Lock()
-	if c.err != nil {
-		c.mu.Unlock()
-		go f()
-		return func() bool { return false }
-	}
-	c.nextFunc++
-	id := c.nextFunc
-	c.funcs = append(c.funcs, ctxFunc{id: id, f: f})
-	c.mu.Unlock()
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for i := range c.funcs {
-			if c.funcs[i].id == id {
-				c.funcs = append(c.funcs[:i], c.funcs[i+1:]...)
-				return true
-			}
-		}
-		return false
-	}
-}

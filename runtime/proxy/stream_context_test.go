@@ -16,7 +16,7 @@ func TestStreamContextEnds(t *testing.T) {
 		defer cancelParent()
 		var c streamContext
 		c.begin(parent, time.Time{})
-		c.cancel(context.DeadlineExceeded)
+		c.Cancel(context.DeadlineExceeded)
 		waitDone(t, c.Done())
 		if c.Err() != context.DeadlineExceeded || context.Cause(&c) != context.DeadlineExceeded {
 			t.Errorf("Err %v, Cause %v; want DeadlineExceeded for both", c.Err(), context.Cause(&c))
@@ -82,7 +82,7 @@ func TestStreamContextRelease(t *testing.T) {
 	if staleStop() {
 		t.Error("the earlier stream's stop removed a later registration")
 	}
-	r.cancel(errors.New("end"))
+	r.Cancel(errors.New("end"))
 	waitDone(t, ran)
 }
 

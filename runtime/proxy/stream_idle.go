@@ -121,7 +121,7 @@ func (s *streamIdle) check() {
 	if s.routeAt > 0 && elapsed >= s.routeAt && !s.routeExpired {
 		// The route timeout: the stream's context ends as a deadline.
 		s.routeExpired = true
-		s.ctx.cancel(context.DeadlineExceeded)
+		s.ctx.Cancel(context.DeadlineExceeded)
 	}
 	if s.d <= 0 || elapsed-time.Duration(s.last.Load()) < s.d {
 		if s.d > 0 || !s.routeExpired {
@@ -130,7 +130,7 @@ func (s *streamIdle) check() {
 		return
 	}
 	s.fired.Store(true)
-	s.ctx.cancel(context.Canceled)
+	s.ctx.Cancel(context.Canceled)
 	if s.dl == nil {
 		if s.respStarted.Load() {
 			s.reset()
