@@ -235,6 +235,19 @@ func startProxy(t *testing.T, cfgText string) (string, *observer.ObservedLogs) {
 func startProxyFilters(t *testing.T, cfgText string, facs map[string]filter.Factory) (string, *observer.ObservedLogs) {
 	core, logs := observer.New(zap.InfoLevel)
 	cm := newTestConnectionManager(t, cfgText, "public", facs, zap.New(core))
+	return serveManager(t, cm), logs
+}
+
+// startProxyManager is startProxyFilters without an access log, returning
+// the connection manager (its snapshot's clusters).
+func startProxyManager(t *testing.T, cfgText string, facs map[string]filter.Factory) (string, *ConnectionManager) {
+	cm := newTestConnectionManager(t, cfgText, "public", facs, nil)
+	return serveManager(t, cm), cm
+}
+
+// serveManager serves cm's HTTP/1.1 streams on 127.0.0.1 until the test
+// ends.
+func serveManager(t *testing.T, cm *ConnectionManager) string {
 	srv := &http1.Server{StreamHandler: cm}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -259,7 +272,7 @@ func startProxyFilters(t *testing.T, cfgText string, facs map[string]filter.Fact
 		srv.Close()
 		wg.Wait()
 	})
-	return ln.Addr().String(), logs
+	return ln.Addr().String()
 }
 
 // waitLines waits (boundedly) for n access-log lines: a line is written

@@ -135,34 +135,3 @@ func mustReq(t testing.TB, method, url string, body io.Reader) *http.Request {
 }
 
 var _ = fmt.Sprintf
-
-// waitClusterActive waits (at most 5 s) until the admin's /clusters shows
-// cluster name with want requests in flight.
-func waitClusterActive(t *testing.T, admin, name string, want int64) {
-	t.Helper()
-	var last int64 = -1
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-		resp, err := http.Get("http://" + admin + "/clusters")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var clusters []struct {
-			Name           string `json:"name"`
-			ActiveRequests int64  `json:"active_requests"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&clusters)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range clusters {
-			if c.Name == name {
-				last = c.ActiveRequests
-			}
-		}
-		if last == want {
-			return
-		}
-	}
-	t.Fatalf("cluster %s: %d requests in flight, want %d", name, last, want)
-}

@@ -106,11 +106,6 @@ func TestBadChunkSizeAnsweredAtOnce(t *testing.T) {
 	ts := framingServer(t, up.addr, `limits = { max_requests = 1, max_pending_requests = 1 }`)
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, bad := range []string{"0x5", "fffffffffffffffffffffffff", "5 junk", "-1", "5\r\nhelloXX"} {
-		// The proxy ends a request's hold on the cluster when it closes
-		// the upstream response, which can be just after the client has
-		// the last byte: with max_requests = 1, wait for the last request
-		// to be counted out (a slot held for good fails here).
-		waitClusterActive(t, ts.AdminAddr(), "up", 0)
 		c, br := rawConn(t, ts)
 		io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
 		time.Sleep(20 * time.Millisecond) // let the good chunk go upstream first
@@ -121,7 +116,6 @@ func TestBadChunkSizeAnsweredAtOnce(t *testing.T) {
 		}
 		expectEOF(t, br)
 
-		waitClusterActive(t, ts.AdminAddr(), "up", 0)
 		resp2, err := client.Post(ts.url("/next"), "text/plain", strings.NewReader("ok"))
 		if err != nil {
 			t.Fatalf("after %q: %v", bad, err)

@@ -58,7 +58,12 @@ type Cluster struct {
 	hosts atomic.Pointer[hostSet]
 
 	maxRequests, maxPending, maxRetries int64
-	active, pending, retries            atomic.Int64
+	// active counts requests in flight (max_requests, rq_active, the
+	// admin's count): from the pick until the response is complete, as
+	// Envoy's. open counts tries whose Response is not closed yet, which
+	// still hold a connection: the last one of a closed cluster frees its
+	// pool.
+	active, pending, retries, open atomic.Int64
 	// slots holds one token per http1 request that owns a connection, so
 	// requests beyond max_connections wait as pending (Envoy's http1 pool)
 	// instead of failing. nil for multiplexed protocols.
@@ -208,7 +213,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		c.closePool = func() {
 			// Closing the transport aborts its streams: only once the
 			// last request ended; until then drop idle connections.
-			if c.active.Load() == 0 {
+			if c.open.Load() == 0 {
 				t.Close()
 			} else {
 				t.CloseIdleConnections()
@@ -333,7 +338,8 @@ func (c *Cluster) ReleaseRetry() { c.retries.Add(-1) }
 // startTry takes what a try needs before it is sent: a max_requests
 // token, an http1 connection slot unless the try is multiplexed (waiting
 // as a pending request, bounded by ctx), and an endpoint. The try then
-// ends with tryFailed, or with releaseRequest once its response is done.
+// ends with tryFailed, or once its response is done with endRequest (the
+// response complete) and endTry (the response closed).
 func (c *Cluster) startTry(ctx context.Context, multiplexed bool, pick Pick) (ep *endpoint, slot bool, err error) {
 	if c.active.Add(1) > c.maxRequests {
 		c.active.Add(-1)
@@ -341,11 +347,11 @@ func (c *Cluster) startTry(ctx context.Context, multiplexed bool, pick Pick) (ep
 		return nil, false, c.fail(Overflow, "", fmt.Errorf("max_requests %d reached: %w", c.maxRequests, ErrOverflow))
 	}
 	c.m.rqActive.Add(1)
+	c.open.Add(1)
 	slot = c.slots != nil && !multiplexed
 	if slot {
 		if err := c.waitSlot(ctx); err != nil {
-			c.active.Add(-1)
-			c.m.rqActive.Add(-1)
+			c.releaseRequest(nil, false)
 			return nil, false, err
 		}
 	}
@@ -430,18 +436,38 @@ func (c *Cluster) leavePending() {
 	c.m.rqPending.Add(-1)
 }
 
-// releaseRequest ends a request's accounting; slot says it held an http1
-// connection slot.
+// releaseRequest ends both halves of a try's accounting at once (a try
+// that got no response, an upgraded stream that closed); slot says it
+// held an http1 connection slot.
 func (c *Cluster) releaseRequest(ep *endpoint, slot bool) {
+	c.endRequest(ep)
+	c.endTry(slot)
+}
+
+// endRequest ends a request's time in flight: its max_requests token and
+// the endpoint's count that least_request compares. It comes when the
+// response is complete (its body read to the end, or found to have none),
+// before the proxy writes the last of it to the client, as Envoy's
+// upstream request ends at the response's end: a client that sends its
+// next request as soon as it has the answer must not find this one still
+// counted.
+func (c *Cluster) endRequest(ep *endpoint) {
 	if ep != nil {
 		ep.active.Add(-1)
 	}
+	c.m.rqActive.Add(-1)
+	c.active.Add(-1)
+}
+
+// endTry ends what a try holds until its Response is closed: the http1
+// connection slot (the connection is busy until then) and its place among
+// the tries a closed cluster waits for.
+func (c *Cluster) endTry(slot bool) {
 	if slot {
 		<-c.slots
 	}
-	c.m.rqActive.Add(-1)
-	if c.active.Add(-1) == 0 && c.closed.Load() {
-		// The last request of a closed cluster frees its connections.
+	if c.open.Add(-1) == 0 && c.closed.Load() {
+		// The last try of a closed cluster frees its connections.
 		c.closePool()
 	}
 }

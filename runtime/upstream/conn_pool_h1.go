@@ -542,7 +542,11 @@ func (c *h1Conn) finish(aborted bool) {
 	}
 	switch {
 	case reuse:
-		c.ctx = nil // an idle connection keeps nothing of the request
+		// An idle connection keeps nothing of the request (nothing reads
+		// st now: Close has what it needs, and a read racing it made it
+		// abort).
+		c.ctx = nil
+		c.st.cl, c.st.ep = nil, nil
 		c.pool.put(c)
 	case c.bodyDone != nil:
 		c.conn.Close() // the writer may still use the write buffer

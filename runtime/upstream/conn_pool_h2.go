@@ -262,6 +262,7 @@ func (x *h2Exchange) unref() {
 func (x *h2Exchange) free() {
 	x.st.gen.Add(1) // handles to the old exchange are dead
 	x.st.headers, x.st.status, x.st.bodyLen = nil, 0, 0
+	x.st.cl, x.st.ep = nil, nil
 	x.p, x.s, x.req = nil, nil, nil
 	x.bodyDone.Store(false)
 	x.finished.Store(false)

@@ -124,10 +124,27 @@ type responseState struct {
 	endpoint string
 	src      responseSource
 
-	// The cluster's accounting of the request, ended at Close.
-	cl   *Cluster
-	ep   *endpoint
-	slot bool
+	// The cluster's accounting of the request, which Send sets before
+	// the handle exists; ReadBody and Close read it and never write it,
+	// so a Close racing a ReadBody is safe. inFlight is the request's time
+	// in flight (max_requests, the endpoint's active count), ended by
+	// whichever of ReadBody (at the body's end) and Close claims it
+	// first; open is the rest (the connection slot, the open try), ended
+	// at Close, where the connection is settled. Both are false for an
+	// exchange Send did not make (a health check), whose fields may
+	// still name an earlier request's: only the flags make them count.
+	cl       *Cluster
+	ep       *endpoint
+	slot     bool
+	inFlight atomic.Bool
+	open     atomic.Bool
+}
+
+// endInFlight ends the request's time in flight, once.
+func (s *responseState) endInFlight() {
+	if s.inFlight.CompareAndSwap(true, false) {
+		s.cl.endRequest(s.ep)
+	}
 }
 
 // responseSource is a protocol's side of a Response.
@@ -202,6 +219,17 @@ func (r Response) ReadBody(p []byte) (int, error) {
 		return 0, ErrResponseClosed
 	}
 	n, err := st.src.readBody(p)
+	if err != nil && st.status != http.StatusSwitchingProtocols {
+		// The response is complete (io.EOF, which the codecs return
+		// with the last bytes when the end is already in: the request
+		// stops counting before the proxy writes them to the client) or
+		// never will be (a reset, a framing error, the context): either
+		// way the request is no longer in flight. Still under reading:
+		// a Close now leaves st to this read (it aborts), so the fields
+		// endInFlight reads are not reused under it. (A 101 stays in
+		// flight until its upgraded stream closes.)
+		st.endInFlight()
+	}
 	st.reading.Store(false)
 	return n, err
 }
@@ -225,21 +253,22 @@ func (r Response) Trailers() *stream.HeaderMap {
 
 // Close ends the response: its connection goes back to the pool when the
 // body was read to its end and the framing allows, and is closed
-// otherwise (a body not read to its end, an error, a framing doubt). The
-// request's hold on the cluster (active request, connection slot) ends
-// here: every Response must be closed. Closing twice is harmless.
+// otherwise (a body not read to its end, an error, a framing doubt). What
+// the request still holds of the cluster ends here (its connection slot;
+// its active count too, unless the body's end or a read error ended that
+// already): every Response must be closed. Closing twice is harmless.
 func (r Response) Close() error {
 	st := r.st
 	if st == nil || !st.gen.CompareAndSwap(r.gen, r.gen+1) {
 		return nil
 	}
-	// Read the accounting before the connection can be handed to the
-	// next request, which reuses st.
-	cl, ep, slot := st.cl, st.ep, st.slot
-	st.cl, st.ep = nil, nil
+	// Everything of st is read before the connection can be handed to
+	// the next request, which reuses st.
+	cl, slot, open := st.cl, st.slot, st.open.Swap(false)
+	st.endInFlight()
 	st.src.finish(st.reading.Load())
-	if cl != nil {
-		cl.releaseRequest(ep, slot)
+	if open {
+		cl.endTry(slot)
 	}
 	return nil
 }
@@ -257,37 +286,50 @@ func (r Response) Upgrade() (io.ReadWriteCloser, error) {
 	if !st.gen.CompareAndSwap(r.gen, r.gen+1) {
 		return nil, ErrResponseClosed
 	}
+	// A 101 has no body and Send leaves it in flight: the upgraded
+	// stream holds both halves of the accounting until it closes.
 	cl, ep, slot := st.cl, st.ep, st.slot
-	st.cl, st.ep = nil, nil
+	open, inFlight := st.open.Swap(false), st.inFlight.Swap(false)
 	rwc, err := st.src.upgrade()
+	if !open {
+		return rwc, err
+	}
+	u := &upgradedStream{ReadWriteCloser: rwc, c: cl, slot: slot}
+	if inFlight {
+		u.ep, u.inFlight = ep, true
+	}
 	if err != nil {
-		if cl != nil {
-			cl.releaseRequest(ep, slot)
-		}
+		u.release()
 		return nil, err
 	}
-	if cl == nil {
-		return rwc, nil
-	}
-	return &upgradedStream{ReadWriteCloser: rwc, c: cl, ep: ep, slot: slot}, nil
+	return u, nil
 }
 
 // upgradedStream holds the request's accounting until the upgraded
 // connection closes.
 type upgradedStream struct {
 	io.ReadWriteCloser
-	c    *Cluster
-	ep   *endpoint
-	slot bool
-	done atomic.Bool
+	c        *Cluster
+	ep       *endpoint
+	slot     bool
+	inFlight bool
+	done     atomic.Bool
 }
 
 func (u *upgradedStream) Close() error {
 	err := u.ReadWriteCloser.Close()
-	if u.done.CompareAndSwap(false, true) {
-		u.c.releaseRequest(u.ep, u.slot)
-	}
+	u.release()
 	return err
+}
+
+func (u *upgradedStream) release() {
+	if !u.done.CompareAndSwap(false, true) {
+		return
+	}
+	if u.inFlight {
+		u.c.endRequest(u.ep)
+	}
+	u.c.endTry(u.slot)
 }
 
 // streamPool is a protocol's side of Send.
@@ -317,6 +359,13 @@ func (c *Cluster) Send(ctx context.Context, req *Request, pick Pick) (Response, 
 	c.tryAnswered(ep, st.status)
 	st.endpoint = ep.addr
 	st.cl, st.ep, st.slot = c, ep, slot
+	st.open.Store(true)
+	st.inFlight.Store(true)
+	if st.bodyLen == 0 && st.status != http.StatusSwitchingProtocols {
+		// Nothing to read (HEAD, 204, 304, an empty body): the response
+		// is complete with its head.
+		st.endInFlight()
+	}
 	return st.handle(), nil
 }
 
