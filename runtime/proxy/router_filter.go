@@ -174,6 +174,11 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 				retry = policy.retriableStatus(resp.Status())
 			}
 		}
+		if retry && pastDeadline(ctx) {
+			// The route timer is due but has not run yet: the stream is
+			// over, whatever this try got.
+			retry = false
+		}
 		if retry && !cl.TryAcquireRetry() {
 			retry = false
 		}
@@ -239,7 +244,7 @@ func (x *activeStream) upstreamFailure(ctx context.Context, err error, f upstrea
 	}
 	var rep filter.LocalReply
 	switch {
-	case ctx.Err() == context.DeadlineExceeded || f == upstream.Timeout:
+	case ctx.Err() == context.DeadlineExceeded || f == upstream.Timeout || pastDeadline(ctx):
 		rep = filter.LocalReply{Status: http.StatusGatewayTimeout, Body: []byte("upstream request timeout\n"), Details: "upstream_response_timeout", GRPCStatus: grpcDeadlineExceeded}
 	case f == upstream.Overflow:
 		rep = filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("upstream overflow: circuit breaker open\n"), Details: "upstream_overflow", GRPCStatus: grpcUnavailable}
@@ -254,6 +259,20 @@ func (x *activeStream) upstreamFailure(ctx context.Context, err error, f upstrea
 		ce.Write(zap.String("cluster", x.cluster), zap.String("upstream", x.upstream), zap.Error(err))
 	}
 	x.localReply(&rep)
+}
+
+// pastDeadline says the route's deadline has passed, whether or not the
+// stream's timer has run yet. A failure seen after it is the route timeout
+// (504, gRPC DEADLINE_EXCEEDED), not what the upstream made of it: a gRPC
+// upstream is sent the client's grpc-timeout unchanged, as Envoy sends it,
+// so it gives up at the same moment as the route timer, just after it (it
+// started counting when our request reached it), and resets the stream. On
+// a busy machine its reset can be read before the timer's callback has
+// run; it must still read as the timeout it is (Envoy answers the timer
+// that is due first on its event loop).
+func pastDeadline(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // respond runs the upstream response through the filters and streams it to
