@@ -133,5 +133,12 @@ fuzz:
 bench: build
 	@bash bench/run.sh
 
+# Where sluice's resident memory goes: the quickstart and the bench config
+# with every plugin (and without its Go SDK filters, its built-ins, any
+# plugin), split by smaps and the Go heap; writes bench/out/memory.md.
+.PHONY: memory
+memory: build
+	@bash bench/memory.sh
+
 clean:
 	rm -rf $(BIN)
