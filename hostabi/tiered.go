@@ -195,7 +195,15 @@ func (v *vm) upgrade(full <-chan compileResult) {
 			in.closeRetired()
 		}
 	}
-	g.done()
+	if g.done() {
+		// The interpreter's module (the code as Go data) is released,
+		// and the optimizing compiler's garbage is dead: together about
+		// 40 MiB for the built-ins, which the process would go on
+		// holding (the Go runtime returns only what its next
+		// collection's goal does not cover, and slowly). Give them back
+		// to the OS now; TestTieredCompileGivesBackItsHeap.
+		debug.FreeOSMemory()
+	}
 }
 
 // WaitCompiled returns once the plugin runs compiled code: at once unless
@@ -218,11 +226,20 @@ func (in *instance) closeRetired() {
 		return
 	}
 	in.close(errRetired)
-	in.retired.Load().done()
+	if in.retired.Load().done() {
+		// As in upgrade; but the last stream of a retired instance
+		// ends here, on the request's path, which must not wait for
+		// a collection.
+		go debug.FreeOSMemory()
+	}
 }
 
-func (g *retiredGen) done() {
+// done counts one retired instance closed (or the move itself done); the
+// last releases the code they ran, and reports it.
+func (g *retiredGen) done() bool {
 	if g.left.Add(-1) == 0 {
 		g.e.release(context.Background(), g.cm)
+		return true
 	}
+	return false
 }

@@ -345,6 +345,7 @@ func (s *Server) applyFetched(pc config.Plugin, m wasmsource.Module) {
 		return
 	}
 	p, err := s.wasm.loadFetched(context.Background(), pc, m.Bytes, m.Digest())
+	s.wasm.giveBackHeap()
 	if err != nil {
 		s.wasm.book.failed(pc.Name, src, loadCause(err), err, cur.loaded())
 		return

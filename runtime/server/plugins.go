@@ -77,7 +77,7 @@ func (ps *pluginSet) rebuild(ctx context.Context, cfg *config.Config) (*pluginSe
 		}
 		next.byName[pc.Name] = e
 	}
-	next.releaseBuiltinPages()
+	next.releaseLoadMemory()
 	return next, nil
 }
 
@@ -121,16 +121,17 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// releaseBuiltinPages drops the embedded built-in modules' bytes from
-// resident memory once the loads that read them are done;
-// they are faulted back in from the binary by the next load.
-func (ps *pluginSet) releaseBuiltinPages() {
+// releaseLoadMemory gives back what the loads just done no longer need:
+// the embedded built-in module's bytes (faulted back in from the binary by
+// the next load) and the Go heap a compile left behind (wasmEnv.giveBackHeap).
+func (ps *pluginSet) releaseLoadMemory() {
 	for _, e := range ps.byName {
 		if builtinName(e.cfg.Wasm) != "" {
 			plugins.ReleaseModulePages()
-			return
+			break
 		}
 	}
+	ps.env.giveBackHeap()
 }
 
 // reloadModules re-reads every file-backed module and restarts the plugins
@@ -171,7 +172,7 @@ func (ps *pluginSet) reloadModules(ctx context.Context) (*pluginSet, error) {
 		next.byName[name] = &pluginEntry{cfg: e.cfg, sha256: sha, stamp: stamp, p: p}
 		changed = true
 	}
-	next.releaseBuiltinPages()
+	next.releaseLoadMemory()
 	if !changed {
 		return ps, nil
 	}
