@@ -100,6 +100,8 @@ func seedModules() [][]byte {
 	exp := spin()
 	seeds = append(seeds, append(bytesClone(exp), 0x07, 0x05, 0x01, 0x01, 'g', 0x03, 0x00))
 	seeds = append(seeds, append(bytesClone(exp), 0x0b, 0x07, 0x01, 0x00, 0x23, 0x00, 0x0b, 0x01, 'x'))
+	// Data segments the rewrite joins, and ones it must not.
+	seeds = append(seeds, dataModule(dataSection(seg{offset: 0, bytes: "ab"}, seg{offset: 3, bytes: "cd"}, seg{offset: 1, bytes: "x"}), -1))
 	if once, err := Instrument(spin()); err == nil {
 		seeds = append(seeds, once) // already rewritten
 	}

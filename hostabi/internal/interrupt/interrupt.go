@@ -41,7 +41,7 @@ const StartExport = "sluice.start"
 // reuse one across a change of the rewrite, so any change to what
 // Instrument writes comes with a new Version (TestCorpus fails until the
 // output digest it records matches).
-const Version = "1"
+const Version = "2"
 
 // Section ids of the binary format.
 const (
@@ -53,6 +53,7 @@ const (
 	secExport = 7
 	secStart  = 8
 	secCode   = 10
+	secData   = 11
 )
 
 // order is each known section's position: custom sections aside, sections
@@ -61,7 +62,9 @@ var order = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 
 
 // Instrument returns a copy of module with the interrupt flag and its
 // checks. DWARF sections are dropped, since code offsets move; the name
-// section stays, so stack traces keep function names. An *InvalidError
+// section stays, so stack traces keep function names. Data segments are
+// joined where that leaves memory as it was (data.go): Go's thousands of
+// small ones cost the host megabytes of heap. An *InvalidError
 // means the module fails Validate and must be refused; any other error
 // means the module holds something this rewriter does not know, and the
 // caller should fall back to wazero's own termination checks.
@@ -171,6 +174,8 @@ func InstrumentChecked(module []byte, c *Checked) ([]byte, error) {
 				return nil, err
 			}
 			writeSection(out, id, body)
+		case secData:
+			writeSection(out, id, joinData(content, info, module))
 		default:
 			writeSection(out, id, content)
 		}

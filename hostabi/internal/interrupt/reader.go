@@ -369,3 +369,22 @@ func (r *reader) skipAtomic() error {
 	}
 	return r.memarg()
 }
+
+// s32 reads a signed LEB128 of at most 32 bits (an i32.const's immediate).
+func (r *reader) s32() (int32, error) {
+	var v int64
+	for shift := 0; shift < 35; shift += 7 {
+		c, err := r.byte()
+		if err != nil {
+			return 0, err
+		}
+		v |= int64(c&0x7f) << shift
+		if c&0x80 == 0 {
+			if c&0x40 != 0 {
+				v |= -1 << (shift + 7)
+			}
+			return int32(v), nil
+		}
+	}
+	return 0, errors.New("LEB128 too long for s32")
+}
