@@ -59,14 +59,20 @@ type EngineConfig struct {
 // the rewriter refuses: wazero makes every loop header call out to Go to
 // check for a closed module, which costs a Go-built guest about five times
 // its plain speed (measured here: 1.3 us vs 7-9 us for an empty callback).
+//
+// Each runtime is made when a module first needs it: a runtime with its
+// host modules costs about 0.4 MiB of Go heap and compiled trampolines,
+// and a process usually needs one (the quickstart's built-in, from the
+// compile cache, needs only the plain one).
 type Engine struct {
-	cfg    EngineConfig
-	log    *zap.Logger
-	rt     wazero.Runtime
-	fastRT wazero.Runtime
+	cfg EngineConfig
+	log *zap.Logger
+	// rt compiles with wazero's termination checks, fastRT without.
+	rt     lazyRuntime
+	fastRT lazyRuntime
 	// interpRT is wazero's interpreter, which serves a trusted module
 	// while its compile runs (tiered.go).
-	interpRT wazero.Runtime
+	interpRT lazyRuntime
 	cache    wazero.CompilationCache
 	// cacheDir is the disk cache's directory, when there is one.
 	cacheDir string
@@ -150,28 +156,57 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		e.cache, e.cacheDir = cache, dir
 		rc = rc.WithCompilationCache(cache)
 	}
-	e.rt = wazero.NewRuntimeWithConfig(ctx, rc.WithCloseOnContextDone(true))
-	e.fastRT = wazero.NewRuntimeWithConfig(ctx, rc)
-	e.interpRT = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().
-		WithMemoryLimitPages(uint32(min(cfg.MaxMemory/65536, 65536))))
-	for _, rt := range []wazero.Runtime{e.rt, e.fastRT, e.interpRT} {
-		if err := registerWASI(ctx, rt); err != nil {
-			e.Close(ctx)
-			return nil, err
-		}
-		if err := registerEnv(ctx, rt); err != nil {
-			e.Close(ctx)
-			return nil, err
-		}
-	}
+	e.rt.cfg = rc.WithCloseOnContextDone(true)
+	e.fastRT.cfg = rc
+	e.interpRT.cfg = wazero.NewRuntimeConfigInterpreter().
+		WithMemoryLimitPages(uint32(min(cfg.MaxMemory/65536, 65536)))
 	return e, nil
 }
 
-// Close closes the runtime and every instance still open. Plugins should be
-// closed (drained) first.
+// lazyRuntime is a wazero runtime with the host modules registered, made
+// on first use.
+type lazyRuntime struct {
+	cfg  wazero.RuntimeConfig
+	once sync.Once
+	rt   wazero.Runtime
+	err  error
+}
+
+var errEngineClosed = errors.New("the wasm engine is closed")
+
+// get returns the runtime, making it the first time.
+func (l *lazyRuntime) get() (wazero.Runtime, error) {
+	l.once.Do(func() {
+		// Not a load's context: the runtime outlives the load.
+		ctx := context.Background()
+		rt := wazero.NewRuntimeWithConfig(ctx, l.cfg)
+		err := registerWASI(ctx, rt)
+		if err == nil {
+			err = registerEnv(ctx, rt)
+		}
+		if err != nil {
+			_ = rt.Close(ctx)
+			rt = nil
+		}
+		l.rt, l.err = rt, err
+	})
+	return l.rt, l.err
+}
+
+// close closes the runtime if it was made; none is made after.
+func (l *lazyRuntime) close(ctx context.Context) error {
+	l.once.Do(func() { l.err = errEngineClosed })
+	if l.rt == nil {
+		return nil
+	}
+	return l.rt.Close(ctx)
+}
+
+// Close closes the runtimes and every instance still open. Plugins should
+// be closed (drained) first.
 func (e *Engine) Close(ctx context.Context) error {
 	e.bg.Wait()
-	err := errors.Join(e.rt.Close(ctx), e.fastRT.Close(ctx), e.interpRT.Close(ctx))
+	err := errors.Join(e.rt.close(ctx), e.fastRT.close(ctx), e.interpRT.close(ctx))
 	if e.cache != nil {
 		err = errors.Join(err, e.cache.Close(ctx))
 	}
@@ -187,14 +222,16 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, trusted bool) (*compi
 // compileSum is compile for a module whose SHA-256 the caller has.
 func (e *Engine) compileSum(ctx context.Context, wasm []byte, sum [32]byte, trusted bool) (*compiledModule, error) {
 	key := moduleKey{sum: sum, trusted: trusted}
-	rt := e.rt
-	interruptible := false
-	if trusted {
-		rt = e.fastRT
-	}
 	if cm := e.kept(key); cm != nil {
 		return cm, nil
 	}
+	// A trusted module runs without termination checks; an untrusted one
+	// gets them from the rewrite (below) on fastRT too, or from wazero.
+	slot := &e.rt
+	if trusted {
+		slot = &e.fastRT
+	}
+	interruptible := false
 	// Compile outside the lock: it takes seconds and other plugins may load
 	// meanwhile. Two loads of the same new module may both compile; the
 	// loser's copy is closed. An untrusted module is validated once: by
@@ -212,8 +249,15 @@ func (e *Engine) compileSum(ctx context.Context, wasm []byte, sum [32]byte, trus
 			}
 		}
 		if mod, kept = e.compileInterruptible(ctx, wasm, sum, checked); mod != nil {
-			rt, interruptible = e.fastRT, true
+			slot, interruptible = &e.fastRT, true
 		}
+	}
+	rt, err := slot.get()
+	if err != nil {
+		if mod != nil {
+			_ = mod.Close(ctx)
+		}
+		return nil, err
 	}
 	if mod == nil {
 		if mod, err = rt.CompileModule(ctx, wasm); err != nil {
@@ -287,19 +331,23 @@ func (e *Engine) addModule(ctx context.Context, key moduleKey, rt wazero.Runtime
 // (kept) means the rewriter cannot handle this one, and the caller
 // compiles it as it is with wazero's termination checks.
 func (e *Engine) compileInterruptible(ctx context.Context, wasm []byte, sum [32]byte, checked *interrupt.Checked) (mod wazero.CompiledModule, kept error) {
+	fastRT, err := e.fastRT.get()
+	if err != nil {
+		return nil, err
+	}
 	path := e.rewrittenPath(sum)
 	if path != "" {
 		// The rewrite kept by an earlier load saves redoing it (10-15 ms
 		// for a Go-built module); one that does not compile is redone.
 		if patched, err := os.ReadFile(path); err == nil {
-			if mod, err := e.fastRT.CompileModule(ctx, patched); err == nil {
+			if mod, err := fastRT.CompileModule(ctx, patched); err == nil {
 				return mod, nil
 			}
 		}
 	}
 	patched, err := interrupt.InstrumentChecked(wasm, checked)
 	if err == nil {
-		if mod, err = e.fastRT.CompileModule(ctx, patched); err == nil {
+		if mod, err = fastRT.CompileModule(ctx, patched); err == nil {
 			if path != "" {
 				keepFile(path, patched)
 			}

@@ -109,7 +109,11 @@ func (e *Engine) compileInterpreted(ctx context.Context, wasm []byte, sum [32]by
 	if cm := e.kept(key); cm != nil {
 		return cm, nil
 	}
-	mod, err := e.interpRT.CompileModule(ctx, wasm)
+	rt, err := e.interpRT.get()
+	if err != nil {
+		return nil, err
+	}
+	mod, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("compiling: %w", err)
 	}
@@ -117,7 +121,7 @@ func (e *Engine) compileInterpreted(ctx context.Context, wasm []byte, sum [32]by
 	if e.cache != nil {
 		cache = CompileCacheMiss
 	}
-	return e.addModule(ctx, key, e.interpRT, mod, false, cache)
+	return e.addModule(ctx, key, rt, mod, false, cache)
 }
 
 // releaseLater lets a compile nobody will use go when it is done.
