@@ -192,12 +192,17 @@ run_case() {
 
 : > "$work/rows"
 echo "MiB unless marked; sluice $(bin/sluice version 2>/dev/null | head -1)"
-run_case "quickstart (add-header)" "$work/quickstart.toml" load
-GOMAXPROCS_CASE=1
-run_case "bench: every plugin" "$work/sluice.toml" load
-run_case "bench: built-ins only" "$work/builtins-only.toml"
-run_case "bench: the two Go SDK filters only" "$work/go-sdk-only.toml"
-run_case "bench: no plugins" "$work/no-plugins.toml"
+# `bench/memory.sh quickstart` or `bench/memory.sh bench` runs one half.
+if [[ ${1:-all} != bench ]]; then
+  run_case "quickstart (add-header)" "$work/quickstart.toml" load
+fi
+if [[ ${1:-all} != quickstart ]]; then
+  GOMAXPROCS_CASE=1
+  run_case "bench: every plugin" "$work/sluice.toml" load
+  run_case "bench: built-ins only" "$work/builtins-only.toml"
+  run_case "bench: the two Go SDK filters only" "$work/go-sdk-only.toml"
+  run_case "bench: no plugins" "$work/no-plugins.toml"
+fi
 
 {
   echo "| sluice | RSS | binary | libraries | compiled Wasm | Go heap in use | Go heap freed, kept | Go stacks | other anonymous | linear memory (sized) |"
