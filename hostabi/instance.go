@@ -193,10 +193,7 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 	if in.fns[cbMemoryAllocate] == nil {
 		in.fns[cbMemoryAllocate] = mod.ExportedFunction("malloc")
 	}
-	in.headerArgs = 3
-	if f := in.fns[cbRequestHeaders]; f != nil {
-		in.headerArgs = len(f.Definition().ParamTypes())
-	}
+	in.headerArgs = in.cm.headerArgs
 	v.mu.Lock()
 	plugins := append([]*Plugin(nil), v.plugins...)
 	v.mu.Unlock()

@@ -121,7 +121,7 @@ func (e *Engine) compileInterpreted(ctx context.Context, wasm []byte, sum [32]by
 	if e.cache != nil {
 		cache = CompileCacheMiss
 	}
-	return e.addModule(ctx, key, rt, mod, false, cache)
+	return e.addModule(ctx, key, rt, wasm, mod, false, cache)
 }
 
 // releaseLater lets a compile nobody will use go when it is done.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +69,18 @@ func TestCorpus(t *testing.T) {
 		m, err := rt.CompileModule(ctx, orig)
 		if err != nil {
 			continue // invalid on purpose, or a feature wazero lacks
+		}
+		// ExportParams reads what wazero's definitions say.
+		if got, err := ExportParams(orig); err != nil {
+			t.Errorf("%s: ExportParams: %v", f, err)
+		} else {
+			want := map[string]int{}
+			for name, d := range m.ExportedFunctions() {
+				want[name] = len(d.ParamTypes())
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("%s: ExportParams %v, wazero's exports %v", f, got, want)
+			}
 		}
 		_ = m.Close(ctx)
 		compiled++
