@@ -20,16 +20,31 @@ const maxRW = 1 << 30
 // CloseWrite, ReadFrom/WriteTo, writev through net.Buffers), and its poller
 // still does the waiting: a read that would block returns to
 // syscall.RawConn, which parks the goroutine until the socket is readable
-// or the deadline passes, exactly as net's own Read does.
+// or the deadline passes, exactly as net's own Read does. After a read
+// that left the socket empty, the next one waits first, keeping the
+// poller's readiness (readiness_linux.go).
 type Conn struct {
 	*net.TCPConn
-	raw syscall.RawConn
+	raw     syscall.RawConn
+	face    rawConn // what SyscallConn gives
+	network string  // net's name for it in errors ("tcp", "tcp4", ...)
 
-	rmu     sync.Mutex // one reader at a time owns rbuf/rn/rerr
-	rbuf    []byte
-	rn      int
-	rerr    error
-	readFn  func(fd uintptr) bool
+	rmu    sync.Mutex // one reader at a time owns what follows, to wmu
+	rbuf   []byte
+	rn     int
+	rerr   error
+	readFn func(fd uintptr) bool
+	// Readiness kept (readiness_linux.go); pd is 0 when it is not.
+	pd         uintptr // the socket's runtime poll descriptor
+	drained    bool    // the last read left the socket empty: wait first
+	rwait      int     // the wait's code, when it failed
+	tries      int     // reads that found nothing (EAGAIN), for tests
+	waitReadFn func(fd uintptr)
+	readInqFn  func(fd uintptr) bool
+	msg        syscall.Msghdr
+	iov        syscall.Iovec
+	cmsg       [3]uint64 // one TCP_INQ control message, 8-byte aligned
+
 	wmu     sync.Mutex // one writer at a time owns wbuf/wn/werr
 	wbuf    []byte
 	wn      int
@@ -47,11 +62,13 @@ func wrapTCP(tc *net.TCPConn) net.Conn {
 	if err != nil {
 		return tc
 	}
-	c := &Conn{TCPConn: tc, raw: raw}
+	c := &Conn{TCPConn: tc, raw: raw, network: "tcp"}
+	c.face.c = c
 	// Made once per connection: the function values given to the
 	// RawConn would otherwise be allocated on every call.
 	c.readFn = c.read
 	c.writeFn = c.write
+	c.keepReadiness()
 	return c
 }
 
@@ -66,11 +83,30 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	c.rbuf, c.rn, c.rerr = p, 0, nil
-	err := c.raw.Read(c.readFn)
+	var err error
+	switch {
+	case c.drained:
+		// Nothing was left: wait for the poller's word, then read.
+		c.rwait = pollNoError
+		err = c.raw.Control(c.waitReadFn)
+		if err == nil && c.rwait != pollNoError {
+			err = waitError(c.rwait)
+			if err == nil {
+				// An error event: the ordinary read meets it as
+				// net's own would.
+				c.drained = false
+				err = c.raw.Read(c.readInqFn)
+			}
+		}
+	case c.pd != 0:
+		err = c.raw.Read(c.readInqFn)
+	default:
+		err = c.raw.Read(c.readFn)
+	}
 	// After the wait, not before: what arrived may start long work.
 	keepMonitorNear()
 	n, rerr := c.rn, c.rerr
-	c.rbuf, c.rerr = nil, nil
+	c.rbuf, c.rerr, c.iov.Base = nil, nil, nil
 	c.rmu.Unlock()
 	if err != nil {
 		return 0, c.opError("read", err)
@@ -96,6 +132,7 @@ func (c *Conn) read(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			c.tries++
 			return false
 		default:
 			c.rerr = os.NewSyscallError("read", err)
@@ -156,9 +193,47 @@ func (c *Conn) write(fd uintptr) bool {
 // difference.
 func (c *Conn) opError(op string, err error) error {
 	if oe, ok := err.(*net.OpError); ok {
-		// From the RawConn (closed, deadline): it says "raw-read".
-		oe.Op = op
-		return oe
+		if oe.Op != "raw-read" && oe.Op != "raw-write" {
+			// Control's (the connection is closed): other addresses.
+			err = oe.Err
+		} else {
+			// From the RawConn (closed, deadline): it says "raw-read".
+			oe.Op = op
+			return oe
+		}
 	}
-	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	return &net.OpError{Op: op, Net: c.network, Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
+
+// WriteTo copies what the connection reads to w until EOF, through Read:
+// the embedded connection's WriteTo would read with net's calls, and a
+// read there (a reset of readiness, with a try) is not this Conn's.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	return io.Copy(w, readerOnly{c})
+}
+
+// readerOnly hides Conn's WriteTo from io.Copy.
+type readerOnly struct{ io.Reader }
+
+// SyscallConn gives the RawConn of the connection, whose reads also tell
+// the Conn that the poller's readiness may have been used (its next Read
+// tries before it waits) and take turns with Read.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) { return &c.face, nil }
+
+// rawConn is the Conn's syscall.RawConn. A callback of its Read must not
+// call the Conn's Read.
+type rawConn struct{ c *Conn }
+
+func (r *rawConn) Control(f func(fd uintptr)) error { return r.c.raw.Control(f) }
+
+func (r *rawConn) Read(f func(fd uintptr) bool) error {
+	c := r.c
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	// The RawConn's Read resets readiness and its callback may wait, or
+	// read and leave bytes: whatever it did, the next Read must try.
+	c.drained = false
+	return c.raw.Read(f)
+}
+
+func (r *rawConn) Write(f func(fd uintptr) bool) error { return r.c.raw.Write(f) }

@@ -16,7 +16,10 @@
 // writes leave the monitor asleep; the waiting is still the poller's. The
 // monitor's other job, preempting a goroutine that computes for long, is
 // kept by a guard that bounds its sleep while sockets are busy
-// (monitor_linux.go).
+// (monitor_linux.go). Reads also keep the poller's readiness, as nginx
+// does: after a read that left the socket empty, the next one waits for
+// the poller's word before it reads, instead of trying first and finding
+// nothing (readiness_linux.go).
 package iohandle
 
 import "net"

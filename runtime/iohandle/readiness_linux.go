@@ -1,0 +1,226 @@
+package iohandle
+
+import (
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"syscall"
+	"unsafe"
+)
+
+// Readiness kept as nginx keeps it. Go's own read (and syscall.RawConn's
+// Read) begins by resetting the poller's readiness of the socket, so it
+// must try a read to learn whether data is there; after a response, the
+// client's next request is almost never there yet, and that try is one
+// read(2) a request that only returns EAGAIN. nginx, on edge-triggered
+// epoll as Go's poller is, instead notes that a read left the socket
+// empty and reads again only once epoll reports new data.
+//
+// A Conn does the same. When a read leaves nothing in the socket, the
+// next Read first waits in the poller without resetting its readiness
+// (internal/poll.runtime_pollWait, the call net's own reads wait with),
+// then reads. Nothing can be lost: the poller is edge-triggered, so data
+// that arrives after our read marks the socket ready whether or not
+// anyone waits, and only a reset forgets that mark, which this path never
+// does (every reset, net's or a RawConn's, is followed by a read, which
+// sees what came before it). A mark left over from data we have already
+// read costs one read that finds nothing, which is what every request
+// cost before.
+//
+// "Left nothing" must be exact, not guessed from a short read as nginx
+// does: a short read that also took the peer's FIN (a request sent with a
+// half-close, a response on a closing connection) leaves no more data and
+// no more events, and a wait would then last until the deadline. nginx
+// knows the FIN from EPOLLRDHUP, which Go's poller does not pass on; the
+// kernel's TCP_INQ answer does: with it on, recvmsg(2) returns how many
+// bytes are still queued, 1 or more once a FIN has arrived.
+//
+// The wait needs the socket's runtime poll descriptor, which net keeps in
+// net.TCPConn -> netFD -> poll.FD.pd.runtimeCtx, out of reach but through
+// unsafe. The field offsets are found by name and type once (readLayout);
+// each connection is checked on wrapping (the descriptor number read
+// through them must be the one the RawConn gives, and TCP_INQ must turn
+// on); when anything does not fit, the connection reads as before, with a
+// reset and a try. TestReadinessKeptOnThisGo fails when a Go release moves
+// the fields, so the loss shows.
+
+// runtime_pollWait is the runtime's poll_runtime_pollWait, which the
+// runtime pushes to internal/poll by linkname (so the linker's check of
+// pulled linknames allows it): it waits until the poll descriptor ctx is
+// ready for mode ('r' or 'w') and consumes that readiness, without
+// resetting it first. It returns one of the codes below.
+//
+//go:linkname runtime_pollWait internal/poll.runtime_pollWait
+func runtime_pollWait(ctx uintptr, mode int) int
+
+// The runtime's answers from runtime_pollWait (runtime/netpoll.go).
+const (
+	pollNoError        = 0 // ready
+	pollErrClosing     = 1 // the descriptor is closed or closing
+	pollErrTimeout     = 2 // the deadline passed
+	pollErrNotPollable = 3 // an error event on the descriptor
+)
+
+// tcpINQ is TCP_INQ (linux/tcp.h, Linux 4.18+), both the socket option and
+// the control message type (TCP_CM_INQ) that carries the queued bytes.
+const tcpINQ = 36
+
+// layout holds the offsets that reach a connection's descriptor number
+// and runtime poll descriptor from its *net.TCPConn; ok is false when
+// this Go's types do not have the expected shape.
+var layout = readLayout()
+
+type fdLayout struct {
+	ok    bool
+	fd    uintptr // *netFD within net.TCPConn (through its embedded conn)
+	sysfd uintptr // poll.FD.Sysfd (int) within netFD
+	pd    uintptr // poll.FD.pd.runtimeCtx (uintptr) within netFD
+	net   uintptr // netFD.net (string), the network's name for errors
+}
+
+func readLayout() fdLayout {
+	field := func(t reflect.Type, name string, kind reflect.Kind) (reflect.StructField, bool) {
+		if t.Kind() != reflect.Struct {
+			return reflect.StructField{}, false
+		}
+		f, ok := t.FieldByName(name)
+		if !ok || len(f.Index) != 1 || f.Type.Kind() != kind {
+			return reflect.StructField{}, false
+		}
+		return f, true
+	}
+	conn, ok1 := field(reflect.TypeFor[net.TCPConn](), "conn", reflect.Struct)
+	fd, ok2 := field(conn.Type, "fd", reflect.Pointer)
+	if !ok1 || !ok2 || fd.Type.Elem().Name() != "netFD" {
+		return fdLayout{}
+	}
+	pfd, ok1 := field(fd.Type.Elem(), "pfd", reflect.Struct)
+	if !ok1 || pfd.Type.PkgPath() != "internal/poll" || pfd.Type.Name() != "FD" {
+		return fdLayout{}
+	}
+	sysfd, ok1 := field(pfd.Type, "Sysfd", reflect.Int)
+	pd, ok2 := field(pfd.Type, "pd", reflect.Struct)
+	if !ok1 || !ok2 || pd.Type.Name() != "pollDesc" || pd.Type.NumField() != 1 {
+		return fdLayout{}
+	}
+	ctx, ok1 := field(pd.Type, "runtimeCtx", reflect.Uintptr)
+	name, ok2 := field(fd.Type.Elem(), "net", reflect.String)
+	if !ok1 || !ok2 {
+		return fdLayout{}
+	}
+	return fdLayout{
+		ok:    true,
+		fd:    conn.Offset + fd.Offset,
+		sysfd: pfd.Offset + sysfd.Offset,
+		pd:    pfd.Offset + pd.Offset + ctx.Offset,
+		net:   name.Offset,
+	}
+}
+
+// keepReadiness turns on the readiness-keeping reads for c when this Go's
+// layout fits, c's descriptor is where the layout says and the kernel has
+// TCP_INQ; otherwise c reads as net does (a reset, then a try).
+func (c *Conn) keepReadiness() {
+	if !layout.ok {
+		return
+	}
+	netFD := *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(c.TCPConn), layout.fd))
+	if netFD == nil {
+		return
+	}
+	var fits bool
+	err := c.raw.Control(func(fd uintptr) {
+		// Read while Control holds a reference: the descriptor is open.
+		sysfd := *(*int)(unsafe.Add(netFD, layout.sysfd))
+		ctx := *(*uintptr)(unsafe.Add(netFD, layout.pd))
+		if sysfd < 0 || uintptr(sysfd) != fd || ctx == 0 {
+			return
+		}
+		if syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpINQ, 1) != nil {
+			return // a kernel before 4.18
+		}
+		c.pd, fits = ctx, true
+	})
+	if err != nil || !fits {
+		c.pd = 0
+		return
+	}
+	c.network = *(*string)(unsafe.Add(netFD, layout.net))
+	c.msg.Iov = &c.iov
+	c.msg.Iovlen = 1
+	c.msg.Control = (*byte)(unsafe.Pointer(&c.cmsg[0]))
+	c.waitReadFn = c.waitRead
+	c.readInqFn = c.readInq
+}
+
+// waitRead is the Control callback of a Read after one that left the
+// socket empty: wait in the poller, keeping its readiness, then read; a
+// read that finds nothing (the mark was from data already read) waits
+// again. Control's reference keeps the descriptor and its poll
+// descriptor from being closed and reused meanwhile; a Close from
+// another goroutine ends the wait with pollErrClosing.
+func (c *Conn) waitRead(fd uintptr) {
+	for {
+		if code := runtime_pollWait(c.pd, 'r'); code != pollNoError {
+			c.rwait = code
+			return
+		}
+		if c.readInq(fd) {
+			return
+		}
+	}
+}
+
+// readInq is read with TCP_INQ: one recvmsg(2), which also tells whether
+// the socket is left empty (no bytes, no FIN). It is the RawConn callback
+// of a Read that may find data at once.
+func (c *Conn) readInq(fd uintptr) bool {
+	p := c.rbuf
+	c.iov.Base = &p[0]
+	c.iov.SetLen(len(p))
+	for {
+		c.msg.SetControllen(len(c.cmsg) * 8)
+		c.msg.Flags = 0
+		n, _, errno := syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
+		switch errno {
+		case 0:
+			c.rn = int(n)
+			if n == 0 {
+				c.rerr = io.EOF
+			}
+			c.drained = c.queued() == 0
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			c.tries++
+			return false
+		default:
+			c.rerr = os.NewSyscallError("read", errno)
+			c.drained = false
+			return true
+		}
+	}
+}
+
+// queued reads TCP_INQ's control message: the bytes still in the socket,
+// at least 1 after the peer's FIN; -1 when the message is missing.
+func (c *Conn) queued() int {
+	hdr := (*syscall.Cmsghdr)(unsafe.Pointer(&c.cmsg[0]))
+	if uint64(c.msg.Controllen) < uint64(syscall.CmsgLen(4)) || hdr.Level != syscall.IPPROTO_TCP || hdr.Type != tcpINQ {
+		return -1
+	}
+	return int(*(*int32)(unsafe.Add(unsafe.Pointer(&c.cmsg[0]), syscall.CmsgLen(0))))
+}
+
+// waitError is what net's Read returns for the poller's code.
+func waitError(code int) error {
+	switch code {
+	case pollErrClosing:
+		return net.ErrClosed
+	case pollErrTimeout:
+		return os.ErrDeadlineExceeded
+	}
+	return nil // pollErrNotPollable: read again the ordinary way
+}

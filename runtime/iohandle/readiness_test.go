@@ -1,0 +1,396 @@
+//go:build linux
+
+package iohandle
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The readiness-keeping reads are on for this Go and kernel, on both
+// accepted and dialed connections. When a Go release moves the fields
+// they depend on, this fails: the connections still work (the fallback),
+// but every request pays a read that finds nothing again.
+func TestReadinessKeptOnThisGo(t *testing.T) {
+	if !layout.ok {
+		t.Fatal("net.TCPConn's layout is not the expected one: readiness is not kept")
+	}
+	c, s := pair(t)
+	for _, conn := range []*Conn{c, s} {
+		if conn.pd == 0 {
+			t.Fatalf("%v: readiness not kept (poll descriptor not found, or no TCP_INQ)", conn.LocalAddr())
+		}
+		if conn.network != "tcp" {
+			t.Fatalf("network %q read through the layout; want tcp", conn.network)
+		}
+	}
+}
+
+// readinessModes runs a test on a connection that keeps readiness and on
+// one that reads as net does (the fallback), which must behave the same.
+func readinessModes(t *testing.T, run func(t *testing.T, c, peer *Conn, kept bool)) {
+	for _, kept := range []bool{true, false} {
+		name := "kept"
+		if !kept {
+			name = "fallback"
+		}
+		t.Run(name, func(t *testing.T) {
+			c, peer := pair(t)
+			if !kept {
+				c.pd = 0
+			}
+			run(t, c, peer, kept)
+		})
+	}
+}
+
+// drain reads msg from c in one short read, leaving the socket empty: in
+// the kept mode the next Read then waits before it reads.
+func drain(t *testing.T, c, peer *Conn, msg string, kept bool) {
+	t.Helper()
+	if _, err := peer.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, len(msg)+64)
+	n, err := io.ReadAtLeast(c, buf, len(msg))
+	if err != nil || string(buf[:n]) != msg {
+		t.Fatalf("read %q, %v; want %q", buf[:n], err, msg)
+	}
+	c.SetReadDeadline(time.Time{})
+	if kept && !c.drained {
+		t.Fatal("a short read did not mark the socket empty")
+	}
+	if !kept && c.drained {
+		t.Fatal("the fallback marked the socket empty")
+	}
+}
+
+// checkReadErr checks err has the shape net's Read gives it.
+func checkReadErr(t *testing.T, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("read error %v; want %v", err, want)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "read" || oe.Net != "tcp" || oe.Source == nil || oe.Addr == nil {
+		t.Fatalf("%#v: want a read OpError with both addresses", err)
+	}
+}
+
+func TestReadinessDeadlineDuringWait(t *testing.T) {
+	readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
+		drain(t, c, peer, "GET / HTTP/1.1\r\n\r\n", kept)
+		c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+		n, err := c.Read(make([]byte, 16))
+		if n != 0 {
+			t.Fatalf("read %d bytes; want none", n)
+		}
+		checkReadErr(t, err, os.ErrDeadlineExceeded)
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("%v is not a timeout", err)
+		}
+		// The wait ended without data: the next Read still finds what
+		// comes later.
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		peer.Write([]byte("later"))
+		buf := make([]byte, 16)
+		if n, err := c.Read(buf); err != nil || string(buf[:n]) != "later" {
+			t.Fatalf("read after a timeout = %q, %v; want later", buf[:n], err)
+		}
+	})
+}
+
+// A deadline set in the past from another goroutine ends a waiting Read
+// (how runtime/http1 stops its watch of a connection).
+func TestReadinessDeadlineMovedDuringWait(t *testing.T) {
+	readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
+		drain(t, c, peer, "x", kept)
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Read(make([]byte, 1))
+			done <- err
+		}()
+		time.Sleep(10 * time.Millisecond)
+		c.SetReadDeadline(time.Unix(1, 0))
+		select {
+		case err := <-done:
+			checkReadErr(t, err, os.ErrDeadlineExceeded)
+		case <-time.After(5 * time.Second):
+			t.Fatal("read still waiting after its deadline moved to the past")
+		}
+	})
+}
+
+// An expired deadline fails a Read even with data waiting, as net's does.
+func TestReadinessExpiredDeadlineWithData(t *testing.T) {
+	readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
+		drain(t, c, peer, "one", kept)
+		peer.Write([]byte("two"))
+		waitQueued(t, c, 3)
+		c.SetReadDeadline(time.Unix(1, 0))
+		_, err := c.Read(make([]byte, 8))
+		checkReadErr(t, err, os.ErrDeadlineExceeded)
+	})
+}
+
+func TestReadinessCloseDuringWait(t *testing.T) {
+	readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
+		drain(t, c, peer, "x", kept)
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Read(make([]byte, 1))
+			done <- err
+		}()
+		time.Sleep(10 * time.Millisecond)
+		c.Close()
+		select {
+		case err := <-done:
+			checkReadErr(t, err, net.ErrClosed)
+		case <-time.After(5 * time.Second):
+			t.Fatal("read still waiting after Close")
+		}
+		// And a Read after Close says the same, at once.
+		_, err := c.Read(make([]byte, 1))
+		checkReadErr(t, err, net.ErrClosed)
+	})
+}
+
+// waitQueued waits until c's socket holds n bytes, looking without taking
+// them and without touching the poller's readiness.
+func waitQueued(t *testing.T, c *Conn, n int) {
+	t.Helper()
+	buf := make([]byte, n+1)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := -1
+		c.raw.Control(func(fd uintptr) { got, _ = Peek(fd, buf) })
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("socket holds %d bytes; want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Data that arrives between a read that emptied the socket and the next
+// Read is not missed: it marked the socket ready, and the wait keeps that
+// mark.
+func TestReadinessDataBeforeWait(t *testing.T) {
+	readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
+		drain(t, c, peer, "first", kept)
+		peer.Write([]byte("second"))
+		waitQueued(t, c, 6)
+		time.Sleep(5 * time.Millisecond) // let the poller see the event too
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 16)
+		n, err := c.Read(buf)
+		if err != nil || string(buf[:n]) != "second" {
+			t.Fatalf("read %q, %v; want second", buf[:n], err)
+		}
+	})
+}
+
+// Pipelined messages read with a small buffer: full reads leave bytes, so
+// no wait comes between them; a read that takes exactly what is there
+// leaves the socket empty, and the wait after it ends with the next
+// message.
+func TestReadinessPipelined(t *testing.T) {
+	readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
+		msgs := bytes.Repeat([]byte("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"), 3)
+		peer.Write(msgs)
+		waitQueued(t, c, len(msgs))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got := make([]byte, 0, len(msgs))
+		buf := make([]byte, 8)
+		for len(got) < len(msgs) {
+			n, err := c.Read(buf[:min(len(buf), len(msgs)-len(got))])
+			if err != nil {
+				t.Fatalf("after %d bytes: %v", len(got), err)
+			}
+			got = append(got, buf[:n]...)
+			if kept && len(got) < len(msgs) && c.drained {
+				t.Fatalf("after %d of %d bytes, the socket was marked empty", len(got), len(msgs))
+			}
+		}
+		if !bytes.Equal(got, msgs) {
+			t.Fatalf("read %q; want %q", got, msgs)
+		}
+		if kept && !c.drained {
+			t.Fatal("a read of exactly what was there did not mark the socket empty")
+		}
+		go func() {
+			time.Sleep(10 * time.Millisecond)
+			peer.Write([]byte("next"))
+		}()
+		if n, err := c.Read(buf); err != nil || string(buf[:n]) != "next" {
+			t.Fatalf("read %q, %v; want next", buf[:n], err)
+		}
+	})
+}
+
+// A peer that sends and half-closes at once: the read that takes the
+// bytes leaves no data but the FIN, which brings no further event from
+// the poller; the next Read must see EOF at once, not wait. (A short read
+// alone, nginx's test without EPOLLRDHUP, would wait here until the
+// deadline.)
+func TestReadinessHalfClose(t *testing.T) {
+	readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
+		peer.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+		peer.CloseWrite()
+		time.Sleep(10 * time.Millisecond) // the bytes and the FIN both in
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil || n != 18 {
+			t.Fatalf("read %q, %v; want the request", buf[:n], err)
+		}
+		if c.drained {
+			t.Fatal("the socket was marked empty with a FIN in it")
+		}
+		for i := 0; i < 2; i++ { // EOF stays EOF
+			if n, err := c.Read(buf); n != 0 || err != io.EOF {
+				t.Fatalf("read %d after the request = %d, %v; want EOF", i, n, err)
+			}
+		}
+		// The other way still works after the half-close.
+		if _, err := c.Write([]byte("HTTP/1.0 200 OK\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// The FIN arriving later, while the Read waits, ends it with EOF.
+func TestReadinessHalfCloseDuringWait(t *testing.T) {
+	readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
+		drain(t, c, peer, "req", kept)
+		go func() {
+			time.Sleep(10 * time.Millisecond)
+			peer.CloseWrite()
+		}()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+			t.Fatalf("read = %d, %v; want EOF", n, err)
+		}
+	})
+}
+
+// A request and its answer, again and again, as a kept-alive connection
+// goes: the server's read after each answer waits for the next request
+// instead of trying first. Before readiness was kept, nearly every one of
+// those reads found nothing (EAGAIN) and then waited.
+func TestReadinessSavesEmptyReads(t *testing.T) {
+	c, s := pair(t)
+	const rounds = 200
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64)
+		for i := 0; i < rounds; i++ {
+			if _, err := io.ReadFull(s, buf[:4]); err != nil {
+				done <- err
+				return
+			}
+			if _, err := s.Write([]byte("pong")); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	buf := make([]byte, 4)
+	for i := 0; i < rounds; i++ {
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Left-over marks of data already read cost a try now and then.
+	if s.tries > rounds/10 || c.tries > rounds/10 {
+		t.Fatalf("%d and %d reads found nothing in %d exchanges; want at most %d", s.tries, c.tries, rounds, rounds/10)
+	}
+}
+
+// Code holding the RawConn (runtime/upstream waits for an answer in one)
+// may use up the poller's readiness without reading: the next Read must
+// try first, or it would wait for an event that came already.
+func TestReadinessRawConnReadUsesItUp(t *testing.T) {
+	c, peer := pair(t)
+	drain(t, c, peer, "x", true)
+	sc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		peer.Write([]byte("answer"))
+	}()
+	woken := false
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := sc.Read(func(uintptr) bool { w := woken; woken = true; return w }); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "answer" {
+		t.Fatalf("read %q, %v; want answer", buf[:n], err)
+	}
+}
+
+// WriteTo (io.Copy from the connection) reads through Read, so it also
+// keeps readiness and a later Read is not misled.
+func TestReadinessWriteTo(t *testing.T) {
+	c, peer := pair(t)
+	drain(t, c, peer, "x", true)
+	go func() {
+		peer.Write([]byte("tunnel bytes"))
+		time.Sleep(10 * time.Millisecond)
+		peer.Write([]byte(" and more"))
+		peer.CloseWrite()
+	}()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var out bytes.Buffer
+	if n, err := io.Copy(&out, c); err != nil || out.String() != "tunnel bytes and more" {
+		t.Fatalf("copied %d: %q, %v", n, out.String(), err)
+	}
+	if c.drained {
+		t.Fatal("the copy read with net's calls, not the Conn's (the mark of the first read is still there)")
+	}
+}
+
+// The RawConn given out is the Conn's, so its Read takes turns with the
+// Conn's and a Control passes through.
+func TestReadinessSyscallConn(t *testing.T) {
+	c, _ := pair(t)
+	sc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sc.(*rawConn); !ok {
+		t.Fatalf("SyscallConn gave %T", sc)
+	}
+	var v int
+	var gerr error
+	if err := sc.Control(func(fd uintptr) {
+		v, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpINQ)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if gerr != nil || v != 1 {
+		t.Fatalf("TCP_INQ = %d, %v; want 1", v, gerr)
+	}
+}
