@@ -36,11 +36,11 @@ type Conn struct {
 	readFn func(fd uintptr) bool
 	// Readiness kept (readiness_linux.go); pd is 0 when it is not.
 	pd         uintptr // the socket's runtime poll descriptor
+	inq        bool    // TCP_INQ is on: reads are recvmsg(2)
 	drained    bool    // the last read left the socket empty: wait first
 	rwait      int     // the wait's code, when it failed
 	tries      int     // reads that found nothing (EAGAIN), for tests
 	waitReadFn func(fd uintptr)
-	readInqFn  func(fd uintptr) bool
 	msg        syscall.Msghdr
 	iov        syscall.Iovec
 	cmsg       [3]uint64 // one TCP_INQ control message, 8-byte aligned
@@ -85,7 +85,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.rbuf, c.rn, c.rerr = p, 0, nil
 	var err error
 	switch {
-	case c.drained:
+	case c.drained: // only with TCP_INQ on
 		// Nothing was left: wait for the poller's word, then read.
 		c.rwait = pollNoError
 		err = c.raw.Control(c.waitReadFn)
@@ -95,11 +95,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 				// An error event: the ordinary read meets it as
 				// net's own would.
 				c.drained = false
-				err = c.raw.Read(c.readInqFn)
+				err = c.raw.Read(c.readFn)
 			}
 		}
-	case c.pd != 0:
-		err = c.raw.Read(c.readInqFn)
 	default:
 		err = c.raw.Read(c.readFn)
 	}
@@ -120,6 +118,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 // read is the RawConn callback: true when done (data, EOF or an error),
 // false to wait for readability.
 func (c *Conn) read(fd uintptr) bool {
+	if c.inq {
+		return c.readInq(fd)
+	}
 	for {
 		n, err := Read(fd, c.rbuf)
 		switch err {
@@ -133,6 +134,9 @@ func (c *Conn) read(fd uintptr) bool {
 			continue
 		case syscall.EAGAIN:
 			c.tries++
+			if c.pd != 0 {
+				c.startInq(fd)
+			}
 			return false
 		default:
 			c.rerr = os.NewSyscallError("read", err)

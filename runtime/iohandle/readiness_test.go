@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// The readiness-keeping reads are on for this Go and kernel, on both
-// accepted and dialed connections. When a Go release moves the fields
+// The readiness-keeping reads are possible on this Go, on both accepted
+// and dialed connections, and a connection starts them (TCP_INQ on) at
+// its first read that finds nothing. When a Go release moves the fields
 // they depend on, this fails: the connections still work (the fallback),
 // but every request pays a read that finds nothing again.
 func TestReadinessKeptOnThisGo(t *testing.T) {
@@ -24,12 +25,39 @@ func TestReadinessKeptOnThisGo(t *testing.T) {
 	c, s := pair(t)
 	for _, conn := range []*Conn{c, s} {
 		if conn.pd == 0 {
-			t.Fatalf("%v: readiness not kept (poll descriptor not found, or no TCP_INQ)", conn.LocalAddr())
+			t.Fatalf("%v: readiness cannot be kept (poll descriptor not found)", conn.LocalAddr())
 		}
 		if conn.network != "tcp" {
 			t.Fatalf("network %q read through the layout; want tcp", conn.network)
 		}
+		if conn.inq {
+			t.Fatal("TCP_INQ on before any read found nothing")
+		}
 	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		s.Write([]byte("hello"))
+	}()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 16)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if c.tries != 1 || !c.inq || !c.drained {
+		t.Fatalf("after a read that waited: %d empty reads, TCP_INQ %v, drained %v; want 1, on, drained", c.tries, c.inq, c.drained)
+	}
+}
+
+// keptPair is pair with readiness kept from the start.
+func keptPair(t *testing.T) (client, server *Conn) {
+	c, s := pair(t)
+	for _, conn := range []*Conn{c, s} {
+		conn.raw.Control(conn.startInq)
+		if !conn.inq {
+			t.Fatal("TCP_INQ did not turn on")
+		}
+	}
+	return c, s
 }
 
 // readinessModes runs a test on a connection that keeps readiness and on
@@ -41,9 +69,9 @@ func readinessModes(t *testing.T, run func(t *testing.T, c, peer *Conn, kept boo
 			name = "fallback"
 		}
 		t.Run(name, func(t *testing.T) {
-			c, peer := pair(t)
+			c, peer := keptPair(t)
 			if !kept {
-				c.pd = 0
+				c.pd, c.inq = 0, false
 			}
 			run(t, c, peer, kept)
 		})
@@ -329,7 +357,7 @@ func TestReadinessSavesEmptyReads(t *testing.T) {
 // may use up the poller's readiness without reading: the next Read must
 // try first, or it would wait for an event that came already.
 func TestReadinessRawConnReadUsesItUp(t *testing.T) {
-	c, peer := pair(t)
+	c, peer := keptPair(t)
 	drain(t, c, peer, "x", true)
 	sc, err := c.SyscallConn()
 	if err != nil {
@@ -354,7 +382,7 @@ func TestReadinessRawConnReadUsesItUp(t *testing.T) {
 // WriteTo (io.Copy from the connection) reads through Read, so it also
 // keeps readiness and a later Read is not misled.
 func TestReadinessWriteTo(t *testing.T) {
-	c, peer := pair(t)
+	c, peer := keptPair(t)
 	drain(t, c, peer, "x", true)
 	go func() {
 		peer.Write([]byte("tunnel bytes"))
@@ -375,7 +403,7 @@ func TestReadinessWriteTo(t *testing.T) {
 // The RawConn given out is the Conn's, so its Read takes turns with the
 // Conn's and a Control passes through.
 func TestReadinessSyscallConn(t *testing.T) {
-	c, _ := pair(t)
+	c, _ := keptPair(t)
 	sc, err := c.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
