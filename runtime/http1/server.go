@@ -184,7 +184,7 @@ func (c *conn) serve() {
 	c.st.init(c)
 	defer func() {
 		c.cancel()
-		c.stopWatch()
+		c.endWatch()
 		c.r.release()
 		c.enc.release()
 		if !c.hijacked && !c.handed {

@@ -435,6 +435,50 @@ func TestServerNoticesClientGone(t *testing.T) {
 	}
 }
 
+// The watch's timer is the connection's, not reset for every request: a
+// run of fast requests starts it about once per delay. A slow request
+// after them is still watched: the client leaving ends its context.
+func TestServerWatchTimerNotPerRequest(t *testing.T) {
+	cancelled := make(chan bool, 1)
+	srv, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			select {
+			case <-r.Context().Done():
+				cancelled <- true
+			case <-time.After(5 * time.Second):
+				cancelled <- false
+			}
+		}
+		io.WriteString(w, r.URL.Path)
+	}), nil)
+	c, br := dial(t, addr)
+	const n = 200
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		io.WriteString(c, "GET /fast HTTP/1.1\r\nHost: h\r\n\r\n")
+		readResponse(t, br, "GET")
+	}
+	elapsed := time.Since(start)
+	srv.mu.Lock()
+	var starts int
+	for cn := range srv.conns {
+		cn.watch.mu.Lock()
+		starts = cn.watch.starts
+		cn.watch.mu.Unlock()
+	}
+	srv.mu.Unlock()
+	if limit := 2 + int(elapsed/watchDelay); starts > limit {
+		t.Fatalf("the watch's timer started %d times for %d requests in %v; want at most %d", starts, n, elapsed, limit)
+	}
+
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+	time.Sleep(3 * watchDelay) // up to two delays, and some slack
+	c.Close()
+	if !<-cancelled {
+		t.Fatal("context not ended when the client left during a slow request")
+	}
+}
+
 // BenchmarkServerKeepAlive is one keep-alive request through the server
 // to a stream handler that writes a small body, over loopback, beside
 // net/http's server doing the same; the client reuses its buffers, so

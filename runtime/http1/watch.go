@@ -13,6 +13,13 @@ import (
 // (an upstream that takes its time, a long poll) pays one goroutine, and
 // a client that leaves ends the request's context, as net/http's
 // background read and Envoy's codec do.
+//
+// The timer is the connection's and is not reset for every request (a
+// reset and a stop a request showed in profiles, with the runtime's
+// upkeep of its timer heap): armWatch starts it only when it is not
+// running, and when it fires during a later request than the one it was
+// started for, it starts again for that one. So a request is watched
+// between one and two delays after it was read.
 const watchDelay = 250 * time.Millisecond
 
 type watchState uint8
@@ -30,6 +37,10 @@ type watch struct {
 	mu       sync.Mutex
 	cond     sync.Cond
 	timer    *time.Timer
+	ticking  bool   // the timer runs
+	armed    uint64 // requests armed so far; the current one's number
+	timedFor uint64 // the request the running timer was started for
+	starts   int    // times the timer was started, for tests
 	state    watchState
 	aborting bool
 	off      bool // between stopWatch and the next request
@@ -53,19 +64,34 @@ func (c *conn) armWatch() {
 	if w.off || w.state != watchIdle || w.got || len(c.r.buffered()) > 0 {
 		return
 	}
+	w.armed++
+	w.state = watchArmed
+	if w.ticking {
+		return // it fires within a delay and starts again for this request
+	}
 	if w.timer == nil {
 		w.cond.L = &w.mu
 		w.timer = time.AfterFunc(watchDelay, c.watchFired)
 	} else {
 		w.timer.Reset(watchDelay)
 	}
-	w.state = watchArmed
+	w.ticking, w.timedFor = true, w.armed
+	w.starts++
 }
 
 func (c *conn) watchFired() {
 	w := &c.watch
 	w.mu.Lock()
+	w.ticking = false
 	if w.state != watchArmed {
+		w.mu.Unlock()
+		return
+	}
+	if w.armed != w.timedFor {
+		// A later request than the timer's: give it its whole delay.
+		w.timer.Reset(watchDelay)
+		w.ticking, w.timedFor = true, w.armed
+		w.starts++
 		w.mu.Unlock()
 		return
 	}
@@ -94,8 +120,7 @@ func (c *conn) stopWatch() {
 	w.mu.Lock()
 	switch w.state {
 	case watchArmed:
-		w.timer.Stop()
-		w.state = watchIdle
+		w.state = watchIdle // the timer, if it still runs, finds it so
 	case watchReading:
 		w.aborting = true
 		c.setReadDeadline(aLongTimeAgo)
@@ -117,6 +142,18 @@ func (c *conn) stopWatch() {
 		c.r.buf[c.r.w] = w.b[0]
 		c.r.w++
 	}
+}
+
+// endWatch stops the timer for good: the connection is done.
+func (c *conn) endWatch() {
+	c.stopWatch()
+	w := &c.watch
+	w.mu.Lock()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.ticking = false
+	w.mu.Unlock()
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
