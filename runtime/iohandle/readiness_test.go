@@ -136,25 +136,39 @@ func TestReadinessDeadlineDuringWait(t *testing.T) {
 	})
 }
 
-// A deadline set in the past from another goroutine ends a waiting Read
-// (how runtime/http1 stops its watch of a connection).
-func TestReadinessDeadlineMovedDuringWait(t *testing.T) {
-	readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
-		drain(t, c, peer, "x", kept)
-		done := make(chan error, 1)
-		go func() {
-			_, err := c.Read(make([]byte, 1))
-			done <- err
-		}()
-		time.Sleep(10 * time.Millisecond)
-		c.SetReadDeadline(time.Unix(1, 0))
-		select {
-		case err := <-done:
-			checkReadErr(t, err, os.ErrDeadlineExceeded)
-		case <-time.After(5 * time.Second):
-			t.Fatal("read still waiting after its deadline moved to the past")
-		}
-	})
+// What ends a waiting Read from another goroutine: Close, and a deadline
+// moved into the past (how runtime/http1 stops its watch of a
+// connection). After Close, a Read fails at once the same way.
+func TestReadinessInterruptedWait(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		interrupt func(c *Conn)
+		want      error
+	}{
+		{"close", func(c *Conn) { c.Close() }, net.ErrClosed},
+		{"deadline moved", func(c *Conn) { c.SetReadDeadline(time.Unix(1, 0)) }, os.ErrDeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
+				drain(t, c, peer, "x", kept)
+				done := make(chan error, 1)
+				go func() {
+					_, err := c.Read(make([]byte, 1))
+					done <- err
+				}()
+				time.Sleep(10 * time.Millisecond)
+				tc.interrupt(c)
+				select {
+				case err := <-done:
+					checkReadErr(t, err, tc.want)
+				case <-time.After(5 * time.Second):
+					t.Fatal("read still waiting")
+				}
+				_, err := c.Read(make([]byte, 1))
+				checkReadErr(t, err, tc.want)
+			})
+		})
+	}
 }
 
 // An expired deadline fails a Read even with data waiting, as net's does.
@@ -166,28 +180,6 @@ func TestReadinessExpiredDeadlineWithData(t *testing.T) {
 		c.SetReadDeadline(time.Unix(1, 0))
 		_, err := c.Read(make([]byte, 8))
 		checkReadErr(t, err, os.ErrDeadlineExceeded)
-	})
-}
-
-func TestReadinessCloseDuringWait(t *testing.T) {
-	readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
-		drain(t, c, peer, "x", kept)
-		done := make(chan error, 1)
-		go func() {
-			_, err := c.Read(make([]byte, 1))
-			done <- err
-		}()
-		time.Sleep(10 * time.Millisecond)
-		c.Close()
-		select {
-		case err := <-done:
-			checkReadErr(t, err, net.ErrClosed)
-		case <-time.After(5 * time.Second):
-			t.Fatal("read still waiting after Close")
-		}
-		// And a Read after Close says the same, at once.
-		_, err := c.Read(make([]byte, 1))
-		checkReadErr(t, err, net.ErrClosed)
 	})
 }
 
