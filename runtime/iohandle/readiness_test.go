@@ -414,3 +414,61 @@ func TestReadinessSyscallConn(t *testing.T) {
 		t.Fatalf("TCP_INQ = %d, %v; want 1", v, gerr)
 	}
 }
+
+// BenchmarkReadinessPingPong is a request and its answer on a kept-alive
+// loopback connection, the server's side reading as net does (fallback)
+// or keeping readiness (kept): the kept side's read after each answer
+// waits instead of first finding nothing.
+func BenchmarkReadinessPingPong(b *testing.B) {
+	for _, kept := range []bool{false, true} {
+		name := "fallback"
+		if kept {
+			name = "kept"
+		}
+		b.Run(name, func(b *testing.B) {
+			t := &testing.T{}
+			c, s := pair(t)
+			defer c.Close()
+			defer s.Close()
+			c.pd, c.inq = 0, false // the client side as net reads
+			if !kept {
+				s.pd, s.inq = 0, false
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				buf := make([]byte, 4096)
+				for {
+					if _, err := s.Read(buf); err != nil {
+						return
+					}
+					if _, err := s.Write([]byte("pong")); err != nil {
+						return
+					}
+				}
+			}()
+			buf := make([]byte, 4096)
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			for range b.N {
+				c.Write([]byte("ping"))
+				if _, err := c.Read(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			// The process's CPU time, not the wall clock: on a shared
+			// machine the latter counts other processes' turns too.
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			c.Close()
+			<-done
+		})
+	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
