@@ -143,11 +143,11 @@ type conn struct {
 	continueFn func()
 
 	watch watch
-	// idleUntil is the read deadline the wait for a request left set,
-	// kept while a request without a body is served so the next wait
-	// can often keep it too (see waitDeadline); zero when the deadline is
-	// something else or none.
-	idleUntil time.Time
+	// idleUntil is the read deadline the wait for a request left set, as
+	// monotonic time since monoStart, kept while a request without a
+	// body is served so the next wait can often keep it too (see
+	// waitDeadline); zero when the deadline is something else or none.
+	idleUntil time.Duration
 	// readDeadline: the conn's goroutine left a read deadline set.
 	readDeadline bool
 	idle         atomic.Bool // waiting for a request
@@ -220,7 +220,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.bd.reset(&c.r, &c.req, s.Limits)
-		if c.idleUntil.IsZero() || !c.bd.Done() {
+		if c.idleUntil == 0 || !c.bd.Done() {
 			// Nothing bounds the handler's reads of the body.
 			c.clearReadDeadline()
 		}
@@ -254,21 +254,26 @@ func (c *conn) waitDeadline(first bool) {
 		c.clearReadDeadline()
 		return
 	}
-	now := time.Now()
-	if !c.idleUntil.IsZero() && !c.idleUntil.Before(now.Add(wait)) {
+	// The monotonic clock alone: time.Now reads the wall clock too, and
+	// showed in profiles at once a request.
+	now := time.Since(monoStart)
+	if c.idleUntil != 0 && c.idleUntil >= now+wait {
 		return // still allows the whole timeout
 	}
 	if !first {
 		wait += wait / 8
 	}
-	c.setReadDeadline(now.Add(wait))
-	c.idleUntil = now.Add(wait)
+	c.setReadDeadline(time.Now().Add(wait))
+	c.idleUntil = now + wait
 }
+
+// monoStart is where the server's monotonic readings start.
+var monoStart = time.Now()
 
 // setReadDeadline sets a read deadline: one other than the kept idle
 // deadline, which is forgotten, unless waitDeadline sets it.
 func (c *conn) setReadDeadline(t time.Time) {
-	c.idleUntil = time.Time{}
+	c.idleUntil = 0
 	c.readDeadline = true
 	c.nc.SetReadDeadline(t)
 }
@@ -276,7 +281,7 @@ func (c *conn) setReadDeadline(t time.Time) {
 // clearReadDeadline removes the read deadline the conn's goroutine set,
 // if any.
 func (c *conn) clearReadDeadline() {
-	c.idleUntil = time.Time{}
+	c.idleUntil = 0
 	if c.readDeadline {
 		c.readDeadline = false
 		c.nc.SetReadDeadline(time.Time{})
