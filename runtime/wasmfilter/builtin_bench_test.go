@@ -3,6 +3,7 @@
 package wasmfilter
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -142,20 +143,26 @@ func builtinFactory(tb testing.TB, plugin, config string, instances int) (*hosta
 
 // builtinStream loads the built-in plugin with config and returns one
 // stream through it (with the request fields kv), warmed up; the stream
-// is reused, and what the filter added is taken off again.
+// is reused, its request header map refilled for each run as a codec
+// fills it (fields pointing into the request's buffer), so what the
+// filter adds lands in an empty arena, as in the proxy.
 func builtinStream(tb testing.TB, plugin, config string, kv ...string) (*hostabi.Plugin, func()) {
 	p, f := builtinFactory(tb, plugin, config, 0)
 	s := newTestStream("GET", "http://example.com/")
 	for i := 0; i+1 < len(kv); i += 2 {
 		s.req.Add(kv[i], kv[i+1])
 	}
-	req := s.req.Len()
+	fields := make([][2][]byte, s.req.Len())
+	for i := range fields {
+		name, value := s.req.At(i)
+		fields[i] = [2][]byte{bytes.Clone(name), bytes.Clone(value)}
+	}
 	var resp stream.HeaderMap
 	ctx := context.Background()
 	run := func() {
-		for s.req.Len() > req {
-			name, _ := s.req.At(s.req.Len() - 1)
-			s.req.DelBytes(name)
+		s.req.Reset()
+		for _, kv := range fields {
+			s.req.AddRaw(kv[0], kv[1])
 		}
 		s.resp = nil
 		clear(s.info.FilterState)
