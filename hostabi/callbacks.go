@@ -42,6 +42,10 @@ const (
 	cbUpstreamData
 	cbDownstreamClose
 	cbUpstreamClose
+	// cbCreateRequestHeaders is sluice's proxy_on_context_create and
+	// proxy_on_request_headers in one call into the guest, for the SDKs
+	// that export it (see HTTPStream.enter).
+	cbCreateRequestHeaders
 	// cbStartSection is the module's start function, which the deadline
 	// rewrite exports instead of letting wazero run it at instantiation.
 	cbStartSection
@@ -60,6 +64,7 @@ var callbackNames = [numCallbacks]string{
 	"proxy_on_foreign_function",
 	"proxy_on_new_connection", "proxy_on_downstream_data", "proxy_on_upstream_data",
 	"proxy_on_downstream_connection_close", "proxy_on_upstream_connection_close",
+	"sluice_on_context_create_request_headers",
 	interrupt.StartExport,
 }
 
@@ -97,8 +102,16 @@ type HTTPStream struct {
 	in     *instance
 	plugin *Plugin
 	root   *rootContext
+	rootID uint32
 	id     uint32
 	host   StreamHost
+	// skip is the root's sluice_skip_callbacks mask when the stream began:
+	// what SkippedCallbacks tells the proxy, which builds its chain once.
+	skip uint32
+	// created: the guest has the stream's context. With
+	// sluice_on_context_create_request_headers, proxy_on_context_create
+	// waits for the first callback that enters the guest.
+	created bool
 
 	// network: an L4 connection (NewNetworkStream), not an HTTP stream.
 	network bool
@@ -153,10 +166,17 @@ func (p *Plugin) newStream(ctx context.Context, s *HTTPStream, host StreamHost, 
 		s.release()
 		return fmt.Errorf("plugin %q: %w: %w", p.cfg.Name, ErrUnavailable, err)
 	}
-	s.root = in.roots[root]
+	s.root, s.rootID, s.skip = in.roots[root], root, in.roots[root].skip
 	s.id = in.nextID
 	in.nextID++
 	in.streams[s.id] = s
+	if !network && in.fns[cbCreateRequestHeaders] != nil && s.skip&(1<<cbRequestHeaders) == 0 {
+		// The guest creates the context with its request headers, the
+		// stream's first callback (enter): one call into it, not two.
+		in.mu.Unlock()
+		return nil
+	}
+	s.created = true
 	in.effective = s.id
 	_, err = in.call(cbContextCreate, uint64(s.id), uint64(root))
 	if err != nil {
@@ -183,6 +203,18 @@ func (s *HTTPStream) release() {
 	s.plugin.endStream()
 }
 
+// createThen creates the stream's context in the guest, late, then runs
+// cb. Callers hold mu.
+func (s *HTTPStream) createThen(cb callback, args ...uint64) (uint64, error) {
+	s.created = true
+	in := s.in
+	if _, err := in.call(cbContextCreate, uint64(s.id), uint64(s.rootID)); err != nil {
+		return 0, err
+	}
+	in.effective = s.id
+	return in.call(cb, args...)
+}
+
 // ID is the stream's context id in its instance.
 func (s *HTTPStream) ID() uint32 { return s.id }
 
@@ -190,12 +222,7 @@ func (s *HTTPStream) ID() uint32 { return s.id }
 // its instance holds it now, in the argument's layout: bit 0 is
 // on_request_headers, bit 6 on_log, bit 7 on_done.
 func (s *HTTPStream) SkippedCallbacks() uint32 {
-	s.in.mu.Lock()
-	defer s.in.mu.Unlock()
-	if s.root == nil {
-		return 0
-	}
-	return s.root.skip >> cbRequestHeaders
+	return s.skip >> cbRequestHeaders
 }
 
 // invoke runs one stream callback with the stream as effective context.
@@ -238,7 +265,19 @@ func (s *HTTPStream) enter(cb callback, d StreamType, count MapType, args ...uin
 	in.effective = s.id
 	s.active = true
 	s.resumed = [2]bool{}
-	r, err := in.call(cb, args...)
+	var r uint64
+	var err error
+	switch {
+	case s.created:
+		r, err = in.call(cb, args...)
+	case cb == cbRequestHeaders && in.fns[cbCreateRequestHeaders] != nil:
+		s.created = true
+		r, err = in.call(cbCreateRequestHeaders, uint64(s.id), uint64(s.rootID), args[1], args[2])
+	default:
+		// The chain stopped before this filter's request headers (an
+		// earlier filter answered): the guest still sees Envoy's order.
+		r, err = s.createThen(cb, args...)
+	}
 	s.active = false
 	e := entered{replied: s.replied, resumed: s.resumed[d&1]}
 	in.unlock()
@@ -371,7 +410,14 @@ func (s *HTTPStream) OnDone() error {
 	healthy := in.broken == nil
 	if healthy {
 		in.effective = s.id
-		if s.network || s.root == nil || s.root.skip&(1<<cbDone) == 0 {
+		if !s.created {
+			// Never entered (every callback skipped, or the chain stopped
+			// before it): the guest gets its context_create, as in Envoy.
+			s.created = true
+			_, err = in.call(cbContextCreate, uint64(s.id), uint64(s.rootID))
+			in.effective = s.id
+		}
+		if err == nil && (s.network || s.root == nil || s.root.skip&(1<<cbDone) == 0) {
 			// A stream context's answer changes nothing (Envoy does not
 			// wait for its proxy_done).
 			_, err = in.call(cbDone, uint64(s.id))

@@ -108,6 +108,12 @@ type compiledModule struct {
 	// headerArgs is how many parameters proxy_on_request_headers takes:
 	// 2 in ABI 0.1.0 (no end_of_stream), else 3.
 	headerArgs int
+	// createRequestHeaders: the module exports
+	// sluice_on_context_create_request_headers with its four parameters
+	// (context, root context, headers, end of stream), next to the ABI
+	// 0.2 callbacks it stands for; another export of that name is not
+	// called (the ABI's two callbacks are).
+	createRequestHeaders bool
 }
 
 // CompileCache tells where a plugin's compiled code came from.
@@ -325,6 +331,8 @@ func (e *Engine) addModule(ctx context.Context, key moduleKey, rt wazero.Runtime
 	if n, ok := exports[callbackNames[cbRequestHeaders]]; ok {
 		headerArgs = n
 	}
+	_, creates := exports[callbackNames[cbContextCreate]]
+	createRequestHeaders := creates && headerArgs == 3 && exports[callbackNames[cbCreateRequestHeaders]] == 4
 	// A trusted module is built into sluice: its tests link it against
 	// these host modules, and wazero refuses a missing import when it
 	// instantiates. The check is for users' modules, and would cost a
@@ -344,7 +352,7 @@ func (e *Engine) addModule(ctx context.Context, key moduleKey, rt wazero.Runtime
 		return cm, nil
 	}
 	cm := &compiledModule{key: key, rt: rt, mod: mod, version: version, refs: 1, interruptible: interruptible, cache: cache,
-		headerArgs: headerArgs}
+		headerArgs: headerArgs, createRequestHeaders: createRequestHeaders}
 	e.modules[key] = cm
 	return cm, nil
 }

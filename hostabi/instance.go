@@ -88,7 +88,9 @@ type instance struct {
 	cur      callData
 	pending  []func()
 	broken   error
-	stack    [8]uint64
+	// sample is a xorshift state: which calls are timed (callT).
+	sample uint32
+	stack  [8]uint64
 	// allocStack is the guest allocator's call stack (allocateView).
 	allocStack [1]uint64
 	// pathBuf backs the segments of a property hostcall's path.
@@ -157,6 +159,7 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 		rootOf:   map[*Plugin]uint32{},
 		nextID:   1,
 		starting: true,
+		sample:   rand.Uint32() | 1,
 	}
 	in.stdio[0].in, in.stdio[1].in = in, in
 	in.lastUsed.Store(monoNow())
@@ -194,6 +197,9 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 		in.fns[cbMemoryAllocate] = mod.ExportedFunction("malloc")
 	}
 	in.headerArgs = in.cm.headerArgs
+	if !in.cm.createRequestHeaders {
+		in.fns[cbCreateRequestHeaders] = nil
+	}
 	v.mu.Lock()
 	plugins := append([]*Plugin(nil), v.plugins...)
 	v.mu.Unlock()
@@ -424,12 +430,19 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 	// costs about as much as a minimal callback's guest code, so a call is
 	// timed one time in callSample and counted that many times; start-up
 	// calls, which are few, always. An untrusted call reads the clock
-	// at its start anyway, for its deadline.
+	// at its start anyway, for its deadline. Which calls, a xorshift
+	// draws: a stream makes the same few calls in turn, and a fixed
+	// stride would time the same callback every time.
 	weight := uint64(0)
+	x := in.sample
+	x ^= x << 13
+	x ^= x >> 17
+	x ^= x << 5
+	in.sample = x
 	switch {
 	case in.starting:
 		weight = 1
-	case rand.Uint32()%callSample == 0:
+	case x%callSample == 0:
 		weight = callSample
 	}
 	var start int64

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -99,15 +100,24 @@ type Plugin struct {
 
 	cancel context.CancelFunc
 
+	// state counts the streams in flight (the low bits) with the
+	// closing and closed flags: every stream begins and ends with one
+	// atomic add, not a lock of the plugin its streams on every core share.
+	state atomic.Int64
+	// mu and drained: Close waits for the streams to end.
 	mu      sync.Mutex
 	drained *sync.Cond
-	streams int
-	// closing: Close is draining; streams are still served, since a stream
-	// may have picked this generation just before the proxy swapped it out.
-	closing bool
-	// closed: the root contexts are gone.
-	closed bool
 }
+
+const (
+	// streamsClosing: Close is draining; streams are still served, since
+	// a stream may have picked this generation just before the proxy
+	// swapped it out.
+	streamsClosing = int64(1) << 61
+	// streamsClosed: the root contexts are gone; no stream begins.
+	streamsClosed = int64(1) << 60
+	streamsCount  = streamsClosed - 1
+)
 
 // Stats is a snapshot of a plugin for the admin listener. Instances,
 // memory, calls and failures are its VM's (shared with the plugins of the
@@ -168,9 +178,7 @@ func (p *Plugin) FailOpen() bool { return p.cfg.FailOpen }
 
 // Stats returns counters and sizes; safe from any goroutine.
 func (p *Plugin) Stats() Stats {
-	p.mu.Lock()
-	streams := p.streams
-	p.mu.Unlock()
+	streams := int(p.state.Load() & streamsCount)
 	s := p.vm.stats()
 	s.Name, s.ActiveStreams, s.VMID = p.cfg.Name, streams, p.cfg.VMID
 	return s
@@ -181,22 +189,21 @@ func (p *Plugin) Stats() Stats {
 // call more than once.
 func (p *Plugin) Close(ctx context.Context) error {
 	p.mu.Lock()
-	if p.closing {
+	if p.state.Load()&streamsClosing != 0 {
 		p.mu.Unlock()
 		return nil
 	}
-	p.closing = true
+	p.state.Or(streamsClosing)
 	stop := context.AfterFunc(ctx, func() {
 		p.mu.Lock()
 		p.drained.Broadcast()
 		p.mu.Unlock()
 	})
-	for p.streams > 0 && ctx.Err() == nil {
+	for p.state.Load()&streamsCount > 0 && ctx.Err() == nil {
 		p.drained.Wait()
 	}
 	stop()
-	p.closed = true
-	left := p.streams
+	left := p.state.Or(streamsClosed) & streamsCount
 	p.mu.Unlock()
 	p.vm.removePlugin(p)
 	p.vm.release()
@@ -209,20 +216,19 @@ func (p *Plugin) Close(ctx context.Context) error {
 
 // beginStream counts a stream for draining; false once closed.
 func (p *Plugin) beginStream() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	if p.state.Add(1)&streamsClosed != 0 {
+		p.state.Add(-1)
 		return false
 	}
-	p.streams++
 	return true
 }
 
 func (p *Plugin) endStream() {
-	p.mu.Lock()
-	p.streams--
-	if p.streams == 0 {
+	if p.state.Add(-1) == streamsClosing {
+		// The last stream of a draining plugin: wake Close (under mu, so
+		// that the wake-up cannot come between its check and its wait).
+		p.mu.Lock()
 		p.drained.Broadcast()
+		p.mu.Unlock()
 	}
-	p.mu.Unlock()
 }

@@ -220,16 +220,31 @@ fn id_map<V>() -> RefCell<IdMap<V>> {
     RefCell::new(HashMap::default())
 }
 
+/// A stream context and the root context that made it. `ctx` is None when
+/// the root made no HTTP context (a network filter's, until
+/// proxy_on_new_connection asks for its stream context).
+struct StreamEntry {
+    ctx: Option<*mut dyn HttpContext>,
+    parent: u32,
+}
+
 // The instance is single-threaded; thread_local is just a safe static.
-// Contexts are taken out of their map while their callback runs, so a
-// callback may call back into the dispatcher (dispatch_http_call) freely.
+//
+// Contexts live on the heap (Box::into_raw) and the maps hold pointers to
+// them, so a callback runs on its context in place, with one lookup: the
+// maps may change meanwhile (a callback may dispatch a call, or a host
+// may create a context) without moving it. RUNNING (the contexts whose
+// callback runs, innermost last) keeps a context from being entered
+// twice at once, and a context deleted while its callback runs is freed
+// when the callback returns (DOOMED).
 thread_local! {
     static FACTORY: RefCell<Option<RootFactory>> = RefCell::new(None);
-    static ROOTS: RefCell<IdMap<Box<dyn RootContext>>> = id_map();
-    static STREAMS: RefCell<IdMap<Box<dyn HttpContext>>> = id_map();
-    static CONNECTIONS: RefCell<IdMap<Box<dyn StreamContext>>> = id_map();
-    static PARENT: RefCell<IdMap<u32>> = id_map();
+    static ROOTS: RefCell<IdMap<*mut dyn RootContext>> = id_map();
+    static STREAMS: RefCell<IdMap<StreamEntry>> = id_map();
+    static CONNECTIONS: RefCell<IdMap<*mut dyn StreamContext>> = id_map();
     static CALLOUTS: RefCell<IdMap<u32>> = id_map();
+    static RUNNING: RefCell<Vec<u32>> = RefCell::new(Vec::new());
+    static DOOMED: RefCell<Vec<u32>> = RefCell::new(Vec::new());
     static ACTIVE: Cell<u32> = Cell::new(0);
     /// Whether the running on_configure called skip_callbacks.
     static SKIP_SENT: Cell<bool> = Cell::new(false);
@@ -251,33 +266,84 @@ fn active() -> u32 {
     ACTIVE.with(|a| a.get())
 }
 
-fn with_root<R>(id: u32, f: impl FnOnce(&mut Box<dyn RootContext>) -> R) -> Option<R> {
-    let taken = ROOTS.with(|m| m.borrow_mut().remove(&id));
-    taken.map(|mut ctx| {
-        let r = f(&mut ctx);
-        ROOTS.with(|m| m.borrow_mut().insert(id, ctx));
-        r
-    })
+/// Runs f on context id, found at ptr in its map, unless a callback of
+/// the same context is already running (None then, as for a context that
+/// does not exist).
+fn run_in_place<T: ?Sized, R>(id: u32, ptr: *mut T, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+    let entered = RUNNING.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.contains(&id) {
+            return false;
+        }
+        r.push(id);
+        true
+    });
+    if !entered {
+        return None;
+    }
+    // Safety: ptr came from Box::into_raw and is freed only by
+    // delete_context, which defers a context listed in RUNNING; RUNNING
+    // also keeps this &mut the only one.
+    let out = f(unsafe { &mut *ptr });
+    RUNNING.with(|r| r.borrow_mut().pop());
+    if DOOMED.with(|d| !d.borrow().is_empty()) {
+        reap();
+    }
+    Some(out)
 }
 
-fn with_connection<R>(id: u32, f: impl FnOnce(&mut Box<dyn StreamContext>) -> R) -> Option<R> {
-    set_active(id);
-    let taken = CONNECTIONS.with(|m| m.borrow_mut().remove(&id));
-    taken.map(|mut ctx| {
-        let r = f(&mut ctx);
-        CONNECTIONS.with(|m| m.borrow_mut().insert(id, ctx));
-        r
-    })
+fn running(id: u32) -> bool {
+    RUNNING.with(|r| r.borrow().contains(&id))
 }
 
-fn with_stream<R>(id: u32, f: impl FnOnce(&mut Box<dyn HttpContext>) -> R) -> Option<R> {
+/// Frees the contexts deleted while their callbacks ran, once they end.
+fn reap() {
+    let ready: Vec<u32> = DOOMED.with(|d| {
+        let mut d = d.borrow_mut();
+        let (ready, keep) = d.iter().partition(|id| !running(**id));
+        *d = keep;
+        ready
+    });
+    for id in ready {
+        delete_context(id);
+    }
+}
+
+/// Takes a context out of its map and frees it (later, if its callback
+/// runs). Context ids are unique across kinds.
+fn delete_context(id: u32) {
+    if running(id) {
+        DOOMED.with(|d| d.borrow_mut().push(id));
+        return;
+    }
+    // Safety (each free): the pointers came from Box::into_raw, and the
+    // map entry was their only owner.
+    if let Some(e) = STREAMS.with(|m| m.borrow_mut().remove(&id)) {
+        if let Some(p) = e.ctx {
+            drop(unsafe { Box::from_raw(p) });
+        }
+    } else if let Some(p) = CONNECTIONS.with(|m| m.borrow_mut().remove(&id)) {
+        drop(unsafe { Box::from_raw(p) });
+    } else if let Some(p) = ROOTS.with(|m| m.borrow_mut().remove(&id)) {
+        drop(unsafe { Box::from_raw(p) });
+    }
+}
+
+fn with_root<R>(id: u32, f: impl FnOnce(&mut (dyn RootContext + 'static)) -> R) -> Option<R> {
+    let p = ROOTS.with(|m| m.borrow().get(&id).copied())?;
+    run_in_place(id, p, f)
+}
+
+fn with_connection<R>(id: u32, f: impl FnOnce(&mut (dyn StreamContext + 'static)) -> R) -> Option<R> {
     set_active(id);
-    let taken = STREAMS.with(|m| m.borrow_mut().remove(&id));
-    taken.map(|mut ctx| {
-        let r = f(&mut ctx);
-        STREAMS.with(|m| m.borrow_mut().insert(id, ctx));
-        r
-    })
+    let p = CONNECTIONS.with(|m| m.borrow().get(&id).copied())?;
+    run_in_place(id, p, f)
+}
+
+fn with_stream<R>(id: u32, f: impl FnOnce(&mut (dyn HttpContext + 'static)) -> R) -> Option<R> {
+    set_active(id);
+    let p = STREAMS.with(|m| m.borrow().get(&id).and_then(|e| e.ctx))?;
+    run_in_place(id, p, f)
 }
 
 // ---- memory ----
@@ -321,17 +387,49 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
     if parent_id == 0 {
         let root = FACTORY.with(|f| f.borrow().as_ref().map(|f| f(context_id)));
         match root {
-            Some(r) => ROOTS.with(|m| {
-                m.borrow_mut().insert(context_id, r);
-            }),
+            Some(r) => {
+                let p = Box::into_raw(r);
+                if let Some(old) = ROOTS.with(|m| m.borrow_mut().insert(context_id, p)) {
+                    forget_replaced(context_id, old);
+                }
+            }
             None => log(LogLevel::Critical, "no root context factory: call set_root_context"),
         }
         return;
     }
-    PARENT.with(|m| m.borrow_mut().insert(context_id, parent_id));
-    let stream = with_root(parent_id, |r| r.create_http_context(context_id)).flatten();
-    if let Some(s) = stream {
-        STREAMS.with(|m| m.borrow_mut().insert(context_id, s));
+    create_stream(context_id, parent_id);
+}
+
+/// Makes the root's context for a stream and keeps it; returns it.
+fn create_stream(id: u32, parent: u32) -> Option<*mut dyn HttpContext> {
+    let ctx = with_root(parent, |r| r.create_http_context(id)).flatten().map(Box::into_raw);
+    if let Some(old) = STREAMS.with(|m| m.borrow_mut().insert(id, StreamEntry { ctx, parent })) {
+        if let Some(p) = old.ctx {
+            forget_replaced(id, p);
+        }
+    }
+    ctx
+}
+
+/// proxy_on_context_create and proxy_on_request_headers in one call:
+/// sluice calls this instead of the two (when the plugin does not skip
+/// request headers), saving an entry into the module per stream. Other
+/// hosts call the two.
+#[no_mangle]
+pub extern "C" fn sluice_on_context_create_request_headers(id: u32, parent: u32, n: usize, eos: u32) -> u32 {
+    set_active(id);
+    let ctx = create_stream(id, parent);
+    set_active(id);
+    ctx.and_then(|p| run_in_place(id, p, |s| s.on_http_request_headers(n, eos != 0))).unwrap_or(Action::Continue) as u32
+}
+
+/// Frees a context its id was given to again (a host that reused a live
+/// id), unless its callback runs: then it is leaked rather than freed
+/// under it.
+fn forget_replaced<T: ?Sized>(id: u32, old: *mut T) {
+    if !running(id) {
+        // Safety: from Box::into_raw; the map no longer holds it.
+        drop(unsafe { Box::from_raw(old) });
     }
 }
 
@@ -339,11 +437,18 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
 /// was for HTTP; it becomes the root's stream context.
 #[no_mangle]
 pub extern "C" fn proxy_on_new_connection(id: u32) -> u32 {
-    STREAMS.with(|m| m.borrow_mut().remove(&id));
-    let parent = PARENT.with(|m| m.borrow().get(&id).copied());
+    let parent = STREAMS.with(|m| m.borrow().get(&id).map(|e| e.parent));
+    if let Some(e) = STREAMS.with(|m| m.borrow_mut().remove(&id)) {
+        if let Some(p) = e.ctx {
+            forget_replaced(id, p);
+        }
+    }
     set_active(id);
     if let Some(c) = parent.and_then(|p| with_root(p, |r| r.create_stream_context(id)).flatten()) {
-        CONNECTIONS.with(|m| m.borrow_mut().insert(id, c));
+        let p = Box::into_raw(c);
+        if let Some(old) = CONNECTIONS.with(|m| m.borrow_mut().insert(id, p)) {
+            forget_replaced(id, old);
+        }
     }
     set_active(id);
     with_connection(id, |c| c.on_new_connection()).unwrap_or(Action::Continue) as u32
@@ -415,10 +520,7 @@ pub extern "C" fn proxy_on_log(context_id: u32) {
 /// Forgets the context: an instance holds state only for live streams.
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
-    STREAMS.with(|m| m.borrow_mut().remove(&context_id));
-    CONNECTIONS.with(|m| m.borrow_mut().remove(&context_id));
-    PARENT.with(|m| m.borrow_mut().remove(&context_id));
-    ROOTS.with(|m| m.borrow_mut().remove(&context_id));
+    delete_context(context_id);
 }
 
 #[no_mangle]
@@ -454,7 +556,7 @@ pub extern "C" fn proxy_on_response_trailers(id: u32, n: usize) -> u32 {
 #[no_mangle]
 pub extern "C" fn proxy_on_http_call_response(root_id: u32, token: u32, nh: usize, bs: usize, nt: usize) {
     let caller = CALLOUTS.with(|m| m.borrow_mut().remove(&token)).unwrap_or(root_id);
-    let live = STREAMS.with(|m| m.borrow().contains_key(&caller));
+    let live = STREAMS.with(|m| m.borrow().get(&caller).map_or(false, |e| e.ctx.is_some()));
     if caller != root_id && live {
         // Act as the stream that made the call, so it can resume itself.
         unsafe { hostcalls::proxy_set_effective_context(caller) };
@@ -1069,6 +1171,109 @@ pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the dispatcher did to the test's contexts.
+    #[derive(Default)]
+    struct Seen {
+        headers: Cell<u32>,
+        dropped: Cell<u32>,
+    }
+
+    /// A stream that, in its request headers, may delete itself or enter
+    /// its own callback again (as a host could).
+    struct Probe {
+        id: u32,
+        seen: std::rc::Rc<Seen>,
+        delete_self: bool,
+        reenter: bool,
+    }
+
+    impl HttpContext for Probe {
+        fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+            self.seen.headers.set(self.seen.headers.get() + 1);
+            if self.reenter {
+                // Not run: the context is in its callback.
+                assert_eq!(proxy_on_request_headers(self.id, 0, 0), Action::Continue as u32);
+            }
+            if self.delete_self {
+                proxy_on_delete(self.id);
+                // Still here: freed when this callback returns.
+                assert_eq!(self.seen.dropped.get(), 0);
+            }
+            Action::Pause
+        }
+    }
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.seen.dropped.set(self.seen.dropped.get() + 1);
+        }
+    }
+
+    struct ProbeRoot {
+        seen: std::rc::Rc<Seen>,
+        delete_self: bool,
+        reenter: bool,
+    }
+
+    impl RootContext for ProbeRoot {
+        fn create_http_context(&self, id: u32) -> Option<Box<dyn HttpContext>> {
+            Some(Box::new(Probe { id, seen: self.seen.clone(), delete_self: self.delete_self, reenter: self.reenter }))
+        }
+    }
+
+    fn probe_root(delete_self: bool, reenter: bool) -> std::rc::Rc<Seen> {
+        let seen = std::rc::Rc::new(Seen::default());
+        let s = seen.clone();
+        set_root_context(move |_| Box::new(ProbeRoot { seen: s.clone(), delete_self, reenter }));
+        proxy_on_context_create(1, 0);
+        seen
+    }
+
+    #[test]
+    fn contexts_run_in_place_and_are_freed_once() {
+        let seen = probe_root(false, false);
+        proxy_on_context_create(2, 1);
+        assert_eq!(proxy_on_request_headers(2, 0, 1), Action::Pause as u32);
+        assert_eq!(proxy_on_request_headers(2, 0, 1), Action::Pause as u32);
+        assert_eq!(seen.headers.get(), 2);
+        proxy_on_delete(2);
+        assert_eq!(seen.dropped.get(), 1);
+        // Gone: the SDK's default answer, nothing run, nothing freed twice.
+        assert_eq!(proxy_on_request_headers(2, 0, 1), Action::Continue as u32);
+        proxy_on_delete(2);
+        assert_eq!((seen.headers.get(), seen.dropped.get()), (2, 1));
+
+        // Created with its request headers in one call.
+        assert_eq!(sluice_on_context_create_request_headers(3, 1, 0, 1), Action::Pause as u32);
+        assert_eq!(seen.headers.get(), 3);
+        proxy_on_delete(3);
+        assert_eq!(seen.dropped.get(), 2);
+        proxy_on_delete(1);
+        STREAMS.with(|m| assert!(m.borrow().is_empty()));
+        ROOTS.with(|m| assert!(m.borrow().is_empty()));
+    }
+
+    #[test]
+    fn a_context_deleted_in_its_callback_is_freed_after_it() {
+        let seen = probe_root(true, false);
+        assert_eq!(sluice_on_context_create_request_headers(2, 1, 0, 1), Action::Pause as u32);
+        assert_eq!((seen.headers.get(), seen.dropped.get()), (1, 1));
+        assert_eq!(proxy_on_request_headers(2, 0, 1), Action::Continue as u32);
+        assert_eq!(seen.headers.get(), 1);
+        DOOMED.with(|d| assert!(d.borrow().is_empty()));
+    }
+
+    #[test]
+    fn a_context_is_not_entered_twice_at_once() {
+        let seen = probe_root(false, true);
+        proxy_on_context_create(2, 1);
+        assert_eq!(proxy_on_request_headers(2, 0, 1), Action::Pause as u32);
+        assert_eq!(seen.headers.get(), 1);
+        RUNNING.with(|r| assert!(r.borrow().is_empty()));
+        proxy_on_delete(2);
+        assert_eq!(seen.dropped.get(), 1);
+    }
 
     #[test]
     fn map_round_trip() {
