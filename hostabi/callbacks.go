@@ -154,7 +154,10 @@ func (p *Plugin) newStream(ctx context.Context, s *HTTPStream, host StreamHost, 
 		p.endStream()
 		return fmt.Errorf("plugin %q: %w", p.cfg.Name, err)
 	}
-	*s = HTTPStream{in: in, plugin: p, host: host, network: network}
+	// Field by field: s is zero (its callers' contract), and copying a
+	// whole HTTPStream into the heap costs a write barrier over all of it
+	// while the GC runs.
+	s.in, s.plugin, s.host, s.network = in, p, host, network
 	in.mu.Lock()
 	root, ok := in.rootOf[p]
 	if in.broken != nil || !ok {
