@@ -152,18 +152,11 @@ func builtinStream(tb testing.TB, plugin, config string, kv ...string) (*hostabi
 	for i := 0; i+1 < len(kv); i += 2 {
 		s.req.Add(kv[i], kv[i+1])
 	}
-	fields := make([][2][]byte, s.req.Len())
-	for i := range fields {
-		name, value := s.req.At(i)
-		fields[i] = [2][]byte{bytes.Clone(name), bytes.Clone(value)}
-	}
+	refill := requestRefill(s)
 	var resp stream.HeaderMap
 	ctx := context.Background()
 	run := func() {
-		s.req.Reset()
-		for _, kv := range fields {
-			s.req.AddRaw(kv[0], kv[1])
-		}
+		refill()
 		s.resp = nil
 		clear(s.info.FilterState)
 		flt, err := f.NewFilter(ctx, s)
@@ -191,6 +184,23 @@ func builtinStream(tb testing.TB, plugin, config string, kv ...string) (*hostabi
 		}
 	}
 	return p, run
+}
+
+// requestRefill returns what refills s's request header map with the
+// fields it has now, as a codec fills it for each request: fields
+// pointing into the request's buffer, an empty arena.
+func requestRefill(s *testStream) func() {
+	fields := make([][2][]byte, s.req.Len())
+	for i := range fields {
+		name, value := s.req.At(i)
+		fields[i] = [2][]byte{bytes.Clone(name), bytes.Clone(value)}
+	}
+	return func() {
+		s.req.Reset()
+		for _, kv := range fields {
+			s.req.AddRaw(kv[0], kv[1])
+		}
+	}
 }
 
 // processCPU is the process's user and system CPU time so far, in ns.

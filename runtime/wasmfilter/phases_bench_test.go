@@ -3,7 +3,6 @@
 package wasmfilter
 
 import (
-	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -24,11 +23,7 @@ import (
 func BenchmarkBuiltinFilterStreamPhases(b *testing.B) {
 	_, f := builtinFactory(b, "add-header", `{"request_headers":{"x-bench-1":"1"},"response_headers":{"x-served-by":"sluice"}}`, 0)
 	s := newTestStream("GET", "http://example.com/")
-	fields := make([][2][]byte, s.req.Len())
-	for i := range fields {
-		name, value := s.req.At(i)
-		fields[i] = [2][]byte{bytes.Clone(name), bytes.Clone(value)}
-	}
+	refill := requestRefill(s)
 	var resp stream.HeaderMap
 	ctx := context.Background()
 	names := [...]string{"new-filter-ns", "request-headers-ns", "response-headers-ns", "log-ns", "done-ns", "stream-ns"}
@@ -42,10 +37,7 @@ func BenchmarkBuiltinFilterStreamPhases(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		{
-			s.req.Reset()
-			for _, kv := range fields {
-				s.req.AddRaw(kv[0], kv[1])
-			}
+			refill()
 			resp.Reset()
 			resp.Add(stream.Status, "200")
 			s.resp = nil
