@@ -89,6 +89,7 @@ backends = [ { cluster = "up" } ]
 name = "up"
 endpoints = ["`+upAddr+`"]
 `))
+	ts.waitPluginsCompiled(tb)
 	return ts.ListenerAddr("public")
 }
 

@@ -86,6 +86,24 @@ func startServer(t testing.TB, cfg string) *testServer {
 	return &testServer{Server: s, path: path, logs: logs}
 }
 
+// waitPluginsCompiled waits until every loaded plugin runs compiled code:
+// with a cold compile cache a built-in serves from wazero's interpreter
+// first, whose allocations and speed are not the ones a test pins.
+func (ts *testServer) waitPluginsCompiled(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for name, e := range ts.plugins.byName {
+		w, ok := e.p.(interface{ WaitCompiled(context.Context) error })
+		if !ok {
+			continue
+		}
+		if err := w.WaitCompiled(ctx); err != nil {
+			t.Fatalf("plugin %s: waiting for its compiled code: %v", name, err)
+		}
+	}
+}
+
 // baseConfig is a config with one listener on a free port, no admin
 // conflicts (port 0) and no file watching unless asked.
 func baseConfig(extra string) string {

@@ -42,6 +42,12 @@ func (f *WasmFactory) FailOpen() bool { return f.p.FailOpen() }
 // failures.
 func (f *WasmFactory) Status() any { return f.p.Stats() }
 
+// WaitCompiled returns once the plugin runs compiled code (a built-in
+// loaded before its compiled code was cached starts on wazero's
+// interpreter), or when ctx ends: for tests and benchmarks that measure
+// the compiled path.
+func (f *WasmFactory) WaitCompiled(ctx context.Context) error { return f.p.WaitCompiled(ctx) }
+
 // Close waits (up to DrainTimeout) for the streams on this generation to
 // end, then frees its instances.
 func (f *WasmFactory) Close() {
