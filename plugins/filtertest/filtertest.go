@@ -36,6 +36,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/hostabi"
 	"github.com/sluice-proxy/sluice/plugins"
+	proxystream "github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // Options configure the filter.
@@ -290,7 +291,10 @@ func (f *Filter) do(r Request) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new stream: %w", err)
 	}
-	defer s.OnDone()
+	defer func() {
+		_ = s.OnDone()
+		st.release()
+	}()
 	res := &Result{ContextID: s.ID()}
 	wait := r.Wait
 	if wait == 0 {
@@ -344,7 +348,7 @@ func (f *Filter) do(r Request) (*Result, error) {
 		if rh == nil {
 			rh = [][2]string{{":status", "200"}}
 		}
-		st.maps[hostabi.ResponseHeaders] = &headerMap{pairs: append([][2]string(nil), rh...)}
+		st.resp = newHeaderMap(rh)
 		a, err := s.OnResponseHeaders(r.ResponseBody == nil)
 		if err != nil {
 			return nil, fmt.Errorf("response headers: %w", err)
@@ -357,13 +361,13 @@ func (f *Filter) do(r Request) (*Result, error) {
 			res.ResponseBody = out
 		}
 		if st.local.Load() == nil {
-			res.ResponseHeaders = st.maps[hostabi.ResponseHeaders].Pairs()
+			res.ResponseHeaders = pairs(st.resp)
 		}
 	}
 	if err := s.OnLog(); err != nil {
 		return nil, fmt.Errorf("log: %w", err)
 	}
-	res.RequestHeaders = st.maps[hostabi.RequestHeaders].Pairs()
+	res.RequestHeaders = pairs(st.req)
 	res.Local = st.local.Load()
 	res.Properties = st.propsCopy()
 	res.Resumed = st.resumedHalves()
@@ -385,8 +389,13 @@ func (f *Filter) Metric(name string) (int64, bool) {
 func (f *Filter) Stats() hostabi.Stats { return f.Plugin.Stats() }
 
 type stream struct {
-	maps  map[hostabi.MapType]*headerMap
-	props atomic.Pointer[map[string][]byte]
+	// req and resp are the proxy's own header map (runtime/stream), so a
+	// benchmark's hostcalls cost what they cost in sluice: no conversion,
+	// no allocation once the map has room.
+	req, resp *proxystream.HeaderMap
+	// props is guarded by mu: the host may set one from a tick's
+	// goroutine while Do reads.
+	props map[string][]byte
 	local atomic.Pointer[hostabi.LocalResponse]
 	// resumes counts Resumes not yet seen by a wait; resumed keeps them.
 	resumes atomic.Int32
@@ -412,22 +421,62 @@ func newStream(r Request) *stream {
 	if _, ok := props["source.address"]; !ok {
 		props["source.address"] = []byte(addr)
 	}
-	s := &stream{maps: map[hostabi.MapType]*headerMap{hostabi.RequestHeaders: {pairs: h}}}
-	s.props.Store(&props)
-	return s
+	return &stream{req: newHeaderMap(h), props: props}
+}
+
+// maps are the header maps of finished streams, kept for the next ones
+// as the proxy keeps its streams' maps: a filter's header edits then
+// allocate nothing, as there.
+var maps sync.Pool
+
+// newHeaderMap holds h.
+func newHeaderMap(h [][2]string) *proxystream.HeaderMap {
+	m, _ := maps.Get().(*proxystream.HeaderMap)
+	if m == nil {
+		m = &proxystream.HeaderMap{}
+	}
+	for _, kv := range h {
+		m.Add(kv[0], kv[1])
+	}
+	return m
+}
+
+// release hands the stream's maps back once the host is done with it.
+func (s *stream) release() {
+	for _, m := range []*proxystream.HeaderMap{s.req, s.resp} {
+		if m != nil {
+			m.Reset()
+			maps.Put(m)
+		}
+	}
+	s.req, s.resp = nil, nil
+}
+
+// pairs is a copy of m's fields.
+func pairs(m *proxystream.HeaderMap) [][2]string {
+	out := make([][2]string, 0, m.Len())
+	for k, v := range m.All() {
+		out = append(out, [2]string{string(k), string(v)})
+	}
+	return out
 }
 
 func (s *stream) propsCopy() map[string][]byte {
-	out := map[string][]byte{}
-	for k, v := range *s.props.Load() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]byte, len(s.props))
+	for k, v := range s.props {
 		out[k] = v
 	}
 	return out
 }
 
 func (s *stream) Headers(t hostabi.MapType) hostabi.HeaderMap {
-	if m, ok := s.maps[t]; ok {
-		return m
+	switch {
+	case t == hostabi.RequestHeaders && s.req != nil:
+		return s.req
+	case t == hostabi.ResponseHeaders && s.resp != nil:
+		return s.resp
 	}
 	return nil
 }
@@ -446,40 +495,16 @@ func (s *stream) resumedHalves() []hostabi.StreamType {
 }
 func (s *stream) Close(hostabi.StreamType) {}
 func (s *stream) Property(path []string) ([]byte, bool) {
-	v, ok := (*s.props.Load())[strings.Join(path, ".")]
+	s.mu.Lock()
+	v, ok := s.props[strings.Join(path, ".")]
+	s.mu.Unlock()
 	return v, ok
 }
 
-// SetProperty copies on write: the host may call it from a tick's
-// goroutine while Do reads.
+// SetProperty keeps v: the host hands over a copy.
 func (s *stream) SetProperty(path []string, v []byte) error {
-	next := s.propsCopy()
-	next[strings.Join(path, ".")] = append([]byte(nil), v...)
-	s.props.Store(&next)
+	s.mu.Lock()
+	s.props[strings.Join(path, ".")] = v
+	s.mu.Unlock()
 	return nil
 }
-
-// headerMap is a HeaderMap over a pair list; keys are compared without case.
-type headerMap struct{ pairs [][2]string }
-
-func (m *headerMap) Len() int               { return len(m.pairs) }
-func (m *headerMap) Pairs() [][2]string     { return append([][2]string(nil), m.pairs...) }
-func (m *headerMap) At(i int) (k, v []byte) { return []byte(m.pairs[i][0]), []byte(m.pairs[i][1]) }
-func (m *headerMap) GetBytes(k []byte) ([]byte, bool) {
-	v, ok := get(m.pairs, string(k))
-	return []byte(v), ok
-}
-func (m *headerMap) AddBytes(k, v []byte) {
-	m.pairs = append(m.pairs, [2]string{strings.ToLower(string(k)), string(v)})
-}
-func (m *headerMap) SetBytes(k, v []byte) { m.DelBytes(k); m.AddBytes(k, v) }
-func (m *headerMap) DelBytes(k []byte) {
-	out := m.pairs[:0]
-	for _, kv := range m.pairs {
-		if !strings.EqualFold(kv[0], string(k)) {
-			out = append(out, kv)
-		}
-	}
-	m.pairs = out
-}
-func (m *headerMap) Reset() { m.pairs = nil }
