@@ -633,3 +633,47 @@ func cpuTime() int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// BenchmarkJWTNewTokens is BenchmarkRustLimitersAndJWT's jwt cases with
+// a token never seen before on every request (a claim counts up), so
+// neither the plugin's cache of verified tokens nor the host's helps:
+// the HMAC, or the host's RSA-2048 check, is in every request. The
+// tokens are signed before the timer starts (RSA signing is slow: run
+// it with -benchtime 1000x or so).
+func BenchmarkJWTNewTokens(b *testing.B) {
+	k := newJWTKeys(b)
+	secret := []byte("s3cret-s3cret")
+	cases := []struct {
+		name, alg string
+		key       any
+		cred      map[string]string
+	}{
+		{"HS256", "HS256", secret, map[string]string{"key": "orders", "secret": string(secret)}},
+		{"RS256", "RS256", k.rsa, map[string]string{"key": "orders", "algorithm": "RS256", "public_key": pkixPEM(b, &k.rsa.PublicKey)}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			f := filtertest.Load(b, plugins.RustModule("jwt"), filtertest.Options{Name: "jwt", RootID: "jwt",
+				Config: map[string]any{"claims_to_verify": []string{"exp"}, "credentials": []map[string]string{c.cred}}})
+			// The host remembers valid signatures process-wide: a jti
+			// no run has used yet.
+			exp, run := time.Now().Unix()+3600, time.Now().UnixNano()
+			reqs := make([]filtertest.Request, b.N)
+			for i := range reqs {
+				claims := fmt.Sprintf(`{"iss":"orders","sub":"u1","exp":%d,"jti":"%d-%d"}`, exp, run, i)
+				tok := token(b, c.alg, `{"alg":"`+c.alg+`","typ":"JWT"}`, claims, c.key)
+				reqs[i] = filtertest.Request{Headers: [][2]string{{":path", "/api/v2/orders"}, {"authorization", "Bearer " + tok}}, ClientAddr: "10.0.0.1:5000"}
+			}
+			before := f.Stats().CallSeconds
+			b.ResetTimer()
+			cpu := cpuTime()
+			for i := 0; i < b.N; i++ {
+				if r := f.Do(reqs[i]); r.Local != nil {
+					b.Fatalf("answered locally: %+v", r.Local)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric((f.Stats().CallSeconds-before)*1e6/float64(b.N), "wasm-us/op")
+		})
+	}
+}

@@ -179,6 +179,63 @@ impl<B: AsRef<[u8]>> Headers for sdk::HeaderPairs<B> {
     }
 }
 
+/// n in decimal, as n.to_string() writes it, without the formatting
+/// machinery (a header value on every request's path).
+pub fn int_string(n: i64) -> String {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    let mut out = String::with_capacity(buf.len() - i + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    // Digits only: ASCII.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    out
+}
+
+/// The request's headers asked for one at a time, each `first` one
+/// proxy_get_header_map_value. A plugin that reads a few headers pays
+/// for those alone: proxy_get_header_map_pairs encodes every field of
+/// the request for the guest to walk, which costs several single reads
+/// on a request of ten or so fields. A failure other than NotFound is
+/// logged (then the header reads as absent).
+pub struct HostRequestHeaders<'a> {
+    pub plugin: &'a str,
+}
+
+impl Headers for HostRequestHeaders<'_> {
+    fn first(&self, name: &str) -> Option<Cow<'_, str>> {
+        request_header(self.plugin, name).map(|v| Cow::Owned(into_string(v)))
+    }
+}
+
+/// One request header's first value as bytes (the host's buffer, not
+/// copied), None when absent; a failure is logged and reads as absent.
+pub fn request_header(plugin: &str, name: &str) -> Option<Vec<u8>> {
+    sdk::get_map_value_bytes(sdk::MapType::HttpRequestHeaders, name).unwrap_or_else(|e| {
+        sdk::log(LogLevel::Error, &format!("{}: reading request header {}: {:?}", plugin, name, e));
+        None
+    })
+}
+
+/// Bytes as a String, without a copy when they are UTF-8 (else as
+/// String::from_utf8_lossy makes them, as HeaderPairs::get_str reads).
+pub fn into_string(b: Vec<u8>) -> String {
+    match String::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
 /// The request headers read in place, logging a failure (then none).
 pub fn request_header_pairs(plugin: &str) -> sdk::HeaderPairs {
     read_header_pairs(plugin, sdk::MapType::HttpRequestHeaders, "request")
@@ -482,6 +539,13 @@ pub fn must_on<T>(plugin: &str, verb: &str, name: &str, r: Result<T, sdk::Status
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn int_string_as_to_string() {
+        for n in [0, 1, 9, 10, 99, 100, 12345, -1, -10, 1 << 40, i64::MAX, i64::MIN, i64::MIN + 1] {
+            assert_eq!(int_string(n), n.to_string());
+        }
+    }
 
     #[test]
     fn host_only_cases() {

@@ -235,6 +235,68 @@ pub struct Verifier {
     /// (claim, header), sorted by claim.
     claim_headers: Vec<(String, String)>,
     pk: PublicKeyVerifier,
+    verified: VerifiedTokens,
+}
+
+/// Tokens whose signature this configuration found valid, with what
+/// was read from them, so the same token on a client's next request
+/// skips the base64, the JSON and the HMAC or the host's public-key
+/// check (a client sends one token until it expires; Envoy's jwt_authn
+/// keeps verified tokens for the same reason). An entry is the whole
+/// token, compared byte for byte, so a hit is exact; everything an entry
+/// holds follows from the token and the configuration alone, and what
+/// depends on the time (exp, nbf) is checked on every request. New keys
+/// from jwks_uri empty it. Only tokens with a valid signature are kept,
+/// one per slot (chosen by the signature's last characters; a new token
+/// replaces the one in its slot), and only tokens of at most
+/// VERIFIED_MAX_TOKEN bytes: a few tens of KiB an instance at most.
+#[derive(Default)]
+struct VerifiedTokens {
+    slots: RefCell<Vec<Option<VerifiedToken>>>,
+}
+
+struct VerifiedToken {
+    token: Vec<u8>,
+    /// The claims the configuration reads.
+    claims: Vec<(String, json::Value)>,
+    consumer: String,
+}
+
+const VERIFIED_SLOTS: usize = 32;
+const VERIFIED_MAX_TOKEN: usize = 1024;
+
+impl VerifiedTokens {
+    fn slot(token: &[u8]) -> usize {
+        let mut last = [0u8; 8];
+        let n = token.len().min(8);
+        last[..n].copy_from_slice(&token[token.len() - n..]);
+        (u64::from_le_bytes(last).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 59) as usize % VERIFIED_SLOTS
+    }
+
+    /// f of token's entry, None when it has none.
+    fn with<R>(&self, token: &[u8], f: impl FnOnce(&VerifiedToken) -> R) -> Option<R> {
+        let slots = self.slots.borrow();
+        match slots.get(Self::slot(token)) {
+            Some(Some(t)) if t.token == token => Some(f(t)),
+            _ => None,
+        }
+    }
+
+    /// Keeps a token whose signature was found valid.
+    fn put(&self, token: &[u8], claims: Vec<(String, json::Value)>, consumer: String) {
+        if token.len() > VERIFIED_MAX_TOKEN {
+            return;
+        }
+        let mut slots = self.slots.borrow_mut();
+        if slots.len() < VERIFIED_SLOTS {
+            slots.resize_with(VERIFIED_SLOTS, || None);
+        }
+        slots[Self::slot(token)] = Some(VerifiedToken { token: token.to_vec(), claims, consumer });
+    }
+
+    fn clear(&self) {
+        self.slots.borrow_mut().clear();
+    }
 }
 
 /// Every key of the configuration, nested ones too: a misspelt one is
@@ -364,6 +426,7 @@ pub fn parse(data: &[u8], read_file: impl Fn(&str, &str) -> Result<Vec<u8>, Stri
         jwks_refresh_ns: 0,
         claim_headers: Vec::new(),
         pk,
+        verified: VerifiedTokens::default(),
     };
     if v.skew < 0 || v.max_exp < 0 {
         return Err("config: clock_skew and maximum_expiration must not be negative".into());
@@ -682,6 +745,11 @@ impl Verifier {
         if token.is_empty() {
             return self.fail("", "Unauthorized");
         }
+        // A token verified before: only what depends on the time is
+        // checked again.
+        if let Some(r) = self.verified.with(token.as_bytes(), |t| self.finish(&t.claims, t.consumer.clone(), now)) {
+            return r;
+        }
         let bad = || self.fail("invalid_token", "Bad token; invalid JSON");
         let mut parts = token.split('.');
         let (p0, p1, p2) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -748,12 +816,20 @@ impl Verifier {
                 return self.fail("invalid_token", &format!("No credentials found for given '{}'", self.key_claim));
             }
         }
-        if let Some(msg) = self.check_claims(&claims, now) {
+        let r = self.finish(&claims, consumer.clone(), now);
+        self.verified.put(token.as_bytes(), claims, consumer);
+        r
+    }
+
+    /// The outcome for a token whose signature is valid: its claims
+    /// checked at now, the consumer and the claims to forward.
+    fn finish(&self, claims: &[(String, json::Value)], consumer: String, now: i64) -> Outcome {
+        if let Some(msg) = self.check_claims(claims, now) {
             return self.fail("invalid_token", msg);
         }
         let mut r = Outcome { consumer, ..Default::default() };
         for (c, h) in &self.claim_headers {
-            if let Some(s) = claim_string(claim(&claims, c)) {
+            if let Some(s) = claim_string(claim(claims, c)) {
                 r.set_headers.push((h.clone(), s));
             }
         }
@@ -802,10 +878,12 @@ impl Verifier {
         None
     }
 
+    /// The token, from the first source that has one; a source is read
+    /// only when the configuration names it (each read a hostcall).
     fn find_token<H: common::Headers + ?Sized>(&self, headers: &H) -> String {
-        let path = headers.first(":path").unwrap_or_default();
-        let (_, raw) = common::split_path(&path);
-        if !self.uri_params.is_empty() && !raw.is_empty() {
+        let path = if self.uri_params.is_empty() { None } else { headers.first(":path") };
+        let (_, raw) = common::split_path(path.as_deref().unwrap_or_default());
+        if !raw.is_empty() {
             if let Ok(q) = common::parse_query(raw) {
                 for n in &self.uri_params {
                     if let Some((_, vs)) = q.iter().find(|(k, _)| k == n) {
@@ -871,6 +949,7 @@ impl Verifier {
             return Err("JWKS has no usable signing keys".into());
         }
         self.jwks = keys;
+        self.verified.clear();
         Ok(())
     }
 }
@@ -1015,14 +1094,14 @@ fn release(st: &Shared, have_keys: bool) {
             let s = st.borrow();
             s.v.check(&headers, s.v.now())
         };
-        if apply(&r, &headers) {
+        if apply(&r) {
             common::must(NAME, "resuming the request", sdk::resume_http_request());
         }
     }
 }
 
-/// Acts on an outcome for a request with these headers; true if it may go on.
-fn apply<H: common::Headers + ?Sized>(r: &Outcome, headers: &H) -> bool {
+/// Acts on an outcome for the current request; true if it may go on.
+fn apply(r: &Outcome) -> bool {
     if r.skip {
         return true;
     }
@@ -1031,20 +1110,21 @@ fn apply<H: common::Headers + ?Sized>(r: &Outcome, headers: &H) -> bool {
         return false;
     }
     // Values a client sent for the consumer headers must not survive.
+    // Removing an absent header is Ok and costs what asking whether it
+    // is there would; once removed, setting one is an add.
     for h in [HEADER_CONSUMER_USERNAME, HEADER_CONSUMER_ID, HEADER_ANONYMOUS] {
-        if headers.first(h).is_some() {
-            if let Err(e) = sdk::remove_http_request_header(h) {
-                sdk::log(LogLevel::Error, &format!("{}: removing {}: {:?}", NAME, h, e));
-            }
+        if let Err(e) = sdk::remove_http_request_header(h) {
+            sdk::log(LogLevel::Error, &format!("{}: removing {}: {:?}", NAME, h, e));
         }
     }
+    let add = |h: &str, v: &str| sdk::add_map_value(sdk::MapType::HttpRequestHeaders, h, v);
     if r.anonymous {
-        common::must(NAME, "setting anonymous", sdk::set_http_request_header(HEADER_ANONYMOUS, "true"));
+        common::must(NAME, "setting anonymous", add(HEADER_ANONYMOUS, "true"));
     }
     if !r.consumer.is_empty() {
-        common::must(NAME, "setting consumer", sdk::set_http_request_header(HEADER_CONSUMER_USERNAME, &r.consumer));
+        common::must(NAME, "setting consumer", add(HEADER_CONSUMER_USERNAME, &r.consumer));
         common::set_consumer(NAME, &r.consumer);
-        common::must(NAME, "setting consumer id", sdk::set_http_request_header(HEADER_CONSUMER_ID, &r.consumer));
+        common::must(NAME, "setting consumer id", add(HEADER_CONSUMER_ID, &r.consumer));
     }
     for (h, v) in &r.set_headers {
         if let Err(e) = sdk::set_http_request_header(h, v) {
@@ -1061,12 +1141,15 @@ struct Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        let h = common::request_header_pairs(NAME);
+        // Only the token's sources are read, one hostcall each.
         let r = {
             let s = self.st.borrow();
-            s.v.check(&h, s.v.now())
+            s.v.check(&common::HostRequestHeaders { plugin: NAME }, s.v.now())
         };
         if r.need_keys {
+            // The request waits for the keys and is checked again then,
+            // from its headers as they are now.
+            let h = common::request_header_pairs(NAME);
             let fetching = {
                 let mut s = self.st.borrow_mut();
                 s.waiting.push((self.id, h.to_owned_pairs()));
@@ -1077,7 +1160,7 @@ impl HttpContext for Stream {
             }
             return Action::Pause;
         }
-        if apply(&r, &h) {
+        if apply(&r) {
             Action::Continue
         } else {
             Action::Pause
@@ -1141,6 +1224,28 @@ mod tests {
     const NOW: i64 = 1_700_000_000;
 
     // plugins/src/jwt's TestHS256AndClaims.
+    // A token kept is found again, exactly; another token in the same
+    // slot is not; clear forgets them all; a long token is not kept.
+    #[test]
+    fn verified_tokens() {
+        let v = VerifiedTokens::default();
+        let consumer = |t: &[u8]| v.with(t, |e| e.consumer.clone());
+        assert_eq!(consumer(b"a.b.signature1"), None);
+        v.put(b"a.b.signature1", Vec::new(), "alice".into());
+        assert_eq!(consumer(b"a.b.signature1").as_deref(), Some("alice"));
+        assert_eq!(VerifiedTokens::slot(b"a.b.signature1"), VerifiedTokens::slot(b"x.b.signature1"));
+        assert_eq!(consumer(b"x.b.signature1"), None, "same slot, another token");
+        assert_eq!(consumer(b"a.b.signature2"), None);
+        v.put(b"x.b.signature1", Vec::new(), "bob".into());
+        assert_eq!(consumer(b"a.b.signature1"), None, "replaced in its slot");
+        assert_eq!(consumer(b"x.b.signature1").as_deref(), Some("bob"));
+        v.clear();
+        assert_eq!(consumer(b"x.b.signature1"), None, "cleared");
+        let long = vec![b'a'; VERIFIED_MAX_TOKEN + 1];
+        v.put(&long, Vec::new(), "carol".into());
+        assert_eq!(consumer(&long), None, "a long token is not kept");
+    }
+
     #[test]
     fn hs256_and_claims() {
         let v = parse(

@@ -232,8 +232,9 @@ struct Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        let h = common::request_header_pairs(NAME);
-        let r = self.auth.check(&h);
+        // Only the headers the check asks for are read (the key's names,
+        // then :path for the query), one hostcall each.
+        let r = self.auth.check(&common::HostRequestHeaders { plugin: NAME });
         if r.skip {
             return Action::Continue;
         }
@@ -243,10 +244,10 @@ impl HttpContext for Stream {
         }
         if r.anonymous {
             common::must(NAME, "setting anonymous", sdk::set_http_request_header(HEADER_ANONYMOUS, "true"));
-        } else if h.get(HEADER_ANONYMOUS).is_some() {
-            if let Err(e) = sdk::remove_http_request_header(HEADER_ANONYMOUS) {
-                sdk::log(LogLevel::Error, &format!("{}: removing {}: {:?}", NAME, HEADER_ANONYMOUS, e));
-            }
+        } else if let Err(e) = sdk::remove_http_request_header(HEADER_ANONYMOUS) {
+            // Removing an absent header is Ok: one hostcall, where asking
+            // whether it is there would be one too.
+            sdk::log(LogLevel::Error, &format!("{}: removing {}: {:?}", NAME, HEADER_ANONYMOUS, e));
         }
         common::must(NAME, "setting consumer", sdk::set_http_request_header(HEADER_CONSUMER_USERNAME, &r.consumer));
         common::set_consumer(NAME, &r.consumer);

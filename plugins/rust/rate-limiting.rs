@@ -278,17 +278,17 @@ impl Limiter {
             for (i, u) in usages.iter().enumerate() {
                 let rem = (u.max - u.count).max(0);
                 let (limit, remaining) = period_headers(u.period);
-                d.headers.push((limit, u.max.to_string()));
-                d.headers.push((remaining, rem.to_string()));
+                d.headers.push((limit, common::int_string(u.max)));
+                d.headers.push((remaining, common::int_string(rem)));
                 match best {
                     Some((b, br)) if !(rem < br || (rem == br && u.max > usages[b].max)) => {}
                     _ => best = Some((i, rem)),
                 }
             }
             if let Some((b, rem)) = best {
-                d.headers.push(("ratelimit-limit", usages[b].max.to_string()));
-                d.headers.push(("ratelimit-remaining", rem.to_string()));
-                d.headers.push(("ratelimit-reset", usages[b].reset.to_string()));
+                d.headers.push(("ratelimit-limit", common::int_string(usages[b].max)));
+                d.headers.push(("ratelimit-remaining", common::int_string(rem)));
+                d.headers.push(("ratelimit-reset", common::int_string(usages[b].reset)));
             }
         }
         if let Some(i) = exceeded {
