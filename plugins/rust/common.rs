@@ -179,27 +179,52 @@ impl<B: AsRef<[u8]>> Headers for sdk::HeaderPairs<B> {
     }
 }
 
-/// n in decimal, as n.to_string() writes it, without the formatting
-/// machinery (a header value on every request's path).
-pub fn int_string(n: i64) -> String {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut m = n.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
+/// An integer in decimal, as to_string writes it, held inline: a header
+/// value on every request's path, without the formatting machinery or
+/// an allocation.
+#[derive(Clone, Copy)]
+pub struct Int {
+    buf: [u8; 20],
+    start: u8,
+}
+
+impl Int {
+    pub fn new(n: i64) -> Int {
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        let mut m = n.unsigned_abs();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (m % 10) as u8;
+            m /= 10;
+            if m == 0 {
+                break;
+            }
         }
+        if n < 0 {
+            // 19 digits at most, so there is room.
+            i -= 1;
+            buf[i] = b'-';
+        }
+        Int { buf, start: i as u8 }
     }
-    let mut out = String::with_capacity(buf.len() - i + 1);
-    if n < 0 {
-        out.push('-');
+
+    pub fn as_str(&self) -> &str {
+        // Digits and '-': ASCII.
+        std::str::from_utf8(&self.buf[self.start as usize..]).unwrap_or_default()
     }
-    // Digits only: ASCII.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
-    out
+}
+
+impl AsRef<str> for Int {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Int {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The request's headers asked for one at a time, each `first` one
@@ -541,9 +566,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn int_string_as_to_string() {
+    fn int_as_to_string() {
         for n in [0, 1, 9, 10, 99, 100, 12345, -1, -10, 1 << 40, i64::MAX, i64::MIN, i64::MIN + 1] {
-            assert_eq!(int_string(n), n.to_string());
+            assert_eq!(Int::new(n).as_str(), n.to_string());
         }
     }
 

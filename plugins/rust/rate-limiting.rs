@@ -171,7 +171,7 @@ pub struct Decision {
     /// A refusal to send instead of going on.
     pub reply: Option<common::Reply>,
     /// Go on the response (none with hide_client_headers).
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, common::Int)>,
     /// The store failed (and the request was let through because of
     /// fault_tolerant, unless reply says otherwise).
     pub store_error: Option<String>,
@@ -275,20 +275,21 @@ impl Limiter {
             // remaining; on a tie, the larger limit), as Kong does. Names
             // are lower case, as header maps carry them.
             let mut best: Option<(usize, i64)> = None;
+            d.headers.reserve_exact(2 * usages.len() + 3);
             for (i, u) in usages.iter().enumerate() {
                 let rem = (u.max - u.count).max(0);
                 let (limit, remaining) = period_headers(u.period);
-                d.headers.push((limit, common::int_string(u.max)));
-                d.headers.push((remaining, common::int_string(rem)));
+                d.headers.push((limit, common::Int::new(u.max)));
+                d.headers.push((remaining, common::Int::new(rem)));
                 match best {
                     Some((b, br)) if !(rem < br || (rem == br && u.max > usages[b].max)) => {}
                     _ => best = Some((i, rem)),
                 }
             }
             if let Some((b, rem)) = best {
-                d.headers.push(("ratelimit-limit", common::int_string(usages[b].max)));
-                d.headers.push(("ratelimit-remaining", common::int_string(rem)));
-                d.headers.push(("ratelimit-reset", common::int_string(usages[b].reset)));
+                d.headers.push(("ratelimit-limit", common::Int::new(usages[b].max)));
+                d.headers.push(("ratelimit-remaining", common::Int::new(rem)));
+                d.headers.push(("ratelimit-reset", common::Int::new(usages[b].reset)));
             }
         }
         if let Some(i) = exceeded {
@@ -352,7 +353,7 @@ impl RootContext for Plugin {
 
 struct Stream {
     p: Rc<Shared>,
-    headers: Vec<(&'static str, String)>,
+    headers: Vec<(&'static str, common::Int)>,
 }
 
 impl HttpContext for Stream {
@@ -378,7 +379,7 @@ impl HttpContext for Stream {
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
         for (k, v) in &self.headers {
-            common::must_on(NAME, "setting", k, sdk::set_http_response_header(k, v));
+            common::must_on(NAME, "setting", k, sdk::set_http_response_header(k, v.as_str()));
         }
         Action::Continue
     }
@@ -389,8 +390,8 @@ mod tests {
     use super::*;
     use limits::MemStore;
 
-    fn header<'a, K: AsRef<str>>(h: &'a [(K, String)], k: &str) -> &'a str {
-        h.iter().find(|(n, _)| n.as_ref().eq_ignore_ascii_case(k)).map_or("", |(_, v)| v.as_str())
+    fn header<'a, K: AsRef<str>, V: AsRef<str>>(h: &'a [(K, V)], k: &str) -> &'a str {
+        h.iter().find(|(n, _)| n.as_ref().eq_ignore_ascii_case(k)).map_or("", |(_, v)| v.as_ref())
     }
 
     #[test]
