@@ -199,11 +199,11 @@ impl Limiter {
         if id.is_empty() {
             id = r.client_ip();
         }
-        let mut out = String::with_capacity(self.limit_by.len() + 1 + id.len());
-        out.push_str(&self.limit_by);
-        out.push(':');
-        out.push_str(&id);
-        out
+        // "limit_by:id", in id's own buffer (the client IP's has the
+        // room its port took).
+        id.insert(0, ':');
+        id.insert_str(0, &self.limit_by);
+        id
     }
 
     /// The shared-data key of id's counter for period (built without
