@@ -262,8 +262,13 @@ impl Headers for HostRequestHeaders<'_> {
 /// One request header's first value as bytes (the host's buffer, not
 /// copied), None when absent; a failure is logged and reads as absent.
 pub fn request_header(plugin: &str, name: &str) -> Option<Vec<u8>> {
-    sdk::get_map_value_bytes(sdk::MapType::HttpRequestHeaders, name).unwrap_or_else(|e| {
-        sdk::log(LogLevel::Error, &format!("{}: reading request header {}: {:?}", plugin, name, e));
+    map_value(plugin, sdk::MapType::HttpRequestHeaders, name)
+}
+
+/// request_header for any map.
+pub fn map_value(plugin: &str, t: sdk::MapType, name: &str) -> Option<Vec<u8>> {
+    sdk::get_map_value_bytes(t, name).unwrap_or_else(|e| {
+        sdk::log(LogLevel::Error, &format!("{}: reading header {}: {:?}", plugin, name, e));
         None
     })
 }

@@ -222,8 +222,7 @@ struct Stream {
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, eos: bool) -> Action {
         if self.t.headers_only_additions() {
-            let h = common::request_header_pairs(NAME);
-            if let Err(e) = self.t.headers.add_in_place(&h, sdk::MapType::HttpRequestHeaders) {
+            if let Err(e) = self.t.headers.add_in_place(NAME, sdk::MapType::HttpRequestHeaders) {
                 sdk::log(LogLevel::Error, &format!("{}: adding request headers: {:?}", NAME, e));
             }
             return Action::Continue;

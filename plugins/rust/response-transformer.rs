@@ -144,8 +144,7 @@ struct Stream {
 impl HttpContext for Stream {
     fn on_http_response_headers(&mut self, _n: usize, eos: bool) -> Action {
         if self.t.headers_only_additions() {
-            let h = common::response_header_pairs(NAME);
-            if let Err(e) = self.t.headers.add_in_place(&h, sdk::MapType::HttpResponseHeaders) {
+            if let Err(e) = self.t.headers.add_in_place(NAME, sdk::MapType::HttpResponseHeaders) {
                 sdk::log(LogLevel::Error, &format!("{}: adding response headers: {:?}", NAME, e));
             }
             return Action::Continue;

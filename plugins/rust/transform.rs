@@ -58,11 +58,27 @@ impl Ops {
     /// with one add hostcall per header added, which is what
     /// [`Ops::headers`] and a whole-map replacement come to (the host
     /// appends, lower-casing the name), without copying the map into the
-    /// guest and back. h is the map as it is.
-    pub fn add_in_place(&self, h: &HeaderPairs, t: sdk::MapType) -> Result<(), sdk::Status> {
+    /// guest and back. Whether a header is there is asked one header at
+    /// a time for a few additions (one proxy_get_header_map_value each),
+    /// from the whole map (proxy_get_header_map_pairs, which costs several
+    /// single reads on a request of ten fields) for more.
+    pub fn add_in_place(&self, plugin: &str, t: sdk::MapType) -> Result<(), sdk::Status> {
+        const FEW: usize = 4;
+        let h: Option<HeaderPairs> = if self.add.len() > FEW {
+            Some(sdk::get_map_pairs(t).unwrap_or_else(|e| {
+                sdk::log(sdk::LogLevel::Error, &format!("{}: reading headers: {:?}", plugin, e));
+                HeaderPairs::parse(Vec::new())
+            }))
+        } else {
+            None
+        };
         for (i, p) in self.add.iter().enumerate() {
             let earlier = self.add[..i].iter().any(|q| q.name.eq_ignore_ascii_case(&p.name));
-            if !earlier && h.get(&p.name).is_none() {
+            let there = || match &h {
+                Some(h) => h.get(&p.name).is_some(),
+                None => common::map_value(plugin, t, &p.name).is_some(),
+            };
+            if !earlier && !there() {
                 sdk::add_map_value(t, &p.name, &p.value)?;
             }
         }
