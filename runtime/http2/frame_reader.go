@@ -63,6 +63,17 @@ func (r *frameReader) next() (f http2.Frame, hf *headersFrame, err error) {
 	return f, nil, err
 }
 
+// frameBuffered reports whether a whole frame is buffered: next will not
+// wait for the peer.
+func (r *frameReader) frameBuffered() bool {
+	n := r.br.Buffered()
+	if n < 9 {
+		return false
+	}
+	h, _ := r.br.Peek(9)
+	return n >= 9+(int(h[0])<<16|int(h[1])<<8|int(h[2]))
+}
+
 // readHeaders reads the payload of a HEADERS or CONTINUATION frame whose
 // header the Framer has read and checked (RFC 9113 6.2, 6.10).
 func (r *frameReader) readHeaders(fh http2.FrameHeader) (*headersFrame, error) {

@@ -41,6 +41,7 @@ type serverStream struct {
 	resetByPeer  bool
 	err          error // why reads and writes fail
 	ctx          *streamContext
+	nextStart    *serverStream // the stream to start after this one (dispatchStarts)
 }
 
 var streamPool = sync.Pool{New: func() any { return new(serverStream) }}
@@ -114,6 +115,7 @@ func (st *serverStream) creditLocked(n int64) {
 // run is the stream's goroutine.
 func (st *serverStream) run() {
 	sc := st.sc
+	sc.startNext()
 	defer sc.handlers.Done()
 	defer st.finish()
 	sc.handler.ServeStream(st)
