@@ -2,7 +2,11 @@ package hostabi
 
 import (
 	"context"
+	"errors"
+	"runtime"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/plugins"
 )
 
 // BenchmarkRequestHeaders is one host round trip: proxy_on_request_headers
@@ -112,5 +116,48 @@ func BenchmarkLoadWarmCache(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		load()
+	}
+}
+
+// BenchmarkNewInstance is one more instance of a loaded plugin (the
+// built-in add-header module on the Rust crate), created and closed: its
+// B/op is the Go heap an instance takes while it lives, besides its linear
+// memory. wazero gives every function the host looks up its own call
+// engine with a stack, so an instance that looked up every callback at
+// creation paid for the ones its streams never call.
+func BenchmarkNewInstance(b *testing.B) {
+	testGuests["add-header"] = plugins.RustModule("add-header")
+	p := load(b, "add-header", PluginConfig{RootID: "add-header", Trusted: true,
+		PluginConfig: []byte(`{"request_headers":{"x-a":"1"}}`)})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		p.vm.createMu.Lock()
+		in, err := p.vm.newInstance(ctx)
+		p.vm.createMu.Unlock()
+		if err != nil {
+			b.Fatal(err)
+		}
+		in.close(errors.New("benchmark"))
+	}
+	// What a live instance keeps: the heap of ten more, after collection.
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var insts []*instance
+	for range 10 {
+		p.vm.createMu.Lock()
+		in, err := p.vm.newInstance(ctx)
+		p.vm.createMu.Unlock()
+		if err != nil {
+			b.Fatal(err)
+		}
+		insts = append(insts, in)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/10, "live-B/instance")
+	for _, in := range insts {
+		in.close(errors.New("benchmark"))
 	}
 }

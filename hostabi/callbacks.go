@@ -173,7 +173,7 @@ func (p *Plugin) newStream(ctx context.Context, s *HTTPStream, host StreamHost, 
 	s.id = in.nextID
 	in.nextID++
 	in.streams[s.id] = s
-	if !network && in.fns[cbCreateRequestHeaders] != nil && s.skip&(1<<cbRequestHeaders) == 0 {
+	if !network && in.has(cbCreateRequestHeaders) && s.skip&(1<<cbRequestHeaders) == 0 {
 		// The guest creates the context with its request headers, the
 		// stream's first callback (enter): one call into it, not two.
 		in.mu.Unlock()
@@ -273,7 +273,7 @@ func (s *HTTPStream) enter(cb callback, d StreamType, count MapType, args ...uin
 	switch {
 	case s.created:
 		r, err = in.call(cb, args...)
-	case cb == cbRequestHeaders && in.fns[cbCreateRequestHeaders] != nil:
+	case cb == cbRequestHeaders && in.has(cbCreateRequestHeaders):
 		s.created = true
 		r, err = in.call(cbCreateRequestHeaders, uint64(s.id), uint64(s.rootID), args[1], args[2])
 	default:

@@ -114,6 +114,13 @@ type compiledModule struct {
 	// 0.2 callbacks it stands for; another export of that name is not
 	// called (the ABI's two callbacks are).
 	createRequestHeaders bool
+	// calls holds, by callback, the export an instance calls for it ("":
+	// none; the host skips it): the callback's name, malloc for a missing
+	// proxy_on_memory_allocate, none for a create-with-headers export of
+	// another shape. Instances look each one up when first called. The
+	// start section's entry is a guess for a rewritten module (it has one
+	// if the module had a start section): call it through fn, not has.
+	calls [numCallbacks]string
 }
 
 // CompileCache tells where a plugin's compiled code came from.
@@ -353,6 +360,22 @@ func (e *Engine) addModule(ctx context.Context, key moduleKey, rt wazero.Runtime
 	}
 	cm := &compiledModule{key: key, rt: rt, mod: mod, version: version, refs: 1, interruptible: interruptible, cache: cache,
 		headerArgs: headerArgs, createRequestHeaders: createRequestHeaders}
+	for cb, name := range callbackNames {
+		if _, ok := exports[name]; ok {
+			cm.calls[cb] = name
+		}
+	}
+	if _, ok := exports["malloc"]; ok && cm.calls[cbMemoryAllocate] == "" {
+		cm.calls[cbMemoryAllocate] = "malloc"
+	}
+	if !createRequestHeaders {
+		cm.calls[cbCreateRequestHeaders] = ""
+	}
+	if interruptible {
+		// The rewrite exports the start section's function, if the
+		// module has one; wasm is the module before it.
+		cm.calls[cbStartSection] = interrupt.StartExport
+	}
 	e.modules[key] = cm
 	return cm, nil
 }

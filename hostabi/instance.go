@@ -39,7 +39,6 @@ type instance struct {
 	mod    api.Module
 	mem    api.Memory
 	memory *limitedMemory
-	fns    [numCallbacks]api.Function
 	// headerArgs is 2 for ABI 0.1.0 header callbacks (no end_of_stream).
 	headerArgs int
 	// ctx carries the instance to host functions. For a module without
@@ -91,6 +90,11 @@ type instance struct {
 	// sample is a xorshift state: which calls are timed (callT).
 	sample uint32
 	stack  [8]uint64
+	// fns are the exports the instance has called, looked up on first
+	// call (fn): wazero gives each looked-up function its own call engine
+	// and stack (about 10 KiB), and most callbacks of most filters are
+	// never called. Which exist is the module's (cm.calls, has).
+	fns [numCallbacks]api.Function
 	// allocStack is the guest allocator's call stack (allocateView).
 	allocStack [1]uint64
 	// pathBuf backs the segments of a property hostcall's path.
@@ -190,16 +194,7 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 		in.close(errors.New("no memory"))
 		return nil, errors.New("module exports no memory")
 	}
-	for i, name := range callbackNames {
-		in.fns[i] = mod.ExportedFunction(name)
-	}
-	if in.fns[cbMemoryAllocate] == nil {
-		in.fns[cbMemoryAllocate] = mod.ExportedFunction("malloc")
-	}
 	in.headerArgs = in.cm.headerArgs
-	if !in.cm.createRequestHeaders {
-		in.fns[cbCreateRequestHeaders] = nil
-	}
 	v.mu.Lock()
 	plugins := append([]*Plugin(nil), v.plugins...)
 	v.mu.Unlock()
@@ -217,6 +212,11 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 		return nil, err
 	}
 	in.starting = false
+	// Start-up's callbacks are done with until another plugin joins the
+	// VM: let their call engines go.
+	for _, cb := range [...]callback{cbStartSection, cbInitialize, cbMain, cbStart, cbVMStart, cbConfigure} {
+		in.fns[cb] = nil
+	}
 	return in, nil
 }
 
@@ -226,7 +226,7 @@ func (in *instance) start() error {
 	// logging and WASI; any other hostcall traps and fails the load.
 	in.restricted = true
 	defer func() { in.restricted = false }()
-	if in.fns[cbStartSection] != nil {
+	if in.fn(cbStartSection) != nil {
 		// The start section's function, as wazero would have run it
 		// while instantiating, but under the deadline.
 		if _, err := in.callT(t, cbStartSection); err != nil {
@@ -234,24 +234,47 @@ func (in *instance) start() error {
 		}
 	}
 	switch {
-	case in.fns[cbInitialize] != nil:
+	case in.has(cbInitialize):
 		if _, err := in.callT(t, cbInitialize); err != nil {
 			return fmt.Errorf("_initialize: %w", err)
 		}
-		if in.fns[cbMain] != nil {
+		if in.has(cbMain) {
 			if _, err := in.callT(t, cbMain, 0, 0); err != nil {
 				return fmt.Errorf("main: %w", err)
 			}
 		}
-	case in.fns[cbStart] != nil:
+	case in.has(cbStart):
 		if _, err := in.callT(t, cbStart); err != nil {
 			return fmt.Errorf("_start: %w", err)
 		}
 	}
-	if in.fns[cbMemoryAllocate] == nil {
+	if !in.has(cbMemoryAllocate) {
 		return errors.New("module exports neither proxy_on_memory_allocate nor malloc")
 	}
 	return nil
+}
+
+// has tells whether the module exports a function for cb.
+func (in *instance) has(cb callback) bool { return in.cm.calls[cb] != "" }
+
+// fn returns the export cb calls, nil if the module has none. The first
+// call looks it up; later ones read the slot. Callers hold mu, so one
+// goroutine at a time fills the slots.
+func (in *instance) fn(cb callback) api.Function {
+	if f := in.fns[cb]; f != nil {
+		return f
+	}
+	return in.lookUp(cb)
+}
+
+func (in *instance) lookUp(cb callback) api.Function {
+	name := in.cm.calls[cb]
+	if name == "" || in.mod == nil {
+		return nil
+	}
+	f := in.mod.ExportedFunction(name)
+	in.fns[cb] = f
+	return f
 }
 
 // addRoot creates p's root context: context_create, vm_start, configure.
@@ -272,7 +295,7 @@ func (in *instance) addRoot(p *Plugin) error {
 	if _, err := in.callT(t, cbContextCreate, uint64(id), 0); err != nil {
 		return refuse(fmt.Errorf("proxy_on_context_create (root): %w", err))
 	}
-	if in.fns[cbVMStart] != nil {
+	if in.has(cbVMStart) {
 		in.effective = id
 		ok, reason, err := in.callCapturing(t, cbVMStart, uint64(id), uint64(len(in.vm.cfg.VMConfig)))
 		if err != nil {
@@ -282,7 +305,7 @@ func (in *instance) addRoot(p *Plugin) error {
 			return refuse(&RefusedError{Callback: "proxy_on_vm_start", Reason: reason})
 		}
 	}
-	if in.fns[cbConfigure] != nil {
+	if in.has(cbConfigure) {
 		in.effective = id
 		ok, reason, err := in.callCapturing(t, cbConfigure, uint64(id), uint64(len(p.cfg.PluginConfig)))
 		if err != nil {
@@ -348,7 +371,7 @@ func (in *instance) beginRemoveRoot(p *Plugin) <-chan struct{} {
 	if rc.doneWait != nil {
 		return rc.doneWait
 	}
-	if in.broken != nil || in.mod == nil || in.fns[cbDone] == nil {
+	if in.broken != nil || in.mod == nil || !in.has(cbDone) {
 		return nil
 	}
 	in.effective = id
@@ -415,7 +438,7 @@ func (in *instance) callT(timeout time.Duration, cb callback, args ...uint64) (u
 	if in.broken != nil {
 		return 0, in.broken
 	}
-	f := in.fns[cb]
+	f := in.fn(cb)
 	if f == nil {
 		return 0, nil
 	}
@@ -712,8 +735,12 @@ func (in *instance) allocateView(ctx context.Context, size int) (uint32, []byte,
 	// allocation.
 	st := in.allocStack[:]
 	st[0] = uint64(size)
+	f := in.fn(cbMemoryAllocate)
+	if f == nil {
+		return 0, nil, errors.New("the module has no allocator")
+	}
 	in.allocating = true
-	err := in.fns[cbMemoryAllocate].CallWithStack(ctx, st)
+	err := f.CallWithStack(ctx, st)
 	in.allocating = false
 	if err != nil {
 		if in.broken == nil {
