@@ -129,6 +129,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log.Info(fmt.Sprintf("ready in %s", time.Since(start).Round(time.Millisecond)),
 		zap.String("version", version), zap.String("config", f.config), zap.String("admin", srv.AdminAddr()))
+	releaseBinaryPages()
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
