@@ -14,7 +14,8 @@
 # to its collection goal and the plugin pools to their size.
 #
 # Each row splits RSS (/proc/PID/smaps) into the binary's pages (code and
-# read-only data touched so far), shared libraries, compiled Wasm code
+# read-only data touched since sluice run was ready: it unmaps start-up's
+# then; the writable data), shared libraries, compiled Wasm code
 # (anonymous executable mappings: wazero's), the Go heap as the runtime
 # holds it (in use, and freed but not yet returned; from the admin API's
 # /debug/pprof/heap?debug=1), and the rest of the anonymous memory
