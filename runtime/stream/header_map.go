@@ -176,11 +176,15 @@ func (h *HeaderMap) own(name, value string) Field { return own(h, name, value) }
 // own, index and delFrom are generic over the name's form so the string
 // and the []byte methods share one implementation.
 func own[S ~string | ~[]byte](h *HeaderMap, name, value S) Field {
+	// Copied whole and lowered in place: an append per byte was a
+	// capacity check per byte, and this runs for every field the proxy
+	// sets on every request.
 	start := len(h.arena)
-	for i := 0; i < len(name); i++ {
-		h.arena = append(h.arena, lower(name[i]))
-	}
+	h.arena = append(h.arena, name...)
 	mid := len(h.arena)
+	for i := start; i < mid; i++ {
+		h.arena[i] = lower(h.arena[i])
+	}
 	h.arena = append(h.arena, value...)
 	return Field{Name: h.arena[start:mid:mid], Value: h.arena[mid:len(h.arena):len(h.arena)]}
 }
@@ -203,7 +207,16 @@ func (h *HeaderMap) insert(f Field) {
 func (h *HeaderMap) index(name string, from int) int { return index(h, name, from) }
 
 func index[S ~string | ~[]byte](h *HeaderMap, name S, from int) int {
-	for i := from; i < len(h.fields); i++ {
+	// Pseudo-headers are fields[:pseudo] and only they: a lookup looks
+	// at its own part (the proxy asks for a pseudo-header or a field
+	// dozens of times a request).
+	end := len(h.fields)
+	if len(name) > 0 && name[0] == ':' {
+		end = h.pseudo
+	} else {
+		from = max(from, h.pseudo)
+	}
+	for i := from; i < end; i++ {
 		if equalFold(h.fields[i].Name, name) {
 			return i
 		}
