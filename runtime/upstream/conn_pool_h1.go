@@ -88,16 +88,26 @@ type h1Conn struct {
 
 // ctxWatch interrupts an exchange whose context ends: the context is
 // watched (context.AfterFunc, which sees its deadline pass too) once the
-// exchange has run for watchDelay, started by a timer made once per
-// connection. A deadline nearer than watchDelay also goes on the
+// exchange has run for a while, started by a timer made once per
+// connection. A deadline nearer than twice watchDelay also goes on the
 // connection at once; a farther one does not, since setting and clearing
 // a connection's deadline costs two timer updates in the poller on every
 // exchange, and the watch is in place long before it.
+//
+// The timer is not reset and stopped for every exchange (a reset and a
+// stop an exchange showed in profiles, with the runtime's upkeep of its
+// timer heap), as the downstream codec's watch: startWatch starts it only
+// when it is not running, and when it fires during a later exchange than
+// the one it was started for, it starts again for that one. So an
+// exchange is watched between one and two delays after it began.
 type ctxWatch struct {
 	mu       sync.Mutex
 	ctx      context.Context // the exchange's, while it runs
 	stop     func() bool     // the AfterFunc's, once registered
 	timer    *time.Timer
+	ticking  bool        // the timer runs
+	started  uint64      // exchanges watched so far; the current one's number
+	timedFor uint64      // the exchange the running timer was started for
 	fired    atomic.Bool // the context ended during the exchange
 	deadline bool        // a deadline is set on the connection
 	expire   func()
@@ -109,30 +119,54 @@ func (c *h1Conn) startWatch(ctx context.Context) {
 	if ctx.Done() == nil {
 		return
 	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < watchDelay {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 2*watchDelay {
 		c.conn.SetDeadline(dl)
 		w.deadline = true
 	}
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.ctx = ctx
-	w.mu.Unlock()
+	w.started++
+	if w.ticking {
+		return // it fires within a delay and starts again for this exchange
+	}
 	if w.timer == nil {
 		w.expire = func() {
 			w.fired.Store(true)
 			c.conn.SetDeadline(aLongTimeAgo)
 		}
 		w.timer = time.AfterFunc(watchDelay, c.watchFire)
-		return
+	} else {
+		w.timer.Reset(watchDelay)
 	}
-	w.timer.Reset(watchDelay)
+	w.ticking, w.timedFor = true, w.started
 }
 
 func (c *h1Conn) watchFire() {
 	w := &c.watch
 	w.mu.Lock()
-	if w.ctx != nil && w.stop == nil {
-		w.stop = context.AfterFunc(w.ctx, w.expire)
+	defer w.mu.Unlock()
+	w.ticking = false
+	if w.ctx == nil || w.stop != nil {
+		return // no exchange, or it is watched already
 	}
+	if w.started != w.timedFor {
+		// A later exchange than the timer's: give it its whole delay.
+		w.timer.Reset(watchDelay)
+		w.ticking, w.timedFor = true, w.started
+		return
+	}
+	w.stop = context.AfterFunc(w.ctx, w.expire)
+}
+
+// endWatch stops the timer for good: the connection is done.
+func (c *h1Conn) endWatch() {
+	w := &c.watch
+	w.mu.Lock()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.ticking = false
 	w.mu.Unlock()
 }
 
@@ -140,10 +174,7 @@ func (c *h1Conn) watchFire() {
 // exchange (the connection's deadline was moved: it is not reused).
 func (c *h1Conn) stopWatch() bool {
 	w := &c.watch
-	if w.timer != nil {
-		w.timer.Stop()
-	}
-	w.mu.Lock()
+	w.mu.Lock() // the timer runs on: it finds no exchange or a later one
 	stop := w.stop
 	w.ctx, w.stop = nil, nil
 	w.mu.Unlock()
@@ -204,7 +235,7 @@ func (p *h1Pool) janitor() {
 // With checkAtSend, the check of a connection that can do it while it
 // sends (sendQuiet: plain TCP) is left to the send.
 func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool) (c *h1Conn, reused bool, err error) {
-	now := time.Now()
+	now := monoNow()
 	for {
 		p.mu.Lock()
 		list := p.idle[addr]
@@ -232,8 +263,17 @@ func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool) (c *h1C
 	return c, false, nil
 }
 
+// monoNow is the time for idle ages, which only subtract readings: it
+// reads the monotonic clock alone (time.Now reads the wall clock too, a
+// second clock call, twice an exchange). Its wall part is process start
+// plus the monotonic time, which Sub never looks at when both sides have
+// a monotonic reading, as time.Now's do.
+func monoNow() time.Time { return monoStart.Add(time.Since(monoStart)) }
+
+var monoStart = time.Now()
+
 func (p *h1Pool) put(c *h1Conn) {
-	c.lastUsed = time.Now()
+	c.lastUsed = monoNow()
 	c.cc.Idle()
 	p.mu.Lock()
 	if p.closed || len(p.idle[c.addr]) >= p.maxIdle {
@@ -247,6 +287,7 @@ func (p *h1Pool) put(c *h1Conn) {
 
 // close closes an idle or settled connection and frees its buffers.
 func (c *h1Conn) close() {
+	c.endWatch()
 	c.conn.Close()
 	c.cc.Release()
 }
@@ -401,7 +442,8 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sen
 		go func(done chan<- error) { done <- c.writeBody(stream, bodyLen, req.Trailers) }(c.bodyDone)
 	}
 
-	resp, err := c.cc.ReadResponse(string(req.method()) == http.MethodHead)
+	head := string(req.method()) == http.MethodHead
+	resp, err := c.cc.ReadResponse(head)
 	if err != nil {
 		// A body writer still running fails on the closed connection.
 		return fail(err)
@@ -416,7 +458,7 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sen
 	st.headers = &resp.Header
 	st.status = resp.Status
 	st.bodyLen = resp.ContentLength
-	if string(req.method()) == http.MethodHead {
+	if head {
 		st.bodyLen = 0
 	}
 	return st, nil
