@@ -329,6 +329,58 @@ func TestH1CancelDuringBody(t *testing.T) {
 	eventually(t, 2*time.Second, "connection closed", func() bool { return c.limiter.active.Load() == 0 })
 }
 
+// TestH1WatchStartedForAnEarlierExchange: the connection's watch timer is
+// not reset per exchange, so a quick exchange leaves it running; an
+// exchange on the same connection whose upstream then never answers must
+// still end when its context is cancelled (the timer, finding a later
+// exchange than its own, starts again for it). Each round also cancels
+// at a different point of the earlier timer's run.
+func TestH1WatchStartedForAnEarlierExchange(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
+		if r.URL.Path == "/hang" {
+			<-release
+			return false
+		}
+		_, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return err == nil
+	})
+	c := h1Cluster(t, s.addr, config.Limits{})
+	for i, after := range []time.Duration{0, 3 * time.Millisecond, 9 * time.Millisecond, 15 * time.Millisecond} {
+		if r, body, err := do(t, c, "GET", nil); err != nil || r.status != 200 || body != "ok" {
+			t.Fatalf("round %d: quick exchange: %v %d %q", i, err, r.status, body)
+		}
+		// The quick exchange started the timer; this one begins while it
+		// runs (the round's wait, then the cancel, land at different
+		// points of it).
+		time.Sleep(after)
+		ctx, cancel := context.WithCancel(context.Background())
+		timer := time.AfterFunc(2*watchDelay+10*time.Millisecond, cancel)
+		done := make(chan error, 1)
+		go func() {
+			resp, err := c.Send(ctx, &Request{Headers: headers("GET", "/hang", "x")}, Pick{})
+			if err == nil {
+				resp.Close()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("round %d: hanging exchange ended with %v, want the cancel", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: the cancel did not end the exchange", i)
+		}
+		timer.Stop()
+		cancel()
+	}
+	if n := s.conns.Load(); n != 4 {
+		t.Errorf("%d connections, want 4 (each hung exchange reuses its round's connection)", n)
+	}
+}
+
 func TestH1EarlyResponseToLargeBody(t *testing.T) {
 	s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
 		io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig")
