@@ -74,10 +74,12 @@ type streamState struct {
 	// and the router's pick agree unless a filter changed what the
 	// choice depends on.
 	pickRnd uint64
-	// upstreamStart is when the first try went upstream; upstreamTime
-	// how long until the response headers came (0 without a response);
-	// retries counts the tries after the first. For the access log.
-	upstreamStart time.Time
+	// upstreamStart is when the first try went upstream, after the
+	// stream's start (an offset: one monotonic clock read, where a
+	// time.Now reads two clocks); upstreamTime how long until the
+	// response headers came (0 without a response); retries counts the
+	// tries after the first. For the access log.
+	upstreamStart time.Duration
 	upstreamTime  time.Duration
 	retries       int
 	// bodyRead is what was read of the request body from the client

@@ -73,6 +73,39 @@ func (x *activeStream) serve() {
 	}
 	x.setRequestID(h)
 	defer func() { x.finish(start) }()
+	x.decode(start, lr, h, headersOK)
+}
+
+// decode is serve's work from the checks of the request on: it routes
+// the stream and runs the decoder filters and the router. What it holds
+// until the stream ends (the request body, the stream's timer, the
+// filters' log, the body feed) is released by one defer, in the reverse
+// order of taking: with a defer per holding and this many returns the
+// compiler cannot open-code them, and the runtime's defer records cost on
+// every request.
+func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.HeaderMap, headersOK bool) {
+	ss := x.ss
+	var (
+		bodyOpen, timed, chained bool
+		feedDone                 chan struct{}
+	)
+	defer func() {
+		if feedDone != nil {
+			close(feedDone)
+		}
+		if chained {
+			x.s.info.ResponseSize = x.sent
+			x.fm.log()
+			x.fm.done()
+			x.upstreamResp.Close()
+		}
+		if timed {
+			x.timerFired = !x.idleState.stop()
+		}
+		if bodyOpen {
+			x.streamBody.close()
+		}
+	}()
 	if !headersOK {
 		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("invalid nominated headers in Connection\n"), Details: "connection_header_sanitization"})
 		return
@@ -86,9 +119,7 @@ func (x *activeStream) serve() {
 		return
 	}
 	x.body = x.requestBody()
-	if x.body != http.NoBody {
-		defer x.streamBody.close()
-	}
+	bodyOpen = x.body != http.NoBody
 	x.contentLength = ss.RequestBodyLength()
 	x.declaredTrailers = declaresTrailers(h)
 	conn := ss.Connection()
@@ -117,7 +148,7 @@ func (x *activeStream) serve() {
 	idleTimeout := streamIdleTimeout(lr, x.rt)
 	if routeTimeout > 0 || idleTimeout > 0 {
 		x.idleState.begin(idleTimeout, routeTimeout, start, ss, ctx)
-		defer func() { x.timerFired = !x.idleState.stop() }()
+		timed = true
 	}
 	noBody := x.body == http.NoBody
 	if idleTimeout > 0 {
@@ -137,17 +168,14 @@ func (x *activeStream) serve() {
 	if !x.buildChain(lr) {
 		return
 	}
-	defer func() {
-		x.s.info.ResponseSize = x.sent
-		x.fm.log()
-		x.fm.done()
-		x.upstreamResp.Close()
-	}()
+	chained = true
 
 	if !noBody && x.fm.wantsBody[filter.Request] {
-		feedDone := make(chan struct{})
-		defer close(feedDone)
-		x.fm.startFeed = func() *bodyFeed { return startBodyFeed(x.body, feedDone) }
+		// The closure gets its own variable: capturing feedDone would
+		// move it to the heap on every request.
+		done := make(chan struct{})
+		feedDone = done
+		x.fm.startFeed = func() *bodyFeed { return startBodyFeed(x.body, done) }
 		x.fm.hasTrailers = x.hasTrailers
 	}
 	if lrep := x.fm.headers(filter.Request, noBody); lrep != nil {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -92,8 +91,53 @@ func upgradeOf(h *stream.HeaderMap) string {
 }
 
 // hopHeaders are the connection-specific headers of RFC 9110 section 7.6.1
-// that a proxy must not forward.
+// that a proxy must not forward. hopIndex gives a name's place in it.
 var hopHeaders = []string{"connection", "proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
+
+const (
+	hopConnection = 1 << 0
+	hopTE         = 1 << 5
+	hopTrailer    = 1 << 6
+	hopUpgrade    = 1 << 8
+)
+
+// hopIndex is name's index in hopHeaders, or -1.
+func hopIndex(name []byte) int {
+	switch string(name) {
+	case "connection":
+		return 0
+	case "proxy-connection":
+		return 1
+	case "keep-alive":
+		return 2
+	case "proxy-authenticate":
+		return 3
+	case "proxy-authorization":
+		return 4
+	case "te":
+		return 5
+	case "trailer":
+		return 6
+	case "transfer-encoding":
+		return 7
+	case "upgrade":
+		return 8
+	}
+	return -1
+}
+
+// hopMask has bit i set when h has a field named hopHeaders[i]: one pass
+// over the fields instead of a lookup per hop-by-hop name, so a request
+// or response that has none (or only Connection) costs one walk.
+func hopMask(h *stream.HeaderMap) (m uint16) {
+	for i := range h.Len() {
+		name, _ := h.At(i)
+		if k := hopIndex(name); k >= 0 {
+			m |= 1 << k
+		}
+	}
+	return m
+}
 
 // removeFixedHopHeaders strips the hop-by-hop headers of RFC 9110 from a
 // request by name (those its Connection nominated went at entry, in
@@ -101,18 +145,24 @@ var hopHeaders = []string{"connection", "proxy-connection", "keep-alive", "proxy
 // end over HTTP/2. An upgrade being proxied (WebSocket) keeps Connection
 // and Upgrade.
 func removeFixedHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
+	m := hopMask(h)
+	if keepUpgrade {
+		m &^= hopConnection | hopUpgrade
+	}
+	if m == 0 {
+		return
+	}
 	teTrailers := false
-	for v := range h.Values("te") {
-		if strings.Contains(strings.ToLower(string(v)), "trailers") {
-			teTrailers = true
+	if m&hopTE != 0 {
+		for v := range h.Values("te") {
+			if strings.Contains(strings.ToLower(string(v)), "trailers") {
+				teTrailers = true
+			}
 		}
 	}
-	for _, k := range hopHeaders {
-		if keepUpgrade && (k == "connection" || k == "upgrade") {
-			continue
-		}
-		if h.Has(k) {
-			h.Del(k)
+	for k, name := range hopHeaders {
+		if m&(1<<k) != 0 {
+			h.Del(name)
 		}
 	}
 	if teTrailers {
@@ -124,41 +174,45 @@ func removeFixedHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
 // Connection nominates included. Its trailer field stays: it declares the
 // trailers that follow (HTTP/1.1 then sends the body chunked).
 func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
-	var nominated []string
-	for v := range h.Values("connection") {
-		for _, name := range strings.Split(string(v), ",") {
-			name = strings.TrimSpace(name)
-			if name == "" || keepUpgrade && strings.EqualFold(name, "upgrade") || strings.EqualFold(name, "trailer") {
-				continue
+	m := hopMask(h) &^ hopTrailer
+	if m&hopConnection != 0 {
+		var nominated []string
+		for v := range h.Values("connection") {
+			for _, name := range strings.Split(string(v), ",") {
+				name = strings.TrimSpace(name)
+				if name == "" || keepUpgrade && strings.EqualFold(name, "upgrade") || strings.EqualFold(name, "trailer") {
+					continue
+				}
+				nominated = append(nominated, name)
 			}
-			nominated = append(nominated, name)
+		}
+		for _, name := range nominated {
+			h.Del(name)
 		}
 	}
-	for _, name := range nominated {
-		h.Del(name)
+	if keepUpgrade {
+		m &^= hopConnection | hopUpgrade
 	}
-	for _, k := range hopHeaders {
-		if k == "trailer" || keepUpgrade && (k == "connection" || k == "upgrade") {
-			continue
-		}
-		if h.Has(k) {
-			h.Del(k)
+	for k, name := range hopHeaders {
+		if m&(1<<k) != 0 {
+			h.Del(name)
 		}
 	}
 }
 
 // setForwarded sets X-Forwarded-For/-Proto/-Host as Envoy does at the edge:
-// the client's address appended, the scheme and host as the client sent them.
-func setForwarded(h *stream.HeaderMap, remoteAddr, scheme, host string) {
-	if ip, _, err := net.SplitHostPort(remoteAddr); err == nil {
+// the client's address (clientIP; none when empty) appended, the scheme
+// and host as the client sent them.
+func setForwarded(h *stream.HeaderMap, clientIP, scheme, host string) {
+	if clientIP != "" {
 		var prior []string
 		for v := range h.Values("x-forwarded-for") {
 			prior = append(prior, string(v))
 		}
 		if len(prior) > 0 {
-			h.Set("x-forwarded-for", strings.Join(prior, ", ")+", "+ip)
+			h.Set("x-forwarded-for", strings.Join(prior, ", ")+", "+clientIP)
 		} else {
-			h.Add("x-forwarded-for", ip)
+			h.Add("x-forwarded-for", clientIP)
 		}
 	}
 	h.Set("x-forwarded-proto", scheme)

@@ -57,3 +57,49 @@ func TestSanitizeRequestHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestHopHeadersRemoved: the request's and the response's hop-by-hop
+// fields go (found in one pass over the map), whatever their case and
+// place, with what each direction keeps: TE "trailers" and an upgrade's
+// Connection and Upgrade on a request, Trailer and the fields Connection
+// does not nominate on a response.
+func TestHopHeadersRemoved(t *testing.T) {
+	all := [][2]string{{":method", "GET"}, {":path", "/"}, {"Connection", "keep-alive, X-Nominated"}, {"Proxy-Connection", "x"},
+		{"Keep-Alive", "timeout=5"}, {"Proxy-Authenticate", "Basic"}, {"Proxy-Authorization", "Basic x"}, {"TE", "gzip, Trailers"},
+		{"Trailer", "x-sum"}, {"Transfer-Encoding", "chunked"}, {"Upgrade", "websocket"}, {"X-Nominated", "1"}, {"X-Kept", "2"}}
+	for _, tc := range []struct {
+		name     string
+		in       [][2]string
+		response bool
+		upgrade  bool
+		want     []string
+	}{
+		{"request, every hop field", all, false, false, []string{":method: GET", ":path: /", "x-nominated: 1", "x-kept: 2", "te: trailers"}},
+		{"request, upgrade", all, false, true, []string{":method: GET", ":path: /", "connection: keep-alive, X-Nominated", "upgrade: websocket", "x-nominated: 1", "x-kept: 2", "te: trailers"}},
+		{"request, TE without trailers", [][2]string{{"te", "gzip"}, {"x-kept", "2"}}, false, false, []string{"x-kept: 2"}},
+		{"request, none", [][2]string{{":method", "GET"}, {"x-kept", "2"}}, false, false, []string{":method: GET", "x-kept: 2"}},
+		{"response, every hop field", all, true, false, []string{":method: GET", ":path: /", "trailer: x-sum", "x-kept: 2"}},
+		{"response, upgrade", all, true, true, []string{":method: GET", ":path: /", "connection: keep-alive, X-Nominated", "trailer: x-sum", "upgrade: websocket", "x-kept: 2"}},
+		{"response, Connection alone", [][2]string{{":status", "200"}, {"connection", "close"}, {"x-kept", "2"}}, true, false, []string{":status: 200", "x-kept: 2"}},
+		{"response, none", [][2]string{{":status", "200"}, {"x-kept", "2"}}, true, false, []string{":status: 200", "x-kept: 2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m stream.HeaderMap
+			for _, f := range tc.in {
+				m.Add(f[0], f[1])
+			}
+			if tc.response {
+				removeHopHeaders(&m, tc.upgrade)
+			} else {
+				removeFixedHopHeaders(&m, tc.upgrade)
+			}
+			var got []string
+			for name, value := range m.All() {
+				got = append(got, string(name)+": "+string(value))
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -44,7 +44,10 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	scheme, _ := h.Get(stream.Scheme)
 	authority, _ := h.Get(stream.Authority)
 	removeFixedHopHeaders(h, upgrade != "")
-	setForwarded(h, x.remoteAddr, string(scheme), string(authority))
+	// The client's address without its port, for X-Forwarded-For and
+	// the hash policy's source IP (empty when the address has no port).
+	clientIP, _, _ := net.SplitHostPort(x.remoteAddr)
+	setForwarded(h, clientIP, string(scheme), string(authority))
 	// The upstream hop's scheme is its own, as Envoy's router sets it: an
 	// HTTP/2 server over TLS serves a request as https only when
 	// :scheme says so (and only then shows its peer the TLS state).
@@ -83,28 +86,43 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	// The mirror's copy: sent now without a body, else once the body has
 	// been read in full into the replay buffer; dropped if it never is.
 	mirror := x.newPendingMirror(upgrade != "")
+	// What the exchange holds until forward returns, ended by one defer
+	// (in this order): the chosen try's context, a retry slot, the
+	// mirror's pending copy. One defer outside any loop is open-coded; a
+	// defer per holding (one of them in the loop) went through the
+	// runtime's defer records on every request.
+	var (
+		endTry     func()
+		heldRetry  bool
+		dropMirror *pendingMirror
+	)
+	defer func() {
+		if endTry != nil {
+			endTry()
+		}
+		if heldRetry {
+			cl.ReleaseRetry()
+		}
+		if dropMirror != nil {
+			dropMirror.drop()
+		}
+	}()
 	var replay *replayBody
 	if body != nil {
 		replay = newReplayBody(body, lr.reqLimit)
 		x.replay, x.trailersUpstream = replay, declaredTrailers
 		if mirror != nil {
 			replay.onEnd, replay.length = mirror.bodyDone, contentLength
-			defer mirror.drop()
+			dropMirror = mirror
 		}
 	} else if mirror != nil {
 		mirror.send(nil)
 	}
 
-	clientIP, _, _ := net.SplitHostPort(x.remoteAddr)
 	pick := upstream.Pick{Subset: backend.Subset, HashKey: cl.HashKey(h, clientIP)}
 	policy := &x.ri.retry
 	var resp upstream.Response
-	heldRetry := false
-	defer func() {
-		if heldRetry {
-			cl.ReleaseRetry()
-		}
-	}()
+	var headAt time.Duration // when the response head came, after the start
 	for try := 0; ; try++ {
 		var reqBody io.ReadCloser
 		if replay != nil {
@@ -140,7 +158,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		}
 		var err error
 		if try == 0 {
-			x.upstreamStart = time.Now()
+			x.upstreamStart = time.Since(x.s.info.Start)
 		}
 		resp, err = cl.Send(tryCtx, out, pick)
 		if timer != nil {
@@ -163,7 +181,10 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		}
 		if err == nil {
 			x.upstream = resp.Endpoint()
-			x.upstreamTime = time.Since(x.upstreamStart)
+			// One clock read for the access log and the idle timer's
+			// progress (both count from the stream's start).
+			headAt = time.Since(x.s.info.Start)
+			x.upstreamTime = headAt - x.upstreamStart
 		}
 		x.s.info.Upstream = x.upstream
 		retry := false
@@ -188,7 +209,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 				x.upstreamFailure(ctx, err, failure)
 				return
 			}
-			defer tryCancel()
+			endTry = tryCancel
 			break
 		}
 		heldRetry = true
@@ -218,7 +239,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		return
 	}
 	if x.idle != nil {
-		x.idle.progress()
+		x.idle.progressAt(headAt)
 	}
 	x.respond(resp)
 }

@@ -109,7 +109,11 @@ func (s *streamIdle) requestBody(b io.ReadCloser, n int64) io.ReadCloser {
 	return &s.reqBody
 }
 
-func (s *streamIdle) progress() { s.last.Store(int64(time.Since(s.start))) }
+func (s *streamIdle) progress() { s.progressAt(time.Since(s.start)) }
+
+// progressAt notes progress at elapsed after the stream's start, for a
+// caller that has just read the clock for something else.
+func (s *streamIdle) progressAt(elapsed time.Duration) { s.last.Store(int64(elapsed)) }
 
 func (s *streamIdle) check() {
 	s.mu.Lock()
