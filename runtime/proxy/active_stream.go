@@ -29,6 +29,10 @@ type activeStream struct {
 	// on the connection, where its registration on the connection's
 	// context may fire at any time.
 	ctx *streamContext
+	// timer serves the stream's route and idle timeouts (streamIdle). It
+	// is outside streamState too: it outlives each stream and may be
+	// firing while the active stream is recycled.
+	timer streamTimer
 	streamState
 }
 
@@ -67,7 +71,7 @@ type streamState struct {
 	// idle is the stream idle timeout (idleState); nil when disabled.
 	idle      *streamIdle
 	idleState streamIdle
-	// timerFired: the stream's timer was not stopped before it fired.
+	// timerFired: the stream's timer ended its context.
 	timerFired bool
 	// pickRnd is the stream's one random draw for the weighted backend
 	// choice: the cluster filters see before the pick (ResolveCluster)

@@ -23,8 +23,10 @@ import (
 // their last call on the stream (filter.Finisher: a filter may otherwise
 // call back later, on a goroutine of its own) and no body feed, a request body read to its end by the tries
 // (an upstream that answered early may still be reading it) with no
-// trailers sent after it, no tunnel, a timer stopped before it fired and
-// a context that did not end and that nothing waits on. Any other stream
+// trailers sent after it, no tunnel, a timer that did not end the stream
+// (it serves a stream only between begin and stop, under its mutex, so a
+// firing after that touches nothing of it) and a context that did not
+// end and that nothing waits on. Any other stream
 // is left to the collector, its context cancelled, as before.
 var streamPool = sync.Pool{New: func() any { return new(activeStream) }}
 
@@ -57,6 +59,10 @@ func (cm *ConnectionManager) releaseStream(x *activeStream, served bool) {
 	conn := x.ss.Connection()
 	perConn := oneAtATime(conn)
 	if !x.ctx.release(served && x.reusable(), perConn) {
+		// Left to the collector with all it holds (its snapshot, its
+		// filters): its timer, which may run until the stream's timeouts
+		// would have, must not keep it.
+		x.timer.halt()
 		return
 	}
 	if perConn {
@@ -90,11 +96,11 @@ func (x *activeStream) reusable() bool {
 }
 
 // recycle clears every field of x for the next stream, keeping only
-// storage that holds nothing of the request: the timer (stopped) and the
-// header maps' emptied buffers. The context, when x keeps it, is not
-// touched here: release readied it for reuse.
+// storage that holds nothing of the request: the header maps' emptied
+// buffers. The context, when x keeps it, and the timer, which serves no
+// stream now, are outside the cleared state: release readied the context
+// for reuse.
 func (x *activeStream) recycle() {
-	timer := x.idleState.timer
 	x.respHeaders.Reset()
 	x.respTrailers.Reset()
 	x.reqTrailers.Reset()
@@ -102,6 +108,5 @@ func (x *activeStream) recycle() {
 
 	x.streamState = streamState{}
 
-	x.idleState.timer = timer
 	x.respHeaders, x.respTrailers, x.reqTrailers = respHeaders, respTrailers, reqTrailers
 }

@@ -183,7 +183,7 @@ func checkRecycled(v reflect.Value, path string) error {
 		v = v.Elem()
 	}
 	switch path {
-	case "activeStream.streamState.idleState.timer", // stopped
+	case "activeStream.timer", // serves no stream (live is nil), may be firing: not read here
 		"activeStream.ctx.Cancellable.done", // open, nothing waits on it
 		"activeStream.ctx.parentDone",
 		"activeStream.ctx.parent", // the connection's, with its registration

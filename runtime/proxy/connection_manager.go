@@ -147,7 +147,7 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 	}
 	idleTimeout := streamIdleTimeout(lr, x.rt)
 	if routeTimeout > 0 || idleTimeout > 0 {
-		x.idleState.begin(idleTimeout, routeTimeout, start, ss, ctx)
+		x.idleState.begin(&x.timer, idleTimeout, routeTimeout, start, ss, ctx)
 		timed = true
 	}
 	noBody := x.body == http.NoBody

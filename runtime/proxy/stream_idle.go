@@ -30,9 +30,11 @@ import (
 // deadline is moved only once the response has started, so the local
 // reply of a stream that timed out before that still goes out.
 //
-// The state, the body wrapper and the timer live in the activeStream, and
-// a reused active stream reuses its timer (Reset): this runs for every
-// request.
+// The state and the body wrapper live in the activeStream; the timer is
+// the active stream's (streamTimer), outlives each stream and is not
+// reset and stopped for every request: this runs for every request, and
+// a Reset and a Stop a request showed in profiles with the runtime's
+// upkeep of its timer heap.
 //
 // The same timer enforces the route timeout (routeAt after start; 0 for
 // none), so that a stream has one timer for both; d is 0 when only the
@@ -42,7 +44,11 @@ type streamIdle struct {
 	routeAt time.Duration
 	start   time.Time
 	last    atomic.Int64 // time.Since(start) at the last progress
-	timer   *time.Timer
+	// t is the active stream's timer, which serves this stream from
+	// begin to stop; its mutex orders a firing timer against stop, so
+	// that no deadline moves once the exchange is over (the connection
+	// may be serving the next request by then).
+	t *streamTimer
 	// ctx is the stream's context, which the timer ends.
 	ctx *streamContext
 	dl  deadlines // the client's; nil when the codec has none
@@ -50,19 +56,63 @@ type streamIdle struct {
 	// client that stopped reading when the codec has no deadlines.
 	ss stream.ServerStream
 
-	// mu orders a firing timer against stop, so that no deadline moves
-	// once the exchange is over (the connection may be serving the next
-	// request by then).
-	mu      sync.Mutex
-	stopped bool
-	// routeExpired: the route timeout ended the stream (under mu once the
-	// timer runs).
+	// routeExpired: the route timeout ended the stream (under t.mu once
+	// the timer runs).
 	routeExpired bool
 	fired        atomic.Bool
 	respStarted  atomic.Bool
 	reqBodyDone  atomic.Bool
 
 	reqBody idleBody
+}
+
+// streamTimer is an active stream's one timer, kept from stream to stream
+// (recycle leaves it alone). It runs while it has something to check and
+// is moved only when a stream needs it earlier than it is due: a stream
+// that begins while it runs for an earlier stream's deadline, which is
+// never later than this one's with the same timeouts, leaves it as it
+// is, and when it fires it checks the stream it finds and starts again
+// for what that stream has left. A stream's timeouts so fire on time,
+// and the timer costs nothing per request once it runs.
+type streamTimer struct {
+	mu      sync.Mutex
+	timer   *time.Timer
+	ticking bool        // the timer runs
+	due     time.Time   // when it fires, while it runs
+	live    *streamIdle // the stream it serves; nil between streams
+}
+
+// arm makes the timer fire wait from now (due then) unless it already
+// fires no later. Called with t.mu held.
+func (t *streamTimer) arm(wait time.Duration, due time.Time) {
+	if t.ticking && !t.due.After(due) {
+		return
+	}
+	if t.timer == nil {
+		t.timer = time.AfterFunc(wait, t.fire)
+	} else {
+		t.timer.Reset(wait)
+	}
+	t.ticking, t.due = true, due
+}
+
+// halt stops the timer for good: its active stream is not reused.
+func (t *streamTimer) halt() {
+	t.mu.Lock()
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	t.ticking, t.live = false, nil
+	t.mu.Unlock()
+}
+
+func (t *streamTimer) fire() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ticking = false
+	if s := t.live; s != nil {
+		s.check()
+	}
 }
 
 // deadlines is the optional face of a stream.ServerStream that ends
@@ -73,18 +123,18 @@ type deadlines interface {
 	SetWriteDeadline(time.Time) error
 }
 
-// begin starts the timer for the stream ss, for the idle timeout d and
-// the route timeout routeTimeout (either may be 0: off) from start; it
-// ends ctx, with context.DeadlineExceeded when the route timeout does.
-// The timer is made once and reset for a reused stream.
-func (s *streamIdle) begin(d, routeTimeout time.Duration, start time.Time, ss stream.ServerStream, ctx *streamContext) {
-	s.d, s.routeAt, s.start, s.ctx, s.ss = d, routeTimeout, start, ctx, ss
+// begin starts the stream's timeouts on t for the stream ss, for the
+// idle timeout d and the route timeout routeTimeout (either may be 0:
+// off) from start; the timer ends ctx, with context.DeadlineExceeded
+// when the route timeout does.
+func (s *streamIdle) begin(t *streamTimer, d, routeTimeout time.Duration, start time.Time, ss stream.ServerStream, ctx *streamContext) {
+	s.d, s.routeAt, s.start, s.ctx, s.ss, s.t = d, routeTimeout, start, ctx, ss, t
 	s.dl, _ = ss.(deadlines)
-	if s.timer == nil {
-		s.timer = time.AfterFunc(s.next(0), s.check)
-		return
-	}
-	s.timer.Reset(s.next(0))
+	wait := s.next(0)
+	t.mu.Lock()
+	t.live = s
+	t.arm(wait, start.Add(wait))
+	t.mu.Unlock()
 }
 
 // next is how long until the timer has something to check, elapsed
@@ -115,12 +165,9 @@ func (s *streamIdle) progress() { s.progressAt(time.Since(s.start)) }
 // caller that has just read the clock for something else.
 func (s *streamIdle) progressAt(elapsed time.Duration) { s.last.Store(int64(elapsed)) }
 
+// check runs from the timer, with s.t.mu held and s the stream it
+// serves.
 func (s *streamIdle) check() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return
-	}
 	elapsed := time.Since(s.start)
 	if s.routeAt > 0 && elapsed >= s.routeAt && !s.routeExpired {
 		// The route timeout: the stream's context ends as a deadline.
@@ -129,7 +176,8 @@ func (s *streamIdle) check() {
 	}
 	if s.d <= 0 || elapsed-time.Duration(s.last.Load()) < s.d {
 		if s.d > 0 || !s.routeExpired {
-			s.timer.Reset(s.next(elapsed))
+			wait := s.next(elapsed)
+			s.t.arm(wait, s.start.Add(elapsed+wait))
 		}
 		return
 	}
@@ -156,26 +204,31 @@ func (s *streamIdle) check() {
 func (s *streamIdle) responseStarted() {
 	s.respStarted.Store(true)
 	if s.fired.Load() {
-		s.mu.Lock()
-		if !s.stopped {
+		s.t.mu.Lock()
+		if s.t.live == s {
 			if s.dl != nil {
 				s.dl.SetWriteDeadline(aLongTimeAgo)
 			} else {
 				s.reset()
 			}
 		}
-		s.mu.Unlock()
+		s.t.mu.Unlock()
 	}
 }
 
-// stop ends the timer when the exchange is over. It reports whether the
-// timer was stopped before it fired: otherwise its callback may still be
-// about to run, and the stream must not be reused.
+// stop ends the timer's service to s when the exchange is over (the
+// timer runs on, for a later stream or to find none). It reports whether
+// the timer left the stream alone: false when it ended the stream's
+// context, which must then not be reused.
 func (s *streamIdle) stop() bool {
-	s.mu.Lock()
-	s.stopped = true
-	s.mu.Unlock()
-	return s.timer.Stop()
+	t := s.t
+	t.mu.Lock()
+	if t.live == s {
+		t.live = nil
+	}
+	acted := s.routeExpired || s.fired.Load()
+	t.mu.Unlock()
+	return !acted
 }
 
 // aLongTimeAgo is a deadline in the past: it fails blocked I/O at once.
