@@ -301,8 +301,10 @@ func validFieldName(name []byte) bool {
 }
 
 // appendField is AppendField for a header map's fields.
+// Its callers pass only valid field names (validFieldName: tokens, no
+// control characters), so the name is copied as it is.
 func appendField(dst, name, value []byte) []byte {
-	dst = appendClean(dst, name)
+	dst = append(dst, name...)
 	dst = append(dst, ": "...)
 	dst = appendClean(dst, value)
 	return append(dst, "\r\n"...)

@@ -9,6 +9,9 @@ import (
 
 // AppendStatusLine appends "HTTP/1.1 code reason\r\n".
 func AppendStatusLine(dst []byte, code int) []byte {
+	if code == http.StatusOK { // nearly every response
+		return append(dst, "HTTP/1.1 200 OK\r\n"...)
+	}
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(code), 10)
 	dst = append(dst, ' ')
@@ -29,14 +32,22 @@ func AppendField(dst []byte, name, value string) []byte {
 }
 
 func appendClean[T string | []byte](dst []byte, s T) []byte {
+	// Checked first and copied whole: clean text (nearly all of it)
+	// costs one copy, not an append per byte.
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < ' ' && c != '\t') || c == 0x7f {
-			c = ' '
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			dst = append(dst, s[:i]...)
+			for ; i < len(s); i++ {
+				c := s[i]
+				if (c < ' ' && c != '\t') || c == 0x7f {
+					c = ' '
+				}
+				dst = append(dst, c)
+			}
+			return dst
 		}
-		dst = append(dst, c)
 	}
-	return dst
+	return append(dst, s...)
 }
 
 // AppendChunkHeader appends a chunk-size line for n bytes of data.
