@@ -227,8 +227,14 @@ func index[S ~string | ~[]byte](h *HeaderMap, name S, from int) int {
 func (h *HeaderMap) delFrom(name string, from int) { delFrom(h, name, from) }
 
 func delFrom[S ~string | ~[]byte](h *HeaderMap, name S, from int) {
-	out, pseudo := from, h.pseudo
-	for i := from; i < len(h.fields); i++ {
+	// Most calls find nothing (a Set's search for duplicates, a Del of
+	// an absent field): index looks at the name's part of the map only.
+	first := index(h, name, from)
+	if first < 0 {
+		return
+	}
+	out, pseudo := first, h.pseudo
+	for i := first; i < len(h.fields); i++ {
 		if equalFold(h.fields[i].Name, name) {
 			if i < pseudo {
 				h.pseudo--
