@@ -69,7 +69,7 @@ func (x *activeStream) serve() {
 		if scheme == "" {
 			scheme = "http"
 		}
-		h.Set(stream.Scheme, scheme)
+		h.Add(stream.Scheme, scheme) // absent: no Set's search
 	}
 	x.setRequestID(h)
 	defer func() { x.finish(start) }()

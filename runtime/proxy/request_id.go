@@ -14,13 +14,18 @@ var xRequestID = []byte("x-request-id")
 // (a filter may replace the whole map) and makes a string of it only when
 // something reads one (requestID): the plain path never does.
 func (x *activeStream) setRequestID(h *stream.HeaderMap) {
-	if id, _ := h.Get("x-request-id"); len(id) > 0 {
+	id, found := h.Get("x-request-id")
+	if len(id) > 0 {
 		x.reqID = append(x.reqIDBuf[:0], id...)
 		return
 	}
 	formatRequestID(&x.reqIDBuf)
 	x.reqID = x.reqIDBuf[:]
-	h.SetBytes(xRequestID, x.reqID)
+	if found {
+		h.SetBytes(xRequestID, x.reqID) // replaces an empty one
+	} else {
+		h.AddBytes(xRequestID, x.reqID)
+	}
 }
 
 // requestID is the stream's x-request-id as a string, made once.

@@ -388,6 +388,10 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sen
 		p.put(c)
 		return nil, err
 	}
+	// Looked up before the request goes: after the wait for the answer,
+	// with other connections served meanwhile, the map is out of the
+	// cache (this lookup showed in profiles there).
+	head := string(req.method()) == http.MethodHead
 	c.ctx = ctx
 	c.bodyDone = nil
 	c.finished.Store(false)
@@ -442,7 +446,6 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sen
 		go func(done chan<- error) { done <- c.writeBody(stream, bodyLen, req.Trailers) }(c.bodyDone)
 	}
 
-	head := string(req.method()) == http.MethodHead
 	resp, err := c.cc.ReadResponse(head)
 	if err != nil {
 		// A body writer still running fails on the closed connection.
