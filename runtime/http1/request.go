@@ -360,13 +360,7 @@ func parseField(line []byte) (name, value []byte, err error) {
 			name[j] = c + 'a' - 'A'
 		}
 	}
-	value = line[colon+1:]
-	for len(value) > 0 && (value[0] == ' ' || value[0] == '\t') {
-		value = value[1:]
-	}
-	for len(value) > 0 && (value[len(value)-1] == ' ' || value[len(value)-1] == '\t') {
-		value = value[:len(value)-1]
-	}
+	value = trimOWS(line[colon+1:])
 	for _, c := range value {
 		if (c < ' ' && c != '\t') || c == 0x7f {
 			return nil, nil, refuse(http.StatusBadRequest, "invalid header field value")
@@ -438,11 +432,24 @@ func forEachToken(v []byte, fn func([]byte)) {
 		} else {
 			tok, v = v, nil
 		}
-		tok = bytes.Trim(tok, " \t")
+		tok = trimOWS(tok)
 		if len(tok) > 0 {
 			fn(tok)
 		}
 	}
+}
+
+// trimOWS is b without leading and trailing SP and HTAB (RFC 9110's
+// optional whitespace). bytes.Trim with a cutset builds the cutset's set
+// on every call, and this runs for every field and list element.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // validHost accepts the characters of RFC 3986's host and port (reg-name,

@@ -39,3 +39,23 @@ func TestAppendStatusLine(t *testing.T) {
 		}
 	}
 }
+
+// TestForEachToken: a list's elements without their optional whitespace
+// (SP and HTAB only), empty ones skipped.
+func TestForEachToken(t *testing.T) {
+	for in, want := range map[string]string{
+		"keep-alive":          "[keep-alive]",
+		" close ,\tUpgrade\t": "[close][Upgrade]",
+		",, a ,,b,":           "[a][b]",
+		"\t \t":               "",
+		"x-a\x0b, y":          "[x-a\x0b][y]", // VT is not whitespace here
+		"gzip,  chunked  ,":   "[gzip][chunked]",
+		"":                    "",
+	} {
+		got := ""
+		forEachToken([]byte(in), func(tok []byte) { got += "[" + string(tok) + "]" })
+		if got != want {
+			t.Errorf("%q: got %s, want %s", in, got, want)
+		}
+	}
+}
