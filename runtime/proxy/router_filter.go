@@ -123,6 +123,10 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	policy := &x.ri.retry
 	var resp upstream.Response
 	var headAt time.Duration // when the response head came, after the start
+	// Looked up now, while the map is in the cache: after the wait for
+	// the upstream's answer, with other streams served meanwhile, it is
+	// not (this lookup showed in profiles there).
+	head := x.isHead()
 	for try := 0; ; try++ {
 		var reqBody io.ReadCloser
 		if replay != nil {
@@ -241,7 +245,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	if x.idle != nil {
 		x.idle.progressAt(headAt)
 	}
-	x.respond(resp)
+	x.respond(resp, head)
 }
 
 // upstreamFailure answers a request that got no response: 504 on timeout,
@@ -298,7 +302,10 @@ func pastDeadline(ctx context.Context) bool {
 
 // respond runs the upstream response through the filters and streams it to
 // the client.
-func (x *activeStream) respond(resp upstream.Response) {
+//
+// head says the request went upstream as HEAD: its response has no body
+// whatever its head says.
+func (x *activeStream) respond(resp upstream.Response, head bool) {
 	// The response's maps are the filters' until OnLog: the handle is
 	// closed when the stream ends (ServeStream).
 	x.upstreamResp = resp
@@ -306,7 +313,7 @@ func (x *activeStream) respond(resp upstream.Response) {
 	removeHopHeaders(hdr, false)
 	x.s.respHeaders, x.s.respTrailers = hdr, &x.respTrailers
 	bodyLength := resp.BodyLength()
-	noBody := bodyLength == 0 || x.isHead()
+	noBody := bodyLength == 0 || head
 	// Trailers the upstream declared; those it sends undeclared (gRPC over
 	// HTTP/2) are known at the body's end.
 	declared := hdr.Has("trailer")
