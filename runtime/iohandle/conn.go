@@ -7,7 +7,9 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // maxRW caps one read or write, as the standard library does, so a huge
@@ -35,11 +37,14 @@ type Conn struct {
 	rerr   error
 	readFn func(fd uintptr) bool
 	// Readiness kept (readiness_linux.go); pd is 0 when it is not.
-	pd         uintptr // the socket's runtime poll descriptor
-	inq        bool    // TCP_INQ is on: reads are recvmsg(2)
-	drained    bool    // the last read left the socket empty: wait first
-	rwait      int     // the wait's code, when it failed
-	tries      int     // reads that found nothing (EAGAIN), for tests
+	pd      uintptr // the socket's runtime poll descriptor
+	inq     bool    // TCP_INQ is on: reads are recvmsg(2)
+	drained bool    // the last read left the socket empty: wait first
+	// deadline: a read deadline is set. Only then does a read wait
+	// without trying first: the wait is then bounded (why: readiness_linux.go).
+	deadline   atomic.Bool
+	rwait      int // the wait's code, when it failed
+	tries      int // reads that found nothing (EAGAIN), for tests
 	waitReadFn func(fd uintptr)
 	msg        syscall.Msghdr
 	iov        syscall.Iovec
@@ -72,6 +77,18 @@ func wrapTCP(tc *net.TCPConn) net.Conn {
 	return c
 }
 
+// SetReadDeadline is net's, noting whether a deadline is set (Read).
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.deadline.Store(!t.IsZero())
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+// SetDeadline is net's, noting whether a read deadline is set (Read).
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.deadline.Store(!t.IsZero())
+	return c.TCPConn.SetDeadline(t)
+}
+
 // Read reads what the socket holds, up to len(p); with nothing there it
 // waits in the poller for the socket to become readable.
 func (c *Conn) Read(p []byte) (int, error) {
@@ -85,7 +102,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.rbuf, c.rn, c.rerr = p, 0, nil
 	var err error
 	switch {
-	case c.drained: // only with TCP_INQ on
+	case c.drained && c.deadline.Load(): // only with TCP_INQ on
 		// Nothing was left: wait for the poller's word, then read.
 		c.rwait = pollNoError
 		err = c.raw.Control(c.waitReadFn)

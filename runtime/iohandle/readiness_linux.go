@@ -37,6 +37,19 @@ import (
 // bytes are still queued, 1 or more once a FIN has arrived. A connection
 // turns it on at its first read that finds nothing (startInq).
 //
+// One event is still beyond TCP_INQ: a reset (RST) that comes with or
+// just after the peer's last data, before our read. The read returns the
+// data, TCP_INQ says nothing is queued (a reset is not a FIN), and the
+// wake-up the reset made has already been spent on that read; nginx
+// learns of it from EPOLLERR/EPOLLHUP on the event, which Go's poller
+// does not pass on either. Such a wait would last until the deadline, or
+// forever without one (an HTTP/2 upstream connection's reader, whose
+// streams then hang: TestResetWithLastDataEndsTheWait). So a read waits
+// first only while a read deadline is set (Conn.deadline): a missed reset
+// then costs at most that deadline, like the idle or header timeout of a
+// downstream connection, which is where the saved read is (one a
+// request, after each response). Without a deadline, reads try first.
+//
 // The wait needs the socket's runtime poll descriptor, which net keeps in
 // net.TCPConn -> netFD -> poll.FD.pd.runtimeCtx, out of reach but through
 // unsafe. The field offsets are found by name and type once (readLayout);

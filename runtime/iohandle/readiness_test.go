@@ -310,6 +310,9 @@ func TestReadinessHalfCloseDuringWait(t *testing.T) {
 // those reads found nothing (EAGAIN) and then waited.
 func TestReadinessSavesEmptyReads(t *testing.T) {
 	c, s := pair(t)
+	// As a downstream connection's idle or header timeout does: without
+	// a read deadline, reads try first (TestResetWithLastDataEndsTheWait).
+	s.SetReadDeadline(time.Now().Add(20 * time.Second))
 	const rounds = 200
 	done := make(chan error, 1)
 	go func() {
@@ -471,4 +474,44 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// A reset that arrives with the peer's last data, before the read that
+// takes the data, leaves no event for a later wait and no sign in
+// TCP_INQ. Without a read deadline (an HTTP/2 upstream's reader), the
+// read after must therefore try first and meet the reset, not wait for
+// an event that has already been spent.
+func TestResetWithLastDataEndsTheWait(t *testing.T) {
+	c, peer := keptPair(t)
+	buf := make([]byte, 16)
+	peer.Write([]byte("a"))
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "a" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if !c.drained {
+		t.Fatal("the socket was read empty but is not marked so")
+	}
+	peer.Write([]byte("b"))
+	peer.SetLinger(0) // Close sends a reset
+	peer.Close()
+	time.Sleep(50 * time.Millisecond) // both are in before the next read
+
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for err == nil {
+			_, err = c.Read(buf)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.ECONNRESET) && err != io.EOF {
+			t.Fatalf("read ended with %v; want the reset", err)
+		}
+	case <-time.After(5 * time.Second):
+		c.Close()
+		<-done
+		t.Fatal("the read after the last data waited for an event the reset had already spent")
+	}
 }
