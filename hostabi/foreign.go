@@ -51,6 +51,15 @@ var foreignFuncs = map[string]func(in *instance, args []byte) ([]byte, abi.Statu
 	foreignVerifySignature:  verifySignature, // signature.go
 }
 
+// foreignViewFuncs are foreign functions that take their argument as a
+// view of guest memory, valid for the call only (they keep nothing of it
+// and call nothing that could move or change it): the per-request ones,
+// which then cost no copy.
+var foreignViewFuncs = map[string]func(in *instance, args []byte) ([]byte, abi.Status){
+	foreignAddHeaders:     addHeaders,     // foreign_headers.go
+	foreignReplaceHeaders: replaceHeaders, // foreign_headers.go
+}
+
 // skipCallbacks lets an SDK tell the host which HTTP stream callbacks of
 // the calling plugin run only its no-op defaults, so the host answers them
 // Continue without entering the guest (each entry into a Go guest costs
@@ -164,7 +173,7 @@ func (in *instance) deliverForeign(id, fid uint32, args []byte) {
 }
 
 func hcCallForeignFunction(ctx context.Context, in *instance, a []uint64) abi.Status {
-	name, err := readString(in.mem, u32(a[0]), u32(a[1]))
+	name, err := read(in.mem, u32(a[0]), u32(a[1]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
@@ -172,11 +181,16 @@ func hcCallForeignFunction(ctx context.Context, in *instance, a []uint64) abi.St
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	f := foreignFuncs[name]
-	if f == nil {
+	// m[string(b)] looks up without converting b.
+	var out []byte
+	var st abi.Status
+	if f := foreignViewFuncs[string(name)]; f != nil {
+		out, st = f(in, args)
+	} else if f := foreignFuncs[string(name)]; f != nil {
+		out, st = f(in, append([]byte(nil), args...))
+	} else {
 		return abi.NotFound
 	}
-	out, st := f(in, append([]byte(nil), args...))
 	if st != abi.OK {
 		return st
 	}
