@@ -83,7 +83,9 @@ func hostcallStream(t testing.TB, op string) (*mapStream, *HTTPStream) {
 	return s, hs
 }
 
-var hostcallOps = []string{"none", "get", "get-bytes", "add", "replace", "remove", "pairs", "pairs-view", "pairs-raw"}
+// add5 and replace5: five headers per call (sluice_add_headers,
+// sluice_replace_headers), so ns/hostcall is per header edited.
+var hostcallOps = []string{"none", "get", "get-bytes", "add", "replace", "remove", "pairs", "pairs-view", "pairs-raw", "add5", "replace5"}
 
 // BenchmarkHeaderHostcall is one header hostcall from a Rust guest (the
 // repository's crate) to a stream.HeaderMap and back, guest side

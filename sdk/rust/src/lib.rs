@@ -723,12 +723,22 @@ pub fn serialize_map_bytes<'a, I>(pairs: I) -> Vec<u8>
 where
     I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
 {
+    let mut b = Vec::new();
+    serialize_map_into(&mut b, pairs);
+    b
+}
+
+/// [`serialize_map_bytes`] appended to `b`, reserving the exact size.
+fn serialize_map_into<'a, I>(b: &mut Vec<u8>, pairs: I)
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
     let (mut n, mut size) = (0usize, 4usize);
     for (k, v) in pairs.clone() {
         n += 1;
         size += 8 + k.len() + v.len() + 2;
     }
-    let mut b = Vec::with_capacity(size);
+    b.reserve_exact(size);
     b.extend_from_slice(&(n as u32).to_le_bytes());
     for (k, v) in pairs.clone() {
         b.extend_from_slice(&(k.len() as u32).to_le_bytes());
@@ -740,7 +750,6 @@ where
         b.extend_from_slice(v);
         b.push(0);
     }
-    b
 }
 
 /// Decodes the ABI's map format; malformed input yields what could be
@@ -948,6 +957,74 @@ pub fn replace_map_value(t: MapType, key: &str, value: &str) -> Result<(), Statu
 
 pub fn remove_map_value(t: MapType, key: &str) -> Result<(), Status> {
     check(unsafe { hostcalls::proxy_remove_header_map_value(t as u32, key.as_ptr(), key.len()) })
+}
+
+/// Adds several headers to a map, in order, as many [`add_map_value`]
+/// calls would, in one hostcall on sluice (its foreign function
+/// sluice_add_headers). On a host without the function (Envoy) it makes
+/// the single calls, stopping at the first error. On sluice an error
+/// (BadArgument: no such map here) changes nothing.
+///
+/// It pays when the module is built with bulk memory (rustc `-C
+/// target-feature=+bulk-memory`): the pairs are copied into one buffer,
+/// and the MVP's memcpy, a loop in the module, costs more than the
+/// hostcalls saved.
+pub fn add_map_values<K: AsRef<[u8]>, V: AsRef<[u8]>>(t: MapType, pairs: &[(K, V)]) -> Result<(), Status> {
+    edit_map_values(t, pairs, false)
+}
+
+/// [`replace_map_value`] for several headers, in order, in one hostcall
+/// on sluice (sluice_replace_headers); elsewhere the single calls, as
+/// [`add_map_values`].
+pub fn replace_map_values<K: AsRef<[u8]>, V: AsRef<[u8]>>(t: MapType, pairs: &[(K, V)]) -> Result<(), Status> {
+    edit_map_values(t, pairs, true)
+}
+
+thread_local! {
+    /// Whether the host has sluice's batched header edits (None: not yet
+    /// known), and the buffer their arguments are encoded into.
+    static BATCHED_EDITS: Cell<Option<bool>> = Cell::new(None);
+    static EDIT_ARGS: RefCell<Vec<u8>> = RefCell::new(Vec::new());
+}
+
+fn edit_map_values<K: AsRef<[u8]>, V: AsRef<[u8]>>(t: MapType, pairs: &[(K, V)], replace: bool) -> Result<(), Status> {
+    let singles = || {
+        for (k, v) in pairs {
+            let (k, v, t) = (k.as_ref(), v.as_ref(), t as u32);
+            check(unsafe {
+                if replace {
+                    hostcalls::proxy_replace_header_map_value(t, k.as_ptr(), k.len(), v.as_ptr(), v.len())
+                } else {
+                    hostcalls::proxy_add_header_map_value(t, k.as_ptr(), k.len(), v.as_ptr(), v.len())
+                }
+            })?;
+        }
+        Ok(())
+    };
+    // One pair: the single hostcall is as cheap and copies nothing.
+    if pairs.len() < 2 || BATCHED_EDITS.with(|b| b.get()) == Some(false) {
+        return singles();
+    }
+    let batched = if replace { "sluice_replace_headers" } else { "sluice_add_headers" };
+    let r = EDIT_ARGS.with(|buf| {
+        let mut b = buf.borrow_mut();
+        b.clear();
+        b.extend_from_slice(&(t as u32).to_le_bytes());
+        serialize_map_into(&mut b, pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+        let (mut p, mut n): (*mut u8, usize) = (std::ptr::null_mut(), 0);
+        check(unsafe { hostcalls::proxy_call_foreign_function(batched.as_ptr(), batched.len(), b.as_ptr(), b.len(), &mut p, &mut n) })
+    });
+    match r {
+        // NotFound: a host without the function (Unimplemented: natively).
+        Err(Status::NotFound) | Err(Status::Unimplemented) => {
+            BATCHED_EDITS.with(|b| b.set(Some(false)));
+            singles()
+        }
+        r => {
+            BATCHED_EDITS.with(|b| b.set(Some(true)));
+            r
+        }
+    }
 }
 
 pub fn get_http_request_header(key: &str) -> Result<Option<String>, Status> {
@@ -1171,6 +1248,26 @@ pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Natively no host has sluice_add_headers (the stubs answer
+    /// Unimplemented): the pairs go one by one and the first error is
+    /// returned; the batch is not tried again.
+    #[test]
+    fn batched_edits_fall_back_to_single_calls() {
+        let pairs = [("x-a", "1"), ("x-b", "2")];
+        assert_eq!(add_map_values(MapType::HttpResponseHeaders, &pairs), Err(Status::Unimplemented));
+        assert_eq!(BATCHED_EDITS.with(|b| b.get()), Some(false));
+        assert_eq!(replace_map_values(MapType::HttpResponseHeaders, &pairs), Err(Status::Unimplemented));
+        assert_eq!(add_map_values::<&str, &str>(MapType::HttpResponseHeaders, &[]), Ok(()));
+    }
+
+    #[test]
+    fn serialize_map_into_appends() {
+        let mut b = vec![9u8];
+        serialize_map_into(&mut b, [(&b"k"[..], &b"v"[..])].into_iter());
+        assert_eq!(b, [&[9u8][..], &serialize_map(&[("k", "v")])].concat());
+        assert_eq!(deserialize_map(&b[1..]), vec![("k".to_string(), "v".to_string())]);
+    }
 
     /// What the dispatcher did to the test's contexts.
     #[derive(Default)]
