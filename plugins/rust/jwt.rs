@@ -131,6 +131,14 @@ fn check_public_key(pk: PublicKeyVerifier, key: &[u8]) -> Result<(), String> {
 /// be right), otherwise RawURLEncoding (no '=' at all). \r and \n are
 /// skipped; the unused bits of the last character are not checked.
 fn base64_decode(s: &str, url: bool, padded: bool) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    base64_decode_into(s, url, padded, &mut out)?;
+    Ok(out)
+}
+
+/// base64_decode appending to out (a token's parts go into one reused
+/// buffer: no allocation per part).
+fn base64_decode_into(s: &str, url: bool, padded: bool, out: &mut Vec<u8>) -> Result<(), String> {
     let bad = || "illegal base64 data".to_string();
     let filtered;
     let mut chars = s.as_bytes();
@@ -170,7 +178,7 @@ fn base64_decode(s: &str, url: bool, padded: bool) -> Result<Vec<u8>, String> {
     if tail == 1 {
         return Err(bad());
     }
-    let mut out = Vec::with_capacity(chars.len() / 4 * 3 + 2);
+    out.reserve(chars.len() / 4 * 3 + 2);
     // Whole groups of four, then the tail (2 or 3 characters: 1 or 2
     // bytes). A character's value is < 64, so BAD shows in the OR.
     let (whole, rest) = chars.split_at(chars.len() - tail);
@@ -193,12 +201,17 @@ fn base64_decode(s: &str, url: bool, padded: bool) -> Result<Vec<u8>, String> {
         }
         out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8][..tail - 1]);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A token part: RawURLEncoding after trailing '=' are trimmed.
 fn b64(s: &str) -> Result<Vec<u8>, String> {
     base64_decode(s.trim_end_matches('='), true, false)
+}
+
+/// b64 appending to out.
+fn b64_into(s: &str, out: &mut Vec<u8>) -> Result<(), String> {
+    base64_decode_into(s.trim_end_matches('='), true, false, out)
 }
 
 /// A credential: its key, algorithm and consumer.
@@ -236,6 +249,9 @@ pub struct Verifier {
     claim_headers: Vec<(String, String)>,
     pk: PublicKeyVerifier,
     verified: VerifiedTokens,
+    /// A new token's three parts, decoded (reused: no allocation per
+    /// token once it has grown).
+    decoded: RefCell<Vec<u8>>,
 }
 
 /// Tokens whose signature this configuration found valid, with what
@@ -427,6 +443,7 @@ pub fn parse(data: &[u8], read_file: impl Fn(&str, &str) -> Result<Vec<u8>, Stri
         claim_headers: Vec::new(),
         pk,
         verified: VerifiedTokens::default(),
+        decoded: RefCell::new(Vec::new()),
     };
     if v.skew < 0 || v.max_exp < 0 {
         return Err("config: clock_skew and maximum_expiration must not be negative".into());
@@ -756,10 +773,16 @@ impl Verifier {
             (Some(a), Some(b), Some(c), None) => (a, b, c),
             _ => return bad(),
         };
-        let (hb, pb, sig) = match (b64(p0), b64(p1), b64(p2)) {
-            (Ok(h), Ok(p), Ok(s)) => (h, p, s),
-            _ => return bad(),
-        };
+        let mut decoded = self.decoded.borrow_mut();
+        decoded.clear();
+        let mut ends = [0usize; 3];
+        for (i, p) in [p0, p1, p2].into_iter().enumerate() {
+            if b64_into(p, &mut decoded).is_err() {
+                return bad();
+            }
+            ends[i] = decoded.len();
+        }
+        let (hb, pb, sig) = (&decoded[..ends[0]], &decoded[ends[0]..ends[1]], &decoded[ends[1]..ends[2]]);
         // The header as json.Unmarshal reads it into a struct: one value
         // (null allowed), an object, string members; only the members
         // that can match alg, kid or typ are built.
