@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
 
 // headersArg encodes sluice_add_headers' argument: the map type, then the
@@ -76,5 +78,50 @@ func TestForeignHeaderEdits(t *testing.T) {
 				t.Errorf("headers = %s, want %s", got, c.wantPairs)
 			}
 		})
+	}
+}
+
+// TestRustBatchedHeaderEdits: the Rust crate's add_map_values and
+// replace_map_values edit the stream's real header map in order, through
+// sluice_add_headers / sluice_replace_headers, and give the same map on a
+// host without them (they are hidden here, as on Envoy: the crate falls
+// back to the single hostcalls).
+func TestRustBatchedHeaderEdits(t *testing.T) {
+	const want = "x-wasm-1=1,x-wasm-2=2,x-wasm-3=3,x-wasm-4=4,x-wasm-5=5"
+	for _, hidden := range []bool{false, true} {
+		for _, op := range []string{"add5", "replace5"} {
+			name := op
+			if hidden {
+				name += "-without-the-functions"
+			}
+			t.Run(name, func(t *testing.T) {
+				if hidden {
+					saved := foreignViewFuncs
+					foreignViewFuncs = map[string]func(*instance, []byte) ([]byte, abi.Status){}
+					t.Cleanup(func() { foreignViewFuncs = saved })
+				}
+				s, hs := hostcallStream(t, op)
+				// One call of five headers a callback (hostcallStream's
+				// count is divided by five): 20 batches, 100 fields.
+				s.refill()
+				if a, err := hs.OnRequestHeaders(false); a != Continue || err != nil {
+					t.Fatal(a, err)
+				}
+				var got []string
+				for i := range s.req.Len() {
+					k, v := s.req.At(i)
+					if strings.HasPrefix(string(k), "x-wasm-") {
+						got = append(got, string(k)+"="+string(v))
+					}
+				}
+				wantN := hostcallsPerCallback
+				if op == "replace5" {
+					wantN = 5 // each batch replaces the one before
+				}
+				if len(got) != wantN || strings.Join(got[:5], ",") != want {
+					t.Errorf("%d x-wasm fields, first %v; want %d, first %s", len(got), got[:min(5, len(got))], wantN, want)
+				}
+			})
+		}
 	}
 }
