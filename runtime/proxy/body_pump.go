@@ -124,6 +124,11 @@ func (r *pumpReader) Read(b []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		if lr == errChainEnded {
+			// The stream ended first (the upstream answered before the
+			// body's end): the rest is not filtered nor sent.
+			return 0, errStreamEnded
+		}
 		if lr != nil {
 			r.s.SendLocalReply(*lr)
 			return 0, errFilterReplied

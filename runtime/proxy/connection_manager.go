@@ -95,6 +95,7 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 		}
 		if chained {
 			x.s.info.ResponseSize = x.sent
+			x.fm.end()
 			x.fm.log()
 			x.fm.done()
 			x.upstreamResp.Close()

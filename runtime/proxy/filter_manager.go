@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"sync"
 
 	"github.com/sluice-proxy/sluice/runtime/filter"
 )
@@ -39,6 +40,42 @@ type filterManager struct {
 	startFeed   func() *bodyFeed
 	hasTrailers func() bool
 	feed        *bodyFeed
+
+	// mu is held for each filter callback, and ended, set under it when
+	// the stream ends, is checked before each: the request body may still
+	// be pumped through the chain on the upstream transport's goroutine
+	// after the stream's goroutine has the whole response (an upstream
+	// that answered before the body's end), and a filter gets no call
+	// after its OnDone (Envoy's onDestroy), nor two at once (the response
+	// callbacks run meanwhile on the stream's goroutine). A pause is
+	// waited out without it.
+	mu    sync.Mutex
+	ended bool
+}
+
+// errChainEnded is the reply a callback gets in place of a filter's
+// answer once the stream has ended: only a body pump still running on the
+// upstream transport's goroutine sees it, and stops.
+var errChainEnded = &filter.LocalReply{Details: "stream_ended"}
+
+// enter locks the chain for one filter callback; false (unlocked) once
+// the stream has ended.
+func (fm *filterManager) enter() bool {
+	fm.mu.Lock()
+	if fm.ended {
+		fm.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// end ends the chain for callbacks from the body pump: it waits for one
+// in progress, and none starts afterwards. The stream's goroutine then
+// has the filters to itself for OnLog and OnDone.
+func (fm *filterManager) end() {
+	fm.mu.Lock()
+	fm.ended = true
+	fm.mu.Unlock()
 }
 
 // maxInlineFilters is how many filters a stream keeps without an
@@ -114,12 +151,16 @@ func (fm *filterManager) headers(d filter.Direction, endOfStream bool) *filter.L
 		}
 		f := fm.filters[i]
 		fm.s.clearResumed(d)
+		if !fm.enter() {
+			return errChainEnded
+		}
 		var st filter.Status
 		if d == filter.Request {
 			st = f.OnRequestHeaders(fm.s, endOfStream)
 		} else {
 			st = f.OnResponseHeaders(fm.s, endOfStream)
 		}
+		fm.mu.Unlock()
 		if st != filter.Continue && d == filter.Request && fm.startFeed != nil && fm.feed == nil {
 			if lr := fm.s.takeLocal(); lr != nil {
 				return lr
@@ -146,12 +187,16 @@ func (fm *filterManager) trailers(d filter.Direction) *filter.LocalReply {
 		}
 		f := fm.filters[i]
 		fm.s.clearResumed(d)
+		if !fm.enter() {
+			return errChainEnded
+		}
 		var st filter.Status
 		if d == filter.Request {
 			st = f.OnRequestTrailers(fm.s)
 		} else {
 			st = f.OnResponseTrailers(fm.s)
 		}
+		fm.mu.Unlock()
 		if lr := fm.afterCallback(d, st); lr != nil {
 			return lr
 		}
@@ -206,8 +251,11 @@ func (fm *filterManager) dataRange(d filter.Direction, chunk []byte, endOfStream
 			fm.buffered[d][i] = nil
 			fm.holding[d][i] = false
 		}
-		fm.body.Data = chunk
 		fm.s.clearResumed(d)
+		if !fm.enter() {
+			return nil, errChainEnded
+		}
+		fm.body.Data = chunk
 		var st filter.Status
 		if d == filter.Request {
 			st = f.OnRequestBody(fm.s, &fm.body, endOfStream)
@@ -216,6 +264,7 @@ func (fm *filterManager) dataRange(d filter.Direction, chunk []byte, endOfStream
 		}
 		chunk = fm.body.Data
 		fm.body.Data = nil
+		fm.mu.Unlock()
 		if lr := fm.s.takeLocal(); lr != nil {
 			return nil, lr
 		}
@@ -262,6 +311,7 @@ func (fm *filterManager) overLimit(d filter.Direction) *filter.LocalReply {
 	return &filter.LocalReply{Status: http.StatusInternalServerError, Body: []byte("response body too large to buffer\n"), Details: "response_payload_too_large", GRPCStatus: grpcInternal}
 }
 
+// log and done run on the stream's goroutine after end.
 func (fm *filterManager) log() {
 	for i, f := range fm.filters {
 		if !fm.skips(i, filter.LogCallback) {
