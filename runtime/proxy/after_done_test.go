@@ -18,37 +18,37 @@ import (
 )
 
 // TestNoFilterCallbackAfterDone: a filter's OnDone is its last call on
-// the stream, as Envoy's onDestroy, even when the upstream answers (and
-// the stream ends) while the request body is still being pumped through
-// the chain on the upstream transport's goroutine: the client streams a
-// large body slowly, the upstream answers at once without reading it,
-// and the client goes on sending after it has the response. For each
-// upstream protocol, the recorder sees no callback after OnDone.
+// the stream, as Envoy's onDestroy, even when the stream ends while the
+// request body is still being pumped through the chain on the upstream
+// transport's goroutine. The client streams a large body slowly to an
+// HTTP/2 upstream and the stream ends mid-body: the upstream answers at
+// once without reading it (the client goes on sending after it has the
+// answer), the route times out, or the client goes away. The recorder
+// sees no callback after OnDone. (An HTTP/1.1 upstream's answer is read
+// only once the request has gone, when the pump has stopped.)
 func TestNoFilterCallbackAfterDone(t *testing.T) {
-	answer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := httptest.NewServer(h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/early" {
+			<-r.Context().Done() // never answers
+			return
+		}
 		w.Header().Set("content-length", "2")
 		w.Write([]byte("ok"))
-	})
-	// An HTTP/1.1 upstream's answer is read only once the request has
-	// gone (the body pump has stopped), so only h2c has this shape.
-	for _, proto := range []string{"h2c"} {
-		t.Run(proto, func(t *testing.T) {
-			var up *httptest.Server
-			protoLine := ""
-			if proto == "h2c" {
-				up = httptest.NewServer(h2c.NewHandler(answer, &http2.Server{}))
-				protoLine = `protocol = "h2c"`
-			} else {
-				up = httptest.NewServer(answer)
-			}
-			t.Cleanup(up.Close)
-			rec := &recorders{name: "rec", mk: func(r *recorder) filter.HTTPFilter { return r }}
-			decl, _, m := declarePlugins([]filter.Factory{rec})
-			addr, _ := startProxyManager(t, `
+	}), &http2.Server{}))
+	t.Cleanup(up.Close)
+	rec := &recorders{name: "rec", mk: func(r *recorder) filter.HTTPFilter { return r }}
+	decl, _, m := declarePlugins([]filter.Factory{rec})
+	addr, _ := startProxyManager(t, `
 [[listeners]]
 name = "public"
 address = "127.0.0.1:0"
 `+decl+`
+[[routes]]
+name = "timeout"
+match = { path_prefix = "/timeout" }
+plugins = ["rec"]
+timeout = "50ms"
+backends = [ { cluster = "up" } ]
 [[routes]]
 name = "r"
 match = { path_prefix = "/" }
@@ -56,30 +56,46 @@ plugins = ["rec"]
 backends = [ { cluster = "up" } ]
 [[clusters]]
 name = "up"
-`+protoLine+`
+protocol = "h2c"
 endpoints = ["`+up.Listener.Addr().String()+`"]
 `, m)
+	chunk := bytes.Repeat([]byte{'b'}, 64<<10)
+	for _, tc := range []struct {
+		path   string
+		status int  // the response the client waits for; 0: none
+		hangUp bool // the client goes away mid-body
+	}{
+		{"/early", 200, false},
+		{"/timeout", 504, false},
+		{"/gone", 0, true},
+	} {
+		t.Run(tc.path[1:], func(t *testing.T) {
 			for i := range 5 {
 				c, err := net.Dial("tcp", addr)
 				if err != nil {
 					t.Fatal(err)
 				}
 				c.SetDeadline(time.Now().Add(10 * time.Second))
-				const size = 8 << 20
-				fmt.Fprintf(c, "POST /up/%d HTTP/1.1\r\nHost: x\r\ncontent-length: %d\r\n\r\n", i, size)
-				chunk := bytes.Repeat([]byte{'b'}, 64<<10)
+				fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\ncontent-length: %d\r\n\r\n", tc.path, 8<<20)
 				c.Write(chunk)
-				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-				if err != nil {
-					t.Fatal(err)
+				if tc.status != 0 {
+					resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != tc.status {
+						t.Fatalf("request %d: status %d, want %d", i, resp.StatusCode, tc.status)
+					}
 				}
-				resp.Body.Close()
-				// The client goes on with its body after the answer, until
-				// the proxy stops reading it.
-				for range 32 {
-					c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-					if _, err := c.Write(chunk); err != nil {
-						break
+				if !tc.hangUp {
+					// The client goes on with its body after the answer,
+					// until the proxy stops reading it.
+					for range 32 {
+						c.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+						if _, err := c.Write(chunk); err != nil {
+							break
+						}
 					}
 				}
 				c.Close()
