@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 	"github.com/sluice-proxy/sluice/hostabi/internal/interrupt"
@@ -125,6 +126,11 @@ type HTTPStream struct {
 	resumed [2]bool
 	replied bool
 	done    bool
+
+	// queued counts the actions hostcalls queued for the stream's host
+	// (instance.pending) that have not yet run: they run after the
+	// instance's lock, possibly on another goroutine, and hold the host.
+	queued atomic.Int32
 }
 
 // NewHTTPStream creates a stream context on an instance of the plugin.
@@ -140,7 +146,8 @@ func (p *Plugin) NewHTTPStream(ctx context.Context, host StreamHost) (*HTTPStrea
 // InitHTTPStream is NewHTTPStream into a stream the caller allocated (a
 // zero HTTPStream, usually a field of the caller's per-stream filter), so
 // that a filter costs the proxy one allocation, not two. s must not be
-// copied or reused afterwards, even after OnDone.
+// copied afterwards, nor reused before OnDone has returned and Settled
+// says so.
 func (p *Plugin) InitHTTPStream(ctx context.Context, s *HTTPStream, host StreamHost) error {
 	return p.newStream(ctx, s, host, false)
 }
@@ -393,6 +400,13 @@ func (s *HTTPStream) OnResponseTrailers() (Action, error) {
 	r, e, err := s.enter(cbResponseTrailers, StreamResponse, ResponseTrailers, uint64(s.id), 0)
 	return action(r, e, err, false)
 }
+
+// Settled says, after OnDone, that nothing of the instance holds the
+// stream or its host any longer: no action a hostcall queued for it is
+// left to run. s (zeroed) and its host may then serve another stream.
+// Once OnDone has returned no action is queued again, so a false answer
+// turns true at most when the last queued one has run.
+func (s *HTTPStream) Settled() bool { return s.done && s.queued.Load() == 0 }
 
 // OnLog runs proxy_on_log.
 func (s *HTTPStream) OnLog() error {

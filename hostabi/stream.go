@@ -25,7 +25,8 @@ func (in *instance) continueStream(t abi.StreamType) abi.Status {
 		return abi.OK
 	}
 	host := s.host
-	in.pending = append(in.pending, func() { host.Resume(t) })
+	s.queued.Add(1)
+	in.pending = append(in.pending, func() { host.Resume(t); s.queued.Add(-1) })
 	return abi.OK
 }
 
@@ -57,7 +58,8 @@ func hcCloseStream(_ context.Context, in *instance, a []uint64) abi.Status {
 	}
 	s.replied = true
 	host := s.host
-	in.pending = append(in.pending, func() { host.Close(t) })
+	s.queued.Add(1)
+	in.pending = append(in.pending, func() { host.Close(t); s.queued.Add(-1) })
 	return abi.OK
 }
 
@@ -94,7 +96,8 @@ func hcSendLocalResponse(_ context.Context, in *instance, a []uint64) abi.Status
 	r := LocalResponse{Status: status, Details: details, Body: append([]byte(nil), body...),
 		Headers: headers, GRPCStatus: int(int32(u32(a[7])))}
 	host := s.host
-	in.pending = append(in.pending, func() { host.SendLocalResponse(r) })
+	s.queued.Add(1)
+	in.pending = append(in.pending, func() { host.SendLocalResponse(r); s.queued.Add(-1) })
 	return abi.OK
 }
 

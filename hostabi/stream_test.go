@@ -157,3 +157,37 @@ func TestHeaderActions(t *testing.T) {
 		})
 	}
 }
+
+// TestSettledAfterQueuedActions: an action a hostcall queued for a
+// stream (a tick's continue_stream) runs after the instance's lock, on
+// the tick's goroutine, and may still hold the stream's host when the
+// stream's OnDone has returned: the stream is Settled (its host free for
+// another stream) only once that action has run.
+func TestSettledAfterQueuedActions(t *testing.T) {
+	s := newTestStream()
+	s.resumed = make(chan StreamType) // the queued Resume waits for the test
+	_, hs, a := runHeaders(t, "configure: tick 10\nrequest_headers: ret 1\ntick: effective | continue 0 | tick 0", s)
+	if a != Pause {
+		t.Fatalf("action = %v", a)
+	}
+	for deadline := time.Now().Add(5 * time.Second); hs.queued.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the tick queued no Resume")
+		}
+	}
+	if hs.Settled() {
+		t.Error("Settled before OnDone")
+	}
+	if err := hs.OnDone(); err != nil {
+		t.Fatal(err)
+	}
+	if hs.Settled() {
+		t.Error("Settled after OnDone while the queued Resume has not run")
+	}
+	<-s.resumed
+	for deadline := time.Now().Add(5 * time.Second); !hs.Settled(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not Settled once the queued Resume ran")
+		}
+	}
+}
