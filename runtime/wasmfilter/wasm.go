@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -61,17 +62,27 @@ func (f *WasmFactory) Close() {
 // NewFilter implements Factory. An error (no instance can serve) leaves the
 // failure policy to the caller, as Factory says.
 func (f *WasmFactory) NewFilter(ctx context.Context, s filter.Stream) (filter.HTTPFilter, error) {
-	// One allocation: the stream context and the host view live in it.
-	w := &wasmFilter{f: f, host: wasmStreamHost{s: s}}
+	// The stream context and the host view live in one object, from
+	// filterPool (zero): a stream costs no allocation once one ended.
+	w := filterPool.Get().(*wasmFilter)
+	w.f, w.host.s, w.host.ended = f, s, false
 	err := f.p.InitHTTPStream(ctx, &w.hs, &w.host)
 	if errors.Is(err, hostabi.ErrClosed) {
 		return nil, fmt.Errorf("%w: %w", filter.ErrClosed, err)
 	}
 	if err != nil {
+		// hostabi may have kept nothing of a stream it did not begin, but
+		// a failed start is rare: w is left to the collector.
 		return nil, err
 	}
 	return w, nil
 }
+
+// filterPool holds zeroed wasmFilters for the next streams. A filter goes
+// back once its OnDone has returned and hostabi has nothing queued for it
+// (HTTPStream.Settled): the proxy calls a filter nothing after its OnDone
+// (filter.Finisher), so nothing else reaches it.
+var filterPool = sync.Pool{New: func() any { return new(wasmFilter) }}
 
 // wasmFilter is the filter of one stream: hostabi's stream context plus
 // the failure policy.
@@ -179,6 +190,17 @@ func (w *wasmFilter) OnLog(filter.Stream) {
 func (w *wasmFilter) OnDone(filter.Stream) {
 	_ = w.hs.OnDone()
 	w.host.end()
+	if w.hs.Settled() {
+		// An action still queued (a Resume from a tick's callback racing
+		// the stream's end) holds the host: then w is left to the
+		// collector.
+		// Zeroed but ended: a host call can reach a filter only while
+		// hostabi holds it (Settled), yet one that did would find the
+		// stream over rather than a nil one.
+		*w = wasmFilter{}
+		w.host.ended = true
+		filterPool.Put(w)
+	}
 }
 
 // SkippedCallbacks answers filter.Skipper from the plugin's
