@@ -18,6 +18,8 @@ import (
 // body writer still reads the rest of the client's body through the
 // filter chain: that late read must not touch what the finished stream's
 // log reads. Under -race this reported a data race on the byte count.
+// Nor may it call the filter after its OnDone (its stream context is
+// gone, and the filter object may serve another stream).
 func TestEarlyResponseWhileBodyStreams(t *testing.T) {
 	up := httptest.NewUnstartedServer(h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "early")
@@ -62,5 +64,11 @@ endpoints = ["`+up.Listener.Addr().String()+`"]
 		// The rest of the body, and its end, after the response.
 		pw.Write([]byte("the rest"))
 		pw.Close()
+	}
+	// The filter got no body callback after its OnDone: hostabi answers
+	// one with an error ("stream already done"), which the filter logs.
+	c.CloseIdleConnections()
+	if n := ts.logs.FilterMessage("wasm filter callback failed").Len(); n != 0 {
+		t.Errorf("%d Wasm filter callbacks after the stream's end: %v", n, ts.logs.FilterMessage("wasm filter callback failed").All()[0].ContextMap())
 	}
 }
