@@ -237,12 +237,6 @@ impl AsRef<str> for Int {
     }
 }
 
-impl AsRef<[u8]> for Int {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[self.start as usize..]
-    }
-}
-
 impl std::fmt::Debug for Int {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -585,23 +579,6 @@ pub fn must<T>(plugin: &str, what: &str, r: Result<T, sdk::Status>) {
 pub fn must_on<T>(plugin: &str, verb: &str, name: &str, r: Result<T, sdk::Status>) {
     if let Err(e) = r {
         sdk::log(LogLevel::Error, &format!("{}: {} {}: {:?}", plugin, verb, name, e));
-    }
-}
-
-/// Sets headers of map t (replacing a name's values), in order, in one
-/// hostcall where the host can (sdk::replace_map_values); if that fails
-/// (it then changed nothing), one by one, each failure logged as must_on
-/// logs it.
-pub fn set_headers<K, V>(plugin: &str, t: sdk::MapType, headers: &[(K, V)])
-where
-    K: AsRef<str> + AsRef<[u8]>,
-    V: AsRef<str> + AsRef<[u8]>,
-{
-    if sdk::replace_map_values(t, headers).is_err() {
-        for (k, v) in headers {
-            let (k, v): (&str, &str) = (k.as_ref(), v.as_ref());
-            must_on(plugin, "setting", k, sdk::replace_map_value(t, k, v));
-        }
     }
 }
 

@@ -378,7 +378,9 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        common::set_headers(NAME, sdk::MapType::HttpResponseHeaders, &self.headers);
+        for (k, v) in &self.headers {
+            common::must_on(NAME, "setting", k, sdk::set_http_response_header(k, v.as_str()));
+        }
         Action::Continue
     }
 }

@@ -338,7 +338,9 @@ impl HttpContext for Stream {
             reply.send();
             return Action::Pause;
         }
-        common::set_headers(NAME, sdk::MapType::HttpRequestHeaders, &d.upstream_headers);
+        for (k, v) in &d.upstream_headers {
+            common::must_on(NAME, "setting", k, sdk::set_http_request_header(k, v));
+        }
         Action::Continue
     }
 
@@ -357,7 +359,9 @@ impl HttpContext for Stream {
             let _ = sdk::increment_metric(self.p.store_errors, 1);
             sdk::log(LogLevel::Warn, &format!("{}: shared store failed: {}", NAME, e));
         }
-        common::set_headers(NAME, sdk::MapType::HttpResponseHeaders, &h);
+        for (k, v) in &h {
+            common::must_on(NAME, "setting", k, sdk::set_http_response_header(k, v));
+        }
         Action::Continue
     }
 }
