@@ -36,16 +36,9 @@ UP_PORT=${UP_PORT:-18280}
 SLUICE_PORT=${SLUICE_PORT:-18282}
 ADMIN_PORT=${ADMIN_PORT:-18283}
 GRPC_UP_PORT=${GRPC_UP_PORT:-18285}
-PIDS=()
+source bench/pids.sh
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for _ in $(seq 50); do
-    alive=0
-    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  stop_pids
   rm -rf "$work"
 }
 work=$(mktemp -d)

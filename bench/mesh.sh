@@ -25,11 +25,9 @@ SLUICE=${SLUICE:-bin/sluice}
 PROTOCOL=${MESH_PROTOCOL:-}
 work=$(mktemp -d)
 chmod 755 "$work"  # nginx workers run as nobody
-PIDS=()
+source bench/pids.sh
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  stop_pids
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM

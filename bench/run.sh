@@ -31,16 +31,9 @@ GRPC_UP_PORT=${GRPC_UP_PORT:-18085}
 NGINX_GRPC_PORT=${NGINX_GRPC_PORT:-18086}
 SLUICE_PORT=${SLUICE_PORT:-18082}
 ADMIN_PORT=${ADMIN_PORT:-18083}
-PIDS=()
+source bench/pids.sh
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for _ in $(seq 50); do
-    alive=0
-    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  stop_pids
 }
 trap cleanup EXIT INT TERM
 
