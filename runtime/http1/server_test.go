@@ -463,7 +463,7 @@ func TestServerWatchTimerNotPerRequest(t *testing.T) {
 	var starts int
 	for cn := range srv.conns {
 		cn.watch.mu.Lock()
-		starts = cn.watch.starts
+		starts = cn.watch.timer.Starts()
 		cn.watch.mu.Unlock()
 	}
 	srv.mu.Unlock()

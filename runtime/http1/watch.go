@@ -5,6 +5,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/lazytimer"
 )
 
 // watchDelay is how long a handler may run, its request fully read,
@@ -14,12 +16,9 @@ import (
 // a client that leaves ends the request's context, as net/http's
 // background read and Envoy's codec do.
 //
-// The timer is the connection's and is not reset for every request (a
-// reset and a stop a request showed in profiles, with the runtime's
-// upkeep of its timer heap): armWatch starts it only when it is not
-// running, and when it fires during a later request than the one it was
-// started for, it starts again for that one. So a request is watched
-// between one and two delays after it was read.
+// The timer is the connection's (lazytimer: not reset and stopped for
+// every request), so a request is watched between one and two delays
+// after it was read.
 const watchDelay = 250 * time.Millisecond
 
 type watchState uint8
@@ -36,11 +35,7 @@ const (
 type watch struct {
 	mu       sync.Mutex
 	cond     sync.Cond
-	timer    *time.Timer
-	ticking  bool   // the timer runs
-	armed    uint64 // requests armed so far; the current one's number
-	timedFor uint64 // the request the running timer was started for
-	starts   int    // times the timer was started, for tests
+	timer    lazytimer.Timer
 	state    watchState
 	aborting bool
 	off      bool // between stopWatch and the next request
@@ -64,34 +59,18 @@ func (c *conn) armWatch() {
 	if w.off || w.state != watchIdle || w.got || len(c.r.buffered()) > 0 {
 		return
 	}
-	w.armed++
 	w.state = watchArmed
-	if w.ticking {
-		return // it fires within a delay and starts again for this request
-	}
-	if w.timer == nil {
+	if !w.timer.Inited() {
 		w.cond.L = &w.mu
-		w.timer = time.AfterFunc(watchDelay, c.watchFired)
-	} else {
-		w.timer.Reset(watchDelay)
+		w.timer.Init(c.watchFired)
 	}
-	w.ticking, w.timedFor = true, w.armed
-	w.starts++
+	w.timer.Begin(watchDelay)
 }
 
 func (c *conn) watchFired() {
 	w := &c.watch
 	w.mu.Lock()
-	w.ticking = false
-	if w.state != watchArmed {
-		w.mu.Unlock()
-		return
-	}
-	if w.armed != w.timedFor {
-		// A later request than the timer's: give it its whole delay.
-		w.timer.Reset(watchDelay)
-		w.ticking, w.timedFor = true, w.armed
-		w.starts++
+	if !w.timer.Fired(watchDelay, w.state == watchArmed) {
 		w.mu.Unlock()
 		return
 	}
@@ -149,10 +128,7 @@ func (c *conn) endWatch() {
 	c.stopWatch()
 	w := &c.watch
 	w.mu.Lock()
-	if w.timer != nil {
-		w.timer.Stop()
-	}
-	w.ticking = false
+	w.timer.Stop()
 	w.mu.Unlock()
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/runtime/http1"
+	"github.com/sluice-proxy/sluice/runtime/lazytimer"
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
@@ -94,20 +95,14 @@ type h1Conn struct {
 // a connection's deadline costs two timer updates in the poller on every
 // exchange, and the watch is in place long before it.
 //
-// The timer is not reset and stopped for every exchange (a reset and a
-// stop an exchange showed in profiles, with the runtime's upkeep of its
-// timer heap), as the downstream codec's watch: startWatch starts it only
-// when it is not running, and when it fires during a later exchange than
-// the one it was started for, it starts again for that one. So an
-// exchange is watched between one and two delays after it began.
+// The timer is the connection's (lazytimer: not reset and stopped for
+// every exchange), so an exchange is watched between one and two delays
+// after it began.
 type ctxWatch struct {
 	mu       sync.Mutex
 	ctx      context.Context // the exchange's, while it runs
 	stop     func() bool     // the AfterFunc's, once registered
-	timer    *time.Timer
-	ticking  bool        // the timer runs
-	started  uint64      // exchanges watched so far; the current one's number
-	timedFor uint64      // the exchange the running timer was started for
+	timer    lazytimer.Timer
 	fired    atomic.Bool // the context ended during the exchange
 	deadline bool        // a deadline is set on the connection
 	expire   func()
@@ -126,47 +121,31 @@ func (c *h1Conn) startWatch(ctx context.Context) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.ctx = ctx
-	w.started++
-	if w.ticking {
-		return // it fires within a delay and starts again for this exchange
-	}
-	if w.timer == nil {
+	if !w.timer.Inited() {
 		w.expire = func() {
 			w.fired.Store(true)
 			c.conn.SetDeadline(aLongTimeAgo)
 		}
-		w.timer = time.AfterFunc(watchDelay, c.watchFire)
-	} else {
-		w.timer.Reset(watchDelay)
+		w.timer.Init(c.watchFire)
 	}
-	w.ticking, w.timedFor = true, w.started
+	w.timer.Begin(watchDelay)
 }
 
 func (c *h1Conn) watchFire() {
 	w := &c.watch
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.ticking = false
-	if w.ctx == nil || w.stop != nil {
-		return // no exchange, or it is watched already
+	// Pending: an exchange runs and is not watched yet.
+	if w.timer.Fired(watchDelay, w.ctx != nil && w.stop == nil) {
+		w.stop = context.AfterFunc(w.ctx, w.expire)
 	}
-	if w.started != w.timedFor {
-		// A later exchange than the timer's: give it its whole delay.
-		w.timer.Reset(watchDelay)
-		w.ticking, w.timedFor = true, w.started
-		return
-	}
-	w.stop = context.AfterFunc(w.ctx, w.expire)
 }
 
 // endWatch stops the timer for good: the connection is done.
 func (c *h1Conn) endWatch() {
 	w := &c.watch
 	w.mu.Lock()
-	if w.timer != nil {
-		w.timer.Stop()
-	}
-	w.ticking = false
+	w.timer.Stop()
 	w.mu.Unlock()
 }
 
