@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -29,28 +30,40 @@ const internalHeaderPrefix = "x-sluice-"
 // request is forwarded.
 func sanitizeRequestHeaders(h *stream.HeaderMap, upgrade bool) bool {
 	if h.Has("connection") {
-		var tokens []string
-		for v := range h.Values("connection") {
-			for _, t := range strings.Split(string(v), ",") {
-				if t = strings.TrimSpace(t); t != "" {
-					tokens = append(tokens, t)
+		// Without allocating: a client's "Connection: keep-alive" is
+		// common, and a garbage collection every few seconds under load
+		// is a latency tail.
+		var store [4][]byte
+		values := connectionValues(store[:0], h)
+		tokens := 0
+		for _, v := range values {
+			for rest := v; len(rest) > 0; {
+				var t []byte
+				if t, rest = nextToken(rest); len(t) > 0 {
+					tokens++
 				}
 			}
 		}
-		if len(tokens) >= maxConnectionTokens {
+		if tokens >= maxConnectionTokens {
 			return false
 		}
-		kept := tokens[:0:0]
-		for _, t := range tokens {
-			switch name := strings.ToLower(t); {
-			case strings.HasPrefix(t, ":"), name == "x-forwarded-for", name == "x-forwarded-host", name == "x-forwarded-proto":
-				return false
-			case name == "connection", name == "te", name == "close", name == "keep-alive", name == "upgrade", name == "http2-settings":
-				// Not a nomination (or, for TE, left to the hop-by-hop
-				// pass that keeps "trailers").
-				kept = append(kept, t)
-			default:
-				h.Del(name)
+		kept := 0
+		for _, v := range values {
+			for rest := v; len(rest) > 0; {
+				var t []byte
+				if t, rest = nextToken(rest); len(t) == 0 {
+					continue
+				}
+				switch {
+				case t[0] == ':', foldIs(t, "x-forwarded-for"), foldIs(t, "x-forwarded-host"), foldIs(t, "x-forwarded-proto"):
+					return false
+				case keptToken(t):
+					// Not a nomination (or, for TE, left to the hop-by-hop
+					// pass that keeps "trailers").
+					kept++
+				default:
+					h.DelBytes(t)
+				}
 			}
 		}
 		// Filters see Connection without the names it nominated, as
@@ -58,10 +71,23 @@ func sanitizeRequestHeaders(h *stream.HeaderMap, upgrade bool) bool {
 		switch {
 		case upgrade:
 			h.Set("connection", "Upgrade")
-		case len(kept) == 0:
+		case kept == 0:
 			h.Del("connection")
-		case len(kept) < len(tokens):
-			h.Set("connection", strings.Join(kept, ", "))
+		case kept < tokens:
+			// The values are slices of buffers Set does not write over.
+			var b []byte
+			for _, v := range values {
+				for rest := v; len(rest) > 0; {
+					var t []byte
+					if t, rest = nextToken(rest); len(t) > 0 && keptToken(t) {
+						if len(b) > 0 {
+							b = append(b, ", "...)
+						}
+						b = append(b, t...)
+					}
+				}
+			}
+			h.Set("connection", string(b))
 		}
 	}
 	var internal []string
@@ -76,12 +102,64 @@ func sanitizeRequestHeaders(h *stream.HeaderMap, upgrade bool) bool {
 	return true
 }
 
+// keptToken is a Connection option that nominates no field to remove.
+func keptToken(t []byte) bool {
+	return foldIs(t, "connection") || foldIs(t, "te") || foldIs(t, "close") || foldIs(t, "keep-alive") ||
+		foldIs(t, "upgrade") || foldIs(t, "http2-settings")
+}
+
+// connectionValues appends the values of h's Connection fields to dst.
+// They stay valid while fields are removed: removal does not write over
+// the bytes a field's value is a slice of.
+func connectionValues(dst [][]byte, h *stream.HeaderMap) [][]byte {
+	for i := range h.Len() {
+		if name, v := h.At(i); string(name) == "connection" {
+			dst = append(dst, v)
+		}
+	}
+	return dst
+}
+
+// nextToken splits the first element off a comma-separated list: tok is
+// that element trimmed of white space (empty for an empty element), rest
+// what follows its comma.
+func nextToken(list []byte) (tok, rest []byte) {
+	if i := bytes.IndexByte(list, ','); i >= 0 {
+		tok, rest = list[:i], list[i+1:]
+	} else {
+		tok = list
+	}
+	return bytes.TrimSpace(tok), rest
+}
+
+// foldIs says t is name, a lower-case token, in any ASCII case (tokens
+// are ASCII: one with other bytes is no name on the list).
+func foldIs(t []byte, name string) bool {
+	if len(t) != len(name) {
+		return false
+	}
+	for i, c := range t {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != name[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // upgradeOf returns the protocol a request's map asks to upgrade to
 // ("websocket").
 func upgradeOf(h *stream.HeaderMap) string {
-	for v := range h.Values("connection") {
-		for _, t := range strings.Split(string(v), ",") {
-			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
+	for i := range h.Len() {
+		name, v := h.At(i)
+		if string(name) != "connection" {
+			continue
+		}
+		for rest := v; len(rest) > 0; {
+			var t []byte
+			if t, rest = nextToken(rest); foldIs(t, "upgrade") {
 				u, _ := h.Get("upgrade")
 				return strings.ToLower(string(u))
 			}
@@ -176,18 +254,17 @@ func removeFixedHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
 func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
 	m := hopMask(h) &^ hopTrailer
 	if m&hopConnection != 0 {
-		var nominated []string
-		for v := range h.Values("connection") {
-			for _, name := range strings.Split(string(v), ",") {
-				name = strings.TrimSpace(name)
-				if name == "" || keepUpgrade && strings.EqualFold(name, "upgrade") || strings.EqualFold(name, "trailer") {
+		// Without allocating: nginx answers every request with
+		// "Connection: keep-alive".
+		var store [4][]byte
+		for _, v := range connectionValues(store[:0], h) {
+			for rest := v; len(rest) > 0; {
+				var t []byte
+				if t, rest = nextToken(rest); len(t) == 0 || keepUpgrade && foldIs(t, "upgrade") || foldIs(t, "trailer") {
 					continue
 				}
-				nominated = append(nominated, name)
+				h.DelBytes(t)
 			}
-		}
-		for _, name := range nominated {
-			h.Del(name)
 		}
 	}
 	if keepUpgrade {

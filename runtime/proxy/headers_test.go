@@ -34,6 +34,9 @@ func TestSanitizeRequestHeaders(t *testing.T) {
 		{"X-Forwarded-For refused", http.Header{"Connection": {"X-Forwarded-For"}}, false, false, nil},
 		{"pseudo-header refused", http.Header{"Connection": {":path"}}, false, false, nil},
 		{"ten options refused", http.Header{"Connection": {"a,b,c,d,e", "f,g,h,i,j"}}, false, false, nil},
+		{"kept options of several fields joined, nominations in any field removed",
+			http.Header{"Connection": {"Keep-Alive, x-a", "close", "X-B", "te", " , upgrade"}, "X-A": {"1"}, "X-B": {"2"}, "X-C": {"3"}}, false, true,
+			http.Header{"Connection": {"Keep-Alive, close, te, upgrade"}, "X-C": {"3"}}},
 		{"nine options pass", http.Header{"Connection": {"a,b,c,d,e,f,g,h,close"}}, false, true, http.Header{"Connection": {"close"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,6 +84,9 @@ func TestHopHeadersRemoved(t *testing.T) {
 		{"response, every hop field", all, true, false, []string{":method: GET", ":path: /", "trailer: x-sum", "x-kept: 2"}},
 		{"response, upgrade", all, true, true, []string{":method: GET", ":path: /", "connection: keep-alive, X-Nominated", "trailer: x-sum", "upgrade: websocket", "x-kept: 2"}},
 		{"response, Connection alone", [][2]string{{":status", "200"}, {"connection", "close"}, {"x-kept", "2"}}, true, false, []string{":status: 200", "x-kept: 2"}},
+		{"response, nominations in several fields", [][2]string{{":status", "200"}, {"connection", "X-A"}, {"connection", "keep-alive, x-b"},
+			{"x-a", "1"}, {"connection", "close"}, {"connection", ","}, {"connection", "x-c"}, {"x-b", "2"}, {"x-c", "3"}, {"x-kept", "2"}}, true, false,
+			[]string{":status: 200", "x-kept: 2"}},
 		{"response, none", [][2]string{{":status", "200"}, {"x-kept", "2"}}, true, false, []string{":status: 200", "x-kept: 2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
