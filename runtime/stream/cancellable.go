@@ -79,20 +79,35 @@ func (c *Cancellable) Quiet() bool {
 // has), as context.AfterFunc; stop unregisters f and reports whether it
 // did so before f was started.
 func (c *Cancellable) AfterFunc(f func()) (stop func() bool) {
+	id := c.Watch(f)
+	if id == 0 {
+		return stopped
+	}
+	return func() bool { return c.stop(id) }
+}
+
+// Watch is AfterFunc without the stop function, which is an allocation:
+// it returns the registration's number for Unwatch (0 when c had ended
+// and f was started at once). For a caller that watches c on every
+// request, such as an upstream exchange.
+func (c *Cancellable) Watch(f func()) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
 		go f()
-		return stopped
+		return 0
 	}
 	c.nextID++
-	id := c.nextID
 	if c.funcs == nil {
 		c.funcs = c.first[:0]
 	}
-	c.funcs = append(c.funcs, afterFunc{id: id, f: f})
-	return func() bool { return c.stop(id) }
+	c.funcs = append(c.funcs, afterFunc{id: c.nextID, f: f})
+	return c.nextID
 }
+
+// Unwatch ends the registration Watch numbered id and reports whether it
+// did so before its function was started.
+func (c *Cancellable) Unwatch(id uint64) bool { return c.stop(id) }
 
 func (c *Cancellable) stop(id uint64) bool {
 	c.mu.Lock()

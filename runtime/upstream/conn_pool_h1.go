@@ -87,17 +87,25 @@ type h1Conn struct {
 	watch      ctxWatch
 }
 
-// ctxWatch interrupts an exchange whose context ends: the context is
-// watched (context.AfterFunc, which sees its deadline pass too) once the
-// exchange has run for a while, started by a timer made once per
-// connection. A deadline nearer than twice watchDelay also goes on the
-// connection at once; a farther one does not, since setting and clearing
-// a connection's deadline costs two timer updates in the poller on every
-// exchange, and the watch is in place long before it.
+// ctxWatch interrupts an exchange whose context ends.
 //
-// The timer is the connection's (lazytimer: not reset and stopped for
-// every exchange), so an exchange is watched between one and two delays
-// after it began.
+// A proxied stream's context registers a callback without allocating and
+// ends only through its cancel, its deadlines included (a stream timer
+// enforces them): stream.Cancellable's Watch. Such a context is watched
+// from the exchange's start to its end, two short locked steps and no
+// timer.
+//
+// Any other context is watched (context.AfterFunc, which sees its
+// deadline pass too) once the exchange has run for a while, started by a
+// timer made once per connection. A deadline nearer than twice
+// watchDelay also goes on the connection at once; a farther one does
+// not, since setting and clearing a connection's deadline costs two
+// timer updates in the poller on every exchange, and the watch is in
+// place long before it. The timer is the connection's (lazytimer: not
+// reset and stopped for every exchange), so an exchange is watched
+// between one and two delays after it began; but a busy connection's
+// timer then fires every delay, a goroutine each time, which is why the
+// stream contexts are watched the other way.
 type ctxWatch struct {
 	mu       sync.Mutex
 	ctx      context.Context // the exchange's, while it runs
@@ -105,12 +113,28 @@ type ctxWatch struct {
 	timer    lazytimer.Timer
 	fired    atomic.Bool // the context ended during the exchange
 	deadline bool        // a deadline is set on the connection
-	expire   func()
+	expire   func()      // made once per connection (get)
+	// watcher is the exchange's context when it is one (registered
+	// under watchID), nil otherwise; only the exchange's goroutine
+	// touches both.
+	watcher cancelWatcher
+	watchID uint64
+}
+
+// cancelWatcher is a context that registers a function to run when it
+// ends without allocating, and that ends only then (stream.Cancellable).
+type cancelWatcher interface {
+	Watch(f func()) uint64
+	Unwatch(id uint64) bool
 }
 
 func (c *h1Conn) startWatch(ctx context.Context) {
 	w := &c.watch
 	w.fired.Store(false)
+	if cw, ok := ctx.(cancelWatcher); ok {
+		w.watcher, w.watchID = cw, cw.Watch(w.expire)
+		return
+	}
 	if ctx.Done() == nil {
 		return
 	}
@@ -122,13 +146,16 @@ func (c *h1Conn) startWatch(ctx context.Context) {
 	defer w.mu.Unlock()
 	w.ctx = ctx
 	if !w.timer.Inited() {
-		w.expire = func() {
-			w.fired.Store(true)
-			c.conn.SetDeadline(aLongTimeAgo)
-		}
 		w.timer.Init(c.watchFire)
 	}
 	w.timer.Begin(watchDelay)
+}
+
+// expireWatch is what the watch runs when the exchange's context ends:
+// the exchange's reads and writes fail at once.
+func (c *h1Conn) expireWatch() {
+	c.watch.fired.Store(true)
+	c.conn.SetDeadline(aLongTimeAgo)
 }
 
 func (c *h1Conn) watchFire() {
@@ -153,13 +180,18 @@ func (c *h1Conn) endWatch() {
 // exchange (the connection's deadline was moved: it is not reused).
 func (c *h1Conn) stopWatch() bool {
 	w := &c.watch
-	w.mu.Lock() // the timer runs on: it finds no exchange or a later one
-	stop := w.stop
-	w.ctx, w.stop = nil, nil
-	w.mu.Unlock()
 	ok := true
-	if stop != nil && !stop() {
-		ok = false // it ran or is running
+	if w.watcher != nil {
+		ok = w.watcher.Unwatch(w.watchID) // false: expire ran or is running
+		w.watcher, w.watchID = nil, 0
+	} else {
+		w.mu.Lock() // the timer runs on: it finds no exchange or a later one
+		stop := w.stop
+		w.ctx, w.stop = nil, nil
+		w.mu.Unlock()
+		if stop != nil && !stop() {
+			ok = false // it ran or is running
+		}
 	}
 	if w.fired.Load() {
 		ok = false
@@ -236,6 +268,7 @@ func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool) (c *h1C
 		return nil, false, err
 	}
 	c = &h1Conn{pool: p, conn: conn, addr: addr}
+	c.watch.expire = c.expireWatch // a method value: a closure would move c to the heap on every get
 	c.idle.init(conn)
 	c.cc.Init(conn, http1.Limits{MaxHeaderBytes: maxResponseHeaderBytes})
 	c.st.src = c

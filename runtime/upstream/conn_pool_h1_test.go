@@ -568,3 +568,86 @@ func TestH1WritesGoThroughWrappers(t *testing.T) {
 		t.Errorf("%d connections, want 1 (reused)", n)
 	}
 }
+
+// cancellableCtx is a context as the proxy's stream contexts are: it ends
+// only through its stream.Cancellable.
+type cancellableCtx struct{ stream.Cancellable }
+
+func (*cancellableCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*cancellableCtx) Value(any) any               { return nil }
+
+// TestH1StreamContextWatchedWithoutTimer: an exchange whose context is a
+// stream.Cancellable registers on it for the exchange's length (Watch)
+// instead of starting the connection's watch timer, which on a busy
+// connection fired every watchDelay, a goroutine each time. Quick
+// exchanges leave no registration behind (the proxy reuses a quiet
+// context for the connection's next stream), and a cancel mid-exchange
+// still ends it, without waiting for any delay.
+func TestH1StreamContextWatchedWithoutTimer(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	hung := make(chan struct{}, 1)
+	s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
+		if r.URL.Path == "/hang" {
+			hung <- struct{}{}
+			<-release
+			return false
+		}
+		_, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return err == nil
+	})
+	c := h1Cluster(t, s.addr, config.Limits{})
+	for i := range 20 {
+		ctx := new(cancellableCtx)
+		resp, err := c.Send(ctx, &Request{Headers: headers("GET", "/", "x")}, Pick{})
+		if err != nil {
+			t.Fatalf("exchange %d: %v", i, err)
+		}
+		if body, err := readAll(t, resp); err != nil || body != "ok" {
+			t.Fatalf("exchange %d: %q %v", i, body, err)
+		}
+		if !ctx.Quiet() {
+			t.Fatalf("exchange %d left a registration on its context", i)
+		}
+	}
+	p := c.spool.(*h1Pool)
+	p.mu.Lock()
+	var conn *h1Conn
+	for _, list := range p.idle {
+		conn = list[len(list)-1]
+	}
+	p.mu.Unlock()
+	if conn == nil {
+		t.Fatal("no idle connection after the exchanges")
+	}
+
+	ctx := new(cancellableCtx)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := c.Send(ctx, &Request{Headers: headers("GET", "/hang", "x")}, Pick{})
+		if err == nil {
+			resp.Close()
+		}
+		done <- err
+	}()
+	select {
+	case <-hung:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hanging request did not reach the upstream")
+	}
+	ctx.Cancel(context.Canceled)
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("hanging exchange ended with %v, want the cancel", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the cancel did not end the exchange")
+	}
+	if n := conn.watch.timer.Starts(); n != 0 {
+		t.Errorf("the connection's watch timer started %d times, want 0", n)
+	}
+	if n := s.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 (the hung exchange on the quick ones' connection)", n)
+	}
+}
