@@ -357,14 +357,7 @@ func TestH1WatchStartedForAnEarlierExchange(t *testing.T) {
 		time.Sleep(after)
 		ctx, cancel := context.WithCancel(context.Background())
 		timer := time.AfterFunc(2*watchDelay+10*time.Millisecond, cancel)
-		done := make(chan error, 1)
-		go func() {
-			resp, err := c.Send(ctx, &Request{Headers: headers("GET", "/hang", "x")}, Pick{})
-			if err == nil {
-				resp.Close()
-			}
-			done <- err
-		}()
+		done := sendHang(ctx, c)
 		select {
 		case err := <-done:
 			if !errors.Is(err, context.Canceled) {
@@ -379,6 +372,20 @@ func TestH1WatchStartedForAnEarlierExchange(t *testing.T) {
 	if n := s.conns.Load(); n != 4 {
 		t.Errorf("%d connections, want 4 (each hung exchange reuses its round's connection)", n)
 	}
+}
+
+// sendHang sends GET /hang with ctx on a goroutine of its own and gives
+// the exchange's error (nil with a response, which it closes).
+func sendHang(ctx context.Context, c *Cluster) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		resp, err := c.Send(ctx, &Request{Headers: headers("GET", "/hang", "x")}, Pick{})
+		if err == nil {
+			resp.Close()
+		}
+		done <- err
+	}()
+	return done
 }
 
 func TestH1EarlyResponseToLargeBody(t *testing.T) {
@@ -622,14 +629,7 @@ func TestH1StreamContextWatchedWithoutTimer(t *testing.T) {
 	}
 
 	ctx := new(cancellableCtx)
-	done := make(chan error, 1)
-	go func() {
-		resp, err := c.Send(ctx, &Request{Headers: headers("GET", "/hang", "x")}, Pick{})
-		if err == nil {
-			resp.Close()
-		}
-		done <- err
-	}()
+	done := sendHang(ctx, c)
 	select {
 	case <-hung:
 	case <-time.After(5 * time.Second):
