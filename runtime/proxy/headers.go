@@ -282,12 +282,18 @@ func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
 // and host as the client sent them.
 func setForwarded(h *stream.HeaderMap, clientIP, scheme, host string) {
 	if clientIP != "" {
-		var prior []string
-		for v := range h.Values("x-forwarded-for") {
-			prior = append(prior, string(v))
+		// Joined in a buffer on the stack (the map copies it): a request
+		// from behind a load balancer has the field, and slices and a
+		// joined string were allocations on every one of them.
+		var buf [256]byte
+		joined := buf[:0]
+		for i := range h.Len() {
+			if name, v := h.At(i); string(name) == "x-forwarded-for" {
+				joined = append(append(joined, v...), ", "...)
+			}
 		}
-		if len(prior) > 0 {
-			h.Set("x-forwarded-for", strings.Join(prior, ", ")+", "+clientIP)
+		if len(joined) > 0 {
+			h.SetBytes([]byte("x-forwarded-for"), append(joined, clientIP...))
 		} else {
 			h.Add("x-forwarded-for", clientIP)
 		}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -99,6 +100,46 @@ func TestHopHeadersRemoved(t *testing.T) {
 			} else {
 				removeFixedHopHeaders(&m, tc.upgrade)
 			}
+			var got []string
+			for name, value := range m.All() {
+				got = append(got, string(name)+": "+string(value))
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSetForwarded: the client's address is appended to the
+// X-Forwarded-For the request came with (its fields joined into one, in
+// the first one's place), the scheme set, the host added when absent.
+func TestSetForwarded(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		in       [][2]string
+		clientIP string
+		want     []string
+	}{
+		{"none before", [][2]string{{":authority", "h"}, {"x-a", "1"}}, "10.0.0.1",
+			[]string{":authority: h", "x-a: 1", "x-forwarded-for: 10.0.0.1", "x-forwarded-proto: http", "x-forwarded-host: h"}},
+		{"appended to the fields before", [][2]string{{"x-forwarded-for", "203.0.113.7"}, {"x-a", "1"}, {"X-Forwarded-For", "198.51.100.2, 192.0.2.1"}, {"x-forwarded-host", "orig"}}, "10.0.0.1",
+			[]string{"x-forwarded-for: 203.0.113.7, 198.51.100.2, 192.0.2.1, 10.0.0.1", "x-a: 1", "x-forwarded-host: orig", "x-forwarded-proto: http"}},
+		{"a long chain", [][2]string{{"x-forwarded-for", strings.Repeat("192.0.2.1, ", 40) + "192.0.2.2"}}, "10.0.0.1",
+			[]string{"x-forwarded-for: " + strings.Repeat("192.0.2.1, ", 40) + "192.0.2.2, 10.0.0.1", "x-forwarded-proto: http"}},
+		{"no client address", [][2]string{{"x-forwarded-for", "203.0.113.7"}}, "",
+			[]string{"x-forwarded-for: 203.0.113.7", "x-forwarded-proto: http"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m stream.HeaderMap
+			for _, f := range tc.in {
+				m.Add(f[0], f[1])
+			}
+			host := ""
+			if v, ok := m.Get(stream.Authority); ok {
+				host = string(v)
+			}
+			setForwarded(&m, tc.clientIP, "http", host)
 			var got []string
 			for name, value := range m.All() {
 				got = append(got, string(name)+": "+string(value))

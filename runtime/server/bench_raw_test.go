@@ -35,8 +35,9 @@ const proxyHTTP1RawAllocs = 0
 
 // TestProxyHTTP1RawAllocs pins BenchmarkProxyHTTP1Raw's allocations per
 // request, so that a change that adds one shows here (lower the constant
-// when a change removes one), for wrk's request and for one that says
-// "Connection: keep-alive", as many clients do.
+// when a change removes one), for wrk's request, one that says
+// "Connection: keep-alive", as many clients do, and one that comes with
+// X-Forwarded-For fields, as from behind a load balancer.
 func TestProxyHTTP1RawAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
@@ -44,6 +45,8 @@ func TestProxyHTTP1RawAllocs(t *testing.T) {
 	for name, req := range map[string]string{
 		"plain":      benchRequest,
 		"keep-alive": "GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\nConnection: keep-alive\r\n\r\n",
+		"behind a load balancer": "GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\n" +
+			"X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-For: 198.51.100.2, 192.0.2.1\r\n\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			roundTrip := startRawProxyPath(t, req)
