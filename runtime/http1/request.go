@@ -487,25 +487,8 @@ var tchar = func() (t [128]bool) {
 	return t
 }()
 
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if lower(b[i]) != lower(s[i]) {
-			return false
-		}
-	}
-	return true
-}
+func asciiEqualFold(b []byte, s string) bool { return stream.EqualFold(b, s) }
 
 func asciiHasPrefixFold(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && asciiEqualFold(b[:len(prefix)], prefix)
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }

@@ -55,7 +55,7 @@ func sanitizeRequestHeaders(h *stream.HeaderMap, upgrade bool) bool {
 					continue
 				}
 				switch {
-				case t[0] == ':', foldIs(t, "x-forwarded-for"), foldIs(t, "x-forwarded-host"), foldIs(t, "x-forwarded-proto"):
+				case t[0] == ':', stream.EqualFold(t, "x-forwarded-for"), stream.EqualFold(t, "x-forwarded-host"), stream.EqualFold(t, "x-forwarded-proto"):
 					return false
 				case keptToken(t):
 					// Not a nomination (or, for TE, left to the hop-by-hop
@@ -104,8 +104,8 @@ func sanitizeRequestHeaders(h *stream.HeaderMap, upgrade bool) bool {
 
 // keptToken is a Connection option that nominates no field to remove.
 func keptToken(t []byte) bool {
-	return foldIs(t, "connection") || foldIs(t, "te") || foldIs(t, "close") || foldIs(t, "keep-alive") ||
-		foldIs(t, "upgrade") || foldIs(t, "http2-settings")
+	return stream.EqualFold(t, "connection") || stream.EqualFold(t, "te") || stream.EqualFold(t, "close") || stream.EqualFold(t, "keep-alive") ||
+		stream.EqualFold(t, "upgrade") || stream.EqualFold(t, "http2-settings")
 }
 
 // connectionValues appends the values of h's Connection fields to dst.
@@ -132,23 +132,6 @@ func nextToken(list []byte) (tok, rest []byte) {
 	return bytes.TrimSpace(tok), rest
 }
 
-// foldIs says t is name, a lower-case token, in any ASCII case (tokens
-// are ASCII: one with other bytes is no name on the list).
-func foldIs(t []byte, name string) bool {
-	if len(t) != len(name) {
-		return false
-	}
-	for i, c := range t {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != name[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // upgradeOf returns the protocol a request's map asks to upgrade to
 // ("websocket").
 func upgradeOf(h *stream.HeaderMap) string {
@@ -159,7 +142,7 @@ func upgradeOf(h *stream.HeaderMap) string {
 		}
 		for rest := v; len(rest) > 0; {
 			var t []byte
-			if t, rest = nextToken(rest); foldIs(t, "upgrade") {
+			if t, rest = nextToken(rest); stream.EqualFold(t, "upgrade") {
 				u, _ := h.Get("upgrade")
 				return strings.ToLower(string(u))
 			}
@@ -260,7 +243,7 @@ func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
 		for _, v := range connectionValues(store[:0], h) {
 			for rest := v; len(rest) > 0; {
 				var t []byte
-				if t, rest = nextToken(rest); len(t) == 0 || keepUpgrade && foldIs(t, "upgrade") || foldIs(t, "trailer") {
+				if t, rest = nextToken(rest); len(t) == 0 || keepUpgrade && stream.EqualFold(t, "upgrade") || stream.EqualFold(t, "trailer") {
 					continue
 				}
 				h.DelBytes(t)

@@ -261,6 +261,20 @@ func equalFold[S ~string | ~[]byte](stored []byte, name S) bool {
 	return true
 }
 
+// EqualFold says b and s are the same in any ASCII case: header names
+// and tokens are ASCII, so bytes beyond it only match themselves.
+func EqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if lower(b[i]) != lower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 func lower(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
 		return c + 'a' - 'A'
