@@ -25,7 +25,7 @@ func (s *vmState) onContextCreate(contextID, parentID uint32) {
 	}
 	root, ok := s.roots[parentID]
 	if !ok {
-		LogCriticalf("context %d created under unknown plugin context %d", contextID, parentID)
+		LogCritical("context " + decimal(contextID) + " created under unknown plugin context " + decimal(parentID))
 		return
 	}
 	// proxy_on_context_create does not say whether the stream is HTTP or

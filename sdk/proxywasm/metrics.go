@@ -24,7 +24,7 @@ type MetricHistogram uint32
 func defineMetric(t uint32, name string) uint32 {
 	var id uint32
 	if err := statusToError(abi.ProxyDefineMetric(t, abi.StringPtr(name), uint32(len(name)), &id)); err != nil {
-		LogErrorf("defining metric %q: %v", name, err)
+		LogError("defining metric " + quote(name) + ": " + err.Error())
 	}
 	return id
 }

@@ -131,7 +131,7 @@ func (r *registry) NewPluginContext(contextID uint32) types.PluginContext {
 	}
 	rootID, err := read()
 	if err != nil && len(r.byRootID) > 1 {
-		LogWarnf("reading plugin_root_id: %v", err)
+		LogWarn("reading plugin_root_id: " + err.Error())
 	}
 	if f, ok := r.byRootID[rootID]; ok {
 		return f(contextID)
@@ -155,7 +155,7 @@ type unknownRoot struct {
 }
 
 func (u *unknownRoot) OnPluginStart(int) types.OnPluginStartStatus {
-	LogCriticalf("no plugin with root_id %q in this module (it has: %s)", u.rootID, u.known)
+	LogCritical("no plugin with root_id " + quote(u.rootID) + " in this module (it has: " + u.known + ")")
 	return types.OnPluginStartStatusFailed
 }
 
