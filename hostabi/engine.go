@@ -114,6 +114,9 @@ type compiledModule struct {
 	// 0.2 callbacks it stands for; another export of that name is not
 	// called (the ABI's two callbacks are).
 	createRequestHeaders bool
+	// data is the module's data segments when they are kept packed
+	// (packed_data.go): each instance writes them into its memory.
+	data *packedData
 	// calls holds, by callback, the export an instance calls for it ("":
 	// none; the host skips it): the callback's name, malloc for a missing
 	// proxy_on_memory_allocate, none for a create-with-headers export of
@@ -351,6 +354,7 @@ func (e *Engine) addModule(ctx context.Context, key moduleKey, rt wazero.Runtime
 			return nil, err
 		}
 	}
+	data := packData(mod)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if cm := e.modules[key]; cm != nil {
@@ -359,7 +363,7 @@ func (e *Engine) addModule(ctx context.Context, key moduleKey, rt wazero.Runtime
 		return cm, nil
 	}
 	cm := &compiledModule{key: key, rt: rt, mod: mod, version: version, refs: 1, interruptible: interruptible, cache: cache,
-		headerArgs: headerArgs, createRequestHeaders: createRequestHeaders}
+		headerArgs: headerArgs, createRequestHeaders: createRequestHeaders, data: data}
 	for cb, name := range callbackNames {
 		if _, ok := exports[name]; ok {
 			cm.calls[cb] = name

@@ -194,6 +194,14 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 		in.close(errors.New("no memory"))
 		return nil, errors.New("module exports no memory")
 	}
+	if in.cm.data != nil {
+		// What wazero would have copied in while instantiating, before
+		// any of the module's code runs.
+		if err := in.cm.data.write(in.mem); err != nil {
+			in.close(err)
+			return nil, fmt.Errorf("instantiating: %w", err)
+		}
+	}
 	in.headerArgs = in.cm.headerArgs
 	v.mu.Lock()
 	plugins := append([]*Plugin(nil), v.plugins...)
