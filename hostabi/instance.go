@@ -220,6 +220,7 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 		return nil, err
 	}
 	in.starting = false
+	in.memory.releaseZeroPages()
 	// Start-up's callbacks are done with until another plugin joins the
 	// VM: let their call engines go.
 	for _, cb := range [...]callback{cbStartSection, cbInitialize, cbMain, cbStart, cbVMStart, cbConfigure} {

@@ -71,3 +71,12 @@ func (m *limitedMemory) attachMemory(mem api.Memory) {
 		m.mapped.attach(mem)
 	}
 }
+
+// releaseZeroPages gives back the pages of a mapped memory that hold only
+// zeros (linear_memory_linux.go); a no-op for memory on the Go heap. The
+// guest must not be running.
+func (m *limitedMemory) releaseZeroPages() {
+	if m.mapped != nil {
+		releaseZeroPages(m.buf)
+	}
+}

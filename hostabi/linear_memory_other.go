@@ -9,3 +9,5 @@ func reserveLinearMemory(uint64) *mappedRegion { return nil }
 func releaseLinearMemory([]byte) {}
 
 func unmapLinearMemory([]byte) {}
+
+func releaseZeroPages([]byte) {}
