@@ -349,7 +349,7 @@ func (e *Engine) addModule(ctx context.Context, key moduleKey, rt wazero.Runtime
 	// trusted one what ExportParams saves (wazero builds every function's
 	// definition to list the imports).
 	if !key.trusted {
-		if err := checkImports(rt, mod); err != nil {
+		if err := checkImports(rt, wasm, mod); err != nil {
 			_ = mod.Close(ctx)
 			return nil, err
 		}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/interrupt"
 )
 
 // ImportError: the module imports functions (or memories) the host does
@@ -33,29 +35,42 @@ func (e *ImportError) Error() string {
 	return "linking: the module's imports do not match the host: " + strings.Join(parts, "; ")
 }
 
-// checkImports compares mod's imports with what rt's host modules (env,
-// WASI, Emscripten's env functions) export.
-func checkImports(rt wazero.Runtime, mod wazero.CompiledModule) error {
+// checkImports compares the imports of wasm (mod, compiled) with what rt's
+// host modules (env, WASI, Emscripten's env functions) export. The list
+// comes from the module's bytes: asking mod would make wazero build and
+// keep a definition of every function of the module.
+func checkImports(rt wazero.Runtime, wasm []byte, mod wazero.CompiledModule) error {
+	funcs, memories, err := interrupt.Imports(wasm)
+	if err != nil {
+		// wazero compiled what this reader could not read: ask wazero.
+		funcs, memories = nil, nil
+		for _, def := range mod.ImportedFunctions() {
+			module, name, _ := def.Import()
+			funcs = append(funcs, interrupt.FuncImport{Module: module, Name: name, Params: def.ParamTypes(), Results: def.ResultTypes()})
+		}
+		for _, def := range mod.ImportedMemories() {
+			module, name, _ := def.Import()
+			memories = append(memories, module+"."+name)
+		}
+	}
 	var e ImportError
-	for _, def := range mod.ImportedFunctions() {
-		module, name, _ := def.Import()
-		key := module + "." + name
+	for _, f := range funcs {
+		key := f.Module + "." + f.Name
 		var have api.FunctionDefinition
-		if host := rt.Module(module); host != nil {
-			have = host.ExportedFunctionDefinitions()[name]
+		if host := rt.Module(f.Module); host != nil {
+			have = host.ExportedFunctionDefinitions()[f.Name]
 		}
 		switch {
 		case have == nil:
 			e.Missing = append(e.Missing, key)
-		case !slices.Equal(def.ParamTypes(), have.ParamTypes()) || !slices.Equal(def.ResultTypes(), have.ResultTypes()):
+		case !slices.Equal(f.Params, have.ParamTypes()) || !slices.Equal(f.Results, have.ResultTypes()):
 			e.Mismatched = append(e.Mismatched, fmt.Sprintf("%s: the module imports %s, the host has %s",
-				key, signature(def), signature(have)))
+				key, signature(f.Params, f.Results), signature(have.ParamTypes(), have.ResultTypes())))
 		}
 	}
-	for _, def := range mod.ImportedMemories() {
-		module, name, _ := def.Import()
+	for _, m := range memories {
 		// The host exports functions only: a guest must define its memory.
-		e.Missing = append(e.Missing, module+"."+name+" (memory)")
+		e.Missing = append(e.Missing, m+" (memory)")
 	}
 	if len(e.Missing) == 0 && len(e.Mismatched) == 0 {
 		return nil
@@ -64,7 +79,7 @@ func checkImports(rt wazero.Runtime, mod wazero.CompiledModule) error {
 }
 
 // signature writes a function type as "(i32 i64) -> i32".
-func signature(d api.FunctionDefinition) string {
+func signature(params, results []api.ValueType) string {
 	names := func(ts []api.ValueType) string {
 		s := make([]string, len(ts))
 		for i, t := range ts {
@@ -72,5 +87,5 @@ func signature(d api.FunctionDefinition) string {
 		}
 		return "(" + strings.Join(s, " ") + ")"
 	}
-	return names(d.ParamTypes()) + " -> " + names(d.ResultTypes())
+	return names(params) + " -> " + names(results)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,26 @@ func TestCorpus(t *testing.T) {
 			}
 			if !maps.Equal(got, want) {
 				t.Errorf("%s: ExportParams %v, wazero's exports %v", f, got, want)
+			}
+		}
+		// Imports reads what wazero's definitions say.
+		if funcs, mems, err := Imports(orig); err != nil {
+			t.Errorf("%s: Imports: %v", f, err)
+		} else {
+			var want []FuncImport
+			for _, d := range m.ImportedFunctions() {
+				module, name, _ := d.Import()
+				want = append(want, FuncImport{Module: module, Name: name, Params: d.ParamTypes(), Results: d.ResultTypes()})
+			}
+			var wantMems []string
+			for _, d := range m.ImportedMemories() {
+				module, name, _ := d.Import()
+				wantMems = append(wantMems, module+"."+name)
+			}
+			if !slices.EqualFunc(funcs, want, func(a, b FuncImport) bool {
+				return a.Module == b.Module && a.Name == b.Name && bytes.Equal(a.Params, b.Params) && bytes.Equal(a.Results, b.Results)
+			}) || !slices.Equal(mems, wantMems) {
+				t.Errorf("%s: Imports %v %v, wazero's imports %v %v", f, funcs, mems, want, wantMems)
 			}
 		}
 		_ = m.Close(ctx)
