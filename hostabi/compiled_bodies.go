@@ -17,15 +17,11 @@ import (
 // and reports false (TestCompiledModuleBodiesDropped fails on a wazero
 // upgrade that moves them).
 func dropFunctionBodies(cm wazero.CompiledModule) bool {
-	v := reflect.ValueOf(cm)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+	module, ok := wazeroModule(cm)
+	if !ok {
 		return false
 	}
-	module := v.Elem().FieldByName("module")
-	if !module.IsValid() || module.Kind() != reflect.Pointer || module.IsNil() {
-		return false
-	}
-	code := module.Elem().FieldByName("CodeSection")
+	code := module.FieldByName("CodeSection")
 	if !code.IsValid() || code.Kind() != reflect.Slice {
 		return false
 	}
@@ -44,4 +40,19 @@ func dropFunctionBodies(cm wazero.CompiledModule) bool {
 		fn.FieldByName("LocalTypes").SetZero()
 	}
 	return true
+}
+
+// wazeroModule is the module wazero decoded for a compiled module (the
+// struct wasm.Module, unexported), or false if it is not where wazero
+// v1.12 keeps it (compiledModule.module).
+func wazeroModule(cm wazero.CompiledModule) (reflect.Value, bool) {
+	v := reflect.ValueOf(cm)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return reflect.Value{}, false
+	}
+	module := v.Elem().FieldByName("module")
+	if !module.IsValid() || module.Kind() != reflect.Pointer || module.IsNil() || module.Elem().Kind() != reflect.Struct {
+		return reflect.Value{}, false
+	}
+	return module.Elem(), true
 }

@@ -1,7 +1,6 @@
 package hostabi
 
 import (
-	"context"
 	"syscall"
 	"testing"
 	"unsafe"
@@ -50,12 +49,7 @@ func TestStartedInstanceKeepsNoZeroPages(t *testing.T) {
 	if zero != 0 {
 		t.Errorf("%d of the %d resident pages of a started instance hold only zeros", zero, resident)
 	}
-	s, err := p.NewHTTPStream(context.Background(), newTestStream())
-	if err != nil {
+	if err := oneRequest(p, newTestStream()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.OnRequestHeaders(true); err != nil {
-		t.Fatal(err)
-	}
-	s.OnDone()
 }

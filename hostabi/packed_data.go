@@ -47,15 +47,10 @@ const minPackedData = 64 << 10
 // compiledModule.module.DataSection; TestPackedDataKeepsMemory fails on
 // an upgrade that moves them).
 func packData(cm wazero.CompiledModule) *packedData {
-	v := reflect.ValueOf(cm)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+	m, ok := wazeroModule(cm)
+	if !ok {
 		return nil
 	}
-	module := v.Elem().FieldByName("module")
-	if !module.IsValid() || module.Kind() != reflect.Pointer || module.IsNil() {
-		return nil
-	}
-	m := module.Elem()
 	data, start, count, mem := m.FieldByName("DataSection"), m.FieldByName("StartSection"),
 		m.FieldByName("DataCountSection"), m.FieldByName("MemorySection")
 	if !data.IsValid() || data.Kind() != reflect.Slice || !start.IsValid() || start.Kind() != reflect.Pointer ||

@@ -55,16 +55,20 @@ func packedModule(start, count bool, segs ...dataSeg) []byte {
 	return append(m, section(11, vec(entries...))...)
 }
 
-func sleb(n int) []byte {
-	var b []byte
-	for {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if (n == 0 && c&0x40 == 0) || (n == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
+// interpreterWithHost is wazero's interpreter with the host modules, closed
+// with the test: data is wazero's store's business, the same for either
+// engine, and the interpreter compiles a Go guest fast.
+func interpreterWithHost(tb testing.TB) wazero.Runtime {
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	tb.Cleanup(func() { rt.Close(ctx) })
+	if err := registerWASI(ctx, rt); err != nil {
+		tb.Fatal(err)
 	}
+	if err := registerEnv(ctx, rt); err != nil {
+		tb.Fatal(err)
+	}
+	return rt
 }
 
 // TestPackedDataKeepsMemory: an instance of a module whose data the host
@@ -99,16 +103,7 @@ func TestPackedDataKeepsMemory(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			// The interpreter: data is wazero's store's business, the
-			// same for either engine, and it compiles the Go guest fast.
-			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
-			defer rt.Close(ctx)
-			if err := registerWASI(ctx, rt); err != nil {
-				t.Fatal(err)
-			}
-			if err := registerEnv(ctx, rt); err != nil {
-				t.Fatal(err)
-			}
+			rt := interpreterWithHost(t)
 			memory := func(pack bool) ([]byte, *packedData, error) {
 				cm, err := rt.CompileModule(ctx, tc.module)
 				if err != nil {
@@ -175,15 +170,9 @@ func TestPackedDataServes(t *testing.T) {
 	if len(cm.data.z)*3 > total {
 		t.Errorf("%d data bytes packed into %d: less than three to one", total, len(cm.data.z))
 	}
-	st := newTestStream()
-	s, err := p.NewHTTPStream(context.Background(), st)
-	if err != nil {
+	if err := oneRequest(p, newTestStream()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.OnRequestHeaders(true); err != nil {
-		t.Fatal(err)
-	}
-	s.OnDone()
 }
 
 // BenchmarkPackedData: what keeping a Go guest's data packed costs, at
@@ -194,14 +183,7 @@ func BenchmarkPackedData(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
-	defer rt.Close(ctx)
-	if err := registerWASI(ctx, rt); err != nil {
-		b.Fatal(err)
-	}
-	if err := registerEnv(ctx, rt); err != nil {
-		b.Fatal(err)
-	}
+	rt := interpreterWithHost(b)
 	var p *packedData
 	b.Run("pack", func(b *testing.B) {
 		for b.Loop() {

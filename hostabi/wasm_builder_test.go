@@ -21,6 +21,19 @@ func leb(n int) []byte {
 	}
 }
 
+// sleb is n as a signed LEB128 (i32.const's immediate).
+func sleb(n int) []byte {
+	var b []byte
+	for {
+		c := byte(n & 0x7f)
+		n >>= 7
+		if (n == 0 && c&0x40 == 0) || (n == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
 func vec(items ...[]byte) []byte {
 	b := leb(len(items))
 	for _, it := range items {
