@@ -143,6 +143,9 @@ var versionOutputs = map[string]string{
 	"1": "f282395d97f2a9992ed86831c8ba25293b519f83f46dfe20067385b0cc7fff2e",
 	// 2: data segments joined (data.go).
 	"2": "dab5f47eb167463b139e2c36e5de8f21256e367d652ea96fc95ef7265883f5c8",
+	// 3: the refill out of line (one function the checks call); no entry
+	// check in a body that opens with a loop.
+	"3": "0361c4a112a11f7c5b98d266fcb805aecf08db302acb905854b645b09501dfed",
 }
 
 // spin is a module with an endless loop, a recursion that never ends
@@ -152,12 +155,7 @@ func spin() []byte {
 	return module(true, [][]byte{
 		{0, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b}, // loop br 0 end end
 		{0, 0x10, 0x01, 0x10, 0x01, 0x0b},       // call 1; call 1; end: doubling recursion
-		{1, 1, 0x7f, // one i32 local: acc
-			0x03, 0x40, // loop
-			0x20, 0x01, 0x20, 0x00, 0x6a, 0x21, 0x01, // acc += n
-			0x20, 0x00, 0x41, 0x01, 0x6b, 0x22, 0x00, // n = n - 1 (tee)
-			0x0d, 0x00, // br_if 0
-			0x0b, 0x20, 0x01, 0x0b}, // end; acc; end
+		spinSum,
 	})
 }
 
@@ -192,48 +190,89 @@ func module(memory bool, bodies [][]byte) []byte {
 	return b.Bytes()
 }
 
+// openingLoops is spin with its two endless functions shaped as Go
+// writes its functions, a block around a loop first thing: a doubling
+// recursion inside the loop, whose head is its only check, and one that
+// recurses in the block, before the loop, so its entry keeps its check.
+func openingLoops() []byte {
+	return module(true, [][]byte{
+		{0, 0x02, 0x40, 0x03, 0x40, 0x10, 0x00, 0x10, 0x00, 0x0b, 0x0b, 0x0b}, // block loop call 0; call 0 end end end
+		{0, 0x02, 0x40, 0x10, 0x01, 0x10, 0x01, 0x0b, 0x03, 0x40, 0x0b, 0x0b}, // block call 1; call 1 end loop end end
+		spinSum,
+	})
+}
+
+// spinSum is sum's body: a loop adding n, n-1, ... 1.
+var spinSum = []byte{1, 1, 0x7f, // one i32 local: acc
+	0x03, 0x40, // loop
+	0x20, 0x01, 0x20, 0x00, 0x6a, 0x21, 0x01, // acc += n
+	0x20, 0x00, 0x41, 0x01, 0x6b, 0x22, 0x00, // n = n - 1 (tee)
+	0x0d, 0x00, // br_if 0
+	0x0b, 0x20, 0x01, 0x0b} // end; acc; end
+
+// TestOpeningLoopTakesTheEntryCheck: a body that reaches a loop head
+// before anything that branches or calls has no check at its entry; one
+// that may call first keeps it.
+func TestOpeningLoopTakesTheEntryCheck(t *testing.T) {
+	patched, err := Instrument(openingLoops())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No globals or imports: the budget is global 0, the refill function
+	// 3. Checks: function 0's loop head; function 1's entry and loop head;
+	// sum's loop head (its body opens with the loop).
+	if n := bytes.Count(patched, check(0, 3)); n != 4 {
+		t.Errorf("%d checks, want 4", n)
+	}
+}
+
 // TestInterrupt shows the flag stopping a call that would never end,
 // while an instrumented function that does end gives the same result.
 func TestInterrupt(t *testing.T) {
 	ctx := context.Background()
 	rt := wazero.NewRuntime(ctx)
 	defer rt.Close(ctx)
-	patched, err := Instrument(spin())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fn := range []string{"loop", "recurse"} {
-		t.Run(fn, func(t *testing.T) {
-			mod, err := rt.InstantiateWithConfig(ctx, patched, wazero.NewModuleConfig().WithName(""))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer mod.Close(ctx)
-			if got := mod.ExportedFunction("sum"); got == nil {
-				t.Fatal("sum is not exported")
-			} else if r, err := got.Call(ctx, 100); err != nil || r[0] != 5050 {
-				t.Fatalf("sum(100) = %v, %v; want 5050", r, err)
-			}
-			done := make(chan error, 1)
-			go func() {
-				_, err := mod.ExportedFunction(fn).Call(ctx)
-				done <- err
-			}()
-			select {
-			case err := <-done:
-				t.Fatalf("%s returned before the interrupt: %v", fn, err)
-			case <-time.After(50 * time.Millisecond):
-			}
-			mod.ExportedGlobal(Export).(api.MutableGlobal).Set(1)
-			select {
-			case err := <-done:
-				if err == nil || !strings.Contains(err.Error(), "unreachable") {
-					t.Fatalf("%s: got %v, want an unreachable trap", fn, err)
+	for _, mod := range []struct {
+		name   string
+		module []byte
+	}{{"spin", spin()}, {"opening loops", openingLoops()}} {
+		patched, err := Instrument(mod.module)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fn := range []string{"loop", "recurse"} {
+			t.Run(mod.name+"/"+fn, func(t *testing.T) {
+				mod, err := rt.InstantiateWithConfig(ctx, patched, wazero.NewModuleConfig().WithName(""))
+				if err != nil {
+					t.Fatal(err)
 				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("%s did not stop within 5s of the interrupt", fn)
-			}
-		})
+				defer mod.Close(ctx)
+				if got := mod.ExportedFunction("sum"); got == nil {
+					t.Fatal("sum is not exported")
+				} else if r, err := got.Call(ctx, 100); err != nil || r[0] != 5050 {
+					t.Fatalf("sum(100) = %v, %v; want 5050", r, err)
+				}
+				done := make(chan error, 1)
+				go func() {
+					_, err := mod.ExportedFunction(fn).Call(ctx)
+					done <- err
+				}()
+				select {
+				case err := <-done:
+					t.Fatalf("%s returned before the interrupt: %v", fn, err)
+				case <-time.After(50 * time.Millisecond):
+				}
+				mod.ExportedGlobal(Export).(api.MutableGlobal).Set(1)
+				select {
+				case err := <-done:
+					if err == nil || !strings.Contains(err.Error(), "unreachable") {
+						t.Fatalf("%s: got %v, want an unreachable trap", fn, err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("%s did not stop within 5s of the interrupt", fn)
+				}
+			})
+		}
 	}
 }
 

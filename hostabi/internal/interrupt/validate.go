@@ -477,7 +477,7 @@ func (m *moduleInfo) exportSection(r *reader) error {
 		if err != nil {
 			return err
 		}
-		if name == Export || name == BudgetExport || name == StartExport {
+		if name == Export || name == BudgetExport || name == StartExport || name == RefillExport {
 			// Refused, not a reason to fall back to wazero's checks: the
 			// guest would then choose the path its deadline takes.
 			return fmt.Errorf("export %q: a name the host reserves", name)
