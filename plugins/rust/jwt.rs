@@ -11,7 +11,7 @@
 
 use crate::common;
 use hmac::{Hmac, Mac};
-use sha2::{Sha256, Sha384, Sha512};
+use sha2::{Sha384, Sha512};
 use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, RootContext, SignatureCheck};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -38,11 +38,15 @@ fn supported(alg: &str) -> bool {
 /// tests pass their own (natively there is no host).
 pub type PublicKeyVerifier = fn(&str, &[u8], &[u8], &[u8]) -> Result<SignatureCheck, sdk::Status>;
 
+// Only jwt uses it (lib.rs lists the plugins and what they share).
+#[path = "hs256.rs"]
+mod hs256;
+
 /// An HMAC secret, keyed once for each hash (the keyed state is cloned
 /// per token: two compression rounds fewer each time).
 #[derive(Clone)]
 struct Secret {
-    s256: Hmac<Sha256>,
+    s256: hs256::Key,
     s384: Hmac<Sha384>,
     s512: Hmac<Sha512>,
 }
@@ -51,7 +55,7 @@ impl Secret {
     fn new(raw: Vec<u8>) -> Secret {
         // HMAC takes a key of any length.
         Secret {
-            s256: <Hmac<Sha256> as Mac>::new_from_slice(&raw).expect("HMAC key"),
+            s256: hs256::Key::new(&raw),
             s384: <Hmac<Sha384> as Mac>::new_from_slice(&raw).expect("HMAC key"),
             s512: <Hmac<Sha512> as Mac>::new_from_slice(&raw).expect("HMAC key"),
         }
@@ -67,7 +71,7 @@ impl Secret {
             }};
         }
         match alg {
-            "HS256" => check!(self.s256),
+            "HS256" => self.s256.verify(input, sig),
             "HS384" => check!(self.s384),
             "HS512" => check!(self.s512),
             _ => false,
@@ -137,22 +141,36 @@ fn base64_decode(s: &str, url: bool, padded: bool) -> Result<Vec<u8>, String> {
 }
 
 /// base64_decode appending to out (a token's parts go into one reused
-/// buffer: no allocation per part).
+/// buffer: no allocation per part). \r and \n are rare (a PEM-style
+/// secret): the input is read as it is, and only a failure looks for
+/// them and reads it again without them.
 fn base64_decode_into(s: &str, url: bool, padded: bool, out: &mut Vec<u8>) -> Result<(), String> {
-    let bad = || "illegal base64 data".to_string();
-    let filtered;
-    let mut chars = s.as_bytes();
-    if chars.iter().any(|c| *c == b'\r' || *c == b'\n') {
-        filtered = chars.iter().copied().filter(|c| *c != b'\r' && *c != b'\n').collect::<Vec<u8>>();
-        chars = &filtered;
+    let start = out.len();
+    if decode_groups(s.as_bytes(), url, padded, out) {
+        return Ok(());
     }
+    out.truncate(start);
+    let chars = s.as_bytes();
+    if chars.iter().any(|c| *c == b'\r' || *c == b'\n') {
+        let filtered = chars.iter().copied().filter(|c| *c != b'\r' && *c != b'\n').collect::<Vec<u8>>();
+        if decode_groups(&filtered, url, padded, out) {
+            return Ok(());
+        }
+        out.truncate(start);
+    }
+    Err("illegal base64 data".to_string())
+}
+
+/// Decodes chars (no \r or \n: they are not in the alphabet) onto out;
+/// false if they are not base64.
+fn decode_groups(mut chars: &[u8], url: bool, padded: bool, out: &mut Vec<u8>) -> bool {
     if padded {
         if chars.len() % 4 != 0 {
-            return Err(bad());
+            return false;
         }
         let pad = chars.iter().rev().take_while(|c| **c == b'=').count();
         if pad > 2 {
-            return Err(bad());
+            return false;
         }
         chars = &chars[..chars.len() - pad];
     }
@@ -176,32 +194,35 @@ fn base64_decode_into(s: &str, url: bool, padded: bool, out: &mut Vec<u8>) -> Re
     let table = &TABLE[url as usize];
     let tail = chars.len() % 4;
     if tail == 1 {
-        return Err(bad());
+        return false;
     }
-    out.reserve(chars.len() / 4 * 3 + 2);
-    // Whole groups of four, then the tail (2 or 3 characters: 1 or 2
-    // bytes). A character's value is < 64, so BAD shows in the OR.
+    // Whole groups of four written in place, then the tail (2 or 3
+    // characters: 1 or 2 bytes). A character's value is < 64, so BAD
+    // shows in the OR of them all, checked once at the end.
     let (whole, rest) = chars.split_at(chars.len() - tail);
-    for g in whole.chunks_exact(4) {
+    let start = out.len();
+    let n = whole.len() / 4 * 3;
+    out.resize(start + n + tail.saturating_sub(1), 0);
+    let (body, end) = out[start..].split_at_mut(n);
+    let mut seen = 0u8;
+    for (g, o) in whole.chunks_exact(4).zip(body.chunks_exact_mut(3)) {
         let (a, b, c, d) = (table[g[0] as usize], table[g[1] as usize], table[g[2] as usize], table[g[3] as usize]);
-        if (a | b | c | d) & 0xc0 != 0 {
-            return Err(bad());
-        }
-        let n = (a as u32) << 18 | (b as u32) << 12 | (c as u32) << 6 | d as u32;
-        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+        seen |= a | b | c | d;
+        let v = (a as u32) << 18 | (b as u32) << 12 | (c as u32) << 6 | d as u32;
+        o[0] = (v >> 16) as u8;
+        o[1] = (v >> 8) as u8;
+        o[2] = v as u8;
     }
-    if tail > 0 {
-        let mut n = 0u32;
-        for (i, c) in rest.iter().enumerate() {
-            let v = table[*c as usize];
-            if v == BAD {
-                return Err(bad());
-            }
-            n |= (v as u32) << (18 - 6 * i);
-        }
-        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8][..tail - 1]);
+    let mut v = 0u32;
+    for (i, c) in rest.iter().enumerate() {
+        let x = table[*c as usize];
+        seen |= x;
+        v |= (x as u32) << (18 - 6 * i);
     }
-    Ok(())
+    for (i, o) in end.iter_mut().enumerate() {
+        *o = (v >> (16 - 8 * i)) as u8;
+    }
+    seen & 0xc0 == 0
 }
 
 /// A token part: RawURLEncoding after trailing '=' are trimmed.
@@ -249,9 +270,54 @@ pub struct Verifier {
     claim_headers: Vec<(String, String)>,
     pk: PublicKeyVerifier,
     verified: VerifiedTokens,
-    /// A new token's three parts, decoded (reused: no allocation per
-    /// token once it has grown).
+    /// A new token's claims and signature, decoded (reused: no
+    /// allocation per token once it has grown).
     decoded: RefCell<Vec<u8>>,
+    jose: JoseHeaders,
+}
+
+/// The last JOSE header read, by its encoded form: an issuer signs every
+/// token with the same header ({"alg":"HS256","typ":"JWT"}, or with its
+/// key's kid), so a new token's header is nearly always the one before's
+/// and needs no base64 or JSON. What it holds follows from those bytes
+/// alone.
+#[derive(Default)]
+struct JoseHeaders {
+    last: RefCell<Option<JoseHeader>>,
+}
+
+struct JoseHeader {
+    encoded: String,
+    alg: String,
+    kid: String,
+}
+
+impl JoseHeaders {
+    /// Makes part (a token's first) the last header read; false if it is
+    /// not a JOSE header (the last one read stays).
+    fn read(&self, part: &str) -> bool {
+        if matches!(&*self.last.borrow(), Some(h) if h.encoded == part) {
+            return true;
+        }
+        let hb = match b64(part) {
+            Ok(b) => b,
+            Err(_) => return false,
+        };
+        // The header as json.Unmarshal reads it into a struct: one value
+        // (null allowed), an object, string members; only the members
+        // that can match alg, kid or typ are built.
+        let jose = |k: &str| !k.is_ascii() || ["alg", "kid", "typ"].iter().any(|f| k.eq_ignore_ascii_case(f));
+        let (alg, kid) = match json::parse_value_members(&hb, &jose) {
+            Ok(json::Value::Null) => (String::new(), String::new()),
+            Ok(json::Value::Object(m)) => match (header_field(&m, "alg"), header_field(&m, "kid"), header_field(&m, "typ")) {
+                (Ok(a), Ok(k), Ok(_)) => (a, k),
+                _ => return false,
+            },
+            _ => return false,
+        };
+        *self.last.borrow_mut() = Some(JoseHeader { encoded: part.to_string(), alg, kid });
+        true
+    }
 }
 
 /// Tokens whose signature this configuration found valid, with what
@@ -444,6 +510,7 @@ pub fn parse(data: &[u8], read_file: impl Fn(&str, &str) -> Result<Vec<u8>, Stri
         pk,
         verified: VerifiedTokens::default(),
         decoded: RefCell::new(Vec::new()),
+        jose: JoseHeaders::default(),
     };
     if v.skew < 0 || v.max_exp < 0 {
         return Err("config: clock_skew and maximum_expiration must not be negative".into());
@@ -773,39 +840,35 @@ impl Verifier {
             (Some(a), Some(b), Some(c), None) => (a, b, c),
             _ => return bad(),
         };
+        if !self.jose.read(p0) {
+            return bad();
+        }
+        let jose = self.jose.last.borrow();
+        let (alg, kid) = match &*jose {
+            Some(h) => (h.alg.as_str(), h.kid.as_str()),
+            None => return bad(),
+        };
         let mut decoded = self.decoded.borrow_mut();
         decoded.clear();
-        let mut ends = [0usize; 3];
-        for (i, p) in [p0, p1, p2].into_iter().enumerate() {
-            if b64_into(p, &mut decoded).is_err() {
-                return bad();
-            }
-            ends[i] = decoded.len();
+        if b64_into(p1, &mut decoded).is_err() {
+            return bad();
         }
-        let (hb, pb, sig) = (&decoded[..ends[0]], &decoded[ends[0]..ends[1]], &decoded[ends[1]..ends[2]]);
-        // The header as json.Unmarshal reads it into a struct: one value
-        // (null allowed), an object, string members; only the members
-        // that can match alg, kid or typ are built.
-        let jose = |k: &str| !k.is_ascii() || ["alg", "kid", "typ"].iter().any(|f| k.eq_ignore_ascii_case(f));
-        let (alg, kid) = match json::parse_value_members(&hb, &jose) {
-            Ok(json::Value::Null) => (String::new(), String::new()),
-            Ok(json::Value::Object(m)) => match (header_field(&m, "alg"), header_field(&m, "kid"), header_field(&m, "typ")) {
-                (Ok(a), Ok(k), Ok(_)) => (a, k),
-                _ => return bad(),
-            },
-            _ => return bad(),
-        };
+        let claims_end = decoded.len();
+        if b64_into(p2, &mut decoded).is_err() {
+            return bad();
+        }
+        let (pb, sig) = decoded.split_at(claims_end);
         // The claims as json.Decoder reads them into a map: the first
         // value, which must be an object.
         // Only the claims this configuration reads are built.
         let wanted = |k: &str| {
             matches!(k, "exp" | "nbf" | "iss" | "aud" | "sub") || k == self.key_claim || self.claim_headers.iter().any(|(c, _)| c == k)
         };
-        let claims = match json::parse_first_members(&pb, &wanted) {
+        let claims = match json::parse_first_members(pb, &wanted) {
             Ok(json::Value::Object(m)) => m,
             _ => return bad(),
         };
-        if !supported(&alg) {
+        if !supported(alg) {
             return self.fail("invalid_token", "Invalid algorithm");
         }
         let input = &token.as_bytes()[..p0.len() + 1 + p1.len()];
@@ -817,7 +880,7 @@ impl Verifier {
                 if cr.alg != alg {
                     return self.fail("invalid_token", "Invalid algorithm");
                 }
-                if !cr.key.verify(self.pk, &alg, input, &sig) {
+                if !cr.key.verify(self.pk, alg, input, sig) {
                     return self.fail("invalid_token", "Invalid signature");
                 }
                 consumer = if cr.consumer.is_empty() { key_claim.to_string() } else { cr.consumer.clone() };
@@ -826,7 +889,7 @@ impl Verifier {
                 if self.jwks.is_empty() {
                     return Outcome { need_keys: true, ..Default::default() };
                 }
-                let ok = self.jwks.iter().any(|k| (kid.is_empty() || k.kid.is_empty() || k.kid == kid) && k.verify(self.pk, &alg, input, &sig));
+                let ok = self.jwks.iter().any(|k| (kid.is_empty() || k.kid.is_empty() || k.kid == kid) && k.verify(self.pk, alg, input, sig));
                 if !ok {
                     return self.fail("invalid_token", "Invalid signature");
                 }
@@ -1207,6 +1270,7 @@ impl Drop for Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Sha256;
 
     fn no_file(_: &str, _: &str) -> Result<Vec<u8>, String> {
         Err("no files here".into())
@@ -1324,6 +1388,25 @@ mod tests {
         }
         let r = v.check(&req(&tok(&good)), NOW);
         assert_eq!(r.set_headers, common::owned(&[("x-scope", "read"), ("x-user", "u1")]));
+    }
+
+    // The last header read is kept by its encoding: another header is
+    // read afresh (its alg and kid, or its error), and the kept one is
+    // still right after a header that failed.
+    #[test]
+    fn jose_header_kept_by_its_encoding() {
+        let v = parse(br#"{"credentials":[{"key":"a","secret":"s"},{"key":"b","secret":"t","algorithm":"HS384"}]}"#, no_file, fake_pk).unwrap();
+        let (hs, claims) = (r#"{"alg":"HS256","typ":"JWT"}"#, r#"{"iss":"a","n":"#);
+        let tok = |hdr: &str, n: u32| hs256(b"s", hdr, &format!("{}{}}}", claims, n));
+        let body = |t: &str| v.check(&req(t), NOW).reply.map(|r| r.body).unwrap_or_default();
+        assert_eq!(body(&tok(hs, 1)), "");
+        assert!(v.jose.last.borrow().as_ref().map_or(false, |h| h.alg == "HS256"));
+        assert_eq!(body(&tok(hs, 2)), "", "the same header, kept");
+        assert!(body(&tok(r#"{"alg":"HS384"}"#, 3)).contains("Invalid algorithm"), "another header is read");
+        assert!(body(&tok(r#"{"alg":"HS256","typ":7}"#, 4)).contains("Bad token"));
+        assert!(body(&tok(hs, 5).replacen('e', "!", 1)).contains("Bad token"));
+        assert_eq!(body(&tok(hs, 6)), "", "read again after the others");
+        assert!(body(&tok(r#"{"ALG":"none"}"#, 7)).contains("Invalid algorithm"));
     }
 
     #[test]
