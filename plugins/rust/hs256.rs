@@ -29,50 +29,62 @@ const K: [u32; 64] = [
     0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ];
 
-/// One 64-byte block into state (FIPS 180-4, 6.2.2), the message
-/// schedule kept as a ring of 16 words.
+/// One 64-byte block into state (FIPS 180-4, 6.2.2). The 64 rounds are
+/// written out, every index a constant: the message schedule's ring of
+/// 16 words and the eight working words all stay in locals (no memory
+/// access but the block's), the constants are immediates, and there is
+/// no bounds check. Not inlined: its three callers share one copy.
+#[inline(never)]
 fn compress(state: &mut [u32; 8], block: &[u8; BLOCK]) {
     let mut w = [0u32; 16];
     for (i, c) in block.chunks_exact(4).enumerate() {
         w[i] = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
     }
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
-    // Eight rounds a step, the words' roles rotating through the names
-    // instead of moving between them.
+    // A round; the words' roles rotate through the names instead of
+    // moving between them.
     macro_rules! round {
         ($a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $i:expr) => {{
-            let i: usize = $i;
-            let wi = if i < 16 {
-                w[i]
+            const I: usize = $i;
+            let wi = if I < 16 {
+                w[I & 15]
             } else {
-                let (w15, w2) = (w[(i + 1) & 15], w[(i + 14) & 15]);
+                let (w15, w2) = (w[(I + 1) & 15], w[(I + 14) & 15]);
                 let s0 = w15.rotate_right(7) ^ w15.rotate_right(18) ^ (w15 >> 3);
                 let s1 = w2.rotate_right(17) ^ w2.rotate_right(19) ^ (w2 >> 10);
-                let v = w[i & 15].wrapping_add(s0).wrapping_add(w[(i + 9) & 15]).wrapping_add(s1);
-                w[i & 15] = v;
+                let v = w[I & 15].wrapping_add(s0).wrapping_add(w[(I + 9) & 15]).wrapping_add(s1);
+                w[I & 15] = v;
                 v
             };
             let s1 = $e.rotate_right(6) ^ $e.rotate_right(11) ^ $e.rotate_right(25);
             let ch = ($e & $f) ^ (!$e & $g);
-            let t1 = $h.wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(wi);
+            let t1 = $h.wrapping_add(s1).wrapping_add(ch).wrapping_add(K[I]).wrapping_add(wi);
             let s0 = $a.rotate_right(2) ^ $a.rotate_right(13) ^ $a.rotate_right(22);
             let maj = ($a & $b) ^ ($a & $c) ^ ($b & $c);
             $d = $d.wrapping_add(t1);
             $h = t1.wrapping_add(s0).wrapping_add(maj);
         }};
     }
-    let mut i = 0;
-    while i < 64 {
-        round!(a, b, c, d, e, f, g, h, i);
-        round!(h, a, b, c, d, e, f, g, i + 1);
-        round!(g, h, a, b, c, d, e, f, i + 2);
-        round!(f, g, h, a, b, c, d, e, i + 3);
-        round!(e, f, g, h, a, b, c, d, i + 4);
-        round!(d, e, f, g, h, a, b, c, i + 5);
-        round!(c, d, e, f, g, h, a, b, i + 6);
-        round!(b, c, d, e, f, g, h, a, i + 7);
-        i += 8;
+    macro_rules! eight {
+        ($i:expr) => {
+            round!(a, b, c, d, e, f, g, h, $i);
+            round!(h, a, b, c, d, e, f, g, $i + 1);
+            round!(g, h, a, b, c, d, e, f, $i + 2);
+            round!(f, g, h, a, b, c, d, e, $i + 3);
+            round!(e, f, g, h, a, b, c, d, $i + 4);
+            round!(d, e, f, g, h, a, b, c, $i + 5);
+            round!(c, d, e, f, g, h, a, b, $i + 6);
+            round!(b, c, d, e, f, g, h, a, $i + 7);
+        };
     }
+    eight!(0);
+    eight!(8);
+    eight!(16);
+    eight!(24);
+    eight!(32);
+    eight!(40);
+    eight!(48);
+    eight!(56);
     for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
         *s = s.wrapping_add(v);
     }
