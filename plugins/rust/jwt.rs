@@ -373,7 +373,12 @@ impl VerifiedTokens {
         if slots.len() < VERIFIED_SLOTS {
             slots.resize_with(VERIFIED_SLOTS, || None);
         }
-        slots[Self::slot(token)] = Some(VerifiedToken { token: token.to_vec(), claims, consumer });
+        // The entry replaced lends its token's buffer.
+        let slot = &mut slots[Self::slot(token)];
+        let mut t = slot.take().map(|old| old.token).unwrap_or_default();
+        t.clear();
+        t.extend_from_slice(token);
+        *slot = Some(VerifiedToken { token: t, claims, consumer });
     }
 
     fn clear(&self) {
