@@ -316,13 +316,42 @@ func (h *heldCalls) answer(i int, resp hostabi.HTTPCallResponse, err error) {
 	done(resp, err)
 }
 
+func (h *heldCalls) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.calls)
+}
+
+// answerUntil answers each call from the first-th on, as it comes, until
+// done (checked every 10 ms of a synctest bubble's clock, for at most
+// 10 s). With a cold compile cache the compiled module's instance takes
+// over from the interpreter's while a test runs: a fetch that instance
+// made is answered to no one, and the new instance fetches in its turn
+// (TestJWTFetchesOnceForEveryInstance has the rule).
+func (h *heldCalls) answerUntil(t *testing.T, first int, done func() bool, resp hostabi.HTTPCallResponse, err error) {
+	t.Helper()
+	next := first
+	for start := time.Now(); !done(); time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("not done 10s after answering %d calls", next-first)
+		}
+		for ; next < h.count(); next++ {
+			h.answer(next, resp, err)
+		}
+	}
+}
+
 func TestJWTInModule(t *testing.T) {
 	eachModule(t, "jwt", func(t *testing.T, load loader) {
+		// The Go reference (never served) fetches for each instance: the
+		// compiled module's, replacing the interpreter's with a cold
+		// compile cache, may have fetched too.
+		goRef := strings.HasSuffix(t.Name(), "/go")
 		synctest.Test(t, func(t *testing.T) {
 			idp := &heldCalls{}
 			f := mustLoad(t, load, filtertest.Options{HTTP: idp,
 				Config: `{"jwks_uri":"https://id.example.com/jwks.json","jwks_cluster":"idp","claims_to_verify":["exp"]}`})
-			if len(idp.calls) != 1 || idp.calls[0].Cluster != "idp" {
+			if n := idp.count(); n != 1 && !(goRef && n == 2) || idp.calls[0].Cluster != "idp" {
 				t.Fatalf("JWKS fetch calls = %+v", idp.calls)
 			}
 			if v := values(idp.calls[0].Headers, ":path"); !slices.Equal(v, []string{"/jwks.json"}) {
@@ -337,7 +366,7 @@ func TestJWTInModule(t *testing.T) {
 			if p.Done() {
 				t.Fatalf("the request did not wait for the JWKS: %+v", p.Wait().Local)
 			}
-			idp.answer(0, hostabi.HTTPCallResponse{}, errors.New("connection refused"))
+			idp.answerUntil(t, 0, p.Done, hostabi.HTTPCallResponse{}, errors.New("connection refused"))
 			if r := p.Wait(); r.Local == nil || r.Local.Status != 503 {
 				t.Errorf("after a failed fetch: %+v, want 503", r.Local)
 			}
@@ -350,6 +379,113 @@ func TestJWTInModule(t *testing.T) {
 				t.Errorf("WWW-Authenticate = %q", v)
 			}
 		})
+	})
+}
+
+// Every instance of the plugin's VM has its own root context (one per
+// core; a new one when the pool grows, or when the compiled module
+// replaces the interpreter's): the keys one fetches serve them all, one
+// fetch per key set and refresh period, as Envoy's workers share what
+// its main thread fetched. Two filters on one shared data store stand
+// for two instances.
+func TestJWTFetchesOnceForEveryInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		secret := []byte("0123456789abcdef0123456789abcdef")
+		b64 := base64.RawURLEncoding.EncodeToString
+		input := b64([]byte(`{"alg":"HS256","kid":"k1"}`)) + "." + b64([]byte(`{"sub":"alice"}`))
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(input))
+		req := filtertest.Request{Headers: [][2]string{{":method", "GET"}, {":path", "/"}, {"authorization", "Bearer " + input + "." + b64(m.Sum(nil))}}}
+		keys := hostabi.HTTPCallResponse{Headers: [][2]string{{":status", "200"}},
+			Body: []byte(`{"keys":[{"kty":"oct","kid":"k1","k":"` + b64(secret) + `"}]}`)}
+		shared := hostabi.NewMemoryStore()
+		load := func(idp *heldCalls) *filtertest.Filter {
+			return filtertest.Load(t, plugins.RustModule("jwt"), filtertest.Options{Name: "jwt", RootID: "jwt", HTTP: idp, Shared: shared,
+				Config: `{"jwks_uri":"https://id.example.com/jwks.json","jwks_cluster":"idp","jwks_refresh":"1m"}`})
+		}
+		idp1, idp2 := &heldCalls{}, &heldCalls{}
+		start := time.Now()
+		f1 := load(idp1)
+		f2 := load(idp2)
+		if idp1.count() != 1 || idp2.count() != 0 {
+			t.Fatalf("JWKS fetches at start: %d and %d, want one in all", idp1.count(), idp2.count())
+		}
+		// A request on the second waits for the keys the first fetches.
+		waiting := f2.Start(req)
+		synctest.Wait()
+		if waiting.Done() {
+			t.Fatalf("the request did not wait for the JWKS: %+v", waiting.Wait().Local)
+		}
+		idp1.answerUntil(t, 0, waiting.Done, keys, nil)
+		if r := waiting.Wait(); r.Local != nil || r.Paused {
+			t.Fatalf("valid token refused on the instance that did not fetch: %+v paused %v (logs %v)", r.Local, r.Paused, f2.Logs())
+		}
+		for _, f := range []*filtertest.Filter{f1, f2} {
+			if r := f.Do(req); r.Local != nil {
+				t.Errorf("valid token refused: %+v", r.Local)
+			}
+		}
+		if n := idp1.count() + idp2.count(); n != 1 {
+			t.Errorf("%d JWKS fetches before the refresh, want 1", n)
+		}
+		// Past the refresh period, one of them fetches again, and both
+		// serve what it fetched.
+		for time.Since(start) < 59*time.Second {
+			time.Sleep(time.Second)
+			if n := idp1.count() + idp2.count(); n != 1 {
+				t.Fatalf("%d JWKS fetches %v after the first, before the refresh period", n, time.Since(start))
+			}
+		}
+		for idp1.count()+idp2.count() < 2 {
+			if time.Since(start) > 70*time.Second {
+				t.Fatal("no JWKS fetch 70s after the first (refresh 1m)")
+			}
+			time.Sleep(time.Second)
+		}
+		for i := 1; i < idp1.count(); i++ {
+			idp1.answer(i, keys, nil)
+		}
+		for i := 0; i < idp2.count(); i++ {
+			idp2.answer(i, keys, nil)
+		}
+		time.Sleep(20 * time.Second)
+		for _, f := range []*filtertest.Filter{f1, f2} {
+			if r := f.Do(req); r.Local != nil {
+				t.Errorf("after the refresh: %+v", r.Local)
+			}
+		}
+		if n := idp1.count() + idp2.count(); n != 2 {
+			t.Errorf("%d JWKS fetches in the first %v, want 2", n, time.Since(start))
+		}
+	})
+}
+
+// A fetch that fails is answered (503) to the requests waiting on every
+// instance, not only the one that fetched; the next fetch comes a second
+// later, from one of them.
+func TestJWTFailedFetchAnsweredOnEveryInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		shared := hostabi.NewMemoryStore()
+		load := func(idp *heldCalls) *filtertest.Filter {
+			return filtertest.Load(t, plugins.RustModule("jwt"), filtertest.Options{Name: "jwt", RootID: "jwt", HTTP: idp, Shared: shared,
+				Config: `{"jwks_uri":"https://id.example.com/jwks.json","jwks_cluster":"idp"}`})
+		}
+		idp1, idp2 := &heldCalls{}, &heldCalls{}
+		load(idp1)
+		f2 := load(idp2)
+		b64 := base64.RawURLEncoding.EncodeToString
+		token := b64([]byte(`{"alg":"RS256","kid":"k1"}`)) + "." + b64([]byte(`{"sub":"a"}`)) + "." + b64([]byte("sig"))
+		p := f2.Start(filtertest.Request{Headers: [][2]string{{":method", "GET"}, {":path", "/"}, {"authorization", "Bearer " + token}}})
+		synctest.Wait()
+		idp1.answerUntil(t, 0, p.Done, hostabi.HTTPCallResponse{}, errors.New("connection refused"))
+		if r := p.Wait(); r.Local == nil || r.Local.Status != 503 {
+			t.Fatalf("on the other instance after a failed fetch: %+v, want 503", r.Local)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
+		if n := idp1.count() + idp2.count(); n != 2 {
+			t.Errorf("%d JWKS fetches 1.5 s after a failed one, want 2", n)
+		}
 	})
 }
 
@@ -376,7 +512,7 @@ func TestJWTWithFetchedJWKSInModule(t *testing.T) {
 			}
 			// The IdP answers; each waiting request is checked and resumed,
 			// on its own stream.
-			idp.answer(0, hostabi.HTTPCallResponse{Headers: [][2]string{{":status", "200"}},
+			idp.answerUntil(t, 0, func() bool { return waiting[0].Done() && waiting[1].Done() }, hostabi.HTTPCallResponse{Headers: [][2]string{{":status", "200"}},
 				Body: []byte(`{"keys":[{"kty":"oct","kid":"k1","k":"` + b64(secret) + `"}]}`)}, nil)
 			for _, p := range waiting {
 				r := p.Wait()

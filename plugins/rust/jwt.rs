@@ -1056,10 +1056,18 @@ pub fn root() -> Box<dyn RootContext> {
 /// by fetches) and the streams that wait for the first keys.
 struct State {
     v: Verifier,
+    /// This root context's JWKS fetch is in flight.
     fetching: bool,
     /// When the keys are refreshed (host clock, ns).
     next_fetch: i64,
     waiting: Vec<(u32, Vec<(String, String)>)>,
+    /// The shared data keys of this key set (see SharedJwks).
+    jwks: SharedJwks,
+    /// When the keys in use were fetched (0: none yet), and the last
+    /// failed fetch this root context has answered its waiting streams
+    /// for.
+    keys_at: i64,
+    failure_seen: i64,
 }
 
 type Shared = Rc<RefCell<State>>;
@@ -1082,6 +1090,84 @@ fn now_seconds() -> i64 {
     now_nanos().div_euclid(1_000_000_000)
 }
 
+/// A JWKS fetched from jwks_uri is shared, through the host's shared
+/// data, by every root context configured with the same source: each
+/// instance of the plugin's VM has its own (one per core, a new one when
+/// the pool grows or the compiled module replaces the interpreter), and
+/// each fetching for itself multiplied the IdP's load by them. As with
+/// Envoy's jwt_authn, whose workers share what the main thread fetched,
+/// one fetch per key set and refresh period serves them all.
+///
+/// Two entries, by the source (cluster, authority, path):
+/// - "... keys": when the keys were fetched (i64 LE, host clock, ns), then
+///   the JWKS as fetched. Root contexts adopt it when it is newer than
+///   theirs: at configure time, on a tick, or when a request needs keys.
+/// - "... fetch": a lease, until when one root context's fetch is in
+///   flight (i64 LE; bounded by the fetch's timeout, so a lease whose
+///   instance went away lapses), and when a fetch last failed. A root
+///   context fetches only when it takes the lease (compare-and-swap:
+///   one of those whose keys are due wins), and gives it back when the
+///   answer comes, or when its root context goes (proxy_on_done).
+///
+/// Any filter could write these entries, but a filter in the chain can
+/// set the consumer headers itself: the keys trust nothing a filter did
+/// not already have.
+struct SharedJwks {
+    keys: String,
+    lease: String,
+}
+
+/// How long a fetch may hold the lease: its timeout and a second.
+const LEASE_NS: i64 = JWKS_TIMEOUT_MS as i64 * 1_000_000 + 1_000_000_000;
+/// How long after a failed fetch the next is tried.
+const RETRY_NS: i64 = 1_000_000_000;
+/// The tick while a root context has no keys: it polls the shared
+/// entries for the keys (or the failure) another root context fetched.
+const POLL_MS: u32 = 50;
+
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    b.get(at..at + 8).map_or(0, |x| i64::from_le_bytes(x.try_into().expect("8 bytes")))
+}
+
+impl SharedJwks {
+    fn new(v: &Verifier) -> SharedJwks {
+        let base = format!("sluice.jwt.jwks {} {}{}", v.jwks_cluster, v.jwks_authority, v.jwks_path);
+        SharedJwks { keys: format!("{} keys", base), lease: format!("{} fetch", base) }
+    }
+
+    /// (until, failed_at) of the lease, and its cas.
+    fn lease(&self) -> ((i64, i64), u32) {
+        match sdk::get_shared_data(&self.lease) {
+            Ok((Some(b), cas)) => ((i64_at(&b, 0), i64_at(&b, 8)), cas),
+            _ => ((0, 0), 0),
+        }
+    }
+
+    fn set_lease(&self, until: i64, failed_at: i64, cas: u32) -> bool {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&until.to_le_bytes());
+        b[8..].copy_from_slice(&failed_at.to_le_bytes());
+        sdk::set_shared_data(&self.lease, &b, cas).is_ok()
+    }
+
+    /// Takes the lease at now unless another fetch holds it.
+    fn take(&self, now: i64) -> bool {
+        let ((until, failed_at), cas) = self.lease();
+        until <= now && self.set_lease(now + LEASE_NS, failed_at, cas)
+    }
+
+    /// Gives the lease back: at once, or after RETRY_NS when the fetch
+    /// failed (at now).
+    fn give_back(&self, now: i64, failed: bool) {
+        let ((_, failed_at), _) = self.lease();
+        if failed {
+            self.set_lease(now + RETRY_NS, now, 0);
+        } else {
+            self.set_lease(0, failed_at, 0);
+        }
+    }
+}
+
 impl RootContext for Plugin {
     fn on_configure(&mut self, _size: usize) -> bool {
         let v = match common::load_config(NAME, |b| parse(b, common::read_file, sdk::verify_signature)) {
@@ -1090,26 +1176,42 @@ impl RootContext for Plugin {
         };
         common::skip_all_but_request_headers();
         let fetch = !v.jwks_cluster.is_empty();
-        let refresh = v.jwks_refresh_ns;
-        let st = Rc::new(RefCell::new(State { v, fetching: false, next_fetch: 0, waiting: Vec::new() }));
+        let jwks = SharedJwks::new(&v);
+        let st = Rc::new(RefCell::new(State { v, fetching: false, next_fetch: 0, waiting: Vec::new(), jwks, keys_at: 0, failure_seen: 0 }));
         self.state = Some(st.clone());
         if fetch {
-            // Ticks drive refreshes and retry a first fetch that failed.
-            let period_ms = (refresh / 10 / 1_000_000).min(10_000);
-            common::must(NAME, "setting the JWKS refresh tick", sdk::set_tick_period_milliseconds(period_ms as u32));
-            start_fetch(&st);
+            // Keys another root context fetched, or a fetch of our own.
+            // Ticks drive refreshes and poll for keys until there are some.
+            if !adopt(&st) {
+                // Failures before now are not this root context's to answer.
+                let failed_at = st.borrow().jwks.lease().0 .1;
+                st.borrow_mut().failure_seen = failed_at;
+                try_fetch(&st);
+            }
+            set_tick(&st);
         }
         true
     }
 
     fn on_tick(&mut self) {
         if let Some(st) = &self.state {
-            let due = {
-                let s = st.borrow();
-                !s.v.jwks_cluster.is_empty() && !s.fetching && now_nanos() >= s.next_fetch
-            };
-            if due {
-                start_fetch(st);
+            if st.borrow().v.jwks_cluster.is_empty() || st.borrow().fetching {
+                return;
+            }
+            if adopt(st) {
+                set_tick(st);
+                release(st, true);
+            } else if st.borrow().keys_at == 0 {
+                // A fetch elsewhere failed: the streams waiting here are
+                // answered as that root context answered its own.
+                let failed_at = st.borrow().jwks.lease().0 .1;
+                if failed_at > st.borrow().failure_seen {
+                    st.borrow_mut().failure_seen = failed_at;
+                    release(st, false);
+                }
+            }
+            if now_nanos() >= st.borrow().next_fetch {
+                try_fetch(st);
             }
         }
     }
@@ -1120,8 +1222,63 @@ impl RootContext for Plugin {
         }
     }
 
+    /// A fetch in flight gives its lease back: its answer would come to
+    /// no one, and another root context fetches at its next tick.
+    fn on_done(&mut self) -> bool {
+        if let Some(st) = &self.state {
+            let mut s = st.borrow_mut();
+            if s.fetching {
+                s.fetching = false;
+                s.jwks.give_back(0, false);
+            }
+        }
+        true
+    }
+
     fn create_http_context(&self, id: u32) -> Option<Box<dyn HttpContext>> {
         self.state.clone().map(|st| Box::new(Stream { st, id }) as Box<dyn HttpContext>)
+    }
+}
+
+/// The tick: the refresh period's tenth (at most 10 s) once there are
+/// keys, POLL_MS before.
+fn set_tick(st: &Shared) {
+    let (have, refresh) = {
+        let s = st.borrow();
+        (s.keys_at != 0, s.v.jwks_refresh_ns)
+    };
+    let ms = if have { (refresh / 10 / 1_000_000).min(10_000) as u32 } else { POLL_MS };
+    common::must(NAME, "setting the JWKS refresh tick", sdk::set_tick_period_milliseconds(ms));
+}
+
+/// Takes keys from the shared entry when they are newer than ours;
+/// true if it did.
+fn adopt(st: &Shared) -> bool {
+    let key = st.borrow().jwks.keys.clone();
+    let b = match sdk::get_shared_data(&key) {
+        Ok((Some(b), _)) if b.len() > 8 => b,
+        _ => return false,
+    };
+    let at = i64_at(&b, 0);
+    let mut s = st.borrow_mut();
+    if at <= s.keys_at {
+        return false;
+    }
+    // Whatever the outcome, these keys are not read again.
+    s.keys_at = at;
+    if let Err(e) = s.v.set_jwks(&b[8..]) {
+        sdk::log(LogLevel::Warn, &format!("{}: shared JWKS: {}", NAME, e));
+        return false;
+    }
+    s.next_fetch = at + s.v.jwks_refresh_ns;
+    true
+}
+
+/// Fetches the keys if this root context takes the lease.
+fn try_fetch(st: &Shared) {
+    let now = now_nanos();
+    if !st.borrow().fetching && st.borrow().jwks.take(now) {
+        start_fetch(st);
     }
 }
 
@@ -1135,7 +1292,13 @@ fn start_fetch(st: &Shared) {
         Ok(_) => st.borrow_mut().fetching = true,
         Err(e) => {
             sdk::log(LogLevel::Warn, &format!("{}: fetching JWKS from cluster {:?}: {:?}", NAME, cluster, e));
-            st.borrow_mut().next_fetch = now_nanos() + 1_000_000_000;
+            let now = now_nanos();
+            {
+                let mut s = st.borrow_mut();
+                s.next_fetch = now + RETRY_NS;
+                s.failure_seen = now;
+                s.jwks.give_back(now, true);
+            }
             release(st, false);
         }
     }
@@ -1146,6 +1309,7 @@ fn on_jwks(st: &Shared, nh: usize, bs: usize) {
     st.borrow_mut().fetching = false;
     let cluster = st.borrow().v.jwks_cluster.clone();
     let status = sdk::get_http_call_response_headers().ok().and_then(|h| common::header(&h, ":status").map(str::to_string));
+    let now = now_nanos();
     let ok = if nh == 0 {
         sdk::log(LogLevel::Warn, &format!("{}: JWKS fetch from cluster {:?} failed", NAME, cluster));
         false
@@ -1156,7 +1320,18 @@ fn on_jwks(st: &Shared, nh: usize, bs: usize) {
         let body = sdk::get_http_call_response_body(0, bs).ok().flatten().unwrap_or_default();
         let r = st.borrow_mut().v.set_jwks(&body);
         match r {
-            Ok(()) => true,
+            Ok(()) => {
+                // Shared before the lease is given back: a root context
+                // that finds the lease free finds these keys too.
+                let mut shared = Vec::with_capacity(8 + body.len());
+                shared.extend_from_slice(&now.to_le_bytes());
+                shared.extend_from_slice(&body);
+                let s = st.borrow();
+                if let Err(e) = sdk::set_shared_data(&s.jwks.keys, &shared, 0) {
+                    sdk::log(LogLevel::Warn, &format!("{}: sharing the JWKS: {:?}", NAME, e));
+                }
+                true
+            }
             Err(e) => {
                 sdk::log(LogLevel::Warn, &format!("{}: {}", NAME, e));
                 false
@@ -1165,8 +1340,15 @@ fn on_jwks(st: &Shared, nh: usize, bs: usize) {
     };
     {
         let mut s = st.borrow_mut();
-        s.next_fetch = now_nanos() + if ok { s.v.jwks_refresh_ns } else { 1_000_000_000 };
+        s.jwks.give_back(now, !ok);
+        if ok {
+            s.keys_at = now;
+        } else {
+            s.failure_seen = now;
+        }
+        s.next_fetch = now + if ok { s.v.jwks_refresh_ns } else { RETRY_NS };
     }
+    set_tick(st);
     release(st, ok);
 }
 
@@ -1238,17 +1420,20 @@ impl HttpContext for Stream {
             s.v.check(&common::HostRequestHeaders { plugin: NAME }, s.v.now())
         };
         if r.need_keys {
-            // The request waits for the keys and is checked again then,
-            // from its headers as they are now.
-            let h = common::request_header_pairs(NAME);
-            let fetching = {
-                let mut s = self.st.borrow_mut();
-                s.waiting.push((self.id, h.to_owned_pairs()));
-                s.fetching
-            };
-            if !fetching {
-                start_fetch(&self.st);
+            // Keys another root context fetched meanwhile; else the
+            // request waits for them and is checked again then, from its
+            // headers as they are now.
+            if adopt(&self.st) {
+                set_tick(&self.st);
+                // Streams that waited here go on too; then this one is
+                // checked with the keys.
+                release(&self.st, true);
+                common::must(NAME, "returning to the stream", sdk::set_effective_context(self.id));
+                return self.on_http_request_headers(_n, _eos);
             }
+            let h = common::request_header_pairs(NAME);
+            self.st.borrow_mut().waiting.push((self.id, h.to_owned_pairs()));
+            try_fetch(&self.st);
             return Action::Pause;
         }
         if apply(&r) {
