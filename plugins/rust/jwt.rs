@@ -772,10 +772,18 @@ fn claim_str<'a>(claims: &'a [(String, json::Value)], name: &str) -> &'a str {
 /// A numeric claim as Go's int64(float64) gives it (out of range: the
 /// minimum, as Go's conversion on wasm and amd64 does).
 fn numeric(v: Option<&json::Value>) -> Option<i64> {
-    let f: f64 = match v {
-        Some(json::Value::Number(n)) => n.parse().ok()?,
+    let n = match v {
+        Some(json::Value::Number(n)) => n,
         _ => return None,
     };
+    // A whole number of up to 15 digits (exp and nbf are) is exact as a
+    // float64: read as an integer, without the float parser, on every
+    // request of a token with exp or nbf checked.
+    let digits = n.strip_prefix('-').unwrap_or(n);
+    if !digits.is_empty() && digits.len() <= 15 && digits.bytes().all(|c| c.is_ascii_digit()) {
+        return n.parse().ok();
+    }
+    let f: f64 = n.parse().ok()?;
     if !f.is_finite() {
         return None;
     }
@@ -809,6 +817,24 @@ fn header_field(members: &[(String, json::Value)], name: &str) -> Result<String,
         }
     }
     Ok(out)
+}
+
+/// s[from..] without the whitespace around it, in s's own buffer when
+/// it has one (a header value read from the host): no allocation.
+fn trimmed_from(s: std::borrow::Cow<'_, str>, from: usize) -> String {
+    let (start, end) = {
+        let t = s[from..].trim();
+        let start = t.as_ptr() as usize - s.as_ptr() as usize;
+        (start, start + t.len())
+    };
+    match s {
+        std::borrow::Cow::Owned(mut o) => {
+            o.truncate(end);
+            o.drain(..start);
+            o
+        }
+        std::borrow::Cow::Borrowed(b) => b[start..end].to_string(),
+    }
 }
 
 /// Reads a cookie's value from a Cookie header.
@@ -865,9 +891,21 @@ impl Verifier {
         let (pb, sig) = decoded.split_at(claims_end);
         // The claims as json.Decoder reads them into a map: the first
         // value, which must be an object.
-        // Only the claims this configuration reads are built.
+        // Only the claims this configuration reads are built (each one a
+        // name and a value allocated, and freed when the cache slot is
+        // reused).
+        let by_sub = !self.jwks.is_empty() || !self.jwks_cluster.is_empty();
         let wanted = |k: &str| {
-            matches!(k, "exp" | "nbf" | "iss" | "aud" | "sub") || k == self.key_claim || self.claim_headers.iter().any(|(c, _)| c == k)
+            let checked = match k {
+                "exp" => self.verify_exp,
+                "nbf" => self.verify_nbf,
+                "iss" => !self.issuer.is_empty(),
+                "aud" => !self.audiences.is_empty(),
+                // The consumer of a token checked by a JWK Set.
+                "sub" => by_sub,
+                _ => false,
+            };
+            checked || k == self.key_claim || self.claim_headers.iter().any(|(c, _)| c == k)
         };
         let claims = match json::parse_first_members(pb, &wanted) {
             Ok(json::Value::Object(m)) => m,
@@ -1001,10 +1039,10 @@ impl Verifier {
                 None => continue,
             };
             if h.len() > 7 && h.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ") {
-                return h[7..].trim().to_string();
+                return trimmed_from(h, 7);
             }
             if !n.eq_ignore_ascii_case("authorization") && !h.is_empty() {
-                return h.trim().to_string();
+                return trimmed_from(h, 0);
             }
         }
         String::new()
@@ -1671,6 +1709,15 @@ mod tests {
     }
 
     #[test]
+    fn trimmed_in_place() {
+        use std::borrow::Cow;
+        for (s, from, want) in [("Bearer  abc ", 7, "abc"), ("Bearer abc", 7, "abc"), (" x ", 0, "x"), ("Bearer   ", 7, ""), ("é tok\t", 0, "é tok")] {
+            assert_eq!(trimmed_from(Cow::Owned(s.to_string()), from), want, "{:?}", s);
+            assert_eq!(trimmed_from(Cow::Borrowed(s), from), want, "{:?}", s);
+        }
+    }
+
+    #[test]
     fn tokens_from_cookies_and_headers() {
         let v = parse(br#"{"cookie_names":["tok"],"header_names":["authorization","x-token"],"uri_param_names":[]}"#, no_file, fake_pk).unwrap();
         assert_eq!(v.find_token(&common::owned(&[(":path", "/?jwt=a")])), "");
@@ -1714,6 +1761,11 @@ mod tests {
         assert_eq!(numeric(Some(&json::Value::Number("1e300".into()))), Some(i64::MIN));
         assert_eq!(numeric(Some(&json::Value::Number("1e400".into()))), None);
         assert_eq!(numeric(Some(&json::Value::Number("12.9".into()))), Some(12));
+        // Whole numbers read as integers give what the float path gives.
+        for n in ["0", "-0", "7", "-7", "1700000000", "999999999999999", "-999999999999999", "9999999999999999", "1e3", "-1.5e1", "12.0"] {
+            let f: f64 = n.parse().unwrap();
+            assert_eq!(numeric(Some(&json::Value::Number(n.into()))), Some(f as i64), "{}", n);
+        }
         let v = json::parse_value(br#"{"a":[1,{"z":"<","b":null}]}"#).unwrap();
         assert_eq!(claim_string(Some(&v)).unwrap(), r#"{"a":[1,{"b":null,"z":"\u003c"}]}"#);
     }
