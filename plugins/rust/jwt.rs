@@ -1100,7 +1100,7 @@ struct State {
     next_fetch: i64,
     waiting: Vec<(u32, Vec<(String, String)>)>,
     /// The shared data keys of this key set (see SharedJwks).
-    jwks: SharedJwks,
+    shared: SharedJwks,
     /// When the keys in use were fetched (0: none yet), and the last
     /// failed fetch this root context has answered its waiting streams
     /// for.
@@ -1214,15 +1214,15 @@ impl RootContext for Plugin {
         };
         common::skip_all_but_request_headers();
         let fetch = !v.jwks_cluster.is_empty();
-        let jwks = SharedJwks::new(&v);
-        let st = Rc::new(RefCell::new(State { v, fetching: false, next_fetch: 0, waiting: Vec::new(), jwks, keys_at: 0, failure_seen: 0 }));
+        let shared = SharedJwks::new(&v);
+        let st = Rc::new(RefCell::new(State { v, fetching: false, next_fetch: 0, waiting: Vec::new(), shared, keys_at: 0, failure_seen: 0 }));
         self.state = Some(st.clone());
         if fetch {
             // Keys another root context fetched, or a fetch of our own.
             // Ticks drive refreshes and poll for keys until there are some.
             if !adopt(&st) {
                 // Failures before now are not this root context's to answer.
-                let failed_at = st.borrow().jwks.lease().0 .1;
+                let failed_at = st.borrow().shared.lease().0 .1;
                 st.borrow_mut().failure_seen = failed_at;
                 try_fetch(&st);
             }
@@ -1242,7 +1242,7 @@ impl RootContext for Plugin {
             } else if st.borrow().keys_at == 0 {
                 // A fetch elsewhere failed: the streams waiting here are
                 // answered as that root context answered its own.
-                let failed_at = st.borrow().jwks.lease().0 .1;
+                let failed_at = st.borrow().shared.lease().0 .1;
                 if failed_at > st.borrow().failure_seen {
                     st.borrow_mut().failure_seen = failed_at;
                     release(st, false);
@@ -1267,7 +1267,7 @@ impl RootContext for Plugin {
             let mut s = st.borrow_mut();
             if s.fetching {
                 s.fetching = false;
-                s.jwks.give_back(0, false);
+                s.shared.give_back(0, false);
             }
         }
         true
@@ -1292,7 +1292,7 @@ fn set_tick(st: &Shared) {
 /// Takes keys from the shared entry when they are newer than ours;
 /// true if it did.
 fn adopt(st: &Shared) -> bool {
-    let key = st.borrow().jwks.keys.clone();
+    let key = st.borrow().shared.keys.clone();
     let b = match sdk::get_shared_data(&key) {
         Ok((Some(b), _)) if b.len() > 8 => b,
         _ => return false,
@@ -1315,7 +1315,7 @@ fn adopt(st: &Shared) -> bool {
 /// Fetches the keys if this root context takes the lease.
 fn try_fetch(st: &Shared) {
     let now = now_nanos();
-    if !st.borrow().fetching && st.borrow().jwks.take(now) {
+    if !st.borrow().fetching && st.borrow().shared.take(now) {
         start_fetch(st);
     }
 }
@@ -1335,7 +1335,7 @@ fn start_fetch(st: &Shared) {
                 let mut s = st.borrow_mut();
                 s.next_fetch = now + RETRY_NS;
                 s.failure_seen = now;
-                s.jwks.give_back(now, true);
+                s.shared.give_back(now, true);
             }
             release(st, false);
         }
@@ -1361,11 +1361,11 @@ fn on_jwks(st: &Shared, nh: usize, bs: usize) {
             Ok(()) => {
                 // Shared before the lease is given back: a root context
                 // that finds the lease free finds these keys too.
-                let mut shared = Vec::with_capacity(8 + body.len());
-                shared.extend_from_slice(&now.to_le_bytes());
-                shared.extend_from_slice(&body);
+                let mut entry = Vec::with_capacity(8 + body.len());
+                entry.extend_from_slice(&now.to_le_bytes());
+                entry.extend_from_slice(&body);
                 let s = st.borrow();
-                if let Err(e) = sdk::set_shared_data(&s.jwks.keys, &shared, 0) {
+                if let Err(e) = sdk::set_shared_data(&s.shared.keys, &entry, 0) {
                     sdk::log(LogLevel::Warn, &format!("{}: sharing the JWKS: {:?}", NAME, e));
                 }
                 true
@@ -1378,7 +1378,7 @@ fn on_jwks(st: &Shared, nh: usize, bs: usize) {
     };
     {
         let mut s = st.borrow_mut();
-        s.jwks.give_back(now, !ok);
+        s.shared.give_back(now, !ok);
         if ok {
             s.keys_at = now;
         } else {
