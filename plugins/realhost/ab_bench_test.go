@@ -1,0 +1,97 @@
+package realhost
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/plugins/filtertest"
+)
+
+// BenchmarkAB compares jwt's cost per request in two or three builds of
+// the built-in module (the files SLUICE_AB_A, SLUICE_AB_B and optionally
+// SLUICE_AB_C; skipped without them), each side loaded on its own engine
+// and the sides alternating within a round, so -count rounds see the
+// same load. A new token each request (signed before the timer, two
+// goroutines; RS256 signing is slow: -benchtime 1000x), or the same one.
+// Besides the mean Wasm time (wasm-us/op) it reports the 10th and 25th
+// percentiles of each request's wall time through the harness (p10-us,
+// p25-us): on a shared machine a mean moves with the load, those hardly.
+func BenchmarkAB(b *testing.B) {
+	pa, pb := os.Getenv("SLUICE_AB_A"), os.Getenv("SLUICE_AB_B")
+	if pa == "" || pb == "" {
+		b.Skip("SLUICE_AB_A and SLUICE_AB_B name the two modules")
+	}
+	mods := map[string][]byte{}
+	sides := []string{"A", "B"}
+	paths := map[string]string{"A": pa, "B": pb}
+	if pc := os.Getenv("SLUICE_AB_C"); pc != "" {
+		sides, paths["C"] = append(sides, "C"), pc
+	}
+	for n, p := range paths {
+		m, err := os.ReadFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		mods[n] = m
+	}
+	k := newJWTKeys(b)
+	secret := []byte("s3cret-s3cret")
+	cases := []struct {
+		name, alg string
+		key       any
+		cred      map[string]string
+		fresh     bool
+	}{
+		{"HS256-new", "HS256", secret, map[string]string{"key": "orders", "secret": string(secret)}, true},
+		{"HS256-again", "HS256", secret, map[string]string{"key": "orders", "secret": string(secret)}, false},
+		{"RS256-new", "RS256", k.rsa, map[string]string{"key": "orders", "algorithm": "RS256", "public_key": pkixPEM(b, &k.rsa.PublicKey)}, true},
+	}
+	for _, c := range cases {
+		for _, side := range sides {
+			b.Run(c.name+"/"+side, func(b *testing.B) {
+				f := filtertest.Load(b, mods[side], filtertest.Options{Name: "jwt", RootID: "jwt",
+					Config: map[string]any{"claims_to_verify": []string{"exp"}, "credentials": []map[string]string{c.cred}}})
+				exp, run := time.Now().Unix()+3600, time.Now().UnixNano()
+				n := b.N
+				if !c.fresh {
+					n = 1
+				}
+				reqs := make([]filtertest.Request, n)
+				var wg sync.WaitGroup
+				for w := 0; w < 2; w++ {
+					wg.Add(1)
+					go func(w int) {
+						defer wg.Done()
+						for i := w; i < n; i += 2 {
+							claims := fmt.Sprintf(`{"iss":"orders","sub":"u1","exp":%d,"jti":"%d-%d"}`, exp, run, i)
+							tok := token(b, c.alg, `{"alg":"`+c.alg+`","typ":"JWT"}`, claims, c.key)
+							reqs[i] = filtertest.Request{Headers: [][2]string{{":path", "/api/v2/orders"}, {"authorization", "Bearer " + tok}}, ClientAddr: "10.0.0.1:5000"}
+						}
+					}(w)
+				}
+				wg.Wait()
+				each := make([]float64, b.N)
+				before := f.Stats().CallSeconds
+				b.ResetTimer()
+				cpu := cpuTime()
+				for i := 0; i < b.N; i++ {
+					t0 := time.Now()
+					if r := f.Do(reqs[i%n]); r.Local != nil {
+						b.Fatalf("answered locally: %+v", r.Local)
+					}
+					each[i] = time.Since(t0).Seconds()
+				}
+				b.StopTimer()
+				sort.Float64s(each)
+				b.ReportMetric(each[len(each)/10]*1e6, "p10-us")
+				b.ReportMetric(each[len(each)/4]*1e6, "p25-us")
+				b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric((f.Stats().CallSeconds-before)*1e6/float64(b.N), "wasm-us/op")
+			})
+		}
+	}
+}
