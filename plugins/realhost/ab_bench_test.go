@@ -1,10 +1,8 @@
 package realhost
 
 import (
-	"fmt"
 	"os"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,42 +36,27 @@ func BenchmarkAB(b *testing.B) {
 		}
 		mods[n] = m
 	}
-	k := newJWTKeys(b)
-	secret := []byte("s3cret-s3cret")
-	cases := []struct {
-		name, alg string
-		key       any
-		cred      map[string]string
-		fresh     bool
-	}{
-		{"HS256-new", "HS256", secret, map[string]string{"key": "orders", "secret": string(secret)}, true},
-		{"HS256-again", "HS256", secret, map[string]string{"key": "orders", "secret": string(secret)}, false},
-		{"RS256-new", "RS256", k.rsa, map[string]string{"key": "orders", "algorithm": "RS256", "public_key": pkixPEM(b, &k.rsa.PublicKey)}, true},
+	type abCase struct {
+		jwtBenchCase
+		fresh bool
+	}
+	var cases []abCase
+	for _, c := range jwtBenchCases(b) {
+		if c.alg == "HS256" {
+			cases = append(cases, abCase{jwtBenchCase{name: "HS256-again", alg: c.alg, key: c.key, cred: c.cred}, false})
+		}
+		c.name += "-new"
+		cases = append(cases, abCase{c, true})
 	}
 	for _, c := range cases {
 		for _, side := range sides {
 			b.Run(c.name+"/"+side, func(b *testing.B) {
-				f := filtertest.Load(b, mods[side], filtertest.Options{Name: "jwt", RootID: "jwt",
-					Config: map[string]any{"claims_to_verify": []string{"exp"}, "credentials": []map[string]string{c.cred}}})
-				exp, run := time.Now().Unix()+3600, time.Now().UnixNano()
+				f := filtertest.Load(b, mods[side], c.options())
 				n := b.N
 				if !c.fresh {
 					n = 1
 				}
-				reqs := make([]filtertest.Request, n)
-				var wg sync.WaitGroup
-				for w := 0; w < 2; w++ {
-					wg.Add(1)
-					go func(w int) {
-						defer wg.Done()
-						for i := w; i < n; i += 2 {
-							claims := fmt.Sprintf(`{"iss":"orders","sub":"u1","exp":%d,"jti":"%d-%d"}`, exp, run, i)
-							tok := token(b, c.alg, `{"alg":"`+c.alg+`","typ":"JWT"}`, claims, c.key)
-							reqs[i] = filtertest.Request{Headers: [][2]string{{":path", "/api/v2/orders"}, {"authorization", "Bearer " + tok}}, ClientAddr: "10.0.0.1:5000"}
-						}
-					}(w)
-				}
-				wg.Wait()
+				reqs := c.newTokens(b, n)
 				each := make([]float64, b.N)
 				before := f.Stats().CallSeconds
 				b.ResetTimer()

@@ -19,6 +19,7 @@ import (
 	"hash"
 	"math/big"
 	"reflect"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -625,6 +626,50 @@ func BenchmarkRustLimitersAndJWT(b *testing.B) {
 	}
 }
 
+// jwtBenchCase is a jwt credential and the key that signs its tokens.
+type jwtBenchCase struct {
+	name, alg string
+	key       any
+	cred      map[string]string
+}
+
+// jwtBenchCases: HS256 and RS256 credentials, with exp checked.
+func jwtBenchCases(b *testing.B) []jwtBenchCase {
+	k := newJWTKeys(b)
+	secret := []byte("s3cret-s3cret")
+	return []jwtBenchCase{
+		{"HS256", "HS256", secret, map[string]string{"key": "orders", "secret": string(secret)}},
+		{"RS256", "RS256", k.rsa, map[string]string{"key": "orders", "algorithm": "RS256", "public_key": pkixPEM(b, &k.rsa.PublicKey)}},
+	}
+}
+
+func (c jwtBenchCase) options() filtertest.Options {
+	return filtertest.Options{Name: "jwt", RootID: "jwt",
+		Config: map[string]any{"claims_to_verify": []string{"exp"}, "credentials": []map[string]string{c.cred}}}
+}
+
+// newTokens is n requests, each with its own token: a jti no run has
+// used (the host remembers valid signatures process-wide), signed by two
+// goroutines.
+func (c jwtBenchCase) newTokens(b *testing.B, n int) []filtertest.Request {
+	exp, run := time.Now().Unix()+3600, time.Now().UnixNano()
+	reqs := make([]filtertest.Request, n)
+	var wg sync.WaitGroup
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += 2 {
+				claims := fmt.Sprintf(`{"iss":"orders","sub":"u1","exp":%d,"jti":"%d-%d"}`, exp, run, i)
+				tok := token(b, c.alg, `{"alg":"`+c.alg+`","typ":"JWT"}`, claims, c.key)
+				reqs[i] = filtertest.Request{Headers: [][2]string{{":path", "/api/v2/orders"}, {"authorization", "Bearer " + tok}}, ClientAddr: "10.0.0.1:5000"}
+			}
+		}(w)
+	}
+	wg.Wait()
+	return reqs
+}
+
 // cpuTime is the process's user and system CPU time in nanoseconds.
 func cpuTime() int64 {
 	var ru syscall.Rusage
@@ -641,29 +686,10 @@ func cpuTime() int64 {
 // tokens are signed before the timer starts (RSA signing is slow: run
 // it with -benchtime 1000x or so).
 func BenchmarkJWTNewTokens(b *testing.B) {
-	k := newJWTKeys(b)
-	secret := []byte("s3cret-s3cret")
-	cases := []struct {
-		name, alg string
-		key       any
-		cred      map[string]string
-	}{
-		{"HS256", "HS256", secret, map[string]string{"key": "orders", "secret": string(secret)}},
-		{"RS256", "RS256", k.rsa, map[string]string{"key": "orders", "algorithm": "RS256", "public_key": pkixPEM(b, &k.rsa.PublicKey)}},
-	}
-	for _, c := range cases {
+	for _, c := range jwtBenchCases(b) {
 		b.Run(c.name, func(b *testing.B) {
-			f := filtertest.Load(b, plugins.RustModule("jwt"), filtertest.Options{Name: "jwt", RootID: "jwt",
-				Config: map[string]any{"claims_to_verify": []string{"exp"}, "credentials": []map[string]string{c.cred}}})
-			// The host remembers valid signatures process-wide: a jti
-			// no run has used yet.
-			exp, run := time.Now().Unix()+3600, time.Now().UnixNano()
-			reqs := make([]filtertest.Request, b.N)
-			for i := range reqs {
-				claims := fmt.Sprintf(`{"iss":"orders","sub":"u1","exp":%d,"jti":"%d-%d"}`, exp, run, i)
-				tok := token(b, c.alg, `{"alg":"`+c.alg+`","typ":"JWT"}`, claims, c.key)
-				reqs[i] = filtertest.Request{Headers: [][2]string{{":path", "/api/v2/orders"}, {"authorization", "Bearer " + tok}}, ClientAddr: "10.0.0.1:5000"}
-			}
+			f := filtertest.Load(b, plugins.RustModule("jwt"), c.options())
+			reqs := c.newTokens(b, b.N)
 			before := f.Stats().CallSeconds
 			b.ResetTimer()
 			cpu := cpuTime()
