@@ -113,6 +113,10 @@ type HTTPStream struct {
 	// sluice_on_context_create_request_headers, proxy_on_context_create
 	// waits for the first callback that enters the guest.
 	created bool
+	// released: the guest freed the context itself, at the end of a
+	// callback the host told was its last (see lastEntry): OnDone then
+	// calls no proxy_on_delete.
+	released bool
 
 	// network: an L4 connection (NewNetworkStream), not an HTTP stream.
 	network bool
@@ -272,6 +276,10 @@ func (s *HTTPStream) enter(cb callback, d StreamType, count MapType, args ...uin
 	if count != noCount {
 		args[1] = s.headerCount(count)
 	}
+	final := len(args) == 3 && s.lastEntry(cb)
+	if final {
+		args[2] |= eosFinal
+	}
 	in.effective = s.id
 	s.active = true
 	s.resumed = [2]bool{}
@@ -289,9 +297,52 @@ func (s *HTTPStream) enter(cb callback, d StreamType, count MapType, args ...uin
 		r, err = s.createThen(cb, args...)
 	}
 	s.active = false
+	if final && err == nil && uint32(r)&resultReleased != 0 {
+		s.released = true
+		r &^= resultReleased
+	}
 	e := entered{replied: s.replied, resumed: s.resumed[d&1]}
 	in.unlock()
 	return r, e, err
+}
+
+// eosFinal, in a headers callback's end_of_stream argument, tells a guest
+// whose SDK releases contexts itself (bit 8 of sluice_skip_callbacks)
+// that the callback is the stream's last entry into it; resultReleased,
+// in the callback's result, answers that it freed the context.
+const (
+	eosFinal       = 2
+	resultReleased = 1 << 8
+)
+
+// streamRelease is bit 8 of sluice_skip_callbacks where the host keeps
+// the mask (shifted to callback order, it lands on cbDelete).
+const streamRelease = 1 << cbDelete
+
+// afterRequestHeaders are the stream callbacks that can enter the guest
+// after its request headers, afterResponseHeaders after its response
+// headers (request bodies may still be streaming then): when the plugin
+// skips all of them, the headers callback is the stream's last entry.
+const (
+	afterResponseHeaders = 1<<cbRequestBody | 1<<cbRequestTrailers | 1<<cbResponseBody |
+		1<<cbResponseTrailers | 1<<cbLog | 1<<cbDone
+	afterRequestHeaders = afterResponseHeaders | 1<<cbResponseHeaders
+)
+
+// lastEntry says that cb is the stream's last entry into the guest and
+// that the plugin's SDK can release the context after it. Callers hold
+// mu.
+func (s *HTTPStream) lastEntry(cb callback) bool {
+	if s.root == nil || s.root.skip&streamRelease == 0 {
+		return false
+	}
+	switch cb {
+	case cbRequestHeaders:
+		return s.root.skip&afterRequestHeaders == afterRequestHeaders
+	case cbResponseHeaders:
+		return s.root.skip&afterResponseHeaders == afterResponseHeaders
+	}
+	return false
 }
 
 func b2u(b bool) uint64 {
@@ -439,7 +490,7 @@ func (s *HTTPStream) OnDone() error {
 			// wait for its proxy_done).
 			_, err = in.call(cbDone, uint64(s.id))
 		}
-		if err == nil {
+		if err == nil && !s.released {
 			in.effective = s.id
 			_, err = in.call(cbDelete, uint64(s.id))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,6 +143,55 @@ func TestSkipStreamDone(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantLogs(t, n, "done id=1") // the root context's
+		})
+	}
+}
+
+// TestStreamReleasedByGuest: bit 8 of sluice_skip_callbacks says the
+// plugin's SDK frees a stream's context itself. When every callback after
+// the request headers is skipped, the host marks them the stream's last
+// entry (bit 1 of end_of_stream); a guest that answers with bit 8 of its
+// result has freed the context, and no proxy_on_delete comes for it. A
+// guest without the bit, or with a later callback it wants, is never
+// told, and gets its proxy_on_delete.
+func TestStreamReleasedByGuest(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		mask        string // after request headers: bits 1-7 skipped; 8 releases
+		ret         string
+		wantEOS     string
+		wantDeleted bool
+	}{
+		{"released", "\xfe\x01\x00\x00", "256", "eos=3", false},
+		{"kept", "\xfe\x01\x00\x00", "0", "eos=3", true},
+		{"no release bit", "\xfe\x00\x00\x00", "0", "eos=1", true},
+		{"response headers wanted", "\xf6\x01\x00\x00", "0", "eos=1", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := load(t, "rawabi", PluginConfig{Name: t.Name(), PluginConfig: []byte(
+				"configure: ffi sluice_skip_callbacks " + c.mask + "\nrequest_headers: ret " + c.ret + "\ndelete: log 2 deleted")})
+			hs, err := p.NewHTTPStream(context.Background(), newTestStream())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, err := hs.OnRequestHeaders(true); err != nil || a != Continue {
+				t.Fatalf("request headers: %v, %v", a, err)
+			}
+			if err := hs.OnDone(); err != nil {
+				t.Fatal(err)
+			}
+			n := t.Name()
+			if !slices.ContainsFunc(logsOf(n), func(l string) bool {
+				return strings.HasPrefix(l, "request_headers ") && strings.HasSuffix(l, " "+c.wantEOS)
+			}) {
+				t.Errorf("no request_headers line with %s; logs %q", c.wantEOS, logsOf(n))
+			}
+			if got := hasLog(n, "deleted"); got != c.wantDeleted {
+				t.Errorf("proxy_on_delete for the stream: called = %v, want %v; logs %q", got, c.wantDeleted, logsOf(n))
+			}
+			if err := p.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }

@@ -71,6 +71,15 @@ var foreignViewFuncs = map[string]func(in *instance, args []byte) ([]byte, abi.S
 // contexts always get their on_done. It replaces the plugin's mask in
 // this instance (0 restores every call). Other hosts answer NotFound and
 // the SDK goes on as before.
+//
+// Bit 8 says the SDK releases a stream's context itself when told that a
+// headers callback is the stream's last entry into the guest (bit 1 of
+// the callback's end_of_stream argument, set only for such an SDK): if
+// the callback continues the stream and the guest keeps nothing for it,
+// the guest frees the context and sets bit 8 of its result, and the host
+// then skips proxy_on_delete (one guest entry less per stream). A guest
+// that pauses, or has a call out, keeps the context and gets its
+// on_delete.
 func skipCallbacks(in *instance, args []byte) ([]byte, abi.Status) {
 	if len(args) != 4 {
 		return nil, abi.BadArgument
@@ -84,8 +93,10 @@ func skipCallbacks(in *instance, args []byte) ([]byte, abi.Status) {
 	return nil, abi.OK
 }
 
-// skipBits: on_request_headers through on_done, in callback order.
-const skipBits = cbDone - cbRequestHeaders + 1
+// skipBits: on_request_headers through on_done, in callback order, and
+// bit 8 (the SDK releases a stream's context itself), which lands on
+// cbDelete.
+const skipBits = cbDelete - cbRequestHeaders + 1
 
 // Envoy never calls proxy_on_foreign_function outside its own tests (only
 // wasm_test.cc drives ContextBase::onForeignFunction), so sluice follows

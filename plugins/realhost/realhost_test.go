@@ -210,42 +210,49 @@ func TestSkipDefaultCallbacks(t *testing.T) {
 	}
 }
 
-// TestRustBuiltinsSkipStreamDone: the Rust built-ins' streams end with
-// proxy_on_delete alone (the crate sets bit 7 of sluice_skip_callbacks:
+// TestRustBuiltinsSkipStreamDone: the Rust built-ins' streams end
+// without proxy_on_done (the crate sets bit 7 of sluice_skip_callbacks:
 // its stream contexts have no on_done) and begin with
 // sluice_on_context_create_request_headers (context create and request
-// headers in one call), so a stream through a plugin that works in the
-// request headers only enters the guest twice. A plugin that skips
-// request headers gets its context_create on its own.
+// headers in one call); and the crate frees a stream's context itself
+// after the last callback its plugin wants (bit 8), so no
+// proxy_on_delete comes either. A stream through a plugin that works in
+// the request headers only enters the guest once. A plugin that skips
+// request headers gets its context_create on its own. A stream answered
+// locally (paused) keeps its context until proxy_on_delete.
 func TestRustBuiltinsSkipStreamDone(t *testing.T) {
 	for _, c := range []struct {
-		plugin string
-		config any
-		want   uint64
+		name, plugin string
+		config       any
+		apikey       string
+		want         uint64
 	}{
-		{"add-header", map[string]any{"request_headers": map[string]string{"x-a": "1"}}, 2},
-		{"key-auth", map[string]any{"keys": []map[string]string{{"key": "k1", "consumer": "alice"}}}, 2},
-		{"ip-restriction", map[string]any{"allow": []string{"10.0.0.0/8"}}, 2},
-		{"canary", map[string]any{"http": []any{map[string]any{"route": []any{map[string]any{"subset": "v1"}}}}}, 2},
-		{"fault", map[string]any{"abort": map[string]any{"httpStatus": 503, "percentage": 0}}, 2},
-		{"jwt", map[string]any{"anonymous": "guest", "credentials": []map[string]string{{"key": "k", "secret": "s"}}}, 2},
+		{"add-header", "add-header", map[string]any{"request_headers": map[string]string{"x-a": "1"}}, "k1", 1},
+		{"key-auth", "key-auth", map[string]any{"keys": []map[string]string{{"key": "k1", "consumer": "alice"}}}, "k1", 1},
+		{"ip-restriction", "ip-restriction", map[string]any{"allow": []string{"10.0.0.0/8"}}, "k1", 1},
+		{"canary", "canary", map[string]any{"http": []any{map[string]any{"route": []any{map[string]any{"subset": "v1"}}}}}, "k1", 1},
+		{"fault", "fault", map[string]any{"abort": map[string]any{"httpStatus": 503, "percentage": 0}}, "k1", 1},
+		{"jwt", "jwt", map[string]any{"anonymous": "guest", "credentials": []map[string]string{{"key": "k", "secret": "s"}}}, "k1", 1},
 		// And the response headers for these.
-		{"cors", map[string]any{"origins": []string{"https://app.example.com"}}, 3},
-		{"rate-limiting", map[string]any{"minute": 1 << 40, "limit_by": "ip"}, 3},
-		// Response headers alone: create, response headers, delete.
-		{"response-transformer", map[string]any{"add": map[string]any{"headers": []string{"x-a:1"}}}, 3},
+		{"cors", "cors", map[string]any{"origins": []string{"https://app.example.com"}}, "k1", 2},
+		{"rate-limiting", "rate-limiting", map[string]any{"minute": 1 << 40, "limit_by": "ip"}, "k1", 2},
+		// Response headers alone: create, response headers.
+		{"response-transformer", "response-transformer", map[string]any{"add": map[string]any{"headers": []string{"x-a:1"}}}, "k1", 2},
+		// Refused (a local reply, the callback paused): the context
+		// stays for proxy_on_delete.
+		{"key-auth refused", "key-auth", map[string]any{"keys": []map[string]string{{"key": "k1", "consumer": "alice"}}}, "wrong", 2},
 	} {
-		t.Run(c.plugin, func(t *testing.T) {
+		t.Run(c.name, func(t *testing.T) {
 			f := filtertest.LoadBuiltin(t, c.plugin, c.config)
-			req := filtertest.Request{Headers: [][2]string{{":path", "/"}, {"apikey", "k1"}, {"origin", "https://app.example.com"}},
+			req := filtertest.Request{Headers: [][2]string{{":path", "/"}, {"apikey", c.apikey}, {"origin", "https://app.example.com"}},
 				ClientAddr: "10.0.0.1:5000"}
 			f.Do(req)
 			before := f.Stats().Calls
-			if r := f.Do(req); r.Local != nil {
-				t.Fatalf("answered locally: %+v", r.Local)
+			if r := f.Do(req); (r.Local != nil) != (c.apikey != "k1") {
+				t.Fatalf("local reply: %+v", r.Local)
 			}
 			if got := f.Stats().Calls - before; got != c.want {
-				t.Errorf("guest calls per stream = %d, want %d (no proxy_on_done)", got, c.want)
+				t.Errorf("guest calls per stream = %d, want %d", got, c.want)
 			}
 		})
 	}

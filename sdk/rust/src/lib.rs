@@ -420,7 +420,23 @@ pub extern "C" fn sluice_on_context_create_request_headers(id: u32, parent: u32,
     set_active(id);
     let ctx = create_stream(id, parent);
     set_active(id);
-    ctx.and_then(|p| run_in_place(id, p, |s| s.on_http_request_headers(n, eos != 0))).unwrap_or(Action::Continue) as u32
+    let a = ctx.and_then(|p| run_in_place(id, p, |s| s.on_http_request_headers(n, eos & 1 != 0))).unwrap_or(Action::Continue);
+    release_if_last(id, a, eos)
+}
+
+/// A headers callback's result, after freeing the stream's context when
+/// sluice said the callback is the stream's last entry into the guest
+/// (bit 1 of end_of_stream; see [`callbacks::STREAM_RELEASE`]), the
+/// stream goes on and no call out will answer to it: bit 8 of the result
+/// then tells sluice, which calls no proxy_on_delete.
+fn release_if_last(id: u32, a: Action, eos: u32) -> u32 {
+    const LAST: u32 = 2;
+    const RELEASED: u32 = 1 << 8;
+    if eos & LAST == 0 || a != Action::Continue || CALLOUTS.with(|m| m.borrow().values().any(|c| *c == id)) {
+        return a as u32;
+    }
+    delete_context(id);
+    a as u32 | RELEASED
 }
 
 /// Frees a context its id was given to again (a host that reused a live
@@ -525,7 +541,8 @@ pub extern "C" fn proxy_on_delete(context_id: u32) {
 
 #[no_mangle]
 pub extern "C" fn proxy_on_request_headers(id: u32, n: usize, eos: u32) -> u32 {
-    with_stream(id, |s| s.on_http_request_headers(n, eos != 0)).unwrap_or(Action::Continue) as u32
+    let a = with_stream(id, |s| s.on_http_request_headers(n, eos & 1 != 0)).unwrap_or(Action::Continue);
+    release_if_last(id, a, eos)
 }
 
 #[no_mangle]
@@ -540,7 +557,8 @@ pub extern "C" fn proxy_on_request_trailers(id: u32, n: usize) -> u32 {
 
 #[no_mangle]
 pub extern "C" fn proxy_on_response_headers(id: u32, n: usize, eos: u32) -> u32 {
-    with_stream(id, |s| s.on_http_response_headers(n, eos != 0)).unwrap_or(Action::Continue) as u32
+    let a = with_stream(id, |s| s.on_http_response_headers(n, eos & 1 != 0)).unwrap_or(Action::Continue);
+    release_if_last(id, a, eos)
 }
 
 #[no_mangle]
@@ -615,6 +633,11 @@ pub mod callbacks {
     /// on_done), so [`skip_callbacks`](super::skip_callbacks) always sends
     /// it.
     pub const STREAM_DONE: u32 = 1 << 7;
+    /// This crate frees a stream's context itself when sluice says a
+    /// headers callback is the stream's last entry into the guest (every
+    /// later callback skipped) and the stream goes on, so sluice calls no
+    /// proxy_on_delete for it. Always sent, as [`STREAM_DONE`] is.
+    pub const STREAM_RELEASE: u32 = 1 << 8;
 }
 
 /// Tells sluice that this plugin's streams do nothing in the callbacks of
@@ -625,12 +648,13 @@ pub mod callbacks {
 /// the function (Err(NotFound)) and call everything, which is harmless.
 ///
 /// [`callbacks::STREAM_DONE`] is always added: this crate answers a
-/// stream's proxy_on_done itself, so the host need not call it. A root
+/// stream's proxy_on_done itself, so the host need not call it; and
+/// [`callbacks::STREAM_RELEASE`]: it frees a stream's context itself. A root
 /// context whose on_configure does not call this function gets that bit
 /// alone, sent after it configures.
 pub fn skip_callbacks(mask: u32) -> Result<(), Status> {
     SKIP_SENT.with(|s| s.set(true));
-    call_foreign_function("sluice_skip_callbacks", &(mask | callbacks::STREAM_DONE).to_le_bytes()).map(|_| ())
+    call_foreign_function("sluice_skip_callbacks", &(mask | callbacks::STREAM_DONE | callbacks::STREAM_RELEASE).to_le_bytes()).map(|_| ())
 }
 
 /// What [`verify_signature`] found.
