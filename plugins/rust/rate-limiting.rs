@@ -10,6 +10,7 @@
 use crate::{common, limits};
 use limits::{Store, PERIODS};
 use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, RootContext};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// The plugin's root_id.
@@ -29,6 +30,10 @@ pub struct Limiter {
     hide_headers: bool,
     error_code: u32,
     error_message: String,
+    /// The last identifier decided for and its counters' keys, one per
+    /// limit: a client's next request builds no key (one per period a
+    /// request, otherwise).
+    keys: RefCell<(String, Vec<String>)>,
 }
 
 /// Every key of the configuration: a misspelt one is refused with the
@@ -89,6 +94,7 @@ pub fn parse(data: &[u8], plugin: &str) -> Result<Limiter, String> {
         hide_headers: hide,
         error_code,
         error_message,
+        keys: RefCell::new((String::new(), Vec::new())),
     };
     for (i, v) in periods.iter().enumerate() {
         if let Some(v) = *v {
@@ -143,7 +149,8 @@ impl Request for HostRequest {
     }
     fn consumer(&self) -> String {
         match sdk::get_property(&[common::CONSUMER_PROPERTY]) {
-            Ok(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
+            // The host's buffer becomes the String (no copy when UTF-8).
+            Ok(Some(v)) => common::into_string(v),
             _ => String::new(),
         }
     }
@@ -199,8 +206,16 @@ impl Limiter {
         if id.is_empty() {
             id = r.client_ip();
         }
-        // "limit_by:id", in id's own buffer (the client IP's has the
-        // room its port took).
+        // "limit_by:id", in id's own buffer when it has the room (the
+        // client IP's has the room its port took), else in one new
+        // buffer of the exact size (inserting would reallocate twice).
+        if id.capacity() - id.len() < self.limit_by.len() + 1 {
+            let mut out = String::with_capacity(self.limit_by.len() + 1 + id.len());
+            out.push_str(&self.limit_by);
+            out.push(':');
+            out.push_str(&id);
+            return out;
+        }
         id.insert(0, ':');
         id.insert_str(0, &self.limit_by);
         id
@@ -221,7 +236,6 @@ impl Limiter {
     pub fn decide(&self, s: &mut dyn Store, id: &str, now: i64) -> Decision {
         struct Usage {
             period: &'static str,
-            key: String,
             max: i64,
             count: i64,
             reset: i64,
@@ -233,9 +247,16 @@ impl Limiter {
             .iter()
             .map(|(period, max)| {
                 let (start, end) = limits::window(period, now);
-                Usage { period, key: self.key(period, id), max: *max, count: 0, reset: limits::reset_seconds(end, now), start, read: None }
+                Usage { period, max: *max, count: 0, reset: limits::reset_seconds(end, now), start, read: None }
             })
             .collect();
+        let mut cache = self.keys.borrow_mut();
+        if cache.0 != id || cache.1.len() != self.limits.len() {
+            cache.0.clear();
+            cache.0.push_str(id);
+            cache.1 = self.limits.iter().map(|(period, _)| self.key(period, id)).collect();
+        }
+        let keys = &cache.1;
         let mut exceeded: Option<usize> = None;
         // With several periods, read them all first so that a request
         // refused by one does not use up the others (the increments then
@@ -243,7 +264,7 @@ impl Limiter {
         // one, the increment alone checks.
         if usages.len() > 1 {
             for (i, u) in usages.iter_mut().enumerate() {
-                match limits::usage_read(s, &u.key, u.start) {
+                match limits::usage_read(s, &keys[i], u.start) {
                     Ok((n, r)) => {
                         u.count = n;
                         u.read = Some(r);
@@ -257,7 +278,7 @@ impl Limiter {
         }
         if exceeded.is_none() {
             for (i, u) in usages.iter_mut().enumerate() {
-                match limits::increment_from(s, &u.key, u.start, 1, u.max, u.read.take()) {
+                match limits::increment_from(s, &keys[i], u.start, 1, u.max, u.read.take()) {
                     Ok((n, ok)) => {
                         u.count = n;
                         if !ok && exceeded.is_none() {
