@@ -9,14 +9,20 @@ import (
 )
 
 func hcGetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
-	key, err := readString(in.mem, u32(a[0]), u32(a[1]))
+	kb, err := read(in.mem, u32(a[0]), u32(a[1]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
 	if _, ok := in.mem.Read(u32(a[4]), 4); !ok {
 		return abi.InvalidMemoryAccess
 	}
-	val, cas, err := in.vm.e.cfg.Shared.Get(ctx, key)
+	var val []byte
+	var cas uint32
+	if m, ok := in.vm.e.cfg.Shared.(*MemoryStore); ok {
+		val, cas, err = m.getView(kb)
+	} else {
+		val, cas, err = in.vm.e.cfg.Shared.Get(ctx, string(kb))
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return abi.NotFound
@@ -31,7 +37,7 @@ func hcGetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
 }
 
 func hcSetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
-	key, err := readString(in.mem, u32(a[0]), u32(a[1]))
+	kb, err := read(in.mem, u32(a[0]), u32(a[1]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
@@ -39,7 +45,12 @@ func hcSetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	err = in.vm.e.cfg.Shared.Set(ctx, key, append([]byte(nil), val...), u32(a[4]))
+	val = append([]byte(nil), val...)
+	if m, ok := in.vm.e.cfg.Shared.(*MemoryStore); ok {
+		err = m.setView(kb, val, u32(a[4]))
+	} else {
+		err = in.vm.e.cfg.Shared.Set(ctx, string(kb), val, u32(a[4]))
+	}
 	switch {
 	case errors.Is(err, ErrCASMismatch):
 		return abi.CasMismatch
@@ -57,6 +68,9 @@ type MemoryStore struct {
 }
 
 type storeEntry struct {
+	// key is the map's own key, so that a write to a key that exists
+	// makes no string.
+	key string
 	val []byte
 	cas uint32
 }
@@ -66,9 +80,15 @@ func NewMemoryStore() *MemoryStore { return &MemoryStore{data: map[string]storeE
 
 // Get implements SharedStore.
 func (m *MemoryStore) Get(_ context.Context, key string) ([]byte, uint32, error) {
+	return m.getView(stringBytes(key))
+}
+
+// getView is Get with the key as a view of guest memory (valid for the
+// call): the hostcalls look keys up without making a string of them.
+func (m *MemoryStore) getView(key []byte) ([]byte, uint32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.data[key]
+	e, ok := m.data[string(key)]
 	if !ok {
 		return nil, 0, ErrNotFound
 	}
@@ -78,15 +98,38 @@ func (m *MemoryStore) Get(_ context.Context, key string) ([]byte, uint32, error)
 // Set implements SharedStore. The cas counter is store-wide and skips 0, so
 // a value's cas changes on every write and 0 always means "no check".
 func (m *MemoryStore) Set(_ context.Context, key string, val []byte, cas uint32) error {
+	return m.set(key, nil, val, cas)
+}
+
+// setView is Set with the key as a view of guest memory (valid for the
+// call): a key that exists is written under the store's own string, a
+// new one copied. val is kept.
+func (m *MemoryStore) setView(key, val []byte, cas uint32) error {
+	return m.set("", key, val, cas)
+}
+
+// set writes val under key, or under kb (a view, copied if new) when key
+// is empty.
+func (m *MemoryStore) set(key string, kb, val []byte, cas uint32) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e, ok := m.data[key]; ok && cas != 0 && cas != e.cas {
+	if kb == nil {
+		kb = stringBytes(key)
+	}
+	e, ok := m.data[string(kb)]
+	if ok && cas != 0 && cas != e.cas {
 		return ErrCASMismatch
 	}
 	m.cas++
 	if m.cas == 0 {
 		m.cas = 1
 	}
-	m.data[key] = storeEntry{val: val, cas: m.cas}
+	switch {
+	case ok:
+		key = e.key
+	case key == "":
+		key = string(kb)
+	}
+	m.data[key] = storeEntry{key: key, val: val, cas: m.cas}
 	return nil
 }

@@ -69,3 +69,41 @@ func TestMemoryStoreHammer(t *testing.T) {
 		t.Errorf("n = %s, want %d", v, workers*each)
 	}
 }
+
+// TestMemoryStoreViewsAllocateNothing: the shared-data hostcalls hand
+// MemoryStore their key as a view of guest memory, so a read, and a
+// write to a key that exists (a rate limiter's counter on every
+// request), make no string of it; what a view wrote reads back through
+// Get, and a new key is copied, not kept as the view.
+func TestMemoryStoreViewsAllocateNothing(t *testing.T) {
+	s := NewMemoryStore()
+	key := []byte("sluice/rate-limiting/local/rl/second/ip:10.0.0.1")
+	val := []byte("0123456789abcdef")
+	if err := s.setView(key, val, 0); err != nil {
+		t.Fatal(err)
+	}
+	key[0] = 'X' // the caller's view changes; the store's key must not
+	if _, _, err := s.Get(context.Background(), "sluice/rate-limiting/local/rl/second/ip:10.0.0.1"); err != nil {
+		t.Fatalf("the new key was kept as the caller's view: %v", err)
+	}
+	key[0] = 's'
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	var cas uint32
+	if n := testing.AllocsPerRun(100, func() {
+		_, c, err := s.getView(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.setView(key, val, c); err != nil {
+			t.Fatal(err)
+		}
+		cas = c
+	}); n != 0 {
+		t.Errorf("a read and a write of an existing key: %v allocations, want 0", n)
+	}
+	if v, c, err := s.Get(context.Background(), string(key)); err != nil || string(v) != string(val) || c == cas {
+		t.Errorf("after the writes: %q, cas %d (was %d), %v", v, c, cas, err)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package hostabi
+
+const raceEnabled = false
