@@ -123,10 +123,14 @@ type StreamHost interface {
 	// Property returns an Envoy attribute by path segments, e.g.
 	// ["request", "path"], encoded as Envoy encodes it (strings raw,
 	// integers 8-byte little endian, maps as serialized pairs). The
-	// segments may be kept; the path slice is reused after the call.
+	// segments are views of guest memory and the path slice is reused:
+	// both are valid for the call only. The host copies the answer
+	// into the guest before anything else runs, so it may be a view of
+	// the implementation's own data.
 	Property(path []string) ([]byte, bool)
 	// SetProperty stores a filter property (proxy_set_property), path as
-	// for Property; value is the host's own copy.
+	// for Property (a key built from it is copied before it is kept);
+	// value is the host's own copy.
 	SetProperty(path []string, value []byte) error
 }
 

@@ -3,17 +3,21 @@ package hostabi
 import (
 	"context"
 	"strings"
+	"unsafe"
 
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
 
 // splitPath turns the ABI's NUL-separated path into segments; a trailing
-// NUL (some SDKs add one) is not an empty last segment. The segments share
-// one copy of b; the slice of them is the instance's scratch space, valid
-// until the next property hostcall (the StreamHost contract), so a
-// property read costs one allocation, not two.
+// NUL (some SDKs add one) is not an empty last segment. The segments are
+// views of b, guest memory, and the slice of them is the instance's
+// scratch space: both valid for the hostcall only (the StreamHost
+// contract), so a property read or write makes no string of its path.
 func (in *instance) splitPath(b []byte) []string {
-	s := strings.TrimSuffix(string(b), "\x00")
+	if len(b) == 0 {
+		return nil
+	}
+	s := strings.TrimSuffix(unsafe.String(&b[0], len(b)), "\x00")
 	if s == "" {
 		return nil
 	}

@@ -504,7 +504,9 @@ func (s *stream) Property(path []string) ([]byte, bool) {
 // SetProperty keeps v: the host hands over a copy.
 func (s *stream) SetProperty(path []string, v []byte) error {
 	s.mu.Lock()
-	s.props[strings.Join(path, ".")] = v
+	// The path's segments are views of guest memory: the key is copied
+	// (Join returns a one-segment path's segment as it is).
+	s.props[strings.Clone(strings.Join(path, "."))] = v
 	s.mu.Unlock()
 	return nil
 }

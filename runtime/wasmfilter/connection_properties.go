@@ -3,9 +3,15 @@ package wasmfilter
 import (
 	"encoding/pem"
 	"strings"
+	"unsafe"
 
 	"github.com/sluice-proxy/sluice/runtime/filter"
 )
+
+// view is s's bytes without a copy: a property's answer is only read
+// (hostabi copies it into the guest; hostabi.StreamHost), and the
+// addresses are read on every request of a limiter or an IP filter.
+func view(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // ConnectionProperty answers a connection-level attribute (dotted key as
 // joined from the path; path for the metadata walks) with Envoy's types.
@@ -26,17 +32,17 @@ func ConnectionProperty(c *filter.Connection, key string, path []string) ([]byte
 	}
 	switch key {
 	case "source.address":
-		return []byte(c.Source), c.Source != ""
+		return view(c.Source), c.Source != ""
 	case "source.port":
 		_, p, ok := hostPort(c.Source)
 		return propInt(p), ok
 	case "destination.address":
-		return []byte(c.Destination), c.Destination != ""
+		return view(c.Destination), c.Destination != ""
 	case "destination.port":
 		_, p, ok := hostPort(c.Destination)
 		return propInt(p), ok
 	case "upstream.address":
-		return []byte(c.Upstream), c.Upstream != ""
+		return view(c.Upstream), c.Upstream != ""
 	case "upstream.port":
 		_, p, ok := hostPort(c.Upstream)
 		return propInt(p), ok

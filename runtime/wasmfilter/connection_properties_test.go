@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/sluice-proxy/sluice/runtime/filter"
 )
@@ -62,6 +63,28 @@ func TestConnectionProperty(t *testing.T) {
 	for _, k := range []string{"connection.tls_version", "connection.peer_certificate", "upstream.address"} {
 		if v, ok := ConnectionProperty(plain, k, strings.Split(k, ".")); ok {
 			t.Errorf("%s without TLS or upstream = %q, found; want not found", k, v)
+		}
+	}
+}
+
+// TestPropertyPathIsAView: hostabi hands a property's path as views of
+// guest memory, valid for the call only; a property set is kept under a
+// key of its own, so the guest reusing that memory changes nothing.
+func TestPropertyPathIsAView(t *testing.T) {
+	s := newTestStream("GET", "http://example.com/")
+	h := &wasmStreamHost{s: s}
+	for _, path := range [][]string{{"sluice.consumer"}, {"sluice", "consumer"}} {
+		clear(s.info.FilterState)
+		guest := []byte(strings.Join(path, "\x00"))
+		view := strings.Split(unsafe.String(&guest[0], len(guest)), "\x00")
+		if err := h.SetProperty(view, []byte("alice")); err != nil {
+			t.Fatal(err)
+		}
+		for i := range guest {
+			guest[i] = 'x'
+		}
+		if v := s.info.FilterState["sluice.consumer"]; string(v) != "alice" {
+			t.Errorf("path %q: after the guest's memory changed, the property is %q (state %q)", path, v, s.info.FilterState)
 		}
 	}
 }

@@ -99,7 +99,7 @@ func (h networkHost) Property(path []string) ([]byte, bool) {
 }
 
 func (h networkHost) SetProperty(path []string, value []byte) error {
-	h.c.SetFilterState(strings.Join(path, "."), value)
+	h.c.SetFilterState(ownedKey(path), value)
 	return nil
 }
 

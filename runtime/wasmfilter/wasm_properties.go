@@ -290,8 +290,18 @@ func (h *wasmStreamHost) SetProperty(path []string, value []byte) error {
 	if info.FilterState == nil {
 		info.FilterState = map[string][]byte{}
 	}
-	info.FilterState[strings.Join(path, ".")] = value
+	info.FilterState[ownedKey(path)] = value
 	return nil
+}
+
+// ownedKey is path's dotted key in memory of its own: the segments are
+// views of guest memory (hostabi.StreamHost), which strings.Join returns
+// as it is for a path of one segment.
+func ownedKey(path []string) string {
+	if len(path) == 1 {
+		return strings.Clone(path[0])
+	}
+	return strings.Join(path, ".")
 }
 
 // wantsCluster tells the properties that depend on the stream's cluster
