@@ -456,10 +456,49 @@ fn create_stream(id: u32, parent: u32) -> Option<*mut dyn HttpContext> {
 #[no_mangle]
 pub extern "C" fn sluice_on_context_create_request_headers(id: u32, parent: u32, n: usize, eos: u32) -> u32 {
     set_active(id);
+    if eos & LAST_ENTRY != 0 {
+        return only_request_headers(id, parent, n, eos);
+    }
     let ctx = create_stream(id, parent);
     set_active(id);
     let a = ctx.and_then(|p| run_in_place(id, p, |s| s.on_http_request_headers(n, eos & 1 != 0))).unwrap_or(Action::Continue);
     release_if_last(id, a, eos)
+}
+
+/// Bit 1 of a headers callback's end_of_stream on sluice: the callback is
+/// the stream's last entry into the guest (see
+/// [`callbacks::STREAM_RELEASE`]); bit 8 of its result: the context is
+/// freed, sluice calls no proxy_on_delete.
+const LAST_ENTRY: u32 = 2;
+const RELEASED: u32 = 1 << 8;
+
+/// A stream whose request headers are its only entry into the guest (a
+/// plugin that works there alone): its context lives for this call, and
+/// goes into the map only if the stream still needs it (it paused, or a
+/// call out will answer to it). No context can reach it meanwhile: the
+/// host enters the guest again only for the allocator.
+fn only_request_headers(id: u32, parent: u32, n: usize, eos: u32) -> u32 {
+    let ctx = with_root(parent, |r| r.create_http_context(id)).flatten();
+    set_active(id);
+    let mut c = match ctx {
+        Some(c) => c,
+        None => return Action::Continue as u32 | RELEASED,
+    };
+    let a = c.on_http_request_headers(n, eos & 1 != 0);
+    if a == Action::Continue && !has_callout(id) {
+        return a as u32 | RELEASED;
+    }
+    let p = Box::into_raw(c);
+    if let Some(old) = STREAMS.with(|m| m.borrow_mut().insert(id, StreamEntry { ctx: Some(p), parent })) {
+        if let Some(o) = old.ctx {
+            forget_replaced(id, o);
+        }
+    }
+    a as u32
+}
+
+fn has_callout(id: u32) -> bool {
+    CALLOUTS.with(|m| m.borrow().values().any(|c| *c == id))
 }
 
 /// A headers callback's result, after freeing the stream's context when
@@ -468,9 +507,7 @@ pub extern "C" fn sluice_on_context_create_request_headers(id: u32, parent: u32,
 /// stream goes on and no call out will answer to it: bit 8 of the result
 /// then tells sluice, which calls no proxy_on_delete.
 fn release_if_last(id: u32, a: Action, eos: u32) -> u32 {
-    const LAST: u32 = 2;
-    const RELEASED: u32 = 1 << 8;
-    if eos & LAST == 0 || a != Action::Continue || CALLOUTS.with(|m| m.borrow().values().any(|c| *c == id)) {
+    if eos & LAST_ENTRY == 0 || a != Action::Continue || has_callout(id) {
         return a as u32;
     }
     delete_context(id);
