@@ -35,31 +35,11 @@ func BenchmarkKongChain(b *testing.B) {
 		if name == "" {
 			name = "chain"
 		}
-		b.Run(name, func(b *testing.B) { benchKongChain(b, only) })
+		b.Run(name, func(b *testing.B) {
+			run, plugins := kongChain(b, only)
+			benchStreams(b, run, plugins...)
+		})
 	}
-}
-
-func benchKongChain(b *testing.B, only string) {
-	run, plugins := kongChain(b, only)
-	var before float64
-	for _, p := range plugins {
-		before += p.Stats().CallSeconds
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := processCPU()
-	for range b.N {
-		run()
-	}
-	b.StopTimer()
-	var after float64
-	for _, p := range plugins {
-		after += p.Stats().CallSeconds
-	}
-	wasm := (after - before) * 1e6 / float64(b.N)
-	b.ReportMetric(wasm, "wasm-us/op")
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N)-wasm, "host-us/op")
-	b.ReportMetric(float64(processCPU()-cpu)/1e3/float64(b.N), "cpu-us/op")
 }
 
 // kongChain loads the Kong route's four built-ins as `make bench`
