@@ -159,14 +159,18 @@ type HTTPCaller interface {
 	HTTPCall(ctx context.Context, req HTTPCallRequest, done func(HTTPCallResponse, error)) error
 }
 
-// SharedStore holds proxy_{get,set}_shared_data, shared by all plugins and
-// instances (and, with a remote store, by replicas).
+// SharedStore holds proxy_{get,set}_shared_data, shared by all instances
+// (and, with a remote store, by replicas). Keys live in the space of the
+// calling plugin's vm_id, as in Envoy: plugins with different vm_ids
+// neither see nor change each other's data (plugins without one share
+// the space of the empty vm_id), so a user's filter cannot rewrite the
+// built-ins' rate-limit counters or fetched keys.
 type SharedStore interface {
 	// Get returns ErrNotFound for a missing key.
-	Get(ctx context.Context, key string) (value []byte, cas uint32, err error)
+	Get(ctx context.Context, vmID, key string) (value []byte, cas uint32, err error)
 	// Set writes when cas is 0 or equals the current cas, else returns
 	// ErrCASMismatch.
-	Set(ctx context.Context, key string, value []byte, cas uint32) error
+	Set(ctx context.Context, vmID, key string, value []byte, cas uint32) error
 }
 
 // Metrics holds plugin-defined metrics. Define is idempotent per (kind,

@@ -19,9 +19,9 @@ func hcGetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
 	var val []byte
 	var cas uint32
 	if m, ok := in.vm.e.cfg.Shared.(*MemoryStore); ok {
-		val, cas, err = m.getView(kb)
+		val, cas, err = m.getView(in.vm.cfg.VMID, kb)
 	} else {
-		val, cas, err = in.vm.e.cfg.Shared.Get(ctx, string(kb))
+		val, cas, err = in.vm.e.cfg.Shared.Get(ctx, in.vm.cfg.VMID, string(kb))
 	}
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -47,9 +47,9 @@ func hcSetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
 	}
 	val = append([]byte(nil), val...)
 	if m, ok := in.vm.e.cfg.Shared.(*MemoryStore); ok {
-		err = m.setView(kb, val, u32(a[4]))
+		err = m.setView(in.vm.cfg.VMID, kb, val, u32(a[4]))
 	} else {
-		err = in.vm.e.cfg.Shared.Set(ctx, string(kb), val, u32(a[4]))
+		err = in.vm.e.cfg.Shared.Set(ctx, in.vm.cfg.VMID, string(kb), val, u32(a[4]))
 	}
 	switch {
 	case errors.Is(err, ErrCASMismatch):
@@ -60,11 +60,13 @@ func hcSetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
 	return abi.OK
 }
 
-// MemoryStore is the in-process SharedStore: what Envoy keeps per process.
+// MemoryStore is the in-process SharedStore: what Envoy keeps per process,
+// a key space per vm_id.
 type MemoryStore struct {
-	mu   sync.Mutex
-	data map[string]storeEntry
-	cas  uint32
+	mu sync.Mutex
+	// spaces holds each vm_id's keys, made at its first write.
+	spaces map[string]map[string]storeEntry
+	cas    uint32
 }
 
 type storeEntry struct {
@@ -76,19 +78,19 @@ type storeEntry struct {
 }
 
 // NewMemoryStore returns an empty store.
-func NewMemoryStore() *MemoryStore { return &MemoryStore{data: map[string]storeEntry{}} }
+func NewMemoryStore() *MemoryStore { return &MemoryStore{spaces: map[string]map[string]storeEntry{}} }
 
 // Get implements SharedStore.
-func (m *MemoryStore) Get(_ context.Context, key string) ([]byte, uint32, error) {
-	return m.getView(stringBytes(key))
+func (m *MemoryStore) Get(_ context.Context, vmID, key string) ([]byte, uint32, error) {
+	return m.getView(vmID, stringBytes(key))
 }
 
 // getView is Get with the key as a view of guest memory (valid for the
 // call): the hostcalls look keys up without making a string of them.
-func (m *MemoryStore) getView(key []byte) ([]byte, uint32, error) {
+func (m *MemoryStore) getView(vmID string, key []byte) ([]byte, uint32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.data[string(key)]
+	e, ok := m.spaces[vmID][string(key)]
 	if !ok {
 		return nil, 0, ErrNotFound
 	}
@@ -97,26 +99,31 @@ func (m *MemoryStore) getView(key []byte) ([]byte, uint32, error) {
 
 // Set implements SharedStore. The cas counter is store-wide and skips 0, so
 // a value's cas changes on every write and 0 always means "no check".
-func (m *MemoryStore) Set(_ context.Context, key string, val []byte, cas uint32) error {
-	return m.set(key, nil, val, cas)
+func (m *MemoryStore) Set(_ context.Context, vmID, key string, val []byte, cas uint32) error {
+	return m.set(vmID, key, nil, val, cas)
 }
 
 // setView is Set with the key as a view of guest memory (valid for the
 // call): a key that exists is written under the store's own string, a
 // new one copied. val is kept.
-func (m *MemoryStore) setView(key, val []byte, cas uint32) error {
-	return m.set("", key, val, cas)
+func (m *MemoryStore) setView(vmID string, key, val []byte, cas uint32) error {
+	return m.set(vmID, "", key, val, cas)
 }
 
 // set writes val under key, or under kb (a view, copied if new) when key
-// is empty.
-func (m *MemoryStore) set(key string, kb, val []byte, cas uint32) error {
+// is empty, in vmID's space.
+func (m *MemoryStore) set(vmID, key string, kb, val []byte, cas uint32) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if kb == nil {
 		kb = stringBytes(key)
 	}
-	e, ok := m.data[string(kb)]
+	space := m.spaces[vmID]
+	if space == nil {
+		space = map[string]storeEntry{}
+		m.spaces[vmID] = space
+	}
+	e, ok := space[string(kb)]
 	if ok && cas != 0 && cas != e.cas {
 		return ErrCASMismatch
 	}
@@ -130,6 +137,6 @@ func (m *MemoryStore) set(key string, kb, val []byte, cas uint32) error {
 	case key == "":
 		key = string(kb)
 	}
-	m.data[key] = storeEntry{key: key, val: val, cas: m.cas}
+	space[key] = storeEntry{key: key, val: val, cas: m.cas}
 	return nil
 }

@@ -133,11 +133,11 @@ func TestNetworkFilter(t *testing.T) {
 // failingStore is a shared store that is down.
 type failingStore struct{}
 
-func (failingStore) Get(context.Context, string) ([]byte, uint32, error) {
+func (failingStore) Get(context.Context, string, string) ([]byte, uint32, error) {
 	return nil, 0, errors.New("store down")
 }
 
-func (failingStore) Set(context.Context, string, []byte, uint32) error {
+func (failingStore) Set(context.Context, string, string, []byte, uint32) error {
 	return errors.New("store down")
 }
 

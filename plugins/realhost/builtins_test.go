@@ -114,13 +114,13 @@ type keyStore struct {
 	keys []string
 }
 
-func (s *keyStore) Set(ctx context.Context, key string, val []byte, cas uint32) error {
+func (s *keyStore) Set(ctx context.Context, vmID, key string, val []byte, cas uint32) error {
 	s.mu.Lock()
 	if !slices.Contains(s.keys, key) {
 		s.keys = append(s.keys, key)
 	}
 	s.mu.Unlock()
-	return s.MemoryStore.Set(ctx, key, val, cas)
+	return s.MemoryStore.Set(ctx, vmID, key, val, cas)
 }
 
 func TestRateLimitingInModule(t *testing.T) {

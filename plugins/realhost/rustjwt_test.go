@@ -444,10 +444,10 @@ func limiterMatch(t *testing.T, plugin string, o filtertest.Options, reqs []filt
 // brokenStore is a shared store that is down.
 type brokenStore struct{}
 
-func (brokenStore) Get(context.Context, string) ([]byte, uint32, error) {
+func (brokenStore) Get(context.Context, string, string) ([]byte, uint32, error) {
 	return nil, 0, fmt.Errorf("connection refused")
 }
-func (brokenStore) Set(context.Context, string, []byte, uint32) error {
+func (brokenStore) Set(context.Context, string, string, []byte, uint32) error {
 	return fmt.Errorf("connection refused")
 }
 

@@ -7,6 +7,7 @@ package sharedstore
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -68,10 +69,16 @@ redis.call('HSET', KEYS[1], 'v', ARGV[1], 'c', nxt)
 return nxt
 `)
 
+// redisKey is where a vm_id's key lives on the server: "vm/" + the vm_id
+// path-escaped (so it holds no "/") + "/" + the key. Every replica with
+// the same config names the same key, and no two vm_ids' spaces meet.
+func redisKey(vmID, key string) string { return "vm/" + url.PathEscape(vmID) + "/" + key }
+
 // Get implements hostabi.SharedStore.
-func (r *Redis) Get(ctx context.Context, key string) ([]byte, uint32, error) {
+func (r *Redis) Get(ctx context.Context, vmID, key string) ([]byte, uint32, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
+	key = redisKey(vmID, key)
 	vals, err := r.c.HMGet(ctx, key, "v", "c").Result()
 	if err != nil {
 		r.errors.Inc()
@@ -89,9 +96,10 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, uint32, error) {
 }
 
 // Set implements hostabi.SharedStore.
-func (r *Redis) Set(ctx context.Context, key string, value []byte, cas uint32) error {
+func (r *Redis) Set(ctx context.Context, vmID, key string, value []byte, cas uint32) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
+	key = redisKey(vmID, key)
 	n, err := casSet.Run(ctx, r.c, []string{key}, value, cas).Int64()
 	if err != nil {
 		r.errors.Inc()
@@ -120,11 +128,11 @@ func (r Routed) pick(key string) hostabi.SharedStore {
 }
 
 // Get implements hostabi.SharedStore.
-func (r Routed) Get(ctx context.Context, key string) ([]byte, uint32, error) {
-	return r.pick(key).Get(ctx, key)
+func (r Routed) Get(ctx context.Context, vmID, key string) ([]byte, uint32, error) {
+	return r.pick(key).Get(ctx, vmID, key)
 }
 
 // Set implements hostabi.SharedStore.
-func (r Routed) Set(ctx context.Context, key string, value []byte, cas uint32) error {
-	return r.pick(key).Set(ctx, key, value, cas)
+func (r Routed) Set(ctx context.Context, vmID, key string, value []byte, cas uint32) error {
+	return r.pick(key).Set(ctx, vmID, key, value, cas)
 }

@@ -17,24 +17,43 @@ func TestRedisGetSetCAS(t *testing.T) {
 	r := NewRedis(Options{Address: redistest.Start(t), Timeout: time.Second}, stats.NewRegistry())
 	defer r.Close()
 	ctx := context.Background()
-	if _, _, err := r.Get(ctx, "k"); !errors.Is(err, hostabi.ErrNotFound) {
+	if _, _, err := r.Get(ctx, "", "k"); !errors.Is(err, hostabi.ErrNotFound) {
 		t.Fatalf("missing key: %v, want ErrNotFound", err)
 	}
-	if err := r.Set(ctx, "k", []byte("v1"), 0); err != nil {
+	if err := r.Set(ctx, "", "k", []byte("v1"), 0); err != nil {
 		t.Fatal(err)
 	}
-	v, cas, err := r.Get(ctx, "k")
+	v, cas, err := r.Get(ctx, "", "k")
 	if err != nil || string(v) != "v1" || cas == 0 {
 		t.Fatalf("get: %q %d %v", v, cas, err)
 	}
-	if err := r.Set(ctx, "k", []byte("v2"), cas+7); !errors.Is(err, hostabi.ErrCASMismatch) {
+	if err := r.Set(ctx, "", "k", []byte("v2"), cas+7); !errors.Is(err, hostabi.ErrCASMismatch) {
 		t.Fatalf("stale cas: %v, want ErrCASMismatch", err)
 	}
-	if err := r.Set(ctx, "k", []byte("v2"), cas); err != nil {
+	if err := r.Set(ctx, "", "k", []byte("v2"), cas); err != nil {
 		t.Fatalf("right cas: %v", err)
 	}
-	if v, _, _ := r.Get(ctx, "k"); string(v) != "v2" {
+	if v, _, _ := r.Get(ctx, "", "k"); string(v) != "v2" {
 		t.Fatalf("after cas write: %q", v)
+	}
+}
+
+// Each vm_id has its own keys on the server, as in memory; a vm_id that
+// looks like a path cannot reach into another's space.
+func TestRedisKeysPerVMID(t *testing.T) {
+	r := NewRedis(Options{Address: redistest.Start(t), Timeout: time.Second}, stats.NewRegistry())
+	defer r.Close()
+	ctx := context.Background()
+	if err := r.Set(ctx, "a", "b/k", []byte("a's"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range [][2]string{{"b", "k"}, {"a/b", "k"}, {"", "b/k"}, {"", "a/b/k"}} {
+		if v, _, err := r.Get(ctx, other[0], other[1]); !errors.Is(err, hostabi.ErrNotFound) {
+			t.Errorf("vm_id %q key %q read %q (%v), want ErrNotFound", other[0], other[1], v, err)
+		}
+	}
+	if v, _, err := r.Get(ctx, "a", "b/k"); err != nil || string(v) != "a's" {
+		t.Errorf("its own key: %q %v", v, err)
 	}
 }
 
@@ -47,7 +66,7 @@ func TestRedisCASHammerAcrossClients(t *testing.T) {
 	ctx := context.Background()
 	// Created first: a write with cas 0 is unconditional by the ABI, so
 	// racing creations would each win.
-	if err := stores[0].Set(ctx, "n", []byte("0"), 0); err != nil {
+	if err := stores[0].Set(ctx, "", "n", []byte("0"), 0); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -57,7 +76,7 @@ func TestRedisCASHammerAcrossClients(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 50; i++ {
 				for {
-					v, cas, err := s.Get(ctx, "n")
+					v, cas, err := s.Get(ctx, "", "n")
 					n := 0
 					if err == nil {
 						n, _ = strconv.Atoi(string(v))
@@ -65,7 +84,7 @@ func TestRedisCASHammerAcrossClients(t *testing.T) {
 						t.Error(err)
 						return
 					}
-					if err := s.Set(ctx, "n", []byte(strconv.Itoa(n+1)), cas); err == nil {
+					if err := s.Set(ctx, "", "n", []byte(strconv.Itoa(n+1)), cas); err == nil {
 						break
 					} else if !errors.Is(err, hostabi.ErrCASMismatch) {
 						t.Error(err)
@@ -76,7 +95,7 @@ func TestRedisCASHammerAcrossClients(t *testing.T) {
 		}(stores[w%2])
 	}
 	wg.Wait()
-	v, _, _ := stores[0].Get(ctx, "n")
+	v, _, _ := stores[0].Get(ctx, "", "n")
 	if string(v) != "400" {
 		t.Fatalf("counter = %s, want 400", v)
 	}
@@ -86,7 +105,7 @@ func TestRedisDownIsAnError(t *testing.T) {
 	reg := stats.NewRegistry()
 	r := NewRedis(Options{Address: "127.0.0.1:1", Timeout: 200 * time.Millisecond}, reg)
 	defer r.Close()
-	_, _, err := r.Get(context.Background(), "k")
+	_, _, err := r.Get(context.Background(), "", "k")
 	if err == nil || errors.Is(err, hostabi.ErrNotFound) {
 		t.Fatalf("down server: %v, want a plain error", err)
 	}
@@ -99,12 +118,12 @@ func TestRoutedKeepsLocalKeysLocal(t *testing.T) {
 	local, shared := hostabi.NewMemoryStore(), hostabi.NewMemoryStore()
 	r := Routed{Local: local, Shared: shared}
 	ctx := context.Background()
-	r.Set(ctx, "sluice/rate-limiting/redis/rl/minute/1.2.3.4", []byte("1"), 0)
-	r.Set(ctx, "sluice/rate-limiting/local/rl/minute/1.2.3.4", []byte("1"), 0)
-	if _, _, err := shared.Get(ctx, "sluice/rate-limiting/redis/rl/minute/1.2.3.4"); err != nil {
+	r.Set(ctx, "", "sluice/rate-limiting/redis/rl/minute/1.2.3.4", []byte("1"), 0)
+	r.Set(ctx, "", "sluice/rate-limiting/local/rl/minute/1.2.3.4", []byte("1"), 0)
+	if _, _, err := shared.Get(ctx, "", "sluice/rate-limiting/redis/rl/minute/1.2.3.4"); err != nil {
 		t.Fatal("redis-policy key did not reach the shared store")
 	}
-	if _, _, err := shared.Get(ctx, "sluice/rate-limiting/local/rl/minute/1.2.3.4"); err == nil {
+	if _, _, err := shared.Get(ctx, "", "sluice/rate-limiting/local/rl/minute/1.2.3.4"); err == nil {
 		t.Fatal("local-policy key reached the shared store")
 	}
 }
