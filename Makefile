@@ -25,8 +25,14 @@ all: build
 # of resident memory, measured by bench/memory.sh) and makes no C malloc
 # arenas; sluice needs nothing from C (Go's own DNS resolver, and its
 # /etc/passwd reader for os/user).
+#
+# The netpoller runs the goroutines one poll finds ready in the kernel's
+# order (runtime/iohandle/README.md: the stock runtime runs the last-ready
+# first, a latency tail under load), through a build overlay; with a Go
+# whose runtime the overlay does not fit, the stock one with a warning.
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/sluice ./cmd/sluice
+	bash runtime/iohandle/netpoll-fifo.sh "$$($(GO) env GOROOT)/src/runtime/netpoll_epoll.go" $(BIN)/netpoll-fifo
+	CGO_ENABLED=0 $(GO) build -overlay $(BIN)/netpoll-fifo/overlay.json -o $(BIN)/sluice ./cmd/sluice
 
 $(BIN)/demo-upstream: examples/demo-upstream/main.go
 	$(GO) build -o $@ ./examples/demo-upstream
