@@ -3,8 +3,10 @@ package http2
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,4 +72,88 @@ func TestStreamsOfOneReadStartInOrder(t *testing.T) {
 	if fmt.Sprint(order) != fmt.Sprint(want) {
 		t.Fatalf("handlers started in the order %v, the requests came as %v", order, want)
 	}
+}
+
+// TestResponsesOfOneRoundShareAWrite: on one core, the responses that
+// handlers finish in one round of the run queue (their upstreams answered
+// together, here a channel closed) leave in one write, not one each: the
+// writer lets the runnable handlers queue theirs before it takes the
+// batch. Before, the writer ran right after the first handler and each
+// response cost a system call.
+func TestResponsesOfOneRoundShareAWrite(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector randomizes the scheduler's order")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const n = 8
+	started := make(chan struct{}, n)
+	release := make(chan struct{})
+	conns := make(chan *writeCounter, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srv := &Server{}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wc := &writeCounter{Conn: c}
+		conns <- wc
+		srv.ServeConn(wc, handlerFunc(func(s stream.ServerStream) {
+			started <- struct{}{}
+			<-release // waits, as on an upstream
+			okHandler(s)
+		}))
+	}()
+	r := dialRaw(t, ln.Addr().String())
+	wc := <-conns
+	r.expect(func(f http2.Frame) bool { // our SETTINGS acknowledged: its write is done
+		s, ok := f.(*http2.SettingsFrame)
+		return ok && s.IsAck()
+	})
+	var batch bytes.Buffer
+	fr := http2.NewFramer(&batch, nil)
+	for i := range n {
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), EndStream: true, EndHeaders: true,
+			BlockFragment: r.block(":method", "GET", ":scheme", "http", ":authority", "x", ":path", "/")})
+	}
+	if _, err := r.c.Write(batch.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("handlers did not start")
+		}
+	}
+	before := wc.writes.Load()
+	close(release)
+	for ended := 0; ended < n; ended++ {
+		r.expect(func(f http2.Frame) bool {
+			d, ok := f.(*http2.DataFrame)
+			return ok && d.StreamEnded()
+		})
+	}
+	if w := wc.writes.Load() - before; w > 2 {
+		t.Fatalf("%d responses finished together took %d writes, want at most 2", n, w)
+	}
+	r.c.Close()
+	<-served
+}
+
+// writeCounter counts a connection's writes.
+type writeCounter struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (c *writeCounter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
 }
