@@ -79,6 +79,10 @@ type serverConn struct {
 	start      time.Time
 	idle       *time.Timer // drains the connection once it has no stream for IdleTimeout
 	recent     [recentStreams]recentStream
+	// Stream contexts that ended quiet, for the connection's next streams
+	// (serverStream.Context): reused on this connection only, so a
+	// context's values are always this connection's.
+	freeCtxs []*streamContext
 	// Streams decoded, their handlers not started yet (dispatchStarts).
 	startHead, startTail *serverStream
 	chaining             bool

@@ -524,8 +524,9 @@ func TestStreamContextAfterFunc(t *testing.T) {
 
 // TestStreamContextAllocs: a handler that registers a function on its
 // stream's context through its AfterFunc method and stops it, as the
-// connection manager does, costs the context object and the stop
-// function, and no Done channel unless asked for one.
+// connection manager does, costs the stop function only on a warm
+// connection: the context is the one an earlier stream left quiet, and
+// no Done channel is made unless asked for.
 func TestStreamContextAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes allocation counts")
@@ -536,7 +537,63 @@ func TestStreamContextAllocs(t *testing.T) {
 		okHandler(s)
 		stop()
 	})
-	if n := requestAllocs(t, dialServer(t, startServer(t, &Server{}, h, nil))); n > 2 {
-		t.Errorf("%.1f allocations a request, want at most 2", n)
+	if n := requestAllocs(t, dialServer(t, startServer(t, &Server{}, h, nil))); n > 1 {
+		t.Errorf("%.1f allocations a request, want at most 1", n)
+	}
+}
+
+// TestStreamContextReusedWhenQuiet: a stream's context that ended quiet
+// (its registration stopped, as the connection manager does) serves the
+// connection's next stream, not ended; one whose Done channel was taken
+// ends with its stream and is not reused, so whoever waits on it sees
+// its stream's end.
+func TestStreamContextReusedWhenQuiet(t *testing.T) {
+	ctxs := make(chan context.Context, 3)
+	kept := make(chan (<-chan struct{}), 1)
+	ts := startServer(t, &Server{}, handlerFunc(func(s stream.ServerStream) {
+		path, _ := s.RequestHeaders().Get(stream.Path)
+		switch string(path) {
+		case "/kept":
+			kept <- s.Context().Done()
+		case "/quiet":
+			stop := s.Context().(interface{ AfterFunc(func()) func() bool }).AfterFunc(func() {})
+			stop()
+		case "/next":
+			// The quiet stream's handler has returned; its context goes
+			// back to the connection just after.
+			sc := s.(*serverStream).sc
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				sc.mu.Lock()
+				n := len(sc.freeCtxs)
+				sc.mu.Unlock()
+				if n > 0 || time.Now().After(deadline) {
+					break
+				}
+			}
+			if err := s.Context().Err(); err != nil {
+				t.Errorf("a reused context starts ended: %v", err)
+			}
+		}
+		ctxs <- s.Context()
+		okHandler(s)
+	}), nil)
+	r := dialRaw(t, ts.addr())
+	r.request(1, true, "/kept")
+	r.expectStatus(1, "200")
+	select {
+	case <-<-kept:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a context whose Done channel was taken did not end with its stream")
+	}
+	r.request(3, true, "/quiet")
+	r.expectStatus(3, "200")
+	r.request(5, true, "/next")
+	r.expectStatus(5, "200")
+	first, quiet, next := <-ctxs, <-ctxs, <-ctxs
+	if next != quiet {
+		t.Error("the quiet stream's context was not reused by the next stream")
+	}
+	if next == first {
+		t.Error("a context whose Done channel was taken was reused")
 	}
 }

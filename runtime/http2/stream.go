@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -146,11 +147,19 @@ func (st *serverStream) finish() {
 	sc.signalWriter()
 	sc.maybeFinishDrainLocked()
 	if st.ctx != nil {
-		st.ctx.Cancel(context.Canceled)
+		if st.ctx.reusable() && !sc.closed && len(sc.freeCtxs) < maxFreeCtxs {
+			sc.freeCtxs = append(sc.freeCtxs, st.ctx)
+		} else {
+			st.ctx.Cancel(context.Canceled)
+		}
 	}
 	sc.mu.Unlock()
 	st.release()
 }
+
+// maxFreeCtxs bounds the contexts a connection keeps for reuse: what a
+// client keeps in flight, up to a few hundred bytes each.
+const maxFreeCtxs = 32
 
 func (st *serverStream) RequestHeaders() *stream.HeaderMap { return &st.req }
 func (st *serverStream) RequestBodyLength() int64          { return st.bodyLen }
@@ -353,12 +362,20 @@ func (st *serverStream) Upgrade() (net.Conn, []byte, error) {
 }
 
 // Context is made on first use: most handlers of a fast path never ask.
+// It is one the connection's earlier streams left quiet when there is one
+// (finish), so that a request costs no context.
 func (st *serverStream) Context() context.Context {
 	sc := st.sc
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if st.ctx == nil {
-		st.ctx = &streamContext{values: sc.values}
+		if n := len(sc.freeCtxs); n > 0 {
+			st.ctx = sc.freeCtxs[n-1]
+			sc.freeCtxs[n-1] = nil
+			sc.freeCtxs = sc.freeCtxs[:n-1]
+		} else {
+			st.ctx = &streamContext{values: sc.values}
+		}
 		if st.err != nil || st.reset {
 			st.ctx.Cancel(context.Canceled)
 		}
@@ -378,13 +395,31 @@ func (st *serverStream) writableLocked() error {
 	return nil
 }
 
-// streamContext is a stream's context.Context; it is not pooled with the
-// stream, so one kept past the handler's return stays ended. What ends
-// (Done made on first use, Err, AfterFunc) is stream.Cancellable's.
+// streamContext is a stream's context.Context. What ends (Done made on
+// first use, Err, AfterFunc) is stream.Cancellable's. It is not pooled
+// with the stream: when its stream ends, it is ended, unless nothing can
+// be waiting for it (reusable), and then the connection's next stream
+// that asks for a context gets it, as the connection manager reuses its
+// own stream context.
 type streamContext struct {
 	stream.Cancellable
 	values context.Context // nil: no values
+	// doneTaken: someone has the Done channel (a context derived from
+	// this one asks for it too) and may wait on it past the stream.
+	doneTaken atomic.Bool
 }
+
+// Done is Cancellable's; whoever takes it keeps the context from reuse.
+func (c *streamContext) Done() <-chan struct{} {
+	c.doneTaken.Store(true)
+	return c.Cancellable.Done()
+}
+
+// reusable: the context did not end, no function is registered on it
+// (the connection manager stops its registration before its handler
+// returns) and nobody has its Done channel, so nothing would see the
+// next stream's end as this one's.
+func (c *streamContext) reusable() bool { return !c.doneTaken.Load() && c.Quiet() }
 
 func (c *streamContext) Deadline() (time.Time, bool) { return time.Time{}, false }
 
