@@ -3,10 +3,8 @@ package http2
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,34 +37,10 @@ func TestStreamsOfOneReadStartInOrder(t *testing.T) {
 		okHandler(s)
 	}), nil)
 	r := dialRaw(t, ts.addr())
-	var batch bytes.Buffer
-	fr := http2.NewFramer(&batch, nil)
-	var want []string
-	for i := range n {
-		path := fmt.Sprintf("/%d", i+1)
-		want = append(want, path)
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), EndStream: true, EndHeaders: true,
-			BlockFragment: r.block(":method", "GET", ":scheme", "http", ":authority", "x", ":path", path)})
-	}
-	if _, err := r.c.Write(batch.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	for range n {
-		select {
-		case <-started:
-		case <-time.After(10 * time.Second):
-			t.Fatal("handlers did not start")
-		}
-	}
+	want := requestsInOneWrite(r, n)
+	awaitStarted(t, started, n)
 	close(release)
-	ended := 0
-	for ended < n {
-		r.expect(func(f http2.Frame) bool {
-			d, ok := f.(*http2.DataFrame)
-			return ok && d.StreamEnded()
-		})
-		ended++
-	}
+	awaitEnded(r, n)
 	mu.Lock()
 	defer mu.Unlock()
 	if fmt.Sprint(order) != fmt.Sprint(want) {
@@ -88,43 +62,47 @@ func TestResponsesOfOneRoundShareAWrite(t *testing.T) {
 	const n = 8
 	started := make(chan struct{}, n)
 	release := make(chan struct{})
-	conns := make(chan *writeCounter, 1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	srv := &Server{}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		wc := &writeCounter{Conn: c}
-		conns <- wc
-		srv.ServeConn(wc, handlerFunc(func(s stream.ServerStream) {
-			started <- struct{}{}
-			<-release // waits, as on an upstream
-			okHandler(s)
-		}))
-	}()
-	r := dialRaw(t, ln.Addr().String())
-	wc := <-conns
+	r, cc := serveCounted(t, handlerFunc(func(s stream.ServerStream) {
+		started <- struct{}{}
+		<-release // waits, as on an upstream
+		okHandler(s)
+	}))
 	r.expect(func(f http2.Frame) bool { // our SETTINGS acknowledged: its write is done
 		s, ok := f.(*http2.SettingsFrame)
 		return ok && s.IsAck()
 	})
+	requestsInOneWrite(r, n)
+	awaitStarted(t, started, n)
+	before := cc.writes.Load()
+	close(release)
+	awaitEnded(r, n)
+	if w := cc.writes.Load() - before; w > 2 {
+		t.Fatalf("%d responses finished together took %d writes, want at most 2", n, w)
+	}
+}
+
+// requestsInOneWrite sends GETs of /1 ... /n on streams 1, 3, ... in one
+// write, and returns their paths.
+func requestsInOneWrite(r *rawConn, n int) []string {
+	r.t.Helper()
 	var batch bytes.Buffer
 	fr := http2.NewFramer(&batch, nil)
+	var paths []string
 	for i := range n {
+		path := fmt.Sprintf("/%d", i+1)
+		paths = append(paths, path)
 		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), EndStream: true, EndHeaders: true,
-			BlockFragment: r.block(":method", "GET", ":scheme", "http", ":authority", "x", ":path", "/")})
+			BlockFragment: r.block(":method", "GET", ":scheme", "http", ":authority", "x", ":path", path)})
 	}
 	if _, err := r.c.Write(batch.Bytes()); err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
+	return paths
+}
+
+// awaitStarted waits for n handlers to report their start.
+func awaitStarted(t *testing.T, started <-chan struct{}, n int) {
+	t.Helper()
 	for range n {
 		select {
 		case <-started:
@@ -132,28 +110,15 @@ func TestResponsesOfOneRoundShareAWrite(t *testing.T) {
 			t.Fatal("handlers did not start")
 		}
 	}
-	before := wc.writes.Load()
-	close(release)
-	for ended := 0; ended < n; ended++ {
+}
+
+// awaitEnded reads until n responses have ended.
+func awaitEnded(r *rawConn, n int) {
+	r.t.Helper()
+	for range n {
 		r.expect(func(f http2.Frame) bool {
 			d, ok := f.(*http2.DataFrame)
 			return ok && d.StreamEnded()
 		})
 	}
-	if w := wc.writes.Load() - before; w > 2 {
-		t.Fatalf("%d responses finished together took %d writes, want at most 2", n, w)
-	}
-	r.c.Close()
-	<-served
-}
-
-// writeCounter counts a connection's writes.
-type writeCounter struct {
-	net.Conn
-	writes atomic.Int32
-}
-
-func (c *writeCounter) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
 }

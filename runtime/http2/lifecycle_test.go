@@ -133,14 +133,15 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// TestWritesBatched: a response's HEADERS and DATA leave in one system
-// call, not one per frame.
-func TestWritesBatched(t *testing.T) {
+// serveCounted serves one connection with h, its writes counted, and
+// dials it; the cleanup closes the client's side and waits for ServeConn
+// to return.
+func serveCounted(t *testing.T, h stream.Handler) (*rawConn, *countingConn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	conns := make(chan *countingConn, 1)
 	done := make(chan struct{})
 	go func() {
@@ -151,10 +152,21 @@ func TestWritesBatched(t *testing.T) {
 		}
 		cc := &countingConn{Conn: c}
 		conns <- cc
-		(&Server{}).ServeConn(cc, echo)
+		(&Server{}).ServeConn(cc, h)
 	}()
 	r := dialRaw(t, ln.Addr().String())
-	cc := <-conns
+	t.Cleanup(func() {
+		r.c.Close()
+		ln.Close()
+		<-done
+	})
+	return r, <-conns
+}
+
+// TestWritesBatched: a response's HEADERS and DATA leave in one system
+// call, not one per frame.
+func TestWritesBatched(t *testing.T) {
+	r, cc := serveCounted(t, echo)
 	// The handshake is over once a PING is answered.
 	r.fr.WritePing(false, [8]byte{})
 	r.expect(func(f http2.Frame) bool { _, ok := f.(*http2.PingFrame); return ok })
@@ -165,8 +177,6 @@ func TestWritesBatched(t *testing.T) {
 	if n := cc.writes.Load() - before; n != 1 {
 		t.Errorf("a response took %d writes, want 1", n)
 	}
-	r.c.Close()
-	<-done
 }
 
 // TestWindowUpdatesBatched: a 2 MiB upload gets its window back in a
