@@ -1,16 +1,21 @@
 package http2
 
 import (
+	"runtime"
 	"strconv"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // writeLoop is the client connection's only socket writer: one Write per
-// batch of frames (frameQueue), as the server's.
+// batch of frames (frameQueue), as the server's. Woken, it yields first,
+// as the server's does, so that the requests their owners open in the
+// same round of the run queue (the streams of one downstream read, each
+// started as the one before waits) share its write.
 func (cc *ClientConn) writeLoop() {
 	defer close(cc.writerDone)
 	for range cc.wakeWriter {
+		runtime.Gosched()
 		cc.mu.Lock()
 		out := cc.takeLocked()
 		closed := cc.closed

@@ -2,7 +2,9 @@ package http2
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"net"
 	"runtime"
 	"sync"
 	"testing"
@@ -120,5 +122,54 @@ func awaitEnded(r *rawConn, n int) {
 			d, ok := f.(*http2.DataFrame)
 			return ok && d.StreamEnded()
 		})
+	}
+}
+
+// TestRequestsOfOneRoundShareAWrite is the client's side of
+// TestResponsesOfOneRoundShareAWrite: requests that their owners open in
+// one round of the run queue (released together, as the streams of a
+// downstream read are) leave in one write, not one each.
+func TestRequestsOfOneRoundShareAWrite(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector randomizes the scheduler's order")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const n = 8
+	ts := startServer(t, &Server{}, okHandler, nil)
+	c, err := net.Dial("tcp", ts.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &countingConn{Conn: c}
+	cc := NewClientConn(counted, ClientOptions{})
+	defer cc.Close()
+	if err := cc.WaitSettings(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	oneRequest(t, cc, newRequestFixture()) // the SETTINGS ACK is out
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-release
+			req := newRequestFixture()
+			s, _, err := cc.Open(context.Background(), req.h, -1, nil, true)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Release()
+			if err := s.AwaitHead(); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	before := counted.writes.Load()
+	close(release)
+	wg.Wait()
+	if w := counted.writes.Load() - before; w > 2 {
+		t.Fatalf("%d requests opened together took %d writes, want at most 2", n, w)
 	}
 }
