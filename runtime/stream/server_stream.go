@@ -80,6 +80,11 @@ type ServerStream interface {
 //     a client that stopped reading.
 //   - HTTP/1.1's Context is the connection's: every event that ends it (the
 //     client gone, a body framing error, Reset) also closes the connection.
+//   - HTTP/2 keeps a stream's Context for the connection's next stream when
+//     it ended quiet (not ended, its registrations stopped, its Done channel
+//     never taken), as HTTP/1.1 keeps its one: in both, a Context kept past
+//     ServeStream may report a later stream's end, so nothing may hold it
+//     beyond the stream.
 //   - HTTP/1.1 frames by what the map and the calls say: a content-length
 //     kept, a body written with its end measured, otherwise chunked
 //     (close-delimited to HTTP/1.0). Trailers after a content-length or to
