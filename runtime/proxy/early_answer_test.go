@@ -453,3 +453,74 @@ func TestPauseAtBodyEndAfterEarlyAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlyAnswerStopsRequestBody: once an HTTP/1.1 upstream's answer has
+// ended, the rest of the request body is not forwarded to it (Envoy
+// resets such an upstream request), and its connection is not pooled,
+// though the upstream would go on reading. The client sends 256 KB of
+// body, reads the whole answer, and only then sends more ('z'): none of
+// it reaches the upstream.
+func TestEarlyAnswerStopsRequestBody(t *testing.T) {
+	for _, down := range []string{"h1", "h2"} {
+		t.Run(down, func(t *testing.T) {
+			up := startEarlyUpstream(t, "drain")
+			addr := serveDownstream(t, newTestConnectionManager(t, earlyConfig(up.addr, ""), "public", nil, nil), down)
+			tr := h2cTransport()
+			const requests = 3
+			for i := range requests {
+				var resp *http.Response
+				var body string
+				if down == "h1" {
+					resp, body = uploadH1ThenMore(t, addr)
+				} else {
+					resp, body = uploadH2(t, tr, addr, nil)
+				}
+				if resp.StatusCode != 413 || body != earlyReply {
+					t.Fatalf("request %d: %d %q, want the upstream's 413", i, resp.StatusCode, body)
+				}
+			}
+			tr.CloseIdleConnections()
+			if z := up.zs.Load(); z > 0 {
+				t.Errorf("the upstream got %d body bytes the client sent after the answer had ended", z)
+			}
+			if n := up.accepted.Load(); n != requests {
+				t.Errorf("%d upstream connections for %d requests: a connection whose request body was cut went back to the pool", n, requests)
+			}
+			checkNoGoroutineLeft(t)
+		})
+	}
+}
+
+// uploadH1ThenMore sends a 50 MB POST over HTTP/1.1: 256 KB of 'u', then,
+// once the whole answer has been read, 'z' until the proxy stops taking
+// it (at most 8 MB).
+func uploadH1ThenMore(t *testing.T, addr string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", earlyBodySize)
+	if _, err := c.Write(bytes.Repeat([]byte{'u'}, 256<<10)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the answer's body: %v", err)
+	}
+	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	chunk := bytes.Repeat([]byte{'z'}, 64<<10)
+	for sent := 0; sent < 8<<20; sent += len(chunk) {
+		if _, err := c.Write(chunk); err != nil {
+			break
+		}
+	}
+	return resp, string(b)
+}

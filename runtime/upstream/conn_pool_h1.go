@@ -83,8 +83,13 @@ type h1Conn struct {
 	ctx        context.Context
 	closeAfter bool
 	bodyDone   chan error // the body writer's result; nil without one
-	finished   atomic.Bool
-	watch      ctxWatch
+	// bodyStop tells the body writer the answer has ended: it forwards
+	// nothing more (what a client sends after the answer is not the
+	// upstream's), and the connection is not reused unless the body had
+	// all gone out. Envoy's router resets such an upstream request.
+	bodyStop atomic.Bool
+	finished atomic.Bool
+	watch    ctxWatch
 }
 
 // ctxWatch interrupts an exchange whose context ends.
@@ -406,6 +411,7 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sen
 	head := string(req.method()) == http.MethodHead
 	c.ctx = ctx
 	c.bodyDone = nil
+	c.bodyStop.Store(false)
 	c.finished.Store(false)
 	c.startWatch(ctx)
 	fail := func(err error) (*responseState, error) {
@@ -476,8 +482,24 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sen
 	if head {
 		st.bodyLen = 0
 	}
+	if st.bodyLen == 0 && resp.Status != http.StatusSwitchingProtocols {
+		c.stopBody() // the head is the whole answer
+	}
 	return st, nil
 }
+
+// stopBody ends a request body still streaming once the answer has
+// ended: the writer forwards nothing it reads after this, and a write
+// blocked on an upstream that no longer reads fails at once.
+func (c *h1Conn) stopBody() {
+	if c.bodyDone == nil || c.bodyStop.Swap(true) {
+		return
+	}
+	c.conn.SetWriteDeadline(aLongTimeAgo)
+}
+
+// errBodyStopped is the body writer's result when the answer ended first.
+var errBodyStopped = errors.New("upstream answered before the request body was sent")
 
 // sendRequest writes a request's bytes. When b is the whole request on a
 // plain TCP connection, sendQuiet writes it and waits for the answer, and
@@ -524,7 +546,16 @@ func (c *h1Conn) writeBody(body io.Reader, bodyLen int64, t *stream.HeaderMap) (
 		if !chunked && int64(len(buf)) > bodyLen-sent {
 			buf = buf[:bodyLen-sent+1] // one more byte tells a body that is too long
 		}
+		// The read comes first even once stopped: a read blocked on a
+		// client that stopped sending is how the proxy sees, at the
+		// stream's end, that the body will not end (it then resets the
+		// downstream rather than wait to drain it).
 		n, rerr := body.Read(buf)
+		if c.bodyStop.Load() {
+			// Read after the answer ended (a client that goes on once it
+			// has it): not the upstream's any more.
+			return errBodyStopped
+		}
 		if n > 0 {
 			sent += int64(n)
 			if !chunked && sent > bodyLen {
@@ -566,6 +597,9 @@ func (r *wholeReader) Read(p []byte) (int, error) {
 // readBody is the Response's ReadBody on HTTP/1.1.
 func (c *h1Conn) readBody(p []byte) (int, error) {
 	n, err := c.cc.ReadBody(p)
+	if err == io.EOF {
+		c.stopBody()
+	}
 	if err != nil && err != io.EOF {
 		if ctxErr := c.ctx.Err(); ctxErr != nil {
 			err = fmt.Errorf("%w (%v)", ctxErr, err)
@@ -599,6 +633,11 @@ func (c *h1Conn) finish(aborted bool) {
 	}
 	switch {
 	case reuse:
+		if c.bodyStop.Load() {
+			// The body had all gone out before the stop: the deadline
+			// that would have cut a write comes off.
+			c.conn.SetWriteDeadline(time.Time{})
+		}
 		// An idle connection keeps nothing of the request (nothing reads
 		// st now: Close has what it needs, and a read racing it made it
 		// abort).
