@@ -249,6 +249,12 @@ func startProxyManager(t *testing.T, cfgText string, facs map[string]filter.Fact
 // ends.
 func serveManager(t *testing.T, cm *ConnectionManager) string {
 	srv := &http1.Server{StreamHandler: cm}
+	return serveConns(t, func(c net.Conn) { srv.ServeConn(c, nil) }, srv.Close)
+}
+
+// serveConns accepts connections on 127.0.0.1 and serves each with serve
+// until the test ends, when stop runs and every serve has returned.
+func serveConns(t *testing.T, serve func(net.Conn), stop func()) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -263,13 +269,13 @@ func serveManager(t *testing.T, cm *ConnectionManager) string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				srv.ServeConn(c, nil)
+				serve(c)
 			}()
 		}
 	}()
 	t.Cleanup(func() {
 		ln.Close()
-		srv.Close()
+		stop()
 		wg.Wait()
 	})
 	return ln.Addr().String()

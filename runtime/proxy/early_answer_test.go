@@ -160,34 +160,11 @@ func serveDownstream(t *testing.T, cm *ConnectionManager, proto string) string {
 		return serveManager(t, cm)
 	}
 	srv := &sluiceh2.Server{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				srv.ServeConn(c, cm)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
+	return serveConns(t, func(c net.Conn) { srv.ServeConn(c, cm) }, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		srv.Shutdown(ctx)
 		cancel()
-		wg.Wait()
 	})
-	return ln.Addr().String()
 }
 
 // h2cTransport is an HTTP/2 client speaking h2c with prior knowledge.
@@ -204,13 +181,8 @@ func h2cTransport() *http2.Transport {
 // closed.
 func uploadH1(t *testing.T, addr string) (resp *http.Response, body string, sent int64, closed bool) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := startUploadH1(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", earlyBodySize)
 	writerDone := make(chan int64, 1)
 	go func() {
 		chunk := bytes.Repeat([]byte{'u'}, 64<<10)
@@ -225,7 +197,7 @@ func uploadH1(t *testing.T, addr string) (resp *http.Response, body string, sent
 		writerDone <- n
 	}()
 	br := bufio.NewReader(c)
-	resp, err = http.ReadResponse(br, nil)
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		c.Close()
 		<-writerDone
@@ -246,6 +218,19 @@ func uploadH1(t *testing.T, addr string) (resp *http.Response, body string, sent
 		}
 	}
 	return resp, string(b), sent, closed
+}
+
+// startUploadH1 opens a connection and sends the head of a POST with a
+// 50 MB body.
+func startUploadH1(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", earlyBodySize)
+	return c
 }
 
 // leftGoroutines waits (up to 3 s) until no goroutine runs the proxy's,
@@ -496,13 +481,8 @@ func TestEarlyAnswerStopsRequestBody(t *testing.T) {
 // it (at most 8 MB).
 func uploadH1ThenMore(t *testing.T, addr string) (*http.Response, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := startUploadH1(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", earlyBodySize)
 	if _, err := c.Write(bytes.Repeat([]byte{'u'}, 256<<10)); err != nil {
 		t.Fatal(err)
 	}
