@@ -190,8 +190,10 @@ type streamBody struct {
 	trailers *stream.HeaderMap
 	mu       sync.Mutex
 	inFlight atomic.Bool
-	done     bool
-	closed   bool
+	// read: some of the body was read; done: all of it.
+	read   bool
+	done   bool
+	closed bool
 }
 
 var errStreamEnded = errors.New("request body read after the stream ended")
@@ -206,6 +208,13 @@ func (b *streamBody) close() {
 			b.ss.Reset(stream.ResetCancel)
 		}
 		b.mu.Lock()
+	} else if b.read && !b.done && oneAtATime(b.ss.Connection()) {
+		// The body was cut short (an upstream that answered before its
+		// end): on HTTP/1.x its rest cannot be told from the next request
+		// without reading it, from a client that may send nothing more,
+		// so the connection closes after the response, as Envoy does.
+		// HTTP/2 ends the stream itself (RST_STREAM NO_ERROR).
+		b.ss.Reset(stream.ResetCancel)
 	}
 	b.closed = true
 	b.mu.Unlock()
@@ -223,6 +232,7 @@ func (b *streamBody) Read(p []byte) (int, error) {
 	b.inFlight.Store(true)
 	n, err := b.ss.ReadBody(p)
 	b.inFlight.Store(false)
+	b.read = true
 	if err == io.EOF {
 		b.done = true
 		if tr := b.ss.RequestTrailers(); tr != nil {

@@ -504,3 +504,38 @@ func uploadH1ThenMore(t *testing.T, addr string) (*http.Response, string) {
 	}
 	return resp, string(b)
 }
+
+// TestCutBodyClosesConnection: an HTTP/1.1 request body cut short by an
+// upstream's early answer closes the downstream connection after the
+// answer, even when no read of the body is waiting on the client at the
+// stream's end: the client sends one more chunk once it has the answer
+// (the last the tries read) and then nothing. The connection used to wait
+// for the rest to drain it, until the header timeout.
+func TestCutBodyClosesConnection(t *testing.T) {
+	up := startEarlyUpstream(t, "stop")
+	addr := serveManager(t, newTestConnectionManager(t, earlyConfig(up.addr, ""), "public", nil, nil))
+	for i := range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 413 || string(b) != earlyReply {
+			t.Fatalf("request %d: %d %q, want the upstream's 413", i, resp.StatusCode, b)
+		}
+		io.WriteString(c, "5\r\nworld\r\n")
+		start := time.Now()
+		if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+			t.Errorf("request %d, after the answer: %q, %v after %v; want the connection closed", i, rest, err, time.Since(start).Round(time.Millisecond))
+		}
+		c.Close()
+	}
+	checkNoGoroutineLeft(t)
+}
