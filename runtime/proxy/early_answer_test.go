@@ -429,6 +429,9 @@ func TestPauseAtBodyEndAfterEarlyAnswer(t *testing.T) {
 						t.Fatalf("request %d: %d %q, want the upstream's 413", i, resp.StatusCode, b)
 					}
 				}
+				if n := up.accepted.Load(); n != 5 {
+					t.Errorf("%d upstream connections for 5 requests: a connection whose request body was held back went back to the pool", n)
+				}
 				// While the client's connections stay open (the stream's end
 				// must stop the pump, not the connection's).
 				checkNoGoroutineLeft(t)
