@@ -368,7 +368,10 @@ type stopAtBodyEnd struct {
 func (f stopAtBodyEnd) OnRequestBody(s filter.Stream, b *filter.Body, eos bool) filter.Status {
 	f.recorder.OnRequestBody(s, b, eos)
 	if eos {
-		f.paused <- struct{}{}
+		select {
+		case f.paused <- struct{}{}:
+		default: // one signal is enough
+		}
 		return filter.StopIteration
 	}
 	return filter.Continue
