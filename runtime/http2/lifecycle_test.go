@@ -66,7 +66,8 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
-// TestResets: Reset maps the stream's reason to RST_STREAM codes; a client
+// TestResets: Reset maps the stream's reason to RST_STREAM codes (CANCEL
+// after a complete response is NO_ERROR); a client
 // RST_STREAM ends the handler's context and fails its reads; a handler
 // that returns without a response resets its stream (INTERNAL_ERROR), and
 // one that panics does too without taking the connection down.
@@ -89,6 +90,12 @@ func TestResets(t *testing.T) {
 			if s.WriteHeaders(&h, true) == nil {
 				t.Error("a head without :status was written")
 			}
+		case "/complete-then-cancel":
+			var h stream.HeaderMap
+			h.Add(":status", "200")
+			s.WriteHeaders(&h, false)
+			s.WriteBody([]byte("ok"), true)
+			s.Reset(stream.ResetCancel)
 		case "/return":
 		case "/panic":
 			panic("handler bug")
@@ -109,6 +116,12 @@ func TestResets(t *testing.T) {
 		r.expectRST(id, code)
 		id += 2
 	}
+	// A complete response, then the rest of the request is not wanted:
+	// RST_STREAM NO_ERROR after the END_STREAM (RFC 9113 section 8.1).
+	r.request(id, false, "/complete-then-cancel")
+	r.expectStatus(id, "200")
+	r.expectRST(id, http2.ErrCodeNo)
+	id += 2
 	r.request(id, false, "/client-reset")
 	r.fr.WriteRSTStream(id, http2.ErrCodeCancel)
 	if err := <-readErr; err == nil || errors.Is(err, io.EOF) {

@@ -351,6 +351,13 @@ func (st *serverStream) Reset(reason stream.ResetReason) {
 	if st.reset || (st.endSent && st.closedRemote) {
 		return
 	}
+	if st.endSent && reason == stream.ResetCancel {
+		// The response is complete (its END_STREAM is queued ahead of
+		// the reset): what is cancelled is only the rest of the request,
+		// which RFC 9113 section 8.1 asks for with NO_ERROR, so the client
+		// keeps the answer as a success.
+		code = http2.ErrCodeNo
+	}
 	sc.resetLocked(st, code, true)
 	sc.signalWriter()
 }

@@ -104,7 +104,8 @@ const (
 	// ResetInternal: the proxy failed the stream (INTERNAL_ERROR).
 	ResetInternal ResetReason = iota
 	// ResetCancel: the stream is no longer wanted (CANCEL), e.g. an
-	// upstream that went away mid-body.
+	// upstream that went away mid-body. After a complete response only
+	// the rest of the request is, and HTTP/2 says so with NO_ERROR.
 	ResetCancel
 	// ResetProtocol: the peer broke the protocol (PROTOCOL_ERROR).
 	ResetProtocol
