@@ -17,7 +17,8 @@ import (
 // any more, and its done channel serves the next stream.
 //
 // The parent's end reaches it through one registration on the parent
-// (context.AfterFunc, or the parent's own AfterFunc when it has one). On
+// (the parent's Watch when it is a stream.Watchable, as the codecs' stream
+// contexts are, which allocates nothing; else context.AfterFunc). On
 // HTTP/1.x the parent is the connection's context, the same for each of
 // its streams, and the connection keeps the context for its next stream:
 // the registration is then made once per connection.
@@ -30,8 +31,12 @@ type streamContext struct {
 	// enforces it, the context has no timer of its own.
 	deadline time.Time
 
-	// stopParent ends the registration on parent; nil without one.
-	// parentDone is the registered callback, made once per object.
+	// The registration on parent: watchID on watcher (the parent, when
+	// it is a stream.Watchable), else stopParent ends it; neither set
+	// without one. parentDone is the registered callback, made once per
+	// object.
+	watcher    stream.Watchable
+	watchID    uint64
 	stopParent func() bool
 	parentDone func()
 }
@@ -43,17 +48,20 @@ func (c *streamContext) begin(parent context.Context, deadline time.Time) {
 		c.parentDone = c.onParentDone
 	}
 	c.deadline = deadline
-	if c.stopParent != nil && c.parent == parent {
+	if c.registered() && c.parent == parent {
 		// Kept from the connection's last stream: still registered (or,
 		// if the connection has just ended, already cancelled).
 		return
 	}
 	c.parent = parent
-	// A parent with its own AfterFunc (the HTTP/2 codec's stream context)
-	// is asked first: its Done would make the channel it otherwise makes
-	// only when someone waits on it.
-	if af, ok := parent.(interface{ AfterFunc(func()) func() bool }); ok {
-		c.stopParent = af.AfterFunc(c.parentDone)
+	// A parent that registers by itself (the codecs' stream contexts) is
+	// asked first: its Done would make the channel it otherwise makes
+	// only when someone waits on it, and context.AfterFunc allocates.
+	if w, ok := parent.(stream.Watchable); ok {
+		// 0: the parent had ended, and parentDone is already started.
+		if id := w.Watch(c.parentDone); id != 0 {
+			c.watcher, c.watchID = w, id
+		}
 		return
 	}
 	if parent.Done() == nil {
@@ -77,18 +85,31 @@ func (c *streamContext) release(keep, keepParent bool) bool {
 		// the only one that reads it.
 		c.deadline = time.Time{}
 	}
-	if keep && !keepParent && c.stopParent != nil {
+	if keep && !keepParent && c.registered() {
 		// false: the parent ended, and its callback may still run.
-		keep = c.stopParent()
-		c.stopParent = nil
+		keep = c.unregister()
 	}
 	if !keep {
 		c.Cancel(context.Canceled)
-		if c.stopParent != nil {
-			c.stopParent()
-		}
+		c.unregister()
 	}
 	return keep
+}
+
+func (c *streamContext) registered() bool { return c.watcher != nil || c.stopParent != nil }
+
+// unregister ends the registration on the parent, if any, and reports
+// whether it did so before the parent's end started parentDone.
+func (c *streamContext) unregister() bool {
+	ok := true
+	switch {
+	case c.watcher != nil:
+		ok = c.watcher.Unwatch(c.watchID)
+	case c.stopParent != nil:
+		ok = c.stopParent()
+	}
+	c.watcher, c.watchID, c.stopParent = nil, 0, nil
+	return ok
 }
 
 func (c *streamContext) Deadline() (time.Time, bool) {

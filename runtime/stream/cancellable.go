@@ -109,6 +109,15 @@ func (c *Cancellable) Watch(f func()) uint64 {
 // did so before its function was started.
 func (c *Cancellable) Unwatch(id uint64) bool { return c.stop(id) }
 
+// Watchable is a context that registers a function to run when it ends
+// without allocating, and that ends only then: Cancellable, and the
+// codecs' and the proxy's stream contexts built on it. Whoever watches a
+// stream's context on every request looks for it.
+type Watchable interface {
+	Watch(f func()) uint64
+	Unwatch(id uint64) bool
+}
+
 func (c *Cancellable) stop(id uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

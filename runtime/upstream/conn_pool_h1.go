@@ -122,21 +122,14 @@ type ctxWatch struct {
 	// watcher is the exchange's context when it is one (registered
 	// under watchID), nil otherwise; only the exchange's goroutine
 	// touches both.
-	watcher cancelWatcher
+	watcher stream.Watchable
 	watchID uint64
-}
-
-// cancelWatcher is a context that registers a function to run when it
-// ends without allocating, and that ends only then (stream.Cancellable).
-type cancelWatcher interface {
-	Watch(f func()) uint64
-	Unwatch(id uint64) bool
 }
 
 func (c *h1Conn) startWatch(ctx context.Context) {
 	w := &c.watch
 	w.fired.Store(false)
-	if cw, ok := ctx.(cancelWatcher); ok {
+	if cw, ok := ctx.(stream.Watchable); ok {
 		w.watcher, w.watchID = cw, cw.Watch(w.expire)
 		return
 	}
