@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 )
 
@@ -50,7 +52,7 @@ func TestReleaseBinaryPages(t *testing.T) {
 	var out bytes.Buffer
 	run([]string{"--help"}, &out, &out)
 	before := binaryResidentKiB(t)
-	releaseBinaryPages()
+	dropBinaryPages()
 	after := binaryResidentKiB(t)
 	t.Logf("binary's read-only pages resident: %d KiB before, %d KiB after", before, after)
 	if before < 1024 {
@@ -65,5 +67,33 @@ func TestReleaseBinaryPages(t *testing.T) {
 	b, err := json.Marshal(runtimeState)
 	if err != nil || string(b) != `{"kept":42}` {
 		t.Fatalf("code after the release: %s, %v", b, err)
+	}
+}
+
+// TestReleaseBinaryPagesAfterStartedGoroutines: the goroutines start-up
+// made runnable (and those they start) have run to their first wait before
+// the binary's pages are dropped, even with one processor, where none of
+// them runs until the main goroutine yields; else their first steps would
+// map the pages straight back in.
+func TestReleaseBinaryPagesAfterStartedGoroutines(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var ran atomic.Int32
+	wait := make(chan struct{})
+	defer close(wait)
+	for range 3 {
+		go func() {
+			// A serve loop that starts its own goroutine, as a
+			// listener's does.
+			go func() {
+				ran.Add(1)
+				<-wait
+			}()
+			ran.Add(1)
+			<-wait
+		}()
+	}
+	releaseBinaryPages()
+	if n := ran.Load(); n != 6 {
+		t.Errorf("%d of 6 started goroutines had run when the pages were dropped", n)
 	}
 }
