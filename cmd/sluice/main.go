@@ -129,10 +129,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log.Info(fmt.Sprintf("ready in %s", time.Since(start).Round(time.Millisecond)),
 		zap.String("version", version), zap.String("config", f.config), zap.String("admin", srv.AdminAddr()))
-	releaseBinaryPages()
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	// Last of start-up: signal.Notify's first call starts the signal
+	// watcher.
+	releaseBinaryPages()
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			if err := srv.Reload(); err == nil {
