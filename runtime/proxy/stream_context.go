@@ -58,10 +58,11 @@ func (c *streamContext) begin(parent context.Context, deadline time.Time) {
 	// asked first: its Done would make the channel it otherwise makes
 	// only when someone waits on it, and context.AfterFunc allocates.
 	if w, ok := parent.(stream.Watchable); ok {
-		// 0: the parent had ended, and parentDone is already started.
-		if id := w.Watch(c.parentDone); id != 0 {
-			c.watcher, c.watchID = w, id
-		}
+		// An id of 0: the parent had ended, and parentDone is started
+		// but may not have run. It counts as a registration that cannot
+		// be stopped, so that release never lets c serve another stream
+		// that the late parentDone would cancel.
+		c.watcher, c.watchID = w, w.Watch(c.parentDone)
 		return
 	}
 	if parent.Done() == nil {
@@ -104,7 +105,7 @@ func (c *streamContext) unregister() bool {
 	ok := true
 	switch {
 	case c.watcher != nil:
-		ok = c.watcher.Unwatch(c.watchID)
+		ok = c.watchID != 0 && c.watcher.Unwatch(c.watchID)
 	case c.stopParent != nil:
 		ok = c.stopParent()
 	}

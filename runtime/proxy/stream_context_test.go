@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // A stream's context ends with its parent (the codec's) and with its own
@@ -93,4 +95,32 @@ func waitDone(t *testing.T, ch <-chan struct{}) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("not done")
 	}
+}
+
+// codecContext stands for a codec's stream context: a stream.Watchable
+// context.
+type codecContext struct{ stream.Cancellable }
+
+func (*codecContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*codecContext) Value(any) any               { return nil }
+
+// TestStreamContextOnEndedParentNotKept: a codec context that had ended
+// when the stream began (a client's RST_STREAM first) has Watch start the
+// registered function on a goroutine, which may run after the stream.
+// release must not keep the context for another stream then, or that late
+// call cancels a stream it was never about (gRPC interop's
+// cancel_after_first_response saw "upstream reset before response").
+func TestStreamContextOnEndedParentNotKept(t *testing.T) {
+	parent := new(codecContext)
+	parent.Cancel(context.Canceled)
+	late := make(chan struct{})
+	ran := make(chan struct{})
+	var c streamContext
+	c.parentDone = func() { <-late; close(ran) } // the goroutine has not run yet
+	c.begin(parent, time.Time{})
+	if c.release(true, false) {
+		t.Error("kept for another stream while the ended parent's callback is still to run")
+	}
+	close(late)
+	<-ran
 }
