@@ -360,7 +360,7 @@ func parseField(line []byte) (name, value []byte, err error) {
 			name[j] = c + 'a' - 'A'
 		}
 	}
-	value = trimOWS(line[colon+1:])
+	value = stream.TrimOWS(line[colon+1:])
 	for _, c := range value {
 		if (c < ' ' && c != '\t') || c == 0x7f {
 			return nil, nil, refuse(http.StatusBadRequest, "invalid header field value")
@@ -423,33 +423,11 @@ func checkTransferEncoding(v []byte) error {
 }
 
 // forEachToken calls fn with each comma-separated element of a list,
-// trimmed of whitespace; empty elements are skipped.
+// trimmed of whitespace; empty elements are skipped (stream.Tokens).
 func forEachToken(v []byte, fn func([]byte)) {
-	for len(v) > 0 {
-		var tok []byte
-		if c := bytes.IndexByte(v, ','); c >= 0 {
-			tok, v = v[:c], v[c+1:]
-		} else {
-			tok, v = v, nil
-		}
-		tok = trimOWS(tok)
-		if len(tok) > 0 {
-			fn(tok)
-		}
+	for tok := range stream.Tokens(v) {
+		fn(tok)
 	}
-}
-
-// trimOWS is b without leading and trailing SP and HTAB (RFC 9110's
-// optional whitespace). bytes.Trim with a cutset builds the cutset's set
-// on every call, and this runs for every field and list element.
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // validHost accepts the characters of RFC 3986's host and port (reg-name,

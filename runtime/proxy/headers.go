@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -37,11 +36,8 @@ func sanitizeRequestHeaders(h *stream.HeaderMap, upgrade bool) bool {
 		values := connectionValues(store[:0], h)
 		tokens := 0
 		for _, v := range values {
-			for rest := v; len(rest) > 0; {
-				var t []byte
-				if t, rest = nextToken(rest); len(t) > 0 {
-					tokens++
-				}
+			for range stream.Tokens(v) {
+				tokens++
 			}
 		}
 		if tokens >= maxConnectionTokens {
@@ -49,11 +45,7 @@ func sanitizeRequestHeaders(h *stream.HeaderMap, upgrade bool) bool {
 		}
 		kept := 0
 		for _, v := range values {
-			for rest := v; len(rest) > 0; {
-				var t []byte
-				if t, rest = nextToken(rest); len(t) == 0 {
-					continue
-				}
+			for t := range stream.Tokens(v) {
 				switch {
 				case t[0] == ':', stream.EqualFold(t, "x-forwarded-for"), stream.EqualFold(t, "x-forwarded-host"), stream.EqualFold(t, "x-forwarded-proto"):
 					return false
@@ -77,9 +69,8 @@ func sanitizeRequestHeaders(h *stream.HeaderMap, upgrade bool) bool {
 			// The values are slices of buffers Set does not write over.
 			var b []byte
 			for _, v := range values {
-				for rest := v; len(rest) > 0; {
-					var t []byte
-					if t, rest = nextToken(rest); len(t) > 0 && keptToken(t) {
+				for t := range stream.Tokens(v) {
+					if keptToken(t) {
 						if len(b) > 0 {
 							b = append(b, ", "...)
 						}
@@ -120,18 +111,6 @@ func connectionValues(dst [][]byte, h *stream.HeaderMap) [][]byte {
 	return dst
 }
 
-// nextToken splits the first element off a comma-separated list: tok is
-// that element trimmed of white space (empty for an empty element), rest
-// what follows its comma.
-func nextToken(list []byte) (tok, rest []byte) {
-	if i := bytes.IndexByte(list, ','); i >= 0 {
-		tok, rest = list[:i], list[i+1:]
-	} else {
-		tok = list
-	}
-	return bytes.TrimSpace(tok), rest
-}
-
 // upgradeOf returns the protocol a request's map asks to upgrade to
 // ("websocket").
 func upgradeOf(h *stream.HeaderMap) string {
@@ -140,9 +119,8 @@ func upgradeOf(h *stream.HeaderMap) string {
 		if string(name) != "connection" {
 			continue
 		}
-		for rest := v; len(rest) > 0; {
-			var t []byte
-			if t, rest = nextToken(rest); stream.EqualFold(t, "upgrade") {
+		for t := range stream.Tokens(v) {
+			if stream.EqualFold(t, "upgrade") {
 				u, _ := h.Get("upgrade")
 				return strings.ToLower(string(u))
 			}
@@ -241,9 +219,8 @@ func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
 		// "Connection: keep-alive".
 		var store [4][]byte
 		for _, v := range connectionValues(store[:0], h) {
-			for rest := v; len(rest) > 0; {
-				var t []byte
-				if t, rest = nextToken(rest); len(t) == 0 || keepUpgrade && stream.EqualFold(t, "upgrade") || stream.EqualFold(t, "trailer") {
+			for t := range stream.Tokens(v) {
+				if keepUpgrade && stream.EqualFold(t, "upgrade") || stream.EqualFold(t, "trailer") {
 					continue
 				}
 				h.DelBytes(t)
