@@ -134,11 +134,12 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	r   connReader
-	req Request
-	bd  bodyReader
-	enc encoder
-	st  serverStream
+	r      connReader
+	waiter ReadWaiter // nil: the connection cannot wait without a buffer
+	req    Request
+	bd     bodyReader
+	enc    encoder
+	st     serverStream
 	// continueFn is enc.sendContinue, bound once: a body's beforeRead.
 	continueFn func()
 
@@ -179,6 +180,7 @@ func (c *conn) serve() {
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.r.init(c.nc)
+	c.waiter, _ = c.nc.(ReadWaiter)
 	c.enc.c = c
 	c.continueFn = c.enc.sendContinue
 	c.st.init(c)
@@ -202,6 +204,17 @@ func (c *conn) serve() {
 			c.waitDeadline(first)
 			if !c.setIdle(true) {
 				return
+			}
+			if c.waiter != nil && !first {
+				// Idle without a buffer: an idle connection then holds
+				// none, and the request is read into one just given
+				// back by another connection, still in the cache.
+				c.r.release()
+				if testHookIdle != nil {
+					testHookIdle(c)
+				}
+				c.waiter.WaitReadable()
+				c.r.startRequest() // takes a buffer again
 			}
 			err := c.r.fill(s.Limits.headerBytes())
 			if !c.setIdle(false) || err != nil {
@@ -233,6 +246,10 @@ func (c *conn) serve() {
 		}
 	}
 }
+
+// testHookIdle, when a test sets it, runs on a connection's goroutine as
+// the connection starts to wait for its next request without a buffer.
+var testHookIdle func(c *conn)
 
 // waitDeadline bounds the wait for a request: read_header_timeout for a
 // new connection's first, the idle timeout for the next ones. Setting a
@@ -547,6 +564,19 @@ func (c *replayConn) Read(p []byte) (int, error) {
 // the standard library's own connection types.
 type WriteThrough interface {
 	WriteThrough() net.Conn
+}
+
+// ReadWaiter is what a connection implements when it can wait for its
+// next bytes without a buffer (runtime/iohandle's Conn): it returns once
+// a Read would find something, or the read deadline passed, or the
+// connection closed, and reports whether it waited (false: the Read will
+// wait itself). A wrapper passes the wait on only while it holds no read
+// bytes of its own. The server then keeps no read buffer while a
+// kept-alive connection idles: it takes one from the pool once the next
+// request is there, most often the buffer another connection just gave
+// back, still in the cache.
+type ReadWaiter interface {
+	WaitReadable() bool
 }
 
 func writeThrough(c net.Conn) net.Conn {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/runtime/iohandle"
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
@@ -586,20 +587,14 @@ func TestServerResponseFraming(t *testing.T) {
 func BenchmarkIdleConnMemory(b *testing.B) {
 	b.Run("http1", func(b *testing.B) {
 		idleConnMemory(b, func(ln net.Listener) func() {
-			s := &Server{StreamHandler: streamFunc(func(s stream.ServerStream) {
-				s.WriteHeaders(headers("200"), false)
-				s.WriteBody([]byte("ok"), true)
-			})}
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go s.ServeConn(c, nil)
-				}
-			}()
-			return s.Close
+			return serveForMemory(ln)
+		})
+	})
+	// On the sockets sluice's listeners give (iohandle), which can wait
+	// for a request without a read buffer.
+	b.Run("http1-iohandle", func(b *testing.B) {
+		idleConnMemory(b, func(ln net.Listener) func() {
+			return serveForMemory(iohandle.Listener(ln))
 		})
 	})
 	b.Run("net-http", func(b *testing.B) {
@@ -609,6 +604,25 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			return func() { s.Close() }
 		})
 	})
+}
+
+// serveForMemory serves ln as a listener does (an idle timeout set, as
+// sluice always has one) until the returned func.
+func serveForMemory(ln net.Listener) func() {
+	s := &Server{StreamHandler: streamFunc(func(s stream.ServerStream) {
+		s.WriteHeaders(headers("200"), false)
+		s.WriteBody([]byte("ok"), true)
+	}), IdleTimeout: time.Minute}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.ServeConn(c, nil)
+		}
+	}()
+	return s.Close
 }
 
 func idleConnMemory(b *testing.B, serve func(net.Listener) func()) {
@@ -773,5 +787,128 @@ func TestServerNotHTTPOnH2CPort(t *testing.T) {
 				t.Fatalf("got %q, want a start of %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// A kept-alive connection waits for its next request without a read
+// buffer: the buffer goes back to the pool, and the request is read into
+// one taken again, most often the one another connection just gave back.
+// Clients that pipeline, that send their requests a few bytes at a time
+// and that pause between requests, all at once on iohandle's sockets
+// (which can wait without a buffer), each get their own answers in order,
+// and the server did wait without buffers.
+func TestServerIdleWithoutBufferKeepsClientsApart(t *testing.T) {
+	var waits, held atomic.Int32
+	testHookIdle = func(c *conn) {
+		waits.Add(1)
+		if c.r.buf != nil || c.r.pooled != nil || c.r.retired != nil {
+			held.Add(1)
+		}
+	}
+	t.Cleanup(func() { testHookIdle = nil })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln = iohandle.Listener(ln)
+	s := &Server{StreamHandler: streamBridge{echo}, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.ServeConn(c, nil)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		s.Close()
+		// Every connection's goroutine is gone before the hook is
+		// unset (the cleanup above this one).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	addr := ln.Addr().String()
+
+	const clients, rounds = 6, 15
+	request := func(client, round, k int, kind string) (string, string) {
+		body := fmt.Sprintf("%s-%d-%d-%d", kind, client, round, k)
+		return fmt.Sprintf("POST /%s/%d/%d/%d HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s", kind, client, round, k, len(body), body),
+			fmt.Sprintf("POST /%s/%d/%d/%d %s", kind, client, round, k, body)
+	}
+	errs := make(chan error, 2*clients)
+	run := func(client int, kind string) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			errs <- err
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		for round := range rounds {
+			var wants []string
+			switch kind {
+			case "pipelined": // three requests in one write
+				var all string
+				for k := range 3 {
+					req, want := request(client, round, k, kind)
+					all += req
+					wants = append(wants, want)
+				}
+				if _, err := io.WriteString(c, all); err != nil {
+					errs <- err
+					return
+				}
+			case "slow": // seven bytes at a time, then a pause before the next request
+				req, want := request(client, round, 0, kind)
+				for len(req) > 0 {
+					n := min(7, len(req))
+					if _, err := io.WriteString(c, req[:n]); err != nil {
+						errs <- err
+						return
+					}
+					req = req[n:]
+					time.Sleep(time.Millisecond)
+				}
+				wants = append(wants, want)
+			}
+			for _, want := range wants {
+				resp, err := http.ReadResponse(br, &http.Request{Method: "POST"})
+				if err != nil {
+					errs <- fmt.Errorf("%s client %d: %v", kind, client, err)
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				if err != nil || string(b) != want {
+					errs <- fmt.Errorf("%s client %d got %q, %v; want %q", kind, client, b, err, want)
+					return
+				}
+			}
+			if kind == "slow" {
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		errs <- nil
+	}
+	for i := range clients {
+		go run(i, "pipelined")
+		go run(i, "slow")
+	}
+	for range 2 * clients {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if waits.Load() == 0 {
+		t.Fatal("no connection waited for a request without its buffer")
+	}
+	if n := held.Load(); n > 0 {
+		t.Fatalf("%d of %d waits for a request held a read buffer", n, waits.Load())
 	}
 }

@@ -46,6 +46,9 @@ type Conn struct {
 	rwait      int // the wait's code, when it failed
 	tries      int // reads that found nothing (EAGAIN), for tests
 	waitReadFn func(fd uintptr)
+	waitOnlyFn func(fd uintptr) // WaitReadable's
+	peekFn     func(fd uintptr) // WaitReadable's, before TCP_INQ is on
+	peekb      [1]byte
 	msg        syscall.Msghdr
 	iov        syscall.Iovec
 	cmsg       [3]uint64 // one TCP_INQ control message, 8-byte aligned
@@ -130,6 +133,45 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return n, c.opError("read", rerr)
 	}
 	return n, rerr
+}
+
+// WaitReadable waits, holding no buffer, until a Read would find
+// something (bytes, the peer's FIN, an error), the read deadline passes or
+// the connection is closed; the next Read then reads at once, or reports
+// the deadline or the close as it would have. It waits only where Read
+// would wait before trying (readiness kept, the socket empty, a read
+// deadline set) and reports whether it did; otherwise the caller's Read
+// tries and waits as usual. A server that waits here for a kept-alive
+// client's next request can leave its read buffer in a pool meanwhile, as
+// nginx does.
+func (c *Conn) WaitReadable() bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.pd == 0 || !c.deadline.Load() {
+		return false
+	}
+	if !c.drained {
+		if c.inq {
+			return false // the last read left bytes: the Read takes them
+		}
+		// TCP_INQ is not on yet (a connection turns it on at its first
+		// read that finds nothing): a peek says whether the socket is
+		// empty, and turns it on as that read would have.
+		c.raw.Control(c.peekFn)
+		if !c.drained {
+			return false
+		}
+	}
+	c.rwait = pollNoError
+	if err := c.raw.Control(c.waitOnlyFn); err == nil && c.rwait == pollNoError {
+		// The poller says readable: the next Read tries first. Its mark
+		// may be stale (bytes already read), and then that try finds
+		// nothing and the Read waits the ordinary way.
+		c.drained = false
+	}
+	// A failed wait leaves drained set: the Read's wait meets the same
+	// error at once.
+	return true
 }
 
 // read is the RawConn callback: true when done (data, EOF or an error),

@@ -159,6 +159,8 @@ func (c *Conn) keepReadiness() {
 	c.msg.Iovlen = 1
 	c.msg.Control = (*byte)(unsafe.Pointer(&c.cmsg[0]))
 	c.waitReadFn = c.waitRead
+	c.waitOnlyFn = c.waitOnly
+	c.peekFn = c.peekEmpty
 }
 
 // startInq turns TCP_INQ on, at the connection's first read that found
@@ -192,6 +194,24 @@ func (c *Conn) waitRead(fd uintptr) {
 		if c.read(fd) {
 			return
 		}
+	}
+}
+
+// waitOnly is WaitReadable's Control callback: the poller's wait alone.
+func (c *Conn) waitOnly(uintptr) { c.rwait = runtime_pollWait(c.pd, 'r') }
+
+// peekEmpty is WaitReadable's Control callback while TCP_INQ is off: an
+// empty socket (the peek finds nothing, as a read would have) turns it on
+// and is marked drained, so the wait can begin.
+func (c *Conn) peekEmpty(fd uintptr) {
+	_, err := Peek(fd, c.peekb[:])
+	for err == syscall.EINTR {
+		_, err = Peek(fd, c.peekb[:])
+	}
+	if err == syscall.EAGAIN {
+		c.tries++
+		c.startInq(fd)
+		c.drained = c.inq
 	}
 }
 

@@ -515,3 +515,100 @@ func TestResetWithLastDataEndsTheWait(t *testing.T) {
 		t.Fatal("the read after the last data waited for an event the reset had already spent")
 	}
 }
+
+// WaitReadable waits, without a buffer, where a Read would wait first (a
+// kept connection whose last read left it empty, a read deadline set),
+// and the Read after it then reads at once; the deadline and Close end
+// it as they end a Read. The fallback does not wait: its Read does.
+func TestWaitReadable(t *testing.T) {
+	readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
+		drain(t, c, peer, "first", kept)
+		if c.WaitReadable() {
+			t.Fatal("waited without a read deadline")
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		waited := make(chan bool, 1)
+		go func() { waited <- c.WaitReadable() }()
+		if !kept {
+			if <-waited {
+				t.Fatal("the fallback waited")
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-waited:
+			t.Fatal("returned before anything came")
+		default:
+		}
+		peer.Write([]byte("second"))
+		if !<-waited {
+			t.Fatal("did not wait")
+		}
+		tries := c.tries
+		buf := make([]byte, 16)
+		if n, err := c.Read(buf); err != nil || string(buf[:n]) != "second" {
+			t.Fatalf("read after the wait = %q, %v; want second", buf[:n], err)
+		}
+		if c.tries != tries {
+			t.Fatal("the read after the wait found nothing")
+		}
+
+		// The deadline passes during the wait: the Read reports it.
+		c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if !c.WaitReadable() {
+			t.Fatal("did not wait")
+		}
+		_, err := c.Read(buf)
+		checkReadErr(t, err, os.ErrDeadlineExceeded)
+
+		// Close from another goroutine during the wait.
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		go func() { waited <- c.WaitReadable() }()
+		time.Sleep(10 * time.Millisecond)
+		c.Close()
+		select {
+		case <-waited:
+		case <-time.After(5 * time.Second):
+			t.Fatal("still waiting after Close")
+		}
+		_, err = c.Read(buf)
+		checkReadErr(t, err, net.ErrClosed)
+	})
+}
+
+// Before TCP_INQ is on (a connection whose reads never found nothing,
+// such as one that has served one request), WaitReadable peeks: an empty
+// socket turns it on and is waited for; bytes there are left to the Read.
+func TestWaitReadableBeforeInq(t *testing.T) {
+	c, peer := pair(t)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	peer.Write([]byte("queued"))
+	time.Sleep(10 * time.Millisecond) // let them arrive: they are what the peek must see
+	if c.WaitReadable() {
+		t.Fatal("waited with bytes queued")
+	}
+	buf := make([]byte, 16)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "queued" {
+		t.Fatalf("read %q, %v; want queued", buf[:n], err)
+	}
+	if c.inq {
+		t.Fatal("TCP_INQ on before any read or peek found nothing")
+	}
+	// Nothing comes: the peek finds the socket empty and the wait lasts
+	// until the deadline, which the Read then reports.
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if !c.WaitReadable() {
+		t.Fatal("did not wait on an empty socket")
+	}
+	if !c.inq {
+		t.Fatal("TCP_INQ still off after a peek found nothing")
+	}
+	_, err := c.Read(buf)
+	checkReadErr(t, err, os.ErrDeadlineExceeded)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	peer.Write([]byte("next"))
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "next" {
+		t.Fatalf("read %q, %v; want next", buf[:n], err)
+	}
+}

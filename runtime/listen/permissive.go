@@ -99,6 +99,18 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// WaitReadable passes the HTTP/1.1 server's wait for a request on
+// (http1.ReadWaiter) once the sniffed bytes are read.
+func (c *peekedConn) WaitReadable() bool {
+	if c.r != nil && c.r.Buffered() > 0 {
+		return false
+	}
+	if w, ok := c.Conn.(interface{ WaitReadable() bool }); ok {
+		return w.WaitReadable()
+	}
+	return false
+}
+
 // WriteThrough lets the HTTP/1.1 server write to the connection itself
 // (one writev for head and body): peekedConn only replays reads.
 func (c *peekedConn) WriteThrough() net.Conn { return c.Conn }

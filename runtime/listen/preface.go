@@ -69,6 +69,16 @@ func (c *prefaceConn) refuse() error {
 	return net.ErrClosed
 }
 
+// WaitReadable passes the HTTP/1.1 server's wait for a request on
+// (http1.ReadWaiter) once the preface check is over: prefaceConn keeps
+// no read bytes of its own.
+func (c *prefaceConn) WaitReadable() bool {
+	if w, ok := c.Conn.(interface{ WaitReadable() bool }); ok && c.checked {
+		return w.WaitReadable()
+	}
+	return false
+}
+
 // WriteThrough lets the HTTP/1.1 server write to the connection itself
 // (one writev for head and body): prefaceConn only looks at reads.
 func (c *prefaceConn) WriteThrough() net.Conn { return c.Conn }
