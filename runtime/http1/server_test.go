@@ -35,6 +35,12 @@ func serveLoopback(t *testing.T, h stream.Handler, tune func(*Server)) (*Server,
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, ln, h, tune)
+}
+
+// serveOn serves h on ln until the test ends.
+func serveOn(t *testing.T, ln net.Listener, h stream.Handler, tune func(*Server)) (*Server, string) {
+	t.Helper()
 	s := &Server{StreamHandler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
 	if tune != nil {
 		tune(s)
@@ -810,30 +816,14 @@ func TestServerIdleWithoutBufferKeepsClientsApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln = iohandle.Listener(ln)
-	s := &Server{StreamHandler: streamBridge{echo}, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.ServeConn(c, nil)
-		}
-	}()
+	s, addr := serveOn(t, iohandle.Listener(ln), streamBridge{echo}, nil)
 	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		s.Close()
-		// Every connection's goroutine is gone before the hook is
-		// unset (the cleanup above this one).
+		// Every connection's goroutine is gone before the hook is unset
+		// (cleanups run last-registered first).
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s.Shutdown(ctx)
 	})
-	addr := ln.Addr().String()
 
 	const clients, rounds = 6, 15
 	request := func(client, round, k int, kind string) (string, string) {
