@@ -29,6 +29,7 @@ NGINX_PORT=${NGINX_PORT:-18081}
 NGINX_H2_PORT=${NGINX_H2_PORT:-18084}
 GRPC_UP_PORT=${GRPC_UP_PORT:-18085}
 NGINX_GRPC_PORT=${NGINX_GRPC_PORT:-18086}
+NGINX_HDR_PORT=${NGINX_HDR_PORT:-18087}
 SLUICE_PORT=${SLUICE_PORT:-18082}
 ADMIN_PORT=${ADMIN_PORT:-18083}
 source bench/pids.sh
@@ -90,6 +91,23 @@ http {
       proxy_set_header Connection "";
     }
   }
+  # The same proxy doing the header work sluice does by default (Host
+  # kept, a request id, X-Forwarded-For/-Proto/-Host), as a gateway's
+  # nginx is usually set up: a second reference for the HTTP/1.1 row, so
+  # the ratio can be read at equal work too.
+  server {
+    listen 127.0.0.1:$NGINX_HDR_PORT;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$http_host;
+      proxy_set_header X-Request-ID \$request_id;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$http_host;
+    }
+  }
   server {
     listen 127.0.0.1:$NGINX_H2_PORT http2;
     location / {
@@ -126,7 +144,7 @@ GOMAXPROCS=1 taskset -c "$PROXY_CPU" bin/sluice run --config "$work/sluice.toml"
 taskset -c "$OTHER_CPU" "$work/grpcup" -addr "127.0.0.1:$GRPC_UP_PORT" & PIDS+=($!)
 
 wait_port() { for _ in $(seq 600); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "port $1 did not come up" >&2; return 1; }
-wait_port "$UP_PORT"; wait_port "$NGINX_PORT"; wait_port "$SLUICE_PORT"
+wait_port "$UP_PORT"; wait_port "$NGINX_PORT"; wait_port "$NGINX_HDR_PORT"; wait_port "$SLUICE_PORT"
 # A gRPC server answers no HTTP/1.1 GET: wait for a real unary call, on
 # the upstream and then through each proxy (h2load would count a 200 with
 # a grpc-status error as a success).
@@ -165,12 +183,15 @@ run_h2load() {
 echo "warming up"
 pin "$OTHER_CPU" wrk -t1 -c64 -d2s "http://127.0.0.1:$SLUICE_PORT/" >/dev/null
 pin "$OTHER_CPU" wrk -t1 -c64 -d2s "http://127.0.0.1:$NGINX_PORT/" >/dev/null
+pin "$OTHER_CPU" wrk -t1 -c64 -d2s "http://127.0.0.1:$NGINX_HDR_PORT/" >/dev/null
 
 for round in $(seq "$ROUNDS"); do
-  for target in sluice nginx; do
+  for target in sluice nginx nginx-headers; do
     port=$SLUICE_PORT; [[ $target == nginx ]] && port=$NGINX_PORT
+    [[ $target == nginx-headers ]] && port=$NGINX_HDR_PORT
     echo "round $round: $target http1"
     echo "http1 $target $(run_wrk "$port" "$OUT/wrk-$target-$round.log")" >> "$OUT/raw.csv"
+    [[ $target == nginx-headers ]] && continue
     echo "round $round: $target h2"
     h2port=$SLUICE_PORT; [[ $target == nginx ]] && h2port=$NGINX_H2_PORT
     echo "h2 $target $(run_h2load "$h2port" "$OUT/h2load-$target-$round.log")" >> "$OUT/raw.csv"
@@ -252,6 +273,9 @@ for proto, label in (("http1", "http1"), ("h2", "h2"), ("grpc", "grpc unary")):
     if not s or not n:
         continue
     print(f"| {label} | {s[0]:.0f} | {n[0]:.0f} | {s[0]/n[0]:.2f} | {s[1]:.3f} | {n[1]:.3f} | {s[2]:.3f} | {n[2]:.3f} | {s[2]/n[2] if n[2] else 0:.2f} |")
+    h = best[(proto, "nginx-headers")]
+    if h:
+        print(f"| {label}, nginx adding sluice's headers | {s[0]:.0f} | {h[0]:.0f} | {s[0]/h[0]:.2f} | {s[1]:.3f} | {h[1]:.3f} | {s[2]:.3f} | {h[2]:.3f} | {s[2]/h[2] if h[2] else 0:.2f} |")
 PY
 python3 - "$OUT/routes.csv" >> "$OUT/results.md" <<'PY'
 import sys
