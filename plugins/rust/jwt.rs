@@ -341,7 +341,43 @@ struct VerifiedToken {
     token: Vec<u8>,
     /// The claims the configuration reads.
     claims: Vec<(String, json::Value)>,
-    consumer: String,
+    consumer: Consumer,
+}
+
+/// A consumer's name, shared by the cache of verified tokens and each
+/// request's outcome (no copy per request); empty for none.
+#[derive(Clone, Default)]
+pub struct Consumer(Option<Rc<str>>);
+
+impl Consumer {
+    fn new(s: &str) -> Consumer {
+        Consumer(if s.is_empty() { None } else { Some(Rc::from(s)) })
+    }
+}
+
+impl std::ops::Deref for Consumer {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0.as_deref().unwrap_or_default()
+    }
+}
+
+impl PartialEq for Consumer {
+    fn eq(&self, other: &Consumer) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<&str> for Consumer {
+    fn eq(&self, other: &&str) -> bool {
+        &**self == *other
+    }
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
 }
 
 const VERIFIED_SLOTS: usize = 32;
@@ -365,7 +401,7 @@ impl VerifiedTokens {
     }
 
     /// Keeps a token whose signature was found valid.
-    fn put(&self, token: &[u8], claims: Vec<(String, json::Value)>, consumer: String) {
+    fn put(&self, token: &[u8], claims: Vec<(String, json::Value)>, consumer: Consumer) {
         if token.len() > VERIFIED_MAX_TOKEN {
             return;
         }
@@ -743,7 +779,7 @@ fn jwk_key(get: &dyn Fn(&str) -> String, pk: PublicKeyVerifier) -> Result<Option
 pub struct Outcome {
     pub reply: Option<common::Reply>,
     pub skip: bool,
-    pub consumer: String,
+    pub consumer: Consumer,
     pub anonymous: bool,
     /// Go upstream (claims_to_headers).
     pub set_headers: Vec<(String, String)>,
@@ -837,6 +873,40 @@ fn trimmed_from(s: std::borrow::Cow<'_, str>, from: usize) -> String {
     }
 }
 
+/// A request's token: a header value's bytes (the host's buffer, not
+/// copied), with the whitespace around it left out.
+pub struct Token<'a> {
+    buf: std::borrow::Cow<'a, [u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl<'a> Token<'a> {
+    fn of(s: String) -> Token<'a> {
+        let end = s.len();
+        Token { buf: std::borrow::Cow::Owned(s.into_bytes()), start: 0, end }
+    }
+
+    /// buf[from..] trimmed as str::trim trims the text: ASCII
+    /// whitespace in place; a token that a byte past ASCII ends (a
+    /// Unicode space, or bytes that are not UTF-8, read as U+FFFD) takes
+    /// the text's own path.
+    fn trimmed(buf: std::borrow::Cow<'a, [u8]>, from: usize) -> Token<'a> {
+        // char::is_whitespace of ASCII: \t, \n, \v, \f, \r and space.
+        let ws = |c: &u8| matches!(c, b'\t'..=b'\r' | b' ');
+        let start = from + buf[from..].iter().position(|c| !ws(c)).unwrap_or(buf.len() - from);
+        let end = start + buf[start..].iter().rposition(|c| !ws(c)).map_or(0, |i| i + 1);
+        if start < end && (buf[start] >= 0x80 || buf[end - 1] >= 0x80) {
+            return Token::of(trimmed_from(sdk::lossy(&buf), from));
+        }
+        Token { buf, start, end }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
 /// Reads a cookie's value from a Cookie header.
 fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     for part in header.split(';') {
@@ -857,7 +927,7 @@ impl Verifier {
             return Outcome { skip: true, ..Default::default() };
         }
         let token = self.find_token(headers);
-        if token.is_empty() {
+        if token.as_bytes().is_empty() {
             return self.fail("", "Unauthorized");
         }
         // A token verified before: only what depends on the time is
@@ -866,6 +936,12 @@ impl Verifier {
             return r;
         }
         let bad = || self.fail("invalid_token", "Bad token; invalid JSON");
+        // Bytes that are not UTF-8 cannot be base64 (read as text, as
+        // before, they would be U+FFFD, which base64 refuses too).
+        let token = match std::str::from_utf8(token.as_bytes()) {
+            Ok(t) => t,
+            Err(_) => return bad(),
+        };
         let mut parts = token.split('.');
         let (p0, p1, p2) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (Some(a), Some(b), Some(c), None) => (a, b, c),
@@ -926,7 +1002,7 @@ impl Verifier {
                 if !cr.key.verify(self.pk, alg, input, sig) {
                     return self.fail("invalid_token", "Invalid signature");
                 }
-                consumer = if cr.consumer.is_empty() { key_claim.to_string() } else { cr.consumer.clone() };
+                consumer = Consumer::new(if cr.consumer.is_empty() { key_claim } else { &cr.consumer });
             }
             _ if !self.jwks.is_empty() || !self.jwks_cluster.is_empty() => {
                 if self.jwks.is_empty() {
@@ -936,7 +1012,7 @@ impl Verifier {
                 if !ok {
                     return self.fail("invalid_token", "Invalid signature");
                 }
-                consumer = claim_str(&claims, "sub").to_string();
+                consumer = Consumer::new(claim_str(&claims, "sub"));
             }
             _ => {
                 if key_claim.is_empty() {
@@ -952,7 +1028,7 @@ impl Verifier {
 
     /// The outcome for a token whose signature is valid: its claims
     /// checked at now, the consumer and the claims to forward.
-    fn finish(&self, claims: &[(String, json::Value)], consumer: String, now: i64) -> Outcome {
+    fn finish(&self, claims: &[(String, json::Value)], consumer: Consumer, now: i64) -> Outcome {
         if let Some(msg) = self.check_claims(claims, now) {
             return self.fail("invalid_token", msg);
         }
@@ -1009,7 +1085,7 @@ impl Verifier {
 
     /// The token, from the first source that has one; a source is read
     /// only when the configuration names it (each read a hostcall).
-    fn find_token<H: common::Headers + ?Sized>(&self, headers: &H) -> String {
+    fn find_token<'h, H: common::Headers + ?Sized>(&self, headers: &'h H) -> Token<'h> {
         let path = if self.uri_params.is_empty() { None } else { headers.first(":path") };
         let (_, raw) = common::split_path(path.as_deref().unwrap_or_default());
         if !raw.is_empty() {
@@ -1017,7 +1093,7 @@ impl Verifier {
                 for n in &self.uri_params {
                     if let Some((_, vs)) = q.iter().find(|(k, _)| k == n) {
                         if !vs[0].is_empty() {
-                            return vs[0].clone();
+                            return Token::of(vs[0].clone());
                         }
                     }
                 }
@@ -1028,30 +1104,30 @@ impl Verifier {
             for n in &self.cookies {
                 if let Some(t) = cookie(&ch, n) {
                     if !t.is_empty() {
-                        return t.to_string();
+                        return Token::of(t.to_string());
                     }
                 }
             }
         }
         for n in &self.headers {
-            let h = match headers.first(n) {
+            let h = match headers.first_bytes(n) {
                 Some(h) => h,
                 None => continue,
             };
-            if h.len() > 7 && h.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ") {
-                return trimmed_from(h, 7);
+            if h.len() > 7 && h[..7].eq_ignore_ascii_case(b"bearer ") {
+                return Token::trimmed(h, 7);
             }
             if !n.eq_ignore_ascii_case("authorization") && !h.is_empty() {
-                return trimmed_from(h, 0);
+                return Token::trimmed(h, 0);
             }
         }
-        String::new()
+        Token::of(String::new())
     }
 
     /// The 401, or the anonymous consumer.
     fn fail(&self, code: &str, msg: &str) -> Outcome {
         if !self.anonymous.is_empty() {
-            return Outcome { consumer: self.anonymous.clone(), anonymous: true, ..Default::default() };
+            return Outcome { consumer: Consumer::new(&self.anonymous), anonymous: true, ..Default::default() };
         }
         // RFC 6750 section 3: no error code when the request had no token.
         let mut auth = format!("Bearer realm=\"{}\"", self.realm);
@@ -1546,18 +1622,18 @@ mod tests {
         let v = VerifiedTokens::default();
         let consumer = |t: &[u8]| v.with(t, |e| e.consumer.clone());
         assert_eq!(consumer(b"a.b.signature1"), None);
-        v.put(b"a.b.signature1", Vec::new(), "alice".into());
+        v.put(b"a.b.signature1", Vec::new(), Consumer::new("alice"));
         assert_eq!(consumer(b"a.b.signature1").as_deref(), Some("alice"));
         assert_eq!(VerifiedTokens::slot(b"a.b.signature1"), VerifiedTokens::slot(b"x.b.signature1"));
         assert_eq!(consumer(b"x.b.signature1"), None, "same slot, another token");
         assert_eq!(consumer(b"a.b.signature2"), None);
-        v.put(b"x.b.signature1", Vec::new(), "bob".into());
+        v.put(b"x.b.signature1", Vec::new(), Consumer::new("bob"));
         assert_eq!(consumer(b"a.b.signature1"), None, "replaced in its slot");
         assert_eq!(consumer(b"x.b.signature1").as_deref(), Some("bob"));
         v.clear();
         assert_eq!(consumer(b"x.b.signature1"), None, "cleared");
         let long = vec![b'a'; VERIFIED_MAX_TOKEN + 1];
-        v.put(&long, Vec::new(), "carol".into());
+        v.put(&long, Vec::new(), Consumer::new("carol"));
         assert_eq!(consumer(&long), None, "a long token is not kept");
     }
 
@@ -1720,10 +1796,16 @@ mod tests {
     #[test]
     fn tokens_from_cookies_and_headers() {
         let v = parse(br#"{"cookie_names":["tok"],"header_names":["authorization","x-token"],"uri_param_names":[]}"#, no_file, fake_pk).unwrap();
-        assert_eq!(v.find_token(&common::owned(&[(":path", "/?jwt=a")])), "");
-        assert_eq!(v.find_token(&common::owned(&[(":path", "/"), ("cookie", "a=1; tok=t.o.k ")])), "t.o.k");
-        assert_eq!(v.find_token(&common::owned(&[(":path", "/"), ("authorization", "Basic x"), ("x-token", " raw ")])), "raw");
-        assert_eq!(v.find_token(&common::owned(&[(":path", "/"), ("authorization", "BEARER  abc ")])), "abc");
+        let tok = |h: &[(&str, &str)]| String::from_utf8(v.find_token(&common::owned(h)).as_bytes().to_vec()).unwrap();
+        assert_eq!(tok(&[(":path", "/?jwt=a")]), "");
+        assert_eq!(tok(&[(":path", "/"), ("cookie", "a=1; tok=t.o.k ")]), "t.o.k");
+        assert_eq!(tok(&[(":path", "/"), ("authorization", "Basic x"), ("x-token", " raw ")]), "raw");
+        assert_eq!(tok(&[(":path", "/"), ("authorization", "BEARER  abc ")]), "abc");
+        assert_eq!(tok(&[(":path", "/"), ("authorization", "Bearer \u{b}\u{c}abc\t\r\n ")]), "abc");
+        assert_eq!(tok(&[(":path", "/"), ("authorization", "Bearer \u{a0}abc\u{2003}")]), "abc", "Unicode spaces, as str::trim");
+        assert_eq!(tok(&[(":path", "/"), ("authorization", "Bearer a\u{a0}bc ")]), "a\u{a0}bc");
+        assert_eq!(tok(&[(":path", "/"), ("authorization", "Bearer \u{1c}abc")]), "\u{1c}abc", "not White_Space");
+        assert_eq!(tok(&[(":path", "/"), ("authorization", "Bearer    ")]), "");
     }
 
     #[test]

@@ -37,18 +37,26 @@ fn civil_from_days(z: i64) -> (i64, i64) {
 /// The start and end (unix seconds) of the period's window holding now:
 /// fixed windows, months and years calendar ones in UTC, as Kong's.
 pub fn window(period: &str, now: i64) -> (i64, i64) {
+    match PERIODS.iter().position(|p| *p == period) {
+        Some(i) => window_of(i, now),
+        None => (now, now),
+    }
+}
+
+/// window for PERIODS[i] (by index: a request's path compares no names).
+pub fn window_of(i: usize, now: i64) -> (i64, i64) {
     let fixed = |d: i64| {
         let s = now.div_euclid(d) * d;
         (s, s + d)
     };
-    match period {
-        "second" => (now, now + 1),
-        "minute" => fixed(60),
-        "hour" => fixed(3600),
-        "day" => fixed(86400),
-        "month" | "year" => {
+    match i {
+        0 => (now, now + 1),
+        1 => fixed(60),
+        2 => fixed(3600),
+        3 => fixed(86400),
+        4 | 5 => {
             let (y, m) = civil_from_days(now.div_euclid(86400));
-            if period == "month" {
+            if i == 4 {
                 let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
                 (days_from_civil(y, m, 1) * 86400, days_from_civil(ny, nm, 1) * 86400)
             } else {

@@ -20,8 +20,8 @@ pub const NAME: &str = "rate-limiting";
 #[derive(Debug)]
 pub struct Limiter {
     plugin: String,
-    /// (period, max), shortest period first.
-    limits: Vec<(&'static str, i64)>,
+    /// The limits, shortest period first.
+    limits: Vec<Limit>,
     limit_by: String,
     header_name: String,
     path: String,
@@ -34,6 +34,16 @@ pub struct Limiter {
     /// limit: a client's next request builds no key (one per period a
     /// request, otherwise).
     keys: RefCell<(String, Vec<String>)>,
+}
+
+/// One period's limit.
+#[derive(Debug)]
+struct Limit {
+    /// Its index in PERIODS.
+    period: usize,
+    max: i64,
+    /// max as the X-RateLimit-Limit-PERIOD value, written once.
+    max_text: common::Int,
 }
 
 /// Every key of the configuration: a misspelt one is refused with the
@@ -101,7 +111,7 @@ pub fn parse(data: &[u8], plugin: &str) -> Result<Limiter, String> {
             if v <= 0 {
                 return Err(format!("config: {}: must be a positive number of requests", PERIODS[i]));
             }
-            l.limits.push((PERIODS[i], v));
+            l.limits.push(Limit { period: i, max: v, max_text: common::Int::new(v) });
         }
     }
     if l.limits.is_empty() {
@@ -160,16 +170,31 @@ impl Request for HostRequest {
 }
 
 /// The X-RateLimit-Limit-PERIOD and X-RateLimit-Remaining-PERIOD names
-/// of a period, lower case as header maps carry them.
-fn period_headers(period: &str) -> (&'static str, &'static str) {
-    match period {
-        "second" => ("x-ratelimit-limit-second", "x-ratelimit-remaining-second"),
-        "minute" => ("x-ratelimit-limit-minute", "x-ratelimit-remaining-minute"),
-        "hour" => ("x-ratelimit-limit-hour", "x-ratelimit-remaining-hour"),
-        "day" => ("x-ratelimit-limit-day", "x-ratelimit-remaining-day"),
-        "month" => ("x-ratelimit-limit-month", "x-ratelimit-remaining-month"),
-        _ => ("x-ratelimit-limit-year", "x-ratelimit-remaining-year"),
-    }
+/// of PERIODS[i], lower case as header maps carry them.
+fn period_headers(i: usize) -> (&'static str, &'static str) {
+    const NAMES: [(&str, &str); 6] = [
+        ("x-ratelimit-limit-second", "x-ratelimit-remaining-second"),
+        ("x-ratelimit-limit-minute", "x-ratelimit-remaining-minute"),
+        ("x-ratelimit-limit-hour", "x-ratelimit-remaining-hour"),
+        ("x-ratelimit-limit-day", "x-ratelimit-remaining-day"),
+        ("x-ratelimit-limit-month", "x-ratelimit-remaining-month"),
+        ("x-ratelimit-limit-year", "x-ratelimit-remaining-year"),
+    ];
+    NAMES[i.min(5)]
+}
+
+/// What the response headers of a request let through say, as numbers:
+/// kept by the stream from its request to its response and written out
+/// there (no allocation, nothing formatted twice: a limit's own value was
+/// written at configure time).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct RateHeaders {
+    /// How many of limits hold a limit.
+    n: usize,
+    /// (index in Limiter::limits, remaining).
+    limits: [(usize, i64); 6],
+    /// The most constrained limit (index, remaining) and its reset.
+    best: Option<(usize, i64, i64)>,
 }
 
 /// The outcome for one request.
@@ -177,8 +202,9 @@ fn period_headers(period: &str) -> (&'static str, &'static str) {
 pub struct Decision {
     /// A refusal to send instead of going on.
     pub reply: Option<common::Reply>,
-    /// Go on the response (none with hide_client_headers).
-    pub headers: Vec<(&'static str, common::Int)>,
+    /// Go on the response (none with hide_client_headers): see
+    /// [`Limiter::header_pairs`].
+    pub headers: RateHeaders,
     /// The store failed (and the request was let through because of
     /// fault_tolerant, unless reply says otherwise).
     pub store_error: Option<String>,
@@ -234,27 +260,27 @@ impl Limiter {
 
     /// Counts the request against every limit at unix time now.
     pub fn decide(&self, s: &mut dyn Store, id: &str, now: i64) -> Decision {
+        #[derive(Default)]
         struct Usage {
-            period: &'static str,
-            max: i64,
             count: i64,
             reset: i64,
             start: i64,
             read: Option<limits::Read>,
         }
-        let mut usages: Vec<Usage> = self
-            .limits
-            .iter()
-            .map(|(period, max)| {
-                let (start, end) = limits::window(period, now);
-                Usage { period, max: *max, count: 0, reset: limits::reset_seconds(end, now), start, read: None }
-            })
-            .collect();
+        // On the stack: at most one per period.
+        let mut usages: [Usage; 6] = Default::default();
+        let n = self.limits.len().min(usages.len());
+        let usages = &mut usages[..n];
+        for (u, l) in usages.iter_mut().zip(&self.limits) {
+            let (start, end) = limits::window_of(l.period, now);
+            u.start = start;
+            u.reset = limits::reset_seconds(end, now);
+        }
         let mut cache = self.keys.borrow_mut();
-        if cache.0 != id || cache.1.len() != self.limits.len() {
+        if cache.0 != id || cache.1.len() != n {
             cache.0.clear();
             cache.0.push_str(id);
-            cache.1 = self.limits.iter().map(|(period, _)| self.key(period, id)).collect();
+            cache.1 = self.limits.iter().map(|l| self.key(PERIODS[l.period], id)).collect();
         }
         let keys = &cache.1;
         let mut exceeded: Option<usize> = None;
@@ -262,13 +288,13 @@ impl Limiter {
         // refused by one does not use up the others (the increments then
         // start from these reads: one get and one CAS set per key). With
         // one, the increment alone checks.
-        if usages.len() > 1 {
+        if n > 1 {
             for (i, u) in usages.iter_mut().enumerate() {
                 match limits::usage_read(s, &keys[i], u.start) {
-                    Ok((n, r)) => {
-                        u.count = n;
+                    Ok((c, r)) => {
+                        u.count = c;
                         u.read = Some(r);
-                        if n >= u.max && exceeded.is_none() {
+                        if c >= self.limits[i].max && exceeded.is_none() {
                             exceeded = Some(i);
                         }
                     }
@@ -278,9 +304,9 @@ impl Limiter {
         }
         if exceeded.is_none() {
             for (i, u) in usages.iter_mut().enumerate() {
-                match limits::increment_from(s, &keys[i], u.start, 1, u.max, u.read.take()) {
-                    Ok((n, ok)) => {
-                        u.count = n;
+                match limits::increment_from(s, &keys[i], u.start, 1, self.limits[i].max, u.read.take()) {
+                    Ok((c, ok)) => {
+                        u.count = c;
                         if !ok && exceeded.is_none() {
                             // Lost a race to the last slot: over the limit after all.
                             exceeded = Some(i);
@@ -293,38 +319,51 @@ impl Limiter {
         let mut d = Decision::default();
         if !self.hide_headers {
             // RateLimit-* describe the most constrained limit (the lowest
-            // remaining; on a tie, the larger limit), as Kong does. Names
-            // are lower case, as header maps carry them.
-            let mut best: Option<(usize, i64)> = None;
-            d.headers.reserve_exact(2 * usages.len() + 3);
+            // remaining; on a tie, the larger limit), as Kong does.
+            let h = &mut d.headers;
             for (i, u) in usages.iter().enumerate() {
-                let rem = (u.max - u.count).max(0);
-                let (limit, remaining) = period_headers(u.period);
-                d.headers.push((limit, common::Int::new(u.max)));
-                d.headers.push((remaining, common::Int::new(rem)));
-                match best {
-                    Some((b, br)) if !(rem < br || (rem == br && u.max > usages[b].max)) => {}
-                    _ => best = Some((i, rem)),
+                let max = self.limits[i].max;
+                let rem = (max - u.count).max(0);
+                h.limits[i] = (i, rem);
+                match h.best {
+                    Some((b, br, _)) if !(rem < br || (rem == br && max > self.limits[b].max)) => {}
+                    _ => h.best = Some((i, rem, u.reset)),
                 }
             }
-            if let Some((b, rem)) = best {
-                d.headers.push(("ratelimit-limit", common::Int::new(usages[b].max)));
-                d.headers.push(("ratelimit-remaining", common::Int::new(rem)));
-                d.headers.push(("ratelimit-reset", common::Int::new(usages[b].reset)));
-            }
+            h.n = n;
         }
         if let Some(i) = exceeded {
-            let retry = usages[i].reset.to_string();
-            let mut extra: Vec<(&str, &str)> = d.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            extra.push(("retry-after", &retry));
+            let retry = common::Int::new(usages[i].reset);
+            let mut extra: Vec<(&str, String)> = Vec::new();
+            self.header_pairs(&d.headers, |k, v| extra.push((k, v.to_string())));
+            extra.push(("retry-after", retry.as_str().to_string()));
+            let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
             d.reply = Some(common::json_reply(self.error_code, &self.error_message, &extra));
         }
         d
     }
 
+    /// Calls f with each header of h, in Kong's order: each limit's
+    /// X-RateLimit-Limit-PERIOD and X-RateLimit-Remaining-PERIOD, then
+    /// RateLimit-Limit, -Remaining and -Reset. Names are lower case, as
+    /// header maps carry them.
+    pub fn header_pairs(&self, h: &RateHeaders, mut f: impl FnMut(&'static str, &str)) {
+        for &(i, rem) in &h.limits[..h.n] {
+            let l = &self.limits[i];
+            let (limit, remaining) = period_headers(l.period);
+            f(limit, l.max_text.as_str());
+            f(remaining, common::Int::new(rem).as_str());
+        }
+        if let Some((b, rem, reset)) = h.best {
+            f("ratelimit-limit", self.limits[b].max_text.as_str());
+            f("ratelimit-remaining", common::Int::new(rem).as_str());
+            f("ratelimit-reset", common::Int::new(reset).as_str());
+        }
+    }
+
     fn store_failed(&self, err: String) -> Decision {
         let reply = if self.fault_tolerant { None } else { Some(common::json_reply(500, "An unexpected error occurred", &[])) };
-        Decision { reply, headers: Vec::new(), store_error: Some(err) }
+        Decision { reply, headers: RateHeaders::default(), store_error: Some(err) }
     }
 }
 
@@ -368,13 +407,13 @@ impl RootContext for Plugin {
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        self.p.clone().map(|p| Box::new(Stream { p, headers: Vec::new() }) as Box<dyn HttpContext>)
+        self.p.clone().map(|p| Box::new(Stream { p, headers: RateHeaders::default() }) as Box<dyn HttpContext>)
     }
 }
 
 struct Stream {
     p: Rc<Shared>,
-    headers: Vec<(&'static str, common::Int)>,
+    headers: RateHeaders,
 }
 
 impl HttpContext for Stream {
@@ -399,9 +438,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        for (k, v) in &self.headers {
-            common::must_on(NAME, "setting", k, sdk::set_http_response_header(k, v.as_str()));
-        }
+        self.p.lim.header_pairs(&self.headers, |k, v| common::must_on(NAME, "setting", k, sdk::set_http_response_header(k, v)));
         Action::Continue
     }
 }
@@ -415,10 +452,29 @@ mod tests {
         h.iter().find(|(n, _)| n.as_ref().eq_ignore_ascii_case(k)).map_or("", |(_, v)| v.as_ref())
     }
 
+    /// The response headers of a decision, in order.
+    fn pairs(l: &Limiter, d: &Decision) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        l.header_pairs(&d.headers, |k, v| out.push((k, v.to_string())));
+        out
+    }
+
+    #[test]
+    fn response_headers_in_kongs_order() {
+        let l = parse(br#"{"second":5,"hour":1000000000000}"#, "rl").unwrap();
+        let d = l.decide(&mut MemStore::default(), "a", 1_700_000_000);
+        let want: Vec<(&str, String)> = [
+            ("x-ratelimit-limit-second", "5"), ("x-ratelimit-remaining-second", "4"),
+            ("x-ratelimit-limit-hour", "1000000000000"), ("x-ratelimit-remaining-hour", "999999999999"),
+            ("ratelimit-limit", "5"), ("ratelimit-remaining", "4"), ("ratelimit-reset", "1"),
+        ].iter().map(|(k, v)| (*k, v.to_string())).collect();
+        assert_eq!(pairs(&l, &d), want);
+    }
+
     #[test]
     fn period_header_names() {
-        for p in PERIODS {
-            let (l, r) = period_headers(p);
+        for (i, p) in PERIODS.iter().enumerate() {
+            let (l, r) = period_headers(i);
             assert_eq!((l.to_string(), r.to_string()), (format!("x-ratelimit-limit-{}", p), format!("x-ratelimit-remaining-{}", p)));
         }
     }
@@ -433,8 +489,9 @@ mod tests {
         for i in 1..=3 {
             let d = l.decide(&mut s, "ip:1.2.3.4", now);
             assert!(d.reply.is_none(), "request {} rejected", i);
-            assert_eq!(header(&d.headers, "x-ratelimit-remaining-minute"), (3 - i).to_string());
-            assert_eq!(header(&d.headers, "ratelimit-limit"), "3");
+            let h = pairs(&l, &d);
+            assert_eq!(header(&h, "x-ratelimit-remaining-minute"), (3 - i).to_string());
+            assert_eq!(header(&h, "ratelimit-limit"), "3");
         }
         let d = l.decide(&mut s, "ip:1.2.3.4", now);
         let r = d.reply.unwrap();
@@ -454,11 +511,12 @@ mod tests {
         let now = 1_700_000_000;
         l.decide(&mut s, "a", now);
         let d = l.decide(&mut s, "a", now);
-        assert_eq!((header(&d.headers, "ratelimit-limit"), header(&d.headers, "ratelimit-remaining")), ("2", "0"));
+        let h = pairs(&l, &d);
+        assert_eq!((header(&h, "ratelimit-limit"), header(&h, "ratelimit-remaining")), ("2", "0"));
         assert_eq!(l.decide(&mut s, "a", now).reply.unwrap().status, 429);
         let d = l.decide(&mut s, "a", now + 1);
         assert!(d.reply.is_none());
-        assert_eq!(header(&d.headers, "x-ratelimit-remaining-hour"), "0");
+        assert_eq!(header(&pairs(&l, &d), "x-ratelimit-remaining-hour"), "0");
         assert_eq!(l.decide(&mut s, "a", now + 2).reply.unwrap().status, 429);
         // Once the keys exist: one get and one set per period.
         let (gets, sets) = (s.gets, s.sets);
@@ -485,7 +543,8 @@ mod tests {
             assert!(d.store_error.is_some());
         }
         let l = parse(br#"{"minute":1,"hide_client_headers":true}"#, "rl").unwrap();
-        assert!(l.decide(&mut MemStore::default(), "a", 0).headers.is_empty());
+        let d = l.decide(&mut MemStore::default(), "a", 0);
+        assert!(pairs(&l, &d).is_empty());
     }
 
     struct Req {

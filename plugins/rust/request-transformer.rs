@@ -44,6 +44,8 @@ pub struct Transformer {
     query: Ops,
     body: Ops,
     types: JsonTypes,
+    /// headers_only_additions, decided once.
+    only_additions: bool,
 }
 
 /// Every key of the configuration, nested ones too: a misspelt one is
@@ -103,7 +105,9 @@ pub fn parse(data: &[u8]) -> Result<Transformer, String> {
         }
     }
     let types = JsonTypes { replace: replace.json_types, add: add.json_types, append: append.json_types };
-    Ok(Transformer { method: method.to_uppercase(), uri, headers, query, body, types })
+    let mut t = Transformer { method: method.to_uppercase(), uri, headers, query, body, types, only_additions: false };
+    t.only_additions = t.method.is_empty() && t.uri.is_empty() && t.query.is_empty() && t.body.is_empty() && t.headers.additions_only();
+    Ok(t)
 }
 
 /// What the request headers give.
@@ -128,7 +132,7 @@ impl Transformer {
     /// Whether the configuration only adds fixed request headers: then
     /// they are added by hostcalls, the map not copied.
     pub fn headers_only_additions(&self) -> bool {
-        self.method.is_empty() && self.uri.is_empty() && self.query.is_empty() && self.body.is_empty() && self.headers.additions_only()
+        self.only_additions
     }
 
     pub fn request(&self, h: &[(String, String)]) -> Outcome {

@@ -1295,24 +1295,27 @@ fn with_property_path<R>(path: &[&str], f: impl FnOnce(&[u8]) -> R) -> R {
         return f(one.as_bytes());
     }
     let len = path.iter().map(|s| s.len() + 1).sum::<usize>().saturating_sub(1);
-    let mut stack = [0u8; 128];
-    let mut heap = Vec::new();
-    let buf: &mut [u8] = if len <= stack.len() {
-        &mut stack[..len]
-    } else {
-        heap.resize(len, 0);
-        &mut heap[..]
-    };
+    if len > 128 {
+        return f(&path.join("\0").into_bytes());
+    }
+    // Not zeroed first (a memset of the whole array on every read of
+    // source.address): only the len bytes written below are read.
+    let mut stack = std::mem::MaybeUninit::<[u8; 128]>::uninit();
+    let p = stack.as_mut_ptr() as *mut u8;
     let mut off = 0;
     for (i, s) in path.iter().enumerate() {
-        if i > 0 {
-            buf[off] = 0;
-            off += 1;
+        // Safety: off + s.len() (+ 1) <= len <= 128.
+        unsafe {
+            if i > 0 {
+                *p.add(off) = 0;
+                off += 1;
+            }
+            std::ptr::copy_nonoverlapping(s.as_ptr(), p.add(off), s.len());
         }
-        buf[off..off + s.len()].copy_from_slice(s.as_bytes());
         off += s.len();
     }
-    f(buf)
+    // Safety: the len bytes from p were written.
+    f(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
 /// Reads a property by path segments, e.g. `&["request", "path"]`.
