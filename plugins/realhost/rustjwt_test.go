@@ -19,6 +19,7 @@ import (
 	"hash"
 	"math/big"
 	"reflect"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -173,6 +174,11 @@ func TestRustJWTMatchesGo(t *testing.T) {
 		},
 	}
 	good := token(t, "HS256", hdr("HS256"), claims("hs", ""), secret)
+	// A token signed for hs whose claims are raw JSON, %[1]d its exp and
+	// %[2]d its nbf.
+	hsBearer := func(raw string) filtertest.Request {
+		return bearer(token(t, "HS256", hdr("HS256"), fmt.Sprintf(raw, now+600, now-5), secret))
+	}
 	reqs := []filtertest.Request{
 		bearer(good),
 		bearer(token(t, "HS512", hdr("HS512"), claims("hs512", ""), secret)),
@@ -217,6 +223,29 @@ func TestRustJWTMatchesGo(t *testing.T) {
 		bearer(token(t, "HS256", hdr("HS256")+" x", claims("hs", ""), secret)),
 		bearer(token(t, "HS256", `{"alg":"HS256","kid":1}`, claims("hs", ""), secret)),
 		bearer(good + "=="),
+		// Signed claims that are malformed or unusual, read in one pass
+		// by the Rust plugin: each must be decided as Go's full decode
+		// decides it (repeated names keep the last; nested values, escapes
+		// and exponents; JSON cut short; bytes that are not UTF-8).
+		hsBearer(`{"iss":"nope","iss":"hs","sub":"a","sub":"b","aud":"x","aud":"orders","exp":"soon","exp":%[1]d,"nbf":%[2]d}`),
+		hsBearer(`{"iss":"hs","aud":"orders","exp":%[1]d,"nbf":%[2]d,"exp":"later"}`),
+		hsBearer(`{"iss":"hs","aud":["orders"],"aud":7,"exp":%[1]d,"nbf":%[2]d}`),
+		hsBearer(`{"iss":"hs","aud":[["orders"],{"orders":1},"orders"],"exp":%[1]d,"nbf":%[2]d,"obj":{"a":{"b":[{"c":{}},[]]},"a":2}}`),
+		hsBearer(`{"\u0069ss":"h\u0073","aud":"ord\u0065rs","exp":%[1]d,"nbf":%[2]d,"sub":"a\"b\\c\u00e9\n\ud83d\ude00\ud800","scope":"\/x"}`),
+		hsBearer(`{"iss":"hs","aud":"orders","exp":%[1]d.0e0,"nbf":-0.5E1,"n":1E+2,"flag":false,"scope":null}`),
+		hsBearer(`{"iss":"hs","aud":"orders","exp":1.7e99,"nbf":%[2]d}`),
+		hsBearer(`{"iss":"hs","aud":"orders","exp":%[1]d,"nbf":%[2]d,"x":1e}`),
+		hsBearer(`{"iss":"hs","aud":"orders","exp":%[1]d,"nbf":%[2]d,"x":01}`),
+		hsBearer(`{"iss":"hs","aud":"orders","exp":%[1]d,"nbf":%[2]d,"x":"\x"}`),
+		hsBearer(`{"iss":"hs","aud":"orders","exp":%[1]d,"nbf":`),
+		hsBearer(`{"iss":"hs","aud":"orders","exp":%[1]d,"nbf":%[2]d`),
+		hsBearer(`{"iss":"hs","aud":"orders","exp":%[1]d,"nbf":%[2]d,"sub":"u1`),
+		hsBearer(`{"iss":"hs","aud":"orders","exp":%[1]d,"nbf":%[2]d,"deep":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`),
+		hsBearer(`{"iss":"hs","aud":"orders","exp":%[1]d,"nbf":%[2]d,"sub":"caf` + "\xc3\xa9 \xff" + `"}`),
+		hsBearer(`{"iss":"hs","aud":"orders","exp":%[1]d,"nbf":%[2]d,"sub":"ctl` + "\x01" + `"}`),
+		bearer(good[:20] + "\xff" + good[21:]),
+		bearer(good + "\u00a0"),
+		bearer("\u2003" + good + "\v"),
 		// Where the token comes from; the consumer headers a client sent.
 		{Headers: [][2]string{{":path", "/x?a=1&jwt=" + good}}},
 		{Headers: [][2]string{{":path", "/x?jwt=" + good + ";x"}}},

@@ -255,7 +255,7 @@ pub struct Verifier {
     preflight: bool,
     anonymous: String,
     realm: String,
-    creds: HashMap<String, Credential>,
+    creds: common::NameMap<Credential>,
     issuer: String,
     audiences: Vec<String>,
     skew: i64,
@@ -339,8 +339,8 @@ struct VerifiedTokens {
 
 struct VerifiedToken {
     token: Vec<u8>,
-    /// The claims the configuration reads.
-    claims: Vec<(String, json::Value)>,
+    /// What its claims decide.
+    facts: Facts,
     consumer: Consumer,
 }
 
@@ -401,7 +401,7 @@ impl VerifiedTokens {
     }
 
     /// Keeps a token whose signature was found valid.
-    fn put(&self, token: &[u8], claims: Vec<(String, json::Value)>, consumer: Consumer) {
+    fn put(&self, token: &[u8], facts: Facts, consumer: Consumer) {
         if token.len() > VERIFIED_MAX_TOKEN {
             return;
         }
@@ -414,7 +414,7 @@ impl VerifiedTokens {
         let mut t = slot.take().map(|old| old.token).unwrap_or_default();
         t.clear();
         t.extend_from_slice(token);
-        *slot = Some(VerifiedToken { token: t, claims, consumer });
+        *slot = Some(VerifiedToken { token: t, facts, consumer });
     }
 
     fn clear(&self) {
@@ -538,7 +538,7 @@ pub fn parse(data: &[u8], read_file: impl Fn(&str, &str) -> Result<Vec<u8>, Stri
         preflight: preflight.unwrap_or(true),
         anonymous,
         realm,
-        creds: HashMap::new(),
+        creds: common::NameMap::default(),
         issuer,
         audiences,
         skew,
@@ -777,7 +777,9 @@ fn jwk_key(get: &dyn Fn(&str) -> String, pk: PublicKeyVerifier) -> Result<Option
 /// What to do with a request.
 #[derive(Default, Debug)]
 pub struct Outcome {
-    pub reply: Option<common::Reply>,
+    /// Boxed: an outcome is moved on every request, and a reply only on
+    /// a refusal.
+    pub reply: Option<Box<common::Reply>>,
     pub skip: bool,
     pub consumer: Consumer,
     pub anonymous: bool,
@@ -793,25 +795,9 @@ impl std::fmt::Debug for common::Reply {
     }
 }
 
-/// The last member named name (a Go map keeps the last).
-fn claim<'a>(claims: &'a [(String, json::Value)], name: &str) -> Option<&'a json::Value> {
-    claims.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
-}
-
-fn claim_str<'a>(claims: &'a [(String, json::Value)], name: &str) -> &'a str {
-    match claim(claims, name) {
-        Some(json::Value::String(s)) => s,
-        _ => "",
-    }
-}
-
-/// A numeric claim as Go's int64(float64) gives it (out of range: the
-/// minimum, as Go's conversion on wasm and amd64 does).
-fn numeric(v: Option<&json::Value>) -> Option<i64> {
-    let n = match v {
-        Some(json::Value::Number(n)) => n,
-        _ => return None,
-    };
+/// A numeric claim (a number's text) as Go's int64(float64) gives it
+/// (out of range: the minimum, as Go's conversion on wasm and amd64 does).
+fn numeric_str(n: &str) -> Option<i64> {
     // A whole number of up to 15 digits (exp and nbf are) is exact as a
     // float64: read as an integer, without the float parser, on every
     // request of a token with exp or nbf checked.
@@ -826,14 +812,46 @@ fn numeric(v: Option<&json::Value>) -> Option<i64> {
     Some(if f >= -9.223372036854775808e18 && f < 9.223372036854775808e18 { f as i64 } else { i64::MIN })
 }
 
+/// What a token's claims decide, read once (a new token's claims are
+/// read by [`Verifier::read_claims`]); the cache of verified tokens keeps
+/// it, so a token sent again checks only what depends on the time.
+#[derive(Default)]
+struct Facts {
+    /// exp and nbf as numeric gives them (None: missing, or not a number).
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    /// The issuer or the audience refused (checked after exp and nbf).
+    refused: Option<&'static str>,
+    /// claims_to_headers: (header, value), in the configuration's order.
+    set_headers: Vec<(String, String)>,
+}
+
+/// What [`Verifier::read_claims`] read: the facts, and the claims that
+/// find the consumer (views of the decoded claims where they can be).
+#[derive(Default)]
+struct Claims<'a> {
+    facts: Facts,
+    /// key_claim_name's claim and sub, as strings ("" for another kind).
+    key: std::borrow::Cow<'a, str>,
+    sub: std::borrow::Cow<'a, str>,
+}
+
+/// numeric_str of a member.
+fn numeric_text(m: &json::Member<'_>) -> Option<i64> {
+    match m {
+        json::Member::Number(n) => numeric_str(n),
+        _ => None,
+    }
+}
+
 /// A claim's value as a header value (Go's claimString).
-fn claim_string(v: Option<&json::Value>) -> Option<String> {
-    match v? {
-        json::Value::String(s) => Some(s.clone()),
-        json::Value::Number(n) => Some(n.clone()),
-        json::Value::Bool(b) => Some(if *b { "true" } else { "false" }.to_string()),
-        json::Value::Null => None,
-        other => Some(json::marshal(other)),
+fn claim_member_string(m: &json::Member<'_>) -> Option<String> {
+    match m {
+        json::Member::String(s) => Some(s.to_string()),
+        json::Member::Number(n) => Some(n.to_string()),
+        json::Member::Bool(b) => Some(if *b { "true" } else { "false" }.to_string()),
+        json::Member::Null => None,
+        json::Member::Other(v) => Some(json::marshal(v)),
     }
 }
 
@@ -932,7 +950,7 @@ impl Verifier {
         }
         // A token verified before: only what depends on the time is
         // checked again.
-        if let Some(r) = self.verified.with(token.as_bytes(), |t| self.finish(&t.claims, t.consumer.clone(), now)) {
+        if let Some(r) = self.verified.with(token.as_bytes(), |t| self.finish(&t.facts, t.consumer.clone(), now)) {
             return r;
         }
         let bad = || self.fail("invalid_token", "Bad token; invalid JSON");
@@ -983,16 +1001,16 @@ impl Verifier {
             };
             checked || k == self.key_claim || self.claim_headers.iter().any(|(c, _)| c == k)
         };
-        let claims = match json::parse_first_members(pb, &wanted) {
-            Ok(json::Value::Object(m)) => m,
-            _ => return bad(),
+        let claims = match self.read_claims(pb, &wanted) {
+            Some(c) => c,
+            None => return bad(),
         };
         if !supported(alg) {
             return self.fail("invalid_token", "Invalid algorithm");
         }
         let input = &token.as_bytes()[..p0.len() + 1 + p1.len()];
 
-        let key_claim = claim_str(&claims, &self.key_claim);
+        let key_claim: &str = &claims.key;
         let consumer;
         match self.creds.get(key_claim) {
             Some(cr) if !key_claim.is_empty() => {
@@ -1012,7 +1030,7 @@ impl Verifier {
                 if !ok {
                     return self.fail("invalid_token", "Invalid signature");
                 }
-                consumer = Consumer::new(claim_str(&claims, "sub"));
+                consumer = Consumer::new(&claims.sub);
             }
             _ => {
                 if key_claim.is_empty() {
@@ -1021,30 +1039,91 @@ impl Verifier {
                 return self.fail("invalid_token", &format!("No credentials found for given '{}'", self.key_claim));
             }
         }
-        let r = self.finish(&claims, consumer.clone(), now);
-        self.verified.put(token.as_bytes(), claims, consumer);
+        let facts = claims.facts;
+        let r = self.finish(&facts, consumer.clone(), now);
+        self.verified.put(token.as_bytes(), facts, consumer);
         r
+    }
+
+    /// A token's claims (JSON), read in one pass as json.Decoder reads
+    /// them into a map: the first value, which must be an object (None
+    /// otherwise, or for JSON the full parse refuses). Of the members
+    /// only those wanted are looked at, each name's last (a Go map keeps
+    /// the last), and nothing is built for a string, number or literal.
+    fn read_claims<'a>(&self, pb: &'a [u8], wanted: &dyn Fn(&str) -> bool) -> Option<Claims<'a>> {
+        let mut c = Claims::default();
+        // (iss, aud) as read, decided once every member is.
+        let mut iss: std::borrow::Cow<'a, str> = "".into();
+        let mut aud_ok = false;
+        let mut headers: Vec<Option<String>> = vec![None; self.claim_headers.len()];
+        let text = |m: &json::Member<'a>| match m {
+            json::Member::String(s) => s.clone(),
+            _ => "".into(),
+        };
+        let mut visit = |k: &str, m: json::Member<'a>| {
+            // A claim can have several roles (key_claim iss, a header of
+            // exp): each is the member's.
+            match k {
+                "exp" if self.verify_exp => c.facts.exp = numeric_text(&m),
+                "nbf" if self.verify_nbf => c.facts.nbf = numeric_text(&m),
+                "iss" if !self.issuer.is_empty() => iss = text(&m),
+                "aud" if !self.audiences.is_empty() => aud_ok = self.audience_allowed(&m),
+                _ => {}
+            }
+            if k == "sub" {
+                c.sub = text(&m);
+            }
+            if k == self.key_claim {
+                c.key = text(&m);
+            }
+            for (i, (name, _)) in self.claim_headers.iter().enumerate() {
+                if name == k {
+                    headers[i] = claim_member_string(&m);
+                }
+            }
+        };
+        match json::visit_first_members(pb, wanted, &mut visit) {
+            Ok(true) => {}
+            _ => return None,
+        }
+        if !self.issuer.is_empty() && iss != self.issuer.as_str() {
+            c.facts.refused = Some("Invalid issuer");
+        } else if !self.audiences.is_empty() && !aud_ok {
+            c.facts.refused = Some("Invalid audience");
+        }
+        for ((_, h), v) in self.claim_headers.iter().zip(headers) {
+            if let Some(v) = v {
+                c.facts.set_headers.push((h.clone(), v));
+            }
+        }
+        Some(c)
+    }
+
+    /// Whether an aud claim (a string, or an array whose strings count)
+    /// names one of the audiences.
+    fn audience_allowed(&self, m: &json::Member<'_>) -> bool {
+        match m {
+            json::Member::String(s) => self.audiences.iter().any(|a| a == s),
+            json::Member::Other(json::Value::Array(items)) => {
+                items.iter().any(|x| matches!(x, json::Value::String(s) if self.audiences.contains(s)))
+            }
+            _ => false,
+        }
     }
 
     /// The outcome for a token whose signature is valid: its claims
     /// checked at now, the consumer and the claims to forward.
-    fn finish(&self, claims: &[(String, json::Value)], consumer: Consumer, now: i64) -> Outcome {
-        if let Some(msg) = self.check_claims(claims, now) {
+    fn finish(&self, facts: &Facts, consumer: Consumer, now: i64) -> Outcome {
+        if let Some(msg) = self.check_claims(facts, now) {
             return self.fail("invalid_token", msg);
         }
-        let mut r = Outcome { consumer, ..Default::default() };
-        for (c, h) in &self.claim_headers {
-            if let Some(s) = claim_string(claim(claims, c)) {
-                r.set_headers.push((h.clone(), s));
-            }
-        }
-        r
+        Outcome { consumer, set_headers: facts.set_headers.clone(), ..Default::default() }
     }
 
-    fn check_claims(&self, claims: &[(String, json::Value)], t: i64) -> Option<&'static str> {
+    fn check_claims(&self, facts: &Facts, t: i64) -> Option<&'static str> {
         if self.verify_exp {
             // A token without a numeric exp cannot be shown valid.
-            let exp = match numeric(claim(claims, "exp")) {
+            let exp = match facts.exp {
                 Some(e) => e,
                 None => return Some("token expired"),
             };
@@ -1056,31 +1135,12 @@ impl Verifier {
             }
         }
         if self.verify_nbf {
-            match numeric(claim(claims, "nbf")) {
+            match facts.nbf {
                 Some(nbf) if t.wrapping_add(self.skew) >= nbf => {}
                 _ => return Some("token not valid yet"),
             }
         }
-        if !self.issuer.is_empty() && claim_str(claims, "iss") != self.issuer {
-            return Some("Invalid issuer");
-        }
-        if !self.audiences.is_empty() {
-            let auds: Vec<&str> = match claim(claims, "aud") {
-                Some(json::Value::String(s)) => vec![s.as_str()],
-                Some(json::Value::Array(items)) => items
-                    .iter()
-                    .filter_map(|x| match x {
-                        json::Value::String(s) => Some(s.as_str()),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            if !self.audiences.iter().any(|want| auds.contains(&want.as_str())) {
-                return Some("Invalid audience");
-            }
-        }
-        None
+        facts.refused
     }
 
     /// The token, from the first source that has one; a source is read
@@ -1134,7 +1194,7 @@ impl Verifier {
         if !code.is_empty() {
             auth.push_str(&format!(", error=\"{}\", error_description=\"{}\"", code, msg.replace('"', "'")));
         }
-        Outcome { reply: Some(common::json_reply(401, msg, &[("www-authenticate", &auth)])), ..Default::default() }
+        Outcome { reply: Some(Box::new(common::json_reply(401, msg, &[("www-authenticate", &auth)]))), ..Default::default() }
     }
 
     /// The unix time check needs (0 without exp or nbf to verify: the
@@ -1622,18 +1682,18 @@ mod tests {
         let v = VerifiedTokens::default();
         let consumer = |t: &[u8]| v.with(t, |e| e.consumer.clone());
         assert_eq!(consumer(b"a.b.signature1"), None);
-        v.put(b"a.b.signature1", Vec::new(), Consumer::new("alice"));
+        v.put(b"a.b.signature1", Facts::default(), Consumer::new("alice"));
         assert_eq!(consumer(b"a.b.signature1").as_deref(), Some("alice"));
         assert_eq!(VerifiedTokens::slot(b"a.b.signature1"), VerifiedTokens::slot(b"x.b.signature1"));
         assert_eq!(consumer(b"x.b.signature1"), None, "same slot, another token");
         assert_eq!(consumer(b"a.b.signature2"), None);
-        v.put(b"x.b.signature1", Vec::new(), Consumer::new("bob"));
+        v.put(b"x.b.signature1", Facts::default(), Consumer::new("bob"));
         assert_eq!(consumer(b"a.b.signature1"), None, "replaced in its slot");
         assert_eq!(consumer(b"x.b.signature1").as_deref(), Some("bob"));
         v.clear();
         assert_eq!(consumer(b"x.b.signature1"), None, "cleared");
         let long = vec![b'a'; VERIFIED_MAX_TOKEN + 1];
-        v.put(&long, Vec::new(), Consumer::new("carol"));
+        v.put(&long, Facts::default(), Consumer::new("carol"));
         assert_eq!(consumer(&long), None, "a long token is not kept");
     }
 
@@ -1840,15 +1900,15 @@ mod tests {
         assert_eq!(common::parse_duration("5"), None);
         assert_eq!(split_url("http://u@h:8080"), Some(("h:8080".into(), "/".into())));
         assert_eq!(split_url("x"), None);
-        assert_eq!(numeric(Some(&json::Value::Number("1e300".into()))), Some(i64::MIN));
-        assert_eq!(numeric(Some(&json::Value::Number("1e400".into()))), None);
-        assert_eq!(numeric(Some(&json::Value::Number("12.9".into()))), Some(12));
+        assert_eq!(numeric_str("1e300"), Some(i64::MIN));
+        assert_eq!(numeric_str("1e400"), None);
+        assert_eq!(numeric_str("12.9"), Some(12));
         // Whole numbers read as integers give what the float path gives.
         for n in ["0", "-0", "7", "-7", "1700000000", "999999999999999", "-999999999999999", "9999999999999999", "1e3", "-1.5e1", "12.0"] {
             let f: f64 = n.parse().unwrap();
-            assert_eq!(numeric(Some(&json::Value::Number(n.into()))), Some(f as i64), "{}", n);
+            assert_eq!(numeric_str(n), Some(f as i64), "{}", n);
         }
         let v = json::parse_value(br#"{"a":[1,{"z":"<","b":null}]}"#).unwrap();
-        assert_eq!(claim_string(Some(&v)).unwrap(), r#"{"a":[1,{"b":null,"z":"\u003c"}]}"#);
+        assert_eq!(claim_member_string(&json::Member::Other(v)).unwrap(), r#"{"a":[1,{"b":null,"z":"\u003c"}]}"#);
     }
 }

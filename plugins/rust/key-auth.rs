@@ -5,7 +5,6 @@
 
 use crate::common;
 use sluice_proxy_wasm::{self as sdk, json, Action, HttpContext, LogLevel, RootContext};
-use std::collections::HashMap;
 use std::rc::Rc;
 
 /// The plugin's root_id.
@@ -25,7 +24,7 @@ pub struct Auth {
     preflight: bool,
     anonymous: String,
     realm: String,
-    consumers: HashMap<String, String>,
+    consumers: common::NameMap<String>,
 }
 
 /// Decodes a list of {"key","consumer"}; strict rejects unknown members
@@ -106,7 +105,7 @@ pub fn parse(data: &[u8], read_file: impl Fn(&str, &str) -> Result<Vec<u8>, Stri
             keys(&v, false, &mut list).map_err(|e| want(e.trim_start_matches("config: ").to_string()))?;
         }
     }
-    let mut consumers = HashMap::new();
+    let mut consumers = common::NameMap::default();
     for (i, (key, consumer)) in list.into_iter().enumerate() {
         if key.is_empty() || consumer.is_empty() {
             return Err(format!("config: keys[{}]: key and consumer are required", i));

@@ -189,12 +189,12 @@ fn period_headers(i: usize) -> (&'static str, &'static str) {
 /// written at configure time).
 #[derive(Clone, Copy, Default, Debug)]
 pub struct RateHeaders {
-    /// How many of limits hold a limit.
-    n: usize,
-    /// (index in Limiter::limits, remaining).
-    limits: [(usize, i64); 6],
+    /// How many limits there are (none with hide_client_headers).
+    n: u8,
+    /// The remaining count of each limit.
+    remaining: [i64; 6],
     /// The most constrained limit (index, remaining) and its reset.
-    best: Option<(usize, i64, i64)>,
+    best: Option<(u8, i64, i64)>,
 }
 
 /// The outcome for one request.
@@ -202,9 +202,6 @@ pub struct RateHeaders {
 pub struct Decision {
     /// A refusal to send instead of going on.
     pub reply: Option<common::Reply>,
-    /// Go on the response (none with hide_client_headers): see
-    /// [`Limiter::header_pairs`].
-    pub headers: RateHeaders,
     /// The store failed (and the request was let through because of
     /// fault_tolerant, unless reply says otherwise).
     pub store_error: Option<String>,
@@ -258,24 +255,14 @@ impl Limiter {
         out
     }
 
-    /// Counts the request against every limit at unix time now.
-    pub fn decide(&self, s: &mut dyn Store, id: &str, now: i64) -> Decision {
-        #[derive(Default)]
-        struct Usage {
-            count: i64,
-            reset: i64,
-            start: i64,
-            read: Option<limits::Read>,
-        }
-        // On the stack: at most one per period.
-        let mut usages: [Usage; 6] = Default::default();
-        let n = self.limits.len().min(usages.len());
-        let usages = &mut usages[..n];
-        for (u, l) in usages.iter_mut().zip(&self.limits) {
-            let (start, end) = limits::window_of(l.period, now);
-            u.start = start;
-            u.reset = limits::reset_seconds(end, now);
-        }
+    /// Counts the request against every limit at unix time now; h gets
+    /// what the response headers say (see [`Limiter::header_pairs`]).
+    /// Written into the caller's h, and the counts kept on the stack: a
+    /// request's path copies no struct around.
+    pub fn decide(&self, s: &mut dyn Store, id: &str, now: i64, h: &mut RateHeaders) -> Decision {
+        h.n = 0;
+        h.best = None;
+        let n = self.limits.len().min(h.remaining.len());
         let mut cache = self.keys.borrow_mut();
         if cache.0 != id || cache.1.len() != n {
             cache.0.clear();
@@ -283,18 +270,21 @@ impl Limiter {
             cache.1 = self.limits.iter().map(|l| self.key(PERIODS[l.period], id)).collect();
         }
         let keys = &cache.1;
+        let mut counts = [0i64; 6];
         let mut exceeded: Option<usize> = None;
         // With several periods, read them all first so that a request
         // refused by one does not use up the others (the increments then
         // start from these reads: one get and one CAS set per key). With
         // one, the increment alone checks.
+        let mut reads: Vec<Option<limits::Read>> = Vec::new();
         if n > 1 {
-            for (i, u) in usages.iter_mut().enumerate() {
-                match limits::usage_read(s, &keys[i], u.start) {
+            reads.reserve_exact(n);
+            for (i, l) in self.limits[..n].iter().enumerate() {
+                match limits::usage_read(s, &keys[i], limits::window_of(l.period, now).0) {
                     Ok((c, r)) => {
-                        u.count = c;
-                        u.read = Some(r);
-                        if c >= self.limits[i].max && exceeded.is_none() {
+                        counts[i] = c;
+                        reads.push(Some(r));
+                        if c >= l.max && exceeded.is_none() {
                             exceeded = Some(i);
                         }
                     }
@@ -303,10 +293,11 @@ impl Limiter {
             }
         }
         if exceeded.is_none() {
-            for (i, u) in usages.iter_mut().enumerate() {
-                match limits::increment_from(s, &keys[i], u.start, 1, self.limits[i].max, u.read.take()) {
+            for (i, l) in self.limits[..n].iter().enumerate() {
+                let read = reads.get_mut(i).and_then(Option::take);
+                match limits::increment_from(s, &keys[i], limits::window_of(l.period, now).0, 1, l.max, read) {
                     Ok((c, ok)) => {
-                        u.count = c;
+                        counts[i] = c;
                         if !ok && exceeded.is_none() {
                             // Lost a race to the last slot: over the limit after all.
                             exceeded = Some(i);
@@ -316,26 +307,28 @@ impl Limiter {
                 }
             }
         }
-        let mut d = Decision::default();
+        let reset = |i: usize| limits::reset_seconds(limits::window_of(self.limits[i].period, now).1, now);
         if !self.hide_headers {
             // RateLimit-* describe the most constrained limit (the lowest
             // remaining; on a tie, the larger limit), as Kong does.
-            let h = &mut d.headers;
-            for (i, u) in usages.iter().enumerate() {
-                let max = self.limits[i].max;
-                let rem = (max - u.count).max(0);
-                h.limits[i] = (i, rem);
+            for (i, l) in self.limits[..n].iter().enumerate() {
+                let rem = (l.max - counts[i]).max(0);
+                h.remaining[i] = rem;
                 match h.best {
-                    Some((b, br, _)) if !(rem < br || (rem == br && max > self.limits[b].max)) => {}
-                    _ => h.best = Some((i, rem, u.reset)),
+                    Some((b, br, _)) if !(rem < br || (rem == br && l.max > self.limits[b as usize].max)) => {}
+                    _ => h.best = Some((i as u8, rem, 0)),
                 }
             }
-            h.n = n;
+            h.n = n as u8;
+            if let Some((b, _, r)) = &mut h.best {
+                *r = reset(*b as usize);
+            }
         }
+        let mut d = Decision::default();
         if let Some(i) = exceeded {
-            let retry = common::Int::new(usages[i].reset);
+            let retry = common::Int::new(reset(i));
             let mut extra: Vec<(&str, String)> = Vec::new();
-            self.header_pairs(&d.headers, |k, v| extra.push((k, v.to_string())));
+            self.header_pairs(h, |k, v| extra.push((k, v.to_string())));
             extra.push(("retry-after", retry.as_str().to_string()));
             let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
             d.reply = Some(common::json_reply(self.error_code, &self.error_message, &extra));
@@ -348,14 +341,13 @@ impl Limiter {
     /// RateLimit-Limit, -Remaining and -Reset. Names are lower case, as
     /// header maps carry them.
     pub fn header_pairs(&self, h: &RateHeaders, mut f: impl FnMut(&'static str, &str)) {
-        for &(i, rem) in &h.limits[..h.n] {
-            let l = &self.limits[i];
+        for (l, &rem) in self.limits.iter().zip(&h.remaining[..h.n as usize]) {
             let (limit, remaining) = period_headers(l.period);
             f(limit, l.max_text.as_str());
             f(remaining, common::Int::new(rem).as_str());
         }
         if let Some((b, rem, reset)) = h.best {
-            f("ratelimit-limit", self.limits[b].max_text.as_str());
+            f("ratelimit-limit", self.limits[b as usize].max_text.as_str());
             f("ratelimit-remaining", common::Int::new(rem).as_str());
             f("ratelimit-reset", common::Int::new(reset).as_str());
         }
@@ -363,7 +355,7 @@ impl Limiter {
 
     fn store_failed(&self, err: String) -> Decision {
         let reply = if self.fault_tolerant { None } else { Some(common::json_reply(500, "An unexpected error occurred", &[])) };
-        Decision { reply, headers: RateHeaders::default(), store_error: Some(err) }
+        Decision { reply, store_error: Some(err) }
     }
 }
 
@@ -420,20 +412,21 @@ impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
         let lim = &self.p.lim;
         let id = lim.identifier(&HostRequest);
-        let d = lim.decide(&mut limits::SharedData, &id, limits::now_seconds());
+        let d = lim.decide(&mut limits::SharedData, &id, limits::now_seconds(), &mut self.headers);
         if let Some(e) = &d.store_error {
             let _ = sdk::increment_metric(self.p.store_errors, 1);
             let what = if d.reply.is_some() { "rejected" } else { "let through (fault_tolerant)" };
             sdk::log(LogLevel::Warn, &format!("{}: shared store failed, request {}: {}", NAME, what, e));
         }
         if let Some(reply) = &d.reply {
+            // The reply carries the headers; its response gets none.
+            self.headers = RateHeaders::default();
             if reply.status == lim.error_code {
                 let _ = sdk::increment_metric(self.p.rejected, 1);
             }
             reply.send();
             return Action::Pause;
         }
-        self.headers = d.headers;
         Action::Continue
     }
 
@@ -452,8 +445,21 @@ mod tests {
         h.iter().find(|(n, _)| n.as_ref().eq_ignore_ascii_case(k)).map_or("", |(_, v)| v.as_ref())
     }
 
+    /// A decision with its response headers.
+    struct D {
+        reply: Option<common::Reply>,
+        store_error: Option<String>,
+        headers: RateHeaders,
+    }
+
+    fn dec(l: &Limiter, s: &mut dyn Store, id: &str, now: i64) -> D {
+        let mut headers = RateHeaders { n: 9, best: Some((9, 9, 9)), ..Default::default() };
+        let d = l.decide(s, id, now, &mut headers);
+        D { reply: d.reply, store_error: d.store_error, headers }
+    }
+
     /// The response headers of a decision, in order.
-    fn pairs(l: &Limiter, d: &Decision) -> Vec<(&'static str, String)> {
+    fn pairs(l: &Limiter, d: &D) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         l.header_pairs(&d.headers, |k, v| out.push((k, v.to_string())));
         out
@@ -462,7 +468,7 @@ mod tests {
     #[test]
     fn response_headers_in_kongs_order() {
         let l = parse(br#"{"second":5,"hour":1000000000000}"#, "rl").unwrap();
-        let d = l.decide(&mut MemStore::default(), "a", 1_700_000_000);
+        let d = dec(&l, &mut MemStore::default(), "a", 1_700_000_000);
         let want: Vec<(&str, String)> = [
             ("x-ratelimit-limit-second", "5"), ("x-ratelimit-remaining-second", "4"),
             ("x-ratelimit-limit-hour", "1000000000000"), ("x-ratelimit-remaining-hour", "999999999999"),
@@ -487,19 +493,19 @@ mod tests {
         let now = 1_700_000_010;
         let want_reset = limits::window("minute", now).1 - now;
         for i in 1..=3 {
-            let d = l.decide(&mut s, "ip:1.2.3.4", now);
+            let d = dec(&l, &mut s, "ip:1.2.3.4", now);
             assert!(d.reply.is_none(), "request {} rejected", i);
             let h = pairs(&l, &d);
             assert_eq!(header(&h, "x-ratelimit-remaining-minute"), (3 - i).to_string());
             assert_eq!(header(&h, "ratelimit-limit"), "3");
         }
-        let d = l.decide(&mut s, "ip:1.2.3.4", now);
+        let d = dec(&l, &mut s, "ip:1.2.3.4", now);
         let r = d.reply.unwrap();
         assert_eq!((r.status, r.body.as_str()), (429, r#"{"message":"API rate limit exceeded"}"#));
         assert_eq!(header(&r.headers, "retry-after"), want_reset.to_string());
         assert_eq!(header(&r.headers, "ratelimit-remaining"), "0");
-        assert!(l.decide(&mut s, "ip:5.6.7.8", now).reply.is_none());
-        assert!(l.decide(&mut s, "ip:1.2.3.4", now + 60).reply.is_none());
+        assert!(dec(&l, &mut s, "ip:5.6.7.8", now).reply.is_none());
+        assert!(dec(&l, &mut s, "ip:1.2.3.4", now + 60).reply.is_none());
         assert!(l.key("minute", "x").contains("/redis/"));
     }
 
@@ -509,18 +515,18 @@ mod tests {
         let l = parse(br#"{"second":2,"hour":3}"#, "rl").unwrap();
         let mut s = MemStore::default();
         let now = 1_700_000_000;
-        l.decide(&mut s, "a", now);
-        let d = l.decide(&mut s, "a", now);
+        dec(&l, &mut s, "a", now);
+        let d = dec(&l, &mut s, "a", now);
         let h = pairs(&l, &d);
         assert_eq!((header(&h, "ratelimit-limit"), header(&h, "ratelimit-remaining")), ("2", "0"));
-        assert_eq!(l.decide(&mut s, "a", now).reply.unwrap().status, 429);
-        let d = l.decide(&mut s, "a", now + 1);
+        assert_eq!(dec(&l, &mut s, "a", now).reply.unwrap().status, 429);
+        let d = dec(&l, &mut s, "a", now + 1);
         assert!(d.reply.is_none());
         assert_eq!(header(&pairs(&l, &d), "x-ratelimit-remaining-hour"), "0");
-        assert_eq!(l.decide(&mut s, "a", now + 2).reply.unwrap().status, 429);
+        assert_eq!(dec(&l, &mut s, "a", now + 2).reply.unwrap().status, 429);
         // Once the keys exist: one get and one set per period.
         let (gets, sets) = (s.gets, s.sets);
-        assert!(l.decide(&mut s, "a", now + 3600 * 24).reply.is_none());
+        assert!(dec(&l, &mut s, "a", now + 3600 * 24).reply.is_none());
         assert_eq!((s.gets - gets, s.sets - sets), (2, 2));
         // A write lost to another one reads the key again.
         let key = l.key("hour", "a");
@@ -538,12 +544,12 @@ mod tests {
         for (cfg, status) in [(r#"{"minute":5}"#, 0), (r#"{"minute":5,"fault_tolerant":false}"#, 500)] {
             let l = parse(cfg.as_bytes(), "rl").unwrap();
             let mut s = MemStore { fail: Some(sdk::Status::InternalFailure), ..Default::default() };
-            let d = l.decide(&mut s, "a", 0);
+            let d = dec(&l, &mut s, "a", 0);
             assert_eq!(d.reply.map(|r| r.status).unwrap_or(0), status, "{}", cfg);
             assert!(d.store_error.is_some());
         }
         let l = parse(br#"{"minute":1,"hide_client_headers":true}"#, "rl").unwrap();
-        let d = l.decide(&mut MemStore::default(), "a", 0);
+        let d = dec(&l, &mut MemStore::default(), "a", 0);
         assert!(pairs(&l, &d).is_empty());
     }
 
@@ -606,8 +612,8 @@ mod tests {
         }
         let l = parse(br#"{"minute":1,"redis":{"host":"r"},"redis_host":"r","redis_port":6379,"sync_rate":-1,"error_code":418,"error_message":"slow"}"#, "rl").unwrap();
         let mut s = MemStore::default();
-        assert!(l.decide(&mut s, "a", 0).reply.is_none());
-        let r = l.decide(&mut s, "a", 0).reply.unwrap();
+        assert!(dec(&l, &mut s, "a", 0).reply.is_none());
+        let r = dec(&l, &mut s, "a", 0).reply.unwrap();
         assert_eq!((r.status, r.body.as_str()), (418, r#"{"message":"slow"}"#));
     }
 }

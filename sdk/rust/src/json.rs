@@ -75,6 +75,38 @@ pub fn parse_first_members(data: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<V
     p.top_value(keep)
 }
 
+/// A member's value as [`visit_first_members`] hands it over: a scalar
+/// as a view of the input where it can be (a string without escapes, a
+/// number's text), anything else built as [`parse_first`] builds it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Member<'a> {
+    Null,
+    Bool(bool),
+    Number(&'a str),
+    String(std::borrow::Cow<'a, str>),
+    /// An object or an array.
+    Other(Value),
+}
+
+/// [`parse_first_members`] without building the object: f gets each
+/// member whose name `keep` accepts, in order (duplicates included), its
+/// value a [`Member`]; the others are checked as JSON, not built. Ok(true)
+/// when the first value is an object, Ok(false) when it is another kind
+/// of value; the same input is refused, with the same errors, as
+/// parse_first_members refuses. A request's JSON (a token's claims) is
+/// read this way without an allocation per member.
+pub fn visit_first_members<'a>(data: &'a [u8], keep: &dyn Fn(&str) -> bool, f: &mut dyn FnMut(&str, Member<'a>)) -> Result<bool, String> {
+    let mut p = Parser { b: data, i: 0, depth: 0 };
+    p.ws();
+    if p.i == data.len() {
+        return Err("unexpected end of JSON input".into());
+    }
+    if p.b[p.i] != b'{' {
+        return p.value().map(|_| false);
+    }
+    p.nested(|p| p.visit_members(keep, f)).map(|_| true)
+}
+
 /// [`parse_value`] keeping of a top-level object only the members whose
 /// name `keep` accepts, as [`parse_first_members`] does.
 pub fn parse_value_members(data: &[u8], keep: &dyn Fn(&str) -> bool) -> Result<Value, String> {
@@ -606,6 +638,93 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// members() handing each member keep accepts to f instead of
+    /// building the object (the same checks, the same errors).
+    fn visit_members(&mut self, keep: &dyn Fn(&str) -> bool, f: &mut dyn FnMut(&str, Member<'a>)) -> Result<(), String> {
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        let b = self.b;
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return self.err("looking for beginning of object key string");
+            }
+            let start = self.i;
+            self.string_into(None)?;
+            let raw = &b[start + 1..self.i - 1];
+            let name: Option<std::borrow::Cow<'a, str>> = match if raw.contains(&b'\\') { None } else { std::str::from_utf8(raw).ok() } {
+                Some(k) => Some(std::borrow::Cow::Borrowed(k)).filter(|k| keep(k)),
+                None => {
+                    // Escapes or bad UTF-8: decoded as members() does.
+                    let end = self.i;
+                    self.i = start;
+                    let k = self.string()?;
+                    self.i = end;
+                    Some(std::borrow::Cow::Owned(k)).filter(|k| keep(k))
+                }
+            };
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return self.err("after object key");
+            }
+            self.i += 1;
+            match name {
+                Some(k) => {
+                    let v = self.member_value()?;
+                    f(&k, v);
+                }
+                None => self.skip()?,
+            }
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return self.err("after object key:value pair"),
+            }
+        }
+    }
+
+    /// value() as a [`Member`]: a string without escapes and a number
+    /// as views of the input.
+    fn member_value(&mut self) -> Result<Member<'a>, String> {
+        let b = self.b;
+        match self.start()? {
+            b'"' => {
+                let start = self.i;
+                self.string_into(None)?;
+                let raw = &b[start + 1..self.i - 1];
+                if !raw.contains(&b'\\') {
+                    if let Ok(s) = std::str::from_utf8(raw) {
+                        return Ok(Member::String(std::borrow::Cow::Borrowed(s)));
+                    }
+                }
+                let end = self.i;
+                self.i = start;
+                let s = self.string()?;
+                self.i = end;
+                Ok(Member::String(std::borrow::Cow::Owned(s)))
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = self.i;
+                self.number_end()?;
+                // A numeric literal is ASCII.
+                Ok(Member::Number(std::str::from_utf8(&b[start..self.i]).unwrap_or_default()))
+            }
+            _ => Ok(match self.value()? {
+                Value::Null => Member::Null,
+                Value::Bool(x) => Member::Bool(x),
+                v => Member::Other(v),
+            }),
+        }
+    }
+
     /// Reads a value as value() does (the same errors), building nothing.
     fn skip(&mut self) -> Result<(), String> {
         match self.start()? {
@@ -759,6 +878,17 @@ mod tests {
             br#"{"a":"#,
             b"",
             b"   ",
+            // A token's claims: repeated names, nested values, escapes,
+            // exponents, cut short.
+            br#"{"exp":1,"a":"x","exp":2e3,"a":{"a":[1,"\""]},"xa":"\u0041\n"}"#,
+            br#"{"a":-0.5E-2,"xa":1E+400,"long":"\/\b\f\r\t\\"}"#,
+            br#"{"a":"unterminated}"#,
+            br#"{"a":1"#,
+            br#"{"a":[{"b":{"c":"#,
+            br#"{"a":1e5x}"#,
+            br#"{"a":01}"#,
+            br#"{"a":"\u12"}"#,
+            b"{\"a\":\"caf\xc3\xa9 \xff\"}",
         ];
         let deep = format!("{{\"b\":{}{}}}", "[".repeat(200), "]".repeat(200));
         let keeps: [&dyn Fn(&str) -> bool; 3] = [&|_| true, &|_| false, &|k| k == "a" || k == "xa" || k.len() > 3];
@@ -770,7 +900,28 @@ mod tests {
             for data in inputs.iter().copied().chain([deep.as_bytes()]) {
                 assert_eq!(parse_first_members(data, keep), filtered(parse_first(data)), "keep {} of {:?}", n, lossy(data));
                 assert_eq!(parse_value_members(data, keep), filtered(parse_value(data)), "keep {} of {:?}", n, lossy(data));
+                // The visitor sees what the filtered parse builds, and
+                // refuses what it refuses, with the same errors.
+                let mut seen = Vec::new();
+                let visited = visit_first_members(data, keep, &mut |k, v| seen.push((k.to_string(), built(v))));
+                match (visited, parse_first_members(data, keep)) {
+                    (Ok(true), Ok(Value::Object(m))) => assert_eq!(seen, m, "visit {} of {:?}", n, lossy(data)),
+                    (Ok(false), Ok(v)) => assert!(!matches!(v, Value::Object(_)), "visit {} of {:?}", n, lossy(data)),
+                    (Err(a), Err(b)) => assert_eq!(a, b, "visit {} of {:?}", n, lossy(data)),
+                    (a, b) => panic!("visit {} of {:?}: {:?} against {:?}", n, lossy(data), a, b),
+                }
             }
+        }
+    }
+
+    /// A Member as the Value parse_first builds for it.
+    fn built(m: Member<'_>) -> Value {
+        match m {
+            Member::Null => Value::Null,
+            Member::Bool(b) => Value::Bool(b),
+            Member::Number(n) => Value::Number(n.to_string()),
+            Member::String(s) => Value::String(s.into_owned()),
+            Member::Other(v) => v,
         }
     }
 

@@ -243,11 +243,15 @@ thread_local! {
     static STREAMS: RefCell<IdMap<StreamEntry>> = id_map();
     static CONNECTIONS: RefCell<IdMap<*mut dyn StreamContext>> = id_map();
     static CALLOUTS: RefCell<IdMap<u32>> = id_map();
-    static RUNNING: RefCell<Vec<u32>> = RefCell::new(Vec::new());
-    static DOOMED: RefCell<Vec<u32>> = RefCell::new(Vec::new());
-    static ACTIVE: Cell<u32> = Cell::new(0);
+    static RUNNING: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    static DOOMED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    static ACTIVE: Cell<u32> = const { Cell::new(0) };
     /// Whether the running on_configure called skip_callbacks.
-    static SKIP_SENT: Cell<bool> = Cell::new(false);
+    static SKIP_SENT: Cell<bool> = const { Cell::new(false) };
+    /// The root context found last, by id: a stream's root is nearly
+    /// always the one before's, found without hashing. Cleared whenever
+    /// ROOTS changes.
+    static LAST_ROOT: Cell<Option<(u32, *mut dyn RootContext)>> = const { Cell::new(None) };
 }
 
 /// Registers the factory of root contexts. Call it once, inside [`main!`].
@@ -325,12 +329,20 @@ fn delete_context(id: u32) {
     } else if let Some(p) = CONNECTIONS.with(|m| m.borrow_mut().remove(&id)) {
         drop(unsafe { Box::from_raw(p) });
     } else if let Some(p) = ROOTS.with(|m| m.borrow_mut().remove(&id)) {
+        LAST_ROOT.with(|l| l.set(None));
         drop(unsafe { Box::from_raw(p) });
     }
 }
 
 fn with_root<R>(id: u32, f: impl FnOnce(&mut (dyn RootContext + 'static)) -> R) -> Option<R> {
-    let p = ROOTS.with(|m| m.borrow().get(&id).copied())?;
+    let p = match LAST_ROOT.with(|l| l.get()) {
+        Some((last, p)) if last == id => p,
+        _ => {
+            let p = ROOTS.with(|m| m.borrow().get(&id).copied())?;
+            LAST_ROOT.with(|l| l.set(Some((id, p))));
+            p
+        }
+    };
     run_in_place(id, p, f)
 }
 
@@ -427,6 +439,7 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
         match root {
             Some(r) => {
                 let p = Box::into_raw(r);
+                LAST_ROOT.with(|l| l.set(None));
                 if let Some(old) = ROOTS.with(|m| m.borrow_mut().insert(context_id, p)) {
                     forget_replaced(context_id, old);
                 }
@@ -498,7 +511,10 @@ fn only_request_headers(id: u32, parent: u32, n: usize, eos: u32) -> u32 {
 }
 
 fn has_callout(id: u32) -> bool {
-    CALLOUTS.with(|m| m.borrow().values().any(|c| *c == id))
+    CALLOUTS.with(|m| {
+        let m = m.borrow();
+        !m.is_empty() && m.values().any(|c| *c == id)
+    })
 }
 
 /// A headers callback's result, after freeing the stream's context when
