@@ -46,10 +46,13 @@ const K: [u32; 64] = [
 /// no bounds check. Not inlined: its three callers share one copy.
 #[inline(never)]
 fn compress(state: &mut [u32; 8], block: &[u8; BLOCK]) {
-    let mut w = [0u32; 16];
-    for (i, c) in block.chunks_exact(4).enumerate() {
-        w[i] = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-    }
+    // Every index a constant here too: filled by a loop, the ring was an
+    // array in memory, zeroed first (a memset call a block).
+    let word = |i: usize| u32::from_be_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]]);
+    let mut w = [
+        word(0), word(1), word(2), word(3), word(4), word(5), word(6), word(7),
+        word(8), word(9), word(10), word(11), word(12), word(13), word(14), word(15),
+    ];
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
     // A round; the words' roles rotate through the names instead of
     // moving between them.
@@ -108,15 +111,18 @@ fn finish(mut state: [u32; 8], msg: &[u8], before: usize) -> [u8; 32] {
         compress(&mut state, b.try_into().expect("64 bytes"));
     }
     let rest = blocks.remainder();
-    let mut last = [0u8; 2 * BLOCK];
+    let bits = ((before + msg.len()) as u64).wrapping_mul(8);
+    // The padding in one block when the length fits after the rest (a
+    // block zeroed, not two), else in two.
+    let mut last = [0u8; BLOCK];
     last[..rest.len()].copy_from_slice(rest);
     last[rest.len()] = 0x80;
-    let n = if rest.len() < BLOCK - 8 { BLOCK } else { 2 * BLOCK };
-    let bits = ((before + msg.len()) as u64).wrapping_mul(8);
-    last[n - 8..n].copy_from_slice(&bits.to_be_bytes());
-    for b in last[..n].chunks_exact(BLOCK) {
-        compress(&mut state, b.try_into().expect("64 bytes"));
+    if rest.len() >= BLOCK - 8 {
+        compress(&mut state, &last);
+        last = [0u8; BLOCK];
     }
+    last[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
+    compress(&mut state, &last);
     let mut out = [0u8; 32];
     for (o, s) in out.chunks_exact_mut(4).zip(state) {
         o.copy_from_slice(&s.to_be_bytes());

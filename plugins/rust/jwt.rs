@@ -200,18 +200,20 @@ fn decode_groups(mut chars: &[u8], url: bool, padded: bool, out: &mut Vec<u8>) -
     // characters: 1 or 2 bytes). A character's value is < 64, so BAD
     // shows in the OR of them all, checked once at the end.
     let (whole, rest) = chars.split_at(chars.len() - tail);
-    let start = out.len();
     let n = whole.len() / 4 * 3;
-    out.resize(start + n + tail.saturating_sub(1), 0);
-    let (body, end) = out[start..].split_at_mut(n);
+    let total = n + tail.saturating_sub(1);
+    // Written into the spare capacity, not zeroed first (a memset of the
+    // whole output on every token part).
+    out.reserve(total);
+    let (body, end) = out.spare_capacity_mut()[..total].split_at_mut(n);
     let mut seen = 0u8;
     for (g, o) in whole.chunks_exact(4).zip(body.chunks_exact_mut(3)) {
         let (a, b, c, d) = (table[g[0] as usize], table[g[1] as usize], table[g[2] as usize], table[g[3] as usize]);
         seen |= a | b | c | d;
         let v = (a as u32) << 18 | (b as u32) << 12 | (c as u32) << 6 | d as u32;
-        o[0] = (v >> 16) as u8;
-        o[1] = (v >> 8) as u8;
-        o[2] = v as u8;
+        o[0].write((v >> 16) as u8);
+        o[1].write((v >> 8) as u8);
+        o[2].write(v as u8);
     }
     let mut v = 0u32;
     for (i, c) in rest.iter().enumerate() {
@@ -220,8 +222,11 @@ fn decode_groups(mut chars: &[u8], url: bool, padded: bool, out: &mut Vec<u8>) -
         v |= (x as u32) << (18 - 6 * i);
     }
     for (i, o) in end.iter_mut().enumerate() {
-        *o = (v >> (16 - 8 * i)) as u8;
+        o.write((v >> (16 - 8 * i)) as u8);
     }
+    // Safety: the loops above wrote all total bytes (n in groups of
+    // three, the tail's tail - 1).
+    unsafe { out.set_len(out.len() + total) };
     seen & 0xc0 == 0
 }
 
