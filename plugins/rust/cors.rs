@@ -138,8 +138,10 @@ impl Cors {
         if origin.is_ascii() {
             // The exact origins are lower case already, and an ASCII
             // origin's key is its ASCII lower case: no copy to compare.
+            // An origin as browsers send it (lower case) is equal byte for
+            // byte, which compares words at a time.
             let o = origin.strip_suffix(b"/").unwrap_or(origin);
-            return self.exact.iter().any(|e| e.as_bytes().eq_ignore_ascii_case(o));
+            return self.exact.iter().any(|e| e.as_bytes() == o || e.as_bytes().eq_ignore_ascii_case(o));
         }
         self.exact.contains(&origin_key(origin))
     }
