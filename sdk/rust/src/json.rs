@@ -88,6 +88,19 @@ pub enum Member<'a> {
     Other(Value),
 }
 
+impl Member<'_> {
+    /// The value parse_first builds for the same JSON.
+    pub fn into_value(self) -> Value {
+        match self {
+            Member::Null => Value::Null,
+            Member::Bool(b) => Value::Bool(b),
+            Member::Number(n) => Value::Number(n.to_string()),
+            Member::String(s) => Value::String(s.into_owned()),
+            Member::Other(v) => v,
+        }
+    }
+}
+
 /// [`parse_first_members`] without building the object: f gets each
 /// member whose name `keep` accepts, in order (duplicates included), its
 /// value a [`Member`]; the others are checked as JSON, not built. Ok(true)
@@ -587,59 +600,13 @@ impl<'a> Parser<'a> {
     /// An object, keeping the members keep accepts; a name without
     /// escapes is matched in place, so a skipped member allocates nothing.
     fn members(&mut self, keep: &dyn Fn(&str) -> bool) -> Result<Value, String> {
-        self.i += 1;
         let mut out = Vec::new();
-        self.ws();
-        if self.b.get(self.i) == Some(&b'}') {
-            self.i += 1;
-            return Ok(Value::Object(out));
-        }
-        let b = self.b;
-        loop {
-            self.ws();
-            if self.b.get(self.i) != Some(&b'"') {
-                return self.err("looking for beginning of object key string");
-            }
-            let start = self.i;
-            self.string_into(None)?;
-            let raw = &b[start + 1..self.i - 1];
-            let name = match if raw.contains(&b'\\') { None } else { std::str::from_utf8(raw).ok() } {
-                Some(k) => Some(k).filter(|k| keep(k)).map(str::to_string),
-                None => {
-                    // Escapes or bad UTF-8: decoded as object() would.
-                    let end = self.i;
-                    self.i = start;
-                    let k = self.string()?;
-                    self.i = end;
-                    Some(k).filter(|k| keep(k))
-                }
-            };
-            self.ws();
-            if self.b.get(self.i) != Some(&b':') {
-                return self.err("after object key");
-            }
-            self.i += 1;
-            match name {
-                Some(k) => {
-                    let v = self.value()?;
-                    out.push((k, v));
-                }
-                None => self.skip()?,
-            }
-            self.ws();
-            match self.b.get(self.i) {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(Value::Object(out));
-                }
-                _ => return self.err("after object key:value pair"),
-            }
-        }
+        self.visit_members(keep, &mut |k, v| out.push((k.to_string(), v.into_value())))?;
+        Ok(Value::Object(out))
     }
 
-    /// members() handing each member keep accepts to f instead of
-    /// building the object (the same checks, the same errors).
+    /// An object, handing each member keep accepts to f (members()
+    /// builds the object from them).
     fn visit_members(&mut self, keep: &dyn Fn(&str) -> bool, f: &mut dyn FnMut(&str, Member<'a>)) -> Result<(), String> {
         self.i += 1;
         self.ws();
@@ -659,7 +626,7 @@ impl<'a> Parser<'a> {
             let name: Option<std::borrow::Cow<'a, str>> = match if raw.contains(&b'\\') { None } else { std::str::from_utf8(raw).ok() } {
                 Some(k) => Some(std::borrow::Cow::Borrowed(k)).filter(|k| keep(k)),
                 None => {
-                    // Escapes or bad UTF-8: decoded as members() does.
+                    // Escapes or bad UTF-8: decoded as object() would.
                     let end = self.i;
                     self.i = start;
                     let k = self.string()?;
@@ -903,7 +870,7 @@ mod tests {
                 // The visitor sees what the filtered parse builds, and
                 // refuses what it refuses, with the same errors.
                 let mut seen = Vec::new();
-                let visited = visit_first_members(data, keep, &mut |k, v| seen.push((k.to_string(), built(v))));
+                let visited = visit_first_members(data, keep, &mut |k, v| seen.push((k.to_string(), v.into_value())));
                 match (visited, parse_first_members(data, keep)) {
                     (Ok(true), Ok(Value::Object(m))) => assert_eq!(seen, m, "visit {} of {:?}", n, lossy(data)),
                     (Ok(false), Ok(v)) => assert!(!matches!(v, Value::Object(_)), "visit {} of {:?}", n, lossy(data)),
@@ -911,17 +878,6 @@ mod tests {
                     (a, b) => panic!("visit {} of {:?}: {:?} against {:?}", n, lossy(data), a, b),
                 }
             }
-        }
-    }
-
-    /// A Member as the Value parse_first builds for it.
-    fn built(m: Member<'_>) -> Value {
-        match m {
-            Member::Null => Value::Null,
-            Member::Bool(b) => Value::Bool(b),
-            Member::Number(n) => Value::Number(n.to_string()),
-            Member::String(s) => Value::String(s.into_owned()),
-            Member::Other(v) => v,
         }
     }
 
