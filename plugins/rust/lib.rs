@@ -14,7 +14,14 @@ mod goregexp;
 mod headermatch;
 mod limits;
 mod random;
+mod small_alloc;
 mod transform;
+
+/// Small blocks by size class (see small_alloc.rs); natively (the unit
+/// tests) the system's allocator.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: small_alloc::Classes = small_alloc::Classes::new();
 
 #[path = "add-header.rs"]
 mod add_header;
