@@ -211,7 +211,7 @@ func (s *HTTPStream) release() {
 		// its clock starts when the last one ends.
 		s.in.lastUsed.Store(monoNow())
 		if s.in.retired.Load() != nil {
-			s.in.closeRetired()
+			s.in.closeRetiredIfIdle()
 		}
 	}
 	s.plugin.endStream()

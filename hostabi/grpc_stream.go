@@ -88,6 +88,10 @@ func hcGRPCStream(_ context.Context, in *instance, a []uint64) abi.Status {
 	if p == nil || s[1] == "" || s[2] == "" {
 		return abi.BadArgument
 	}
+	if in.retiredRoot() {
+		p.log.Debug("grpc_stream refused: the root context's instance is retired", zap.String("cluster", s[0]))
+		return abi.InternalFailure
+	}
 	id := in.nextCallID(0, false)
 	co := &callout{root: in.rootFor(in.effective), grpc: true, stream: &grpcStreamState{}}
 	in.callouts[id] = co
@@ -178,6 +182,9 @@ func (e *grpcEvents) deliver(f func(in *instance, co *callout)) {
 	f(in, co)
 	in.cur = callData{}
 	in.unlock()
+	// A callback may have made or answered the callout a retired
+	// instance waited for.
+	in.calloutEnded()
 }
 
 func (e *grpcEvents) InitialMetadata(md [][2]string) {

@@ -77,8 +77,12 @@ func (in *instance) dispatch(req HTTPCallRequest, grpc bool) (uint32, abi.Status
 	if caller == nil || p == nil {
 		return 0, abi.BadArgument
 	}
+	if in.retiredRoot() {
+		p.log.Debug("http_call refused: the root context's instance is retired", zap.String("cluster", req.Cluster))
+		return 0, abi.InternalFailure
+	}
 	id := in.nextCallID(1, !grpc)
-	in.callouts[id] = &callout{root: in.rootFor(in.effective), grpc: grpc}
+	in.callouts[id] = &callout{root: in.rootFor(in.effective), grpc: grpc, due: in.calloutDue(req.Timeout)}
 	err := caller.HTTPCall(p.ctx, req, func(resp HTTPCallResponse, err error) {
 		// Never deliver on the dispatching goroutine: it holds the instance.
 		go in.deliver(id, resp, err)
@@ -103,6 +107,7 @@ func (in *instance) deliver(id uint32, resp HTTPCallResponse, err error) {
 	in.mu.Lock()
 	co := in.callouts[id]
 	delete(in.callouts, id)
+	defer in.calloutEnded()
 	if co == nil || co.cancelled || in.broken != nil || in.roots[co.root] == nil {
 		in.mu.Unlock()
 		return

@@ -72,6 +72,9 @@ type instance struct {
 	// instance takes no new stream and closes when its last one ends.
 	retired       atomic.Pointer[retiredGen]
 	retiredClosed atomic.Bool
+	// retireTimer closes a retired instance whose callouts are past
+	// their bound (tiered.go). Guarded by mu.
+	retireTimer *time.Timer
 	// lastUsed is when the instance's last stream ended (monoNow).
 	lastUsed atomic.Int64
 
@@ -146,6 +149,9 @@ type callout struct {
 	root      uint32
 	grpc      bool
 	cancelled bool
+	// due is when the callout stops holding a retired instance open
+	// (monoNow; tiered.go); 0 for a stream.
+	due int64
 	// stream is set for proxy_grpc_stream (grpc_stream.go).
 	stream *grpcStreamState
 }
@@ -804,7 +810,8 @@ func (in *instance) setTick(root uint32, period time.Duration) {
 		close(rc.tickStop)
 		rc.tickStop = nil
 	}
-	if period <= 0 {
+	if period <= 0 || in.retired.Load() != nil {
+		// A retired instance's root contexts tick no more (tiered.go).
 		return
 	}
 	stop := make(chan struct{})

@@ -172,6 +172,12 @@ func (v *vm) upgrade(full <-chan compileResult) {
 	}
 	old, retired := v.cm, v.insts
 	v.cm, v.insts = r.cm, nil
+	g := &retiredGen{e: v.e, cm: old}
+	g.left.Store(int32(len(retired)) + 1)
+	for _, in := range retired {
+		in.retired.Store(g)
+	}
+	v.retired = append(v.retired, retired...)
 	v.mu.Unlock()
 	in, err := v.newInstance(context.Background())
 	v.mu.Lock()
@@ -188,16 +194,13 @@ func (v *vm) upgrade(full <-chan compileResult) {
 	v.createMu.Unlock()
 	v.log.Info("the module is compiled: new streams run its compiled code",
 		zap.Duration("waited", time.Since(start)), zap.Int("retired_instances", len(retired)))
-	g := &retiredGen{e: v.e, cm: old}
-	g.left.Store(int32(len(retired)) + 1)
 	for _, in := range retired {
-		in.retired.Store(g)
+		in.stopTicks()
 	}
 	for _, in := range retired {
-		// Streams pinned meanwhile close it when they end (release).
-		if in.load.Load() == 0 {
-			in.closeRetired()
-		}
+		// Streams pinned meanwhile, and callouts waiting for their
+		// answers, close it when they end (release, calloutEnded).
+		in.closeRetiredIfIdle()
 	}
 	if g.done() {
 		// The interpreter's module (the code as Go data) is released,
@@ -224,11 +227,127 @@ func (p *Plugin) WaitCompiled(ctx context.Context) error {
 	}
 }
 
+// A retired instance has finished its work when no stream is pinned to
+// it and none of its callouts (http_call, gRPC call) waits for an answer:
+// a root context's callout is work in flight as much as a stream is. The
+// JWKS fetch a jwt root context makes at configure time holds a lease in
+// shared data that the other instances wait on; closed under it, the
+// answer was dropped and the keys fetched again, late, by another
+// instance. As Envoy keeps a VM while a plugin's callouts are pending,
+// the instance stays until the answers are delivered (to the retired
+// root context, as usual).
+//
+// It starts no new work meanwhile: its root contexts' timers stop when it
+// retires (the compiled instance's root contexts tick instead; two
+// generations ticking would, e.g., both refresh the keys), and they make
+// no new callouts (dispatch): a chain of them could hold it forever.
+// Streams still pinned to it are served in full, callouts included.
+//
+// And its wait is bounded: a callout's answer is waited for until its own
+// timeout and calloutGrace have passed (the caller's timeout answers it
+// before that; a caller that never answers must not leak the instance);
+// one without a timeout (0: the caller's default) is waited for
+// DoneTimeout, the bound on an old generation's proxy_done. A gRPC
+// stream does not hold it: it has no end of its own.
+
+// calloutGrace is how long past its own timeout a callout's answer may
+// keep a retired instance open.
+const calloutGrace = time.Second
+
+// closeRetiredIfIdle closes a retired instance that has finished its work
+// (or whose callouts are past their bound), and otherwise, if only
+// callouts hold it, arms its timer for their bound.
+func (in *instance) closeRetiredIfIdle() {
+	if in.retired.Load() == nil || in.retiredClosed.Load() || in.load.Load() != 0 {
+		return
+	}
+	in.mu.Lock()
+	wait := in.calloutWaitLocked()
+	if wait > 0 {
+		if in.retireTimer == nil {
+			in.retireTimer = time.AfterFunc(wait, in.closeRetiredIfIdle)
+		} else {
+			in.retireTimer.Reset(wait)
+		}
+	}
+	in.mu.Unlock()
+	if wait <= 0 {
+		in.closeRetired()
+	}
+}
+
+// calloutWaitLocked is how long the instance's callouts may still keep it
+// open: until the latest bound of those waiting for an answer, 0 if none
+// (or the instance is broken: no answer would be delivered). Callers hold
+// mu.
+func (in *instance) calloutWaitLocked() time.Duration {
+	if in.broken != nil {
+		return 0
+	}
+	var last int64
+	for _, co := range in.callouts {
+		if co.stream == nil && !co.cancelled && co.due > last {
+			last = co.due
+		}
+	}
+	return time.Duration(last - monoNow())
+}
+
+// calloutDue is when a callout dispatched now with this timeout stops
+// holding a retired instance open.
+func (in *instance) calloutDue(timeout time.Duration) int64 {
+	if timeout <= 0 {
+		timeout = in.vm.cfg.DoneTimeout
+	}
+	return monoNow() + int64(timeout+calloutGrace)
+}
+
+// retiredRoot: the effective context is a root context of a retired
+// instance, which starts no new callouts. Callers hold mu.
+func (in *instance) retiredRoot() bool {
+	return in.retired.Load() != nil && in.roots[in.effective] != nil
+}
+
+// calloutEnded is called after a callout's answer was delivered (or
+// dropped): a retired instance may now be done.
+func (in *instance) calloutEnded() {
+	if in.retired.Load() != nil {
+		in.closeRetiredIfIdle()
+	}
+}
+
+// stopTicks stops the root contexts' timers of an instance that retires;
+// setTick starts none on it from now on.
+func (in *instance) stopTicks() {
+	in.mu.Lock()
+	for _, rc := range in.roots {
+		if rc.tickStop != nil {
+			close(rc.tickStop)
+			rc.tickStop = nil
+		}
+	}
+	in.mu.Unlock()
+}
+
 // closeRetired closes a retired instance once.
 func (in *instance) closeRetired() {
 	if in.retiredClosed.Swap(true) {
 		return
 	}
+	in.mu.Lock()
+	if in.retireTimer != nil {
+		in.retireTimer.Stop()
+	}
+	in.mu.Unlock()
+	v := in.vm
+	v.mu.Lock()
+	for i, x := range v.retired {
+		if x == in {
+			v.retired = append(v.retired[:i:i], v.retired[i+1:]...)
+			break
+		}
+	}
+	v.mu.Unlock()
 	in.close(errRetired)
 	if in.retired.Load().done() {
 		// As in upgrade; but the last stream of a retired instance

@@ -4,11 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // A trusted module not compiled yet serves through the interpreter as soon
@@ -244,4 +253,252 @@ func TestEngineMakesTheRuntimesItNeeds(t *testing.T) {
 	if rt, fast, interp := made(e3); rt || fast || interp {
 		t.Errorf("a closed engine made runtimes: checked %v, plain %v, interpreter %v", rt, fast, interp)
 	}
+}
+
+// tieredRawabi loads the rawabi guest as a trusted plugin on an engine of
+// its own with an empty cache, holding the background compile, so that it
+// starts on the interpreter; release lets the compile go and waits for
+// the VM to move to compiled code. old is the interpreter's instance.
+func tieredRawabi(t *testing.T, caller HTTPCaller, script string) (p *Plugin, logs *observer.ObservedLogs, old *instance, release func()) {
+	t.Helper()
+	ctx := context.Background()
+	core, logs := observer.New(zapcore.DebugLevel)
+	e, err := NewEngine(ctx, EngineConfig{CacheDir: t.TempDir(), HTTP: caller, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	e.compileSlot <- struct{}{}
+	p, err = e.Load(ctx, PluginConfig{Name: "retiring", Wasm: testGuests["rawabi"], Trusted: true, Instances: 1,
+		CallTimeout: 10 * time.Second, PluginConfig: []byte(script)})
+	if err != nil {
+		<-e.compileSlot
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(ctx) })
+	p.vm.mu.Lock()
+	old = p.vm.insts[0]
+	p.vm.mu.Unlock()
+	if !old.cm.key.interpreted {
+		<-e.compileSlot
+		t.Fatal("the plugin did not start on the interpreter")
+	}
+	return p, logs, old, func() {
+		t.Helper()
+		<-e.compileSlot
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := p.WaitCompiled(wctx); err != nil {
+			t.Fatal("the VM did not move to compiled code:", err)
+		}
+	}
+}
+
+// instanceState is whether an instance is open, closed as retired, and
+// whether any of its root contexts has a timer running.
+func instanceState(in *instance) (open, retiredClosed, ticking bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, rc := range in.roots {
+		ticking = ticking || rc.tickStop != nil
+	}
+	return in.mod != nil, in.mod == nil && errors.Is(in.broken, errRetired), ticking
+}
+
+func waitRetiredClosed(t *testing.T, in *instance, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if _, closed, _ := instanceState(in); closed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the retired instance is still open after %v", within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A root context's http_call (a JWKS fetch at configure time, holding a
+// lease the other instances wait on) outlives the move to compiled code:
+// the interpreter's instance, retired with the call in flight, stays open,
+// gets the answer in on_http_call_response and closes then. Its timer
+// stops when it retires (before, a retired instance with work left went
+// on ticking beside the compiled one), and the guest asking for it again
+// from the answer's callback starts none.
+func TestTieredRetiredInstanceGetsItsCallouts(t *testing.T) {
+	answer := make(chan struct{})
+	answerNow := sync.OnceFunc(func() { close(answer) })
+	asked := make(chan struct{}, 1)
+	var n atomic.Int32
+	cluster := "idp-" + t.Name()
+	testCaller.addCluster(t, cluster, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 1 {
+			fmt.Fprint(w, "later") // the compiled instance's own fetch
+			return
+		}
+		asked <- struct{}{}
+		select {
+		case <-answer:
+			fmt.Fprint(w, "first")
+		case <-r.Context().Done():
+		}
+	}))
+	p, logs, old, release := tieredRawabi(t, testCaller, fmt.Sprintf(
+		"configure: tick 5 | http_call %s :method=GET,:path=/jwks,:authority=idp - 10000\n"+
+			"http_call_response: buf_get 4 0 100 | tick 5\n", cluster))
+	t.Cleanup(answerNow) // first: the upstream's handler ends before its server
+	select {
+	case <-asked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the interpreter's root context made no http_call")
+	}
+	if _, _, ticking := instanceState(old); !ticking {
+		t.Fatal("the interpreter's root context has no timer: the test cannot show it stops")
+	}
+	release()
+	open, _, ticking := instanceState(old)
+	if !open {
+		t.Fatal("the retired instance was closed with its root context's http_call in flight")
+	}
+	if ticking {
+		t.Error("the retired instance's root context still ticks beside the compiled one's")
+	}
+	hs, err := p.NewHTTPStream(context.Background(), &mapStream{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs.in == old {
+		t.Error("a new stream went to the retired instance")
+	}
+	hs.OnDone()
+	answerNow()
+	waitRetiredClosed(t, old, 10*time.Second)
+	if got := logs.FilterMessage("http_call_response buf_get: status=0 first").Len(); got != 1 {
+		t.Errorf("the retired root context got the answer %d times, want 1; logs:\n%v", got, messages(logs))
+	}
+}
+
+// An answer that never comes keeps a retired instance open only until the
+// callout's own timeout and calloutGrace have passed. The caller here
+// ignores the timeout: it answers when its upstream closes the
+// connection, after the test; that late answer finds the instance closed.
+func TestTieredRetiredInstanceCalloutBound(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() { // reads the request, never answers
+				defer conns.Done()
+				defer c.Close()
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	caller := &mutedCaller{addr: ln.Addr().String()}
+	defer func() {
+		caller.closeAll()
+		ln.Close()
+		conns.Wait()
+		caller.wg.Wait()
+	}()
+	_, _, old, release := tieredRawabi(t, caller,
+		"configure: http_call silent :method=GET,:path=/,:authority=a - 200\n")
+	if caller.calls() == 0 {
+		t.Fatal("the interpreter's root context made no http_call")
+	}
+	release()
+	if open, _, _ := instanceState(old); !open {
+		t.Fatal("the retired instance was closed with its root context's http_call in flight")
+	}
+	waitRetiredClosed(t, old, 200*time.Millisecond+calloutGrace+10*time.Second)
+}
+
+// mutedCaller sends each http_call's request line to addr over its own
+// connection and answers (with an error) only when that connection ends:
+// a caller that does not enforce the call's timeout.
+type mutedCaller struct {
+	addr  string
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func (c *mutedCaller) HTTPCall(ctx context.Context, req HTTPCallRequest, done func(HTTPCallResponse, error)) error {
+	conn, err := net.Dial("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.conns = append(c.conns, conn)
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		_, err := io.Copy(io.Discard, conn)
+		done(HTTPCallResponse{}, fmt.Errorf("connection ended: %v", err))
+	}()
+	return nil
+}
+
+func (c *mutedCaller) calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.conns)
+}
+
+func (c *mutedCaller) closeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+}
+
+func messages(logs *observer.ObservedLogs) []string {
+	var out []string
+	for _, e := range logs.All() {
+		out = append(out, e.Message)
+	}
+	return out
+}
+
+// A retired instance that a stream still holds serves that stream to its
+// end but ticks no more: before, its root context's timer went on beside
+// the compiled instance's, two generations doing the same periodic work.
+func TestTieredRetiredInstanceStopsTicking(t *testing.T) {
+	p, logs, old, release := tieredRawabi(t, testCaller, "configure: tick 5\ntick: log 2 tick\n")
+	hs, err := p.NewHTTPStream(context.Background(), &mapStream{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs.in != old {
+		t.Fatal("the stream did not go to the interpreter's instance")
+	}
+	for deadline := time.Now().Add(10 * time.Second); logs.FilterMessage("tick").Len() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the interpreter's root context does not tick: the test cannot show it stops")
+		}
+	}
+	release()
+	open, _, ticking := instanceState(old)
+	if !open {
+		t.Fatal("the retired instance was closed under its stream")
+	}
+	if ticking {
+		t.Error("the retired instance's root context still ticks beside the compiled one's")
+	}
+	if err := hs.OnDone(); err != nil {
+		t.Fatal(err)
+	}
+	waitRetiredClosed(t, old, 10*time.Second)
 }

@@ -59,6 +59,9 @@ type vm struct {
 	refs    int
 	plugins []*Plugin
 	insts   []*instance
+	// retired are the instances of the code the VM moved away from that
+	// are still open (tiered.go): closed with the VM.
+	retired []*instance
 	closed  bool
 	growing bool
 	// fails counts failures (instances broken, replacements that failed
@@ -155,6 +158,7 @@ func (v *vm) release() {
 	close(v.stopJan)
 	insts := v.insts
 	v.insts = nil
+	retired := v.retired
 	v.mu.Unlock()
 	if v.shared {
 		v.e.mu.Lock()
@@ -166,6 +170,14 @@ func (v *vm) release() {
 	v.janitorWG.Wait()
 	for _, in := range insts {
 		in.close(errPluginClosed)
+	}
+	for _, in := range retired {
+		// A stream still pinned closes it when it ends; callouts in
+		// flight are for no one now, as Envoy cancels a deleted
+		// plugin's.
+		if in.load.Load() == 0 {
+			in.closeRetired()
+		}
 	}
 	v.bg.Wait()
 	v.e.release(context.Background(), v.cm)
