@@ -324,8 +324,9 @@ func waitRetiredClosed(t *testing.T, in *instance, within time.Duration) {
 // the interpreter's instance, retired with the call in flight, stays open,
 // gets the answer in on_http_call_response and closes then. Its timer
 // stops when it retires (before, a retired instance with work left went
-// on ticking beside the compiled one), and the guest asking for it again
-// from the answer's callback starts none.
+// on ticking beside the compiled one), the guest asking for it again
+// from the answer's callback starts none, and a new http_call from there
+// is refused.
 func TestTieredRetiredInstanceGetsItsCallouts(t *testing.T) {
 	answer := make(chan struct{})
 	answerNow := sync.OnceFunc(func() { close(answer) })
@@ -346,7 +347,7 @@ func TestTieredRetiredInstanceGetsItsCallouts(t *testing.T) {
 	}))
 	p, logs, old, release := tieredRawabi(t, testCaller, fmt.Sprintf(
 		"configure: tick 5 | http_call %s :method=GET,:path=/jwks,:authority=idp - 10000\n"+
-			"http_call_response: buf_get 4 0 100 | tick 5\n", cluster))
+			"http_call_response: buf_get 4 0 100 | tick 5 | http_call nowhere :method=GET,:path=/,:authority=a - 100\n", cluster))
 	t.Cleanup(answerNow) // first: the upstream's handler ends before its server
 	select {
 	case <-asked:
@@ -376,6 +377,11 @@ func TestTieredRetiredInstanceGetsItsCallouts(t *testing.T) {
 	waitRetiredClosed(t, old, 10*time.Second)
 	if got := logs.FilterMessage("http_call_response buf_get: status=0 first").Len(); got != 1 {
 		t.Errorf("the retired root context got the answer %d times, want 1; logs:\n%v", got, messages(logs))
+	}
+	// A retired root context starts no new callout (InternalFailure);
+	// the compiled instance's is refused for its unknown cluster only.
+	if got := logs.FilterMessage("http_call_response http_call: status=10 id=0").Len(); got != 1 {
+		t.Errorf("the retired root context's new http_call was refused %d times, want 1; logs:\n%v", got, messages(logs))
 	}
 }
 
