@@ -2,6 +2,9 @@ package hostabi
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -507,4 +510,106 @@ func TestTieredRetiredInstanceStopsTicking(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRetiredClosed(t, old, 10*time.Second)
+}
+
+// The jwt built-in, cold: its first root context, on the interpreter,
+// fetches the JWKS at configure time from a slow IdP and holds the lease
+// the other root contexts wait on; the compiled code arrives before the
+// answer. The answer still reaches that root context, which shares the
+// keys: a request right after the cold start, on the compiled instance,
+// passes with them, and the IdP saw one fetch. Before, the retired
+// instance closed under the fetch and the compiled one fetched again.
+func TestTieredJWTColdStartFetchesOnce(t *testing.T) {
+	wasm, err := os.ReadFile(filepath.Join("..", "plugins", "rust", "builtins.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	b64 := base64.RawURLEncoding.EncodeToString
+	input := b64([]byte(`{"alg":"HS256","kid":"k1"}`)) + "." + b64([]byte(`{"sub":"alice"}`))
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(input))
+	token := input + "." + b64(mac.Sum(nil))
+	var fetches atomic.Int32
+	asked := make(chan struct{}, 1)
+	answer := make(chan struct{})
+	answerNow := sync.OnceFunc(func() { close(answer) })
+	cluster := "idp-" + t.Name()
+	testCaller.addCluster(t, cluster, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		select { // a slow IdP: it answers when the test says so
+		case <-answer:
+			fmt.Fprintf(w, `{"keys":[{"kty":"oct","kid":"k1","k":"%s"}]}`, b64(secret))
+		case <-r.Context().Done():
+		}
+	}))
+	ctx := context.Background()
+	e, err := NewEngine(ctx, EngineConfig{CacheDir: t.TempDir(), HTTP: testCaller})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	e.compileSlot <- struct{}{}
+	p, err := e.Load(ctx, PluginConfig{Name: "jwt", RootID: "jwt", Wasm: wasm, Trusted: true, Instances: 1,
+		PluginConfig: []byte(fmt.Sprintf(`{"jwks_uri":"https://id.example.com/jwks.json","jwks_cluster":%q}`, cluster))})
+	if err != nil {
+		<-e.compileSlot
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	defer answerNow()
+	if !p.vm.cm.key.interpreted {
+		<-e.compileSlot
+		t.Fatal("the plugin did not start on the interpreter")
+	}
+	select {
+	case <-asked:
+	case <-time.After(10 * time.Second):
+		<-e.compileSlot
+		t.Fatal("no JWKS fetch at configure time")
+	}
+	<-e.compileSlot
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := p.WaitCompiled(wctx); err != nil {
+		t.Fatal(err)
+	}
+	answerNow()
+	s := newTestStream("authorization", "Bearer "+token)
+	hs, err := p.NewHTTPStream(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.OnDone()
+	if hs.in.cm.key.interpreted {
+		t.Fatal("the request went to the interpreter's instance")
+	}
+	a, err := hs.OnRequestHeaders(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := a == Continue
+	if a == Pause { // waiting for the keys
+		select {
+		case <-s.resumed:
+			resumed = true
+		case <-time.After(10 * time.Second):
+		}
+	}
+	s.mu.Lock()
+	local := s.local
+	s.mu.Unlock()
+	if len(local) != 0 {
+		t.Fatalf("a valid token refused right after the cold start: %d %s", local[0].Status, local[0].Body)
+	}
+	if !resumed {
+		t.Fatalf("the request neither passed nor was refused (action %v)", a)
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Errorf("the IdP saw %d JWKS fetches for one cold start, want 1", n)
+	}
 }
