@@ -431,6 +431,33 @@ func TestTieredRetiredInstanceCalloutBound(t *testing.T) {
 	waitRetiredClosed(t, old, 200*time.Millisecond+calloutGrace+10*time.Second)
 }
 
+// A plugin closed while its retired instance waits for a callout closes
+// that instance with the rest: the answer is for no one now.
+func TestTieredRetiredInstanceClosesWithPlugin(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	caller := &mutedCaller{addr: ln.Addr().String()}
+	defer func() {
+		caller.closeAll()
+		caller.wg.Wait()
+	}()
+	p, _, old, release := tieredRawabi(t, caller,
+		"configure: http_call silent :method=GET,:path=/,:authority=a - 100000\n")
+	release()
+	if open, _, _ := instanceState(old); !open {
+		t.Fatal("the retired instance was closed with its root context's http_call in flight")
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, closed, _ := instanceState(old); !closed {
+		t.Error("the retired instance outlived its plugin")
+	}
+}
+
 // mutedCaller sends each http_call's request line to addr over its own
 // connection and answers (with an error) only when that connection ends:
 // a caller that does not enforce the call's timeout.
