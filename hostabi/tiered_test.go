@@ -258,15 +258,37 @@ func TestEngineMakesTheRuntimesItNeeds(t *testing.T) {
 	}
 }
 
+// warmCache is a compile cache that holds wasm's compiled code (trusted)
+// but not the marker that says so: a trusted load from it starts on the
+// interpreter, and its background compile, read from the cache, is quick
+// whatever the machine's load (the race detector makes a cold compile
+// take seconds), so a callout's timeout in a test does not race it.
+func warmCache(t *testing.T, wasm []byte) string {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	e, err := NewEngine(ctx, EngineConfig{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	cm, err := e.compile(ctx, wasm, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.release(ctx, cm)
+	return dir
+}
+
 // tieredRawabi loads the rawabi guest as a trusted plugin on an engine of
-// its own with an empty cache, holding the background compile, so that it
-// starts on the interpreter; release lets the compile go and waits for
+// its own (warmCache), holding the background compile, so that it starts
+// on the interpreter; release lets the compile go and waits for
 // the VM to move to compiled code. old is the interpreter's instance.
 func tieredRawabi(t *testing.T, caller HTTPCaller, script string) (p *Plugin, logs *observer.ObservedLogs, old *instance, release func()) {
 	t.Helper()
 	ctx := context.Background()
 	core, logs := observer.New(zapcore.DebugLevel)
-	e, err := NewEngine(ctx, EngineConfig{CacheDir: t.TempDir(), HTTP: caller, Logger: zap.New(core)})
+	e, err := NewEngine(ctx, EngineConfig{CacheDir: warmCache(t, testGuests["rawabi"]), HTTP: caller, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,6 +328,20 @@ func instanceState(in *instance) (open, retiredClosed, ticking bool) {
 		ticking = ticking || rc.tickStop != nil
 	}
 	return in.mod != nil, in.mod == nil && errors.Is(in.broken, errRetired), ticking
+}
+
+// retire lets the compile go and checks that the interpreter's instance,
+// retired, is still open, for what holds it, and ticks no more.
+func retire(t *testing.T, old *instance, release func(), holder string) {
+	t.Helper()
+	release()
+	open, _, ticking := instanceState(old)
+	if !open {
+		t.Fatal("the retired instance was closed " + holder)
+	}
+	if ticking {
+		t.Error("the retired instance's root context still ticks beside the compiled one's")
+	}
 }
 
 func waitRetiredClosed(t *testing.T, in *instance, within time.Duration) {
@@ -349,7 +385,7 @@ func TestTieredRetiredInstanceGetsItsCallouts(t *testing.T) {
 		}
 	}))
 	p, logs, old, release := tieredRawabi(t, testCaller, fmt.Sprintf(
-		"configure: tick 5 | http_call %s :method=GET,:path=/jwks,:authority=idp - 10000\n"+
+		"configure: tick 5 | http_call %s :method=GET,:path=/jwks,:authority=idp - 60000\n"+
 			"http_call_response: buf_get 4 0 100 | tick 5 | http_call nowhere :method=GET,:path=/,:authority=a - 100\n", cluster))
 	t.Cleanup(answerNow) // first: the upstream's handler ends before its server
 	select {
@@ -360,14 +396,7 @@ func TestTieredRetiredInstanceGetsItsCallouts(t *testing.T) {
 	if _, _, ticking := instanceState(old); !ticking {
 		t.Fatal("the interpreter's root context has no timer: the test cannot show it stops")
 	}
-	release()
-	open, _, ticking := instanceState(old)
-	if !open {
-		t.Fatal("the retired instance was closed with its root context's http_call in flight")
-	}
-	if ticking {
-		t.Error("the retired instance's root context still ticks beside the compiled one's")
-	}
+	retire(t, old, release, "with its root context's http_call in flight")
 	hs, err := p.NewHTTPStream(context.Background(), &mapStream{})
 	if err != nil {
 		t.Fatal(err)
@@ -389,46 +418,43 @@ func TestTieredRetiredInstanceGetsItsCallouts(t *testing.T) {
 }
 
 // An answer that never comes keeps a retired instance open only until the
-// callout's own timeout and calloutGrace have passed. The caller here
-// ignores the timeout: it answers when its upstream closes the
-// connection, after the test; that late answer finds the instance closed.
+// callout's own timeout and calloutGrace have passed. The call here is a
+// stream's, made after the instance retired (so the compile's time does
+// not eat into its bound), and the stream ends before the answer; the
+// caller ignores the timeout and answers only when its connection ends,
+// after the test: that late answer finds the instance closed.
 func TestTieredRetiredInstanceCalloutBound(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts (the kernel does), never answers
 	if err != nil {
 		t.Fatal(err)
 	}
-	var conns sync.WaitGroup
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() { // reads the request, never answers
-				defer conns.Done()
-				defer c.Close()
-				io.Copy(io.Discard, c)
-			}()
-		}
-	}()
+	defer ln.Close()
 	caller := &mutedCaller{addr: ln.Addr().String()}
 	defer func() {
 		caller.closeAll()
-		ln.Close()
-		conns.Wait()
 		caller.wg.Wait()
 	}()
-	_, _, old, release := tieredRawabi(t, caller,
-		"configure: http_call silent :method=GET,:path=/,:authority=a - 200\n")
-	if caller.calls() == 0 {
-		t.Fatal("the interpreter's root context made no http_call")
+	const timeout = 2 * time.Second
+	p, _, old, release := tieredRawabi(t, caller, fmt.Sprintf(
+		"request_headers: http_call silent :method=GET,:path=/,:authority=a - %d | ret 1\n", timeout.Milliseconds()))
+	hs, err := p.NewHTTPStream(context.Background(), newTestStream())
+	if err != nil {
+		t.Fatal(err)
 	}
-	release()
+	retire(t, old, release, "under its stream")
+	if a, err := hs.OnRequestHeaders(true); a != Pause || err != nil {
+		t.Fatalf("OnRequestHeaders: %v %v", a, err)
+	}
+	if caller.calls() != 1 {
+		t.Fatalf("the retired instance's stream made %d http_calls, want 1", caller.calls())
+	}
+	if err := hs.OnDone(); err != nil {
+		t.Fatal(err)
+	}
 	if open, _, _ := instanceState(old); !open {
-		t.Fatal("the retired instance was closed with its root context's http_call in flight")
+		t.Fatal("the retired instance was closed with an http_call in flight")
 	}
-	waitRetiredClosed(t, old, 200*time.Millisecond+calloutGrace+10*time.Second)
+	waitRetiredClosed(t, old, timeout+calloutGrace+10*time.Second)
 }
 
 // A plugin closed while its retired instance waits for a callout closes
@@ -446,10 +472,7 @@ func TestTieredRetiredInstanceClosesWithPlugin(t *testing.T) {
 	}()
 	p, _, old, release := tieredRawabi(t, caller,
 		"configure: http_call silent :method=GET,:path=/,:authority=a - 100000\n")
-	release()
-	if open, _, _ := instanceState(old); !open {
-		t.Fatal("the retired instance was closed with its root context's http_call in flight")
-	}
+	retire(t, old, release, "with its root context's http_call in flight")
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -525,14 +548,7 @@ func TestTieredRetiredInstanceStopsTicking(t *testing.T) {
 			t.Fatal("the interpreter's root context does not tick: the test cannot show it stops")
 		}
 	}
-	release()
-	open, _, ticking := instanceState(old)
-	if !open {
-		t.Fatal("the retired instance was closed under its stream")
-	}
-	if ticking {
-		t.Error("the retired instance's root context still ticks beside the compiled one's")
-	}
+	retire(t, old, release, "under its stream")
 	if err := hs.OnDone(); err != nil {
 		t.Fatal(err)
 	}
@@ -575,7 +591,7 @@ func TestTieredJWTColdStartFetchesOnce(t *testing.T) {
 		}
 	}))
 	ctx := context.Background()
-	e, err := NewEngine(ctx, EngineConfig{CacheDir: t.TempDir(), HTTP: testCaller})
+	e, err := NewEngine(ctx, EngineConfig{CacheDir: warmCache(t, wasm), HTTP: testCaller})
 	if err != nil {
 		t.Fatal(err)
 	}
