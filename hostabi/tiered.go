@@ -233,9 +233,12 @@ func (p *Plugin) WaitCompiled(ctx context.Context) error {
 // JWKS fetch a jwt root context makes at configure time holds a lease in
 // shared data that the other instances wait on; closed under it, the
 // answer was dropped and the keys fetched again, late, by another
-// instance. As Envoy keeps a VM while a plugin's callouts are pending,
-// the instance stays until the answers are delivered (to the retired
-// root context, as usual).
+// instance. Envoy lets a root context put off its VM's shutdown while it
+// finishes asynchronous work (proxy_on_done answering false until
+// proxy_done); a retirement is the host's business, which the plugin
+// cannot see coming, so the host waits for the answers itself: the
+// instance stays until they are delivered (to the retired root context,
+// as usual).
 //
 // It starts no new work meanwhile: its root contexts' timers stop when it
 // retires (the compiled instance's root contexts tick instead; two
