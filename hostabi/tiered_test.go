@@ -424,16 +424,7 @@ func TestTieredRetiredInstanceGetsItsCallouts(t *testing.T) {
 // caller ignores the timeout and answers only when its connection ends,
 // after the test: that late answer finds the instance closed.
 func TestTieredRetiredInstanceCalloutBound(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts (the kernel does), never answers
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	caller := &mutedCaller{addr: ln.Addr().String()}
-	defer func() {
-		caller.closeAll()
-		caller.wg.Wait()
-	}()
+	caller := newMutedCaller(t)
 	const timeout = 2 * time.Second
 	p, _, old, release := tieredRawabi(t, caller, fmt.Sprintf(
 		"request_headers: http_call silent :method=GET,:path=/,:authority=a - %d | ret 1\n", timeout.Milliseconds()))
@@ -460,16 +451,7 @@ func TestTieredRetiredInstanceCalloutBound(t *testing.T) {
 // A plugin closed while its retired instance waits for a callout closes
 // that instance with the rest: the answer is for no one now.
 func TestTieredRetiredInstanceClosesWithPlugin(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	caller := &mutedCaller{addr: ln.Addr().String()}
-	defer func() {
-		caller.closeAll()
-		caller.wg.Wait()
-	}()
+	caller := newMutedCaller(t)
 	p, _, old, release := tieredRawabi(t, caller,
 		"configure: http_call silent :method=GET,:path=/,:authority=a - 100000\n")
 	retire(t, old, release, "with its root context's http_call in flight")
@@ -489,6 +471,23 @@ type mutedCaller struct {
 	mu    sync.Mutex
 	conns []net.Conn
 	wg    sync.WaitGroup
+}
+
+// newMutedCaller's upstream is a listener whose connections the kernel
+// accepts and nobody reads; the test's end closes them, which answers
+// the calls.
+func newMutedCaller(t *testing.T) *mutedCaller {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &mutedCaller{addr: ln.Addr().String()}
+	t.Cleanup(func() {
+		c.closeAll()
+		c.wg.Wait()
+		ln.Close()
+	})
+	return c
 }
 
 func (c *mutedCaller) HTTPCall(ctx context.Context, req HTTPCallRequest, done func(HTTPCallResponse, error)) error {
