@@ -662,6 +662,26 @@ func (in *instance) fail(cb callback, err error, timedOut bool) {
 // as Envoy does when it shuts a VM down.
 func (in *instance) close(reason error) {
 	in.mu.Lock()
+	in.closeHeld(reason)
+}
+
+// closeIfQuiet closes the instance unless a callout (an http_call or gRPC
+// call of a root context) waits for its answer within its bound, as a
+// retired instance waits (calloutWaitLocked), and reports whether it
+// did. The idle-instance janitor uses it on an instance it took out of
+// the pool, which takes no new stream meanwhile.
+func (in *instance) closeIfQuiet(reason error) bool {
+	in.mu.Lock()
+	if in.calloutWaitLocked() > 0 {
+		in.unlock()
+		return false
+	}
+	in.closeHeld(reason)
+	return true
+}
+
+// closeHeld is close with mu held; it unlocks it.
+func (in *instance) closeHeld(reason error) {
 	var plugins []*Plugin
 	var waits []<-chan struct{}
 	for _, rc := range in.roots {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -60,6 +62,69 @@ func TestPoolGrowsAndShrinks(t *testing.T) {
 		}
 	}
 	waitFor(t, "the idle instance to close", func() bool { return p.Stats().Instances == 1 })
+}
+
+// TestIdleInstanceKeptForItsCallout: the janitor does not close an idle
+// instance whose root context waits for an http_call's answer (a jwt
+// plugin's JWKS fetch on its timer): the answer reaches it, and the
+// instance goes once idle without one. Before, the answer was dropped and
+// the fetch made again.
+func TestIdleInstanceKeptForItsCallout(t *testing.T) {
+	answer := make(chan struct{})
+	answerNow := sync.OnceFunc(func() { close(answer) })
+	var calls, answered atomic.Int32
+	cluster := "idp-" + t.Name()
+	testCaller.addCluster(t, cluster, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			return // the first instance's root context: answered at once
+		}
+		select {
+		case <-answer:
+			answered.Add(1)
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(answerNow) // before the upstream's server closes
+	const idle = 20 * time.Millisecond
+	p := load(t, "rawabi", PluginConfig{Instances: 2, IdleTimeout: idle,
+		PluginConfig: []byte(fmt.Sprintf("configure: http_call %s :method=GET,:path=/jwks,:authority=idp - 60000\n", cluster))})
+	ctx := context.Background()
+	// Two streams on the first instance make the pool grow; a third
+	// goes to the new one.
+	var streams []*HTTPStream
+	for range 2 {
+		s, err := p.NewHTTPStream(ctx, newTestStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, s)
+	}
+	waitFor(t, "a second instance", func() bool { return p.Stats().Instances == 2 })
+	c, err := p.NewHTTPStream(ctx, newTestStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams = append(streams, c)
+	second := c.in
+	if second == streams[0].in {
+		t.Fatal("the third stream did not go to the new instance")
+	}
+	waitFor(t, "the second instance's http_call", func() bool { return calls.Load() == 2 })
+	for _, s := range streams {
+		if err := s.OnDone(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * idle) // many janitor rounds with the second instance idle
+	if open, _, _ := instanceState(second); !open || p.Stats().Instances != 2 {
+		t.Fatalf("the idle instance was closed (open %v, instances %d) with its root context's http_call in flight", open, p.Stats().Instances)
+	}
+	answerNow()
+	waitFor(t, "the answer", func() bool { return answered.Load() == 1 })
+	waitFor(t, "the idle instance to close after its answer", func() bool { return p.Stats().Instances == 1 })
+	if open, _, _ := instanceState(second); open {
+		t.Error("the instance the janitor let go is still open")
+	}
 }
 
 // TestCloseDrains: Close waits for in-flight streams (hot reload keeps them

@@ -461,7 +461,21 @@ func (v *vm) janitor() {
 		v.insts = keep
 		v.mu.Unlock()
 		for _, in := range idle {
-			in.close(errors.New("idle"))
+			if in.closeIfQuiet(errors.New("idle")) {
+				continue
+			}
+			// A root context waits for a callout's answer (a jwt
+			// JWKS fetch on its timer): closing would drop it, and
+			// the fetch would be made again. The instance serves on;
+			// the janitor looks at it again once it is idle.
+			v.mu.Lock()
+			if v.closed {
+				v.mu.Unlock()
+				in.close(errPluginClosed)
+				continue
+			}
+			v.insts = append(v.insts, in)
+			v.mu.Unlock()
 		}
 	}
 }
