@@ -138,12 +138,7 @@ func (c *limitConn) CloseWrite() error {
 
 // WaitReadable passes the HTTP/1.1 server's wait for a request on
 // (http1.ReadWaiter): limitConn only counts Close.
-func (c *limitConn) WaitReadable() bool {
-	if w, ok := c.Conn.(interface{ WaitReadable() bool }); ok {
-		return w.WaitReadable()
-	}
-	return false
-}
+func (c *limitConn) WaitReadable() bool { return waitReadable(c.Conn) }
 
 // WriteThrough lets the HTTP/1.1 server write to the connection itself
 // (one writev for head and body): limitConn only counts Close.

@@ -185,3 +185,11 @@ func h2ConnInfo(c net.Conn) *stream.ConnectionInfo {
 	}
 	return info
 }
+
+// waitReadable passes the HTTP/1.1 server's wait for a request
+// (http1.ReadWaiter) on to the connection a wrapper holds; false when it
+// cannot wait without a buffer.
+func waitReadable(c net.Conn) bool {
+	w, ok := c.(http1.ReadWaiter)
+	return ok && w.WaitReadable()
+}

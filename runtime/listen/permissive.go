@@ -105,10 +105,7 @@ func (c *peekedConn) WaitReadable() bool {
 	if c.r != nil && c.r.Buffered() > 0 {
 		return false
 	}
-	if w, ok := c.Conn.(interface{ WaitReadable() bool }); ok {
-		return w.WaitReadable()
-	}
-	return false
+	return waitReadable(c.Conn)
 }
 
 // WriteThrough lets the HTTP/1.1 server write to the connection itself

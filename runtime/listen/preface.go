@@ -73,10 +73,7 @@ func (c *prefaceConn) refuse() error {
 // (http1.ReadWaiter) once the preface check is over: prefaceConn keeps
 // no read bytes of its own.
 func (c *prefaceConn) WaitReadable() bool {
-	if w, ok := c.Conn.(interface{ WaitReadable() bool }); ok && c.checked {
-		return w.WaitReadable()
-	}
-	return false
+	return c.checked && waitReadable(c.Conn)
 }
 
 // WriteThrough lets the HTTP/1.1 server write to the connection itself
