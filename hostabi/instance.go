@@ -144,6 +144,15 @@ type rootContext struct {
 	doneCalled bool
 }
 
+// stopTick stops the root context's timer, if it runs. Callers hold the
+// instance's mu.
+func (rc *rootContext) stopTick() {
+	if rc.tickStop != nil {
+		close(rc.tickStop)
+		rc.tickStop = nil
+	}
+}
+
 // callout is an http_call, a gRPC call or a gRPC stream in flight.
 type callout struct {
 	root      uint32
@@ -410,8 +419,8 @@ func (in *instance) finishRemoveRoot(p *Plugin) {
 		in.effective = id
 		_, _ = in.call(cbDelete, uint64(id))
 	}
-	if rc := in.roots[id]; rc != nil && rc.tickStop != nil {
-		close(rc.tickStop)
+	if rc := in.roots[id]; rc != nil {
+		rc.stopTick()
 	}
 	in.vm.e.queues.unsubscribe(in, id)
 	for cid, co := range in.callouts {
@@ -710,10 +719,7 @@ func (in *instance) closeLocked(reason error) {
 	in.stdio[0].flush(zapcore.InfoLevel)
 	in.stdio[1].flush(zapcore.ErrorLevel)
 	for _, rc := range in.roots {
-		if rc.tickStop != nil {
-			close(rc.tickStop)
-			rc.tickStop = nil
-		}
+		rc.stopTick()
 		if rc.doneWait != nil && !rc.doneCalled {
 			// A broken instance will never call proxy_done.
 			rc.doneCalled = true
@@ -826,10 +832,7 @@ func (in *instance) setTick(root uint32, period time.Duration) {
 	if rc == nil {
 		return
 	}
-	if rc.tickStop != nil {
-		close(rc.tickStop)
-		rc.tickStop = nil
-	}
+	rc.stopTick()
 	if period <= 0 || in.retired.Load() != nil {
 		// A retired instance's root contexts tick no more (tiered.go).
 		return

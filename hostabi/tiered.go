@@ -324,10 +324,7 @@ func (in *instance) calloutEnded() {
 func (in *instance) stopTicks() {
 	in.mu.Lock()
 	for _, rc := range in.roots {
-		if rc.tickStop != nil {
-			close(rc.tickStop)
-			rc.tickStop = nil
-		}
+		rc.stopTick()
 	}
 	in.mu.Unlock()
 }
