@@ -121,6 +121,12 @@ type HTTPStream struct {
 	// network: an L4 connection (NewNetworkStream), not an HTTP stream.
 	network bool
 
+	// deferred holds the response-header edits the filter handed over at
+	// request time (sluice_defer_response_headers), applied at its
+	// response headers; deferClosed: they have been. Guarded by in.mu.
+	deferred    []byte
+	deferClosed bool
+
 	// Guarded by in.mu. Bodies are indexed by BufferType: HTTP request
 	// and response bodies, downstream and upstream data.
 	body    [4][]byte
@@ -236,7 +242,12 @@ func (s *HTTPStream) ID() uint32 { return s.id }
 // its instance holds it now, in the argument's layout: bit 0 is
 // on_request_headers, bit 6 on_log, bit 7 on_done.
 func (s *HTTPStream) SkippedCallbacks() uint32 {
-	return s.skip >> cbRequestHeaders
+	m := s.skip
+	if m&deferredEdits != 0 {
+		// The host applies the plugin's deferred edits there.
+		m &^= deferredEdits | 1<<cbResponseHeaders
+	}
+	return m >> cbRequestHeaders
 }
 
 // invoke runs one stream callback with the stream as effective context.
@@ -265,6 +276,9 @@ func (s *HTTPStream) enter(cb callback, d StreamType, count MapType, args ...uin
 	if s.done {
 		in.mu.Unlock()
 		return 0, entered{}, fmt.Errorf("plugin %q: stream %d already done", s.plugin.cfg.Name, s.id)
+	}
+	if cb == cbResponseHeaders && s.skip&deferredEdits != 0 {
+		s.applyDeferred() // foreign_deferred.go
 	}
 	if s.root != nil && s.root.skip&(1<<cb) != 0 {
 		// Continue, what the SDK's default would answer (unless the

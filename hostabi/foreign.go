@@ -58,6 +58,8 @@ var foreignFuncs = map[string]func(in *instance, args []byte) ([]byte, abi.Statu
 var foreignViewFuncs = map[string]func(in *instance, args []byte) ([]byte, abi.Status){
 	foreignAddHeaders:     addHeaders,     // foreign_headers.go
 	foreignReplaceHeaders: replaceHeaders, // foreign_headers.go
+	// Copies what it keeps.
+	foreignDeferResponseHeaders: deferResponseHeaders, // foreign_deferred.go
 }
 
 // skipCallbacks lets an SDK tell the host which HTTP stream callbacks of
@@ -70,7 +72,8 @@ var foreignViewFuncs = map[string]func(in *instance, args []byte) ([]byte, abi.S
 // then calls on_delete alone: one guest entry less per stream). Root
 // contexts always get their on_done. It replaces the plugin's mask in
 // this instance (0 restores every call). Other hosts answer NotFound and
-// the SDK goes on as before.
+// the SDK goes on as before. A plugin's declaration that it defers
+// response-header edits (foreign_deferred.go) is kept across calls.
 //
 // Bit 8 says the SDK releases a stream's context itself when told that a
 // headers callback is the stream's last entry into the guest (bit 1 of
@@ -89,7 +92,7 @@ func skipCallbacks(in *instance, args []byte) ([]byte, abi.Status) {
 	if p == nil || rc == nil {
 		return nil, abi.NotFound
 	}
-	rc.skip = (binary.LittleEndian.Uint32(args) & (1<<skipBits - 1)) << cbRequestHeaders
+	rc.skip = rc.skip&deferredEdits | (binary.LittleEndian.Uint32(args)&(1<<skipBits-1))<<cbRequestHeaders
 	return nil, abi.OK
 }
 
