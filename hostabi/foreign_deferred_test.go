@@ -3,8 +3,12 @@ package hostabi
 import (
 	"context"
 	"encoding/binary"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
 
 // deferRun is one run of sluice_defer_response_headers' argument: an op
@@ -244,4 +248,88 @@ func FuzzDeferredRuns(f *testing.F) {
 			t.Fatalf("%d pairs decoded from %d bytes", n, len(b))
 		}
 	})
+}
+
+// TestBuiltinsDeferOrFallBack: the Rust built-ins cors and rate-limiting
+// hand their response headers over at request time on sluice (one entry
+// into the guest a stream) and, on a host without
+// sluice_defer_response_headers (hidden here, as on Envoy), add them in
+// their response-headers callback, which they then do not skip: the same
+// response headers either way, in the same order.
+func TestBuiltinsDeferOrFallBack(t *testing.T) {
+	wasm, err := os.ReadFile(filepath.Join("..", "plugins", "rust", "builtins.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ plugin, config, want string }{
+		{"cors", `{"origins":["https://app.example.com"],"credentials":true,"exposed_headers":["x-total"]}`,
+			":status=200,vary=Accept-Encoding,access-control-allow-origin=https://app.example.com,vary=Origin," +
+				"access-control-allow-credentials=true,access-control-expose-headers=x-total"},
+		{"rate-limiting", `{"minute":1000000,"hour":2000000}`,
+			":status=200,vary=Accept-Encoding,access-control-allow-origin=*," +
+				"x-ratelimit-limit-minute=1000000,x-ratelimit-remaining-minute=999998,x-ratelimit-limit-hour=2000000," +
+				"x-ratelimit-remaining-hour=1999998,ratelimit-limit=1000000,ratelimit-remaining=999998,ratelimit-reset=R"},
+	} {
+		for _, hidden := range []bool{false, true} {
+			name := c.plugin
+			if hidden {
+				name += "-without-the-function"
+			}
+			t.Run(name, func(t *testing.T) {
+				if hidden {
+					saved := foreignViewFuncs
+					foreignViewFuncs = map[string]func(*instance, []byte) ([]byte, abi.Status){}
+					t.Cleanup(func() { foreignViewFuncs = saved })
+				}
+				ctx := context.Background()
+				p, err := testEngine.Load(ctx, PluginConfig{Name: t.Name(), RootID: c.plugin, VMID: "vm-" + t.Name(), Wasm: wasm,
+					Trusted: true, PluginConfig: []byte(c.config)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = p.Close(ctx) })
+				if err := p.WaitCompiled(ctx); err != nil {
+					t.Fatal(err)
+				}
+				var got string
+				var calls uint64
+				var skipped uint32
+				for range 2 {
+					s := newTestStream("origin", "https://app.example.com")
+					s.set(ResponseHeaders, [2]string{":status", "200"}, [2]string{"vary", "Accept-Encoding"}, [2]string{"access-control-allow-origin", "*"})
+					before := p.Stats().Calls
+					hs, err := p.NewHTTPStream(ctx, s)
+					if err != nil {
+						t.Fatal(err)
+					}
+					skipped = hs.SkippedCallbacks()
+					if a, err := hs.OnRequestHeaders(true); a != Continue || err != nil {
+						t.Fatal(a, err)
+					}
+					if a, err := hs.OnResponseHeaders(true); a != Continue || err != nil {
+						t.Fatal(a, err)
+					}
+					if err := hs.OnDone(); err != nil {
+						t.Fatal(err)
+					}
+					calls = p.Stats().Calls - before
+					got = s.pairs(ResponseHeaders)
+				}
+				if i := strings.LastIndex(got, "ratelimit-reset="); i >= 0 {
+					got = got[:i] + "ratelimit-reset=R"
+				}
+				if got != c.want {
+					t.Errorf("response headers:\n got %s\nwant %s", got, c.want)
+				}
+				// The proxy calls the response-headers hook either way:
+				// to apply the edits, or to enter the guest.
+				if skipped&(1<<3) != 0 {
+					t.Errorf("SkippedCallbacks() = %#x: response headers skipped", skipped)
+				}
+				if want := map[bool]uint64{false: 1, true: 2}[hidden]; calls != want {
+					t.Errorf("guest calls per stream = %d, want %d", calls, want)
+				}
+			})
+		}
+	}
 }

@@ -223,11 +223,14 @@ impl Cors {
 
 /// A root context of the plugin, configured by on_configure.
 pub fn root() -> Box<dyn RootContext> {
-    Box::new(Plugin { cors: Rc::new(Cors::default()) })
+    Box::new(Plugin { cors: Rc::new(Cors::default()), deferred: false })
 }
 
 struct Plugin {
     cors: Rc<Cors>,
+    /// The host applies response headers handed over at request time
+    /// (sluice): the response-headers callback is then skipped.
+    deferred: bool,
 }
 
 impl RootContext for Plugin {
@@ -236,19 +239,48 @@ impl RootContext for Plugin {
             Some(c) => self.cors = Rc::new(c),
             None => return false,
         }
-        let _ = sdk::skip_callbacks(callbacks::REQUEST_BODY | callbacks::REQUEST_TRAILERS | callbacks::RESPONSE_BODY | callbacks::RESPONSE_TRAILERS | callbacks::LOG);
+        self.deferred = sdk::enable_deferred_response_headers();
+        let mut skip = callbacks::REQUEST_BODY | callbacks::REQUEST_TRAILERS | callbacks::RESPONSE_BODY | callbacks::RESPONSE_TRAILERS | callbacks::LOG;
+        if self.deferred {
+            skip |= callbacks::RESPONSE_HEADERS;
+        }
+        let _ = sdk::skip_callbacks(skip);
         true
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream { cors: self.cors.clone(), origin: None }))
+        Some(Box::new(Stream { cors: self.cors.clone(), deferred: self.deferred, origin: None }))
     }
 }
 
 struct Stream {
     cors: Rc<Cors>,
-    /// The request's Origin, if it had one.
+    deferred: bool,
+    /// The request's Origin, if it had one (kept for the response
+    /// headers when they are not deferred).
     origin: Option<Vec<u8>>,
+}
+
+impl Stream {
+    /// Keeps the request's Origin for the response headers, or hands the
+    /// host the headers it calls for now (deferred).
+    fn response_headers_for(&mut self, origin: Option<&[u8]>) {
+        let origin = match origin {
+            Some(o) => o,
+            None => return,
+        };
+        if !self.deferred {
+            self.origin = Some(origin.to_vec());
+            return;
+        }
+        let cors = &self.cors;
+        // As on_http_response_headers edits: Vary added (the response may
+        // vary on more), the others replaced.
+        let r = sdk::defer_response_headers(|e| {
+            cors.each_response_header(origin, |k, v| if k == "vary" { e.add(k, v) } else { e.replace(k, v) })
+        });
+        common::must(NAME, "deferring response headers", r);
+    }
 }
 
 impl HttpContext for Stream {
@@ -265,10 +297,11 @@ impl HttpContext for Stream {
                 }
                 return Action::Pause;
             }
-            self.origin = h.get_bytes("origin").map(|o| o.to_vec());
+            self.response_headers_for(h.get_bytes("origin"));
             return Action::Continue;
         }
-        self.origin = common::request_header(NAME, "origin");
+        let origin = common::request_header(NAME, "origin");
+        self.response_headers_for(origin.as_deref());
         Action::Continue
     }
 

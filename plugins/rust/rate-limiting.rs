@@ -370,6 +370,9 @@ struct Shared {
     lim: Limiter,
     store_errors: u32,
     rejected: u32,
+    /// The response headers go to the host at request time
+    /// (sdk::defer_response_headers).
+    deferred: bool,
 }
 
 struct Plugin {
@@ -386,15 +389,19 @@ impl RootContext for Plugin {
         let store_errors = limits::counter(NAME, &format!("sluice_rate_limiting_store_errors_total{{plugin=\"{}\",policy=\"{}\"}}", name, lim.policy));
         let rejected = limits::counter(NAME, &format!("sluice_rate_limiting_rejected_total{{plugin=\"{}\"}}", name));
         sdk::log(LogLevel::Info, &format!("{}: policy {} (counters in the host's shared data)", name, lim.policy));
+        // Headers shown: decided with the request, so handed to the host
+        // then where it applies them at the response (sluice), and the
+        // response-headers callback has nothing left to do.
+        let deferred = !lim.hide_headers && sdk::enable_deferred_response_headers();
         {
             use sdk::callbacks::*;
             let mut skip = REQUEST_BODY | REQUEST_TRAILERS | RESPONSE_BODY | RESPONSE_TRAILERS | LOG;
-            if lim.hide_headers {
+            if lim.hide_headers || deferred {
                 skip |= RESPONSE_HEADERS;
             }
             let _ = sdk::skip_callbacks(skip);
         }
-        self.p = Some(Rc::new(Shared { lim, store_errors, rejected }));
+        self.p = Some(Rc::new(Shared { lim, store_errors, rejected, deferred }));
         true
     }
 
@@ -426,6 +433,10 @@ impl HttpContext for Stream {
             }
             reply.send();
             return Action::Pause;
+        }
+        if self.p.deferred {
+            let r = sdk::defer_response_headers(|e| lim.header_pairs(&self.headers, |k, v| e.replace(k, v.as_bytes())));
+            common::must(NAME, "deferring response headers", r);
         }
         Action::Continue
     }

@@ -783,6 +783,114 @@ pub fn verify_signature(alg: &str, key: &[u8], message: &[u8], signature: &[u8])
     }
 }
 
+// ---- response headers decided at request time ----
+
+/// Declares, from [`RootContext::on_configure`], that this plugin's
+/// streams decide their response headers at request time and hand them
+/// over with [`defer_response_headers`] (sluice's foreign function
+/// sluice_defer_response_headers). True on sluice: it then applies them
+/// where on_http_response_headers would run, and the plugin may skip that
+/// callback ([`callbacks::RESPONSE_HEADERS`] in [`skip_callbacks`]), so
+/// its streams enter the guest once instead of twice. False on other
+/// hosts (Envoy: NotFound): the plugin edits the response headers in
+/// on_http_response_headers as usual, and must not skip it. Call it once
+/// per configure (it is the probe too: the answer holds for the root).
+pub fn enable_deferred_response_headers() -> bool {
+    call_foreign_function(DEFER_RESPONSE_HEADERS, &[]).is_ok()
+}
+
+const DEFER_RESPONSE_HEADERS: &str = "sluice_defer_response_headers";
+
+/// Response-header edits decided at request time, in order (see
+/// [`defer_response_headers`]).
+#[derive(Default)]
+pub struct ResponseHeaderEdits {
+    /// Per edit: replace (else add), the key's and value's lengths.
+    edits: Vec<(bool, u32, u32)>,
+    /// The edits' keys and values, each followed by a NUL: the map
+    /// serialization's data part, so a run of edits is one slice of it.
+    data: Vec<u8>,
+}
+
+impl ResponseHeaderEdits {
+    /// Adds a header, as [`add_map_value`] would at the response headers.
+    pub fn add(&mut self, key: &str, value: &[u8]) {
+        self.push(false, key, value);
+    }
+
+    /// Replaces a header, as [`replace_map_value`] would at the response
+    /// headers.
+    pub fn replace(&mut self, key: &str, value: &[u8]) {
+        self.push(true, key, value);
+    }
+
+    fn push(&mut self, replace: bool, key: &str, value: &[u8]) {
+        self.edits.push((replace, key.len() as u32, value.len() as u32));
+        self.data.extend_from_slice(key.as_bytes());
+        self.data.push(0);
+        self.data.extend_from_slice(value);
+        self.data.push(0);
+    }
+
+    /// Encodes the edits as sluice_defer_response_headers takes them: runs
+    /// of one op (u32: 0 add, 1 replace), each followed by its pairs in
+    /// the map serialization.
+    fn encode(&self, b: &mut Vec<u8>) {
+        b.clear();
+        let (mut i, mut at) = (0, 0);
+        while i < self.edits.len() {
+            let replace = self.edits[i].0;
+            let end = self.edits[i..].iter().position(|e| e.0 != replace).map_or(self.edits.len(), |n| i + n);
+            let run = &self.edits[i..end];
+            let size: usize = run.iter().map(|e| (e.1 + e.2) as usize + 2).sum();
+            b.reserve(8 + 8 * run.len() + size);
+            b.extend_from_slice(&(replace as u32).to_le_bytes());
+            b.extend_from_slice(&(run.len() as u32).to_le_bytes());
+            for e in run {
+                b.extend_from_slice(&e.1.to_le_bytes());
+                b.extend_from_slice(&e.2.to_le_bytes());
+            }
+            b.extend_from_slice(&self.data[at..at + size]);
+            at += size;
+            i = end;
+        }
+    }
+}
+
+thread_local! {
+    /// Reused by every call: a stream's deferral allocates nothing once
+    /// they have grown.
+    static DEFERRED: RefCell<(ResponseHeaderEdits, Vec<u8>)> = RefCell::new(Default::default());
+}
+
+/// Hands sluice the response-header edits `f` makes, from a stream's
+/// request callbacks of a plugin for which
+/// [`enable_deferred_response_headers`] answered true: sluice applies
+/// them, in order, where this filter's on_http_response_headers would run
+/// (after the edits of the filters after it, before those of the filters
+/// before it, as the callback's would be), also when that callback is
+/// skipped. A reply sent locally does not run the response callbacks, so
+/// nothing deferred is applied to it. No edits: no hostcall. Errors:
+/// BadArgument when the plugin did not declare, or the response headers
+/// have passed this filter; ResultMismatch past sluice's bound (16 KiB of
+/// edits a stream); NotFound from other hosts. On an error nothing of the
+/// call is kept.
+pub fn defer_response_headers(f: impl FnOnce(&mut ResponseHeaderEdits)) -> Result<(), Status> {
+    DEFERRED.with(|d| {
+        let (edits, args) = &mut *d.borrow_mut();
+        edits.edits.clear();
+        edits.data.clear();
+        f(edits);
+        if edits.edits.is_empty() {
+            return Ok(());
+        }
+        edits.encode(args);
+        let name = DEFER_RESPONSE_HEADERS;
+        let (mut p, mut n): (*mut u8, usize) = (std::ptr::null_mut(), 0);
+        check(unsafe { hostcalls::proxy_call_foreign_function(name.as_ptr(), name.len(), args.as_ptr(), args.len(), &mut p, &mut n) })
+    })
+}
+
 // ---- configuration and buffers ----
 
 pub fn get_buffer(t: BufferType, start: usize, max: usize) -> Result<Option<Vec<u8>>, Status> {
@@ -1377,6 +1485,28 @@ mod tests {
         assert_eq!(BATCHED_EDITS.with(|b| b.get()), Some(false));
         assert_eq!(replace_map_values(MapType::HttpResponseHeaders, &pairs), Err(Status::Unimplemented));
         assert_eq!(add_map_values::<&str, &str>(MapType::HttpResponseHeaders, &[]), Ok(()));
+    }
+
+    /// Runs of one op, each with its pairs serialized as the map format
+    /// has them; natively no host has the function.
+    #[test]
+    fn deferred_edits_encode_runs() {
+        let mut e = ResponseHeaderEdits::default();
+        e.replace("a", b"1");
+        e.add("vary", b"Origin");
+        e.replace("b", b"");
+        e.replace("c", b"3");
+        let mut b = Vec::new();
+        e.encode(&mut b);
+        let mut want = Vec::new();
+        for (op, pairs) in [(1u32, &[("a", "1")][..]), (0, &[("vary", "Origin")][..]), (1, &[("b", ""), ("c", "3")][..])] {
+            want.extend_from_slice(&op.to_le_bytes());
+            want.extend_from_slice(&serialize_map(pairs));
+        }
+        assert_eq!(b, want);
+        assert!(!enable_deferred_response_headers());
+        assert_eq!(defer_response_headers(|_| {}), Ok(()));
+        assert_eq!(defer_response_headers(|e| e.add("x", b"y")), Err(Status::Unimplemented));
     }
 
     #[test]
