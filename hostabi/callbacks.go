@@ -124,7 +124,7 @@ type HTTPStream struct {
 	// deferred holds the response-header edits the filter handed over at
 	// request time (sluice_defer_response_headers), applied at its
 	// response headers; deferClosed: they have been. Guarded by in.mu.
-	deferred    []byte
+	deferred    *[]byte
 	deferClosed bool
 
 	// Guarded by in.mu. Bodies are indexed by BufferType: HTTP request

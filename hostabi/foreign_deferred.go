@@ -2,6 +2,7 @@ package hostabi
 
 import (
 	"encoding/binary"
+	"sync"
 
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
@@ -51,9 +52,9 @@ const (
 )
 
 // maxDeferredBytes bounds the deferred edits one stream context keeps
-// (the arguments' bytes): a response's CORS and rate-limit headers take a
-// few hundred, and a guest that keeps calling cannot grow the host's
-// memory past this.
+// (their keys and values, 9 bytes more each): a response's CORS and
+// rate-limit headers take a few hundred, and a guest that keeps calling
+// cannot grow the host's memory past this.
 const maxDeferredBytes = 16 << 10
 
 // deferredEdits is a host-internal bit of rootContext.skip, above the
@@ -65,71 +66,91 @@ const maxDeferredBytes = 16 << 10
 const deferredEdits = 1 << 31
 
 func deferResponseHeaders(in *instance, args []byte) ([]byte, abi.Status) {
-	if rc := in.roots[in.effective]; rc != nil {
-		if len(args) != 0 {
+	s := in.stream()
+	if s == nil {
+		rc := in.roots[in.effective]
+		if rc == nil || len(args) != 0 {
 			return nil, abi.BadArgument
 		}
 		rc.skip |= deferredEdits
 		return nil, abi.OK
 	}
-	s := in.stream()
-	if s == nil || s.network || s.skip&deferredEdits == 0 || s.deferClosed {
+	if s.network || s.skip&deferredEdits == 0 || s.deferClosed {
 		return nil, abi.BadArgument
 	}
-	if len(s.deferred)+len(args) > maxDeferredBytes {
+	if s.deferred == nil {
+		s.deferred = deferredBufs.Get().(*[]byte)
+	}
+	kept := *s.deferred
+	// What is kept is never longer than the arguments it came from.
+	if len(kept)+len(args) > maxDeferredBytes {
 		return nil, abi.ResultMismatch
 	}
-	if !eachDeferred(args, nil) {
+	out, ok := appendDeferred(kept, args)
+	if !ok {
 		return nil, abi.SerializationFailure
 	}
-	s.deferred = append(s.deferred, args...)
+	*s.deferred = out
 	return nil, abi.OK
 }
 
-// eachDeferred decodes runs of deferred edits and, when edit is not nil,
-// calls it with each pair in order; false when some run does not decode
-// (checked with edit nil before any is kept).
-func eachDeferred(b []byte, edit func(replace bool, k, v []byte)) bool {
-	for len(b) > 0 {
+// deferredBufs holds the buffers of streams whose edits have been
+// applied: a stream that defers allocates none once the proxy is warm.
+var deferredBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// appendDeferred decodes the runs of args (with the pairs reader the
+// header hostcalls use) and appends each edit to kept as the host keeps
+// it: an op byte, the key's and the value's u32 lengths, the key and the
+// value. False when some run does not decode; kept's bytes are then
+// unchanged (the caller keeps its old length).
+func appendDeferred(kept, args []byte) ([]byte, bool) {
+	for b := args; len(b) > 0; {
 		if len(b) < 8 {
-			return false
+			return kept, false
 		}
 		op := binary.LittleEndian.Uint32(b)
 		if op != deferAdd && op != deferReplace {
-			return false
+			return kept, false
 		}
 		r, err := newPairsReader(b[4:])
 		if err != nil {
-			return false
+			return kept, false
 		}
 		for k, v, ok := r.next(); ok; k, v, ok = r.next() {
-			if edit != nil {
-				edit(op == deferReplace, k, v)
-			}
+			kept = append(kept, byte(op))
+			kept = binary.LittleEndian.AppendUint32(kept, uint32(len(k)))
+			kept = binary.LittleEndian.AppendUint32(kept, uint32(len(v)))
+			kept = append(append(kept, k...), v...)
 		}
 		// The run ends where its last pair does (a count of 0: after
 		// the count).
-		b = b[4+max(r.off, 4):]
+		b = b[4+r.off:]
 	}
-	return true
+	return kept, true
 }
 
 // applyDeferred applies the stream's deferred edits to its response
-// headers, at its response-headers callback, and closes deferring for the
-// stream. Callers hold mu.
+// headers, at its response-headers callback, in order, and closes
+// deferring for the stream. Callers hold mu.
 func (s *HTTPStream) applyDeferred() {
 	s.deferClosed = true
-	if len(s.deferred) == 0 {
+	if s.deferred == nil {
 		return
 	}
 	if m := s.host.Headers(ResponseHeaders); m != nil {
-		eachDeferred(s.deferred, func(replace bool, k, v []byte) {
-			if replace {
+		for b := *s.deferred; len(b) > 0; {
+			kl := int(binary.LittleEndian.Uint32(b[1:]))
+			vl := int(binary.LittleEndian.Uint32(b[5:]))
+			k, v := b[9:9+kl], b[9+kl:9+kl+vl]
+			if b[0] == deferReplace {
 				m.SetBytes(k, v)
 			} else {
 				m.AddBytes(k, v)
 			}
-		})
+			b = b[9+kl+vl:]
+		}
 	}
+	*s.deferred = (*s.deferred)[:0]
+	deferredBufs.Put(s.deferred)
 	s.deferred = nil
 }

@@ -442,6 +442,10 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        if self.p.deferred {
+            // The host has them (and skips this callback).
+            return Action::Continue;
+        }
         self.p.lim.header_pairs(&self.headers, |k, v| common::must_on(NAME, "setting", k, sdk::set_http_response_header(k, v)));
         Action::Continue
     }

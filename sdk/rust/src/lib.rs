@@ -805,62 +805,45 @@ const DEFER_RESPONSE_HEADERS: &str = "sluice_defer_response_headers";
 /// [`defer_response_headers`]).
 #[derive(Default)]
 pub struct ResponseHeaderEdits {
-    /// Per edit: replace (else add), the key's and value's lengths.
-    edits: Vec<(bool, u32, u32)>,
-    /// The edits' keys and values, each followed by a NUL: the map
-    /// serialization's data part, so a run of edits is one slice of it.
-    data: Vec<u8>,
+    /// The argument of sluice_defer_response_headers, written as the
+    /// edits come: a run of one pair per edit (a u32 op, 0 add or 1
+    /// replace, then the pair in the map serialization), so each key and
+    /// value is copied once.
+    args: Vec<u8>,
 }
 
 impl ResponseHeaderEdits {
     /// Adds a header, as [`add_map_value`] would at the response headers.
     pub fn add(&mut self, key: &str, value: &[u8]) {
-        self.push(false, key, value);
+        self.push(0, key, value);
     }
 
     /// Replaces a header, as [`replace_map_value`] would at the response
     /// headers.
     pub fn replace(&mut self, key: &str, value: &[u8]) {
-        self.push(true, key, value);
+        self.push(1, key, value);
     }
 
-    fn push(&mut self, replace: bool, key: &str, value: &[u8]) {
-        self.edits.push((replace, key.len() as u32, value.len() as u32));
-        self.data.extend_from_slice(key.as_bytes());
-        self.data.push(0);
-        self.data.extend_from_slice(value);
-        self.data.push(0);
-    }
-
-    /// Encodes the edits as sluice_defer_response_headers takes them: runs
-    /// of one op (u32: 0 add, 1 replace), each followed by its pairs in
-    /// the map serialization.
-    fn encode(&self, b: &mut Vec<u8>) {
-        b.clear();
-        let (mut i, mut at) = (0, 0);
-        while i < self.edits.len() {
-            let replace = self.edits[i].0;
-            let end = self.edits[i..].iter().position(|e| e.0 != replace).map_or(self.edits.len(), |n| i + n);
-            let run = &self.edits[i..end];
-            let size: usize = run.iter().map(|e| (e.1 + e.2) as usize + 2).sum();
-            b.reserve(8 + 8 * run.len() + size);
-            b.extend_from_slice(&(replace as u32).to_le_bytes());
-            b.extend_from_slice(&(run.len() as u32).to_le_bytes());
-            for e in run {
-                b.extend_from_slice(&e.1.to_le_bytes());
-                b.extend_from_slice(&e.2.to_le_bytes());
-            }
-            b.extend_from_slice(&self.data[at..at + size]);
-            at += size;
-            i = end;
-        }
+    fn push(&mut self, op: u32, key: &str, value: &[u8]) {
+        let mut head = [0u8; 16];
+        head[..4].copy_from_slice(&op.to_le_bytes());
+        head[4..8].copy_from_slice(&1u32.to_le_bytes());
+        head[8..12].copy_from_slice(&(key.len() as u32).to_le_bytes());
+        head[12..].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        let b = &mut self.args;
+        b.reserve(18 + key.len() + value.len());
+        b.extend_from_slice(&head);
+        b.extend_from_slice(key.as_bytes());
+        b.push(0);
+        b.extend_from_slice(value);
+        b.push(0);
     }
 }
 
 thread_local! {
     /// Reused by every call: a stream's deferral allocates nothing once
-    /// they have grown.
-    static DEFERRED: RefCell<(ResponseHeaderEdits, Vec<u8>)> = RefCell::new(Default::default());
+    /// it has grown.
+    static DEFERRED: RefCell<ResponseHeaderEdits> = RefCell::new(Default::default());
 }
 
 /// Hands sluice the response-header edits `f` makes, from a stream's
@@ -877,14 +860,13 @@ thread_local! {
 /// call is kept.
 pub fn defer_response_headers(f: impl FnOnce(&mut ResponseHeaderEdits)) -> Result<(), Status> {
     DEFERRED.with(|d| {
-        let (edits, args) = &mut *d.borrow_mut();
-        edits.edits.clear();
-        edits.data.clear();
+        let edits = &mut *d.borrow_mut();
+        edits.args.clear();
         f(edits);
-        if edits.edits.is_empty() {
+        let args = &edits.args;
+        if args.is_empty() {
             return Ok(());
         }
-        edits.encode(args);
         let name = DEFER_RESPONSE_HEADERS;
         let (mut p, mut n): (*mut u8, usize) = (std::ptr::null_mut(), 0);
         check(unsafe { hostcalls::proxy_call_foreign_function(name.as_ptr(), name.len(), args.as_ptr(), args.len(), &mut p, &mut n) })
@@ -1487,23 +1469,20 @@ mod tests {
         assert_eq!(add_map_values::<&str, &str>(MapType::HttpResponseHeaders, &[]), Ok(()));
     }
 
-    /// Runs of one op, each with its pairs serialized as the map format
-    /// has them; natively no host has the function.
+    /// One run per edit, its pair serialized as the map format has it;
+    /// natively no host has the function.
     #[test]
     fn deferred_edits_encode_runs() {
         let mut e = ResponseHeaderEdits::default();
         e.replace("a", b"1");
         e.add("vary", b"Origin");
         e.replace("b", b"");
-        e.replace("c", b"3");
-        let mut b = Vec::new();
-        e.encode(&mut b);
         let mut want = Vec::new();
-        for (op, pairs) in [(1u32, &[("a", "1")][..]), (0, &[("vary", "Origin")][..]), (1, &[("b", ""), ("c", "3")][..])] {
+        for (op, pair) in [(1u32, ("a", "1")), (0, ("vary", "Origin")), (1, ("b", ""))] {
             want.extend_from_slice(&op.to_le_bytes());
-            want.extend_from_slice(&serialize_map(pairs));
+            want.extend_from_slice(&serialize_map(&[pair]));
         }
-        assert_eq!(b, want);
+        assert_eq!(e.args, want);
         assert!(!enable_deferred_response_headers());
         assert_eq!(defer_response_headers(|_| {}), Ok(()));
         assert_eq!(defer_response_headers(|e| e.add("x", b"y")), Err(Status::Unimplemented));
