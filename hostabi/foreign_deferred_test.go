@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
 
 // deferRun is one run of sluice_defer_response_headers' argument: an op
@@ -284,9 +282,7 @@ func TestBuiltinsDeferOrFallBack(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				if hidden {
-					saved := foreignViewFuncs
-					foreignViewFuncs = map[string]func(*instance, []byte) ([]byte, abi.Status){}
-					t.Cleanup(func() { foreignViewFuncs = saved })
+					hideViewFuncs(t)
 				}
 				ctx := context.Background()
 				p, err := testEngine.Load(ctx, PluginConfig{Name: t.Name(), RootID: c.plugin, VMID: "vm-" + t.Name(), Wasm: wasm,

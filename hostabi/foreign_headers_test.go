@@ -81,6 +81,14 @@ func TestForeignHeaderEdits(t *testing.T) {
 	}
 }
 
+// hideViewFuncs takes sluice's per-request foreign functions away until
+// the test ends, as on a host without them (Envoy).
+func hideViewFuncs(t *testing.T) {
+	saved := foreignViewFuncs
+	foreignViewFuncs = map[string]func(*instance, []byte) ([]byte, abi.Status){}
+	t.Cleanup(func() { foreignViewFuncs = saved })
+}
+
 // TestRustBatchedHeaderEdits: the Rust crate's add_map_values and
 // replace_map_values edit the stream's real header map in order, through
 // sluice_add_headers / sluice_replace_headers, and give the same map on a
@@ -96,9 +104,7 @@ func TestRustBatchedHeaderEdits(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				if hidden {
-					saved := foreignViewFuncs
-					foreignViewFuncs = map[string]func(*instance, []byte) ([]byte, abi.Status){}
-					t.Cleanup(func() { foreignViewFuncs = saved })
+					hideViewFuncs(t)
 				}
 				s, hs := hostcallStream(t, op)
 				// One call of five headers a callback (hostcallStream's
