@@ -240,7 +240,9 @@ func (s *HTTPStream) ID() uint32 { return s.id }
 
 // SkippedCallbacks is the stream's plugin's sluice_skip_callbacks mask as
 // its instance holds it now, in the argument's layout: bit 0 is
-// on_request_headers, bit 6 on_log, bit 7 on_done.
+// on_request_headers, bit 6 on_log, bit 7 on_done. A plugin that defers
+// response-header edits (foreign_deferred.go) has on_response_headers
+// reported wanted: the host applies them there.
 func (s *HTTPStream) SkippedCallbacks() uint32 {
 	m := s.skip
 	if m&deferredEdits != 0 {
