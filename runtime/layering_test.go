@@ -40,6 +40,7 @@ var layers = []layer{
 	{pkg: "runtime/stream", why: "the stream model is a leaf every codec shares", forbid: sluicePkg},
 	{pkg: "runtime/iohandle", why: "the socket is a leaf under listeners and pools", forbid: sluicePkg},
 	{pkg: "runtime/lazytimer", why: "the connection timer is a leaf under both HTTP/1.1 sides", forbid: sluicePkg},
+	{pkg: "runtime/clock", why: "the request path's clock is a leaf under the codec, the proxy and the pools", forbid: sluicePkg},
 	{pkg: "runtime/httpstream", why: "the net/http adapter knows the stream contract only",
 		forbid: func(p string) bool { return sluicePkg(p) && p != module+"/runtime/stream" }},
 	{pkg: "runtime/http1", why: "the codec knows no Wasm engine", forbid: wasmPkg},

@@ -88,6 +88,11 @@ func (c *ClientConn) Release() {
 	c.wbuf = nil
 }
 
+// Reads counts c's reads of its connection (it wraps around): when it is
+// unchanged, what ReadResponse and ReadBody returned in between came in
+// the bytes an earlier read brought, with no wait for the network.
+func (c *ClientConn) Reads() uint32 { return c.r.reads }
+
 // Conn is the connection c reads and writes.
 func (c *ClientConn) Conn() net.Conn { return c.nc }
 

@@ -24,6 +24,9 @@ type connReader struct {
 	// pooled again at the next request.
 	retired *[]byte
 	pooled  *[]byte
+	// reads counts the reads of the connection, so that a caller can
+	// tell bytes that came with an earlier read from new ones (Reads).
+	reads uint32
 }
 
 func (c *connReader) init(rd io.Reader) {
@@ -108,6 +111,7 @@ func (c *connReader) fill(max int) error {
 		c.pooled, c.buf = pooled, nb
 		c.r, c.w = 0, unread
 	}
+	c.reads++
 	n, err := c.rd.Read(c.buf[c.w:])
 	c.w += n
 	if n > 0 {
@@ -128,6 +132,7 @@ func (c *connReader) read(p []byte) (int, error) {
 		return n, nil
 	}
 	if len(p) >= len(c.buf)-c.w || c.w == len(c.buf) {
+		c.reads++
 		return c.rd.Read(p)
 	}
 	if err := c.fill(len(c.buf)); err != nil {

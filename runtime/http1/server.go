@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sluice-proxy/sluice/runtime/clock"
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
@@ -273,19 +274,21 @@ func (c *conn) waitDeadline(first bool) {
 	}
 	// The monotonic clock alone: time.Now reads the wall clock too, and
 	// showed in profiles at once a request.
-	now := time.Since(monoStart)
+	at := clock.Mono()
+	now := at.Sub(monoStart)
 	if c.idleUntil != 0 && c.idleUntil >= now+wait {
 		return // still allows the whole timeout
 	}
 	if !first {
 		wait += wait / 8
 	}
-	c.setReadDeadline(time.Now().Add(wait))
+	// The same reading: the deadline is wait from it.
+	c.setReadDeadline(at.Add(wait))
 	c.idleUntil = now + wait
 }
 
 // monoStart is where the server's monotonic readings start.
-var monoStart = time.Now()
+var monoStart = clock.Mono()
 
 // setReadDeadline sets a read deadline: one other than the kept idle
 // deadline, which is forgotten, unless waitDeadline sets it.
@@ -357,7 +360,7 @@ func (c *conn) readRequest() bool {
 		if scanned < 0 && c.srv.ReadHeaderTimeout > 0 {
 			// The head did not come whole: it has read_header_timeout
 			// from now (most heads arrive in one read and skip this).
-			c.setReadDeadline(time.Now().Add(c.srv.ReadHeaderTimeout))
+			c.setReadDeadline(clock.Now().Add(c.srv.ReadHeaderTimeout))
 		}
 		scanned = len(buf)
 		if ferr := c.r.fill(lim.headerBytes() + 4); ferr != nil {
@@ -497,7 +500,7 @@ func (c *conn) finishBody(g *bodyGuard) bool {
 		return false
 	}
 	// Set before taking the guard: it also bounds a late reader's read.
-	c.setReadDeadline(time.Now().Add(orDefault(c.srv.ReadHeaderTimeout, 10*time.Second)))
+	c.setReadDeadline(clock.Now().Add(orDefault(c.srv.ReadHeaderTimeout, 10*time.Second)))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.over = true

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sluice-proxy/sluice/runtime/clock"
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
@@ -17,7 +18,7 @@ func (x *activeStream) finish(start time.Time) {
 	if rec := recover(); rec != nil {
 		defer panic(rec)
 	}
-	dur := time.Since(start)
+	dur := clock.Since(start)
 	if x.fm != nil && x.fm.feed != nil {
 		x.received = x.fm.feed.read.Load()
 	}

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sluice-proxy/sluice/runtime/clock"
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
@@ -53,7 +54,7 @@ func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
 // serve is ServeStream's work on the active stream x.
 func (x *activeStream) serve() {
 	cm, ss := x.cm, x.ss
-	start := time.Now()
+	start := clock.Now()
 	snap := cm.snap.Load()
 	lr := snap.listeners[cm.listener]
 	x.snap = snap

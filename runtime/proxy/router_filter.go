@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sluice-proxy/sluice/runtime/clock"
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/route"
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -153,6 +154,14 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			out = new(upstream.Request)
 		}
 		*out = upstream.Request{Headers: h, ProtoMajor: x.protoMajor}
+		if try == 0 {
+			// One reading for the upstream timing's start and the
+			// pool's idle ages (Request.Start): between them only the
+			// cluster's pick, which reads the clock again if it waits
+			// for a connection slot.
+			x.upstreamStart = clock.Since(x.s.info.Start)
+			out.Start = x.s.info.Start.Add(x.upstreamStart)
+		}
 		if reqBody != nil {
 			out.BodyStream, out.BodyLength = reqBody, contentLength
 		}
@@ -161,9 +170,6 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			out.Trailers = &x.reqTrailers
 		}
 		var err error
-		if try == 0 {
-			x.upstreamStart = time.Since(x.s.info.Start)
-		}
 		resp, err = cl.Send(tryCtx, out, pick)
 		if timer != nil {
 			timer.Stop()
@@ -186,8 +192,14 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		if err == nil {
 			x.upstream = resp.Endpoint()
 			// One clock read for the access log and the idle timer's
-			// progress (both count from the stream's start).
-			headAt = time.Since(x.s.info.Start)
+			// progress (both count from the stream's start): the pool's,
+			// taken as it read the head, when it took one (nothing but
+			// the cluster's accounting of the answer since).
+			if at := resp.HeadAt(); !at.IsZero() {
+				headAt = at.Sub(x.s.info.Start)
+			} else {
+				headAt = clock.Since(x.s.info.Start)
+			}
 			x.upstreamTime = headAt - x.upstreamStart
 		}
 		x.s.info.Upstream = x.upstream
@@ -457,10 +469,12 @@ func (x *activeStream) nextUntouched(resp upstream.Response, buf []byte) (chunk 
 	}
 }
 
-// readResponse reads response body bytes, noting the stream's progress.
+// readResponse reads response body bytes, noting the stream's progress:
+// bytes that came with the head were noted with it (forward), at the
+// moment they were read; only a read of the upstream since is new.
 func (x *activeStream) readResponse(resp upstream.Response, buf []byte) (int, error) {
 	n, err := resp.ReadBody(buf)
-	if n > 0 && x.idle != nil {
+	if n > 0 && x.idle != nil && !resp.BodyWithHead() {
 		x.idle.progress()
 	}
 	return n, err

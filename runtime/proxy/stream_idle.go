@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-proxy/sluice/runtime/clock"
 	"github.com/sluice-proxy/sluice/runtime/filter"
 	"github.com/sluice-proxy/sluice/runtime/route"
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -159,7 +160,7 @@ func (s *streamIdle) requestBody(b io.ReadCloser, n int64) io.ReadCloser {
 	return &s.reqBody
 }
 
-func (s *streamIdle) progress() { s.progressAt(time.Since(s.start)) }
+func (s *streamIdle) progress() { s.progressAt(clock.Since(s.start)) }
 
 // progressAt notes progress at elapsed after the stream's start, for a
 // caller that has just read the clock for something else.
@@ -168,7 +169,7 @@ func (s *streamIdle) progressAt(elapsed time.Duration) { s.last.Store(int64(elap
 // check runs from the timer, with s.t.mu held and s the stream it
 // serves.
 func (s *streamIdle) check() {
-	elapsed := time.Since(s.start)
+	elapsed := clock.Since(s.start)
 	if s.routeAt > 0 && elapsed >= s.routeAt && !s.routeExpired {
 		// The route timeout: the stream's context ends as a deadline.
 		s.routeExpired = true

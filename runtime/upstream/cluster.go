@@ -340,28 +340,28 @@ func (c *Cluster) ReleaseRetry() { c.retries.Add(-1) }
 // as a pending request, bounded by ctx), and an endpoint. The try then
 // ends with tryFailed, or once its response is done with endRequest (the
 // response complete) and endTry (the response closed).
-func (c *Cluster) startTry(ctx context.Context, multiplexed bool, pick Pick) (ep *endpoint, slot bool, err error) {
+func (c *Cluster) startTry(ctx context.Context, multiplexed bool, pick Pick) (ep *endpoint, slot, waited bool, err error) {
 	if c.active.Add(1) > c.maxRequests {
 		c.active.Add(-1)
 		c.m.rqOverflow.Inc()
-		return nil, false, c.fail(Overflow, "", fmt.Errorf("max_requests %d reached: %w", c.maxRequests, ErrOverflow))
+		return nil, false, false, c.fail(Overflow, "", fmt.Errorf("max_requests %d reached: %w", c.maxRequests, ErrOverflow))
 	}
 	c.m.rqActive.Add(1)
 	c.open.Add(1)
 	slot = c.slots != nil && !multiplexed
 	if slot {
-		if err := c.waitSlot(ctx); err != nil {
+		if waited, err = c.waitSlot(ctx); err != nil {
 			c.releaseRequest(nil, false)
-			return nil, false, err
+			return nil, false, waited, err
 		}
 	}
 	ep = c.pickEndpoint(pick)
 	if ep == nil {
 		c.releaseRequest(nil, slot)
-		return nil, false, c.fail(NoHealthyUpstream, "", ErrNoHealthyUpstream)
+		return nil, false, waited, c.fail(NoHealthyUpstream, "", ErrNoHealthyUpstream)
 	}
 	ep.active.Add(1)
-	return ep, slot, nil
+	return ep, slot, waited, nil
 }
 
 // tryFailed ends a try that got no response: the failure is classified
@@ -400,21 +400,21 @@ func (c *Cluster) fail(f Failure, addr string, err error) *Error {
 
 // waitSlot takes an http1 connection slot, waiting as a pending request
 // (bounded by max_pending_requests and ctx) when every slot is held.
-func (c *Cluster) waitSlot(ctx context.Context) error {
+func (c *Cluster) waitSlot(ctx context.Context) (waited bool, err error) {
 	select {
 	case c.slots <- struct{}{}:
-		return nil
+		return false, nil
 	default:
 	}
 	if err := c.enterPending(); err != nil {
-		return c.fail(Overflow, "", err)
+		return false, c.fail(Overflow, "", err)
 	}
 	defer c.leavePending()
 	select {
 	case c.slots <- struct{}{}:
-		return nil
+		return true, nil
 	case <-ctx.Done():
-		return c.fail(classify(ctx.Err()), "", fmt.Errorf("waiting for a connection: %w", ctx.Err()))
+		return true, c.fail(classify(ctx.Err()), "", fmt.Errorf("waiting for a connection: %w", ctx.Err()))
 	}
 }
 

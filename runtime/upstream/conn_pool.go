@@ -264,11 +264,11 @@ type downstreamPool struct {
 	h2 *h2Pool
 }
 
-func (p *downstreamPool) send(ctx context.Context, req *Request, addr string) (*responseState, error) {
+func (p *downstreamPool) send(ctx context.Context, req *Request, addr string, at time.Time) (*responseState, error) {
 	if req.ProtoMajor >= 2 {
-		return p.h2.send(ctx, req, addr)
+		return p.h2.send(ctx, req, addr, at)
 	}
-	return p.h1.send(ctx, req, addr)
+	return p.h1.send(ctx, req, addr, at)
 }
 
 func (p *downstreamPool) CloseIdleConnections() {

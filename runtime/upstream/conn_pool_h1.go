@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-proxy/sluice/runtime/clock"
 	"github.com/sluice-proxy/sluice/runtime/http1"
 	"github.com/sluice-proxy/sluice/runtime/lazytimer"
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -73,6 +74,11 @@ type h1Conn struct {
 	cc       http1.ClientConn
 	reqs     int32
 	lastUsed time.Time
+	// headRead is when the exchange's response head was read (zero before
+	// it), headReads the codec's count of reads then (http1.ClientConn's
+	// Reads): see put.
+	headRead  time.Time
+	headReads uint32
 	// idle tells, without blocking, whether the socket has bytes the
 	// upstream sent after the last response (or its FIN).
 	idle idlePeek
@@ -243,8 +249,12 @@ func (p *h1Pool) janitor() {
 //
 // With checkAtSend, the check of a connection that can do it while it
 // sends (sendQuiet: plain TCP) is left to the send.
-func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool) (c *h1Conn, reused bool, err error) {
-	now := monoNow()
+//
+// now is a reading of the clock just taken (zero: get reads it).
+func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool, now time.Time) (c *h1Conn, reused bool, err error) {
+	if now.IsZero() {
+		now = clock.Mono()
+	}
 	for {
 		p.mu.Lock()
 		list := p.idle[addr]
@@ -273,17 +283,19 @@ func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool) (c *h1C
 	return c, false, nil
 }
 
-// monoNow is the time for idle ages, which only subtract readings: it
-// reads the monotonic clock alone (time.Now reads the wall clock too, a
-// second clock call, twice an exchange). Its wall part is process start
-// plus the monotonic time, which Sub never looks at when both sides have
-// a monotonic reading, as time.Now's do.
-func monoNow() time.Time { return monoStart.Add(time.Since(monoStart)) }
-
-var monoStart = time.Now()
-
+// put keeps c for a later request. Its idle age counts from the moment
+// the upstream sent the last of the response, which its own keep-alive
+// timeout counts from: when nothing was read since the head (the body
+// came with it, as a small body does), that is the head's reading, the
+// moment those bytes were read; otherwise a reading now, just after the
+// last read (what came between, the proxy's write to its client, only
+// makes the age the upstream sees longer than ours, never shorter).
 func (p *h1Pool) put(c *h1Conn) {
-	c.lastUsed = monoNow()
+	if c.bodyWithHead() {
+		c.lastUsed = c.headRead
+	} else {
+		c.lastUsed = clock.Mono()
+	}
 	c.cc.Idle()
 	p.mu.Lock()
 	if p.closed || len(p.idle[c.addr]) >= p.maxIdle {
@@ -331,12 +343,13 @@ func (p *h1Pool) closeAll() {
 // send is one try on a pooled connection. A try that failed on a reused
 // connection before any response byte arrived is sent once more on a
 // fresh one when that is safe (see Request.replayable).
-func (p *h1Pool) send(ctx context.Context, req *Request, addr string) (*responseState, error) {
+func (p *h1Pool) send(ctx context.Context, req *Request, addr string, at time.Time) (*responseState, error) {
 	// A request written in one piece is sent with sendQuiet, which checks
 	// an idle connection as it sends.
 	oneWrite := sentInOneWrite(req)
 	for {
-		c, reused, err := p.get(ctx, addr, oneWrite)
+		c, reused, err := p.get(ctx, addr, oneWrite, at)
+		at = time.Time{} // a second get follows a failed exchange: I/O since
 		if err != nil {
 			req.closeStream()
 			return nil, err
@@ -393,6 +406,7 @@ const (
 
 // exchange writes req on c (as mode says) and reads the response head.
 func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sendMode) (*responseState, error) {
+	c.headRead = time.Time{}
 	if err := ctx.Err(); err != nil {
 		req.closeStream()
 		p.put(c)
@@ -467,6 +481,10 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sen
 		// client's stream into a raw pipe to the upstream.
 		return fail(errUnsolicitedUpgrade)
 	}
+	// One reading for the moment the head came: the router's upstream
+	// timing and the stream's progress (Response.HeadAt) and, when the
+	// body came with it, the connection's idle age (put).
+	c.headRead, c.headReads = clock.Mono(), c.cc.Reads()
 	c.resp = resp
 	st := &c.st
 	st.headers = &resp.Header
@@ -602,6 +620,10 @@ func (c *h1Conn) readBody(p []byte) (int, error) {
 }
 
 func (c *h1Conn) trailers() *stream.HeaderMap { return c.cc.Trailers() }
+
+func (c *h1Conn) headAt() time.Time { return c.headRead }
+
+func (c *h1Conn) bodyWithHead() bool { return !c.headRead.IsZero() && c.cc.Reads() == c.headReads }
 
 // finish settles the connection once: back to the pool only when the body
 // was read to its framed end, nothing follows it, the request body went

@@ -560,7 +560,7 @@ func TestH1WritesGoThroughWrappers(t *testing.T) {
 	defer p.closeAll()
 	for i := 0; i < 3; i++ {
 		before := written.Load()
-		st, err := p.send(context.Background(), &Request{Headers: headers("GET", "/", "x")}, s.addr)
+		st, err := p.send(context.Background(), &Request{Headers: headers("GET", "/", "x")}, s.addr, time.Time{})
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
@@ -649,5 +649,58 @@ func TestH1StreamContextWatchedWithoutTimer(t *testing.T) {
 	}
 	if n := s.conns.Load(); n != 1 {
 		t.Errorf("%d connections, want 1 (the hung exchange on the quick ones' connection)", n)
+	}
+}
+
+// TestH1IdleAgeFromTheLastRead: a pooled connection's idle age counts
+// from the last read of its response. A body that came with the head
+// shares the head's reading (BodyWithHead); one that came after a pause
+// is read again, so a connection whose response took longer than the
+// idle timeout is still reused at once after it. The head's reading is
+// what the router's upstream timing uses (HeadAt).
+func TestH1IdleAgeFromTheLastRead(t *testing.T) {
+	s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
+		if r.URL.Path == "/late" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+			time.Sleep(300 * time.Millisecond)
+			io.WriteString(c, "ok")
+			return true
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	p := newH1Pool((&net.Dialer{}).DialContext, 200*time.Millisecond, 4, 0)
+	defer p.closeAll()
+	get := func(path string, withHead bool) {
+		t.Helper()
+		before := time.Now()
+		st, err := p.send(context.Background(), &Request{Headers: headers("GET", path, "x")}, s.addr, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := st.handle()
+		if at := resp.HeadAt(); at.Before(before) || time.Since(at) < 0 {
+			t.Errorf("%s: HeadAt %v is not the head's reading", path, at)
+		}
+		buf := make([]byte, 8)
+		n, _ := resp.ReadBody(buf)
+		for n < 2 {
+			m, err := resp.ReadBody(buf[n:])
+			n += m
+			if err != nil {
+				break
+			}
+		}
+		if got := resp.BodyWithHead(); got != withHead {
+			t.Errorf("%s: BodyWithHead %v, want %v", path, got, withHead)
+		}
+		io.Copy(io.Discard, resp.Body())
+		resp.Close()
+	}
+	get("/", true)
+	get("/late", false)
+	get("/", true)
+	if n := s.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1: the connection was taken for idle since the head of a response whose body came %v later", n, 300*time.Millisecond)
 	}
 }

@@ -119,7 +119,7 @@ func (h *healthChecker) probe(ctx context.Context, e *endpoint) (bool, string) {
 	hm.Add(stream.Authority, authority)
 	hm.Add("user-agent", "sluice-health-check")
 	// Straight to the pool: a check is not one of the cluster's requests.
-	st, err := h.c.spool.send(ctx, &Request{Headers: hm}, e.addr)
+	st, err := h.c.spool.send(ctx, &Request{Headers: hm}, e.addr, time.Time{})
 	if err != nil {
 		return false, err.Error()
 	}

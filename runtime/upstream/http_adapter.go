@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
@@ -23,7 +24,7 @@ type httpSender struct {
 	scheme string
 }
 
-func (s *httpSender) send(ctx context.Context, req *Request, addr string) (*responseState, error) {
+func (s *httpSender) send(ctx context.Context, req *Request, addr string, _ time.Time) (*responseState, error) {
 	hr, err := requestToHTTP(ctx, req, s.scheme, addr)
 	if err != nil {
 		req.closeStream()
@@ -140,6 +141,10 @@ func (x *httpExchange) readBody(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+func (x *httpExchange) headAt() time.Time { return time.Time{} }
+
+func (x *httpExchange) bodyWithHead() bool { return false }
 
 func (x *httpExchange) trailers() *stream.HeaderMap {
 	if !x.eof || len(x.resp.Trailer) == 0 {

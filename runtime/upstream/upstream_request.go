@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
@@ -46,6 +47,13 @@ type Request struct {
 	// protocol = "downstream" cluster sends HTTP/2 and HTTP/3 requests
 	// over h2, everything else over http1.
 	ProtoMajor int
+
+	// Start, when set, is a reading of the clock (runtime/clock) the
+	// caller took just before Send, with nothing that waits in between
+	// (the router's upstream timing): the HTTP/1.1 pool ages its idle
+	// connections against it rather than reading the clock again. A try
+	// that waits for a connection slot reads the clock itself.
+	Start time.Time
 }
 
 // bodyLength is the request body's length: 0 for none, -1 unknown.
@@ -157,6 +165,12 @@ type responseSource interface {
 	finish(aborted bool)
 	// upgrade hands over the connection of a 101 response.
 	upgrade() (io.ReadWriteCloser, error)
+	// headAt is when the response head was read (a reading of the
+	// clock), zero when the protocol does not note it; bodyWithHead
+	// says the body bytes read so far came in the reads that brought
+	// the head (false when unknown).
+	headAt() time.Time
+	bodyWithHead() bool
 }
 
 func (s *responseState) handle() Response { return Response{st: s, gen: s.gen.Load()} }
@@ -232,6 +246,24 @@ func (r Response) ReadBody(p []byte) (int, error) {
 	}
 	st.reading.Store(false)
 	return n, err
+}
+
+// HeadAt is when the response head was read, a reading of the clock
+// (runtime/clock) taken as it was; zero when the protocol does not note
+// it (the caller then reads the clock itself).
+func (r Response) HeadAt() time.Time {
+	if !r.live() {
+		return time.Time{}
+	}
+	return r.st.src.headAt()
+}
+
+// BodyWithHead says every body byte ReadBody returned so far came in the
+// reads that brought the head: no read of the connection since, so no
+// wait for the upstream (the reads' moment is HeadAt's). False when
+// unknown.
+func (r Response) BodyWithHead() bool {
+	return r.live() && r.st.src.bodyWithHead()
 }
 
 // Body is the body as an io.Reader over ReadBody, for readers that want
@@ -333,8 +365,11 @@ func (u *upgradedStream) release() {
 }
 
 // streamPool is a protocol's side of Send.
+//
+// at is a reading of the clock taken just before, with nothing that
+// waits since (zero: none), for a pool that ages its idle connections.
 type streamPool interface {
-	send(ctx context.Context, req *Request, addr string) (*responseState, error)
+	send(ctx context.Context, req *Request, addr string, at time.Time) (*responseState, error)
 }
 
 // Send sends one try of req to an endpoint of the cluster and returns the
@@ -347,12 +382,16 @@ type streamPool interface {
 //
 // On a reused HTTP/1.1 connection it allocates nothing.
 func (c *Cluster) Send(ctx context.Context, req *Request, pick Pick) (Response, error) {
-	ep, slot, err := c.startTry(ctx, c.sendMultiplexed(req), pick)
+	ep, slot, waited, err := c.startTry(ctx, c.sendMultiplexed(req), pick)
 	if err != nil {
 		req.closeStream()
 		return Response{}, err
 	}
-	st, err := c.spool.send(ctx, req, ep.addr)
+	at := req.Start
+	if waited {
+		at = time.Time{} // the caller's reading is from before the wait
+	}
+	st, err := c.spool.send(ctx, req, ep.addr, at)
 	if err != nil {
 		return Response{}, c.tryFailed(ctx, ep, slot, err)
 	}

@@ -1,0 +1,35 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/sluice-proxy/sluice/runtime/clock"
+)
+
+// proxyHTTP1ClockReads is how many readings of the clock (runtime/clock)
+// a plain HTTP/1.1 request through the proxy takes: the codec's idle
+// deadline, the stream's start (wall and monotonic, for the access log),
+// the upstream try's start (shared with the pool's idle ages), the
+// response head (shared with the upstream timing, the stream's progress
+// and the connection's idle stamp), the response write's progress and the
+// stream's end (its duration). It was nine (ten clock calls) before the
+// readers of one moment shared theirs.
+const proxyHTTP1ClockReads = 6
+
+// TestProxyHTTP1ClockReads pins the readings per plain request through
+// real sockets, so that one added on the path shows here (lower the
+// constant when a change removes one).
+func TestProxyHTTP1ClockReads(t *testing.T) {
+	roundTrip := startRawProxyPath(t, benchRequest)
+	const n = 200
+	count, stop := clock.Counting()
+	for range n {
+		roundTrip()
+	}
+	stop()
+	// A timer of the connection's may fire meanwhile and read the clock
+	// once or twice: that is not the request's.
+	if got := count(); got > n*proxyHTTP1ClockReads+2 || got < n*proxyHTTP1ClockReads {
+		t.Errorf("%d clock readings for %d requests (%.2f each), want %d each", got, n, float64(got)/n, proxyHTTP1ClockReads)
+	}
+}
