@@ -150,7 +150,7 @@ func (x *activeStream) newPendingMirror(upgrade bool) *pendingMirror {
 		u = &url.URL{}
 	}
 	headers.Set(stream.Path, u.RequestURI())
-	clientIP, _, _ := net.SplitHostPort(x.remoteAddr)
+	clientIP := x.ctx.clientIPFor(x.remoteAddr)
 	timeout := x.rt.Timeout.D()
 	if timeout <= 0 {
 		timeout = config.DefaultRouteTimeout

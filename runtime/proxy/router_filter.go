@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -47,7 +46,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	removeFixedHopHeaders(h, upgrade != "")
 	// The client's address without its port, for X-Forwarded-For and
 	// the hash policy's source IP (empty when the address has no port).
-	clientIP, _, _ := net.SplitHostPort(x.remoteAddr)
+	clientIP := x.ctx.clientIPFor(x.remoteAddr)
 	setForwarded(h, clientIP, string(scheme), string(authority))
 	// The upstream hop's scheme is its own, as Envoy's router sets it: an
 	// HTTP/2 server over TLS serves a request as https only when

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"net"
 	"time"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -39,6 +40,22 @@ type streamContext struct {
 	watchID    uint64
 	stopParent func() bool
 	parentDone func()
+
+	// clientIPOf and clientIP: the client's address without its port,
+	// worked out once for the connection (its address, clientIPOf, is
+	// the same string for each of its streams): clientIPFor.
+	clientIPOf, clientIP string
+}
+
+// clientIPFor is remote's host part (empty when remote has no port), for
+// X-Forwarded-For and the hash policy's source IP. On HTTP/1.x the
+// context is the connection's, and this splits its address once.
+func (c *streamContext) clientIPFor(remote string) string {
+	if remote != c.clientIPOf || remote == "" {
+		c.clientIP, _, _ = net.SplitHostPort(remote)
+		c.clientIPOf = remote
+	}
+	return c.clientIP
 }
 
 // begin readies c for a stream whose codec context is parent, with the
