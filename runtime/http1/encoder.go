@@ -288,17 +288,7 @@ func (e *encoder) abort() {
 // token (RFC 9110 section 5.1). Others are dropped, as net/http's server
 // drops them: a space or colon in a name would make the head malformed,
 // or a different field, for the client.
-func validFieldName(name []byte) bool {
-	if len(name) == 0 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if !isTchar(name[i]) {
-			return false
-		}
-	}
-	return true
-}
+func validFieldName(name []byte) bool { return validToken(name) }
 
 // appendField is AppendField for a header map's fields.
 // Its callers pass only valid field names (validFieldName: tokens, no

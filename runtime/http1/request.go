@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
@@ -350,21 +349,20 @@ func parseField(line []byte) (name, value []byte, err error) {
 	}
 	name = line[:colon]
 	for j, c := range name {
-		if !isTchar(c) {
+		l := tokenLower[c]
+		if l == 0 {
 			if j == 0 && (c == ' ' || c == '\t') {
 				return nil, nil, refuse(http.StatusBadRequest, "obsolete line folding")
 			}
 			return nil, nil, refuse(http.StatusBadRequest, "invalid header field name")
 		}
-		if 'A' <= c && c <= 'Z' {
-			name[j] = c + 'a' - 'A'
+		if l != c {
+			name[j] = l
 		}
 	}
 	value = stream.TrimOWS(line[colon+1:])
-	for _, c := range value {
-		if (c < ' ' && c != '\t') || c == 0x7f {
-			return nil, nil, refuse(http.StatusBadRequest, "invalid header field value")
-		}
+	if hasCTL(value) {
+		return nil, nil, refuse(http.StatusBadRequest, "invalid header field value")
 	}
 	return name, value, nil
 }
@@ -434,10 +432,7 @@ func forEachToken(v []byte, fn func([]byte)) {
 // IP literal in brackets, percent-encoding).
 func validHost(h []byte) bool {
 	for _, c := range h {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("-._~!$&'()*+,;=:[]%", c) >= 0:
-		default:
+		if !hostChar[c] {
 			return false
 		}
 	}

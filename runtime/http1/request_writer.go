@@ -147,15 +147,11 @@ func appendCheckedField(dst, name, value []byte) ([]byte, error) {
 	if len(name) == 0 {
 		return dst, &HeadError{"empty field name"}
 	}
-	for _, c := range name {
-		if !isTchar(c) {
-			return dst, &HeadError{"invalid field name " + strconv.Quote(string(name))}
-		}
+	if !validToken(name) {
+		return dst, &HeadError{"invalid field name " + strconv.Quote(string(name))}
 	}
-	for _, c := range value {
-		if (c < ' ' && c != '\t') || c == 0x7f {
-			return dst, &HeadError{"invalid value for field " + string(name)}
-		}
+	if hasCTL(value) {
+		return dst, &HeadError{"invalid value for field " + string(name)}
 	}
 	dst = append(dst, name...)
 	dst = append(dst, ": "...)

@@ -25,29 +25,39 @@ func AppendStatusLine(dst []byte, code int) []byte {
 // new message (response splitting), nor make a strict peer refuse the
 // head (RFC 9110 section 5.5 allows no CTL in a field value).
 func AppendField(dst []byte, name, value string) []byte {
-	dst = appendClean(dst, name)
+	dst = appendCleanString(dst, name)
 	dst = append(dst, ": "...)
-	dst = appendClean(dst, value)
+	dst = appendCleanString(dst, value)
 	return append(dst, "\r\n"...)
 }
 
-func appendClean[T string | []byte](dst []byte, s T) []byte {
+func appendClean(dst, s []byte) []byte {
 	// Checked first and copied whole: clean text (nearly all of it)
 	// costs one copy, not an append per byte.
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			dst = append(dst, s[:i]...)
-			for ; i < len(s); i++ {
-				c := s[i]
-				if (c < ' ' && c != '\t') || c == 0x7f {
-					c = ' '
-				}
-				dst = append(dst, c)
-			}
-			return dst
-		}
+	if !hasCTL(s) {
+		return append(dst, s...)
 	}
-	return append(dst, s...)
+	return appendSpaced(dst, s)
+}
+
+// appendCleanString is appendClean for text held as a string.
+func appendCleanString(dst []byte, s string) []byte {
+	if !hasCTLString(s) {
+		return append(dst, s...)
+	}
+	return appendSpaced(dst, s)
+}
+
+// appendSpaced appends s with its control characters written as spaces.
+func appendSpaced[T string | []byte](dst []byte, s T) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isCTL(c) {
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // AppendChunkHeader appends a chunk-size line for n bytes of data.

@@ -18,7 +18,7 @@ func TestAppendCleanWritesControlsAsSpaces(t *testing.T) {
 		{"end\x00", "end "},
 		{"del\x7fx\x01", "del x "},
 	} {
-		if got := string(appendClean([]byte("p:"), tc.in)); got != "p:"+tc.want {
+		if got := string(appendCleanString([]byte("p:"), tc.in)); got != "p:"+tc.want {
 			t.Errorf("string %q: got %q, want %q", tc.in, got, "p:"+tc.want)
 		}
 		if got := string(appendClean([]byte("p:"), []byte(tc.in))); got != "p:"+tc.want {
