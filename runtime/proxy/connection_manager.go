@@ -137,7 +137,12 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"})
 		return
 	}
-	if lrep := normalizeRequestPath(h, lr.path); lrep != nil {
+	// The method and the target looked up once for the checks below (the
+	// codec's slices; nothing here changes them but the normalization,
+	// which returns the target as it leaves).
+	method, _ := h.Get(stream.Method)
+	lrep, target := normalizeRequestPath(h, method, lr.path)
+	if lrep != nil {
 		x.localReply(lrep)
 		return
 	}
@@ -148,7 +153,7 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 	conn := ss.Connection()
 	x.protoMajor = protoMajor(conn.Protocol)
 	x.remoteAddr = remoteAddress(conn)
-	if !validRequestTarget(h) {
+	if !validTarget(method, target) {
 		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"})
 		return
 	}

@@ -16,6 +16,12 @@ import (
 func validRequestTarget(h *stream.HeaderMap) bool {
 	method, _ := h.Get(stream.Method)
 	target, _ := h.Get(stream.Path)
+	return validTarget(method, target)
+}
+
+// validTarget is validRequestTarget for the request's method and :path,
+// for a caller that has them at hand.
+func validTarget(method, target []byte) bool {
 	if len(method) == 0 {
 		return false
 	}
@@ -44,15 +50,15 @@ func validRequestTarget(h *stream.HeaderMap) bool {
 // decoding. The query is untouched. It returns the local reply for a path
 // refused (400) or redirected (307), nil otherwise. :path is in origin
 // form here (codecs turn an absolute-form target into :authority and
-// :path, as Envoy's do).
-func normalizeRequestPath(h *stream.HeaderMap, pol pathPolicy) *filter.LocalReply {
-	method, _ := h.Get(stream.Method)
-	target, _ := h.Get(stream.Path)
+// :path, as Envoy's do). method is the request's; target is :path as it
+// leaves (normalized or not), for the checks that follow.
+func normalizeRequestPath(h *stream.HeaderMap, method []byte, pol pathPolicy) (lrep *filter.LocalReply, target []byte) {
+	target, _ = h.Get(stream.Path)
 	if string(method) == http.MethodConnect || string(target) == "*" || len(target) == 0 || target[0] != '/' {
-		return nil
+		return nil, target
 	}
 	if plainPath(target) {
-		return nil
+		return nil, target
 	}
 	raw, query := string(target), ""
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
@@ -61,7 +67,7 @@ func normalizeRequestPath(h *stream.HeaderMap, pol pathPolicy) *filter.LocalRepl
 	out, verdict := normalizePath(raw, pol)
 	switch verdict {
 	case pathReject:
-		return &filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "path_normalization_failed"}
+		return &filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "path_normalization_failed"}, nil
 	case pathRedirect:
 		loc := out
 		if len(query) > 1 {
@@ -72,16 +78,17 @@ func normalizeRequestPath(h *stream.HeaderMap, pol pathPolicy) *filter.LocalRepl
 		return &filter.LocalReply{
 			Status: http.StatusTemporaryRedirect, Header: &hdr,
 			Details: "path_normalization_redirect", GRPCStatus: grpcInternal, // gRPC clients do not follow redirects
-		}
+		}, nil
 	}
 	if out == raw {
-		return nil
+		return nil, target
 	}
 	if _, err := url.PathUnescape(out); err != nil {
-		return &filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "path_normalization_failed"}
+		return &filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "path_normalization_failed"}, nil
 	}
 	h.Set(stream.Path, out+query)
-	return nil
+	target, _ = h.Get(stream.Path)
+	return nil, target
 }
 
 // plainPath reports a path that every policy leaves as it is: unreserved
