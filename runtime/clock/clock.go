@@ -35,16 +35,24 @@ func Now() time.Time {
 }
 
 // Mono is a reading of the monotonic clock alone, one clock call where
-// Now makes two: for ages and deadlines, which only subtract readings
-// (Sub, Add, Before and After use the monotonic part when both sides have
-// one, as Mono's and Now's do). Its wall part is the process's start plus
-// the monotonic time, which is not the wall clock: never print it.
-func Mono() time.Time {
+// Now makes two, as the time since the process's clock started: for ages
+// and deadlines, which only subtract readings. A plain number, because
+// making a time.Time of it (time.Time.Add) cost more instructions than
+// the reading.
+func Mono() time.Duration {
 	if counting.Load() {
 		reads.Add(1)
 	}
-	return start.Add(time.Since(start))
+	return time.Since(start)
 }
+
+// MonoOf is t (Now's, which has a monotonic reading) on Mono's scale,
+// without reading the clock.
+func MonoOf(t time.Time) time.Duration { return t.Sub(start) }
+
+// TimeOf is the time.Time of a Mono reading (for a deadline), without
+// reading the clock.
+func TimeOf(m time.Duration) time.Time { return start.Add(m) }
 
 // Since is time.Since(t): one monotonic reading when t has a monotonic
 // part (Now's and Mono's have).

@@ -145,8 +145,8 @@ type conn struct {
 	continueFn func()
 
 	watch watch
-	// idleUntil is the read deadline the wait for a request left set, as
-	// monotonic time since monoStart, kept while a request without a
+	// idleUntil is the read deadline the wait for a request left set, on
+	// the scale of clock.Mono, kept while a request without a
 	// body is served so the next wait can often keep it too (see
 	// waitDeadline); zero when the deadline is something else or none.
 	idleUntil time.Duration
@@ -274,8 +274,7 @@ func (c *conn) waitDeadline(first bool) {
 	}
 	// The monotonic clock alone: time.Now reads the wall clock too, and
 	// showed in profiles at once a request.
-	at := clock.Mono()
-	now := at.Sub(monoStart)
+	now := clock.Mono()
 	if c.idleUntil != 0 && c.idleUntil >= now+wait {
 		return // still allows the whole timeout
 	}
@@ -283,12 +282,9 @@ func (c *conn) waitDeadline(first bool) {
 		wait += wait / 8
 	}
 	// The same reading: the deadline is wait from it.
-	c.setReadDeadline(at.Add(wait))
+	c.setReadDeadline(clock.TimeOf(now + wait))
 	c.idleUntil = now + wait
 }
-
-// monoStart is where the server's monotonic readings start.
-var monoStart = clock.Mono()
 
 // setReadDeadline sets a read deadline: one other than the kept idle
 // deadline, which is forgotten, unless waitDeadline sets it.

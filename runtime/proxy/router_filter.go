@@ -159,7 +159,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			// cluster's pick, which reads the clock again if it waits
 			// for a connection slot.
 			x.upstreamStart = clock.Since(x.s.info.Start)
-			out.Start = x.s.info.Start.Add(x.upstreamStart)
+			out.Start = clock.MonoOf(x.s.info.Start) + x.upstreamStart
 		}
 		if reqBody != nil {
 			out.BodyStream, out.BodyLength = reqBody, contentLength
@@ -194,8 +194,8 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			// progress (both count from the stream's start): the pool's,
 			// taken as it read the head, when it took one (nothing but
 			// the cluster's accounting of the answer since).
-			if at := resp.HeadAt(); !at.IsZero() {
-				headAt = at.Sub(x.s.info.Start)
+			if at := resp.HeadAt(); at != 0 {
+				headAt = at - clock.MonoOf(x.s.info.Start)
 			} else {
 				headAt = clock.Since(x.s.info.Start)
 			}

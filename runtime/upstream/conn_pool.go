@@ -264,7 +264,7 @@ type downstreamPool struct {
 	h2 *h2Pool
 }
 
-func (p *downstreamPool) send(ctx context.Context, req *Request, addr string, at time.Time) (*responseState, error) {
+func (p *downstreamPool) send(ctx context.Context, req *Request, addr string, at time.Duration) (*responseState, error) {
 	if req.ProtoMajor >= 2 {
 		return p.h2.send(ctx, req, addr, at)
 	}

@@ -73,11 +73,11 @@ type h1Conn struct {
 	addr     string
 	cc       http1.ClientConn
 	reqs     int32
-	lastUsed time.Time
-	// headRead is when the exchange's response head was read (zero before
-	// it), headReads the codec's count of reads then (http1.ClientConn's
-	// Reads): see put.
-	headRead  time.Time
+	lastUsed time.Duration // clock.Mono
+	// headRead is when the exchange's response head was read (clock.Mono;
+	// zero before it), headReads the codec's count of reads then
+	// (http1.ClientConn's Reads): see put.
+	headRead  time.Duration
 	headReads uint32
 	// idle tells, without blocking, whether the socket has bytes the
 	// upstream sent after the last response (or its FIN).
@@ -221,7 +221,7 @@ func (p *h1Pool) janitor() {
 			for addr, list := range p.idle {
 				keep := list[:0]
 				for _, c := range list {
-					if now.Sub(c.lastUsed) >= p.idleTimeout {
+					if clock.MonoOf(now)-c.lastUsed >= p.idleTimeout {
 						stale = append(stale, c)
 					} else {
 						keep = append(keep, c)
@@ -250,9 +250,10 @@ func (p *h1Pool) janitor() {
 // With checkAtSend, the check of a connection that can do it while it
 // sends (sendQuiet: plain TCP) is left to the send.
 //
-// now is a reading of the clock just taken (zero: get reads it).
-func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool, now time.Time) (c *h1Conn, reused bool, err error) {
-	if now.IsZero() {
+// now is a reading of the clock (clock.Mono) just taken (zero: get
+// reads it).
+func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool, now time.Duration) (c *h1Conn, reused bool, err error) {
+	if now == 0 {
 		now = clock.Mono()
 	}
 	for {
@@ -266,7 +267,7 @@ func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool, now tim
 		list[len(list)-1] = nil
 		p.idle[addr] = list[:len(list)-1]
 		p.mu.Unlock()
-		if now.Sub(c.lastUsed) < p.idleTimeout && (checkAtSend && c.idle.canSendQuiet() || c.idle.quiet()) {
+		if now-c.lastUsed < p.idleTimeout && (checkAtSend && c.idle.canSendQuiet() || c.idle.quiet()) {
 			return c, true, nil
 		}
 		c.close()
@@ -343,13 +344,13 @@ func (p *h1Pool) closeAll() {
 // send is one try on a pooled connection. A try that failed on a reused
 // connection before any response byte arrived is sent once more on a
 // fresh one when that is safe (see Request.replayable).
-func (p *h1Pool) send(ctx context.Context, req *Request, addr string, at time.Time) (*responseState, error) {
+func (p *h1Pool) send(ctx context.Context, req *Request, addr string, at time.Duration) (*responseState, error) {
 	// A request written in one piece is sent with sendQuiet, which checks
 	// an idle connection as it sends.
 	oneWrite := sentInOneWrite(req)
 	for {
 		c, reused, err := p.get(ctx, addr, oneWrite, at)
-		at = time.Time{} // a second get follows a failed exchange: I/O since
+		at = 0 // a second get follows a failed exchange: I/O since
 		if err != nil {
 			req.closeStream()
 			return nil, err
@@ -406,7 +407,7 @@ const (
 
 // exchange writes req on c (as mode says) and reads the response head.
 func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sendMode) (*responseState, error) {
-	c.headRead = time.Time{}
+	c.headRead = 0
 	if err := ctx.Err(); err != nil {
 		req.closeStream()
 		p.put(c)
@@ -621,9 +622,9 @@ func (c *h1Conn) readBody(p []byte) (int, error) {
 
 func (c *h1Conn) trailers() *stream.HeaderMap { return c.cc.Trailers() }
 
-func (c *h1Conn) headAt() time.Time { return c.headRead }
+func (c *h1Conn) headAt() time.Duration { return c.headRead }
 
-func (c *h1Conn) bodyWithHead() bool { return !c.headRead.IsZero() && c.cc.Reads() == c.headReads }
+func (c *h1Conn) bodyWithHead() bool { return c.headRead != 0 && c.cc.Reads() == c.headReads }
 
 // finish settles the connection once: back to the pool only when the body
 // was read to its framed end, nothing follows it, the request body went

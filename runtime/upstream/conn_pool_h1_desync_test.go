@@ -235,7 +235,7 @@ func TestH1NoReuseWithUnreadBytesTLS(t *testing.T) {
 	defer p.closeAll()
 	get := func(path string) string {
 		t.Helper()
-		st, err := p.send(context.Background(), &Request{Headers: headers("GET", path, "x")}, ln.Addr().String(), time.Time{})
+		st, err := p.send(context.Background(), &Request{Headers: headers("GET", path, "x")}, ln.Addr().String(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -79,7 +79,7 @@ func FuzzH1Response(f *testing.F) {
 			h.Add("connection", "Upgrade")
 			h.Add("upgrade", "websocket")
 		}
-		st, err := p.send(context.Background(), &Request{Headers: h}, "up", time.Time{})
+		st, err := p.send(context.Background(), &Request{Headers: h}, "up", 0)
 		pooled := func() bool { return len(p.idle["up"]) > 0 }
 		if err != nil {
 			if pooled() {

@@ -58,7 +58,7 @@ func newH2Pool(opts http2.ClientOptions, dial func(ctx context.Context, network,
 // send is one try of req on a stream to addr: the head (and as much of a
 // whole body as the windows take) goes out in one batch; the rest of the
 // body and the trailers are written on a goroutine, beside the response.
-func (p *h2Pool) send(ctx context.Context, req *Request, addr string, _ time.Time) (*responseState, error) {
+func (p *h2Pool) send(ctx context.Context, req *Request, addr string, _ time.Duration) (*responseState, error) {
 	x := h2ExchangePool.Get().(*h2Exchange)
 	x.p = p
 	for try := 0; ; try++ {
@@ -213,7 +213,7 @@ func (x *h2Exchange) readBody(p []byte) (int, error) { return x.s.Read(p) }
 
 func (x *h2Exchange) trailers() *stream.HeaderMap { return x.s.Trailers() }
 
-func (x *h2Exchange) headAt() time.Time { return time.Time{} }
+func (x *h2Exchange) headAt() time.Duration { return 0 }
 
 func (x *h2Exchange) bodyWithHead() bool { return false }
 

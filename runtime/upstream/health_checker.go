@@ -119,7 +119,7 @@ func (h *healthChecker) probe(ctx context.Context, e *endpoint) (bool, string) {
 	hm.Add(stream.Authority, authority)
 	hm.Add("user-agent", "sluice-health-check")
 	// Straight to the pool: a check is not one of the cluster's requests.
-	st, err := h.c.spool.send(ctx, &Request{Headers: hm}, e.addr, time.Time{})
+	st, err := h.c.spool.send(ctx, &Request{Headers: hm}, e.addr, 0)
 	if err != nil {
 		return false, err.Error()
 	}

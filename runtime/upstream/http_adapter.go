@@ -24,7 +24,7 @@ type httpSender struct {
 	scheme string
 }
 
-func (s *httpSender) send(ctx context.Context, req *Request, addr string, _ time.Time) (*responseState, error) {
+func (s *httpSender) send(ctx context.Context, req *Request, addr string, _ time.Duration) (*responseState, error) {
 	hr, err := requestToHTTP(ctx, req, s.scheme, addr)
 	if err != nil {
 		req.closeStream()
@@ -142,7 +142,7 @@ func (x *httpExchange) readBody(p []byte) (int, error) {
 	return n, err
 }
 
-func (x *httpExchange) headAt() time.Time { return time.Time{} }
+func (x *httpExchange) headAt() time.Duration { return 0 }
 
 func (x *httpExchange) bodyWithHead() bool { return false }
 

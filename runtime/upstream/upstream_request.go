@@ -48,12 +48,12 @@ type Request struct {
 	// over h2, everything else over http1.
 	ProtoMajor int
 
-	// Start, when set, is a reading of the clock (runtime/clock) the
-	// caller took just before Send, with nothing that waits in between
-	// (the router's upstream timing): the HTTP/1.1 pool ages its idle
-	// connections against it rather than reading the clock again. A try
-	// that waits for a connection slot reads the clock itself.
-	Start time.Time
+	// Start, when set, is a reading of the clock (runtime/clock's Mono)
+	// the caller took just before Send, with nothing that waits in
+	// between (the router's upstream timing): the HTTP/1.1 pool ages its
+	// idle connections against it rather than reading the clock again. A
+	// try that waits for a connection slot reads the clock itself.
+	Start time.Duration
 }
 
 // bodyLength is the request body's length: 0 for none, -1 unknown.
@@ -165,11 +165,11 @@ type responseSource interface {
 	finish(aborted bool)
 	// upgrade hands over the connection of a 101 response.
 	upgrade() (io.ReadWriteCloser, error)
-	// headAt is when the response head was read (a reading of the
-	// clock), zero when the protocol does not note it; bodyWithHead
+	// headAt is when the response head was read (a reading of
+	// clock.Mono), zero when the protocol does not note it; bodyWithHead
 	// says the body bytes read so far came in the reads that brought
 	// the head (false when unknown).
-	headAt() time.Time
+	headAt() time.Duration
 	bodyWithHead() bool
 }
 
@@ -249,11 +249,11 @@ func (r Response) ReadBody(p []byte) (int, error) {
 }
 
 // HeadAt is when the response head was read, a reading of the clock
-// (runtime/clock) taken as it was; zero when the protocol does not note
-// it (the caller then reads the clock itself).
-func (r Response) HeadAt() time.Time {
+// (runtime/clock's Mono) taken as it was; zero when the protocol does not
+// note it (the caller then reads the clock itself).
+func (r Response) HeadAt() time.Duration {
 	if !r.live() {
-		return time.Time{}
+		return 0
 	}
 	return r.st.src.headAt()
 }
@@ -366,10 +366,11 @@ func (u *upgradedStream) release() {
 
 // streamPool is a protocol's side of Send.
 //
-// at is a reading of the clock taken just before, with nothing that
-// waits since (zero: none), for a pool that ages its idle connections.
+// at is a reading of the clock (clock.Mono) taken just before, with
+// nothing that waits since (zero: none), for a pool that ages its idle
+// connections.
 type streamPool interface {
-	send(ctx context.Context, req *Request, addr string, at time.Time) (*responseState, error)
+	send(ctx context.Context, req *Request, addr string, at time.Duration) (*responseState, error)
 }
 
 // Send sends one try of req to an endpoint of the cluster and returns the
@@ -389,7 +390,7 @@ func (c *Cluster) Send(ctx context.Context, req *Request, pick Pick) (Response, 
 	}
 	at := req.Start
 	if waited {
-		at = time.Time{} // the caller's reading is from before the wait
+		at = 0 // the caller's reading is from before the wait
 	}
 	st, err := c.spool.send(ctx, req, ep.addr, at)
 	if err != nil {
