@@ -340,6 +340,30 @@ func parseRequestLine(line []byte, req *Request) error {
 // section 5: no whitespace before the colon, no obs-fold (a line starting
 // with whitespace), a value of visible characters, SP, HTAB and obs-text.
 func parseField(line []byte) (name, value []byte, err error) {
+	// The name's scan finds the colon itself (it is no token character):
+	// a field that is not token, colon, value takes the long way, which
+	// tells its errors apart.
+	j := 0
+	for ; j < len(line); j++ {
+		l := tokenLower[line[j]]
+		if l == 0 {
+			break
+		}
+		line[j] = l
+	}
+	if j == 0 || j == len(line) || line[j] != ':' {
+		return parseFieldSlow(line)
+	}
+	value = stream.TrimOWS(line[j+1:])
+	if hasCTL(value) {
+		return nil, nil, refuse(http.StatusBadRequest, "invalid header field value")
+	}
+	return line[:j], value, nil
+}
+
+// parseFieldSlow is parseField for a line that is not token, colon,
+// value: it finds what is wrong with it.
+func parseFieldSlow(line []byte) (name, value []byte, err error) {
 	colon := bytes.IndexByte(line, ':')
 	if colon <= 0 {
 		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
