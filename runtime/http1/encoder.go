@@ -35,7 +35,11 @@ type encoder struct {
 	cl       int64 // Content-Length, -1 while unknown
 	written  int64
 
-	wbuf, pend *[]byte // pooled: bytes to write, body held before commit
+	// wbuf and pend are pooled: the bytes to write, and the body held
+	// before the head is committed. pend is taken only when a body is
+	// held (a response without a Content-Length): a pool's Get and Put a
+	// request for a buffer a response of known length never uses.
+	wbuf, pend *[]byte
 	vec        [3][]byte
 	bufs       net.Buffers
 }
@@ -51,20 +55,33 @@ func (e *encoder) reset(q *Request) {
 	e.cl, e.written = -1, 0
 	if e.wbuf == nil {
 		e.wbuf = bufPool.Get().(*[]byte)
-		e.pend = bufPool.Get().(*[]byte)
 	}
 	*e.wbuf = (*e.wbuf)[:0]
-	*e.pend = (*e.pend)[:0]
+	if e.pend != nil {
+		*e.pend = (*e.pend)[:0]
+	}
+}
+
+// pending is the body held so far.
+func (e *encoder) pending() []byte {
+	if e.pend == nil {
+		return nil
+	}
+	return *e.pend
 }
 
 // release gives the write buffers back to the pool (an idle connection
 // keeps none).
 func (e *encoder) release() {
 	if e.wbuf != nil {
-		*e.wbuf, *e.pend = (*e.wbuf)[:cap(*e.wbuf)], (*e.pend)[:cap(*e.pend)]
+		*e.wbuf = (*e.wbuf)[:cap(*e.wbuf)]
 		bufPool.Put(e.wbuf)
+		e.wbuf = nil
+	}
+	if e.pend != nil {
+		*e.pend = (*e.pend)[:cap(*e.pend)]
 		bufPool.Put(e.pend)
-		e.wbuf, e.pend = nil, nil
+		e.pend = nil
 	}
 }
 
@@ -118,7 +135,7 @@ func (e *encoder) commit(streaming bool) {
 		streaming, e.cl = true, -1
 	}
 	if !streaming && e.cl < 0 && e.bodyAllowed {
-		e.cl = int64(len(*e.pend))
+		e.cl = int64(len(e.pending()))
 	}
 	if e.cl < 0 && e.bodyAllowed {
 		if e.q.Minor >= 1 {
@@ -150,7 +167,7 @@ func (e *encoder) commit(streaming bool) {
 	}
 	b = append(b, crlf...)
 	*e.wbuf = b
-	if p := *e.pend; len(p) > 0 {
+	if p := e.pending(); len(p) > 0 {
 		*e.pend = p[:0]
 		e.writeBody(p)
 	}
@@ -159,8 +176,12 @@ func (e *encoder) commit(streaming bool) {
 // hold keeps p back while the body's length may still be learnt; false
 // when p does not fit and the head must be committed first.
 func (e *encoder) hold(p []byte) bool {
-	if e.cl >= 0 || e.trailers || len(*e.pend)+len(p) > pendMax {
+	if e.cl >= 0 || e.trailers || len(e.pending())+len(p) > pendMax {
 		return false
+	}
+	if e.pend == nil {
+		e.pend = bufPool.Get().(*[]byte)
+		*e.pend = (*e.pend)[:0]
 	}
 	*e.pend = append(*e.pend, p...)
 	e.written += int64(len(p))

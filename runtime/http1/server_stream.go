@@ -253,7 +253,7 @@ func (s *serverStream) WriteBody(p []byte, endStream bool) error {
 			case endStream && !e.trailers:
 				// The whole body is known now: a Content-Length, not
 				// chunks, however large.
-				e.cl = int64(len(*e.pend) + len(p))
+				e.cl = int64(len(e.pending()) + len(p))
 				e.commit(false)
 			default:
 				e.commit(true)
