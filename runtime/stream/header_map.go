@@ -256,10 +256,16 @@ func delFrom[S ~string | ~[]byte](h *HeaderMap, name S, from int) {
 }
 
 // equalFold compares a stored (lower-case) name with a name in any case.
+// Most names looked up are lower-case already (the proxy's constants): a
+// plain comparison of the bytes settles those, and the fold byte by byte
+// (which took a tenth of a proxied request's instructions) is left for the
+// others.
 func equalFold[S ~string | ~[]byte](stored []byte, name S) bool {
-	if len(stored) != len(name) {
-		return false
-	}
+	return len(stored) == len(name) && (string(stored) == string(name) || foldEqual(stored, name))
+}
+
+// foldEqual is equalFold's byte-by-byte part, for names of one length.
+func foldEqual[S ~string | ~[]byte](stored []byte, name S) bool {
 	for i := 0; i < len(name); i++ {
 		if stored[i] != lower(name[i]) {
 			return false
