@@ -37,7 +37,7 @@ type h1Pool struct {
 	maxReqs     int32 // max_requests_per_connection; 0 = unlimited
 
 	mu     sync.Mutex
-	idle   map[string][]*h1Conn
+	idle   map[string]*idleConns
 	closed bool
 	stop   chan struct{}
 	done   chan struct{}
@@ -60,9 +60,22 @@ const watchDelay = 10 * time.Millisecond
 
 func newH1Pool(dial func(ctx context.Context, network, addr string) (net.Conn, error), idle time.Duration, maxIdle, maxReqs int) *h1Pool {
 	p := &h1Pool{dial: dial, idleTimeout: idle, maxIdle: maxIdle, maxReqs: int32(max(0, maxReqs)),
-		idle: map[string][]*h1Conn{}, stop: make(chan struct{}), done: make(chan struct{})}
+		idle: map[string]*idleConns{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go p.janitor()
 	return p
+}
+
+// idleConns is an endpoint's idle connections, the most recently used
+// last. The map holds it by pointer, so that taking a connection and
+// giving one back change it in place: one map lookup each, where a map
+// of slices took a lookup and an assignment each (about 300 instructions
+// a request between them). An entry goes only once it has stayed empty
+// through a whole tick of the janitor (emptyTick), so a list that empties
+// and fills again with every request keeps its entry and put makes none
+// anew.
+type idleConns struct {
+	conns     []*h1Conn
+	emptyTick bool // empty at the janitor's last tick, and no put since
 }
 
 // h1Conn is one upstream HTTP/1.1 connection and the state of the
@@ -216,30 +229,38 @@ func (p *h1Pool) janitor() {
 		case <-p.stop:
 			return
 		case now := <-t.C:
-			var stale []*h1Conn
-			p.mu.Lock()
-			for addr, list := range p.idle {
-				keep := list[:0]
-				for _, c := range list {
-					if clock.MonoOf(now)-c.lastUsed >= p.idleTimeout {
-						stale = append(stale, c)
-					} else {
-						keep = append(keep, c)
-					}
-				}
-				clear(list[len(keep):])
-				if len(keep) == 0 {
-					delete(p.idle, addr)
-				} else {
-					p.idle[addr] = keep
-				}
-			}
-			p.mu.Unlock()
-			for _, c := range stale {
+			for _, c := range p.sweep(clock.MonoOf(now)) {
 				c.close()
 			}
 		}
 	}
+}
+
+// sweep takes the connections idle for idleTimeout at now (clock.Mono)
+// out of the pool, for the caller to close, and drops the entries of
+// endpoints that had none through a whole tick.
+func (p *h1Pool) sweep(now time.Duration) (stale []*h1Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, l := range p.idle {
+		keep := l.conns[:0]
+		for _, c := range l.conns {
+			if now-c.lastUsed >= p.idleTimeout {
+				stale = append(stale, c)
+			} else {
+				keep = append(keep, c)
+			}
+		}
+		clear(l.conns[len(keep):])
+		l.conns = keep
+		if len(keep) == 0 {
+			if l.emptyTick {
+				delete(p.idle, addr)
+			}
+			l.emptyTick = true
+		}
+	}
+	return stale
 }
 
 // get returns an idle connection to addr or dials one; reused tells which.
@@ -258,14 +279,15 @@ func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool, now tim
 	}
 	for {
 		p.mu.Lock()
-		list := p.idle[addr]
-		if len(list) == 0 {
+		l := p.idle[addr]
+		if l == nil || len(l.conns) == 0 {
 			p.mu.Unlock()
 			break
 		}
-		c = list[len(list)-1]
-		list[len(list)-1] = nil
-		p.idle[addr] = list[:len(list)-1]
+		last := len(l.conns) - 1
+		c = l.conns[last]
+		l.conns[last] = nil
+		l.conns = l.conns[:last]
 		p.mu.Unlock()
 		if now-c.lastUsed < p.idleTimeout && (checkAtSend && c.idle.canSendQuiet() || c.idle.quiet()) {
 			return c, true, nil
@@ -299,12 +321,18 @@ func (p *h1Pool) put(c *h1Conn) {
 	}
 	c.cc.Idle()
 	p.mu.Lock()
-	if p.closed || len(p.idle[c.addr]) >= p.maxIdle {
+	l := p.idle[c.addr]
+	if p.closed || l != nil && len(l.conns) >= p.maxIdle {
 		p.mu.Unlock()
 		c.close()
 		return
 	}
-	p.idle[c.addr] = append(p.idle[c.addr], c)
+	if l == nil {
+		l = &idleConns{}
+		p.idle[c.addr] = l
+	}
+	l.conns = append(l.conns, c)
+	l.emptyTick = false
 	p.mu.Unlock()
 }
 
@@ -319,10 +347,10 @@ func (c *h1Conn) close() {
 func (p *h1Pool) CloseIdleConnections() {
 	p.mu.Lock()
 	idle := p.idle
-	p.idle = map[string][]*h1Conn{}
+	p.idle = map[string]*idleConns{}
 	p.mu.Unlock()
-	for _, list := range idle {
-		for _, c := range list {
+	for _, l := range idle {
+		for _, c := range l.conns {
 			c.close()
 		}
 	}

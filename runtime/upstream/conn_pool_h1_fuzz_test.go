@@ -72,7 +72,7 @@ func FuzzH1Response(f *testing.F) {
 		}
 		upgrade := mode&2 != 0
 		mc := &memConn{r: bytes.NewReader(wire)}
-		p := &h1Pool{idleTimeout: time.Hour, maxIdle: 1, idle: map[string][]*h1Conn{},
+		p := &h1Pool{idleTimeout: time.Hour, maxIdle: 1, idle: map[string]*idleConns{},
 			dial: func(context.Context, string, string) (net.Conn, error) { return mc, nil }}
 		h := headers(method, "/", "up")
 		if upgrade {
@@ -80,7 +80,7 @@ func FuzzH1Response(f *testing.F) {
 			h.Add("upgrade", "websocket")
 		}
 		st, err := p.send(context.Background(), &Request{Headers: h}, "up", 0)
-		pooled := func() bool { return len(p.idle["up"]) > 0 }
+		pooled := func() bool { return p.idle["up"] != nil && len(p.idle["up"].conns) > 0 }
 		if err != nil {
 			if pooled() {
 				t.Fatalf("connection kept after %v", err)
@@ -114,7 +114,7 @@ func FuzzH1Response(f *testing.F) {
 		if readErr != nil {
 			t.Fatalf("connection kept after a body error %v", readErr)
 		}
-		if c := p.idle["up"][0]; len(c.cc.Buffered()) != 0 {
+		if c := p.idle["up"].conns[0]; len(c.cc.Buffered()) != 0 {
 			t.Fatalf("connection kept with %d unread bytes", len(c.cc.Buffered()))
 		}
 		// The oracle: the bytes consumed are exactly one response as Go

@@ -621,8 +621,10 @@ func TestH1StreamContextWatchedWithoutTimer(t *testing.T) {
 	p := c.spool.(*h1Pool)
 	p.mu.Lock()
 	var conn *h1Conn
-	for _, list := range p.idle {
-		conn = list[len(list)-1]
+	for _, l := range p.idle {
+		if n := len(l.conns); n > 0 {
+			conn = l.conns[n-1]
+		}
 	}
 	p.mu.Unlock()
 	if conn == nil {
@@ -703,5 +705,57 @@ func TestH1IdleAgeFromTheLastRead(t *testing.T) {
 	get("/", true)
 	if n := s.conns.Load(); n != 1 {
 		t.Errorf("%d connections, want 1: the connection was taken for idle since the head of a response whose body came %v later", n, 300*time.Millisecond)
+	}
+}
+
+// TestH1IdleEntryKeptWhileUsed: an endpoint's idle list stays in the pool
+// while its connections come and go (put then adds to it, and makes none
+// anew), and goes once it has stayed empty through a whole janitor tick.
+func TestH1IdleEntryKeptWhileUsed(t *testing.T) {
+	s := startRawServer(t, canned("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	p := newH1Pool((&net.Dialer{}).DialContext, time.Hour, 4, 0)
+	defer p.closeAll()
+	send := func() Response {
+		t.Helper()
+		st, err := p.send(context.Background(), &Request{Headers: headers("GET", "/", "x")}, s.addr, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := st.handle()
+		io.Copy(io.Discard, resp.Body())
+		return resp
+	}
+	entry := func() *idleConns {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.idle[s.addr]
+	}
+	send().Close()
+	first := entry()
+	if first == nil || len(first.conns) != 1 {
+		t.Fatalf("idle entry %+v after one request, want one connection", first)
+	}
+	busy := send() // the connection is out: the list is empty
+	p.sweep(clock.Mono())
+	if entry() != first {
+		t.Fatal("an entry emptied just now was dropped at the first tick")
+	}
+	busy.Close()
+	p.sweep(clock.Mono())
+	if e := entry(); e != first || len(e.conns) != 1 || e.emptyTick {
+		t.Fatalf("entry after the connection came back: %+v, want the same with one connection", e)
+	}
+	busy = send()
+	p.sweep(clock.Mono())
+	p.sweep(clock.Mono())
+	if e := entry(); e != nil {
+		t.Fatalf("entry %+v kept after two ticks empty", e)
+	}
+	busy.Close()
+	if e := entry(); e == nil || len(e.conns) != 1 {
+		t.Fatalf("entry %+v after the connection came back, want one connection", e)
+	}
+	if n := s.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
 	}
 }
