@@ -189,7 +189,7 @@ func (p *Plugin) newStream(ctx context.Context, s *HTTPStream, host StreamHost, 
 	s.root, s.rootID, s.skip = in.roots[root], root, in.roots[root].skip
 	s.id = in.nextID
 	in.nextID++
-	in.streams[s.id] = s
+	in.streams.put(s)
 	if !network && in.has(cbCreateRequestHeaders) && s.skip&(1<<cbRequestHeaders) == 0 {
 		// The guest creates the context with its request headers, the
 		// stream's first callback (enter): one call into it, not two.
@@ -200,7 +200,7 @@ func (p *Plugin) newStream(ctx context.Context, s *HTTPStream, host StreamHost, 
 	in.effective = s.id
 	_, err = in.call(cbContextCreate, uint64(s.id), uint64(root))
 	if err != nil {
-		delete(in.streams, s.id)
+		in.streams.del(s.id)
 		s.done = true
 		in.unlock()
 		s.release()
@@ -512,7 +512,7 @@ func (s *HTTPStream) OnDone() error {
 		}
 	}
 	s.done = true
-	delete(in.streams, s.id)
+	in.streams.del(s.id)
 	if in.effStream == s {
 		in.effStream = nil // do not keep the stream's host alive
 	}

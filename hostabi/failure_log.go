@@ -36,7 +36,7 @@ func (in *instance) failureFields(p *Plugin, err error) []zap.Field {
 // requestID is the request id of the effective context's stream, if it is
 // an HTTP stream. Callers hold mu.
 func (in *instance) requestID() string {
-	s := in.streams[in.effective]
+	s := in.streams.get(in.effective)
 	if s == nil || s.network || s.host == nil {
 		return ""
 	}

@@ -174,7 +174,7 @@ func (in *instance) deliverForeign(id, fid uint32, args []byte) {
 		return
 	}
 	if in.roots[id] == nil {
-		if s := in.streams[id]; s == nil || s.done {
+		if s := in.streams.get(id); s == nil || s.done {
 			in.mu.Unlock()
 			return
 		}

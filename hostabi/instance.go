@@ -84,7 +84,7 @@ type instance struct {
 	// roots are the plugins' root contexts, by context id.
 	roots    map[uint32]*rootContext
 	rootOf   map[*Plugin]uint32
-	streams  map[uint32]*HTTPStream
+	streams  streamTable
 	callouts map[uint32]*callout
 	nextCall uint32
 	cur      callData
@@ -172,7 +172,6 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 	in := &instance{
 		vm: v, cm: v.cm, seq: v.nextInst.Add(1),
 		memory:   &limitedMemory{limit: v.cfg.MemoryLimit},
-		streams:  map[uint32]*HTTPStream{},
 		callouts: map[uint32]*callout{},
 		roots:    map[uint32]*rootContext{},
 		rootOf:   map[*Plugin]uint32{},
@@ -868,7 +867,7 @@ func (in *instance) rootFor(id uint32) uint32 {
 	if in.roots[id] != nil {
 		return id
 	}
-	if s := in.streams[id]; s != nil {
+	if s := in.streams.get(id); s != nil {
 		return in.rootOf[s.plugin]
 	}
 	return 0
@@ -879,7 +878,7 @@ func (in *instance) pluginFor(id uint32) *Plugin {
 	if rc := in.roots[id]; rc != nil {
 		return rc.p
 	}
-	if s := in.streams[id]; s != nil {
+	if s := in.streams.get(id); s != nil {
 		return s.plugin
 	}
 	return nil

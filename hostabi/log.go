@@ -128,7 +128,7 @@ func hcSetTickPeriod(_ context.Context, in *instance, a []uint64) abi.Status {
 func hcSetEffectiveContext(_ context.Context, in *instance, a []uint64) abi.Status {
 	id := u32(a[0])
 	if in.roots[id] == nil {
-		if s := in.streams[id]; s == nil || s.done {
+		if s := in.streams.get(id); s == nil || s.done {
 			return abi.BadArgument
 		}
 	}
@@ -159,11 +159,11 @@ func hcDone(_ context.Context, in *instance, _ []uint64) abi.Status {
 // stream is the effective stream, nil in a root context.
 func (in *instance) stream() *HTTPStream {
 	// Every header hostcall asks; a stream's id is never reused and a
-	// stream is done before it leaves the map.
+	// stream is done before it leaves the table.
 	if s := in.effStream; s != nil && s.id == in.effective && !s.done {
 		return s
 	}
-	s := in.streams[in.effective]
+	s := in.streams.get(in.effective)
 	in.effStream = s
 	return s
 }
