@@ -197,11 +197,12 @@ func (p *Plugin) newStream(ctx context.Context, s *HTTPStream, host StreamHost, 
 		return nil
 	}
 	s.created = true
-	in.effective = s.id
+	in.effective, in.effStream = s.id, s
 	_, err = in.call(cbContextCreate, uint64(s.id), uint64(root))
 	if err != nil {
 		in.streams.del(s.id)
 		s.done = true
+		in.effStream = nil
 		in.unlock()
 		s.release()
 		return err
@@ -296,7 +297,8 @@ func (s *HTTPStream) enter(cb callback, d StreamType, count MapType, args ...uin
 	if final {
 		args[2] |= eosFinal
 	}
-	in.effective = s.id
+	// The stream's header hostcalls find it without a lookup (stream).
+	in.effective, in.effStream = s.id, s
 	s.active = true
 	s.resumed = [2]bool{}
 	var r uint64

@@ -22,9 +22,31 @@ import (
 
 type instKey struct{}
 
+// instCtx is the context every call into an instance's guest carries
+// (instance.ctx): the instance, for the host functions the guest calls.
+// It is its own type so that instOf finds the instance with one type
+// check; wazero hands host functions the context of the call, and
+// Value's walk up a chain of contexts (a key comparison per step) cost
+// about as much as a small hostcall's own work.
+type instCtx struct {
+	context.Context
+	in *instance
+}
+
+func (c *instCtx) Value(key any) any {
+	if _, ok := key.(instKey); ok {
+		return c.in
+	}
+	return c.Context.Value(key)
+}
+
 // instOf finds the instance a host function runs for: every call into a
-// guest carries it in its context.
+// guest carries it in its context, directly (trusted and interruptible
+// calls) or under a deadline (the others).
 func instOf(ctx context.Context) *instance {
+	if c, ok := ctx.(*instCtx); ok {
+		return c.in
+	}
 	return ctx.Value(instKey{}).(*instance)
 }
 
@@ -46,7 +68,7 @@ type instance struct {
 	// enforces (WithCloseOnContextDone) by closing the module at its next
 	// termination check. A deadline cannot be enforced by closing the module
 	// from another goroutine: that frees its memory under the running call.
-	ctx context.Context
+	ctx *instCtx
 
 	// The deadline of a module rewritten by package interrupt: watch fires
 	// at deadline (monoNow ns, 0 while no call runs), raises flag and sets
@@ -181,7 +203,7 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 	}
 	in.stdio[0].in, in.stdio[1].in = in, in
 	in.lastUsed.Store(monoNow())
-	in.ctx = context.WithValue(context.Background(), instKey{}, in)
+	in.ctx = &instCtx{Context: context.Background(), in: in}
 	ictx := experimental.WithMemoryAllocator(in.ctx, &memoryLimiter{mem: in.memory})
 	// Start functions are ours to call: wazero would run _start on
 	// instantiation, before the host knows whether it is a reactor.
