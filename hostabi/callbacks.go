@@ -186,7 +186,8 @@ func (p *Plugin) newStream(ctx context.Context, s *HTTPStream, host StreamHost, 
 		s.release()
 		return fmt.Errorf("plugin %q: %w: %w", p.cfg.Name, ErrUnavailable, err)
 	}
-	s.root, s.rootID, s.skip = in.roots[root], root, in.roots[root].skip
+	rc := in.roots[root]
+	s.root, s.rootID, s.skip = rc, root, rc.skip
 	s.id = in.nextID
 	in.nextID++
 	in.streams.put(s)

@@ -189,18 +189,21 @@ func (w *wasmFilter) OnLog(filter.Stream) {
 
 func (w *wasmFilter) OnDone(filter.Stream) {
 	_ = w.hs.OnDone()
-	w.host.end()
-	if w.hs.Settled() {
+	if !w.hs.Settled() {
 		// An action still queued (a Resume from a tick's callback racing
-		// the stream's end) holds the host: then w is left to the
-		// collector.
-		// Zeroed but ended: a host call can reach a filter only while
-		// hostabi holds it (Settled), yet one that did would find the
-		// stream over rather than a nil one.
-		*w = wasmFilter{}
-		w.host.ended = true
-		filterPool.Put(w)
+		// the stream's end) holds the host: it must find the stream
+		// over, and w is left to the collector.
+		w.host.end()
+		return
 	}
+	// Nothing queued, and nothing is queued once OnDone has returned:
+	// no other goroutine reaches the host, so ended needs no lock.
+	// Zeroed but ended: a host call can reach a filter only while
+	// hostabi holds it (Settled), yet one that did would find the stream
+	// over rather than a nil one.
+	*w = wasmFilter{}
+	w.host.ended = true
+	filterPool.Put(w)
 }
 
 // SkippedCallbacks answers filter.Skipper from the plugin's
