@@ -23,21 +23,24 @@ import (
 type instKey struct{}
 
 // instCtx is the context every call into an instance's guest carries
-// (instance.ctx): the instance, for the host functions the guest calls.
+// (instance.ctx): the instance, for the host functions the guest calls,
+// and otherwise context.Background's answers (no deadline, never done).
 // It is its own type so that instOf finds the instance with one type
 // check; wazero hands host functions the context of the call, and
 // Value's walk up a chain of contexts (a key comparison per step) cost
-// about as much as a small hostcall's own work.
-type instCtx struct {
-	context.Context
-	in *instance
-}
+// about as much as a small hostcall's own work. Its Value reads nothing
+// else of it: wazero asks the context for its own keys on every call.
+type instCtx struct{ in *instance }
+
+func (*instCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*instCtx) Done() <-chan struct{}       { return nil }
+func (*instCtx) Err() error                  { return nil }
 
 func (c *instCtx) Value(key any) any {
 	if _, ok := key.(instKey); ok {
 		return c.in
 	}
-	return c.Context.Value(key)
+	return nil
 }
 
 // instOf finds the instance a host function runs for: every call into a
@@ -203,7 +206,7 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 	}
 	in.stdio[0].in, in.stdio[1].in = in, in
 	in.lastUsed.Store(monoNow())
-	in.ctx = &instCtx{Context: context.Background(), in: in}
+	in.ctx = &instCtx{in: in}
 	ictx := experimental.WithMemoryAllocator(in.ctx, &memoryLimiter{mem: in.memory})
 	// Start functions are ours to call: wazero would run _start on
 	// instantiation, before the host knows whether it is a reactor.
