@@ -106,7 +106,7 @@ func parseResponse(buf []byte, resp *Response, lim Limits) (int, error) {
 				}
 			})
 		}
-		resp.Header.AddRaw(name, value)
+		resp.Header.AddParsed(name, value) // parseField checked it
 	}
 	return i, nil
 }

@@ -208,7 +208,7 @@ func ParseRequest(buf []byte, req *Request, lim Limits) (int, error) {
 		case "upgrade":
 			upgradeField = true
 		}
-		req.Header.AddRaw(name, value)
+		req.Header.AddParsed(name, value) // parseField checked it
 	}
 
 	if req.Minor >= 1 && hosts == 0 && req.Authority == nil {

@@ -96,7 +96,9 @@ func AppendRequestHead(dst []byte, h *stream.HeaderMap, f RequestFraming) (out [
 		case "upgrade":
 			upgradeField = true
 		}
-		if dst, err = appendCheckedField(dst, name, value); err != nil {
+		if h.Checked(i) {
+			dst = appendParsedField(dst, name, value)
+		} else if dst, err = appendCheckedField(dst, name, value); err != nil {
 			return dst, false, err
 		}
 	}
@@ -153,10 +155,19 @@ func appendCheckedField(dst, name, value []byte) ([]byte, error) {
 	if hasCTL(value) {
 		return dst, &HeadError{"invalid value for field " + string(name)}
 	}
+	return appendParsedField(dst, name, value), nil
+}
+
+// appendParsedField appends "name: value\r\n" as it is: for a field our
+// parser checked on the way in (stream.HeaderMap.Checked), the check a
+// writer makes (a token name, a value without CTLs) done once, not per
+// hop. A field a filter, the config or the proxy set is not marked and
+// is checked when written.
+func appendParsedField(dst, name, value []byte) []byte {
 	dst = append(dst, name...)
 	dst = append(dst, ": "...)
 	dst = append(dst, value...)
-	return append(dst, "\r\n"...), nil
+	return append(dst, "\r\n"...)
 }
 
 func methodExpectsBody(m []byte) bool {

@@ -178,7 +178,8 @@ func (s *serverStream) WriteHeaders(h *stream.HeaderMap, endStream bool) error {
 	b := e.statusLine(code)
 	for i := 0; i < h.Len(); i++ {
 		name, value := h.At(i)
-		if !validFieldName(name) { // pseudo-headers included
+		checked := h.Checked(i)                // parsed from an upstream's head, unchanged
+		if !checked && !validFieldName(name) { // pseudo-headers included
 			continue
 		}
 		switch string(name) {
@@ -206,7 +207,11 @@ func (s *serverStream) WriteHeaders(h *stream.HeaderMap, endStream bool) error {
 		case "date":
 			hasDate = true
 		}
-		b = appendField(b, name, value)
+		if checked {
+			b = appendParsedField(b, name, value)
+		} else {
+			b = appendField(b, name, value)
+		}
 	}
 	if informational {
 		e.interim(b)

@@ -34,6 +34,11 @@ type HeaderMap struct {
 	fields []Field
 	arena  []byte
 	pseudo int // fields[:pseudo] are pseudo-headers
+	// checked has bit i set when fields[i] came from AddParsed and has
+	// not been replaced since (only the first 64 fields are marked; a
+	// writer checks the others again). The mark is not kept in Field: a
+	// larger Field made every append and copy of fields dearer.
+	checked uint64
 }
 
 // Len is the number of fields, pseudo-headers included.
@@ -62,6 +67,7 @@ func (h *HeaderMap) Reset() {
 	h.fields = h.fields[:0]
 	h.arena = h.arena[:0]
 	h.pseudo = 0
+	h.checked = 0
 }
 
 // Get is the first value of name (matched without regard to ASCII case).
@@ -93,6 +99,28 @@ func (h *HeaderMap) AddRaw(name, value []byte) {
 	h.insert(Field{Name: name, Value: value})
 }
 
+// AddParsed is AddRaw for a regular field its codec has checked as a
+// writer would (a token name, a value without CTLs), so that a writer can
+// skip checking it again (Checked). The mark belongs to this field as
+// added: a field that replaces it (Set) does not carry it, and the
+// slices must not change while the map holds them (as for AddRaw).
+func (h *HeaderMap) AddParsed(name, value []byte) {
+	i := len(h.fields)
+	if i >= 64 || len(name) > 0 && name[0] == ':' {
+		h.insert(Field{Name: name, Value: value}) // not marked
+		return
+	}
+	// A regular field goes at the end: insert's append, without the call
+	// (insert, with the pseudo-headers' case, is not inlined), for the
+	// codec's path.
+	h.checked |= 1 << i
+	h.fields = append(h.fields, Field{Name: name, Value: value})
+}
+
+// Checked says whether field i came from AddParsed and was not replaced
+// since: its name is a token and its value holds no CTL.
+func (h *HeaderMap) Checked(i int) bool { return i < 64 && h.checked>>i&1 != 0 }
+
 // Add appends a field, copying name (lower-cased) and value.
 func (h *HeaderMap) Add(name, value string) {
 	h.insert(h.own(name, value))
@@ -106,6 +134,7 @@ func (h *HeaderMap) Set(name, value string) {
 		return
 	}
 	h.fields[i] = h.own(name, value)
+	h.checked &^= 1 << i
 	h.delFrom(name, i+1)
 }
 
@@ -139,6 +168,7 @@ func (h *HeaderMap) SetBytes(name, value []byte) {
 		return
 	}
 	h.fields[i] = own(h, name, value)
+	h.checked &^= 1 << i
 	delFrom(h, name, i+1)
 }
 
@@ -152,7 +182,7 @@ func (h *HeaderMap) Clone() *HeaderMap {
 	for i := range h.fields {
 		n += len(h.fields[i].Name) + len(h.fields[i].Value)
 	}
-	c := &HeaderMap{fields: make([]Field, 0, len(h.fields)), arena: make([]byte, 0, n), pseudo: h.pseudo}
+	c := &HeaderMap{fields: make([]Field, 0, len(h.fields)), arena: make([]byte, 0, n), pseudo: h.pseudo, checked: h.checked}
 	for i := range h.fields {
 		c.fields = append(c.fields, c.copyField(h.fields[i].Name, h.fields[i].Value))
 	}
@@ -208,6 +238,10 @@ func (h *HeaderMap) insert(f Field) {
 	h.fields = append(h.fields, Field{})
 	copy(h.fields[h.pseudo+1:], h.fields[h.pseudo:])
 	h.fields[h.pseudo] = f
+	// The regular fields moved up one, and their marks with them (the
+	// proxy adds :scheme after a codec's fields).
+	below := uint64(1)<<h.pseudo - 1
+	h.checked = h.checked&below | (h.checked&^below)<<1
 	h.pseudo++
 }
 
@@ -241,6 +275,7 @@ func delFrom[S ~string | ~[]byte](h *HeaderMap, name S, from int) {
 		return
 	}
 	out, pseudo := first, h.pseudo
+	checked := h.checked & (uint64(1)<<first - 1)
 	for i := first; i < len(h.fields); i++ {
 		if equalFold(h.fields[i].Name, name) {
 			if i < pseudo {
@@ -249,10 +284,12 @@ func delFrom[S ~string | ~[]byte](h *HeaderMap, name S, from int) {
 			continue
 		}
 		h.fields[out] = h.fields[i]
+		checked |= (h.checked >> i & 1) << out // a kept field keeps its mark
 		out++
 	}
 	clear(h.fields[out:])
 	h.fields = h.fields[:out]
+	h.checked = checked
 }
 
 // equalFold compares a stored (lower-case) name with a name in any case.
