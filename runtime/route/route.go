@@ -128,6 +128,18 @@ func (rt *Route) matches(r *request) bool {
 	return true
 }
 
+// pathLiteral is what a path must start with for rt to match it: the
+// exact path, the prefix, or the regex's literal prefix ("" for none).
+func (rt *Route) pathLiteral() string {
+	switch {
+	case rt.pathExact != "":
+		return rt.pathExact
+	case rt.pathPrefix != "":
+		return rt.pathPrefix
+	}
+	return rt.regexLit
+}
+
 func (rt *Route) allowsMethod(method []byte) bool {
 	for _, m := range rt.methods {
 		if m == string(method) {

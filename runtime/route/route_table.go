@@ -19,16 +19,85 @@ type Table struct {
 	routes []*Route
 	// exact maps a lower-case host (no port) to its candidates: routes
 	// naming it, routes with a wildcard covering it, and host-less routes.
-	exact map[string][]*Route
+	exact map[string]*candidates
 	// wild maps a wildcard's suffix (".example.com" for "*.example.com")
 	// to its candidates: routes with any wildcard covering that suffix,
 	// and host-less routes.
-	wild map[string][]*Route
+	wild map[string]*candidates
 	// any holds the routes without hosts (or with "*"), for other hosts.
-	any []*Route
+	any *candidates
 	// withPort holds hosts configured with a port ("example.com:8080"),
 	// matched against the whole authority before the port is stripped.
-	withPort map[string][]*Route
+	withPort map[string]*candidates
+}
+
+// candidates is one host's routes in config order, the first that matches
+// wins. A long list is also kept cut by the path's second byte (the one
+// after the leading "/"): bySecond[c] holds, in config order, the routes
+// whose literal path (path, path_prefix, or path_regex's literal prefix)
+// could start "/c", those with a literal of a byte or none among them;
+// bySecond[short] those that could match a path of under two bytes. A
+// route left out of a part can never match a path it is used for, so the
+// part's first match is the list's; Match then walks the routes that
+// could match rather than all of them (a table of many path_prefix
+// routes, each refused by a comparison, showed in profiles).
+type candidates struct {
+	all []*Route
+	// bySecond indexes parts (nil for a short list).
+	bySecond *[short + 1]uint16
+	parts    [][]*Route
+}
+
+// short is bySecond's entry for paths of under two bytes.
+const short = 256
+
+// minCut is the length from which a list is cut by the second byte: a
+// shorter one is walked faster than it is indexed.
+const minCut = 8
+
+func newCandidates(all []*Route) *candidates {
+	c := &candidates{all: all}
+	if len(all) < minCut {
+		return c
+	}
+	c.bySecond = new([short + 1]uint16)
+	seen := map[string]uint16{}
+	for k := 0; k <= short; k++ {
+		var part []*Route
+		var key []byte
+		for i, rt := range all {
+			if lit := rt.pathLiteral(); len(lit) < 2 || k != short && lit[1] == byte(k) {
+				part = append(part, rt)
+				key = fmt.Appendf(key, "%d,", i)
+			}
+		}
+		id, ok := seen[string(key)]
+		if !ok {
+			id = uint16(len(c.parts))
+			seen[string(key)] = id
+			c.parts = append(c.parts, part)
+		}
+		c.bySecond[k] = id
+	}
+	return c
+}
+
+// first is the first route of c that matches r, or nil.
+func (c *candidates) first(r *request) *Route {
+	routes := c.all
+	if c.bySecond != nil {
+		k := short
+		if len(r.path) >= 2 {
+			k = int(r.path[1])
+		}
+		routes = c.parts[c.bySecond[k]]
+	}
+	for _, rt := range routes {
+		if rt.matches(r) {
+			return rt
+		}
+	}
+	return nil
 }
 
 // NewTable builds the table for a listener from cfg. routeNames is the
@@ -49,7 +118,7 @@ func NewTableWith(cfg *config.Config, routeNames []string, derive func(*Route) (
 	for _, n := range routeNames {
 		want[n] = true
 	}
-	t := &Table{exact: map[string][]*Route{}, wild: map[string][]*Route{}}
+	t := &Table{exact: map[string]*candidates{}, wild: map[string]*candidates{}}
 	found := map[string]bool{}
 	for i, cr := range cfg.Routes {
 		if routeNames == nil && cr.Generated || routeNames != nil && !want[cr.Name] {
@@ -95,11 +164,13 @@ func (t *Table) index() {
 			}
 		}
 	}
+	var any []*Route
 	for _, rt := range t.routes {
 		if rt.anyHost() {
-			t.any = append(t.any, rt)
+			any = append(any, rt)
 		}
 	}
+	t.any = newCandidates(any)
 	for _, h := range exacts {
 		t.exact[h] = t.candidates(func(rt *Route) bool { return rt.coversHost(h) })
 	}
@@ -108,7 +179,7 @@ func (t *Table) index() {
 		t.wild[s] = t.candidates(func(rt *Route) bool { return rt.coversWildcard(s) })
 	}
 	if len(ported) > 0 {
-		t.withPort = map[string][]*Route{}
+		t.withPort = map[string]*candidates{}
 		for _, h := range ported {
 			host, _ := splitPort(h)
 			t.withPort[h] = t.candidates(func(rt *Route) bool {
@@ -118,14 +189,14 @@ func (t *Table) index() {
 	}
 }
 
-func (t *Table) candidates(covers func(*Route) bool) []*Route {
+func (t *Table) candidates(covers func(*Route) bool) *candidates {
 	var out []*Route
 	for _, rt := range t.routes {
 		if rt.anyHost() || covers(rt) {
 			out = append(out, rt)
 		}
 	}
-	return out
+	return newCandidates(out)
 }
 
 func (rt *Route) anyHost() bool {
@@ -179,7 +250,7 @@ func (t *Table) Match(h *stream.HeaderMap) *Route {
 	}
 	if t.withPort != nil {
 		if c, ok := t.withPort[string(authority)]; ok {
-			return first(c, &r)
+			return c.first(&r)
 		}
 	}
 	host := authority
@@ -190,28 +261,19 @@ func (t *Table) Match(h *stream.HeaderMap) *Route {
 		host = host[:n-1]
 	}
 	if c, ok := t.exact[string(host)]; ok {
-		return first(c, &r)
+		return c.first(&r)
 	}
 	if len(t.wild) > 0 {
 		// The longest wildcard suffix has the fullest candidate list.
 		for i := 0; i < len(host); i++ {
 			if host[i] == '.' {
 				if c, ok := t.wild[string(host[i:])]; ok && i > 0 {
-					return first(c, &r)
+					return c.first(&r)
 				}
 			}
 		}
 	}
-	return first(t.any, &r)
-}
-
-func first(c []*Route, r *request) *Route {
-	for _, rt := range c {
-		if rt.matches(r) {
-			return rt
-		}
-	}
-	return nil
+	return t.any.first(&r)
 }
 
 // splitPort cuts ":port" off a host, leaving IPv6 literals ("[::1]:80")
