@@ -21,30 +21,21 @@ func rawUpstream(t *testing.T, head string) (addr string, heads <-chan string) {
 		t.Fatal(err)
 	}
 	got := make(chan string, 16)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	acceptEach(t, ln, func(c net.Conn) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		var b strings.Builder
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+			line, err := br.ReadString('\n')
+			b.WriteString(line)
+			if err != nil || line == "\r\n" {
+				break
 			}
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			var b strings.Builder
-			br := bufio.NewReader(c)
-			for {
-				line, err := br.ReadString('\n')
-				b.WriteString(line)
-				if err != nil || line == "\r\n" {
-					break
-				}
-			}
-			got <- b.String()
-			io.WriteString(c, head)
-			c.Close()
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
+		got <- b.String()
+		io.WriteString(c, head)
+	})
 	return ln.Addr().String(), got
 }
 

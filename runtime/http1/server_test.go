@@ -45,6 +45,14 @@ func serveOn(t *testing.T, ln net.Listener, h stream.Handler, tune func(*Server)
 	if tune != nil {
 		tune(s)
 	}
+	t.Cleanup(func() { s.Close() }) // after the accept loop's end (cleanups run last first)
+	acceptEach(t, ln, func(c net.Conn) { go s.ServeConn(c, nil) })
+	return s, ln.Addr().String()
+}
+
+// acceptEach calls serve with each connection ln accepts until the test
+// ends, when ln is closed and the loop waited for.
+func acceptEach(t *testing.T, ln net.Listener, serve func(net.Conn)) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -53,15 +61,13 @@ func serveOn(t *testing.T, ln net.Listener, h stream.Handler, tune func(*Server)
 			if err != nil {
 				return
 			}
-			go s.ServeConn(c, nil)
+			serve(c)
 		}
 	}()
 	t.Cleanup(func() {
 		ln.Close()
 		<-done
-		s.Close()
 	})
-	return s, ln.Addr().String()
 }
 
 // dial is a raw client connection with a deadline bounding the test.
