@@ -7,23 +7,22 @@ import "encoding/binary"
 // at a time, where a byte-by-byte test of ranges cost the codec a third
 // of its instructions a request.
 
-// tokenLower maps a token character (tchar) to its lower-case form and
-// every other byte to 0.
+// tokenLower maps a token character (tchar, RFC 9110 section 5.6.2) to
+// its lower-case form and every other byte to 0: the one table of the
+// token class (isTchar reads it too).
 var tokenLower = func() (t [256]byte) {
-	for c := 0; c < 128; c++ {
-		if tchar[c] {
-			t[c] = lowerASCII(byte(c))
-		}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c)
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = byte(c)
+		t[c-'a'+'A'] = byte(c)
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = byte(c)
 	}
 	return t
 }()
-
-func lowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
 
 // validToken says whether name is a non-empty token.
 func validToken(name []byte) bool {

@@ -466,23 +466,7 @@ func validHost(h []byte) bool {
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // isTchar: RFC 9110 section 5.6.2.
-func isTchar(c byte) bool {
-	return c < 0x80 && tchar[c]
-}
-
-var tchar = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
+func isTchar(c byte) bool { return tokenLower[c] != 0 }
 
 func asciiEqualFold(b []byte, s string) bool { return stream.EqualFold(b, s) }
 
