@@ -515,6 +515,7 @@ func (s *HTTPStream) OnDone() error {
 		}
 	}
 	s.done = true
+	s.dropDeferred() // foreign_deferred.go
 	in.streams.del(s.id)
 	if in.effStream == s {
 		in.effStream = nil // do not keep the stream's host alive

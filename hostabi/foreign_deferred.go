@@ -150,6 +150,17 @@ func (s *HTTPStream) applyDeferred() {
 			b = b[9+kl+vl:]
 		}
 	}
+	s.dropDeferred()
+}
+
+// dropDeferred gives the stream's buffer of deferred edits back to the
+// pool: once they are applied, or when the stream ends without response
+// headers reaching the filter (a local reply, a reset), so that such
+// streams do not leave a buffer to the collector each. Callers hold mu.
+func (s *HTTPStream) dropDeferred() {
+	if s.deferred == nil {
+		return
+	}
 	*s.deferred = (*s.deferred)[:0]
 	deferredBufs.Put(s.deferred)
 	s.deferred = nil

@@ -219,6 +219,11 @@ func TestDeferredEditsKeptPerStream(t *testing.T) {
 		if err := h.OnDone(); err != nil {
 			t.Fatal(err)
 		}
+		// Stream 2 ends without its response headers: its buffer goes
+		// back to the pool all the same.
+		if h.deferred != nil {
+			t.Errorf("stream %d: its deferred edits' buffer outlived the stream", i)
+		}
 		want := ":status=200,x-first=a"
 		if i == 2 {
 			want = ":status=200"
