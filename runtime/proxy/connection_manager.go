@@ -30,27 +30,6 @@ type ConnectionManager struct {
 	// Mirrors sends the copies of mirrored routes; nil turns mirroring off.
 	Mirrors   *Mirrors
 	streamIDs *atomic.Uint64
-	// routes is the listener's routes in the snapshot last seen, so that
-	// a stream finds them without a map lookup while the snapshot stays.
-	routes atomic.Pointer[listenerRoutesOf]
-}
-
-// listenerRoutesOf is a listener's routes (nil: none) in snapshot snap.
-type listenerRoutesOf struct {
-	snap *Snapshot
-	lr   *listenerRoutes
-}
-
-// listenerRoutes is the listener's routes in snap: the cached ones while
-// snap is the snapshot they came from (a reload swaps the snapshot, and
-// the first stream after it looks them up again).
-func (cm *ConnectionManager) listenerRoutes(snap *Snapshot) *listenerRoutes {
-	if c := cm.routes.Load(); c != nil && c.snap == snap {
-		return c.lr
-	}
-	lr := cm.listenerRoutes(snap)
-	cm.routes.Store(&listenerRoutesOf{snap: snap, lr: lr})
-	return lr
 }
 
 var _ stream.Handler = (*ConnectionManager)(nil)
