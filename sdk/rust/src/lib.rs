@@ -863,13 +863,10 @@ pub fn defer_response_headers(f: impl FnOnce(&mut ResponseHeaderEdits)) -> Resul
         let edits = &mut *d.borrow_mut();
         edits.args.clear();
         f(edits);
-        let args = &edits.args;
-        if args.is_empty() {
+        if edits.args.is_empty() {
             return Ok(());
         }
-        let name = DEFER_RESPONSE_HEADERS;
-        let (mut p, mut n): (*mut u8, usize) = (std::ptr::null_mut(), 0);
-        check(unsafe { hostcalls::proxy_call_foreign_function(name.as_ptr(), name.len(), args.as_ptr(), args.len(), &mut p, &mut n) })
+        call_foreign_function(DEFER_RESPONSE_HEADERS, &edits.args).map(|_| ())
     })
 }
 
