@@ -510,6 +510,21 @@ func streamCases() []abiCase {
 			},
 		},
 		{
+			name:   "send_local_response from request_headers passes back through the filter's own on_response_headers",
+			ref:    "envoy source/common/http/filter_manager.cc (sendLocalReplyViaFilterChain: the reply goes through the encoder filters); " + refEnvoy + " (Context::encodeHeaders skips only a context the request never created)",
+			script: "request_headers: local 403 denied-body some_details x-local=yes -1 | ret 1\nresponse_headers: hdr_get 2 :status | hdr_add 2 x-encoded yes",
+			run: func(e *abiEnv) error {
+				r, err := e.get("/deny-encoded")
+				if err != nil {
+					return err
+				}
+				if r.status != 403 || r.body != "denied-body" || r.header.Get("X-Local") != "yes" || r.header.Get("X-Encoded") != "yes" {
+					return fmt.Errorf("status %d body %q headers %v", r.status, r.body, r.header)
+				}
+				return e.wantLogs("p", "response_headers hdr_get: status=0 403")
+			},
+		},
+		{
 			name:   "send_local_response with a gRPC status answers a gRPC request with grpc-status",
 			ref:    refEnvoy + " (Context::sendLocalResponse: grpc_status -> sendLocalReply for gRPC)",
 			script: `request_headers: local 200 \e details - 7 | ret 1`,

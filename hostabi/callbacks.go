@@ -260,6 +260,17 @@ func (s *HTTPStream) invoke(cb callback, args ...uint64) (uint64, error) {
 	return r, err
 }
 
+// repliedOn says whether a callback in direction d stops because the
+// stream has its local reply (or closed); before says whether it had one
+// before the callback. On the request side (and a network stream's) it
+// does: the request goes no further. On the response side only a reply
+// made in the callback itself does: a reply made earlier is the response
+// now passing back through the filters the request reached (the one that
+// made it included, as in Envoy), which must not stop at its maker.
+func (s *HTTPStream) repliedOn(d StreamType, before bool) bool {
+	return s.replied && (d != StreamResponse || !before)
+}
+
 // noCount: the callback's arguments carry no header count.
 const noCount = MapType(^uint32(0))
 
@@ -287,7 +298,7 @@ func (s *HTTPStream) enter(cb callback, d StreamType, count MapType, args ...uin
 	if s.root != nil && s.root.skip&(1<<cb) != 0 {
 		// Continue, what the SDK's default would answer (unless the
 		// stream has its local reply).
-		e := entered{replied: s.replied}
+		e := entered{replied: s.repliedOn(d, true)}
 		in.mu.Unlock()
 		return 0, e, nil
 	}
@@ -302,6 +313,7 @@ func (s *HTTPStream) enter(cb callback, d StreamType, count MapType, args ...uin
 	in.effective, in.effStream = s.id, s
 	s.active = true
 	s.resumed = [2]bool{}
+	repliedBefore := s.replied
 	var r uint64
 	var err error
 	switch {
@@ -320,7 +332,7 @@ func (s *HTTPStream) enter(cb callback, d StreamType, count MapType, args ...uin
 		s.released = true
 		r &^= resultReleased
 	}
-	e := entered{replied: s.replied, resumed: s.resumed[d&1]}
+	e := entered{replied: s.repliedOn(d, repliedBefore), resumed: s.resumed[d&1]}
 	in.unlock()
 	return r, e, err
 }
@@ -442,7 +454,7 @@ func (s *HTTPStream) bodyCallback(cb callback, i int, chunk []byte, eos bool, d 
 		// Every chunk passes every filter: one the plugin skips costs
 		// the lock and nothing more (its later callbacks still read the
 		// chunk, as when the guest was entered).
-		e := entered{replied: s.replied}
+		e := entered{replied: s.repliedOn(d, true)}
 		s.in.mu.Unlock()
 		a, _ := action(0, e, nil, true)
 		return chunk, a, nil

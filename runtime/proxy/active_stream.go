@@ -340,7 +340,14 @@ func (x *activeStream) localReply(lr *filter.LocalReply) {
 		// on_log and metrics read the status of local replies too.
 		x.s.respHeaders, x.s.respTrailers = &x.respHeaders, &x.respTrailers
 	}
-	x.sent = x.writeLocalReply(lr)
+	x.sent, lr = x.writeLocalReply(lr)
+	if x.details != lr.Details {
+		// A filter answered the reply with one of its own.
+		x.details = lr.Details
+		if x.s != nil {
+			x.s.info.ResponseDetails = lr.Details
+		}
+	}
 	x.status = lr.Status
 }
 

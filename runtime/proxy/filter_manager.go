@@ -41,6 +41,14 @@ type filterManager struct {
 	hasTrailers func() bool
 	feed        *bodyFeed
 
+	// started counts the filters, in request order, that the request
+	// headers reached (the one that answered locally included): a local
+	// reply goes back through their response callbacks (encodeLocal).
+	started int
+	// encoding is set once response callbacks have begun: a local reply
+	// made from then on goes to the client as it is, as Envoy's does.
+	encoding bool
+
 	// mu is held for each filter callback, and ended, set under it when
 	// the stream ends, is checked before each: the request body may still
 	// be pumped through the chain on the upstream transport's goroutine
@@ -144,8 +152,20 @@ func (fm *filterManager) index(d filter.Direction, k int) int {
 // headers runs the headers callbacks; a non-nil reply means a filter
 // answered locally and the chain stopped.
 func (fm *filterManager) headers(d filter.Direction, endOfStream bool) *filter.LocalReply {
-	for k := range fm.filters {
+	return fm.headersRange(d, endOfStream, 0, len(fm.filters))
+}
+
+// headersRange is headers through the filters at positions [from, to) of
+// direction d's order.
+func (fm *filterManager) headersRange(d filter.Direction, endOfStream bool, from, to int) *filter.LocalReply {
+	if d == filter.Response {
+		fm.encoding = true
+	}
+	for k := from; k < to; k++ {
 		i := fm.index(d, k)
+		if d == filter.Request {
+			fm.started = k + 1
+		}
 		if fm.skips(i, headersCallback(d)) {
 			continue
 		}
@@ -176,6 +196,30 @@ func (fm *filterManager) headers(d filter.Direction, endOfStream bool) *filter.L
 		}
 	}
 	return nil
+}
+
+// encodeLocal runs a local reply made before the response began through
+// the response callbacks of the filters the request reached, in reverse
+// order, as Envoy's filter manager sends such a reply through its encoder
+// filters (sendLocalReplyViaFilterChain); a filter the request never
+// reached is left out, as Envoy's Wasm filter skips a context the request
+// never created. So a CORS filter before an authentication filter puts
+// its headers on the 401 (as Envoy's and Kong's do), and a filter after
+// it sees nothing of the stream. The head is the filters' to change; the
+// body (unless endOfStream) passes the filters that want it, whole. It
+// returns the body as they left it, or another local reply one of them
+// made, which goes out as it is.
+func (fm *filterManager) encodeLocal(body []byte, endOfStream bool) ([]byte, *filter.LocalReply) {
+	from, to := len(fm.filters)-fm.started, len(fm.filters)
+	if lr := fm.headersRange(filter.Response, endOfStream, from, to); lr != nil {
+		return nil, lr
+	}
+	if endOfStream || !fm.wantsBody[filter.Response] {
+		return body, nil
+	}
+	// A copy: a filter may edit the chunk in place, and the reply's body
+	// may be shared.
+	return fm.dataRange(filter.Response, append([]byte(nil), body...), true, from, to)
 }
 
 // trailers runs the trailers callbacks.

@@ -224,7 +224,7 @@ func (rc *rawClient) do(method, path string, body []byte) (*http.Response, []byt
 	if _, err := rc.c.Write(append([]byte(req+"\r\n"), body...)); err != nil {
 		rc.t.Fatal(err)
 	}
-	resp, err := http.ReadResponse(rc.br, nil)
+	resp, err := http.ReadResponse(rc.br, &http.Request{Method: method}) // a HEAD's answer has no body
 	if err != nil {
 		rc.t.Fatal(err)
 	}

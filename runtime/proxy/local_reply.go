@@ -51,7 +51,11 @@ func grpcStatusFor(status int) int {
 
 // writeLocalReply answers the client with r. For gRPC requests it is a
 // trailers-only response: HTTP 200, the status in grpc-status/grpc-message.
-func (x *activeStream) writeLocalReply(r *filter.LocalReply) int64 {
+// Until the response has begun, the reply passes back through the filters
+// the request reached (filterManager.encodeLocal); a filter may answer
+// with another reply there, which then goes out as it is. It returns the
+// body bytes sent and the reply that went out.
+func (x *activeStream) writeLocalReply(r *filter.LocalReply) (int64, *filter.LocalReply) {
 	h := &x.respHeaders
 	h.Reset()
 	x.respTrailers.Reset()
@@ -88,8 +92,11 @@ func (x *activeStream) writeLocalReply(r *filter.LocalReply) int64 {
 		}
 		h.Set("grpc-message", grpcPercentEncode(msg))
 		h.Del("content-length")
+		if _, next := x.encodeLocalReply(nil, true); next != nil {
+			return x.writeLocalReply(next)
+		}
 		x.sendHead(h, true)
-		return 0
+		return 0, r
 	}
 	if !h.Has("content-type") && len(r.Body) > 0 {
 		h.Add("content-type", "text/plain; charset=utf-8")
@@ -97,14 +104,33 @@ func (x *activeStream) writeLocalReply(r *filter.LocalReply) int64 {
 	h.Set("content-length", strconv.Itoa(len(r.Body)))
 	method, _ := x.ss.RequestHeaders().Get(stream.Method)
 	head := string(method) == http.MethodHead
-	x.sendHead(h, head || len(r.Body) == 0)
-	if head || len(r.Body) == 0 {
-		return 0
+	body, next := x.encodeLocalReply(r.Body, head || len(r.Body) == 0)
+	if next != nil {
+		return x.writeLocalReply(next)
 	}
-	if x.ss.WriteBody(r.Body, true) != nil {
-		return 0
+	if len(body) != len(r.Body) {
+		h.Set("content-length", strconv.Itoa(len(body)))
 	}
-	return int64(len(r.Body))
+	x.sendHead(h, head || len(body) == 0)
+	if head || len(body) == 0 {
+		return 0, r
+	}
+	if x.ss.WriteBody(body, true) != nil {
+		return 0, r
+	}
+	return int64(len(body)), r
+}
+
+// encodeLocalReply passes a local reply's head (x.respHeaders) and body
+// through the filters the request reached, unless the response filters
+// have begun already (a reply made there goes out as it is) or no filter
+// was reached. The body unless endOfStream.
+func (x *activeStream) encodeLocalReply(body []byte, endOfStream bool) ([]byte, *filter.LocalReply) {
+	fm := x.fm
+	if fm == nil || fm.encoding || fm.started == 0 {
+		return body, nil
+	}
+	return fm.encodeLocal(body, endOfStream)
 }
 
 // grpcPercentEncode encodes a grpc-message value as the gRPC HTTP/2 spec

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -16,8 +17,10 @@ import (
 // chain, so a later filter's edits of the same headers (response-
 // transformer appending Vary, Access-Control-Allow-Origin and
 // RateLimit-Limit) come first and theirs after. A local reply (a later
-// filter refusing the request, or the host finding no upstream) runs no
-// response callbacks, so it carries none of their headers, as before.
+// filter refusing the request, or the host finding no upstream) passes
+// back through the filters the request reached, as in Envoy and Kong, so
+// it carries the same headers (a browser can read a 401 only with its
+// CORS headers); a filter the request never reached adds nothing.
 func TestDeferredResponseHeadersInChain(t *testing.T) {
 	up := startEcho(t, "up", nil)
 	// A port nothing listens on: the host answers 503 itself.
@@ -55,6 +58,12 @@ plugins = ["cors", "limit", "rt"]
 backends = [ { cluster = "dead" } ]
 
 [[routes]]
+name = "late"
+match = { path_prefix = "/late" }
+plugins = ["auth", "cors"]
+backends = [ { cluster = "up" } ]
+
+[[routes]]
 name = "r"
 plugins = ["cors", "limit", "rt", "auth"]
 backends = [ { cluster = "up" } ]
@@ -82,32 +91,32 @@ endpoints = ["`+dead+`"]
 		resp.Body.Close()
 		return resp
 	}
-	resp := get("/", "k1")
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	for _, c := range []struct {
-		name string
-		want []string
-	}{
-		// cors adds Vary after response-transformer's, and replaces its
-		// Access-Control-Allow-Origin; rate-limiting replaces its
-		// RateLimit-Limit.
-		{"Vary", []string{"X-RT", "Origin"}},
-		{"Access-Control-Allow-Origin", []string{"https://app.example.com"}},
-		{"Access-Control-Allow-Credentials", []string{"true"}},
-		{"Ratelimit-Limit", []string{"1000"}},
-		{"X-Ratelimit-Limit-Minute", []string{"1000"}},
-		{"X-Ratelimit-Remaining-Minute", []string{"999"}},
-	} {
-		if got := resp.Header.Values(c.name); !slices.Equal(got, c.want) {
-			t.Errorf("%s = %q, want %q", c.name, got, c.want)
+	check := func(what string, resp *http.Response, remaining string) {
+		t.Helper()
+		for _, c := range []struct {
+			name string
+			want []string
+		}{
+			// cors adds Vary after response-transformer's, and replaces its
+			// Access-Control-Allow-Origin; rate-limiting replaces its
+			// RateLimit-Limit.
+			{"Vary", []string{"X-RT", "Origin"}},
+			{"Access-Control-Allow-Origin", []string{"https://app.example.com"}},
+			{"Access-Control-Allow-Credentials", []string{"true"}},
+			{"Ratelimit-Limit", []string{"1000"}},
+			{"X-Ratelimit-Limit-Minute", []string{"1000"}},
+			{"X-Ratelimit-Remaining-Minute", []string{remaining}},
+		} {
+			if got := resp.Header.Values(c.name); !slices.Equal(got, c.want) {
+				t.Errorf("%s: %s = %q, want %q", what, c.name, got, c.want)
+			}
 		}
 	}
-	for _, c := range []struct {
+	for i, c := range []struct {
 		name, path, apikey string
 		status             int
 	}{
+		{"upstream's answer", "/", "k1", 200},
 		{"refused by a later filter", "/", "", 401},
 		{"no upstream", "/dead", "", 503},
 	} {
@@ -115,10 +124,16 @@ endpoints = ["`+dead+`"]
 		if resp.StatusCode != c.status {
 			t.Fatalf("%s: status %d, want %d", c.name, resp.StatusCode, c.status)
 		}
-		for _, h := range []string{"Vary", "Access-Control-Allow-Origin", "Ratelimit-Limit", "X-Ratelimit-Remaining-Minute"} {
-			if v := resp.Header.Values(h); v != nil {
-				t.Errorf("%s: the local reply has %s %q", c.name, h, v)
-			}
+		check(c.name, resp, strconv.Itoa(999-i))
+	}
+	// key-auth refuses before cors: the 401 never reached it.
+	resp := get("/late", "")
+	if resp.StatusCode != 401 {
+		t.Fatalf("/late: status %d, want 401", resp.StatusCode)
+	}
+	for _, h := range []string{"Vary", "Access-Control-Allow-Origin"} {
+		if v := resp.Header.Values(h); v != nil {
+			t.Errorf("/late: the reply of the filter before cors has %s %q", h, v)
 		}
 	}
 }

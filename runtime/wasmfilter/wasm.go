@@ -130,6 +130,12 @@ func (w *wasmFilter) status(s filter.Stream, a hostabi.Action, err error) filter
 
 func (w *wasmFilter) skip() bool { return w.failed && w.f.FailOpen() }
 
+// skipResponse: a filter whose instance failed is not entered on the
+// response either way; with fail-closed the response is its own 503
+// passing back through the chain, which must not stop at it (Envoy's
+// failure_local_reply_sent_).
+func (w *wasmFilter) skipResponse() bool { return w.failed }
+
 func (w *wasmFilter) OnRequestHeaders(s filter.Stream, endOfStream bool) filter.Status {
 	if w.skip() {
 		return filter.Continue
@@ -139,7 +145,7 @@ func (w *wasmFilter) OnRequestHeaders(s filter.Stream, endOfStream bool) filter.
 }
 
 func (w *wasmFilter) OnResponseHeaders(s filter.Stream, endOfStream bool) filter.Status {
-	if w.skip() {
+	if w.skipResponse() {
 		return filter.Continue
 	}
 	a, err := w.hs.OnResponseHeaders(endOfStream)
@@ -156,7 +162,7 @@ func (w *wasmFilter) OnRequestBody(s filter.Stream, b *filter.Body, endOfStream 
 }
 
 func (w *wasmFilter) OnResponseBody(s filter.Stream, b *filter.Body, endOfStream bool) filter.Status {
-	if w.skip() {
+	if w.skipResponse() {
 		return filter.Continue
 	}
 	out, a, err := w.hs.OnResponseBody(b.Data, endOfStream)
@@ -173,7 +179,7 @@ func (w *wasmFilter) OnRequestTrailers(s filter.Stream) filter.Status {
 }
 
 func (w *wasmFilter) OnResponseTrailers(s filter.Stream) filter.Status {
-	if w.skip() {
+	if w.skipResponse() {
 		return filter.Continue
 	}
 	a, err := w.hs.OnResponseTrailers()

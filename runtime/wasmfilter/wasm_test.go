@@ -226,6 +226,29 @@ func TestWasmFilterBodyAndLocalReply(t *testing.T) {
 	}
 }
 
+// TestWasmFilterSeesItsOwnLocalReply: a filter that answered the request
+// gets its reply's head in on_response_headers, as in Envoy, where a
+// local reply passes back through the filters the request reached; the
+// reply it made earlier does not stop that callback.
+func TestWasmFilterSeesItsOwnLocalReply(t *testing.T) {
+	f, _ := newFactory(t, hostabi.PluginConfig{PluginConfig: []byte(
+		"request_headers: local 401 denied policy x-why=wasm -1\n" +
+			"response_headers: hdr_add 2 x-seen yes\n")}, "rawabi")
+	s := newTestStream("GET", "http://example.com/")
+	flt, err := f.NewFilter(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flt.OnDone(s)
+	if st := flt.OnRequestHeaders(s, true); st != filter.StopIteration || len(s.local) != 1 || s.local[0].Status != 401 {
+		t.Fatalf("request headers: %v, replies %+v", st, s.local)
+	}
+	s.respond("401", "x-why", "wasm")
+	if st := flt.OnResponseHeaders(s, true); st != filter.Continue || get(s.resp, "x-seen") != "yes" {
+		t.Errorf("its reply's head: %v, %v; want Continue and x-seen", st, dump(s.resp))
+	}
+}
+
 func TestWasmFilterPauseResume(t *testing.T) {
 	f, _ := newFactory(t, hostabi.PluginConfig{PluginConfig: []byte(
 		"configure: tick 5\nrequest_headers: ret 1\nresponse_headers: ret 1\ntick: effective | continue 1 | tick 0")}, "rawabi")
@@ -276,6 +299,12 @@ func TestWasmFilterFailurePolicy(t *testing.T) {
 				}
 			} else if st != filter.StopIteration || len(s.local) != 1 || s.local[0].Status != 503 {
 				t.Errorf("fail-closed: %v %+v", st, s.local)
+			}
+			// The 503 (or the upstream's answer, fail-open) passes back
+			// through the chain: the broken filter lets it by.
+			s.respond("503")
+			if st := flt.OnResponseHeaders(s, true); st != filter.Continue {
+				t.Errorf("response headers after the failure: %v, want Continue", st)
 			}
 			flt.OnLog(s)
 			flt.OnDone(s)
