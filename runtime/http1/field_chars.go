@@ -58,42 +58,50 @@ var ctl = func() (t [256]bool) {
 func hasCTL(v []byte) bool {
 	n := len(v)
 	if n < 8 {
-		for _, c := range v {
-			if ctl[c] {
-				return true
-			}
-		}
-		return false
+		return hasCTLBytes(v)
 	}
-	// Whole words, the last one ending at v's end (it may overlap the
-	// one before: a byte looked at twice is no harm).
-	for i := 0; ; i += 8 {
-		if i > n-8 {
-			i = n - 8
-		}
-		if wordHasCTL(binary.LittleEndian.Uint64(v[i:])) {
-			for _, c := range v[i : i+8] {
-				if ctl[c] {
-					return true
-				}
-			}
-		}
-		if i == n-8 {
-			return false
+	// Four words a turn, their masks ORed and tested once: a long value
+	// (a bearer token of a few hundred bytes) costs about a third of
+	// what a word a turn did, the loop's own work being most of that.
+	i := 0
+	for ; i+32 <= n; i += 32 {
+		w := v[i : i+32 : i+32]
+		if ctlMask(binary.LittleEndian.Uint64(w))|ctlMask(binary.LittleEndian.Uint64(w[8:]))|
+			ctlMask(binary.LittleEndian.Uint64(w[16:]))|ctlMask(binary.LittleEndian.Uint64(w[24:])) != 0 && hasCTLBytes(w) {
+			return true
 		}
 	}
+	// The rest (under four words): its whole words and the word ending
+	// at v's end (which may overlap the one before, or the last block:
+	// a byte looked at twice is no harm), their masks ORed as above.
+	from := min(i, n-8)
+	m := ctlMask(binary.LittleEndian.Uint64(v[n-8:]))
+	for ; i+8 <= n; i += 8 {
+		m |= ctlMask(binary.LittleEndian.Uint64(v[i : i+8 : i+8]))
+	}
+	return m != 0 && hasCTLBytes(v[from:])
 }
 
-// wordHasCTL says whether a byte of w may be one isCTL refuses: a byte
-// below 0x20 sets its high bit in below, a byte of 0x7f in del (exactly:
-// no borrow starts without such a byte, and bytes of 0x80 and above are
-// masked out). HTAB is below 0x20 too, so a word with one is looked at
-// byte by byte.
-func wordHasCTL(w uint64) bool {
-	below := (w - 0x20*ones) &^ w & highs
-	d := w ^ 0x7f*ones
-	del := (d - ones) &^ d & highs
-	return below|del != 0
+// hasCTLBytes is hasCTL byte by byte: for short values, and for the
+// words whose mask is set (a HTAB sets it too).
+func hasCTLBytes(v []byte) bool {
+	for _, c := range v {
+		if ctl[c] {
+			return true
+		}
+	}
+	return false
+}
+
+// ctlMask has the high bit of each byte of w set where the byte may be
+// one isCTL refuses, and no other bit. On a byte's low seven bits a:
+// a+0x60 stays below 0x80 exactly when a < 0x20, and a+1 reaches 0x80
+// exactly when a == 0x7f; neither carries into the next byte. Bytes of
+// 0x80 and above (obs-text) are masked out by w's own high bit. HTAB is
+// below 0x20 too, so a word with one is looked at byte by byte.
+func ctlMask(w uint64) uint64 {
+	a := w &^ highs
+	return (^(a + 0x60*ones) | (a + ones)) &^ w & highs
 }
 
 // hasCTLString is hasCTL for text held as a string (sluice's own

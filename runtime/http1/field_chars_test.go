@@ -5,10 +5,11 @@ import (
 	"testing"
 )
 
-// TestHasCTLMatchesByteByByte: the eight-bytes-at-a-time check finds
-// exactly the bytes the byte-by-byte rule refuses, every byte value at
-// every position of values of every length up to three words, around
-// clean text, tabs and obs-text.
+// TestHasCTLMatchesByteByByte: the word-at-a-time check finds exactly
+// the bytes the byte-by-byte rule refuses, every byte value at every
+// position of values of every length up to five words (short values,
+// one four-word block, a block and its tail), and of lengths around two
+// and three blocks, around clean text, tabs and obs-text.
 func TestHasCTLMatchesByteByByte(t *testing.T) {
 	ref := func(v []byte) bool {
 		for _, c := range v {
@@ -18,8 +19,13 @@ func TestHasCTLMatchesByteByByte(t *testing.T) {
 		}
 		return false
 	}
+	var lengths []int
+	for n := 0; n <= 40; n++ {
+		lengths = append(lengths, n)
+	}
+	lengths = append(lengths, 63, 64, 65, 71, 96, 103)
 	for _, fill := range []byte{'a', '\t', 0x80, 0xff, ' ', '~'} {
-		for n := 0; n <= 24; n++ {
+		for _, n := range lengths {
 			v := []byte(strings.Repeat(string(fill), n))
 			if got, want := hasCTL(v), ref(v); got != want {
 				t.Fatalf("%q: hasCTL %v, want %v", v, got, want)
