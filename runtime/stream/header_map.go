@@ -39,6 +39,42 @@ type HeaderMap struct {
 	// writer checks the others again). The mark is not kept in Field: a
 	// larger Field made every append and copy of fields dearer.
 	checked uint64
+	// at[k] is one more than the place of the first field named
+	// pseudoNames[k] (0: none): the proxy and the codecs ask for
+	// :method, :path, :authority, :scheme and :status a dozen times a
+	// request, and a scan for each was a tenth of the map's work. As
+	// Envoy's inline handles for well-known headers, kept by every
+	// mutator (insert, delFrom, Reset, Clone; Set replaces a field in
+	// its place) and held to a scan by FuzzHeaderMapChecked.
+	at [len(pseudoNames)]int32
+}
+
+// pseudoNames are the pseudo-headers HeaderMap.at tracks.
+var pseudoNames = [...]string{Method, Path, Authority, Scheme, Status}
+
+// pseudoSlot is name's index in pseudoNames, or -1 (for any other name,
+// and for a pseudo-header's name in another case, which a scan finds).
+func pseudoSlot[S ~string | ~[]byte](name S) int {
+	switch len(name) {
+	case len(Path):
+		if string(name) == Path {
+			return 1
+		}
+	case len(Method): // and Scheme, Status
+		switch string(name) {
+		case Method:
+			return 0
+		case Scheme:
+			return 3
+		case Status:
+			return 4
+		}
+	case len(Authority):
+		if string(name) == Authority {
+			return 2
+		}
+	}
+	return -1
 }
 
 // Len is the number of fields, pseudo-headers included.
@@ -68,6 +104,7 @@ func (h *HeaderMap) Reset() {
 	h.arena = h.arena[:0]
 	h.pseudo = 0
 	h.checked = 0
+	h.at = [len(pseudoNames)]int32{}
 }
 
 // Get is the first value of name (matched without regard to ASCII case).
@@ -182,7 +219,7 @@ func (h *HeaderMap) Clone() *HeaderMap {
 	for i := range h.fields {
 		n += len(h.fields[i].Name) + len(h.fields[i].Value)
 	}
-	c := &HeaderMap{fields: make([]Field, 0, len(h.fields)), arena: make([]byte, 0, n), pseudo: h.pseudo, checked: h.checked}
+	c := &HeaderMap{fields: make([]Field, 0, len(h.fields)), arena: make([]byte, 0, n), pseudo: h.pseudo, checked: h.checked, at: h.at}
 	for i := range h.fields {
 		c.fields = append(c.fields, c.copyField(h.fields[i].Name, h.fields[i].Value))
 	}
@@ -228,6 +265,13 @@ func own[S ~string | ~[]byte](h *HeaderMap, name, value S) Field {
 
 // insert keeps pseudo-headers ahead of regular fields.
 func (h *HeaderMap) insert(f Field) {
+	if len(f.Name) > 0 && f.Name[0] == ':' {
+		// A pseudo-header goes at fields[pseudo]: the first of its name
+		// unless one is there already (those before it do not move).
+		if k := pseudoSlot(f.Name); k >= 0 && h.at[k] == 0 {
+			h.at[k] = int32(h.pseudo) + 1
+		}
+	}
 	if len(f.Name) == 0 || f.Name[0] != ':' || h.pseudo == len(h.fields) {
 		if len(f.Name) > 0 && f.Name[0] == ':' {
 			h.pseudo++
@@ -253,6 +297,11 @@ func index[S ~string | ~[]byte](h *HeaderMap, name S, from int) int {
 	// dozens of times a request).
 	end := len(h.fields)
 	if len(name) > 0 && name[0] == ':' {
+		if from == 0 {
+			if k := pseudoSlot(name); k >= 0 {
+				return int(h.at[k]) - 1
+			}
+		}
 		end = h.pseudo
 	} else {
 		from = max(from, h.pseudo)
@@ -301,6 +350,16 @@ func delFrom[S ~string | ~[]byte](h *HeaderMap, name S, from int) {
 	clear(h.fields[out:])
 	h.fields = h.fields[:out]
 	h.checked = checked
+	if first < pseudo {
+		// Pseudo-headers went or moved down: find the first of each
+		// again (a few fields; filters remove them seldom).
+		h.at = [len(pseudoNames)]int32{}
+		for i := h.pseudo - 1; i >= 0; i-- {
+			if k := pseudoSlot(h.fields[i].Name); k >= 0 {
+				h.at[k] = int32(i) + 1
+			}
+		}
+	}
 }
 
 // equalFold compares a stored (lower-case) name with a name in any case.

@@ -15,6 +15,7 @@ var markNames = []string{
 	"proxy-connection", "keep-alive", "host", "user-agent", "accept",
 	"content-length", "content-type", ":method", ":path", ":authority",
 	":status", "Connection", "X-Forwarded-For", "TE", "keep-alivf", "",
+	":scheme", ":METHOD", ":Path", ":protocol", ":methoe",
 }
 
 // modelField is what the reference model keeps of a field.
@@ -71,6 +72,11 @@ func FuzzHeaderMapChecked(f *testing.F) {
 	f.Add([]byte{1, 16, 1, 17, 1, 0, 3, 16, 7, 0, 9, 0, 4, 20, 8, 0, 1, 11})
 	f.Add([]byte{5, 22, 6, 9, 1, 10, 1, 23, 7, 10, 2, 21, 4, 0, 9, 3, 6, 24, 1, 24})
 	f.Add([]byte{1, 5, 1, 6, 1, 7, 1, 8, 3, 19, 2, 1, 4, 5, 9, 9, 8, 8, 1, 2})
+	// Pseudo-headers repeated, removed, replaced in another case and
+	// moved by a removal before them: the handles of :method and the
+	// others (HeaderMap.at) must follow.
+	f.Add([]byte{0, 16, 0, 17, 0, 28, 0, 16, 0, 25, 4, 17, 3, 26, 7, 28, 6, 16, 0, 18, 9, 0, 4, 16, 2, 27, 8, 0, 0, 19})
+	f.Add([]byte{0, 28, 2, 16, 5, 17, 1, 25, 4, 28, 3, 19, 7, 16, 0, 16, 3, 16})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		var h HeaderMap
 		var m model
