@@ -395,13 +395,45 @@ func EqualFold(b []byte, s string) bool {
 	return true
 }
 
+// hasUpper says whether s holds an upper-case ASCII letter. It runs on
+// every name the proxy adds (x-forwarded-*, x-request-id, ...): eight
+// bytes a turn, where a byte at a time was some 600 instructions a
+// request.
 func hasUpper[S ~string | ~[]byte](s S) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
+	n := len(s)
+	if n < 8 {
+		for i := 0; i < n; i++ {
+			if 'A' <= s[i] && s[i] <= 'Z' {
+				return true
+			}
 		}
+		return false
 	}
-	return false
+	// Whole words and the word ending at s's end (which may overlap the
+	// one before: a byte looked at twice is no harm).
+	m := upperMask(word(s, n-8))
+	for i := 0; i+8 <= n; i += 8 {
+		m |= upperMask(word(s, i))
+	}
+	return m != 0
+}
+
+// word is the eight bytes of s from i, little-endian (one load).
+func word[S ~string | ~[]byte](s S, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// upperMask has the high bit of each byte of w set where the byte is
+// 'A'-'Z', and no other bit. On a byte's low seven bits a: a+0x3f
+// reaches 0x80 exactly when a >= 'A', a+0x25 exactly when a > 'Z';
+// neither carries into the next byte. Bytes of 0x80 and above are
+// masked out by w's own high bit.
+func upperMask(w uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	a := w &^ highs
+	return (a + 0x3f*ones) &^ (a + 0x25*ones) &^ w & highs
 }
 
 func lower(c byte) byte {

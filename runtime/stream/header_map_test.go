@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -129,5 +130,45 @@ func TestHeaderMapBytesNoAllocs(t *testing.T) {
 	run()
 	if n := testing.AllocsPerRun(100, run); n != 0 {
 		t.Fatalf("allocs per run = %v, want 0", n)
+	}
+}
+
+// TestHasUpperMatchesByteByByte: the word-at-a-time test finds exactly
+// the upper-case ASCII letters, every byte value at every position of
+// names of every length up to three words, in a string and in bytes,
+// around lower-case text, '@' and '[' (the bytes either side of A-Z) and
+// bytes of 0x80 and above.
+func TestHasUpperMatchesByteByByte(t *testing.T) {
+	ref := func(v []byte) bool {
+		for _, c := range v {
+			if 'A' <= c && c <= 'Z' {
+				return true
+			}
+		}
+		return false
+	}
+	for _, fill := range []byte{'a', '@', '[', 0x80, 0xc1, 0xff, '-'} {
+		for n := 0; n <= 24; n++ {
+			v := bytes.Repeat([]byte{fill}, n)
+			for pos := -1; pos < n; pos++ {
+				for c := 0; c < 256; c++ {
+					if pos >= 0 {
+						v[pos] = byte(c)
+					}
+					if got, want := hasUpper(v), ref(v); got != want {
+						t.Fatalf("%q: hasUpper %v, want %v", v, got, want)
+					}
+					if got, want := hasUpper(string(v)), ref(v); got != want {
+						t.Fatalf("%q: hasUpper(string) %v, want %v", v, got, want)
+					}
+					if pos < 0 {
+						break
+					}
+				}
+				if pos >= 0 {
+					v[pos] = fill
+				}
+			}
+		}
 	}
 }
