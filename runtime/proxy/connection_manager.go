@@ -63,7 +63,7 @@ func (x *activeStream) serve() {
 	// The request as received is cleaned before anything reads it: the
 	// client's Connection nominations and x-sluice-* fields go, the
 	// request gets its id and its normalized :path.
-	headersOK := sanitizeRequestHeaders(h, upgradeOf(h) != "")
+	headersOK := sanitizeRequestHeaders(h)
 	if !h.Has(stream.Scheme) {
 		// HTTP/1.1 carries no scheme: the connection's, as Envoy sets it.
 		scheme := ss.Connection().Scheme

@@ -27,8 +27,25 @@ const internalHeaderPrefix = "x-sluice-"
 // is then answered 400. Connection and Upgrade themselves stay for an
 // upgrade (WebSocket); the rest of the hop-by-hop set goes when the
 // request is forwarded.
-func sanitizeRequestHeaders(h *stream.HeaderMap, upgrade bool) bool {
-	if h.Has("connection") {
+func sanitizeRequestHeaders(h *stream.HeaderMap) bool {
+	// One walk finds the client's copies of internal headers and says
+	// whether there is a Connection to look at (names in the map are
+	// lower-case): most requests have neither, and a Has and an
+	// upgradeOf before it were two more walks.
+	var internal []string
+	conn := false
+	for name := range h.All() {
+		if len(name) >= len(internalHeaderPrefix) && string(name[:len(internalHeaderPrefix)]) == internalHeaderPrefix {
+			internal = append(internal, string(name))
+		} else if string(name) == "connection" {
+			conn = true
+		}
+	}
+	for _, name := range internal {
+		h.Del(name)
+	}
+	if conn {
+		upgrade := upgradeOf(h) != ""
 		// Without allocating: a client's "Connection: keep-alive" is
 		// common, and a garbage collection every few seconds under load
 		// is a latency tail.
@@ -80,15 +97,6 @@ func sanitizeRequestHeaders(h *stream.HeaderMap, upgrade bool) bool {
 			}
 			h.Set("connection", string(b))
 		}
-	}
-	var internal []string
-	for name := range h.All() {
-		if len(name) >= len(internalHeaderPrefix) && string(name[:len(internalHeaderPrefix)]) == internalHeaderPrefix {
-			internal = append(internal, string(name))
-		}
-	}
-	for _, name := range internal {
-		h.Del(name)
 	}
 	return true
 }
@@ -180,11 +188,11 @@ func hopMask(h *stream.HeaderMap) (m uint16) {
 
 // removeFixedHopHeaders strips the hop-by-hop headers of RFC 9110 from a
 // request by name (those its Connection nominated went at entry, in
-// sanitizeRequestHeaders). "TE: trailers" is kept: gRPC needs it end to
-// end over HTTP/2. An upgrade being proxied (WebSocket) keeps Connection
-// and Upgrade.
-func removeFixedHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
-	m := hopMask(h)
+// sanitizeRequestHeaders); m is hopMask(h), which the caller has taken
+// to see whether there is a Connection to look for an upgrade in.
+// "TE: trailers" is kept: gRPC needs it end to end over HTTP/2. An
+// upgrade being proxied (WebSocket) keeps Connection and Upgrade.
+func removeFixedHopHeaders(h *stream.HeaderMap, m uint16, keepUpgrade bool) {
 	if keepUpgrade {
 		m &^= hopConnection | hopUpgrade
 	}
@@ -211,9 +219,13 @@ func removeFixedHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
 
 // removeHopHeaders strips a response's hop-by-hop headers, those its
 // Connection nominates included. Its trailer field stays: it declares the
-// trailers that follow (HTTP/1.1 then sends the body chunked).
-func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
-	m := hopMask(h) &^ hopTrailer
+// trailers that follow (HTTP/1.1 then sends the body chunked), and
+// trailer says whether there is one (the walk that found the others
+// found it; a Has after it was one more).
+func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) (trailer bool) {
+	m := hopMask(h)
+	trailer = m&hopTrailer != 0
+	m &^= hopTrailer
 	if m&hopConnection != 0 {
 		// Without allocating: nginx answers every request with
 		// "Connection: keep-alive".
@@ -221,6 +233,11 @@ func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
 		for _, v := range connectionValues(store[:0], h) {
 			for t := range stream.Tokens(v) {
 				if keepUpgrade && stream.EqualFold(t, "upgrade") || stream.EqualFold(t, "trailer") {
+					continue
+				}
+				if k := hopIndex(t); k >= 0 && m&(1<<k) == 0 {
+					// A hop-by-hop name the response does not have (nginx's
+					// "Connection: keep-alive"): nothing to search for.
 					continue
 				}
 				h.DelBytes(t)
@@ -235,31 +252,47 @@ func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) {
 			h.Del(name)
 		}
 	}
+	return trailer
 }
 
 // setForwarded sets X-Forwarded-For/-Proto/-Host as Envoy does at the edge:
 // the client's address (clientIP; none when empty) appended, the scheme
 // and host as the client sent them.
 func setForwarded(h *stream.HeaderMap, clientIP, scheme, host string) {
-	if clientIP != "" {
-		// Joined in a buffer on the stack (the map copies it): a request
-		// from behind a load balancer has the field, and slices and a
-		// joined string were allocations on every one of them.
-		var buf [256]byte
-		joined := buf[:0]
-		for i := range h.Len() {
-			if name, v := h.At(i); string(name) == "x-forwarded-for" {
-				joined = append(append(joined, v...), ", "...)
-			}
+	// One walk over the fields says which of the three the request has
+	// (names in the map are lower-case): a Set and a Has searched the
+	// map again each, though the request has none of them, mostly.
+	// X-Forwarded-For's values are joined in a buffer on the stack (the
+	// map copies it): a request from behind a load balancer has the
+	// field, and slices and a joined string were allocations on every
+	// one of them.
+	var buf [256]byte
+	joined := buf[:0]
+	hasProto, hasHost := false, false
+	for i := range h.Len() {
+		name, v := h.At(i)
+		switch string(name) {
+		case "x-forwarded-for":
+			joined = append(append(joined, v...), ", "...)
+		case "x-forwarded-proto":
+			hasProto = true
+		case "x-forwarded-host":
+			hasHost = true
 		}
+	}
+	if clientIP != "" {
 		if len(joined) > 0 {
 			h.SetBytes([]byte("x-forwarded-for"), append(joined, clientIP...))
 		} else {
 			h.Add("x-forwarded-for", clientIP)
 		}
 	}
-	h.Set("x-forwarded-proto", scheme)
-	if !h.Has("x-forwarded-host") && host != "" {
+	if hasProto {
+		h.Set("x-forwarded-proto", scheme)
+	} else {
+		h.Add("x-forwarded-proto", scheme) // absent: no Set's search
+	}
+	if !hasHost && host != "" {
 		h.Add("x-forwarded-host", host)
 	}
 }

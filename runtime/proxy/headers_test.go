@@ -47,7 +47,10 @@ func TestSanitizeRequestHeaders(t *testing.T) {
 					m.Add(k, v)
 				}
 			}
-			ok := sanitizeRequestHeaders(&m, tc.upgrade)
+			if got := upgradeOf(&m) != ""; got != tc.upgrade {
+				t.Fatalf("the case asks for an upgrade: %v, the map: %v", tc.upgrade, got)
+			}
+			ok := sanitizeRequestHeaders(&m)
 			if ok != tc.ok {
 				t.Fatalf("ok = %v, want %v", ok, tc.ok)
 			}
@@ -89,6 +92,12 @@ func TestHopHeadersRemoved(t *testing.T) {
 			{"x-a", "1"}, {"connection", "close"}, {"connection", ","}, {"connection", "x-c"}, {"x-b", "2"}, {"x-c", "3"}, {"x-kept", "2"}}, true, false,
 			[]string{":status: 200", "x-kept: 2"}},
 		{"response, none", [][2]string{{":status", "200"}, {"x-kept", "2"}}, true, false, []string{":status: 200", "x-kept: 2"}},
+		// Nominated hop-by-hop names, present or not (nginx's
+		// "Connection: keep-alive" has no Keep-Alive field to remove).
+		{"response, nominated hop names present and absent", [][2]string{{":status", "200"}, {"connection", "keep-alive, TE, upgrade, x-a"}, {"te", "trailers"},
+			{"x-a", "1"}, {"upgrade", "h2c"}, {"x-kept", "2"}}, true, false, []string{":status: 200", "x-kept: 2"}},
+		{"response, upgrade, Connection nominating itself", [][2]string{{":status", "101"}, {"connection", "upgrade, connection, keep-alive"},
+			{"upgrade", "websocket"}, {"keep-alive", "timeout=5"}, {"x-kept", "2"}}, true, true, []string{":status: 101", "upgrade: websocket", "x-kept: 2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var m stream.HeaderMap
@@ -96,9 +105,12 @@ func TestHopHeadersRemoved(t *testing.T) {
 				m.Add(f[0], f[1])
 			}
 			if tc.response {
-				removeHopHeaders(&m, tc.upgrade)
+				trailer := m.Has("trailer")
+				if got := removeHopHeaders(&m, tc.upgrade); got != trailer {
+					t.Fatalf("removeHopHeaders says trailer %v, the map had one: %v", got, trailer)
+				}
 			} else {
-				removeFixedHopHeaders(&m, tc.upgrade)
+				removeFixedHopHeaders(&m, hopMask(&m), tc.upgrade)
 			}
 			var got []string
 			for name, value := range m.All() {
@@ -129,6 +141,10 @@ func TestSetForwarded(t *testing.T) {
 			[]string{"x-forwarded-for: " + strings.Repeat("192.0.2.1, ", 40) + "192.0.2.2, 10.0.0.1", "x-forwarded-proto: http"}},
 		{"no client address", [][2]string{{"x-forwarded-for", "203.0.113.7"}}, "",
 			[]string{"x-forwarded-for: 203.0.113.7", "x-forwarded-proto: http"}},
+		{"a proto and a host before", [][2]string{{":authority", "h"}, {"X-Forwarded-Proto", "https"}, {"x-a", "1"}, {"x-forwarded-proto", "ftp"}, {"x-forwarded-host", "orig"}}, "10.0.0.1",
+			[]string{":authority: h", "x-forwarded-proto: http", "x-a: 1", "x-forwarded-host: orig", "x-forwarded-for: 10.0.0.1"}},
+		{"no host", [][2]string{{"x-a", "1"}}, "",
+			[]string{"x-a: 1", "x-forwarded-proto: http"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var m stream.HeaderMap
@@ -150,3 +166,4 @@ func TestSetForwarded(t *testing.T) {
 		})
 	}
 }
+

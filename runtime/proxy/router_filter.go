@@ -40,10 +40,16 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	x.s.info.ClusterMetadata = cl.Config().Metadata
 
 	h := x.s.reqHeaders
-	upgrade := upgradeOf(h)
+	// An upgrade needs a Connection field: the walk that finds the
+	// hop-by-hop fields says whether to look for one.
+	hops := hopMask(h)
+	upgrade := ""
+	if hops&hopConnection != 0 {
+		upgrade = upgradeOf(h)
+	}
 	scheme, _ := h.Get(stream.Scheme)
 	authority, _ := h.Get(stream.Authority)
-	removeFixedHopHeaders(h, upgrade != "")
+	removeFixedHopHeaders(h, hops, upgrade != "")
 	// The client's address without its port, for X-Forwarded-For and
 	// the hash policy's source IP (empty when the address has no port).
 	clientIP := x.ctx.clientIPFor(x.remoteAddr)
@@ -326,13 +332,12 @@ func (x *activeStream) respond(resp upstream.Response, head bool) {
 	// closed when the stream ends (ServeStream).
 	x.upstreamResp = resp
 	hdr := resp.Headers()
-	removeHopHeaders(hdr, false)
+	// declared: trailers the upstream declared; those it sends
+	// undeclared (gRPC over HTTP/2) are known at the body's end.
+	declared := removeHopHeaders(hdr, false)
 	x.s.respHeaders, x.s.respTrailers = hdr, &x.respTrailers
 	bodyLength := resp.BodyLength()
 	noBody := bodyLength == 0 || head
-	// Trailers the upstream declared; those it sends undeclared (gRPC over
-	// HTTP/2) are known at the body's end.
-	declared := hdr.Has("trailer")
 	if !x.fm.empty() {
 		if lr := x.fm.headers(filter.Response, noBody && !declared); lr != nil {
 			x.localReply(lr)
