@@ -255,6 +255,8 @@ func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) (trailer bool) {
 	return trailer
 }
 
+var schemeHTTP, schemeHTTPS = []byte("http"), []byte("https")
+
 // setForwarded sets X-Forwarded-For/-Proto/-Host as Envoy does at the edge:
 // the client's address (clientIP; none when empty) appended, the scheme
 // and host as the client sent them.
@@ -287,10 +289,17 @@ func setForwarded(h *stream.HeaderMap, clientIP, scheme, host string) {
 			h.Add("x-forwarded-for", clientIP)
 		}
 	}
-	if hasProto {
+	switch {
+	case hasProto:
 		h.Set("x-forwarded-proto", scheme)
-	} else {
-		h.Add("x-forwarded-proto", scheme) // absent: no Set's search
+	case scheme == "http":
+		// Absent: no Set's search. A scheme of ours is a value the
+		// writer need not check (AddChecked); any other is checked.
+		h.AddChecked("x-forwarded-proto", schemeHTTP)
+	case scheme == "https":
+		h.AddChecked("x-forwarded-proto", schemeHTTPS)
+	default:
+		h.Add("x-forwarded-proto", scheme)
 	}
 	if !hasHost && host != "" {
 		h.Add("x-forwarded-host", host)

@@ -167,3 +167,42 @@ func TestSetForwarded(t *testing.T) {
 	}
 }
 
+// TestOwnFieldsChecked: the fields the proxy adds marked checked
+// (stream.HeaderMap.AddChecked: a writer copies them without looking)
+// are those whose bytes it made: a new x-request-id (its form is
+// TestFormatRequestID's) and an X-Forwarded-Proto of http or https. Any
+// other scheme is added unmarked and checked when written.
+func TestOwnFieldsChecked(t *testing.T) {
+	checkedOf := func(m *stream.HeaderMap, name string) (checked, found bool) {
+		for i := range m.Len() {
+			if n, _ := m.At(i); string(n) == name {
+				return m.Checked(i), true
+			}
+		}
+		return false, false
+	}
+	for _, tc := range []struct {
+		scheme  string
+		checked bool
+	}{{"http", true}, {"https", true}, {"HTTP", false}, {"ht\rtp", false}, {"http ", false}} {
+		var m stream.HeaderMap
+		m.Add("x-a", "1")
+		setForwarded(&m, "", tc.scheme, "")
+		v, _ := m.Get("x-forwarded-proto")
+		if c, ok := checkedOf(&m, "x-forwarded-proto"); !ok || c != tc.checked || string(v) != tc.scheme {
+			t.Errorf("scheme %q: x-forwarded-proto %q present %v checked %v, want checked %v", tc.scheme, v, ok, c, tc.checked)
+		}
+	}
+	var x activeStream
+	var m stream.HeaderMap
+	x.setRequestID(&m)
+	if c, ok := checkedOf(&m, "x-request-id"); !ok || !c {
+		t.Errorf("new x-request-id: present %v checked %v", ok, c)
+	}
+	var client stream.HeaderMap
+	client.Add("x-request-id", "")
+	x.setRequestID(&client)
+	if c, ok := checkedOf(&client, "x-request-id"); !ok || c {
+		t.Errorf("x-request-id set over a client's empty one: present %v checked %v", ok, c)
+	}
+}

@@ -23,7 +23,8 @@ func (x *activeStream) setRequestID(h *stream.HeaderMap) {
 	if found {
 		h.SetBytes(xRequestID, x.reqID) // replaces an empty one
 	} else {
-		h.AddBytes(xRequestID, x.reqID)
+		// Hex digits and dashes of ours: nothing for a writer to check.
+		h.AddChecked("x-request-id", x.reqID)
 	}
 }
 
