@@ -97,14 +97,7 @@ func parseResponse(buf []byte, resp *Response, lim Limits) (int, error) {
 			resp.hasTE = true
 			continue
 		case "connection":
-			forEachToken(value, func(tok []byte) {
-				switch {
-				case asciiEqualFold(tok, "close"):
-					resp.closeTok = true
-				case asciiEqualFold(tok, "keep-alive"):
-					resp.keepAliveTok = true
-				}
-			})
+			resp.closeTok, resp.keepAliveTok, _ = connectionTokens(value, resp.closeTok, resp.keepAliveTok, false)
 		}
 		resp.Header.AddParsed(name, value) // parseField checked it
 	}

@@ -28,6 +28,11 @@ func FuzzParseRequest(f *testing.F) {
 		"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
 		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		// Names of a word and more, in either case, with and without the
+		// characters the word-at-a-time check leaves to the byte loop.
+		"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For-Long: 1\r\nACCEPT-encoding9: x\r\nX_Under_Score_Name: y\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nAbcdefgh@ijk: 1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nAbcdefgh\x80ijk: 1\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -48,9 +53,24 @@ func FuzzParseRequest(f *testing.F) {
 		if req.Chunked && req.ContentLength != -1 || !req.Chunked && req.ContentLength < 0 {
 			t.Fatalf("framing: chunked %v content-length %d", req.Chunked, req.ContentLength)
 		}
-		for name := range req.Header.All() {
+		for name, value := range req.Header.All() {
 			if !bytes.Equal(name, bytes.ToLower(name)) {
 				t.Fatalf("name %q not lower-case", name)
+			}
+			if len(name) > 0 && name[0] == ':' {
+				continue
+			}
+			// What the parser marks checked (AddParsed) a writer copies
+			// as it is: a token name, a value without CTLs.
+			for _, c := range name {
+				if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0) {
+					t.Fatalf("name %q holds %q, not a token character", name, c)
+				}
+			}
+			for _, c := range value {
+				if c < ' ' && c != '\t' || c == 0x7f {
+					t.Fatalf("value %q of %q holds a CTL", value, name)
+				}
 			}
 		}
 		var c connReader

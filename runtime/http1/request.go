@@ -190,16 +190,7 @@ func ParseRequest(buf []byte, req *Request, lim Limits) (int, error) {
 			}
 			teSeen, req.Chunked = true, true
 		case "connection":
-			forEachToken(value, func(tok []byte) {
-				switch {
-				case asciiEqualFold(tok, "close"):
-					closeTok = true
-				case asciiEqualFold(tok, "keep-alive"):
-					keepAliveTok = true
-				case asciiEqualFold(tok, "upgrade"):
-					upgradeTok = true
-				}
-			})
+			closeTok, keepAliveTok, upgradeTok = connectionTokens(value, closeTok, keepAliveTok, upgradeTok)
 		case "expect":
 			if !asciiEqualFold(value, "100-continue") {
 				return 0, refuse(http.StatusExpectationFailed, "unsupported expectation")
@@ -394,6 +385,11 @@ func parseFieldSlow(line []byte) (name, value []byte, err error) {
 // parseContentLength takes 1*DIGIT, or a list of identical values (RFC
 // 9112 section 6.3 lets a recipient accept "42, 42").
 func parseContentLength(v []byte) (int64, bool) {
+	// One number, nearly always: without walking it as a list (a call
+	// through the token iterator's closure, for every response written).
+	if n, ok := parseDigits(v); ok {
+		return n, true
+	}
 	n := int64(-1)
 	ok := true
 	forEachToken(v, func(tok []byte) {
@@ -442,6 +438,30 @@ func checkTransferEncoding(v []byte) error {
 		return refuse(http.StatusNotImplemented, "unsupported transfer coding")
 	}
 	return nil
+}
+
+// connectionTokens adds to close, keepAlive and upgrade what a Connection
+// value says. A value of one option, as nearly every client and upstream
+// sends ("keep-alive", "close"), is settled without walking it as a list
+// (a call through the token iterator's closure).
+func connectionTokens(v []byte, close, keepAlive, upgrade bool) (bool, bool, bool) {
+	switch {
+	case asciiEqualFold(v, "keep-alive"):
+		return close, true, upgrade
+	case asciiEqualFold(v, "close"):
+		return true, keepAlive, upgrade
+	}
+	forEachToken(v, func(tok []byte) {
+		switch {
+		case asciiEqualFold(tok, "close"):
+			close = true
+		case asciiEqualFold(tok, "keep-alive"):
+			keepAlive = true
+		case asciiEqualFold(tok, "upgrade"):
+			upgrade = true
+		}
+	})
+	return close, keepAlive, upgrade
 }
 
 // forEachToken calls fn with each comma-separated element of a list,

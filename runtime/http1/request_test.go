@@ -272,3 +272,43 @@ func TestBodyEndWithLastBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestSingleValueShortcuts: Content-Length and Connection values of one
+// element are settled without walking them as lists; every value here
+// gets the answer the list walk gives.
+func TestSingleValueShortcuts(t *testing.T) {
+	listLength := func(v []byte) (int64, bool) {
+		n, ok := int64(-1), true
+		forEachToken(v, func(tok []byte) {
+			x, good := parseDigits(tok)
+			if !good || n >= 0 && x != n {
+				ok = false
+			}
+			n = x
+		})
+		return n, ok && n >= 0
+	}
+	for _, v := range []string{"0", "42", "0042", "123456789012345678", "1234567890123456789", "", " ", "42, 42", "42,43", "4 2", "+4", "-1", "0x5", ",42", "42,"} {
+		n, ok := parseContentLength([]byte(v))
+		wn, wok := listLength([]byte(v))
+		if ok != wok || ok && n != wn {
+			t.Errorf("Content-Length %q: %d %v, the list walk %d %v", v, n, ok, wn, wok)
+		}
+	}
+	for _, v := range []string{"keep-alive", "Keep-Alive", "close", "CLOSE", "upgrade", "Upgrade", "keep-alive, close", "close,upgrade", " keep-alive", "keep-alivex", "closed", "", ",", "te, x"} {
+		c, k, u := connectionTokens([]byte(v), false, false, false)
+		var wc, wk, wu bool
+		forEachToken([]byte(v), func(tok []byte) {
+			wc = wc || asciiEqualFold(tok, "close")
+			wk = wk || asciiEqualFold(tok, "keep-alive")
+			wu = wu || asciiEqualFold(tok, "upgrade")
+		})
+		if c != wc || k != wk || u != wu {
+			t.Errorf("Connection %q: close %v keep-alive %v upgrade %v, the list walk %v %v %v", v, c, k, u, wc, wk, wu)
+		}
+		// What an earlier Connection field said stays.
+		if c, k, u := connectionTokens([]byte(v), true, true, true); !c || !k || !u {
+			t.Errorf("Connection %q after one with every option: %v %v %v", v, c, k, u)
+		}
+	}
+}

@@ -254,7 +254,10 @@ func (t *Table) Match(h *stream.HeaderMap) *Route {
 		}
 	}
 	host := authority
-	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.LastIndexByte(host, ']') < i {
+	// A colon with no ']' after it starts the port ("[::1]" has none):
+	// only the bytes after the colon are looked at for the bracket, not
+	// the whole authority again.
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
 		host = host[:i]
 	}
 	if n := len(host); n > 0 && host[n-1] == '.' {

@@ -111,6 +111,8 @@ func TestMatch(t *testing.T) {
 		{name: "wildcard for other domain", host: "shop.example.org", target: "/w", want: ""},
 		{name: "host with port only matches that port", host: "admin.test:8443", target: "/z", want: "ported"},
 		{name: "host without the port", host: "admin.test", target: "/z", want: ""},
+		// The port is what follows the last colon when no ']' follows it.
+		{name: "a bracket after the last colon is no port", host: "api.example.com:80]", target: "/x", want: ""},
 		{name: "exact path", host: "other", target: "/healthz", want: "exact-path"},
 		{name: "exact path is exact", host: "other", target: "/healthz/x", want: ""},
 		{name: "regex path", host: "other", target: "/users/42", want: "regex"},
