@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math/bits"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -207,11 +208,7 @@ func removeFixedHopHeaders(h *stream.HeaderMap, m uint16, keepUpgrade bool) {
 			}
 		}
 	}
-	for k, name := range hopHeaders {
-		if m&(1<<k) != 0 {
-			h.Del(name)
-		}
-	}
+	delHopHeaders(h, m)
 	if teTrailers {
 		h.Add("te", "trailers")
 	}
@@ -231,6 +228,11 @@ func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) (trailer bool) {
 		// "Connection: keep-alive".
 		var store [4][]byte
 		for _, v := range connectionValues(store[:0], h) {
+			if stream.EqualFold(v, "keep-alive") {
+				// nginx's value on every response: its one nomination
+				// is a hop-by-hop name, which m removes if present.
+				continue
+			}
 			for t := range stream.Tokens(v) {
 				if keepUpgrade && stream.EqualFold(t, "upgrade") || stream.EqualFold(t, "trailer") {
 					continue
@@ -247,15 +249,19 @@ func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) (trailer bool) {
 	if keepUpgrade {
 		m &^= hopConnection | hopUpgrade
 	}
-	for k, name := range hopHeaders {
-		if m&(1<<k) != 0 {
-			h.Del(name)
-		}
-	}
+	delHopHeaders(h, m)
 	return trailer
 }
 
 var schemeHTTP, schemeHTTPS = []byte("http"), []byte("https")
+
+// delHopHeaders removes the fields named hopHeaders[k] for each bit k of
+// m, visiting the set bits only (a response has one or two).
+func delHopHeaders(h *stream.HeaderMap, m uint16) {
+	for ; m != 0; m &= m - 1 {
+		h.Del(hopHeaders[bits.TrailingZeros16(m)])
+	}
+}
 
 // setForwarded sets X-Forwarded-For/-Proto/-Host as Envoy does at the edge:
 // the client's address (clientIP; none when empty) appended, the scheme

@@ -96,6 +96,12 @@ func TestHopHeadersRemoved(t *testing.T) {
 		// "Connection: keep-alive" has no Keep-Alive field to remove).
 		{"response, nominated hop names present and absent", [][2]string{{":status", "200"}, {"connection", "keep-alive, TE, upgrade, x-a"}, {"te", "trailers"},
 			{"x-a", "1"}, {"upgrade", "h2c"}, {"x-kept", "2"}}, true, false, []string{":status: 200", "x-kept: 2"}},
+		{"response, nginx's keep-alive", [][2]string{{":status", "200"}, {"content-length", "5"}, {"Connection", "Keep-Alive"}, {"x-kept", "2"}}, true, false,
+			[]string{":status: 200", "content-length: 5", "x-kept: 2"}},
+		{"response, keep-alive nominated and present", [][2]string{{":status", "200"}, {"connection", "keep-alive"}, {"keep-alive", "timeout=5"}, {"x-kept", "2"}}, true, false,
+			[]string{":status: 200", "x-kept: 2"}},
+		{"response, close nominates a field called close", [][2]string{{":status", "200"}, {"connection", "close"}, {"close", "1"}, {"x-kept", "2"}}, true, false,
+			[]string{":status: 200", "x-kept: 2"}},
 		{"response, upgrade, Connection nominating itself", [][2]string{{":status", "101"}, {"connection", "upgrade, connection, keep-alive"},
 			{"upgrade", "websocket"}, {"keep-alive", "timeout=5"}, {"x-kept", "2"}}, true, true, []string{":status: 101", "upgrade: websocket", "x-kept: 2"}},
 	} {

@@ -409,6 +409,11 @@ func EqualFold(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
+	if string(b) == s {
+		// The common case (a lower-case token against a lower-case
+		// constant): one comparison, not two lower-casings a byte.
+		return true
+	}
 	for i := 0; i < len(s); i++ {
 		if lower(b[i]) != lower(s[i]) {
 			return false

@@ -172,3 +172,27 @@ func TestHasUpperMatchesByteByByte(t *testing.T) {
 		}
 	}
 }
+
+// TestEqualFold: equal in any ASCII case, bytes beyond ASCII only equal
+// to themselves; the exact comparison taken first changes no answer.
+func TestEqualFold(t *testing.T) {
+	ref := func(b []byte, s string) bool {
+		if len(b) != len(s) {
+			return false
+		}
+		for i := range b {
+			if lower(b[i]) != lower(s[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, s := range []string{"", "keep-alive", "close", "upgrade", "x-forwarded-for", "\xc4\xb0", "a"} {
+		for _, b := range []string{"", "keep-alive", "Keep-Alive", "KEEP-ALIVE", "keep-alivf", "keep-aliv", "close", "CLOSE", "clos", "Upgrade",
+			"X-Forwarded-For", "\xc4\xb0", "\xe4\xb0", "A", "a", "b"} {
+			if got, want := EqualFold([]byte(b), s), ref([]byte(b), s); got != want {
+				t.Errorf("EqualFold(%q, %q) = %v, want %v", b, s, got, want)
+			}
+		}
+	}
+}
