@@ -40,9 +40,9 @@ var (
 // reports. Names and values are checked: a filter may have set any bytes,
 // and a CR or LF passed on would let it inject fields or requests.
 func AppendRequestHead(dst []byte, h *stream.HeaderMap, f RequestFraming) (out []byte, upgrade bool, err error) {
-	method, _ := h.Get(stream.Method)
-	path, _ := h.Get(stream.Path)
-	authority, _ := h.Get(stream.Authority)
+	method, _ := h.GetPseudo(stream.PseudoMethod)
+	path, _ := h.GetPseudo(stream.PseudoPath)
+	authority, _ := h.GetPseudo(stream.PseudoAuthority)
 	if len(method) == 0 {
 		return dst, false, errNoMethod
 	}

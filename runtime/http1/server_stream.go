@@ -164,7 +164,7 @@ func (s *serverStream) WriteHeaders(h *stream.HeaderMap, endStream bool) error {
 	if e.headed {
 		return errHeadTwice
 	}
-	v, _ := h.Get(stream.Status)
+	v, _ := h.GetPseudo(stream.PseudoStatus)
 	code, ok := parseStatus(v)
 	if !ok {
 		return errBadStatus

@@ -363,7 +363,7 @@ func (x *activeStream) writeHeader(h *stream.HeaderMap, endStream bool) {
 // it does not start the response for the stream idle timeout (it is what
 // a stream that timed out sends).
 func (x *activeStream) sendHead(h *stream.HeaderMap, endStream bool) {
-	if h.Has(stream.Status) {
+	if _, ok := h.GetPseudo(stream.PseudoStatus); ok {
 		x.status = filter.StatusOf(h)
 	}
 	if x.cm.AltSvc != "" && !h.Has("alt-svc") {

@@ -64,7 +64,7 @@ func (x *activeStream) serve() {
 	// client's Connection nominations and x-sluice-* fields go, the
 	// request gets its id and its normalized :path.
 	headersOK := sanitizeRequestHeaders(h)
-	if !h.Has(stream.Scheme) {
+	if _, ok := h.GetPseudo(stream.PseudoScheme); !ok {
 		// HTTP/1.1 carries no scheme: the connection's, as Envoy sets it.
 		scheme := ss.Connection().Scheme
 		if scheme == "" {
@@ -119,7 +119,7 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 	// The method and the target looked up once for the checks below (the
 	// codec's slices; nothing here changes them but the normalization,
 	// which returns the target as it leaves).
-	method, _ := h.Get(stream.Method)
+	method, _ := h.GetPseudo(stream.PseudoMethod)
 	lrep, target := normalizeRequestPath(h, method, lr.path)
 	if lrep != nil {
 		x.localReply(lrep)

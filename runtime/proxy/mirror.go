@@ -140,10 +140,10 @@ func (x *activeStream) newPendingMirror(upgrade bool) *pendingMirror {
 		return nil
 	}
 	h := x.s.reqHeaders
-	authority, _ := h.Get(stream.Authority)
+	authority, _ := h.GetPseudo(stream.PseudoAuthority)
 	headers := h.Clone()
 	headers.Set(stream.Authority, shadowHost(string(authority)))
-	target, _ := h.Get(stream.Path)
+	target, _ := h.GetPseudo(stream.PseudoPath)
 	u, err := url.ParseRequestURI(string(target))
 	if err != nil {
 		// CONNECT's authority form: the copy goes to "/".

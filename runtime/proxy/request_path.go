@@ -14,8 +14,8 @@ import (
 // them), or CONNECT's authority form. The common path, without escapes or
 // control bytes, is checked without allocating.
 func validRequestTarget(h *stream.HeaderMap) bool {
-	method, _ := h.Get(stream.Method)
-	target, _ := h.Get(stream.Path)
+	method, _ := h.GetPseudo(stream.PseudoMethod)
+	target, _ := h.GetPseudo(stream.PseudoPath)
 	return validTarget(method, target)
 }
 
@@ -53,7 +53,7 @@ func validTarget(method, target []byte) bool {
 // :path, as Envoy's do). method is the request's; target is :path as it
 // leaves (normalized or not), for the checks that follow.
 func normalizeRequestPath(h *stream.HeaderMap, method []byte, pol pathPolicy) (lrep *filter.LocalReply, target []byte) {
-	target, _ = h.Get(stream.Path)
+	target, _ = h.GetPseudo(stream.PseudoPath)
 	if string(method) == http.MethodConnect || string(target) == "*" || len(target) == 0 || target[0] != '/' {
 		return nil, target
 	}
@@ -87,7 +87,7 @@ func normalizeRequestPath(h *stream.HeaderMap, method []byte, pol pathPolicy) (l
 		return &filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "path_normalization_failed"}, nil
 	}
 	h.Set(stream.Path, out+query)
-	target, _ = h.Get(stream.Path)
+	target, _ = h.GetPseudo(stream.PseudoPath)
 	return nil, target
 }
 

@@ -47,8 +47,8 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	if hops&hopConnection != 0 {
 		upgrade = upgradeOf(h)
 	}
-	scheme, _ := h.Get(stream.Scheme)
-	authority, _ := h.Get(stream.Authority)
+	scheme, _ := h.GetPseudo(stream.PseudoScheme)
+	authority, _ := h.GetPseudo(stream.PseudoAuthority)
 	removeFixedHopHeaders(h, hops, upgrade != "")
 	// The client's address without its port, for X-Forwarded-For and
 	// the hash policy's source IP (empty when the address has no port).
@@ -64,7 +64,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	if cl.Config().TLS != nil {
 		upScheme = "https"
 	}
-	if v, _ := h.Get(stream.Scheme); string(v) != upScheme {
+	if v, _ := h.GetPseudo(stream.PseudoScheme); string(v) != upScheme {
 		h.Set(stream.Scheme, upScheme)
 	}
 
@@ -563,6 +563,6 @@ func (x *activeStream) tunnel(resp upstream.Response) {
 // isHead reports a HEAD request (as the filters left it), whose response
 // has no body.
 func (x *activeStream) isHead() bool {
-	m, _ := x.s.reqHeaders.Get(stream.Method)
+	m, _ := x.s.reqHeaders.GetPseudo(stream.PseudoMethod)
 	return string(m) == http.MethodHead
 }

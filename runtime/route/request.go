@@ -21,8 +21,8 @@ type request struct {
 
 func newRequest(h *stream.HeaderMap) request {
 	r := request{h: h}
-	r.method, _ = h.Get(stream.Method)
-	target, _ := h.Get(stream.Path)
+	r.method, _ = h.GetPseudo(stream.PseudoMethod)
+	target, _ := h.GetPseudo(stream.PseudoPath)
 	if len(target) == 0 || target[0] != '/' && !(len(target) == 1 && target[0] == '*') {
 		// CONNECT's authority form has no path.
 		return r
@@ -41,13 +41,13 @@ func newRequest(h *stream.HeaderMap) request {
 // authority is the request's host: :authority, else the Host field, else
 // CONNECT's authority-form target.
 func (r *request) authority() []byte {
-	if a, ok := r.h.Get(stream.Authority); ok && len(a) > 0 {
+	if a, ok := r.h.GetPseudo(stream.PseudoAuthority); ok && len(a) > 0 {
 		return a
 	}
 	if a, ok := r.h.Get("host"); ok && len(a) > 0 {
 		return a
 	}
-	if t, _ := r.h.Get(stream.Path); len(t) > 0 && t[0] != '/' && t[0] != '*' {
+	if t, _ := r.h.GetPseudo(stream.PseudoPath); len(t) > 0 && t[0] != '/' && t[0] != '*' {
 		return t
 	}
 	return nil

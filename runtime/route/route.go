@@ -165,7 +165,7 @@ func (rt *Route) Rewrite(h *stream.HeaderMap) {
 	if prefix == "" || (!rt.StripPrefix && rt.PrefixRewrite == "") {
 		return
 	}
-	target, _ := h.Get(stream.Path)
+	target, _ := h.GetPseudo(stream.PseudoPath)
 	u, err := url.ParseRequestURI(string(target))
 	if err != nil || !strings.HasPrefix(u.Path, prefix) {
 		return

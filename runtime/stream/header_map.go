@@ -49,7 +49,19 @@ type HeaderMap struct {
 	at [len(pseudoNames)]int32
 }
 
-// pseudoNames are the pseudo-headers HeaderMap.at tracks.
+// Pseudo names a pseudo-header for GetPseudo.
+type Pseudo uint8
+
+// The pseudo-headers GetPseudo finds, in pseudoNames' order.
+const (
+	PseudoMethod Pseudo = iota
+	PseudoPath
+	PseudoAuthority
+	PseudoScheme
+	PseudoStatus
+)
+
+// pseudoNames are the pseudo-headers HeaderMap.at tracks, by Pseudo.
 var pseudoNames = [...]string{Method, Path, Authority, Scheme, Status}
 
 // pseudoSlot is name's index in pseudoNames, or -1 (for any other name,
@@ -111,6 +123,18 @@ func (h *HeaderMap) Reset() {
 func (h *HeaderMap) Get(name string) ([]byte, bool) {
 	if i := h.index(name, 0); i >= 0 {
 		return h.fields[i].Value, true
+	}
+	return nil, false
+}
+
+// GetPseudo is Get(pseudoNames[p]) (GetPseudo(PseudoMethod) is
+// Get(":method")) without a lookup: the codecs, the router and the proxy
+// ask for the request's method, path, authority and scheme and the
+// response's status some fifteen times a request, and even Get's short
+// way to them was a call and a comparison of names each.
+func (h *HeaderMap) GetPseudo(p Pseudo) ([]byte, bool) {
+	if i := h.at[p]; i > 0 {
+		return h.fields[i-1].Value, true
 	}
 	return nil, false
 }

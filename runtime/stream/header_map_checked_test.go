@@ -144,6 +144,13 @@ func FuzzHeaderMapChecked(f *testing.F) {
 					t.Fatalf("step %d field %d: %s=%s checked %v, want %+v", k/2, i, n, v, hp.Checked(i), want)
 				}
 			}
+			for p, q := range pseudoNames {
+				i := m.index(q)
+				v, ok := hp.GetPseudo(Pseudo(p))
+				if ok != (i >= 0) || ok && string(v) != m[i].value {
+					t.Fatalf("step %d: GetPseudo(%q) = %q %v, model has it at %d", k/2, q, v, ok, i)
+				}
+			}
 			for _, q := range markNames {
 				i := m.index(q)
 				v, ok := hp.Get(q)

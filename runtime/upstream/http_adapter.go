@@ -52,9 +52,9 @@ func (s *httpSender) send(ctx context.Context, req *Request, addr string, _ time
 
 // requestToHTTP is req as net/http's clients take it.
 func requestToHTTP(ctx context.Context, req *Request, scheme, addr string) (*http.Request, error) {
-	method, _ := req.Headers.Get(stream.Method)
-	path, _ := req.Headers.Get(stream.Path)
-	authority, _ := req.Headers.Get(stream.Authority)
+	method, _ := req.Headers.GetPseudo(stream.PseudoMethod)
+	path, _ := req.Headers.GetPseudo(stream.PseudoPath)
+	authority, _ := req.Headers.GetPseudo(stream.PseudoAuthority)
 	u, err := url.ParseRequestURI(string(path))
 	if err != nil {
 		return nil, errors.New("upstream: invalid :path")

@@ -91,7 +91,7 @@ func (r *Request) replayable() bool {
 	if r.BodyStream != nil {
 		return false
 	}
-	m, _ := r.Headers.Get(stream.Method)
+	m, _ := r.Headers.GetPseudo(stream.PseudoMethod)
 	switch string(m) {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return true
@@ -100,7 +100,7 @@ func (r *Request) replayable() bool {
 }
 
 func (r *Request) method() []byte {
-	m, _ := r.Headers.Get(stream.Method)
+	m, _ := r.Headers.GetPseudo(stream.PseudoMethod)
 	return m
 }
 
