@@ -3,7 +3,10 @@
 // as Envoy's HeaderMap and HTTP/2's header list are.
 package stream
 
-import "iter"
+import (
+	"encoding/binary"
+	"iter"
+)
 
 // The pseudo-headers of RFC 9113 section 8.3. An HTTP/1.1 codec fills
 // them from the request line and Host, and from the status line.
@@ -237,7 +240,7 @@ func (h *HeaderMap) GetBytes(name []byte) ([]byte, bool) {
 
 // AddBytes appends a field, copying name (lower-cased) and value.
 func (h *HeaderMap) AddBytes(name, value []byte) {
-	h.insert(own(h, name, value))
+	h.insert(own(h, name, value, hasUpperBytes(name)))
 }
 
 // SetBytes replaces every value of name with one value.
@@ -247,7 +250,7 @@ func (h *HeaderMap) SetBytes(name, value []byte) {
 		h.AddBytes(name, value)
 		return
 	}
-	h.fields[i] = own(h, name, value)
+	h.fields[i] = own(h, name, value, hasUpperBytes(name))
 	h.checked &^= 1 << i
 	delFrom(h, name, i+1)
 }
@@ -284,11 +287,14 @@ func copyField[S ~string | ~[]byte](h *HeaderMap, name S, value []byte) Field {
 // own copies name (lower-cased) and value into the arena. When the arena
 // grows, fields already handed out keep pointing at the old array, which
 // stays valid and unchanged.
-func (h *HeaderMap) own(name, value string) Field { return own(h, name, value) }
+func (h *HeaderMap) own(name, value string) Field { return own(h, name, value, hasUpperString(name)) }
 
 // own, index and delFrom are generic over the name's form so the string
-// and the []byte methods share one implementation.
-func own[S ~string | ~[]byte](h *HeaderMap, name, value S) Field {
+// and the []byte methods share one implementation. own is told whether
+// name has upper case by its caller, which knows the form: the test of
+// eight bytes at a time is a load each in hasUpperString and
+// hasUpperBytes, and eight in generic code.
+func own[S ~string | ~[]byte](h *HeaderMap, name, value S, upper bool) Field {
 	// Copied whole and lowered in place: an append per byte was a
 	// capacity check per byte, and this runs for every field the proxy
 	// sets on every request. The name is looked at where it comes from
@@ -300,7 +306,7 @@ func own[S ~string | ~[]byte](h *HeaderMap, name, value S) Field {
 	start := len(h.arena)
 	h.arena = append(h.arena, name...)
 	mid := len(h.arena)
-	if hasUpper(name) {
+	if upper {
 		for i := start; i < mid; i++ {
 			h.arena[i] = lower(h.arena[i])
 		}
@@ -446,11 +452,11 @@ func EqualFold(b []byte, s string) bool {
 	return true
 }
 
-// hasUpper says whether s holds an upper-case ASCII letter. It runs on
-// every name the proxy adds (x-forwarded-*, x-request-id, ...): eight
-// bytes a turn, where a byte at a time was some 600 instructions a
+// hasUpperString says whether s holds an upper-case ASCII letter. It
+// runs on every name the proxy adds (x-forwarded-*, x-request-id, ...):
+// eight bytes a turn, where a byte at a time was some 600 instructions a
 // request.
-func hasUpper[S ~string | ~[]byte](s S) bool {
+func hasUpperString(s string) bool {
 	n := len(s)
 	if n < 8 {
 		for i := 0; i < n; i++ {
@@ -462,18 +468,37 @@ func hasUpper[S ~string | ~[]byte](s S) bool {
 	}
 	// Whole words and the word ending at s's end (which may overlap the
 	// one before: a byte looked at twice is no harm).
-	m := upperMask(word(s, n-8))
+	m := upperMask(stringWord(s[n-8:]))
 	for i := 0; i+8 <= n; i += 8 {
-		m |= upperMask(word(s, i))
+		m |= upperMask(stringWord(s[i:]))
 	}
 	return m != 0
 }
 
-// word is the eight bytes of s from i, little-endian (one load).
-func word[S ~string | ~[]byte](s S, i int) uint64 {
-	_ = s[i+7]
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+// stringWord is the first eight bytes of s, little-endian: one load.
+func stringWord(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// hasUpperBytes is hasUpperString for a name held as bytes (a Wasm
+// guest's).
+func hasUpperBytes(s []byte) bool {
+	n := len(s)
+	if n < 8 {
+		for _, c := range s {
+			if 'A' <= c && c <= 'Z' {
+				return true
+			}
+		}
+		return false
+	}
+	m := upperMask(binary.LittleEndian.Uint64(s[n-8:]))
+	for i := 0; i+8 <= n; i += 8 {
+		m |= upperMask(binary.LittleEndian.Uint64(s[i : i+8 : i+8]))
+	}
+	return m != 0
 }
 
 // upperMask has the high bit of each byte of w set where the byte is

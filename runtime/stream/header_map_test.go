@@ -155,11 +155,11 @@ func TestHasUpperMatchesByteByByte(t *testing.T) {
 					if pos >= 0 {
 						v[pos] = byte(c)
 					}
-					if got, want := hasUpper(v), ref(v); got != want {
-						t.Fatalf("%q: hasUpper %v, want %v", v, got, want)
+					if got, want := hasUpperBytes(v), ref(v); got != want {
+						t.Fatalf("%q: hasUpperBytes %v, want %v", v, got, want)
 					}
-					if got, want := hasUpper(string(v)), ref(v); got != want {
-						t.Fatalf("%q: hasUpper(string) %v, want %v", v, got, want)
+					if got, want := hasUpperString(string(v)), ref(v); got != want {
+						t.Fatalf("%q: hasUpperString %v, want %v", v, got, want)
 					}
 					if pos < 0 {
 						break
