@@ -37,8 +37,6 @@ func (r *Response) reset() {
 	*r = Response{Header: r.Header}
 }
 
-var pStatus = []byte(stream.Status)
-
 // parseResponse parses one response head from buf and returns its length.
 // Framing fields are checked strictly (RFC 9112 section 6.3: a proxy must
 // not forward a response whose length it cannot trust): Content-Length
@@ -55,7 +53,7 @@ func parseResponse(buf []byte, resp *Response, lim Limits) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp.Header.AddRaw(pStatus, code)
+	resp.Header.AddPseudo(stream.PseudoStatus, code)
 	fields := 0
 	for {
 		line, next, err := nextLine(buf, i, 0, max)

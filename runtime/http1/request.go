@@ -97,12 +97,6 @@ func (r *Request) reset() {
 	*r = Request{Header: r.Header}
 }
 
-var (
-	pMethod    = []byte(stream.Method)
-	pPath      = []byte(stream.Path)
-	pAuthority = []byte(stream.Authority)
-)
-
 // ParseRequest parses one request head from buf and returns its length.
 // Field names are lower-cased in place. With no complete head in buf it
 // returns errNeedMore (or a 431 once buf holds more than the limit); any
@@ -134,10 +128,10 @@ func ParseRequest(buf []byte, req *Request, lim Limits) (int, error) {
 		upgradeTok    bool
 		upgradeField  bool
 	)
-	req.Header.AddRaw(pMethod, req.Method)
-	req.Header.AddRaw(pPath, req.Path)
+	req.Header.AddPseudo(stream.PseudoMethod, req.Method)
+	req.Header.AddPseudo(stream.PseudoPath, req.Path)
 	if req.Authority != nil {
-		req.Header.AddRaw(pAuthority, req.Authority)
+		req.Header.AddPseudo(stream.PseudoAuthority, req.Authority)
 	}
 	for {
 		line, next, err := nextLine(buf, i, start, max)
@@ -167,7 +161,7 @@ func ParseRequest(buf []byte, req *Request, lim Limits) (int, error) {
 			}
 			if req.Authority == nil {
 				req.Authority = value
-				req.Header.AddRaw(pAuthority, value)
+				req.Header.AddPseudo(stream.PseudoAuthority, value)
 			}
 			continue // Host is :authority in the model
 		case "content-length":

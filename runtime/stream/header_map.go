@@ -64,8 +64,12 @@ const (
 	PseudoStatus
 )
 
-// pseudoNames are the pseudo-headers HeaderMap.at tracks, by Pseudo.
-var pseudoNames = [...]string{Method, Path, Authority, Scheme, Status}
+// pseudoNames are the pseudo-headers HeaderMap.at tracks, by Pseudo;
+// pseudoNameBytes the same as the names AddPseudo gives its fields.
+var (
+	pseudoNames     = [...]string{Method, Path, Authority, Scheme, Status}
+	pseudoNameBytes = [...][]byte{[]byte(Method), []byte(Path), []byte(Authority), []byte(Scheme), []byte(Status)}
+)
 
 // pseudoSlot is name's index in pseudoNames, or -1 (for any other name,
 // and for a pseudo-header's name in another case, which a scan finds).
@@ -161,6 +165,22 @@ func (h *HeaderMap) Has(name string) bool { return h.index(name, 0) >= 0 }
 // codecs' path; everything else uses Add.
 func (h *HeaderMap) AddRaw(name, value []byte) {
 	h.insert(Field{Name: name, Value: value})
+}
+
+// AddPseudo is AddRaw(name, value) for the pseudo-header p names: a
+// codec's request line and status line, whose pseudo-headers come
+// first. It need not look at a name to find p's handle (insert's
+// comparison of it was some 40 instructions a field).
+func (h *HeaderMap) AddPseudo(p Pseudo, value []byte) {
+	if h.pseudo != len(h.fields) {
+		h.insert(Field{Name: pseudoNameBytes[p], Value: value}) // after regular fields
+		return
+	}
+	if h.at[p] == 0 {
+		h.at[p] = int32(h.pseudo) + 1
+	}
+	h.pseudo++
+	h.fields = append(h.fields, Field{Name: pseudoNameBytes[p], Value: value})
 }
 
 // AddParsed is AddRaw for a regular field its codec has checked as a

@@ -80,6 +80,9 @@ func FuzzHeaderMapChecked(f *testing.F) {
 	// AddChecked among the others: marked like AddParsed, moved by a
 	// pseudo-header insert, unmarked by a Set.
 	f.Add([]byte{10, 5, 10, 6, 0, 16, 10, 25, 3, 6, 10, 5, 7, 5, 9, 0, 10, 7})
+	// AddPseudo first, after regular fields, repeated, then removed.
+	f.Add([]byte{11, 0, 11, 1, 1, 5, 11, 2, 11, 0, 7, 16, 11, 3, 3, 17, 9, 0, 11, 4, 4, 18})
+	f.Add([]byte{11, 0, 11, 1, 11, 0, 11, 3, 11, 1, 4, 16})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		var h HeaderMap
 		var m model
@@ -88,7 +91,7 @@ func FuzzHeaderMapChecked(f *testing.F) {
 			name := markNames[int(ops[k+1])%len(markNames)]
 			lname := lowerString(name)
 			value := "v" + strconv.Itoa(k)
-			switch ops[k] % 11 {
+			switch ops[k] % 12 {
 			case 0:
 				hp.AddRaw([]byte(lname), []byte(value))
 				m = m.insert(modelField{lname, value, false})
@@ -127,6 +130,11 @@ func FuzzHeaderMapChecked(f *testing.F) {
 				m = m[:0]
 			case 9:
 				hp = hp.Clone()
+			case 11:
+				// A codec's pseudo-header, by its handle.
+				p := int(ops[k+1]) % len(pseudoNames)
+				hp.AddPseudo(Pseudo(p), []byte(value))
+				m = m.insert(modelField{pseudoNames[p], value, false})
 			case 10:
 				// A field its caller vouches for: lower-case names only.
 				hp.AddChecked(lname, []byte(value))
