@@ -30,7 +30,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("no backend\n"), Details: "no_backend", GRPCStatus: grpcUnavailable})
 		return
 	}
-	cl := x.snap.Upstream.Cluster(backend.Cluster)
+	cl := x.ri.cluster(x.rt, backend, x.snap.Upstream)
 	if cl == nil {
 		x.localReply(&filter.LocalReply{Status: http.StatusServiceUnavailable, Body: []byte("unknown cluster\n"), Details: "cluster_not_found", GRPCStatus: grpcUnavailable})
 		return

@@ -42,6 +42,23 @@ type routeInfo struct {
 	factories []filter.Factory
 	stats     *routeStats
 	mirror    *mirrorPolicy // nil without a mirror
+	// clusters[i] is the snapshot's cluster that the route's backend i
+	// names (nil for one the snapshot lacks), looked up once: a lookup
+	// by name was a map access on every request.
+	clusters []*upstream.Cluster
+}
+
+// cluster is the cluster backend b (one of rt's, as PickBackend returns
+// them) names, from the snapshot up.
+func (ri *routeInfo) cluster(rt *route.Route, b *config.Backend, up *upstream.Manager) *upstream.Cluster {
+	if ri != nil && len(ri.clusters) == len(rt.Backends) {
+		for i := range rt.Backends {
+			if &rt.Backends[i] == b {
+				return ri.clusters[i]
+			}
+		}
+	}
+	return up.Cluster(b.Cluster)
 }
 
 // NewSnapshot builds the route tables of every HTTP listener of cfg.
@@ -96,7 +113,15 @@ func NewSnapshotWith(cfg *config.Config, up *upstream.Manager, filters map[strin
 				}
 				factories[i] = fac
 			}
+			var clusters []*upstream.Cluster
+			if up != nil {
+				clusters = make([]*upstream.Cluster, len(rt.Backends))
+				for i := range rt.Backends {
+					clusters[i] = up.Cluster(rt.Backends[i].Cluster)
+				}
+			}
 			return &routeInfo{
+				clusters:  clusters,
 				retry:     compileRetry(rt.Retry),
 				plugins:   plugins,
 				factories: factories,
