@@ -17,6 +17,16 @@ import (
 // log (nil: none); its clusters close when the test ends.
 func newTestConnectionManager(t *testing.T, cfgText, listener string, facs map[string]filter.Factory, access *zap.Logger) *ConnectionManager {
 	t.Helper()
+	snap, _ := newTestSnapshot(t, cfgText, facs)
+	var ptr atomic.Pointer[Snapshot]
+	ptr.Store(snap)
+	return NewConnectionManager(listener, &ptr, new(atomic.Uint64), zap.NewNop(), access)
+}
+
+// newTestSnapshot returns the snapshot of the config cfgText, whose
+// plugins facs serve, and its clusters, which close when the test ends.
+func newTestSnapshot(t *testing.T, cfgText string, facs map[string]filter.Factory) (*Snapshot, *upstream.Manager) {
+	t.Helper()
 	cfg, err := config.Parse("t.toml", []byte(cfgText))
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +41,5 @@ func newTestConnectionManager(t *testing.T, cfgText, listener string, facs map[s
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ptr atomic.Pointer[Snapshot]
-	ptr.Store(snap)
-	return NewConnectionManager(listener, &ptr, new(atomic.Uint64), zap.NewNop(), access)
+	return snap, up
 }

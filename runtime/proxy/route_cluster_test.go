@@ -3,12 +3,8 @@ package proxy
 import (
 	"testing"
 
-	"go.uber.org/zap"
-
 	"github.com/sluice-proxy/sluice/runtime/config"
-	"github.com/sluice-proxy/sluice/runtime/stats"
 	"github.com/sluice-proxy/sluice/runtime/stream"
-	"github.com/sluice-proxy/sluice/runtime/upstream"
 )
 
 // TestRouteClusters: the cluster forward takes for a backend (looked up
@@ -16,7 +12,7 @@ import (
 // names, for each backend of a route with several, on every listener;
 // a backend that is not the route's own is looked up by name.
 func TestRouteClusters(t *testing.T) {
-	cfg, err := config.Parse("t.toml", []byte(`
+	snap, up := newTestSnapshot(t, `
 [[listeners]]
 name = "a"
 address = "127.0.0.1:0"
@@ -33,20 +29,7 @@ endpoints = ["127.0.0.1:1"]
 [[clusters]]
 name = "two"
 endpoints = ["127.0.0.1:2"]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := stats.NewRegistry()
-	up, err := upstream.NewManager(cfg.Clusters, reg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(up.Close)
-	snap, err := NewSnapshot(cfg, up, nil, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+`, nil)
 	var h stream.HeaderMap
 	h.Add(stream.Method, "GET")
 	h.Add(stream.Path, "/x")
