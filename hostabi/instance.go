@@ -100,7 +100,8 @@ type instance struct {
 	// retireTimer closes a retired instance whose callouts are past
 	// their bound (tiered.go). Guarded by mu.
 	retireTimer *time.Timer
-	// lastUsed is when the instance's last stream ended (monoNow).
+	// lastUsed is when the instance's last stream ended, or when it
+	// joined the pool (monoNow).
 	lastUsed atomic.Int64
 
 	mu        sync.Mutex
@@ -205,7 +206,6 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 		sample:   rand.Uint32() | 1,
 	}
 	in.stdio[0].in, in.stdio[1].in = in, in
-	in.lastUsed.Store(monoNow())
 	in.ctx = &instCtx{in: in}
 	ictx := experimental.WithMemoryAllocator(in.ctx, &memoryLimiter{mem: in.memory})
 	// Start functions are ours to call: wazero would run _start on
@@ -259,6 +259,12 @@ func (v *vm) newInstance(ctx context.Context) (*instance, error) {
 		return nil, err
 	}
 	in.starting = false
+	// The idle clock starts now, as the instance joins the pool: stamped
+	// when its creation began, an instance whose start-up took longer
+	// than IdleTimeout (a Go filter's under load, tens of ms) was idle
+	// already when the pool grew by it, and the janitor closed it
+	// before any stream could reach it.
+	in.lastUsed.Store(monoNow())
 	in.memory.releaseZeroPages()
 	// Start-up's callbacks are done with until another plugin joins the
 	// VM: let their call engines go.

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -27,7 +29,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // grows (up to Instances), new streams go to the idle instance, and idle
 // instances beyond the first are closed.
 func TestPoolGrowsAndShrinks(t *testing.T) {
-	p := load(t, "rawabi", PluginConfig{Instances: 2, IdleTimeout: 50 * time.Millisecond})
+	// The new instance must get stream c before it has been idle for
+	// IdleTimeout: long enough for a test goroutine on a busy machine.
+	p := load(t, "rawabi", PluginConfig{Instances: 2, IdleTimeout: 250 * time.Millisecond})
 	ctx := context.Background()
 	a, err := p.NewHTTPStream(ctx, newTestStream())
 	if err != nil {
@@ -62,6 +66,50 @@ func TestPoolGrowsAndShrinks(t *testing.T) {
 		}
 	}
 	waitFor(t, "the idle instance to close", func() bool { return p.Stats().Instances == 1 })
+}
+
+// TestGrownInstanceIdleFromJoining: a new instance is idle from when it
+// joins the pool, not from when its creation began. Before, its idle
+// clock started before its start-up ran, so an instance whose start-up
+// took longer than IdleTimeout (under the race detector a Go guest's
+// takes about 60 ms) was closed by the janitor's next round, before any
+// stream could reach it, and the pool shrank back as it grew; that was
+// TestPoolGrowsAndShrinks' flake ("timed out waiting for a second
+// instance"). The guest logs a line from its proxy_on_configure, the last
+// of its start-up; the instance's idle clock must not start before it.
+func TestGrownInstanceIdleFromJoining(t *testing.T) {
+	p := load(t, "rawabi", PluginConfig{Instances: 2, IdleTimeout: time.Hour,
+		PluginConfig: []byte("configure: log 2 configured")})
+	ctx := context.Background()
+	var streams []*HTTPStream
+	for range 2 {
+		s, err := p.NewHTTPStream(ctx, newTestStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, s)
+	}
+	waitFor(t, "a second instance", func() bool { return p.Stats().Instances == 2 })
+	p.vm.mu.Lock()
+	second := p.vm.insts[1]
+	p.vm.mu.Unlock()
+	// The second instance's configure logged last.
+	var configured time.Time
+	for _, e := range testLogs.FilterField(zap.String("plugin", p.Name())).FilterMessage("configured").All() {
+		configured = e.Time
+	}
+	if configured.IsZero() {
+		t.Fatal("the guest logged no \"configured\" line")
+	}
+	idleFrom := monoEpoch.Add(time.Duration(second.lastUsed.Load()))
+	if idleFrom.Before(configured) {
+		t.Errorf("the new instance counts as idle from %v before the end of its start-up", configured.Sub(idleFrom))
+	}
+	for _, s := range streams {
+		if err := s.OnDone(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestIdleInstanceKeptForItsCallout: the janitor does not close an idle
