@@ -59,7 +59,7 @@ func hcGetBufferBytes(ctx context.Context, in *instance, a []uint64) abi.Status 
 	start = min(start, uint64(len(*b)))
 	end := min(start+size, uint64(len(*b)))
 	if end == start {
-		if !in.mem.WriteUint32Le(u32(a[3]), 0) || !in.mem.WriteUint32Le(u32(a[4]), 0) {
+		if in.putU32(u32(a[3]), 0) != nil || in.putU32(u32(a[4]), 0) != nil {
 			return abi.InvalidMemoryAccess
 		}
 		return abi.OK
@@ -71,7 +71,7 @@ func hcGetBufferBytes(ctx context.Context, in *instance, a []uint64) abi.Status 
 // start 0 and size >= length replaces the whole buffer, size 0 inserts and
 // start >= length appends (what Envoy's Buffer::copyFrom allows, and more).
 func hcSetBufferBytes(_ context.Context, in *instance, a []uint64) abi.Status {
-	data, err := read(in.mem, u32(a[3]), u32(a[4]))
+	data, err := in.read(u32(a[3]), u32(a[4]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
@@ -106,7 +106,7 @@ func hcGetBufferStatus(_ context.Context, in *instance, a []uint64) abi.Status {
 			flags = 1
 		}
 	}
-	if putU32(in.mem, u32(a[1]), uint32(len(*b))) != nil || putU32(in.mem, u32(a[2]), flags) != nil {
+	if in.putU32(u32(a[1]), uint32(len(*b))) != nil || in.putU32(u32(a[2]), flags) != nil {
 		return abi.InvalidMemoryAccess
 	}
 	return abi.OK

@@ -187,11 +187,11 @@ func (in *instance) deliverForeign(id, fid uint32, args []byte) {
 }
 
 func hcCallForeignFunction(ctx context.Context, in *instance, a []uint64) abi.Status {
-	name, err := read(in.mem, u32(a[0]), u32(a[1]))
+	name, err := in.read(u32(a[0]), u32(a[1]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	args, err := read(in.mem, u32(a[2]), u32(a[3]))
+	args, err := in.read(u32(a[2]), u32(a[3]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}

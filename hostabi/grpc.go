@@ -21,17 +21,17 @@ const (
 func hcGRPCCall(ctx context.Context, in *instance, a []uint64) abi.Status {
 	var s [5]string
 	for i := range 4 {
-		v, err := readString(in.mem, u32(a[2*i]), u32(a[2*i+1]))
+		v, err := in.readString(u32(a[2*i]), u32(a[2*i+1]))
 		if err != nil {
 			return abi.InvalidMemoryAccess
 		}
 		s[i] = v
 	}
-	msg, err := read(in.mem, u32(a[8]), u32(a[9]))
+	msg, err := in.read(u32(a[8]), u32(a[9]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	if _, ok := in.mem.Read(u32(a[11]), 4); !ok {
+	if !in.fits(u32(a[11]), 4) {
 		return abi.InvalidMemoryAccess
 	}
 	md, err := deserializePairs([]byte(s[3]))
@@ -57,7 +57,7 @@ func hcGRPCCall(ctx context.Context, in *instance, a []uint64) abi.Status {
 	if st != abi.OK {
 		return st
 	}
-	in.mem.WriteUint32Le(u32(a[11]), id)
+	_ = in.putU32(u32(a[11]), id)
 	return abi.OK
 }
 

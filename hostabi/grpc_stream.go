@@ -67,13 +67,13 @@ func (in *instance) nextCallID(parity uint32, any bool) uint32 {
 func hcGRPCStream(_ context.Context, in *instance, a []uint64) abi.Status {
 	var s [4]string
 	for i := range s {
-		v, err := readString(in.mem, u32(a[2*i]), u32(a[2*i+1]))
+		v, err := in.readString(u32(a[2*i]), u32(a[2*i+1]))
 		if err != nil {
 			return abi.InvalidMemoryAccess
 		}
 		s[i] = v
 	}
-	if _, ok := in.mem.Read(u32(a[8]), 4); !ok {
+	if !in.fits(u32(a[8]), 4) {
 		return abi.InvalidMemoryAccess
 	}
 	md, err := deserializePairs([]byte(s[3]))
@@ -109,12 +109,12 @@ func hcGRPCStream(_ context.Context, in *instance, a []uint64) abi.Status {
 		return abi.InternalFailure
 	}
 	co.stream.s = st
-	in.mem.WriteUint32Le(u32(a[8]), id)
+	_ = in.putU32(u32(a[8]), id)
 	return abi.OK
 }
 
 func hcGRPCSend(_ context.Context, in *instance, a []uint64) abi.Status {
-	msg, err := read(in.mem, u32(a[1]), u32(a[2]))
+	msg, err := in.read(u32(a[1]), u32(a[2]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}

@@ -92,7 +92,7 @@ func hcGetHeaderMapPairs(ctx context.Context, in *instance, a []uint64) abi.Stat
 }
 
 func hcSetHeaderMapPairs(_ context.Context, in *instance, a []uint64) abi.Status {
-	b, err := read(in.mem, u32(a[1]), u32(a[2]))
+	b, err := in.read(u32(a[1]), u32(a[2]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
@@ -123,14 +123,14 @@ func hcGetHeaderMapSize(_ context.Context, in *instance, a []uint64) abi.Status 
 		k, v := m.At(i)
 		n += len(k) + len(v)
 	}
-	if err := putU32(in.mem, u32(a[1]), uint32(n)); err != nil {
+	if err := in.putU32(u32(a[1]), uint32(n)); err != nil {
 		return abi.InvalidMemoryAccess
 	}
 	return abi.OK
 }
 
 func hcGetHeaderMapValue(ctx context.Context, in *instance, a []uint64) abi.Status {
-	key, err := read(in.mem, u32(a[1]), u32(a[2]))
+	key, err := in.read(u32(a[1]), u32(a[2]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
@@ -150,11 +150,11 @@ func hcGetHeaderMapValue(ctx context.Context, in *instance, a []uint64) abi.Stat
 // keyValue reads a hostcall's map, key and value; key and value are views
 // of guest memory for the length of the hostcall.
 func (in *instance) keyValue(a []uint64) (HeaderMap, []byte, []byte, abi.Status) {
-	key, err := read(in.mem, u32(a[1]), u32(a[2]))
+	key, err := in.read(u32(a[1]), u32(a[2]))
 	if err != nil {
 		return nil, nil, nil, abi.InvalidMemoryAccess
 	}
-	val, err := read(in.mem, u32(a[3]), u32(a[4]))
+	val, err := in.read(u32(a[3]), u32(a[4]))
 	if err != nil {
 		return nil, nil, nil, abi.InvalidMemoryAccess
 	}
@@ -183,7 +183,7 @@ func hcReplaceHeaderMapValue(_ context.Context, in *instance, a []uint64) abi.St
 
 // hcRemoveHeaderMapValue is Ok for an absent key, as Envoy.
 func hcRemoveHeaderMapValue(_ context.Context, in *instance, a []uint64) abi.Status {
-	key, err := read(in.mem, u32(a[1]), u32(a[2]))
+	key, err := in.read(u32(a[1]), u32(a[2]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}

@@ -11,23 +11,23 @@ import (
 )
 
 func hcHTTPCall(ctx context.Context, in *instance, a []uint64) abi.Status {
-	upstream, err := readString(in.mem, u32(a[0]), u32(a[1]))
+	upstream, err := in.readString(u32(a[0]), u32(a[1]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	hb, err := read(in.mem, u32(a[2]), u32(a[3]))
+	hb, err := in.read(u32(a[2]), u32(a[3]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	body, err := read(in.mem, u32(a[4]), u32(a[5]))
+	body, err := in.read(u32(a[4]), u32(a[5]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	tb, err := read(in.mem, u32(a[6]), u32(a[7]))
+	tb, err := in.read(u32(a[6]), u32(a[7]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	if _, ok := in.mem.Read(u32(a[9]), 4); !ok {
+	if !in.fits(u32(a[9]), 4) {
 		return abi.InvalidMemoryAccess
 	}
 	headers, err := deserializePairs(hb)
@@ -65,7 +65,7 @@ func hcHTTPCall(ctx context.Context, in *instance, a []uint64) abi.Status {
 	if st != abi.OK {
 		return st
 	}
-	in.mem.WriteUint32Le(u32(a[9]), id)
+	_ = in.putU32(u32(a[9]), id)
 	return abi.OK
 }
 

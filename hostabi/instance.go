@@ -820,8 +820,8 @@ func (in *instance) allocateView(ctx context.Context, size int) (uint32, []byte,
 		return 0, nil, in.broken
 	}
 	ptr := uint32(st[0])
-	buf, ok := in.mem.Read(ptr, uint32(size))
-	if ptr == 0 || !ok {
+	buf, err := in.read(ptr, uint32(size))
+	if ptr == 0 || err != nil {
 		return 0, nil, fmt.Errorf("guest allocator returned %#x for %d bytes", ptr, size)
 	}
 	return ptr, buf, nil
@@ -841,18 +841,18 @@ func (in *instance) returnBytes(ctx context.Context, data []byte, ptrOut, sizeOu
 func (in *instance) returnView(ctx context.Context, size int, ptrOut, sizeOut uint32) ([]byte, abi.Status) {
 	// Check the out pointers first: a guest must not make the host
 	// allocate on its behalf and then fail to receive it.
-	if _, ok := in.mem.Read(ptrOut, 4); !ok {
+	if !in.fits(ptrOut, 4) {
 		return nil, abi.InvalidMemoryAccess
 	}
-	if _, ok := in.mem.Read(sizeOut, 4); !ok {
+	if !in.fits(sizeOut, 4) {
 		return nil, abi.InvalidMemoryAccess
 	}
 	ptr, buf, err := in.allocateView(ctx, size)
 	if err != nil {
 		return nil, abi.InternalFailure
 	}
-	in.mem.WriteUint32Le(ptrOut, ptr)
-	in.mem.WriteUint32Le(sizeOut, uint32(size))
+	_ = in.putU32(ptrOut, ptr)
+	_ = in.putU32(sizeOut, uint32(size))
 	return buf, abi.OK
 }
 

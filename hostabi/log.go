@@ -80,7 +80,7 @@ func (in *instance) reportDroppedLog(cb callback) {
 }
 
 func hcLog(_ context.Context, in *instance, a []uint64) abi.Status {
-	msg, err := read(in.mem, u32(a[1]), u32(a[2]))
+	msg, err := in.read(u32(a[1]), u32(a[2]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
@@ -103,14 +103,14 @@ func hcGetLogLevel(_ context.Context, in *instance, a []uint64) abi.Status {
 	case core.Enabled(zapcore.ErrorLevel):
 		level = abi.LogError
 	}
-	if err := putU32(in.mem, u32(a[0]), uint32(level)); err != nil {
+	if err := in.putU32(u32(a[0]), uint32(level)); err != nil {
 		return abi.InvalidMemoryAccess
 	}
 	return abi.OK
 }
 
 func hcGetCurrentTime(_ context.Context, in *instance, a []uint64) abi.Status {
-	if err := putU64(in.mem, u32(a[0]), uint64(time.Now().UnixNano())); err != nil {
+	if err := in.putU64(u32(a[0]), uint64(time.Now().UnixNano())); err != nil {
 		return abi.InvalidMemoryAccess
 	}
 	return abi.OK

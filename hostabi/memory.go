@@ -49,8 +49,12 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 	return m.buf
 }
 
+// Free gives the memory back. buf stays: wazero's memory instance keeps
+// the same slice, and a close may come from another goroutine while the
+// guest (or a hostcall reading buf) still runs; only that goroutine
+// writes buf (Reallocate, as the guest grows its memory). A mapped
+// region then reads zeros until it is unmapped (mappedRegion).
 func (m *limitedMemory) Free() {
-	m.buf = nil
 	m.size.Store(0)
 	if m.mapped != nil {
 		m.mapped.free()
@@ -104,31 +108,48 @@ func guardAllocator(name string, f api.GoModuleFunc) api.GoModuleFunc {
 	}
 }
 
+// The hostcalls reach guest memory through the instance's own view of
+// it (limitedMemory.buf: wazero's memory instance holds the same slice,
+// which only the guest's goroutine changes, by growing it), not through
+// api.Memory: an interface call per access (a get_header_map_value makes
+// four) with bounds checks done twice cost more than the access itself.
+// A guest always defines its memory (the host exports none), so every
+// instance's memory comes from its limitedMemory.
+
 // read returns a view of guest memory; it must not be kept past the call.
-func read(mem api.Memory, ptr, size uint32) ([]byte, error) {
-	b, ok := mem.Read(ptr, size)
-	if !ok {
+func (in *instance) read(ptr, size uint32) ([]byte, error) {
+	b := in.memory.buf
+	if uint64(ptr)+uint64(size) > uint64(len(b)) {
 		return nil, errMemory
 	}
-	return b, nil
+	return b[ptr : ptr+size : ptr+size], nil
 }
 
-func readString(mem api.Memory, ptr, size uint32) (string, error) {
-	b, err := read(mem, ptr, size)
+func (in *instance) readString(ptr, size uint32) (string, error) {
+	b, err := in.read(ptr, size)
 	return string(b), err
 }
 
-func putU32(mem api.Memory, ptr, v uint32) error {
-	if !mem.WriteUint32Le(ptr, v) {
+// fits says whether [ptr, ptr+size) is inside guest memory.
+func (in *instance) fits(ptr, size uint32) bool {
+	return uint64(ptr)+uint64(size) <= uint64(len(in.memory.buf))
+}
+
+func (in *instance) putU32(ptr, v uint32) error {
+	b := in.memory.buf
+	if uint64(ptr)+4 > uint64(len(b)) {
 		return errMemory
 	}
+	binary.LittleEndian.PutUint32(b[ptr:], v)
 	return nil
 }
 
-func putU64(mem api.Memory, ptr uint32, v uint64) error {
-	if !mem.WriteUint64Le(ptr, v) {
+func (in *instance) putU64(ptr uint32, v uint64) error {
+	b := in.memory.buf
+	if uint64(ptr)+8 > uint64(len(b)) {
 		return errMemory
 	}
+	binary.LittleEndian.PutUint64(b[ptr:], v)
 	return nil
 }
 

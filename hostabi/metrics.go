@@ -26,18 +26,18 @@ func hcDefineMetric(_ context.Context, in *instance, a []uint64) abi.Status {
 	if kind > abi.MetricHistogram {
 		return abi.BadArgument
 	}
-	name, err := readString(in.mem, u32(a[1]), u32(a[2]))
+	name, err := in.readString(u32(a[1]), u32(a[2]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	if _, ok := in.mem.Read(u32(a[3]), 4); !ok {
+	if !in.fits(u32(a[3]), 4) {
 		return abi.InvalidMemoryAccess
 	}
 	id, err := in.vm.e.cfg.Metrics.Define(kind, name)
 	if err != nil {
 		return metricStatus(err)
 	}
-	in.mem.WriteUint32Le(u32(a[3]), id)
+	_ = in.putU32(u32(a[3]), id)
 	return abi.OK
 }
 
@@ -50,14 +50,14 @@ func hcRecordMetric(_ context.Context, in *instance, a []uint64) abi.Status {
 }
 
 func hcGetMetric(_ context.Context, in *instance, a []uint64) abi.Status {
-	if _, ok := in.mem.Read(u32(a[1]), 8); !ok {
+	if !in.fits(u32(a[1]), 8) {
 		return abi.InvalidMemoryAccess
 	}
 	v, err := in.vm.e.cfg.Metrics.Get(u32(a[0]))
 	if err != nil {
 		return metricStatus(err)
 	}
-	in.mem.WriteUint64Le(u32(a[1]), v)
+	_ = in.putU64(u32(a[1]), v)
 	return abi.OK
 }
 

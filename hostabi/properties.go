@@ -57,7 +57,7 @@ func (in *instance) property(path []string) ([]byte, bool) {
 }
 
 func hcGetProperty(ctx context.Context, in *instance, a []uint64) abi.Status {
-	b, err := read(in.mem, u32(a[0]), u32(a[1]))
+	b, err := in.read(u32(a[0]), u32(a[1]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
@@ -73,11 +73,11 @@ func hcGetProperty(ctx context.Context, in *instance, a []uint64) abi.Status {
 }
 
 func hcSetProperty(_ context.Context, in *instance, a []uint64) abi.Status {
-	b, err := read(in.mem, u32(a[0]), u32(a[1]))
+	b, err := in.read(u32(a[0]), u32(a[1]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	v, err := read(in.mem, u32(a[2]), u32(a[3]))
+	v, err := in.read(u32(a[2]), u32(a[3]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}

@@ -116,11 +116,11 @@ func (q *queues) unsubscribe(in *instance, root uint32) {
 }
 
 func hcRegisterSharedQueue(_ context.Context, in *instance, a []uint64) abi.Status {
-	name, err := readString(in.mem, u32(a[0]), u32(a[1]))
+	name, err := in.readString(u32(a[0]), u32(a[1]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	if _, ok := in.mem.Read(u32(a[2]), 4); !ok {
+	if !in.fits(u32(a[2]), 4) {
 		return abi.InvalidMemoryAccess
 	}
 	root := in.rootFor(in.effective)
@@ -128,16 +128,16 @@ func hcRegisterSharedQueue(_ context.Context, in *instance, a []uint64) abi.Stat
 		return abi.NotFound
 	}
 	id := in.vm.e.queues.register(in.vm.cfg.VMID, name, subscriber{in, root})
-	in.mem.WriteUint32Le(u32(a[2]), id)
+	_ = in.putU32(u32(a[2]), id)
 	return abi.OK
 }
 
 func hcResolveSharedQueue(_ context.Context, in *instance, a []uint64) abi.Status {
-	vmID, err := readString(in.mem, u32(a[0]), u32(a[1]))
+	vmID, err := in.readString(u32(a[0]), u32(a[1]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	name, err := readString(in.mem, u32(a[2]), u32(a[3]))
+	name, err := in.readString(u32(a[2]), u32(a[3]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
@@ -145,14 +145,14 @@ func hcResolveSharedQueue(_ context.Context, in *instance, a []uint64) abi.Statu
 	if !ok {
 		return abi.NotFound
 	}
-	if err := putU32(in.mem, u32(a[4]), id); err != nil {
+	if err := in.putU32(u32(a[4]), id); err != nil {
 		return abi.InvalidMemoryAccess
 	}
 	return abi.OK
 }
 
 func hcEnqueueSharedQueue(_ context.Context, in *instance, a []uint64) abi.Status {
-	v, err := read(in.mem, u32(a[1]), u32(a[2]))
+	v, err := in.read(u32(a[1]), u32(a[2]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}

@@ -9,11 +9,11 @@ import (
 )
 
 func hcGetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
-	kb, err := read(in.mem, u32(a[0]), u32(a[1]))
+	kb, err := in.read(u32(a[0]), u32(a[1]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	if _, ok := in.mem.Read(u32(a[4]), 4); !ok {
+	if !in.fits(u32(a[4]), 4) {
 		return abi.InvalidMemoryAccess
 	}
 	var val []byte
@@ -32,16 +32,16 @@ func hcGetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
 	if st := in.returnBytes(ctx, val, u32(a[2]), u32(a[3])); st != abi.OK {
 		return st
 	}
-	in.mem.WriteUint32Le(u32(a[4]), cas)
+	_ = in.putU32(u32(a[4]), cas)
 	return abi.OK
 }
 
 func hcSetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
-	kb, err := read(in.mem, u32(a[0]), u32(a[1]))
+	kb, err := in.read(u32(a[0]), u32(a[1]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	val, err := read(in.mem, u32(a[2]), u32(a[3]))
+	val, err := in.read(u32(a[2]), u32(a[3]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}

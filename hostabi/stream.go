@@ -64,15 +64,15 @@ func hcCloseStream(_ context.Context, in *instance, a []uint64) abi.Status {
 }
 
 func hcSendLocalResponse(_ context.Context, in *instance, a []uint64) abi.Status {
-	details, err := readString(in.mem, u32(a[1]), u32(a[2]))
+	details, err := in.readString(u32(a[1]), u32(a[2]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	body, err := read(in.mem, u32(a[3]), u32(a[4]))
+	body, err := in.read(u32(a[3]), u32(a[4]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	hb, err := read(in.mem, u32(a[5]), u32(a[6]))
+	hb, err := in.read(u32(a[5]), u32(a[6]))
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
@@ -103,7 +103,7 @@ func hcSendLocalResponse(_ context.Context, in *instance, a []uint64) abi.Status
 
 // hcGetStatus reports the status of the gRPC call whose callback runs.
 func hcGetStatus(ctx context.Context, in *instance, a []uint64) abi.Status {
-	if err := putU32(in.mem, u32(a[0]), in.cur.statusCode); err != nil {
+	if err := in.putU32(u32(a[0]), in.cur.statusCode); err != nil {
 		return abi.InvalidMemoryAccess
 	}
 	return in.returnBytes(ctx, []byte(in.cur.statusMsg), u32(a[1]), u32(a[2]))
