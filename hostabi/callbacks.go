@@ -176,8 +176,8 @@ func (p *Plugin) newStream(ctx context.Context, s *HTTPStream, host StreamHost, 
 	// while the GC runs.
 	s.in, s.plugin, s.host, s.network = in, p, host, network
 	in.mu.Lock()
-	root, ok := in.rootOf[p]
-	if in.broken != nil || !ok {
+	rc := in.rootContextOf(p)
+	if in.broken != nil || rc == nil {
 		err := in.broken
 		if err == nil {
 			err = errors.New("instance has no root context for the plugin")
@@ -186,8 +186,7 @@ func (p *Plugin) newStream(ctx context.Context, s *HTTPStream, host StreamHost, 
 		s.release()
 		return fmt.Errorf("plugin %q: %w: %w", p.cfg.Name, ErrUnavailable, err)
 	}
-	rc := in.roots[root]
-	s.root, s.rootID, s.skip = rc, root, rc.skip
+	s.root, s.rootID, s.skip = rc, rc.id, rc.skip
 	s.id = in.nextID
 	in.nextID++
 	in.streams.put(s)
@@ -199,7 +198,7 @@ func (p *Plugin) newStream(ctx context.Context, s *HTTPStream, host StreamHost, 
 	}
 	s.created = true
 	in.effective, in.effStream = s.id, s
-	_, err = in.call(cbContextCreate, uint64(s.id), uint64(root))
+	_, err = in.call(cbContextCreate, uint64(s.id), uint64(rc.id))
 	if err != nil {
 		in.streams.del(s.id)
 		s.done = true

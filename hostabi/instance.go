@@ -108,14 +108,17 @@ type instance struct {
 	nextID    uint32
 	effective uint32
 	// roots are the plugins' root contexts, by context id.
-	roots    map[uint32]*rootContext
-	rootOf   map[*Plugin]uint32
-	streams  streamTable
-	callouts map[uint32]*callout
-	nextCall uint32
-	cur      callData
-	pending  []func()
-	broken   error
+	roots  map[uint32]*rootContext
+	rootOf map[*Plugin]uint32
+	// rootCache finds a plugin's root context for a new stream without
+	// rootOf's and roots' look-ups (rootContextOf).
+	rootCache [16]rootSlot
+	streams   streamTable
+	callouts  map[uint32]*callout
+	nextCall  uint32
+	cur       callData
+	pending   []func()
+	broken    error
 	// sample is a xorshift state: which calls are timed (callT).
 	sample uint32
 	stack  [8]uint64
@@ -159,6 +162,7 @@ type callData struct {
 // rootContext is one plugin's root context in an instance.
 type rootContext struct {
 	p        *Plugin
+	id       uint32
 	tickStop chan struct{}
 	// skip holds the stream callbacks (bits 1<<callback) the plugin said
 	// it leaves at its SDK's no-op defaults (sluice_skip_callbacks): the
@@ -337,7 +341,7 @@ func (in *instance) addRoot(p *Plugin) error {
 	t := in.vm.cfg.StartTimeout
 	id := in.nextID
 	in.nextID++
-	in.roots[id] = &rootContext{p: p}
+	in.roots[id] = &rootContext{p: p, id: id}
 	in.rootOf[p] = id
 	in.effective = id
 	refuse := func(err error) error {
@@ -461,6 +465,34 @@ func (in *instance) finishRemoveRoot(p *Plugin) {
 	}
 	delete(in.roots, id)
 	delete(in.rootOf, p)
+	if sl := &in.rootCache[p.seq%uint64(len(in.rootCache))]; sl.p == p {
+		*sl = rootSlot{}
+	}
+}
+
+// rootSlot is an entry of instance.rootCache.
+type rootSlot struct {
+	p  *Plugin
+	rc *rootContext
+}
+
+// rootContextOf is p's root context in the instance, nil if it has none.
+// Every stream asks, and the two map look-ups it took (rootOf, then
+// roots) cost about as much as the rest of a stream's start; the plugins
+// of a VM have distinct seqs, so each usually keeps its slot of
+// rootCache. Callers hold mu.
+func (in *instance) rootContextOf(p *Plugin) *rootContext {
+	sl := &in.rootCache[p.seq%uint64(len(in.rootCache))]
+	if sl.p == p {
+		return sl.rc
+	}
+	id, ok := in.rootOf[p]
+	if !ok {
+		return nil
+	}
+	rc := in.roots[id]
+	*sl = rootSlot{p: p, rc: rc}
+	return rc
 }
 
 // awaitDone waits for the pending proxy_done calls, at most timeout; the
@@ -895,22 +927,32 @@ func (in *instance) ticker(root uint32, period time.Duration, stop chan struct{}
 
 // rootFor is the root context of a context: itself, or a stream's plugin's.
 func (in *instance) rootFor(id uint32) uint32 {
+	if s := in.streamOf(id); s != nil {
+		return in.rootOf[s.plugin]
+	}
 	if in.roots[id] != nil {
 		return id
-	}
-	if s := in.streams.get(id); s != nil {
-		return in.rootOf[s.plugin]
 	}
 	return 0
 }
 
 // pluginFor is the plugin a context belongs to, nil for none.
 func (in *instance) pluginFor(id uint32) *Plugin {
+	if s := in.streamOf(id); s != nil {
+		return s.plugin
+	}
 	if rc := in.roots[id]; rc != nil {
 		return rc.p
 	}
-	if s := in.streams.get(id); s != nil {
-		return s.plugin
-	}
 	return nil
+}
+
+// streamOf is the stream context id, nil for a root context (or none):
+// the hostcalls ask mostly about the effective stream, which stream()
+// finds without a look-up.
+func (in *instance) streamOf(id uint32) *HTTPStream {
+	if id == in.effective {
+		return in.stream()
+	}
+	return in.streams.get(id)
 }

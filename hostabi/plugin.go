@@ -95,6 +95,9 @@ func (c *PluginConfig) defaults() {
 type Plugin struct {
 	vm  *vm
 	cfg PluginConfig
+	// seq numbers the plugins of the process, in load order
+	// (instance.rootCache).
+	seq uint64
 	log *zap.Logger
 	ctx context.Context // ends at Close; http_calls hang off it
 
@@ -147,7 +150,7 @@ type Stats struct {
 func (e *Engine) Load(ctx context.Context, cfg PluginConfig) (*Plugin, error) {
 	cfg.defaults()
 	pctx, cancel := context.WithCancel(context.Background())
-	p := &Plugin{cfg: cfg, ctx: pctx, cancel: cancel,
+	p := &Plugin{cfg: cfg, ctx: pctx, cancel: cancel, seq: pluginSeq.Add(1),
 		log: e.log.Named("wasm").With(zap.String("plugin", cfg.Name))}
 	p.drained = sync.NewCond(&p.mu)
 	v, err := e.vmFor(ctx, &cfg)
@@ -164,6 +167,8 @@ func (e *Engine) Load(ctx context.Context, cfg PluginConfig) (*Plugin, error) {
 	}
 	return p, nil
 }
+
+var pluginSeq atomic.Uint64
 
 // Name is the plugin's configured name.
 func (p *Plugin) Name() string { return p.cfg.Name }
