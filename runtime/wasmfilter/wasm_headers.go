@@ -48,7 +48,12 @@ func (h *wasmStreamHost) live(call func(filter.Stream)) {
 func (h *wasmStreamHost) Headers(t hostabi.MapType) hostabi.HeaderMap {
 	switch t {
 	case hostabi.RequestHeaders:
-		h.req = headerMap{m: h.s.RequestHeaders(), kind: requestMap, info: h.s.Info()}
+		// Every header hostcall asks: the view is made again only when
+		// the stream's map is another (a new view costs the Info call and
+		// write barriers on its pointers while the GC runs).
+		if m := h.s.RequestHeaders(); h.req.m != m || h.req.kind != requestMap {
+			h.req = headerMap{m: m, kind: requestMap, info: h.s.Info()}
+		}
 		return &h.req
 	case hostabi.RequestTrailers:
 		if tr := h.s.RequestTrailers(); tr != nil {
@@ -56,7 +61,9 @@ func (h *wasmStreamHost) Headers(t hostabi.MapType) hostabi.HeaderMap {
 		}
 	case hostabi.ResponseHeaders:
 		if m := h.s.ResponseHeaders(); m != nil {
-			h.resp = headerMap{m: m, kind: responseMap}
+			if h.resp.m != m {
+				h.resp = headerMap{m: m, kind: responseMap}
+			}
 			return &h.resp
 		}
 	case hostabi.ResponseTrailers:
