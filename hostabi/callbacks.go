@@ -123,9 +123,12 @@ type HTTPStream struct {
 
 	// deferred holds the response-header edits the filter handed over at
 	// request time (sluice_defer_response_headers), applied at its
-	// response headers; deferClosed: they have been. Guarded by in.mu.
-	deferred    *[]byte
-	deferClosed bool
+	// response headers: the runs of the calls' arguments, checked.
+	// deferredSize is what they count against maxDeferredBytes;
+	// deferClosed: they have been applied. Guarded by in.mu.
+	deferred     *[]byte
+	deferredSize int
+	deferClosed  bool
 
 	// Guarded by in.mu. Bodies are indexed by BufferType: HTTP request
 	// and response bodies, downstream and upstream data.

@@ -78,19 +78,20 @@ func deferResponseHeaders(in *instance, args []byte) ([]byte, abi.Status) {
 	if s.network || s.skip&deferredEdits == 0 || s.deferClosed {
 		return nil, abi.BadArgument
 	}
-	if s.deferred == nil {
-		s.deferred = deferredBufs.Get().(*[]byte)
-	}
-	kept := *s.deferred
-	// What is kept is never longer than the arguments it came from.
-	if len(kept)+len(args) > maxDeferredBytes {
+	// The bound is on what the edits take as kept, their keys and values
+	// and 9 bytes each, which the argument's length bounds from above.
+	if s.deferredSize+len(args) > maxDeferredBytes {
 		return nil, abi.ResultMismatch
 	}
-	out, ok := appendDeferred(kept, args)
+	size, ok := checkDeferred(args)
 	if !ok {
 		return nil, abi.SerializationFailure
 	}
-	*s.deferred = out
+	if s.deferred == nil {
+		s.deferred = deferredBufs.Get().(*[]byte)
+	}
+	*s.deferred = append(*s.deferred, args...)
+	s.deferredSize += size
 	return nil, abi.OK
 }
 
@@ -98,35 +99,29 @@ func deferResponseHeaders(in *instance, args []byte) ([]byte, abi.Status) {
 // applied: a stream that defers allocates none once the proxy is warm.
 var deferredBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// appendDeferred decodes the runs of args (with the pairs reader the
-// header hostcalls use) and appends each edit to kept as the host keeps
-// it: an op byte, the key's and the value's u32 lengths, the key and the
-// value. False when some run does not decode; kept's bytes are then
-// unchanged (the caller keeps its old length).
-func appendDeferred(kept, args []byte) ([]byte, bool) {
+// checkDeferred checks that args is a sequence of runs that decode (an
+// op, then pairs in the counted form). The host keeps the runs as they
+// came, to walk them once more when it applies them: one copy of the
+// argument, where decoding each pair into a form of its own cost a
+// slice operation per field. size is what the edits count against
+// maxDeferredBytes: 9 bytes, the key and the value each.
+func checkDeferred(args []byte) (size int, ok bool) {
 	for b := args; len(b) > 0; {
 		if len(b) < 8 {
-			return kept, false
+			return 0, false
 		}
-		op := binary.LittleEndian.Uint32(b)
-		if op != deferAdd && op != deferReplace {
-			return kept, false
+		if op := binary.LittleEndian.Uint32(b); op != deferAdd && op != deferReplace {
+			return 0, false
 		}
-		r, err := newPairsReader(b[4:])
-		if err != nil {
-			return kept, false
+		n, end, ok := pairsLen(b[4:])
+		if !ok {
+			return 0, false
 		}
-		for k, v, ok := r.next(); ok; k, v, ok = r.next() {
-			kept = append(kept, byte(op))
-			kept = binary.LittleEndian.AppendUint32(kept, uint32(len(k)))
-			kept = binary.LittleEndian.AppendUint32(kept, uint32(len(v)))
-			kept = append(append(kept, k...), v...)
-		}
-		// The run ends where its last pair does (a count of 0: after
-		// the count).
-		b = b[4+r.off:]
+		// end is 4 + 10 bytes a pair + the keys and values.
+		size += end - 4 - n
+		b = b[4+end:]
 	}
-	return kept, true
+	return size, true
 }
 
 // applyDeferred applies the stream's deferred edits to its response
@@ -138,16 +133,26 @@ func (s *HTTPStream) applyDeferred() {
 		return
 	}
 	if m := s.host.Headers(ResponseHeaders); m != nil {
+		// checkDeferred has checked every run: an op (0 or 1, so its
+		// first byte says which), a count, the lengths, then each key
+		// and value with its NUL.
 		for b := *s.deferred; len(b) > 0; {
-			kl := int(binary.LittleEndian.Uint32(b[1:]))
-			vl := int(binary.LittleEndian.Uint32(b[5:]))
-			k, v := b[9:9+kl], b[9+kl:9+kl+vl]
-			if b[0] == deferReplace {
-				m.SetBytes(k, v)
-			} else {
-				m.AddBytes(k, v)
+			replace := b[0] == deferReplace
+			n := int(binary.LittleEndian.Uint32(b[4:]))
+			off := 8 + 8*n
+			for i := 8; i < 8+8*n; i += 8 {
+				kl := int(binary.LittleEndian.Uint32(b[i:]))
+				vl := int(binary.LittleEndian.Uint32(b[i+4:]))
+				k := b[off : off+kl]
+				v := b[off+kl+1 : off+kl+1+vl]
+				off += kl + 1 + vl + 1
+				if replace {
+					m.SetBytes(k, v)
+				} else {
+					m.AddBytes(k, v)
+				}
 			}
-			b = b[9+kl+vl:]
+			b = b[off:]
 		}
 	}
 	s.dropDeferred()
@@ -164,4 +169,5 @@ func (s *HTTPStream) dropDeferred() {
 	*s.deferred = (*s.deferred)[:0]
 	deferredBufs.Put(s.deferred)
 	s.deferred = nil
+	s.deferredSize = 0
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
 
 // deferRun is one run of sluice_defer_response_headers' argument: an op
@@ -234,28 +236,32 @@ func TestDeferredEditsKeptPerStream(t *testing.T) {
 	}
 }
 
-// FuzzDeferredRuns: decoding never panics; what it refuses leaves the
-// kept bytes as they were, and what it accepts applies (as
-// applyDeferred walks it) to as many pairs as it decoded.
+// FuzzDeferredRuns: checking an argument never panics; what it refuses
+// leaves the kept edits as they were, and what it accepts applies (as
+// applyDeferred walks it) after the edit kept before it.
 func FuzzDeferredRuns(f *testing.F) {
 	f.Add(deferBytes(deferRun{deferAdd, []string{"a", "1"}}, deferRun{deferReplace, nil}))
 	f.Add([]byte{1, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
 	f.Add([]byte{0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		prefix := []byte{deferAdd, 1, 0, 0, 0, 1, 0, 0, 0, 'k', 'v'}
-		kept, ok := appendDeferred(append([]byte(nil), prefix...), b)
-		if !ok {
-			if string(kept[:len(prefix)]) != string(prefix) {
-				t.Fatal("a refused argument changed what was kept")
-			}
-			return
-		}
 		var pairs [][2]string
-		s := &HTTPStream{host: &testStream{maps: map[MapType]*[][2]string{ResponseHeaders: &pairs}}}
-		s.deferred = &kept
+		s := &HTTPStream{host: &testStream{maps: map[MapType]*[][2]string{ResponseHeaders: &pairs}},
+			skip: deferredEdits}
+		in := &instance{effStream: s}
+		if _, st := deferResponseHeaders(in, deferBytes(deferRun{deferAdd, []string{"k", "v"}})); st != abi.OK {
+			t.Fatalf("a valid edit: %v", st)
+		}
+		kept := string(*s.deferred)
+		_, st := deferResponseHeaders(in, b)
+		if st != abi.OK && string(*s.deferred) != kept {
+			t.Fatal("a refused argument changed what was kept")
+		}
 		s.applyDeferred()
-		if len(pairs) == 0 {
-			t.Fatal("the kept edit was not applied")
+		switch {
+		case st != abi.OK && (len(pairs) != 1 || pairs[0] != [2]string{"k", "v"}):
+			t.Fatalf("the kept edit alone applied as %q", pairs)
+		case len(pairs) == 0:
+			t.Fatal("the kept edits were not applied")
 		}
 	})
 }

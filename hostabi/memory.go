@@ -225,23 +225,33 @@ func newPairsReader(b []byte) (pairsReader, error) {
 	if len(b) == 0 || (len(b) == 1 && b[0] == 0) {
 		return pairsReader{}, nil
 	}
+	n, _, ok := pairsLen(b)
+	if !ok {
+		return pairsReader{}, errSerialization
+	}
+	return pairsReader{b: b, n: n, off: 4 + 8*n}, nil
+}
+
+// pairsLen checks the encoded map at the start of b (a count, then its
+// pairs; b may go on past them) and returns its count and length.
+func pairsLen(b []byte) (n, end int, ok bool) {
 	if len(b) < 4 || len(b) > maxPairsBytes {
-		return pairsReader{}, errSerialization
+		return 0, 0, false
 	}
-	n := int(binary.LittleEndian.Uint32(b))
+	n = int(binary.LittleEndian.Uint32(b))
 	if n > maxPairs || 4+8*n > len(b) {
-		return pairsReader{}, errSerialization
+		return 0, 0, false
 	}
-	off := 4 + 8*n
+	end = 4 + 8*n
 	for i := range n {
 		kl := int(binary.LittleEndian.Uint32(b[4+8*i:]))
 		vl := int(binary.LittleEndian.Uint32(b[8+8*i:]))
-		if kl > len(b) || vl > len(b) || off+kl+1+vl+1 > len(b) {
-			return pairsReader{}, errSerialization
+		if kl > len(b) || vl > len(b) || end+kl+1+vl+1 > len(b) {
+			return 0, 0, false
 		}
-		off += kl + 1 + vl + 1
+		end += kl + 1 + vl + 1
 	}
-	return pairsReader{b: b, n: n, off: 4 + 8*n}, nil
+	return n, end, true
 }
 
 func (r *pairsReader) next() (k, v []byte, ok bool) {
