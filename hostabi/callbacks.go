@@ -123,10 +123,12 @@ type HTTPStream struct {
 
 	// deferred holds the response-header edits the filter handed over at
 	// request time (sluice_defer_response_headers), applied at its
-	// response headers: the runs of the calls' arguments, checked.
-	// deferredSize is what they count against maxDeferredBytes;
-	// deferClosed: they have been applied. Guarded by in.mu.
-	deferred     *[]byte
+	// response headers: the runs of the calls' arguments, checked. Its
+	// storage outlives the stream when the caller Resets s for another
+	// one. deferredSize is what the edits count against
+	// maxDeferredBytes; deferClosed: they have been applied. Guarded by
+	// in.mu.
+	deferred     []byte
 	deferredSize int
 	deferClosed  bool
 
@@ -157,13 +159,31 @@ func (p *Plugin) NewHTTPStream(ctx context.Context, host StreamHost) (*HTTPStrea
 }
 
 // InitHTTPStream is NewHTTPStream into a stream the caller allocated (a
-// zero HTTPStream, usually a field of the caller's per-stream filter), so
-// that a filter costs the proxy one allocation, not two. s must not be
-// copied afterwards, nor reused before OnDone has returned and Settled
-// says so.
+// zero HTTPStream, usually a field of the caller's per-stream filter, or
+// one Reset after its last stream), so that a filter costs the proxy one
+// allocation, not two. s must not be copied afterwards, nor reused
+// before OnDone has returned and Settled says so.
 func (p *Plugin) InitHTTPStream(ctx context.Context, s *HTTPStream, host StreamHost) error {
 	return p.newStream(ctx, s, host, false)
 }
+
+// Reset readies s for another InitHTTPStream once OnDone has returned and
+// Settled says so: it is zero again but keeps the storage it grew (the
+// buffer of deferred response-header edits, up to maxKeptDeferred), so a
+// caller that pools its filters serves a stream that defers edits
+// without taking a buffer from elsewhere.
+func (s *HTTPStream) Reset() {
+	buf := s.deferred[:0]
+	if cap(buf) > maxKeptDeferred {
+		buf = nil
+	}
+	*s = HTTPStream{}
+	s.deferred = buf
+}
+
+// maxKeptDeferred is the largest buffer of deferred edits Reset keeps: a
+// stream's CORS and rate-limit headers take a few hundred bytes.
+const maxKeptDeferred = 2 << 10
 
 func (p *Plugin) newStream(ctx context.Context, s *HTTPStream, host StreamHost, network bool) error {
 	if !p.beginStream() {
@@ -529,7 +549,7 @@ func (s *HTTPStream) OnDone() error {
 		}
 	}
 	s.done = true
-	s.dropDeferred() // foreign_deferred.go
+	s.dropDeferred() // foreign_deferred.go: not applied, if not already
 	in.streams.del(s.id)
 	if in.effStream == s {
 		in.effStream = nil // do not keep the stream's host alive

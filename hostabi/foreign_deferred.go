@@ -2,7 +2,6 @@ package hostabi
 
 import (
 	"encoding/binary"
-	"sync"
 
 	"github.com/sluice-proxy/sluice/hostabi/internal/abi"
 )
@@ -88,16 +87,14 @@ func deferResponseHeaders(in *instance, args []byte) ([]byte, abi.Status) {
 		return nil, abi.SerializationFailure
 	}
 	if s.deferred == nil {
-		s.deferred = deferredBufs.Get().(*[]byte)
+		// Kept by Reset for the stream that reuses s (wasmfilter pools
+		// its filters): allocated once.
+		s.deferred = make([]byte, 0, max(512, len(args)))
 	}
-	*s.deferred = append(*s.deferred, args...)
+	s.deferred = append(s.deferred, args...)
 	s.deferredSize += size
 	return nil, abi.OK
 }
-
-// deferredBufs holds the buffers of streams whose edits have been
-// applied: a stream that defers allocates none once the proxy is warm.
-var deferredBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // checkDeferred checks that args is a sequence of runs that decode (an
 // op, then pairs in the counted form). The host keeps the runs as they
@@ -129,14 +126,14 @@ func checkDeferred(args []byte) (size int, ok bool) {
 // deferring for the stream. Callers hold mu.
 func (s *HTTPStream) applyDeferred() {
 	s.deferClosed = true
-	if s.deferred == nil {
+	if len(s.deferred) == 0 {
 		return
 	}
 	if m := s.host.Headers(ResponseHeaders); m != nil {
 		// checkDeferred has checked every run: an op (0 or 1, so its
 		// first byte says which), a count, the lengths, then each key
 		// and value with its NUL.
-		for b := *s.deferred; len(b) > 0; {
+		for b := s.deferred; len(b) > 0; {
 			replace := b[0] == deferReplace
 			n := int(binary.LittleEndian.Uint32(b[4:]))
 			off := 8 + 8*n
@@ -158,16 +155,11 @@ func (s *HTTPStream) applyDeferred() {
 	s.dropDeferred()
 }
 
-// dropDeferred gives the stream's buffer of deferred edits back to the
-// pool: once they are applied, or when the stream ends without response
-// headers reaching the filter (a local reply, a reset), so that such
-// streams do not leave a buffer to the collector each. Callers hold mu.
+// dropDeferred forgets the stream's deferred edits (keeping their
+// buffer): once they are applied, or when the stream ends without its
+// response headers reaching the filter (a local reply, a reset).
+// Callers hold mu.
 func (s *HTTPStream) dropDeferred() {
-	if s.deferred == nil {
-		return
-	}
-	*s.deferred = (*s.deferred)[:0]
-	deferredBufs.Put(s.deferred)
-	s.deferred = nil
+	s.deferred = s.deferred[:0]
 	s.deferredSize = 0
 }

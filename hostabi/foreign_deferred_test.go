@@ -221,10 +221,14 @@ func TestDeferredEditsKeptPerStream(t *testing.T) {
 		if err := h.OnDone(); err != nil {
 			t.Fatal(err)
 		}
-		// Stream 2 ends without its response headers: its buffer goes
-		// back to the pool all the same.
-		if h.deferred != nil {
-			t.Errorf("stream %d: its deferred edits' buffer outlived the stream", i)
+		// Stream 2 ends without its response headers: its edits are
+		// dropped all the same (and Reset keeps no edit either).
+		if len(h.deferred) != 0 {
+			t.Errorf("stream %d: its deferred edits outlived the stream", i)
+		}
+		h.Reset()
+		if len(h.deferred) != 0 || h.deferredSize != 0 || h.deferClosed {
+			t.Errorf("stream %d: Reset kept its edits", i)
 		}
 		want := ":status=200,x-first=a"
 		if i == 2 {
@@ -251,9 +255,9 @@ func FuzzDeferredRuns(f *testing.F) {
 		if _, st := deferResponseHeaders(in, deferBytes(deferRun{deferAdd, []string{"k", "v"}})); st != abi.OK {
 			t.Fatalf("a valid edit: %v", st)
 		}
-		kept := string(*s.deferred)
+		kept := string(s.deferred)
 		_, st := deferResponseHeaders(in, b)
-		if st != abi.OK && string(*s.deferred) != kept {
+		if st != abi.OK && string(s.deferred) != kept {
 			t.Fatal("a refused argument changed what was kept")
 		}
 		s.applyDeferred()

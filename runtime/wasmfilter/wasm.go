@@ -78,7 +78,8 @@ func (f *WasmFactory) NewFilter(ctx context.Context, s filter.Stream) (filter.HT
 	return w, nil
 }
 
-// filterPool holds zeroed wasmFilters for the next streams. A filter goes
+// filterPool holds zeroed wasmFilters for the next streams (their
+// stream contexts Reset, with the buffers they grew). A filter goes
 // back once its OnDone has returned and hostabi has nothing queued for it
 // (HTTPStream.Settled): the proxy calls a filter nothing after its OnDone
 // (filter.Finisher), so nothing else reaches it.
@@ -206,9 +207,11 @@ func (w *wasmFilter) OnDone(filter.Stream) {
 	// no other goroutine reaches the host, so ended needs no lock.
 	// Zeroed but ended: a host call can reach a filter only while
 	// hostabi holds it (Settled), yet one that did would find the stream
-	// over rather than a nil one.
-	*w = wasmFilter{}
-	w.host.ended = true
+	// over rather than a nil one. The stream context keeps its buffers
+	// for the next stream (Reset).
+	w.hs.Reset()
+	w.f, w.failed = nil, false
+	w.host = wasmStreamHost{ended: true}
 	filterPool.Put(w)
 }
 
