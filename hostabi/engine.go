@@ -531,7 +531,7 @@ func (e *Engine) release(ctx context.Context, cm *compiledModule) {
 // hostFunc is one host function with its wazero signature.
 type hostFunc struct {
 	name    string
-	fn      api.GoModuleFunc
+	fn      api.GoModuleFunction
 	params  []api.ValueType
 	names   []string
 	results []api.ValueType
