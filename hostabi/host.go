@@ -128,9 +128,9 @@ type StreamHost interface {
 	// into the guest before anything else runs, so it may be a view of
 	// the implementation's own data.
 	Property(path []string) ([]byte, bool)
-	// SetProperty stores a filter property (proxy_set_property), path as
-	// for Property (a key built from it is copied before it is kept);
-	// value is the host's own copy.
+	// SetProperty stores a filter property (proxy_set_property). The
+	// path's segments and value are the host's own copies, which the
+	// implementation may keep (the path slice itself is reused).
 	SetProperty(path []string, value []byte) error
 }
 

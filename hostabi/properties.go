@@ -10,9 +10,10 @@ import (
 
 // splitPath turns the ABI's NUL-separated path into segments; a trailing
 // NUL (some SDKs add one) is not an empty last segment. The segments are
-// views of b, guest memory, and the slice of them is the instance's
-// scratch space: both valid for the hostcall only (the StreamHost
-// contract), so a property read or write makes no string of its path.
+// views of b (guest memory for a read, the host's copy for a write), and
+// the slice of them is the instance's scratch space, valid for the
+// hostcall only (the StreamHost contract): a property read makes no
+// string of its path.
 func (in *instance) splitPath(b []byte) []string {
 	if len(b) == 0 {
 		return nil
@@ -81,11 +82,17 @@ func hcSetProperty(_ context.Context, in *instance, a []uint64) abi.Status {
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	path := in.splitPath(b)
-	if len(path) == 0 {
+	if len(in.splitPath(b)) == 0 {
 		return abi.BadArgument
 	}
-	v = append([]byte(nil), v...)
+	// What the host keeps, in one allocation: the value, then the path,
+	// whose segments are then the host's own too (a key of one segment,
+	// as filters mostly set, needs no copy of its own).
+	buf := make([]byte, len(v)+len(b))
+	copy(buf, v)
+	copy(buf[len(v):], b)
+	v = buf[:len(v):len(v)]
+	path := in.splitPath(buf[len(v):])
 	if s := in.stream(); s != nil {
 		if err := s.host.SetProperty(path, v); err != nil {
 			return abi.BadArgument

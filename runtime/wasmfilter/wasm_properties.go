@@ -294,13 +294,10 @@ func (h *wasmStreamHost) SetProperty(path []string, value []byte) error {
 	return nil
 }
 
-// ownedKey is path's dotted key in memory of its own: the segments are
-// views of guest memory (hostabi.StreamHost), which strings.Join returns
-// as it is for a path of one segment.
+// ownedKey is path's dotted key for SetProperty to keep: the segments
+// are hostabi's own copies (hostabi.StreamHost), so a path of one
+// segment, as filters mostly set, is its key without a copy.
 func ownedKey(path []string) string {
-	if len(path) == 1 {
-		return strings.Clone(path[0])
-	}
 	return strings.Join(path, ".")
 }
 
