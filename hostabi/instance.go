@@ -131,6 +131,9 @@ type instance struct {
 	allocStack [1]uint64
 	// pathBuf backs the segments of a property hostcall's path.
 	pathBuf [8]string
+	// scratch holds a shared data value read out of the store before it
+	// is copied into the guest.
+	scratch []byte
 	// effStream caches stream()'s lookup of the effective context.
 	effStream *HTTPStream
 	starting  bool

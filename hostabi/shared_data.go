@@ -19,7 +19,10 @@ func hcGetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
 	var val []byte
 	var cas uint32
 	if m, ok := in.vm.e.cfg.Shared.(*MemoryStore); ok {
-		val, cas, err = m.getView(in.vm.cfg.VMID, kb)
+		// Copied out under the store's lock (a write may rewrite the
+		// value in place), into the instance's scratch buffer.
+		val, cas, err = m.appendValue(in.scratch[:0], in.vm.cfg.VMID, kb)
+		in.scratch = val[:0]
 	} else {
 		val, cas, err = in.vm.e.cfg.Shared.Get(ctx, in.vm.cfg.VMID, string(kb))
 	}
@@ -45,11 +48,10 @@ func hcSetSharedData(ctx context.Context, in *instance, a []uint64) abi.Status {
 	if err != nil {
 		return abi.InvalidMemoryAccess
 	}
-	val = append([]byte(nil), val...)
 	if m, ok := in.vm.e.cfg.Shared.(*MemoryStore); ok {
 		err = m.setView(in.vm.cfg.VMID, kb, val, u32(a[4]))
 	} else {
-		err = in.vm.e.cfg.Shared.Set(ctx, in.vm.cfg.VMID, string(kb), val, u32(a[4]))
+		err = in.vm.e.cfg.Shared.Set(ctx, in.vm.cfg.VMID, string(kb), append([]byte(nil), val...), u32(a[4]))
 	}
 	switch {
 	case errors.Is(err, ErrCASMismatch):
@@ -80,32 +82,35 @@ type storeEntry struct {
 // NewMemoryStore returns an empty store.
 func NewMemoryStore() *MemoryStore { return &MemoryStore{spaces: map[string]map[string]storeEntry{}} }
 
-// Get implements SharedStore.
+// Get implements SharedStore. The value is a copy: the store rewrites a
+// value in place when the next one fits.
 func (m *MemoryStore) Get(_ context.Context, vmID, key string) ([]byte, uint32, error) {
-	return m.getView(vmID, stringBytes(key))
+	return m.appendValue(nil, vmID, stringBytes(key))
 }
 
-// getView is Get with the key as a view of guest memory (valid for the
-// call): the hostcalls look keys up without making a string of them.
-func (m *MemoryStore) getView(vmID string, key []byte) ([]byte, uint32, error) {
+// appendValue appends key's value to dst, under the store's lock; the
+// key is a view of guest memory (valid for the call), looked up without
+// making a string of it.
+func (m *MemoryStore) appendValue(dst []byte, vmID string, key []byte) ([]byte, uint32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.spaces[vmID][string(key)]
 	if !ok {
-		return nil, 0, ErrNotFound
+		return dst, 0, ErrNotFound
 	}
-	return e.val, e.cas, nil
+	return append(dst, e.val...), e.cas, nil
 }
 
-// Set implements SharedStore. The cas counter is store-wide and skips 0, so
-// a value's cas changes on every write and 0 always means "no check".
+// Set implements SharedStore. The store keeps a copy of val.
 func (m *MemoryStore) Set(_ context.Context, vmID, key string, val []byte, cas uint32) error {
 	return m.set(vmID, key, nil, val, cas)
 }
 
-// setView is Set with the key as a view of guest memory (valid for the
-// call): a key that exists is written under the store's own string, a
-// new one copied. val is kept.
+// setView is Set with the key and the value as views of guest memory
+// (valid for the call): a key that exists is written under the store's
+// own string, a new one copied; the value is copied, into the old
+// value's storage when it fits (a counter rewritten on every request
+// then costs no allocation).
 func (m *MemoryStore) setView(vmID string, key, val []byte, cas uint32) error {
 	return m.set(vmID, "", key, val, cas)
 }
@@ -136,6 +141,11 @@ func (m *MemoryStore) set(vmID, key string, kb, val []byte, cas uint32) error {
 		key = e.key
 	case key == "":
 		key = string(kb)
+	}
+	if ok && cap(e.val) >= len(val) {
+		val = append(e.val[:0], val...)
+	} else {
+		val = append(make([]byte, 0, len(val)+len(val)/4), val...)
 	}
 	space[key] = storeEntry{key: key, val: val, cas: m.cas}
 	return nil

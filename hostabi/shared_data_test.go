@@ -108,8 +108,9 @@ func TestMemoryStoreHammer(t *testing.T) {
 // TestMemoryStoreViewsAllocateNothing: the shared-data hostcalls hand
 // MemoryStore their key as a view of guest memory, so a read, and a
 // write to a key that exists (a rate limiter's counter on every
-// request), make no string of it; what a view wrote reads back through
-// Get, and a new key is copied, not kept as the view.
+// request), make no string of it and rewrite the value in place; what a
+// view wrote reads back through Get, and a new key and every value are
+// copied, not kept as the views.
 func TestMemoryStoreViewsAllocateNothing(t *testing.T) {
 	s := NewMemoryStore()
 	key := []byte("sluice/rate-limiting/local/rl/second/ip:10.0.0.1")
@@ -122,14 +123,20 @@ func TestMemoryStoreViewsAllocateNothing(t *testing.T) {
 		t.Fatalf("the new key was kept as the caller's view: %v", err)
 	}
 	key[0] = 's'
+	val[0] = 'X' // nor the value
+	if v, _, _ := s.Get(context.Background(), "", string(key)); string(v) != "0123456789abcdef" {
+		t.Fatalf("the value was kept as the caller's view: %q", v)
+	}
+	val[0] = '0'
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
 	var cas uint32
+	buf := make([]byte, 0, 64)
 	if n := testing.AllocsPerRun(100, func() {
-		_, c, err := s.getView("", key)
-		if err != nil {
-			t.Fatal(err)
+		v, c, err := s.appendValue(buf[:0], "", key)
+		if err != nil || string(v) != string(val) {
+			t.Fatal(v, err)
 		}
 		if err := s.setView("", key, val, c); err != nil {
 			t.Fatal(err)
