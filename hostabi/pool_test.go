@@ -68,6 +68,23 @@ func TestPoolGrowsAndShrinks(t *testing.T) {
 	waitFor(t, "the idle instance to close", func() bool { return p.Stats().Instances == 1 })
 }
 
+// growToTwo opens two streams on p, whose pool may have two instances:
+// the second finds the first busy, and the pool grows. It returns once
+// the second instance is there.
+func growToTwo(t *testing.T, p *Plugin) []*HTTPStream {
+	t.Helper()
+	var streams []*HTTPStream
+	for range 2 {
+		s, err := p.NewHTTPStream(context.Background(), newTestStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, s)
+	}
+	waitFor(t, "a second instance", func() bool { return p.Stats().Instances == 2 })
+	return streams
+}
+
 // TestGrownInstanceIdleFromJoining: a new instance is idle from when it
 // joins the pool, not from when its creation began. Before, its idle
 // clock started before its start-up ran, so an instance whose start-up
@@ -80,16 +97,7 @@ func TestPoolGrowsAndShrinks(t *testing.T) {
 func TestGrownInstanceIdleFromJoining(t *testing.T) {
 	p := load(t, "rawabi", PluginConfig{Instances: 2, IdleTimeout: time.Hour,
 		PluginConfig: []byte("configure: log 2 configured")})
-	ctx := context.Background()
-	var streams []*HTTPStream
-	for range 2 {
-		s, err := p.NewHTTPStream(ctx, newTestStream())
-		if err != nil {
-			t.Fatal(err)
-		}
-		streams = append(streams, s)
-	}
-	waitFor(t, "a second instance", func() bool { return p.Stats().Instances == 2 })
+	streams := growToTwo(t, p)
 	p.vm.mu.Lock()
 	second := p.vm.insts[1]
 	p.vm.mu.Unlock()
@@ -139,15 +147,7 @@ func TestIdleInstanceKeptForItsCallout(t *testing.T) {
 	ctx := context.Background()
 	// Two streams on the first instance make the pool grow; a third
 	// goes to the new one.
-	var streams []*HTTPStream
-	for range 2 {
-		s, err := p.NewHTTPStream(ctx, newTestStream())
-		if err != nil {
-			t.Fatal(err)
-		}
-		streams = append(streams, s)
-	}
-	waitFor(t, "a second instance", func() bool { return p.Stats().Instances == 2 })
+	streams := growToTwo(t, p)
 	c, err := p.NewHTTPStream(ctx, newTestStream())
 	if err != nil {
 		t.Fatal(err)
