@@ -220,6 +220,44 @@ fn id_map<V>() -> RefCell<IdMap<V>> {
     RefCell::new(HashMap::default())
 }
 
+/// Declares what the module keeps between callbacks, used as
+/// thread_locals are (`X.with(|x| ...)`); each is made by a constant
+/// expression. An instance is one thread (wasm32 without atomics has no
+/// other), so there they are statics read in place ([`InstanceStatic`]):
+/// std's thread_local costs an indirect call to its accessor on every
+/// access, and a dispatch makes several a callback. Natively (the unit
+/// tests run on threads) they are thread_locals.
+macro_rules! instance_statics {
+    ($($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;)*) => {
+        $(
+            $(#[$attr])*
+            #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+            static $name: InstanceStatic<$t> = InstanceStatic(std::cell::UnsafeCell::new($init));
+        )*
+        #[cfg(not(all(target_arch = "wasm32", not(target_feature = "atomics"))))]
+        thread_local! { $($(#[$attr])* static $name: $t = const { $init };)* }
+    };
+}
+
+/// A static of a single-threaded instance.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+struct InstanceStatic<T: 'static>(std::cell::UnsafeCell<T>);
+
+// Safety: the module runs on one thread (no atomics, no threads), and
+// hands out shared references only (the values are Cells and RefCells).
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+unsafe impl<T> Sync for InstanceStatic<T> {}
+
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+impl<T> InstanceStatic<T> {
+    /// f of the value, as LocalKey::with.
+    #[inline]
+    fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
+        // Safety: see the Sync impl.
+        f(unsafe { &*self.0.get() })
+    }
+}
+
 /// A stream context and the root context that made it. `ctx` is None when
 /// the root made no HTTP context (a network filter's, until
 /// proxy_on_new_connection asks for its stream context).
@@ -228,7 +266,7 @@ struct StreamEntry {
     parent: u32,
 }
 
-// The instance is single-threaded; thread_local is just a safe static.
+// The instance is single-threaded: these are statics (instance_statics).
 //
 // Contexts live on the heap (Box::into_raw) and the maps hold pointers to
 // them, so a callback runs on its context in place, with one lookup: the
@@ -238,20 +276,37 @@ struct StreamEntry {
 // twice at once, and a context deleted while its callback runs is freed
 // when the callback returns (DOOMED).
 thread_local! {
-    static FACTORY: RefCell<Option<RootFactory>> = RefCell::new(None);
     static ROOTS: RefCell<IdMap<*mut dyn RootContext>> = id_map();
     static STREAMS: RefCell<IdMap<StreamEntry>> = id_map();
     static CONNECTIONS: RefCell<IdMap<*mut dyn StreamContext>> = id_map();
-    static CALLOUTS: RefCell<IdMap<u32>> = id_map();
-    static RUNNING: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-    static DOOMED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-    static ACTIVE: Cell<u32> = const { Cell::new(0) };
+}
+
+instance_statics! {
+    static FACTORY: RefCell<Option<RootFactory>> = RefCell::new(None);
+    /// The calls out waiting for a reply: token to the context that made
+    /// the call (None until the first; a stream asks at every callback
+    /// whether it has one).
+    static CALLOUTS: RefCell<Option<IdMap<u32>>> = RefCell::new(None);
+    static RUNNING: RefCell<Vec<u32>> = RefCell::new(Vec::new());
+    static DOOMED: RefCell<Vec<u32>> = RefCell::new(Vec::new());
+    static ACTIVE: Cell<u32> = Cell::new(0);
     /// Whether the running on_configure called skip_callbacks.
-    static SKIP_SENT: Cell<bool> = const { Cell::new(false) };
-    /// The root context found last, by id: a stream's root is nearly
-    /// always the one before's, found without hashing. Cleared whenever
+    static SKIP_SENT: Cell<bool> = Cell::new(false);
+    /// Root contexts found lately, at their id modulo ROOT_SLOTS: a
+    /// stream's root is found without hashing. Plugins that share a VM
+    /// (sluice's built-ins do) each have a root in every instance, and a
+    /// chain of them alternates roots, which one last root would miss at
+    /// every filter; their ids are few and consecutive. Cleared whenever
     /// ROOTS changes.
-    static LAST_ROOT: Cell<Option<(u32, *mut dyn RootContext)>> = const { Cell::new(None) };
+    static ROOT_CACHE: [Cell<Option<(u32, *mut dyn RootContext)>>; ROOT_SLOTS] = [NO_ROOT; ROOT_SLOTS];
+}
+
+const ROOT_SLOTS: usize = 32;
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_ROOT: Cell<Option<(u32, *mut dyn RootContext)>> = Cell::new(None);
+
+fn forget_cached_roots() {
+    ROOT_CACHE.with(|c| c.iter().for_each(|r| r.set(None)));
 }
 
 /// Registers the factory of root contexts. Call it once, inside [`main!`].
@@ -329,20 +384,23 @@ fn delete_context(id: u32) {
     } else if let Some(p) = CONNECTIONS.with(|m| m.borrow_mut().remove(&id)) {
         drop(unsafe { Box::from_raw(p) });
     } else if let Some(p) = ROOTS.with(|m| m.borrow_mut().remove(&id)) {
-        LAST_ROOT.with(|l| l.set(None));
+        forget_cached_roots();
         drop(unsafe { Box::from_raw(p) });
     }
 }
 
 fn with_root<R>(id: u32, f: impl FnOnce(&mut (dyn RootContext + 'static)) -> R) -> Option<R> {
-    let p = match LAST_ROOT.with(|l| l.get()) {
-        Some((last, p)) if last == id => p,
-        _ => {
-            let p = ROOTS.with(|m| m.borrow().get(&id).copied())?;
-            LAST_ROOT.with(|l| l.set(Some((id, p))));
-            p
+    let p = ROOT_CACHE.with(|c| {
+        let slot = &c[id as usize % ROOT_SLOTS];
+        match slot.get() {
+            Some((cached, p)) if cached == id => Some(p),
+            _ => {
+                let p = ROOTS.with(|m| m.borrow().get(&id).copied())?;
+                slot.set(Some((id, p)));
+                Some(p)
+            }
         }
-    };
+    })?;
     run_in_place(id, p, f)
 }
 
@@ -383,33 +441,149 @@ pub extern "C" fn malloc(size: usize) -> *mut u8 {
 
 /// memcmp for the module: the compiler's own (compiler_builtins) compares
 /// a byte a step, about 2.7 ns a byte under wazero, which made comparing
-/// a 600-byte JWT with a cached one 1.6 us; this one compares 32 bytes a
-/// step while they are equal (0.2 us for the same). Slice and string
-/// equality come here. Natively libc's serves.
+/// a 600-byte JWT with a cached one 1.6 us. This one compares 32 bytes a
+/// step while they are equal, then 8, and ends with the last 8 (or 4)
+/// bytes read again over what was compared: a 23-byte origin is three
+/// word compares, not 23 byte ones. Slice and string equality come here.
+/// Natively libc's serves (the unit tests compare [`compare_bytes`] with
+/// it).
 #[cfg(target_arch = "wasm32")]
 #[no_mangle]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    compare_bytes(a, b, n)
+}
+
+/// memcmp's comparison: the sign of the first byte that differs.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+unsafe fn compare_bytes(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // The first byte that differs in two little-endian words that do.
+    unsafe fn first_diff(a: *const u8, b: *const u8, x: u64, y: u64) -> i32 {
+        let k = ((x ^ y).trailing_zeros() / 8) as usize;
+        *a.add(k) as i32 - *b.add(k) as i32
+    }
+    let word = |p: *const u8, i: usize| (p.add(i) as *const u64).read_unaligned();
+    if n < 8 {
+        if n >= 4 {
+            // Two 4-byte words, the second overlapping the first; byte
+            // order decides, so compare them big-endian.
+            let w = |p: *const u8, i: usize| u32::from_be((p.add(i) as *const u32).read_unaligned());
+            let (x, y) = (w(a, 0), w(b, 0));
+            if x != y {
+                return if x < y { -1 } else { 1 };
+            }
+            let (x, y) = (w(a, n - 4), w(b, n - 4));
+            return if x == y { 0 } else if x < y { -1 } else { 1 };
+        }
+        let mut i = 0;
+        while i < n {
+            let (x, y) = (*a.add(i), *b.add(i));
+            if x != y {
+                return x as i32 - y as i32;
+            }
+            i += 1;
+        }
+        return 0;
+    }
     let mut i = 0;
     while i + 32 <= n {
-        let (p, q) = (a.add(i) as *const u64, b.add(i) as *const u64);
-        let d = (p.read_unaligned() ^ q.read_unaligned())
-            | (p.add(1).read_unaligned() ^ q.add(1).read_unaligned())
-            | (p.add(2).read_unaligned() ^ q.add(2).read_unaligned())
-            | (p.add(3).read_unaligned() ^ q.add(3).read_unaligned());
+        // The farthest word first: wazero checks its bounds and knows
+        // the nearer ones are in.
+        let d = (word(a, i + 24) ^ word(b, i + 24))
+            | (word(a, i + 16) ^ word(b, i + 16))
+            | (word(a, i + 8) ^ word(b, i + 8))
+            | (word(a, i) ^ word(b, i));
         if d != 0 {
             break;
         }
         i += 32;
     }
-    // The rest, or the 32 bytes that differ: the first byte that does.
-    while i < n {
-        let (x, y) = (*a.add(i), *b.add(i));
+    while i + 8 <= n {
+        let (x, y) = (word(a, i), word(b, i));
         if x != y {
-            return x as i32 - y as i32;
+            return first_diff(a.add(i), b.add(i), x, y);
         }
-        i += 1;
+        i += 8;
+    }
+    if i < n {
+        // The last 8 bytes: those before i are equal.
+        let j = n - 8;
+        let (x, y) = (word(a, j), word(b, j));
+        if x != y {
+            return first_diff(a.add(j), b.add(j), x, y);
+        }
     }
     0
+}
+
+/// memcpy for the module: the compiler's own (compiler_builtins, the
+/// MVP has no bulk memory) aligns and shifts its way through, about 260
+/// instructions under wazero for a header name. This one copies 8 bytes
+/// a step and ends with the last 8 (or 4) copied again. (Bulk memory's
+/// memory.copy would serve, but wazero compiles each into a call with
+/// every register saved around it: the built-ins' compiled code grows
+/// by 5 %.) Natively libc's serves.
+#[cfg(target_arch = "wasm32")]
+#[no_mangle]
+pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    copy_bytes(dst, src, n);
+    dst
+}
+
+/// memset for the module, as memcpy.
+#[cfg(target_arch = "wasm32")]
+#[no_mangle]
+pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+    fill_bytes(dst, c as u8, n);
+    dst
+}
+
+/// memcpy's copy (the regions do not overlap).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+unsafe fn copy_bytes(d: *mut u8, s: *const u8, n: usize) {
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            (d.add(i) as *mut u64).write_unaligned((s.add(i) as *const u64).read_unaligned());
+            // This loop is memcpy: the fence keeps the compiler from
+            // making it a call to memcpy.
+            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+            i += 8;
+        }
+        (d.add(n - 8) as *mut u64).write_unaligned((s.add(n - 8) as *const u64).read_unaligned());
+    } else if n >= 4 {
+        (d as *mut u32).write_unaligned((s as *const u32).read_unaligned());
+        (d.add(n - 4) as *mut u32).write_unaligned((s.add(n - 4) as *const u32).read_unaligned());
+    } else {
+        let mut i = 0;
+        while i < n {
+            *d.add(i) = *s.add(i);
+            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+            i += 1;
+        }
+    }
+}
+
+/// memset's fill.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+unsafe fn fill_bytes(d: *mut u8, c: u8, n: usize) {
+    if n >= 8 {
+        let v = u64::from_ne_bytes([c; 8]);
+        let mut i = 0;
+        while i + 8 < n {
+            (d.add(i) as *mut u64).write_unaligned(v);
+            // As copy_bytes': not a call to memset.
+            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+            i += 8;
+        }
+        (d.add(n - 8) as *mut u64).write_unaligned(v);
+    } else {
+        let mut i = 0;
+        while i < n {
+            *d.add(i) = c;
+            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+            i += 1;
+        }
+    }
 }
 
 /// bcmp (equality only), for code that asks for it by that name.
@@ -439,7 +613,7 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
         match root {
             Some(r) => {
                 let p = Box::into_raw(r);
-                LAST_ROOT.with(|l| l.set(None));
+                forget_cached_roots();
                 if let Some(old) = ROOTS.with(|m| m.borrow_mut().insert(context_id, p)) {
                     forget_replaced(context_id, old);
                 }
@@ -513,7 +687,7 @@ fn only_request_headers(id: u32, parent: u32, n: usize, eos: u32) -> u32 {
 fn has_callout(id: u32) -> bool {
     CALLOUTS.with(|m| {
         let m = m.borrow();
-        !m.is_empty() && m.values().any(|c| *c == id)
+        m.as_ref().map_or(false, |m| !m.is_empty() && m.values().any(|c| *c == id))
     })
 }
 
@@ -664,7 +838,7 @@ pub extern "C" fn proxy_on_response_trailers(id: u32, n: usize) -> u32 {
 
 #[no_mangle]
 pub extern "C" fn proxy_on_http_call_response(root_id: u32, token: u32, nh: usize, bs: usize, nt: usize) {
-    let caller = CALLOUTS.with(|m| m.borrow_mut().remove(&token)).unwrap_or(root_id);
+    let caller = CALLOUTS.with(|m| m.borrow_mut().as_mut().and_then(|m| m.remove(&token))).unwrap_or(root_id);
     let live = STREAMS.with(|m| m.borrow().get(&caller).map_or(false, |e| e.ctx.is_some()));
     if caller != root_id && live {
         // Act as the stream that made the call, so it can resume itself.
@@ -825,25 +999,31 @@ impl ResponseHeaderEdits {
     }
 
     fn push(&mut self, op: u32, key: &str, value: &[u8]) {
-        let mut head = [0u8; 16];
-        head[..4].copy_from_slice(&op.to_le_bytes());
-        head[4..8].copy_from_slice(&1u32.to_le_bytes());
-        head[8..12].copy_from_slice(&(key.len() as u32).to_le_bytes());
-        head[12..].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        let (k, v) = (key.as_bytes(), value);
+        let n = 18 + k.len() + v.len();
         let b = &mut self.args;
-        b.reserve(18 + key.len() + value.len());
-        b.extend_from_slice(&head);
-        b.extend_from_slice(key.as_bytes());
-        b.push(0);
-        b.extend_from_slice(value);
-        b.push(0);
+        b.reserve(n);
+        // One reservation and the bytes written in place: a rate limiter
+        // defers five headers a request, and each extend_from_slice and
+        // push would check the capacity again.
+        // Safety: reserve made room for the n bytes written past len.
+        unsafe {
+            let p = b.as_mut_ptr().add(b.len());
+            let head = [op.to_le(), 1u32.to_le(), (k.len() as u32).to_le(), (v.len() as u32).to_le()];
+            (p as *mut [u32; 4]).write_unaligned(head);
+            std::ptr::copy_nonoverlapping(k.as_ptr(), p.add(16), k.len());
+            *p.add(16 + k.len()) = 0;
+            std::ptr::copy_nonoverlapping(v.as_ptr(), p.add(17 + k.len()), v.len());
+            *p.add(17 + k.len() + v.len()) = 0;
+            b.set_len(b.len() + n);
+        }
     }
 }
 
-thread_local! {
+instance_statics! {
     /// Reused by every call: a stream's deferral allocates nothing once
     /// it has grown.
-    static DEFERRED: RefCell<ResponseHeaderEdits> = RefCell::new(Default::default());
+    static DEFERRED: RefCell<ResponseHeaderEdits> = RefCell::new(ResponseHeaderEdits { args: Vec::new() });
 }
 
 /// Hands sluice the response-header edits `f` makes, from a stream's
@@ -1182,7 +1362,7 @@ pub fn replace_map_values<K: AsRef<[u8]>, V: AsRef<[u8]>>(t: MapType, pairs: &[(
     edit_map_values(t, pairs, true)
 }
 
-thread_local! {
+instance_statics! {
     /// Whether the host has sluice's batched header edits (None: not yet
     /// known), and the buffer their arguments are encoded into.
     static BATCHED_EDITS: Cell<Option<bool>> = Cell::new(None);
@@ -1334,7 +1514,7 @@ pub fn dispatch_http_call(
             t.as_ptr(), t.len(), timeout_ms, &mut token,
         )
     })?;
-    CALLOUTS.with(|m| m.borrow_mut().insert(token, active()));
+    CALLOUTS.with(|m| m.borrow_mut().get_or_insert_with(IdMap::default).insert(token, active()));
     Ok(token)
 }
 
@@ -1483,6 +1663,41 @@ mod tests {
         assert!(!enable_deferred_response_headers());
         assert_eq!(defer_response_headers(|_| {}), Ok(()));
         assert_eq!(defer_response_headers(|e| e.add("x", b"y")), Err(Status::Unimplemented));
+    }
+
+    #[test]
+    fn copy_and_fill_bytes() {
+        let src: Vec<u8> = (0..80u32).map(|i| (i * 37 % 251) as u8).collect();
+        for n in 0..=src.len() {
+            let mut d = vec![0xeeu8; 90];
+            unsafe { copy_bytes(d.as_mut_ptr().add(3), src.as_ptr(), n) };
+            assert_eq!(&d[3..3 + n], &src[..n], "n={}", n);
+            assert!(d[..3].iter().chain(&d[3 + n..]).all(|b| *b == 0xee), "n={}: wrote outside", n);
+            let mut d = vec![0xeeu8; 90];
+            unsafe { fill_bytes(d.as_mut_ptr().add(3), 7, n) };
+            assert!(d[3..3 + n].iter().all(|b| *b == 7), "n={}", n);
+            assert!(d[..3].iter().chain(&d[3 + n..]).all(|b| *b == 0xee), "n={}: wrote outside", n);
+        }
+    }
+
+    #[test]
+    fn compare_bytes_as_memcmp() {
+        // Every length to 80, equal and with one byte changed at each
+        // place (up and down): the sign as slice ordering's.
+        let a: Vec<u8> = (0..80u32).map(|i| (i * 37 % 251) as u8).collect();
+        for n in 0..=a.len() {
+            let want = |x: &[u8], y: &[u8]| x.cmp(y) as i32;
+            let got = |x: &[u8], y: &[u8]| unsafe { compare_bytes(x.as_ptr(), y.as_ptr(), n) }.signum();
+            assert_eq!(got(&a[..n], &a[..n]), 0, "n={}", n);
+            for i in 0..n {
+                for d in [1u8, 255] {
+                    let mut b = a[..n].to_vec();
+                    b[i] = b[i].wrapping_add(d);
+                    assert_eq!(got(&a[..n], &b), want(&a[..n], &b), "n={} i={} d={}", n, i, d);
+                    assert_eq!(got(&b, &a[..n]), want(&b, &a[..n]), "n={} i={} d={}", n, i, d);
+                }
+            }
+        }
     }
 
     #[test]
