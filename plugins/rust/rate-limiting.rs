@@ -210,8 +210,21 @@ pub struct Decision {
 impl Limiter {
     /// What requests are counted by, falling back to the client IP as
     /// Kong does.
+    #[cfg(test)]
     pub fn identifier(&self, r: &dyn Request) -> String {
-        let mut id = match self.limit_by.as_str() {
+        let id = self.identifier_value(r);
+        let mut out = String::with_capacity(self.limit_by.len() + 1 + id.len());
+        out.push_str(&self.limit_by);
+        out.push(':');
+        out.push_str(&id);
+        out
+    }
+
+    /// identifier without its "limit_by:" (what the request says; the
+    /// counters' keys are cached by it, so a request builds no
+    /// identifier).
+    fn identifier_value(&self, r: &dyn Request) -> String {
+        let id = match self.limit_by.as_str() {
             "consumer" | "credential" => r.consumer(),
             "service" => "service".to_string(),
             "header" => r.header(&self.header_name).unwrap_or_default(),
@@ -227,25 +240,11 @@ impl Limiter {
             _ => String::new(),
         };
         if id.is_empty() {
-            id = r.client_ip();
+            return r.client_ip();
         }
-        // "limit_by:id", in id's own buffer when it has the room (the
-        // client IP's has the room its port took), else in one new
-        // buffer of the exact size (inserting would reallocate twice).
-        if id.capacity() - id.len() < self.limit_by.len() + 1 {
-            let mut out = String::with_capacity(self.limit_by.len() + 1 + id.len());
-            out.push_str(&self.limit_by);
-            out.push(':');
-            out.push_str(&id);
-            return out;
-        }
-        id.insert(0, ':');
-        id.insert_str(0, &self.limit_by);
         id
     }
 
-    /// The shared-data key of id's counter for period (built without
-    /// format!, on every request's path).
     fn key(&self, period: &str, id: &str) -> String {
         let parts = ["sluice/rate-limiting/", &self.policy, "/", &self.plugin, "/", period, "/", id];
         let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -259,15 +258,26 @@ impl Limiter {
     /// what the response headers say (see [`Limiter::header_pairs`]).
     /// Written into the caller's h, and the counts kept on the stack: a
     /// request's path copies no struct around.
+    #[cfg(test)]
     pub fn decide(&self, s: &mut dyn Store, id: &str, now: i64, h: &mut RateHeaders) -> Decision {
+        self.decide_for(s, ("", id), now, h)
+    }
+
+    /// decide for the identifier id.0 + id.1 (a request's: "limit_by:"
+    /// and identifier_value), not joined unless its keys are made.
+    fn decide_for(&self, s: &mut dyn Store, id: (&str, &str), now: i64, h: &mut RateHeaders) -> Decision {
         h.n = 0;
         h.best = None;
         let n = self.limits.len().min(h.remaining.len());
         let mut cache = self.keys.borrow_mut();
-        if cache.0 != id || cache.1.len() != n {
+        let same = cache.0.len() == id.0.len() + id.1.len() && cache.0.starts_with(id.0) && cache.0.ends_with(id.1);
+        if !same || cache.1.len() != n {
             cache.0.clear();
-            cache.0.push_str(id);
-            cache.1 = self.limits.iter().map(|l| self.key(PERIODS[l.period], id)).collect();
+            cache.0.push_str(id.0);
+            cache.0.push_str(id.1);
+            let id = &cache.0;
+            let keys = self.limits.iter().map(|l| self.key(PERIODS[l.period], id)).collect();
+            cache.1 = keys;
         }
         let keys = &cache.1;
         let mut counts = [0i64; 6];
@@ -341,14 +351,24 @@ impl Limiter {
     /// RateLimit-Limit, -Remaining and -Reset. Names are lower case, as
     /// header maps carry them.
     pub fn header_pairs(&self, h: &RateHeaders, mut f: impl FnMut(&'static str, &str)) {
+        // RateLimit-Remaining repeats the best limit's count, written
+        // once (the last one written is the best's when there is one
+        // limit).
+        let mut last: Option<(i64, common::Int)> = None;
         for (l, &rem) in self.limits.iter().zip(&h.remaining[..h.n as usize]) {
             let (limit, remaining) = period_headers(l.period);
             f(limit, l.max_text.as_str());
-            f(remaining, common::Int::new(rem).as_str());
+            let text = common::Int::new(rem);
+            f(remaining, text.as_str());
+            last = Some((rem, text));
         }
         if let Some((b, rem, reset)) = h.best {
             f("ratelimit-limit", self.limits[b as usize].max_text.as_str());
-            f("ratelimit-remaining", common::Int::new(rem).as_str());
+            let text = match last {
+                Some((n, text)) if n == rem => text,
+                _ => common::Int::new(rem),
+            };
+            f("ratelimit-remaining", text.as_str());
             f("ratelimit-reset", common::Int::new(reset).as_str());
         }
     }
@@ -368,6 +388,8 @@ pub fn root() -> Box<dyn RootContext> {
 
 struct Shared {
     lim: Limiter,
+    /// "limit_by:", which starts every identifier.
+    id_prefix: String,
     store_errors: u32,
     rejected: u32,
     /// The response headers go to the host at request time
@@ -401,7 +423,8 @@ impl RootContext for Plugin {
             }
             let _ = sdk::skip_callbacks(skip);
         }
-        self.p = Some(Rc::new(Shared { lim, store_errors, rejected, deferred }));
+        let id_prefix = format!("{}:", lim.limit_by);
+        self.p = Some(Rc::new(Shared { lim, id_prefix, store_errors, rejected, deferred }));
         true
     }
 
@@ -418,8 +441,8 @@ struct Stream {
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
         let lim = &self.p.lim;
-        let id = lim.identifier(&HostRequest);
-        let d = lim.decide(&mut limits::SharedData, &id, limits::now_seconds(), &mut self.headers);
+        let id = lim.identifier_value(&HostRequest);
+        let d = lim.decide_for(&mut limits::SharedData, (&self.p.id_prefix, &id), limits::now_seconds(), &mut self.headers);
         if let Some(e) = &d.store_error {
             let _ = sdk::increment_metric(self.p.store_errors, 1);
             let what = if d.reply.is_some() { "rejected" } else { "let through (fault_tolerant)" };
