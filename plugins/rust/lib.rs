@@ -123,6 +123,12 @@ impl RootContext for Builtin {
         self.plugin.as_mut().map_or(true, |p| p.on_done())
     }
 
+    /// Once configured, the built-in is the root context itself: a
+    /// stream's context is made without going through this one.
+    fn take_delegate(&mut self) -> Option<Box<dyn RootContext>> {
+        self.plugin.take()
+    }
+
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         self.plugin.as_ref().and_then(|p| p.create_http_context(context_id))
     }

@@ -117,6 +117,14 @@ pub trait RootContext {
     fn on_done(&mut self) -> bool {
         true
     }
+    /// A root context that stands in for another until its configuration
+    /// says which (a module of several plugins whose root_id chooses one)
+    /// hands that one over here, asked after a successful on_configure:
+    /// the root's callbacks then go to it directly, not through this one
+    /// (which is dropped), saving a call on every stream.
+    fn take_delegate(&mut self) -> Option<Box<dyn RootContext>> {
+        None
+    }
     /// Makes the context of one HTTP stream, or None for a non-HTTP plugin.
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         None
@@ -770,7 +778,22 @@ pub extern "C" fn proxy_on_configure(root_id: u32, size: usize) -> u32 {
         // Streams end without proxy_on_done (see callbacks::STREAM_DONE).
         let _ = skip_callbacks(0);
     }
+    if ok {
+        if let Some(d) = with_root(root_id, |r| r.take_delegate()).flatten() {
+            replace_root(root_id, d);
+        }
+    }
     ok as u32
+}
+
+/// Puts root in place of root context id's, dropping the one it replaces
+/// (whose callback has returned: none runs between the host's calls).
+fn replace_root(id: u32, root: Box<dyn RootContext>) {
+    let p = Box::into_raw(root);
+    forget_cached_roots();
+    if let Some(old) = ROOTS.with(|m| m.borrow_mut().insert(id, p)) {
+        forget_replaced(id, old);
+    }
 }
 
 #[no_mangle]
@@ -1764,6 +1787,47 @@ mod tests {
         set_root_context(move |_| Box::new(ProbeRoot { seen: s.clone(), delete_self, reenter }));
         proxy_on_context_create(1, 0);
         seen
+    }
+
+    /// A root that hands over to a ProbeRoot once configured.
+    struct StandIn {
+        delegate: Option<Box<dyn RootContext>>,
+        configured: std::rc::Rc<Cell<bool>>,
+    }
+
+    impl RootContext for StandIn {
+        fn on_configure(&mut self, _size: usize) -> bool {
+            self.configured.set(true);
+            true
+        }
+        fn take_delegate(&mut self) -> Option<Box<dyn RootContext>> {
+            self.delegate.take()
+        }
+    }
+
+    #[test]
+    fn a_root_hands_over_to_its_delegate_after_configure() {
+        let seen = std::rc::Rc::new(Seen::default());
+        let configured = std::rc::Rc::new(Cell::new(false));
+        let (s, c) = (seen.clone(), configured.clone());
+        set_root_context(move |_| {
+            let d: Box<dyn RootContext> = Box::new(ProbeRoot { seen: s.clone(), delete_self: false, reenter: false });
+            Box::new(StandIn { delegate: Some(d), configured: c.clone() })
+        });
+        proxy_on_context_create(1, 0);
+        // Before: the stand-in makes no stream context.
+        assert_eq!(sluice_on_context_create_request_headers(2, 1, 0, 1), Action::Continue as u32);
+        assert_eq!(seen.headers.get(), 0);
+        proxy_on_delete(2);
+        assert_eq!(proxy_on_configure(1, 0), 1);
+        assert!(configured.get());
+        // After: the delegate's streams.
+        assert_eq!(sluice_on_context_create_request_headers(3, 1, 0, 1), Action::Pause as u32);
+        assert_eq!(seen.headers.get(), 1);
+        proxy_on_delete(3);
+        assert_eq!(seen.dropped.get(), 1);
+        proxy_on_delete(1);
+        ROOTS.with(|m| assert!(m.borrow().is_empty()));
     }
 
     #[test]
