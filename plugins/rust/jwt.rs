@@ -1155,8 +1155,14 @@ impl Verifier {
     /// The token, from the first source that has one; a source is read
     /// only when the configuration names it (each read a hostcall).
     fn find_token<'h, H: common::Headers + ?Sized>(&self, headers: &'h H) -> Token<'h> {
-        let path = if self.uri_params.is_empty() { None } else { headers.first(":path") };
-        let (_, raw) = common::split_path(path.as_deref().unwrap_or_default());
+        // Only a path with a query can carry the token: it is read as
+        // text (lossily, as a header's first value is) only then.
+        let path = if self.uri_params.is_empty() { None } else { headers.first_bytes(":path") };
+        let path = match path {
+            Some(p) if p.contains(&b'?') => common::into_string(p.into_owned()),
+            _ => String::new(),
+        };
+        let (_, raw) = common::split_path(&path);
         if !raw.is_empty() {
             if let Ok(q) = common::parse_query(raw) {
                 for n in &self.uri_params {

@@ -546,7 +546,7 @@ pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
 }
 
 /// memcpy's copy (the regions do not overlap).
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#[inline(always)]
 unsafe fn copy_bytes(d: *mut u8, s: *const u8, n: usize) {
     if n >= 8 {
         let mut i = 0;
@@ -1034,9 +1034,11 @@ impl ResponseHeaderEdits {
             let p = b.as_mut_ptr().add(b.len());
             let head = [op.to_le(), 1u32.to_le(), (k.len() as u32).to_le(), (v.len() as u32).to_le()];
             (p as *mut [u32; 4]).write_unaligned(head);
-            std::ptr::copy_nonoverlapping(k.as_ptr(), p.add(16), k.len());
+            // copy_bytes inline: a name or a value is a few words, and a
+            // call to memcpy each would cost more than the copy.
+            copy_bytes(p.add(16), k.as_ptr(), k.len());
             *p.add(16 + k.len()) = 0;
-            std::ptr::copy_nonoverlapping(v.as_ptr(), p.add(17 + k.len()), v.len());
+            copy_bytes(p.add(17 + k.len()), v.as_ptr(), v.len());
             *p.add(17 + k.len() + v.len()) = 0;
             b.set_len(b.len() + n);
         }
