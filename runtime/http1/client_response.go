@@ -56,21 +56,28 @@ func parseResponse(buf []byte, resp *Response, lim Limits) (int, error) {
 	resp.Header.AddPseudo(stream.PseudoStatus, code)
 	fields := 0
 	for {
-		line, next, err := nextLine(buf, i, 0, max)
-		if err != nil {
-			return 0, err
+		// As ParseRequest's loop: the common line in one pass.
+		name, value, next, ok := scanField(buf, i, 0, max)
+		var line []byte
+		if !ok {
+			var err error
+			if line, next, err = nextLine(buf, i, 0, max); err != nil {
+				return 0, err
+			}
 		}
 		i = next
-		if len(line) == 0 {
+		if ok && name == nil || !ok && len(line) == 0 {
 			break
 		}
 		fields++
 		if fields > lim.headers() {
 			return 0, refuse(http.StatusBadGateway, "too many response header fields")
 		}
-		name, value, err := parseField(line)
-		if err != nil {
-			return 0, err
+		if !ok {
+			var err error
+			if name, value, err = parseField(line); err != nil {
+				return 0, err
+			}
 		}
 		switch string(name) {
 		case "content-length":

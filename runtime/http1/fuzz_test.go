@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,4 +259,73 @@ func checkHeads(t *testing.T, raw []byte) {
 		}
 		raw = raw[end+4:]
 	}
+}
+
+// FuzzScanField holds the parsers' one-pass field line to the long way
+// it stands in for: where scanField accepts a line, nextLine and
+// parseField accept it too, with the same name (lower-cased in place the
+// same way), value and next line; the empty line ends the head in both.
+// Where it declines, the long way decides (nothing to compare).
+func FuzzScanField(f *testing.F) {
+	for _, s := range []string{
+		"Host: a\r\n",
+		"\r\n",
+		"\r\nrest",
+		"X-Long-Name: " + strings.Repeat("v", 40) + "  \r\nNext: 1\r\n",
+		"Accept:*/*\r\n",
+		"Empty:\r\n",
+		"Empty:   \r\n",
+		"Tab:\tv\r\n",
+		"Tab: v\tw\r\n",
+		"Bare: lf\n",
+		"Bare: cr\rx\r\n",
+		"Ctl: a\x01b\r\n",
+		"Del: a\x7fb\r\n",
+		"Obs: caf\xc3\xa9 \x80\xff\r\n",
+		"No colon\r\n",
+		" Fold: x\r\n",
+		"Name : x\r\n",
+		"Incomplete: value",
+		"Incomplete: value\r",
+		"UPPER-Case_Name!#$%&'*+-.^`|~: v\r\n",
+	} {
+		f.Add([]byte(s), uint16(0), uint16(4096))
+		f.Add([]byte("GET / HTTP/1.1\r\n"+s), uint16(16), uint16(30))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, at, max uint16) {
+		i := int(at)
+		if i > len(data) {
+			return
+		}
+		start, lim := i/2, int(max)
+		fast := append([]byte(nil), data...)
+		long := append([]byte(nil), data...)
+		name, value, next, ok := scanField(fast, i, start, lim)
+		if !ok {
+			return
+		}
+		line, lnext, err := nextLine(long, i, start, lim)
+		if err != nil {
+			t.Fatalf("scanField accepted what nextLine refuses (%v): %q", err, data[i:])
+		}
+		if next != lnext {
+			t.Fatalf("next line at %d, long way %d: %q", next, lnext, data[i:])
+		}
+		if len(line) == 0 {
+			if name != nil {
+				t.Fatalf("empty line read as field %q: %q", name, data[i:])
+			}
+			return
+		}
+		lname, lvalue, err := parseField(line)
+		if err != nil {
+			t.Fatalf("scanField accepted what parseField refuses (%v): %q", err, data[i:])
+		}
+		if !bytes.Equal(name, lname) || !bytes.Equal(value, lvalue) {
+			t.Fatalf("field %q: %q, long way %q: %q", name, value, lname, lvalue)
+		}
+		if !bytes.Equal(fast[:next], long[:next]) {
+			t.Fatalf("buffer %q, long way %q", fast[:next], long[:next])
+		}
+	})
 }
