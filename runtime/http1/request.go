@@ -278,9 +278,9 @@ func scanField(buf []byte, i, start, max int) (name, value []byte, next int, ok 
 // control character (HTAB included) or DEL, or len(b).
 func firstCTL(b []byte, i int) int {
 	for ; i+8 <= len(b); i += 8 {
-		// ctlMask marks exactly those bytes (HTAB too): the lowest mark
+		// stream.CTLMask marks exactly those bytes (HTAB too): the lowest mark
 		// is the first of them.
-		if m := ctlMask(binary.LittleEndian.Uint64(b[i : i+8 : i+8])); m != 0 {
+		if m := stream.CTLMask(binary.LittleEndian.Uint64(b[i : i+8 : i+8])); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
 		}
 	}
@@ -412,7 +412,7 @@ func parseField(line []byte) (name, value []byte, err error) {
 		return parseFieldSlow(line)
 	}
 	value = stream.TrimOWS(line[j+1:])
-	if hasCTL(value) {
+	if stream.HasCTL(value) {
 		return nil, nil, refuse(http.StatusBadRequest, "invalid header field value")
 	}
 	return line[:j], value, nil
@@ -442,7 +442,7 @@ func parseFieldSlow(line []byte) (name, value []byte, err error) {
 		}
 	}
 	value = stream.TrimOWS(line[colon+1:])
-	if hasCTL(value) {
+	if stream.HasCTL(value) {
 		return nil, nil, refuse(http.StatusBadRequest, "invalid header field value")
 	}
 	return name, value, nil

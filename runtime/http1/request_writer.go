@@ -152,7 +152,7 @@ func appendCheckedField(dst, name, value []byte) ([]byte, error) {
 	if !validToken(name) {
 		return dst, &HeadError{"invalid field name " + strconv.Quote(string(name))}
 	}
-	if hasCTL(value) {
+	if stream.HasCTL(value) {
 		return dst, &HeadError{"invalid value for field " + string(name)}
 	}
 	return appendParsedField(dst, name, value), nil

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 // AppendStatusLine appends "HTTP/1.1 code reason\r\n".
@@ -34,7 +36,7 @@ func AppendField(dst []byte, name, value string) []byte {
 func appendClean(dst, s []byte) []byte {
 	// Checked first and copied whole: clean text (nearly all of it)
 	// costs one copy, not an append per byte.
-	if !hasCTL(s) {
+	if !stream.HasCTL(s) {
 		return append(dst, s...)
 	}
 	return appendSpaced(dst, s)
@@ -52,7 +54,7 @@ func appendCleanString(dst []byte, s string) []byte {
 func appendSpaced[T string | []byte](dst []byte, s T) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if isCTL(c) {
+		if stream.IsCTL(c) {
 			c = ' '
 		}
 		dst = append(dst, c)

@@ -266,7 +266,7 @@ func delHopHeaders(h *stream.HeaderMap, m uint16) {
 // setForwarded sets X-Forwarded-For/-Proto/-Host as Envoy does at the edge:
 // the client's address (clientIP; none when empty) appended, the scheme
 // and host as the client sent them.
-func setForwarded(h *stream.HeaderMap, clientIP, scheme, host string) {
+func setForwarded(h *stream.HeaderMap, clientIP, scheme string, host []byte) {
 	// One walk over the fields says which of the three the request has
 	// (names in the map are lower-case): a Set and a Has searched the
 	// map again each, though the request has none of them, mostly.
@@ -292,7 +292,10 @@ func setForwarded(h *stream.HeaderMap, clientIP, scheme, host string) {
 		if len(joined) > 0 {
 			h.SetBytes([]byte("x-forwarded-for"), append(joined, clientIP...))
 		} else {
-			h.Add("x-forwarded-for", clientIP)
+			// Our constant name, and the address's bytes on the stack
+			// (the map copies them), checked once here (AddClean) and not
+			// again by the writer.
+			h.AddClean("x-forwarded-for", append(joined, clientIP...))
 		}
 	}
 	switch {
@@ -307,7 +310,7 @@ func setForwarded(h *stream.HeaderMap, clientIP, scheme, host string) {
 	default:
 		h.Add("x-forwarded-proto", scheme)
 	}
-	if !hasHost && host != "" {
-		h.Add("x-forwarded-host", host)
+	if !hasHost && len(host) > 0 {
+		h.AddClean("x-forwarded-host", host)
 	}
 }

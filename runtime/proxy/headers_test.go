@@ -157,10 +157,7 @@ func TestSetForwarded(t *testing.T) {
 			for _, f := range tc.in {
 				m.Add(f[0], f[1])
 			}
-			host := ""
-			if v, ok := m.Get(stream.Authority); ok {
-				host = string(v)
-			}
+			host, _ := m.Get(stream.Authority)
 			setForwarded(&m, tc.clientIP, "http", host)
 			var got []string
 			for name, value := range m.All() {
@@ -177,7 +174,8 @@ func TestSetForwarded(t *testing.T) {
 // (stream.HeaderMap.AddChecked: a writer copies them without looking)
 // are those whose bytes it made: a new x-request-id (its form is
 // TestFormatRequestID's) and an X-Forwarded-Proto of http or https. Any
-// other scheme is added unmarked and checked when written.
+// other scheme is added unmarked and checked when written. X-Forwarded-For
+// and -Host are marked only when their values hold no CTL.
 func TestOwnFieldsChecked(t *testing.T) {
 	checkedOf := func(m *stream.HeaderMap, name string) (checked, found bool) {
 		for i := range m.Len() {
@@ -193,10 +191,29 @@ func TestOwnFieldsChecked(t *testing.T) {
 	}{{"http", true}, {"https", true}, {"HTTP", false}, {"ht\rtp", false}, {"http ", false}} {
 		var m stream.HeaderMap
 		m.Add("x-a", "1")
-		setForwarded(&m, "", tc.scheme, "")
+		setForwarded(&m, "", tc.scheme, nil)
 		v, _ := m.Get("x-forwarded-proto")
 		if c, ok := checkedOf(&m, "x-forwarded-proto"); !ok || c != tc.checked || string(v) != tc.scheme {
 			t.Errorf("scheme %q: x-forwarded-proto %q present %v checked %v, want checked %v", tc.scheme, v, ok, c, tc.checked)
+		}
+	}
+	// X-Forwarded-For (without one before it) and X-Forwarded-Host are
+	// marked when their values are clean (stream.HeaderMap.AddClean); a
+	// host with a CTL is added unmarked, for the writer to refuse.
+	for _, tc := range []struct {
+		host    string
+		checked bool
+	}{{"h.example:8080", true}, {"h\tx", true}, {"h\r\nx-evil: 1", false}, {"h\x7f", false}} {
+		var m stream.HeaderMap
+		m.Add("x-a", "1")
+		setForwarded(&m, "2001:db8::1", "http", []byte(tc.host))
+		xff, _ := m.Get("x-forwarded-for")
+		if c, ok := checkedOf(&m, "x-forwarded-for"); !ok || !c || string(xff) != "2001:db8::1" {
+			t.Errorf("x-forwarded-for %q present %v checked %v, want checked", xff, ok, c)
+		}
+		xfh, _ := m.Get("x-forwarded-host")
+		if c, ok := checkedOf(&m, "x-forwarded-host"); !ok || c != tc.checked || string(xfh) != tc.host {
+			t.Errorf("host %q: x-forwarded-host %q present %v checked %v, want checked %v", tc.host, xfh, ok, c, tc.checked)
 		}
 	}
 	var x activeStream

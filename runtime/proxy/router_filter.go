@@ -53,7 +53,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	// The client's address without its port, for X-Forwarded-For and
 	// the hash policy's source IP (empty when the address has no port).
 	clientIP := x.ctx.clientIPFor(x.remoteAddr)
-	setForwarded(h, clientIP, string(scheme), string(authority))
+	setForwarded(h, clientIP, string(scheme), authority)
 	// The upstream hop's scheme is its own, as Envoy's router sets it: an
 	// HTTP/2 server over TLS serves a request as https only when
 	// :scheme says so (and only then shows its peer the TLS state).

@@ -37,7 +37,8 @@ type HeaderMap struct {
 	fields []Field
 	arena  []byte
 	pseudo int // fields[:pseudo] are pseudo-headers
-	// checked has bit i set when fields[i] came from AddParsed or AddChecked and has
+	// checked has bit i set when fields[i] came from AddParsed, AddChecked
+	// or AddClean (a clean value) and has
 	// not been replaced since (only the first 64 fields are marked; a
 	// writer checks the others again). The mark is not kept in Field: a
 	// larger Field made every append and copy of fields dearer.
@@ -218,6 +219,21 @@ func (h *HeaderMap) AddChecked(name string, value []byte) {
 	}
 	h.checked |= 1 << i
 	h.fields = append(h.fields, f)
+}
+
+// AddClean is AddChecked for a value its caller did not make itself (a
+// client's address, a request's authority): the value is checked here
+// (HasCTL) and the field marked only when it is clean; one with a CTL is
+// added unmarked, for a writer to refuse as it would an Add's. The name
+// is vouched for as AddChecked's. The proxy's X-Forwarded-For and
+// X-Forwarded-Host: Add's copy, its name's case check and a writer's
+// checks of name and value were some 600 instructions a field.
+func (h *HeaderMap) AddClean(name string, value []byte) {
+	if HasCTL(value) {
+		h.insert(copyField(h, name, value)) // not marked
+		return
+	}
+	h.AddChecked(name, value)
 }
 
 // Checked says whether field i came from AddParsed or AddChecked and was

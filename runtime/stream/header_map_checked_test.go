@@ -63,7 +63,7 @@ func lowerString(s string) string { return string(bytes.ToLower([]byte(s))) }
 // FuzzHeaderMapChecked runs a sequence of every mutator on a map and on
 // the model, and checks after each step that the fields and every lookup
 // agree, and that a field is Checked exactly when AddParsed or
-// AddChecked put it there and nothing replaced or moved it since: a
+// AddChecked put it there, or AddClean with a value without CTLs, and nothing replaced or moved it since: a
 // writer trusts the mark to skip its own check of the field's bytes.
 func FuzzHeaderMapChecked(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 1, 3, 0, 4, 1, 2, 20})
@@ -83,6 +83,8 @@ func FuzzHeaderMapChecked(f *testing.F) {
 	// AddPseudo first, after regular fields, repeated, then removed.
 	f.Add([]byte{11, 0, 11, 1, 1, 5, 11, 2, 11, 0, 7, 16, 11, 3, 3, 17, 9, 0, 11, 4, 4, 18})
 	f.Add([]byte{11, 0, 11, 1, 11, 0, 11, 3, 11, 1, 4, 16})
+	// AddClean with clean values, a HTAB, a CRLF and a DEL.
+	f.Add([]byte{12, 5, 12, 70, 12, 134, 12, 199, 0, 16, 12, 16, 3, 5, 12, 0})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		var h HeaderMap
 		var m model
@@ -91,7 +93,7 @@ func FuzzHeaderMapChecked(f *testing.F) {
 			name := markNames[int(ops[k+1])%len(markNames)]
 			lname := lowerString(name)
 			value := "v" + strconv.Itoa(k)
-			switch ops[k] % 12 {
+			switch ops[k] % 13 {
 			case 0:
 				hp.AddRaw([]byte(lname), []byte(value))
 				m = m.insert(modelField{lname, value, false})
@@ -139,6 +141,19 @@ func FuzzHeaderMapChecked(f *testing.F) {
 				// A field its caller vouches for: lower-case names only.
 				hp.AddChecked(lname, []byte(value))
 				m = m.insert(modelField{lname, value, lname == "" || lname[0] != ':'})
+			case 12:
+				// A value checked by the map: marked only when clean (a
+				// HTAB is allowed, a CR is not).
+				switch ops[k+1] >> 6 {
+				case 1:
+					value += "\tx"
+				case 2:
+					value += "\r\nx: y"
+				case 3:
+					value = "\x7f" + value
+				}
+				hp.AddClean(lname, []byte(value))
+				m = m.insert(modelField{lname, value, (lname == "" || lname[0] != ':') && ops[k+1]>>6 < 2})
 			}
 			for i := 64; i < len(m); i++ {
 				m[i].checked = false // marks are kept for the first 64 fields only
