@@ -244,7 +244,10 @@ func (c *ClientConn) readHead(budget int, first bool) (int, error) {
 	scanned := -1
 	for {
 		buf := c.r.buffered()
-		if scanned < 0 || bytes.IndexByte(buf[scanned:], '\n') >= 0 {
+		// An empty buffer (the usual case: the response not read yet)
+		// holds no head; parsing it was a reset of the response's map
+		// and a failed line search each exchange (~150 instructions).
+		if len(buf) > 0 && (scanned < 0 || bytes.IndexByte(buf[scanned:], '\n') >= 0) {
 			n, err := parseResponse(buf, &c.resp, lim)
 			if err == nil {
 				c.r.consume(n)

@@ -288,6 +288,13 @@ func FuzzScanField(f *testing.F) {
 		"Incomplete: value",
 		"Incomplete: value\r",
 		"UPPER-Case_Name!#$%&'*+-.^`|~: v\r\n",
+		// Names of a word and more, lowered eight bytes a turn up to
+		// their first byte that is no letter, digit or dash.
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789-abcdefghijklmnopqrstuvwxyz: v\r\n",
+		"Abcdefgh_IJK: 1\r\n",
+		"Abcdefg\x80IJK: 1\r\n",
+		"ABCDEFGH:IJKLMNOP\r\n",
+		"Content-Length: 5\r\n",
 	} {
 		f.Add([]byte(s), uint16(0), uint16(4096))
 		f.Add([]byte("GET / HTTP/1.1\r\n"+s), uint16(16), uint16(30))
