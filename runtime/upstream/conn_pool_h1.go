@@ -76,14 +76,22 @@ func newH1Pool(dial func(ctx context.Context, network, addr string) (net.Conn, e
 type idleConns struct {
 	conns     []*h1Conn
 	emptyTick bool // empty at the janitor's last tick, and no put since
+	// dropped: the entry left the map (sweep, CloseIdleConnections); a
+	// connection whose home it was is put back by a lookup.
+	dropped bool
 }
 
 // h1Conn is one upstream HTTP/1.1 connection and the state of the
 // exchange it carries (one at a time), reused from request to request.
 type h1Conn struct {
-	pool     *h1Pool
-	conn     net.Conn
-	addr     string
+	pool *h1Pool
+	conn net.Conn
+	addr string
+	// home is the idle entry c was last taken from or put in: put gives
+	// c back to it without the map's lookup (some 110 instructions a
+	// request) while it is in the map (not dropped). Read and written
+	// under the pool's lock.
+	home     *idleConns
 	cc       http1.ClientConn
 	reqs     int32
 	lastUsed time.Duration // clock.Mono
@@ -256,6 +264,7 @@ func (p *h1Pool) sweep(now time.Duration) (stale []*h1Conn) {
 		if len(keep) == 0 {
 			if l.emptyTick {
 				delete(p.idle, addr)
+				l.dropped = true
 			}
 			l.emptyTick = true
 		}
@@ -288,6 +297,7 @@ func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool, now tim
 		c = l.conns[last]
 		l.conns[last] = nil
 		l.conns = l.conns[:last]
+		c.home = l
 		p.mu.Unlock()
 		if now-c.lastUsed < p.idleTimeout && (checkAtSend && c.idle.canSendQuiet() || c.idle.quiet()) {
 			return c, true, nil
@@ -321,7 +331,10 @@ func (p *h1Pool) put(c *h1Conn) {
 	}
 	c.cc.Idle()
 	p.mu.Lock()
-	l := p.idle[c.addr]
+	l := c.home
+	if l == nil || l.dropped {
+		l = p.idle[c.addr]
+	}
 	if p.closed || l != nil && len(l.conns) >= p.maxIdle {
 		p.mu.Unlock()
 		c.close()
@@ -331,6 +344,7 @@ func (p *h1Pool) put(c *h1Conn) {
 		l = &idleConns{}
 		p.idle[c.addr] = l
 	}
+	c.home = l
 	l.conns = append(l.conns, c)
 	l.emptyTick = false
 	p.mu.Unlock()
@@ -348,6 +362,9 @@ func (p *h1Pool) CloseIdleConnections() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = map[string]*idleConns{}
+	for _, l := range idle {
+		l.dropped = true // a busy connection's put finds the new map's
+	}
 	p.mu.Unlock()
 	for _, l := range idle {
 		for _, c := range l.conns {

@@ -755,6 +755,14 @@ func TestH1IdleEntryKeptWhileUsed(t *testing.T) {
 	if e := entry(); e == nil || len(e.conns) != 1 {
 		t.Fatalf("entry %+v after the connection came back, want one connection", e)
 	}
+	// The connection's way back to its entry (h1Conn.home) follows the
+	// map: an entry CloseIdleConnections took out is not put in again.
+	busy = send()
+	p.CloseIdleConnections()
+	busy.Close()
+	if e := entry(); e == nil || len(e.conns) != 1 {
+		t.Fatalf("entry %+v after the connection came back past CloseIdleConnections, want one connection", e)
+	}
 	if n := s.conns.Load(); n != 1 {
 		t.Errorf("%d connections, want 1", n)
 	}
