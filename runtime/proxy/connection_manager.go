@@ -21,6 +21,7 @@ import (
 type ConnectionManager struct {
 	listener string
 	snap     *atomic.Pointer[Snapshot]
+	routes   atomic.Pointer[listenerRoutesOf] // routesOf's last lookup
 	log      *zap.Logger
 	access   *zap.Logger
 	// AltSvc, when set, is advertised on every response (HTTP/3).
@@ -41,6 +42,27 @@ func NewConnectionManager(name string, snap *atomic.Pointer[Snapshot], ids *atom
 	return &ConnectionManager{listener: name, snap: snap, log: log, access: access, streamIDs: ids}
 }
 
+// listenerRoutesOf is a snapshot's routes of the manager's listener, as
+// routesOf last looked them up.
+type listenerRoutesOf struct {
+	snap *Snapshot
+	lr   *listenerRoutes
+}
+
+// routesOf is snap.listeners[cm.listener], looked up once a snapshot: the
+// map's lookup by the listener's name was some 110 instructions a
+// request, and a snapshot changes only with the config. The pair is
+// replaced whole (one allocation a reload), so a stream never sees one
+// snapshot's routes with another's (TestRoutesOfFollowsSnapshot).
+func (cm *ConnectionManager) routesOf(snap *Snapshot) *listenerRoutes {
+	if c := cm.routes.Load(); c != nil && c.snap == snap {
+		return c.lr
+	}
+	lr := snap.listeners[cm.listener]
+	cm.routes.Store(&listenerRoutesOf{snap: snap, lr: lr})
+	return lr
+}
+
 // ServeStream serves one request: the decoding half up to the router,
 // which then owns the stream until its response is written.
 func (cm *ConnectionManager) ServeStream(ss stream.ServerStream) {
@@ -56,7 +78,7 @@ func (x *activeStream) serve() {
 	cm, ss := x.cm, x.ss
 	start := clock.Now()
 	snap := cm.snap.Load()
-	lr := snap.listeners[cm.listener]
+	lr := cm.routesOf(snap)
 	x.snap = snap
 	h := ss.RequestHeaders()
 

@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"sync/atomic"
 	"testing"
+
+	"go.uber.org/zap"
 
 	"github.com/sluice-proxy/sluice/runtime/config"
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -53,6 +56,34 @@ endpoints = ["127.0.0.1:2"]
 		other := config.Backend{Cluster: "two"}
 		if got := ri.cluster(rt, &other, up); got != up.Cluster("two") {
 			t.Errorf("listener %s: a backend not the route's: %p", l, got)
+		}
+	}
+}
+
+// TestRoutesOfFollowsSnapshot: a connection manager's routes are its
+// listener's in the snapshot it is given, however often the snapshot
+// changes back and forth (routesOf keeps the last lookup).
+func TestRoutesOfFollowsSnapshot(t *testing.T) {
+	const cfg = `
+[[listeners]]
+name = "a"
+address = "127.0.0.1:0"
+[[routes]]
+name = "r"
+match = { path_prefix = "/" }
+backends = [ { cluster = "one" } ]
+[[clusters]]
+name = "one"
+endpoints = ["127.0.0.1:1"]
+`
+	s1, _ := newTestSnapshot(t, cfg, nil)
+	s2, _ := newTestSnapshot(t, cfg, nil)
+	var ptr atomic.Pointer[Snapshot]
+	ptr.Store(s1)
+	cm := NewConnectionManager("a", &ptr, new(atomic.Uint64), zap.NewNop(), zap.NewNop())
+	for i, s := range []*Snapshot{s1, s1, s2, s2, s1, s2} {
+		if got, want := cm.routesOf(s), s.listeners["a"]; got != want || want == nil {
+			t.Fatalf("step %d: routes %p, want the snapshot's %p", i, got, want)
 		}
 	}
 }
