@@ -110,11 +110,15 @@ func (p *idlePeek) sendStep(fd uintptr) bool {
 		// iohandle's calls, not the syscall package's: they never block,
 		// and these would wake the runtime's monitor thread on every
 		// request (see iohandle).
+		// The errno as a number: an error compared with syscall.EAGAIN
+		// is a runtime call (the same dynamic type), two a request here.
 		_, err := iohandle.Peek(fd, p.buf[:])
-		for err == syscall.EINTR {
+		errno, _ := err.(syscall.Errno)
+		for errno == syscall.EINTR {
 			_, err = iohandle.Peek(fd, p.buf[:])
+			errno, _ = err.(syscall.Errno)
 		}
-		if err != syscall.EAGAIN {
+		if errno != syscall.EAGAIN {
 			// Bytes, the upstream's FIN (n == 0) or a broken socket: as
 			// in quiet, the connection is not used.
 			p.dirty = true
