@@ -654,10 +654,11 @@ func (r *wholeReader) Read(p []byte) (int, error) {
 // readBody is the Response's ReadBody on HTTP/1.1.
 func (c *h1Conn) readBody(p []byte) (int, error) {
 	n, err := c.cc.ReadBody(p)
-	if err == io.EOF {
+	switch {
+	case err == nil:
+	case err == io.EOF: // one comparison with io.EOF (a runtime call), not two
 		c.stopBody()
-	}
-	if err != nil && err != io.EOF {
+	default:
 		if ctxErr := c.ctx.Err(); ctxErr != nil {
 			err = fmt.Errorf("%w (%v)", ctxErr, err)
 		}
