@@ -40,32 +40,31 @@ func (x *activeStream) requestID() string {
 // needs to be unique, not secret, so the fast per-goroutine generator
 // serves.
 func formatRequestID(out *[36]byte) {
-	var b [16]byte
 	hi, lo := rand.Uint64(), rand.Uint64()
-	for i := 0; i < 8; i++ {
-		b[i] = byte(hi >> (8 * i))
-		b[8+i] = byte(lo >> (8 * i))
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
+	// The UUID's bytes are hi's then lo's, low byte first; the version
+	// (4) goes in byte 6's high nibble, the variant (binary 10) in byte
+	// 8's top bits, set in the words themselves: copying them out byte
+	// by byte first was some 70 instructions a request.
+	hi = hi&^(0xf0<<48) | 0x40<<48
+	lo = lo&^0xc0 | 0x80
 	// Two digits a byte from a table, at fixed places: hex.Encode's
 	// digit at a time was about 340 instructions a request.
-	putHex(out, 0, b[0])
-	putHex(out, 2, b[1])
-	putHex(out, 4, b[2])
-	putHex(out, 6, b[3])
+	putHex(out, 0, byte(hi))
+	putHex(out, 2, byte(hi>>8))
+	putHex(out, 4, byte(hi>>16))
+	putHex(out, 6, byte(hi>>24))
 	out[8] = '-'
-	putHex(out, 9, b[4])
-	putHex(out, 11, b[5])
+	putHex(out, 9, byte(hi>>32))
+	putHex(out, 11, byte(hi>>40))
 	out[13] = '-'
-	putHex(out, 14, b[6])
-	putHex(out, 16, b[7])
+	putHex(out, 14, byte(hi>>48))
+	putHex(out, 16, byte(hi>>56))
 	out[18] = '-'
-	putHex(out, 19, b[8])
-	putHex(out, 21, b[9])
+	putHex(out, 19, byte(lo))
+	putHex(out, 21, byte(lo>>8))
 	out[23] = '-'
 	for i := range 6 {
-		putHex(out, 24+2*i, b[10+i])
+		putHex(out, 24+2*i, byte(lo>>(16+8*i)))
 	}
 }
 
