@@ -196,3 +196,24 @@ func TestEqualFold(t *testing.T) {
 		}
 	}
 }
+
+// TestDelZeroesRemoved: the places Del frees hold no references into the
+// buffers the removed fields pointed at (a codec's read buffer, another
+// arena), so that a map kept for reuse does not keep them alive.
+func TestDelZeroesRemoved(t *testing.T) {
+	var h HeaderMap
+	buf := []byte("connectionkeep-alive")
+	h.AddRaw([]byte("a"), []byte("1"))
+	h.AddRaw(buf[:10], buf[10:])
+	h.AddRaw([]byte("b"), []byte("2"))
+	h.AddRaw(buf[:10], buf[10:])
+	h.Del("connection")
+	if h.Len() != 2 {
+		t.Fatalf("%d fields after Del, want 2", h.Len())
+	}
+	for i, f := range h.fields[h.Len():cap(h.fields)] {
+		if f.Name != nil || f.Value != nil {
+			t.Fatalf("freed place %d still holds %q: %q", h.Len()+i, f.Name, f.Value)
+		}
+	}
+}
