@@ -10,12 +10,9 @@ import (
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
-// TestRouteClusters: the cluster forward takes for a backend (looked up
-// once per route when the snapshot is built) is the one the backend
-// names, for each backend of a route with several, on every listener;
-// a backend that is not the route's own is looked up by name.
-func TestRouteClusters(t *testing.T) {
-	snap, up := newTestSnapshot(t, `
+// twoListenersConfig is a route of two clusters (one named twice) on
+// two listeners.
+const twoListenersConfig = `
 [[listeners]]
 name = "a"
 address = "127.0.0.1:0"
@@ -32,7 +29,14 @@ endpoints = ["127.0.0.1:1"]
 [[clusters]]
 name = "two"
 endpoints = ["127.0.0.1:2"]
-`, nil)
+`
+
+// TestRouteClusters: the cluster forward takes for a backend (looked up
+// once per route when the snapshot is built) is the one the backend
+// names, for each backend of a route with several, on every listener;
+// a backend that is not the route's own is looked up by name.
+func TestRouteClusters(t *testing.T) {
+	snap, up := newTestSnapshot(t, twoListenersConfig, nil)
 	var h stream.HeaderMap
 	h.Add(stream.Method, "GET")
 	h.Add(stream.Path, "/x")
@@ -64,20 +68,8 @@ endpoints = ["127.0.0.1:2"]
 // listener's in the snapshot it is given, however often the snapshot
 // changes back and forth (routesOf keeps the last lookup).
 func TestRoutesOfFollowsSnapshot(t *testing.T) {
-	const cfg = `
-[[listeners]]
-name = "a"
-address = "127.0.0.1:0"
-[[routes]]
-name = "r"
-match = { path_prefix = "/" }
-backends = [ { cluster = "one" } ]
-[[clusters]]
-name = "one"
-endpoints = ["127.0.0.1:1"]
-`
-	s1, _ := newTestSnapshot(t, cfg, nil)
-	s2, _ := newTestSnapshot(t, cfg, nil)
+	s1, _ := newTestSnapshot(t, twoListenersConfig, nil)
+	s2, _ := newTestSnapshot(t, twoListenersConfig, nil)
 	var ptr atomic.Pointer[Snapshot]
 	ptr.Store(s1)
 	cm := NewConnectionManager("a", &ptr, new(atomic.Uint64), zap.NewNop(), zap.NewNop())
