@@ -191,6 +191,13 @@ func checkRecycled(v reflect.Value, path string) error {
 		"activeStream.ctx.Cancellable.nextID":
 		return nil
 	}
+	if v.Kind() == reflect.Map && path == "activeStream.streamState.filters.info.FilterState" {
+		// Kept emptied for the next stream (keptFilterState).
+		if v.Len() != 0 {
+			return fmt.Errorf("%s: %d entries left", path, v.Len())
+		}
+		return nil
+	}
 	if v.Kind() == reflect.Slice && (strings.HasSuffix(path, ".fields") || strings.HasSuffix(path, ".arena") || path == "activeStream.ctx.Cancellable.funcs") {
 		if v.Len() != 0 {
 			return fmt.Errorf("%s: %d entries left", path, v.Len())
@@ -293,4 +300,25 @@ func waitLines(t *testing.T, logs *observer.ObservedLogs, n int) []observer.Logg
 		t.Fatalf("%d access-log lines, want %d", len(lines), n)
 	}
 	return lines
+}
+
+// TestKeptFilterState: a recycled stream keeps its filter state map
+// emptied (the next stream's filters fill it without making one), unless
+// a filter filled it past keptFilterStateMax.
+func TestKeptFilterState(t *testing.T) {
+	m := map[string][]byte{"consumer": []byte("alice"), "canary.subset": []byte("v2")}
+	kept := keptFilterState(m)
+	if len(kept) != 0 || reflect.ValueOf(kept).Pointer() != reflect.ValueOf(m).Pointer() {
+		t.Errorf("kept %v (same map: %v), want the same map emptied", kept, reflect.ValueOf(kept).Pointer() == reflect.ValueOf(m).Pointer())
+	}
+	big := map[string][]byte{}
+	for i := range keptFilterStateMax + 1 {
+		big[fmt.Sprint(i)] = nil
+	}
+	if kept := keptFilterState(big); kept != nil {
+		t.Errorf("a map of %d keys was kept", len(big))
+	}
+	if kept := keptFilterState(nil); kept != nil {
+		t.Errorf("nil became %v", kept)
+	}
 }
