@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/internal/rusttest"
 )
 
 // TestRustGuestsAreFresh: the committed Rust test guests
@@ -19,19 +21,7 @@ func TestRustGuestsAreFresh(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the guests")
 	}
-	rustc := "/usr/bin/rustc"
-	if _, err := os.Stat(rustc); err != nil {
-		if rustc, err = exec.LookPath("rustc"); err != nil {
-			t.Skip("no rustc (make -C plugins rust-tools installs it)")
-		}
-	}
-	sysroot, err := exec.Command(rustc, "--print", "sysroot").Output()
-	if err != nil {
-		t.Skip("rustc does not run")
-	}
-	if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(sysroot)), "lib", "rustlib", "wasm32-unknown-unknown")); err != nil {
-		t.Skip("rustc has no wasm32-unknown-unknown std (make -C plugins rust-tools installs it)")
-	}
+	rustc := rusttest.RustcForWasm(t)
 	out := t.TempDir()
 	cmd := exec.Command("make", "-s", "-C", "testdata", "rust-out", "RUST_OUT="+out, "RUSTC="+rustc)
 	if msg, err := cmd.CombinedOutput(); err != nil {

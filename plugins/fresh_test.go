@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/internal/rusttest"
 )
 
 // The committed rust/builtins.wasm must be what rust/lib.rs builds to,
@@ -40,7 +42,7 @@ func TestRustModulesAreFresh(t *testing.T) {
 	if !slices.Equal(fromSource, Names()) {
 		t.Fatalf("Rust plugin sources %q, built-ins %q: add the plugin to names in plugins.go and to PLUGINS in rust/lib.rs", fromSource, Names())
 	}
-	rustc := rustcForWasm(t)
+	rustc := rusttest.RustcForWasm(t)
 	out := t.TempDir()
 	cmd := exec.Command("make", "-s", "rust-out", "RUST_OUT="+out, "RUSTC="+rustc)
 	if msg, err := cmd.CombinedOutput(); err != nil {
@@ -58,25 +60,3 @@ func TestRustModulesAreFresh(t *testing.T) {
 
 // pluginName finds a plugin's source by the name it declares.
 var pluginName = regexp.MustCompile(`(?m)^pub const NAME: &str = "([a-z-]+)";`)
-
-// rustcForWasm is Debian's rustc (a rustup one on PATH has no wasm32
-// target), or the test is skipped when none can build for wasm32.
-func rustcForWasm(t *testing.T) string {
-	rustc := "/usr/bin/rustc"
-	if _, err := os.Stat(rustc); err != nil {
-		if rustc, err = exec.LookPath("rustc"); err != nil {
-			t.Skip("no rustc (make -C plugins rust-tools installs it)")
-		}
-	}
-	sysroot, err := exec.Command(rustc, "--print", "sysroot").Output()
-	if err != nil {
-		t.Skip("rustc does not run")
-	}
-	if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(sysroot)), "lib", "rustlib", "wasm32-unknown-unknown")); err != nil {
-		t.Skip("rustc has no wasm32-unknown-unknown std (make -C plugins rust-tools installs it)")
-	}
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("no make")
-	}
-	return rustc
-}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
+
+	"github.com/sluice-proxy/sluice/internal/rusttest"
 )
 
 // The Rust SDK's example filter (sdk/rust) is built with rustc for
@@ -16,7 +18,7 @@ import (
 // types. realhost.TestRustSDKExampleOnRealHost runs it on sluice's host
 // (its configuration, its header, its metric).
 func TestRustSDKExample(t *testing.T) {
-	rustc := rustcForWasm(t)
+	rustc := rusttest.RustcForWasm(t)
 	out := t.TempDir()
 	cmd := exec.Command("make", "-C", filepath.Join("..", "sdk", "rust"), "OUT="+out, "RUSTC="+rustc)
 	if msg, err := cmd.CombinedOutput(); err != nil {

@@ -4,28 +4,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/sluice-proxy/sluice/internal/rusttest"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
 )
 
 // The Rust SDK's example filter (sdk/rust), built with a distribution's
 // rustc for wasm32-unknown-unknown, on sluice's host.
 func TestRustSDKExampleOnRealHost(t *testing.T) {
-	rustc := "/usr/bin/rustc"
-	if _, err := os.Stat(rustc); err != nil {
-		if rustc, err = exec.LookPath("rustc"); err != nil {
-			t.Skip("no rustc (apt-get install rustc libstd-rust-dev-wasm32 lld-14)")
-		}
-	}
-	sysroot, err := exec.Command(rustc, "--print", "sysroot").Output()
-	if err != nil {
-		t.Skip("rustc does not run")
-	}
-	if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(sysroot)), "lib", "rustlib", "wasm32-unknown-unknown")); err != nil {
-		t.Skip("rustc has no wasm32-unknown-unknown std (apt-get install libstd-rust-dev-wasm32)")
-	}
+	rustc := rusttest.RustcForWasm(t)
 	out := t.TempDir()
 	if msg, err := exec.Command("make", "-C", filepath.Join("..", "..", "sdk", "rust"), "OUT="+out, "RUSTC="+rustc).CombinedOutput(); err != nil {
 		t.Fatalf("building the Rust example: %v\n%s", err, msg)
