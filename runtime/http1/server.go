@@ -53,6 +53,12 @@ type Server struct {
 // nil for plain text. It closes c unless c was hijacked or handed over.
 func (s *Server) ServeConn(c net.Conn, tlsState *tls.ConnectionState) {
 	cn := &conn{srv: s, nc: c, wc: writeThrough(c), tls: tlsState}
+	// The requests carry the connection's :scheme from the parser (see
+	// Request.Scheme), as the serverStream's ConnectionInfo.Scheme.
+	cn.req.Scheme = schemeHTTP
+	if tlsState != nil {
+		cn.req.Scheme = schemeHTTPS
+	}
 	if !s.track(cn, true) {
 		c.Close()
 		return

@@ -42,6 +42,11 @@ func (srv *Server) nextConnectionID() uint64 {
 	return connIDs.Add(1)
 }
 
+// The schemes a connection's requests carry as :scheme. Full slice
+// expressions: a value of the map must never be appended to in place,
+// and one that did would copy rather than write into the next request's.
+var schemeHTTP, schemeHTTPS = []byte("http")[:4:4], []byte("https")[:5:5]
+
 func (s *serverStream) init(c *conn) {
 	s.c = c
 	s.info = stream.ConnectionInfo{

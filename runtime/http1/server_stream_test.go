@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -452,4 +453,56 @@ func keepAliveClient(tb testing.TB, req string, serve func(net.Conn)) (func() er
 		}
 		return nil
 	}, buf[:size]
+}
+
+// The codec gives a request the connection's :scheme among its
+// pseudo-headers, where the connection manager put it before (after
+// :authority, before every field), on each request of a connection: the
+// proxy no longer adds it, so a missing or misplaced one would reach the
+// router, the filters and an HTTP/2 upstream.
+func TestRequestScheme(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		state  *tls.ConnectionState
+		scheme string
+	}{
+		{"plain", nil, "http"},
+		{"tls", &tls.ConnectionState{}, "https"}, // the codec only asks whether there is one
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seen := make(chan string, 8)
+			h := streamFunc(func(s stream.ServerStream) {
+				var got []string
+				for n, v := range s.RequestHeaders().All() {
+					got = append(got, string(n)+"="+string(v))
+				}
+				seen <- strings.Join(got, " ")
+				s.WriteHeaders(headers("200", "content-length", "0"), true)
+			})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &Server{StreamHandler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
+			t.Cleanup(func() { s.Close() })
+			acceptEach(t, ln, func(c net.Conn) { go s.ServeConn(c, tc.state) })
+			c, br := dial(t, ln.Addr().String())
+			sc := ":scheme=" + tc.scheme
+			for _, rt := range []struct{ req, want string }{
+				{"GET /a HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n", ":method=GET :path=/a :authority=h " + sc + " x-a=1"},
+				{"GET /b HTTP/1.1\r\nX-A: 1\r\nHost: h\r\nX-B: 2\r\n\r\n", ":method=GET :path=/b :authority=h " + sc + " x-a=1 x-b=2"},
+				{"GET http://o:8/c HTTP/1.1\r\nX-A: 1\r\nHost: h\r\n\r\n", ":method=GET :path=/c :authority=o:8 " + sc + " x-a=1"},
+				{"GET /d HTTP/1.0\r\nConnection: keep-alive\r\nX-A: 1\r\n\r\n", ":method=GET :path=/d " + sc + " connection=keep-alive x-a=1"},
+				{"GET /e HTTP/1.1\r\nHost: h\r\n\r\n", ":method=GET :path=/e :authority=h " + sc},
+			} {
+				if _, err := io.WriteString(c, rt.req); err != nil {
+					t.Fatal(err)
+				}
+				readResponse(t, br, "GET")
+				if got := <-seen; got != rt.want {
+					t.Errorf("%q:\n got %s\nwant %s", rt.req, got, rt.want)
+				}
+			}
+		})
+	}
 }

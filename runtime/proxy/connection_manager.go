@@ -87,8 +87,10 @@ func (x *activeStream) serve() {
 	// request gets its id and its normalized :path.
 	headersOK := sanitizeRequestHeaders(h)
 	if _, ok := h.GetPseudo(stream.PseudoScheme); !ok {
-		// HTTP/1.1 carries no scheme: the connection's, as Envoy sets it.
-		// Absent: no Set's search. Our own constants are added as they
+		// A codec that leaves :scheme out (see RequestHeaders; the
+		// HTTP/1.1 codec adds the connection's itself, cheaper before the
+		// fields than here after them): the connection's, as Envoy sets
+		// it. Absent: no Set's search. Our own constants are added as they
 		// are (AddChecked: no copy of the name lowered, ~100
 		// instructions); any other scheme as before.
 		switch scheme := ss.Connection().Scheme; scheme {

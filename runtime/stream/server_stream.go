@@ -24,7 +24,11 @@ import (
 // late call would act on another request.
 type ServerStream interface {
 	// RequestHeaders are the request's pseudo-headers (:method, :path,
-	// :authority, and :scheme where the protocol carries it) and fields.
+	// :authority, :scheme) and fields. A protocol that carries no scheme
+	// (HTTP/1.1) has the connection's: a codec adds it with the other
+	// pseudo-headers, before the fields (the HTTP/1.1 codec does), or
+	// leaves it out and the connection manager appends
+	// ConnectionInfo.Scheme, which moves every field once.
 	// The handler owns the map for the stream's life and may change it in
 	// place.
 	RequestHeaders() *HeaderMap
