@@ -168,8 +168,17 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 			// One reading for the upstream timing's start and the
 			// pool's idle ages (Request.Start): between them only the
 			// cluster's pick, which reads the clock again if it waits
-			// for a connection slot.
-			x.upstreamStart = clock.Since(x.s.info.Start)
+			// for a connection slot. On a route without filters the
+			// stream's start is that moment: since it the stream has
+			// only been routed and its head rewritten (CPU work; the
+			// request body is not read before the try, a mirror is
+			// handed off without waiting), whereas a filter may wait
+			// for a Wasm instance or pause the stream
+			// (TestUpstreamTimeAfterFilters).
+			x.upstreamStart = 0
+			if len(x.ri.factories) > 0 {
+				x.upstreamStart = clock.Since(x.s.info.Start)
+			}
 			out.Start = clock.MonoOf(x.s.info.Start) + x.upstreamStart
 		}
 		if reqBody != nil {

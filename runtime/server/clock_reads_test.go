@@ -9,13 +9,15 @@ import (
 
 // proxyHTTP1ClockReads is how many readings of the clock (runtime/clock)
 // a plain HTTP/1.1 request through the proxy takes: the codec's idle
-// deadline, the stream's start (wall and monotonic, for the access log),
-// the upstream try's start (shared with the pool's idle ages), the
-// response head (shared with the upstream timing, the stream's progress
-// and the connection's idle stamp), the response write's progress and the
+// deadline, the stream's start (wall and monotonic, for the access log;
+// on a route without filters also the upstream try's start and the
+// pool's idle ages, as nothing between them waits), the response head
+// (shared with the upstream timing, the stream's progress and the
+// connection's idle stamp), the response write's progress and the
 // stream's end (its duration). It was nine (ten clock calls) before the
-// readers of one moment shared theirs.
-const proxyHTTP1ClockReads = 6
+// readers of one moment shared theirs, six before the upstream try's
+// start shared the stream's.
+const proxyHTTP1ClockReads = 5
 
 // TestProxyHTTP1ClockReads pins the readings per plain request through
 // real sockets, so that one added on the path shows here (lower the
