@@ -425,6 +425,24 @@ func (x *activeStream) respond(resp upstream.Response, head bool) {
 			chunk, eos, lr, err = pump.next(buf)
 		} else {
 			chunk, eos, err = x.nextUntouched(resp, buf)
+			if eos && !streaming && x.respTrailers.Len() == 0 {
+				// The last piece ends the stream in the same write, as
+				// end's would: no progress to note after it (none is
+				// after end's either; the stream's timer stops with
+				// the stream), which saves a clock reading and a codec
+				// call on the common response whose body came whole.
+				// A streaming response (unknown length, or a streaming
+				// type) keeps its flushed write (one whole write would
+				// get a Content-Length), and trailers (an HTTP/2
+				// upstream's, after a Content-Length body) their own
+				// end (TestLastWriteEndsStream).
+				if x.ss.WriteBody(chunk, true) != nil && len(chunk) > 0 {
+					x.details = "downstream_remote_disconnect"
+					return
+				}
+				x.sent += int64(len(chunk))
+				return
+			}
 		}
 		if len(chunk) > 0 {
 			if werr := x.write(chunk); werr != nil {
