@@ -95,9 +95,9 @@ func (x *activeStream) serve() {
 		// instructions); any other scheme as before.
 		switch scheme := ss.Connection().Scheme; scheme {
 		case "", "http":
-			h.AddChecked(stream.Scheme, schemeHTTP)
+			h.AddChecked(schemeName, schemeHTTP)
 		case "https":
-			h.AddChecked(stream.Scheme, schemeHTTPS)
+			h.AddChecked(schemeName, schemeHTTPS)
 		default:
 			h.Add(stream.Scheme, scheme)
 		}

@@ -255,6 +255,15 @@ func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) (trailer bool) {
 
 var schemeHTTP, schemeHTTPS = []byte("http"), []byte("https")
 
+// The names of the fields the proxy adds with AddChecked and AddClean,
+// which keep the name they are given (never written to).
+var (
+	xForwardedForName   = []byte("x-forwarded-for")
+	xForwardedProtoName = []byte("x-forwarded-proto")
+	xForwardedHostName  = []byte("x-forwarded-host")
+	schemeName          = []byte(stream.Scheme)
+)
+
 // delHopHeaders removes the fields named hopHeaders[k] for each bit k of
 // m, visiting the set bits only (a response has one or two).
 func delHopHeaders(h *stream.HeaderMap, m uint16) {
@@ -295,7 +304,7 @@ func setForwarded(h *stream.HeaderMap, clientIP, scheme string, host []byte) {
 			// Our constant name, and the address's bytes on the stack
 			// (the map copies them), checked once here (AddClean) and not
 			// again by the writer.
-			h.AddClean("x-forwarded-for", append(joined, clientIP...))
+			h.AddClean(xForwardedForName, append(joined, clientIP...))
 		}
 	}
 	switch {
@@ -304,13 +313,13 @@ func setForwarded(h *stream.HeaderMap, clientIP, scheme string, host []byte) {
 	case scheme == "http":
 		// Absent: no Set's search. A scheme of ours is a value the
 		// writer need not check (AddChecked); any other is checked.
-		h.AddChecked("x-forwarded-proto", schemeHTTP)
+		h.AddChecked(xForwardedProtoName, schemeHTTP)
 	case scheme == "https":
-		h.AddChecked("x-forwarded-proto", schemeHTTPS)
+		h.AddChecked(xForwardedProtoName, schemeHTTPS)
 	default:
 		h.Add("x-forwarded-proto", scheme)
 	}
 	if !hasHost && len(host) > 0 {
-		h.AddClean("x-forwarded-host", host)
+		h.AddClean(xForwardedHostName, host)
 	}
 }

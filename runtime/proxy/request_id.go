@@ -24,7 +24,7 @@ func (x *activeStream) setRequestID(h *stream.HeaderMap) {
 		h.SetBytes(xRequestID, x.reqID) // replaces an empty one
 	} else {
 		// Hex digits and dashes of ours: nothing for a writer to check.
-		h.AddChecked("x-request-id", x.reqID)
+		h.AddChecked(xRequestID, x.reqID)
 	}
 }
 

@@ -139,7 +139,7 @@ func FuzzHeaderMapChecked(f *testing.F) {
 				m = m.insert(modelField{pseudoNames[p], value, false})
 			case 10:
 				// A field its caller vouches for: lower-case names only.
-				hp.AddChecked(lname, []byte(value))
+				hp.AddChecked([]byte(lname), []byte(value))
 				m = m.insert(modelField{lname, value, lname == "" || lname[0] != ':'})
 			case 12:
 				// A value checked by the map: marked only when clean (a
@@ -152,7 +152,7 @@ func FuzzHeaderMapChecked(f *testing.F) {
 				case 3:
 					value = "\x7f" + value
 				}
-				hp.AddClean(lname, []byte(value))
+				hp.AddClean([]byte(lname), []byte(value))
 				m = m.insert(modelField{lname, value, (lname == "" || lname[0] != ':') && ops[k+1]>>6 < 2})
 			}
 			for i := 64; i < len(m); i++ {
