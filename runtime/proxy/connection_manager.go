@@ -85,7 +85,7 @@ func (x *activeStream) serve() {
 	// The request as received is cleaned before anything reads it: the
 	// client's Connection nominations and x-sluice-* fields go, the
 	// request gets its id and its normalized :path.
-	headersOK := sanitizeRequestHeaders(h)
+	headersOK, seen := sanitizeRequestHeaders(h)
 	if _, ok := h.GetPseudo(stream.PseudoScheme); !ok {
 		// A codec that leaves :scheme out (see RequestHeaders; the
 		// HTTP/1.1 codec adds the connection's itself, cheaper before the
@@ -102,9 +102,9 @@ func (x *activeStream) serve() {
 			h.Add(stream.Scheme, scheme)
 		}
 	}
-	x.setRequestID(h)
+	x.setRequestID(h, seen&seenRequestID != 0)
 	defer func() { x.finish(start) }()
-	x.decode(start, lr, h, headersOK)
+	x.decode(start, lr, h, headersOK, seen)
 }
 
 // decode is serve's work from the checks of the request on: it routes
@@ -114,7 +114,10 @@ func (x *activeStream) serve() {
 // order of taking: with a defer per holding and this many returns the
 // compiler cannot open-code them, and the runtime's defer records cost on
 // every request.
-func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.HeaderMap, headersOK bool) {
+//
+// seen is what sanitizeRequestHeaders saw of the request (its
+// grpc-timeout); nothing between it and the route timeout adds one.
+func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.HeaderMap, headersOK bool, seen requestFields) {
 	ss := x.ss
 	var (
 		bodyOpen, timed, chained bool
@@ -178,7 +181,10 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 	// Err (context.DeadlineExceeded for the route timeout) and
 	// idle.fired tell them apart.
 	ctx := x.ctx
-	routeTimeout := effectiveTimeout(x.rt.Timeout.D(), h)
+	routeTimeout := x.rt.Timeout.D()
+	if seen&seenGRPCTimeout != 0 {
+		routeTimeout = effectiveTimeout(routeTimeout, h)
+	}
 	if routeTimeout > 0 {
 		ctx.deadline = start.Add(routeTimeout)
 	}

@@ -16,6 +16,15 @@ const maxConnectionTokens = 10
 // sluice, never the client.
 const internalHeaderPrefix = "x-sluice-"
 
+// requestFields are the fields sanitizeRequestHeaders notes in its walk,
+// for the lookups that come after it (setRequestID, effectiveTimeout).
+type requestFields uint8
+
+const (
+	seenRequestID requestFields = 1 << iota
+	seenGRPCTimeout
+)
+
 // sanitizeRequestHeaders runs when a request arrives, before sluice adds
 // x-request-id and X-Forwarded-*, and before any filter: it removes the
 // headers the client's Connection header nominates, and the client's
@@ -28,17 +37,31 @@ const internalHeaderPrefix = "x-sluice-"
 // is then answered 400. Connection and Upgrade themselves stay for an
 // upgrade (WebSocket); the rest of the hop-by-hop set goes when the
 // request is forwarded.
-func sanitizeRequestHeaders(h *stream.HeaderMap) bool {
+//
+// seen says which of the fields the connection manager looks up next the
+// request had (requestFields): a field it does not mark is absent from
+// the map sanitizeRequestHeaders leaves, and its lookup can be skipped.
+func sanitizeRequestHeaders(h *stream.HeaderMap) (ok bool, seen requestFields) {
 	// One walk finds the client's copies of internal headers and says
 	// whether there is a Connection to look at (names in the map are
 	// lower-case): most requests have neither, and a Has and an
-	// upgradeOf before it were two more walks.
+	// upgradeOf before it were two more walks. It notes X-Request-Id and
+	// grpc-timeout too, which most requests lack: a Get for each after it
+	// walked the map again (some 150 instructions a request).
 	var internal []string
 	conn := false
 	for name := range h.All() {
-		if len(name) >= len(internalHeaderPrefix) && string(name[:len(internalHeaderPrefix)]) == internalHeaderPrefix {
+		switch {
+		case len(name) >= len(internalHeaderPrefix) && string(name[:len(internalHeaderPrefix)]) == internalHeaderPrefix:
 			internal = append(internal, string(name))
-		} else if string(name) == "connection" {
+		case len(name) == len("x-request-id"): // and grpc-timeout
+			switch string(name) {
+			case "x-request-id":
+				seen |= seenRequestID
+			case "grpc-timeout":
+				seen |= seenGRPCTimeout
+			}
+		case string(name) == "connection":
 			conn = true
 		}
 	}
@@ -59,14 +82,14 @@ func sanitizeRequestHeaders(h *stream.HeaderMap) bool {
 			}
 		}
 		if tokens >= maxConnectionTokens {
-			return false
+			return false, seen
 		}
 		kept := 0
 		for _, v := range values {
 			for t := range stream.Tokens(v) {
 				switch {
 				case t[0] == ':', stream.EqualFold(t, "x-forwarded-for"), stream.EqualFold(t, "x-forwarded-host"), stream.EqualFold(t, "x-forwarded-proto"):
-					return false
+					return false, seen
 				case keptToken(t):
 					// Not a nomination (or, for TE, left to the hop-by-hop
 					// pass that keeps "trailers").
@@ -99,7 +122,7 @@ func sanitizeRequestHeaders(h *stream.HeaderMap) bool {
 			h.Set("connection", string(b))
 		}
 	}
-	return true
+	return true, seen
 }
 
 // keptToken is a Connection option that nominates no field to remove.

@@ -32,6 +32,10 @@ func TestSanitizeRequestHeaders(t *testing.T) {
 		{"internal headers removed",
 			http.Header{"X-Sluice-Subset": {"v2"}, "X-Sluice-Limit": {"a=1"}, "X-Sluicey": {"kept"}, "X-Sluice-": {"gone"}}, false, true,
 			http.Header{"X-Sluicey": {"kept"}}},
+		{"request id and grpc-timeout kept", http.Header{"X-Request-Id": {"a"}, "Grpc-Timeout": {"1S"}, "X-Sluice-Grpc": {"x"}}, false, true,
+			http.Header{"X-Request-Id": {"a"}, "Grpc-Timeout": {"1S"}}},
+		{"request id and grpc-timeout nominated", http.Header{"Connection": {"x-request-id, grpc-timeout"}, "X-Request-Id": {"a"}, "Grpc-Timeout": {"1S"}}, false, true,
+			http.Header{}},
 		{"X-Forwarded-For refused", http.Header{"Connection": {"X-Forwarded-For"}}, false, false, nil},
 		{"pseudo-header refused", http.Header{"Connection": {":path"}}, false, false, nil},
 		{"ten options refused", http.Header{"Connection": {"a,b,c,d,e", "f,g,h,i,j"}}, false, false, nil},
@@ -50,9 +54,14 @@ func TestSanitizeRequestHeaders(t *testing.T) {
 			if got := upgradeOf(&m) != ""; got != tc.upgrade {
 				t.Fatalf("the case asks for an upgrade: %v, the map: %v", tc.upgrade, got)
 			}
-			ok := sanitizeRequestHeaders(&m)
+			ok, seen := sanitizeRequestHeaders(&m)
 			if ok != tc.ok {
 				t.Fatalf("ok = %v, want %v", ok, tc.ok)
+			}
+			// A field it says the request lacks is not in the map: its
+			// lookup is skipped.
+			if ok && (seen&seenRequestID == 0 && m.Has("x-request-id") || seen&seenGRPCTimeout == 0 && m.Has("grpc-timeout")) {
+				t.Fatalf("seen %b, but the map has x-request-id %v, grpc-timeout %v", seen, m.Has("x-request-id"), m.Has("grpc-timeout"))
 			}
 			got := http.Header{}
 			for name, value := range m.All() {
@@ -218,13 +227,13 @@ func TestOwnFieldsChecked(t *testing.T) {
 	}
 	var x activeStream
 	var m stream.HeaderMap
-	x.setRequestID(&m)
+	x.setRequestID(&m, true)
 	if c, ok := checkedOf(&m, "x-request-id"); !ok || !c {
 		t.Errorf("new x-request-id: present %v checked %v", ok, c)
 	}
 	var client stream.HeaderMap
 	client.Add("x-request-id", "")
-	x.setRequestID(&client)
+	x.setRequestID(&client, true)
 	if c, ok := checkedOf(&client, "x-request-id"); !ok || c {
 		t.Errorf("x-request-id set over a client's empty one: present %v checked %v", ok, c)
 	}

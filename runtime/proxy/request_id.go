@@ -11,9 +11,15 @@ var xRequestID = []byte("x-request-id")
 // setRequestID settles the stream's x-request-id: the client's, else a
 // new one set on the request. The stream keeps its own copy of the bytes
 // (a filter may replace the whole map) and makes a string of it only when
-// something reads one (requestID): the plain path never does.
-func (x *activeStream) setRequestID(h *stream.HeaderMap) {
-	id, found := h.Get("x-request-id")
+// something reads one (requestID): the plain path never does. maybe
+// says the request may have one (sanitizeRequestHeaders saw the name);
+// false skips the lookup.
+func (x *activeStream) setRequestID(h *stream.HeaderMap, maybe bool) {
+	var id []byte
+	var found bool
+	if maybe {
+		id, found = h.Get("x-request-id")
+	}
 	if len(id) > 0 {
 		x.reqID = append(x.reqIDBuf[:0], id...)
 		return
