@@ -1,14 +1,10 @@
 package proxy
 
 import (
-	"bufio"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
@@ -53,32 +49,20 @@ name = "up"
 protocol = "h2c"
 endpoints = ["`+up.Listener.Addr().String()+`"]
 `)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
+	rc := dialRaw(t, addr)
 	for _, tc := range []struct{ path, body, framing, trailer string }{
 		{"/plain", "ok", "length 2", ""},
 		{"/trailers", "ok", "chunked", "1"},
 		{"/stream", "data: x\n\n", "length 9", ""},
 		{"/chunked", "ok", "chunked", ""},
 	} {
-		io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: h\r\nTE: trailers\r\n\r\n")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, b := rc.do("GET", tc.path, nil)
 		framing := "length " + resp.Header.Get("content-length")
 		if len(resp.TransferEncoding) > 0 {
 			framing = strings.Join(resp.TransferEncoding, ",")
 		}
-		if err != nil || string(b) != tc.body || framing != tc.framing || resp.Trailer.Get("x-t") != tc.trailer {
-			t.Errorf("%s: body %q (%v), framing %q, trailer %q; want %q, %q, %q", tc.path, b, err, framing, resp.Trailer.Get("x-t"), tc.body, tc.framing, tc.trailer)
+		if string(b) != tc.body || framing != tc.framing || resp.Trailer.Get("x-t") != tc.trailer {
+			t.Errorf("%s: body %q, framing %q, trailer %q; want %q, %q, %q", tc.path, b, framing, resp.Trailer.Get("x-t"), tc.body, tc.framing, tc.trailer)
 		}
 	}
 	for i, line := range waitLines(t, logs, 4) {

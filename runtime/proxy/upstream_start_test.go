@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -41,22 +39,9 @@ backends = [ { cluster = "up" } ]
 name = "up"
 endpoints = ["`+upAddr+`"]
 `, facs)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
+	rc := dialRaw(t, addr)
 	for _, path := range []string{"/filtered", "/plain"} {
-		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || string(b) != "ok" {
+		if resp, b := rc.do("GET", path, nil); resp.StatusCode != 200 || string(b) != "ok" {
 			t.Fatalf("%s: %d %q", path, resp.StatusCode, b)
 		}
 	}
