@@ -157,7 +157,9 @@ func (t *Table) index() {
 			case h == "*":
 			case strings.HasPrefix(h, "*."):
 				wilds = append(wilds, h[1:])
-			case strings.Contains(h, ":"):
+			case hasPort(h):
+				// Not a bare IPv6 literal ("[::1]"), whose colons are
+				// its own: that is an exact host.
 				ported = append(ported, h)
 			default:
 				exacts = append(exacts, h)
@@ -277,6 +279,12 @@ func (t *Table) Match(h *stream.HeaderMap) *Route {
 		}
 	}
 	return t.any.first(&r)
+}
+
+// hasPort says whether a configured host names a port.
+func hasPort(h string) bool {
+	_, port := splitPort(h)
+	return port != ""
 }
 
 // splitPort cuts ":port" off a host, leaving IPv6 literals ("[::1]:80")

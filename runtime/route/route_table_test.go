@@ -48,6 +48,16 @@ match = { hosts = ["admin.test:8443"] }
 backends = [ { cluster = "c" } ]
 
 [[routes]]
+name = "ipv6-literal"
+match = { hosts = ["[::1]"], path_prefix = "/v6" }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "ipv6-ported"
+match = { hosts = ["[::1]:8443"], path_prefix = "/p6" }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
 name = "exact-path"
 match = { path = "/healthz" }
 backends = [ { cluster = "c" } ]
@@ -113,6 +123,12 @@ func TestMatch(t *testing.T) {
 		{name: "host without the port", host: "admin.test", target: "/z", want: ""},
 		// The port is what follows the last colon when no ']' follows it.
 		{name: "a bracket after the last colon is no port", host: "api.example.com:80]", target: "/x", want: ""},
+		// An IPv6 literal's colons are its own: "[::1]" is a host
+		// without a port and matches on any port.
+		{name: "ipv6 literal host on a port", host: "[::1]:8080", target: "/v6", want: "ipv6-literal"},
+		{name: "ipv6 literal host without a port", host: "[::1]", target: "/v6", want: "ipv6-literal"},
+		{name: "ipv6 literal with port only matches that port", host: "[::1]:8443", target: "/p6", want: "ipv6-ported"},
+		{name: "ipv6 literal on another port", host: "[::1]:8080", target: "/p6", want: ""},
 		{name: "exact path", host: "other", target: "/healthz", want: "exact-path"},
 		{name: "exact path is exact", host: "other", target: "/healthz/x", want: ""},
 		{name: "regex path", host: "other", target: "/users/42", want: "regex"},
