@@ -179,7 +179,18 @@ run_case() {
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  grep -q '"msg":"ready in ' "$work/sluice.log" || { echo "sluice did not come up on $config" >&2; tail -5 "$work/sluice.log" >&2; exit 1; }
+  if ! grep -q '"msg":"ready in ' "$work/sluice.log"; then
+    # Say how it ended: a process gone without a log line has only its
+    # exit status (or the signal that ended it, 128+N) to tell.
+    local how="still running after 60 s"
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid"
+      how="exited with status $?"
+    fi
+    echo "sluice did not come up on $config ($how)" >&2
+    tail -5 "$work/sluice.log" >&2
+    exit 1
+  fi
   # A built-in missing from the compile cache serves on wazero's
   # interpreter until its compile is done: wait for that.
   for _ in $(seq 1200); do
