@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-proxy/sluice/internal/rusttest"
+	"github.com/sluice-proxy/sluice/hostabi/rusttest"
 )
 
 // TestRustGuestsAreFresh: the committed Rust test guests

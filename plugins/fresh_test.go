@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-proxy/sluice/internal/rusttest"
+	"github.com/sluice-proxy/sluice/hostabi/rusttest"
 )
 
 // The committed rust/builtins.wasm must be what rust/lib.rs builds to,

@@ -9,7 +9,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 
-	"github.com/sluice-proxy/sluice/internal/rusttest"
+	"github.com/sluice-proxy/sluice/hostabi/rusttest"
 )
 
 // The Rust SDK's example filter (sdk/rust) is built with rustc for

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/sluice-proxy/sluice/internal/rusttest"
+	"github.com/sluice-proxy/sluice/hostabi/rusttest"
 	"github.com/sluice-proxy/sluice/plugins/filtertest"
 )
 
