@@ -322,7 +322,7 @@ func setForwarded(h *stream.HeaderMap, clientIP, scheme string, host []byte) {
 	}
 	if clientIP != "" {
 		if len(joined) > 0 {
-			h.SetBytes([]byte("x-forwarded-for"), append(joined, clientIP...))
+			h.SetBytes(xForwardedForName, append(joined, clientIP...))
 		} else {
 			// Our constant name, and the address's bytes on the stack
 			// (the map copies them), checked once here (AddClean) and not

@@ -555,7 +555,6 @@ func hasUpperBytes(s []byte) bool {
 // neither carries into the next byte. Bytes of 0x80 and above are
 // masked out by w's own high bit.
 func upperMask(w uint64) uint64 {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	a := w &^ highs
 	return (a + 0x3f*ones) &^ (a + 0x25*ones) &^ w & highs
 }
