@@ -126,6 +126,12 @@ examples-check:
 test: tools lint test-go test-sdk conformance examples-check
 	@echo "make test: all suites passed"
 
+# The tests build sluice without profile-guided optimization: PGO does
+# not change what the code does, and building the packages a second
+# time with the profile (once more under -race) cost CI about 3.5
+# minutes of CPU. `make build` and `go build ./cmd/sluice` use it.
+test test-go test-sdk conformance conformance-report examples-check: export GOFLAGS += -pgo=off
+
 # The plugin reload soak: SOAK_RELOADS (default 10,000) reloads of one
 # plugin under light load, with the process's RSS, Go heap, goroutines and
 # open plugin versions every tenth; fails on a failed request, a version
@@ -151,6 +157,12 @@ bench: build
 .PHONY: memory
 memory: build
 	@bash bench/memory.sh
+
+# Regenerates cmd/sluice/default.pgo, the profile Go's profile-guided
+# optimization builds the binary with (bench/pgo.sh says which load).
+.PHONY: pgo
+pgo: build
+	@bash bench/pgo.sh
 
 clean:
 	rm -rf $(BIN)
