@@ -210,6 +210,53 @@ func hopMask(h *stream.HeaderMap) (m uint16) {
 	return m
 }
 
+// The bits requestMask sets besides hopMask's: the X-Forwarded-* fields
+// setForwardedFields rewrites.
+const (
+	hopBits         = 1<<9 - 1
+	fwdFor   uint16 = 1 << 9
+	fwdProto uint16 = 1 << 10
+	fwdHost  uint16 = 1 << 11
+)
+
+// requestMask is hopMask with fwdFor, fwdProto and fwdHost set for the
+// X-Forwarded-* fields the request has: forward's one walk for both (the
+// fields removeFixedHopHeaders removes are none of these), where
+// setForwarded walked the fields again.
+func requestMask(h *stream.HeaderMap) (m uint16) {
+	for i := range h.Len() {
+		name, _ := h.At(i)
+		// hopIndex's cases and the three more, in one switch.
+		switch string(name) {
+		case "connection":
+			m |= 1 << 0
+		case "proxy-connection":
+			m |= 1 << 1
+		case "keep-alive":
+			m |= 1 << 2
+		case "proxy-authenticate":
+			m |= 1 << 3
+		case "proxy-authorization":
+			m |= 1 << 4
+		case "te":
+			m |= 1 << 5
+		case "trailer":
+			m |= 1 << 6
+		case "transfer-encoding":
+			m |= 1 << 7
+		case "upgrade":
+			m |= 1 << 8
+		case "x-forwarded-for":
+			m |= fwdFor
+		case "x-forwarded-proto":
+			m |= fwdProto
+		case "x-forwarded-host":
+			m |= fwdHost
+		}
+	}
+	return m
+}
+
 // removeFixedHopHeaders strips the hop-by-hop headers of RFC 9110 from a
 // request by name (those its Connection nominated went at entry, in
 // sanitizeRequestHeaders); m is hopMask(h), which the caller has taken
@@ -217,6 +264,7 @@ func hopMask(h *stream.HeaderMap) (m uint16) {
 // "TE: trailers" is kept: gRPC needs it end to end over HTTP/2. An
 // upgrade being proxied (WebSocket) keeps Connection and Upgrade.
 func removeFixedHopHeaders(h *stream.HeaderMap, m uint16, keepUpgrade bool) {
+	m &= hopBits // requestMask's other bits
 	if keepUpgrade {
 		m &^= hopConnection | hopUpgrade
 	}
@@ -243,37 +291,63 @@ func removeFixedHopHeaders(h *stream.HeaderMap, m uint16, keepUpgrade bool) {
 // trailer says whether there is one (the walk that found the others
 // found it; a Has after it was one more).
 func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) (trailer bool) {
-	m := hopMask(h)
-	trailer = m&hopTrailer != 0
-	m &^= hopTrailer
-	if m&hopConnection != 0 {
-		// Without allocating: nginx answers every request with
-		// "Connection: keep-alive".
-		var store [4][]byte
-		for _, v := range connectionValues(store[:0], h) {
-			if stream.EqualFold(v, "keep-alive") {
-				// nginx's value on every response: its one nomination
-				// is a hop-by-hop name, which m removes if present.
-				continue
-			}
-			for t := range stream.Tokens(v) {
-				if keepUpgrade && stream.EqualFold(t, "upgrade") || stream.EqualFold(t, "trailer") {
-					continue
-				}
-				if k := hopIndex(t); k >= 0 && m&(1<<k) == 0 {
-					// A hop-by-hop name the response does not have (nginx's
-					// "Connection: keep-alive"): nothing to search for.
-					continue
-				}
-				h.DelBytes(t)
+	// One walk finds the hop-by-hop fields and whether a Connection
+	// nominates anything but keep-alive (nginx's value on every response:
+	// its one nomination is a hop-by-hop name, which m removes if
+	// present); connectionValues walked the fields again.
+	var m uint16
+	nominates := false
+	for i := range h.Len() {
+		name, v := h.At(i)
+		if k := hopIndex(name); k >= 0 {
+			m |= 1 << k
+			if k == 0 && string(v) != "keep-alive" && !stream.EqualFold(v, "keep-alive") {
+				nominates = true
 			}
 		}
+	}
+	trailer = m&hopTrailer != 0
+	m &^= hopTrailer
+	if nominates {
+		delNominated(h, m, keepUpgrade)
 	}
 	if keepUpgrade {
 		m &^= hopConnection | hopUpgrade
 	}
 	delHopHeaders(h, m)
 	return trailer
+}
+
+// delNominated removes the fields a response's Connection fields
+// nominate; m is its hopMask. Kept out of line: the plain response's
+// Connection is nginx's "keep-alive", and the hot path stays in fewer
+// cache lines.
+//
+//go:noinline
+func delNominated(h *stream.HeaderMap, m uint16, keepUpgrade bool) {
+	// Without allocating.
+	var store [4][]byte
+	for _, v := range connectionValues(store[:0], h) {
+		if stream.EqualFold(v, "keep-alive") {
+			continue
+		}
+		delNominatedIn(h, v, m, keepUpgrade)
+	}
+}
+
+// delNominatedIn removes the fields one Connection value v nominates.
+func delNominatedIn(h *stream.HeaderMap, v []byte, m uint16, keepUpgrade bool) {
+	for t := range stream.Tokens(v) {
+		if keepUpgrade && stream.EqualFold(t, "upgrade") || stream.EqualFold(t, "trailer") {
+			continue
+		}
+		if k := hopIndex(t); k >= 0 && m&(1<<k) == 0 {
+			// A hop-by-hop name the response does not have (nginx's
+			// "Connection: keep-alive"): nothing to search for.
+			continue
+		}
+		h.DelBytes(t)
+	}
 }
 
 var schemeHTTP, schemeHTTPS = []byte("http"), []byte("https")
@@ -299,39 +373,28 @@ func delHopHeaders(h *stream.HeaderMap, m uint16) {
 // the client's address (clientIP; none when empty) appended, the scheme
 // and host as the client sent them.
 func setForwarded(h *stream.HeaderMap, clientIP, scheme string, host []byte) {
-	// One walk over the fields says which of the three the request has
-	// (names in the map are lower-case): a Set and a Has searched the
-	// map again each, though the request has none of them, mostly.
-	// X-Forwarded-For's values are joined in a buffer on the stack (the
-	// map copies it): a request from behind a load balancer has the
-	// field, and slices and a joined string were allocations on every
-	// one of them.
-	var buf [256]byte
-	joined := buf[:0]
-	hasProto, hasHost := false, false
-	for i := range h.Len() {
-		name, v := h.At(i)
-		switch string(name) {
-		case "x-forwarded-for":
-			joined = append(append(joined, v...), ", "...)
-		case "x-forwarded-proto":
-			hasProto = true
-		case "x-forwarded-host":
-			hasHost = true
-		}
-	}
+	setForwardedFields(h, requestMask(h), clientIP, scheme, host)
+}
+
+// setForwardedFields is setForwarded with m, the request's requestMask:
+// the walk over the fields that says which of the three the request has
+// (names in the map are lower-case) is the one that found its hop-by-hop
+// fields. A Set and a Has searched the map again each, though the
+// request has none of them, mostly.
+func setForwardedFields(h *stream.HeaderMap, m uint16, clientIP, scheme string, host []byte) {
 	if clientIP != "" {
-		if len(joined) > 0 {
-			h.SetBytes(xForwardedForName, append(joined, clientIP...))
+		if m&fwdFor != 0 {
+			appendForwardedFor(h, clientIP)
 		} else {
 			// Our constant name, and the address's bytes on the stack
 			// (the map copies them), checked once here (AddClean) and not
 			// again by the writer.
-			h.AddClean(xForwardedForName, append(joined, clientIP...))
+			var buf [64]byte
+			h.AddClean(xForwardedForName, append(buf[:0], clientIP...))
 		}
 	}
 	switch {
-	case hasProto:
+	case m&fwdProto != 0:
 		h.Set("x-forwarded-proto", scheme)
 	case scheme == "http":
 		// Absent: no Set's search. A scheme of ours is a value the
@@ -342,7 +405,25 @@ func setForwarded(h *stream.HeaderMap, clientIP, scheme string, host []byte) {
 	default:
 		h.Add("x-forwarded-proto", scheme)
 	}
-	if !hasHost && len(host) > 0 {
+	if m&fwdHost == 0 && len(host) > 0 {
 		h.AddClean(xForwardedHostName, host)
 	}
+}
+
+// appendForwardedFor appends clientIP to the request's X-Forwarded-For.
+// Its values are joined in a buffer on the stack (the map copies it): a
+// request from behind a load balancer has the field, and slices and a
+// joined string were allocations on every one of them. Kept out of line:
+// the plain request has no X-Forwarded-For.
+//
+//go:noinline
+func appendForwardedFor(h *stream.HeaderMap, clientIP string) {
+	var buf [256]byte
+	joined := buf[:0]
+	for i := range h.Len() {
+		if name, v := h.At(i); string(name) == "x-forwarded-for" {
+			joined = append(append(joined, v...), ", "...)
+		}
+	}
+	h.SetBytes(xForwardedForName, append(joined, clientIP...))
 }

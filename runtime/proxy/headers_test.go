@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -236,5 +237,29 @@ func TestOwnFieldsChecked(t *testing.T) {
 	x.setRequestID(&client, true)
 	if c, ok := checkedOf(&client, "x-request-id"); !ok || c {
 		t.Errorf("x-request-id set over a client's empty one: present %v checked %v", ok, c)
+	}
+}
+
+// TestRequestMask: requestMask's hop-by-hop bits are hopMask's, and its
+// X-Forwarded-* bits mark exactly the fields the request has.
+func TestRequestMask(t *testing.T) {
+	names := append(slices.Clone(hopHeaders), "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "host", "x-forwarded", "tee")
+	for i, name := range names {
+		var m stream.HeaderMap
+		m.Add("accept", "*/*")
+		m.Add(name, "v")
+		got := requestMask(&m)
+		if got&hopBits != hopMask(&m) {
+			t.Errorf("%s: requestMask's hop bits %b, hopMask %b", name, got&hopBits, hopMask(&m))
+		}
+		want := uint16(0)
+		if i < len(hopHeaders) {
+			want = 1 << i
+		} else if i < len(hopHeaders)+3 {
+			want = fwdFor << (i - len(hopHeaders))
+		}
+		if got != want {
+			t.Errorf("%s: requestMask %b, want %b", name, got, want)
+		}
 	}
 }
