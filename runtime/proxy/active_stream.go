@@ -33,6 +33,16 @@ type activeStream struct {
 	// is outside streamState too: it outlives each stream and may be
 	// firing while the active stream is recycled.
 	timer streamTimer
+	// respHeaders and respTrailers are the response as it goes out: the
+	// upstream's, after the filters, or a local reply. reqTrailers are
+	// the request trailers sent upstream: the client's, as the filters
+	// left them. They are outside streamState too: recycle empties them
+	// and keeps their storage, where it copied the three maps out and
+	// back around clearing the state (some 70 instructions and 5 cache
+	// lines a request).
+	respHeaders  stream.HeaderMap
+	respTrailers stream.HeaderMap
+	reqTrailers  stream.HeaderMap
 	streamState
 }
 
@@ -51,13 +61,6 @@ type streamState struct {
 	chain   filterManager
 	// chainStore holds the chain's filters (up to maxInlineFilters).
 	chainStore chainStorage
-	// respHeaders and respTrailers are the response as it goes out: the
-	// upstream's, after the filters, or a local reply.
-	respHeaders  stream.HeaderMap
-	respTrailers stream.HeaderMap
-	// reqTrailers are the request trailers sent upstream: the client's,
-	// as the filters left them.
-	reqTrailers stream.HeaderMap
 	// upstreamResp is the upstream's response being sent, closed when the
 	// stream ends.
 	upstreamResp upstream.Response
@@ -274,12 +277,25 @@ func (x *activeStream) fillInfo(start time.Time) {
 // when it fails closed, as Envoy does.
 func (x *activeStream) buildChain(lr *listenerRoutes) bool {
 	x.chain = filterManager{s: x.s, limit: [2]int{lr.reqLimit, responseBufferLimit}}
+	x.fm = &x.chain
+	if len(x.ri.factories) == 0 {
+		x.chain.filters, x.chain.skipped = x.chainStore.filters[:0], x.chainStore.skipped[:0]
+		return true
+	}
+	return x.makeFilters()
+}
+
+// makeFilters is buildChain's work for a route with filters, kept out of
+// line: the plain route has none, and the hot path stays in fewer cache
+// lines.
+//
+//go:noinline
+func (x *activeStream) makeFilters() bool {
 	if n := len(x.ri.factories); n <= maxInlineFilters {
 		x.chain.filters, x.chain.skipped = x.chainStore.filters[:0], x.chainStore.skipped[:0]
 	} else {
 		x.chain.filters, x.chain.skipped = make([]filter.HTTPFilter, 0, n), make([]filter.Callbacks, 0, n)
 	}
-	x.fm = &x.chain
 	for k, fac := range x.ri.factories {
 		f, err := fac.NewFilter(x.s.ctx, x.s)
 		name := x.ri.plugins[k]

@@ -104,12 +104,10 @@ func (x *activeStream) recycle() {
 	x.respHeaders.Reset()
 	x.respTrailers.Reset()
 	x.reqTrailers.Reset()
-	respHeaders, respTrailers, reqTrailers := x.respHeaders, x.respTrailers, x.reqTrailers
 	filterState := keptFilterState(x.filters.info.FilterState)
 
 	x.streamState = streamState{}
 
-	x.respHeaders, x.respTrailers, x.reqTrailers = respHeaders, respTrailers, reqTrailers
 	x.filters.info.FilterState = filterState
 }
 
@@ -127,6 +125,10 @@ const keptFilterStateMax = 16
 func keptFilterState(m map[string][]byte) map[string][]byte {
 	if len(m) > keptFilterStateMax {
 		return nil
+	}
+	if len(m) == 0 {
+		// Nothing to clear (no map, mostly): no runtime call.
+		return m
 	}
 	clear(m)
 	return m
