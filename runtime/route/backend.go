@@ -32,6 +32,11 @@ const SubsetProperty = "sluice.subset"
 // must not be modified; nil only when the route has no backend left to
 // choose (a route made only of header-matched backends, none matching).
 func (rt *Route) PickBackend(h *stream.HeaderMap, subset string, rnd uint64) *config.Backend {
+	if len(rt.weighted) == 1 && len(rt.byHeaders) == 0 && subset == "" {
+		// One backend, the choice whatever its weight (the rule's step 3
+		// with one backend to choose from): no division.
+		return &rt.Backends[rt.weighted[0]]
+	}
 	for i := range rt.byHeaders {
 		bh := &rt.byHeaders[i]
 		ok := true

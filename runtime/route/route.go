@@ -128,6 +128,13 @@ func (rt *Route) matches(r *request) bool {
 	return true
 }
 
+// unconditional says rt has no condition but its hosts: matches holds
+// for every request.
+func (rt *Route) unconditional() bool {
+	return rt.pathExact == "" && rt.pathPrefix == "" && rt.pathRegex == nil &&
+		len(rt.methods) == 0 && len(rt.headers) == 0 && len(rt.query) == 0
+}
+
 // pathLiteral is what a path must start with for rt to match it: the
 // exact path, the prefix, or the regex's literal prefix ("" for none).
 func (rt *Route) pathLiteral() string {

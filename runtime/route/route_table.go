@@ -43,6 +43,10 @@ type Table struct {
 // routes, each refused by a comparison, showed in profiles).
 type candidates struct {
 	all []*Route
+	// always is all[0] when it has no condition: then it is every
+	// request's first match (it is in every part too, first), and Match
+	// need not read the request at all.
+	always *Route
 	// bySecond indexes parts (nil for a short list).
 	bySecond *[short + 1]uint16
 	parts    [][]*Route
@@ -57,6 +61,9 @@ const minCut = 8
 
 func newCandidates(all []*Route) *candidates {
 	c := &candidates{all: all}
+	if len(all) > 0 && all[0].unconditional() {
+		c.always = all[0]
+	}
 	if len(all) < minCut {
 		return c
 	}
@@ -242,6 +249,16 @@ func (t *Table) Routes() []*Route { return t.routes }
 // nothing unless the host has upper case, the path escapes, or a route
 // has query conditions.
 func (t *Table) Match(h *stream.HeaderMap) *Route {
+	if len(t.exact) == 0 && len(t.wild) == 0 && t.withPort == nil {
+		// No route names a host: every request's candidates are the
+		// host-less routes, and when the first of them has no condition
+		// it is the match, whatever the request (a catch-all route).
+		if rt := t.any.always; rt != nil {
+			return rt
+		}
+		r := newRequest(h)
+		return t.any.first(&r)
+	}
 	r := newRequest(h)
 	authority := r.authority()
 	for _, c := range authority {

@@ -406,3 +406,58 @@ func TestNewTableWithDerived(t *testing.T) {
 		t.Errorf("derive error gave %v", err)
 	}
 }
+
+// TestMatchCatchAll: on a table whose routes name no host, a first route
+// without conditions is every request's match (Match does not read the
+// request); a first route with one is matched as before, the catch-all
+// after it taking the rest.
+func TestMatchCatchAll(t *testing.T) {
+	const routes = `
+[[clusters]]
+name = "c"
+endpoints = ["127.0.0.1:9000"]
+`
+	catchAll := routes + `
+[[routes]]
+name = "all"
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "never"
+match = { path_prefix = "/api" }
+backends = [ { cluster = "c" } ]
+`
+	prefixFirst := routes + `
+[[routes]]
+name = "api"
+match = { path_prefix = "/api", methods = ["GET"] }
+backends = [ { cluster = "c" } ]
+
+[[routes]]
+name = "all"
+backends = [ { cluster = "c" } ]
+`
+	for _, tc := range []struct {
+		config, method, host, target, want string
+	}{
+		{catchAll, "GET", "a.example", "/api/x", "all"},
+		{catchAll, "CONNECT", "", "a.example:443", "all"},
+		{catchAll, "OPTIONS", "", "*", "all"},
+		{prefixFirst, "GET", "a.example", "/api/x", "api"},
+		{prefixFirst, "POST", "a.example", "/api/x", "all"},
+		{prefixFirst, "GET", "a.example", "/x", "all"},
+		{prefixFirst, "CONNECT", "", "a.example:443", "all"},
+	} {
+		tab, err := NewTable(parse(t, tc.config), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if rt := tab.Match(requestMap(tc.method, tc.host, tc.target)); rt != nil {
+			got = rt.Name
+		}
+		if got != tc.want {
+			t.Errorf("Match(%s %s %s) = %q, want %q", tc.method, tc.host, tc.target, got, tc.want)
+		}
+	}
+}
