@@ -97,21 +97,17 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		mirror = x.newPendingMirror(upgrade != "")
 	}
 	// What the exchange holds until forward returns, ended by one defer
-	// (in this order): the chosen try's context, a retry slot, the
-	// mirror's pending copy. One defer outside any loop is open-coded; a
-	// defer per holding (one of them in the loop) went through the
-	// runtime's defer records on every request.
+	// (in this order): the chosen try's context, the mirror's pending
+	// copy (a retry slot is exchange's to release). One defer outside any
+	// loop is open-coded; a defer per holding (one of them in the loop)
+	// went through the runtime's defer records on every request.
 	var (
 		endTry     func()
-		heldRetry  bool
 		dropMirror *pendingMirror
 	)
 	defer func() {
 		if endTry != nil {
 			endTry()
-		}
-		if heldRetry {
-			cl.ReleaseRetry()
 		}
 		if dropMirror != nil {
 			dropMirror.drop()
@@ -130,104 +126,34 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	// the upstream's answer, with other streams served meanwhile, it is
 	// not (this lookup showed in profiles there).
 	head := x.isHead()
-	for try := 0; ; try++ {
-		var reqBody io.ReadCloser
-		if replay != nil {
-			v, ok := replay.view()
-			if !ok {
-				break
-			}
-			reqBody = v
-		}
-		// A try has a context of its own only when it can time out on its
-		// own; otherwise the route's context serves and a try is abandoned
-		// by closing its response body.
-		tryCtx, tryCancel := ctx, noCancel
-		var timer *time.Timer
-		var perTryExpired *atomic.Bool
-		if policy.perTryTimeout > 0 {
-			tryCtx, tryCancel, timer, perTryExpired = perTryContext(ctx, policy.perTryTimeout)
-		}
+	if replay == nil && policy.perTryTimeout == 0 {
+		// The plain exchange (no body to replay, no try with a context
+		// of its own): the first try, straight; exchange takes over from
+		// its outcome when it failed or a policy that retries on
+		// statuses is to look at it (the default retries on
+		// connect-failure and refused-stream only).
 		out := &x.firstTry
-		if try > 0 || reqBody != nil {
-			out = new(upstream.Request)
-		}
 		*out = upstream.Request{Headers: h, ProtoMajor: x.protoMajor}
-		if try == 0 {
-			// One reading for the upstream timing's start and the
-			// pool's idle ages (Request.Start): between them only the
-			// cluster's pick, which reads the clock again if it waits
-			// for a connection slot. On a route without filters the
-			// stream's start is that moment: since it the stream has
-			// only been routed and its head rewritten (CPU work; the
-			// request body is not read before the try, a mirror is
-			// handed off without waiting), whereas a filter may wait
-			// for a Wasm instance or pause the stream
-			// (TestUpstreamTimeAfterFilters).
-			x.upstreamStart = 0
-			if len(x.ri.factories) > 0 {
-				x.upstreamStart = clock.Since(x.s.info.Start)
-			}
-			out.Start = clock.MonoOf(x.s.info.Start) + x.upstreamStart
-		}
-		if reqBody != nil {
-			out.BodyStream, out.BodyLength = reqBody, contentLength
-		}
-		if declaredTrailers {
-			// Filled as the body ends (the cluster reads it after).
-			out.Trailers = &x.reqTrailers
-		}
+		x.startFirstTry(out)
 		var err error
-		resp, err = cl.Send(tryCtx, out, pick)
-		if timer != nil {
-			timer.Stop()
-		}
-		if heldRetry {
-			cl.ReleaseRetry()
-			heldRetry = false
-		}
-		failure := upstream.Failure(-1)
-		if err != nil {
-			failure = x.tryFailure(err, perTryExpired)
-		} else {
-			x.upstream = resp.Endpoint()
-			// One clock read for the access log and the idle timer's
-			// progress (both count from the stream's start): the pool's,
-			// taken as it read the head, when it took one (nothing but
-			// the cluster's accounting of the answer since).
-			if at := resp.HeadAt(); at != 0 {
-				headAt = at - clock.MonoOf(x.s.info.Start)
-			} else {
-				headAt = clock.Since(x.s.info.Start)
-			}
-			x.upstreamTime = headAt - x.upstreamStart
-		}
-		x.s.info.Upstream = x.upstream
-		// An answered try is looked at again only by a policy that
-		// retries on statuses (the default retries on connect failures
-		// and refused streams only).
-		retry := false
-		if try < policy.attempts && (err != nil || policy.on&statusRetries != 0) {
-			retry = x.shouldRetry(ctx, cl, policy, replay, resp, err, failure)
-		}
-		if !retry {
-			if err != nil {
-				tryCancel()
-				x.upstreamFailure(ctx, err, failure)
+		resp, err = cl.Send(ctx, out, pick)
+		if err != nil || policy.attempts > 0 && policy.on&statusRetries != 0 {
+			var ok bool
+			if resp, headAt, endTry, ok = x.exchange(ctx, cl, h, pick, nil, 0, false, resp, err, true); !ok {
 				return
 			}
-			endTry = tryCancel
-			break
+		} else {
+			headAt = x.answered(resp)
+			if resp == (upstream.Response{}) {
+				x.replyRetryOverflow()
+				return
+			}
 		}
-		heldRetry = true
-		if !x.retryWait(ctx, policy, try, resp, err, tryCancel) {
+	} else {
+		var ok bool
+		if resp, headAt, endTry, ok = x.exchange(ctx, cl, h, pick, replay, contentLength, declaredTrailers, upstream.Response{}, nil, false); !ok {
 			return
 		}
-		resp = upstream.Response{}
-	}
-	if resp == (upstream.Response{}) {
-		x.replyRetryOverflow()
-		return
 	}
 	if resp.Status() == http.StatusSwitchingProtocols {
 		x.upgraded(resp)
@@ -237,6 +163,139 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 		x.idle.progressAt(headAt)
 	}
 	x.respond(resp, head)
+}
+
+// startFirstTry notes the upstream timing's start for the first try out.
+// One reading for it and the pool's idle ages (Request.Start): between
+// them only the cluster's pick, which reads the clock again if it waits
+// for a connection slot. On a route without filters the stream's start
+// is that moment: since it the stream has only been routed and its head
+// rewritten (CPU work; the request body is not read before the try, a
+// mirror is handed off without waiting), whereas a filter may wait for a
+// Wasm instance or pause the stream (TestUpstreamTimeAfterFilters).
+func (x *activeStream) startFirstTry(out *upstream.Request) {
+	x.upstreamStart = 0
+	if len(x.ri.factories) > 0 {
+		x.upstreamStart = clock.Since(x.s.info.Start)
+	}
+	out.Start = clock.MonoOf(x.s.info.Start) + x.upstreamStart
+}
+
+// answered notes a try's response: its endpoint, and when its head came
+// (returned, after the stream's start). One clock read for the access
+// log and the idle timer's progress (both count from the stream's
+// start): the pool's, taken as it read the head, when it took one
+// (nothing but the cluster's accounting of the answer since).
+func (x *activeStream) answered(resp upstream.Response) (headAt time.Duration) {
+	x.upstream = resp.Endpoint()
+	if at := resp.HeadAt(); at != 0 {
+		headAt = at - clock.MonoOf(x.s.info.Start)
+	} else {
+		headAt = clock.Since(x.s.info.Start)
+	}
+	x.upstreamTime = headAt - x.upstreamStart
+	x.s.info.Upstream = x.upstream
+	return headAt
+}
+
+// exchange runs the tries and their retries: from the first, or from the
+// outcome (first, firstErr) of a first try forward sent (haveFirst). It
+// returns the chosen try's response, when its head came and the try's
+// cancel (for when the response is done with); ok is false when the
+// stream was answered here instead. A retry slot it holds is released as
+// it returns. Kept out of line: the plain request's first try is
+// forward's, answered.
+//
+//go:noinline
+func (x *activeStream) exchange(ctx context.Context, cl *upstream.Cluster, h *stream.HeaderMap, pick upstream.Pick, replay *replayBody, contentLength int64, declaredTrailers bool,
+	first upstream.Response, firstErr error, haveFirst bool) (resp upstream.Response, headAt time.Duration, endTry func(), ok bool) {
+	policy := &x.ri.retry
+	heldRetry := false
+	defer func() {
+		if heldRetry {
+			cl.ReleaseRetry()
+		}
+	}()
+	for try := 0; ; try++ {
+		tryCancel := noCancel
+		var perTryExpired *atomic.Bool
+		var err error
+		if try == 0 && haveFirst {
+			resp, err = first, firstErr
+		} else {
+			var reqBody io.ReadCloser
+			if replay != nil {
+				v, ok := replay.view()
+				if !ok {
+					break
+				}
+				reqBody = v
+			}
+			// A try has a context of its own only when it can time out
+			// on its own; otherwise the route's context serves and a try
+			// is abandoned by closing its response body.
+			tryCtx := ctx
+			var timer *time.Timer
+			if policy.perTryTimeout > 0 {
+				tryCtx, tryCancel, timer, perTryExpired = perTryContext(ctx, policy.perTryTimeout)
+			}
+			out := &x.firstTry
+			if try > 0 || reqBody != nil {
+				out = new(upstream.Request)
+			}
+			*out = upstream.Request{Headers: h, ProtoMajor: x.protoMajor}
+			if try == 0 {
+				x.startFirstTry(out)
+			}
+			if reqBody != nil {
+				out.BodyStream, out.BodyLength = reqBody, contentLength
+			}
+			if declaredTrailers {
+				// Filled as the body ends (the cluster reads it after).
+				out.Trailers = &x.reqTrailers
+			}
+			resp, err = cl.Send(tryCtx, out, pick)
+			if timer != nil {
+				timer.Stop()
+			}
+			if heldRetry {
+				cl.ReleaseRetry()
+				heldRetry = false
+			}
+		}
+		failure := upstream.Failure(-1)
+		if err != nil {
+			failure = x.tryFailure(err, perTryExpired)
+			x.s.info.Upstream = x.upstream
+		} else {
+			headAt = x.answered(resp)
+		}
+		// An answered try is looked at again only by a policy that
+		// retries on statuses.
+		retry := false
+		if try < policy.attempts && (err != nil || policy.on&statusRetries != 0) {
+			retry = x.shouldRetry(ctx, cl, policy, replay, resp, err, failure)
+		}
+		if !retry {
+			if err != nil {
+				tryCancel()
+				x.upstreamFailure(ctx, err, failure)
+				return resp, headAt, nil, false
+			}
+			endTry = tryCancel
+			break
+		}
+		heldRetry = true
+		if !x.retryWait(ctx, policy, try, resp, err, tryCancel) {
+			return resp, headAt, nil, false
+		}
+		resp = upstream.Response{}
+	}
+	if resp == (upstream.Response{}) {
+		x.replyRetryOverflow()
+		return resp, headAt, endTry, false
+	}
+	return resp, headAt, endTry, true
 }
 
 // noCancel is a try's cancel when it has no context of its own.
