@@ -116,7 +116,8 @@ func (x *activeStream) serve() {
 // every request.
 //
 // seen is what sanitizeRequestHeaders saw of the request (its
-// grpc-timeout); nothing between it and the route timeout adds one.
+// grpc-timeout and Trailer fields); nothing between it and their
+// lookups adds one.
 func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.HeaderMap, headersOK bool, seen requestFields) {
 	ss := x.ss
 	var (
@@ -165,7 +166,9 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 	x.body = x.requestBody()
 	bodyOpen = x.body != http.NoBody
 	x.contentLength = ss.RequestBodyLength()
-	x.declaredTrailers = declaresTrailers(h)
+	// Only a request that came with a Trailer field can declare trailers
+	// (nothing since sanitizeRequestHeaders adds one).
+	x.declaredTrailers = seen&seenTrailer != 0 && declaresTrailers(h)
 	conn := ss.Connection()
 	x.protoMajor = protoMajor(conn.Protocol)
 	x.remoteAddr = remoteAddress(conn)

@@ -23,6 +23,8 @@ type requestFields uint8
 const (
 	seenRequestID requestFields = 1 << iota
 	seenGRPCTimeout
+	// seenTrailer: a Trailer field (declaresTrailers looks at it).
+	seenTrailer
 )
 
 // sanitizeRequestHeaders runs when a request arrives, before sluice adds
@@ -47,7 +49,8 @@ func sanitizeRequestHeaders(h *stream.HeaderMap) (ok bool, seen requestFields) {
 	// lower-case): most requests have neither, and a Has and an
 	// upgradeOf before it were two more walks. It notes X-Request-Id and
 	// grpc-timeout too, which most requests lack: a Get for each after it
-	// walked the map again (some 150 instructions a request).
+	// walked the map again (some 150 instructions a request), and Trailer,
+	// whose walk in declaresTrailers was some 120.
 	var internal []string
 	conn := false
 	for name := range h.All() {
@@ -63,6 +66,8 @@ func sanitizeRequestHeaders(h *stream.HeaderMap) (ok bool, seen requestFields) {
 			}
 		case string(name) == "connection":
 			conn = true
+		case string(name) == "trailer":
+			seen |= seenTrailer
 		}
 	}
 	for _, name := range internal {

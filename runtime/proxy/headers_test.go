@@ -37,6 +37,8 @@ func TestSanitizeRequestHeaders(t *testing.T) {
 			http.Header{"X-Request-Id": {"a"}, "Grpc-Timeout": {"1S"}}},
 		{"request id and grpc-timeout nominated", http.Header{"Connection": {"x-request-id, grpc-timeout"}, "X-Request-Id": {"a"}, "Grpc-Timeout": {"1S"}}, false, true,
 			http.Header{}},
+		{"trailer kept", http.Header{"Trailer": {"x-sum"}, "Te": {"trailers"}}, false, true,
+			http.Header{"Trailer": {"x-sum"}, "Te": {"trailers"}}},
 		{"X-Forwarded-For refused", http.Header{"Connection": {"X-Forwarded-For"}}, false, false, nil},
 		{"pseudo-header refused", http.Header{"Connection": {":path"}}, false, false, nil},
 		{"ten options refused", http.Header{"Connection": {"a,b,c,d,e", "f,g,h,i,j"}}, false, false, nil},
@@ -61,8 +63,9 @@ func TestSanitizeRequestHeaders(t *testing.T) {
 			}
 			// A field it says the request lacks is not in the map: its
 			// lookup is skipped.
-			if ok && (seen&seenRequestID == 0 && m.Has("x-request-id") || seen&seenGRPCTimeout == 0 && m.Has("grpc-timeout")) {
-				t.Fatalf("seen %b, but the map has x-request-id %v, grpc-timeout %v", seen, m.Has("x-request-id"), m.Has("grpc-timeout"))
+			if ok && (seen&seenRequestID == 0 && m.Has("x-request-id") || seen&seenGRPCTimeout == 0 && m.Has("grpc-timeout") ||
+				seen&seenTrailer == 0 && m.Has("trailer")) {
+				t.Fatalf("seen %b, but the map has x-request-id %v, grpc-timeout %v, trailer %v", seen, m.Has("x-request-id"), m.Has("grpc-timeout"), m.Has("trailer"))
 			}
 			got := http.Header{}
 			for name, value := range m.All() {
