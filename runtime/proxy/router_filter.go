@@ -520,10 +520,82 @@ func (x *activeStream) respond(resp upstream.Response, head bool) {
 	bodyLength := resp.BodyLength()
 	noBody := bodyLength == 0 || head
 	if !x.fm.empty() {
-		if lr := x.fm.headers(filter.Response, noBody && !declared); lr != nil {
-			x.localReply(lr)
+		x.respondFiltered(resp, hdr, declared, bodyLength, noBody)
+		return
+	}
+	// No filter: the head goes as it is, and the body untouched
+	// (nextUntouched).
+	streaming := bodyLength < 0 || isStreamingType(hdr)
+	// A declared trailer field stays: HTTP/1.1 then uses chunked encoding.
+	x.writeHeader(hdr, noBody && !declared)
+	if noBody {
+		if declared {
+			x.takeTrailers(resp)
+		}
+		x.end(&x.respTrailers)
+		return
+	}
+	bufp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bufp)
+	x.relay(resp, *bufp, streaming)
+}
+
+// relay sends the body of a response no filter wants, piece by piece as
+// read, and ends the stream.
+func (x *activeStream) relay(resp upstream.Response, buf []byte, streaming bool) {
+	for {
+		chunk, eos, err := x.nextUntouched(resp, buf)
+		if eos && !streaming && x.respTrailers.Len() == 0 {
+			// The last piece ends the stream in the same write, as
+			// end's would: no progress to note after it (none is after
+			// end's either; the stream's timer stops with the stream),
+			// which saves a clock reading and a codec call on the common
+			// response whose body came whole. A streaming response
+			// (unknown length, or a streaming type) keeps its flushed
+			// write (one whole write would get a Content-Length), and
+			// trailers (an HTTP/2 upstream's, after a Content-Length
+			// body) their own end (TestLastWriteEndsStream).
+			if x.ss.WriteBody(chunk, true) != nil && len(chunk) > 0 {
+				x.details = "downstream_remote_disconnect"
+				return
+			}
+			x.sent += int64(len(chunk))
 			return
 		}
+		if len(chunk) > 0 {
+			if werr := x.write(chunk); werr != nil {
+				x.details = "downstream_remote_disconnect"
+				return
+			}
+			if streaming {
+				x.flush()
+			}
+		}
+		if err != nil {
+			// The upstream broke off mid-body: the client gets what came
+			// (the head and the partial body, flushed so they are not
+			// lost in a buffer) and then the cut, as Envoy does: HTTP/1.1
+			// closes the connection, HTTP/2 resets the stream.
+			x.reset("upstream_reset_after_response_started")
+			return
+		}
+		if eos {
+			break
+		}
+	}
+	x.end(&x.respTrailers)
+}
+
+// respondFiltered is respond on a stream with filters: the head through
+// their response callbacks, the body through them when one wants it.
+// Kept out of line: the plain route has none, and respond's hot path
+// stays in fewer cache lines.
+//
+//go:noinline
+func (x *activeStream) respondFiltered(resp upstream.Response, hdr *stream.HeaderMap, declared bool, bodyLength int64, noBody bool) {
+	if lr := x.fm.headers(filter.Response, noBody && !declared); lr != nil {
+		x.localReply(lr)
+		return
 	}
 	streaming := bodyLength < 0 || isStreamingType(hdr)
 	bufp := chunkPool.Get().(*[]byte)
