@@ -147,11 +147,11 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 		}
 	}()
 	if !headersOK {
-		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("invalid nominated headers in Connection\n"), Details: "connection_header_sanitization"})
+		x.replyBadConnection()
 		return
 	}
 	if lr == nil {
-		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"})
+		x.replyNoRoute()
 		return
 	}
 	// The method and the target looked up once for the checks below (the
@@ -173,12 +173,12 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 	x.protoMajor = protoMajor(conn.Protocol)
 	x.remoteAddr = remoteAddress(conn)
 	if !validTarget(method, target) {
-		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"})
+		x.replyBadTarget()
 		return
 	}
 	x.rt = lr.table.Match(h)
 	if x.rt == nil {
-		x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"})
+		x.replyNoRoute()
 		return
 	}
 	x.ri = routeInfoOf(x.rt)
@@ -221,18 +221,45 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 	chained = true
 
 	if !noBody && x.fm.wantsBody[filter.Request] {
-		// The closure gets its own variable: capturing feedDone would
-		// move it to the heap on every request.
-		done := make(chan struct{})
-		feedDone = done
-		x.fm.startFeed = func() *bodyFeed { return startBodyFeed(x.body, done) }
-		x.fm.hasTrailers = x.hasTrailers
+		feedDone = x.readyFeed()
 	}
 	if !x.fm.empty() && !x.decodeFilters(h, noBody) {
 		return
 	}
 	x.rt.Rewrite(h)
 	x.forward(ctx, lr, noBody)
+}
+
+// readyFeed lets a pause in the request headers keep the body flowing to
+// the paused filter (bodyFeed); closing the channel it returns ends the
+// feed. Kept out of line: only a filter that wants the request body
+// needs it. The closure gets its own variable: capturing decode's
+// feedDone would move it to the heap on every request.
+//
+//go:noinline
+func (x *activeStream) readyFeed() chan struct{} {
+	done := make(chan struct{})
+	x.fm.startFeed = func() *bodyFeed { return startBodyFeed(x.body, done) }
+	x.fm.hasTrailers = x.hasTrailers
+	return done
+}
+
+// decode's replies, kept out of line: the plain request never makes them,
+// and decode's hot path stays in fewer cache lines.
+
+//go:noinline
+func (x *activeStream) replyBadConnection() {
+	x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("invalid nominated headers in Connection\n"), Details: "connection_header_sanitization"})
+}
+
+//go:noinline
+func (x *activeStream) replyNoRoute() {
+	x.localReply(&filter.LocalReply{Status: http.StatusNotFound, Body: []byte("no route\n"), Details: "route_not_found"})
+}
+
+//go:noinline
+func (x *activeStream) replyBadTarget() {
+	x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"})
 }
 
 // decodeFilters runs the request headers through the chain; false when
@@ -247,7 +274,7 @@ func (x *activeStream) decodeFilters(h *stream.HeaderMap, noBody bool) bool {
 	}
 	if !validRequestTarget(h) {
 		// A filter set a :path that is no request-target.
-		x.localReply(&filter.LocalReply{Status: http.StatusBadRequest, Body: []byte("Bad Request\n"), Details: "invalid_request_target"})
+		x.replyBadTarget()
 		return false
 	}
 	return true
