@@ -378,15 +378,16 @@ func delHopHeaders(h *stream.HeaderMap, m uint16) {
 // the client's address (clientIP; none when empty) appended, the scheme
 // and host as the client sent them.
 func setForwarded(h *stream.HeaderMap, clientIP, scheme string, host []byte) {
-	setForwardedFields(h, requestMask(h), clientIP, scheme, host)
+	setForwardedFields(h, requestMask(h), clientIP, []byte(scheme), host)
 }
 
 // setForwardedFields is setForwarded with m, the request's requestMask:
 // the walk over the fields that says which of the three the request has
 // (names in the map are lower-case) is the one that found its hop-by-hop
 // fields. A Set and a Has searched the map again each, though the
-// request has none of them, mostly.
-func setForwardedFields(h *stream.HeaderMap, m uint16, clientIP, scheme string, host []byte) {
+// request has none of them, mostly. scheme is :scheme's bytes: a string
+// of them was a runtime call on every request, for comparisons.
+func setForwardedFields(h *stream.HeaderMap, m uint16, clientIP string, scheme, host []byte) {
 	if clientIP != "" {
 		if m&fwdFor != 0 {
 			appendForwardedFor(h, clientIP)
@@ -400,15 +401,15 @@ func setForwardedFields(h *stream.HeaderMap, m uint16, clientIP, scheme string, 
 	}
 	switch {
 	case m&fwdProto != 0:
-		h.Set("x-forwarded-proto", scheme)
-	case scheme == "http":
+		h.Set("x-forwarded-proto", string(scheme))
+	case string(scheme) == "http":
 		// Absent: no Set's search. A scheme of ours is a value the
 		// writer need not check (AddChecked); any other is checked.
 		h.AddChecked(xForwardedProtoName, schemeHTTP)
-	case scheme == "https":
+	case string(scheme) == "https":
 		h.AddChecked(xForwardedProtoName, schemeHTTPS)
 	default:
-		h.Add("x-forwarded-proto", scheme)
+		h.Add("x-forwarded-proto", string(scheme))
 	}
 	if m&fwdHost == 0 && len(host) > 0 {
 		h.AddClean(xForwardedHostName, host)

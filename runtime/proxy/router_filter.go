@@ -62,7 +62,7 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	// The client's address without its port, for X-Forwarded-For and
 	// the hash policy's source IP (empty when the address has no port).
 	clientIP := x.ctx.clientIPFor(x.remoteAddr)
-	setForwardedFields(h, hops, clientIP, string(scheme), authority)
+	setForwardedFields(h, hops, clientIP, scheme, authority)
 	// The upstream hop's scheme is its own, as Envoy's router sets it: an
 	// HTTP/2 server over TLS serves a request as https only when
 	// :scheme says so (and only then shows its peer the TLS state).
@@ -73,7 +73,8 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	if cl.Config().TLS != nil {
 		upScheme = "https"
 	}
-	if v, _ := h.GetPseudo(stream.PseudoScheme); string(v) != upScheme {
+	// :scheme as the client sent it still (nothing above touches it).
+	if string(scheme) != upScheme {
 		h.Set(stream.Scheme, upScheme)
 	}
 
