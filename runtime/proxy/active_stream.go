@@ -125,9 +125,10 @@ type streamState struct {
 
 // requestBody is the request's body as the codec delivers it, with the
 // trailers copied into x.reqTrailers at its end; http.NoBody when the
-// request has none.
-func (x *activeStream) requestBody() io.ReadCloser {
-	if x.ss.RequestBodyLength() == 0 {
+// request has none. n is its length as the codec declared it (-1
+// unknown).
+func (x *activeStream) requestBody(n int64) io.ReadCloser {
+	if n == 0 {
 		return http.NoBody
 	}
 	x.streamBody = streamBody{ss: x.ss, trailers: &x.reqTrailers}

@@ -163,9 +163,13 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 		x.localReply(lrep)
 		return
 	}
-	x.body = x.requestBody()
-	bodyOpen = x.body != http.NoBody
+	// The body's length says whether there is one (requestBody's
+	// http.NoBody): one call, and no comparison of interfaces (a runtime
+	// call each) for noBody and bodyOpen.
 	x.contentLength = ss.RequestBodyLength()
+	noBody := x.contentLength == 0
+	x.body = x.requestBody(x.contentLength)
+	bodyOpen = !noBody
 	// Only a request that came with a Trailer field can declare trailers
 	// (nothing since sanitizeRequestHeaders adds one).
 	x.declaredTrailers = seen&seenTrailer != 0 && declaresTrailers(h)
@@ -200,7 +204,6 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 		x.idleState.begin(&x.timer, idleTimeout, routeTimeout, start, ss, ctx)
 		timed = true
 	}
-	noBody := x.body == http.NoBody
 	if idleTimeout > 0 {
 		x.idle = &x.idleState
 		if noBody {
