@@ -296,12 +296,21 @@ func removeFixedHopHeaders(h *stream.HeaderMap, m uint16, keepUpgrade bool) {
 // trailer says whether there is one (the walk that found the others
 // found it; a Has after it was one more).
 func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) (trailer bool) {
+	trailer, _ = removeResponseHops(h, keepUpgrade)
+	return trailer
+}
+
+// removeResponseHops is removeHopHeaders that also says whether the
+// response's type is one to flush piece by piece (isStreamingType): its
+// walk finds the Content-Type too, where isStreamingType's Get walked
+// the fields again.
+func removeResponseHops(h *stream.HeaderMap, keepUpgrade bool) (trailer, streaming bool) {
 	// One walk finds the hop-by-hop fields and whether a Connection
 	// nominates anything but keep-alive (nginx's value on every response:
 	// its one nomination is a hop-by-hop name, which m removes if
 	// present); connectionValues walked the fields again.
 	var m uint16
-	nominates := false
+	nominates, typed := false, false
 	for i := range h.Len() {
 		name, v := h.At(i)
 		if k := hopIndex(name); k >= 0 {
@@ -309,6 +318,9 @@ func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) (trailer bool) {
 			if k == 0 && string(v) != "keep-alive" && !stream.EqualFold(v, "keep-alive") {
 				nominates = true
 			}
+		} else if !typed && string(name) == "content-type" {
+			// The first, as Get finds it.
+			typed, streaming = true, streamingType(v)
 		}
 	}
 	trailer = m&hopTrailer != 0
@@ -320,7 +332,7 @@ func removeHopHeaders(h *stream.HeaderMap, keepUpgrade bool) (trailer bool) {
 		m &^= hopConnection | hopUpgrade
 	}
 	delHopHeaders(h, m)
-	return trailer
+	return trailer, streaming
 }
 
 // delNominated removes the fields a response's Connection fields

@@ -266,3 +266,26 @@ func TestRequestMask(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveResponseHopsStreaming: the streaming type removeResponseHops
+// finds in its walk is isStreamingType's of the map.
+func TestRemoveResponseHopsStreaming(t *testing.T) {
+	for _, fields := range [][][2]string{
+		{{":status", "200"}, {"content-type", "application/grpc+proto"}},
+		{{":status", "200"}, {"Content-Type", "text/event-stream; charset=utf-8"}, {"connection", "keep-alive"}},
+		{{":status", "200"}, {"content-type", "text/plain"}},
+		{{":status", "200"}, {"content-type", "text/plain"}, {"content-type", "application/grpc"}},
+		{{":status", "200"}, {"content-type", "application/grpc"}, {"content-type", "text/plain"}},
+		{{":status", "200"}, {"content-length", "5"}},
+		{{":status", "200"}, {"x-content-type", "application/grpc"}},
+	} {
+		var m stream.HeaderMap
+		for _, f := range fields {
+			m.Add(f[0], f[1])
+		}
+		want := isStreamingType(&m)
+		if _, got := removeResponseHops(&m, false); got != want {
+			t.Errorf("%v: streaming %v, isStreamingType %v", fields, got, want)
+		}
+	}
+}

@@ -516,7 +516,9 @@ func (x *activeStream) respond(resp upstream.Response, head bool) {
 	hdr := resp.Headers()
 	// declared: trailers the upstream declared; those it sends
 	// undeclared (gRPC over HTTP/2) are known at the body's end.
-	declared := removeHopHeaders(hdr, false)
+	// streamingType: the type as the upstream sent it (what a filter
+	// leaves is looked at in respondFiltered).
+	declared, streamingType := removeResponseHops(hdr, false)
 	x.s.respHeaders, x.s.respTrailers = hdr, &x.respTrailers
 	bodyLength := resp.BodyLength()
 	noBody := bodyLength == 0 || head
@@ -526,7 +528,7 @@ func (x *activeStream) respond(resp upstream.Response, head bool) {
 	}
 	// No filter: the head goes as it is, and the body untouched
 	// (nextUntouched).
-	streaming := bodyLength < 0 || isStreamingType(hdr)
+	streaming := bodyLength < 0 || streamingType
 	// A declared trailer field stays: HTTP/1.1 then uses chunked encoding.
 	x.writeHeader(hdr, noBody && !declared)
 	if noBody {
@@ -786,6 +788,12 @@ func declareTrailers(h, t *stream.HeaderMap) {
 // isStreamingType says whether a response should be flushed chunk by chunk.
 func isStreamingType(h *stream.HeaderMap) bool {
 	ct, _ := h.Get("content-type")
+	return streamingType(ct)
+}
+
+// streamingType says whether a response of content type ct should be
+// flushed chunk by chunk.
+func streamingType(ct []byte) bool {
 	return bytes.HasPrefix(ct, []byte("application/grpc")) || bytes.HasPrefix(ct, []byte("text/event-stream"))
 }
 
