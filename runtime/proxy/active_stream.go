@@ -267,10 +267,18 @@ func (x *activeStream) fillInfo(start time.Time) {
 	info.Destination = localAddress(conn)
 	info.ConnectionID = conn.ID
 	if conn.TLS != nil {
-		// Worked out once per connection (the listener's ConnContext).
-		info.TLS = mesh.ConnTLSInfo(x.ss.Context(), conn.TLS)
+		x.fillTLS(conn)
 	}
 	info.RequestSize = x.contentLength
+}
+
+// fillTLS notes the connection's TLS state for the filters: worked out
+// once per connection (the listener's ConnContext). Kept out of line: the
+// plain request comes over plain TCP.
+//
+//go:noinline
+func (x *activeStream) fillTLS(conn *stream.ConnectionInfo) {
+	x.s.info.TLS = mesh.ConnTLSInfo(x.ss.Context(), conn.TLS)
 }
 
 // buildChain makes the stream's filters. A plugin that cannot make a filter

@@ -87,24 +87,31 @@ func (x *activeStream) serve() {
 	// request gets its id and its normalized :path.
 	headersOK, seen := sanitizeRequestHeaders(h)
 	if _, ok := h.GetPseudo(stream.PseudoScheme); !ok {
-		// A codec that leaves :scheme out (see RequestHeaders; the
-		// HTTP/1.1 codec adds the connection's itself, cheaper before the
-		// fields than here after them): the connection's, as Envoy sets
-		// it. Absent: no Set's search. Our own constants are added as they
-		// are (AddChecked: no copy of the name lowered, ~100
-		// instructions); any other scheme as before.
-		switch scheme := ss.Connection().Scheme; scheme {
-		case "", "http":
-			h.AddChecked(schemeName, schemeHTTP)
-		case "https":
-			h.AddChecked(schemeName, schemeHTTPS)
-		default:
-			h.Add(stream.Scheme, scheme)
-		}
+		addScheme(h, ss.Connection().Scheme)
 	}
 	x.setRequestID(h, seen&seenRequestID != 0)
 	defer func() { x.finish(start) }()
 	x.decode(start, lr, h, headersOK, seen)
+}
+
+// addScheme gives a request without :scheme the connection's, for a
+// codec that leaves it out (see RequestHeaders; the HTTP/1.1 codec adds
+// the connection's itself, cheaper before the fields than here after
+// them), as Envoy sets it. Absent: no Set's search. Our own constants are
+// added as they are (AddChecked: no copy of the name lowered, ~100
+// instructions); any other scheme as before. Kept out of line: the
+// HTTP/1.1 request never needs it.
+//
+//go:noinline
+func addScheme(h *stream.HeaderMap, scheme string) {
+	switch scheme {
+	case "", "http":
+		h.AddChecked(schemeName, schemeHTTP)
+	case "https":
+		h.AddChecked(schemeName, schemeHTTPS)
+	default:
+		h.Add(stream.Scheme, scheme)
+	}
 }
 
 // decode is serve's work from the checks of the request on: it routes
