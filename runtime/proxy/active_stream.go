@@ -102,6 +102,9 @@ type streamState struct {
 	declaredTrailers bool
 	remoteAddr       string
 	protoMajor       int
+	// reqMask is what sanitizeRequestHeaders found of the request's
+	// hop-by-hop and X-Forwarded-* fields (its mask).
+	reqMask uint16
 	// reqID is the stream's x-request-id (in reqIDBuf when it fits);
 	// reqIDStr its string, made when something reads one.
 	reqID    []byte

@@ -85,7 +85,8 @@ func (x *activeStream) serve() {
 	// The request as received is cleaned before anything reads it: the
 	// client's Connection nominations and x-sluice-* fields go, the
 	// request gets its id and its normalized :path.
-	headersOK, seen := sanitizeRequestHeaders(h)
+	headersOK, seen, mask := sanitizeRequestHeaders(h)
+	x.reqMask = mask
 	if _, ok := h.GetPseudo(stream.PseudoScheme); !ok {
 		addScheme(h, ss.Connection().Scheme)
 	}

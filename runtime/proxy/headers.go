@@ -43,7 +43,15 @@ const (
 // seen says which of the fields the connection manager looks up next the
 // request had (requestFields): a field it does not mark is absent from
 // the map sanitizeRequestHeaders leaves, and its lookup can be skipped.
-func sanitizeRequestHeaders(h *stream.HeaderMap) (ok bool, seen requestFields) {
+// mask is requestMask's bits for the fields the request had: exact for
+// X-Forwarded-* (a request whose Connection nominates one is refused),
+// and for the hop-by-hop fields a superset of what the map it leaves has
+// (a nominated one is removed after the walk), which is all forward
+// needs of them (a bit for an absent field only has it look for or
+// remove a field that is not there). Nothing before forward adds such a
+// field but a filter: on a route without filters forward takes mask for
+// its own walk.
+func sanitizeRequestHeaders(h *stream.HeaderMap) (ok bool, seen requestFields, mask uint16) {
 	// One walk finds the client's copies of internal headers and says
 	// whether there is a Connection to look at (names in the map are
 	// lower-case): most requests have neither, and a Has and an
@@ -54,20 +62,42 @@ func sanitizeRequestHeaders(h *stream.HeaderMap) (ok bool, seen requestFields) {
 	var internal []string
 	conn := false
 	for name := range h.All() {
-		switch {
-		case len(name) >= len(internalHeaderPrefix) && string(name[:len(internalHeaderPrefix)]) == internalHeaderPrefix:
+		if len(name) >= len(internalHeaderPrefix) && string(name[:len(internalHeaderPrefix)]) == internalHeaderPrefix {
 			internal = append(internal, string(name))
-		case len(name) == len("x-request-id"): // and grpc-timeout
-			switch string(name) {
-			case "x-request-id":
-				seen |= seenRequestID
-			case "grpc-timeout":
-				seen |= seenGRPCTimeout
-			}
-		case string(name) == "connection":
+			continue
+		}
+		// requestMask's cases, and the three fields seen notes.
+		switch string(name) {
+		case "x-request-id":
+			seen |= seenRequestID
+		case "grpc-timeout":
+			seen |= seenGRPCTimeout
+		case "connection":
 			conn = true
-		case string(name) == "trailer":
+			mask |= hopConnection
+		case "proxy-connection":
+			mask |= 1 << 1
+		case "keep-alive":
+			mask |= 1 << 2
+		case "proxy-authenticate":
+			mask |= 1 << 3
+		case "proxy-authorization":
+			mask |= 1 << 4
+		case "te":
+			mask |= hopTE
+		case "trailer":
 			seen |= seenTrailer
+			mask |= hopTrailer
+		case "transfer-encoding":
+			mask |= 1 << 7
+		case "upgrade":
+			mask |= hopUpgrade
+		case "x-forwarded-for":
+			mask |= fwdFor
+		case "x-forwarded-proto":
+			mask |= fwdProto
+		case "x-forwarded-host":
+			mask |= fwdHost
 		}
 	}
 	for _, name := range internal {
@@ -87,14 +117,14 @@ func sanitizeRequestHeaders(h *stream.HeaderMap) (ok bool, seen requestFields) {
 			}
 		}
 		if tokens >= maxConnectionTokens {
-			return false, seen
+			return false, seen, mask
 		}
 		kept := 0
 		for _, v := range values {
 			for t := range stream.Tokens(v) {
 				switch {
 				case t[0] == ':', stream.EqualFold(t, "x-forwarded-for"), stream.EqualFold(t, "x-forwarded-host"), stream.EqualFold(t, "x-forwarded-proto"):
-					return false, seen
+					return false, seen, mask
 				case keptToken(t):
 					// Not a nomination (or, for TE, left to the hop-by-hop
 					// pass that keeps "trailers").
@@ -127,7 +157,7 @@ func sanitizeRequestHeaders(h *stream.HeaderMap) (ok bool, seen requestFields) {
 			h.Set("connection", string(b))
 		}
 	}
-	return true, seen
+	return true, seen, mask
 }
 
 // keptToken is a Connection option that nominates no field to remove.

@@ -39,6 +39,12 @@ func TestSanitizeRequestHeaders(t *testing.T) {
 			http.Header{}},
 		{"trailer kept", http.Header{"Trailer": {"x-sum"}, "Te": {"trailers"}}, false, true,
 			http.Header{"Trailer": {"x-sum"}, "Te": {"trailers"}}},
+		{"hop-by-hop and forwarded fields noted",
+			http.Header{"Connection": {"keep-alive, x-a, transfer-encoding"}, "X-A": {"1"}, "Keep-Alive": {"t"}, "Transfer-Encoding": {"chunked"},
+				"Proxy-Connection": {"x"}, "Proxy-Authorization": {"y"}, "Upgrade": {"h2c"},
+				"X-Forwarded-For": {"192.0.2.1"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"a.example"}}, false, true,
+			http.Header{"Connection": {"keep-alive"}, "Keep-Alive": {"t"}, "Proxy-Connection": {"x"}, "Proxy-Authorization": {"y"}, "Upgrade": {"h2c"},
+				"X-Forwarded-For": {"192.0.2.1"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"a.example"}}},
 		{"X-Forwarded-For refused", http.Header{"Connection": {"X-Forwarded-For"}}, false, false, nil},
 		{"pseudo-header refused", http.Header{"Connection": {":path"}}, false, false, nil},
 		{"ten options refused", http.Header{"Connection": {"a,b,c,d,e", "f,g,h,i,j"}}, false, false, nil},
@@ -57,7 +63,7 @@ func TestSanitizeRequestHeaders(t *testing.T) {
 			if got := upgradeOf(&m) != ""; got != tc.upgrade {
 				t.Fatalf("the case asks for an upgrade: %v, the map: %v", tc.upgrade, got)
 			}
-			ok, seen := sanitizeRequestHeaders(&m)
+			ok, seen, mask := sanitizeRequestHeaders(&m)
 			if ok != tc.ok {
 				t.Fatalf("ok = %v, want %v", ok, tc.ok)
 			}
@@ -66,6 +72,11 @@ func TestSanitizeRequestHeaders(t *testing.T) {
 			if ok && (seen&seenRequestID == 0 && m.Has("x-request-id") || seen&seenGRPCTimeout == 0 && m.Has("grpc-timeout") ||
 				seen&seenTrailer == 0 && m.Has("trailer")) {
 				t.Fatalf("seen %b, but the map has x-request-id %v, grpc-timeout %v, trailer %v", seen, m.Has("x-request-id"), m.Has("grpc-timeout"), m.Has("trailer"))
+			}
+			// Its mask has every bit requestMask finds in the map it
+			// leaves, and the X-Forwarded-* bits exactly.
+			if after := requestMask(&m); ok && (after&^mask != 0 || (after^mask)&(fwdFor|fwdProto|fwdHost) != 0) {
+				t.Fatalf("mask %b, requestMask of the map left %b", mask, after)
 			}
 			got := http.Header{}
 			for name, value := range m.All() {

@@ -51,7 +51,13 @@ func (x *activeStream) forward(ctx context.Context, lr *listenerRoutes, noBody b
 	h := x.s.reqHeaders
 	// An upgrade needs a Connection field: the walk that finds the
 	// hop-by-hop fields says whether to look for one.
-	hops := requestMask(h)
+	// The hop-by-hop and X-Forwarded-* fields: as sanitizeRequestHeaders
+	// found them on a route without filters (nothing since has added
+	// one), else found again.
+	hops := x.reqMask
+	if !x.fm.empty() {
+		hops = requestMask(h)
+	}
 	upgrade := ""
 	if hops&hopConnection != 0 {
 		upgrade = upgradeOf(h)
