@@ -36,16 +36,25 @@ type Conn struct {
 	rn     int
 	rerr   error
 	readFn func(fd uintptr) bool
+	// The Control callbacks of Read and of the RawConn's Read, and the
+	// latter's callback while it runs (readiness_linux.go); made once.
+	readCtlFn    func(fd uintptr)
+	rawReadCtlFn func(fd uintptr)
+	rawF         func(fd uintptr) bool
+	// poll is the socket's runtime poll descriptor (0: not found, and
+	// reads and writes are the RawConn's); set once, on wrapping. Reads
+	// and writes make RawRead's and RawWrite's steps on it inside
+	// Control (readiness_linux.go).
+	poll uintptr
 	// Readiness kept (readiness_linux.go); pd is 0 when it is not.
-	pd      uintptr // the socket's runtime poll descriptor
+	pd      uintptr // poll, while readiness is kept
 	inq     bool    // TCP_INQ is on: reads are recvmsg(2)
 	drained bool    // the last read left the socket empty: wait first
 	// deadline: a read deadline is set. Only then does a read wait
 	// without trying first: the wait is then bounded (why: readiness_linux.go).
 	deadline   atomic.Bool
-	rwait      int // the wait's code, when it failed
-	tries      int // reads that found nothing (EAGAIN), for tests
-	waitReadFn func(fd uintptr)
+	rwait      int              // the wait's code, when it failed
+	tries      int              // reads that found nothing (EAGAIN), for tests
 	waitOnlyFn func(fd uintptr) // WaitReadable's
 	peekFn     func(fd uintptr) // WaitReadable's, before TCP_INQ is on
 	peekb      [1]byte
@@ -53,16 +62,40 @@ type Conn struct {
 	iov        syscall.Iovec
 	cmsg       [3]uint64 // one TCP_INQ control message, 8-byte aligned
 
+	// onClose runs at the first Close (OnClose); closed says it ran.
+	onClose func()
+	closed  atomic.Bool
+
 	wmu     sync.Mutex // one writer at a time owns wbuf/wn/werr
 	wbuf    []byte
 	wn      int
 	werr    error
 	writeFn func(fd uintptr) bool
+	// writeCtlFn is Write's Control callback (readiness_linux.go), made
+	// once; wwait its failed check's or wait's code.
+	writeCtlFn func(fd uintptr)
+	wwait      int
 }
 
 func isConn(c net.Conn) bool {
 	_, ok := c.(*Conn)
 	return ok
+}
+
+func onClose(nc net.Conn, f func()) bool {
+	c, ok := nc.(*Conn)
+	if ok {
+		c.onClose = f
+	}
+	return ok
+}
+
+// Close is net's, running the OnClose hook first, once.
+func (c *Conn) Close() error {
+	if c.onClose != nil && c.closed.CompareAndSwap(false, true) {
+		c.onClose()
+	}
+	return c.TCPConn.Close()
 }
 
 func wrapTCP(tc *net.TCPConn) net.Conn {
@@ -104,21 +137,15 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	c.rbuf, c.rn, c.rerr = p, 0, nil
 	var err error
-	switch {
-	case c.drained && c.deadline.Load(): // only with TCP_INQ on
-		// Nothing was left: wait for the poller's word, then read.
+	if c.poll != 0 {
+		// RawRead's steps (check, reset, try, wait) inside Control, or a
+		// wait first after a read that left the socket empty (readCtl).
 		c.rwait = pollNoError
-		err = c.raw.Control(c.waitReadFn)
-		if err == nil && c.rwait != pollNoError {
-			err = waitError(c.rwait)
-			if err == nil {
-				// An error event: the ordinary read meets it as
-				// net's own would.
-				c.drained = false
-				err = c.raw.Read(c.readFn)
-			}
+		err = c.raw.Control(c.readCtlFn)
+		if err != nil || c.rwait != pollNoError {
+			err = c.readAgain()
 		}
-	default:
+	} else {
 		err = c.raw.Read(c.readFn)
 	}
 	// After the wait, not before: what arrived may start long work.
@@ -146,7 +173,13 @@ func (c *Conn) Read(p []byte) (int, error) {
 // nginx does.
 func (c *Conn) WaitReadable() bool {
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
+	waited := c.waitReadable()
+	c.rmu.Unlock()
+	return waited
+}
+
+// waitReadable is WaitReadable under the read mutex.
+func (c *Conn) waitReadable() bool {
 	if c.pd == 0 || !c.deadline.Load() {
 		return false
 	}
@@ -213,7 +246,18 @@ func (c *Conn) Write(p []byte) (int, error) {
 	keepMonitorNear()
 	c.wmu.Lock()
 	c.wbuf, c.wn, c.werr = p, 0, nil
-	err := c.raw.Write(c.writeFn)
+	var err error
+	if c.poll != 0 {
+		// RawWrite's steps (check, reset, write, wait) inside Control
+		// (writeCtl).
+		c.wwait = pollNoError
+		err = c.raw.Control(c.writeCtlFn)
+		if err != nil || c.wwait != pollNoError {
+			err = c.writeAgain()
+		}
+	} else {
+		err = c.raw.Write(c.writeFn)
+	}
 	n, werr := c.wn, c.werr
 	c.wbuf, c.werr = nil, nil
 	c.wmu.Unlock()
@@ -292,11 +336,23 @@ func (r *rawConn) Control(f func(fd uintptr)) error { return r.c.raw.Control(f) 
 func (r *rawConn) Read(f func(fd uintptr) bool) error {
 	c := r.c
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
 	// The RawConn's Read resets readiness and its callback may wait, or
 	// read and leave bytes: whatever it did, the next Read must try.
 	c.drained = false
-	return c.raw.Read(f)
+	var err error
+	if c.poll != 0 {
+		// RawRead's steps inside Control (rawReadCtl).
+		c.rawF, c.rwait = f, pollNoError
+		err = c.raw.Control(c.rawReadCtlFn)
+		c.rawF = nil
+		if err != nil || c.rwait != pollNoError {
+			err = c.raw.Read(f) // net's error (rawReadCtl)
+		}
+	} else {
+		err = c.raw.Read(f)
+	}
+	c.rmu.Unlock()
+	return err
 }
 
 func (r *rawConn) Write(f func(fd uintptr) bool) error { return r.c.raw.Write(f) }

@@ -8,3 +8,5 @@ import "net"
 func wrapTCP(tc *net.TCPConn) net.Conn { return tc }
 
 func isConn(net.Conn) bool { return false }
+
+func onClose(net.Conn, func()) bool { return false }

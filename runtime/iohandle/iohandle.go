@@ -39,6 +39,15 @@ func Wrap(c net.Conn) net.Conn {
 // descriptor (inside a syscall.RawConn callback) may write there instead.
 func Plain(c net.Conn) bool { return isConn(c) }
 
+// OnClose arranges for f to run once, at the first Close of c, and reports
+// true, when c is a connection of this package; otherwise it does nothing
+// and reports false. A listener that counts its connections (a
+// connection cap) hooks the count here instead of wrapping each
+// connection in a type of its own, whose methods every read, write and
+// wait would then pass through: code and calls on every request for
+// nothing but the one Close.
+func OnClose(c net.Conn, f func()) bool { return onClose(c, f) }
+
 // Listener returns ln with its accepted connections wrapped (Wrap).
 func Listener(ln net.Listener) net.Listener {
 	return listener{ln}

@@ -68,6 +68,16 @@ import (
 //go:linkname runtime_pollWait internal/poll.runtime_pollWait
 func runtime_pollWait(ctx uintptr, mode int) int
 
+// runtime_pollReset is the runtime's poll_runtime_pollReset, pushed to
+// internal/poll the same way: what internal/poll's prepareRead does before
+// every read (RawRead's too). It checks the descriptor is not closing and
+// its deadline has not passed (a code as above), then forgets the
+// readiness, so the read that follows is the one that decides whether to
+// wait.
+//
+//go:linkname runtime_pollReset internal/poll.runtime_pollReset
+func runtime_pollReset(ctx uintptr, mode int) int
+
 // The runtime's answers from runtime_pollWait (runtime/netpoll.go).
 const (
 	pollNoError        = 0 // ready
@@ -153,12 +163,14 @@ func (c *Conn) keepReadiness() {
 	if err != nil || ctx == 0 {
 		return
 	}
-	c.pd = ctx
+	c.pd, c.poll = ctx, ctx
 	c.network = *(*string)(unsafe.Add(netFD, layout.net))
 	c.msg.Iov = &c.iov
 	c.msg.Iovlen = 1
 	c.msg.Control = (*byte)(unsafe.Pointer(&c.cmsg[0]))
-	c.waitReadFn = c.waitRead
+	c.readCtlFn = c.readCtl
+	c.writeCtlFn = c.writeCtl
+	c.rawReadCtlFn = c.rawReadCtl
 	c.waitOnlyFn = c.waitOnly
 	c.peekFn = c.peekEmpty
 }
@@ -179,15 +191,27 @@ func (c *Conn) startInq(fd uintptr) {
 	c.inq = true
 }
 
-// waitRead is the Control callback of a Read after one that left the
-// socket empty: wait in the poller, keeping its readiness, then read; a
-// read that finds nothing (the mark was from data already read) waits
-// again. Control's reference keeps the descriptor and its poll
-// descriptor from being closed and reused meanwhile; a Close from
+// readCtl is the Control callback of a Read while readiness is kept: the
+// steps of internal/poll's RawRead (net's own read), made inside Control,
+// whose reference keeps the descriptor and its poll descriptor from being
+// closed and reused meanwhile, as RawRead's lock does. The lock's other
+// part, one reader at a time, is the Conn's read mutex: nothing else
+// reads the socket (README). RawRead's path through net's RawConn, its
+// lock and its deferred unlock, is code and instructions every read ran
+// only to reach the same two runtime calls.
+//
+// Ordinarily: check and reset (runtime_pollReset, as RawRead does), try,
+// and wait for the poller's word whenever a try finds nothing. After a
+// read that left the socket empty, with a read deadline set, the wait
+// comes first, keeping the poller's readiness; a read that then finds
+// nothing (the mark was from data already read) waits again. A failed
+// check or wait leaves its code in rwait, and Read meets it again on
+// net's own path (readAgain), which gives net's error. A Close from
 // another goroutine ends the wait with pollErrClosing.
-func (c *Conn) waitRead(fd uintptr) {
-	for {
-		if code := runtime_pollWait(c.pd, 'r'); code != pollNoError {
+func (c *Conn) readCtl(fd uintptr) {
+	pd := c.poll
+	if !c.drained || !c.deadline.Load() {
+		if code := runtime_pollReset(pd, 'r'); code != pollNoError {
 			c.rwait = code
 			return
 		}
@@ -195,6 +219,78 @@ func (c *Conn) waitRead(fd uintptr) {
 			return
 		}
 	}
+	for {
+		if code := runtime_pollWait(pd, 'r'); code != pollNoError {
+			c.rwait = code
+			return
+		}
+		if c.read(fd) {
+			return
+		}
+	}
+}
+
+// readAgain is Read after its Control step failed (the connection
+// closed, the deadline passed, an error event): net's own read, which
+// meets the same condition and reports it as net reports it, and reads
+// the ordinary way if the condition is gone (a deadline moved on). Kept
+// out of line: a plain request never takes it.
+//
+//go:noinline
+func (c *Conn) readAgain() error {
+	return c.raw.Read(c.readFn)
+}
+
+// rawReadCtl is the Control callback of the RawConn's Read (rawConn.Read)
+// while readiness is kept: RawRead's steps, as in readCtl, with the
+// caller's callback. A failed check or wait leaves its code in rwait, and
+// the RawConn's Read then calls net's, which meets the same condition
+// before it calls the callback and reports it as net reports it.
+func (c *Conn) rawReadCtl(fd uintptr) {
+	pd := c.poll
+	if code := runtime_pollReset(pd, 'r'); code != pollNoError {
+		c.rwait = code
+		return
+	}
+	for !c.rawF(fd) {
+		if code := runtime_pollWait(pd, 'r'); code != pollNoError {
+			c.rwait = code
+			return
+		}
+	}
+}
+
+// writeCtl is Write's Control callback: the steps of internal/poll's
+// RawWrite (net's own write) inside Control, as readCtl makes RawRead's:
+// check and reset (runtime_pollReset), write, and wait for the poller's
+// word whenever the send buffer is full. RawWrite's lock, one writer at a
+// time, is the Conn's write mutex; net's own writes on the embedded
+// connection (writev through net.Buffers, ReadFrom) take the descriptor's
+// write lock instead, and must not run beside a Write (README). A failed
+// check or wait leaves its code in wwait, and Write goes on on net's own
+// path (writeAgain).
+func (c *Conn) writeCtl(fd uintptr) {
+	pd := c.poll
+	if code := runtime_pollReset(pd, 'w'); code != pollNoError {
+		c.wwait = code
+		return
+	}
+	for !c.write(fd) {
+		if code := runtime_pollWait(pd, 'w'); code != pollNoError {
+			c.wwait = code
+			return
+		}
+	}
+}
+
+// writeAgain is Write after its Control step failed (the connection
+// closed, the deadline passed): net's own write of what is left, which
+// meets the same condition and reports it as net reports it, or writes
+// on if it is gone. Kept out of line: a plain request never takes it.
+//
+//go:noinline
+func (c *Conn) writeAgain() error {
+	return c.raw.Write(c.writeFn)
 }
 
 // waitOnly is WaitReadable's Control callback: the poller's wait alone.
@@ -254,15 +350,4 @@ func (c *Conn) queued() int {
 		return -1
 	}
 	return int(*(*int32)(unsafe.Add(unsafe.Pointer(&c.cmsg[0]), syscall.CmsgLen(0))))
-}
-
-// waitError is what net's Read returns for the poller's code.
-func waitError(code int) error {
-	switch code {
-	case pollErrClosing:
-		return net.ErrClosed
-	case pollErrTimeout:
-		return os.ErrDeadlineExceeded
-	}
-	return nil // pollErrNotPollable: read again the ordinary way
 }

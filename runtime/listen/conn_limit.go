@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sluice-proxy/sluice/runtime/iohandle"
 	"github.com/sluice-proxy/sluice/runtime/stats"
 )
 
@@ -69,12 +70,13 @@ func (cl *ConnLimit) Listener(ln net.Listener) net.Listener {
 	if cl == nil {
 		return ln
 	}
-	return &limitListener{Listener: ln, cl: cl}
+	return &limitListener{Listener: ln, cl: cl, release: cl.release}
 }
 
 type limitListener struct {
 	net.Listener
-	cl *ConnLimit
+	cl      *ConnLimit
+	release func() // cl.release, made once
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -102,6 +104,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		l.cl.gauge.Add(1)
+		if iohandle.OnClose(c, l.release) {
+			// The socket gives the place back itself: no wrapper for
+			// every read, write and wait to pass through.
+			return c, nil
+		}
 		return &limitConn{Conn: c, cl: l.cl}, nil
 	}
 }
@@ -112,7 +119,8 @@ func descriptorsExhausted(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
-// limitConn gives its place back once, when closed.
+// limitConn gives its place back once, when closed: a connection that is
+// not one of iohandle's (which does it itself, OnClose).
 type limitConn struct {
 	net.Conn
 	cl     *ConnLimit
@@ -121,10 +129,15 @@ type limitConn struct {
 
 func (c *limitConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
-		c.cl.active.Add(-1)
-		c.cl.gauge.Add(-1)
+		c.cl.release()
 	}
 	return c.Conn.Close()
+}
+
+// release gives a connection's place back.
+func (cl *ConnLimit) release() {
+	cl.active.Add(-1)
+	cl.gauge.Add(-1)
 }
 
 // CloseWrite keeps half-closes working for the TCP proxy and the

@@ -50,3 +50,48 @@ func TestAcceptedSocketIsIOHandle(t *testing.T) {
 		l.tcp.Close()
 	}
 }
+
+// The cap's count on iohandle's connections is kept by the socket itself
+// (iohandle.OnClose), with no wrapper: a place is taken at accept and
+// given back once, at the first Close, however often it is closed.
+func TestConnLimitOnIOHandleConn(t *testing.T) {
+	reg := stats.NewRegistry()
+	cl := NewConnLimit(1, reg, zap.NewNop())
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := cl.Listener(iohandle.Listener(tcp))
+	defer ln.Close()
+	accept := func() net.Conn {
+		t.Helper()
+		d, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := accept()
+	if _, ok := c.(*iohandle.Conn); !ok {
+		t.Fatalf("accepted a %T, want the *iohandle.Conn itself", c)
+	}
+	if n := cl.active.Load(); n != 1 {
+		t.Fatalf("%d active after an accept, want 1", n)
+	}
+	c.Close()
+	c.Close()
+	if n, g := cl.active.Load(), reg.Gauge("sluice_downstream_cx_active", "").Value(); n != 0 || g != 0 {
+		t.Fatalf("after two Closes: %d active, gauge %d; want 0 and 0", n, g)
+	}
+	// The place is free again: the next connection is not refused.
+	c = accept()
+	if n := cl.active.Load(); n != 1 {
+		t.Fatalf("%d active after the next accept, want 1", n)
+	}
+	c.Close()
+}
