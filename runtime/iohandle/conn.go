@@ -90,12 +90,14 @@ func onClose(nc net.Conn, f func()) bool {
 	return ok
 }
 
-// Close is net's, running the OnClose hook first, once.
+// Close is net's, then the OnClose hook, once: what it gives back (a
+// connection cap's place) is free once the descriptor is.
 func (c *Conn) Close() error {
+	err := c.TCPConn.Close()
 	if c.onClose != nil && c.closed.CompareAndSwap(false, true) {
 		c.onClose()
 	}
-	return c.TCPConn.Close()
+	return err
 }
 
 func wrapTCP(tc *net.TCPConn) net.Conn {

@@ -39,7 +39,8 @@ func Wrap(c net.Conn) net.Conn {
 // descriptor (inside a syscall.RawConn callback) may write there instead.
 func Plain(c net.Conn) bool { return isConn(c) }
 
-// OnClose arranges for f to run once, at the first Close of c, and reports
+// OnClose arranges for f to run once, at the first Close of c (after the
+// descriptor is closed), and reports
 // true, when c is a connection of this package; otherwise it does nothing
 // and reports false. A listener that counts its connections (a
 // connection cap) hooks the count here instead of wrapping each

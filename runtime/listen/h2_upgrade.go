@@ -23,6 +23,17 @@ type h2cUpgrade struct {
 
 func (u *h2cUpgrade) ServeStream(ss stream.ServerStream) {
 	h := ss.RequestHeaders()
+	if !h.Has("upgrade") {
+		// Almost every request: one lookup, and the token scan below
+		// (its iterator and closures) stays out of the request's path.
+		u.next.ServeStream(ss)
+		return
+	}
+	u.serveUpgrade(ss, h)
+}
+
+// serveUpgrade is ServeStream for a request with an Upgrade field.
+func (u *h2cUpgrade) serveUpgrade(ss stream.ServerStream, h *stream.HeaderMap) {
 	if !mapHasToken(h, "upgrade", "h2c") {
 		u.next.ServeStream(ss)
 		return

@@ -108,7 +108,9 @@ func (l *connLimiter) release() {
 	l.mu.Unlock()
 }
 
-// countedConn gives its limiter slot back exactly once, on Close.
+// countedConn gives its limiter slot back exactly once, on Close: a
+// connection that is not one of iohandle's (which does it itself,
+// OnClose).
 type countedConn struct {
 	net.Conn
 	once sync.Once
@@ -148,7 +150,13 @@ func (d *dialer) dialTCP(ctx context.Context, network, addr string) (net.Conn, e
 		d.limiter.release()
 		return nil, &dialError{err: err}
 	}
-	return &countedConn{Conn: iohandle.Wrap(c), l: d.limiter}, nil
+	w := iohandle.Wrap(c)
+	if iohandle.OnClose(w, d.limiter.release) {
+		// The socket gives the slot back itself: no countedConn for
+		// every read and write to pass through.
+		return w, nil
+	}
+	return &countedConn{Conn: w, l: d.limiter}, nil
 }
 
 func (d *dialer) dialTLS(ctx context.Context, network, addr string, alpn string) (net.Conn, error) {

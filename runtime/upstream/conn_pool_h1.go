@@ -686,7 +686,11 @@ func (c *h1Conn) finish(aborted bool) {
 		c.conn.Close()
 		return
 	}
-	reuse := ok && !c.closeAfter && c.cc.Reusable(c.peekTLS)
+	var peekTLS func() bool // nil over plain text: no method value, no call
+	if c.idle.tls {
+		peekTLS = c.peekTLS
+	}
+	reuse := ok && !c.closeAfter && c.cc.Reusable(peekTLS)
 	if reuse && c.bodyDone != nil && !bodyWritten(c.bodyDone) {
 		// The server answered before taking the whole request body; the
 		// connection is in an unknown state. The writer goroutine ends on
@@ -713,12 +717,9 @@ func (c *h1Conn) finish(aborted bool) {
 	}
 }
 
-// peekTLS is nil over plain text; over TLS it looks for bytes tls.Conn
-// decrypted past the response (see hasUnread).
+// peekTLS looks, over TLS, for bytes tls.Conn decrypted past the response
+// (see hasUnread); finish passes none over plain text.
 func (c *h1Conn) peekTLS() bool {
-	if !c.idle.tls {
-		return false
-	}
 	c.conn.SetReadDeadline(aLongTimeAgo)
 	got := c.cc.ReadAhead()
 	c.conn.SetReadDeadline(time.Time{})

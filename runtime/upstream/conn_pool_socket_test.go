@@ -53,3 +53,40 @@ func isIOHandle(c net.Conn) bool {
 	_, ok := c.(*iohandle.Conn)
 	return ok
 }
+
+// A dialed iohandle socket is handed out as it is, and gives its
+// connection slot back itself, once, when closed (iohandle.OnClose).
+func TestDialedSocketGivesItsSlotBack(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	d := &dialer{limiter: &connLimiter{max: 1, gauge: nopGauge{}}}
+	for i := 0; i < 3; i++ {
+		c, err := d.dialTCP(context.Background(), "tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !isIOHandle(c) {
+			t.Fatalf("dialed a %T, want the *iohandle.Conn itself", c)
+		}
+		if n := d.limiter.active.Load(); n != 1 {
+			t.Fatalf("%d slots taken with one connection open, want 1", n)
+		}
+		c.Close()
+		c.Close()
+		if n := d.limiter.active.Load(); n != 0 {
+			t.Fatalf("%d slots taken after two Closes, want 0", n)
+		}
+	}
+}
