@@ -160,6 +160,14 @@ func (c *h1Conn) startWatch(ctx context.Context) {
 		w.watcher, w.watchID = cw, cw.Watch(w.expire)
 		return
 	}
+	c.startTimedWatch(ctx)
+}
+
+// startTimedWatch watches a context that is not a stream's: its deadline
+// on the connection when near, an AfterFunc once the exchange has run
+// for watchDelay. Out of line: a proxied request's context is a stream's.
+func (c *h1Conn) startTimedWatch(ctx context.Context) {
+	w := &c.watch
 	if ctx.Done() == nil {
 		return
 	}
@@ -204,6 +212,19 @@ func (c *h1Conn) endWatch() {
 // stopWatch ends the watch; false when the context ended during the
 // exchange (the connection's deadline was moved: it is not reused).
 func (c *h1Conn) stopWatch() bool {
+	w := &c.watch
+	if w.watcher == nil || w.deadline {
+		return c.stopTimedWatch()
+	}
+	// A stream's context (startWatch): the whole of it.
+	ok := w.watcher.Unwatch(w.watchID) // false: expire ran or is running
+	w.watcher, w.watchID = nil, 0
+	return ok && !w.fired.Load()
+}
+
+// stopTimedWatch is stopWatch for any watch, a deadline on the connection
+// included. Out of line: a stream's watch sets none.
+func (c *h1Conn) stopTimedWatch() bool {
 	w := &c.watch
 	ok := true
 	if w.watcher != nil {
@@ -454,9 +475,7 @@ const (
 func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sendMode) (*responseState, error) {
 	c.headRead = 0
 	if err := ctx.Err(); err != nil {
-		req.closeStream()
-		p.put(c)
-		return nil, err
+		return p.exchangeEnded(c, req, err)
 	}
 	// Looked up before the request goes: after the wait for the answer,
 	// with other connections served meanwhile, the map is out of the
@@ -467,15 +486,6 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sen
 	c.bodyStop.Store(false)
 	c.finished.Store(false)
 	c.startWatch(ctx)
-	fail := func(err error) (*responseState, error) {
-		c.stopWatch()
-		c.conn.Close()
-		// Not Release: a body writer may still be running on c.
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%w (%v)", ctxErr, err)
-		}
-		return nil, err
-	}
 
 	c.reqs++
 	c.closeAfter = p.maxReqs > 0 && c.reqs >= p.maxReqs
@@ -495,37 +505,22 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sen
 		err = c.sendRequest(out, mode)
 		c.cc.Sent()
 	}
-	if err == errNotQuiet {
-		c.stopWatch()
-		c.close()
-		return nil, err
-	}
 	if err != nil {
-		req.closeStream()
-		var he *http1.HeadError
-		if !errors.As(err, &he) {
-			// The upstream closed the connection before our request: as
-			// good as no response at all.
-			err = &noResponseError{err: err}
-		}
-		return fail(err)
+		return c.sendFailed(ctx, req, err)
 	}
 	if stream != nil {
-		// Stream the body beside the response read: a server may answer
-		// (413, 401) before it has read it all.
-		c.bodyDone = make(chan error, 1)
-		go func(done chan<- error) { done <- c.writeBody(stream, bodyLen, req.Trailers) }(c.bodyDone)
+		c.startBody(stream, bodyLen, req)
 	}
 
 	resp, err := c.cc.ReadResponse(head)
 	if err != nil {
 		// A body writer still running fails on the closed connection.
-		return fail(err)
+		return c.fail(ctx, err)
 	}
 	if resp.Status == http.StatusSwitchingProtocols && !upgrade {
 		// Switching to a protocol nobody asked for would turn the
 		// client's stream into a raw pipe to the upstream.
-		return fail(errUnsolicitedUpgrade)
+		return c.fail(ctx, errUnsolicitedUpgrade)
 	}
 	// One reading for the moment the head came: the router's upstream
 	// timing and the stream's progress (Response.HeadAt) and, when the
@@ -543,6 +538,63 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, req *Request, mode sen
 		c.stopBody() // the head is the whole answer
 	}
 	return st, nil
+}
+
+// The paths of exchange that a plain request does not take are kept out
+// of line (and out of its cache lines): exchangeEnded, sendFailed, fail,
+// startBody.
+
+// exchangeEnded is exchange on a context that has already ended: nothing
+// is sent and c goes back to the pool.
+//
+//go:noinline
+func (p *h1Pool) exchangeEnded(c *h1Conn, req *Request, err error) (*responseState, error) {
+	req.closeStream()
+	p.put(c)
+	return nil, err
+}
+
+// sendFailed ends an exchange whose request did not go out: on an idle
+// connection found not quiet (errNotQuiet, nothing was sent), or with
+// the write's (or the head's encoding's) error.
+//
+//go:noinline
+func (c *h1Conn) sendFailed(ctx context.Context, req *Request, err error) (*responseState, error) {
+	if err == errNotQuiet {
+		c.stopWatch()
+		c.close()
+		return nil, err
+	}
+	req.closeStream()
+	var he *http1.HeadError
+	if !errors.As(err, &he) {
+		// The upstream closed the connection before our request: as
+		// good as no response at all.
+		err = &noResponseError{err: err}
+	}
+	return c.fail(ctx, err)
+}
+
+// fail ends an exchange that failed once it had begun: c is closed.
+//
+//go:noinline
+func (c *h1Conn) fail(ctx context.Context, err error) (*responseState, error) {
+	c.stopWatch()
+	c.conn.Close()
+	// Not Release: a body writer may still be running on c.
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return nil, fmt.Errorf("%w (%v)", ctxErr, err)
+	}
+	return nil, err
+}
+
+// startBody streams a request body beside the response read: a server
+// may answer (413, 401) before it has read it all.
+//
+//go:noinline
+func (c *h1Conn) startBody(stream io.Reader, bodyLen int64, req *Request) {
+	c.bodyDone = make(chan error, 1)
+	go func(done chan<- error) { done <- c.writeBody(stream, bodyLen, req.Trailers) }(c.bodyDone)
 }
 
 // stopBody ends a request body still streaming once the answer has
