@@ -64,10 +64,10 @@ type Cluster struct {
 	// still hold a connection: the last one of a closed cluster frees its
 	// pool.
 	active, pending, retries, open atomic.Int64
-	// slots holds one token per http1 request that owns a connection, so
+	// slots holds one slot per http1 request that owns a connection, so
 	// requests beyond max_connections wait as pending (Envoy's http1 pool)
 	// instead of failing. nil for multiplexed protocols.
-	slots chan struct{}
+	slots *connSlots
 
 	m clusterMetrics
 
@@ -169,7 +169,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		}
 		p := newHTTP1Pool(d, lim, idle, maxConns)
 		c.pool, c.spool, c.closePool = p, p, p.closeAll
-		c.slots = make(chan struct{}, maxConns)
+		c.slots = newConnSlots(maxConns)
 	case "h2", "h2c":
 		c.scheme = "http"
 		if c.protocol == "h2" {
@@ -201,7 +201,7 @@ func newCluster(cfg config.Cluster, reg *stats.Registry, log *zap.Logger, opts *
 		dp := &downstreamPool{h1: h1, h2: h2}
 		c.pool, c.spool = dp, dp
 		c.closePool = func() { h1.closeAll(); h2.closeAll() }
-		c.slots = make(chan struct{}, maxConns)
+		c.slots = newConnSlots(maxConns)
 	case "h3":
 		c.scheme = "https"
 		if d.tls, err = loadTLS(); err != nil {
@@ -401,21 +401,22 @@ func (c *Cluster) fail(f Failure, addr string, err error) *Error {
 // waitSlot takes an http1 connection slot, waiting as a pending request
 // (bounded by max_pending_requests and ctx) when every slot is held.
 func (c *Cluster) waitSlot(ctx context.Context) (waited bool, err error) {
-	select {
-	case c.slots <- struct{}{}:
+	if c.slots.tryTake() {
 		return false, nil
-	default:
 	}
+	return c.waitPending(ctx)
+}
+
+// waitPending is waitSlot's wait, when every slot is held.
+func (c *Cluster) waitPending(ctx context.Context) (waited bool, err error) {
 	if err := c.enterPending(); err != nil {
 		return false, c.fail(Overflow, "", err)
 	}
 	defer c.leavePending()
-	select {
-	case c.slots <- struct{}{}:
-		return true, nil
-	case <-ctx.Done():
-		return true, c.fail(classify(ctx.Err()), "", fmt.Errorf("waiting for a connection: %w", ctx.Err()))
+	if err := c.slots.take(ctx); err != nil {
+		return true, c.fail(classify(err), "", fmt.Errorf("waiting for a connection: %w", err))
 	}
+	return true, nil
 }
 
 // enterPending counts a request that waits for a connection (Envoy's
@@ -464,7 +465,7 @@ func (c *Cluster) endRequest(ep *endpoint) {
 // the tries a closed cluster waits for.
 func (c *Cluster) endTry(slot bool) {
 	if slot {
-		<-c.slots
+		c.slots.give()
 	}
 	if c.open.Add(-1) == 0 && c.closed.Load() {
 		// The last try of a closed cluster frees its connections.

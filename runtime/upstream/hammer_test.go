@@ -115,8 +115,8 @@ func TestHammer(t *testing.T) {
 				t.Errorf("unexpected failure: %v", err)
 			}
 			st := c.Status()
-			if st.ActiveRequests != 0 || st.PendingRequests != 0 || len(c.slots) != 0 {
-				t.Errorf("books do not balance: active %d pending %d slots %d", st.ActiveRequests, st.PendingRequests, len(c.slots))
+			if st.ActiveRequests != 0 || st.PendingRequests != 0 || c.slots.len() != 0 {
+				t.Errorf("books do not balance: active %d pending %d slots %d", st.ActiveRequests, st.PendingRequests, c.slots.len())
 			}
 			for _, e := range st.Endpoints {
 				if e.ActiveRequests != 0 {

@@ -88,8 +88,8 @@ func TestRequestEndsAtResponseEnd(t *testing.T) {
 				if n, e := inFlight(c); n != 0 || e != 0 {
 					t.Fatalf("in flight at the body's end: cluster %d endpoint %d, want 0 (least_request would see a finished request)", n, e)
 				}
-				if protocol == "http1" && len(c.slots) != 1 {
-					t.Errorf("%d connection slots held before Close, want 1 (the connection is not settled yet)", len(c.slots))
+				if protocol == "http1" && c.slots.len() != 1 {
+					t.Errorf("%d connection slots held before Close, want 1 (the connection is not settled yet)", c.slots.len())
 				}
 				// max_requests = 1: the next request is not an overflow.
 				second, err := send(t, c, &Request{Headers: headers(tc.method, tc.path, "x")})
@@ -99,8 +99,8 @@ func TestRequestEndsAtResponseEnd(t *testing.T) {
 				io.Copy(io.Discard, second.Body())
 				second.Close()
 				first.Close()
-				if n, e := inFlight(c); n != 0 || e != 0 || len(c.slots) != 0 || c.open.Load() != 0 {
-					t.Errorf("after Close: in flight %d/%d, slots %d, open tries %d; want all 0", n, e, len(c.slots), c.open.Load())
+				if n, e := inFlight(c); n != 0 || e != 0 || c.slots.len() != 0 || c.open.Load() != 0 {
+					t.Errorf("after Close: in flight %d/%d, slots %d, open tries %d; want all 0", n, e, c.slots.len(), c.open.Load())
 				}
 			})
 		}
@@ -137,8 +137,8 @@ func TestRequestEndsOnceWhateverEndsIt(t *testing.T) {
 	c := h1Cluster(t, s.addr, config.Limits{MaxRequests: 1})
 	balanced := func(t *testing.T, what string) {
 		t.Helper()
-		if n, e := inFlight(c); n != 0 || e != 0 || len(c.slots) != 0 || c.open.Load() != 0 {
-			t.Fatalf("%s: in flight %d/%d, slots %d, open tries %d; want all 0", what, n, e, len(c.slots), c.open.Load())
+		if n, e := inFlight(c); n != 0 || e != 0 || c.slots.len() != 0 || c.open.Load() != 0 {
+			t.Fatalf("%s: in flight %d/%d, slots %d, open tries %d; want all 0", what, n, e, c.slots.len(), c.open.Load())
 		}
 		// And the next request goes through (a count that went below
 		// zero would let two through; one held would overflow).
