@@ -168,9 +168,11 @@ func (c *Conn) keepReadiness() {
 	c.msg.Iov = &c.iov
 	c.msg.Iovlen = 1
 	c.msg.Control = (*byte)(unsafe.Pointer(&c.cmsg[0]))
-	c.readCtlFn = c.readCtl
-	c.writeCtlFn = c.writeCtl
-	c.rawReadCtlFn = c.rawReadCtl
+	// Closures made here (readCtl, writeCtl, rawReadCtl), not method
+	// values: a method value adds a wrapper function to every call.
+	c.readCtlFn = c.readCtl()
+	c.writeCtlFn = c.writeCtl()
+	c.rawReadCtlFn = c.rawReadCtl()
 	c.waitOnlyFn = c.waitOnly
 	c.peekFn = c.peekEmpty
 }
@@ -191,7 +193,7 @@ func (c *Conn) startInq(fd uintptr) {
 	c.inq = true
 }
 
-// readCtl is the Control callback of a Read while readiness is kept: the
+// readCtl makes the Control callback of a Read while readiness is kept: the
 // steps of internal/poll's RawRead (net's own read), made inside Control,
 // whose reference keeps the descriptor and its poll descriptor from being
 // closed and reused meanwhile, as RawRead's lock does. The lock's other
@@ -208,24 +210,26 @@ func (c *Conn) startInq(fd uintptr) {
 // check or wait leaves its code in rwait, and Read meets it again on
 // net's own path (readAgain), which gives net's error. A Close from
 // another goroutine ends the wait with pollErrClosing.
-func (c *Conn) readCtl(fd uintptr) {
-	pd := c.poll
-	if !c.drained || !c.deadline.Load() {
-		if code := runtime_pollReset(pd, 'r'); code != pollNoError {
-			c.rwait = code
-			return
+func (c *Conn) readCtl() func(fd uintptr) {
+	return func(fd uintptr) {
+		pd := c.poll
+		if !c.drained || !c.deadline.Load() {
+			if code := runtime_pollReset(pd, 'r'); code != pollNoError {
+				c.rwait = code
+				return
+			}
+			if c.read(fd) {
+				return
+			}
 		}
-		if c.read(fd) {
-			return
-		}
-	}
-	for {
-		if code := runtime_pollWait(pd, 'r'); code != pollNoError {
-			c.rwait = code
-			return
-		}
-		if c.read(fd) {
-			return
+		for {
+			if code := runtime_pollWait(pd, 'r'); code != pollNoError {
+				c.rwait = code
+				return
+			}
+			if c.read(fd) {
+				return
+			}
 		}
 	}
 }
@@ -241,26 +245,28 @@ func (c *Conn) readAgain() error {
 	return c.raw.Read(c.readFn)
 }
 
-// rawReadCtl is the Control callback of the RawConn's Read (rawConn.Read)
+// rawReadCtl makes the Control callback of the RawConn's Read (rawConn.Read)
 // while readiness is kept: RawRead's steps, as in readCtl, with the
 // caller's callback. A failed check or wait leaves its code in rwait, and
 // the RawConn's Read then calls net's, which meets the same condition
 // before it calls the callback and reports it as net reports it.
-func (c *Conn) rawReadCtl(fd uintptr) {
-	pd := c.poll
-	if code := runtime_pollReset(pd, 'r'); code != pollNoError {
-		c.rwait = code
-		return
-	}
-	for !c.rawF(fd) {
-		if code := runtime_pollWait(pd, 'r'); code != pollNoError {
+func (c *Conn) rawReadCtl() func(fd uintptr) {
+	return func(fd uintptr) {
+		pd := c.poll
+		if code := runtime_pollReset(pd, 'r'); code != pollNoError {
 			c.rwait = code
 			return
+		}
+		for !c.rawF(fd) {
+			if code := runtime_pollWait(pd, 'r'); code != pollNoError {
+				c.rwait = code
+				return
+			}
 		}
 	}
 }
 
-// writeCtl is Write's Control callback: the steps of internal/poll's
+// writeCtl makes Write's Control callback: the steps of internal/poll's
 // RawWrite (net's own write) inside Control, as readCtl makes RawRead's:
 // check and reset (runtime_pollReset), write, and wait for the poller's
 // word whenever the send buffer is full. RawWrite's lock, one writer at a
@@ -269,16 +275,18 @@ func (c *Conn) rawReadCtl(fd uintptr) {
 // write lock instead, and must not run beside a Write (README). A failed
 // check or wait leaves its code in wwait, and Write goes on on net's own
 // path (writeAgain).
-func (c *Conn) writeCtl(fd uintptr) {
-	pd := c.poll
-	if code := runtime_pollReset(pd, 'w'); code != pollNoError {
-		c.wwait = code
-		return
-	}
-	for !c.write(fd) {
-		if code := runtime_pollWait(pd, 'w'); code != pollNoError {
+func (c *Conn) writeCtl() func(fd uintptr) {
+	return func(fd uintptr) {
+		pd := c.poll
+		if code := runtime_pollReset(pd, 'w'); code != pollNoError {
 			c.wwait = code
 			return
+		}
+		for !c.write(fd) {
+			if code := runtime_pollWait(pd, 'w'); code != pollNoError {
+				c.wwait = code
+				return
+			}
 		}
 	}
 }

@@ -46,7 +46,7 @@ func (p *idlePeek) initPeek(sock net.Conn) {
 		p.n, p.err = iohandle.Peek(fd, p.buf[:]) // not syscall.Recvfrom: see iohandle
 		return true                              // done, whatever it found: never wait for data
 	}
-	p.send = p.sendStep
+	p.send = p.sendStep()
 	switch sock.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		p.writes = true
@@ -102,44 +102,48 @@ func (p *idlePeek) sendQuiet(b []byte, check bool) (int, error) {
 	return n, nil
 }
 
-func (p *idlePeek) sendStep(fd uintptr) bool {
-	if p.waiting {
-		return true // readable: the answer (or an error) is there
+// sendStep makes sendQuiet's callback, once per connection: a closure,
+// not a method value, which would add a wrapper function to every call.
+func (p *idlePeek) sendStep() func(fd uintptr) bool {
+	return func(fd uintptr) bool {
+		if p.waiting {
+			return true // readable: the answer (or an error) is there
+		}
+		if p.check {
+			// iohandle's calls, not the syscall package's: they never block,
+			// and these would wake the runtime's monitor thread on every
+			// request (see iohandle).
+			// The errno as a number: an error compared with syscall.EAGAIN
+			// is a runtime call (the same dynamic type), two a request here.
+			_, err := iohandle.Peek(fd, p.buf[:])
+			errno, _ := err.(syscall.Errno)
+			for errno == syscall.EINTR {
+				_, err = iohandle.Peek(fd, p.buf[:])
+				errno, _ = err.(syscall.Errno)
+			}
+			if errno != syscall.EAGAIN {
+				// Bytes, the upstream's FIN (n == 0) or a broken socket: as
+				// in quiet, the connection is not used.
+				p.dirty = true
+				return true
+			}
+		}
+		for len(p.out) > 0 {
+			n, err := iohandle.Write(fd, p.out)
+			if n > 0 {
+				p.out = p.out[n:]
+			}
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				return true // the send buffer is full: the caller writes the rest
+			case err != nil:
+				p.sendErr = err
+				return true
+			}
+		}
+		p.waiting = true
+		return false
 	}
-	if p.check {
-		// iohandle's calls, not the syscall package's: they never block,
-		// and these would wake the runtime's monitor thread on every
-		// request (see iohandle).
-		// The errno as a number: an error compared with syscall.EAGAIN
-		// is a runtime call (the same dynamic type), two a request here.
-		_, err := iohandle.Peek(fd, p.buf[:])
-		errno, _ := err.(syscall.Errno)
-		for errno == syscall.EINTR {
-			_, err = iohandle.Peek(fd, p.buf[:])
-			errno, _ = err.(syscall.Errno)
-		}
-		if errno != syscall.EAGAIN {
-			// Bytes, the upstream's FIN (n == 0) or a broken socket: as
-			// in quiet, the connection is not used.
-			p.dirty = true
-			return true
-		}
-	}
-	for len(p.out) > 0 {
-		n, err := iohandle.Write(fd, p.out)
-		if n > 0 {
-			p.out = p.out[n:]
-		}
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return true // the send buffer is full: the caller writes the rest
-		case err != nil:
-			p.sendErr = err
-			return true
-		}
-	}
-	p.waiting = true
-	return false
 }
