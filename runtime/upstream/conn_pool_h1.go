@@ -333,7 +333,7 @@ func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool, now tim
 	c.watch.expire = c.expireWatch // a method value: a closure would move c to the heap on every get
 	c.idle.init(conn)
 	c.cc.Init(conn, http1.Limits{MaxHeaderBytes: maxResponseHeaderBytes})
-	c.st.src = c
+	c.st.src, c.st.h1 = c, c
 	return c, false, nil
 }
 
@@ -352,6 +352,26 @@ func (p *h1Pool) put(c *h1Conn) {
 	}
 	c.cc.Idle()
 	p.mu.Lock()
+	l := c.home
+	if l == nil || l.dropped || p.closed || len(l.conns) >= p.maxIdle || len(l.conns) == cap(l.conns) {
+		p.putSlow(c)
+		return
+	}
+	// Back to the entry it came from, which has room: no lookup, no
+	// growth.
+	l.conns = append(l.conns, c)
+	l.emptyTick = false
+	p.mu.Unlock()
+}
+
+// putSlow is put, under p.mu (which it releases), when c's entry is not
+// at hand with room: the entry is looked up or made, its list grows, or
+// c is closed (the pool is closed, or the endpoint has maxIdle idle
+// connections already). Out of line: a connection taken from an entry
+// and given back to it, the usual case, needs none of it.
+//
+//go:noinline
+func (p *h1Pool) putSlow(c *h1Conn) {
 	l := c.home
 	if l == nil || l.dropped {
 		l = p.idle[c.addr]

@@ -25,7 +25,8 @@ type peekState struct {
 	// transform what it writes).
 	writes  bool
 	send    func(fd uintptr) bool
-	out     []byte // what is left to write
+	out     []byte // the request
+	sent    int    // how much of out is written
 	sendErr error
 	check   bool // peek before writing
 	dirty   bool // the peek found bytes or the upstream's FIN
@@ -87,9 +88,9 @@ func (p *idlePeek) canSendQuiet() bool { return p.writes && !p.tls }
 // write). A failed wait after a whole write is not reported: the
 // response read meets the same deadline or error.
 func (p *idlePeek) sendQuiet(b []byte, check bool) (int, error) {
-	p.out, p.sendErr, p.check, p.dirty, p.waiting = b, nil, check, false, false
+	p.out, p.sent, p.sendErr, p.check, p.dirty, p.waiting = b, 0, nil, check, false, false
 	err := p.raw.Read(p.send)
-	n := len(b) - len(p.out)
+	n := p.sent
 	p.out = nil
 	switch {
 	case p.dirty:
@@ -128,22 +129,40 @@ func (p *idlePeek) sendStep() func(fd uintptr) bool {
 				return true
 			}
 		}
-		for len(p.out) > 0 {
-			n, err := iohandle.Write(fd, p.out)
-			if n > 0 {
-				p.out = p.out[n:]
-			}
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				return true // the send buffer is full: the caller writes the rest
-			case err != nil:
-				p.sendErr = err
-				return true
-			}
+		// One write takes a request whole but for a full send buffer.
+		if n, err := iohandle.Write(fd, p.out); err != nil || n < len(p.out) {
+			return p.writeRest(fd, n, err)
 		}
+		p.sent = len(p.out)
 		p.waiting = true
 		return false
+	}
+}
+
+// writeRest is sendStep after a write that was interrupted, cut short or
+// failed: it writes on while it can; true (done) when the send buffer is
+// full (the caller writes the rest) or the write failed, false (wait for
+// the answer) once everything is out. Out of line: a request that fits
+// the send buffer never takes it.
+//
+//go:noinline
+func (p *idlePeek) writeRest(fd uintptr, n int, err error) bool {
+	for {
+		if n > 0 {
+			p.sent += n
+		}
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			return true // the send buffer is full: the caller writes the rest
+		case err != nil:
+			p.sendErr = err
+			return true
+		}
+		if p.sent == len(p.out) {
+			p.waiting = true
+			return false
+		}
+		n, err = iohandle.Write(fd, p.out[p.sent:])
 	}
 }

@@ -3,7 +3,9 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net"
 	"testing"
 
@@ -88,5 +90,77 @@ func TestDialedSocketGivesItsSlotBack(t *testing.T) {
 		if n := d.limiter.active.Load(); n != 0 {
 			t.Fatalf("%d slots taken after two Closes, want 0", n)
 		}
+	}
+}
+
+// sendQuiet on a socket whose send buffer a request does not fit: it
+// writes what the buffer takes (a write cut short, then EAGAIN) and
+// reports how much, for the caller to write the rest; every byte
+// arrives once, in order. Then, with room, it writes a request whole
+// and waits for the answer.
+func TestSendQuietPartialWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	d := &dialer{limiter: &connLimiter{max: 1, gauge: nopGauge{}}}
+	c, err := d.dialTCP(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv := <-accepted
+	defer srv.Close()
+	c.(*iohandle.Conn).SetWriteBuffer(4096)
+	var p idlePeek
+	p.init(c)
+	if !p.canSendQuiet() {
+		t.Fatal("no one-step send on a plain iohandle socket")
+	}
+
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i % 251)
+	}
+	n, err := p.sendQuiet(big, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n <= 0 || n >= len(big) {
+		t.Fatalf("sendQuiet wrote %d of %d bytes into a small send buffer; want part of them", n, len(big))
+	}
+	got := make(chan []byte)
+	go func() {
+		b := make([]byte, len(big))
+		io.ReadFull(srv, b)
+		got <- b
+	}()
+	if _, err := c.Write(big[n:]); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(<-got, big) {
+		t.Fatal("the bytes that arrived are not the request's")
+	}
+
+	// A request that fits: written whole, then the wait for the answer.
+	go func() {
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(srv, b); err == nil {
+			srv.Write([]byte("answer"))
+		}
+	}()
+	if n, err := p.sendQuiet([]byte("hello"), true); n != 5 || err != nil {
+		t.Fatalf("sendQuiet of a small request: %d, %v; want 5, nil", n, err)
+	}
+	b := make([]byte, 6)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "answer" {
+		t.Fatalf("answer %q, %v", b, err)
 	}
 }

@@ -131,6 +131,10 @@ type responseState struct {
 	bodyLen  int64
 	endpoint string
 	src      responseSource
+	// h1 is src when it is an HTTP/1.1 connection: the accessors below
+	// call it directly, and its small methods are inlined into them,
+	// instead of a call through src to a function of its own each.
+	h1 *h1Conn
 
 	// The cluster's accounting of the request, which Send sets before
 	// the handle exists; ReadBody and Close read it and never write it,
@@ -255,6 +259,9 @@ func (r Response) HeadAt() time.Duration {
 	if !r.live() {
 		return 0
 	}
+	if h := r.st.h1; h != nil {
+		return h.headAt()
+	}
 	return r.st.src.headAt()
 }
 
@@ -263,7 +270,13 @@ func (r Response) HeadAt() time.Duration {
 // wait for the upstream (the reads' moment is HeadAt's). False when
 // unknown.
 func (r Response) BodyWithHead() bool {
-	return r.live() && r.st.src.bodyWithHead()
+	if !r.live() {
+		return false
+	}
+	if h := r.st.h1; h != nil {
+		return h.bodyWithHead()
+	}
+	return r.st.src.bodyWithHead()
 }
 
 // Body is the body as an io.Reader over ReadBody, for readers that want
@@ -279,6 +292,9 @@ func (b responseBody) Read(p []byte) (int, error) { return b.r.ReadBody(p) }
 func (r Response) Trailers() *stream.HeaderMap {
 	if !r.live() {
 		return nil
+	}
+	if h := r.st.h1; h != nil {
+		return h.trailers()
 	}
 	return r.st.src.trailers()
 }
