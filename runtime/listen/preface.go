@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/sluice-proxy/sluice/runtime/http1"
 )
 
 // http2Preface is the client connection preface of RFC 9113 section 3.4.
@@ -24,22 +26,33 @@ func (l prefaceListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &prefaceConn{Conn: c, h2Only: l.h2Only}, nil
+	pc := &prefaceConn{Conn: c, h2Only: l.h2Only}
+	pc.waiter, _ = c.(http1.ReadWaiter)
+	return pc, nil
 }
 
 // prefaceConn checks the first bytes it reads; every read after that goes
 // straight to the connection.
 type prefaceConn struct {
 	net.Conn
+	waiter  http1.ReadWaiter // Conn's, when it can wait without a buffer
 	h2Only  bool
 	checked bool
 	seen    []byte
 }
 
 func (c *prefaceConn) Read(p []byte) (int, error) {
-	if c.checked {
-		return c.Conn.Read(p)
+	if !c.checked {
+		return c.readFirst(p)
 	}
+	return c.Conn.Read(p)
+}
+
+// readFirst is Read until the check is over. Out of line: every read after
+// the first few goes straight through, and Read stays a few instructions.
+//
+//go:noinline
+func (c *prefaceConn) readFirst(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.seen = append(c.seen, p[:n]...)
 	switch {
@@ -73,7 +86,7 @@ func (c *prefaceConn) refuse() error {
 // (http1.ReadWaiter) once the preface check is over: prefaceConn keeps
 // no read bytes of its own.
 func (c *prefaceConn) WaitReadable() bool {
-	return c.checked && waitReadable(c.Conn)
+	return c.checked && c.waiter != nil && c.waiter.WaitReadable()
 }
 
 // WriteThrough lets the HTTP/1.1 server write to the connection itself
