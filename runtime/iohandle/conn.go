@@ -130,28 +130,57 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // Read reads what the socket holds, up to len(p); with nothing there it
 // waits in the poller for the socket to become readable.
 func (c *Conn) Read(p []byte) (int, error) {
+	if c.poll == 0 || len(p) == 0 || len(p) > maxRW {
+		return c.readSlow(p)
+	}
+	c.rmu.Lock()
+	c.rbuf, c.rn, c.rerr, c.rwait = p, 0, nil, pollNoError
+	// RawRead's steps (check, reset, try, wait) inside Control, or a wait
+	// first after a read that left the socket empty (readCtl).
+	err := c.raw.Control(c.readCtlFn)
+	// After the wait, not before: what arrived may start long work.
+	keepMonitorNear()
+	if again := err != nil || c.rwait != pollNoError; again || c.rerr != nil {
+		return c.readDone(err, again)
+	}
+	n := c.rn
+	c.rbuf, c.iov.Base = nil, nil
+	c.rmu.Unlock()
+	return n, nil
+}
+
+// readSlow is Read of nothing, of more than one call may take (capped),
+// or without the poll descriptor (net's RawConn reads). Out of line, as
+// readDone: a plain request never takes them, and Read stays short.
+//
+//go:noinline
+func (c *Conn) readSlow(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	if len(p) > maxRW {
 		p = p[:maxRW]
 	}
+	if c.poll != 0 {
+		return c.Read(p)
+	}
 	c.rmu.Lock()
 	c.rbuf, c.rn, c.rerr = p, 0, nil
-	var err error
-	if c.poll != 0 {
-		// RawRead's steps (check, reset, try, wait) inside Control, or a
-		// wait first after a read that left the socket empty (readCtl).
-		c.rwait = pollNoError
-		err = c.raw.Control(c.readCtlFn)
-		if err != nil || c.rwait != pollNoError {
-			err = c.readAgain()
-		}
-	} else {
-		err = c.raw.Read(c.readFn)
-	}
-	// After the wait, not before: what arrived may start long work.
+	err := c.raw.Read(c.readFn)
 	keepMonitorNear()
+	return c.readDone(err, false)
+}
+
+// readDone ends a Read, under the read mutex, that failed, met the end of
+// the stream, or read through net's RawConn. again: Read's Control step
+// failed, and net's own read takes over (readAgain).
+//
+//go:noinline
+func (c *Conn) readDone(err error, again bool) (int, error) {
+	if again {
+		err = c.readAgain()
+		keepMonitorNear()
+	}
 	n, rerr := c.rn, c.rerr
 	c.rbuf, c.rerr, c.iov.Base = nil, nil, nil
 	c.rmu.Unlock()
@@ -242,23 +271,46 @@ func (c *Conn) read(fd uintptr) bool {
 // Write writes all of p, waiting in the poller whenever the socket's send
 // buffer is full.
 func (c *Conn) Write(p []byte) (int, error) {
+	if c.poll == 0 || len(p) == 0 {
+		return c.writeSlow(p)
+	}
+	keepMonitorNear()
+	c.wmu.Lock()
+	c.wbuf, c.wn, c.werr, c.wwait = p, 0, nil, pollNoError
+	// RawWrite's steps (check, reset, write, wait) inside Control
+	// (writeCtl).
+	err := c.raw.Control(c.writeCtlFn)
+	if again := err != nil || c.wwait != pollNoError; again || c.werr != nil {
+		return c.writeDone(err, again)
+	}
+	n := c.wn
+	c.wbuf = nil
+	c.wmu.Unlock()
+	return n, nil
+}
+
+// writeSlow is Write of nothing, or without the poll descriptor (net's
+// RawConn writes). Out of line, as writeDone.
+//
+//go:noinline
+func (c *Conn) writeSlow(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	keepMonitorNear()
 	c.wmu.Lock()
 	c.wbuf, c.wn, c.werr = p, 0, nil
-	var err error
-	if c.poll != 0 {
-		// RawWrite's steps (check, reset, write, wait) inside Control
-		// (writeCtl).
-		c.wwait = pollNoError
-		err = c.raw.Control(c.writeCtlFn)
-		if err != nil || c.wwait != pollNoError {
-			err = c.writeAgain()
-		}
-	} else {
-		err = c.raw.Write(c.writeFn)
+	return c.writeDone(c.raw.Write(c.writeFn), false)
+}
+
+// writeDone ends a Write, under the write mutex, that failed or wrote
+// through net's RawConn. again: Write's Control step failed, and net's
+// own write goes on with what is left (writeAgain).
+//
+//go:noinline
+func (c *Conn) writeDone(err error, again bool) (int, error) {
+	if again {
+		err = c.writeAgain()
 	}
 	n, werr := c.wn, c.werr
 	c.wbuf, c.werr = nil, nil
