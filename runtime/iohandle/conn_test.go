@@ -248,3 +248,48 @@ func TestPeek(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Reads and writes make net's checks before they try, as net's own do
+// (the steps run inside Control): a deadline already passed fails a read
+// with bytes waiting and a write with room, taking and sending nothing;
+// a Close ends a write blocked on a full send buffer with net.ErrClosed.
+func TestConnChecksBeforeTrying(t *testing.T) {
+	c, s := pair(t)
+	if _, err := s.Write([]byte("waiting")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	c.SetReadDeadline(time.Unix(1, 0))
+	if n, err := c.Read(make([]byte, 10)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline = %d, %v; want 0 and a deadline error", n, err)
+	}
+	c.SetReadDeadline(time.Time{})
+	b := make([]byte, 10)
+	if n, err := c.Read(b); err != nil || string(b[:n]) != "waiting" {
+		t.Fatalf("next read = %q, %v; want the bytes waiting", b[:n], err)
+	}
+
+	c.SetWriteDeadline(time.Unix(1, 0))
+	n, err := c.Write([]byte("late"))
+	var oe *net.OpError
+	if n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &oe) || oe.Op != "write" {
+		t.Fatalf("write past the deadline = %d, %v; want 0 and a write OpError with a deadline error", n, err)
+	}
+	c.SetWriteDeadline(time.Time{})
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, 64<<20)) // the peer never reads
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("write after close: %v; want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("write still blocked after Close")
+	}
+}
