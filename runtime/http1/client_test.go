@@ -189,6 +189,59 @@ func TestAppendRequestHead(t *testing.T) {
 	}
 }
 
+// TestAppendRequestHeadOwnFields: the fields the codec writes itself are
+// dropped whatever their case in the map, and names that share a first
+// byte and a length with one of them (AppendRequestHead's pre-filter) are
+// written as any other; the errors name the first thing wrong.
+func TestAppendRequestHeadOwnFields(t *testing.T) {
+	h := new(stream.HeaderMap)
+	h.Add(stream.Method, "GET")
+	h.Add(stream.Path, "/")
+	h.Add(stream.Authority, "a")
+	for _, name := range []string{"host", "content-length", "transfer-encoding", "keep-alive", "proxy-connection", "trailer", "connection"} {
+		h.AddRaw([]byte(name), []byte("x"))
+	}
+	kept := []string{"hxst", "content-lengtx", "transfer-encodinx", "keep-alivx", "proxy-connectiox", "trailex", "connectiox", "upgradx", "tx", "user-agent", "x-forwarded-proto"}
+	for _, name := range kept {
+		h.AddRaw([]byte(name), []byte("v"))
+	}
+	got, upgrade, err := AppendRequestHead([]byte("prefix|"), h, RequestFraming{})
+	want := "prefix|GET / HTTP/1.1\r\nHost: a\r\n"
+	for _, name := range kept {
+		want += name + ": v\r\n"
+	}
+	want += "\r\n"
+	if err != nil || upgrade || string(got) != want {
+		t.Fatalf("got %q %v %v\nwant %q", got, upgrade, err, want)
+	}
+
+	for _, tt := range []struct{ method, path, authority, reason string }{
+		{"", "/a b", "x y", "request without :method"},
+		{"G(T", "", "x y", "invalid method"},
+		{"GET", "", "x y", "request without :path"},
+		{"GET", "/a b", "x y", "invalid request target"},
+		{"GET", "/", "x y", "invalid authority"},
+		{"CONNECT", "", "x y", "invalid request target"},
+		{"CONNECT", "", "", "request without :path"},
+	} {
+		h := new(stream.HeaderMap)
+		h.Add(stream.Method, tt.method)
+		h.Add(stream.Path, tt.path)
+		h.Add(stream.Authority, tt.authority)
+		out, _, err := AppendRequestHead([]byte("p"), h, RequestFraming{})
+		var he *HeadError
+		if !errors.As(err, &he) || he.Reason != tt.reason || string(out) != "p" {
+			t.Errorf("%q %q %q: %q %v, want %q", tt.method, tt.path, tt.authority, out, err, tt.reason)
+		}
+	}
+	h = new(stream.HeaderMap)
+	h.Add(stream.Method, "CONNECT")
+	h.Add(stream.Authority, "a:443")
+	if got, _, err := AppendRequestHead(nil, h, RequestFraming{}); err != nil || string(got) != "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n" {
+		t.Errorf("CONNECT: %q %v", got, err)
+	}
+}
+
 // TestClientConnWritesWholeRequest: a whole body goes out with its head in
 // one write, chunked with trailers when asked.
 func TestClientConnWritesWholeRequest(t *testing.T) {

@@ -43,28 +43,12 @@ func AppendRequestHead(dst []byte, h *stream.HeaderMap, f RequestFraming) (out [
 	method, _ := h.GetPseudo(stream.PseudoMethod)
 	path, _ := h.GetPseudo(stream.PseudoPath)
 	authority, _ := h.GetPseudo(stream.PseudoAuthority)
-	if len(method) == 0 {
-		return dst, false, errNoMethod
-	}
-	for _, c := range method {
-		if !isTchar(c) {
-			return dst, false, &HeadError{"invalid method"}
-		}
-	}
 	target := path
-	if string(method) == "CONNECT" && len(path) == 0 {
+	if len(path) == 0 && string(method) == "CONNECT" {
 		target = authority
 	}
-	if len(target) == 0 {
-		return dst, false, errNoPath
-	}
-	for _, c := range target {
-		if c <= ' ' || c == 0x7f {
-			return dst, false, &HeadError{"invalid request target"}
-		}
-	}
-	if !validHost(authority) {
-		return dst, false, &HeadError{"invalid authority"}
+	if !validRequestLine(method, target, authority) {
+		return dst, false, requestLineError(method, target, authority)
 	}
 	dst = append(dst, method...)
 	dst = append(dst, ' ')
@@ -76,25 +60,18 @@ func AppendRequestHead(dst []byte, h *stream.HeaderMap, f RequestFraming) (out [
 	connUpgrade, upgradeField := false, false
 	for i := 0; i < h.Len(); i++ {
 		name, value := h.At(i)
-		if len(name) > 0 && name[0] == ':' {
-			continue
-		}
-		switch string(name) {
-		case "host", "content-length", "transfer-encoding", "keep-alive", "proxy-connection":
-			continue
-		case "trailer":
-			if f.BodyLength >= 0 {
+		if len(name) > 0 {
+			if name[0] == ':' {
 				continue
 			}
-		case "connection":
-			forEachToken(value, func(tok []byte) {
-				if asciiEqualFold(tok, "upgrade") {
-					connUpgrade = true
-				}
-			})
-			continue
-		case "upgrade":
-			upgradeField = true
+			// The fields the codec owns or looks at, told apart from the
+			// others by first byte and length before their names are
+			// compared, out of line: the plain request has none of them
+			// but Host, which the codec's own Host replaces.
+			if len(name) < 32 && requestHeadNames[name[0]]>>len(name)&1 != 0 &&
+				!keepRequestField(name, value, f, &connUpgrade, &upgradeField) {
+				continue
+			}
 		}
 		if h.Checked(i) {
 			dst = appendParsedField(dst, name, value)
@@ -103,6 +80,102 @@ func AppendRequestHead(dst []byte, h *stream.HeaderMap, f RequestFraming) (out [
 		}
 	}
 	upgrade = connUpgrade && upgradeField
+	if upgrade || f.Close || f.BodyLength != 0 || methodExpectsBody(method) {
+		dst = appendRequestFraming(dst, upgrade, f, method)
+	}
+	return append(dst, "\r\n"...), upgrade, nil
+}
+
+// requestHeadNames has, for a field name's first byte, bit n set when a
+// name of that byte and length n is one keepRequestField decides on
+// (host, trailer, upgrade, transfer-encoding, keep-alive, connection,
+// content-length, proxy-connection).
+var requestHeadNames = func() (t [256]uint32) {
+	for _, s := range []string{"host", "content-length", "transfer-encoding", "keep-alive", "proxy-connection", "trailer", "connection", "upgrade"} {
+		t[s[0]] |= 1 << len(s)
+	}
+	return t
+}()
+
+// keepRequestField says whether AppendRequestHead writes a field of h
+// whose name requestHeadNames marks (or another with the same first
+// byte and length), and notes a Connection naming upgrade and an Upgrade
+// field. Out of line: see AppendRequestHead.
+//
+//go:noinline
+func keepRequestField(name, value []byte, f RequestFraming, connUpgrade, upgradeField *bool) bool {
+	switch string(name) {
+	case "host", "content-length", "transfer-encoding", "keep-alive", "proxy-connection":
+		return false
+	case "trailer":
+		return f.BodyLength < 0
+	case "connection":
+		forEachToken(value, func(tok []byte) {
+			if asciiEqualFold(tok, "upgrade") {
+				*connUpgrade = true
+			}
+		})
+		return false
+	case "upgrade":
+		*upgradeField = true
+	}
+	return true
+}
+
+// validRequestLine says whether the request line's parts can be written:
+// a method of token characters, a target without spaces or controls, an
+// authority of host characters (requestLineError tells which is not).
+// Not inlined: AppendRequestHead holds too many values for its loops to
+// keep theirs in registers (a spill and two reloads a byte).
+//
+//go:noinline
+func validRequestLine(method, target, authority []byte) bool {
+	if len(method) == 0 || len(target) == 0 {
+		return false
+	}
+	for _, c := range method {
+		if !isTchar(c) {
+			return false
+		}
+	}
+	for _, c := range target {
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return validHost(authority)
+}
+
+// requestLineError is the error for a request line validRequestLine
+// refused, in the order the checks were made. Out of line: a proxied
+// request's line is nearly always valid.
+//
+//go:noinline
+func requestLineError(method, target, authority []byte) error {
+	if len(method) == 0 {
+		return errNoMethod
+	}
+	for _, c := range method {
+		if !isTchar(c) {
+			return &HeadError{"invalid method"}
+		}
+	}
+	if len(target) == 0 {
+		return errNoPath
+	}
+	for _, c := range target {
+		if c <= ' ' || c == 0x7f {
+			return &HeadError{"invalid request target"}
+		}
+	}
+	return &HeadError{"invalid authority"}
+}
+
+// appendRequestFraming appends the Connection and framing fields of a
+// request head: out of line, since a plain GET has none.
+//
+//go:noinline
+func appendRequestFraming(dst []byte, upgrade bool, f RequestFraming, method []byte) []byte {
 	switch {
 	case upgrade:
 		dst = append(dst, "Connection: upgrade\r\n"...)
@@ -120,7 +193,7 @@ func AppendRequestHead(dst []byte, h *stream.HeaderMap, f RequestFraming) (out [
 		// RFC 9112 section 6.3: without it a server may wait for a body.
 		dst = append(dst, "Content-Length: 0\r\n"...)
 	}
-	return append(dst, "\r\n"...), upgrade, nil
+	return dst
 }
 
 // AppendTrailers appends the end of a chunked body: the last chunk, the
