@@ -109,9 +109,15 @@ func (r *Request) addScheme() {
 	}
 }
 
+// reset clears the request for the next head, keeping Header's storage
+// and Scheme. Field by field: "*r = Request{Header: r.Header, ...}" built
+// the whole struct on the stack and copied it over, some five cache lines
+// of code a request (TestRequestReset holds it to every field).
 func (r *Request) reset() {
 	r.Header.Reset()
-	*r = Request{Header: r.Header, Scheme: r.Scheme}
+	r.Method, r.Target, r.Path, r.Authority = nil, nil, nil, nil
+	r.Minor, r.ContentLength = 0, 0
+	r.Chunked, r.KeepAlive, r.Expect100, r.Upgrade = false, false, false, false
 }
 
 // ParseRequest parses one request head from buf and returns its length.
@@ -136,15 +142,6 @@ func ParseRequest(buf []byte, req *Request, lim Limits) (int, error) {
 	}
 	i = next
 
-	var (
-		hosts, fields int
-		clSeen        bool
-		teSeen        bool
-		closeTok      bool
-		keepAliveTok  bool
-		upgradeTok    bool
-		upgradeField  bool
-	)
 	req.Header.AddPseudo(stream.PseudoMethod, req.Method)
 	req.Header.AddPseudo(stream.PseudoPath, req.Path)
 	// :scheme follows :authority, where it was inserted before the
@@ -154,6 +151,10 @@ func ParseRequest(buf []byte, req *Request, lim Limits) (int, error) {
 		req.Header.AddPseudo(stream.PseudoAuthority, req.Authority)
 		req.addScheme()
 	}
+	var (
+		fields int
+		hf     requestHeadFields
+	)
 	for {
 		// The common line in one pass; any other the long way, which
 		// refuses it or waits for the rest of it.
@@ -179,64 +180,33 @@ func ParseRequest(buf []byte, req *Request, lim Limits) (int, error) {
 				return 0, err
 			}
 		}
-		switch string(name) {
-		case "host":
-			hosts++
-			if hosts > 1 {
-				return 0, refuse(http.StatusBadRequest, "more than one Host")
-			}
-			if !validHost(value) {
-				return 0, refuse(http.StatusBadRequest, "invalid Host")
-			}
-			if req.Authority == nil {
-				req.Authority = value
-				req.Header.AddPseudo(stream.PseudoAuthority, value)
-				req.addScheme()
-			}
-			continue // Host is :authority in the model
-		case "content-length":
-			n, ok := parseContentLength(value)
-			if !ok {
-				return 0, refuse(http.StatusBadRequest, "invalid Content-Length")
-			}
-			if clSeen && n != req.ContentLength {
-				return 0, refuse(http.StatusBadRequest, "differing Content-Length values")
-			}
-			clSeen, req.ContentLength = true, n
-		case "transfer-encoding":
-			if teSeen {
-				// A second field continues the list: chunked, seen in the
-				// first, would be applied twice or no longer last.
-				return 0, refuse(http.StatusBadRequest, "Transfer-Encoding repeated")
-			}
-			if err := checkTransferEncoding(value); err != nil {
+		// The fields the parser looks at, told apart from the others by
+		// first byte and length (a name is never empty here) before
+		// their names are compared, out of line: the plain request's
+		// only one is Host.
+		if len(name) < 32 && requestFieldNames[name[0]]>>len(name)&1 != 0 {
+			add, err := hf.field(req, name, value)
+			if err != nil {
 				return 0, err
 			}
-			teSeen, req.Chunked = true, true
-		case "connection":
-			closeTok, keepAliveTok, upgradeTok = connectionTokens(value, closeTok, keepAliveTok, upgradeTok)
-		case "expect":
-			if !asciiEqualFold(value, "100-continue") {
-				return 0, refuse(http.StatusExpectationFailed, "unsupported expectation")
+			if !add {
+				continue
 			}
-			req.Expect100 = req.Minor >= 1
-		case "upgrade":
-			upgradeField = true
 		}
 		req.Header.AddParsed(name, value) // parseField checked it
 	}
 
-	if req.Minor >= 1 && hosts == 0 && req.Authority == nil {
+	if req.Minor >= 1 && hf.hosts == 0 && req.Authority == nil {
 		return 0, refuse(http.StatusBadRequest, "missing Host")
 	}
 	if _, ok := req.Header.GetPseudo(stream.PseudoScheme); !ok {
 		req.addScheme() // no authority (HTTP/1.0 without Host)
 	}
-	if teSeen {
+	if hf.teSeen {
 		// RFC 9112 section 6.1 and 6.3: a request with both is an attempt
 		// at smuggling (nginx and Envoy refuse it); HTTP/1.0 has no
 		// chunked coding.
-		if clSeen {
+		if hf.clSeen {
 			return 0, refuse(http.StatusBadRequest, "both Content-Length and Transfer-Encoding")
 		}
 		if req.Minor == 0 {
@@ -245,12 +215,86 @@ func ParseRequest(buf []byte, req *Request, lim Limits) (int, error) {
 		req.ContentLength = -1
 	}
 	if req.Minor >= 1 {
-		req.KeepAlive = !closeTok
+		req.KeepAlive = !hf.closeTok
 	} else {
-		req.KeepAlive = keepAliveTok && !closeTok
+		req.KeepAlive = hf.keepAliveTok && !hf.closeTok
 	}
-	req.Upgrade = upgradeTok && upgradeField
+	req.Upgrade = hf.upgradeTok && hf.upgradeField
 	return i, nil
+}
+
+// requestHeadFields is what ParseRequest learns from the fields it looks
+// at (requestHeadFields.field).
+type requestHeadFields struct {
+	hosts                    int
+	clSeen, teSeen           bool
+	closeTok, keepAliveTok   bool
+	upgradeTok, upgradeField bool
+}
+
+// requestFieldNames has, for a field name's first byte, bit n set when a
+// name of that byte and length n is one requestHeadFields.field looks at
+// (host, content-length, transfer-encoding, connection, expect,
+// upgrade).
+var requestFieldNames = func() (t [256]uint32) {
+	for _, s := range []string{"host", "content-length", "transfer-encoding", "connection", "expect", "upgrade"} {
+		t[s[0]] |= 1 << len(s)
+	}
+	return t
+}()
+
+// field takes a request field whose name requestFieldNames marks (or
+// another of its first byte and length, which it adds as it is), and
+// says whether the field goes into the header map (Host does not: it is
+// :authority in the model). Out of line: see ParseRequest.
+//
+//go:noinline
+func (hf *requestHeadFields) field(req *Request, name, value []byte) (add bool, err error) {
+	switch string(name) {
+	case "host":
+		hf.hosts++
+		if hf.hosts > 1 {
+			return false, refuse(http.StatusBadRequest, "more than one Host")
+		}
+		if !validHost(value) {
+			return false, refuse(http.StatusBadRequest, "invalid Host")
+		}
+		if req.Authority == nil {
+			req.Authority = value
+			req.Header.AddPseudo(stream.PseudoAuthority, value)
+			req.addScheme()
+		}
+		return false, nil
+	case "content-length":
+		n, ok := parseContentLength(value)
+		if !ok {
+			return false, refuse(http.StatusBadRequest, "invalid Content-Length")
+		}
+		if hf.clSeen && n != req.ContentLength {
+			return false, refuse(http.StatusBadRequest, "differing Content-Length values")
+		}
+		hf.clSeen, req.ContentLength = true, n
+	case "transfer-encoding":
+		if hf.teSeen {
+			// A second field continues the list: chunked, seen in the
+			// first, would be applied twice or no longer last.
+			return false, refuse(http.StatusBadRequest, "Transfer-Encoding repeated")
+		}
+		if err := checkTransferEncoding(value); err != nil {
+			return false, err
+		}
+		hf.teSeen, req.Chunked = true, true
+	case "connection":
+		hf.closeTok, hf.keepAliveTok, hf.upgradeTok = connectionTokens(value, hf.closeTok, hf.keepAliveTok, hf.upgradeTok)
+	case "expect":
+		if !asciiEqualFold(value, "100-continue") {
+			return false, refuse(http.StatusExpectationFailed, "unsupported expectation")
+		}
+		req.Expect100 = req.Minor >= 1
+	case "upgrade":
+		hf.upgradeField = true
+	}
+	return true, nil
 }
 
 // scanField is nextLine and parseField in one pass for the common field

@@ -2,6 +2,7 @@ package http1
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -309,6 +310,47 @@ func TestSingleValueShortcuts(t *testing.T) {
 		// What an earlier Connection field said stays.
 		if c, k, u := connectionTokens([]byte(v), true, true, true); !c || !k || !u {
 			t.Errorf("Connection %q after one with every option: %v %v %v", v, c, k, u)
+		}
+	}
+}
+
+// TestRequestReset: reset clears every field of the request but Header
+// (emptied, its storage kept) and Scheme (the connection's), field by
+// field; a field added to Request and not to reset fails here.
+func TestRequestReset(t *testing.T) {
+	var r Request
+	v := reflect.ValueOf(&r).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]byte("x")))
+		case reflect.Int, reflect.Int64:
+			f.SetInt(7)
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Struct:
+			r.Header.AddRaw([]byte("a"), []byte("b"))
+		default:
+			t.Fatalf("field %s of kind %s: teach the test (and reset)", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	r.reset()
+	for i := 0; i < v.NumField(); i++ {
+		name := v.Type().Field(i).Name
+		switch name {
+		case "Header":
+			if r.Header.Len() != 0 {
+				t.Errorf("Header not emptied")
+			}
+		case "Scheme":
+			if string(r.Scheme) != "x" {
+				t.Errorf("Scheme not kept")
+			}
+		default:
+			if !v.Field(i).IsZero() {
+				t.Errorf("%s not cleared: %v", name, v.Field(i))
+			}
 		}
 	}
 }
