@@ -280,8 +280,7 @@ func (c *ClientConn) readHead(budget int, first bool) (int, error) {
 // request parser's reader, shared by both directions).
 func (c *ClientConn) resetBody(chunked bool, n int64) {
 	b := &c.bd
-	b.trailer.Reset()
-	*b = bodyReader{c: &c.r, lim: c.lim, chunked: chunked, trailer: b.trailer}
+	b.start(&c.r, c.lim, chunked)
 	if chunked {
 		b.state = stateSize
 	} else {

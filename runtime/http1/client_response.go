@@ -32,9 +32,13 @@ type Response struct {
 	cl                                   int64
 }
 
+// reset clears the response for the next head, keeping Header's
+// storage. Field by field, as Request.reset (TestResponseReset).
 func (r *Response) reset() {
 	r.Header.Reset()
-	*r = Response{Header: r.Header}
+	r.Status, r.Minor, r.ContentLength = 0, 0, 0
+	r.Chunked, r.KeepAlive = false, false
+	r.hasCL, r.hasTE, r.closeTok, r.keepAliveTok, r.cl = false, false, false, false, 0
 }
 
 // parseResponse parses one response head from buf and returns its length.

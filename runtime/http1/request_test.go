@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
 func parse(t testing.TB, raw string) (*Request, int, error) {
@@ -314,43 +316,96 @@ func TestSingleValueShortcuts(t *testing.T) {
 	}
 }
 
-// TestRequestReset: reset clears every field of the request but Header
-// (emptied, its storage kept) and Scheme (the connection's), field by
-// field; a field added to Request and not to reset fails here.
-func TestRequestReset(t *testing.T) {
-	var r Request
-	v := reflect.ValueOf(&r).Elem()
+// fillFields sets every field of the struct v points to to a non-zero
+// value (a header map gets a field), for the reset tests.
+func fillFields(t *testing.T, v reflect.Value) {
+	t.Helper()
+	v = v.Elem()
 	for i := 0; i < v.NumField(); i++ {
 		f := v.Field(i)
+		if !f.CanSet() {
+			f = reflect.NewAt(f.Type(), f.Addr().UnsafePointer()).Elem()
+		}
 		switch f.Kind() {
 		case reflect.Slice:
 			f.Set(reflect.ValueOf([]byte("x")))
 		case reflect.Int, reflect.Int64:
 			f.SetInt(7)
+		case reflect.Uint8:
+			f.SetUint(7)
 		case reflect.Bool:
 			f.SetBool(true)
+		case reflect.Pointer:
+			f.Set(reflect.New(f.Type().Elem()))
+		case reflect.Func:
+			f.Set(reflect.MakeFunc(f.Type(), func([]reflect.Value) []reflect.Value { return nil }))
+		case reflect.Interface:
+			f.Set(reflect.ValueOf(errors.New("x")))
 		case reflect.Struct:
-			r.Header.AddRaw([]byte("a"), []byte("b"))
+			switch h := f.Addr().Interface().(type) {
+			case *stream.HeaderMap:
+				h.AddRaw([]byte("a"), []byte("b"))
+			case *Limits:
+				*h = Limits{MaxHeaderBytes: 7, MaxHeaders: 7}
+			default:
+				t.Fatalf("field %s of type %s: teach the test (and the reset)", v.Type().Field(i).Name, f.Type())
+			}
 		default:
-			t.Fatalf("field %s of kind %s: teach the test (and reset)", v.Type().Field(i).Name, f.Kind())
+			t.Fatalf("field %s of kind %s: teach the test (and the reset)", v.Type().Field(i).Name, f.Kind())
 		}
 	}
-	r.reset()
+}
+
+// checkCleared fails for each field of the struct v points to that is
+// not zero, but for the header maps (which must be empty) and the fields
+// kept.
+func checkCleared(t *testing.T, v reflect.Value, kept ...string) {
+	t.Helper()
+	v = v.Elem()
+next:
 	for i := 0; i < v.NumField(); i++ {
-		name := v.Type().Field(i).Name
-		switch name {
-		case "Header":
-			if r.Header.Len() != 0 {
-				t.Errorf("Header not emptied")
-			}
-		case "Scheme":
-			if string(r.Scheme) != "x" {
-				t.Errorf("Scheme not kept")
-			}
-		default:
-			if !v.Field(i).IsZero() {
-				t.Errorf("%s not cleared: %v", name, v.Field(i))
+		name, f := v.Type().Field(i).Name, v.Field(i)
+		for _, k := range kept {
+			if name == k {
+				continue next
 			}
 		}
+		if h, ok := reflect.NewAt(f.Type(), f.Addr().UnsafePointer()).Interface().(*stream.HeaderMap); ok {
+			if h.Len() != 0 {
+				t.Errorf("%s not emptied", name)
+			}
+			continue
+		}
+		if !f.IsZero() {
+			t.Errorf("%s not cleared", name)
+		}
+	}
+}
+
+// TestRequestReset: reset clears every field of the request but Header
+// (emptied, its storage kept) and Scheme (the connection's), field by
+// field; a field added to Request and not to reset fails here. The same
+// for Response.reset and bodyReader.start.
+func TestRequestReset(t *testing.T) {
+	var r Request
+	fillFields(t, reflect.ValueOf(&r))
+	r.reset()
+	checkCleared(t, reflect.ValueOf(&r), "Scheme")
+	if string(r.Scheme) != "x" {
+		t.Errorf("Scheme not kept")
+	}
+
+	var resp Response
+	fillFields(t, reflect.ValueOf(&resp))
+	resp.reset()
+	checkCleared(t, reflect.ValueOf(&resp))
+
+	var b bodyReader
+	fillFields(t, reflect.ValueOf(&b))
+	c := new(connReader)
+	b.start(c, Limits{MaxHeaders: 3}, true)
+	checkCleared(t, reflect.ValueOf(&b), "c", "lim", "chunked")
+	if b.c != c || b.lim != (Limits{MaxHeaders: 3}) || !b.chunked {
+		t.Errorf("start did not set c, lim, chunked: %+v", b)
 	}
 }
