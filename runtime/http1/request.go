@@ -381,7 +381,40 @@ func nextLine(buf []byte, i, start, max int) ([]byte, int, error) {
 	return buf[i : end-1], end + 1, nil
 }
 
+// parseRequestLine reads the request line into req: the method, the
+// target in its four forms, the version.
 func parseRequestLine(line []byte, req *Request) error {
+	// The common line, an origin-form target and HTTP/1.1 or 1.0, here;
+	// any other, and any error, the long way (parseRequestLineSlow, out
+	// of line with the forms and refusals the plain request never
+	// takes), which gives this one the same answer.
+	if sp := bytes.IndexByte(line, ' '); sp > 0 && len(line)-sp >= len(" / HTTP/1.1") {
+		target, version := line[sp+1:len(line)-len(" HTTP/1.1")], line[len(line)-len(" HTTP/1.1"):]
+		if target[0] == '/' && string(version[:len(" HTTP/1.")]) == " HTTP/1." && (version[8] == '1' || version[8] == '0') &&
+			validToken(line[:sp]) && validTarget(target) {
+			req.Method, req.Target, req.Path = line[:sp], target, target
+			req.Minor = int(version[8] - '0')
+			return nil
+		}
+	}
+	return parseRequestLineSlow(line, req)
+}
+
+// validTarget says whether a request target holds no space, control
+// character or DEL.
+func validTarget(t []byte) bool {
+	for _, c := range t {
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// parseRequestLineSlow is parseRequestLine for any line.
+//
+//go:noinline
+func parseRequestLineSlow(line []byte, req *Request) error {
 	sp := bytes.IndexByte(line, ' ')
 	if sp <= 0 {
 		return refuse(http.StatusBadRequest, "malformed request line")

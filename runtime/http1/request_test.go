@@ -2,6 +2,7 @@ package http1
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -407,5 +408,40 @@ func TestRequestReset(t *testing.T) {
 	checkCleared(t, reflect.ValueOf(&b), "c", "lim", "chunked")
 	if b.c != c || b.lim != (Limits{MaxHeaders: 3}) || !b.chunked {
 		t.Errorf("start did not set c, lim, chunked: %+v", b)
+	}
+}
+
+// TestParseRequestLineFast holds parseRequestLine's common-line path to
+// the long way (parseRequestLineSlow): the same request or the same error
+// for lines near the common one, and for every one-byte change of them.
+func TestParseRequestLineFast(t *testing.T) {
+	lines := []string{
+		"GET / HTTP/1.1", "GET / HTTP/1.0", "GET /a?b=c HTTP/1.1", "POST /x HTTP/1.2", "GET / HTTP/2.0",
+		"GET  / HTTP/1.1", "GET / HTTP/1.1 ", "GET /  HTTP/1.1", "GET /a b HTTP/1.1", "G(T / HTTP/1.1",
+		" / HTTP/1.1", "GET / http/1.1", "GET / HTTP/1.", "GET / HTTP/1.11", "GET /\x7f HTTP/1.1",
+		"GET * HTTP/1.1", "OPTIONS * HTTP/1.1", "CONNECT a:1 HTTP/1.1", "GET http://a/b HTTP/1.1",
+		"GET / HTTP/1.x", "GET /HTTP/1.1", "GET/ HTTP/1.1", "X / HTTP/1.1", "GET / XTTP/1.1",
+	}
+	check := func(line string) {
+		var fast, slow Request
+		errF := parseRequestLine([]byte(line), &fast)
+		errS := parseRequestLineSlow([]byte(line), &slow)
+		if fmt.Sprint(errF) != fmt.Sprint(errS) {
+			t.Fatalf("%q: error %v, the long way %v", line, errF, errS)
+		}
+		if errS == nil && (string(fast.Method) != string(slow.Method) || string(fast.Target) != string(slow.Target) ||
+			string(fast.Path) != string(slow.Path) || string(fast.Authority) != string(slow.Authority) || fast.Minor != slow.Minor) {
+			t.Fatalf("%q: %+v, the long way %+v", line, fast, slow)
+		}
+	}
+	for _, line := range lines {
+		check(line)
+		for i := 0; i < len(line); i++ {
+			for _, c := range []byte{' ', '/', '0', '1', '2', 'H', '.', '\t', 0x7f, 'a', '*'} {
+				b := []byte(line)
+				b[i] = c
+				check(string(b))
+			}
+		}
 	}
 }
