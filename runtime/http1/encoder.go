@@ -127,6 +127,25 @@ func (e *encoder) headDone(b []byte, code int, cl int64, closeConn, trailers, ha
 // body's length is not known yet (chunked on HTTP/1.1, close-delimited on
 // HTTP/1.0); otherwise what pend holds is the whole body.
 func (e *encoder) commit(streaming bool) {
+	// The common head, a known length on a kept-alive HTTP/1.1
+	// connection with the handler's Date, here; any other the long way
+	// (commitSlow, out of line), which would add the same bytes to this
+	// one.
+	if e.cl >= 0 && !e.trailers && e.hasDate && !e.closeAfter && e.q.KeepAlive && e.q.Minor >= 1 &&
+		e.status != 204 && e.status != 101 && len(e.pending()) == 0 && !e.c.srv.shuttingDown() {
+		e.committed = true
+		b := append(*e.wbuf, "Content-Length: "...)
+		b = strconv.AppendInt(b, e.cl, 10)
+		*e.wbuf = append(b, "\r\n\r\n"...)
+		return
+	}
+	e.commitSlow(streaming)
+}
+
+// commitSlow is commit for any response.
+//
+//go:noinline
+func (e *encoder) commitSlow(streaming bool) {
 	e.committed = true
 	if e.c.srv.shuttingDown() || !e.q.KeepAlive {
 		e.closeAfter = true
