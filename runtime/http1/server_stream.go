@@ -169,6 +169,73 @@ func (s *serverStream) WriteHeaders(h *stream.HeaderMap, endStream bool) error {
 	if e.headed {
 		return errHeadTwice
 	}
+	// The common head here: a final status, fields checked when they
+	// were parsed, Date and Content-Length the only ones the codec looks
+	// at. Any other head the long way (writeHeadersSlow, out of line with
+	// the cases the plain response never takes), from its start.
+	v, _ := h.GetPseudo(stream.PseudoStatus)
+	code, ok := parseStatus(v)
+	if !ok || code < 200 {
+		return s.writeHeadersSlow(h, endStream)
+	}
+	cl, hasDate := int64(-1), false
+	b := e.statusLine(code)
+	for i := 0; i < h.Len(); i++ {
+		name, value := h.At(i)
+		if !h.Checked(i) {
+			if len(name) > 0 && name[0] == ':' {
+				continue // a pseudo-header: never a valid field name
+			}
+			return s.writeHeadersSlow(h, endStream)
+		}
+		if len(name) > 0 && len(name) < 32 && responseFieldNames[name[0]]>>len(name)&1 != 0 {
+			switch string(name) {
+			case "date":
+				hasDate = true
+			case "content-length":
+				if n, ok := parseContentLength(value); ok {
+					cl = n
+				}
+				continue
+			default:
+				return s.writeHeadersSlow(h, endStream)
+			}
+		}
+		b = appendParsedField(b, name, value)
+	}
+	e.headDone(b, code, cl, false, false, hasDate)
+	switch {
+	case endStream:
+		s.ended = true
+		return e.finish(nil)
+	case e.cl >= 0 || !e.bodyAllowed:
+		e.commit(false)
+	}
+	return nil
+}
+
+// responseFieldNames has, for a field name's first byte, bit n set when
+// a name of that byte and length n is one WriteHeaders' common head
+// looks at (date, content-length) or leaves to the long way.
+var responseFieldNames = func() (t [256]uint32) {
+	for _, s := range []string{"date", "content-length", "transfer-encoding", "keep-alive", "proxy-connection", "connection", "trailer"} {
+		t[s[0]] |= 1 << len(s)
+	}
+	return t
+}()
+
+// writeHeadersSlow is WriteHeaders for any head, under the encoder's
+// lock.
+//
+//go:noinline
+func (s *serverStream) writeHeadersSlow(h *stream.HeaderMap, endStream bool) error {
+	e := &s.c.enc
+	if err := s.check(); err != nil {
+		return err
+	}
+	if e.headed {
+		return errHeadTwice
+	}
 	v, _ := h.GetPseudo(stream.PseudoStatus)
 	code, ok := parseStatus(v)
 	if !ok {
