@@ -47,6 +47,67 @@ func (r *Response) reset() {
 // must be digits only and agree when repeated; Transfer-Encoding must be
 // exactly one "chunked". With no complete head it returns errNeedMore.
 func parseResponse(buf []byte, resp *Response, lim Limits) (int, error) {
+	// The common head here: every line complete and of the common form
+	// (scanField), one Content-Length, no Transfer-Encoding. Any other
+	// head, and any error, the long way from its start
+	// (parseResponseSlow, out of line with the cases the plain response
+	// never takes), which gives this one the same answer.
+	resp.reset()
+	max := lim.headerBytes()
+	line, i, err := nextLine(buf, 0, 0, max)
+	if err != nil {
+		return parseResponseSlow(buf, resp, lim)
+	}
+	code, err := parseStatusLine(line, resp)
+	if err != nil {
+		return parseResponseSlow(buf, resp, lim)
+	}
+	resp.Header.AddPseudo(stream.PseudoStatus, code)
+	fields, maxFields := 0, lim.headers()
+	for {
+		name, value, next, ok := scanField(buf, i, 0, max)
+		if !ok {
+			return parseResponseSlow(buf, resp, lim)
+		}
+		i = next
+		if name == nil {
+			return i, nil
+		}
+		if fields++; fields > maxFields {
+			return parseResponseSlow(buf, resp, lim)
+		}
+		if len(name) < 32 && responseFramingNames[name[0]]>>len(name)&1 != 0 {
+			switch string(name) {
+			case "content-length":
+				n, ok := parseDigits(value)
+				if !ok || resp.hasCL {
+					return parseResponseSlow(buf, resp, lim)
+				}
+				resp.hasCL, resp.cl = true, n
+			case "transfer-encoding":
+				return parseResponseSlow(buf, resp, lim)
+			case "connection":
+				resp.closeTok, resp.keepAliveTok, _ = connectionTokens(value, resp.closeTok, resp.keepAliveTok, false)
+			}
+		}
+		resp.Header.AddParsed(name, value) // scanField checked it
+	}
+}
+
+// responseFramingNames has, for a field name's first byte, bit n set when
+// a name of that byte and length n is one parseResponse looks at
+// (content-length, transfer-encoding, connection).
+var responseFramingNames = func() (t [256]uint32) {
+	for _, s := range []string{"content-length", "transfer-encoding", "connection"} {
+		t[s[0]] |= 1 << len(s)
+	}
+	return t
+}()
+
+// parseResponseSlow is parseResponse for any head.
+//
+//go:noinline
+func parseResponseSlow(buf []byte, resp *Response, lim Limits) (int, error) {
 	resp.reset()
 	max := lim.headerBytes()
 	line, i, err := nextLine(buf, 0, 0, max)

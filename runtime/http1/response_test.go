@@ -1,6 +1,7 @@
 package http1
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 )
@@ -56,6 +57,57 @@ func TestForEachToken(t *testing.T) {
 		forEachToken([]byte(in), func(tok []byte) { got += "[" + string(tok) + "]" })
 		if got != want {
 			t.Errorf("%q: got %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestParseResponseFast holds parseResponse's common head to the long
+// way (parseResponseSlow): the same response or the same error for heads
+// near the common one, every one-byte change of them and every cut.
+func TestParseResponseFast(t *testing.T) {
+	heads := []string{
+		"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sun, 06 Dec 2026 17:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: keep-alive\r\n\r\nbody",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close, x\r\n\r\n",
+		"HTTP/1.0 204 No Content\r\nX: a\tb\r\nContent-Lengtx: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX:  spaced  \r\n\r\n",
+	}
+	check := func(head string, lim Limits) {
+		var fast, slow Response
+		nF, errF := parseResponse([]byte(head), &fast, lim)
+		nS, errS := parseResponseSlow([]byte(head), &slow, lim)
+		if nF != nS || fmt.Sprint(errF) != fmt.Sprint(errS) {
+			t.Fatalf("%q: %d %v, the long way %d %v", head, nF, errF, nS, errS)
+		}
+		if errS != nil {
+			return
+		}
+		if fast.Status != slow.Status || fast.Minor != slow.Minor || fast.hasCL != slow.hasCL || fast.cl != slow.cl ||
+			fast.hasTE != slow.hasTE || fast.closeTok != slow.closeTok || fast.keepAliveTok != slow.keepAliveTok ||
+			fast.Header.Len() != slow.Header.Len() {
+			t.Fatalf("%q: %+v, the long way %+v", head, fast, slow)
+		}
+		for i := 0; i < fast.Header.Len(); i++ {
+			fn, fv := fast.Header.At(i)
+			sn, sv := slow.Header.At(i)
+			if string(fn) != string(sn) || string(fv) != string(sv) || fast.Header.Checked(i) != slow.Header.Checked(i) {
+				t.Fatalf("%q: field %d %q: %q, the long way %q: %q", head, i, fn, fv, sn, sv)
+			}
+		}
+	}
+	for _, head := range heads {
+		for _, lim := range []Limits{{}, {MaxHeaders: 2}, {MaxHeaderBytes: 40}} {
+			check(head, lim)
+			for i := range len(head) {
+				check(head[:i], lim)
+				for _, c := range []byte{' ', ':', '\r', '\n', '\t', 'A', '1', 0x7f, ','} {
+					b := []byte(head)
+					b[i] = c
+					check(string(b), lim)
+				}
+			}
 		}
 	}
 }
