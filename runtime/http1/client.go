@@ -254,26 +254,42 @@ func (c *ClientConn) readHead(budget int, first bool) (int, error) {
 				return n, nil
 			}
 			if err != errNeedMore {
-				var e *Error
-				if errors.As(err, &e) && e.Status == http.StatusRequestHeaderFieldsTooLarge {
-					return 0, errResponseTooBig
-				}
-				return 0, err
+				return 0, headError(err)
 			}
 		}
 		scanned = len(buf)
 		if err := c.r.fill(budget + 4); err != nil {
-			switch {
-			case err == io.ErrShortBuffer:
-				return 0, errResponseTooBig
-			case first && len(buf) == 0:
-				return 0, &noResponseError{err: err}
-			case err == io.EOF:
-				return 0, io.ErrUnexpectedEOF
-			}
-			return 0, err
+			return 0, fillError(err, first && len(buf) == 0)
 		}
 	}
+}
+
+// headError is what readHead returns for a head parseResponse refused.
+// Out of line, as fillError: the plain exchange never takes them.
+//
+//go:noinline
+func headError(err error) error {
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusRequestHeaderFieldsTooLarge {
+		return errResponseTooBig
+	}
+	return err
+}
+
+// fillError is what readHead returns when the read for a head failed
+// (noByte: before any byte of the response came).
+//
+//go:noinline
+func fillError(err error, noByte bool) error {
+	switch {
+	case err == io.ErrShortBuffer:
+		return errResponseTooBig
+	case noByte:
+		return &noResponseError{err: err}
+	case err == io.EOF:
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // resetBody points the body reader at the current response's body (the

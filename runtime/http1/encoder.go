@@ -225,6 +225,15 @@ func (e *encoder) writeBody(p []byte) error {
 		*e.wbuf = b
 		return nil
 	}
+	return e.writeLarge(b, p)
+}
+
+// writeLarge writes what wbuf holds (b) and p, with the chunk's end when
+// chunked, in one writev. Out of line: a proxied response's body is
+// mostly small enough to be copied.
+//
+//go:noinline
+func (e *encoder) writeLarge(b, p []byte) error {
 	e.vec[0], e.vec[1] = b, p
 	e.bufs = e.vec[:2]
 	if e.chunked {
