@@ -125,6 +125,67 @@ func (r *Request) reset() {
 // returns errNeedMore (or a 431 once buf holds more than the limit); any
 // other error is an *Error.
 func ParseRequest(buf []byte, req *Request, lim Limits) (int, error) {
+	// The common head here: no empty lines before it, every line
+	// complete and of the common form (scanField), a Host, no
+	// Transfer-Encoding. Any other head, and any error, the long way from
+	// its start (parseRequestSlow, out of line with the cases the plain
+	// request never takes), which gives this one the same answer.
+	req.reset()
+	max := lim.headerBytes()
+	if len(buf) > 0 && buf[0] == '\r' {
+		return parseRequestSlow(buf, req, lim)
+	}
+	line, i, err := nextLine(buf, 0, 0, max)
+	if err != nil || parseRequestLine(line, req) != nil {
+		return parseRequestSlow(buf, req, lim)
+	}
+	req.Header.AddPseudo(stream.PseudoMethod, req.Method)
+	req.Header.AddPseudo(stream.PseudoPath, req.Path)
+	if req.Authority != nil {
+		req.Header.AddPseudo(stream.PseudoAuthority, req.Authority)
+		req.addScheme()
+	}
+	var hf requestHeadFields
+	fields, maxFields := 0, lim.headers()
+	for {
+		name, value, next, ok := scanField(buf, i, 0, max)
+		if !ok {
+			return parseRequestSlow(buf, req, lim)
+		}
+		i = next
+		if name == nil {
+			break
+		}
+		if fields++; fields > maxFields {
+			return parseRequestSlow(buf, req, lim)
+		}
+		if len(name) < 32 && requestFieldNames[name[0]]>>len(name)&1 != 0 {
+			add, err := hf.field(req, name, value)
+			if err != nil {
+				return parseRequestSlow(buf, req, lim)
+			}
+			if !add {
+				continue
+			}
+		}
+		req.Header.AddParsed(name, value) // scanField checked it
+	}
+	if hf.hosts == 0 || hf.teSeen {
+		return parseRequestSlow(buf, req, lim)
+	}
+	if req.Minor >= 1 {
+		req.KeepAlive = !hf.closeTok
+	} else {
+		req.KeepAlive = hf.keepAliveTok && !hf.closeTok
+	}
+	req.Upgrade = hf.upgradeTok && hf.upgradeField
+	return i, nil
+}
+
+// parseRequestSlow is ParseRequest for any head.
+//
+//go:noinline
+func parseRequestSlow(buf []byte, req *Request, lim Limits) (int, error) {
 	req.reset()
 	max := lim.headerBytes()
 	i := 0

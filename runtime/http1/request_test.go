@@ -445,3 +445,60 @@ func TestParseRequestLineFast(t *testing.T) {
 		}
 	}
 }
+
+// TestParseRequestFast holds ParseRequest's common head to the long way
+// (parseRequestSlow): the same request or the same error for heads near
+// the common one, every one-byte change and every cut of them.
+func TestParseRequestFast(t *testing.T) {
+	heads := []string{
+		"GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: h2load\r\nAccept: */*\r\n\r\n",
+		"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		"GET http://x/y HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nHosx: b\r\nX:  v \r\n\r\n",
+		"GET / HTTP/1.1\r\nX: a\tb\r\nHost: a\r\n\r\n",
+	}
+	check := func(head string, lim Limits, scheme []byte) {
+		fast, slow := Request{Scheme: scheme}, Request{Scheme: scheme}
+		nF, errF := ParseRequest([]byte(head), &fast, lim)
+		nS, errS := parseRequestSlow([]byte(head), &slow, lim)
+		if nF != nS || fmt.Sprint(errF) != fmt.Sprint(errS) {
+			t.Fatalf("%q: %d %v, the long way %d %v", head, nF, errF, nS, errS)
+		}
+		if errS != nil {
+			return
+		}
+		if string(fast.Method) != string(slow.Method) || string(fast.Target) != string(slow.Target) ||
+			string(fast.Path) != string(slow.Path) || string(fast.Authority) != string(slow.Authority) ||
+			fast.Minor != slow.Minor || fast.ContentLength != slow.ContentLength || fast.Chunked != slow.Chunked ||
+			fast.KeepAlive != slow.KeepAlive || fast.Expect100 != slow.Expect100 || fast.Upgrade != slow.Upgrade ||
+			fast.Header.Len() != slow.Header.Len() {
+			t.Fatalf("%q: %+v, the long way %+v", head, fast, slow)
+		}
+		for i := 0; i < fast.Header.Len(); i++ {
+			fn, fv := fast.Header.At(i)
+			sn, sv := slow.Header.At(i)
+			if string(fn) != string(sn) || string(fv) != string(sv) || fast.Header.Checked(i) != slow.Header.Checked(i) {
+				t.Fatalf("%q: field %d %q: %q, the long way %q: %q", head, i, fn, fv, sn, sv)
+			}
+		}
+	}
+	for _, head := range heads {
+		for _, lim := range []Limits{{}, {MaxHeaders: 2}, {MaxHeaderBytes: 30}} {
+			for _, scheme := range [][]byte{nil, []byte("http")} {
+				check(head, lim, scheme)
+				for i := range len(head) {
+					check(head[:i], lim, scheme)
+					for _, c := range []byte{' ', ':', '\r', '\n', '\t', 'A', '/', 0x7f, ','} {
+						b := []byte(head)
+						b[i] = c
+						check(string(b), lim, scheme)
+					}
+				}
+			}
+		}
+	}
+}
