@@ -159,6 +159,17 @@ func ParseRequest(buf []byte, req *Request, lim Limits) (int, error) {
 		if fields++; fields > maxFields {
 			return parseRequestSlow(buf, req, lim)
 		}
+		if len(name) == len("host") && string(name) == "host" && hf.hosts == 0 && validHost(value) {
+			// The head's one Host, taken as field takes it, without the
+			// call: the plain request's only field the parser looks at.
+			hf.hosts = 1
+			if req.Authority == nil {
+				req.Authority = value
+				req.Header.AddPseudo(stream.PseudoAuthority, value)
+				req.addScheme()
+			}
+			continue
+		}
 		if len(name) < 32 && requestFieldNames[name[0]]>>len(name)&1 != 0 {
 			add, err := hf.field(req, name, value)
 			if err != nil {
