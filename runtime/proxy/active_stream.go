@@ -46,8 +46,27 @@ type activeStream struct {
 	streamState
 }
 
-// streamState is everything of an active stream but its context.
+// streamState is everything of an active stream but its context. recycle
+// clears requestState whole, and the rest only when the stream used it:
+// each line it clears is a cache miss (the stream was last touched a
+// connection's round trip ago), and the plain request (no filter, no
+// body) never writes chainStore, streamBody or counter.
 type streamState struct {
+	requestState
+	// chainStore holds the chain's filters (up to maxInlineFilters):
+	// written only by makeFilters, for a route with filters.
+	chainStore chainStorage
+	// streamBody and counter are the request body's readers (the codec's
+	// body, and what counts it for the access log when no filter reads
+	// it), written only for a request with a body (contentLength != 0).
+	// Once replay has read its source to the end, nothing reads them again
+	// (reusable).
+	streamBody streamBody
+	counter    receivedCounter
+}
+
+// requestState is what recycle clears on every stream.
+type requestState struct {
 	cm   *ConnectionManager
 	ss   stream.ServerStream
 	snap *Snapshot
@@ -59,8 +78,6 @@ type streamState struct {
 	// the stream.
 	filters filterStream
 	chain   filterManager
-	// chainStore holds the chain's filters (up to maxInlineFilters).
-	chainStore chainStorage
 	// upstreamResp is the upstream's response being sent, closed when the
 	// stream ends.
 	upstreamResp upstream.Response
@@ -114,14 +131,9 @@ type streamState struct {
 	// (a try with a body, and a retry, makes its own: the transport's
 	// body writer may still read it after the stream ended).
 	firstTry upstream.Request
-	// streamBody and counter are the request body's readers (the codec's
-	// body, and what counts it for the access log when no filter reads
-	// it); replay is what the tries read it through, kept for replay;
-	// trailersUpstream says the tries were given reqTrailers to send.
-	// Once replay has read its source to the end, nothing reads the first
-	// two again (reusable).
-	streamBody       streamBody
-	counter          receivedCounter
+	// replay is what the tries read the request body through (streamBody
+	// and counter, below), kept for replay; trailersUpstream says the
+	// tries were given reqTrailers to send.
 	replay           *replayBody
 	trailersUpstream bool
 }

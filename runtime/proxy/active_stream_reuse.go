@@ -106,7 +106,19 @@ func (x *activeStream) recycle() {
 	x.reqTrailers.Reset()
 	filterState := keptFilterState(x.filters.info.FilterState)
 
-	x.streamState = streamState{}
+	// Only makeFilters (a route with filters) fills chainStore, and only a
+	// request with a body sets streamBody and counter: the plain request
+	// leaves their cache lines alone, and so does recycle then.
+	filtered := x.ri != nil && len(x.ri.factories) != 0
+	withBody := x.contentLength != 0
+	x.requestState = requestState{}
+	if filtered {
+		x.chainStore = chainStorage{}
+	}
+	if withBody {
+		x.streamBody = streamBody{}
+		x.counter = receivedCounter{}
+	}
 
 	x.filters.info.FilterState = filterState
 }

@@ -191,7 +191,7 @@ func checkRecycled(v reflect.Value, path string) error {
 		"activeStream.ctx.Cancellable.nextID":
 		return nil
 	}
-	if v.Kind() == reflect.Map && path == "activeStream.streamState.filters.info.FilterState" {
+	if v.Kind() == reflect.Map && path == "activeStream.streamState.requestState.filters.info.FilterState" {
 		// Kept emptied for the next stream (keptFilterState).
 		if v.Len() != 0 {
 			return fmt.Errorf("%s: %d entries left", path, v.Len())
