@@ -110,61 +110,75 @@ func sanitizeRequestHeaders(h *stream.HeaderMap) (ok bool, seen requestFields, m
 	for _, name := range internal {
 		h.Del(name)
 	}
-	if conn {
-		upgrade := upgradeOf(h) != ""
-		// Without allocating: a client's "Connection: keep-alive" is
-		// common, and a garbage collection every few seconds under load
-		// is a latency tail.
-		var store [4][]byte
-		values := connectionValues(store[:0], h)
-		tokens := 0
-		for _, v := range values {
-			for range stream.Tokens(v) {
-				tokens++
-			}
-		}
-		if tokens >= maxConnectionTokens {
-			return false, seen, mask
-		}
-		kept := 0
-		for _, v := range values {
-			for t := range stream.Tokens(v) {
-				switch {
-				case t[0] == ':', stream.EqualFold(t, "x-forwarded-for"), stream.EqualFold(t, "x-forwarded-host"), stream.EqualFold(t, "x-forwarded-proto"):
-					return false, seen, mask
-				case keptToken(t):
-					// Not a nomination (or, for TE, left to the hop-by-hop
-					// pass that keeps "trailers").
-					kept++
-				default:
-					h.DelBytes(t)
-				}
-			}
-		}
-		// Filters see Connection without the names it nominated, as
-		// Envoy leaves it; an upgrade goes on with only its own token.
-		switch {
-		case upgrade:
-			h.Set("connection", "Upgrade")
-		case kept == 0:
-			h.Del("connection")
-		case kept < tokens:
-			// The values are slices of buffers Set does not write over.
-			var b []byte
-			for _, v := range values {
-				for t := range stream.Tokens(v) {
-					if keptToken(t) {
-						if len(b) > 0 {
-							b = append(b, ", "...)
-						}
-						b = append(b, t...)
-					}
-				}
-			}
-			h.Set("connection", string(b))
-		}
+	if conn && !sanitizeConnection(h) {
+		return false, seen, mask
 	}
 	return true, seen, mask
+}
+
+// sanitizeConnection removes the fields the request's Connection
+// nominates and leaves Connection with what nominates nothing; false
+// refuses the request (too many tokens, or one naming a pseudo-header or
+// an X-Forwarded-* field). Kept out of line: most requests have no
+// Connection field, and its locals (the values' store, the token walks)
+// would make sanitizeRequestHeaders' frame, on every request's stack,
+// that much larger.
+//
+//go:noinline
+func sanitizeConnection(h *stream.HeaderMap) bool {
+	upgrade := upgradeOf(h) != ""
+	// Without allocating: a client's "Connection: keep-alive" is
+	// common, and a garbage collection every few seconds under load
+	// is a latency tail.
+	var store [4][]byte
+	values := connectionValues(store[:0], h)
+	tokens := 0
+	for _, v := range values {
+		for range stream.Tokens(v) {
+			tokens++
+		}
+	}
+	if tokens >= maxConnectionTokens {
+		return false
+	}
+	kept := 0
+	for _, v := range values {
+		for t := range stream.Tokens(v) {
+			switch {
+			case t[0] == ':', stream.EqualFold(t, "x-forwarded-for"), stream.EqualFold(t, "x-forwarded-host"), stream.EqualFold(t, "x-forwarded-proto"):
+				return false
+			case keptToken(t):
+				// Not a nomination (or, for TE, left to the hop-by-hop
+				// pass that keeps "trailers").
+				kept++
+			default:
+				h.DelBytes(t)
+			}
+		}
+	}
+	// Filters see Connection without the names it nominated, as
+	// Envoy leaves it; an upgrade goes on with only its own token.
+	switch {
+	case upgrade:
+		h.Set("connection", "Upgrade")
+	case kept == 0:
+		h.Del("connection")
+	case kept < tokens:
+		// The values are slices of buffers Set does not write over.
+		var b []byte
+		for _, v := range values {
+			for t := range stream.Tokens(v) {
+				if keptToken(t) {
+					if len(b) > 0 {
+						b = append(b, ", "...)
+					}
+					b = append(b, t...)
+				}
+			}
+		}
+		h.Set("connection", string(b))
+	}
+	return true
 }
 
 // keptToken is a Connection option that nominates no field to remove.
