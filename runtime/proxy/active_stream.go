@@ -53,6 +53,9 @@ type activeStream struct {
 // body) never writes chainStore, streamBody or counter.
 type streamState struct {
 	requestState
+	// chain is what fm points at; a chain without filters writes only
+	// its first fields (filterManager.resetEmpty).
+	chain filterManager
 	// chainStore holds the chain's filters (up to maxInlineFilters):
 	// written only by makeFilters, for a route with filters.
 	chainStore chainStorage
@@ -77,7 +80,6 @@ type requestState struct {
 	// filters and chain are what s and fm point at: one allocation for
 	// the stream.
 	filters filterStream
-	chain   filterManager
 	// upstreamResp is the upstream's response being sent, closed when the
 	// stream ends.
 	upstreamResp upstream.Response
@@ -300,12 +302,15 @@ func (x *activeStream) fillTLS(conn *stream.ConnectionInfo) {
 // (every instance broken) is skipped when it fails open, and answers 503
 // when it fails closed, as Envoy does.
 func (x *activeStream) buildChain(lr *listenerRoutes) bool {
-	x.chain = filterManager{s: x.s, limit: [2]int{lr.reqLimit, responseBufferLimit}}
 	x.fm = &x.chain
 	if len(x.ri.factories) == 0 {
+		// The chain is zero (a new stream, or one recycle cleared): only
+		// what an empty chain has is set, in its first cache lines.
+		x.chain.s, x.chain.limit = x.s, [2]int{lr.reqLimit, responseBufferLimit}
 		x.chain.filters, x.chain.skipped = x.chainStore.filters[:0], x.chainStore.skipped[:0]
 		return true
 	}
+	x.chain = filterManager{s: x.s, limit: [2]int{lr.reqLimit, responseBufferLimit}}
 	return x.makeFilters()
 }
 

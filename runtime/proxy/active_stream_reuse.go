@@ -106,14 +106,18 @@ func (x *activeStream) recycle() {
 	x.reqTrailers.Reset()
 	filterState := keptFilterState(x.filters.info.FilterState)
 
-	// Only makeFilters (a route with filters) fills chainStore, and only a
-	// request with a body sets streamBody and counter: the plain request
-	// leaves their cache lines alone, and so does recycle then.
+	// Only a route with filters fills chainStore and chain past its first
+	// fields (filterManager.resetEmpty), and only a request with a body
+	// sets streamBody and counter: the plain request leaves their cache
+	// lines alone, and so does recycle then.
 	filtered := x.ri != nil && len(x.ri.factories) != 0
 	withBody := x.contentLength != 0
 	x.requestState = requestState{}
 	if filtered {
+		x.chain = filterManager{}
 		x.chainStore = chainStorage{}
+	} else {
+		x.chain.resetEmpty()
 	}
 	if withBody {
 		x.streamBody = streamBody{}
