@@ -224,7 +224,12 @@ func (x *activeStream) decode(start time.Time, lr *listenerRoutes, h *stream.Hea
 	x.filters.init(ctx, h)
 	x.s = &x.filters
 	x.fillInfo(start)
-	x.pickRnd = rand.Uint64()
+	if x.rt.Draws() {
+		// Only a choice among weighted backends reads the draw (0, as
+		// recycle left it, picks the same otherwise): no random number
+		// for a route with one backend.
+		x.pickRnd = rand.Uint64()
+	}
 	x.s.info.Cluster = x
 	if !x.buildChain(lr) {
 		return

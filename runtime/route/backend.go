@@ -77,6 +77,12 @@ func (rt *Route) PickBackend(h *stream.HeaderMap, subset string, rnd uint64) *co
 	return rt.pick(rnd%rt.total, "")
 }
 
+// Draws reports whether PickBackend's choice can depend on its rnd: only
+// among two or more weighted backends (with one, each step that draws
+// chooses it, and header-matched backends draw nothing). A caller may
+// pass 0 for a route that does not draw, without making a random number.
+func (rt *Route) Draws() bool { return len(rt.weighted) > 1 }
+
 // pick walks the weighted backends (only those of subset, when set) to
 // the one whose weight range holds n.
 func (rt *Route) pick(n uint64, subset string) *config.Backend {

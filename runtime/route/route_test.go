@@ -159,6 +159,55 @@ func TestWeightedSplit(t *testing.T) {
 	}
 }
 
+// TestDrawsOnlyAmongWeighted checks that a route Draws says does not
+// draw picks the same backend whatever rnd, header and subset, and that
+// the 90/10 route draws.
+func TestDrawsOnlyAmongWeighted(t *testing.T) {
+	tab, err := NewTable(parse(t, backendConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tab.Routes()[0].Draws() {
+		t.Error("a route with two weighted backends does not draw")
+	}
+	for _, backends := range []string{
+		`[ { cluster = "c" } ]`,
+		`[ { cluster = "c", weight = 7, subset = { version = "v2" } } ]`,
+		`[ { cluster = "d", headers = [ { name = "x-a", present = true } ] }, { cluster = "c", subset = { version = "v1" } } ]`,
+		`[ { cluster = "d", headers = [ { name = "x-a", present = true } ] } ]`,
+	} {
+		cfg := parse(t, `
+[[clusters]]
+name = "c"
+endpoints = ["127.0.0.1:9001"]
+[[clusters]]
+name = "d"
+endpoints = ["127.0.0.1:9002"]
+[[routes]]
+name = "r"
+backends = `+backends+"\n")
+		tab, err := NewTable(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt := tab.Routes()[0]
+		if rt.Draws() {
+			t.Errorf("%s: draws", backends)
+			continue
+		}
+		for _, h := range []http.Header{{}, {"X-A": {"1"}}} {
+			for _, subset := range []string{"", "v1", "v2", "v9"} {
+				want := rt.PickBackend(fieldsOf(h), subset, 0)
+				for _, rnd := range []uint64{1, 2, 6, 7, 99, 1 << 63, ^uint64(0)} {
+					if got := rt.PickBackend(fieldsOf(h), subset, rnd); got != want {
+						t.Errorf("%s, %v, subset %q: rnd %d picks %v, 0 picks %v", backends, h, subset, rnd, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestPickBackendOnlyHeaderBackends(t *testing.T) {
 	cfg := parse(t, `
 [[clusters]]
