@@ -57,16 +57,28 @@ func (s *connServer) serve(ln net.Listener) error {
 
 func (s *connServer) serveConn(c net.Conn) {
 	tc, isTLS := c.(*tls.Conn)
-	if !isTLS && s.tls != nil {
-		tc, isTLS = tls.Server(c, s.tls), true
-	}
-	if !isTLS {
+	if !isTLS && s.tls == nil {
 		if !s.http1 {
 			s.h2.ServeConn(c, s.streams)
 			return
 		}
 		s.h1.ServeConn(c, nil)
 		return
+	}
+	s.serveTLS(c, tc)
+}
+
+// serveTLS is serveConn for a TLS connection (tc, or nil for one the
+// handshake is still to start on): the handshake, then HTTP/2
+// or HTTP/1.1 by ALPN. Out of line: serveConn's frame is at the bottom of
+// every connection goroutine's stack, and the connection state and the
+// log fields here (some 400 bytes) would make every plain-text request's
+// call chain sit that much deeper in its stack.
+//
+//go:noinline
+func (s *connServer) serveTLS(c net.Conn, tc *tls.Conn) {
+	if tc == nil {
+		tc = tls.Server(c, s.tls)
 	}
 	if s.handshake > 0 {
 		tc.SetDeadline(time.Now().Add(s.handshake))

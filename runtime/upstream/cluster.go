@@ -342,9 +342,7 @@ func (c *Cluster) ReleaseRetry() { c.retries.Add(-1) }
 // response complete) and endTry (the response closed).
 func (c *Cluster) startTry(ctx context.Context, multiplexed bool, pick Pick) (ep *endpoint, slot, waited bool, err error) {
 	if c.active.Add(1) > c.maxRequests {
-		c.active.Add(-1)
-		c.m.rqOverflow.Inc()
-		return nil, false, false, c.fail(Overflow, "", fmt.Errorf("max_requests %d reached: %w", c.maxRequests, ErrOverflow))
+		return nil, false, false, c.overflow()
 	}
 	c.m.rqActive.Add(1)
 	c.open.Add(1)
@@ -357,11 +355,31 @@ func (c *Cluster) startTry(ctx context.Context, multiplexed bool, pick Pick) (ep
 	}
 	ep = c.pickEndpoint(pick)
 	if ep == nil {
-		c.releaseRequest(nil, slot)
-		return nil, false, waited, c.fail(NoHealthyUpstream, "", ErrNoHealthyUpstream)
+		return nil, false, waited, c.noEndpoint(slot)
 	}
 	ep.active.Add(1)
 	return ep, slot, waited, nil
+}
+
+// overflow is startTry's failure at max_requests, its token given back.
+// Out of line, as noEndpoint: startTry is inlined into Send, and the
+// error's making (fmt.Errorf, the *Error) would add to Send's frame and
+// code on every try.
+//
+//go:noinline
+func (c *Cluster) overflow() error {
+	c.active.Add(-1)
+	c.m.rqOverflow.Inc()
+	return c.fail(Overflow, "", fmt.Errorf("max_requests %d reached: %w", c.maxRequests, ErrOverflow))
+}
+
+// noEndpoint is startTry's failure when no endpoint is healthy: what the
+// try took is given back.
+//
+//go:noinline
+func (c *Cluster) noEndpoint(slot bool) error {
+	c.releaseRequest(nil, slot)
+	return c.fail(NoHealthyUpstream, "", ErrNoHealthyUpstream)
 }
 
 // tryFailed ends a try that got no response: the failure is classified

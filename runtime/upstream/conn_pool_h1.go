@@ -325,16 +325,26 @@ func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool, now tim
 		}
 		c.close()
 	}
+	c, err = p.dialConn(ctx, addr)
+	return c, false, err
+}
+
+// dialConn is get's dial of a new connection. Out of line: get is
+// inlined into send, and this path (the codec's set-up, the new h1Conn)
+// would add to send's frame and code on every request.
+//
+//go:noinline
+func (p *h1Pool) dialConn(ctx context.Context, addr string) (*h1Conn, error) {
 	conn, err := p.dial(ctx, "tcp", addr)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	c = &h1Conn{pool: p, conn: conn, addr: addr}
+	c := &h1Conn{pool: p, conn: conn, addr: addr}
 	c.watch.expire = c.expireWatch // a method value: a closure would move c to the heap on every get
 	c.idle.init(conn)
 	c.cc.Init(conn, http1.Limits{MaxHeaderBytes: maxResponseHeaderBytes})
 	c.st.src, c.st.h1 = c, c
-	return c, false, nil
+	return c, nil
 }
 
 // put keeps c for a later request. Its idle age counts from the moment

@@ -58,6 +58,12 @@ func newH2Pool(opts http2.ClientOptions, dial func(ctx context.Context, network,
 // send is one try of req on a stream to addr: the head (and as much of a
 // whole body as the windows take) goes out in one batch; the rest of the
 // body and the trailers are written on a goroutine, beside the response.
+//
+// Not inlined: the build's profile (PGO) would inline it, behind a type
+// check, into Cluster.Send, whose frame and code every HTTP/1.1 try then
+// carried too (its locals made Send's frame some 100 bytes larger).
+//
+//go:noinline
 func (p *h2Pool) send(ctx context.Context, req *Request, addr string, _ time.Duration) (*responseState, error) {
 	x := h2ExchangePool.Get().(*h2Exchange)
 	x.p = p
