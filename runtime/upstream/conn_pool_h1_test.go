@@ -763,7 +763,41 @@ func TestH1IdleEntryKeptWhileUsed(t *testing.T) {
 	if e := entry(); e == nil || len(e.conns) != 1 {
 		t.Fatalf("entry %+v after the connection came back past CloseIdleConnections, want one connection", e)
 	}
+	// The entry get found last (h1Pool.last) has left the map: get finds
+	// the one that took its place.
+	send().Close()
 	if n := s.conns.Load(); n != 1 {
 		t.Errorf("%d connections, want 1", n)
+	}
+}
+
+// TestH1IdleEntryPerEndpoint: get, which tries the entry it found last
+// before the map, finds each endpoint's own connections when requests
+// alternate between two.
+func TestH1IdleEntryPerEndpoint(t *testing.T) {
+	a := startRawServer(t, canned("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"))
+	b := startRawServer(t, canned("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"))
+	p := newH1Pool((&net.Dialer{}).DialContext, time.Hour, 4, 0)
+	defer p.closeAll()
+	send := func(addr, want string) {
+		t.Helper()
+		st, err := p.send(context.Background(), &Request{Headers: headers("GET", "/", "x")}, addr, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := st.handle()
+		body, _ := io.ReadAll(resp.Body())
+		resp.Close()
+		if string(body) != want {
+			t.Fatalf("body %q from %s, want %q", body, addr, want)
+		}
+	}
+	for range 3 {
+		send(a.addr, "a")
+		send(b.addr, "b")
+		send(b.addr, "b")
+	}
+	if na, nb := a.conns.Load(), b.conns.Load(); na != 1 || nb != 1 {
+		t.Errorf("%d and %d connections, want 1 each", na, nb)
 	}
 }
