@@ -86,6 +86,15 @@ func (hs *hostSet) balancerFor(sel map[string]string) loadBalancer {
 	if len(sel) == 0 {
 		return hs.lb
 	}
+	return hs.subsetBalancer(sel)
+}
+
+// subsetBalancer is balancerFor with a selector. Out of line: a request
+// without one (most) then takes balancerFor inlined, with no call and no
+// frame (this one defers its unlock).
+//
+//go:noinline
+func (hs *hostSet) subsetBalancer(sel map[string]string) loadBalancer {
 	if p := hs.subsets.Load(); p != nil {
 		for _, s := range *p {
 			if maps.Equal(s.labels, sel) {
