@@ -763,11 +763,21 @@ func (c *h1Conn) readBody(p []byte) (int, error) {
 	case err == io.EOF: // one comparison with io.EOF (a runtime call), not two
 		c.stopBody()
 	default:
-		if ctxErr := c.ctx.Err(); ctxErr != nil {
-			err = fmt.Errorf("%w (%v)", ctxErr, err)
-		}
+		err = c.readFailed(err)
 	}
 	return n, err
+}
+
+// readFailed is readBody's error, with the context's when it has ended.
+// Out of line: the error's making (fmt.Errorf's arguments) would add to
+// readBody's frame on every read.
+//
+//go:noinline
+func (c *h1Conn) readFailed(err error) error {
+	if ctxErr := c.ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("%w (%v)", ctxErr, err)
+	}
+	return err
 }
 
 func (c *h1Conn) trailers() *stream.HeaderMap { return c.cc.Trailers() }
