@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/sluice-proxy/sluice/runtime/clock"
 	"github.com/sluice-proxy/sluice/runtime/http1"
@@ -79,7 +80,7 @@ func newH1Pool(dial func(ctx context.Context, network, addr string) (net.Conn, e
 // and fills again with every request keeps its entry and put makes none
 // anew.
 type idleConns struct {
-	addr      string // the endpoint's, the entry's key in the map
+	addr      string // the endpoint's, the entry's key in the map (under the pool's mu)
 	conns     []*h1Conn
 	emptyTick bool // empty at the janitor's last tick, and no put since
 	// dropped: the entry left the map (sweep, CloseIdleConnections); a
@@ -316,7 +317,7 @@ func (p *h1Pool) get(ctx context.Context, addr string, checkAtSend bool, now tim
 	for {
 		p.mu.Lock()
 		l := p.last
-		if l == nil || l.dropped || l.addr != addr {
+		if l == nil || l.dropped || !sameString(l.addr, addr) {
 			l = p.lookup(addr)
 		}
 		if l == nil || len(l.conns) == 0 {
@@ -364,9 +365,20 @@ func (p *h1Pool) dialConn(ctx context.Context, addr string) (*h1Conn, error) {
 func (p *h1Pool) lookup(addr string) *idleConns {
 	l := p.idle[addr]
 	if l != nil {
+		l.addr = addr // the caller's bytes: see sameString
 		p.last = l
 	}
 	return l
+}
+
+// sameString says a and b are the same bytes in memory, which get's
+// check of its last entry needs: the address it is given is its
+// endpoint's, the one the entry holds (lookup keeps the caller's). A
+// comparison of the contents was a call (runtime.memequal) and reloads
+// around it on every request; equal contents elsewhere in memory only
+// send get to lookup.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
 }
 
 // put keeps c for a later request. Its idle age counts from the moment

@@ -796,6 +796,10 @@ func TestH1IdleEntryPerEndpoint(t *testing.T) {
 		send(a.addr, "a")
 		send(b.addr, "b")
 		send(b.addr, "b")
+		// The same address in other bytes (get compares where the
+		// bytes are, and looks it up in the map then).
+		send(strings.Clone(a.addr), "a")
+		send(strings.Clone(a.addr), "a")
 	}
 	if na, nb := a.conns.Load(), b.conns.Load(); na != 1 || nb != 1 {
 		t.Errorf("%d and %d connections, want 1 each", na, nb)
