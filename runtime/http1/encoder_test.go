@@ -132,7 +132,7 @@ func TestWriteHeadersFast(t *testing.T) {
 				for _, minor := range []int{0, 1} {
 					run := func(slow bool) (string, string) {
 						var out strings.Builder
-						c := &conn{srv: new(Server), nc: writeConn{&out}}
+						c := &conn{srv: new(Server), nc: writeConn{&out}, wc: writeConn{&out}}
 						s := &c.st
 						s.c = c
 						e := &c.enc
