@@ -266,6 +266,41 @@ func TestClientConnWritesWholeRequest(t *testing.T) {
 	}
 }
 
+// TestEncodeRequestBodies holds EncodeRequest's skip of an empty body
+// with a zero length (the proxy's GET) to what the whole-body path
+// writes for the bodies and framings around it.
+func TestEncodeRequestBodies(t *testing.T) {
+	h := new(stream.HeaderMap)
+	h.Add(stream.Method, "GET")
+	h.Add(stream.Path, "/")
+	h.Add(stream.Authority, "x")
+	tr := new(stream.HeaderMap)
+	tr.Add("x-sum", "1")
+	for _, body := range [][]byte{nil, {}, []byte("abc")} {
+		for _, n := range []int64{-1, 0, 3, 5} {
+			for _, tt := range []*stream.HeaderMap{nil, tr} {
+				f := RequestFraming{BodyLength: n}
+				c := new(ClientConn)
+				got, _, err := c.EncodeRequest(h, f, body, tt)
+				head, _, herr := AppendRequestHead(nil, h, f)
+				if herr != nil {
+					t.Fatal(herr)
+				}
+				var want []byte
+				var werr error
+				if body != nil {
+					want, werr = appendWholeBody(head, f, body, tt)
+				} else {
+					want = head
+				}
+				if (err != nil) != (werr != nil) || err == nil && string(got) != string(want) {
+					t.Errorf("body %q, framing %+v, trailers %v: %q, %v; want %q, %v", body, f, tt != nil, got, err, want, werr)
+				}
+			}
+		}
+	}
+}
+
 // FuzzReadResponse reads arbitrary bytes as a response, as an upstream
 // connection would: nothing may panic, an accepted response satisfies the
 // framing invariants, and a connection left reusable was read exactly to
