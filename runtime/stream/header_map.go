@@ -237,10 +237,19 @@ func (h *HeaderMap) AddChecked(name, value []byte) {
 // checks of name and value were some 600 instructions a field.
 func (h *HeaderMap) AddClean(name, value []byte) {
 	if HasCTL(value) {
-		h.insert(copyField(h, name, value)) // not marked
+		h.addUnmarked(name, value)
 		return
 	}
 	h.AddChecked(name, value)
+}
+
+// addUnmarked is AddClean's field with a CTL, copied and not marked. Out
+// of line: a clean value never takes it, and its copy's appends made
+// AddClean's frame larger.
+//
+//go:noinline
+func (h *HeaderMap) addUnmarked(name, value []byte) {
+	h.insert(copyField(h, name, value))
 }
 
 // Checked says whether field i came from AddParsed or AddChecked and was
