@@ -82,34 +82,9 @@ func (c *connReader) startRequest() {
 // reached.
 func (c *connReader) fill(max int) error {
 	if c.w == len(c.buf) {
-		unread := c.w - c.r
-		if unread >= max {
-			return io.ErrShortBuffer
+		if err := c.grow(max); err != nil {
+			return err
 		}
-		size := len(c.buf)
-		if unread*2 > size { // more than half full of unread bytes: grow
-			size = min(2*size, max+bufSize)
-		}
-		var nb []byte
-		var pooled *[]byte
-		if size == bufSize {
-			pooled = bufPool.Get().(*[]byte)
-			nb = *pooled
-		} else {
-			nb = make([]byte, size)
-		}
-		copy(nb, c.buf[c.r:c.w])
-		if c.pooled != nil {
-			if c.retired == nil {
-				c.retired = c.pooled // may hold this request's head
-			} else {
-				// A second swap: the head is in the retired buffer, and
-				// what was read from this one was copied out already.
-				bufPool.Put(c.pooled)
-			}
-		}
-		c.pooled, c.buf = pooled, nb
-		c.r, c.w = 0, unread
 	}
 	c.reads++
 	n, err := c.rd.Read(c.buf[c.w:])
@@ -121,6 +96,45 @@ func (c *connReader) fill(max int) error {
 		err = io.ErrNoProgress
 	}
 	return err
+}
+
+// grow makes room in a full buffer before fill reads (up to max bytes
+// buffered in all), or returns io.ErrShortBuffer. Out of line: a request
+// or response head nearly always fits the buffer it is read into, and
+// inlined (into the server's loop) its values made that frame, at the
+// bottom of every connection goroutine's stack, larger.
+//
+//go:noinline
+func (c *connReader) grow(max int) error {
+	unread := c.w - c.r
+	if unread >= max {
+		return io.ErrShortBuffer
+	}
+	size := len(c.buf)
+	if unread*2 > size { // more than half full of unread bytes: grow
+		size = min(2*size, max+bufSize)
+	}
+	var nb []byte
+	var pooled *[]byte
+	if size == bufSize {
+		pooled = bufPool.Get().(*[]byte)
+		nb = *pooled
+	} else {
+		nb = make([]byte, size)
+	}
+	copy(nb, c.buf[c.r:c.w])
+	if c.pooled != nil {
+		if c.retired == nil {
+			c.retired = c.pooled // may hold this request's head
+		} else {
+			// A second swap: the head is in the retired buffer, and
+			// what was read from this one was copied out already.
+			bufPool.Put(c.pooled)
+		}
+	}
+	c.pooled, c.buf = pooled, nb
+	c.r, c.w = 0, unread
+	return nil
 }
 
 // read serves a body read: buffered bytes first, then (for a large p and
