@@ -549,36 +549,53 @@ func (x *activeStream) respond(resp upstream.Response, head bool) {
 	x.relay(resp, *bufp, streaming)
 }
 
+// lastPieceEnds says whether the body's last piece ends the stream in
+// the same write, as end's would: no progress to note after it (none is
+// after end's either; the stream's timer stops with the stream), which
+// saves a clock reading and a codec call on the common response whose
+// body came whole. A streaming response (unknown length, or a streaming
+// type) keeps its flushed write (one whole write would get a
+// Content-Length), and trailers (an HTTP/2 upstream's, after a
+// Content-Length body) their own end (TestLastWriteEndsStream).
+func (x *activeStream) lastPieceEnds(eos, streaming bool) bool {
+	return eos && !streaming && x.respTrailers.Len() == 0
+}
+
+// writeLastPiece writes the body's last piece with the end of the stream.
+func (x *activeStream) writeLastPiece(chunk []byte) {
+	if x.ss.WriteBody(chunk, true) != nil && len(chunk) > 0 {
+		x.details = "downstream_remote_disconnect"
+		return
+	}
+	x.sent += int64(len(chunk))
+}
+
+// writePiece writes a piece of the body, flushed when the response
+// streams; false when the client is gone.
+func (x *activeStream) writePiece(chunk []byte, streaming bool) bool {
+	if len(chunk) > 0 {
+		if werr := x.write(chunk); werr != nil {
+			x.details = "downstream_remote_disconnect"
+			return false
+		}
+		if streaming {
+			x.flush()
+		}
+	}
+	return true
+}
+
 // relay sends the body of a response no filter wants, piece by piece as
 // read, and ends the stream.
 func (x *activeStream) relay(resp upstream.Response, buf []byte, streaming bool) {
 	for {
 		chunk, eos, err := x.nextUntouched(resp, buf)
-		if eos && !streaming && x.respTrailers.Len() == 0 {
-			// The last piece ends the stream in the same write, as
-			// end's would: no progress to note after it (none is after
-			// end's either; the stream's timer stops with the stream),
-			// which saves a clock reading and a codec call on the common
-			// response whose body came whole. A streaming response
-			// (unknown length, or a streaming type) keeps its flushed
-			// write (one whole write would get a Content-Length), and
-			// trailers (an HTTP/2 upstream's, after a Content-Length
-			// body) their own end (TestLastWriteEndsStream).
-			if x.ss.WriteBody(chunk, true) != nil && len(chunk) > 0 {
-				x.details = "downstream_remote_disconnect"
-				return
-			}
-			x.sent += int64(len(chunk))
+		if x.lastPieceEnds(eos, streaming) {
+			x.writeLastPiece(chunk)
 			return
 		}
-		if len(chunk) > 0 {
-			if werr := x.write(chunk); werr != nil {
-				x.details = "downstream_remote_disconnect"
-				return
-			}
-			if streaming {
-				x.flush()
-			}
+		if !x.writePiece(chunk, streaming) {
+			return
 		}
 		if err != nil {
 			// The upstream broke off mid-body: the client gets what came
@@ -678,33 +695,13 @@ func (x *activeStream) respondFiltered(resp upstream.Response, hdr *stream.Heade
 			chunk, eos, lr, err = pump.next(buf)
 		} else {
 			chunk, eos, err = x.nextUntouched(resp, buf)
-			if eos && !streaming && x.respTrailers.Len() == 0 {
-				// The last piece ends the stream in the same write, as
-				// end's would: no progress to note after it (none is
-				// after end's either; the stream's timer stops with
-				// the stream), which saves a clock reading and a codec
-				// call on the common response whose body came whole.
-				// A streaming response (unknown length, or a streaming
-				// type) keeps its flushed write (one whole write would
-				// get a Content-Length), and trailers (an HTTP/2
-				// upstream's, after a Content-Length body) their own
-				// end (TestLastWriteEndsStream).
-				if x.ss.WriteBody(chunk, true) != nil && len(chunk) > 0 {
-					x.details = "downstream_remote_disconnect"
-					return
-				}
-				x.sent += int64(len(chunk))
+			if x.lastPieceEnds(eos, streaming) {
+				x.writeLastPiece(chunk)
 				return
 			}
 		}
-		if len(chunk) > 0 {
-			if werr := x.write(chunk); werr != nil {
-				x.details = "downstream_remote_disconnect"
-				return
-			}
-			if streaming {
-				x.flush()
-			}
+		if !x.writePiece(chunk, streaming) {
+			return
 		}
 		if lr != nil {
 			// Headers are gone already: all we can do is cut the stream.
