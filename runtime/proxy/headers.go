@@ -73,38 +73,21 @@ func sanitizeRequestHeaders(h *stream.HeaderMap) (ok bool, seen requestFields, m
 			internal = append(internal, string(name))
 			continue
 		}
-		// requestMask's cases, and the three fields seen notes.
+		// requestMask's bits, and the three fields seen notes.
 		switch string(name) {
 		case "x-request-id":
 			seen |= seenRequestID
 		case "grpc-timeout":
 			seen |= seenGRPCTimeout
-		case "connection":
-			conn = true
-			mask |= hopConnection
-		case "proxy-connection":
-			mask |= 1 << 1
-		case "keep-alive":
-			mask |= 1 << 2
-		case "proxy-authenticate":
-			mask |= 1 << 3
-		case "proxy-authorization":
-			mask |= 1 << 4
-		case "te":
-			mask |= hopTE
-		case "trailer":
-			seen |= seenTrailer
-			mask |= hopTrailer
-		case "transfer-encoding":
-			mask |= 1 << 7
-		case "upgrade":
-			mask |= hopUpgrade
-		case "x-forwarded-for":
-			mask |= fwdFor
-		case "x-forwarded-proto":
-			mask |= fwdProto
-		case "x-forwarded-host":
-			mask |= fwdHost
+		default:
+			bit := requestFieldBit(name)
+			mask |= bit
+			switch bit {
+			case hopConnection:
+				conn = true
+			case hopTrailer:
+				seen |= seenTrailer
+			}
 		}
 	}
 	for _, name := range internal {
@@ -275,6 +258,24 @@ const (
 	fwdHost  uint16 = 1 << 11
 )
 
+// requestFieldBit is a field name's bit in requestMask: hopIndex's for a
+// hop-by-hop field, fwdFor, fwdProto or fwdHost for an X-Forwarded-*
+// one, 0 for any other.
+func requestFieldBit(name []byte) uint16 {
+	if k := hopIndex(name); k >= 0 {
+		return 1 << k
+	}
+	switch string(name) {
+	case "x-forwarded-for":
+		return fwdFor
+	case "x-forwarded-proto":
+		return fwdProto
+	case "x-forwarded-host":
+		return fwdHost
+	}
+	return 0
+}
+
 // requestMask is hopMask with fwdFor, fwdProto and fwdHost set for the
 // X-Forwarded-* fields the request has: forward's one walk for both (the
 // fields removeFixedHopHeaders removes are none of these), where
@@ -282,33 +283,7 @@ const (
 func requestMask(h *stream.HeaderMap) (m uint16) {
 	for i := range h.Len() {
 		name, _ := h.At(i)
-		// hopIndex's cases and the three more, in one switch.
-		switch string(name) {
-		case "connection":
-			m |= 1 << 0
-		case "proxy-connection":
-			m |= 1 << 1
-		case "keep-alive":
-			m |= 1 << 2
-		case "proxy-authenticate":
-			m |= 1 << 3
-		case "proxy-authorization":
-			m |= 1 << 4
-		case "te":
-			m |= 1 << 5
-		case "trailer":
-			m |= 1 << 6
-		case "transfer-encoding":
-			m |= 1 << 7
-		case "upgrade":
-			m |= 1 << 8
-		case "x-forwarded-for":
-			m |= fwdFor
-		case "x-forwarded-proto":
-			m |= fwdProto
-		case "x-forwarded-host":
-			m |= fwdHost
-		}
+		m |= requestFieldBit(name)
 	}
 	return m
 }
