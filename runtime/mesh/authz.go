@@ -168,6 +168,8 @@ type Authorizer struct {
 	factories           []filter.Factory
 	// Metrics, when set, counts denials by policy.
 	Metrics *Metrics
+	// filter is the DENY/ALLOW check every stream gets (rbacFactory).
+	filter rbacFilter
 }
 
 // NewAuthorizer compiles policies; plugins resolves CUSTOM actions'
@@ -177,6 +179,7 @@ func NewAuthorizer(policies []config.Authorization, plugins map[string]filter.Fa
 		return nil, nil
 	}
 	a := &Authorizer{}
+	a.filter.a = a
 	for i, p := range policies {
 		r := &rule{
 			index:      i,
@@ -262,15 +265,22 @@ type rbacFactory struct{ a *Authorizer }
 func (rbacFactory) Name() string   { return AuthorizationFilter }
 func (rbacFactory) FailOpen() bool { return false }
 func (f rbacFactory) NewFilter(context.Context, filter.Stream) (filter.HTTPFilter, error) {
-	return rbacFilter{a: f.a}, nil
+	return &f.a.filter, nil
 }
 
+// rbacFilter holds nothing of a stream: each Authorizer has one, and a
+// pointer to it goes into every chain without an allocation.
 type rbacFilter struct {
 	passFilter
 	a *Authorizer
 }
 
-func (f rbacFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
+// SkippedCallbacks implements filter.Skipper.
+func (*rbacFilter) SkippedCallbacks() filter.Callbacks {
+	return skipAllBut(filter.RequestHeadersCallback)
+}
+
+func (f *rbacFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
 	if ok, details := f.a.Decide(s.RequestHeaders(), s.Info()); !ok {
 		f.a.Metrics.denied(details)
 		var hdr stream.HeaderMap
@@ -302,7 +312,7 @@ func (f *customFactory) FailOpen() bool { return f.inner.FailOpen() }
 
 func (f *customFactory) NewFilter(ctx context.Context, s filter.Stream) (filter.HTTPFilter, error) {
 	if !f.r.matches(s.RequestHeaders(), peerOf(s.Info())) {
-		return passFilter{}, nil
+		return noFilter{}, nil
 	}
 	return f.inner.NewFilter(ctx, s)
 }

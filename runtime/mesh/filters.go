@@ -21,8 +21,30 @@ const (
 	PropSourceNamespace = "source.namespace"
 )
 
-// passFilter continues every callback; native filters embed it.
+// passFilter continues every callback; native filters embed it. None of
+// them keeps its stream past its own callbacks, so each is done with it
+// once OnDone returns (filter.Finisher): the proxy then reuses the
+// stream's memory, as on a route without filters. Each filter that
+// embeds passFilter names the callbacks it implements (filter.Skipper,
+// through skipAllBut), so that the proxy leaves the bodies untouched.
 type passFilter struct{}
+
+// DoneIsFinal implements filter.Finisher.
+func (passFilter) DoneIsFinal() bool { return true }
+
+// allCallbacks is every filter.Callbacks bit.
+const allCallbacks = filter.LogCallback<<1 - 1
+
+// skipAllBut is the filter.Skipper answer of a filter that implements
+// only the callbacks in used.
+func skipAllBut(used filter.Callbacks) filter.Callbacks { return allCallbacks &^ used }
+
+// noFilter is the filter of a stream a native filter has nothing to do
+// on.
+type noFilter struct{ passFilter }
+
+// SkippedCallbacks implements filter.Skipper: all of them.
+func (noFilter) SkippedCallbacks() filter.Callbacks { return allCallbacks }
 
 func (passFilter) OnRequestHeaders(filter.Stream, bool) Status             { return filter.Continue }
 func (passFilter) OnRequestBody(filter.Stream, *filter.Body, bool) Status  { return filter.Continue }
@@ -54,31 +76,44 @@ type HeadersFactory struct {
 	// for the outbound side's destination_principal.
 	ClusterIdentity map[string]string
 
-	// lastXFCC is the inbound side's last x-forwarded-client-cert value:
-	// a sidecar's callers are few and keep their connections, so most
-	// requests reuse it instead of building the same string again.
-	lastXFCC atomic.Pointer[xfccEntry]
+	// lastPeer is what the inbound side last made of a peer: a sidecar's
+	// callers are few and keep their connections, so most requests reuse
+	// it instead of building the same values again.
+	lastPeer atomic.Pointer[peerEntry]
+
+	// filter is the one filter value every stream gets: it holds nothing
+	// of a stream, and a pointer to it goes into the chain without an
+	// allocation.
+	filter headersFilter
 }
 
-// xfccEntry is an XFCC value and what it was made of: the connection's
-// TLS facts (one value per connection, kept alive by the entry, so the
-// pointer cannot name another connection's) and this workload's ID then.
-type xfccEntry struct {
-	tls   *filter.TLSInfo
-	by    string
-	value string
+// peerEntry is what the inbound side sets for the peer of a connection:
+// its XFCC value and its properties. It holds the connection's TLS facts
+// (one value per connection, kept alive by the entry, so the pointer
+// cannot name another connection's) and this workload's ID then. The
+// property values are shared by the streams of the connection: a filter
+// state value is replaced, never written in place (SetProperty).
+type peerEntry struct {
+	tls       *filter.TLSInfo
+	by        string
+	xfcc      string
+	principal []byte
+	namespace []byte // nil: the ID names no namespace
 }
 
-// xfcc is XFCC(f.local(), the peer's certificate hash, peer) for the
-// connection whose TLS facts are tls.
-func (f *HeadersFactory) xfcc(tls *filter.TLSInfo, peer string) string {
+// peer is the entry of peer, the mTLS peer of the connection whose TLS
+// facts are tls.
+func (f *HeadersFactory) peer(tls *filter.TLSInfo, peer string) *peerEntry {
 	by := f.local()
-	if e := f.lastXFCC.Load(); e != nil && e.tls == tls && e.by == by {
-		return e.value
+	if e := f.lastPeer.Load(); e != nil && e.tls == tls && e.by == by {
+		return e
 	}
-	v := XFCC(by, tls.PeerCertSHA256, peer)
-	f.lastXFCC.Store(&xfccEntry{tls: tls, by: by, value: v})
-	return v
+	e := &peerEntry{tls: tls, by: by, xfcc: XFCC(by, tls.PeerCertSHA256, peer), principal: []byte(peer)}
+	if ns := namespaceOf(peer); ns != "" {
+		e.namespace = []byte(ns)
+	}
+	f.lastPeer.Store(e)
+	return e
 }
 
 // NewHeadersFactory returns the inbound (true) or outbound filter factory.
@@ -87,7 +122,9 @@ func NewHeadersFactory(inbound bool, local func() string) *HeadersFactory {
 	if local == nil {
 		local = func() string { return "" }
 	}
-	return &HeadersFactory{inbound: inbound, local: local}
+	f := &HeadersFactory{inbound: inbound, local: local}
+	f.filter.f = f
+	return f
 }
 
 // Name implements filter.Factory.
@@ -103,7 +140,7 @@ func (f *HeadersFactory) FailOpen() bool { return false }
 
 // NewFilter implements filter.Factory.
 func (f *HeadersFactory) NewFilter(context.Context, filter.Stream) (filter.HTTPFilter, error) {
-	return headersFilter{f: f}, nil
+	return &f.filter, nil
 }
 
 type headersFilter struct {
@@ -111,25 +148,34 @@ type headersFilter struct {
 	f *HeadersFactory
 }
 
-func (h headersFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
+// SkippedCallbacks implements filter.Skipper.
+func (*headersFilter) SkippedCallbacks() filter.Callbacks {
+	return skipAllBut(filter.RequestHeadersCallback | filter.LogCallback)
+}
+
+var traceparentName = []byte("traceparent")
+
+func (h *headersFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
 	hdr := s.RequestHeaders()
 	hdr.Del(XFCCHeader)
 	if h.f.inbound {
 		info := s.Info()
 		if peer := PeerID(info); peer != "" {
-			hdr.Set(XFCCHeader, h.f.xfcc(info.TLS, peer))
+			e := h.f.peer(info.TLS, peer)
+			hdr.Set(XFCCHeader, e.xfcc)
 			if info.FilterState == nil {
 				info.FilterState = map[string][]byte{}
 			}
-			info.FilterState[PropSourcePrincipal] = []byte(peer)
-			if ns := namespaceOf(peer); ns != "" {
-				info.FilterState[PropSourceNamespace] = []byte(ns)
+			info.FilterState[PropSourcePrincipal] = e.principal
+			if e.namespace != nil {
+				info.FilterState[PropSourceNamespace] = e.namespace
 			}
 		}
 	}
 	prior, _ := hdr.Get("traceparent")
-	tp, started := NextTraceparent(string(prior))
-	hdr.Set("traceparent", tp)
+	var tp [traceparentLen]byte
+	started := nextTraceparent(&tp, prior)
+	hdr.SetBytes(traceparentName, tp[:])
 	if started {
 		hdr.Del("tracestate")
 	}
@@ -137,4 +183,4 @@ func (h headersFilter) OnRequestHeaders(s filter.Stream, _ bool) Status {
 }
 
 // OnLog counts the request by identities.
-func (h headersFilter) OnLog(s filter.Stream) { h.f.record(s) }
+func (h *headersFilter) OnLog(s filter.Stream) { h.f.record(s) }

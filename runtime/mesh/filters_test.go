@@ -61,7 +61,7 @@ func TestInboundXFCCPerConnection(t *testing.T) {
 	if got := xfcc(c2); got != want(c2) {
 		t.Fatalf("after rotation: XFCC %q, want %q", got, want(c2))
 	}
-	allocs := testing.AllocsPerRun(100, func() { f.xfcc(c2, c2.PeerURISANs[0]) })
+	allocs := testing.AllocsPerRun(100, func() { f.peer(c2, c2.PeerURISANs[0]) })
 	if allocs != 0 {
 		t.Fatalf("%v allocations for the same connection's XFCC; want 0", allocs)
 	}

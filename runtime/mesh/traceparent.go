@@ -3,7 +3,6 @@ package mesh
 import (
 	"encoding/hex"
 	"math/rand/v2"
-	"strings"
 )
 
 // W3C Trace Context (https://www.w3.org/TR/trace-context/): a sidecar is
@@ -14,21 +13,31 @@ import (
 // trace was (re)started here, in which case tracestate, which belongs to
 // the old trace, must be dropped.
 func NextTraceparent(in string) (out string, started bool) {
-	// "00-" trace id "-" span id "-" flags: 55 bytes, built in place.
-	var b [55]byte
-	copy(b[:], "00-")
+	var b [traceparentLen]byte
+	started = nextTraceparent(&b, in)
+	return string(b[:]), started
+}
+
+// traceparentLen is a version 00 traceparent's length: "00-" trace id
+// "-" span id "-" flags.
+const traceparentLen = 55
+
+// nextTraceparent is NextTraceparent built in out, for a value read as
+// bytes (the headers filter's: no string made of it, nor of the result).
+func nextTraceparent[S ~string | ~[]byte](out *[traceparentLen]byte, in S) (started bool) {
+	copy(out[:], "00-")
 	traceID, flags, ok := parseTraceparent(in)
 	if ok {
-		copy(b[3:35], traceID)
-		copy(b[53:], flags)
+		copy(out[3:35], traceID)
+		copy(out[53:], flags)
 	} else {
-		putRandomHex(b[3:35])
-		copy(b[53:], "01") // sampled: the hop that starts a trace records it
+		putRandomHex(out[3:35])
+		copy(out[53:], "01") // sampled: the hop that starts a trace records it
 		started = true
 	}
-	b[35], b[52] = '-', '-'
-	putRandomHex(b[36:52])
-	return string(b[:]), started
+	out[35], out[52] = '-', '-'
+	putRandomHex(out[36:52])
+	return started
 }
 
 // TraceID is the trace id of a valid traceparent ("" otherwise).
@@ -42,26 +51,27 @@ func TraceID(tp string) string {
 
 // parseTraceparent accepts version 00 exactly and, as the spec asks,
 // later versions by their first four fields; version ff is invalid.
-func parseTraceparent(s string) (traceID, flags string, ok bool) {
-	s = strings.TrimSpace(s)
-	if len(s) < 55 {
-		return "", "", false
+func parseTraceparent[S ~string | ~[]byte](s S) (traceID, flags S, ok bool) {
+	s = trimSpace(s)
+	if len(s) < traceparentLen {
+		return traceID, flags, false
 	}
 	version := s[0:2]
-	if !isLowerHex(version) || version == "ff" || s[2] != '-' || s[35] != '-' || s[52] != '-' {
-		return "", "", false
+	v00, vff := version[0] == '0' && version[1] == '0', version[0] == 'f' && version[1] == 'f'
+	if !isLowerHex(version) || vff || s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return traceID, flags, false
 	}
-	if version == "00" && len(s) != 55 || version != "00" && len(s) > 55 && s[55] != '-' {
-		return "", "", false
+	if v00 && len(s) != traceparentLen || !v00 && len(s) > traceparentLen && s[55] != '-' {
+		return traceID, flags, false
 	}
 	traceID, parent, flags := s[3:35], s[36:52], s[53:55]
 	if !isLowerHex(traceID) || !isLowerHex(parent) || !isLowerHex(flags) || allZero(traceID) || allZero(parent) {
-		return "", "", false
+		return traceID[:0], flags[:0], false
 	}
 	return traceID, flags, true
 }
 
-func isLowerHex(s string) bool {
+func isLowerHex[S ~string | ~[]byte](s S) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
@@ -71,7 +81,26 @@ func isLowerHex(s string) bool {
 	return true
 }
 
-func allZero(s string) bool { return strings.Trim(s, "0") == "" }
+func allZero[S ~string | ~[]byte](s S) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '0' {
+			return false
+		}
+	}
+	return true
+}
+
+// trimSpace drops the optional whitespace (space, tab) HTTP allows around
+// a field value.
+func trimSpace[S ~string | ~[]byte](s S) S {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
 
 // putRandomHex fills dst (16 or 32 bytes) with random lowercase hex,
 // never all zero (invalid in W3C). Trace and span ids must be unique, not
