@@ -48,10 +48,14 @@ type Conn struct {
 	// deadline: a read deadline is set. Only then does a read wait
 	// without trying first: the wait is then bounded (why: readiness_linux.go).
 	deadline atomic.Bool
-	inq      bool    // TCP_INQ is on: reads are recvmsg(2)
-	drained  bool    // the last read left the socket empty: wait first
-	peekb    [1]byte // peekFn's
-	rwait    int     // the wait's code, when it failed
+	inq      bool // TCP_INQ is on: reads are recvmsg(2)
+	drained  bool // the last read left the socket empty: wait first
+	held     bool // HoldReads: a Read answers at once, without the socket
+	// replyNext: Quiet found the socket empty, so the next Read waits
+	// first even without a read deadline (Quiet); one Read clears it.
+	replyNext bool
+	rwait     int32   // the wait's code, when it failed
+	peekb     [1]byte // peekFn's and quietFn's
 	// The Control callbacks of Read and of the RawConn's Read, and the
 	// latter's callback while it runs (readiness_linux.go); made once.
 	readCtlFn func(fd uintptr)
@@ -74,7 +78,7 @@ type Conn struct {
 	// writeCtlFn is Write's Control callback (readiness_linux.go), made
 	// once; wwait its failed check's or wait's code.
 	writeCtlFn func(fd uintptr)
-	wwait      int
+	wwait      int32
 
 	// Line 4.
 	wbuf []byte
@@ -87,11 +91,38 @@ type Conn struct {
 	network string // net's name for it in errors ("tcp", "tcp4", ...)
 	readFn  func(fd uintptr) bool
 	writeFn func(fd uintptr) bool
-	tries   int              // reads that found nothing (EAGAIN), for tests
 	peekFn  func(fd uintptr) // WaitReadable's, before TCP_INQ is on
 	// onClose runs at the first Close (OnClose); closed says it ran.
 	onClose func()
+	tries   int32 // reads that found nothing (EAGAIN), for tests
 	closed  atomic.Bool
+	quietFn func(fd uintptr) // Quiet's Control callback
+}
+
+// connQuiet is Quiet for a Conn: ok is false without the poll descriptor.
+func connQuiet(nc net.Conn) (quiet, ok bool) {
+	c, isConn := nc.(*Conn)
+	if !isConn || c.pd == 0 {
+		return false, false
+	}
+	c.rmu.Lock()
+	err := c.raw.Control(c.quietFn)
+	quiet = err == nil && c.replyNext
+	c.replyNext = quiet
+	c.rmu.Unlock()
+	return quiet, true
+}
+
+// holdReads is HoldReads for a Conn.
+func holdReads(nc net.Conn, hold bool) bool {
+	c, isConn := nc.(*Conn)
+	if !isConn {
+		return false
+	}
+	c.rmu.Lock()
+	c.held, c.replyNext = hold, false
+	c.rmu.Unlock()
+	return true
 }
 
 func isConn(c net.Conn) bool {
@@ -147,7 +178,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // Read reads what the socket holds, up to len(p); with nothing there it
 // waits in the poller for the socket to become readable.
 func (c *Conn) Read(p []byte) (int, error) {
-	if c.poll == 0 || len(p) == 0 || len(p) > maxRW {
+	if c.poll == 0 || len(p) == 0 || len(p) > maxRW || c.held {
 		return c.readSlow(p)
 	}
 	c.rmu.Lock()
@@ -167,13 +198,17 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 // readSlow is Read of nothing, of more than one call may take (capped),
-// or without the poll descriptor (net's RawConn reads). Out of line, as
-// readDone: a plain request never takes them, and Read stays short.
+// while reads are held (HoldReads), or without the poll descriptor (net's
+// RawConn reads). Out of line, as readDone: a plain request never takes
+// them, and Read stays short.
 //
 //go:noinline
 func (c *Conn) readSlow(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if c.held {
+		return 0, os.ErrDeadlineExceeded
 	}
 	if len(p) > maxRW {
 		p = p[:maxRW]
@@ -409,7 +444,7 @@ func (r *rawConn) Read(f func(fd uintptr) bool) error {
 	c.rmu.Lock()
 	// The RawConn's Read resets readiness and its callback may wait, or
 	// read and leave bytes: whatever it did, the next Read must try.
-	c.drained = false
+	c.drained, c.replyNext = false, false
 	var err error
 	if c.poll != 0 {
 		// RawRead's steps inside Control (rawReadCtl).

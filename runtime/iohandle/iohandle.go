@@ -49,6 +49,32 @@ func Plain(c net.Conn) bool { return isConn(c) }
 // nothing but the one Close.
 func OnClose(c net.Conn, f func()) bool { return onClose(c, f) }
 
+// Quiet checks, without blocking, that c's socket has nothing to read: no
+// bytes, no FIN, no pending error (a peek). ok is false when c is not a
+// connection of this package that keeps readiness; the caller then
+// checks its own way. A pool checks an idle connection so before a
+// request goes out on it: bytes there would be read as the answer.
+//
+// When the socket is quiet, the next Read waits for the poller's word
+// before it reads, even without a read deadline (readiness_linux.go: a
+// read waits first only with one, for a reset the wait would miss):
+// whatever comes after the peek, the answer, a FIN or a reset, marks the
+// socket ready, and a reset that came before it is the error the peek
+// met. Go's own read would try first and, the answer not being there
+// yet, find nothing: a system call a request (over TLS, where the pool
+// cannot send and wait in one step as it does over plain text).
+func Quiet(c net.Conn) (quiet, ok bool) { return connQuiet(c) }
+
+// HoldReads makes c's reads answer at once, with os.ErrDeadlineExceeded
+// (a timeout, which crypto/tls takes as temporary), without touching the
+// socket, until it is called again with false; it reports whether c is a
+// connection of this package. What a layer above c has buffered can then
+// be looked at with a read that cannot wait or take more from the
+// socket: a pool looks so for bytes a TLS connection decrypted past a
+// response, without the two deadline changes (timer work) and the error
+// value that an expired deadline costs.
+func HoldReads(c net.Conn, hold bool) bool { return holdReads(c, hold) }
+
 // Listener returns ln with its accepted connections wrapped (Wrap).
 func Listener(ln net.Listener) net.Listener {
 	return listener{ln}

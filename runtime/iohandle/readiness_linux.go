@@ -175,6 +175,7 @@ func (c *Conn) keepReadiness() {
 	c.rawReadCtlFn = c.rawReadCtl()
 	c.waitOnlyFn = c.waitOnly
 	c.peekFn = c.peekEmpty
+	c.quietFn = c.peekQuiet
 }
 
 // startInq turns TCP_INQ on, at the connection's first read that found
@@ -213,9 +214,12 @@ func (c *Conn) startInq(fd uintptr) {
 func (c *Conn) readCtl() func(fd uintptr) {
 	return func(fd uintptr) {
 		pd := c.poll
-		if !c.drained || !c.deadline.Load() {
+		// Quiet's word (replyNext) is for this Read only.
+		waitFirst := c.drained && (c.replyNext || c.deadline.Load())
+		c.replyNext = false
+		if !waitFirst {
 			if code := runtime_pollReset(pd, 'r'); code != pollNoError {
-				c.rwait = code
+				c.rwait = int32(code)
 				return
 			}
 			if c.read(fd) {
@@ -224,7 +228,7 @@ func (c *Conn) readCtl() func(fd uintptr) {
 		}
 		for {
 			if code := runtime_pollWait(pd, 'r'); code != pollNoError {
-				c.rwait = code
+				c.rwait = int32(code)
 				return
 			}
 			if c.read(fd) {
@@ -232,6 +236,21 @@ func (c *Conn) readCtl() func(fd uintptr) {
 			}
 		}
 	}
+}
+
+// peekQuiet is Quiet's Control callback: a peek, which finds nothing (no
+// bytes, no FIN, no pending error) on a quiet socket. Then anything that
+// comes later, the answer, a FIN or a reset, marks the poll descriptor
+// ready, and the next Read may wait before it tries.
+func (c *Conn) peekQuiet(fd uintptr) {
+	_, err := Peek(fd, c.peekb[:])
+	for err == syscall.EINTR {
+		_, err = Peek(fd, c.peekb[:])
+	}
+	// Bytes, the peer's FIN (a peek of 0 bytes) or a broken socket: not
+	// quiet, and the next Read tries first.
+	quiet := err == syscall.EAGAIN
+	c.drained, c.replyNext = quiet, quiet
 }
 
 // readAgain is Read after its Control step failed (the connection
@@ -254,12 +273,12 @@ func (c *Conn) rawReadCtl() func(fd uintptr) {
 	return func(fd uintptr) {
 		pd := c.poll
 		if code := runtime_pollReset(pd, 'r'); code != pollNoError {
-			c.rwait = code
+			c.rwait = int32(code)
 			return
 		}
 		for !c.rawF(fd) {
 			if code := runtime_pollWait(pd, 'r'); code != pollNoError {
-				c.rwait = code
+				c.rwait = int32(code)
 				return
 			}
 		}
@@ -279,12 +298,12 @@ func (c *Conn) writeCtl() func(fd uintptr) {
 	return func(fd uintptr) {
 		pd := c.poll
 		if code := runtime_pollReset(pd, 'w'); code != pollNoError {
-			c.wwait = code
+			c.wwait = int32(code)
 			return
 		}
 		for !c.write(fd) {
 			if code := runtime_pollWait(pd, 'w'); code != pollNoError {
-				c.wwait = code
+				c.wwait = int32(code)
 				return
 			}
 		}
@@ -302,7 +321,7 @@ func (c *Conn) writeAgain() error {
 }
 
 // waitOnly is WaitReadable's Control callback: the poller's wait alone.
-func (c *Conn) waitOnly(uintptr) { c.rwait = runtime_pollWait(c.pd, 'r') }
+func (c *Conn) waitOnly(uintptr) { c.rwait = int32(runtime_pollWait(c.pd, 'r')) }
 
 // peekEmpty is WaitReadable's Control callback while TCP_INQ is off: an
 // empty socket (the peek finds nothing, as a read would have) turns it on

@@ -612,3 +612,107 @@ func TestWaitReadableBeforeInq(t *testing.T) {
 		t.Fatalf("read %q, %v; want next", buf[:n], err)
 	}
 }
+
+// Quiet peeks: an empty socket is quiet, and then the next Read, without
+// a read deadline, waits before it tries (no read that finds nothing);
+// the one after that tries first again. Bytes, the peer's FIN or a reset
+// make it not quiet, and leave nothing armed.
+func TestQuiet(t *testing.T) {
+	readinessModes(t, func(t *testing.T, c, peer *Conn, kept bool) {
+		drain(t, c, peer, "first", kept)
+		q, ok := Quiet(c)
+		if !ok {
+			if kept {
+				t.Fatal("Quiet did not check a connection that keeps readiness")
+			}
+			return
+		}
+		if !kept {
+			t.Fatal("Quiet checked a connection without readiness")
+		}
+		if !q {
+			t.Fatal("an empty socket is not quiet")
+		}
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			peer.Write([]byte("answer"))
+		}()
+		tries := c.tries
+		buf := make([]byte, 16)
+		if n, err := c.Read(buf); err != nil || string(buf[:n]) != "answer" {
+			t.Fatalf("read %q, %v; want the answer", buf[:n], err)
+		}
+		if c.tries != tries {
+			t.Fatal("the read after a quiet check tried before it waited")
+		}
+		if c.replyNext {
+			t.Fatal("Quiet's word outlived its Read")
+		}
+
+		// Without a deadline and without Quiet, a read tries first.
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			peer.Write([]byte("more"))
+		}()
+		if n, err := c.Read(buf); err != nil || string(buf[:n]) != "more" {
+			t.Fatalf("read %q, %v", buf[:n], err)
+		}
+		if c.tries != tries+1 {
+			t.Fatalf("%d reads found nothing; want the one try without a deadline", c.tries-tries)
+		}
+
+		peer.Write([]byte("unasked"))
+		waitQueued(t, c, len("unasked"))
+		if q, _ := Quiet(c); q || c.replyNext {
+			t.Fatal("a socket with bytes is quiet")
+		}
+		if n, err := c.Read(buf); err != nil || string(buf[:n]) != "unasked" {
+			t.Fatalf("read %q, %v", buf[:n], err)
+		}
+		peer.CloseWrite()
+		time.Sleep(50 * time.Millisecond) // the FIN is in
+		if q, _ := Quiet(c); q {
+			t.Fatal("a socket with the peer's FIN is quiet")
+		}
+	})
+}
+
+// A reset is not quiet either: the peek meets it.
+func TestQuietReset(t *testing.T) {
+	c, peer := keptPair(t)
+	peer.SetLinger(0) // Close sends a reset
+	peer.Close()
+	time.Sleep(50 * time.Millisecond)
+	if q, ok := Quiet(c); !ok || q {
+		t.Fatalf("Quiet = %v, %v after a reset; want false, true", q, ok)
+	}
+}
+
+// HoldReads: a Read answers a timeout at once and takes nothing from the
+// socket; once released, reads go on as before. crypto/tls takes the
+// timeout as temporary, so a TLS connection over a held Conn answers
+// from its buffers only, and stays usable.
+func TestHoldReads(t *testing.T) {
+	c, peer := keptPair(t)
+	peer.Write([]byte("kept"))
+	waitQueued(t, c, len("kept"))
+	if !HoldReads(c, true) {
+		t.Fatal("HoldReads did not take a Conn")
+	}
+	buf := make([]byte, 16)
+	n, err := c.Read(buf)
+	if n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("held read = %d, %v; want 0 and a timeout", n, err)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("held read's error %v is not a net.Error timeout", err)
+	}
+	HoldReads(c, false)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "kept" {
+		t.Fatalf("read after release = %q, %v; want the bytes the hold left", buf[:n], err)
+	}
+	if HoldReads(&net.TCPConn{}, true) {
+		t.Fatal("HoldReads took a connection of another kind")
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/runtime/clock"
 	"github.com/sluice-proxy/sluice/runtime/http1"
+	"github.com/sluice-proxy/sluice/runtime/iohandle"
 	"github.com/sluice-proxy/sluice/runtime/lazytimer"
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
@@ -844,8 +845,16 @@ func (c *h1Conn) finish(aborted bool) {
 }
 
 // peekTLS looks, over TLS, for bytes tls.Conn decrypted past the response
-// (see hasUnread); finish passes none over plain text.
+// (see hasUnread); finish passes none over plain text. The read must not
+// wait nor take more from the socket: iohandle holds the socket's reads,
+// or else a deadline in the past does (two deadline changes, and an
+// error value made by the failed read).
 func (c *h1Conn) peekTLS() bool {
+	if iohandle.HoldReads(c.idle.sock, true) {
+		got := c.cc.ReadAhead()
+		iohandle.HoldReads(c.idle.sock, false)
+		return got
+	}
 	c.conn.SetReadDeadline(aLongTimeAgo)
 	got := c.cc.ReadAhead()
 	c.conn.SetReadDeadline(time.Time{})

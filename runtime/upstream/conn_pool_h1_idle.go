@@ -28,13 +28,14 @@ import (
 // connection the upstream closed while idle (its FIN), so the request goes
 // out on a fresh connection instead of failing on a stale one.
 type idlePeek struct {
-	tls bool // the socket carries TLS: tls.Conn buffers records of its own
+	tls  bool     // the socket carries TLS: tls.Conn buffers records of its own
+	sock net.Conn // the socket under conn
 	peekState
 }
 
 func (p *idlePeek) init(conn net.Conn) {
 	sock, isTLS := socketOf(conn)
-	p.tls = isTLS
+	p.tls, p.sock = isTLS, sock
 	p.initPeek(sock)
 }
 

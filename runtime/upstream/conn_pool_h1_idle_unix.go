@@ -57,7 +57,13 @@ func (p *idlePeek) initPeek(sock net.Conn) {
 }
 
 // quiet tells whether the socket has nothing to read (no bytes, no FIN).
+// iohandle's check also has the answer's first read wait before it tries
+// (iohandle.Quiet): over TLS, the one system call a request saved that
+// sendQuiet saves over plain text.
 func (p *idlePeek) quiet() bool {
+	if q, ok := iohandle.Quiet(p.sock); ok {
+		return q
+	}
 	if p.raw == nil {
 		return true
 	}
