@@ -214,8 +214,10 @@ func (c *Conn) startInq(fd uintptr) {
 func (c *Conn) readCtl() func(fd uintptr) {
 	return func(fd uintptr) {
 		pd := c.poll
-		// Quiet's word (replyNext) is for this Read only.
-		waitFirst := c.drained && (c.replyNext || c.deadline.Load())
+		// Quiet's word (replyNext) is for this Read only; it does not
+		// touch drained, which only a read with TCP_INQ keeps true (a
+		// plain read that leaves bytes would not clear it).
+		waitFirst := c.replyNext || c.drained && c.deadline.Load()
 		c.replyNext = false
 		if !waitFirst {
 			if code := runtime_pollReset(pd, 'r'); code != pollNoError {
@@ -249,8 +251,7 @@ func (c *Conn) peekQuiet(fd uintptr) {
 	}
 	// Bytes, the peer's FIN (a peek of 0 bytes) or a broken socket: not
 	// quiet, and the next Read tries first.
-	quiet := err == syscall.EAGAIN
-	c.drained, c.replyNext = quiet, quiet
+	c.replyNext = err == syscall.EAGAIN
 }
 
 // readAgain is Read after its Control step failed (the connection

@@ -716,3 +716,30 @@ func TestHoldReads(t *testing.T) {
 		t.Fatal("HoldReads took a connection of another kind")
 	}
 }
+
+// Quiet on a connection whose reads are plain read(2) (TCP_INQ not on,
+// so a read does not say whether it left bytes): its word holds for one
+// Read, and a later Read with a deadline set still tries first, finding
+// what the first one left.
+func TestQuietBeforeInq(t *testing.T) {
+	c, peer := pair(t)
+	if c.pd == 0 || c.inq {
+		t.Skip("readiness is not kept here, or TCP_INQ is on already")
+	}
+	if q, ok := Quiet(c); !q || !ok {
+		t.Fatalf("Quiet = %v, %v on a new connection; want true, true", q, ok)
+	}
+	peer.Write([]byte("0123456789"))
+	buf := make([]byte, 4)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "0123" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "4567" {
+		t.Fatalf("read %q, %v; want the bytes the first read left", buf[:n], err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the read of bytes already there took %v: it waited for an event", d)
+	}
+}
