@@ -13,6 +13,14 @@
 # bursts (direct p50 0.85 ms against 0.13 ms spread). Latency percentiles
 # are over all rounds pooled; the per-round lines show how noisy it was.
 # CPU is utime+stime of each sidecar over the mesh rounds only.
+#
+# Pinned as a mesh runs: each workload shares its cores with its own
+# sidecar, the calling pod (the load generator and sidecar A) on core 0,
+# the called pod (sidecar B and the app) on core 1 (more cores: split in
+# halves). Unpinned, the scheduler placed the four processes differently
+# from run to run, and one binary's figure for A swung between 0.093 and
+# 0.135 vCPU on a 2-core VM; pinned, 0.081 to 0.083. MESH_PIN=0 runs
+# unpinned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=bench/out
@@ -23,6 +31,13 @@ SLUICE=${SLUICE:-bin/sluice}
 # The services' protocol between the sidecars: empty for the default (h2,
 # one multiplexed connection per peer), or e.g. "downstream".
 PROTOCOL=${MESH_PROTOCOL:-}
+ncpu=$(nproc)
+if [[ ${MESH_PIN:-1} != 0 ]] && (( ncpu > 1 )); then
+  half=$(( ncpu / 2 ))
+  CALLER_CPUS=0-$(( half - 1 )) CALLED_CPUS=$half-$(( ncpu - 1 ))
+else
+  CALLER_CPUS=0-$(( ncpu - 1 )) CALLED_CPUS=0-$(( ncpu - 1 ))
+fi
 work=$(mktemp -d)
 chmod 755 "$work"  # nginx workers run as nobody
 source bench/pids.sh
@@ -51,7 +66,7 @@ http {
   server { listen 127.0.0.1:$APP_PORT; root $work/app; location / { try_files /1k =404; } }
 }
 CONF
-nginx -c "$work/app/nginx.conf" & PIDS+=($!)
+taskset -c "$CALLED_CPUS" nginx -c "$work/app/nginx.conf" & PIDS+=($!)
 
 "$SLUICE" ca init --dir "$work/ca" --trust-domain bench.local >/dev/null
 "$SLUICE" ca issue --dir "$work/ca" --id spiffe://bench.local/ns/default/sa/client --out "$work/a" >/dev/null
@@ -84,8 +99,8 @@ name = \"app\"
 endpoints = [\"127.0.0.1:18181\"]
 identity = \"spiffe://bench.local/ns/default/sa/app\"
 ${PROTOCOL:+protocol = \"$PROTOCOL\"}"
-GOMAXPROCS=1 "$SLUICE" run --config "$work/b.toml" --log-level info 2>"$work/b.log" & PIDS+=($!); B=$!
-GOMAXPROCS=1 "$SLUICE" run --config "$work/a.toml" --log-level info 2>"$work/a.log" & PIDS+=($!); A=$!
+GOMAXPROCS=1 taskset -c "$CALLED_CPUS" "$SLUICE" run --config "$work/b.toml" --log-level info 2>"$work/b.log" & PIDS+=($!); B=$!
+GOMAXPROCS=1 taskset -c "$CALLER_CPUS" "$SLUICE" run --config "$work/a.toml" --log-level info 2>"$work/a.log" & PIDS+=($!); A=$!
 for _ in $(seq 300); do curl -s -o /dev/null -H "Host: app" http://127.0.0.1:18185/ && break; sleep 0.1; done
 curl -sf -o /dev/null -H "Host: app" http://127.0.0.1:18185/ || { echo "mesh path did not come up" >&2; tail -n 5 "$work/a.log" >&2; tail -n 5 "$work/b.log" >&2; curl -s -i -H "Host: app" http://127.0.0.1:18185/ >&2; exit 1; }
 
@@ -96,7 +111,7 @@ tick=$(getconf CLK_TCK)
 # Results go to files, not $(...): a command substitution's subshell would
 # run the EXIT trap and stop the servers.
 load() { # name address seconds
-  GOMAXPROCS=1 "$work/meshload" -addr "$2" -host app -rate 1000 -c 16 -d "${3}s" -name "$1" -raw "$work/$1.raw" >> "$work/rounds"
+  GOMAXPROCS=1 taskset -c "$CALLER_CPUS" "$work/meshload" -addr "$2" -host app -rate 1000 -c 16 -d "${3}s" -name "$1" -raw "$work/$1.raw" >> "$work/rounds"
 }
 load warmup 127.0.0.1:18185 2
 rm -f "$work/warmup.raw"; : > "$work/rounds"; cpu_a=0; cpu_b=0
@@ -108,7 +123,7 @@ for _ in $(seq "$ROUNDS"); do
   cpu_a=$((cpu_a + a1 - a0)); cpu_b=$((cpu_b + b1 - b0))
 done
 rss $A > "$work/rss_a"; rss $B > "$work/rss_b"
-python3 - "$work" "$cpu_a" "$cpu_b" "$tick" "$(cat "$work/rss_a")" "$(cat "$work/rss_b")" "${PROTOCOL:-h2 (default)}" <<'PY' | tee "$OUT/mesh-${PROTOCOL:-default}.md"
+python3 - "$work" "$cpu_a" "$cpu_b" "$tick" "$(cat "$work/rss_a")" "$(cat "$work/rss_b")" "${PROTOCOL:-h2 (default)}" "$CALLER_CPUS" "$CALLED_CPUS" <<'PY' | tee "$OUT/mesh-${PROTOCOL:-default}.md"
 import sys
 work = sys.argv[1]
 cpu_a, cpu_b, tick = map(float, sys.argv[2:5])
@@ -119,7 +134,8 @@ def pcts(name):
 nd, d = pcts("direct"); nm, m = pcts("mesh")
 rounds = [l.split() for l in open(f"{work}/rounds")]
 errors = sum(int(r[5]) for r in rounds); late = sum(int(r[6]) for r in rounds if r[0] == "mesh")
-print(f"| two-hop mesh at 1,000 req/s (16 connections, 1 KB; {len(rounds)//2} rounds pooled; between sidecars: {sys.argv[7]}) | p50 ms | p90 ms | p99 ms |")
+pinning = "unpinned" if sys.argv[8] == sys.argv[9] else f"client and A on CPU {sys.argv[8]}, B and app on CPU {sys.argv[9]}"
+print(f"| two-hop mesh at 1,000 req/s (16 connections, 1 KB; {len(rounds)//2} rounds pooled; between sidecars: {sys.argv[7]}; {pinning}) | p50 ms | p90 ms | p99 ms |")
 print("|---|---|---|---|")
 print(f"| direct | {d[0]:.3f} | {d[1]:.3f} | {d[2]:.3f} |")
 print(f"| client -> sidecar A -> mTLS -> sidecar B -> app | {m[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} |")
