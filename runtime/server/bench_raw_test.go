@@ -60,10 +60,7 @@ func TestProxyHTTP1RawAllocs(t *testing.T) {
 // startRawProxyPath starts a raw upstream and sluice before it, and
 // returns one warmed-up request (req) through them.
 func startRawProxyPath(tb testing.TB, req string) func() {
-	// The head nginx sends (make bench's upstream): its Connection:
-	// keep-alive goes through the response's hop-by-hop removal.
-	upAddr := startRawUpstream(tb, "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 06 Dec 2026 05:54:20 GMT\r\n"+
-		"Content-Type: text/plain\r\nContent-Length: 20\r\nConnection: keep-alive\r\n\r\nhello from upstream\n")
+	upAddr := startRawUpstream(tb, nginxResponse)
 	ts := startServer(tb, baseConfig(`
 [access_log]
 disabled = true
@@ -76,6 +73,11 @@ endpoints = ["`+upAddr+`"]
 `))
 	return benchConnWith(tb, ts.ListenerAddr("public"), 100, req)
 }
+
+// nginxResponse is the answer of make bench's upstream, nginx's head: its
+// Connection: keep-alive goes through the response's hop-by-hop removal.
+const nginxResponse = "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 06 Dec 2026 05:54:20 GMT\r\n" +
+	"Content-Type: text/plain\r\nContent-Length: 20\r\nConnection: keep-alive\r\n\r\nhello from upstream\n"
 
 // benchRequest is the request benchConn sends, wrk's shape.
 const benchRequest = "GET /bench HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\n\r\n"

@@ -1,31 +1,17 @@
 package server
 
-import (
-	"fmt"
-	"testing"
-	"time"
-)
+import "testing"
 
 // startMeshRawPath is the two-hop mesh path of bench/mesh.sh with
 // protocol = "downstream" (HTTP/1.1 over mTLS between the sidecars):
 // client -> A (outbound) -> B (inbound) -> a raw upstream. It returns
 // one warmed-up request on a keep-alive connection to A.
 func startMeshRawPath(tb testing.TB) func() {
-	pki := newMeshPKI(tb, "example.org")
-	upAddr := startRawUpstream(tb, "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 06 Dec 2026 05:54:20 GMT\r\n"+
-		"Content-Type: text/plain\r\nContent-Length: 20\r\nConnection: keep-alive\r\n\r\nhello from upstream\n")
-	bCert, bKey := pki.issue("payments", idPayments, time.Time{}, time.Hour)
-	aCert, aKey := pki.issue("orders", idOrders, time.Time{}, time.Hour)
+	upAddr := startRawUpstream(tb, nginxResponse)
 	quiet := "\n[access_log]\ndisabled = true\n"
-	b := startServer(tb, sidecarConfig(bCert, bKey, pki.bundle(), upAddr, "strict", quiet))
-	a := startServer(tb, sidecarConfig(aCert, aKey, pki.bundle(), "127.0.0.1:1", "strict", quiet+fmt.Sprintf(`
-[[services]]
-name = "payments"
-endpoints = [%q]
-identity = %q
-protocol = "downstream"
-`, b.ListenerAddr("inbound"), idPayments)))
-	return benchConnWith(tb, a.ListenerAddr("outbound"), 100,
+	m := &twoSidecars{pki: newMeshPKI(tb, "example.org")}
+	m.startSidecars(tb, upAddr, quiet, `protocol = "downstream"`+quiet)
+	return benchConnWith(tb, m.a.ListenerAddr("outbound"), 100,
 		"GET /bench HTTP/1.1\r\nHost: payments\r\nUser-Agent: meshload\r\n\r\n")
 }
 

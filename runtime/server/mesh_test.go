@@ -133,16 +133,24 @@ func startTwoSidecarsApp(t testing.TB, app http.HandlerFunc, bExtra, aExtra stri
 	t.Helper()
 	m := &twoSidecars{pki: newMeshPKI(t, "example.org")}
 	m.app = startEcho(t, "app", app)
+	m.startSidecars(t, m.app.addr, bExtra, aExtra)
+	return m
+}
+
+// startSidecars starts B (payments) in front of the app at appAddr, and A
+// (orders) with B as its service "payments"; aExtra follows that
+// [[services]] entry, so its first keys are the service's.
+func (m *twoSidecars) startSidecars(t testing.TB, appAddr, bExtra, aExtra string) {
+	t.Helper()
 	m.bCert, m.bKey = m.pki.issue("payments", idPayments, time.Time{}, time.Hour)
 	m.aCert, m.aKey = m.pki.issue("orders", idOrders, time.Time{}, time.Hour)
-	m.b = startServer(t, sidecarConfig(m.bCert, m.bKey, m.pki.bundle(), m.app.addr, "strict", bExtra))
+	m.b = startServer(t, sidecarConfig(m.bCert, m.bKey, m.pki.bundle(), appAddr, "strict", bExtra))
 	m.a = startServer(t, sidecarConfig(m.aCert, m.aKey, m.pki.bundle(), "127.0.0.1:1", "strict", fmt.Sprintf(`
 [[services]]
 name = "payments"
 endpoints = [%q]
 identity = %q
 `, m.b.ListenerAddr("inbound"), idPayments)+aExtra))
-	return m
 }
 
 func (m *twoSidecars) outboundURL(path string) string {
