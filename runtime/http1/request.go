@@ -184,12 +184,7 @@ func ParseRequest(buf []byte, req *Request, lim Limits) (int, error) {
 	if hf.hosts == 0 || hf.teSeen {
 		return parseRequestSlow(buf, req, lim)
 	}
-	if req.Minor >= 1 {
-		req.KeepAlive = !hf.closeTok
-	} else {
-		req.KeepAlive = hf.keepAliveTok && !hf.closeTok
-	}
-	req.Upgrade = hf.upgradeTok && hf.upgradeField
+	hf.settle(req)
 	return i, nil
 }
 
@@ -286,12 +281,7 @@ func parseRequestSlow(buf []byte, req *Request, lim Limits) (int, error) {
 		}
 		req.ContentLength = -1
 	}
-	if req.Minor >= 1 {
-		req.KeepAlive = !hf.closeTok
-	} else {
-		req.KeepAlive = hf.keepAliveTok && !hf.closeTok
-	}
-	req.Upgrade = hf.upgradeTok && hf.upgradeField
+	hf.settle(req)
 	return i, nil
 }
 
@@ -302,6 +292,18 @@ type requestHeadFields struct {
 	clSeen, teSeen           bool
 	closeTok, keepAliveTok   bool
 	upgradeTok, upgradeField bool
+}
+
+// settle sets what the head's fields decide together, once all are read:
+// keep-alive (HTTP/1.1's by default, HTTP/1.0's when asked for, unless
+// Connection says close) and an upgrade (the token and the field).
+func (hf *requestHeadFields) settle(req *Request) {
+	if req.Minor >= 1 {
+		req.KeepAlive = !hf.closeTok
+	} else {
+		req.KeepAlive = hf.keepAliveTok && !hf.closeTok
+	}
+	req.Upgrade = hf.upgradeTok && hf.upgradeField
 }
 
 // requestFieldNames has, for a field name's first byte, bit n set when a
