@@ -628,7 +628,7 @@ func (x *activeStream) respondFiltered(resp upstream.Response, hdr *stream.Heade
 	defer chunkPool.Put(bufp)
 	buf := *bufp
 	// The pump only when a filter wants the body: otherwise it goes
-	// untouched, as on a route without filters (nextUntouched).
+	// untouched, as on a route without filters (relay).
 	var pump *bodyPump
 	if x.fm.wantsBody[filter.Response] {
 		pump = x.responsePump(resp)
@@ -680,6 +680,12 @@ func (x *activeStream) respondFiltered(resp upstream.Response, hdr *stream.Heade
 		x.end(&x.respTrailers)
 		return
 	}
+	if pump == nil {
+		// No filter wants the body: it goes as on a route without
+		// filters.
+		x.relay(resp, buf, streaming)
+		return
+	}
 	if len(pending) > 0 {
 		x.write(pending)
 		if streaming {
@@ -687,19 +693,7 @@ func (x *activeStream) respondFiltered(resp upstream.Response, hdr *stream.Heade
 		}
 	}
 	for {
-		var chunk []byte
-		var eos bool
-		var lr *filter.LocalReply
-		var err error
-		if pump != nil {
-			chunk, eos, lr, err = pump.next(buf)
-		} else {
-			chunk, eos, err = x.nextUntouched(resp, buf)
-			if x.lastPieceEnds(eos, streaming) {
-				x.writeLastPiece(chunk)
-				return
-			}
-		}
+		chunk, eos, lr, err := pump.next(buf)
 		if !x.writePiece(chunk, streaming) {
 			return
 		}
