@@ -245,13 +245,9 @@ func (c *Conn) readCtl() func(fd uintptr) {
 // comes later, the answer, a FIN or a reset, marks the poll descriptor
 // ready, and the next Read may wait before it tries.
 func (c *Conn) peekQuiet(fd uintptr) {
-	_, err := Peek(fd, c.peekb[:])
-	for err == syscall.EINTR {
-		_, err = Peek(fd, c.peekb[:])
-	}
-	// Bytes, the peer's FIN (a peek of 0 bytes) or a broken socket: not
-	// quiet, and the next Read tries first.
-	c.replyNext = err == syscall.EAGAIN
+	// Bytes, the peer's FIN or a broken socket: not quiet, and the next
+	// Read tries first.
+	c.replyNext = Empty(fd, c.peekb[:])
 }
 
 // readAgain is Read after its Control step failed (the connection
@@ -328,11 +324,7 @@ func (c *Conn) waitOnly(uintptr) { c.rwait = int32(runtime_pollWait(c.pd, 'r')) 
 // empty socket (the peek finds nothing, as a read would have) turns it on
 // and is marked drained, so the wait can begin.
 func (c *Conn) peekEmpty(fd uintptr) {
-	_, err := Peek(fd, c.peekb[:])
-	for err == syscall.EINTR {
-		_, err = Peek(fd, c.peekb[:])
-	}
-	if err == syscall.EAGAIN {
+	if Empty(fd, c.peekb[:]) {
 		c.tries++
 		c.startInq(fd)
 		c.drained = c.inq

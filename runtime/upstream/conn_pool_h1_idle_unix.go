@@ -13,11 +13,10 @@ import (
 // on it in the same step (see sendQuiet). Its function values are made
 // once per connection so neither allocates.
 type peekState struct {
-	raw  syscall.RawConn // nil: not a socket we can peek at
-	peek func(fd uintptr) bool
-	n    int
-	err  error
-	buf  [1]byte
+	raw   syscall.RawConn // nil: not a socket we can peek at
+	peek  func(fd uintptr) bool
+	empty bool // what peek found
+	buf   [1]byte
 
 	// sendQuiet's state, for its function. writes: the socket is the
 	// standard library's, so a write on its descriptor is all a write
@@ -44,8 +43,8 @@ func (p *idlePeek) initPeek(sock net.Conn) {
 	}
 	p.raw = raw
 	p.peek = func(fd uintptr) bool {
-		p.n, p.err = iohandle.Peek(fd, p.buf[:]) // not syscall.Recvfrom: see iohandle
-		return true                              // done, whatever it found: never wait for data
+		p.empty = iohandle.Empty(fd, p.buf[:]) // not syscall.Recvfrom: see iohandle
+		return true                            // done, whatever it found: never wait for data
 	}
 	p.send = p.sendStep()
 	switch sock.(type) {
@@ -67,12 +66,9 @@ func (p *idlePeek) quiet() bool {
 	if p.raw == nil {
 		return true
 	}
-	if err := p.raw.Read(p.peek); err != nil {
-		return false
-	}
-	// EAGAIN: nothing there. n > 0: unsolicited bytes. n == 0: the
-	// upstream closed the connection. Any other error: it is broken.
-	return p.err == syscall.EAGAIN
+	// Not empty: unsolicited bytes, the upstream's FIN, or a broken
+	// socket.
+	return p.raw.Read(p.peek) == nil && p.empty
 }
 
 // canSendQuiet says whether sendQuiet does the idle check itself, so
@@ -116,24 +112,14 @@ func (p *idlePeek) sendStep() func(fd uintptr) bool {
 		if p.waiting {
 			return true // readable: the answer (or an error) is there
 		}
-		if p.check {
-			// iohandle's calls, not the syscall package's: they never block,
-			// and these would wake the runtime's monitor thread on every
-			// request (see iohandle).
-			// The errno as a number: an error compared with syscall.EAGAIN
-			// is a runtime call (the same dynamic type), two a request here.
-			_, err := iohandle.Peek(fd, p.buf[:])
-			errno, _ := err.(syscall.Errno)
-			for errno == syscall.EINTR {
-				_, err = iohandle.Peek(fd, p.buf[:])
-				errno, _ = err.(syscall.Errno)
-			}
-			if errno != syscall.EAGAIN {
-				// Bytes, the upstream's FIN (n == 0) or a broken socket: as
-				// in quiet, the connection is not used.
-				p.dirty = true
-				return true
-			}
+		// iohandle's calls, not the syscall package's: they never block,
+		// and these would wake the runtime's monitor thread on every
+		// request (see iohandle).
+		if p.check && !iohandle.Empty(fd, p.buf[:]) {
+			// Bytes, the upstream's FIN or a broken socket: as in quiet,
+			// the connection is not used.
+			p.dirty = true
+			return true
 		}
 		// One write takes a request whole but for a full send buffer.
 		if n, err := iohandle.Write(fd, p.out); err != nil || n < len(p.out) {
