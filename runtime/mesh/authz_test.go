@@ -86,7 +86,7 @@ func TestAuthorizerOrder(t *testing.T) {
 
 func TestTraceparent(t *testing.T) {
 	in := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	out, started := NextTraceparent(in)
+	out, started := next(in)
 	if started || TraceID(out) != "4bf92f3577b34da6a3ce929d0e0e4736" || out[53:] != "01" || out[36:52] == "00f067aa0ba902b7" {
 		t.Errorf("next of %q = %q (started %v)", in, out, started)
 	}
@@ -98,13 +98,13 @@ func TestTraceparent(t *testing.T) {
 		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
 		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
 	} {
-		out, started := NextTraceparent(bad)
+		out, started := next(bad)
 		if !started || TraceID(out) == "" || out[53:] != "01" {
 			t.Errorf("from %q: %q started=%v", bad, out, started)
 		}
 	}
 	// A later version keeps its trace, read by the first four fields.
-	if out, started := NextTraceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-more"); started || TraceID(out) == "" || out[53:] != "00" {
+	if out, started := next("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-more"); started || TraceID(out) == "" || out[53:] != "00" {
 		t.Errorf("version 01: %q started=%v", out, started)
 	}
 }

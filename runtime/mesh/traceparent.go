@@ -9,21 +9,14 @@ import (
 // a hop, so it forwards the trace id and flags and puts its own span id in
 // parent-id; a request without a valid traceparent starts a new trace.
 
-// NextTraceparent returns the traceparent to send on, and whether the
-// trace was (re)started here, in which case tracestate, which belongs to
-// the old trace, must be dropped.
-func NextTraceparent(in string) (out string, started bool) {
-	var b [traceparentLen]byte
-	started = nextTraceparent(&b, in)
-	return string(b[:]), started
-}
-
 // traceparentLen is a version 00 traceparent's length: "00-" trace id
 // "-" span id "-" flags.
 const traceparentLen = 55
 
-// nextTraceparent is NextTraceparent built in out, for a value read as
-// bytes (the headers filter's: no string made of it, nor of the result).
+// nextTraceparent writes into out the traceparent to send on after in
+// (the headers filter's value, read as bytes: no string is made of it nor
+// of the result), and says whether the trace was (re)started here, in
+// which case tracestate, which belongs to the old trace, must be dropped.
 func nextTraceparent[S ~string | ~[]byte](out *[traceparentLen]byte, in S) (started bool) {
 	copy(out[:], "00-")
 	traceID, flags, ok := parseTraceparent(in)
