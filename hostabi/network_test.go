@@ -76,7 +76,7 @@ func TestNetworkStream(t *testing.T) {
 
 func TestNetworkStreamResumeFromTick(t *testing.T) {
 	p := load(t, "rawabi", PluginConfig{PluginConfig: []byte(
-		"configure: tick 5\ndownstream_data: ret 1\ntick: effective | continue 2 | tick 0\n")})
+		"downstream_data: tick 5 | ret 1\ntick: effective | continue 2 | tick 0\n")})
 	c := &testConn{props: map[string][]byte{}, resumed: make(chan StreamType, 4)}
 	n, err := p.NewNetworkStream(context.Background(), c)
 	if err != nil {

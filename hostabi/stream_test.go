@@ -65,7 +65,7 @@ func TestCloseStream(t *testing.T) {
 
 func TestTickResumesPausedStream(t *testing.T) {
 	s := newTestStream()
-	p, _, a := runHeaders(t, "configure: tick 10\nrequest_headers: ret 1\ntick: effective | continue 0 | tick 0", s)
+	p, _, a := runHeaders(t, "request_headers: tick 10 | ret 1\ntick: effective | continue 0 | tick 0", s)
 	if a != Pause {
 		t.Fatalf("action = %v", a)
 	}
@@ -77,7 +77,7 @@ func TestTickResumesPausedStream(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("tick did not resume the stream")
 	}
-	wantLogs(t, p.Name(), "configure tick: status=0", "tick effective: status=0", "tick continue: status=0")
+	wantLogs(t, p.Name(), "request_headers tick: status=0", "tick effective: status=0", "tick continue: status=0")
 }
 
 func TestEffectiveContextChecks(t *testing.T) {
@@ -166,7 +166,7 @@ func TestHeaderActions(t *testing.T) {
 func TestSettledAfterQueuedActions(t *testing.T) {
 	s := newTestStream()
 	s.resumed = make(chan StreamType) // the queued Resume waits for the test
-	_, hs, a := runHeaders(t, "configure: tick 10\nrequest_headers: ret 1\ntick: effective | continue 0 | tick 0", s)
+	_, hs, a := runHeaders(t, "request_headers: tick 10 | ret 1\ntick: effective | continue 0 | tick 0", s)
 	if a != Pause {
 		t.Fatalf("action = %v", a)
 	}

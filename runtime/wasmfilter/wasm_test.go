@@ -251,7 +251,7 @@ func TestWasmFilterSeesItsOwnLocalReply(t *testing.T) {
 
 func TestWasmFilterPauseResume(t *testing.T) {
 	f, _ := newFactory(t, hostabi.PluginConfig{PluginConfig: []byte(
-		"configure: tick 5\nrequest_headers: ret 1\nresponse_headers: ret 1\ntick: effective | continue 1 | tick 0")}, "rawabi")
+		"request_headers: tick 5 | ret 1\nresponse_headers: ret 1\ntick: effective | continue 1 | tick 0")}, "rawabi")
 	s := newTestStream("GET", "http://example.com/")
 	flt, err := f.NewFilter(context.Background(), s)
 	if err != nil {
