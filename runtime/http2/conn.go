@@ -759,8 +759,12 @@ func (sc *serverConn) processHeaders(f *headersFrame) error {
 
 // startStream publishes st; its handler starts when the reader has
 // decoded what it has buffered (dispatchStarts), in the order the streams
-// came.
+// came. The handler is counted before the stream is published: a running
+// handler's startNext may take it as soon as it is on the queue, and its
+// handler may end (handlers.Done) before this goroutine goes on, which
+// with the count after drove it negative and panicked the process.
 func (sc *serverConn) startStream(st *serverStream) {
+	sc.handlers.Add(1)
 	sc.mu.Lock()
 	st.sendWindow = sc.peerInitial
 	sc.streams[st.id] = st
@@ -775,7 +779,9 @@ func (sc *serverConn) startStream(st *serverStream) {
 	}
 	sc.startTail = st
 	sc.mu.Unlock()
-	sc.handlers.Add(1)
+	if h := sc.srv.testHookStreamQueued; h != nil {
+		h(sc)
+	}
 	sc.undispatched = true
 }
 

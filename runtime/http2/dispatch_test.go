@@ -173,3 +173,34 @@ func TestRequestsOfOneRoundShareAWrite(t *testing.T) {
 		t.Fatalf("%d requests opened together took %d writes, want at most 2", n, w)
 	}
 }
+
+// TestStreamCountedBeforeQueued: a handler that is running may take the
+// next stream off the start queue (startNext) the moment the reader puts
+// it there, and that stream's handler may end before the reader goes on.
+// The hook plays that interleaving: the stream is taken and served while
+// the reader waits right after queueing it. The reader counted the
+// handler (handlers.Add) only after queueing, so the handler's Done came
+// first and drove the count negative: a panic on a handler goroutine,
+// which ended the process (seen in CI under the race detector).
+func TestStreamCountedBeforeQueued(t *testing.T) {
+	srv := &Server{}
+	srv.testHookStreamQueued = func(sc *serverConn) {
+		sc.startNext()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			sc.mu.Lock()
+			n := len(sc.streams)
+			sc.mu.Unlock()
+			if n == 0 || time.Now().After(deadline) {
+				break
+			}
+		}
+		// The handler's goroutine is past finish; give it the time to
+		// reach its handlers.Done.
+		time.Sleep(20 * time.Millisecond)
+	}
+	ts := startServer(t, srv, okHandler, nil)
+	r := dialRaw(t, ts.addr())
+	r.request(1, true, "/")
+	r.expectStatus(1, "200")
+	awaitEnded(r, 1)
+}

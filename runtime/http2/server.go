@@ -113,6 +113,9 @@ type Server struct {
 	// work hands a stream to an idle handler goroutine (workers).
 	work       chan *serverStream
 	workerIdle time.Duration // 0: the workerIdle constant
+	// testHookStreamQueued, for tests, runs on the reader once a stream is
+	// on the start queue, where a running handler may take it.
+	testHookStreamQueued func(*serverConn)
 
 	mu       sync.Mutex
 	conns    map[*serverConn]struct{}
