@@ -19,7 +19,11 @@ func TestServerSlowRequestOutlivesWaitDeadline(t *testing.T) {
 		case <-time.After(watchDelay + 400*time.Millisecond):
 			io.WriteString(w, "served")
 		}
-	}), func(s *Server) { s.ReadHeaderTimeout, s.IdleTimeout = 100*time.Millisecond, 100*time.Millisecond })
+	}), func(s *Server) {
+		// Well under the handler's time, and over a busy machine's pause
+		// between a client's dial, or its last response, and its request.
+		s.ReadHeaderTimeout, s.IdleTimeout = 300*time.Millisecond, 300*time.Millisecond
+	})
 	c, br := dial(t, addr)
 	for i := 0; i < 2; i++ { // a new connection's first request, then a kept-alive one
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")

@@ -403,7 +403,10 @@ func TestResetFromAnotherGoroutine(t *testing.T) {
 // while a stream is open it is not.
 func TestIdleTimeout(t *testing.T) {
 	release := make(chan struct{})
-	ts := startServer(t, &Server{IdleTimeout: 20 * time.Millisecond}, handlerFunc(func(s stream.ServerStream) {
+	// The idle timer runs from the connection's start: it must outlast
+	// the client's SETTINGS round trip before its first HEADERS on a busy
+	// machine (20 ms did not).
+	ts := startServer(t, &Server{IdleTimeout: 200 * time.Millisecond}, handlerFunc(func(s stream.ServerStream) {
 		<-release
 		okHandler(s)
 	}), nil)
@@ -413,7 +416,7 @@ func TestIdleTimeout(t *testing.T) {
 	for i := range 5 {
 		r.fr.WritePing(false, [8]byte{byte(i)})
 		r.expect(func(f http2.Frame) bool { _, ok := f.(*http2.PingFrame); return ok })
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(60 * time.Millisecond)
 	}
 	close(release)
 	r.expectStatus(1, "200")
@@ -453,8 +456,9 @@ func TestHandlerGoroutinesReused(t *testing.T) {
 	n := len(ids)
 	mu.Unlock()
 	// One goroutine serves them all unless the next request comes before
-	// the last handler's goroutine is back waiting: a few at most.
-	if n > 4 {
+	// the last handler's goroutine is back waiting: a few, more on a busy
+	// machine that preempts a handler there, but far from one a stream.
+	if n > requests/10 {
 		t.Fatalf("%d requests in a row ran on %d goroutines", requests, n)
 	}
 	// The connection's reader and writer stay; the idle workers go.

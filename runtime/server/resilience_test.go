@@ -113,7 +113,7 @@ func TestTimeouts(t *testing.T) {
 name = "pertry"
 match = { path_prefix = "/pertry" }
 timeout = "5s"
-retry = { attempts = 1, per_try_timeout = "200ms", on = ["5xx"], backoff_base = "1ms" }
+retry = { attempts = 1, per_try_timeout = "1s", on = ["5xx"], backoff_base = "1ms" }
 backends = [ { cluster = "slow" } ]
 
 [[routes]]

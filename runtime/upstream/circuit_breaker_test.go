@@ -176,7 +176,7 @@ func TestMaxRequestsPerConnection(t *testing.T) {
 
 func TestConnectionCountReturnsToZero(t *testing.T) {
 	b := startHTTP(t, "a", nil, false)
-	m, reg := newTestManager(t, nil, config.Cluster{Name: "c", Endpoints: []string{b.addr}, Limits: config.Limits{IdleTimeout: config.Duration(50 * time.Millisecond)}})
+	m, reg := newTestManager(t, nil, config.Cluster{Name: "c", Endpoints: []string{b.addr}, Limits: config.Limits{IdleTimeout: config.Duration(300 * time.Millisecond)}}) // outlasts the first metric read on a busy machine
 	c := m.Cluster("c")
 	mustGet(t, c, Pick{})
 	if !strings.Contains(metricText(t, reg), `sluice_upstream_cx_active{cluster="c"} 1`) {
@@ -221,7 +221,7 @@ func TestH2PendingWhileConnecting(t *testing.T) {
 		mu.Unlock()
 	})
 	m, reg := newTestManager(t, nil, config.Cluster{Name: "c", Protocol: "h2", Endpoints: []string{l.Addr().String()},
-		TLS: &config.UpstreamTLS{InsecureSkipVerify: true}, ConnectTimeout: config.Duration(300 * time.Millisecond),
+		TLS: &config.UpstreamTLS{InsecureSkipVerify: true}, ConnectTimeout: config.Duration(2 * time.Second), // spans the checks below on a busy machine
 		Limits: config.Limits{MaxPendingRequests: 2}})
 	c := m.Cluster("c")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -232,9 +232,12 @@ func TestH1RejectsHeaderInjection(t *testing.T) {
 // The pool sees the close (its FIN) before it reuses the connection, so
 // every request, a POST with a body too, goes out on a fresh connection.
 func TestH1StaleConnection(t *testing.T) {
+	closed := make(chan struct{}, 4)
 	s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.Close() // on loopback its FIN has reached the pool's socket when Close returns
+		closed <- struct{}{}
 		return false
 	})
 	c := h1Cluster(t, s.addr, config.Limits{})
@@ -242,7 +245,7 @@ func TestH1StaleConnection(t *testing.T) {
 		if _, body, err := do(t, c, "GET", nil); err != nil || body != "ok" {
 			t.Fatalf("GET %d on a stale connection: %q %v", i, body, err)
 		}
-		time.Sleep(20 * time.Millisecond) // let the close arrive
+		<-closed
 	}
 	if _, body, err := do(t, c, "POST", strings.NewReader("payload")); err != nil || body != "ok" {
 		t.Errorf("POST after a stale connection: %q %v", body, err)
@@ -662,17 +665,20 @@ func TestH1StreamContextWatchedWithoutTimer(t *testing.T) {
 // idle timeout is still reused at once after it. The head's reading is
 // what the router's upstream timing uses (HeadAt).
 func TestH1IdleAgeFromTheLastRead(t *testing.T) {
+	// The idle timeout must outlast a busy machine's pause between two
+	// requests; the late body, the idle timeout.
+	const idle, late = 600 * time.Millisecond, 800 * time.Millisecond
 	s := startRawServer(t, func(r *http.Request, c net.Conn, br *bufio.Reader) bool {
 		if r.URL.Path == "/late" {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(late)
 			io.WriteString(c, "ok")
 			return true
 		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		return true
 	})
-	p := newH1Pool((&net.Dialer{}).DialContext, 200*time.Millisecond, 4, 0)
+	p := newH1Pool((&net.Dialer{}).DialContext, idle, 4, 0)
 	defer p.closeAll()
 	get := func(path string, withHead bool) {
 		t.Helper()
@@ -704,7 +710,7 @@ func TestH1IdleAgeFromTheLastRead(t *testing.T) {
 	get("/late", false)
 	get("/", true)
 	if n := s.conns.Load(); n != 1 {
-		t.Errorf("%d connections, want 1: the connection was taken for idle since the head of a response whose body came %v later", n, 300*time.Millisecond)
+		t.Errorf("%d connections, want 1: the connection was taken for idle since the head of a response whose body came %v later", n, late)
 	}
 }
 
