@@ -739,6 +739,21 @@ func (in *instance) close(reason error) {
 	in.closeHeld(reason)
 }
 
+// busyOrAwaitingCallout: the instance's lock is held (a callback runs),
+// or a root context waits for a callout's answer. The janitor leaves such
+// an instance in the pool rather than take it out and put it back (as
+// closeIfQuiet must for one whose callout starts meanwhile), where a new
+// stream would miss it and the pool grow instead. It never waits for the
+// lock, which it tries with the VM's held.
+func (in *instance) busyOrAwaitingCallout() bool {
+	if !in.mu.TryLock() {
+		return true
+	}
+	wait := in.calloutWaitLocked() > 0
+	in.unlock()
+	return wait
+}
+
 // closeIfQuiet closes the instance unless a callout (an http_call or gRPC
 // call of a root context) waits for its answer within its bound, as a
 // retired instance waits (calloutWaitLocked), and reports whether it

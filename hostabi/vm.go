@@ -452,7 +452,7 @@ func (v *vm) janitor() {
 		v.mu.Lock()
 		keep := v.insts[:0:0]
 		for i, in := range v.insts {
-			if i > 0 && in.load.Load() == 0 && in.lastUsed.Load() < cutoff {
+			if i > 0 && in.load.Load() == 0 && in.lastUsed.Load() < cutoff && !in.busyOrAwaitingCallout() {
 				idle = append(idle, in)
 				continue
 			}
