@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/net/http2"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -70,12 +72,14 @@ func TestGracefulShutdown(t *testing.T) {
 // after a complete response is NO_ERROR); a client
 // RST_STREAM ends the handler's context and fails its reads; a handler
 // that returns without a response resets its stream (INTERNAL_ERROR), and
-// one that panics does too without taking the connection down.
+// one that panics does too, with its panic logged, without taking the
+// connection down.
 func TestResets(t *testing.T) {
 	reasons := map[string]stream.ResetReason{"/cancel": stream.ResetCancel, "/internal": stream.ResetInternal, "/protocol": stream.ResetProtocol, "/refused": stream.ResetRefused}
 	readErr := make(chan error, 1)
 	ctxDone := make(chan error, 1)
-	ts := startServer(t, &Server{}, handlerFunc(func(s stream.ServerStream) {
+	core, logs := observer.New(zap.ErrorLevel)
+	ts := startServer(t, &Server{Log: zap.New(core)}, handlerFunc(func(s stream.ServerStream) {
 		p, _ := s.RequestHeaders().Get(":path")
 		switch path := string(p); path {
 		case "/client-reset":
@@ -133,6 +137,10 @@ func TestResets(t *testing.T) {
 	id += 2
 	r.request(id, true, "/cancel")
 	r.expectRST(id, http2.ErrCodeCancel) // the connection still serves
+	panics := logs.FilterMessage("http2 handler panic").All()
+	if len(panics) != 1 || panics[0].ContextMap()["panic"] != "handler bug" || !strings.Contains(panics[0].ContextMap()["stack"].(string), "TestResets") {
+		t.Errorf("the handler's panic logged as %v, want once with its value and stack", panics)
+	}
 }
 
 // countingConn counts the Write calls made on a connection.

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/sluice-proxy/sluice/runtime/stream"
 )
 
@@ -108,6 +110,10 @@ type Server struct {
 	// flood or rapid-reset limit (a stats counter), with one of the Flood
 	// reasons.
 	OnFloodClose func(reason string)
+
+	// Log, when set, gets a handler's panic with its stack (the stream is
+	// reset, the connection and its other streams go on).
+	Log *zap.Logger
 
 	ids atomic.Uint64
 	// work hands a stream to an idle handler goroutine (workers).

@@ -4,10 +4,13 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 
 	"github.com/sluice-proxy/sluice/runtime/stream"
@@ -127,9 +130,12 @@ func (st *serverStream) run() {
 // client to stop (RST_STREAM NO_ERROR, RFC 9113 8.1); then st leaves the
 // connection and goes back to the pool.
 // A handler that panics has its stream reset like one that returned
-// early; the connection and its other streams go on.
+// early, and its panic logged; the connection and its other streams go
+// on.
 func (st *serverStream) finish() {
-	recover()
+	if p := recover(); p != nil {
+		st.sc.srv.handlerPanicked(p)
+	}
 	sc := st.sc
 	sc.mu.Lock()
 	switch {
@@ -155,6 +161,20 @@ func (st *serverStream) finish() {
 	}
 	sc.mu.Unlock()
 	st.release()
+}
+
+// handlerPanicked logs a handler's panic, but for http.ErrAbortHandler,
+// the panic that means to abort the response quietly. Out of line, as
+// http1's: the log fields would grow every stream's deferred frame.
+//
+//go:noinline
+func (s *Server) handlerPanicked(p any) {
+	if s.Log == nil || p == http.ErrAbortHandler {
+		return
+	}
+	buf := make([]byte, 16<<10)
+	buf = buf[:runtime.Stack(buf, false)]
+	s.Log.Error("http2 handler panic", zap.Any("panic", p), zap.ByteString("stack", buf))
 }
 
 // maxFreeCtxs bounds the contexts a connection keeps for reuse: what a

@@ -93,6 +93,7 @@ func HTTP(cfg config.Listener, h stream.Handler, setAltSvc func(string), log *za
 		MaxHeaderListSize:    uint32(maxHeader),
 		IdleTimeout:          idle,
 		ConnInfo:             h2ConnInfo,
+		Log:                  log.Named("http2"),
 		ConnContext: func(c net.Conn) context.Context {
 			// A TLS connection's facts (peer identity, certificate hash)
 			// are worked out for its first stream and kept.
