@@ -39,6 +39,8 @@ type ClientOptions struct {
 	// IdleTimeout closes the connection once it has had no stream for
 	// this long; 0 keeps it.
 	IdleTimeout time.Duration
+
+	readBound time.Duration // for tests; 0: the readBound constant
 }
 
 func (o *ClientOptions) fill() {
@@ -56,6 +58,9 @@ func (o *ClientOptions) fill() {
 	}
 	if o.PingTimeout <= 0 {
 		o.PingTimeout = 15 * time.Second
+	}
+	if o.readBound <= 0 {
+		o.readBound = readBound
 	}
 }
 
@@ -89,12 +94,13 @@ var (
 // io.ErrUnexpectedEOF. A malformed response resets its stream with
 // PROTOCOL_ERROR; the connection serves on.
 type ClientConn struct {
-	conn   net.Conn
-	opts   ClientOptions
-	br     *bufio.Reader
-	frames frameReader
-	hdec   *hpackDecoder
-	emit   func(name, value []byte) // onField
+	conn    net.Conn
+	opts    ClientOptions
+	bounded boundedReader // what br reads
+	br      *bufio.Reader
+	frames  frameReader
+	hdec    *hpackDecoder
+	emit    func(name, value []byte) // onField
 
 	// Reader-only state.
 	block    responseBlock
@@ -154,7 +160,8 @@ func NewClientConn(c net.Conn, opts ClientOptions) *ClientConn {
 	}
 	cc.frameQueue.init()
 	cc.cond.L = &cc.mu
-	cc.br = bufio.NewReaderSize(c, 16<<10)
+	cc.bounded.init(c, opts.readBound, &cc.mu, cc.closedLocked)
+	cc.br = bufio.NewReaderSize(&cc.bounded, 16<<10)
 	cc.frames.init(cc.br)
 	cc.hdec = newHPACKDecoder(int(opts.MaxHeaderList))
 	cc.emit = cc.onField
@@ -177,9 +184,14 @@ func NewClientConn(c net.Conn, opts ClientOptions) *ClientConn {
 	cc.mu.Unlock()
 
 	go cc.writeLoop()
+	cc.bounded.set(true) // before the reader, which alone touches it after
 	go cc.readLoop()
 	return cc
 }
+
+// closedLocked: the connection is closed; the writer closes the socket
+// once its GOAWAY is out, or has already.
+func (cc *ClientConn) closedLocked() bool { return cc.closed }
 
 // WaitSettings waits for the peer's first SETTINGS frame (its limits:
 // until then a peer allowing few streams would be sent more).

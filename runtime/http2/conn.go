@@ -56,6 +56,8 @@ type serverConn struct {
 	scratch  stream.HeaderMap
 	handlers sync.WaitGroup
 
+	bounded boundedReader // what br reads
+
 	// Reader-only state.
 	maxClientID   uint32
 	undispatched  bool // startStream queued streams since dispatchStarts
@@ -117,7 +119,8 @@ func (s *Server) newConn(c net.Conn, h stream.Handler) *serverConn {
 	sc.frameQueue.init()
 	sc.wcond.L = &sc.mu
 	sc.recvWindow = int64(sc.lim.connWindow)
-	sc.br = bufio.NewReaderSize(c, 16<<10)
+	sc.bounded.init(c, sc.lim.readBound, &sc.mu, sc.closingLocked)
+	sc.br = bufio.NewReaderSize(&sc.bounded, 16<<10)
 	sc.frames.init(sc.br)
 	sc.hdec = newHPACKDecoder(int(sc.lim.maxHeaderList))
 	sc.emit = sc.onField
@@ -172,7 +175,7 @@ func (sc *serverConn) readPreface() error {
 	if _, err := io.ReadFull(sc.br, buf[:]); err != nil {
 		return err
 	}
-	sc.conn.SetReadDeadline(time.Time{})
+	sc.bounded.set(true)
 	if string(buf[:]) != clientPreface {
 		return errors.New("http2: bad client preface")
 	}
@@ -274,6 +277,10 @@ func (sc *serverConn) startCloseLocked(code http2.ErrCode) {
 	sc.conn.SetWriteDeadline(time.Now().Add(sc.lim.goAwayTimeout))
 	sc.signalWriter()
 }
+
+// closingLocked: the connection closes, and its read deadline is the
+// writer's (GoAwayTimeout, once the final GOAWAY is out).
+func (sc *serverConn) closingLocked() bool { return sc.closing || sc.closed }
 
 // drain starts a graceful shutdown: GOAWAY(NO_ERROR) with the last stream
 // accepted; open streams finish; the connection closes when none is left.

@@ -145,7 +145,7 @@ func TestPingFloodWithoutReading(t *testing.T) {
 	// PINGs for seconds on a loaded machine.
 	var closed atomic.Int32
 	srv := &Server{OnFloodClose: func(string) { closed.Add(1) }}
-	ts := startServerWith(t, srv, echo, nil, func(c net.Conn) { c.(*net.TCPConn).SetWriteBuffer(4096) })
+	ts := startServerWith(t, srv, echo, nil, func(c net.Conn) net.Conn { c.(*net.TCPConn).SetWriteBuffer(4096); return c })
 	r := dialRawWith(t, &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var err error
 		rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })

@@ -119,6 +119,7 @@ type Server struct {
 	// work hands a stream to an idle handler goroutine (workers).
 	work       chan *serverStream
 	workerIdle time.Duration // 0: the workerIdle constant
+	readBound  time.Duration // 0: the readBound constant
 	// testHookStreamQueued, for tests, runs on the reader once a stream is
 	// on the start queue, where a running handler may take it.
 	testHookStreamQueued func(*serverConn)
@@ -221,6 +222,7 @@ type limits struct {
 	goAwayTimeout     time.Duration
 	writeTimeout      time.Duration
 	idleTimeout       time.Duration
+	readBound         time.Duration
 	onFloodClose      func(string)
 	initialConnWindow int32
 }
@@ -251,7 +253,11 @@ func (s *Server) limits() limits {
 		goAwayTimeout:    s.GoAwayTimeout,
 		writeTimeout:     s.WriteTimeout,
 		idleTimeout:      s.IdleTimeout,
+		readBound:        s.readBound,
 		onFloodClose:     s.OnFloodClose,
+	}
+	if l.readBound <= 0 {
+		l.readBound = readBound
 	}
 	if l.maxStreams == 0 {
 		l.maxStreams = DefaultMaxConcurrentStreams

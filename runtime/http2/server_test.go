@@ -69,8 +69,8 @@ func startServer(t testing.TB, srv *Server, h stream.Handler, tlsConf *tls.Confi
 }
 
 // startServerWith is startServer with onAccept, when not nil, seeing each
-// accepted connection first.
-func startServerWith(t testing.TB, srv *Server, h stream.Handler, tlsConf *tls.Config, onAccept func(net.Conn)) *testServer {
+// accepted connection first; the server serves what it returns.
+func startServerWith(t testing.TB, srv *Server, h stream.Handler, tlsConf *tls.Config, onAccept func(net.Conn) net.Conn) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -86,7 +86,7 @@ func startServerWith(t testing.TB, srv *Server, h stream.Handler, tlsConf *tls.C
 				return
 			}
 			if onAccept != nil {
-				onAccept(c)
+				c = onAccept(c)
 			}
 			ts.wg.Add(1)
 			go func() {

@@ -49,6 +49,8 @@ import (
 // then costs at most that deadline, like the idle or header timeout of a
 // downstream connection, which is where the saved read is (one a
 // request, after each response). Without a deadline, reads try first.
+// HTTP/2's readers (runtime/http2's readBound) keep a deadline of a few
+// seconds for this, and read once without it when it passes.
 //
 // The wait needs the socket's runtime poll descriptor, which net keeps in
 // net.TCPConn -> netFD -> poll.FD.pd.runtimeCtx, out of reach but through
