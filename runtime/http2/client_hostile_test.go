@@ -239,23 +239,33 @@ func FuzzClientFrames(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 1, 5, 0, 0, 0, 1, 0xff})
 	f.Add([]byte{0, 0, 0, 9, 4, 0, 0, 0, 1})
 
-	f.Fuzz(func(t *testing.T, data []byte) { fuzzOne(t, data) })
+	// One listener for the whole run: one per input used up the
+	// ephemeral ports within a minute of fuzzing ("bind: address already
+	// in use").
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { ln.Close() })
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzOne(t, ln, data) })
 }
 
-// fuzzOne is FuzzClientFrames on one input.
-func fuzzOne(t *testing.T, data []byte) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// fuzzOne is FuzzClientFrames on one input, through ln.
+func fuzzOne(t *testing.T, ln net.Listener, data []byte) {
+	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	// The dialed connection is in ln's backlog: this Accept takes it.
+	sc, err := ln.Accept()
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
+		c := sc
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		var pre [len(clientPreface)]byte
@@ -279,10 +289,6 @@ func fuzzOne(t *testing.T, data []byte) {
 		c.SetReadDeadline(time.Now().Add(2 * time.Second))
 		io.Copy(io.Discard, c)
 	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	cc := NewClientConn(c, ClientOptions{})
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
