@@ -750,7 +750,9 @@ func (in *instance) busyOrAwaitingCallout() bool {
 		return true
 	}
 	wait := in.calloutWaitLocked() > 0
-	in.unlock()
+	// Not unlock: nothing was queued here, and queued actions (a stream's
+	// Resume) must not run with the VM's lock held.
+	in.mu.Unlock()
 	return wait
 }
 
