@@ -155,33 +155,16 @@ func (c *countingConn) Write(p []byte) (int, error) {
 }
 
 // serveCounted serves one connection with h, its writes counted, and
-// dials it; the cleanup closes the client's side and waits for ServeConn
-// to return.
+// dials it.
 func serveCounted(t *testing.T, h stream.Handler) (*rawConn, *countingConn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	conns := make(chan *countingConn, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	ts := startServerWith(t, &Server{}, h, nil, func(c net.Conn) net.Conn {
 		cc := &countingConn{Conn: c}
 		conns <- cc
-		(&Server{}).ServeConn(cc, h)
-	}()
-	r := dialRaw(t, ln.Addr().String())
-	t.Cleanup(func() {
-		r.c.Close()
-		ln.Close()
-		<-done
+		return cc
 	})
-	return r, <-conns
+	return dialRaw(t, ts.addr()), <-conns
 }
 
 // TestWritesBatched: a response's HEADERS and DATA leave in one system
